@@ -1,0 +1,142 @@
+"""Kafka adapter: the event log, its topics and its dead-letter topic (aiokafka).
+
+Events travel in the CloudEvents Kafka binding, binary content mode (``schemas.bindings``);
+the record key is the ``partitionkey`` extension, else the subject. The producer uses
+``acks=all`` without idempotence: Tansu rejects aiokafka's InitProducerId (INFRA.md), and
+the projector's dedupe on ``source``+``id`` absorbs the duplicates a retried send may cause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from hub.errors import BrokerUnavailable
+from hub.settings import KafkaSettings
+from schemas import CloudEvent
+from schemas.bindings import to_kafka_record
+
+log = structlog.get_logger(__name__)
+
+#: How long a publish waits for the broker's acknowledgement before it gives up.
+SEND_TIMEOUT_S = 15.0
+
+
+async def ensure_topics(bootstrap: str, settings: KafkaSettings) -> None:
+    """Create the event and dead-letter topics when they do not exist yet."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        await admin.start()
+        existing = set(await admin.list_topics())
+        wanted = [
+            NewTopic(name, settings.partitions, settings.replication_factor)
+            for name in (settings.topic, settings.dlq_topic)
+            if name not in existing
+        ]
+        if wanted:
+            try:
+                await admin.create_topics(wanted)
+            except TopicAlreadyExistsError:
+                pass  # another role created it first
+            log.info("topics_created", topics=[t.name for t in wanted])
+    except KafkaError as e:
+        raise BrokerUnavailable(f"cannot create topics on {bootstrap}: {e}") from e
+    finally:
+        await admin.close()
+
+
+def make_producer(bootstrap: str, settings: KafkaSettings) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=False,
+        linger_ms=settings.linger_ms,
+        compression_type=None,
+        request_timeout_ms=int(SEND_TIMEOUT_S * 1000),
+    )
+
+
+def make_consumer(bootstrap: str, settings: KafkaSettings, *, group_id: str | None = None) -> AIOKafkaConsumer:
+    """A consumer-group member with manual commits, reading from the start for a new group."""
+    return AIOKafkaConsumer(
+        settings.topic,
+        bootstrap_servers=bootstrap,
+        group_id=group_id or settings.consumer_group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",  # "latest" may deliver old records on Tansu; earliest is exact
+        session_timeout_ms=settings.session_timeout_ms,
+        heartbeat_interval_ms=settings.heartbeat_interval_ms,
+        max_poll_interval_ms=300_000,
+    )
+
+
+class KafkaEventLog:
+    """The :class:`hub.ports.EventLog` on Kafka."""
+
+    def __init__(self, bootstrap: str, settings: KafkaSettings):
+        self._settings = settings
+        self._producer = make_producer(bootstrap, settings)
+
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        return self._producer
+
+    async def start(self) -> None:
+        try:
+            await self._producer.start()
+        except KafkaError as e:
+            raise BrokerUnavailable(f"cannot reach Kafka: {e}") from e
+
+    async def stop(self) -> None:
+        await self._producer.stop()
+
+    async def publish(self, events: Sequence[CloudEvent]) -> None:
+        """Send every event and wait until the broker acknowledged all of them."""
+        try:
+            futures = []
+            for event in events:
+                record = to_kafka_record(event)
+                futures.append(
+                    await self._producer.send(
+                        self._settings.topic, value=record.value, key=record.key, headers=record.headers
+                    )
+                )
+            await asyncio.wait_for(asyncio.gather(*futures), timeout=SEND_TIMEOUT_S)
+        except (KafkaError, TimeoutError) as e:
+            raise BrokerUnavailable(f"Kafka did not acknowledge: {e!r}") from e
+
+    async def dead_letter(
+        self, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]], error: BaseException, origin: Any
+    ) -> None:
+        """Park a record the projector cannot apply, with the reason in its headers."""
+        extra = [
+            ("koppelhub_error", str(error)[:2000].encode()),
+            ("koppelhub_error_class", type(error).__name__.encode()),
+            ("koppelhub_origin", f"{origin.topic}/{origin.partition}/{origin.offset}".encode()),
+        ]
+        try:
+            await self._producer.send_and_wait(
+                self._settings.dlq_topic, value=value, key=key, headers=[*headers, *extra]
+            )
+        except KafkaError as e:
+            raise BrokerUnavailable(f"cannot write to the dead-letter topic: {e}") from e
+        log.warning(
+            "event_dead_lettered",
+            origin=f"{origin.topic}/{origin.partition}/{origin.offset}",
+            error=str(error)[:500],
+            error_class=type(error).__name__,
+        )
+
+    async def ping(self) -> bool:
+        """True when the broker answers a metadata request."""
+        try:
+            await asyncio.wait_for(self._producer.client.fetch_all_metadata(), timeout=2.0)
+        except (KafkaError, TimeoutError):
+            return False
+        return True

@@ -1,0 +1,142 @@
+"""The projector's transaction in PostgreSQL: dedupe, archive, outbox, in one commit."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from hub.adapters.postgres.errors import translate_db_errors
+from hub.adapters.postgres.tables import deliveries, event_archive, processed_events, subscriptions
+from hub.ports import ArchivedEvent, LoggedEvent, MatchableSubscription, NewDelivery
+from subscriptions.filters import parse_filters
+
+#: Channel the projector notifies and the dispatchers listen on.
+OUTBOX_CHANNEL = "koppelhub_outbox"
+
+
+class PostgresProjectionUnitOfWork:
+    """One open transaction of the projector (see :class:`hub.ports.ProjectionUnitOfWork`)."""
+
+    def __init__(self, conn: AsyncConnection, cache: dict[uuid.UUID, tuple[datetime, MatchableSubscription]]):
+        self._conn = conn
+        self._cache = cache
+
+    async def record_new(self, batch: Sequence[LoggedEvent]) -> list[ArchivedEvent]:
+        # The first occurrence of each source+id in the batch wins; later ones are duplicates.
+        first: dict[tuple[str, str], LoggedEvent] = {}
+        for item in batch:
+            first.setdefault((item.event.source, item.event.id), item)
+        if not first:
+            return []
+        # Archive positions are taken up front and handed out in log order, so the archive
+        # (and with it per-key delivery order) follows the log even inside one batch.
+        seqs = sorted(
+            (
+                await self._conn.execute(
+                    text("SELECT nextval(pg_get_serial_sequence('event_archive', 'seq')) FROM generate_series(1, :n)"),
+                    {"n": len(first)},
+                )
+            ).scalars()
+        )
+        candidates = dict(zip(first, seqs, strict=True))
+        inserted = await self._conn.execute(
+            pg_insert(processed_events)
+            .on_conflict_do_nothing()
+            .returning(processed_events.c.source, processed_events.c.event_id),
+            [{"source": s, "event_id": i, "archive_seq": seq} for (s, i), seq in candidates.items()],
+        )
+        fresh = {(row.source, row.event_id) for row in inserted}
+        archived = [
+            ArchivedEvent(seq, first[key].event) for key, seq in candidates.items() if key in fresh
+        ]
+        if archived:
+            await self._conn.execute(
+                insert(event_archive),
+                [_archive_row(a, first[(a.event.source, a.event.id)]) for a in archived],
+            )
+        return archived
+
+    async def subscriptions(self) -> Sequence[MatchableSubscription]:
+        rows = await self._conn.execute(
+            select(
+                subscriptions.c.id,
+                subscriptions.c.source,
+                subscriptions.c.types,
+                subscriptions.c.filters,
+                subscriptions.c.updated_at,
+            )
+        )
+        result: list[MatchableSubscription] = []
+        seen: set[uuid.UUID] = set()
+        for row in rows:
+            seen.add(row.id)
+            cached = self._cache.get(row.id)
+            if cached is None or cached[0] != row.updated_at:
+                parsed = MatchableSubscription(
+                    id=row.id,
+                    source=row.source,
+                    types=frozenset(row.types) if row.types else None,
+                    filters=tuple(parse_filters(row.filters or [])),
+                )
+                cached = (row.updated_at, parsed)
+                self._cache[row.id] = cached
+            result.append(cached[1])
+        for gone in set(self._cache) - seen:
+            del self._cache[gone]
+        return result
+
+    async def add_deliveries(self, new: Sequence[NewDelivery]) -> None:
+        if not new:
+            return
+        await self._conn.execute(
+            insert(deliveries),
+            [
+                {
+                    "subscription_id": d.subscription_id,
+                    "archive_seq": d.archive_seq,
+                    "event_id": d.event_id,
+                    "ordering_key": d.ordering_key,
+                }
+                for d in new
+            ],
+        )
+        # Delivered to listeners only when this transaction commits.
+        await self._conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL})
+
+
+def _archive_row(archived: ArchivedEvent, logged: LoggedEvent) -> dict[str, Any]:
+    event = archived.event
+    return {
+        "seq": archived.seq,
+        "source": event.source,
+        "event_id": event.id,
+        "type": event.type,
+        "subject": event.subject,
+        "time": event.time,
+        "ordering_key": event.key(),
+        "event": event.to_structured(),
+        "kafka_partition": logged.partition,
+        "kafka_offset": logged.offset,
+    }
+
+
+class PostgresProjectionStore:
+    """Opens projector transactions on one engine."""
+
+    def __init__(self, engine: AsyncEngine):
+        self._engine = engine
+        self._cache: dict[uuid.UUID, tuple[datetime, MatchableSubscription]] = {}
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[PostgresProjectionUnitOfWork]:
+        """Commit when the block ends normally, roll back when it raises."""
+        with translate_db_errors():
+            async with self._engine.begin() as conn:
+                yield PostgresProjectionUnitOfWork(conn, self._cache)

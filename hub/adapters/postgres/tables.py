@@ -1,0 +1,131 @@
+"""SQLAlchemy Core tables of the hub. Alembic migrations create them; a test checks that
+the migrated schema and this metadata do not drift apart (``alembic check`` semantics)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+
+metadata = MetaData()
+
+#: Delivery states that still owe the subscriber an attempt.
+OPEN_DELIVERY_STATES = ("pending", "failed")
+
+processed_events = Table(
+    "processed_events",
+    metadata,
+    Column("source", Text, nullable=False),
+    Column("event_id", Text, nullable=False),
+    Column("archive_seq", BigInteger, nullable=False),
+    Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("source", "event_id", name="pk_processed_events"),
+)
+
+event_archive = Table(
+    "event_archive",
+    metadata,
+    Column("seq", BigInteger, Identity(always=False), primary_key=True),
+    Column("source", Text, nullable=False),
+    Column("event_id", Text, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("subject", Text),
+    Column("time", DateTime(timezone=True)),
+    Column("ordering_key", Text),
+    Column("event", JSONB, nullable=False),
+    Column("kafka_partition", Integer),
+    Column("kafka_offset", BigInteger),
+    Column("archived_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_event_archive_type", "type"),
+    Index("ix_event_archive_archived_at", "archived_at"),
+)
+
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")),
+    Column("sink", Text, nullable=False),
+    Column("protocol", Text, nullable=False, server_default="HTTP"),
+    Column("source", Text),
+    Column("types", JSONB),
+    Column("filters", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("headers", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("config", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("secret", Text, nullable=False),
+    Column("status", Text, nullable=False, server_default="active"),
+    Column("status_reason", Text),
+    Column("owner", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")),
+    Column(
+        "subscription_id",
+        UUID(as_uuid=True),
+        ForeignKey("subscriptions.id", ondelete="CASCADE", name="fk_deliveries_subscription"),
+        nullable=False,
+    ),
+    Column("archive_seq", BigInteger, nullable=False),
+    Column("event_id", Text, nullable=False),
+    Column("ordering_key", Text),
+    Column("status", Text, nullable=False, server_default="pending"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("last_status_code", Integer),
+    Column("last_error", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("delivered_at", DateTime(timezone=True)),
+    # The dispatcher's claim: due rows, oldest first.
+    Index(
+        "ix_deliveries_due",
+        "next_attempt_at",
+        postgresql_where=text("status IN ('pending', 'failed')"),
+    ),
+    # Per-key order: "is an earlier delivery for this key still open?"
+    Index(
+        "ix_deliveries_open_by_key",
+        "subscription_id",
+        "ordering_key",
+        "archive_seq",
+        postgresql_where=text("status IN ('pending', 'failed')"),
+    ),
+    Index("ix_deliveries_subscription", "subscription_id", "archive_seq"),
+)
+
+delivery_attempts = Table(
+    "delivery_attempts",
+    metadata,
+    Column("id", BigInteger, Identity(always=False), primary_key=True),
+    Column(
+        "delivery_id",
+        UUID(as_uuid=True),
+        ForeignKey("deliveries.id", ondelete="CASCADE", name="fk_delivery_attempts_delivery"),
+        nullable=False,
+    ),
+    Column("attempt", Integer, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("duration_ms", Float, nullable=False),
+    Column("status_code", Integer),
+    Column("error", Text),
+    Column("response_excerpt", Text),
+    Index("ix_delivery_attempts_delivery", "delivery_id"),
+)

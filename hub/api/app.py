@@ -1,0 +1,50 @@
+"""The FastAPI application: routes, problem+json errors, health and readiness."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from hub.api import events, subscriptions
+from hub.api.context import ApiContext
+from hub.api.problems import ProblemError, on_http_error, on_problem, on_validation_error, problem
+
+API_VERSION = "1.0.0"
+
+
+def create_app(ctx: ApiContext) -> FastAPI:
+    app = FastAPI(
+        title="Koppelhub",
+        version=API_VERSION,
+        description=(
+            "Event-driven integration hub for the application landscape of Dutch municipalities: "
+            "publish NL GOV CloudEvents, subscribe with signed webhooks (Standard Webhooks)."
+        ),
+    )
+    app.state.ctx = ctx
+    app.add_exception_handler(ProblemError, on_problem)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.include_router(events.router)
+    app.include_router(subscriptions.router)
+
+    @app.middleware("http")
+    async def api_version_header(request: Request, call_next):  # type: ignore[no-untyped-def]
+        response = await call_next(request)
+        response.headers["API-Version"] = API_VERSION  # NL API Design Rules
+        return response
+
+    @app.get("/healthz", tags=["operations"], summary="200 while the process lives")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"], summary="200 when broker, database and every role are up")
+    async def readyz() -> JSONResponse:
+        checks = await ctx.readiness()
+        if all(checks.values()):
+            return JSONResponse({"status": "ready", "checks": checks})
+        return problem(503, "Not ready", ", ".join(k for k, ok in checks.items() if not ok) + " not ready", checks=checks)
+
+    return app

@@ -1,0 +1,61 @@
+"""Bearer-token access. Today one right-holder, the admin token; the Principal carries
+rights so roles and per-organisation rights can be added without touching the routes."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from hub.api.problems import ProblemError
+
+
+class Right(StrEnum):
+    PUBLISH = "events:publish"
+    MANAGE_SUBSCRIPTIONS = "subscriptions:manage"
+    READ = "landscape:read"
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    rights: frozenset[Right] = field(default_factory=frozenset)
+    organisation: str | None = None  # None: every organisation
+
+
+class TokenAuthenticator:
+    """Maps bearer tokens to principals (constant-time comparison)."""
+
+    def __init__(self, admin_token: str):
+        self._admin = admin_token.encode()
+
+    def authenticate(self, token: str) -> Principal | None:
+        if hmac.compare_digest(token.encode(), self._admin):
+            return Principal("admin", frozenset(Right))
+        return None
+
+
+def require(right: Right) -> object:
+    """A route dependency: a valid token (else 401) that holds ``right`` (else 403)."""
+
+    def dependency(request: Request) -> Principal:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ProblemError(401, "Unauthorized", "send Authorization: Bearer <token>")
+        authenticator: TokenAuthenticator = request.app.state.ctx.auth
+        principal = authenticator.authenticate(token.strip())
+        if principal is None:
+            raise ProblemError(401, "Unauthorized", "the bearer token is not valid")
+        if right not in principal.rights:
+            raise ProblemError(403, "Forbidden", f"this token lacks the right {right.value}")
+        return principal
+
+    return Depends(dependency)
+
+
+Publisher = Annotated[Principal, require(Right.PUBLISH)]
+SubscriptionManager = Annotated[Principal, require(Right.MANAGE_SUBSCRIPTIONS)]

@@ -1,0 +1,30 @@
+"""What the HTTP layer needs from the rest of the process, wired in by the composition root."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from hub.adapters.postgres.subscriptions import PostgresSubscriptionStore
+from hub.api.auth import TokenAuthenticator
+from hub.ports import EventLog
+from hub.settings import Settings
+from subscriptions.ssrf import NetworkPolicy
+
+
+@dataclass
+class ApiContext:
+    settings: Settings
+    event_log: EventLog
+    subscriptions: PostgresSubscriptionStore
+    network_policy: NetworkPolicy
+    auth: TokenAuthenticator
+    #: Name → "is it up?" for /readyz: the broker, the database and every role in this process.
+    readiness: Callable[[], Awaitable[dict[str, bool]]]
+
+
+def context(request: Request) -> ApiContext:
+    ctx: ApiContext = request.app.state.ctx
+    return ctx

@@ -1,0 +1,101 @@
+"""``POST /api/v1/events``: CloudEvents in structured, batch or binary content mode."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from hub.api.auth import Publisher
+from hub.api.context import ApiContext, context
+from hub.api.problems import ProblemError
+from hub.errors import BrokerUnavailable
+from schemas import (
+    CloudEvent,
+    EnvelopeError,
+    EventTooLarge,
+    parse_batch,
+    parse_binary,
+    parse_structured,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["events"])
+
+STRUCTURED = "application/cloudevents+json"
+BATCH = "application/cloudevents-batch+json"
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    """Read the body, refusing (413) as soon as it passes the limit."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise ProblemError(413, "Request too large", f"the request is larger than {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ProblemError(413, "Request too large", f"the request is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse(request: Request, body: bytes, max_event: int) -> list[CloudEvent]:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type == STRUCTURED:
+        return [parse_structured(body, max_bytes=max_event)]
+    if media_type == BATCH:
+        return parse_batch(body, max_bytes=max_event)
+    if any(name.lower().startswith("ce-") for name in request.headers):
+        return [parse_binary(dict(request.headers), body, max_bytes=max_event)]
+    raise ProblemError(
+        415,
+        "Unsupported content mode",
+        f"send {STRUCTURED}, {BATCH}, or binary mode with ce-* headers",
+    )
+
+
+@router.post(
+    "/events",
+    status_code=202,
+    summary="Publish CloudEvents",
+    description=(
+        "Structured (`application/cloudevents+json`), batch (`application/cloudevents-batch+json`) "
+        "or binary (`ce-*` headers) content mode. 202 once Kafka acknowledged every event "
+        "(acks=all). A batch is all-or-nothing: one invalid event rejects the batch (400, with each "
+        "bad event's index and field). 413 past the size limit."
+    ),
+    responses={400: {"description": "Invalid event(s)"}, 413: {"description": "Too large"}},
+)
+async def publish(
+    request: Request, _: Publisher, ctx: Annotated[ApiContext, Depends(context)]
+) -> JSONResponse:
+    settings = ctx.settings
+    body = await _body(request, settings.max_request_bytes)
+    try:
+        events = _parse(request, body, settings.max_event_bytes)
+    except EventTooLarge as e:
+        raise ProblemError(413, "Event too large", str(e), errors=_problems(e)) from e
+    except EnvelopeError as e:
+        raise ProblemError(400, "Invalid CloudEvent", _summary(e), errors=_problems(e)) from e
+    try:
+        await ctx.event_log.publish(events)
+    except BrokerUnavailable as e:
+        raise ProblemError(503, "Event log unavailable", "Kafka did not acknowledge; retry later") from e
+    return JSONResponse({"accepted": [e.id for e in events]}, status_code=202)
+
+
+def _problems(error: EnvelopeError) -> list[dict[str, object]]:
+    return [
+        {"index": p.index, "field": p.field, "message": p.message} if p.index is not None
+        else {"field": p.field, "message": p.message}
+        for p in error.problems
+    ]
+
+
+def _summary(error: EnvelopeError) -> str:
+    parts = []
+    for p in error.problems:
+        where = f"event {p.index}: " if p.index is not None else ""
+        parts.append(f"{where}{p.field or 'event'}: {p.message}")
+    return "; ".join(parts)

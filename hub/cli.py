@@ -1,0 +1,124 @@
+"""``koppelhub``: one program, a sub-command per role.
+
+Every command uses the same settings and data dir. Commands that need the broker or the
+database use the configured ones, else the embedded ones already running for this data dir,
+else start them (and stop what they started when they exit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import Callable
+
+import click
+
+from hub.adapters.postgres.engine import migrate as migrate_schema
+from hub.bootstrap import ROLES, HubProcess, admin_token
+from hub.embedded import Infrastructure, provision
+from hub.errors import ConfigurationError, KoppelhubError
+from hub.logging import configure_logging
+from hub.settings import Settings
+
+
+def _settings() -> Settings:
+    settings = Settings()
+    configure_logging(settings)
+    return settings
+
+
+def _provision(settings: Settings) -> Infrastructure:
+    try:
+        return provision(settings)
+    except ConfigurationError as e:
+        raise click.ClickException(str(e)) from e
+
+
+def _serve(roles: tuple[str, ...], announce: Callable[[HubProcess, Settings, Infrastructure], None]) -> None:
+    settings = _settings()
+    infra = _provision(settings)
+    try:
+        migrate_schema(infra.database_url)  # idempotent, serialised by an advisory lock
+        asyncio.run(_run_process(settings, infra, roles, announce))
+    except KoppelhubError as e:
+        raise click.ClickException(str(e)) from e
+    finally:
+        infra.close()
+
+
+async def _run_process(
+    settings: Settings,
+    infra: Infrastructure,
+    roles: tuple[str, ...],
+    announce: Callable[[HubProcess, Settings, Infrastructure], None],
+) -> None:
+    hub = HubProcess(settings, infra.kafka_bootstrap, infra.database_url, roles)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, hub.stop_intake.set)
+    await hub.start()
+    await hub.wait_started()
+    announce(hub, settings, infra)
+    await hub.wait()
+    click.echo("Koppelhub is stopping: intake closed, draining what was accepted…", err=True)
+    await hub.shutdown()
+
+
+def _announce(hub: HubProcess, settings: Settings, infra: Infrastructure) -> None:
+    lines = [f"Koppelhub is running ({', '.join(hub.roles)})."]
+    if hub.server is not None:
+        base = f"http://{settings.http_host}:{hub.api_port}"
+        lines += [f"  API:      {base}/api/v1", f"  Docs:     {base}/docs  (OpenAPI: {base}/openapi.json)"]
+        token, generated = admin_token(settings)
+        where = settings.data_dir / "admin-token"
+        if generated:
+            lines.append(f"  Admin token (new, stored in {where}): {token}")
+        elif not settings.admin_token:
+            lines.append(f"  Admin token: in {where}")
+    broker = "embedded Tansu, in memory" if infra.broker else "external"
+    database = f"embedded PostgreSQL in {settings.data_dir / 'postgres'}" if infra.postgres else "external"
+    lines += [f"  Kafka:    {infra.kafka_bootstrap} ({broker})", f"  Database: {database}", "Stop with Ctrl-C."]
+    click.echo("\n".join(lines))
+    sys.stdout.flush()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Koppelhub: CloudEvents in, landscape in PostgreSQL, signed webhooks out."""
+
+
+@main.command()
+def run() -> None:
+    """Run every role in one process (embedded broker and database unless configured)."""
+    _serve(ROLES, _announce)
+
+
+@main.command()
+def api() -> None:
+    """Serve the HTTP API (publish, subscriptions, health)."""
+    _serve(("api",), _announce)
+
+
+@main.command()
+def projector() -> None:
+    """Consume the event log into PostgreSQL (one consumer-group member)."""
+    _serve(("projector",), _announce)
+
+
+@main.command()
+def dispatcher() -> None:
+    """Deliver queued webhooks (several may run side by side)."""
+    _serve(("dispatcher",), _announce)
+
+
+@main.command()
+def migrate() -> None:
+    """Bring the database schema up to date (idempotent)."""
+    settings = _settings()
+    infra = _provision(settings)
+    try:
+        migrate_schema(infra.database_url)
+        click.echo("Database schema is up to date.")
+    finally:
+        infra.close()

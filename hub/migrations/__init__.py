@@ -1,0 +1,1 @@
+"""Alembic migrations of the hub's PostgreSQL schema (run with ``koppelhub migrate``)."""

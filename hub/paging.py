@@ -1,0 +1,40 @@
+"""Cursor paging shared by every list endpoint: opaque, URL-safe cursors."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from hub.errors import PermanentError
+
+T = TypeVar("T")
+
+
+class BadCursor(PermanentError):
+    """A cursor that this API did not hand out."""
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+def encode_cursor(*parts: str | int) -> str:
+    """Pack the sort key of the last item into an opaque cursor."""
+    return base64.urlsafe_b64encode(json.dumps(list(parts)).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> list[str | int]:
+    """Unpack a cursor from :func:`encode_cursor`; anything else is a :class:`BadCursor`."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        parts = json.loads(raw)
+    except (binascii.Error, ValueError) as e:
+        raise BadCursor("the cursor is not one this API handed out") from e
+    if not isinstance(parts, list) or not all(isinstance(p, str | int) for p in parts):
+        raise BadCursor("the cursor is not one this API handed out")
+    return parts

@@ -1,0 +1,188 @@
+"""The projector: Kafka → PostgreSQL, one transaction per batch, offsets committed after.
+
+Per batch it records every event as processed (a duplicate ``source``+``id`` changes
+nothing), archives the new ones and writes one outbox row per matching subscription, all in
+one transaction. Offsets are committed only after that transaction committed, so a crash at
+any point replays records that the dedupe then skips. A record it cannot apply goes to the
+dead-letter topic with the error in its headers and the partition moves on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import structlog
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
+
+from hub.errors import PermanentError, RetriableError
+from hub.ports import LoggedEvent, NewDelivery, ProjectionUnitOfWork
+from schemas import EnvelopeError
+from schemas.bindings import from_kafka_record
+from subscriptions.model import subscription_matches
+
+log = structlog.get_logger(__name__)
+
+Batch = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+
+
+class ProjectionStore(Protocol):
+    def transaction(self) -> AbstractAsyncContextManager[ProjectionUnitOfWork]: ...
+
+
+class DeadLetters(Protocol):
+    async def dead_letter(
+        self,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes]],
+        error: BaseException,
+        origin: Any,
+    ) -> None: ...
+
+
+@dataclass
+class ProjectorStats:
+    batches: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    deliveries: int = 0
+
+
+async def apply_events(store: ProjectionStore, batch: Sequence[LoggedEvent]) -> tuple[int, int]:
+    """Apply one batch in one transaction; returns (new events, outbox rows written)."""
+    async with store.transaction() as uow:
+        archived = await uow.record_new(batch)
+        subs = await uow.subscriptions()
+        new: list[NewDelivery] = []
+        for item in archived:
+            attrs = item.event.attributes()
+            key = item.event.key()
+            new.extend(
+                NewDelivery(s.id, item.seq, item.event.id, key)
+                for s in subs
+                if subscription_matches(s.source, list(s.types) if s.types else None, s.filters, attrs)
+            )
+        await uow.add_deliveries(new)
+    return len(archived), len(new)
+
+
+class Projector:
+    """One consumer-group member applying the log to the store."""
+
+    def __init__(
+        self,
+        consumer_factory: Callable[[], AIOKafkaConsumer],
+        store: ProjectionStore,
+        dead_letters: DeadLetters,
+        *,
+        batch_size: int = 500,
+    ):
+        self._consumer_factory = consumer_factory
+        self._store = store
+        self._dead_letters = dead_letters
+        self._batch_size = batch_size
+        self.stats = ProjectorStats()
+        self.running = False
+
+    async def run(self, stop: asyncio.Event, *, drain: asyncio.Event | None = None, drain_timeout: float = 60.0) -> None:
+        """Consume until ``stop`` is set. When ``drain`` is set first, keep going until every
+        assigned partition is caught up (what was accepted is projected), then return."""
+        consumer = self._consumer_factory()
+        await consumer.start()
+        self.running = True
+        drain_deadline: float | None = None
+        try:
+            async for batch in self._batches(consumer, stop):
+                if batch:
+                    await self._handle_with_retry(consumer, batch, stop)
+                    continue
+                if drain is not None and drain.is_set():
+                    drain_deadline = drain_deadline or time.monotonic() + drain_timeout
+                    caught_up = await _caught_up(consumer)
+                    if caught_up or time.monotonic() > drain_deadline:
+                        log.info("projector_drained", caught_up=caught_up)
+                        return
+        finally:
+            self.running = False
+            await consumer.stop()
+
+    async def _batches(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> AsyncIterator[Batch]:
+        while not stop.is_set():
+            yield await consumer.getmany(timeout_ms=200, max_records=self._batch_size)
+
+    async def _handle_with_retry(self, consumer: AIOKafkaConsumer, batch: Batch, stop: asyncio.Event) -> None:
+        # Broker or database outages: keep the batch and try again; never commit past it.
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(RetriableError),
+            wait=wait_exponential(multiplier=0.2, max=10),
+            before_sleep=lambda state: log.warning(
+                "projection_retrying", error=str(state.outcome.exception() if state.outcome else "")
+            ),
+            reraise=True,
+        ):
+            with attempt:
+                await self._handle(batch)
+        try:
+            await consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
+        except CommitFailedError as e:
+            # A rebalance took the partitions away; the new owner replays and dedupe skips.
+            log.warning("offset_commit_failed", error=str(e))
+        except KafkaError as e:
+            log.warning("offset_commit_failed", error=str(e))
+
+    async def _handle(self, batch: Batch) -> None:
+        logged: list[LoggedEvent] = []
+        raw: dict[int, ConsumerRecord[bytes, bytes]] = {}
+        for tp, records in batch.items():
+            for record in records:
+                try:
+                    event = from_kafka_record(record.key, record.value, list(record.headers))
+                except EnvelopeError as e:
+                    await self._dead_letter(record, e)
+                    continue
+                item = LoggedEvent(event, tp.partition, record.offset)
+                raw[id(item)] = record
+                logged.append(item)
+        try:
+            new, outbox = await apply_events(self._store, logged)
+        except PermanentError as e:
+            # One bad event must not sink its neighbours: retry them one by one.
+            log.warning("projection_batch_rejected", error=str(e)[:500], size=len(logged))
+            new = outbox = 0
+            for item in logged:
+                try:
+                    n, o = await apply_events(self._store, [item])
+                except PermanentError as item_error:
+                    await self._dead_letter(raw[id(item)], item_error)
+                    continue
+                new, outbox = new + n, outbox + o
+        self.stats.batches += 1
+        self.stats.applied += new
+        self.stats.duplicates += len(logged) - new
+        self.stats.deliveries += outbox
+        if logged:
+            log.debug("projection_applied", events=len(logged), new=new, deliveries=outbox)
+
+    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], error: BaseException) -> None:
+        await self._dead_letters.dead_letter(record.key, record.value, list(record.headers), error, record)
+        self.stats.dead_lettered += 1
+
+
+async def _caught_up(consumer: AIOKafkaConsumer) -> bool:
+    """True when this member owns partitions and has read each up to its high-water mark."""
+    assignment = consumer.assignment()
+    if not assignment:
+        return False
+    for tp in assignment:
+        highwater = consumer.highwater(tp)
+        if highwater is None or await consumer.position(tp) < highwater:
+            return False
+    return True

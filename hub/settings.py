@@ -1,0 +1,95 @@
+"""Koppelhub settings: one pydantic-settings object, built once in the entrypoint.
+
+Every setting is an environment variable with the ``KOPPELHUB_`` prefix. Groups are
+separate settings classes with their own prefix (``KOPPELHUB_KAFKA_…``,
+``KOPPELHUB_DELIVERY_…``) so the variable names stay flat, as INTERFACES.md names them.
+The README lists every variable; ``tests/unit/test_settings.py`` keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from subscriptions.retry import DEFAULT_RETRY_SCHEDULE
+
+_ONE_MIB = 1_048_576
+
+
+def _split_csv(value: object) -> object:
+    """Comma-separated environment values become lists; lists pass through."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class KafkaSettings(BaseSettings):
+    """The event log (``KOPPELHUB_KAFKA_…``)."""
+
+    model_config = SettingsConfigDict(env_prefix="KOPPELHUB_KAFKA_", extra="ignore")
+
+    bootstrap: str | None = Field(
+        default=None, description="Bootstrap servers of an existing Kafka; unset starts the embedded broker."
+    )
+    topic: str = Field(default="koppelhub.events", description="Topic that carries every event.")
+    dlq_topic: str = Field(default="koppelhub.events.dlq", description="Dead-letter topic for poison events.")
+    partitions: int = Field(default=6, ge=1, description="Partitions per topic when the hub creates them.")
+    replication_factor: int = Field(default=1, ge=1, description="Replication factor for created topics.")
+    consumer_group: str = Field(default="koppelhub-projector", description="Consumer group of the projector.")
+    session_timeout_ms: int = Field(default=10_000, ge=1000, description="Consumer group session timeout.")
+    heartbeat_interval_ms: int = Field(default=1_000, ge=100, description="Consumer heartbeat interval.")
+    linger_ms: int = Field(default=2, ge=0, description="Producer linger: how long a send waits to batch.")
+
+
+class DeliverySettings(BaseSettings):
+    """Webhook delivery (``KOPPELHUB_DELIVERY_…``)."""
+
+    model_config = SettingsConfigDict(env_prefix="KOPPELHUB_DELIVERY_", extra="ignore")
+
+    retry_schedule: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_RETRY_SCHEDULE.delays),
+        description="Seconds between delivery attempts, comma-separated; its length is the number of retries.",
+    )
+    allow_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="CIDRs that sinks may resolve to although private/loopback (SSRF allow-list).",
+    )
+    timeout_seconds: float = Field(default=15.0, gt=0, description="Timeout of one delivery attempt.")
+    concurrency: int = Field(default=64, ge=1, description="Deliveries in flight per dispatcher process.")
+    batch_size: int = Field(default=200, ge=1, description="Outbox rows one dispatcher claims per round.")
+    lease_seconds: float = Field(
+        default=60.0, gt=0, description="How long a claimed delivery stays with one dispatcher before another may retry it."
+    )
+    poll_seconds: float = Field(
+        default=1.0, gt=0, description="Longest wait between outbox polls when no NOTIFY arrives."
+    )
+
+    _split = field_validator("retry_schedule", "allow_networks", mode="before")(_split_csv)
+
+
+class Settings(BaseSettings):
+    """All settings of one Koppelhub process."""
+
+    model_config = SettingsConfigDict(env_prefix="KOPPELHUB_", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None, description="PostgreSQL URL (postgresql://…); unset starts the embedded PostgreSQL."
+    )
+    data_dir: Path = Field(default=Path(".koppelhub"), description="Where embedded data and state live.")
+    http_host: str = Field(default="127.0.0.1", description="API listen host.")
+    http_port: int = Field(default=8080, ge=0, le=65535, description="API listen port.")
+    admin_token: str | None = Field(
+        default=None, description="Bearer token with every right; unset: `run` generates and stores one."
+    )
+    max_event_bytes: int = Field(default=_ONE_MIB, ge=1024, description="Largest accepted event.")
+    max_request_bytes: int = Field(default=16 * _ONE_MIB, ge=1024, description="Largest accepted publish request.")
+    projector_batch_size: int = Field(default=500, ge=1, description="Records the projector applies per transaction.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="Log level.")
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto", description="Log rendering; auto is JSON unless stderr is a terminal."
+    )
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)

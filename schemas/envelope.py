@@ -1,0 +1,423 @@
+"""The CloudEvents 1.0 envelope under the NL GOV profile (Logius v1.1).
+
+Enforced beyond the spec: attribute names ``^[a-z0-9]{1,20}$``; ``type`` reverse-DNS
+(2+ dot-separated segments of lowercase letters, digits, inner hyphens); ``source`` and
+``dataref`` RFC 3986 URI-references, ``dataschema`` absolute; ``time`` RFC 3339 with a
+timezone (stored in UTC, written with ``Z``); strings non-empty without control
+characters; extension values a string, 32-bit integer or boolean. ``data`` is any JSON
+value, not re-validated for speed (parsers get it from ``json.loads``; Python callers
+must pass JSON-serializable data); binary data is ``data_base64`` (empty = no data).
+An event's size is its compact JSON serialization as received.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, NoReturn
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+__all__ = [
+    "DEFAULT_MAX_EVENT_BYTES",
+    "CloudEvent",
+    "EnvelopeError",
+    "EventTooLarge",
+    "Problem",
+    "is_json_content_type",
+    "parse_batch",
+    "parse_structured",
+    "validate_event",
+]
+
+DEFAULT_MAX_EVENT_BYTES = 1_048_576
+
+_NAME_RE = re.compile(r"[a-z0-9]{1,20}")
+_TYPE_PATTERN = r"^[a-z0-9]+(?:-+[a-z0-9]+)*(?:\.[a-z0-9]+(?:-+[a-z0-9]+)*)+$"
+_URI_RE = re.compile(r"(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})+")
+_SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
+_URI_HEAD_RE = re.compile(r"[/?#]")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_RFC3339_RE = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})"
+)
+_JSON_CT_RE = re.compile(
+    r"\s*[a-z0-9!#$&^_.+-]+/(?:json|[a-z0-9!#$&^_.+-]+\+json)\s*(?:;.*)?", re.IGNORECASE
+)
+_ATTRIBUTE_FIELDS = (
+    "specversion", "id", "source", "type", "subject", "time", "datacontenttype",
+    "dataschema", "dataref", "sequence", "partitionkey",
+)  # fmt: skip
+_KNOWN = frozenset({*_ATTRIBUTE_FIELDS, "data", "data_base64"})
+_PRECHECKED: dict[str, bool] = {"prechecked": True}
+_INT32 = (-(2**31), 2**31 - 1)
+_TYPE_HINT = (
+    "use two or more dot-separated segments of lowercase letters, digits and hyphens, "
+    "e.g. 'nl.softwarecatalogus.gebruik.gewijzigd.v1'"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One reason an event was rejected: batch ``index`` (None for a single event),
+    attribute ``field`` (``""`` = the whole event), ``message`` for the publisher."""
+
+    index: int | None
+    field: str
+    message: str
+
+
+class EnvelopeError(ValueError):
+    """Input is not a valid CloudEvent; ``problems`` lists every reason found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(_describe(p) for p in problems) or "invalid CloudEvent")
+
+
+class EventTooLarge(EnvelopeError):
+    """An event exceeds the size limit (the HTTP API answers 413)."""
+
+
+def _describe(p: Problem) -> str:
+    where = f"event[{p.index}]" if p.index is not None else "event"
+    return f"{where}.{p.field}: {p.message}" if p.field else f"{where}: {p.message}"
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _fail(reason: str, field: str = "") -> NoReturn:
+    # The reason goes through ctx so braces in user input are never format fields.
+    raise PydanticCustomError("cloudevent", "{reason}", {"reason": reason, "field": field})
+
+
+def _uri_problem(value: str, *, absolute: bool) -> str | None:
+    """Return why ``value`` is not an RFC 3986 URI(-reference), or None."""
+    if not _URI_RE.fullmatch(value):
+        return (
+            f"{_show(value)} is not a URI reference (RFC 3986): spaces, control and "
+            "non-ASCII characters must be percent-encoded"
+        )
+    if value.count("#") > 1:
+        return f"{_show(value)} is not a URI reference: it has more than one '#'"
+    head = _URI_HEAD_RE.split(value, maxsplit=1)[0]
+    if ":" in head:
+        if not _SCHEME_RE.fullmatch(head.split(":", 1)[0]):
+            return (
+                f"{_show(value)} is not a URI reference: the part before ':' is not a "
+                "scheme (a relative reference cannot have ':' in its first segment)"
+            )
+    elif absolute:
+        return f"{_show(value)} is not an absolute URI: it needs a scheme, e.g. 'https:'"
+    return None
+
+
+def _format_time(value: datetime) -> str:
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def _check_extension_value(value: Any, _handler: ValidatorFunctionWrapHandler) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        if not _INT32[0] <= value <= _INT32[1]:
+            _fail("extension integers must fit in 32 bits (CloudEvents Integer)")
+        return value
+    if isinstance(value, str):
+        if _CONTROL_RE.search(value):
+            _fail("must not contain control characters")
+        return value
+    kind = "null" if value is None else type(value).__name__
+    _fail(f"extension values must be a string, integer or boolean, not {kind}")
+
+
+_ExtensionValue = Annotated[bool | int | str, WrapValidator(_check_extension_value)]
+# Checked in pydantic-core (Rust): non-empty, no control characters.
+_Text = Annotated[str, Field(min_length=1, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$")]
+
+
+def _envelope_problems(raw: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Checks pydantic cannot express per field: names and data exclusivity."""
+    found = [
+        (name, f"attribute names must be 1-20 lowercase letters or digits, got {_show(name)}")
+        for name in raw
+        if name not in _KNOWN and not (isinstance(name, str) and _NAME_RE.fullmatch(name))
+    ]
+    if raw.get("data") is not None and raw.get("data_base64") is not None:
+        found.append(("data", "an event carries either data or data_base64, not both"))
+    return found
+
+
+class CloudEvent(BaseModel):
+    """A CloudEvents 1.0 event under the NL GOV profile; extensions are extra attributes."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="allow",
+        strict=True,
+        json_schema_extra={
+            "propertyNames": {"pattern": "^(?:[a-z0-9]{1,20}|data_base64)$"},
+            "not": {"required": ["data", "data_base64"]},
+        },
+    )
+    __pydantic_extra__: dict[str, _ExtensionValue] = Field(init=False)
+
+    specversion: Literal["1.0"]
+    id: _Text
+    source: Annotated[str, Field(min_length=1, json_schema_extra={"format": "uri-reference"})]
+    type: Annotated[str, Field(pattern=_TYPE_PATTERN)]
+    subject: _Text | None = None
+    time: datetime | None = None
+    datacontenttype: _Text | None = None
+    dataschema: Annotated[str, Field(json_schema_extra={"format": "uri"})] | None = None
+    dataref: Annotated[str, Field(json_schema_extra={"format": "uri-reference"})] | None = None
+    sequence: _Text | None = None
+    partitionkey: _Text | None = None
+    data: Any = None
+    data_base64: Annotated[str, Field(json_schema_extra={"contentEncoding": "base64"})] | None = (
+        None
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _check_envelope(cls, raw: Any, info: ValidationInfo) -> Any:
+        # validate_event runs these checks itself, to report all problems at once.
+        if isinstance(raw, Mapping) and info.context is not _PRECHECKED:
+            found = _envelope_problems(raw)
+            if found:
+                _fail(found[0][1], found[0][0])
+        return raw
+
+    @field_validator("source", "dataref", "dataschema")
+    @classmethod
+    def _uri(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None:
+            problem = _uri_problem(value, absolute=info.field_name == "dataschema")
+            if problem:
+                _fail(problem)
+        return value
+
+    @field_validator("time", mode="before")
+    @classmethod
+    def _rfc3339(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            if not _RFC3339_RE.fullmatch(value):
+                _fail(
+                    f"{_show(value)} is not an RFC 3339 timestamp with a timezone, "
+                    "e.g. '2024-05-01T12:00:00Z' or '2024-05-01T14:00:00+02:00'"
+                )
+            try:
+                value = datetime.fromisoformat(value.upper())
+            except ValueError as e:
+                _fail(f"{_show(value)} is not a valid date and time: {e}")
+        if not isinstance(value, datetime):
+            _fail("must be an RFC 3339 timestamp string")
+        if value.tzinfo is None or value.utcoffset() is None:
+            _fail("must include a timezone (e.g. 'Z' or '+02:00')")
+        return value.astimezone(UTC)
+
+    @field_validator("data_base64")
+    @classmethod
+    def _base64(cls, value: str | None) -> str | None:
+        if value:
+            try:
+                base64.b64decode(value, validate=True)
+            except binascii.Error:
+                _fail("is not valid base64 (RFC 4648, standard alphabet with padding)")
+        return value or None
+
+    def _context(self) -> dict[str, Any]:
+        out = {n: v for n in _ATTRIBUTE_FIELDS if (v := getattr(self, n)) is not None}
+        if self.time is not None:
+            out["time"] = _format_time(self.time)
+        if self.__pydantic_extra__:
+            out.update(self.__pydantic_extra__)
+        return out
+
+    def attributes(self) -> dict[str, str]:
+        """Every context attribute, extensions included, as canonical strings."""
+        out = self._context()
+        for name, value in (self.__pydantic_extra__ or {}).items():
+            if not isinstance(value, str):
+                out[name] = (
+                    ("true" if value else "false") if isinstance(value, bool) else str(value)
+                )
+        return out
+
+    def key(self) -> str | None:
+        """The ordering key: the ``partitionkey`` extension, else ``subject``."""
+        return self.partitionkey if self.partitionkey is not None else self.subject
+
+    def to_structured(self) -> dict[str, Any]:
+        """The JSON-ready structured-mode dict; absent attributes are omitted."""
+        out = self._context()
+        if self.data is not None:
+            out["data"] = self.data
+        elif self.data_base64 is not None:
+            out["data_base64"] = self.data_base64
+        return out
+
+    def to_json_bytes(self) -> bytes:
+        """Compact UTF-8 JSON of the structured form (``application/cloudevents+json``)."""
+        return _dumps(self.to_structured())
+
+    def data_bytes(self) -> bytes | None:
+        """The payload as bytes, as it goes in a binary-mode body or Kafka value.
+
+        ``data_base64`` is decoded; a string under a non-JSON ``datacontenttype`` is
+        its UTF-8 text; anything else is JSON-encoded (an absent content type means
+        JSON, as in the CloudEvents JSON format). None when there is no data.
+        """
+        if self.data_base64 is not None:
+            return base64.b64decode(self.data_base64)
+        if self.data is None:
+            return None
+        if isinstance(self.data, str) and not is_json_content_type(self.datacontenttype):
+            return self.data.encode()
+        return _dumps(self.data)
+
+
+def is_json_content_type(content_type: str | None) -> bool:
+    """True for ``application/json``, any ``+json`` suffix, or no content type."""
+    return content_type is None or _JSON_CT_RE.fullmatch(content_type) is not None
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+# Built once: json.dumps/json.loads with options build a new coder on every call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def _dumps(value: Any) -> bytes:
+    return _ENCODER.encode(value).encode()
+
+
+def _loads(body: bytes) -> Any:
+    """Decode JSON text, which must be UTF-8 (RFC 8259); NaN and Infinity are refused."""
+    return _DECODER.decode(body.decode())
+
+
+_MESSAGES = {
+    "missing": "required attribute is missing",
+    "string_type": "must be a string",
+    "string_too_short": "must not be empty",
+    "literal_error": "must be '1.0' (this hub accepts CloudEvents 1.0)",
+}
+
+
+def _translate(exc: ValidationError, index: int | None) -> list[Problem]:
+    problems = []
+    for err in exc.errors(include_url=False):
+        ctx = err.get("ctx") or {}
+        loc = err["loc"]
+        field = str(loc[0]) if loc else str(ctx.get("field", ""))
+        if err["type"] == "cloudevent":
+            message = str(ctx["reason"])
+        elif err["type"] == "string_pattern_mismatch":
+            message = (
+                f"{_show(err['input'])} is not a reverse-DNS event type: {_TYPE_HINT}"
+                if field == "type"
+                else "must not contain control characters"
+            )
+        else:
+            message = _MESSAGES.get(err["type"], err["msg"])
+        problems.append(Problem(index, field, message))
+    return problems
+
+
+def validate_event(raw: Mapping[str, Any], *, index: int | None = None) -> CloudEvent:
+    """Validate one event given as a mapping, reporting every problem at once.
+
+    Raises EnvelopeError whose problems carry ``index`` (pass the batch position).
+    """
+    found = _envelope_problems(raw)
+    problems = [Problem(index, field, message) for field, message in found]
+    if found:
+        # Drop what was already reported so validation can report everything else.
+        drop = {field if field != "data" else "data_base64" for field, _ in found}
+        raw = {k: v for k, v in raw.items() if k not in drop}
+    try:
+        event = CloudEvent.model_validate(raw, context=_PRECHECKED)
+    except ValidationError as e:
+        problems += _translate(e, index)
+    if problems:
+        raise EnvelopeError(problems)
+    return event
+
+
+def _too_large(size: int, max_bytes: int, index: int | None) -> EventTooLarge:
+    return EventTooLarge(
+        [Problem(index, "", f"event is {size} bytes, more than the limit of {max_bytes} bytes")]
+    )
+
+
+def _check_one(raw: Any, index: int | None, max_bytes: int) -> CloudEvent:
+    if not isinstance(raw, dict):
+        kind = "null" if raw is None else type(raw).__name__
+        raise EnvelopeError([Problem(index, "", f"an event must be a JSON object, not {kind}")])
+    size = len(_dumps(raw))
+    if size > max_bytes:
+        raise _too_large(size, max_bytes, index)
+    return validate_event(raw, index=index)
+
+
+def _load_body(body: bytes) -> Any:
+    try:
+        return _loads(body)
+    except ValueError as e:
+        raise EnvelopeError([Problem(None, "", f"body is not valid JSON: {e}")]) from e
+
+
+def parse_structured(body: bytes, *, max_bytes: int) -> CloudEvent:
+    """Parse one ``application/cloudevents+json`` event."""
+    return _check_one(_load_body(body), None, max_bytes)
+
+
+def parse_batch(body: bytes, *, max_bytes: int) -> list[CloudEvent]:
+    """Parse an ``application/cloudevents-batch+json`` array, all-or-nothing.
+
+    Every event is checked; the error lists the problems of all bad events by index.
+    It is EventTooLarge only when every problem is a size violation.
+    """
+    raw = _load_body(body)
+    if not isinstance(raw, list):
+        raise EnvelopeError([Problem(None, "", "a batch must be a JSON array of events")])
+    if not raw:
+        raise EnvelopeError([Problem(None, "", "a batch must contain at least one event")])
+    events: list[CloudEvent] = []
+    problems: list[Problem] = []
+    only_size = True
+    for index, item in enumerate(raw):
+        try:
+            events.append(_check_one(item, index, max_bytes))
+        except EnvelopeError as e:
+            problems += e.problems
+            only_size = only_size and isinstance(e, EventTooLarge)
+    if problems:
+        raise (EventTooLarge if only_size else EnvelopeError)(problems)
+    return events

@@ -1,0 +1,92 @@
+"""Shared fixtures: the real embedded broker and PostgreSQL, once per test session.
+
+``KOPPELHUB_KAFKA_BOOTSTRAP`` and ``KOPPELHUB_DATABASE_URL`` point the suite at an existing
+Kafka and PostgreSQL instead. Each test gets its own database (cloned from a migrated
+template) and its own topics and consumer group, so tests cannot see each other's events.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import make_url
+
+from hub.adapters.postgres.engine import libpq_url, migrate
+from hub.embedded import Infrastructure, provision
+from hub.settings import DeliverySettings, KafkaSettings, Settings
+from tests.support.sink import WebhookSink
+
+TEMPLATE_DB = "koppelhub_template"
+ADMIN_TOKEN = "test-admin-token"
+
+
+@pytest.fixture(scope="session")
+def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infrastructure]:
+    data_dir = Path(os.environ.get("KOPPELHUB_TEST_DATA_DIR") or tmp_path_factory.mktemp("koppelhub"))
+    settings = Settings(data_dir=data_dir)
+    infrastructure = provision(settings)
+    with psycopg.connect(libpq_url(infrastructure.database_url), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE_DB}")
+        conn.execute(f"CREATE DATABASE {TEMPLATE_DB}")
+    migrate(database_url_for(infrastructure.database_url, TEMPLATE_DB))
+    yield infrastructure
+    infrastructure.close()
+
+
+def database_url_for(url: str, name: str) -> str:
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def database_url(infra: Infrastructure) -> Iterator[str]:
+    """A fresh, migrated database for one test."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(libpq_url(infra.database_url), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}")
+    yield database_url_for(infra.database_url, name)
+    with psycopg.connect(libpq_url(infra.database_url), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def settings(tmp_path: Path, infra: Infrastructure, database_url: str) -> Settings:
+    """Settings for one test: its own topics, group and database; fast retries; loopback sinks."""
+    tag = uuid.uuid4().hex[:10]
+    return Settings(
+        data_dir=tmp_path,
+        database_url=database_url,
+        http_port=0,
+        admin_token=ADMIN_TOKEN,
+        kafka=KafkaSettings(
+            bootstrap=infra.kafka_bootstrap,
+            topic=f"test.{tag}.events",
+            dlq_topic=f"test.{tag}.events.dlq",
+            consumer_group=f"test-{tag}",
+            partitions=3,
+            session_timeout_ms=6000,
+            heartbeat_interval_ms=500,
+        ),
+        delivery=DeliverySettings(
+            retry_schedule=[0.2, 0.4, 0.8],
+            allow_networks=["127.0.0.0/8"],
+            timeout_seconds=5,
+            poll_seconds=0.5,
+        ),
+    )
+
+
+@pytest.fixture
+async def sink() -> AsyncIterator[WebhookSink]:
+    receiver = await WebhookSink().start()
+    yield receiver
+    await receiver.stop()
+
+
+@pytest.fixture
+def auth() -> dict[str, str]:
+    return {"Authorization": f"Bearer {ADMIN_TOKEN}"}

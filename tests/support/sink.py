@@ -1,0 +1,72 @@
+"""A real local webhook receiver for tests: records every request, answers as scripted."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass
+class Received:
+    headers: dict[str, str]
+    body: bytes
+    method: str = "POST"
+
+    def json(self) -> Any:
+        import json
+
+        return json.loads(self.body)
+
+
+@dataclass
+class WebhookSink:
+    """Answers ``responder(request_number, received)`` (default 204) and keeps what came in."""
+
+    responder: Callable[[int, Received], int | tuple[int, dict[str, str]]] = lambda n, r: 204
+    received: list[Received] = field(default_factory=list)
+    delivered: list[Received] = field(default_factory=list)
+    _runner: web.AppRunner | None = None
+    _site: web.TCPSite | None = None
+    _arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
+    url: str = ""
+
+    async def start(self) -> WebhookSink:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        self._site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await self._site.start()
+        port = self._runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{port}/hook"
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        got = Received(dict(request.headers), await request.read(), request.method)
+        self.received.append(got)
+        answer = self.responder(len(self.received), got)
+        status, headers = answer if isinstance(answer, tuple) else (answer, {})
+        if 200 <= status < 300:
+            self.delivered.append(got)
+        async with self._arrived:
+            self._arrived.notify_all()
+        return web.Response(status=status, headers=headers)
+
+    async def wait_for(self, count: int, *, timeout: float = 30.0, delivered: bool = True) -> list[Received]:
+        """Wait until ``count`` requests were accepted (2xx) or merely received."""
+        pool = self.delivered if delivered else self.received
+
+        async def enough() -> None:
+            async with self._arrived:
+                await self._arrived.wait_for(lambda: len(pool) >= count)
+
+        await asyncio.wait_for(enough(), timeout)
+        return list(pool)
