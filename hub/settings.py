@@ -51,7 +51,7 @@ class DeliverySettings(BaseSettings):
 
     retry_schedule: Annotated[list[float], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_RETRY_SCHEDULE.delays),
-        description="Seconds between delivery attempts, comma-separated; its length is the number of retries.",
+        description="Seconds between delivery attempts, comma-separated; its length = the number of retries.",
     )
     allow_networks: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
@@ -61,7 +61,9 @@ class DeliverySettings(BaseSettings):
     concurrency: int = Field(default=64, ge=1, description="Deliveries in flight per dispatcher process.")
     batch_size: int = Field(default=200, ge=1, description="Outbox rows one dispatcher claims per round.")
     lease_seconds: float = Field(
-        default=60.0, gt=0, description="How long a claimed delivery stays with one dispatcher before another may retry it."
+        default=60.0,
+        gt=0,
+        description="How long a claimed delivery stays with one dispatcher before another may retry it.",
     )
     poll_seconds: float = Field(
         default=1.0, gt=0, description="Longest wait between outbox polls when no NOTIFY arrives."
@@ -85,8 +87,12 @@ class Settings(BaseSettings):
         default=None, description="Bearer token with every right; unset: `run` generates and stores one."
     )
     max_event_bytes: int = Field(default=_ONE_MIB, ge=1024, description="Largest accepted event.")
-    max_request_bytes: int = Field(default=16 * _ONE_MIB, ge=1024, description="Largest accepted publish request.")
-    projector_batch_size: int = Field(default=500, ge=1, description="Records the projector applies per transaction.")
+    max_request_bytes: int = Field(
+        default=16 * _ONE_MIB, ge=1024, description="Largest accepted publish request."
+    )
+    projector_batch_size: int = Field(
+        default=500, ge=1, description="Records the projector applies per transaction."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="Log level.")
     log_format: Literal["auto", "json", "console"] = Field(
         default="auto", description="Log rendering; auto is JSON unless stderr is a terminal."

@@ -8,7 +8,9 @@ from schemas.bindings import (
     EXTTYPES_HEADER,
     KafkaRecord,
     from_kafka_record,
+    parse_batch,
     parse_binary,
+    parse_structured,
     to_kafka_record,
 )
 from schemas.envelope import (
@@ -18,8 +20,6 @@ from schemas.envelope import (
     EventTooLarge,
     Problem,
     is_json_content_type,
-    parse_batch,
-    parse_structured,
     validate_event,
 )
 

@@ -7,7 +7,6 @@ timezone (stored in UTC, written with ``Z``); strings non-empty without control
 characters; extension values a string, 32-bit integer or boolean. ``data`` is any JSON
 value, not re-validated for speed (parsers get it from ``json.loads``; Python callers
 must pass JSON-serializable data); binary data is ``data_base64`` (empty = no data).
-An event's size is its compact JSON serialization as received.
 """
 
 from __future__ import annotations
@@ -41,8 +40,6 @@ __all__ = [
     "EventTooLarge",
     "Problem",
     "is_json_content_type",
-    "parse_batch",
-    "parse_structured",
     "validate_event",
 ]
 
@@ -54,12 +51,8 @@ _URI_RE = re.compile(r"(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})+
 _SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
 _URI_HEAD_RE = re.compile(r"[/?#]")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_RFC3339_RE = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})"
-)
-_JSON_CT_RE = re.compile(
-    r"\s*[a-z0-9!#$&^_.+-]+/(?:json|[a-z0-9!#$&^_.+-]+\+json)\s*(?:;.*)?", re.IGNORECASE
-)
+_RFC3339_RE = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})")
+_JSON_CT_RE = re.compile(r"\s*[a-z0-9!#$&^_.+-]+/(?:json|[a-z0-9!#$&^_.+-]+\+json)\s*(?:;.*)?", re.IGNORECASE)
 _ATTRIBUTE_FIELDS = (
     "specversion", "id", "source", "type", "subject", "time", "datacontenttype",
     "dataschema", "dataref", "sequence", "partitionkey",
@@ -194,9 +187,7 @@ class CloudEvent(BaseModel):
     sequence: _Text | None = None
     partitionkey: _Text | None = None
     data: Any = None
-    data_base64: Annotated[str, Field(json_schema_extra={"contentEncoding": "base64"})] | None = (
-        None
-    )
+    data_base64: Annotated[str, Field(json_schema_extra={"contentEncoding": "base64"})] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -261,9 +252,7 @@ class CloudEvent(BaseModel):
         out = self._context()
         for name, value in (self.__pydantic_extra__ or {}).items():
             if not isinstance(value, str):
-                out[name] = (
-                    ("true" if value else "false") if isinstance(value, bool) else str(value)
-                )
+                out[name] = ("true" if value else "false") if isinstance(value, bool) else str(value)
         return out
 
     def key(self) -> str | None:
@@ -368,56 +357,3 @@ def validate_event(raw: Mapping[str, Any], *, index: int | None = None) -> Cloud
     if problems:
         raise EnvelopeError(problems)
     return event
-
-
-def _too_large(size: int, max_bytes: int, index: int | None) -> EventTooLarge:
-    return EventTooLarge(
-        [Problem(index, "", f"event is {size} bytes, more than the limit of {max_bytes} bytes")]
-    )
-
-
-def _check_one(raw: Any, index: int | None, max_bytes: int) -> CloudEvent:
-    if not isinstance(raw, dict):
-        kind = "null" if raw is None else type(raw).__name__
-        raise EnvelopeError([Problem(index, "", f"an event must be a JSON object, not {kind}")])
-    size = len(_dumps(raw))
-    if size > max_bytes:
-        raise _too_large(size, max_bytes, index)
-    return validate_event(raw, index=index)
-
-
-def _load_body(body: bytes) -> Any:
-    try:
-        return _loads(body)
-    except ValueError as e:
-        raise EnvelopeError([Problem(None, "", f"body is not valid JSON: {e}")]) from e
-
-
-def parse_structured(body: bytes, *, max_bytes: int) -> CloudEvent:
-    """Parse one ``application/cloudevents+json`` event."""
-    return _check_one(_load_body(body), None, max_bytes)
-
-
-def parse_batch(body: bytes, *, max_bytes: int) -> list[CloudEvent]:
-    """Parse an ``application/cloudevents-batch+json`` array, all-or-nothing.
-
-    Every event is checked; the error lists the problems of all bad events by index.
-    It is EventTooLarge only when every problem is a size violation.
-    """
-    raw = _load_body(body)
-    if not isinstance(raw, list):
-        raise EnvelopeError([Problem(None, "", "a batch must be a JSON array of events")])
-    if not raw:
-        raise EnvelopeError([Problem(None, "", "a batch must contain at least one event")])
-    events: list[CloudEvent] = []
-    problems: list[Problem] = []
-    only_size = True
-    for index, item in enumerate(raw):
-        try:
-            events.append(_check_one(item, index, max_bytes))
-        except EnvelopeError as e:
-            problems += e.problems
-            only_size = only_size and isinstance(e, EventTooLarge)
-    if problems:
-        raise (EventTooLarge if only_size else EnvelopeError)(problems)
-    return events

@@ -38,9 +38,7 @@ def _expected(registry: Mapping[str, type[BaseModel]]) -> dict[str, str]:
     return {f"{name}.schema.json": render(model) for name, model in registry.items()}
 
 
-def write_all(
-    directory: Path = JSON_DIR, registry: Mapping[str, type[BaseModel]] = REGISTRY
-) -> list[Path]:
+def write_all(directory: Path = JSON_DIR, registry: Mapping[str, type[BaseModel]] = REGISTRY) -> list[Path]:
     """Write every registered schema into ``directory``; return the files changed."""
     directory.mkdir(parents=True, exist_ok=True)
     changed = []
@@ -52,9 +50,7 @@ def write_all(
     return changed
 
 
-def stale_files(
-    directory: Path = JSON_DIR, registry: Mapping[str, type[BaseModel]] = REGISTRY
-) -> list[str]:
+def stale_files(directory: Path = JSON_DIR, registry: Mapping[str, type[BaseModel]] = REGISTRY) -> list[str]:
     """Describe every schema file that differs from, lacks or has no registered model."""
     expected = _expected(registry)
     problems = []

@@ -62,7 +62,9 @@ def make_producer(bootstrap: str, settings: KafkaSettings) -> AIOKafkaProducer:
     )
 
 
-def make_consumer(bootstrap: str, settings: KafkaSettings, *, group_id: str | None = None) -> AIOKafkaConsumer:
+def make_consumer(
+    bootstrap: str, settings: KafkaSettings, *, group_id: str | None = None
+) -> AIOKafkaConsumer:
     """A consumer-group member with manual commits, reading from the start for a new group."""
     return AIOKafkaConsumer(
         settings.topic,
@@ -112,7 +114,12 @@ class KafkaEventLog:
             raise BrokerUnavailable(f"Kafka did not acknowledge: {e!r}") from e
 
     async def dead_letter(
-        self, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]], error: BaseException, origin: Any
+        self,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes]],
+        error: BaseException,
+        origin: Any,
     ) -> None:
         """Park a record the projector cannot apply, with the reason in its headers."""
         extra = [

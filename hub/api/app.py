@@ -45,6 +45,8 @@ def create_app(ctx: ApiContext) -> FastAPI:
         checks = await ctx.readiness()
         if all(checks.values()):
             return JSONResponse({"status": "ready", "checks": checks})
-        return problem(503, "Not ready", ", ".join(k for k, ok in checks.items() if not ok) + " not ready", checks=checks)
+        return problem(
+            503, "Not ready", ", ".join(k for k, ok in checks.items() if not ok) + " not ready", checks=checks
+        )
 
     return app

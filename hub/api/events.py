@@ -87,7 +87,8 @@ async def publish(
 
 def _problems(error: EnvelopeError) -> list[dict[str, object]]:
     return [
-        {"index": p.index, "field": p.field, "message": p.message} if p.index is not None
+        {"index": p.index, "field": p.field, "message": p.message}
+        if p.index is not None
         else {"field": p.field, "message": p.message}
         for p in error.problems
     ]

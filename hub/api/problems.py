@@ -49,4 +49,6 @@ async def on_validation_error(_: Request, exc: Exception) -> JSONResponse:
         }
         for err in exc.errors()
     ]
-    return problem(400, "Invalid request", "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors=errors)
+    return problem(
+        400, "Invalid request", "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors=errors
+    )

@@ -120,7 +120,9 @@ async def list_deliveries(
             "eventId": d["event_id"],
             "status": d["status"],
             "attempts": d["attempts"],
-            "nextAttemptAt": d["next_attempt_at"].isoformat() if d["status"] in ("pending", "failed") else None,
+            "nextAttemptAt": d["next_attempt_at"].isoformat()
+            if d["status"] in ("pending", "failed")
+            else None,
             "lastStatusCode": d["last_status_code"],
             "lastError": d["last_error"],
             "createdAt": d["created_at"].isoformat(),

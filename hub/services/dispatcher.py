@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Protocol, TypeVar
 
 import structlog
@@ -116,7 +117,7 @@ class Dispatcher:
                 if not stop.is_set() and len(in_flight) <= self._concurrency // 2:
                     self._wakeup.clear()  # before the claim, so a NOTIFY during it is kept
                     room = min(self._batch_size, self._concurrency - len(in_flight))
-                    claimed = await self._retrying(lambda: self._outbox.claim(room, self._lease)) or []
+                    claimed = await self._retrying(partial(self._outbox.claim, room, self._lease)) or []
                     in_flight.update(asyncio.create_task(self._attempt(c)) for c in claimed)
                     claimed_full = len(claimed) == room
                 done = {t for t in in_flight if t.done()}
@@ -128,7 +129,9 @@ class Dispatcher:
                     continue
                 timeout = await self._idle_timeout() if not in_flight else None
                 waker = asyncio.create_task(self._wakeup.wait())
-                await asyncio.wait({*in_flight, waker, stopper}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(
+                    {*in_flight, waker, stopper}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
                 waker.cancel()
         finally:
             stopper.cancel()
@@ -164,7 +167,9 @@ class Dispatcher:
                 self.stats.delivered += 1
             elif r.new_status == "dead":
                 self.stats.dead += 1
-                log.warning("delivery_dead", delivery_id=str(r.delivery_id), subscription_id=str(r.subscription_id))
+                log.warning(
+                    "delivery_dead", delivery_id=str(r.delivery_id), subscription_id=str(r.subscription_id)
+                )
             else:
                 self.stats.failed += 1
 
@@ -181,7 +186,9 @@ class Dispatcher:
             retry=retry_if_exception_type(RetriableError),
             wait=wait_exponential(multiplier=0.2, max=5),
             stop=stop_never if forever else stop_after_attempt(1),
-            before_sleep=lambda s: log.warning("dispatcher_store_unavailable", error=str(s.outcome.exception() if s.outcome else "")),
+            before_sleep=lambda s: log.warning(
+                "dispatcher_store_unavailable", error=str(s.outcome.exception() if s.outcome else "")
+            ),
             retry_error_callback=lambda s: None,
         ):
             with attempt:

@@ -92,7 +92,9 @@ class Projector:
         self.stats = ProjectorStats()
         self.running = False
 
-    async def run(self, stop: asyncio.Event, *, drain: asyncio.Event | None = None, drain_timeout: float = 60.0) -> None:
+    async def run(
+        self, stop: asyncio.Event, *, drain: asyncio.Event | None = None, drain_timeout: float = 60.0
+    ) -> None:
         """Consume until ``stop`` is set. When ``drain`` is set first, keep going until every
         assigned partition is caught up (what was accepted is projected), then return."""
         consumer = self._consumer_factory()

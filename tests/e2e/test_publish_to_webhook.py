@@ -33,7 +33,9 @@ def event(subject: str, n: int = 0, **extra: Any) -> dict[str, Any]:
     }
 
 
-async def subscribe(client: httpx.AsyncClient, auth: dict[str, str], sink: WebhookSink, **body: Any) -> dict[str, Any]:
+async def subscribe(
+    client: httpx.AsyncClient, auth: dict[str, str], sink: WebhookSink, **body: Any
+) -> dict[str, Any]:
     response = await client.post("/api/v1/subscriptions", json={"sink": sink.url, **body}, headers=auth)
     assert response.status_code == 201, response.text
     return dict(response.json())
@@ -48,18 +50,26 @@ async def test_events_in_every_content_mode_arrive_signed_and_parseable(
     binary_id = str(uuid.uuid4())
 
     r1 = await client.post(
-        "/api/v1/events", content=json.dumps(structured),
+        "/api/v1/events",
+        content=json.dumps(structured),
         headers={**auth, "content-type": "application/cloudevents+json"},
     )
     r2 = await client.post(
-        "/api/v1/events", content=json.dumps(batch),
+        "/api/v1/events",
+        content=json.dumps(batch),
         headers={**auth, "content-type": "application/cloudevents-batch+json"},
     )
     r3 = await client.post(
-        "/api/v1/events", content=json.dumps({"n": 4}),
+        "/api/v1/events",
+        content=json.dumps({"n": 4}),
         headers={
-            **auth, "content-type": "application/json", "ce-specversion": "1.0", "ce-id": binary_id,
-            "ce-source": SOURCE, "ce-type": TYPE, "ce-subject": "app-4",
+            **auth,
+            "content-type": "application/json",
+            "ce-specversion": "1.0",
+            "ce-id": binary_id,
+            "ce-source": SOURCE,
+            "ce-type": TYPE,
+            "ce-subject": "app-4",
         },
     )
     assert [r.status_code for r in (r1, r2, r3)] == [202, 202, 202]
@@ -87,7 +97,9 @@ async def test_an_event_published_twice_is_delivered_once(
     marker = event("app-2")
     headers = {**auth, "content-type": "application/cloudevents+json"}
     for body in (twice, twice, marker):
-        assert (await client.post("/api/v1/events", content=json.dumps(body), headers=headers)).status_code == 202
+        assert (
+            await client.post("/api/v1/events", content=json.dumps(body), headers=headers)
+        ).status_code == 202
     await sink.wait_for(2)
     # Give a duplicate every chance to show up before concluding it will not.
     await client.post("/api/v1/events", content=json.dumps(event("app-3")), headers=headers)
@@ -105,7 +117,9 @@ async def test_only_matching_subscriptions_receive_an_event(
         await subscribe(client, auth, other, filters=[{"not": {"prefix": {"subject": "gemeente-a/"}}}])
         headers = {**auth, "content-type": "application/cloudevents-batch+json"}
         batch = [event("gemeente-a/1"), event("gemeente-b/1"), event("gemeente-a/2")]
-        assert (await client.post("/api/v1/events", content=json.dumps(batch), headers=headers)).status_code == 202
+        assert (
+            await client.post("/api/v1/events", content=json.dumps(batch), headers=headers)
+        ).status_code == 202
         got_a = await sink.wait_for(2)
         got_b = await other.wait_for(1)
         assert sorted(json.loads(r.body)["subject"] for r in got_a) == ["gemeente-a/1", "gemeente-a/2"]
@@ -132,7 +146,9 @@ async def test_events_for_one_subject_arrive_in_order_while_the_sink_fails_first
         sub = await subscribe(client, auth, sink)
         batch = [event(f"key-{i % 3}", i) for i in range(30)]
         headers = {**auth, "content-type": "application/cloudevents-batch+json"}
-        assert (await client.post("/api/v1/events", content=json.dumps(batch), headers=headers)).status_code == 202
+        assert (
+            await client.post("/api/v1/events", content=json.dumps(batch), headers=headers)
+        ).status_code == 202
         received = await sink.wait_for(30)
         per_key: dict[str, list[int]] = {}
         for got in received:

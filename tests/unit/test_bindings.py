@@ -174,9 +174,7 @@ def test_invalid_records_raise_envelope_error_naming_the_field(
 def test_sdk_core_reads_our_kafka_record() -> None:
     event = make(partitionkey="org-1", tenant="gem-x")
     record = to_kafka_record(event)
-    message = sdk_kafka.KafkaMessage(
-        headers=dict(record.headers), key=record.key, value=record.value or b""
-    )
+    message = sdk_kafka.KafkaMessage(headers=dict(record.headers), key=record.key, value=record.value or b"")
     sdk_event = sdk_kafka.from_binary(message, JSONFormat())
     assert sdk_event.get_id() == "evt-1"
     assert sdk_event.get_type() == TYPE
@@ -245,8 +243,8 @@ def test_we_read_the_sdk_legacy_kafka_record() -> None:
     )
     message = legacy_kafka.to_binary(sdk_event)
     assert "ce_partitionkey" not in message.headers  # the legacy SDK only sets the key
-    key = message.key.encode() if isinstance(message.key, str) else message.key
-    event = from_kafka_record(key, message.value, list(message.headers.items()))
+    assert isinstance(message.key, str) and isinstance(message.value, bytes)
+    event = from_kafka_record(message.key.encode(), message.value, list(message.headers.items()))
     assert event.partitionkey == "org-1"
     assert event.data == {"gebruik": 42}
     assert event.time == datetime(2024, 5, 1, 12, tzinfo=UTC)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+import schemas
 from schemas import (
     DEFAULT_MAX_EVENT_BYTES,
     CloudEvent,
@@ -122,9 +123,7 @@ BAD = {
 
 
 @pytest.mark.parametrize(("raw", "field", "phrase"), BAD.values(), ids=BAD.keys())
-def test_invalid_events_name_the_field_and_reason(
-    raw: dict[str, Any], field: str, phrase: str
-) -> None:
+def test_invalid_events_name_the_field_and_reason(raw: dict[str, Any], field: str, phrase: str) -> None:
     with pytest.raises(EnvelopeError) as exc:
         parse_structured(body(raw), max_bytes=MAX)
     assert not isinstance(exc.value, EventTooLarge)
@@ -239,9 +238,7 @@ def test_binary_mode_percent_decodes_header_values() -> None:
     assert parsed.data is None and parsed.data_base64 is None
 
 
-@pytest.mark.parametrize(
-    "content_type", ["application/json", "application/vnd.gemeente+json; charset=utf-8"]
-)
+@pytest.mark.parametrize("content_type", ["application/json", "application/vnd.gemeente+json; charset=utf-8"])
 def test_binary_mode_json_body_becomes_data(content_type: str) -> None:
     headers = {**binary_headers(), "Content-Type": content_type}
     parsed = parse_binary(headers, b'{"gebruik": 42}', max_bytes=MAX)
@@ -363,9 +360,7 @@ def test_structured_form_omits_absent_attributes_and_keeps_extension_types() -> 
         "empty_b64",
     ],
 )
-def test_data_bytes_follows_the_content_type(
-    changes: dict[str, Any], expected: bytes | None
-) -> None:
+def test_data_bytes_follows_the_content_type(changes: dict[str, Any], expected: bytes | None) -> None:
     assert CloudEvent.model_validate(event(**changes)).data_bytes() == expected
 
 
@@ -377,3 +372,27 @@ def test_event_is_immutable() -> None:
 
 def test_problem_is_a_plain_value() -> None:
     assert Problem(1, "type", "bad") == Problem(1, "type", "bad")
+
+
+def test_package_exports_exactly_its_public_api() -> None:
+    assert sorted(schemas.__all__) == sorted(
+        [
+            "DATA_HINT_HEADER",
+            "DEFAULT_MAX_EVENT_BYTES",
+            "EXTTYPES_HEADER",
+            "CloudEvent",
+            "EnvelopeError",
+            "EventTooLarge",
+            "KafkaRecord",
+            "Problem",
+            "from_kafka_record",
+            "is_json_content_type",
+            "parse_batch",
+            "parse_binary",
+            "parse_structured",
+            "to_kafka_record",
+            "validate_event",
+        ]
+    )
+    assert all(hasattr(schemas, name) for name in schemas.__all__)
+    assert issubclass(EventTooLarge, EnvelopeError) and issubclass(EnvelopeError, ValueError)

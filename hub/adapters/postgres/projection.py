@@ -17,6 +17,10 @@ from hub.adapters.postgres.tables import deliveries, event_archive, processed_ev
 from hub.ports import ArchivedEvent, LoggedEvent, MatchableSubscription, NewDelivery
 from subscriptions.filters import parse_filters
 
+_TAKE_SEQS = text(
+    "SELECT nextval(pg_get_serial_sequence('event_archive', 'seq')) FROM generate_series(1, :n)"
+)
+
 #: Channel the projector notifies and the dispatchers listen on.
 OUTBOX_CHANNEL = "koppelhub_outbox"
 
@@ -40,7 +44,7 @@ class PostgresProjectionUnitOfWork:
         seqs = sorted(
             (
                 await self._conn.execute(
-                    text("SELECT nextval(pg_get_serial_sequence('event_archive', 'seq')) FROM generate_series(1, :n)"),
+                    _TAKE_SEQS,
                     {"n": len(first)},
                 )
             ).scalars()
@@ -53,9 +57,7 @@ class PostgresProjectionUnitOfWork:
             [{"source": s, "event_id": i, "archive_seq": seq} for (s, i), seq in candidates.items()],
         )
         fresh = {(row.source, row.event_id) for row in inserted}
-        archived = [
-            ArchivedEvent(seq, first[key].event) for key, seq in candidates.items() if key in fresh
-        ]
+        archived = [ArchivedEvent(seq, first[key].event) for key, seq in candidates.items() if key in fresh]
         if archived:
             await self._conn.execute(
                 insert(event_archive),

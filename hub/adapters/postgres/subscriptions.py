@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select
+from sqlalchemy import and_, delete, insert, or_, select
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.adapters.postgres.errors import translate_db_errors
 from hub.adapters.postgres.tables import deliveries, subscriptions
 from hub.errors import NotFound
-from hub.paging import Page, decode_cursor, encode_cursor
+from hub.paging import BadCursor, Page, decode_cursor, encode_cursor
 from hub.ports import SubscriptionRecord
 
 _PUBLIC = [c for c in subscriptions.c if c.name not in ("secret", "owner")]
@@ -87,14 +88,16 @@ class PostgresSubscriptionStore:
     async def list(self, *, limit: int, cursor: str | None) -> Page[SubscriptionRecord]:
         query = select(*_PUBLIC).order_by(subscriptions.c.created_at, subscriptions.c.id).limit(limit + 1)
         if cursor:
-            created, last_id = decode_cursor(cursor)
+            created_text, last_id = decode_cursor(cursor)
+            try:
+                created = datetime.fromisoformat(str(created_text))
+                after_id = uuid.UUID(str(last_id))
+            except ValueError as e:
+                raise BadCursor("the cursor is not one this API handed out") from e
             query = query.where(
                 or_(
-                    subscriptions.c.created_at > func.cast(created, subscriptions.c.created_at.type),
-                    and_(
-                        subscriptions.c.created_at == func.cast(created, subscriptions.c.created_at.type),
-                        subscriptions.c.id > uuid.UUID(str(last_id)),
-                    ),
+                    subscriptions.c.created_at > created,
+                    and_(subscriptions.c.created_at == created, subscriptions.c.id > after_id),
                 )
             )
         with translate_db_errors():
@@ -108,7 +111,9 @@ class PostgresSubscriptionStore:
     async def delete(self, subscription_id: uuid.UUID) -> None:
         with translate_db_errors():
             async with self._engine.begin() as conn:
-                result = await conn.execute(delete(subscriptions).where(subscriptions.c.id == subscription_id))
+                result = await conn.execute(
+                    delete(subscriptions).where(subscriptions.c.id == subscription_id)
+                )
         if result.rowcount == 0:
             raise NotFound(f"subscription {subscription_id} does not exist")
 
@@ -137,11 +142,15 @@ class PostgresSubscriptionStore:
         if status:
             query = query.where(deliveries.c.status == status)
         if cursor:
-            seq, last_id = decode_cursor(cursor)
+            seq_text, last_id = decode_cursor(cursor)
+            try:
+                seq, after_id = int(seq_text), uuid.UUID(str(last_id))
+            except ValueError as e:
+                raise BadCursor("the cursor is not one this API handed out") from e
             query = query.where(
                 or_(
-                    deliveries.c.archive_seq > int(seq),
-                    and_(deliveries.c.archive_seq == int(seq), deliveries.c.id > uuid.UUID(str(last_id))),
+                    deliveries.c.archive_seq > seq,
+                    and_(deliveries.c.archive_seq == seq, deliveries.c.id > after_id),
                 )
             )
         with translate_db_errors():

@@ -1,0 +1,36 @@
+# Koppelhub: two commands on a fresh machine with Python 3.11+ and no Docker.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint typecheck bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+run: $(STAMP)  ## all roles in one process, embedded broker and database unless configured
+	$(BIN)/koppelhub run
+
+test: $(STAMP)  ## the whole suite, embedded infrastructure included
+	$(BIN)/ruff check hub schemas subscriptions connectors tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/python -m schemas.generate --check
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check hub schemas subscriptions connectors tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+bench: $(STAMP)  ## throughput and latency figures (see README)
+	$(BIN)/python -m benchmarks.e2e
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
