@@ -8,6 +8,7 @@ else start them (and stop what they started when they exit).
 from __future__ import annotations
 
 import asyncio
+import functools
 import signal
 import sys
 from collections.abc import Callable
@@ -35,8 +36,13 @@ def _provision(settings: Settings) -> Infrastructure:
         raise click.ClickException(str(e)) from e
 
 
-def _serve(roles: tuple[str, ...], announce: Callable[[HubProcess, Settings, Infrastructure], None]) -> None:
+def _serve(roles: tuple[str, ...]) -> None:
     settings = _settings()
+    new_token = None
+    if "api" in roles:
+        token, generated = admin_token(settings)  # made now, so the banner shows it once
+        new_token = token if generated else None
+    announce = functools.partial(_announce, new_token=new_token)
     infra = _provision(settings)
     try:
         migrate_schema(infra.database_url)  # idempotent, serialised by an advisory lock
@@ -65,15 +71,14 @@ async def _run_process(
     await hub.shutdown()
 
 
-def _announce(hub: HubProcess, settings: Settings, infra: Infrastructure) -> None:
+def _announce(hub: HubProcess, settings: Settings, infra: Infrastructure, *, new_token: str | None) -> None:
     lines = [f"Koppelhub is running ({', '.join(hub.roles)})."]
     if hub.server is not None:
         base = f"http://{settings.http_host}:{hub.api_port}"
         lines += [f"  API:      {base}/api/v1", f"  Docs:     {base}/docs  (OpenAPI: {base}/openapi.json)"]
-        token, generated = admin_token(settings)
         where = settings.data_dir / "admin-token"
-        if generated:
-            lines.append(f"  Admin token (new, stored in {where}): {token}")
+        if new_token:
+            lines.append(f"  Admin token (new, stored in {where}): {new_token}")
         elif not settings.admin_token:
             lines.append(f"  Admin token: in {where}")
     broker = "embedded Tansu, in memory" if infra.broker else "external"
@@ -95,25 +100,25 @@ def main() -> None:
 @main.command()
 def run() -> None:
     """Run every role in one process (embedded broker and database unless configured)."""
-    _serve(ROLES, _announce)
+    _serve(ROLES)
 
 
 @main.command()
 def api() -> None:
     """Serve the HTTP API (publish, subscriptions, health)."""
-    _serve(("api",), _announce)
+    _serve(("api",))
 
 
 @main.command()
 def projector() -> None:
     """Consume the event log into PostgreSQL (one consumer-group member)."""
-    _serve(("projector",), _announce)
+    _serve(("projector",))
 
 
 @main.command()
 def dispatcher() -> None:
     """Deliver queued webhooks (several may run side by side)."""
-    _serve(("dispatcher",), _announce)
+    _serve(("dispatcher",))
 
 
 @main.command()

@@ -18,6 +18,7 @@ import os
 import socket
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -152,7 +153,10 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         try:
-            from pgserver.postgres_server import get_server
+            with warnings.catch_warnings():
+                # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, containers); harmless here.
+                warnings.simplefilter("ignore", UserWarning)
+                from pgserver.postgres_server import get_server
         except ImportError as e:
             raise ConfigurationError(
                 "The embedded PostgreSQL (pgserver) is not installed for this platform. "
@@ -161,7 +165,9 @@ class EmbeddedPostgres:
             ) from e
         self.data_dir.mkdir(parents=True, exist_ok=True)
         # pgserver reuses a postmaster already running on this folder and counts its users.
-        self._server = get_server(str(self.data_dir.resolve()), cleanup_mode="stop")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            self._server = get_server(str(self.data_dir.resolve()), cleanup_mode="stop")
         self.url = str(self._server.get_uri())
         log.info("embedded_postgres_ready", data_dir=str(self.data_dir))
         return self.url

@@ -33,7 +33,7 @@ with tiny data. About half is ``json`` encoding and decoding the data.
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
@@ -113,7 +113,9 @@ def _typed(text: str, kind: str) -> bool | int:
     raise ValueError(f"cannot read {text!r} as {kind}")
 
 
-def from_kafka_record(key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> CloudEvent:
+def from_kafka_record(
+    key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]]
+) -> CloudEvent:
     """Read a binary-mode CloudEvent from a Kafka record; the inverse of to_kafka_record.
 
     A key that differs from ``subject`` becomes ``partitionkey`` when no
@@ -129,6 +131,8 @@ def from_kafka_record(key: bytes | None, value: bytes | None, headers: list[tupl
             lname = name.lower()
             if lname.startswith("ce_"):
                 field = lname[3:]
+                if field in _DATA_MEMBERS:
+                    raise ValueError("not an attribute: the value is the data")
                 attrs[field] = raw.decode()
             elif lname == "content-type":
                 field = "datacontenttype"

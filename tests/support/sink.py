@@ -27,6 +27,7 @@ class WebhookSink:
     """Answers ``responder(request_number, received)`` (default 204) and keeps what came in."""
 
     responder: Callable[[int, Received], int | tuple[int, dict[str, str]]] = lambda n, r: 204
+    delay: float = 0.0  # seconds the sink takes before it answers
     received: list[Received] = field(default_factory=list)
     delivered: list[Received] = field(default_factory=list)
     _runner: web.AppRunner | None = None
@@ -51,6 +52,8 @@ class WebhookSink:
 
     async def _handle(self, request: web.Request) -> web.Response:
         got = Received(dict(request.headers), await request.read(), request.method)
+        if self.delay:
+            await asyncio.sleep(self.delay)
         self.received.append(got)
         answer = self.responder(len(self.received), got)
         status, headers = answer if isinstance(answer, tuple) else (answer, {})

@@ -147,6 +147,7 @@ def base_headers(**extra: bytes) -> list[tuple[str, bytes]]:
         (None, None, [*base_headers(ce_n=b"x"), (EXTTYPES_HEADER, b"n=int")], "n"),
         (None, None, [*base_headers(), (EXTTYPES_HEADER, b"missing=int")], "missing"),
         (None, None, base_headers(ce_type=b"Not A Type"), "type"),
+        (None, None, base_headers(ce_data=b"{}"), "data"),
     ],
     ids=[
         "no_specversion",
@@ -158,6 +159,7 @@ def base_headers(**extra: bytes) -> list[tuple[str, bytes]]:
         "bad_typed_extension",
         "typed_extension_missing",
         "invalid_attribute",
+        "data_as_header",
     ],
 )
 def test_invalid_records_raise_envelope_error_naming_the_field(

@@ -27,7 +27,7 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 
-ROLES = ("api", "projector", "dispatcher", "connectors")
+ROLES = ("api", "projector", "dispatcher")
 KAFKA_SERVICE = "kafka"
 POSTGRES_SERVICE = "postgres"
 MIGRATE_SERVICE = "migrate"

@@ -1,0 +1,513 @@
+"""The documented HTTP contract (INTERFACES.md): auth, problem+json errors, and that a
+rejected publish puts nothing on the event log.
+
+"Nothing was published" is proven through the real pipeline: a sink subscribes first, the
+bad request is sent, then one good marker event with the same subject (the same ordering
+key, so anything published before it would reach the sink before it). Once the marker
+arrives the sink must hold the marker alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from hub.settings import Settings
+from tests.support.sink import WebhookSink
+
+pytestmark = pytest.mark.e2e
+
+TYPE = "nl.softwarecatalogus.gebruik.gewijzigd.v1"
+SOURCE = "urn:nld:oin:00000001234567890000:systeem:testbron"
+PROBLEM = "application/problem+json"
+STRUCTURED = {"content-type": "application/cloudevents+json"}
+BATCH = {"content-type": "application/cloudevents-batch+json"}
+
+
+# --- fixtures and helpers -----------------------------------------------------------------
+
+
+@pytest.fixture
+def settings(settings: Settings, request: pytest.FixtureRequest) -> Settings:
+    """The shared test settings, changed by ``indirect`` parametrization where a test needs it.
+
+    ``request.param`` maps top-level setting names to values; ``delivery`` takes a dict of
+    delivery settings to change."""
+    changes: dict[str, Any] = dict(getattr(request, "param", {}))
+    if "delivery" in changes:
+        changes["delivery"] = settings.delivery.model_copy(update=changes["delivery"])
+    return settings.model_copy(update=changes)
+
+
+SMALL_LIMITS = pytest.mark.parametrize(
+    "settings", [{"max_event_bytes": 1024, "max_request_bytes": 4096}], indirect=True, ids=["small-limits"]
+)
+NO_ALLOWED_NETWORKS = pytest.mark.parametrize(
+    "settings", [{"delivery": {"allow_networks": []}}], indirect=True, ids=["empty-allow-list"]
+)
+
+
+def event(subject: str = "key-1", **changes: Any) -> dict[str, Any]:
+    body = {
+        "specversion": "1.0",
+        "id": str(uuid.uuid4()),
+        "source": SOURCE,
+        "type": TYPE,
+        "subject": subject,
+        "time": "2026-11-22T10:00:00Z",
+        "datacontenttype": "application/json",
+        "data": {"n": 1},
+    }
+    body.update(changes)
+    return body
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM), response.headers
+    body = dict(response.json())
+    assert body["status"] == status and body["title"]
+    return body
+
+
+def error_fields(problem: dict[str, Any]) -> set[tuple[int | None, str]]:
+    return {(e.get("index"), e["field"]) for e in problem.get("errors", [])}
+
+
+async def subscribe(
+    client: httpx.AsyncClient, auth: dict[str, str], sink: WebhookSink, **body: Any
+) -> dict[str, Any]:
+    response = await client.post("/api/v1/subscriptions", json={"sink": sink.url, **body}, headers=auth)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float = 20.0) -> None:
+    """Poll ``check`` until it holds (the dispatcher records an outcome after the sink answered)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.1)
+
+
+async def assert_only_marker_arrives(
+    client: httpx.AsyncClient, auth: dict[str, str], sink: WebhookSink, subscription: dict[str, Any]
+) -> None:
+    """Publish a good marker on the shared subject; the sink and the delivery log hold it alone."""
+    marker = event("key-1")
+    response = await client.post("/api/v1/events", content=json.dumps(marker), headers={**auth, **STRUCTURED})
+    assert response.status_code == 202, response.text
+    await sink.wait_for(1, timeout=20)
+    assert [r.json()["id"] for r in sink.received] == [marker["id"]]
+    log = await client.get(f"/api/v1/subscriptions/{subscription['id']}/deliveries", headers=auth)
+    assert [d["eventId"] for d in log.json()["items"]] == [marker["id"]]
+
+
+@pytest.fixture
+async def subscribed(
+    client: httpx.AsyncClient, auth: dict[str, str], sink: WebhookSink
+) -> AsyncIterator[dict[str, Any]]:
+    """A subscription to every event, made before the test publishes anything."""
+    yield await subscribe(client, auth, sink)
+
+
+# --- authentication ---------------------------------------------------------------------------
+
+MANAGEMENT_CALLS = [
+    ("GET", "/api/v1/subscriptions", None),
+    ("POST", "/api/v1/subscriptions", {"sink": "https://example.org/hook"}),
+    ("GET", "/api/v1/subscriptions/{id}", None),
+    ("DELETE", "/api/v1/subscriptions/{id}", None),
+    ("GET", "/api/v1/subscriptions/{id}/deliveries", None),
+]
+BAD_CREDENTIALS = {
+    "no-token": {},
+    "wrong-token": {"Authorization": "Bearer not-the-admin-token"},
+    "wrong-scheme": {"Authorization": "Basic dGVzdDp0ZXN0"},
+    "empty-bearer": {"Authorization": "Bearer "},
+}
+
+
+def assert_unauthorized(response: httpx.Response) -> None:
+    assert_problem(response, 401)
+    assert response.headers["www-authenticate"].lower().startswith("bearer")
+
+
+async def test_publish_without_a_valid_token_is_401_and_publishes_nothing(
+    client: httpx.AsyncClient, auth: dict[str, str], sink: WebhookSink, subscribed: dict[str, Any]
+) -> None:
+    for name, credentials in BAD_CREDENTIALS.items():
+        response = await client.post(
+            "/api/v1/events", content=json.dumps(event("key-1")), headers={**credentials, **STRUCTURED}
+        )
+        assert response.status_code == 401, name
+        assert_unauthorized(response)
+    await assert_only_marker_arrives(client, auth, sink, subscribed)
+
+
+@pytest.mark.parametrize("method,path,body", MANAGEMENT_CALLS, ids=[f"{m} {p}" for m, p, _ in MANAGEMENT_CALLS])
+async def test_every_management_call_without_a_valid_token_is_401(
+    client: httpx.AsyncClient,
+    auth: dict[str, str],
+    sink: WebhookSink,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None,
+) -> None:
+    existing = await subscribe(client, auth, sink)
+    for name, credentials in BAD_CREDENTIALS.items():
+        response = await client.request(method, path.format(id=existing["id"]), json=body, headers=credentials)
+        assert response.status_code == 401, name
+        assert_unauthorized(response)
+    # The rejected calls changed nothing.
+    listing = (await client.get("/api/v1/subscriptions", headers=auth)).json()
+    assert [s["id"] for s in listing["items"]] == [existing["id"]]
+
+
+# --- publishing: invalid events ----------------------------------------------------------------
+
+INVALID_EVENTS = {
+    "missing-source": ({"source": None}, "source"),
+    "missing-id": ({"id": None}, "id"),
+    "specversion-0.3": ({"specversion": "0.3"}, "specversion"),
+    "type-not-reverse-dns": ({"type": "gebruik gewijzigd"}, "type"),
+    "naive-time": ({"time": "2026-11-22T10:00:00"}, "time"),
+}
+
+
+def broken(subject: str, changes: dict[str, Any]) -> dict[str, Any]:
+    body = event(subject, **changes)
+    return {k: v for k, v in body.items() if v is not None}
+
+
+@pytest.mark.parametrize("changes,field", INVALID_EVENTS.values(), ids=INVALID_EVENTS.keys())
+async def test_an_invalid_structured_event_is_400_naming_the_field(
+    client: httpx.AsyncClient, auth: dict[str, str], changes: dict[str, Any], field: str
+) -> None:
+    response = await client.post(
+        "/api/v1/events", content=json.dumps(broken("key-1", changes)), headers={**auth, **STRUCTURED}
+    )
+    problem = assert_problem(response, 400)
+    assert error_fields(problem) == {(None, field)}, problem
+
+
+async def test_a_batch_with_two_bad_events_is_400_naming_both_and_publishes_none_of_it(
+    client: httpx.AsyncClient, auth: dict[str, str], sink: WebhookSink, subscribed: dict[str, Any]
+) -> None:
+    batch = [
+        event("key-1"),
+        broken("key-1", {"source": None}),
+        event("key-1"),
+        broken("key-1", {"time": "2026-11-22T10:00:00"}),
+        event("key-1"),
+    ]
+    response = await client.post("/api/v1/events", content=json.dumps(batch), headers={**auth, **BATCH})
+    problem = assert_problem(response, 400)
+    assert error_fields(problem) == {(1, "source"), (3, "time")}, problem
+    await assert_only_marker_arrives(client, auth, sink, subscribed)
+
+
+@pytest.mark.parametrize(
+    "body,headers",
+    [
+        (b"{not json", STRUCTURED),
+        (b'{"specversion": "1.0", ', STRUCTURED),
+        (b"[{]", BATCH),
+        (b"\xff\xfe{}", STRUCTURED),
+    ],
+    ids=["garbage", "truncated", "batch-garbage", "not-utf8"],
+)
+async def test_a_body_that_is_not_json_is_400(
+    client: httpx.AsyncClient, auth: dict[str, str], body: bytes, headers: dict[str, str]
+) -> None:
+    response = await client.post("/api/v1/events", content=body, headers={**auth, **headers})
+    assert_problem(response, 400)
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/json", "application/xml"])
+async def test_an_unsupported_content_type_without_ce_headers_is_415(
+    client: httpx.AsyncClient, auth: dict[str, str], content_type: str
+) -> None:
+    response = await client.post(
+        "/api/v1/events", content=json.dumps(event()), headers={**auth, "content-type": content_type}
+    )
+    assert_problem(response, 415)
+
+
+# --- publishing: size limits -----------------------------------------------------------------
+
+
+@SMALL_LIMITS
+async def test_a_structured_event_over_the_size_limit_is_413_and_not_published(
+    client: httpx.AsyncClient, auth: dict[str, str], sink: WebhookSink, subscribed: dict[str, Any]
+) -> None:
+    big = event("key-1", data={"text": "x" * 1100})
+    response = await client.post("/api/v1/events", content=json.dumps(big), headers={**auth, **STRUCTURED})
+    assert_problem(response, 413)
+    await assert_only_marker_arrives(client, auth, sink, subscribed)
+
+
+@SMALL_LIMITS
+async def test_a_batch_with_one_event_over_the_size_limit_is_413_and_publishes_none_of_it(
+    client: httpx.AsyncClient, auth: dict[str, str], sink: WebhookSink, subscribed: dict[str, Any]
+) -> None:
+    batch = [event("key-1"), event("key-1", data={"text": "x" * 1100}), event("key-1")]
+    response = await client.post("/api/v1/events", content=json.dumps(batch), headers={**auth, **BATCH})
+    problem = assert_problem(response, 413)
+    assert {e.get("index") for e in problem["errors"]} == {1}, problem
+    await assert_only_marker_arrives(client, auth, sink, subscribed)
+
+
+@SMALL_LIMITS
+async def test_a_binary_event_over_the_size_limit_is_413(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    headers = {
+        **auth,
+        "content-type": "application/json",
+        "ce-specversion": "1.0",
+        "ce-id": str(uuid.uuid4()),
+        "ce-source": SOURCE,
+        "ce-type": TYPE,
+    }
+    response = await client.post(
+        "/api/v1/events", content=json.dumps({"text": "x" * 1100}), headers=headers
+    )
+    assert_problem(response, 413)
+
+
+@SMALL_LIMITS
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+async def test_a_request_over_the_size_limit_is_413_and_publishes_none_of_it(
+    client: httpx.AsyncClient,
+    auth: dict[str, str],
+    sink: WebhookSink,
+    subscribed: dict[str, Any],
+    framing: str,
+) -> None:
+    # Six events each well under the 1024-byte event limit, together over the 4096-byte request limit.
+    batch = [event("key-1", data={"text": "x" * 600}) for _ in range(6)]
+    payload = json.dumps(batch).encode()
+    assert len(payload) > 4096
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(payload), 1000):
+            yield payload[start : start + 1000]
+
+    content: Any = payload if framing == "content-length" else chunks()
+    response = await client.post("/api/v1/events", content=content, headers={**auth, **BATCH})
+    assert_problem(response, 413)
+    await assert_only_marker_arrives(client, auth, sink, subscribed)
+
+
+# --- subscriptions -----------------------------------------------------------------------------
+
+
+async def test_create_returns_201_with_an_id_and_a_secret_that_is_never_shown_again(
+    client: httpx.AsyncClient, auth: dict[str, str], sink: WebhookSink
+) -> None:
+    response = await client.post(
+        "/api/v1/subscriptions",
+        json={"sink": sink.url, "types": [TYPE], "protocolsettings": {"headers": {"X-Tenant": "a"}}},
+        headers=auth,
+    )
+    assert response.status_code == 201, response.text
+    created = response.json()
+    secret = created["secret"]
+    assert secret.startswith("whsec_") and len(secret) > len("whsec_") + 30
+    assert uuid.UUID(created["id"])
+    assert created["sink"] == sink.url and created["types"] == [TYPE]
+    assert created["protocolsettings"]["headers"] == {"X-Tenant": "a"}
+
+    one = await client.get(f"/api/v1/subscriptions/{created['id']}", headers=auth)
+    listing = await client.get("/api/v1/subscriptions", headers=auth)
+    assert one.status_code == 200 and listing.status_code == 200
+    assert one.json()["id"] == created["id"]
+    assert [s["id"] for s in listing.json()["items"]] == [created["id"]]
+    for shown in (one, listing):
+        assert "secret" not in shown.text
+        assert secret not in shown.text
+        assert secret.removeprefix("whsec_") not in shown.text
+
+
+async def test_get_of_an_unknown_subscription_is_a_404_problem(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    unknown = uuid.uuid4()
+    assert_problem(await client.get(f"/api/v1/subscriptions/{unknown}", headers=auth), 404)
+    assert_problem(await client.get(f"/api/v1/subscriptions/{unknown}/deliveries", headers=auth), 404)
+    assert_problem(await client.delete(f"/api/v1/subscriptions/{unknown}", headers=auth), 404)
+
+
+async def test_delete_is_204_and_the_subscription_is_gone_afterwards(
+    client: httpx.AsyncClient, auth: dict[str, str], sink: WebhookSink
+) -> None:
+    created = await subscribe(client, auth, sink)
+    url = f"/api/v1/subscriptions/{created['id']}"
+    deleted = await client.delete(url, headers=auth)
+    assert deleted.status_code == 204 and deleted.content == b""
+    assert_problem(await client.get(url, headers=auth), 404)
+    assert_problem(await client.delete(url, headers=auth), 404)
+    assert (await client.get("/api/v1/subscriptions", headers=auth)).json()["items"] == []
+
+
+@pytest.mark.parametrize(
+    "bad_filter,dialect",
+    [
+        ({"sql": "type = 'x'"}, "sql"),
+        ({"regex": {"type": "^nl\\..*"}}, "regex"),
+        ({"all": [{"exact": {"type": TYPE}}, {"regex": {"type": ".*"}}]}, "regex"),
+    ],
+    ids=["sql", "regex", "nested-regex"],
+)
+async def test_an_unknown_filter_dialect_is_400_naming_it(
+    client: httpx.AsyncClient,
+    auth: dict[str, str],
+    sink: WebhookSink,
+    bad_filter: dict[str, Any],
+    dialect: str,
+) -> None:
+    response = await client.post(
+        "/api/v1/subscriptions", json={"sink": sink.url, "filters": [bad_filter]}, headers=auth
+    )
+    problem = assert_problem(response, 400)
+    assert dialect in problem["detail"], problem
+    assert any(e["field"].startswith("filters") for e in problem["errors"]), problem
+    assert (await client.get("/api/v1/subscriptions", headers=auth)).json()["items"] == []
+
+
+@NO_ALLOWED_NETWORKS
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1", "localhost", "[::1]", "127.1", "[::ffff:127.0.0.1]"]
+)
+async def test_a_loopback_sink_is_400_while_the_allow_list_is_empty(
+    client: httpx.AsyncClient, auth: dict[str, str], host: str
+) -> None:
+    response = await client.post(
+        "/api/v1/subscriptions", json={"sink": f"http://{host}:9/hook"}, headers=auth
+    )
+    problem = assert_problem(response, 400)
+    assert any(e["field"] == "sink" for e in problem["errors"]), problem
+    assert (await client.get("/api/v1/subscriptions", headers=auth)).json()["items"] == []
+
+
+@pytest.mark.parametrize(
+    "sink_url",
+    ["ftp://example.org/hook", "file:///etc/passwd", "mailto:ops@example.org", "/relative/hook", ""],
+)
+async def test_a_sink_that_is_not_an_http_url_is_400(
+    client: httpx.AsyncClient, auth: dict[str, str], sink_url: str
+) -> None:
+    response = await client.post("/api/v1/subscriptions", json={"sink": sink_url}, headers=auth)
+    problem = assert_problem(response, 400)
+    assert any(e["field"] == "sink" for e in problem["errors"]), problem
+
+
+async def test_a_subscription_without_a_sink_is_400_naming_it(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    response = await client.post("/api/v1/subscriptions", json={"types": [TYPE]}, headers=auth)
+    problem = assert_problem(response, 400)
+    assert any(e["field"] == "sink" for e in problem["errors"]), problem
+
+
+async def test_the_list_pages_with_a_next_url_that_yields_the_rest(
+    client: httpx.AsyncClient, auth: dict[str, str], sink: WebhookSink
+) -> None:
+    created = [(await subscribe(client, auth, sink))["id"] for _ in range(3)]
+    first = await client.get("/api/v1/subscriptions", params={"limit": 2}, headers=auth)
+    assert first.status_code == 200, first.text
+    page1 = first.json()
+    assert len(page1["items"]) == 2 and page1["next"]
+    second = await client.get(page1["next"], headers=auth)
+    assert second.status_code == 200, second.text
+    page2 = second.json()
+    assert len(page2["items"]) == 1 and page2["next"] is None
+    seen = [s["id"] for s in page1["items"] + page2["items"]]
+    assert sorted(seen) == sorted(created)
+
+
+async def test_the_list_rejects_a_forged_cursor_and_a_bad_limit(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    for params in ({"cursor": "not-a-cursor"}, {"limit": 0}, {"limit": "many"}):
+        assert_problem(await client.get("/api/v1/subscriptions", params=params, headers=auth), 400)
+
+
+async def test_the_delivery_log_filters_by_status_and_rejects_an_unknown_status(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    # "ok-…" subjects are accepted, "bad-…" ones always fail and go dead after 4 attempts.
+    sink = await WebhookSink(responder=lambda _, got: 204 if got.json()["subject"] == "ok" else 500).start()
+    try:
+        sub = await subscribe(client, auth, sink)
+        ok, bad = event("ok"), event("bad")
+        response = await client.post("/api/v1/events", content=json.dumps([ok, bad]), headers={**auth, **BATCH})
+        assert response.status_code == 202, response.text
+        url = f"/api/v1/subscriptions/{sub['id']}/deliveries"
+
+        async def ok_recorded() -> bool:
+            page = (await client.get(url, params={"status": "delivered"}, headers=auth)).json()
+            return bool(page["items"])
+
+        await eventually(ok_recorded)
+        delivered = (await client.get(url, params={"status": "delivered"}, headers=auth)).json()
+        assert [(d["eventId"], d["status"]) for d in delivered["items"]] == [(ok["id"], "delivered")]
+        everything = (await client.get(url, headers=auth)).json()
+        assert sorted(d["eventId"] for d in everything["items"]) == sorted([ok["id"], bad["id"]])
+        for d in everything["items"]:
+            assert {"id", "eventId", "status", "attempts"} <= d.keys()
+        problem = assert_problem(await client.get(url, params={"status": "bogus"}, headers=auth), 400)
+        assert "status" in json.dumps(problem)
+    finally:
+        await sink.stop()
+
+
+# --- operations and documentation -----------------------------------------------------------
+
+
+async def test_healthz_is_200_without_a_token(client: httpx.AsyncClient) -> None:
+    response = await client.get("/healthz")
+    assert response.status_code == 200
+
+
+async def test_readyz_is_200_with_every_check_true_while_the_hub_runs(client: httpx.AsyncClient) -> None:
+    response = await client.get("/readyz")
+    for _ in range(100):  # the projector counts as running once it has joined its group
+        if response.status_code == 200:
+            break
+        await asyncio.sleep(0.1)
+        response = await client.get("/readyz")
+    assert response.status_code == 200, response.text
+    checks = response.json()["checks"]
+    assert {"broker", "database", "api", "projector", "dispatcher"} <= checks.keys()
+    assert all(checks.values()), checks
+
+
+async def test_every_response_carries_the_api_version_header(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    responses = [
+        await client.get("/healthz"),
+        await client.get("/api/v1/subscriptions", headers=auth),
+        await client.get("/api/v1/subscriptions"),  # 401
+        await client.get(f"/api/v1/subscriptions/{uuid.uuid4()}", headers=auth),  # 404
+        await client.post("/api/v1/events", content=b"{", headers={**auth, **STRUCTURED}),  # 400
+    ]
+    assert [r.status_code for r in responses] == [200, 200, 401, 404, 400]
+    for response in responses:
+        assert response.headers.get("API-Version"), response.headers
+
+
+async def test_the_openapi_document_describes_events_and_subscriptions(client: httpx.AsyncClient) -> None:
+    response = await client.get("/openapi.json")
+    assert response.status_code == 200
+    paths = response.json()["paths"]
+    assert "post" in paths["/api/v1/events"]
+    assert {"get", "post"} <= paths["/api/v1/subscriptions"].keys()
