@@ -1,5 +1,5 @@
 """Shared parts of the benchmarks: the machine, percentiles, CPU accounting, the hub as a
-separate process on embedded infrastructure, and a local webhook sink.
+separate process on embedded infrastructure, publishing events, and a local webhook sink.
 
 Linux only (``/proc``), like the embedded broker and database the hub starts.
 """
@@ -18,6 +18,7 @@ import socket
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -278,6 +279,81 @@ async def start_hub(
         await hub.stop(within=30)
         raise
     return hub
+
+
+# --- publishing --------------------------------------------------------------------------------
+
+EVENT_TYPE = "nl.softwarecatalogus.gebruik.gewijzigd.v1"
+EVENT_SOURCE = "urn:nld:oin:00000001234567890000:systeem:bench"
+STRUCTURED = "application/cloudevents+json"
+BATCH = "application/cloudevents-batch+json"
+_PADDING = "Gemeente gebruikt applicatie met koppelingen naar zaaksysteem en DMS. "
+
+
+def make_event(event_id: str, i: int, data_bytes: int = 1024) -> dict[str, Any]:
+    """An NL GOV CloudEvent about ``app-{i % 1000}`` whose ``data`` is about ``data_bytes`` of JSON
+    (with room left for a ``sentns`` stamp)."""
+    data: dict[str, Any] = {"applicatie": f"app-{i % 1000}", "gemeente": f"gm{i % 342:04d}", "n": i}
+    room = data_bytes - len(json.dumps({**data, "omschrijving": "", "sentns": 1_700_000_000_000_000_000}))
+    data["omschrijving"] = (_PADDING * (room // len(_PADDING) + 1))[: max(0, room)]
+    return {
+        "specversion": "1.0",
+        "id": event_id,
+        "source": EVENT_SOURCE,
+        "type": EVENT_TYPE,
+        "subject": f"app-{i % 1000}",
+        "time": "2026-11-22T10:00:00Z",
+        "datacontenttype": "application/json",
+        "data": data,
+    }
+
+
+class Publisher:
+    """aiohttp client for ``POST /api/v1/events`` over at most ``connections`` keep-alive
+    connections; counts responses by status (0 = no answer) and stamps 202 times per id."""
+
+    def __init__(self, hub: Hub, connections: int):
+        self.url = f"{hub.base_url}/api/v1/events"
+        self.auth = hub.auth
+        self.statuses: Counter[int] = Counter()
+        self.ack_ns: dict[str, int] = {}
+        self._http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=connections, keepalive_timeout=300),
+            timeout=aiohttp.ClientTimeout(total=60),
+        )
+
+    async def close(self) -> None:
+        await self._http.close()
+
+    async def post(self, body: bytes, content_type: str, ids: Sequence[str] = ()) -> int:
+        headers = {**self.auth, "Content-Type": content_type}
+        try:
+            async with self._http.post(self.url, data=body, headers=headers) as response:
+                await response.read()
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError):
+            status = 0
+        if status == 202:
+            now = time.monotonic_ns()
+            for event_id in ids:
+                self.ack_ns[event_id] = now
+        self.statuses[status] += 1
+        return status
+
+    async def post_all(self, bodies: Sequence[tuple[bytes, int]], content_type: str, workers: int) -> int:
+        """Send (body, events in it) pairs with ``workers`` concurrent senders; returns events
+        accepted (202)."""
+        accepted = 0
+        it = iter(bodies)
+
+        async def worker() -> None:
+            nonlocal accepted
+            for body, events in it:
+                if await self.post(body, content_type) == 202:
+                    accepted += events
+
+        await asyncio.gather(*(worker() for _ in range(workers)))
+        return accepted
 
 
 # --- the webhook sink --------------------------------------------------------------------------

@@ -17,94 +17,29 @@ import pstats
 import sys
 import time
 import uuid
-from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from benchmarks.common import (
+    BATCH,
+    STRUCTURED,
     CpuMeter,
     Hub,
+    Publisher,
     Sink,
     describe_machine,
     machine_info,
+    make_event,
     percentile,
     start_hub,
     wait_idle,
 )
 
-TYPE = "nl.softwarecatalogus.gebruik.gewijzigd.v1"
-SOURCE = "urn:nld:oin:00000001234567890000:systeem:bench"
-STRUCTURED = "application/cloudevents+json"
-BATCH = "application/cloudevents-batch+json"
 FLOOR_DELIVERED_PER_S = 1000.0
 FLOOR_P99_MS = 250.0
-_PADDING = "Gemeente gebruikt applicatie met koppelingen naar zaaksysteem en DMS. "
-
-
-def make_event(event_id: str, i: int, data_bytes: int = 1024) -> dict[str, Any]:
-    """One NL GOV CloudEvent whose ``data`` serialises to about ``data_bytes`` bytes."""
-    data: dict[str, Any] = {"applicatie": f"app-{i % 1000}", "gemeente": f"gm{i % 342:04d}", "n": i}
-    data["omschrijving"] = ""
-    room = data_bytes - len(json.dumps(data)) - len('"sentns": 1234567890123456789, ')
-    data["omschrijving"] = (_PADDING * (room // len(_PADDING) + 1))[: max(0, room)]
-    return {
-        "specversion": "1.0",
-        "id": event_id,
-        "source": SOURCE,
-        "type": TYPE,
-        "subject": f"app-{i % 1000}",
-        "time": "2026-11-22T10:00:00Z",
-        "datacontenttype": "application/json",
-        "data": data,
-    }
-
-
-class Publisher:
-    """aiohttp client to the hub's publish endpoint; counts responses by status."""
-
-    def __init__(self, hub: Hub, connections: int):
-        self.url = f"{hub.base_url}/api/v1/events"
-        self.auth = hub.auth
-        self.statuses: Counter[int] = Counter()
-        self.ack_ns: dict[str, int] = {}
-        self._http = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=connections, keepalive_timeout=300),
-            timeout=aiohttp.ClientTimeout(total=60),
-        )
-
-    async def close(self) -> None:
-        await self._http.close()
-
-    async def post(self, body: bytes, content_type: str, ids: Sequence[str] = ()) -> int:
-        headers = {**self.auth, "Content-Type": content_type}
-        try:
-            async with self._http.post(self.url, data=body, headers=headers) as response:
-                await response.read()
-                status = response.status
-        except (aiohttp.ClientError, TimeoutError):
-            status = 0
-        now = time.monotonic_ns()
-        for event_id in ids:
-            self.ack_ns[event_id] = now
-        self.statuses[status] += 1
-        return status
-
-
-async def run_pool(bodies: Sequence[bytes], workers: int, send: Callable[[bytes], Awaitable[int]]) -> int:
-    """Send every body with ``workers`` concurrent senders; returns the number answered 202."""
-    accepted = 0
-    it = iter(bodies)
-
-    async def worker() -> None:
-        nonlocal accepted
-        for body in it:
-            accepted += await send(body) == 202
-
-    await asyncio.gather(*(worker() for _ in range(workers)))
-    return accepted
 
 
 class Bench:
@@ -142,7 +77,7 @@ class Bench:
                 json.dumps([make_event(i, n) for n, i in enumerate(ids[k : k + 20])]).encode()
                 for k in range(0, len(ids), 20)
             ]
-            await run_pool(bodies, 4, lambda b: pub.post(b, BATCH))
+            await pub.post_all([(b, 20) for b in bodies], BATCH, 4)
             ok = await self.settle("warm-up", ids, 120)
         finally:
             await pub.close()
@@ -163,7 +98,7 @@ class Bench:
         cpu0 = self.meter.sample()
         t0 = time.monotonic()
         try:
-            accepted = await run_pool(bodies, conns, lambda b: pub.post(b, BATCH))
+            accepted = await pub.post_all([(b, size) for b in bodies], BATCH, conns)
         finally:
             await pub.close()
         t_pub = time.monotonic()
@@ -204,7 +139,7 @@ class Bench:
         cpu0 = self.meter.sample()
         t0 = time.monotonic()
         try:
-            accepted = await run_pool(bodies, conc, lambda b: pub.post(b, STRUCTURED))
+            accepted = await pub.post_all([(b, 1) for b in bodies], STRUCTURED, conc)
         finally:
             await pub.close()
         seconds = time.monotonic() - t0

@@ -58,7 +58,7 @@ def role_env(settings: Settings, **extra: str) -> dict[str, str]:
 
 @contextmanager
 def role(name: str, env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen([sys.executable, "-m", "hub", name], env=env)  # noqa: S603
+    proc = subprocess.Popen([sys.executable, "-m", "hub", name], env=env)
     try:
         yield proc
     finally:
@@ -117,15 +117,22 @@ async def test_killed_projector_is_replaced_without_loss_or_double_projection(se
     async with database(settings) as engine:
         store = PostgresSubscriptionStore(engine)
         await store.create(
-            sink="https://example.org/hook", protocol="HTTP", source=None, types=None,
-            filters=[], headers={}, config={}, secret=generate_secret(),
+            sink="https://example.org/hook",
+            protocol="HTTP",
+            source=None,
+            types=None,
+            filters=[],
+            headers={},
+            config={},
+            secret=generate_secret(),
         )
         # Small batches make a projector's run long enough to kill it in the middle.
         env = role_env(settings, KOPPELHUB_PROJECTOR_BATCH_SIZE="20")
         with role("projector", env) as first:
             await wait_until(
                 lambda: _more_than(engine, "SELECT count(*) FROM event_archive", 200),
-                within=60, what="the first projector to start",
+                within=60,
+                what="the first projector to start",
             )
             first.send_signal(signal.SIGKILL)
             first.wait()
@@ -134,11 +141,13 @@ async def test_killed_projector_is_replaced_without_loss_or_double_projection(se
         with role("projector", env):
             await wait_until(
                 lambda: _more_than(engine, "SELECT count(*) FROM processed_events", total - 1),
-                within=120, what="the second projector to catch up",
+                within=120,
+                what="the second projector to catch up",
             )
             await asyncio.sleep(1.0)  # anything projected twice would show up by now
             assert await scalar(engine, "SELECT count(*) FROM event_archive") == total
-            assert await scalar(engine, "SELECT count(DISTINCT (source, event_id)) FROM event_archive") == total
+            distinct = "SELECT count(DISTINCT (source, event_id)) FROM event_archive"
+            assert await scalar(engine, distinct) == total
             assert await scalar(engine, "SELECT count(*) FROM deliveries") == total
             assert await scalar(engine, "SELECT count(DISTINCT archive_seq) FROM deliveries") == total
 
@@ -156,15 +165,22 @@ async def test_killed_dispatcher_is_replaced_and_every_event_arrives_in_order(se
     try:
         async with database(settings) as engine:
             await PostgresSubscriptionStore(engine).create(
-                sink=sink.url, protocol="HTTP", source=None, types=None,
-                filters=[], headers={}, config={}, secret=generate_secret(),
+                sink=sink.url,
+                protocol="HTTP",
+                source=None,
+                types=None,
+                filters=[],
+                headers={},
+                config={},
+                secret=generate_secret(),
             )
             events = make_events(600, keys=20)
             assert hub.event_log is not None
             await hub.event_log.publish(events)
             await wait_until(
                 lambda: _more_than(engine, "SELECT count(*) FROM deliveries", len(events) - 1),
-                within=60, what="projection",
+                within=60,
+                what="projection",
             )
             # A short lease: the killed dispatcher's claims come back quickly.
             env = role_env(settings, KOPPELHUB_DELIVERY_LEASE_SECONDS="2", KOPPELHUB_DELIVERY_CONCURRENCY="8")
@@ -178,7 +194,8 @@ async def test_killed_dispatcher_is_replaced_and_every_event_arrives_in_order(se
                     lambda: _more_than(
                         engine, "SELECT count(*) FROM deliveries WHERE status = 'delivered'", len(events) - 1
                     ),
-                    within=90, what="every delivery to be recorded",
+                    within=90,
+                    what="every delivery to be recorded",
                 )
         first_arrival: dict[str, int] = {}
         per_key: dict[str, list[int]] = {}

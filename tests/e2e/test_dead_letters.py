@@ -1,0 +1,97 @@
+"""Poison records go to the dead-letter topic with their error; the partition moves on."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from hub.adapters.postgres.subscriptions import PostgresSubscriptionStore
+from hub.bootstrap import HubProcess
+from hub.settings import Settings
+from schemas import CloudEvent
+from schemas.bindings import to_kafka_record
+from subscriptions.signing import generate_secret
+from tests.support.sink import WebhookSink
+
+pytestmark = pytest.mark.e2e
+
+
+async def read_dlq(settings: Settings, count: int) -> list[dict[str, bytes]]:
+    consumer = AIOKafkaConsumer(
+        settings.kafka.dlq_topic,
+        bootstrap_servers=settings.kafka.bootstrap,
+        group_id=f"dlq-reader-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=500,
+    )
+    await consumer.start()
+    found: list[dict[str, bytes]] = []
+    try:
+        async with asyncio.timeout(30):
+            while len(found) < count:
+                batch = await consumer.getmany(timeout_ms=500)
+                for records in batch.values():
+                    found.extend(dict(r.headers) | {"_value": r.value or b""} for r in records)
+    finally:
+        await consumer.stop()
+    return found
+
+
+async def test_poison_records_are_dead_lettered_and_later_events_still_arrive(
+    hub: HubProcess, settings: Settings, sink: WebhookSink
+) -> None:
+    assert hub.engine is not None and settings.kafka.bootstrap
+    await PostgresSubscriptionStore(hub.engine).create(
+        sink=sink.url,
+        protocol="HTTP",
+        source=None,
+        types=None,
+        filters=[],
+        headers={},
+        config={},
+        secret=generate_secret(),
+    )
+    good = CloudEvent(
+        specversion="1.0",
+        id="good-1",
+        source="urn:nld:test",
+        type="nl.test.event.v1",
+        subject="same-key",
+        data={"ok": True},
+    )
+    # PostgreSQL's jsonb cannot hold U+0000: valid JSON, yet the store must refuse it.
+    unstorable = CloudEvent(
+        specversion="1.0",
+        id="nul-1",
+        source="urn:nld:test",
+        type="nl.test.event.v1",
+        subject="same-key",
+        data={"text": "a\u0000b"},
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap, acks="all")
+    await producer.start()
+    try:
+        # Not a CloudEvent at all: no ce_ headers.
+        await producer.send_and_wait(settings.kafka.topic, key=b"same-key", value=b"{not json")
+        bad = to_kafka_record(unstorable)
+        await producer.send_and_wait(settings.kafka.topic, key=bad.key, value=bad.value, headers=bad.headers)
+        rec = to_kafka_record(good)
+        await producer.send_and_wait(settings.kafka.topic, key=rec.key, value=rec.value, headers=rec.headers)
+    finally:
+        await producer.stop()
+
+    delivered = await sink.wait_for(1)
+    assert [json.loads(r.body)["id"] for r in delivered] == ["good-1"]
+    parked = await read_dlq(settings, 2)
+    classes = sorted(p["koppelhub_error_class"].decode() for p in parked)
+    assert classes == ["DataRejected", "EnvelopeError"]
+    for p in parked:
+        assert p["koppelhub_error"], "the reason travels with the record"
+        assert p["koppelhub_origin"].decode().startswith(settings.kafka.topic + "/")
+    assert any(p.get("ce_id") == b"nul-1" for p in parked), "the original headers are kept"
+    assert hub.projector is not None and hub.projector.stats.dead_lettered == 2

@@ -1,0 +1,33 @@
+"""The Alembic migrations and the SQLAlchemy metadata describe the same schema."""
+
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, pool
+
+from hub.adapters.postgres.engine import migrate, sqlalchemy_url
+from hub.adapters.postgres.tables import metadata
+
+pytestmark = pytest.mark.integration
+
+
+def test_migrated_schema_matches_the_table_definitions(database_url: str) -> None:
+    engine = create_engine(sqlalchemy_url(database_url), poolclass=pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    finally:
+        engine.dispose()
+    assert diff == []
+
+
+def test_migrating_twice_changes_nothing(database_url: str) -> None:
+    migrate(database_url)  # the fixture's database is migrated already
+    engine = create_engine(sqlalchemy_url(database_url), poolclass=pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            assert MigrationContext.configure(conn).get_current_revision() == "0001"
+    finally:
+        engine.dispose()
