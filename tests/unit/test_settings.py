@@ -1,0 +1,47 @@
+"""Settings: flat KOPPELHUB_* names, comma-separated lists, and a README that lists them all."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic_settings import BaseSettings
+
+from hub.settings import DeliverySettings, KafkaSettings, Settings
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def environment_names() -> list[str]:
+    names = []
+    for model in (Settings, KafkaSettings, DeliverySettings):
+        prefix = model.model_config.get("env_prefix", "")
+        for name, field in model.model_fields.items():
+            annotation = field.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseSettings):
+                continue  # a nested group; its own fields are listed under its prefix
+            names.append(f"{prefix}{name}".upper())
+    return names
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    readme = README.read_text()
+    missing = [n for n in environment_names() if f"`{n}`" not in readme]
+    assert missing == []
+
+
+def test_settings_come_from_flat_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KOPPELHUB_KAFKA_BOOTSTRAP", "kafka:9092")
+    monkeypatch.setenv("KOPPELHUB_DELIVERY_RETRY_SCHEDULE", "1, 2.5,10")
+    monkeypatch.setenv("KOPPELHUB_DELIVERY_ALLOW_NETWORKS", "10.0.0.0/8,192.168.1.0/24")
+    monkeypatch.setenv("KOPPELHUB_HTTP_PORT", "9090")
+    settings = Settings()
+    assert settings.kafka.bootstrap == "kafka:9092"
+    assert settings.delivery.retry_schedule == [1.0, 2.5, 10.0]
+    assert settings.delivery.allow_networks == ["10.0.0.0/8", "192.168.1.0/24"]
+    assert settings.http_port == 9090
+
+
+def test_the_default_retry_schedule_spans_about_a_day() -> None:
+    total = sum(Settings().delivery.retry_schedule)
+    assert 18 * 3600 <= total <= 30 * 3600
