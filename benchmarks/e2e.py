@@ -40,6 +40,7 @@ from benchmarks.common import (
 
 FLOOR_DELIVERED_PER_S = 1000.0
 FLOOR_P99_MS = 250.0
+PHASES = ("batch", "structured", "latency")
 
 
 class Bench:
@@ -325,9 +326,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         await subscribe(hub, sink)
         bench = Bench(args, hub, sink)
         await bench.warm_up()
-        for phase in (bench.batch_phase, bench.structured_phase, bench.latency_phase):
-            print(f"running {phase.__name__.removesuffix('_phase')} …", flush=True)
-            await phase()
+        for name in args.phases:
+            print(f"running {name} …", flush=True)
+            await getattr(bench, f"{name}_phase")()
         results.update(bench.results)
     finally:
         try:
@@ -373,7 +374,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--keep-data", action="store_true", help="keep the temporary data dir and hub.log")
     p.add_argument("--check", action="store_true", help="exit 1 when a floor is missed")
+    p.add_argument(
+        "--phases",
+        type=lambda v: [x.strip() for x in v.split(",") if x.strip()],
+        default=list(PHASES),
+        help=f"comma-separated subset of {','.join(PHASES)} (all)",
+    )
     args = p.parse_args(argv)
+    if unknown := set(args.phases) - set(PHASES):
+        p.error(f"unknown phase(s): {', '.join(sorted(unknown))}")
     if args.quick:
         args.events, args.single_events, args.duration = min(args.events, 2_000), 300, 5.0
     return args

@@ -17,6 +17,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from schemas.envelope import CloudEvent
+from schemas.landscape import OBJECT_TYPES, Ingetrokken
 
 __all__ = ["JSON_DIR", "REGISTRY", "main", "render", "stale_files", "write_all"]
 
@@ -25,6 +26,8 @@ JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 REGISTRY: dict[str, type[BaseModel]] = {
     "cloudevent": CloudEvent,
+    **OBJECT_TYPES,  # organisatie.schema.json, …: the data of each vastgelegd event
+    "ingetrokken": Ingetrokken,  # the data of every ingetrokken event
 }
 
 

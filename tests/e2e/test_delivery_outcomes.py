@@ -1,0 +1,263 @@
+"""What the dispatcher makes of each answer a sink gives (INTERFACES.md, "Webhook delivery").
+
+The ``settings`` fixture retries after 0.2, 0.4 and 0.8 s: four attempts in all, then dead.
+Sinks are real local HTTP servers (tests/support/sink.py) answering as each test scripts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from tests.support.sink import Received, WebhookSink
+
+pytestmark = pytest.mark.e2e
+
+TYPE = "nl.softwarecatalogus.gebruik.gewijzigd.v1"
+SOURCE = "urn:nld:oin:00000001234567890000:systeem:testbron"
+ATTEMPTS = 4  # the first attempt plus one per delay of the test retry schedule
+
+
+def event(subject: str = "key-1", n: int = 0) -> dict[str, Any]:
+    return {
+        "specversion": "1.0",
+        "id": str(uuid.uuid4()),
+        "source": SOURCE,
+        "type": TYPE,
+        "subject": subject,
+        "time": "2026-11-22T10:00:00Z",
+        "datacontenttype": "application/json",
+        "data": {"n": n},
+    }
+
+
+async def publish(client: httpx.AsyncClient, auth: dict[str, str], *events: dict[str, Any]) -> None:
+    response = await client.post(
+        "/api/v1/events",
+        content=json.dumps(list(events)),
+        headers={**auth, "content-type": "application/cloudevents-batch+json"},
+    )
+    assert response.status_code == 202, response.text
+
+
+async def subscribe(
+    client: httpx.AsyncClient, auth: dict[str, str], sink_url: str, **body: Any
+) -> dict[str, Any]:
+    response = await client.post("/api/v1/subscriptions", json={"sink": sink_url, **body}, headers=auth)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def deliveries(
+    client: httpx.AsyncClient, auth: dict[str, str], subscription_id: str, **params: str
+) -> list[dict[str, Any]]:
+    response = await client.get(
+        f"/api/v1/subscriptions/{subscription_id}/deliveries", params=params, headers=auth
+    )
+    assert response.status_code == 200, response.text
+    return list(response.json()["items"])
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float = 20.0, what: str = "") -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what or 'condition'}"
+        await asyncio.sleep(0.1)
+
+
+async def wait_for_status(
+    client: httpx.AsyncClient, auth: dict[str, str], subscription_id: str, status: str, count: int = 1
+) -> list[dict[str, Any]]:
+    """The deliveries with ``status`` once there are ``count`` of them."""
+    found: list[dict[str, Any]] = []
+
+    async def enough() -> bool:
+        nonlocal found
+        found = await deliveries(client, auth, subscription_id, status=status)
+        return len(found) >= count
+
+    await eventually(enough, what=f"{count} {status} deliveries")
+    return found
+
+
+def lower(headers: dict[str, str]) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items()}
+
+
+def answers(*statuses: int | tuple[int, dict[str, str]], then: int = 204) -> Callable[[int, Received], Any]:
+    """A responder giving ``statuses`` to the first requests, ``then`` to every later one."""
+    return lambda n, _: statuses[n - 1] if n <= len(statuses) else then
+
+
+def unused_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+async def test_a_sink_that_always_answers_500_gets_four_attempts_then_the_delivery_is_dead(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    sink = await WebhookSink(responder=lambda n, r: 500).start()
+    try:
+        sub = await subscribe(client, auth, sink.url)
+        sent = event()
+        await publish(client, auth, sent)
+        [dead] = await wait_for_status(client, auth, sub["id"], "dead")
+        assert dead["eventId"] == sent["id"]
+        assert dead["attempts"] == ATTEMPTS
+        assert dead["lastStatusCode"] == 500
+        await asyncio.sleep(1.0)  # a fifth attempt would come within the longest delay (0.8 s)
+        assert len(sink.received) == ATTEMPTS
+        assert len({r.headers["webhook-id"] for r in sink.received}) == 1, (
+            "webhook-id changed between retries"
+        )
+        assert all(r.json()["id"] == sent["id"] for r in sink.received)
+        # Dead is final but not lost: the delivery stays in the log.
+        [listed] = await deliveries(client, auth, sub["id"])
+        assert (listed["id"], listed["status"]) == (dead["id"], "dead")
+    finally:
+        await sink.stop()
+
+
+async def test_a_sink_that_refuses_connections_is_retried_until_the_delivery_is_dead(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    sub = await subscribe(client, auth, f"http://127.0.0.1:{unused_port()}/hook")
+    await publish(client, auth, event())
+    [dead] = await wait_for_status(client, auth, sub["id"], "dead")
+    assert dead["attempts"] == ATTEMPTS
+    assert dead["lastStatusCode"] is None and dead["lastError"]
+
+
+async def test_a_410_disables_the_subscription_and_stops_delivery_while_the_delivery_stays_listed(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    gone = await WebhookSink(responder=lambda n, r: 410).start()
+    witness = await WebhookSink().start()
+    try:
+        sub = await subscribe(client, auth, gone.url)
+        await subscribe(client, auth, witness.url)
+        first = event("key-1")
+        await publish(client, auth, first)
+
+        async def disabled() -> bool:
+            response = await client.get(f"/api/v1/subscriptions/{sub['id']}", headers=auth)
+            return bool(response.json()["status"] == "disabled")
+
+        await eventually(disabled, what="the subscription to be disabled")
+        # New events: the witness subscription gets them, the disabled one is not attempted.
+        later = [event("key-1", 1), event("key-2", 2)]
+        await publish(client, auth, *later)
+        await witness.wait_for(3)
+        await asyncio.sleep(1.5)  # longer than the whole retry schedule
+        assert len(gone.received) == 1, [r.json()["id"] for r in gone.received]
+        assert gone.received[0].json()["id"] == first["id"]
+
+        log = {d["eventId"]: d for d in await deliveries(client, auth, sub["id"])}
+        assert first["id"] in log, "the delivery answered with 410 is no longer listed"
+        assert log[first["id"]]["attempts"] == 1
+        assert log[first["id"]]["lastStatusCode"] == 410
+        for e in later:
+            assert e["id"] not in log or log[e["id"]]["attempts"] == 0, log[e["id"]]
+        current = (await client.get(f"/api/v1/subscriptions/{sub['id']}", headers=auth)).json()
+        assert current["status"] == "disabled"
+    finally:
+        await gone.stop()
+        await witness.stop()
+
+
+@pytest.mark.parametrize("status", [302, 307])
+async def test_a_redirect_is_not_followed_and_the_delivery_is_retried(
+    client: httpx.AsyncClient, auth: dict[str, str], status: int
+) -> None:
+    elsewhere = await WebhookSink().start()
+    redirecting = await WebhookSink(responder=lambda n, r: (status, {"Location": elsewhere.url})).start()
+    try:
+        sub = await subscribe(client, auth, redirecting.url)
+        await publish(client, auth, event())
+        [dead] = await wait_for_status(client, auth, sub["id"], "dead")
+        assert dead["attempts"] == ATTEMPTS
+        assert dead["lastStatusCode"] == status
+        assert len(redirecting.received) == ATTEMPTS
+        assert elsewhere.received == [], "the redirect was followed"
+    finally:
+        await redirecting.stop()
+        await elsewhere.stop()
+
+
+async def test_every_delivery_carries_the_subscription_headers_and_a_valid_standard_webhooks_signature(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    # The first request fails, so a retry is among the deliveries checked.
+    sink = await WebhookSink(responder=answers(503)).start()
+    extra = {"Authorization": "Bearer sink-side-token", "X-Koppel-Tenant": "gemeente-a"}
+    try:
+        sub = await subscribe(client, auth, sink.url, protocolsettings={"headers": extra})
+        sent = [event("key-1", 1), event("key-2", 2)]
+        await publish(client, auth, *sent)
+        await sink.wait_for(2)
+        received = sink.received
+        assert len(received) == 3
+        verifier = Webhook(sub["secret"])
+        impostor = Webhook("whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldY")
+        for got in received:
+            headers = lower(got.headers)
+            assert headers["authorization"] == extra["Authorization"]
+            assert headers["x-koppel-tenant"] == extra["X-Koppel-Tenant"]
+            assert headers["content-type"] == "application/cloudevents+json"
+            assert headers["webhook-id"]
+            assert abs(int(headers["webhook-timestamp"]) - time.time()) < 60
+            assert headers["webhook-signature"].startswith("v1,")
+            verifier.verify(got.body, got.headers)  # raises on a bad signature
+            with pytest.raises(WebhookVerificationError):
+                impostor.verify(got.body, got.headers)
+        assert sorted(r.json()["id"] for r in sink.delivered) == sorted(e["id"] for e in sent)
+    finally:
+        await sink.stop()
+
+
+async def test_a_sink_that_answers_503_twice_then_204_is_delivered_on_the_third_attempt(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    sink = await WebhookSink(responder=answers(503, 503, then=204)).start()
+    try:
+        sub = await subscribe(client, auth, sink.url)
+        sent = event()
+        await publish(client, auth, sent)
+        await sink.wait_for(1)
+        [delivered] = await wait_for_status(client, auth, sub["id"], "delivered")
+        assert delivered["eventId"] == sent["id"]
+        assert delivered["attempts"] == 3
+        assert delivered["status"] == "delivered"
+        assert delivered["lastStatusCode"] == 204
+        assert len(sink.received) == 3
+        assert len({r.headers["webhook-id"] for r in sink.received}) == 1
+    finally:
+        await sink.stop()
+
+
+async def test_any_2xx_answer_counts_as_delivered_at_the_first_attempt(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    codes = [200, 201, 202, 204, 299]
+    sink = await WebhookSink(responder=lambda n, got: codes[got.json()["data"]["n"]]).start()
+    try:
+        sub = await subscribe(client, auth, sink.url)
+        await publish(client, auth, *(event(f"key-{i}", i) for i in range(len(codes))))
+        done = await wait_for_status(client, auth, sub["id"], "delivered", count=len(codes))
+        assert [d["attempts"] for d in done] == [1] * len(codes)
+        assert sorted(d["lastStatusCode"] for d in done) == codes
+        assert len(sink.received) == len(codes)
+    finally:
+        await sink.stop()
