@@ -36,25 +36,15 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 
 def machine_info() -> dict[str, Any]:
     """CPU model, cores, RAM, Python and the load average when the run started."""
-    model = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    ram_gib = 0.0
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                ram_gib = int(line.split()[1]) / 1024**2
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "?")
+    meminfo = Path("/proc/meminfo").read_text().splitlines()
+    ram_kib = next((int(line.split()[1]) for line in meminfo if line.startswith("MemTotal:")), 0)
     return {
-        "cpu": model,
-        "cores": os.cpu_count() or 0,
-        "ram_gib": round(ram_gib, 1),
-        "python": platform.python_version(),
-        "platform": platform.platform(terse=True),
+        "cpu": model, "cores": os.cpu_count() or 0, "ram_gib": round(ram_kib / 1024**2, 1),
+        "python": platform.python_version(), "platform": platform.platform(terse=True),
         "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
-    }
+    }  # fmt: skip
 
 
 def describe_machine(info: Mapping[str, Any]) -> str:
@@ -250,28 +240,17 @@ async def start_hub(
     workdir = Path(tempfile.mkdtemp(prefix="koppelhub-bench-"))
     port = free_port()
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("KOPPELHUB_")}
-    child_env.update(
-        {
-            "KOPPELHUB_DATA_DIR": str(workdir / "data"),
-            "KOPPELHUB_HTTP_HOST": "127.0.0.1",
-            "KOPPELHUB_HTTP_PORT": str(port),
-            "KOPPELHUB_ADMIN_TOKEN": token,
-            "KOPPELHUB_DELIVERY_ALLOW_NETWORKS": "127.0.0.0/8",
-            "KOPPELHUB_LOG_LEVEL": "warning",
-            **(env or {}),
-        }
-    )
+    child_env |= {
+        "KOPPELHUB_DATA_DIR": str(workdir / "data"), "KOPPELHUB_HTTP_HOST": "127.0.0.1",
+        "KOPPELHUB_HTTP_PORT": str(port), "KOPPELHUB_ADMIN_TOKEN": token,
+        "KOPPELHUB_DELIVERY_ALLOW_NETWORKS": "127.0.0.0/8", "KOPPELHUB_LOG_LEVEL": "warning", **(env or {}),
+    }  # fmt: skip
     log_path = workdir / "hub.log"
     log = _open_log(log_path)
     process = await asyncio.create_subprocess_exec(
-        *hub_command(profile),
-        cwd=REPO,
-        env=child_env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=log,
-        stderr=asyncio.subprocess.STDOUT,
-        preexec_fn=_die_with_parent,
-    )
+        *hub_command(profile), cwd=REPO, env=child_env, stdin=asyncio.subprocess.DEVNULL, stdout=log,
+        stderr=asyncio.subprocess.STDOUT, preexec_fn=_die_with_parent,
+    )  # fmt: skip
     hub = Hub(workdir, port, token, process, log_path, log)
     try:
         await hub.wait_ready()
@@ -297,15 +276,10 @@ def make_event(event_id: str, i: int, data_bytes: int = 1024) -> dict[str, Any]:
     room = data_bytes - len(json.dumps({**data, "omschrijving": "", "sentns": 1_700_000_000_000_000_000}))
     data["omschrijving"] = (_PADDING * (room // len(_PADDING) + 1))[: max(0, room)]
     return {
-        "specversion": "1.0",
-        "id": event_id,
-        "source": EVENT_SOURCE,
-        "type": EVENT_TYPE,
-        "subject": f"app-{i % 1000}",
-        "time": "2026-11-22T10:00:00Z",
-        "datacontenttype": "application/json",
+        "specversion": "1.0", "id": event_id, "source": EVENT_SOURCE, "type": EVENT_TYPE,
+        "subject": f"app-{i % 1000}", "time": "2026-11-22T10:00:00Z", "datacontenttype": "application/json",
         "data": data,
-    }
+    }  # fmt: skip
 
 
 class Publisher:
@@ -354,6 +328,16 @@ class Publisher:
 
         await asyncio.gather(*(worker() for _ in range(workers)))
         return accepted
+
+
+async def subscribe(hub: Hub, sink_url: str, **body: Any) -> dict[str, Any]:
+    """Create a subscription (``POST /api/v1/subscriptions``); returns it, secret included."""
+    url, payload = f"{hub.base_url}/api/v1/subscriptions", {"sink": sink_url, **body}
+    async with aiohttp.ClientSession() as http, http.post(url, json=payload, headers=hub.auth) as r:
+        created: dict[str, Any] = await r.json(content_type=None)
+        if r.status != 201:
+            raise RuntimeError(f"creating the subscription failed: {r.status} {created}")
+        return created
 
 
 # --- the webhook sink --------------------------------------------------------------------------
@@ -430,13 +414,9 @@ class Sink:
 
 
 async def wait_idle(
-    meter: CpuMeter,
-    *,
-    groups: Sequence[str] = ("hub", "postgres"),
-    below: float = 0.05,
-    window: float = 0.5,
-    within: float = 20.0,
-) -> float:
+    meter: CpuMeter, *, groups: Sequence[str] = ("hub", "postgres"), below: float = 0.05,
+    window: float = 0.5, within: float = 20.0,
+) -> float:  # fmt: skip
     """Wait until ``groups`` together use less than ``below`` cores over ``window``; returns seconds."""
     started = time.monotonic()
     before = meter.sample()

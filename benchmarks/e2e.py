@@ -5,7 +5,7 @@
 
 Starts ``koppelhub run`` as a separate process on embedded Tansu and PostgreSQL in a fresh
 temporary data dir, runs a webhook sink in this process with one subscription to it, and
-publishes through ``POST /api/v1/events``. See benchmarks/README.md for what each figure means.
+publishes through ``POST /api/v1/events``. benchmarks/README.md says what each figure means.
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from benchmarks.common import (
     BATCH,
     STRUCTURED,
@@ -35,6 +33,7 @@ from benchmarks.common import (
     make_event,
     percentile,
     start_hub,
+    subscribe,
     wait_idle,
 )
 
@@ -44,130 +43,97 @@ PHASES = ("batch", "structured", "latency")
 
 
 class Bench:
+    """The phases, run one after the other against one hub and one sink."""
+
     def __init__(self, args: argparse.Namespace, hub: Hub, sink: Sink):
-        self.args = args
-        self.hub = hub
-        self.sink = sink
+        self.args, self.hub, self.sink = args, hub, sink
         self.meter = CpuMeter(hub.process_groups)
-        self.tag = uuid.uuid4().hex[:8]
+        self.tag = uuid.uuid4().hex[:8]  # fresh event ids per run and phase
         self.results: dict[str, Any] = {}
 
     def ids(self, phase: str, n: int) -> list[str]:
         return [f"{self.tag}-{phase}-{i}" for i in range(n)]
 
     async def settle(self, phase: str, ids: list[str], within: float) -> float | None:
-        """Wait until the sink has every id (monotonic time of the last first arrival)."""
+        """Wait until the sink has every id; the monotonic time the last one arrived, or None."""
         if not await self.sink.wait_all(within):
-            print(
-                f"  ! {phase}: {self.sink.missing} of {len(ids)} events not delivered within {within:.0f} s"
-            )
+            print(f"  ! {phase}: {self.sink.missing} of {len(ids)} events not delivered in {within:.0f} s")
             return None
         return max(self.sink.arrivals[i] for i in ids) / 1e9
 
-    async def idle(self) -> None:
-        await wait_idle(self.meter, within=30)
+    async def publish(
+        self, phase: str, ids: list[str], per_request: int, workers: int
+    ) -> tuple[dict[str, Any], float, float | None]:
+        """Publish ``ids`` (batch mode when ``per_request`` > 1), wait for their delivery.
 
-    async def warm_up(self) -> None:
-        """Join the consumer group, open pools and connections before anything is measured."""
-        ids = self.ids("warmup", 200)
-        pub = Publisher(self.hub, 4)
-        started = time.monotonic()
-        try:
-            self.sink.expect(ids)
-            bodies = [
-                json.dumps([make_event(i, n) for n, i in enumerate(ids[k : k + 20])]).encode()
-                for k in range(0, len(ids), 20)
-            ]
-            await pub.post_all([(b, 20) for b in bodies], BATCH, 4)
-            ok = await self.settle("warm-up", ids, 120)
-        finally:
-            await pub.close()
-        if ok is None:
-            raise RuntimeError("warm-up events were not delivered; see the hub log")
-        print(f"warm-up: 200 events delivered in {time.monotonic() - started:.1f} s")
-        await self.idle()
-
-    async def batch_phase(self) -> None:
-        """Publish N events in batches of 100; measure accepted/s and delivered/s end to end."""
-        n, size, conns = self.args.events, self.args.batch_size, self.args.connections
-        ids = self.ids("batch", n)
-        events = [make_event(event_id, i) for i, event_id in enumerate(ids)]
-        bodies = [json.dumps(events[k : k + size]).encode() for k in range(0, n, size)]
-        del events
+        Returns the publish figures, the start time, and when the last event arrived (or None)."""
+        chunks = [ids[k : k + per_request] for k in range(0, len(ids), per_request)]
+        if per_request > 1:
+            mode = BATCH
+            bodies = [(json.dumps([make_event(e, int(e.rsplit("-", 1)[1])) for e in c]).encode(), len(c))
+                      for c in chunks]  # fmt: skip
+        else:
+            mode = STRUCTURED
+            bodies = [(json.dumps(make_event(c[0], n)).encode(), 1) for n, c in enumerate(chunks)]
         self.sink.expect(ids)
-        pub = Publisher(self.hub, conns)
-        cpu0 = self.meter.sample()
-        t0 = time.monotonic()
+        pub = Publisher(self.hub, workers)
+        cpu0, t0 = self.meter.sample(), time.monotonic()
         try:
-            accepted = await pub.post_all([(b, size) for b in bodies], BATCH, conns)
-        finally:
-            await pub.close()
-        t_pub = time.monotonic()
-        cpu_pub = self.meter.sample()
-        last = await self.settle("batch", ids, max(120.0, n / 100))
-        t_end = last if last is not None else time.monotonic()
-        cpu_end = self.meter.sample()
-        delivered = len(ids) - self.sink.missing
-        self.results["publish_batch"] = {
-            "events": n,
-            "batch_size": size,
-            "connections": conns,
-            "accepted": accepted,
-            "seconds": round(t_pub - t0, 3),
-            "events_per_s": round(accepted / (t_pub - t0), 1),
-            "requests_per_s": round(len(bodies) / (t_pub - t0), 1),
-            "statuses": dict(pub.statuses),
-            "cpu_cores": CpuMeter.usage(cpu0, cpu_pub, t_pub - t0),
-        }
-        self.results["e2e_delivered"] = {
-            "events": n,
-            "delivered": delivered,
-            "complete": last is not None,
-            "seconds": round(t_end - t0, 3),
-            "events_per_s": round(delivered / (t_end - t0), 1),
-            "after_publish_s": round(t_end - t_pub, 3),
-            "cpu_cores_after_publish": CpuMeter.usage(cpu_pub, cpu_end, time.monotonic() - t_pub),
-        }
-        await self.idle()
-
-    async def structured_phase(self) -> None:
-        """Single events in structured mode, ``--single-concurrency`` requests in flight."""
-        n, conc = self.args.single_events, self.args.single_concurrency
-        ids = self.ids("single", n)
-        bodies = [json.dumps(make_event(event_id, i)).encode() for i, event_id in enumerate(ids)]
-        self.sink.expect(ids)
-        pub = Publisher(self.hub, conc)
-        cpu0 = self.meter.sample()
-        t0 = time.monotonic()
-        try:
-            accepted = await pub.post_all([(b, 1) for b in bodies], STRUCTURED, conc)
+            accepted = await pub.post_all(bodies, mode, workers)
         finally:
             await pub.close()
         seconds = time.monotonic() - t0
-        cpu1 = self.meter.sample()
-        last = await self.settle("structured", ids, max(120.0, n / 50))
-        self.results["publish_structured"] = {
-            "events": n,
-            "concurrency": conc,
-            "accepted": accepted,
-            "seconds": round(seconds, 3),
-            "events_per_s": round(accepted / seconds, 1),
-            "statuses": dict(pub.statuses),
-            "delivered_all_after_s": round(last - t0, 3) if last is not None else None,
-            "cpu_cores": CpuMeter.usage(cpu0, cpu1, seconds),
-        }
-        await self.idle()
+        figures = {
+            "events": len(ids), "per_request": per_request, "connections": workers, "accepted": accepted,
+            "seconds": round(seconds, 3), "events_per_s": round(accepted / seconds, 1),
+            "requests_per_s": round(len(bodies) / seconds, 1), "statuses": dict(pub.statuses),
+            "cpu_cores": CpuMeter.usage(cpu0, self.meter.sample(), seconds),
+        }  # fmt: skip
+        last = await self.settle(phase, ids, max(120.0, len(ids) / 100))
+        return figures, t0, last
+
+    async def warm_up(self) -> None:
+        """Join the consumer group, fill pools and connections before anything is measured."""
+        started = time.monotonic()
+        _, _, last = await self.publish("warm-up", self.ids("warmup", 200), 20, 4)
+        if last is None:
+            raise RuntimeError(f"warm-up events were not delivered; hub log:\n{self.hub.log_tail()}")
+        print(f"warm-up: 200 events delivered in {time.monotonic() - started:.1f} s", flush=True)
+        await wait_idle(self.meter)
+
+    async def batch_phase(self) -> None:
+        """N events in batches; accepted/s, and delivered/s from the first publish to the last arrival."""
+        a = self.args
+        ids = self.ids("batch", a.events)
+        cpu0 = self.meter.sample()
+        figures, t0, last = await self.publish("batch", ids, a.batch_size, a.connections)
+        t_end = last if last is not None else time.monotonic()
+        delivered = len(ids) - self.sink.missing
+        self.results["publish_batch"] = figures
+        self.results["e2e_delivered"] = {
+            "events": len(ids), "delivered": delivered, "complete": last is not None,
+            "seconds": round(t_end - t0, 3), "events_per_s": round(delivered / (t_end - t0), 1),
+            "cpu_cores": CpuMeter.usage(cpu0, self.meter.sample(), time.monotonic() - t0),
+        }  # fmt: skip
+        await wait_idle(self.meter)
+
+    async def structured_phase(self) -> None:
+        """Single events in structured mode, ``--single-concurrency`` requests in flight."""
+        ids = self.ids("single", self.args.single_events)
+        figures, t0, last = await self.publish("structured", ids, 1, self.args.single_concurrency)
+        figures["all_delivered_after_s"] = round(last - t0, 3) if last is not None else None
+        self.results["publish_structured"] = figures
+        await wait_idle(self.meter)
 
     async def latency_phase(self) -> None:
-        """Offer ``--rate`` single events/s for ``--duration`` s on a monotonic schedule."""
+        """Offer ``--rate`` single events/s for ``--duration`` s on a monotonic schedule; each
+        event carries its send time (``data.sentns``, CLOCK_MONOTONIC), the sink its arrival."""
         rate, duration = self.args.rate, self.args.duration
-        n = int(rate * duration)
-        ids = self.ids("latency", n)
+        ids = self.ids("latency", int(rate * duration))
         self.sink.expect(ids)
         pub = Publisher(self.hub, 64)
         loop = asyncio.get_running_loop()
         lag: list[float] = []
-        sent_at: list[float] = []
 
         async def send(i: int) -> None:
             event = make_event(ids[i], i)
@@ -175,171 +141,112 @@ class Bench:
             await pub.post(json.dumps(event).encode(), STRUCTURED, (ids[i],))
 
         tasks: list[asyncio.Task[None]] = []
-        cpu0 = self.meter.sample()
-        start = loop.time() + 0.05
+        cpu0, start = self.meter.sample(), loop.time() + 0.05
         try:
-            for i in range(n):
-                due = start + i / rate
+            for i in range(len(ids)):
+                due = start + i / rate  # the schedule, not sleep-after-send: no drift
                 if (delay := due - loop.time()) > 0:
                     await asyncio.sleep(delay)
-                now = loop.time()
-                lag.append(now - due)
-                sent_at.append(now)
+                lag.append(loop.time() - due)
                 tasks.append(asyncio.create_task(send(i)))
+            span = loop.time() - start
             await asyncio.gather(*tasks)
         finally:
             await pub.close()
-        cpu1 = self.meter.sample()
+        cpu = CpuMeter.usage(cpu0, self.meter.sample(), loop.time() - start)
         last = await self.settle("latency", ids, 60)
-        latencies = [
-            (self.sink.arrivals[i] - self.sink.sent_ns[i]) / 1e6 for i in ids if i in self.sink.sent_ns
-        ]
-        acks = [
-            (pub.ack_ns[i] - self.sink.sent_ns[i]) / 1e6
-            for i in ids
-            if i in pub.ack_ns and i in self.sink.sent_ns
-        ]
-        span = sent_at[-1] - sent_at[0] if n > 1 else 0.0
+        sent, arrived = self.sink.sent_ns, self.sink.arrivals
+        latency = [(arrived[i] - sent[i]) / 1e6 for i in ids if i in sent]
+        ack = [(pub.ack_ns[i] - sent[i]) / 1e6 for i in ids if i in pub.ack_ns and i in sent]
         self.results["latency"] = {
-            "offered_rate": rate,
-            "duration_s": duration,
-            "events": n,
-            "achieved_rate": round((n - 1) / span, 1) if span > 0 else float(n),
-            "max_send_lag_ms": round(max(lag) * 1000, 2),
-            "accepted": pub.statuses.get(202, 0),
-            "delivered": len(latencies),
-            "complete": last is not None,
-            **{f"p{p}_ms": round(percentile(latencies, p), 1) for p in (50, 95, 99)},
-            "max_ms": round(max(latencies), 1) if latencies else None,
-            "publish_ack_p50_ms": round(percentile(acks, 50), 1),
-            "publish_ack_p99_ms": round(percentile(acks, 99), 1),
-            "cpu_cores": CpuMeter.usage(cpu0, cpu1, loop.time() - start),
-        }
-
-
-async def subscribe(hub: Hub, sink: Sink) -> str:
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(f"{hub.base_url}/api/v1/subscriptions", json={"sink": sink.url}, headers=hub.auth) as r,
-    ):
-        body = await r.json(content_type=None)
-        if r.status != 201:
-            raise RuntimeError(f"creating the subscription failed: {r.status} {body}")
-        return str(body["id"])
+            "offered_rate": rate, "duration_s": duration, "events": len(ids),
+            "achieved_rate": round((len(ids) - 1) / span, 1) if len(ids) > 1 and span > 0 else None,
+            "max_send_lag_ms": round(max(lag, default=0.0) * 1000, 2), "accepted": pub.statuses[202],
+            "delivered": len(latency), "complete": last is not None,
+            **{f"p{p}_ms": round(percentile(latency, p), 1) for p in (50, 95, 99, 100)},
+            "publish_202_p50_ms": round(percentile(ack, 50), 1),
+            "publish_202_p99_ms": round(percentile(ack, 99), 1), "cpu_cores": cpu,
+        }  # fmt: skip
 
 
 def floors(results: dict[str, Any]) -> list[dict[str, Any]]:
     e2e, lat = results.get("e2e_delivered", {}), results.get("latency", {})
     delivered = e2e.get("events_per_s") if e2e.get("complete") else None
     p99 = lat.get("p99_ms") if lat.get("complete") else None
+    rate = lat.get("offered_rate", 200.0)
     return [
-        {
-            "floor": f"delivered end to end >= {FLOOR_DELIVERED_PER_S:,.0f} events/s",
-            "value": delivered,
-            "unit": "events/s",
-            "pass": delivered is not None and delivered >= FLOOR_DELIVERED_PER_S,
-        },
-        {
-            "floor": f"p99 < {FLOOR_P99_MS:.0f} ms at {lat.get('offered_rate', '?')} events/s offered",
-            "value": p99,
-            "unit": "ms",
-            "pass": p99 is not None and p99 < FLOOR_P99_MS,
-        },
-    ]
+        {"floor": f"delivered end to end >= {FLOOR_DELIVERED_PER_S:,.0f} events/s", "value": delivered,
+         "unit": "events/s", "pass": delivered is not None and delivered >= FLOOR_DELIVERED_PER_S},
+        {"floor": f"p99 < {FLOOR_P99_MS:.0f} ms at {rate:.0f} events/s offered", "value": p99,
+         "unit": "ms", "pass": p99 is not None and p99 < FLOOR_P99_MS},
+    ]  # fmt: skip
 
 
 def table(results: dict[str, Any]) -> str:
     rows = [("figure", "value")]
     if b := results.get("publish_batch"):
-        rows += [
-            (
-                f"publish, batch mode ({b['batch_size']}/request, {b['connections']} connections)",
-                f"{b['events_per_s']:,.0f} events/s accepted ({b['requests_per_s']:,.0f} requests/s)",
-            )
-        ]
+        rows.append((f"publish, batch mode ({b['per_request']}/request, {b['connections']} connections)",
+                     f"{b['events_per_s']:,.0f} events/s accepted ({b['requests_per_s']:,.0f} requests/s)"))
     if s := results.get("publish_structured"):
-        rows += [
-            (
-                f"publish, structured mode ({s['concurrency']} concurrent)",
-                f"{s['events_per_s']:,.0f} events/s accepted",
-            )
-        ]
+        rows.append((f"publish, structured mode ({s['connections']} concurrent)",
+                     f"{s['events_per_s']:,.0f} events/s accepted ({s['accepted']:,} events)"))
     if e := results.get("e2e_delivered"):
-        rows += [
-            (
-                f"end to end, {e['events']:,} events publish -> sink",
-                f"{e['events_per_s']:,.0f} events/s delivered ({e['delivered']:,} in {e['seconds']:.1f} s)",
-            )
-        ]
+        rows.append((f"end to end, {e['events']:,} batch events publish -> sink", f"{e['events_per_s']:,.0f} "
+                     f"events/s delivered ({e['delivered']:,} in {e['seconds']:.1f} s)"))
     if lat := results.get("latency"):
+        ms = " / ".join(f"{lat[f'p{p}_ms']:.1f}" for p in (50, 95, 99, 100))
         rows += [
-            (
-                f"offered {lat['offered_rate']:.0f} events/s for {lat['duration_s']:.0f} s",
-                f"achieved {lat['achieved_rate']:.1f}/s, delivered {lat['delivered']:,}/{lat['events']:,}",
-            ),
-            (
-                "latency publish -> delivery p50 / p95 / p99 / max",
-                f"{lat['p50_ms']:.1f} / {lat['p95_ms']:.1f} / {lat['p99_ms']:.1f} / {lat['max_ms']:.1f} ms",
-            ),
-            (
-                "  of which publish -> 202 p50 / p99",
-                f"{lat['publish_ack_p50_ms']:.1f} / {lat['publish_ack_p99_ms']:.1f} ms",
-            ),
-        ]
+            (f"offered {lat['offered_rate']:.0f} events/s for {lat['duration_s']:.0f} s",
+             f"achieved {lat['achieved_rate']} events/s; delivered {lat['delivered']:,}/{lat['events']:,}"),
+            ("latency publish -> delivery p50 / p95 / p99 / max", f"{ms} ms"),
+            ("  of which publish -> 202 p50 / p99",
+             f"{lat['publish_202_p50_ms']:.1f} / {lat['publish_202_p99_ms']:.1f} ms"),
+        ]  # fmt: skip
     for f in results.get("floors", []):
         shown = "n/a" if f["value"] is None else f"{f['value']:,} {f['unit']}"
         rows.append((f"floor: {f['floor']}", f"{shown}  {'PASS' if f['pass'] else 'FAIL'}"))
     width = max(len(r[0]) for r in rows)
     lines = [f"{a:<{width}}  {b}" for a, b in rows]
-    lines.insert(1, "-" * len(max(lines, key=len)))
+    lines.insert(1, "-" * max(len(line) for line in lines))
     return "\n".join(lines)
 
 
-def print_cpu(results: dict[str, Any]) -> None:
-    print("\nCPU cores used per process (2 cores = 2.0; 'other' = load outside this benchmark):")
-    for name, key in (
-        ("publish_batch", "cpu_cores"),
-        ("e2e_delivered", "cpu_cores_after_publish"),
-        ("publish_structured", "cpu_cores"),
-        ("latency", "cpu_cores"),
-    ):
-        if name in results:
-            cores = results[name][key]
-            print(
-                f"  {name + ' ' + key.removeprefix('cpu_cores').strip('_'):<36} "
-                + "  ".join(f"{k} {v:.2f}" for k, v in cores.items())
-            )
+def cpu_lines(results: dict[str, Any]) -> list[str]:
+    lines = ["CPU cores used per process group ('other' = load outside this benchmark):"]
+    for name in ("publish_batch", "e2e_delivered", "publish_structured", "latency"):
+        if cores := results.get(name, {}).get("cpu_cores"):
+            lines.append(f"  {name:<20}" + "  ".join(f"{k} {v:.2f}" for k, v in cores.items()))
+    return lines
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    info = machine_info()
-    print(describe_machine(info))
-    results: dict[str, Any] = {
-        "machine": info,
-        "params": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-    }
+    results: dict[str, Any] = {"machine": machine_info()}
+    results["params"] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    print(describe_machine(results["machine"]), flush=True)
     sink = await Sink().start()
-    started = time.monotonic()
-    hub = await start_hub(profile=args.profile_hub)
-    print(f"hub ready in {time.monotonic() - started:.1f} s at {hub.base_url} (data dir {hub.data_dir})")
     try:
-        await subscribe(hub, sink)
-        bench = Bench(args, hub, sink)
-        await bench.warm_up()
-        for name in args.phases:
-            print(f"running {name} …", flush=True)
-            await getattr(bench, f"{name}_phase")()
-        results.update(bench.results)
-    finally:
+        started = time.monotonic()
+        hub = await start_hub(profile=args.profile_hub)
+        print(f"hub ready in {time.monotonic() - started:.1f} s on {hub.base_url}, {hub.workdir}", flush=True)
         try:
+            await subscribe(hub, sink.url)
+            bench = Bench(args, hub, sink)
+            try:
+                await bench.warm_up()
+                for name in args.phases:
+                    print(f"running {name} …", flush=True)
+                    await getattr(bench, f"{name}_phase")()
+            finally:
+                results.update(bench.results)
+        finally:
             code = await hub.stop()
-            print(f"hub stopped (SIGTERM, drained) in {hub.stop_seconds:.1f} s, exit code {code}")
+            print(f"hub stopped (SIGTERM, drained) in {hub.stop_seconds or 0:.1f} s, exit code {code}")
             if code != 0:
                 print(hub.log_tail())
-        finally:
-            await sink.stop()
             if not args.keep_data:
                 hub.remove()
+    finally:
+        await sink.stop()
     results["sink"] = {"requests": sink.requests, "duplicates": sink.duplicates}
     results["floors"] = floors(results)
     return results
@@ -347,39 +254,22 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.e2e", description=__doc__.split("\n\n")[0])
-    p.add_argument("--events", type=int, default=20_000, help="events in the batch-mode phase (20,000)")
-    p.add_argument("--batch-size", type=int, default=100, help="events per batch request (100)")
-    p.add_argument(
-        "--connections", type=int, default=4, help="concurrent publish connections, batch mode (4)"
-    )
-    p.add_argument("--single-events", type=int, default=2_000, help="events in structured mode (2,000)")
-    p.add_argument("--single-concurrency", type=int, default=16, help="requests in flight, structured (16)")
-    p.add_argument("--rate", type=float, default=200.0, help="offered events/s in the latency phase (200)")
-    p.add_argument("--duration", type=float, default=20.0, help="seconds of the latency phase (20)")
-    p.add_argument("--quick", action="store_true", help="smoke run: 2,000 / 300 events, 5 s latency phase")
-    p.add_argument(
-        "--json",
-        type=Path,
-        nargs="?",
-        const=Path("-"),
-        default=None,
-        help="also write the results as JSON (to stdout, or to the given file)",
-    )
-    p.add_argument(
-        "--profile-hub",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="run the hub under cProfile, write its stats to FILE and print the top entries",
-    )
-    p.add_argument("--keep-data", action="store_true", help="keep the temporary data dir and hub.log")
-    p.add_argument("--check", action="store_true", help="exit 1 when a floor is missed")
-    p.add_argument(
-        "--phases",
-        type=lambda v: [x.strip() for x in v.split(",") if x.strip()],
-        default=list(PHASES),
-        help=f"comma-separated subset of {','.join(PHASES)} (all)",
-    )
+    add = p.add_argument
+    add("--events", type=int, default=20_000, help="events in the batch-mode phase (20,000)")
+    add("--batch-size", type=int, default=100, help="events per batch request (100)")
+    add("--connections", type=int, default=4, help="concurrent publish connections in batch mode (4)")
+    add("--single-events", type=int, default=2_000, help="events in the structured-mode phase (2,000)")
+    add("--single-concurrency", type=int, default=16, help="requests in flight, structured mode (16)")
+    add("--rate", type=float, default=200.0, help="offered events/s in the latency phase (200)")
+    add("--duration", type=float, default=20.0, help="seconds of the latency phase (20)")
+    add("--quick", action="store_true", help="smoke run: 2,000 batch and 300 single events, 5 s latency")
+    add("--json", type=Path, nargs="?", const=Path("-"), metavar="FILE",
+        help="also write the results as JSON, to FILE or (without FILE) to stdout")  # fmt: skip
+    add("--phases", type=lambda v: [x.strip() for x in v.split(",") if x.strip()], default=list(PHASES),
+        help=f"comma-separated subset of {','.join(PHASES)} (all)")  # fmt: skip
+    add("--profile-hub", type=Path, metavar="FILE", help="run the hub under cProfile, stats to FILE")
+    add("--keep-data", action="store_true", help="keep the temporary data dir and hub.log")
+    add("--check", action="store_true", help="exit 1 when a floor is missed")
     args = p.parse_args(argv)
     if unknown := set(args.phases) - set(PHASES):
         p.error(f"unknown phase(s): {', '.join(sorted(unknown))}")
@@ -391,11 +281,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     results = asyncio.run(main_async(args))
-    print_cpu(results)
-    print()
-    print(table(results))
+    print("\n" + "\n".join(cpu_lines(results)) + "\n\n" + table(results))
     if args.profile_hub is not None and args.profile_hub.exists():
-        print(f"\nhub profile ({args.profile_hub}), top 25 by own time:")
+        print(f"\nhub profile ({args.profile_hub}), top 25 by own time (cProfile inflates Python time):")
         pstats.Stats(str(args.profile_hub), stream=sys.stdout).sort_stats("tottime").print_stats(25)
     if args.json is not None:
         text = json.dumps(results, indent=2, default=str)

@@ -15,10 +15,12 @@ from schemas import (
     CloudEvent,
     EnvelopeError,
     EventTooLarge,
+    Problem,
     parse_batch,
     parse_binary,
     parse_structured,
 )
+from schemas.landscape import LandscapeDataError, validate_landscape_event
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
 
@@ -41,7 +43,7 @@ async def _body(request: Request, limit: int) -> bytes:
 
 
 def _parse(request: Request, body: bytes, max_event: int) -> list[CloudEvent]:
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    media_type = _media_type(request)
     if media_type == STRUCTURED:
         return [parse_structured(body, max_bytes=max_event)]
     if media_type == BATCH:
@@ -78,11 +80,33 @@ async def publish(
         raise ProblemError(413, "Event too large", str(e), errors=_problems(e)) from e
     except EnvelopeError as e:
         raise ProblemError(400, "Invalid CloudEvent", _summary(e), errors=_problems(e)) from e
+    _check_landscape_data(events, batch=_is_batch(request))
     try:
         await ctx.event_log.publish(events)
     except BrokerUnavailable as e:
         raise ProblemError(503, "Event log unavailable", "Kafka did not acknowledge; retry later") from e
     return JSONResponse({"accepted": [e.id for e in events]}, status_code=202)
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def _is_batch(request: Request) -> bool:
+    return _media_type(request) == BATCH
+
+
+def _check_landscape_data(events: list[CloudEvent], *, batch: bool) -> None:
+    """Softwarecatalogus events must carry valid objects; other types pass through untouched."""
+    problems: list[Problem] = []
+    for index, event in enumerate(events):
+        try:
+            validate_landscape_event(event)
+        except LandscapeDataError as e:
+            problems.extend(e.to_problems(index if batch else None))
+    if problems:
+        error = EnvelopeError(problems)
+        raise ProblemError(400, "Invalid landscape data", _summary(error), errors=_problems(error))
 
 
 def _problems(error: EnvelopeError) -> list[dict[str, object]]:

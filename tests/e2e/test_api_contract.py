@@ -131,9 +131,9 @@ async def assert_only_marker_arrives(
 @pytest.fixture
 async def subscribed(
     client: httpx.AsyncClient, auth: dict[str, str], sink: WebhookSink
-) -> AsyncIterator[dict[str, Any]]:
+) -> dict[str, Any]:
     """A subscription to every event, made before the test publishes anything."""
-    yield await subscribe(client, auth, sink)
+    return await subscribe(client, auth, sink)
 
 
 # --- authentication ---------------------------------------------------------------------------
@@ -234,6 +234,25 @@ async def test_a_batch_with_two_bad_events_is_400_naming_both_and_publishes_none
     problem = assert_problem(response, 400)
     assert error_fields(problem) == {(1, "source"), (3, "time")}, problem
     await assert_only_marker_arrives(client, auth, sink, subscribed)
+
+
+@pytest.mark.parametrize(
+    "drop,field", [("ce-source", "source"), ("ce-specversion", "specversion"), ("ce-type", "type")]
+)
+async def test_an_invalid_binary_event_is_400_naming_the_field(
+    api_client: httpx.AsyncClient, auth: dict[str, str], drop: str, field: str
+) -> None:
+    headers = {
+        "content-type": "application/json",
+        "ce-specversion": "1.0",
+        "ce-id": str(uuid.uuid4()),
+        "ce-source": SOURCE,
+        "ce-type": TYPE,
+    }
+    del headers[drop]
+    response = await api_client.post("/api/v1/events", content=b"{}", headers={**auth, **headers})
+    problem = assert_problem(response, 400)
+    assert error_fields(problem) == {(None, field)}, problem
 
 
 @pytest.mark.parametrize(
@@ -406,12 +425,29 @@ async def test_an_unknown_filter_dialect_is_400_naming_it(
 
 
 @NO_ALLOWED_NETWORKS
-@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::1]", "127.1", "[::ffff:127.0.0.1]"])
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1", "localhost", "localhost.", "[::1]", "127.1", "2130706433", "[::ffff:127.0.0.1]"]
+)
 async def test_a_loopback_sink_is_400_while_the_allow_list_is_empty(
     api_client: httpx.AsyncClient, auth: dict[str, str], host: str
 ) -> None:
     response = await api_client.post(
         "/api/v1/subscriptions", json={"sink": f"http://{host}:9/hook"}, headers=auth
+    )
+    problem = assert_problem(response, 400)
+    assert any(e["field"] == "sink" for e in problem["errors"]), problem
+    assert (await api_client.get("/api/v1/subscriptions", headers=auth)).json()["items"] == []
+
+
+@pytest.mark.parametrize(
+    "host", ["10.0.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0", "[fd00::1]", "[fe80::1]"]
+)
+async def test_a_sink_on_a_private_network_outside_the_allow_list_is_400(
+    api_client: httpx.AsyncClient, auth: dict[str, str], host: str
+) -> None:
+    # The test settings allow 127.0.0.0/8 only; every other internal network stays blocked.
+    response = await api_client.post(
+        "/api/v1/subscriptions", json={"sink": f"http://{host}/hook"}, headers=auth
     )
     problem = assert_problem(response, 400)
     assert any(e["field"] == "sink" for e in problem["errors"]), problem
@@ -436,6 +472,15 @@ async def test_a_subscription_without_a_sink_is_400_naming_it(
     response = await api_client.post("/api/v1/subscriptions", json={"types": [TYPE]}, headers=auth)
     problem = assert_problem(response, 400)
     assert any(e["field"] == "sink" for e in problem["errors"]), problem
+
+
+async def test_an_unknown_subscription_property_is_400_naming_it(
+    api_client: httpx.AsyncClient, auth: dict[str, str], sink: WebhookSink
+) -> None:
+    # "filter" for "filters" must not silently subscribe to everything.
+    body = {"sink": sink.url, "filter": [{"exact": {"type": TYPE}}]}
+    problem = assert_problem(await api_client.post("/api/v1/subscriptions", json=body, headers=auth), 400)
+    assert any(e["field"] == "filter" for e in problem["errors"]), problem
 
 
 async def test_the_list_pages_with_a_next_url_that_yields_the_rest(
@@ -526,6 +571,13 @@ async def test_every_response_carries_the_api_version_header(
     assert [r.status_code for r in responses] == [200, 200, 401, 404, 400]
     for response in responses:
         assert response.headers.get("API-Version"), response.headers
+
+
+async def test_unknown_routes_and_methods_answer_with_problem_json(
+    api_client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    assert_problem(await api_client.get("/api/v1/nothing-here", headers=auth), 404)
+    assert_problem(await api_client.put("/api/v1/subscriptions", headers=auth), 405)
 
 
 async def test_the_openapi_document_describes_events_and_subscriptions(api_client: httpx.AsyncClient) -> None:
