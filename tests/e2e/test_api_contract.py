@@ -129,9 +129,7 @@ async def assert_only_marker_arrives(
 
 
 @pytest.fixture
-async def subscribed(
-    client: httpx.AsyncClient, auth: dict[str, str], sink: WebhookSink
-) -> dict[str, Any]:
+async def subscribed(client: httpx.AsyncClient, auth: dict[str, str], sink: WebhookSink) -> dict[str, Any]:
     """A subscription to every event, made before the test publishes anything."""
     return await subscribe(client, auth, sink)
 
