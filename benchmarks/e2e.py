@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import json
 import pstats
+import signal
 import sys
 import time
 import uuid
@@ -223,6 +224,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {"machine": machine_info()}
     results["params"] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     print(describe_machine(results["machine"]), flush=True)
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)  # finally: stop the hub
     sink = await Sink().start()
     try:
         started = time.monotonic()
@@ -280,7 +284,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    results = asyncio.run(main_async(args))
+    try:
+        results = asyncio.run(main_async(args))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("interrupted (the hub was stopped)", file=sys.stderr)
+        return 130
     print("\n" + "\n".join(cpu_lines(results)) + "\n\n" + table(results))
     if args.profile_hub is not None and args.profile_hub.exists():
         print(f"\nhub profile ({args.profile_hub}), top 25 by own time (cProfile inflates Python time):")

@@ -1,15 +1,19 @@
 """Shared fixtures: the real embedded broker and PostgreSQL, once per test session.
 
 ``KOPPELHUB_KAFKA_BOOTSTRAP`` and ``KOPPELHUB_DATABASE_URL`` point the suite at an existing
-Kafka and PostgreSQL instead. Each test gets its own database (cloned from a migrated
-template) and its own topics and consumer group, so tests cannot see each other's events.
+Kafka and PostgreSQL instead; with ``KOPPELHUB_TEST_CONTAINERS=1`` on a machine whose Docker
+daemon answers, the session starts Apache Kafka and PostgreSQL 16 with testcontainers. Each
+test gets its own database (cloned from a migrated template) and its own topics and consumer
+group, so tests cannot see each other's events.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import psycopg
@@ -25,10 +29,39 @@ TEMPLATE_DB = "koppelhub_template"
 ADMIN_TOKEN = "test-admin-token"
 
 
+def docker_answers() -> bool:
+    """True when a Docker daemon answers on its socket (never on this project's CI)."""
+    try:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(0.5)
+            s.connect("/var/run/docker.sock")
+    except OSError:
+        return False
+    return True
+
+
+@contextmanager
+def containers() -> Iterator[tuple[str, str]]:
+    """Apache Kafka and PostgreSQL 16 in containers (``pip install -e .[docker]``)."""
+    from testcontainers.kafka import KafkaContainer
+    from testcontainers.postgres import PostgresContainer
+
+    with KafkaContainer().with_kraft() as kafka, PostgresContainer("postgres:16", driver=None) as pg:
+        yield kafka.get_bootstrap_server(), pg.get_connection_url()
+
+
 @pytest.fixture(scope="session")
 def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infrastructure]:
     data_dir = Path(os.environ.get("KOPPELHUB_TEST_DATA_DIR") or tmp_path_factory.mktemp("koppelhub"))
-    settings = Settings(data_dir=data_dir)
+    with ExitStack() as stack:
+        settings = Settings(data_dir=data_dir)
+        if os.environ.get("KOPPELHUB_TEST_CONTAINERS") == "1" and docker_answers():
+            bootstrap, url = stack.enter_context(containers())
+            settings = Settings(data_dir=data_dir, database_url=url, kafka=KafkaSettings(bootstrap=bootstrap))
+        yield from _provisioned(settings)
+
+
+def _provisioned(settings: Settings) -> Iterator[Infrastructure]:
     infrastructure = provision(settings)
     with psycopg.connect(libpq_url(infrastructure.database_url), autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE_DB}")
