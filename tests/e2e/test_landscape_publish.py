@@ -16,7 +16,13 @@ BATCH = {"content-type": "application/cloudevents-batch+json"}
 
 
 def gebruik_event(**data: Any) -> dict[str, Any]:
-    body = {"id": "gebruik-1", "afnemer": "gemeente-a", "applicatie": "app-1", "status": "In productie", **data}
+    body = {
+        "id": "gebruik-1",
+        "afnemer": "gemeente-a",
+        "applicatie": "app-1",
+        "status": "In productie",
+        **data,
+    }
     return {
         "specversion": "1.0",
         "id": str(uuid.uuid4()),
