@@ -75,6 +75,7 @@ def make_consumer(
         session_timeout_ms=settings.session_timeout_ms,
         heartbeat_interval_ms=settings.heartbeat_interval_ms,
         max_poll_interval_ms=300_000,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
     )
 
 

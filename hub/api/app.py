@@ -2,16 +2,38 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.api import events, subscriptions
 from hub.api.context import ApiContext
 from hub.api.problems import ProblemError, on_http_error, on_problem, on_validation_error, problem
 
 API_VERSION = "1.0.0"
+
+
+class ApiVersionHeader:
+    """Adds ``API-Version`` to every response (NL API Design Rules). Plain ASGI: the
+    ``@app.middleware("http")`` form costs a task per request (measured ~5 % of hub CPU)."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"api-version", API_VERSION.encode())]
+            await send(message)
+
+        await self.app(scope, receive, with_header)
 
 
 def create_app(ctx: ApiContext) -> FastAPI:
@@ -30,11 +52,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(events.router)
     app.include_router(subscriptions.router)
 
-    @app.middleware("http")
-    async def api_version_header(request: Request, call_next):  # type: ignore[no-untyped-def]
-        response = await call_next(request)
-        response.headers["API-Version"] = API_VERSION  # NL API Design Rules
-        return response
+    app.add_middleware(ApiVersionHeader)
 
     @app.get("/healthz", tags=["operations"], summary="200 while the process lives")
     async def healthz() -> dict[str, str]:

@@ -98,6 +98,7 @@ deliveries = Table(
     Index(
         "ix_deliveries_due",
         "next_attempt_at",
+        "archive_seq",
         postgresql_where=text("status IN ('pending', 'failed')"),
     ),
     # Per-key order: "is an earlier delivery for this key still open?"
