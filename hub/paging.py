@@ -28,13 +28,15 @@ def encode_cursor(*parts: str | int) -> str:
     return base64.urlsafe_b64encode(json.dumps(list(parts)).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> list[str | int]:
-    """Unpack a cursor from :func:`encode_cursor`; anything else is a :class:`BadCursor`."""
+def decode_cursor(cursor: str, parts: int = 2) -> list[str | int]:
+    """Unpack a cursor of ``parts`` values from :func:`encode_cursor`; anything else is a
+    :class:`BadCursor`."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        parts = json.loads(raw)
+        values = json.loads(raw)
     except (binascii.Error, ValueError) as e:
         raise BadCursor("the cursor is not one this API handed out") from e
-    if not isinstance(parts, list) or not all(isinstance(p, str | int) for p in parts):
+    well_formed = isinstance(values, list) and len(values) == parts
+    if not well_formed or not all(isinstance(v, str | int) for v in values):
         raise BadCursor("the cursor is not one this API handed out")
-    return parts
+    return list(values)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from subscriptions.retry import DEFAULT_RETRY_SCHEDULE
@@ -76,6 +76,16 @@ class DeliverySettings(BaseSettings):
     )
 
     _split = field_validator("retry_schedule", "allow_networks", mode="before")(_split_csv)
+
+    @model_validator(mode="after")
+    def _lease_outlasts_an_attempt(self) -> DeliverySettings:
+        # A lease shorter than an attempt lets a second dispatcher send while the first still waits.
+        if self.lease_seconds <= self.timeout_seconds:
+            raise ValueError(
+                f"KOPPELHUB_DELIVERY_LEASE_SECONDS ({self.lease_seconds}) must exceed "
+                f"KOPPELHUB_DELIVERY_TIMEOUT_SECONDS ({self.timeout_seconds})"
+            )
+        return self
 
 
 class Settings(BaseSettings):

@@ -10,7 +10,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.api import events, subscriptions
 from hub.api.context import ApiContext
-from hub.api.problems import ProblemError, on_http_error, on_problem, on_validation_error, problem
+from hub.api.problems import (
+    ProblemError,
+    on_http_error,
+    on_hub_error,
+    on_problem,
+    on_validation_error,
+    problem,
+)
+from hub.errors import KoppelhubError
 
 API_VERSION = "1.0.0"
 
@@ -47,6 +55,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     )
     app.state.ctx = ctx
     app.add_exception_handler(ProblemError, on_problem)
+    app.add_exception_handler(KoppelhubError, on_hub_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.include_router(events.router)

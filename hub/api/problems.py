@@ -9,6 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from hub.errors import NotFound, PermanentError, RetriableError
+
 PROBLEM = "application/problem+json"
 
 
@@ -37,6 +39,17 @@ async def on_problem(_: Request, exc: Exception) -> JSONResponse:
 async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     return problem(exc.status_code, str(exc.detail))
+
+
+async def on_hub_error(_: Request, exc: Exception) -> JSONResponse:
+    """Errors from below the API: a store outage is a 503, refused data a 400 — never a 500."""
+    if isinstance(exc, NotFound):
+        return problem(404, "Not found", str(exc))
+    if isinstance(exc, RetriableError):
+        return problem(503, "Service unavailable", "a backing service is unavailable; retry later")
+    if isinstance(exc, PermanentError):
+        return problem(400, "Request refused", str(exc)[:500])
+    return problem(500, "Internal error")
 
 
 async def on_validation_error(_: Request, exc: Exception) -> JSONResponse:

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import structlog
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, stop_never, wait_exponential
@@ -113,8 +113,9 @@ class Dispatcher:
         stopper = asyncio.create_task(stop.wait())
         try:
             while not (stop.is_set() and not in_flight):
+                can_claim = not stop.is_set() and len(in_flight) <= self._concurrency // 2
                 claimed_full = False
-                if not stop.is_set() and len(in_flight) <= self._concurrency // 2:
+                if can_claim:
                     self._wakeup.clear()  # before the claim, so a NOTIFY during it is kept
                     room = min(self._batch_size, self._concurrency - len(in_flight))
                     claimed = await self._retrying(partial(self._outbox.claim, room, self._lease)) or []
@@ -127,12 +128,18 @@ class Dispatcher:
                     continue
                 if claimed_full:
                     continue
+                # Wait only for what can change the next step: a finished attempt always; a
+                # NOTIFY or the stop signal only while they would lead somewhere (else: a spin).
+                waiters: set[asyncio.Task[Any]] = set(in_flight)
+                waker = asyncio.create_task(self._wakeup.wait()) if can_claim else None
+                if waker is not None:
+                    waiters.add(waker)
+                if not stop.is_set():
+                    waiters.add(stopper)
                 timeout = await self._idle_timeout() if not in_flight else None
-                waker = asyncio.create_task(self._wakeup.wait())
-                await asyncio.wait(
-                    {*in_flight, waker, stopper}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-                )
-                waker.cancel()
+                await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                if waker is not None:
+                    waker.cancel()
         finally:
             stopper.cancel()
             self.running = False

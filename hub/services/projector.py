@@ -122,6 +122,8 @@ class Projector:
 
     async def _handle_with_retry(self, consumer: AIOKafkaConsumer, batch: Batch, stop: asyncio.Event) -> None:
         # Broker or database outages: keep the batch and try again; never commit past it.
+        # Records parked in the DLQ by an earlier try are not parked again.
+        parked: set[tuple[int, int]] = set()
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(RetriableError),
             wait=wait_exponential(multiplier=0.2, max=10),
@@ -131,7 +133,7 @@ class Projector:
             reraise=True,
         ):
             with attempt:
-                await self._handle(batch)
+                await self._handle(batch, parked)
         try:
             await consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
         except CommitFailedError as e:
@@ -140,7 +142,7 @@ class Projector:
         except KafkaError as e:
             log.warning("offset_commit_failed", error=str(e))
 
-    async def _handle(self, batch: Batch) -> None:
+    async def _handle(self, batch: Batch, parked: set[tuple[int, int]]) -> None:
         logged: list[LoggedEvent] = []
         raw: dict[int, ConsumerRecord[bytes, bytes]] = {}
         for tp, records in batch.items():
@@ -148,7 +150,7 @@ class Projector:
                 try:
                     event = from_kafka_record(record.key, record.value, list(record.headers))
                 except EnvelopeError as e:
-                    await self._dead_letter(record, e)
+                    await self._dead_letter(record, e, parked)
                     continue
                 item = LoggedEvent(event, tp.partition, record.offset)
                 raw[id(item)] = record
@@ -163,7 +165,7 @@ class Projector:
                 try:
                     n, o = await apply_events(self._store, [item])
                 except PermanentError as item_error:
-                    await self._dead_letter(raw[id(item)], item_error)
+                    await self._dead_letter(raw[id(item)], item_error, parked)
                     continue
                 new, outbox = new + n, outbox + o
         self.stats.batches += 1
@@ -173,8 +175,13 @@ class Projector:
         if logged:
             log.debug("projection_applied", events=len(logged), new=new, deliveries=outbox)
 
-    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], error: BaseException) -> None:
+    async def _dead_letter(
+        self, record: ConsumerRecord[bytes, bytes], error: BaseException, parked: set[tuple[int, int]]
+    ) -> None:
+        if (record.partition, record.offset) in parked:
+            return
         await self._dead_letters.dead_letter(record.key, record.value, list(record.headers), error, record)
+        parked.add((record.partition, record.offset))
         self.stats.dead_lettered += 1
 
 

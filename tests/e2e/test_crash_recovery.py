@@ -183,7 +183,12 @@ async def test_killed_dispatcher_is_replaced_and_every_event_arrives_in_order(se
                 what="projection",
             )
             # A short lease: the killed dispatcher's claims come back quickly.
-            env = role_env(settings, KOPPELHUB_DELIVERY_LEASE_SECONDS="2", KOPPELHUB_DELIVERY_CONCURRENCY="8")
+            env = role_env(
+                settings,
+                KOPPELHUB_DELIVERY_LEASE_SECONDS="2",
+                KOPPELHUB_DELIVERY_TIMEOUT_SECONDS="1",
+                KOPPELHUB_DELIVERY_CONCURRENCY="8",
+            )
             with role("dispatcher", env) as first:
                 await sink.wait_for(100, delivered=False, timeout=60)
                 first.send_signal(signal.SIGKILL)

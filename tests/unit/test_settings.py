@@ -45,3 +45,10 @@ def test_settings_come_from_flat_environment_variables(monkeypatch: pytest.Monke
 def test_the_default_retry_schedule_spans_about_a_day() -> None:
     total = sum(Settings().delivery.retry_schedule)
     assert 18 * 3600 <= total <= 30 * 3600
+
+
+def test_a_lease_shorter_than_one_attempt_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KOPPELHUB_DELIVERY_LEASE_SECONDS", "10")
+    monkeypatch.setenv("KOPPELHUB_DELIVERY_TIMEOUT_SECONDS", "15")
+    with pytest.raises(ValueError, match="LEASE_SECONDS"):
+        Settings()

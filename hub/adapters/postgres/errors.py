@@ -23,7 +23,12 @@ def translate_db_errors() -> Iterator[None]:
     """Turn SQLAlchemy/psycopg errors into retriable or permanent hub errors."""
     try:
         yield
-    except (exc.OperationalError, exc.InterfaceError, exc.TimeoutError, exc.DisconnectionError) as e:
-        raise DatabaseUnavailable(str(e.__cause__ or e)) from e
-    except (exc.DataError, exc.IntegrityError, exc.ProgrammingError, exc.InternalError) as e:
+    except (exc.DataError, exc.IntegrityError) as e:
+        # SQLSTATE classes 22 and 23: this data, not the database, is the problem.
         raise DataRejected(str(getattr(e, "orig", None) or e)) from e
+    except exc.DBAPIError as e:
+        # Outages, but also a missing migration or a revoked privilege: waiting and retrying
+        # keeps the events; treating those as poison would dead-letter every valid event.
+        raise DatabaseUnavailable(str(e.orig or e)) from e
+    except (exc.TimeoutError, exc.DisconnectionError) as e:
+        raise DatabaseUnavailable(str(e)) from e

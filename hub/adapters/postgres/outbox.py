@@ -134,7 +134,11 @@ class PostgresOutbox:
                 )
                 await conn.execute(
                     update(deliveries)
+                    # Only the claim we made: a dispatcher whose lease ran out while it could not
+                    # reach the database must not overwrite what another one recorded since.
                     .where(deliveries.c.id == bindparam("b_id"))
+                    .where(deliveries.c.attempts == bindparam("b_attempt") - 1)
+                    .where(text("status IN ('pending', 'failed')"))  # literal: executemany
                     .values(
                         status=bindparam("b_status"),
                         attempts=bindparam("b_attempt"),

@@ -77,7 +77,7 @@ class PostgresProjectionUnitOfWork:
                 subscriptions.c.types,
                 subscriptions.c.filters,
                 subscriptions.c.updated_at,
-            )
+            ).with_for_update(key_share=True)  # a DELETE waits for our outbox rows' commit
         )
         result: list[MatchableSubscription] = []
         seen: set[uuid.UUID] = set()

@@ -145,6 +145,8 @@ class PostgresSubscriptionStore:
             seq_text, last_id = decode_cursor(cursor)
             try:
                 seq, after_id = int(seq_text), uuid.UUID(str(last_id))
+                if not 0 <= seq < 2**63:
+                    raise ValueError("sequence out of range")
             except ValueError as e:
                 raise BadCursor("the cursor is not one this API handed out") from e
             query = query.where(

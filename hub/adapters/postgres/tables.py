@@ -23,9 +23,6 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 metadata = MetaData()
 
-#: Delivery states that still owe the subscriber an attempt.
-OPEN_DELIVERY_STATES = ("pending", "failed")
-
 processed_events = Table(
     "processed_events",
     metadata,
