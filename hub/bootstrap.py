@@ -40,6 +40,8 @@ from subscriptions.ssrf import NetworkPolicy
 log = structlog.get_logger(__name__)
 
 ROLES = ("api", "projector", "dispatcher")
+#: Roles that read or write Kafka; the dispatcher works from PostgreSQL alone.
+KAFKA_ROLES = frozenset({"api", "projector"})
 
 
 def admin_token(settings: Settings) -> tuple[str, bool]:
@@ -89,12 +91,14 @@ class HubProcess:
         s = self.settings
         self.engine = create_engine(self.database_url)
         self._closers.append(self.engine.dispose)
-        await ensure_topics(self.kafka_bootstrap, s.kafka)
-        self.event_log = KafkaEventLog(self.kafka_bootstrap, s.kafka)
-        await self.event_log.start()
-        self._closers.append(self.event_log.stop)
+        if KAFKA_ROLES & set(self.roles):
+            await ensure_topics(self.kafka_bootstrap, s.kafka)
+            self.event_log = KafkaEventLog(self.kafka_bootstrap, s.kafka)
+            await self.event_log.start()
+            self._closers.append(self.event_log.stop)
 
         if "projector" in self.roles:
+            assert self.event_log is not None
             self.projector = Projector(
                 lambda: make_consumer(self.kafka_bootstrap, s.kafka),
                 PostgresProjectionStore(self.engine),
@@ -181,7 +185,8 @@ class HubProcess:
 
     async def readiness(self) -> dict[str, bool]:
         checks: dict[str, bool] = {}
-        checks["broker"] = self.event_log is not None and await self.event_log.ping()
+        if self.event_log is not None:
+            checks["broker"] = await self.event_log.ping()
         checks["database"] = await self._database_ok()
         for name, task in self._tasks.items():
             checks[name] = not task.done()

@@ -8,15 +8,13 @@ else start them (and stop what they started when they exit).
 from __future__ import annotations
 
 import asyncio
-import functools
 import signal
 import sys
-from collections.abc import Callable
 
 import click
 
 from hub.adapters.postgres.engine import migrate as migrate_schema
-from hub.bootstrap import ROLES, HubProcess, admin_token
+from hub.bootstrap import KAFKA_ROLES, ROLES, HubProcess, admin_token
 from hub.embedded import Infrastructure, provision
 from hub.errors import ConfigurationError, KoppelhubError
 from hub.logging import configure_logging
@@ -29,9 +27,9 @@ def _settings() -> Settings:
     return settings
 
 
-def _provision(settings: Settings) -> Infrastructure:
+def _provision(settings: Settings, *, broker_needed: bool = True) -> Infrastructure:
     try:
-        return provision(settings)
+        return provision(settings, broker_needed=broker_needed)
     except ConfigurationError as e:
         raise click.ClickException(str(e)) from e
 
@@ -42,11 +40,10 @@ def _serve(roles: tuple[str, ...]) -> None:
     if "api" in roles:
         token, generated = admin_token(settings)  # made now, so the banner shows it once
         new_token = token if generated else None
-    announce = functools.partial(_announce, new_token=new_token)
-    infra = _provision(settings)
+    infra = _provision(settings, broker_needed=bool(KAFKA_ROLES & set(roles)))
     try:
         migrate_schema(infra.database_url)  # idempotent, serialised by an advisory lock
-        asyncio.run(_run_process(settings, infra, roles, announce))
+        asyncio.run(_run_process(settings, infra, roles, new_token))
     except KoppelhubError as e:
         raise click.ClickException(str(e)) from e
     finally:
@@ -57,7 +54,7 @@ async def _run_process(
     settings: Settings,
     infra: Infrastructure,
     roles: tuple[str, ...],
-    announce: Callable[[HubProcess, Settings, Infrastructure], None],
+    new_token: str | None,
 ) -> None:
     hub = HubProcess(settings, infra.kafka_bootstrap, infra.database_url, roles)
     loop = asyncio.get_running_loop()
@@ -65,7 +62,7 @@ async def _run_process(
         loop.add_signal_handler(sig, hub.stop_intake.set)
     await hub.start()
     await hub.wait_started()
-    announce(hub, settings, infra)
+    _announce(hub, settings, infra, new_token=new_token)
     await hub.wait()
     click.echo("Koppelhub is stopping: intake closed, draining what was accepted…", err=True)
     await hub.shutdown()
@@ -83,11 +80,9 @@ def _announce(hub: HubProcess, settings: Settings, infra: Infrastructure, *, new
             lines.append(f"  Admin token: in {where}")
     broker = "embedded Tansu, in memory" if infra.broker else "external"
     database = f"embedded PostgreSQL in {settings.data_dir / 'postgres'}" if infra.postgres else "external"
-    lines += [
-        f"  Kafka:    {infra.kafka_bootstrap} ({broker})",
-        f"  Database: {database}",
-        "Stop with Ctrl-C.",
-    ]
+    if hub.event_log is not None:  # a lone dispatcher does not use Kafka
+        lines.append(f"  Kafka:    {infra.kafka_bootstrap} ({broker})")
+    lines += [f"  Database: {database}", "Stop with Ctrl-C."]
     click.echo("\n".join(lines))
     sys.stdout.flush()
 
@@ -125,7 +120,7 @@ def dispatcher() -> None:
 def migrate() -> None:
     """Bring the database schema up to date (idempotent)."""
     settings = _settings()
-    infra = _provision(settings)
+    infra = _provision(settings, broker_needed=False)
     try:
         migrate_schema(infra.database_url)
         click.echo("Database schema is up to date.")

@@ -188,10 +188,6 @@ class Infrastructure:
     broker: EmbeddedBroker | None = None
     postgres: EmbeddedPostgres | None = None
 
-    @property
-    def embedded_broker(self) -> bool:
-        return self.broker is not None
-
     def close(self) -> None:
         if self.broker is not None:
             self.broker.stop()
@@ -199,15 +195,18 @@ class Infrastructure:
             self.postgres.stop()
 
 
-def provision(settings: Settings) -> Infrastructure:
-    """Resolve broker and database: configured ones as they are, else embedded ones."""
+def provision(settings: Settings, *, broker_needed: bool = True) -> Infrastructure:
+    """Resolve broker and database: configured ones as they are, else embedded ones.
+
+    A process that never touches Kafka (``migrate``, a lone dispatcher) passes
+    ``broker_needed=False`` and starts no broker; its ``kafka_bootstrap`` is then empty."""
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     broker: EmbeddedBroker | None = None
     postgres: EmbeddedPostgres | None = None
     try:
-        bootstrap = settings.kafka.bootstrap
-        if not bootstrap:
+        bootstrap = settings.kafka.bootstrap or ""
+        if not bootstrap and broker_needed:
             broker = EmbeddedBroker(data_dir / _BROKER_STATE, data_dir / "broker.log")
             bootstrap = broker.start()
         database_url = settings.database_url

@@ -21,10 +21,8 @@ from subscriptions.filters import (
 from subscriptions.model import (
     RESERVED_HEADERS,
     HttpProtocolSettings,
-    Subscription,
     SubscriptionCreate,
     SubscriptionStatus,
-    SubscriptionWithSecret,
     subscription_matches,
     validate_sink,
 )
@@ -68,10 +66,8 @@ __all__ = [
     "RetrySchedule",
     "SinkRefused",
     "SinkUnresolvable",
-    "Subscription",
     "SubscriptionCreate",
     "SubscriptionStatus",
-    "SubscriptionWithSecret",
     "SuffixFilter",
     "SystemResolver",
     "WebhookSender",

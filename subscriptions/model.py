@@ -9,7 +9,7 @@ allowed network needs DNS and is done by :func:`subscriptions.ssrf.check_sink` i
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -21,10 +21,8 @@ __all__ = [
     "MAX_SINK_LENGTH",
     "RESERVED_HEADERS",
     "HttpProtocolSettings",
-    "Subscription",
     "SubscriptionCreate",
     "SubscriptionStatus",
-    "SubscriptionWithSecret",
     "subscription_matches",
     "validate_sink",
 ]
@@ -168,22 +166,9 @@ class SubscriptionCreate(BaseModel):
         return subscription_matches(self.source, self.types, self.filters, attrs)
 
 
-class Subscription(SubscriptionCreate):
-    """A stored subscription as the API returns it (never with its secret)."""
-
-    id: str
-    status: SubscriptionStatus = "active"
-
-
-class SubscriptionWithSecret(Subscription):
-    """The create response: the only time the signing secret is shown."""
-
-    secret: str
-
-
 def subscription_matches(
     source: str | None,
-    types: Sequence[str] | None,
+    types: Collection[str] | None,
     filters: Sequence[Filter],
     attrs: Mapping[str, str],
 ) -> bool:

@@ -68,7 +68,7 @@ async def apply_events(store: ProjectionStore, batch: Sequence[LoggedEvent]) -> 
             new.extend(
                 NewDelivery(s.id, item.seq, item.event.id, key)
                 for s in subs
-                if subscription_matches(s.source, list(s.types) if s.types else None, s.filters, attrs)
+                if subscription_matches(s.source, s.types, s.filters, attrs)
             )
         await uow.add_deliveries(new)
     return len(archived), len(new)
@@ -143,8 +143,7 @@ class Projector:
             log.warning("offset_commit_failed", error=str(e))
 
     async def _handle(self, batch: Batch, parked: set[tuple[int, int]]) -> None:
-        logged: list[LoggedEvent] = []
-        raw: dict[int, ConsumerRecord[bytes, bytes]] = {}
+        decoded: list[tuple[LoggedEvent, ConsumerRecord[bytes, bytes]]] = []
         for tp, records in batch.items():
             for record in records:
                 try:
@@ -152,20 +151,19 @@ class Projector:
                 except EnvelopeError as e:
                     await self._dead_letter(record, e, parked)
                     continue
-                item = LoggedEvent(event, tp.partition, record.offset)
-                raw[id(item)] = record
-                logged.append(item)
+                decoded.append((LoggedEvent(event, tp.partition, record.offset), record))
+        logged = [item for item, _ in decoded]
         try:
             new, outbox = await apply_events(self._store, logged)
         except PermanentError as e:
             # One bad event must not sink its neighbours: retry them one by one.
             log.warning("projection_batch_rejected", error=str(e)[:500], size=len(logged))
             new = outbox = 0
-            for item in logged:
+            for item, record in decoded:
                 try:
                     n, o = await apply_events(self._store, [item])
                 except PermanentError as item_error:
-                    await self._dead_letter(raw[id(item)], item_error, parked)
+                    await self._dead_letter(record, item_error, parked)
                     continue
                 new, outbox = new + n, outbox + o
         self.stats.batches += 1

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -20,12 +20,11 @@ import pytest
 
 from hub.bootstrap import HubProcess
 from hub.settings import Settings
+from tests.support.hub_api import SOURCE, TYPE, event, eventually, subscribe
 from tests.support.sink import WebhookSink
 
 pytestmark = pytest.mark.e2e
 
-TYPE = "nl.softwarecatalogus.gebruik.gewijzigd.v1"
-SOURCE = "urn:nld:oin:00000001234567890000:systeem:testbron"
 PROBLEM = "application/problem+json"
 STRUCTURED = {"content-type": "application/cloudevents+json"}
 BATCH = {"content-type": "application/cloudevents-batch+json"}
@@ -72,21 +71,6 @@ NO_ALLOWED_NETWORKS = pytest.mark.parametrize(
 )
 
 
-def event(subject: str = "key-1", **changes: Any) -> dict[str, Any]:
-    body = {
-        "specversion": "1.0",
-        "id": str(uuid.uuid4()),
-        "source": SOURCE,
-        "type": TYPE,
-        "subject": subject,
-        "time": "2026-11-22T10:00:00Z",
-        "datacontenttype": "application/json",
-        "data": {"n": 1},
-    }
-    body.update(changes)
-    return body
-
-
 def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith(PROBLEM), response.headers
@@ -97,22 +81,6 @@ def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
 
 def error_fields(problem: dict[str, Any]) -> set[tuple[int | None, str]]:
     return {(e.get("index"), e["field"]) for e in problem.get("errors", [])}
-
-
-async def subscribe(
-    client: httpx.AsyncClient, auth: dict[str, str], sink: WebhookSink, **body: Any
-) -> dict[str, Any]:
-    response = await client.post("/api/v1/subscriptions", json={"sink": sink.url, **body}, headers=auth)
-    assert response.status_code == 201, response.text
-    return dict(response.json())
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float = 20.0) -> None:
-    """Poll ``check`` until it holds (the dispatcher records an outcome after the sink answered)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.1)
 
 
 async def assert_only_marker_arrives(
@@ -131,7 +99,7 @@ async def assert_only_marker_arrives(
 @pytest.fixture
 async def subscribed(client: httpx.AsyncClient, auth: dict[str, str], sink: WebhookSink) -> dict[str, Any]:
     """A subscription to every event, made before the test publishes anything."""
-    return await subscribe(client, auth, sink)
+    return await subscribe(client, auth, sink.url)
 
 
 # --- authentication ---------------------------------------------------------------------------
@@ -179,7 +147,7 @@ async def test_every_management_call_without_a_valid_token_is_401(
     path: str,
     body: dict[str, Any] | None,
 ) -> None:
-    existing = await subscribe(api_client, auth, sink)
+    existing = await subscribe(api_client, auth, sink.url)
     for name, credentials in BAD_CREDENTIALS.items():
         response = await api_client.request(
             method, path.format(id=existing["id"]), json=body, headers=credentials
@@ -388,7 +356,7 @@ async def test_get_of_an_unknown_subscription_is_a_404_problem(
 async def test_delete_is_204_and_the_subscription_is_gone_afterwards(
     api_client: httpx.AsyncClient, auth: dict[str, str], sink: WebhookSink
 ) -> None:
-    created = await subscribe(api_client, auth, sink)
+    created = await subscribe(api_client, auth, sink.url)
     url = f"/api/v1/subscriptions/{created['id']}"
     deleted = await api_client.delete(url, headers=auth)
     assert deleted.status_code == 204 and deleted.content == b""
@@ -484,7 +452,7 @@ async def test_an_unknown_subscription_property_is_400_naming_it(
 async def test_the_list_pages_with_a_next_url_that_yields_the_rest(
     api_client: httpx.AsyncClient, auth: dict[str, str], sink: WebhookSink
 ) -> None:
-    created = [(await subscribe(api_client, auth, sink))["id"] for _ in range(3)]
+    created = [(await subscribe(api_client, auth, sink.url))["id"] for _ in range(3)]
     first = await api_client.get("/api/v1/subscriptions", params={"limit": 2}, headers=auth)
     assert first.status_code == 200, first.text
     page1 = first.json()
@@ -510,7 +478,7 @@ async def test_the_delivery_log_filters_by_status_and_rejects_an_unknown_status(
     # "ok-…" subjects are accepted, "bad-…" ones always fail and go dead after 4 attempts.
     sink = await WebhookSink(responder=lambda _, got: 204 if got.json()["subject"] == "ok" else 500).start()
     try:
-        sub = await subscribe(client, auth, sink)
+        sub = await subscribe(client, auth, sink.url)
         ok, bad = event("ok"), event("bad")
         response = await client.post(
             "/api/v1/events", content=json.dumps([ok, bad]), headers={**auth, **BATCH}

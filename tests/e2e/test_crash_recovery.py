@@ -27,6 +27,7 @@ from hub.bootstrap import HubProcess
 from hub.settings import Settings
 from schemas import CloudEvent
 from subscriptions.signing import generate_secret
+from tests.support.hub_api import eventually, subscribe_in_store
 from tests.support.sink import WebhookSink
 
 pytestmark = pytest.mark.e2e
@@ -96,14 +97,6 @@ async def scalar(engine: Any, sql: str) -> int:
         return int((await conn.execute(text(sql))).scalar() or 0)
 
 
-async def wait_until(predicate: Any, *, within: float, what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not await predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 async def test_killed_projector_is_replaced_without_loss_or_double_projection(settings: Settings) -> None:
     assert settings.kafka.bootstrap
     total = 12_000
@@ -115,23 +108,13 @@ async def test_killed_projector_is_replaced_without_loss_or_double_projection(se
     finally:
         await log.stop()
     async with database(settings) as engine:
-        store = PostgresSubscriptionStore(engine)
-        await store.create(
-            sink="https://example.org/hook",
-            protocol="HTTP",
-            source=None,
-            types=None,
-            filters=[],
-            headers={},
-            config={},
-            secret=generate_secret(),
-        )
+        await subscribe_in_store(engine, "https://example.org/hook")
         # Small batches make a projector's run long enough to kill it in the middle.
         env = role_env(settings, KOPPELHUB_PROJECTOR_BATCH_SIZE="20")
         with role("projector", env) as first:
-            await wait_until(
+            await eventually(
                 lambda: _more_than(engine, "SELECT count(*) FROM event_archive", 200),
-                within=60,
+                timeout=60,
                 what="the first projector to start",
             )
             first.send_signal(signal.SIGKILL)
@@ -139,9 +122,9 @@ async def test_killed_projector_is_replaced_without_loss_or_double_projection(se
         at_kill = await scalar(engine, "SELECT count(*) FROM event_archive")
         assert 0 < at_kill < total, "the kill did not land mid-run"
         with role("projector", env):
-            await wait_until(
+            await eventually(
                 lambda: _more_than(engine, "SELECT count(*) FROM processed_events", total - 1),
-                within=120,
+                timeout=120,
                 what="the second projector to catch up",
             )
             await asyncio.sleep(1.0)  # anything projected twice would show up by now
@@ -177,9 +160,9 @@ async def test_killed_dispatcher_is_replaced_and_every_event_arrives_in_order(se
             events = make_events(600, keys=20)
             assert hub.event_log is not None
             await hub.event_log.publish(events)
-            await wait_until(
+            await eventually(
                 lambda: _more_than(engine, "SELECT count(*) FROM deliveries", len(events) - 1),
-                within=60,
+                timeout=60,
                 what="projection",
             )
             # A short lease: the killed dispatcher's claims come back quickly.
@@ -195,11 +178,11 @@ async def test_killed_dispatcher_is_replaced_and_every_event_arrives_in_order(se
                 first.wait()
             assert len(sink.received) < len(events), "the kill did not land mid-run"
             with role("dispatcher", env):
-                await wait_until(
+                await eventually(
                     lambda: _more_than(
                         engine, "SELECT count(*) FROM deliveries WHERE status = 'delivered'", len(events) - 1
                     ),
-                    within=90,
+                    timeout=90,
                     what="every delivery to be recorded",
                 )
         first_arrival: dict[str, int] = {}

@@ -9,12 +9,11 @@ import uuid
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from hub.adapters.postgres.subscriptions import PostgresSubscriptionStore
 from hub.bootstrap import HubProcess
 from hub.settings import Settings
 from schemas import CloudEvent
 from schemas.bindings import to_kafka_record
-from subscriptions.signing import generate_secret
+from tests.support.hub_api import subscribe_in_store
 from tests.support.sink import WebhookSink
 
 pytestmark = pytest.mark.e2e
@@ -46,16 +45,7 @@ async def test_poison_records_are_dead_lettered_and_later_events_still_arrive(
     hub: HubProcess, settings: Settings, sink: WebhookSink
 ) -> None:
     assert hub.engine is not None and settings.kafka.bootstrap
-    await PostgresSubscriptionStore(hub.engine).create(
-        sink=sink.url,
-        protocol="HTTP",
-        source=None,
-        types=None,
-        filters=[],
-        headers={},
-        config={},
-        secret=generate_secret(),
-    )
+    await subscribe_in_store(hub.engine, sink.url)
     good = CloudEvent(
         specversion="1.0",
         id="good-1",

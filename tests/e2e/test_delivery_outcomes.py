@@ -10,34 +10,19 @@ import asyncio
 import json
 import socket
 import time
-import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from tests.support.hub_api import event, eventually, subscribe
 from tests.support.sink import Received, WebhookSink
 
 pytestmark = pytest.mark.e2e
 
-TYPE = "nl.softwarecatalogus.gebruik.gewijzigd.v1"
-SOURCE = "urn:nld:oin:00000001234567890000:systeem:testbron"
 ATTEMPTS = 4  # the first attempt plus one per delay of the test retry schedule
-
-
-def event(subject: str = "key-1", n: int = 0) -> dict[str, Any]:
-    return {
-        "specversion": "1.0",
-        "id": str(uuid.uuid4()),
-        "source": SOURCE,
-        "type": TYPE,
-        "subject": subject,
-        "time": "2026-11-22T10:00:00Z",
-        "datacontenttype": "application/json",
-        "data": {"n": n},
-    }
 
 
 async def publish(client: httpx.AsyncClient, auth: dict[str, str], *events: dict[str, Any]) -> None:
@@ -49,14 +34,6 @@ async def publish(client: httpx.AsyncClient, auth: dict[str, str], *events: dict
     assert response.status_code == 202, response.text
 
 
-async def subscribe(
-    client: httpx.AsyncClient, auth: dict[str, str], sink_url: str, **body: Any
-) -> dict[str, Any]:
-    response = await client.post("/api/v1/subscriptions", json={"sink": sink_url, **body}, headers=auth)
-    assert response.status_code == 201, response.text
-    return dict(response.json())
-
-
 async def deliveries(
     client: httpx.AsyncClient, auth: dict[str, str], subscription_id: str, **params: str
 ) -> list[dict[str, Any]]:
@@ -65,13 +42,6 @@ async def deliveries(
     )
     assert response.status_code == 200, response.text
     return list(response.json()["items"])
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float = 20.0, what: str = "") -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what or 'condition'}"
-        await asyncio.sleep(0.1)
 
 
 async def wait_for_status(

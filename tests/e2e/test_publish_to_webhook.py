@@ -11,40 +11,16 @@ import pytest
 from cloudevents.v1.http import from_http
 from standardwebhooks.webhooks import Webhook
 
+from tests.support.hub_api import SOURCE, TYPE, event, subscribe
 from tests.support.sink import WebhookSink
 
 pytestmark = pytest.mark.e2e
-
-TYPE = "nl.softwarecatalogus.gebruik.gewijzigd.v1"
-SOURCE = "urn:nld:oin:00000001234567890000:systeem:testbron"
-
-
-def event(subject: str, n: int = 0, **extra: Any) -> dict[str, Any]:
-    return {
-        "specversion": "1.0",
-        "id": str(uuid.uuid4()),
-        "source": SOURCE,
-        "type": TYPE,
-        "subject": subject,
-        "time": "2026-11-22T10:00:00Z",
-        "datacontenttype": "application/json",
-        "data": {"n": n},
-        **extra,
-    }
-
-
-async def subscribe(
-    client: httpx.AsyncClient, auth: dict[str, str], sink: WebhookSink, **body: Any
-) -> dict[str, Any]:
-    response = await client.post("/api/v1/subscriptions", json={"sink": sink.url, **body}, headers=auth)
-    assert response.status_code == 201, response.text
-    return dict(response.json())
 
 
 async def test_events_in_every_content_mode_arrive_signed_and_parseable(
     client: httpx.AsyncClient, auth: dict[str, str], sink: WebhookSink
 ) -> None:
-    sub = await subscribe(client, auth, sink, types=[TYPE])
+    sub = await subscribe(client, auth, sink.url, types=[TYPE])
     structured = event("app-1", 1)
     batch = [event("app-2", 2), event("app-3", 3)]
     binary_id = str(uuid.uuid4())
@@ -92,7 +68,7 @@ async def test_events_in_every_content_mode_arrive_signed_and_parseable(
 async def test_an_event_published_twice_is_delivered_once(
     client: httpx.AsyncClient, auth: dict[str, str], sink: WebhookSink
 ) -> None:
-    await subscribe(client, auth, sink)
+    await subscribe(client, auth, sink.url)
     twice = event("app-1")
     marker = event("app-2")
     headers = {**auth, "content-type": "application/cloudevents+json"}
@@ -113,8 +89,8 @@ async def test_only_matching_subscriptions_receive_an_event(
 ) -> None:
     other = await WebhookSink().start()
     try:
-        await subscribe(client, auth, sink, filters=[{"prefix": {"subject": "gemeente-a/"}}])
-        await subscribe(client, auth, other, filters=[{"not": {"prefix": {"subject": "gemeente-a/"}}}])
+        await subscribe(client, auth, sink.url, filters=[{"prefix": {"subject": "gemeente-a/"}}])
+        await subscribe(client, auth, other.url, filters=[{"not": {"prefix": {"subject": "gemeente-a/"}}}])
         headers = {**auth, "content-type": "application/cloudevents-batch+json"}
         batch = [event("gemeente-a/1"), event("gemeente-b/1"), event("gemeente-a/2")]
         assert (
@@ -143,7 +119,7 @@ async def test_events_for_one_subject_arrive_in_order_while_the_sink_fails_first
 
     sink = await WebhookSink(responder=flaky).start()
     try:
-        sub = await subscribe(client, auth, sink)
+        sub = await subscribe(client, auth, sink.url)
         batch = [event(f"key-{i % 3}", i) for i in range(30)]
         headers = {**auth, "content-type": "application/cloudevents-batch+json"}
         assert (

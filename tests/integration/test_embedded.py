@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from hub.embedded import EmbeddedBroker
+from hub.embedded import EmbeddedBroker, Infrastructure, provision
+from hub.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -44,3 +45,14 @@ def test_a_stale_state_file_starts_a_new_broker(tmp_path: Path) -> None:
         assert broker.owned
     finally:
         broker.stop()
+
+
+def test_a_process_that_needs_no_broker_starts_none(tmp_path: Path, infra: Infrastructure) -> None:
+    settings = Settings(data_dir=tmp_path, database_url=infra.database_url)
+    provisioned = provision(settings, broker_needed=False)
+    try:
+        assert provisioned.broker is None
+        assert provisioned.kafka_bootstrap == ""
+        assert not (tmp_path / "broker.json").exists()
+    finally:
+        provisioned.close()

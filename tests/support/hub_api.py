@@ -1,0 +1,64 @@
+"""Helpers the end-to-end tests share: events to publish, subscriptions, waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hub.adapters.postgres.subscriptions import PostgresSubscriptionStore
+from hub.ports import SubscriptionRecord
+from subscriptions.signing import generate_secret
+
+TYPE = "nl.softwarecatalogus.gebruik.gewijzigd.v1"
+SOURCE = "urn:nld:oin:00000001234567890000:systeem:testbron"
+
+
+def event(subject: str = "key-1", n: int = 0, **changes: Any) -> dict[str, Any]:
+    """A valid structured-mode CloudEvent with a fresh id; ``changes`` replace attributes."""
+    return {
+        "specversion": "1.0",
+        "id": str(uuid.uuid4()),
+        "source": SOURCE,
+        "type": TYPE,
+        "subject": subject,
+        "time": "2026-11-22T10:00:00Z",
+        "datacontenttype": "application/json",
+        "data": {"n": n},
+        **changes,
+    }
+
+
+async def subscribe(
+    client: httpx.AsyncClient, auth: dict[str, str], sink_url: str, **body: Any
+) -> dict[str, Any]:
+    """Create a subscription through the API (201 expected); returns it with its secret."""
+    response = await client.post("/api/v1/subscriptions", json={"sink": sink_url, **body}, headers=auth)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def subscribe_in_store(engine: AsyncEngine, sink_url: str) -> SubscriptionRecord:
+    """Create a match-everything subscription directly in the store (no API in the process)."""
+    return await PostgresSubscriptionStore(engine).create(
+        sink=sink_url,
+        protocol="HTTP",
+        source=None,
+        types=None,
+        filters=[],
+        headers={},
+        config={},
+        secret=generate_secret(),
+    )
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float = 20.0, what: str = "") -> None:
+    """Poll ``check`` until it holds; fail after ``timeout`` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what or 'condition'}"
+        await asyncio.sleep(0.05)
