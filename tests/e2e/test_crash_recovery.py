@@ -22,11 +22,9 @@ from sqlalchemy import text
 
 from hub.adapters.kafka import KafkaEventLog, ensure_topics
 from hub.adapters.postgres.engine import create_engine
-from hub.adapters.postgres.subscriptions import PostgresSubscriptionStore
 from hub.bootstrap import HubProcess
 from hub.settings import Settings
 from schemas import CloudEvent
-from subscriptions.signing import generate_secret
 from tests.support.hub_api import eventually, subscribe_in_store
 from tests.support.sink import WebhookSink
 
@@ -147,16 +145,7 @@ async def test_killed_dispatcher_is_replaced_and_every_event_arrives_in_order(se
     await hub.start()
     try:
         async with database(settings) as engine:
-            await PostgresSubscriptionStore(engine).create(
-                sink=sink.url,
-                protocol="HTTP",
-                source=None,
-                types=None,
-                filters=[],
-                headers={},
-                config={},
-                secret=generate_secret(),
-            )
+            await subscribe_in_store(engine, sink.url)
             events = make_events(600, keys=20)
             assert hub.event_log is not None
             await hub.event_log.publish(events)
