@@ -102,6 +102,11 @@ class Settings(BaseSettings):
     admin_token: str | None = Field(
         default=None, description="Bearer token with every right; unset: `run` generates and stores one."
     )
+    source_urn: str = Field(
+        default="urn:nld:oin:00000000000000000000:systeem:koppelhub",
+        pattern=r"^urn:nld:\S+$",
+        description="The hub's own CloudEvents source (NL GOV: urn:nld:oin:<OIN>:systeem:<name>).",
+    )
     max_event_bytes: int = Field(default=_ONE_MIB, ge=1024, description="Largest accepted event.")
     max_request_bytes: int = Field(
         default=16 * _ONE_MIB, ge=1024, description="Largest accepted publish request."
