@@ -262,7 +262,7 @@ async def start_hub(
 
 # --- publishing --------------------------------------------------------------------------------
 
-EVENT_TYPE = "nl.softwarecatalogus.gebruik.gewijzigd.v1"
+EVENT_TYPE = "nl.signalen.melding.gewijzigd.v1"
 EVENT_SOURCE = "urn:nld:oin:00000001234567890000:systeem:bench"
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.adapters.kafka import KafkaEventLog, ensure_topics, make_consumer
 from hub.adapters.postgres.engine import create_engine
+from hub.adapters.postgres.landscape import PostgresLandscapeStore
 from hub.adapters.postgres.outbox import OutboxListener, PostgresOutbox
 from hub.adapters.postgres.projection import PostgresProjectionStore
 from hub.adapters.postgres.subscriptions import PostgresSubscriptionStore
@@ -31,6 +32,7 @@ from hub.api.app import create_app
 from hub.api.auth import TokenAuthenticator
 from hub.api.context import ApiContext
 from hub.services.dispatcher import Dispatcher
+from hub.services.landscape import DerivedEvents
 from hub.services.projector import Projector
 from hub.settings import Settings
 from subscriptions.retry import RetrySchedule
@@ -103,6 +105,7 @@ class HubProcess:
                 lambda: make_consumer(self.kafka_bootstrap, s.kafka),
                 PostgresProjectionStore(self.engine),
                 self.event_log,
+                derive=DerivedEvents(s.source_urn, self.public_url),
                 batch_size=s.projector_batch_size,
             )
             self._spawn("projector", self.projector.run(self._stop_work, drain=self._drain))
@@ -144,6 +147,7 @@ class HubProcess:
             settings=s,
             event_log=self.event_log,
             subscriptions=PostgresSubscriptionStore(self.engine),
+            landscape=PostgresLandscapeStore(self.engine),
             network_policy=NetworkPolicy.parse(s.delivery.allow_networks),
             auth=TokenAuthenticator(token),
             readiness=self.readiness,
@@ -182,6 +186,14 @@ class HubProcess:
         assert self.server is not None and self.server.servers
         port: int = self.server.servers[0].sockets[0].getsockname()[1]
         return port
+
+    def public_url(self) -> str:
+        """Where clients reach the API: the setting, else the address it listens on."""
+        s = self.settings
+        if s.public_url:
+            return s.public_url
+        port = self.api_port if self.server is not None and self.server.started else s.http_port
+        return f"http://{s.http_host}:{port}"
 
     async def readiness(self) -> dict[str, bool]:
         checks: dict[str, bool] = {}

@@ -13,11 +13,15 @@ import sys
 
 import click
 
+from hub.adapters.postgres.engine import create_engine
 from hub.adapters.postgres.engine import migrate as migrate_schema
+from hub.adapters.postgres.landscape import PostgresLandscapeStore
 from hub.bootstrap import KAFKA_ROLES, ROLES, HubProcess, admin_token
 from hub.embedded import Infrastructure, provision
 from hub.errors import ConfigurationError, KoppelhubError
 from hub.logging import configure_logging
+from hub.services.landscape import ProjectionResult
+from hub.services.landscape import rebuild as rebuild_landscape
 from hub.settings import Settings
 
 
@@ -126,3 +130,34 @@ def migrate() -> None:
         click.echo("Database schema is up to date.")
     finally:
         infra.close()
+
+
+@main.command()
+def rebuild() -> None:
+    """Empty the landscape tables and replay the event archive into them.
+
+    The result equals the live projection; no notification is sent again. Runs in one
+    transaction: readers see the old landscape until it commits, and a running projector
+    waits for it, then applies its next events on top.
+    """
+    settings = _settings()
+    infra = _provision(settings, broker_needed=False)
+    try:
+        migrate_schema(infra.database_url)
+        result = asyncio.run(_rebuild(infra.database_url))
+        click.echo(
+            f"Landscape rebuilt from the archive: {result.created} created, {result.changed} changed, "
+            f"{result.deleted} deleted, {result.unchanged} unchanged, {result.stale} stale."
+        )
+    except KoppelhubError as e:
+        raise click.ClickException(str(e)) from e
+    finally:
+        infra.close()
+
+
+async def _rebuild(database_url: str) -> ProjectionResult:
+    engine = create_engine(database_url)
+    try:
+        return await rebuild_landscape(PostgresLandscapeStore(engine))
+    finally:
+        await engine.dispose()

@@ -6,11 +6,12 @@ Adapters implement them (``KafkaEventLog``, ``Postgres…``); services depend on
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from hub.paging import Page
 from schemas import CloudEvent
 from subscriptions.filters import Filter
 
@@ -68,6 +69,101 @@ class NewDelivery:
     ordering_key: str | None
 
 
+ObjectKey = tuple[str, str]
+"""A landscape object's identity: ``(objecttype, id)``."""
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Which event put an object in its current state."""
+
+    source: str
+    event_id: str
+    time: datetime | None
+    sequence: str | None
+    archive_seq: int
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """A landscape object as stored: its canonical state (``model_dump(mode="json")``)."""
+
+    objecttype: str
+    id: str
+    state: dict[str, Any]
+    provenance: Provenance
+
+    @property
+    def key(self) -> ObjectKey:
+        return (self.objecttype, self.id)
+
+
+@dataclass(frozen=True)
+class Watermark:
+    """How far one source got with one object: its latest applied ``sequence`` and ``time``.
+    Kept after a delete, so an old assertion arriving late stays stale."""
+
+    sequence: str | None
+    time: datetime | None
+
+
+@dataclass
+class LandscapeSnapshot:
+    """The stored objects and watermarks of the keys a batch touches."""
+
+    objects: dict[ObjectKey, StoredObject] = field(default_factory=dict)
+    watermarks: dict[tuple[ObjectKey, str], Watermark] = field(default_factory=dict)
+
+
+@dataclass
+class LandscapeWrite:
+    """What one batch changes: objects to upsert and delete, and the new watermarks."""
+
+    upserts: dict[ObjectKey, StoredObject] = field(default_factory=dict)
+    deletes: set[ObjectKey] = field(default_factory=set)
+    watermarks: dict[tuple[ObjectKey, str], Watermark] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.upserts or self.deletes or self.watermarks)
+
+
+@dataclass(frozen=True)
+class Landschap:
+    """One organisation's landscape: its gebruik, each with its applicatie (None while that
+    reference dangles), and the koppelingen it runs."""
+
+    organisatie: StoredObject | None
+    gebruik: list[tuple[StoredObject, StoredObject | None]]
+    koppelingen: list[StoredObject]
+
+
+class LandscapeUnitOfWork(Protocol):
+    """The landscape tables inside one projector transaction."""
+
+    async def load(self, keys: Collection[ObjectKey], sources: Collection[str]) -> LandscapeSnapshot:
+        """The stored objects among ``keys`` and their watermarks for ``sources``."""
+        ...
+
+    async def write(self, changes: LandscapeWrite) -> None:
+        """Apply upserts, deletes and watermarks."""
+        ...
+
+
+class LandscapeReader(Protocol):
+    """What the read API asks of the landscape (see :data:`hub.services.landscape.LIST_FILTERS`)."""
+
+    async def get(self, objecttype: str, object_id: str) -> StoredObject | None: ...
+
+    async def list(
+        self, objecttype: str, filters: Mapping[str, str], *, after: str | None, limit: int
+    ) -> Page[StoredObject]:
+        """Objects ordered by id, after the id ``after``; ``next_cursor`` is the last id when
+        more follow."""
+        ...
+
+    async def landschap(self, organisatie: str) -> Landschap: ...
+
+
 class EventLog(Protocol):
     """The append-only log every event travels through (Kafka)."""
 
@@ -89,4 +185,14 @@ class ProjectionUnitOfWork(Protocol):
 
     async def add_deliveries(self, deliveries: Sequence[NewDelivery]) -> None:
         """Queue outbox rows and wake the dispatchers once the transaction commits."""
+        ...
+
+    @property
+    def landscape(self) -> LandscapeUnitOfWork:
+        """The landscape tables, in this same transaction."""
+        ...
+
+    async def archive_derived(self, events: Sequence[CloudEvent]) -> list[ArchivedEvent]:
+        """Archive events the hub itself emitted (no log position), after everything archived
+        so far in this transaction; returns them with their archive positions."""
         ...

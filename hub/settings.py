@@ -107,6 +107,11 @@ class Settings(BaseSettings):
         pattern=r"^urn:nld:\S+$",
         description="The hub's own CloudEvents source (NL GOV: urn:nld:oin:<OIN>:systeem:<name>).",
     )
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://\S+$",
+        description="Base URL clients reach the API at (`dataref` of derived events); unset: listen address.",
+    )
     max_event_bytes: int = Field(default=_ONE_MIB, ge=1024, description="Largest accepted event.")
     max_request_bytes: int = Field(
         default=16 * _ONE_MIB, ge=1024, description="Largest accepted publish request."

@@ -9,7 +9,7 @@ from fastapi import Request
 
 from hub.adapters.postgres.subscriptions import PostgresSubscriptionStore
 from hub.api.auth import TokenAuthenticator
-from hub.ports import EventLog
+from hub.ports import EventLog, LandscapeReader
 from hub.settings import Settings
 from subscriptions.ssrf import NetworkPolicy
 
@@ -19,6 +19,7 @@ class ApiContext:
     settings: Settings
     event_log: EventLog
     subscriptions: PostgresSubscriptionStore
+    landscape: LandscapeReader
     network_policy: NetworkPolicy
     auth: TokenAuthenticator
     #: Name → "is it up?" for /readyz: the broker, the database and every role in this process.

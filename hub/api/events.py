@@ -20,7 +20,17 @@ from schemas import (
     parse_binary,
     parse_structured,
 )
-from schemas.landscape import LandscapeDataError, validate_landscape_event
+from schemas.landscape import (
+    LandscapeDataError,
+    ingetrokken_type,
+    parse_derived_type,
+    validate_landscape_event,
+    vastgelegd_type,
+)
+
+#: Type prefix of the hub's own operational events (alerts).
+HUB_TYPE_PREFIX = "nl.koppelhub."
+
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
 
@@ -100,6 +110,10 @@ def _check_landscape_data(events: list[CloudEvent], *, batch: bool) -> None:
     """Softwarecatalogus events must carry valid objects; other types pass through untouched."""
     problems: list[Problem] = []
     for index, event in enumerate(events):
+        reserved = _reserved_type_problem(event.type)
+        if reserved:
+            problems.append(Problem(index if batch else None, "type", reserved))
+            continue
         try:
             validate_landscape_event(event)
         except LandscapeDataError as e:
@@ -107,6 +121,19 @@ def _check_landscape_data(events: list[CloudEvent], *, batch: bool) -> None:
     if problems:
         error = EnvelopeError(problems)
         raise ProblemError(400, "Invalid landscape data", _summary(error), errors=_problems(error))
+
+
+def _reserved_type_problem(event_type: str) -> str | None:
+    """Subscribers trust derived landscape events and alerts to come from the hub itself."""
+    derived = parse_derived_type(event_type)
+    if derived:
+        return (
+            f"is emitted only by the hub itself; publish {vastgelegd_type(derived[0])!r} or "
+            f"{ingetrokken_type(derived[0])!r} and the hub derives {event_type!r} when the state changes"
+        )
+    if event_type.startswith(HUB_TYPE_PREFIX):
+        return f"types starting with {HUB_TYPE_PREFIX!r} are reserved for the hub's own events"
+    return None
 
 
 def _problems(error: EnvelopeError) -> list[dict[str, object]]:

@@ -23,6 +23,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from hub.errors import PermanentError, RetriableError
 from hub.ports import LoggedEvent, NewDelivery, ProjectionUnitOfWork
+from hub.services.landscape import DerivedEvents, project_landscape
 from schemas import EnvelopeError
 from schemas.bindings import from_kafka_record
 from subscriptions.model import subscription_matches
@@ -56,10 +57,17 @@ class ProjectorStats:
     deliveries: int = 0
 
 
-async def apply_events(store: ProjectionStore, batch: Sequence[LoggedEvent]) -> tuple[int, int]:
-    """Apply one batch in one transaction; returns (new events, outbox rows written)."""
+async def apply_events(
+    store: ProjectionStore, batch: Sequence[LoggedEvent], derive: DerivedEvents | None
+) -> tuple[int, int]:
+    """Apply one batch in one transaction: archive what is new, project the landscape events
+    among it, archive the derived events that follow (when ``derive`` is given), and queue one
+    delivery per matching subscription for all of them. Returns (new events, outbox rows)."""
     async with store.transaction() as uow:
         archived = await uow.record_new(batch)
+        projected = await project_landscape(uow.landscape, archived, derive)
+        if projected.derived:
+            archived += await uow.archive_derived(projected.derived)
         subs = await uow.subscriptions()
         new: list[NewDelivery] = []
         for item in archived:
@@ -83,8 +91,10 @@ class Projector:
         store: ProjectionStore,
         dead_letters: DeadLetters,
         *,
+        derive: DerivedEvents | None,
         batch_size: int = 500,
     ):
+        self._derive = derive
         self._consumer_factory = consumer_factory
         self._store = store
         self._dead_letters = dead_letters
@@ -154,14 +164,14 @@ class Projector:
                 decoded.append((LoggedEvent(event, tp.partition, record.offset), record))
         logged = [item for item, _ in decoded]
         try:
-            new, outbox = await apply_events(self._store, logged)
+            new, outbox = await apply_events(self._store, logged, self._derive)
         except PermanentError as e:
             # One bad event must not sink its neighbours: retry them one by one.
             log.warning("projection_batch_rejected", error=str(e)[:500], size=len(logged))
             new = outbox = 0
             for item, record in decoded:
                 try:
-                    n, o = await apply_events(self._store, [item])
+                    n, o = await apply_events(self._store, [item], self._derive)
                 except PermanentError as item_error:
                     await self._dead_letter(record, item_error, parked)
                     continue

@@ -72,7 +72,7 @@ def make_events(count: int, keys: int) -> list[CloudEvent]:
             specversion="1.0",
             id=str(uuid.uuid4()),
             source=SOURCE,
-            type="nl.softwarecatalogus.gebruik.gewijzigd.v1",
+            type="nl.signalen.melding.gewijzigd.v1",
             subject=f"key-{i % keys}",
             data={"n": i},
         )

@@ -14,7 +14,7 @@ from hub.adapters.postgres.subscriptions import PostgresSubscriptionStore
 from hub.ports import SubscriptionRecord
 from subscriptions.signing import generate_secret
 
-TYPE = "nl.softwarecatalogus.gebruik.gewijzigd.v1"
+TYPE = "nl.signalen.melding.gewijzigd.v1"
 SOURCE = "urn:nld:oin:00000001234567890000:systeem:testbron"
 
 
@@ -42,14 +42,17 @@ async def subscribe(
     return dict(response.json())
 
 
-async def subscribe_in_store(engine: AsyncEngine, sink_url: str) -> SubscriptionRecord:
-    """Create a match-everything subscription directly in the store (no API in the process)."""
+async def subscribe_in_store(
+    engine: AsyncEngine, sink_url: str, *, filters: list[dict[str, Any]] | None = None
+) -> SubscriptionRecord:
+    """Create a subscription directly in the store (no API in the process); without
+    ``filters`` it matches everything."""
     return await PostgresSubscriptionStore(engine).create(
         sink=sink_url,
         protocol="HTTP",
         source=None,
         types=None,
-        filters=[],
+        filters=filters or [],
         headers={},
         config={},
         secret=generate_secret(),

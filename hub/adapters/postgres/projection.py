@@ -13,8 +13,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub.adapters.postgres.errors import translate_db_errors
+from hub.adapters.postgres.landscape import PostgresLandscapeUnitOfWork
 from hub.adapters.postgres.tables import deliveries, event_archive, processed_events, subscriptions
 from hub.ports import ArchivedEvent, LoggedEvent, MatchableSubscription, NewDelivery
+from schemas import CloudEvent
 from subscriptions.filters import parse_filters
 
 _TAKE_SEQS = text(
@@ -36,23 +38,26 @@ class PostgresProjectionUnitOfWork:
         self._cache = cache
         self.deliveries_added = 0
 
+    @property
+    def landscape(self) -> PostgresLandscapeUnitOfWork:
+        return PostgresLandscapeUnitOfWork(self._conn)
+
     async def record_new(self, batch: Sequence[LoggedEvent]) -> list[ArchivedEvent]:
+        return await self._archive([(item.event, item.partition, item.offset) for item in batch])
+
+    async def archive_derived(self, events: Sequence[CloudEvent]) -> list[ArchivedEvent]:
+        return await self._archive([(event, None, None) for event in events])
+
+    async def _archive(self, batch: list[tuple[CloudEvent, int | None, int | None]]) -> list[ArchivedEvent]:
         # The first occurrence of each source+id in the batch wins; later ones are duplicates.
-        first: dict[tuple[str, str], LoggedEvent] = {}
+        first: dict[tuple[str, str], tuple[CloudEvent, int | None, int | None]] = {}
         for item in batch:
-            first.setdefault((item.event.source, item.event.id), item)
+            first.setdefault((item[0].source, item[0].id), item)
         if not first:
             return []
         # Archive positions are taken up front and handed out in log order, so the archive
         # (and with it per-key delivery order) follows the log even inside one batch.
-        seqs = sorted(
-            (
-                await self._conn.execute(
-                    _TAKE_SEQS,
-                    {"n": len(first)},
-                )
-            ).scalars()
-        )
+        seqs = sorted((await self._conn.execute(_TAKE_SEQS, {"n": len(first)})).scalars())
         candidates = dict(zip(first, seqs, strict=True))
         inserted = await self._conn.execute(
             pg_insert(processed_events)
@@ -61,13 +66,12 @@ class PostgresProjectionUnitOfWork:
             [{"source": s, "event_id": i, "archive_seq": seq} for (s, i), seq in candidates.items()],
         )
         fresh = {(row.source, row.event_id) for row in inserted}
-        archived = [ArchivedEvent(seq, first[key].event) for key, seq in candidates.items() if key in fresh]
+        archived = [(seq, first[key]) for key, seq in candidates.items() if key in fresh]
         if archived:
             await self._conn.execute(
-                insert(event_archive),
-                [_archive_row(a, first[(a.event.source, a.event.id)]) for a in archived],
+                insert(event_archive), [_archive_row(seq, *item) for seq, item in archived]
             )
-        return archived
+        return [ArchivedEvent(seq, item[0]) for seq, item in archived]
 
     async def subscriptions(self) -> Sequence[MatchableSubscription]:
         rows = await self._conn.execute(
@@ -118,10 +122,9 @@ class PostgresProjectionUnitOfWork:
         await self._conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL})
 
 
-def _archive_row(archived: ArchivedEvent, logged: LoggedEvent) -> dict[str, Any]:
-    event = archived.event
+def _archive_row(seq: int, event: CloudEvent, partition: int | None, offset: int | None) -> dict[str, Any]:
     return {
-        "seq": archived.seq,
+        "seq": seq,
         "source": event.source,
         "event_id": event.id,
         "type": event.type,
@@ -129,8 +132,8 @@ def _archive_row(archived: ArchivedEvent, logged: LoggedEvent) -> dict[str, Any]
         "time": event.time,
         "ordering_key": event.key(),
         "event": event.to_structured(),
-        "kafka_partition": logged.partition,
-        "kafka_offset": logged.offset,
+        "kafka_partition": partition,
+        "kafka_offset": offset,
     }
 
 

@@ -1,0 +1,226 @@
+"""The landscape in PostgreSQL: the projector's writes, the read API's queries, the rebuild."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import Row, Table, Text, and_, any_, delete, literal, or_, select, text, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.elements import ColumnElement
+
+from hub.adapters.postgres.errors import translate_db_errors
+from hub.adapters.postgres.landscape_tables import FIELD_COLUMNS, LANDSCAPE_TABLES, landscape_watermarks
+from hub.adapters.postgres.tables import event_archive
+from hub.paging import Page
+from hub.ports import (
+    ArchivedEvent,
+    LandscapeSnapshot,
+    LandscapeWrite,
+    Landschap,
+    ObjectKey,
+    Provenance,
+    StoredObject,
+    Watermark,
+)
+from hub.services.landscape import LIST_FILTERS, UnknownFilter
+from schemas import validate_event
+from schemas.landscape import OBJECT_TYPES, ingetrokken_type, vastgelegd_type
+
+
+def _to_object(objecttype: str, row: Row[Any]) -> StoredObject:
+    state = {"id": row.id} | {f: getattr(row, c) for f, c in FIELD_COLUMNS[objecttype].items()}
+    provenance = Provenance(row.source, row.event_id, row.event_time, row.event_sequence, row.archive_seq)
+    return StoredObject(objecttype, row.id, state, provenance)
+
+
+def _to_row(obj: StoredObject) -> dict[str, Any]:
+    row = {c: obj.state.get(f) for f, c in FIELD_COLUMNS[obj.objecttype].items()}
+    p = obj.provenance
+    return row | {
+        "id": obj.id,
+        "source": p.source,
+        "event_id": p.event_id,
+        "event_time": p.time,
+        "event_sequence": p.sequence,
+        "archive_seq": p.archive_seq,
+    }
+
+
+def _upsert(table: Table, key_columns: Sequence[str]) -> Any:
+    stmt = pg_insert(table)
+    return stmt.on_conflict_do_update(
+        index_elements=list(key_columns),
+        set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in key_columns},
+    )
+
+
+class PostgresLandscapeUnitOfWork:
+    """The landscape tables inside an open transaction (:class:`hub.ports.LandscapeUnitOfWork`)."""
+
+    def __init__(self, conn: AsyncConnection):
+        self._conn = conn
+
+    async def load(self, keys: Collection[ObjectKey], sources: Collection[str]) -> LandscapeSnapshot:
+        snapshot = LandscapeSnapshot()
+        by_type: dict[str, list[str]] = defaultdict(list)
+        for objecttype, object_id in keys:
+            by_type[objecttype].append(object_id)
+        for objecttype, ids in by_type.items():
+            table = LANDSCAPE_TABLES[objecttype]
+            for row in await self._conn.execute(select(table).where(table.c.id == _any(ids))):
+                obj = _to_object(objecttype, row)
+                snapshot.objects[obj.key] = obj
+        w = landscape_watermarks
+        rows = await self._conn.execute(
+            select(w).where(
+                tuple_(w.c.objecttype, w.c.object_id).in_(list(keys)), w.c.source == _any(list(sources))
+            )
+        )
+        for row in rows:
+            snapshot.watermarks[((row.objecttype, row.object_id), row.source)] = Watermark(
+                row.sequence, row.time
+            )
+        return snapshot
+
+    async def write(self, changes: LandscapeWrite) -> None:
+        deletes: dict[str, list[str]] = defaultdict(list)
+        for objecttype, object_id in changes.deletes:
+            deletes[objecttype].append(object_id)
+        for objecttype, ids in deletes.items():
+            table = LANDSCAPE_TABLES[objecttype]
+            await self._conn.execute(delete(table).where(table.c.id == _any(ids)))
+        upserts: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for obj in changes.upserts.values():
+            upserts[obj.objecttype].append(_to_row(obj))
+        for objecttype, rows in upserts.items():
+            await self._conn.execute(_upsert(LANDSCAPE_TABLES[objecttype], ["id"]), rows)
+        if changes.watermarks:
+            await self._conn.execute(
+                _upsert(landscape_watermarks, ["objecttype", "object_id", "source"]),
+                [
+                    {
+                        "objecttype": k[0],
+                        "object_id": k[1],
+                        "source": s,
+                        "sequence": m.sequence,
+                        "time": m.time,
+                    }
+                    for (k, s), m in changes.watermarks.items()
+                ],
+            )
+
+
+def _any(values: list[str]) -> ColumnElement[Any]:
+    """``= ANY(:values)``: one bound array, however many values."""
+    return any_(literal(values, ARRAY(Text)))
+
+
+def _filter(table: Table, objecttype: str, name: str, value: str) -> ColumnElement[bool]:
+    spec = LIST_FILTERS[objecttype].get(name)
+    if spec is None:
+        raise UnknownFilter(objecttype, name)
+    how, fields = spec
+    column = FIELD_COLUMNS[objecttype]
+    if how == "eq":
+        return table.c[column[fields]] == value
+    if how == "has":
+        return table.c[column[fields]].contains([value])
+    return or_(*(table.c[column[f]] == value for f in fields))
+
+
+class PostgresLandscapeStore:
+    """Reads for the API (:class:`hub.ports.LandscapeReader`) and the rebuild, on one engine."""
+
+    def __init__(self, engine: AsyncEngine):
+        self._engine = engine
+
+    async def get(self, objecttype: str, object_id: str) -> StoredObject | None:
+        table = LANDSCAPE_TABLES[objecttype]
+        with translate_db_errors():
+            async with self._engine.connect() as conn:
+                row = (await conn.execute(select(table).where(table.c.id == object_id))).first()
+        return _to_object(objecttype, row) if row else None
+
+    async def list(
+        self, objecttype: str, filters: Mapping[str, str], *, after: str | None, limit: int
+    ) -> Page[StoredObject]:
+        table = LANDSCAPE_TABLES[objecttype]
+        conditions = [_filter(table, objecttype, name, value) for name, value in filters.items()]
+        if after is not None:
+            conditions.append(table.c.id > after)
+        query = select(table).where(and_(True, *conditions)).order_by(table.c.id).limit(limit + 1)
+        with translate_db_errors():
+            async with self._engine.connect() as conn:
+                rows = (await conn.execute(query)).all()
+        items = [_to_object(objecttype, row) for row in rows[:limit]]
+        return Page(items, items[-1].id if len(rows) > limit else None)
+
+    async def landschap(self, organisatie: str) -> Landschap:
+        orgs, gebruik, apps, kopp = (
+            LANDSCAPE_TABLES[t] for t in ("organisatie", "gebruik", "applicatie", "koppeling")
+        )
+        with translate_db_errors():
+            async with self._engine.connect() as conn:
+                org = (await conn.execute(select(orgs).where(orgs.c.id == organisatie))).first()
+                uses = (
+                    await conn.execute(
+                        select(gebruik).where(gebruik.c.afnemer == organisatie).order_by(gebruik.c.id)
+                    )
+                ).all()
+                app_ids = sorted({row.applicatie for row in uses})
+                found = (
+                    (await conn.execute(select(apps).where(apps.c.id == _any(app_ids)))).all()
+                    if app_ids
+                    else []
+                )
+                links = (
+                    await conn.execute(
+                        select(kopp).where(kopp.c.organisatie == organisatie).order_by(kopp.c.id)
+                    )
+                ).all()
+        applicaties = {row.id: _to_object("applicatie", row) for row in found}
+        return Landschap(
+            organisatie=_to_object("organisatie", org) if org else None,
+            gebruik=[(_to_object("gebruik", u), applicaties.get(u.applicatie)) for u in uses],
+            koppelingen=[_to_object("koppeling", row) for row in links],
+        )
+
+    @asynccontextmanager
+    async def rebuilding(self) -> AsyncIterator[PostgresRebuild]:
+        """One transaction that empties the landscape tables; readers see the old state until it
+        commits. Projector transactions wait for it, then apply on top of the rebuilt state."""
+        with translate_db_errors():
+            async with self._engine.begin() as conn:
+                names = ", ".join(t.name for t in (*LANDSCAPE_TABLES.values(), landscape_watermarks))
+                await conn.execute(text(f"TRUNCATE {names}"))
+                yield PostgresRebuild(conn)
+
+
+class PostgresRebuild:
+    """The archive read back in order, and the landscape tables to project it into."""
+
+    def __init__(self, conn: AsyncConnection):
+        self._conn = conn
+        self.landscape = PostgresLandscapeUnitOfWork(conn)
+
+    async def archive(self, chunk: int = 1000) -> AsyncIterator[list[ArchivedEvent]]:
+        types = [f(t) for t in OBJECT_TYPES for f in (vastgelegd_type, ingetrokken_type)]
+        last = 0
+        while True:
+            rows = (
+                await self._conn.execute(
+                    select(event_archive.c.seq, event_archive.c.event)
+                    .where(event_archive.c.seq > last, event_archive.c.type == _any(types))
+                    .order_by(event_archive.c.seq)
+                    .limit(chunk)
+                )
+            ).all()
+            if not rows:
+                return
+            yield [ArchivedEvent(row.seq, validate_event(row.event)) for row in rows]
+            last = rows[-1].seq

@@ -1,0 +1,216 @@
+"""The read API of the landscape: collections, single objects and an organisation's landschap.
+
+Items carry the object's fields (as in the register) and ``provenance``: which event put the
+object in this state. Private fields (``interneAantekening``) are shown only to callers
+that own them: a principal of the afnemer, or one with every organisation (the admin).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from hub.api.auth import Principal, Right, require
+from hub.api.context import ApiContext, context
+from hub.api.problems import ProblemError
+from hub.paging import BadCursor, decode_cursor, encode_cursor
+from hub.ports import StoredObject
+from hub.services.landscape import COLLECTIONS, LIST_FILTERS, public_state
+from schemas.landscape import OBJECT_TYPES, LandscapeObject
+
+router = APIRouter(prefix="/api/v1", tags=["landscape"])
+Ctx = Annotated[ApiContext, Depends(context)]
+Reader = Annotated[Principal, require(Right.READ)]
+
+_FILTER_DOCS = {
+    "eq": "only objects whose {field} is this id or value",
+    "has": "only objects whose {field} include this id",
+    "either": "only objects whose {field} is this id",
+}
+
+
+class ProvenanceOut(BaseModel):
+    """The event that put the object in its current state."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "source": "urn:nld:oin:00000001001234567000:systeem:zaaksysteem",
+                    "eventId": "4b1e7c7e-2f0a-4d5e-9a3b-6c1d2e3f4a5b",
+                    "time": "2026-11-22T10:15:00Z",
+                    "sequence": "00000000000000000042",
+                }
+            ]
+        }
+    )
+    source: str
+    eventId: str
+    time: str | None
+    sequence: str | None
+
+
+def _item_model(model: type[LandscapeObject]) -> type[BaseModel]:
+    item: type[BaseModel] = create_model(
+        f"{model.__name__}Item",
+        __base__=model,
+        provenance=(ProvenanceOut, Field(description="the event behind the current state")),
+    )
+    return item
+
+
+ITEM_MODELS = {objecttype: _item_model(model) for objecttype, model in OBJECT_TYPES.items()}
+
+
+def _list_of(model: type[BaseModel]) -> Any:
+    return list[model]  # type: ignore[valid-type]
+
+
+def _required(model: type[BaseModel]) -> Any:
+    return model
+
+
+def _optional(model: type[BaseModel]) -> Any:
+    return model | None
+
+
+def _page_model(objecttype: str) -> type[BaseModel]:
+    page: type[BaseModel] = create_model(
+        f"{OBJECT_TYPES[objecttype].__name__}Page",
+        items=(_list_of(ITEM_MODELS[objecttype]), ...),
+        next=(str | None, Field(description="URL of the next page; null on the last")),
+    )
+    return page
+
+
+def sees_private(principal: Principal, obj: StoredObject) -> bool:
+    """Private fields belong to the afnemer; a principal of every organisation sees them too."""
+    return principal.organisation is None or principal.organisation == obj.state.get("afnemer")
+
+
+def item_json(obj: StoredObject, principal: Principal) -> dict[str, Any]:
+    p = obj.provenance
+    fields = dict(obj.state) if sees_private(principal, obj) else public_state(obj)
+    return fields | {
+        "provenance": {
+            "source": p.source,
+            "eventId": p.event_id,
+            "time": p.time.isoformat().replace("+00:00", "Z") if p.time else None,
+            "sequence": p.sequence,
+        }
+    }
+
+
+def _collection_routes(objecttype: str) -> None:
+    collection = COLLECTIONS[objecttype]
+    filters = LIST_FILTERS[objecttype]
+    documented = [
+        {
+            "name": name,
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": _FILTER_DOCS[how].format(field=" or ".join(f) if how == "either" else f),
+        }
+        for name, (how, f) in filters.items()
+    ]
+
+    async def list_objects(
+        request: Request,
+        principal: Reader,
+        ctx: Ctx,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+        cursor: str | None = None,
+    ) -> JSONResponse:
+        chosen = {k: v for k, v in request.query_params.items() if k not in ("limit", "cursor")}
+        unknown = sorted(set(chosen) - set(filters))
+        if unknown:
+            offered = ", ".join(filters) or "none"
+            raise ProblemError(
+                400,
+                "Unknown filter",
+                f"{collection} cannot be filtered on {', '.join(unknown)}; filters: {offered}",
+            )
+        try:
+            after = str(decode_cursor(cursor, parts=1)[0]) if cursor else None
+        except BadCursor as e:
+            raise ProblemError(400, "Invalid cursor", str(e)) from e
+        page = await ctx.landscape.list(objecttype, chosen, after=after, limit=limit)
+        next_url = None
+        if page.next_cursor is not None:
+            next_url = str(request.url.include_query_params(cursor=encode_cursor(page.next_cursor)))
+        return JSONResponse({"items": [item_json(o, principal) for o in page.items], "next": next_url})
+
+    async def get_object(object_id: str, principal: Reader, ctx: Ctx) -> JSONResponse:
+        found = await ctx.landscape.get(objecttype, object_id)
+        if found is None:
+            raise ProblemError(404, "Not found", f"no {objecttype} with id {object_id!r}")
+        return JSONResponse(item_json(found, principal))
+
+    router.add_api_route(
+        f"/{collection}",
+        list_objects,
+        methods=["GET"],
+        summary=f"List {collection}",
+        description="Ordered by id, `limit` at a time; `next` is the URL of the following page.",
+        responses={200: {"model": _page_model(objecttype)}},
+        openapi_extra={"parameters": documented} if documented else None,
+        operation_id=f"list_{collection}",
+    )
+    router.add_api_route(
+        f"/{collection}/{{object_id}}",
+        get_object,
+        methods=["GET"],
+        summary=f"Read one {objecttype}",
+        responses={200: {"model": ITEM_MODELS[objecttype]}, 404: {"description": "no such object"}},
+        operation_id=f"get_{objecttype}",
+    )
+
+
+for _objecttype in OBJECT_TYPES:
+    _collection_routes(_objecttype)
+
+
+GebruikMetApplicatie = create_model(
+    "GebruikMetApplicatie",
+    gebruik=(_required(ITEM_MODELS["gebruik"]), ...),
+    applicatie=(
+        _optional(ITEM_MODELS["applicatie"]),
+        Field(
+            description="the applicatie in use; null while the reference dangles (not asserted, or withdrawn)"
+        ),
+    ),
+)
+LandschapOut = create_model(
+    "LandschapOut",
+    organisatie=(
+        _optional(ITEM_MODELS["organisatie"]),
+        Field(description="null while only references to the organisatie exist"),
+    ),
+    gebruik=(_list_of(GebruikMetApplicatie), ...),
+    koppelingen=(_list_of(ITEM_MODELS["koppeling"]), ...),
+)
+
+
+@router.get(
+    "/organisaties/{organisatie_id}/landschap",
+    summary="One organisation's landscape: its gebruik with each applicatie resolved, and its koppelingen",
+    responses={200: {"model": LandschapOut}, 404: {"description": "nothing known of this organisatie"}},
+)
+async def get_landschap(organisatie_id: str, principal: Reader, ctx: Ctx) -> JSONResponse:
+    found = await ctx.landscape.landschap(organisatie_id)
+    if found.organisatie is None and not found.gebruik and not found.koppelingen:
+        raise ProblemError(404, "Not found", f"nothing is known of organisatie {organisatie_id!r}")
+    return JSONResponse(
+        {
+            "organisatie": item_json(found.organisatie, principal) if found.organisatie else None,
+            "gebruik": [
+                {"gebruik": item_json(g, principal), "applicatie": item_json(a, principal) if a else None}
+                for g, a in found.gebruik
+            ],
+            "koppelingen": [item_json(k, principal) for k in found.koppelingen],
+        }
+    )
