@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -31,6 +32,20 @@ def event(subject: str = "key-1", n: int = 0, **changes: Any) -> dict[str, Any]:
         "data": {"n": n},
         **changes,
     }
+
+
+def landscape_event(objecttype: str, verb: str, data: dict[str, Any], **attributes: Any) -> dict[str, Any]:
+    """A ``nl.softwarecatalogus.<objecttype>.<verb>.v1`` event about ``data["id"]``."""
+    return event(data["id"], type=f"nl.softwarecatalogus.{objecttype}.{verb}.v1", data=data, **attributes)
+
+
+async def publish(client: httpx.AsyncClient, auth: dict[str, str], *events: dict[str, Any]) -> httpx.Response:
+    """Publish ``events`` as one batch."""
+    return await client.post(
+        "/api/v1/events",
+        content=json.dumps(list(events)),
+        headers={**auth, "content-type": "application/cloudevents-batch+json"},
+    )
 
 
 async def subscribe(
