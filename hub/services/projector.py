@@ -54,17 +54,31 @@ class ProjectorStats:
     applied: int = 0
     duplicates: int = 0
     dead_lettered: int = 0
+    derived: int = 0
     deliveries: int = 0
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What one transaction did: events seen for the first time, events derived, outbox rows."""
+
+    new: int = 0
+    derived: int = 0
+    deliveries: int = 0
+
+    def __add__(self, other: Applied) -> Applied:
+        return Applied(self.new + other.new, self.derived + other.derived, self.deliveries + other.deliveries)
 
 
 async def apply_events(
     store: ProjectionStore, batch: Sequence[LoggedEvent], derive: DerivedEvents | None
-) -> tuple[int, int]:
+) -> Applied:
     """Apply one batch in one transaction: archive what is new, project the landscape events
     among it, archive the derived events that follow (when ``derive`` is given), and queue one
-    delivery per matching subscription for all of them. Returns (new events, outbox rows)."""
+    delivery per matching subscription for all of them."""
     async with store.transaction() as uow:
         archived = await uow.record_new(batch)
+        fresh = len(archived)
         projected = await project_landscape(uow.landscape, archived, derive)
         if projected.derived:
             archived += await uow.archive_derived(projected.derived)
@@ -79,7 +93,7 @@ async def apply_events(
                 if subscription_matches(s.source, s.types, s.filters, attrs)
             )
         await uow.add_deliveries(new)
-    return len(archived), len(new)
+    return Applied(fresh, len(archived) - fresh, len(new))
 
 
 class Projector:
@@ -164,24 +178,29 @@ class Projector:
                 decoded.append((LoggedEvent(event, tp.partition, record.offset), record))
         logged = [item for item, _ in decoded]
         try:
-            new, outbox = await apply_events(self._store, logged, self._derive)
+            done = await apply_events(self._store, logged, self._derive)
         except PermanentError as e:
             # One bad event must not sink its neighbours: retry them one by one.
             log.warning("projection_batch_rejected", error=str(e)[:500], size=len(logged))
-            new = outbox = 0
+            done = Applied()
             for item, record in decoded:
                 try:
-                    n, o = await apply_events(self._store, [item], self._derive)
+                    done += await apply_events(self._store, [item], self._derive)
                 except PermanentError as item_error:
                     await self._dead_letter(record, item_error, parked)
-                    continue
-                new, outbox = new + n, outbox + o
         self.stats.batches += 1
-        self.stats.applied += new
-        self.stats.duplicates += len(logged) - new
-        self.stats.deliveries += outbox
+        self.stats.applied += done.new
+        self.stats.duplicates += len(logged) - done.new
+        self.stats.derived += done.derived
+        self.stats.deliveries += done.deliveries
         if logged:
-            log.debug("projection_applied", events=len(logged), new=new, deliveries=outbox)
+            log.debug(
+                "projection_applied",
+                events=len(logged),
+                new=done.new,
+                derived=done.derived,
+                deliveries=done.deliveries,
+            )
 
     async def _dead_letter(
         self, record: ConsumerRecord[bytes, bytes], error: BaseException, parked: set[tuple[int, int]]

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from hub.errors import PermanentError
+from schemas import validate_event
 from schemas.landscape import OBJECT_TYPES
 from tests.contract.conftest import HUB, PUBLIC_URL, SOURCE_A, SOURCE_B, Harness, ingetrokken, vastgelegd
 
@@ -51,6 +52,7 @@ async def test_a_new_object_is_created_and_announced_once(landscape: Harness) ->
     assert (announced.source, announced.subject) == (HUB, "org-1")
     assert announced.dataref == f"{PUBLIC_URL}/api/v1/organisaties/org-1"
     assert announced.data["naam"] == "Gemeente Voorbeeldstad"
+    assert validate_event(announced.to_structured()) == announced  # a valid NL GOV CloudEvent
 
 
 async def test_an_identical_assertion_changes_nothing_and_notifies_nobody(landscape: Harness) -> None:

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import Row, Table, Text, and_, any_, delete, literal, or_, select, text, tuple_
+from sqlalchemy import Row, Table, Text, and_, any_, delete, literal, or_, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
+from hub.adapters.postgres.bulk import upsert_rows
 from hub.adapters.postgres.errors import translate_db_errors
 from hub.adapters.postgres.landscape_tables import FIELD_COLUMNS, LANDSCAPE_TABLES, landscape_watermarks
 from hub.adapters.postgres.tables import event_archive
@@ -51,12 +51,25 @@ def _to_row(obj: StoredObject) -> dict[str, Any]:
     }
 
 
-def _upsert(table: Table, key_columns: Sequence[str]) -> Any:
-    stmt = pg_insert(table)
-    return stmt.on_conflict_do_update(
-        index_elements=list(key_columns),
-        set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in key_columns},
-    )
+WATERMARK_KEY = ("objecttype", "object_id", "source")
+
+# One primary-key probe per key. The plain form (objecttype = … AND object_id = ANY(…))
+# is planned as a scan of the whole type once the table holds a few thousand rows (2-3 ms
+# per batch and growing with the table, measured with EXPLAIN ANALYZE at 20k rows); the
+# LATERAL … OFFSET 0 keeps a nested loop of index probes (0.7 ms for 250 keys).
+_WATERMARKS = text(
+    """
+    SELECT w.objecttype, w.object_id, w.source, w.sequence, w.time
+    FROM unnest(CAST(:types AS text[]), CAST(:ids AS text[])) AS k(objecttype, object_id),
+    LATERAL (
+        SELECT * FROM landscape_watermarks AS w
+        WHERE w.objecttype = k.objecttype AND w.object_id = k.object_id
+          AND w.source = ANY(CAST(:sources AS text[]))
+        OFFSET 0
+    ) AS w
+    """
+)
+LANDSCAPE_TABLE_NAMES = (*(t.name for t in LANDSCAPE_TABLES.values()), landscape_watermarks.name)
 
 
 class PostgresLandscapeUnitOfWork:
@@ -75,16 +88,14 @@ class PostgresLandscapeUnitOfWork:
             for row in await self._conn.execute(select(table).where(table.c.id == _any(ids))):
                 obj = _to_object(objecttype, row)
                 snapshot.objects[obj.key] = obj
-        w = landscape_watermarks
+        keys = list(keys)
         rows = await self._conn.execute(
-            select(w).where(
-                tuple_(w.c.objecttype, w.c.object_id).in_(list(keys)), w.c.source == _any(list(sources))
-            )
+            _WATERMARKS,
+            {"types": [k[0] for k in keys], "ids": [k[1] for k in keys], "sources": list(sources)},
         )
         for row in rows:
-            snapshot.watermarks[((row.objecttype, row.object_id), row.source)] = Watermark(
-                row.sequence, row.time
-            )
+            mark = Watermark(row.sequence, row.time)
+            snapshot.watermarks[((row.objecttype, row.object_id), row.source)] = mark
         return snapshot
 
     async def write(self, changes: LandscapeWrite) -> None:
@@ -98,21 +109,13 @@ class PostgresLandscapeUnitOfWork:
         for obj in changes.upserts.values():
             upserts[obj.objecttype].append(_to_row(obj))
         for objecttype, rows in upserts.items():
-            await self._conn.execute(_upsert(LANDSCAPE_TABLES[objecttype], ["id"]), rows)
+            await self._conn.execute(upsert_rows(LANDSCAPE_TABLES[objecttype], rows, ["id"]))
         if changes.watermarks:
-            await self._conn.execute(
-                _upsert(landscape_watermarks, ["objecttype", "object_id", "source"]),
-                [
-                    {
-                        "objecttype": k[0],
-                        "object_id": k[1],
-                        "source": s,
-                        "sequence": m.sequence,
-                        "time": m.time,
-                    }
-                    for (k, s), m in changes.watermarks.items()
-                ],
-            )
+            marks = [
+                {"objecttype": k[0], "object_id": k[1], "source": s, "sequence": m.sequence, "time": m.time}
+                for (k, s), m in changes.watermarks.items()
+            ]
+            await self._conn.execute(upsert_rows(landscape_watermarks, marks, WATERMARK_KEY))
 
 
 def _any(values: list[str]) -> ColumnElement[Any]:
@@ -196,8 +199,7 @@ class PostgresLandscapeStore:
         commits. Projector transactions wait for it, then apply on top of the rebuilt state."""
         with translate_db_errors():
             async with self._engine.begin() as conn:
-                names = ", ".join(t.name for t in (*LANDSCAPE_TABLES.values(), landscape_watermarks))
-                await conn.execute(text(f"TRUNCATE {names}"))
+                await conn.execute(text(f"TRUNCATE {', '.join(LANDSCAPE_TABLE_NAMES)}"))
                 yield PostgresRebuild(conn)
 
 

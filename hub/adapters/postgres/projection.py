@@ -8,10 +8,10 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from hub.adapters.postgres.bulk import insert_rows
 from hub.adapters.postgres.errors import translate_db_errors
 from hub.adapters.postgres.landscape import PostgresLandscapeUnitOfWork
 from hub.adapters.postgres.tables import deliveries, event_archive, processed_events, subscriptions
@@ -22,6 +22,13 @@ from subscriptions.filters import parse_filters
 _TAKE_SEQS = text(
     "SELECT nextval(pg_get_serial_sequence('event_archive', 'seq')) FROM generate_series(1, :n)"
 )
+
+_PROCESSED = ("source", "event_id", "archive_seq")
+_ARCHIVED = (
+    *("seq", "source", "event_id", "type", "subject", "time", "ordering_key", "event"),
+    *("kafka_partition", "kafka_offset"),
+)
+_QUEUED = ("subscription_id", "archive_seq", "event_id", "ordering_key")
 
 #: New outbox rows after which the projector refreshes the planner's statistics.
 ANALYZE_EVERY = 5_000
@@ -36,41 +43,50 @@ class PostgresProjectionUnitOfWork:
     def __init__(self, conn: AsyncConnection, cache: dict[uuid.UUID, tuple[datetime, MatchableSubscription]]):
         self._conn = conn
         self._cache = cache
+        self._landscape = PostgresLandscapeUnitOfWork(conn)
         self.deliveries_added = 0
 
     @property
     def landscape(self) -> PostgresLandscapeUnitOfWork:
-        return PostgresLandscapeUnitOfWork(self._conn)
+        return self._landscape
 
     async def record_new(self, batch: Sequence[LoggedEvent]) -> list[ArchivedEvent]:
-        return await self._archive([(item.event, item.partition, item.offset) for item in batch])
-
-    async def archive_derived(self, events: Sequence[CloudEvent]) -> list[ArchivedEvent]:
-        return await self._archive([(event, None, None) for event in events])
-
-    async def _archive(self, batch: list[tuple[CloudEvent, int | None, int | None]]) -> list[ArchivedEvent]:
         # The first occurrence of each source+id in the batch wins; later ones are duplicates.
         first: dict[tuple[str, str], tuple[CloudEvent, int | None, int | None]] = {}
         for item in batch:
-            first.setdefault((item[0].source, item[0].id), item)
+            first.setdefault((item.event.source, item.event.id), (item.event, item.partition, item.offset))
         if not first:
             return []
-        # Archive positions are taken up front and handed out in log order, so the archive
-        # (and with it per-key delivery order) follows the log even inside one batch.
-        seqs = sorted((await self._conn.execute(_TAKE_SEQS, {"n": len(first)})).scalars())
-        candidates = dict(zip(first, seqs, strict=True))
+        candidates = dict(zip(first, await self._take_seqs(len(first)), strict=True))
+        marks = [{"source": s, "event_id": i, "archive_seq": seq} for (s, i), seq in candidates.items()]
         inserted = await self._conn.execute(
-            pg_insert(processed_events)
+            insert_rows(processed_events, marks, _PROCESSED)
             .on_conflict_do_nothing()
-            .returning(processed_events.c.source, processed_events.c.event_id),
-            [{"source": s, "event_id": i, "archive_seq": seq} for (s, i), seq in candidates.items()],
+            .returning(processed_events.c.source, processed_events.c.event_id)
         )
         fresh = {(row.source, row.event_id) for row in inserted}
         archived = [(seq, first[key]) for key, seq in candidates.items() if key in fresh]
+        return await self._insert_archive(archived)
+
+    async def archive_derived(self, events: Sequence[CloudEvent]) -> list[ArchivedEvent]:
+        # No dedupe row: a derived event exists once per new inbound event, which was deduped,
+        # and its id is a function of that event's source and id.
+        seqs = await self._take_seqs(len(events))
+        return await self._insert_archive(
+            [(seq, (e, None, None)) for seq, e in zip(seqs, events, strict=True)]
+        )
+
+    async def _take_seqs(self, n: int) -> list[int]:
+        # Archive positions are taken up front and handed out in log order, so the archive
+        # (and with it per-key delivery order) follows the log even inside one batch.
+        return sorted((await self._conn.execute(_TAKE_SEQS, {"n": n})).scalars()) if n else []
+
+    async def _insert_archive(
+        self, archived: list[tuple[int, tuple[CloudEvent, int | None, int | None]]]
+    ) -> list[ArchivedEvent]:
         if archived:
-            await self._conn.execute(
-                insert(event_archive), [_archive_row(seq, *item) for seq, item in archived]
-            )
+            rows = [_archive_row(seq, *item) for seq, item in archived]
+            await self._conn.execute(insert_rows(event_archive, rows, _ARCHIVED))
         return [ArchivedEvent(seq, item[0]) for seq, item in archived]
 
     async def subscriptions(self) -> Sequence[MatchableSubscription]:
@@ -106,18 +122,16 @@ class PostgresProjectionUnitOfWork:
         if not new:
             return
         self.deliveries_added += len(new)
-        await self._conn.execute(
-            insert(deliveries),
-            [
-                {
-                    "subscription_id": d.subscription_id,
-                    "archive_seq": d.archive_seq,
-                    "event_id": d.event_id,
-                    "ordering_key": d.ordering_key,
-                }
-                for d in new
-            ],
-        )
+        rows = [
+            {
+                "subscription_id": str(d.subscription_id),
+                "archive_seq": d.archive_seq,
+                "event_id": d.event_id,
+                "ordering_key": d.ordering_key,
+            }
+            for d in new
+        ]
+        await self._conn.execute(insert_rows(deliveries, rows, _QUEUED))
         # Delivered to listeners only when this transaction commits.
         await self._conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL})
 

@@ -1,0 +1,194 @@
+"""Landscape projection throughput: N ``vastgelegd`` events from the broker into PostgreSQL.
+
+Fills a fresh topic on the embedded Tansu broker with ``--events`` landscape events (mixed
+object types; ``--changes`` of them re-assert an existing object with a new status or name),
+then runs the hub's own :class:`~hub.services.projector.Projector` on it, in this process,
+against the embedded PostgreSQL, with one subscription matching the derived events (so the
+outbox rows are written as in production; no dispatcher runs). Reports events/s projected
+and derived notifications/s, from the first batch to the last event applied.
+
+    .venv/bin/python -m benchmarks.projection            # 100,000 events, 10 % changes
+    .venv/bin/python -m benchmarks.projection --events 20000 --check
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from benchmarks.common import describe_machine, machine_info
+from hub.adapters.kafka import KafkaEventLog, ensure_topics, make_consumer
+from hub.adapters.postgres.engine import create_engine, migrate
+from hub.adapters.postgres.landscape_tables import LANDSCAPE_TABLES
+from hub.adapters.postgres.projection import PostgresProjectionStore
+from hub.adapters.postgres.subscriptions import PostgresSubscriptionStore
+from hub.adapters.postgres.tables import deliveries
+from hub.embedded import provision
+from hub.logging import configure_logging
+from hub.services.landscape import DerivedEvents
+from hub.services.projector import Projector
+from hub.settings import KafkaSettings, Settings
+from schemas import CloudEvent, validate_event
+from subscriptions.signing import generate_secret
+
+SOURCE = "urn:nld:oin:00000001234567890000:systeem:bench"
+FLOOR_EVENTS_PER_S = 5_000
+MIX = {
+    "organisatie": 5,
+    "applicatie": 15,
+    "gebruik": 50,
+    "koppeling": 20,
+    "referentiecomponent": 5,
+    "standaard": 5,
+}
+STATUSES = ["Verwerving", "Gepland", "In productie", "Uit te faseren", "Uitgefaseerd"]
+
+
+def _data(objecttype: str, i: int, version: int) -> dict[str, Any]:
+    oid = f"{objecttype[:3]}-{i:07d}"
+    if objecttype == "organisatie":
+        return {"id": oid, "naam": f"Gemeente {i} v{version}", "type": "Gemeente", "status": "Actief"}
+    if objecttype == "applicatie":
+        return {"id": oid, "naam": f"Applicatie {i} v{version}", "aanbieder": f"org-{i % 500:07d}",
+                "licentietype": "Open source", "referentiecomponenten": [f"ref-{i % 50:07d}"]}  # fmt: skip
+    if objecttype == "gebruik":
+        return {"id": oid, "afnemer": f"org-{i % 300:07d}", "applicatie": f"app-{i % 5000:07d}",
+                "status": STATUSES[(i + version) % len(STATUSES)], "versie": "1.0",
+                "interneAantekening": "contract loopt"}  # fmt: skip
+    if objecttype == "koppeling":
+        return {"id": oid, "applicatieA": f"app-{i % 5000:07d}", "applicatieB": f"app-{(i * 7) % 5000:07d}",
+                "type": "api", "richting": "AnaarB", "organisatie": f"org-{i % 300:07d}",
+                "status": f"versie {version}"}  # fmt: skip
+    return {"id": oid, "naam": f"{objecttype} {i} v{version}"}
+
+
+def make_events(total: int, changes: int, seed: int = 7) -> list[CloudEvent]:
+    """``total - changes`` new objects, then ``changes`` real changes of distinct earlier ones."""
+    kinds = [k for k, weight in MIX.items() for _ in range(weight)]
+    created = [(kinds[i % len(kinds)], i) for i in range(total - changes)]
+    plan = [(kind, i, 0) for kind, i in created]
+    plan += [(kind, i, 1) for kind, i in random.Random(seed).sample(created, changes)]
+    return [
+        validate_event({
+            "specversion": "1.0", "id": str(uuid.uuid4()), "source": SOURCE,
+            "type": f"nl.softwarecatalogus.{kind}.vastgelegd.v1", "subject": data["id"],
+            "time": "2026-11-22T10:00:00Z", "datacontenttype": "application/json", "data": data,
+        })
+        for kind, i, version in plan
+        for data in [_data(kind, i, version)]
+    ]  # fmt: skip
+
+
+async def fill_topic(bootstrap: str, kafka: KafkaSettings, events: list[CloudEvent]) -> float:
+    log = KafkaEventLog(bootstrap, kafka)
+    await log.start()
+    started = time.monotonic()
+    try:
+        for start in range(0, len(events), 2_000):
+            await log.publish(events[start : start + 2_000])
+    finally:
+        await log.stop()
+    return time.monotonic() - started
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    data_dir = Path(tempfile.mkdtemp(prefix="koppelhub-bench-projection-"))
+    tag = uuid.uuid4().hex[:8]
+    kafka = KafkaSettings(topic=f"bench.{tag}", dlq_topic=f"bench.{tag}.dlq", consumer_group=f"bench-{tag}")
+    settings = Settings(data_dir=data_dir, kafka=kafka, projector_batch_size=args.batch_size)
+    configure_logging(Settings(log_level="warning", log_format="console"))
+    infra = provision(settings)
+    try:
+        migrate(infra.database_url)
+        await ensure_topics(infra.kafka_bootstrap, kafka)
+        events = make_events(args.events, args.changes)
+        fill_seconds = await fill_topic(infra.kafka_bootstrap, kafka, events)
+        engine = create_engine(infra.database_url)
+        await PostgresSubscriptionStore(engine).create(
+            sink="https://sink.example/hook", protocol="HTTP", source=settings.source_urn, types=None,
+            filters=[], headers={}, config={}, secret=generate_secret(),
+        )  # fmt: skip
+        dead_letters = KafkaEventLog(infra.kafka_bootstrap, kafka)
+        await dead_letters.start()
+        projector = Projector(
+            lambda: make_consumer(infra.kafka_bootstrap, kafka),
+            PostgresProjectionStore(engine),
+            dead_letters,
+            derive=DerivedEvents(settings.source_urn, lambda: "http://127.0.0.1:8080"),
+            batch_size=args.batch_size,
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(projector.run(stop))
+        first: float | None = None
+        cpu_start = time.process_time()
+        deadline = time.monotonic() + args.timeout
+        while projector.stats.applied < len(events) and time.monotonic() < deadline:
+            if first is None and projector.stats.batches:
+                first, cpu_start = time.monotonic(), time.process_time()
+            await asyncio.sleep(0.01)
+        finished = time.monotonic()
+        cpu = time.process_time() - cpu_start
+        stop.set()
+        await task
+        await dead_letters.stop()
+        async with engine.connect() as conn:
+            stored = {t: (await conn.execute(select(func.count()).select_from(table))).scalar_one()
+                      for t, table in LANDSCAPE_TABLES.items()}  # fmt: skip
+            outbox = (await conn.execute(select(func.count()).select_from(deliveries))).scalar_one()
+        derived = projector.stats.derived
+        await engine.dispose()
+    finally:
+        infra.close()
+    seconds = finished - (first or finished)
+    return {
+        "events": len(events), "changes": args.changes, "applied": projector.stats.applied,
+        "seconds": seconds, "fill_seconds": fill_seconds, "events_per_s": projector.stats.applied / seconds,
+        "derived": derived, "derived_per_s": derived / seconds, "outbox": outbox, "stored": stored, "hub_cpu_s": cpu,
+        "batch_size": args.batch_size, "batches": projector.stats.batches, "machine": machine_info(),
+    }  # fmt: skip
+
+
+def report(r: dict[str, Any]) -> str:
+    verdict = "PASS" if r["events_per_s"] >= FLOOR_EVENTS_PER_S and r["applied"] == r["events"] else "FAIL"
+    return "\n".join([
+        f"machine: {describe_machine(r['machine'])}",
+        f"topic filled with {r['events']:,} events ({r['changes']:,} changes) in {r['fill_seconds']:.1f} s",
+        f"projected {r['applied']:,} events in {r['seconds']:.2f} s ({r['batches']:,} batches, at most {r['batch_size']}):",
+        f"  {r['events_per_s']:,.0f} events/s projected   floor {FLOOR_EVENTS_PER_S:,}/s  {verdict}",
+        f"  {r['derived']:,} derived notifications, {r['derived_per_s']:,.0f}/s (each archived, one outbox row)",
+        f"  projector process CPU {r['hub_cpu_s']:.1f} s ({r['hub_cpu_s'] / r['seconds']:.2f} cores)",
+        "  stored: " + ", ".join(f"{t} {n:,}" for t, n in r["stored"].items()),
+    ])  # fmt: skip
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--changes", type=int, default=None, help="default: 10 %% of --events")
+    parser.add_argument(
+        "--batch-size", type=int, default=500, help="projector batch (KOPPELHUB_PROJECTOR_BATCH_SIZE)"
+    )
+    parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--check", action="store_true", help="exit 1 when the floor is missed")
+    args = parser.parse_args(argv)
+    if args.changes is None:
+        args.changes = args.events // 10
+    result = asyncio.run(run(args))
+    print(report(result))
+    return 1 if args.check and result["events_per_s"] < FLOOR_EVENTS_PER_S else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Many rows in one statement: ``INSERT … SELECT … FROM jsonb_to_recordset(:rows)``.
+
+An executemany through psycopg sends one INSERT per row (pipelined); for the projector's
+batches that was most of its time (measured with benchmarks/projection.py: 500-row batches
+into five tables). One JSONB parameter keeps the statement's shape fixed, so SQLAlchemy
+compiles it once, and PostgreSQL turns JSON arrays into ``text[]`` on the way in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Column, Table, bindparam, column, func, select
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.dialects.postgresql import Insert as PgInsert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.sql import Select
+from sqlalchemy.types import BigInteger, DateTime, Integer, Text, TypeEngine
+
+
+def _plain(type_: TypeEngine[Any]) -> TypeEngine[Any]:
+    """The column's type without collation: what a column definition list accepts."""
+    if isinstance(type_, ARRAY):
+        return ARRAY(Text)
+    if isinstance(type_, DateTime):
+        return DateTime(timezone=True)
+    if isinstance(type_, BigInteger | Integer):
+        return type_
+    if isinstance(type_, JSONB | UUID):
+        return type_
+    return Text()
+
+
+def _json_value(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def recordset(columns: Sequence[Column[Any]], rows: Sequence[dict[str, Any]]) -> Select[Any]:
+    """``SELECT <columns> FROM jsonb_to_recordset(:rows) AS r(<columns with types>)``."""
+    values = [{c.name: _json_value(row.get(c.name)) for c in columns} for row in rows]
+    source = (
+        func.jsonb_to_recordset(bindparam("rows", value=values, type_=JSONB))
+        .table_valued(*(column(c.name, _plain(c.type)) for c in columns))
+        .render_derived(with_types=True)
+    )
+    return select(*(source.c[c.name] for c in columns))
+
+
+def insert_rows(
+    table: Table, rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None
+) -> PgInsert:
+    """One INSERT of ``rows`` into ``table`` (all its columns, or just ``columns``)."""
+    chosen = [table.c[name] for name in columns] if columns else list(table.columns)
+    return pg_insert(table).from_select([c.name for c in chosen], recordset(chosen, rows))
+
+
+def upsert_rows(table: Table, rows: Sequence[dict[str, Any]], key: Sequence[str]) -> PgInsert:
+    """One INSERT … ON CONFLICT (key) DO UPDATE of every other column."""
+    stmt = insert_rows(table, rows)
+    return stmt.on_conflict_do_update(
+        index_elements=list(key),
+        set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in key},
+    )
