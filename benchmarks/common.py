@@ -86,7 +86,7 @@ def _stat(pid: int) -> tuple[int, float] | None:
     return int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICKS
 
 
-def _children(parent: int) -> list[int]:
+def children(parent: int) -> list[int]:
     found = []
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
@@ -176,12 +176,12 @@ class Hub:
 
     def process_groups(self) -> dict[str, list[int]]:
         """Pids per group for :class:`CpuMeter`: hub, broker (Tansu), postgres, bench."""
-        children = _children(self.process.pid)
+        spawned = children(self.process.pid)
         postgres: list[int] = []
         with contextlib.suppress(OSError, ValueError):
             postmaster = int((self.data_dir / "postgres" / "postmaster.pid").read_text().split()[0])
-            postgres = [postmaster, *_children(postmaster)]
-        return {"hub": [self.process.pid], "broker": children, "postgres": postgres, "bench": [os.getpid()]}
+            postgres = [postmaster, *children(postmaster)]
+        return {"hub": [self.process.pid], "broker": spawned, "postgres": postgres, "bench": [os.getpid()]}
 
     def log_tail(self, lines: int = 30) -> str:
         with contextlib.suppress(OSError):

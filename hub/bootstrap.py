@@ -107,6 +107,7 @@ class HubProcess:
                 self.event_log,
                 derive=DerivedEvents(s.source_urn, self.public_url),
                 batch_size=s.projector_batch_size,
+                members=s.projector_members,
             )
             self._spawn("projector", self.projector.run(self._stop_work, drain=self._drain))
         if "dispatcher" in self.roles:

@@ -117,7 +117,10 @@ class Settings(BaseSettings):
         default=16 * _ONE_MIB, ge=1024, description="Largest accepted publish request."
     )
     projector_batch_size: int = Field(
-        default=500, ge=1, description="Records the projector applies per transaction."
+        default=1000, ge=1, description="Records the projector applies per transaction."
+    )
+    projector_members: int = Field(
+        default=2, ge=1, le=64, description="Consumers of the projector's group in one process."
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="Log level.")
     log_format: Literal["auto", "json", "console"] = Field(

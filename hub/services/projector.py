@@ -107,23 +107,36 @@ class Projector:
         *,
         derive: DerivedEvents | None,
         batch_size: int = 500,
+        members: int = 1,
     ):
         self._derive = derive
+        self._members = members
+        self._started = 0
         self._consumer_factory = consumer_factory
         self._store = store
         self._dead_letters = dead_letters
         self._batch_size = batch_size
         self.stats = ProjectorStats()
-        self.running = False
+
+    @property
+    def running(self) -> bool:
+        return self._started == self._members
 
     async def run(
         self, stop: asyncio.Event, *, drain: asyncio.Event | None = None, drain_timeout: float = 60.0
     ) -> None:
         """Consume until ``stop`` is set. When ``drain`` is set first, keep going until every
-        assigned partition is caught up (what was accepted is projected), then return."""
+        assigned partition is caught up (what was accepted is projected), then return.
+
+        Runs ``members`` consumers of the group side by side: while one waits for PostgreSQL,
+        another decodes and validates its batch, so one process keeps both cores busy. Each
+        partition still has one owner, so the events of one key stay in order."""
+        await asyncio.gather(*(self._member(stop, drain, drain_timeout) for _ in range(self._members)))
+
+    async def _member(self, stop: asyncio.Event, drain: asyncio.Event | None, drain_timeout: float) -> None:
         consumer = self._consumer_factory()
         await consumer.start()
-        self.running = True
+        self._started += 1
         drain_deadline: float | None = None
         try:
             async for batch in self._batches(consumer, stop):
@@ -137,7 +150,7 @@ class Projector:
                         log.info("projector_drained", caught_up=caught_up)
                         return
         finally:
-            self.running = False
+            self._started -= 1
             await consumer.stop()
 
     async def _batches(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> AsyncIterator[Batch]:
