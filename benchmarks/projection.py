@@ -198,7 +198,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--changes", type=int, default=None, help="default: 10 %% of --events")
     parser.add_argument(
-        "--batch-size", type=int, default=500, help="projector batch (KOPPELHUB_PROJECTOR_BATCH_SIZE)"
+        "--batch-size",
+        type=int,
+        default=Settings().projector_batch_size,
+        help="projector batch (KOPPELHUB_PROJECTOR_BATCH_SIZE)",
     )
     parser.add_argument(
         "--members",
