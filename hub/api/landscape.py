@@ -11,15 +11,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from hub.api.auth import Principal, Right, require
 from hub.api.context import ApiContext, context
+from hub.api.landscape_models import ITEM_MODELS, LandschapOut, page_model
 from hub.api.problems import ProblemError
 from hub.paging import BadCursor, decode_cursor, encode_cursor
 from hub.ports import StoredObject
 from hub.services.landscape import COLLECTIONS, LIST_FILTERS, public_state
-from schemas.landscape import OBJECT_TYPES, LandscapeObject
+from schemas.landscape import OBJECT_TYPES
 
 router = APIRouter(prefix="/api/v1", tags=["landscape"])
 Ctx = Annotated[ApiContext, Depends(context)]
@@ -30,60 +30,6 @@ _FILTER_DOCS = {
     "has": "only objects whose {field} include this id",
     "either": "only objects whose {field} is this id",
 }
-
-
-class ProvenanceOut(BaseModel):
-    """The event that put the object in its current state."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "source": "urn:nld:oin:00000001001234567000:systeem:zaaksysteem",
-                    "eventId": "4b1e7c7e-2f0a-4d5e-9a3b-6c1d2e3f4a5b",
-                    "time": "2026-11-22T10:15:00Z",
-                    "sequence": "00000000000000000042",
-                }
-            ]
-        }
-    )
-    source: str
-    eventId: str
-    time: str | None
-    sequence: str | None
-
-
-def _item_model(model: type[LandscapeObject]) -> type[BaseModel]:
-    item: type[BaseModel] = create_model(
-        f"{model.__name__}Item",
-        __base__=model,
-        provenance=(ProvenanceOut, Field(description="the event behind the current state")),
-    )
-    return item
-
-
-ITEM_MODELS = {objecttype: _item_model(model) for objecttype, model in OBJECT_TYPES.items()}
-
-
-def _list_of(model: type[BaseModel]) -> Any:
-    return list[model]  # type: ignore[valid-type]
-
-
-def _required(model: type[BaseModel]) -> Any:
-    return model
-
-
-def _optional(model: type[BaseModel]) -> Any:
-    return model | None
-
-
-def _page_model(objecttype: str) -> type[BaseModel]:
-    page: type[BaseModel] = create_model(
-        f"{OBJECT_TYPES[objecttype].__name__}Page",
-        items=(_list_of(ITEM_MODELS[objecttype]), ...),
-        next=(str | None, Field(description="URL of the next page; null on the last")),
-    )
-    return page
 
 
 def sees_private(principal: Principal, obj: StoredObject) -> bool:
@@ -156,7 +102,7 @@ def _collection_routes(objecttype: str) -> None:
         methods=["GET"],
         summary=f"List {collection}",
         description="Ordered by id, `limit` at a time; `next` is the URL of the following page.",
-        responses={200: {"model": _page_model(objecttype)}},
+        responses={200: {"model": page_model(objecttype)}},
         openapi_extra={"parameters": documented} if documented else None,
         operation_id=f"list_{collection}",
     )
@@ -172,27 +118,6 @@ def _collection_routes(objecttype: str) -> None:
 
 for _objecttype in OBJECT_TYPES:
     _collection_routes(_objecttype)
-
-
-GebruikMetApplicatie = create_model(
-    "GebruikMetApplicatie",
-    gebruik=(_required(ITEM_MODELS["gebruik"]), ...),
-    applicatie=(
-        _optional(ITEM_MODELS["applicatie"]),
-        Field(
-            description="the applicatie in use; null while the reference dangles (not asserted, or withdrawn)"
-        ),
-    ),
-)
-LandschapOut = create_model(
-    "LandschapOut",
-    organisatie=(
-        _optional(ITEM_MODELS["organisatie"]),
-        Field(description="null while only references to the organisatie exist"),
-    ),
-    gebruik=(_list_of(GebruikMetApplicatie), ...),
-    koppelingen=(_list_of(ITEM_MODELS["koppeling"]), ...),
-)
 
 
 @router.get(

@@ -98,7 +98,14 @@ async def test_openapi_documents_each_collection_with_its_filters_and_examples(
     }
     for name in ("OrganisatieItem", "ApplicatieItem", "GebruikItem", "KoppelingItem", "LandschapOut"):
         assert name in spec["components"]["schemas"]
-    assert spec["components"]["schemas"]["GebruikItem"]["examples"]
+    schemas = spec["components"]["schemas"]
+    landscape_models = [
+        n for n in schemas if n.endswith(("Item", "Page")) or n.startswith(("Landschap", "Gebruik"))
+    ]
+    assert len(landscape_models) >= 14
+    for name in [*landscape_models, "ProvenanceOut"]:
+        assert schemas[name].get("examples"), f"{name} has no example"
+    assert "provenance" in schemas["GebruikItem"]["examples"][0]
     assert "/api/v1/organisaties/{organisatie_id}/landschap" in spec["paths"]
 
 
