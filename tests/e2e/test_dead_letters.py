@@ -6,14 +6,15 @@ import asyncio
 import json
 import uuid
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from hub.bootstrap import HubProcess
 from hub.settings import Settings
-from schemas import CloudEvent
+from schemas import CloudEvent, validate_event
 from schemas.bindings import to_kafka_record
-from tests.support.hub_api import subscribe_in_store
+from tests.support.hub_api import eventually, landscape_event, subscribe_in_store
 from tests.support.sink import WebhookSink
 
 pytestmark = pytest.mark.e2e
@@ -85,3 +86,34 @@ async def test_poison_records_are_dead_lettered_and_later_events_still_arrive(
         assert p["koppelhub_origin"].decode().startswith(settings.kafka.topic + "/")
     assert any(p.get("ce_id") == b"nul-1" for p in parked), "the original headers are kept"
     assert hub.projector is not None and hub.projector.stats.dead_lettered == 2
+
+
+async def test_invalid_landscape_data_that_skipped_the_api_is_dead_lettered_alone(
+    hub: HubProcess, settings: Settings, client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    assert settings.kafka.bootstrap
+    good = validate_event(
+        landscape_event("organisatie", "vastgelegd", {"id": "org-1", "naam": "A", "type": "Gemeente"})
+    )
+    invalid = validate_event(
+        landscape_event("organisatie", "vastgelegd", {"id": "org-2", "naam": "B", "type": "X"})
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap, acks="all")
+    await producer.start()
+    try:
+        for event in (invalid, good):  # same batch, most likely: the good one must still land
+            rec = to_kafka_record(event)
+            await producer.send(settings.kafka.topic, key=rec.key, value=rec.value, headers=rec.headers)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+    parked = await read_dlq(settings, 1)
+    assert parked[0]["koppelhub_error_class"] == b"InvalidLandscapeEvent"
+    assert b"data.type" in parked[0]["koppelhub_error"]
+
+    async def projected() -> bool:
+        return (await client.get("/api/v1/organisaties/org-1", headers=auth)).status_code == 200
+
+    await eventually(projected, what="the valid neighbour projected")
+    assert (await client.get("/api/v1/organisaties/org-2", headers=auth)).status_code == 404
