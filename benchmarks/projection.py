@@ -124,7 +124,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         dead_letters = KafkaEventLog(infra.kafka_bootstrap, kafka)
         await dead_letters.start()
         projector = Projector(
-            lambda: make_consumer(infra.kafka_bootstrap, kafka),
+            lambda listener: make_consumer(infra.kafka_bootstrap, kafka, listener=listener),
             PostgresProjectionStore(engine),
             dead_letters,
             derive=DerivedEvents(settings.source_urn, lambda: "http://127.0.0.1:8080"),

@@ -102,7 +102,7 @@ class HubProcess:
         if "projector" in self.roles:
             assert self.event_log is not None
             self.projector = Projector(
-                lambda: make_consumer(self.kafka_bootstrap, s.kafka),
+                lambda listener: make_consumer(self.kafka_bootstrap, s.kafka, listener=listener),
                 PostgresProjectionStore(self.engine),
                 self.event_log,
                 derive=DerivedEvents(s.source_urn, self.public_url),

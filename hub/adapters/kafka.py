@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -63,11 +63,15 @@ def make_producer(bootstrap: str, settings: KafkaSettings) -> AIOKafkaProducer:
 
 
 def make_consumer(
-    bootstrap: str, settings: KafkaSettings, *, group_id: str | None = None
+    bootstrap: str,
+    settings: KafkaSettings,
+    *,
+    group_id: str | None = None,
+    listener: ConsumerRebalanceListener | None = None,
 ) -> AIOKafkaConsumer:
-    """A consumer-group member with manual commits, reading from the start for a new group."""
-    return AIOKafkaConsumer(
-        settings.topic,
+    """A consumer-group member with manual commits, reading from the start for a new group;
+    ``listener`` hears every assignment (also an empty one)."""
+    consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=group_id or settings.consumer_group,
         enable_auto_commit=False,
@@ -77,6 +81,8 @@ def make_consumer(
         max_poll_interval_ms=300_000,
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
     )
+    consumer.subscribe([settings.topic], listener=listener)
+    return consumer
 
 
 class KafkaEventLog:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
@@ -101,7 +101,7 @@ class Projector:
 
     def __init__(
         self,
-        consumer_factory: Callable[[], AIOKafkaConsumer],
+        consumer_factory: Callable[[ConsumerRebalanceListener], AIOKafkaConsumer],
         store: ProjectionStore,
         dead_letters: DeadLetters,
         *,
@@ -134,7 +134,8 @@ class Projector:
         await asyncio.gather(*(self._member(stop, drain, drain_timeout) for _ in range(self._members)))
 
     async def _member(self, stop: asyncio.Event, drain: asyncio.Event | None, drain_timeout: float) -> None:
-        consumer = self._consumer_factory()
+        membership = _Membership()
+        consumer = self._consumer_factory(membership)
         await consumer.start()
         self._started += 1
         drain_deadline: float | None = None
@@ -145,7 +146,7 @@ class Projector:
                     continue
                 if drain is not None and drain.is_set():
                     drain_deadline = drain_deadline or time.monotonic() + drain_timeout
-                    caught_up = await _caught_up(consumer)
+                    caught_up = await _caught_up(consumer, membership)
                     if caught_up or time.monotonic() > drain_deadline:
                         log.info("projector_drained", caught_up=caught_up)
                         return
@@ -225,11 +226,25 @@ class Projector:
         self.stats.dead_lettered += 1
 
 
-async def _caught_up(consumer: AIOKafkaConsumer) -> bool:
-    """True when this member owns partitions and has read each up to its high-water mark."""
+class _Membership(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Whether the group has assigned this member its partitions yet (perhaps none)."""
+
+    def __init__(self) -> None:
+        self.assigned = False
+
+    async def on_partitions_revoked(self, revoked: object) -> None:
+        self.assigned = False
+
+    async def on_partitions_assigned(self, assigned: object) -> None:
+        self.assigned = True
+
+
+async def _caught_up(consumer: AIOKafkaConsumer, membership: _Membership) -> bool:
+    """True when the group assigned this member its partitions and it has read each up to its
+    high-water mark; a member left without partitions (more members than partitions) is."""
     assignment = consumer.assignment()
     if not assignment:
-        return False
+        return membership.assigned
     for tp in assignment:
         highwater = consumer.highwater(tp)
         if highwater is None or await consumer.position(tp) < highwater:
