@@ -92,6 +92,9 @@ class _TabularConnector(Connector[Any]):
         finally:
             local.discard()
 
+    def withdrawable_types(self) -> frozenset[str] | None:
+        return frozenset({self.config.objecttype})
+
     def map(self, record: Record) -> list[Change]:
         objecttype = self.config.objecttype
         obj = row_object(
