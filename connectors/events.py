@@ -27,9 +27,7 @@ def import_source(hub_urn: str, kind: str, key: str) -> str:
 
 
 def _event(**attrs: Any) -> CloudEvent:
-    return CloudEvent.model_validate(
-        {"specversion": "1.0", "datacontenttype": "application/json", **attrs}
-    )
+    return CloudEvent.model_validate({"specversion": "1.0", "datacontenttype": "application/json", **attrs})
 
 
 def vastgelegd_event(
@@ -46,7 +44,9 @@ def vastgelegd_event(
     )
 
 
-def ingetrokken_event(source: str, scope: str, objecttype: str, object_id: str, generation: int) -> CloudEvent:
+def ingetrokken_event(
+    source: str, scope: str, objecttype: str, object_id: str, generation: int
+) -> CloudEvent:
     """The event that withdraws ``object_id``."""
     return _event(
         id=event_id(scope, objecttype, object_id, None, generation),

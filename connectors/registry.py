@@ -31,9 +31,7 @@ def create(kind: str, config: Mapping[str, Any], context: ConnectorContext) -> C
 
 def secret_fields(model: type[BaseModel]) -> frozenset[str]:
     """Config fields that are write-only (``SecretStr``): stored, never shown."""
-    return frozenset(
-        name for name, info in model.model_fields.items() if "SecretStr" in str(info.annotation)
-    )
+    return frozenset(name for name, info in model.model_fields.items() if "SecretStr" in str(info.annotation))
 
 
 def public_config(kind: str, config: Mapping[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ limit while their SHA-256 is computed, so a file that did not change can be skip
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import tempfile
@@ -65,9 +66,13 @@ async def fetch_location(location: str, ctx: ConnectorContext, roots: Sequence[P
     if not path.is_absolute() or not _within(path, roots):
         allowed = ", ".join(str(r) for r in roots) or "none configured"
         raise SourceRefused(f"{location!r} is not a file under an allowed directory ({allowed})")
+    return await asyncio.to_thread(_local_file, path, ctx.max_bytes)
+
+
+def _local_file(path: Path, limit: int) -> LocalFile:
     if not path.is_file():
-        raise SourceUnavailable(f"{location} does not exist or is not a file")
-    return _hash_file(path, ctx.max_bytes)
+        raise SourceUnavailable(f"{path} does not exist or is not a file")
+    return _hash_file(path, limit)
 
 
 async def _download(url: str, ctx: ConnectorContext) -> LocalFile:
@@ -91,9 +96,9 @@ async def _download(url: str, ctx: ConnectorContext) -> LocalFile:
                     digest.update(chunk)
                     out.write(chunk)
     except httpx.HTTPError as e:
-        Path(name).unlink(missing_ok=True)
+        os.unlink(name)
         raise SourceUnavailable(f"cannot download {url}: {e!r}") from e
     except BaseException:
-        Path(name).unlink(missing_ok=True)
+        os.unlink(name)
         raise
     return LocalFile(Path(name), digest.hexdigest(), size, temporary=True)

@@ -98,13 +98,17 @@ class ConnectorSettings(BaseSettings):
     lease_seconds: float = Field(
         default=300.0, gt=0, description="How long a claimed run stays with one process without progress."
     )
-    backoff_seconds: float = Field(default=30.0, gt=0, description="Wait after a failed run; doubles per failure.")
+    backoff_seconds: float = Field(
+        default=30.0, gt=0, description="Wait after a failed run; doubles per failure."
+    )
     max_backoff_seconds: float = Field(default=3600.0, gt=0, description="Longest wait after failed runs.")
-    max_upload_bytes: int = Field(default=512 * _ONE_MIB, ge=1024, description="Largest file an import accepts.")
+    max_upload_bytes: int = Field(
+        default=512 * _ONE_MIB, ge=1024, description="Largest file an import accepts."
+    )
     max_xml_bytes: int = Field(default=64 * _ONE_MIB, ge=1024, description="Largest AMEFF (XML) file read.")
     file_roots: Annotated[list[Path], NoDecode] = Field(
         default_factory=list,
-        description="Directories (comma-separated) that csv/excel/ameff connectors may read local paths from.",
+        description="Directories (comma-separated) that file connectors may read local paths from.",
     )
     allow_networks: Annotated[list[str], NoDecode] = Field(
         default_factory=list,

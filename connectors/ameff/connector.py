@@ -57,7 +57,8 @@ class AmeffConfig(BaseModel):
 
     location: str = Field(description="An absolute path under an allowed directory, or an http(s) URL.")
     mode: Literal["incremental", "full"] = Field(
-        "full", description="full: gebruik/koppelingen (GEMMA: referentiecomponenten) that disappeared are withdrawn."
+        "full",
+        description="full: gebruik, koppelingen (GEMMA: referentiecomponenten) that disappeared go",
     )
     gemma: bool = Field(False, description="Import ApplicationComponents as GEMMA referentiecomponenten.")
     gemma_guid_property: str = Field(
@@ -82,10 +83,18 @@ def ameff_records(model: AmeffModel, organisatie: str, gemma: bool) -> list[Reco
     for rel in model.relationships:
         source, target = ends.get(rel.source), ends.get(rel.target)
         if source and target and "applicatie" in (source[1], target[1]):
-            records.append(Record({
-                "relationship": rel.identifier, "kind": rel.type, "directed": rel.is_directed,
-                "source": source, "target": target, "props": model.named(rel.properties),
-            }))  # fmt: skip
+            records.append(
+                Record(
+                    {
+                        "relationship": rel.identifier,
+                        "kind": rel.type,
+                        "directed": rel.is_directed,
+                        "source": source,
+                        "target": target,
+                        "props": model.named(rel.properties),
+                    }
+                )
+            )
     return records
 
 
@@ -121,10 +130,15 @@ class AmeffConnector(Connector[AmeffConfig]):
             return component_changes(org, d["element"], d["name"], d["props"])
         return [
             relationship_change(
-                org, d["relationship"], d["kind"], d["directed"], tuple(d["source"]), tuple(d["target"]),
+                org,
+                d["relationship"],
+                d["kind"],
+                d["directed"],
+                tuple(d["source"]),
+                tuple(d["target"]),
                 d["props"],
             )
-        ]  # fmt: skip
+        ]
 
     @classmethod
     def sample_config(cls, directory: Path) -> dict[str, Any]:

@@ -81,26 +81,36 @@ def export_ameff(landschap: Landschap) -> bytes:
     usage: dict[str, Gebruik] = {}
     for g in sorted(landschap.gebruik, key=lambda g: g.id):
         usage.setdefault(g.applicatie, g)
-    wanted = list(dict.fromkeys(
-        [g.applicatie for g in sorted(landschap.gebruik, key=lambda g: g.id)]
-        + [x for k in landschap.koppelingen for x in (k.applicatieA, k.applicatieB) if x]
-    ))  # fmt: skip
+    wanted = list(
+        dict.fromkeys(
+            [g.applicatie for g in sorted(landschap.gebruik, key=lambda g: g.id)]
+            + [x for k in landschap.koppelingen for x in (k.applicatieA, k.applicatieB) if x]
+        )
+    )
     for app_id in wanted:
         app = apps.get(app_id) or Applicatie(id=app_id, naam=app_id)
         el = ET.SubElement(
-            elements, _q("element"), {"identifier": _ident("applicatie", app_id), f"{{{_XSI}}}type": "ApplicationComponent"}
+            elements,
+            _q("element"),
+            {"identifier": _ident("applicatie", app_id), f"{{{_XSI}}}type": "ApplicationComponent"},
         )
         w.text(el, "name", app.naam)
-        g = usage.get(app_id)
-        w.properties(el, [
-            (KOPPELHUB_ID, app.id), ("aanbieder", app.aanbieder), ("type", app.type),
-            ("licentietype", app.licentietype), ("referentiecomponenten", _join(app.referentiecomponenten)),
-            ("gebruiksstatus", g.status if g else None), ("versie", g.versie if g else None),
-            ("gebruik referentiecomponenten", _join(g.referentiecomponenten) if g else None),
-        ])  # fmt: skip
-    voorzieningen = sorted({k.buitengemeentelijkeVoorziening for k in landschap.koppelingen} - {None})
+        use = usage.get(app_id)
+        w.properties(
+            el,
+            [
+                (KOPPELHUB_ID, app.id),
+                ("aanbieder", app.aanbieder),
+                ("type", app.type),
+                ("licentietype", app.licentietype),
+                ("referentiecomponenten", _join(app.referentiecomponenten)),
+                ("gebruiksstatus", use.status if use else None),
+                ("versie", use.versie if use else None),
+                ("gebruik referentiecomponenten", _join(use.referentiecomponenten) if use else None),
+            ],
+        )
+    voorzieningen = sorted({v for k in landschap.koppelingen if (v := k.buitengemeentelijkeVoorziening)})
     for name in voorzieningen:
-        assert name is not None
         el = ET.SubElement(
             elements, _q("element"), {"identifier": _ident("voorziening", name), f"{{{_XSI}}}type": "Node"}
         )
@@ -109,16 +119,33 @@ def export_ameff(landschap: Landschap) -> bytes:
 
     for k in sorted(landschap.koppelingen, key=lambda k: k.id):
         a = _ident("applicatie", k.applicatieA)
-        b = _ident("applicatie", k.applicatieB) if k.applicatieB else _ident("voorziening", str(k.buitengemeentelijkeVoorziening))
+        b = (
+            _ident("applicatie", k.applicatieB)
+            if k.applicatieB
+            else _ident("voorziening", str(k.buitengemeentelijkeVoorziening))
+        )
         kind = "Flow" if k.richting in ("AnaarB", "BnaarA") else "Association"
         source, target = (b, a) if k.richting == "BnaarA" else (a, b)
-        rel = ET.SubElement(relationships, _q("relationship"), {
-            "identifier": _ident("koppeling", k.id), "source": source, "target": target, f"{{{_XSI}}}type": kind,
-        })  # fmt: skip
-        w.properties(rel, [
-            (KOPPELHUB_ID, k.id), ("richting", k.richting), ("type", k.type), ("status", k.status),
-            ("standaarden", _join(k.standaarden)),
-        ])  # fmt: skip
+        rel = ET.SubElement(
+            relationships,
+            _q("relationship"),
+            {
+                "identifier": _ident("koppeling", k.id),
+                "source": source,
+                "target": target,
+                f"{{{_XSI}}}type": kind,
+            },
+        )
+        w.properties(
+            rel,
+            [
+                (KOPPELHUB_ID, k.id),
+                ("richting", k.richting),
+                ("type", k.type),
+                ("status", k.status),
+                ("standaarden", _join(k.standaarden)),
+            ],
+        )
 
     if len(elements) == 0:
         root.remove(elements)  # the XSD wants at least one element inside <elements>
@@ -130,4 +157,5 @@ def export_ameff(landschap: Landschap) -> bytes:
             d = ET.SubElement(defs, _q("propertyDefinition"), {"identifier": ref, "type": "string"})
             w.text(d, "name", name)
     ET.indent(root)
-    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="utf-8", xml_declaration=False)
+    body: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=False)
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body

@@ -73,9 +73,7 @@ def applicatie_id(organisatie: str, identifier: str, props: dict[str, str]) -> s
     return props.get(KOPPELHUB_ID.casefold()) or _uuid("ameff-applicatie", organisatie, identifier)
 
 
-def component_changes(
-    organisatie: str, identifier: str, name: str, props: dict[str, str]
-) -> list[Change]:
+def component_changes(organisatie: str, identifier: str, name: str, props: dict[str, str]) -> list[Change]:
     """An applicatie and its gebruik by ``organisatie``."""
     where = f"element {identifier}"
     if not name:

@@ -98,14 +98,18 @@ def parse_ameff(path: Path, *, max_bytes: int) -> AmeffModel:
     except ParseError as e:
         line, column = getattr(e, "position", (0, 0))
         reason = str(e.msg).split(":")[0]
-        raise SourceRefused(f"the file is not well-formed XML: {reason} at line {line}, column {column}") from e
+        raise SourceRefused(
+            f"the file is not well-formed XML: {reason} at line {line}, column {column}"
+        ) from e
     except DTDForbidden as e:
         raise SourceRefused(
             "the file declares a DTD (<!DOCTYPE …>); DTDs and entities are refused for safety "
             "(entity expansion such as 'billion laughs', external entities)"
         ) from e
     except (EntitiesForbidden, ExternalReferenceForbidden) as e:
-        raise SourceRefused(f"the file declares entities or external references, which are refused: {e}") from e
+        raise SourceRefused(
+            f"the file declares entities or external references, which are refused: {e}"
+        ) from e
     except DefusedXmlException as e:
         raise SourceRefused(f"the file was refused as unsafe XML: {e}") from e
 
@@ -131,9 +135,12 @@ def _parse(path: Path) -> AmeffModel:
                 identifier = elem.get("identifier")
                 if kind in KEPT_ELEMENTS and identifier:
                     model.elements[identifier] = AmeffElement(
-                        identifier, kind, _text(elem, ns, "name") or "",
-                        _text(elem, ns, "documentation"), _properties(elem, ns),
-                    )  # fmt: skip
+                        identifier,
+                        kind,
+                        _text(elem, ns, "name") or "",
+                        _text(elem, ns, "documentation"),
+                        _properties(elem, ns),
+                    )
                 elem.clear()
             elif tag == f"{ns}relationship":
                 kind = _local(elem.get(_XSI_TYPE, ""))
@@ -143,11 +150,14 @@ def _parse(path: Path) -> AmeffModel:
                     directed = elem.get("isDirected")
                     model.relationships.append(
                         AmeffRelationship(
-                            ident, kind, src, dst,
+                            ident,
+                            kind,
+                            src,
+                            dst,
                             None if directed is None else directed.strip().lower() == "true",
                             _properties(elem, ns),
                         )
-                    )  # fmt: skip
+                    )
                 elem.clear()
             elif tag == f"{ns}propertyDefinition":
                 ident, name = elem.get("identifier"), _text(elem, ns, "name")

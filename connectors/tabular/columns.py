@@ -54,9 +54,10 @@ def header_index(objecttype: str, header: Sequence[str | None]) -> dict[str, int
         raise SourceRefused(f"column(s) {duplicates} appear more than once in the header")
     index = {n: i for i, n in enumerate(names) if n}
     required = [
-        n for n, info in OBJECT_TYPES[objecttype].model_fields.items()
+        n
+        for n, info in OBJECT_TYPES[objecttype].model_fields.items()
         if info.is_required() and n not in index and n != _OWNER_FIELD.get(objecttype)
-    ]  # fmt: skip
+    ]
     if required:
         raise SourceRefused(f"the header lacks the required column(s) {required} for {objecttype}")
     return index
@@ -106,5 +107,7 @@ def example_row(objecttype: str) -> list[str]:
     row = []
     for name in columns(objecttype):
         value = example.get(name)
-        row.append(LIST_SEPARATOR.join(value) if isinstance(value, list) else "" if value is None else str(value))
+        row.append(
+            LIST_SEPARATOR.join(value) if isinstance(value, list) else "" if value is None else str(value)
+        )
     return row

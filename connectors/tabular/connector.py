@@ -61,7 +61,10 @@ class _TabularConnector(Connector[Any]):
     def _rows(self, path: Path) -> Iterator[Row]:
         cfg = self.config
         return read_rows(
-            path, excel=self.excel, sheet=getattr(cfg, "sheet", None), delimiter=getattr(cfg, "delimiter", None)
+            path,
+            excel=self.excel,
+            sheet=getattr(cfg, "sheet", None),
+            delimiter=getattr(cfg, "delimiter", None),
         )
 
     async def fetch(self, checkpoint: Mapping[str, Any] | None) -> AsyncIterator[Batch]:
@@ -98,9 +101,12 @@ class _TabularConnector(Connector[Any]):
     def map(self, record: Record) -> list[Change]:
         objecttype = self.config.objecttype
         obj = row_object(
-            objecttype, record.data["shared"]["index"], _LISTS[objecttype], record.data["cells"],
+            objecttype,
+            record.data["shared"]["index"],
+            _LISTS[objecttype],
+            record.data["cells"],
             self.context.organisatie,
-        )  # fmt: skip
+        )
         return [Change(obj)]
 
 

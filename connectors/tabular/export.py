@@ -13,7 +13,14 @@ from connectors.landschap import Landschap
 from connectors.tabular.columns import LIST_SEPARATOR, columns, example_row
 from schemas.landscape import LandscapeObject
 
-__all__ = ["export_gebruik_csv", "export_gebruik_xlsx", "template_csv", "template_xlsx", "write_csv", "write_xlsx"]
+__all__ = [
+    "export_gebruik_csv",
+    "export_gebruik_xlsx",
+    "template_csv",
+    "template_xlsx",
+    "write_csv",
+    "write_xlsx",
+]
 
 
 def _cells(objecttype: str, obj: LandscapeObject) -> list[str]:

@@ -91,5 +91,7 @@ def read_xlsx(path: Path, sheet: str | None = None) -> Iterator[Row]:
         book.close()
 
 
-def read_rows(path: Path, *, excel: bool, sheet: str | None = None, delimiter: str | None = None) -> Iterator[Row]:
+def read_rows(
+    path: Path, *, excel: bool, sheet: str | None = None, delimiter: str | None = None
+) -> Iterator[Row]:
     return read_xlsx(path, sheet) if excel else read_csv(path, delimiter)

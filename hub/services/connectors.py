@@ -84,14 +84,19 @@ class ConnectorRunner:
     def wake(self) -> None:
         self._wake.set()
 
-    def context(self, organisatie: str, scope: str, *, xml: bool = False, roots: tuple[Path, ...] = ()) -> ConnectorContext:
+    def context(
+        self, organisatie: str, scope: str, *, xml: bool = False, roots: tuple[Path, ...] = ()
+    ) -> ConnectorContext:
         s = self.settings
         return ConnectorContext(
-            organisatie=organisatie, scope=scope, work_dir=self.data_dir / "connectors",
-            file_roots=roots or tuple(s.file_roots), check_url=self.check_url,
+            organisatie=organisatie,
+            scope=scope,
+            work_dir=self.data_dir / "connectors",
+            file_roots=roots or tuple(s.file_roots),
+            check_url=self.check_url,
             max_bytes=min(s.max_xml_bytes, s.max_upload_bytes) if xml else s.max_upload_bytes,
             http_timeout_s=s.http_timeout_seconds,
-        )  # fmt: skip
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         """Claim and run work until ``stop`` is set; then let running work reach a batch boundary."""
@@ -101,7 +106,9 @@ class ConnectorRunner:
                 await self._claim()
                 self._wake.clear()
                 waiters = {stopper, asyncio.create_task(self._wake.wait()), *self._tasks}
-                done, _ = await asyncio.wait(waiters, timeout=self.settings.poll_seconds, return_when="FIRST_COMPLETED")
+                done, _ = await asyncio.wait(
+                    waiters, timeout=self.settings.poll_seconds, return_when="FIRST_COMPLETED"
+                )
                 for w in waiters - done - self._tasks - {stopper}:
                     w.cancel()
         finally:
@@ -137,14 +144,22 @@ class ConnectorRunner:
     async def run_connector(self, record: ConnectorRecord) -> None:
         """One run of one connector; its outcome goes into its status, never out of here."""
         bound = log.bind(connector_id=str(record.id), kind=record.kind)
-        scope = SyncScope(import_source(self.hub_urn, "connector", str(record.id)), record.organisatie, str(record.id))
+        scope = SyncScope(
+            import_source(self.hub_urn, "connector", str(record.id)), record.organisatie, str(record.id)
+        )
         error: str | None = None
         tally: Tally | None = None
         try:
             ctx = self.context(record.organisatie, str(record.id), xml=record.kind == "ameff")
             connector = create(record.kind, record.config, ctx)
-            run = SyncRun(connector, scope, Owner("connector", record.id), self.fingerprints, self.event_log,
-                          on_progress=self._check_stop)  # fmt: skip
+            run = SyncRun(
+                connector,
+                scope,
+                Owner("connector", record.id),
+                self.fingerprints,
+                self.event_log,
+                on_progress=self._check_stop,
+            )
             tally = await run.execute(record.checkpoint)
         except Interrupted:
             await self.connectors.finish(record.id, error=None, counts=None, next_in_seconds=0)
@@ -155,7 +170,9 @@ class ConnectorRunner:
         except Exception as e:  # noqa: BLE001 - a bug in one connector must not stop the others
             bound.exception("connector_run_crashed")
             error = f"internal error: {e!r}"
-        backoff = min(self.settings.max_backoff_seconds, self.settings.backoff_seconds * 2 ** min(record.failures, 20))
+        backoff = min(
+            self.settings.max_backoff_seconds, self.settings.backoff_seconds * 2 ** min(record.failures, 20)
+        )
         next_in = record.schedule_seconds if error is None else backoff
         with contextlib.suppress(KoppelhubError):
             await self.connectors.finish(
@@ -169,8 +186,14 @@ class ConnectorRunner:
 
     async def run_import(self, record: ImportRecord) -> None:
         bound = log.bind(import_id=str(record.id), objecttype=record.objecttype)
-        spec = ImportSpec(record.organisatie, record.objecttype, record.mode, record.filename, Path(record.path),
-                          record.options)  # fmt: skip
+        spec = ImportSpec(
+            record.organisatie,
+            record.objecttype,
+            record.mode,
+            record.filename,
+            Path(record.path),
+            record.options,
+        )
         try:
             tally = await self.execute_import(record.id, spec, on_progress=self._check_stop)
         except Interrupted:
@@ -197,10 +220,18 @@ class ConnectorRunner:
     ) -> Tally:
         """Run one import to the end (also used by ``koppelhub import``)."""
         ctx = self.context(
-            spec.organisatie, f"import:{spec.organisatie}", xml=spec.objecttype == "ameff",
+            spec.organisatie,
+            f"import:{spec.organisatie}",
+            xml=spec.objecttype == "ameff",
             roots=(spec.path.parent,),
-        )  # fmt: skip
+        )
         connector = import_connector(spec, ctx)
-        run = SyncRun(connector, import_scope(self.hub_urn, spec), owner(import_id), self.fingerprints,
-                      self.event_log, on_progress=on_progress)  # fmt: skip
+        run = SyncRun(
+            connector,
+            import_scope(self.hub_urn, spec),
+            owner(import_id),
+            self.fingerprints,
+            self.event_log,
+            on_progress=on_progress,
+        )
         return await run.execute(None)

@@ -44,7 +44,9 @@ def import_scope(hub_urn: str, spec: ImportSpec) -> SyncScope:
     key = spec.organisatie
     if spec.objecttype == AMEFF:
         key += "/gemma" if spec.options.get("gemma") else "/ameff"
-    return SyncScope(source=import_source(hub_urn, "import", key), organisatie=spec.organisatie, key=f"import:{key}")
+    return SyncScope(
+        source=import_source(hub_urn, "import", key), organisatie=spec.organisatie, key=f"import:{key}"
+    )
 
 
 def import_connector(spec: ImportSpec, context: ConnectorContext) -> Connector[Any]:
@@ -59,4 +61,12 @@ def owner(import_id: uuid.UUID) -> Owner:
     return Owner("import", import_id)
 
 
-__all__ = ["AMEFF", "ImportSpec", "ValidationError", "import_connector", "import_kind", "import_scope", "owner"]
+__all__ = [
+    "AMEFF",
+    "ImportSpec",
+    "ValidationError",
+    "import_connector",
+    "import_kind",
+    "import_scope",
+    "owner",
+]

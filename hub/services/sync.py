@@ -62,9 +62,12 @@ class Tally:
 
     def counts(self) -> dict[str, int]:
         return {
-            "read": self.read, "published": self.published, "unchanged": self.unchanged,
-            "invalid": self.invalid, "withdrawn": self.withdrawn,
-        }  # fmt: skip
+            "read": self.read,
+            "published": self.published,
+            "unchanged": self.unchanged,
+            "invalid": self.invalid,
+            "withdrawn": self.withdrawn,
+        }
 
 
 Progress = Callable[[Tally], None]
@@ -143,11 +146,21 @@ class SyncRun:
         if events:
             await self.event_log.publish(events)  # returns once Kafka acknowledged all of them
         t.published += len(events)
-        await self.store.commit(s, self.owner, BatchCommit(
-            published=published, seen=seen if self.connector.full else (), run=self.run_id,
-            checkpoint=checkpoint, events=len(events), rows_read=t.read, counts=t.counts(),
-            report=t.per_type, errors=errors,
-        ))  # fmt: skip
+        await self.store.commit(
+            s,
+            self.owner,
+            BatchCommit(
+                published=published,
+                seen=seen if self.connector.full else (),
+                run=self.run_id,
+                checkpoint=checkpoint,
+                events=len(events),
+                rows_read=t.read,
+                counts=t.counts(),
+                report=t.per_type,
+                errors=errors,
+            ),
+        )
         if self.on_progress is not None:
             self.on_progress(t)
 
@@ -171,8 +184,16 @@ class SyncRun:
             for (ot, _), _gen in page:
                 t.bump(ot, "removed")
             t.withdrawn += len(page)
-            await self.store.commit(s, self.owner, BatchCommit(
-                published=published, run=self.run_id, events=len(events), rows_read=t.read,
-                counts=t.counts(), report=t.per_type,
-            ))  # fmt: skip
+            await self.store.commit(
+                s,
+                self.owner,
+                BatchCommit(
+                    published=published,
+                    run=self.run_id,
+                    events=len(events),
+                    rows_read=t.read,
+                    counts=t.counts(),
+                    report=t.per_type,
+                ),
+            )
             after = page[-1][0]

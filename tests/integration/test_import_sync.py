@@ -73,11 +73,19 @@ async def test_invalid_rows_are_reported_with_row_and_column_and_the_rest_goes_t
 
 async def test_a_full_import_withdraws_rows_that_disappeared(settings: Settings, tmp_path: Path) -> None:
     async with harness(settings) as h:
-        await h.import_file(write_csv(tmp_path / "a.csv", [GEBRUIK_HEADER, *gebruik_rows(6)]), "gebruik", mode="full")
+        await h.import_file(
+            write_csv(tmp_path / "a.csv", [GEBRUIK_HEADER, *gebruik_rows(6)]), "gebruik", mode="full"
+        )
         smaller = gebruik_rows(6)[:4]
-        record = await h.import_file(write_csv(tmp_path / "b.csv", [GEBRUIK_HEADER, *smaller]), "gebruik", mode="full")
-        again = await h.import_file(write_csv(tmp_path / "c.csv", [GEBRUIK_HEADER, *smaller]), "gebruik", mode="full")
-        back = await h.import_file(write_csv(tmp_path / "d.csv", [GEBRUIK_HEADER, *gebruik_rows(6)]), "gebruik", mode="full")
+        record = await h.import_file(
+            write_csv(tmp_path / "b.csv", [GEBRUIK_HEADER, *smaller]), "gebruik", mode="full"
+        )
+        again = await h.import_file(
+            write_csv(tmp_path / "c.csv", [GEBRUIK_HEADER, *smaller]), "gebruik", mode="full"
+        )
+        back = await h.import_file(
+            write_csv(tmp_path / "d.csv", [GEBRUIK_HEADER, *gebruik_rows(6)]), "gebruik", mode="full"
+        )
         events = await h.events()
 
     assert record.counts["withdrawn"] == 2 and record.counts["published"] == 0
@@ -92,19 +100,29 @@ async def test_a_full_import_withdraws_rows_that_disappeared(settings: Settings,
 async def test_an_incremental_import_withdraws_nothing(settings: Settings, tmp_path: Path) -> None:
     async with harness(settings) as h:
         await h.import_file(write_csv(tmp_path / "a.csv", [GEBRUIK_HEADER, *gebruik_rows(3)]), "gebruik")
-        record = await h.import_file(write_csv(tmp_path / "b.csv", [GEBRUIK_HEADER, *gebruik_rows(1)]), "gebruik")
+        record = await h.import_file(
+            write_csv(tmp_path / "b.csv", [GEBRUIK_HEADER, *gebruik_rows(1)]), "gebruik"
+        )
     assert record.counts["withdrawn"] == 0
 
 
-async def test_a_full_import_without_one_valid_row_withdraws_nothing(settings: Settings, tmp_path: Path) -> None:
+async def test_a_full_import_without_one_valid_row_withdraws_nothing(
+    settings: Settings, tmp_path: Path
+) -> None:
     async with harness(settings) as h:
-        await h.import_file(write_csv(tmp_path / "a.csv", [GEBRUIK_HEADER, *gebruik_rows(3)]), "gebruik", mode="full")
+        await h.import_file(
+            write_csv(tmp_path / "a.csv", [GEBRUIK_HEADER, *gebruik_rows(3)]), "gebruik", mode="full"
+        )
         bad = [[f"g-{i}", ORG, f"app-{i}", "kapot", "", ""] for i in range(3)]
-        record = await h.import_file(write_csv(tmp_path / "b.csv", [GEBRUIK_HEADER, *bad]), "gebruik", mode="full")
+        record = await h.import_file(
+            write_csv(tmp_path / "b.csv", [GEBRUIK_HEADER, *bad]), "gebruik", mode="full"
+        )
     assert record.counts["invalid"] == 3 and record.counts["withdrawn"] == 0
 
 
-async def test_a_file_with_unknown_columns_fails_and_publishes_nothing(settings: Settings, tmp_path: Path) -> None:
+async def test_a_file_with_unknown_columns_fails_and_publishes_nothing(
+    settings: Settings, tmp_path: Path
+) -> None:
     path = write_csv(tmp_path / "x.csv", [["id", "naam", "kleur"], ["a", "b", "c"]])
     async with harness(settings) as h:
         record = await h.import_file(path, "applicatie")

@@ -7,8 +7,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, pool
 
-from hub.adapters.postgres.engine import migrate, sqlalchemy_url
 from hub.adapters.postgres import connector_tables as _connector_tables  # noqa: F401 - registers its tables
+from hub.adapters.postgres.engine import migrate, sqlalchemy_url
 from hub.adapters.postgres.tables import metadata
 
 pytestmark = pytest.mark.integration

@@ -40,13 +40,25 @@ class Harness:
     connectors: PostgresConnectorStore
     event_log: KafkaEventLog
 
-    async def import_file(self, path: Path, objecttype: str, *, mode: str = "incremental",
-                          organisatie: str = ORG, **options: object):  # type: ignore[no-untyped-def]
+    async def import_file(
+        self,
+        path: Path,
+        objecttype: str,
+        *,
+        mode: str = "incremental",
+        organisatie: str = ORG,
+        **options: object,
+    ):  # type: ignore[no-untyped-def]
         """Queue an import of ``path`` and run it to the end here; returns (record, tally)."""
         import_id = uuid.uuid4()
         record = await self.imports.create(
-            import_id=import_id, organisatie=organisatie, objecttype=objecttype, mode=mode,
-            filename=path.name, path=str(path), options=dict(options),
+            import_id=import_id,
+            organisatie=organisatie,
+            objecttype=objecttype,
+            mode=mode,
+            filename=path.name,
+            path=str(path),
+            options=dict(options),
         )
         claimed = await self.imports.claim()
         assert claimed is not None and claimed.id == record.id
@@ -56,8 +68,11 @@ class Harness:
     async def events(self) -> list[CloudEvent]:
         """Every event on this test's topic so far."""
         consumer = AIOKafkaConsumer(
-            self.settings.kafka.topic, bootstrap_servers=self.settings.kafka.bootstrap,
-            auto_offset_reset="earliest", enable_auto_commit=False, group_id=None,
+            self.settings.kafka.topic,
+            bootstrap_servers=self.settings.kafka.bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            group_id=None,
         )
         await consumer.start()
         out: list[CloudEvent] = []
@@ -83,8 +98,13 @@ async def harness(settings: Settings) -> AsyncIterator[Harness]:
     imports = PostgresImportStore(engine)
     connectors = PostgresConnectorStore(engine)
     runner = ConnectorRunner(
-        connectors, imports, PostgresFingerprintStore(engine), log, settings.connectors,
-        hub_urn=settings.source_urn, data_dir=settings.data_dir,
+        connectors,
+        imports,
+        PostgresFingerprintStore(engine),
+        log,
+        settings.connectors,
+        hub_urn=settings.source_urn,
+        data_dir=settings.data_dir,
     )
     try:
         yield Harness(settings, runner, imports, connectors, log)

@@ -62,7 +62,9 @@ connector_fingerprints = Table(
     Column("generation", Integer, nullable=False),
     Column("seen", UUID(as_uuid=True)),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    PrimaryKeyConstraint("source", "organisatie", "objecttype", "object_id", name="pk_connector_fingerprints"),
+    PrimaryKeyConstraint(
+        "source", "organisatie", "objecttype", "object_id", name="pk_connector_fingerprints"
+    ),
 )
 
 imports = Table(

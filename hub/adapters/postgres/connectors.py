@@ -49,16 +49,27 @@ class PostgresConnectorStore:
     ) -> ConnectorRecord:
         with translate_db_errors():
             async with self._engine.begin() as conn:
-                row = (await conn.execute(insert(connectors).values(
-                    kind=kind, organisatie=organisatie, config=config, schedule_seconds=schedule_seconds,
-                    enabled=enabled,
-                ).returning(*connectors.c))).one()  # fmt: skip
+                row = (
+                    await conn.execute(
+                        insert(connectors)
+                        .values(
+                            kind=kind,
+                            organisatie=organisatie,
+                            config=config,
+                            schedule_seconds=schedule_seconds,
+                            enabled=enabled,
+                        )
+                        .returning(*connectors.c)
+                    )
+                ).one()
         return _record(row._mapping)
 
     async def get(self, connector_id: uuid.UUID) -> ConnectorRecord:
         with translate_db_errors():
             async with self._engine.connect() as conn:
-                row = (await conn.execute(select(connectors).where(connectors.c.id == connector_id))).one_or_none()
+                row = (
+                    await conn.execute(select(connectors).where(connectors.c.id == connector_id))
+                ).one_or_none()
         if row is None:
             raise NotFound(f"connector {connector_id} does not exist")
         return _record(row._mapping)
@@ -77,10 +88,14 @@ class PostgresConnectorStore:
             values["checkpoint"] = None
         with translate_db_errors():
             async with self._engine.begin() as conn:
-                row = (await conn.execute(
-                    update(connectors).where(connectors.c.id == connector_id)
-                    .values(**values, updated_at=func.now()).returning(*connectors.c)
-                )).one_or_none()  # fmt: skip
+                row = (
+                    await conn.execute(
+                        update(connectors)
+                        .where(connectors.c.id == connector_id)
+                        .values(**values, updated_at=func.now())
+                        .returning(*connectors.c)
+                    )
+                ).one_or_none()
         if row is None:
             raise NotFound(f"connector {connector_id} does not exist")
         return _record(row._mapping)
@@ -101,22 +116,39 @@ class PostgresConnectorStore:
         lease = text(f"now() + interval '{int(self._lease)} seconds'")
         with translate_db_errors():
             async with self._engine.begin() as conn:
-                ids = list((await conn.execute(
-                    select(connectors.c.id).where(
-                        connectors.c.enabled, connectors.c.next_run_at <= func.now(),
-                        (connectors.c.lease_until.is_(None)) | (connectors.c.lease_until < func.now()),
-                    ).order_by(connectors.c.next_run_at).limit(limit).with_for_update(skip_locked=True)
-                )).scalars())  # fmt: skip
+                ids = list(
+                    (
+                        await conn.execute(
+                            select(connectors.c.id)
+                            .where(
+                                connectors.c.enabled,
+                                connectors.c.next_run_at <= func.now(),
+                                (connectors.c.lease_until.is_(None))
+                                | (connectors.c.lease_until < func.now()),
+                            )
+                            .order_by(connectors.c.next_run_at)
+                            .limit(limit)
+                            .with_for_update(skip_locked=True)
+                        )
+                    ).scalars()
+                )
                 if not ids:
                     return []
                 rows = await conn.execute(
-                    update(connectors).where(connectors.c.id.in_(ids))
-                    .values(lease_until=lease, last_run_at=func.now()).returning(*connectors.c)
-                )  # fmt: skip
+                    update(connectors)
+                    .where(connectors.c.id.in_(ids))
+                    .values(lease_until=lease, last_run_at=func.now())
+                    .returning(*connectors.c)
+                )
                 return [_record(r._mapping) for r in rows]
 
     async def finish(
-        self, connector_id: uuid.UUID, *, error: str | None, counts: dict[str, Any] | None, next_in_seconds: float
+        self,
+        connector_id: uuid.UUID,
+        *,
+        error: str | None,
+        counts: dict[str, Any] | None,
+        next_in_seconds: float,
     ) -> None:
         """Record the outcome of a run and when the next one is due; the lease ends."""
         nxt = text(f"now() + make_interval(secs => {float(next_in_seconds)})")

@@ -77,9 +77,11 @@ class PostgresFingerprintStore:
         if not keys:
             return {}
         params = {
-            "source": scope.source, "org": scope.organisatie,
-            "types": [k[0] for k in keys], "ids": [k[1] for k in keys],
-        }  # fmt: skip
+            "source": scope.source,
+            "org": scope.organisatie,
+            "types": [k[0] for k in keys],
+            "ids": [k[1] for k in keys],
+        }
         with translate_db_errors():
             async with self._engine.connect() as conn:
                 rows = await conn.execute(_KNOWN, params)
@@ -91,47 +93,76 @@ class PostgresFingerprintStore:
             async with self._engine.begin() as conn:
                 if batch.published:
                     p = batch.published
-                    await conn.execute(_UPSERT, {
-                        **base, "types": [x.objecttype for x in p], "ids": [x.object_id for x in p],
-                        "hashes": [x.hash for x in p], "gens": [x.generation for x in p],
-                    })  # fmt: skip
+                    await conn.execute(
+                        _UPSERT,
+                        {
+                            **base,
+                            "types": [x.objecttype for x in p],
+                            "ids": [x.object_id for x in p],
+                            "hashes": [x.hash for x in p],
+                            "gens": [x.generation for x in p],
+                        },
+                    )
                 if batch.seen and batch.run is not None:
                     await conn.execute(
-                        _TOUCH, {**base, "types": [k[0] for k in batch.seen], "ids": [k[1] for k in batch.seen]}
+                        _TOUCH,
+                        {**base, "types": [k[0] for k in batch.seen], "ids": [k[1] for k in batch.seen]},
                     )
                 await self._progress(conn, owner, batch)
 
     async def _progress(self, conn: AsyncConnection, owner: Owner, batch: BatchCommit) -> None:
         if owner.kind == "connector":
-            await conn.execute(_CONNECTOR_PROGRESS, {
-                "id": owner.id, "checkpoint": _json(batch.checkpoint), "events": batch.events, "lease": self._lease,
-            })  # fmt: skip
+            await conn.execute(
+                _CONNECTOR_PROGRESS,
+                {
+                    "id": owner.id,
+                    "checkpoint": _json(batch.checkpoint),
+                    "events": batch.events,
+                    "lease": self._lease,
+                },
+            )
             return
-        await conn.execute(_IMPORT_PROGRESS, {
-            "id": owner.id, "rows": batch.rows_read, "counts": _json(batch.counts),
-            "report": _json(batch.report), "lease": self._lease,
-        })  # fmt: skip
+        await conn.execute(
+            _IMPORT_PROGRESS,
+            {
+                "id": owner.id,
+                "rows": batch.rows_read,
+                "counts": _json(batch.counts),
+                "report": _json(batch.report),
+                "lease": self._lease,
+            },
+        )
         if batch.errors:
             start = (
                 await conn.execute(
-                    text("SELECT COALESCE(MAX(seq), 0) FROM import_errors WHERE import_id = :id"), {"id": owner.id}
+                    text("SELECT COALESCE(MAX(seq), 0) FROM import_errors WHERE import_id = :id"),
+                    {"id": owner.id},
                 )
             ).scalar_one()
             seqs = list(range(start + 1, start + 1 + len(batch.errors)))
-            await conn.execute(_ERRORS, {
-                "id": owner.id, "seqs": seqs, "rows": [e.row for e in batch.errors],
-                "cols": [e.column for e in batch.errors], "msgs": [e.message for e in batch.errors],
-            })  # fmt: skip
+            await conn.execute(
+                _ERRORS,
+                {
+                    "id": owner.id,
+                    "seqs": seqs,
+                    "rows": [e.row for e in batch.errors],
+                    "cols": [e.column for e in batch.errors],
+                    "msgs": [e.message for e in batch.errors],
+                },
+            )
 
     async def unseen(
         self, scope: SyncScope, run: uuid.UUID, types: Sequence[str], *, after: Key | None, limit: int
     ) -> list[tuple[Key, int]]:
         params = {
-            "source": scope.source, "org": scope.organisatie, "run": run, "types": list(types),
-            "after_type": after[0] if after else "", "after_id": after[1] if after else "", "limit": limit,
-        }  # fmt: skip
+            "source": scope.source,
+            "org": scope.organisatie,
+            "run": run,
+            "types": list(types),
+            "after_type": after[0] if after else "",
+            "after_id": after[1] if after else "",
+            "limit": limit,
+        }
         with translate_db_errors():
             async with self._engine.connect() as conn:
                 return [((r[0], r[1]), r[2]) for r in await conn.execute(_UNSEEN, params)]
-
-

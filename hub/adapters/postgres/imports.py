@@ -46,15 +46,33 @@ class PostgresImportStore:
         self._lease = lease_seconds
 
     async def create(
-        self, *, import_id: uuid.UUID, organisatie: str, objecttype: str, mode: str, filename: str, path: str,
+        self,
+        *,
+        import_id: uuid.UUID,
+        organisatie: str,
+        objecttype: str,
+        mode: str,
+        filename: str,
+        path: str,
         options: dict[str, Any],
-    ) -> ImportRecord:  # fmt: skip
+    ) -> ImportRecord:
         with translate_db_errors():
             async with self._engine.begin() as conn:
-                row = (await conn.execute(insert(imports).values(
-                    id=import_id, organisatie=organisatie, objecttype=objecttype, mode=mode,
-                    filename=filename, path=path, options=options,
-                ).returning(*imports.c))).one()  # fmt: skip
+                row = (
+                    await conn.execute(
+                        insert(imports)
+                        .values(
+                            id=import_id,
+                            organisatie=organisatie,
+                            objecttype=objecttype,
+                            mode=mode,
+                            filename=filename,
+                            path=path,
+                            options=options,
+                        )
+                        .returning(*imports.c)
+                    )
+                ).one()
         return _record(row._mapping)
 
     async def get(self, import_id: uuid.UUID) -> ImportRecord:
@@ -73,27 +91,52 @@ class PostgresImportStore:
         lease = text(f"now() + interval '{int(self._lease)} seconds'")
         with translate_db_errors():
             async with self._engine.begin() as conn:
-                row = (await conn.execute(
-                    select(imports.c.id).where(
-                        (imports.c.status == "queued")
-                        | ((imports.c.status == "running") & (imports.c.lease_until < func.now()))
-                    ).order_by(imports.c.created_at).limit(1).with_for_update(skip_locked=True)
-                )).one_or_none()  # fmt: skip
+                row = (
+                    await conn.execute(
+                        select(imports.c.id)
+                        .where(
+                            (imports.c.status == "queued")
+                            | ((imports.c.status == "running") & (imports.c.lease_until < func.now()))
+                        )
+                        .order_by(imports.c.created_at)
+                        .limit(1)
+                        .with_for_update(skip_locked=True)
+                    )
+                ).one_or_none()
                 if row is None:
                     return None
                 await conn.execute(delete(import_errors).where(import_errors.c.import_id == row.id))
-                claimed = (await conn.execute(
-                    update(imports).where(imports.c.id == row.id).values(
-                        status="running", lease_until=lease, started_at=func.now(), rows_read=0, counts={},
-                        report={}, error=None,
-                    ).returning(*imports.c)
-                )).one()  # fmt: skip
+                claimed = (
+                    await conn.execute(
+                        update(imports)
+                        .where(imports.c.id == row.id)
+                        .values(
+                            status="running",
+                            lease_until=lease,
+                            started_at=func.now(),
+                            rows_read=0,
+                            counts={},
+                            report={},
+                            error=None,
+                        )
+                        .returning(*imports.c)
+                    )
+                ).one()
         return _record(claimed._mapping)
 
-    async def finish(self, import_id: uuid.UUID, *, error: str | None, counts: dict[str, Any] | None = None,
-                     report: dict[str, Any] | None = None) -> None:  # fmt: skip
+    async def finish(
+        self,
+        import_id: uuid.UUID,
+        *,
+        error: str | None,
+        counts: dict[str, Any] | None = None,
+        report: dict[str, Any] | None = None,
+    ) -> None:
         values: dict[str, Any] = {
-            "status": "failed" if error else "done", "error": error, "finished_at": func.now(), "lease_until": None,
+            "status": "failed" if error else "done",
+            "error": error,
+            "finished_at": func.now(),
+            "lease_until": None,
         }
         if counts is not None:
             values["counts"] = counts
@@ -106,16 +149,31 @@ class PostgresImportStore:
     async def add_errors(self, import_id: uuid.UUID, errors: list[RowError]) -> None:
         with translate_db_errors():
             async with self._engine.begin() as conn:
-                start = (await conn.execute(
-                    select(func.coalesce(func.max(import_errors.c.seq), 0)).where(import_errors.c.import_id == import_id)
-                )).scalar_one()  # fmt: skip
-                await conn.execute(insert(import_errors), [
-                    {"import_id": import_id, "seq": start + i, "row": e.row, "column": e.column, "message": e.message}
-                    for i, e in enumerate(errors, start=1)
-                ])  # fmt: skip
+                start = (
+                    await conn.execute(
+                        select(func.coalesce(func.max(import_errors.c.seq), 0)).where(
+                            import_errors.c.import_id == import_id
+                        )
+                    )
+                ).scalar_one()
+                await conn.execute(
+                    insert(import_errors),
+                    [
+                        {
+                            "import_id": import_id,
+                            "seq": start + i,
+                            "row": e.row,
+                            "column": e.column,
+                            "message": e.message,
+                        }
+                        for i, e in enumerate(errors, start=1)
+                    ],
+                )
 
     async def errors(self, import_id: uuid.UUID, *, limit: int | None = None) -> list[RowError]:
-        query = select(import_errors).where(import_errors.c.import_id == import_id).order_by(import_errors.c.seq)
+        query = (
+            select(import_errors).where(import_errors.c.import_id == import_id).order_by(import_errors.c.seq)
+        )
         if limit is not None:
             query = query.limit(limit)
         with translate_db_errors():
@@ -125,12 +183,16 @@ class PostgresImportStore:
     async def error_count(self, import_id: uuid.UUID) -> int:
         with translate_db_errors():
             async with self._engine.connect() as conn:
-                return int((await conn.execute(
-                    select(func.count()).where(import_errors.c.import_id == import_id)
-                )).scalar_one())  # fmt: skip
+                return int(
+                    (
+                        await conn.execute(select(func.count()).where(import_errors.c.import_id == import_id))
+                    ).scalar_one()
+                )
 
     async def stream_errors(self, import_id: uuid.UUID) -> AsyncIterator[RowError]:
-        query = select(import_errors).where(import_errors.c.import_id == import_id).order_by(import_errors.c.seq)
+        query = (
+            select(import_errors).where(import_errors.c.import_id == import_id).order_by(import_errors.c.seq)
+        )
         with translate_db_errors():
             async with self._engine.connect() as conn:
                 result = await conn.stream(query.execution_options(yield_per=1000))

@@ -80,7 +80,10 @@ def upgrade() -> None:
         _ts("finished_at"),
     )
     op.create_index(
-        "ix_imports_claim", "imports", ["created_at"], postgresql_where=sa.text("status IN ('queued', 'running')")
+        "ix_imports_claim",
+        "imports",
+        ["created_at"],
+        postgresql_where=sa.text("status IN ('queued', 'running')"),
     )
     op.create_table(
         "import_errors",
