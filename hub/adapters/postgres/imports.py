@@ -124,6 +124,18 @@ class PostgresImportStore:
                 ).one()
         return _record(claimed._mapping)
 
+    async def start(self, import_id: uuid.UUID) -> None:
+        """Mark an import running here without the queue (``koppelhub import`` runs it itself)."""
+        with translate_db_errors():
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    update(imports)
+                    .where(imports.c.id == import_id)
+                    .values(
+                        status="running", started_at=func.now(), lease_until=text("now() + interval '1 day'")
+                    )
+                )
+
     async def finish(
         self,
         import_id: uuid.UUID,
