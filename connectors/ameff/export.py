@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from typing import Final
 from xml.etree import ElementTree as ET
 
-from connectors.ameff.mapping import KOPPELHUB_ID, KOPPELHUB_SOORT, VOORZIENING
+from connectors.ameff.mapping import KOPPELHUB_ID, KOPPELHUB_SOORT, UNKNOWN_DIRECTION, VOORZIENING
 from connectors.ids import NAMESPACE
 from connectors.landschap import Landschap
 from connectors.tabular.columns import LIST_SEPARATOR
@@ -140,7 +140,7 @@ def export_ameff(landschap: Landschap) -> bytes:
             rel,
             [
                 (KOPPELHUB_ID, k.id),
-                ("richting", k.richting),
+                ("richting", k.richting or UNKNOWN_DIRECTION),
                 ("type", k.type),
                 ("status", k.status),
                 ("standaarden", _join(k.standaarden)),

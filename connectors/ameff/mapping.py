@@ -9,7 +9,7 @@
   field in the applicatie model (extra fields are refused), so it is not carried.
 - ``Flow``, ``Serving``, ``Triggering`` between components → ``koppeling`` from source (A) to
   target (B), ``AnaarB``; ``Association`` → ``bi-directioneel`` unless ``isDirected="true"``.
-  A ``richting`` property overrides (``BnaarA`` then names the target A). A relationship to a
+  A ``richting`` property overrides (``BnaarA`` then names the target A; ``onbekend``: none). A relationship to a
   ``Node`` marked ``Koppelhub soort = buitengemeentelijke voorziening`` becomes a koppeling
   to that voorziening. ``type`` from a property (default ``n.v.t.``).
 - GEMMA mode: ``ApplicationComponent`` → ``referentiecomponent`` keyed on the GEMMA GUID
@@ -35,6 +35,7 @@ from schemas.landscape import (
 __all__ = [
     "KOPPELHUB_ID",
     "KOPPELHUB_SOORT",
+    "UNKNOWN_DIRECTION",
     "VOORZIENING",
     "applicatie_id",
     "component_changes",
@@ -44,6 +45,7 @@ __all__ = [
 
 KOPPELHUB_ID: Final = "Koppelhub id"
 KOPPELHUB_SOORT: Final = "Koppelhub soort"
+UNKNOWN_DIRECTION: Final = "onbekend"  # a koppeling without richting, as exported
 VOORZIENING: Final = "buitengemeentelijke voorziening"
 _STATUS_NAMES: Final = ("gebruiksstatus", "status")
 _GEBRUIK_STATUS: Final = frozenset(
@@ -124,7 +126,7 @@ def relationship_change(
         "id": _uuid("ameff-koppeling", organisatie, identifier),
         "applicatieA": a[0],
         "type": props.get("type") or "n.v.t.",
-        "richting": richting,
+        "richting": None if props.get("richting") == UNKNOWN_DIRECTION else richting,
         "organisatie": organisatie,
     }
     data["applicatieB" if b[1] == "applicatie" else "buitengemeentelijkeVoorziening"] = b[0]

@@ -72,12 +72,14 @@ def cell_text(value: object) -> str | None:
 
 def read_xlsx(path: Path, sheet: str | None = None) -> Iterator[Row]:
     """Rows of the first (or the named) sheet of an xlsx workbook; the header is row 1."""
+    from zipfile import BadZipFile
+
     from openpyxl import load_workbook
     from openpyxl.utils.exceptions import InvalidFileException
 
     try:
         book = load_workbook(path, read_only=True, data_only=True)
-    except (InvalidFileException, OSError, KeyError, ValueError) as e:
+    except (InvalidFileException, BadZipFile, OSError, KeyError, ValueError) as e:
         raise SourceRefused(f"the file is not an xlsx workbook: {e}") from e
     try:
         if sheet is not None and sheet not in book.sheetnames:
