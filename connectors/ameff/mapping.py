@@ -9,7 +9,8 @@
   field in the applicatie model (extra fields are refused), so it is not carried.
 - ``Flow``, ``Serving``, ``Triggering`` between components → ``koppeling`` from source (A) to
   target (B), ``AnaarB``; ``Association`` → ``bi-directioneel`` unless ``isDirected="true"``.
-  A ``richting`` property overrides (``BnaarA`` then names the target A; ``onbekend``: none). A relationship to a
+  A ``richting`` property overrides (``BnaarA`` then names the target A; ``onbekend``: none).
+  A relationship to a
   ``Node`` marked ``Koppelhub soort = buitengemeentelijke voorziening`` becomes a koppeling
   to that voorziening. ``type`` from a property (default ``n.v.t.``).
 - GEMMA mode: ``ApplicationComponent`` → ``referentiecomponent`` keyed on the GEMMA GUID

@@ -65,7 +65,8 @@ def test_relationship_kinds_imply_the_direction(tmp_path: Path) -> None:
     )
     path = model(
         tmp_path,
-        f"<elements>{component('a', 'A')}{component('b', 'B')}</elements><relationships>{rels}</relationships>",
+        f"<elements>{component('a', 'A')}{component('b', 'B')}</elements>"
+        f"<relationships>{rels}</relationships>",
     )
 
     links = by_type(map_file(path, "org-1")[0], Koppeling)
@@ -75,17 +76,23 @@ def test_relationship_kinds_imply_the_direction(tmp_path: Path) -> None:
 
 
 def test_properties_set_gebruik_status_and_koppeling_fields_by_their_definition_name(tmp_path: Path) -> None:
-    props = '<properties><property propertyDefinitionRef="p1"><value>Uit te faseren</value></property></properties>'
+    props = (
+        '<properties><property propertyDefinitionRef="p1"><value>Uit te faseren</value></property>'
+        "</properties>"
+    )
     rprops = (
         '<properties><property propertyDefinitionRef="p2"><value>api</value></property>'
         '<property propertyDefinitionRef="p3"><value>BnaarA</value></property></properties>'
     )
     body = (
         f"<elements>{component('a', 'A', props)}{component('b', 'B')}</elements>"
-        f'<relationships><relationship identifier="r" source="a" target="b" xsi:type="Flow">{rprops}</relationship></relationships>'
-        '<propertyDefinitions><propertyDefinition identifier="p1" type="string"><name>Status</name></propertyDefinition>'
+        '<relationships><relationship identifier="r" source="a" target="b" xsi:type="Flow">'
+        f"{rprops}</relationship></relationships>"
+        "<propertyDefinitions>"
+        '<propertyDefinition identifier="p1" type="string"><name>Status</name></propertyDefinition>'
         '<propertyDefinition identifier="p2" type="string"><name>type</name></propertyDefinition>'
-        '<propertyDefinition identifier="p3" type="string"><name>Richting</name></propertyDefinition></propertyDefinitions>'
+        '<propertyDefinition identifier="p3" type="string"><name>Richting</name></propertyDefinition>'
+        "</propertyDefinitions>"
     )
     changes, _ = map_file(model(tmp_path, body), "org-1")
     apps = {a.naam: a.id for a in by_type(changes, Applicatie)}
@@ -111,9 +118,13 @@ def test_ids_are_stable_per_organisation_and_differ_between_organisations(tmp_pa
 def test_gemma_mode_keys_referentiecomponenten_on_the_guid_property_by_name_or_identifier(
     tmp_path: Path,
 ) -> None:
-    guid = '<properties><property propertyDefinitionRef="propid-2"><value>2b2b88ba-8efe-46d3-8b40-47af290bc418</value></property></properties>'
+    guid = (
+        '<properties><property propertyDefinitionRef="propid-2">'
+        "<value>2b2b88ba-8efe-46d3-8b40-47af290bc418</value></property></properties>"
+    )
     named = (
-        f"<elements>{component('id-x', 'Zaakregistratiecomponent', guid)}{component('id-y', 'Zonder GUID')}</elements>"
+        f"<elements>{component('id-x', 'Zaakregistratiecomponent', guid)}"
+        f"{component('id-y', 'Zonder GUID')}</elements>"
         '<propertyDefinitions><propertyDefinition identifier="propid-2" type="string"><name>Object ID</name>'
         "</propertyDefinition></propertyDefinitions>"
     )

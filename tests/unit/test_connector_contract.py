@@ -23,7 +23,7 @@ FORBIDDEN = ("aiokafka", "kafka", "sqlalchemy", "psycopg", "hub", "fastapi")
 
 
 async def emitted(kind: str, directory: Path) -> list[dict[str, Any]]:
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - a test fixture directory
     config = KINDS[kind].sample_config(directory)
     ctx = ConnectorContext(
         organisatie="org-1", scope=f"contract-{kind}", work_dir=directory, file_roots=(directory,)
