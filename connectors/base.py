@@ -136,6 +136,12 @@ class Connector(ABC, Generic[C]):
     def map(self, record: Record) -> list[Change]:
         """Pure: the landscape objects one record stands for; :class:`RecordRejected` if invalid."""
 
+    def fingerprint(self, record: Record) -> tuple[str, str, str] | None:
+        """Optional, pure and cheap: ``(objecttype, object id, digest)`` of a record that maps to
+        exactly that one object, computed without mapping it. When the digest equals what this
+        source published last, the runner skips the record unmapped. None: always map."""
+        return None
+
     @classmethod
     def sample_config(cls, directory: Path) -> dict[str, Any]:
         """A valid config for the contract test; may write fixture files into ``directory``."""

@@ -8,6 +8,7 @@ always reads the whole file (what disappeared can only be known from all of it).
 from __future__ import annotations
 
 import csv
+import hashlib
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -97,6 +98,20 @@ class _TabularConnector(Connector[Any]):
 
     def withdrawable_types(self) -> frozenset[str] | None:
         return frozenset({self.config.objecttype})
+
+    def fingerprint(self, record: Record) -> tuple[str, str, str] | None:
+        """The row's cells by column name: the fingerprint of the row as the file has it."""
+        index: dict[str, int] = record.data["shared"]["index"]
+        cells = record.data["cells"]
+        position = index.get("id", len(cells))
+        object_id = (cells[position] or "").strip() if position < len(cells) else ""
+        if not object_id:
+            return None
+        parts = [self.context.organisatie]
+        for name, pos in index.items():
+            parts.append(f"{name}={(cells[pos] or '').strip() if pos < len(cells) else ''}")
+        digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+        return self.config.objecttype, object_id, digest
 
     def map(self, record: Record) -> list[Change]:
         objecttype = self.config.objecttype

@@ -14,6 +14,7 @@ more likely a wrong file than an empty landscape.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from typing import Any
 
 import structlog
 
-from connectors.base import Connector, RecordRejected
+from connectors.base import Connector, Record, RecordRejected
 from connectors.events import ingetrokken_event, vastgelegd_event
 from connectors.ids import content_hash
 from hub.ports import EventLog
@@ -73,6 +74,18 @@ class Tally:
 Progress = Callable[[Tally], None]
 
 
+@dataclass
+class _Pending:
+    """A mapped batch waiting to be published and committed."""
+
+    checkpoint: dict[str, Any] | None
+    events: list[CloudEvent] = field(default_factory=list)
+    published: list[Published] = field(default_factory=list)
+    seen: list[Key] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+    snapshot: tuple[int, dict[str, int], dict[str, dict[str, int]]] = (0, {}, {})
+
+
 class SyncRun:
     """Runs one connector once against the event log and the fingerprint store."""
 
@@ -94,75 +107,108 @@ class SyncRun:
         self.types_seen: set[str] = set()
 
     async def execute(self, checkpoint: dict[str, Any] | None) -> Tally:
+        """Read, map and publish every batch; the next batch is mapped while the previous one
+        waits for its acknowledgement, and commits stay in batch order."""
         complete = False
-        async for batch in self.connector.fetch(checkpoint):
-            await self._batch(batch.records, batch.checkpoint)
-            complete = complete or batch.complete
+        inflight: asyncio.Task[None] | None = None
+        try:
+            async for batch in self.connector.fetch(checkpoint):
+                pending = await self._prepare(batch.records, batch.checkpoint)
+                if inflight is not None:
+                    await inflight
+                inflight = asyncio.create_task(self._deliver(pending))
+                complete = complete or batch.complete
+                if self.on_progress is not None:
+                    self.on_progress(self.tally)
+        finally:
+            if inflight is not None:
+                await inflight  # what was published is recorded, whatever happened since
         if complete and self.connector.full:
             await self._withdraw()
         return self.tally
 
-    def _map(self, records: list[Any]) -> tuple[dict[Key, tuple[dict[str, Any], str]], list[RowError]]:
-        objects: dict[Key, tuple[dict[str, Any], str]] = {}
-        errors: list[RowError] = []
+    def _reject(self, record: Record, e: RecordRejected, errors: list[RowError]) -> None:
         t = self.tally
-        for record in records:
+        t.invalid += 1
+        found = [RowError(record.row, column, message) for column, message in e.problems]
+        errors.extend(found)
+        for err in found[: max(0, 20 - len(t.sample_errors))]:
+            t.sample_errors.append({"row": err.row, "column": err.column, "message": err.message})
+
+    def _unchanged(self, key: Key, seen: list[Key]) -> None:
+        t = self.tally
+        self.types_seen.add(key[0])
+        t.unchanged += 1
+        t.bump(key[0], "found")
+        t.bump(key[0], "unchanged")
+        seen.append(key)
+
+    async def _prepare(self, records: list[Record], checkpoint: dict[str, Any] | None) -> _Pending:
+        """Map a batch and keep what changed. A record the connector can fingerprint without
+        mapping (a spreadsheet row) is skipped unmapped when its fingerprint is unchanged."""
+        t, s = self.tally, self.scope
+        prints = [self.connector.fingerprint(r) for r in records]
+        looked = {(p[0], p[1]) for p in prints if p is not None}
+        known = await self.store.known(s, list(looked))
+        objects: dict[Key, tuple[dict[str, Any], str]] = {}
+        pending = _Pending(checkpoint=checkpoint)
+        for n, (record, fp) in enumerate(zip(records, prints, strict=True)):
             t.read += 1
+            if fp is not None:
+                before = known.get((fp[0], fp[1]))
+                if before is not None and before.hash == fp[2]:
+                    self._unchanged((fp[0], fp[1]), pending.seen)
+                    continue
             try:
                 changes = self.connector.map(record)
             except RecordRejected as e:
-                t.invalid += 1
-                found = [RowError(record.row, column, message) for column, message in e.problems]
-                errors.extend(found)
-                for err in found[: max(0, 20 - len(t.sample_errors))]:
-                    t.sample_errors.append({"row": err.row, "column": err.column, "message": err.message})
+                self._reject(record, e, pending.errors)
                 continue
             for change in changes:
                 obj = change.object
                 data = obj.model_dump(mode="json")
-                objects[(obj.objecttype, obj.id)] = (data, content_hash(data))
-        return objects, errors
-
-    async def _batch(self, records: list[Any], checkpoint: dict[str, Any] | None) -> None:
-        objects, errors = self._map(records)
-        known = await self.store.known(self.scope, list(objects))
-        events: list[CloudEvent] = []
-        published: list[Published] = []
-        seen: list[Key] = []
-        t, s = self.tally, self.scope
+                key = (obj.objecttype, obj.id)
+                same_row = fp is not None and key == (fp[0], fp[1])
+                objects[key] = (data, fp[2] if same_row and fp is not None else content_hash(data))
+            if n % 1000 == 999:
+                await asyncio.sleep(0)  # let acknowledgements of the previous batch in
+        extra = [k for k in objects if k not in looked]
+        if extra:
+            known.update(await self.store.known(s, extra))
         for (objecttype, object_id), (data, digest) in objects.items():
-            self.types_seen.add(objecttype)
-            t.bump(objecttype, "found")
             before = known.get((objecttype, object_id))
             if before is not None and before.hash == digest:
-                t.unchanged += 1
-                t.bump(objecttype, "unchanged")
-                seen.append((objecttype, object_id))
+                self._unchanged((objecttype, object_id), pending.seen)
                 continue
+            self.types_seen.add(objecttype)
+            t.bump(objecttype, "found")
             generation = 0 if before is None else before.generation + 1
             t.bump(objecttype, "created" if before is None or before.hash is None else "updated")
-            events.append(vastgelegd_event(s.source, s.key, objecttype, data, digest, generation))
-            published.append(Published(objecttype, object_id, digest, generation))
-        if events:
-            await self.event_log.publish(events)  # returns once Kafka acknowledged all of them
-        t.published += len(events)
+            pending.events.append(vastgelegd_event(s.source, s.key, objecttype, data, digest, generation))
+            pending.published.append(Published(objecttype, object_id, digest, generation))
+        t.published += len(pending.events)
+        pending.snapshot = (t.read, t.counts(), {k: dict(v) for k, v in t.per_type.items()})
+        return pending
+
+    async def _deliver(self, pending: _Pending) -> None:
+        if pending.events:
+            await self.event_log.publish(pending.events)  # returns once Kafka acknowledged all of them
+        rows_read, counts, report = pending.snapshot
         await self.store.commit(
-            s,
+            self.scope,
             self.owner,
             BatchCommit(
-                published=published,
-                seen=seen if self.connector.full else (),
+                published=pending.published,
+                seen=pending.seen if self.connector.full else (),
                 run=self.run_id,
-                checkpoint=checkpoint,
-                events=len(events),
-                rows_read=t.read,
-                counts=t.counts(),
-                report=t.per_type,
-                errors=errors,
+                checkpoint=pending.checkpoint,
+                events=len(pending.events),
+                rows_read=rows_read,
+                counts=counts,
+                report=report,
+                errors=pending.errors,
             ),
         )
-        if self.on_progress is not None:
-            self.on_progress(t)
 
     async def _withdraw(self) -> None:
         t = self.tally
