@@ -197,7 +197,10 @@ class ConnectorRunner:
         try:
             tally = await self.execute_import(record.id, spec, on_progress=self._check_stop)
         except Interrupted:
-            return  # its lease runs out and another process (or this one, restarted) starts it over
+            with contextlib.suppress(KoppelhubError):  # else its lease runs out and it is taken over then
+                await self.imports.requeue(record.id)
+            bound.info("import_requeued")
+            return
         except (ConnectorError, KoppelhubError, ValidationError) as e:
             await self._fail_import(record.id, spec, str(e))
             bound.warning("import_failed", error=str(e))

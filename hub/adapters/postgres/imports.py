@@ -136,6 +136,14 @@ class PostgresImportStore:
                     )
                 )
 
+    async def requeue(self, import_id: uuid.UUID) -> None:
+        """Give a running import back to the queue (this process is stopping)."""
+        with translate_db_errors():
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    update(imports).where(imports.c.id == import_id).values(status="queued", lease_until=None)
+                )
+
     async def finish(
         self,
         import_id: uuid.UUID,
