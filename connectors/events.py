@@ -5,6 +5,7 @@ Pure: the runner calls these with the generation it read from the fingerprint st
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from connectors.ids import event_id
@@ -26,6 +27,9 @@ def import_source(hub_urn: str, kind: str, key: str) -> str:
     return f"{hub_urn}:{kind}:{safe}"
 
 
+_vastgelegd = cache(vastgelegd_type)
+
+
 def _event(**attrs: Any) -> CloudEvent:
     # Every attribute is made here from validated parts (a urn: source, a uuid id, a known
     # type, a validated object as data), so the envelope checks are skipped for speed: they
@@ -41,7 +45,7 @@ def vastgelegd_event(
     return _event(
         id=event_id(scope, objecttype, object_id, digest, generation),
         source=source,
-        type=vastgelegd_type(objecttype),
+        type=_vastgelegd(objecttype),
         subject=object_id,
         data=data,
     )

@@ -25,7 +25,17 @@ def content_hash(data: Any) -> str:
     return hashlib.sha256(raw).hexdigest()[:32]
 
 
+_NS_BYTES: Final = NAMESPACE.bytes
+
+
 def event_id(scope: str, objecttype: str, object_id: str, digest: str | None, generation: int) -> str:
-    """The id of the event that brings ``object_id`` to content ``digest`` (None: withdrawn)."""
+    """The id of the event that brings ``object_id`` to content ``digest`` (None: withdrawn).
+
+    Exactly ``str(uuid.uuid5(NAMESPACE, name))``, without building UUID objects (an import
+    makes one per row)."""
     name = f"{scope}\x1f{objecttype}\x1f{object_id}\x1f{digest or '-'}\x1f{generation}"
-    return str(uuid.uuid5(NAMESPACE, name))
+    raw = bytearray(hashlib.sha1(_NS_BYTES + name.encode(), usedforsecurity=False).digest()[:16])
+    raw[6] = (raw[6] & 0x0F) | 0x50  # version 5
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

@@ -81,7 +81,8 @@ class _TabularConnector(Connector[Any]):
             if first is None:
                 raise SourceRefused("the file is empty: it needs a header row with the column names")
             index = header_index(self.config.objecttype, first[1])
-            shared = {"index": index}
+            # The header and the organisation are part of every row's fingerprint.
+            shared = {"index": index, "signature": "\x1f".join([self.context.organisatie, *index])}
             records: list[Record] = []
             last = first[0]
             for number, cells in rows:
@@ -100,17 +101,15 @@ class _TabularConnector(Connector[Any]):
         return frozenset({self.config.objecttype})
 
     def fingerprint(self, record: Record) -> tuple[str, str, str] | None:
-        """The row's cells by column name: the fingerprint of the row as the file has it."""
-        index: dict[str, int] = record.data["shared"]["index"]
+        """The row as the file has it: its cells (trimmed) under this header, for this organisation."""
+        shared = record.data["shared"]
         cells = record.data["cells"]
-        position = index.get("id", len(cells))
+        position = shared["index"].get("id", len(cells))
         object_id = (cells[position] or "").strip() if position < len(cells) else ""
         if not object_id:
             return None
-        parts = [self.context.organisatie]
-        for name, pos in index.items():
-            parts.append(f"{name}={(cells[pos] or '').strip() if pos < len(cells) else ''}")
-        digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+        text = "\x1f".join((c or "").strip() for c in cells)
+        digest = hashlib.sha256(f"{shared['signature']}\x1e{text}".encode()).hexdigest()[:32]
         return self.config.objecttype, object_id, digest
 
     def map(self, record: Record) -> list[Change]:

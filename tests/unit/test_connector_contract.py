@@ -97,3 +97,13 @@ def test_connectors_import_neither_kafka_nor_sql_nor_the_hub() -> None:
         for path in (ROOT / "connectors").rglob("*.py")
     }
     assert {path: mods for path, mods in offenders.items() if mods} == {}
+
+
+def test_event_ids_are_uuid5_of_scope_object_content_and_generation() -> None:
+    import uuid
+
+    from connectors.ids import NAMESPACE, event_id
+
+    name = "\x1f".join(["scope", "gebruik", "g-é", "-", "3"])
+    assert event_id("scope", "gebruik", "g-é", None, 3) == str(uuid.uuid5(NAMESPACE, name))
+    assert event_id("scope", "gebruik", "g-é", None, 3) != event_id("scope", "gebruik", "g-é", None, 4)
