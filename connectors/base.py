@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
+import httpx
 from pydantic import BaseModel
 
 from schemas.landscape import LandscapeObject
@@ -102,6 +103,8 @@ class ConnectorContext:
     check_url: Callable[[str], Awaitable[None]] | None = None
     max_bytes: int = 512 * 1024 * 1024
     http_timeout_s: float = 30.0
+    #: Tests pass ``httpx.MockTransport``; None: the network.
+    http_transport: httpx.AsyncBaseTransport | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
 
 

@@ -58,10 +58,13 @@ def _hash_file(path: Path, limit: int) -> LocalFile:
     return LocalFile(path, digest.hexdigest(), size)
 
 
-async def fetch_location(location: str, ctx: ConnectorContext, roots: Sequence[Path]) -> LocalFile:
-    """A local, hashed copy of ``location`` (a path under ``roots`` or an http(s) URL)."""
+async def fetch_location(
+    location: str, ctx: ConnectorContext, roots: Sequence[Path], *, authorization: str | None = None
+) -> LocalFile:
+    """A local, hashed copy of ``location`` (a path under ``roots`` or an http(s) URL, fetched
+    with ``authorization`` as its Authorization header)."""
     if is_url(location):
-        return await _download(location, ctx)
+        return await _download(location, ctx, authorization)
     path = Path(location)
     if not path.is_absolute() or not _within(path, roots):
         allowed = ", ".join(str(r) for r in roots) or "none configured"
@@ -75,19 +78,22 @@ def _local_file(path: Path, limit: int) -> LocalFile:
     return _hash_file(path, limit)
 
 
-async def _download(url: str, ctx: ConnectorContext) -> LocalFile:
+async def _download(url: str, ctx: ConnectorContext, authorization: str | None) -> LocalFile:
     if ctx.check_url is not None:
         await ctx.check_url(url)
     ctx.work_dir.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=ctx.work_dir, prefix="download-")
+    headers = {"Authorization": authorization} if authorization else {}
     digest, size = hashlib.sha256(), 0
     try:
         with os.fdopen(fd, "wb") as out:
             async with (
-                httpx.AsyncClient(follow_redirects=False, timeout=ctx.http_timeout_s) as client,
-                client.stream("GET", url) as response,
+                httpx.AsyncClient(
+                    follow_redirects=False, timeout=ctx.http_timeout_s, transport=ctx.http_transport
+                ) as client,
+                client.stream("GET", url, headers=headers) as response,
             ):
-                if response.status_code != 200:
+                if response.status_code != 200:  # redirects included: they are not followed
                     raise SourceUnavailable(f"GET {url} answered {response.status_code}")
                 async for chunk in response.aiter_bytes(_CHUNK):
                     size += len(chunk)

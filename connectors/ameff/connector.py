@@ -110,7 +110,13 @@ class AmeffConnector(Connector[AmeffConfig]):
         return frozenset({"referentiecomponent"} if self.config.gemma else {"gebruik", "koppeling"})
 
     async def fetch(self, checkpoint: Mapping[str, Any] | None) -> AsyncIterator[Batch]:
-        local = await fetch_location(self.config.location, self.context, self.context.file_roots)
+        secret = self.config.authorization
+        local = await fetch_location(
+            self.config.location,
+            self.context,
+            self.context.file_roots,
+            authorization=secret.get_secret_value() if secret else None,
+        )
         try:
             mark = {"sha256": local.sha256, "complete": True}
             if checkpoint is not None and checkpoint.get("sha256") == local.sha256:

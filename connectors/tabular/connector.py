@@ -69,7 +69,13 @@ class _TabularConnector(Connector[Any]):
         )
 
     async def fetch(self, checkpoint: Mapping[str, Any] | None) -> AsyncIterator[Batch]:
-        local = await fetch_location(self.config.location, self.context, self.context.file_roots)
+        secret = self.config.authorization
+        local = await fetch_location(
+            self.config.location,
+            self.context,
+            self.context.file_roots,
+            authorization=secret.get_secret_value() if secret else None,
+        )
         try:
             same = checkpoint is not None and checkpoint.get("sha256") == local.sha256
             if same and checkpoint and checkpoint.get("complete"):

@@ -17,6 +17,7 @@ from hub.adapters.postgres.engine import create_engine
 from hub.adapters.postgres.tables import event_archive
 from hub.bootstrap import HubProcess
 from hub.settings import ConnectorSettings, Settings
+from tests.support.ameff import sample
 from tests.support.hub_api import eventually, subscribe
 from tests.support.sink import WebhookSink
 
@@ -234,3 +235,60 @@ async def test_bad_connector_configs_are_refused_with_the_field(
         response = await client.post("/api/v1/connectors", json=body, headers=auth)
         assert response.status_code == 400, response.text
         assert field in {e["field"] for e in response.json()["errors"]}, response.text
+
+
+async def upload_ameff(client: httpx.AsyncClient, auth: dict[str, str], body: bytes) -> dict[str, Any]:
+    response = await client.post(
+        "/api/v1/imports",
+        data={"objecttype": "ameff", "organisatie": ORG},
+        files={"file": ("model.xml", body, "application/xml")},
+        headers=auth,
+    )
+    assert response.status_code == 202, response.text
+    import_id = response.json()["id"]
+    final: dict[str, Any] = {}
+
+    async def finished() -> bool:
+        nonlocal final
+        final = (await client.get(f"/api/v1/imports/{import_id}", headers=auth)).json()
+        return final["status"] in ("done", "failed")
+
+    await eventually(finished, what="the AMEFF import to finish")
+    return final
+
+
+async def test_an_architecture_tool_export_becomes_applicaties_gebruik_and_koppelingen(
+    client: httpx.AsyncClient, auth: dict[str, str], settings: Settings
+) -> None:
+    body = sample("archisurance.xml").read_bytes()
+
+    first = await upload_ameff(client, auth, body)
+    again = await upload_ameff(client, auth, body)
+
+    assert first["status"] == "done", first
+    assert first["report"]["applicatie"] == {
+        "found": 10,
+        "created": 10,
+        "updated": 0,
+        "unchanged": 0,
+        "removed": 0,
+    }
+    assert first["report"]["gebruik"]["created"] == 10 and first["report"]["koppeling"]["created"] == 7
+    assert again["counts"]["published"] == 0 and again["counts"]["unchanged"] == 27
+    await eventually(
+        lambda: _equals(archived(settings, "nl.softwarecatalogus.koppeling.vastgelegd.v1"), 7),
+        what="the koppelingen projected",
+    )
+
+
+async def test_a_hostile_ameff_upload_is_refused_and_publishes_nothing(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    bomb = (
+        b'<?xml version="1.0"?><!DOCTYPE model [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;">]>'
+        b'<model xmlns="http://www.opengroup.org/xsd/archimate/3.0/"><name>&b;</name></model>'
+    )
+    result = await upload_ameff(client, auth, bomb)
+
+    assert result["status"] == "failed" and "DTD" in result["error"]
+    assert result["counts"]["published"] == 0
