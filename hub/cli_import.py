@@ -7,6 +7,7 @@ Exit status: 0 when every row was imported, 3 when some rows were invalid (they 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import uuid
 from pathlib import Path
@@ -152,6 +153,10 @@ async def _run(
             except ConnectorError as e:
                 await imports.finish(import_id, error=str(e))
                 return Tally(), str(e), []
+            except BaseException:  # Ctrl-C or an outage: the row must not wait to be claimed
+                with contextlib.suppress(KoppelhubError):
+                    await asyncio.shield(imports.finish(import_id, error="interrupted"))
+                raise
         await imports.finish(import_id, error=None, counts=tally.counts(), report=tally.per_type)
         return tally, None, await imports.errors(import_id, limit=ERRORS_LISTED)
     finally:

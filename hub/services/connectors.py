@@ -57,6 +57,16 @@ def summary(tally: Tally) -> dict[str, Any]:
     return {**tally.counts(), "perType": tally.per_type, "errors": tally.sample_errors, "notes": tally.notes}
 
 
+def _discard_upload(path: Path, uploads: Path) -> None:
+    """An uploaded file and its per-import folder go once the import ended; a file elsewhere
+    (``koppelhub import`` reads the user's own file) is never touched."""
+    if not path.resolve().is_relative_to(uploads.resolve()):
+        return
+    path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        path.parent.rmdir()
+
+
 class ConnectorRunner:
     def __init__(
         self,
@@ -210,13 +220,13 @@ class ConnectorRunner:
             await self._fail_import(record.id, spec, f"internal error: {e!r}")
             return
         await self.imports.finish(record.id, error=None, counts=tally.counts(), report=tally.per_type)
-        spec.path.unlink(missing_ok=True)
+        _discard_upload(spec.path, self.uploads_dir)
         bound.info("import_completed", **tally.counts())
 
     async def _fail_import(self, import_id: uuid.UUID, spec: ImportSpec, error: str) -> None:
         with contextlib.suppress(KoppelhubError):
             await self.imports.finish(import_id, error=error)
-        spec.path.unlink(missing_ok=True)
+        _discard_upload(spec.path, self.uploads_dir)
 
     async def execute_import(
         self, import_id: uuid.UUID, spec: ImportSpec, *, on_progress: Callable[[Tally], None] | None = None
