@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from connectors.base import Connector, ConnectorContext
 from connectors.events import import_source
 from connectors.registry import create
@@ -64,7 +62,6 @@ def owner(import_id: uuid.UUID) -> Owner:
 __all__ = [
     "AMEFF",
     "ImportSpec",
-    "ValidationError",
     "import_connector",
     "import_kind",
     "import_scope",
