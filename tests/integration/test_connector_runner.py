@@ -5,6 +5,7 @@ skipped by its checkpoint; a stop ends a run at a batch boundary."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -150,3 +151,63 @@ async def test_without_an_acknowledgement_neither_checkpoint_nor_fingerprints_ad
     assert after.checkpoint is None and after.events_published == 0
     assert after.failures == 1 and "acknowledge" in (after.last_error or "")
     assert stored == 0
+
+
+class SlowLog:
+    """An event log that takes its time acknowledging, and remembers what it acknowledged."""
+
+    def __init__(self) -> None:
+        self.acknowledged: list[CloudEvent] = []
+
+    async def publish(self, events: Sequence[CloudEvent]) -> None:
+        await asyncio.sleep(0.3)
+        self.acknowledged.extend(events)
+
+
+async def test_a_stop_ends_an_import_at_a_batch_boundary_and_requeues_it(
+    settings: Settings, tmp_path: Path
+) -> None:
+    settings = fast(settings, tmp_path)
+    path = write_csv(tmp_path / "g.csv", [GEBRUIK_HEADER, *rows(25_000)])
+    assert settings.database_url
+    engine = create_engine(settings.database_url, pool_size=2)
+    log = SlowLog()
+    try:
+        imports = PostgresImportStore(engine)
+        runner = ConnectorRunner(
+            PostgresConnectorStore(engine),
+            imports,
+            PostgresFingerprintStore(engine),
+            log,
+            settings.connectors,
+            hub_urn=settings.source_urn,
+            data_dir=settings.data_dir,
+        )
+        record = await imports.create(
+            import_id=uuid.uuid4(),
+            organisatie=ORG,
+            objecttype="gebruik",
+            mode="incremental",
+            filename=path.name,
+            path=str(path),
+            options={},
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(runner.run(stop))
+        await eventually(lambda: _running(imports, record.id), what="the import to start")
+        stop.set()
+        await asyncio.wait_for(task, timeout=10)
+        after = await imports.get(record.id)
+        async with engine.connect() as conn:
+            stored = (await conn.execute(text("SELECT count(*) FROM connector_fingerprints"))).scalar_one()
+    finally:
+        await engine.dispose()
+
+    assert after.status == "queued"  # another process, or this one restarted, takes it from here
+    assert 0 < len(log.acknowledged) < 25_000
+    assert stored == len(log.acknowledged)  # exactly what was acknowledged was recorded
+    assert after.rows_read == len(log.acknowledged)
+
+
+async def _running(imports: PostgresImportStore, import_id: uuid.UUID) -> bool:
+    return (await imports.get(import_id)).rows_read > 0
