@@ -1,8 +1,8 @@
 """Composition root: wires settings, adapters and services into the roles of one process.
 
-``HubProcess`` runs any subset of the roles (``api``, ``projector``, ``dispatcher``); the CLI
+``HubProcess`` runs any subset of the roles (``api``, ``projector``, ``dispatcher``, ``connectors``); the CLI
 builds one per command and ``koppelhub run`` asks for all of them. Shutdown follows the
-order that loses nothing: stop intake (the API), drain the projector until everything
+order that loses nothing: stop intake (the API and the connectors), drain the projector until everything
 accepted is in PostgreSQL, let the dispatcher finish what it has in flight, then close the
 adapters. The embedded services are stopped by the caller after that.
 """
@@ -23,7 +23,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.adapters.kafka import KafkaEventLog, ensure_topics, make_consumer
+from hub.adapters.postgres.connectors import PostgresConnectorStore
 from hub.adapters.postgres.engine import create_engine
+from hub.adapters.postgres.fingerprints import PostgresFingerprintStore
+from hub.adapters.postgres.imports import PostgresImportStore
 from hub.adapters.postgres.landscape import PostgresLandscapeStore
 from hub.adapters.postgres.outbox import OutboxListener, PostgresOutbox
 from hub.adapters.postgres.projection import PostgresProjectionStore
@@ -31,6 +34,7 @@ from hub.adapters.postgres.subscriptions import PostgresSubscriptionStore
 from hub.api.app import create_app
 from hub.api.auth import TokenAuthenticator
 from hub.api.context import ApiContext
+from hub.services.connectors import ConnectorRunner
 from hub.services.dispatcher import Dispatcher
 from hub.services.landscape import DerivedEvents
 from hub.services.projector import Projector
@@ -41,9 +45,9 @@ from subscriptions.ssrf import NetworkPolicy
 
 log = structlog.get_logger(__name__)
 
-ROLES = ("api", "projector", "dispatcher")
+ROLES = ("api", "projector", "dispatcher", "connectors")
 #: Roles that read or write Kafka; the dispatcher works from PostgreSQL alone.
-KAFKA_ROLES = frozenset({"api", "projector"})
+KAFKA_ROLES = frozenset({"api", "projector", "connectors"})
 
 
 def admin_token(settings: Settings) -> tuple[str, bool]:
@@ -81,12 +85,14 @@ class HubProcess:
     event_log: KafkaEventLog | None = None
     projector: Projector | None = None
     dispatcher: Dispatcher | None = None
+    connector_runner: ConnectorRunner | None = None
     server: QuietServer | None = None
     stop_intake: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     _closers: list[Any] = field(default_factory=list)
     _stop_work: asyncio.Event = field(default_factory=asyncio.Event)
     _drain: asyncio.Event = field(default_factory=asyncio.Event)
+    _stop_connectors: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self) -> None:
         """Open adapters and start every role of this process as a task."""
@@ -112,6 +118,10 @@ class HubProcess:
             self._spawn("projector", self.projector.run(self._stop_work, drain=self._drain))
         if "dispatcher" in self.roles:
             await self._start_dispatcher()
+        if "connectors" in self.roles:
+            assert self.event_log is not None
+            self.connector_runner = self._connector_runner()
+            self._spawn("connectors", self.connector_runner.run(self._stop_connectors))
         if "api" in self.roles:
             self._start_api()
 
@@ -140,6 +150,19 @@ class HubProcess:
         )
         self._spawn("dispatcher", self.dispatcher.run(self._stop_work))
 
+    def _connector_runner(self) -> ConnectorRunner:
+        assert self.engine is not None and self.event_log is not None
+        c = self.settings.connectors
+        return ConnectorRunner(
+            PostgresConnectorStore(self.engine, lease_seconds=c.lease_seconds),
+            PostgresImportStore(self.engine, lease_seconds=c.lease_seconds),
+            PostgresFingerprintStore(self.engine, lease_seconds=c.lease_seconds),
+            self.event_log,
+            c,
+            hub_urn=self.settings.source_urn,
+            data_dir=self.settings.data_dir,
+        )
+
     def _start_api(self) -> None:
         assert self.engine is not None and self.event_log is not None
         s = self.settings
@@ -152,6 +175,9 @@ class HubProcess:
             network_policy=NetworkPolicy.parse(s.delivery.allow_networks),
             auth=TokenAuthenticator(token),
             readiness=self.readiness,
+            connectors=PostgresConnectorStore(self.engine),
+            imports=PostgresImportStore(self.engine),
+            wake_connectors=self.connector_runner.wake if self.connector_runner else None,
         )
         config = uvicorn.Config(
             create_app(ctx),
@@ -229,6 +255,10 @@ class HubProcess:
             self.server.should_exit = True
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(self._tasks["api"]), timeout=10)
+        self._stop_connectors.set()  # connectors publish too: stop them before the drain
+        if "connectors" in self._tasks:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._tasks["connectors"]), timeout=drain_timeout)
         self._drain.set()
         if "projector" in self._tasks:
             with contextlib.suppress(Exception):

@@ -17,6 +17,7 @@ from hub.adapters.postgres.engine import create_engine
 from hub.adapters.postgres.engine import migrate as migrate_schema
 from hub.adapters.postgres.landscape import PostgresLandscapeStore
 from hub.bootstrap import KAFKA_ROLES, ROLES, HubProcess, admin_token
+from hub.cli_import import import_command
 from hub.embedded import Infrastructure, provision
 from hub.errors import ConfigurationError, KoppelhubError
 from hub.logging import configure_logging
@@ -118,6 +119,15 @@ def projector() -> None:
 def dispatcher() -> None:
     """Deliver queued webhooks (several may run side by side)."""
     _serve(("dispatcher",))
+
+
+@main.command()
+def connectors() -> None:
+    """Run connectors on their schedules and queued imports (several may run side by side)."""
+    _serve(("connectors",))
+
+
+main.add_command(import_command)
 
 
 @main.command()

@@ -88,6 +88,37 @@ class DeliverySettings(BaseSettings):
         return self
 
 
+class ConnectorSettings(BaseSettings):
+    """Connectors and imports (``KOPPELHUB_CONNECTORS_…``)."""
+
+    model_config = SettingsConfigDict(env_prefix="KOPPELHUB_CONNECTORS_", extra="ignore")
+
+    poll_seconds: float = Field(default=2.0, gt=0, description="How often the runner looks for due work.")
+    concurrency: int = Field(default=4, ge=1, description="Connector runs and imports at once per process.")
+    lease_seconds: float = Field(
+        default=300.0, gt=0, description="How long a claimed run stays with one process without progress."
+    )
+    backoff_seconds: float = Field(
+        default=30.0, gt=0, description="Wait after a failed run; doubles per failure."
+    )
+    max_backoff_seconds: float = Field(default=3600.0, gt=0, description="Longest wait after failed runs.")
+    max_upload_bytes: int = Field(
+        default=512 * _ONE_MIB, ge=1024, description="Largest file an import accepts."
+    )
+    max_xml_bytes: int = Field(default=64 * _ONE_MIB, ge=1024, description="Largest AMEFF (XML) file read.")
+    file_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="Directories (comma-separated) that file connectors may read local paths from.",
+    )
+    allow_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="CIDRs that connector URLs may resolve to although private/loopback (SSRF allow-list).",
+    )
+    http_timeout_seconds: float = Field(default=30.0, gt=0, description="Timeout of a connector download.")
+
+    _split = field_validator("file_roots", "allow_networks", mode="before")(_split_csv)
+
+
 class Settings(BaseSettings):
     """All settings of one Koppelhub process."""
 
@@ -128,3 +159,4 @@ class Settings(BaseSettings):
     )
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    connectors: ConnectorSettings = Field(default_factory=ConnectorSettings)

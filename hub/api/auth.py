@@ -17,6 +17,7 @@ class Right(StrEnum):
     PUBLISH = "events:publish"
     MANAGE_SUBSCRIPTIONS = "subscriptions:manage"
     READ = "landscape:read"
+    MANAGE_CONNECTORS = "connectors:manage"
 
 
 @dataclass(frozen=True)
@@ -59,3 +60,4 @@ def require(right: Right) -> object:
 
 Publisher = Annotated[Principal, require(Right.PUBLISH)]
 SubscriptionManager = Annotated[Principal, require(Right.MANAGE_SUBSCRIPTIONS)]
+ConnectorManager = Annotated[Principal, require(Right.MANAGE_CONNECTORS)]

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from hub.adapters.postgres.connectors import PostgresConnectorStore
+from hub.adapters.postgres.imports import PostgresImportStore
 from hub.adapters.postgres.subscriptions import PostgresSubscriptionStore
 from hub.api.auth import TokenAuthenticator
 from hub.ports import EventLog, LandscapeReader
@@ -24,6 +26,10 @@ class ApiContext:
     auth: TokenAuthenticator
     #: Name → "is it up?" for /readyz: the broker, the database and every role in this process.
     readiness: Callable[[], Awaitable[dict[str, bool]]]
+    connectors: PostgresConnectorStore | None = None
+    imports: PostgresImportStore | None = None
+    #: Tells a connectors role in this process that work is due now (None: another process polls).
+    wake_connectors: Callable[[], None] | None = None
 
 
 def context(request: Request) -> ApiContext:

@@ -27,7 +27,7 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 
-ROLES = ("api", "projector", "dispatcher")
+ROLES = ("api", "projector", "dispatcher", "connectors")
 KAFKA_SERVICE = "kafka"
 POSTGRES_SERVICE = "postgres"
 MIGRATE_SERVICE = "migrate"
@@ -410,6 +410,21 @@ def test_api_admin_token_must_be_supplied_by_the_operator(
     assert re.fullmatch(r"\$\{KOPPELHUB_ADMIN_TOKEN:\?[^}]+\}", token)
     for name in ROLES[1:]:
         assert "KOPPELHUB_ADMIN_TOKEN" not in environment(services[name]), name
+
+
+def test_api_and_connectors_share_the_data_dir_where_uploads_wait(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    env_lines = " ".join(args for keyword, args in final_stage() if keyword == "ENV")
+    match = re.search(r"KOPPELHUB_DATA_DIR=(\S+)", env_lines)
+    assert match, "the image sets no KOPPELHUB_DATA_DIR"
+    data_dir = match.group(1)
+    volumes = {}
+    for role in ("api", "connectors"):
+        mounts = dict(str(v).split(":", 1)[::-1] for v in services[role].get("volumes", []))
+        assert data_dir in mounts, f"{role}: {data_dir} is not on a volume"
+        volumes[role] = mounts[data_dir]
+    assert volumes["api"] == volumes["connectors"]
 
 
 def test_api_healthcheck_probes_healthz_with_python(services: dict[str, dict[str, Any]]) -> None:

@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 from pydantic_settings import BaseSettings
 
-from hub.settings import DeliverySettings, KafkaSettings, Settings
+from hub.settings import ConnectorSettings, DeliverySettings, KafkaSettings, Settings
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def environment_names() -> list[str]:
     names = []
-    for model in (Settings, KafkaSettings, DeliverySettings):
+    for model in (Settings, KafkaSettings, DeliverySettings, ConnectorSettings):
         prefix = model.model_config.get("env_prefix", "")
         for name, field in model.model_fields.items():
             annotation = field.annotation

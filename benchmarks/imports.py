@@ -1,0 +1,169 @@
+"""Import figures: a generated gebruik CSV imported end to end (parse, validate, diff against the
+fingerprints in PostgreSQL, publish to the broker and wait for its acknowledgement), then the
+same file again (nothing changed: nothing may be published).
+
+    .venv/bin/python -m benchmarks.imports                 # 1,000,000 rows
+    .venv/bin/python -m benchmarks.imports --rows 100000   # quicker
+
+Runs the import in this process exactly as ``koppelhub import`` and the ``connectors`` role do
+(:meth:`ConnectorRunner.execute_import`), on the embedded Tansu broker and embedded PostgreSQL
+in a fresh temporary data dir. No projector runs: the figure is the import side. Peak memory is
+this process's maximum resident set size (``ru_maxrss``); the broker and PostgreSQL are
+separate processes and not included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import resource
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import describe_machine, machine_info
+from hub.adapters.kafka import KafkaEventLog, ensure_topics
+from hub.adapters.postgres.connectors import PostgresConnectorStore
+from hub.adapters.postgres.engine import create_engine, migrate
+from hub.adapters.postgres.fingerprints import PostgresFingerprintStore
+from hub.adapters.postgres.imports import PostgresImportStore
+from hub.embedded import provision
+from hub.services.connectors import ConnectorRunner
+from hub.services.imports import ImportSpec
+from hub.services.sync import Tally
+from hub.settings import Settings
+
+FLOOR_ROWS_PER_S = 20_000.0
+CEILING_PEAK_MB = 300.0
+FLOOR_SPEEDUP = 3.0
+ORG = "org-benchmark"
+STATUSES = ("Verwerving", "Gepland", "In productie", "Uit te faseren", "Uitgefaseerd")
+
+
+def generate(path: Path, rows: int) -> None:
+    """A gebruik CSV as Dutch Excel writes it (BOM, ``;``), written in chunks."""
+    with path.open("w", encoding="utf-8-sig", newline="") as out:
+        out.write("id;afnemer;applicatie;status;versie;referentiecomponenten\r\n")
+        chunk: list[str] = []
+        for i in range(rows):
+            chunk.append(
+                f"gebruik-{i:07d};{ORG};applicatie-{i % 5000:05d};{STATUSES[i % 5]};{i % 7}.{i % 13}.0;"
+                f"rc-{i % 50}|rc-{(i + 7) % 50}\r\n"
+            )
+            if len(chunk) == 10_000:
+                out.write("".join(chunk))
+                chunk.clear()
+        out.write("".join(chunk))
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def run_imports(
+    settings: Settings, bootstrap: str, database_url: str, path: Path
+) -> list[dict[str, Any]]:
+    engine = create_engine(database_url, pool_size=2)
+    await ensure_topics(bootstrap, settings.kafka)
+    event_log = KafkaEventLog(bootstrap, settings.kafka)
+    await event_log.start()
+    imports = PostgresImportStore(engine)
+    runner = ConnectorRunner(
+        PostgresConnectorStore(engine),
+        imports,
+        PostgresFingerprintStore(engine),
+        event_log,
+        settings.connectors,
+        hub_urn=settings.source_urn,
+        data_dir=settings.data_dir,
+    )
+    results = []
+    try:
+        for label in ("first import", "second import (same file)"):
+            spec = ImportSpec(ORG, "gebruik", "incremental", path.name, path, {})
+            import_id = uuid.uuid4()
+            await imports.create(
+                import_id=import_id,
+                organisatie=ORG,
+                objecttype="gebruik",
+                mode="incremental",
+                filename=path.name,
+                path=str(path),
+                options={},
+            )
+            await imports.start(import_id)
+            started, cpu = time.perf_counter(), time.process_time()
+            tally: Tally = await runner.execute_import(import_id, spec)
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+            await imports.finish(import_id, error=None, counts=tally.counts(), report=tally.per_type)
+            results.append(
+                {"label": label, "seconds": seconds, "cpu": cpu, "peak_mb": peak_mb(), **tally.counts()}
+            )
+    finally:
+        await event_log.stop()
+        await engine.dispose()
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--keep-data", action="store_true")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a floor is missed")
+    args = parser.parse_args(argv)
+
+    print(describe_machine(machine_info()))
+    print("Note: a shared machine; other work running at the same time lowers these figures.")
+    data_dir = Path(tempfile.mkdtemp(prefix="koppelhub-bench-imports-"))
+    settings = Settings(data_dir=data_dir)
+    infra = provision(settings)
+    try:
+        migrate(infra.database_url)
+        path = data_dir / "gebruik.csv"
+        t0 = time.perf_counter()
+        generate(path, args.rows)
+        size_mb, took = path.stat().st_size / 1e6, time.perf_counter() - t0
+        print(f"Generated {args.rows:,} rows ({size_mb:.0f} MB) in {took:.1f} s")
+        base_mb = peak_mb()
+        results = asyncio.run(run_imports(settings, infra.kafka_bootstrap, infra.database_url, path))
+    finally:
+        infra.close()
+        if not args.keep_data:
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+    ok = True
+    for r in results:
+        rate = r["read"] / r["seconds"]
+        print(
+            f"{r['label']:28s} {r['seconds']:7.1f} s  {rate:9,.0f} rows/s  published {r['published']:,}  "
+            f"unchanged {r['unchanged']:,}  invalid {r['invalid']:,}  peak RSS {r['peak_mb']:.0f} MB  "
+            f"(import process CPU {r['cpu']:.1f} s)"
+        )
+    first, second = results
+    speedup = first["seconds"] / second["seconds"]
+    checks = [
+        (
+            f"first import ≥ {FLOOR_ROWS_PER_S:,.0f} rows/s",
+            first["read"] / first["seconds"] >= FLOOR_ROWS_PER_S,
+        ),
+        (
+            f"peak memory < {CEILING_PEAK_MB:.0f} MB (RSS before the imports: {base_mb:.0f} MB)",
+            max(r["peak_mb"] for r in results) < CEILING_PEAK_MB,
+        ),
+        ("second import publishes nothing", second["published"] == 0),
+        (f"second import ≥ {FLOOR_SPEEDUP:.0f}x faster (measured {speedup:.1f}x)", speedup >= FLOOR_SPEEDUP),
+    ]
+    for label, passed in checks:
+        ok = ok and passed
+        print(f"  [{'PASS' if passed else 'FAIL'}] {label}")
+    return 0 if ok or not args.check else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

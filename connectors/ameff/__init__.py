@@ -1,0 +1,1 @@
+"""ArchiMate Model Exchange File Format (AMEFF): safe import and XSD-valid export."""

@@ -1,0 +1,160 @@
+"""The connector interface: a config model, one async fetch since a checkpoint, one pure mapping.
+
+A connector turns one source into landscape changes. It never imports Kafka or SQLAlchemy:
+the runner (``hub.services.connectors``) publishes what it yields, keeps the checkpoint in
+PostgreSQL and advances it only after Kafka acknowledged the events a batch produced.
+
+Errors, grouped by what the runner does about them:
+
+- :class:`RecordRejected` (skippable): one record is invalid; it is reported and skipped;
+- :class:`SourceUnavailable` (retriable): the source could not be read now; retry with backoff;
+- :class:`SourceRefused` (permanent): the source is unusable as it is (malformed or hostile
+  file, bad config); the run fails and publishes nothing more.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Generic, TypeVar
+
+import httpx
+from pydantic import BaseModel
+
+from schemas.landscape import LandscapeObject
+
+__all__ = [
+    "Batch",
+    "Change",
+    "Connector",
+    "ConnectorContext",
+    "ConnectorError",
+    "Record",
+    "RecordRejected",
+    "SourceRefused",
+    "SourceUnavailable",
+]
+
+
+class ConnectorError(Exception):
+    """Root of the errors a connector raises on purpose."""
+
+
+class RecordRejected(ConnectorError):
+    """One record is invalid: ``problems`` are ``(column, message)`` pairs."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{c}: {m}" if c else m for c, m in problems))
+
+
+class SourceUnavailable(ConnectorError):
+    """The source cannot be read right now (network, file missing); retry later."""
+
+
+class SourceRefused(ConnectorError):
+    """The source cannot be used as it is (malformed, hostile, too large); do not retry as is."""
+
+
+@dataclass(frozen=True)
+class Record:
+    """One raw record of a source; ``row`` is where a person finds it (spreadsheet row)."""
+
+    data: Mapping[str, Any]
+    row: int | None = None
+
+
+@dataclass(frozen=True)
+class Change:
+    """A landscape object as the source has it now (``vastgelegd``)."""
+
+    object: LandscapeObject
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Records read together, and the checkpoint that holds once they are all published.
+
+    ``complete`` on the last batch says the source was read whole: a snapshot, so objects
+    seen before but not now may be withdrawn (``full`` mode).
+    """
+
+    records: list[Record]
+    checkpoint: dict[str, Any] | None = None
+    complete: bool = False
+
+
+@dataclass(frozen=True)
+class ConnectorContext:
+    """What a connector instance knows about where it runs.
+
+    ``organisatie`` owns the connector; ``scope`` identifies the instance (its stable id);
+    ``check_url`` is the SSRF guard for http(s) locations (raises :class:`SourceRefused`);
+    ``work_dir`` is where a download may be kept while it is read; ``file_roots`` are the
+    directories local paths may point into.
+    """
+
+    organisatie: str
+    scope: str
+    work_dir: Path
+    file_roots: tuple[Path, ...] = ()
+    check_url: Callable[[str], Awaitable[None]] | None = None
+    max_bytes: int = 512 * 1024 * 1024
+    http_timeout_s: float = 30.0
+    #: Tests pass ``httpx.MockTransport``; None: the network.
+    http_transport: httpx.AsyncBaseTransport | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+C = TypeVar("C", bound=BaseModel)
+
+
+class Connector(ABC, Generic[C]):
+    """Base of every connector kind. Subclasses set ``name``, ``source`` and ``config_model``
+    and register themselves with :func:`connectors.registry.register`.
+
+    ``sample_config`` is a valid config the contract test runs with (its fixture files come
+    from ``connectors.samples``).
+    """
+
+    name: ClassVar[str]
+    #: Events per batch the runner publishes and checkpoints together.
+    batch_size: ClassVar[int] = 5000
+    source: ClassVar[str]
+    config_model: ClassVar[type[BaseModel]]
+    #: Object types whose objects a ``full`` run may withdraw when they disappear.
+    withdrawable: ClassVar[frozenset[str] | None] = None
+
+    def __init__(self, config: C, context: ConnectorContext) -> None:
+        self.config = config
+        self.context = context
+
+    @abstractmethod
+    def fetch(self, checkpoint: Mapping[str, Any] | None) -> AsyncIterator[Batch]:
+        """Read the source since ``checkpoint`` (None: from the start), batch by batch."""
+
+    @abstractmethod
+    def map(self, record: Record) -> list[Change]:
+        """Pure: the landscape objects one record stands for; :class:`RecordRejected` if invalid."""
+
+    def fingerprint(self, record: Record) -> tuple[str, str, str] | None:
+        """Optional, pure and cheap: ``(objecttype, object id, digest)`` of a record that maps to
+        exactly that one object, computed without mapping it. When the digest equals what this
+        source published last, the runner skips the record unmapped. None: always map."""
+        return None
+
+    @classmethod
+    def sample_config(cls, directory: Path) -> dict[str, Any]:
+        """A valid config for the contract test; may write fixture files into ``directory``."""
+        raise NotImplementedError(f"connector kind {cls.name!r} has no sample config")
+
+    @property
+    def full(self) -> bool:
+        """Whether a complete read withdraws objects that disappeared since the last one."""
+        return bool(getattr(self.config, "mode", "incremental") == "full")
+
+    def withdrawable_types(self) -> frozenset[str] | None:
+        """Object types a full run may withdraw; None: every type it published."""
+        return self.withdrawable

@@ -1,0 +1,64 @@
+"""From changes to NL GOV CloudEvents: ``vastgelegd`` and ``ingetrokken`` landscape events.
+
+Pure: the runner calls these with the generation it read from the fingerprint store.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from connectors.ids import event_id
+from schemas import CloudEvent
+from schemas.landscape import ingetrokken_type, vastgelegd_type
+
+__all__ = ["import_source", "ingetrokken_event", "vastgelegd_event"]
+
+
+def import_source(hub_urn: str, kind: str, key: str) -> str:
+    """The CloudEvents ``source`` of a connector or an import.
+
+    ``<hub urn>:connector:<id>`` for a connector instance, ``<hub urn>:import:<organisatie>``
+    for uploads and ``koppelhub import`` (one source per organisation, so a re-import of
+    the same file finds the fingerprints of the previous one). Characters outside the
+    URN-safe set are percent-encoded.
+    """
+    safe = "".join(c if c.isalnum() or c in "-._~" else f"%{ord(c):02X}" for c in key)
+    return f"{hub_urn}:{kind}:{safe}"
+
+
+_vastgelegd = cache(vastgelegd_type)
+
+
+def _event(**attrs: Any) -> CloudEvent:
+    # Every attribute is made here from validated parts (a urn: source, a uuid id, a known
+    # type, a validated object as data), so the envelope checks are skipped for speed: they
+    # cost more than the rest of an import row. The contract test validates what this makes.
+    return CloudEvent.model_construct(specversion="1.0", datacontenttype="application/json", **attrs)
+
+
+def vastgelegd_event(
+    source: str, scope: str, objecttype: str, data: dict[str, Any], digest: str, generation: int
+) -> CloudEvent:
+    """The event that records the whole object ``data`` (subject = its id)."""
+    object_id = str(data["id"])
+    return _event(
+        id=event_id(scope, objecttype, object_id, digest, generation),
+        source=source,
+        type=_vastgelegd(objecttype),
+        subject=object_id,
+        data=data,
+    )
+
+
+def ingetrokken_event(
+    source: str, scope: str, objecttype: str, object_id: str, generation: int
+) -> CloudEvent:
+    """The event that withdraws ``object_id``."""
+    return _event(
+        id=event_id(scope, objecttype, object_id, None, generation),
+        source=source,
+        type=ingetrokken_type(objecttype),
+        subject=object_id,
+        data={"id": object_id},
+    )

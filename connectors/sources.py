@@ -1,0 +1,110 @@
+"""Where a file connector reads from: a local path under an allowed root, or an http(s) URL.
+
+URLs go through the SSRF guard (``ConnectorContext.check_url``, the same network policy the
+webhook sender uses) and are downloaded, never redirected, into the work dir with a size
+limit while their SHA-256 is computed, so a file that did not change can be skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from connectors.base import ConnectorContext, SourceRefused, SourceUnavailable
+
+__all__ = ["LocalFile", "fetch_location", "is_url"]
+
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    """A readable local copy of the source; ``temporary`` copies are deleted after the run."""
+
+    path: Path
+    sha256: str
+    size: int
+    temporary: bool = False
+
+    def discard(self) -> None:
+        if self.temporary:
+            self.path.unlink(missing_ok=True)
+
+
+def is_url(location: str) -> bool:
+    return location.lower().startswith(("http://", "https://"))
+
+
+def _within(path: Path, roots: Sequence[Path]) -> bool:
+    resolved = path.resolve()
+    return any(resolved.is_relative_to(root.resolve()) for root in roots)
+
+
+def _hash_file(path: Path, limit: int) -> LocalFile:
+    digest, size = hashlib.sha256(), 0
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise SourceRefused(f"{path.name} is larger than the limit of {limit} bytes")
+            digest.update(chunk)
+    return LocalFile(path, digest.hexdigest(), size)
+
+
+async def fetch_location(
+    location: str, ctx: ConnectorContext, roots: Sequence[Path], *, authorization: str | None = None
+) -> LocalFile:
+    """A local, hashed copy of ``location`` (a path under ``roots`` or an http(s) URL, fetched
+    with ``authorization`` as its Authorization header)."""
+    if is_url(location):
+        return await _download(location, ctx, authorization)
+    path = Path(location)
+    if not path.is_absolute() or not _within(path, roots):
+        allowed = ", ".join(str(r) for r in roots) or "none configured"
+        raise SourceRefused(f"{location!r} is not a file under an allowed directory ({allowed})")
+    return await asyncio.to_thread(_local_file, path, ctx.max_bytes)
+
+
+def _local_file(path: Path, limit: int) -> LocalFile:
+    if not path.is_file():
+        raise SourceUnavailable(f"{path} does not exist or is not a file")
+    return _hash_file(path, limit)
+
+
+async def _download(url: str, ctx: ConnectorContext, authorization: str | None) -> LocalFile:
+    if ctx.check_url is not None:
+        await ctx.check_url(url)
+    ctx.work_dir.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=ctx.work_dir, prefix="download-")
+    headers = {"Authorization": authorization} if authorization else {}
+    digest, size = hashlib.sha256(), 0
+    try:
+        with os.fdopen(fd, "wb") as out:
+            async with (
+                httpx.AsyncClient(
+                    follow_redirects=False, timeout=ctx.http_timeout_s, transport=ctx.http_transport
+                ) as client,
+                client.stream("GET", url, headers=headers) as response,
+            ):
+                if response.status_code != 200:  # redirects included: they are not followed
+                    raise SourceUnavailable(f"GET {url} answered {response.status_code}")
+                async for chunk in response.aiter_bytes(_CHUNK):
+                    size += len(chunk)
+                    if size > ctx.max_bytes:
+                        raise SourceRefused(f"{url} is larger than the limit of {ctx.max_bytes} bytes")
+                    digest.update(chunk)
+                    out.write(chunk)
+    except httpx.HTTPError as e:
+        os.unlink(name)
+        raise SourceUnavailable(f"cannot download {url}: {e!r}") from e
+    except BaseException:
+        os.unlink(name)
+        raise
+    return LocalFile(Path(name), digest.hexdigest(), size, temporary=True)

@@ -1,0 +1,1 @@
+"""CSV and Excel (xlsx) files of landscape objects: reading, mapping, templates, export."""

@@ -1,0 +1,113 @@
+"""Spreadsheet columns ↔ landscape objects: columns are the model's field names, list fields
+are separated by ``|``, an empty cell is an absent value.
+
+The importing organisation fills the ownership fields a row leaves empty (``afnemer`` of a
+gebruik, ``organisatie`` of a koppeling); a gebruik of another afnemer is refused, since an
+organisation manages only its own usage (DOMAIN.md §1).
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Sequence
+from typing import Any, Final
+
+from connectors.base import RecordRejected, SourceRefused
+from schemas.landscape import (
+    OBJECT_TYPES,
+    LandscapeDataError,
+    LandscapeObject,
+    validate_landscape_data,
+    vastgelegd_type,
+)
+
+__all__ = ["LIST_SEPARATOR", "columns", "example_row", "header_index", "list_fields", "row_object"]
+
+LIST_SEPARATOR: Final = "|"
+_OWNER_FIELD: Final = {"gebruik": "afnemer", "koppeling": "organisatie"}
+
+
+def columns(objecttype: str) -> list[str]:
+    """The columns of a file of ``objecttype``, in model order."""
+    return list(OBJECT_TYPES[objecttype].model_fields)
+
+
+def list_fields(objecttype: str) -> frozenset[str]:
+    model = OBJECT_TYPES[objecttype]
+    return frozenset(
+        name for name, info in model.model_fields.items() if typing.get_origin(info.annotation) is list
+    )
+
+
+def header_index(objecttype: str, header: Sequence[str | None]) -> dict[str, int]:
+    """Column name → position; refuses unknown, duplicate or missing required columns."""
+    known = columns(objecttype)
+    names = [(h or "").strip() for h in header]
+    unknown = [n for n in names if n and n not in known]
+    if unknown:
+        raise SourceRefused(
+            f"unknown column(s) {unknown} for {objecttype}; the columns are {known} "
+            "(download the template: /api/v1/imports/templates/" + objecttype + ".csv)"
+        )
+    duplicates = sorted({n for n in names if n and names.count(n) > 1})
+    if duplicates:
+        raise SourceRefused(f"column(s) {duplicates} appear more than once in the header")
+    index = {n: i for i, n in enumerate(names) if n}
+    required = [
+        n
+        for n, info in OBJECT_TYPES[objecttype].model_fields.items()
+        if info.is_required() and n not in index and n != _OWNER_FIELD.get(objecttype)
+    ]
+    if required:
+        raise SourceRefused(f"the header lacks the required column(s) {required} for {objecttype}")
+    return index
+
+
+def row_object(
+    objecttype: str,
+    index: dict[str, int],
+    lists: frozenset[str],
+    cells: Sequence[str | None],
+    organisatie: str,
+) -> LandscapeObject:
+    """The object one row stands for; :class:`RecordRejected` naming each bad column."""
+    data: dict[str, Any] = {}
+    for name, position in index.items():
+        value = cells[position] if position < len(cells) else None
+        text = value.strip() if value is not None else ""
+        if not text:
+            continue
+        if name in lists:
+            data[name] = [part.strip() for part in text.split(LIST_SEPARATOR) if part.strip()]
+        else:
+            data[name] = text
+    owner = _OWNER_FIELD.get(objecttype)
+    if owner is not None:
+        data.setdefault(owner, organisatie)
+        if objecttype == "gebruik" and data[owner] != organisatie:
+            raise RecordRejected(
+                [(owner, f"must be the importing organisatie {organisatie!r} (got {data[owner]!r})")]
+            )
+    try:
+        model = validate_landscape_data(vastgelegd_type(objecttype), data)
+    except LandscapeDataError as e:
+        raise RecordRejected(
+            [(field.removeprefix("data.").split("[")[0], message) for field, message in e.problems]
+        ) from e
+    assert isinstance(model, LandscapeObject)
+    return model
+
+
+def example_row(objecttype: str) -> list[str]:
+    """A filled-in example row for templates, from the model's JSON Schema example."""
+    extra = OBJECT_TYPES[objecttype].model_config.get("json_schema_extra")
+    examples = extra.get("examples") if isinstance(extra, dict) else None
+    first = examples[0] if isinstance(examples, list) and examples else None
+    example: dict[str, Any] = first if isinstance(first, dict) else {}
+    row = []
+    for name in columns(objecttype):
+        value = example.get(name)
+        row.append(
+            LIST_SEPARATOR.join(value) if isinstance(value, list) else "" if value is None else str(value)
+        )
+    return row

@@ -1,0 +1,169 @@
+"""Connector kinds ``csv`` and ``excel``: a file of one landscape object type, read on a schedule.
+
+The checkpoint is the file's SHA-256 and the last row published: an unchanged file is
+skipped, and an incremental run that stopped half-way resumes after that row. A ``full`` run
+always reads the whole file (what disappeared can only be known from all of it).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from collections.abc import AsyncIterator, Iterator, Mapping
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from connectors.base import Batch, Change, Connector, Record, SourceRefused
+from connectors.registry import register
+from connectors.sources import fetch_location
+from connectors.tabular.columns import columns, header_index, list_fields, row_object
+from connectors.tabular.export import template_xlsx
+from connectors.tabular.reader import Row, read_rows
+from schemas.landscape import OBJECT_TYPES
+
+__all__ = ["CsvConfig", "CsvConnector", "ExcelConfig", "ExcelConnector"]
+
+ObjectType = Literal["organisatie", "applicatie", "gebruik", "koppeling", "referentiecomponent", "standaard"]
+
+
+class FileConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    location: str = Field(description="An absolute path under an allowed directory, or an http(s) URL.")
+    objecttype: ObjectType = Field(description="The landscape object type every row is.")
+    mode: Literal["incremental", "full"] = Field(
+        "incremental", description="full: rows that disappeared since the last full read are withdrawn."
+    )
+    authorization: SecretStr | None = Field(
+        None, description="Authorization header for an http(s) location (write-only)."
+    )
+
+    @field_validator("location")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must name a path or URL")
+        return value.strip()
+
+
+class CsvConfig(FileConfig):
+    delimiter: Literal[",", ";"] | None = Field(None, description="Unset: detected from the header.")
+
+
+class ExcelConfig(FileConfig):
+    sheet: str | None = Field(None, description="Worksheet name; unset: the first sheet.")
+
+
+class _TabularConnector(Connector[Any]):
+    excel: ClassVar[bool]
+
+    def _rows(self, path: Path) -> Iterator[Row]:
+        cfg = self.config
+        return read_rows(
+            path,
+            excel=self.excel,
+            sheet=getattr(cfg, "sheet", None),
+            delimiter=getattr(cfg, "delimiter", None),
+        )
+
+    async def fetch(self, checkpoint: Mapping[str, Any] | None) -> AsyncIterator[Batch]:
+        secret = self.config.authorization
+        local = await fetch_location(
+            self.config.location,
+            self.context,
+            self.context.file_roots,
+            authorization=secret.get_secret_value() if secret else None,
+        )
+        try:
+            same = checkpoint is not None and checkpoint.get("sha256") == local.sha256
+            if same and checkpoint and checkpoint.get("complete"):
+                yield Batch([], dict(checkpoint))  # this exact file was read to the end already
+                return
+            skip = int(checkpoint.get("row", 0)) if same and checkpoint and not self.full else 0
+            rows = self._rows(local.path)
+            first = next(rows, None)
+            if first is None:
+                raise SourceRefused("the file is empty: it needs a header row with the column names")
+            index = header_index(self.config.objecttype, first[1])
+            # The header and the organisation are part of every row's fingerprint.
+            shared = {"index": index, "signature": "\x1f".join([self.context.organisatie, *index])}
+            records: list[Record] = []
+            last = first[0]
+            for number, cells in rows:
+                last = number
+                if number <= skip:
+                    continue
+                records.append(Record({"shared": shared, "cells": cells}, number))
+                if len(records) >= self.batch_size:
+                    yield Batch(records, {"sha256": local.sha256, "row": number, "complete": False})
+                    records = []
+            yield Batch(records, {"sha256": local.sha256, "row": last, "complete": True}, complete=True)
+        finally:
+            local.discard()
+
+    def withdrawable_types(self) -> frozenset[str] | None:
+        return frozenset({self.config.objecttype})
+
+    def fingerprint(self, record: Record) -> tuple[str, str, str] | None:
+        """The row as the file has it: its cells (trimmed) under this header, for this organisation."""
+        shared = record.data["shared"]
+        cells = record.data["cells"]
+        position = shared["index"].get("id", len(cells))
+        object_id = (cells[position] or "").strip() if position < len(cells) else ""
+        if not object_id:
+            return None
+        text = "\x1f".join((c or "").strip() for c in cells)
+        digest = hashlib.sha256(f"{shared['signature']}\x1e{text}".encode()).hexdigest()[:32]
+        return self.config.objecttype, object_id, digest
+
+    def map(self, record: Record) -> list[Change]:
+        objecttype = self.config.objecttype
+        obj = row_object(
+            objecttype,
+            record.data["shared"]["index"],
+            _LISTS[objecttype],
+            record.data["cells"],
+            self.context.organisatie,
+        )
+        return [Change(obj)]
+
+
+_LISTS = {t: list_fields(t) for t in OBJECT_TYPES}
+
+
+@register
+class CsvConnector(_TabularConnector):
+    """Rows of a CSV file (UTF-8, ``,`` or ``;``)."""
+
+    name = "csv"
+    source = "CSV file (path or URL)"
+    config_model = CsvConfig
+    excel = False
+
+    @classmethod
+    def sample_config(cls, directory: Path) -> dict[str, Any]:
+        path = directory / "gebruik.csv"
+        with path.open("w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f, delimiter=";")
+            writer.writerow(columns("gebruik"))
+            for i in range(3):
+                writer.writerow([f"g-{i}", "org-1", f"app-{i}", "In productie", "1.0", "rc-1|rc-2", ""])
+        return {"location": str(path), "objecttype": "gebruik", "mode": "full"}
+
+
+@register
+class ExcelConnector(_TabularConnector):
+    """Rows of the first or a named sheet of an xlsx workbook."""
+
+    name = "excel"
+    source = "Excel workbook (path or URL)"
+    config_model = ExcelConfig
+    excel = True
+
+    @classmethod
+    def sample_config(cls, directory: Path) -> dict[str, Any]:
+        path = directory / "applicatie.xlsx"
+        path.write_bytes(template_xlsx("applicatie"))
+        return {"location": str(path), "objecttype": "applicatie"}

@@ -1,0 +1,76 @@
+"""CSV and xlsx files of landscape objects: import templates and the gebruik export.
+
+The files have exactly the columns the import reads, so an export imports back unchanged.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+
+from connectors.landschap import Landschap
+from connectors.tabular.columns import LIST_SEPARATOR, columns, example_row
+from schemas.landscape import LandscapeObject
+
+__all__ = [
+    "export_gebruik_csv",
+    "export_gebruik_xlsx",
+    "template_csv",
+    "template_xlsx",
+    "write_csv",
+    "write_xlsx",
+]
+
+
+def _cells(objecttype: str, obj: LandscapeObject) -> list[str]:
+    dumped = obj.model_dump(mode="json")
+    return [
+        LIST_SEPARATOR.join(v) if isinstance(v := dumped.get(name), list) else "" if v is None else str(v)
+        for name in columns(objecttype)
+    ]
+
+
+def _csv(rows: Iterable[list[str]]) -> bytes:
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerows(rows)
+    return ("\ufeff" + out.getvalue()).encode()  # the BOM makes Excel read UTF-8
+
+
+def _xlsx(title: str, rows: Iterable[list[str]]) -> bytes:
+    from openpyxl import Workbook
+
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet(title)
+    for row in rows:
+        sheet.append([cell if cell != "" else None for cell in row])
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def write_csv(objecttype: str, objects: Iterable[LandscapeObject]) -> bytes:
+    return _csv([columns(objecttype), *(_cells(objecttype, o) for o in objects)])
+
+
+def write_xlsx(objecttype: str, objects: Iterable[LandscapeObject]) -> bytes:
+    return _xlsx(objecttype, [columns(objecttype), *(_cells(objecttype, o) for o in objects)])
+
+
+def template_csv(objecttype: str) -> bytes:
+    """The header and one example row: what an import of ``objecttype`` reads."""
+    return _csv([columns(objecttype), example_row(objecttype)])
+
+
+def template_xlsx(objecttype: str) -> bytes:
+    return _xlsx(objecttype, [columns(objecttype), example_row(objecttype)])
+
+
+def export_gebruik_csv(landschap: Landschap) -> bytes:
+    """The organisation's gebruik as CSV (``interneAantekening`` included: it is its own)."""
+    return write_csv("gebruik", sorted(landschap.gebruik, key=lambda g: g.id))
+
+
+def export_gebruik_xlsx(landschap: Landschap) -> bytes:
+    return write_xlsx("gebruik", sorted(landschap.gebruik, key=lambda g: g.id))

@@ -1,0 +1,168 @@
+"""Source fingerprints and the progress that goes with them, in PostgreSQL.
+
+Bulk statements take arrays (``unnest``) so a batch of thousands of rows is one round trip.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from hub.adapters.postgres.errors import translate_db_errors
+from hub.services.connector_ports import BatchCommit, Fingerprint, Key, Owner, SyncScope
+
+_KNOWN = text("""
+    SELECT f.objecttype, f.object_id, f.hash, f.generation
+    FROM connector_fingerprints f
+    JOIN unnest(CAST(:types AS text[]), CAST(:ids AS text[])) AS k(t, i)
+      ON f.objecttype = k.t AND f.object_id = k.i
+    WHERE f.source = :source AND f.organisatie = :org
+""")
+_UPSERT = text("""
+    INSERT INTO connector_fingerprints (source, organisatie, objecttype, object_id, hash, generation, seen)
+    SELECT :source, :org, t, i, h, g, :run
+    FROM unnest(CAST(:types AS text[]), CAST(:ids AS text[]), CAST(:hashes AS text[]), CAST(:gens AS int[]))
+      AS k(t, i, h, g)
+    ON CONFLICT ON CONSTRAINT pk_connector_fingerprints DO UPDATE
+      SET hash = excluded.hash, generation = excluded.generation, seen = excluded.seen, updated_at = now()
+""")
+_TOUCH = text("""
+    UPDATE connector_fingerprints f SET seen = :run
+    FROM unnest(CAST(:types AS text[]), CAST(:ids AS text[])) AS k(t, i)
+    WHERE f.source = :source AND f.organisatie = :org AND f.objecttype = k.t AND f.object_id = k.i
+""")
+_UNSEEN = text("""
+    SELECT objecttype, object_id, generation FROM connector_fingerprints
+    WHERE source = :source AND organisatie = :org AND hash IS NOT NULL
+      AND seen IS DISTINCT FROM :run AND objecttype = ANY(CAST(:types AS text[]))
+      AND (objecttype, object_id) > (:after_type, :after_id)
+    ORDER BY objecttype, object_id LIMIT :limit
+""")
+_CONNECTOR_PROGRESS = text("""
+    UPDATE connectors SET checkpoint = COALESCE(CAST(:checkpoint AS jsonb), checkpoint),
+      events_published = events_published + :events, lease_until = now() + make_interval(secs => :lease),
+      updated_at = now()
+    WHERE id = :id
+""")
+_IMPORT_PROGRESS = text("""
+    UPDATE imports SET rows_read = :rows, counts = CAST(:counts AS jsonb), report = CAST(:report AS jsonb),
+      lease_until = now() + make_interval(secs => :lease)
+    WHERE id = :id
+""")
+_ERRORS = text("""
+    INSERT INTO import_errors (import_id, seq, "row", "column", message)
+    SELECT :id, s, r, c, m
+    FROM unnest(CAST(:seqs AS int[]), CAST(:rows AS bigint[]), CAST(:cols AS text[]), CAST(:msgs AS text[]))
+      AS k(s, r, c, m)
+""")
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+class PostgresFingerprintStore:
+    """The :class:`hub.services.connector_ports.FingerprintStore` on PostgreSQL."""
+
+    def __init__(self, engine: AsyncEngine, *, lease_seconds: float = 300.0) -> None:
+        self._engine = engine
+        self._lease = lease_seconds
+
+    async def known(self, scope: SyncScope, keys: Sequence[Key]) -> dict[Key, Fingerprint]:
+        if not keys:
+            return {}
+        params = {
+            "source": scope.source,
+            "org": scope.organisatie,
+            "types": [k[0] for k in keys],
+            "ids": [k[1] for k in keys],
+        }
+        with translate_db_errors():
+            async with self._engine.connect() as conn:
+                rows = await conn.execute(_KNOWN, params)
+                return {(r[0], r[1]): Fingerprint(r[2], r[3]) for r in rows}
+
+    async def commit(self, scope: SyncScope, owner: Owner, batch: BatchCommit) -> None:
+        base = {"source": scope.source, "org": scope.organisatie, "run": batch.run}
+        with translate_db_errors():
+            async with self._engine.begin() as conn:
+                if batch.published:
+                    p = batch.published
+                    await conn.execute(
+                        _UPSERT,
+                        {
+                            **base,
+                            "types": [x.objecttype for x in p],
+                            "ids": [x.object_id for x in p],
+                            "hashes": [x.hash for x in p],
+                            "gens": [x.generation for x in p],
+                        },
+                    )
+                if batch.seen and batch.run is not None:
+                    await conn.execute(
+                        _TOUCH,
+                        {**base, "types": [k[0] for k in batch.seen], "ids": [k[1] for k in batch.seen]},
+                    )
+                await self._progress(conn, owner, batch)
+
+    async def _progress(self, conn: AsyncConnection, owner: Owner, batch: BatchCommit) -> None:
+        if owner.kind == "connector":
+            await conn.execute(
+                _CONNECTOR_PROGRESS,
+                {
+                    "id": owner.id,
+                    "checkpoint": _json(batch.checkpoint),
+                    "events": batch.events,
+                    "lease": self._lease,
+                },
+            )
+            return
+        await conn.execute(
+            _IMPORT_PROGRESS,
+            {
+                "id": owner.id,
+                "rows": batch.rows_read,
+                "counts": _json(batch.counts),
+                "report": _json(batch.report),
+                "lease": self._lease,
+            },
+        )
+        if batch.errors:
+            start = (
+                await conn.execute(
+                    text("SELECT COALESCE(MAX(seq), 0) FROM import_errors WHERE import_id = :id"),
+                    {"id": owner.id},
+                )
+            ).scalar_one()
+            seqs = list(range(start + 1, start + 1 + len(batch.errors)))
+            await conn.execute(
+                _ERRORS,
+                {
+                    "id": owner.id,
+                    "seqs": seqs,
+                    "rows": [e.row for e in batch.errors],
+                    "cols": [e.column for e in batch.errors],
+                    "msgs": [e.message for e in batch.errors],
+                },
+            )
+
+    async def unseen(
+        self, scope: SyncScope, run: uuid.UUID, types: Sequence[str], *, after: Key | None, limit: int
+    ) -> list[tuple[Key, int]]:
+        params = {
+            "source": scope.source,
+            "org": scope.organisatie,
+            "run": run,
+            "types": list(types),
+            "after_type": after[0] if after else "",
+            "after_id": after[1] if after else "",
+            "limit": limit,
+        }
+        with translate_db_errors():
+            async with self._engine.connect() as conn:
+                return [((r[0], r[1]), r[2]) for r in await conn.execute(_UNSEEN, params)]

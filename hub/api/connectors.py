@@ -1,0 +1,209 @@
+"""Connector instances: create, read, change, delete, run now. Each belongs to an organisation.
+
+Config is validated by the kind's own model; secret fields (``SecretStr``) are write-only:
+stored, shown as ``"********"``, and kept when a PATCH leaves them out.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from connectors import kinds as _kinds  # noqa: F401 - registers every connector kind
+from connectors.registry import KINDS, public_config, stored_config
+from connectors.sources import is_url
+from hub.adapters.postgres.connectors import ConnectorRecord, PostgresConnectorStore
+from hub.api.auth import ConnectorManager, Principal
+from hub.api.context import ApiContext, context
+from hub.api.problems import ProblemError
+from hub.errors import NotFound
+from subscriptions.ssrf import NetworkPolicy, SinkRefused, check_sink
+
+router = APIRouter(prefix="/api/v1/connectors", tags=["connectors"])
+Ctx = Annotated[ApiContext, Depends(context)]
+_ID = r"^[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+
+
+class ConnectorCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str = Field(description="A registered connector kind: csv, excel, ameff.")
+    organisatie: str = Field(min_length=1, pattern=_ID, description="id of the organisatie that owns it")
+    config: dict[str, Any] = Field(description="The kind's configuration.")
+    scheduleSeconds: int = Field(3600, ge=60, le=31 * 86400, description="Seconds between runs.")
+    enabled: bool = True
+
+
+class ConnectorPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    config: dict[str, Any] | None = None
+    scheduleSeconds: int | None = Field(None, ge=60, le=31 * 86400)
+    enabled: bool | None = None
+
+
+def connector_json(c: ConnectorRecord) -> dict[str, Any]:
+    return {
+        "id": str(c.id),
+        "kind": c.kind,
+        "organisatie": c.organisatie,
+        "config": public_config(c.kind, c.config),
+        "scheduleSeconds": c.schedule_seconds,
+        "enabled": c.enabled,
+        "status": {
+            "lastRunAt": c.last_run_at.isoformat() if c.last_run_at else None,
+            "lastSuccessAt": c.last_success_at.isoformat() if c.last_success_at else None,
+            "lastError": c.last_error,
+            "consecutiveFailures": c.failures,
+            "nextRunAt": c.next_run_at.isoformat() if c.enabled else None,
+            "eventsPublished": c.events_published,
+            "lastRun": c.last_counts,
+            "checkpoint": c.checkpoint,
+        },
+        "createdAt": c.created_at.isoformat(),
+        "updatedAt": c.updated_at.isoformat(),
+    }
+
+
+def _store(ctx: ApiContext) -> PostgresConnectorStore:
+    if ctx.connectors is None:
+        raise ProblemError(503, "Service unavailable", "connectors are not served by this process")
+    return ctx.connectors
+
+
+def _check_owner(principal: Principal, organisatie: str) -> None:
+    if principal.organisation is not None and principal.organisation != organisatie:
+        raise ProblemError(403, "Forbidden", "a connector can be managed only by its own organisatie")
+
+
+async def _validated(kind: str, config: dict[str, Any], ctx: ApiContext) -> dict[str, Any]:
+    cls = KINDS.get(kind)
+    if cls is None:
+        raise ProblemError(
+            400,
+            "Invalid request",
+            f"unknown connector kind {kind!r}; kinds: {sorted(KINDS)}",
+            errors=[{"field": "kind", "message": f"must be one of {sorted(KINDS)}"}],
+        )
+    try:
+        model = cls.config_model.model_validate(config)
+    except ValidationError as e:
+        errors = [
+            {"field": "config." + ".".join(str(p) for p in err["loc"]), "message": err["msg"]}
+            for err in e.errors(include_url=False)
+        ]
+        raise ProblemError(
+            400,
+            "Invalid connector config",
+            "; ".join(f"{x['field']}: {x['message']}" for x in errors),
+            errors=errors,
+        ) from e
+    location = getattr(model, "location", None)
+    if isinstance(location, str):
+        await _check_location(location, ctx)
+    return stored_config(model)
+
+
+def _under(path: Path, roots: list[Path]) -> bool:
+    return path.is_absolute() and any(path.resolve().is_relative_to(r) for r in roots)
+
+
+async def _check_location(location: str, ctx: ApiContext) -> None:
+    c = ctx.settings.connectors
+    if is_url(location):
+        try:
+            await check_sink(location, NetworkPolicy.parse(c.allow_networks))
+        except SinkRefused as e:
+            raise ProblemError(
+                400, "Location refused", str(e), errors=[{"field": "config.location", "message": str(e)}]
+            ) from e
+        return
+    roots = [r.resolve() for r in c.file_roots]
+    if not _under(Path(location), roots):
+        message = (
+            "must be an http(s) URL or an absolute path under KOPPELHUB_CONNECTORS_FILE_ROOTS "
+            f"({', '.join(map(str, roots)) or 'none configured'})"
+        )
+        raise ProblemError(
+            400, "Location refused", message, errors=[{"field": "config.location", "message": message}]
+        )
+
+
+@router.post("", status_code=201, summary="Create a connector")
+async def create_connector(body: ConnectorCreate, principal: ConnectorManager, ctx: Ctx) -> JSONResponse:
+    _check_owner(principal, body.organisatie)
+    config = await _validated(body.kind, body.config, ctx)
+    record = await _store(ctx).create(
+        kind=body.kind,
+        organisatie=body.organisatie,
+        config=config,
+        schedule_seconds=body.scheduleSeconds,
+        enabled=body.enabled,
+    )
+    if ctx.wake_connectors:
+        ctx.wake_connectors()
+    return JSONResponse(
+        connector_json(record), status_code=201, headers={"Location": f"{router.prefix}/{record.id}"}
+    )
+
+
+@router.get("", summary="List connectors")
+async def list_connectors(
+    principal: ConnectorManager, ctx: Ctx, organisatie: Annotated[str | None, Query()] = None
+) -> dict[str, Any]:
+    org = principal.organisation or organisatie
+    return {"items": [connector_json(c) for c in await _store(ctx).all(organisatie=org)], "next": None}
+
+
+async def _get(connector_id: uuid.UUID, principal: Principal, ctx: ApiContext) -> ConnectorRecord:
+    try:
+        record = await _store(ctx).get(connector_id)
+    except NotFound as e:
+        raise ProblemError(404, "Not found", str(e)) from e
+    _check_owner(principal, record.organisatie)
+    return record
+
+
+@router.get("/{connector_id}", summary="Read a connector and its status")
+async def get_connector(connector_id: uuid.UUID, principal: ConnectorManager, ctx: Ctx) -> dict[str, Any]:
+    return connector_json(await _get(connector_id, principal, ctx))
+
+
+@router.patch("/{connector_id}", summary="Change config, schedule or enabled")
+async def patch_connector(
+    connector_id: uuid.UUID, body: ConnectorPatch, principal: ConnectorManager, ctx: Ctx
+) -> dict[str, Any]:
+    record = await _get(connector_id, principal, ctx)
+    values: dict[str, Any] = {}
+    if body.config is not None:
+        values["config"] = await _validated(record.kind, {**record.config, **body.config}, ctx)
+    if body.scheduleSeconds is not None:
+        values["schedule_seconds"] = body.scheduleSeconds
+    if body.enabled is not None:
+        values["enabled"] = body.enabled
+    if not values:
+        return connector_json(record)
+    return connector_json(await _store(ctx).update(connector_id, **values))
+
+
+@router.delete("/{connector_id}", status_code=204, summary="Delete a connector")
+async def delete_connector(connector_id: uuid.UUID, principal: ConnectorManager, ctx: Ctx) -> Response:
+    await _get(connector_id, principal, ctx)
+    await _store(ctx).delete(connector_id)
+    return Response(status_code=204)
+
+
+@router.post("/{connector_id}/run", status_code=202, summary="Run a connector now")
+async def run_connector(connector_id: uuid.UUID, principal: ConnectorManager, ctx: Ctx) -> JSONResponse:
+    record = await _get(connector_id, principal, ctx)
+    if not record.enabled:
+        raise ProblemError(409, "Connector disabled", "enable the connector before running it")
+    await _store(ctx).request_run(connector_id)
+    if ctx.wake_connectors:
+        ctx.wake_connectors()
+    return JSONResponse({"id": str(connector_id), "status": "due"}, status_code=202)

@@ -1,0 +1,250 @@
+"""The ``connectors`` role: runs every enabled connector on its schedule and every queued import.
+
+Each run is its own task: one failing connector never stops the others. A failed run is
+retried after a backoff that doubles per consecutive failure (capped). Claims are leases in
+PostgreSQL (``FOR UPDATE SKIP LOCKED``), renewed by every committed batch, so several
+``connectors`` processes share the work and a crashed one's work is taken over when its
+lease runs out. Graceful stop: no new claims, running work stops at its next batch boundary
+(everything committed so far stays; an import goes back to the queue).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+
+from connectors import kinds as _kinds  # noqa: F401 - registers every connector kind
+from connectors.base import ConnectorContext, ConnectorError, SourceRefused
+from connectors.events import import_source
+from connectors.registry import create
+from hub.adapters.postgres.connectors import ConnectorRecord, PostgresConnectorStore
+from hub.adapters.postgres.imports import ImportRecord, PostgresImportStore
+from hub.errors import KoppelhubError
+from hub.ports import EventLog
+from hub.services.connector_ports import FingerprintStore, Owner, SyncScope
+from hub.services.imports import ImportSpec, import_connector, import_scope, owner
+from hub.services.sync import SyncRun, Tally
+from hub.settings import ConnectorSettings
+from subscriptions.ssrf import NetworkPolicy, SinkRefused, check_sink
+
+log = structlog.get_logger(__name__)
+
+
+class Interrupted(Exception):
+    """The process is stopping; the run ends at a batch boundary."""
+
+
+def url_guard(policy: NetworkPolicy) -> Callable[[str], Awaitable[None]]:
+    """The SSRF check for connector URLs: the webhook sender's policy, as a SourceRefused."""
+
+    async def check(url: str) -> None:
+        try:
+            await check_sink(url, policy)
+        except SinkRefused as e:
+            raise SourceRefused(f"{url}: {e.reason}") from e
+
+    return check
+
+
+def summary(tally: Tally) -> dict[str, Any]:
+    return {**tally.counts(), "perType": tally.per_type, "errors": tally.sample_errors, "notes": tally.notes}
+
+
+def _discard_upload(path: Path, uploads: Path) -> None:
+    """An uploaded file and its per-import folder go once the import ended; a file elsewhere
+    (``koppelhub import`` reads the user's own file) is never touched."""
+    if not path.resolve().is_relative_to(uploads.resolve()):
+        return
+    path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        path.parent.rmdir()
+
+
+class ConnectorRunner:
+    def __init__(
+        self,
+        connectors: PostgresConnectorStore,
+        imports: PostgresImportStore,
+        fingerprints: FingerprintStore,
+        event_log: EventLog,
+        settings: ConnectorSettings,
+        *,
+        hub_urn: str,
+        data_dir: Path,
+    ) -> None:
+        self.connectors, self.imports, self.fingerprints = connectors, imports, fingerprints
+        self.event_log, self.settings, self.hub_urn = event_log, settings, hub_urn
+        self.data_dir = data_dir
+        self.check_url = url_guard(NetworkPolicy.parse(settings.allow_networks))
+        self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.data_dir / "imports"
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def context(
+        self, organisatie: str, scope: str, *, xml: bool = False, roots: tuple[Path, ...] = ()
+    ) -> ConnectorContext:
+        s = self.settings
+        return ConnectorContext(
+            organisatie=organisatie,
+            scope=scope,
+            work_dir=self.data_dir / "connectors",
+            file_roots=roots or tuple(s.file_roots),
+            check_url=self.check_url,
+            max_bytes=min(s.max_xml_bytes, s.max_upload_bytes) if xml else s.max_upload_bytes,
+            http_timeout_s=s.http_timeout_seconds,
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Claim and run work until ``stop`` is set; then let running work reach a batch boundary."""
+        stopper = asyncio.create_task(stop.wait())
+        try:
+            while not stop.is_set():
+                await self._claim()
+                self._wake.clear()
+                waiters = {stopper, asyncio.create_task(self._wake.wait()), *self._tasks}
+                done, _ = await asyncio.wait(
+                    waiters, timeout=self.settings.poll_seconds, return_when="FIRST_COMPLETED"
+                )
+                for w in waiters - done - self._tasks - {stopper}:
+                    w.cancel()
+        finally:
+            stopper.cancel()
+            self._stopping.set()
+            if self._tasks:
+                await asyncio.wait(self._tasks, timeout=self.settings.lease_seconds)
+
+    async def _claim(self) -> None:
+        free = self.settings.concurrency - len(self._tasks)
+        try:
+            while free > 0:
+                record = await self.imports.claim()
+                if record is None:
+                    break
+                self._spawn(self.run_import(record))
+                free -= 1
+            if free > 0:
+                for connector in await self.connectors.claim_due(free):
+                    self._spawn(self.run_connector(connector))
+        except KoppelhubError as e:
+            log.warning("connector_claim_failed", error=str(e))
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _check_stop(self, _: Tally) -> None:
+        if self._stopping.is_set():
+            raise Interrupted("the process is stopping")
+
+    async def run_connector(self, record: ConnectorRecord) -> None:
+        """One run of one connector; its outcome goes into its status, never out of here."""
+        bound = log.bind(connector_id=str(record.id), kind=record.kind)
+        scope = SyncScope(
+            import_source(self.hub_urn, "connector", str(record.id)), record.organisatie, str(record.id)
+        )
+        error: str | None = None
+        tally: Tally | None = None
+        try:
+            ctx = self.context(record.organisatie, str(record.id), xml=record.kind == "ameff")
+            connector = create(record.kind, record.config, ctx)
+            run = SyncRun(
+                connector,
+                scope,
+                Owner("connector", record.id),
+                self.fingerprints,
+                self.event_log,
+                on_progress=self._check_stop,
+            )
+            tally = await run.execute(record.checkpoint)
+        except Interrupted:
+            await self.connectors.finish(record.id, error=None, counts=None, next_in_seconds=0)
+            bound.info("connector_run_interrupted")
+            return
+        except (ConnectorError, KoppelhubError, ValidationError, KeyError) as e:
+            error = f"{type(e).__name__}: {e}"
+        except Exception as e:  # noqa: BLE001 - a bug in one connector must not stop the others
+            bound.exception("connector_run_crashed")
+            error = f"internal error: {e!r}"
+        backoff = min(
+            self.settings.max_backoff_seconds, self.settings.backoff_seconds * 2 ** min(record.failures, 20)
+        )
+        next_in = record.schedule_seconds if error is None else backoff
+        with contextlib.suppress(KoppelhubError):
+            await self.connectors.finish(
+                record.id, error=error, counts=summary(tally) if tally else None, next_in_seconds=next_in
+            )
+        if error:
+            bound.warning("connector_run_failed", error=error, retry_in_s=next_in)
+        else:
+            assert tally is not None
+            bound.info("connector_run_completed", **tally.counts())
+
+    async def run_import(self, record: ImportRecord) -> None:
+        bound = log.bind(import_id=str(record.id), objecttype=record.objecttype)
+        spec = ImportSpec(
+            record.organisatie,
+            record.objecttype,
+            record.mode,
+            record.filename,
+            Path(record.path),
+            record.options,
+        )
+        try:
+            tally = await self.execute_import(record.id, spec, on_progress=self._check_stop)
+        except Interrupted:
+            with contextlib.suppress(KoppelhubError):  # else its lease runs out and it is taken over then
+                await self.imports.requeue(record.id)
+            bound.info("import_requeued")
+            return
+        except (ConnectorError, KoppelhubError, ValidationError) as e:
+            await self._fail_import(record.id, spec, str(e))
+            bound.warning("import_failed", error=str(e))
+            return
+        except Exception as e:  # noqa: BLE001 - one broken import must not stop the runner
+            bound.exception("import_crashed")
+            await self._fail_import(record.id, spec, f"internal error: {e!r}")
+            return
+        await self.imports.finish(record.id, error=None, counts=tally.counts(), report=tally.per_type)
+        _discard_upload(spec.path, self.uploads_dir)
+        bound.info("import_completed", **tally.counts())
+
+    async def _fail_import(self, import_id: uuid.UUID, spec: ImportSpec, error: str) -> None:
+        with contextlib.suppress(KoppelhubError):
+            await self.imports.finish(import_id, error=error)
+        _discard_upload(spec.path, self.uploads_dir)
+
+    async def execute_import(
+        self, import_id: uuid.UUID, spec: ImportSpec, *, on_progress: Callable[[Tally], None] | None = None
+    ) -> Tally:
+        """Run one import to the end (also used by ``koppelhub import``)."""
+        ctx = self.context(
+            spec.organisatie,
+            f"import:{spec.organisatie}",
+            xml=spec.objecttype == "ameff",
+            roots=(spec.path.parent,),
+        )
+        connector = import_connector(spec, ctx)
+        run = SyncRun(
+            connector,
+            import_scope(self.hub_urn, spec),
+            owner(import_id),
+            self.fingerprints,
+            self.event_log,
+            on_progress=on_progress,
+        )
+        return await run.execute(None)

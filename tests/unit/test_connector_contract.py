@@ -1,0 +1,109 @@
+"""The contract every registered connector kind keeps (one test, every kind): its sample config
+validates, every event it emits is a valid landscape CloudEvent, and ids are stable across runs.
+Also: the connectors package imports neither Kafka nor SQL nor the hub."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connectors.base import ConnectorContext, RecordRejected
+from connectors.events import vastgelegd_event
+from connectors.ids import content_hash
+from connectors.kinds import KINDS
+from connectors.registry import create
+from schemas.envelope import validate_event
+from schemas.landscape import validate_landscape_event
+
+ROOT = Path(__file__).resolve().parents[2]
+FORBIDDEN = ("aiokafka", "kafka", "sqlalchemy", "psycopg", "hub", "fastapi")
+
+
+async def emitted(kind: str, directory: Path) -> list[dict[str, Any]]:
+    directory.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - a test fixture directory
+    config = KINDS[kind].sample_config(directory)
+    ctx = ConnectorContext(
+        organisatie="org-1", scope=f"contract-{kind}", work_dir=directory, file_roots=(directory,)
+    )
+    connector = create(kind, config, ctx)
+    events = []
+    async for batch in connector.fetch(None):
+        for record in batch.records:
+            try:
+                changes = connector.map(record)
+            except RecordRejected:
+                continue
+            for change in changes:
+                data = change.object.model_dump(mode="json")
+                event = vastgelegd_event(
+                    "urn:nld:oin:00000000000000000000:systeem:test",
+                    ctx.scope,
+                    change.object.objecttype,
+                    data,
+                    content_hash(data),
+                    0,
+                )
+                events.append(event.model_dump(mode="json"))
+    return events
+
+
+def test_kinds_are_registered() -> None:
+    assert {"csv", "excel", "ameff"} <= set(KINDS)
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+async def test_every_event_of_every_kind_is_a_valid_landscape_event(kind: str, tmp_path: Path) -> None:
+    events = await emitted(kind, tmp_path)
+
+    assert events, f"{kind}: the sample emitted no event"
+    for raw in events:
+        event = validate_event(raw)
+        assert validate_landscape_event(event) is not None
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+async def test_every_kind_emits_the_same_ids_on_a_second_run(kind: str, tmp_path: Path) -> None:
+    first = await emitted(kind, tmp_path / "one")
+    second = await emitted(kind, tmp_path / "two")
+
+    assert [e["id"] for e in first] == [e["id"] for e in second]
+    assert len({e["id"] for e in first}) == len(first)
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_every_kind_documents_its_config(kind: str) -> None:
+    cls = KINDS[kind]
+    assert cls.name == kind and cls.source and cls.__doc__
+    assert all(f.description for f in cls.config_model.model_fields.values())
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def test_connectors_import_neither_kafka_nor_sql_nor_the_hub() -> None:
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(m for m in imported_modules(path) if m.split(".")[0] in FORBIDDEN)
+        for path in (ROOT / "connectors").rglob("*.py")
+    }
+    assert {path: mods for path, mods in offenders.items() if mods} == {}
+
+
+def test_event_ids_are_uuid5_of_scope_object_content_and_generation() -> None:
+    import uuid
+
+    from connectors.ids import NAMESPACE, event_id
+
+    name = "\x1f".join(["scope", "gebruik", "g-é", "-", "3"])
+    assert event_id("scope", "gebruik", "g-é", None, 3) == str(uuid.uuid5(NAMESPACE, name))
+    assert event_id("scope", "gebruik", "g-é", None, 3) != event_id("scope", "gebruik", "g-é", None, 4)

@@ -1,0 +1,140 @@
+"""CSV and xlsx files: delimiter and BOM detection, spreadsheet row numbers, column rules."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from openpyxl import Workbook, load_workbook
+
+from connectors.base import RecordRejected, SourceRefused
+from connectors.landschap import Landschap
+from connectors.tabular.columns import header_index, list_fields, row_object
+from connectors.tabular.export import export_gebruik_csv, export_gebruik_xlsx, template_csv, template_xlsx
+from connectors.tabular.reader import cell_text, detect_delimiter, read_csv, read_xlsx
+from schemas.landscape import Gebruik
+
+
+def test_semicolons_are_detected_outside_quotes() -> None:
+    assert detect_delimiter("id;naam;type\r\n") == ";"
+    assert detect_delimiter('id,"naam;met;puntkomma",type\n') == ","
+
+
+def test_a_bom_and_semicolons_read_as_dutch_excel_writes_them(tmp_path: Path) -> None:
+    path = tmp_path / "g.csv"
+    path.write_bytes('\ufeffid;naam\r\na-1;Zaaksysteem\r\n\r\na-2;"DMS; archief"\r\n'.encode())
+
+    rows = list(read_csv(path))
+
+    assert rows == [(1, ["id", "naam"]), (2, ["a-1", "Zaaksysteem"]), (4, ["a-2", "DMS; archief"])]
+
+
+def test_a_file_that_is_not_utf8_is_refused_with_the_byte_offset(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("id,naam\na,Café\n".encode("latin-1"))
+
+    with pytest.raises(SourceRefused, match="not UTF-8"):
+        list(read_csv(path))
+
+
+def test_xlsx_reads_the_first_or_a_named_sheet_with_spreadsheet_row_numbers(tmp_path: Path) -> None:
+    book = Workbook()
+    first = book.active
+    assert first is not None
+    first.title = "eerste"
+    first.append(["id", "naam"])
+    first.append(["a-1", "Zaaksysteem"])
+    second = book.create_sheet("tweede")
+    second.append(["id", "versie"])
+    second.append([None, None])
+    second.append([42.0, dt.datetime(2026, 1, 31)])
+    path = tmp_path / "b.xlsx"
+    book.save(path)
+
+    assert list(read_xlsx(path)) == [(1, ["id", "naam"]), (2, ["a-1", "Zaaksysteem"])]
+    assert list(read_xlsx(path, "tweede")) == [(1, ["id", "versie"]), (3, ["42", "2026-01-31"])]
+    with pytest.raises(SourceRefused, match="no sheet 'derde'"):
+        list(read_xlsx(path, "derde"))
+
+
+def test_a_file_that_is_not_xlsx_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "x.xlsx"
+    path.write_text("id,naam\n")
+    with pytest.raises(SourceRefused, match="not an xlsx workbook"):
+        list(read_xlsx(path))
+
+
+def test_cells_become_text_as_a_person_typed_them() -> None:
+    assert cell_text(3.0) == "3" and cell_text(3.5) == "3.5" and cell_text(True) == "true"
+    assert cell_text(None) is None
+
+
+def test_unknown_and_missing_columns_are_refused_naming_them() -> None:
+    with pytest.raises(SourceRefused, match="kleur"):
+        header_index("applicatie", ["id", "naam", "kleur"])
+    with pytest.raises(SourceRefused, match=r"\['applicatie', 'status'\]"):
+        header_index("gebruik", ["id"])
+    with pytest.raises(SourceRefused, match="more than once"):
+        header_index("applicatie", ["id", "naam", "naam"])
+
+
+def test_a_row_becomes_an_object_with_list_fields_split_and_the_owner_filled_in() -> None:
+    index = header_index("gebruik", ["id", "applicatie", "status", "referentiecomponenten", "versie"])
+    obj = row_object(
+        "gebruik", index, list_fields("gebruik"), ["g-1", "a-1", "Gepland", "rc-2| rc-1 |", ""], "org-1"
+    )
+
+    assert obj == Gebruik(
+        id="g-1", afnemer="org-1", applicatie="a-1", status="Gepland", referentiecomponenten=["rc-1", "rc-2"]
+    )
+
+
+def test_every_bad_column_of_a_row_is_named() -> None:
+    index = header_index("koppeling", ["id", "applicatieA", "type", "richting"])
+    with pytest.raises(RecordRejected) as caught:
+        row_object("koppeling", index, list_fields("koppeling"), ["k-1", "a-1", "ftp", "AnaarC"], "org-1")
+
+    assert {column for column, _ in caught.value.problems} == {"type", "richting", "applicatieB"}
+
+
+def test_templates_carry_every_column_and_an_example(tmp_path: Path) -> None:
+    lines = template_csv("gebruik").decode("utf-8-sig").splitlines()
+    assert lines[0] == "id,afnemer,applicatie,status,versie,referentiecomponenten,interneAantekening"
+    assert "In productie" in lines[1]
+    path = tmp_path / "t.xlsx"
+    path.write_bytes(template_xlsx("applicatie"))
+    assert [c.value for c in next(load_workbook(path).active.iter_rows())] == [  # type: ignore[union-attr]
+        "id",
+        "naam",
+        "aanbieder",
+        "type",
+        "licentietype",
+        "referentiecomponenten",
+    ]
+
+
+def test_the_gebruik_export_reads_back_as_the_same_objects(tmp_path: Path) -> None:
+    gebruik = [
+        Gebruik(id="g-2", afnemer="org-1", applicatie="a-2", status="Uitgefaseerd"),
+        Gebruik(
+            id="g-1",
+            afnemer="org-1",
+            applicatie="a-1",
+            status="In productie",
+            versie="1.2",
+            referentiecomponenten=["rc-1", "rc-2"],
+            interneAantekening="eigen notitie, met komma",
+        ),
+    ]
+    landschap = Landschap("org-1", gebruik=gebruik)
+    for name, body, reader in (
+        ("g.csv", export_gebruik_csv(landschap), read_csv),
+        ("g.xlsx", export_gebruik_xlsx(landschap), read_xlsx),
+    ):
+        path = tmp_path / name
+        path.write_bytes(body)
+        rows = list(reader(path))
+        index = header_index("gebruik", rows[0][1])
+        back = [row_object("gebruik", index, list_fields("gebruik"), cells, "org-1") for _, cells in rows[1:]]
+        assert back == sorted(gebruik, key=lambda g: g.id), name
