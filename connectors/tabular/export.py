@@ -14,6 +14,8 @@ from connectors.tabular.columns import LIST_SEPARATOR, columns, example_row
 from schemas.landscape import LandscapeObject
 
 __all__ = [
+    "CSV_MEDIA_TYPE",
+    "XLSX_MEDIA_TYPE",
     "export_gebruik_csv",
     "export_gebruik_xlsx",
     "template_csv",
@@ -21,6 +23,10 @@ __all__ = [
     "write_csv",
     "write_xlsx",
 ]
+
+
+CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
+XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def _cells(objecttype: str, obj: LandscapeObject) -> list[str]:

@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
 from connectors.base import ConnectorContext
-from connectors.tabular.export import template_csv, template_xlsx
+from connectors.tabular.export import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE, template_csv, template_xlsx
 from hub.adapters.postgres.imports import ImportRecord, PostgresImportStore
 from hub.api.auth import ConnectorManager
 from hub.api.context import ApiContext, context
@@ -164,12 +164,9 @@ async def template(name: str, _: ConnectorManager) -> Response:
             404, "Not found", f"templates are <objecttype>.csv or .xlsx for {list(OBJECT_TYPES)}"
         )
     if ext == "csv":
-        body, media = template_csv(objecttype), "text/csv; charset=utf-8"
+        body, media = template_csv(objecttype), CSV_MEDIA_TYPE
     else:
-        body, media = (
-            template_xlsx(objecttype),
-            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        )
+        body, media = template_xlsx(objecttype), XLSX_MEDIA_TYPE
     return Response(body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 

@@ -7,13 +7,14 @@ that own them: a principal of the afnemer, or one with every organisation (the a
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from hub.api.auth import Principal, Right, require
 from hub.api.context import ApiContext, context
+from hub.api.landscape_export import FORMATS, export_landschap
 from hub.api.landscape_models import ITEM_MODELS, LandschapOut, page_model
 from hub.api.problems import ProblemError
 from hub.paging import BadCursor, decode_cursor, encode_cursor
@@ -123,12 +124,31 @@ for _objecttype in OBJECT_TYPES:
 @router.get(
     "/organisaties/{organisatie_id}/landschap",
     summary="One organisation's landscape: its gebruik with each applicatie resolved, and its koppelingen",
-    responses={200: {"model": LandschapOut}, 404: {"description": "nothing known of this organisatie"}},
+    description=(
+        "`format=json` (default) as below; `ameff`: an ArchiMate exchange file (valid against the "
+        "Open Group XSD) of its applicaties, gebruik and koppelingen; `csv` / `xlsx`: its gebruik "
+        "in the import columns, so the file imports back as it is."
+    ),
+    responses={
+        200: {
+            "model": LandschapOut,
+            "content": {media: {} for media, _, _ in FORMATS.values()},
+        },
+        404: {"description": "nothing known of this organisatie"},
+    },
 )
-async def get_landschap(organisatie_id: str, principal: Reader, ctx: Ctx) -> JSONResponse:
+async def get_landschap(
+    organisatie_id: str,
+    principal: Reader,
+    ctx: Ctx,
+    format: Literal["json", "ameff", "csv", "xlsx"] = "json",
+) -> Response:
     found = await ctx.landscape.landschap(organisatie_id)
     if found.organisatie is None and not found.gebruik and not found.koppelingen:
         raise ProblemError(404, "Not found", f"nothing is known of organisatie {organisatie_id!r}")
+    if format != "json":
+        private = principal.organisation is None or principal.organisation == organisatie_id
+        return await export_landschap(ctx.landscape, organisatie_id, found, format, private=private)
     return JSONResponse(
         {
             "organisatie": item_json(found.organisatie, principal) if found.organisatie else None,

@@ -18,7 +18,7 @@ from hub.adapters.postgres.tables import event_archive
 from hub.bootstrap import HubProcess
 from hub.settings import ConnectorSettings, Settings
 from tests.support.ameff import sample
-from tests.support.hub_api import eventually, subscribe
+from tests.support.hub_api import eventually, run_import, subscribe
 from tests.support.sink import WebhookSink
 
 pytestmark = pytest.mark.e2e
@@ -44,21 +44,9 @@ def gebruik_csv(n: int, bad: dict[int, str] | None = None) -> bytes:
 
 
 async def upload(client: httpx.AsyncClient, auth: dict[str, str], body: bytes, **form: str) -> dict[str, Any]:
-    fields = {"objecttype": "gebruik", "organisatie": ORG, **form}
-    response = await client.post(
-        "/api/v1/imports", data=fields, files={"file": ("gebruik.csv", body, "text/csv")}, headers=auth
+    return await run_import(
+        client, auth, body, "gebruik.csv", **{"objecttype": "gebruik", "organisatie": ORG, **form}
     )
-    assert response.status_code == 202, response.text
-    import_id = response.json()["id"]
-    final: dict[str, Any] = {}
-
-    async def finished() -> bool:
-        nonlocal final
-        final = (await client.get(f"/api/v1/imports/{import_id}", headers=auth)).json()
-        return final["status"] in ("done", "failed")
-
-    await eventually(finished, what="the import to finish")
-    return final
 
 
 async def archived(settings: Settings, event_type: str) -> int:
@@ -238,23 +226,7 @@ async def test_bad_connector_configs_are_refused_with_the_field(
 
 
 async def upload_ameff(client: httpx.AsyncClient, auth: dict[str, str], body: bytes) -> dict[str, Any]:
-    response = await client.post(
-        "/api/v1/imports",
-        data={"objecttype": "ameff", "organisatie": ORG},
-        files={"file": ("model.xml", body, "application/xml")},
-        headers=auth,
-    )
-    assert response.status_code == 202, response.text
-    import_id = response.json()["id"]
-    final: dict[str, Any] = {}
-
-    async def finished() -> bool:
-        nonlocal final
-        final = (await client.get(f"/api/v1/imports/{import_id}", headers=auth)).json()
-        return final["status"] in ("done", "failed")
-
-    await eventually(finished, what="the AMEFF import to finish")
-    return final
+    return await run_import(client, auth, body, "model.xml", objecttype="ameff", organisatie=ORG)
 
 
 async def test_an_architecture_tool_export_becomes_applicaties_gebruik_and_koppelingen(

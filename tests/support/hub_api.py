@@ -80,3 +80,22 @@ async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float = 2
     while not await check():
         assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what or 'condition'}"
         await asyncio.sleep(0.05)
+
+
+async def run_import(
+    client: httpx.AsyncClient, auth: dict[str, str], body: bytes, filename: str, **form: str
+) -> dict[str, Any]:
+    """Upload ``body`` to ``POST /api/v1/imports`` (202 expected) and wait until the import is
+    done or failed; returns its final status document."""
+    response = await client.post("/api/v1/imports", data=form, files={"file": (filename, body)}, headers=auth)
+    assert response.status_code == 202, response.text
+    import_id = response.json()["id"]
+    final: dict[str, Any] = {}
+
+    async def finished() -> bool:
+        nonlocal final
+        final = (await client.get(f"/api/v1/imports/{import_id}", headers=auth)).json()
+        return final["status"] in ("done", "failed")
+
+    await eventually(finished, what=f"the import of {filename} to finish")
+    return final
