@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import enum
 import socket
+import ssl
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
@@ -71,6 +72,9 @@ class DeliveryOutcome:
     response_excerpt: str = ""
     retry_after_s: float | None = None
     detail: str | None = None
+    #: Response headers and body: only filled by :meth:`WebhookSender.request` (handshake, tokens).
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
 
     @property
     def delivered(self) -> bool:
@@ -157,15 +161,19 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return max(0.0, (when - current).total_seconds())
 
 
-async def _read_excerpt(response: aiohttp.ClientResponse) -> str:
+async def _read_start(response: aiohttp.ClientResponse, limit: int) -> bytes:
     # Read only the start: a hostile or broken sink must not make us buffer megabytes.
     chunks = bytearray()
-    while len(chunks) < _EXCERPT_BYTES:
-        chunk = await response.content.read(_EXCERPT_BYTES - len(chunks))
+    while len(chunks) < limit:
+        chunk = await response.content.read(limit - len(chunks))
         if not chunk:
             break
         chunks += chunk
-    return bytes(chunks).decode("utf-8", errors="replace")[:EXCERPT_CHARS]
+    return bytes(chunks)
+
+
+def _excerpt(raw: bytes) -> str:
+    return raw[:_EXCERPT_BYTES].decode("utf-8", errors="replace")[:EXCERPT_CHARS]
 
 
 def _classify_status(status: int) -> tuple[Disposition, str | None]:
@@ -289,11 +297,36 @@ class WebhookSender:
         headers: Mapping[str, str],
         *,
         timeout_s: float | None = None,
+        proxy: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> DeliveryOutcome:
         """POST ``body`` to ``url`` once; redirects are not followed.
 
         Returns an outcome for every network or HTTP result; raises only when the
-        sender is not started (a programming error) or the task is cancelled.
+        sender is not started (a programming error) or the task is cancelled. ``proxy``
+        sends through an HTTP(S) proxy (its address passes the guard); ``ssl_context``
+        carries a client certificate for mutual TLS.
+        """
+        return await self.request(
+            "POST", url, body, headers, timeout_s=timeout_s, proxy=proxy, ssl_context=ssl_context
+        )
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        body: bytes | None,
+        headers: Mapping[str, str],
+        *,
+        timeout_s: float | None = None,
+        proxy: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        keep_body: int = 0,
+    ) -> DeliveryOutcome:
+        """Any one request through the guard (handshake OPTIONS, token POST, delivery).
+
+        ``keep_body`` > 0 keeps up to that many bytes of the response body and its headers
+        in the outcome.
         """
         if self._session is None:
             raise RuntimeError("WebhookSender is not started; use 'async with'")
@@ -308,13 +341,23 @@ class WebhookSender:
 
         timeout = self._timeout if timeout_s is None else aiohttp.ClientTimeout(total=timeout_s)
         try:
-            async with self._session.post(
-                target, data=body, headers=dict(headers), allow_redirects=False, timeout=timeout
+            async with self._session.request(
+                method,
+                target,
+                data=body,
+                headers=dict(headers),
+                allow_redirects=False,
+                timeout=timeout,
+                proxy=proxy,
+                ssl=ssl_context if ssl_context is not None else True,
             ) as response:
-                excerpt = await _read_excerpt(response)
+                raw = await _read_start(response, max(keep_body, _EXCERPT_BYTES))
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as e:
             return _failed(started, e)
-        return _answered(started, response, excerpt)
+        outcome = _answered(started, response, _excerpt(raw))
+        if keep_body:
+            outcome = replace(outcome, headers=dict(response.headers), body=raw[:keep_body])
+        return outcome
 
 
 def _elapsed_ms(started: float) -> float:
