@@ -60,7 +60,10 @@ class DeliverySettings(BaseSettings):
         description="Seconds between delivery attempts, comma-separated; its length = the number of retries.",
     )
     retry_jitter: float = Field(
-        default=DEFAULT_JITTER, ge=0, lt=1, description="Spread of each retry delay as a fraction (0.2 = ±20 %)."
+        default=DEFAULT_JITTER,
+        ge=0,
+        lt=1,
+        description="Spread of each retry delay as a fraction (0.2 = ±20 %).",
     )
     slow_down_seconds: float = Field(
         default=60.0, ge=0, description="Least wait before the next attempt after a 429 or a timeout."

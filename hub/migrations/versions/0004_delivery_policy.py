@@ -13,6 +13,8 @@ Create Date: 2026-11-22
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql as pg
@@ -24,7 +26,7 @@ depends_on = None
 
 _OPEN = sa.text("status IN ('pending', 'failed')")
 
-_SUBSCRIPTION_COLUMNS = [
+_SUBSCRIPTION_COLUMNS: list[sa.Column[Any]] = [
     sa.Column("retry_schedule", pg.JSONB()),
     sa.Column("ordering", sa.Text(), server_default="key", nullable=False),
     sa.Column("max_concurrency", sa.Integer()),
