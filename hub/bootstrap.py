@@ -23,6 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.adapters.kafka import KafkaEventLog, ensure_topics, make_consumer
+from hub.adapters.postgres.deliveries import PostgresDeliveryStore
 from hub.adapters.postgres.engine import create_engine
 from hub.adapters.postgres.outbox import OutboxListener, PostgresOutbox
 from hub.adapters.postgres.projection import PostgresProjectionStore
@@ -172,6 +173,7 @@ class HubProcess:
             network_policy=NetworkPolicy.parse(s.delivery.allow_networks),
             auth=TokenAuthenticator(token),
             readiness=self.readiness,
+            deliveries=PostgresDeliveryStore(self.engine),
         )
         config = uvicorn.Config(
             create_app(ctx),

@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hub.api import events, subscriptions
+from hub.api import deliveries, events, subscriptions
 from hub.api.context import ApiContext
 from hub.api.problems import (
     ProblemError,
@@ -60,6 +60,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.include_router(events.router)
     app.include_router(subscriptions.router)
+    app.include_router(deliveries.router)
 
     app.add_middleware(ApiVersionHeader)
 

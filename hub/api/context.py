@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from hub.adapters.postgres.deliveries import PostgresDeliveryStore
 from hub.adapters.postgres.subscriptions import PostgresSubscriptionStore
 from hub.api.auth import TokenAuthenticator
 from hub.ports import EventLog
@@ -23,6 +24,7 @@ class ApiContext:
     auth: TokenAuthenticator
     #: Name → "is it up?" for /readyz: the broker, the database and every role in this process.
     readiness: Callable[[], Awaitable[dict[str, bool]]]
+    deliveries: PostgresDeliveryStore | None = None
 
 
 def context(request: Request) -> ApiContext:

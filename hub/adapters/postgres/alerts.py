@@ -8,7 +8,8 @@ matching subscription, ``pg_notify``) inside the same transaction makes the aler
 durable as the state change, and subscribers receive it like any other event. The alert is
 not in the Kafka log, so a rebuild from Kafka does not see it; the archive does.
 
-Alerts about deliveries of alert events are not generated (no alert storms, no loops).
+Alerts about deliveries of alert events are not generated (no alert storms, no loops), and
+a subscription that selects nothing (no source, types or filters) does not receive alerts.
 """
 
 from __future__ import annotations
@@ -55,7 +56,13 @@ async def emit_alerts(conn: AsyncConnection, source_urn: str, alerts: Sequence[A
             select(subscriptions.c.id, subscriptions.c.source, subscriptions.c.types, subscriptions.c.filters)
         )
     )
-    matchable = [(r.id, r.source, r.types, parse_filters(r.filters or [])) for r in rows]
+    # A match-everything subscription (no source, types or filters) asked for the event flow,
+    # not for the hub's operational alerts: alerts go only to subscriptions that select them.
+    matchable = [
+        (r.id, r.source, r.types, parse_filters(r.filters or []))
+        for r in rows
+        if r.source or r.types or r.filters
+    ]
     queued = 0
     for alert in alerts:
         event = CloudEvent(
