@@ -34,7 +34,8 @@ async def test_a_forged_cursor_of_any_shape_is_a_400(
 async def test_a_forged_delivery_cursor_out_of_range_is_a_400(
     client: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
-    created = await client.post("/api/v1/subscriptions", json={"sink": "http://127.0.0.1:9/h", "validate": False}, headers=auth)
+    unreachable = {"sink": "http://127.0.0.1:9/h", "validate": False}
+    created = await client.post("/api/v1/subscriptions", json=unreachable, headers=auth)
     sub = created.json()["id"]
     forged = cursor(10**20, "00000000-0000-0000-0000-000000000000")
     response = await client.get(f"/api/v1/subscriptions/{sub}/deliveries?cursor={forged}", headers=auth)

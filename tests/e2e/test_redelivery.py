@@ -44,7 +44,8 @@ async def test_retrying_an_unknown_delivery_is_a_404(
 ) -> None:
     sub = await subscribe(client, auth, sink.url)
     response = await client.post(
-        f"/api/v1/subscriptions/{sub['id']}/deliveries/00000000-0000-0000-0000-000000000000/retry", headers=auth
+        f"/api/v1/subscriptions/{sub['id']}/deliveries/00000000-0000-0000-0000-000000000000/retry",
+        headers=auth,
     )
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
@@ -68,7 +69,9 @@ async def test_replay_redelivers_every_matching_event_of_the_window_and_counts_t
     assert sorted(ids) == sorted([e["id"] for e in matching] * 2)
     # A window in the future matches nothing.
     later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
-    response = await client.post(f"/api/v1/subscriptions/{sub['id']}/replay", json={"since": later}, headers=auth)
+    response = await client.post(
+        f"/api/v1/subscriptions/{sub['id']}/replay", json={"since": later}, headers=auth
+    )
     assert response.json()["count"] == 0
 
 

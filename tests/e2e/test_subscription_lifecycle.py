@@ -65,7 +65,8 @@ async def test_re_enabling_after_a_410_delivers_the_event_that_got_the_410_and_e
         first = event("key-1", 0)
         await publish(client, auth, first)
         await eventually(
-            lambda: _status_is(client, auth, sub["id"], "disabled"), what="the 410 to disable the subscription"
+            lambda: _status_is(client, auth, sub["id"], "disabled"),
+            what="the 410 to disable the subscription",
         )
         current = await status_of(client, auth, sub["id"])
         assert "410" in current["statusReason"]
@@ -106,7 +107,9 @@ async def test_a_subscription_failing_for_the_whole_period_is_disabled_keeps_its
         sub = await subscribe(client, auth, failing.url, types=["nl.softwarecatalogus.gebruik.gewijzigd.v1"])
         sent = event("key-1", 0)
         await publish(client, auth, sent)
-        await eventually(lambda: _status_is(client, auth, sub["id"], "disabled"), what="the subscription disabled")
+        await eventually(
+            lambda: _status_is(client, auth, sub["id"], "disabled"), what="the subscription disabled"
+        )
         current = await status_of(client, auth, sub["id"])
         assert "failed attempts" in current["statusReason"]
         [pending] = await deliveries(client, auth, sub["id"])
