@@ -83,7 +83,8 @@ async def test_with_ordering_key_a_failing_event_holds_back_its_own_key_only(
 async def test_with_ordering_none_a_failing_event_does_not_hold_back_later_ones(
     client: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
-    sink = await WebhookSink(responder=lambda n, r: 503 if r.json()["data"]["n"] == 0 and n == 1 else 204).start()
+    first_fails = lambda n, r: 503 if r.json()["data"]["n"] == 0 and n == 1 else 204  # noqa: E731
+    sink = await WebhookSink(responder=first_fails).start()
     try:
         sub = await subscribe(client, auth, sink.url, ordering="none", retrySchedule=[1.0])
         assert sub["ordering"] == "none"
