@@ -35,7 +35,7 @@ class TokenBucket:
 
     def available(self) -> int:
         self._refill()
-        return int(self._tokens + 1e-9)  # 0.4 s × 5/s is 1.999… in floating point
+        return int(self._tokens + 1e-9)  # 0.4 s at 5/s is 1.999... in floating point
 
     def take(self, n: int = 1) -> None:
         self._refill()

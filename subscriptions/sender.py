@@ -336,6 +336,12 @@ class WebhookSender:
         except (ValueError, TypeError) as e:
             return _refused(started, "invalid_url", str(e))
         refusal = self._refusal(target)
+        if refusal is None and proxy is not None:
+            # The proxy is what we connect to; aiohttp skips the resolver for its IP literals too.
+            try:
+                refusal = self._refusal(URL(proxy))
+            except (ValueError, TypeError) as e:
+                return _refused(started, "invalid_url", f"proxy: {e}")
         if refusal is not None:
             return _refused(started, *refusal)
 

@@ -79,7 +79,9 @@ def test_after_the_last_retry_the_delivery_is_dead() -> None:
 
 
 def test_a_manual_retry_restarts_the_schedule() -> None:
-    result = next_state(claimed(attempts=4, retry_base=4), outcome(500, "http_500"), POLICY, datetime.now(UTC))
+    result = next_state(
+        claimed(attempts=4, retry_base=4), outcome(500, "http_500"), POLICY, datetime.now(UTC)
+    )
     assert result.new_status == "failed" and result.attempt == 5
     assert wait_of(result.next_attempt_at) == pytest.approx(5, abs=0.5)
 
@@ -100,14 +102,17 @@ def test_a_410_keeps_the_delivery_open_and_disables_the_subscription() -> None:
 def test_jitter_from_a_seeded_generator_stays_within_twenty_percent() -> None:
     policy = RetryPolicy(RetrySchedule.of([100], jitter=0.2, rng=random.Random(3)))
     waits = [
-        wait_of(next_state(claimed(), outcome(500), policy, datetime.now(UTC)).next_attempt_at) for _ in range(50)
+        wait_of(next_state(claimed(), outcome(500), policy, datetime.now(UTC)).next_attempt_at)
+        for _ in range(50)
     ]
     assert all(79.5 <= w <= 120.5 for w in waits) and max(waits) - min(waits) > 10
 
 
 def test_structured_mode_is_the_event_as_json() -> None:
     body, headers = encode_structured({"id": "1", "data": {"a": 1}})
-    assert body == b'{"id":"1","data":{"a":1}}' and headers == {"content-type": "application/cloudevents+json"}
+    assert body == b'{"id":"1","data":{"a":1}}' and headers == {
+        "content-type": "application/cloudevents+json"
+    }
 
 
 def test_binary_mode_moves_attributes_to_headers_and_decodes_base64_data() -> None:
