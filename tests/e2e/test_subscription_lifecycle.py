@@ -124,3 +124,34 @@ async def test_a_subscription_failing_for_the_whole_period_is_disabled_keeps_its
         assert alerts["id"] != sub["id"]
     finally:
         await failing.stop()
+
+
+async def test_deleting_a_subscription_while_its_deliveries_are_in_flight_does_not_stop_the_dispatcher(
+    client: httpx.AsyncClient, auth: dict[str, str], hub: HubProcess
+) -> None:
+    arrived = asyncio.Event()
+    slow = WebhookSink(delay=1.5)  # answers 1.5 s after a request arrives
+    original = slow._handle
+
+    async def noting(request: Any) -> Any:
+        if request.method == "POST":
+            arrived.set()
+        return await original(request)
+
+    slow._handle = noting  # type: ignore[method-assign]  # before start(): the route binds it
+    await slow.start()
+    witness = await WebhookSink().start()
+    try:
+        sub = await subscribe(client, auth, slow.url)
+        await publish(client, auth, *(event(f"key-{n}", n) for n in range(5)))
+        await asyncio.wait_for(arrived.wait(), 20)  # attempts are in flight now
+        response = await client.delete(f"/api/v1/subscriptions/{sub['id']}", headers=auth)
+        assert response.status_code == 204
+        await asyncio.sleep(2.0)  # the in-flight attempts end and their outcomes are recorded
+        await subscribe(client, auth, witness.url)
+        await publish(client, auth, event("key-9", 9))
+        await witness.wait_for(1)
+        assert hub.dispatcher is not None and hub.dispatcher.running
+    finally:
+        await slow.stop()
+        await witness.stop()

@@ -83,6 +83,19 @@ def _attempt_row(r: AttemptResult) -> dict[str, Any]:
 async def record_outcomes(
     conn: AsyncConnection, results: Sequence[AttemptResult], *, source_urn: str, disable_after_seconds: float
 ) -> None:
+    # A delivery deleted meanwhile (its subscription was deleted) has nothing left to record;
+    # KEY SHARE keeps the others from being deleted until this transaction commits.
+    alive = set(
+        (
+            await conn.execute(
+                text("SELECT id FROM deliveries WHERE id = ANY(:ids) FOR KEY SHARE"),
+                {"ids": [r.delivery_id for r in results]},
+            )
+        ).scalars()
+    )
+    results = [r for r in results if r.delivery_id in alive]
+    if not results:
+        return
     await conn.execute(insert(delivery_attempts), [_attempt_row(r) for r in results])
     living = [r for r in results if r.new_status != "dead"]
     if living:
