@@ -143,9 +143,14 @@ class Dispatcher:
     async def run(self, stop: asyncio.Event) -> None:
         self.running = True
         in_flight: set[asyncio.Task[AttemptResult]] = set()
+        # Outcomes are recorded by one background transaction at a time; what finishes while it
+        # runs waits for the next one, so recording batches itself under load and never holds
+        # up claiming and sending.
+        unrecorded: list[AttemptResult] = []
+        recorder: asyncio.Task[None] | None = None
         stopper = asyncio.create_task(stop.wait())
         try:
-            while not (stop.is_set() and not in_flight):
+            while not (stop.is_set() and not in_flight and not unrecorded and recorder is None):
                 can_claim = not stop.is_set() and len(in_flight) <= self._concurrency // 2
                 claimed_full = False
                 if can_claim:
@@ -161,22 +166,28 @@ class Dispatcher:
                 done = {t for t in in_flight if t.done()}
                 if done:
                     in_flight -= done
-                    results = [t.result() for t in done]
-                    for r in results:
-                        self._flow.finished(r.subscription_id)
-                    await self._record(results)
+                    for t in done:
+                        unrecorded.append(t.result())
+                        self._flow.finished(unrecorded[-1].subscription_id)
+                if recorder is not None and recorder.done():
+                    await recorder  # re-raises what recording could not survive
+                    recorder = None
+                if unrecorded and recorder is None:
+                    recorder = asyncio.create_task(self._record(unrecorded))
+                    unrecorded = []
+                if done or claimed_full:
                     continue
-                if claimed_full:
-                    continue
-                # Wait only for what can change the next step: a finished attempt always; a
-                # NOTIFY or the stop signal only while they would lead somewhere (else: a spin).
+                # Wait only for what can change the next step: a finished attempt or recording
+                # always; a NOTIFY or the stop signal only while they would lead somewhere.
                 waiters: set[asyncio.Task[Any]] = set(in_flight)
+                if recorder is not None:
+                    waiters.add(recorder)
                 waker = asyncio.create_task(self._wakeup.wait()) if can_claim else None
                 if waker is not None:
                     waiters.add(waker)
                 if not stop.is_set():
                     waiters.add(stopper)
-                timeout = await self._idle_timeout() if not in_flight else None
+                timeout = await self._idle_timeout() if not waiters - {stopper} - {waker} else None
                 throttle = self._flow.wake_in()
                 if throttle is not None and can_claim:
                     timeout = max(0.005, throttle if timeout is None else min(timeout, throttle))
