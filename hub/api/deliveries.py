@@ -82,6 +82,31 @@ async def list_deliveries(
     return {"items": items, "next": next_url}
 
 
+@router.get(
+    "/{subscription_id}/deliveries/{delivery_id}/attempts",
+    summary="Every attempt of one delivery: time, status or error class, duration, response excerpt",
+)
+async def list_attempts(
+    subscription_id: uuid.UUID, delivery_id: uuid.UUID, _: SubscriptionManager, ctx: Ctx
+) -> dict[str, Any]:
+    try:
+        rows = await _store(ctx).attempts(subscription_id, delivery_id)
+    except NotFound as e:
+        raise _not_found(e) from e
+    items = [
+        {
+            "attempt": r["attempt"],
+            "startedAt": r["started_at"].isoformat(),
+            "durationMs": round(r["duration_ms"], 1),
+            "statusCode": r["status_code"],
+            "error": r["error"],
+            "responseExcerpt": r["response_excerpt"],
+        }
+        for r in rows
+    ]
+    return {"items": items}
+
+
 @router.post(
     "/{subscription_id}/deliveries/{delivery_id}/retry",
     status_code=202,

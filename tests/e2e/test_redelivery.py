@@ -33,6 +33,13 @@ async def test_a_dead_delivery_retried_by_an_operator_is_sent_again_and_delivere
         assert response.status_code == 202, response.text
         [done] = await wait_for_status(client, auth, sub["id"], "delivered")
         assert done["id"] == dead["id"] and done["attempts"] == ATTEMPTS + 1
+        log = await client.get(
+            f"/api/v1/subscriptions/{sub['id']}/deliveries/{dead['id']}/attempts", headers=auth
+        )
+        attempts = log.json()["items"]
+        assert [a["attempt"] for a in attempts] == list(range(1, ATTEMPTS + 2))
+        assert [a["statusCode"] for a in attempts] == [500] * ATTEMPTS + [204]
+        assert attempts[0]["error"] == "http_500" and attempts[0]["durationMs"] >= 0
         assert [r.json()["id"] for r in sink.delivered] == [sent["id"]]
         assert len({r.headers["webhook-id"] for r in sink.received}) == 1
     finally:

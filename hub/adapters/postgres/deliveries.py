@@ -97,6 +97,25 @@ class PostgresDeliveryStore:
                 await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL})
         return str(row.status)
 
+    async def attempts(self, subscription_id: uuid.UUID, delivery_id: uuid.UUID) -> list[dict[str, Any]]:
+        """The attempt log of one delivery, oldest first."""
+        query = text(
+            """
+            SELECT a.attempt, a.started_at, a.duration_ms, a.status_code, a.error, a.response_excerpt
+            FROM deliveries d LEFT JOIN delivery_attempts a ON a.delivery_id = d.id
+            WHERE d.id = :delivery AND d.subscription_id = :subscription
+            ORDER BY a.attempt, a.id
+            """
+        )
+        with translate_db_errors():
+            async with self._engine.connect() as conn:
+                rows = list(
+                    await conn.execute(query, {"delivery": delivery_id, "subscription": subscription_id})
+                )
+        if not rows:
+            raise NotFound(f"delivery {delivery_id} of subscription {subscription_id} does not exist")
+        return [dict(r._mapping) for r in rows if r.attempt is not None]
+
     async def replay(self, subscription_id: uuid.UUID, since: datetime, until: datetime | None) -> int:
         """Queue a new delivery for every archived event (archived in [since, until)) that matches."""
         count = 0
