@@ -3,9 +3,11 @@
 Claims run ``FOR UPDATE SKIP LOCKED`` with a lease, so several dispatchers share the outbox
 and a killed one's claims return to the pool when the lease ends (at-least-once). Per-key
 order comes from the claim itself: a delivery is due only when no earlier delivery for the
-same subscription and key is open. Up to ``concurrency`` attempts are in flight at once; a
-slow sink holds one slot, not a whole round. New work arrives by LISTEN/NOTIFY, retries by
-their due time, with a poll as the safety net.
+same subscription and key is open (unless the subscription chose ``ordering: none``). Up to
+``concurrency`` attempts are in flight at once; each subscription gets at most its own
+concurrency cap and rate (:mod:`subscriptions.flow`), so a slow or dead sink holds its own
+slots, never another subscription's. New work arrives by LISTEN/NOTIFY, retries by their due
+time, with a poll as the safety net.
 """
 
 from __future__ import annotations
