@@ -111,7 +111,13 @@ def next_state(
         event_id=claimed.event_id,
         event_type=str(claimed.event.get("type", "")),
         sink=claimed.sink,
+        archive_seq=claimed.archive_seq,
+        ordering_key=_ordering_key(claimed),
     )
+
+
+def _ordering_key(claimed: ClaimedDelivery) -> str | None:
+    return claimed.ordering_key if claimed.ordering == "key" else None
 
 
 class Dispatcher:

@@ -62,7 +62,7 @@ _CLAIM = text(
     SET next_attempt_at = now() + make_interval(secs => :lease)
     FROM due, event_archive a, subscriptions s
     WHERE d.id = due.id AND a.seq = d.archive_seq AND s.id = d.subscription_id
-    RETURNING d.id, d.subscription_id, d.attempts, d.retry_base, d.event_id, d.archive_seq,
+    RETURNING d.id, d.subscription_id, d.attempts, d.retry_base, d.event_id, d.archive_seq, d.ordering_key,
               a.event, s.sink, s.secret,
               CASE WHEN s.previous_secret_expires_at > now() THEN s.previous_secret END
                   AS previous_secret,
@@ -94,6 +94,7 @@ class ClaimedDelivery:
     secret: str
     headers: dict[str, str]
     retry_base: int = 0
+    ordering_key: str | None = None
     previous_secret: str | None = None
     retry_schedule: list[float] | None = None
     ordering: str = "key"

@@ -35,6 +35,8 @@ class AttemptResult:
     event_id: str = ""
     event_type: str = ""
     sink: str = ""
+    archive_seq: int = 0
+    ordering_key: str | None = None  # set when the subscription orders by key
 
 
 _DEAD = text(
@@ -43,6 +45,18 @@ _DEAD = text(
            last_error = :error, updated_at = now()
     WHERE id = :id AND attempts = :attempt - 1 AND status IN ('pending', 'failed')
     RETURNING id
+    """
+)
+# Later deliveries of a key whose head failed cannot go before it: move them out of the due
+# range until the head's next try, so claims do not walk past them again and again (a dead
+# sink with a deep backlog made every claim scan its whole queue).
+_HOLD_BACK = text(
+    """
+    UPDATE deliveries d SET next_attempt_at = v.next_at
+    FROM unnest(CAST(:subs AS uuid[]), CAST(:keys AS text[]), CAST(:seqs AS bigint[]),
+                CAST(:nexts AS timestamptz[])) AS v(sid, k, seq, next_at)
+    WHERE d.subscription_id = v.sid AND d.ordering_key = v.k AND d.archive_seq > v.seq
+      AND d.status IN ('pending', 'failed') AND d.next_attempt_at < v.next_at
     """
 )
 _HEALTHY = text(
@@ -128,6 +142,19 @@ async def record_outcomes(
                 }
                 for r in living
             ],
+        )
+    held = [
+        r for r in living if r.new_status == "failed" and r.ordering_key is not None and r.next_attempt_at
+    ]
+    if held:
+        await conn.execute(
+            _HOLD_BACK,
+            {
+                "subs": [r.subscription_id for r in held],
+                "keys": [r.ordering_key for r in held],
+                "seqs": [r.archive_seq for r in held],
+                "nexts": [r.next_attempt_at for r in held],
+            },
         )
     alerts: list[Alert] = []
     for r in results:
