@@ -107,7 +107,9 @@ class DeliverySettings(BaseSettings):
         description="CIDRs that sinks may resolve to although private/loopback (SSRF allow-list).",
     )
     timeout_seconds: float = Field(default=15.0, gt=0, description="Timeout of one delivery attempt.")
-    concurrency: int = Field(default=64, ge=1, description="Deliveries in flight per dispatcher process.")
+    concurrency: int = Field(
+        default=160, ge=1, description="Deliveries in flight per dispatcher process (all subscriptions)."
+    )
     batch_size: int = Field(default=200, ge=1, description="Outbox rows one dispatcher claims per round.")
     lease_seconds: float = Field(
         default=60.0,

@@ -130,7 +130,7 @@ class Dispatcher:
         policy: RetryPolicy,
         wakeup: asyncio.Event,
         *,
-        concurrency: int = 64,
+        concurrency: int = 160,
         concurrency_per_subscription: int = 16,
         batch_size: int = 200,
         lease_seconds: float = 60.0,

@@ -178,3 +178,36 @@ async def test_a_dead_delivery_raises_an_alert_event_to_the_subscribed_alert_end
         assert len(await deliveries(client, auth, sub["id"])) == 1
     finally:
         await failing.stop()
+
+
+async def test_retrying_a_failed_head_now_lets_the_later_events_of_its_key_follow_at_once(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    first_fails = {"left": 1}
+
+    def answer(n: int, got: Any) -> int:
+        if got.json()["data"]["n"] == 0 and first_fails["left"]:
+            first_fails["left"] -= 1
+            return 503
+        return 204
+
+    sink = await WebhookSink(responder=answer).start()
+    try:
+        # The next try would be in an hour: only the operator's retry can bring it earlier.
+        sub = await subscribe(client, auth, sink.url, retrySchedule=[3600])
+        head = event("key-1", 0)
+        await publish(client, auth, head)
+        [failed] = await wait_for_status(client, auth, sub["id"], "failed")
+        later = [event("key-1", 1), event("key-1", 2)]
+        await publish(client, auth, *later)
+        await wait_for_status(client, auth, sub["id"], "pending", count=2)
+        await asyncio.sleep(0.5)
+        assert sink.delivered == [], "a later event overtook the failed one"
+        response = await client.post(
+            f"/api/v1/subscriptions/{sub['id']}/deliveries/{failed['id']}/retry", headers=auth
+        )
+        assert response.status_code == 202
+        await sink.wait_for(3, timeout=10)
+        assert [r.json()["data"]["n"] for r in sink.delivered] == [0, 1, 2]
+    finally:
+        await sink.stop()

@@ -27,7 +27,15 @@ _RETRY = text(
     UPDATE deliveries
     SET status = 'pending', next_attempt_at = now(), retry_base = attempts, updated_at = now()
     WHERE id = :delivery AND subscription_id = :subscription
-    RETURNING id, status
+    RETURNING id, status, ordering_key, archive_seq
+    """
+)
+# What the failed head held back (outcomes.py) follows it now rather than at its old retry time.
+_RELEASE = text(
+    """
+    UPDATE deliveries SET next_attempt_at = now()
+    WHERE subscription_id = :subscription AND ordering_key = :key AND archive_seq > :seq
+      AND status IN ('pending', 'failed') AND next_attempt_at > now()
     """
 )
 
@@ -94,6 +102,11 @@ class PostgresDeliveryStore:
                 ).one_or_none()
                 if row is None:
                     raise NotFound(f"delivery {delivery_id} of subscription {subscription_id} does not exist")
+                if row.ordering_key is not None:
+                    await conn.execute(
+                        _RELEASE,
+                        {"subscription": subscription_id, "key": row.ordering_key, "seq": row.archive_seq},
+                    )
                 await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL})
         return str(row.status)
 
