@@ -125,17 +125,18 @@ class DeliveryClient:
         self._sender = sender
         self._proxy = proxy
         self.tokens = OAuth2Tokens(sender)
-        self._ssl: dict[tuple[str, str], ssl.SSLContext] = {}
+        self._ssl: dict[tuple[str | None, str | None, str | None], ssl.SSLContext] = {}
 
     def _egress(self, auth: Mapping[str, Any]) -> tuple[str | None, ssl.SSLContext | None]:
         proxy = auth.get("proxy") or self._proxy
-        cert = auth.get("client_certificate")
-        context = None
-        if cert:
-            key = (cert["certificate"], cert["private_key"])
-            context = self._ssl.get(key)
-            if context is None:
-                context = self._ssl[key] = client_ssl_context(*key)
+        cert = auth.get("client_certificate") or {}
+        ca = auth.get("ca_certificate")
+        if not cert and not ca:
+            return proxy, None
+        key = (cert.get("certificate"), cert.get("private_key"), ca)
+        context = self._ssl.get(key)
+        if context is None:
+            context = self._ssl[key] = client_ssl_context(key[0], key[1], ca_certificate=ca)
         return proxy, context
 
     async def deliver(

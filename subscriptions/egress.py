@@ -26,12 +26,22 @@ _TOKEN_BYTES = 64 * 1024
 _DEFAULT_EXPIRES_S = 3600.0
 
 
-def client_ssl_context(certificate: str, private_key: str) -> ssl.SSLContext:
-    """A verifying TLS client context that presents this PEM certificate and key.
+def client_ssl_context(
+    certificate: str | None = None, private_key: str | None = None, *, ca_certificate: str | None = None
+) -> ssl.SSLContext:
+    """A verifying TLS client context: presents this PEM certificate and key (mutual TLS) and
+    trusts ``ca_certificate`` (PEM) besides the system's CAs, for sinks under a private CA.
 
-    Raises ``ValueError`` when the pair does not load (bad PEM, key not matching).
+    Raises ``ValueError`` when the pair or the CA does not load (bad PEM, key not matching).
     """
     context = ssl.create_default_context()
+    if ca_certificate:
+        try:
+            context.load_verify_locations(cadata=ca_certificate)
+        except (ssl.SSLError, ValueError) as e:
+            raise ValueError("the CA certificate does not load as PEM") from e
+    if certificate is None or private_key is None:
+        return context
     # load_cert_chain reads files only; a private temp dir, removed right after loading.
     with tempfile.TemporaryDirectory(prefix="koppelhub-mtls-") as folder:
         cert_path, key_path = Path(folder) / "cert.pem", Path(folder) / "key.pem"

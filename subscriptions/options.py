@@ -97,7 +97,20 @@ class SinkAuth(_Strict):
 
     oauth2: OAuth2ClientCredentials | None = None
     client_certificate: ClientCertificate | None = Field(default=None, alias="clientCertificate")
+    ca_certificate: str | None = Field(
+        default=None,
+        alias="caCertificate",
+        max_length=65_536,
+        description="PEM CA certificate(s) to trust for the sink besides the system's (a private CA).",
+    )
     proxy: str | None = Field(default=None, description="HTTP(S) proxy, e.g. an FSC outway.")
+
+    @field_validator("ca_certificate")
+    @classmethod
+    def _pem_ca(cls, value: str | None) -> str | None:
+        if value is not None and "-----BEGIN CERTIFICATE-----" not in value:
+            raise ValueError("caCertificate must be PEM ('-----BEGIN CERTIFICATE-----')")
+        return value
 
     @field_validator("proxy")
     @classmethod
@@ -124,6 +137,8 @@ def public_auth(stored: dict[str, Any]) -> dict[str, Any]:
         }
     if stored.get("client_certificate"):
         out["clientCertificate"] = {"configured": True}
+    if stored.get("ca_certificate"):
+        out["caCertificate"] = stored["ca_certificate"]  # public by nature
     if stored.get("proxy"):
         out["proxy"] = redact_url(stored["proxy"])
     return out

@@ -65,14 +65,16 @@ def _auth_columns(options: DeliveryOptions) -> dict[str, Any]:
     if options.auth is None:
         return {}
     stored = options.auth.model_dump(exclude_none=True)
-    cert = stored.get("client_certificate")
-    if cert:
+    cert = stored.get("client_certificate") or {}
+    if cert or stored.get("ca_certificate"):
         try:
-            client_ssl_context(cert["certificate"], cert["private_key"])
+            client_ssl_context(
+                cert.get("certificate"), cert.get("private_key"), ca_certificate=stored.get("ca_certificate")
+            )
         except ValueError as e:
-            field = "auth.clientCertificate"
+            field = "auth.clientCertificate" if "client" in str(e) else "auth.caCertificate"
             raise ProblemError(
-                400, "Invalid client certificate", str(e), errors=[{"field": field, "message": str(e)}]
+                400, "Invalid certificate", str(e), errors=[{"field": field, "message": str(e)}]
             ) from e
     return stored
 

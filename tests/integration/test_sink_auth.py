@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import ssl
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -148,29 +149,73 @@ async def test_a_proxy_carries_the_delivery_and_its_address_passes_the_guard() -
     assert seen == [b"POST http://sink.internal.example/hook HTTP/1.1\r\n"]
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
-def test_a_client_certificate_loads_as_a_pair_and_garbage_is_refused(tmp_path: Path) -> None:
+def self_signed(folder: Path, name: str, *extra: str) -> tuple[str, str]:
+    """A self-signed certificate and key (PEM) made with the openssl command."""
+    key, cert = folder / f"{name}.key", folder / f"{name}.pem"
     subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=koppelhub",
-            "-days",
-            "1",
-            "-keyout",
-            str(tmp_path / "k.pem"),
-            "-out",
-            str(tmp_path / "c.pem"),
-        ],
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), *extra],
         check=True,
         capture_output=True,
-    )
-    cert, key = (tmp_path / "c.pem").read_text(), (tmp_path / "k.pem").read_text()
+    )  # fmt: skip
+    return cert.read_text(), key.read_text()
+
+
+needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+
+
+@needs_openssl
+def test_a_client_certificate_loads_as_a_pair_and_garbage_is_refused(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path, "koppelhub")
     assert client_ssl_context(cert, key) is not None
     with pytest.raises(ValueError, match="PEM pair"):
         client_ssl_context(cert, cert)
+    with pytest.raises(ValueError, match="CA certificate"):
+        client_ssl_context(
+            ca_certificate="-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----"
+        )
+
+
+@needs_openssl
+async def test_mutual_tls_presents_the_client_certificate_to_a_sink_under_a_private_ca(
+    tmp_path: Path,
+) -> None:
+    server_cert, _ = self_signed(tmp_path, "sink", "-addext", "subjectAltName=IP:127.0.0.1")
+    client_cert, client_key = self_signed(tmp_path, "koppelhub-client")
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(tmp_path / "sink.pem", tmp_path / "sink.key")
+    server_tls.verify_mode = ssl.CERT_REQUIRED
+    server_tls.load_verify_locations(cadata=client_cert)
+    peers: list[Any] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        peers.append(request.transport.get_extra_info("peercert") if request.transport else None)
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_tls)
+    await site.start()
+    url = f"https://127.0.0.1:{runner.addresses[0][1]}/hook"
+    try:
+        async with WebhookSender(LOOPBACK) as sender:
+            client = DeliveryClient(sender)
+            mtls = {
+                "ca_certificate": server_cert,
+                "client_certificate": {"certificate": client_cert, "private_key": client_key},
+            }
+            assert (
+                await client.deliver(DeliveryTarget(url, ["whsec_AAAA"], auth=mtls), EVENT, "m-1")
+            ).delivered
+            anonymous = await client.deliver(
+                DeliveryTarget(url, ["whsec_AAAA"], auth={"ca_certificate": server_cert}), EVENT, "m-2"
+            )
+            untrusted = await client.deliver(DeliveryTarget(url, ["whsec_AAAA"]), EVENT, "m-3")
+    finally:
+        await runner.cleanup()
+    assert not anonymous.delivered and not untrusted.delivered
+    assert untrusted.error == "tls_error"
+    [peer] = peers
+    assert ("commonName", "koppelhub-client") in [pair for rdn in peer["subject"] for pair in rdn]
