@@ -211,3 +211,20 @@ async def test_retrying_a_failed_head_now_lets_the_later_events_of_its_key_follo
         assert [r.json()["data"]["n"] for r in sink.delivered] == [0, 1, 2]
     finally:
         await sink.stop()
+
+
+async def test_no_alert_is_raised_about_the_delivery_of_an_alert(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    broken = await WebhookSink(responder=lambda n, r: 500).start()
+    try:
+        # The alerting endpoint itself is broken: its alert deliveries go dead too.
+        alerting = await subscribe(client, auth, broken.url, types=["nl.koppelhub.delivery.dead.v1"])
+        events = await subscribe(client, auth, broken.url, source=SOURCE)
+        await publish(client, auth, event())
+        await wait_for_status(client, auth, events["id"], "dead")
+        [dead_alert] = await wait_for_status(client, auth, alerting["id"], "dead")
+        await asyncio.sleep(1.5)  # an alert about that dead alert would be queued by now
+        assert [d["id"] for d in await deliveries(client, auth, alerting["id"])] == [dead_alert["id"]]
+    finally:
+        await broken.stop()
