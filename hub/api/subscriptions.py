@@ -112,7 +112,6 @@ async def create_subscription(
 _DIRECT = (
     "source",
     "types",
-    "config",
     "retry_schedule",
     "ordering",
     "max_concurrency",
@@ -131,6 +130,8 @@ async def update_subscription(
 ) -> dict[str, Any]:
     given = body.given()
     changes: dict[str, Any] = {name: getattr(body, name) for name in _DIRECT if name in given}
+    if "config" in given:
+        changes["config"] = dict(body.config or {})
     if "filters" in given:
         changes["filters"] = dump_filters(body.filters or [])
     if "protocolsettings" in given:

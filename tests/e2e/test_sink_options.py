@@ -182,3 +182,40 @@ async def test_sink_auth_secrets_are_write_only(
         assert secret not in text and "proxy-password" not in text
         assert shown["auth"]["oauth2"]["clientId"] == "hub"
         assert shown["auth"]["proxy"] == "http://user:***@127.0.0.1:3128"
+
+
+async def test_patch_changes_filters_and_options_and_null_returns_an_option_to_the_default(
+    client: httpx.AsyncClient, auth: dict[str, str], sink: WebhookSink
+) -> None:
+    sub = await subscribe(client, auth, sink.url, retrySchedule=[1, 2], maxRate=10)
+    url = f"/api/v1/subscriptions/{sub['id']}"
+    changed = await client.patch(
+        url,
+        json={
+            "filters": [{"prefix": {"subject": "app-"}}],
+            "protocolsettings": {"headers": {"X-Tenant": "b"}},
+            "retrySchedule": None,
+            "maxRate": None,
+            "config": None,
+            "ordering": "none",
+        },
+        headers=auth,
+    )
+    assert changed.status_code == 200, changed.text
+    body = changed.json()
+    assert body["filters"] == [{"prefix": {"subject": "app-"}}]
+    assert body["protocolsettings"]["headers"] == {"X-Tenant": "b"}
+    assert (body["retrySchedule"], body["maxRate"], body["config"], body["ordering"]) == (
+        None,
+        None,
+        {},
+        "none",
+    )
+    # The new filter applies to what is published next.
+    await publish(client, auth, event("other-1", 1), event("app-1", 2))
+    [got] = await sink.wait_for(1)
+    assert got.json()["subject"] == "app-1" and lower(got.headers)["x-tenant"] == "b"
+    missing = await client.patch(
+        "/api/v1/subscriptions/00000000-0000-0000-0000-000000000000", json={"enabled": False}, headers=auth
+    )
+    assert missing.status_code == 404
