@@ -24,21 +24,25 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.adapters.kafka import KafkaEventLog, ensure_topics, make_consumer
 from hub.adapters.postgres.connectors import PostgresConnectorStore
+from hub.adapters.postgres.deliveries import PostgresDeliveryStore
 from hub.adapters.postgres.engine import create_engine
 from hub.adapters.postgres.fingerprints import PostgresFingerprintStore
 from hub.adapters.postgres.imports import PostgresImportStore
 from hub.adapters.postgres.landscape import PostgresLandscapeStore
 from hub.adapters.postgres.outbox import OutboxListener, PostgresOutbox
 from hub.adapters.postgres.projection import PostgresProjectionStore
+from hub.adapters.postgres.retention import PostgresRetention
 from hub.adapters.postgres.subscriptions import PostgresSubscriptionStore
 from hub.api.app import create_app
 from hub.api.auth import TokenAuthenticator
 from hub.api.context import ApiContext
 from hub.services.connectors import ConnectorRunner
-from hub.services.dispatcher import Dispatcher
+from hub.services.dispatcher import Dispatcher, RetryPolicy
 from hub.services.landscape import DerivedEvents
 from hub.services.projector import Projector
+from hub.services.retention import run_retention
 from hub.settings import Settings
+from subscriptions.delivery import DeliveryClient
 from subscriptions.retry import RetrySchedule
 from subscriptions.sender import WebhookSender
 from subscriptions.ssrf import NetworkPolicy
@@ -138,17 +142,39 @@ class HubProcess:
         )
         await sender.__aenter__()
         self._closers.append(lambda: sender.__aexit__(None, None, None))
+        outbox = PostgresOutbox(
+            self.engine,
+            source_urn=self.settings.source_urn,
+            disable_after_seconds=d.disable_after_seconds,
+            default_concurrency=d.max_concurrency_per_subscription,
+        )
+        policy = RetryPolicy(
+            RetrySchedule.of(d.retry_schedule, jitter=d.retry_jitter),
+            slow_down_s=d.slow_down_seconds,
+            retry_after_max_s=d.retry_after_max_seconds,
+        )
         self.dispatcher = Dispatcher(
-            PostgresOutbox(self.engine),
-            sender,
-            RetrySchedule.of(d.retry_schedule),
+            outbox,
+            DeliveryClient(sender, proxy=d.proxy),
+            policy,
             listener.wakeup,
             concurrency=d.concurrency,
+            concurrency_per_subscription=d.max_concurrency_per_subscription,
             batch_size=d.batch_size,
             lease_seconds=d.lease_seconds,
             poll_seconds=d.poll_seconds,
         )
         self._spawn("dispatcher", self.dispatcher.run(self._stop_work))
+        self._spawn(
+            "retention",
+            run_retention(
+                PostgresRetention(self.engine),
+                self._stop_work,
+                interval_seconds=d.cleanup_interval_seconds,
+                attempt_days=d.attempt_retention_days,
+                archive_days=d.archive_retention_days,
+            ),
+        )
 
     def _connector_runner(self) -> ConnectorRunner:
         assert self.engine is not None and self.event_log is not None
@@ -178,6 +204,7 @@ class HubProcess:
             connectors=PostgresConnectorStore(self.engine),
             imports=PostgresImportStore(self.engine),
             wake_connectors=self.connector_runner.wake if self.connector_runner else None,
+            deliveries=PostgresDeliveryStore(self.engine),
         )
         config = uvicorn.Config(
             create_app(ctx),

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from subscriptions.retry import DEFAULT_RETRY_SCHEDULE
+from subscriptions.retry import DEFAULT_JITTER, DEFAULT_RETRY_SCHEDULE
 
 _ONE_MIB = 1_048_576
 
@@ -59,12 +59,57 @@ class DeliverySettings(BaseSettings):
         default_factory=lambda: list(DEFAULT_RETRY_SCHEDULE.delays),
         description="Seconds between delivery attempts, comma-separated; its length = the number of retries.",
     )
+    retry_jitter: float = Field(
+        default=DEFAULT_JITTER,
+        ge=0,
+        lt=1,
+        description="Spread of each retry delay as a fraction (0.2 = ±20 %).",
+    )
+    slow_down_seconds: float = Field(
+        default=60.0, ge=0, description="Least wait before the next attempt after a 429 or a timeout."
+    )
+    retry_after_max_seconds: float = Field(
+        default=86_400.0, gt=0, description="Longest Retry-After (429/503) that is honoured."
+    )
+    disable_after_seconds: float = Field(
+        default=5 * 86_400.0,
+        gt=0,
+        description="A subscription with nothing but failed attempts for this long is disabled.",
+    )
+    secret_grace_seconds: float = Field(
+        default=86_400.0, ge=0, description="After a secret rotation, how long the old secret also signs."
+    )
+    max_concurrency_per_subscription: int = Field(
+        default=16, ge=1, description="Default cap on one subscription's deliveries in flight per dispatcher."
+    )
+    request_origin: str = Field(
+        default="koppelhub.local",
+        min_length=1,
+        description="WebHook-Request-Origin sent in the CloudEvents webhook handshake (OPTIONS).",
+    )
+    handshake_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="Timeout of the handshake and of a test delivery."
+    )
+    proxy: str | None = Field(
+        default=None, description="HTTP(S) proxy for every delivery unless a subscription sets its own."
+    )
+    attempt_retention_days: float = Field(
+        default=30.0, gt=0, description="How long finished deliveries and their attempt log are kept."
+    )
+    archive_retention_days: float = Field(
+        default=30.0, gt=0, description="How long archived events no open or dead delivery needs are kept."
+    )
+    cleanup_interval_seconds: float = Field(
+        default=3600.0, gt=0, description="How often the dispatcher runs the retention cleanup."
+    )
     allow_networks: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="CIDRs that sinks may resolve to although private/loopback (SSRF allow-list).",
     )
     timeout_seconds: float = Field(default=15.0, gt=0, description="Timeout of one delivery attempt.")
-    concurrency: int = Field(default=64, ge=1, description="Deliveries in flight per dispatcher process.")
+    concurrency: int = Field(
+        default=160, ge=1, description="Deliveries in flight per dispatcher process (all subscriptions)."
+    )
     batch_size: int = Field(default=200, ge=1, description="Outbox rows one dispatcher claims per round.")
     lease_seconds: float = Field(
         default=60.0,

@@ -1,7 +1,10 @@
-"""Subscriptions: filters, matching, signing, retry policy, SSRF guard and the sender.
+"""Subscriptions: filters, matching, signing, retry policy, flow control, delivery options,
+SSRF guard and the sender.
 
-Pure (pydantic + stdlib) except :mod:`subscriptions.sender`, the HTTP client; nothing
-here imports ``hub``, Kafka or SQLAlchemy.
+Pure (pydantic + stdlib) except the HTTP side: :mod:`subscriptions.sender` (the guarded
+client), :mod:`subscriptions.delivery` (content modes, signatures, handshake, sink auth on the
+wire) and :mod:`subscriptions.egress` (mTLS contexts, OAuth2 tokens). Nothing here imports
+``hub``, Kafka or SQLAlchemy.
 """
 
 from subscriptions.filters import (

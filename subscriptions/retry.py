@@ -13,7 +13,7 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-__all__ = ["DEFAULT_RETRY_SCHEDULE", "RetrySchedule"]
+__all__ = ["DEFAULT_JITTER", "DEFAULT_RETRY_SCHEDULE", "RetrySchedule"]
 
 
 def _check_delay(value: float, position: int) -> float:
@@ -94,13 +94,22 @@ class RetrySchedule:
         """Sum of the (unjittered) delays: how long a delivery can stay undelivered."""
         return sum(self.delays)
 
-    def next_delay(self, attempts_made: int, *, retry_after_s: float | None = None) -> float | None:
+    def next_delay(
+        self,
+        attempts_made: int,
+        *,
+        retry_after_s: float | None = None,
+        floor_s: float = 0.0,
+        retry_after_max_s: float | None = None,
+    ) -> float | None:
         """Seconds to wait before the next attempt, or ``None`` when none is left (dead).
 
         ``attempts_made`` counts attempts already made, the failed one included (1 after
         the first failure). ``retry_after_s``, from a 429/503 ``Retry-After``, raises the
-        delay to at least that much, but never beyond the longest delay of the schedule
-        so a receiver cannot park a delivery indefinitely; it never adds attempts.
+        delay to at least that much, but never beyond ``retry_after_max_s`` (default: the
+        longest delay of the schedule) so a receiver cannot park a delivery indefinitely.
+        ``floor_s`` is a minimum wait (after a 429 or a timeout the sink is struggling, so
+        the next try waits at least that long). Neither adds attempts.
         """
         if attempts_made < 1:
             raise ValueError(f"attempts_made must be >= 1, got {attempts_made}")
@@ -110,15 +119,26 @@ class RetrySchedule:
         if self.jitter:
             rng = self.rng if self.rng is not None else _RNG
             delay *= 1.0 + rng.uniform(-self.jitter, self.jitter)
+        if floor_s > 0 and math.isfinite(floor_s):
+            delay = max(delay, floor_s)
         if retry_after_s is not None and math.isfinite(retry_after_s):
-            delay = max(delay, min(retry_after_s, max(self.delays)))
+            cap = max(self.delays) if retry_after_max_s is None else retry_after_max_s
+            delay = max(delay, min(retry_after_s, cap))
         return max(delay, 0.0)
+
+    def with_delays(self, delays: Iterable[float]) -> RetrySchedule:
+        """The same jitter and generator with other delays (a subscription's own schedule)."""
+        return RetrySchedule(tuple(delays), jitter=self.jitter, rng=self.rng)
 
 
 # Jitter needs spread, not unpredictability, so the non-cryptographic generator is right.
 _RNG = random.Random()  # noqa: S311
 
+DEFAULT_JITTER = 0.2
+
 DEFAULT_RETRY_SCHEDULE = RetrySchedule(
-    (5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0, 10800.0, 21600.0, 43200.0)
+    (5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0, 10800.0, 21600.0, 43200.0, 86400.0),
+    jitter=DEFAULT_JITTER,
 )
-"""Ten attempts over about 22.7 hours (5 s, 30 s, 2 m, 10 m, 30 m, 1 h, 3 h, 6 h, 12 h)."""
+"""Eleven attempts over about 46.7 hours (5 s, 30 s, 2 m, 10 m, 30 m, 1 h, 3 h, 6 h, 12 h, 24 h),
+each delay spread ±20 %."""

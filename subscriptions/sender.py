@@ -12,13 +12,11 @@ checks those itself before sending.
 
 from __future__ import annotations
 
-import enum
 import socket
+import ssl
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Self
 
@@ -27,6 +25,13 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
+from subscriptions.answers import (
+    BlockedAddressError,
+    Disposition,
+    classify_exception,
+    classify_status,
+    parse_retry_after,
+)
 from subscriptions.ssrf import NetworkPolicy, SinkRefused, ip_literal
 
 __all__ = [
@@ -43,15 +48,6 @@ EXCERPT_CHARS = 512
 # Enough bytes for EXCERPT_CHARS characters of UTF-8; the rest of a body is not read.
 _EXCERPT_BYTES = EXCERPT_CHARS * 4
 _USER_AGENT = "Koppelhub-Webhooks/1.0"
-
-
-class Disposition(enum.StrEnum):
-    """What the dispatcher should do after an attempt."""
-
-    DELIVERED = "delivered"  # any 2xx
-    GONE = "gone"  # 410: the subscriber asks us to stop; disable the subscription
-    RETRY = "retry"  # anything else: schedule the next attempt
-    REFUSED = "refused"  # SSRF guard or an unusable URL: nothing was sent
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,23 +67,14 @@ class DeliveryOutcome:
     response_excerpt: str = ""
     retry_after_s: float | None = None
     detail: str | None = None
+    #: Response headers and body: only filled by :meth:`WebhookSender.request` (handshake, tokens).
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
 
     @property
     def delivered(self) -> bool:
         """True for a 2xx answer."""
         return self.disposition is Disposition.DELIVERED
-
-
-class BlockedAddressError(OSError):
-    """Raised by :class:`GuardedResolver` when every address of a host is blocked.
-
-    An ``OSError`` so aiohttp reports it like any other resolution failure
-    (``ClientConnectorDNSError``) and the sender can tell it apart by its cause.
-    """
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class GuardedResolver(AbstractResolver):
@@ -135,66 +122,19 @@ class GuardedResolver(AbstractResolver):
             await self._inner.close()
 
 
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds from a ``Retry-After`` value (delay-seconds or HTTP-date), else ``None``.
-
-    A date in the past gives 0; an unparsable value is ignored rather than trusted.
-    """
-    if value is None:
-        return None
-    text = value.strip()
-    if not text:
-        return None
-    if text.isdigit():
-        return float(int(text))
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    current = now if now is not None else datetime.now(UTC)
-    return max(0.0, (when - current).total_seconds())
-
-
-async def _read_excerpt(response: aiohttp.ClientResponse) -> str:
+async def _read_start(response: aiohttp.ClientResponse, limit: int) -> bytes:
     # Read only the start: a hostile or broken sink must not make us buffer megabytes.
     chunks = bytearray()
-    while len(chunks) < _EXCERPT_BYTES:
-        chunk = await response.content.read(_EXCERPT_BYTES - len(chunks))
+    while len(chunks) < limit:
+        chunk = await response.content.read(limit - len(chunks))
         if not chunk:
             break
         chunks += chunk
-    return bytes(chunks).decode("utf-8", errors="replace")[:EXCERPT_CHARS]
+    return bytes(chunks)
 
 
-def _classify_status(status: int) -> tuple[Disposition, str | None]:
-    if 200 <= status < 300:
-        return Disposition.DELIVERED, None
-    if status == 410:
-        return Disposition.GONE, "http_410"
-    return Disposition.RETRY, f"http_{status}"
-
-
-def _classify_exception(exc: BaseException) -> tuple[Disposition, str]:
-    """Map an aiohttp/OS exception to a disposition and an error class."""
-    if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        if isinstance(exc.os_error, BlockedAddressError):
-            return Disposition.REFUSED, "ssrf_refused"
-        return Disposition.RETRY, "dns_error"
-    if isinstance(exc, TimeoutError):  # includes aiohttp's Server/ConnectionTimeoutError
-        return Disposition.RETRY, "timeout"
-    if isinstance(exc, aiohttp.ClientSSLError):
-        return Disposition.RETRY, "tls_error"
-    if isinstance(exc, aiohttp.InvalidURL):
-        return Disposition.REFUSED, "invalid_url"
-    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ClientResponseError):
-        return Disposition.RETRY, "protocol_error"
-    if isinstance(exc, aiohttp.ClientConnectionError | OSError):
-        return Disposition.RETRY, "connection_error"
-    if isinstance(exc, ValueError):  # e.g. a header value aiohttp will not send
-        return Disposition.REFUSED, "invalid_request"
-    return Disposition.RETRY, "client_error"
+def _excerpt(raw: bytes) -> str:
+    return raw[:_EXCERPT_BYTES].decode("utf-8", errors="replace")[:EXCERPT_CHARS]
 
 
 class WebhookSender:
@@ -289,11 +229,36 @@ class WebhookSender:
         headers: Mapping[str, str],
         *,
         timeout_s: float | None = None,
+        proxy: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> DeliveryOutcome:
         """POST ``body`` to ``url`` once; redirects are not followed.
 
         Returns an outcome for every network or HTTP result; raises only when the
-        sender is not started (a programming error) or the task is cancelled.
+        sender is not started (a programming error) or the task is cancelled. ``proxy``
+        sends through an HTTP(S) proxy (its address passes the guard); ``ssl_context``
+        carries a client certificate for mutual TLS.
+        """
+        return await self.request(
+            "POST", url, body, headers, timeout_s=timeout_s, proxy=proxy, ssl_context=ssl_context
+        )
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        body: bytes | None,
+        headers: Mapping[str, str],
+        *,
+        timeout_s: float | None = None,
+        proxy: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        keep_body: int = 0,
+    ) -> DeliveryOutcome:
+        """Any one request through the guard (handshake OPTIONS, token POST, delivery).
+
+        ``keep_body`` > 0 keeps up to that many bytes of the response body and its headers
+        in the outcome.
         """
         if self._session is None:
             raise RuntimeError("WebhookSender is not started; use 'async with'")
@@ -303,18 +268,34 @@ class WebhookSender:
         except (ValueError, TypeError) as e:
             return _refused(started, "invalid_url", str(e))
         refusal = self._refusal(target)
+        if refusal is None and proxy is not None:
+            # The proxy is what we connect to; aiohttp skips the resolver for its IP literals too.
+            try:
+                refusal = self._refusal(URL(proxy))
+            except (ValueError, TypeError) as e:
+                return _refused(started, "invalid_url", f"proxy: {e}")
         if refusal is not None:
             return _refused(started, *refusal)
 
         timeout = self._timeout if timeout_s is None else aiohttp.ClientTimeout(total=timeout_s)
         try:
-            async with self._session.post(
-                target, data=body, headers=dict(headers), allow_redirects=False, timeout=timeout
+            async with self._session.request(
+                method,
+                target,
+                data=body,
+                headers=dict(headers),
+                allow_redirects=False,
+                timeout=timeout,
+                proxy=proxy,
+                ssl=ssl_context if ssl_context is not None else True,
             ) as response:
-                excerpt = await _read_excerpt(response)
+                raw = await _read_start(response, max(keep_body, _EXCERPT_BYTES))
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as e:
             return _failed(started, e)
-        return _answered(started, response, excerpt)
+        outcome = _answered(started, response, _excerpt(raw))
+        if keep_body:
+            outcome = replace(outcome, headers=dict(response.headers), body=raw[:keep_body])
+        return outcome
 
 
 def _elapsed_ms(started: float) -> float:
@@ -332,7 +313,7 @@ def _refused(started: float, error: str, detail: str) -> DeliveryOutcome:
 
 
 def _failed(started: float, exc: BaseException) -> DeliveryOutcome:
-    disposition, error = _classify_exception(exc)
+    disposition, error = classify_exception(exc)
     detail = str(exc) or type(exc).__name__
     if isinstance(exc, aiohttp.ClientConnectorDNSError) and isinstance(
         exc.os_error, BlockedAddressError
@@ -349,7 +330,7 @@ def _failed(started: float, exc: BaseException) -> DeliveryOutcome:
 
 def _answered(started: float, response: aiohttp.ClientResponse, excerpt: str) -> DeliveryOutcome:
     status = response.status
-    disposition, error = _classify_status(status)
+    disposition, error = classify_status(status)
     detail = None
     if 300 <= status < 400:
         location = response.headers.get("Location")

@@ -109,6 +109,7 @@ def settings(tmp_path: Path, infra: Infrastructure, database_url: str) -> Settin
             allow_networks=["127.0.0.0/8"],
             timeout_seconds=5,
             poll_seconds=0.5,
+            slow_down_seconds=0.3,
         ),
     )
 

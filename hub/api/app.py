@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hub.api import connectors, events, imports, landscape, subscriptions
+from hub.api import connectors, deliveries, events, imports, landscape, subscriptions
 from hub.api.context import ApiContext
 from hub.api.problems import (
     ProblemError,
@@ -63,6 +63,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(landscape.router)
     app.include_router(connectors.router)
     app.include_router(imports.router)
+    app.include_router(deliveries.router)
 
     app.add_middleware(ApiVersionHeader)
 

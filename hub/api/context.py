@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from hub.adapters.postgres.connectors import PostgresConnectorStore
+from hub.adapters.postgres.deliveries import PostgresDeliveryStore
 from hub.adapters.postgres.imports import PostgresImportStore
 from hub.adapters.postgres.subscriptions import PostgresSubscriptionStore
 from hub.api.auth import TokenAuthenticator
@@ -30,6 +31,7 @@ class ApiContext:
     imports: PostgresImportStore | None = None
     #: Tells a connectors role in this process that work is due now (None: another process polls).
     wake_connectors: Callable[[], None] | None = None
+    deliveries: PostgresDeliveryStore | None = None
 
 
 def context(request: Request) -> ApiContext:

@@ -3,29 +3,32 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from hub.adapters.postgres.subscriptions import SubscriptionDetails
 from hub.api.auth import SubscriptionManager
 from hub.api.context import ApiContext, context
 from hub.api.problems import ProblemError
+from hub.api.sinks import check_reachable, send_test_event
 from hub.errors import NotFound
 from hub.paging import BadCursor
-from hub.ports import SubscriptionRecord
+from subscriptions.egress import client_ssl_context
 from subscriptions.filters import dump_filters
-from subscriptions.model import SubscriptionCreate
+from subscriptions.options import DeliveryOptions, NewSubscription, SubscriptionUpdate, public_auth
 from subscriptions.signing import generate_secret
-from subscriptions.ssrf import SinkRefused, check_sink
 
 router = APIRouter(prefix="/api/v1/subscriptions", tags=["subscriptions"])
 
 Ctx = Annotated[ApiContext, Depends(context)]
-DeliveryStatus = Literal["pending", "delivered", "failed", "dead"]
+Validate = Annotated[
+    bool | None, Query(description="false: subscribe even when the sink cannot be reached now")
+]
 
 
-def subscription_json(s: SubscriptionRecord) -> dict[str, Any]:
+def subscription_json(s: SubscriptionDetails) -> dict[str, Any]:
     return {
         "id": str(s.id),
         "sink": s.sink,
@@ -37,6 +40,17 @@ def subscription_json(s: SubscriptionRecord) -> dict[str, Any]:
         "config": s.config,
         "status": s.status,
         "statusReason": s.status_reason,
+        "enabled": s.status == "active",
+        "retrySchedule": s.retry_schedule,
+        "ordering": s.ordering,
+        "maxConcurrency": s.max_concurrency,
+        "maxRate": s.max_rate,
+        "contentMode": s.content_mode,
+        "auth": public_auth(dict(s.auth)),
+        "handshake": {"status": s.handshake, "allowedRate": s.allowed_rate},
+        "previousSecretExpiresAt": s.previous_secret_expires_at.isoformat()
+        if s.previous_secret_expires_at
+        else None,
         "createdAt": s.created_at.isoformat(),
         "updatedAt": s.updated_at.isoformat(),
     }
@@ -46,12 +60,33 @@ def _next_url(request: Request, cursor: str | None) -> str | None:
     return str(request.url.include_query_params(cursor=cursor)) if cursor else None
 
 
+def _auth_columns(options: DeliveryOptions) -> dict[str, Any]:
+    """The stored form of sink auth (snake_case, secrets included); checks the certificate."""
+    if options.auth is None:
+        return {}
+    stored = options.auth.model_dump(exclude_none=True)
+    cert = stored.get("client_certificate") or {}
+    if cert or stored.get("ca_certificate"):
+        try:
+            client_ssl_context(
+                cert.get("certificate"), cert.get("private_key"), ca_certificate=stored.get("ca_certificate")
+            )
+        except ValueError as e:
+            field = "auth.clientCertificate" if "client" in str(e) else "auth.caCertificate"
+            raise ProblemError(
+                400, "Invalid certificate", str(e), errors=[{"field": field, "message": str(e)}]
+            ) from e
+    return stored
+
+
 @router.post("", status_code=201, summary="Create a subscription; the response shows its secret once")
-async def create_subscription(body: SubscriptionCreate, _: SubscriptionManager, ctx: Ctx) -> JSONResponse:
-    try:
-        await check_sink(body.sink, ctx.network_policy)
-    except SinkRefused as e:
-        raise ProblemError(400, "Sink refused", str(e), errors=[{"field": "sink", "message": str(e)}]) from e
+async def create_subscription(
+    body: NewSubscription, _: SubscriptionManager, ctx: Ctx, validate: Validate = None
+) -> JSONResponse:
+    auth = _auth_columns(body)
+    checked = await check_reachable(
+        ctx, body.sink, auth, validate=body.validate_sink_ if validate is None else validate
+    )
     secret = generate_secret()
     record = await ctx.subscriptions.create(
         sink=str(body.sink),
@@ -62,8 +97,92 @@ async def create_subscription(body: SubscriptionCreate, _: SubscriptionManager, 
         headers=body.headers,
         config=dict(body.config or {}),
         secret=secret,
+        retry_schedule=body.retry_schedule,
+        ordering=body.ordering,
+        max_concurrency=body.max_concurrency,
+        max_rate=body.max_rate,
+        content_mode=body.content_mode,
+        auth=auth,
+        handshake=checked.status,
+        allowed_rate=checked.allowed_rate,
     )
     return JSONResponse({**subscription_json(record), "secret": secret}, status_code=201)
+
+
+_DIRECT = (
+    "source",
+    "types",
+    "retry_schedule",
+    "ordering",
+    "max_concurrency",
+    "max_rate",
+    "content_mode",
+)
+
+
+@router.patch("/{subscription_id}", summary="Change a subscription; enabled=false pauses, true resumes")
+async def update_subscription(
+    subscription_id: uuid.UUID,
+    body: SubscriptionUpdate,
+    _: SubscriptionManager,
+    ctx: Ctx,
+    validate: Validate = None,
+) -> dict[str, Any]:
+    given = body.given()
+    changes: dict[str, Any] = {name: getattr(body, name) for name in _DIRECT if name in given}
+    if "config" in given:
+        changes["config"] = dict(body.config or {})
+    if "filters" in given:
+        changes["filters"] = dump_filters(body.filters or [])
+    if "protocolsettings" in given:
+        changes["headers"] = dict(body.protocolsettings.headers) if body.protocolsettings else {}
+    if "auth" in given:
+        changes["auth"] = _auth_columns(body)
+    try:
+        current = await ctx.subscriptions.get(subscription_id)
+        if "sink" in given or "auth" in given:
+            sink = body.sink or current.sink
+            auth = changes.get("auth", dict(current.auth))
+            should_validate = body.validate_sink_ if validate is None else validate
+            if "sink" in given:
+                checked = await check_reachable(ctx, sink, auth, validate=should_validate)
+                changes |= {"sink": sink, "handshake": checked.status, "allowed_rate": checked.allowed_rate}
+            else:
+                await check_reachable(ctx, sink, auth, validate=False)
+        record = await ctx.subscriptions.update(subscription_id, changes, enabled=body.enabled)
+    except NotFound as e:
+        raise ProblemError(404, "Not found", str(e)) from e
+    return subscription_json(record)
+
+
+@router.post(
+    "/{subscription_id}/secret/rotate", summary="New signing secret; the old one signs during the grace"
+)
+async def rotate_secret(subscription_id: uuid.UUID, _: SubscriptionManager, ctx: Ctx) -> dict[str, Any]:
+    secret = generate_secret()
+    grace = ctx.settings.delivery.secret_grace_seconds
+    try:
+        expires = await ctx.subscriptions.rotate_secret(subscription_id, secret, grace)
+    except NotFound as e:
+        raise ProblemError(404, "Not found", str(e)) from e
+    return {"secret": secret, "previousSecretExpiresAt": expires.isoformat()}
+
+
+@router.post("/{subscription_id}/test", summary="Send a signed test event now and report the outcome")
+async def test_subscription(subscription_id: uuid.UUID, _: SubscriptionManager, ctx: Ctx) -> dict[str, Any]:
+    try:
+        event_id, outcome = await send_test_event(ctx, subscription_id)
+    except NotFound as e:
+        raise ProblemError(404, "Not found", str(e)) from e
+    return {
+        "eventId": event_id,
+        "delivered": outcome.delivered,
+        "statusCode": outcome.status_code,
+        "error": outcome.error,
+        "detail": outcome.detail,
+        "durationMs": round(outcome.duration_ms, 1),
+        "responseExcerpt": outcome.response_excerpt,
+    }
 
 
 @router.get("", summary="List subscriptions")
@@ -96,38 +215,3 @@ async def delete_subscription(subscription_id: uuid.UUID, _: SubscriptionManager
     except NotFound as e:
         raise ProblemError(404, "Not found", str(e)) from e
     return Response(status_code=204)
-
-
-@router.get("/{subscription_id}/deliveries", summary="The delivery log of one subscription")
-async def list_deliveries(
-    request: Request,
-    subscription_id: uuid.UUID,
-    _: SubscriptionManager,
-    ctx: Ctx,
-    status: DeliveryStatus | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: str | None = None,
-) -> dict[str, Any]:
-    try:
-        page = await ctx.subscriptions.deliveries(subscription_id, status=status, limit=limit, cursor=cursor)
-    except NotFound as e:
-        raise ProblemError(404, "Not found", str(e)) from e
-    except BadCursor as e:
-        raise ProblemError(400, "Invalid cursor", str(e)) from e
-    items = [
-        {
-            "id": str(d["id"]),
-            "eventId": d["event_id"],
-            "status": d["status"],
-            "attempts": d["attempts"],
-            "nextAttemptAt": d["next_attempt_at"].isoformat()
-            if d["status"] in ("pending", "failed")
-            else None,
-            "lastStatusCode": d["last_status_code"],
-            "lastError": d["last_error"],
-            "createdAt": d["created_at"].isoformat(),
-            "deliveredAt": d["delivered_at"].isoformat() if d["delivered_at"] else None,
-        }
-        for d in page.items
-    ]
-    return {"items": items, "next": _next_url(request, page.next_cursor)}

@@ -3,17 +3,17 @@
 Claims run ``FOR UPDATE SKIP LOCKED`` with a lease, so several dispatchers share the outbox
 and a killed one's claims return to the pool when the lease ends (at-least-once). Per-key
 order comes from the claim itself: a delivery is due only when no earlier delivery for the
-same subscription and key is open. Up to ``concurrency`` attempts are in flight at once; a
-slow sink holds one slot, not a whole round. New work arrives by LISTEN/NOTIFY, retries by
-their due time, with a poll as the safety net.
+same subscription and key is open (unless the subscription chose ``ordering: none``). Up to
+``concurrency`` attempts are in flight at once; each subscription gets at most its own
+concurrency cap and rate (:mod:`subscriptions.flow`), so a slow or dead sink holds its own
+slots, never another subscription's. New work arrives by LISTEN/NOTIFY, retries by their due
+time, with a poll as the safety net.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -24,9 +24,10 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from hub.adapters.postgres.outbox import AttemptResult, ClaimedDelivery
 from hub.errors import RetriableError
+from subscriptions.delivery import DeliveryTarget
+from subscriptions.flow import FlowControl
 from subscriptions.retry import RetrySchedule
 from subscriptions.sender import DeliveryOutcome, Disposition
-from subscriptions.signing import webhook_headers
 
 log = structlog.get_logger(__name__)
 
@@ -34,13 +35,17 @@ T = TypeVar("T")
 
 
 class Outbox(Protocol):
-    async def claim(self, limit: int, lease_seconds: float) -> list[ClaimedDelivery]: ...
+    async def claim(
+        self, limit: int, lease_seconds: float, room: Mapping[Any, int] | None = None
+    ) -> list[ClaimedDelivery]: ...
     async def record(self, results: list[AttemptResult]) -> None: ...
     async def next_due(self) -> datetime | None: ...
 
 
-class Sender(Protocol):
-    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> DeliveryOutcome: ...
+class Client(Protocol):
+    async def deliver(
+        self, target: DeliveryTarget, event: Mapping[str, Any], msg_id: str, *, timeout_s: float | None = None
+    ) -> DeliveryOutcome: ...
 
 
 @dataclass
@@ -51,21 +56,46 @@ class DispatcherStats:
     dead: int = 0
 
 
+@dataclass(frozen=True)
+class RetryPolicy:
+    """The global schedule (a subscription may bring its own delays) and its bounds."""
+
+    schedule: RetrySchedule
+    slow_down_s: float = 60.0  # least wait after a 429 or a timeout
+    retry_after_max_s: float = 86_400.0  # longest Retry-After honoured
+
+    def schedule_for(self, claimed: ClaimedDelivery) -> RetrySchedule:
+        if claimed.retry_schedule:
+            return self.schedule.with_delays(claimed.retry_schedule)
+        return self.schedule
+
+    def delay(self, claimed: ClaimedDelivery, outcome: DeliveryOutcome, attempts_made: int) -> float | None:
+        slow_down = outcome.status_code == 429 or outcome.error == "timeout"
+        return self.schedule_for(claimed).next_delay(
+            attempts_made,
+            retry_after_s=outcome.retry_after_s,
+            floor_s=self.slow_down_s if slow_down else 0.0,
+            retry_after_max_s=self.retry_after_max_s,
+        )
+
+
 def next_state(
-    claimed: ClaimedDelivery, outcome: DeliveryOutcome, schedule: RetrySchedule, started: datetime
+    claimed: ClaimedDelivery, outcome: DeliveryOutcome, policy: RetryPolicy, started: datetime
 ) -> AttemptResult:
     """What an attempt's outcome makes of the delivery (pure)."""
     attempt = claimed.attempts + 1
     status, next_at, reason = "delivered", None, None
-    if outcome.disposition is not Disposition.DELIVERED:
-        # Retry-After (429/503) is a floor for the next wait, capped by the schedule itself.
-        delay = schedule.next_delay(attempt, retry_after_s=outcome.retry_after_s)
+    now = datetime.now(UTC)
+    if outcome.disposition is Disposition.GONE:
+        # The subscription is disabled; the delivery waits (open) until it is enabled again.
+        status, next_at, reason = "failed", now, "the sink answered 410 Gone"
+    elif outcome.disposition is not Disposition.DELIVERED:
+        # A manual retry restarts the schedule: count from the attempts made since.
+        delay = policy.delay(claimed, outcome, attempt - claimed.retry_base)
         if delay is None:
             status = "dead"
         else:
-            status, next_at = "failed", datetime.now(UTC) + timedelta(seconds=delay)
-        if outcome.disposition is Disposition.GONE:
-            reason = "the sink answered 410 Gone"
+            status, next_at = "failed", now + timedelta(seconds=delay)
     return AttemptResult(
         delivery_id=claimed.id,
         subscription_id=claimed.subscription_id,
@@ -78,7 +108,16 @@ def next_state(
         new_status=status,
         next_attempt_at=next_at,
         disable_reason=reason,
+        event_id=claimed.event_id,
+        event_type=str(claimed.event.get("type", "")),
+        sink=claimed.sink,
+        archive_seq=claimed.archive_seq,
+        ordering_key=_ordering_key(claimed),
     )
+
+
+def _ordering_key(claimed: ClaimedDelivery) -> str | None:
+    return claimed.ordering_key if claimed.ordering == "key" else None
 
 
 class Dispatcher:
@@ -87,18 +126,20 @@ class Dispatcher:
     def __init__(
         self,
         outbox: Outbox,
-        sender: Sender,
-        schedule: RetrySchedule,
+        client: Client,
+        policy: RetryPolicy,
         wakeup: asyncio.Event,
         *,
-        concurrency: int = 64,
+        concurrency: int = 160,
+        concurrency_per_subscription: int = 16,
         batch_size: int = 200,
         lease_seconds: float = 60.0,
         poll_seconds: float = 1.0,
     ):
         self._outbox = outbox
-        self._sender = sender
-        self._schedule = schedule
+        self._client = client
+        self._policy = policy
+        self._flow = FlowControl(concurrency_per_subscription)
         self._wakeup = wakeup
         self._concurrency = concurrency
         self._batch_size = batch_size
@@ -110,33 +151,54 @@ class Dispatcher:
     async def run(self, stop: asyncio.Event) -> None:
         self.running = True
         in_flight: set[asyncio.Task[AttemptResult]] = set()
+        # Outcomes are recorded by one background transaction at a time; what finishes while it
+        # runs waits for the next one, so recording batches itself under load and never holds
+        # up claiming and sending.
+        unrecorded: list[AttemptResult] = []
+        recorder: asyncio.Task[None] | None = None
         stopper = asyncio.create_task(stop.wait())
         try:
-            while not (stop.is_set() and not in_flight):
+            while not (stop.is_set() and not in_flight and not unrecorded and recorder is None):
                 can_claim = not stop.is_set() and len(in_flight) <= self._concurrency // 2
                 claimed_full = False
                 if can_claim:
                     self._wakeup.clear()  # before the claim, so a NOTIFY during it is kept
                     room = min(self._batch_size, self._concurrency - len(in_flight))
-                    claimed = await self._retrying(partial(self._outbox.claim, room, self._lease)) or []
+                    offered = self._flow.room()
+                    claimed = (
+                        await self._retrying(partial(self._outbox.claim, room, self._lease, offered)) or []
+                    )
+                    self._track(claimed, offered)
                     in_flight.update(asyncio.create_task(self._attempt(c)) for c in claimed)
                     claimed_full = len(claimed) == room
                 done = {t for t in in_flight if t.done()}
                 if done:
                     in_flight -= done
-                    await self._record([t.result() for t in done])
+                    for t in done:
+                        unrecorded.append(t.result())
+                        self._flow.finished(unrecorded[-1].subscription_id)
+                if recorder is not None and recorder.done():
+                    await recorder  # re-raises what recording could not survive
+                    recorder = None
+                if unrecorded and recorder is None:
+                    recorder = asyncio.create_task(self._record(unrecorded))
+                    unrecorded = []
+                if done or claimed_full:
                     continue
-                if claimed_full:
-                    continue
-                # Wait only for what can change the next step: a finished attempt always; a
-                # NOTIFY or the stop signal only while they would lead somewhere (else: a spin).
+                # Wait only for what can change the next step: a finished attempt or recording
+                # always; a NOTIFY or the stop signal only while they would lead somewhere.
                 waiters: set[asyncio.Task[Any]] = set(in_flight)
+                if recorder is not None:
+                    waiters.add(recorder)
                 waker = asyncio.create_task(self._wakeup.wait()) if can_claim else None
                 if waker is not None:
                     waiters.add(waker)
                 if not stop.is_set():
                     waiters.add(stopper)
-                timeout = await self._idle_timeout() if not in_flight else None
+                timeout = await self._idle_timeout() if not waiters - {stopper} - {waker} else None
+                throttle = self._flow.wake_in()
+                if throttle is not None and can_claim:
+                    timeout = max(0.005, throttle if timeout is None else min(timeout, throttle))
                 await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
                 if waker is not None:
                     waker.cancel()
@@ -144,16 +206,25 @@ class Dispatcher:
             stopper.cancel()
             self.running = False
 
+    def _track(self, claimed: list[ClaimedDelivery], offered: Mapping[Any, int]) -> None:
+        counts: dict[Any, tuple[int, ClaimedDelivery]] = {}
+        for c in claimed:
+            n, _ = counts.get(c.subscription_id, (0, c))
+            counts[c.subscription_id] = (n + 1, c)
+        for sid, (n, c) in counts.items():
+            self._flow.claimed(sid, n, cap=c.max_concurrency, rate=c.max_rate, offered=offered.get(sid))
+
     async def _attempt(self, claimed: ClaimedDelivery) -> AttemptResult:
-        body = json.dumps(claimed.event, separators=(",", ":"), ensure_ascii=False).encode()
-        headers = {
-            **claimed.headers,
-            **webhook_headers(claimed.secret, str(claimed.id), int(time.time()), body),
-            "content-type": "application/cloudevents+json",
-        }
+        target = DeliveryTarget(
+            sink=claimed.sink,
+            secrets=claimed.secrets,
+            headers=claimed.headers,
+            content_mode=claimed.content_mode,
+            auth=claimed.auth or {},
+        )
         started = datetime.now(UTC)
-        outcome = await self._sender.post(claimed.sink, body, headers)
-        result = next_state(claimed, outcome, self._schedule, started)
+        outcome = await self._client.deliver(target, claimed.event, str(claimed.id))
+        result = next_state(claimed, outcome, self._policy, started)
         log.info(
             "delivery_attempted" if result.new_status == "delivered" else "delivery_failed",
             delivery_id=str(claimed.id),

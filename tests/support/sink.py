@@ -24,10 +24,18 @@ class Received:
 
 @dataclass
 class WebhookSink:
-    """Answers ``responder(request_number, received)`` (default 204) and keeps what came in."""
+    """Answers ``responder(request_number, received)`` (default 204) and keeps what came in.
+
+    OPTIONS is the CloudEvents webhook handshake: answered apart (``handshake_status``, default
+    200 allowing the requesting origin, with ``allowed_rate`` per minute when set) and kept in
+    ``handshakes``, not in ``received``.
+    """
 
     responder: Callable[[int, Received], int | tuple[int, dict[str, str]]] = lambda n, r: 204
     delay: float = 0.0  # seconds the sink takes before it answers
+    handshake_status: int = 200
+    allowed_rate: int | None = None
+    handshakes: list[Received] = field(default_factory=list)
     received: list[Received] = field(default_factory=list)
     delivered: list[Received] = field(default_factory=list)
     _runner: web.AppRunner | None = None
@@ -52,6 +60,14 @@ class WebhookSink:
 
     async def _handle(self, request: web.Request) -> web.Response:
         got = Received(dict(request.headers), await request.read(), request.method)
+        if request.method == "OPTIONS":
+            self.handshakes.append(got)
+            headers = {}
+            if self.handshake_status == 200:
+                headers["WebHook-Allowed-Origin"] = request.headers.get("WebHook-Request-Origin", "*")
+                if self.allowed_rate is not None:
+                    headers["WebHook-Allowed-Rate"] = str(self.allowed_rate)
+            return web.Response(status=self.handshake_status, headers=headers)
         if self.delay:
             await asyncio.sleep(self.delay)
         self.received.append(got)

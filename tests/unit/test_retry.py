@@ -55,7 +55,7 @@ def test_next_delay_counts_attempts_from_one() -> None:
         RetrySchedule.parse("5").next_delay(0)
 
 
-def test_default_schedule_spans_about_a_day() -> None:
+def test_default_schedule_spans_about_two_days_with_twenty_percent_jitter() -> None:
     assert DEFAULT_RETRY_SCHEDULE.delays == (
         5.0,
         30.0,
@@ -66,10 +66,12 @@ def test_default_schedule_spans_about_a_day() -> None:
         10800.0,
         21600.0,
         43200.0,
+        86400.0,
     )
-    assert 20 * 3600 <= DEFAULT_RETRY_SCHEDULE.total_seconds <= 26 * 3600
-    assert DEFAULT_RETRY_SCHEDULE.max_attempts == 10
-    assert DEFAULT_RETRY_SCHEDULE.next_delay(10) is None
+    assert 44 * 3600 <= DEFAULT_RETRY_SCHEDULE.total_seconds <= 50 * 3600
+    assert DEFAULT_RETRY_SCHEDULE.max_attempts == 11
+    assert DEFAULT_RETRY_SCHEDULE.jitter == 0.2
+    assert DEFAULT_RETRY_SCHEDULE.next_delay(11) is None
 
 
 def test_without_jitter_the_schedule_is_deterministic() -> None:
@@ -93,3 +95,23 @@ def test_retry_after_raises_the_delay_but_is_capped_and_adds_no_attempts() -> No
     assert schedule.next_delay(2, retry_after_s=1) == 30.0
     assert schedule.next_delay(1, retry_after_s=10**9) == 120.0  # capped at the longest
     assert schedule.next_delay(4, retry_after_s=60) is None
+
+
+def test_a_floor_raises_short_delays_only() -> None:
+    schedule = RetrySchedule.of([5, 30, 120])
+    assert schedule.next_delay(1, floor_s=60) == 60.0
+    assert schedule.next_delay(3, floor_s=60) == 120.0
+    assert schedule.next_delay(4, floor_s=60) is None  # a floor never adds attempts
+
+
+def test_retry_after_is_honoured_up_to_an_explicit_bound() -> None:
+    schedule = RetrySchedule.of([5, 30])
+    assert schedule.next_delay(1, retry_after_s=3600, retry_after_max_s=7200) == 3600.0
+    assert schedule.next_delay(1, retry_after_s=10**9, retry_after_max_s=7200) == 7200.0
+    assert schedule.next_delay(1, retry_after_s=float("inf"), retry_after_max_s=7200) == 5.0
+
+
+def test_with_delays_keeps_the_jitter_and_the_generator() -> None:
+    base = RetrySchedule.of([1], jitter=0.2, rng=random.Random(7))
+    own = base.with_delays([10, 20])
+    assert own.delays == (10.0, 20.0) and own.jitter == 0.2 and own.rng is base.rng

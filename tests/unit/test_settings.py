@@ -42,9 +42,9 @@ def test_settings_come_from_flat_environment_variables(monkeypatch: pytest.Monke
     assert settings.http_port == 9090
 
 
-def test_the_default_retry_schedule_spans_about_a_day() -> None:
+def test_the_default_retry_schedule_spans_about_two_days() -> None:
     total = sum(Settings().delivery.retry_schedule)
-    assert 18 * 3600 <= total <= 30 * 3600
+    assert 40 * 3600 <= total <= 52 * 3600
 
 
 def test_a_lease_shorter_than_one_attempt_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,49 +5,69 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import psycopg
 import structlog
-from sqlalchemy import bindparam, insert, text, update
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.adapters.postgres.engine import libpq_url
 from hub.adapters.postgres.errors import translate_db_errors
+from hub.adapters.postgres.outcomes import AttemptResult, record_outcomes
 from hub.adapters.postgres.projection import OUTBOX_CHANNEL
-from hub.adapters.postgres.tables import deliveries, delivery_attempts
+
+__all__ = ["AttemptResult", "ClaimedDelivery", "OutboxListener", "PostgresOutbox"]
 
 log = structlog.get_logger(__name__)
 
-# Per-key order: a delivery is due only when no earlier delivery for the same subscription
-# and ordering key is still open (pending, failed-and-waiting, or claimed by a dispatcher).
+# Fair claim: each active subscription (in random order, so none is always first) offers its
+# own due rows, at most ``room`` of them: what its concurrency cap and rate allow right now.
+# One subscription's backlog or slow sink therefore never fills a round for the others.
+# Per-key order (ordering = 'key'): a delivery is due only when no earlier delivery for the
+# same subscription and ordering key is still open (pending, failed-and-waiting, or claimed).
 _CLAIM = text(
     """
-    WITH due AS (
-        SELECT d.id
-        FROM deliveries d
-        JOIN subscriptions s ON s.id = d.subscription_id AND s.status = 'active'
-        WHERE d.status IN ('pending', 'failed')
-          AND d.next_attempt_at <= now()
-          AND (d.ordering_key IS NULL OR NOT EXISTS (
-                SELECT 1 FROM deliveries e
-                WHERE e.subscription_id = d.subscription_id
-                  AND e.ordering_key = d.ordering_key
-                  AND e.status IN ('pending', 'failed')
-                  AND e.archive_seq < d.archive_seq))
-        ORDER BY d.next_attempt_at, d.archive_seq
+    WITH room AS (
+        SELECT * FROM unnest(CAST(:room_ids AS uuid[]), CAST(:room_sizes AS int[])) AS r(id, size)
+    ),
+    due AS (
+        SELECT p.id
+        FROM (SELECT * FROM subscriptions WHERE status = 'active' ORDER BY random()) s
+        LEFT JOIN room r ON r.id = s.id
+        CROSS JOIN LATERAL (
+            SELECT d.id FROM deliveries d
+            WHERE d.subscription_id = s.id
+              AND d.status IN ('pending', 'failed')
+              AND d.next_attempt_at <= now()
+              AND (s.ordering = 'none' OR d.ordering_key IS NULL OR NOT EXISTS (
+                    SELECT 1 FROM deliveries e
+                    WHERE e.subscription_id = d.subscription_id
+                      AND e.ordering_key = d.ordering_key
+                      AND e.status IN ('pending', 'failed')
+                      AND e.archive_seq < d.archive_seq))
+            ORDER BY d.next_attempt_at, d.archive_seq
+            LIMIT COALESCE(r.size, LEAST(
+                COALESCE(s.max_concurrency, :default_concurrency),
+                GREATEST(1, floor(LEAST(s.max_rate, s.allowed_rate)))::int
+            ))
+            FOR UPDATE OF d SKIP LOCKED
+        ) p
         LIMIT :limit
-        FOR UPDATE OF d SKIP LOCKED
     )
     UPDATE deliveries AS d
     SET next_attempt_at = now() + make_interval(secs => :lease)
     FROM due, event_archive a, subscriptions s
     WHERE d.id = due.id AND a.seq = d.archive_seq AND s.id = d.subscription_id
-    RETURNING d.id, d.subscription_id, d.attempts, d.event_id, d.archive_seq,
-              a.event, s.sink, s.secret, s.headers
+    RETURNING d.id, d.subscription_id, d.attempts, d.retry_base, d.event_id, d.archive_seq, d.ordering_key,
+              a.event, s.sink, s.secret,
+              CASE WHEN s.previous_secret_expires_at > now() THEN s.previous_secret END
+                  AS previous_secret,
+              s.headers, s.retry_schedule, s.ordering, s.max_concurrency,
+              LEAST(s.max_rate, s.allowed_rate) AS max_rate, s.content_mode, s.auth
     """
 )
 
@@ -62,7 +82,7 @@ _NEXT_DUE = text(
 
 @dataclass(frozen=True)
 class ClaimedDelivery:
-    """A delivery this dispatcher holds until its lease runs out."""
+    """A delivery this dispatcher holds until its lease runs out, with its subscription's policy."""
 
     id: uuid.UUID
     subscription_id: uuid.UUID
@@ -73,35 +93,54 @@ class ClaimedDelivery:
     sink: str
     secret: str
     headers: dict[str, str]
+    retry_base: int = 0
+    ordering_key: str | None = None
+    previous_secret: str | None = None
+    retry_schedule: list[float] | None = None
+    ordering: str = "key"
+    max_concurrency: int | None = None
+    max_rate: float | None = None  # events/s: the lower of the subscription's and the sink's
+    content_mode: str = "structured"
+    auth: Mapping[str, Any] = field(default_factory=dict)
 
-
-@dataclass(frozen=True)
-class AttemptResult:
-    """What one attempt came to, and what the delivery becomes."""
-
-    delivery_id: uuid.UUID
-    subscription_id: uuid.UUID
-    attempt: int
-    started_at: datetime
-    duration_ms: float
-    status_code: int | None
-    error: str | None
-    response_excerpt: str
-    new_status: str  # delivered | failed | dead
-    next_attempt_at: datetime | None
-    disable_reason: str | None = None  # set when the sink said it is gone (410)
+    @property
+    def secrets(self) -> list[str]:
+        """Signing secrets, newest first; two during a rotation's grace period."""
+        return [self.secret] if self.previous_secret is None else [self.secret, self.previous_secret]
 
 
 class PostgresOutbox:
     """Outbox operations for the dispatcher."""
 
-    def __init__(self, engine: AsyncEngine):
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        source_urn: str = "urn:nld:oin:00000000000000000000:systeem:koppelhub",
+        disable_after_seconds: float = 5 * 86_400.0,
+        default_concurrency: int = 16,
+    ):
         self._engine = engine
+        self._source_urn = source_urn
+        self._disable_after = disable_after_seconds
+        self._default_concurrency = default_concurrency
 
-    async def claim(self, limit: int, lease_seconds: float) -> list[ClaimedDelivery]:
+    async def claim(
+        self, limit: int, lease_seconds: float, room: Mapping[uuid.UUID, int] | None = None
+    ) -> list[ClaimedDelivery]:
+        """Claim up to ``limit`` due deliveries; ``room`` caps what a subscription may get now
+        (its free concurrency slots and rate tokens in this dispatcher)."""
+        room = room or {}
+        params = {
+            "limit": limit,
+            "lease": lease_seconds,
+            "room_ids": list(room),
+            "room_sizes": [max(0, n) for n in room.values()],
+            "default_concurrency": self._default_concurrency,
+        }
         with translate_db_errors():
             async with self._engine.begin() as conn:
-                rows = await conn.execute(_CLAIM, {"limit": limit, "lease": lease_seconds})
+                rows = await conn.execute(_CLAIM, params)
                 claimed = [ClaimedDelivery(**row._mapping) for row in rows]
         claimed.sort(key=lambda c: c.archive_seq)
         return claimed
@@ -117,60 +156,9 @@ class PostgresOutbox:
             return
         with translate_db_errors():
             async with self._engine.begin() as conn:
-                await conn.execute(
-                    insert(delivery_attempts),
-                    [
-                        {
-                            "delivery_id": r.delivery_id,
-                            "attempt": r.attempt,
-                            "started_at": r.started_at,
-                            "duration_ms": r.duration_ms,
-                            "status_code": r.status_code,
-                            "error": r.error,
-                            "response_excerpt": r.response_excerpt,
-                        }
-                        for r in results
-                    ],
+                await record_outcomes(
+                    conn, results, source_urn=self._source_urn, disable_after_seconds=self._disable_after
                 )
-                await conn.execute(
-                    update(deliveries)
-                    # Only the claim we made: a dispatcher whose lease ran out while it could not
-                    # reach the database must not overwrite what another one recorded since.
-                    .where(deliveries.c.id == bindparam("b_id"))
-                    .where(deliveries.c.attempts == bindparam("b_attempt") - 1)
-                    .where(text("status IN ('pending', 'failed')"))  # literal: executemany
-                    .values(
-                        status=bindparam("b_status"),
-                        attempts=bindparam("b_attempt"),
-                        next_attempt_at=bindparam("b_next"),
-                        last_status_code=bindparam("b_code"),
-                        last_error=bindparam("b_error"),
-                        delivered_at=bindparam("b_delivered_at"),
-                        updated_at=text("now()"),
-                    ),
-                    [
-                        {
-                            "b_id": r.delivery_id,
-                            "b_status": r.new_status,
-                            "b_attempt": r.attempt,
-                            # A finished delivery keeps its last attempt time; the value is unused.
-                            "b_next": r.next_attempt_at or r.started_at,
-                            "b_code": r.status_code,
-                            "b_error": r.error,
-                            "b_delivered_at": r.started_at if r.new_status == "delivered" else None,
-                        }
-                        for r in results
-                    ],
-                )
-                gone = {r.subscription_id: r.disable_reason for r in results if r.disable_reason}
-                for subscription_id, reason in gone.items():
-                    await conn.execute(
-                        text(
-                            "UPDATE subscriptions SET status = 'disabled', status_reason = :reason, "
-                            "updated_at = now() WHERE id = :id AND status <> 'disabled'"
-                        ),
-                        {"id": subscription_id, "reason": reason},
-                    )
 
 
 class OutboxListener:

@@ -3,25 +3,75 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select
+from sqlalchemy import and_, delete, insert, or_, select, text, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.adapters.postgres.errors import translate_db_errors
+from hub.adapters.postgres.projection import OUTBOX_CHANNEL
 from hub.adapters.postgres.tables import deliveries, subscriptions
 from hub.errors import NotFound
 from hub.paging import BadCursor, Page, decode_cursor, encode_cursor
 from hub.ports import SubscriptionRecord
 
-_PUBLIC = [c for c in subscriptions.c if c.name not in ("secret", "owner")]
+_SECRET = ("secret", "owner", "previous_secret")
+_PUBLIC = [c for c in subscriptions.c if c.name not in _SECRET]
+
+#: Columns a PATCH may set directly (API field names are mapped onto these by the route).
+UPDATABLE = frozenset(
+    {
+        "sink",
+        "source",
+        "types",
+        "filters",
+        "headers",
+        "config",
+        "retry_schedule",
+        "ordering",
+        "max_concurrency",
+        "max_rate",
+        "content_mode",
+        "auth",
+        "handshake",
+        "allowed_rate",
+    }
+)
 
 
-def _record(row: Row[Any]) -> SubscriptionRecord:
+@dataclass(frozen=True)
+class SubscriptionDetails(SubscriptionRecord):
+    """A subscription with its delivery policy. ``auth`` holds secrets: the API redacts it."""
+
+    retry_schedule: list[float] | None = None
+    ordering: str = "key"
+    max_concurrency: int | None = None
+    max_rate: float | None = None
+    content_mode: str = "structured"
+    handshake: str | None = None
+    allowed_rate: float | None = None
+    previous_secret_expires_at: datetime | None = None
+    auth: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SigningTarget:
+    """What a test delivery needs: where, how, and the secrets that sign."""
+
+    sink: str
+    secrets: list[str]
+    headers: dict[str, str]
+    content_mode: str
+    auth: dict[str, Any]
+
+
+def _record(row: Row[Any]) -> SubscriptionDetails:
     m = row._mapping
-    return SubscriptionRecord(
+    return SubscriptionDetails(
         id=m["id"],
         sink=m["sink"],
         protocol=m["protocol"],
@@ -34,6 +84,15 @@ def _record(row: Row[Any]) -> SubscriptionRecord:
         status_reason=m["status_reason"],
         created_at=m["created_at"],
         updated_at=m["updated_at"],
+        retry_schedule=m["retry_schedule"],
+        ordering=m["ordering"],
+        max_concurrency=m["max_concurrency"],
+        max_rate=m["max_rate"],
+        content_mode=m["content_mode"],
+        handshake=m["handshake"],
+        allowed_rate=m["allowed_rate"],
+        previous_secret_expires_at=m["previous_secret_expires_at"],
+        auth=m["auth"] or {},
     )
 
 
@@ -54,7 +113,8 @@ class PostgresSubscriptionStore:
         headers: dict[str, str],
         config: dict[str, Any],
         secret: str,
-    ) -> SubscriptionRecord:
+        **options: Any,
+    ) -> SubscriptionDetails:
         with translate_db_errors():
             async with self._engine.begin() as conn:
                 row = (
@@ -69,13 +129,14 @@ class PostgresSubscriptionStore:
                             headers=headers,
                             config=config,
                             secret=secret,
+                            **{k: v for k, v in options.items() if k in UPDATABLE},
                         )
                         .returning(*_PUBLIC)
                     )
                 ).one()
         return _record(row)
 
-    async def get(self, subscription_id: uuid.UUID) -> SubscriptionRecord:
+    async def get(self, subscription_id: uuid.UUID) -> SubscriptionDetails:
         with translate_db_errors():
             async with self._engine.connect() as conn:
                 row = (
@@ -85,7 +146,7 @@ class PostgresSubscriptionStore:
             raise NotFound(f"subscription {subscription_id} does not exist")
         return _record(row)
 
-    async def list(self, *, limit: int, cursor: str | None) -> Page[SubscriptionRecord]:
+    async def list(self, *, limit: int, cursor: str | None) -> Page[SubscriptionDetails]:
         query = select(*_PUBLIC).order_by(subscriptions.c.created_at, subscriptions.c.id).limit(limit + 1)
         if cursor:
             created_text, last_id = decode_cursor(cursor)
@@ -107,6 +168,94 @@ class PostgresSubscriptionStore:
         more = len(rows) > limit
         next_cursor = encode_cursor(items[-1].created_at.isoformat(), str(items[-1].id)) if more else None
         return Page(items, next_cursor)
+
+    async def update(
+        self, subscription_id: uuid.UUID, changes: Mapping[str, Any], *, enabled: bool | None = None
+    ) -> SubscriptionDetails:
+        """Apply ``changes`` (columns in :data:`UPDATABLE`) and the life-cycle switch.
+
+        ``enabled=False`` pauses: deliveries stay queued. ``enabled=True`` makes a paused or
+        disabled subscription active again and every open delivery due now, in order (the one
+        a 410 left behind included); the failure clock starts afresh.
+        """
+        values: dict[str, Any] = {k: v for k, v in changes.items() if k in UPDATABLE}
+        with translate_db_errors():
+            async with self._engine.begin() as conn:
+                current = (
+                    await conn.execute(
+                        select(subscriptions.c.status)
+                        .where(subscriptions.c.id == subscription_id)
+                        .with_for_update()
+                    )
+                ).one_or_none()
+                if current is None:
+                    raise NotFound(f"subscription {subscription_id} does not exist")
+                if enabled is False and current.status != "paused":
+                    values |= {"status": "paused", "status_reason": "paused through the API"}
+                resumed = enabled is True and current.status != "active"
+                if resumed:
+                    values |= {"status": "active", "status_reason": None, "failing_since": None}
+                row = (
+                    await conn.execute(
+                        update(subscriptions)
+                        .where(subscriptions.c.id == subscription_id)
+                        .values(**values, updated_at=text("now()"))
+                        .returning(*_PUBLIC)
+                    )
+                ).one()
+                if resumed:
+                    await conn.execute(
+                        text(
+                            "UPDATE deliveries SET next_attempt_at = now(), updated_at = now() "
+                            "WHERE subscription_id = :id AND status IN ('pending', 'failed')"
+                        ),
+                        {"id": subscription_id},
+                    )
+                    await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL})
+        return _record(row)
+
+    async def rotate_secret(
+        self, subscription_id: uuid.UUID, new_secret: str, grace_seconds: float
+    ) -> datetime:
+        """Make ``new_secret`` current; the old one also signs for ``grace_seconds``. Returns when
+        the old one stops."""
+        statement = text(
+            """
+            UPDATE subscriptions
+            SET previous_secret = secret, secret = :secret,
+                previous_secret_expires_at = now() + make_interval(secs => :grace), updated_at = now()
+            WHERE id = :id
+            RETURNING previous_secret_expires_at
+            """
+        )
+        with translate_db_errors():
+            async with self._engine.begin() as conn:
+                expires: datetime | None = (
+                    await conn.execute(
+                        statement, {"id": subscription_id, "secret": new_secret, "grace": grace_seconds}
+                    )
+                ).scalar()
+        if expires is None:
+            raise NotFound(f"subscription {subscription_id} does not exist")
+        return expires
+
+    async def signing_target(self, subscription_id: uuid.UUID) -> SigningTarget:
+        """Sink, headers, auth and current secrets, for a test delivery."""
+        query = select(
+            subscriptions.c.sink,
+            subscriptions.c.secret,
+            subscriptions.c.headers,
+            subscriptions.c.content_mode,
+            subscriptions.c.auth,
+            text("CASE WHEN previous_secret_expires_at > now() THEN previous_secret END AS previous_secret"),
+        ).where(subscriptions.c.id == subscription_id)
+        with translate_db_errors():
+            async with self._engine.connect() as conn:
+                row = (await conn.execute(query)).one_or_none()
+        if row is None:
+            raise NotFound(f"subscription {subscription_id} does not exist")
+        secrets = [row.secret] + ([row.previous_secret] if row.previous_secret else [])
+        return SigningTarget(row.sink, secrets, row.headers, row.content_mode, row.auth or {})
 
     async def delete(self, subscription_id: uuid.UUID) -> None:
         with translate_db_errors():

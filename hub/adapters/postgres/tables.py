@@ -68,6 +68,19 @@ subscriptions = Table(
     Column("owner", Text),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # Delivery policy (migration 0004); NULL means "the global setting".
+    Column("retry_schedule", JSONB),
+    Column("ordering", Text, nullable=False, server_default="key"),
+    Column("max_concurrency", Integer),
+    Column("max_rate", Float),
+    Column("content_mode", Text, nullable=False, server_default="structured"),
+    Column("previous_secret", Text),
+    Column("previous_secret_expires_at", DateTime(timezone=True)),
+    Column("handshake", Text),
+    Column("allowed_rate", Float),
+    Column("failing_since", DateTime(timezone=True)),
+    # Sink authentication and egress (OAuth2, client certificate, proxy): write-only secrets.
+    Column("auth", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
 )
 
 deliveries = Table(
@@ -91,6 +104,8 @@ deliveries = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("delivered_at", DateTime(timezone=True)),
+    # Attempts before the last manual retry: the schedule restarts at attempts - retry_base.
+    Column("retry_base", Integer, nullable=False, server_default="0"),
     # The dispatcher's claim: due rows, oldest first.
     Index(
         "ix_deliveries_due",
@@ -107,6 +122,16 @@ deliveries = Table(
         postgresql_where=text("status IN ('pending', 'failed')"),
     ),
     Index("ix_deliveries_subscription", "subscription_id", "archive_seq"),
+    # The fair claim: each subscription's due rows, oldest first.
+    Index(
+        "ix_deliveries_due_by_subscription",
+        "subscription_id",
+        "next_attempt_at",
+        "archive_seq",
+        postgresql_where=text("status IN ('pending', 'failed')"),
+    ),
+    # Retention: "does a delivery still need this archived event?"
+    Index("ix_deliveries_archive_seq", "archive_seq"),
 )
 
 delivery_attempts = Table(
@@ -126,4 +151,5 @@ delivery_attempts = Table(
     Column("error", Text),
     Column("response_excerpt", Text),
     Index("ix_delivery_attempts_delivery", "delivery_id"),
+    Index("ix_delivery_attempts_started_at", "started_at"),
 )

@@ -1,7 +1,7 @@
 """Connectors and imports: connector instances, source fingerprints, uploads, row errors.
 
 Revision ID: 0005
-Revises: 0002 (re-chained by the integrator)
+Revises: 0004
 Create Date: 2026-11-22
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 revision = "0005"
-down_revision = "0003"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

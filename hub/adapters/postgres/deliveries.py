@@ -1,0 +1,203 @@
+"""Manual redelivery, replay and pull: the subscriber-facing uses of the event archive."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from hub.adapters.postgres.alerts import is_alert
+from hub.adapters.postgres.errors import translate_db_errors
+from hub.adapters.postgres.projection import OUTBOX_CHANNEL
+from hub.adapters.postgres.tables import deliveries, event_archive, subscriptions
+from hub.errors import NotFound
+from subscriptions.filters import Filter, parse_filters
+from subscriptions.model import subscription_matches
+
+_CHUNK = 1_000
+#: Archive rows one pull request looks at, at most: a sparse subscription still makes progress.
+PULL_SCAN_LIMIT = 10_000
+
+_RETRY = text(
+    """
+    UPDATE deliveries
+    SET status = 'pending', next_attempt_at = now(), retry_base = attempts, updated_at = now()
+    WHERE id = :delivery AND subscription_id = :subscription
+    RETURNING id, status, ordering_key, archive_seq
+    """
+)
+# What the failed head held back (outcomes.py) follows it now rather than at its old retry time.
+_RELEASE = text(
+    """
+    UPDATE deliveries SET next_attempt_at = now()
+    WHERE subscription_id = :subscription AND ordering_key = :key AND archive_seq > :seq
+      AND status IN ('pending', 'failed') AND next_attempt_at > now()
+    """
+)
+
+
+@dataclass(frozen=True)
+class _Selector:
+    source: str | None
+    types: list[str] | None
+    filters: list[Filter]
+    selects_anything: bool
+
+    def matches(self, event: dict[str, Any]) -> bool:
+        # Alerts go only to subscriptions that select something (see alerts.py).
+        if not self.selects_anything and is_alert(event.get("type")):
+            return False
+        return subscription_matches(self.source, self.types, self.filters, _attributes(event))
+
+
+def _attributes(event: dict[str, Any]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, value in event.items():
+        if name in ("data", "data_base64"):
+            continue
+        out[name] = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    return out
+
+
+@dataclass(frozen=True)
+class PulledPage:
+    events: list[dict[str, Any]]
+    last_seq: int  # the archive position to continue after
+    more: bool  # whether archive rows after last_seq existed when this page was read
+
+
+class PostgresDeliveryStore:
+    """Operations on one subscription's deliveries and on the archive it matches."""
+
+    def __init__(self, engine: AsyncEngine):
+        self._engine = engine
+
+    async def _selector(self, conn: AsyncConnection, subscription_id: uuid.UUID) -> _Selector:
+        row = (
+            await conn.execute(
+                select(subscriptions.c.source, subscriptions.c.types, subscriptions.c.filters).where(
+                    subscriptions.c.id == subscription_id
+                )
+            )
+        ).one_or_none()
+        if row is None:
+            raise NotFound(f"subscription {subscription_id} does not exist")
+        return _Selector(
+            row.source,
+            row.types,
+            parse_filters(row.filters or []),
+            bool(row.source or row.types or row.filters),
+        )
+
+    async def retry(self, subscription_id: uuid.UUID, delivery_id: uuid.UUID) -> str:
+        """Make one delivery due now with a fresh retry schedule; returns its new status."""
+        with translate_db_errors():
+            async with self._engine.begin() as conn:
+                row = (
+                    await conn.execute(_RETRY, {"delivery": delivery_id, "subscription": subscription_id})
+                ).one_or_none()
+                if row is None:
+                    raise NotFound(f"delivery {delivery_id} of subscription {subscription_id} does not exist")
+                if row.ordering_key is not None:
+                    await conn.execute(
+                        _RELEASE,
+                        {"subscription": subscription_id, "key": row.ordering_key, "seq": row.archive_seq},
+                    )
+                await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL})
+        return str(row.status)
+
+    async def attempts(self, subscription_id: uuid.UUID, delivery_id: uuid.UUID) -> list[dict[str, Any]]:
+        """The attempt log of one delivery, oldest first."""
+        query = text(
+            """
+            SELECT a.attempt, a.started_at, a.duration_ms, a.status_code, a.error, a.response_excerpt
+            FROM deliveries d LEFT JOIN delivery_attempts a ON a.delivery_id = d.id
+            WHERE d.id = :delivery AND d.subscription_id = :subscription
+            ORDER BY a.attempt, a.id
+            """
+        )
+        with translate_db_errors():
+            async with self._engine.connect() as conn:
+                rows = list(
+                    await conn.execute(query, {"delivery": delivery_id, "subscription": subscription_id})
+                )
+        if not rows:
+            raise NotFound(f"delivery {delivery_id} of subscription {subscription_id} does not exist")
+        return [dict(r._mapping) for r in rows if r.attempt is not None]
+
+    async def replay(self, subscription_id: uuid.UUID, since: datetime, until: datetime | None) -> int:
+        """Queue a new delivery for every archived event (archived in [since, until)) that matches."""
+        count = 0
+        with translate_db_errors():
+            async with self._engine.begin() as conn:
+                selector = await self._selector(conn, subscription_id)
+                after = 0
+                while True:
+                    query = (
+                        select(
+                            event_archive.c.seq,
+                            event_archive.c.event_id,
+                            event_archive.c.ordering_key,
+                            event_archive.c.event,
+                        )
+                        .where(event_archive.c.seq > after, event_archive.c.archived_at >= since)
+                        .order_by(event_archive.c.seq)
+                        .limit(_CHUNK)
+                    )
+                    if until is not None:
+                        query = query.where(event_archive.c.archived_at < until)
+                    rows = list(await conn.execute(query))
+                    if not rows:
+                        break
+                    after = rows[-1].seq
+                    new = [
+                        {
+                            "subscription_id": subscription_id,
+                            "archive_seq": r.seq,
+                            "event_id": r.event_id,
+                            "ordering_key": r.ordering_key,
+                        }
+                        for r in rows
+                        if selector.matches(r.event)
+                    ]
+                    if new:
+                        await conn.execute(insert(deliveries), new)
+                        count += len(new)
+                if count:
+                    await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL})
+        return count
+
+    async def pull(self, subscription_id: uuid.UUID, *, after: int, limit: int) -> PulledPage:
+        """Matching archived events after position ``after``, in archive order."""
+        found: list[dict[str, Any]] = []
+        last = after
+        more = False
+        with translate_db_errors():
+            async with self._engine.connect() as conn:
+                selector = await self._selector(conn, subscription_id)
+                scanned = 0
+                while len(found) < limit and scanned < PULL_SCAN_LIMIT:
+                    rows = list(
+                        await conn.execute(
+                            select(event_archive.c.seq, event_archive.c.event)
+                            .where(event_archive.c.seq > last)
+                            .order_by(event_archive.c.seq)
+                            .limit(_CHUNK)
+                        )
+                    )
+                    scanned += len(rows)
+                    more = len(rows) == _CHUNK
+                    for index, r in enumerate(rows):
+                        if selector.matches(r.event):
+                            found.append(r.event)
+                        last = r.seq
+                        if len(found) == limit:
+                            more = more or index < len(rows) - 1
+                            break
+                    if len(rows) < _CHUNK:
+                        break
+        return PulledPage(found, last, more)

@@ -1,0 +1,227 @@
+"""Recording attempt outcomes: the attempt log, the delivery's new state, the subscription's
+health (410, days of failure), and the alerts those changes raise, all in one transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, insert, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hub.adapters.postgres.alerts import DELIVERY_DEAD, SUBSCRIPTION_DISABLED, Alert, emit_alerts, is_alert
+from hub.adapters.postgres.tables import deliveries, delivery_attempts
+from subscriptions.options import redact_url
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    """What one attempt came to, and what the delivery becomes."""
+
+    delivery_id: uuid.UUID
+    subscription_id: uuid.UUID
+    attempt: int
+    started_at: datetime
+    duration_ms: float
+    status_code: int | None
+    error: str | None
+    response_excerpt: str
+    new_status: str  # delivered | failed | dead
+    next_attempt_at: datetime | None
+    disable_reason: str | None = None  # set when the sink said it is gone (410)
+    event_id: str = ""
+    event_type: str = ""
+    sink: str = ""
+    archive_seq: int = 0
+    ordering_key: str | None = None  # set when the subscription orders by key
+
+
+_DEAD = text(
+    """
+    UPDATE deliveries SET status = 'dead', attempts = :attempt, last_status_code = :code,
+           last_error = :error, updated_at = now()
+    WHERE id = :id AND attempts = :attempt - 1 AND status IN ('pending', 'failed')
+    RETURNING id
+    """
+)
+# Later deliveries of a key whose head failed cannot go before it: move them out of the due
+# range until the head's next try, so claims do not walk past them again and again (a dead
+# sink with a deep backlog made every claim scan its whole queue).
+_HOLD_BACK = text(
+    """
+    UPDATE deliveries d SET next_attempt_at = v.next_at
+    FROM unnest(CAST(:subs AS uuid[]), CAST(:keys AS text[]), CAST(:seqs AS bigint[]),
+                CAST(:nexts AS timestamptz[])) AS v(sid, k, seq, next_at)
+    WHERE d.subscription_id = v.sid AND d.ordering_key = v.k AND d.archive_seq > v.seq
+      AND d.status IN ('pending', 'failed') AND d.next_attempt_at < v.next_at
+    """
+)
+_HEALTHY = text(
+    "UPDATE subscriptions SET failing_since = NULL WHERE id = ANY(:ids) AND failing_since IS NOT NULL"
+)
+_FAILING = text(
+    "UPDATE subscriptions SET failing_since = now() WHERE id = ANY(:ids) AND failing_since IS NULL"
+)
+_FAILED_TOO_LONG = text(
+    """
+    UPDATE subscriptions SET status = 'disabled', status_reason = :reason, updated_at = now()
+    WHERE id = ANY(:ids) AND status = 'active'
+      AND failing_since <= now() - make_interval(secs => :after)
+    RETURNING id, sink
+    """
+)
+_GONE = text(
+    """
+    UPDATE subscriptions SET status = 'disabled', status_reason = :reason, updated_at = now()
+    WHERE id = :id AND status = 'active'
+    RETURNING id, sink
+    """
+)
+
+
+def _attempt_row(r: AttemptResult) -> dict[str, Any]:
+    return {
+        "delivery_id": r.delivery_id,
+        "attempt": r.attempt,
+        "started_at": r.started_at,
+        "duration_ms": r.duration_ms,
+        "status_code": r.status_code,
+        "error": r.error,
+        "response_excerpt": r.response_excerpt,
+    }
+
+
+async def record_outcomes(
+    conn: AsyncConnection, results: Sequence[AttemptResult], *, source_urn: str, disable_after_seconds: float
+) -> None:
+    # A delivery deleted meanwhile (its subscription was deleted) has nothing left to record;
+    # KEY SHARE keeps the others from being deleted until this transaction commits.
+    alive = set(
+        (
+            await conn.execute(
+                text("SELECT id FROM deliveries WHERE id = ANY(:ids) FOR KEY SHARE"),
+                {"ids": [r.delivery_id for r in results]},
+            )
+        ).scalars()
+    )
+    results = [r for r in results if r.delivery_id in alive]
+    if not results:
+        return
+    await conn.execute(insert(delivery_attempts), [_attempt_row(r) for r in results])
+    living = [r for r in results if r.new_status != "dead"]
+    if living:
+        await conn.execute(
+            update(deliveries)
+            # Only the claim we made: a dispatcher whose lease ran out while it could not
+            # reach the database must not overwrite what another one recorded since.
+            .where(deliveries.c.id == bindparam("b_id"))
+            .where(deliveries.c.attempts == bindparam("b_attempt") - 1)
+            .where(text("status IN ('pending', 'failed')"))  # literal: executemany
+            .values(
+                status=bindparam("b_status"),
+                attempts=bindparam("b_attempt"),
+                next_attempt_at=bindparam("b_next"),
+                last_status_code=bindparam("b_code"),
+                last_error=bindparam("b_error"),
+                delivered_at=bindparam("b_delivered_at"),
+                updated_at=text("now()"),
+            ),
+            [
+                {
+                    "b_id": r.delivery_id,
+                    "b_status": r.new_status,
+                    "b_attempt": r.attempt,
+                    # A finished delivery keeps its last attempt time; the value is unused.
+                    "b_next": r.next_attempt_at or r.started_at,
+                    "b_code": r.status_code,
+                    "b_error": r.error,
+                    "b_delivered_at": r.started_at if r.new_status == "delivered" else None,
+                }
+                for r in living
+            ],
+        )
+    held = [
+        r for r in living if r.new_status == "failed" and r.ordering_key is not None and r.next_attempt_at
+    ]
+    if held:
+        await conn.execute(
+            _HOLD_BACK,
+            {
+                "subs": [r.subscription_id for r in held],
+                "keys": [r.ordering_key for r in held],
+                "seqs": [r.archive_seq for r in held],
+                "nexts": [r.next_attempt_at for r in held],
+            },
+        )
+    alerts: list[Alert] = []
+    for r in results:
+        if r.new_status != "dead":
+            continue
+        params = {"id": r.delivery_id, "attempt": r.attempt, "code": r.status_code, "error": r.error}
+        went_dead = (await conn.execute(_DEAD, params)).first() is not None
+        if went_dead and not is_alert(r.event_type):
+            alerts.append(_dead_alert(r))
+    alerts.extend(await _subscription_health(conn, results, disable_after_seconds))
+    await emit_alerts(conn, source_urn, alerts)
+
+
+async def _subscription_health(
+    conn: AsyncConnection, results: Sequence[AttemptResult], disable_after_seconds: float
+) -> list[Alert]:
+    """Track how long each subscription has failed; disable on 410 or after too long."""
+    ok = {r.subscription_id for r in results if r.new_status == "delivered"}
+    bad = {r.subscription_id for r in results if r.new_status != "delivered"} - ok
+    # Only alert events failing: no alert about the subscription (the rule against alert loops).
+    about_alerts_only = {
+        sid
+        for sid in bad
+        if all(
+            is_alert(r.event_type)
+            for r in results
+            if r.subscription_id == sid and r.new_status != "delivered"
+        )
+    }
+    if ok:
+        await conn.execute(_HEALTHY, {"ids": list(ok)})
+    disabled: list[tuple[uuid.UUID, str, str]] = []
+    for r in results:
+        if r.disable_reason:
+            row = (await conn.execute(_GONE, {"id": r.subscription_id, "reason": r.disable_reason})).first()
+            if row is not None:
+                disabled.append((row.id, row.sink, r.disable_reason))
+    if bad:
+        await conn.execute(_FAILING, {"ids": list(bad)})
+        reason = f"nothing but failed attempts for {disable_after_seconds:g} s"
+        rows = await conn.execute(
+            _FAILED_TOO_LONG, {"ids": list(bad), "reason": reason, "after": disable_after_seconds}
+        )
+        disabled.extend((row.id, row.sink, reason) for row in rows)
+    return [
+        Alert(
+            SUBSCRIPTION_DISABLED,
+            str(sid),
+            {"subscriptionId": str(sid), "sink": redact_url(sink), "reason": reason},
+        )
+        for sid, sink, reason in disabled
+        if sid not in about_alerts_only
+    ]
+
+
+def _dead_alert(r: AttemptResult) -> Alert:
+    return Alert(
+        DELIVERY_DEAD,
+        str(r.subscription_id),
+        {
+            "subscriptionId": str(r.subscription_id),
+            "deliveryId": str(r.delivery_id),
+            "eventId": r.event_id,
+            "eventType": r.event_type,
+            "sink": redact_url(r.sink),
+            "attempts": r.attempt,
+            "lastStatusCode": r.status_code,
+            "lastError": r.error,
+        },
+    )

@@ -1,0 +1,132 @@
+"""Flow control per subscription: a concurrency cap and a token-bucket rate limit (pure).
+
+The dispatcher asks :meth:`FlowControl.room` before each claim, so it only takes from the
+outbox what it may send now: claimed rows never wait in memory past their lease, and one
+subscription's cap never uses another's share.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+__all__ = ["FlowControl", "TokenBucket"]
+
+
+class TokenBucket:
+    """``rate`` tokens per second, bursts of up to ``max(1, rate)``."""
+
+    def __init__(self, rate: float, clock: Callable[[], float]) -> None:
+        if not rate > 0 or not math.isfinite(rate):
+            raise ValueError(f"rate must be a positive number, got {rate!r}")
+        self.rate = rate
+        self._clock = clock
+        self.capacity = max(1.0, rate)
+        self._tokens = self.capacity
+        self._last = clock()
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
+        self._last = now
+
+    def available(self) -> int:
+        self._refill()
+        return int(self._tokens + 1e-9)  # 0.4 s at 5/s is 1.999... in floating point
+
+    def take(self, n: int = 1) -> None:
+        self._refill()
+        self._tokens -= n
+
+    @property
+    def full(self) -> bool:
+        self._refill()
+        return self._tokens >= self.capacity
+
+    def seconds_until(self, tokens: float = 1.0) -> float:
+        self._refill()
+        return max(0.0, (tokens - self._tokens) / self.rate)
+
+    def set_rate(self, rate: float) -> None:
+        self._refill()
+        self.rate, self.capacity = rate, max(1.0, rate)
+        self._tokens = min(self._tokens, self.capacity)
+
+
+@dataclass
+class _Flow:
+    cap: int
+    in_flight: int = 0
+    bucket: TokenBucket | None = None
+    throttled: bool = False
+
+
+@dataclass
+class FlowControl:
+    """In-flight counts and rate buckets of the subscriptions this dispatcher is sending for."""
+
+    default_concurrency: int
+    clock: Callable[[], float] = time.monotonic
+    _flows: dict[uuid.UUID, _Flow] = field(default_factory=dict)
+
+    def room(self) -> dict[uuid.UUID, int]:
+        """How many more deliveries each busy or rate-limited subscription may start now.
+
+        Subscriptions not listed are idle here: the claim applies their own cap."""
+        out: dict[uuid.UUID, int] = {}
+        for sid, flow in list(self._flows.items()):
+            if flow.in_flight == 0 and (flow.bucket is None or flow.bucket.full):
+                del self._flows[sid]  # idle again: nothing to remember
+                continue
+            free = flow.cap - flow.in_flight
+            if flow.bucket is not None:
+                free = min(free, flow.bucket.available())
+            out[sid] = max(0, free)
+        return out
+
+    def claimed(
+        self,
+        subscription_id: uuid.UUID,
+        count: int,
+        *,
+        cap: int | None,
+        rate: float | None,
+        offered: int | None,
+    ) -> None:
+        """``count`` deliveries of this subscription were claimed (``offered`` = the room given)."""
+        flow = self._flows.get(subscription_id)
+        if flow is None:
+            flow = self._flows[subscription_id] = _Flow(cap or self.default_concurrency)
+        flow.cap = cap or self.default_concurrency
+        if rate is None:
+            flow.bucket = None
+        elif flow.bucket is None:
+            flow.bucket = TokenBucket(rate, self.clock)
+        elif flow.bucket.rate != rate:
+            flow.bucket.set_rate(rate)
+        flow.in_flight += count
+        if flow.bucket is not None:
+            flow.bucket.take(count)
+            # Probably more waiting: come back when the next token is there.
+            flow.throttled = offered is None or count >= offered
+        else:
+            flow.throttled = False
+
+    def finished(self, subscription_id: uuid.UUID) -> None:
+        flow = self._flows.get(subscription_id)
+        if flow is not None and flow.in_flight > 0:
+            flow.in_flight -= 1
+
+    def in_flight(self, subscription_id: uuid.UUID) -> int:
+        flow = self._flows.get(subscription_id)
+        return 0 if flow is None else flow.in_flight
+
+    def wake_in(self) -> float | None:
+        """Seconds until a throttled subscription has a token again, if any is throttled."""
+        waits = [
+            f.bucket.seconds_until(1.0) for f in self._flows.values() if f.throttled and f.bucket is not None
+        ]
+        return min(waits) if waits else None
