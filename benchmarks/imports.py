@@ -104,6 +104,7 @@ async def run_imports(
                 {"label": label, "seconds": seconds, "cpu": cpu, "peak_mb": peak_mb(), **tally.counts()}
             )
     finally:
+        runner.close()
         await event_log.stop()
         await engine.dispose()
     return results
