@@ -15,6 +15,7 @@ more likely a wrong file than an empty landscape.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -143,36 +144,38 @@ class SyncRun:
 
     async def execute(self, checkpoint: dict[str, Any] | None) -> Tally:
         """Read, map and publish every batch, as a pipeline: while batch N is mapped (in the
-        worker, if any), batch N+1 is read, fingerprinted and looked up, and batch N-1 waits
-        for its acknowledgement. A lookup runs after every commit but the previous batch's (as
-        before the pipeline), and commits stay in batch order."""
+        worker, if any), batch N+1 is looked up while batch N+2 is read and fingerprinted, and
+        batch N-1 waits for its acknowledgement. A lookup runs after every commit but the
+        previous batch's (as before the pipeline), and commits stay in batch order."""
         complete = False
         inflight: asyncio.Task[None] | None = None
-        ahead: _Looked | None = None
+        ahead: asyncio.Task[_Looked] | None = None
         try:
             async for batch in self.connector.fetch(checkpoint):
                 prints = [self.connector.fingerprint(r) for r in batch.records]
                 if inflight is not None:
                     await inflight
                     inflight = None
-                looked = await self._look(batch, prints)
+                looking = asyncio.create_task(self._look(batch, prints))  # while the next batch is read
                 if ahead is not None:
-                    pending = await self._prepare(ahead)
+                    pending = await self._prepare(await ahead)
                     inflight = asyncio.create_task(self._deliver(pending))
-                    complete = complete or ahead.batch.complete
-                ahead = looked
+                    complete = complete or pending.complete
+                ahead = looking
                 if self.on_progress is not None:
                     self.on_progress(self.tally)
             if ahead is not None:
-                pending = await self._prepare(ahead)
+                pending = await self._prepare(await ahead)
                 ahead = None
                 if inflight is not None:
                     await inflight
                 inflight = asyncio.create_task(self._deliver(pending))
                 complete = complete or pending.complete
         finally:
-            if ahead is not None:
-                ahead.mapping.cancel()  # read but not published: as if never read
+            if ahead is not None:  # read but not published: as if never read
+                ahead.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    (await ahead).mapping.cancel()
             if inflight is not None:
                 await inflight  # what was published is recorded, whatever happened since
         if complete and self.connector.full:
