@@ -115,7 +115,7 @@ class _TabularConnector(Connector[Any]):
         object_id = (cells[position] or "").strip() if position < len(cells) else ""
         if not object_id:
             return None
-        text = "\x1f".join((c or "").strip() for c in cells)
+        text = "\x1f".join([(c or "").strip() for c in cells])
         digest = hashlib.sha256(f"{shared['signature']}\x1e{text}".encode()).hexdigest()[:32]
         return self.config.objecttype, object_id, digest
 

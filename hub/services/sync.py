@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import uuid
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +49,31 @@ WITHDRAW_PAGE = 5000
 OFFLOAD_MIN = 1000
 
 Print = tuple[str, str, str]  # a record's (objecttype, object id, digest), see Connector.fingerprint
+
+FULL_COLLECTION_FACTOR = 10
+_running = 0  # runs in this process that defer full collections
+_thresholds = gc.get_threshold()
+
+
+@contextlib.contextmanager
+def _defer_full_collections() -> Iterator[None]:
+    """While a run is going, full (oldest-generation) collections are ten times rarer; young
+    ones run as usual. A run keeps thousands of rows per batch alive for a while, so they all
+    reach the oldest generation, and CPython then scanned every object of the process about once
+    per batch: 40 % of an import's CPU (benchmarks/imports.py). Rarer, not off: runs that
+    overlap without end (many connectors) must not keep cyclic garbage forever. Restored when
+    the last run ends."""
+    global _running, _thresholds
+    if _running == 0:
+        _thresholds = gc.get_threshold()
+        gc.set_threshold(_thresholds[0], _thresholds[1], _thresholds[2] * FULL_COLLECTION_FACTOR)
+    _running += 1
+    try:
+        yield
+    finally:
+        _running -= 1
+        if _running == 0:
+            gc.set_threshold(*_thresholds)
 
 
 @dataclass
@@ -143,6 +170,11 @@ class SyncRun:
         self.types_seen: set[str] = set()
 
     async def execute(self, checkpoint: dict[str, Any] | None) -> Tally:
+        """Run to the end (see :meth:`_execute`), with full collections deferred."""
+        with _defer_full_collections():
+            return await self._execute(checkpoint)
+
+    async def _execute(self, checkpoint: dict[str, Any] | None) -> Tally:
         """Read, map and publish every batch, as a pipeline: while batch N is mapped (in the
         worker, if any), batch N+1 is looked up while batch N+2 is read and fingerprinted, and
         batch N-1 waits for its acknowledgement. A lookup runs after every commit but the
@@ -190,14 +222,6 @@ class SyncRun:
         for err in found[: max(0, 20 - len(t.sample_errors))]:
             t.sample_errors.append({"row": err.row, "column": err.column, "message": err.message})
 
-    def _unchanged(self, key: Key, seen: list[Key]) -> None:
-        t = self.tally
-        self.types_seen.add(key[0])
-        t.unchanged += 1
-        t.bump(key[0], "found")
-        t.bump(key[0], "unchanged")
-        seen.append(key)
-
     async def _look(self, batch: Batch, prints: list[Print | None]) -> _Looked:
         """Look a batch's fingerprints up and start mapping the records that changed. A record
         the connector can fingerprint without mapping (a spreadsheet row) is skipped unmapped
@@ -228,34 +252,42 @@ class SyncRun:
         outcomes = iter(await b.mapping)
         objects: dict[Key, tuple[bytes, str]] = {}
         pending = _Pending(checkpoint=b.batch.checkpoint, complete=b.batch.complete)
+        seen, known, counts = pending.seen, b.known, Counter[tuple[str, str]]()
         for record, fp in zip(b.batch.records, b.prints, strict=True):
-            t.read += 1
-            if fp is not None and _unchanged_print(fp, b.known):
-                self._unchanged((fp[0], fp[1]), pending.seen)
-                continue
+            if fp is not None:
+                before = known.get((fp[0], fp[1]))
+                if before is not None and before.hash == fp[2]:
+                    seen.append((fp[0], fp[1]))
+                    counts[fp[0], "unchanged"] += 1
+                    continue
             mapped, problems = next(outcomes)
             if problems is not None:
                 self._reject(record, problems, pending.errors)
                 continue
             for objecttype, object_id, digest, data in mapped:
                 objects[(objecttype, object_id)] = (data, digest)
-        known = b.known
+        t.read += len(b.batch.records)
         extra = [k for k in objects if k not in b.looked]
         if extra:
             known.update(await self.store.known(s, extra))
         for (objecttype, object_id), (data, digest) in objects.items():
             before = known.get((objecttype, object_id))
             if before is not None and before.hash == digest:
-                self._unchanged((objecttype, object_id), pending.seen)
+                seen.append((objecttype, object_id))
+                counts[objecttype, "unchanged"] += 1
                 continue
-            self.types_seen.add(objecttype)
-            t.bump(objecttype, "found")
             generation = 0 if before is None else before.generation + 1
-            t.bump(objecttype, "created" if before is None or before.hash is None else "updated")
+            counts[objecttype, "created" if before is None or before.hash is None else "updated"] += 1
             pending.records.append(
                 vastgelegd_record(s.source, s.key, objecttype, object_id, data, digest, generation)
             )
             pending.published.append(Published(objecttype, object_id, digest, generation))
+        for (objecttype, what), n in counts.items():
+            self.types_seen.add(objecttype)
+            t.bump(objecttype, "found", n)
+            t.bump(objecttype, what, n)
+            if what == "unchanged":
+                t.unchanged += n
         t.published += len(pending.records)
         pending.snapshot = (t.read, t.counts(), {k: dict(v) for k, v in t.per_type.items()})
         return pending
