@@ -15,7 +15,7 @@ import contextlib
 import multiprocessing
 import uuid
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +97,13 @@ class ConnectorRunner:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
         return self._pool
+
+    async def _sync(self, run: SyncRun, checkpoint: dict[str, Any] | None) -> Tally:
+        try:
+            return await run.execute(checkpoint)
+        except BrokenExecutor:
+            await asyncio.to_thread(self.close)  # the worker died (e.g. out of memory): a new one next run
+            raise
 
     def close(self) -> None:
         """Stop the mapping worker, if one was started."""
@@ -189,7 +196,7 @@ class ConnectorRunner:
                 on_progress=self._check_stop,
                 executor=self.mapping_pool,
             )
-            tally = await run.execute(record.checkpoint)
+            tally = await self._sync(run, record.checkpoint)
         except Interrupted:
             await self.connectors.finish(record.id, error=None, counts=None, next_in_seconds=0)
             bound.info("connector_run_interrupted")
@@ -267,4 +274,4 @@ class ConnectorRunner:
             on_progress=on_progress,
             executor=self.mapping_pool,
         )
-        return await run.execute(None)
+        return await self._sync(run, None)
