@@ -112,8 +112,20 @@ class KafkaEventLog:
         await self._producer.stop()
 
     async def publish(self, events: Sequence[CloudEvent]) -> None:
-        """Send every event and wait until the broker acknowledged all of them."""
-        await self.publish_records([to_kafka_record(event) for event in events])
+        """Send every event and wait until the broker acknowledged all of them (one produce
+        future per event; the API's small batches keep this path's timing)."""
+        try:
+            futures = []
+            for event in events:
+                record = to_kafka_record(event)
+                futures.append(
+                    await self._producer.send(
+                        self._settings.topic, value=record.value, key=record.key, headers=record.headers
+                    )
+                )
+            await asyncio.wait_for(asyncio.gather(*futures), timeout=SEND_TIMEOUT_S)
+        except (KafkaError, TimeoutError) as e:
+            raise BrokerUnavailable(f"Kafka did not acknowledge: {e!r}") from e
 
     async def publish_records(self, records: Sequence[KafkaRecord]) -> None:
         """Send records already in the CloudEvents binding and wait until the broker acknowledged
