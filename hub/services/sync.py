@@ -188,12 +188,12 @@ class SyncRun:
                 if inflight is not None:
                     await inflight
                     inflight = None
-                looking = asyncio.create_task(self._look(batch, prints))  # while the next batch is read
-                if ahead is not None:
-                    pending = await self._prepare(await ahead)
+                # Looked up (and handed to the worker) while the next batch is read.
+                previous, ahead = ahead, asyncio.create_task(self._look(batch, prints))
+                if previous is not None:
+                    pending = await self._prepare(await previous)
                     inflight = asyncio.create_task(self._deliver(pending))
                     complete = complete or pending.complete
-                ahead = looking
                 if self.on_progress is not None:
                     self.on_progress(self.tally)
             if ahead is not None:
