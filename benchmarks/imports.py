@@ -8,14 +8,16 @@ same file again (nothing changed: nothing may be published).
 Runs the import in this process exactly as ``koppelhub import`` and the ``connectors`` role do
 (:meth:`ConnectorRunner.execute_import`), on the embedded Tansu broker and embedded PostgreSQL
 in a fresh temporary data dir. No projector runs: the figure is the import side. Peak memory is
-this process's maximum resident set size (``ru_maxrss``); the broker and PostgreSQL are
-separate processes and not included.
+this process's maximum resident set size (``ru_maxrss``) plus the mapping worker's (``VmHWM``;
+large batches are mapped and serialised in a one-worker process pool); the broker and
+PostgreSQL are separate processes and not included.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import resource
 import shutil
 import sys
@@ -64,6 +66,19 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def worker_usage(runner: ConnectorRunner) -> tuple[float, float]:
+    """The mapping worker's CPU seconds so far and peak resident memory (MB), from /proc; zeros
+    when no worker was started (it starts with the first large batch)."""
+    if runner._pool is None:
+        return 0.0, 0.0
+    pid = runner.mapping_pool().submit(os.getpid).result()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    status = Path(f"/proc/{pid}/status").read_text()
+    hwm = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
+    return cpu, int(hwm.split()[1]) / 1024
+
+
 async def run_imports(
     settings: Settings, bootstrap: str, database_url: str, path: Path
 ) -> list[dict[str, Any]]:
@@ -96,14 +111,25 @@ async def run_imports(
                 options={},
             )
             await imports.start(import_id)
+            worker_before = worker_usage(runner)[0]
             started, cpu = time.perf_counter(), time.process_time()
             tally: Tally = await runner.execute_import(import_id, spec)
             seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+            worker_cpu, worker_mb = worker_usage(runner)
             await imports.finish(import_id, error=None, counts=tally.counts(), report=tally.per_type)
             results.append(
-                {"label": label, "seconds": seconds, "cpu": cpu, "peak_mb": peak_mb(), **tally.counts()}
+                {
+                    "label": label,
+                    "seconds": seconds,
+                    "cpu": cpu,
+                    "peak_mb": peak_mb(),
+                    "worker_cpu": worker_cpu - worker_before,
+                    "worker_mb": worker_mb,
+                    **tally.counts(),
+                }
             )
     finally:
+        runner.close()
         await event_log.stop()
         await engine.dispose()
     return results
@@ -142,8 +168,9 @@ def main(argv: list[str] | None = None) -> int:
         rate = r["read"] / r["seconds"]
         print(
             f"{r['label']:28s} {r['seconds']:7.1f} s  {rate:9,.0f} rows/s  published {r['published']:,}  "
-            f"unchanged {r['unchanged']:,}  invalid {r['invalid']:,}  peak RSS {r['peak_mb']:.0f} MB  "
-            f"(import process CPU {r['cpu']:.1f} s)"
+            f"unchanged {r['unchanged']:,}  invalid {r['invalid']:,}  peak RSS {r['peak_mb']:.0f} MB "
+            f"+ worker {r['worker_mb']:.0f} MB  (CPU: import process {r['cpu']:.1f} s, "
+            f"mapping worker {r['worker_cpu']:.1f} s)"
         )
     first, second = results
     speedup = first["seconds"] / second["seconds"]
@@ -153,8 +180,9 @@ def main(argv: list[str] | None = None) -> int:
             first["read"] / first["seconds"] >= FLOOR_ROWS_PER_S,
         ),
         (
-            f"peak memory < {CEILING_PEAK_MB:.0f} MB (RSS before the imports: {base_mb:.0f} MB)",
-            max(r["peak_mb"] for r in results) < CEILING_PEAK_MB,
+            f"peak memory < {CEILING_PEAK_MB:.0f} MB, import process and mapping worker together "
+            f"(RSS before the imports: {base_mb:.0f} MB)",
+            max(r["peak_mb"] + r["worker_mb"] for r in results) < CEILING_PEAK_MB,
         ),
         ("second import publishes nothing", second["published"] == 0),
         (f"second import ≥ {FLOOR_SPEEDUP:.0f}x faster (measured {speedup:.1f}x)", speedup >= FLOOR_SPEEDUP),

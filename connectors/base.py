@@ -145,6 +145,12 @@ class Connector(ABC, Generic[C]):
         source published last, the runner skips the record unmapped. None: always map."""
         return None
 
+    def mapper(self) -> Callable[[Record], list[Change]] | None:
+        """Optional: a picklable pure function equal to :meth:`map` (e.g. a ``functools.partial``
+        of a module-level function), which the runner may call in a worker process for large
+        batches. None: records are mapped in the runner's process with :meth:`map`."""
+        return None
+
     @classmethod
     def sample_config(cls, directory: Path) -> dict[str, Any]:
         """A valid config for the contract test; may write fixture files into ``directory``."""

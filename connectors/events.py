@@ -5,14 +5,15 @@ Pure: the runner calls these with the generation it read from the fingerprint st
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from connectors.ids import event_id
 from schemas import CloudEvent
+from schemas.bindings import KafkaRecord
 from schemas.landscape import ingetrokken_type, vastgelegd_type
 
-__all__ = ["import_source", "ingetrokken_event", "vastgelegd_event"]
+__all__ = ["import_source", "ingetrokken_event", "vastgelegd_event", "vastgelegd_record"]
 
 
 def import_source(hub_urn: str, kind: str, key: str) -> str:
@@ -49,6 +50,31 @@ def vastgelegd_event(
         subject=object_id,
         data=data,
     )
+
+
+@lru_cache(maxsize=1024)
+def _constant_headers(source: str, objecttype: str) -> tuple[tuple[str, bytes], ...]:
+    return (("ce_source", source.encode()), ("ce_type", _vastgelegd(objecttype).encode()))
+
+
+def vastgelegd_record(
+    source: str, scope: str, objecttype: str, object_id: str, data_json: bytes, digest: str, generation: int
+) -> KafkaRecord:
+    """:func:`vastgelegd_event` written straight into the Kafka binding, from the object's data
+    already serialised (``data_json``, as :func:`connectors.mapping.map_records` makes it): the
+    same record as ``schemas.bindings.to_kafka_record(vastgelegd_event(...))``, without building
+    the event (an import makes one per row; a unit test holds the two equal)."""
+    (src, typ) = _constant_headers(source, objecttype)
+    subject = object_id.encode()
+    headers = [
+        ("ce_specversion", b"1.0"),
+        ("ce_id", event_id(scope, objecttype, object_id, digest, generation).encode()),
+        src,
+        typ,
+        ("ce_subject", subject),
+        ("content-type", b"application/json"),
+    ]
+    return KafkaRecord(key=subject, value=data_json, headers=headers)
 
 
 def ingetrokken_event(

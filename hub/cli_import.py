@@ -160,6 +160,7 @@ async def _run(
         await imports.finish(import_id, error=None, counts=tally.counts(), report=tally.per_type)
         return tally, None, await imports.errors(import_id, limit=ERRORS_LISTED)
     finally:
+        await asyncio.to_thread(runner.close)
         await event_log.stop()
         await engine.dispose()
 

@@ -9,10 +9,11 @@ import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from hub.paging import Page
 from schemas import CloudEvent
+from schemas.bindings import KafkaRecord
 from subscriptions.filters import Filter
 
 
@@ -169,6 +170,18 @@ class EventLog(Protocol):
 
     async def publish(self, events: Sequence[CloudEvent]) -> None:
         """Append events; returns only when the log acknowledged all of them (acks=all)."""
+        ...
+
+
+@runtime_checkable
+class RecordLog(EventLog, Protocol):
+    """An event log that also takes events already written in the Kafka binding (binary content
+    mode, :func:`schemas.bindings.to_kafka_record`): a large import serialises its events in a
+    worker process and hands over the bytes."""
+
+    async def publish_records(self, records: Sequence[KafkaRecord]) -> None:
+        """Append the records in order per key; returns only when the log acknowledged all of
+        them (acks=all)."""
         ...
 
 

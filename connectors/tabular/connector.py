@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import csv
 import hashlib
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -114,23 +115,26 @@ class _TabularConnector(Connector[Any]):
         object_id = (cells[position] or "").strip() if position < len(cells) else ""
         if not object_id:
             return None
-        text = "\x1f".join((c or "").strip() for c in cells)
+        text = "\x1f".join([(c or "").strip() for c in cells])
         digest = hashlib.sha256(f"{shared['signature']}\x1e{text}".encode()).hexdigest()[:32]
         return self.config.objecttype, object_id, digest
 
     def map(self, record: Record) -> list[Change]:
-        objecttype = self.config.objecttype
-        obj = row_object(
-            objecttype,
-            record.data["shared"]["index"],
-            _LISTS[objecttype],
-            record.data["cells"],
-            self.context.organisatie,
-        )
-        return [Change(obj)]
+        return map_row(self.config.objecttype, self.context.organisatie, record)
+
+    def mapper(self) -> Callable[[Record], list[Change]]:
+        return partial(map_row, self.config.objecttype, self.context.organisatie)
 
 
 _LISTS = {t: list_fields(t) for t in OBJECT_TYPES}
+
+
+def map_row(objecttype: str, organisatie: str, record: Record) -> list[Change]:
+    """A row as its object (module level, so a worker process can run it)."""
+    obj = row_object(
+        objecttype, record.data["shared"]["index"], _LISTS[objecttype], record.data["cells"], organisatie
+    )
+    return [Change(obj)]
 
 
 @register

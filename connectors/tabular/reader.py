@@ -12,6 +12,7 @@ import io
 from collections.abc import Iterator
 from datetime import date, datetime, time
 from pathlib import Path
+from typing import cast
 
 from connectors.base import SourceRefused
 
@@ -42,8 +43,8 @@ def read_csv(path: Path, delimiter: str | None = None) -> Iterator[Row]:
             sep = delimiter or detect_delimiter(first)
             rows = csv.reader(_chain(first, text), delimiter=sep)
             for number, row in enumerate(rows, start=1):
-                if any(cell.strip() for cell in row):
-                    yield number, [cell for cell in row]
+                if "".join(row).strip():  # not fully empty
+                    yield number, cast("list[str | None]", row)
         except UnicodeDecodeError as e:
             raise SourceRefused(f"the file is not UTF-8 text: {e.reason} at byte {e.start}") from e
         except csv.Error as e:

@@ -16,16 +16,20 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.partitioner import DefaultPartitioner
 
 from hub.errors import BrokerUnavailable
 from hub.settings import KafkaSettings
 from schemas import CloudEvent
-from schemas.bindings import to_kafka_record
+from schemas.bindings import KafkaRecord, to_kafka_record
 
 log = structlog.get_logger(__name__)
 
 #: How long a publish waits for the broker's acknowledgement before it gives up.
 SEND_TIMEOUT_S = 15.0
+#: Records per partition the producer sends together. aiokafka keeps one request in flight per
+#: broker, so with its default (16 KB) an import waited on ~1,000 round trips per 100 MB.
+MAX_BATCH_BYTES = 512 * 1024
 
 
 async def ensure_topics(bootstrap: str, settings: KafkaSettings) -> None:
@@ -58,6 +62,7 @@ def make_producer(bootstrap: str, settings: KafkaSettings) -> AIOKafkaProducer:
         enable_idempotence=False,
         linger_ms=settings.linger_ms,
         compression_type=None,
+        max_batch_size=MAX_BATCH_BYTES,
         request_timeout_ms=int(SEND_TIMEOUT_S * 1000),
     )
 
@@ -91,6 +96,7 @@ class KafkaEventLog:
     def __init__(self, bootstrap: str, settings: KafkaSettings):
         self._settings = settings
         self._producer = make_producer(bootstrap, settings)
+        self._partitioner = DefaultPartitioner()
 
     @property
     def producer(self) -> AIOKafkaProducer:
@@ -106,7 +112,8 @@ class KafkaEventLog:
         await self._producer.stop()
 
     async def publish(self, events: Sequence[CloudEvent]) -> None:
-        """Send every event and wait until the broker acknowledged all of them."""
+        """Send every event and wait until the broker acknowledged all of them (one produce
+        future per event; the API's small batches keep this path's timing)."""
         try:
             futures = []
             for event in events:
@@ -119,6 +126,43 @@ class KafkaEventLog:
             await asyncio.wait_for(asyncio.gather(*futures), timeout=SEND_TIMEOUT_S)
         except (KafkaError, TimeoutError) as e:
             raise BrokerUnavailable(f"Kafka did not acknowledge: {e!r}") from e
+
+    async def publish_records(self, records: Sequence[KafkaRecord]) -> None:
+        """Send records already in the CloudEvents binding and wait until the broker acknowledged
+        all of them. Records are grouped per partition (the producer's partitioner, so a key
+        lands where :meth:`AIOKafkaProducer.send` would put it) into batches sent in order: one
+        future per batch instead of one per record."""
+        if not records:
+            return
+        topic = self._settings.topic
+        try:
+            partitions = sorted(await self._producer.partitions_for(topic))
+            per_partition: dict[int, list[KafkaRecord]] = {}
+            choose = self._partitioner
+            for record in records:
+                p = choose(record.key, partitions, partitions)
+                per_partition.setdefault(p, []).append(record)
+            sends = [self._send_partition(topic, p, rs) for p, rs in per_partition.items()]
+            acks = [f for fs in await asyncio.gather(*sends) for f in fs]
+            await asyncio.wait_for(asyncio.gather(*acks), timeout=SEND_TIMEOUT_S)
+        except (KafkaError, TimeoutError) as e:
+            raise BrokerUnavailable(f"Kafka did not acknowledge: {e!r}") from e
+
+    async def _send_partition(
+        self, topic: str, partition: int, records: Sequence[KafkaRecord]
+    ) -> list[asyncio.Future[Any]]:
+        """Queue ``records`` for one partition in as few batches as fit; the acknowledgements."""
+        acks: list[asyncio.Future[Any]] = []
+        batch = self._producer.create_batch()
+        for r in records:
+            # An empty batch takes any record, however large, so a retry always fits.
+            if batch.append(key=r.key, value=r.value, timestamp=None, headers=r.headers) is None:
+                acks.append(await self._producer.send_batch(batch, topic, partition=partition))
+                batch = self._producer.create_batch()
+                batch.append(key=r.key, value=r.value, timestamp=None, headers=r.headers)
+        if batch.record_count():
+            acks.append(await self._producer.send_batch(batch, topic, partition=partition))
+        return acks
 
     async def dead_letter(
         self,

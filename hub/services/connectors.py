@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing
 import uuid
 from collections.abc import Awaitable, Callable
+from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +88,28 @@ class ConnectorRunner:
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._pool: ProcessPoolExecutor | None = None
+
+    def mapping_pool(self) -> Executor:
+        """The one-worker process pool that maps and serialises large batches (the second core),
+        started on first use (``spawn``: no fork of this process's threads and event loop) and
+        shared by every run of this runner; :meth:`close` stops it."""
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        return self._pool
+
+    async def _sync(self, run: SyncRun, checkpoint: dict[str, Any] | None) -> Tally:
+        try:
+            return await run.execute(checkpoint)
+        except BrokenExecutor:
+            await asyncio.to_thread(self.close)  # the worker died (e.g. out of memory): a new one next run
+            raise
+
+    def close(self) -> None:
+        """Stop the mapping worker, if one was started."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
     @property
     def uploads_dir(self) -> Path:
@@ -126,6 +150,7 @@ class ConnectorRunner:
             self._stopping.set()
             if self._tasks:
                 await asyncio.wait(self._tasks, timeout=self.settings.lease_seconds)
+            await asyncio.to_thread(self.close)
 
     async def _claim(self) -> None:
         free = self.settings.concurrency - len(self._tasks)
@@ -169,8 +194,9 @@ class ConnectorRunner:
                 self.fingerprints,
                 self.event_log,
                 on_progress=self._check_stop,
+                executor=self.mapping_pool,
             )
-            tally = await run.execute(record.checkpoint)
+            tally = await self._sync(run, record.checkpoint)
         except Interrupted:
             await self.connectors.finish(record.id, error=None, counts=None, next_in_seconds=0)
             bound.info("connector_run_interrupted")
@@ -246,5 +272,6 @@ class ConnectorRunner:
             self.fingerprints,
             self.event_log,
             on_progress=on_progress,
+            executor=self.mapping_pool,
         )
-        return await run.execute(None)
+        return await self._sync(run, None)

@@ -15,19 +15,24 @@ more likely a wrong file than an empty landscape.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import uuid
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 
-from connectors.base import Connector, Record, RecordRejected
-from connectors.events import ingetrokken_event, vastgelegd_event
-from connectors.ids import content_hash
-from hub.ports import EventLog
+from connectors.base import Batch, Connector, Record
+from connectors.events import ingetrokken_event, vastgelegd_record
+from connectors.mapping import Outcome, map_records
+from hub.ports import EventLog, RecordLog
 from hub.services.connector_ports import (
     BatchCommit,
+    Fingerprint,
     FingerprintStore,
     Key,
     Owner,
@@ -35,11 +40,40 @@ from hub.services.connector_ports import (
     RowError,
     SyncScope,
 )
-from schemas import CloudEvent
+from schemas.bindings import KafkaRecord, from_kafka_record
 
 log = structlog.get_logger(__name__)
 
 WITHDRAW_PAGE = 5000
+#: Fewer records to map than this in a batch are mapped in this process, not in the worker.
+OFFLOAD_MIN = 1000
+
+Print = tuple[str, str, str]  # a record's (objecttype, object id, digest), see Connector.fingerprint
+
+FULL_COLLECTION_FACTOR = 10
+_running = 0  # runs in this process that defer full collections
+_thresholds = gc.get_threshold()
+
+
+@contextlib.contextmanager
+def _defer_full_collections() -> Iterator[None]:
+    """While a run is going, full (oldest-generation) collections are ten times rarer; young
+    ones run as usual. A run keeps thousands of rows per batch alive for a while, so they all
+    reach the oldest generation, and CPython then scanned every object of the process about once
+    per batch: 40 % of an import's CPU (benchmarks/imports.py). Rarer, not off: runs that
+    overlap without end (many connectors) must not keep cyclic garbage forever. Restored when
+    the last run ends."""
+    global _running, _thresholds
+    if _running == 0:
+        _thresholds = gc.get_threshold()
+        gc.set_threshold(_thresholds[0], _thresholds[1], _thresholds[2] * FULL_COLLECTION_FACTOR)
+    _running += 1
+    try:
+        yield
+    finally:
+        _running -= 1
+        if _running == 0:
+            gc.set_threshold(*_thresholds)
 
 
 @dataclass
@@ -79,15 +113,39 @@ class _Pending:
     """A mapped batch waiting to be published and committed."""
 
     checkpoint: dict[str, Any] | None
-    events: list[CloudEvent] = field(default_factory=list)
+    complete: bool = False
+    records: list[KafkaRecord] = field(default_factory=list)
     published: list[Published] = field(default_factory=list)
     seen: list[Key] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
     snapshot: tuple[int, dict[str, int], dict[str, dict[str, int]]] = (0, {}, {})
 
 
+@dataclass
+class _Looked:
+    """A batch read, fingerprinted and looked up, with the mapping of its changed records under way."""
+
+    batch: Batch
+    prints: list[Print | None]
+    looked: set[Key]
+    known: dict[Key, Fingerprint]
+    mapping: asyncio.Future[list[Outcome]]
+
+
+def _unchanged_print(fp: Print | None, known: dict[Key, Fingerprint]) -> bool:
+    if fp is None:
+        return False
+    before = known.get((fp[0], fp[1]))
+    return before is not None and before.hash == fp[2]
+
+
 class SyncRun:
-    """Runs one connector once against the event log and the fingerprint store."""
+    """Runs one connector once against the event log and the fingerprint store.
+
+    ``executor`` (a factory, called once when first needed) is where batches with at least
+    ``offload_min`` records to map are mapped and serialised, when the connector offers a
+    picklable :meth:`Connector.mapper`: a one-worker process pool puts an import on two cores.
+    """
 
     def __init__(
         self,
@@ -98,101 +156,151 @@ class SyncRun:
         event_log: EventLog,
         *,
         on_progress: Progress | None = None,
+        executor: Callable[[], Executor] | None = None,
+        offload_min: int = OFFLOAD_MIN,
     ) -> None:
         self.connector, self.scope, self.owner = connector, scope, owner
         self.store, self.event_log = store, event_log
         self.on_progress = on_progress
+        self.executor, self.offload_min = executor, offload_min
+        self.mapper = connector.mapper() if executor is not None else None
+        self._pool: Executor | None = None
         self.run_id = uuid.uuid4()
         self.tally = Tally()
         self.types_seen: set[str] = set()
 
     async def execute(self, checkpoint: dict[str, Any] | None) -> Tally:
-        """Read, map and publish every batch; the next batch is mapped while the previous one
-        waits for its acknowledgement, and commits stay in batch order."""
+        """Run to the end (see :meth:`_execute`), with full collections deferred."""
+        with _defer_full_collections():
+            return await self._execute(checkpoint)
+
+    async def _execute(self, checkpoint: dict[str, Any] | None) -> Tally:
+        """Read, map and publish every batch, as a pipeline: while batch N is mapped (in the
+        worker, if any), batch N+1 is looked up while batch N+2 is read and fingerprinted, and
+        batch N-1 waits for its acknowledgement. A lookup runs after every commit but the
+        previous batch's (as before the pipeline), and commits stay in batch order."""
         complete = False
         inflight: asyncio.Task[None] | None = None
+        ahead: asyncio.Task[_Looked] | None = None
         try:
             async for batch in self.connector.fetch(checkpoint):
-                pending = await self._prepare(batch.records, batch.checkpoint)
+                prints = [self.connector.fingerprint(r) for r in batch.records]
+                if inflight is not None:
+                    await inflight
+                    inflight = None
+                # Looked up (and handed to the worker) while the next batch is read.
+                previous, ahead = ahead, asyncio.create_task(self._look(batch, prints))
+                if previous is not None:
+                    pending = await self._prepare(await previous)
+                    inflight = asyncio.create_task(self._deliver(pending))
+                    complete = complete or pending.complete
+                if self.on_progress is not None:
+                    self.on_progress(self.tally)
+            if ahead is not None:
+                pending = await self._prepare(await ahead)
+                ahead = None
                 if inflight is not None:
                     await inflight
                 inflight = asyncio.create_task(self._deliver(pending))
-                complete = complete or batch.complete
-                if self.on_progress is not None:
-                    self.on_progress(self.tally)
+                complete = complete or pending.complete
         finally:
+            if ahead is not None:  # read but not published: as if never read
+                ahead.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    (await ahead).mapping.cancel()
             if inflight is not None:
                 await inflight  # what was published is recorded, whatever happened since
         if complete and self.connector.full:
             await self._withdraw()
         return self.tally
 
-    def _reject(self, record: Record, e: RecordRejected, errors: list[RowError]) -> None:
+    def _reject(self, record: Record, problems: list[tuple[str, str]], errors: list[RowError]) -> None:
         t = self.tally
         t.invalid += 1
-        found = [RowError(record.row, column, message) for column, message in e.problems]
+        found = [RowError(record.row, column, message) for column, message in problems]
         errors.extend(found)
         for err in found[: max(0, 20 - len(t.sample_errors))]:
             t.sample_errors.append({"row": err.row, "column": err.column, "message": err.message})
 
-    def _unchanged(self, key: Key, seen: list[Key]) -> None:
-        t = self.tally
-        self.types_seen.add(key[0])
-        t.unchanged += 1
-        t.bump(key[0], "found")
-        t.bump(key[0], "unchanged")
-        seen.append(key)
-
-    async def _prepare(self, records: list[Record], checkpoint: dict[str, Any] | None) -> _Pending:
-        """Map a batch and keep what changed. A record the connector can fingerprint without
-        mapping (a spreadsheet row) is skipped unmapped when its fingerprint is unchanged."""
-        t, s = self.tally, self.scope
-        prints = [self.connector.fingerprint(r) for r in records]
+    async def _look(self, batch: Batch, prints: list[Print | None]) -> _Looked:
+        """Look a batch's fingerprints up and start mapping the records that changed. A record
+        the connector can fingerprint without mapping (a spreadsheet row) is skipped unmapped
+        when its fingerprint is unchanged."""
         looked = {(p[0], p[1]) for p in prints if p is not None}
-        known = await self.store.known(s, list(looked))
-        objects: dict[Key, tuple[dict[str, Any], str]] = {}
-        pending = _Pending(checkpoint=checkpoint)
-        for n, (record, fp) in enumerate(zip(records, prints, strict=True)):
-            t.read += 1
+        known = await self.store.known(self.scope, list(looked))
+        items = [
+            (r, fp) for r, fp in zip(batch.records, prints, strict=True) if not _unchanged_print(fp, known)
+        ]
+        loop = asyncio.get_running_loop()
+        if self.mapper is not None and self.executor is not None and len(items) >= self.offload_min:
+            if self._pool is None:
+                self._pool = self.executor()
+            mapping = loop.run_in_executor(self._pool, map_records, self.mapper, items)
+        else:
+            outcomes: list[Outcome] = []
+            for start in range(0, len(items), 1000):
+                if start:
+                    await asyncio.sleep(0)  # let acknowledgements of the previous batch in
+                outcomes += map_records(self.connector.map, items[start : start + 1000])
+            mapping = loop.create_future()
+            mapping.set_result(outcomes)
+        return _Looked(batch, prints, looked, known, mapping)
+
+    async def _prepare(self, b: _Looked) -> _Pending:
+        """Take a batch's mapped records and keep what changed, as Kafka records."""
+        t, s = self.tally, self.scope
+        outcomes = iter(await b.mapping)
+        objects: dict[Key, tuple[bytes, str]] = {}
+        pending = _Pending(checkpoint=b.batch.checkpoint, complete=b.batch.complete)
+        seen, known, counts = pending.seen, b.known, Counter[tuple[str, str]]()
+        for record, fp in zip(b.batch.records, b.prints, strict=True):
             if fp is not None:
                 before = known.get((fp[0], fp[1]))
                 if before is not None and before.hash == fp[2]:
-                    self._unchanged((fp[0], fp[1]), pending.seen)
+                    seen.append((fp[0], fp[1]))
+                    counts[fp[0], "unchanged"] += 1
                     continue
-            try:
-                changes = self.connector.map(record)
-            except RecordRejected as e:
-                self._reject(record, e, pending.errors)
+            mapped, problems = next(outcomes)
+            if problems is not None:
+                self._reject(record, problems, pending.errors)
                 continue
-            for change in changes:
-                obj = change.object
-                data = obj.model_dump(mode="json")
-                key = (obj.objecttype, obj.id)
-                same_row = fp is not None and key == (fp[0], fp[1])
-                objects[key] = (data, fp[2] if same_row and fp is not None else content_hash(data))
-            if n % 1000 == 999:
-                await asyncio.sleep(0)  # let acknowledgements of the previous batch in
-        extra = [k for k in objects if k not in looked]
+            for objecttype, object_id, digest, data in mapped:
+                objects[(objecttype, object_id)] = (data, digest)
+        t.read += len(b.batch.records)
+        extra = [k for k in objects if k not in b.looked]
         if extra:
             known.update(await self.store.known(s, extra))
         for (objecttype, object_id), (data, digest) in objects.items():
             before = known.get((objecttype, object_id))
             if before is not None and before.hash == digest:
-                self._unchanged((objecttype, object_id), pending.seen)
+                seen.append((objecttype, object_id))
+                counts[objecttype, "unchanged"] += 1
                 continue
-            self.types_seen.add(objecttype)
-            t.bump(objecttype, "found")
             generation = 0 if before is None else before.generation + 1
-            t.bump(objecttype, "created" if before is None or before.hash is None else "updated")
-            pending.events.append(vastgelegd_event(s.source, s.key, objecttype, data, digest, generation))
+            counts[objecttype, "created" if before is None or before.hash is None else "updated"] += 1
+            pending.records.append(
+                vastgelegd_record(s.source, s.key, objecttype, object_id, data, digest, generation)
+            )
             pending.published.append(Published(objecttype, object_id, digest, generation))
-        t.published += len(pending.events)
+        for (objecttype, what), n in counts.items():
+            self.types_seen.add(objecttype)
+            t.bump(objecttype, "found", n)
+            t.bump(objecttype, what, n)
+            if what == "unchanged":
+                t.unchanged += n
+        t.published += len(pending.records)
         pending.snapshot = (t.read, t.counts(), {k: dict(v) for k, v in t.per_type.items()})
         return pending
 
+    async def _publish(self, records: list[KafkaRecord]) -> None:
+        if isinstance(self.event_log, RecordLog):
+            await self.event_log.publish_records(records)  # returns once Kafka acknowledged all of them
+        else:
+            await self.event_log.publish([from_kafka_record(r.key, r.value, r.headers) for r in records])
+
     async def _deliver(self, pending: _Pending) -> None:
-        if pending.events:
-            await self.event_log.publish(pending.events)  # returns once Kafka acknowledged all of them
+        if pending.records:
+            await self._publish(pending.records)
         rows_read, counts, report = pending.snapshot
         await self.store.commit(
             self.scope,
@@ -202,7 +310,7 @@ class SyncRun:
                 seen=pending.seen if self.connector.full else (),
                 run=self.run_id,
                 checkpoint=pending.checkpoint,
-                events=len(pending.events),
+                events=len(pending.records),
                 rows_read=rows_read,
                 counts=counts,
                 report=report,

@@ -1,0 +1,48 @@
+"""Records to publishable objects, as one pure function a worker process can run.
+
+The runner (``hub.services.sync``) fingerprints records and looks them up itself; the records
+that need mapping go through :func:`map_records`, in this process or, for large imports, in a
+``ProcessPoolExecutor`` worker (the second core). Everything crossing the process boundary is
+plain tuples and bytes: a record's objects as ``(objecttype, id, digest, data as JSON)`` or its
+problems. The JSON is exactly what the event's Kafka value would be
+(:meth:`schemas.CloudEvent.data_bytes` of :func:`connectors.events.vastgelegd_event`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from connectors.base import Change, Record, RecordRejected
+from connectors.ids import content_hash
+from schemas.envelope import _dumps
+
+__all__ = ["MappedObject", "Mapper", "Outcome", "map_records"]
+
+Mapper = Callable[[Record], list[Change]]
+#: ``(objecttype, object id, content digest, data as compact JSON bytes)``.
+MappedObject = tuple[str, str, str, bytes]
+#: Per record: ``(objects, None)`` when it maps, ``([], problems)`` when it is rejected.
+Outcome = tuple[list[MappedObject], list[tuple[str, str]] | None]
+
+
+def map_records(mapper: Mapper, items: Sequence[tuple[Record, tuple[str, str, str] | None]]) -> list[Outcome]:
+    """Map each ``(record, fingerprint)``: one outcome per item, in order.
+
+    An object that is the record's own fingerprinted object keeps the fingerprint digest; any
+    other gets :func:`connectors.ids.content_hash` of its data (as the runner always did)."""
+    out: list[Outcome] = []
+    for record, fp in items:
+        try:
+            changes = mapper(record)
+        except RecordRejected as e:
+            out.append(([], list(e.problems)))
+            continue
+        objects: list[MappedObject] = []
+        for change in changes:
+            obj = change.object
+            data = obj.model_dump(mode="json")
+            same_row = fp is not None and (obj.objecttype, obj.id) == (fp[0], fp[1])
+            digest = fp[2] if same_row and fp is not None else content_hash(data)
+            objects.append((obj.objecttype, obj.id, digest, _dumps(data)))
+        out.append((objects, None))
+    return out

@@ -1,0 +1,119 @@
+"""Large imports map in a worker process: the records it hands the event log are exactly those the
+in-process path makes, which are exactly the binding of the events ``vastgelegd_event`` makes."""
+
+from __future__ import annotations
+
+import csv
+import multiprocessing
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from connectors.base import ConnectorContext
+from connectors.events import vastgelegd_event, vastgelegd_record
+from connectors.kinds import KINDS  # noqa: F401 - registers every connector kind
+from connectors.registry import create
+from hub.ports import RecordLog
+from hub.services.connector_ports import BatchCommit, Fingerprint, Key, Owner, SyncScope
+from hub.services.sync import SyncRun, Tally
+from schemas import CloudEvent
+from schemas.bindings import KafkaRecord, to_kafka_record
+
+ORG = "org-1"
+SCOPE = SyncScope("urn:nld:hub:import:org-1", ORG, "import:org-1")
+
+
+def test_a_prepared_record_is_the_binding_of_the_event() -> None:
+    data = {"id": "g-1", "afnemer": ORG, "applicatie": "app-ë", "status": "In productie", "lijst": ["a", "b"]}
+    event = vastgelegd_event(SCOPE.source, SCOPE.key, "gebruik", data, "d" * 32, 3)
+    expected = to_kafka_record(event)
+    made = vastgelegd_record(
+        SCOPE.source, SCOPE.key, "gebruik", "g-1", event.data_bytes() or b"", "d" * 32, 3
+    )
+    assert made == expected
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self.prints: dict[Key, Fingerprint] = {}
+
+    async def known(self, scope: SyncScope, keys: Sequence[Key]) -> dict[Key, Fingerprint]:
+        return {k: self.prints[k] for k in keys if k in self.prints}
+
+    async def commit(self, scope: SyncScope, owner: Owner, batch: BatchCommit) -> None:
+        for p in batch.published:
+            self.prints[(p.objecttype, p.object_id)] = Fingerprint(p.hash, p.generation)
+
+    async def unseen(self, *args: Any, **kwargs: Any) -> list[tuple[Key, int]]:
+        return []
+
+
+class MemoryLog:
+    def __init__(self) -> None:
+        self.records: list[KafkaRecord] = []
+
+    async def publish(self, events: Sequence[CloudEvent]) -> None:
+        self.records += [to_kafka_record(e) for e in events]
+
+    async def publish_records(self, records: Sequence[KafkaRecord]) -> None:
+        self.records += records
+
+
+class CountingPool(ProcessPoolExecutor):
+    def __init__(self) -> None:
+        super().__init__(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        self.submitted = 0
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        self.submitted += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+def write(path: Path, n: int) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, delimiter=";")
+        w.writerow(["id", "afnemer", "applicatie", "status", "versie", "referentiecomponenten"])
+        for i in range(n):
+            status = "in productie" if i % 97 == 5 else "In productie"  # some rows are invalid
+            w.writerow([f"g-{i}", ORG, f"app-ë{i % 7}", status, f"1.{i}", f"rc-{i % 3}|rc-9"])
+        w.writerow([f"g-{n - 1}", ORG, "app-other", "Gepland", "", ""])  # the same id again
+    return path
+
+
+async def run(path: Path, pool: ProcessPoolExecutor | None) -> tuple[Tally, list[KafkaRecord], MemoryStore]:
+    ctx = ConnectorContext(
+        organisatie=ORG, scope="import:org-1", work_dir=path.parent, file_roots=(path.parent,)
+    )
+    connector = create("csv", {"location": str(path), "objecttype": "gebruik"}, ctx)
+    connector.batch_size = 700  # type: ignore[misc]  # several batches, some pipelined
+    store, log = MemoryStore(), MemoryLog()
+    assert isinstance(log, RecordLog)
+    sync = SyncRun(
+        connector,
+        SCOPE,
+        Owner("import", uuid.uuid4()),
+        store,
+        log,
+        executor=(lambda: pool) if pool is not None else None,
+        offload_min=1,
+    )
+    tally = await sync.execute(None)
+    return tally, log.records, store
+
+
+async def test_mapping_in_a_worker_process_publishes_the_same_records(tmp_path: Path) -> None:
+    path = write(tmp_path / "g.csv", 3000)
+    inline = await run(path, None)
+    with CountingPool() as pool:
+        offloaded = await run(path, pool)
+
+    assert pool.submitted == 5  # every batch went to the worker
+    (t1, records1, store1), (t2, records2, store2) = inline, offloaded
+    assert (
+        t1.counts() == t2.counts() and t1.invalid > 0 and t1.published == 3000 - t1.invalid
+    )  # g-2999 twice in one batch: once
+    assert t1.sample_errors == t2.sample_errors and t1.per_type == t2.per_type
+    assert records1 == records2
+    assert store1.prints == store2.prints
