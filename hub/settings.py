@@ -196,7 +196,7 @@ class Settings(BaseSettings):
         default=1000, ge=1, description="Records the projector applies per transaction."
     )
     projector_members: int = Field(
-        default=2, ge=1, le=64, description="Consumers of the projector's group in one process."
+        default=3, ge=1, le=64, description="Consumers of the projector's group in one process."
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="Log level.")
     log_format: Literal["auto", "json", "console"] = Field(
