@@ -56,18 +56,26 @@ class ProjectorStats:
     dead_lettered: int = 0
     derived: int = 0
     deliveries: int = 0
+    stale: int = 0
 
 
 @dataclass(frozen=True)
 class Applied:
-    """What one transaction did: events seen for the first time, events derived, outbox rows."""
+    """What one transaction did: events seen for the first time, events derived, outbox rows,
+    and stale landscape events ignored."""
 
     new: int = 0
     derived: int = 0
     deliveries: int = 0
+    stale: int = 0
 
     def __add__(self, other: Applied) -> Applied:
-        return Applied(self.new + other.new, self.derived + other.derived, self.deliveries + other.deliveries)
+        return Applied(
+            self.new + other.new,
+            self.derived + other.derived,
+            self.deliveries + other.deliveries,
+            self.stale + other.stale,
+        )
 
 
 async def apply_events(
@@ -93,7 +101,7 @@ async def apply_events(
                 if subscription_matches(s.source, s.types, s.filters, attrs)
             )
         await uow.add_deliveries(new)
-    return Applied(fresh, len(archived) - fresh, len(new))
+    return Applied(fresh, len(archived) - fresh, len(new), projected.stale)
 
 
 class Projector:
@@ -207,6 +215,7 @@ class Projector:
         self.stats.duplicates += len(logged) - done.new
         self.stats.derived += done.derived
         self.stats.deliveries += done.deliveries
+        self.stats.stale += done.stale
         if logged:
             log.debug(
                 "projection_applied",

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from hub.bootstrap import HubProcess
 from hub.settings import Settings
 from tests.support.hub_api import SOURCE, landscape_event, publish, subscribe
 from tests.support.sink import WebhookSink
@@ -48,7 +49,7 @@ async def _everything(client: httpx.AsyncClient, auth: dict[str, str]) -> dict[s
 
 
 async def test_the_landscape_is_projected_announced_once_per_change_and_rebuilt_silently(
-    client: httpx.AsyncClient, auth: dict[str, str], sink: WebhookSink, settings: Settings
+    client: httpx.AsyncClient, auth: dict[str, str], sink: WebhookSink, settings: Settings, hub: HubProcess
 ) -> None:
     await subscribe(client, auth, sink.url, filters=[{"exact": {"source": settings.source_urn}}])
 
@@ -112,6 +113,7 @@ async def test_the_landscape_is_projected_announced_once_per_change_and_rebuilt_
 
     await asyncio.sleep(1.0)  # anything the identical, stale or invalid events caused would be here by now
     assert len(sink.received) == 6
+    assert hub.projector is not None and hub.projector.stats.stale == 1  # counted, not applied
     before = await _everything(client, auth)
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("KOPPELHUB_")}
