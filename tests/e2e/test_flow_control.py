@@ -39,7 +39,7 @@ async def test_a_429_with_retry_after_is_retried_no_sooner_than_asked(
         await publish(client, auth, event())
         await sink.wait_for(1)
         waited = script.times[1] - script.times[0]
-        assert 1.9 <= waited < 5, waited  # the schedule alone would have waited 0.1 s
+        assert 1.9 <= waited < 10, waited  # the schedule alone would have waited 0.1 s
         [done] = await wait_for_status(client, auth, sub["id"], "delivered")
         assert done["attempts"] == 2
     finally:
@@ -143,7 +143,9 @@ async def test_a_slow_sink_does_not_delay_another_subscription_and_keeps_to_its_
         await publish(client, auth, *sent)
         await fast.wait_for(len(sent), timeout=15)
         fast_done = time.monotonic() - started
-        assert fast_done < 4.0, fast_done  # the slow sink would need 20 s for its share
+        # The slow sink needs 20 s for its share (40 events, 4 at a time, 2 s each); half of that
+        # leaves room for a loaded CI machine (4.03 s seen once) and still tells the two apart.
+        assert fast_done < 10.0, fast_done
         assert len(slow.received) < len(sent)
         await asyncio.sleep(0.5)
         assert in_flight["max"] == 4, in_flight  # the cap is used, never exceeded
