@@ -69,7 +69,12 @@ async def test_with_ordering_key_a_failing_event_holds_back_its_own_key_only(
 
     sink = await WebhookSink(responder=answer).start()
     try:
-        await subscribe(client, auth, sink.url, retrySchedule=[0.5, 0.5, 0.5])
+        await subscribe(client, auth, sink.url, retrySchedule=[1.0, 1.0, 1.0])
+        # Keys live on different partitions, projected by different consumers: let the group
+        # settle first, so key-2 is not merely projected late while key-1 retries.
+        await publish(client, auth, event("warm-up", -1))
+        await sink.wait_for(1)
+        sink.delivered.clear()
         sent = [event("key-1", n) for n in range(4)] + [event("key-2", n) for n in range(4, 8)]
         await publish(client, auth, *sent)
         await sink.wait_for(len(sent))
