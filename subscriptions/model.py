@@ -23,6 +23,7 @@ __all__ = [
     "HttpProtocolSettings",
     "SubscriptionCreate",
     "SubscriptionStatus",
+    "check_types",
     "subscription_matches",
     "validate_sink",
 ]
@@ -52,6 +53,13 @@ _FORBIDDEN_IN_VALUE = re.compile(r"[\r\n\x00]")
 _CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f]")
 
 SubscriptionStatus = Literal["active", "paused", "disabled"]
+
+
+def check_types(value: list[str] | None) -> list[str] | None:
+    """A subscription's ``types``: absent, or a list without empty strings."""
+    if value is not None and any(not t for t in value):
+        raise ValueError("types must not contain empty strings")
+    return value
 
 
 def validate_sink(value: str) -> str:
@@ -152,9 +160,7 @@ class SubscriptionCreate(BaseModel):
     @field_validator("types")
     @classmethod
     def _check_types(cls, value: list[str] | None) -> list[str] | None:
-        if value is not None and any(not t for t in value):
-            raise ValueError("types must not contain empty strings")
-        return value
+        return check_types(value)
 
     @property
     def headers(self) -> dict[str, str]:

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from subscriptions.filters import Filter
-from subscriptions.model import HttpProtocolSettings, SubscriptionCreate, validate_sink
+from subscriptions.model import HttpProtocolSettings, SubscriptionCreate, check_types, validate_sink
 
 __all__ = [
     "ClientCertificate",
@@ -217,9 +217,7 @@ class SubscriptionUpdate(DeliveryOptions):
     @field_validator("types")
     @classmethod
     def _check_types(cls, value: list[str] | None) -> list[str] | None:
-        if value is not None and any(not t for t in value):
-            raise ValueError("types must not contain empty strings")
-        return value
+        return check_types(value)
 
     def given(self) -> set[str]:
         """The fields the request set (``null`` included), by field name."""
