@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from pydantic import SecretStr
 
 from connectors.base import ConnectorContext, SourceRefused, SourceUnavailable
 
-__all__ = ["LocalFile", "fetch_location", "is_url"]
+__all__ = ["LocalFile", "fetch_configured", "fetch_location", "is_url"]
 
 _CHUNK = 1 << 20
 
@@ -70,6 +71,15 @@ async def fetch_location(
         allowed = ", ".join(str(r) for r in roots) or "none configured"
         raise SourceRefused(f"{location!r} is not a file under an allowed directory ({allowed})")
     return await asyncio.to_thread(_local_file, path, ctx.max_bytes)
+
+
+async def fetch_configured(
+    location: str, authorization: SecretStr | None, ctx: ConnectorContext
+) -> LocalFile:
+    """:func:`fetch_location` for a connector config's ``location`` and write-only
+    ``authorization``, within the context's allowed file roots."""
+    token = authorization.get_secret_value() if authorization else None
+    return await fetch_location(location, ctx, ctx.file_roots, authorization=token)
 
 
 def _local_file(path: Path, limit: int) -> LocalFile:

@@ -26,9 +26,9 @@ from connectors.ameff.mapping import (
 from connectors.ameff.parse import AmeffModel, parse_ameff
 from connectors.base import Batch, Change, Connector, Record
 from connectors.registry import register
-from connectors.sources import fetch_location
+from connectors.sources import fetch_configured
 
-__all__ = ["AmeffConfig", "AmeffConnector", "ameff_records"]
+__all__ = ["AmeffConfig", "AmeffConnector", "ameff_records", "map_record"]
 
 SAMPLE = """<?xml version="1.0" encoding="UTF-8"?>
 <model xmlns="http://www.opengroup.org/xsd/archimate/3.0/"
@@ -65,6 +65,25 @@ class AmeffConfig(BaseModel):
         "Object ID", description="Name (or identifier) of the property definition holding the GEMMA GUID."
     )
     authorization: SecretStr | None = Field(None, description="Authorization header for a URL (write-only).")
+
+
+def map_record(d: Mapping[str, Any], organisatie: str, *, gemma: bool, guid_property: str) -> list[Change]:
+    """The changes one record of :func:`ameff_records` stands for (raises RecordRejected)."""
+    if "element" in d:
+        if gemma:
+            return [gemma_change(d["element"], d["name"], d["props"], guid_property)]
+        return component_changes(organisatie, d["element"], d["name"], d["props"])
+    return [
+        relationship_change(
+            organisatie,
+            d["relationship"],
+            d["kind"],
+            d["directed"],
+            tuple(d["source"]),
+            tuple(d["target"]),
+            d["props"],
+        )
+    ]
 
 
 def ameff_records(model: AmeffModel, organisatie: str, gemma: bool) -> list[Record]:
@@ -110,13 +129,7 @@ class AmeffConnector(Connector[AmeffConfig]):
         return frozenset({"referentiecomponent"} if self.config.gemma else {"gebruik", "koppeling"})
 
     async def fetch(self, checkpoint: Mapping[str, Any] | None) -> AsyncIterator[Batch]:
-        secret = self.config.authorization
-        local = await fetch_location(
-            self.config.location,
-            self.context,
-            self.context.file_roots,
-            authorization=secret.get_secret_value() if secret else None,
-        )
+        local = await fetch_configured(self.config.location, self.config.authorization, self.context)
         try:
             mark = {"sha256": local.sha256, "complete": True}
             if checkpoint is not None and checkpoint.get("sha256") == local.sha256:
@@ -129,22 +142,10 @@ class AmeffConnector(Connector[AmeffConfig]):
             local.discard()
 
     def map(self, record: Record) -> list[Change]:
-        d, org = record.data, self.context.organisatie
-        if "element" in d:
-            if self.config.gemma:
-                return [gemma_change(d["element"], d["name"], d["props"], self.config.gemma_guid_property)]
-            return component_changes(org, d["element"], d["name"], d["props"])
-        return [
-            relationship_change(
-                org,
-                d["relationship"],
-                d["kind"],
-                d["directed"],
-                tuple(d["source"]),
-                tuple(d["target"]),
-                d["props"],
-            )
-        ]
+        cfg = self.config
+        return map_record(
+            record.data, self.context.organisatie, gemma=cfg.gemma, guid_property=cfg.gemma_guid_property
+        )
 
     @classmethod
     def sample_config(cls, directory: Path) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from connectors.base import Batch, Change, Connector, Record, SourceRefused
 from connectors.registry import register
-from connectors.sources import fetch_location
+from connectors.sources import fetch_configured
 from connectors.tabular.columns import columns, header_index, list_fields, row_object
 from connectors.tabular.export import template_xlsx
 from connectors.tabular.reader import Row, read_rows
@@ -70,13 +70,7 @@ class _TabularConnector(Connector[Any]):
         )
 
     async def fetch(self, checkpoint: Mapping[str, Any] | None) -> AsyncIterator[Batch]:
-        secret = self.config.authorization
-        local = await fetch_location(
-            self.config.location,
-            self.context,
-            self.context.file_roots,
-            authorization=secret.get_secret_value() if secret else None,
-        )
+        local = await fetch_configured(self.config.location, self.config.authorization, self.context)
         try:
             same = checkpoint is not None and checkpoint.get("sha256") == local.sha256
             if same and checkpoint and checkpoint.get("complete"):

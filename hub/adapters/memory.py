@@ -24,7 +24,7 @@ from hub.ports import (
     StoredObject,
     Watermark,
 )
-from hub.services.landscape import LIST_FILTERS, UnknownFilter
+from hub.services.landscape import LIST_FILTERS, check_filters
 from schemas import CloudEvent
 from schemas.landscape import parse_inbound_type
 
@@ -99,10 +99,7 @@ class InMemoryRebuild:
 
 def _matches(obj: StoredObject, filters: Mapping[str, str]) -> bool:
     for name, value in filters.items():
-        spec = LIST_FILTERS[obj.objecttype].get(name)
-        if spec is None:
-            raise UnknownFilter(obj.objecttype, name)
-        how, fields = spec
+        how, fields = LIST_FILTERS[obj.objecttype][name]
         if how == "eq" and obj.state.get(fields) != value:
             return False
         if how == "has" and value not in obj.state.get(fields, []):
@@ -148,11 +145,7 @@ class InMemoryProjectionStore:
     async def list(
         self, objecttype: str, filters: Mapping[str, str], *, after: str | None, limit: int
     ) -> Page[StoredObject]:
-        if objecttype not in LIST_FILTERS:
-            raise KeyError(objecttype)
-        for name in filters:
-            if name not in LIST_FILTERS[objecttype]:
-                raise UnknownFilter(objecttype, name)
+        check_filters(objecttype, filters)
         found = sorted(
             (
                 o

@@ -19,7 +19,7 @@ from hub.api.landscape_models import ITEM_MODELS, LandschapOut, page_model
 from hub.api.problems import ProblemError
 from hub.paging import BadCursor, decode_cursor, encode_cursor
 from hub.ports import StoredObject
-from hub.services.landscape import COLLECTIONS, LIST_FILTERS, public_state
+from hub.services.landscape import COLLECTIONS, LIST_FILTERS, UnknownFilter, public_state
 from schemas.landscape import OBJECT_TYPES
 
 router = APIRouter(prefix="/api/v1", tags=["landscape"])
@@ -73,19 +73,13 @@ def _collection_routes(objecttype: str) -> None:
         cursor: str | None = None,
     ) -> JSONResponse:
         chosen = {k: v for k, v in request.query_params.items() if k not in ("limit", "cursor")}
-        unknown = sorted(set(chosen) - set(filters))
-        if unknown:
-            offered = ", ".join(filters) or "none"
-            raise ProblemError(
-                400,
-                "Unknown filter",
-                f"{collection} cannot be filtered on {', '.join(unknown)}; filters: {offered}",
-            )
         try:
             after = str(decode_cursor(cursor, parts=1)[0]) if cursor else None
+            page = await ctx.landscape.list(objecttype, chosen, after=after, limit=limit)
         except BadCursor as e:
             raise ProblemError(400, "Invalid cursor", str(e)) from e
-        page = await ctx.landscape.list(objecttype, chosen, after=after, limit=limit)
+        except UnknownFilter as e:
+            raise ProblemError(400, "Unknown filter", str(e)) from e
         next_url = None
         if page.next_cursor is not None:
             next_url = str(request.url.include_query_params(cursor=encode_cursor(page.next_cursor)))

@@ -85,12 +85,20 @@ _DERIVED_NAMESPACE: Final = uuid.UUID("6f1c3a52-9a4e-4a8e-b7f2-3c0d5e8a1b94")
 
 
 class UnknownFilter(PermanentError):
-    """A list filter the read API does not offer for this object type."""
+    """List filters the read API does not offer for this object type."""
 
-    def __init__(self, objecttype: str, name: str):
+    def __init__(self, objecttype: str, names: Iterable[str]):
+        self.names = sorted(names)
         offered = ", ".join(LIST_FILTERS[objecttype]) or "none"
-        super().__init__(f"{COLLECTIONS[objecttype]} cannot be filtered on {name!r}; filters: {offered}")
-        self.name = name
+        wrong = ", ".join(map(repr, self.names))
+        super().__init__(f"{COLLECTIONS[objecttype]} cannot be filtered on {wrong}; filters: {offered}")
+
+
+def check_filters(objecttype: str, filters: Iterable[str]) -> None:
+    """Raise :class:`UnknownFilter` naming every filter ``objecttype`` does not offer."""
+    unknown = set(filters) - LIST_FILTERS[objecttype].keys()
+    if unknown:
+        raise UnknownFilter(objecttype, unknown)
 
 
 class InvalidLandscapeEvent(PermanentError):

@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from connectors.ameff.connector import ameff_records
-from connectors.ameff.mapping import component_changes, gemma_change, relationship_change
+from connectors.ameff.connector import ameff_records, map_record
 from connectors.ameff.parse import parse_ameff
 from connectors.base import Change, RecordRejected
 
@@ -46,24 +45,8 @@ def map_file(
     changes: list[Change] = []
     rejected: list[str] = []
     for record in ameff_records(model, organisatie, gemma):
-        d = record.data
         try:
-            if "element" in d and gemma:
-                changes.append(gemma_change(d["element"], d["name"], d["props"], guid_property))
-            elif "element" in d:
-                changes.extend(component_changes(organisatie, d["element"], d["name"], d["props"]))
-            else:
-                changes.append(
-                    relationship_change(
-                        organisatie,
-                        d["relationship"],
-                        d["kind"],
-                        d["directed"],
-                        tuple(d["source"]),
-                        tuple(d["target"]),
-                        d["props"],
-                    )
-                )
+            changes.extend(map_record(record.data, organisatie, gemma=gemma, guid_property=guid_property))
         except RecordRejected as e:
             rejected.append(str(e))
     return changes, rejected

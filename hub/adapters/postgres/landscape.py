@@ -27,7 +27,7 @@ from hub.ports import (
     StoredObject,
     Watermark,
 )
-from hub.services.landscape import LIST_FILTERS, UnknownFilter
+from hub.services.landscape import LIST_FILTERS, check_filters
 from schemas import validate_event
 from schemas.landscape import OBJECT_TYPES, ingetrokken_type, vastgelegd_type
 
@@ -124,10 +124,7 @@ def _any(values: list[str]) -> ColumnElement[Any]:
 
 
 def _filter(table: Table, objecttype: str, name: str, value: str) -> ColumnElement[bool]:
-    spec = LIST_FILTERS[objecttype].get(name)
-    if spec is None:
-        raise UnknownFilter(objecttype, name)
-    how, fields = spec
+    how, fields = LIST_FILTERS[objecttype][name]
     column = FIELD_COLUMNS[objecttype]
     if how == "eq":
         return table.c[column[fields]] == value
@@ -153,6 +150,7 @@ class PostgresLandscapeStore:
         self, objecttype: str, filters: Mapping[str, str], *, after: str | None, limit: int
     ) -> Page[StoredObject]:
         table = LANDSCAPE_TABLES[objecttype]
+        check_filters(objecttype, filters)
         conditions = [_filter(table, objecttype, name, value) for name, value in filters.items()]
         if after is not None:
             conditions.append(table.c.id > after)
