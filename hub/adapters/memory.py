@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 from hub.paging import Page
 from hub.ports import (
@@ -177,7 +176,3 @@ class InMemoryProjectionStore:
             gebruik=[(u, objects.get(("applicatie", u.state["applicatie"]))) for u in uses],
             koppelingen=links,
         )
-
-    def dump(self) -> dict[str, Any]:
-        """Every landscape row and watermark, for equality checks."""
-        return {"objects": dict(self._state.objects), "watermarks": dict(self._state.watermarks)}
