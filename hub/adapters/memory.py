@@ -23,7 +23,7 @@ from hub.ports import (
     StoredObject,
     Watermark,
 )
-from hub.services.landscape import LIST_FILTERS, check_filters
+from hub.ports.landscape import LIST_FILTERS, check_filters
 from schemas import CloudEvent
 from schemas.landscape import parse_inbound_type
 

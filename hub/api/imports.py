@@ -22,11 +22,11 @@ from pydantic import ValidationError
 
 from connectors.base import ConnectorContext
 from connectors.tabular.export import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE, template_csv, template_xlsx
-from hub.adapters.postgres.imports import ImportRecord, PostgresImportStore
 from hub.api.auth import ConnectorManager
 from hub.api.context import ApiContext, context
 from hub.api.problems import ProblemError
 from hub.errors import NotFound
+from hub.ports import ImportRecord, ImportStore
 from hub.services.imports import AMEFF, ImportSpec, import_connector
 from schemas.landscape import OBJECT_TYPES
 
@@ -36,7 +36,7 @@ ERRORS_SHOWN = 100
 _CHUNK = 1 << 20
 
 
-def _store(ctx: ApiContext) -> PostgresImportStore:
+def _store(ctx: ApiContext) -> ImportStore:
     if ctx.imports is None:
         raise ProblemError(503, "Service unavailable", "imports are not served by this process")
     return ctx.imports

@@ -26,11 +26,9 @@ from connectors import kinds as _kinds  # noqa: F401 - registers every connector
 from connectors.base import ConnectorContext, ConnectorError, SourceRefused
 from connectors.events import import_source
 from connectors.registry import create
-from hub.adapters.postgres.connectors import ConnectorRecord, PostgresConnectorStore
-from hub.adapters.postgres.imports import ImportRecord, PostgresImportStore
 from hub.errors import KoppelhubError
-from hub.ports import EventLog
-from hub.services.connector_ports import FingerprintStore, Owner, SyncScope
+from hub.ports import ConnectorRecord, ConnectorStore, EventLog, ImportRecord, ImportStore
+from hub.ports.connectors import FingerprintStore, Owner, SyncScope
 from hub.services.imports import ImportSpec, import_connector, import_scope, owner
 from hub.services.sync import SyncRun, Tally
 from hub.settings import ConnectorSettings
@@ -72,8 +70,8 @@ def _discard_upload(path: Path, uploads: Path) -> None:
 class ConnectorRunner:
     def __init__(
         self,
-        connectors: PostgresConnectorStore,
-        imports: PostgresImportStore,
+        connectors: ConnectorStore,
+        imports: ImportStore,
         fingerprints: FingerprintStore,
         event_log: EventLog,
         settings: ConnectorSettings,

@@ -22,8 +22,9 @@ from typing import Any, Protocol, TypeVar
 import structlog
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, stop_never, wait_exponential
 
-from hub.adapters.postgres.outbox import AttemptResult, ClaimedDelivery
 from hub.errors import RetriableError
+from hub.ports import Outbox
+from hub.ports.delivery import AttemptResult, ClaimedDelivery
 from subscriptions.delivery import DeliveryTarget
 from subscriptions.flow import FlowControl
 from subscriptions.retry import RetrySchedule
@@ -32,14 +33,6 @@ from subscriptions.sender import DeliveryOutcome, Disposition
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
-
-
-class Outbox(Protocol):
-    async def claim(
-        self, limit: int, lease_seconds: float, room: Mapping[Any, int] | None = None
-    ) -> list[ClaimedDelivery]: ...
-    async def record(self, results: list[AttemptResult]) -> None: ...
-    async def next_due(self) -> datetime | None: ...
 
 
 class Client(Protocol):

@@ -16,7 +16,7 @@ from typing import Any
 from connectors.base import Connector, ConnectorContext
 from connectors.events import import_source
 from connectors.registry import create
-from hub.services.connector_ports import Owner, SyncScope
+from hub.ports.connectors import Owner, SyncScope
 
 #: What ``objecttype`` may be on an import: a landscape object type or an AMEFF file.
 AMEFF = "ameff"

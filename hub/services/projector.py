@@ -12,9 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
@@ -22,7 +20,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from hub.errors import PermanentError, RetriableError
-from hub.ports import LoggedEvent, NewDelivery, ProjectionUnitOfWork
+from hub.ports import DeadLetters, LoggedEvent, NewDelivery, ProjectionStore
 from hub.services.landscape import DerivedEvents, project_landscape
 from schemas import EnvelopeError
 from schemas.bindings import from_kafka_record
@@ -31,21 +29,6 @@ from subscriptions.model import subscription_matches
 log = structlog.get_logger(__name__)
 
 Batch = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
-
-
-class ProjectionStore(Protocol):
-    def transaction(self) -> AbstractAsyncContextManager[ProjectionUnitOfWork]: ...
-
-
-class DeadLetters(Protocol):
-    async def dead_letter(
-        self,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Sequence[tuple[str, bytes]],
-        error: BaseException,
-        origin: Any,
-    ) -> None: ...
 
 
 @dataclass

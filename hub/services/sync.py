@@ -30,7 +30,7 @@ from connectors.base import Batch, Connector, Record
 from connectors.events import ingetrokken_event, vastgelegd_record
 from connectors.mapping import Outcome, map_records
 from hub.ports import EventLog, RecordLog
-from hub.services.connector_ports import (
+from hub.ports.connectors import (
     BatchCommit,
     Fingerprint,
     FingerprintStore,

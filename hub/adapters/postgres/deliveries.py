@@ -15,6 +15,7 @@ from hub.adapters.postgres.errors import translate_db_errors
 from hub.adapters.postgres.projection import OUTBOX_CHANNEL
 from hub.adapters.postgres.tables import deliveries, event_archive, subscriptions
 from hub.errors import NotFound
+from hub.ports import PulledPage
 from subscriptions.filters import Filter, parse_filters
 from subscriptions.model import subscription_matches
 
@@ -61,13 +62,6 @@ def _attributes(event: dict[str, Any]) -> dict[str, str]:
             continue
         out[name] = ("true" if value else "false") if isinstance(value, bool) else str(value)
     return out
-
-
-@dataclass(frozen=True)
-class PulledPage:
-    events: list[dict[str, Any]]
-    last_seq: int  # the archive position to continue after
-    more: bool  # whether archive rows after last_seq existed when this page was read
 
 
 class PostgresDeliveryStore:

@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub.adapters.postgres.errors import translate_db_errors
-from hub.services.connector_ports import BatchCommit, Fingerprint, Key, Owner, SyncScope
+from hub.ports.connectors import BatchCommit, Fingerprint, Key, Owner, SyncScope
 
 # One index probe per key, whatever the statistics say: a table that grows during an import
 # has stale ones (planned as ~5 rows), and a plain join then hashed every fingerprint of the

@@ -6,9 +6,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 import psycopg
 import structlog
@@ -17,8 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.adapters.postgres.engine import libpq_url
 from hub.adapters.postgres.errors import translate_db_errors
-from hub.adapters.postgres.outcomes import AttemptResult, record_outcomes
+from hub.adapters.postgres.outcomes import record_outcomes
 from hub.adapters.postgres.projection import OUTBOX_CHANNEL
+from hub.ports import ClaimedDelivery
+from hub.ports.delivery import AttemptResult
 
 __all__ = ["AttemptResult", "ClaimedDelivery", "OutboxListener", "PostgresOutbox"]
 
@@ -78,35 +78,6 @@ _NEXT_DUE = text(
     WHERE d.status IN ('pending', 'failed')
     """
 )
-
-
-@dataclass(frozen=True)
-class ClaimedDelivery:
-    """A delivery this dispatcher holds until its lease runs out, with its subscription's policy."""
-
-    id: uuid.UUID
-    subscription_id: uuid.UUID
-    attempts: int
-    event_id: str
-    archive_seq: int
-    event: dict[str, Any]
-    sink: str
-    secret: str
-    headers: dict[str, str]
-    retry_base: int = 0
-    ordering_key: str | None = None
-    previous_secret: str | None = None
-    retry_schedule: list[float] | None = None
-    ordering: str = "key"
-    max_concurrency: int | None = None
-    max_rate: float | None = None  # events/s: the lower of the subscription's and the sink's
-    content_mode: str = "structured"
-    auth: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def secrets(self) -> list[str]:
-        """Signing secrets, newest first; two during a rotation's grace period."""
-        return [self.secret] if self.previous_secret is None else [self.secret, self.previous_secret]
 
 
 class PostgresOutbox:

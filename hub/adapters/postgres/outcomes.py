@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, insert, text, update
@@ -14,30 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.adapters.postgres.alerts import DELIVERY_DEAD, SUBSCRIPTION_DISABLED, Alert, emit_alerts, is_alert
 from hub.adapters.postgres.tables import deliveries, delivery_attempts
+from hub.ports import AttemptResult
 from subscriptions.options import redact_url
-
-
-@dataclass(frozen=True)
-class AttemptResult:
-    """What one attempt came to, and what the delivery becomes."""
-
-    delivery_id: uuid.UUID
-    subscription_id: uuid.UUID
-    attempt: int
-    started_at: datetime
-    duration_ms: float
-    status_code: int | None
-    error: str | None
-    response_excerpt: str
-    new_status: str  # delivered | failed | dead
-    next_attempt_at: datetime | None
-    disable_reason: str | None = None  # set when the sink said it is gone (410)
-    event_id: str = ""
-    event_type: str = ""
-    sink: str = ""
-    archive_seq: int = 0
-    ordering_key: str | None = None  # set when the subscription orders by key
-
 
 _DEAD = text(
     """

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +16,7 @@ from hub.adapters.postgres.projection import OUTBOX_CHANNEL
 from hub.adapters.postgres.tables import deliveries, subscriptions
 from hub.errors import NotFound
 from hub.paging import BadCursor, Page, decode_cursor, encode_cursor
-from hub.ports import SubscriptionRecord
+from hub.ports import SigningTarget, SubscriptionDetails
 
 _SECRET = ("secret", "owner", "previous_secret")
 _PUBLIC = [c for c in subscriptions.c if c.name not in _SECRET]
@@ -41,32 +40,6 @@ UPDATABLE = frozenset(
         "allowed_rate",
     }
 )
-
-
-@dataclass(frozen=True)
-class SubscriptionDetails(SubscriptionRecord):
-    """A subscription with its delivery policy. ``auth`` holds secrets: the API redacts it."""
-
-    retry_schedule: list[float] | None = None
-    ordering: str = "key"
-    max_concurrency: int | None = None
-    max_rate: float | None = None
-    content_mode: str = "structured"
-    handshake: str | None = None
-    allowed_rate: float | None = None
-    previous_secret_expires_at: datetime | None = None
-    auth: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class SigningTarget:
-    """What a test delivery needs: where, how, and the secrets that sign."""
-
-    sink: str
-    secrets: list[str]
-    headers: dict[str, str]
-    content_mode: str
-    auth: dict[str, Any]
 
 
 def _record(row: Row[Any]) -> SubscriptionDetails:
