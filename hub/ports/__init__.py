@@ -49,7 +49,9 @@ from hub.ports.landscape import (
 )
 from hub.ports.log import (
     EventLog,
+    LogConsumer,
     LoggedEvent,
+    LogRecord,
     RecordLog,
 )
 from hub.ports.projection import (
@@ -91,6 +93,8 @@ __all__ = [
     "LandscapeUnitOfWork",
     "LandscapeWrite",
     "Landschap",
+    "LogConsumer",
+    "LogRecord",
     "LoggedEvent",
     "MatchableSubscription",
     "NewDelivery",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -36,4 +36,51 @@ class RecordLog(EventLog, Protocol):
     async def publish_records(self, records: Sequence[KafkaRecord]) -> None:
         """Append the records in order per key; returns only when the log acknowledged all of
         them (acks=all)."""
+        ...
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    """One record as read from the log, with its position, decoded where it could be.
+
+    ``event`` is None when the record is not a CloudEvent; ``error`` then says why. The raw
+    ``key``, ``value`` and ``headers`` stay, so the record can be dead-lettered as it was."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+    event: CloudEvent | None = None
+    error: Exception | None = None
+
+
+class LogConsumer(Protocol):
+    """One member of the projector's consumer group: the partitions the group gave it, read in
+    log order, with positions the member commits once what it read is safely stored."""
+
+    async def start(self) -> None:
+        """Join the group (the assignment may arrive later, during :meth:`poll`)."""
+        ...
+
+    async def stop(self) -> None:
+        """Leave the group; uncommitted records go to the next owner of their partition."""
+        ...
+
+    async def poll(self, *, max_records: int, timeout_s: float) -> list[LogRecord]:
+        """The next records of this member's partitions, in log order per partition; empty when
+        none arrived within ``timeout_s``. Raises :class:`hub.errors.RetriableError` when the
+        log cannot be read."""
+        ...
+
+    async def commit(self, positions: Mapping[int, int]) -> bool:
+        """Mark each partition read up to (not including) its offset. False when the group had
+        moved the partitions to another member meanwhile: that member replays from the last
+        commit and the projector's dedupe skips what was already applied."""
+        ...
+
+    async def caught_up(self) -> bool:
+        """True once the group assigned this member its partitions (perhaps none) and it has
+        read each of them up to its end."""
         ...
