@@ -107,7 +107,10 @@ async def _download(url: str, ctx: ConnectorContext, authorization: str | None) 
     digest, size = hashlib.sha256(), 0
     try:
         with os.fdopen(fd, "wb") as out:
-            async with connector_client(ctx) as client, client.stream("GET", url, headers=headers) as response:
+            async with (
+                connector_client(ctx) as client,
+                client.stream("GET", url, headers=headers) as response,
+            ):
                 if response.status_code != 200:  # redirects included: they are not followed
                     raise SourceUnavailable(f"GET {url} answered {response.status_code}")
                 async for chunk in response.aiter_bytes(_CHUNK):

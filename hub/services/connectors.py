@@ -72,7 +72,7 @@ class ConnectorRunner:
         self.connectors, self.imports, self.fingerprints = connectors, imports, fingerprints
         self.event_log, self.settings, self.hub_urn = event_log, settings, hub_urn
         self.data_dir = data_dir
-        #: KOPPELHUB_CONNECTORS_ALLOW_NETWORKS: what connector requests may connect to besides public addresses.
+        #: KOPPELHUB_CONNECTORS_ALLOW_NETWORKS: what connector requests may reach besides public addresses.
         self.network_policy = NetworkPolicy.parse(settings.allow_networks)
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()

@@ -95,7 +95,9 @@ async def hosts() -> AsyncIterator[Hosts]:
         await internal_runner.cleanup()
 
 
-def context(tmp_path: Path, resolver: AbstractResolver | None, policy: NetworkPolicy = POLICY) -> ConnectorContext:
+def context(
+    tmp_path: Path, resolver: AbstractResolver | None, policy: NetworkPolicy = POLICY
+) -> ConnectorContext:
     return ConnectorContext(
         organisatie="org-1", scope="s", work_dir=tmp_path / "work", network_policy=policy, resolver=resolver
     )
@@ -125,7 +127,7 @@ async def test_dns_rebinding_after_the_config_check_is_refused_at_connect_time(
     url = f"http://localhost:{hosts.port}/app.csv"
     await check_sink(url, POLICY, resolver)
 
-    with pytest.raises(SourceRefused, match="127.0.0.1 is loopback"):
+    with pytest.raises(SourceRefused, match=r"127\.0\.0\.1 is loopback"):
         await fetch_location(url, context(tmp_path, resolver), ())
 
     assert (hosts.public.hits, hosts.internal.hits) == (0, 0)
@@ -136,7 +138,7 @@ async def test_dns_rebinding_after_the_config_check_is_refused_at_connect_time(
 async def test_a_blocked_ip_literal_is_never_connected_to(hosts: Hosts, tmp_path: Path) -> None:
     resolver = ScriptedResolver([[PUBLIC]])
     for url in (f"http://{INTERNAL}:{hosts.port}/x.csv", f"http://2130706433:{hosts.port}/x.csv"):
-        with pytest.raises(SourceRefused, match="loopback|canonical"):
+        with pytest.raises(SourceRefused, match=r"loopback|canonical"):
             await fetch_location(url, context(tmp_path, resolver, NetworkPolicy()), ())
     assert hosts.internal.hits == 0 and resolver.calls == 0
 
