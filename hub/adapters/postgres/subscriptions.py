@@ -17,31 +17,13 @@ from hub.adapters.postgres.tables import OPEN_SQL, deliveries, subscriptions
 from hub.errors import NotFound
 from hub.paging import BadCursor, Page, decode_cursor, encode_cursor
 from hub.ports import SigningTarget, SubscriptionDetails
+from hub.ports.subscriptions import UPDATABLE
 from subscriptions.lifecycle import ACTIVE, PAUSE_REASON, PAUSED
 
 _SECRET = ("secret", "owner", "previous_secret")
 _PUBLIC = [c for c in subscriptions.c if c.name not in _SECRET]
 
-#: Columns a PATCH may set directly (API field names are mapped onto these by the route).
-UPDATABLE = frozenset(
-    {
-        "sink",
-        "source",
-        "types",
-        "filters",
-        "headers",
-        "config",
-        "retry_schedule",
-        "ordering",
-        "max_concurrency",
-        "max_rate",
-        "content_mode",
-        "auth",
-        "handshake",
-        "allowed_rate",
-    }
-)
-
+__all__ = ["UPDATABLE", "PostgresSubscriptionStore"]
 
 # lifecycle: resuming makes every open delivery due now.
 _RESUME = text(
