@@ -182,6 +182,8 @@ class Dispatcher:
                     waiters.add(waker)
                 if not stop.is_set():
                     waiters.add(stopper)
+                if not waiters:
+                    continue  # stopped with nothing in flight or recording: the loop ends
                 timeout = await self._idle_timeout() if not waiters - {stopper} - {waker} else None
                 throttle = self._flow.wake_in()
                 if throttle is not None and can_claim:

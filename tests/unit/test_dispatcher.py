@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from hub.adapters.memory import InMemoryDatabase, InMemoryOutbox, InMemorySubscriptionStore
+from hub.ports import AttemptResult
 from hub.services.dispatcher import Dispatcher, RetryPolicy
 from schemas import CloudEvent, validate_event
 from schemas.hub_events import DELIVERY_DEAD, SUBSCRIPTION_DISABLED
@@ -58,11 +59,24 @@ class FakeClient:
         return [s for s in self.sent if s.sink == sink]
 
 
+class SignallingOutbox(InMemoryOutbox):
+    """The in-memory outbox, announcing each recorded batch (what the tests wait for)."""
+
+    def __init__(self, db: InMemoryDatabase, **options: Any):
+        super().__init__(db, **options)
+        self.recorded = asyncio.Event()
+
+    async def record(self, results: Sequence[AttemptResult]) -> None:
+        await super().record(results)
+        self.recorded.set()
+
+
 @dataclass
 class Hub:
     db: InMemoryDatabase
     subscriptions: InMemorySubscriptionStore
     client: FakeClient
+    outbox: SignallingOutbox
     dispatcher: Dispatcher
 
     async def subscribe(self, sink: str, **options: Any) -> uuid.UUID:
@@ -83,13 +97,15 @@ class Hub:
         self.db.publish(events)
 
     async def run_until(self, done: Callable[[], bool], timeout: float = 5.0) -> None:
-        """Run the dispatcher until ``done()`` holds, then stop it (it finishes what is in flight)."""
+        """Run the dispatcher until ``done()`` holds after a recorded batch, then stop it (it
+        finishes what is in flight)."""
         stop = asyncio.Event()
         task = asyncio.create_task(self.dispatcher.run(stop))
         try:
             async with asyncio.timeout(timeout):
                 while not done():
-                    await asyncio.sleep(0.005)
+                    self.outbox.recorded.clear()
+                    await self.outbox.recorded.wait()
         finally:
             stop.set()
             await task
@@ -103,10 +119,9 @@ def hub(schedule: list[float] | None = None, **outbox: Any) -> Hub:
     db = InMemoryDatabase()
     client = FakeClient()
     policy = RetryPolicy(RetrySchedule.of(schedule or [0.05, 0.05, 0.05]), slow_down_s=0)
-    dispatcher = Dispatcher(
-        InMemoryOutbox(db, **outbox), client, policy, asyncio.Event(), poll_seconds=0.02, lease_seconds=30
-    )
-    return Hub(db, InMemorySubscriptionStore(db), client, dispatcher)
+    signalling = SignallingOutbox(db, **outbox)
+    dispatcher = Dispatcher(signalling, client, policy, asyncio.Event(), poll_seconds=0.02, lease_seconds=30)
+    return Hub(db, InMemorySubscriptionStore(db), client, signalling, dispatcher)
 
 
 def event(subject: str, n: int) -> CloudEvent:
@@ -228,3 +243,15 @@ async def test_resuming_a_disabled_subscription_delivers_what_waited_in_order() 
     assert numbers(h.client.sent) == [1, 1, 2]
 
 
+
+
+async def test_a_stop_that_arrives_as_the_last_outcome_is_recorded_ends_the_run_cleanly() -> None:
+    # The stop is set the moment the recording finishes, with nothing in flight: run used to
+    # reach asyncio.wait with nothing to wait for and raise ValueError.
+    h = hub()
+    sid = await h.subscribe("https://a.example/hook")
+    h.publish(event("k", 1))
+
+    await h.run_until(lambda: h.status(sid) == ["delivered"])
+
+    assert not h.dispatcher.running
