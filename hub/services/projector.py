@@ -24,7 +24,7 @@ from hub.ports import DeadLetters, LoggedEvent, NewDelivery, ProjectionStore
 from hub.services.landscape import DerivedEvents, project_landscape
 from schemas import EnvelopeError
 from schemas.bindings import from_kafka_record
-from subscriptions.model import subscription_matches
+from subscriptions.recipients import recipients
 
 log = structlog.get_logger(__name__)
 
@@ -78,11 +78,7 @@ async def apply_events(
         for item in archived:
             attrs = item.event.attributes()
             key = item.event.key()
-            new.extend(
-                NewDelivery(s.id, item.seq, item.event.id, key)
-                for s in subs
-                if subscription_matches(s.source, s.types, s.filters, attrs)
-            )
+            new.extend(NewDelivery(s.id, item.seq, item.event.id, key) for s in recipients(subs, attrs))
         await uow.add_deliveries(new)
     return Applied(fresh, len(archived) - fresh, len(new), projected.stale)
 
