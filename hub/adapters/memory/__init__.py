@@ -2,8 +2,9 @@
 
 Each passes the same contract suite as its PostgreSQL adapter (``tests/contract/``), which is
 what keeps them honest. :class:`InMemoryEventLog` is the twin of Kafka: the event log, the
-dead-letter topic and the projector's :class:`hub.ports.LogConsumer`. The subscription, outbox and delivery twins share one
-:class:`InMemoryDatabase`, as their PostgreSQL adapters share one database.
+dead-letter topic and the projector's :class:`hub.ports.LogConsumer`. The subscription, outbox
+and delivery twins share one :class:`InMemoryDatabase`, as their PostgreSQL adapters share one
+database.
 """
 
 from hub.adapters.memory.database import InMemoryDatabase
