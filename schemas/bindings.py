@@ -42,11 +42,11 @@ from typing import Any
 from urllib.parse import unquote
 
 from schemas.envelope import (
+    _KNOWN,
     CloudEvent,
     EnvelopeError,
     EventTooLarge,
     Problem,
-    _KNOWN,
     _json_size,
     _loads,
     is_json_content_type,

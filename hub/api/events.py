@@ -59,11 +59,7 @@ def _parse(request: Request, body: bytes, max_event: int, max_extensions: int) -
     if media_type == BATCH:
         return parse_batch(body, max_bytes=max_event, max_extensions=max_extensions)
     if any(name.lower().startswith("ce-") for name in request.headers):
-        return [
-            parse_binary(
-                dict(request.headers), body, max_bytes=max_event, max_extensions=max_extensions
-            )
-        ]
+        return [parse_binary(dict(request.headers), body, max_bytes=max_event, max_extensions=max_extensions)]
     raise ProblemError(
         415,
         "Unsupported content mode",
