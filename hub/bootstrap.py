@@ -118,6 +118,7 @@ class HubProcess:
                 derive=DerivedEvents(s.source_urn, self.public_url),
                 batch_size=s.projector_batch_size,
                 members=s.projector_members,
+                max_event_bytes=s.max_event_bytes,
             )
             self._spawn("projector", self.projector.run(self._stop_work, drain=self._drain))
         if "dispatcher" in self.roles:

@@ -192,6 +192,9 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(
         default=16 * _ONE_MIB, ge=1024, description="Largest accepted publish request."
     )
+    max_extension_attributes: int = Field(
+        default=32, ge=1, description="Most extension attributes one published event may carry."
+    )
     projector_batch_size: int = Field(
         default=1000, ge=1, description="Records the projector applies per transaction."
     )

@@ -3,13 +3,22 @@
 Per batch it records every event as processed (a duplicate ``source``+``id`` changes
 nothing), archives the new ones and writes one outbox row per matching subscription, all in
 one transaction. Offsets are committed only after that transaction committed, so a crash at
-any point replays records that the dedupe then skips. A record it cannot apply goes to the
-dead-letter topic with the error in its headers and the partition moves on.
+any point replays records that the dedupe then skips.
+
+Error policy: only infrastructure errors (:class:`RetriableError`: broker or database
+unreachable) are retried, with backoff, until the hub stops (then the batch is left
+uncommitted for the next owner). Anything that concerns one record goes to the dead-letter
+topic with the error in its headers and the partition moves on: a record larger than any
+event the hub accepts, one that is not a valid CloudEvent, one PostgreSQL or the serialiser
+refuses (:class:`PermanentError`), and one that raises an error nobody foresaw. A batch that
+fails as a whole is applied again record by record, so only the bad record is parked. A role
+never dies of one record.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -21,16 +30,22 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka.errors import CommitFailedError, KafkaError
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
-from hub.errors import PermanentError, RetriableError
+from hub.errors import PermanentError, RecordTooLarge, RetriableError
 from hub.ports import LoggedEvent, NewDelivery, ProjectionUnitOfWork
 from hub.services.landscape import DerivedEvents, project_landscape
-from schemas import EnvelopeError
+from schemas import CloudEvent, EnvelopeError
 from schemas.bindings import from_kafka_record
 from subscriptions.model import subscription_matches
 
 log = structlog.get_logger(__name__)
 
 Batch = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+
+#: A record may be this many times ``KOPPELHUB_MAX_EVENT_BYTES`` before it is parked unread.
+#: Publish measures an event as received; its record is the data re-encoded plus headers,
+#: which can grow (``1e15`` is written ``1000000000000000.0``, 4.5 times as long), so the
+#: margin is wide. Larger records did not come through this hub's checks.
+RECORD_BYTES_FACTOR = 8
 
 
 class ProjectionStore(Protocol):
@@ -116,7 +131,9 @@ class Projector:
         derive: DerivedEvents | None,
         batch_size: int = 500,
         members: int = 1,
+        max_event_bytes: int | None = None,
     ):
+        self._max_record_bytes = None if max_event_bytes is None else max_event_bytes * RECORD_BYTES_FACTOR
         self._derive = derive
         self._members = members
         self._started = 0
@@ -168,48 +185,82 @@ class Projector:
 
     async def _handle_with_retry(self, consumer: AIOKafkaConsumer, batch: Batch, stop: asyncio.Event) -> None:
         # Broker or database outages: keep the batch and try again; never commit past it.
-        # Records parked in the DLQ by an earlier try are not parked again.
+        # Records parked in the DLQ by an earlier try are not parked (nor applied) again.
         parked: set[tuple[int, int]] = set()
-        async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type(RetriableError),
-            wait=wait_exponential(multiplier=0.2, max=10),
-            before_sleep=lambda state: log.warning(
-                "projection_retrying", error=str(state.outcome.exception() if state.outcome else "")
-            ),
-            reraise=True,
-        ):
-            with attempt:
-                await self._handle(batch, parked)
+
+        async def pause(seconds: float) -> None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), seconds)
+
         try:
-            await consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception_type(RetriableError),
+                stop=lambda _state: stop.is_set(),
+                wait=wait_exponential(multiplier=0.2, max=10),
+                sleep=pause,
+                before_sleep=lambda state: log.warning(
+                    "projection_retrying", error=str(state.outcome.exception() if state.outcome else "")
+                ),
+                reraise=True,
+            ):
+                with attempt:
+                    await self._handle(batch, parked)
+        except RetriableError as e:
+            if not stop.is_set():
+                raise
+            # Stopping during an outage: leave the batch uncommitted; the next owner replays it.
+            log.warning("projection_abandoned_on_stop", error=str(e)[:500])
+            return
+        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
+        if not offsets:
+            return
+        try:
+            await consumer.commit(offsets)
         except CommitFailedError as e:
             # A rebalance took the partitions away; the new owner replays and dedupe skips.
             log.warning("offset_commit_failed", error=str(e))
         except KafkaError as e:
             log.warning("offset_commit_failed", error=str(e))
 
+    def _decode(self, record: ConsumerRecord[bytes, bytes]) -> CloudEvent:
+        """The record's event; RecordTooLarge, EnvelopeError or any other error otherwise."""
+        if self._max_record_bytes is not None:
+            size = len(record.value or b"") + len(record.key or b"")
+            size += sum(len(name) + len(value or b"") for name, value in record.headers)
+            if size > self._max_record_bytes:
+                raise RecordTooLarge(
+                    f"record is {size} bytes, more than {self._max_record_bytes} "
+                    f"({RECORD_BYTES_FACTOR} x KOPPELHUB_MAX_EVENT_BYTES)"
+                )
+        return from_kafka_record(record.key, record.value, list(record.headers))
+
     async def _handle(self, batch: Batch, parked: set[tuple[int, int]]) -> None:
         decoded: list[tuple[LoggedEvent, ConsumerRecord[bytes, bytes]]] = []
         for tp, records in batch.items():
             for record in records:
+                if (record.partition, record.offset) in parked:
+                    continue
                 try:
-                    event = from_kafka_record(record.key, record.value, list(record.headers))
-                except EnvelopeError as e:
+                    event = self._decode(record)
+                except (EnvelopeError, RecordTooLarge) as e:
+                    await self._dead_letter(record, e, parked)
+                    continue
+                except Exception as e:  # policy: one record never stops the role
+                    log.exception("projection_record_unreadable", origin=_origin(record))
                     await self._dead_letter(record, e, parked)
                     continue
                 decoded.append((LoggedEvent(event, tp.partition, record.offset), record))
         logged = [item for item, _ in decoded]
         try:
-            done = await apply_events(self._store, logged, self._derive)
-        except PermanentError as e:
+            done = await apply_events(self._store, logged, self._derive) if logged else Applied()
+        except RetriableError:
+            raise
+        except Exception as e:  # noqa: BLE001 - PermanentError or unforeseen: find the record
             # One bad event must not sink its neighbours: retry them one by one.
             log.warning("projection_batch_rejected", error=str(e)[:500], size=len(logged))
             done = Applied()
             for item, record in decoded:
-                try:
-                    done += await apply_events(self._store, [item], self._derive)
-                except PermanentError as item_error:
-                    await self._dead_letter(record, item_error, parked)
+                done += await self._apply_one(item, record, parked)
         self.stats.batches += 1
         self.stats.applied += done.new
         self.stats.duplicates += len(logged) - done.new
@@ -225,6 +276,21 @@ class Projector:
                 deliveries=done.deliveries,
             )
 
+    async def _apply_one(
+        self, item: LoggedEvent, record: ConsumerRecord[bytes, bytes], parked: set[tuple[int, int]]
+    ) -> Applied:
+        """Apply one record on its own; park it when the error concerns it (not an outage)."""
+        try:
+            return await apply_events(self._store, [item], self._derive)
+        except RetriableError:
+            raise
+        except PermanentError as e:
+            await self._dead_letter(record, e, parked)
+        except Exception as e:  # policy: one record never stops the role
+            log.exception("projection_record_failed", origin=_origin(record), event_id=item.event.id)
+            await self._dead_letter(record, e, parked)
+        return Applied()
+
     async def _dead_letter(
         self, record: ConsumerRecord[bytes, bytes], error: BaseException, parked: set[tuple[int, int]]
     ) -> None:
@@ -233,6 +299,10 @@ class Projector:
         await self._dead_letters.dead_letter(record.key, record.value, list(record.headers), error, record)
         parked.add((record.partition, record.offset))
         self.stats.dead_lettered += 1
+
+
+def _origin(record: ConsumerRecord[bytes, bytes]) -> str:
+    return f"{record.topic}/{record.partition}/{record.offset}"
 
 
 class _Membership(ConsumerRebalanceListener):  # type: ignore[misc]
