@@ -203,13 +203,13 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="Time a request body may take, on top of what its size earns."
     )
     http_body_min_rate: int = Field(
-        default=64 * 1024, ge=1, description="Bytes per second a body must keep up on top of the body timeout."
+        default=64 * 1024, ge=1, description="Bytes per second that earn a body one more second."
     )
     http_idle_timeout_seconds: float = Field(
         default=5.0, gt=0, description="How long a connection may stay open without sending a request."
     )
     http_max_connections: int = Field(
-        default=1000, ge=1, description="Open HTTP connections at most; new ones beyond it are closed at once."
+        default=1000, ge=1, description="Open HTTP connections at most; one more is closed at once."
     )
     http_parse_offload_bytes: int = Field(
         default=_ONE_MIB, ge=0, description="Publish bodies larger than this are parsed in a worker thread."

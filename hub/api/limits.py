@@ -14,8 +14,8 @@ plain ASGI middleware sits in front of the routes and, for every request:
   (Apache's ``mod_reqtimeout`` rule), so a body trickling in at one byte a second gets a 408
   while a large upload on a fair line completes.
 
-A refused request whose body was not read to the end is answered with ``Connection: close``:
-the server then drops the connection instead of reading the rest.
+A refused request whose body was not read to the end ends its connection: the protocol
+(hub/api/protocol.py) sees the answer complete before the body and closes after it.
 """
 
 from __future__ import annotations
@@ -108,18 +108,17 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         headers = _headers(scope)
-        unread = _has_body(headers)
         if scope["path"].startswith(PROTECTED_PREFIX):
             try:
                 principal = authenticate_header(self.authenticator, headers.get("authorization", ""))
             except Unauthenticated as e:
-                await _answer(scope, receive, send, 401, "Unauthorized", str(e), close=unread)
+                await _answer(send, 401, "Unauthorized", str(e))
                 return
             scope.setdefault("state", {})[PRINCIPAL_STATE] = principal
         limit = self.limits.limit_for(scope["path"])
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
-            await _answer(scope, receive, send, 413, "Request too large", _too_large(limit), close=unread)
+            await _answer(send, 413, "Request too large", _too_large(limit))
             return
         body = _GuardedBody(receive, limit, self.limits)
         started = False
@@ -140,7 +139,7 @@ class RequestGuard:
                 raise
         refusal = body.refusal
         if refusal is not None and not started:
-            await _answer(scope, receive, send, refusal.status, refusal.title, refusal.detail, close=True)
+            await _answer(send, refusal.status, refusal.title, refusal.detail)
 
 
 def _too_large(limit: int) -> str:
@@ -151,14 +150,7 @@ def _headers(scope: Scope) -> dict[str, str]:
     return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
 
 
-def _has_body(headers: dict[str, str]) -> bool:
-    return headers.get("content-length", "0") not in ("", "0") or "transfer-encoding" in headers
-
-
-async def _answer(
-    scope: Scope, receive: Receive, send: Send, status: int, title: str, detail: str, *, close: bool
-) -> None:
+async def _answer(send: Send, status: int, title: str, detail: str) -> None:
     response = problem(status, title, detail)
-    if close:  # the rest of the body stays unread: the server drops the connection after this
-        response.headers["connection"] = "close"
-    await response(scope, receive, send)
+    await send({"type": "http.response.start", "status": status, "headers": response.raw_headers})
+    await send({"type": "http.response.body", "body": response.body})

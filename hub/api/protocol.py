@@ -9,8 +9,12 @@ so these limits live in the protocol, one instance per connection:
   moment it opens as well as after each response (uvicorn's keep-alive timer, armed earlier);
 - header: a request head must be complete within ``header_timeout`` of its first byte, or the
   connection gets a 408 and is closed;
-- a response sent before the request body was read to the end closes the connection instead
-  of reading (and discarding) the rest at whatever pace the client chooses;
+- a response sent before the request body was read to the end (a refusal: 401, 413, 408)
+  ends the connection with a lingering close, as nginx does: the hub half-closes (FIN), then
+  discards what the client still sends for at most ``LINGER_BYTES`` and ``header_timeout``
+  seconds before it closes. Closing at once would reset the connection with the client's data
+  unread, and a client that sends its whole body before reading (httpx, requests) would then
+  see a reset instead of the refusal. The body is never buffered: memory stays flat;
 - at most ``max_connections`` connections: one more is closed as soon as it opens.
 
 The body timeout is the request guard's (hub/api/limits.py): the application reads the body.
@@ -28,6 +32,9 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
 log = structlog.get_logger(__name__)
+
+#: What a lingering close discards at most before it closes anyway.
+LINGER_BYTES = 64 * 1024 * 1024
 
 _TIMEOUT_RESPONSE = (
     b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
@@ -52,6 +59,7 @@ class GuardedH11Protocol(H11Protocol):
         super().__init__(config, server_state, app_state, _loop)
         self.timeout_keep_alive = self.idle_timeout  # type: ignore[assignment]  # uvicorn types it int
         self._head_timer: asyncio.TimerHandle | None = None
+        self._linger_left: int | None = None  # bytes a lingering close still discards
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -62,6 +70,11 @@ class GuardedH11Protocol(H11Protocol):
         self._arm_idle_timer()
 
     def data_received(self, data: bytes) -> None:
+        if self._linger_left is not None:
+            self._linger_left -= len(data)
+            if self._linger_left < 0:
+                self.transport.close()
+            return
         if self._head_timer is None and self.conn.their_state is h11.IDLE:
             self._head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
         super().data_received(data)
@@ -70,8 +83,7 @@ class GuardedH11Protocol(H11Protocol):
 
     def on_response_complete(self) -> None:
         if self.conn.their_state is h11.SEND_BODY and not self.transport.is_closing():
-            # Answered before the body was read (a refusal): drop the rest rather than read it.
-            self.transport.close()
+            self._linger()  # answered before the body was read: a refusal
             return
         super().on_response_complete()
         if self.conn.their_state is h11.IDLE and self.conn.trailing_data[0] and self._head_timer is None:
@@ -81,9 +93,18 @@ class GuardedH11Protocol(H11Protocol):
         self._cancel_head_timer()
         super().connection_lost(exc)
 
+    def _linger(self) -> None:
+        self._unset_keepalive_if_required()
+        self._linger_left = LINGER_BYTES
+        if self.transport.can_write_eof():
+            self.transport.write_eof()  # the client reads the refusal, then end of stream
+        self.flow.resume_reading()
+        self.loop.call_later(self.header_timeout, self.transport.close)
+
     def _arm_idle_timer(self) -> None:
         self._unset_keepalive_if_required()
-        self.timeout_keep_alive_task = self.loop.call_later(self.idle_timeout, self.timeout_keep_alive_handler)
+        handler = self.timeout_keep_alive_handler
+        self.timeout_keep_alive_task = self.loop.call_later(self.idle_timeout, handler)
 
     def _cancel_head_timer(self) -> None:
         if self._head_timer is not None:
