@@ -22,12 +22,8 @@ from benchmarks.common import percentile, start_hub
 
 
 def batch(n: int) -> bytes:
-    return json.dumps(
-        [
-            {"specversion": "1.0", "id": f"e{i}", "source": "urn:nld:b", "type": "nl.b.t.v1", "data": {"n": i}}
-            for i in range(n)
-        ]
-    ).encode()
+    envelope = {"specversion": "1.0", "source": "urn:nld:b", "type": "nl.b.t.v1"}
+    return json.dumps([{**envelope, "id": f"e{i}", "data": {"n": i}} for i in range(n)]).encode()
 
 
 async def measure(base_url: str, auth: dict[str, str], events: int, interval: float) -> dict[str, float]:
@@ -67,7 +63,8 @@ async def measure(base_url: str, auth: dict[str, str], events: int, interval: fl
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--interval", type=float, default=0.01, help="seconds between /healthz probes")
     parser.add_argument("--rounds", type=int, default=3)
@@ -81,7 +78,8 @@ async def main() -> None:
             print(
                 f"round {round_}: {figures['status']} for {args.events} events ({figures['bytes']} bytes) "
                 f"in {figures['publish_s']:.2f} s; /healthz over {figures['probes']} probes: "
-                f"p50 {figures['p50_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms, max {figures['max_ms']:.1f} ms"
+                f"p50 {figures['p50_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms, "
+                f"max {figures['max_ms']:.1f} ms"
             )
     finally:
         await hub.stop()
