@@ -36,6 +36,7 @@ from hub.adapters.postgres.subscriptions import PostgresSubscriptionStore
 from hub.api.app import create_app
 from hub.api.auth import TokenAuthenticator
 from hub.api.context import ApiContext
+from hub.api.protocol import guarded_protocol
 from hub.services.connectors import ConnectorRunner
 from hub.services.dispatcher import Dispatcher, RetryPolicy
 from hub.services.landscape import DerivedEvents
@@ -214,6 +215,11 @@ class HubProcess:
             log_config=None,
             access_log=False,
             lifespan="off",
+            http=guarded_protocol(
+                idle_timeout=s.http_idle_timeout_seconds,
+                header_timeout=s.http_header_timeout_seconds,
+                max_connections=s.http_max_connections,
+            ),
         )
         self.server = QuietServer(config)
         self._spawn("api", self.server.serve())

@@ -116,13 +116,15 @@ class KafkaEventLog:
         future per event; the API's small batches keep this path's timing)."""
         try:
             futures = []
-            for event in events:
+            for n, event in enumerate(events, 1):
                 record = to_kafka_record(event)
                 futures.append(
                     await self._producer.send(
                         self._settings.topic, value=record.value, key=record.key, headers=record.headers
                     )
                 )
+                if n % 500 == 0:  # a big batch must not hold the event loop (issue 9: /healthz stalled)
+                    await asyncio.sleep(0)
             await asyncio.wait_for(asyncio.gather(*futures), timeout=SEND_TIMEOUT_S)
         except (KafkaError, TimeoutError) as e:
             raise BrokerUnavailable(f"Kafka did not acknowledge: {e!r}") from e

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -86,7 +87,12 @@ async def publish(
     settings = ctx.settings
     body = await _body(request, settings.max_request_bytes)
     try:
-        events = _parse(request, body, settings.max_event_bytes, settings.max_extension_attributes)
+        if len(body) > settings.http_parse_offload_bytes:  # a worker thread: the event loop keeps serving
+            events = await asyncio.to_thread(
+                _parse, request, body, settings.max_event_bytes, settings.max_extension_attributes
+            )
+        else:
+            events = _parse(request, body, settings.max_event_bytes, settings.max_extension_attributes)
     except EventTooLarge as e:
         raise ProblemError(413, "Event too large", str(e), errors=_problems(e)) from e
     except EnvelopeError as e:
