@@ -22,7 +22,8 @@ import uvicorn
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.adapters.kafka import KafkaEventLog, ensure_topics, make_consumer
+from hub.adapters.kafka import KafkaEventLog, ensure_topics
+from hub.adapters.kafka_consumer import KafkaLogConsumer
 from hub.adapters.postgres.connectors import PostgresConnectorStore
 from hub.adapters.postgres.deliveries import PostgresDeliveryStore
 from hub.adapters.postgres.engine import create_engine
@@ -36,6 +37,8 @@ from hub.adapters.postgres.subscriptions import PostgresSubscriptionStore
 from hub.api.app import create_app
 from hub.api.auth import TokenAuthenticator
 from hub.api.context import ApiContext
+from hub.api.protocol import guarded_protocol
+from hub.ports import max_record_bytes
 from hub.services.connectors import ConnectorRunner
 from hub.services.dispatcher import Dispatcher, RetryPolicy
 from hub.services.landscape import DerivedEvents
@@ -112,7 +115,9 @@ class HubProcess:
         if "projector" in self.roles:
             assert self.event_log is not None
             self.projector = Projector(
-                lambda listener: make_consumer(self.kafka_bootstrap, s.kafka, listener=listener),
+                lambda: KafkaLogConsumer(
+                    self.kafka_bootstrap, s.kafka, max_record_bytes=max_record_bytes(s.max_event_bytes)
+                ),
                 PostgresProjectionStore(self.engine),
                 self.event_log,
                 derive=DerivedEvents(s.source_urn, self.public_url),
@@ -213,6 +218,11 @@ class HubProcess:
             log_config=None,
             access_log=False,
             lifespan="off",
+            http=guarded_protocol(
+                idle_timeout=s.http_idle_timeout_seconds,
+                header_timeout=s.http_header_timeout_seconds,
+                max_connections=s.http_max_connections,
+            ),
         )
         self.server = QuietServer(config)
         self._spawn("api", self.server.serve())

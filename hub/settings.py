@@ -192,6 +192,31 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(
         default=16 * _ONE_MIB, ge=1024, description="Largest accepted publish request."
     )
+    max_extension_attributes: int = Field(
+        default=32, ge=1, description="Most extension attributes one published event may carry."
+    )
+    # HTTP server limits (hub/api/limits.py, hub/api/protocol.py); README "Limits" lists them.
+    http_max_json_bytes: int = Field(
+        default=_ONE_MIB, ge=1024, description="Largest request body of every call but publish and imports."
+    )
+    http_header_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Longest a request head may take from its first byte to its last."
+    )
+    http_body_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="Time a request body may take, on top of what its size earns."
+    )
+    http_body_min_rate: int = Field(
+        default=64 * 1024, ge=1, description="Bytes per second that earn a body one more second."
+    )
+    http_idle_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="How long a connection may stay open without sending a request."
+    )
+    http_max_connections: int = Field(
+        default=1000, ge=1, description="Open HTTP connections at most; one more is closed at once."
+    )
+    http_parse_offload_bytes: int = Field(
+        default=_ONE_MIB, ge=0, description="Publish bodies larger than this are parsed in a worker thread."
+    )
     projector_batch_size: int = Field(
         default=1000, ge=1, description="Records the projector applies per transaction."
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -49,14 +50,14 @@ async def _body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _parse(request: Request, body: bytes, max_event: int) -> list[CloudEvent]:
+def _parse(request: Request, body: bytes, max_event: int, max_extensions: int) -> list[CloudEvent]:
     media_type = _media_type(request)
     if media_type == STRUCTURED:
-        return [parse_structured(body, max_bytes=max_event)]
+        return [parse_structured(body, max_bytes=max_event, max_extensions=max_extensions)]
     if media_type == BATCH:
-        return parse_batch(body, max_bytes=max_event)
+        return parse_batch(body, max_bytes=max_event, max_extensions=max_extensions)
     if any(name.lower().startswith("ce-") for name in request.headers):
-        return [parse_binary(dict(request.headers), body, max_bytes=max_event)]
+        return [parse_binary(dict(request.headers), body, max_bytes=max_event, max_extensions=max_extensions)]
     raise ProblemError(
         415,
         "Unsupported content mode",
@@ -72,7 +73,8 @@ def _parse(request: Request, body: bytes, max_event: int) -> list[CloudEvent]:
         "Structured (`application/cloudevents+json`), batch (`application/cloudevents-batch+json`) "
         "or binary (`ce-*` headers) content mode. 202 once Kafka acknowledged every event "
         "(acks=all). A batch is all-or-nothing: one invalid event rejects the batch (400, with each "
-        "bad event's index and field). 413 past the size limit."
+        "bad event's index and field; a problem in `data` names the path of the offending value, "
+        "e.g. `data.a.b[3]`). 413 past the size limit."
     ),
     responses={400: {"description": "Invalid event(s)"}, 413: {"description": "Too large"}},
 )
@@ -82,7 +84,12 @@ async def publish(
     settings = ctx.settings
     body = await _body(request, settings.max_request_bytes)
     try:
-        events = _parse(request, body, settings.max_event_bytes)
+        if len(body) > settings.http_parse_offload_bytes:  # a worker thread: the event loop keeps serving
+            events = await asyncio.to_thread(
+                _parse, request, body, settings.max_event_bytes, settings.max_extension_attributes
+            )
+        else:
+            events = _parse(request, body, settings.max_event_bytes, settings.max_extension_attributes)
     except EventTooLarge as e:
         raise ProblemError(413, "Event too large", str(e), errors=_problems(e)) from e
     except EnvelopeError as e:

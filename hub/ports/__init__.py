@@ -53,6 +53,7 @@ from hub.ports.log import (
     LoggedEvent,
     LogRecord,
     RecordLog,
+    max_record_bytes,
 )
 from hub.ports.projection import (
     ArchivedEvent,
@@ -121,4 +122,5 @@ __all__ = [
     "UnknownFilter",
     "Watermark",
     "check_filters",
+    "max_record_bytes",
 ]
