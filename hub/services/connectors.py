@@ -23,7 +23,7 @@ import structlog
 from pydantic import ValidationError
 
 from connectors import kinds as _kinds  # noqa: F401 - registers every connector kind
-from connectors.base import ConnectorContext, ConnectorError, SourceRefused
+from connectors.base import ConnectorContext, ConnectorError, ImportLimits, SourceRefused
 from connectors.events import import_source
 from connectors.registry import create
 from hub.adapters.postgres.connectors import ConnectorRecord, PostgresConnectorStore
@@ -130,6 +130,15 @@ class ConnectorRunner:
             check_url=self.check_url,
             max_bytes=min(s.max_xml_bytes, s.max_upload_bytes) if xml else s.max_upload_bytes,
             http_timeout_s=s.http_timeout_seconds,
+            limits=ImportLimits(
+                max_rows=s.import_max_rows,
+                max_cells=s.import_max_cells,
+                max_cell_bytes=s.import_max_cell_bytes,
+                max_row_bytes=s.import_max_row_bytes,
+                max_unzipped_bytes=s.import_max_unzipped_bytes,
+                max_part_bytes=s.import_max_part_bytes,
+                max_xml_elements=s.max_xml_elements,
+            ),
         )
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -195,6 +204,7 @@ class ConnectorRunner:
                 self.event_log,
                 on_progress=self._check_stop,
                 executor=self.mapping_pool,
+                max_event_bytes=self.settings.max_event_bytes,
             )
             tally = await self._sync(run, record.checkpoint)
         except Interrupted:
@@ -273,5 +283,6 @@ class ConnectorRunner:
             self.event_log,
             on_progress=on_progress,
             executor=self.mapping_pool,
+            max_event_bytes=self.settings.max_event_bytes,
         )
         return await self._sync(run, None)

@@ -27,8 +27,8 @@ from typing import Any
 import structlog
 
 from connectors.base import Batch, Connector, Record
-from connectors.events import ingetrokken_event, vastgelegd_record
-from connectors.mapping import Outcome, map_records
+from connectors.events import ingetrokken_event, vastgelegd_record, vastgelegd_size
+from connectors.mapping import MappedObject, Outcome, map_records
 from hub.ports import EventLog, RecordLog
 from hub.services.connector_ports import (
     BatchCommit,
@@ -41,6 +41,7 @@ from hub.services.connector_ports import (
     SyncScope,
 )
 from schemas.bindings import KafkaRecord, from_kafka_record
+from schemas.envelope import DEFAULT_MAX_EVENT_BYTES
 
 log = structlog.get_logger(__name__)
 
@@ -145,6 +146,10 @@ class SyncRun:
     ``executor`` (a factory, called once when first needed) is where batches with at least
     ``offload_min`` records to map are mapped and serialised, when the connector offers a
     picklable :meth:`Connector.mapper`: a one-worker process pool puts an import on two cores.
+
+    ``max_event_bytes`` is the publish limit (KOPPELHUB_MAX_EVENT_BYTES): a record whose event
+    would exceed it is a row error, as a publish of it would be a 413 (finding: one 10 KB
+    spreadsheet made a 5 MB event, a 147 KB one a 140 MB event PostgreSQL refused for ever).
     """
 
     def __init__(
@@ -158,11 +163,13 @@ class SyncRun:
         on_progress: Progress | None = None,
         executor: Callable[[], Executor] | None = None,
         offload_min: int = OFFLOAD_MIN,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     ) -> None:
         self.connector, self.scope, self.owner = connector, scope, owner
         self.store, self.event_log = store, event_log
         self.on_progress = on_progress
         self.executor, self.offload_min = executor, offload_min
+        self.max_event_bytes = max_event_bytes
         self.mapper = connector.mapper() if executor is not None else None
         self._pool: Executor | None = None
         self.run_id = uuid.uuid4()
@@ -222,6 +229,21 @@ class SyncRun:
         for err in found[: max(0, 20 - len(t.sample_errors))]:
             t.sample_errors.append({"row": err.row, "column": err.column, "message": err.message})
 
+    def _too_large(self, mapped: list[MappedObject]) -> list[tuple[str, str]] | None:
+        """The size problem of a record whose event would break the publish limit, if any."""
+        limit, source = self.max_event_bytes, self.scope.source
+        for objecttype, object_id, _, data in mapped:
+            size = vastgelegd_size(source, objecttype, object_id, data, limit)
+            if size > limit:
+                return [
+                    (
+                        "",
+                        f"its event would be {size} bytes, more than the limit of {limit} bytes "
+                        "(KOPPELHUB_MAX_EVENT_BYTES); shorten its cells",
+                    )
+                ]
+        return None
+
     async def _look(self, batch: Batch, prints: list[Print | None]) -> _Looked:
         """Look a batch's fingerprints up and start mapping the records that changed. A record
         the connector can fingerprint without mapping (a spreadsheet row) is skipped unmapped
@@ -261,6 +283,8 @@ class SyncRun:
                     counts[fp[0], "unchanged"] += 1
                     continue
             mapped, problems = next(outcomes)
+            if problems is None:
+                problems = self._too_large(mapped)
             if problems is not None:
                 self._reject(record, problems, pending.errors)
                 continue
