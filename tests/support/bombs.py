@@ -79,7 +79,8 @@ def ameff(path: Path, components: int, nodes: int) -> Path:
         f.write('<name xml:lang="nl">Groot</name><elements>')
         for i in range(components):
             f.write(
-                f'<element identifier="id-{i}" xsi:type="ApplicationComponent"><name xml:lang="nl">App {i}</name>'
+                f'<element identifier="id-{i}" xsi:type="ApplicationComponent">'
+                f'<name xml:lang="nl">App {i}</name>'
                 f'<properties><property propertyDefinitionRef="pd-1"><value>Gepland</value></property>'
                 "</properties></element>"
             )
