@@ -51,10 +51,13 @@ def read_csv(path: Path, delimiter: str | None = None, limits: ImportLimits | No
             lines = _Lines(text, lim.max_row_bytes)
             first = lines.first()
             sep = delimiter or detect_delimiter(first)
-            counter = _Counter(lim)
+            counter = _Counter(lim, cumulative=True)
+            cells, max_rows, max_cells = 0, lim.max_rows, lim.max_cells
             for number, row in enumerate(csv.reader(lines, delimiter=sep), start=1):
                 lines.taken = 0
-                counter.row(number, len(row))
+                cells += len(row)
+                if number > max_rows or cells > max_cells:  # inline: this loop runs per row
+                    counter.row(number, cells)
                 if "".join(row).strip():  # not fully empty
                     yield number, cast("list[str | None]", row)
         except UnicodeDecodeError as e:
@@ -71,14 +74,17 @@ class _Lines:
         self.text, self.limit, self.taken = text, limit, 0
         self._first: str | None = None
 
+    def _too_long(self) -> SourceRefused:
+        return SourceRefused(
+            f"a row is longer than {self.limit} characters "
+            "(KOPPELHUB_CONNECTORS_IMPORT_MAX_ROW_BYTES); refused to protect the hub's memory"
+        )
+
     def _read(self) -> str:
         line = self.text.readline(self.limit - self.taken + 1)
         self.taken += len(line)
         if self.taken > self.limit:
-            raise SourceRefused(
-                f"a row is longer than {self.limit} characters "
-                "(KOPPELHUB_CONNECTORS_IMPORT_MAX_ROW_BYTES); refused to protect the hub's memory"
-            )
+            raise self._too_long()
         return line
 
     def first(self) -> str:
@@ -89,23 +95,28 @@ class _Lines:
     def __iter__(self) -> Iterator[str]:
         if self._first:
             yield self._first
-        while line := self._read():
+        readline, limit = self.text.readline, self.limit
+        while line := readline(limit - self.taken + 1):  # _read, inline: this loop runs per line
+            self.taken += len(line)
+            if self.taken > limit:
+                raise self._too_long()
             yield line
 
 
 class _Counter:
     """Row numbers and cells against ``max_rows`` and ``max_cells``."""
 
-    def __init__(self, limits: ImportLimits) -> None:
-        self.limits, self.cells = limits, 0
+    def __init__(self, limits: ImportLimits, *, cumulative: bool = False) -> None:
+        self.limits, self.cells, self.cumulative = limits, 0, cumulative
 
     def row(self, number: int, width: int) -> None:
+        """Count a row of ``width`` cells (``cumulative``: ``width`` is every cell so far)."""
         if number > self.limits.max_rows:
             raise SourceRefused(
                 f"the file has rows past row {self.limits.max_rows}, the most an import reads "
                 "(KOPPELHUB_CONNECTORS_IMPORT_MAX_ROWS); split the file"
             )
-        self.cells += width
+        self.cells = width if self.cumulative else self.cells + width
         if self.cells > self.limits.max_cells:
             raise SourceRefused(
                 f"the file has more than {self.limits.max_cells} cells, the most an import reads "
