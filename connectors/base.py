@@ -35,6 +35,7 @@ __all__ = [
     "Connector",
     "ConnectorContext",
     "ConnectorError",
+    "ImportLimits",
     "Record",
     "RecordRejected",
     "SourceRefused",
@@ -91,6 +92,26 @@ class Batch:
 
 
 @dataclass(frozen=True)
+class ImportLimits:
+    """What one file may make a reader hold or do (README "Import limits"); past any of them the
+    file is refused (:class:`SourceRefused`), except ``max_cell_bytes``, which is a row error.
+
+    They bound a read's memory whatever the file: a row is at most ``max_row_bytes`` as stored,
+    an xlsx part read whole (shared strings, styles) at most ``max_part_bytes`` and the whole
+    workbook at most ``max_unzipped_bytes`` inflated (checked on the zip's directory, before
+    anything is inflated), an AMEFF file at most ``ConnectorContext.max_bytes`` and
+    ``max_xml_elements`` elements. Defaults are the settings' defaults."""
+
+    max_rows: int = 1_048_576
+    max_cells: int = 20_000_000
+    max_cell_bytes: int = 128 * 1024
+    max_row_bytes: int = 4 * 1024 * 1024
+    max_unzipped_bytes: int = 1024 * 1024 * 1024
+    max_part_bytes: int = 64 * 1024 * 1024
+    max_xml_elements: int = 5_000_000
+
+
+@dataclass(frozen=True)
 class ConnectorContext:
     """What a connector instance knows about where it runs.
 
@@ -112,6 +133,7 @@ class ConnectorContext:
     #: Tests pass ``httpx.MockTransport`` (no network, so no guard); None: the guarded network.
     http_transport: httpx.AsyncBaseTransport | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
+    limits: ImportLimits = field(default_factory=ImportLimits)
 
 
 C = TypeVar("C", bound=BaseModel)

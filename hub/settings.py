@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from subscriptions.retry import DEFAULT_JITTER, DEFAULT_RETRY_SCHEDULE
@@ -160,8 +160,39 @@ class ConnectorSettings(BaseSettings):
         description="CIDRs that connector URLs may resolve to although private/loopback (SSRF allow-list).",
     )
     http_timeout_seconds: float = Field(default=30.0, gt=0, description="Timeout of a connector download.")
+    # Import limits: what one file may make the parser hold or do (README "Import limits").
+    import_max_rows: int = Field(
+        default=1_048_576, ge=1, description="Highest row number a CSV or xlsx file may have."
+    )
+    import_max_cells: int = Field(
+        default=20_000_000, ge=1, description="Most cells (rows x columns) one CSV or xlsx file may have."
+    )
+    import_max_cell_bytes: int = Field(
+        default=128 * 1024, ge=64, description="Largest cell (UTF-8 bytes); a larger one is a row error."
+    )
+    import_max_row_bytes: int = Field(
+        default=4 * _ONE_MIB, ge=1024, description="Largest row as stored (CSV text or xlsx XML), in bytes."
+    )
+    import_max_unzipped_bytes: int = Field(
+        default=1024 * _ONE_MIB, ge=1024, description="Largest total unzipped size of an xlsx file."
+    )
+    import_max_part_bytes: int = Field(
+        default=64 * _ONE_MIB,
+        ge=1024,
+        description="Largest xlsx part read whole (shared strings, styles; a sheet outside its rows).",
+    )
+    max_xml_elements: int = Field(
+        default=5_000_000, ge=1, description="Most XML elements an AMEFF file may have."
+    )
+    #: KOPPELHUB_MAX_EVENT_BYTES, copied here by :class:`Settings`: imports obey the publish limit.
+    _max_event_bytes: int = PrivateAttr(default=_ONE_MIB)
 
     _split = field_validator("file_roots", "allow_networks", mode="before")(_split_csv)
+
+    @property
+    def max_event_bytes(self) -> int:
+        """The largest event an import or connector may produce (KOPPELHUB_MAX_EVENT_BYTES)."""
+        return self._max_event_bytes
 
 
 class Settings(BaseSettings):
@@ -230,3 +261,9 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     connectors: ConnectorSettings = Field(default_factory=ConnectorSettings)
+
+    @model_validator(mode="after")
+    def _imports_obey_the_event_limit(self) -> Settings:
+        # One owner of the event size limit: what an import or connector publishes obeys it too.
+        self.connectors._max_event_bytes = self.max_event_bytes
+        return self

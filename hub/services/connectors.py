@@ -23,7 +23,7 @@ import structlog
 from pydantic import ValidationError
 
 from connectors import kinds as _kinds  # noqa: F401 - registers every connector kind
-from connectors.base import ConnectorContext, ConnectorError
+from connectors.base import ConnectorContext, ConnectorError, ImportLimits
 from connectors.events import import_source
 from connectors.registry import create
 from hub.errors import KoppelhubError
@@ -117,6 +117,15 @@ class ConnectorRunner:
             network_policy=self.network_policy,
             max_bytes=min(s.max_xml_bytes, s.max_upload_bytes) if xml else s.max_upload_bytes,
             http_timeout_s=s.http_timeout_seconds,
+            limits=ImportLimits(
+                max_rows=s.import_max_rows,
+                max_cells=s.import_max_cells,
+                max_cell_bytes=s.import_max_cell_bytes,
+                max_row_bytes=s.import_max_row_bytes,
+                max_unzipped_bytes=s.import_max_unzipped_bytes,
+                max_part_bytes=s.import_max_part_bytes,
+                max_xml_elements=s.max_xml_elements,
+            ),
         )
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -182,6 +191,7 @@ class ConnectorRunner:
                 self.event_log,
                 on_progress=self._check_stop,
                 executor=self.mapping_pool,
+                max_event_bytes=self.settings.max_event_bytes,
             )
             tally = await self._sync(run, record.checkpoint)
         except Interrupted:
@@ -260,5 +270,6 @@ class ConnectorRunner:
             self.event_log,
             on_progress=on_progress,
             executor=self.mapping_pool,
+            max_event_bytes=self.settings.max_event_bytes,
         )
         return await self._sync(run, None)
