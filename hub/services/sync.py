@@ -112,6 +112,11 @@ class Tally:
 Progress = Callable[[Tally], None]
 
 
+class Interrupted(Exception):
+    """Raised by a progress hook when the process is stopping: the run ends at a batch boundary
+    (everything committed so far stays)."""
+
+
 @dataclass
 class _Pending:
     """A mapped batch waiting to be published and committed."""
