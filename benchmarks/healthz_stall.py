@@ -5,7 +5,7 @@ Starts ``koppelhub run`` (embedded broker and PostgreSQL), then publishes one
 connection asks ``/healthz`` every ``--interval`` seconds; prints p50/p99/max of those answers
 and the publish time. Issue 9's floor: ``/healthz`` never stalls beyond 200 ms.
 
-    .venv/bin/python -m benchmarks.healthz_stall                     # 100,000 events
+    .venv/bin/python -m benchmarks.healthz_stall                     # 10,000 events, the batch cap
     .venv/bin/python -m benchmarks.healthz_stall --env KOPPELHUB_HTTP_PARSE_OFFLOAD_BYTES=999999999
 """
 
@@ -65,7 +65,9 @@ async def measure(base_url: str, auth: dict[str, str], events: int, interval: fl
 async def main() -> None:
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
-    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument(
+        "--events", type=int, default=10_000, help="events in the batch (KOPPELHUB_MAX_BATCH_EVENTS: 10,000)"
+    )
     parser.add_argument("--interval", type=float, default=0.01, help="seconds between /healthz probes")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the hub, repeatable")

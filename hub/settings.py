@@ -223,6 +223,9 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(
         default=16 * _ONE_MIB, ge=1024, description="Largest accepted publish request."
     )
+    max_batch_events: int = Field(
+        default=10_000, ge=1, description="Most events one batch publish may carry (413 beyond: split it)."
+    )
     max_extension_attributes: int = Field(
         default=32, ge=1, description="Most extension attributes one published event may carry."
     )
@@ -246,7 +249,7 @@ class Settings(BaseSettings):
         default=1000, ge=1, description="Open HTTP connections at most; one more is closed at once."
     )
     http_parse_offload_bytes: int = Field(
-        default=_ONE_MIB, ge=0, description="Publish bodies larger than this are parsed in a worker thread."
+        default=256 * 1024, ge=0, description="Publish bodies larger than this are parsed in a worker thread."
     )
     projector_batch_size: int = Field(
         default=1000, ge=1, description="Records the projector applies per transaction."

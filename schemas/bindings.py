@@ -106,8 +106,11 @@ def to_kafka_record(event: CloudEvent) -> KafkaRecord:
         ]
         if typed:
             headers.append((EXTTYPES_HEADER, ",".join(typed).encode()))
-    key = event.key()
-    return KafkaRecord(key=None if key is None else key.encode(), value=event.data_bytes(), headers=headers)
+    key, value = event.key(), event.data_bytes()
+    if key is None and value is None:
+        # Kafka needs a key or a value; an empty value without a data hint reads back as no data.
+        value = b""
+    return KafkaRecord(key=None if key is None else key.encode(), value=value, headers=headers)
 
 
 def _typed(text: str, kind: str) -> bool | int:
@@ -222,18 +225,29 @@ def parse_structured(
 
 
 def parse_batch(
-    body: bytes, *, max_bytes: int, max_extensions: int = DEFAULT_MAX_EXTENSIONS
+    body: bytes,
+    *,
+    max_bytes: int,
+    max_extensions: int = DEFAULT_MAX_EXTENSIONS,
+    max_events: int | None = None,
 ) -> list[CloudEvent]:
     """Parse an ``application/cloudevents-batch+json`` array, all-or-nothing.
 
     Every event is checked; the error lists the problems of all bad events by index.
-    It is EventTooLarge only when every problem is a size violation.
+    It is EventTooLarge only when every problem is a size violation, or when the batch holds
+    more than ``max_events`` events (checked before any event is).
     """
     raw = _load_body(body)
     if not isinstance(raw, list):
         raise EnvelopeError([Problem(None, "", "a batch must be a JSON array of events")])
     if not raw:
         raise EnvelopeError([Problem(None, "", "a batch must contain at least one event")])
+    if max_events is not None and len(raw) > max_events:
+        message = (
+            f"a batch holds {len(raw)} events, more than the limit of {max_events} "
+            "(KOPPELHUB_MAX_BATCH_EVENTS): split it into smaller batches"
+        )
+        raise EventTooLarge([Problem(None, "", message)])
     events: list[CloudEvent] = []
     problems: list[Problem] = []
     only_size = True

@@ -12,6 +12,7 @@ from hub.api.auth import Publisher
 from hub.api.context import ApiContext, context
 from hub.api.problems import ProblemError
 from hub.errors import BrokerUnavailable
+from hub.settings import Settings
 from schemas import (
     CloudEvent,
     EnvelopeError,
@@ -50,12 +51,23 @@ async def _body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _parse(request: Request, body: bytes, max_event: int, max_extensions: int) -> list[CloudEvent]:
+def _parse(request: Request, body: bytes, settings: Settings) -> list[CloudEvent]:
+    """The request's events, checked as envelopes and as landscape data (EnvelopeError,
+    EventTooLarge or ProblemError otherwise). Pure CPU: large bodies run it in a thread."""
+    events = _decode(request, body, settings)
+    _check_landscape_data(events, batch=_is_batch(request))
+    return events
+
+
+def _decode(request: Request, body: bytes, settings: Settings) -> list[CloudEvent]:
     media_type = _media_type(request)
+    max_event, max_extensions = settings.max_event_bytes, settings.max_extension_attributes
     if media_type == STRUCTURED:
         return [parse_structured(body, max_bytes=max_event, max_extensions=max_extensions)]
     if media_type == BATCH:
-        return parse_batch(body, max_bytes=max_event, max_extensions=max_extensions)
+        return parse_batch(
+            body, max_bytes=max_event, max_extensions=max_extensions, max_events=settings.max_batch_events
+        )
     if any(name.lower().startswith("ce-") for name in request.headers):
         return [parse_binary(dict(request.headers), body, max_bytes=max_event, max_extensions=max_extensions)]
     raise ProblemError(
@@ -85,16 +97,13 @@ async def publish(
     body = await _body(request, settings.max_request_bytes)
     try:
         if len(body) > settings.http_parse_offload_bytes:  # a worker thread: the event loop keeps serving
-            events = await asyncio.to_thread(
-                _parse, request, body, settings.max_event_bytes, settings.max_extension_attributes
-            )
+            events = await asyncio.to_thread(_parse, request, body, settings)
         else:
-            events = _parse(request, body, settings.max_event_bytes, settings.max_extension_attributes)
+            events = _parse(request, body, settings)
     except EventTooLarge as e:
         raise ProblemError(413, "Event too large", str(e), errors=_problems(e)) from e
     except EnvelopeError as e:
         raise ProblemError(400, "Invalid CloudEvent", _summary(e), errors=_problems(e)) from e
-    _check_landscape_data(events, batch=_is_batch(request))
     try:
         await ctx.event_log.publish(events)
     except BrokerUnavailable as e:

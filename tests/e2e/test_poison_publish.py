@@ -87,3 +87,16 @@ async def test_a_publish_with_1400_extension_attributes_is_a_400_naming_the_cap(
     response = await client.post("/api/v1/events", json=many, headers={**auth, "content-type": STRUCTURED})
     assert response.status_code == 400, response.text
     assert "KOPPELHUB_MAX_EXTENSION_ATTRIBUTES" in response.json()["detail"]
+
+
+async def test_a_batch_of_more_events_than_the_cap_is_a_413_that_asks_to_split_it(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    small = {"specversion": "1.0", "source": "urn:nld:b", "type": "nl.b.t.v1"}
+    body = json.dumps([{**small, "id": f"e{i}"} for i in range(10_001)]).encode()
+    response = await client.post("/api/v1/events", content=body, headers={**auth, "content-type": BATCH})
+    assert response.status_code == 413, response.text
+    assert "more than the limit of 10000 (KOPPELHUB_MAX_BATCH_EVENTS): split it" in response.json()["detail"]
+    body = json.dumps([{**small, "id": f"e{i}"} for i in range(10_000)]).encode()
+    response = await client.post("/api/v1/events", content=body, headers={**auth, "content-type": BATCH})
+    assert response.status_code == 202, response.text
