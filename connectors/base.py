@@ -18,16 +18,12 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import httpx
 from pydantic import BaseModel
 
 from schemas.landscape import LandscapeObject
-from subscriptions.ssrf import NetworkPolicy
-
-if TYPE_CHECKING:
-    from aiohttp.abc import AbstractResolver
 
 __all__ = [
     "Batch",
@@ -117,17 +113,16 @@ class ConnectorContext:
 
     ``organisatie`` owns the connector; ``scope`` identifies the instance (its stable id);
     ``work_dir`` is where a download may be kept while it is read; ``file_roots`` are the
-    directories local paths may point into. ``network_policy`` is the SSRF guard of every
-    HTTP request (:func:`connectors.client.connector_client` connects only to addresses it
-    allows; the default allows public addresses only); ``resolver`` replaces DNS in tests.
+    directories local paths may point into. ``egress`` makes the transport of every HTTP
+    request (:func:`connectors.client.connector_client`): the hub injects one guarded by the
+    connectors' network policy (``hub/adapters/egress.py``); None refuses every request.
     """
 
     organisatie: str
     scope: str
     work_dir: Path
     file_roots: tuple[Path, ...] = ()
-    network_policy: NetworkPolicy = field(default_factory=NetworkPolicy)
-    resolver: AbstractResolver | None = None
+    egress: Callable[[], httpx.AsyncBaseTransport] | None = None
     max_bytes: int = 512 * 1024 * 1024
     http_timeout_s: float = 30.0
     #: Tests pass ``httpx.MockTransport`` (no network, so no guard); None: the guarded network.

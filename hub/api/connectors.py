@@ -17,11 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from connectors import kinds as _kinds  # noqa: F401 - registers every connector kind
 from connectors.registry import KINDS, public_config, stored_config
 from connectors.sources import is_url
-from hub.adapters.postgres.connectors import ConnectorRecord, PostgresConnectorStore
 from hub.api.auth import ConnectorManager, Principal
 from hub.api.context import ApiContext, context
 from hub.api.problems import ProblemError
 from hub.errors import NotFound
+from hub.ports import ConnectorRecord, ConnectorStore
 from subscriptions.ssrf import NetworkPolicy, SinkRefused, check_sink
 
 router = APIRouter(prefix="/api/v1/connectors", tags=["connectors"])
@@ -70,7 +70,7 @@ def connector_json(c: ConnectorRecord) -> dict[str, Any]:
     }
 
 
-def _store(ctx: ApiContext) -> PostgresConnectorStore:
+def _store(ctx: ApiContext) -> ConnectorStore:
     if ctx.connectors is None:
         raise ProblemError(503, "Service unavailable", "connectors are not served by this process")
     return ctx.connectors

@@ -7,12 +7,15 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from hub.adapters.postgres.connectors import PostgresConnectorStore
-from hub.adapters.postgres.deliveries import PostgresDeliveryStore
-from hub.adapters.postgres.imports import PostgresImportStore
-from hub.adapters.postgres.subscriptions import PostgresSubscriptionStore
 from hub.api.auth import TokenAuthenticator
-from hub.ports import EventLog, LandscapeReader
+from hub.ports import (
+    ConnectorStore,
+    DeliveryStore,
+    EventLog,
+    ImportStore,
+    LandscapeReader,
+    SubscriptionStore,
+)
 from hub.settings import Settings
 from subscriptions.ssrf import NetworkPolicy
 
@@ -21,17 +24,17 @@ from subscriptions.ssrf import NetworkPolicy
 class ApiContext:
     settings: Settings
     event_log: EventLog
-    subscriptions: PostgresSubscriptionStore
+    subscriptions: SubscriptionStore
     landscape: LandscapeReader
     network_policy: NetworkPolicy
     auth: TokenAuthenticator
     #: Name → "is it up?" for /readyz: the broker, the database and every role in this process.
     readiness: Callable[[], Awaitable[dict[str, bool]]]
-    connectors: PostgresConnectorStore | None = None
-    imports: PostgresImportStore | None = None
+    connectors: ConnectorStore | None = None
+    imports: ImportStore | None = None
     #: Tells a connectors role in this process that work is due now (None: another process polls).
     wake_connectors: Callable[[], None] | None = None
-    deliveries: PostgresDeliveryStore | None = None
+    deliveries: DeliveryStore | None = None
 
 
 def context(request: Request) -> ApiContext:

@@ -9,12 +9,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, model_validator
 
-from hub.adapters.postgres.deliveries import PostgresDeliveryStore
 from hub.api.auth import SubscriptionManager
 from hub.api.context import ApiContext, context
 from hub.api.problems import ProblemError
 from hub.errors import NotFound
 from hub.paging import BadCursor, decode_cursor, encode_cursor
+from hub.ports import DeliveryStore
 
 router = APIRouter(prefix="/api/v1/subscriptions", tags=["deliveries"])
 
@@ -37,7 +37,7 @@ class ReplayRequest(BaseModel):
         return self
 
 
-def _store(ctx: ApiContext) -> PostgresDeliveryStore:
+def _store(ctx: ApiContext) -> DeliveryStore:
     assert ctx.deliveries is not None, "the composition root wires the delivery store"
     return ctx.deliveries
 

@@ -22,6 +22,7 @@ from schemas import (
     parse_binary,
     parse_structured,
 )
+from schemas.hub_events import HUB_TYPE_PREFIX
 from schemas.landscape import (
     LandscapeDataError,
     ingetrokken_type,
@@ -29,10 +30,6 @@ from schemas.landscape import (
     validate_landscape_event,
     vastgelegd_type,
 )
-
-#: Type prefix of the hub's own operational events (alerts).
-HUB_TYPE_PREFIX = "nl.koppelhub."
-
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
 

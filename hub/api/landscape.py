@@ -19,7 +19,8 @@ from hub.api.landscape_models import ITEM_MODELS, LandschapOut, page_model
 from hub.api.problems import ProblemError
 from hub.paging import BadCursor, decode_cursor, encode_cursor
 from hub.ports import StoredObject
-from hub.services.landscape import COLLECTIONS, LIST_FILTERS, UnknownFilter, public_state
+from hub.ports.landscape import COLLECTIONS, LIST_FILTERS, UnknownFilter
+from hub.services.landscape import public_state
 from schemas.landscape import OBJECT_TYPES
 
 router = APIRouter(prefix="/api/v1", tags=["landscape"])

@@ -8,13 +8,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from hub.adapters.postgres.subscriptions import SubscriptionDetails
 from hub.api.auth import SubscriptionManager
 from hub.api.context import ApiContext, context
 from hub.api.problems import ProblemError
 from hub.api.sinks import check_reachable, send_test_event
 from hub.errors import NotFound
 from hub.paging import BadCursor
+from hub.ports.subscriptions import SubscriptionDetails
 from subscriptions.egress import client_ssl_context
 from subscriptions.filters import dump_filters
 from subscriptions.options import DeliveryOptions, NewSubscription, SubscriptionUpdate, public_auth

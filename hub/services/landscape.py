@@ -19,23 +19,24 @@ Rules (issue 3):
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final, Protocol
+from typing import Any, Final
 from urllib.parse import quote
 
 import structlog
 
 from hub.errors import PermanentError
 from hub.ports import (
+    COLLECTIONS,
     ArchivedEvent,
     LandscapeSnapshot,
     LandscapeUnitOfWork,
     LandscapeWrite,
     ObjectKey,
     Provenance,
+    RebuildableStore,
     StoredObject,
     Watermark,
 )
@@ -56,49 +57,13 @@ from schemas.landscape import (
 log = structlog.get_logger(__name__)
 
 #: Object type → the read API's collection (and table) name.
-COLLECTIONS: Final = {
-    "organisatie": "organisaties",
-    "applicatie": "applicaties",
-    "gebruik": "gebruik",
-    "koppeling": "koppelingen",
-    "referentiecomponent": "referentiecomponenten",
-    "standaard": "standaarden",
-}
 
 #: List filters of the read API: object type → query parameter → how it matches.
 #: ``("eq", field)`` equals a field, ``("has", field)`` is in a list of ids, ``("either",
 #: (a, b))`` equals one of two fields. Both store adapters interpret this one table.
-LIST_FILTERS: Final[dict[str, dict[str, tuple[str, Any]]]] = {
-    "organisatie": {"type": ("eq", "type")},
-    "applicatie": {"aanbieder": ("eq", "aanbieder"), "referentiecomponent": ("has", "referentiecomponenten")},
-    "gebruik": {"afnemer": ("eq", "afnemer"), "applicatie": ("eq", "applicatie"), "status": ("eq", "status")},
-    "koppeling": {
-        "applicatie": ("either", ("applicatieA", "applicatieB")),
-        "organisatie": ("eq", "organisatie"),
-    },
-    "referentiecomponent": {},
-    "standaard": {},
-}
 
 # Derived event ids are a function of the inbound event, so a replay never mints a new one.
 _DERIVED_NAMESPACE: Final = uuid.UUID("6f1c3a52-9a4e-4a8e-b7f2-3c0d5e8a1b94")
-
-
-class UnknownFilter(PermanentError):
-    """List filters the read API does not offer for this object type."""
-
-    def __init__(self, objecttype: str, names: Iterable[str]):
-        self.names = sorted(names)
-        offered = ", ".join(LIST_FILTERS[objecttype]) or "none"
-        wrong = ", ".join(map(repr, self.names))
-        super().__init__(f"{COLLECTIONS[objecttype]} cannot be filtered on {wrong}; filters: {offered}")
-
-
-def check_filters(objecttype: str, filters: Iterable[str]) -> None:
-    """Raise :class:`UnknownFilter` naming every filter ``objecttype`` does not offer."""
-    unknown = set(filters) - LIST_FILTERS[objecttype].keys()
-    if unknown:
-        raise UnknownFilter(objecttype, unknown)
 
 
 class InvalidLandscapeEvent(PermanentError):
@@ -267,23 +232,6 @@ def _apply(
     if derive and diff:
         data = {**public_state(after), "wijzigingen": [dict(c) for c in diff]}
         result.derived.append(derive.make(gewijzigd_type(key[0]), event, after, data))
-
-
-class Rebuild(Protocol):
-    """An open rebuild: emptied landscape tables and the archive to replay into them."""
-
-    @property
-    def landscape(self) -> LandscapeUnitOfWork: ...
-
-    def archive(self, chunk: int = 1000) -> AsyncIterator[list[ArchivedEvent]]:
-        """Archived inbound landscape events in archive order, ``chunk`` at a time."""
-        ...
-
-
-class RebuildableStore(Protocol):
-    def rebuilding(self) -> AbstractAsyncContextManager[Rebuild]:
-        """Empty the landscape in a transaction that commits when the block ends."""
-        ...
 
 
 async def rebuild(store: RebuildableStore, *, chunk: int = 1000) -> ProjectionResult:

@@ -1,18 +1,19 @@
-"""The projector: Kafka → PostgreSQL, one transaction per batch, offsets committed after.
+"""The projector: the log → PostgreSQL, one transaction per batch, positions committed after.
 
 Per batch it records every event as processed (a duplicate ``source``+``id`` changes
-nothing), archives the new ones and writes one outbox row per matching subscription, all in
-one transaction. Offsets are committed only after that transaction committed, so a crash at
-any point replays records that the dedupe then skips.
+nothing), archives the new ones and writes one outbox row per recipient, all in one
+transaction. Positions are committed only after that transaction committed, so a crash at
+any point replays records that the dedupe then skips. It reads through the
+:class:`hub.ports.LogConsumer` port and never sees a driver.
 
 Error policy: only infrastructure errors (:class:`RetriableError`: broker or database
 unreachable) are retried, with backoff, until the hub stops (then the batch is left
 uncommitted for the next owner). Anything that concerns one record goes to the dead-letter
 topic with the error in its headers and the partition moves on: a record larger than any
-event the hub accepts, one that is not a valid CloudEvent, one PostgreSQL or the serialiser
-refuses (:class:`PermanentError`), and one that raises an error nobody foresaw. A batch that
-fails as a whole is applied again record by record, so only the bad record is parked. A role
-never dies of one record.
+event the hub accepts or one that is not a valid CloudEvent (the consumer hands both over
+with their error), one PostgreSQL or the serialiser refuses (:class:`PermanentError`), and
+one that raises an error nobody foresaw. A batch that fails as a whole is applied again
+record by record, so only the bad record is parked. A role never dies of one record.
 """
 
 from __future__ import annotations
@@ -20,47 +21,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
 
 import structlog
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
-from hub.errors import PermanentError, RecordTooLarge, RetriableError
-from hub.ports import LoggedEvent, NewDelivery, ProjectionUnitOfWork
+from hub.errors import PermanentError, RetriableError
+from hub.ports import DeadLetters, LogConsumer, LoggedEvent, LogRecord, NewDelivery, ProjectionStore
 from hub.services.landscape import DerivedEvents, project_landscape
-from schemas import CloudEvent, EnvelopeError
-from schemas.bindings import from_kafka_record
-from subscriptions.model import subscription_matches
+from subscriptions.recipients import recipients
 
 log = structlog.get_logger(__name__)
 
-Batch = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
-
-#: A record may be this many times ``KOPPELHUB_MAX_EVENT_BYTES`` before it is parked unread.
-#: Publish measures an event as received; its record is the data re-encoded plus headers,
-#: which can grow (``1e15`` is written ``1000000000000000.0``, 4.5 times as long), so the
-#: margin is wide. Larger records did not come through this hub's checks.
-RECORD_BYTES_FACTOR = 8
-
-
-class ProjectionStore(Protocol):
-    def transaction(self) -> AbstractAsyncContextManager[ProjectionUnitOfWork]: ...
-
-
-class DeadLetters(Protocol):
-    async def dead_letter(
-        self,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Sequence[tuple[str, bytes]],
-        error: BaseException,
-        origin: Any,
-    ) -> None: ...
+#: How long one poll waits for records before the member looks at stop and drain again.
+POLL_SECONDS = 0.2
 
 
 @dataclass
@@ -98,7 +73,7 @@ async def apply_events(
 ) -> Applied:
     """Apply one batch in one transaction: archive what is new, project the landscape events
     among it, archive the derived events that follow (when ``derive`` is given), and queue one
-    delivery per matching subscription for all of them."""
+    delivery per recipient for all of them."""
     async with store.transaction() as uow:
         archived = await uow.record_new(batch)
         fresh = len(archived)
@@ -110,34 +85,36 @@ async def apply_events(
         for item in archived:
             attrs = item.event.attributes()
             key = item.event.key()
-            new.extend(
-                NewDelivery(s.id, item.seq, item.event.id, key)
-                for s in subs
-                if subscription_matches(s.source, s.types, s.filters, attrs)
-            )
+            new.extend(NewDelivery(s.id, item.seq, item.event.id, key) for s in recipients(subs, attrs))
         await uow.add_deliveries(new)
     return Applied(fresh, len(archived) - fresh, len(new), projected.stale)
 
 
+def positions(batch: Sequence[LogRecord]) -> dict[int, int]:
+    """Per partition, the position after the last record of ``batch``: what to commit."""
+    after: dict[int, int] = {}
+    for record in batch:
+        after[record.partition] = max(after.get(record.partition, 0), record.offset + 1)
+    return after
+
+
 class Projector:
-    """One consumer-group member applying the log to the store."""
+    """``members`` consumer-group members applying the log to the store."""
 
     def __init__(
         self,
-        consumer_factory: Callable[[ConsumerRebalanceListener], AIOKafkaConsumer],
+        consumers: Callable[[], LogConsumer],
         store: ProjectionStore,
         dead_letters: DeadLetters,
         *,
         derive: DerivedEvents | None,
         batch_size: int = 500,
         members: int = 1,
-        max_event_bytes: int | None = None,
     ):
-        self._max_record_bytes = None if max_event_bytes is None else max_event_bytes * RECORD_BYTES_FACTOR
         self._derive = derive
         self._members = members
         self._started = 0
-        self._consumer_factory = consumer_factory
+        self._consumers = consumers
         self._store = store
         self._dead_letters = dead_letters
         self._batch_size = batch_size
@@ -159,19 +136,24 @@ class Projector:
         await asyncio.gather(*(self._member(stop, drain, drain_timeout) for _ in range(self._members)))
 
     async def _member(self, stop: asyncio.Event, drain: asyncio.Event | None, drain_timeout: float) -> None:
-        membership = _Membership()
-        consumer = self._consumer_factory(membership)
+        consumer = self._consumers()
         await consumer.start()
         self._started += 1
         drain_deadline: float | None = None
         try:
-            async for batch in self._batches(consumer, stop):
+            while not stop.is_set():
+                try:
+                    batch = await consumer.poll(max_records=self._batch_size, timeout_s=POLL_SECONDS)
+                except RetriableError as e:  # the broker is away: wait, then read on
+                    log.warning("log_unreadable", error=str(e)[:500])
+                    await _pause(stop, 1.0)
+                    continue
                 if batch:
                     await self._handle_with_retry(consumer, batch, stop)
                     continue
                 if drain is not None and drain.is_set():
                     drain_deadline = drain_deadline or time.monotonic() + drain_timeout
-                    caught_up = await _caught_up(consumer, membership)
+                    caught_up = await consumer.caught_up()
                     if caught_up or time.monotonic() > drain_deadline:
                         log.info("projector_drained", caught_up=caught_up)
                         return
@@ -179,25 +161,18 @@ class Projector:
             self._started -= 1
             await consumer.stop()
 
-    async def _batches(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> AsyncIterator[Batch]:
-        while not stop.is_set():
-            yield await consumer.getmany(timeout_ms=200, max_records=self._batch_size)
-
-    async def _handle_with_retry(self, consumer: AIOKafkaConsumer, batch: Batch, stop: asyncio.Event) -> None:
+    async def _handle_with_retry(
+        self, consumer: LogConsumer, batch: list[LogRecord], stop: asyncio.Event
+    ) -> None:
         # Broker or database outages: keep the batch and try again; never commit past it.
         # Records parked in the DLQ by an earlier try are not parked (nor applied) again.
         parked: set[tuple[int, int]] = set()
-
-        async def pause(seconds: float) -> None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), seconds)
-
         try:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception_type(RetriableError),
                 stop=lambda _state: stop.is_set(),
                 wait=wait_exponential(multiplier=0.2, max=10),
-                sleep=pause,
+                sleep=lambda seconds: _pause(stop, seconds),
                 before_sleep=lambda state: log.warning(
                     "projection_retrying", error=str(state.outcome.exception() if state.outcome else "")
                 ),
@@ -211,45 +186,17 @@ class Projector:
             # Stopping during an outage: leave the batch uncommitted; the next owner replays it.
             log.warning("projection_abandoned_on_stop", error=str(e)[:500])
             return
-        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
-        if not offsets:
-            return
-        try:
-            await consumer.commit(offsets)
-        except CommitFailedError as e:
-            # A rebalance took the partitions away; the new owner replays and dedupe skips.
-            log.warning("offset_commit_failed", error=str(e))
-        except KafkaError as e:
-            log.warning("offset_commit_failed", error=str(e))
+        await consumer.commit(positions(batch))
 
-    def _decode(self, record: ConsumerRecord[bytes, bytes]) -> CloudEvent:
-        """The record's event; RecordTooLarge, EnvelopeError or any other error otherwise."""
-        if self._max_record_bytes is not None:
-            size = len(record.value or b"") + len(record.key or b"")
-            size += sum(len(name) + len(value or b"") for name, value in record.headers)
-            if size > self._max_record_bytes:
-                raise RecordTooLarge(
-                    f"record is {size} bytes, more than {self._max_record_bytes} "
-                    f"({RECORD_BYTES_FACTOR} x KOPPELHUB_MAX_EVENT_BYTES)"
-                )
-        return from_kafka_record(record.key, record.value, list(record.headers))
-
-    async def _handle(self, batch: Batch, parked: set[tuple[int, int]]) -> None:
-        decoded: list[tuple[LoggedEvent, ConsumerRecord[bytes, bytes]]] = []
-        for tp, records in batch.items():
-            for record in records:
-                if (record.partition, record.offset) in parked:
-                    continue
-                try:
-                    event = self._decode(record)
-                except (EnvelopeError, RecordTooLarge) as e:
-                    await self._dead_letter(record, e, parked)
-                    continue
-                except Exception as e:  # policy: one record never stops the role
-                    log.exception("projection_record_unreadable", origin=_origin(record))
-                    await self._dead_letter(record, e, parked)
-                    continue
-                decoded.append((LoggedEvent(event, tp.partition, record.offset), record))
+    async def _handle(self, batch: list[LogRecord], parked: set[tuple[int, int]]) -> None:
+        decoded: list[tuple[LoggedEvent, LogRecord]] = []
+        for record in batch:
+            if (record.partition, record.offset) in parked:
+                continue
+            if record.event is None:  # not a CloudEvent, or too large to read
+                await self._dead_letter(record, record.error or ValueError("unreadable record"), parked)
+                continue
+            decoded.append((LoggedEvent(record.event, record.partition, record.offset), record))
         logged = [item for item, _ in decoded]
         try:
             done = await apply_events(self._store, logged, self._derive) if logged else Applied()
@@ -276,9 +223,7 @@ class Projector:
                 deliveries=done.deliveries,
             )
 
-    async def _apply_one(
-        self, item: LoggedEvent, record: ConsumerRecord[bytes, bytes], parked: set[tuple[int, int]]
-    ) -> Applied:
+    async def _apply_one(self, item: LoggedEvent, record: LogRecord, parked: set[tuple[int, int]]) -> Applied:
         """Apply one record on its own; park it when the error concerns it (not an outage)."""
         try:
             return await apply_events(self._store, [item], self._derive)
@@ -292,7 +237,7 @@ class Projector:
         return Applied()
 
     async def _dead_letter(
-        self, record: ConsumerRecord[bytes, bytes], error: BaseException, parked: set[tuple[int, int]]
+        self, record: LogRecord, error: BaseException, parked: set[tuple[int, int]]
     ) -> None:
         if (record.partition, record.offset) in parked:
             return
@@ -301,31 +246,11 @@ class Projector:
         self.stats.dead_lettered += 1
 
 
-def _origin(record: ConsumerRecord[bytes, bytes]) -> str:
+def _origin(record: LogRecord) -> str:
     return f"{record.topic}/{record.partition}/{record.offset}"
 
 
-class _Membership(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Whether the group has assigned this member its partitions yet (perhaps none)."""
-
-    def __init__(self) -> None:
-        self.assigned = False
-
-    async def on_partitions_revoked(self, revoked: object) -> None:
-        self.assigned = False
-
-    async def on_partitions_assigned(self, assigned: object) -> None:
-        self.assigned = True
-
-
-async def _caught_up(consumer: AIOKafkaConsumer, membership: _Membership) -> bool:
-    """True when the group assigned this member its partitions and it has read each up to its
-    high-water mark; a member left without partitions (more members than partitions) is."""
-    assignment = consumer.assignment()
-    if not assignment:
-        return membership.assigned
-    for tp in assignment:
-        highwater = consumer.highwater(tp)
-        if highwater is None or await consumer.position(tp) < highwater:
-            return False
-    return True
+async def _pause(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep ``seconds``, or less when the hub stops meanwhile."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)

@@ -7,14 +7,14 @@ import contextlib
 
 import structlog
 
-from hub.adapters.postgres.retention import PostgresRetention
 from hub.errors import RetriableError
+from hub.ports import Retention
 
 log = structlog.get_logger(__name__)
 
 
 async def run_retention(
-    store: PostgresRetention,
+    store: Retention,
     stop: asyncio.Event,
     *,
     interval_seconds: float,

@@ -30,7 +30,7 @@ from connectors.base import Batch, Connector, Record
 from connectors.events import ingetrokken_event, vastgelegd_record, vastgelegd_size
 from connectors.mapping import MappedObject, Outcome, map_records
 from hub.ports import EventLog, RecordLog
-from hub.services.connector_ports import (
+from hub.ports.connectors import (
     BatchCommit,
     Fingerprint,
     FingerprintStore,
@@ -110,6 +110,11 @@ class Tally:
 
 
 Progress = Callable[[Tally], None]
+
+
+class Interrupted(Exception):
+    """Raised by a progress hook when the process is stopping: the run ends at a batch boundary
+    (everything committed so far stays)."""
 
 
 @dataclass

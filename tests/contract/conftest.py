@@ -21,12 +21,20 @@ from hub.adapters.postgres.engine import create_engine
 from hub.adapters.postgres.landscape import PostgresLandscapeStore
 from hub.adapters.postgres.projection import PostgresProjectionStore
 from hub.adapters.postgres.tables import deliveries, event_archive
-from hub.ports import LandscapeReader, LoggedEvent, MatchableSubscription, StoredObject
-from hub.services.landscape import COLLECTIONS, DerivedEvents, RebuildableStore, rebuild
+from hub.ports import (
+    COLLECTIONS,
+    LandscapeReader,
+    LoggedEvent,
+    MatchableSubscription,
+    RebuildableStore,
+    StoredObject,
+)
+from hub.services.landscape import DerivedEvents, rebuild
 from hub.services.projector import ProjectionStore, apply_events
 from schemas import CloudEvent, validate_event
 from schemas.landscape import ingetrokken_type, vastgelegd_type
 from subscriptions.filters import parse_filters
+from tests.contract.delivery_harness import stores  # noqa: F401  (the delivery stores fixture)
 
 HUB = "urn:nld:oin:00000000000000000099:systeem:koppelhub-test"
 PUBLIC_URL = "https://hub.example"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hub.services.landscape import UnknownFilter
+from hub.ports import UnknownFilter
 from schemas import CloudEvent
 from tests.contract.conftest import Harness, vastgelegd
 

@@ -23,7 +23,7 @@ from connectors.base import ConnectorContext, ImportLimits, SourceRefused
 from connectors.kinds import KINDS  # noqa: F401 - registers every connector kind
 from connectors.registry import create
 from connectors.tabular.reader import read_rows
-from hub.services.connector_ports import BatchCommit, Fingerprint, Key, Owner, RowError, SyncScope
+from hub.ports.connectors import BatchCommit, Fingerprint, Key, Owner, RowError, SyncScope
 from hub.services.sync import SyncRun
 from schemas import CloudEvent
 from schemas.bindings import KafkaRecord, to_kafka_record

@@ -16,7 +16,7 @@ from connectors.events import vastgelegd_event, vastgelegd_record
 from connectors.kinds import KINDS  # noqa: F401 - registers every connector kind
 from connectors.registry import create
 from hub.ports import RecordLog
-from hub.services.connector_ports import BatchCommit, Fingerprint, Key, Owner, SyncScope
+from hub.ports.connectors import BatchCommit, Fingerprint, Key, Owner, SyncScope
 from hub.services.sync import SyncRun, Tally
 from schemas import CloudEvent
 from schemas.bindings import KafkaRecord, to_kafka_record

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, text, update
@@ -13,26 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from hub.adapters.postgres.connector_tables import connectors
 from hub.adapters.postgres.errors import translate_db_errors
 from hub.errors import NotFound
-
-
-@dataclass(frozen=True)
-class ConnectorRecord:
-    id: uuid.UUID
-    kind: str
-    organisatie: str
-    config: dict[str, Any]
-    schedule_seconds: int
-    enabled: bool
-    checkpoint: dict[str, Any] | None
-    next_run_at: datetime
-    failures: int
-    last_run_at: datetime | None
-    last_success_at: datetime | None
-    last_error: str | None
-    last_counts: dict[str, Any] | None
-    events_published: int
-    created_at: datetime
-    updated_at: datetime
+from hub.ports import ConnectorRecord
 
 
 def _record(m: Any) -> ConnectorRecord:

@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub.adapters.postgres.errors import translate_db_errors
-from hub.services.connector_ports import BatchCommit, Fingerprint, Key, Owner, SyncScope
+from hub.ports.connectors import BatchCommit, Fingerprint, Key, Owner, SyncScope
 
 # One index probe per key, whatever the statistics say: a table that grows during an import
 # has stale ones (planned as ~5 rows), and a plain join then hashed every fingerprint of the
@@ -79,7 +79,7 @@ def _keys(keys: Sequence[Key]) -> str:
 
 
 class PostgresFingerprintStore:
-    """The :class:`hub.services.connector_ports.FingerprintStore` on PostgreSQL."""
+    """The :class:`hub.ports.connectors.FingerprintStore` on PostgreSQL."""
 
     def __init__(self, engine: AsyncEngine, *, lease_seconds: float = 300.0) -> None:
         self._engine = engine

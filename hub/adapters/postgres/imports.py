@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, text, update
@@ -14,26 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from hub.adapters.postgres.connector_tables import import_errors, imports
 from hub.adapters.postgres.errors import translate_db_errors
 from hub.errors import NotFound
-from hub.services.connector_ports import RowError
-
-
-@dataclass(frozen=True)
-class ImportRecord:
-    id: uuid.UUID
-    organisatie: str
-    objecttype: str
-    mode: str
-    filename: str
-    path: str
-    options: dict[str, Any]
-    status: str
-    rows_read: int
-    counts: dict[str, Any]
-    report: dict[str, Any]
-    error: str | None
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
+from hub.ports import ImportRecord
+from hub.ports.connectors import RowError
 
 
 def _record(m: Any) -> ImportRecord:

@@ -27,7 +27,7 @@ from hub.ports import (
     StoredObject,
     Watermark,
 )
-from hub.services.landscape import LIST_FILTERS, check_filters
+from hub.ports.landscape import LIST_FILTERS, check_filters
 from schemas import validate_event
 from schemas.landscape import OBJECT_TYPES, ingetrokken_type, vastgelegd_type
 

@@ -14,7 +14,7 @@ from sqlalchemy import BigInteger, Column, DateTime, Index, PrimaryKeyConstraint
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from hub.adapters.postgres.tables import metadata
-from hub.services.landscape import COLLECTIONS
+from hub.ports.landscape import COLLECTIONS
 from schemas.landscape import OBJECT_TYPES
 
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.adapters.postgres.errors import translate_db_errors
+from hub.ports import Removed
 from schemas.landscape import OBJECT_TYPES, ingetrokken_type, vastgelegd_type
 
 _CHUNK = 5_000
@@ -43,13 +42,6 @@ _OLD_ARCHIVE = text(
     """
 )
 _KEPT_TYPES = sorted(f(t) for t in OBJECT_TYPES for f in (vastgelegd_type, ingetrokken_type))
-
-
-@dataclass(frozen=True)
-class Removed:
-    attempts: int = 0
-    deliveries: int = 0
-    events: int = 0
 
 
 class PostgresRetention:

@@ -1,0 +1,222 @@
+"""Ports of the connector runner: what it needs from the store (PostgreSQL adapters implement them)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+Key = tuple[str, str]  # (objecttype, object id)
+
+
+@dataclass(frozen=True)
+class SyncScope:
+    """One source's view of the landscape: fingerprints are kept per scope.
+
+    ``source`` is the CloudEvents source of its events; ``key`` goes into the event ids.
+    """
+
+    source: str
+    organisatie: str
+    key: str
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    hash: str | None  # None: withdrawn
+    generation: int
+
+
+@dataclass(frozen=True)
+class Published:
+    objecttype: str
+    object_id: str
+    hash: str | None
+    generation: int
+
+
+@dataclass(frozen=True)
+class RowError:
+    row: int | None
+    column: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Whose progress a commit carries: a connector (checkpoint) or an import (counts, errors)."""
+
+    kind: Literal["connector", "import"]
+    id: uuid.UUID
+
+
+@dataclass
+class BatchCommit:
+    """Everything one acknowledged batch changes, written in one transaction."""
+
+    published: Sequence[Published] = ()
+    seen: Sequence[Key] = ()
+    run: uuid.UUID | None = None
+    checkpoint: dict[str, Any] | None = None
+    events: int = 0
+    rows_read: int = 0
+    counts: dict[str, Any] = field(default_factory=dict)
+    report: dict[str, Any] = field(default_factory=dict)
+    errors: Sequence[RowError] = ()
+
+
+class FingerprintStore(Protocol):
+    async def known(self, scope: SyncScope, keys: Sequence[Key]) -> dict[Key, Fingerprint]:
+        """The fingerprints of ``keys`` this scope has (absent: never published)."""
+        ...
+
+    async def commit(self, scope: SyncScope, owner: Owner, batch: BatchCommit) -> None:
+        """Record a batch whose events Kafka acknowledged, with the owner's progress; one transaction."""
+        ...
+
+    async def unseen(
+        self, scope: SyncScope, run: uuid.UUID, types: Sequence[str], *, after: Key | None, limit: int
+    ) -> list[tuple[Key, int]]:
+        """Live objects of ``types`` not read by ``run``: ``((objecttype, id), generation)``, by key."""
+        ...
+
+
+@dataclass(frozen=True)
+class ConnectorRecord:
+    id: uuid.UUID
+    kind: str
+    organisatie: str
+    config: dict[str, Any]
+    schedule_seconds: int
+    enabled: bool
+    checkpoint: dict[str, Any] | None
+    next_run_at: datetime
+    failures: int
+    last_run_at: datetime | None
+    last_success_at: datetime | None
+    last_error: str | None
+    last_counts: dict[str, Any] | None
+    events_published: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class ImportRecord:
+    id: uuid.UUID
+    organisatie: str
+    objecttype: str
+    mode: str
+    filename: str
+    path: str
+    options: dict[str, Any]
+    status: str
+    rows_read: int
+    counts: dict[str, Any]
+    report: dict[str, Any]
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+
+class ConnectorStore(Protocol):
+    """ConnectorStore"""
+
+    async def create(
+        self, *, kind: str, organisatie: str, config: dict[str, Any], schedule_seconds: int, enabled: bool
+    ) -> ConnectorRecord:
+        ...
+
+    async def get(self, connector_id: uuid.UUID) -> ConnectorRecord:
+        ...
+
+    async def all(self, *, organisatie: str | None = None) -> list[ConnectorRecord]:
+        ...
+
+    async def update(self, connector_id: uuid.UUID, **values: Any) -> ConnectorRecord:
+        """Change config, schedule or enabled; a changed config starts over (checkpoint cleared)."""
+        ...
+
+    async def delete(self, connector_id: uuid.UUID) -> None:
+        ...
+
+    async def request_run(self, connector_id: uuid.UUID) -> None:
+        """Make the connector due now (the runner picks it up at its next poll)."""
+        ...
+
+    async def claim_due(self, limit: int) -> list[ConnectorRecord]:
+        """Enabled connectors whose time has come and that no runner holds, leased to this one."""
+        ...
+
+    async def finish(
+        self,
+        connector_id: uuid.UUID,
+        *,
+        error: str | None,
+        counts: dict[str, Any] | None,
+        next_in_seconds: float,
+    ) -> None:
+        """Record the outcome of a run and when the next one is due; the lease ends."""
+        ...
+
+
+class ImportStore(Protocol):
+    """ImportStore"""
+
+    async def create(
+        self,
+        *,
+        import_id: uuid.UUID,
+        organisatie: str,
+        objecttype: str,
+        mode: str,
+        filename: str,
+        path: str,
+        options: dict[str, Any],
+    ) -> ImportRecord:
+        ...
+
+    async def get(self, import_id: uuid.UUID) -> ImportRecord:
+        ...
+
+    async def claim(self) -> ImportRecord | None:
+        """The oldest queued import (or one whose worker's lease ran out), now ``running`` here.
+
+        A re-claimed import starts over: its earlier errors are dropped, and rows it published
+        before count as unchanged this time (their fingerprints are recorded).
+        """
+        ...
+
+    async def start(self, import_id: uuid.UUID) -> None:
+        """Mark an import running here without the queue (``koppelhub import`` runs it itself)."""
+        ...
+
+    async def requeue(self, import_id: uuid.UUID) -> None:
+        """Give a running import back to the queue (this process is stopping)."""
+        ...
+
+    async def finish(
+        self,
+        import_id: uuid.UUID,
+        *,
+        error: str | None,
+        counts: dict[str, Any] | None = None,
+        report: dict[str, Any] | None = None,
+    ) -> None:
+        ...
+
+    async def add_errors(self, import_id: uuid.UUID, errors: list[RowError]) -> None:
+        ...
+
+    async def errors(self, import_id: uuid.UUID, *, limit: int | None = None) -> list[RowError]:
+        ...
+
+    async def error_count(self, import_id: uuid.UUID) -> int:
+        ...
+
+    def stream_errors(self, import_id: uuid.UUID) -> AsyncIterator[RowError]:
+        ...

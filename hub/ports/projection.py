@@ -1,0 +1,101 @@
+"""The projection port: one projector transaction (dedupe, archive, landscape, outbox)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from hub.ports.landscape import LandscapeUnitOfWork
+from hub.ports.log import LoggedEvent
+from schemas import CloudEvent
+from subscriptions.filters import Filter
+
+
+@dataclass(frozen=True)
+class ArchivedEvent:
+    """An event the projector saw for the first time, with its archive position."""
+
+    seq: int
+    event: CloudEvent
+
+
+@dataclass(frozen=True)
+class MatchableSubscription:
+    """What the projector needs to decide whether an event goes to a subscription."""
+
+    id: uuid.UUID
+    source: str | None
+    types: frozenset[str] | None
+    filters: Sequence[Filter] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    subscription_id: uuid.UUID
+    archive_seq: int
+    event_id: str
+    ordering_key: str | None
+
+
+class ProjectionUnitOfWork(Protocol):
+    """One projector transaction: everything in it commits together or not at all."""
+
+    async def record_new(self, batch: Sequence[LoggedEvent]) -> list[ArchivedEvent]:
+        """Mark events processed and archive them; returns those not seen before, in order."""
+        ...
+
+    async def subscriptions(self) -> Sequence[MatchableSubscription]:
+        """Every subscription that should receive matching events."""
+        ...
+
+    async def add_deliveries(self, deliveries: Sequence[NewDelivery]) -> None:
+        """Queue outbox rows and wake the dispatchers once the transaction commits."""
+        ...
+
+    @property
+    def landscape(self) -> LandscapeUnitOfWork:
+        """The landscape tables, in this same transaction."""
+        ...
+
+    async def archive_derived(self, events: Sequence[CloudEvent]) -> list[ArchivedEvent]:
+        """Archive events the hub itself emitted (no log position), after everything archived
+        so far in this transaction; returns them with their archive positions."""
+        ...
+
+
+class ProjectionStore(Protocol):
+    def transaction(self) -> AbstractAsyncContextManager[ProjectionUnitOfWork]: ...
+
+
+
+class DeadLetters(Protocol):
+    async def dead_letter(
+        self,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes]],
+        error: BaseException,
+        origin: Any,
+    ) -> None: ...
+
+
+class Rebuild(Protocol):
+    """An open rebuild: emptied landscape tables and the archive to replay into them."""
+
+    @property
+    def landscape(self) -> LandscapeUnitOfWork: ...
+
+    def archive(self, chunk: int = 1000) -> AsyncIterator[list[ArchivedEvent]]:
+        """Archived inbound landscape events in archive order, ``chunk`` at a time."""
+        ...
+
+
+
+class RebuildableStore(Protocol):
+    def rebuilding(self) -> AbstractAsyncContextManager[Rebuild]:
+        """Empty the landscape in a transaction that commits when the block ends."""
+        ...
+

@@ -1,0 +1,134 @@
+"""The subscriptions port: stored subscriptions as the API and the dispatcher see them."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from hub.paging import Page
+
+#: Columns a PATCH may set directly (API field names are mapped onto these by the route).
+UPDATABLE = frozenset(
+    {
+        "sink",
+        "source",
+        "types",
+        "filters",
+        "headers",
+        "config",
+        "retry_schedule",
+        "ordering",
+        "max_concurrency",
+        "max_rate",
+        "content_mode",
+        "auth",
+        "handshake",
+        "allowed_rate",
+    }
+)
+
+
+@dataclass(frozen=True)
+class SubscriptionRecord:
+    """A stored subscription, as the API shows it (never with its secret)."""
+
+    id: uuid.UUID
+    sink: str
+    protocol: str
+    source: str | None
+    types: list[str] | None
+    filters: list[dict[str, Any]]
+    headers: dict[str, str]
+    config: dict[str, Any]
+    status: str
+    status_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class SubscriptionDetails(SubscriptionRecord):
+    """A subscription with its delivery policy. ``auth`` holds secrets: the API redacts it."""
+
+    retry_schedule: list[float] | None = None
+    ordering: str = "key"
+    max_concurrency: int | None = None
+    max_rate: float | None = None
+    content_mode: str = "structured"
+    handshake: str | None = None
+    allowed_rate: float | None = None
+    previous_secret_expires_at: datetime | None = None
+    auth: Mapping[str, Any] = field(default_factory=dict)
+
+
+
+@dataclass(frozen=True)
+class SigningTarget:
+    """What a test delivery needs: where, how, and the secrets that sign."""
+
+    sink: str
+    secrets: list[str]
+    headers: dict[str, str]
+    content_mode: str
+    auth: dict[str, Any]
+
+
+
+class SubscriptionStore(Protocol):
+    """Create, read, list and delete subscriptions; read their deliveries."""
+
+    async def create(
+        self,
+        *,
+        sink: str,
+        protocol: str,
+        source: str | None,
+        types: list[str] | None,
+        filters: list[dict[str, Any]],
+        headers: dict[str, str],
+        config: dict[str, Any],
+        secret: str,
+        **options: Any,
+    ) -> SubscriptionDetails:
+        ...
+
+    async def get(self, subscription_id: uuid.UUID) -> SubscriptionDetails:
+        ...
+
+    async def list(self, *, limit: int, cursor: str | None) -> Page[SubscriptionDetails]:
+        ...
+
+    async def update(
+        self, subscription_id: uuid.UUID, changes: Mapping[str, Any], *, enabled: bool | None = None
+    ) -> SubscriptionDetails:
+        """Apply ``changes`` (columns in :data:`UPDATABLE`) and the life-cycle switch.
+
+        ``enabled=False`` pauses: deliveries stay queued. ``enabled=True`` makes a paused or
+        disabled subscription active again and every open delivery due now, in order (the one
+        a 410 left behind included); the failure clock starts afresh.
+        """
+        ...
+
+    async def rotate_secret(
+        self, subscription_id: uuid.UUID, new_secret: str, grace_seconds: float
+    ) -> datetime:
+        """Make ``new_secret`` current; the old one also signs for ``grace_seconds``. Returns when
+        the old one stops.
+        """
+        ...
+
+    async def signing_target(self, subscription_id: uuid.UUID) -> SigningTarget:
+        """Sink, headers, auth and current secrets, for a test delivery."""
+        ...
+
+    async def delete(self, subscription_id: uuid.UUID) -> None:
+        ...
+
+    async def deliveries(
+        self, subscription_id: uuid.UUID, *, status: str | None, limit: int, cursor: str | None
+    ) -> Page[dict[str, Any]]:
+        """The delivery log, oldest event first."""
+        ...
