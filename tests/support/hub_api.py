@@ -17,6 +17,11 @@ from subscriptions.signing import generate_secret
 
 TYPE = "nl.signalen.melding.gewijzigd.v1"
 SOURCE = "urn:nld:oin:00000001234567890000:systeem:testbron"
+#: The type of marker events that prove absence: only a witness subscription takes them, so
+#: they never join the queue under test. A witness receiving a marker published after the rows
+#: that must not be sent proves the dispatcher ran a claim round once those rows were due (each
+#: round offers every active subscription's due rows), with no timer to guess.
+MARKER = "nl.koppelhub-test.marker.v1"
 
 
 def event(subject: str = "key-1", n: int = 0, **changes: Any) -> dict[str, Any]:
