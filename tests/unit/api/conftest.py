@@ -35,3 +35,9 @@ async def memory(settings: Settings) -> AsyncIterator[MemoryApp]:
 @pytest.fixture
 def api_client(memory: MemoryApp) -> httpx.AsyncClient:
     return memory.client
+
+
+@pytest.fixture
+def client(memory: MemoryApp) -> httpx.AsyncClient:
+    """The same client under the name the e2e tests use, so a moved test reads the same."""
+    return memory.client
