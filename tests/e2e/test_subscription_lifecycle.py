@@ -143,10 +143,20 @@ async def test_deleting_a_subscription_while_its_deliveries_are_in_flight_does_n
     slow = WebhookSink(delay=1.5)  # answers 1.5 s after a request arrives
     original = slow._handle
 
+    in_flight = {"now": 0}
+
     async def noting(request: Any) -> Any:
-        if request.method == "POST":
-            arrived.set()
-        return await original(request)
+        if request.method != "POST":
+            return await original(request)
+        arrived.set()
+        in_flight["now"] += 1
+        try:
+            return await original(request)
+        finally:
+            in_flight["now"] -= 1
+
+    async def all_answered() -> bool:
+        return in_flight["now"] == 0
 
     slow._handle = noting  # type: ignore[method-assign]  # before start(): the route binds it
     await slow.start()
@@ -157,7 +167,8 @@ async def test_deleting_a_subscription_while_its_deliveries_are_in_flight_does_n
         await asyncio.wait_for(arrived.wait(), 20)  # attempts are in flight now
         response = await client.delete(f"/api/v1/subscriptions/{sub['id']}", headers=auth)
         assert response.status_code == 204
-        await asyncio.sleep(2.0)  # the in-flight attempts end and their outcomes are recorded
+        # The in-flight attempts end; the witness below is claimed after their outcomes.
+        await eventually(all_answered, what="the in-flight attempts to be answered")
         await subscribe(client, auth, witness.url)
         await publish(client, auth, event("key-9", 9))
         await witness.wait_for(1)
