@@ -87,6 +87,19 @@ async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float = 2
         await asyncio.sleep(0.05)
 
 
+async def ready(client: httpx.AsyncClient, *, timeout: float = 20.0) -> httpx.Response:
+    """``GET /readyz`` until it answers 200 (or ``timeout`` passes); returns the last answer.
+
+    Every projector member counts only once it has joined its consumer group, which can take a
+    few seconds on a busy machine after the first events were already projected by another."""
+    response = await client.get("/readyz")
+    deadline = asyncio.get_running_loop().time() + timeout
+    while response.status_code != 200 and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.1)
+        response = await client.get("/readyz")
+    return response
+
+
 async def run_import(
     client: httpx.AsyncClient, auth: dict[str, str], body: bytes, filename: str, **form: str
 ) -> dict[str, Any]:
