@@ -21,7 +21,7 @@ test: $(STAMP)  ## the whole suite, embedded infrastructure included
 	$(BIN)/ruff check hub schemas subscriptions connectors tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/python -m schemas.generate --check
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 3 --dist worksteal --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check hub schemas subscriptions connectors tests benchmarks

@@ -52,7 +52,12 @@ def containers() -> Iterator[tuple[str, str]]:
 
 @pytest.fixture(scope="session")
 def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infrastructure]:
-    data_dir = Path(os.environ.get("KOPPELHUB_TEST_DATA_DIR") or tmp_path_factory.mktemp("koppelhub"))
+    """Once per session, so once per pytest-xdist worker: each worker has its own broker and
+    PostgreSQL under its own temporary folder (or its own subfolder of
+    ``KOPPELHUB_TEST_DATA_DIR``), and nothing is shared between workers."""
+    given = os.environ.get("KOPPELHUB_TEST_DATA_DIR")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    data_dir = Path(given) / worker if given else tmp_path_factory.mktemp("koppelhub")
     with ExitStack() as stack:
         settings = Settings(data_dir=data_dir)
         if os.environ.get("KOPPELHUB_TEST_CONTAINERS") == "1" and docker_answers():

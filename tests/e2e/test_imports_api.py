@@ -101,22 +101,24 @@ async def _equals(value: Any, expected: int) -> bool:
     return bool(await value == expected)
 
 
-async def test_bad_uploads_get_a_problem_not_a_500(client: httpx.AsyncClient, auth: dict[str, str]) -> None:
+async def test_bad_uploads_get_a_problem_not_a_500(
+    api_client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
     cases = [
         ({"objecttype": "fiets", "organisatie": ORG}, b"id\n", "objecttype"),
         ({"objecttype": "gebruik", "organisatie": ORG, "mode": "alles"}, b"id\n", "mode"),
         ({"objecttype": "gebruik", "organisatie": ORG}, b"", "empty"),
     ]
     for form, body, word in cases:
-        response = await client.post(
+        response = await api_client.post(
             "/api/v1/imports", data=form, files={"file": ("x.csv", body, "text/csv")}, headers=auth
         )
         assert response.status_code == 400, response.text
         assert response.headers["content-type"] == "application/problem+json"
         assert word in response.text
-    missing = await client.get("/api/v1/imports/00000000-0000-0000-0000-000000000000", headers=auth)
+    missing = await api_client.get("/api/v1/imports/00000000-0000-0000-0000-000000000000", headers=auth)
     assert missing.status_code == 404
-    anonymous = await client.post("/api/v1/imports", data={"objecttype": "gebruik", "organisatie": ORG})
+    anonymous = await api_client.post("/api/v1/imports", data={"objecttype": "gebruik", "organisatie": ORG})
     assert anonymous.status_code == 401
 
 
@@ -146,10 +148,12 @@ async def test_a_malformed_ameff_upload_fails_with_line_and_column_and_publishes
     assert result["counts"]["published"] == 0
 
 
-async def test_templates_download_as_csv_and_xlsx(client: httpx.AsyncClient, auth: dict[str, str]) -> None:
-    csv_template = await client.get("/api/v1/imports/templates/koppeling.csv", headers=auth)
-    xlsx_template = await client.get("/api/v1/imports/templates/gebruik.xlsx", headers=auth)
-    unknown = await client.get("/api/v1/imports/templates/fiets.csv", headers=auth)
+async def test_templates_download_as_csv_and_xlsx(
+    api_client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    csv_template = await api_client.get("/api/v1/imports/templates/koppeling.csv", headers=auth)
+    xlsx_template = await api_client.get("/api/v1/imports/templates/gebruik.xlsx", headers=auth)
+    unknown = await api_client.get("/api/v1/imports/templates/fiets.csv", headers=auth)
 
     assert csv_template.status_code == 200 and csv_template.text.lstrip("\ufeff").startswith(
         "id,applicatieA,"
@@ -201,7 +205,7 @@ async def test_a_connector_is_managed_through_the_api_and_runs_on_request(
 
 
 async def test_bad_connector_configs_are_refused_with_the_field(
-    client: httpx.AsyncClient, auth: dict[str, str]
+    api_client: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
     cases = [
         ({"kind": "ftp", "organisatie": ORG, "config": {}}, "kind"),
@@ -220,7 +224,7 @@ async def test_bad_connector_configs_are_refused_with_the_field(
         ),
     ]
     for body, field in cases:
-        response = await client.post("/api/v1/connectors", json=body, headers=auth)
+        response = await api_client.post("/api/v1/connectors", json=body, headers=auth)
         assert response.status_code == 400, response.text
         assert field in {e["field"] for e in response.json()["errors"]}, response.text
 

@@ -14,7 +14,7 @@ import pytest
 
 from hub.bootstrap import HubProcess
 from hub.settings import Settings
-from tests.support.hub_api import SOURCE, landscape_event, publish, subscribe
+from tests.support.hub_api import SOURCE, eventually, landscape_event, publish, subscribe
 from tests.support.sink import WebhookSink
 
 pytestmark = pytest.mark.e2e
@@ -51,7 +51,7 @@ async def _everything(client: httpx.AsyncClient, auth: dict[str, str]) -> dict[s
 async def test_the_landscape_is_projected_announced_once_per_change_and_rebuilt_silently(
     client: httpx.AsyncClient, auth: dict[str, str], sink: WebhookSink, settings: Settings, hub: HubProcess
 ) -> None:
-    await subscribe(client, auth, sink.url, filters=[{"exact": {"source": settings.source_urn}}])
+    sub = await subscribe(client, auth, sink.url, filters=[{"exact": {"source": settings.source_urn}}])
 
     created = await publish(
         client,
@@ -111,9 +111,19 @@ async def test_the_landscape_is_projected_announced_once_per_change_and_rebuilt_
         ("In productie", "Open Zaak")
     ]
 
-    await asyncio.sleep(1.0)  # anything the identical, stale or invalid events caused would be here by now
+    # The stale event is the marker: it follows the identical one on the same key, and what a
+    # projected event announces is queued in the transaction that projects it. Once it is
+    # counted, the queue holds all there will be (the invalid one was refused at publish).
+    assert hub.projector is not None
+    projector = hub.projector
+
+    async def stale_counted() -> bool:
+        return projector.stats.stale >= 1
+
+    await eventually(stale_counted, what="the stale event to be counted")
+    assert projector.stats.stale == 1  # counted, not applied
+    assert len(await _queued(client, auth, sub["id"])) == 6
     assert len(sink.received) == 6
-    assert hub.projector is not None and hub.projector.stats.stale == 1  # counted, not applied
     before = await _everything(client, auth)
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("KOPPELHUB_")}
@@ -133,5 +143,15 @@ async def test_the_landscape_is_projected_announced_once_per_change_and_rebuilt_
     assert "rebuilt" in done.stdout
 
     assert await _everything(client, auth) == before
-    await asyncio.sleep(1.0)
+    # The rebuild has committed and exited: anything it announced would be queued by now.
+    assert len(await _queued(client, auth, sub["id"])) == 6
     assert len(sink.received) == 6
+
+
+async def _queued(client: httpx.AsyncClient, auth: dict[str, str], sid: str) -> list[dict[str, Any]]:
+    """Every delivery queued for the subscription, whatever its state."""
+    response = await client.get(
+        f"/api/v1/subscriptions/{sid}/deliveries", params={"limit": 500}, headers=auth
+    )
+    assert response.status_code == 200, response.text
+    return list(response.json()["items"])

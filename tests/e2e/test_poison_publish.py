@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from hub.bootstrap import HubProcess
-from tests.support.hub_api import event, subscribe_in_store
+from tests.support.hub_api import event, ready, subscribe_in_store
 from tests.support.sink import WebhookSink
 
 pytestmark = pytest.mark.e2e
@@ -71,7 +71,8 @@ async def test_poison_data_is_a_400_with_its_path_in_every_mode_and_the_good_eve
 
     delivered = await sink.wait_for(2)
     assert [json.loads(r.body)["id"] for r in delivered] == [first["id"], last["id"]]
-    assert (await client.get("/readyz")).status_code == 200
+    answer = await ready(client)
+    assert answer.status_code == 200, answer.text
 
 
 async def test_a_publish_with_1400_extension_attributes_is_a_400_naming_the_cap(

@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaProducer
 from hub.bootstrap import HubProcess
 from hub.settings import Settings
 from tests.e2e.test_dead_letters import read_dlq
-from tests.support.hub_api import SOURCE, TYPE, subscribe_in_store
+from tests.support.hub_api import SOURCE, TYPE, ready, subscribe_in_store
 from tests.support.sink import WebhookSink
 
 pytestmark = pytest.mark.e2e
@@ -86,7 +86,8 @@ async def test_poison_records_between_good_ones_are_parked_and_the_good_ones_del
     assert by_id[long_id]["koppelhub_error_class"] == b"DataRejected"
     assert hub.projector is not None and hub.projector.running
     assert hub.projector.stats.dead_lettered == len(POISON) + 1
-    assert (await client.get("/readyz")).status_code == 200
+    answer = await ready(client)
+    assert answer.status_code == 200, answer.text
 
 
 async def test_a_record_too_large_for_the_dead_letter_topic_is_parked_without_its_value(

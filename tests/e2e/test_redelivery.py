@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,7 +9,7 @@ import httpx
 import pytest
 
 from tests.e2e.test_delivery_outcomes import ATTEMPTS, deliveries, publish, wait_for_status
-from tests.support.hub_api import SOURCE, event, eventually, subscribe
+from tests.support.hub_api import MARKER, SOURCE, TYPE, event, eventually, subscribe
 from tests.support.sink import WebhookSink
 
 pytestmark = pytest.mark.e2e
@@ -46,18 +45,6 @@ async def test_a_dead_delivery_retried_by_an_operator_is_sent_again_and_delivere
         await sink.stop()
 
 
-async def test_retrying_an_unknown_delivery_is_a_404(
-    client: httpx.AsyncClient, auth: dict[str, str], sink: WebhookSink
-) -> None:
-    sub = await subscribe(client, auth, sink.url)
-    response = await client.post(
-        f"/api/v1/subscriptions/{sub['id']}/deliveries/00000000-0000-0000-0000-000000000000/retry",
-        headers=auth,
-    )
-    assert response.status_code == 404
-    assert response.headers["content-type"] == "application/problem+json"
-
-
 async def test_replay_redelivers_every_matching_event_of_the_window_and_counts_them(
     client: httpx.AsyncClient, auth: dict[str, str], sink: WebhookSink
 ) -> None:
@@ -80,25 +67,6 @@ async def test_replay_redelivers_every_matching_event_of_the_window_and_counts_t
         f"/api/v1/subscriptions/{sub['id']}/replay", json={"since": later}, headers=auth
     )
     assert response.json()["count"] == 0
-
-
-@pytest.mark.parametrize(
-    ("body", "field"),
-    [
-        ({}, "since"),
-        ({"since": "yesterday"}, "since"),
-        ({"since": "2026-11-22T10:00:00"}, "since"),  # no timezone
-        ({"since": "2026-11-22T10:00:00Z", "until": "2026-11-22T09:00:00Z"}, ""),
-    ],
-)
-async def test_a_bad_replay_window_is_a_400_naming_the_field(
-    client: httpx.AsyncClient, auth: dict[str, str], sink: WebhookSink, body: dict[str, Any], field: str
-) -> None:
-    sub = await subscribe(client, auth, sink.url)
-    response = await client.post(f"/api/v1/subscriptions/{sub['id']}/replay", json=body, headers=auth)
-    assert response.status_code == 400, response.text
-    problem = response.json()
-    assert any(e["field"] == field for e in problem["errors"]), problem
 
 
 async def test_pull_returns_matching_archived_events_in_order_with_a_cursor_to_continue(
@@ -145,17 +113,6 @@ async def test_pull_returns_matching_archived_events_in_order_with_a_cursor_to_c
     await eventually(extra_arrives, what="the new event after the cursor")
 
 
-async def test_pull_with_a_forged_cursor_is_a_400_naming_after(
-    client: httpx.AsyncClient, auth: dict[str, str], sink: WebhookSink
-) -> None:
-    sub = await subscribe(client, auth, sink.url)
-    response = await client.get(
-        f"/api/v1/subscriptions/{sub['id']}/events", params={"after": "not-a-cursor"}, headers=auth
-    )
-    assert response.status_code == 400
-    assert response.json()["errors"][0]["field"] == "after"
-
-
 async def test_a_dead_delivery_raises_an_alert_event_to_the_subscribed_alert_endpoint(
     client: httpx.AsyncClient, auth: dict[str, str], sink: WebhookSink
 ) -> None:
@@ -172,8 +129,9 @@ async def test_a_dead_delivery_raises_an_alert_event_to_the_subscribed_alert_end
         assert body["data"]["deliveryId"] == dead["id"]
         assert body["data"]["eventId"] == sent["id"]
         assert body["data"]["attempts"] == ATTEMPTS
-        await asyncio.sleep(0.5)
-        # The failing match-everything subscription does not get the alert about itself.
+        # The failing match-everything subscription does not get the alert about itself. The
+        # alert's arrival is the marker: its deliveries are queued for every recipient in the
+        # transaction that marked the delivery dead, so one to ``failing`` would be listed now.
         assert all(r.json()["id"] == sent["id"] for r in failing.received)
         assert len(await deliveries(client, auth, sub["id"])) == 1
     finally:
@@ -192,16 +150,20 @@ async def test_retrying_a_failed_head_now_lets_the_later_events_of_its_key_follo
         return 204
 
     sink = await WebhookSink(responder=answer).start()
+    witness = await WebhookSink().start()
     try:
         # The next try would be in an hour: only the operator's retry can bring it earlier.
-        sub = await subscribe(client, auth, sink.url, retrySchedule=[3600])
+        sub = await subscribe(client, auth, sink.url, retrySchedule=[3600], types=[TYPE])
+        await subscribe(client, auth, witness.url, types=[MARKER])
         head = event("key-1", 0)
         await publish(client, auth, head)
         [failed] = await wait_for_status(client, auth, sub["id"], "failed")
         later = [event("key-1", 1), event("key-1", 2)]
         await publish(client, auth, *later)
         await wait_for_status(client, auth, sub["id"], "pending", count=2)
-        await asyncio.sleep(0.5)
+        # The marker reaches the witness in a claim round after the later rows were pending.
+        await publish(client, auth, event("marker", type=MARKER))
+        await witness.wait_for(1)
         assert sink.delivered == [], "a later event overtook the failed one"
         response = await client.post(
             f"/api/v1/subscriptions/{sub['id']}/deliveries/{failed['id']}/retry", headers=auth
@@ -211,6 +173,7 @@ async def test_retrying_a_failed_head_now_lets_the_later_events_of_its_key_follo
         assert [r.json()["data"]["n"] for r in sink.delivered] == [0, 1, 2]
     finally:
         await sink.stop()
+        await witness.stop()
 
 
 async def test_no_alert_is_raised_about_the_delivery_of_an_alert(
@@ -223,8 +186,9 @@ async def test_no_alert_is_raised_about_the_delivery_of_an_alert(
         events = await subscribe(client, auth, broken.url, source=SOURCE)
         await publish(client, auth, event())
         await wait_for_status(client, auth, events["id"], "dead")
+        # An alert about that dead alert would be queued in the transaction that marked it dead
+        # (hub/adapters/postgres/alerts.py), so it would be listed as soon as "dead" is.
         [dead_alert] = await wait_for_status(client, auth, alerting["id"], "dead")
-        await asyncio.sleep(1.5)  # an alert about that dead alert would be queued by now
         assert [d["id"] for d in await deliveries(client, auth, alerting["id"])] == [dead_alert["id"]]
     finally:
         await broken.stop()

@@ -14,7 +14,7 @@ import pytest
 from hub.bootstrap import HubProcess
 from hub.settings import Settings
 from tests.e2e.test_delivery_outcomes import deliveries, publish, wait_for_status
-from tests.support.hub_api import TYPE, event, eventually, subscribe
+from tests.support.hub_api import MARKER, TYPE, event, eventually, subscribe
 from tests.support.sink import WebhookSink
 
 pytestmark = pytest.mark.e2e
@@ -37,13 +37,19 @@ async def status_of(client: httpx.AsyncClient, auth: dict[str, str], sid: str) -
 async def test_a_paused_subscription_keeps_its_deliveries_queued_and_resume_sends_them_in_order(
     client: httpx.AsyncClient, auth: dict[str, str], sink: WebhookSink
 ) -> None:
-    sub = await subscribe(client, auth, sink.url)
+    sub = await subscribe(client, auth, sink.url, types=[TYPE])
     paused = await patch(client, auth, sub["id"], enabled=False)
     assert (paused["status"], paused["enabled"]) == ("paused", False)
-    sent = [event("key-1", n) for n in range(5)] + [event("key-2", n) for n in range(5, 8)]
-    await publish(client, auth, *sent)
-    await wait_for_status(client, auth, sub["id"], "pending", count=len(sent))
-    await asyncio.sleep(1.0)
+    witness = await WebhookSink().start()
+    try:
+        await subscribe(client, auth, witness.url, types=[MARKER])
+        sent = [event("key-1", n) for n in range(5)] + [event("key-2", n) for n in range(5, 8)]
+        await publish(client, auth, *sent)
+        await wait_for_status(client, auth, sub["id"], "pending", count=len(sent))
+        await publish(client, auth, event("marker", type=MARKER))
+        await witness.wait_for(1)
+    finally:
+        await witness.stop()
     assert sink.received == [], "a paused subscription was delivered to"
 
     resumed = await patch(client, auth, sub["id"], enabled=True)
@@ -60,8 +66,10 @@ async def test_re_enabling_after_a_410_delivers_the_event_that_got_the_410_and_e
 ) -> None:
     gone = True
     sink = await WebhookSink(responder=lambda n, r: 410 if gone else 204).start()
+    witness = await WebhookSink().start()
     try:
-        sub = await subscribe(client, auth, sink.url)
+        sub = await subscribe(client, auth, sink.url, types=[TYPE])
+        await subscribe(client, auth, witness.url, types=[MARKER])
         first = event("key-1", 0)
         await publish(client, auth, first)
         await eventually(
@@ -73,7 +81,8 @@ async def test_re_enabling_after_a_410_delivers_the_event_that_got_the_410_and_e
         later = [event("key-1", 1), event("key-1", 2)]
         await publish(client, auth, *later)
         await wait_for_status(client, auth, sub["id"], "pending", count=2)
-        await asyncio.sleep(1.0)
+        await publish(client, auth, event("marker", type=MARKER))
+        await witness.wait_for(1)
         assert len(sink.received) == 1, "a disabled subscription was delivered to"
 
         gone = False
@@ -83,6 +92,7 @@ async def test_re_enabling_after_a_410_delivers_the_event_that_got_the_410_and_e
         await wait_for_status(client, auth, sub["id"], "delivered", count=3)
     finally:
         await sink.stop()
+        await witness.stop()
 
 
 async def _status_is(client: httpx.AsyncClient, auth: dict[str, str], sid: str, status: str) -> bool:
@@ -133,10 +143,20 @@ async def test_deleting_a_subscription_while_its_deliveries_are_in_flight_does_n
     slow = WebhookSink(delay=1.5)  # answers 1.5 s after a request arrives
     original = slow._handle
 
+    in_flight = {"now": 0}
+
     async def noting(request: Any) -> Any:
-        if request.method == "POST":
-            arrived.set()
-        return await original(request)
+        if request.method != "POST":
+            return await original(request)
+        arrived.set()
+        in_flight["now"] += 1
+        try:
+            return await original(request)
+        finally:
+            in_flight["now"] -= 1
+
+    async def all_answered() -> bool:
+        return in_flight["now"] == 0
 
     slow._handle = noting  # type: ignore[method-assign]  # before start(): the route binds it
     await slow.start()
@@ -147,7 +167,8 @@ async def test_deleting_a_subscription_while_its_deliveries_are_in_flight_does_n
         await asyncio.wait_for(arrived.wait(), 20)  # attempts are in flight now
         response = await client.delete(f"/api/v1/subscriptions/{sub['id']}", headers=auth)
         assert response.status_code == 204
-        await asyncio.sleep(2.0)  # the in-flight attempts end and their outcomes are recorded
+        # The in-flight attempts end; the witness below is claimed after their outcomes.
+        await eventually(all_answered, what="the in-flight attempts to be answered")
         await subscribe(client, auth, witness.url)
         await publish(client, auth, event("key-9", 9))
         await witness.wait_for(1)

@@ -17,6 +17,11 @@ from subscriptions.signing import generate_secret
 
 TYPE = "nl.signalen.melding.gewijzigd.v1"
 SOURCE = "urn:nld:oin:00000001234567890000:systeem:testbron"
+#: The type of marker events that prove absence: only a witness subscription takes them, so
+#: they never join the queue under test. A witness receiving a marker published after the rows
+#: that must not be sent proves the dispatcher ran a claim round once those rows were due (each
+#: round offers every active subscription's due rows), with no timer to guess.
+MARKER = "nl.koppelhub-test.marker.v1"
 
 
 def event(subject: str = "key-1", n: int = 0, **changes: Any) -> dict[str, Any]:
@@ -80,6 +85,19 @@ async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float = 2
     while not await check():
         assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what or 'condition'}"
         await asyncio.sleep(0.05)
+
+
+async def ready(client: httpx.AsyncClient, *, timeout: float = 20.0) -> httpx.Response:
+    """``GET /readyz`` until it answers 200 (or ``timeout`` passes); returns the last answer.
+
+    Every projector member counts only once it has joined its consumer group, which can take a
+    few seconds on a busy machine after the first events were already projected by another."""
+    response = await client.get("/readyz")
+    deadline = asyncio.get_running_loop().time() + timeout
+    while response.status_code != 200 and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.1)
+        response = await client.get("/readyz")
+    return response
 
 
 async def run_import(

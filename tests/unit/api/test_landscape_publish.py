@@ -1,4 +1,5 @@
-"""Softwarecatalogus events are validated at publish; other types pass through untouched."""
+"""Softwarecatalogus events are validated at publish; other types pass through untouched
+(on the in-memory app: the event log twin shows what was published)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,8 @@ import uuid
 from typing import Any
 
 import httpx
-import pytest
 
-pytestmark = pytest.mark.e2e
+from tests.support.memory_app import MemoryApp
 
 SOURCE = "urn:nld:oin:00000001234567890000:systeem:leverancier"
 BATCH = {"content-type": "application/cloudevents-batch+json"}
@@ -46,9 +46,10 @@ async def test_invalid_landscape_data_is_a_400_naming_event_and_field(
 
 
 async def test_valid_landscape_data_and_other_types_are_accepted(
-    client: httpx.AsyncClient, auth: dict[str, str]
+    client: httpx.AsyncClient, auth: dict[str, str], memory: MemoryApp
 ) -> None:
     other = {**gebruik_event(), "type": "nl.gemeente.zaak.aangemaakt.v1", "data": {"anything": [1, 2]}}
     batch = [gebruik_event(), other]
     response = await client.post("/api/v1/events", content=json.dumps(batch), headers={**auth, **BATCH})
     assert response.status_code == 202, response.text
+    assert len(memory.published()) == 2
