@@ -152,7 +152,14 @@ def _check_extension_value(value: Any, _handler: ValidatorFunctionWrapHandler) -
 
 _ExtensionValue = Annotated[bool | int | str, WrapValidator(_check_extension_value)]
 # Checked in pydantic-core (Rust): non-empty, no control characters.
-_Text = Annotated[str, Field(min_length=1, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$")]
+#: Longest id, source, subject, partitionkey and sequence. They identify and order events and are
+#: indexed (the dedupe key is ``source`` + ``id``; PostgreSQL refuses an index entry beyond
+#: about 2,700 bytes), so a longer one would be accepted and then never stored.
+MAX_ATTRIBUTE_LENGTH = 512
+_MAX = MAX_ATTRIBUTE_LENGTH
+
+_URI_REF = {"format": "uri-reference"}
+_Text = Annotated[str, Field(min_length=1, max_length=_MAX, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$")]
 
 
 def _envelope_problems(raw: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -183,7 +190,7 @@ class CloudEvent(BaseModel):
 
     specversion: Literal["1.0"]
     id: _Text
-    source: Annotated[str, Field(min_length=1, json_schema_extra={"format": "uri-reference"})]
+    source: Annotated[str, Field(min_length=1, max_length=_MAX, json_schema_extra=_URI_REF)]
     type: Annotated[str, Field(pattern=_TYPE_PATTERN)]
     subject: _Text | None = None
     time: datetime | None = None

@@ -119,6 +119,11 @@ BAD = {
     "data_and_data_base64": (event(data_base64="AAAA"), "data", "not both"),
     "bad_base64": (event(data=..., data_base64="not base64!"), "data_base64", "base64"),
     "numeric_sequence": (event(sequence=42), "sequence", "string"),
+    # Identity and ordering attributes are indexed: longer ones could be accepted, never stored.
+    "id_too_long": (event(id="x" * 513), "id", "at most 512"),
+    "source_too_long": (event(source="urn:" + "x" * 509), "source", "at most 512"),
+    "subject_too_long": (event(subject="s" * 513), "subject", "at most 512"),
+    "partitionkey_too_long": (event(partitionkey="k" * 513), "partitionkey", "at most 512"),
 }
 
 
