@@ -90,6 +90,16 @@ def make_consumer(
     return consumer
 
 
+def dead_letter_headers(error: BaseException, origin: Any) -> list[tuple[str, bytes]]:
+    """The headers a dead-lettered record carries besides its own: why it was parked, and
+    where it came from (``topic/partition/offset`` of ``origin``)."""
+    return [
+        ("koppelhub_error", str(error)[:2000].encode()),
+        ("koppelhub_error_class", type(error).__name__.encode()),
+        ("koppelhub_origin", f"{origin.topic}/{origin.partition}/{origin.offset}".encode()),
+    ]
+
+
 class KafkaEventLog:
     """The :class:`hub.ports.EventLog` on Kafka."""
 
@@ -179,11 +189,7 @@ class KafkaEventLog:
         Parking must not fail on the record itself: when the broker refuses it as too large,
         it is parked without its value (header ``koppelhub_value_dropped`` = the value's size),
         and if even that is too large, without its key and original headers as well."""
-        extra = [
-            ("koppelhub_error", str(error)[:2000].encode()),
-            ("koppelhub_error_class", type(error).__name__.encode()),
-            ("koppelhub_origin", f"{origin.topic}/{origin.partition}/{origin.offset}".encode()),
-        ]
+        extra = dead_letter_headers(error, origin)
         dropped = ("koppelhub_value_dropped", str(len(value or b"")).encode())
         tries: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]] = [
             (key, value, [*headers, *extra]),

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from hub.adapters.kafka import dead_letter_headers
 from hub.adapters.kafka_consumer import decode
 from hub.ports.log import LogRecord
 from schemas import CloudEvent
@@ -65,11 +66,7 @@ class InMemoryEventLog:
         error: BaseException,
         origin: Any,
     ) -> None:
-        extra = [
-            ("koppelhub_error", str(error)[:2000].encode()),
-            ("koppelhub_error_class", type(error).__name__.encode()),
-            ("koppelhub_origin", f"{origin.topic}/{origin.partition}/{origin.offset}".encode()),
-        ]
+        extra = dead_letter_headers(error, origin)
         self.dead_letters.append(KafkaRecord(key, value or b"", [*headers, *extra]))
 
     def consumer(
