@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 
 from hub.api.auth import Publisher
 from hub.api.context import ApiContext, context
+from hub.api.events_docs import PUBLISH_OPENAPI, PUBLISHED
 from hub.api.problems import ProblemError
 from hub.errors import BrokerUnavailable
 from hub.settings import Settings
@@ -97,7 +98,8 @@ def _decode(request: Request, body: bytes, settings: Settings) -> list[CloudEven
         "(`source`+`id` seen before) is answered like a new event: duplicates are recognised by the "
         "projector after the 202, and change nothing."
     ),
-    responses={400: {"description": "Invalid event(s)"}, 413: {"description": "Too large"}},
+    responses={202: PUBLISHED},
+    openapi_extra=PUBLISH_OPENAPI,
 )
 async def publish(
     request: Request, _: Publisher, ctx: Annotated[ApiContext, Depends(context)]
@@ -159,9 +161,9 @@ def _check_landscape_data(events: list[CloudEvent], *, batch: bool) -> None:
             problems.extend(e.to_problems(index if batch else None))
     if problems:
         error = EnvelopeError(problems)
-        only_types = all(p.field == "type" for p in problems)
-        title = "Event type not accepted" if only_types else "Invalid landscape data"
-        raise ProblemError(400, title, _summary(error), errors=_problems(error))
+        if all(p.field == "type" for p in problems):
+            raise ProblemError(400, "Event type not accepted", _summary(error), errors=_problems(error))
+        raise ProblemError(400, "Invalid landscape data", _summary(error), errors=_problems(error))
 
 
 def _reserved_type_problem(event_type: str) -> str | None:

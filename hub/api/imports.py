@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from connectors.tabular.export import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE, template_csv, template_xlsx
 from hub.api.auth import ConnectorManager
 from hub.api.context import ApiContext, context
-from hub.api.problems import ProblemError
+from hub.api.problems import ProblemError, field_errors
 from hub.errors import NotFound
 from hub.paging import BadCursor
 from hub.ports import ImportRecord, ImportStore
@@ -122,7 +122,7 @@ async def create_import(
     try:  # options are checked before the upload is stored
         check_options(spec)
     except ValidationError as e:
-        errors = [{"field": ".".join(map(str, err["loc"])), "message": err["msg"]} for err in e.errors()]
+        errors = field_errors(e.errors())
         raise ProblemError(
             400, "Invalid request", "; ".join(f"{x['field']}: {x['message']}" for x in errors), errors=errors
         ) from e
