@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -117,6 +118,7 @@ def receive_command(port: int, host: str, secret: str | None, secret_file: Path 
 
     def echo(text: str) -> None:
         click.echo(text)
+        sys.stdout.flush()  # one delivery at a time, also when the output is a pipe or a file
 
     try:
         asyncio.run(_serve(Receiver(_secret_source(secret, secret_file), echo), host, port))
