@@ -6,7 +6,10 @@ import uuid
 
 import httpx
 
-from hub.adapters.memory import InMemoryConnectorTables, InMemoryImportStore
+from hub.adapters.memory import InMemoryConnectorTables, InMemoryImportStore, InMemoryOutbox
+from schemas import validate_event
+from tests.contract.delivery_harness import LEASE, outcome
+from tests.support import hub_api
 from tests.support.memory_app import ADMIN_TOKEN, MemoryApp
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -50,12 +53,22 @@ async def test_an_unknown_subscription_filter_or_status_is_a_400(client: httpx.A
     assert bad_status.status_code == 400 and "active, paused, disabled" in bad_status.json()["detail"]
 
 
-async def test_a_subscription_shows_its_health(client: httpx.AsyncClient) -> None:
+async def test_a_subscription_shows_its_health(client: httpx.AsyncClient, memory: MemoryApp) -> None:
     sid = await _subscribe(client, "http://127.0.0.1:9001/a")
+    healthy = (await client.get(f"/api/v1/subscriptions/{sid}", headers=AUTH)).json()
+    assert (healthy["consecutiveFailures"], healthy["lastError"], healthy["failingSince"]) == (0, None, None)
+    memory.database.publish([validate_event(hub_api.event())])
+    outbox = InMemoryOutbox(memory.database)
+    [claim] = await outbox.claim(10, LEASE, {uuid.UUID(sid): 10})
 
-    got = (await client.get(f"/api/v1/subscriptions/{sid}", headers=AUTH)).json()
+    await outbox.record([outcome(claim, "failed", code=503)])
 
-    assert (got["consecutiveFailures"], got["lastError"], got["failingSince"]) == (0, None, None)
+    failing = (await client.get(f"/api/v1/subscriptions/{sid}", headers=AUTH)).json()
+    health = (failing["status"], failing["consecutiveFailures"], failing["lastError"])
+    assert health == ("active", 1, "http_503")
+    assert failing["failingSince"] is not None
+    listed = (await client.get("/api/v1/subscriptions", headers=AUTH)).json()["items"]
+    assert [s["consecutiveFailures"] for s in listed] == [1]
 
 
 async def test_imports_list_newest_first_with_status_and_counts(
