@@ -4,18 +4,29 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck bench clean
+.PHONY: run shell test lint typecheck bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+RUN_STAMP := $(VENV)/.installed-run
+
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
-run: $(STAMP)  ## all roles in one process, embedded broker and database unless configured
+# Running needs the project only, not its test tools.
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(RUN_STAMP)
+
+run: $(RUN_STAMP)  ## all roles in one process, embedded broker and database unless configured
 	$(BIN)/koppelhub run
+
+shell: $(RUN_STAMP)  ## a shell with the koppelhub command on PATH (it lives in .venv/bin)
+	@echo "koppelhub is on PATH in this shell; exit to leave it."
+	PATH="$(CURDIR)/$(BIN):$$PATH" $${SHELL:-/bin/sh}
 
 test: $(STAMP)  ## the whole suite, embedded infrastructure included
 	$(BIN)/ruff check hub schemas subscriptions connectors tests benchmarks

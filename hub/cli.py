@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import sys
 
 import click
@@ -17,6 +18,7 @@ from hub.bootstrap import KAFKA_ROLES, ROLES, HubProcess, admin_token
 from hub.bootstrap import migrate as migrate_schema
 from hub.bootstrap import rebuild as rebuild_landscape
 from hub.cli_import import import_command
+from hub.cli_receive import receive_command
 from hub.embedded import Infrastructure, provision
 from hub.errors import ConfigurationError, KoppelhubError
 from hub.logging import configure_logging
@@ -40,6 +42,7 @@ def _serve(roles: tuple[str, ...]) -> None:
     settings = _settings()
     new_token = None
     if "api" in roles:
+        _check_port(settings)  # before anything starts: a taken port fails in a second
         token, generated = admin_token(settings)  # made now, so the banner shows it once
         new_token = token if generated else None
     infra = _provision(settings, broker_needed=bool(KAFKA_ROLES & set(roles)))
@@ -50,6 +53,18 @@ def _serve(roles: tuple[str, ...]) -> None:
         raise click.ClickException(str(e)) from e
     finally:
         infra.close()
+
+
+def _check_port(settings: Settings) -> None:
+    """Refuse at once when the API's port is taken, naming the setting that changes it."""
+    host, port = settings.http_host, settings.http_port
+    try:
+        socket.create_server((host, port)).close()  # SO_REUSEADDR, as uvicorn binds
+    except OSError as e:
+        raise click.ClickException(
+            f"cannot listen on {host}:{port} ({e.strerror or e}): another program uses the port. "
+            "Stop it, or choose another port with KOPPELHUB_HTTP_PORT (and KOPPELHUB_HTTP_HOST)."
+        ) from e
 
 
 async def _run_process(
@@ -125,6 +140,7 @@ def connectors() -> None:
 
 
 main.add_command(import_command)
+main.add_command(receive_command)
 
 
 @main.command()

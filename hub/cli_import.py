@@ -15,7 +15,7 @@ import click
 
 from hub.bootstrap import import_runner
 from hub.bootstrap import migrate as migrate_schema
-from hub.embedded import Infrastructure, provision
+from hub.embedded import Infrastructure, embedded_broker_running, provision
 from hub.errors import ConfigurationError, KoppelhubError
 from hub.logging import configure_logging
 from hub.services.imports import AMEFF, ImportSpec, import_spec
@@ -72,17 +72,18 @@ def import_command(
         gemma=gemma,
         gemma_guid_property=gemma_guid_property,
     )
+    if not settings.kafka.bootstrap and not embedded_broker_running(settings.data_dir):
+        raise click.ClickException(
+            f"no Koppelhub runs for the data dir {settings.data_dir.resolve()} (KOPPELHUB_DATA_DIR): "
+            "the embedded broker keeps events in memory, so an import without a running hub would "
+            "lose them. Start `koppelhub run` first with the same data dir (the same folder, or "
+            "the same KOPPELHUB_DATA_DIR), or set KOPPELHUB_KAFKA_BOOTSTRAP."
+        )
     try:
         infra = provision(settings)
     except ConfigurationError as e:
         raise click.ClickException(str(e)) from e
     try:
-        if infra.broker is not None and infra.broker.owned:
-            raise click.ClickException(
-                "no Koppelhub runs for this data dir: the embedded broker keeps events in memory, so they "
-                "would be lost when this command exits. Start `koppelhub run` first, or set "
-                "KOPPELHUB_KAFKA_BOOTSTRAP."
-            )
         migrate_schema(infra.database_url)
         tally, failure, errors = asyncio.run(_run(settings, infra, spec))
     except KoppelhubError as e:

@@ -195,6 +195,12 @@ class Infrastructure:
             self.postgres.stop()
 
 
+def embedded_broker_running(data_dir: Path) -> bool:
+    """Whether a hub keeps an embedded broker running for ``data_dir`` (reads its state file;
+    creates nothing)."""
+    return EmbeddedBroker(data_dir / _BROKER_STATE, data_dir / "broker.log")._reuse() is not None
+
+
 def provision(settings: Settings, *, broker_needed: bool = True) -> Infrastructure:
     """Resolve broker and database: configured ones as they are, else embedded ones.
 

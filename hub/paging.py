@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Generic, TypeVar
 
 from hub.errors import PermanentError
@@ -40,3 +42,17 @@ def decode_cursor(cursor: str, parts: int = 2) -> list[str | int]:
     if not well_formed or not all(isinstance(v, str | int) for v in values):
         raise BadCursor("the cursor is not one this API handed out")
     return list(values)
+
+
+def time_cursor(at: datetime, item_id: uuid.UUID) -> str:
+    """The cursor after an item of a list sorted by (time, id)."""
+    return encode_cursor(at.isoformat(), str(item_id))
+
+
+def decode_time_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """The (time, id) of :func:`time_cursor`; :class:`BadCursor` for anything else."""
+    at, item_id = decode_cursor(cursor)
+    try:
+        return datetime.fromisoformat(str(at)), uuid.UUID(str(item_id))
+    except ValueError as e:
+        raise BadCursor("the cursor is not one this API handed out") from e

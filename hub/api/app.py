@@ -10,6 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.api import connectors, deliveries, events, imports, landscape, subscriptions
 from hub.api.context import ApiContext
+from hub.api.docs import install_docs
 from hub.api.limits import BodyLimits, RequestGuard
 from hub.api.problems import (
     ProblemError,
@@ -70,9 +71,14 @@ def create_app(ctx: ApiContext) -> FastAPI:
         version=API_VERSION,
         description=(
             "Event-driven integration hub for the application landscape of Dutch municipalities: "
-            "publish NL GOV CloudEvents, subscribe with signed webhooks (Standard Webhooks)."
+            "publish NL GOV CloudEvents, subscribe with signed webhooks (Standard Webhooks). "
+            "Errors are RFC 9457 problems (`application/problem+json`) whose `type` is stable per "
+            "kind of problem: see the `Problem` schema."
         ),
+        docs_url=None,  # install_docs serves them without a CDN
+        redoc_url=None,
     )
+    install_docs(app)
     app.state.ctx = ctx
     app.add_exception_handler(ProblemError, on_problem)
     app.add_exception_handler(KoppelhubError, on_hub_error)

@@ -19,7 +19,7 @@ from connectors.registry import KINDS, public_config, stored_config
 from connectors.sources import is_url
 from hub.api.auth import ConnectorManager, Principal
 from hub.api.context import ApiContext, context
-from hub.api.problems import ProblemError
+from hub.api.problems import ProblemError, field_message
 from hub.errors import NotFound
 from hub.ports import ConnectorRecord, ConnectorStore
 from subscriptions.ssrf import NetworkPolicy, SinkRefused, check_sink
@@ -94,7 +94,7 @@ async def _validated(kind: str, config: dict[str, Any], ctx: ApiContext) -> dict
         model = cls.config_model.model_validate(config)
     except ValidationError as e:
         errors = [
-            {"field": "config." + ".".join(str(p) for p in err["loc"]), "message": err["msg"]}
+            {"field": "config." + ".".join(str(p) for p in err["loc"]), "message": field_message(err)}
             for err in e.errors(include_url=False)
         ]
         raise ProblemError(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 
@@ -35,6 +36,9 @@ class ApiContext:
     #: Tells a connectors role in this process that work is due now (None: another process polls).
     wake_connectors: Callable[[], None] | None = None
     deliveries: DeliveryStore | None = None
+    #: Warnings the publish API answered with, by kind (e.g. ``sequence-not-padded``): a count
+    #: for operators (metrics) of mistakes that are accepted rather than refused.
+    publish_warnings: Counter[str] = field(default_factory=Counter)
 
 
 def context(request: Request) -> ApiContext:

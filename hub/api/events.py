@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
+import structlog
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from hub.api.auth import Publisher
 from hub.api.context import ApiContext, context
+from hub.api.events_docs import PUBLISH_OPENAPI, PUBLISHED
 from hub.api.problems import ProblemError
 from hub.errors import BrokerUnavailable
 from hub.settings import Settings
@@ -27,9 +29,14 @@ from schemas.landscape import (
     LandscapeDataError,
     ingetrokken_type,
     parse_derived_type,
+    parse_inbound_type,
+    sequence_warning,
+    unknown_type_problem,
     validate_landscape_event,
     vastgelegd_type,
 )
+
+log = structlog.get_logger(__name__)
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
 
@@ -86,9 +93,13 @@ def _decode(request: Request, body: bytes, settings: Settings) -> list[CloudEven
         "or binary (`ce-*` headers) content mode. 202 once Kafka acknowledged every event "
         "(acks=all). A batch is all-or-nothing: one invalid event rejects the batch (400, with each "
         "bad event's index and field; a problem in `data` names the path of the offending value, "
-        "e.g. `data.a.b[3]`). 413 past the size limit."
+        "e.g. `data.a.b[3]`). 413 past the size limit. An accepted mistake (a landscape event's "
+        "numeric `sequence` that is not zero-padded) is listed under `warnings`. A duplicate "
+        "(`source`+`id` seen before) is answered like a new event: duplicates are recognised by the "
+        "projector after the 202, and change nothing."
     ),
-    responses={400: {"description": "Invalid event(s)"}, 413: {"description": "Too large"}},
+    responses={202: PUBLISHED},
+    openapi_extra=PUBLISH_OPENAPI,
 )
 async def publish(
     request: Request, _: Publisher, ctx: Annotated[ApiContext, Depends(context)]
@@ -108,7 +119,24 @@ async def publish(
         await ctx.event_log.publish(events)
     except BrokerUnavailable as e:
         raise ProblemError(503, "Event log unavailable", "Kafka did not acknowledge; retry later") from e
-    return JSONResponse({"accepted": [e.id for e in events]}, status_code=202)
+    answer: dict[str, object] = {"accepted": [e.id for e in events]}
+    warnings = _warnings(events, batch=_is_batch(request))
+    if warnings:
+        ctx.publish_warnings.update(str(w["kind"]) for w in warnings)
+        log.warning("publish_warned", warnings=warnings)
+        answer["warnings"] = warnings
+    return JSONResponse(answer, status_code=202)
+
+
+def _warnings(events: list[CloudEvent], *, batch: bool) -> list[dict[str, object]]:
+    """Accepted but probably a mistake: a landscape event's unpadded numeric ``sequence``."""
+    found: list[dict[str, object]] = []
+    for index, event in enumerate(events):
+        message = sequence_warning(event.sequence) if parse_inbound_type(event.type) else None
+        if message:
+            where: dict[str, object] = {"index": index} if batch else {}
+            found.append({**where, "kind": "sequence-not-padded", "field": "sequence", "message": message})
+    return found
 
 
 def _media_type(request: Request) -> str:
@@ -123,9 +151,9 @@ def _check_landscape_data(events: list[CloudEvent], *, batch: bool) -> None:
     """Softwarecatalogus events must carry valid objects; other types pass through untouched."""
     problems: list[Problem] = []
     for index, event in enumerate(events):
-        reserved = _reserved_type_problem(event.type)
-        if reserved:
-            problems.append(Problem(index if batch else None, "type", reserved))
+        refused = _reserved_type_problem(event.type) or unknown_type_problem(event.type)
+        if refused:
+            problems.append(Problem(index if batch else None, "type", refused))
             continue
         try:
             validate_landscape_event(event)
@@ -133,6 +161,8 @@ def _check_landscape_data(events: list[CloudEvent], *, batch: bool) -> None:
             problems.extend(e.to_problems(index if batch else None))
     if problems:
         error = EnvelopeError(problems)
+        if all(p.field == "type" for p in problems):
+            raise ProblemError(400, "Event type not accepted", _summary(error), errors=_problems(error))
         raise ProblemError(400, "Invalid landscape data", _summary(error), errors=_problems(error))
 
 

@@ -16,15 +16,16 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Form, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
 from connectors.tabular.export import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE, template_csv, template_xlsx
 from hub.api.auth import ConnectorManager
 from hub.api.context import ApiContext, context
-from hub.api.problems import ProblemError
+from hub.api.problems import ProblemError, field_errors
 from hub.errors import NotFound
+from hub.paging import BadCursor
 from hub.ports import ImportRecord, ImportStore
 from hub.services.imports import AMEFF, ImportLifecycle, check_options, import_spec
 from schemas.landscape import OBJECT_TYPES
@@ -121,7 +122,7 @@ async def create_import(
     try:  # options are checked before the upload is stored
         check_options(spec)
     except ValidationError as e:
-        errors = [{"field": ".".join(map(str, err["loc"])), "message": err["msg"]} for err in e.errors()]
+        errors = field_errors(e.errors())
         raise ProblemError(
             400, "Invalid request", "; ".join(f"{x['field']}: {x['message']}" for x in errors), errors=errors
         ) from e
@@ -140,6 +141,29 @@ async def create_import(
         status_code=202,
         headers={"Location": href},
     )
+
+
+@router.get("", summary="Past and queued imports, newest first, with status and counts")
+async def list_imports(
+    request: Request,
+    principal: ConnectorManager,
+    ctx: Ctx,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """Each item is an import as ``GET /imports/{id}`` shows it, without its row errors (their
+    number is in ``errorCount`` there); an organisation's token sees its own imports only."""
+    try:
+        page = await _store(ctx).history(limit=limit, cursor=cursor, organisatie=principal.organisation)
+    except BadCursor as e:
+        raise ProblemError(400, "Invalid cursor", str(e)) from e
+    items = []
+    for r in page.items:
+        item = import_json(r, [], 0)
+        del item["errors"], item["errorCount"]
+        items.append(item)
+    next_url = str(request.url.include_query_params(cursor=page.next_cursor)) if page.next_cursor else None
+    return {"items": items, "next": next_url}
 
 
 @router.get("/templates/{name}", summary="An empty import file with the columns of an object type")

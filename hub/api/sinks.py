@@ -18,6 +18,12 @@ from subscriptions.delivery import DeliveryClient, DeliveryTarget, HandshakeResu
 from subscriptions.sender import DeliveryOutcome, WebhookSender
 from subscriptions.ssrf import SinkRefused, SinkUnresolvable, check_sink
 
+#: Every refusal of a private address says which setting allows it.
+ALLOW_HINT = (
+    "to allow it, add its network to KOPPELHUB_DELIVERY_ALLOW_NETWORKS "
+    "(comma-separated CIDRs, e.g. 127.0.0.0/8 for a receiver on this machine)"
+)
+
 
 def _refused(field: str, title: str, detail: str) -> ProblemError:
     return ProblemError(400, title, detail, errors=[{"field": field, "message": detail}])
@@ -37,14 +43,14 @@ async def check_reachable(
         if validate:
             raise _refused("sink", "Sink unreachable", f"{e} (set validate=false to subscribe anyway)") from e
     except SinkRefused as e:
-        raise _refused("sink", "Sink refused", str(e)) from e
+        raise _refused("sink", "Sink refused", f"{e}; {ALLOW_HINT}") from e
     for field, url in _egress_urls(auth):
         try:
             await check_sink(url, ctx.network_policy)
         except SinkUnresolvable:
             pass  # checked again at connect time; only blocked networks are refused here
         except SinkRefused as e:
-            raise _refused(field, "Address refused", str(e)) from e
+            raise _refused(field, "Address refused", f"{e}; {ALLOW_HINT}") from e
     if not validate:
         return HandshakeResult("skipped")
     d = ctx.settings.delivery

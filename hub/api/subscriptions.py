@@ -14,9 +14,10 @@ from hub.api.problems import ProblemError
 from hub.api.sinks import check_reachable, send_test_event
 from hub.errors import NotFound
 from hub.paging import BadCursor
-from hub.ports.subscriptions import SubscriptionDetails
+from hub.ports.subscriptions import SUBSCRIPTION_FILTERS, SubscriptionDetails, SubscriptionFilter
 from subscriptions.egress import client_ssl_context
 from subscriptions.filters import dump_filters
+from subscriptions.lifecycle import ACTIVE, DISABLED, PAUSED
 from subscriptions.options import DeliveryOptions, NewSubscription, SubscriptionUpdate, public_auth
 from subscriptions.signing import generate_secret
 
@@ -53,6 +54,9 @@ def subscription_json(s: SubscriptionDetails) -> dict[str, Any]:
         else None,
         "createdAt": s.created_at.isoformat(),
         "updatedAt": s.updated_at.isoformat(),
+        "consecutiveFailures": s.consecutive_failures,
+        "lastError": s.last_error,
+        "failingSince": s.failing_since.isoformat() if s.failing_since else None,
     }
 
 
@@ -185,6 +189,27 @@ async def test_subscription(subscription_id: uuid.UUID, _: SubscriptionManager, 
     }
 
 
+_STATUSES = (ACTIVE, PAUSED, DISABLED)
+
+
+def list_filter(request: Request, status: str | None, sink: str | None) -> SubscriptionFilter:
+    """The filter a list request asks for; 400 for a filter not offered or a status that
+    does not exist, as the landscape lists answer (a typo must not return everything)."""
+    unknown = sorted(set(request.query_params) - {"limit", "cursor", *SUBSCRIPTION_FILTERS})
+    if unknown:
+        offered = ", ".join(SUBSCRIPTION_FILTERS)
+        raise ProblemError(
+            400,
+            "Unknown filter",
+            f"subscriptions cannot be filtered on {', '.join(map(repr, unknown))}; filters: {offered}",
+        )
+    if status is not None and status not in _STATUSES:
+        raise ProblemError(
+            400, "Unknown filter", f"status must be one of {', '.join(_STATUSES)} (got {status!r})"
+        )
+    return SubscriptionFilter(status=status, sink_prefix=sink)
+
+
 @router.get("", summary="List subscriptions")
 async def list_subscriptions(
     request: Request,
@@ -192,9 +217,12 @@ async def list_subscriptions(
     ctx: Ctx,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: str | None = None,
+    status: Annotated[str | None, Query(description=SUBSCRIPTION_FILTERS["status"])] = None,
+    sink: Annotated[str | None, Query(description=SUBSCRIPTION_FILTERS["sink"])] = None,
 ) -> dict[str, Any]:
+    where = list_filter(request, status, sink)
     try:
-        page = await ctx.subscriptions.list(limit=limit, cursor=cursor)
+        page = await ctx.subscriptions.list(limit=limit, cursor=cursor, where=where)
     except BadCursor as e:
         raise ProblemError(400, "Invalid cursor", str(e)) from e
     return {"items": [subscription_json(s) for s in page.items], "next": _next_url(request, page.next_cursor)}

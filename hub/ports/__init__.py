@@ -66,8 +66,10 @@ from hub.ports.projection import (
     RebuildableStore,
 )
 from hub.ports.subscriptions import (
+    SUBSCRIPTION_FILTERS,
     SigningTarget,
     SubscriptionDetails,
+    SubscriptionFilter,
     SubscriptionRecord,
     SubscriptionStore,
 )
@@ -75,6 +77,7 @@ from hub.ports.subscriptions import (
 __all__ = [
     "COLLECTIONS",
     "LIST_FILTERS",
+    "SUBSCRIPTION_FILTERS",
     "ArchivedEvent",
     "AttemptResult",
     "BatchCommit",
@@ -116,6 +119,7 @@ __all__ = [
     "SigningTarget",
     "StoredObject",
     "SubscriptionDetails",
+    "SubscriptionFilter",
     "SubscriptionRecord",
     "SubscriptionStore",
     "SyncScope",

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from hub.paging import Page
+
 Key = tuple[str, str]  # (objecttype, object id)
 
 
@@ -181,6 +183,13 @@ class ImportStore(Protocol):
         ...
 
     async def get(self, import_id: uuid.UUID) -> ImportRecord:
+        ...
+
+    async def history(
+        self, *, limit: int, cursor: str | None, organisatie: str | None = None
+    ) -> Page[ImportRecord]:
+        """Past and queued imports, newest first (``cursor``: from the previous page); only one
+        organisation's when ``organisatie`` is given."""
         ...
 
     async def claim(self) -> ImportRecord | None:

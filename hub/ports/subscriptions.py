@@ -62,7 +62,33 @@ class SubscriptionDetails(SubscriptionRecord):
     allowed_rate: float | None = None
     previous_secret_expires_at: datetime | None = None
     auth: Mapping[str, Any] = field(default_factory=dict)
+    #: Health: attempts failed in a row since the last delivered one, the newest failure's
+    #: error, and since when it fails (all reset by a delivered attempt or a resume).
+    consecutive_failures: int = 0
+    last_error: str | None = None
+    failing_since: datetime | None = None
 
+
+#: The list filters the subscriptions API offers, with what each matches.
+#: (The organisations issue adds ``organisatie`` here and in :class:`SubscriptionFilter`.)
+SUBSCRIPTION_FILTERS: Mapping[str, str] = {
+    "status": "the life-cycle status: active, paused or disabled",
+    "sink": "sink URLs starting with this text",
+}
+
+
+@dataclass(frozen=True)
+class SubscriptionFilter:
+    """What :meth:`SubscriptionStore.list` keeps: every given field must match."""
+
+    status: str | None = None
+    sink_prefix: str | None = None
+
+    def matches(self, status: str, sink: str) -> bool:
+        """The rule, for the in-memory twin (PostgreSQL runs it as SQL)."""
+        return (self.status is None or status == self.status) and (
+            self.sink_prefix is None or sink.startswith(self.sink_prefix)
+        )
 
 
 @dataclass(frozen=True)
@@ -98,7 +124,10 @@ class SubscriptionStore(Protocol):
     async def get(self, subscription_id: uuid.UUID) -> SubscriptionDetails:
         ...
 
-    async def list(self, *, limit: int, cursor: str | None) -> Page[SubscriptionDetails]:
+    async def list(
+        self, *, limit: int, cursor: str | None, where: SubscriptionFilter | None = None
+    ) -> Page[SubscriptionDetails]:
+        """In creation order; only those ``where`` matches when given."""
         ...
 
     async def update(

@@ -3,8 +3,9 @@
 Inbound (published by sources): ``nl.softwarecatalogus.<objecttype>.vastgelegd.v1``
 (``data`` = the whole object, ``subject`` = its id) and ``….ingetrokken.v1`` (``data`` =
 ``{"id": …}``). Derived (emitted by the projector): ``….aangemaakt.v1``,
-``….gewijzigd.v1``, ``….verwijderd.v1``. Every other type, other versions included,
-passes through untouched.
+``….gewijzigd.v1``, ``….verwijderd.v1``. The ``nl.softwarecatalogus.`` namespace belongs
+to the landscape: any other type in it is refused (:func:`unknown_type_problem`); types
+outside it pass through untouched.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from schemas.landscape.models import (
 __all__ = [
     "DERIVED_VERBS",
     "INBOUND_VERBS",
+    "SEQUENCE_WIDTH",
     "TYPE_PREFIX",
     "FieldChange",
     "LandscapeDataError",
@@ -41,6 +43,8 @@ __all__ = [
     "ingetrokken_type",
     "parse_derived_type",
     "parse_inbound_type",
+    "sequence_warning",
+    "unknown_type_problem",
     "validate_landscape_data",
     "validate_landscape_event",
     "vastgelegd_type",
@@ -93,6 +97,65 @@ def parse_inbound_type(event_type: str) -> tuple[str, str] | None:
 def parse_derived_type(event_type: str) -> tuple[str, str] | None:
     """``(objecttype, "aangemaakt" | "gewijzigd" | "verwijderd")`` for a derived type, else None."""
     return _DERIVED.get(event_type)
+
+
+#: Types in the landscape's namespace that are not about a landscape object's state (the
+#: catalogues issue adds ``nl.softwarecatalogus.gebruik.voorgesteld.v1`` here).
+OTHER_TYPES: frozenset[str] = frozenset()
+
+
+def unknown_type_problem(event_type: str) -> str | None:
+    """Why ``event_type`` is refused, when it claims the ``nl.softwarecatalogus.`` namespace but
+    names no type that exists there (a typo would otherwise be accepted and never projected);
+    None for a known type and for every type outside the namespace."""
+    if not event_type.startswith(TYPE_PREFIX) or event_type in _INBOUND or event_type in _DERIVED:
+        return None
+    if event_type in OTHER_TYPES:
+        return None
+    parts = event_type[len(TYPE_PREFIX) :].split(".")
+    objecttype, verb = ([*parts, "", ""])[:2]
+    if objecttype not in OBJECT_TYPES:
+        close = difflib.get_close_matches(objecttype, list(OBJECT_TYPES), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        why = f"{objecttype!r} is not a landscape object type; {hint}object types are " + ", ".join(
+            map(repr, OBJECT_TYPES)
+        )
+    elif verb not in INBOUND_VERBS and verb not in DERIVED_VERBS:
+        why = f"{verb!r} is not a landscape event verb; sources publish " + " or ".join(
+            repr(v) for v in INBOUND_VERBS
+        )
+    else:
+        why = "the only version is v1"
+    publishable = ", ".join(sorted(_INBOUND))
+    return (
+        f"is not a type in the {TYPE_PREFIX!r} namespace, which belongs to the landscape: {why}. "
+        f"Types a source may publish: {publishable}"
+    )
+
+
+#: The width a numeric ``sequence`` is zero-padded to (room for any 64-bit counter).
+SEQUENCE_WIDTH: Final = 20
+
+
+def sequence_warning(sequence: str | None) -> str | None:
+    """A warning for a numeric ``sequence`` that is not zero-padded, else None.
+
+    Sequences compare as strings (NL GOV CloudEvents), so ``"10"`` sorts before ``"9"`` and an
+    unpadded counter makes newer events look stale. Whether ``"0042"`` is padded to the width
+    this source used before would need per-source state at publish; what a stateless check can
+    see is digits without a leading zero and shorter than :data:`SEQUENCE_WIDTH` (a counter
+    that was never padded), which is what it reports. A warning, not a refusal: a source whose
+    counter never passes one digit, or that pads to a width of its own, loses nothing.
+    """
+    if sequence is None or not sequence.isdigit() or not sequence.isascii():
+        return None
+    if len(sequence) >= SEQUENCE_WIDTH or (sequence.startswith("0") and len(sequence) > 1):
+        return None
+    padded = sequence.zfill(SEQUENCE_WIDTH)
+    return (
+        f"sequence {sequence!r} is not zero-padded: sequences compare as strings, so '10' sorts "
+        f"before '9' and a later event looks stale; send {padded!r} (always the same width)"
+    )
 
 
 # -- validation -------------------------------------------------------------------------

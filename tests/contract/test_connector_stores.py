@@ -24,6 +24,7 @@ from hub.adapters.postgres.engine import create_engine
 from hub.adapters.postgres.fingerprints import PostgresFingerprintStore
 from hub.adapters.postgres.imports import PostgresImportStore
 from hub.errors import NotFound
+from hub.paging import BadCursor
 from hub.ports import ConnectorStore, ImportStore
 from hub.ports.connectors import BatchCommit, FingerprintStore, Owner, Published, RowError, SyncScope
 
@@ -112,6 +113,31 @@ async def test_a_created_import_is_queued_and_reads_back(stores: Stores) -> None
     assert got.started_at is None and got.finished_at is None
     with pytest.raises(NotFound):
         await stores.imports.get(uuid.uuid4())
+
+
+async def test_the_import_history_lists_newest_first_page_by_page_per_organisation(stores: Stores) -> None:
+    made = [await stores.queue(f"{n}.csv") for n in range(3)]
+    await stores.imports.finish(made[0], error=None, counts={"read": 3})
+    other = await stores.imports.create(
+        import_id=uuid.uuid4(),
+        organisatie="org-2",
+        objecttype="gebruik",
+        mode="full",
+        filename="o.csv",
+        path="/tmp/o.csv",
+        options={},
+    )
+
+    first = await stores.imports.history(limit=2, cursor=None, organisatie=ORG)
+    rest = await stores.imports.history(limit=2, cursor=first.next_cursor, organisatie=ORG)
+
+    assert [r.id for r in first.items + rest.items] == made[::-1]
+    assert rest.next_cursor is None
+    assert (rest.items[-1].status, rest.items[-1].counts) == ("done", {"read": 3})
+    everyone = await stores.imports.history(limit=10, cursor=None)
+    assert [r.id for r in everyone.items] == [other.id, *made[::-1]]
+    with pytest.raises(BadCursor):
+        await stores.imports.history(limit=2, cursor="bm90LWEtY3Vyc29y")
 
 
 async def test_imports_are_claimed_oldest_first_once_until_their_lease_runs_out(stores: Stores) -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from hub.errors import NotFound
 from hub.paging import BadCursor
-from tests.contract.delivery_harness import LEASE, DeliveryHarness, event
+from hub.ports import SubscriptionFilter
+from tests.contract.delivery_harness import LEASE, DeliveryHarness, event, outcome
 
 
 async def test_a_created_subscription_reads_back_with_its_policy(stores: DeliveryHarness) -> None:
@@ -94,3 +97,52 @@ async def test_the_delivery_log_pages_in_archive_order_and_filters_by_status(sto
     assert seqs == sorted(seqs) and len(seqs) == 3 and rest.next_cursor is None
     assert {d["status"] for d in first.items} == {"pending"}
     assert await stores.log(sid, "delivered") == []
+
+
+async def test_the_list_keeps_only_what_the_filter_matches(stores: DeliveryHarness) -> None:
+    shop = await stores.subscribe(sink="https://shop.example/hook")
+    paused = await stores.subscribe(sink="https://shop.example/other")
+    elsewhere = await stores.subscribe(sink="https://elsewhere.example/hook%_")
+    await stores.subscriptions.update(paused, {}, enabled=False)
+
+    async def ids(where: SubscriptionFilter) -> list[uuid.UUID]:
+        return [s.id for s in (await stores.subscriptions.list(limit=10, cursor=None, where=where)).items]
+
+    assert await ids(SubscriptionFilter(status="paused")) == [paused]
+    assert await ids(SubscriptionFilter(sink_prefix="https://shop.example/")) == [shop, paused]
+    assert await ids(SubscriptionFilter(status="active", sink_prefix="https://shop.")) == [shop]
+    assert await ids(SubscriptionFilter(sink_prefix="https://elsewhere.example/hook%")) == [elsewhere]
+    assert await ids(SubscriptionFilter(sink_prefix="https://%")) == []  # a prefix, not a pattern
+
+
+async def test_failures_show_in_the_subscription_until_a_delivery_succeeds(stores: DeliveryHarness) -> None:
+    sid = await stores.subscribe(ordering="none")
+    healthy = await stores.subscriptions.get(sid)
+    assert (healthy.consecutive_failures, healthy.last_error, healthy.failing_since) == (0, None, None)
+    await stores.publish(event("a"), event("b"), event("c"))
+    first, second, third = await stores.outbox.claim(10, LEASE, {sid: 10})
+
+    await stores.outbox.record([outcome(first, "failed", code=500), outcome(second, "failed", code=503)])
+
+    failing = await stores.subscriptions.get(sid)
+    assert (failing.consecutive_failures, failing.last_error) == (2, "http_503")
+    assert failing.failing_since is not None and failing.status == "active"
+    listed = (await stores.subscriptions.list(limit=10, cursor=None)).items
+    assert [s.consecutive_failures for s in listed] == [2]
+
+    await stores.outbox.record([outcome(third, "delivered", code=200)])
+
+    recovered = await stores.subscriptions.get(sid)
+    assert (recovered.consecutive_failures, recovered.last_error, recovered.failing_since) == (0, None, None)
+
+
+async def test_resuming_clears_the_failure_record(stores: DeliveryHarness) -> None:
+    sid = await stores.subscribe()
+    await stores.publish(event())
+    [claim] = await stores.outbox.claim(10, LEASE, {sid: 10})
+    await stores.outbox.record([outcome(claim, "failed", code=500)])
+    await stores.subscriptions.update(sid, {}, enabled=False)
+
+    resumed = await stores.subscriptions.update(sid, {}, enabled=True)
+
+    assert (resumed.consecutive_failures, resumed.last_error, resumed.failing_since) == (0, None, None)

@@ -78,10 +78,14 @@ async def test_a_clean_file_exits_0_and_a_broken_one_exits_1(settings: Settings,
 
 def test_without_a_running_hub_the_command_will_not_publish_into_a_throwaway_broker(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KOPPELHUB_")}
-    env |= {"KOPPELHUB_DATA_DIR": str(tmp_path / "data"), "KOPPELHUB_DATABASE_URL": "postgresql://unused/x"}
+    data_dir = tmp_path / "data"
+    env |= {"KOPPELHUB_DATA_DIR": str(data_dir)}
     path = write_csv(tmp_path / "a.csv", [["id", "naam"], ["a-1", "Zaaksysteem"]])
 
     result = koppelhub(["import", str(path), "--objecttype", "applicatie", "--organisatie", ORG], env)
 
     assert result.returncode == 1
     assert "Start `koppelhub run` first" in result.stderr
+    message = " ".join(result.stderr.split())  # click wraps nothing, but be safe
+    assert f"data dir {data_dir}" in message and "KOPPELHUB_DATA_DIR" in message
+    assert not data_dir.exists(), "a command that cannot proceed created the data dir (and a database)"

@@ -32,6 +32,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def test_a_taken_http_port_is_refused_before_broker_and_database_start(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KOPPELHUB_")}
+        env |= {"KOPPELHUB_DATA_DIR": str(tmp_path / "data"), "KOPPELHUB_HTTP_PORT": str(port)}
+
+        command = [sys.executable, "-m", "hub", "run"]
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+    assert result.returncode == 1
+    assert f"127.0.0.1:{port}" in result.stderr and "KOPPELHUB_HTTP_PORT" in result.stderr
+    assert "Unclosed" not in result.stderr
+    assert not (tmp_path / "data").exists(), "broker, database or admin token were started or made"
+
+
 def test_sigterm_after_publishing_drains_every_accepted_event_into_postgresql(tmp_path: Path) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("KOPPELHUB_")}

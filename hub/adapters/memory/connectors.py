@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hub.errors import NotFound
+from hub.paging import Page, decode_time_cursor, time_cursor
 from hub.ports import ConnectorRecord, ImportRecord
 from hub.ports.connectors import BatchCommit, Fingerprint, Key, Owner, RowError, SyncScope
 
@@ -211,6 +212,22 @@ class InMemoryImportStore:
     async def get(self, import_id: uuid.UUID) -> ImportRecord:
         record: ImportRecord = _import(self._t, import_id).record
         return record
+
+    async def history(
+        self, *, limit: int, cursor: str | None, organisatie: str | None = None
+    ) -> Page[ImportRecord]:
+        """Past and queued imports, newest first."""
+        rows: list[ImportRecord] = sorted(
+            (h.record for h in self._t.imports.values() if organisatie in (None, h.record.organisatie)),
+            key=lambda r: (r.created_at, r.id),
+            reverse=True,
+        )
+        if cursor:
+            after = decode_time_cursor(cursor)
+            rows = [r for r in rows if (r.created_at, r.id) < after]
+        items = rows[:limit]
+        more = len(rows) > limit
+        return Page(items, time_cursor(items[-1].created_at, items[-1].id) if more else None)
 
     async def claim(self) -> ImportRecord | None:
         """The oldest queued import (or one whose worker's lease ran out), now ``running`` here.

@@ -51,6 +51,16 @@ class SubscriptionRow:
     previous_secret_expires_at: datetime | None = None
     failing_since: datetime | None = None
     auth: Mapping[str, Any] = field(default_factory=dict)
+    consecutive_failures: int = 0
+    last_error: str | None = None
+
+    def mark_healthy(self) -> None:
+        self.failing_since, self.consecutive_failures, self.last_error = None, 0, None
+
+    def mark_failing(self, now: datetime, failures: int, error: str | None) -> None:
+        self.failing_since = self.failing_since or now
+        self.consecutive_failures += failures
+        self.last_error = error
 
     def selection(self) -> MatchableSubscription:
         types = frozenset(self.types) if self.types else None

@@ -123,7 +123,7 @@ class InMemoryOutbox:
         bad = {r.subscription_id for r in results if r.new_status != lc.DELIVERED} - ok
         subs = self._db.subscriptions
         for sid in ok:
-            subs[sid].failing_since = None
+            subs[sid].mark_healthy()
         disabled: list[tuple[SubscriptionRow, str]] = []
         for r in results:
             s = subs[r.subscription_id]
@@ -133,7 +133,8 @@ class InMemoryOutbox:
         reason = lc.failing_reason(self._disable_after)
         for sid in bad:
             s = subs[sid]
-            s.failing_since = s.failing_since or now
+            failures = [r for r in results if r.subscription_id == sid]
+            s.mark_failing(now, len(failures), failures[-1].error)
             if s.status == lc.ACTIVE and lc.failed_too_long(s.failing_since, now, self._disable_after):
                 s.status, s.status_reason, s.updated_at = lc.DISABLED, reason, now
                 disabled.append((s, reason))

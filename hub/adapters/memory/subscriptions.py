@@ -10,7 +10,7 @@ from typing import Any
 from hub.adapters.memory.database import InMemoryDatabase, SubscriptionRow
 from hub.errors import NotFound
 from hub.paging import BadCursor, Page, decode_cursor, encode_cursor
-from hub.ports import SigningTarget, SubscriptionDetails
+from hub.ports import SigningTarget, SubscriptionDetails, SubscriptionFilter
 from hub.ports.subscriptions import UPDATABLE
 from subscriptions.lifecycle import ACTIVE, OPEN, PAUSE_REASON, PAUSED
 
@@ -38,6 +38,9 @@ def _details(row: SubscriptionRow) -> SubscriptionDetails:
         allowed_rate=row.allowed_rate,
         previous_secret_expires_at=row.previous_secret_expires_at,
         auth=row.auth,
+        consecutive_failures=row.consecutive_failures,
+        last_error=row.last_error,
+        failing_since=row.failing_since,
     )
 
 
@@ -79,8 +82,12 @@ class InMemorySubscriptionStore:
     async def get(self, subscription_id: uuid.UUID) -> SubscriptionDetails:
         return _details(self._row(subscription_id))
 
-    async def list(self, *, limit: int, cursor: str | None) -> Page[SubscriptionDetails]:
+    async def list(
+        self, *, limit: int, cursor: str | None, where: SubscriptionFilter | None = None
+    ) -> Page[SubscriptionDetails]:
         rows = sorted(self._db.subscriptions.values(), key=lambda r: (r.created_at, r.id))
+        if where is not None:
+            rows = [r for r in rows if where.matches(r.status, r.sink)]
         if cursor:
             created_text, last_id = decode_cursor(cursor)
             try:
@@ -105,7 +112,8 @@ class InMemorySubscriptionStore:
         if enabled is False and row.status != PAUSED:
             row.status, row.status_reason = PAUSED, PAUSE_REASON
         if enabled is True and row.status != ACTIVE:
-            row.status, row.status_reason, row.failing_since = ACTIVE, None, None
+            row.status, row.status_reason = ACTIVE, None
+            row.mark_healthy()
             for d in self._db.deliveries_of(subscription_id):
                 if d.status in OPEN:
                     d.next_attempt_at = d.updated_at = now

@@ -6,12 +6,13 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import and_, delete, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.adapters.postgres.connector_tables import import_errors, imports
 from hub.adapters.postgres.errors import translate_db_errors
 from hub.errors import NotFound
+from hub.paging import Page, decode_time_cursor, time_cursor
 from hub.ports import ImportRecord
 from hub.ports.connectors import RowError
 
@@ -62,6 +63,25 @@ class PostgresImportStore:
         if row is None:
             raise NotFound(f"import {import_id} does not exist")
         return _record(row._mapping)
+
+    async def history(
+        self, *, limit: int, cursor: str | None, organisatie: str | None = None
+    ) -> Page[ImportRecord]:
+        """Past and queued imports, newest first."""
+        query = select(imports).order_by(imports.c.created_at.desc(), imports.c.id.desc()).limit(limit + 1)
+        if organisatie is not None:
+            query = query.where(imports.c.organisatie == organisatie)
+        if cursor:
+            at, after_id = decode_time_cursor(cursor)
+            query = query.where(
+                or_(imports.c.created_at < at, and_(imports.c.created_at == at, imports.c.id < after_id))
+            )
+        with translate_db_errors():
+            async with self._engine.connect() as conn:
+                rows = [_record(r._mapping) for r in await conn.execute(query)]
+        items = rows[:limit]
+        more = len(rows) > limit
+        return Page(items, time_cursor(items[-1].created_at, items[-1].id) if more else None)
 
     async def claim(self) -> ImportRecord | None:
         """The oldest queued import (or one whose worker's lease ran out), now ``running`` here.

@@ -52,10 +52,19 @@ _HOLD_BACK = text(
     """  # noqa: S608 (lifecycle constants, see tables.OPEN_SQL)
 )
 _HEALTHY = text(
-    "UPDATE subscriptions SET failing_since = NULL WHERE id = ANY(:ids) AND failing_since IS NOT NULL"
+    """
+    UPDATE subscriptions SET failing_since = NULL, consecutive_failures = 0, last_error = NULL
+    WHERE id = ANY(:ids) AND (failing_since IS NOT NULL OR consecutive_failures > 0)
+    """
 )
 _FAILING = text(
-    "UPDATE subscriptions SET failing_since = now() WHERE id = ANY(:ids) AND failing_since IS NULL"
+    """
+    UPDATE subscriptions s
+    SET failing_since = coalesce(s.failing_since, now()),
+        consecutive_failures = s.consecutive_failures + v.n, last_error = v.error
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:counts AS int[]), CAST(:errors AS text[])) AS v(id, n, error)
+    WHERE s.id = v.id
+    """
 )
 _FAILED_TOO_LONG = text(
     f"""
@@ -175,7 +184,16 @@ async def _subscription_health(
             if row is not None:
                 disabled.append((row.id, row.sink, r.disable_reason))
     if bad:
-        await conn.execute(_FAILING, {"ids": list(bad)})
+        ids = sorted(bad)  # one lock order for concurrent dispatchers
+        failures = {sid: [r for r in results if r.subscription_id == sid] for sid in ids}
+        await conn.execute(
+            _FAILING,
+            {
+                "ids": ids,
+                "counts": [len(failures[sid]) for sid in ids],
+                "errors": [failures[sid][-1].error for sid in ids],
+            },
+        )
         reason = failing_reason(disable_after_seconds)
         rows = await conn.execute(
             _FAILED_TOO_LONG, {"ids": list(bad), "reason": reason, "after": disable_after_seconds}

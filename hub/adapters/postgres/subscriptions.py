@@ -16,7 +16,7 @@ from hub.adapters.postgres.projection import OUTBOX_CHANNEL
 from hub.adapters.postgres.tables import OPEN_SQL, deliveries, subscriptions
 from hub.errors import NotFound
 from hub.paging import BadCursor, Page, decode_cursor, encode_cursor
-from hub.ports import SigningTarget, SubscriptionDetails
+from hub.ports import SigningTarget, SubscriptionDetails, SubscriptionFilter
 from hub.ports.subscriptions import UPDATABLE
 from subscriptions.lifecycle import ACTIVE, PAUSE_REASON, PAUSED
 
@@ -24,6 +24,9 @@ _SECRET = ("secret", "owner", "previous_secret")
 _PUBLIC = [c for c in subscriptions.c if c.name not in _SECRET]
 
 __all__ = ["UPDATABLE", "PostgresSubscriptionStore"]
+
+#: A subscription that delivers again (or is resumed) is healthy: its failure record clears.
+_HEALTHY = {"failing_since": None, "consecutive_failures": 0, "last_error": None}
 
 # lifecycle: resuming makes every open delivery due now.
 _RESUME = text(
@@ -58,6 +61,9 @@ def _record(row: Row[Any]) -> SubscriptionDetails:
         allowed_rate=m["allowed_rate"],
         previous_secret_expires_at=m["previous_secret_expires_at"],
         auth=m["auth"] or {},
+        consecutive_failures=m["consecutive_failures"],
+        last_error=m["last_error"],
+        failing_since=m["failing_since"],
     )
 
 
@@ -111,8 +117,14 @@ class PostgresSubscriptionStore:
             raise NotFound(f"subscription {subscription_id} does not exist")
         return _record(row)
 
-    async def list(self, *, limit: int, cursor: str | None) -> Page[SubscriptionDetails]:
+    async def list(
+        self, *, limit: int, cursor: str | None, where: SubscriptionFilter | None = None
+    ) -> Page[SubscriptionDetails]:
         query = select(*_PUBLIC).order_by(subscriptions.c.created_at, subscriptions.c.id).limit(limit + 1)
+        if where is not None and where.status is not None:
+            query = query.where(subscriptions.c.status == where.status)
+        if where is not None and where.sink_prefix is not None:
+            query = query.where(subscriptions.c.sink.startswith(where.sink_prefix, autoescape=True))
         if cursor:
             created_text, last_id = decode_cursor(cursor)
             try:
@@ -159,7 +171,7 @@ class PostgresSubscriptionStore:
                     values |= {"status": PAUSED, "status_reason": PAUSE_REASON}
                 resumed = enabled is True and current.status != ACTIVE
                 if resumed:
-                    values |= {"status": ACTIVE, "status_reason": None, "failing_since": None}
+                    values |= {"status": ACTIVE, "status_reason": None, **_HEALTHY}
                 row = (
                     await conn.execute(
                         update(subscriptions)

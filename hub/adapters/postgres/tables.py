@@ -91,6 +91,9 @@ subscriptions = Table(
     Column("handshake", Text),
     Column("allowed_rate", Float),
     Column("failing_since", DateTime(timezone=True)),
+    # Health shown with the subscription (migration 0009): failures in a row, the newest error.
+    Column("consecutive_failures", Integer, nullable=False, server_default=text("0")),
+    Column("last_error", Text),
     # Sink authentication and egress (OAuth2, client certificate, proxy): write-only secrets.
     Column("auth", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
 )
