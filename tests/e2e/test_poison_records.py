@@ -58,8 +58,9 @@ async def test_poison_records_between_good_ones_are_parked_and_the_good_ones_del
 ) -> None:
     assert hub.engine is not None and settings.kafka.bootstrap
     await subscribe_in_store(hub.engine, sink.url)
-    # An id PostgreSQL cannot index (over the 2704-byte btree entry limit, incompressible):
-    # refused per record with SQLSTATE 54000, which used to be retried as an outage.
+    # An id PostgreSQL could not index (over the 2704-byte btree entry limit): it was refused per
+    # record with SQLSTATE 54000 and retried as an outage; now it is longer than the envelope
+    # allows and refused when read (the store's refusal: tests/integration/test_projection_errors.py).
     long_id = secrets.token_hex(2000)
     records = [
         record("good-1", b'{"ok": 1}'),
@@ -83,7 +84,8 @@ async def test_poison_records_between_good_ones_are_parked_and_the_good_ones_del
     for name, (_, error_class) in POISON.items():
         assert by_id[name]["koppelhub_error_class"].decode() == error_class, name
         assert by_id[name]["koppelhub_error"], f"{name}: the reason travels with the record"
-    assert by_id[long_id]["koppelhub_error_class"] == b"DataRejected"
+    # Longer than any id the hub accepts (512): refused when read, before PostgreSQL would refuse it.
+    assert by_id[long_id]["koppelhub_error_class"] == b"EnvelopeError"
     assert hub.projector is not None and hub.projector.running
     assert hub.projector.stats.dead_lettered == len(POISON) + 1
     answer = await ready(client)
