@@ -15,15 +15,19 @@ Errors, grouped by what the runner does about them:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import httpx
 from pydantic import BaseModel
 
 from schemas.landscape import LandscapeObject
+from subscriptions.ssrf import NetworkPolicy
+
+if TYPE_CHECKING:
+    from aiohttp.abc import AbstractResolver
 
 __all__ = [
     "Batch",
@@ -91,19 +95,21 @@ class ConnectorContext:
     """What a connector instance knows about where it runs.
 
     ``organisatie`` owns the connector; ``scope`` identifies the instance (its stable id);
-    ``check_url`` is the SSRF guard for http(s) locations (raises :class:`SourceRefused`);
     ``work_dir`` is where a download may be kept while it is read; ``file_roots`` are the
-    directories local paths may point into.
+    directories local paths may point into. ``network_policy`` is the SSRF guard of every
+    HTTP request (:func:`connectors.client.connector_client` connects only to addresses it
+    allows; the default allows public addresses only); ``resolver`` replaces DNS in tests.
     """
 
     organisatie: str
     scope: str
     work_dir: Path
     file_roots: tuple[Path, ...] = ()
-    check_url: Callable[[str], Awaitable[None]] | None = None
+    network_policy: NetworkPolicy = field(default_factory=NetworkPolicy)
+    resolver: AbstractResolver | None = None
     max_bytes: int = 512 * 1024 * 1024
     http_timeout_s: float = 30.0
-    #: Tests pass ``httpx.MockTransport``; None: the network.
+    #: Tests pass ``httpx.MockTransport`` (no network, so no guard); None: the guarded network.
     http_transport: httpx.AsyncBaseTransport | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
 

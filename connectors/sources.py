@@ -1,8 +1,10 @@
 """Where a file connector reads from: a local path under an allowed root, or an http(s) URL.
 
-URLs go through the SSRF guard (``ConnectorContext.check_url``, the same network policy the
-webhook sender uses) and are downloaded, never redirected, into the work dir with a size
-limit while their SHA-256 is computed, so a file that did not change can be skipped.
+URLs are downloaded with :func:`connectors.client.connector_client`, which connects only to
+addresses the SSRF guard checked (``ConnectorContext.network_policy``, the rule the webhook
+sender uses), never redirected, into the work dir with a size limit while their SHA-256 is
+computed, so a file that did not change can be skipped. Errors name the URL and the status,
+never what the server answered.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import httpx
 from pydantic import SecretStr
 
 from connectors.base import ConnectorContext, SourceRefused, SourceUnavailable
+from connectors.client import connector_client
 
 __all__ = ["LocalFile", "fetch_configured", "fetch_location", "is_url"]
 
@@ -88,9 +91,16 @@ def _local_file(path: Path, limit: int) -> LocalFile:
     return _hash_file(path, limit)
 
 
+def _failure(e: httpx.HTTPError) -> str:
+    """What went wrong, without anything the server sent: protocol and decoding errors quote
+    the bytes they could not parse (h11: ``illegal status line: b'...'``), so they are named
+    only; connection and timeout errors come from this side and keep their message."""
+    if isinstance(e, httpx.ProtocolError | httpx.DecodingError) or not str(e):
+        return type(e).__name__
+    return f"{type(e).__name__}: {e}"
+
+
 async def _download(url: str, ctx: ConnectorContext, authorization: str | None) -> LocalFile:
-    if ctx.check_url is not None:
-        await ctx.check_url(url)
     ctx.work_dir.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=ctx.work_dir, prefix="download-")
     headers = {"Authorization": authorization} if authorization else {}
@@ -98,9 +108,7 @@ async def _download(url: str, ctx: ConnectorContext, authorization: str | None) 
     try:
         with os.fdopen(fd, "wb") as out:
             async with (
-                httpx.AsyncClient(
-                    follow_redirects=False, timeout=ctx.http_timeout_s, transport=ctx.http_transport
-                ) as client,
+                connector_client(ctx) as client,
                 client.stream("GET", url, headers=headers) as response,
             ):
                 if response.status_code != 200:  # redirects included: they are not followed
@@ -113,7 +121,7 @@ async def _download(url: str, ctx: ConnectorContext, authorization: str | None) 
                     out.write(chunk)
     except httpx.HTTPError as e:
         os.unlink(name)
-        raise SourceUnavailable(f"cannot download {url}: {e!r}") from e
+        raise SourceUnavailable(f"cannot download {url}: {_failure(e)}") from e
     except BaseException:
         os.unlink(name)
         raise

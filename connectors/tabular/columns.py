@@ -43,10 +43,13 @@ def header_index(objecttype: str, header: Sequence[str | None]) -> dict[str, int
     """Column name → position; refuses unknown, duplicate or missing required columns."""
     known = columns(objecttype)
     names = [(h or "").strip() for h in header]
-    unknown = [n for n in names if n and n not in known]
+    # Positions, not names: the file may come from a URL, and an error that quoted its first
+    # line would read back any page the hub can reach (the run's error is shown to the caller).
+    unknown = [str(i) for i, n in enumerate(names, start=1) if n and n not in known]
     if unknown:
         raise SourceRefused(
-            f"unknown column(s) {unknown} for {objecttype}; the columns are {known} "
+            f"the header has {len(unknown)} unknown column(s), at position(s) {', '.join(unknown)}, "
+            f"for {objecttype}; the columns are {known} "
             "(download the template: /api/v1/imports/templates/" + objecttype + ".csv)"
         )
     duplicates = sorted({n for n in names if n and names.count(n) > 1})

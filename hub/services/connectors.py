@@ -23,7 +23,7 @@ import structlog
 from pydantic import ValidationError
 
 from connectors import kinds as _kinds  # noqa: F401 - registers every connector kind
-from connectors.base import ConnectorContext, ConnectorError, SourceRefused
+from connectors.base import ConnectorContext, ConnectorError
 from connectors.events import import_source
 from connectors.registry import create
 from hub.errors import KoppelhubError
@@ -32,25 +32,13 @@ from hub.ports.connectors import FingerprintStore, Owner, SyncScope
 from hub.services.imports import ImportSpec, import_connector, import_scope, owner
 from hub.services.sync import SyncRun, Tally
 from hub.settings import ConnectorSettings
-from subscriptions.ssrf import NetworkPolicy, SinkRefused, check_sink
+from subscriptions.ssrf import NetworkPolicy
 
 log = structlog.get_logger(__name__)
 
 
 class Interrupted(Exception):
     """The process is stopping; the run ends at a batch boundary."""
-
-
-def url_guard(policy: NetworkPolicy) -> Callable[[str], Awaitable[None]]:
-    """The SSRF check for connector URLs: the webhook sender's policy, as a SourceRefused."""
-
-    async def check(url: str) -> None:
-        try:
-            await check_sink(url, policy)
-        except SinkRefused as e:
-            raise SourceRefused(f"{url}: {e.reason}") from e
-
-    return check
 
 
 def summary(tally: Tally) -> dict[str, Any]:
@@ -82,7 +70,8 @@ class ConnectorRunner:
         self.connectors, self.imports, self.fingerprints = connectors, imports, fingerprints
         self.event_log, self.settings, self.hub_urn = event_log, settings, hub_urn
         self.data_dir = data_dir
-        self.check_url = url_guard(NetworkPolicy.parse(settings.allow_networks))
+        #: KOPPELHUB_CONNECTORS_ALLOW_NETWORKS: what connector requests may reach besides public addresses.
+        self.network_policy = NetworkPolicy.parse(settings.allow_networks)
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -125,7 +114,7 @@ class ConnectorRunner:
             scope=scope,
             work_dir=self.data_dir / "connectors",
             file_roots=roots or tuple(s.file_roots),
-            check_url=self.check_url,
+            network_policy=self.network_policy,
             max_bytes=min(s.max_xml_bytes, s.max_upload_bytes) if xml else s.max_upload_bytes,
             http_timeout_s=s.http_timeout_seconds,
         )

@@ -1,5 +1,6 @@
-"""Where file connectors read from: URLs through the SSRF guard without redirects and with a size
-limit (``httpx.MockTransport``, no network), local paths only under the allowed roots."""
+"""Where file connectors read from: URLs without redirects and with a size limit
+(``httpx.MockTransport``, no network), local paths only under the allowed roots. The SSRF guard
+of URLs: tests/unit/test_connector_client.py."""
 
 from __future__ import annotations
 
@@ -55,18 +56,6 @@ async def test_a_download_over_the_limit_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SourceRefused, match="larger than the limit"):
         await fetch_location("https://bron.example/x.csv", context(tmp_path, handler, max_bytes=1024), ())
     assert list((tmp_path / "work").iterdir()) == []
-
-
-async def test_a_url_the_guard_refuses_is_never_fetched(tmp_path: Path) -> None:
-    fetched: list[httpx.Request] = []
-
-    async def refuse(url: str) -> None:
-        raise SourceRefused(f"{url}: loopback")
-
-    ctx = context(tmp_path, fetched.append, check_url=refuse)
-    with pytest.raises(SourceRefused, match="loopback"):
-        await fetch_location("http://127.0.0.1/x.csv", ctx, ())
-    assert fetched == []
 
 
 async def test_local_paths_only_under_an_allowed_root(tmp_path: Path) -> None:

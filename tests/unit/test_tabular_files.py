@@ -71,7 +71,7 @@ def test_cells_become_text_as_a_person_typed_them() -> None:
 
 
 def test_unknown_and_missing_columns_are_refused_naming_them() -> None:
-    with pytest.raises(SourceRefused, match="kleur"):
+    with pytest.raises(SourceRefused, match=r"1 unknown column\(s\), at position\(s\) 3, for applicatie"):
         header_index("applicatie", ["id", "naam", "kleur"])
     with pytest.raises(SourceRefused, match=r"\['applicatie', 'status'\]"):
         header_index("gebruik", ["id"])
@@ -138,3 +138,13 @@ def test_the_gebruik_export_reads_back_as_the_same_objects(tmp_path: Path) -> No
         index = header_index("gebruik", rows[0][1])
         back = [row_object("gebruik", index, list_fields("gebruik"), cells, "org-1") for _, cells in rows[1:]]
         assert back == sorted(gebruik, key=lambda g: g.id), name
+
+
+def test_an_unknown_header_is_refused_without_quoting_it() -> None:
+    # A header read from a URL may be the first line of an internal page: the error, which
+    # ends up in the connector's lastError, must not carry it back.
+    marker = "SECRET-4f2a9c"
+    with pytest.raises(SourceRefused) as refused:
+        header_index("applicatie", ["id", f"<title>{marker}</title>", "naam", "x"])
+    assert marker not in str(refused.value)
+    assert "2 unknown column(s), at position(s) 2, 4" in str(refused.value)
