@@ -35,6 +35,7 @@ __all__ = [
     "Connector",
     "ConnectorContext",
     "ConnectorError",
+    "Item",
     "Record",
     "RecordRejected",
     "SourceRefused",
@@ -75,6 +76,23 @@ class Change:
     """A landscape object as the source has it now (``vastgelegd``)."""
 
     object: LandscapeObject
+
+
+@dataclass(frozen=True)
+class Item:
+    """A source item published as its own events (pass-through), not as a landscape object.
+
+    ``kind`` and ``id`` identify it among the source's items (its fingerprint key); ``fields``
+    are what is published and compared with what was published last (``digest`` covers only
+    the fields whose change is worth an event).
+    """
+
+    kind: str
+    id: str
+    fields: Mapping[str, Any]
+    digest: str
+    #: Event attributes read from the record (``subject``, ``time``, …), not compared.
+    attributes: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -130,12 +148,21 @@ class Connector(ABC, Generic[C]):
     batch_size: ClassVar[int] = 5000
     source: ClassVar[str]
     config_model: ClassVar[type[BaseModel]]
+    #: The shortest schedule: file kinds are read at most every minute, API kinds every 5 s.
+    min_schedule_seconds: ClassVar[int] = 60
     #: Object types whose objects a ``full`` run may withdraw when they disappear.
     withdrawable: ClassVar[frozenset[str] | None] = None
 
     def __init__(self, config: C, context: ConnectorContext) -> None:
         self.config = config
         self.context = context
+        #: The last failed exchange with the source (request, status, response excerpt; no
+        #: secrets), shown with the run that failed.
+        self.diagnostics: dict[str, Any] | None = None
+
+    def note(self, exchange: dict[str, Any]) -> None:
+        """Keep ``exchange`` as :attr:`diagnostics` (HTTP clients call this on a failure)."""
+        self.diagnostics = exchange
 
     @abstractmethod
     def fetch(self, checkpoint: Mapping[str, Any] | None) -> AsyncIterator[Batch]:
@@ -156,6 +183,30 @@ class Connector(ABC, Generic[C]):
         of a module-level function), which the runner may call in a worker process for large
         batches. None: records are mapped in the runner's process with :meth:`map`."""
         return None
+
+    @property
+    def passthrough(self) -> bool:
+        """True: records become :class:`Item` events (:meth:`item`, :meth:`event`) rather than
+        landscape objects (:meth:`map`); the runner keeps each item's published fields."""
+        return False
+
+    def item(self, record: Record) -> Item:
+        """Pass-through connectors: the item one record stands for (:class:`RecordRejected`)."""
+        raise NotImplementedError(f"connector kind {self.name!r} publishes landscape objects")
+
+    def event(self, item: Item, before: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Pass-through connectors: the CloudEvents attributes (``type``, ``data``, ``subject``, …;
+        ``source`` to override the connector's own) of ``item``, given the fields published
+        last time (None: never published). The runner adds ``id``, ``specversion`` and
+        ``organisatie``."""
+        raise NotImplementedError(f"connector kind {self.name!r} publishes landscape objects")
+
+    async def probe(self) -> dict[str, Any]:
+        """Check reachability and credentials without publishing: what was found (raises a
+        :class:`ConnectorError` naming the problem). Default: read the first batch."""
+        async for batch in self.fetch(None):
+            return {"reachable": True, "records": len(batch.records)}
+        return {"reachable": True, "records": 0}
 
     @classmethod
     def sample_config(cls, directory: Path) -> dict[str, Any]:

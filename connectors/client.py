@@ -17,6 +17,7 @@ resolve the name itself, past the guard), the context's timeout.
 from __future__ import annotations
 
 import socket
+import ssl
 from collections.abc import Iterable
 
 import httpcore
@@ -102,14 +103,27 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
     """httpx's own transport (TLS verification, pooling, error mapping) on a
     :class:`GuardedNetworkBackend`, ignoring proxy environment variables."""
 
-    def __init__(self, policy: NetworkPolicy, resolver: AbstractResolver | None = None) -> None:
+    def __init__(
+        self,
+        policy: NetworkPolicy,
+        resolver: AbstractResolver | None = None,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        proxy: str | None = None,
+    ) -> None:
         super().__init__(trust_env=False)
         # httpx has no public hook for the network backend; its pool (httpcore's public API)
-        # is rebuilt with the same TLS context and the guarded backend.
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
-            network_backend=GuardedNetworkBackend(policy, resolver),
-        )
+        # is rebuilt with the same TLS context and the guarded backend. ``ssl_context`` brings
+        # a client certificate (mTLS); ``proxy`` (an FSC outway) is connected to through the
+        # same guard, so the address checked is the proxy's.
+        context = ssl_context or httpx.create_ssl_context(trust_env=False)
+        backend = GuardedNetworkBackend(policy, resolver)
+        if proxy is None:
+            self._pool = httpcore.AsyncConnectionPool(ssl_context=context, network_backend=backend)
+        else:
+            self._pool = httpcore.AsyncHTTPProxy(
+                proxy_url=httpcore.URL(proxy), ssl_context=context, network_backend=backend
+            )
 
 
 def connector_client(ctx: ConnectorContext) -> httpx.AsyncClient:

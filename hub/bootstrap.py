@@ -32,6 +32,7 @@ from hub.adapters.postgres.landscape import PostgresLandscapeStore
 from hub.adapters.postgres.outbox import OutboxListener, PostgresOutbox
 from hub.adapters.postgres.projection import PostgresProjectionStore
 from hub.adapters.postgres.retention import PostgresRetention
+from hub.adapters.postgres.runs import PostgresRunStore
 from hub.adapters.postgres.subscriptions import PostgresSubscriptionStore
 from hub.api.app import create_app
 from hub.api.auth import TokenAuthenticator
@@ -187,6 +188,7 @@ class HubProcess:
             c,
             hub_urn=self.settings.source_urn,
             data_dir=self.settings.data_dir,
+            runs=PostgresRunStore(self.engine),
         )
 
     def _start_api(self) -> None:
@@ -203,6 +205,7 @@ class HubProcess:
             readiness=self.readiness,
             connectors=PostgresConnectorStore(self.engine),
             imports=PostgresImportStore(self.engine),
+            runs=PostgresRunStore(self.engine),
             wake_connectors=self.connector_runner.wake if self.connector_runner else None,
             deliveries=PostgresDeliveryStore(self.engine),
         )

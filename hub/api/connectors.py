@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from connectors import kinds as _kinds  # noqa: F401 - registers every connector kind
-from connectors.registry import KINDS, public_config, stored_config
+from connectors.registry import KINDS, merge_config, public_config, stored_config
 from connectors.sources import is_url
 from hub.api.auth import ConnectorManager, Principal
 from hub.api.context import ApiContext, context
@@ -35,7 +35,12 @@ class ConnectorCreate(BaseModel):
     kind: str = Field(description="A registered connector kind: csv, excel, ameff.")
     organisatie: str = Field(min_length=1, pattern=_ID, description="id of the organisatie that owns it")
     config: dict[str, Any] = Field(description="The kind's configuration.")
-    scheduleSeconds: int = Field(3600, ge=60, le=31 * 86400, description="Seconds between runs.")
+    scheduleSeconds: int = Field(
+        3600,
+        ge=5,
+        le=31 * 86400,
+        description="Seconds between runs: at least 60 for file kinds, 5 for API kinds.",
+    )
     enabled: bool = True
 
 
@@ -43,7 +48,7 @@ class ConnectorPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     config: dict[str, Any] | None = None
-    scheduleSeconds: int | None = Field(None, ge=60, le=31 * 86400)
+    scheduleSeconds: int | None = Field(None, ge=5, le=31 * 86400)
     enabled: bool | None = None
 
 
@@ -68,6 +73,19 @@ def connector_json(c: ConnectorRecord) -> dict[str, Any]:
         "createdAt": c.created_at.isoformat(),
         "updatedAt": c.updated_at.isoformat(),
     }
+
+
+def _check_schedule(kind: str, seconds: int) -> None:
+    """The kind's own minimum (file kinds 60 s, API kinds 5 s); the model checks the bounds."""
+    least = KINDS[kind].min_schedule_seconds if kind in KINDS else 60
+    if seconds < least:
+        message = f"must be at least {least} for connector kind {kind!r}"
+        raise ProblemError(
+            400,
+            "Invalid request",
+            f"scheduleSeconds {message}",
+            errors=[{"field": "scheduleSeconds", "message": message}],
+        )
 
 
 def _store(ctx: ApiContext) -> ConnectorStore:
@@ -106,11 +124,23 @@ async def _validated(kind: str, config: dict[str, Any], ctx: ApiContext) -> dict
     location = getattr(model, "location", None)
     if isinstance(location, str):
         await _check_location(location, ctx)
+    url = getattr(model, "url", None)  # API kinds: checked again at every connection
+    if isinstance(url, str):
+        await _check_url(url, ctx)
     return stored_config(model)
 
 
 def _under(path: Path, roots: list[Path]) -> bool:
     return path.is_absolute() and any(path.resolve().is_relative_to(r) for r in roots)
+
+
+async def _check_url(url: str, ctx: ApiContext) -> None:
+    try:
+        await check_sink(url, NetworkPolicy.parse(ctx.settings.connectors.allow_networks))
+    except SinkRefused as e:
+        raise ProblemError(
+            400, "URL refused", str(e), errors=[{"field": "config.url", "message": str(e)}]
+        ) from e
 
 
 async def _check_location(location: str, ctx: ApiContext) -> None:
@@ -138,6 +168,7 @@ async def _check_location(location: str, ctx: ApiContext) -> None:
 async def create_connector(body: ConnectorCreate, principal: ConnectorManager, ctx: Ctx) -> JSONResponse:
     _check_owner(principal, body.organisatie)
     config = await _validated(body.kind, body.config, ctx)
+    _check_schedule(body.kind, body.scheduleSeconds)
     record = await _store(ctx).create(
         kind=body.kind,
         organisatie=body.organisatie,
@@ -181,8 +212,11 @@ async def patch_connector(
     record = await _get(connector_id, principal, ctx)
     values: dict[str, Any] = {}
     if body.config is not None:
-        values["config"] = await _validated(record.kind, {**record.config, **body.config}, ctx)
+        values["config"] = await _validated(
+            record.kind, merge_config(record.kind, record.config, body.config), ctx
+        )
     if body.scheduleSeconds is not None:
+        _check_schedule(record.kind, body.scheduleSeconds)
         values["schedule_seconds"] = body.scheduleSeconds
     if body.enabled is not None:
         values["enabled"] = body.enabled

@@ -14,6 +14,7 @@ from hub.ports import (
     EventLog,
     ImportStore,
     LandscapeReader,
+    RunStore,
     SubscriptionStore,
 )
 from hub.settings import Settings
@@ -35,6 +36,8 @@ class ApiContext:
     #: Tells a connectors role in this process that work is due now (None: another process polls).
     wake_connectors: Callable[[], None] | None = None
     deliveries: DeliveryStore | None = None
+    #: Connector run history (``GET /api/v1/connectors/{id}/runs``).
+    runs: RunStore | None = None
 
 
 def context(request: Request) -> ApiContext:

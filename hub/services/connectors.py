@@ -28,8 +28,9 @@ from connectors.events import import_source
 from connectors.registry import create
 from hub.errors import KoppelhubError
 from hub.ports import ConnectorRecord, ConnectorStore, EventLog, ImportRecord, ImportStore
-from hub.ports.connectors import FingerprintStore, Owner, SyncScope
+from hub.ports.connectors import FingerprintStore, Owner, RunStore, SyncScope
 from hub.services.imports import ImportSpec, import_connector, import_scope, owner
+from hub.services.passthrough import PassThroughRun
 from hub.services.sync import SyncRun, Tally
 from hub.settings import ConnectorSettings
 from subscriptions.ssrf import NetworkPolicy
@@ -66,8 +67,10 @@ class ConnectorRunner:
         *,
         hub_urn: str,
         data_dir: Path,
+        runs: RunStore | None = None,
     ) -> None:
         self.connectors, self.imports, self.fingerprints = connectors, imports, fingerprints
+        self.runs = runs
         self.event_log, self.settings, self.hub_urn = event_log, settings, hub_urn
         self.data_dir = data_dir
         #: KOPPELHUB_CONNECTORS_ALLOW_NETWORKS: what connector requests may reach besides public addresses.
@@ -164,28 +167,39 @@ class ConnectorRunner:
             raise Interrupted("the process is stopping")
 
     async def run_connector(self, record: ConnectorRecord) -> None:
-        """One run of one connector; its outcome goes into its status, never out of here."""
+        """One run of one connector; its outcome goes into its status and its run history,
+        never out of here."""
         bound = log.bind(connector_id=str(record.id), kind=record.kind)
         scope = SyncScope(
             import_source(self.hub_urn, "connector", str(record.id)), record.organisatie, str(record.id)
         )
+        run_id = await self._start_run(record)
         error: str | None = None
         tally: Tally | None = None
+        connector = None
         try:
             ctx = self.context(record.organisatie, str(record.id), xml=record.kind == "ameff")
             connector = create(record.kind, record.config, ctx)
-            run = SyncRun(
-                connector,
-                scope,
-                Owner("connector", record.id),
-                self.fingerprints,
-                self.event_log,
-                on_progress=self._check_stop,
-                executor=self.mapping_pool,
-            )
-            tally = await self._sync(run, record.checkpoint)
+            owner_ = Owner("connector", record.id)
+            if connector.passthrough:
+                passing = PassThroughRun(
+                    connector, scope, owner_, self.fingerprints, self.event_log, on_progress=self._check_stop
+                )
+                tally = await passing.execute(record.checkpoint)
+            else:
+                run = SyncRun(
+                    connector,
+                    scope,
+                    owner_,
+                    self.fingerprints,
+                    self.event_log,
+                    on_progress=self._check_stop,
+                    executor=self.mapping_pool,
+                )
+                tally = await self._sync(run, record.checkpoint)
         except Interrupted:
             await self.connectors.finish(record.id, error=None, counts=None, next_in_seconds=0)
+            await self._finish_run(run_id, "interrupted", tally, None, None)
             bound.info("connector_run_interrupted")
             return
         except (ConnectorError, KoppelhubError, ValidationError, KeyError) as e:
@@ -201,11 +215,41 @@ class ConnectorRunner:
             await self.connectors.finish(
                 record.id, error=error, counts=summary(tally) if tally else None, next_in_seconds=next_in
             )
+        diagnostics = connector.diagnostics if connector is not None and error else None
+        await self._finish_run(run_id, "failed" if error else "succeeded", tally, error, diagnostics)
         if error:
             bound.warning("connector_run_failed", error=error, retry_in_s=next_in)
         else:
             assert tally is not None
             bound.info("connector_run_completed", **tally.counts())
+
+    async def _start_run(self, record: ConnectorRecord) -> uuid.UUID | None:
+        if self.runs is None:
+            return None
+        with contextlib.suppress(KoppelhubError):
+            return await self.runs.start_run(record.id, record.checkpoint)
+        return None
+
+    async def _finish_run(
+        self,
+        run_id: uuid.UUID | None,
+        status: str,
+        tally: Tally | None,
+        error: str | None,
+        diagnostics: dict[str, Any] | None,
+    ) -> None:
+        if self.runs is None or run_id is None:
+            return
+        counts = tally.counts() if tally else {}
+        errors = [
+            {"item": e.get("row"), "message": e["message"]} for e in (tally.sample_errors if tally else [])
+        ]
+        if error:
+            errors.append({"item": None, "message": error})
+        with contextlib.suppress(KoppelhubError):
+            await self.runs.finish_run(
+                run_id, status=status, counts=counts, errors=errors, diagnostics=diagnostics
+            )
 
     async def run_import(self, record: ImportRecord) -> None:
         bound = log.bind(import_id=str(record.id), objecttype=record.objecttype)

@@ -16,6 +16,7 @@ from hub.adapters.postgres.connectors import PostgresConnectorStore
 from hub.adapters.postgres.engine import create_engine
 from hub.adapters.postgres.fingerprints import PostgresFingerprintStore
 from hub.adapters.postgres.imports import PostgresImportStore
+from hub.adapters.postgres.runs import PostgresRunStore
 from hub.services.connectors import ConnectorRunner
 from hub.services.imports import ImportSpec
 from hub.settings import Settings
@@ -105,6 +106,7 @@ async def harness(settings: Settings) -> AsyncIterator[Harness]:
         settings.connectors,
         hub_urn=settings.source_urn,
         data_dir=settings.data_dir,
+        runs=PostgresRunStore(engine),
     )
     try:
         yield Harness(settings, runner, imports, connectors, log)

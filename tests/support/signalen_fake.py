@@ -91,6 +91,8 @@ class SignalenFake:
     token: str = "signalen-secret"
     down: bool = False
     retry_after: int | None = None
+    #: Go down (503) after serving this many list pages (a source that fails halfway).
+    down_after_pages: int | None = None
     max_page_size: int = 1000
     reporter_email: str = "melder@example.org"
     meldingen: dict[int, Melding] = field(default_factory=dict)
@@ -234,6 +236,8 @@ class SignalenFake:
 
     async def _list(self, request: web.Request) -> web.Response:
         query = request.rel_url.query
+        if self.down_after_pages is not None and len(self.requests) >= self.down_after_pages:
+            return web.json_response({"detail": "Service unavailable"}, status=503)
         self.requests.append(list(query.items()))
         try:
             page = int(query.get("page", "1"))
