@@ -208,6 +208,12 @@ class Connector(ABC, Generic[C]):
             return {"reachable": True, "records": len(batch.records)}
         return {"reachable": True, "records": 0}
 
+    async def apply(self, event: Mapping[str, Any]) -> tuple[str, dict[str, Any], bool]:
+        """Write-back: apply one hub event (structured JSON) to the source system; the outcome
+        event's ``(type, data, refused)``. :class:`SourceUnavailable`: try again later;
+        :class:`SourceRefused`: refused for good."""
+        raise NotImplementedError(f"connector kind {self.name!r} does not write back")
+
     @classmethod
     def sample_config(cls, directory: Path) -> dict[str, Any]:
         """A valid config for the contract test; may write fixture files into ``directory``."""

@@ -26,6 +26,8 @@ from connectors.base import Batch, Change, Connector, Item, Record, RecordReject
 from connectors.http import ApiAuth, ApiClient
 from connectors.ids import content_hash
 from connectors.registry import register
+from connectors.signalen.writeback import VERZOEK
+from connectors.signalen.writeback import apply as apply_verzoek
 
 __all__ = ["AANGEMAAKT", "DEFAULT_FIELDS", "GEWIJZIGD", "SignalenConfig", "SignalenConnector"]
 
@@ -204,6 +206,14 @@ class SignalenConnector(Connector[SignalenConfig]):
         if self.config.source:
             attrs["source"] = self.config.source
         return attrs
+
+    async def apply(self, event: Mapping[str, Any]) -> tuple[str, dict[str, Any], bool]:
+        """A ``status-verzoek`` along Signalen's workflow (:mod:`connectors.signalen.writeback`)."""
+        if event.get("type") != VERZOEK:
+            raise SourceRefused(f"signalen writes back only {VERZOEK}, not {event.get('type')!r}")
+        async with self.client() as api:
+            outcome = await apply_verzoek(api, self.signals_url(), event)
+        return outcome.type, outcome.data, outcome.refused
 
     def map(self, record: Record) -> list[Change]:
         raise NotImplementedError("signalen publishes meldingen as their own events (passthrough)")

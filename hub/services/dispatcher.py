@@ -82,6 +82,8 @@ def next_state(
     if outcome.disposition is Disposition.GONE:
         # The subscription is disabled; the delivery waits (open) until it is enabled again.
         status, next_at, reason = "failed", now, "the sink answered 410 Gone"
+    elif outcome.disposition is Disposition.PERMANENT:
+        status = "dead"  # a write-back the target refused for good: retrying cannot fix it
     elif outcome.disposition is not Disposition.DELIVERED:
         # A manual retry restarts the schedule: count from the attempts made since.
         delay = policy.delay(claimed, outcome, attempt - claimed.retry_base)
