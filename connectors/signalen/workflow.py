@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from schemas.signalen import TEXT_REQUIRED as _TEXT_REQUIRED
+
 __all__ = [
     "ALLOWED_STATUS_CHANGES",
     "CLOSED",
@@ -112,8 +114,9 @@ ALLOWED_STATUS_CHANGES: Final[Mapping[str, tuple[str, ...]]] = {
 HANDLING: Final = (AFWACHTING, BEHANDELING, INGEPLAND)
 #: Closed: the hub never moves a melding out of these on a partner's request.
 CLOSED: Final = frozenset({AFGEHANDELD, GEANNULEERD, GESPLITST})
-#: Signalen refuses these without a ``text`` (``Status.clean``).
-TEXT_REQUIRED: Final = frozenset({AFGEHANDELD, HEROPEND})
+#: Signalen refuses these without a ``text`` (``Status.clean``); owned by :mod:`schemas.signalen`,
+#: which checks a status-verzoek at publish.
+TEXT_REQUIRED: Final = _TEXT_REQUIRED
 #: States a status-verzoek may ask for: the API's choices, less those that need fields a
 #: status-verzoek does not carry (``target_api``, ``email_override``) and splitting (its own call).
 REQUESTABLE: Final = frozenset(

@@ -27,6 +27,7 @@ from schemas.landscape import (
     validate_landscape_event,
     vastgelegd_type,
 )
+from schemas.signalen import signalen_command_problems
 
 #: Type prefix of the hub's own operational events (alerts).
 HUB_TYPE_PREFIX = "nl.koppelhub."
@@ -118,6 +119,7 @@ def _check_landscape_data(events: list[CloudEvent], *, batch: bool) -> None:
             validate_landscape_event(event)
         except LandscapeDataError as e:
             problems.extend(e.to_problems(index if batch else None))
+        problems.extend(Problem(index if batch else None, f, m) for f, m in signalen_command_problems(event))
     if problems:
         error = EnvelopeError(problems)
         raise ProblemError(400, "Invalid landscape data", _summary(error), errors=_problems(error))
