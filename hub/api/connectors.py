@@ -7,6 +7,7 @@ stored, shown as ``"********"``, and kept when a PATCH leaves them out.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,13 +16,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from connectors import kinds as _kinds  # noqa: F401 - registers every connector kind
-from connectors.registry import KINDS, merge_config, public_config, stored_config
+from connectors.base import ConnectorContext, ConnectorError
+from connectors.registry import KINDS, create, merge_config, public_config, stored_config
 from connectors.sources import is_url
 from hub.api.auth import ConnectorManager, Principal
 from hub.api.context import ApiContext, context
 from hub.api.problems import ProblemError
 from hub.errors import NotFound
-from hub.ports import ConnectorRecord, ConnectorStore
+from hub.ports import ConnectorRecord, ConnectorStore, RunRecord
 from subscriptions.ssrf import NetworkPolicy, SinkRefused, check_sink
 
 router = APIRouter(prefix="/api/v1/connectors", tags=["connectors"])
@@ -241,3 +243,62 @@ async def run_connector(connector_id: uuid.UUID, principal: ConnectorManager, ct
     if ctx.wake_connectors:
         ctx.wake_connectors()
     return JSONResponse({"id": str(connector_id), "status": "due"}, status_code=202)
+
+
+def _run_json(r: RunRecord) -> dict[str, Any]:
+    return {
+        "id": str(r.id),
+        "startedAt": r.started_at.isoformat(),
+        "finishedAt": r.finished_at.isoformat() if r.finished_at else None,
+        "status": r.status,
+        "counts": r.counts,
+        "errors": r.errors,
+        "checkpoint": {"before": r.checkpoint_before, "after": r.checkpoint_after},
+        "lastExchange": r.diagnostics,
+    }
+
+
+@router.get("/{connector_id}/runs", summary="The connector's runs, newest first")
+async def list_runs(
+    connector_id: uuid.UUID,
+    principal: ConnectorManager,
+    ctx: Ctx,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    after: Annotated[str | None, Query(description="The `next` cursor of the previous page.")] = None,
+) -> dict[str, Any]:
+    await _get(connector_id, principal, ctx)
+    if ctx.runs is None:
+        raise ProblemError(503, "Service unavailable", "connector runs are not served by this process")
+    before = None
+    if after:
+        try:
+            at, rid = after.split("~", 1)
+            before = (datetime.fromisoformat(at), uuid.UUID(rid))
+        except ValueError as e:
+            raise ProblemError(400, "Invalid request", "after must be a next cursor from this list") from e
+    runs = await ctx.runs.runs(connector_id, limit=limit + 1, before=before)
+    page = runs[:limit]
+    nxt = f"{page[-1].started_at.isoformat()}~{page[-1].id}" if len(runs) > limit else None
+    return {"items": [_run_json(r) for r in page], "next": nxt}
+
+
+@router.post("/{connector_id}/test", summary="Check reachability and credentials, publishing nothing")
+async def test_connector(connector_id: uuid.UUID, principal: ConnectorManager, ctx: Ctx) -> JSONResponse:
+    record = await _get(connector_id, principal, ctx)
+    c = ctx.settings.connectors
+    context_ = ConnectorContext(
+        organisatie=record.organisatie,
+        scope=str(record.id),
+        work_dir=ctx.settings.data_dir / "connectors",
+        file_roots=tuple(c.file_roots),
+        network_policy=NetworkPolicy.parse(c.allow_networks),
+        http_timeout_s=c.http_timeout_seconds,
+    )
+    connector = create(record.kind, record.config, context_)
+    try:
+        found = await connector.probe()
+    except ConnectorError as e:
+        return JSONResponse(
+            {"ok": False, "problem": str(e), "lastExchange": connector.diagnostics}, status_code=200
+        )
+    return JSONResponse({"ok": True, "found": found})
