@@ -43,7 +43,7 @@ ORG = "org-benchmark"
 
 
 async def run(
-    settings: Settings, bootstrap: str, database_url: str, n: int, concurrency: int
+    settings: Settings, bootstrap: str, database_url: str, n: int, concurrency: int, wanted: int
 ) -> dict[str, Any]:
     engine = create_engine(database_url, pool_size=4)
     await ensure_topics(bootstrap, settings.kafka)
@@ -81,7 +81,7 @@ async def run(
 
         sink = ConnectorSink(store, log, context, hub_urn=settings.source_urn)
         target = DeliveryTarget(sink=connector_sink(record.id), secrets=())
-        changes = min(n, 5000)
+        changes = min(n, wanted)
         queue = list(range(1, changes + 1))
 
         async def worker() -> None:
@@ -113,6 +113,7 @@ def main() -> None:
     )
     parser.add_argument("--meldingen", type=int, default=100_000)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--changes", type=int, default=5000, help="status changes written back")
     args = parser.parse_args()
     data_dir = Path(tempfile.mkdtemp(prefix="koppelhub-bench-signalen-"))
     settings = Settings(data_dir=data_dir, connectors=ConnectorSettings(allow_networks=["127.0.0.1/32"]))
@@ -120,7 +121,14 @@ def main() -> None:
     try:
         migrate(infra.database_url)
         results = asyncio.run(
-            run(settings, infra.kafka_bootstrap, infra.database_url, args.meldingen, args.concurrency)
+            run(
+                settings,
+                infra.kafka_bootstrap,
+                infra.database_url,
+                args.meldingen,
+                args.concurrency,
+                args.changes,
+            )
         )
     finally:
         infra.close()

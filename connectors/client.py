@@ -16,6 +16,7 @@ resolve the name itself, past the guard), the context's timeout.
 
 from __future__ import annotations
 
+import functools
 import socket
 import ssl
 from collections.abc import Iterable
@@ -99,6 +100,13 @@ class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
         await self._sockets.sleep(seconds)
 
 
+@functools.cache
+def _default_ssl_context() -> ssl.SSLContext:
+    """The verifying client context, built once: loading the CA store costs milliseconds, which a
+    write-back paid per request."""
+    return httpx.create_ssl_context(trust_env=False)
+
+
 class GuardedTransport(httpx.AsyncHTTPTransport):
     """httpx's own transport (TLS verification, pooling, error mapping) on a
     :class:`GuardedNetworkBackend`, ignoring proxy environment variables."""
@@ -116,7 +124,7 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
         # is rebuilt with the same TLS context and the guarded backend. ``ssl_context`` brings
         # a client certificate (mTLS); ``proxy`` (an FSC outway) is connected to through the
         # same guard, so the address checked is the proxy's.
-        context = ssl_context or httpx.create_ssl_context(trust_env=False)
+        context = ssl_context or _default_ssl_context()
         backend = GuardedNetworkBackend(policy, resolver)
         if proxy is None:
             self._pool = httpcore.AsyncConnectionPool(ssl_context=context, network_backend=backend)
