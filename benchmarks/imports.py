@@ -23,16 +23,13 @@ import shutil
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 from benchmarks.common import describe_machine, machine_info
 from hub.adapters.kafka import KafkaEventLog, ensure_topics
-from hub.adapters.postgres.connectors import PostgresConnectorStore
 from hub.adapters.postgres.engine import create_engine, migrate
-from hub.adapters.postgres.fingerprints import PostgresFingerprintStore
-from hub.adapters.postgres.imports import PostgresImportStore
+from hub.bootstrap import connector_runner
 from hub.embedded import provision
 from hub.services.connectors import ConnectorRunner
 from hub.services.imports import ImportSpec
@@ -86,31 +83,13 @@ async def run_imports(
     await ensure_topics(bootstrap, settings.kafka)
     event_log = KafkaEventLog(bootstrap, settings.kafka)
     await event_log.start()
-    imports = PostgresImportStore(engine)
-    runner = ConnectorRunner(
-        PostgresConnectorStore(engine),
-        imports,
-        PostgresFingerprintStore(engine),
-        event_log,
-        settings.connectors,
-        hub_urn=settings.source_urn,
-        data_dir=settings.data_dir,
-    )
+    runner = connector_runner(settings, engine, event_log)
+    imports = runner.lifecycle.store
     results = []
     try:
         for label in ("first import", "second import (same file)"):
             spec = ImportSpec(ORG, "gebruik", "incremental", path.name, path, {})
-            import_id = uuid.uuid4()
-            await imports.create(
-                import_id=import_id,
-                organisatie=ORG,
-                objecttype="gebruik",
-                mode="incremental",
-                filename=path.name,
-                path=str(path),
-                options={},
-            )
-            await imports.start(import_id)
+            import_id = await runner.lifecycle.start(spec)
             worker_before = worker_usage(runner)[0]
             started, cpu = time.perf_counter(), time.process_time()
             tally: Tally = await runner.execute_import(import_id, spec)

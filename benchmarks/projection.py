@@ -30,7 +30,8 @@ from typing import Any
 from sqlalchemy import func, select
 
 from benchmarks.common import CpuMeter, children, describe_machine, machine_info
-from hub.adapters.kafka import KafkaEventLog, ensure_topics, make_consumer
+from hub.adapters.kafka import KafkaEventLog, ensure_topics
+from hub.adapters.kafka_consumer import KafkaLogConsumer
 from hub.adapters.postgres.engine import create_engine, migrate
 from hub.adapters.postgres.landscape_tables import LANDSCAPE_TABLES
 from hub.adapters.postgres.projection import PostgresProjectionStore
@@ -124,7 +125,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         dead_letters = KafkaEventLog(infra.kafka_bootstrap, kafka)
         await dead_letters.start()
         projector = Projector(
-            lambda listener: make_consumer(infra.kafka_bootstrap, kafka, listener=listener),
+            lambda: KafkaLogConsumer(infra.kafka_bootstrap, kafka),
             PostgresProjectionStore(engine),
             dead_letters,
             derive=DerivedEvents(settings.source_urn, lambda: "http://127.0.0.1:8080"),

@@ -25,6 +25,7 @@ from typing import Any
 
 from benchmarks.common import describe_machine, machine_info
 from connectors.base import ConnectorContext
+from hub.adapters.egress import egress
 from hub.adapters.kafka import KafkaEventLog, ensure_topics
 from hub.adapters.postgres.connectors import PostgresConnectorStore
 from hub.adapters.postgres.engine import create_engine, migrate
@@ -77,7 +78,7 @@ async def run(
 
         def context(organisatie: str, scope: str) -> ConnectorContext:
             return ConnectorContext(organisatie=organisatie, scope=scope, work_dir=settings.data_dir,
-                                    network_policy=NetworkPolicy.parse("127.0.0.1/32"))  # fmt: skip
+                                    egress=egress(NetworkPolicy.parse("127.0.0.1/32")))  # fmt: skip
 
         sink = ConnectorSink(store, log, context, hub_urn=settings.source_urn)
         target = DeliveryTarget(sink=connector_sink(record.id), secrets=())

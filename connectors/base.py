@@ -18,23 +18,22 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import httpx
 from pydantic import BaseModel
 
 from schemas.landscape import LandscapeObject
-from subscriptions.ssrf import NetworkPolicy
-
-if TYPE_CHECKING:
-    from aiohttp.abc import AbstractResolver
 
 __all__ = [
     "Batch",
     "Change",
+    "ClientTls",
     "Connector",
     "ConnectorContext",
     "ConnectorError",
+    "Egress",
+    "ImportLimits",
     "Item",
     "Record",
     "RecordRejected",
@@ -109,27 +108,67 @@ class Batch:
 
 
 @dataclass(frozen=True)
+class ImportLimits:
+    """What one file may make a reader hold or do (README "Import limits"); past any of them the
+    file is refused (:class:`SourceRefused`), except ``max_cell_bytes``, which is a row error.
+
+    They bound a read's memory whatever the file: a row is at most ``max_row_bytes`` as stored,
+    an xlsx part read whole (shared strings, styles) at most ``max_part_bytes`` and the whole
+    workbook at most ``max_unzipped_bytes`` inflated (checked on the zip's directory, before
+    anything is inflated), an AMEFF file at most ``ConnectorContext.max_bytes`` and
+    ``max_xml_elements`` elements. Defaults are the settings' defaults."""
+
+    max_rows: int = 1_048_576
+    max_cells: int = 20_000_000
+    max_cell_bytes: int = 128 * 1024
+    max_row_bytes: int = 4 * 1024 * 1024
+    max_unzipped_bytes: int = 1024 * 1024 * 1024
+    max_part_bytes: int = 64 * 1024 * 1024
+    max_xml_elements: int = 5_000_000
+
+
+@dataclass(frozen=True)
+class ClientTls:
+    """PEM material of a connection's TLS: a client certificate with its key (mutual TLS) and a
+    CA to trust besides the system's. Hashable, so the hub builds each context once."""
+
+    certificate: str | None = None
+    private_key: str | None = None
+    ca_certificate: str | None = None
+
+
+class Egress(Protocol):
+    """Makes the transport of connector HTTP requests (the hub's: SSRF-guarded at connect time,
+    ``hub/adapters/egress.py``). ``tls`` brings a client certificate or extra CA, ``proxy`` an
+    HTTP(S) proxy such as an FSC outway (connected to through the same guard)."""
+
+    def __call__(
+        self, *, tls: ClientTls | None = None, proxy: str | None = None
+    ) -> httpx.AsyncBaseTransport: ...
+
+
+@dataclass(frozen=True)
 class ConnectorContext:
     """What a connector instance knows about where it runs.
 
     ``organisatie`` owns the connector; ``scope`` identifies the instance (its stable id);
     ``work_dir`` is where a download may be kept while it is read; ``file_roots`` are the
-    directories local paths may point into. ``network_policy`` is the SSRF guard of every
-    HTTP request (:func:`connectors.client.connector_client` connects only to addresses it
-    allows; the default allows public addresses only); ``resolver`` replaces DNS in tests.
+    directories local paths may point into. ``egress`` makes the transport of every HTTP
+    request (:func:`connectors.client.connector_client`): the hub injects one guarded by the
+    connectors' network policy (``hub/adapters/egress.py``); None refuses every request.
     """
 
     organisatie: str
     scope: str
     work_dir: Path
     file_roots: tuple[Path, ...] = ()
-    network_policy: NetworkPolicy = field(default_factory=NetworkPolicy)
-    resolver: AbstractResolver | None = None
+    egress: Egress | None = None
     max_bytes: int = 512 * 1024 * 1024
     http_timeout_s: float = 30.0
     #: Tests pass ``httpx.MockTransport`` (no network, so no guard); None: the guarded network.
     http_transport: httpx.AsyncBaseTransport | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
+    limits: ImportLimits = field(default_factory=ImportLimits)
 
 
 C = TypeVar("C", bound=BaseModel)

@@ -11,9 +11,10 @@ from typing import Any
 from connectors.ids import event_id
 from schemas import CloudEvent
 from schemas.bindings import KafkaRecord
+from schemas.envelope import _dumps
 from schemas.landscape import ingetrokken_type, vastgelegd_type
 
-__all__ = ["import_source", "ingetrokken_event", "vastgelegd_event", "vastgelegd_record"]
+__all__ = ["import_source", "ingetrokken_event", "vastgelegd_event", "vastgelegd_record", "vastgelegd_size"]
 
 
 def import_source(hub_urn: str, kind: str, key: str) -> str:
@@ -75,6 +76,32 @@ def vastgelegd_record(
         ("content-type", b"application/json"),
     ]
     return KafkaRecord(key=subject, value=data_json, headers=headers)
+
+
+@lru_cache(maxsize=1024)
+def _envelope_bytes(source: str, objecttype: str) -> int:
+    # Every attribute but subject and data; the id is a UUID, always 36 characters.
+    probe = {
+        "specversion": "1.0",
+        "id": "0" * 36,
+        "source": source,
+        "type": _vastgelegd(objecttype),
+        "subject": "",
+        "datacontenttype": "application/json",
+        "data": None,
+    }
+    return len(_dumps(probe)) - len(b'""null')
+
+
+def vastgelegd_size(source: str, objecttype: str, object_id: str, data_json: bytes, limit: int) -> int:
+    """The size publish would measure for :func:`vastgelegd_event` (its compact structured JSON,
+    as ``schemas.bindings`` counts against KOPPELHUB_MAX_EVENT_BYTES); exact whenever it may
+    exceed ``limit`` (the subject is the id, which the data holds too, so it is at most the
+    data's length: below that bound the data's length is returned without encoding the id)."""
+    base = _envelope_bytes(source, objecttype) + len(data_json)
+    if base + len(data_json) <= limit:
+        return base
+    return base + len(_dumps(object_id))
 
 
 def ingetrokken_event(

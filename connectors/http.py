@@ -1,10 +1,10 @@
 """HTTP for API connectors (``rest``, ``signalen``): auth, rate limits, retries, diagnostics.
 
-Every request goes through :class:`connectors.client.GuardedTransport` (the SSRF guard at
-connect time, with the connectors' allow-list), or the context's test transport. Auth is one
-shared model: a bearer token, basic, an API-key header or OAuth2 client credentials (tokens
-cached and refreshed by :class:`subscriptions.egress.OAuth2Tokens`, the sinks' own cache),
-plus an optional client certificate (mTLS) and proxy (an FSC outway).
+Every request goes through the transport the hub injects (``ConnectorContext.egress``: the
+SSRF guard at connect time, with the connectors' allow-list), or the context's test transport.
+Auth is one shared model: a bearer token, basic, an API-key header or OAuth2 client
+credentials (:class:`connectors.oauth2.ClientCredentials`, cached and refreshed), plus an
+optional client certificate (mTLS) and proxy (an FSC outway), which the egress applies.
 
 429 and 503 wait for ``Retry-After`` (bounded) and try again; ``X-RateLimit-Remaining: 0``
 holds the next request until ``X-RateLimit-Reset``. What failed last (method, URL without
@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any, Self
 
@@ -24,13 +26,10 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
-from connectors.base import ConnectorContext, SourceRefused, SourceUnavailable
-from connectors.client import GuardedTransport
-from subscriptions.answers import Disposition, parse_retry_after
-from subscriptions.egress import OAuth2Tokens, TokenUnavailable, client_ssl_context
-from subscriptions.sender import DeliveryOutcome
+from connectors.base import ClientTls, ConnectorContext, SourceRefused, SourceUnavailable
+from connectors.oauth2 import ClientCredentials
 
-__all__ = ["ApiAuth", "ApiClient", "Busy", "OAuth2Config", "excerpt"]
+__all__ = ["ApiAuth", "ApiClient", "Busy", "OAuth2Config", "excerpt", "retry_after"]
 
 EXCERPT_CHARS = 512
 #: Longest wait for one Retry-After / rate-limit reset; longer: the run fails and is retried later.
@@ -100,6 +99,20 @@ def _shown(url: httpx.URL) -> str:
     return str(url.copy_with(username=None, password=None))
 
 
+def retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` value (delay-seconds or HTTP-date, RFC 9110 §10.2.3);
+    None when absent or unparsable (not trusted)."""
+    text = (value or "").strip()
+    if text.isdigit():
+        return float(int(text))
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    when = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
 def _reset_in(headers: httpx.Headers) -> float | None:
     """Seconds until the rate limit resets, when ``X-RateLimit-Remaining`` says none are left."""
     if headers.get("x-ratelimit-remaining", "").strip() != "0":
@@ -110,32 +123,6 @@ def _reset_in(headers: httpx.Headers) -> float | None:
     except ValueError:
         return 1.0
     return max(0.0, value - time.time()) if value > 1e9 else value  # epoch seconds or a delay
-
-
-class _Requester:
-    """:class:`OAuth2Tokens`' requester on this client (guarded like every connector request)."""
-
-    def __init__(self, client: ApiClient) -> None:
-        self._client = client
-
-    async def request(
-        self, method: str, url: str, body: bytes | None, headers: Mapping[str, str], **_: Any
-    ) -> DeliveryOutcome:
-        started = time.monotonic()
-        try:
-            r = await self._client.http.request(method, url, content=body, headers=dict(headers))
-        except httpx.HTTPError as e:
-            return DeliveryOutcome(
-                disposition=Disposition.RETRY, status_code=None, error=type(e).__name__, duration_ms=0.0
-            )
-        ok = 200 <= r.status_code < 300
-        return DeliveryOutcome(
-            disposition=Disposition.DELIVERED if ok else Disposition.RETRY,
-            status_code=r.status_code,
-            error=None if ok else f"http_{r.status_code}",
-            duration_ms=(time.monotonic() - started) * 1000,
-            body=r.content,
-        )
 
 
 class ApiClient:
@@ -153,24 +140,29 @@ class ApiClient:
         self.last: dict[str, Any] | None = None
         self.requests = 0
         self._not_before = 0.0
-        ssl_context = None
         a = self.auth
-        if a.certificate and a.privateKey:
-            ssl_context = client_ssl_context(
-                a.certificate, a.privateKey.get_secret_value(), ca_certificate=a.caCertificate
-            )
-        transport = ctx.http_transport or GuardedTransport(
-            ctx.network_policy, ctx.resolver, ssl_context=ssl_context, proxy=a.proxy
-        )
-        basic = httpx.BasicAuth(a.basic.username, a.basic.password.get_secret_value()) if a.basic else None
+        transport = ctx.http_transport
+        if transport is None:
+            if ctx.egress is None:
+                raise SourceRefused("no egress configured: this process may not make connector requests")
+            tls = None
+            if a.certificate or a.caCertificate:
+                key = a.privateKey.get_secret_value() if a.privateKey else None
+                tls = ClientTls(a.certificate, key, a.caCertificate)
+            transport = ctx.egress(tls=tls, proxy=a.proxy)
+        flow: httpx.Auth | None = None
+        if a.basic:
+            flow = httpx.BasicAuth(a.basic.username, a.basic.password.get_secret_value())
+        elif a.oauth2:
+            o = a.oauth2
+            flow = ClientCredentials(o.tokenUrl, o.clientId, o.clientSecret.get_secret_value(), o.scope)
         self.http = httpx.AsyncClient(
             transport=transport,
             follow_redirects=False,
             timeout=ctx.http_timeout_s,
             trust_env=False,
-            auth=basic,
+            auth=flow,
         )
-        self._tokens = OAuth2Tokens(_Requester(self)) if a.oauth2 else None
 
     async def __aenter__(self) -> Self:
         return self
@@ -180,27 +172,12 @@ class ApiClient:
     ) -> None:
         await self.http.aclose()
 
-    def _oauth2(self) -> dict[str, Any]:
-        o = self.auth.oauth2
-        assert o is not None
-        return {
-            "token_url": o.tokenUrl,
-            "client_id": o.clientId,
-            "client_secret": o.clientSecret.get_secret_value(),
-            "scope": o.scope,
-        }
-
     async def _headers(self) -> dict[str, str]:
         a = self.auth
         if a.token is not None:
             return {"Authorization": f"Bearer {a.token.get_secret_value()}"}
         if a.apiKey is not None:
             return {a.apiKey.header: a.apiKey.value.get_secret_value()}
-        if self._tokens is not None:
-            try:
-                return {"Authorization": f"Bearer {await self._tokens.token(self._oauth2())}"}
-            except TokenUnavailable as e:
-                raise SourceUnavailable(f"no OAuth2 access token: {e.error}") from e
         return {}
 
     async def _once(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
@@ -219,10 +196,8 @@ class ApiClient:
             self._not_before = time.monotonic() + min(reset, MAX_WAIT_S)
         if response.status_code in (429, 503):
             self._note(response)
-            after = parse_retry_after(response.headers.get("retry-after"))
+            after = retry_after(response.headers.get("retry-after"))
             raise Busy(response.status_code, after if after is not None else (reset or 1.0))
-        if response.status_code == 401 and self._tokens is not None:
-            self._tokens.invalidate(self._oauth2())  # a revoked token: the next attempt fetches one
         return response
 
     def _keep(self, exchange: dict[str, Any]) -> None:

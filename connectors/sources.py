@@ -1,10 +1,10 @@
 """Where a file connector reads from: a local path under an allowed root, or an http(s) URL.
 
 URLs are downloaded with :func:`connectors.client.connector_client`, which connects only to
-addresses the SSRF guard checked (``ConnectorContext.network_policy``, the rule the webhook
-sender uses), never redirected, into the work dir with a size limit while their SHA-256 is
-computed, so a file that did not change can be skipped. Errors name the URL and the status,
-never what the server answered.
+addresses the SSRF guard checked (the transport ``ConnectorContext.egress`` the hub injects,
+with the rule the webhook sender uses), never redirected, into the work dir with a size limit
+while their SHA-256 is computed, so a file that did not change can be skipped. Errors name the
+URL and the status, never what the server answered.
 """
 
 from __future__ import annotations

@@ -1,31 +1,38 @@
-"""Composition root: wires settings, adapters and services into the roles of one process.
+"""Composition root: the one module that wires settings and adapters into services and roles.
 
-``HubProcess`` runs any subset of the roles (``api``, ``projector``, ``dispatcher``, ``connectors``); the CLI
-builds one per command and ``koppelhub run`` asks for all of them. Shutdown follows the
-order that loses nothing: stop intake (the API and the connectors), drain the projector until everything
-accepted is in PostgreSQL, let the dispatcher finish what it has in flight, then close the
-adapters. The embedded services are stopped by the caller after that.
+:func:`wire` opens the adapters one process needs and builds the services of its roles (any
+subset of ``api``, ``projector``, ``dispatcher``, ``connectors``); :class:`HubProcess` is that
+wiring run by the :class:`~hub.supervisor.Supervisor`, which the CLI starts per command
+(``koppelhub run`` asks for every role). Shutdown follows the order that loses nothing: stop
+intake (the API and the connectors), drain the projector until everything accepted is in
+PostgreSQL, let the dispatcher finish what it has in flight, then close the adapters. The
+embedded services are stopped by the caller after that.
+
+The CLI's other commands call the small functions here (:func:`migrate`, :func:`rebuild`,
+:func:`import_runner`) rather than the adapters; :func:`connector_runner` is the one factory
+of the connectors role's runner (the process, ``koppelhub import``, tests and benchmarks).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import secrets
-from collections.abc import Coroutine
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
 
-import structlog
 import uvicorn
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.adapters.kafka import KafkaEventLog, ensure_topics, make_consumer
+from hub.adapters.egress import egress
+from hub.adapters.kafka import KafkaEventLog, ensure_topics
+from hub.adapters.kafka_consumer import KafkaLogConsumer
 from hub.adapters.postgres.connectors import PostgresConnectorStore
 from hub.adapters.postgres.deliveries import PostgresDeliveryStore
 from hub.adapters.postgres.engine import create_engine
+from hub.adapters.postgres.engine import migrate as migrate_schema
 from hub.adapters.postgres.fingerprints import PostgresFingerprintStore
 from hub.adapters.postgres.imports import PostgresImportStore
 from hub.adapters.postgres.landscape import PostgresLandscapeStore
@@ -37,22 +44,37 @@ from hub.adapters.postgres.subscriptions import PostgresSubscriptionStore
 from hub.api.app import create_app
 from hub.api.auth import TokenAuthenticator
 from hub.api.context import ApiContext
-from hub.services.connectors import ConnectorRunner
+from hub.api.protocol import guarded_protocol
+from hub.ports import EventLog, max_record_bytes
+from hub.services.connectors import ConnectorContexts, ConnectorRunner
 from hub.services.dispatcher import Dispatcher, RetryPolicy
-from hub.services.landscape import DerivedEvents
+from hub.services.landscape import DerivedEvents, ProjectionResult
+from hub.services.landscape import rebuild as rebuild_landscape
 from hub.services.projector import Projector
 from hub.services.retention import run_retention
 from hub.settings import Settings
+from hub.supervisor import QuietServer, Supervisor, Wiring
 from subscriptions.delivery import DeliveryClient
 from subscriptions.retry import RetrySchedule
 from subscriptions.sender import WebhookSender
 from subscriptions.ssrf import NetworkPolicy
 
-log = structlog.get_logger(__name__)
-
 ROLES = ("api", "projector", "dispatcher", "connectors")
 #: Roles that read or write Kafka; the dispatcher works from PostgreSQL alone.
 KAFKA_ROLES = frozenset({"api", "projector", "connectors"})
+
+__all__ = [
+    "KAFKA_ROLES",
+    "ROLES",
+    "HubProcess",
+    "QuietServer",
+    "admin_token",
+    "connector_runner",
+    "import_runner",
+    "migrate",
+    "rebuild",
+    "wire",
+]
 
 
 def admin_token(settings: Settings) -> tuple[str, bool]:
@@ -72,171 +94,98 @@ def admin_token(settings: Settings) -> tuple[str, bool]:
     return token, True
 
 
-class QuietServer(uvicorn.Server):
-    """uvicorn without its own signal handling: the hub decides the shutdown order."""
-
-    @contextlib.contextmanager
-    def capture_signals(self):  # type: ignore[no-untyped-def]
-        yield
+def migrate(database_url: str) -> None:
+    """Bring the database schema up to date (idempotent, serialised by an advisory lock)."""
+    migrate_schema(database_url)
 
 
-@dataclass
-class HubProcess:
-    settings: Settings
-    kafka_bootstrap: str
-    database_url: str
-    roles: tuple[str, ...] = ROLES
-    engine: AsyncEngine | None = None
-    event_log: KafkaEventLog | None = None
-    projector: Projector | None = None
-    dispatcher: Dispatcher | None = None
-    connector_runner: ConnectorRunner | None = None
-    server: QuietServer | None = None
-    stop_intake: asyncio.Event = field(default_factory=asyncio.Event)
-    _tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
-    _closers: list[Any] = field(default_factory=list)
-    _stop_work: asyncio.Event = field(default_factory=asyncio.Event)
-    _drain: asyncio.Event = field(default_factory=asyncio.Event)
-    _stop_connectors: asyncio.Event = field(default_factory=asyncio.Event)
+async def rebuild(database_url: str) -> ProjectionResult:
+    """Replay the event archive into emptied landscape tables (``koppelhub rebuild``)."""
+    engine = create_engine(database_url)
+    try:
+        return await rebuild_landscape(PostgresLandscapeStore(engine))
+    finally:
+        await engine.dispose()
+
+
+def connector_runner(settings: Settings, engine: AsyncEngine, event_log: EventLog) -> ConnectorRunner:
+    """The connectors role's runner on PostgreSQL, publishing to ``event_log``, its requests
+    guarded by KOPPELHUB_CONNECTORS_ALLOW_NETWORKS."""
+    c = settings.connectors
+    return ConnectorRunner(
+        PostgresConnectorStore(engine, lease_seconds=c.lease_seconds),
+        PostgresImportStore(engine, lease_seconds=c.lease_seconds),
+        PostgresFingerprintStore(engine, lease_seconds=c.lease_seconds),
+        event_log,
+        c,
+        hub_urn=settings.source_urn,
+        data_dir=settings.data_dir,
+        egress=egress(NetworkPolicy.parse(c.allow_networks)),
+        runs=PostgresRunStore(engine),
+    )
+
+
+def connector_contexts(settings: Settings) -> ConnectorContexts:
+    """Contexts of connector instances, their requests guarded by KOPPELHUB_CONNECTORS_ALLOW_NETWORKS."""
+    egress_ = egress(NetworkPolicy.parse(settings.connectors.allow_networks))
+    return ConnectorContexts(settings.connectors, settings.data_dir, egress_)
+
+
+@contextlib.asynccontextmanager
+async def import_runner(
+    settings: Settings, kafka_bootstrap: str, database_url: str
+) -> AsyncIterator[ConnectorRunner]:
+    """A runner for ``koppelhub import``: its own small pool, the broker's topics ensured; closed
+    (mapping worker, producer, engine) on the way out."""
+    engine = create_engine(database_url, pool_size=2)
+    try:
+        await ensure_topics(kafka_bootstrap, settings.kafka)
+        event_log = KafkaEventLog(kafka_bootstrap, settings.kafka)
+        await event_log.start()
+        try:
+            runner = connector_runner(settings, engine, event_log)
+            try:
+                yield runner
+            finally:
+                await asyncio.to_thread(runner.close)
+        finally:
+            await event_log.stop()
+    finally:
+        await engine.dispose()
+
+
+async def _database_ok(engine: AsyncEngine) -> bool:
+    try:
+        async with asyncio.timeout(2.0), engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception:  # noqa: BLE001 - any failure means "not ready", reported as such
+        return False
+    return True
+
+
+class HubProcess(Supervisor):
+    """One process: :func:`wire` run by the supervisor. Adapters and services are reachable
+    as attributes for tests (``engine``, ``event_log``, ``projector``, ``dispatcher``)."""
+
+    def __init__(
+        self, settings: Settings, kafka_bootstrap: str, database_url: str, roles: tuple[str, ...] = ROLES
+    ) -> None:
+        super().__init__()
+        self.settings, self.kafka_bootstrap, self.database_url = settings, kafka_bootstrap, database_url
+        self.roles = roles
+        self.engine: AsyncEngine | None = None
+        self.event_log: KafkaEventLog | None = None
+        self.projector: Projector | None = None
+        self.dispatcher: Dispatcher | None = None
+        self.connector_runner: ConnectorRunner | None = None
 
     async def start(self) -> None:
         """Open adapters and start every role of this process as a task."""
-        s = self.settings
-        self.engine = create_engine(self.database_url)
-        self._closers.append(self.engine.dispose)
-        if KAFKA_ROLES & set(self.roles):
-            await ensure_topics(self.kafka_bootstrap, s.kafka)
-            self.event_log = KafkaEventLog(self.kafka_bootstrap, s.kafka)
-            await self.event_log.start()
-            self._closers.append(self.event_log.stop)
-
-        if "projector" in self.roles:
-            assert self.event_log is not None
-            self.projector = Projector(
-                lambda listener: make_consumer(self.kafka_bootstrap, s.kafka, listener=listener),
-                PostgresProjectionStore(self.engine),
-                self.event_log,
-                derive=DerivedEvents(s.source_urn, self.public_url),
-                batch_size=s.projector_batch_size,
-                members=s.projector_members,
-            )
-            self._spawn("projector", self.projector.run(self._stop_work, drain=self._drain))
-        if "dispatcher" in self.roles:
-            await self._start_dispatcher()
-        if "connectors" in self.roles:
-            assert self.event_log is not None
-            self.connector_runner = self._connector_runner()
-            self._spawn("connectors", self.connector_runner.run(self._stop_connectors))
-        if "api" in self.roles:
-            self._start_api()
-
-    async def _start_dispatcher(self) -> None:
-        assert self.engine is not None
-        d = self.settings.delivery
-        listener = OutboxListener(self.database_url)
-        await listener.start()
-        self._closers.append(listener.stop)
-        sender = WebhookSender(
-            NetworkPolicy.parse(d.allow_networks),
-            timeout_s=d.timeout_seconds,
-            max_connections=d.concurrency,
-        )
-        await sender.__aenter__()
-        self._closers.append(lambda: sender.__aexit__(None, None, None))
-        outbox = PostgresOutbox(
-            self.engine,
-            source_urn=self.settings.source_urn,
-            disable_after_seconds=d.disable_after_seconds,
-            default_concurrency=d.max_concurrency_per_subscription,
-        )
-        policy = RetryPolicy(
-            RetrySchedule.of(d.retry_schedule, jitter=d.retry_jitter),
-            slow_down_s=d.slow_down_seconds,
-            retry_after_max_s=d.retry_after_max_seconds,
-        )
-        self.dispatcher = Dispatcher(
-            outbox,
-            DeliveryClient(sender, proxy=d.proxy),
-            policy,
-            listener.wakeup,
-            concurrency=d.concurrency,
-            concurrency_per_subscription=d.max_concurrency_per_subscription,
-            batch_size=d.batch_size,
-            lease_seconds=d.lease_seconds,
-            poll_seconds=d.poll_seconds,
-        )
-        self._spawn("dispatcher", self.dispatcher.run(self._stop_work))
-        self._spawn(
-            "retention",
-            run_retention(
-                PostgresRetention(self.engine),
-                self._stop_work,
-                interval_seconds=d.cleanup_interval_seconds,
-                attempt_days=d.attempt_retention_days,
-                archive_days=d.archive_retention_days,
-            ),
-        )
-
-    def _connector_runner(self) -> ConnectorRunner:
-        assert self.engine is not None and self.event_log is not None
-        c = self.settings.connectors
-        return ConnectorRunner(
-            PostgresConnectorStore(self.engine, lease_seconds=c.lease_seconds),
-            PostgresImportStore(self.engine, lease_seconds=c.lease_seconds),
-            PostgresFingerprintStore(self.engine, lease_seconds=c.lease_seconds),
-            self.event_log,
-            c,
-            hub_urn=self.settings.source_urn,
-            data_dir=self.settings.data_dir,
-            runs=PostgresRunStore(self.engine),
-        )
-
-    def _start_api(self) -> None:
-        assert self.engine is not None and self.event_log is not None
-        s = self.settings
-        token, _ = admin_token(s)
-        ctx = ApiContext(
-            settings=s,
-            event_log=self.event_log,
-            subscriptions=PostgresSubscriptionStore(self.engine),
-            landscape=PostgresLandscapeStore(self.engine),
-            network_policy=NetworkPolicy.parse(s.delivery.allow_networks),
-            auth=TokenAuthenticator(token),
-            readiness=self.readiness,
-            connectors=PostgresConnectorStore(self.engine),
-            imports=PostgresImportStore(self.engine),
-            runs=PostgresRunStore(self.engine),
-            wake_connectors=self.connector_runner.wake if self.connector_runner else None,
-            deliveries=PostgresDeliveryStore(self.engine),
-        )
-        config = uvicorn.Config(
-            create_app(ctx),
-            host=s.http_host,
-            port=s.http_port,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-        )
-        self.server = QuietServer(config)
-        self._spawn("api", self.server.serve())
-
-    def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(coro, name=name)
-        task.add_done_callback(self._role_ended)
-        self._tasks[name] = task
-
-    def _role_ended(self, task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            log.error("role_crashed", role=task.get_name(), error=repr(task.exception()))
-            self.stop_intake.set()  # a crashed role takes the process down; the supervisor restarts it
-
-    async def wait_started(self, within: float = 30.0) -> None:
-        """Return when the API listens (if this process serves it)."""
-        deadline = asyncio.get_running_loop().time() + within
-        while self.server is not None and not self.server.started:
-            if asyncio.get_running_loop().time() > deadline or self._tasks["api"].done():
-                raise RuntimeError("the API did not start")
-            await asyncio.sleep(0.02)
+        self.launch(await wire(self))
+        # What start-up allocated (modules, settings, clients) stays for the life of the
+        # process: keep it out of the collector's full passes, which otherwise walk it every
+        # time and paused the event loop for 50-170 ms under load (issue 9, /healthz stalls).
+        gc.freeze()
 
     @property
     def api_port(self) -> int:
@@ -252,56 +201,133 @@ class HubProcess:
         port = self.api_port if self.server is not None and self.server.started else s.http_port
         return f"http://{s.http_host}:{port}"
 
-    async def readiness(self) -> dict[str, bool]:
-        checks: dict[str, bool] = {}
-        if self.event_log is not None:
-            checks["broker"] = await self.event_log.ping()
-        checks["database"] = await self._database_ok()
-        for name, task in self._tasks.items():
-            checks[name] = not task.done()
-        if self.projector is not None:
-            checks["projector"] = checks["projector"] and self.projector.running
-        return checks
 
-    async def _database_ok(self) -> bool:
-        if self.engine is None:
-            return False
-        try:
-            async with asyncio.timeout(2.0), self.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-        except Exception:  # noqa: BLE001 - any failure means "not ready", reported as such
-            return False
-        return True
-
-    async def wait(self) -> None:
-        """Block until a role ends or :attr:`stop_intake` is set."""
-        waiter = asyncio.create_task(self.stop_intake.wait())
-        await asyncio.wait({waiter, *self._tasks.values()}, return_when=asyncio.FIRST_COMPLETED)
-        waiter.cancel()
-
-    async def shutdown(self, *, drain_timeout: float = 60.0) -> None:
-        """Stop intake, drain what was accepted, finish in-flight deliveries, close adapters."""
-        if self.server is not None:
-            self.server.should_exit = True
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.shield(self._tasks["api"]), timeout=10)
-        self._stop_connectors.set()  # connectors publish too: stop them before the drain
-        if "connectors" in self._tasks:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.shield(self._tasks["connectors"]), timeout=drain_timeout)
-        self._drain.set()
-        if "projector" in self._tasks:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.shield(self._tasks["projector"]), timeout=drain_timeout)
-        self._stop_work.set()
-        for name, task in self._tasks.items():
-            try:
-                await asyncio.wait_for(task, timeout=drain_timeout)
-            except (TimeoutError, asyncio.CancelledError):
-                log.warning("role_stop_timed_out", role=name)
-            except Exception as e:  # noqa: BLE001 - already logged by _role_ended
-                log.debug("role_stopped_with_error", role=name, error=repr(e))
-        for close in reversed(self._closers):
+async def wire(hub: HubProcess) -> Wiring:
+    """Open the adapters ``hub.roles`` need and build their services, recording each on ``hub``;
+    on failure, whatever was opened is closed again."""
+    s, roles = hub.settings, set(hub.roles)
+    w = Wiring()
+    try:
+        engine = hub.engine = create_engine(hub.database_url)
+        w.closers.append(engine.dispose)
+        if KAFKA_ROLES & roles:
+            await ensure_topics(hub.kafka_bootstrap, s.kafka)
+            event_log = hub.event_log = KafkaEventLog(hub.kafka_bootstrap, s.kafka)
+            await event_log.start()
+            w.closers.append(event_log.stop)
+            w.checks["broker"] = event_log.ping
+        w.checks["database"] = lambda: _database_ok(engine)
+        if "projector" in roles:
+            _wire_projector(hub, w)
+        if "dispatcher" in roles:
+            await _wire_dispatcher(hub, w)
+        if "connectors" in roles:
+            assert hub.event_log is not None
+            runner = hub.connector_runner = connector_runner(s, engine, hub.event_log)
+            w.runs["connectors"] = lambda signals: runner.run(signals.stop_connectors)
+        if "api" in roles:
+            _wire_api(hub, w)
+    except BaseException:
+        for close in reversed(w.closers):
             with contextlib.suppress(Exception):
                 await close()
-        log.info("hub_stopped", roles=list(self.roles))
+        raise
+    return w
+
+
+def _wire_projector(hub: HubProcess, w: Wiring) -> None:
+    s = hub.settings
+    assert hub.engine is not None and hub.event_log is not None
+    projector = hub.projector = Projector(
+        lambda: KafkaLogConsumer(
+            hub.kafka_bootstrap, s.kafka, max_record_bytes=max_record_bytes(s.max_event_bytes)
+        ),
+        PostgresProjectionStore(hub.engine),
+        hub.event_log,
+        derive=DerivedEvents(s.source_urn, hub.public_url),
+        batch_size=s.projector_batch_size,
+        members=s.projector_members,
+    )
+    w.runs["projector"] = lambda signals: projector.run(signals.stop_work, drain=signals.drain)
+    w.healthy["projector"] = lambda: projector.running
+
+
+async def _wire_dispatcher(hub: HubProcess, w: Wiring) -> None:
+    assert hub.engine is not None
+    d = hub.settings.delivery
+    listener = OutboxListener(hub.database_url)
+    await listener.start()
+    w.closers.append(listener.stop)
+    sender = WebhookSender(
+        NetworkPolicy.parse(d.allow_networks), timeout_s=d.timeout_seconds, max_connections=d.concurrency
+    )
+    await sender.__aenter__()
+    w.closers.append(lambda: sender.__aexit__(None, None, None))
+    outbox = PostgresOutbox(
+        hub.engine,
+        source_urn=hub.settings.source_urn,
+        disable_after_seconds=d.disable_after_seconds,
+        default_concurrency=d.max_concurrency_per_subscription,
+    )
+    policy = RetryPolicy(
+        RetrySchedule.of(d.retry_schedule, jitter=d.retry_jitter),
+        slow_down_s=d.slow_down_seconds,
+        retry_after_max_s=d.retry_after_max_seconds,
+    )
+    dispatcher = hub.dispatcher = Dispatcher(
+        outbox,
+        DeliveryClient(sender, proxy=d.proxy),
+        policy,
+        listener.wakeup,
+        concurrency=d.concurrency,
+        concurrency_per_subscription=d.max_concurrency_per_subscription,
+        batch_size=d.batch_size,
+        lease_seconds=d.lease_seconds,
+        poll_seconds=d.poll_seconds,
+    )
+    retention = PostgresRetention(hub.engine)
+    w.runs["dispatcher"] = lambda signals: dispatcher.run(signals.stop_work)
+    w.runs["retention"] = lambda signals: run_retention(
+        retention,
+        signals.stop_work,
+        interval_seconds=d.cleanup_interval_seconds,
+        attempt_days=d.attempt_retention_days,
+        archive_days=d.archive_retention_days,
+    )
+
+
+def _wire_api(hub: HubProcess, w: Wiring) -> None:
+    assert hub.engine is not None and hub.event_log is not None
+    s = hub.settings
+    token, _ = admin_token(s)
+    readiness: Callable[[], Awaitable[dict[str, bool]]] = hub.readiness
+    ctx = ApiContext(
+        settings=s,
+        event_log=hub.event_log,
+        subscriptions=PostgresSubscriptionStore(hub.engine),
+        landscape=PostgresLandscapeStore(hub.engine),
+        network_policy=NetworkPolicy.parse(s.delivery.allow_networks),
+        auth=TokenAuthenticator(token),
+        readiness=readiness,
+        connectors=PostgresConnectorStore(hub.engine),
+        imports=PostgresImportStore(hub.engine),
+        runs=PostgresRunStore(hub.engine),
+        connector_context=connector_contexts(s),
+        wake_connectors=hub.connector_runner.wake if hub.connector_runner else None,
+        deliveries=PostgresDeliveryStore(hub.engine),
+    )
+    config = uvicorn.Config(
+        create_app(ctx),
+        host=s.http_host,
+        port=s.http_port,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        http=guarded_protocol(
+            idle_timeout=s.http_idle_timeout_seconds,
+            header_timeout=s.http_header_timeout_seconds,
+            max_connections=s.http_max_connections,
+        ),
+    )
+    server = w.server = QuietServer(config)
+    w.runs["api"] = lambda _signals: server.serve()

@@ -13,16 +13,13 @@ import sys
 
 import click
 
-from hub.adapters.postgres.engine import create_engine
-from hub.adapters.postgres.engine import migrate as migrate_schema
-from hub.adapters.postgres.landscape import PostgresLandscapeStore
 from hub.bootstrap import KAFKA_ROLES, ROLES, HubProcess, admin_token
+from hub.bootstrap import migrate as migrate_schema
+from hub.bootstrap import rebuild as rebuild_landscape
 from hub.cli_import import import_command
 from hub.embedded import Infrastructure, provision
 from hub.errors import ConfigurationError, KoppelhubError
 from hub.logging import configure_logging
-from hub.services.landscape import ProjectionResult
-from hub.services.landscape import rebuild as rebuild_landscape
 from hub.settings import Settings
 
 
@@ -154,7 +151,7 @@ def rebuild() -> None:
     infra = _provision(settings, broker_needed=False)
     try:
         migrate_schema(infra.database_url)
-        result = asyncio.run(_rebuild(infra.database_url))
+        result = asyncio.run(rebuild_landscape(infra.database_url))
         click.echo(
             f"Landscape rebuilt from the archive: {result.created} created, {result.changed} changed, "
             f"{result.deleted} deleted, {result.unchanged} unchanged, {result.stale} stale."
@@ -164,10 +161,3 @@ def rebuild() -> None:
     finally:
         infra.close()
 
-
-async def _rebuild(database_url: str) -> ProjectionResult:
-    engine = create_engine(database_url)
-    try:
-        return await rebuild_landscape(PostgresLandscapeStore(engine))
-    finally:
-        await engine.dispose()

@@ -7,26 +7,18 @@ Exit status: 0 when every row was imported, 3 when some rows were invalid (they 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
-import uuid
 from pathlib import Path
 from typing import Any
 
 import click
 
-from connectors.base import ConnectorError
-from hub.adapters.kafka import KafkaEventLog, ensure_topics
-from hub.adapters.postgres.connectors import PostgresConnectorStore
-from hub.adapters.postgres.engine import create_engine
-from hub.adapters.postgres.engine import migrate as migrate_schema
-from hub.adapters.postgres.fingerprints import PostgresFingerprintStore
-from hub.adapters.postgres.imports import PostgresImportStore
+from hub.bootstrap import import_runner
+from hub.bootstrap import migrate as migrate_schema
 from hub.embedded import Infrastructure, provision
 from hub.errors import ConfigurationError, KoppelhubError
 from hub.logging import configure_logging
-from hub.services.connectors import ConnectorRunner
-from hub.services.imports import AMEFF, ImportSpec
+from hub.services.imports import AMEFF, ImportSpec, import_spec
 from hub.services.sync import Tally
 from hub.settings import Settings
 from schemas.landscape import OBJECT_TYPES
@@ -71,21 +63,14 @@ def import_command(
     """Import a CSV, xlsx or AMEFF file; only changed rows are published."""
     settings = Settings()
     configure_logging(settings)
-    options: dict[str, Any] = {}
-    if sheet:
-        options["sheet"] = sheet
-    if objecttype == AMEFF:
-        options["gemma"] = gemma
-        if gemma_guid_property:
-            options["gemma_guid_property"] = gemma_guid_property
-    path = file.resolve()
-    spec = ImportSpec(
+    spec = import_spec(
         organisatie,
         objecttype,
-        mode or ("full" if objecttype == AMEFF else "incremental"),
-        path.name,
-        path,
-        options,
+        file.resolve(),
+        mode=mode,
+        sheet=sheet,
+        gemma=gemma,
+        gemma_guid_property=gemma_guid_property,
     )
     try:
         infra = provision(settings)
@@ -110,36 +95,11 @@ def import_command(
 async def _run(
     settings: Settings, infra: Infrastructure, spec: ImportSpec
 ) -> tuple[Tally, str | None, list[Any]]:
-    c = settings.connectors
-    engine = create_engine(infra.database_url, pool_size=2)
-    await ensure_topics(infra.kafka_bootstrap, settings.kafka)
-    event_log = KafkaEventLog(infra.kafka_bootstrap, settings.kafka)
-    await event_log.start()
-    imports = PostgresImportStore(engine, lease_seconds=c.lease_seconds)
-    runner = ConnectorRunner(
-        PostgresConnectorStore(engine),
-        imports,
-        PostgresFingerprintStore(engine, lease_seconds=c.lease_seconds),
-        event_log,
-        c,
-        hub_urn=settings.source_urn,
-        data_dir=settings.data_dir,
-    )
-    import_id = uuid.uuid4()
-    try:
-        await imports.create(
-            import_id=import_id,
-            organisatie=spec.organisatie,
-            objecttype=spec.objecttype,
-            mode=spec.mode,
-            filename=spec.filename,
-            path=str(spec.path),
-            options=spec.options,
-        )
-        await imports.start(import_id)
+    async with import_runner(settings, infra.kafka_bootstrap, infra.database_url) as runner:
+        lifecycle = runner.lifecycle
+        import_id = await lifecycle.start(spec)
         total = await asyncio.to_thread(_estimate_rows, spec.path)
-        stderr = sys.stderr
-        bar: Any = click.progressbar(length=total or 1, label="Importing", file=stderr)
+        bar: Any = click.progressbar(length=total or 1, label="Importing", file=sys.stderr)
         with bar:
             done = 0
 
@@ -148,21 +108,10 @@ async def _run(
                 bar.update(t.read - done)
                 done = t.read
 
-            try:
-                tally = await runner.execute_import(import_id, spec, on_progress=progress)
-            except ConnectorError as e:
-                await imports.finish(import_id, error=str(e))
-                return Tally(), str(e), []
-            except BaseException:  # Ctrl-C or an outage: the row must not wait to be claimed
-                with contextlib.suppress(KoppelhubError):
-                    await asyncio.shield(imports.finish(import_id, error="interrupted"))
-                raise
-        await imports.finish(import_id, error=None, counts=tally.counts(), report=tally.per_type)
-        return tally, None, await imports.errors(import_id, limit=ERRORS_LISTED)
-    finally:
-        await asyncio.to_thread(runner.close)
-        await event_log.stop()
-        await engine.dispose()
+            outcome = await lifecycle.run(import_id, spec, claimed=False, on_progress=progress)
+        if outcome.tally is None:
+            return Tally(), outcome.error or "interrupted", []
+        return outcome.tally, None, await lifecycle.store.errors(import_id, limit=ERRORS_LISTED)
 
 
 def _report(tally: Tally, failure: str | None, errors: list[Any]) -> None:

@@ -31,5 +31,9 @@ class BrokerUnavailable(RetriableError):
     """Kafka did not acknowledge in time or could not be reached."""
 
 
+class RecordTooLarge(PermanentError):
+    """A log record is larger than any event this hub accepts; it is parked before it is decoded."""
+
+
 class NotFound(PermanentError):
     """A resource that was asked for does not exist."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from subscriptions.retry import DEFAULT_JITTER, DEFAULT_RETRY_SCHEDULE
@@ -160,8 +160,39 @@ class ConnectorSettings(BaseSettings):
         description="CIDRs that connector URLs may resolve to although private/loopback (SSRF allow-list).",
     )
     http_timeout_seconds: float = Field(default=30.0, gt=0, description="Timeout of a connector download.")
+    # Import limits: what one file may make the parser hold or do (README "Import limits").
+    import_max_rows: int = Field(
+        default=1_048_576, ge=1, description="Highest row number a CSV or xlsx file may have."
+    )
+    import_max_cells: int = Field(
+        default=20_000_000, ge=1, description="Most cells (rows x columns) one CSV or xlsx file may have."
+    )
+    import_max_cell_bytes: int = Field(
+        default=128 * 1024, ge=64, description="Largest cell (UTF-8 bytes); a larger one is a row error."
+    )
+    import_max_row_bytes: int = Field(
+        default=4 * _ONE_MIB, ge=1024, description="Largest row as stored (CSV text or xlsx XML), in bytes."
+    )
+    import_max_unzipped_bytes: int = Field(
+        default=1024 * _ONE_MIB, ge=1024, description="Largest total unzipped size of an xlsx file."
+    )
+    import_max_part_bytes: int = Field(
+        default=64 * _ONE_MIB,
+        ge=1024,
+        description="Largest xlsx part read whole (shared strings, styles; a sheet outside its rows).",
+    )
+    max_xml_elements: int = Field(
+        default=5_000_000, ge=1, description="Most XML elements an AMEFF file may have."
+    )
+    #: KOPPELHUB_MAX_EVENT_BYTES, copied here by :class:`Settings`: imports obey the publish limit.
+    _max_event_bytes: int = PrivateAttr(default=_ONE_MIB)
 
     _split = field_validator("file_roots", "allow_networks", mode="before")(_split_csv)
+
+    @property
+    def max_event_bytes(self) -> int:
+        """The largest event an import or connector may produce (KOPPELHUB_MAX_EVENT_BYTES)."""
+        return self._max_event_bytes
 
 
 class Settings(BaseSettings):
@@ -192,6 +223,34 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(
         default=16 * _ONE_MIB, ge=1024, description="Largest accepted publish request."
     )
+    max_batch_events: int = Field(
+        default=10_000, ge=1, description="Most events one batch publish may carry (413 beyond: split it)."
+    )
+    max_extension_attributes: int = Field(
+        default=32, ge=1, description="Most extension attributes one published event may carry."
+    )
+    # HTTP server limits (hub/api/limits.py, hub/api/protocol.py); README "Limits" lists them.
+    http_max_json_bytes: int = Field(
+        default=_ONE_MIB, ge=1024, description="Largest request body of every call but publish and imports."
+    )
+    http_header_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Longest a request head may take from its first byte to its last."
+    )
+    http_body_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="Time a request body may take, on top of what its size earns."
+    )
+    http_body_min_rate: int = Field(
+        default=64 * 1024, ge=1, description="Bytes per second that earn a body one more second."
+    )
+    http_idle_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="How long a connection may stay open without sending a request."
+    )
+    http_max_connections: int = Field(
+        default=1000, ge=1, description="Open HTTP connections at most; one more is closed at once."
+    )
+    http_parse_offload_bytes: int = Field(
+        default=256 * 1024, ge=0, description="Publish bodies larger than this are parsed in a worker thread."
+    )
     projector_batch_size: int = Field(
         default=1000, ge=1, description="Records the projector applies per transaction."
     )
@@ -205,3 +264,9 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     connectors: ConnectorSettings = Field(default_factory=ConnectorSettings)
+
+    @model_validator(mode="after")
+    def _imports_obey_the_event_limit(self) -> Settings:
+        # One owner of the event size limit: what an import or connector publishes obeys it too.
+        self.connectors._max_event_bytes = self.max_event_bytes
+        return self

@@ -6,7 +6,10 @@ HTTP: :func:`parse_structured` (``application/cloudevents+json``), :func:`parse_
 (``application/cloudevents-batch+json``) and :func:`parse_binary` (``ce-*`` headers).
 They raise EnvelopeError listing every problem, or EventTooLarge. An event's size is
 its compact JSON serialization as received (structured, batch) or its body plus the
-``ce-*`` and ``content-type`` header values (binary).
+``ce-*`` and ``content-type`` header values (binary). An event may carry at most
+``max_extensions`` extension attributes (:data:`schemas.limits.DEFAULT_MAX_EXTENSIONS`).
+Nothing but EnvelopeError escapes them, whatever the body: undecodable bytes, nesting
+beyond the parser's recursion limit, numbers that overflow to infinity.
 
 Kafka, binary content mode: every attribute except ``datacontenttype`` is a
 ``ce_<name>`` header (UTF-8, no percent-encoding, per the Kafka binding),
@@ -39,15 +42,17 @@ from typing import Any
 from urllib.parse import unquote
 
 from schemas.envelope import (
+    _KNOWN,
     CloudEvent,
     EnvelopeError,
     EventTooLarge,
     Problem,
-    _dumps,
+    _json_size,
     _loads,
     is_json_content_type,
     validate_event,
 )
+from schemas.limits import DEFAULT_MAX_EXTENSIONS
 
 __all__ = [
     "DATA_HINT_HEADER",
@@ -101,8 +106,11 @@ def to_kafka_record(event: CloudEvent) -> KafkaRecord:
         ]
         if typed:
             headers.append((EXTTYPES_HEADER, ",".join(typed).encode()))
-    key = event.key()
-    return KafkaRecord(key=None if key is None else key.encode(), value=event.data_bytes(), headers=headers)
+    key, value = event.key(), event.data_bytes()
+    if key is None and value is None:
+        # Kafka needs a key or a value; an empty value without a data hint reads back as no data.
+        value = b""
+    return KafkaRecord(key=None if key is None else key.encode(), value=value, headers=headers)
 
 
 def _typed(text: str, kind: str) -> bool | int:
@@ -173,11 +181,30 @@ def _too_large(size: int, max_bytes: int, index: int | None) -> EventTooLarge:
     )
 
 
-def _check_one(raw: Any, index: int | None, max_bytes: int) -> CloudEvent:
+def _too_many_extensions(count: int, max_extensions: int, index: int | None) -> EnvelopeError:
+    return EnvelopeError(
+        [
+            Problem(
+                index,
+                "",
+                f"event has {count} extension attributes, more than the limit of {max_extensions} "
+                "(KOPPELHUB_MAX_EXTENSION_ATTRIBUTES)",
+            )
+        ]
+    )
+
+
+def _check_one(raw: Any, index: int | None, max_bytes: int, max_extensions: int) -> CloudEvent:
     if not isinstance(raw, dict):
         kind = "null" if raw is None else type(raw).__name__
         raise EnvelopeError([Problem(index, "", f"an event must be a JSON object, not {kind}")])
-    size = len(_dumps(raw))
+    extensions = sum(1 for name in raw if name not in _KNOWN)
+    if extensions > max_extensions:
+        raise _too_many_extensions(extensions, max_extensions, index)
+    try:
+        size = _json_size(raw)
+    except ValueError as e:
+        raise EnvelopeError([Problem(index, "", str(e))]) from e
     if size > max_bytes:
         raise _too_large(size, max_bytes, index)
     return validate_event(raw, index=index)
@@ -190,28 +217,43 @@ def _load_body(body: bytes) -> Any:
         raise EnvelopeError([Problem(None, "", f"body is not valid JSON: {e}")]) from e
 
 
-def parse_structured(body: bytes, *, max_bytes: int) -> CloudEvent:
+def parse_structured(
+    body: bytes, *, max_bytes: int, max_extensions: int = DEFAULT_MAX_EXTENSIONS
+) -> CloudEvent:
     """Parse one ``application/cloudevents+json`` event."""
-    return _check_one(_load_body(body), None, max_bytes)
+    return _check_one(_load_body(body), None, max_bytes, max_extensions)
 
 
-def parse_batch(body: bytes, *, max_bytes: int) -> list[CloudEvent]:
+def parse_batch(
+    body: bytes,
+    *,
+    max_bytes: int,
+    max_extensions: int = DEFAULT_MAX_EXTENSIONS,
+    max_events: int | None = None,
+) -> list[CloudEvent]:
     """Parse an ``application/cloudevents-batch+json`` array, all-or-nothing.
 
     Every event is checked; the error lists the problems of all bad events by index.
-    It is EventTooLarge only when every problem is a size violation.
+    It is EventTooLarge only when every problem is a size violation, or when the batch holds
+    more than ``max_events`` events (checked before any event is).
     """
     raw = _load_body(body)
     if not isinstance(raw, list):
         raise EnvelopeError([Problem(None, "", "a batch must be a JSON array of events")])
     if not raw:
         raise EnvelopeError([Problem(None, "", "a batch must contain at least one event")])
+    if max_events is not None and len(raw) > max_events:
+        message = (
+            f"a batch holds {len(raw)} events, more than the limit of {max_events} "
+            "(KOPPELHUB_MAX_BATCH_EVENTS): split it into smaller batches"
+        )
+        raise EventTooLarge([Problem(None, "", message)])
     events: list[CloudEvent] = []
     problems: list[Problem] = []
     only_size = True
     for index, item in enumerate(raw):
         try:
-            events.append(_check_one(item, index, max_bytes))
+            events.append(_check_one(item, index, max_bytes, max_extensions))
         except EnvelopeError as e:
             problems += e.problems
             only_size = only_size and isinstance(e, EventTooLarge)
@@ -220,7 +262,13 @@ def parse_batch(body: bytes, *, max_bytes: int) -> list[CloudEvent]:
     return events
 
 
-def parse_binary(headers: Mapping[str, str], body: bytes, *, max_bytes: int) -> CloudEvent:
+def parse_binary(
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    max_bytes: int,
+    max_extensions: int = DEFAULT_MAX_EXTENSIONS,
+) -> CloudEvent:
     """Parse an HTTP binary-mode event: ``ce-*`` headers plus the body as data.
 
     Header names are case-insensitive and values percent-decoded; ``content-type``
@@ -229,6 +277,10 @@ def parse_binary(headers: Mapping[str, str], body: bytes, *, max_bytes: int) -> 
     keeps it as ``data_base64``. An empty body means no data. Size = body plus the
     ``ce-*`` and ``content-type`` header values; over ``max_bytes`` is EventTooLarge.
     """
+    # Counted before anything is decoded: a request with thousands of ce-* headers costs little.
+    extensions = sum(1 for name in headers if name[:3].lower() == "ce-" and name[3:].lower() not in _KNOWN)
+    if extensions > max_extensions:
+        raise _too_many_extensions(extensions, max_extensions, None)
     attrs: dict[str, Any] = {}
     problems: list[Problem] = []
     size = len(body)

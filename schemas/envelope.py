@@ -5,8 +5,9 @@ Enforced beyond the spec: attribute names ``^[a-z0-9]{1,20}$``; ``type`` reverse
 ``dataref`` RFC 3986 URI-references, ``dataschema`` absolute; ``time`` RFC 3339 with a
 timezone (stored in UTC, written with ``Z``); strings non-empty without control
 characters; extension values a string, 32-bit integer or boolean. ``data`` is any JSON
-value, not re-validated for speed (parsers get it from ``json.loads``; Python callers
-must pass JSON-serializable data); binary data is ``data_base64`` (empty = no data).
+value that every later stage can store and send (:func:`schemas.limits.data_problem`:
+nesting depth, 64-bit integers, no U+0000, no lone surrogates, finite numbers), refused
+with the path of the offending value; binary data is ``data_base64`` (empty = no data).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
+
+from schemas.limits import MAX_DATA_DEPTH, data_problem, text_problem
 
 __all__ = [
     "DEFAULT_MAX_EVENT_BYTES",
@@ -139,6 +142,9 @@ def _check_extension_value(value: Any, _handler: ValidatorFunctionWrapHandler) -
     if isinstance(value, str):
         if _CONTROL_RE.search(value):
             _fail("must not contain control characters")
+        problem = text_problem(value)
+        if problem:
+            _fail(problem)
         return value
     kind = "null" if value is None else type(value).__name__
     _fail(f"extension values must be a string, integer or boolean, not {kind}")
@@ -229,6 +235,15 @@ class CloudEvent(BaseModel):
             _fail("must include a timezone (e.g. 'Z' or '+02:00')")
         return value.astimezone(UTC)
 
+    @field_validator("data")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        if value is not None:
+            problem = data_problem(value)
+            if problem:
+                _fail(problem[1], problem[0])
+        return value
+
     @field_validator("data_base64")
     @classmethod
     def _base64(cls, value: str | None) -> str | None:
@@ -300,6 +315,7 @@ def _reject_constant(name: str) -> NoReturn:
 # Built once: json.dumps/json.loads with options build a new coder on every call.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_SIZE_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 def _dumps(value: Any) -> bytes:
@@ -307,8 +323,24 @@ def _dumps(value: Any) -> bytes:
 
 
 def _loads(body: bytes) -> Any:
-    """Decode JSON text, which must be UTF-8 (RFC 8259); NaN and Infinity are refused."""
-    return _DECODER.decode(body.decode())
+    """Decode JSON text, which must be UTF-8 (RFC 8259); NaN and Infinity are refused.
+
+    Every failure is a ValueError, nesting too deep for the parser's recursion included.
+    (The standard library parser, not orjson: orjson turns integers beyond 64 bits into
+    floats silently, so such a value could not be refused with its path.)"""
+    try:
+        return _DECODER.decode(body.decode())
+    except RecursionError as e:
+        raise ValueError(f"nests too deep to parse (event data may nest {MAX_DATA_DEPTH} levels)") from e
+
+
+def _json_size(value: Any) -> int:
+    """Bytes of the compact JSON form of decoded input, for the size limit. Tolerant: NaN,
+    Infinity and lone surrogates are counted here and refused by validation afterwards."""
+    try:
+        return len(_SIZE_ENCODER.encode(value).encode("utf-8", "surrogatepass"))
+    except RecursionError as e:
+        raise ValueError("JSON nests too deep to measure") from e
 
 
 _MESSAGES = {
@@ -316,6 +348,7 @@ _MESSAGES = {
     "string_type": "must be a string",
     "string_too_short": "must not be empty",
     "literal_error": "must be '1.0' (this hub accepts CloudEvents 1.0)",
+    "string_unicode": "contains a lone UTF-16 surrogate, which is not valid Unicode",
 }
 
 
@@ -324,7 +357,8 @@ def _translate(exc: ValidationError, index: int | None) -> list[Problem]:
     for err in exc.errors(include_url=False):
         ctx = err.get("ctx") or {}
         loc = err["loc"]
-        field = str(loc[0]) if loc else str(ctx.get("field", ""))
+        # A check may name a path deeper than its field (``data.a[3]``) through ctx.
+        field = str(ctx.get("field") or (loc[0] if loc else ""))
         if err["type"] == "cloudevent":
             message = str(ctx["reason"])
         elif err["type"] == "string_pattern_mismatch":

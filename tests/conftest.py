@@ -88,12 +88,18 @@ def database_url(infra: Infrastructure) -> Iterator[str]:
 
 @pytest.fixture
 def settings(tmp_path: Path, infra: Infrastructure, database_url: str) -> Settings:
-    """Settings for one test: its own topics, group and database; fast retries; loopback sinks."""
+    """Settings for one test: its own topics, group and database; fast retries; loopback sinks.
+
+    One projector member and a 2 s group session: a hub's drain waits until its members own
+    their partitions, and each (re)join costs about a session timeout, which was most of every
+    e2e test's teardown (4.2 s with three members and 6 s). Several members are tested where
+    they matter (test_projector_members, crash recovery), with the product's defaults."""
     tag = uuid.uuid4().hex[:10]
     return Settings(
         data_dir=tmp_path,
         database_url=database_url,
         http_port=0,
+        projector_members=1,
         admin_token=ADMIN_TOKEN,
         kafka=KafkaSettings(
             bootstrap=infra.kafka_bootstrap,
@@ -101,8 +107,8 @@ def settings(tmp_path: Path, infra: Infrastructure, database_url: str) -> Settin
             dlq_topic=f"test.{tag}.events.dlq",
             consumer_group=f"test-{tag}",
             partitions=3,
-            session_timeout_ms=6000,
-            heartbeat_interval_ms=500,
+            session_timeout_ms=2000,
+            heartbeat_interval_ms=200,
         ),
         delivery=DeliverySettings(
             retry_schedule=[0.2, 0.4, 0.8],

@@ -135,9 +135,23 @@ class AmeffConnector(Connector[AmeffConfig]):
             if checkpoint is not None and checkpoint.get("sha256") == local.sha256:
                 yield Batch([], mark)  # the same file was imported already
                 return
-            model = await asyncio.to_thread(parse_ameff, local.path, max_bytes=self.context.max_bytes)
-            records = ameff_records(model, self.context.organisatie, self.config.gemma)
-            yield Batch(records, mark, complete=True)
+            model = await asyncio.to_thread(
+                parse_ameff,
+                local.path,
+                max_bytes=self.context.max_bytes,
+                max_elements=self.context.limits.max_xml_elements,
+            )
+            records = await asyncio.to_thread(
+                ameff_records, model, self.context.organisatie, self.config.gemma
+            )
+            del model
+            # In batches (the last one carries the checkpoint): a large model is mapped, published
+            # and committed a batch at a time, not as one list of every event.
+            size = self.batch_size
+            for start in range(0, max(len(records) - size, 0), size):
+                yield Batch(records[start : start + size])
+            last = max(len(records) - size, 0)
+            yield Batch(records[last:], mark, complete=True)
         finally:
             local.discard()
 

@@ -2,9 +2,13 @@
 
 defusedxml's expat parser forbids DTDs (so no internal entities: billion laughs is refused),
 external entities and external references; nothing is fetched from the network. The file is
-read incrementally and each ``element``/``relationship`` is dropped from the tree once read.
-A file that is not well-formed raises :class:`SourceRefused` with line and column, before
-anything is published, since the whole file is read before the first event is made.
+read incrementally and every XML element is dropped from the tree once read (the records it
+makes are kept), so memory follows what the landscape keeps, not the file: an element left in
+its parent, even cleared, costs ~100 bytes, and a 60 MB file of diagram nodes held gigabytes.
+A file of more than ``max_elements`` XML elements, or one ``element``/``relationship`` of more
+than :data:`MAX_RECORD_ELEMENTS`, is refused. A file that is not well-formed raises
+:class:`SourceRefused` with line and column, before anything is published, since the whole
+file is read before the first event is made.
 """
 
 from __future__ import annotations
@@ -19,13 +23,17 @@ from defusedxml.ElementTree import iterparse
 
 from connectors.base import SourceRefused
 
-__all__ = ["AmeffElement", "AmeffModel", "AmeffRelationship", "parse_ameff"]
+__all__ = ["MAX_RECORD_ELEMENTS", "AmeffElement", "AmeffModel", "AmeffRelationship", "parse_ameff"]
 
 _NS_PREFIX: Final = "{http://www.opengroup.org/xsd/archimate/"
 _XSI_TYPE: Final = "{http://www.w3.org/2001/XMLSchema-instance}type"
 #: Element types the landscape uses: application components, and nodes a koppeling may point at.
 KEPT_ELEMENTS: Final = frozenset({"ApplicationComponent", "Node"})
 KEPT_RELATIONSHIPS: Final = frozenset({"Flow", "Serving", "Triggering", "Association"})
+#: XML elements one element, relationship or property definition may hold (its name,
+#: documentation and properties are read from its subtree, so it is kept until it ends).
+MAX_RECORD_ELEMENTS: Final = 10_000
+_RECORDS: Final = ("element", "relationship", "propertyDefinition")
 
 
 @dataclass
@@ -88,13 +96,13 @@ def _properties(parent: Element, ns: str) -> dict[str, str]:
     return out
 
 
-def parse_ameff(path: Path, *, max_bytes: int) -> AmeffModel:
+def parse_ameff(path: Path, *, max_bytes: int, max_elements: int = 5_000_000) -> AmeffModel:
     """Read ``path``; :class:`SourceRefused` for hostile, malformed or oversized files."""
     size = path.stat().st_size
     if size > max_bytes:
         raise SourceRefused(f"the AMEFF file is {size} bytes; the limit is {max_bytes}")
     try:
-        return _parse(path)
+        return _parse(path, max_elements)
     except ParseError as e:
         line, column = getattr(e, "position", (0, 0))
         reason = str(e.msg).split(":")[0]
@@ -114,12 +122,23 @@ def parse_ameff(path: Path, *, max_bytes: int) -> AmeffModel:
         raise SourceRefused(f"the file was refused as unsafe XML: {e}") from e
 
 
-def _parse(path: Path) -> AmeffModel:
+def _parse(path: Path, max_elements: int) -> AmeffModel:
     model = AmeffModel()
     ns = ""
+    stack: list[Element] = []
+    record = 0  # depth of the element/relationship/propertyDefinition being read; 0: none
+    inside = 0  # XML elements in it so far
+    count = 0
+    records: frozenset[str] = frozenset()
     with path.open("rb") as source:
         for event, elem in iterparse(source, events=("start", "end"), forbid_dtd=True):
             if event == "start":
+                count += 1
+                if count > max_elements:
+                    raise SourceRefused(
+                        f"the AMEFF file has more than {max_elements} XML elements "
+                        "(KOPPELHUB_CONNECTORS_MAX_XML_ELEMENTS); refused to protect the hub's memory"
+                    )
                 if not ns:
                     if _local(elem.tag) != "model" or not elem.tag.startswith(_NS_PREFIX):
                         raise SourceRefused(
@@ -127,43 +146,64 @@ def _parse(path: Path) -> AmeffModel:
                             "expected <model> in http://www.opengroup.org/xsd/archimate/3.0/"
                         )
                     ns = elem.tag[: elem.tag.index("}") + 1]
-                continue
-            tag = elem.tag
-            if tag == f"{ns}element":
-                kind = _local(elem.get(_XSI_TYPE, ""))
-                model.counts[kind] = model.counts.get(kind, 0) + 1
-                identifier = elem.get("identifier")
-                if kind in KEPT_ELEMENTS and identifier:
-                    model.elements[identifier] = AmeffElement(
-                        identifier,
-                        kind,
-                        _text(elem, ns, "name") or "",
-                        _text(elem, ns, "documentation"),
-                        _properties(elem, ns),
-                    )
-                elem.clear()
-            elif tag == f"{ns}relationship":
-                kind = _local(elem.get(_XSI_TYPE, ""))
-                model.counts[kind] = model.counts.get(kind, 0) + 1
-                ident, src, dst = elem.get("identifier"), elem.get("source"), elem.get("target")
-                if kind in KEPT_RELATIONSHIPS and ident and src and dst:
-                    directed = elem.get("isDirected")
-                    model.relationships.append(
-                        AmeffRelationship(
-                            ident,
-                            kind,
-                            src,
-                            dst,
-                            None if directed is None else directed.strip().lower() == "true",
-                            _properties(elem, ns),
+                    records = frozenset(f"{ns}{name}" for name in _RECORDS)
+                stack.append(elem)
+                if record:
+                    inside += 1
+                    if inside > MAX_RECORD_ELEMENTS:
+                        raise SourceRefused(
+                            f"an AMEFF {_local(stack[record - 1].tag)} holds more than "
+                            f"{MAX_RECORD_ELEMENTS} XML elements"
                         )
-                    )
-                elem.clear()
-            elif tag == f"{ns}propertyDefinition":
-                ident, name = elem.get("identifier"), _text(elem, ns, "name")
-                if ident and name:
-                    model.property_names[ident] = name
-                elem.clear()
-            elif tag in (f"{ns}view", f"{ns}organizations"):
-                elem.clear()
+                elif elem.tag in records:
+                    record, inside = len(stack), 0
+                continue
+            depth = len(stack)
+            stack.pop()
+            if record and depth > record:
+                continue  # part of the record being read: read when it ends
+            if depth == record:
+                _read(model, ns, elem)
+                record = 0
+            if stack:
+                # Read: drop it from the tree. Its earlier siblings went the same way, so it is
+                # first among the few the parser has added since (it runs a chunk ahead).
+                stack[-1].remove(elem)
     return model
+
+
+def _read(model: AmeffModel, ns: str, elem: Element) -> None:
+    """Take what the landscape uses of one element, relationship or property definition."""
+    tag = elem.tag
+    if tag == f"{ns}element":
+        kind = _local(elem.get(_XSI_TYPE, ""))
+        model.counts[kind] = model.counts.get(kind, 0) + 1
+        identifier = elem.get("identifier")
+        if kind in KEPT_ELEMENTS and identifier:
+            model.elements[identifier] = AmeffElement(
+                identifier,
+                kind,
+                _text(elem, ns, "name") or "",
+                _text(elem, ns, "documentation"),
+                _properties(elem, ns),
+            )
+    elif tag == f"{ns}relationship":
+        kind = _local(elem.get(_XSI_TYPE, ""))
+        model.counts[kind] = model.counts.get(kind, 0) + 1
+        ident, src, dst = elem.get("identifier"), elem.get("source"), elem.get("target")
+        if kind in KEPT_RELATIONSHIPS and ident and src and dst:
+            directed = elem.get("isDirected")
+            model.relationships.append(
+                AmeffRelationship(
+                    ident,
+                    kind,
+                    src,
+                    dst,
+                    None if directed is None else directed.strip().lower() == "true",
+                    _properties(elem, ns),
+                )
+            )
+    elif tag == f"{ns}propertyDefinition":
+        ident, name = elem.get("identifier"), _text(elem, ns, "name")
+        if ident and name:
+            model.property_names[ident] = name

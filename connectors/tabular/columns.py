@@ -72,18 +72,35 @@ def row_object(
     lists: frozenset[str],
     cells: Sequence[str | None],
     organisatie: str,
+    *,
+    max_cell_bytes: int | None = None,
 ) -> LandscapeObject:
-    """The object one row stands for; :class:`RecordRejected` naming each bad column."""
+    """The object one row stands for; :class:`RecordRejected` naming each bad column (a cell of
+    more than ``max_cell_bytes`` UTF-8 bytes is one)."""
     data: dict[str, Any] = {}
+    too_large: list[tuple[str, str]] = []
     for name, position in index.items():
         value = cells[position] if position < len(cells) else None
         text = value.strip() if value is not None else ""
         if not text:
             continue
+        if max_cell_bytes is not None and len(text) * 4 > max_cell_bytes:
+            size = len(text.encode("utf-8", "surrogatepass"))
+            if size > max_cell_bytes:
+                too_large.append(
+                    (
+                        name,
+                        f"is {size} bytes; a cell may hold at most {max_cell_bytes} bytes "
+                        "(KOPPELHUB_CONNECTORS_IMPORT_MAX_CELL_BYTES)",
+                    )
+                )
+                continue
         if name in lists:
             data[name] = [part.strip() for part in text.split(LIST_SEPARATOR) if part.strip()]
         else:
             data[name] = text
+    if too_large:
+        raise RecordRejected(too_large)
     owner = _OWNER_FIELD.get(objecttype)
     if owner is not None:
         data.setdefault(owner, organisatie)

@@ -3,14 +3,21 @@
 The checkpoint is the file's SHA-256 and the last row published: an unchanged file is
 skipped, and an incremental run that stopped half-way resumes after that row. A ``full`` run
 always reads the whole file (what disappeared can only be known from all of it).
+
+The file is read in a worker thread, a batch of rows at a time, within the context's
+:class:`~connectors.base.ImportLimits`: the event loop (API, projector, dispatcher in the same
+process) never waits on a spreadsheet.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import csv
 import hashlib
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
 from functools import partial
+from itertools import islice
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -60,13 +67,14 @@ class ExcelConfig(FileConfig):
 class _TabularConnector(Connector[Any]):
     excel: ClassVar[bool]
 
-    def _rows(self, path: Path) -> Iterator[Row]:
+    def _rows(self, path: Path) -> Generator[Row]:
         cfg = self.config
         return read_rows(
             path,
             excel=self.excel,
             sheet=getattr(cfg, "sheet", None),
             delimiter=getattr(cfg, "delimiter", None),
+            limits=self.context.limits,
         )
 
     async def fetch(self, checkpoint: Mapping[str, Any] | None) -> AsyncIterator[Batch]:
@@ -78,23 +86,30 @@ class _TabularConnector(Connector[Any]):
                 return
             skip = int(checkpoint.get("row", 0)) if same and checkpoint and not self.full else 0
             rows = self._rows(local.path)
-            first = next(rows, None)
-            if first is None:
-                raise SourceRefused("the file is empty: it needs a header row with the column names")
-            index = header_index(self.config.objecttype, first[1])
-            # The header and the organisation are part of every row's fingerprint.
-            shared = {"index": index, "signature": "\x1f".join([self.context.organisatie, *index])}
-            records: list[Record] = []
-            last = first[0]
-            for number, cells in rows:
-                last = number
-                if number <= skip:
-                    continue
-                records.append(Record({"shared": shared, "cells": cells}, number))
-                if len(records) >= self.batch_size:
-                    yield Batch(records, {"sha256": local.sha256, "row": number, "complete": False})
-                    records = []
-            yield Batch(records, {"sha256": local.sha256, "row": last, "complete": True}, complete=True)
+            try:
+                first = await asyncio.to_thread(next, rows, None)
+                if first is None:
+                    raise SourceRefused("the file is empty: it needs a header row with the column names")
+                index = header_index(self.config.objecttype, first[1])
+                # The header and the organisation are part of every row's fingerprint.
+                shared = {
+                    "index": index,
+                    "signature": "\x1f".join([self.context.organisatie, *index]),
+                    "max_cell_bytes": self.context.limits.max_cell_bytes,
+                }
+                last = first[0]
+                done = False
+                while not done:
+                    chunk = await asyncio.to_thread(_take, rows, self.batch_size)
+                    last = chunk[-1][0] if chunk else last
+                    records = [Record({"shared": shared, "cells": c}, n) for n, c in chunk if n > skip]
+                    done = len(chunk) < self.batch_size
+                    yield Batch(
+                        records, {"sha256": local.sha256, "row": last, "complete": done}, complete=done
+                    )
+            finally:
+                with contextlib.suppress(ValueError):  # still running in its thread: collected later
+                    rows.close()
         finally:
             local.discard()
 
@@ -120,13 +135,24 @@ class _TabularConnector(Connector[Any]):
         return partial(map_row, self.config.objecttype, self.context.organisatie)
 
 
+def _take(rows: Iterator[Row], n: int) -> list[Row]:
+    """The next ``n`` rows (fewer at the end), read in the calling (worker) thread."""
+    return list(islice(rows, n))
+
+
 _LISTS = {t: list_fields(t) for t in OBJECT_TYPES}
 
 
 def map_row(objecttype: str, organisatie: str, record: Record) -> list[Change]:
     """A row as its object (module level, so a worker process can run it)."""
+    shared = record.data["shared"]
     obj = row_object(
-        objecttype, record.data["shared"]["index"], _LISTS[objecttype], record.data["cells"], organisatie
+        objecttype,
+        shared["index"],
+        _LISTS[objecttype],
+        record.data["cells"],
+        organisatie,
+        max_cell_bytes=shared.get("max_cell_bytes"),
     )
     return [Change(obj)]
 

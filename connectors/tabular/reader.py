@@ -2,19 +2,27 @@
 
 CSV: UTF-8 with or without BOM; the delimiter (``,`` or ``;``, as Dutch Excel writes) is
 detected from the header line. xlsx: the first sheet or a named one, read with openpyxl's
-read-only mode so memory stays flat whatever the file size. Fully empty rows are skipped.
+read-only mode so memory stays flat whatever the file size, after :func:`check_xlsx` checked
+the zip. Fully empty rows are skipped.
+
+Both obey :class:`ImportLimits`: a row number above ``max_rows``, more than ``max_cells``
+cells or a row longer than ``max_row_bytes`` as stored refuse the file, so one file can neither
+hold a reader for long (an xlsx row numbered 200,000,000 stops at the cap, not after 200
+million empty rows) nor make it hold more than one row. They are plain iterators: the
+connector pulls them in a worker thread, never on the event loop.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import cast
 
-from connectors.base import SourceRefused
+from connectors.base import ImportLimits, SourceRefused
+from connectors.tabular.guard import check_xlsx
 
 __all__ = ["Row", "cell_text", "detect_delimiter", "read_csv", "read_rows", "read_xlsx"]
 
@@ -33,16 +41,23 @@ def detect_delimiter(header: str) -> str:
     return ";" if text.count(";") > text.count(",") else ","
 
 
-def read_csv(path: Path, delimiter: str | None = None) -> Iterator[Row]:
+def read_csv(path: Path, delimiter: str | None = None, limits: ImportLimits | None = None) -> Generator[Row]:
     """Rows of a CSV file; the header is row 1."""
-    csv.field_size_limit(1 << 20)
+    lim = limits or ImportLimits()
+    csv.field_size_limit(lim.max_row_bytes)  # a field is never longer than its row
     with path.open("rb") as raw:
         text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
         try:
-            first = text.readline()
+            lines = _Lines(text, lim.max_row_bytes)
+            first = lines.first()
             sep = delimiter or detect_delimiter(first)
-            rows = csv.reader(_chain(first, text), delimiter=sep)
-            for number, row in enumerate(rows, start=1):
+            counter = _Counter(lim, cumulative=True)
+            cells, max_rows, max_cells = 0, lim.max_rows, lim.max_cells
+            for number, row in enumerate(csv.reader(lines, delimiter=sep), start=1):
+                lines.taken = 0
+                cells += len(row)
+                if number > max_rows or cells > max_cells:  # inline: this loop runs per row
+                    counter.row(number, cells)
                 if "".join(row).strip():  # not fully empty
                     yield number, cast("list[str | None]", row)
         except UnicodeDecodeError as e:
@@ -51,9 +66,62 @@ def read_csv(path: Path, delimiter: str | None = None) -> Iterator[Row]:
             raise SourceRefused(f"the file is not valid CSV: {e}") from e
 
 
-def _chain(first: str, rest: io.TextIOWrapper) -> Iterator[str]:
-    yield first
-    yield from rest
+class _Lines:
+    """The lines of a text, none read past ``limit`` characters, and ``taken`` since the last row
+    (a quoted cell may span lines): a row longer than the limit refuses the file."""
+
+    def __init__(self, text: io.TextIOWrapper, limit: int) -> None:
+        self.text, self.limit, self.taken = text, limit, 0
+        self._first: str | None = None
+
+    def _too_long(self) -> SourceRefused:
+        return SourceRefused(
+            f"a row is longer than {self.limit} characters "
+            "(KOPPELHUB_CONNECTORS_IMPORT_MAX_ROW_BYTES); refused to protect the hub's memory"
+        )
+
+    def _read(self) -> str:
+        line = self.text.readline(self.limit - self.taken + 1)
+        self.taken += len(line)
+        if self.taken > self.limit:
+            raise self._too_long()
+        return line
+
+    def first(self) -> str:
+        self._first = self._read()
+        self.taken = 0
+        return self._first
+
+    def __iter__(self) -> Iterator[str]:
+        if self._first:
+            yield self._first
+        readline, limit = self.text.readline, self.limit
+        while line := readline(limit - self.taken + 1):  # _read, inline: this loop runs per line
+            self.taken += len(line)
+            if self.taken > limit:
+                raise self._too_long()
+            yield line
+
+
+class _Counter:
+    """Row numbers and cells against ``max_rows`` and ``max_cells``."""
+
+    def __init__(self, limits: ImportLimits, *, cumulative: bool = False) -> None:
+        self.limits, self.cells, self.cumulative = limits, 0, cumulative
+
+    def row(self, number: int, width: int) -> None:
+        """Count a row of ``width`` cells (``cumulative``: ``width`` is every cell so far)."""
+        if number > self.limits.max_rows:
+            raise SourceRefused(
+                f"the file has rows past row {self.limits.max_rows}, the most an import reads "
+                "(KOPPELHUB_CONNECTORS_IMPORT_MAX_ROWS); split the file"
+            )
+        self.cells = width if self.cumulative else self.cells + width
+        if self.cells > self.limits.max_cells:
+            raise SourceRefused(
+                f"the file has more than {self.limits.max_cells} cells, the most an import reads "
+                "(KOPPELHUB_CONNECTORS_IMPORT_MAX_CELLS); split the file"
+            )
 
 
 def cell_text(value: object) -> str | None:
@@ -71,13 +139,15 @@ def cell_text(value: object) -> str | None:
     return str(value)
 
 
-def read_xlsx(path: Path, sheet: str | None = None) -> Iterator[Row]:
+def read_xlsx(path: Path, sheet: str | None = None, limits: ImportLimits | None = None) -> Generator[Row]:
     """Rows of the first (or the named) sheet of an xlsx workbook; the header is row 1."""
     from zipfile import BadZipFile
 
     from openpyxl import load_workbook
     from openpyxl.utils.exceptions import InvalidFileException
 
+    lim = limits or ImportLimits()
+    check_xlsx(path, lim)
     try:
         book = load_workbook(path, read_only=True, data_only=True)
     except (InvalidFileException, BadZipFile, OSError, KeyError, ValueError) as e:
@@ -86,15 +156,27 @@ def read_xlsx(path: Path, sheet: str | None = None) -> Iterator[Row]:
         if sheet is not None and sheet not in book.sheetnames:
             raise SourceRefused(f"the workbook has no sheet {sheet!r}; it has {book.sheetnames}")
         ws = book[sheet] if sheet is not None else book.worksheets[0]
+        # Rows as the file has them: not padded to the size the sheet declares (a dimension of
+        # A1:XFD1048576 would make every row 16,384 cells and add empty rows up to the millionth).
+        ws.reset_dimensions()
+        counter = _Counter(lim)
         for number, values in enumerate(ws.iter_rows(values_only=True), start=1):
+            counter.row(number, len(values))
             cells = [cell_text(v) for v in values]
             if any(c is not None and c.strip() for c in cells):
                 yield number, cells
+    except (BadZipFile, ValueError) as e:
+        raise SourceRefused(f"the workbook could not be read: {e}") from e
     finally:
         book.close()
 
 
 def read_rows(
-    path: Path, *, excel: bool, sheet: str | None = None, delimiter: str | None = None
-) -> Iterator[Row]:
-    return read_xlsx(path, sheet) if excel else read_csv(path, delimiter)
+    path: Path,
+    *,
+    excel: bool,
+    sheet: str | None = None,
+    delimiter: str | None = None,
+    limits: ImportLimits | None = None,
+) -> Generator[Row]:
+    return read_xlsx(path, sheet, limits) if excel else read_csv(path, delimiter, limits)

@@ -15,7 +15,7 @@ from typing import Any
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError, TopicAlreadyExistsError
 from aiokafka.partitioner import DefaultPartitioner
 
 from hub.errors import BrokerUnavailable
@@ -116,13 +116,15 @@ class KafkaEventLog:
         future per event; the API's small batches keep this path's timing)."""
         try:
             futures = []
-            for event in events:
+            for n, event in enumerate(events, 1):
                 record = to_kafka_record(event)
                 futures.append(
                     await self._producer.send(
                         self._settings.topic, value=record.value, key=record.key, headers=record.headers
                     )
                 )
+                if n % 500 == 0:  # a big batch must not hold the event loop (issue 9: /healthz stalled)
+                    await asyncio.sleep(0)
             await asyncio.wait_for(asyncio.gather(*futures), timeout=SEND_TIMEOUT_S)
         except (KafkaError, TimeoutError) as e:
             raise BrokerUnavailable(f"Kafka did not acknowledge: {e!r}") from e
@@ -172,18 +174,35 @@ class KafkaEventLog:
         error: BaseException,
         origin: Any,
     ) -> None:
-        """Park a record the projector cannot apply, with the reason in its headers."""
+        """Park a record the projector cannot apply, with the reason in its headers.
+
+        Parking must not fail on the record itself: when the broker refuses it as too large,
+        it is parked without its value (header ``koppelhub_value_dropped`` = the value's size),
+        and if even that is too large, without its key and original headers as well."""
         extra = [
             ("koppelhub_error", str(error)[:2000].encode()),
             ("koppelhub_error_class", type(error).__name__.encode()),
             ("koppelhub_origin", f"{origin.topic}/{origin.partition}/{origin.offset}".encode()),
         ]
-        try:
-            await self._producer.send_and_wait(
-                self._settings.dlq_topic, value=value, key=key, headers=[*headers, *extra]
-            )
-        except KafkaError as e:
-            raise BrokerUnavailable(f"cannot write to the dead-letter topic: {e}") from e
+        dropped = ("koppelhub_value_dropped", str(len(value or b"")).encode())
+        tries: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]] = [
+            (key, value, [*headers, *extra]),
+            (key, None, [*headers, *extra, dropped]),
+            (None, None, [*extra, dropped, ("koppelhub_headers_dropped", str(len(headers)).encode())]),
+        ]
+        for parked_key, parked_value, parked_headers in tries:
+            try:
+                await self._producer.send_and_wait(
+                    self._settings.dlq_topic, value=parked_value, key=parked_key, headers=parked_headers
+                )
+                break
+            except MessageSizeTooLargeError as e:
+                log.warning("dead_letter_too_large", error=str(e), size=len(value or b""))
+            except KafkaError as e:
+                raise BrokerUnavailable(f"cannot write to the dead-letter topic: {e}") from e
+        else:  # not even the reason fits: say so rather than jam the partition
+            log.error("dead_letter_dropped", origin=f"{origin.topic}/{origin.partition}/{origin.offset}")
+            return
         log.warning(
             "event_dead_lettered",
             origin=f"{origin.topic}/{origin.partition}/{origin.offset}",

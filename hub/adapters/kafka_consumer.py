@@ -9,13 +9,14 @@ CloudEvents Kafka binding, the high-water marks behind :meth:`caught_up` (not
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from hub.adapters.kafka import make_consumer
-from hub.errors import RetriableError
+from hub.errors import RecordTooLarge, RetriableError
 from hub.ports.log import LogRecord
 from hub.settings import KafkaSettings
 from schemas import EnvelopeError
@@ -46,19 +47,38 @@ def decode(
     key: bytes | None,
     value: bytes | None,
     headers: tuple[tuple[str, bytes], ...],
+    max_bytes: int | None = None,
 ) -> LogRecord:
-    """A record with its CloudEvent, or with the reason it is not one."""
+    """A record with its CloudEvent, or with the reason it is not one: larger than
+    ``max_bytes`` (not even decoded), not a valid CloudEvent, or unreadable for a reason nobody
+    foresaw (logged; the projector parks it rather than die of it)."""
+    raw = LogRecord(topic, partition, offset, key, value, headers)
+    if max_bytes is not None:
+        size = len(value or b"") + len(key or b"") + sum(len(n) + len(v or b"") for n, v in headers)
+        if size > max_bytes:
+            return replace(raw, error=RecordTooLarge(f"record is {size} bytes, more than {max_bytes}"))
     try:
         event = from_kafka_record(key, value, list(headers))
     except EnvelopeError as e:
-        return LogRecord(topic, partition, offset, key, value, headers, error=e)
-    return LogRecord(topic, partition, offset, key, value, headers, event=event)
+        return replace(raw, error=e)
+    except Exception as e:  # policy: one record never stops the projector
+        log.exception("log_record_unreadable", origin=f"{topic}/{partition}/{offset}")
+        return replace(raw, error=e)
+    return replace(raw, event=event)
 
 
 class KafkaLogConsumer:
     """A member of ``settings.consumer_group`` reading ``settings.topic``."""
 
-    def __init__(self, bootstrap: str, settings: KafkaSettings, *, group_id: str | None = None):
+    def __init__(
+        self,
+        bootstrap: str,
+        settings: KafkaSettings,
+        *,
+        group_id: str | None = None,
+        max_record_bytes: int | None = None,
+    ):
+        self._max_record_bytes = max_record_bytes
         self._membership = _Membership()
         self._consumer: AIOKafkaConsumer = make_consumer(
             bootstrap, settings, group_id=group_id, listener=self._membership
@@ -79,7 +99,7 @@ class KafkaLogConsumer:
         except KafkaError as e:
             raise RetriableError(f"cannot read the log: {e}") from e
         return [
-            decode(tp.topic, tp.partition, r.offset, r.key, r.value, tuple(r.headers))
+            decode(tp.topic, tp.partition, r.offset, r.key, r.value, tuple(r.headers), self._max_record_bytes)
             for tp, records in batch.items()
             for r in records
         ]

@@ -10,6 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.api import connectors, deliveries, events, imports, landscape, subscriptions
 from hub.api.context import ApiContext
+from hub.api.limits import BodyLimits, RequestGuard
 from hub.api.problems import (
     ProblemError,
     on_http_error,
@@ -44,6 +45,25 @@ class ApiVersionHeader:
         await self.app(scope, receive, with_header)
 
 
+#: Room for the multipart envelope and form fields around an import's file.
+MULTIPART_OVERHEAD = 64 * 1024
+
+
+def body_limits(ctx: ApiContext) -> BodyLimits:
+    """The largest body of each call: publish and imports have their own settings, the JSON
+    management calls share ``KOPPELHUB_HTTP_MAX_JSON_BYTES``."""
+    s = ctx.settings
+    return BodyLimits(
+        default=s.http_max_json_bytes,
+        by_path={
+            events.router.prefix + "/events": s.max_request_bytes,
+            imports.router.prefix: s.connectors.max_upload_bytes + MULTIPART_OVERHEAD,
+        },
+        timeout_seconds=s.http_body_timeout_seconds,
+        min_rate=s.http_body_min_rate,
+    )
+
+
 def create_app(ctx: ApiContext) -> FastAPI:
     app = FastAPI(
         title="Koppelhub",
@@ -65,7 +85,8 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(imports.router)
     app.include_router(deliveries.router)
 
-    app.add_middleware(ApiVersionHeader)
+    app.add_middleware(RequestGuard, authenticator=ctx.auth, limits=body_limits(ctx))
+    app.add_middleware(ApiVersionHeader)  # added last: outermost, so the guard's answers carry it too
 
     @app.get("/healthz", tags=["operations"], summary="200 while the process lives")
     async def healthz() -> dict[str, str]:

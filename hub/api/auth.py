@@ -39,18 +39,40 @@ class TokenAuthenticator:
         return None
 
 
+class Unauthenticated(Exception):
+    """No usable bearer token; the message says what to send."""
+
+
+def authenticate_header(authenticator: TokenAuthenticator, header: str) -> Principal:
+    """The one check of an ``Authorization`` header; raises :class:`Unauthenticated`."""
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("send Authorization: Bearer <token>")
+    principal = authenticator.authenticate(token.strip())
+    if principal is None:
+        raise Unauthenticated("the bearer token is not valid")
+    return principal
+
+
+#: Where :class:`hub.api.limits.RequestGuard` leaves the principal it authenticated.
+PRINCIPAL_STATE = "principal"
+
+
 def require(right: Right) -> object:
-    """A route dependency: a valid token (else 401) that holds ``right`` (else 403)."""
+    """A route dependency: a valid token (else 401) that holds ``right`` (else 403).
+
+    Under ``/api/`` the request guard authenticated before anyone read the body and left the
+    principal in the request state; only routes outside it authenticate here."""
 
     def dependency(request: Request) -> Principal:
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise ProblemError(401, "Unauthorized", "send Authorization: Bearer <token>")
-        authenticator: TokenAuthenticator = request.app.state.ctx.auth
-        principal = authenticator.authenticate(token.strip())
+        principal: Principal | None = getattr(request.state, PRINCIPAL_STATE, None)
         if principal is None:
-            raise ProblemError(401, "Unauthorized", "the bearer token is not valid")
+            try:
+                principal = authenticate_header(
+                    request.app.state.ctx.auth, request.headers.get("authorization", "")
+                )
+            except Unauthenticated as e:
+                raise ProblemError(401, "Unauthorized", str(e)) from e
         if right not in principal.rights:
             raise ProblemError(403, "Forbidden", f"this token lacks the right {right.value}")
         return principal

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from connectors import kinds as _kinds  # noqa: F401 - registers every connector kind
-from connectors.base import ConnectorContext, ConnectorError
+from connectors.base import ConnectorError
 from connectors.registry import KINDS, create, merge_config, public_config, stored_config
 from connectors.sources import is_url
 from hub.api.auth import ConnectorManager, Principal
@@ -285,15 +285,9 @@ async def list_runs(
 @router.post("/{connector_id}/test", summary="Check reachability and credentials, publishing nothing")
 async def test_connector(connector_id: uuid.UUID, principal: ConnectorManager, ctx: Ctx) -> JSONResponse:
     record = await _get(connector_id, principal, ctx)
-    c = ctx.settings.connectors
-    context_ = ConnectorContext(
-        organisatie=record.organisatie,
-        scope=str(record.id),
-        work_dir=ctx.settings.data_dir / "connectors",
-        file_roots=tuple(c.file_roots),
-        network_policy=NetworkPolicy.parse(c.allow_networks),
-        http_timeout_s=c.http_timeout_seconds,
-    )
+    if ctx.connector_context is None:
+        raise ProblemError(503, "Service unavailable", "connector tests are not served by this process")
+    context_ = ctx.connector_context(record.organisatie, str(record.id))
     connector = create(record.kind, record.config, context_)
     try:
         found = await connector.probe()

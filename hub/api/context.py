@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from connectors.base import ConnectorContext
 from hub.api.auth import TokenAuthenticator
 from hub.ports import (
     ConnectorStore,
@@ -38,6 +39,8 @@ class ApiContext:
     deliveries: DeliveryStore | None = None
     #: Connector run history (``GET /api/v1/connectors/{id}/runs``).
     runs: RunStore | None = None
+    #: (organisatie, scope) → the context a connector runs in (``POST /connectors/{id}/test``).
+    connector_context: Callable[[str, str], ConnectorContext] | None = None
 
 
 def context(request: Request) -> ApiContext:

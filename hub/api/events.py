@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -11,6 +12,7 @@ from hub.api.auth import Publisher
 from hub.api.context import ApiContext, context
 from hub.api.problems import ProblemError
 from hub.errors import BrokerUnavailable
+from hub.settings import Settings
 from schemas import (
     CloudEvent,
     EnvelopeError,
@@ -20,6 +22,7 @@ from schemas import (
     parse_binary,
     parse_structured,
 )
+from schemas.hub_events import HUB_TYPE_PREFIX
 from schemas.landscape import (
     LandscapeDataError,
     ingetrokken_type,
@@ -28,10 +31,6 @@ from schemas.landscape import (
     vastgelegd_type,
 )
 from schemas.signalen import signalen_command_problems
-
-#: Type prefix of the hub's own operational events (alerts).
-HUB_TYPE_PREFIX = "nl.koppelhub."
-
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
 
@@ -53,14 +52,25 @@ async def _body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _parse(request: Request, body: bytes, max_event: int) -> list[CloudEvent]:
+def _parse(request: Request, body: bytes, settings: Settings) -> list[CloudEvent]:
+    """The request's events, checked as envelopes and as landscape data (EnvelopeError,
+    EventTooLarge or ProblemError otherwise). Pure CPU: large bodies run it in a thread."""
+    events = _decode(request, body, settings)
+    _check_landscape_data(events, batch=_is_batch(request))
+    return events
+
+
+def _decode(request: Request, body: bytes, settings: Settings) -> list[CloudEvent]:
     media_type = _media_type(request)
+    max_event, max_extensions = settings.max_event_bytes, settings.max_extension_attributes
     if media_type == STRUCTURED:
-        return [parse_structured(body, max_bytes=max_event)]
+        return [parse_structured(body, max_bytes=max_event, max_extensions=max_extensions)]
     if media_type == BATCH:
-        return parse_batch(body, max_bytes=max_event)
+        return parse_batch(
+            body, max_bytes=max_event, max_extensions=max_extensions, max_events=settings.max_batch_events
+        )
     if any(name.lower().startswith("ce-") for name in request.headers):
-        return [parse_binary(dict(request.headers), body, max_bytes=max_event)]
+        return [parse_binary(dict(request.headers), body, max_bytes=max_event, max_extensions=max_extensions)]
     raise ProblemError(
         415,
         "Unsupported content mode",
@@ -76,7 +86,8 @@ def _parse(request: Request, body: bytes, max_event: int) -> list[CloudEvent]:
         "Structured (`application/cloudevents+json`), batch (`application/cloudevents-batch+json`) "
         "or binary (`ce-*` headers) content mode. 202 once Kafka acknowledged every event "
         "(acks=all). A batch is all-or-nothing: one invalid event rejects the batch (400, with each "
-        "bad event's index and field). 413 past the size limit."
+        "bad event's index and field; a problem in `data` names the path of the offending value, "
+        "e.g. `data.a.b[3]`). 413 past the size limit."
     ),
     responses={400: {"description": "Invalid event(s)"}, 413: {"description": "Too large"}},
 )
@@ -86,12 +97,14 @@ async def publish(
     settings = ctx.settings
     body = await _body(request, settings.max_request_bytes)
     try:
-        events = _parse(request, body, settings.max_event_bytes)
+        if len(body) > settings.http_parse_offload_bytes:  # a worker thread: the event loop keeps serving
+            events = await asyncio.to_thread(_parse, request, body, settings)
+        else:
+            events = _parse(request, body, settings)
     except EventTooLarge as e:
         raise ProblemError(413, "Event too large", str(e), errors=_problems(e)) from e
     except EnvelopeError as e:
         raise ProblemError(400, "Invalid CloudEvent", _summary(e), errors=_problems(e)) from e
-    _check_landscape_data(events, batch=_is_batch(request))
     try:
         await ctx.event_log.publish(events)
     except BrokerUnavailable as e:

@@ -20,14 +20,13 @@ from fastapi import APIRouter, Depends, File, Form, UploadFile
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
-from connectors.base import ConnectorContext
 from connectors.tabular.export import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE, template_csv, template_xlsx
 from hub.api.auth import ConnectorManager
 from hub.api.context import ApiContext, context
 from hub.api.problems import ProblemError
 from hub.errors import NotFound
 from hub.ports import ImportRecord, ImportStore
-from hub.services.imports import AMEFF, ImportSpec, import_connector
+from hub.services.imports import AMEFF, ImportLifecycle, check_options, import_spec
 from schemas.landscape import OBJECT_TYPES
 
 router = APIRouter(prefix="/api/v1/imports", tags=["imports"])
@@ -106,26 +105,21 @@ async def create_import(
             f"objecttype must be one of {allowed}",
             errors=[{"field": "objecttype", "message": f"must be one of {allowed}"}],
         )
-    options: dict[str, Any] = {}
-    if sheet:
-        options["sheet"] = sheet
-    if objecttype == AMEFF:
-        options["gemma"] = gemma
-        if gemmaGuidProperty:
-            options["gemma_guid_property"] = gemmaGuidProperty
     import_id = uuid.uuid4()
     name = _safe_name(file.filename)
-    path = ctx.settings.data_dir.resolve() / "imports" / str(import_id) / name
-    spec = ImportSpec(
+    uploads = ctx.settings.data_dir.resolve() / "imports"
+    path = uploads / str(import_id) / name
+    spec = import_spec(
         organisatie,
         objecttype,
-        mode or ("full" if objecttype == AMEFF else "incremental"),
-        name,
         path,
-        options,
+        mode=mode,
+        sheet=sheet,
+        gemma=gemma,
+        gemma_guid_property=gemmaGuidProperty,
     )
     try:  # options are checked before the upload is stored
-        import_connector(spec, ConnectorContext(organisatie, "check", path.parent))
+        check_options(spec)
     except ValidationError as e:
         errors = [{"field": ".".join(map(str, err["loc"])), "message": err["msg"]} for err in e.errors()]
         raise ProblemError(
@@ -137,15 +131,7 @@ async def create_import(
         raise ProblemError(
             400, "Empty file", "the uploaded file is empty", errors=[{"field": "file", "message": "is empty"}]
         )
-    record = await _store(ctx).create(
-        import_id=import_id,
-        organisatie=organisatie,
-        objecttype=objecttype,
-        mode=spec.mode,
-        filename=name,
-        path=str(path),
-        options=options,
-    )
+    record = await ImportLifecycle(_store(ctx), uploads).create(spec, import_id)
     if ctx.wake_connectors:
         ctx.wake_connectors()
     href = f"{router.prefix}/{record.id}"

@@ -13,11 +13,10 @@ from typing import Any
 from hub.api.context import ApiContext
 from hub.api.problems import ProblemError
 from schemas import CloudEvent
+from schemas.hub_events import SUBSCRIPTION_TEST
 from subscriptions.delivery import DeliveryClient, DeliveryTarget, HandshakeResult
 from subscriptions.sender import DeliveryOutcome, WebhookSender
 from subscriptions.ssrf import SinkRefused, SinkUnresolvable, check_sink
-
-TEST_EVENT_TYPE = "nl.koppelhub.subscription.test.v1"
 
 
 def _refused(field: str, title: str, detail: str) -> ProblemError:
@@ -78,7 +77,7 @@ async def send_test_event(ctx: ApiContext, subscription_id: uuid.UUID) -> tuple[
         specversion="1.0",
         id=str(uuid.uuid4()),
         source=ctx.settings.source_urn,
-        type=TEST_EVENT_TYPE,
+        type=SUBSCRIPTION_TEST,
         subject=str(subscription_id),
         time=datetime.now(UTC),
         datacontenttype="application/json",

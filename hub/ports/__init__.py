@@ -55,6 +55,7 @@ from hub.ports.log import (
     LoggedEvent,
     LogRecord,
     RecordLog,
+    max_record_bytes,
 )
 from hub.ports.projection import (
     ArchivedEvent,
@@ -125,4 +126,5 @@ __all__ = [
     "UnknownFilter",
     "Watermark",
     "check_filters",
+    "max_record_bytes",
 ]

@@ -56,6 +56,19 @@ class LogRecord:
     error: Exception | None = None
 
 
+#: A record may be this many times ``KOPPELHUB_MAX_EVENT_BYTES`` before it is handed over unread
+#: (with :class:`hub.errors.RecordTooLarge`). Publish measures an event as received; its record
+#: is the data re-encoded plus headers, which can grow (``1e15`` is written
+#: ``1000000000000000.0``, 4.5 times as long), so the margin is wide. Larger records did not
+#: come through this hub's checks.
+RECORD_BYTES_FACTOR = 8
+
+
+def max_record_bytes(max_event_bytes: int) -> int:
+    """The largest record a :class:`LogConsumer` decodes, for events of ``max_event_bytes``."""
+    return max_event_bytes * RECORD_BYTES_FACTOR
+
+
 class LogConsumer(Protocol):
     """One member of the projector's consumer group: the partitions the group gave it, read in
     log order, with positions the member commits once what it read is safely stored."""

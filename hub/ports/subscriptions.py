@@ -10,6 +10,26 @@ from typing import Any, Protocol
 
 from hub.paging import Page
 
+#: Columns a PATCH may set directly (API field names are mapped onto these by the route).
+UPDATABLE = frozenset(
+    {
+        "sink",
+        "source",
+        "types",
+        "filters",
+        "headers",
+        "config",
+        "retry_schedule",
+        "ordering",
+        "max_concurrency",
+        "max_rate",
+        "content_mode",
+        "auth",
+        "handshake",
+        "allowed_rate",
+    }
+)
+
 
 @dataclass(frozen=True)
 class SubscriptionRecord:

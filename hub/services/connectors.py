@@ -16,6 +16,7 @@ import multiprocessing
 import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,40 +24,66 @@ import structlog
 from pydantic import ValidationError
 
 from connectors import kinds as _kinds  # noqa: F401 - registers every connector kind
-from connectors.base import ConnectorContext, ConnectorError
+from connectors.base import ConnectorContext, ConnectorError, Egress, ImportLimits
 from connectors.events import import_source
 from connectors.registry import create
 from hub.errors import KoppelhubError
 from hub.ports import ConnectorRecord, ConnectorStore, EventLog, ImportRecord, ImportStore
 from hub.ports.connectors import FingerprintStore, Owner, RunStore, SyncScope
-from hub.services.imports import ImportSpec, import_connector, import_scope, owner
+from hub.services.imports import ImportLifecycle, ImportSpec, import_connector, import_scope, owner
 from hub.services.passthrough import PassThroughRun
-from hub.services.sync import SyncRun, Tally
+from hub.services.sync import Interrupted, Progress, SyncRun, Tally
 from hub.settings import ConnectorSettings
-from subscriptions.ssrf import NetworkPolicy
 
 log = structlog.get_logger(__name__)
 
-
-class Interrupted(Exception):
-    """The process is stopping; the run ends at a batch boundary."""
+__all__ = ["ConnectorContexts", "ConnectorRunner", "Interrupted", "summary"]
 
 
 def summary(tally: Tally) -> dict[str, Any]:
     return {**tally.counts(), "perType": tally.per_type, "errors": tally.sample_errors, "notes": tally.notes}
 
 
-def _discard_upload(path: Path, uploads: Path) -> None:
-    """An uploaded file and its per-import folder go once the import ended; a file elsewhere
-    (``koppelhub import`` reads the user's own file) is never touched."""
-    if not path.resolve().is_relative_to(uploads.resolve()):
-        return
-    path.unlink(missing_ok=True)
-    with contextlib.suppress(OSError):
-        path.parent.rmdir()
+@dataclass(frozen=True)
+class ConnectorContexts:
+    """Builds the :class:`ConnectorContext` of a connector instance from the settings: the one
+    place that says what a connector may read, reach and hold (the runner, the write-back sink
+    and ``POST /connectors/{id}/test`` all use it)."""
+
+    settings: ConnectorSettings
+    data_dir: Path
+    egress: Egress | None = None
+
+    def __call__(
+        self, organisatie: str, scope: str, *, xml: bool = False, roots: tuple[Path, ...] = ()
+    ) -> ConnectorContext:
+        s = self.settings
+        return ConnectorContext(
+            organisatie=organisatie,
+            scope=scope,
+            work_dir=self.data_dir / "connectors",
+            file_roots=roots or tuple(s.file_roots),
+            egress=self.egress,
+            max_bytes=min(s.max_xml_bytes, s.max_upload_bytes) if xml else s.max_upload_bytes,
+            http_timeout_s=s.http_timeout_seconds,
+            limits=ImportLimits(
+                max_rows=s.import_max_rows,
+                max_cells=s.import_max_cells,
+                max_cell_bytes=s.import_max_cell_bytes,
+                max_row_bytes=s.import_max_row_bytes,
+                max_unzipped_bytes=s.import_max_unzipped_bytes,
+                max_part_bytes=s.import_max_part_bytes,
+                max_xml_elements=s.max_xml_elements,
+            ),
+        )
 
 
 class ConnectorRunner:
+    """Claims and runs connectors and queued imports; built by ``hub.bootstrap.connector_runner``.
+
+    ``egress`` makes the transport of connector HTTP requests (the SSRF-guarded one, with
+    KOPPELHUB_CONNECTORS_ALLOW_NETWORKS); None: connectors may not use the network."""
+
     def __init__(
         self,
         connectors: ConnectorStore,
@@ -67,14 +94,17 @@ class ConnectorRunner:
         *,
         hub_urn: str,
         data_dir: Path,
+        egress: Egress | None = None,
         runs: RunStore | None = None,
     ) -> None:
         self.connectors, self.imports, self.fingerprints = connectors, imports, fingerprints
         self.runs = runs
         self.event_log, self.settings, self.hub_urn = event_log, settings, hub_urn
         self.data_dir = data_dir
-        #: KOPPELHUB_CONNECTORS_ALLOW_NETWORKS: what connector requests may reach besides public addresses.
-        self.network_policy = NetworkPolicy.parse(settings.allow_networks)
+        self.egress = egress
+        self.contexts = ConnectorContexts(settings, data_dir, egress)
+        #: The one path of every import (create → start → run → finish).
+        self.lifecycle = ImportLifecycle(imports, self.uploads_dir, self._execute)
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -111,16 +141,7 @@ class ConnectorRunner:
     def context(
         self, organisatie: str, scope: str, *, xml: bool = False, roots: tuple[Path, ...] = ()
     ) -> ConnectorContext:
-        s = self.settings
-        return ConnectorContext(
-            organisatie=organisatie,
-            scope=scope,
-            work_dir=self.data_dir / "connectors",
-            file_roots=roots or tuple(s.file_roots),
-            network_policy=self.network_policy,
-            max_bytes=min(s.max_xml_bytes, s.max_upload_bytes) if xml else s.max_upload_bytes,
-            http_timeout_s=s.http_timeout_seconds,
-        )
+        return self.contexts(organisatie, scope, xml=xml, roots=roots)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Claim and run work until ``stop`` is set; then let running work reach a batch boundary."""
@@ -195,6 +216,7 @@ class ConnectorRunner:
                     self.event_log,
                     on_progress=self._check_stop,
                     executor=self.mapping_pool,
+                    max_event_bytes=self.settings.max_event_bytes,
                 )
                 tally = await self._sync(run, record.checkpoint)
         except Interrupted:
@@ -252,38 +274,11 @@ class ConnectorRunner:
             )
 
     async def run_import(self, record: ImportRecord) -> None:
-        bound = log.bind(import_id=str(record.id), objecttype=record.objecttype)
-        spec = ImportSpec(
-            record.organisatie,
-            record.objecttype,
-            record.mode,
-            record.filename,
-            Path(record.path),
-            record.options,
-        )
-        try:
-            tally = await self.execute_import(record.id, spec, on_progress=self._check_stop)
-        except Interrupted:
-            with contextlib.suppress(KoppelhubError):  # else its lease runs out and it is taken over then
-                await self.imports.requeue(record.id)
-            bound.info("import_requeued")
-            return
-        except (ConnectorError, KoppelhubError, ValidationError) as e:
-            await self._fail_import(record.id, spec, str(e))
-            bound.warning("import_failed", error=str(e))
-            return
-        except Exception as e:  # noqa: BLE001 - one broken import must not stop the runner
-            bound.exception("import_crashed")
-            await self._fail_import(record.id, spec, f"internal error: {e!r}")
-            return
-        await self.imports.finish(record.id, error=None, counts=tally.counts(), report=tally.per_type)
-        _discard_upload(spec.path, self.uploads_dir)
-        bound.info("import_completed", **tally.counts())
+        """Run an import claimed from the queue to its end; its outcome goes into its row."""
+        await self.lifecycle.run(record.id, ImportSpec.of(record), claimed=True, on_progress=self._check_stop)
 
-    async def _fail_import(self, import_id: uuid.UUID, spec: ImportSpec, error: str) -> None:
-        with contextlib.suppress(KoppelhubError):
-            await self.imports.finish(import_id, error=error)
-        _discard_upload(spec.path, self.uploads_dir)
+    async def _execute(self, import_id: uuid.UUID, spec: ImportSpec, on_progress: Progress | None) -> Tally:
+        return await self.execute_import(import_id, spec, on_progress=on_progress)
 
     async def execute_import(
         self, import_id: uuid.UUID, spec: ImportSpec, *, on_progress: Callable[[Tally], None] | None = None
@@ -304,5 +299,6 @@ class ConnectorRunner:
             self.event_log,
             on_progress=on_progress,
             executor=self.mapping_pool,
+            max_event_bytes=self.settings.max_event_bytes,
         )
         return await self._sync(run, None)

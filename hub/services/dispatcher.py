@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
@@ -27,6 +27,7 @@ from hub.ports import Outbox
 from hub.ports.delivery import AttemptResult, ClaimedDelivery
 from subscriptions.delivery import DeliveryTarget
 from subscriptions.flow import FlowControl
+from subscriptions.lifecycle import DEAD, DELIVERED, after_attempt
 from subscriptions.retry import RetrySchedule
 from subscriptions.sender import DeliveryOutcome, Disposition
 
@@ -77,20 +78,11 @@ def next_state(
 ) -> AttemptResult:
     """What an attempt's outcome makes of the delivery (pure)."""
     attempt = claimed.attempts + 1
-    status, next_at, reason = "delivered", None, None
-    now = datetime.now(UTC)
-    if outcome.disposition is Disposition.GONE:
-        # The subscription is disabled; the delivery waits (open) until it is enabled again.
-        status, next_at, reason = "failed", now, "the sink answered 410 Gone"
-    elif outcome.disposition is Disposition.PERMANENT:
-        status = "dead"  # a write-back the target refused for good: retrying cannot fix it
-    elif outcome.disposition is not Disposition.DELIVERED:
+    retry_in = None
+    if outcome.disposition not in (Disposition.DELIVERED, Disposition.GONE, Disposition.PERMANENT):
         # A manual retry restarts the schedule: count from the attempts made since.
-        delay = policy.delay(claimed, outcome, attempt - claimed.retry_base)
-        if delay is None:
-            status = "dead"
-        else:
-            status, next_at = "failed", now + timedelta(seconds=delay)
+        retry_in = policy.delay(claimed, outcome, attempt - claimed.retry_base)
+    step = after_attempt(outcome.disposition, retry_in, datetime.now(UTC))
     return AttemptResult(
         delivery_id=claimed.id,
         subscription_id=claimed.subscription_id,
@@ -100,9 +92,9 @@ def next_state(
         status_code=outcome.status_code,
         error=outcome.error,
         response_excerpt=outcome.response_excerpt,
-        new_status=status,
-        next_attempt_at=next_at,
-        disable_reason=reason,
+        new_status=step.status,
+        next_attempt_at=step.next_attempt_at,
+        disable_reason=step.disable_reason,
         event_id=claimed.event_id,
         event_type=str(claimed.event.get("type", "")),
         sink=claimed.sink,
@@ -190,6 +182,8 @@ class Dispatcher:
                     waiters.add(waker)
                 if not stop.is_set():
                     waiters.add(stopper)
+                if not waiters:
+                    continue  # stopped with nothing in flight or recording: the loop ends
                 timeout = await self._idle_timeout() if not waiters - {stopper} - {waker} else None
                 throttle = self._flow.wake_in()
                 if throttle is not None and can_claim:
@@ -221,7 +215,7 @@ class Dispatcher:
         outcome = await self._client.deliver(target, claimed.event, str(claimed.id))
         result = next_state(claimed, outcome, self._policy, started)
         log.info(
-            "delivery_attempted" if result.new_status == "delivered" else "delivery_failed",
+            "delivery_attempted" if result.new_status == DELIVERED else "delivery_failed",
             delivery_id=str(claimed.id),
             subscription_id=str(claimed.subscription_id),
             event_id=claimed.event_id,
@@ -236,9 +230,9 @@ class Dispatcher:
         await self._retrying(lambda: self._outbox.record(results), forever=True)
         for r in results:
             self.stats.attempts += 1
-            if r.new_status == "delivered":
+            if r.new_status == DELIVERED:
                 self.stats.delivered += 1
-            elif r.new_status == "dead":
+            elif r.new_status == DEAD:
                 self.stats.dead += 1
                 log.warning(
                     "delivery_dead", delivery_id=str(r.delivery_id), subscription_id=str(r.subscription_id)

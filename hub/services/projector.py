@@ -1,34 +1,41 @@
-"""The projector: Kafka → PostgreSQL, one transaction per batch, offsets committed after.
+"""The projector: the log → PostgreSQL, one transaction per batch, positions committed after.
 
 Per batch it records every event as processed (a duplicate ``source``+``id`` changes
-nothing), archives the new ones and writes one outbox row per matching subscription, all in
-one transaction. Offsets are committed only after that transaction committed, so a crash at
-any point replays records that the dedupe then skips. A record it cannot apply goes to the
-dead-letter topic with the error in its headers and the partition moves on.
+nothing), archives the new ones and writes one outbox row per recipient, all in one
+transaction. Positions are committed only after that transaction committed, so a crash at
+any point replays records that the dedupe then skips. It reads through the
+:class:`hub.ports.LogConsumer` port and never sees a driver.
+
+Error policy: only infrastructure errors (:class:`RetriableError`: broker or database
+unreachable) are retried, with backoff, until the hub stops (then the batch is left
+uncommitted for the next owner). Anything that concerns one record goes to the dead-letter
+topic with the error in its headers and the partition moves on: a record larger than any
+event the hub accepts or one that is not a valid CloudEvent (the consumer hands both over
+with their error), one PostgreSQL or the serialiser refuses (:class:`PermanentError`), and
+one that raises an error nobody foresaw. A batch that fails as a whole is applied again
+record by record, so only the bad record is parked. A role never dies of one record.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from hub.errors import PermanentError, RetriableError
-from hub.ports import DeadLetters, LoggedEvent, NewDelivery, ProjectionStore
+from hub.ports import DeadLetters, LogConsumer, LoggedEvent, LogRecord, NewDelivery, ProjectionStore
 from hub.services.landscape import DerivedEvents, project_landscape
-from schemas import EnvelopeError
-from schemas.bindings import from_kafka_record
-from subscriptions.model import subscription_matches
+from subscriptions.recipients import recipients
 
 log = structlog.get_logger(__name__)
 
-Batch = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+#: How long one poll waits for records before the member looks at stop and drain again.
+POLL_SECONDS = 0.2
 
 
 @dataclass
@@ -66,7 +73,7 @@ async def apply_events(
 ) -> Applied:
     """Apply one batch in one transaction: archive what is new, project the landscape events
     among it, archive the derived events that follow (when ``derive`` is given), and queue one
-    delivery per matching subscription for all of them."""
+    delivery per recipient for all of them."""
     async with store.transaction() as uow:
         archived = await uow.record_new(batch)
         fresh = len(archived)
@@ -78,21 +85,25 @@ async def apply_events(
         for item in archived:
             attrs = item.event.attributes()
             key = item.event.key()
-            new.extend(
-                NewDelivery(s.id, item.seq, item.event.id, key)
-                for s in subs
-                if subscription_matches(s.source, s.types, s.filters, attrs)
-            )
+            new.extend(NewDelivery(s.id, item.seq, item.event.id, key) for s in recipients(subs, attrs))
         await uow.add_deliveries(new)
     return Applied(fresh, len(archived) - fresh, len(new), projected.stale)
 
 
+def positions(batch: Sequence[LogRecord]) -> dict[int, int]:
+    """Per partition, the position after the last record of ``batch``: what to commit."""
+    after: dict[int, int] = {}
+    for record in batch:
+        after[record.partition] = max(after.get(record.partition, 0), record.offset + 1)
+    return after
+
+
 class Projector:
-    """One consumer-group member applying the log to the store."""
+    """``members`` consumer-group members applying the log to the store."""
 
     def __init__(
         self,
-        consumer_factory: Callable[[ConsumerRebalanceListener], AIOKafkaConsumer],
+        consumers: Callable[[], LogConsumer],
         store: ProjectionStore,
         dead_letters: DeadLetters,
         *,
@@ -103,7 +114,7 @@ class Projector:
         self._derive = derive
         self._members = members
         self._started = 0
-        self._consumer_factory = consumer_factory
+        self._consumers = consumers
         self._store = store
         self._dead_letters = dead_letters
         self._batch_size = batch_size
@@ -125,19 +136,24 @@ class Projector:
         await asyncio.gather(*(self._member(stop, drain, drain_timeout) for _ in range(self._members)))
 
     async def _member(self, stop: asyncio.Event, drain: asyncio.Event | None, drain_timeout: float) -> None:
-        membership = _Membership()
-        consumer = self._consumer_factory(membership)
+        consumer = self._consumers()
         await consumer.start()
         self._started += 1
         drain_deadline: float | None = None
         try:
-            async for batch in self._batches(consumer, stop):
+            while not stop.is_set():
+                try:
+                    batch = await consumer.poll(max_records=self._batch_size, timeout_s=POLL_SECONDS)
+                except RetriableError as e:  # the broker is away: wait, then read on
+                    log.warning("log_unreadable", error=str(e)[:500])
+                    await _pause(stop, 1.0)
+                    continue
                 if batch:
                     await self._handle_with_retry(consumer, batch, stop)
                     continue
                 if drain is not None and drain.is_set():
                     drain_deadline = drain_deadline or time.monotonic() + drain_timeout
-                    caught_up = await _caught_up(consumer, membership)
+                    caught_up = await consumer.caught_up()
                     if caught_up or time.monotonic() > drain_deadline:
                         log.info("projector_drained", caught_up=caught_up)
                         return
@@ -145,54 +161,53 @@ class Projector:
             self._started -= 1
             await consumer.stop()
 
-    async def _batches(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> AsyncIterator[Batch]:
-        while not stop.is_set():
-            yield await consumer.getmany(timeout_ms=200, max_records=self._batch_size)
-
-    async def _handle_with_retry(self, consumer: AIOKafkaConsumer, batch: Batch, stop: asyncio.Event) -> None:
+    async def _handle_with_retry(
+        self, consumer: LogConsumer, batch: list[LogRecord], stop: asyncio.Event
+    ) -> None:
         # Broker or database outages: keep the batch and try again; never commit past it.
-        # Records parked in the DLQ by an earlier try are not parked again.
+        # Records parked in the DLQ by an earlier try are not parked (nor applied) again.
         parked: set[tuple[int, int]] = set()
-        async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type(RetriableError),
-            wait=wait_exponential(multiplier=0.2, max=10),
-            before_sleep=lambda state: log.warning(
-                "projection_retrying", error=str(state.outcome.exception() if state.outcome else "")
-            ),
-            reraise=True,
-        ):
-            with attempt:
-                await self._handle(batch, parked)
         try:
-            await consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
-        except CommitFailedError as e:
-            # A rebalance took the partitions away; the new owner replays and dedupe skips.
-            log.warning("offset_commit_failed", error=str(e))
-        except KafkaError as e:
-            log.warning("offset_commit_failed", error=str(e))
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception_type(RetriableError),
+                stop=lambda _state: stop.is_set(),
+                wait=wait_exponential(multiplier=0.2, max=10),
+                sleep=lambda seconds: _pause(stop, seconds),
+                before_sleep=lambda state: log.warning(
+                    "projection_retrying", error=str(state.outcome.exception() if state.outcome else "")
+                ),
+                reraise=True,
+            ):
+                with attempt:
+                    await self._handle(batch, parked)
+        except RetriableError as e:
+            if not stop.is_set():
+                raise
+            # Stopping during an outage: leave the batch uncommitted; the next owner replays it.
+            log.warning("projection_abandoned_on_stop", error=str(e)[:500])
+            return
+        await consumer.commit(positions(batch))
 
-    async def _handle(self, batch: Batch, parked: set[tuple[int, int]]) -> None:
-        decoded: list[tuple[LoggedEvent, ConsumerRecord[bytes, bytes]]] = []
-        for tp, records in batch.items():
-            for record in records:
-                try:
-                    event = from_kafka_record(record.key, record.value, list(record.headers))
-                except EnvelopeError as e:
-                    await self._dead_letter(record, e, parked)
-                    continue
-                decoded.append((LoggedEvent(event, tp.partition, record.offset), record))
+    async def _handle(self, batch: list[LogRecord], parked: set[tuple[int, int]]) -> None:
+        decoded: list[tuple[LoggedEvent, LogRecord]] = []
+        for record in batch:
+            if (record.partition, record.offset) in parked:
+                continue
+            if record.event is None:  # not a CloudEvent, or too large to read
+                await self._dead_letter(record, record.error or ValueError("unreadable record"), parked)
+                continue
+            decoded.append((LoggedEvent(record.event, record.partition, record.offset), record))
         logged = [item for item, _ in decoded]
         try:
-            done = await apply_events(self._store, logged, self._derive)
-        except PermanentError as e:
+            done = await apply_events(self._store, logged, self._derive) if logged else Applied()
+        except RetriableError:
+            raise
+        except Exception as e:  # noqa: BLE001 - PermanentError or unforeseen: find the record
             # One bad event must not sink its neighbours: retry them one by one.
             log.warning("projection_batch_rejected", error=str(e)[:500], size=len(logged))
             done = Applied()
             for item, record in decoded:
-                try:
-                    done += await apply_events(self._store, [item], self._derive)
-                except PermanentError as item_error:
-                    await self._dead_letter(record, item_error, parked)
+                done += await self._apply_one(item, record, parked)
         self.stats.batches += 1
         self.stats.applied += done.new
         self.stats.duplicates += len(logged) - done.new
@@ -208,8 +223,21 @@ class Projector:
                 deliveries=done.deliveries,
             )
 
+    async def _apply_one(self, item: LoggedEvent, record: LogRecord, parked: set[tuple[int, int]]) -> Applied:
+        """Apply one record on its own; park it when the error concerns it (not an outage)."""
+        try:
+            return await apply_events(self._store, [item], self._derive)
+        except RetriableError:
+            raise
+        except PermanentError as e:
+            await self._dead_letter(record, e, parked)
+        except Exception as e:  # policy: one record never stops the role
+            log.exception("projection_record_failed", origin=_origin(record), event_id=item.event.id)
+            await self._dead_letter(record, e, parked)
+        return Applied()
+
     async def _dead_letter(
-        self, record: ConsumerRecord[bytes, bytes], error: BaseException, parked: set[tuple[int, int]]
+        self, record: LogRecord, error: BaseException, parked: set[tuple[int, int]]
     ) -> None:
         if (record.partition, record.offset) in parked:
             return
@@ -218,27 +246,11 @@ class Projector:
         self.stats.dead_lettered += 1
 
 
-class _Membership(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Whether the group has assigned this member its partitions yet (perhaps none)."""
-
-    def __init__(self) -> None:
-        self.assigned = False
-
-    async def on_partitions_revoked(self, revoked: object) -> None:
-        self.assigned = False
-
-    async def on_partitions_assigned(self, assigned: object) -> None:
-        self.assigned = True
+def _origin(record: LogRecord) -> str:
+    return f"{record.topic}/{record.partition}/{record.offset}"
 
 
-async def _caught_up(consumer: AIOKafkaConsumer, membership: _Membership) -> bool:
-    """True when the group assigned this member its partitions and it has read each up to its
-    high-water mark; a member left without partitions (more members than partitions) is."""
-    assignment = consumer.assignment()
-    if not assignment:
-        return membership.assigned
-    for tp in assignment:
-        highwater = consumer.highwater(tp)
-        if highwater is None or await consumer.position(tp) < highwater:
-            return False
-    return True
+async def _pause(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep ``seconds``, or less when the hub stops meanwhile."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)

@@ -27,8 +27,8 @@ from typing import Any
 import structlog
 
 from connectors.base import Batch, Connector, Record
-from connectors.events import ingetrokken_event, vastgelegd_record
-from connectors.mapping import Outcome, map_records
+from connectors.events import ingetrokken_event, vastgelegd_record, vastgelegd_size
+from connectors.mapping import MappedObject, Outcome, map_records
 from hub.ports import EventLog, RecordLog
 from hub.ports.connectors import (
     BatchCommit,
@@ -41,12 +41,16 @@ from hub.ports.connectors import (
     SyncScope,
 )
 from schemas.bindings import KafkaRecord, from_kafka_record
+from schemas.envelope import DEFAULT_MAX_EVENT_BYTES
 
 log = structlog.get_logger(__name__)
 
 WITHDRAW_PAGE = 5000
 #: Fewer records to map than this in a batch are mapped in this process, not in the worker.
 OFFLOAD_MIN = 1000
+#: Records handled on the event loop between two yields to its other tasks: a batch of 5,000
+#: in one go held the loop ~50-150 ms on a busy 2-core machine (the reader thread shares the GIL).
+LOOP_SLICE = 1000
 
 Print = tuple[str, str, str]  # a record's (objecttype, object id, digest), see Connector.fingerprint
 
@@ -108,6 +112,11 @@ class Tally:
 Progress = Callable[[Tally], None]
 
 
+class Interrupted(Exception):
+    """Raised by a progress hook when the process is stopping: the run ends at a batch boundary
+    (everything committed so far stays)."""
+
+
 @dataclass
 class _Pending:
     """A mapped batch waiting to be published and committed."""
@@ -145,6 +154,10 @@ class SyncRun:
     ``executor`` (a factory, called once when first needed) is where batches with at least
     ``offload_min`` records to map are mapped and serialised, when the connector offers a
     picklable :meth:`Connector.mapper`: a one-worker process pool puts an import on two cores.
+
+    ``max_event_bytes`` is the publish limit (KOPPELHUB_MAX_EVENT_BYTES): a record whose event
+    would exceed it is a row error, as a publish of it would be a 413 (finding: one 10 KB
+    spreadsheet made a 5 MB event, a 147 KB one a 140 MB event PostgreSQL refused for ever).
     """
 
     def __init__(
@@ -158,11 +171,13 @@ class SyncRun:
         on_progress: Progress | None = None,
         executor: Callable[[], Executor] | None = None,
         offload_min: int = OFFLOAD_MIN,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     ) -> None:
         self.connector, self.scope, self.owner = connector, scope, owner
         self.store, self.event_log = store, event_log
         self.on_progress = on_progress
         self.executor, self.offload_min = executor, offload_min
+        self.max_event_bytes = max_event_bytes
         self.mapper = connector.mapper() if executor is not None else None
         self._pool: Executor | None = None
         self.run_id = uuid.uuid4()
@@ -184,7 +199,7 @@ class SyncRun:
         ahead: asyncio.Task[_Looked] | None = None
         try:
             async for batch in self.connector.fetch(checkpoint):
-                prints = [self.connector.fingerprint(r) for r in batch.records]
+                prints = await self._fingerprints(batch.records)
                 if inflight is not None:
                     await inflight
                     inflight = None
@@ -222,6 +237,31 @@ class SyncRun:
         for err in found[: max(0, 20 - len(t.sample_errors))]:
             t.sample_errors.append({"row": err.row, "column": err.column, "message": err.message})
 
+    def _too_large(self, mapped: list[MappedObject]) -> list[tuple[str, str]] | None:
+        """The size problem of a record whose event would break the publish limit, if any."""
+        limit, source = self.max_event_bytes, self.scope.source
+        for objecttype, object_id, _, data in mapped:
+            if 2 * len(data) + len(source) + 512 <= limit:
+                continue  # the envelope besides source, subject and data is far under 512 bytes
+            size = vastgelegd_size(source, objecttype, object_id, data, limit)
+            if size > limit:
+                return [
+                    (
+                        "",
+                        f"its event would be {size} bytes, more than the limit of {limit} bytes "
+                        "(KOPPELHUB_MAX_EVENT_BYTES); shorten its cells",
+                    )
+                ]
+        return None
+
+    async def _fingerprints(self, records: list[Record]) -> list[Print | None]:
+        prints: list[Print | None] = []
+        for start in range(0, len(records), LOOP_SLICE):
+            if start:
+                await asyncio.sleep(0)
+            prints += [self.connector.fingerprint(r) for r in records[start : start + LOOP_SLICE]]
+        return prints
+
     async def _look(self, batch: Batch, prints: list[Print | None]) -> _Looked:
         """Look a batch's fingerprints up and start mapping the records that changed. A record
         the connector can fingerprint without mapping (a spreadsheet row) is skipped unmapped
@@ -238,10 +278,10 @@ class SyncRun:
             mapping = loop.run_in_executor(self._pool, map_records, self.mapper, items)
         else:
             outcomes: list[Outcome] = []
-            for start in range(0, len(items), 1000):
+            for start in range(0, len(items), LOOP_SLICE):
                 if start:
                     await asyncio.sleep(0)  # let acknowledgements of the previous batch in
-                outcomes += map_records(self.connector.map, items[start : start + 1000])
+                outcomes += map_records(self.connector.map, items[start : start + LOOP_SLICE])
             mapping = loop.create_future()
             mapping.set_result(outcomes)
         return _Looked(batch, prints, looked, known, mapping)
@@ -253,7 +293,9 @@ class SyncRun:
         objects: dict[Key, tuple[bytes, str]] = {}
         pending = _Pending(checkpoint=b.batch.checkpoint, complete=b.batch.complete)
         seen, known, counts = pending.seen, b.known, Counter[tuple[str, str]]()
-        for record, fp in zip(b.batch.records, b.prints, strict=True):
+        for n, (record, fp) in enumerate(zip(b.batch.records, b.prints, strict=True)):
+            if n and n % LOOP_SLICE == 0:
+                await asyncio.sleep(0)  # other tasks of the loop (API, projector) run in between
             if fp is not None:
                 before = known.get((fp[0], fp[1]))
                 if before is not None and before.hash == fp[2]:
@@ -261,6 +303,8 @@ class SyncRun:
                     counts[fp[0], "unchanged"] += 1
                     continue
             mapped, problems = next(outcomes)
+            if problems is None:
+                problems = self._too_large(mapped)
             if problems is not None:
                 self._reject(record, problems, pending.errors)
                 continue
@@ -270,7 +314,9 @@ class SyncRun:
         extra = [k for k in objects if k not in b.looked]
         if extra:
             known.update(await self.store.known(s, extra))
-        for (objecttype, object_id), (data, digest) in objects.items():
+        for n, ((objecttype, object_id), (data, digest)) in enumerate(objects.items()):
+            if n and n % LOOP_SLICE == 0:
+                await asyncio.sleep(0)
             before = known.get((objecttype, object_id))
             if before is not None and before.hash == digest:
                 seen.append((objecttype, object_id))

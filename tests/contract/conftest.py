@@ -34,6 +34,7 @@ from hub.services.projector import ProjectionStore, apply_events
 from schemas import CloudEvent, validate_event
 from schemas.landscape import ingetrokken_type, vastgelegd_type
 from subscriptions.filters import parse_filters
+from tests.contract.delivery_harness import stores  # noqa: F401  (the delivery stores fixture)
 
 HUB = "urn:nld:oin:00000000000000000099:systeem:koppelhub-test"
 PUBLIC_URL = "https://hub.example"

@@ -18,7 +18,7 @@ import pytest
 
 from hub.adapters.kafka import KafkaEventLog, ensure_topics
 from hub.adapters.kafka_consumer import KafkaLogConsumer
-from hub.adapters.memory_log import InMemoryEventLog
+from hub.adapters.memory.log import InMemoryEventLog
 from hub.embedded import Infrastructure
 from hub.ports import LogConsumer, LogRecord, RecordLog
 from hub.settings import KafkaSettings

@@ -15,10 +15,9 @@ from sqlalchemy import text
 
 from hub.adapters.postgres.connectors import PostgresConnectorStore
 from hub.adapters.postgres.engine import create_engine
-from hub.adapters.postgres.fingerprints import PostgresFingerprintStore
 from hub.adapters.postgres.imports import PostgresImportStore
+from hub.bootstrap import connector_runner
 from hub.errors import BrokerUnavailable
-from hub.services.connectors import ConnectorRunner
 from hub.settings import ConnectorSettings, Settings
 from schemas import CloudEvent
 from tests.support.connectors import GEBRUIK_HEADER, ORG, harness, write_csv
@@ -43,15 +42,7 @@ async def test_a_failing_connector_backs_off_and_the_others_still_run(
     settings = fast(settings, tmp_path)
     good = write_csv(tmp_path / "good.csv", [GEBRUIK_HEADER, *rows(3)])
     async with harness(settings) as h:
-        runner = ConnectorRunner(
-            h.connectors,
-            h.imports,
-            h.runner.fingerprints,
-            h.event_log,
-            settings.connectors,
-            hub_urn=settings.source_urn,
-            data_dir=settings.data_dir,
-        )
+        runner = h.runner
         broken = await h.connectors.create(
             kind="csv",
             organisatie=ORG,
@@ -123,16 +114,7 @@ async def test_without_an_acknowledgement_neither_checkpoint_nor_fingerprints_ad
     engine = create_engine(settings.database_url, pool_size=2)
     try:
         store = PostgresConnectorStore(engine)
-        fingerprints = PostgresFingerprintStore(engine)
-        runner = ConnectorRunner(
-            store,
-            PostgresImportStore(engine),
-            fingerprints,
-            RefusingLog(),
-            settings.connectors,
-            hub_urn=settings.source_urn,
-            data_dir=settings.data_dir,
-        )
+        runner = connector_runner(settings, engine, RefusingLog())
         record = await store.create(
             kind="csv",
             organisatie=ORG,
@@ -174,15 +156,7 @@ async def test_a_stop_ends_an_import_at_a_batch_boundary_and_requeues_it(
     log = SlowLog()
     try:
         imports = PostgresImportStore(engine)
-        runner = ConnectorRunner(
-            PostgresConnectorStore(engine),
-            imports,
-            PostgresFingerprintStore(engine),
-            log,
-            settings.connectors,
-            hub_urn=settings.source_urn,
-            data_dir=settings.data_dir,
-        )
+        runner = connector_runner(settings, engine, log)
         record = await imports.create(
             import_id=uuid.uuid4(),
             organisatie=ORG,

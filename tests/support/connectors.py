@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -14,9 +13,8 @@ from aiokafka import AIOKafkaConsumer
 from hub.adapters.kafka import KafkaEventLog, ensure_topics
 from hub.adapters.postgres.connectors import PostgresConnectorStore
 from hub.adapters.postgres.engine import create_engine
-from hub.adapters.postgres.fingerprints import PostgresFingerprintStore
 from hub.adapters.postgres.imports import PostgresImportStore
-from hub.adapters.postgres.runs import PostgresRunStore
+from hub.bootstrap import connector_runner
 from hub.services.connectors import ConnectorRunner
 from hub.services.imports import ImportSpec
 from hub.settings import Settings
@@ -50,21 +48,13 @@ class Harness:
         organisatie: str = ORG,
         **options: object,
     ):  # type: ignore[no-untyped-def]
-        """Queue an import of ``path`` and run it to the end here; returns (record, tally)."""
-        import_id = uuid.uuid4()
-        record = await self.imports.create(
-            import_id=import_id,
-            organisatie=organisatie,
-            objecttype=objecttype,
-            mode=mode,
-            filename=path.name,
-            path=str(path),
-            options=dict(options),
-        )
+        """Queue an import of ``path``, claim it and run it to the end here; returns its record."""
+        spec = ImportSpec(organisatie, objecttype, mode, path.name, path, dict(options))
+        record = await self.runner.lifecycle.create(spec)
         claimed = await self.imports.claim()
         assert claimed is not None and claimed.id == record.id
         await self.runner.run_import(claimed)
-        return await self.imports.get(import_id)
+        return await self.imports.get(record.id)
 
     async def events(self) -> list[CloudEvent]:
         """Every event on this test's topic so far."""
@@ -96,20 +86,9 @@ async def harness(settings: Settings) -> AsyncIterator[Harness]:
     engine = create_engine(settings.database_url)
     log = KafkaEventLog(settings.kafka.bootstrap, settings.kafka)
     await log.start()
-    imports = PostgresImportStore(engine)
-    connectors = PostgresConnectorStore(engine)
-    runner = ConnectorRunner(
-        connectors,
-        imports,
-        PostgresFingerprintStore(engine),
-        log,
-        settings.connectors,
-        hub_urn=settings.source_urn,
-        data_dir=settings.data_dir,
-        runs=PostgresRunStore(engine),
-    )
+    runner = connector_runner(settings, engine, log)
     try:
-        yield Harness(settings, runner, imports, connectors, log)
+        yield Harness(settings, runner, PostgresImportStore(engine), PostgresConnectorStore(engine), log)
     finally:
         await log.stop()
         await engine.dispose()

@@ -123,6 +123,13 @@ def test_record_without_data_has_no_value() -> None:
     assert to_kafka_record(make(data=...)).value is None
 
 
+def test_an_event_without_subject_and_data_is_a_record_kafka_takes_and_reads_back_without_data() -> None:
+    event = make(data=..., subject=..., datacontenttype=...)
+    record = to_kafka_record(event)
+    assert record.key is None and record.value == b""  # aiokafka refuses a record with neither
+    assert from_kafka_record(record.key, record.value, record.headers) == event
+
+
 def test_a_foreign_key_without_partitionkey_header_becomes_partitionkey() -> None:
     record = to_kafka_record(make())
     back = from_kafka_record(b"other-key", record.value, record.headers)

@@ -21,6 +21,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 
 from connectors.base import ConnectorContext, SourceRefused, SourceUnavailable
 from connectors.sources import fetch_location
+from hub.adapters.egress import egress
 from subscriptions.ssrf import NetworkPolicy, check_sink
 
 PUBLIC, INTERNAL = "127.0.0.2", "127.0.0.1"
@@ -99,7 +100,7 @@ def context(
     tmp_path: Path, resolver: AbstractResolver | None, policy: NetworkPolicy = POLICY
 ) -> ConnectorContext:
     return ConnectorContext(
-        organisatie="org-1", scope="s", work_dir=tmp_path / "work", network_policy=policy, resolver=resolver
+        organisatie="org-1", scope="s", work_dir=tmp_path / "work", egress=egress(policy, resolver)
     )
 
 
@@ -145,7 +146,9 @@ async def test_a_blocked_ip_literal_is_never_connected_to(hosts: Hosts, tmp_path
 
 async def test_the_default_policy_refuses_loopback_names(hosts: Hosts, tmp_path: Path) -> None:
     # No allow-list and the system's own DNS: localhost is refused, not fetched.
-    ctx = ConnectorContext(organisatie="org-1", scope="s", work_dir=tmp_path / "work")
+    ctx = ConnectorContext(
+        organisatie="org-1", scope="s", work_dir=tmp_path / "work", egress=egress(NetworkPolicy())
+    )
     with pytest.raises(SourceRefused, match="loopback"):
         await fetch_location(f"http://localhost:{hosts.port}/x.csv", ctx, ())
     assert hosts.internal.hits == 0
@@ -171,3 +174,12 @@ async def test_a_non_http_answer_is_reported_without_quoting_it(tmp_path: Path) 
         await server.wait_closed()
     assert "RemoteProtocolError" in str(failed.value)
     assert marker.decode() not in str(failed.value)
+
+
+async def test_without_an_egress_a_download_is_refused_before_any_connection(
+    hosts: Hosts, tmp_path: Path
+) -> None:
+    ctx = ConnectorContext(organisatie="org-1", scope="s", work_dir=tmp_path / "work")
+    with pytest.raises(SourceRefused, match="no egress configured"):
+        await fetch_location(f"http://{PUBLIC}:{hosts.port}/x.csv", ctx, ())
+    assert (hosts.public.hits, hosts.internal.hits) == (0, 0)

@@ -18,6 +18,7 @@ from connectors.events import vastgelegd_event
 from connectors.ids import content_hash, event_id
 from connectors.kinds import KINDS
 from connectors.registry import create
+from hub.adapters.egress import egress
 from schemas import CloudEvent
 from schemas.envelope import validate_event
 from schemas.landscape import validate_landscape_event
@@ -45,7 +46,7 @@ async def emitted(kind: str, directory: Path, servers: Servers) -> list[dict[str
         scope=f"contract-{kind}",
         work_dir=directory,
         file_roots=(directory,),
-        network_policy=NetworkPolicy.parse("127.0.0.1/32"),
+        egress=egress(NetworkPolicy.parse("127.0.0.1/32")),
     )
     connector = create(kind, config, ctx)
     events = []

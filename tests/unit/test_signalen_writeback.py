@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from connectors.base import ConnectorContext
-from hub.adapters.memory_log import InMemoryEventLog
+from hub.adapters.egress import egress
+from hub.adapters.memory import InMemoryEventLog
 from hub.errors import NotFound
 from hub.ports import ConnectorRecord
 from hub.services.writeback import ClientRouter, ConnectorSink, connector_sink
@@ -66,7 +67,7 @@ def setup(fake: SignalenFake, tmp_path: Path) -> tuple[ConnectorSink, InMemoryEv
             organisatie=organisatie,
             scope=scope,
             work_dir=tmp_path,
-            network_policy=NetworkPolicy.parse("127.0.0.1/32"),
+            egress=egress(NetworkPolicy.parse("127.0.0.1/32")),
             http_timeout_s=5,
         )
 

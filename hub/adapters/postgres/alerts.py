@@ -8,8 +8,8 @@ matching subscription, ``pg_notify``) inside the same transaction makes the aler
 durable as the state change, and subscribers receive it like any other event. The alert is
 not in the Kafka log, so a rebuild from Kafka does not see it; the archive does.
 
-Alerts about deliveries of alert events are not generated (no alert storms, no loops), and
-a subscription that selects nothing (no source, types or filters) does not receive alerts.
+Which alerts are raised is decided by :mod:`subscriptions.lifecycle`; who receives them by
+:mod:`subscriptions.recipients`, the same rule as for every other event.
 """
 
 from __future__ import annotations
@@ -25,19 +25,21 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.adapters.postgres.projection import OUTBOX_CHANNEL
 from hub.adapters.postgres.tables import deliveries, event_archive, processed_events, subscriptions
+from hub.ports import MatchableSubscription
 from schemas import CloudEvent
 from subscriptions.filters import parse_filters
-from subscriptions.model import subscription_matches
-
-ALERT_TYPE_PREFIX = "nl.koppelhub."
-DELIVERY_DEAD = "nl.koppelhub.delivery.dead.v1"
-SUBSCRIPTION_DISABLED = "nl.koppelhub.subscription.disabled.v1"
+from subscriptions.recipients import recipients
 
 _TAKE_SEQ = text("SELECT nextval(pg_get_serial_sequence('event_archive', 'seq'))")
 
 
-def is_alert(event_type: str | None) -> bool:
-    return bool(event_type) and str(event_type).startswith(ALERT_TYPE_PREFIX)
+def matchable(
+    subscription_id: uuid.UUID, source: str | None, types: list[str] | None, filters: list[Any] | None
+) -> MatchableSubscription:
+    """A stored subscription's selection, ready for :func:`subscriptions.recipients.recipients`."""
+    return MatchableSubscription(
+        subscription_id, source, frozenset(types) if types else None, tuple(parse_filters(filters or []))
+    )
 
 
 @dataclass(frozen=True)
@@ -56,13 +58,7 @@ async def emit_alerts(conn: AsyncConnection, source_urn: str, alerts: Sequence[A
             select(subscriptions.c.id, subscriptions.c.source, subscriptions.c.types, subscriptions.c.filters)
         )
     )
-    # A match-everything subscription (no source, types or filters) asked for the event flow,
-    # not for the hub's operational alerts: alerts go only to subscriptions that select them.
-    matchable = [
-        (r.id, r.source, r.types, parse_filters(r.filters or []))
-        for r in rows
-        if r.source or r.types or r.filters
-    ]
+    subscribers = [matchable(r.id, r.source, r.types, r.filters) for r in rows]
     queued = 0
     for alert in alerts:
         event = CloudEvent(
@@ -91,12 +87,7 @@ async def emit_alerts(conn: AsyncConnection, source_urn: str, alerts: Sequence[A
                 event=event.to_structured(),
             )
         )
-        attrs = event.attributes()
-        targets = [
-            sid
-            for sid, source, types, filters in matchable
-            if subscription_matches(source, types, filters, attrs)
-        ]
+        targets = [s.id for s in recipients(subscribers, event.attributes())]
         if targets:
             await conn.execute(
                 insert(deliveries),

@@ -3,65 +3,42 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from hub.adapters.postgres.alerts import is_alert
+from hub.adapters.postgres.alerts import matchable
 from hub.adapters.postgres.errors import translate_db_errors
 from hub.adapters.postgres.projection import OUTBOX_CHANNEL
-from hub.adapters.postgres.tables import deliveries, event_archive, subscriptions
+from hub.adapters.postgres.tables import OPEN_SQL, deliveries, event_archive, subscriptions
 from hub.errors import NotFound
-from hub.ports import PulledPage
-from subscriptions.filters import Filter, parse_filters
-from subscriptions.model import subscription_matches
+from hub.ports import MatchableSubscription, PulledPage
+from subscriptions.lifecycle import RETRY_STATUS
+from subscriptions.recipients import event_attributes, receives
 
 _CHUNK = 1_000
 #: Archive rows one pull request looks at, at most: a sparse subscription still makes progress.
 PULL_SCAN_LIMIT = 10_000
 
+# Manual retry: RETRY_STATUS whatever the state, due now, the schedule restarting.
 _RETRY = text(
-    """
+    f"""
     UPDATE deliveries
-    SET status = 'pending', next_attempt_at = now(), retry_base = attempts, updated_at = now()
+    SET status = '{RETRY_STATUS}', next_attempt_at = now(), retry_base = attempts, updated_at = now()
     WHERE id = :delivery AND subscription_id = :subscription
     RETURNING id, status, ordering_key, archive_seq
-    """
+    """  # noqa: S608 (lifecycle constants, see tables.OPEN_SQL)
 )
-# What the failed head held back (outcomes.py) follows it now rather than at its old retry time.
+# lifecycle.released: what the failed head held back follows it now, not at its old retry time.
 _RELEASE = text(
-    """
+    f"""
     UPDATE deliveries SET next_attempt_at = now()
     WHERE subscription_id = :subscription AND ordering_key = :key AND archive_seq > :seq
-      AND status IN ('pending', 'failed') AND next_attempt_at > now()
-    """
+      AND {OPEN_SQL} AND next_attempt_at > now()
+    """  # noqa: S608 (lifecycle constants, see tables.OPEN_SQL)
 )
-
-
-@dataclass(frozen=True)
-class _Selector:
-    source: str | None
-    types: list[str] | None
-    filters: list[Filter]
-    selects_anything: bool
-
-    def matches(self, event: dict[str, Any]) -> bool:
-        # Alerts go only to subscriptions that select something (see alerts.py).
-        if not self.selects_anything and is_alert(event.get("type")):
-            return False
-        return subscription_matches(self.source, self.types, self.filters, _attributes(event))
-
-
-def _attributes(event: dict[str, Any]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for name, value in event.items():
-        if name in ("data", "data_base64"):
-            continue
-        out[name] = ("true" if value else "false") if isinstance(value, bool) else str(value)
-    return out
 
 
 class PostgresDeliveryStore:
@@ -70,7 +47,7 @@ class PostgresDeliveryStore:
     def __init__(self, engine: AsyncEngine):
         self._engine = engine
 
-    async def _selector(self, conn: AsyncConnection, subscription_id: uuid.UUID) -> _Selector:
+    async def _selector(self, conn: AsyncConnection, subscription_id: uuid.UUID) -> MatchableSubscription:
         row = (
             await conn.execute(
                 select(subscriptions.c.source, subscriptions.c.types, subscriptions.c.filters).where(
@@ -80,12 +57,7 @@ class PostgresDeliveryStore:
         ).one_or_none()
         if row is None:
             raise NotFound(f"subscription {subscription_id} does not exist")
-        return _Selector(
-            row.source,
-            row.types,
-            parse_filters(row.filters or []),
-            bool(row.source or row.types or row.filters),
-        )
+        return matchable(subscription_id, row.source, row.types, row.filters)
 
     async def retry(self, subscription_id: uuid.UUID, delivery_id: uuid.UUID) -> str:
         """Make one delivery due now with a fresh retry schedule; returns its new status."""
@@ -156,7 +128,7 @@ class PostgresDeliveryStore:
                             "ordering_key": r.ordering_key,
                         }
                         for r in rows
-                        if selector.matches(r.event)
+                        if receives(selector, event_attributes(r.event))
                     ]
                     if new:
                         await conn.execute(insert(deliveries), new)
@@ -186,7 +158,7 @@ class PostgresDeliveryStore:
                     scanned += len(rows)
                     more = len(rows) == _CHUNK
                     for index, r in enumerate(rows):
-                        if selector.matches(r.event):
+                        if receives(selector, event_attributes(r.event)):
                             found.append(r.event)
                         last = r.seq
                         if len(found) == limit:

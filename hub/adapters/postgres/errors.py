@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import orjson
 from sqlalchemy import exc
 
 from hub.errors import PermanentError, RetriableError
@@ -15,18 +16,31 @@ class DatabaseUnavailable(RetriableError):
 
 
 class DataRejected(PermanentError):
-    """PostgreSQL refused the data itself (encoding, constraint, type)."""
+    """PostgreSQL refused the data itself (encoding, constraint, type, size), or the adapter
+    could not serialise it for PostgreSQL: retrying cannot help, the record is the problem."""
 
 
 @contextmanager
 def translate_db_errors() -> Iterator[None]:
-    """Turn SQLAlchemy/psycopg errors into retriable or permanent hub errors."""
+    """Turn SQLAlchemy/psycopg errors into retriable or permanent hub errors.
+
+    Permanent: SQLSTATE classes 22 (data exception, e.g. U+0000 in ``jsonb``), 23 (integrity)
+    and 54 (program limit exceeded: a value too large for ``jsonb`` or for an index entry, a
+    document nested too deep); and orjson refusing a value while the adapter serialises rows
+    (an integer beyond 64 bits, a lone surrogate, nesting beyond 254 levels). Everything else
+    from the driver is retriable."""
     try:
         yield
     except (exc.DataError, exc.IntegrityError) as e:
         # SQLSTATE classes 22 and 23: this data, not the database, is the problem.
         raise DataRejected(str(getattr(e, "orig", None) or e)) from e
+    except orjson.JSONEncodeError as e:
+        raise DataRejected(f"cannot serialise the data for PostgreSQL: {e}") from e
     except exc.DBAPIError as e:
+        if str(getattr(e.orig, "sqlstate", None) or "").startswith("54"):
+            # psycopg files class 54 under OperationalError, but it is about this statement's
+            # data (a limit no amount of waiting raises), so retrying would jam the partition.
+            raise DataRejected(str(e.orig)) from e
         # Outages, but also a missing migration or a revoked privilege: waiting and retrying
         # keeps the events; treating those as poison would dead-letter every valid event.
         raise DatabaseUnavailable(str(e.orig or e)) from e

@@ -83,7 +83,7 @@ def _keys(keys: Sequence[Key]) -> str:
 
 
 class PostgresFingerprintStore:
-    """The :class:`hub.services.connector_ports.FingerprintStore` on PostgreSQL."""
+    """The :class:`hub.ports.connectors.FingerprintStore` on PostgreSQL."""
 
     def __init__(self, engine: AsyncEngine, *, lease_seconds: float = 300.0) -> None:
         self._engine = engine

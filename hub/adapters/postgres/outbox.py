@@ -17,37 +17,40 @@ from hub.adapters.postgres.engine import libpq_url
 from hub.adapters.postgres.errors import translate_db_errors
 from hub.adapters.postgres.outcomes import record_outcomes
 from hub.adapters.postgres.projection import OUTBOX_CHANNEL
+from hub.adapters.postgres.tables import OPEN_SQL
 from hub.ports import ClaimedDelivery
 from hub.ports.delivery import AttemptResult
+from subscriptions.lifecycle import ACTIVE
 
 __all__ = ["AttemptResult", "ClaimedDelivery", "OutboxListener", "PostgresOutbox"]
 
 log = structlog.get_logger(__name__)
 
+# The claim executes :func:`subscriptions.lifecycle.is_due` and ``blocked_by`` set-based.
 # Fair claim: each active subscription (in random order, so none is always first) offers its
 # own due rows, at most ``room`` of them: what its concurrency cap and rate allow right now.
 # One subscription's backlog or slow sink therefore never fills a round for the others.
 # Per-key order (ordering = 'key'): a delivery is due only when no earlier delivery for the
 # same subscription and ordering key is still open (pending, failed-and-waiting, or claimed).
 _CLAIM = text(
-    """
+    f"""
     WITH room AS (
         SELECT * FROM unnest(CAST(:room_ids AS uuid[]), CAST(:room_sizes AS int[])) AS r(id, size)
     ),
     due AS (
         SELECT p.id
-        FROM (SELECT * FROM subscriptions WHERE status = 'active' ORDER BY random()) s
+        FROM (SELECT * FROM subscriptions WHERE status = '{ACTIVE}' ORDER BY random()) s
         LEFT JOIN room r ON r.id = s.id
         CROSS JOIN LATERAL (
             SELECT d.id FROM deliveries d
             WHERE d.subscription_id = s.id
-              AND d.status IN ('pending', 'failed')
+              AND d.{OPEN_SQL}
               AND d.next_attempt_at <= now()
               AND (s.ordering = 'none' OR d.ordering_key IS NULL OR NOT EXISTS (
                     SELECT 1 FROM deliveries e
                     WHERE e.subscription_id = d.subscription_id
                       AND e.ordering_key = d.ordering_key
-                      AND e.status IN ('pending', 'failed')
+                      AND e.{OPEN_SQL}
                       AND e.archive_seq < d.archive_seq))
             ORDER BY d.next_attempt_at, d.archive_seq
             LIMIT COALESCE(r.size, LEAST(
@@ -68,15 +71,15 @@ _CLAIM = text(
                   AS previous_secret,
               s.headers, s.retry_schedule, s.ordering, s.max_concurrency,
               LEAST(s.max_rate, s.allowed_rate) AS max_rate, s.content_mode, s.auth
-    """
+    """  # noqa: S608 (lifecycle constants, see tables.OPEN_SQL)
 )
 
 _NEXT_DUE = text(
-    """
+    f"""
     SELECT min(d.next_attempt_at) FROM deliveries d
-    JOIN subscriptions s ON s.id = d.subscription_id AND s.status = 'active'
-    WHERE d.status IN ('pending', 'failed')
-    """
+    JOIN subscriptions s ON s.id = d.subscription_id AND s.status = '{ACTIVE}'
+    WHERE d.{OPEN_SQL}
+    """  # noqa: S608 (lifecycle constants, see tables.OPEN_SQL)
 )
 
 

@@ -1,5 +1,8 @@
 """Recording attempt outcomes: the attempt log, the delivery's new state, the subscription's
-health (410, days of failure), and the alerts those changes raise, all in one transaction."""
+health (410, days of failure), and the alerts those changes raise, all in one transaction.
+
+The rules are :mod:`subscriptions.lifecycle`'s; this module executes them set-based in SQL
+built from its constants (``may_record``, ``held_until``, ``failed_too_long``, the alerts)."""
 
 from __future__ import annotations
 
@@ -10,30 +13,43 @@ from typing import Any
 from sqlalchemy import bindparam, insert, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hub.adapters.postgres.alerts import DELIVERY_DEAD, SUBSCRIPTION_DISABLED, Alert, emit_alerts, is_alert
-from hub.adapters.postgres.tables import deliveries, delivery_attempts
+from hub.adapters.postgres.alerts import Alert, emit_alerts
+from hub.adapters.postgres.tables import OPEN_SQL, deliveries, delivery_attempts
 from hub.ports import AttemptResult
+from schemas.hub_events import DELIVERY_DEAD, SUBSCRIPTION_DISABLED
+from subscriptions.lifecycle import (
+    ACTIVE,
+    DEAD,
+    DELIVERED,
+    DISABLED,
+    FAILED,
+    alerts_dead,
+    alerts_disabled,
+    failing_reason,
+)
 from subscriptions.options import redact_url
 
+# may_record: only the claim that made the attempt, on a delivery still open.
+_MAY_RECORD = f"attempts = :attempt - 1 AND {OPEN_SQL}"
 _DEAD = text(
-    """
-    UPDATE deliveries SET status = 'dead', attempts = :attempt, last_status_code = :code,
+    f"""
+    UPDATE deliveries SET status = '{DEAD}', attempts = :attempt, last_status_code = :code,
            last_error = :error, updated_at = now()
-    WHERE id = :id AND attempts = :attempt - 1 AND status IN ('pending', 'failed')
+    WHERE id = :id AND {_MAY_RECORD}
     RETURNING id
-    """
+    """  # noqa: S608 (lifecycle constants, see tables.OPEN_SQL)
 )
 # Later deliveries of a key whose head failed cannot go before it: move them out of the due
 # range until the head's next try, so claims do not walk past them again and again (a dead
 # sink with a deep backlog made every claim scan its whole queue).
 _HOLD_BACK = text(
-    """
+    f"""
     UPDATE deliveries d SET next_attempt_at = v.next_at
     FROM unnest(CAST(:subs AS uuid[]), CAST(:keys AS text[]), CAST(:seqs AS bigint[]),
                 CAST(:nexts AS timestamptz[])) AS v(sid, k, seq, next_at)
     WHERE d.subscription_id = v.sid AND d.ordering_key = v.k AND d.archive_seq > v.seq
-      AND d.status IN ('pending', 'failed') AND d.next_attempt_at < v.next_at
-    """
+      AND d.{OPEN_SQL} AND d.next_attempt_at < v.next_at
+    """  # noqa: S608 (lifecycle constants, see tables.OPEN_SQL)
 )
 _HEALTHY = text(
     "UPDATE subscriptions SET failing_since = NULL WHERE id = ANY(:ids) AND failing_since IS NOT NULL"
@@ -42,19 +58,19 @@ _FAILING = text(
     "UPDATE subscriptions SET failing_since = now() WHERE id = ANY(:ids) AND failing_since IS NULL"
 )
 _FAILED_TOO_LONG = text(
-    """
-    UPDATE subscriptions SET status = 'disabled', status_reason = :reason, updated_at = now()
-    WHERE id = ANY(:ids) AND status = 'active'
+    f"""
+    UPDATE subscriptions SET status = '{DISABLED}', status_reason = :reason, updated_at = now()
+    WHERE id = ANY(:ids) AND status = '{ACTIVE}'
       AND failing_since <= now() - make_interval(secs => :after)
     RETURNING id, sink
-    """
+    """  # noqa: S608 (lifecycle constants, see tables.OPEN_SQL)
 )
 _GONE = text(
-    """
-    UPDATE subscriptions SET status = 'disabled', status_reason = :reason, updated_at = now()
-    WHERE id = :id AND status = 'active'
+    f"""
+    UPDATE subscriptions SET status = '{DISABLED}', status_reason = :reason, updated_at = now()
+    WHERE id = :id AND status = '{ACTIVE}'
     RETURNING id, sink
-    """
+    """  # noqa: S608 (lifecycle constants, see tables.OPEN_SQL)
 )
 
 
@@ -87,7 +103,7 @@ async def record_outcomes(
     if not results:
         return
     await conn.execute(insert(delivery_attempts), [_attempt_row(r) for r in results])
-    living = [r for r in results if r.new_status != "dead"]
+    living = [r for r in results if r.new_status != DEAD]
     if living:
         await conn.execute(
             update(deliveries)
@@ -95,7 +111,7 @@ async def record_outcomes(
             # reach the database must not overwrite what another one recorded since.
             .where(deliveries.c.id == bindparam("b_id"))
             .where(deliveries.c.attempts == bindparam("b_attempt") - 1)
-            .where(text("status IN ('pending', 'failed')"))  # literal: executemany
+            .where(text(OPEN_SQL))  # literal: executemany
             .values(
                 status=bindparam("b_status"),
                 attempts=bindparam("b_attempt"),
@@ -114,13 +130,13 @@ async def record_outcomes(
                     "b_next": r.next_attempt_at or r.started_at,
                     "b_code": r.status_code,
                     "b_error": r.error,
-                    "b_delivered_at": r.started_at if r.new_status == "delivered" else None,
+                    "b_delivered_at": r.started_at if r.new_status == DELIVERED else None,
                 }
                 for r in living
             ],
         )
     held = [
-        r for r in living if r.new_status == "failed" and r.ordering_key is not None and r.next_attempt_at
+        r for r in living if r.new_status == FAILED and r.ordering_key is not None and r.next_attempt_at
     ]
     if held:
         await conn.execute(
@@ -134,11 +150,11 @@ async def record_outcomes(
         )
     alerts: list[Alert] = []
     for r in results:
-        if r.new_status != "dead":
+        if r.new_status != DEAD:
             continue
         params = {"id": r.delivery_id, "attempt": r.attempt, "code": r.status_code, "error": r.error}
         went_dead = (await conn.execute(_DEAD, params)).first() is not None
-        if went_dead and not is_alert(r.event_type):
+        if went_dead and alerts_dead(r.event_type):
             alerts.append(_dead_alert(r))
     alerts.extend(await _subscription_health(conn, results, disable_after_seconds))
     await emit_alerts(conn, source_urn, alerts)
@@ -148,18 +164,8 @@ async def _subscription_health(
     conn: AsyncConnection, results: Sequence[AttemptResult], disable_after_seconds: float
 ) -> list[Alert]:
     """Track how long each subscription has failed; disable on 410 or after too long."""
-    ok = {r.subscription_id for r in results if r.new_status == "delivered"}
-    bad = {r.subscription_id for r in results if r.new_status != "delivered"} - ok
-    # Only alert events failing: no alert about the subscription (the rule against alert loops).
-    about_alerts_only = {
-        sid
-        for sid in bad
-        if all(
-            is_alert(r.event_type)
-            for r in results
-            if r.subscription_id == sid and r.new_status != "delivered"
-        )
-    }
+    ok = {r.subscription_id for r in results if r.new_status == DELIVERED}
+    bad = {r.subscription_id for r in results if r.new_status != DELIVERED} - ok
     if ok:
         await conn.execute(_HEALTHY, {"ids": list(ok)})
     disabled: list[tuple[uuid.UUID, str, str]] = []
@@ -170,7 +176,7 @@ async def _subscription_health(
                 disabled.append((row.id, row.sink, r.disable_reason))
     if bad:
         await conn.execute(_FAILING, {"ids": list(bad)})
-        reason = f"nothing but failed attempts for {disable_after_seconds:g} s"
+        reason = failing_reason(disable_after_seconds)
         rows = await conn.execute(
             _FAILED_TOO_LONG, {"ids": list(bad), "reason": reason, "after": disable_after_seconds}
         )
@@ -182,7 +188,10 @@ async def _subscription_health(
             {"subscriptionId": str(sid), "sink": redact_url(sink), "reason": reason},
         )
         for sid, sink, reason in disabled
-        if sid not in about_alerts_only
+        if alerts_disabled(
+            (r.event_type for r in results if r.subscription_id == sid and r.new_status != DELIVERED),
+            delivered_some=sid in ok,
+        )
     ]
 
 

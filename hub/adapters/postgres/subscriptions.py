@@ -13,32 +13,24 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.adapters.postgres.errors import translate_db_errors
 from hub.adapters.postgres.projection import OUTBOX_CHANNEL
-from hub.adapters.postgres.tables import deliveries, subscriptions
+from hub.adapters.postgres.tables import OPEN_SQL, deliveries, subscriptions
 from hub.errors import NotFound
 from hub.paging import BadCursor, Page, decode_cursor, encode_cursor
 from hub.ports import SigningTarget, SubscriptionDetails
+from hub.ports.subscriptions import UPDATABLE
+from subscriptions.lifecycle import ACTIVE, PAUSE_REASON, PAUSED
 
 _SECRET = ("secret", "owner", "previous_secret")
 _PUBLIC = [c for c in subscriptions.c if c.name not in _SECRET]
 
-#: Columns a PATCH may set directly (API field names are mapped onto these by the route).
-UPDATABLE = frozenset(
-    {
-        "sink",
-        "source",
-        "types",
-        "filters",
-        "headers",
-        "config",
-        "retry_schedule",
-        "ordering",
-        "max_concurrency",
-        "max_rate",
-        "content_mode",
-        "auth",
-        "handshake",
-        "allowed_rate",
-    }
+__all__ = ["UPDATABLE", "PostgresSubscriptionStore"]
+
+# lifecycle: resuming makes every open delivery due now.
+_RESUME = text(
+    f"""
+    UPDATE deliveries SET next_attempt_at = now(), updated_at = now()
+    WHERE subscription_id = :id AND {OPEN_SQL}
+    """  # noqa: S608 (lifecycle constants, see tables.OPEN_SQL)
 )
 
 
@@ -163,11 +155,11 @@ class PostgresSubscriptionStore:
                 ).one_or_none()
                 if current is None:
                     raise NotFound(f"subscription {subscription_id} does not exist")
-                if enabled is False and current.status != "paused":
-                    values |= {"status": "paused", "status_reason": "paused through the API"}
-                resumed = enabled is True and current.status != "active"
+                if enabled is False and current.status != PAUSED:
+                    values |= {"status": PAUSED, "status_reason": PAUSE_REASON}
+                resumed = enabled is True and current.status != ACTIVE
                 if resumed:
-                    values |= {"status": "active", "status_reason": None, "failing_since": None}
+                    values |= {"status": ACTIVE, "status_reason": None, "failing_since": None}
                 row = (
                     await conn.execute(
                         update(subscriptions)
@@ -178,10 +170,7 @@ class PostgresSubscriptionStore:
                 ).one()
                 if resumed:
                     await conn.execute(
-                        text(
-                            "UPDATE deliveries SET next_attempt_at = now(), updated_at = now() "
-                            "WHERE subscription_id = :id AND status IN ('pending', 'failed')"
-                        ),
+                        _RESUME,
                         {"id": subscription_id},
                     )
                     await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL})

@@ -21,6 +21,18 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
+from subscriptions.lifecycle import OPEN
+
+
+def sql_literals(values: tuple[str, ...]) -> str:
+    """Our own state constants as SQL literals: literals, not parameters, so that the planner
+    can use the partial indexes below (their predicate must be provably implied)."""
+    return ", ".join(f"'{v}'" for v in values)
+
+
+#: "The delivery is open" (:data:`subscriptions.lifecycle.OPEN`), as SQL.
+OPEN_SQL = f"status IN ({sql_literals(OPEN)})"
+
 metadata = MetaData()
 
 processed_events = Table(
@@ -111,7 +123,7 @@ deliveries = Table(
         "ix_deliveries_due",
         "next_attempt_at",
         "archive_seq",
-        postgresql_where=text("status IN ('pending', 'failed')"),
+        postgresql_where=text(OPEN_SQL),
     ),
     # Per-key order: "is an earlier delivery for this key still open?"
     Index(
@@ -119,7 +131,7 @@ deliveries = Table(
         "subscription_id",
         "ordering_key",
         "archive_seq",
-        postgresql_where=text("status IN ('pending', 'failed')"),
+        postgresql_where=text(OPEN_SQL),
     ),
     Index("ix_deliveries_subscription", "subscription_id", "archive_seq"),
     # The fair claim: each subscription's due rows, oldest first.
@@ -128,7 +140,7 @@ deliveries = Table(
         "subscription_id",
         "next_attempt_at",
         "archive_seq",
-        postgresql_where=text("status IN ('pending', 'failed')"),
+        postgresql_where=text(OPEN_SQL),
     ),
     # Retention: "does a delivery still need this archived event?"
     Index("ix_deliveries_archive_seq", "archive_seq"),

@@ -1,4 +1,4 @@
-"""In-memory twins of the projection store and the landscape reader, for fast tests.
+"""In-memory twin of the projection store and the landscape reader, for fast tests.
 
 They pass the same contract suite as the PostgreSQL adapters (``tests/contract/``), which is
 what keeps them honest. A transaction works on copies and swaps them in on commit.

@@ -72,9 +72,15 @@ class InMemoryEventLog:
         ]
         self.dead_letters.append(KafkaRecord(key, value or b"", [*headers, *extra]))
 
-    def consumer(self, group_id: str = "koppelhub-projector") -> InMemoryLogConsumer:
+    def consumer(
+        self, group_id: str = "koppelhub-projector", *, max_record_bytes: int | None = None
+    ) -> InMemoryLogConsumer:
         """A new member of ``group_id`` (it joins on :meth:`InMemoryLogConsumer.start`)."""
-        return InMemoryLogConsumer(self, self._groups.setdefault(group_id, _Group()))
+        return InMemoryLogConsumer(self, self._groups.setdefault(group_id, _Group()), max_record_bytes)
+
+    def committed(self, group_id: str = "koppelhub-projector") -> dict[int, int]:
+        """The group's committed position per partition."""
+        return dict(self._groups.get(group_id, _Group()).committed)
 
     def _rebalance(self, group: _Group) -> None:
         """Round-robin the partitions over the members; every member restarts its partitions
@@ -94,7 +100,8 @@ class InMemoryEventLog:
 class InMemoryLogConsumer:
     """A :class:`hub.ports.LogConsumer` over an :class:`InMemoryEventLog`."""
 
-    def __init__(self, log: InMemoryEventLog, group: _Group):
+    def __init__(self, log: InMemoryEventLog, group: _Group, max_record_bytes: int | None = None):
+        self._max_record_bytes = max_record_bytes
         self._log = log
         self._group = group
         self._positions: dict[int, int] = {}
@@ -118,7 +125,8 @@ class InMemoryLogConsumer:
         for p, position in sorted(self._positions.items()):
             records = self._log.partitions[p][position : position + max_records - len(out)]
             for i, r in enumerate(records):
-                out.append(decode(self._log.topic, p, position + i, r.key, r.value, tuple(r.headers)))
+                limit, at = self._max_record_bytes, position + i
+                out.append(decode(self._log.topic, p, at, r.key, r.value, tuple(r.headers), limit))
             self._positions[p] = position + len(records)
             if len(out) >= max_records:
                 break

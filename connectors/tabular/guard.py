@@ -1,0 +1,147 @@
+"""An xlsx file checked before openpyxl opens it, so a zip bomb or a sheet built to exhaust memory
+is refused having inflated nothing, or one chunk past a limit.
+
+1. The zip's central directory: the total inflated size of the parts may be at most
+   ``max_unzipped_bytes``, and a part other than a worksheet (openpyxl reads shared strings,
+   styles and the workbook whole) at most ``max_part_bytes``. The declared sizes can be trusted:
+   :mod:`zipfile` never inflates a member past its declared size (more is a CRC error).
+2. A part larger than ``max_row_bytes`` is streamed through expat (C, nothing kept) first.
+   openpyxl's read-only mode streams a sheet too, but it holds one row element at a time and
+   every element outside ``sheetData`` it does not know; so a row, and anything between two
+   rows, may be at most ``max_row_bytes`` and :data:`MAX_UNIT_ELEMENTS` elements, everything
+   outside ``sheetData`` together at most ``max_part_bytes``. A part smaller than a row needs no
+   scan. A DTD (billion laughs) is refused.
+
+A 208 KB file holding one 200 MB inline string is refused by (2) after inflating 4 MiB of it.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from typing import Final
+from xml.parsers import expat
+
+from connectors.base import ImportLimits, SourceRefused
+
+__all__ = ["MAX_UNIT_ELEMENTS", "check_xlsx"]
+
+#: Elements a row (or an element outside ``sheetData``) may have: 16,384 columns of 4 each.
+MAX_UNIT_ELEMENTS: Final = 65_536
+_CHUNK: Final = 64 * 1024
+
+
+class _NotASheet(Exception):
+    """The part's root is not a worksheet: openpyxl reads it whole (or not at all)."""
+
+
+class _SheetScan:
+    """Expat handlers that track the units openpyxl holds at once: rows, and the elements
+    besides ``sheetData``. ``mark`` is where the current unit (or gap between units) began."""
+
+    def __init__(self, part: str, limits: ImportLimits) -> None:
+        self.part, self.limits = part, limits
+        self.parser = expat.ParserCreate(namespace_separator=" ")
+        self.parser.StartElementHandler = self.start
+        self.parser.EndElementHandler = self.end
+        self.parser.StartDoctypeDeclHandler = self.doctype
+        self.depth = 0
+        self.in_data = False
+        self.mark = 0
+        self.elements = 0
+        self.outside = 0
+        self.unit_start = 0
+
+    def refuse(self, what: str) -> SourceRefused:
+        return SourceRefused(f"the xlsx part {self.part!r} {what}; refused to protect the hub's memory")
+
+    def doctype(self, *_: object) -> None:
+        raise self.refuse("declares a DTD, which a workbook never has")
+
+    def boundary(self) -> None:
+        self.mark = self.parser.CurrentByteIndex
+        self.elements = 0
+
+    def start(self, name: str, _attrs: object) -> None:
+        self.depth += 1
+        local = name.rpartition(" ")[2]
+        if self.depth == 1:
+            if local != "worksheet":
+                raise _NotASheet
+        elif self.depth == 2:
+            self.boundary()
+            self.unit_start = self.mark
+            self.in_data = local == "sheetData"
+        elif self.depth == 3 and self.in_data:
+            if local != "row":
+                raise self.refuse(f"holds <{local}> in sheetData, where only rows belong")
+            self.boundary()
+        else:
+            self.elements += 1
+            if self.elements > MAX_UNIT_ELEMENTS:
+                raise self.refuse(f"has a row or element with more than {MAX_UNIT_ELEMENTS} elements")
+
+    def end(self, _name: str) -> None:
+        if self.depth == 2:
+            if not self.in_data:
+                self.outside += self.parser.CurrentByteIndex - self.unit_start
+                if self.outside > self.limits.max_part_bytes:
+                    raise self.refuse(
+                        f"has more than {self.limits.max_part_bytes} bytes outside its rows "
+                        "(KOPPELHUB_CONNECTORS_IMPORT_MAX_PART_BYTES)"
+                    )
+            self.in_data = False
+            self.boundary()
+        elif self.depth == 3 and self.in_data:
+            self.boundary()
+        self.depth -= 1
+
+    def feed(self, chunk: bytes, fed: int) -> None:
+        self.parser.Parse(chunk, not chunk)
+        if fed - self.mark > self.limits.max_row_bytes:
+            raise self.refuse(
+                f"has a row (or an element between rows) of more than {self.limits.max_row_bytes} "
+                "bytes (KOPPELHUB_CONNECTORS_IMPORT_MAX_ROW_BYTES)"
+            )
+
+
+def _scan(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limits: ImportLimits) -> None:
+    scan = _SheetScan(info.filename, limits)
+    fed = 0
+    try:
+        with archive.open(info) as part:
+            while True:
+                chunk = part.read(_CHUNK)
+                fed += len(chunk)
+                scan.feed(chunk, fed)
+                if not chunk:
+                    return
+    except _NotASheet:
+        if info.file_size > limits.max_part_bytes:
+            raise SourceRefused(
+                f"the xlsx part {info.filename!r} is {info.file_size} bytes unzipped and is read whole; "
+                f"the limit is {limits.max_part_bytes} (KOPPELHUB_CONNECTORS_IMPORT_MAX_PART_BYTES)"
+            ) from None
+    except expat.ExpatError as e:
+        raise SourceRefused(f"the xlsx part {info.filename!r} is not well-formed XML: {e}") from e
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        raise SourceRefused(f"the file is not an xlsx workbook: {e}") from e
+
+
+def check_xlsx(path: Path, limits: ImportLimits) -> None:
+    """:class:`SourceRefused` when ``path`` is not a zip or breaks a limit (see the module doc)."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise SourceRefused(f"the file is not an xlsx workbook: {e}") from e
+    with archive:
+        infos = archive.infolist()
+        total = sum(i.file_size for i in infos)
+        if total > limits.max_unzipped_bytes:
+            raise SourceRefused(
+                f"the workbook is {total} bytes unzipped; the limit is {limits.max_unzipped_bytes} "
+                "(KOPPELHUB_CONNECTORS_IMPORT_MAX_UNZIPPED_BYTES); save large sheets as CSV"
+            )
+        for info in infos:
+            if info.file_size > limits.max_row_bytes:
+                _scan(archive, info, limits)

@@ -1,0 +1,344 @@
+"""In-memory twins of the connector, import and fingerprint stores
+(contract: ``tests/contract/test_connector_stores.py``).
+
+They share one :class:`InMemoryConnectorTables`, as their PostgreSQL adapters share the
+``connectors``, ``imports``, ``import_errors`` and ``connector_fingerprints`` tables: a
+fingerprint commit carries its owner's progress (a connector's checkpoint, an import's counts
+and row errors) in the same step. Leases are times on the tables' ``clock``, so a test can let
+one run out by moving the clock.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from hub.errors import NotFound
+from hub.ports import ConnectorRecord, ImportRecord
+from hub.ports.connectors import BatchCommit, Fingerprint, Key, Owner, RowError, SyncScope
+
+__all__ = [
+    "InMemoryConnectorStore",
+    "InMemoryConnectorTables",
+    "InMemoryFingerprintStore",
+    "InMemoryImportStore",
+]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class _Held:
+    """A record with the lease the store keeps beside it (not part of the record)."""
+
+    record: Any
+    lease_until: datetime | None = None
+
+
+@dataclass
+class _Print:
+    hash: str | None
+    generation: int
+    seen: uuid.UUID | None
+
+
+@dataclass
+class InMemoryConnectorTables:
+    clock: Callable[[], datetime] = _now
+    connectors: dict[uuid.UUID, _Held] = field(default_factory=dict)
+    imports: dict[uuid.UUID, _Held] = field(default_factory=dict)
+    import_errors: dict[uuid.UUID, list[RowError]] = field(default_factory=dict)
+    fingerprints: dict[tuple[str, str], dict[Key, _Print]] = field(default_factory=dict)
+
+
+def _import(tables: InMemoryConnectorTables, import_id: uuid.UUID) -> _Held:
+    held = tables.imports.get(import_id)
+    if held is None:
+        raise NotFound(f"import {import_id} does not exist")
+    return held
+
+
+def _connector(tables: InMemoryConnectorTables, connector_id: uuid.UUID) -> _Held:
+    held = tables.connectors.get(connector_id)
+    if held is None:
+        raise NotFound(f"connector {connector_id} does not exist")
+    return held
+
+
+class InMemoryConnectorStore:
+    """Connector instances: CRUD for the API, due-claims with leases for the runner."""
+
+    def __init__(self, tables: InMemoryConnectorTables, *, lease_seconds: float = 300.0) -> None:
+        self._t, self._lease = tables, timedelta(seconds=lease_seconds)
+
+    async def create(
+        self, *, kind: str, organisatie: str, config: dict[str, Any], schedule_seconds: int, enabled: bool
+    ) -> ConnectorRecord:
+        now = self._t.clock()
+        record = ConnectorRecord(
+            id=uuid.uuid4(),
+            kind=kind,
+            organisatie=organisatie,
+            config=config,
+            schedule_seconds=schedule_seconds,
+            enabled=enabled,
+            checkpoint=None,
+            next_run_at=now,
+            failures=0,
+            last_run_at=None,
+            last_success_at=None,
+            last_error=None,
+            last_counts=None,
+            events_published=0,
+            created_at=now,
+            updated_at=now,
+        )
+        self._t.connectors[record.id] = _Held(record)
+        return record
+
+    async def get(self, connector_id: uuid.UUID) -> ConnectorRecord:
+        record: ConnectorRecord = _connector(self._t, connector_id).record
+        return record
+
+    async def all(self, *, organisatie: str | None = None) -> list[ConnectorRecord]:
+        found = [h.record for h in self._t.connectors.values()]
+        if organisatie is not None:
+            found = [r for r in found if r.organisatie == organisatie]
+        return sorted(found, key=lambda r: (r.created_at, r.id))
+
+    async def update(self, connector_id: uuid.UUID, **values: Any) -> ConnectorRecord:
+        """Change config, schedule or enabled; a changed config starts over (checkpoint cleared)."""
+        held = _connector(self._t, connector_id)
+        if "config" in values:
+            values["checkpoint"] = None
+        held.record = replace(held.record, **values, updated_at=self._t.clock())
+        record: ConnectorRecord = held.record
+        return record
+
+    async def delete(self, connector_id: uuid.UUID) -> None:
+        _connector(self._t, connector_id)
+        del self._t.connectors[connector_id]
+
+    async def request_run(self, connector_id: uuid.UUID) -> None:
+        """Make the connector due now (the runner picks it up at its next poll)."""
+        await self.update(connector_id, next_run_at=self._t.clock())
+
+    async def claim_due(self, limit: int) -> list[ConnectorRecord]:
+        """Enabled connectors whose time has come and that no runner holds, leased to this one."""
+        now = self._t.clock()
+        due = sorted(
+            (
+                h
+                for h in self._t.connectors.values()
+                if h.record.enabled
+                and h.record.next_run_at <= now
+                and (h.lease_until is None or h.lease_until < now)
+            ),
+            key=lambda h: h.record.next_run_at,
+        )[:limit]
+        for held in due:
+            held.lease_until = now + self._lease
+            held.record = replace(held.record, last_run_at=now)
+        return [h.record for h in due]
+
+    async def finish(
+        self,
+        connector_id: uuid.UUID,
+        *,
+        error: str | None,
+        counts: dict[str, Any] | None,
+        next_in_seconds: float,
+    ) -> None:
+        """Record the outcome of a run and when the next one is due; the lease ends."""
+        held = self._t.connectors.get(connector_id)
+        if held is None:
+            return  # as an UPDATE of no row
+        now, r = self._t.clock(), held.record
+        values: dict[str, Any] = {
+            "next_run_at": now + timedelta(seconds=next_in_seconds),
+            "last_counts": counts,
+        }
+        if error is None:
+            values.update(last_success_at=now, last_error=None, failures=0)
+        else:
+            values.update(last_error=error[:2000], failures=r.failures + 1)
+        held.lease_until = None
+        held.record = replace(r, **values)
+
+
+class InMemoryImportStore:
+    """Uploaded imports: queue, claim with leases, status and row errors."""
+
+    def __init__(self, tables: InMemoryConnectorTables, *, lease_seconds: float = 300.0) -> None:
+        self._t, self._lease = tables, timedelta(seconds=lease_seconds)
+
+    async def create(
+        self,
+        *,
+        import_id: uuid.UUID,
+        organisatie: str,
+        objecttype: str,
+        mode: str,
+        filename: str,
+        path: str,
+        options: dict[str, Any],
+    ) -> ImportRecord:
+        record = ImportRecord(
+            id=import_id,
+            organisatie=organisatie,
+            objecttype=objecttype,
+            mode=mode,
+            filename=filename,
+            path=path,
+            options=options,
+            status="queued",
+            rows_read=0,
+            counts={},
+            report={},
+            error=None,
+            created_at=self._t.clock(),
+            started_at=None,
+            finished_at=None,
+        )
+        self._t.imports[import_id] = _Held(record)
+        return record
+
+    async def get(self, import_id: uuid.UUID) -> ImportRecord:
+        record: ImportRecord = _import(self._t, import_id).record
+        return record
+
+    async def claim(self) -> ImportRecord | None:
+        """The oldest queued import (or one whose worker's lease ran out), now ``running`` here.
+
+        A re-claimed import starts over: its earlier errors are dropped."""
+        now = self._t.clock()
+        ready = [
+            h
+            for h in self._t.imports.values()
+            if h.record.status == "queued"
+            or (h.record.status == "running" and h.lease_until is not None and h.lease_until < now)
+        ]
+        if not ready:
+            return None
+        held = min(ready, key=lambda h: h.record.created_at)
+        self._t.import_errors.pop(held.record.id, None)
+        held.lease_until = now + self._lease
+        held.record = replace(
+            held.record, status="running", started_at=now, rows_read=0, counts={}, report={}, error=None
+        )
+        record: ImportRecord = held.record
+        return record
+
+    async def start(self, import_id: uuid.UUID) -> None:
+        """Mark an import running here without the queue (``koppelhub import`` runs it itself)."""
+        held = self._t.imports.get(import_id)
+        if held is None:
+            return
+        now = self._t.clock()
+        held.lease_until = now + timedelta(days=1)
+        held.record = replace(held.record, status="running", started_at=now)
+
+    async def requeue(self, import_id: uuid.UUID) -> None:
+        """Give a running import back to the queue (this process is stopping)."""
+        held = self._t.imports.get(import_id)
+        if held is not None:
+            held.lease_until = None
+            held.record = replace(held.record, status="queued")
+
+    async def finish(
+        self,
+        import_id: uuid.UUID,
+        *,
+        error: str | None,
+        counts: dict[str, Any] | None = None,
+        report: dict[str, Any] | None = None,
+    ) -> None:
+        held = self._t.imports.get(import_id)
+        if held is None:
+            return
+        values: dict[str, Any] = {
+            "status": "failed" if error else "done",
+            "error": error,
+            "finished_at": self._t.clock(),
+        }
+        if counts is not None:
+            values["counts"] = counts
+        if report is not None:
+            values["report"] = report
+        held.lease_until = None
+        held.record = replace(held.record, **values)
+
+    async def add_errors(self, import_id: uuid.UUID, errors: list[RowError]) -> None:
+        self._t.import_errors.setdefault(import_id, []).extend(errors)
+
+    async def errors(self, import_id: uuid.UUID, *, limit: int | None = None) -> list[RowError]:
+        found = self._t.import_errors.get(import_id, [])
+        return list(found if limit is None else found[:limit])
+
+    async def error_count(self, import_id: uuid.UUID) -> int:
+        return len(self._t.import_errors.get(import_id, []))
+
+    async def stream_errors(self, import_id: uuid.UUID) -> AsyncIterator[RowError]:
+        for error in list(self._t.import_errors.get(import_id, [])):
+            yield error
+
+
+class InMemoryFingerprintStore:
+    """What each source published last, and its owner's progress committed with it."""
+
+    def __init__(self, tables: InMemoryConnectorTables, *, lease_seconds: float = 300.0) -> None:
+        self._t, self._lease = tables, timedelta(seconds=lease_seconds)
+
+    def _scope(self, scope: SyncScope) -> dict[Key, _Print]:
+        return self._t.fingerprints.setdefault((scope.source, scope.organisatie), {})
+
+    async def known(self, scope: SyncScope, keys: Sequence[Key]) -> dict[Key, Fingerprint]:
+        prints = self._t.fingerprints.get((scope.source, scope.organisatie), {})
+        return {k: Fingerprint(prints[k].hash, prints[k].generation) for k in keys if k in prints}
+
+    async def commit(self, scope: SyncScope, owner: Owner, batch: BatchCommit) -> None:
+        prints = self._scope(scope)
+        for p in batch.published:
+            prints[(p.objecttype, p.object_id)] = _Print(p.hash, p.generation, batch.run)
+        if batch.seen and batch.run is not None:
+            for key in batch.seen:
+                if key in prints:
+                    prints[key].seen = batch.run
+        lease_until = self._t.clock() + self._lease
+        if owner.kind == "connector":
+            held = self._t.connectors.get(owner.id)
+            if held is not None:
+                r = held.record
+                held.lease_until = lease_until
+                held.record = replace(
+                    r,
+                    checkpoint=batch.checkpoint if batch.checkpoint is not None else r.checkpoint,
+                    events_published=r.events_published + batch.events,
+                    updated_at=self._t.clock(),
+                )
+            return
+        held = self._t.imports.get(owner.id)
+        if held is not None:
+            held.lease_until = lease_until
+            held.record = replace(
+                held.record, rows_read=batch.rows_read, counts=dict(batch.counts), report=dict(batch.report)
+            )
+            if batch.errors:
+                self._t.import_errors.setdefault(owner.id, []).extend(batch.errors)
+
+    async def unseen(
+        self, scope: SyncScope, run: uuid.UUID, types: Sequence[str], *, after: Key | None, limit: int
+    ) -> list[tuple[Key, int]]:
+        prints = self._t.fingerprints.get((scope.source, scope.organisatie), {})
+        start = after or ("", "")
+        live = sorted(
+            (key, p.generation)
+            for key, p in prints.items()
+            if p.hash is not None and p.seen != run and key[0] in types and key > start
+        )
+        return live[:limit]

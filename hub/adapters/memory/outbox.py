@@ -1,0 +1,267 @@
+"""In-memory twins of the outbox and the delivery store (contracts: ``tests/contract/
+test_outbox.py`` and ``test_deliveries.py``). They execute :mod:`subscriptions.lifecycle`
+row by row where the PostgreSQL adapter runs it set-based."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from hub.adapters.memory.database import DeliveryRow, InMemoryDatabase, SubscriptionRow
+from hub.errors import NotFound
+from hub.ports import AttemptResult, ClaimedDelivery, PulledPage
+from schemas import CloudEvent
+from schemas.hub_events import DELIVERY_DEAD, SUBSCRIPTION_DISABLED
+from subscriptions import lifecycle as lc
+from subscriptions.options import redact_url
+from subscriptions.recipients import event_attributes, receives
+
+#: Archive rows one pull looks at, at most (as the PostgreSQL adapter).
+PULL_SCAN_LIMIT = 10_000
+
+
+class InMemoryOutbox:
+    """Outbox operations for the dispatcher."""
+
+    def __init__(
+        self,
+        db: InMemoryDatabase,
+        *,
+        source_urn: str = "urn:nld:oin:00000000000000000000:systeem:koppelhub",
+        disable_after_seconds: float = 5 * 86_400.0,
+        default_concurrency: int = 16,
+    ):
+        self._db = db
+        self._source_urn = source_urn
+        self._disable_after = disable_after_seconds
+        self._default_concurrency = default_concurrency
+
+    def _claimable(self, s: SubscriptionRow, now: datetime) -> list[DeliveryRow]:
+        mine = sorted(self._db.deliveries_of(s.id), key=lambda d: d.archive_seq)
+        due = [
+            d
+            for d in mine
+            if lc.is_due(d.status, d.next_attempt_at, now)
+            and not (
+                d.ordering_key is not None
+                and any(
+                    lc.blocked_by(e.status, e.ordering_key == d.ordering_key, s.ordering)
+                    for e in mine
+                    if e.archive_seq < d.archive_seq
+                )
+            )
+        ]
+        return sorted(due, key=lambda d: (d.next_attempt_at, d.archive_seq))
+
+    def _room(self, s: SubscriptionRow, room: Mapping[uuid.UUID, int]) -> int:
+        if s.id in room:
+            return max(0, room[s.id])
+        rates = [r for r in (s.max_rate, s.allowed_rate) if r is not None]
+        by_rate = max(1, math.floor(min(rates))) if rates else 1
+        return min(s.max_concurrency or self._default_concurrency, by_rate)
+
+    async def claim(
+        self, limit: int, lease_seconds: float, room: Mapping[uuid.UUID, int] | None = None
+    ) -> list[ClaimedDelivery]:
+        now = self._db.clock()
+        picked: list[tuple[SubscriptionRow, DeliveryRow]] = []
+        for s in list(self._db.subscriptions.values()):
+            if s.status != lc.ACTIVE:
+                continue
+            picked.extend((s, d) for d in self._claimable(s, now)[: self._room(s, room or {})])
+        claimed = []
+        for s, d in picked[:limit]:
+            d.next_attempt_at = now + timedelta(seconds=lease_seconds)  # the lease
+            claimed.append(_claimed(s, d, self._db.event(d.archive_seq).event, now))
+        claimed.sort(key=lambda c: c.archive_seq)
+        return claimed
+
+    async def next_due(self) -> datetime | None:
+        due = [
+            d.next_attempt_at
+            for d in self._db.deliveries.values()
+            if d.status in lc.OPEN and self._db.subscriptions[d.subscription_id].status == lc.ACTIVE
+        ]
+        return min(due, default=None)
+
+    async def record(self, results: Sequence[AttemptResult]) -> None:
+        results = [r for r in results if r.delivery_id in self._db.deliveries]
+        if not results:
+            return
+        now = self._db.clock()
+        for r in results:
+            self._db.attempts.setdefault(r.delivery_id, []).append(_attempt(r))
+        alerts: list[CloudEvent] = []
+        for r in results:
+            # Like the PostgreSQL adapter, a failed head holds back its key even when its own
+            # record came too late (another claim recorded meanwhile).
+            if r.new_status == lc.FAILED and r.ordering_key is not None and r.next_attempt_at:
+                self._hold_back(r, r.next_attempt_at)
+            d = self._db.deliveries[r.delivery_id]
+            if not lc.may_record(d.status, d.attempts, r.attempt):
+                continue
+            d.status, d.attempts, d.updated_at = r.new_status, r.attempt, now
+            d.last_status_code, d.last_error = r.status_code, r.error
+            if r.new_status != lc.DEAD:
+                d.next_attempt_at = r.next_attempt_at or r.started_at
+                d.delivered_at = r.started_at if r.new_status == lc.DELIVERED else None
+            elif lc.alerts_dead(r.event_type):
+                alerts.append(self._alert(DELIVERY_DEAD, r.subscription_id, _dead_data(r)))
+        alerts.extend(self._health(results, now))
+        self._db.publish(alerts)
+
+    def _hold_back(self, head: AttemptResult, until: datetime) -> None:
+        for d in self._db.deliveries_of(head.subscription_id):
+            if d.ordering_key == head.ordering_key and d.archive_seq > head.archive_seq:
+                d.next_attempt_at = lc.held_until(d.status, d.next_attempt_at, until)
+
+    def _health(self, results: Sequence[AttemptResult], now: datetime) -> list[CloudEvent]:
+        ok = {r.subscription_id for r in results if r.new_status == lc.DELIVERED}
+        bad = {r.subscription_id for r in results if r.new_status != lc.DELIVERED} - ok
+        subs = self._db.subscriptions
+        for sid in ok:
+            subs[sid].failing_since = None
+        disabled: list[tuple[SubscriptionRow, str]] = []
+        for r in results:
+            s = subs[r.subscription_id]
+            if r.disable_reason and s.status == lc.ACTIVE:
+                s.status, s.status_reason, s.updated_at = lc.DISABLED, r.disable_reason, now
+                disabled.append((s, r.disable_reason))
+        reason = lc.failing_reason(self._disable_after)
+        for sid in bad:
+            s = subs[sid]
+            s.failing_since = s.failing_since or now
+            if s.status == lc.ACTIVE and lc.failed_too_long(s.failing_since, now, self._disable_after):
+                s.status, s.status_reason, s.updated_at = lc.DISABLED, reason, now
+                disabled.append((s, reason))
+        return [
+            self._alert(
+                SUBSCRIPTION_DISABLED,
+                s.id,
+                {"subscriptionId": str(s.id), "sink": redact_url(s.sink), "reason": why},
+            )
+            for s, why in disabled
+            if lc.alerts_disabled(
+                (r.event_type for r in results if r.subscription_id == s.id and r.new_status != lc.DELIVERED),
+                delivered_some=s.id in ok,
+            )
+        ]
+
+    def _alert(self, event_type: str, subscription_id: uuid.UUID, data: dict[str, Any]) -> CloudEvent:
+        return CloudEvent(
+            specversion="1.0",
+            id=str(uuid.uuid4()),
+            source=self._source_urn,
+            type=event_type,
+            subject=str(subscription_id),
+            time=datetime.now(UTC),
+            datacontenttype="application/json",
+            data=data,
+        )
+
+
+def _claimed(s: SubscriptionRow, d: DeliveryRow, event: dict[str, Any], now: datetime) -> ClaimedDelivery:
+    rates = [r for r in (s.max_rate, s.allowed_rate) if r is not None]
+    return ClaimedDelivery(
+        id=d.id,
+        subscription_id=s.id,
+        attempts=d.attempts,
+        event_id=d.event_id,
+        archive_seq=d.archive_seq,
+        event=event,
+        sink=s.sink,
+        secret=s.secret,
+        headers=s.headers,
+        retry_base=d.retry_base,
+        ordering_key=d.ordering_key,
+        previous_secret=s.previous_secret_now(now),
+        retry_schedule=s.retry_schedule,
+        ordering=s.ordering,
+        max_concurrency=s.max_concurrency,
+        max_rate=min(rates) if rates else None,
+        content_mode=s.content_mode,
+        auth=s.auth,
+    )
+
+
+def _attempt(r: AttemptResult) -> dict[str, Any]:
+    return {
+        "attempt": r.attempt,
+        "started_at": r.started_at,
+        "duration_ms": r.duration_ms,
+        "status_code": r.status_code,
+        "error": r.error,
+        "response_excerpt": r.response_excerpt,
+    }
+
+
+def _dead_data(r: AttemptResult) -> dict[str, Any]:
+    return {
+        "subscriptionId": str(r.subscription_id),
+        "deliveryId": str(r.delivery_id),
+        "eventId": r.event_id,
+        "eventType": r.event_type,
+        "sink": redact_url(r.sink),
+        "attempts": r.attempt,
+        "lastStatusCode": r.status_code,
+        "lastError": r.error,
+    }
+
+
+class InMemoryDeliveryStore:
+    """Operations on one subscription's deliveries and on the archive it matches."""
+
+    def __init__(self, db: InMemoryDatabase):
+        self._db = db
+
+    def _subscription(self, subscription_id: uuid.UUID) -> SubscriptionRow:
+        row = self._db.subscriptions.get(subscription_id)
+        if row is None:
+            raise NotFound(f"subscription {subscription_id} does not exist")
+        return row
+
+    def _delivery(self, subscription_id: uuid.UUID, delivery_id: uuid.UUID) -> DeliveryRow:
+        d = self._db.deliveries.get(delivery_id)
+        if d is None or d.subscription_id != subscription_id:
+            raise NotFound(f"delivery {delivery_id} of subscription {subscription_id} does not exist")
+        return d
+
+    async def retry(self, subscription_id: uuid.UUID, delivery_id: uuid.UUID) -> str:
+        d = self._delivery(subscription_id, delivery_id)
+        now = self._db.clock()
+        d.status, d.next_attempt_at, d.retry_base, d.updated_at = lc.RETRY_STATUS, now, d.attempts, now
+        if d.ordering_key is not None:
+            for e in self._db.deliveries_of(subscription_id):
+                if e.ordering_key == d.ordering_key and e.archive_seq > d.archive_seq:
+                    e.next_attempt_at = lc.released(e.status, e.next_attempt_at, now)
+        return d.status
+
+    async def attempts(self, subscription_id: uuid.UUID, delivery_id: uuid.UUID) -> list[dict[str, Any]]:
+        self._delivery(subscription_id, delivery_id)
+        return sorted(self._db.attempts.get(delivery_id, []), key=lambda a: a["attempt"])
+
+    async def replay(self, subscription_id: uuid.UUID, since: datetime, until: datetime | None) -> int:
+        selection = self._subscription(subscription_id).selection()
+        count = 0
+        for row in list(self._db.archive):
+            in_range = row.archived_at >= since and (until is None or row.archived_at < until)
+            if in_range and receives(selection, event_attributes(row.event)):
+                self._db.queue(subscription_id, row)
+                count += 1
+        return count
+
+    async def pull(self, subscription_id: uuid.UUID, *, after: int, limit: int) -> PulledPage:
+        selection = self._subscription(subscription_id).selection()
+        later = [row for row in self._db.archive if row.seq > after]
+        found: list[dict[str, Any]] = []
+        last = after
+        for row in later[:PULL_SCAN_LIMIT]:
+            if len(found) == limit:
+                break
+            if receives(selection, event_attributes(row.event)):
+                found.append(row.event)
+            last = row.seq
+        return PulledPage(found, last, any(row.seq > last for row in later))

@@ -1,0 +1,186 @@
+"""The outbox's contract (claims with leases, per-key order, recorded outcomes, alerts), run
+against the in-memory twin and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from schemas.hub_events import DELIVERY_DEAD, SUBSCRIPTION_DISABLED
+from tests.contract.delivery_harness import LEASE, DeliveryHarness, event, outcome
+
+
+async def test_a_claim_carries_the_event_and_the_subscriptions_policy(stores: DeliveryHarness) -> None:
+    sid = await stores.subscribe(retry_schedule=[1.0, 2.0], content_mode="binary")
+    published = event("k", n=7)
+    await stores.publish(published)
+
+    [c] = await stores.outbox.claim(10, LEASE)
+
+    assert (c.subscription_id, c.event_id, c.attempts, c.event["data"]) == (sid, published.id, 0, {"n": 7})
+    assert (c.retry_schedule, c.content_mode, c.ordering_key, c.ordering) == (
+        [1.0, 2.0],
+        "binary",
+        "k",
+        "key",
+    )
+
+
+async def test_a_claimed_delivery_is_leased_and_not_claimed_again(stores: DeliveryHarness) -> None:
+    await stores.subscribe()
+    await stores.publish(event())
+    assert len(await stores.outbox.claim(10, LEASE)) == 1
+
+    assert await stores.outbox.claim(10, LEASE) == []
+    due = await stores.outbox.next_due()
+    assert due is not None and due > datetime.now(UTC) + timedelta(seconds=LEASE - 10)
+
+
+async def test_a_key_goes_in_order_unless_the_subscription_orders_none(stores: DeliveryHarness) -> None:
+    keyed = await stores.subscribe()
+    unordered = await stores.subscribe(ordering="none")
+    await stores.publish(event("k", 1), event("k", 2), event("other", 3))
+    room = {keyed: 10, unordered: 10}
+
+    claimed = await stores.outbox.claim(10, LEASE, room)
+
+    by_sub = {sid: [c.event["data"]["n"] for c in claimed if c.subscription_id == sid] for sid in room}
+    assert by_sub == {keyed: [1, 3], unordered: [1, 2, 3]}
+
+
+async def test_room_caps_what_one_subscription_gets(stores: DeliveryHarness) -> None:
+    sid = await stores.subscribe(ordering="none")
+    await stores.publish(*(event(f"k{n}") for n in range(5)))
+
+    assert len(await stores.outbox.claim(10, LEASE, {sid: 2})) == 2
+    assert await stores.outbox.claim(10, LEASE, {sid: 0}) == []
+
+
+async def test_a_delivered_attempt_is_recorded_and_frees_the_next_of_its_key(stores: DeliveryHarness) -> None:
+    sid = await stores.subscribe()
+    await stores.publish(event("k", 1), event("k", 2))
+    [first] = await stores.outbox.claim(10, LEASE, {sid: 10})
+
+    await stores.outbox.record([outcome(first, "delivered", code=204)])
+
+    row = await stores.row(first.id)
+    assert (row["status"], row["attempts"], row["last_status_code"]) == ("delivered", 1, 204)
+    assert row["delivered_at"] is not None
+    [second] = await stores.outbox.claim(10, LEASE, {sid: 10})
+    assert second.event["data"]["n"] == 2
+    attempts = await stores.deliveries.attempts(sid, first.id)
+    assert [(a["attempt"], a["status_code"]) for a in attempts] == [(1, 204)]
+
+
+async def test_a_failed_head_holds_back_its_key_until_its_next_try(stores: DeliveryHarness) -> None:
+    sid = await stores.subscribe()
+    await stores.publish(event("k", 1), event("k", 2))
+    [head] = await stores.outbox.claim(10, LEASE, {sid: 10})
+
+    await stores.outbox.record([outcome(head, "failed", retry_in=300)])
+
+    head_row = await stores.row(head.id)
+    follower = next(d for d in await stores.log(sid) if d["id"] != head.id)
+    assert head_row["status"] == "failed" and head_row["last_error"] == "http_500"
+    assert follower["next_attempt_at"] == head_row["next_attempt_at"]
+    assert await stores.outbox.claim(10, LEASE, {sid: 10}) == []
+
+
+async def test_an_outcome_from_a_lost_lease_is_not_recorded(stores: DeliveryHarness) -> None:
+    sid = await stores.subscribe()
+    await stores.publish(event())
+    [c] = await stores.outbox.claim(10, LEASE)
+    await stores.outbox.record([outcome(c, "delivered", code=200)])
+
+    await stores.outbox.record([outcome(c, "failed")])  # the same attempt, recorded late
+
+    row = await stores.row(c.id)
+    assert (row["status"], row["attempts"]) == ("delivered", 1)
+    assert len(await stores.deliveries.attempts(sid, c.id)) == 2  # the attempt log keeps both
+
+
+async def test_a_dead_delivery_raises_an_alert_for_those_who_select_it_only(stores: DeliveryHarness) -> None:
+    flow = await stores.subscribe(types=["nl.example.thing.changed.v1"])
+    everything = await stores.subscribe()
+    alerts = await stores.subscribe(types=[DELIVERY_DEAD])
+    await stores.publish(event())
+    claimed = await stores.outbox.claim(10, LEASE)
+    [c] = [c for c in claimed if c.subscription_id == flow]
+
+    await stores.outbox.record([outcome(c, "dead", retry_in=None)])
+
+    assert (await stores.row(c.id))["status"] == "dead"
+    [alert] = await stores.outbox.claim(10, LEASE)
+    assert (alert.subscription_id, alert.event["type"]) == (alerts, DELIVERY_DEAD)
+    assert alert.event["data"]["deliveryId"] == str(c.id)
+    assert len(await stores.log(everything)) == 1  # the flow event only, not the alert
+
+
+async def test_a_dead_alert_raises_no_alert_of_its_own(stores: DeliveryHarness) -> None:
+    flow = await stores.subscribe(types=["nl.example.thing.changed.v1"])
+    alerts = await stores.subscribe(types=[DELIVERY_DEAD])
+    await stores.publish(event())
+    [c] = await stores.outbox.claim(10, LEASE)
+    await stores.outbox.record([outcome(c, "dead", retry_in=None)])
+    [alert] = await stores.outbox.claim(10, LEASE)
+
+    await stores.outbox.record([outcome(alert, "dead", retry_in=None)])
+
+    assert len(await stores.log(alerts)) == 1 and len(await stores.log(flow)) == 1
+
+
+async def test_a_410_disables_the_subscription_keeps_the_delivery_open_and_alerts(
+    stores: DeliveryHarness,
+) -> None:
+    gone = await stores.subscribe(types=["nl.example.thing.changed.v1"])
+    watcher = await stores.subscribe(types=[SUBSCRIPTION_DISABLED])
+    await stores.publish(event())
+    [c] = await stores.outbox.claim(10, LEASE)
+
+    result = outcome(c, "failed", code=410, next_attempt_at=datetime.now(UTC), disable_reason="gone")
+    await stores.outbox.record([result])
+
+    sub = await stores.subscriptions.get(gone)
+    assert (sub.status, sub.status_reason) == ("disabled", "gone")
+    assert (await stores.row(c.id))["status"] == "failed"
+    [alert] = await stores.outbox.claim(10, LEASE)
+    assert (alert.subscription_id, alert.event["type"]) == (watcher, SUBSCRIPTION_DISABLED)
+    assert alert.event["data"]["reason"] == "gone"
+
+
+async def test_failing_longer_than_the_limit_disables_the_subscription(stores: DeliveryHarness) -> None:
+    sid = await stores.subscribe()
+    watcher = await stores.subscribe(types=[SUBSCRIPTION_DISABLED])
+    await stores.publish(event("a"), event("b"))
+    first, second = await stores.outbox.claim(10, LEASE, {sid: 10})
+    await stores.outbox.record([outcome(first, "failed")])  # the failure clock starts
+    assert (await stores.subscriptions.get(sid)).status == "active"  # an hour is far off
+
+    await stores.outbox_disabling_after(0).record([outcome(second, "failed")])
+
+    sub = await stores.subscriptions.get(sid)
+    assert (sub.status, sub.status_reason) == ("disabled", "nothing but failed attempts for 0 s")
+    [alert] = await stores.outbox.claim(10, LEASE)
+    assert (alert.subscription_id, alert.event["data"]["subscriptionId"]) == (watcher, str(sid))
+
+
+async def test_a_delivery_stops_the_failure_clock(stores: DeliveryHarness) -> None:
+    sid = await stores.subscribe(ordering="none")
+    await stores.publish(event("a"), event("b"), event("c"))
+    first, second, third = await stores.outbox.claim(10, LEASE, {sid: 10})
+    await stores.outbox.record([outcome(first, "failed")])
+    await stores.outbox.record([outcome(second, "delivered", code=200)])
+
+    await stores.outbox_disabling_after(0.5).record([outcome(third, "failed")])  # the clock restarts
+
+    assert (await stores.subscriptions.get(sid)).status == "active"
+
+
+async def test_next_due_ignores_paused_subscriptions(stores: DeliveryHarness) -> None:
+    sid = await stores.subscribe()
+    assert await stores.outbox.next_due() is None
+    await stores.publish(event())
+    assert await stores.outbox.next_due() is not None
+
+    await stores.subscriptions.update(sid, {}, enabled=False)
+
+    assert await stores.outbox.next_due() is None

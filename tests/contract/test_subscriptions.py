@@ -1,0 +1,96 @@
+"""The subscription store's contract, run against the in-memory twin and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+
+from hub.errors import NotFound
+from hub.paging import BadCursor
+from tests.contract.delivery_harness import LEASE, DeliveryHarness, event
+
+
+async def test_a_created_subscription_reads_back_with_its_policy(stores: DeliveryHarness) -> None:
+    sid = await stores.subscribe(types=["nl.example.thing.changed.v1"], ordering="none", max_rate=5.0)
+
+    got = await stores.subscriptions.get(sid)
+
+    assert (got.status, got.types, got.ordering, got.max_rate) == (
+        "active",
+        ["nl.example.thing.changed.v1"],
+        "none",
+        5.0,
+    )
+    assert got.status_reason is None and got.auth == {}
+
+
+async def test_lists_page_in_creation_order_without_gaps(stores: DeliveryHarness) -> None:
+    made = [await stores.subscribe() for _ in range(5)]
+    seen, cursor = [], None
+    while True:
+        page = await stores.subscriptions.list(limit=2, cursor=cursor)
+        seen += [s.id for s in page.items]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert seen == made
+    with pytest.raises(BadCursor):
+        await stores.subscriptions.list(limit=2, cursor="bm90LWEtY3Vyc29y")
+
+
+async def test_pausing_keeps_deliveries_queued_and_resuming_makes_them_due_now(
+    stores: DeliveryHarness,
+) -> None:
+    sid = await stores.subscribe()
+    await stores.publish(event())
+    paused = await stores.subscriptions.update(sid, {}, enabled=False)
+    assert (paused.status, paused.status_reason) == ("paused", "paused through the API")
+    assert await stores.outbox.claim(10, LEASE) == []
+
+    resumed = await stores.subscriptions.update(sid, {"sink": "https://other.example/hook"}, enabled=True)
+
+    assert (resumed.status, resumed.status_reason, resumed.sink) == (
+        "active",
+        None,
+        "https://other.example/hook",
+    )
+    claimed = await stores.outbox.claim(10, LEASE)
+    assert [c.subscription_id for c in claimed] == [sid]
+    assert claimed[0].sink == "https://other.example/hook"
+
+
+async def test_a_rotated_secret_signs_beside_the_new_one_during_the_grace_period(
+    stores: DeliveryHarness,
+) -> None:
+    sid = await stores.subscribe()
+    before = await stores.subscriptions.signing_target(sid)
+
+    await stores.subscriptions.rotate_secret(sid, "whsec_" + "B" * 32, 3600)
+
+    after = await stores.subscriptions.signing_target(sid)
+    assert after.secrets == ["whsec_" + "B" * 32, *before.secrets]
+
+
+async def test_deleting_a_subscription_removes_its_deliveries(stores: DeliveryHarness) -> None:
+    sid, other = await stores.subscribe(), await stores.subscribe()
+    await stores.publish(event())
+
+    await stores.subscriptions.delete(sid)
+
+    with pytest.raises(NotFound):
+        await stores.subscriptions.get(sid)
+    with pytest.raises(NotFound):
+        await stores.subscriptions.deliveries(sid, status=None, limit=10, cursor=None)
+    assert [c.subscription_id for c in await stores.outbox.claim(10, LEASE)] == [other]
+
+
+async def test_the_delivery_log_pages_in_archive_order_and_filters_by_status(stores: DeliveryHarness) -> None:
+    sid = await stores.subscribe()
+    await stores.publish(*(event(f"k{n}") for n in range(3)))
+
+    first = await stores.subscriptions.deliveries(sid, status=None, limit=2, cursor=None)
+    rest = await stores.subscriptions.deliveries(sid, status=None, limit=2, cursor=first.next_cursor)
+
+    seqs = [d["archive_seq"] for d in first.items + rest.items]
+    assert seqs == sorted(seqs) and len(seqs) == 3 and rest.next_cursor is None
+    assert {d["status"] for d in first.items} == {"pending"}
+    assert await stores.log(sid, "delivered") == []

@@ -1,0 +1,257 @@
+"""The dispatcher against the in-memory outbox with a fake sink client: claims, outcomes,
+retries, hold-back of a failed key and alerts, without broker or database.
+
+The twins pass the same contract suite as the PostgreSQL adapters (``tests/contract/``), so
+what holds here holds over PostgreSQL; the e2e tests keep what needs the real parts (SKIP
+LOCKED between dispatchers, LISTEN/NOTIFY, real HTTP)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hub.adapters.memory import InMemoryDatabase, InMemoryOutbox, InMemorySubscriptionStore
+from hub.ports import AttemptResult
+from hub.services.dispatcher import Dispatcher, RetryPolicy
+from schemas import CloudEvent, validate_event
+from schemas.hub_events import DELIVERY_DEAD, SUBSCRIPTION_DISABLED
+from subscriptions.delivery import DeliveryTarget
+from subscriptions.retry import RetrySchedule
+from subscriptions.sender import DeliveryOutcome, Disposition
+
+FLOW = "nl.example.thing.changed.v1"
+
+
+@dataclass
+class Sent:
+    sink: str
+    event: Mapping[str, Any]
+    msg_id: str
+    target: DeliveryTarget
+
+
+@dataclass
+class FakeClient:
+    """A sink per URL: each answers from its script (last answer repeats), default 204."""
+
+    scripts: dict[str, list[int]] = field(default_factory=dict)
+    sent: list[Sent] = field(default_factory=list)
+
+    async def deliver(
+        self, target: DeliveryTarget, event: Mapping[str, Any], msg_id: str, *, timeout_s: float | None = None
+    ) -> DeliveryOutcome:
+        self.sent.append(Sent(target.sink, event, msg_id, target))
+        script = self.scripts.get(target.sink, [204])
+        status = script.pop(0) if len(script) > 1 else script[0]
+        if status == 410:
+            disposition = Disposition.GONE
+        elif 200 <= status < 300:
+            disposition = Disposition.DELIVERED
+        else:
+            disposition = Disposition.RETRY
+        error = None if disposition is Disposition.DELIVERED else f"http_{status}"
+        return DeliveryOutcome(disposition=disposition, status_code=status, error=error, duration_ms=1.0)
+
+    def to(self, sink: str) -> list[Sent]:
+        return [s for s in self.sent if s.sink == sink]
+
+
+class SignallingOutbox(InMemoryOutbox):
+    """The in-memory outbox, announcing each recorded batch (what the tests wait for)."""
+
+    def __init__(self, db: InMemoryDatabase, **options: Any):
+        super().__init__(db, **options)
+        self.recorded = asyncio.Event()
+
+    async def record(self, results: Sequence[AttemptResult]) -> None:
+        await super().record(results)
+        self.recorded.set()
+
+
+@dataclass
+class Hub:
+    db: InMemoryDatabase
+    subscriptions: InMemorySubscriptionStore
+    client: FakeClient
+    outbox: SignallingOutbox
+    dispatcher: Dispatcher
+
+    async def subscribe(self, sink: str, **options: Any) -> uuid.UUID:
+        created = await self.subscriptions.create(
+            sink=sink,
+            protocol="HTTP",
+            source=None,
+            types=options.pop("types", None),
+            filters=[],
+            headers={},
+            config={},
+            secret="whsec_" + "A" * 32,
+            **options,
+        )
+        return created.id
+
+    def publish(self, *events: CloudEvent) -> None:
+        self.db.publish(events)
+
+    async def run_until(self, done: Callable[[], bool], timeout: float = 5.0) -> None:
+        """Run the dispatcher until ``done()`` holds after a recorded batch, then stop it (it
+        finishes what is in flight)."""
+        stop = asyncio.Event()
+        task = asyncio.create_task(self.dispatcher.run(stop))
+        try:
+            async with asyncio.timeout(timeout):
+                while not done():
+                    self.outbox.recorded.clear()
+                    await self.outbox.recorded.wait()
+        finally:
+            stop.set()
+            await task
+
+    def status(self, subscription_id: uuid.UUID) -> list[str]:
+        rows = sorted(self.db.deliveries_of(subscription_id), key=lambda d: d.archive_seq)
+        return [d.status for d in rows]
+
+
+def hub(schedule: list[float] | None = None, **outbox: Any) -> Hub:
+    db = InMemoryDatabase()
+    client = FakeClient()
+    policy = RetryPolicy(RetrySchedule.of(schedule or [0.05, 0.05, 0.05]), slow_down_s=0)
+    signalling = SignallingOutbox(db, **outbox)
+    dispatcher = Dispatcher(signalling, client, policy, asyncio.Event(), poll_seconds=0.02, lease_seconds=30)
+    return Hub(db, InMemorySubscriptionStore(db), client, signalling, dispatcher)
+
+
+def event(subject: str, n: int) -> CloudEvent:
+    return validate_event(
+        {
+            "specversion": "1.0",
+            "id": str(uuid.uuid4()),
+            "source": "urn:nld:oin:00000001001234567000:systeem:zaaksysteem",
+            "type": FLOW,
+            "subject": subject,
+            "data": {"n": n},
+        }
+    )
+
+
+def numbers(sent: list[Sent]) -> list[int]:
+    return [s.event["data"]["n"] for s in sent]
+
+
+async def test_due_deliveries_are_sent_signed_and_recorded_as_delivered() -> None:
+    h = hub()
+    sid = await h.subscribe("https://a.example/hook")
+    h.publish(event("k1", 1), event("k2", 2), event("k1", 3))
+
+    await h.run_until(lambda: h.status(sid) == ["delivered"] * 3)
+
+    assert sorted(numbers(h.client.sent)) == [1, 2, 3]
+    ids = {str(d.id) for d in h.db.deliveries.values()}
+    assert {s.msg_id for s in h.client.sent} == ids  # the delivery id is the webhook-id
+    assert h.client.sent[0].target.secrets == ["whsec_" + "A" * 32]
+    assert (h.dispatcher.stats.delivered, h.dispatcher.stats.failed) == (3, 0)
+
+
+async def test_a_failing_attempt_is_retried_on_the_schedule_until_delivered() -> None:
+    h = hub()
+    sid = await h.subscribe("https://a.example/hook")
+    h.client.scripts["https://a.example/hook"] = [500, 503, 200]
+    h.publish(event("k", 1))
+
+    await h.run_until(lambda: h.status(sid) == ["delivered"])
+
+    [delivery] = h.db.deliveries.values()
+    assert [a["status_code"] for a in h.db.attempts[delivery.id]] == [500, 503, 200]
+    assert (delivery.attempts, h.dispatcher.stats.failed, h.dispatcher.stats.delivered) == (3, 2, 1)
+
+
+async def test_a_used_up_schedule_makes_the_delivery_dead_and_alerts_those_who_asked() -> None:
+    h = hub(schedule=[0.02])
+    broken = await h.subscribe("https://broken.example/hook", types=[FLOW])
+    watcher = await h.subscribe("https://ops.example/alerts", types=[DELIVERY_DEAD])
+    everything = await h.subscribe("https://all.example/hook")
+    h.client.scripts["https://broken.example/hook"] = [500]
+    h.publish(event("k", 1))
+
+    await h.run_until(lambda: h.status(watcher) == ["delivered"])
+
+    assert h.status(broken) == ["dead"] and len(h.client.to("https://broken.example/hook")) == 2
+    [alert] = h.client.to("https://ops.example/alerts")
+    assert alert.event["type"] == DELIVERY_DEAD and alert.event["data"]["subscriptionId"] == str(broken)
+    assert h.status(everything) == ["delivered"]  # the flow event, never the alert
+    assert h.dispatcher.stats.dead == 1
+
+
+async def test_a_failed_key_holds_back_its_later_events_but_not_other_keys() -> None:
+    h = hub(schedule=[0.1])
+    sid = await h.subscribe("https://a.example/hook")
+    h.client.scripts["https://a.example/hook"] = [500, 200]
+    h.publish(event("k", 1), event("k", 2), event("other", 3))
+
+    await h.run_until(lambda: h.status(sid) == ["delivered"] * 3)
+
+    sent = numbers(h.client.sent)
+    assert [n for n in sent if n != 3] == [1, 1, 2]  # 2 waited for 1's retry
+    assert sent.index(3) < 2  # the other key went while 1 waited
+
+
+async def test_a_410_disables_the_subscription_alerts_and_leaves_its_delivery_waiting() -> None:
+    h = hub()
+    gone = await h.subscribe("https://gone.example/hook", types=[FLOW])
+    watcher = await h.subscribe("https://ops.example/alerts", types=[SUBSCRIPTION_DISABLED])
+    marker = await h.subscribe("https://marker.example/hook", types=["nl.example.marker.v1"])
+    h.client.scripts["https://gone.example/hook"] = [410]
+    h.publish(event("k", 1), event("k", 2))
+
+    await h.run_until(lambda: h.status(watcher) == ["delivered"])
+    h.publish(validate_event({**event("m", 0).to_structured(), "type": "nl.example.marker.v1"}))
+    await h.run_until(lambda: h.status(marker) == ["delivered"])
+
+    assert len(h.client.to("https://gone.example/hook")) == 1  # nothing more after the 410
+    assert h.status(gone) == ["failed", "pending"]
+    subscription = await h.subscriptions.get(gone)
+    assert (subscription.status, subscription.status_reason) == ("disabled", "the sink answered 410 Gone")
+    [alert] = h.client.to("https://ops.example/alerts")
+    assert alert.event["data"]["reason"] == "the sink answered 410 Gone"
+
+
+async def test_failing_too_long_disables_the_subscription() -> None:
+    h = hub(schedule=[0.02, 0.02, 0.02], disable_after_seconds=0)
+    sid = await h.subscribe("https://a.example/hook")
+    h.client.scripts["https://a.example/hook"] = [500]
+    h.publish(event("k", 1))
+
+    await h.run_until(lambda: h.db.subscriptions[sid].status == "disabled")
+
+    assert h.db.subscriptions[sid].status_reason == "nothing but failed attempts for 0 s"
+    assert h.status(sid) == ["failed"]
+
+
+async def test_resuming_a_disabled_subscription_delivers_what_waited_in_order() -> None:
+    h = hub()
+    sid = await h.subscribe("https://a.example/hook")
+    h.client.scripts["https://a.example/hook"] = [410, 204]
+    h.publish(event("k", 1), event("k", 2))
+    await h.run_until(lambda: h.db.subscriptions[sid].status == "disabled")
+
+    await h.subscriptions.update(sid, {}, enabled=True)
+    await h.run_until(lambda: h.status(sid) == ["delivered", "delivered"])
+
+    assert numbers(h.client.sent) == [1, 1, 2]
+
+
+
+
+async def test_a_stop_that_arrives_as_the_last_outcome_is_recorded_ends_the_run_cleanly() -> None:
+    # The stop is set the moment the recording finishes, with nothing in flight: run used to
+    # reach asyncio.wait with nothing to wait for and raise ValueError.
+    h = hub()
+    sid = await h.subscribe("https://a.example/hook")
+    h.publish(event("k", 1))
+
+    await h.run_until(lambda: h.status(sid) == ["delivered"])
+
+    assert not h.dispatcher.running

@@ -1,0 +1,159 @@
+"""The projector on its twins (the in-memory log and store): what it applies, what it parks in
+the dead-letter topic, what it retries and what it commits. Each test drains the projector
+(it returns once it has read everything published), so nothing here waits on a clock."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from hub.adapters.memory import InMemoryEventLog, InMemoryProjectionStore
+from hub.adapters.memory.projection import InMemoryProjectionUnitOfWork
+from hub.errors import PermanentError, RetriableError
+from hub.ports import LoggedEvent
+from hub.services.projector import Projector
+from schemas import CloudEvent
+from schemas.bindings import KafkaRecord
+
+GROUP = "koppelhub-projector"
+
+
+class FailingStore(InMemoryProjectionStore):
+    """The in-memory store, failing every transaction that holds one of ``failures``' ids, each
+    at most ``times`` times (None: always)."""
+
+    def __init__(self, failures: dict[str, BaseException], times: int | None = None):
+        super().__init__()
+        self.failures, self.times, self.failed = failures, times, 0
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[InMemoryProjectionUnitOfWork]:
+        async with super().transaction() as uow:
+            record_new = uow.record_new
+
+            async def failing(batch: Sequence[LoggedEvent]) -> Any:
+                for item in batch:
+                    if item.event.id in self.failures and (self.times is None or self.failed < self.times):
+                        self.failed += 1
+                        raise self.failures[item.event.id]
+                return await record_new(batch)
+
+            uow.record_new = failing  # type: ignore[method-assign]
+            yield uow
+
+
+def event(event_id: str, key: str = "k") -> CloudEvent:
+    return CloudEvent(
+        specversion="1.0", id=event_id, source="urn:nld:test", type="nl.test.event.v1", subject=key, data={}
+    )
+
+
+async def drain(
+    log: InMemoryEventLog,
+    store: InMemoryProjectionStore,
+    *,
+    max_record_bytes: int | None = None,
+    stop: asyncio.Event | None = None,
+) -> Projector:
+    """Run the projector until it has read everything published (or ``stop`` is set)."""
+    projector = Projector(
+        lambda: log.consumer(GROUP, max_record_bytes=max_record_bytes), store, log, derive=None, batch_size=50
+    )
+    done = asyncio.Event()
+    done.set()
+    async with asyncio.timeout(10):
+        await projector.run(stop or asyncio.Event(), drain=done)
+    return projector
+
+
+def archived(store: InMemoryProjectionStore) -> list[str]:
+    return [a.event.id for a in store.archive]
+
+
+def parked(log: InMemoryEventLog) -> list[tuple[bytes | None, str]]:
+    return [(r.key, dict(r.headers)["koppelhub_error_class"].decode()) for r in log.dead_letters]
+
+
+async def test_every_event_is_applied_once_and_the_positions_are_committed() -> None:
+    log, store = InMemoryEventLog(partitions=3), InMemoryProjectionStore()
+    await log.publish([event(f"e{n}", key=f"k{n % 4}") for n in range(120)])
+    await log.publish([event("e7", key="k3")])  # a duplicate: changes nothing
+    projector = await drain(log, store)
+    assert sorted(archived(store)) == sorted(f"e{n}" for n in range(120))
+    assert projector.stats.applied == 120 and projector.stats.duplicates == 1
+    assert log.committed(GROUP) == {p: len(records) for p, records in enumerate(log.partitions) if records}
+    assert log.dead_letters == []
+
+
+async def test_an_unforeseen_error_about_one_record_parks_it_and_its_neighbours_are_applied() -> None:
+    log, store = (
+        InMemoryEventLog(partitions=1),
+        FailingStore({"boom": RuntimeError("a bug only it triggers")}),
+    )
+    await log.publish([event("a"), event("boom", key="x"), event("b")])
+    await drain(log, store)
+    assert parked(log) == [(b"x", "RuntimeError")]
+    assert archived(store) == ["a", "b"]
+    assert log.committed(GROUP) == {0: 3}
+
+
+async def test_an_event_the_store_refuses_is_parked_with_the_reason() -> None:
+    log, store = InMemoryEventLog(partitions=1), FailingStore({"bad": PermanentError("refused by the store")})
+    await log.publish([event("bad", key="x"), event("good")])
+    await drain(log, store)
+    assert parked(log) == [(b"x", "PermanentError")]
+    assert dict(log.dead_letters[0].headers)["koppelhub_error"] == b"refused by the store"
+    assert archived(store) == ["good"]
+
+
+async def test_a_record_that_is_no_cloudevent_is_parked_as_it_was() -> None:
+    log, store = InMemoryEventLog(partitions=1), InMemoryProjectionStore()
+    await log.publish([event("before")])
+    await log.publish_records([KafkaRecord(b"k", b"{not json", [("origin", b"elsewhere")])])
+    await log.publish([event("after")])
+    await drain(log, store)
+    assert [(r.key, r.value) for r in log.dead_letters] == [(b"k", b"{not json")]
+    headers = dict(log.dead_letters[0].headers)
+    assert headers["origin"] == b"elsewhere" and headers["koppelhub_origin"] == b"koppelhub.events/0/1"
+    assert archived(store) == ["before", "after"]
+
+
+async def test_a_record_larger_than_the_limit_is_parked_unread() -> None:
+    log, store = InMemoryEventLog(partitions=1), InMemoryProjectionStore()
+    big = CloudEvent(
+        specversion="1.0",
+        id="big",
+        source="urn:nld:test",
+        type="nl.test.event.v1",
+        subject="k",
+        data={"blob": "x" * 5000},
+    )
+    await log.publish([event("small"), big])
+    await drain(log, store, max_record_bytes=4000)
+    assert parked(log) == [(b"k", "RecordTooLarge")]
+    assert archived(store) == ["small"]
+
+
+async def test_an_outage_is_retried_until_it_passes_and_nothing_is_parked() -> None:
+    log = InMemoryEventLog(partitions=1)
+    store = FailingStore({"a": RetriableError("database unreachable")}, times=2)
+    await log.publish([event("a"), event("b")])
+    await drain(log, store)
+    assert store.failed == 2
+    assert archived(store) == ["a", "b"] and log.dead_letters == []
+    assert log.committed(GROUP) == {0: 2}
+
+
+async def test_an_outage_is_not_retried_past_a_stop_and_nothing_is_committed() -> None:
+    log, store = InMemoryEventLog(partitions=1), FailingStore({"a": RetriableError("database unreachable")})
+    await log.publish([event("a"), event("b")])
+    stop = asyncio.Event()
+    asyncio.get_running_loop().call_later(0.5, stop.set)
+    await drain(log, store, stop=stop)
+    assert archived(store) == [] and log.dead_letters == [] and log.committed(GROUP) == {}
+    # The next owner reads the batch again and applies it once the store is back.
+    store.failures.clear()
+    await drain(log, store)
+    assert archived(store) == ["a", "b"]
