@@ -191,6 +191,8 @@ class Connector(ABC, Generic[C]):
     min_schedule_seconds: ClassVar[int] = 60
     #: Object types whose objects a ``full`` run may withdraw when they disappear.
     withdrawable: ClassVar[frozenset[str] | None] = None
+    #: Event types :meth:`apply` writes back by default (``writeBack: true``); empty: none.
+    consumes: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: C, context: ConnectorContext) -> None:
         self.config = config
@@ -246,6 +248,9 @@ class Connector(ABC, Generic[C]):
         async for batch in self.fetch(None):
             return {"reachable": True, "records": len(batch.records)}
         return {"reachable": True, "records": 0}
+
+    async def close(self) -> None:
+        """Release what :meth:`apply` kept open between calls (an HTTP pool). Default: nothing."""
 
     async def apply(self, event: Mapping[str, Any]) -> tuple[str, dict[str, Any], bool]:
         """Write-back: apply one hub event (structured JSON) to the source system; the outcome

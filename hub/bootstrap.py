@@ -52,6 +52,7 @@ from hub.services.landscape import DerivedEvents, ProjectionResult
 from hub.services.landscape import rebuild as rebuild_landscape
 from hub.services.projector import Projector
 from hub.services.retention import run_retention
+from hub.services.writeback import ClientRouter, ConnectorSink
 from hub.settings import Settings
 from hub.supervisor import QuietServer, Supervisor, Wiring
 from subscriptions.delivery import DeliveryClient
@@ -60,8 +61,8 @@ from subscriptions.sender import WebhookSender
 from subscriptions.ssrf import NetworkPolicy
 
 ROLES = ("api", "projector", "dispatcher", "connectors")
-#: Roles that read or write Kafka; the dispatcher works from PostgreSQL alone.
-KAFKA_ROLES = frozenset({"api", "projector", "connectors"})
+#: Roles that read or write Kafka (the dispatcher publishes the outcomes of connector write-backs).
+KAFKA_ROLES = frozenset({"api", "projector", "connectors", "dispatcher"})
 
 __all__ = [
     "KAFKA_ROLES",
@@ -274,9 +275,17 @@ async def _wire_dispatcher(hub: HubProcess, w: Wiring) -> None:
         slow_down_s=d.slow_down_seconds,
         retry_after_max_s=d.retry_after_max_seconds,
     )
+    assert hub.event_log is not None
+    # Internal ``connector:`` sinks (write-back) go to the connector, every other sink is a webhook.
+    write_back = ConnectorSink(
+        PostgresConnectorStore(hub.engine),
+        hub.event_log,
+        connector_contexts(hub.settings),
+        hub_urn=hub.settings.source_urn,
+    )
     dispatcher = hub.dispatcher = Dispatcher(
         outbox,
-        DeliveryClient(sender, proxy=d.proxy),
+        ClientRouter(DeliveryClient(sender, proxy=d.proxy), write_back),
         policy,
         listener.wakeup,
         concurrency=d.concurrency,

@@ -28,6 +28,7 @@ from connectors.ids import content_hash
 from connectors.registry import register
 from connectors.signalen.writeback import VERZOEK
 from connectors.signalen.writeback import apply as apply_verzoek
+from connectors.writeback import WriteBackConfig, write_back_field
 
 __all__ = ["AANGEMAAKT", "DEFAULT_FIELDS", "GEWIJZIGD", "SignalenConfig", "SignalenConnector"]
 
@@ -79,6 +80,13 @@ class SignalenConfig(BaseModel):
     )
     pageSize: int = Field(100, ge=1, le=1000, description="Meldingen per page.")
     source: str | None = Field(None, description="CloudEvents source; unset: the connector's own URN.")
+    writeBack: WriteBackConfig | None = Field(
+        None,
+        description="true: apply status-verzoek events of the connector's organisatie to Signalen; "
+        "or an object narrowing the selection (types, source, filters, retrySchedule).",
+    )
+
+    _write_back = field_validator("writeBack", mode="before")(write_back_field)
 
     @field_validator("url")
     @classmethod
@@ -118,6 +126,7 @@ class SignalenConnector(Connector[SignalenConfig]):
     config_model: ClassVar[type[BaseModel]] = SignalenConfig
     min_schedule_seconds: ClassVar[int] = 5
     batch_size: ClassVar[int] = 1000
+    consumes: ClassVar[tuple[str, ...]] = (VERZOEK,)
 
     @property
     def passthrough(self) -> bool:

@@ -24,6 +24,12 @@ from hub.api.context import ApiContext, context
 from hub.api.problems import ProblemError
 from hub.errors import NotFound
 from hub.ports import ConnectorRecord, ConnectorStore, RunRecord
+from hub.services.writeback_subscriptions import (
+    remove_write_back,
+    sync_write_back,
+    write_back_selection,
+    write_back_subscription_id,
+)
 from subscriptions.ssrf import NetworkPolicy, SinkRefused, check_sink
 
 router = APIRouter(prefix="/api/v1/connectors", tags=["connectors"])
@@ -74,6 +80,10 @@ def connector_json(c: ConnectorRecord) -> dict[str, Any]:
         },
         "createdAt": c.created_at.isoformat(),
         "updatedAt": c.updated_at.isoformat(),
+        # The internal subscription that delivers its write-back (its delivery log, retry, replay).
+        "writeBackSubscription": (
+            str(write_back_subscription_id(c.id)) if c.config.get("writeBack") is not None else None
+        ),
     }
 
 
@@ -101,7 +111,7 @@ def _check_owner(principal: Principal, organisatie: str) -> None:
         raise ProblemError(403, "Forbidden", "a connector can be managed only by its own organisatie")
 
 
-async def _validated(kind: str, config: dict[str, Any], ctx: ApiContext) -> dict[str, Any]:
+async def _validated(kind: str, organisatie: str, config: dict[str, Any], ctx: ApiContext) -> dict[str, Any]:
     cls = KINDS.get(kind)
     if cls is None:
         raise ProblemError(
@@ -129,7 +139,15 @@ async def _validated(kind: str, config: dict[str, Any], ctx: ApiContext) -> dict
     url = getattr(model, "url", None)  # API kinds: checked again at every connection
     if isinstance(url, str):
         await _check_url(url, ctx)
-    return stored_config(model)
+    stored = stored_config(model)
+    try:
+        write_back_selection(kind, organisatie, stored)
+    except ValueError as e:
+        field, _, message = str(e).partition(": ")
+        raise ProblemError(
+            400, "Invalid connector config", str(e), errors=[{"field": field, "message": message}]
+        ) from e
+    return stored
 
 
 def _under(path: Path, roots: list[Path]) -> bool:
@@ -169,7 +187,7 @@ async def _check_location(location: str, ctx: ApiContext) -> None:
 @router.post("", status_code=201, summary="Create a connector")
 async def create_connector(body: ConnectorCreate, principal: ConnectorManager, ctx: Ctx) -> JSONResponse:
     _check_owner(principal, body.organisatie)
-    config = await _validated(body.kind, body.config, ctx)
+    config = await _validated(body.kind, body.organisatie, body.config, ctx)
     _check_schedule(body.kind, body.scheduleSeconds)
     record = await _store(ctx).create(
         kind=body.kind,
@@ -178,6 +196,7 @@ async def create_connector(body: ConnectorCreate, principal: ConnectorManager, c
         schedule_seconds=body.scheduleSeconds,
         enabled=body.enabled,
     )
+    await sync_write_back(ctx.subscriptions, record)
     if ctx.wake_connectors:
         ctx.wake_connectors()
     return JSONResponse(
@@ -215,7 +234,7 @@ async def patch_connector(
     values: dict[str, Any] = {}
     if body.config is not None:
         values["config"] = await _validated(
-            record.kind, merge_config(record.kind, record.config, body.config), ctx
+            record.kind, record.organisatie, merge_config(record.kind, record.config, body.config), ctx
         )
     if body.scheduleSeconds is not None:
         _check_schedule(record.kind, body.scheduleSeconds)
@@ -224,13 +243,16 @@ async def patch_connector(
         values["enabled"] = body.enabled
     if not values:
         return connector_json(record)
-    return connector_json(await _store(ctx).update(connector_id, **values))
+    updated = await _store(ctx).update(connector_id, **values)
+    await sync_write_back(ctx.subscriptions, updated)
+    return connector_json(updated)
 
 
 @router.delete("/{connector_id}", status_code=204, summary="Delete a connector")
 async def delete_connector(connector_id: uuid.UUID, principal: ConnectorManager, ctx: Ctx) -> Response:
     await _get(connector_id, principal, ctx)
     await _store(ctx).delete(connector_id)
+    await remove_write_back(ctx.subscriptions, connector_id)
     return Response(status_code=204)
 
 
