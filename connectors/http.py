@@ -172,6 +172,9 @@ class ApiClient:
     ) -> None:
         await self.http.aclose()
 
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
     async def _headers(self) -> dict[str, str]:
         a = self.auth
         if a.token is not None:

@@ -283,6 +283,7 @@ async def _wire_dispatcher(hub: HubProcess, w: Wiring) -> None:
         connector_contexts(hub.settings),
         hub_urn=hub.settings.source_urn,
     )
+    w.closers.append(write_back.close)
     dispatcher = hub.dispatcher = Dispatcher(
         outbox,
         ClientRouter(DeliveryClient(sender, proxy=d.proxy), write_back),

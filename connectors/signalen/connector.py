@@ -128,6 +128,8 @@ class SignalenConnector(Connector[SignalenConfig]):
     batch_size: ClassVar[int] = 1000
     consumes: ClassVar[tuple[str, ...]] = (VERZOEK,)
 
+    _writer: ApiClient | None = None
+
     @property
     def passthrough(self) -> bool:
         return True
@@ -220,9 +222,15 @@ class SignalenConnector(Connector[SignalenConfig]):
         """A ``status-verzoek`` along Signalen's workflow (:mod:`connectors.signalen.writeback`)."""
         if event.get("type") != VERZOEK:
             raise SourceRefused(f"signalen writes back only {VERZOEK}, not {event.get('type')!r}")
-        async with self.client() as api:
-            outcome = await apply_verzoek(api, self.signals_url(), event)
+        if self._writer is None:  # kept open between requests (keep-alive, rate-limit state)
+            self._writer = self.client()
+        outcome = await apply_verzoek(self._writer, self.signals_url(), event)
         return outcome.type, outcome.data, outcome.refused
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            await writer.aclose()
 
     def map(self, record: Record) -> list[Change]:
         raise NotImplementedError("signalen publishes meldingen as their own events (passthrough)")

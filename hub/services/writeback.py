@@ -20,17 +20,18 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
 from connectors import kinds as _kinds  # noqa: F401 - registers every connector kind
-from connectors.base import ConnectorContext, ConnectorError, SourceRefused, SourceUnavailable
+from connectors.base import Connector, ConnectorContext, ConnectorError, SourceRefused, SourceUnavailable
 from connectors.events import import_source
 from connectors.ids import NAMESPACE
 from connectors.registry import create
 from hub.errors import KoppelhubError, NotFound
-from hub.ports import ConnectorStore, EventLog
+from hub.ports import ConnectorRecord, ConnectorStore, EventLog
 from hub.services.dispatcher import Client
 from schemas import CloudEvent
 from subscriptions.delivery import DeliveryTarget
@@ -48,8 +49,24 @@ def connector_sink(connector_id: uuid.UUID) -> str:
     return f"{SINK_PREFIX}{connector_id}"
 
 
+@dataclass
+class _Open:
+    """A connector kept between deliveries (its HTTP pool, its rate-limit state), built from the
+    record as it was at ``updated_at``; closed once replaced and no delivery uses it."""
+
+    record: ConnectorRecord
+    connector: Connector[Any]
+    checked_at: float
+    users: int = 0
+    replaced: bool = False
+
+
 class ConnectorSink:
-    """Delivers an event to the connector named by the sink (see the module docstring)."""
+    """Delivers an event to the connector named by the sink (see the module docstring).
+
+    Connectors stay open between deliveries (a new one per request cost a TCP connection and a
+    client each time); the record is read again at most every ``recheck_s`` seconds, and a
+    changed record (config, enabled) builds a new connector."""
 
     def __init__(
         self,
@@ -58,8 +75,46 @@ class ConnectorSink:
         context: Callable[[str, str], ConnectorContext],
         *,
         hub_urn: str,
+        recheck_s: float = 2.0,
     ) -> None:
         self.connectors, self.event_log, self.context, self.hub_urn = connectors, event_log, context, hub_urn
+        self.recheck_s = recheck_s
+        self._open: dict[uuid.UUID, _Open] = {}
+
+    async def _acquire(self, connector_id: uuid.UUID) -> _Open:
+        """The open connector for ``connector_id``, its record read again when due (NotFound,
+        KoppelhubError and the config's ValidationError pass through)."""
+        now = time.monotonic()
+        current = self._open.get(connector_id)
+        if current is None or now - current.checked_at >= self.recheck_s:
+            record = await self.connectors.get(connector_id)
+            current = self._open.get(connector_id)  # another delivery may have opened it meanwhile
+            if current is not None and current.record.updated_at == record.updated_at:
+                current.checked_at = now
+            else:
+                context = self.context(record.organisatie, str(record.id))
+                fresh = _Open(record, create(record.kind, record.config, context), now)
+                if current is not None:
+                    current.replaced = True
+                    await self._close_if_idle(current)
+                self._open[connector_id] = current = fresh
+        current.users += 1
+        return current
+
+    async def _release(self, entry: _Open) -> None:
+        entry.users -= 1
+        await self._close_if_idle(entry)
+
+    @staticmethod
+    async def _close_if_idle(entry: _Open) -> None:
+        if entry.replaced and entry.users == 0:
+            await entry.connector.close()
+
+    async def close(self) -> None:
+        """Close every open connector (the process stops)."""
+        for entry in self._open.values():
+            await entry.connector.close()
+        self._open.clear()
 
     def _outcome(self, started: float, disposition: Disposition, error: str | None = None) -> DeliveryOutcome:
         return DeliveryOutcome(
@@ -75,14 +130,21 @@ class ConnectorSink:
     ) -> DeliveryOutcome:
         started = time.monotonic()
         try:
-            connector_id = uuid.UUID(target.sink.removeprefix(SINK_PREFIX))
-            record = await self.connectors.get(connector_id)
-        except (ValueError, NotFound):
-            return self._outcome(started, Disposition.PERMANENT, f"refused: no connector {target.sink!r}")
+            entry = await self._acquire(uuid.UUID(target.sink.removeprefix(SINK_PREFIX)))
+        except (ValueError, NotFound):  # pydantic's ValidationError is a ValueError: a stored config gone bad
+            return self._outcome(
+                started, Disposition.PERMANENT, f"refused: no usable connector {target.sink!r}"
+            )
         except KoppelhubError as e:
             return self._outcome(started, Disposition.RETRY, f"store_unavailable: {type(e).__name__}")
         try:
-            connector = create(record.kind, record.config, self.context(record.organisatie, str(record.id)))
+            return await self._apply(entry, event, started)
+        finally:
+            await self._release(entry)
+
+    async def _apply(self, entry: _Open, event: Mapping[str, Any], started: float) -> DeliveryOutcome:
+        record, connector = entry.record, entry.connector
+        try:
             kind, data, refused = await connector.apply(event)
         except SourceUnavailable as e:
             return self._outcome(started, Disposition.RETRY, f"unavailable: {e}")

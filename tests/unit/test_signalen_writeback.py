@@ -58,7 +58,9 @@ async def fake() -> AsyncIterator[SignalenFake]:
 
 
 @pytest.fixture
-def setup(fake: SignalenFake, tmp_path: Path) -> tuple[ConnectorSink, InMemoryEventLog, str]:
+async def setup(
+    fake: SignalenFake, tmp_path: Path
+) -> AsyncIterator[tuple[ConnectorSink, InMemoryEventLog, str]]:
     record = _record(fake)
     log = InMemoryEventLog()
 
@@ -72,7 +74,8 @@ def setup(fake: SignalenFake, tmp_path: Path) -> tuple[ConnectorSink, InMemoryEv
         )
 
     sink = ConnectorSink(OneConnector(record), log, context, hub_urn=HUB)  # type: ignore[arg-type]
-    return sink, log, connector_sink(record.id)
+    yield sink, log, connector_sink(record.id)
+    await sink.close()
 
 
 def verzoek(melding: int, state: str, text: str | None = None, **extra: Any) -> dict[str, Any]:
