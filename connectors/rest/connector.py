@@ -4,7 +4,8 @@ One run reads page after page (``paging``), each page's ``items`` becoming one b
 checkpoint is the highest ``incremental.field`` value read so far (sent back, minus the
 overlap, in ``incremental.param`` next time) and the first page's validators: a next run
 sends ``If-None-Match`` / ``If-Modified-Since`` and a 304 ends it with nothing to publish.
-A run that fails halfway keeps the checkpoint of the last page the log acknowledged.
+A run that fails halfway keeps the checkpoint of the last page the log acknowledged (without
+the validators, which only a run read to its end keeps).
 """
 
 from __future__ import annotations
@@ -174,7 +175,10 @@ class RestConnector(Connector[RestConfig]):
                 seen_urls.add(current)
                 params = next_params
                 records = [Record(i) for i in items if isinstance(i, dict)]
-                yield Batch(records, {"since": since, **validators}, complete=url is None)
+                # The first page's validators hold only for a run read to its end: kept earlier,
+                # a run that failed halfway would be answered 304 next time and never resume.
+                checkpoint_ = {"since": since, **(validators if url is None else {})}
+                yield Batch(records, checkpoint_, complete=url is None)
 
     def _fields(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         fields = {}
