@@ -23,6 +23,7 @@ from hub.api.auth import ConnectorManager, Principal
 from hub.api.context import ApiContext, context
 from hub.api.problems import ProblemError
 from hub.errors import NotFound
+from hub.paging import BadCursor, decode_cursor, encode_cursor
 from hub.ports import ConnectorRecord, ConnectorStore, RunRecord
 from hub.services.writeback_subscriptions import (
     remove_write_back,
@@ -293,14 +294,14 @@ async def list_runs(
         raise ProblemError(503, "Service unavailable", "connector runs are not served by this process")
     before = None
     if after:
-        try:
-            at, rid = after.split("~", 1)
-            before = (datetime.fromisoformat(at), uuid.UUID(rid))
-        except ValueError as e:
-            raise ProblemError(400, "Invalid request", "after must be a next cursor from this list") from e
+        try:  # opaque and URL-safe (a timestamp's "+" would arrive as a space)
+            at, rid = decode_cursor(after)
+            before = (datetime.fromisoformat(str(at)), uuid.UUID(str(rid)))
+        except (BadCursor, ValueError) as e:
+            raise ProblemError(400, "Invalid cursor", "after must be a next cursor from this list") from e
     runs = await ctx.runs.runs(connector_id, limit=limit + 1, before=before)
     page = runs[:limit]
-    nxt = f"{page[-1].started_at.isoformat()}~{page[-1].id}" if len(runs) > limit else None
+    nxt = encode_cursor(page[-1].started_at.isoformat(), str(page[-1].id)) if len(runs) > limit else None
     return {"items": [_run_json(r) for r in page], "next": nxt}
 
 
