@@ -23,10 +23,11 @@ import structlog
 
 from connectors.base import Batch, Connector, Item, RecordRejected
 from connectors.ids import event_id
-from hub.ports import EventLog
+from hub.ports import EventLog, RecordLog
 from hub.ports.connectors import BatchCommit, FingerprintStore, Key, Owner, Published, RowError, SyncScope
 from hub.services.sync import Tally
 from schemas import CloudEvent
+from schemas.bindings import to_kafka_record
 
 log = structlog.get_logger(__name__)
 
@@ -123,7 +124,12 @@ class PassThroughRun:
         self, batch: Batch, events: list[CloudEvent], published: list[Published], errors: list[RowError]
     ) -> None:
         if events:
-            await self.event_log.publish(events)  # returns once the log acknowledged them
+            # Records grouped into one producer batch per partition (one acknowledgement each,
+            # not one per event): a first sync publishes whole pages at once.
+            if isinstance(self.event_log, RecordLog):
+                await self.event_log.publish_records([to_kafka_record(e) for e in events])
+            else:
+                await self.event_log.publish(events)  # both return once the log acknowledged them
         t = self.tally
         await self.store.commit(
             self.scope,
