@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import cProfile
 import multiprocessing
+import os
 import pstats
 import shutil
 import tempfile
@@ -34,7 +35,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from benchmarks.common import describe_machine, machine_info
+from benchmarks.common import CpuMeter, children, describe_machine, machine_info
 from hub.adapters.kafka import KafkaEventLog, ensure_topics
 from hub.adapters.postgres.connectors import PostgresConnectorStore
 from hub.adapters.postgres.engine import create_engine, migrate
@@ -117,7 +118,13 @@ async def sync(
 
 
 async def write_back(
-    settings: Settings, bootstrap: str, database_url: str, control: str, meldingen: int, profile: bool
+    settings: Settings,
+    bootstrap: str,
+    database_url: str,
+    control: str,
+    meldingen: int,
+    profile: bool,
+    fake_pid: int,
 ) -> dict[str, Any]:
     """Two verzoeken per melding through broker, projector, outbox and dispatcher (a topic of
     their own: the sync's events are not what is measured here)."""
@@ -142,6 +149,14 @@ async def write_back(
         ]  # fmt: skip
         if profiler:
             profiler.enable()
+        meter = CpuMeter(
+            lambda: {
+                "hub": [os.getpid()],
+                "fake": [fake_pid],
+                "broker+postgres": [c for c in children(os.getpid()) if c != fake_pid],
+            }
+        )
+        before = meter.sample()
         started, cpu = time.perf_counter(), time.process_time()
         for i in range(0, len(events), 1000):
             await log.publish(events[i : i + 1000])
@@ -149,6 +164,7 @@ async def write_back(
             while (count := await (await http.get(f"{control}/count")).json()) < len(events):  # noqa: ASYNC110
                 await asyncio.sleep(0.05)  # the count lives in another process
             took, cpu = time.perf_counter() - started, time.process_time() - cpu
+            cores = CpuMeter.usage(before, meter.sample(), took)
             patches = await (await http.get(f"{control}/patches")).json()
         if profiler:
             profiler.disable()
@@ -163,7 +179,7 @@ async def write_back(
     in_order = all(states == ["i", "b"] for states in per_melding.values()) and len(per_melding) == meldingen
     return {
         "changes": count, "seconds": round(took, 2), "per_s": round(count / took), "in_order": in_order,
-        "cpu_s": round(cpu, 2),
+        "cpu_s": round(cpu, 2), "cores": cores,
     }  # fmt: skip
 
 
@@ -201,7 +217,7 @@ def main() -> None:
         wb = asyncio.run(
             write_back(
                 settings, infra.kafka_bootstrap, infra.database_url, control,
-                min(args.meldingen, args.changes // 2), args.profile == "writeback",
+                min(args.meldingen, args.changes // 2), args.profile == "writeback", fake.pid or 0,
             )
         )  # fmt: skip
     finally:
@@ -220,6 +236,7 @@ def main() -> None:
         f"write-back:  {wb['changes']} status changes in {wb['seconds']} s ({wb['per_s']}/s; floor 300/s),"
         f" order per melding kept: {wb['in_order']}; the hub process used {wb['cpu_s']} CPU-s"
     )
+    print(f"             cores used meanwhile: {wb['cores']}")
 
 
 if __name__ == "__main__":
