@@ -18,7 +18,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import httpx
 from pydantic import BaseModel
@@ -28,10 +28,13 @@ from schemas.landscape import LandscapeObject
 __all__ = [
     "Batch",
     "Change",
+    "ClientTls",
     "Connector",
     "ConnectorContext",
     "ConnectorError",
+    "Egress",
     "ImportLimits",
+    "Item",
     "Record",
     "RecordRejected",
     "SourceRefused",
@@ -75,6 +78,23 @@ class Change:
 
 
 @dataclass(frozen=True)
+class Item:
+    """A source item published as its own events (pass-through), not as a landscape object.
+
+    ``kind`` and ``id`` identify it among the source's items (its fingerprint key); ``fields``
+    are what is published and compared with what was published last (``digest`` covers only
+    the fields whose change is worth an event).
+    """
+
+    kind: str
+    id: str
+    fields: Mapping[str, Any]
+    digest: str
+    #: Event attributes read from the record (``subject``, ``time``, …), not compared.
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Batch:
     """Records read together, and the checkpoint that holds once they are all published.
 
@@ -108,6 +128,26 @@ class ImportLimits:
 
 
 @dataclass(frozen=True)
+class ClientTls:
+    """PEM material of a connection's TLS: a client certificate with its key (mutual TLS) and a
+    CA to trust besides the system's. Hashable, so the hub builds each context once."""
+
+    certificate: str | None = None
+    private_key: str | None = None
+    ca_certificate: str | None = None
+
+
+class Egress(Protocol):
+    """Makes the transport of connector HTTP requests (the hub's: SSRF-guarded at connect time,
+    ``hub/adapters/egress.py``). ``tls`` brings a client certificate or extra CA, ``proxy`` an
+    HTTP(S) proxy such as an FSC outway (connected to through the same guard)."""
+
+    def __call__(
+        self, *, tls: ClientTls | None = None, proxy: str | None = None
+    ) -> httpx.AsyncBaseTransport: ...
+
+
+@dataclass(frozen=True)
 class ConnectorContext:
     """What a connector instance knows about where it runs.
 
@@ -122,7 +162,7 @@ class ConnectorContext:
     scope: str
     work_dir: Path
     file_roots: tuple[Path, ...] = ()
-    egress: Callable[[], httpx.AsyncBaseTransport] | None = None
+    egress: Egress | None = None
     max_bytes: int = 512 * 1024 * 1024
     http_timeout_s: float = 30.0
     #: Tests pass ``httpx.MockTransport`` (no network, so no guard); None: the guarded network.
@@ -147,12 +187,23 @@ class Connector(ABC, Generic[C]):
     batch_size: ClassVar[int] = 5000
     source: ClassVar[str]
     config_model: ClassVar[type[BaseModel]]
+    #: The shortest schedule: file kinds are read at most every minute, API kinds every 5 s.
+    min_schedule_seconds: ClassVar[int] = 60
     #: Object types whose objects a ``full`` run may withdraw when they disappear.
     withdrawable: ClassVar[frozenset[str] | None] = None
+    #: Event types :meth:`apply` writes back by default (``writeBack: true``); empty: none.
+    consumes: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: C, context: ConnectorContext) -> None:
         self.config = config
         self.context = context
+        #: The last failed exchange with the source (request, status, response excerpt; no
+        #: secrets), shown with the run that failed.
+        self.diagnostics: dict[str, Any] | None = None
+
+    def note(self, exchange: dict[str, Any]) -> None:
+        """Keep ``exchange`` as :attr:`diagnostics` (HTTP clients call this on a failure)."""
+        self.diagnostics = exchange
 
     @abstractmethod
     def fetch(self, checkpoint: Mapping[str, Any] | None) -> AsyncIterator[Batch]:
@@ -173,6 +224,39 @@ class Connector(ABC, Generic[C]):
         of a module-level function), which the runner may call in a worker process for large
         batches. None: records are mapped in the runner's process with :meth:`map`."""
         return None
+
+    @property
+    def passthrough(self) -> bool:
+        """True: records become :class:`Item` events (:meth:`item`, :meth:`event`) rather than
+        landscape objects (:meth:`map`); the runner keeps each item's published fields."""
+        return False
+
+    def item(self, record: Record) -> Item:
+        """Pass-through connectors: the item one record stands for (:class:`RecordRejected`)."""
+        raise NotImplementedError(f"connector kind {self.name!r} publishes landscape objects")
+
+    def event(self, item: Item, before: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Pass-through connectors: the CloudEvents attributes (``type``, ``data``, ``subject``, …;
+        ``source`` to override the connector's own) of ``item``, given the fields published
+        last time (None: never published). The runner adds ``id``, ``specversion`` and
+        ``organisatie``."""
+        raise NotImplementedError(f"connector kind {self.name!r} publishes landscape objects")
+
+    async def probe(self) -> dict[str, Any]:
+        """Check reachability and credentials without publishing: what was found (raises a
+        :class:`ConnectorError` naming the problem). Default: read the first batch."""
+        async for batch in self.fetch(None):
+            return {"reachable": True, "records": len(batch.records)}
+        return {"reachable": True, "records": 0}
+
+    async def close(self) -> None:
+        """Release what :meth:`apply` kept open between calls (an HTTP pool). Default: nothing."""
+
+    async def apply(self, event: Mapping[str, Any]) -> tuple[str, dict[str, Any], bool]:
+        """Write-back: apply one hub event (structured JSON) to the source system; the outcome
+        event's ``(type, data, refused)``. :class:`SourceUnavailable`: try again later;
+        :class:`SourceRefused`: refused for good."""
+        raise NotImplementedError(f"connector kind {self.name!r} does not write back")
 
     @classmethod
     def sample_config(cls, directory: Path) -> dict[str, Any]:

@@ -1,18 +1,32 @@
-"""Every connector kind by name; :func:`register` is how a kind joins."""
+"""Every connector kind by name; :func:`register` is how a kind joins.
+
+Secret config fields are ``SecretStr``, at any depth (``auth.token``): stored in clear, shown
+as ``"********"``, and kept when a change sends them back masked or leaves them out.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 from pydantic import BaseModel, SecretStr
 
 from connectors.base import Connector, ConnectorContext
 
-__all__ = ["KINDS", "create", "public_config", "register", "secret_fields", "stored_config"]
+__all__ = [
+    "KINDS",
+    "MASK",
+    "create",
+    "merge_config",
+    "public_config",
+    "register",
+    "secret_fields",
+    "stored_config",
+]
 
 KINDS: dict[str, type[Connector[Any]]] = {}
 K = TypeVar("K", bound=type[Connector[Any]])
+MASK = "********"
 
 
 def register(kind: K) -> K:
@@ -34,10 +48,32 @@ def secret_fields(model: type[BaseModel]) -> frozenset[str]:
     return frozenset(name for name, info in model.model_fields.items() if "SecretStr" in str(info.annotation))
 
 
+def _nested(model: type[BaseModel]) -> dict[str, type[BaseModel]]:
+    """Fields whose value is (optionally) another config model, e.g. ``auth``."""
+    found: dict[str, type[BaseModel]] = {}
+    for name, info in model.model_fields.items():
+        for candidate in (info.annotation, *get_args(info.annotation)):
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                found[name] = candidate
+    return found
+
+
+def _public(model: type[BaseModel], config: Mapping[str, Any]) -> dict[str, Any]:
+    hidden, nested = secret_fields(model), _nested(model)
+    shown: dict[str, Any] = {}
+    for key, value in config.items():
+        if key in hidden:
+            shown[key] = MASK if value else None
+        elif key in nested and isinstance(value, Mapping):
+            shown[key] = _public(nested[key], value)
+        else:
+            shown[key] = value
+    return shown
+
+
 def public_config(kind: str, config: Mapping[str, Any]) -> dict[str, Any]:
     """The config as the API shows it: secrets replaced by whether they are set."""
-    hidden = secret_fields(KINDS[kind].config_model)
-    return {k: ("********" if v else None) if k in hidden else v for k, v in config.items()}
+    return _public(KINDS[kind].config_model, config)
 
 
 def stored_config(model: BaseModel) -> dict[str, Any]:
@@ -46,4 +82,26 @@ def stored_config(model: BaseModel) -> dict[str, Any]:
     for name in secret_fields(type(model)):
         value = getattr(model, name)
         data[name] = value.get_secret_value() if isinstance(value, SecretStr) else value
+    for name in _nested(type(model)):
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            data[name] = stored_config(value)
     return data
+
+
+def _merge(model: type[BaseModel], stored: Mapping[str, Any], change: Mapping[str, Any]) -> dict[str, Any]:
+    hidden, nested = secret_fields(model), _nested(model)
+    merged = dict(stored)
+    for key, value in change.items():
+        if key in hidden and value == MASK:
+            continue  # sent back as shown: keep the stored secret
+        if key in nested and isinstance(value, Mapping) and isinstance(stored.get(key), Mapping):
+            merged[key] = _merge(nested[key], stored[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def merge_config(kind: str, stored: Mapping[str, Any], change: Mapping[str, Any]) -> dict[str, Any]:
+    """A PATCH's config over the stored one: nested objects merged, masked secrets kept."""
+    return _merge(KINDS[kind].config_model, stored, change)

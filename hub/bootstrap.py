@@ -39,18 +39,20 @@ from hub.adapters.postgres.landscape import PostgresLandscapeStore
 from hub.adapters.postgres.outbox import OutboxListener, PostgresOutbox
 from hub.adapters.postgres.projection import PostgresProjectionStore
 from hub.adapters.postgres.retention import PostgresRetention
+from hub.adapters.postgres.runs import PostgresRunStore
 from hub.adapters.postgres.subscriptions import PostgresSubscriptionStore
 from hub.api.app import create_app
 from hub.api.auth import TokenAuthenticator
 from hub.api.context import ApiContext
 from hub.api.protocol import guarded_protocol
 from hub.ports import EventLog, max_record_bytes
-from hub.services.connectors import ConnectorRunner
+from hub.services.connectors import ConnectorContexts, ConnectorRunner
 from hub.services.dispatcher import Dispatcher, RetryPolicy
 from hub.services.landscape import DerivedEvents, ProjectionResult
 from hub.services.landscape import rebuild as rebuild_landscape
 from hub.services.projector import Projector
 from hub.services.retention import run_retention
+from hub.services.writeback import ClientRouter, ConnectorSink
 from hub.settings import Settings
 from hub.supervisor import QuietServer, Supervisor, Wiring
 from subscriptions.delivery import DeliveryClient
@@ -59,8 +61,8 @@ from subscriptions.sender import WebhookSender
 from subscriptions.ssrf import NetworkPolicy
 
 ROLES = ("api", "projector", "dispatcher", "connectors")
-#: Roles that read or write Kafka; the dispatcher works from PostgreSQL alone.
-KAFKA_ROLES = frozenset({"api", "projector", "connectors"})
+#: Roles that read or write Kafka (the dispatcher publishes the outcomes of connector write-backs).
+KAFKA_ROLES = frozenset({"api", "projector", "connectors", "dispatcher"})
 
 __all__ = [
     "KAFKA_ROLES",
@@ -120,7 +122,14 @@ def connector_runner(settings: Settings, engine: AsyncEngine, event_log: EventLo
         hub_urn=settings.source_urn,
         data_dir=settings.data_dir,
         egress=egress(NetworkPolicy.parse(c.allow_networks)),
+        runs=PostgresRunStore(engine),
     )
+
+
+def connector_contexts(settings: Settings) -> ConnectorContexts:
+    """Contexts of connector instances, their requests guarded by KOPPELHUB_CONNECTORS_ALLOW_NETWORKS."""
+    egress_ = egress(NetworkPolicy.parse(settings.connectors.allow_networks))
+    return ConnectorContexts(settings.connectors, settings.data_dir, egress_)
 
 
 @contextlib.asynccontextmanager
@@ -266,9 +275,18 @@ async def _wire_dispatcher(hub: HubProcess, w: Wiring) -> None:
         slow_down_s=d.slow_down_seconds,
         retry_after_max_s=d.retry_after_max_seconds,
     )
+    assert hub.event_log is not None
+    # Internal ``connector:`` sinks (write-back) go to the connector, every other sink is a webhook.
+    write_back = ConnectorSink(
+        PostgresConnectorStore(hub.engine),
+        hub.event_log,
+        connector_contexts(hub.settings),
+        hub_urn=hub.settings.source_urn,
+    )
+    w.closers.append(write_back.close)
     dispatcher = hub.dispatcher = Dispatcher(
         outbox,
-        DeliveryClient(sender, proxy=d.proxy),
+        ClientRouter(DeliveryClient(sender, proxy=d.proxy), write_back),
         policy,
         listener.wakeup,
         concurrency=d.concurrency,
@@ -303,6 +321,8 @@ def _wire_api(hub: HubProcess, w: Wiring) -> None:
         readiness=readiness,
         connectors=PostgresConnectorStore(hub.engine),
         imports=PostgresImportStore(hub.engine),
+        runs=PostgresRunStore(hub.engine),
+        connector_context=connector_contexts(s),
         wake_connectors=hub.connector_runner.wake if hub.connector_runner else None,
         deliveries=PostgresDeliveryStore(hub.engine),
     )

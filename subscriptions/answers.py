@@ -18,6 +18,7 @@ class Disposition(enum.StrEnum):
     GONE = "gone"  # 410: the subscriber asks us to stop; disable the subscription
     RETRY = "retry"  # anything else: schedule the next attempt
     REFUSED = "refused"  # SSRF guard or an unusable URL: nothing was sent
+    PERMANENT = "permanent"  # the target refused for good (a 4xx retrying cannot fix): dead at once
 
 
 class BlockedAddressError(OSError):

@@ -103,15 +103,18 @@ class Step:
 def after_attempt(disposition: str, retry_in: float | None, now: datetime) -> Step:
     """The transition after one attempt.
 
-    ``disposition`` is the sender's verdict (``delivered``, ``gone`` or anything else: a
-    failure); ``retry_in`` the retry schedule's next delay in seconds, ``None`` when used up.
-    A 410 keeps the delivery open and due (it waits while the subscription is disabled, and
-    goes first once it is resumed).
+    ``disposition`` is the sender's verdict (``delivered``, ``gone``, ``permanent`` or anything
+    else: a failure); ``retry_in`` the retry schedule's next delay in seconds, ``None`` when
+    used up. A 410 keeps the delivery open and due (it waits while the subscription is
+    disabled, and goes first once it is resumed). ``permanent`` (a write-back the target
+    refused for good, which retrying cannot fix) ends the delivery dead at once.
     """
     if disposition == "delivered":
         return Step(DELIVERED, None)
     if disposition == "gone":
         return Step(FAILED, now, GONE_REASON)
+    if disposition == "permanent":
+        return Step(DEAD, None)
     if retry_in is None:
         return Step(DEAD, None)
     return Step(FAILED, now + timedelta(seconds=retry_in))

@@ -7,6 +7,7 @@ stored, shown as ``"********"``, and kept when a PATCH leaves them out.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,13 +16,21 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from connectors import kinds as _kinds  # noqa: F401 - registers every connector kind
-from connectors.registry import KINDS, public_config, stored_config
+from connectors.base import ConnectorError
+from connectors.registry import KINDS, create, merge_config, public_config, stored_config
 from connectors.sources import is_url
 from hub.api.auth import ConnectorManager, Principal
 from hub.api.context import ApiContext, context
 from hub.api.problems import ProblemError, field_message
 from hub.errors import NotFound
-from hub.ports import ConnectorRecord, ConnectorStore
+from hub.paging import BadCursor, decode_cursor, encode_cursor
+from hub.ports import ConnectorRecord, ConnectorStore, RunRecord
+from hub.services.writeback_subscriptions import (
+    remove_write_back,
+    sync_write_back,
+    write_back_selection,
+    write_back_subscription_id,
+)
 from subscriptions.ssrf import NetworkPolicy, SinkRefused, check_sink
 
 router = APIRouter(prefix="/api/v1/connectors", tags=["connectors"])
@@ -35,7 +44,12 @@ class ConnectorCreate(BaseModel):
     kind: str = Field(description="A registered connector kind: csv, excel, ameff.")
     organisatie: str = Field(min_length=1, pattern=_ID, description="id of the organisatie that owns it")
     config: dict[str, Any] = Field(description="The kind's configuration.")
-    scheduleSeconds: int = Field(3600, ge=60, le=31 * 86400, description="Seconds between runs.")
+    scheduleSeconds: int = Field(
+        3600,
+        ge=5,
+        le=31 * 86400,
+        description="Seconds between runs: at least 60 for file kinds, 5 for API kinds.",
+    )
     enabled: bool = True
 
 
@@ -43,7 +57,7 @@ class ConnectorPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     config: dict[str, Any] | None = None
-    scheduleSeconds: int | None = Field(None, ge=60, le=31 * 86400)
+    scheduleSeconds: int | None = Field(None, ge=5, le=31 * 86400)
     enabled: bool | None = None
 
 
@@ -67,7 +81,24 @@ def connector_json(c: ConnectorRecord) -> dict[str, Any]:
         },
         "createdAt": c.created_at.isoformat(),
         "updatedAt": c.updated_at.isoformat(),
+        # The internal subscription that delivers its write-back (its delivery log, retry, replay).
+        "writeBackSubscription": (
+            str(write_back_subscription_id(c.id)) if c.config.get("writeBack") is not None else None
+        ),
     }
+
+
+def _check_schedule(kind: str, seconds: int) -> None:
+    """The kind's own minimum (file kinds 60 s, API kinds 5 s); the model checks the bounds."""
+    least = KINDS[kind].min_schedule_seconds if kind in KINDS else 60
+    if seconds < least:
+        message = f"must be at least {least} for connector kind {kind!r}"
+        raise ProblemError(
+            400,
+            "Invalid request",
+            f"scheduleSeconds {message}",
+            errors=[{"field": "scheduleSeconds", "message": message}],
+        )
 
 
 def _store(ctx: ApiContext) -> ConnectorStore:
@@ -81,7 +112,7 @@ def _check_owner(principal: Principal, organisatie: str) -> None:
         raise ProblemError(403, "Forbidden", "a connector can be managed only by its own organisatie")
 
 
-async def _validated(kind: str, config: dict[str, Any], ctx: ApiContext) -> dict[str, Any]:
+async def _validated(kind: str, organisatie: str, config: dict[str, Any], ctx: ApiContext) -> dict[str, Any]:
     cls = KINDS.get(kind)
     if cls is None:
         raise ProblemError(
@@ -106,11 +137,31 @@ async def _validated(kind: str, config: dict[str, Any], ctx: ApiContext) -> dict
     location = getattr(model, "location", None)
     if isinstance(location, str):
         await _check_location(location, ctx)
-    return stored_config(model)
+    url = getattr(model, "url", None)  # API kinds: checked again at every connection
+    if isinstance(url, str):
+        await _check_url(url, ctx)
+    stored = stored_config(model)
+    try:
+        write_back_selection(kind, organisatie, stored)
+    except ValueError as e:
+        field, _, message = str(e).partition(": ")
+        raise ProblemError(
+            400, "Invalid connector config", str(e), errors=[{"field": field, "message": message}]
+        ) from e
+    return stored
 
 
 def _under(path: Path, roots: list[Path]) -> bool:
     return path.is_absolute() and any(path.resolve().is_relative_to(r) for r in roots)
+
+
+async def _check_url(url: str, ctx: ApiContext) -> None:
+    try:
+        await check_sink(url, NetworkPolicy.parse(ctx.settings.connectors.allow_networks))
+    except SinkRefused as e:
+        raise ProblemError(
+            400, "URL refused", str(e), errors=[{"field": "config.url", "message": str(e)}]
+        ) from e
 
 
 async def _check_location(location: str, ctx: ApiContext) -> None:
@@ -137,7 +188,8 @@ async def _check_location(location: str, ctx: ApiContext) -> None:
 @router.post("", status_code=201, summary="Create a connector")
 async def create_connector(body: ConnectorCreate, principal: ConnectorManager, ctx: Ctx) -> JSONResponse:
     _check_owner(principal, body.organisatie)
-    config = await _validated(body.kind, body.config, ctx)
+    config = await _validated(body.kind, body.organisatie, body.config, ctx)
+    _check_schedule(body.kind, body.scheduleSeconds)
     record = await _store(ctx).create(
         kind=body.kind,
         organisatie=body.organisatie,
@@ -145,6 +197,7 @@ async def create_connector(body: ConnectorCreate, principal: ConnectorManager, c
         schedule_seconds=body.scheduleSeconds,
         enabled=body.enabled,
     )
+    await sync_write_back(ctx.subscriptions, record)
     if ctx.wake_connectors:
         ctx.wake_connectors()
     return JSONResponse(
@@ -181,20 +234,26 @@ async def patch_connector(
     record = await _get(connector_id, principal, ctx)
     values: dict[str, Any] = {}
     if body.config is not None:
-        values["config"] = await _validated(record.kind, {**record.config, **body.config}, ctx)
+        values["config"] = await _validated(
+            record.kind, record.organisatie, merge_config(record.kind, record.config, body.config), ctx
+        )
     if body.scheduleSeconds is not None:
+        _check_schedule(record.kind, body.scheduleSeconds)
         values["schedule_seconds"] = body.scheduleSeconds
     if body.enabled is not None:
         values["enabled"] = body.enabled
     if not values:
         return connector_json(record)
-    return connector_json(await _store(ctx).update(connector_id, **values))
+    updated = await _store(ctx).update(connector_id, **values)
+    await sync_write_back(ctx.subscriptions, updated)
+    return connector_json(updated)
 
 
 @router.delete("/{connector_id}", status_code=204, summary="Delete a connector")
 async def delete_connector(connector_id: uuid.UUID, principal: ConnectorManager, ctx: Ctx) -> Response:
     await _get(connector_id, principal, ctx)
     await _store(ctx).delete(connector_id)
+    await remove_write_back(ctx.subscriptions, connector_id)
     return Response(status_code=204)
 
 
@@ -207,3 +266,56 @@ async def run_connector(connector_id: uuid.UUID, principal: ConnectorManager, ct
     if ctx.wake_connectors:
         ctx.wake_connectors()
     return JSONResponse({"id": str(connector_id), "status": "due"}, status_code=202)
+
+
+def _run_json(r: RunRecord) -> dict[str, Any]:
+    return {
+        "id": str(r.id),
+        "startedAt": r.started_at.isoformat(),
+        "finishedAt": r.finished_at.isoformat() if r.finished_at else None,
+        "status": r.status,
+        "counts": r.counts,
+        "errors": r.errors,
+        "checkpoint": {"before": r.checkpoint_before, "after": r.checkpoint_after},
+        "lastExchange": r.diagnostics,
+    }
+
+
+@router.get("/{connector_id}/runs", summary="The connector's runs, newest first")
+async def list_runs(
+    connector_id: uuid.UUID,
+    principal: ConnectorManager,
+    ctx: Ctx,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    after: Annotated[str | None, Query(description="The `next` cursor of the previous page.")] = None,
+) -> dict[str, Any]:
+    await _get(connector_id, principal, ctx)
+    if ctx.runs is None:
+        raise ProblemError(503, "Service unavailable", "connector runs are not served by this process")
+    before = None
+    if after:
+        try:  # opaque and URL-safe (a timestamp's "+" would arrive as a space)
+            at, rid = decode_cursor(after)
+            before = (datetime.fromisoformat(str(at)), uuid.UUID(str(rid)))
+        except (BadCursor, ValueError) as e:
+            raise ProblemError(400, "Invalid cursor", "after must be a next cursor from this list") from e
+    runs = await ctx.runs.runs(connector_id, limit=limit + 1, before=before)
+    page = runs[:limit]
+    nxt = encode_cursor(page[-1].started_at.isoformat(), str(page[-1].id)) if len(runs) > limit else None
+    return {"items": [_run_json(r) for r in page], "next": nxt}
+
+
+@router.post("/{connector_id}/test", summary="Check reachability and credentials, publishing nothing")
+async def test_connector(connector_id: uuid.UUID, principal: ConnectorManager, ctx: Ctx) -> JSONResponse:
+    record = await _get(connector_id, principal, ctx)
+    if ctx.connector_context is None:
+        raise ProblemError(503, "Service unavailable", "connector tests are not served by this process")
+    context_ = ctx.connector_context(record.organisatie, str(record.id))
+    connector = create(record.kind, record.config, context_)
+    try:
+        found = await connector.probe()
+    except ConnectorError as e:
+        return JSONResponse(
+            {"ok": False, "problem": str(e), "lastExchange": connector.diagnostics}, status_code=200
+        )
+    return JSONResponse({"ok": True, "found": found})

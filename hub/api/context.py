@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from fastapi import Request
 
+from connectors.base import ConnectorContext
 from hub.api.auth import TokenAuthenticator
 from hub.ports import (
     ConnectorStore,
@@ -15,6 +16,7 @@ from hub.ports import (
     EventLog,
     ImportStore,
     LandscapeReader,
+    RunStore,
     SubscriptionStore,
 )
 from hub.settings import Settings
@@ -39,6 +41,10 @@ class ApiContext:
     #: Warnings the publish API answered with, by kind (e.g. ``sequence-not-padded``): a count
     #: for operators (metrics) of mistakes that are accepted rather than refused.
     publish_warnings: Counter[str] = field(default_factory=Counter)
+    #: Connector run history (``GET /api/v1/connectors/{id}/runs``).
+    runs: RunStore | None = None
+    #: (organisatie, scope) → the context a connector runs in (``POST /connectors/{id}/test``).
+    connector_context: Callable[[str, str], ConnectorContext] | None = None
 
 
 def context(request: Request) -> ApiContext:

@@ -35,6 +35,7 @@ from schemas.landscape import (
     validate_landscape_event,
     vastgelegd_type,
 )
+from schemas.signalen import signalen_command_problems
 
 log = structlog.get_logger(__name__)
 
@@ -159,6 +160,7 @@ def _check_landscape_data(events: list[CloudEvent], *, batch: bool) -> None:
             validate_landscape_event(event)
         except LandscapeDataError as e:
             problems.extend(e.to_problems(index if batch else None))
+        problems.extend(Problem(index if batch else None, f, m) for f, m in signalen_command_problems(event))
     if problems:
         error = EnvelopeError(problems)
         if all(p.field == "type" for p in problems):

@@ -21,6 +21,8 @@ from hub.ports.connectors import (
     Owner,
     Published,
     RowError,
+    RunRecord,
+    RunStore,
     SyncScope,
 )
 from hub.ports.delivery import (
@@ -116,6 +118,8 @@ __all__ = [
     "Removed",
     "Retention",
     "RowError",
+    "RunRecord",
+    "RunStore",
     "SigningTarget",
     "StoredObject",
     "SubscriptionDetails",

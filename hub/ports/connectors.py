@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -29,6 +29,8 @@ class SyncScope:
 class Fingerprint:
     hash: str | None  # None: withdrawn
     generation: int
+    #: The fields published last, kept for pass-through items (to name what changed).
+    data: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class Published:
     object_id: str
     hash: str | None
     generation: int
+    data: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -70,8 +73,11 @@ class BatchCommit:
 
 
 class FingerprintStore(Protocol):
-    async def known(self, scope: SyncScope, keys: Sequence[Key]) -> dict[Key, Fingerprint]:
-        """The fingerprints of ``keys`` this scope has (absent: never published)."""
+    async def known(
+        self, scope: SyncScope, keys: Sequence[Key], *, with_data: bool = False
+    ) -> dict[Key, Fingerprint]:
+        """The fingerprints of ``keys`` this scope has (absent: never published); ``with_data``:
+        with the fields published last."""
         ...
 
     async def commit(self, scope: SyncScope, owner: Owner, batch: BatchCommit) -> None:
@@ -163,6 +169,46 @@ class ConnectorStore(Protocol):
         next_in_seconds: float,
     ) -> None:
         """Record the outcome of a run and when the next one is due; the lease ends."""
+        ...
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run of a connector, as ``GET /api/v1/connectors/{id}/runs`` shows it."""
+
+    id: uuid.UUID
+    connector_id: uuid.UUID
+    started_at: datetime
+    finished_at: datetime | None
+    status: str  # running, succeeded, failed, interrupted
+    counts: dict[str, Any]
+    errors: list[dict[str, Any]]
+    checkpoint_before: dict[str, Any] | None
+    checkpoint_after: dict[str, Any] | None
+    diagnostics: dict[str, Any] | None
+
+
+class RunStore(Protocol):
+    """The history of connector runs, newest first."""
+
+    async def start_run(self, connector_id: uuid.UUID, checkpoint: dict[str, Any] | None) -> uuid.UUID:
+        ...
+
+    async def finish_run(
+        self,
+        run_id: uuid.UUID,
+        *,
+        status: str,
+        counts: dict[str, Any],
+        errors: list[dict[str, Any]],
+        diagnostics: dict[str, Any] | None,
+    ) -> None:
+        """Close the run; its ``checkpoint_after`` is the connector's checkpoint now."""
+        ...
+
+    async def runs(
+        self, connector_id: uuid.UUID, *, limit: int, before: tuple[datetime, uuid.UUID] | None = None
+    ) -> list[RunRecord]:
         ...
 
 

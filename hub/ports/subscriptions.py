@@ -119,6 +119,9 @@ class SubscriptionStore(Protocol):
         secret: str,
         **options: Any,
     ) -> SubscriptionDetails:
+        """A new subscription; ``options`` are columns of :data:`UPDATABLE`, plus ``id`` for an
+        internal subscription whose id is derived from its owner (a connector's write-back);
+        an ``id`` in use is a :class:`~hub.errors.PermanentError`."""
         ...
 
     async def get(self, subscription_id: uuid.UUID) -> SubscriptionDetails:

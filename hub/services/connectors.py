@@ -16,31 +16,66 @@ import multiprocessing
 import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import structlog
 from pydantic import ValidationError
 
 from connectors import kinds as _kinds  # noqa: F401 - registers every connector kind
-from connectors.base import ConnectorContext, ConnectorError, ImportLimits
+from connectors.base import ConnectorContext, ConnectorError, Egress, ImportLimits
 from connectors.events import import_source
 from connectors.registry import create
 from hub.errors import KoppelhubError
 from hub.ports import ConnectorRecord, ConnectorStore, EventLog, ImportRecord, ImportStore
-from hub.ports.connectors import FingerprintStore, Owner, SyncScope
+from hub.ports.connectors import FingerprintStore, Owner, RunStore, SyncScope
 from hub.services.imports import ImportLifecycle, ImportSpec, import_connector, import_scope, owner
+from hub.services.passthrough import PassThroughRun
 from hub.services.sync import Interrupted, Progress, SyncRun, Tally
 from hub.settings import ConnectorSettings
 
 log = structlog.get_logger(__name__)
 
-__all__ = ["ConnectorRunner", "Interrupted", "summary"]
+__all__ = ["ConnectorContexts", "ConnectorRunner", "Interrupted", "summary"]
 
 
 def summary(tally: Tally) -> dict[str, Any]:
     return {**tally.counts(), "perType": tally.per_type, "errors": tally.sample_errors, "notes": tally.notes}
+
+
+@dataclass(frozen=True)
+class ConnectorContexts:
+    """Builds the :class:`ConnectorContext` of a connector instance from the settings: the one
+    place that says what a connector may read, reach and hold (the runner, the write-back sink
+    and ``POST /connectors/{id}/test`` all use it)."""
+
+    settings: ConnectorSettings
+    data_dir: Path
+    egress: Egress | None = None
+
+    def __call__(
+        self, organisatie: str, scope: str, *, xml: bool = False, roots: tuple[Path, ...] = ()
+    ) -> ConnectorContext:
+        s = self.settings
+        return ConnectorContext(
+            organisatie=organisatie,
+            scope=scope,
+            work_dir=self.data_dir / "connectors",
+            file_roots=roots or tuple(s.file_roots),
+            egress=self.egress,
+            max_bytes=min(s.max_xml_bytes, s.max_upload_bytes) if xml else s.max_upload_bytes,
+            http_timeout_s=s.http_timeout_seconds,
+            limits=ImportLimits(
+                max_rows=s.import_max_rows,
+                max_cells=s.import_max_cells,
+                max_cell_bytes=s.import_max_cell_bytes,
+                max_row_bytes=s.import_max_row_bytes,
+                max_unzipped_bytes=s.import_max_unzipped_bytes,
+                max_part_bytes=s.import_max_part_bytes,
+                max_xml_elements=s.max_xml_elements,
+            ),
+        )
 
 
 class ConnectorRunner:
@@ -59,12 +94,15 @@ class ConnectorRunner:
         *,
         hub_urn: str,
         data_dir: Path,
-        egress: Callable[[], httpx.AsyncBaseTransport] | None = None,
+        egress: Egress | None = None,
+        runs: RunStore | None = None,
     ) -> None:
         self.connectors, self.imports, self.fingerprints = connectors, imports, fingerprints
+        self.runs = runs
         self.event_log, self.settings, self.hub_urn = event_log, settings, hub_urn
         self.data_dir = data_dir
         self.egress = egress
+        self.contexts = ConnectorContexts(settings, data_dir, egress)
         #: The one path of every import (create → start → run → finish).
         self.lifecycle = ImportLifecycle(imports, self.uploads_dir, self._execute)
         self._stopping = asyncio.Event()
@@ -103,25 +141,7 @@ class ConnectorRunner:
     def context(
         self, organisatie: str, scope: str, *, xml: bool = False, roots: tuple[Path, ...] = ()
     ) -> ConnectorContext:
-        s = self.settings
-        return ConnectorContext(
-            organisatie=organisatie,
-            scope=scope,
-            work_dir=self.data_dir / "connectors",
-            file_roots=roots or tuple(s.file_roots),
-            egress=self.egress,
-            max_bytes=min(s.max_xml_bytes, s.max_upload_bytes) if xml else s.max_upload_bytes,
-            http_timeout_s=s.http_timeout_seconds,
-            limits=ImportLimits(
-                max_rows=s.import_max_rows,
-                max_cells=s.import_max_cells,
-                max_cell_bytes=s.import_max_cell_bytes,
-                max_row_bytes=s.import_max_row_bytes,
-                max_unzipped_bytes=s.import_max_unzipped_bytes,
-                max_part_bytes=s.import_max_part_bytes,
-                max_xml_elements=s.max_xml_elements,
-            ),
-        )
+        return self.contexts(organisatie, scope, xml=xml, roots=roots)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Claim and run work until ``stop`` is set; then let running work reach a batch boundary."""
@@ -168,29 +188,40 @@ class ConnectorRunner:
             raise Interrupted("the process is stopping")
 
     async def run_connector(self, record: ConnectorRecord) -> None:
-        """One run of one connector; its outcome goes into its status, never out of here."""
+        """One run of one connector; its outcome goes into its status and its run history,
+        never out of here."""
         bound = log.bind(connector_id=str(record.id), kind=record.kind)
         scope = SyncScope(
             import_source(self.hub_urn, "connector", str(record.id)), record.organisatie, str(record.id)
         )
+        run_id = await self._start_run(record)
         error: str | None = None
         tally: Tally | None = None
+        connector = None
         try:
             ctx = self.context(record.organisatie, str(record.id), xml=record.kind == "ameff")
             connector = create(record.kind, record.config, ctx)
-            run = SyncRun(
-                connector,
-                scope,
-                Owner("connector", record.id),
-                self.fingerprints,
-                self.event_log,
-                on_progress=self._check_stop,
-                executor=self.mapping_pool,
-                max_event_bytes=self.settings.max_event_bytes,
-            )
-            tally = await self._sync(run, record.checkpoint)
+            owner_ = Owner("connector", record.id)
+            if connector.passthrough:
+                passing = PassThroughRun(
+                    connector, scope, owner_, self.fingerprints, self.event_log, on_progress=self._check_stop
+                )
+                tally = await passing.execute(record.checkpoint)
+            else:
+                run = SyncRun(
+                    connector,
+                    scope,
+                    owner_,
+                    self.fingerprints,
+                    self.event_log,
+                    on_progress=self._check_stop,
+                    executor=self.mapping_pool,
+                    max_event_bytes=self.settings.max_event_bytes,
+                )
+                tally = await self._sync(run, record.checkpoint)
         except Interrupted:
             await self.connectors.finish(record.id, error=None, counts=None, next_in_seconds=0)
+            await self._finish_run(run_id, "interrupted", tally, None, None)
             bound.info("connector_run_interrupted")
             return
         except (ConnectorError, KoppelhubError, ValidationError, KeyError) as e:
@@ -206,11 +237,41 @@ class ConnectorRunner:
             await self.connectors.finish(
                 record.id, error=error, counts=summary(tally) if tally else None, next_in_seconds=next_in
             )
+        diagnostics = connector.diagnostics if connector is not None and error else None
+        await self._finish_run(run_id, "failed" if error else "succeeded", tally, error, diagnostics)
         if error:
             bound.warning("connector_run_failed", error=error, retry_in_s=next_in)
         else:
             assert tally is not None
             bound.info("connector_run_completed", **tally.counts())
+
+    async def _start_run(self, record: ConnectorRecord) -> uuid.UUID | None:
+        if self.runs is None:
+            return None
+        with contextlib.suppress(KoppelhubError):
+            return await self.runs.start_run(record.id, record.checkpoint)
+        return None
+
+    async def _finish_run(
+        self,
+        run_id: uuid.UUID | None,
+        status: str,
+        tally: Tally | None,
+        error: str | None,
+        diagnostics: dict[str, Any] | None,
+    ) -> None:
+        if self.runs is None or run_id is None:
+            return
+        counts = tally.counts() if tally else {}
+        errors = [
+            {"item": e.get("row"), "message": e["message"]} for e in (tally.sample_errors if tally else [])
+        ]
+        if error:
+            errors.append({"item": None, "message": error})
+        with contextlib.suppress(KoppelhubError):
+            await self.runs.finish_run(
+                run_id, status=status, counts=counts, errors=errors, diagnostics=diagnostics
+            )
 
     async def run_import(self, record: ImportRecord) -> None:
         """Run an import claimed from the queue to its end; its outcome goes into its row."""

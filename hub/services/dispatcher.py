@@ -79,7 +79,7 @@ def next_state(
     """What an attempt's outcome makes of the delivery (pure)."""
     attempt = claimed.attempts + 1
     retry_in = None
-    if outcome.disposition not in (Disposition.DELIVERED, Disposition.GONE):
+    if outcome.disposition not in (Disposition.DELIVERED, Disposition.GONE, Disposition.PERMANENT):
         # A manual retry restarts the schedule: count from the attempts made since.
         retry_in = policy.delay(claimed, outcome, attempt - claimed.retry_base)
     step = after_attempt(outcome.disposition, retry_in, datetime.now(UTC))

@@ -17,16 +17,26 @@ from hub.adapters.memory import (
     InMemoryConnectorTables,
     InMemoryFingerprintStore,
     InMemoryImportStore,
+    InMemoryRunStore,
 )
 from hub.adapters.postgres.connector_tables import connectors, imports
 from hub.adapters.postgres.connectors import PostgresConnectorStore
 from hub.adapters.postgres.engine import create_engine
 from hub.adapters.postgres.fingerprints import PostgresFingerprintStore
 from hub.adapters.postgres.imports import PostgresImportStore
+from hub.adapters.postgres.runs import PostgresRunStore
 from hub.errors import NotFound
 from hub.paging import BadCursor
 from hub.ports import ConnectorStore, ImportStore
-from hub.ports.connectors import BatchCommit, FingerprintStore, Owner, Published, RowError, SyncScope
+from hub.ports.connectors import (
+    BatchCommit,
+    FingerprintStore,
+    Owner,
+    Published,
+    RowError,
+    RunStore,
+    SyncScope,
+)
 
 ORG = "org-1"
 SCOPE = SyncScope("urn:example:import:org-1", ORG, "import:org-1")
@@ -39,6 +49,7 @@ class Stores:
     imports: ImportStore
     fingerprints: FingerprintStore
     expire_leases: Callable[[], Awaitable[None]]
+    runs: RunStore
 
     async def queue(self, name: str = "a.csv") -> uuid.UUID:
         record = await self.imports.create(
@@ -75,6 +86,7 @@ async def stores(request: pytest.FixtureRequest) -> AsyncIterator[Stores]:
             InMemoryImportStore(tables),
             InMemoryFingerprintStore(tables),
             memory_expire,
+            InMemoryRunStore(tables, keep=3),
         )
         return
     engine = create_engine(request.getfixturevalue("database_url"), pool_size=2)
@@ -93,6 +105,7 @@ async def stores(request: pytest.FixtureRequest) -> AsyncIterator[Stores]:
             PostgresImportStore(engine),
             PostgresFingerprintStore(engine),
             pg_expire,
+            PostgresRunStore(engine, keep=3),
         )
     finally:
         await engine.dispose()
@@ -309,3 +322,39 @@ async def test_due_connectors_are_claimed_once_and_a_failure_counts_and_waits(st
     ok = await stores.connectors.get(due)
     assert (ok.failures, ok.last_error, ok.last_counts) == (0, None, {"read": 1})
     assert ok.last_success_at is not None and again.id == due
+
+
+async def test_connector_runs_list_newest_first_with_the_checkpoint_before_and_after_and_page(
+    stores: Stores,
+) -> None:
+    cid = await stores.connector()
+    first = await stores.runs.start_run(cid, None)
+    await stores.fingerprints.commit(SCOPE, Owner("connector", cid), BatchCommit(checkpoint={"since": "a"}))
+    await stores.runs.finish_run(
+        first, status="failed", counts={"published": 1}, errors=[{"item": None, "message": "x"}],
+        diagnostics={"request": "GET /"},
+    )  # fmt: skip
+    second = await stores.runs.start_run(cid, {"since": "a"})
+
+    newest, oldest = await stores.runs.runs(cid, limit=10)
+
+    assert (newest.id, newest.status, newest.finished_at, newest.checkpoint_before) == (
+        second, "running", None, {"since": "a"},
+    )  # fmt: skip
+    assert (oldest.id, oldest.status, oldest.counts, oldest.diagnostics) == (
+        first, "failed", {"published": 1}, {"request": "GET /"},
+    )  # fmt: skip
+    assert (oldest.checkpoint_before, oldest.checkpoint_after) == (None, {"since": "a"})
+    assert await stores.runs.runs(cid, limit=10, before=(newest.started_at, newest.id)) == [oldest]
+
+
+async def test_only_the_newest_runs_of_a_connector_are_kept(stores: Stores) -> None:
+    cid = await stores.connector()
+    made = []
+    for _ in range(5):
+        made.append(await stores.runs.start_run(cid, None))
+        await stores.runs.finish_run(made[-1], status="succeeded", counts={}, errors=[], diagnostics=None)
+
+    kept = await stores.runs.runs(cid, limit=10)
+
+    assert [r.id for r in kept] == made[:-4:-1]  # keep=3 in these stores

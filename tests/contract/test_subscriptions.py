@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from hub.errors import NotFound
+from hub.errors import NotFound, PermanentError
 from hub.paging import BadCursor
 from hub.ports import SubscriptionFilter
 from tests.contract.delivery_harness import LEASE, DeliveryHarness, event, outcome
@@ -24,6 +24,18 @@ async def test_a_created_subscription_reads_back_with_its_policy(stores: Deliver
         5.0,
     )
     assert got.status_reason is None and got.auth == {}
+
+
+async def test_a_subscription_created_with_a_given_id_keeps_it_and_the_id_is_not_taken_twice(
+    stores: DeliveryHarness,
+) -> None:
+    wanted = uuid.uuid4()
+
+    sid = await stores.subscribe(id=wanted, sink=f"connector:{uuid.uuid4()}")
+
+    assert sid == wanted and (await stores.subscriptions.get(wanted)).sink.startswith("connector:")
+    with pytest.raises(PermanentError):
+        await stores.subscribe(id=wanted)
 
 
 async def test_lists_page_in_creation_order_without_gaps(stores: DeliveryHarness) -> None:

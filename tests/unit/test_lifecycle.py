@@ -23,6 +23,10 @@ def test_a_failure_with_the_schedule_used_up_is_dead() -> None:
     assert lc.after_attempt("retry", None, NOW).status == lc.DEAD
 
 
+def test_a_permanent_refusal_is_dead_at_once_whatever_the_schedule_has_left() -> None:
+    assert lc.after_attempt("permanent", 30.0, NOW) == lc.Step(lc.DEAD, None)
+
+
 def test_a_410_keeps_the_delivery_open_and_due_and_disables_the_subscription() -> None:
     step = lc.after_attempt("gone", None, NOW)
     assert step == lc.Step(lc.FAILED, NOW, lc.GONE_REASON) and step.status in lc.OPEN

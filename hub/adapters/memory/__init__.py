@@ -17,6 +17,7 @@ from hub.adapters.memory.database import InMemoryDatabase
 from hub.adapters.memory.log import InMemoryEventLog, InMemoryLogConsumer
 from hub.adapters.memory.outbox import InMemoryDeliveryStore, InMemoryOutbox
 from hub.adapters.memory.projection import InMemoryProjectionStore
+from hub.adapters.memory.runs import InMemoryRunStore
 from hub.adapters.memory.subscriptions import InMemorySubscriptionStore
 
 __all__ = [
@@ -30,5 +31,6 @@ __all__ = [
     "InMemoryLogConsumer",
     "InMemoryOutbox",
     "InMemoryProjectionStore",
+    "InMemoryRunStore",
     "InMemorySubscriptionStore",
 ]

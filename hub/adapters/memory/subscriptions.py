@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from hub.adapters.memory.database import InMemoryDatabase, SubscriptionRow
-from hub.errors import NotFound
+from hub.errors import NotFound, PermanentError
 from hub.paging import BadCursor, Page, decode_cursor, encode_cursor
 from hub.ports import SigningTarget, SubscriptionDetails, SubscriptionFilter
 from hub.ports.subscriptions import UPDATABLE
@@ -71,8 +71,20 @@ class InMemorySubscriptionStore:
     ) -> SubscriptionDetails:
         now = self._db.clock()
         row = SubscriptionRow(
-            uuid.uuid4(), sink, protocol, source, types, filters, headers, config, secret, now, now
+            options.get("id") or uuid.uuid4(),
+            sink,
+            protocol,
+            source,
+            types,
+            filters,
+            headers,
+            config,
+            secret,
+            now,
+            now,
         )
+        if row.id in self._db.subscriptions:
+            raise PermanentError(f"subscription {row.id} exists already")
         for name, value in options.items():
             if name in UPDATABLE:
                 setattr(row, name, value if name != "auth" else value or {})

@@ -22,7 +22,7 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 from hub.adapters.postgres.tables import metadata
 
-__all__ = ["connector_fingerprints", "connectors", "import_errors", "imports"]
+__all__ = ["connector_fingerprints", "connector_runs", "connectors", "import_errors", "imports"]
 
 connectors = Table(
     "connectors",
@@ -65,6 +65,29 @@ connector_fingerprints = Table(
     PrimaryKeyConstraint(
         "source", "organisatie", "objecttype", "object_id", name="pk_connector_fingerprints"
     ),
+    Column("data", JSONB),  # migration 0006: the fields a pass-through item published last
+)
+
+# Migration 0006: one row per connector run, newest first by (started_at, id).
+connector_runs = Table(
+    "connector_runs",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")),
+    Column(
+        "connector_id",
+        UUID(as_uuid=True),
+        ForeignKey("connectors.id", ondelete="CASCADE", name="fk_connector_runs_connector"),
+        nullable=False,
+    ),
+    Column("started_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("status", Text, nullable=False, server_default="running"),
+    Column("counts", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("errors", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("checkpoint_before", JSONB),
+    Column("checkpoint_after", JSONB),
+    Column("diagnostics", JSONB),
+    Index("ix_connector_runs_newest", "connector_id", "started_at", "id"),
 )
 
 imports = Table(

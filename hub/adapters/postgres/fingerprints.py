@@ -23,21 +23,25 @@ from hub.ports.connectors import BatchCommit, Fingerprint, Key, Owner, SyncScope
 # has stale ones (planned as ~5 rows), and a plain join then hashed every fingerprint of the
 # scope for each lookup (130 ms per 5,000 keys at 200,000 rows). LIMIT 1 (the key is unique)
 # keeps the lateral subquery from being flattened into that join.
-_KNOWN = text("""
-    SELECT k.t, k.i, f.hash, f.generation
+_KNOWN_SQL = """
+    SELECT k.t, k.i, f.hash, f.generation{data}
     FROM jsonb_to_recordset(CAST(:keys AS jsonb)) AS k(t text, i text)
     CROSS JOIN LATERAL (
-      SELECT hash, generation FROM connector_fingerprints
+      SELECT hash, generation{data} FROM connector_fingerprints
       WHERE source = :source AND organisatie = :org AND objecttype = k.t AND object_id = k.i
       LIMIT 1
     ) AS f
-""")
+"""
+_KNOWN = text(_KNOWN_SQL.format(data=""))
+_KNOWN_DATA = text(_KNOWN_SQL.format(data=", data"))
 _UPSERT = text("""
-    INSERT INTO connector_fingerprints (source, organisatie, objecttype, object_id, hash, generation, seen)
-    SELECT :source, :org, t, i, h, g, :run
-    FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS k(t text, i text, h text, g int)
+    INSERT INTO connector_fingerprints
+      (source, organisatie, objecttype, object_id, hash, generation, seen, data)
+    SELECT :source, :org, t, i, h, g, :run, d
+    FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS k(t text, i text, h text, g int, d jsonb)
     ON CONFLICT ON CONSTRAINT pk_connector_fingerprints DO UPDATE
-      SET hash = excluded.hash, generation = excluded.generation, seen = excluded.seen, updated_at = now()
+      SET hash = excluded.hash, generation = excluded.generation, seen = excluded.seen, updated_at = now(),
+        data = excluded.data
 """)
 _TOUCH = text("""
     UPDATE connector_fingerprints f SET seen = :run
@@ -85,7 +89,9 @@ class PostgresFingerprintStore:
         self._engine = engine
         self._lease = lease_seconds
 
-    async def known(self, scope: SyncScope, keys: Sequence[Key]) -> dict[Key, Fingerprint]:
+    async def known(
+        self, scope: SyncScope, keys: Sequence[Key], *, with_data: bool = False
+    ) -> dict[Key, Fingerprint]:
         if not keys:
             return {}
         params = {
@@ -95,6 +101,9 @@ class PostgresFingerprintStore:
         }
         with translate_db_errors():
             async with self._engine.connect() as conn:
+                if with_data:
+                    rows = await conn.execute(_KNOWN_DATA, params)
+                    return {(r[0], r[1]): Fingerprint(r[2], r[3], r[4]) for r in rows}
                 rows = await conn.execute(_KNOWN, params)
                 return {(r[0], r[1]): Fingerprint(r[2], r[3]) for r in rows}
 
@@ -110,7 +119,13 @@ class PostgresFingerprintStore:
                             **base,
                             "rows": orjson.dumps(
                                 [
-                                    {"t": x.objecttype, "i": x.object_id, "h": x.hash, "g": x.generation}
+                                    {
+                                        "t": x.objecttype,
+                                        "i": x.object_id,
+                                        "h": x.hash,
+                                        "g": x.generation,
+                                        "d": x.data,
+                                    }
                                     for x in p
                                 ]
                             ).decode(),

@@ -100,7 +100,7 @@ class PostgresSubscriptionStore:
                             headers=headers,
                             config=config,
                             secret=secret,
-                            **{k: v for k, v in options.items() if k in UPDATABLE},
+                            **{k: v for k, v in options.items() if k in UPDATABLE or k == "id"},
                         )
                         .returning(*_PUBLIC)
                     )

@@ -1,0 +1,201 @@
+"""``GET /api/v1/connectors/{id}/runs`` and ``POST /api/v1/connectors/{id}/test`` over HTTP, on
+the app wired with the in-memory twins (the test endpoint reaches the Signalen fake on
+loopback through the real guarded egress), and the write-back subscription a connector with
+``writeBack`` gets."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from hub.adapters.egress import egress
+from hub.adapters.memory import (
+    InMemoryConnectorStore,
+    InMemoryConnectorTables,
+    InMemoryDatabase,
+    InMemoryEventLog,
+    InMemoryFingerprintStore,
+    InMemoryProjectionStore,
+    InMemoryRunStore,
+    InMemorySubscriptionStore,
+)
+from hub.api.app import create_app
+from hub.api.auth import TokenAuthenticator
+from hub.api.context import ApiContext
+from hub.ports.connectors import BatchCommit, Owner, SyncScope
+from hub.services.connectors import ConnectorContexts
+from hub.settings import ConnectorSettings, Settings
+from subscriptions.ssrf import NetworkPolicy
+from tests.support.signalen_fake import SignalenFake
+
+TOKEN = "test-admin-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+ORG = "org-voorbeeldstad"
+
+
+@dataclass
+class App:
+    http: httpx.AsyncClient
+    tables: InMemoryConnectorTables
+    runs: InMemoryRunStore
+    subscriptions: InMemorySubscriptionStore
+
+
+async def _ready() -> dict[str, bool]:
+    return {"database": True}
+
+
+@pytest.fixture
+async def app(tmp_path: Path) -> AsyncIterator[App]:
+    connectors = ConnectorSettings(allow_networks=["127.0.0.1/32"])
+    settings = Settings(data_dir=tmp_path, admin_token=TOKEN, connectors=connectors)
+    tables, db = InMemoryConnectorTables(), InMemoryDatabase()
+    runs, subscriptions = InMemoryRunStore(tables), InMemorySubscriptionStore(db)
+    ctx = ApiContext(
+        settings=settings,
+        event_log=InMemoryEventLog(),
+        subscriptions=subscriptions,
+        landscape=InMemoryProjectionStore(),  # type: ignore[arg-type]
+        network_policy=NetworkPolicy.parse("127.0.0.1/32"),
+        auth=TokenAuthenticator(TOKEN),
+        readiness=_ready,
+        connectors=InMemoryConnectorStore(tables),
+        runs=runs,
+        connector_context=ConnectorContexts(
+            connectors, tmp_path, egress(NetworkPolicy.parse("127.0.0.1/32"))
+        ),
+    )
+    transport = httpx.ASGITransport(app=create_app(ctx))
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as http:
+        yield App(http, tables, runs, subscriptions)
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[SignalenFake]:
+    f = await SignalenFake().start()
+    yield f
+    await f.stop()
+
+
+async def _signalen(app: App, fake: SignalenFake, token: str | None = None, **config: Any) -> dict[str, Any]:
+    body = {
+        "kind": "signalen",
+        "organisatie": ORG,
+        "scheduleSeconds": 3600,
+        "enabled": False,
+        "config": {"url": fake.url, "auth": {"token": token or fake.token}, **config},
+    }
+    response = await app.http.post("/api/v1/connectors", json=body, headers=AUTH)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def test_runs_are_listed_newest_first_with_counts_errors_and_checkpoints_and_page(
+    app: App, fake: SignalenFake
+) -> None:
+    cid = uuid.UUID((await _signalen(app, fake))["id"])
+    first = await app.runs.start_run(cid, None)
+    scope = SyncScope("urn:x", ORG, str(cid))
+    committed = BatchCommit(checkpoint={"updated_after": "t1"})  # as a committed batch sets it
+    await InMemoryFingerprintStore(app.tables).commit(scope, Owner("connector", cid), committed)
+    await app.runs.finish_run(
+        first, status="failed", counts={"published": 3}, errors=[{"item": None, "message": "boom"}],
+        diagnostics={"request": "GET /signals", "status": 503},
+    )  # fmt: skip
+    second = await app.runs.start_run(cid, {"updated_after": "t1"})
+
+    page1 = (await app.http.get(f"/api/v1/connectors/{cid}/runs?limit=1", headers=AUTH)).json()
+    page2 = (
+        await app.http.get(f"/api/v1/connectors/{cid}/runs?limit=1&after={page1['next']}", headers=AUTH)
+    ).json()
+
+    (newest,) = page1["items"]
+    assert (newest["id"], newest["status"], newest["finishedAt"]) == (str(second), "running", None)
+    (oldest,) = page2["items"]
+    assert oldest["id"] == str(first) and page2["next"] is None
+    assert (oldest["status"], oldest["counts"], oldest["errors"]) == (
+        "failed", {"published": 3}, [{"item": None, "message": "boom"}],
+    )  # fmt: skip
+    assert oldest["checkpoint"] == {"before": None, "after": {"updated_after": "t1"}}
+    assert oldest["lastExchange"] == {"request": "GET /signals", "status": 503}
+
+
+async def test_runs_of_an_unknown_connector_or_with_a_foreign_cursor_are_problems(app: App) -> None:
+    missing = await app.http.get(f"/api/v1/connectors/{uuid.uuid4()}/runs", headers=AUTH)
+
+    assert missing.status_code == 404
+    assert missing.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_a_cursor_this_api_did_not_hand_out_is_a_400(app: App, fake: SignalenFake) -> None:
+    cid = (await _signalen(app, fake))["id"]
+
+    response = await app.http.get(f"/api/v1/connectors/{cid}/runs?after=not-a-cursor", headers=AUTH)
+
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert "cursor" in response.json()["detail"]
+
+
+async def test_the_test_endpoint_reaches_signalen_with_the_token_and_publishes_nothing(
+    app: App, fake: SignalenFake
+) -> None:
+    fake.add(3)
+    cid = (await _signalen(app, fake))["id"]
+
+    response = await app.http.post(f"/api/v1/connectors/{cid}/test", headers=AUTH)
+
+    assert response.status_code == 200, response.text
+    assert response.json() == {"ok": True, "found": {"reachable": True, "count": 3}}
+    assert len(fake.requests) == 1 and fake.patches == []
+
+
+async def test_the_test_endpoint_names_a_refused_token_with_the_last_exchange_and_no_secret(
+    app: App, fake: SignalenFake
+) -> None:
+    cid = (await _signalen(app, fake, token="wrong-token"))["id"]
+
+    response = await app.http.post(f"/api/v1/connectors/{cid}/test", headers=AUTH)
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["ok"] is False and "401" in body["problem"]
+    assert body["lastExchange"]["status"] == 401
+    assert body["lastExchange"]["request"].startswith("GET ")
+    assert "wrong-token" not in response.text
+
+
+async def test_a_connector_with_write_back_gets_its_subscription_and_disabling_pauses_it(
+    app: App, fake: SignalenFake
+) -> None:
+    created = await _signalen(app, fake, writeBack={"filters": [{"exact": {"source": "urn:moon"}}]})
+    sid = uuid.UUID(created["writeBackSubscription"])
+
+    paused = await app.subscriptions.get(sid)  # the connector was created disabled
+    await app.http.patch(f"/api/v1/connectors/{created['id']}", json={"enabled": True}, headers=AUTH)
+    active = await app.subscriptions.get(sid)
+
+    assert paused.sink == f"connector:{created['id']}" and paused.status == "paused"
+    assert paused.filters == [{"exact": {"organisatie": ORG}}, {"exact": {"source": "urn:moon"}}]
+    assert active.status == "active"
+
+
+async def test_a_write_back_filter_that_is_not_a_subscription_filter_is_a_400(
+    app: App, fake: SignalenFake
+) -> None:
+    body = {
+        "kind": "signalen",
+        "organisatie": ORG,
+        "config": {"url": fake.url, "auth": {"token": "t"}, "writeBack": {"filters": [{"exactly": {}}]}},
+    }
+
+    response = await app.http.post("/api/v1/connectors", json=body, headers=AUTH)
+
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "config.writeBack.filters"
