@@ -15,6 +15,7 @@ from hub.api.problems import ProblemError
 from hub.errors import NotFound
 from hub.paging import BadCursor, decode_cursor, encode_cursor
 from hub.ports import DeliveryStore
+from schemas.landscape.privacy import visible_event
 
 router = APIRouter(prefix="/api/v1/subscriptions", tags=["deliveries"])
 
@@ -173,4 +174,5 @@ async def pull_events(
             400, "Invalid cursor", str(e), errors=[{"field": "after", "message": str(e)}]
         ) from e
     # `next` is always given: at the end it is where to poll from later.
-    return {"items": page.events, "next": encode_cursor("e", page.last_seq), "more": page.more}
+    items = [visible_event(e, None) for e in page.events]  # private fields stay with their owner
+    return {"items": items, "next": encode_cursor("e", page.last_seq), "more": page.more}
