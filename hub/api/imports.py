@@ -23,9 +23,11 @@ from pydantic import ValidationError
 from connectors.tabular.export import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE, template_csv, template_xlsx
 from hub.api.auth import ConnectorManager
 from hub.api.context import ApiContext, context
+from hub.api.ownership import check_import_right
 from hub.api.problems import ProblemError
 from hub.errors import NotFound
 from hub.ports import ImportRecord, ImportStore
+from hub.services.access import Action, may
 from hub.services.imports import AMEFF, ImportLifecycle, check_options, import_spec
 from schemas.landscape import OBJECT_TYPES
 
@@ -95,8 +97,7 @@ async def create_import(
     ] = False,
     gemmaGuidProperty: Annotated[str | None, Form(description="ameff + gemma: the GUID property")] = None,
 ) -> JSONResponse:
-    if principal.organisation is not None and principal.organisation != organisatie:
-        raise ProblemError(403, "Forbidden", "an organisation imports only into its own landscape")
+    check_import_right(principal, organisatie, objecttype, gemma=gemma)
     if objecttype not in OBJECT_TYPES and objecttype != AMEFF:
         allowed = [*OBJECT_TYPES, AMEFF]
         raise ProblemError(
@@ -161,7 +162,7 @@ async def _get(import_id: uuid.UUID, principal: Any, ctx: ApiContext) -> ImportR
         record = await _store(ctx).get(import_id)
     except NotFound as e:
         raise ProblemError(404, "Not found", str(e)) from e
-    if principal.organisation is not None and principal.organisation != record.organisatie:
+    if not may(principal, Action.MANAGE_KOPPELINGEN, record.organisatie):  # existence not revealed
         raise ProblemError(404, "Not found", f"import {import_id} does not exist")
     return record
 
