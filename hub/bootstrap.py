@@ -40,6 +40,7 @@ from hub.adapters.postgres.outbox import OutboxListener, PostgresOutbox
 from hub.adapters.postgres.projection import PostgresProjectionStore
 from hub.adapters.postgres.retention import PostgresRetention
 from hub.adapters.postgres.subscriptions import PostgresSubscriptionStore
+from hub.adapters.postgres.tokens import PostgresTokenStore
 from hub.api.app import create_app
 from hub.api.auth import TokenAuthenticator
 from hub.api.context import ApiContext
@@ -51,6 +52,7 @@ from hub.services.landscape import DerivedEvents, ProjectionResult
 from hub.services.landscape import rebuild as rebuild_landscape
 from hub.services.projector import Projector
 from hub.services.retention import run_retention
+from hub.services.tokens import TokenLookup, TokenService
 from hub.settings import Settings
 from hub.supervisor import QuietServer, Supervisor, Wiring
 from subscriptions.delivery import DeliveryClient
@@ -292,6 +294,7 @@ def _wire_api(hub: HubProcess, w: Wiring) -> None:
     assert hub.engine is not None and hub.event_log is not None
     s = hub.settings
     token, _ = admin_token(s)
+    tokens = PostgresTokenStore(hub.engine)
     readiness: Callable[[], Awaitable[dict[str, bool]]] = hub.readiness
     ctx = ApiContext(
         settings=s,
@@ -299,12 +302,13 @@ def _wire_api(hub: HubProcess, w: Wiring) -> None:
         subscriptions=PostgresSubscriptionStore(hub.engine),
         landscape=PostgresLandscapeStore(hub.engine),
         network_policy=NetworkPolicy.parse(s.delivery.allow_networks),
-        auth=TokenAuthenticator(token),
+        auth=TokenAuthenticator(token, TokenLookup(tokens)),
         readiness=readiness,
         connectors=PostgresConnectorStore(hub.engine),
         imports=PostgresImportStore(hub.engine),
         wake_connectors=hub.connector_runner.wake if hub.connector_runner else None,
         deliveries=PostgresDeliveryStore(hub.engine),
+        tokens=TokenService(tokens),
     )
     config = uvicorn.Config(
         create_app(ctx),

@@ -12,6 +12,7 @@ from fastapi import Depends, Request
 
 from hub.api.problems import ProblemError
 from hub.services.access import Action, Principal, Role, may_at_all
+from hub.services.tokens import TOKEN_PREFIX, TokenLookup
 
 #: The admin token: a functioneel-beheerder for all organisations.
 ADMIN = Principal("admin", Role.FUNCTIONEEL_BEHEERDER, None, credential="admin")
@@ -21,14 +22,18 @@ PUBLISH_ACTIONS = (Action.RECORD_GEBRUIK, Action.RECORD_AANBOD, Action.RECORD_GE
 
 
 class TokenAuthenticator:
-    """Maps bearer tokens to principals (constant-time comparison)."""
+    """Maps bearer tokens to principals: the admin token (constant-time comparison), then API
+    tokens (``kh_…``) through their cached lookup, then (when configured) OIDC JWTs."""
 
-    def __init__(self, admin_token: str):
+    def __init__(self, admin_token: str, tokens: TokenLookup | None = None):
         self._admin = admin_token.encode()
+        self._tokens = tokens
 
-    def authenticate(self, token: str) -> Principal | None:
+    async def authenticate(self, token: str) -> Principal | None:
         if hmac.compare_digest(token.encode(), self._admin):
             return ADMIN
+        if self._tokens is not None and token.startswith(TOKEN_PREFIX):
+            return await self._tokens.principal(token)
         return None
 
 
@@ -36,12 +41,12 @@ class Unauthenticated(Exception):
     """No usable bearer token; the message says what to send."""
 
 
-def authenticate_header(authenticator: TokenAuthenticator, header: str) -> Principal:
+async def authenticate_header(authenticator: TokenAuthenticator, header: str) -> Principal:
     """The one check of an ``Authorization`` header; raises :class:`Unauthenticated`."""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("send Authorization: Bearer <token>")
-    principal = authenticator.authenticate(token.strip())
+    principal = await authenticator.authenticate(token.strip())
     if principal is None:
         raise Unauthenticated("the bearer token is not valid")
     return principal
@@ -57,7 +62,8 @@ def forbidden(principal: Principal, action: Action, detail: str = "") -> Problem
     return ProblemError(
         403,
         "Forbidden",
-        detail or f"the role {principal.role.value}{org} lacks the right {action.value}; ask a "
+        detail
+        or f"the role {principal.role.value}{org} lacks the right {action.value}; ask a "
         "functioneel-beheerder for a token with a role that has it",
     )
 
@@ -69,11 +75,11 @@ def require(*actions: Action) -> object:
     Under ``/api/`` the request guard authenticated before anyone read the body and left the
     principal in the request state; only routes outside it authenticate here."""
 
-    def dependency(request: Request) -> Principal:
+    async def dependency(request: Request) -> Principal:
         principal: Principal | None = getattr(request.state, PRINCIPAL_STATE, None)
         if principal is None:
             try:
-                principal = authenticate_header(
+                principal = await authenticate_header(
                     request.app.state.ctx.auth, request.headers.get("authorization", "")
                 )
             except Unauthenticated as e:

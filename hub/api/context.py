@@ -16,6 +16,7 @@ from hub.ports import (
     LandscapeReader,
     SubscriptionStore,
 )
+from hub.services.tokens import TokenService
 from hub.settings import Settings
 from subscriptions.ssrf import NetworkPolicy
 
@@ -35,6 +36,7 @@ class ApiContext:
     #: Tells a connectors role in this process that work is due now (None: another process polls).
     wake_connectors: Callable[[], None] | None = None
     deliveries: DeliveryStore | None = None
+    tokens: TokenService | None = None
 
 
 def context(request: Request) -> ApiContext:

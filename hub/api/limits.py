@@ -110,7 +110,7 @@ class RequestGuard:
         headers = _headers(scope)
         if scope["path"].startswith(PROTECTED_PREFIX):
             try:
-                principal = authenticate_header(self.authenticator, headers.get("authorization", ""))
+                principal = await authenticate_header(self.authenticator, headers.get("authorization", ""))
             except Unauthenticated as e:
                 await _answer(send, 401, "Unauthorized", str(e))
                 return

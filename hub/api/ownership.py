@@ -92,10 +92,9 @@ async def _refusal(
     objecttype, verb = parsed
     data = event.data if isinstance(event.data, dict) else {}
     object_id = str(data.get("id", event.subject or ""))
-    if verb == "vastgelegd":
-        owner = owner_of(objecttype, data)
-        if not may_record(principal, objecttype, owner):
-            return "data", _not_own(principal, objecttype, object_id, owner)
+    owner = owner_of(objecttype, data)  # an ingetrokken carries only the id: an organisatie's own
+    if (verb == "vastgelegd" or owner is not None) and not may_record(principal, objecttype, owner):
+        return "data", _not_own(principal, objecttype, object_id, owner)
     stored = await landscape.get(objecttype, object_id)
     current = owner_of(objecttype, stored.state) if stored is not None else None
     if stored is not None and not may_record(principal, objecttype, current):

@@ -30,7 +30,7 @@ def landscape(objecttype: str, verb: str, data: dict[str, Any], **extra: Any) ->
 
 
 def gebruik(afnemer: str, **more: Any) -> dict[str, Any]:
-    return {"id": "g-a1", "afnemer": afnemer, "applicatie": "app", "status": "In productie", **more}
+    return {"id": "g-a1", "afnemer": afnemer, "applicatie": "app", "status": "In productie"} | more
 
 
 async def store_with_gem_a() -> InMemoryProjectionStore:
@@ -54,7 +54,7 @@ GB_B = Principal("gem-b beheerder", Role.GEBRUIK_BEHEERDER, GEM_B)
         (landscape("gebruik", "ingetrokken", {"id": "g-a1"}), "data"),
         (landscape("organisatie", "ingetrokken", {"id": GEM_A}), "data"),
         (landscape("referentiecomponent", "vastgelegd", {"id": "rc", "naam": "Zaken"}), "data"),
-        (landscape("gebruik", "vastgelegd", {**gebruik(GEM_B), "id": "g-b"}, organisatie=GEM_A), "organisatie"),
+        (landscape("gebruik", "vastgelegd", gebruik(GEM_B, id="g-b"), organisatie=GEM_A), "organisatie"),
     ],
 )
 async def test_a_gebruik_beheerder_may_not_record_or_withdraw_another_organisations_objects(
@@ -64,7 +64,8 @@ async def test_a_gebruik_beheerder_may_not_record_or_withdraw_another_organisati
     with pytest.raises(ProblemError) as refused:
         await check_publish(GB_B, [event], store)
     assert refused.value.status == 403
-    assert refused.value.extra["errors"][0]["field"] == field and refused.value.extra["errors"][0]["index"] == 0
+    [error] = refused.value.extra["errors"]
+    assert error["field"] == field and error["index"] == 0
 
 
 async def test_a_gebruik_beheerder_records_and_withdraws_its_own() -> None:
@@ -89,5 +90,6 @@ async def test_a_systeem_publishes_only_for_its_registered_source_and_the_403_na
     await check_publish(systeem, [landscape("gebruik", "vastgelegd", {**gebruik(GEM_B), "id": "g-b"})], store)
     other = "urn:nld:gem-a:zaaksysteem"
     with pytest.raises(ProblemError) as refused:
-        await check_publish(systeem, [landscape("gebruik", "vastgelegd", gebruik(GEM_B), source=other)], store)
+        posing = landscape("gebruik", "vastgelegd", gebruik(GEM_B), source=other)
+        await check_publish(systeem, [posing], store)
     assert refused.value.status == 403 and other in str(refused.value.detail)

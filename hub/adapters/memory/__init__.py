@@ -18,6 +18,7 @@ from hub.adapters.memory.log import InMemoryEventLog, InMemoryLogConsumer
 from hub.adapters.memory.outbox import InMemoryDeliveryStore, InMemoryOutbox
 from hub.adapters.memory.projection import InMemoryProjectionStore
 from hub.adapters.memory.subscriptions import InMemorySubscriptionStore
+from hub.adapters.memory.tokens import InMemoryTokenStore
 
 __all__ = [
     "InMemoryConnectorStore",
@@ -31,4 +32,5 @@ __all__ = [
     "InMemoryOutbox",
     "InMemoryProjectionStore",
     "InMemorySubscriptionStore",
+    "InMemoryTokenStore",
 ]

@@ -1,0 +1,37 @@
+"""API tokens: role, organisatie, sources, and the hash of the secret (issue 12).
+
+Revision ID: 0007
+Revises: 0005
+Create Date: 2026-11-29
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
+
+revision = "0007"
+down_revision = "0005"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "api_tokens",
+        sa.Column("id", UUID(as_uuid=True), primary_key=True, server_default=sa.text("gen_random_uuid()")),
+        sa.Column("name", sa.Text, nullable=False),
+        sa.Column("role", sa.Text, nullable=False),
+        sa.Column("organisatie", sa.Text),
+        sa.Column("sources", ARRAY(sa.Text), nullable=False, server_default=sa.text("'{}'::text[]")),
+        sa.Column("secret_hash", sa.Text, nullable=False, unique=True),
+        sa.Column("expires_at", sa.DateTime(timezone=True)),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column("created_by", sa.Text),
+        sa.Column("revoked_at", sa.DateTime(timezone=True)),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("api_tokens")
