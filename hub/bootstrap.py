@@ -122,6 +122,7 @@ def connector_runner(settings: Settings, engine: AsyncEngine, event_log: EventLo
         hub_urn=settings.source_urn,
         data_dir=settings.data_dir,
         egress=egress(NetworkPolicy.parse(c.allow_networks)),
+        owners=PostgresLandscapeStore(engine).owners,
     )
 
 

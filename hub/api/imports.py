@@ -96,6 +96,7 @@ async def create_import(
         bool, Form(description="ameff: import ApplicationComponents as GEMMA referentiecomponenten")
     ] = False,
     gemmaGuidProperty: Annotated[str | None, Form(description="ameff + gemma: the GUID property")] = None,
+    force: Annotated[bool, Form(description="publish every row, also unchanged ones (repair)")] = False,
 ) -> JSONResponse:
     check_import_right(principal, organisatie, objecttype, gemma=gemma)
     if objecttype not in OBJECT_TYPES and objecttype != AMEFF:
@@ -118,6 +119,7 @@ async def create_import(
         sheet=sheet,
         gemma=gemma,
         gemma_guid_property=gemmaGuidProperty,
+        force=force,
     )
     try:  # options are checked before the upload is stored
         check_options(spec)
