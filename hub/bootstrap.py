@@ -74,6 +74,7 @@ __all__ = [
     "import_runner",
     "migrate",
     "rebuild",
+    "token_service",
     "wire",
 ]
 
@@ -145,6 +146,16 @@ async def import_runner(
                 await asyncio.to_thread(runner.close)
         finally:
             await event_log.stop()
+    finally:
+        await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def token_service(database_url: str) -> AsyncIterator[TokenService]:
+    """The token service on PostgreSQL, for ``koppelhub token``."""
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        yield TokenService(PostgresTokenStore(engine))
     finally:
         await engine.dispose()
 
