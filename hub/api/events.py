@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from hub.api.auth import Publisher
 from hub.api.context import ApiContext, context
-from hub.api.ownership import check_publish
+from hub.api.ownership import check_publish, stamp_events
 from hub.api.problems import ProblemError
 from hub.errors import BrokerUnavailable
 from hub.settings import Settings
@@ -106,6 +106,7 @@ async def publish(
     except EnvelopeError as e:
         raise ProblemError(400, "Invalid CloudEvent", _summary(e), errors=_problems(e)) from e
     await check_publish(principal, events, ctx.landscape)
+    events = stamp_events(principal, events)
     try:
         await ctx.event_log.publish(events)
     except BrokerUnavailable as e:

@@ -11,10 +11,14 @@ functioneel-beheerder) skips the per-event checks: they cost nothing on its publ
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 
-from hub.api.auth import forbidden
+from fastapi import Request
+
+from hub.api.auth import PRINCIPAL_STATE, forbidden
 from hub.api.problems import ProblemError
+from hub.errors import NotFound
 from hub.ports import LandscapeReader
 from hub.services.access import (
     RECORD_ACTIONS,
@@ -22,6 +26,7 @@ from hub.services.access import (
     Principal,
     Scope,
     may,
+    may_at_all,
     may_publish_source,
     may_record,
     scope,
@@ -30,7 +35,14 @@ from schemas import CloudEvent
 from schemas.landscape import parse_inbound_type
 from schemas.landscape.privacy import owner_of
 
-__all__ = ["check_import_right", "check_publish"]
+__all__ = [
+    "SUBSCRIPTION_STATE",
+    "check_import_right",
+    "check_publish",
+    "owned_subscription",
+    "stamp_events",
+    "subscription_owner",
+]
 
 #: The extension attribute naming the organisation an event belongs to.
 ORGANISATIE = "organisatie"
@@ -114,3 +126,55 @@ def _not_own(principal: Principal, objecttype: str, object_id: str, owner: str |
         f"{objecttype} {object_id!r} is {whose}; the role {principal.role.value}"
         f"{' of ' + repr(principal.organisation) if principal.organisation else ''} records only its own"
     )
+
+
+def stamp_events(principal: Principal, events: list[CloudEvent]) -> list[CloudEvent]:
+    """Every event in the log belongs to an organisation: the publisher's own (a
+    functioneel-beheerder may state one; :func:`check_publish` refused any other)."""
+    if principal.organisation is None:
+        return events
+    org = principal.organisation
+    return [
+        e if (e.model_extra or {}).get(ORGANISATIE) else e.model_copy(update={ORGANISATIE: org})
+        for e in events
+    ]
+
+
+#: Where :func:`owned_subscription` leaves the subscription it found for the route.
+SUBSCRIPTION_STATE = "subscription"
+
+
+async def owned_subscription(request: Request) -> None:
+    """A router dependency for ``…/subscriptions/{subscription_id}…``: 404 for a subscription
+    that does not exist or that the caller may not manage (its existence is not revealed)."""
+    raw = request.path_params.get("subscription_id")
+    if raw is None:
+        return
+    principal: Principal | None = getattr(request.state, PRINCIPAL_STATE, None)
+    if principal is not None and not may_at_all(principal, Action.MANAGE_KOPPELINGEN):
+        raise forbidden(principal, Action.MANAGE_KOPPELINGEN)
+    try:
+        subscription_id = uuid.UUID(str(raw))
+    except ValueError:
+        return  # the route's own validation answers 422
+    try:
+        found = await request.app.state.ctx.subscriptions.get(subscription_id)
+    except NotFound as e:
+        raise ProblemError(404, "Not found", str(e)) from e
+    if principal is None or not may(principal, Action.MANAGE_KOPPELINGEN, found.organisatie):
+        raise ProblemError(404, "Not found", f"subscription {subscription_id} does not exist")
+    setattr(request.state, SUBSCRIPTION_STATE, found)
+
+
+def subscription_owner(principal: Principal, requested: str | None) -> str | None:
+    """The organisation a new subscription belongs to: the one asked for (default: the
+    caller's own); 403 when the caller may not manage subscriptions for it (hub-wide: None)."""
+    organisatie = requested if requested is not None else principal.organisation
+    if not may(principal, Action.MANAGE_KOPPELINGEN, organisatie):
+        whose = f"for {organisatie!r}" if organisatie else "hub-wide"
+        raise forbidden(
+            principal,
+            Action.MANAGE_KOPPELINGEN,
+            f"the role {principal.role.value} may not create a subscription {whose}",
+        )
+    return organisatie

@@ -31,6 +31,10 @@ UPDATABLE = frozenset(
 )
 
 
+#: Columns set when a subscription is created and never changed: the owning organisation.
+CREATE_ONLY = frozenset({"organisatie"})
+
+
 @dataclass(frozen=True)
 class SubscriptionRecord:
     """A stored subscription, as the API shows it (never with its secret)."""
@@ -62,6 +66,7 @@ class SubscriptionDetails(SubscriptionRecord):
     allowed_rate: float | None = None
     previous_secret_expires_at: datetime | None = None
     auth: Mapping[str, Any] = field(default_factory=dict)
+    organisatie: str | None = None  # the owning organisation; None: hub-wide
 
 
 
@@ -98,7 +103,10 @@ class SubscriptionStore(Protocol):
     async def get(self, subscription_id: uuid.UUID) -> SubscriptionDetails:
         ...
 
-    async def list(self, *, limit: int, cursor: str | None) -> Page[SubscriptionDetails]:
+    async def list(
+        self, *, limit: int, cursor: str | None, owned_by: str | None = None
+    ) -> Page[SubscriptionDetails]:
+        """Oldest first; only those of organisation ``owned_by`` when given."""
         ...
 
     async def update(

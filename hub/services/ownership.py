@@ -15,8 +15,9 @@ from collections.abc import Awaitable, Callable, Collection, Iterable
 from typing import Final
 
 from hub.ports.landscape import ObjectKey
+from schemas.bindings import KafkaRecord
 
-__all__ = ["CHECKED_TYPES", "Owners", "foreign_objects", "foreign_problem"]
+__all__ = ["CHECKED_TYPES", "Owners", "foreign_objects", "foreign_problem", "stamped"]
 
 #: ``LandscapeReader.owners``: the stored owner of each key.
 Owners = Callable[[Collection[ObjectKey]], Awaitable[dict[ObjectKey, str | None]]]
@@ -42,3 +43,10 @@ def foreign_problem(key: ObjectKey, owner: str, organisatie: str) -> tuple[str, 
         f"{key[0]} {key[1]!r} belongs to organisatie {owner!r}, not to {organisatie!r}: an import "
         "changes only its own organisation's objects (check the organisatie of the import)",
     )
+
+
+def stamped(record: KafkaRecord, organisatie: str) -> KafkaRecord:
+    """An import's or connector's event in the Kafka binding, with the extension attribute
+    ``organisatie`` of the organisation it runs for (the recipients rule reads it)."""
+    record.headers.append(("ce_organisatie", organisatie.encode()))
+    return record

@@ -40,7 +40,7 @@ from hub.ports.connectors import (
     RowError,
     SyncScope,
 )
-from hub.services.ownership import Owners, foreign_objects, foreign_problem
+from hub.services.ownership import Owners, foreign_objects, foreign_problem, stamped
 from schemas.bindings import KafkaRecord, from_kafka_record
 from schemas.envelope import DEFAULT_MAX_EVENT_BYTES
 
@@ -338,9 +338,8 @@ class SyncRun:
                 continue
             generation = 0 if before is None else before.generation + 1
             counts[objecttype, "created" if before is None or before.hash is None else "updated"] += 1
-            pending.records.append(
-                vastgelegd_record(s.source, s.key, objecttype, object_id, data, digest, generation)
-            )
+            kafka = vastgelegd_record(s.source, s.key, objecttype, object_id, data, digest, generation)
+            pending.records.append(stamped(kafka, s.organisatie))
             pending.published.append(Published(objecttype, object_id, digest, generation))
         for (objecttype, what), n in counts.items():
             self.types_seen.add(objecttype)
@@ -392,7 +391,12 @@ class SyncRun:
             if not page:
                 break
             s = self.scope
-            events = [ingetrokken_event(s.source, s.key, ot, oid, gen + 1) for (ot, oid), gen in page]
+            events = [
+                ingetrokken_event(s.source, s.key, ot, oid, gen + 1).model_copy(
+                    update={"organisatie": s.organisatie}
+                )
+                for (ot, oid), gen in page
+            ]
             await self.event_log.publish(events)
             published = [Published(ot, oid, None, gen + 1) for (ot, oid), gen in page]
             for (ot, _), _gen in page:

@@ -51,10 +51,12 @@ class SubscriptionRow:
     previous_secret_expires_at: datetime | None = None
     failing_since: datetime | None = None
     auth: Mapping[str, Any] = field(default_factory=dict)
+    organisatie: str | None = None
 
     def selection(self) -> MatchableSubscription:
         types = frozenset(self.types) if self.types else None
-        return MatchableSubscription(self.id, self.source, types, tuple(parse_filters(self.filters)))
+        filters = tuple(parse_filters(self.filters))
+        return MatchableSubscription(self.id, self.source, types, filters, self.organisatie)
 
     def previous_secret_now(self, now: datetime) -> str | None:
         expires = self.previous_secret_expires_at

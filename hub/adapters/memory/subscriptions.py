@@ -11,7 +11,7 @@ from hub.adapters.memory.database import InMemoryDatabase, SubscriptionRow
 from hub.errors import NotFound
 from hub.paging import BadCursor, Page, decode_cursor, encode_cursor
 from hub.ports import SigningTarget, SubscriptionDetails
-from hub.ports.subscriptions import UPDATABLE
+from hub.ports.subscriptions import CREATE_ONLY, UPDATABLE
 from subscriptions.lifecycle import ACTIVE, OPEN, PAUSE_REASON, PAUSED
 
 
@@ -38,6 +38,7 @@ def _details(row: SubscriptionRow) -> SubscriptionDetails:
         allowed_rate=row.allowed_rate,
         previous_secret_expires_at=row.previous_secret_expires_at,
         auth=row.auth,
+        organisatie=row.organisatie,
     )
 
 
@@ -71,7 +72,7 @@ class InMemorySubscriptionStore:
             uuid.uuid4(), sink, protocol, source, types, filters, headers, config, secret, now, now
         )
         for name, value in options.items():
-            if name in UPDATABLE:
+            if name in UPDATABLE or name in CREATE_ONLY:
                 setattr(row, name, value if name != "auth" else value or {})
         self._db.subscriptions[row.id] = row
         return _details(row)
@@ -79,8 +80,11 @@ class InMemorySubscriptionStore:
     async def get(self, subscription_id: uuid.UUID) -> SubscriptionDetails:
         return _details(self._row(subscription_id))
 
-    async def list(self, *, limit: int, cursor: str | None) -> Page[SubscriptionDetails]:
+    async def list(
+        self, *, limit: int, cursor: str | None, owned_by: str | None = None
+    ) -> Page[SubscriptionDetails]:
         rows = sorted(self._db.subscriptions.values(), key=lambda r: (r.created_at, r.id))
+        rows = [r for r in rows if owned_by is None or r.organisatie == owned_by]
         if cursor:
             created_text, last_id = decode_cursor(cursor)
             try:

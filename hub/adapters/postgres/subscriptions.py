@@ -17,7 +17,7 @@ from hub.adapters.postgres.tables import OPEN_SQL, deliveries, subscriptions
 from hub.errors import NotFound
 from hub.paging import BadCursor, Page, decode_cursor, encode_cursor
 from hub.ports import SigningTarget, SubscriptionDetails
-from hub.ports.subscriptions import UPDATABLE
+from hub.ports.subscriptions import CREATE_ONLY, UPDATABLE
 from subscriptions.lifecycle import ACTIVE, PAUSE_REASON, PAUSED
 
 _SECRET = ("secret", "owner", "previous_secret")
@@ -58,6 +58,7 @@ def _record(row: Row[Any]) -> SubscriptionDetails:
         allowed_rate=m["allowed_rate"],
         previous_secret_expires_at=m["previous_secret_expires_at"],
         auth=m["auth"] or {},
+        organisatie=m["organisatie"],
     )
 
 
@@ -94,7 +95,7 @@ class PostgresSubscriptionStore:
                             headers=headers,
                             config=config,
                             secret=secret,
-                            **{k: v for k, v in options.items() if k in UPDATABLE},
+                            **{k: v for k, v in options.items() if k in UPDATABLE or k in CREATE_ONLY},
                         )
                         .returning(*_PUBLIC)
                     )
@@ -111,8 +112,12 @@ class PostgresSubscriptionStore:
             raise NotFound(f"subscription {subscription_id} does not exist")
         return _record(row)
 
-    async def list(self, *, limit: int, cursor: str | None) -> Page[SubscriptionDetails]:
+    async def list(
+        self, *, limit: int, cursor: str | None, owned_by: str | None = None
+    ) -> Page[SubscriptionDetails]:
         query = select(*_PUBLIC).order_by(subscriptions.c.created_at, subscriptions.c.id).limit(limit + 1)
+        if owned_by is not None:
+            query = query.where(subscriptions.c.organisatie == owned_by)
         if cursor:
             created_text, last_id = decode_cursor(cursor)
             try:

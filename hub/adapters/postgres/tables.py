@@ -93,6 +93,7 @@ subscriptions = Table(
     Column("failing_since", DateTime(timezone=True)),
     # Sink authentication and egress (OAuth2, client certificate, proxy): write-only secrets.
     Column("auth", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("organisatie", Text),  # migration 0007: the owning organisation; NULL: hub-wide
 )
 
 deliveries = Table(

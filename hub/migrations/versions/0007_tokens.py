@@ -1,4 +1,5 @@
-"""API tokens: role, organisatie, sources, and the hash of the secret (issue 12).
+"""API tokens (role, organisatie, sources, the hash of the secret) and the owning organisation
+of each subscription (existing ones become hub-wide: NULL) (issue 12).
 
 Revision ID: 0007
 Revises: 0005
@@ -18,6 +19,7 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.add_column("subscriptions", sa.Column("organisatie", sa.Text))
     op.create_table(
         "api_tokens",
         sa.Column("id", UUID(as_uuid=True), primary_key=True, server_default=sa.text("gen_random_uuid()")),
@@ -35,3 +37,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("api_tokens")
+    op.drop_column("subscriptions", "organisatie")
