@@ -166,10 +166,10 @@ async def owned_subscription(request: Request) -> None:
     setattr(request.state, SUBSCRIPTION_STATE, found)
 
 
-def subscription_owner(principal: Principal, requested: str | None) -> str | None:
-    """The organisation a new subscription belongs to: the one asked for (default: the
-    caller's own); 403 when the caller may not manage subscriptions for it (hub-wide: None)."""
-    organisatie = requested if requested is not None else principal.organisation
+def subscription_owner(principal: Principal, requested: str | None, *, given: bool) -> str | None:
+    """The organisation a new subscription belongs to: the one asked for (``given``; null is
+    hub-wide), else the caller's own; 403 when the caller may not manage subscriptions for it."""
+    organisatie = requested if given else principal.organisation
     if not may(principal, Action.MANAGE_KOPPELINGEN, organisatie):
         whose = f"for {organisatie!r}" if organisatie else "hub-wide"
         raise forbidden(

@@ -88,7 +88,9 @@ def _auth_columns(options: DeliveryOptions) -> dict[str, Any]:
 async def create_subscription(
     body: NewSubscription, principal: SubscriptionManager, ctx: Ctx, validate: Validate = None
 ) -> JSONResponse:
-    organisatie = subscription_owner(principal, body.organisatie)
+    organisatie = subscription_owner(
+        principal, body.organisatie, given="organisatie" in body.model_fields_set
+    )
     auth = _auth_columns(body)
     checked = await check_reachable(
         ctx, body.sink, auth, validate=body.validate_sink_ if validate is None else validate
