@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from hub.adapters.egress import egress
 from hub.adapters.kafka import KafkaEventLog, ensure_topics
 from hub.adapters.kafka_consumer import KafkaLogConsumer
+from hub.adapters.oidc import OidcConfig, OidcVerifier
 from hub.adapters.postgres.connectors import PostgresConnectorStore
 from hub.adapters.postgres.deliveries import PostgresDeliveryStore
 from hub.adapters.postgres.engine import create_engine
@@ -302,6 +303,17 @@ async def _wire_dispatcher(hub: HubProcess, w: Wiring) -> None:
     )
 
 
+def oidc_verifier(s: Settings) -> OidcVerifier | None:
+    """The OIDC JWT verifier when KOPPELHUB_OIDC_ISSUER and _AUDIENCE are set."""
+    if s.oidc_issuer is None or s.oidc_audience is None:
+        return None
+    return OidcVerifier(
+        OidcConfig(
+            s.oidc_issuer, s.oidc_audience, s.oidc_jwks_url, s.oidc_roles_claim, s.oidc_organisation_claim
+        )
+    )
+
+
 def _wire_api(hub: HubProcess, w: Wiring) -> None:
     assert hub.engine is not None and hub.event_log is not None
     s = hub.settings
@@ -314,7 +326,7 @@ def _wire_api(hub: HubProcess, w: Wiring) -> None:
         subscriptions=PostgresSubscriptionStore(hub.engine),
         landscape=PostgresLandscapeStore(hub.engine),
         network_policy=NetworkPolicy.parse(s.delivery.allow_networks),
-        auth=TokenAuthenticator(token, TokenLookup(tokens)),
+        auth=TokenAuthenticator(token, TokenLookup(tokens), oidc_verifier(s)),
         readiness=readiness,
         connectors=PostgresConnectorStore(hub.engine),
         imports=PostgresImportStore(hub.engine),

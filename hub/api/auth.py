@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from hub.api.problems import ProblemError
+from hub.ports.credentials import BearerVerifier, CredentialRefused, NoKnownRole
 from hub.services.access import Action, Principal, Role, may_at_all
 from hub.services.tokens import TOKEN_PREFIX, TokenLookup
 
@@ -25,15 +26,23 @@ class TokenAuthenticator:
     """Maps bearer tokens to principals: the admin token (constant-time comparison), then API
     tokens (``kh_…``) through their cached lookup, then (when configured) OIDC JWTs."""
 
-    def __init__(self, admin_token: str, tokens: TokenLookup | None = None):
+    def __init__(
+        self, admin_token: str, tokens: TokenLookup | None = None, oidc: BearerVerifier | None = None
+    ):
         self._admin = admin_token.encode()
         self._tokens = tokens
+        self._oidc = oidc
 
     async def authenticate(self, token: str) -> Principal | None:
         if hmac.compare_digest(token.encode(), self._admin):
             return ADMIN
         if self._tokens is not None and token.startswith(TOKEN_PREFIX):
             return await self._tokens.principal(token)
+        if self._oidc is not None and self._oidc.looks_like(token):
+            try:
+                return await self._oidc.principal(token)
+            except CredentialRefused as e:
+                raise Unauthenticated(str(e)) from e
         return None
 
 
@@ -41,12 +50,19 @@ class Unauthenticated(Exception):
     """No usable bearer token; the message says what to send."""
 
 
+class NotPermitted(Exception):
+    """A valid credential that carries no role the hub knows (403)."""
+
+
 async def authenticate_header(authenticator: TokenAuthenticator, header: str) -> Principal:
     """The one check of an ``Authorization`` header; raises :class:`Unauthenticated`."""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("send Authorization: Bearer <token>")
-    principal = await authenticator.authenticate(token.strip())
+    try:
+        principal = await authenticator.authenticate(token.strip())
+    except NoKnownRole as e:
+        raise NotPermitted(str(e)) from e
     if principal is None:
         raise Unauthenticated("the bearer token is not valid")
     return principal
@@ -84,6 +100,8 @@ def require(*actions: Action) -> object:
                 )
             except Unauthenticated as e:
                 raise ProblemError(401, "Unauthorized", str(e)) from e
+            except NotPermitted as e:
+                raise ProblemError(403, "Forbidden", str(e)) from e
         if not any(may_at_all(principal, action) for action in actions):
             raise forbidden(principal, actions[0])
         return principal
@@ -100,6 +118,7 @@ __all__ = [
     "ADMIN",
     "PRINCIPAL_STATE",
     "ConnectorManager",
+    "NotPermitted",
     "Principal",
     "Publisher",
     "Reader",

@@ -11,9 +11,10 @@ the caller's own organisation and for another.
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
+
+from hub.ports.credentials import Principal, Role
 
 __all__ = [
     "GRANTABLE",
@@ -31,18 +32,6 @@ __all__ = [
     "scope",
     "visible_organisations",
 ]
-
-
-class Role(StrEnum):
-    """The Softwarecatalogus' own role names, plus ``systeem`` (a connected system)."""
-
-    FUNCTIONEEL_BEHEERDER = "functioneel-beheerder"
-    GEBRUIK_BEHEERDER = "gebruik-beheerder"
-    GEBRUIK_RAADPLEGER = "gebruik-raadpleger"
-    AANBOD_BEHEERDER = "aanbod-beheerder"
-    VNG_RAADPLEGER = "vng-raadpleger"
-    BEZOEKER = "bezoeker"
-    SYSTEEM = "systeem"
 
 
 class Action(StrEnum):
@@ -92,19 +81,6 @@ GRANTABLE: Final[dict[Role, frozenset[Role]]] = {
     _GB: frozenset({_GB, _GR, _SY}),
     _AB: frozenset({_AB, _SY}),
 }
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who calls: a role for an organisation (None: every organisation, functioneel-beheerder
-    only), the ``source`` values or prefixes a systeem may publish, and what identifies the
-    credential (token id or JWT subject) for the audit trail."""
-
-    name: str
-    role: Role = Role.FUNCTIONEEL_BEHEERDER
-    organisation: str | None = None
-    sources: tuple[str, ...] = ()
-    credential: str | None = None
 
 
 def scope(role: Role, action: Action) -> Scope:
