@@ -24,6 +24,7 @@ __all__ = [
     "Principal",
     "Role",
     "Scope",
+    "matrix_table",
     "may",
     "may_at_all",
     "may_grant",
@@ -156,3 +157,32 @@ def may_record(principal: Principal, objecttype: str, owner: str | None) -> bool
     if may(principal, action, owner):
         return True
     return objecttype == "organisatie" and may(principal, Action.RECORD_AANBOD, owner)
+
+
+#: How the README names each action (the rows of the issue's table).
+ACTION_TITLES: Final[dict[Action, str]] = {
+    Action.MANAGE_KOPPELINGEN: "externe koppelingen beheren: connectors, imports, subscriptions, "
+    "replay, redelivery",
+    Action.MANAGE_TOKENS: "tokens beheren (gebruik-beheerder: roles gebruik-*, systeem; aanbod-beheerder: "
+    "aanbod-beheerder, systeem)",
+    Action.RECORD_GEBRUIK: "gebruik and koppelingen vastleggen (publish, import)",
+    Action.RECORD_AANBOD: "applicaties (aanbod) vastleggen",
+    Action.RECORD_GEMMA: "referentiecomponenten, standaarden (GEMMA), AMEFF import as GEMMA",
+    Action.READ_LANDSCAPE: "raadplegen landscape (public fields), export AMEFF/CSV/XLSX",
+    Action.READ_PRIVATE: "private fields (`interneAantekening`)",
+    Action.OPERATE: "operator views (status, DLQ, metrics), rebuild",
+    Action.READ_AUDIT: "audit log",
+}
+_MARKS: Final = {Scope.ALL: "✅ all", Scope.OWN: "✅ own", Scope.SOURCES: "✅ own sources", Scope.NONE: "❌"}
+
+
+def matrix_table() -> str:
+    """:data:`MATRIX` as the README's markdown table (a test keeps the README in step)."""
+    lines = [
+        "| action (right) | " + " | ".join(r.value for r in Role) + " |",
+        "|---" * (len(Role) + 1) + "|",
+    ]
+    for action, row in MATRIX.items():
+        marks = " | ".join(_MARKS[row[r]] for r in Role)
+        lines.append(f"| {ACTION_TITLES[action]} (`{action.value}`) | {marks} |")
+    return "\n".join(lines)

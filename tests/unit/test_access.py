@@ -3,9 +3,20 @@ for another (issue 12's table, written out here independently of hub.services.ac
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from hub.services.access import Action, Principal, Role, may, may_at_all, may_grant, may_publish_source
+from hub.services.access import (
+    Action,
+    Principal,
+    Role,
+    matrix_table,
+    may,
+    may_at_all,
+    may_grant,
+    may_publish_source,
+)
 
 OWN, OTHER = "gem-a", "gem-b"
 
@@ -106,3 +117,8 @@ def test_a_systeem_publishes_only_for_its_registered_sources(source: str, allowe
     systeem = Principal("s", Role.SYSTEEM, OWN, sources=("urn:nld:gem-a:sys1",))
     assert may_publish_source(systeem, source) is allowed
     assert may_publish_source(Principal("admin"), source)
+
+
+def test_the_readme_shows_the_matrix_as_it_is() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert matrix_table() in readme
