@@ -30,6 +30,7 @@ from hub.adapters.egress import egress
 from hub.adapters.kafka import KafkaEventLog, ensure_topics
 from hub.adapters.kafka_consumer import KafkaLogConsumer
 from hub.adapters.oidc import OidcConfig, OidcVerifier
+from hub.adapters.postgres.audit import PostgresAuditLog
 from hub.adapters.postgres.connectors import PostgresConnectorStore
 from hub.adapters.postgres.deliveries import PostgresDeliveryStore
 from hub.adapters.postgres.engine import create_engine
@@ -47,6 +48,7 @@ from hub.api.auth import TokenAuthenticator
 from hub.api.context import ApiContext
 from hub.api.protocol import guarded_protocol
 from hub.ports import EventLog, max_record_bytes
+from hub.services.audit import run_audit_retention
 from hub.services.connectors import ConnectorRunner
 from hub.services.dispatcher import Dispatcher, RetryPolicy
 from hub.services.landscape import DerivedEvents, ProjectionResult
@@ -319,6 +321,10 @@ def _wire_api(hub: HubProcess, w: Wiring) -> None:
     s = hub.settings
     token, _ = admin_token(s)
     tokens = PostgresTokenStore(hub.engine)
+    audit = PostgresAuditLog(hub.engine)
+    w.runs["audit-retention"] = lambda signals: run_audit_retention(
+        audit, signals.stop_work, days=s.audit_retention_days, interval_seconds=3600
+    )
     readiness: Callable[[], Awaitable[dict[str, bool]]] = hub.readiness
     ctx = ApiContext(
         settings=s,
@@ -333,6 +339,7 @@ def _wire_api(hub: HubProcess, w: Wiring) -> None:
         wake_connectors=hub.connector_runner.wake if hub.connector_runner else None,
         deliveries=PostgresDeliveryStore(hub.engine),
         tokens=TokenService(tokens),
+        audit=audit,
     )
     config = uvicorn.Config(
         create_app(ctx),

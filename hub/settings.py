@@ -229,6 +229,9 @@ class Settings(BaseSettings):
     oidc_organisation_claim: str = Field(
         default="organisatie", description="JWT claim naming the caller's organisatie."
     )
+    audit_retention_days: float = Field(
+        default=365, gt=0, description="Days the audit trail keeps an entry (the only way one leaves it)."
+    )
     max_event_bytes: int = Field(default=_ONE_MIB, ge=1024, description="Largest accepted event.")
     max_request_bytes: int = Field(
         default=16 * _ONE_MIB, ge=1024, description="Largest accepted publish request."

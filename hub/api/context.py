@@ -16,6 +16,7 @@ from hub.ports import (
     LandscapeReader,
     SubscriptionStore,
 )
+from hub.ports.audit import AuditLog
 from hub.services.tokens import TokenService
 from hub.settings import Settings
 from subscriptions.ssrf import NetworkPolicy
@@ -37,6 +38,7 @@ class ApiContext:
     wake_connectors: Callable[[], None] | None = None
     deliveries: DeliveryStore | None = None
     tokens: TokenService | None = None
+    audit: AuditLog | None = None
 
 
 def context(request: Request) -> ApiContext:

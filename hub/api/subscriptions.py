@@ -115,7 +115,8 @@ async def create_subscription(
         allowed_rate=checked.allowed_rate,
         organisatie=organisatie,
     )
-    return JSONResponse({**subscription_json(record), "secret": secret}, status_code=201)
+    location = {"Location": f"{router.prefix}/{record.id}"}  # also the audit trail's target
+    return JSONResponse({**subscription_json(record), "secret": secret}, status_code=201, headers=location)
 
 
 _DIRECT = (
