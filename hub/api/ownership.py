@@ -72,9 +72,11 @@ async def check_publish(
     """403 naming every event ``principal`` may not publish, and why."""
     if _unbound(principal):
         return
+    keys = {_key(e) for e in events if parse_inbound_type(e.type) is not None}
+    stored = await landscape.owners(keys) if keys else {}  # one lookup for the whole batch
     errors: list[dict[str, object]] = []
     for index, event in enumerate(events):
-        reason = await _refusal(principal, event, landscape)
+        reason = _refusal(principal, event, stored)
         if reason:
             errors.append({"index": index, "field": reason[0], "message": reason[1]})
     if errors:
@@ -82,8 +84,16 @@ async def check_publish(
         raise ProblemError(403, "Forbidden", summary, errors=errors)
 
 
-async def _refusal(
-    principal: Principal, event: CloudEvent, landscape: LandscapeReader
+def _key(event: CloudEvent) -> tuple[str, str]:
+    """The landscape object an inbound landscape event is about: (objecttype, id)."""
+    parsed = parse_inbound_type(event.type)
+    assert parsed is not None
+    data = event.data if isinstance(event.data, dict) else {}
+    return parsed[0], str(data.get("id", event.subject or ""))
+
+
+def _refusal(
+    principal: Principal, event: CloudEvent, stored: dict[tuple[str, str], str | None]
 ) -> tuple[str, str] | None:
     role = principal.role.value
     if not may_publish_source(principal, event.source):
@@ -101,19 +111,17 @@ async def _refusal(
     parsed = parse_inbound_type(event.type)
     if parsed is None:
         return None
-    objecttype, verb = parsed
+    verb = parsed[1]
+    objecttype, object_id = key = _key(event)
     data = event.data if isinstance(event.data, dict) else {}
-    object_id = str(data.get("id", event.subject or ""))
     owner = owner_of(objecttype, data)  # an ingetrokken carries only the id: an organisatie's own
     if (verb == "vastgelegd" or owner is not None) and not may_record(principal, objecttype, owner):
         return "data", _not_own(principal, objecttype, object_id, owner)
-    stored = await landscape.get(objecttype, object_id)
-    current = owner_of(objecttype, stored.state) if stored is not None else None
-    if stored is not None and not may_record(principal, objecttype, current):
-        return "data", _not_own(principal, objecttype, object_id, current)
+    if key in stored and not may_record(principal, objecttype, stored[key]):
+        return "data", _not_own(principal, objecttype, object_id, stored[key])
     if (
         verb == "ingetrokken"
-        and stored is None
+        and key not in stored
         and not may_record(principal, objecttype, principal.organisation)
     ):
         return "data", f"the role {role} may not withdraw a {objecttype}"
@@ -130,14 +138,18 @@ def _not_own(principal: Principal, objecttype: str, object_id: str, owner: str |
 
 def stamp_events(principal: Principal, events: list[CloudEvent]) -> list[CloudEvent]:
     """Every event in the log belongs to an organisation: the publisher's own (a
-    functioneel-beheerder may state one; :func:`check_publish` refused any other)."""
-    if principal.organisation is None:
-        return events
+    functioneel-beheerder may state one; :func:`check_publish` refused any other).
+
+    Sets the attribute in place: these are the request's own events, parsed just now and seen
+    by nobody else, and a ``model_copy`` per event cost 8 µs (a tenth of a batch publish)."""
     org = principal.organisation
-    return [
-        e if (e.model_extra or {}).get(ORGANISATIE) else e.model_copy(update={ORGANISATIE: org})
-        for e in events
-    ]
+    if org is None:
+        return events
+    for event in events:
+        extra = event.__pydantic_extra__
+        if not extra.get(ORGANISATIE):
+            extra[ORGANISATIE] = org
+    return events
 
 
 #: Where :func:`owned_subscription` leaves the subscription it found for the route.
