@@ -48,6 +48,7 @@ from hub.api.auth import TokenAuthenticator
 from hub.api.context import ApiContext
 from hub.api.protocol import guarded_protocol
 from hub.ports import EventLog, max_record_bytes
+from hub.ports.audit import AuditLog
 from hub.services.audit import run_audit_retention
 from hub.services.connectors import ConnectorRunner
 from hub.services.dispatcher import Dispatcher, RetryPolicy
@@ -154,11 +155,11 @@ async def import_runner(
 
 
 @contextlib.asynccontextmanager
-async def token_service(database_url: str) -> AsyncIterator[TokenService]:
-    """The token service on PostgreSQL, for ``koppelhub token``."""
+async def token_service(database_url: str) -> AsyncIterator[tuple[TokenService, AuditLog]]:
+    """The token service and the audit trail on PostgreSQL, for ``koppelhub token``."""
     engine = create_engine(database_url, pool_size=1)
     try:
-        yield TokenService(PostgresTokenStore(engine))
+        yield TokenService(PostgresTokenStore(engine)), PostgresAuditLog(engine)
     finally:
         await engine.dispose()
 

@@ -21,6 +21,7 @@ from hub.bootstrap import token_service
 from hub.embedded import provision
 from hub.errors import ConfigurationError, KoppelhubError
 from hub.logging import configure_logging
+from hub.ports.audit import AuditEntry
 from hub.ports.tokens import TokenRecord
 from hub.services.access import Principal, Role
 from hub.services.tokens import TokenRefused, TokenService
@@ -30,7 +31,10 @@ T = TypeVar("T")
 OPERATOR = Principal("koppelhub token (cli)", Role.FUNCTIONEEL_BEHEERDER, None, credential="cli")
 
 
-def _run(work: Callable[[TokenService], Awaitable[T]]) -> T:
+def _run(
+    work: Callable[[TokenService], Awaitable[T]], action: str = "", changes: list[str] | None = None
+) -> T:
+    """Run ``work`` on the hub's database; a change (``action``) goes into the audit trail."""
     settings = Settings()
     configure_logging(settings)
     try:
@@ -41,8 +45,11 @@ def _run(work: Callable[[TokenService], Awaitable[T]]) -> T:
         migrate_schema(infra.database_url)
 
         async def go() -> T:
-            async with token_service(infra.database_url) as service:
-                return await work(service)
+            async with token_service(infra.database_url) as (service, audit):
+                done = await work(service)
+                if action:
+                    await audit.record(_entry(action, done, changes or []))
+                return done
 
         return asyncio.run(go())
     except TokenRefused as e:
@@ -51,6 +58,22 @@ def _run(work: Callable[[TokenService], Awaitable[T]]) -> T:
         raise click.ClickException(str(e)) from e
     finally:
         infra.close()
+
+
+def _entry(action: str, done: object, changes: list[str]) -> AuditEntry:
+    record = done[0] if isinstance(done, tuple) else done
+    target = f"/api/v1/tokens/{record.id}" if isinstance(record, TokenRecord) else "/api/v1/tokens"
+    return AuditEntry(
+        action=f"koppelhub token {action}",
+        target=target,
+        outcome="ok",
+        status=200,
+        actor_name=OPERATOR.name,
+        actor_role=OPERATOR.role.value,
+        actor_credential=OPERATOR.credential,
+        client="cli",
+        changes=changes,
+    )
 
 
 def _json(record: TokenRecord) -> dict[str, Any]:
@@ -90,7 +113,9 @@ def create(
             expires_at=expires_at,
         )
 
-    record, secret = _run(work)
+    given = ["name", "role"] + [f for f, v in (("organisatie", organisatie), ("sources", sources),
+                                                 ("expiresAt", expires_at)) if v]  # fmt: skip
+    record, secret = _run(work, "create", given)
     click.echo(json.dumps(_json(record) | {"token": secret}, indent=2))
 
 
@@ -105,5 +130,5 @@ def list_tokens() -> None:
 @click.argument("token_id", type=click.UUID)
 def revoke(token_id: uuid.UUID) -> None:
     """Revoke a token: every API process refuses it within seconds."""
-    _run(lambda service: service.revoke(OPERATOR, token_id))
+    _run(lambda service: service.revoke(OPERATOR, token_id), "revoke")
     click.echo(f"Token {token_id} revoked.")

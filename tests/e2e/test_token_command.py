@@ -1,5 +1,6 @@
 """``koppelhub token create|list|revoke`` from a terminal, on the hub's database: the token it
-prints works against the API, the list never shows a secret, and a revoked token is refused."""
+prints works against the API, the list never shows a secret, a revoked token is refused, and
+both changes are in the audit trail."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.e2e
 
 
 async def test_a_token_made_on_the_command_line_works_until_it_is_revoked_there(
-    settings: Settings, client: httpx.AsyncClient
+    settings: Settings, client: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
     env = environment(settings)
     args = ["token", "create", "--name", "zaken", "--role", "systeem", "--organisatie", "gem-a"]
@@ -40,3 +41,10 @@ async def test_a_token_made_on_the_command_line_works_until_it_is_revoked_there(
         return (await client.get("/api/v1/gebruik", headers=bearer)).status_code == 401
 
     await eventually(refused_now, timeout=5, what="the revoked token refused")
+    target = {"target": f"/api/v1/tokens/{token['id']}"}
+    trail = await client.get("/api/v1/audit", params=target, headers=auth)
+    assert [(e["action"], e["changes"]) for e in trail.json()["items"]] == [
+        ("koppelhub token revoke", []),
+        ("koppelhub token create", ["name", "role", "organisatie", "sources"]),
+    ]
+    assert token["token"] not in trail.text
