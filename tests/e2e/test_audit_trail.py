@@ -1,6 +1,7 @@
 """The audit trail over HTTP: management calls and refused attempts are recorded with actor,
 action, target, outcome, request id, client and changed field names, never a secret; a
-gebruik-beheerder reads its own organisation's entries, a functioneel-beheerder all."""
+gebruik-beheerder reads its own organisation's entries, a functioneel-beheerder all; no secret
+reaches the trail or the hub's log output."""
 
 from __future__ import annotations
 
@@ -22,7 +23,11 @@ async def audit(client: httpx.AsyncClient, headers: dict[str, str], **params: st
 
 
 async def test_who_changed_this_subscription_when_and_what_and_who_was_refused(
-    client: httpx.AsyncClient, auth: dict[str, str], sink: WebhookSink
+    client: httpx.AsyncClient,
+    auth: dict[str, str],
+    sink: WebhookSink,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     made = await client.post(
         "/api/v1/tokens",
@@ -71,5 +76,7 @@ async def test_who_changed_this_subscription_when_and_what_and_who_was_refused(
     own = await audit(client, {"Authorization": f"Bearer {secret}"})
     assert own and all(e["actor"]["organisatie"] == "gem-a" for e in own)
     everything = json.dumps(await audit(client, auth, limit="500"))
+    out, err = capfd.readouterr()
+    logs = out + err + caplog.text
     for secret_value in (secret, raadpleger.json()["token"], sub["secret"], rotated.json()["secret"]):
-        assert secret_value not in everything
+        assert secret_value not in everything and secret_value not in logs

@@ -50,7 +50,7 @@ async def test_an_import_for_a_mistyped_organisatie_moves_nothing_and_force_repu
     assert {(await gebruik(client, auth, f"g-{i}"))["afnemer"] for i in range(3)} == {"gem-a"}
 
 
-async def test_an_import_for_another_organisation_than_the_callers_own_is_refused(
+async def test_an_import_for_another_organisation_is_refused_and_anothers_import_is_not_found(
     client: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
     made = await client.post(
@@ -71,3 +71,8 @@ async def test_an_import_for_another_organisation_than_the_callers_own_is_refuse
         client, beheer_b, rows("gem-b"), "b.csv", objecttype="gebruik", organisatie="gem-b"
     )
     assert own["counts"]["published"] == 3
+    theirs = await run_import(
+        client, auth, rows("gem-a", 1), "a.csv", objecttype="gebruik", organisatie="gem-a"
+    )
+    assert (await client.get(f"/api/v1/imports/{theirs['id']}", headers=beheer_b)).status_code == 404
+    assert (await client.get(f"/api/v1/imports/{own['id']}", headers=beheer_b)).status_code == 200
