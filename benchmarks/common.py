@@ -340,6 +340,17 @@ async def subscribe(hub: Hub, sink_url: str, **body: Any) -> dict[str, Any]:
         return created
 
 
+async def systeem_token(hub: Hub) -> str:
+    """A ``systeem`` API token for the benchmark's event source (``POST /api/v1/tokens``)."""
+    url = f"{hub.base_url}/api/v1/tokens"
+    body = {"name": "bench", "role": "systeem", "organisatie": "gm-bench", "sources": [EVENT_SOURCE]}
+    async with aiohttp.ClientSession() as http, http.post(url, json=body, headers=hub.auth) as r:
+        created: dict[str, Any] = await r.json(content_type=None)
+        if r.status != 201:
+            raise RuntimeError(f"creating the token failed: {r.status} {created}")
+        return str(created["token"])
+
+
 # --- the webhook sink --------------------------------------------------------------------------
 
 

@@ -35,6 +35,7 @@ from benchmarks.common import (
     percentile,
     start_hub,
     subscribe,
+    systeem_token,
     wait_idle,
 )
 
@@ -234,6 +235,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         print(f"hub ready in {time.monotonic() - started:.1f} s on {hub.base_url}, {hub.workdir}", flush=True)
         try:
             await subscribe(hub, sink.url)
+            if args.credential == "systeem":  # publish as a municipality's system: token lookup + checks
+                hub.token = await systeem_token(hub)
             bench = Bench(args, hub, sink)
             try:
                 await bench.warm_up()
@@ -273,6 +276,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help=f"comma-separated subset of {','.join(PHASES)} (all)")  # fmt: skip
     add("--profile-hub", type=Path, metavar="FILE", help="run the hub under cProfile, stats to FILE")
     add("--keep-data", action="store_true", help="keep the temporary data dir and hub.log")
+    add("--credential", choices=["admin", "systeem"], default="admin",
+        help="publish with the admin token, or with a systeem API token (role checks per event)")  # fmt: skip
     add("--check", action="store_true", help="exit 1 when a floor is missed")
     args = p.parse_args(argv)
     if unknown := set(args.phases) - set(PHASES):

@@ -29,6 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from hub.adapters.egress import egress
 from hub.adapters.kafka import KafkaEventLog, ensure_topics
 from hub.adapters.kafka_consumer import KafkaLogConsumer
+from hub.adapters.oidc import OidcConfig, OidcVerifier
+from hub.adapters.postgres.audit import PostgresAuditLog
 from hub.adapters.postgres.connectors import PostgresConnectorStore
 from hub.adapters.postgres.deliveries import PostgresDeliveryStore
 from hub.adapters.postgres.engine import create_engine
@@ -41,17 +43,21 @@ from hub.adapters.postgres.projection import PostgresProjectionStore
 from hub.adapters.postgres.retention import PostgresRetention
 from hub.adapters.postgres.runs import PostgresRunStore
 from hub.adapters.postgres.subscriptions import PostgresSubscriptionStore
+from hub.adapters.postgres.tokens import PostgresTokenStore
 from hub.api.app import create_app
 from hub.api.auth import TokenAuthenticator
 from hub.api.context import ApiContext
 from hub.api.protocol import guarded_protocol
 from hub.ports import EventLog, max_record_bytes
+from hub.ports.audit import AuditLog
+from hub.services.audit import run_audit_retention
 from hub.services.connectors import ConnectorContexts, ConnectorRunner
 from hub.services.dispatcher import Dispatcher, RetryPolicy
 from hub.services.landscape import DerivedEvents, ProjectionResult
 from hub.services.landscape import rebuild as rebuild_landscape
 from hub.services.projector import Projector
 from hub.services.retention import run_retention
+from hub.services.tokens import TokenLookup, TokenService
 from hub.services.writeback import ClientRouter, ConnectorSink
 from hub.settings import Settings
 from hub.supervisor import QuietServer, Supervisor, Wiring
@@ -74,6 +80,7 @@ __all__ = [
     "import_runner",
     "migrate",
     "rebuild",
+    "token_service",
     "wire",
 ]
 
@@ -123,6 +130,7 @@ def connector_runner(settings: Settings, engine: AsyncEngine, event_log: EventLo
         data_dir=settings.data_dir,
         egress=egress(NetworkPolicy.parse(c.allow_networks)),
         runs=PostgresRunStore(engine),
+        owners=PostgresLandscapeStore(engine).owners,
     )
 
 
@@ -151,6 +159,16 @@ async def import_runner(
                 await asyncio.to_thread(runner.close)
         finally:
             await event_log.stop()
+    finally:
+        await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def token_service(database_url: str) -> AsyncIterator[tuple[TokenService, AuditLog]]:
+    """The token service and the audit trail on PostgreSQL, for ``koppelhub token``."""
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        yield TokenService(PostgresTokenStore(engine)), PostgresAuditLog(engine)
     finally:
         await engine.dispose()
 
@@ -306,10 +324,26 @@ async def _wire_dispatcher(hub: HubProcess, w: Wiring) -> None:
     )
 
 
+def oidc_verifier(s: Settings) -> OidcVerifier | None:
+    """The OIDC JWT verifier when KOPPELHUB_OIDC_ISSUER and _AUDIENCE are set."""
+    if s.oidc_issuer is None or s.oidc_audience is None:
+        return None
+    return OidcVerifier(
+        OidcConfig(
+            s.oidc_issuer, s.oidc_audience, s.oidc_jwks_url, s.oidc_roles_claim, s.oidc_organisation_claim
+        )
+    )
+
+
 def _wire_api(hub: HubProcess, w: Wiring) -> None:
     assert hub.engine is not None and hub.event_log is not None
     s = hub.settings
     token, _ = admin_token(s)
+    tokens = PostgresTokenStore(hub.engine)
+    audit = PostgresAuditLog(hub.engine)
+    w.runs["audit-retention"] = lambda signals: run_audit_retention(
+        audit, signals.stop_work, days=s.audit_retention_days, interval_seconds=3600
+    )
     readiness: Callable[[], Awaitable[dict[str, bool]]] = hub.readiness
     ctx = ApiContext(
         settings=s,
@@ -317,7 +351,7 @@ def _wire_api(hub: HubProcess, w: Wiring) -> None:
         subscriptions=PostgresSubscriptionStore(hub.engine),
         landscape=PostgresLandscapeStore(hub.engine),
         network_policy=NetworkPolicy.parse(s.delivery.allow_networks),
-        auth=TokenAuthenticator(token),
+        auth=TokenAuthenticator(token, TokenLookup(tokens), oidc_verifier(s)),
         readiness=readiness,
         connectors=PostgresConnectorStore(hub.engine),
         imports=PostgresImportStore(hub.engine),
@@ -325,6 +359,8 @@ def _wire_api(hub: HubProcess, w: Wiring) -> None:
         connector_context=connector_contexts(s),
         wake_connectors=hub.connector_runner.wake if hub.connector_runner else None,
         deliveries=PostgresDeliveryStore(hub.engine),
+        tokens=TokenService(tokens),
+        audit=audit,
     )
     config = uvicorn.Config(
         create_app(ctx),

@@ -19,6 +19,7 @@ from hub.bootstrap import migrate as migrate_schema
 from hub.bootstrap import rebuild as rebuild_landscape
 from hub.cli_import import import_command
 from hub.cli_receive import receive_command
+from hub.cli_token import token_command
 from hub.embedded import Infrastructure, provision
 from hub.errors import ConfigurationError, KoppelhubError
 from hub.logging import configure_logging
@@ -141,6 +142,7 @@ def connectors() -> None:
 
 main.add_command(import_command)
 main.add_command(receive_command)
+main.add_command(token_command)
 
 
 @main.command()

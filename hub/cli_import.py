@@ -51,6 +51,7 @@ def _estimate_rows(path: Path) -> int | None:
     "--gemma", is_flag=True, help="ameff: import ApplicationComponents as GEMMA referentiecomponenten."
 )
 @click.option("--gemma-guid-property", help="ameff --gemma: name or id of the GUID property definition.")
+@click.option("--force", is_flag=True, help="Publish every row, also those unchanged since the last import.")
 def import_command(
     file: Path,
     objecttype: str,
@@ -59,6 +60,7 @@ def import_command(
     sheet: str | None,
     gemma: bool,
     gemma_guid_property: str | None,
+    force: bool,
 ) -> None:
     """Import a CSV, xlsx or AMEFF file; only changed rows are published."""
     settings = Settings()
@@ -71,6 +73,7 @@ def import_command(
         sheet=sheet,
         gemma=gemma,
         gemma_guid_property=gemma_guid_property,
+        force=force,
     )
     if not settings.kafka.bootstrap and not embedded_broker_running(settings.data_dir):
         raise click.ClickException(

@@ -219,6 +219,19 @@ class Settings(BaseSettings):
         pattern=r"^https?://\S+$",
         description="Base URL clients reach the API at (`dataref` of derived events); unset: listen address.",
     )
+    # OIDC bearer JWTs (issue 12): set issuer and audience to accept them besides API tokens.
+    oidc_issuer: str | None = Field(default=None, description="OIDC issuer (`iss`) whose JWTs are accepted.")
+    oidc_audience: str | None = Field(default=None, description="Audience (`aud`) the JWTs must carry.")
+    oidc_jwks_url: str | None = Field(
+        default=None, description="The issuer's JWKS URL; unset: the `jwks_uri` of its discovery document."
+    )
+    oidc_roles_claim: str = Field(default="roles", description="JWT claim listing the caller's role names.")
+    oidc_organisation_claim: str = Field(
+        default="organisatie", description="JWT claim naming the caller's organisatie."
+    )
+    audit_retention_days: float = Field(
+        default=365, gt=0, description="Days the audit trail keeps an entry (the only way one leaves it)."
+    )
     max_event_bytes: int = Field(default=_ONE_MIB, ge=1024, description="Largest accepted event.")
     max_request_bytes: int = Field(
         default=16 * _ONE_MIB, ge=1024, description="Largest accepted publish request."
@@ -264,6 +277,12 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     connectors: ConnectorSettings = Field(default_factory=ConnectorSettings)
+
+    @model_validator(mode="after")
+    def _oidc_needs_issuer_and_audience(self) -> Settings:
+        if (self.oidc_issuer is None) != (self.oidc_audience is None):
+            raise ValueError("set both KOPPELHUB_OIDC_ISSUER and KOPPELHUB_OIDC_AUDIENCE, or neither")
+        return self
 
     @model_validator(mode="after")
     def _imports_obey_the_event_limit(self) -> Settings:

@@ -182,6 +182,9 @@ class NewSubscription(SubscriptionCreate, DeliveryOptions):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     validate_sink_: bool = Field(default=True, alias="validate")
+    organisatie: str | None = Field(
+        default=None, min_length=1, description="Owning organisation (default: the caller's; none: hub-wide)."
+    )
 
 
 class SubscriptionUpdate(DeliveryOptions):

@@ -1,11 +1,19 @@
 """Who receives an event: the one decision the projector, the alerts and replay/pull share.
 
 A subscription receives an event when its ``source``, ``types`` and ``filters`` all hold for
-the event's context attributes (:func:`subscriptions.model.subscription_matches`), with one
-rule on top: a subscription that selects nothing (no source, no types, no filters) asked for
-the event flow, not for the hub's own operational events (``nl.koppelhub.*``,
-:mod:`schemas.hub_events`), so it receives none of those. Pure: imports only ``schemas`` and
-this package.
+the event's context attributes (:func:`subscriptions.model.subscription_matches`), with two
+rules on top:
+
+- a subscription that selects nothing (no source, no types, no filters) asked for the event
+  flow, not for the hub's own operational events (``nl.koppelhub.*``,
+  :mod:`schemas.hub_events`), so it receives none of those;
+- a subscription owned by an organisation (``organisatie`` set) receives only events of that
+  organisation (the ``organisatie`` extension attribute the hub sets on every event: from the
+  publisher, the owner of a landscape object, the owner of a failing subscription) plus the
+  public derived landscape events; a hub-wide one (``None``) receives everything. So one
+  municipality's events (Signalen meldingen are personal data) never reach another's sink.
+
+Pure: imports only ``schemas`` and this package.
 """
 
 from __future__ import annotations
@@ -14,10 +22,19 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from schemas.hub_events import is_hub_event
+from schemas.landscape import parse_derived_type
 from subscriptions.filters import Filter
 from subscriptions.model import subscription_matches
 
-__all__ = ["Selection", "event_attributes", "receives", "recipients", "selects_anything"]
+__all__ = [
+    "ORGANISATIE",
+    "Selection",
+    "event_attributes",
+    "is_public",
+    "receives",
+    "recipients",
+    "selects_anything",
+]
 
 
 class Selection(Protocol):
@@ -29,9 +46,19 @@ class Selection(Protocol):
     def types(self) -> Collection[str] | None: ...
     @property
     def filters(self) -> Sequence[Filter]: ...
+    @property
+    def organisatie(self) -> str | None: ...
 
 
 S = TypeVar("S", bound=Selection)
+
+#: The extension attribute naming the organisation an event belongs to.
+ORGANISATIE = "organisatie"
+
+
+def is_public(event_type: str) -> bool:
+    """Derived landscape events carry public fields only: every organisation may receive them."""
+    return parse_derived_type(event_type) is not None
 
 
 def selects_anything(subscription: Selection) -> bool:
@@ -42,6 +69,9 @@ def selects_anything(subscription: Selection) -> bool:
 def receives(subscription: Selection, attrs: Mapping[str, str]) -> bool:
     """Whether an event with these context attributes (as strings) goes to ``subscription``."""
     if is_hub_event(attrs.get("type")) and not selects_anything(subscription):
+        return False
+    owner = subscription.organisatie
+    if owner is not None and attrs.get(ORGANISATIE) != owner and not is_public(attrs.get("type", "")):
         return False
     return subscription_matches(subscription.source, subscription.types, subscription.filters, attrs)
 

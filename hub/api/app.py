@@ -8,7 +8,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hub.api import connectors, deliveries, events, imports, landscape, subscriptions
+from hub.api import audit, connectors, deliveries, events, imports, landscape, subscriptions, tokens
+from hub.api.audit_trail import AuditTrail
 from hub.api.context import ApiContext
 from hub.api.docs import install_docs
 from hub.api.limits import BodyLimits, RequestGuard
@@ -90,8 +91,12 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(connectors.router)
     app.include_router(imports.router)
     app.include_router(deliveries.router)
+    app.include_router(tokens.router)
+    app.include_router(audit.router)
 
     app.add_middleware(RequestGuard, authenticator=ctx.auth, limits=body_limits(ctx))
+    if ctx.audit is not None:  # outside the guard: its 401s and 403s are recorded too
+        app.add_middleware(AuditTrail, audit=ctx.audit)
     app.add_middleware(ApiVersionHeader)  # added last: outermost, so the guard's answers carry it too
 
     @app.get("/healthz", tags=["operations"], summary="200 while the process lives")

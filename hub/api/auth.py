@@ -1,41 +1,48 @@
-"""Bearer-token access. Today one right-holder, the admin token; the Principal carries
-rights so roles and per-organisation rights can be added without touching the routes."""
+"""Bearer-token access: who calls (a :class:`~hub.services.access.Principal`: a role for an
+organisation) and the route check of the matrix in :mod:`hub.services.access`. Per-object
+checks (own organisation or another) are the routes' and services' own, through
+:func:`hub.services.access.may`."""
 
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from hub.api.problems import ProblemError
+from hub.ports.credentials import BearerVerifier, CredentialRefused, NoKnownRole
+from hub.services.access import Action, Principal, Role, may_at_all
+from hub.services.tokens import TOKEN_PREFIX, TokenLookup
 
+#: The admin token: a functioneel-beheerder for all organisations.
+ADMIN = Principal("admin", Role.FUNCTIONEEL_BEHEERDER, None, credential="admin")
 
-class Right(StrEnum):
-    PUBLISH = "events:publish"
-    MANAGE_SUBSCRIPTIONS = "subscriptions:manage"
-    READ = "landscape:read"
-    MANAGE_CONNECTORS = "connectors:manage"
-
-
-@dataclass(frozen=True)
-class Principal:
-    name: str
-    rights: frozenset[Right] = field(default_factory=frozenset)
-    organisation: str | None = None  # None: every organisation
+#: Publishing needs one of these; which one applies is decided per event (hub.api.publishing).
+PUBLISH_ACTIONS = (Action.RECORD_GEBRUIK, Action.RECORD_AANBOD, Action.RECORD_GEMMA)
 
 
 class TokenAuthenticator:
-    """Maps bearer tokens to principals (constant-time comparison)."""
+    """Maps bearer tokens to principals: the admin token (constant-time comparison), then API
+    tokens (``kh_…``) through their cached lookup, then (when configured) OIDC JWTs."""
 
-    def __init__(self, admin_token: str):
+    def __init__(
+        self, admin_token: str, tokens: TokenLookup | None = None, oidc: BearerVerifier | None = None
+    ):
         self._admin = admin_token.encode()
+        self._tokens = tokens
+        self._oidc = oidc
 
-    def authenticate(self, token: str) -> Principal | None:
+    async def authenticate(self, token: str) -> Principal | None:
         if hmac.compare_digest(token.encode(), self._admin):
-            return Principal("admin", frozenset(Right))
+            return ADMIN
+        if self._tokens is not None and token.startswith(TOKEN_PREFIX):
+            return await self._tokens.principal(token)
+        if self._oidc is not None and self._oidc.looks_like(token):
+            try:
+                return await self._oidc.principal(token)
+            except CredentialRefused as e:
+                raise Unauthenticated(str(e)) from e
         return None
 
 
@@ -43,12 +50,19 @@ class Unauthenticated(Exception):
     """No usable bearer token; the message says what to send."""
 
 
-def authenticate_header(authenticator: TokenAuthenticator, header: str) -> Principal:
+class NotPermitted(Exception):
+    """A valid credential that carries no role the hub knows (403)."""
+
+
+async def authenticate_header(authenticator: TokenAuthenticator, header: str) -> Principal:
     """The one check of an ``Authorization`` header; raises :class:`Unauthenticated`."""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("send Authorization: Bearer <token>")
-    principal = authenticator.authenticate(token.strip())
+    try:
+        principal = await authenticator.authenticate(token.strip())
+    except NoKnownRole as e:
+        raise NotPermitted(str(e)) from e
     if principal is None:
         raise Unauthenticated("the bearer token is not valid")
     return principal
@@ -58,28 +72,60 @@ def authenticate_header(authenticator: TokenAuthenticator, header: str) -> Princ
 PRINCIPAL_STATE = "principal"
 
 
-def require(right: Right) -> object:
-    """A route dependency: a valid token (else 401) that holds ``right`` (else 403).
+def forbidden(principal: Principal, action: Action, detail: str = "") -> ProblemError:
+    """The 403 of a refused action: it names the role and the right it lacks."""
+    org = f" for {principal.organisation}" if principal.organisation else ""
+    return ProblemError(
+        403,
+        "Forbidden",
+        detail
+        or f"the role {principal.role.value}{org} lacks the right {action.value}; ask a "
+        "functioneel-beheerder for a token with a role that has it",
+    )
+
+
+def require(*actions: Action) -> object:
+    """A route dependency: a valid token (else 401) whose role holds one of ``actions`` for
+    some organisation (else 403 naming the role and the first right).
 
     Under ``/api/`` the request guard authenticated before anyone read the body and left the
     principal in the request state; only routes outside it authenticate here."""
 
-    def dependency(request: Request) -> Principal:
+    async def dependency(request: Request) -> Principal:
         principal: Principal | None = getattr(request.state, PRINCIPAL_STATE, None)
         if principal is None:
             try:
-                principal = authenticate_header(
+                principal = await authenticate_header(
                     request.app.state.ctx.auth, request.headers.get("authorization", "")
                 )
             except Unauthenticated as e:
                 raise ProblemError(401, "Unauthorized", str(e)) from e
-        if right not in principal.rights:
-            raise ProblemError(403, "Forbidden", f"this token lacks the right {right.value}")
+            except NotPermitted as e:
+                raise ProblemError(403, "Forbidden", str(e)) from e
+        if not any(may_at_all(principal, action) for action in actions):
+            raise forbidden(principal, actions[0])
         return principal
 
     return Depends(dependency)
 
 
-Publisher = Annotated[Principal, require(Right.PUBLISH)]
-SubscriptionManager = Annotated[Principal, require(Right.MANAGE_SUBSCRIPTIONS)]
-ConnectorManager = Annotated[Principal, require(Right.MANAGE_CONNECTORS)]
+Publisher = Annotated[Principal, require(*PUBLISH_ACTIONS)]
+SubscriptionManager = Annotated[Principal, require(Action.MANAGE_KOPPELINGEN)]
+ConnectorManager = Annotated[Principal, require(Action.MANAGE_KOPPELINGEN)]
+Reader = Annotated[Principal, require(Action.READ_LANDSCAPE)]
+
+__all__ = [
+    "ADMIN",
+    "PRINCIPAL_STATE",
+    "ConnectorManager",
+    "NotPermitted",
+    "Principal",
+    "Publisher",
+    "Reader",
+    "SubscriptionManager",
+    "TokenAuthenticator",
+    "Unauthenticated",
+    "authenticate_header",
+    "forbidden",
+    "require",
+]

@@ -19,12 +19,13 @@ from connectors import kinds as _kinds  # noqa: F401 - registers every connector
 from connectors.base import ConnectorError
 from connectors.registry import KINDS, create, merge_config, public_config, stored_config
 from connectors.sources import is_url
-from hub.api.auth import ConnectorManager, Principal
+from hub.api.auth import ConnectorManager, Principal, forbidden
 from hub.api.context import ApiContext, context
 from hub.api.problems import ProblemError, field_message
 from hub.errors import NotFound
 from hub.paging import BadCursor, decode_cursor, encode_cursor
 from hub.ports import ConnectorRecord, ConnectorStore, RunRecord
+from hub.services.access import Action, may, visible_organisations
 from hub.services.writeback_subscriptions import (
     remove_write_back,
     sync_write_back,
@@ -108,8 +109,13 @@ def _store(ctx: ApiContext) -> ConnectorStore:
 
 
 def _check_owner(principal: Principal, organisatie: str) -> None:
-    if principal.organisation is not None and principal.organisation != organisatie:
-        raise ProblemError(403, "Forbidden", "a connector can be managed only by its own organisatie")
+    if not may(principal, Action.MANAGE_KOPPELINGEN, organisatie):
+        raise forbidden(
+            principal,
+            Action.MANAGE_KOPPELINGEN,
+            f"the role {principal.role.value} manages connectors of "
+            f"its own organisatie only, not of {organisatie!r}",
+        )
 
 
 async def _validated(kind: str, organisatie: str, config: dict[str, Any], ctx: ApiContext) -> dict[str, Any]:
@@ -209,7 +215,11 @@ async def create_connector(body: ConnectorCreate, principal: ConnectorManager, c
 async def list_connectors(
     principal: ConnectorManager, ctx: Ctx, organisatie: Annotated[str | None, Query()] = None
 ) -> dict[str, Any]:
-    org = principal.organisation or organisatie
+    org = (
+        organisatie
+        if visible_organisations(principal, Action.MANAGE_KOPPELINGEN) is None
+        else principal.organisation
+    )
     return {"items": [connector_json(c) for c in await _store(ctx).all(organisatie=org)], "next": None}
 
 
@@ -218,7 +228,8 @@ async def _get(connector_id: uuid.UUID, principal: Principal, ctx: ApiContext) -
         record = await _store(ctx).get(connector_id)
     except NotFound as e:
         raise ProblemError(404, "Not found", str(e)) from e
-    _check_owner(principal, record.organisatie)
+    if not may(principal, Action.MANAGE_KOPPELINGEN, record.organisatie):  # its existence is not revealed
+        raise ProblemError(404, "Not found", f"connector {connector_id} does not exist")
     return record
 
 

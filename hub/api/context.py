@@ -19,6 +19,8 @@ from hub.ports import (
     RunStore,
     SubscriptionStore,
 )
+from hub.ports.audit import AuditLog
+from hub.services.tokens import TokenService
 from hub.settings import Settings
 from subscriptions.ssrf import NetworkPolicy
 
@@ -45,6 +47,8 @@ class ApiContext:
     runs: RunStore | None = None
     #: (organisatie, scope) → the context a connector runs in (``POST /connectors/{id}/test``).
     connector_context: Callable[[str, str], ConnectorContext] | None = None
+    tokens: TokenService | None = None
+    audit: AuditLog | None = None
 
 
 def context(request: Request) -> ApiContext:

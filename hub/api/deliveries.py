@@ -11,12 +11,16 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, model_validator
 
 from hub.api.auth import SubscriptionManager
 from hub.api.context import ApiContext, context
+from hub.api.ownership import SUBSCRIPTION_STATE, owned_subscription
 from hub.api.problems import ProblemError
 from hub.errors import NotFound
 from hub.paging import BadCursor, decode_cursor, encode_cursor
 from hub.ports import DeliveryStore
+from schemas.landscape.privacy import visible_event
 
-router = APIRouter(prefix="/api/v1/subscriptions", tags=["deliveries"])
+router = APIRouter(
+    prefix="/api/v1/subscriptions", tags=["deliveries"], dependencies=[Depends(owned_subscription)]
+)
 
 Ctx = Annotated[ApiContext, Depends(context)]
 DeliveryStatus = Literal["pending", "delivered", "failed", "dead"]
@@ -158,6 +162,7 @@ def _after(cursor: str | None) -> int:
     summary="Pull: the archived events that match, in archive order, with a cursor to continue",
 )
 async def pull_events(
+    request: Request,
     subscription_id: uuid.UUID,
     _: SubscriptionManager,
     ctx: Ctx,
@@ -173,4 +178,6 @@ async def pull_events(
             400, "Invalid cursor", str(e), errors=[{"field": "after", "message": str(e)}]
         ) from e
     # `next` is always given: at the end it is where to poll from later.
-    return {"items": page.events, "next": encode_cursor("e", page.last_seq), "more": page.more}
+    owner = getattr(request.state, SUBSCRIPTION_STATE).organisatie  # set by owned_subscription
+    items = [visible_event(e, owner) for e in page.events]  # private fields stay with their owner
+    return {"items": items, "next": encode_cursor("e", page.last_seq), "more": page.more}

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from hub.api.auth import Publisher
 from hub.api.context import ApiContext, context
 from hub.api.events_docs import PUBLISH_OPENAPI, PUBLISHED
+from hub.api.ownership import check_publish, stamp_events
 from hub.api.problems import ProblemError
 from hub.errors import BrokerUnavailable
 from hub.settings import Settings
@@ -103,7 +104,7 @@ def _decode(request: Request, body: bytes, settings: Settings) -> list[CloudEven
     openapi_extra=PUBLISH_OPENAPI,
 )
 async def publish(
-    request: Request, _: Publisher, ctx: Annotated[ApiContext, Depends(context)]
+    request: Request, principal: Publisher, ctx: Annotated[ApiContext, Depends(context)]
 ) -> JSONResponse:
     settings = ctx.settings
     body = await _body(request, settings.max_request_bytes)
@@ -116,6 +117,8 @@ async def publish(
         raise ProblemError(413, "Event too large", str(e), errors=_problems(e)) from e
     except EnvelopeError as e:
         raise ProblemError(400, "Invalid CloudEvent", _summary(e), errors=_problems(e)) from e
+    await check_publish(principal, events, ctx.landscape)
+    events = stamp_events(principal, events)
     try:
         await ctx.event_log.publish(events)
     except BrokerUnavailable as e:

@@ -23,10 +23,12 @@ from pydantic import ValidationError
 from connectors.tabular.export import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE, template_csv, template_xlsx
 from hub.api.auth import ConnectorManager
 from hub.api.context import ApiContext, context
+from hub.api.ownership import check_import_right
 from hub.api.problems import ProblemError, field_errors
 from hub.errors import NotFound
 from hub.paging import BadCursor
 from hub.ports import ImportRecord, ImportStore
+from hub.services.access import Action, may
 from hub.services.imports import AMEFF, ImportLifecycle, check_options, import_spec
 from schemas.landscape import OBJECT_TYPES
 
@@ -95,9 +97,9 @@ async def create_import(
         bool, Form(description="ameff: import ApplicationComponents as GEMMA referentiecomponenten")
     ] = False,
     gemmaGuidProperty: Annotated[str | None, Form(description="ameff + gemma: the GUID property")] = None,
+    force: Annotated[bool, Form(description="publish every row, also unchanged ones (repair)")] = False,
 ) -> JSONResponse:
-    if principal.organisation is not None and principal.organisation != organisatie:
-        raise ProblemError(403, "Forbidden", "an organisation imports only into its own landscape")
+    check_import_right(principal, organisatie, objecttype, gemma=gemma)
     if objecttype not in OBJECT_TYPES and objecttype != AMEFF:
         allowed = [*OBJECT_TYPES, AMEFF]
         raise ProblemError(
@@ -118,6 +120,7 @@ async def create_import(
         sheet=sheet,
         gemma=gemma,
         gemma_guid_property=gemmaGuidProperty,
+        force=force,
     )
     try:  # options are checked before the upload is stored
         check_options(spec)
@@ -185,7 +188,7 @@ async def _get(import_id: uuid.UUID, principal: Any, ctx: ApiContext) -> ImportR
         record = await _store(ctx).get(import_id)
     except NotFound as e:
         raise ProblemError(404, "Not found", str(e)) from e
-    if principal.organisation is not None and principal.organisation != record.organisatie:
+    if not may(principal, Action.MANAGE_KOPPELINGEN, record.organisatie):  # existence not revealed
         raise ProblemError(404, "Not found", f"import {import_id} does not exist")
     return record
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from hub.api.auth import Principal, Right, require
+from hub.api.auth import Principal, Reader
 from hub.api.context import ApiContext, context
 from hub.api.landscape_export import FORMATS, export_landschap
 from hub.api.landscape_models import ITEM_MODELS, LandschapOut, page_model
@@ -20,12 +20,13 @@ from hub.api.problems import ProblemError
 from hub.paging import BadCursor, decode_cursor, encode_cursor
 from hub.ports import StoredObject
 from hub.ports.landscape import COLLECTIONS, LIST_FILTERS, UnknownFilter
+from hub.services.access import Action, may
 from hub.services.landscape import public_state
 from schemas.landscape import OBJECT_TYPES
+from schemas.landscape.privacy import owner_of
 
 router = APIRouter(prefix="/api/v1", tags=["landscape"])
 Ctx = Annotated[ApiContext, Depends(context)]
-Reader = Annotated[Principal, require(Right.READ)]
 
 _FILTER_DOCS = {
     "eq": "only objects whose {field} is this id or value",
@@ -35,8 +36,8 @@ _FILTER_DOCS = {
 
 
 def sees_private(principal: Principal, obj: StoredObject) -> bool:
-    """Private fields belong to the afnemer; a principal of every organisation sees them too."""
-    return principal.organisation is None or principal.organisation == obj.state.get("afnemer")
+    """Private fields belong to the object's owner (see :mod:`hub.services.access`)."""
+    return may(principal, Action.READ_PRIVATE, owner_of(obj.objecttype, obj.state))
 
 
 def item_json(obj: StoredObject, principal: Principal) -> dict[str, Any]:
@@ -142,7 +143,7 @@ async def get_landschap(
     if found.organisatie is None and not found.gebruik and not found.koppelingen:
         raise ProblemError(404, "Not found", f"nothing is known of organisatie {organisatie_id!r}")
     if format != "json":
-        private = principal.organisation is None or principal.organisation == organisatie_id
+        private = may(principal, Action.READ_PRIVATE, organisatie_id)
         return await export_landschap(ctx.landscape, organisatie_id, found, format, private=private)
     return JSONResponse(
         {

@@ -25,7 +25,13 @@ from dataclasses import dataclass, field
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hub.api.auth import PRINCIPAL_STATE, TokenAuthenticator, Unauthenticated, authenticate_header
+from hub.api.auth import (
+    PRINCIPAL_STATE,
+    NotPermitted,
+    TokenAuthenticator,
+    Unauthenticated,
+    authenticate_header,
+)
 from hub.api.problems import problem
 
 #: Paths whose every call needs a bearer token; the rest (/healthz, /readyz, /docs, ...) is public.
@@ -110,9 +116,12 @@ class RequestGuard:
         headers = _headers(scope)
         if scope["path"].startswith(PROTECTED_PREFIX):
             try:
-                principal = authenticate_header(self.authenticator, headers.get("authorization", ""))
+                principal = await authenticate_header(self.authenticator, headers.get("authorization", ""))
             except Unauthenticated as e:
                 await _answer(send, 401, "Unauthorized", str(e))
+                return
+            except NotPermitted as e:
+                await _answer(send, 403, "Forbidden", str(e))
                 return
             scope.setdefault("state", {})[PRINCIPAL_STATE] = principal
         limit = self.limits.limit_for(scope["path"])

@@ -10,18 +10,22 @@ from fastapi.responses import JSONResponse
 
 from hub.api.auth import SubscriptionManager
 from hub.api.context import ApiContext, context
+from hub.api.ownership import owned_subscription, subscription_owner
 from hub.api.problems import ProblemError
 from hub.api.sinks import check_reachable, send_test_event
 from hub.errors import NotFound
 from hub.paging import BadCursor
 from hub.ports.subscriptions import SUBSCRIPTION_FILTERS, SubscriptionDetails, SubscriptionFilter
+from hub.services.access import Action, visible_organisations
 from subscriptions.egress import client_ssl_context
 from subscriptions.filters import dump_filters
 from subscriptions.lifecycle import ACTIVE, DISABLED, PAUSED
 from subscriptions.options import DeliveryOptions, NewSubscription, SubscriptionUpdate, public_auth
 from subscriptions.signing import generate_secret
 
-router = APIRouter(prefix="/api/v1/subscriptions", tags=["subscriptions"])
+router = APIRouter(
+    prefix="/api/v1/subscriptions", tags=["subscriptions"], dependencies=[Depends(owned_subscription)]
+)
 
 Ctx = Annotated[ApiContext, Depends(context)]
 Validate = Annotated[
@@ -52,6 +56,7 @@ def subscription_json(s: SubscriptionDetails) -> dict[str, Any]:
         "previousSecretExpiresAt": s.previous_secret_expires_at.isoformat()
         if s.previous_secret_expires_at
         else None,
+        "organisatie": s.organisatie,
         "createdAt": s.created_at.isoformat(),
         "updatedAt": s.updated_at.isoformat(),
         "consecutiveFailures": s.consecutive_failures,
@@ -85,8 +90,11 @@ def _auth_columns(options: DeliveryOptions) -> dict[str, Any]:
 
 @router.post("", status_code=201, summary="Create a subscription; the response shows its secret once")
 async def create_subscription(
-    body: NewSubscription, _: SubscriptionManager, ctx: Ctx, validate: Validate = None
+    body: NewSubscription, principal: SubscriptionManager, ctx: Ctx, validate: Validate = None
 ) -> JSONResponse:
+    organisatie = subscription_owner(
+        principal, body.organisatie, given="organisatie" in body.model_fields_set
+    )
     auth = _auth_columns(body)
     checked = await check_reachable(
         ctx, body.sink, auth, validate=body.validate_sink_ if validate is None else validate
@@ -109,8 +117,10 @@ async def create_subscription(
         auth=auth,
         handshake=checked.status,
         allowed_rate=checked.allowed_rate,
+        organisatie=organisatie,
     )
-    return JSONResponse({**subscription_json(record), "secret": secret}, status_code=201)
+    location = {"Location": f"{router.prefix}/{record.id}"}  # also the audit trail's target
+    return JSONResponse({**subscription_json(record), "secret": secret}, status_code=201, headers=location)
 
 
 _DIRECT = (
@@ -213,7 +223,7 @@ def list_filter(request: Request, status: str | None, sink: str | None) -> Subsc
 @router.get("", summary="List subscriptions")
 async def list_subscriptions(
     request: Request,
-    _: SubscriptionManager,
+    principal: SubscriptionManager,
     ctx: Ctx,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: str | None = None,
@@ -221,8 +231,10 @@ async def list_subscriptions(
     sink: Annotated[str | None, Query(description=SUBSCRIPTION_FILTERS["sink"])] = None,
 ) -> dict[str, Any]:
     where = list_filter(request, status, sink)
+    everything = visible_organisations(principal, Action.MANAGE_KOPPELINGEN) is None
+    owned_by = None if everything else principal.organisation or ""
     try:
-        page = await ctx.subscriptions.list(limit=limit, cursor=cursor, where=where)
+        page = await ctx.subscriptions.list(limit=limit, cursor=cursor, where=where, owned_by=owned_by)
     except BadCursor as e:
         raise ProblemError(400, "Invalid cursor", str(e)) from e
     return {"items": [subscription_json(s) for s in page.items], "next": _next_url(request, page.next_cursor)}

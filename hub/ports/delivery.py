@@ -31,6 +31,7 @@ class ClaimedDelivery:
     max_rate: float | None = None  # events/s: the lower of the subscription's and the sink's
     content_mode: str = "structured"
     auth: Mapping[str, Any] = field(default_factory=dict)
+    organisatie: str | None = None  # the subscription's owner (None: hub-wide), for private fields
 
     @property
     def secrets(self) -> list[str]:

@@ -104,6 +104,11 @@ class LandscapeReader(Protocol):
 
     async def landschap(self, organisatie: str) -> Landschap: ...
 
+    async def owners(self, keys: Collection[ObjectKey]) -> dict[ObjectKey, str | None]:
+        """The owning organisation of each stored object among ``keys`` (see
+        :func:`schemas.landscape.privacy.owner_of`); objects not stored are left out."""
+        ...
+
 
 COLLECTIONS: Final = {
     "organisatie": "organisaties",

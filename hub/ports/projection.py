@@ -30,6 +30,7 @@ class MatchableSubscription:
     source: str | None
     types: frozenset[str] | None
     filters: Sequence[Filter] = field(default_factory=tuple)
+    organisatie: str | None = None  # the owning organisation (None: hub-wide), see recipients
 
 
 @dataclass(frozen=True)

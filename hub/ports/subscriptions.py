@@ -31,6 +31,10 @@ UPDATABLE = frozenset(
 )
 
 
+#: Columns set when a subscription is created and never changed: the owning organisation.
+CREATE_ONLY = frozenset({"organisatie", "id"})
+
+
 @dataclass(frozen=True)
 class SubscriptionRecord:
     """A stored subscription, as the API shows it (never with its secret)."""
@@ -67,6 +71,7 @@ class SubscriptionDetails(SubscriptionRecord):
     consecutive_failures: int = 0
     last_error: str | None = None
     failing_since: datetime | None = None
+    organisatie: str | None = None  # the owning organisation; None: hub-wide
 
 
 #: The list filters the subscriptions API offers, with what each matches.
@@ -128,9 +133,15 @@ class SubscriptionStore(Protocol):
         ...
 
     async def list(
-        self, *, limit: int, cursor: str | None, where: SubscriptionFilter | None = None
+        self,
+        *,
+        limit: int,
+        cursor: str | None,
+        where: SubscriptionFilter | None = None,
+        owned_by: str | None = None,
     ) -> Page[SubscriptionDetails]:
-        """In creation order; only those ``where`` matches when given."""
+        """In creation order; only those ``where`` matches and, when ``owned_by`` is given, only
+        that organisation's."""
         ...
 
     async def update(

@@ -30,7 +30,8 @@ from connectors.registry import create
 from hub.errors import KoppelhubError
 from hub.ports import ConnectorRecord, ConnectorStore, EventLog, ImportRecord, ImportStore
 from hub.ports.connectors import FingerprintStore, Owner, RunStore, SyncScope
-from hub.services.imports import ImportLifecycle, ImportSpec, import_connector, import_scope, owner
+from hub.services.imports import FORCE, ImportLifecycle, ImportSpec, import_connector, import_scope, owner
+from hub.services.ownership import Owners
 from hub.services.passthrough import PassThroughRun
 from hub.services.sync import Interrupted, Progress, SyncRun, Tally
 from hub.settings import ConnectorSettings
@@ -96,7 +97,9 @@ class ConnectorRunner:
         data_dir: Path,
         egress: Egress | None = None,
         runs: RunStore | None = None,
+        owners: Owners | None = None,
     ) -> None:
+        self.owners = owners  # the landscape's owner lookup: rows may not touch others' objects
         self.connectors, self.imports, self.fingerprints = connectors, imports, fingerprints
         self.runs = runs
         self.event_log, self.settings, self.hub_urn = event_log, settings, hub_urn
@@ -217,6 +220,7 @@ class ConnectorRunner:
                     on_progress=self._check_stop,
                     executor=self.mapping_pool,
                     max_event_bytes=self.settings.max_event_bytes,
+                    owners=self.owners,
                 )
                 tally = await self._sync(run, record.checkpoint)
         except Interrupted:
@@ -300,5 +304,7 @@ class ConnectorRunner:
             on_progress=on_progress,
             executor=self.mapping_pool,
             max_event_bytes=self.settings.max_event_bytes,
+            owners=self.owners,
+            force=bool(spec.options.get(FORCE)),
         )
         return await self._sync(run, None)

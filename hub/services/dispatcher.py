@@ -25,6 +25,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 from hub.errors import RetriableError
 from hub.ports import Outbox
 from hub.ports.delivery import AttemptResult, ClaimedDelivery
+from schemas.landscape.privacy import visible_event
 from subscriptions.delivery import DeliveryTarget
 from subscriptions.flow import FlowControl
 from subscriptions.lifecycle import DEAD, DELIVERED, after_attempt
@@ -212,7 +213,8 @@ class Dispatcher:
             auth=claimed.auth or {},
         )
         started = datetime.now(UTC)
-        outcome = await self._client.deliver(target, claimed.event, str(claimed.id))
+        event = visible_event(claimed.event, claimed.organisatie)  # private fields stay with their owner
+        outcome = await self._client.deliver(target, event, str(claimed.id))
         result = next_state(claimed, outcome, self._policy, started)
         log.info(
             "delivery_attempted" if result.new_status == DELIVERED else "delivery_failed",

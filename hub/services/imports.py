@@ -38,6 +38,8 @@ log = structlog.get_logger(__name__)
 
 #: What ``objecttype`` may be on an import: a landscape object type or an AMEFF file.
 AMEFF = "ameff"
+#: The option that publishes every row whatever the fingerprints say (repairs a landscape).
+FORCE = "force"
 
 
 @dataclass(frozen=True)
@@ -72,10 +74,11 @@ def import_spec(
     sheet: str | None = None,
     gemma: bool = False,
     gemma_guid_property: str | None = None,
+    force: bool = False,
 ) -> ImportSpec:
     """What to import, from the choices the API form and the CLI offer alike: AMEFF files are
     ``full`` unless told otherwise, the rest ``incremental``; ``gemma`` only applies to AMEFF."""
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = {FORCE: True} if force else {}
     if sheet:
         options["sheet"] = sheet
     if objecttype == AMEFF:
@@ -109,7 +112,8 @@ def import_scope(hub_urn: str, spec: ImportSpec) -> SyncScope:
 
 def import_connector(spec: ImportSpec, context: ConnectorContext) -> Connector[Any]:
     """The connector that reads this import's file; ValidationError for bad options."""
-    config: dict[str, Any] = {"location": str(spec.path), "mode": spec.mode, **spec.options}
+    options = {k: v for k, v in spec.options.items() if k != FORCE}  # the run's, not the connector's
+    config: dict[str, Any] = {"location": str(spec.path), "mode": spec.mode, **options}
     if spec.objecttype != AMEFF:
         config["objecttype"] = spec.objecttype
     return create(import_kind(spec), config, context)
@@ -226,6 +230,7 @@ class ImportLifecycle:
 
 __all__ = [
     "AMEFF",
+    "FORCE",
     "ImportLifecycle",
     "ImportOutcome",
     "ImportSpec",

@@ -40,6 +40,7 @@ from hub.ports.connectors import (
     RowError,
     SyncScope,
 )
+from hub.services.ownership import Owners, foreign_objects, foreign_problem, stamped
 from schemas.bindings import KafkaRecord, from_kafka_record
 from schemas.envelope import DEFAULT_MAX_EVENT_BYTES
 
@@ -172,7 +173,10 @@ class SyncRun:
         executor: Callable[[], Executor] | None = None,
         offload_min: int = OFFLOAD_MIN,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        owners: Owners | None = None,
+        force: bool = False,
     ) -> None:
+        self.owners, self.force = owners, force  # force: publish every row, whatever the fingerprints
         self.connector, self.scope, self.owner = connector, scope, owner
         self.store, self.event_log = store, event_log
         self.on_progress = on_progress
@@ -269,7 +273,9 @@ class SyncRun:
         looked = {(p[0], p[1]) for p in prints if p is not None}
         known = await self.store.known(self.scope, list(looked))
         items = [
-            (r, fp) for r, fp in zip(batch.records, prints, strict=True) if not _unchanged_print(fp, known)
+            (r, fp)
+            for r, fp in zip(batch.records, prints, strict=True)
+            if self.force or not _unchanged_print(fp, known)
         ]
         loop = asyncio.get_running_loop()
         if self.mapper is not None and self.executor is not None and len(items) >= self.offload_min:
@@ -293,10 +299,11 @@ class SyncRun:
         objects: dict[Key, tuple[bytes, str]] = {}
         pending = _Pending(checkpoint=b.batch.checkpoint, complete=b.batch.complete)
         seen, known, counts = pending.seen, b.known, Counter[tuple[str, str]]()
+        valid: list[tuple[Record, list[MappedObject]]] = []
         for n, (record, fp) in enumerate(zip(b.batch.records, b.prints, strict=True)):
             if n and n % LOOP_SLICE == 0:
                 await asyncio.sleep(0)  # other tasks of the loop (API, projector) run in between
-            if fp is not None:
+            if fp is not None and not self.force:
                 before = known.get((fp[0], fp[1]))
                 if before is not None and before.hash == fp[2]:
                     seen.append((fp[0], fp[1]))
@@ -308,6 +315,13 @@ class SyncRun:
             if problems is not None:
                 self._reject(record, problems, pending.errors)
                 continue
+            valid.append((record, mapped))
+        foreign = await foreign_objects(self.owners, s.organisatie, (m[:2] for _, ms in valid for m in ms))
+        for record, mapped in valid:
+            taken = [(k, foreign[k]) for k in ((m[0], m[1]) for m in mapped) if k in foreign]
+            if taken:
+                self._reject(record, [foreign_problem(k, o, s.organisatie) for k, o in taken], pending.errors)
+                continue
             for objecttype, object_id, digest, data in mapped:
                 objects[(objecttype, object_id)] = (data, digest)
         t.read += len(b.batch.records)
@@ -318,15 +332,14 @@ class SyncRun:
             if n and n % LOOP_SLICE == 0:
                 await asyncio.sleep(0)
             before = known.get((objecttype, object_id))
-            if before is not None and before.hash == digest:
+            if before is not None and before.hash == digest and not self.force:
                 seen.append((objecttype, object_id))
                 counts[objecttype, "unchanged"] += 1
                 continue
             generation = 0 if before is None else before.generation + 1
             counts[objecttype, "created" if before is None or before.hash is None else "updated"] += 1
-            pending.records.append(
-                vastgelegd_record(s.source, s.key, objecttype, object_id, data, digest, generation)
-            )
+            kafka = vastgelegd_record(s.source, s.key, objecttype, object_id, data, digest, generation)
+            pending.records.append(stamped(kafka, s.organisatie))
             pending.published.append(Published(objecttype, object_id, digest, generation))
         for (objecttype, what), n in counts.items():
             self.types_seen.add(objecttype)
@@ -378,7 +391,12 @@ class SyncRun:
             if not page:
                 break
             s = self.scope
-            events = [ingetrokken_event(s.source, s.key, ot, oid, gen + 1) for (ot, oid), gen in page]
+            events = [
+                ingetrokken_event(s.source, s.key, ot, oid, gen + 1).model_copy(
+                    update={"organisatie": s.organisatie}
+                )
+                for (ot, oid), gen in page
+            ]
             await self.event_log.publish(events)
             published = [Published(ot, oid, None, gen + 1) for (ot, oid), gen in page]
             for (ot, _), _gen in page:

@@ -90,3 +90,17 @@ async def test_landschap_holds_the_organisations_gebruik_and_koppelingen(filled:
     assert found.organisatie is not None and found.organisatie.state["naam"] == "Gemeente A"
     assert [(g.id, a.id if a else None) for g, a in found.gebruik] == [("g-1", "app-1"), ("g-2", "app-2")]
     assert [k.id for k in found.koppelingen] == ["k-1"]
+
+
+async def test_owners_names_the_owning_organisation_of_each_stored_object(filled: Harness) -> None:
+    keys = [("gebruik", "g-1"), ("gebruik", "g-3"), ("applicatie", "app-1"), ("applicatie", "app-3")]
+    keys += [("koppeling", "k-1"), ("koppeling", "k-2"), ("organisatie", "org-2"), ("gebruik", "nope")]
+    assert await filled.reader.owners(keys) == {
+        ("gebruik", "g-1"): "org-1",
+        ("gebruik", "g-3"): "org-3",
+        ("applicatie", "app-1"): "org-2",
+        ("applicatie", "app-3"): None,
+        ("koppeling", "k-1"): "org-1",
+        ("koppeling", "k-2"): None,
+        ("organisatie", "org-2"): "org-2",
+    }

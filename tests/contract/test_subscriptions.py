@@ -158,3 +158,28 @@ async def test_resuming_clears_the_failure_record(stores: DeliveryHarness) -> No
     resumed = await stores.subscriptions.update(sid, {}, enabled=True)
 
     assert (resumed.consecutive_failures, resumed.last_error, resumed.failing_since) == (0, None, None)
+
+
+async def test_a_subscription_keeps_its_organisation_and_lists_narrow_to_one(stores: DeliveryHarness) -> None:
+    mine = await stores.subscribe(organisatie="gem-a")
+    theirs = await stores.subscribe(organisatie="gem-b")
+    hub_wide = await stores.subscribe()
+
+    assert (await stores.subscriptions.get(mine)).organisatie == "gem-a"
+    assert (await stores.subscriptions.get(hub_wide)).organisatie is None
+    assert [
+        s.id for s in (await stores.subscriptions.list(limit=10, cursor=None, owned_by="gem-a")).items
+    ] == [mine]
+    assert len((await stores.subscriptions.list(limit=10, cursor=None)).items) == 3
+    assert theirs != mine
+
+
+async def test_an_organisations_subscription_is_queued_only_its_own_events_and_claims_carry_its_owner(
+    stores: DeliveryHarness,
+) -> None:
+    mine = await stores.subscribe(organisatie="gem-a")
+    await stores.publish(
+        event("a", 1, organisatie="gem-a"), event("b", 2, organisatie="gem-b"), event("c", 3)
+    )
+    claimed = await stores.outbox.claim(10, LEASE)
+    assert [(c.subscription_id, c.event["data"]["n"], c.organisatie) for c in claimed] == [(mine, 1, "gem-a")]

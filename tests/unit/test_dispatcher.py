@@ -255,3 +255,18 @@ async def test_a_stop_that_arrives_as_the_last_outcome_is_recorded_ends_the_run_
     await h.run_until(lambda: h.status(sid) == ["delivered"])
 
     assert not h.dispatcher.running
+
+
+async def test_a_delivery_leaves_without_the_private_note_of_an_inbound_landscape_event() -> None:
+    h = hub()
+    sid = await h.subscribe("https://a.example/hook")
+    data = {"id": "g1", "afnemer": "gem-a", "applicatie": "app", "status": "In productie",
+            "interneAantekening": "contract loopt af"}  # fmt: skip
+    h.publish(validate_event({"specversion": "1.0", "id": str(uuid.uuid4()), "source": "urn:x:import",
+                              "type": "nl.softwarecatalogus.gebruik.vastgelegd.v1", "subject": "g1",
+                              "data": data}))  # fmt: skip
+
+    await h.run_until(lambda: h.status(sid) == ["delivered"])
+
+    [sent] = h.client.sent
+    assert sent.event["data"]["afnemer"] == "gem-a" and "interneAantekening" not in sent.event["data"]

@@ -62,3 +62,26 @@ def test_every_hub_event_type_carries_the_reserved_prefix() -> None:
     for t in (DELIVERY_DEAD, SUBSCRIPTION_DISABLED, SUBSCRIPTION_TEST):
         assert is_hub_event(t)
     assert not is_hub_event(FLOW["type"]) and not is_hub_event(None) and not is_hub_event("")
+
+
+MELDING = {**FLOW, "type": "nl.signalen.melding.aangemaakt.v1"}
+DERIVED = {**FLOW, "type": "nl.softwarecatalogus.gebruik.gewijzigd.v1", "organisatie": "gem-a"}
+
+
+def owned(organisatie: str | None, types: list[str] | None = None) -> MatchableSubscription:
+    return MatchableSubscription(uuid.uuid4(), None, frozenset(types) if types else None, (), organisatie)
+
+
+def test_an_organisations_subscription_receives_only_its_own_events_and_the_public_derived_ones() -> None:
+    gem_a, gem_b, hub_wide = owned("gem-a"), owned("gem-b"), owned(None)
+    melding_a = {**MELDING, "organisatie": "gem-a"}
+    assert receives(gem_a, melding_a) and not receives(gem_b, melding_a)
+    assert receives(hub_wide, melding_a)
+    assert not receives(gem_a, MELDING)  # an event of no organisation is the hub's, not gem-a's
+    assert receives(gem_a, DERIVED) and receives(gem_b, DERIVED)  # public fields only
+
+
+def test_an_alert_reaches_the_owning_organisation_and_hub_wide_watchers_only() -> None:
+    alert_a = {**ALERT, "organisatie": "gem-a"}
+    watchers = [owned(o, types=[DELIVERY_DEAD]) for o in ("gem-a", "gem-b", None)]
+    assert [w.organisatie for w in recipients(watchers, alert_a)] == ["gem-a", None]

@@ -19,6 +19,7 @@ from hub.adapters.memory.outbox import InMemoryDeliveryStore, InMemoryOutbox
 from hub.adapters.memory.projection import InMemoryProjectionStore
 from hub.adapters.memory.runs import InMemoryRunStore
 from hub.adapters.memory.subscriptions import InMemorySubscriptionStore
+from hub.adapters.memory.tokens import InMemoryTokenStore
 
 __all__ = [
     "InMemoryConnectorStore",
@@ -33,4 +34,5 @@ __all__ = [
     "InMemoryProjectionStore",
     "InMemoryRunStore",
     "InMemorySubscriptionStore",
+    "InMemoryTokenStore",
 ]

@@ -51,6 +51,7 @@ class SubscriptionRow:
     previous_secret_expires_at: datetime | None = None
     failing_since: datetime | None = None
     auth: Mapping[str, Any] = field(default_factory=dict)
+    organisatie: str | None = None
     consecutive_failures: int = 0
     last_error: str | None = None
 
@@ -64,7 +65,8 @@ class SubscriptionRow:
 
     def selection(self) -> MatchableSubscription:
         types = frozenset(self.types) if self.types else None
-        return MatchableSubscription(self.id, self.source, types, tuple(parse_filters(self.filters)))
+        filters = tuple(parse_filters(self.filters))
+        return MatchableSubscription(self.id, self.source, types, filters, self.organisatie)
 
     def previous_secret_now(self, now: datetime) -> str | None:
         expires = self.previous_secret_expires_at

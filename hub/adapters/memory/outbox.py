@@ -17,7 +17,7 @@ from schemas import CloudEvent
 from schemas.hub_events import DELIVERY_DEAD, SUBSCRIPTION_DISABLED
 from subscriptions import lifecycle as lc
 from subscriptions.options import redact_url
-from subscriptions.recipients import event_attributes, receives
+from subscriptions.recipients import ORGANISATIE, event_attributes, receives
 
 #: Archive rows one pull looks at, at most (as the PostgreSQL adapter).
 PULL_SCAN_LIMIT = 10_000
@@ -161,7 +161,13 @@ class InMemoryOutbox:
             time=datetime.now(UTC),
             datacontenttype="application/json",
             data=data,
+            **({ORGANISATIE: owner} if (owner := self._owner(subscription_id)) else {}),
         )
+
+    def _owner(self, subscription_id: uuid.UUID) -> str | None:
+        """An alert belongs to the organisation of the subscription it is about."""
+        row = self._db.subscriptions.get(subscription_id)
+        return row.organisatie if row is not None else None
 
 
 def _claimed(s: SubscriptionRow, d: DeliveryRow, event: dict[str, Any], now: datetime) -> ClaimedDelivery:
@@ -185,6 +191,7 @@ def _claimed(s: SubscriptionRow, d: DeliveryRow, event: dict[str, Any], now: dat
         max_rate=min(rates) if rates else None,
         content_mode=s.content_mode,
         auth=s.auth,
+        organisatie=s.organisatie,
     )
 
 

@@ -26,6 +26,7 @@ from hub.ports import (
 from hub.ports.landscape import LIST_FILTERS, check_filters
 from schemas import CloudEvent
 from schemas.landscape import parse_inbound_type
+from schemas.landscape.privacy import owner_of
 
 
 @dataclass
@@ -140,6 +141,10 @@ class InMemoryProjectionStore:
 
     async def get(self, objecttype: str, object_id: str) -> StoredObject | None:
         return self._state.objects.get((objecttype, object_id))
+
+    async def owners(self, keys: Collection[ObjectKey]) -> dict[ObjectKey, str | None]:
+        stored = ((k, self._state.objects.get(k)) for k in keys)
+        return {k: owner_of(k[0], obj.state) for k, obj in stored if obj is not None}
 
     async def list(
         self, objecttype: str, filters: Mapping[str, str], *, after: str | None, limit: int

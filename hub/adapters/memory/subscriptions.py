@@ -11,7 +11,7 @@ from hub.adapters.memory.database import InMemoryDatabase, SubscriptionRow
 from hub.errors import NotFound, PermanentError
 from hub.paging import BadCursor, Page, decode_cursor, encode_cursor
 from hub.ports import SigningTarget, SubscriptionDetails, SubscriptionFilter
-from hub.ports.subscriptions import UPDATABLE
+from hub.ports.subscriptions import CREATE_ONLY, UPDATABLE
 from subscriptions.lifecycle import ACTIVE, OPEN, PAUSE_REASON, PAUSED
 
 
@@ -41,6 +41,7 @@ def _details(row: SubscriptionRow) -> SubscriptionDetails:
         consecutive_failures=row.consecutive_failures,
         last_error=row.last_error,
         failing_since=row.failing_since,
+        organisatie=row.organisatie,
     )
 
 
@@ -86,7 +87,7 @@ class InMemorySubscriptionStore:
         if row.id in self._db.subscriptions:
             raise PermanentError(f"subscription {row.id} exists already")
         for name, value in options.items():
-            if name in UPDATABLE:
+            if name in UPDATABLE or name in CREATE_ONLY:
                 setattr(row, name, value if name != "auth" else value or {})
         self._db.subscriptions[row.id] = row
         return _details(row)
@@ -95,11 +96,17 @@ class InMemorySubscriptionStore:
         return _details(self._row(subscription_id))
 
     async def list(
-        self, *, limit: int, cursor: str | None, where: SubscriptionFilter | None = None
+        self,
+        *,
+        limit: int,
+        cursor: str | None,
+        where: SubscriptionFilter | None = None,
+        owned_by: str | None = None,
     ) -> Page[SubscriptionDetails]:
         rows = sorted(self._db.subscriptions.values(), key=lambda r: (r.created_at, r.id))
         if where is not None:
             rows = [r for r in rows if where.matches(r.status, r.sink)]
+        rows = [r for r in rows if owned_by is None or r.organisatie == owned_by]
         if cursor:
             created_text, last_id = decode_cursor(cursor)
             try:

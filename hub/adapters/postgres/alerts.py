@@ -28,17 +28,22 @@ from hub.adapters.postgres.tables import deliveries, event_archive, processed_ev
 from hub.ports import MatchableSubscription
 from schemas import CloudEvent
 from subscriptions.filters import parse_filters
-from subscriptions.recipients import recipients
+from subscriptions.recipients import ORGANISATIE, recipients
 
 _TAKE_SEQ = text("SELECT nextval(pg_get_serial_sequence('event_archive', 'seq'))")
 
 
 def matchable(
-    subscription_id: uuid.UUID, source: str | None, types: list[str] | None, filters: list[Any] | None
+    subscription_id: uuid.UUID,
+    source: str | None,
+    types: list[str] | None,
+    filters: list[Any] | None,
+    organisatie: str | None = None,
 ) -> MatchableSubscription:
     """A stored subscription's selection, ready for :func:`subscriptions.recipients.recipients`."""
+    selected = frozenset(types) if types else None
     return MatchableSubscription(
-        subscription_id, source, frozenset(types) if types else None, tuple(parse_filters(filters or []))
+        subscription_id, source, selected, tuple(parse_filters(filters or [])), organisatie
     )
 
 
@@ -55,10 +60,18 @@ async def emit_alerts(conn: AsyncConnection, source_urn: str, alerts: Sequence[A
         return 0
     rows = list(
         await conn.execute(
-            select(subscriptions.c.id, subscriptions.c.source, subscriptions.c.types, subscriptions.c.filters)
+            select(
+                subscriptions.c.id,
+                subscriptions.c.source,
+                subscriptions.c.types,
+                subscriptions.c.filters,
+                subscriptions.c.organisatie,
+            )
         )
     )
-    subscribers = [matchable(r.id, r.source, r.types, r.filters) for r in rows]
+    subscribers = [matchable(r.id, r.source, r.types, r.filters, r.organisatie) for r in rows]
+    # An alert is about one subscription (its subject): it belongs to that one's organisation.
+    owners = {str(r.id): r.organisatie for r in rows if r.organisatie is not None}
     queued = 0
     for alert in alerts:
         event = CloudEvent(
@@ -70,6 +83,7 @@ async def emit_alerts(conn: AsyncConnection, source_urn: str, alerts: Sequence[A
             time=datetime.now(UTC),
             datacontenttype="application/json",
             data=dict(alert.data),
+            **({ORGANISATIE: owners[alert.subject]} if alert.subject in owners else {}),
         )
         seq = int((await conn.execute(_TAKE_SEQ)).scalar_one())
         await conn.execute(

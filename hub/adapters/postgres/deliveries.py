@@ -50,14 +50,17 @@ class PostgresDeliveryStore:
     async def _selector(self, conn: AsyncConnection, subscription_id: uuid.UUID) -> MatchableSubscription:
         row = (
             await conn.execute(
-                select(subscriptions.c.source, subscriptions.c.types, subscriptions.c.filters).where(
-                    subscriptions.c.id == subscription_id
-                )
+                select(
+                    subscriptions.c.source,
+                    subscriptions.c.types,
+                    subscriptions.c.filters,
+                    subscriptions.c.organisatie,
+                ).where(subscriptions.c.id == subscription_id)
             )
         ).one_or_none()
         if row is None:
             raise NotFound(f"subscription {subscription_id} does not exist")
-        return matchable(subscription_id, row.source, row.types, row.filters)
+        return matchable(subscription_id, row.source, row.types, row.filters, row.organisatie)
 
     async def retry(self, subscription_id: uuid.UUID, delivery_id: uuid.UUID) -> str:
         """Make one delivery due now with a fresh retry schedule; returns its new status."""

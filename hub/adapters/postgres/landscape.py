@@ -30,6 +30,7 @@ from hub.ports import (
 from hub.ports.landscape import LIST_FILTERS, check_filters
 from schemas import validate_event
 from schemas.landscape import OBJECT_TYPES, ingetrokken_type, vastgelegd_type
+from schemas.landscape.privacy import OWNER_FIELDS
 
 
 def _to_object(objecttype: str, row: Row[Any]) -> StoredObject:
@@ -145,6 +146,22 @@ class PostgresLandscapeStore:
             async with self._engine.connect() as conn:
                 row = (await conn.execute(select(table).where(table.c.id == object_id))).first()
         return _to_object(objecttype, row) if row else None
+
+    async def owners(self, keys: Collection[ObjectKey]) -> dict[ObjectKey, str | None]:
+        by_type: dict[str, list[str]] = {}
+        for objecttype, object_id in keys:
+            by_type.setdefault(objecttype, []).append(object_id)
+        found: dict[ObjectKey, str | None] = {}
+        with translate_db_errors():
+            async with self._engine.connect() as conn:
+                for objecttype, ids in by_type.items():
+                    table, field = LANDSCAPE_TABLES[objecttype], OWNER_FIELDS.get(objecttype)
+                    column = FIELD_COLUMNS[objecttype][field] if field and field != "id" else "id"
+                    owner = table.c[column]
+                    query = select(table.c.id, owner.label("owner")).where(table.c.id.in_(ids))
+                    for row in await conn.execute(query):
+                        found[(objecttype, row.id)] = row.owner if field else None
+        return found
 
     async def list(
         self, objecttype: str, filters: Mapping[str, str], *, after: str | None, limit: int

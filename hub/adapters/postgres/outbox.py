@@ -70,7 +70,7 @@ _CLAIM = text(
               CASE WHEN s.previous_secret_expires_at > now() THEN s.previous_secret END
                   AS previous_secret,
               s.headers, s.retry_schedule, s.ordering, s.max_concurrency,
-              LEAST(s.max_rate, s.allowed_rate) AS max_rate, s.content_mode, s.auth
+              LEAST(s.max_rate, s.allowed_rate) AS max_rate, s.content_mode, s.auth, s.organisatie
     """  # noqa: S608 (lifecycle constants, see tables.OPEN_SQL)
 )
 

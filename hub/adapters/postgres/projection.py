@@ -96,6 +96,7 @@ class PostgresProjectionUnitOfWork:
                 subscriptions.c.source,
                 subscriptions.c.types,
                 subscriptions.c.filters,
+                subscriptions.c.organisatie,
                 subscriptions.c.updated_at,
             ).with_for_update(key_share=True)  # a DELETE waits for our outbox rows' commit
         )
@@ -110,6 +111,7 @@ class PostgresProjectionUnitOfWork:
                     source=row.source,
                     types=frozenset(row.types) if row.types else None,
                     filters=tuple(parse_filters(row.filters or [])),
+                    organisatie=row.organisatie,
                 )
                 cached = (row.updated_at, parsed)
                 self._cache[row.id] = cached

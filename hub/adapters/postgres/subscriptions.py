@@ -17,7 +17,7 @@ from hub.adapters.postgres.tables import OPEN_SQL, deliveries, subscriptions
 from hub.errors import NotFound
 from hub.paging import BadCursor, Page, decode_cursor, encode_cursor
 from hub.ports import SigningTarget, SubscriptionDetails, SubscriptionFilter
-from hub.ports.subscriptions import UPDATABLE
+from hub.ports.subscriptions import CREATE_ONLY, UPDATABLE
 from subscriptions.lifecycle import ACTIVE, PAUSE_REASON, PAUSED
 
 _SECRET = ("secret", "owner", "previous_secret")
@@ -64,6 +64,7 @@ def _record(row: Row[Any]) -> SubscriptionDetails:
         consecutive_failures=m["consecutive_failures"],
         last_error=m["last_error"],
         failing_since=m["failing_since"],
+        organisatie=m["organisatie"],
     )
 
 
@@ -100,7 +101,7 @@ class PostgresSubscriptionStore:
                             headers=headers,
                             config=config,
                             secret=secret,
-                            **{k: v for k, v in options.items() if k in UPDATABLE or k == "id"},
+                            **{k: v for k, v in options.items() if k in UPDATABLE or k in CREATE_ONLY},
                         )
                         .returning(*_PUBLIC)
                     )
@@ -118,13 +119,20 @@ class PostgresSubscriptionStore:
         return _record(row)
 
     async def list(
-        self, *, limit: int, cursor: str | None, where: SubscriptionFilter | None = None
+        self,
+        *,
+        limit: int,
+        cursor: str | None,
+        where: SubscriptionFilter | None = None,
+        owned_by: str | None = None,
     ) -> Page[SubscriptionDetails]:
         query = select(*_PUBLIC).order_by(subscriptions.c.created_at, subscriptions.c.id).limit(limit + 1)
         if where is not None and where.status is not None:
             query = query.where(subscriptions.c.status == where.status)
         if where is not None and where.sink_prefix is not None:
             query = query.where(subscriptions.c.sink.startswith(where.sink_prefix, autoescape=True))
+        if owned_by is not None:
+            query = query.where(subscriptions.c.organisatie == owned_by)
         if cursor:
             created_text, last_id = decode_cursor(cursor)
             try:

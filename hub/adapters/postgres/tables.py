@@ -96,6 +96,7 @@ subscriptions = Table(
     Column("last_error", Text),
     # Sink authentication and egress (OAuth2, client certificate, proxy): write-only secrets.
     Column("auth", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("organisatie", Text),  # migration 0007: the owning organisation; NULL: hub-wide
 )
 
 deliveries = Table(

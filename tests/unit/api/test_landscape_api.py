@@ -13,6 +13,7 @@ import httpx
 from hub.api.auth import Principal
 from hub.api.landscape import item_json
 from hub.ports import Provenance, StoredObject
+from hub.services.access import Role
 from tests.support.hub_api import landscape_event
 from tests.support.memory_app import MemoryApp
 
@@ -93,8 +94,8 @@ def _gebruik(afnemer: str) -> StoredObject:
 
 def test_private_fields_are_shown_to_their_owner_and_the_admin_only() -> None:
     admin = Principal("admin", organisation=None)
-    owner = Principal("gemeente", organisation="org-1")
-    other = Principal("leverancier", organisation="org-2")
+    owner = Principal("gemeente", Role.GEBRUIK_BEHEERDER, organisation="org-1")
+    other = Principal("leverancier", Role.AANBOD_BEHEERDER, organisation="org-2")
 
     assert item_json(_gebruik("org-1"), admin)["interneAantekening"] == "note"
     assert item_json(_gebruik("org-1"), owner)["interneAantekening"] == "note"

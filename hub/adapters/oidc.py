@@ -1,0 +1,158 @@
+"""OIDC bearer JWTs (e.g. Keycloak) → principals, with PyJWT and its JWKS client.
+
+- Keys come from ``KOPPELHUB_OIDC_JWKS_URL``, or from the ``jwks_uri`` of the issuer's
+  discovery document (``<issuer>/.well-known/openid-configuration``), fetched once.
+- Keys are kept per ``kid``; a token with a ``kid`` not seen yet makes the JWKS client fetch
+  the set again (a key rotation; at most once per cooldown), off the event loop; a kid still
+  unknown is refused.
+- Only RS256 and ES256 are accepted (so ``alg=none`` and an HS256 token "signed" with the
+  public key are refused), and ``exp``, ``iss`` and ``aud`` are required and checked, ``nbf``
+  when present. A refusal says which check failed (:class:`~hub.ports.credentials.CredentialRefused`, a 401).
+- The roles claim (default ``roles``) names Softwarecatalogus roles; the first known one in
+  the matrix's order is the principal's role. A valid token without one is
+  :class:`NoKnownRole` (a 403): who it is is known, what it may do is nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from jwt import PyJWK, PyJWKClient
+
+from hub.ports.credentials import CredentialRefused, NoKnownRole, Principal, Role
+
+__all__ = ["ALGORITHMS", "OidcConfig", "OidcVerifier"]
+
+ALGORITHMS = ["RS256", "ES256"]
+_FETCH_TIMEOUT_S = 5
+
+
+@dataclass(frozen=True)
+class OidcConfig:
+    issuer: str
+    audience: str
+    jwks_url: str | None = None
+    roles_claim: str = "roles"
+    organisation_claim: str = "organisatie"
+    #: An unknown kid refetches the JWKS at most this often: forged kids cannot hammer the issuer.
+    refetch_cooldown_seconds: float = 10.0
+
+
+def _discover(issuer: str) -> str:
+    """The ``jwks_uri`` of the issuer's discovery document (blocking: run in a thread)."""
+    url = issuer.rstrip("/") + "/.well-known/openid-configuration"
+    with urllib.request.urlopen(url, timeout=_FETCH_TIMEOUT_S) as response:  # noqa: S310 - operator's URL
+        document = json.loads(response.read())
+    jwks_uri = document.get("jwks_uri")
+    if not isinstance(jwks_uri, str):
+        raise CredentialRefused("the issuer's discovery document names no jwks_uri")
+    return jwks_uri
+
+
+_CHECKS: list[tuple[type[Exception], str]] = [
+    (jwt.ExpiredSignatureError, "the token has expired (exp)"),
+    (jwt.ImmatureSignatureError, "the token is not valid yet (nbf)"),
+    (jwt.InvalidIssuerError, "the token's issuer (iss) is not the configured KOPPELHUB_OIDC_ISSUER"),
+    (jwt.InvalidAudienceError, "the token's audience (aud) does not include KOPPELHUB_OIDC_AUDIENCE"),
+    (jwt.InvalidAlgorithmError, f"the token's algorithm is not allowed (only {', '.join(ALGORITHMS)})"),
+    (jwt.InvalidSignatureError, "the token's signature does not verify"),
+    (jwt.MissingRequiredClaimError, "the token lacks a required claim"),
+]
+
+
+class OidcVerifier:
+    """Verifies bearer JWTs against the issuer's keys; see the module docstring."""
+
+    def __init__(self, config: OidcConfig) -> None:
+        self.config = config
+        self._client: PyJWKClient | None = None
+        self._keys: dict[str, PyJWK] = {}
+        self._lock = asyncio.Lock()
+
+    def looks_like(self, token: str) -> bool:
+        return token.count(".") == 2
+
+    async def principal(self, token: str) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.DecodeError as e:
+            raise CredentialRefused(f"the bearer token is not a valid JWT: {e}") from e
+        algorithm = header.get("alg")
+        if algorithm not in ALGORITHMS:
+            raise CredentialRefused(
+                f"the token's algorithm {algorithm!r} is not allowed (only {', '.join(ALGORITHMS)})"
+            )
+        key = await self._key(str(header.get("kid", "")))
+        claims = self._decode(token, key)
+        return self._principal(claims)
+
+    async def _key(self, kid: str) -> PyJWK:
+        found = self._keys.get(kid)
+        if found is not None:
+            return found
+        async with self._lock:  # one fetch for a burst of tokens with a new kid
+            if kid not in self._keys:
+                self._keys[kid] = await asyncio.to_thread(self._fetch, kid)
+        return self._keys[kid]
+
+    def _fetch(self, kid: str) -> PyJWK:
+        """The key ``kid`` from the JWKS (refetched once when unknown). Blocking."""
+        if self._client is None:
+            url = self.config.jwks_url or _discover(self.config.issuer)
+            self._client = PyJWKClient(
+                url,
+                cache_keys=False,
+                lifespan=300,
+                timeout=_FETCH_TIMEOUT_S,
+                cooldown_duration=self.config.refetch_cooldown_seconds,
+            )
+        try:
+            return self._client.get_signing_key(kid)
+        except jwt.PyJWKClientError as e:
+            raise CredentialRefused(
+                f"the token's signing key (kid {kid!r}) is not among the issuer's keys: {e}"
+            ) from e
+
+    def _decode(self, token: str, key: PyJWK) -> dict[str, Any]:
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=ALGORITHMS,
+                audience=self.config.audience,
+                issuer=self.config.issuer,
+                options={"require": ["exp", "iss", "aud"]},
+                leeway=5,
+            )
+        except jwt.PyJWTError as e:
+            for kind, message in _CHECKS:
+                if isinstance(e, kind):
+                    raise CredentialRefused(
+                        f"{message}: {e}" if kind is jwt.MissingRequiredClaimError else message
+                    ) from e
+            raise CredentialRefused(f"the token is not valid: {e}") from e
+        return claims
+
+    def _principal(self, claims: dict[str, Any]) -> Principal:
+        raw = claims.get(self.config.roles_claim)
+        named = set(raw) if isinstance(raw, list) else ({raw} if isinstance(raw, str) else set())
+        roles = [r for r in Role if r.value in named]
+        subject = str(claims.get("sub", ""))
+        name = str(claims.get("preferred_username") or subject or "oidc")
+        if not roles:
+            raise NoKnownRole(
+                f"the token of {name!r} names no known role in its {self.config.roles_claim!r} claim; "
+                f"roles: {[r.value for r in Role]}"
+            )
+        organisation = claims.get(self.config.organisation_claim)
+        return Principal(
+            name,
+            roles[0],
+            organisation if isinstance(organisation, str) and organisation else None,
+            credential=f"jwt:{subject}",
+        )

@@ -1,0 +1,134 @@
+"""The audit trail's recorder: every management call and every refused attempt.
+
+A plain ASGI middleware outside the request guard, so it sees the guard's 401s and 403s too:
+
+- recorded: every ``POST``/``PUT``/``PATCH``/``DELETE`` under ``/api/`` but publishing events
+  (tokens, subscriptions, connectors, imports, replay, redelivery, secret rotation, and the
+  operators' calls as they land), and every 401 or 403 of any call;
+- each entry holds the actor (name, role, organisatie, token id or JWT subject), the action
+  (method and route), the target (the object's path, also for its sub-resources such as
+  ``…/{id}/replay``; for a create, its ``Location``), the
+  outcome, the request id (``X-Request-Id`` or a new one, echoed in the answer), the client
+  address, and the names of the fields a change gave: never their values, so no secret;
+- the last part of the answer is held until the entry is written: a caller who saw the answer
+  knows it is in the trail. (The entry is its own transaction, written right after the
+  change's; a crash between the two loses the entry, not the change.)
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from hub.api.auth import PRINCIPAL_STATE
+from hub.ports.audit import AuditEntry, AuditLog
+from hub.ports.credentials import Principal
+
+log = structlog.get_logger(__name__)
+
+MANAGEMENT = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+NOT_MANAGEMENT = frozenset({"/api/v1/events"})  # publishing is the flow, not its management
+_BODY_KEPT = 64 * 1024  # enough to name the fields of any management body
+
+
+def outcome_of(status: int) -> str:
+    if status in (401, 403):
+        return "refused"
+    return "ok" if status < 400 else "failed"
+
+
+class AuditTrail:
+    def __init__(self, app: ASGIApp, *, audit: AuditLog) -> None:
+        self.app, self.audit = app, audit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+        method = scope["method"]
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        request_id = headers.get("x-request-id", "")[:100] or str(uuid.uuid4())
+        json_body = "json" in headers.get("content-type", "") and method in MANAGEMENT
+        body = bytearray()
+        status, location, held = 0, "", None
+
+        async def tee() -> Message:
+            message = await receive()
+            if json_body and message["type"] == "http.request" and len(body) < _BODY_KEPT:
+                body.extend(message.get("body", b"")[: _BODY_KEPT - len(body)])
+            return message
+
+        async def watch(message: Message) -> None:
+            nonlocal status, location, held
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                found = dict(message.get("headers", []))
+                location = found.get(b"location", b"").decode("latin-1")
+                message = {
+                    **message,
+                    "headers": [*message.get("headers", []), (b"x-request-id", request_id.encode())],
+                }
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                held = message  # sent once the entry is written
+                return
+            await send(message)
+
+        try:
+            await self.app(scope, tee, watch)
+        finally:
+            if status and (
+                status in (401, 403) or (method in MANAGEMENT and scope["path"] not in NOT_MANAGEMENT)
+            ):
+                await self._record(scope, method, status, location, request_id, bytes(body))
+            if held is not None:
+                await send(held)
+
+    async def _record(
+        self, scope: Scope, method: str, status: int, location: str, request_id: str, body: bytes
+    ) -> None:
+        principal: Principal | None = scope.get("state", {}).get(PRINCIPAL_STATE)
+        route = scope.get("route")
+        template = getattr(route, "path", None) or scope["path"]
+        client = scope.get("client")
+        entry = AuditEntry(
+            action=f"{method} {template}",
+            target=_target(template, scope["path"], location if status == 201 else ""),
+            outcome=outcome_of(status),
+            status=status,
+            actor_name=principal.name if principal else None,
+            actor_role=principal.role.value if principal else None,
+            actor_organisatie=principal.organisation if principal else None,
+            actor_credential=principal.credential if principal else None,
+            request_id=request_id,
+            client=client[0] if client else None,
+            changes=_field_names(body),
+        )
+        try:
+            await self.audit.record(entry)
+        except Exception:
+            log.exception("audit_record_failed", action=entry.action, target=entry.target)
+
+
+def _target(template: str, path: str, created: str) -> str:
+    """The object a call concerns: its path up to the route's first id (``…/subscriptions/{id}``
+    also for ``…/{id}/replay``), a created object's ``Location``, else the path itself."""
+    parts = template.split("/")
+    first = next((i for i, p in enumerate(parts) if p.startswith("{")), None)
+    if first is not None:
+        return "/".join(path.split("/")[: first + 1])
+    if created:
+        return "/" + created.split("://", 1)[-1].split("/", 1)[-1] if "://" in created else created
+    return path
+
+
+def _field_names(body: bytes) -> list[str]:
+    """The top-level field names of a JSON body (never the values)."""
+    try:
+        parsed: Any = json.loads(body) if body else None
+    except ValueError:
+        return []
+    return sorted(str(k) for k in parsed) if isinstance(parsed, dict) else []

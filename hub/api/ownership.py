@@ -1,0 +1,192 @@
+"""Who may record what: the publish and import checks of the authorisation matrix.
+
+A publisher records objects of its own organisation only (``afnemer`` of a gebruik,
+``aanbieder`` of an applicatie, ``organisatie`` of a koppeling: :func:`owner_of`), both as
+the event states it and as the hub holds it now, so nobody overwrites or withdraws another
+organisation's object by reusing its id. A ``systeem`` publishes only for the sources it is
+registered for, and nobody states another organisation than its own in the ``organisatie``
+extension attribute. A principal with the right for all organisations (the admin token, a
+functioneel-beheerder) skips the per-event checks: they cost nothing on its publishes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from fastapi import Request
+
+from hub.api.auth import PRINCIPAL_STATE, forbidden
+from hub.api.problems import ProblemError
+from hub.errors import NotFound
+from hub.ports import LandscapeReader
+from hub.services.access import (
+    RECORD_ACTIONS,
+    Action,
+    Principal,
+    Scope,
+    may,
+    may_at_all,
+    may_publish_source,
+    may_record,
+    scope,
+)
+from schemas import CloudEvent
+from schemas.landscape import parse_inbound_type
+from schemas.landscape.privacy import owner_of
+
+__all__ = [
+    "SUBSCRIPTION_STATE",
+    "check_import_right",
+    "check_publish",
+    "owned_subscription",
+    "stamp_events",
+    "subscription_owner",
+]
+
+#: The extension attribute naming the organisation an event belongs to.
+ORGANISATIE = "organisatie"
+
+
+def _unbound(principal: Principal) -> bool:
+    """A principal whose every recording right reaches every organisation."""
+    return all(scope(principal.role, a) is Scope.ALL for a in set(RECORD_ACTIONS.values()))
+
+
+def check_import_right(principal: Principal, organisatie: str, objecttype: str, *, gemma: bool) -> None:
+    """403 unless ``principal`` may import ``objecttype`` for ``organisatie``."""
+    if not may(principal, Action.MANAGE_KOPPELINGEN, organisatie):
+        raise forbidden(
+            principal,
+            Action.MANAGE_KOPPELINGEN,
+            f"the role {principal.role.value} imports only for its own organisatie, not for {organisatie!r}",
+        )
+    action = Action.RECORD_GEMMA if gemma else RECORD_ACTIONS.get(objecttype, Action.RECORD_GEBRUIK)
+    if not may(principal, action, organisatie):
+        raise forbidden(principal, action)
+
+
+async def check_publish(
+    principal: Principal, events: Sequence[CloudEvent], landscape: LandscapeReader
+) -> None:
+    """403 naming every event ``principal`` may not publish, and why."""
+    if _unbound(principal):
+        return
+    keys = {_key(e) for e in events if parse_inbound_type(e.type) is not None}
+    stored = await landscape.owners(keys) if keys else {}  # one lookup for the whole batch
+    errors: list[dict[str, object]] = []
+    for index, event in enumerate(events):
+        reason = _refusal(principal, event, stored)
+        if reason:
+            errors.append({"index": index, "field": reason[0], "message": reason[1]})
+    if errors:
+        summary = "; ".join(f"event {e['index']}: {e['message']}" for e in errors)
+        raise ProblemError(403, "Forbidden", summary, errors=errors)
+
+
+def _key(event: CloudEvent) -> tuple[str, str]:
+    """The landscape object an inbound landscape event is about: (objecttype, id)."""
+    parsed = parse_inbound_type(event.type)
+    assert parsed is not None
+    data = event.data if isinstance(event.data, dict) else {}
+    return parsed[0], str(data.get("id", event.subject or ""))
+
+
+def _refusal(
+    principal: Principal, event: CloudEvent, stored: dict[tuple[str, str], str | None]
+) -> tuple[str, str] | None:
+    role = principal.role.value
+    if not may_publish_source(principal, event.source):
+        registered = list(principal.sources)
+        return (
+            "source",
+            f"the systeem token may not publish for source {event.source!r}; registered: {registered}",
+        )
+    stated = (event.model_extra or {}).get(ORGANISATIE)
+    if stated is not None and principal.organisation is not None and stated != principal.organisation:
+        return (
+            ORGANISATIE,
+            f"a {role} of {principal.organisation!r} publishes for its own organisatie, not {stated!r}",
+        )
+    parsed = parse_inbound_type(event.type)
+    if parsed is None:
+        return None
+    verb = parsed[1]
+    objecttype, object_id = key = _key(event)
+    data = event.data if isinstance(event.data, dict) else {}
+    owner = owner_of(objecttype, data)  # an ingetrokken carries only the id: an organisatie's own
+    if (verb == "vastgelegd" or owner is not None) and not may_record(principal, objecttype, owner):
+        return "data", _not_own(principal, objecttype, object_id, owner)
+    if key in stored and not may_record(principal, objecttype, stored[key]):
+        return "data", _not_own(principal, objecttype, object_id, stored[key])
+    if (
+        verb == "ingetrokken"
+        and key not in stored
+        and not may_record(principal, objecttype, principal.organisation)
+    ):
+        return "data", f"the role {role} may not withdraw a {objecttype}"
+    return None
+
+
+def _not_own(principal: Principal, objecttype: str, object_id: str, owner: str | None) -> str:
+    whose = f"of {owner!r}" if owner else "without an owner"
+    return (
+        f"{objecttype} {object_id!r} is {whose}; the role {principal.role.value}"
+        f"{' of ' + repr(principal.organisation) if principal.organisation else ''} records only its own"
+    )
+
+
+def stamp_events(principal: Principal, events: list[CloudEvent]) -> list[CloudEvent]:
+    """Every event in the log belongs to an organisation: the publisher's own (a
+    functioneel-beheerder may state one; :func:`check_publish` refused any other).
+
+    Sets the attribute in place: these are the request's own events, parsed just now and seen
+    by nobody else, and a ``model_copy`` per event cost 8 µs (a tenth of a batch publish)."""
+    org = principal.organisation
+    if org is None:
+        return events
+    for event in events:
+        extra = event.__pydantic_extra__
+        if not extra.get(ORGANISATIE):
+            extra[ORGANISATIE] = org
+    return events
+
+
+#: Where :func:`owned_subscription` leaves the subscription it found for the route.
+SUBSCRIPTION_STATE = "subscription"
+
+
+async def owned_subscription(request: Request) -> None:
+    """A router dependency for ``…/subscriptions/{subscription_id}…``: 404 for a subscription
+    that does not exist or that the caller may not manage (its existence is not revealed)."""
+    raw = request.path_params.get("subscription_id")
+    if raw is None:
+        return
+    principal: Principal | None = getattr(request.state, PRINCIPAL_STATE, None)
+    if principal is not None and not may_at_all(principal, Action.MANAGE_KOPPELINGEN):
+        raise forbidden(principal, Action.MANAGE_KOPPELINGEN)
+    try:
+        subscription_id = uuid.UUID(str(raw))
+    except ValueError:
+        return  # the route's own validation answers 422
+    try:
+        found = await request.app.state.ctx.subscriptions.get(subscription_id)
+    except NotFound as e:
+        raise ProblemError(404, "Not found", str(e)) from e
+    if principal is None or not may(principal, Action.MANAGE_KOPPELINGEN, found.organisatie):
+        raise ProblemError(404, "Not found", f"subscription {subscription_id} does not exist")
+    setattr(request.state, SUBSCRIPTION_STATE, found)
+
+
+def subscription_owner(principal: Principal, requested: str | None, *, given: bool) -> str | None:
+    """The organisation a new subscription belongs to: the one asked for (``given``; null is
+    hub-wide), else the caller's own; 403 when the caller may not manage subscriptions for it."""
+    organisatie = requested if given else principal.organisation
+    if not may(principal, Action.MANAGE_KOPPELINGEN, organisatie):
+        whose = f"for {organisatie!r}" if organisatie else "hub-wide"
+        raise forbidden(
+            principal,
+            Action.MANAGE_KOPPELINGEN,
+            f"the role {principal.role.value} may not create a subscription {whose}",
+        )
+    return organisatie

@@ -1,0 +1,134 @@
+"""``koppelhub token create|list|revoke``: API tokens from the command line.
+
+The operator at the hub's own machine acts as the admin (a functioneel-beheerder for all),
+through the same :class:`~hub.services.tokens.TokenService` as the API; the secret is printed
+once, on create.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+import click
+
+from hub.bootstrap import migrate as migrate_schema
+from hub.bootstrap import token_service
+from hub.embedded import provision
+from hub.errors import ConfigurationError, KoppelhubError
+from hub.logging import configure_logging
+from hub.ports.audit import AuditEntry
+from hub.ports.tokens import TokenRecord
+from hub.services.access import Principal, Role
+from hub.services.tokens import TokenRefused, TokenService
+from hub.settings import Settings
+
+T = TypeVar("T")
+OPERATOR = Principal("koppelhub token (cli)", Role.FUNCTIONEEL_BEHEERDER, None, credential="cli")
+
+
+def _run(
+    work: Callable[[TokenService], Awaitable[T]], action: str = "", changes: list[str] | None = None
+) -> T:
+    """Run ``work`` on the hub's database; a change (``action``) goes into the audit trail."""
+    settings = Settings()
+    configure_logging(settings)
+    try:
+        infra = provision(settings, broker_needed=False)
+    except ConfigurationError as e:
+        raise click.ClickException(str(e)) from e
+    try:
+        migrate_schema(infra.database_url)
+
+        async def go() -> T:
+            async with token_service(infra.database_url) as (service, audit):
+                done = await work(service)
+                if action:
+                    await audit.record(_entry(action, done, changes or []))
+                return done
+
+        return asyncio.run(go())
+    except TokenRefused as e:
+        raise click.ClickException(f"{e.field}: {e}") from e
+    except KoppelhubError as e:
+        raise click.ClickException(str(e)) from e
+    finally:
+        infra.close()
+
+
+def _entry(action: str, done: object, changes: list[str]) -> AuditEntry:
+    record = done[0] if isinstance(done, tuple) else done
+    target = f"/api/v1/tokens/{record.id}" if isinstance(record, TokenRecord) else "/api/v1/tokens"
+    return AuditEntry(
+        action=f"koppelhub token {action}",
+        target=target,
+        outcome="ok",
+        status=200,
+        actor_name=OPERATOR.name,
+        actor_role=OPERATOR.role.value,
+        actor_credential=OPERATOR.credential,
+        client="cli",
+        changes=changes,
+    )
+
+
+def _json(record: TokenRecord) -> dict[str, Any]:
+    return {
+        "id": str(record.id),
+        "name": record.name,
+        "role": record.role,
+        "organisatie": record.organisatie,
+        "sources": record.sources,
+        "expiresAt": record.expires_at.isoformat() if record.expires_at else None,
+    }
+
+
+@click.group("token")
+def token_command() -> None:
+    """Create, list and revoke API tokens."""
+
+
+@token_command.command("create")
+@click.option("--name", required=True, help="What the token is for.")
+@click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
+@click.option("--organisatie", help="The organisation it acts for (required but for functioneel-beheerder).")
+@click.option("--source", "sources", multiple=True, help="systeem: a source value or prefix (repeatable).")
+@click.option("--expires-at", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M:%S%z"]))
+def create(
+    name: str, role: str, organisatie: str | None, sources: tuple[str, ...], expires_at: datetime | None
+) -> None:
+    """Create a token; its secret is printed once, here."""
+
+    async def work(service: TokenService) -> tuple[TokenRecord, str]:
+        return await service.create(
+            OPERATOR,
+            name=name,
+            role=role,
+            organisatie=organisatie,
+            sources=list(sources),
+            expires_at=expires_at,
+        )
+
+    given = ["name", "role"] + [f for f, v in (("organisatie", organisatie), ("sources", sources),
+                                                 ("expiresAt", expires_at)) if v]  # fmt: skip
+    record, secret = _run(work, "create", given)
+    click.echo(json.dumps(_json(record) | {"token": secret}, indent=2))
+
+
+@token_command.command("list")
+def list_tokens() -> None:
+    """The tokens not revoked (never their secrets)."""
+    records = _run(lambda service: service.list(OPERATOR))
+    click.echo(json.dumps([_json(r) for r in records], indent=2))
+
+
+@token_command.command("revoke")
+@click.argument("token_id", type=click.UUID)
+def revoke(token_id: uuid.UUID) -> None:
+    """Revoke a token: every API process refuses it within seconds."""
+    _run(lambda service: service.revoke(OPERATOR, token_id), "revoke")
+    click.echo(f"Token {token_id} revoked.")

@@ -1,0 +1,188 @@
+"""The authorisation matrix: which role may do what, for its own organisation or for all.
+
+The one owner of the Softwarecatalogus roles and their rights (issue 12, F008: "Externe
+koppelingen beheren" is allowed for a gebruik-beheerder for its own organisation and for a
+functioneel-beheerder for all; every other role is refused). Pure: routes and services ask
+:func:`may` (or :func:`scope`) and never compare role names themselves. The README shows
+:data:`MATRIX` as a table; ``tests/unit/test_access.py`` checks every role x action, each for
+the caller's own organisation and for another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from enum import StrEnum
+from typing import Final
+
+from hub.ports.credentials import Principal, Role
+
+__all__ = [
+    "GRANTABLE",
+    "MATRIX",
+    "RECORD_ACTIONS",
+    "Action",
+    "Principal",
+    "Role",
+    "Scope",
+    "matrix_table",
+    "may",
+    "may_at_all",
+    "may_grant",
+    "may_publish_source",
+    "may_record",
+    "scope",
+    "visible_organisations",
+]
+
+
+class Action(StrEnum):
+    """What a caller may be allowed to do (the rows of the matrix)."""
+
+    MANAGE_KOPPELINGEN = (
+        "externe-koppelingen-beheren"  # connectors, imports, subscriptions, replay, redelivery
+    )
+    MANAGE_TOKENS = "tokens-beheren"
+    RECORD_GEBRUIK = "gebruik-vastleggen"  # gebruik and koppelingen: publish, import
+    RECORD_AANBOD = "aanbod-vastleggen"  # applicaties
+    RECORD_GEMMA = "gemma-vastleggen"  # referentiecomponenten, standaarden, AMEFF as GEMMA
+    READ_LANDSCAPE = "landschap-raadplegen"  # public fields, exports
+    READ_PRIVATE = "private-velden-raadplegen"  # interneAantekening
+    OPERATE = "hub-beheren"  # status, DLQ, metrics, rebuild
+    READ_AUDIT = "audit-raadplegen"
+
+
+class Scope(StrEnum):
+    """How far a right reaches."""
+
+    NONE = "none"
+    OWN = "own"  # only objects of the caller's own organisation
+    SOURCES = "sources"  # systeem: own organisation, and only the sources it is registered for
+    ALL = "all"
+
+
+_FB, _GB, _GR, _AB, _VR, _BZ, _SY = Role
+_N, _O, _S, _A = Scope.NONE, Scope.OWN, Scope.SOURCES, Scope.ALL
+
+#: Action → role → scope. Read it as the issue's table (✅ all, ✅ own, ❌).
+MATRIX: Final[dict[Action, dict[Role, Scope]]] = {
+    Action.MANAGE_KOPPELINGEN: {_FB: _A, _GB: _O, _GR: _N, _AB: _N, _VR: _N, _BZ: _N, _SY: _N},
+    Action.MANAGE_TOKENS: {_FB: _A, _GB: _O, _GR: _N, _AB: _O, _VR: _N, _BZ: _N, _SY: _N},
+    Action.RECORD_GEBRUIK: {_FB: _A, _GB: _O, _GR: _N, _AB: _N, _VR: _N, _BZ: _N, _SY: _S},
+    Action.RECORD_AANBOD: {_FB: _A, _GB: _O, _GR: _N, _AB: _O, _VR: _N, _BZ: _N, _SY: _S},
+    Action.RECORD_GEMMA: {_FB: _A, _GB: _N, _GR: _N, _AB: _N, _VR: _N, _BZ: _N, _SY: _N},
+    Action.READ_LANDSCAPE: {_FB: _A, _GB: _A, _GR: _A, _AB: _A, _VR: _A, _BZ: _N, _SY: _A},
+    Action.READ_PRIVATE: {_FB: _A, _GB: _O, _GR: _O, _AB: _N, _VR: _N, _BZ: _N, _SY: _N},
+    Action.OPERATE: {_FB: _A, _GB: _N, _GR: _N, _AB: _N, _VR: _N, _BZ: _N, _SY: _N},
+    Action.READ_AUDIT: {_FB: _A, _GB: _O, _GR: _N, _AB: _N, _VR: _N, _BZ: _N, _SY: _N},
+}
+
+#: Which roles a token manager may hand out (tokens beheren: "own (roles …)").
+GRANTABLE: Final[dict[Role, frozenset[Role]]] = {
+    _FB: frozenset(Role),
+    _GB: frozenset({_GB, _GR, _SY}),
+    _AB: frozenset({_AB, _SY}),
+}
+
+
+def scope(role: Role, action: Action) -> Scope:
+    return MATRIX[action][role]
+
+
+def may_at_all(principal: Principal, action: Action, *, public_read: bool = False) -> bool:
+    """Whether the role has the right for some organisation (the 403 check of a route)."""
+    if action is Action.READ_LANDSCAPE and public_read:
+        return True
+    return scope(principal.role, action) is not Scope.NONE
+
+
+def may(principal: Principal, action: Action, organisation: str | None, *, public_read: bool = False) -> bool:
+    """Whether ``principal`` may do ``action`` on something of ``organisation`` (None: a
+    hub-wide object, which only a right for all reaches)."""
+    reach = scope(principal.role, action)
+    if reach is Scope.ALL or (action is Action.READ_LANDSCAPE and public_read):
+        return True
+    if reach is Scope.NONE:
+        return False
+    return organisation is not None and organisation == principal.organisation
+
+
+def may_publish_source(principal: Principal, source: str) -> bool:
+    """A systeem publishes only for the sources (exact values or prefixes) it is registered for;
+    other roles are not bound to sources."""
+    if principal.role is not Role.SYSTEEM:
+        return True
+    return any(_under(source, registered) for registered in principal.sources)
+
+
+def _under(source: str, registered: str) -> bool:
+    """``source`` is ``registered`` or lies under it (``registered`` + ``:`` or ``/`` …): a
+    prefix ``…:sys1`` does not cover ``…:sys10``."""
+    if source == registered:
+        return True
+    if registered.endswith((":", "/")):
+        return source.startswith(registered)
+    return source.startswith((registered + ":", registered + "/"))
+
+
+def may_grant(principal: Principal, role: Role, organisation: str | None) -> bool:
+    """Whether ``principal`` may create a token with ``role`` for ``organisation``."""
+    return may(principal, Action.MANAGE_TOKENS, organisation) and role in GRANTABLE.get(
+        principal.role, frozenset()
+    )
+
+
+def visible_organisations(principal: Principal, action: Action) -> Collection[str] | None:
+    """The organisations whose objects a list shows for ``action``: None means all."""
+    if scope(principal.role, action) is Scope.ALL:
+        return None
+    return [principal.organisation] if principal.organisation else []
+
+
+#: Landscape object type → the right that records it (publish a ``vastgelegd``/``ingetrokken``
+#: event, import a file of them).
+RECORD_ACTIONS: Final[dict[str, Action]] = {
+    "gebruik": Action.RECORD_GEBRUIK,
+    "koppeling": Action.RECORD_GEBRUIK,
+    "organisatie": Action.RECORD_GEBRUIK,
+    "applicatie": Action.RECORD_AANBOD,
+    "referentiecomponent": Action.RECORD_GEMMA,
+    "standaard": Action.RECORD_GEMMA,
+}
+
+
+def may_record(principal: Principal, objecttype: str, owner: str | None) -> bool:
+    """Whether ``principal`` may record (create, change, withdraw) an object of ``objecttype``
+    owned by ``owner``. An organisatie may also be recorded by its own aanbod-beheerder."""
+    action = RECORD_ACTIONS[objecttype]
+    if may(principal, action, owner):
+        return True
+    return objecttype == "organisatie" and may(principal, Action.RECORD_AANBOD, owner)
+
+
+#: How the README names each action (the rows of the issue's table).
+ACTION_TITLES: Final[dict[Action, str]] = {
+    Action.MANAGE_KOPPELINGEN: "externe koppelingen beheren: connectors, imports, subscriptions, "
+    "replay, redelivery",
+    Action.MANAGE_TOKENS: "tokens beheren (gebruik-beheerder: roles gebruik-*, systeem; aanbod-beheerder: "
+    "aanbod-beheerder, systeem)",
+    Action.RECORD_GEBRUIK: "gebruik and koppelingen vastleggen (publish, import)",
+    Action.RECORD_AANBOD: "applicaties (aanbod) vastleggen",
+    Action.RECORD_GEMMA: "referentiecomponenten, standaarden (GEMMA), AMEFF import as GEMMA",
+    Action.READ_LANDSCAPE: "raadplegen landscape (public fields), export AMEFF/CSV/XLSX",
+    Action.READ_PRIVATE: "private fields (`interneAantekening`)",
+    Action.OPERATE: "operator views (status, DLQ, metrics), rebuild",
+    Action.READ_AUDIT: "audit log",
+}
+_MARKS: Final = {Scope.ALL: "✅ all", Scope.OWN: "✅ own", Scope.SOURCES: "✅ own sources", Scope.NONE: "❌"}
+
+
+def matrix_table() -> str:
+    """:data:`MATRIX` as the README's markdown table (a test keeps the README in step)."""
+    lines = [
+        "| action (right) | " + " | ".join(r.value for r in Role) + " |",
+        "|---" * (len(Role) + 1) + "|",
+    ]
+    for action, row in MATRIX.items():
+        marks = " | ".join(_MARKS[row[r]] for r in Role)
+        lines.append(f"| {ACTION_TITLES[action]} (`{action.value}`) | {marks} |")
+    return "\n".join(lines)

@@ -1,0 +1,52 @@
+"""Imports and connectors touch only their own organisation's objects.
+
+An import (or connector) runs for one organisation. A row whose object the hub already holds
+for another organisation (the ``afnemer`` of a gebruik, the ``aanbieder`` of an applicatie,
+the ``organisatie`` of a koppeling: :func:`schemas.landscape.privacy.owner_of`) is a row
+error, so a typo in the organisatie of an import cannot move another municipality's data.
+Organisatie and GEMMA objects are not checked here: an import names other organisations (its
+suppliers) and GEMMA objects have no owner; who may import them at all is the matrix's
+question (:func:`hub.api.ownership.check_import_right`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Collection, Iterable
+from typing import Final
+
+from hub.ports.landscape import ObjectKey
+from schemas.bindings import KafkaRecord
+
+__all__ = ["CHECKED_TYPES", "Owners", "foreign_objects", "foreign_problem", "stamped"]
+
+#: ``LandscapeReader.owners``: the stored owner of each key.
+Owners = Callable[[Collection[ObjectKey]], Awaitable[dict[ObjectKey, str | None]]]
+
+CHECKED_TYPES: Final = frozenset({"gebruik", "applicatie", "koppeling"})
+
+
+async def foreign_objects(
+    owners: Owners | None, organisatie: str, keys: Iterable[ObjectKey]
+) -> dict[ObjectKey, str]:
+    """Among ``keys``, the stored objects another organisation owns, with that owner."""
+    checked = {k for k in keys if k[0] in CHECKED_TYPES}
+    if owners is None or not checked:
+        return {}
+    found = await owners(checked)
+    return {k: owner for k, owner in found.items() if owner is not None and owner != organisatie}
+
+
+def foreign_problem(key: ObjectKey, owner: str, organisatie: str) -> tuple[str, str]:
+    """The row error (column, message) for a row that touches another organisation's object."""
+    return (
+        "id",
+        f"{key[0]} {key[1]!r} belongs to organisatie {owner!r}, not to {organisatie!r}: an import "
+        "changes only its own organisation's objects (check the organisatie of the import)",
+    )
+
+
+def stamped(record: KafkaRecord, organisatie: str) -> KafkaRecord:
+    """An import's or connector's event in the Kafka binding, with the extension attribute
+    ``organisatie`` of the organisation it runs for (the recipients rule reads it)."""
+    record.headers.append(("ce_organisatie", organisatie.encode()))
+    return record

@@ -1,0 +1,152 @@
+"""API tokens: create (the secret shown once, only its hash stored), list, revoke, and the
+lookup every request makes.
+
+A token is ``kh_`` + 32 random bytes (URL-safe base64): high entropy, so a SHA-256 of it is
+as safe to store as a slow password hash and costs microseconds per request. Lookups are
+cached for :data:`CACHE_SECONDS` (hits and misses alike), so a publish burst does not query
+PostgreSQL per request, and a revocation is refused by every API process within that time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from hub.errors import NotFound, PermanentError
+from hub.ports.tokens import TokenRecord, TokenStore
+from hub.services.access import Action, Principal, Role, may, may_grant, visible_organisations
+
+__all__ = [
+    "CACHE_SECONDS",
+    "TOKEN_PREFIX",
+    "TokenLookup",
+    "TokenRefused",
+    "TokenService",
+    "principal_of",
+    "secret_hash",
+]
+
+TOKEN_PREFIX = "kh_"  # noqa: S105 - the prefix of every API token, not a secret
+#: How long a lookup (found or not) is reused: revocation takes effect within this time.
+CACHE_SECONDS = 2.0
+_CACHE_MAX = 10_000
+
+
+class TokenRefused(PermanentError):
+    """A token that may not be created (``status``: 400 bad request, 403 not allowed)."""
+
+    def __init__(self, status: int, field: str, message: str):
+        super().__init__(message)
+        self.status, self.field = status, field
+
+
+def secret_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def principal_of(record: TokenRecord) -> Principal:
+    return Principal(
+        record.name, Role(record.role), record.organisatie, tuple(record.sources), credential=str(record.id)
+    )
+
+
+class TokenService:
+    """Create, list and revoke tokens for a principal, by the matrix (tokens beheren)."""
+
+    def __init__(self, store: TokenStore) -> None:
+        self.store = store
+
+    async def create(
+        self,
+        creator: Principal,
+        *,
+        name: str,
+        role: str,
+        organisatie: str | None,
+        sources: list[str],
+        expires_at: datetime | None = None,
+    ) -> tuple[TokenRecord, str]:
+        """The new token's record and its secret (shown to the creator once, never stored)."""
+        try:
+            granted = Role(role)
+        except ValueError:
+            raise TokenRefused(
+                400, "role", f"unknown role {role!r}; roles: {[r.value for r in Role]}"
+            ) from None
+        if organisatie is None and granted is not Role.FUNCTIONEEL_BEHEERDER:
+            raise TokenRefused(400, "organisatie", f"a {role} token needs an organisatie")
+        if granted is Role.SYSTEEM and not sources:
+            raise TokenRefused(
+                400, "sources", "a systeem token needs the sources (values or prefixes) it publishes"
+            )
+        if sources and granted is not Role.SYSTEEM:
+            raise TokenRefused(400, "sources", "only a systeem token has sources")
+        if expires_at is not None and expires_at <= datetime.now(UTC):
+            raise TokenRefused(400, "expiresAt", "expiresAt must lie in the future")
+        if not may_grant(creator, granted, organisatie):
+            whose = f"for {organisatie!r}" if organisatie else "hub-wide"
+            raise TokenRefused(
+                403, "role", f"the role {creator.role.value} may not create a {role} token {whose} "
+                f"(right {Action.MANAGE_TOKENS.value})",
+            )  # fmt: skip
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        record = await self.store.create(
+            name=name,
+            role=granted.value,
+            organisatie=organisatie,
+            sources=sources,
+            expires_at=expires_at,
+            secret_hash=secret_hash(token),
+            created_by=creator.credential or creator.name,
+        )
+        return record, token
+
+    async def list(self, viewer: Principal) -> list[TokenRecord]:
+        orgs = visible_organisations(viewer, Action.MANAGE_TOKENS)
+        if orgs is None:
+            return await self.store.list(None)
+        return [t for org in orgs for t in await self.store.list(org)]
+
+    async def revoke(self, viewer: Principal, token_id: uuid.UUID) -> TokenRecord:
+        """Revoke a token the viewer may manage; another organisation's is NotFound."""
+        record = await self.store.get(token_id)
+        if record.revoked_at is not None or not may(viewer, Action.MANAGE_TOKENS, record.organisatie):
+            raise NotFound(f"token {token_id} does not exist")
+        await self.store.revoke(token_id)
+        return record
+
+
+@dataclass
+class _Cached:
+    principal: Principal | None
+    expires_at: datetime | None
+    until: float
+
+
+class TokenLookup:
+    """``kh_…`` secret → principal, through a short cache (see the module docstring)."""
+
+    def __init__(self, store: TokenStore, *, cache_seconds: float = CACHE_SECONDS) -> None:
+        self._store, self._ttl = store, cache_seconds
+        self._cache: dict[str, _Cached] = {}
+
+    async def principal(self, token: str) -> Principal | None:
+        key = secret_hash(token)
+        now = time.monotonic()
+        hit = self._cache.get(key)
+        if hit is None or hit.until < now:
+            record = await self._store.find(key)
+            if len(self._cache) >= _CACHE_MAX:
+                self._cache.clear()
+            hit = self._cache[key] = _Cached(
+                principal_of(record) if record else None,
+                record.expires_at if record else None,
+                now + self._ttl,
+            )
+        if hit.expires_at is not None and hit.expires_at <= datetime.now(UTC):
+            return None
+        return hit.principal

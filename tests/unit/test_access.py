@@ -1,0 +1,124 @@
+"""The authorisation matrix, every role x action, each for the caller's own organisation and
+for another (issue 12's table, written out here independently of hub.services.access)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hub.services.access import (
+    Action,
+    Principal,
+    Role,
+    matrix_table,
+    may,
+    may_at_all,
+    may_grant,
+    may_publish_source,
+)
+
+OWN, OTHER = "gem-a", "gem-b"
+
+# Per action: the roles allowed for their own organisation, and those allowed for another too.
+# (✅ all → both sets; ✅ own → only the first; ❌ → neither.)
+ROLES = [r.value for r in Role]
+EXPECTED: dict[str, tuple[set[str], set[str]]] = {
+    "externe-koppelingen-beheren": (
+        {"functioneel-beheerder", "gebruik-beheerder"},
+        {"functioneel-beheerder"},
+    ),
+    "tokens-beheren": (
+        {"functioneel-beheerder", "gebruik-beheerder", "aanbod-beheerder"},
+        {"functioneel-beheerder"},
+    ),
+    "gebruik-vastleggen": (
+        {"functioneel-beheerder", "gebruik-beheerder", "systeem"},
+        {"functioneel-beheerder"},
+    ),
+    "aanbod-vastleggen": (
+        {"functioneel-beheerder", "gebruik-beheerder", "aanbod-beheerder", "systeem"},
+        {"functioneel-beheerder"},
+    ),
+    "gemma-vastleggen": ({"functioneel-beheerder"}, {"functioneel-beheerder"}),
+    "landschap-raadplegen": (set(ROLES) - {"bezoeker"}, set(ROLES) - {"bezoeker"}),
+    "private-velden-raadplegen": (
+        {"functioneel-beheerder", "gebruik-beheerder", "gebruik-raadpleger"},
+        {"functioneel-beheerder"},
+    ),
+    "hub-beheren": ({"functioneel-beheerder"}, {"functioneel-beheerder"}),
+    "audit-raadplegen": ({"functioneel-beheerder", "gebruik-beheerder"}, {"functioneel-beheerder"}),
+}
+
+CASES = [(role, action, target) for action in EXPECTED for role in ROLES for target in ("own", "other")]
+
+
+def test_the_expected_table_names_every_action_of_the_matrix() -> None:
+    assert set(EXPECTED) == {a.value for a in Action}
+
+
+@pytest.mark.parametrize(("role", "action", "target"), CASES)
+def test_every_role_and_action_for_its_own_and_another_organisation(
+    role: str, action: str, target: str
+) -> None:
+    principal = Principal("caller", Role(role), OWN, sources=("urn:sys",))
+    own_ok, other_ok = EXPECTED[action]
+    allowed = own_ok if target == "own" else other_ok
+    organisation = OWN if target == "own" else OTHER
+    assert may(principal, Action(action), organisation) is (role in allowed)
+    assert may_at_all(principal, Action(action)) is (role in own_ok)
+
+
+def test_bezoeker_reads_the_landscape_only_when_public_read_is_on() -> None:
+    bezoeker = Principal("anon", Role.BEZOEKER, None)
+    assert not may(bezoeker, Action.READ_LANDSCAPE, OWN)
+    assert may(bezoeker, Action.READ_LANDSCAPE, OWN, public_read=True)
+    assert not may(bezoeker, Action.READ_PRIVATE, OWN, public_read=True)
+
+
+def test_a_right_for_own_organisation_never_reaches_hub_wide_objects() -> None:
+    beheerder = Principal("b", Role.GEBRUIK_BEHEERDER, OWN)
+    assert not may(beheerder, Action.MANAGE_KOPPELINGEN, None)
+    assert may(Principal("admin"), Action.MANAGE_KOPPELINGEN, None)
+
+
+@pytest.mark.parametrize(
+    ("granter", "role", "allowed"),
+    [
+        (Role.GEBRUIK_BEHEERDER, Role.GEBRUIK_RAADPLEGER, True),
+        (Role.GEBRUIK_BEHEERDER, Role.SYSTEEM, True),
+        (Role.GEBRUIK_BEHEERDER, Role.AANBOD_BEHEERDER, False),
+        (Role.GEBRUIK_BEHEERDER, Role.FUNCTIONEEL_BEHEERDER, False),
+        (Role.AANBOD_BEHEERDER, Role.AANBOD_BEHEERDER, True),
+        (Role.AANBOD_BEHEERDER, Role.SYSTEEM, True),
+        (Role.AANBOD_BEHEERDER, Role.GEBRUIK_BEHEERDER, False),
+        (Role.GEBRUIK_RAADPLEGER, Role.GEBRUIK_RAADPLEGER, False),
+        (Role.FUNCTIONEEL_BEHEERDER, Role.FUNCTIONEEL_BEHEERDER, True),
+    ],
+)
+def test_which_roles_a_token_manager_may_hand_out_for_its_own_organisation(
+    granter: Role, role: Role, allowed: bool
+) -> None:
+    assert may_grant(Principal("m", granter, OWN), role, OWN) is allowed
+    if granter is not Role.FUNCTIONEEL_BEHEERDER:
+        assert not may_grant(Principal("m", granter, OWN), role, OTHER)
+
+
+@pytest.mark.parametrize(
+    ("source", "allowed"),
+    [
+        ("urn:nld:gem-a:sys1", True),
+        ("urn:nld:gem-a:sys1:meldingen", True),
+        ("urn:nld:gem-a:sys10", False),
+        ("urn:nld:gem-b:sys1", False),
+    ],
+)
+def test_a_systeem_publishes_only_for_its_registered_sources(source: str, allowed: bool) -> None:
+    systeem = Principal("s", Role.SYSTEEM, OWN, sources=("urn:nld:gem-a:sys1",))
+    assert may_publish_source(systeem, source) is allowed
+    assert may_publish_source(Principal("admin"), source)
+
+
+def test_the_readme_shows_the_matrix_as_it_is() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert matrix_table() in readme
