@@ -34,6 +34,8 @@ PROBLEM_KINDS: dict[str, str] = {
     "Invalid certificate": "a sink's client or CA certificate cannot be read",
     "Invalid connector config": "the connector's config does not fit its kind",
     "Location refused": "a connector's location is outside what the hub may read",
+    "URL refused": "an API connector's URL resolves to a blocked network; allow it with "
+    "KOPPELHUB_CONNECTORS_ALLOW_NETWORKS",
     "Sink refused": "the sink resolves to a blocked network; allow it with KOPPELHUB_DELIVERY_ALLOW_NETWORKS",
     "Sink unreachable": "the sink does not resolve now; `validate=false` subscribes anyway",
     "Sink handshake failed": "the sink refused the CloudEvents webhook handshake; `validate=false` skips it",
