@@ -8,7 +8,6 @@ import asyncio
 import csv
 import multiprocessing
 import threading
-import time
 import tracemalloc
 import uuid
 from collections.abc import Sequence
@@ -33,13 +32,19 @@ ORG = "org-1"
 SCOPE = SyncScope("urn:nld:oin:00000000000000000000:systeem:koppelhub:import:org-1", ORG, "import:org-1")
 
 
-def test_an_xlsx_row_numbered_200_million_is_refused_within_seconds(tmp_path: Path) -> None:
+def test_an_xlsx_row_numbered_200_million_is_refused_at_that_row_without_reading_the_gap(
+    tmp_path: Path,
+) -> None:
+    """openpyxl used to pad the sheet with empty rows up to its declared size (63 s of a frozen
+    hub for a 4.7 KB file); now the reader refuses the row by its number, having read next to
+    nothing before it."""
     path = bombs.row_numbered(tmp_path, 200_000_000)
     assert path.stat().st_size < 10_000
-    started = time.monotonic()
+    read: list[object] = []
     with pytest.raises(SourceRefused, match="KOPPELHUB_CONNECTORS_IMPORT_MAX_ROWS"):
-        list(read_rows(path, excel=True))
-    assert time.monotonic() - started < 3.0
+        for row in read_rows(path, excel=True):
+            read.append(row)
+    assert len(read) <= 2, f"{len(read)} rows were read before the refusal"
 
 
 def test_an_xlsx_with_a_huge_inline_string_is_refused_without_inflating_it(tmp_path: Path) -> None:
