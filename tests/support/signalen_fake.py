@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -94,6 +95,9 @@ class SignalenFake:
     #: Go down (503) after serving this many list pages (a source that fails halfway).
     down_after_pages: int | None = None
     max_page_size: int = 1000
+    #: Called with the number of list pages served so far, after serving each (a change made
+    #: in Signalen while a connector is reading).
+    after_page: Callable[[int], None] | None = None
     reporter_email: str = "melder@example.org"
     meldingen: dict[int, Melding] = field(default_factory=dict)
     patches: list[Patch] = field(default_factory=list)
@@ -259,6 +263,8 @@ class SignalenFake:
             "count": len(ids),
             "results": [self.render(self.meldingen[i]) for i in ids[start : start + size]],
         }
+        if self.after_page is not None:
+            self.after_page(len(self.requests))
         return web.json_response(body)
 
     def _melding(self, request: web.Request) -> Melding:
