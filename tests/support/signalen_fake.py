@@ -18,6 +18,7 @@ ordered id list is cached until something changes, so 100,000 meldingen are chea
 from __future__ import annotations
 
 import asyncio
+import bisect
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -214,14 +215,29 @@ class SignalenFake:
         return response
 
     def _ids(self, query: Any) -> list[int]:
-        key = tuple(sorted((k, v) for k, v in query.items() if k not in ("page", "page_size")))
+        """The ids a list query selects, in its order. Sorted lists are cached per filter set
+        and data version; ``updated_after`` with ``ordering=updated_at`` (every keyset page) is a
+        bisection of the cached list, as an index would serve it."""
+        ordering = query.get("ordering", "-created_at")
+        keyset = ordering == "updated_at" and "updated_after" in query
+        skip = ("page", "page_size", "updated_after") if keyset else ("page", "page_size")
+        key = tuple(sorted((k, v) for k, v in query.items() if k not in skip))
         cached = self._cache.get(key)
-        if cached is not None and cached[0] == self._version:
-            return cached[1]
+        if cached is None or cached[0] != self._version:
+            cached = (self._version, self._select(query, ordering, use_after=not keyset))
+            self._cache[key] = cached
+        ids = cached[1]
+        if not keyset:
+            return ids
+        after = _parse_time(query["updated_after"])
+        start = bisect.bisect_left(ids, after, key=lambda i: self.meldingen[i].updated)
+        return ids[start:]
+
+    def _select(self, query: Any, ordering: str, *, use_after: bool) -> list[int]:
         states = set(query.getall("status", []))
         departments = set(query.getall("routing_department_code", []))
         subs, mains = set(query.getall("category_slug", [])), set(query.getall("maincategory_slug", []))
-        after = _parse_time(query["updated_after"]) if "updated_after" in query else None
+        after = _parse_time(query["updated_after"]) if use_after and "updated_after" in query else None
         chosen = [
             m
             for m in self.meldingen.values()
@@ -230,13 +246,10 @@ class SignalenFake:
             and (not (subs or mains) or m.sub_slug in subs or m.main_slug in mains)
             and (after is None or m.updated >= after)
         ]
-        ordering = query.get("ordering", "-created_at")
         field_name = ordering.lstrip("-")
         attr = {"updated_at": "updated", "created_at": "created", "id": "id"}.get(field_name, "created")
         chosen.sort(key=lambda m: (getattr(m, attr), m.id), reverse=ordering.startswith("-"))
-        ids = [m.id for m in chosen]
-        self._cache[key] = (self._version, ids)
-        return ids
+        return [m.id for m in chosen]
 
     async def _list(self, request: web.Request) -> web.Response:
         query = request.rel_url.query
