@@ -1,13 +1,14 @@
 """Connector kind ``signalen``: meldingen from Signalen as events, and status changes back.
 
 Source side: polls ``GET {url}/signals/v1/private/signals/?updated_after=<checkpoint>&
-ordering=updated_at&page_size=…`` plus the configured filters (repeated parameters), following
-``_links.next.href`` to the end (DOMAIN.md §6). Signalen's ``updated_after`` is inclusive
-(``updated_at >=``), so meldingen sharing the checkpoint's timestamp are read again and the
-fingerprints drop them. A melding seen for the first time is published as
-``nl.signalen.melding.aangemaakt.v1``; one whose published fields changed as
-``nl.signalen.melding.gewijzigd.v1`` naming ``wijzigingen`` ``[{field, old, new}]``. ``data``
-keeps Signalen's own shape for the configured ``fields`` (no ``reporter`` unless asked).
+ordering=updated_at&page_size=…`` plus the configured filters (repeated parameters), each next
+page by ``updated_after`` again (keyset paging, see :meth:`SignalenConnector.fetch`;
+DOMAIN.md §6). Signalen's ``updated_after`` is inclusive (``updated_at >=``), so meldingen
+sharing the checkpoint's timestamp are read again and the fingerprints drop them. A melding
+seen for the first time is published as ``nl.signalen.melding.aangemaakt.v1``; one whose
+published fields changed as ``nl.signalen.melding.gewijzigd.v1`` naming ``wijzigingen``
+``[{field, old, new}]``. ``data`` keeps Signalen's own shape for the configured ``fields`` (no
+``reporter`` unless asked).
 
 Write-back (:mod:`connectors.signalen.writeback`): ``nl.signalen.melding.status-verzoek.v1``
 applied along Signalen's workflow (:mod:`connectors.signalen.workflow`).
@@ -150,10 +151,18 @@ class SignalenConnector(Connector[SignalenConfig]):
         return params
 
     async def fetch(self, checkpoint: Mapping[str, Any] | None) -> AsyncIterator[Batch]:
+        """Keyset paging: each next page asks again for ``updated_after`` the newest
+        ``updated_at`` read so far (inclusive, so meldingen sharing it are read again and the
+        fingerprints drop them). Following ``next.href`` (page numbers over a list that moves)
+        skipped a melding whenever one on a page already read was updated during the run: the
+        list shifted by one and the melding at the page boundary was never read, while the
+        checkpoint passed it. Only when a whole page shares the timestamp asked for (more
+        meldingen with one ``updated_at`` than a page holds) is ``next.href`` followed."""
         last = (checkpoint or {}).get("updated_after")
         async with self.client() as api:
             url: str | None = self.signals_url()
             params: list[tuple[str, str]] | None = self._params(checkpoint)
+            asked = last
             while url:
                 response = await api.request("GET", url, params=params)
                 if response.status_code != 200:
@@ -164,12 +173,15 @@ class SignalenConnector(Connector[SignalenConfig]):
                     url = (page.get("_links", {}).get("next") or {}).get("href")
                 except (ValueError, KeyError, TypeError, AttributeError) as e:
                     raise SourceRefused("Signalen answered a page that is not its HAL list") from e
-                params = None  # next.href carries every parameter
                 records = [Record(r, row=None) for r in results if isinstance(r, dict)]
                 for r in records:
                     stamp = r.data.get("updated_at")
                     if isinstance(stamp, str) and (last is None or stamp > last):
                         last = stamp  # ISO times of one server compare as text
+                if url and last is not None and last != asked:
+                    url, params, asked = self.signals_url(), self._params({"updated_after": last}), last
+                else:
+                    params = None  # next.href carries every parameter
                 yield Batch(records, {"updated_after": last}, complete=url is None)
 
     async def probe(self) -> dict[str, Any]:

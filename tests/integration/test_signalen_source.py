@@ -114,7 +114,8 @@ async def test_a_run_that_fails_halfway_resumes_without_publishing_a_melding_twi
         runs = await h.runner.runs.runs(connector.id, limit=10) if h.runner.runs else []
 
     assert failed.last_error is not None and "503" in failed.last_error
-    assert failed.checkpoint == {"updated_after": "2024-01-01T00:00:00.020000+00:00"}
+    # Page 2 asked for updated_after melding 10's time (keyset paging): 10 to 19.
+    assert failed.checkpoint == {"updated_after": "2024-01-01T00:00:00.019000+00:00"}
     assert again.last_error is None
     created = [e.subject for e in events if e.type == AANGEMAAKT]
     assert sorted(created, key=int) == [str(i) for i in range(1, 31)]  # each exactly once
@@ -133,3 +134,23 @@ async def test_reporter_is_published_only_when_configured(
         (event,) = _signalen(await h.events())
     assert event.data["reporter"]["email"] == fake.reporter_email
     assert set(event.data) == set(fields)
+
+
+async def test_a_melding_updated_on_a_page_already_read_during_a_run_skips_no_other_melding(
+    settings: Settings, fake: SignalenFake
+) -> None:
+    fake.add(30)
+
+    def behandelaar(pages: int) -> None:
+        if pages == 1:  # melding 5 changes while the connector reads on: the list shifts by one
+            fake.change(5, state="b")
+
+    fake.after_page = behandelaar
+    async with harness(loopback(settings)) as h:
+        connector = await _connector(h, fake)
+        after = await _run(h, connector)
+        events = _signalen(await h.events())
+
+    assert after.last_error is None, after.last_error
+    created = sorted((e.subject or "" for e in events if e.type == AANGEMAAKT), key=int)
+    assert created == [str(i) for i in range(1, 31)]  # melding 11 too, which page 2 of a shifted list skips

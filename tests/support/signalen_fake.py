@@ -18,7 +18,9 @@ ordered id list is cached until something changes, so 100,000 meldingen are chea
 from __future__ import annotations
 
 import asyncio
+import bisect
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -94,6 +96,9 @@ class SignalenFake:
     #: Go down (503) after serving this many list pages (a source that fails halfway).
     down_after_pages: int | None = None
     max_page_size: int = 1000
+    #: Called with the number of list pages served so far, after serving each (a change made
+    #: in Signalen while a connector is reading).
+    after_page: Callable[[int], None] | None = None
     reporter_email: str = "melder@example.org"
     meldingen: dict[int, Melding] = field(default_factory=dict)
     patches: list[Patch] = field(default_factory=list)
@@ -210,14 +215,29 @@ class SignalenFake:
         return response
 
     def _ids(self, query: Any) -> list[int]:
-        key = tuple(sorted((k, v) for k, v in query.items() if k not in ("page", "page_size")))
+        """The ids a list query selects, in its order. Sorted lists are cached per filter set
+        and data version; ``updated_after`` with ``ordering=updated_at`` (every keyset page) is a
+        bisection of the cached list, as an index would serve it."""
+        ordering = query.get("ordering", "-created_at")
+        keyset = ordering == "updated_at" and "updated_after" in query
+        skip = ("page", "page_size", "updated_after") if keyset else ("page", "page_size")
+        key = tuple(sorted((k, v) for k, v in query.items() if k not in skip))
         cached = self._cache.get(key)
-        if cached is not None and cached[0] == self._version:
-            return cached[1]
+        if cached is None or cached[0] != self._version:
+            cached = (self._version, self._select(query, ordering, use_after=not keyset))
+            self._cache[key] = cached
+        ids = cached[1]
+        if not keyset:
+            return ids
+        after = _parse_time(query["updated_after"])
+        start = bisect.bisect_left(ids, after, key=lambda i: self.meldingen[i].updated)
+        return ids[start:]
+
+    def _select(self, query: Any, ordering: str, *, use_after: bool) -> list[int]:
         states = set(query.getall("status", []))
         departments = set(query.getall("routing_department_code", []))
         subs, mains = set(query.getall("category_slug", [])), set(query.getall("maincategory_slug", []))
-        after = _parse_time(query["updated_after"]) if "updated_after" in query else None
+        after = _parse_time(query["updated_after"]) if use_after and "updated_after" in query else None
         chosen = [
             m
             for m in self.meldingen.values()
@@ -226,13 +246,10 @@ class SignalenFake:
             and (not (subs or mains) or m.sub_slug in subs or m.main_slug in mains)
             and (after is None or m.updated >= after)
         ]
-        ordering = query.get("ordering", "-created_at")
         field_name = ordering.lstrip("-")
         attr = {"updated_at": "updated", "created_at": "created", "id": "id"}.get(field_name, "created")
         chosen.sort(key=lambda m: (getattr(m, attr), m.id), reverse=ordering.startswith("-"))
-        ids = [m.id for m in chosen]
-        self._cache[key] = (self._version, ids)
-        return ids
+        return [m.id for m in chosen]
 
     async def _list(self, request: web.Request) -> web.Response:
         query = request.rel_url.query
@@ -259,6 +276,8 @@ class SignalenFake:
             "count": len(ids),
             "results": [self.render(self.meldingen[i]) for i in ids[start : start + size]],
         }
+        if self.after_page is not None:
+            self.after_page(len(self.requests))
         return web.json_response(body)
 
     def _melding(self, request: web.Request) -> Melding:
