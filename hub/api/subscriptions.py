@@ -229,10 +229,14 @@ async def list_subscriptions(
     cursor: str | None = None,
     status: Annotated[str | None, Query(description=SUBSCRIPTION_FILTERS["status"])] = None,
     sink: Annotated[str | None, Query(description=SUBSCRIPTION_FILTERS["sink"])] = None,
+    organisatie: Annotated[str | None, Query(description=SUBSCRIPTION_FILTERS["organisatie"])] = None,
 ) -> dict[str, Any]:
     where = list_filter(request, status, sink)
     everything = visible_organisations(principal, Action.MANAGE_KOPPELINGEN) is None
-    owned_by = None if everything else principal.organisation or ""
+    own = None if everything else principal.organisation or ""
+    if own is not None and organisatie is not None and organisatie != own:
+        return {"items": [], "next": None}  # another organisation's are never listed to this caller
+    owned_by = organisatie if own is None else own
     try:
         page = await ctx.subscriptions.list(limit=limit, cursor=cursor, where=where, owned_by=owned_by)
     except BadCursor as e:

@@ -79,6 +79,7 @@ class SubscriptionDetails(SubscriptionRecord):
 SUBSCRIPTION_FILTERS: Mapping[str, str] = {
     "status": "the life-cycle status: active, paused or disabled",
     "sink": "sink URLs starting with this text",
+    "organisatie": "the owning organisation (a caller bound to one organisation sees only its own)",
 }
 
 

@@ -41,6 +41,21 @@ async def test_subscriptions_filter_on_status_and_sink_prefix(client: httpx.Asyn
     assert await _ids(client) == [a, b]
 
 
+async def test_subscriptions_filter_on_their_organisation(client: httpx.AsyncClient) -> None:
+    mine = await client.post(
+        "/api/v1/subscriptions",
+        json={"sink": "http://127.0.0.1:9001/a", "organisatie": "gem-a"},
+        params={"validate": "false"},
+        headers=AUTH,
+    )
+    assert mine.status_code == 201, mine.text
+    hub_wide = await _subscribe(client, "http://127.0.0.1:9002/b")
+
+    assert await _ids(client, organisatie="gem-a") == [mine.json()["id"]]
+    assert await _ids(client, organisatie="gem-b") == []
+    assert await _ids(client) == [mine.json()["id"], hub_wide]
+
+
 async def test_an_unknown_subscription_filter_or_status_is_a_400(client: httpx.AsyncClient) -> None:
     await _subscribe(client, "http://127.0.0.1:9001/a")
 
