@@ -12,10 +12,11 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import click
 
+from hub.api.tokens import token_json
 from hub.bootstrap import migrate as migrate_schema
 from hub.bootstrap import token_service
 from hub.embedded import provision
@@ -76,17 +77,6 @@ def _entry(action: str, done: object, changes: list[str]) -> AuditEntry:
     )
 
 
-def _json(record: TokenRecord) -> dict[str, Any]:
-    return {
-        "id": str(record.id),
-        "name": record.name,
-        "role": record.role,
-        "organisatie": record.organisatie,
-        "sources": record.sources,
-        "expiresAt": record.expires_at.isoformat() if record.expires_at else None,
-    }
-
-
 @click.group("token")
 def token_command() -> None:
     """Create, list and revoke API tokens."""
@@ -116,14 +106,14 @@ def create(
     given = ["name", "role"] + [f for f, v in (("organisatie", organisatie), ("sources", sources),
                                                  ("expiresAt", expires_at)) if v]  # fmt: skip
     record, secret = _run(work, "create", given)
-    click.echo(json.dumps(_json(record) | {"token": secret}, indent=2))
+    click.echo(json.dumps(token_json(record) | {"token": secret}, indent=2))
 
 
 @token_command.command("list")
 def list_tokens() -> None:
     """The tokens not revoked (never their secrets)."""
     records = _run(lambda service: service.list(OPERATOR))
-    click.echo(json.dumps([_json(r) for r in records], indent=2))
+    click.echo(json.dumps([token_json(r) for r in records], indent=2))
 
 
 @token_command.command("revoke")
