@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from hub.adapters.egress import egress
 from hub.adapters.kafka import KafkaEventLog, ensure_topics
 from hub.adapters.kafka_consumer import KafkaLogConsumer
+from hub.adapters.kafka_operators import KafkaLogInspector
 from hub.adapters.postgres.connectors import PostgresConnectorStore
 from hub.adapters.postgres.deliveries import PostgresDeliveryStore
 from hub.adapters.postgres.engine import create_engine
@@ -36,6 +37,7 @@ from hub.adapters.postgres.engine import migrate as migrate_schema
 from hub.adapters.postgres.fingerprints import PostgresFingerprintStore
 from hub.adapters.postgres.imports import PostgresImportStore
 from hub.adapters.postgres.landscape import PostgresLandscapeStore
+from hub.adapters.postgres.operations import PostgresOperationsStore
 from hub.adapters.postgres.outbox import OutboxListener, PostgresOutbox
 from hub.adapters.postgres.projection import PostgresProjectionStore
 from hub.adapters.postgres.retention import PostgresRetention
@@ -45,6 +47,7 @@ from hub.api.auth import TokenAuthenticator
 from hub.api.context import ApiContext
 from hub.api.protocol import guarded_protocol
 from hub.ports import EventLog, max_record_bytes
+from hub.ports.operators import LogInspector, OperationsStore
 from hub.services.connectors import ConnectorRunner
 from hub.services.dispatcher import Dispatcher, RetryPolicy
 from hub.services.landscape import DerivedEvents, ProjectionResult
@@ -71,6 +74,7 @@ __all__ = [
     "connector_runner",
     "import_runner",
     "migrate",
+    "operator_tools",
     "rebuild",
     "wire",
 ]
@@ -140,6 +144,25 @@ async def import_runner(
                 yield runner
             finally:
                 await asyncio.to_thread(runner.close)
+        finally:
+            await event_log.stop()
+    finally:
+        await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def operator_tools(
+    settings: Settings, kafka_bootstrap: str, database_url: str
+) -> AsyncIterator[tuple[LogInspector, OperationsStore]]:
+    """The operator ports for ``koppelhub status`` and ``koppelhub dlq`` against a running
+    hub's broker and database (a small pool and a producer of their own)."""
+    engine = create_engine(database_url, pool_size=2)
+    try:
+        event_log = KafkaEventLog(kafka_bootstrap, settings.kafka)
+        await event_log.start()
+        try:
+            inspector = KafkaLogInspector(kafka_bootstrap, settings.kafka, event_log.producer)
+            yield inspector, PostgresOperationsStore(engine)
         finally:
             await event_log.stop()
     finally:
@@ -305,6 +328,8 @@ def _wire_api(hub: HubProcess, w: Wiring) -> None:
         imports=PostgresImportStore(hub.engine),
         wake_connectors=hub.connector_runner.wake if hub.connector_runner else None,
         deliveries=PostgresDeliveryStore(hub.engine),
+        log_inspector=KafkaLogInspector(hub.kafka_bootstrap, s.kafka, hub.event_log.producer),
+        operations=PostgresOperationsStore(hub.engine),
     )
     config = uvicorn.Config(
         create_app(ctx),

@@ -17,6 +17,7 @@ from hub.bootstrap import KAFKA_ROLES, ROLES, HubProcess, admin_token
 from hub.bootstrap import migrate as migrate_schema
 from hub.bootstrap import rebuild as rebuild_landscape
 from hub.cli_import import import_command
+from hub.cli_operators import dlq, status
 from hub.embedded import Infrastructure, provision
 from hub.errors import ConfigurationError, KoppelhubError
 from hub.logging import configure_logging
@@ -125,6 +126,8 @@ def connectors() -> None:
 
 
 main.add_command(import_command)
+main.add_command(status)
+main.add_command(dlq)
 
 
 @main.command()

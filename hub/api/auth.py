@@ -18,6 +18,8 @@ class Right(StrEnum):
     MANAGE_SUBSCRIPTIONS = "subscriptions:manage"
     READ = "landscape:read"
     MANAGE_CONNECTORS = "connectors:manage"
+    #: Operator views: status, the dead-letter topic and its redrive (functioneel-beheerder).
+    OPERATE = "hub:operate"
 
 
 @dataclass(frozen=True)
@@ -83,3 +85,4 @@ def require(right: Right) -> object:
 Publisher = Annotated[Principal, require(Right.PUBLISH)]
 SubscriptionManager = Annotated[Principal, require(Right.MANAGE_SUBSCRIPTIONS)]
 ConnectorManager = Annotated[Principal, require(Right.MANAGE_CONNECTORS)]
+Operator = Annotated[Principal, require(Right.OPERATE)]

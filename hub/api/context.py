@@ -16,6 +16,7 @@ from hub.ports import (
     LandscapeReader,
     SubscriptionStore,
 )
+from hub.ports.operators import LogInspector, OperationsStore
 from hub.settings import Settings
 from subscriptions.ssrf import NetworkPolicy
 
@@ -35,6 +36,9 @@ class ApiContext:
     #: Tells a connectors role in this process that work is due now (None: another process polls).
     wake_connectors: Callable[[], None] | None = None
     deliveries: DeliveryStore | None = None
+    #: Operator views (status, DLQ): the log as operators see it and the store's summary.
+    log_inspector: LogInspector | None = None
+    operations: OperationsStore | None = None
 
 
 def context(request: Request) -> ApiContext:
