@@ -162,7 +162,10 @@ async def operator_tools(
         await event_log.start()
         try:
             inspector = KafkaLogInspector(kafka_bootstrap, settings.kafka, event_log.producer)
-            yield inspector, PostgresOperationsStore(engine)
+            try:
+                yield inspector, PostgresOperationsStore(engine)
+            finally:
+                await inspector.close()
         finally:
             await event_log.stop()
     finally:
@@ -315,6 +318,8 @@ def _wire_api(hub: HubProcess, w: Wiring) -> None:
     assert hub.engine is not None and hub.event_log is not None
     s = hub.settings
     token, _ = admin_token(s)
+    inspector = KafkaLogInspector(hub.kafka_bootstrap, s.kafka, hub.event_log.producer)
+    w.closers.append(inspector.close)
     readiness: Callable[[], Awaitable[dict[str, bool]]] = hub.readiness
     ctx = ApiContext(
         settings=s,
@@ -328,7 +333,7 @@ def _wire_api(hub: HubProcess, w: Wiring) -> None:
         imports=PostgresImportStore(hub.engine),
         wake_connectors=hub.connector_runner.wake if hub.connector_runner else None,
         deliveries=PostgresDeliveryStore(hub.engine),
-        log_inspector=KafkaLogInspector(hub.kafka_bootstrap, s.kafka, hub.event_log.producer),
+        log_inspector=inspector,
         operations=PostgresOperationsStore(hub.engine),
     )
     config = uvicorn.Config(

@@ -94,23 +94,52 @@ class KafkaLogInspector:
 
     def __init__(self, bootstrap: str, settings: KafkaSettings, producer: AIOKafkaProducer):
         self._bootstrap, self._s, self._producer = bootstrap, settings, producer
+        # One reader and one admin client, started on first use and kept: a fresh pair cost
+        # 35-50 ms per look (bootstrap and coordinator round trips). One look at a time.
+        self._lock = asyncio.Lock()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._admin: AIOKafkaAdminClient | None = None
+
+    async def close(self) -> None:
+        """Stop the reader and the admin client (the next look starts them again)."""
+        consumer, admin, self._consumer, self._admin = self._consumer, self._admin, None, None
+        with contextlib.suppress(KafkaError):
+            if consumer is not None:
+                await consumer.stop()
+            if admin is not None:
+                await admin.close()
 
     @contextlib.asynccontextmanager
     async def _reader(self) -> AsyncIterator[AIOKafkaConsumer]:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="latest",  # a start beyond the end reads nothing rather than all
-            fetch_max_wait_ms=10,
-        )
-        try:
-            await consumer.start()
-            yield consumer
-        except KafkaError as e:
-            raise BrokerUnavailable(f"cannot read the log: {e}") from e
-        finally:
-            await consumer.stop()
+        """The group-less reader, for one look: its partitions paused afterwards, so it fetches
+        nothing between looks; closed after an error, so the next look reconnects."""
+        async with self._lock:
+            try:
+                if self._consumer is None:
+                    consumer = AIOKafkaConsumer(
+                        bootstrap_servers=self._bootstrap,
+                        group_id=None,
+                        enable_auto_commit=False,
+                        auto_offset_reset="latest",  # a start beyond the end reads nothing rather than all
+                        fetch_max_wait_ms=10,
+                    )
+                    await consumer.start()
+                    self._consumer = consumer
+                try:
+                    yield self._consumer
+                finally:
+                    # Paused, not unassigned: aiokafka's stop() hung on a fetcher after unsubscribe().
+                    self._consumer.pause(*self._consumer.assignment())
+            except (KafkaError, TimeoutError) as e:
+                await self.close()
+                raise BrokerUnavailable(f"cannot read the log: {e!r}") from e
+
+    async def _admin_client(self) -> AIOKafkaAdminClient:
+        if self._admin is None:
+            admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
+            await admin.start()
+            self._admin = admin
+        return self._admin
 
     async def _partitions(self, consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
         await consumer.topics()  # refreshes metadata
@@ -118,7 +147,8 @@ class KafkaLogInspector:
 
     async def _ends(self, consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
         """The true end of each partition: read from ListOffsets' answer (at or before the end)
-        until the position reaches the fetch's high-water mark."""
+        until the position reaches the fetch's high-water mark. Assigning anew forgets the
+        high-water marks of the previous look."""
         consumer.assign(tps)
         if not tps:
             return {}
@@ -146,7 +176,7 @@ class KafkaLogInspector:
                 dlq = await self._partitions(reader, s.dlq_topic)
                 ends = await self._ends(reader, [*events, *dlq])
                 starts = await reader.beginning_offsets(dlq) if dlq else {}
-            committed, members, state = await self._group(events)
+                committed, members, state = await self._group(events)
         except (KafkaError, TimeoutError) as e:
             raise BrokerUnavailable(f"cannot read the log's status: {e!r}") from e
         return LogStatus(
@@ -162,13 +192,9 @@ class KafkaLogInspector:
         )
 
     async def _group(self, tps: list[TopicPartition]) -> tuple[dict[int, int], tuple[GroupMember, ...], str]:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
-        await admin.start()
-        try:
-            offsets = await admin.list_consumer_group_offsets(self._s.consumer_group, partitions=tps)
-            described = await admin.describe_consumer_groups([self._s.consumer_group])
-        finally:
-            await admin.close()
+        admin = await self._admin_client()
+        offsets = await admin.list_consumer_group_offsets(self._s.consumer_group, partitions=tps)
+        described = await admin.describe_consumer_groups([self._s.consumer_group])
         committed = {tp.partition: o.offset for tp, o in offsets.items() if o.offset >= 0}
         members: list[GroupMember] = []
         state = "Unknown"

@@ -1,8 +1,9 @@
 """PostgreSQL adapter of :class:`hub.ports.operators.OperationsStore`: the status summary.
 
-Each part is one statement on the tables' own indexes; the open-delivery counts read the
-partial index of open deliveries (``ix_deliveries_due``), so the summary stays fast with a
-large backlog (benchmarks/status.py: 1,000 subscriptions, 100,000 pending deliveries).
+Each part is one statement on the tables' own indexes; the delivery counts read the partial
+index of undelivered deliveries (``ix_deliveries_undelivered``, migration 0010), so the summary
+stays fast with a large backlog and a long delivered history (benchmarks/status.py: 1,000
+subscriptions, 100,000 pending deliveries).
 """
 
 from __future__ import annotations
@@ -10,22 +11,20 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.adapters.postgres.tables import OPEN_SQL
+from hub.adapters.postgres.tables import UNDELIVERED_SQL
 from hub.ports.operators import FailedImport, FailingConnector, FailingSubscription, StoreStatus
-from subscriptions.lifecycle import DEAD, DELIVERED, DISABLED, FAILED, PENDING
+from subscriptions.lifecycle import DEAD, DELIVERED, DISABLED, FAILED, OPEN, PENDING
 
 __all__ = ["PostgresOperationsStore"]
 
+# One index-only scan of the undelivered deliveries (migration 0010), per status.
 _OUTBOX = text(
     f"""
-    SELECT count(*) FILTER (WHERE status = '{PENDING}') AS pending,
-           count(*) FILTER (WHERE status = '{FAILED}') AS failed,
-           min(created_at) AS oldest,
-           now() AS now
-      FROM deliveries WHERE {OPEN_SQL}
-    """  # noqa: S608 (lifecycle constants, see tables.OPEN_SQL)
+    SELECT status, count(*) AS n, min(created_at) AS oldest
+      FROM deliveries WHERE {UNDELIVERED_SQL}
+     GROUP BY status
+    """  # noqa: S608 (lifecycle constants, see tables.UNDELIVERED_SQL)
 )
-_DEAD = text(f"SELECT count(*) FROM deliveries WHERE status = '{DEAD}'")  # noqa: S608 (a constant)
 _SUBSCRIPTIONS = text("SELECT status, count(*) FROM subscriptions GROUP BY status")
 # Consecutive failures: the failed attempts since the subscription's newest delivered delivery
 # (found backwards on its archive order, so the look stops at the first success); the last
@@ -85,8 +84,13 @@ class PostgresOperationsStore:
     async def status(self, *, failing_limit: int = 50) -> StoreStatus:
         limit = {"limit": failing_limit}
         async with self._engine.connect() as conn:
-            outbox = (await conn.execute(_OUTBOX)).one()
-            dead = (await conn.execute(_DEAD)).scalar_one()
+            now = (await conn.execute(text("SELECT now()"))).scalar_one()
+            counts = {PENDING: 0, FAILED: 0, DEAD: 0}
+            oldest = None
+            for r in await conn.execute(_OUTBOX):
+                counts[r.status] = r.n
+                if r.status in OPEN and r.oldest is not None:
+                    oldest = r.oldest if oldest is None else min(oldest, r.oldest)
             subs = {r[0]: r[1] for r in await conn.execute(_SUBSCRIPTIONS)}
             failing = [
                 FailingSubscription(
@@ -101,9 +105,9 @@ class PostgresOperationsStore:
             imports = {r[0]: r[1] for r in await conn.execute(_IMPORTS)}
             failed_imports = [FailedImport(*r) for r in await conn.execute(_FAILED_IMPORTS, limit)]
         return StoreStatus(
-            outbox={"pending": outbox.pending, "failed": outbox.failed, "dead": dead},
-            oldest_pending=outbox.oldest,
-            now=outbox.now,
+            outbox={"pending": counts[PENDING], "failed": counts[FAILED], "dead": counts[DEAD]},
+            oldest_pending=oldest,
+            now=now,
             subscriptions=subs,
             failing_subscriptions=failing,
             connectors={"total": c.total, "running": c.running, "failing": c.failing, "queued": c.queued},
