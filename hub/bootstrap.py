@@ -42,11 +42,13 @@ from hub.adapters.postgres.outbox import OutboxListener, PostgresOutbox
 from hub.adapters.postgres.projection import PostgresProjectionStore
 from hub.adapters.postgres.retention import PostgresRetention
 from hub.adapters.postgres.subscriptions import PostgresSubscriptionStore
+from hub.adapters.prometheus import PrometheusMetrics, multiprocess_dir
 from hub.api.app import create_app
 from hub.api.auth import TokenAuthenticator
 from hub.api.context import ApiContext
 from hub.api.protocol import guarded_protocol
 from hub.ports import EventLog, max_record_bytes
+from hub.ports.metrics import NO_METRICS, Metrics
 from hub.ports.operators import LogInspector, OperationsStore
 from hub.services.connectors import ConnectorRunner
 from hub.services.dispatcher import Dispatcher, RetryPolicy
@@ -76,6 +78,7 @@ __all__ = [
     "migrate",
     "operator_tools",
     "rebuild",
+    "share_metrics",
     "wire",
 ]
 
@@ -97,6 +100,16 @@ def admin_token(settings: Settings) -> tuple[str, bool]:
     return token, True
 
 
+def share_metrics(settings: Settings) -> None:
+    """Metrics in ``<data dir>/metrics`` (unless PROMETHEUS_MULTIPROC_DIR says otherwise), so
+    the API's /metrics sums every process of this data dir. Call before a hub starts."""
+    multiprocess_dir(settings.data_dir)
+
+
+async def _metrics_released() -> None:
+    PrometheusMetrics.process_exited()
+
+
 def migrate(database_url: str) -> None:
     """Bring the database schema up to date (idempotent, serialised by an advisory lock)."""
     migrate_schema(database_url)
@@ -111,7 +124,9 @@ async def rebuild(database_url: str) -> ProjectionResult:
         await engine.dispose()
 
 
-def connector_runner(settings: Settings, engine: AsyncEngine, event_log: EventLog) -> ConnectorRunner:
+def connector_runner(
+    settings: Settings, engine: AsyncEngine, event_log: EventLog, metrics: Metrics = NO_METRICS
+) -> ConnectorRunner:
     """The connectors role's runner on PostgreSQL, publishing to ``event_log``, its requests
     guarded by KOPPELHUB_CONNECTORS_ALLOW_NETWORKS."""
     c = settings.connectors
@@ -124,6 +139,7 @@ def connector_runner(settings: Settings, engine: AsyncEngine, event_log: EventLo
         hub_urn=settings.source_urn,
         data_dir=settings.data_dir,
         egress=egress(NetworkPolicy.parse(c.allow_networks)),
+        metrics=metrics,
     )
 
 
@@ -196,6 +212,9 @@ class HubProcess(Supervisor):
         self.projector: Projector | None = None
         self.dispatcher: Dispatcher | None = None
         self.connector_runner: ConnectorRunner | None = None
+        #: One set of metrics per process, shared by its roles (summed across processes in
+        #: multiprocess mode, see hub.adapters.prometheus).
+        self.metrics = PrometheusMetrics()
 
     async def start(self) -> None:
         """Open adapters and start every role of this process as a task."""
@@ -225,6 +244,7 @@ async def wire(hub: HubProcess) -> Wiring:
     on failure, whatever was opened is closed again."""
     s, roles = hub.settings, set(hub.roles)
     w = Wiring()
+    w.closers.append(_metrics_released)
     try:
         engine = hub.engine = create_engine(hub.database_url)
         w.closers.append(engine.dispose)
@@ -241,7 +261,7 @@ async def wire(hub: HubProcess) -> Wiring:
             await _wire_dispatcher(hub, w)
         if "connectors" in roles:
             assert hub.event_log is not None
-            runner = hub.connector_runner = connector_runner(s, engine, hub.event_log)
+            runner = hub.connector_runner = connector_runner(s, engine, hub.event_log, hub.metrics)
             w.runs["connectors"] = lambda signals: runner.run(signals.stop_connectors)
         if "api" in roles:
             _wire_api(hub, w)
@@ -265,6 +285,7 @@ def _wire_projector(hub: HubProcess, w: Wiring) -> None:
         derive=DerivedEvents(s.source_urn, hub.public_url),
         batch_size=s.projector_batch_size,
         members=s.projector_members,
+        metrics=hub.metrics,
     )
     w.runs["projector"] = lambda signals: projector.run(signals.stop_work, drain=signals.drain)
     w.healthy["projector"] = lambda: projector.running
@@ -302,6 +323,7 @@ async def _wire_dispatcher(hub: HubProcess, w: Wiring) -> None:
         batch_size=d.batch_size,
         lease_seconds=d.lease_seconds,
         poll_seconds=d.poll_seconds,
+        metrics=hub.metrics,
     )
     retention = PostgresRetention(hub.engine)
     w.runs["dispatcher"] = lambda signals: dispatcher.run(signals.stop_work)
@@ -334,6 +356,7 @@ def _wire_api(hub: HubProcess, w: Wiring) -> None:
         wake_connectors=hub.connector_runner.wake if hub.connector_runner else None,
         deliveries=PostgresDeliveryStore(hub.engine),
         log_inspector=inspector,
+        metrics=hub.metrics,
         operations=PostgresOperationsStore(hub.engine),
     )
     config = uvicorn.Config(

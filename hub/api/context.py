@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 
@@ -16,9 +16,17 @@ from hub.ports import (
     LandscapeReader,
     SubscriptionStore,
 )
+from hub.ports.metrics import ExposedMetrics, NoMetrics
 from hub.ports.operators import LogInspector, OperationsStore
 from hub.settings import Settings
 from subscriptions.ssrf import NetworkPolicy
+
+
+class NoMetricsExposed(NoMetrics):
+    """No metrics wired: ``/metrics`` answers with nothing."""
+
+    def exposition(self) -> tuple[bytes, str]:
+        return b"", "text/plain; version=0.0.4; charset=utf-8"
 
 
 @dataclass
@@ -39,6 +47,7 @@ class ApiContext:
     #: Operator views (status, DLQ): the log as operators see it and the store's summary.
     log_inspector: LogInspector | None = None
     operations: OperationsStore | None = None
+    metrics: ExposedMetrics = field(default_factory=NoMetricsExposed)
 
 
 def context(request: Request) -> ApiContext:

@@ -108,11 +108,18 @@ async def publish(
         await ctx.event_log.publish(events)
     except BrokerUnavailable as e:
         raise ProblemError(503, "Event log unavailable", "Kafka did not acknowledge; retry later") from e
+    ctx.metrics.published(_mode(request), len(events))
     return JSONResponse({"accepted": [e.id for e in events]}, status_code=202)
 
 
 def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def _mode(request: Request) -> str:
+    """The publish mode, as the metrics label it."""
+    media_type = _media_type(request)
+    return "batch" if media_type == BATCH else "structured" if media_type == STRUCTURED else "binary"
 
 
 def _is_batch(request: Request) -> bool:

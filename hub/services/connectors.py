@@ -30,6 +30,7 @@ from connectors.registry import create
 from hub.errors import KoppelhubError
 from hub.ports import ConnectorRecord, ConnectorStore, EventLog, ImportRecord, ImportStore
 from hub.ports.connectors import FingerprintStore, Owner, SyncScope
+from hub.ports.metrics import NO_METRICS, Metrics
 from hub.services.imports import ImportLifecycle, ImportSpec, import_connector, import_scope, owner
 from hub.services.sync import Interrupted, Progress, SyncRun, Tally
 from hub.settings import ConnectorSettings
@@ -60,7 +61,9 @@ class ConnectorRunner:
         hub_urn: str,
         data_dir: Path,
         egress: Callable[[], httpx.AsyncBaseTransport] | None = None,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
+        self.metrics = metrics
         self.connectors, self.imports, self.fingerprints = connectors, imports, fingerprints
         self.event_log, self.settings, self.hub_urn = event_log, settings, hub_urn
         self.data_dir = data_dir
@@ -206,6 +209,7 @@ class ConnectorRunner:
             await self.connectors.finish(
                 record.id, error=error, counts=summary(tally) if tally else None, next_in_seconds=next_in
             )
+        self.metrics.connector_run(record.kind, "error" if error else "ok")
         if error:
             bound.warning("connector_run_failed", error=error, retry_in_s=next_in)
         else:

@@ -25,6 +25,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 from hub.errors import RetriableError
 from hub.ports import Outbox
 from hub.ports.delivery import AttemptResult, ClaimedDelivery
+from hub.ports.metrics import NO_METRICS, Metrics
 from subscriptions.delivery import DeliveryTarget
 from subscriptions.flow import FlowControl
 from subscriptions.lifecycle import DEAD, DELIVERED, after_attempt
@@ -122,7 +123,9 @@ class Dispatcher:
         batch_size: int = 200,
         lease_seconds: float = 60.0,
         poll_seconds: float = 1.0,
+        metrics: Metrics = NO_METRICS,
     ):
+        self._metrics = metrics
         self._outbox = outbox
         self._client = client
         self._policy = policy
@@ -214,6 +217,7 @@ class Dispatcher:
         started = datetime.now(UTC)
         outcome = await self._client.deliver(target, claimed.event, str(claimed.id))
         result = next_state(claimed, outcome, self._policy, started)
+        self._metrics.delivery_attempted(result.new_status, outcome.duration_ms / 1000)
         log.info(
             "delivery_attempted" if result.new_status == DELIVERED else "delivery_failed",
             delivery_id=str(claimed.id),

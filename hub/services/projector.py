@@ -29,6 +29,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from hub.errors import PermanentError, RetriableError
 from hub.ports import DeadLetters, LogConsumer, LoggedEvent, LogRecord, NewDelivery, ProjectionStore
+from hub.ports.metrics import NO_METRICS, Metrics
 from hub.services.landscape import DerivedEvents, project_landscape
 from subscriptions.recipients import recipients
 
@@ -110,7 +111,9 @@ class Projector:
         derive: DerivedEvents | None,
         batch_size: int = 500,
         members: int = 1,
+        metrics: Metrics = NO_METRICS,
     ):
+        self._metrics = metrics
         self._derive = derive
         self._members = members
         self._started = 0
@@ -198,6 +201,7 @@ class Projector:
                 continue
             decoded.append((LoggedEvent(record.event, record.partition, record.offset), record))
         logged = [item for item, _ in decoded]
+        started = time.perf_counter()
         try:
             done = await apply_events(self._store, logged, self._derive) if logged else Applied()
         except RetriableError:
@@ -208,6 +212,7 @@ class Projector:
             done = Applied()
             for item, record in decoded:
                 done += await self._apply_one(item, record, parked)
+        self._metrics.projected(done.new, time.perf_counter() - started)
         self.stats.batches += 1
         self.stats.applied += done.new
         self.stats.duplicates += len(logged) - done.new
@@ -244,6 +249,7 @@ class Projector:
         await self._dead_letters.dead_letter(record.key, record.value, list(record.headers), error, record)
         parked.add((record.partition, record.offset))
         self.stats.dead_lettered += 1
+        self._metrics.dead_lettered()
 
 
 def _origin(record: LogRecord) -> str:
