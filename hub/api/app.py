@@ -8,7 +8,17 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hub.api import connectors, deliveries, events, imports, landscape, metrics, operators, subscriptions
+from hub.api import (
+    catalogue,
+    connectors,
+    deliveries,
+    events,
+    imports,
+    landscape,
+    metrics,
+    operators,
+    subscriptions,
+)
 from hub.api.context import ApiContext
 from hub.api.limits import BodyLimits, RequestGuard
 from hub.api.problems import (
@@ -86,6 +96,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(deliveries.router)
     app.include_router(operators.router)
     app.include_router(metrics.router)
+    app.include_router(catalogue.router)
 
     app.add_middleware(RequestGuard, authenticator=ctx.auth, limits=body_limits(ctx))
     app.add_middleware(ApiVersionHeader)  # added last: outermost, so the guard's answers carry it too
