@@ -43,6 +43,7 @@ from hub.adapters.postgres.projection import PostgresProjectionStore
 from hub.adapters.postgres.retention import PostgresRetention
 from hub.adapters.postgres.subscriptions import PostgresSubscriptionStore
 from hub.adapters.prometheus import PrometheusMetrics, multiprocess_dir
+from hub.adapters.tracing import configure_tracing
 from hub.api.app import create_app
 from hub.api.auth import TokenAuthenticator
 from hub.api.context import ApiContext
@@ -76,9 +77,9 @@ __all__ = [
     "connector_runner",
     "import_runner",
     "migrate",
+    "observability",
     "operator_tools",
     "rebuild",
-    "share_metrics",
     "wire",
 ]
 
@@ -100,10 +101,12 @@ def admin_token(settings: Settings) -> tuple[str, bool]:
     return token, True
 
 
-def share_metrics(settings: Settings) -> None:
+def observability(settings: Settings) -> None:
     """Metrics in ``<data dir>/metrics`` (unless PROMETHEUS_MULTIPROC_DIR says otherwise), so
-    the API's /metrics sums every process of this data dir. Call before a hub starts."""
+    the API's /metrics sums every process of this data dir; the OpenTelemetry SDK with an OTLP
+    exporter when OTEL_* variables configure one. Call before a hub starts."""
     multiprocess_dir(settings.data_dir)
+    configure_tracing()
 
 
 async def _metrics_released() -> None:

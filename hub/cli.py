@@ -13,7 +13,7 @@ import sys
 
 import click
 
-from hub.bootstrap import KAFKA_ROLES, ROLES, HubProcess, admin_token, share_metrics
+from hub.bootstrap import KAFKA_ROLES, ROLES, HubProcess, admin_token, observability
 from hub.bootstrap import migrate as migrate_schema
 from hub.bootstrap import rebuild as rebuild_landscape
 from hub.cli_import import import_command
@@ -41,7 +41,7 @@ def _serve(roles: tuple[str, ...]) -> None:
     settings = _settings()
     # Before prometheus-client is first imported: the roles of every process on this data dir
     # write their metrics there and the API's /metrics adds them up.
-    share_metrics(settings)
+    observability(settings)
     new_token = None
     if "api" in roles:
         token, generated = admin_token(settings)  # made now, so the banner shows it once

@@ -7,12 +7,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
+from opentelemetry.trace import SpanKind
 
 from hub.api.auth import Publisher
 from hub.api.context import ApiContext, context
 from hub.api.problems import ProblemError
 from hub.errors import BrokerUnavailable
 from hub.settings import Settings
+from hub.tracing import TRACEPARENT, context_of, current_traceparent, tracer
 from schemas import (
     CloudEvent,
     EnvelopeError,
@@ -104,10 +106,20 @@ async def publish(
         raise ProblemError(413, "Event too large", str(e), errors=_problems(e)) from e
     except EnvelopeError as e:
         raise ProblemError(400, "Invalid CloudEvent", _summary(e), errors=_problems(e)) from e
-    try:
-        await ctx.event_log.publish(events)
-    except BrokerUnavailable as e:
-        raise ProblemError(503, "Event log unavailable", "Kafka did not acknowledge; retry later") from e
+    parent = context_of(request.headers) or context_of(getattr(events[0], TRACEPARENT, None))
+    with tracer().start_as_current_span("publish", context=parent, kind=SpanKind.PRODUCER) as span:
+        span.set_attribute("messaging.batch.message_count", len(events))
+        traceparent = current_traceparent()
+        traced = parent is not None or span.get_span_context().trace_flags.sampled
+        if traceparent is not None and traced:  # the events carry the trace on (distributed tracing)
+            events = [
+                e if getattr(e, TRACEPARENT, None) else e.model_copy(update={TRACEPARENT: traceparent})
+                for e in events
+            ]
+        try:
+            await ctx.event_log.publish(events)
+        except BrokerUnavailable as e:
+            raise ProblemError(503, "Event log unavailable", "Kafka did not acknowledge; retry later") from e
     ctx.metrics.published(_mode(request), len(events))
     return JSONResponse({"accepted": [e.id for e in events]}, status_code=202)
 

@@ -34,6 +34,7 @@ from hub.ports.metrics import NO_METRICS, Metrics
 from hub.services.imports import ImportLifecycle, ImportSpec, import_connector, import_scope, owner
 from hub.services.sync import Interrupted, Progress, SyncRun, Tally
 from hub.settings import ConnectorSettings
+from hub.tracing import tracer
 
 log = structlog.get_logger(__name__)
 
@@ -171,6 +172,13 @@ class ConnectorRunner:
             raise Interrupted("the process is stopping")
 
     async def run_connector(self, record: ConnectorRecord) -> None:
+        """One run of one connector, as a span; its outcome goes into its status."""
+        with tracer().start_as_current_span("connector run") as span:
+            span.set_attribute("koppelhub.connector.id", str(record.id))
+            span.set_attribute("koppelhub.connector.kind", record.kind)
+            await self._run_connector(record)
+
+    async def _run_connector(self, record: ConnectorRecord) -> None:
         """One run of one connector; its outcome goes into its status, never out of here."""
         bound = log.bind(connector_id=str(record.id), kind=record.kind)
         scope = SyncScope(

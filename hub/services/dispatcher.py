@@ -20,12 +20,14 @@ from functools import partial
 from typing import Any, Protocol, TypeVar
 
 import structlog
+from opentelemetry.trace import SpanKind
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, stop_never, wait_exponential
 
 from hub.errors import RetriableError
 from hub.ports import Outbox
 from hub.ports.delivery import AttemptResult, ClaimedDelivery
 from hub.ports.metrics import NO_METRICS, Metrics
+from hub.tracing import TRACEPARENT, context_of, current_traceparent, tracer
 from subscriptions.delivery import DeliveryTarget
 from subscriptions.flow import FlowControl
 from subscriptions.lifecycle import DEAD, DELIVERED, after_attempt
@@ -102,6 +104,11 @@ def next_state(
         archive_seq=claimed.archive_seq,
         ordering_key=_ordering_key(claimed),
     )
+
+
+def _traceparent(event: Mapping[str, Any]) -> str | None:
+    value = event.get(TRACEPARENT)
+    return value if isinstance(value, str) else None
 
 
 def _ordering_key(claimed: ClaimedDelivery) -> str | None:
@@ -207,16 +214,29 @@ class Dispatcher:
             self._flow.claimed(sid, n, cap=c.max_concurrency, rate=c.max_rate, offered=offered.get(sid))
 
     async def _attempt(self, claimed: ClaimedDelivery) -> AttemptResult:
-        target = DeliveryTarget(
-            sink=claimed.sink,
-            secrets=claimed.secrets,
-            headers=claimed.headers,
-            content_mode=claimed.content_mode,
-            auth=claimed.auth or {},
-        )
-        started = datetime.now(UTC)
-        outcome = await self._client.deliver(target, claimed.event, str(claimed.id))
-        result = next_state(claimed, outcome, self._policy, started)
+        # The attempt continues the event's trace; the sink gets it as the traceparent header
+        # (the event's own context when tracing is off), so a subscriber can join the trace.
+        parent = context_of(_traceparent(claimed.event))
+        with tracer().start_as_current_span("deliver attempt", context=parent, kind=SpanKind.CLIENT) as span:
+            span.set_attribute("koppelhub.subscription.id", str(claimed.subscription_id))
+            span.set_attribute("koppelhub.delivery.attempt", claimed.attempts + 1)
+            traceparent = current_traceparent()
+            headers = (
+                claimed.headers if traceparent is None else {**claimed.headers, TRACEPARENT: traceparent}
+            )
+            target = DeliveryTarget(
+                sink=claimed.sink,
+                secrets=claimed.secrets,
+                headers=headers,
+                content_mode=claimed.content_mode,
+                auth=claimed.auth or {},
+            )
+            started = datetime.now(UTC)
+            outcome = await self._client.deliver(target, claimed.event, str(claimed.id))
+            result = next_state(claimed, outcome, self._policy, started)
+            span.set_attribute("koppelhub.delivery.outcome", result.new_status)
+            if outcome.status_code is not None:
+                span.set_attribute("http.response.status_code", outcome.status_code)
         self._metrics.delivery_attempted(result.new_status, outcome.duration_ms / 1000)
         log.info(
             "delivery_attempted" if result.new_status == DELIVERED else "delivery_failed",
