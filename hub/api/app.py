@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from hub.api import (
     catalogue,
     connectors,
+    console,
     deliveries,
     events,
     imports,
@@ -97,6 +98,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(operators.router)
     app.include_router(metrics.router)
     app.include_router(catalogue.router)
+    app.include_router(console.router)
 
     app.add_middleware(RequestGuard, authenticator=ctx.auth, limits=body_limits(ctx))
     app.add_middleware(ApiVersionHeader)  # added last: outermost, so the guard's answers carry it too
