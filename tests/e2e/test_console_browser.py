@@ -5,6 +5,7 @@ by clicking. Skips, with the reason, where Chromium or Playwright is missing."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import AsyncIterator
 from typing import Any
@@ -22,6 +23,8 @@ from tests.support.hub_api import event, subscribe
 from tests.support.sink import WebhookSink
 
 pytestmark = pytest.mark.e2e
+#: Set to a directory to save a screenshot of each page there (the README's come from here).
+SHOTS = os.environ.get("KOPPELHUB_TEST_SCREENSHOTS")
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 playwright_api = pytest.importorskip("playwright.async_api", reason="Playwright for Python is not installed")
@@ -57,6 +60,11 @@ async def _park(settings: Settings) -> str:
     return good.id
 
 
+async def _shot(page: Any, name: str) -> None:
+    if SHOTS:
+        await page.screenshot(path=f"{SHOTS}/{name}.png", full_page=True)
+
+
 async def test_an_operator_signs_in_sees_every_page_redrives_and_pauses(
     hub: HubProcess,
     settings: Settings,
@@ -77,14 +85,17 @@ async def test_an_operator_signs_in_sees_every_page_redrives_and_pauses(
     await page.click("button[type=submit]")
     assert (await page.inner_text("#lag")).strip() == "0"
     assert (await page.inner_text("#dlq-records")).strip() == "1"
+    await _shot(page, "overview")
 
     await page.click("text=Topics")
     rows = await page.locator("#partitions tr").count()
     assert rows == 1 + settings.kafka.partitions
+    await _shot(page, "topics")
 
     await page.click("text=DLQ")
     row = page.locator("#dead-letters tr", has_text="Outage")
     assert parked_id in await row.inner_text() and "database away" in await row.inner_text()
+    await _shot(page, "dlq")
     await row.locator("button", has_text="Redrive").click()
     assert "Redriven: 1 records." in await page.inner_text("#redriven")
     [delivered] = await sink.wait_for(1)
@@ -97,6 +108,7 @@ async def test_an_operator_signs_in_sees_every_page_redrives_and_pauses(
     assert (await page.locator(f"#sub-{subscription['id']} .status").inner_text()).strip() == "paused"
     got = await client.get(f"/api/v1/subscriptions/{subscription['id']}", headers=auth)
     assert got.json()["status"] == "paused"
+    await _shot(page, "subscriptions")
 
     await page.click("text=Connectors and imports")
     assert await page.locator("#connectors").count() == 1
