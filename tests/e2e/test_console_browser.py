@@ -19,7 +19,7 @@ from hub.settings import Settings
 from schemas import validate_event
 from schemas.bindings import to_kafka_record
 from tests.conftest import ADMIN_TOKEN
-from tests.support.hub_api import event, subscribe
+from tests.support.hub_api import event, eventually, landscape_event, publish, subscribe
 from tests.support.sink import WebhookSink
 
 pytestmark = pytest.mark.e2e
@@ -112,6 +112,20 @@ async def test_an_operator_signs_in_sees_every_page_redrives_and_pauses(
 
     await page.click("text=Connectors and imports")
     assert await page.locator("#connectors").count() == 1
+
+    org = landscape_event(
+        "organisatie", "vastgelegd", {"id": "org-1", "naam": "Gemeente A", "type": "Gemeente"}
+    )
+    assert (await publish(client, auth, org)).status_code == 202
+
+    async def projected() -> bool:
+        return (await client.get("/api/v1/organisaties/org-1", headers=auth)).status_code == 200
+
+    await eventually(projected, what="the organisatie projected")
+    await page.click("text=Landscape")
+    await page.fill("#organisatie", "org-1")
+    await page.click("button[type=submit]")
+    assert "Gemeente A" in await page.inner_text("#naam")
     await page.click("text=Sign out")
     await page.goto("/console/dlq")
     assert page.url.endswith("/console/login")

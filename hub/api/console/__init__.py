@@ -153,3 +153,13 @@ async def connectors(request: Request, ctx: Ctx) -> Response:
         return _back("/login")
     records = await ctx.connectors.all() if ctx.connectors is not None else []
     return _page(request, "connectors.html", status=await _status(ctx), connectors=records)
+
+
+@router.get("/landschap")
+async def landschap(request: Request, ctx: Ctx, organisatie: str | None = None) -> Response:
+    try:
+        _principal(request, ctx)
+    except SignIn:
+        return _back("/login")
+    found = await ctx.landscape.landschap(organisatie) if organisatie else None
+    return _page(request, "landschap.html", organisatie=organisatie, landschap=found)
