@@ -102,6 +102,15 @@ async def test_an_operator_signs_in_sees_every_page_redrives_and_pauses(
     assert json.loads(delivered.body)["id"] == parked_id
 
     await page.click("text=Subscriptions")
+    await page.click(f"text={subscription['id']}")
+    delivery = page.locator("#deliveries tr", has_text=parked_id)
+    assert (await delivery.locator(".status").inner_text()).strip() == "delivered"
+    await delivery.locator("button", has_text="Retry").click()
+    assert (await page.inner_text("#done")).strip() == "retry"
+    again = await sink.wait_for(2)
+    assert [json.loads(r.body)["id"] for r in again] == [parked_id, parked_id]
+
+    await page.click("text=Subscriptions")
     sub_row = page.locator(f"#sub-{subscription['id']}")
     assert (await sub_row.locator(".status").inner_text()).strip() == "active"
     await sub_row.locator("button", has_text="Pause").click()

@@ -7,6 +7,7 @@ same operator ports as the API; actions are plain form posts answered with a red
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,6 +17,7 @@ from fastapi.templating import Jinja2Templates
 
 from hub.api.auth import Principal, Right
 from hub.api.context import ApiContext, context
+from hub.errors import NotFound
 from hub.ports.operators import Position, parse_position
 from hub.services.status import dead_letter_document, hub_status, redriven_document
 
@@ -131,6 +133,53 @@ async def subscriptions(request: Request, ctx: Ctx, cursor: str | None = None) -
     page = await ctx.subscriptions.list(limit=100, cursor=cursor)
     failing = {f["id"]: f for f in (await _status(ctx))["subscriptions"]["failing"]}
     return _page(request, "subscriptions.html", items=page.items, failing=failing, next=page.next_cursor)
+
+
+@router.get("/subscriptions/{subscription_id}")
+async def subscription(
+    request: Request, ctx: Ctx, subscription_id: uuid.UUID, done: str | None = None
+) -> Response:
+    try:
+        _principal(request, ctx)
+    except SignIn:
+        return _back("/login")
+    try:
+        details = await ctx.subscriptions.get(subscription_id)
+        page = await ctx.subscriptions.deliveries(subscription_id, status=None, limit=50, cursor=None)
+    except NotFound:
+        return _back("/subscriptions")
+    return _page(request, "subscription.html", s=details, deliveries=page.items, done=done)
+
+
+@router.post("/subscriptions/{subscription_id}/deliveries/{delivery_id}/retry")
+async def retry(request: Request, ctx: Ctx, subscription_id: uuid.UUID, delivery_id: uuid.UUID) -> Response:
+    try:
+        _principal(request, ctx)
+    except SignIn:
+        return _back("/login")
+    assert ctx.deliveries is not None
+    try:
+        await ctx.deliveries.retry(subscription_id, delivery_id)
+    except NotFound:
+        return _back(f"/subscriptions/{subscription_id}", done="not-found")
+    return _back(f"/subscriptions/{subscription_id}", done="retry")
+
+
+@router.post("/subscriptions/{subscription_id}/replay")
+async def replay(
+    request: Request, ctx: Ctx, subscription_id: uuid.UUID, since: Annotated[str, Form()]
+) -> Response:
+    try:
+        _principal(request, ctx)
+    except SignIn:
+        return _back("/login")
+    assert ctx.deliveries is not None
+    try:
+        start = datetime.fromisoformat(since).replace(tzinfo=UTC)
+    except ValueError:
+        return _back(f"/subscriptions/{subscription_id}", done="bad-time")
+    count = await ctx.deliveries.replay(subscription_id, start, None)
+    return _back(f"/subscriptions/{subscription_id}", done=f"replayed-{count}")
 
 
 @router.post("/subscriptions/{subscription_id}/{action}")
