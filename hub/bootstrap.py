@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from hub.adapters.egress import egress
 from hub.adapters.kafka import KafkaEventLog, ensure_topics
 from hub.adapters.kafka_consumer import KafkaLogConsumer
+from hub.adapters.kafka_operators import KafkaLogInspector
 from hub.adapters.oidc import OidcConfig, OidcVerifier
 from hub.adapters.postgres.audit import PostgresAuditLog
 from hub.adapters.postgres.connectors import PostgresConnectorStore
@@ -38,18 +39,23 @@ from hub.adapters.postgres.engine import migrate as migrate_schema
 from hub.adapters.postgres.fingerprints import PostgresFingerprintStore
 from hub.adapters.postgres.imports import PostgresImportStore
 from hub.adapters.postgres.landscape import PostgresLandscapeStore
+from hub.adapters.postgres.operations import PostgresOperationsStore
 from hub.adapters.postgres.outbox import OutboxListener, PostgresOutbox
 from hub.adapters.postgres.projection import PostgresProjectionStore
 from hub.adapters.postgres.retention import PostgresRetention
 from hub.adapters.postgres.runs import PostgresRunStore
 from hub.adapters.postgres.subscriptions import PostgresSubscriptionStore
 from hub.adapters.postgres.tokens import PostgresTokenStore
+from hub.adapters.prometheus import PrometheusMetrics, multiprocess_dir
+from hub.adapters.tracing import configure_tracing
 from hub.api.app import create_app
 from hub.api.auth import TokenAuthenticator
 from hub.api.context import ApiContext
 from hub.api.protocol import guarded_protocol
 from hub.ports import EventLog, max_record_bytes
 from hub.ports.audit import AuditLog
+from hub.ports.metrics import NO_METRICS, Metrics
+from hub.ports.operators import LogInspector, OperationsStore
 from hub.services.audit import run_audit_retention
 from hub.services.connectors import ConnectorContexts, ConnectorRunner
 from hub.services.dispatcher import Dispatcher, RetryPolicy
@@ -79,6 +85,8 @@ __all__ = [
     "connector_runner",
     "import_runner",
     "migrate",
+    "observability",
+    "operator_tools",
     "rebuild",
     "token_service",
     "wire",
@@ -102,6 +110,18 @@ def admin_token(settings: Settings) -> tuple[str, bool]:
     return token, True
 
 
+def observability(settings: Settings) -> None:
+    """Metrics in ``<data dir>/metrics`` (unless PROMETHEUS_MULTIPROC_DIR says otherwise), so
+    the API's /metrics sums every process of this data dir; the OpenTelemetry SDK with an OTLP
+    exporter when OTEL_* variables configure one. Call before a hub starts."""
+    multiprocess_dir(settings.data_dir)
+    configure_tracing()
+
+
+async def _metrics_released() -> None:
+    PrometheusMetrics.process_exited()
+
+
 def migrate(database_url: str) -> None:
     """Bring the database schema up to date (idempotent, serialised by an advisory lock)."""
     migrate_schema(database_url)
@@ -116,7 +136,9 @@ async def rebuild(database_url: str) -> ProjectionResult:
         await engine.dispose()
 
 
-def connector_runner(settings: Settings, engine: AsyncEngine, event_log: EventLog) -> ConnectorRunner:
+def connector_runner(
+    settings: Settings, engine: AsyncEngine, event_log: EventLog, metrics: Metrics = NO_METRICS
+) -> ConnectorRunner:
     """The connectors role's runner on PostgreSQL, publishing to ``event_log``, its requests
     guarded by KOPPELHUB_CONNECTORS_ALLOW_NETWORKS."""
     c = settings.connectors
@@ -131,6 +153,7 @@ def connector_runner(settings: Settings, engine: AsyncEngine, event_log: EventLo
         egress=egress(NetworkPolicy.parse(c.allow_networks)),
         runs=PostgresRunStore(engine),
         owners=PostgresLandscapeStore(engine).owners,
+        metrics=metrics,
     )
 
 
@@ -173,6 +196,28 @@ async def token_service(database_url: str) -> AsyncIterator[tuple[TokenService, 
         await engine.dispose()
 
 
+@contextlib.asynccontextmanager
+async def operator_tools(
+    settings: Settings, kafka_bootstrap: str, database_url: str
+) -> AsyncIterator[tuple[LogInspector, OperationsStore]]:
+    """The operator ports for ``koppelhub status`` and ``koppelhub dlq`` against a running
+    hub's broker and database (a small pool and a producer of their own)."""
+    engine = create_engine(database_url, pool_size=2)
+    try:
+        event_log = KafkaEventLog(kafka_bootstrap, settings.kafka)
+        await event_log.start()
+        try:
+            inspector = KafkaLogInspector(kafka_bootstrap, settings.kafka, event_log.producer)
+            try:
+                yield inspector, PostgresOperationsStore(engine)
+            finally:
+                await inspector.close()
+        finally:
+            await event_log.stop()
+    finally:
+        await engine.dispose()
+
+
 async def _database_ok(engine: AsyncEngine) -> bool:
     try:
         async with asyncio.timeout(2.0), engine.connect() as conn:
@@ -197,6 +242,9 @@ class HubProcess(Supervisor):
         self.projector: Projector | None = None
         self.dispatcher: Dispatcher | None = None
         self.connector_runner: ConnectorRunner | None = None
+        #: One set of metrics per process, shared by its roles (summed across processes in
+        #: multiprocess mode, see hub.adapters.prometheus).
+        self.metrics = PrometheusMetrics()
 
     async def start(self) -> None:
         """Open adapters and start every role of this process as a task."""
@@ -226,6 +274,7 @@ async def wire(hub: HubProcess) -> Wiring:
     on failure, whatever was opened is closed again."""
     s, roles = hub.settings, set(hub.roles)
     w = Wiring()
+    w.closers.append(_metrics_released)
     try:
         engine = hub.engine = create_engine(hub.database_url)
         w.closers.append(engine.dispose)
@@ -242,7 +291,7 @@ async def wire(hub: HubProcess) -> Wiring:
             await _wire_dispatcher(hub, w)
         if "connectors" in roles:
             assert hub.event_log is not None
-            runner = hub.connector_runner = connector_runner(s, engine, hub.event_log)
+            runner = hub.connector_runner = connector_runner(s, engine, hub.event_log, hub.metrics)
             w.runs["connectors"] = lambda signals: runner.run(signals.stop_connectors)
         if "api" in roles:
             _wire_api(hub, w)
@@ -266,6 +315,7 @@ def _wire_projector(hub: HubProcess, w: Wiring) -> None:
         derive=DerivedEvents(s.source_urn, hub.public_url),
         batch_size=s.projector_batch_size,
         members=s.projector_members,
+        metrics=hub.metrics,
     )
     w.runs["projector"] = lambda signals: projector.run(signals.stop_work, drain=signals.drain)
     w.healthy["projector"] = lambda: projector.running
@@ -312,6 +362,7 @@ async def _wire_dispatcher(hub: HubProcess, w: Wiring) -> None:
         batch_size=d.batch_size,
         lease_seconds=d.lease_seconds,
         poll_seconds=d.poll_seconds,
+        metrics=hub.metrics,
     )
     retention = PostgresRetention(hub.engine)
     w.runs["dispatcher"] = lambda signals: dispatcher.run(signals.stop_work)
@@ -344,6 +395,8 @@ def _wire_api(hub: HubProcess, w: Wiring) -> None:
     w.runs["audit-retention"] = lambda signals: run_audit_retention(
         audit, signals.stop_work, days=s.audit_retention_days, interval_seconds=3600
     )
+    inspector = KafkaLogInspector(hub.kafka_bootstrap, s.kafka, hub.event_log.producer)
+    w.closers.append(inspector.close)
     readiness: Callable[[], Awaitable[dict[str, bool]]] = hub.readiness
     ctx = ApiContext(
         settings=s,
@@ -361,6 +414,9 @@ def _wire_api(hub: HubProcess, w: Wiring) -> None:
         deliveries=PostgresDeliveryStore(hub.engine),
         tokens=TokenService(tokens),
         audit=audit,
+        log_inspector=inspector,
+        metrics=hub.metrics,
+        operations=PostgresOperationsStore(hub.engine),
     )
     config = uvicorn.Config(
         create_app(ctx),

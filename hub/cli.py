@@ -14,10 +14,11 @@ import sys
 
 import click
 
-from hub.bootstrap import KAFKA_ROLES, ROLES, HubProcess, admin_token
+from hub.bootstrap import KAFKA_ROLES, ROLES, HubProcess, admin_token, observability
 from hub.bootstrap import migrate as migrate_schema
 from hub.bootstrap import rebuild as rebuild_landscape
 from hub.cli_import import import_command
+from hub.cli_operators import dlq, status
 from hub.cli_receive import receive_command
 from hub.cli_token import token_command
 from hub.embedded import Infrastructure, provision
@@ -41,6 +42,9 @@ def _provision(settings: Settings, *, broker_needed: bool = True) -> Infrastruct
 
 def _serve(roles: tuple[str, ...]) -> None:
     settings = _settings()
+    # Before prometheus-client is first imported: the roles of every process on this data dir
+    # write their metrics there and the API's /metrics adds them up.
+    observability(settings)
     new_token = None
     if "api" in roles:
         _check_port(settings)  # before anything starts: a taken port fails in a second
@@ -143,6 +147,8 @@ def connectors() -> None:
 main.add_command(import_command)
 main.add_command(receive_command)
 main.add_command(token_command)
+main.add_command(status)
+main.add_command(dlq)
 
 
 @main.command()

@@ -209,6 +209,9 @@ class Settings(BaseSettings):
     admin_token: str | None = Field(
         default=None, description="Bearer token with every right; unset: `run` generates and stores one."
     )
+    metrics_token: str | None = Field(
+        default=None, description="Bearer token GET /metrics requires; unset: /metrics is open."
+    )
     source_urn: str = Field(
         default="urn:nld:oin:00000000000000000000:systeem:koppelhub",
         pattern=r"^urn:nld:\S+$",

@@ -3,7 +3,8 @@
     python -m schemas.generate           # (re)write every registered schema
     python -m schemas.generate --check   # exit 1 if a file is stale, missing or orphaned
 
-Add a model to :data:`REGISTRY` to publish its schema as ``json/<name>.schema.json``.
+Add a model to :data:`REGISTRY` to publish its schema as ``json/<name>.schema.json``; the
+AsyncAPI document of the catalogue (``json/asyncapi.json``) is written and checked alongside.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from schemas.asyncapi import asyncapi_document
 from schemas.envelope import CloudEvent
 from schemas.landscape import OBJECT_TYPES, Ingetrokken
 
@@ -37,8 +39,15 @@ def render(model: type[BaseModel]) -> str:
     return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
+#: The AsyncAPI 3.0 document of the event catalogue (:mod:`schemas.asyncapi`), beside the schemas.
+ASYNCAPI_FILE = "asyncapi.json"
+
+
 def _expected(registry: Mapping[str, type[BaseModel]]) -> dict[str, str]:
-    return {f"{name}.schema.json": render(model) for name, model in registry.items()}
+    files = {f"{name}.schema.json": render(model) for name, model in registry.items()}
+    if registry is REGISTRY:  # the catalogue's document describes the hub's own registry only
+        files[ASYNCAPI_FILE] = json.dumps(asyncapi_document(), indent=2, ensure_ascii=False) + "\n"
+    return files
 
 
 def write_all(directory: Path = JSON_DIR, registry: Mapping[str, type[BaseModel]] = REGISTRY) -> list[Path]:

@@ -8,7 +8,20 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hub.api import audit, connectors, deliveries, events, imports, landscape, subscriptions, tokens
+from hub.api import (
+    audit,
+    catalogue,
+    connectors,
+    console,
+    deliveries,
+    events,
+    imports,
+    landscape,
+    metrics,
+    operators,
+    subscriptions,
+    tokens,
+)
 from hub.api.audit_trail import AuditTrail
 from hub.api.context import ApiContext
 from hub.api.docs import install_docs
@@ -93,6 +106,10 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(deliveries.router)
     app.include_router(tokens.router)
     app.include_router(audit.router)
+    app.include_router(operators.router)
+    app.include_router(metrics.router)
+    app.include_router(catalogue.router)
+    app.include_router(console.router)
 
     app.add_middleware(RequestGuard, authenticator=ctx.auth, limits=body_limits(ctx))
     if ctx.audit is not None:  # outside the guard: its 401s and 403s are recorded too

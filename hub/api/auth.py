@@ -113,12 +113,15 @@ Publisher = Annotated[Principal, require(*PUBLISH_ACTIONS)]
 SubscriptionManager = Annotated[Principal, require(Action.MANAGE_KOPPELINGEN)]
 ConnectorManager = Annotated[Principal, require(Action.MANAGE_KOPPELINGEN)]
 Reader = Annotated[Principal, require(Action.READ_LANDSCAPE)]
+#: Operator views: status, the dead-letter topic and its redrive (functioneel-beheerder).
+Operator = Annotated[Principal, require(Action.OPERATE)]
 
 __all__ = [
     "ADMIN",
     "PRINCIPAL_STATE",
     "ConnectorManager",
     "NotPermitted",
+    "Operator",
     "Principal",
     "Publisher",
     "Reader",

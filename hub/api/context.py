@@ -20,9 +20,18 @@ from hub.ports import (
     SubscriptionStore,
 )
 from hub.ports.audit import AuditLog
+from hub.ports.metrics import ExposedMetrics, NoMetrics
+from hub.ports.operators import LogInspector, OperationsStore
 from hub.services.tokens import TokenService
 from hub.settings import Settings
 from subscriptions.ssrf import NetworkPolicy
+
+
+class NoMetricsExposed(NoMetrics):
+    """No metrics wired: ``/metrics`` answers with nothing."""
+
+    def exposition(self) -> tuple[bytes, str]:
+        return b"", "text/plain; version=0.0.4; charset=utf-8"
 
 
 @dataclass
@@ -49,6 +58,10 @@ class ApiContext:
     connector_context: Callable[[str, str], ConnectorContext] | None = None
     tokens: TokenService | None = None
     audit: AuditLog | None = None
+    #: Operator views (status, DLQ): the log as operators see it and the store's summary.
+    log_inspector: LogInspector | None = None
+    operations: OperationsStore | None = None
+    metrics: ExposedMetrics = field(default_factory=NoMetricsExposed)
 
 
 def context(request: Request) -> ApiContext:

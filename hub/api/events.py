@@ -8,6 +8,7 @@ from typing import Annotated
 import structlog
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
+from opentelemetry.trace import SpanKind
 
 from hub.api.auth import Publisher
 from hub.api.context import ApiContext, context
@@ -16,6 +17,7 @@ from hub.api.ownership import check_publish, stamp_events
 from hub.api.problems import ProblemError
 from hub.errors import BrokerUnavailable
 from hub.settings import Settings
+from hub.tracing import TRACEPARENT, context_of, current_traceparent, tracer
 from schemas import (
     CloudEvent,
     EnvelopeError,
@@ -119,10 +121,21 @@ async def publish(
         raise ProblemError(400, "Invalid CloudEvent", _summary(e), errors=_problems(e)) from e
     await check_publish(principal, events, ctx.landscape)
     events = stamp_events(principal, events)
-    try:
-        await ctx.event_log.publish(events)
-    except BrokerUnavailable as e:
-        raise ProblemError(503, "Event log unavailable", "Kafka did not acknowledge; retry later") from e
+    parent = context_of(request.headers) or context_of(getattr(events[0], TRACEPARENT, None))
+    with tracer().start_as_current_span("publish", context=parent, kind=SpanKind.PRODUCER) as span:
+        span.set_attribute("messaging.batch.message_count", len(events))
+        traceparent = current_traceparent()
+        traced = parent is not None or span.get_span_context().trace_flags.sampled
+        if traceparent is not None and traced:  # the events carry the trace on (distributed tracing)
+            events = [
+                e if getattr(e, TRACEPARENT, None) else e.model_copy(update={TRACEPARENT: traceparent})
+                for e in events
+            ]
+        try:
+            await ctx.event_log.publish(events)
+        except BrokerUnavailable as e:
+            raise ProblemError(503, "Event log unavailable", "Kafka did not acknowledge; retry later") from e
+    ctx.metrics.published(_mode(request), len(events))
     answer: dict[str, object] = {"accepted": [e.id for e in events]}
     warnings = _warnings(events, batch=_is_batch(request))
     if warnings:
@@ -145,6 +158,12 @@ def _warnings(events: list[CloudEvent], *, batch: bool) -> list[dict[str, object
 
 def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def _mode(request: Request) -> str:
+    """The publish mode, as the metrics label it."""
+    media_type = _media_type(request)
+    return "batch" if media_type == BATCH else "structured" if media_type == STRUCTURED else "binary"
 
 
 def _is_batch(request: Request) -> bool:

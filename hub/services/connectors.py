@@ -30,11 +30,13 @@ from connectors.registry import create
 from hub.errors import KoppelhubError
 from hub.ports import ConnectorRecord, ConnectorStore, EventLog, ImportRecord, ImportStore
 from hub.ports.connectors import FingerprintStore, Owner, RunStore, SyncScope
+from hub.ports.metrics import NO_METRICS, Metrics
 from hub.services.imports import FORCE, ImportLifecycle, ImportSpec, import_connector, import_scope, owner
 from hub.services.ownership import Owners
 from hub.services.passthrough import PassThroughRun
 from hub.services.sync import Interrupted, Progress, SyncRun, Tally
 from hub.settings import ConnectorSettings
+from hub.tracing import tracer
 
 log = structlog.get_logger(__name__)
 
@@ -98,8 +100,10 @@ class ConnectorRunner:
         egress: Egress | None = None,
         runs: RunStore | None = None,
         owners: Owners | None = None,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self.owners = owners  # the landscape's owner lookup: rows may not touch others' objects
+        self.metrics = metrics
         self.connectors, self.imports, self.fingerprints = connectors, imports, fingerprints
         self.runs = runs
         self.event_log, self.settings, self.hub_urn = event_log, settings, hub_urn
@@ -191,6 +195,13 @@ class ConnectorRunner:
             raise Interrupted("the process is stopping")
 
     async def run_connector(self, record: ConnectorRecord) -> None:
+        """One run of one connector, as a span."""
+        with tracer().start_as_current_span("connector run") as span:
+            span.set_attribute("koppelhub.connector.id", str(record.id))
+            span.set_attribute("koppelhub.connector.kind", record.kind)
+            await self._run_connector(record)
+
+    async def _run_connector(self, record: ConnectorRecord) -> None:
         """One run of one connector; its outcome goes into its status and its run history,
         never out of here."""
         bound = log.bind(connector_id=str(record.id), kind=record.kind)
@@ -243,6 +254,7 @@ class ConnectorRunner:
             )
         diagnostics = connector.diagnostics if connector is not None and error else None
         await self._finish_run(run_id, "failed" if error else "succeeded", tally, error, diagnostics)
+        self.metrics.connector_run(record.kind, "error" if error else "ok")
         if error:
             bound.warning("connector_run_failed", error=error, retry_in_s=next_in)
         else:

@@ -20,11 +20,14 @@ from functools import partial
 from typing import Any, Protocol, TypeVar
 
 import structlog
+from opentelemetry.trace import SpanKind
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, stop_never, wait_exponential
 
 from hub.errors import RetriableError
 from hub.ports import Outbox
 from hub.ports.delivery import AttemptResult, ClaimedDelivery
+from hub.ports.metrics import NO_METRICS, Metrics
+from hub.tracing import TRACEPARENT, context_of, current_traceparent, tracer
 from schemas.landscape.privacy import visible_event
 from subscriptions.delivery import DeliveryTarget
 from subscriptions.flow import FlowControl
@@ -104,6 +107,11 @@ def next_state(
     )
 
 
+def _traceparent(event: Mapping[str, Any]) -> str | None:
+    value = event.get(TRACEPARENT)
+    return value if isinstance(value, str) else None
+
+
 def _ordering_key(claimed: ClaimedDelivery) -> str | None:
     return claimed.ordering_key if claimed.ordering == "key" else None
 
@@ -123,7 +131,9 @@ class Dispatcher:
         batch_size: int = 200,
         lease_seconds: float = 60.0,
         poll_seconds: float = 1.0,
+        metrics: Metrics = NO_METRICS,
     ):
+        self._metrics = metrics
         self._outbox = outbox
         self._client = client
         self._policy = policy
@@ -205,17 +215,31 @@ class Dispatcher:
             self._flow.claimed(sid, n, cap=c.max_concurrency, rate=c.max_rate, offered=offered.get(sid))
 
     async def _attempt(self, claimed: ClaimedDelivery) -> AttemptResult:
-        target = DeliveryTarget(
-            sink=claimed.sink,
-            secrets=claimed.secrets,
-            headers=claimed.headers,
-            content_mode=claimed.content_mode,
-            auth=claimed.auth or {},
-        )
-        started = datetime.now(UTC)
-        event = visible_event(claimed.event, claimed.organisatie)  # private fields stay with their owner
-        outcome = await self._client.deliver(target, event, str(claimed.id))
-        result = next_state(claimed, outcome, self._policy, started)
+        # The attempt continues the event's trace; the sink gets it as the traceparent header
+        # (the event's own context when tracing is off), so a subscriber can join the trace.
+        parent = context_of(_traceparent(claimed.event))
+        with tracer().start_as_current_span("deliver attempt", context=parent, kind=SpanKind.CLIENT) as span:
+            span.set_attribute("koppelhub.subscription.id", str(claimed.subscription_id))
+            span.set_attribute("koppelhub.delivery.attempt", claimed.attempts + 1)
+            traceparent = current_traceparent()
+            headers = (
+                claimed.headers if traceparent is None else {**claimed.headers, TRACEPARENT: traceparent}
+            )
+            target = DeliveryTarget(
+                sink=claimed.sink,
+                secrets=claimed.secrets,
+                headers=headers,
+                content_mode=claimed.content_mode,
+                auth=claimed.auth or {},
+            )
+            started = datetime.now(UTC)
+            event = visible_event(claimed.event, claimed.organisatie)  # private fields stay with their owner
+            outcome = await self._client.deliver(target, event, str(claimed.id))
+            result = next_state(claimed, outcome, self._policy, started)
+            span.set_attribute("koppelhub.delivery.outcome", result.new_status)
+            if outcome.status_code is not None:
+                span.set_attribute("http.response.status_code", outcome.status_code)
+        self._metrics.delivery_attempted(result.new_status, outcome.duration_ms / 1000)
         log.info(
             "delivery_attempted" if result.new_status == DELIVERED else "delivery_failed",
             delivery_id=str(claimed.id),

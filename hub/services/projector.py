@@ -25,15 +25,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
+from opentelemetry import trace
+from opentelemetry.trace import Link, SpanContext, SpanKind
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from hub.errors import PermanentError, RetriableError
 from hub.ports import DeadLetters, LogConsumer, LoggedEvent, LogRecord, NewDelivery, ProjectionStore
+from hub.ports.metrics import NO_METRICS, Metrics
 from hub.services.landscape import DerivedEvents, project_landscape
+from hub.tracing import TRACEPARENT, context_of, tracer
 from subscriptions.recipients import recipients
 
 log = structlog.get_logger(__name__)
 
+#: Traced events a batch span links to, at most (each traced event also gets its own span).
+MAX_LINKS = 32
 #: How long one poll waits for records before the member looks at stop and drain again.
 POLL_SECONDS = 0.2
 
@@ -110,7 +116,9 @@ class Projector:
         derive: DerivedEvents | None,
         batch_size: int = 500,
         members: int = 1,
+        metrics: Metrics = NO_METRICS,
     ):
+        self._metrics = metrics
         self._derive = derive
         self._members = members
         self._started = 0
@@ -198,16 +206,23 @@ class Projector:
                 continue
             decoded.append((LoggedEvent(record.event, record.partition, record.offset), record))
         logged = [item for item, _ in decoded]
-        try:
-            done = await apply_events(self._store, logged, self._derive) if logged else Applied()
-        except RetriableError:
-            raise
-        except Exception as e:  # noqa: BLE001 - PermanentError or unforeseen: find the record
-            # One bad event must not sink its neighbours: retry them one by one.
-            log.warning("projection_batch_rejected", error=str(e)[:500], size=len(logged))
-            done = Applied()
-            for item, record in decoded:
-                done += await self._apply_one(item, record, parked)
+        started = time.perf_counter()
+        # An extension attribute is an attribute of the model: no dict of every attribute per event.
+        traced = [
+            (item, tp) for item in logged if isinstance(tp := getattr(item.event, TRACEPARENT, None), str)
+        ]
+        links = [Link(c) for _, tp in traced[:MAX_LINKS] if (c := _span_of(tp)) is not None]
+        with tracer().start_as_current_span("project batch", kind=SpanKind.CONSUMER, links=links) as span:
+            span.set_attribute("messaging.batch.message_count", len(logged))
+            done = await self._apply_batch(logged, decoded, parked)
+            if span.is_recording():  # one short span per traced event, in that event's own trace
+                for item, tp in traced:
+                    event_span = tracer().start_span(
+                        "project event", context=context_of(tp), links=[Link(span.get_span_context())]
+                    )
+                    event_span.set_attribute("cloudevents.event_id", item.event.id)
+                    event_span.end()
+        self._metrics.projected(done.new, time.perf_counter() - started)
         self.stats.batches += 1
         self.stats.applied += done.new
         self.stats.duplicates += len(logged) - done.new
@@ -222,6 +237,24 @@ class Projector:
                 derived=done.derived,
                 deliveries=done.deliveries,
             )
+
+    async def _apply_batch(
+        self,
+        logged: list[LoggedEvent],
+        decoded: list[tuple[LoggedEvent, LogRecord]],
+        parked: set[tuple[int, int]],
+    ) -> Applied:
+        try:
+            done = await apply_events(self._store, logged, self._derive) if logged else Applied()
+        except RetriableError:
+            raise
+        except Exception as e:  # noqa: BLE001 - PermanentError or unforeseen: find the record
+            # One bad event must not sink its neighbours: retry them one by one.
+            log.warning("projection_batch_rejected", error=str(e)[:500], size=len(logged))
+            done = Applied()
+            for item, record in decoded:
+                done += await self._apply_one(item, record, parked)
+        return done
 
     async def _apply_one(self, item: LoggedEvent, record: LogRecord, parked: set[tuple[int, int]]) -> Applied:
         """Apply one record on its own; park it when the error concerns it (not an outage)."""
@@ -244,6 +277,13 @@ class Projector:
         await self._dead_letters.dead_letter(record.key, record.value, list(record.headers), error, record)
         parked.add((record.partition, record.offset))
         self.stats.dead_lettered += 1
+        self._metrics.dead_lettered()
+
+
+def _span_of(traceparent: str) -> SpanContext | None:
+    span = trace.get_current_span(context_of(traceparent))
+    context = span.get_span_context()
+    return context if context.is_valid else None
 
 
 def _origin(record: LogRecord) -> str:

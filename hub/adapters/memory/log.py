@@ -79,6 +79,11 @@ class InMemoryEventLog:
         """The group's committed position per partition."""
         return dict(self._groups.get(group_id, _Group()).committed)
 
+    def assignments(self, group_id: str = "koppelhub-projector") -> list[tuple[int, ...]]:
+        """The partitions each member of ``group_id`` owns, in joining order."""
+        group = self._groups.get(group_id, _Group())
+        return [tuple(sorted(m._positions)) for m in group.members]
+
     def _rebalance(self, group: _Group) -> None:
         """Round-robin the partitions over the members; every member restarts its partitions
         from the group's commits, as a Kafka member does after a rebalance."""

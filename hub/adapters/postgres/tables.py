@@ -21,7 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
-from subscriptions.lifecycle import OPEN
+from subscriptions.lifecycle import DEAD, OPEN
 
 
 def sql_literals(values: tuple[str, ...]) -> str:
@@ -32,6 +32,9 @@ def sql_literals(values: tuple[str, ...]) -> str:
 
 #: "The delivery is open" (:data:`subscriptions.lifecycle.OPEN`), as SQL.
 OPEN_SQL = f"status IN ({sql_literals(OPEN)})"
+#: Open or dead: what the operator status counts (its partial index, migration 0010).
+UNDELIVERED = (*OPEN, DEAD)
+UNDELIVERED_SQL = f"status IN ({sql_literals(UNDELIVERED)})"
 
 metadata = MetaData()
 
@@ -148,6 +151,13 @@ deliveries = Table(
     ),
     # Retention: "does a delivery still need this archived event?"
     Index("ix_deliveries_archive_seq", "archive_seq"),
+    # Operator status (migration 0010): count what is not delivered, find the oldest open row.
+    Index(
+        "ix_deliveries_undelivered",
+        "status",
+        "created_at",
+        postgresql_where=text(UNDELIVERED_SQL),
+    ),
 )
 
 delivery_attempts = Table(

@@ -1,0 +1,111 @@
+"""Latency of ``GET /api/v1/status`` on a loaded hub: 1,000 subscriptions, 100,000 pending
+deliveries (plus 100,000 delivered ones as history, 20 failing subscriptions with attempts).
+
+    .venv/bin/python -m benchmarks.status            # 50 calls after the set-up
+    .venv/bin/python -m benchmarks.status --calls 200
+
+Starts ``koppelhub run`` (embedded Tansu and PostgreSQL, fresh data dir), publishes 1,000 events
+and waits until they are projected (the log has offsets to report), fills the tables with
+set-based SQL (the subscriptions are paused or disabled, so the dispatcher leaves the pending
+rows alone), then calls the endpoint one at a time and prints p50, p99 and max. Issue 15's
+floor: answers within 100 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+
+import aiohttp
+import psycopg
+
+from benchmarks.common import (
+    BATCH,
+    Publisher,
+    describe_machine,
+    machine_info,
+    make_event,
+    percentile,
+    start_hub,
+)
+
+SETUP = """
+INSERT INTO subscriptions (sink, secret, status, failing_since)
+SELECT 'http://127.0.0.1:9/hook-' || g, 'whsec_' || md5(g::text),
+       CASE WHEN g <= 20 THEN 'disabled' ELSE 'paused' END,
+       CASE WHEN g <= 20 THEN now() - interval '1 hour' END
+  FROM generate_series(1, 1000) g;
+WITH s AS (SELECT id, row_number() OVER (ORDER BY created_at, id) AS n FROM subscriptions)
+INSERT INTO deliveries (subscription_id, archive_seq, event_id, ordering_key, status, attempts, delivered_at)
+SELECT s.id, g, 'bench-' || g, 'key-' || (g % 97),
+       CASE WHEN g <= 100000 THEN 'pending' ELSE 'delivered' END,
+       CASE WHEN g <= 100000 THEN 0 ELSE 1 END,
+       CASE WHEN g <= 100000 THEN NULL ELSE now() - interval '2 hours' END
+  FROM generate_series(1, 200000) g JOIN s ON s.n = 1 + (g % 1000);
+INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error)
+SELECT d.id, 1, now() - interval '30 minutes', 12.5, 503, NULL
+  FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id
+ WHERE s.status = 'disabled' AND d.status = 'pending';
+UPDATE deliveries SET attempts = 1 WHERE id IN (SELECT delivery_id FROM delivery_attempts);
+"""
+
+
+async def main(calls: int) -> dict[str, object]:
+    hub = await start_hub()
+    try:
+        # Events first, projected before any subscription exists: the log has offsets to
+        # report and the projector is idle while the endpoint is measured.
+        publisher = Publisher(hub, connections=4)
+        try:
+            bodies = [
+                (json.dumps([make_event(f"b{b}-{i}", i) for i in range(100)]).encode(), 100)
+                for b in range(10)
+            ]
+            assert await publisher.post_all(bodies, BATCH, workers=4) == 1000
+        finally:
+            await publisher.close()
+        async with aiohttp.ClientSession(base_url=hub.base_url, headers=hub.auth) as http:
+            for _ in range(600):
+                async with http.get("/api/v1/status") as r:
+                    if (await r.json())["log"]["lag"] == 0:
+                        break
+                await asyncio.sleep(0.1)
+        url = f"postgresql://postgres@/postgres?host={hub.data_dir / 'postgres'}"
+        started = time.monotonic()
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(SETUP)  # type: ignore[call-overload]
+            conn.execute("VACUUM ANALYZE")  # as autovacuum would, soon after: index-only scans
+        setup_s = time.monotonic() - started
+        latencies: list[float] = []
+        async with aiohttp.ClientSession(base_url=hub.base_url, headers=hub.auth) as http:
+            doc: dict[str, object] = {}
+            for n in range(calls + 3):
+                t0 = time.perf_counter()
+                async with http.get("/api/v1/status") as r:
+                    assert r.status == 200, await r.text()
+                    doc = await r.json()
+                if n >= 3:  # the first calls warm connections and plans
+                    latencies.append((time.perf_counter() - t0) * 1000)
+        return {
+            "machine": describe_machine(machine_info()),
+            "setup_seconds": round(setup_s, 1),
+            "calls": calls,
+            "p50_ms": round(percentile(latencies, 50), 1),
+            "p99_ms": round(percentile(latencies, 99), 1),
+            "max_ms": round(max(latencies), 1),
+            "outbox": doc["outbox"],
+            "subscriptions": doc["subscriptions"]["byStatus"],  # type: ignore[index]
+            "failing_listed": len(doc["subscriptions"]["failing"]),  # type: ignore[index]
+            "log": {k: doc["log"][k] for k in ("lag", "partitions")},  # type: ignore[index]
+        }
+    finally:
+        await hub.stop()
+        hub.remove()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=50)
+    print(json.dumps(asyncio.run(main(parser.parse_args().calls)), indent=2))

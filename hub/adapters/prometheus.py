@@ -1,0 +1,120 @@
+"""Prometheus adapter of :class:`hub.ports.metrics.Metrics` (prometheus-client).
+
+One process (``koppelhub run``): the metrics live in this process's registry. Roles run as
+separate processes on one machine: give every one the same ``PROMETHEUS_MULTIPROC_DIR``
+(``koppelhub`` sets it to ``<data dir>/metrics`` unless it is set), and the API's ``/metrics``
+adds up the files every process writes there (prometheus-client's multiprocess mode): true
+totals. prometheus-client picks its value store when it is first imported, so this module
+imports it only inside :class:`PrometheusMetrics`, after the CLI has set the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["MULTIPROC_ENV", "PrometheusMetrics", "multiprocess_dir"]
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+#: Seconds: webhook attempts and projector batches take milliseconds to tens of seconds.
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+def multiprocess_dir(data_dir: Path) -> Path:
+    """Set ``PROMETHEUS_MULTIPROC_DIR`` to ``<data dir>/metrics`` unless set; returns it.
+    Call before anything imports prometheus-client (the CLI does, per command)."""
+    path = Path(os.environ.setdefault(MULTIPROC_ENV, str(data_dir / "metrics")))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+class PrometheusMetrics:
+    """The hub's metrics in a registry of their own (several hubs in one test process do not
+    collide); :meth:`exposition` renders them, summed over processes in multiprocess mode."""
+
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
+
+        self._multiprocess = bool(os.environ.get(MULTIPROC_ENV))
+        if self._multiprocess and not getattr(values.ValueClass, "_multiprocess", False):
+            # prometheus-client was imported before the variable was set: switch its store now,
+            # before the first metric is made, or the files would stay empty.
+            values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+        r = self._registry = CollectorRegistry()
+        self._published = Counter(
+            "koppelhub_events_published", "Events accepted by the log, by publish mode", ["mode"], registry=r
+        )
+        self._projected = Counter(
+            "koppelhub_events_projected", "Events the projector applied for the first time", registry=r
+        )
+        self._batch = Histogram(
+            "koppelhub_projector_batch_seconds", "Time per projector batch", registry=r, buckets=BUCKETS
+        )
+        self._dlq = Counter(
+            "koppelhub_dlq_records", "Records parked in the dead-letter topic by the projector", registry=r
+        )
+        self._deliveries = Counter(
+            "koppelhub_deliveries",
+            "Delivery attempts by what they made of the delivery",
+            ["outcome"],
+            registry=r,
+        )
+        self._delivery = Histogram(
+            "koppelhub_delivery_seconds", "Time per delivery attempt", registry=r, buckets=BUCKETS
+        )
+        self._runs = Counter(
+            "koppelhub_connector_runs", "Connector runs by kind and outcome", ["kind", "outcome"], registry=r
+        )
+        mode: Any = {"multiprocess_mode": "mostrecent"}
+        self._lag = Gauge(
+            "koppelhub_projector_lag",
+            "Records not yet committed by the projector",
+            ["partition"],
+            registry=r,
+            **mode,
+        )
+        self._pending = Gauge(
+            "koppelhub_outbox_pending", "Open deliveries (pending or failed)", registry=r, **mode
+        )
+
+    def published(self, mode: str, count: int) -> None:
+        self._published.labels(mode).inc(count)
+
+    def projected(self, count: int, seconds: float) -> None:
+        self._projected.inc(count)
+        self._batch.observe(seconds)
+
+    def dead_lettered(self) -> None:
+        self._dlq.inc()
+
+    def delivery_attempted(self, outcome: str, seconds: float) -> None:
+        self._deliveries.labels(outcome).inc()
+        self._delivery.observe(seconds)
+
+    def connector_run(self, kind: str, outcome: str) -> None:
+        self._runs.labels(kind, outcome).inc()
+
+    def observed(self, lag: Mapping[int, int], outbox_pending: int) -> None:
+        for partition, value in lag.items():
+            self._lag.labels(str(partition)).set(value)
+        self._pending.set(outbox_pending)
+
+    def exposition(self) -> tuple[bytes, str]:
+        """The text format and its content type."""
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
+
+        if not self._multiprocess:
+            return generate_latest(self._registry), CONTENT_TYPE_LATEST
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+
+    @staticmethod
+    def process_exited() -> None:
+        """Drop this process's live gauges from the shared directory (counters stay: totals)."""
+        if os.environ.get(MULTIPROC_ENV):
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]

@@ -1,0 +1,34 @@
+"""The OpenTelemetry SDK, only when the standard OTEL_* variables configure an exporter.
+
+``OTEL_EXPORTER_OTLP_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` (or
+``OTEL_TRACES_EXPORTER=otlp``) installs a tracer provider with a batching OTLP/HTTP exporter;
+the SDK reads the rest (service name, headers, sampler) from the environment itself. Without
+them, nothing is installed and spans stay no-ops. ``OTEL_SDK_DISABLED=true`` wins."""
+
+from __future__ import annotations
+
+import os
+
+__all__ = ["configure_tracing"]
+
+_WANTS_OTLP = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+
+
+def configure_tracing() -> bool:
+    """Install the SDK with an OTLP exporter when configured; True when it did."""
+    if os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
+        return False
+    exporter = os.environ.get("OTEL_TRACES_EXPORTER", "")
+    if exporter == "none" or not (exporter == "otlp" or any(os.environ.get(v) for v in _WANTS_OTLP)):
+        return False
+    from opentelemetry import trace
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", "koppelhub")})
+    provider = TracerProvider(resource=resource)
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+    return True

@@ -1,0 +1,215 @@
+"""The operator console at ``/console``: server-rendered HTML (Jinja2), no JavaScript at all.
+
+Signed in with a token that holds the operator right (kept in an HttpOnly, SameSite=Strict
+cookie scoped to ``/console``, so other sites cannot post its forms). Every page reads the
+same operator ports as the API; actions are plain form posts answered with a redirect."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from hub.api.auth import Principal
+from hub.api.context import ApiContext, context
+from hub.errors import NotFound
+from hub.ports.operators import Position, parse_position
+from hub.services.access import Action, may_at_all
+from hub.services.status import dead_letter_document, hub_status, redriven_document
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+Ctx = Annotated[ApiContext, Depends(context)]
+COOKIE = "koppelhub_console"
+
+
+class SignIn(Exception):
+    """No valid operator token in the cookie: go to the sign-in page."""
+
+
+async def _principal(request: Request, ctx: ApiContext) -> Principal:
+    token = request.cookies.get(COOKIE, "")
+    principal = await ctx.auth.authenticate(token) if token else None
+    if principal is None or not may_at_all(principal, Action.OPERATE):
+        raise SignIn
+    return principal
+
+
+def _page(request: Request, name: str, **values: Any) -> HTMLResponse:
+    return templates.TemplateResponse(request, name, {"page": name.removesuffix(".html"), **values})
+
+
+def _back(path: str, **query: str) -> RedirectResponse:
+    tail = "&".join(f"{k}={v}" for k, v in query.items())
+    return RedirectResponse(f"/console{path}" + (f"?{tail}" if tail else ""), status_code=303)
+
+
+@router.get("/login")
+async def login_form(request: Request, error: str | None = None) -> HTMLResponse:
+    return _page(request, "login.html", error=error)
+
+
+@router.post("/login")
+async def login(ctx: Ctx, token: Annotated[str, Form()]) -> Response:
+    principal = await ctx.auth.authenticate(token.strip())
+    if principal is None or not may_at_all(principal, Action.OPERATE):
+        return _back("/login", error="that token is not valid for the console")
+    response = _back("")
+    response.set_cookie(COOKIE, token.strip(), httponly=True, samesite="strict", path="/console")
+    return response
+
+
+@router.post("/logout")
+async def logout() -> Response:
+    response = _back("/login")
+    response.delete_cookie(COOKIE, path="/console")
+    return response
+
+
+async def _status(ctx: ApiContext) -> dict[str, Any]:
+    assert ctx.log_inspector is not None and ctx.operations is not None, "wired by bootstrap"
+    return await hub_status(ctx.log_inspector, ctx.operations)
+
+
+@router.get("")
+async def overview(request: Request, ctx: Ctx) -> Response:
+    try:
+        await _principal(request, ctx)
+    except SignIn:
+        return _back("/login")
+    return _page(request, "overview.html", status=await _status(ctx))
+
+
+@router.get("/topics")
+async def topics(request: Request, ctx: Ctx) -> Response:
+    try:
+        await _principal(request, ctx)
+    except SignIn:
+        return _back("/login")
+    return _page(request, "topics.html", status=await _status(ctx))
+
+
+@router.get("/dlq")
+async def dlq(request: Request, ctx: Ctx, after: str | None = None, redriven: str | None = None) -> Response:
+    try:
+        await _principal(request, ctx)
+    except SignIn:
+        return _back("/login")
+    assert ctx.log_inspector is not None
+    try:
+        position = parse_position(after) if after else None
+    except ValueError:
+        position = None
+    page = await ctx.log_inspector.dead_letters(after=position, limit=50)
+    items = [dead_letter_document(d) for d in page.items]
+    return _page(request, "dlq.html", items=items, next=page.next, redriven=redriven)
+
+
+@router.post("/dlq/redrive")
+async def redrive(request: Request, ctx: Ctx, position: Annotated[str, Form()]) -> Response:
+    try:
+        await _principal(request, ctx)
+    except SignIn:
+        return _back("/login")
+    assert ctx.log_inspector is not None
+    try:
+        chosen: list[Position] | None = None if position == "all" else [parse_position(position)]
+    except ValueError:
+        return _back("/dlq", redriven="0")
+    done = redriven_document(await ctx.log_inspector.redrive(chosen))
+    return _back("/dlq", redriven=str(len(done["redriven"])))
+
+
+@router.get("/subscriptions")
+async def subscriptions(request: Request, ctx: Ctx, cursor: str | None = None) -> Response:
+    try:
+        await _principal(request, ctx)
+    except SignIn:
+        return _back("/login")
+    page = await ctx.subscriptions.list(limit=100, cursor=cursor)
+    failing = {f["id"]: f for f in (await _status(ctx))["subscriptions"]["failing"]}
+    return _page(request, "subscriptions.html", items=page.items, failing=failing, next=page.next_cursor)
+
+
+@router.get("/subscriptions/{subscription_id}")
+async def subscription(
+    request: Request, ctx: Ctx, subscription_id: uuid.UUID, done: str | None = None
+) -> Response:
+    try:
+        await _principal(request, ctx)
+    except SignIn:
+        return _back("/login")
+    try:
+        details = await ctx.subscriptions.get(subscription_id)
+        page = await ctx.subscriptions.deliveries(subscription_id, status=None, limit=50, cursor=None)
+    except NotFound:
+        return _back("/subscriptions")
+    return _page(request, "subscription.html", s=details, deliveries=page.items, done=done)
+
+
+@router.post("/subscriptions/{subscription_id}/deliveries/{delivery_id}/retry")
+async def retry(request: Request, ctx: Ctx, subscription_id: uuid.UUID, delivery_id: uuid.UUID) -> Response:
+    try:
+        await _principal(request, ctx)
+    except SignIn:
+        return _back("/login")
+    assert ctx.deliveries is not None
+    try:
+        await ctx.deliveries.retry(subscription_id, delivery_id)
+    except NotFound:
+        return _back(f"/subscriptions/{subscription_id}", done="not-found")
+    return _back(f"/subscriptions/{subscription_id}", done="retry")
+
+
+@router.post("/subscriptions/{subscription_id}/replay")
+async def replay(
+    request: Request, ctx: Ctx, subscription_id: uuid.UUID, since: Annotated[str, Form()]
+) -> Response:
+    try:
+        await _principal(request, ctx)
+    except SignIn:
+        return _back("/login")
+    assert ctx.deliveries is not None
+    try:
+        start = datetime.fromisoformat(since).replace(tzinfo=UTC)
+    except ValueError:
+        return _back(f"/subscriptions/{subscription_id}", done="bad-time")
+    count = await ctx.deliveries.replay(subscription_id, start, None)
+    return _back(f"/subscriptions/{subscription_id}", done=f"replayed-{count}")
+
+
+@router.post("/subscriptions/{subscription_id}/{action}")
+async def switch(request: Request, ctx: Ctx, subscription_id: uuid.UUID, action: str) -> Response:
+    try:
+        await _principal(request, ctx)
+    except SignIn:
+        return _back("/login")
+    if action not in ("pause", "resume"):
+        return _back("/subscriptions")
+    await ctx.subscriptions.update(subscription_id, {}, enabled=action == "resume")
+    return _back("/subscriptions")
+
+
+@router.get("/connectors")
+async def connectors(request: Request, ctx: Ctx) -> Response:
+    try:
+        await _principal(request, ctx)
+    except SignIn:
+        return _back("/login")
+    records = await ctx.connectors.all() if ctx.connectors is not None else []
+    return _page(request, "connectors.html", status=await _status(ctx), connectors=records)
+
+
+@router.get("/landschap")
+async def landschap(request: Request, ctx: Ctx, organisatie: str | None = None) -> Response:
+    try:
+        await _principal(request, ctx)
+    except SignIn:
+        return _back("/login")
+    found = await ctx.landscape.landschap(organisatie) if organisatie else None
+    return _page(request, "landschap.html", organisatie=organisatie, landschap=found)

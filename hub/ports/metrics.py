@@ -1,0 +1,65 @@
+"""The metrics port: what the services count and time, whatever exposes it (Prometheus).
+
+Services call these methods and never see a metrics library; :data:`NO_METRICS` is the
+default where nothing is wired (tests, the CLI's one-off commands)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+
+class Metrics(Protocol):
+    def published(self, mode: str, count: int) -> None:
+        """``count`` events accepted by the log through publish mode ``mode``
+        (``structured``, ``batch``, ``binary``)."""
+        ...
+
+    def projected(self, count: int, seconds: float) -> None:
+        """One projector batch: ``count`` events seen for the first time, in ``seconds``."""
+        ...
+
+    def dead_lettered(self) -> None:
+        """One record parked in the dead-letter topic."""
+        ...
+
+    def delivery_attempted(self, outcome: str, seconds: float) -> None:
+        """One delivery attempt and what it made of the delivery (delivered, failed, dead)."""
+        ...
+
+    def connector_run(self, kind: str, outcome: str) -> None:
+        """One connector run ended (``ok`` or ``error``)."""
+        ...
+
+    def observed(self, lag: Mapping[int, int], outbox_pending: int) -> None:
+        """The projector's lag per partition and the open outbox, as last read."""
+        ...
+
+
+class ExposedMetrics(Metrics, Protocol):
+    def exposition(self) -> tuple[bytes, str]:
+        """The metrics in a scraper's format, and its content type."""
+        ...
+
+
+class NoMetrics:
+    def published(self, mode: str, count: int) -> None:
+        pass
+
+    def projected(self, count: int, seconds: float) -> None:
+        pass
+
+    def dead_lettered(self) -> None:
+        pass
+
+    def delivery_attempted(self, outcome: str, seconds: float) -> None:
+        pass
+
+    def connector_run(self, kind: str, outcome: str) -> None:
+        pass
+
+    def observed(self, lag: Mapping[int, int], outbox_pending: int) -> None:
+        pass
+
+
+NO_METRICS: Metrics = NoMetrics()

@@ -1,0 +1,141 @@
+"""The hub's status as operators read it (``GET /api/v1/status``, ``koppelhub status``).
+
+One document from the two operator ports, read side by side: the log (lag per partition, the
+projector's members, the DLQ) and the store (outbox, subscriptions, connectors, imports).
+When the broker cannot be read the store's half still answers and ``log`` says why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Any
+
+from hub.errors import RetriableError
+from hub.ports.operators import DeadLetter, LogInspector, LogStatus, OperationsStore, Redriven, StoreStatus
+
+__all__ = ["dead_letter_document", "hub_status", "redriven_document", "status_document"]
+
+
+def _time(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+async def hub_status(log: LogInspector, store: OperationsStore) -> dict[str, Any]:
+    """Read both halves concurrently and assemble the document."""
+    log_part, store_part = await asyncio.gather(log.status(), store.status(), return_exceptions=True)
+    if isinstance(store_part, BaseException):
+        raise store_part
+    if isinstance(log_part, RetriableError):
+        return status_document(None, store_part, log_error=str(log_part))
+    if isinstance(log_part, BaseException):
+        raise log_part
+    return status_document(log_part, store_part)
+
+
+def status_document(
+    log: LogStatus | None, store: StoreStatus, *, log_error: str | None = None
+) -> dict[str, Any]:
+    """The JSON document of ``GET /api/v1/status`` (camelCase, times in ISO 8601)."""
+    oldest = store.oldest_pending
+    doc: dict[str, Any] = {"time": store.now.isoformat()}
+    if log is None:
+        doc["log"] = {"error": log_error}
+        doc["dlq"] = {"error": log_error}
+    else:
+        doc["log"] = {
+            "topic": log.topic,
+            "group": log.group,
+            "groupState": log.group_state,
+            "lag": log.lag,
+            "partitions": [
+                {"partition": p.partition, "endOffset": p.end_offset, "committed": p.committed, "lag": p.lag}
+                for p in log.partitions
+            ],
+            "members": [
+                {
+                    "memberId": m.member_id,
+                    "clientId": m.client_id,
+                    "host": m.host,
+                    "partitions": list(m.partitions),
+                }
+                for m in log.members
+            ],
+        }
+        doc["dlq"] = {"topic": log.dlq_topic, "records": log.dlq_records}
+    doc["outbox"] = {
+        **store.outbox,
+        "oldestPending": _time(oldest),
+        "oldestPendingAgeSeconds": round((store.now - oldest).total_seconds(), 3) if oldest else None,
+    }
+    doc["subscriptions"] = {
+        "byStatus": store.subscriptions,
+        "failing": [
+            {
+                "id": str(s.id),
+                "sink": s.sink,
+                "status": s.status,
+                "statusReason": s.status_reason,
+                "failingSince": _time(s.failing_since),
+                "consecutiveFailures": s.consecutive_failures,
+                "lastError": s.last_error,
+            }
+            for s in store.failing_subscriptions
+        ],
+    }
+    doc["connectors"] = {
+        **store.connectors,
+        "failingConnectors": [
+            {
+                "id": str(c.id),
+                "kind": c.kind,
+                "organisatie": c.organisatie,
+                "failures": c.failures,
+                "lastError": c.last_error,
+                "lastRunAt": _time(c.last_run_at),
+            }
+            for c in store.failing_connectors
+        ],
+    }
+    doc["imports"] = {
+        "byStatus": store.imports,
+        "running": store.imports.get("running", 0),
+        "queued": store.imports.get("queued", 0),
+        "failed": store.imports.get("failed", 0),
+        "failedImports": [
+            {
+                "id": str(i.id),
+                "organisatie": i.organisatie,
+                "objecttype": i.objecttype,
+                "filename": i.filename,
+                "error": i.error,
+                "finishedAt": _time(i.finished_at),
+            }
+            for i in store.failed_imports
+        ],
+    }
+    return doc
+
+
+def dead_letter_document(d: DeadLetter) -> dict[str, Any]:
+    """One item of ``GET /api/v1/dlq``: the record's place, its parking headers by their own
+    names, and the event as far as it decodes."""
+    return {
+        "id": f"{d.partition}:{d.offset}",
+        "partition": d.partition,
+        "offset": d.offset,
+        "time": _time(d.timestamp),
+        "key": d.key,
+        "koppelhub_error": d.error,
+        "koppelhub_error_class": d.error_class,
+        "koppelhub_origin": d.origin,
+        "event": d.event,
+        "decodeError": d.decode_error,
+    }
+
+
+def redriven_document(done: Redriven) -> dict[str, Any]:
+    return {
+        "redriven": [{"partition": p.partition, "offset": p.offset} for p in done.redriven],
+        "skipped": [{"partition": s.partition, "offset": s.offset, "reason": s.reason} for s in done.skipped],
+    }

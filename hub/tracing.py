@@ -1,0 +1,41 @@
+"""W3C trace context through the hub (OpenTelemetry API only; the SDK and its OTLP exporter are
+wired by :mod:`hub.adapters.tracing` when OTEL_* variables ask for them, else every span is a
+no-op that still carries its parent's context).
+
+The trace context travels with the event as the CloudEvents distributed-tracing extension
+(``traceparent``): set at publish, carried in the Kafka record (``ce_traceparent``), read by
+the projector and the dispatcher, and sent to the sink as the ``traceparent`` header."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+__all__ = ["TRACEPARENT", "context_of", "current_traceparent", "tracer"]
+
+TRACEPARENT = "traceparent"
+_PROPAGATOR = TraceContextTextMapPropagator()
+
+
+def tracer() -> trace.Tracer:
+    return trace.get_tracer("koppelhub")
+
+
+def context_of(carrier: Mapping[str, str] | str | None) -> Context | None:
+    """The trace context in HTTP headers or a ``traceparent`` value; None when there is none."""
+    if carrier is None:
+        return None
+    headers = {TRACEPARENT: carrier} if isinstance(carrier, str) else carrier
+    if TRACEPARENT not in headers:
+        return None
+    return _PROPAGATOR.extract(headers)
+
+
+def current_traceparent() -> str | None:
+    """The ``traceparent`` of the current span (None when there is no valid trace)."""
+    carrier: dict[str, str] = {}
+    _PROPAGATOR.inject(carrier)
+    return carrier.get(TRACEPARENT)

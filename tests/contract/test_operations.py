@@ -1,0 +1,167 @@
+"""The status summary (:class:`hub.ports.operators.OperationsStore`): in memory and PostgreSQL
+count the same outbox, subscriptions, connectors and imports, and name the same failing ones."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+
+from hub.adapters.memory import (
+    InMemoryConnectorStore,
+    InMemoryConnectorTables,
+    InMemoryDatabase,
+    InMemoryImportStore,
+    InMemoryOutbox,
+    InMemorySubscriptionStore,
+)
+from hub.adapters.memory.operations import InMemoryOperationsStore
+from hub.adapters.postgres.connectors import PostgresConnectorStore
+from hub.adapters.postgres.engine import create_engine
+from hub.adapters.postgres.imports import PostgresImportStore
+from hub.adapters.postgres.operations import PostgresOperationsStore
+from hub.adapters.postgres.outbox import PostgresOutbox
+from hub.adapters.postgres.projection import PostgresProjectionStore
+from hub.adapters.postgres.subscriptions import PostgresSubscriptionStore
+from hub.ports import ConnectorStore, ImportStore, LoggedEvent, Outbox, SubscriptionStore
+from hub.ports.operators import OperationsStore
+from hub.services.projector import apply_events
+from schemas import CloudEvent
+from tests.contract.delivery_harness import HUB, event, outcome
+
+
+@dataclass
+class Ops:
+    status: OperationsStore
+    subscriptions: SubscriptionStore
+    outbox: Outbox
+    connectors: ConnectorStore
+    imports: ImportStore
+    publish: object  # async (events) -> None
+
+    async def subscribe(self, sink: str) -> uuid.UUID:
+        created = await self.subscriptions.create(
+            sink=sink,
+            protocol="HTTP",
+            source=None,
+            types=None,
+            filters=[],
+            headers={},
+            config={},
+            secret="whsec_" + "A" * 32,
+        )
+        return created.id
+
+
+@pytest.fixture(params=["memory", "postgres"])
+async def ops(request: pytest.FixtureRequest) -> AsyncIterator[Ops]:
+    if request.param == "memory":
+        db, tables = InMemoryDatabase(), InMemoryConnectorTables()
+
+        async def memory_publish(events: list[CloudEvent]) -> None:
+            db.publish(events)
+
+        yield Ops(
+            InMemoryOperationsStore(db, tables),
+            InMemorySubscriptionStore(db),
+            InMemoryOutbox(db, source_urn=HUB, disable_after_seconds=3600),
+            InMemoryConnectorStore(tables),
+            InMemoryImportStore(tables),
+            memory_publish,
+        )
+        return
+    engine = create_engine(request.getfixturevalue("database_url"), pool_size=2)
+    projection = PostgresProjectionStore(engine)
+
+    async def pg_publish(events: list[CloudEvent]) -> None:
+        await apply_events(projection, [LoggedEvent(e, 0, n) for n, e in enumerate(events)], None)
+
+    try:
+        yield Ops(
+            PostgresOperationsStore(engine),
+            PostgresSubscriptionStore(engine),
+            PostgresOutbox(engine, source_urn=HUB, disable_after_seconds=3600),
+            PostgresConnectorStore(engine),
+            PostgresImportStore(engine),
+            pg_publish,
+        )
+    finally:
+        await engine.dispose()
+
+
+async def test_an_empty_hub_has_nothing_open_and_nothing_failing(ops: Ops) -> None:
+    s = await ops.status.status()
+    assert s.outbox == {"pending": 0, "failed": 0, "dead": 0} and s.oldest_pending is None
+    assert s.subscriptions == {} and s.failing_subscriptions == []
+    assert s.connectors == {"total": 0, "running": 0, "failing": 0, "queued": 0}
+    assert s.imports == {} and s.failed_imports == []
+
+
+async def test_open_and_dead_deliveries_are_counted_and_the_failing_subscription_named(ops: Ops) -> None:
+    failing = await ops.subscribe("https://down.example/hook")
+    await ops.subscribe("https://up.example/hook")
+    await ops.publish([event("a"), event("b"), event("c")])  # type: ignore[operator]
+
+    s = await ops.status.status()
+    assert s.outbox == {"pending": 6, "failed": 0, "dead": 0} and s.oldest_pending is not None
+    assert s.oldest_pending <= s.now
+    assert s.subscriptions == {"active": 2} and s.failing_subscriptions == []
+
+    # One delivery per subscription and claim: the failing sink fails once, then for good.
+    for status in ("failed", "dead"):
+        claimed = await ops.outbox.claim(10, 60)
+        await ops.outbox.record(
+            [
+                outcome(c, status, code=503)
+                if c.subscription_id == failing
+                else outcome(c, "delivered", code=200)
+                for c in claimed
+            ]
+        )
+
+    s = await ops.status.status()
+    assert s.outbox == {"pending": 2, "failed": 1, "dead": 1}
+    [f] = s.failing_subscriptions
+    assert (f.id, f.sink, f.status, f.consecutive_failures) == (
+        failing,
+        "https://down.example/hook",
+        "active",
+        2,
+    )
+    assert f.failing_since is not None and f.last_error == "http_503"
+
+
+async def test_running_failing_and_queued_connectors_and_failed_imports_are_counted(ops: Ops) -> None:
+    make = ops.connectors.create
+    broken = (await make(kind="csv", organisatie="o", config={}, schedule_seconds=60, enabled=True)).id
+    await make(kind="csv", organisatie="o", config={}, schedule_seconds=60, enabled=False)
+    [claimed] = await ops.connectors.claim_due(10)
+    assert (await ops.status.status()).connectors == {"total": 2, "running": 1, "failing": 0, "queued": 0}
+
+    await ops.connectors.finish(claimed.id, error="source down", counts=None, next_in_seconds=3600)
+    s = await ops.status.status()
+    assert s.connectors == {"total": 2, "running": 0, "failing": 1, "queued": 0}
+    [c] = s.failing_connectors
+    assert (c.id, c.failures, c.last_error) == (broken, 1, "source down")
+    await ops.connectors.request_run(broken)
+    assert (await ops.status.status()).connectors["queued"] == 1
+
+    for name in ("a.csv", "b.csv"):
+        await ops.imports.create(
+            import_id=uuid.uuid4(),
+            organisatie="o",
+            objecttype="gebruik",
+            mode="incremental",
+            filename=name,
+            path=f"/tmp/{name}",
+            options={},
+        )
+    first = await ops.imports.claim()
+    assert first is not None
+    await ops.imports.finish(first.id, error="bad header")
+    s = await ops.status.status()
+    assert s.imports == {"failed": 1, "queued": 1}
+    [failed] = s.failed_imports
+    assert (failed.id, failed.error) == (first.id, "bad header")

@@ -1,0 +1,139 @@
+"""Publish continues the caller's W3C trace (the traceparent header, else the event's own
+traceparent attribute) and the event carries it on in the Kafka binding (ce_traceparent)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from hub.adapters.memory import (
+    InMemoryDatabase,
+    InMemoryEventLog,
+    InMemoryProjectionStore,
+    InMemorySubscriptionStore,
+)
+from hub.api.app import create_app
+from hub.api.auth import TokenAuthenticator
+from hub.api.context import ApiContext
+from hub.settings import Settings
+from subscriptions.ssrf import NetworkPolicy
+from tests.support.tracing import by_name, recording
+
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+CALLER = f"00-{TRACE}-00f067aa0ba902b7-01"
+OWN = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+AUTH = {"Authorization": "Bearer t"}
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    yield from recording()
+
+
+async def _ready() -> dict[str, bool]:
+    return {}
+
+
+@pytest.fixture
+async def app(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, InMemoryEventLog]]:
+    log = InMemoryEventLog(partitions=1)
+    db = InMemoryDatabase()
+    ctx = ApiContext(
+        settings=Settings(data_dir=tmp_path, admin_token="t"),
+        event_log=log,
+        subscriptions=InMemorySubscriptionStore(db),
+        landscape=InMemoryProjectionStore([]),
+        network_policy=NetworkPolicy.parse([]),
+        auth=TokenAuthenticator("t"),
+        readiness=_ready,
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(ctx)), base_url="http://h"
+    ) as c:
+        yield c, log
+
+
+def _event(n: int, **extra: str) -> dict[str, str]:
+    return {"specversion": "1.0", "id": f"e{n}", "source": "urn:x", "type": "nl.test.thing.v1", **extra}
+
+
+def _carried(log: InMemoryEventLog) -> list[str | None]:
+    return [
+        dict(r.headers).get("ce_traceparent", b"").decode() or None
+        for partition in log.partitions
+        for r in partition
+    ]
+
+
+async def test_publish_joins_the_callers_trace_and_the_events_carry_it_on(
+    app: tuple[httpx.AsyncClient, InMemoryEventLog], spans: InMemorySpanExporter
+) -> None:
+    client, log = app
+    headers = {**AUTH, "content-type": "application/cloudevents-batch+json", "traceparent": CALLER}
+    body = json.dumps([_event(1), _event(2, traceparent=OWN)])
+    assert (await client.post("/api/v1/events", content=body, headers=headers)).status_code == 202
+
+    [publish] = by_name(spans)["publish"]
+    assert publish.context is not None and f"{publish.context.trace_id:032x}" == TRACE
+    assert publish.parent is not None and f"{publish.parent.span_id:016x}" == "00f067aa0ba902b7"
+    first, second = _carried(log)
+    assert first == f"00-{TRACE}-{publish.context.span_id:016x}-01"  # a child of the publish span
+    assert second == OWN  # an event's own trace context is kept
+
+
+async def test_without_a_header_the_events_own_traceparent_is_the_parent(
+    app: tuple[httpx.AsyncClient, InMemoryEventLog], spans: InMemorySpanExporter
+) -> None:
+    client, log = app
+    headers = {**AUTH, "content-type": "application/cloudevents+json"}
+    assert (
+        await client.post("/api/v1/events", json=_event(1, traceparent=OWN), headers=headers)
+    ).status_code == 202
+    [publish] = by_name(spans)["publish"]
+    assert publish.context is not None and f"{publish.context.trace_id:032x}" == OWN.split("-")[1]
+    assert _carried(log) == [OWN]
+
+
+async def test_publishes_nobody_traces_leave_events_untouched(
+    app: tuple[httpx.AsyncClient, InMemoryEventLog],
+) -> None:
+    # No traceparent and no sampled span of our own (the test SDK samples nothing outside
+    # the spans fixture, like a hub without an exporter): the events stay as they came.
+    client, log = app
+    headers = {**AUTH, "content-type": "application/cloudevents+json"}
+    assert (await client.post("/api/v1/events", json=_event(1), headers=headers)).status_code == 202
+    assert _carried(log) == [None]
+
+
+CONFIGURE = (
+    "from hub.adapters.tracing import configure_tracing; from opentelemetry import trace; "
+    "print(configure_tracing(), type(trace.get_tracer_provider()).__name__)"
+)
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, "False ProxyTracerProvider"),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, "True TracerProvider"),
+        ({"OTEL_TRACES_EXPORTER": "otlp"}, "True TracerProvider"),
+        (
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "OTEL_SDK_DISABLED": "true"},
+            "False ProxyTracerProvider",
+        ),
+    ],
+)
+def test_an_otlp_exporter_is_installed_only_when_otel_variables_ask_for_one(
+    env: dict[str, str], expected: str
+) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    out = subprocess.run([sys.executable, "-c", CONFIGURE], env=clean | env, capture_output=True, check=True)
+    assert out.stdout.decode().strip() == expected
