@@ -30,6 +30,7 @@ PROBLEM_KINDS: dict[str, str] = {
     "Event type not accepted": "the type is reserved for the hub (`nl.koppelhub.*`, derived landscape types) "
     "or does not exist in the `nl.softwarecatalogus.` namespace; the message names the types that do",
     "Invalid cursor": "a paging cursor this API did not hand out; start again without it",
+    "Invalid position": "a dead-letter position is `partition:offset` (as `GET /api/v1/dlq` lists them)",
     "Unknown filter": "a list filter the list does not offer, or a value it does not know",
     "Invalid certificate": "a sink's client or CA certificate cannot be read",
     "Invalid connector config": "the connector's config does not fit its kind",
@@ -54,6 +55,7 @@ PROBLEM_KINDS: dict[str, str] = {
     "Unsupported content mode": "send application/cloudevents+json, application/cloudevents-batch+json "
     "or binary mode (ce-* headers)",
     "Event log unavailable": "Kafka did not acknowledge; nothing was accepted, retry later",
+    "Not available": "this process does not serve the call (e.g. operator views without a broker)",
     "Service unavailable": "a backing service is unavailable, or this process does not serve the call",
     "Not ready": "broker, database or a role of this process is not up yet",
     "Internal error": "a bug; the hub logged it",

@@ -3,6 +3,7 @@ metadata uses the current licence form (no setuptools deprecation warning at ins
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tomllib
@@ -15,12 +16,16 @@ ROOT = Path(__file__).parents[2]
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 def test_make_run_installs_the_project_without_its_test_extras(tmp_path: Path) -> None:
+    # Under `make test` this is a nested make: without the parent's MAKE* variables and with
+    # --no-print-directory, the plan is the same as from a shell.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MAKE", "MFLAGS"))}
     plan = subprocess.run(
-        ["make", "-n", "run", f"VENV={tmp_path / 'venv'}"],
+        ["make", "--no-print-directory", "-n", "run", f"VENV={tmp_path / 'venv'}"],
         cwd=ROOT,
         capture_output=True,
         text=True,
         check=True,
+        env=env,
     ).stdout
 
     installs = [line for line in plan.splitlines() if "pip install" in line and "--upgrade pip" not in line]
