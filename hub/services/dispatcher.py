@@ -27,7 +27,7 @@ from hub.ports import Outbox
 from hub.ports.delivery import AttemptResult, ClaimedDelivery
 from subscriptions.delivery import DeliveryTarget
 from subscriptions.flow import FlowControl
-from subscriptions.lifecycle import DEAD, DELIVERED, after_attempt
+from subscriptions.lifecycle import DEAD, DELIVERED, after_attempt, message_id
 from subscriptions.retry import RetrySchedule
 from subscriptions.sender import DeliveryOutcome, Disposition
 
@@ -212,7 +212,8 @@ class Dispatcher:
             auth=claimed.auth or {},
         )
         started = datetime.now(UTC)
-        outcome = await self._client.deliver(target, claimed.event, str(claimed.id))
+        msg_id = message_id(claimed.subscription_id, claimed.event_id)  # stable across re-sends
+        outcome = await self._client.deliver(target, claimed.event, msg_id)
         result = next_state(claimed, outcome, self._policy, started)
         log.info(
             "delivery_attempted" if result.new_status == DELIVERED else "delivery_failed",
