@@ -58,7 +58,9 @@ async def _run_process(
     roles: tuple[str, ...],
     new_token: str | None,
 ) -> None:
-    hub = HubProcess(settings, infra.kafka_bootstrap, infra.database_url, roles)
+    hub = HubProcess(
+        settings, infra.kafka_bootstrap, infra.database_url, roles, embedded_broker=infra.broker is not None
+    )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, hub.stop_intake.set)

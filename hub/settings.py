@@ -219,6 +219,10 @@ class Settings(BaseSettings):
         pattern=r"^https?://\S+$",
         description="Base URL clients reach the API at (`dataref` of derived events); unset: listen address.",
     )
+    write_ahead: bool | None = Field(
+        default=None,
+        description="Commit accepted events to PostgreSQL before the broker; unset: on if it is embedded.",
+    )
     max_event_bytes: int = Field(default=_ONE_MIB, ge=1024, description="Largest accepted event.")
     max_request_bytes: int = Field(
         default=16 * _ONE_MIB, ge=1024, description="Largest accepted publish request."

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from hub.api.auth import Publisher
 from hub.api.context import ApiContext, context
 from hub.api.problems import ProblemError
-from hub.errors import BrokerUnavailable
+from hub.errors import BrokerUnavailable, RetriableError
 from hub.settings import Settings
 from schemas import (
     CloudEvent,
@@ -108,6 +108,8 @@ async def publish(
         await ctx.event_log.publish(events)
     except BrokerUnavailable as e:
         raise ProblemError(503, "Event log unavailable", "Kafka did not acknowledge; retry later") from e
+    except RetriableError as e:  # the write-ahead log could not commit: nothing was accepted
+        raise ProblemError(503, "Event log unavailable", "the database is unavailable; retry later") from e
     return JSONResponse({"accepted": [e.id for e in events]}, status_code=202)
 
 

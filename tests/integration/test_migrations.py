@@ -9,6 +9,7 @@ from sqlalchemy import create_engine, pool
 
 import hub.adapters.postgres.landscape_tables  # noqa: F401  (registers the landscape tables)
 from hub.adapters.postgres import connector_tables as _connector_tables  # noqa: F401 - registers its tables
+from hub.adapters.postgres import write_ahead_tables as _write_ahead_tables  # noqa: F401 - registers its tables
 from hub.adapters.postgres.engine import migrate, sqlalchemy_url
 from hub.adapters.postgres.tables import metadata
 
@@ -30,6 +31,6 @@ def test_migrating_twice_changes_nothing(database_url: str) -> None:
     engine = create_engine(sqlalchemy_url(database_url), poolclass=pool.NullPool)
     try:
         with engine.connect() as conn:
-            assert MigrationContext.configure(conn).get_current_revision() == "0005"
+            assert MigrationContext.configure(conn).get_current_revision() == "0008"
     finally:
         engine.dispose()
