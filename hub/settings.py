@@ -223,6 +223,9 @@ class Settings(BaseSettings):
         default=None,
         description="Commit accepted events to PostgreSQL before the broker; unset: on if it is embedded.",
     )
+    shutdown_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="Longest a SIGTERM drain may take before the process exits anyway."
+    )
     max_event_bytes: int = Field(default=_ONE_MIB, ge=1024, description="Largest accepted event.")
     max_request_bytes: int = Field(
         default=16 * _ONE_MIB, ge=1024, description="Largest accepted publish request."
