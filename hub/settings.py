@@ -226,7 +226,23 @@ class Settings(BaseSettings):
     shutdown_timeout_seconds: float = Field(
         default=60.0, gt=0, description="Longest a SIGTERM drain may take before the process exits anyway."
     )
+    publish_rate_limit: str | None = Field(
+        default=None, description="Events each principal may publish, e.g. `1000/second`; unset: no limit."
+    )
     max_event_bytes: int = Field(default=_ONE_MIB, ge=1024, description="Largest accepted event.")
+
+    @field_validator("publish_rate_limit")
+    @classmethod
+    def _a_rate(cls, value: str | None) -> str | None:
+        if value is not None:
+            from limits import parse
+
+            try:
+                parse(value)
+            except ValueError as e:
+                raise ValueError(f"{value!r} is not a rate; write e.g. 1000/second or 500 per minute") from e
+        return value
+
     max_request_bytes: int = Field(
         default=16 * _ONE_MIB, ge=1024, description="Largest accepted publish request."
     )

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from hub.api.auth import Publisher
 from hub.api.context import ApiContext, context
 from hub.api.problems import ProblemError
+from hub.api.rate_limits import PublishRateLimiter
 from hub.errors import BrokerUnavailable, RetriableError
 from hub.settings import Settings
 from schemas import (
@@ -86,14 +87,21 @@ def _decode(request: Request, body: bytes, settings: Settings) -> list[CloudEven
         "or binary (`ce-*` headers) content mode. 202 once Kafka acknowledged every event "
         "(acks=all). A batch is all-or-nothing: one invalid event rejects the batch (400, with each "
         "bad event's index and field; a problem in `data` names the path of the offending value, "
-        "e.g. `data.a.b[3]`). 413 past the size limit."
+        "e.g. `data.a.b[3]`). 413 past the size limit. 429 with `Retry-After` past the principal's "
+        "publish rate limit."
     ),
-    responses={400: {"description": "Invalid event(s)"}, 413: {"description": "Too large"}},
+    responses={
+        400: {"description": "Invalid event(s)"},
+        413: {"description": "Too large"},
+        429: {"description": "Past the publish rate limit; see Retry-After"},
+    },
 )
 async def publish(
-    request: Request, _: Publisher, ctx: Annotated[ApiContext, Depends(context)]
+    request: Request, principal: Publisher, ctx: Annotated[ApiContext, Depends(context)]
 ) -> JSONResponse:
     settings = ctx.settings
+    limiter = _limiter(request, settings)
+    await limiter.check_room(principal.name)
     body = await _body(request, settings.max_request_bytes)
     try:
         if len(body) > settings.http_parse_offload_bytes:  # a worker thread: the event loop keeps serving
@@ -104,6 +112,7 @@ async def publish(
         raise ProblemError(413, "Event too large", str(e), errors=_problems(e)) from e
     except EnvelopeError as e:
         raise ProblemError(400, "Invalid CloudEvent", _summary(e), errors=_problems(e)) from e
+    await limiter.admit(principal.name, len(events))
     try:
         await ctx.event_log.publish(events)
     except BrokerUnavailable as e:
@@ -111,6 +120,15 @@ async def publish(
     except RetriableError as e:  # the write-ahead log could not commit: nothing was accepted
         raise ProblemError(503, "Event log unavailable", "the database is unavailable; retry later") from e
     return JSONResponse({"accepted": [e.id for e in events]}, status_code=202)
+
+
+def _limiter(request: Request, settings: Settings) -> PublishRateLimiter:
+    """The app's publish rate limiter (KOPPELHUB_PUBLISH_RATE_LIMIT), made at first use."""
+    state = request.app.state
+    if not hasattr(state, "publish_limiter"):
+        state.publish_limiter = PublishRateLimiter(settings.publish_rate_limit)
+    limiter: PublishRateLimiter = state.publish_limiter
+    return limiter
 
 
 def _media_type(request: Request) -> str:
