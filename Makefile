@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck bench clean
+.PHONY: run test lint typecheck bench fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+fuzz: $(STAMP)  ## a long schemathesis run against the live API (make test runs a bounded one)
+	KOPPELHUB_FUZZ_EXAMPLES=$${KOPPELHUB_FUZZ_EXAMPLES:-500} $(BIN)/pytest -q -p no:cacheprovider tests/fuzz/test_openapi_fuzz.py
 
 bench: $(STAMP)  ## throughput and latency figures (see README)
 	$(BIN)/python -m benchmarks.e2e
