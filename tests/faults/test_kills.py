@@ -16,6 +16,7 @@ and started again on the same data dir. Afterwards:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -163,12 +164,12 @@ async def test_power_cuts_at_random_points_lose_nothing_acknowledged_and_double_
                 acked.extend(batch)
 
         wanted = {e["id"] for e in acked}
-        for s in receivers:
 
-            async def complete(sink: WebhookSink = s) -> bool:
-                return wanted <= {r.json()["id"] for r in sink.delivered}
+        async def complete() -> bool:
+            return all(wanted <= {r.json()["id"] for r in sink.delivered} for sink in receivers)
 
-            await eventually(complete, timeout=max(60, EVENTS / 50), what="every acknowledged event sent")
+        with contextlib.suppress(AssertionError):  # judged below, with the archive's figures
+            await eventually(complete, timeout=max(60, EVENTS / 20), what="every acknowledged event sent")
         await hub.stop()
 
     assert len(acked) >= EVENTS - BATCH * KILLS, "too few batches were acknowledged to mean anything"
@@ -185,6 +186,8 @@ async def test_power_cuts_at_random_points_lose_nothing_acknowledged_and_double_
     assert wanted <= set(archived), f"{len(wanted - set(archived))} acknowledged events lost"
     assert len(archived) == len(set(archived)), "an event was archived twice"
     number = {e["id"]: (e["subject"], e["data"]["n"]) for e in acked}
+    missing = [len(wanted - {r.json()["id"] for r in s.delivered}) for s in receivers]
+    assert missing == [0] * len(receivers), f"acknowledged events not delivered, per subscription: {missing}"
     for s in receivers:
         ids_per_event: dict[str, set[str]] = defaultdict(set)
         seen: set[str] = set()
