@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run shell test lint typecheck bench clean
+.PHONY: run shell test lint typecheck bench fuzz faults clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,13 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+fuzz: $(STAMP)  ## a long schemathesis run against the live API (make test runs a bounded one)
+	KOPPELHUB_FUZZ_EXAMPLES=$${KOPPELHUB_FUZZ_EXAMPLES:-500} $(BIN)/pytest -q -p no:cacheprovider tests/fuzz/test_openapi_fuzz.py
+
+faults: $(STAMP)  ## the fault suite at full size: 100,000 events, power cuts at random points (README figures)
+	KOPPELHUB_FAULT_EVENTS=$${KOPPELHUB_FAULT_EVENTS:-100000} KOPPELHUB_FAULT_KILLS=$${KOPPELHUB_FAULT_KILLS:-7} \
+		$(BIN)/pytest -q -s -p no:cacheprovider tests/faults
 
 bench: $(STAMP)  ## throughput and latency figures (see README)
 	$(BIN)/python -m benchmarks.e2e

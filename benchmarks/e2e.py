@@ -231,7 +231,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     sink = await Sink().start()
     try:
         started = time.monotonic()
-        hub = await start_hub(profile=args.profile_hub)
+        hub = await start_hub(profile=args.profile_hub, env=dict(kv.split("=", 1) for kv in args.hub_env))
         print(f"hub ready in {time.monotonic() - started:.1f} s on {hub.base_url}, {hub.workdir}", flush=True)
         try:
             await subscribe(hub, sink.url)
@@ -278,6 +278,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--keep-data", action="store_true", help="keep the temporary data dir and hub.log")
     add("--credential", choices=["admin", "systeem"], default="admin",
         help="publish with the admin token, or with a systeem API token (role checks per event)")  # fmt: skip
+    add("--hub-env", action="append", default=[], metavar="KEY=VALUE",
+        help="a setting for the hub, e.g. KOPPELHUB_WRITE_AHEAD=false (repeatable)")  # fmt: skip
     add("--check", action="store_true", help="exit 1 when a floor is missed")
     args = p.parse_args(argv)
     if unknown := set(args.phases) - set(PHASES):

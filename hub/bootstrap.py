@@ -46,6 +46,7 @@ from hub.adapters.postgres.retention import PostgresRetention
 from hub.adapters.postgres.runs import PostgresRunStore
 from hub.adapters.postgres.subscriptions import PostgresSubscriptionStore
 from hub.adapters.postgres.tokens import PostgresTokenStore
+from hub.adapters.postgres.write_ahead import WriteAheadEventLog
 from hub.adapters.prometheus import PrometheusMetrics, multiprocess_dir
 from hub.adapters.tracing import configure_tracing
 from hub.api.app import create_app
@@ -232,11 +233,20 @@ class HubProcess(Supervisor):
     as attributes for tests (``engine``, ``event_log``, ``projector``, ``dispatcher``)."""
 
     def __init__(
-        self, settings: Settings, kafka_bootstrap: str, database_url: str, roles: tuple[str, ...] = ROLES
+        self,
+        settings: Settings,
+        kafka_bootstrap: str,
+        database_url: str,
+        roles: tuple[str, ...] = ROLES,
+        *,
+        embedded_broker: bool = False,
     ) -> None:
         super().__init__()
         self.settings, self.kafka_bootstrap, self.database_url = settings, kafka_bootstrap, database_url
         self.roles = roles
+        # KOPPELHUB_WRITE_AHEAD, unset: on when the broker keeps its log in memory.
+        self.write_ahead = settings.write_ahead if settings.write_ahead is not None else embedded_broker
+        self.wal: WriteAheadEventLog | None = None
         self.engine: AsyncEngine | None = None
         self.event_log: KafkaEventLog | None = None
         self.projector: Projector | None = None
@@ -284,6 +294,8 @@ async def wire(hub: HubProcess) -> Wiring:
             await event_log.start()
             w.closers.append(event_log.stop)
             w.checks["broker"] = event_log.ping
+            if hub.write_ahead:
+                await _wire_write_ahead(hub, w)
         w.checks["database"] = lambda: _database_ok(engine)
         if "projector" in roles:
             _wire_projector(hub, w)
@@ -291,7 +303,7 @@ async def wire(hub: HubProcess) -> Wiring:
             await _wire_dispatcher(hub, w)
         if "connectors" in roles:
             assert hub.event_log is not None
-            runner = hub.connector_runner = connector_runner(s, engine, hub.event_log, hub.metrics)
+            runner = hub.connector_runner = connector_runner(s, engine, hub.wal or hub.event_log, hub.metrics)
             w.runs["connectors"] = lambda signals: runner.run(signals.stop_connectors)
         if "api" in roles:
             _wire_api(hub, w)
@@ -303,6 +315,15 @@ async def wire(hub: HubProcess) -> Wiring:
     return w
 
 
+async def _wire_write_ahead(hub: HubProcess, w: Wiring) -> None:
+    """Relay what was accepted but never projected (the embedded broker lost it) before any
+    role starts, then keep the write-ahead log pruned (hub/adapters/postgres/write_ahead.py)."""
+    assert hub.engine is not None and hub.event_log is not None
+    wal = hub.wal = WriteAheadEventLog(hub.engine, hub.event_log)
+    await wal.relay()
+    w.runs["write-ahead"] = lambda signals: wal.run_pruner(signals.stop_work)
+
+
 def _wire_projector(hub: HubProcess, w: Wiring) -> None:
     s = hub.settings
     assert hub.engine is not None and hub.event_log is not None
@@ -311,7 +332,7 @@ def _wire_projector(hub: HubProcess, w: Wiring) -> None:
             hub.kafka_bootstrap, s.kafka, max_record_bytes=max_record_bytes(s.max_event_bytes)
         ),
         PostgresProjectionStore(hub.engine),
-        hub.event_log,
+        hub.wal or hub.event_log,  # dead letters kept in PostgreSQL too with the write-ahead log
         derive=DerivedEvents(s.source_urn, hub.public_url),
         batch_size=s.projector_batch_size,
         members=s.projector_members,
@@ -400,7 +421,7 @@ def _wire_api(hub: HubProcess, w: Wiring) -> None:
     readiness: Callable[[], Awaitable[dict[str, bool]]] = hub.readiness
     ctx = ApiContext(
         settings=s,
-        event_log=hub.event_log,
+        event_log=hub.wal or hub.event_log,
         subscriptions=PostgresSubscriptionStore(hub.engine),
         landscape=PostgresLandscapeStore(hub.engine),
         network_policy=NetworkPolicy.parse(s.delivery.allow_networks),

@@ -8,6 +8,7 @@ else start them (and stop what they started when they exit).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import socket
 import sys
@@ -21,6 +22,7 @@ from hub.cli_import import import_command
 from hub.cli_operators import dlq, status
 from hub.cli_receive import receive_command
 from hub.cli_token import token_command
+from hub.datadir import own_data_dir
 from hub.embedded import Infrastructure, provision
 from hub.errors import ConfigurationError, KoppelhubError
 from hub.logging import configure_logging
@@ -40,24 +42,49 @@ def _provision(settings: Settings, *, broker_needed: bool = True) -> Infrastruct
         raise click.ClickException(str(e)) from e
 
 
+#: Exit status when an embedded broker or database died under the hub (EX_TEMPFAIL): the
+#: process supervisor (systemd, Docker, Kubernetes) restarts ``run``, which starts them anew.
+EXIT_EMBEDDED_DIED = 75
+
+
 def _serve(roles: tuple[str, ...]) -> None:
     settings = _settings()
     # Before prometheus-client is first imported: the roles of every process on this data dir
     # write their metrics there and the API's /metrics adds them up.
     observability(settings)
-    new_token = None
-    if "api" in roles:
-        _check_port(settings)  # before anything starts: a taken port fails in a second
-        token, generated = admin_token(settings)  # made now, so the banner shows it once
-        new_token = token if generated else None
-    infra = _provision(settings, broker_needed=bool(KAFKA_ROLES & set(roles)))
-    try:
-        migrate_schema(infra.database_url)  # idempotent, serialised by an advisory lock
-        asyncio.run(_run_process(settings, infra, roles, new_token))
-    except KoppelhubError as e:
-        raise click.ClickException(str(e)) from e
-    finally:
-        infra.close()
+    with contextlib.ExitStack() as owned:
+        if roles == ROLES:  # `run` owns its data dir's embedded services: one run at a time
+            try:
+                owned.enter_context(own_data_dir(settings.data_dir))
+            except ConfigurationError as e:
+                raise click.ClickException(str(e)) from e
+        new_token = None
+        if "api" in roles:
+            _check_port(settings)  # before anything starts: a taken port fails in a second
+            token, generated = admin_token(settings)  # made now, so the banner shows it once
+            new_token = token if generated else None
+        infra = _provision(settings, broker_needed=bool(KAFKA_ROLES & set(roles)))
+        try:
+            migrate_schema(infra.database_url)  # idempotent, serialised by an advisory lock
+            died = asyncio.run(_run_process(settings, infra, roles, new_token))
+        except KoppelhubError as e:
+            raise click.ClickException(str(e)) from e
+        finally:
+            infra.close()
+    if died:
+        what = " and ".join(died)
+        click.echo(f"Koppelhub stopped: the embedded {what} died; exiting for a restart", err=True)
+        sys.exit(EXIT_EMBEDDED_DIED)
+
+
+async def _watch(hub: HubProcess, infra: Infrastructure, died: list[str]) -> None:
+    """Stop the hub when an embedded service it started has died (README "Outages")."""
+    while not hub.stop_intake.is_set():
+        if gone := infra.dead():
+            died.extend(gone)
+            hub.stop_intake.set()
+            return
+        await asyncio.sleep(1.0)
 
 
 def _check_port(settings: Settings) -> None:
@@ -77,17 +104,34 @@ async def _run_process(
     infra: Infrastructure,
     roles: tuple[str, ...],
     new_token: str | None,
-) -> None:
-    hub = HubProcess(settings, infra.kafka_bootstrap, infra.database_url, roles)
+) -> list[str]:
+    hub = HubProcess(
+        settings, infra.kafka_bootstrap, infra.database_url, roles, embedded_broker=infra.broker is not None
+    )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, hub.stop_intake.set)
     await hub.start()
     await hub.wait_started()
     _announce(hub, settings, infra, new_token=new_token)
+    died: list[str] = []
+    watchdog = asyncio.create_task(_watch(hub, infra, died))
     await hub.wait()
+    watchdog.cancel()
     click.echo("Koppelhub is stopping: intake closed, draining what was accepted…", err=True)
-    await hub.shutdown()
+    limit = settings.shutdown_timeout_seconds
+    try:
+        await asyncio.wait_for(hub.shutdown(drain_timeout=limit / 2), timeout=limit)
+    except TimeoutError:
+        left = [name for name, task in hub.tasks.items() if not task.done()]
+        click.echo(
+            f"Koppelhub stopped after {limit:g} s without finishing: {', '.join(left) or 'closing adapters'} "
+            "left undone; accepted events not yet projected are kept (write-ahead log or Kafka) and "
+            "handled at the next start, deliveries in flight are sent again",
+            err=True,
+        )
+    return died
+
 
 
 def _announce(hub: HubProcess, settings: Settings, infra: Infrastructure, *, new_token: str | None) -> None:

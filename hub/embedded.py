@@ -15,10 +15,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +58,25 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _death_signal() -> Callable[[], None] | None:
+    """What the broker's child runs before exec: ``prctl(PR_SET_PDEATHSIG, SIGTERM)``, so the
+    kernel stops the broker when the process that started it dies, a SIGKILL included, and a
+    killed ``koppelhub run`` leaves no orphaned broker (Linux; elsewhere None). Resolved here,
+    in the parent: the forked child must not import or look up anything."""
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig, sigterm = 1, int(signal.SIGTERM)
+
+    def set_death_signal() -> None:
+        prctl(pr_set_pdeathsig, sigterm)
+
+    return set_death_signal
 
 
 def tansu_binary() -> Path:
@@ -107,6 +128,7 @@ class EmbeddedBroker:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # a Ctrl-C reaches us, and we stop the broker last
+                preexec_fn=_death_signal(),
             )
         deadline = time.monotonic() + 10
         while not _port_open("127.0.0.1", port):
@@ -128,6 +150,10 @@ class EmbeddedBroker:
         if _pid_alive(int(state.get("pid", 0) or 0)) and port.isdigit() and _port_open(host, int(port)):
             return str(state["bootstrap"])
         return None
+
+    def died(self) -> bool:
+        """True when the broker this process started has exited."""
+        return self.owned and self._process is not None and self._process.poll() is not None
 
     def stop(self) -> None:
         if not self.owned or self._process is None:
@@ -172,6 +198,14 @@ class EmbeddedPostgres:
         log.info("embedded_postgres_ready", data_dir=str(self.data_dir))
         return self.url
 
+    def died(self) -> bool:
+        """True when the postmaster of this folder is gone (its pid file names a dead process)."""
+        try:
+            pid = int((self.data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            return self._server is not None
+        return not _pid_alive(pid)
+
     def stop(self) -> None:
         if self._server is not None:
             self._server.cleanup()
@@ -187,6 +221,16 @@ class Infrastructure:
     database_url: str
     broker: EmbeddedBroker | None = None
     postgres: EmbeddedPostgres | None = None
+
+    def dead(self) -> list[str]:
+        """The embedded services of this process that have exited (the hub then exits non-zero:
+        README "Outages")."""
+        died = []
+        if self.broker is not None and self.broker.died():
+            died.append("broker")
+        if self.postgres is not None and self.postgres.died():
+            died.append("postgres")
+        return died
 
     def close(self) -> None:
         if self.broker is not None:

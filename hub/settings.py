@@ -235,7 +235,30 @@ class Settings(BaseSettings):
     audit_retention_days: float = Field(
         default=365, gt=0, description="Days the audit trail keeps an entry (the only way one leaves it)."
     )
+    write_ahead: bool | None = Field(
+        default=None,
+        description="Commit accepted events to PostgreSQL before the broker; unset: on if it is embedded.",
+    )
+    shutdown_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="Longest a SIGTERM drain may take before the process exits anyway."
+    )
+    publish_rate_limit: str | None = Field(
+        default=None, description="Events each principal may publish, e.g. `1000/second`; unset: no limit."
+    )
     max_event_bytes: int = Field(default=_ONE_MIB, ge=1024, description="Largest accepted event.")
+
+    @field_validator("publish_rate_limit")
+    @classmethod
+    def _a_rate(cls, value: str | None) -> str | None:
+        if value is not None:
+            from limits import parse
+
+            try:
+                parse(value)
+            except ValueError as e:
+                raise ValueError(f"{value!r} is not a rate; write e.g. 1000/second or 500 per minute") from e
+        return value
+
     max_request_bytes: int = Field(
         default=16 * _ONE_MIB, ge=1024, description="Largest accepted publish request."
     )

@@ -82,6 +82,11 @@ class Supervisor:
             self.stop_intake.set()  # a crashed role takes the process down; the supervisor restarts it
 
     @property
+    def tasks(self) -> dict[str, asyncio.Task[None]]:
+        """The running roles by name (what a bounded shutdown reports as left undone)."""
+        return dict(self._tasks)
+
+    @property
     def server(self) -> QuietServer | None:
         return self.wiring.server
 
@@ -109,8 +114,15 @@ class Supervisor:
 
     async def _settle(self, name: str, within: float) -> None:
         if name in self._tasks:
-            with contextlib.suppress(Exception):
+            try:
                 await asyncio.wait_for(asyncio.shield(self._tasks[name]), timeout=within)
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # the shutdown itself is cancelled (its time is up)
+                # the role's task was cancelled (it died with its broker): nothing to wait for
+            except Exception:  # noqa: BLE001, S110 - a crashed role was logged by _role_ended
+                pass
 
     async def shutdown(self, *, drain_timeout: float = 60.0) -> None:
         """Stop intake, drain what was accepted, finish in-flight deliveries, close adapters."""

@@ -30,6 +30,15 @@ in-memory twin by calling these functions; one contract suite keeps them equal):
 - per-key order: an open delivery is due only when no earlier open delivery of the same
   subscription and ordering key exists (:func:`blocked_by`), unless the subscription orders
   ``none``;
+- one message per event and subscription: every delivery of one event to one subscription
+  (first send, retries, manual retries, replays, recoveries) carries the same ``webhook-id``
+  (:func:`message_id`), so a receiver dedupes whatever way it was sent again;
+- made good: when a delivery is delivered, the dead deliveries of the same event to the same
+  subscription become delivered too (:data:`MADE_GOOD`): a replay or a retry that delivered
+  the event leaves nothing ``dead`` that was not lost;
+- replay ``onlyUndelivered`` queues an event only when no delivery of it to the subscription
+  was delivered or is still open (:func:`needs_replay`); recovery makes every failed and dead
+  delivery since a moment due now with a fresh schedule (:data:`RECOVERABLE`);
 - alerts: a delivery going dead raises ``delivery.dead`` unless the event is itself one of
   the hub's own; a disabled subscription raises ``subscription.disabled`` unless only hub
   events were failing (:func:`alerts_dead`, :func:`alerts_disabled`): no alert loops.
@@ -39,6 +48,7 @@ Pure: imports only the standard library and ``schemas``.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -53,10 +63,13 @@ __all__ = [
     "DISABLED",
     "FAILED",
     "GONE_REASON",
+    "MADE_GOOD",
     "OPEN",
     "PAUSED",
     "PAUSE_REASON",
     "PENDING",
+    "RECOVERABLE",
+    "REPLAY_SKIPS",
     "RETRY_STATUS",
     "STATES",
     "Step",
@@ -69,6 +82,8 @@ __all__ = [
     "held_until",
     "is_due",
     "may_record",
+    "message_id",
+    "needs_replay",
     "released",
 ]
 
@@ -82,6 +97,12 @@ STATES: Final = (PENDING, DELIVERED, FAILED, DEAD)
 OPEN: Final = (PENDING, FAILED)
 #: What a manual retry makes of a delivery, whatever state it was in.
 RETRY_STATUS: Final = PENDING
+#: What ``recover`` makes due again: the deliveries whose last attempt failed.
+RECOVERABLE: Final = (FAILED, DEAD)
+#: The states a delivered sibling (same event, same subscription) turns into delivered.
+MADE_GOOD: Final = (DEAD,)
+#: A replay with ``onlyUndelivered`` leaves out an event with a delivery in one of these.
+REPLAY_SKIPS: Final = (DELIVERED, *OPEN)
 
 # Subscription states.
 ACTIVE: Final = "active"
@@ -172,3 +193,16 @@ def alerts_disabled(failed_event_types: Iterable[str | None], *, delivered_some:
     disabled it, nothing was delivered and only hub events were failing (a broken alert sink
     must not alert about itself)."""
     return delivered_some or not all(is_hub_event(t) for t in failed_event_types)
+
+
+def message_id(subscription_id: uuid.UUID, event_id: str) -> str:
+    """The ``webhook-id`` of every delivery of ``event_id`` to one subscription: a name-based
+    UUID (v5), the same however often and by whatever route the event is sent again."""
+    return str(uuid.uuid5(subscription_id, event_id))
+
+
+def needs_replay(statuses: Iterable[str], *, only_undelivered: bool) -> bool:
+    """Whether a replay queues an event whose deliveries to the subscription are in
+    ``statuses``: always, unless ``only_undelivered`` and one was delivered or is still open
+    (queueing another would send it twice)."""
+    return not only_undelivered or not any(s in REPLAY_SKIPS for s in statuses)

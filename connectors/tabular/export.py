@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 from connectors.landschap import Landschap
 from connectors.tabular.columns import LIST_SEPARATOR, columns, example_row
+from connectors.tabular.formulas import is_formula_like, neutralise
 from schemas.landscape import LandscapeObject
 
 __all__ = [
@@ -38,19 +39,32 @@ def _cells(objecttype: str, obj: LandscapeObject) -> list[str]:
 
 
 def _csv(rows: Iterable[list[str]]) -> bytes:
+    """Formula-like cells prefixed with a quote (:mod:`connectors.tabular.formulas`)."""
     out = io.StringIO(newline="")
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerows(rows)
+    writer.writerows([neutralise(cell) for cell in row] for row in rows)
     return ("\ufeff" + out.getvalue()).encode()  # the BOM makes Excel read UTF-8
 
 
 def _xlsx(title: str, rows: Iterable[list[str]]) -> bytes:
+    """Formula-like cells written as explicit string cells, never as formulas."""
     from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
 
     book = Workbook(write_only=True)
     sheet = book.create_sheet(title)
+
+    def cell(text: str) -> object:
+        if text == "":
+            return None
+        if not is_formula_like(text):
+            return text
+        written = WriteOnlyCell(sheet, value=text)
+        written.data_type = "s"  # openpyxl typed a leading "=" as a formula ("f")
+        return written
+
     for row in rows:
-        sheet.append([cell if cell != "" else None for cell in row])
+        sheet.append([cell(text) for text in row])
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()

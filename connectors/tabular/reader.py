@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import cast
 
 from connectors.base import ImportLimits, SourceRefused
+from connectors.tabular.formulas import restore
 from connectors.tabular.guard import check_xlsx
 
 __all__ = ["Row", "cell_text", "detect_delimiter", "read_csv", "read_rows", "read_xlsx"]
@@ -58,7 +59,10 @@ def read_csv(path: Path, delimiter: str | None = None, limits: ImportLimits | No
                 cells += len(row)
                 if number > max_rows or cells > max_cells:  # inline: this loop runs per row
                     counter.row(number, cells)
-                if "".join(row).strip():  # not fully empty
+                joined = "".join(row)
+                if joined.strip():  # not fully empty
+                    if "'" in joined:  # a cell an export neutralised (connectors.tabular.formulas)
+                        row = [restore(cell) for cell in row]
                     yield number, cast("list[str | None]", row)
         except UnicodeDecodeError as e:
             raise SourceRefused(f"the file is not UTF-8 text: {e.reason} at byte {e.start}") from e

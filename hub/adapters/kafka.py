@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError, TopicAlreadyExistsError
 from aiokafka.partitioner import DefaultPartitioner
@@ -104,7 +104,7 @@ class KafkaEventLog:
     """The :class:`hub.ports.EventLog` on Kafka."""
 
     def __init__(self, bootstrap: str, settings: KafkaSettings):
-        self._settings = settings
+        self._settings, self._bootstrap = settings, bootstrap
         self._producer = make_producer(bootstrap, settings)
         self._partitioner = DefaultPartitioner()
 
@@ -223,3 +223,31 @@ class KafkaEventLog:
         except (KafkaError, TimeoutError):
             return False
         return True
+
+    async def park_records(self, records: Sequence[KafkaRecord]) -> None:
+        """Put records on the dead-letter topic as they are (the write-ahead log's kept dead
+        letters, after the embedded broker lost its memory)."""
+        try:
+            acks = [
+                await self._producer.send(
+                    self._settings.dlq_topic, value=r.value, key=r.key, headers=r.headers
+                )
+                for r in records
+            ]
+            await asyncio.wait_for(asyncio.gather(*acks), timeout=SEND_TIMEOUT_S)
+        except (KafkaError, TimeoutError) as e:
+            raise BrokerUnavailable(f"Kafka did not acknowledge: {e!r}") from e
+
+    async def dead_letter_topic_is_empty(self) -> bool:
+        """True when the dead-letter topic holds no record (a broker that lost its log)."""
+        consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False)
+        try:
+            await consumer.start()
+            partitions = await self._producer.partitions_for(self._settings.dlq_topic)
+            tps = [TopicPartition(self._settings.dlq_topic, p) for p in partitions]
+            ends = await consumer.end_offsets(tps) if tps else {}
+            return all(offset == 0 for offset in ends.values())
+        except KafkaError as e:
+            raise BrokerUnavailable(f"cannot read the dead-letter topic: {e!r}") from e
+        finally:
+            await consumer.stop()

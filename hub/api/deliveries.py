@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from hub.api.auth import SubscriptionManager
 from hub.api.context import ApiContext, context
@@ -33,12 +33,25 @@ class ReplayRequest(BaseModel):
 
     since: AwareDatetime
     until: AwareDatetime | None = None
+    only_undelivered: bool = Field(
+        False,
+        alias="onlyUndelivered",
+        description="leave out events of which a delivery was delivered or is still on its way",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> ReplayRequest:
         if self.until is not None and self.until <= self.since:
             raise ValueError("until must be later than since")
         return self
+
+
+class RecoverRequest(BaseModel):
+    """Retry every failed and dead delivery created since ``since``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    since: AwareDatetime
 
 
 def _store(ctx: ApiContext) -> DeliveryStore:
@@ -135,7 +148,9 @@ async def replay(
     subscription_id: uuid.UUID, body: ReplayRequest, _: SubscriptionManager, ctx: Ctx
 ) -> JSONResponse:
     try:
-        count = await _store(ctx).replay(subscription_id, body.since, body.until)
+        count = await _store(ctx).replay(
+            subscription_id, body.since, body.until, only_undelivered=body.only_undelivered
+        )
     except NotFound as e:
         raise _not_found(e) from e
     return JSONResponse(
@@ -146,6 +161,21 @@ async def replay(
         },
         status_code=202,
     )
+
+
+@router.post(
+    "/{subscription_id}/recover",
+    status_code=202,
+    summary="Retry every failed and dead delivery since a moment, each with a fresh schedule",
+)
+async def recover(
+    subscription_id: uuid.UUID, body: RecoverRequest, _: SubscriptionManager, ctx: Ctx
+) -> JSONResponse:
+    try:
+        count = await _store(ctx).recover(subscription_id, body.since)
+    except NotFound as e:
+        raise _not_found(e) from e
+    return JSONResponse({"count": count, "since": body.since.isoformat()}, status_code=202)
 
 
 def _after(cursor: str | None) -> int:

@@ -15,7 +15,8 @@ from hub.api.context import ApiContext, context
 from hub.api.events_docs import PUBLISH_OPENAPI, PUBLISHED
 from hub.api.ownership import check_publish, stamp_events
 from hub.api.problems import ProblemError
-from hub.errors import BrokerUnavailable
+from hub.api.rate_limits import PublishRateLimiter
+from hub.errors import BrokerUnavailable, RetriableError
 from hub.settings import Settings
 from hub.tracing import TRACEPARENT, context_of, current_traceparent, tracer
 from schemas import (
@@ -100,7 +101,8 @@ def _decode(request: Request, body: bytes, settings: Settings) -> list[CloudEven
         "e.g. `data.a.b[3]`). 413 past the size limit. An accepted mistake (a landscape event's "
         "numeric `sequence` that is not zero-padded) is listed under `warnings`. A duplicate "
         "(`source`+`id` seen before) is answered like a new event: duplicates are recognised by the "
-        "projector after the 202, and change nothing."
+        "projector after the 202, and change nothing. 429 with `Retry-After` past the principal's "
+        "publish rate limit."
     ),
     responses={202: PUBLISHED},
     openapi_extra=PUBLISH_OPENAPI,
@@ -109,6 +111,8 @@ async def publish(
     request: Request, principal: Publisher, ctx: Annotated[ApiContext, Depends(context)]
 ) -> JSONResponse:
     settings = ctx.settings
+    limiter = _limiter(request, settings)
+    await limiter.check_room(principal.name)
     body = await _body(request, settings.max_request_bytes)
     try:
         if len(body) > settings.http_parse_offload_bytes:  # a worker thread: the event loop keeps serving
@@ -121,6 +125,7 @@ async def publish(
         raise ProblemError(400, "Invalid CloudEvent", _summary(e), errors=_problems(e)) from e
     await check_publish(principal, events, ctx.landscape)
     events = stamp_events(principal, events)
+    await limiter.admit(principal.name, len(events))
     parent = context_of(request.headers) or context_of(getattr(events[0], TRACEPARENT, None))
     with tracer().start_as_current_span("publish", context=parent, kind=SpanKind.PRODUCER) as span:
         span.set_attribute("messaging.batch.message_count", len(events))
@@ -135,6 +140,9 @@ async def publish(
             await ctx.event_log.publish(events)
         except BrokerUnavailable as e:
             raise ProblemError(503, "Event log unavailable", "Kafka did not acknowledge; retry later") from e
+        except RetriableError as e:  # the write-ahead log could not commit: nothing was accepted
+            detail = "the database is unavailable; retry later"
+            raise ProblemError(503, "Event log unavailable", detail) from e
     ctx.metrics.published(_mode(request), len(events))
     answer: dict[str, object] = {"accepted": [e.id for e in events]}
     warnings = _warnings(events, batch=_is_batch(request))
@@ -154,6 +162,15 @@ def _warnings(events: list[CloudEvent], *, batch: bool) -> list[dict[str, object
             where: dict[str, object] = {"index": index} if batch else {}
             found.append({**where, "kind": "sequence-not-padded", "field": "sequence", "message": message})
     return found
+
+
+def _limiter(request: Request, settings: Settings) -> PublishRateLimiter:
+    """The app's publish rate limiter (KOPPELHUB_PUBLISH_RATE_LIMIT), made at first use."""
+    state = request.app.state
+    if not hasattr(state, "publish_limiter"):
+        state.publish_limiter = PublishRateLimiter(settings.publish_rate_limit)
+    limiter: PublishRateLimiter = state.publish_limiter
+    return limiter
 
 
 def _media_type(request: Request) -> str:

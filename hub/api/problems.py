@@ -72,9 +72,18 @@ def problem_type(title: str) -> str:
 class ProblemError(Exception):
     """Raise from a route to answer with a problem document."""
 
-    def __init__(self, status: int, title: str, detail: str | None = None, **extra: Any):
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ):
         super().__init__(detail or title)
         self.status, self.title, self.detail, self.extra = status, title, detail, extra
+        self.headers = headers or {}  # e.g. Retry-After on a 429
 
 
 def problem(status: int, title: str, detail: str | None = None, **extra: Any) -> JSONResponse:
@@ -88,7 +97,9 @@ def problem(status: int, title: str, detail: str | None = None, **extra: Any) ->
 
 async def on_problem(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ProblemError)
-    return problem(exc.status, exc.title, exc.detail, **exc.extra)
+    response = problem(exc.status, exc.title, exc.detail, **exc.extra)
+    response.headers.update(exc.headers)
+    return response
 
 
 async def on_http_error(_: Request, exc: Exception) -> JSONResponse:

@@ -95,8 +95,21 @@ class DeliveryStore(Protocol):
         """The attempt log of one delivery, oldest first."""
         ...
 
-    async def replay(self, subscription_id: uuid.UUID, since: datetime, until: datetime | None) -> int:
-        """Queue a new delivery for every archived event (archived in [since, until)) that matches."""
+    async def replay(
+        self,
+        subscription_id: uuid.UUID,
+        since: datetime,
+        until: datetime | None,
+        *,
+        only_undelivered: bool = False,
+    ) -> int:
+        """Queue a new delivery for every archived event (archived in [since, until)) that matches
+        (``only_undelivered``: unless one of it was delivered or is still open)."""
+        ...
+
+    async def recover(self, subscription_id: uuid.UUID, since: datetime) -> int:
+        """Make every failed and dead delivery created since ``since`` due now, each with a fresh
+        retry schedule (a manual retry of each); returns how many."""
         ...
 
     async def pull(self, subscription_id: uuid.UUID, *, after: int, limit: int) -> PulledPage:

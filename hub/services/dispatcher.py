@@ -31,7 +31,7 @@ from hub.tracing import TRACEPARENT, context_of, current_traceparent, tracer
 from schemas.landscape.privacy import visible_event
 from subscriptions.delivery import DeliveryTarget
 from subscriptions.flow import FlowControl
-from subscriptions.lifecycle import DEAD, DELIVERED, after_attempt
+from subscriptions.lifecycle import DEAD, DELIVERED, after_attempt, message_id
 from subscriptions.retry import RetrySchedule
 from subscriptions.sender import DeliveryOutcome, Disposition
 
@@ -234,7 +234,8 @@ class Dispatcher:
             )
             started = datetime.now(UTC)
             event = visible_event(claimed.event, claimed.organisatie)  # private fields stay with their owner
-            outcome = await self._client.deliver(target, event, str(claimed.id))
+            msg_id = message_id(claimed.subscription_id, claimed.event_id)  # stable across re-sends
+            outcome = await self._client.deliver(target, event, msg_id)
             result = next_state(claimed, outcome, self._policy, started)
             span.set_attribute("koppelhub.delivery.outcome", result.new_status)
             if outcome.status_code is not None:

@@ -83,3 +83,65 @@ async def test_pull_pages_through_the_matching_archive(stores: DeliveryHarness) 
     assert [e["subject"] for e in first.events] == ["w1", "w2"] and first.more
     assert [e["subject"] for e in rest.events] == ["w3"] and not rest.more
     assert end.events == [] and not end.more and end.last_seq == rest.last_seq
+
+
+async def test_an_event_delivered_by_a_replay_leaves_no_dead_delivery_of_it(stores: DeliveryHarness) -> None:
+    sid = await stores.subscribe()
+    await stores.publish(event("k", 1))
+    [first] = await stores.outbox.claim(10, LEASE, {sid: 10})
+    await stores.outbox.record([outcome(first, "dead", retry_in=None)])
+    assert await stores.deliveries.replay(sid, datetime.now(UTC) - timedelta(hours=1), None) == 1
+
+    [again] = await stores.outbox.claim(10, LEASE, {sid: 10})
+    assert again.id != first.id and again.event_id == first.event_id
+    await stores.outbox.record([outcome(again, "delivered", code=204)])
+
+    assert [d["status"] for d in await stores.log(sid)] == ["delivered", "delivered"]
+    assert (await stores.row(first.id))["delivered_at"] is not None
+
+
+async def test_replay_of_only_undelivered_events_leaves_out_the_delivered_and_the_open(
+    stores: DeliveryHarness,
+) -> None:
+    sid = await stores.subscribe(ordering="none")
+    await stores.publish(event("a", 1), event("b", 2), event("c", 3))
+    claimed = {c.event["data"]["n"]: c for c in await stores.outbox.claim(10, LEASE, {sid: 10})}
+    await stores.outbox.record(
+        [outcome(claimed[1], "delivered", code=204), outcome(claimed[2], "dead", retry_in=None)]
+    )  # 3 stays claimed: open
+    since = datetime.now(UTC) - timedelta(hours=1)
+
+    assert await stores.deliveries.replay(sid, since, None, only_undelivered=True) == 1
+    queued = [d for d in await stores.log(sid) if d["status"] == "pending"]
+    assert sorted(d["event_id"] for d in queued) == sorted([claimed[2].event_id, claimed[3].event_id])
+    assert await stores.deliveries.replay(sid, since, None, only_undelivered=True) == 0
+    assert await stores.deliveries.replay(sid, since, None) == 3  # without: everything again
+
+
+async def test_recover_makes_every_failed_and_dead_delivery_since_due_with_a_fresh_schedule(
+    stores: DeliveryHarness,
+) -> None:
+    sid = await stores.subscribe(ordering="none")
+    await stores.publish(event("a", 1), event("b", 2), event("c", 3))
+    claimed = {c.event["data"]["n"]: c for c in await stores.outbox.claim(10, LEASE, {sid: 10})}
+    await stores.outbox.record(
+        [
+            outcome(claimed[1], "failed", retry_in=3600),
+            outcome(claimed[2], "dead", retry_in=None),
+            outcome(claimed[3], "delivered", code=204),
+        ]
+    )
+
+    assert await stores.deliveries.recover(sid, datetime.now(UTC) + timedelta(hours=1)) == 0
+    assert await stores.deliveries.recover(sid, datetime.now(UTC) - timedelta(hours=1)) == 2
+
+    rows = {n: await stores.row(c.id) for n, c in claimed.items()}
+    assert [(rows[n]["status"], rows[n]["retry_base"]) for n in (1, 2, 3)] == [
+        ("pending", 1),
+        ("pending", 1),
+        ("delivered", 0),
+    ]
+    again = await stores.outbox.claim(10, LEASE, {sid: 10})
+    assert sorted(c.event["data"]["n"] for c in again) == [1, 2]
+    with pytest.raises(NotFound):
+        await stores.deliveries.recover(uuid.uuid4(), datetime.now(UTC))

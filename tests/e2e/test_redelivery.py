@@ -192,3 +192,66 @@ async def test_no_alert_is_raised_about_the_delivery_of_an_alert(
         assert [d["id"] for d in await deliveries(client, auth, alerting["id"])] == [dead_alert["id"]]
     finally:
         await broken.stop()
+
+
+async def test_replay_of_only_undelivered_events_sends_the_dead_one_under_its_webhook_id_and_makes_it_good(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    healthy = False
+    sink = await WebhookSink(responder=lambda n, r: 204 if healthy else 500).start()
+    try:
+        sub = await subscribe(client, auth, sink.url, ordering="none")
+        before = datetime.now(UTC) - timedelta(seconds=1)
+        lost = event("lost-1", 1)
+        await publish(client, auth, lost)
+        await wait_for_status(client, auth, sub["id"], "dead")
+        healthy = True
+        fine = event("fine-1", 2)
+        await publish(client, auth, fine)
+        await wait_for_status(client, auth, sub["id"], "delivered")
+
+        response = await client.post(
+            f"/api/v1/subscriptions/{sub['id']}/replay",
+            json={"since": before.isoformat(), "onlyUndelivered": True},
+            headers=auth,
+        )
+        assert response.status_code == 202, response.text
+        assert response.json()["count"] == 1
+        await wait_for_status(client, auth, sub["id"], "delivered", count=3)
+        assert await deliveries(client, auth, sub["id"], status="dead") == []
+        assert sorted(r.json()["id"] for r in sink.delivered) == sorted([lost["id"], fine["id"]])
+        ids = {r.headers["webhook-id"] for r in sink.received if r.json()["id"] == lost["id"]}
+        assert len(ids) == 1, "a replay changed the webhook-id"
+    finally:
+        await sink.stop()
+
+
+async def test_recover_retries_every_dead_delivery_since_a_moment(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    healthy = False
+    sink = await WebhookSink(responder=lambda n, r: 204 if healthy else 500).start()
+    try:
+        sub = await subscribe(client, auth, sink.url, ordering="none")
+        before = datetime.now(UTC) - timedelta(seconds=1)
+        sent = [event("a-1", 1), event("b-1", 2)]
+        await publish(client, auth, *sent)
+        await wait_for_status(client, auth, sub["id"], "dead", count=2)
+        healthy = True
+        url = f"/api/v1/subscriptions/{sub['id']}/recover"
+        missing = await client.post(url, json={}, headers=auth)
+        assert missing.status_code == 400 and missing.headers["content-type"] == "application/problem+json"
+        unknown = await client.post(
+            "/api/v1/subscriptions/00000000-0000-0000-0000-000000000000/recover",
+            json={"since": before.isoformat()},
+            headers=auth,
+        )
+        assert unknown.status_code == 404
+
+        response = await client.post(url, json={"since": before.isoformat()}, headers=auth)
+        assert response.status_code == 202, response.text
+        assert response.json()["count"] == 2
+        await wait_for_status(client, auth, sub["id"], "delivered", count=2)
+        assert sorted(r.json()["id"] for r in sink.delivered) == sorted(e["id"] for e in sent)
+    finally:
+        await sink.stop()

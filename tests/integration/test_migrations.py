@@ -11,6 +11,7 @@ import hub.adapters.postgres.landscape_tables  # noqa: F401  (registers the land
 from hub.adapters.postgres import audit as _audit  # noqa: F401 - registers its table
 from hub.adapters.postgres import connector_tables as _connector_tables  # noqa: F401 - registers its tables
 from hub.adapters.postgres import token_tables as _token_tables  # noqa: F401 - registers its table
+from hub.adapters.postgres import write_ahead_tables as _write_ahead_tables  # noqa: F401 - registers its tables
 from hub.adapters.postgres.engine import migrate, sqlalchemy_url
 from hub.adapters.postgres.tables import metadata
 

@@ -19,6 +19,7 @@ from hub.services.dispatcher import Dispatcher, RetryPolicy
 from schemas import CloudEvent, validate_event
 from schemas.hub_events import DELIVERY_DEAD, SUBSCRIPTION_DISABLED
 from subscriptions.delivery import DeliveryTarget
+from subscriptions.lifecycle import message_id
 from subscriptions.retry import RetrySchedule
 from subscriptions.sender import DeliveryOutcome, Disposition
 
@@ -149,8 +150,8 @@ async def test_due_deliveries_are_sent_signed_and_recorded_as_delivered() -> Non
     await h.run_until(lambda: h.status(sid) == ["delivered"] * 3)
 
     assert sorted(numbers(h.client.sent)) == [1, 2, 3]
-    ids = {str(d.id) for d in h.db.deliveries.values()}
-    assert {s.msg_id for s in h.client.sent} == ids  # the delivery id is the webhook-id
+    ids = {message_id(sid, d.event_id) for d in h.db.deliveries.values()}
+    assert {s.msg_id for s in h.client.sent} == ids  # one webhook-id per event and subscription
     assert h.client.sent[0].target.secrets == ["whsec_" + "A" * 32]
     assert (h.dispatcher.stats.delivered, h.dispatcher.stats.failed) == (3, 0)
 
@@ -270,3 +271,29 @@ async def test_a_delivery_leaves_without_the_private_note_of_an_inbound_landscap
 
     [sent] = h.client.sent
     assert sent.event["data"]["afnemer"] == "gem-a" and "interneAantekening" not in sent.event["data"]
+
+
+async def test_an_event_sent_again_by_retry_replay_and_recover_keeps_its_webhook_id() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from hub.adapters.memory import InMemoryDeliveryStore
+
+    h = hub(schedule=[0.01])
+    sid = await h.subscribe("https://a.example/hook")
+    other = await h.subscribe("https://b.example/hook")
+    h.client.scripts["https://a.example/hook"] = [500] * 6 + [204]
+    h.publish(event("k1", 1))
+    await h.run_until(lambda: h.status(sid) == ["dead"] and h.status(other) == ["delivered"])
+    store, since = InMemoryDeliveryStore(h.db), datetime.now(UTC) - timedelta(hours=1)
+    [dead] = h.db.deliveries_of(sid)
+    await store.retry(sid, dead.id)
+    await h.run_until(lambda: h.status(sid) == ["dead"])
+    assert await store.recover(sid, since) == 1
+    await h.run_until(lambda: h.status(sid) == ["dead"])
+    assert await store.replay(sid, since, None) == 1
+    await h.run_until(lambda: h.status(sid) == ["delivered", "delivered"])  # the dead one made good
+
+    mine = {s.msg_id for s in h.client.to("https://a.example/hook")}
+    assert len(h.client.to("https://a.example/hook")) == 7
+    assert mine == {message_id(sid, dead.event_id)}
+    assert {s.msg_id for s in h.client.to("https://b.example/hook")} != mine  # per subscription

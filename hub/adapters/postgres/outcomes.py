@@ -14,7 +14,7 @@ from sqlalchemy import bindparam, insert, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.adapters.postgres.alerts import Alert, emit_alerts
-from hub.adapters.postgres.tables import OPEN_SQL, deliveries, delivery_attempts
+from hub.adapters.postgres.tables import OPEN_SQL, deliveries, delivery_attempts, sql_literals
 from hub.ports import AttemptResult
 from schemas.hub_events import DELIVERY_DEAD, SUBSCRIPTION_DISABLED
 from subscriptions.lifecycle import (
@@ -23,6 +23,7 @@ from subscriptions.lifecycle import (
     DELIVERED,
     DISABLED,
     FAILED,
+    MADE_GOOD,
     alerts_dead,
     alerts_disabled,
     failing_reason,
@@ -49,6 +50,16 @@ _HOLD_BACK = text(
                 CAST(:nexts AS timestamptz[])) AS v(sid, k, seq, next_at)
     WHERE d.subscription_id = v.sid AND d.ordering_key = v.k AND d.archive_seq > v.seq
       AND d.{OPEN_SQL} AND d.next_attempt_at < v.next_at
+    """  # noqa: S608 (lifecycle constants, see tables.OPEN_SQL)
+)
+# lifecycle.MADE_GOOD: a delivered event's dead deliveries to the same subscription (one
+# archive row per event, so the same archive_seq: the indexed way there) are delivered too.
+_MADE_GOOD = text(
+    f"""
+    UPDATE deliveries d SET status = '{DELIVERED}', delivered_at = now(), updated_at = now()
+    FROM unnest(CAST(:subs AS uuid[]), CAST(:seqs AS bigint[])) AS v(sid, seq)
+    WHERE d.subscription_id = v.sid AND d.archive_seq = v.seq
+      AND d.status IN ({sql_literals(MADE_GOOD)})
     """  # noqa: S608 (lifecycle constants, see tables.OPEN_SQL)
 )
 _HEALTHY = text(
@@ -143,6 +154,12 @@ async def record_outcomes(
                 }
                 for r in living
             ],
+        )
+    good = [r for r in living if r.new_status == DELIVERED]
+    if good:
+        await conn.execute(
+            _MADE_GOOD,
+            {"subs": [r.subscription_id for r in good], "seqs": [r.archive_seq for r in good]},
         )
     held = [
         r for r in living if r.new_status == FAILED and r.ordering_key is not None and r.next_attempt_at

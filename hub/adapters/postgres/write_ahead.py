@@ -1,0 +1,209 @@
+"""The write-ahead log: what makes a 202 durable when the broker keeps its log in memory.
+
+The embedded broker (Tansu, in memory) loses every record on a hard kill; PostgreSQL does
+not. With the write-ahead log on (the default with the embedded broker), :meth:`publish`
+first commits the accepted events to ``event_wal`` in PostgreSQL and only then sends them to
+the broker: the API answers 202 only after both, so an accepted event is on disk. At start,
+before the API takes a request, :meth:`relay` sends the broker every row the projector has
+not recorded in ``processed_events`` (a broker that survived gets them twice: the projector's
+dedupe on ``source`` + ``id`` absorbs the overlap). :meth:`prune` deletes the rows that are
+projected; the process runs it every :data:`PRUNE_SECONDS`.
+
+If PostgreSQL cannot take the rows, publish raises :class:`DatabaseUnavailable` (the API
+answers 503): never a 202 that only an in-memory log holds. If the broker then refuses, the
+API answers 503 too, but the rows stay and the next start relays them (at least once: a
+publisher that retries is deduplicated by the projector).
+
+Dead letters go the same way: :meth:`dead_letter` keeps every parked record in
+``dead_letter_log`` (and drops its write-ahead row: it will never be projected), and at start
+:meth:`relay` parks them again when the broker came back with an empty dead-letter topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import structlog
+from sqlalchemy import delete, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hub.adapters.postgres.errors import translate_db_errors
+from hub.adapters.postgres.write_ahead_tables import dead_letter_log, event_wal
+from hub.ports import RecordLog
+from schemas import CloudEvent
+from schemas.bindings import KafkaRecord, to_kafka_record
+
+__all__ = ["PRUNE_SECONDS", "WriteAheadEventLog"]
+
+log = structlog.get_logger(__name__)
+
+#: How often projected rows are deleted from the write-ahead log.
+PRUNE_SECONDS = 2.0
+_CHUNK = 1_000
+
+_UNPROJECTED = text(
+    """
+    SELECT w.seq, w.key, w.value, w.header_names, w.header_values FROM event_wal w
+    WHERE w.seq > :after AND NOT EXISTS (
+        SELECT 1 FROM processed_events p WHERE p.source = w.source AND p.event_id = w.event_id)
+    ORDER BY w.seq LIMIT :limit
+    """
+)
+_PRUNE = text(
+    """
+    DELETE FROM event_wal w USING processed_events p
+    WHERE p.source = w.source AND p.event_id = w.event_id
+    """
+)
+
+
+class _Log(RecordLog, Protocol):
+    async def dead_letter(
+        self,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes]],
+        error: BaseException,
+        origin: Any,
+    ) -> None: ...
+
+    async def park_records(self, records: Sequence[KafkaRecord]) -> None: ...
+
+    async def dead_letter_topic_is_empty(self) -> bool: ...
+
+
+def _row(record: KafkaRecord) -> dict[str, Any]:
+    return {
+        "key": record.key,
+        "value": record.value,
+        "header_names": [name for name, _ in record.headers],
+        "header_values": [value for _, value in record.headers],
+    }
+
+
+def _record(row: Any) -> KafkaRecord:
+    return KafkaRecord(row.key, row.value, list(zip(row.header_names, row.header_values, strict=True)))
+
+
+def _header(headers: Sequence[tuple[str, bytes]], name: str) -> str | None:
+    found = next((value for key, value in headers if key == name), None)
+    return found.decode(errors="replace") if found is not None else None
+
+
+class WriteAheadEventLog:
+    """An event log that commits to PostgreSQL before it sends to the broker (see module)."""
+
+    def __init__(self, engine: AsyncEngine, inner: _Log):
+        self._engine, self._inner = engine, inner
+
+    async def publish(self, events: Sequence[CloudEvent]) -> None:
+        records = [to_kafka_record(e) for e in events]
+        rows = [
+            {"source": e.source, "event_id": e.id, **_row(r)} for e, r in zip(events, records, strict=True)
+        ]
+        with translate_db_errors():
+            async with self._engine.begin() as conn:
+                await conn.execute(insert(event_wal), rows)
+        await self._inner.publish_records(records)
+
+    async def publish_records(self, records: Sequence[KafkaRecord]) -> None:
+        rows = [
+            {
+                "source": _header(r.headers, "ce_source") or "",
+                "event_id": _header(r.headers, "ce_id") or "",
+                **_row(r),
+            }
+            for r in records
+        ]
+        if rows:
+            with translate_db_errors():
+                async with self._engine.begin() as conn:
+                    await conn.execute(insert(event_wal), rows)
+        await self._inner.publish_records(records)
+
+    async def dead_letter(
+        self,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes]],
+        error: BaseException,
+        origin: Any,
+    ) -> None:
+        """Keep the parked record (as the broker gets it), then park it in the broker."""
+        parked = KafkaRecord(
+            key,
+            value,
+            [
+                *headers,
+                ("koppelhub_error", str(error)[:2000].encode()),
+                ("koppelhub_error_class", type(error).__name__.encode()),
+                ("koppelhub_origin", f"{origin.topic}/{origin.partition}/{origin.offset}".encode()),
+            ],
+        )
+        source, event_id = _header(headers, "ce_source"), _header(headers, "ce_id")
+        with translate_db_errors():
+            async with self._engine.begin() as conn:
+                await conn.execute(insert(dead_letter_log), [_row(parked)])
+                if source is not None and event_id is not None:  # never projected: not relayed again
+                    await conn.execute(
+                        delete(event_wal).where(
+                            event_wal.c.source == source, event_wal.c.event_id == event_id
+                        )
+                    )
+        await self._inner.dead_letter(key, value, headers, error, origin)
+
+    async def relay(self) -> int:
+        """Send the broker what was accepted but not projected, in acceptance order; park the
+        kept dead letters again when the dead-letter topic came back empty. Returns how many
+        events were relayed."""
+        relayed, after = 0, 0
+        while True:
+            with translate_db_errors():
+                async with self._engine.connect() as conn:
+                    rows = list(await conn.execute(_UNPROJECTED, {"after": after, "limit": _CHUNK}))
+            if not rows:
+                break
+            await self._inner.publish_records([_record(r) for r in rows])
+            relayed, after = relayed + len(rows), rows[-1].seq
+        parked = await self._relay_dead_letters()
+        log.info("write_ahead_relayed", events=relayed, dead_letters=parked)
+        return relayed
+
+    async def _relay_dead_letters(self) -> int:
+        if not await self._inner.dead_letter_topic_is_empty():
+            return 0
+        count, after = 0, 0
+        while True:
+            with translate_db_errors():
+                async with self._engine.connect() as conn:
+                    rows = list(
+                        await conn.execute(
+                            select(dead_letter_log)
+                            .where(dead_letter_log.c.seq > after)
+                            .order_by(dead_letter_log.c.seq)
+                            .limit(_CHUNK)
+                        )
+                    )
+            if not rows:
+                return count
+            await self._inner.park_records([_record(r) for r in rows])
+            count, after = count + len(rows), rows[-1].seq
+
+    async def prune(self) -> int:
+        """Delete the rows the projector recorded; returns how many."""
+        with translate_db_errors():
+            async with self._engine.begin() as conn:
+                return (await conn.execute(_PRUNE)).rowcount
+
+    async def run_pruner(self, stop: asyncio.Event) -> None:
+        """Prune every :data:`PRUNE_SECONDS` until ``stop``; a database outage is waited out."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), PRUNE_SECONDS)
+            try:
+                await self.prune()
+            except Exception as e:  # noqa: BLE001 - the next round tries again
+                log.warning("write_ahead_prune_failed", error=str(e))
