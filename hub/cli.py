@@ -49,6 +49,8 @@ EXIT_EMBEDDED_DIED = 75
 
 def _serve(roles: tuple[str, ...]) -> None:
     settings = _settings()
+    if "api" in roles:
+        _check_port(settings)  # before anything starts or is made: a taken port fails in a second
     # Before prometheus-client is first imported: the roles of every process on this data dir
     # write their metrics there and the API's /metrics adds them up.
     observability(settings)
@@ -60,7 +62,6 @@ def _serve(roles: tuple[str, ...]) -> None:
                 raise click.ClickException(str(e)) from e
         new_token = None
         if "api" in roles:
-            _check_port(settings)  # before anything starts: a taken port fails in a second
             token, generated = admin_token(settings)  # made now, so the banner shows it once
             new_token = token if generated else None
         infra = _provision(settings, broker_needed=bool(KAFKA_ROLES & set(roles)))
