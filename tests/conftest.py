@@ -135,3 +135,9 @@ async def sink() -> AsyncIterator[WebhookSink]:
 @pytest.fixture
 def auth() -> dict[str, str]:
     return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The two longest tests (the OpenAPI fuzz run, the power-cut suite) first: with parallel
+    workers they then run beside the rest instead of after it."""
+    items.sort(key=lambda item: 0 if item.nodeid.startswith(("tests/fuzz/", "tests/faults/")) else 1)

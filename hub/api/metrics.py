@@ -31,7 +31,12 @@ async def _refresh(ctx: ApiContext) -> None:
     )
 
 
-@router.get("/metrics", summary="Prometheus metrics (bearer token when KOPPELHUB_METRICS_TOKEN is set)")
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (bearer token when KOPPELHUB_METRICS_TOKEN is set)",
+    response_class=Response,
+    responses={200: {"description": "The Prometheus text exposition format", "content": {"text/plain": {}}}},
+)
 async def metrics(request: Request, ctx: Annotated[ApiContext, Depends(context)]) -> Response:
     token = ctx.settings.metrics_token
     if token:

@@ -49,6 +49,10 @@ PROBLEM_KINDS: dict[str, str] = {
     "Method not allowed": "the path exists, the method does not",
     "Request timeout": "the request body did not arrive in time",
     "Connector disabled": "enable the connector before running it",
+    "Too many events": "the principal published more than KOPPELHUB_PUBLISH_RATE_LIMIT allows; wait for "
+    "Retry-After",
+    "Batch larger than the rate limit": "one batch holds more events than KOPPELHUB_PUBLISH_RATE_LIMIT "
+    "allows in a whole window: split it",
     "Event too large": "one event passes KOPPELHUB_MAX_EVENT_BYTES",
     "File too large": "the upload passes the import size limit",
     "Request too large": "the body passes the limit of its route: split it",
