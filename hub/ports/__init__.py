@@ -4,7 +4,7 @@ By concern: :mod:`.log` (the event log), :mod:`.landscape` (landscape tables and
 API, with the filter table both adapters interpret), :mod:`.projection` (one projector
 transaction), :mod:`.subscriptions`, :mod:`.delivery` (outbox, deliveries, retention) and
 :mod:`.connectors` (connectors, imports, fingerprints). Adapters (``hub/adapters``) implement
-them; only ``hub/bootstrap.py`` wires adapters to services. Everything is re-exported here.
+them; only ``hub/bootstrap/`` wires adapters to services. Everything is re-exported here.
 """
 
 from __future__ import annotations

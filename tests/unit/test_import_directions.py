@@ -2,7 +2,7 @@
 
 ``schemas`` imports nothing of ours; ``subscriptions`` and ``connectors`` only ``schemas``;
 ``hub/services`` and ``hub/api`` depend on ports, never on an adapter or a driver; only
-``hub/bootstrap.py`` (the composition root) wires adapters in. Each rule is a test, so a
+``hub/bootstrap/`` (the composition root) wires adapters in. Each rule is a test, so a
 change that bends an arrow names the file and the import that bent it.
 """
 
@@ -71,7 +71,7 @@ def test_services_api_and_ports_import_no_adapter_and_no_driver(layer: str) -> N
 #: and the alembic environment, which is the PostgreSQL adapter's own (it reads the adapter's
 #: table metadata and is run only by the adapter's ``migrate``), kept in ``hub/migrations/``
 #: because alembic's layout wants it there.
-MAY_WIRE = (ROOT / "hub" / "adapters", ROOT / "hub" / "bootstrap.py", ROOT / "hub" / "migrations")
+MAY_WIRE = (ROOT / "hub" / "adapters", ROOT / "hub" / "bootstrap", ROOT / "hub" / "migrations")
 
 
 def test_only_the_composition_root_wires_adapters() -> None:

@@ -1,32 +1,18 @@
-"""Composition root: the one module that wires settings and adapters into services and roles.
+"""The process wiring: :func:`wire` opens the adapters one process needs and builds the
+services of its roles; :class:`HubProcess` is that wiring run by the supervisor."""
 
-:func:`wire` opens the adapters one process needs and builds the services of its roles (any
-subset of ``api``, ``projector``, ``dispatcher``, ``connectors``); :class:`HubProcess` is that
-wiring run by the :class:`~hub.supervisor.Supervisor`, which the CLI starts per command
-(``koppelhub run`` asks for every role). Shutdown follows the order that loses nothing: stop
-intake (the API and the connectors), drain the projector until everything accepted is in
-PostgreSQL, let the dispatcher finish what it has in flight, then close the adapters. The
-embedded services are stopped by the caller after that.
-
-The CLI's other commands call the small functions here (:func:`migrate`, :func:`rebuild`,
-:func:`import_runner`) rather than the adapters; :func:`connector_runner` is the one factory
-of the connectors role's runner (the process, ``koppelhub import``, tests and benchmarks).
-"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import gc
-import os
-import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import uvicorn
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.adapters.egress import egress
 from hub.adapters.kafka import KafkaEventLog, ensure_topics
 from hub.adapters.kafka_consumer import KafkaLogConsumer
 from hub.adapters.kafka_operators import KafkaLogInspector
@@ -35,8 +21,6 @@ from hub.adapters.postgres.audit import PostgresAuditLog
 from hub.adapters.postgres.connectors import PostgresConnectorStore
 from hub.adapters.postgres.deliveries import PostgresDeliveryStore
 from hub.adapters.postgres.engine import create_engine
-from hub.adapters.postgres.engine import migrate as migrate_schema
-from hub.adapters.postgres.fingerprints import PostgresFingerprintStore
 from hub.adapters.postgres.imports import PostgresImportStore
 from hub.adapters.postgres.landscape import PostgresLandscapeStore
 from hub.adapters.postgres.operations import PostgresOperationsStore
@@ -47,21 +31,17 @@ from hub.adapters.postgres.runs import PostgresRunStore
 from hub.adapters.postgres.subscriptions import PostgresSubscriptionStore
 from hub.adapters.postgres.tokens import PostgresTokenStore
 from hub.adapters.postgres.write_ahead import WriteAheadEventLog
-from hub.adapters.prometheus import PrometheusMetrics, multiprocess_dir
-from hub.adapters.tracing import configure_tracing
+from hub.adapters.prometheus import PrometheusMetrics
 from hub.api.app import create_app
 from hub.api.auth import TokenAuthenticator
 from hub.api.context import ApiContext
 from hub.api.protocol import guarded_protocol
-from hub.ports import EventLog, max_record_bytes
-from hub.ports.audit import AuditLog
-from hub.ports.metrics import NO_METRICS, Metrics
-from hub.ports.operators import LogInspector, OperationsStore
+from hub.bootstrap.tools import admin_token, connector_contexts, connector_runner, release_metrics
+from hub.ports import max_record_bytes
 from hub.services.audit import run_audit_retention
-from hub.services.connectors import ConnectorContexts, ConnectorRunner
+from hub.services.connectors import ConnectorRunner
 from hub.services.dispatcher import Dispatcher, RetryPolicy
-from hub.services.landscape import DerivedEvents, ProjectionResult
-from hub.services.landscape import rebuild as rebuild_landscape
+from hub.services.landscape import DerivedEvents
 from hub.services.projector import Projector
 from hub.services.retention import run_retention
 from hub.services.tokens import TokenLookup, TokenService
@@ -77,146 +57,6 @@ ROLES = ("api", "projector", "dispatcher", "connectors")
 #: Roles that read or write Kafka (the dispatcher publishes the outcomes of connector write-backs).
 KAFKA_ROLES = frozenset({"api", "projector", "connectors", "dispatcher"})
 
-__all__ = [
-    "KAFKA_ROLES",
-    "ROLES",
-    "HubProcess",
-    "QuietServer",
-    "admin_token",
-    "connector_runner",
-    "import_runner",
-    "migrate",
-    "observability",
-    "operator_tools",
-    "rebuild",
-    "token_service",
-    "wire",
-]
-
-
-def admin_token(settings: Settings) -> tuple[str, bool]:
-    """The admin token: the setting, else the one stored in the data dir, else a new one.
-
-    Returns the token and whether it was generated just now."""
-    if settings.admin_token:
-        return settings.admin_token, False
-    path = settings.data_dir / "admin-token"
-    if path.exists():
-        return path.read_text().strip(), False
-    token = secrets.token_urlsafe(32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)  # never readable by others
-    with os.fdopen(fd, "w") as out:
-        out.write(token + "\n")
-    return token, True
-
-
-def observability(settings: Settings) -> None:
-    """Metrics in ``<data dir>/metrics`` (unless PROMETHEUS_MULTIPROC_DIR says otherwise), so
-    the API's /metrics sums every process of this data dir; the OpenTelemetry SDK with an OTLP
-    exporter when OTEL_* variables configure one. Call before a hub starts."""
-    multiprocess_dir(settings.data_dir)
-    configure_tracing()
-
-
-async def _metrics_released() -> None:
-    PrometheusMetrics.process_exited()
-
-
-def migrate(database_url: str) -> None:
-    """Bring the database schema up to date (idempotent, serialised by an advisory lock)."""
-    migrate_schema(database_url)
-
-
-async def rebuild(database_url: str) -> ProjectionResult:
-    """Replay the event archive into emptied landscape tables (``koppelhub rebuild``)."""
-    engine = create_engine(database_url)
-    try:
-        return await rebuild_landscape(PostgresLandscapeStore(engine))
-    finally:
-        await engine.dispose()
-
-
-def connector_runner(
-    settings: Settings, engine: AsyncEngine, event_log: EventLog, metrics: Metrics = NO_METRICS
-) -> ConnectorRunner:
-    """The connectors role's runner on PostgreSQL, publishing to ``event_log``, its requests
-    guarded by KOPPELHUB_CONNECTORS_ALLOW_NETWORKS."""
-    c = settings.connectors
-    return ConnectorRunner(
-        PostgresConnectorStore(engine, lease_seconds=c.lease_seconds),
-        PostgresImportStore(engine, lease_seconds=c.lease_seconds),
-        PostgresFingerprintStore(engine, lease_seconds=c.lease_seconds),
-        event_log,
-        c,
-        hub_urn=settings.source_urn,
-        data_dir=settings.data_dir,
-        egress=egress(NetworkPolicy.parse(c.allow_networks)),
-        runs=PostgresRunStore(engine),
-        owners=PostgresLandscapeStore(engine).owners,
-        metrics=metrics,
-    )
-
-
-def connector_contexts(settings: Settings) -> ConnectorContexts:
-    """Contexts of connector instances, their requests guarded by KOPPELHUB_CONNECTORS_ALLOW_NETWORKS."""
-    egress_ = egress(NetworkPolicy.parse(settings.connectors.allow_networks))
-    return ConnectorContexts(settings.connectors, settings.data_dir, egress_)
-
-
-@contextlib.asynccontextmanager
-async def import_runner(
-    settings: Settings, kafka_bootstrap: str, database_url: str
-) -> AsyncIterator[ConnectorRunner]:
-    """A runner for ``koppelhub import``: its own small pool, the broker's topics ensured; closed
-    (mapping worker, producer, engine) on the way out."""
-    engine = create_engine(database_url, pool_size=2)
-    try:
-        await ensure_topics(kafka_bootstrap, settings.kafka)
-        event_log = KafkaEventLog(kafka_bootstrap, settings.kafka)
-        await event_log.start()
-        try:
-            runner = connector_runner(settings, engine, event_log)
-            try:
-                yield runner
-            finally:
-                await asyncio.to_thread(runner.close)
-        finally:
-            await event_log.stop()
-    finally:
-        await engine.dispose()
-
-
-@contextlib.asynccontextmanager
-async def token_service(database_url: str) -> AsyncIterator[tuple[TokenService, AuditLog]]:
-    """The token service and the audit trail on PostgreSQL, for ``koppelhub token``."""
-    engine = create_engine(database_url, pool_size=1)
-    try:
-        yield TokenService(PostgresTokenStore(engine)), PostgresAuditLog(engine)
-    finally:
-        await engine.dispose()
-
-
-@contextlib.asynccontextmanager
-async def operator_tools(
-    settings: Settings, kafka_bootstrap: str, database_url: str
-) -> AsyncIterator[tuple[LogInspector, OperationsStore]]:
-    """The operator ports for ``koppelhub status`` and ``koppelhub dlq`` against a running
-    hub's broker and database (a small pool and a producer of their own)."""
-    engine = create_engine(database_url, pool_size=2)
-    try:
-        event_log = KafkaEventLog(kafka_bootstrap, settings.kafka)
-        await event_log.start()
-        try:
-            inspector = KafkaLogInspector(kafka_bootstrap, settings.kafka, event_log.producer)
-            try:
-                yield inspector, PostgresOperationsStore(engine)
-            finally:
-                await inspector.close()
-        finally:
-            await event_log.stop()
-    finally:
-        await engine.dispose()
 
 
 async def _database_ok(engine: AsyncEngine) -> bool:
@@ -284,7 +124,7 @@ async def wire(hub: HubProcess) -> Wiring:
     on failure, whatever was opened is closed again."""
     s, roles = hub.settings, set(hub.roles)
     w = Wiring()
-    w.closers.append(_metrics_released)
+    w.closers.append(release_metrics)
     try:
         engine = hub.engine = create_engine(hub.database_url)
         w.closers.append(engine.dispose)

@@ -1,0 +1,166 @@
+"""The composition root's small functions for one-off commands and for the process:
+the admin token, observability, migrations, the rebuild, the connectors role's runner (its
+one factory: the process, ``koppelhub import``, tests and benchmarks) and the operator and
+token tools of the CLI."""
+
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+from collections.abc import AsyncIterator
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hub.adapters.egress import egress
+from hub.adapters.kafka import KafkaEventLog, ensure_topics
+from hub.adapters.kafka_operators import KafkaLogInspector
+from hub.adapters.postgres.audit import PostgresAuditLog
+from hub.adapters.postgres.connectors import PostgresConnectorStore
+from hub.adapters.postgres.engine import create_engine
+from hub.adapters.postgres.engine import migrate as migrate_schema
+from hub.adapters.postgres.fingerprints import PostgresFingerprintStore
+from hub.adapters.postgres.imports import PostgresImportStore
+from hub.adapters.postgres.landscape import PostgresLandscapeStore
+from hub.adapters.postgres.operations import PostgresOperationsStore
+from hub.adapters.postgres.runs import PostgresRunStore
+from hub.adapters.postgres.tokens import PostgresTokenStore
+from hub.adapters.prometheus import PrometheusMetrics, multiprocess_dir
+from hub.adapters.tracing import configure_tracing
+from hub.ports import EventLog
+from hub.ports.audit import AuditLog
+from hub.ports.metrics import NO_METRICS, Metrics
+from hub.ports.operators import LogInspector, OperationsStore
+from hub.services.connectors import ConnectorContexts, ConnectorRunner
+from hub.services.landscape import ProjectionResult
+from hub.services.landscape import rebuild as rebuild_landscape
+from hub.services.tokens import TokenService
+from hub.settings import Settings
+from subscriptions.ssrf import NetworkPolicy
+
+
+def admin_token(settings: Settings) -> tuple[str, bool]:
+    """The admin token: the setting, else the one stored in the data dir, else a new one.
+
+    Returns the token and whether it was generated just now."""
+    if settings.admin_token:
+        return settings.admin_token, False
+    path = settings.data_dir / "admin-token"
+    if path.exists():
+        return path.read_text().strip(), False
+    token = secrets.token_urlsafe(32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)  # never readable by others
+    with os.fdopen(fd, "w") as out:
+        out.write(token + "\n")
+    return token, True
+
+
+def observability(settings: Settings) -> None:
+    """Metrics in ``<data dir>/metrics`` (unless PROMETHEUS_MULTIPROC_DIR says otherwise), so
+    the API's /metrics sums every process of this data dir; the OpenTelemetry SDK with an OTLP
+    exporter when OTEL_* variables configure one. Call before a hub starts."""
+    multiprocess_dir(settings.data_dir)
+    configure_tracing()
+
+
+async def release_metrics() -> None:
+    PrometheusMetrics.process_exited()
+
+
+def migrate(database_url: str) -> None:
+    """Bring the database schema up to date (idempotent, serialised by an advisory lock)."""
+    migrate_schema(database_url)
+
+
+async def rebuild(database_url: str) -> ProjectionResult:
+    """Replay the event archive into emptied landscape tables (``koppelhub rebuild``)."""
+    engine = create_engine(database_url)
+    try:
+        return await rebuild_landscape(PostgresLandscapeStore(engine))
+    finally:
+        await engine.dispose()
+
+
+def connector_runner(
+    settings: Settings, engine: AsyncEngine, event_log: EventLog, metrics: Metrics = NO_METRICS
+) -> ConnectorRunner:
+    """The connectors role's runner on PostgreSQL, publishing to ``event_log``, its requests
+    guarded by KOPPELHUB_CONNECTORS_ALLOW_NETWORKS."""
+    c = settings.connectors
+    return ConnectorRunner(
+        PostgresConnectorStore(engine, lease_seconds=c.lease_seconds),
+        PostgresImportStore(engine, lease_seconds=c.lease_seconds),
+        PostgresFingerprintStore(engine, lease_seconds=c.lease_seconds),
+        event_log,
+        c,
+        hub_urn=settings.source_urn,
+        data_dir=settings.data_dir,
+        egress=egress(NetworkPolicy.parse(c.allow_networks)),
+        runs=PostgresRunStore(engine),
+        owners=PostgresLandscapeStore(engine).owners,
+        metrics=metrics,
+    )
+
+
+def connector_contexts(settings: Settings) -> ConnectorContexts:
+    """Contexts of connector instances, their requests guarded by KOPPELHUB_CONNECTORS_ALLOW_NETWORKS."""
+    egress_ = egress(NetworkPolicy.parse(settings.connectors.allow_networks))
+    return ConnectorContexts(settings.connectors, settings.data_dir, egress_)
+
+
+@contextlib.asynccontextmanager
+async def import_runner(
+    settings: Settings, kafka_bootstrap: str, database_url: str
+) -> AsyncIterator[ConnectorRunner]:
+    """A runner for ``koppelhub import``: its own small pool, the broker's topics ensured; closed
+    (mapping worker, producer, engine) on the way out."""
+    engine = create_engine(database_url, pool_size=2)
+    try:
+        await ensure_topics(kafka_bootstrap, settings.kafka)
+        event_log = KafkaEventLog(kafka_bootstrap, settings.kafka)
+        await event_log.start()
+        try:
+            runner = connector_runner(settings, engine, event_log)
+            try:
+                yield runner
+            finally:
+                await asyncio.to_thread(runner.close)
+        finally:
+            await event_log.stop()
+    finally:
+        await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def token_service(database_url: str) -> AsyncIterator[tuple[TokenService, AuditLog]]:
+    """The token service and the audit trail on PostgreSQL, for ``koppelhub token``."""
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        yield TokenService(PostgresTokenStore(engine)), PostgresAuditLog(engine)
+    finally:
+        await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def operator_tools(
+    settings: Settings, kafka_bootstrap: str, database_url: str
+) -> AsyncIterator[tuple[LogInspector, OperationsStore]]:
+    """The operator ports for ``koppelhub status`` and ``koppelhub dlq`` against a running
+    hub's broker and database (a small pool and a producer of their own)."""
+    engine = create_engine(database_url, pool_size=2)
+    try:
+        event_log = KafkaEventLog(kafka_bootstrap, settings.kafka)
+        await event_log.start()
+        try:
+            inspector = KafkaLogInspector(kafka_bootstrap, settings.kafka, event_log.producer)
+            try:
+                yield inspector, PostgresOperationsStore(engine)
+            finally:
+                await inspector.close()
+        finally:
+            await event_log.stop()
+    finally:
+        await engine.dispose()
