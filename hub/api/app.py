@@ -110,6 +110,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(catalogue.router)
     app.include_router(console.router)
+    app.add_exception_handler(console.SignIn, console.to_sign_in)
 
     app.add_middleware(RequestGuard, authenticator=ctx.auth, limits=body_limits(ctx))
     if ctx.audit is not None:  # outside the guard: its 401s and 403s are recorded too

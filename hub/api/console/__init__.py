@@ -29,15 +29,24 @@ COOKIE = "koppelhub_console"
 
 
 class SignIn(Exception):
-    """No valid operator token in the cookie: go to the sign-in page."""
+    """No valid operator token in the cookie: go to the sign-in page (:func:`to_sign_in`)."""
 
 
-async def _principal(request: Request, ctx: ApiContext) -> Principal:
+async def _principal(request: Request, ctx: Ctx) -> Principal:
     token = request.cookies.get(COOKIE, "")
     principal = await ctx.auth.authenticate(token) if token else None
     if principal is None or not may_at_all(principal, Action.OPERATE):
         raise SignIn
     return principal
+
+
+#: A console page's signed-in operator; without one the page answers with the sign-in page.
+SignedIn = Annotated[Principal, Depends(_principal)]
+
+
+async def to_sign_in(request: Request, exc: Exception) -> Response:
+    """The app's handler of :class:`SignIn`: every console page shares one way to sign in."""
+    return RedirectResponse("/console/login", status_code=303)
 
 
 def _page(request: Request, name: str, **values: Any) -> HTMLResponse:
@@ -77,29 +86,19 @@ async def _status(ctx: ApiContext) -> dict[str, Any]:
 
 
 @router.get("")
-async def overview(request: Request, ctx: Ctx) -> Response:
-    try:
-        await _principal(request, ctx)
-    except SignIn:
-        return _back("/login")
+async def overview(request: Request, ctx: Ctx, _: SignedIn) -> Response:
     return _page(request, "overview.html", status=await _status(ctx))
 
 
 @router.get("/topics")
-async def topics(request: Request, ctx: Ctx) -> Response:
-    try:
-        await _principal(request, ctx)
-    except SignIn:
-        return _back("/login")
+async def topics(request: Request, ctx: Ctx, _: SignedIn) -> Response:
     return _page(request, "topics.html", status=await _status(ctx))
 
 
 @router.get("/dlq")
-async def dlq(request: Request, ctx: Ctx, after: str | None = None, redriven: str | None = None) -> Response:
-    try:
-        await _principal(request, ctx)
-    except SignIn:
-        return _back("/login")
+async def dlq(
+    request: Request, ctx: Ctx, _: SignedIn, after: str | None = None, redriven: str | None = None
+) -> Response:
     assert ctx.log_inspector is not None
     try:
         position = parse_position(after) if after else None
@@ -111,11 +110,7 @@ async def dlq(request: Request, ctx: Ctx, after: str | None = None, redriven: st
 
 
 @router.post("/dlq/redrive")
-async def redrive(request: Request, ctx: Ctx, position: Annotated[str, Form()]) -> Response:
-    try:
-        await _principal(request, ctx)
-    except SignIn:
-        return _back("/login")
+async def redrive(request: Request, ctx: Ctx, _: SignedIn, position: Annotated[str, Form()]) -> Response:
     assert ctx.log_inspector is not None
     try:
         chosen: list[Position] | None = None if position == "all" else [parse_position(position)]
@@ -126,11 +121,7 @@ async def redrive(request: Request, ctx: Ctx, position: Annotated[str, Form()]) 
 
 
 @router.get("/subscriptions")
-async def subscriptions(request: Request, ctx: Ctx, cursor: str | None = None) -> Response:
-    try:
-        await _principal(request, ctx)
-    except SignIn:
-        return _back("/login")
+async def subscriptions(request: Request, ctx: Ctx, _: SignedIn, cursor: str | None = None) -> Response:
     page = await ctx.subscriptions.list(limit=100, cursor=cursor)
     failing = {f["id"]: f for f in (await _status(ctx))["subscriptions"]["failing"]}
     return _page(request, "subscriptions.html", items=page.items, failing=failing, next=page.next_cursor)
@@ -138,12 +129,8 @@ async def subscriptions(request: Request, ctx: Ctx, cursor: str | None = None) -
 
 @router.get("/subscriptions/{subscription_id}")
 async def subscription(
-    request: Request, ctx: Ctx, subscription_id: uuid.UUID, done: str | None = None
+    request: Request, ctx: Ctx, _: SignedIn, subscription_id: uuid.UUID, done: str | None = None
 ) -> Response:
-    try:
-        await _principal(request, ctx)
-    except SignIn:
-        return _back("/login")
     try:
         details = await ctx.subscriptions.get(subscription_id)
         page = await ctx.subscriptions.deliveries(subscription_id, status=None, limit=50, cursor=None)
@@ -153,11 +140,9 @@ async def subscription(
 
 
 @router.post("/subscriptions/{subscription_id}/deliveries/{delivery_id}/retry")
-async def retry(request: Request, ctx: Ctx, subscription_id: uuid.UUID, delivery_id: uuid.UUID) -> Response:
-    try:
-        await _principal(request, ctx)
-    except SignIn:
-        return _back("/login")
+async def retry(
+    request: Request, ctx: Ctx, _: SignedIn, subscription_id: uuid.UUID, delivery_id: uuid.UUID
+) -> Response:
     assert ctx.deliveries is not None
     try:
         await ctx.deliveries.retry(subscription_id, delivery_id)
@@ -168,12 +153,8 @@ async def retry(request: Request, ctx: Ctx, subscription_id: uuid.UUID, delivery
 
 @router.post("/subscriptions/{subscription_id}/replay")
 async def replay(
-    request: Request, ctx: Ctx, subscription_id: uuid.UUID, since: Annotated[str, Form()]
+    request: Request, ctx: Ctx, _: SignedIn, subscription_id: uuid.UUID, since: Annotated[str, Form()]
 ) -> Response:
-    try:
-        await _principal(request, ctx)
-    except SignIn:
-        return _back("/login")
     assert ctx.deliveries is not None
     try:
         start = datetime.fromisoformat(since).replace(tzinfo=UTC)
@@ -184,11 +165,9 @@ async def replay(
 
 
 @router.post("/subscriptions/{subscription_id}/{action}")
-async def switch(request: Request, ctx: Ctx, subscription_id: uuid.UUID, action: str) -> Response:
-    try:
-        await _principal(request, ctx)
-    except SignIn:
-        return _back("/login")
+async def switch(
+    request: Request, ctx: Ctx, _: SignedIn, subscription_id: uuid.UUID, action: str
+) -> Response:
     if action not in ("pause", "resume"):
         return _back("/subscriptions")
     await ctx.subscriptions.update(subscription_id, {}, enabled=action == "resume")
@@ -196,20 +175,12 @@ async def switch(request: Request, ctx: Ctx, subscription_id: uuid.UUID, action:
 
 
 @router.get("/connectors")
-async def connectors(request: Request, ctx: Ctx) -> Response:
-    try:
-        await _principal(request, ctx)
-    except SignIn:
-        return _back("/login")
+async def connectors(request: Request, ctx: Ctx, _: SignedIn) -> Response:
     records = await ctx.connectors.all() if ctx.connectors is not None else []
     return _page(request, "connectors.html", status=await _status(ctx), connectors=records)
 
 
 @router.get("/landschap")
-async def landschap(request: Request, ctx: Ctx, organisatie: str | None = None) -> Response:
-    try:
-        await _principal(request, ctx)
-    except SignIn:
-        return _back("/login")
+async def landschap(request: Request, ctx: Ctx, _: SignedIn, organisatie: str | None = None) -> Response:
     found = await ctx.landscape.landschap(organisatie) if organisatie else None
     return _page(request, "landschap.html", organisatie=organisatie, landschap=found)
