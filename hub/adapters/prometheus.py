@@ -46,6 +46,12 @@ class PrometheusMetrics:
         self._published = Counter(
             "koppelhub_events_published", "Events accepted by the log, by publish mode", ["mode"], registry=r
         )
+        self._warnings = Counter(
+            "koppelhub_publish_warnings",
+            "Events accepted with a warning (a probable mistake), by kind",
+            ["kind"],
+            registry=r,
+        )
         self._projected = Counter(
             "koppelhub_events_projected", "Events the projector applied for the first time", registry=r
         )
@@ -88,6 +94,9 @@ class PrometheusMetrics:
 
     def dead_lettered(self) -> None:
         self._dlq.inc()
+
+    def publish_warned(self, kind: str, count: int) -> None:
+        self._warnings.labels(kind).inc(count)
 
     def delivery_attempted(self, outcome: str, seconds: float) -> None:
         self._deliveries.labels(outcome).inc()

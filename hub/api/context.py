@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -49,9 +48,6 @@ class ApiContext:
     #: Tells a connectors role in this process that work is due now (None: another process polls).
     wake_connectors: Callable[[], None] | None = None
     deliveries: DeliveryStore | None = None
-    #: Warnings the publish API answered with, by kind (e.g. ``sequence-not-padded``): a count
-    #: for operators (metrics) of mistakes that are accepted rather than refused.
-    publish_warnings: Counter[str] = field(default_factory=Counter)
     #: Connector run history (``GET /api/v1/connectors/{id}/runs``).
     runs: RunStore | None = None
     #: (organisatie, scope) → the context a connector runs in (``POST /connectors/{id}/test``).

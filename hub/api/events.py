@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from typing import Annotated
 
 import structlog
@@ -147,7 +148,8 @@ async def publish(
     answer: dict[str, object] = {"accepted": [e.id for e in events]}
     warnings = _warnings(events, batch=_is_batch(request))
     if warnings:
-        ctx.publish_warnings.update(str(w["kind"]) for w in warnings)
+        for kind, count in Counter(str(w["kind"]) for w in warnings).items():
+            ctx.metrics.publish_warned(kind, count)
         log.warning("publish_warned", warnings=warnings)
         answer["warnings"] = warnings
     return JSONResponse(answer, status_code=202)

@@ -23,6 +23,11 @@ class Metrics(Protocol):
         """One record parked in the dead-letter topic."""
         ...
 
+    def publish_warned(self, kind: str, count: int) -> None:
+        """``count`` events accepted with a warning of ``kind`` (e.g. ``sequence-not-padded``):
+        mistakes the publish API answers with a warning rather than a refusal."""
+        ...
+
     def delivery_attempted(self, outcome: str, seconds: float) -> None:
         """One delivery attempt and what it made of the delivery (delivered, failed, dead)."""
         ...
@@ -50,6 +55,9 @@ class NoMetrics:
         pass
 
     def dead_lettered(self) -> None:
+        pass
+
+    def publish_warned(self, kind: str, count: int) -> None:
         pass
 
     def delivery_attempted(self, outcome: str, seconds: float) -> None:

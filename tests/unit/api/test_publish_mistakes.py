@@ -6,6 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from hub.adapters.prometheus import PrometheusMetrics
 from tests.support.hub_api import event, landscape_event, publish
 from tests.support.memory_app import ADMIN_TOKEN, MemoryApp
 
@@ -54,6 +55,7 @@ async def test_an_unpadded_numeric_sequence_is_accepted_with_a_warning_and_count
     client: httpx.AsyncClient, memory: MemoryApp
 ) -> None:
     ctx = memory.app.state.ctx
+    ctx.metrics = PrometheusMetrics()
     unpadded = landscape_event("organisatie", "vastgelegd", ORG, sequence="10")
     padded = landscape_event("organisatie", "vastgelegd", ORG, sequence="00000000000000000011")
 
@@ -65,7 +67,7 @@ async def test_an_unpadded_numeric_sequence_is_accepted_with_a_warning_and_count
     [warning] = body["warnings"]
     assert (warning["index"], warning["kind"], warning["field"]) == (1, "sequence-not-padded", "sequence")
     assert "'00000000000000000010'" in warning["message"]
-    assert ctx.publish_warnings["sequence-not-padded"] == 1
+    assert b'koppelhub_publish_warnings_total{kind="sequence-not-padded"} 1.0' in ctx.metrics.exposition()[0]
     assert len(memory.published()) == 2
 
 
