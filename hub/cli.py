@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import socket
 import sys
+import threading
 
 import click
 
@@ -67,15 +69,45 @@ def _serve(roles: tuple[str, ...]) -> None:
         infra = _provision(settings, broker_needed=bool(KAFKA_ROLES & set(roles)))
         try:
             migrate_schema(infra.database_url)  # idempotent, serialised by an advisory lock
-            died = asyncio.run(_run_process(settings, infra, roles, new_token))
+            died: list[str] = []
+            asyncio.run(_run_process(settings, infra, roles, new_token, died, last_resort := LastResort()))
         except KoppelhubError as e:
             raise click.ClickException(str(e)) from e
         finally:
             infra.close()
+        last_resort.disarm()
     if died:
         what = " and ".join(died)
         click.echo(f"Koppelhub stopped: the embedded {what} died; exiting for a restart", err=True)
         sys.exit(EXIT_EMBEDDED_DIED)
+
+
+#: How long after KOPPELHUB_SHUTDOWN_TIMEOUT_SECONDS a stopping ``run`` may still take to close.
+LAST_RESORT_GRACE_SECONDS = 10.0
+
+
+class LastResort:
+    """Ends the process when stopping takes longer than its bound (a daemon timer thread: it
+    runs even while the event loop waits): exit 75 when an embedded service died, else 1."""
+
+    def __init__(self) -> None:
+        self._timer: threading.Timer | None = None
+
+    def arm(self, seconds: float, died: list[str]) -> None:
+        self._timer = threading.Timer(seconds, self._exit, (seconds, died))
+        self._timer.daemon = True
+        self._timer.start()
+
+    def disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+    @staticmethod
+    def _exit(seconds: float, died: list[str]) -> None:
+        what = f"the embedded {' and '.join(died)} died; " if died else ""
+        sys.stderr.write(f"Koppelhub stopped: {what}closing took more than {seconds:g} s; exiting anyway\n")
+        sys.stderr.flush()
+        os._exit(EXIT_EMBEDDED_DIED if died else 1)
 
 
 async def _watch(hub: HubProcess, infra: Infrastructure, died: list[str]) -> None:
@@ -105,6 +137,8 @@ async def _run_process(
     infra: Infrastructure,
     roles: tuple[str, ...],
     new_token: str | None,
+    died: list[str],
+    last_resort: LastResort,
 ) -> list[str]:
     hub = HubProcess(
         settings, infra.kafka_bootstrap, infra.database_url, roles, embedded_broker=infra.broker is not None
@@ -115,10 +149,13 @@ async def _run_process(
     await hub.start()
     await hub.wait_started()
     _announce(hub, settings, infra, new_token=new_token)
-    died: list[str] = []
     watchdog = asyncio.create_task(_watch(hub, infra, died))
     await hub.wait()
     watchdog.cancel()
+    # The drain below is bounded, but what follows it (the event loop cancelling what is left,
+    # stopping the embedded services) waits on things a dead broker may never answer: the
+    # process ends at the bound plus a grace period whatever is still waiting.
+    last_resort.arm(settings.shutdown_timeout_seconds + LAST_RESORT_GRACE_SECONDS, died)
     click.echo("Koppelhub is stopping: intake closed, draining what was accepted…", err=True)
     limit = settings.shutdown_timeout_seconds
     try:
