@@ -252,11 +252,26 @@ class Connector(ABC, Generic[C]):
     async def close(self) -> None:
         """Release what :meth:`apply` kept open between calls (an HTTP pool). Default: nothing."""
 
-    async def apply(self, event: Mapping[str, Any]) -> tuple[str, dict[str, Any], bool]:
+    async def apply(
+        self, event: Mapping[str, Any], *, seen: str | None = None
+    ) -> tuple[str, dict[str, Any], bool]:
         """Write-back: apply one hub event (structured JSON) to the source system; the outcome
         event's ``(type, data, refused)``. :class:`SourceUnavailable`: try again later;
-        :class:`SourceRefused`: refused for good."""
+        :class:`SourceRefused`: refused for good. ``seen``: for a kind whose :meth:`writes`
+        names the object, the digest of that object as this connector read it last."""
         raise NotImplementedError(f"connector kind {self.name!r} does not write back")
+
+    def writes(self, event: Mapping[str, Any]) -> tuple[str, str] | None:
+        """Write-back of landscape objects: ``(objecttype, id)`` of the object ``event`` writes to
+        the source. The hub then passes :meth:`apply` the object's fingerprint as last read
+        (``seen``) and keeps :meth:`written` as the new one, so the next read of the object as
+        written is no change (no echo). None (default): the kind keeps no fingerprints."""
+        return None
+
+    def written(self, outcome: Mapping[str, Any]) -> str | None:
+        """The digest, as the next read will map it, of what :meth:`apply` wrote, from its
+        outcome ``data``; None: nothing written."""
+        return None
 
     @classmethod
     def sample_config(cls, directory: Path) -> dict[str, Any]:

@@ -6,6 +6,15 @@ from connectors.ameff.connector import AmeffConnector
 from connectors.registry import KINDS
 from connectors.rest.connector import RestConnector
 from connectors.signalen.connector import SignalenConnector
+from connectors.softwarecatalogus.connector import SoftwarecatalogusConnector
 from connectors.tabular.connector import CsvConnector, ExcelConnector
 
-__all__ = ["KINDS", "AmeffConnector", "CsvConnector", "ExcelConnector", "RestConnector", "SignalenConnector"]
+__all__ = [
+    "KINDS",
+    "AmeffConnector",
+    "CsvConnector",
+    "ExcelConnector",
+    "RestConnector",
+    "SignalenConnector",
+    "SoftwarecatalogusConnector",
+]

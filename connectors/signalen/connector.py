@@ -231,7 +231,9 @@ class SignalenConnector(Connector[SignalenConfig]):
             attrs["source"] = self.config.source
         return attrs
 
-    async def apply(self, event: Mapping[str, Any]) -> tuple[str, dict[str, Any], bool]:
+    async def apply(
+        self, event: Mapping[str, Any], *, seen: str | None = None
+    ) -> tuple[str, dict[str, Any], bool]:
         """A ``status-verzoek`` along Signalen's workflow (:mod:`connectors.signalen.writeback`)."""
         if event.get("type") != VERZOEK:
             raise SourceRefused(f"signalen writes back only {VERZOEK}, not {event.get('type')!r}")

@@ -21,6 +21,7 @@ from hub.adapters.postgres.audit import PostgresAuditLog
 from hub.adapters.postgres.connectors import PostgresConnectorStore
 from hub.adapters.postgres.deliveries import PostgresDeliveryStore
 from hub.adapters.postgres.engine import create_engine
+from hub.adapters.postgres.fingerprints import PostgresFingerprintStore
 from hub.adapters.postgres.imports import PostgresImportStore
 from hub.adapters.postgres.landscape import PostgresLandscapeStore
 from hub.adapters.postgres.operations import PostgresOperationsStore
@@ -211,6 +212,7 @@ async def _wire_dispatcher(hub: HubProcess, w: Wiring) -> None:
         hub.event_log,
         connector_contexts(hub.settings),
         hub_urn=hub.settings.source_urn,
+        fingerprints=PostgresFingerprintStore(hub.engine),
     )
     w.closers.append(write_back.close)
     dispatcher = hub.dispatcher = Dispatcher(

@@ -90,6 +90,12 @@ class FingerprintStore(Protocol):
         """Live objects of ``types`` not read by ``run``: ``((objecttype, id), generation)``, by key."""
         ...
 
+    async def remember(self, scope: SyncScope, written: Sequence[Published]) -> None:
+        """Record what a write-back wrote to the source as what this scope published last (no
+        event, no run, no progress; ``seen`` kept), so the next read of the object as written
+        is unchanged rather than an echo."""
+        ...
+
 
 @dataclass(frozen=True)
 class ConnectorRecord:

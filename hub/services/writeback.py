@@ -13,6 +13,10 @@ answers the dispatcher:
   ``PERMANENT`` (dead at once, not retried, with the reason);
 - :class:`SourceUnavailable` (network, 5xx, 429): retried on the schedule;
 - :class:`SourceRefused` (a 4xx retrying cannot fix, an unknown connector): ``PERMANENT``.
+
+A kind that writes landscape objects (:meth:`connectors.base.Connector.writes`) gets the
+object's fingerprint as its connector read it last, and what it wrote is kept as the new one
+(``FingerprintStore.remember``), so neither direction echoes the other.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from connectors.ids import NAMESPACE
 from connectors.registry import create
 from hub.errors import KoppelhubError, NotFound
 from hub.ports import ConnectorRecord, ConnectorStore, EventLog
+from hub.ports.connectors import Fingerprint, FingerprintStore, Published, SyncScope
 from hub.services.dispatcher import Client
 from schemas import CloudEvent
 from subscriptions.delivery import DeliveryTarget
@@ -76,8 +81,10 @@ class ConnectorSink:
         *,
         hub_urn: str,
         recheck_s: float = 2.0,
+        fingerprints: FingerprintStore | None = None,
     ) -> None:
         self.connectors, self.event_log, self.context, self.hub_urn = connectors, event_log, context, hub_urn
+        self.fingerprints = fingerprints
         self.recheck_s = recheck_s
         self._open: dict[uuid.UUID, _Open] = {}
 
@@ -144,8 +151,22 @@ class ConnectorSink:
 
     async def _apply(self, entry: _Open, event: Mapping[str, Any], started: float) -> DeliveryOutcome:
         record, connector = entry.record, entry.connector
+        key = connector.writes(event)
+        scope = SyncScope(
+            import_source(self.hub_urn, "connector", str(record.id)), record.organisatie, str(record.id)
+        )
+        last: Fingerprint | None = None
         try:
-            kind, data, refused = await connector.apply(event)
+            if key is not None and self.fingerprints is not None:
+                last = (await self.fingerprints.known(scope, [key])).get(key)
+            kind, data, refused = await connector.apply(event, seen=last.hash if last else None)
+            digest = connector.written(data) if key is not None else None
+            if key is not None and digest is not None and self.fingerprints is not None:
+                # What was written is what this connector read last: its next read is no change.
+                generation = last.generation + 1 if last is not None else 0
+                await self.fingerprints.remember(scope, [Published(key[0], key[1], digest, generation)])
+        except KoppelhubError as e:
+            return self._outcome(started, Disposition.RETRY, f"store_unavailable: {type(e).__name__}")
         except SourceUnavailable as e:
             return self._outcome(started, Disposition.RETRY, f"unavailable: {e}")
         except (SourceRefused, NotImplementedError) as e:

@@ -251,6 +251,26 @@ async def test_fingerprints_are_known_per_scope_with_their_generation(stores: St
     assert (record.rows_read, record.counts, record.report) == (2, {"read": 2}, {"gebruik": {"found": 2}})
 
 
+async def test_remembered_fingerprints_replace_published_ones_without_touching_progress(
+    stores: Stores,
+) -> None:
+    import_id = await stores.queue()
+    await stores.fingerprints.commit(
+        SCOPE, Owner("import", import_id), BatchCommit(published=[Published("gebruik", "g-1", "h1", 0)])
+    )
+
+    await stores.fingerprints.remember(
+        SCOPE, [Published("gebruik", "g-1", "h2", 1), Published("koppeling", "k-1", "h3", 0)]
+    )
+
+    known = await stores.fingerprints.known(SCOPE, [("gebruik", "g-1"), ("koppeling", "k-1")])
+    assert {k: (f.hash, f.generation) for k, f in known.items()} == {
+        ("gebruik", "g-1"): ("h2", 1),
+        ("koppeling", "k-1"): ("h3", 0),
+    }
+    assert await stores.fingerprints.known(OTHER, [("gebruik", "g-1")]) == {}
+
+
 async def test_unseen_lists_live_objects_the_run_did_not_read_page_by_page(stores: Stores) -> None:
     owner = Owner("import", await stores.queue())
     earlier, run = uuid.uuid4(), uuid.uuid4()

@@ -19,7 +19,7 @@ from typing import Any
 from hub.errors import NotFound
 from hub.paging import Page, decode_time_cursor, time_cursor
 from hub.ports import ConnectorRecord, ImportRecord
-from hub.ports.connectors import BatchCommit, Fingerprint, Key, Owner, RowError, SyncScope
+from hub.ports.connectors import BatchCommit, Fingerprint, Key, Owner, Published, RowError, SyncScope
 
 __all__ = [
     "InMemoryConnectorStore",
@@ -317,6 +317,14 @@ class InMemoryFingerprintStore:
     async def known(self, scope: SyncScope, keys: Sequence[Key]) -> dict[Key, Fingerprint]:
         prints = self._t.fingerprints.get((scope.source, scope.organisatie), {})
         return {k: Fingerprint(prints[k].hash, prints[k].generation) for k in keys if k in prints}
+
+    async def remember(self, scope: SyncScope, written: Sequence[Published]) -> None:
+        prints = self._scope(scope)
+        for p in written:
+            before = prints.get((p.objecttype, p.object_id))
+            prints[(p.objecttype, p.object_id)] = _Print(
+                p.hash, p.generation, before.seen if before else None
+            )
 
     async def commit(self, scope: SyncScope, owner: Owner, batch: BatchCommit) -> None:
         prints = self._scope(scope)

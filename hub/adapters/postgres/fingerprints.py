@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub.adapters.postgres.errors import translate_db_errors
-from hub.ports.connectors import BatchCommit, Fingerprint, Key, Owner, SyncScope
+from hub.ports.connectors import BatchCommit, Fingerprint, Key, Owner, Published, SyncScope
 
 # One index probe per key, whatever the statistics say: a table that grows during an import
 # has stale ones (planned as ~5 rows), and a plain join then hashed every fingerprint of the
@@ -42,6 +42,13 @@ _UPSERT = text("""
     ON CONFLICT ON CONSTRAINT pk_connector_fingerprints DO UPDATE
       SET hash = excluded.hash, generation = excluded.generation, seen = excluded.seen, updated_at = now(),
         data = excluded.data
+""")
+_REMEMBER = text("""
+    INSERT INTO connector_fingerprints (source, organisatie, objecttype, object_id, hash, generation)
+    SELECT :source, :org, t, i, h, g
+    FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS k(t text, i text, h text, g int)
+    ON CONFLICT ON CONSTRAINT pk_connector_fingerprints DO UPDATE
+      SET hash = excluded.hash, generation = excluded.generation, updated_at = now()
 """)
 _TOUCH = text("""
     UPDATE connector_fingerprints f SET seen = :run
@@ -137,6 +144,17 @@ class PostgresFingerprintStore:
                         {**base, "keys": _keys(batch.seen)},
                     )
                 await self._progress(conn, owner, batch)
+
+    async def remember(self, scope: SyncScope, written: Sequence[Published]) -> None:
+        if not written:
+            return
+        rows = [{"t": x.objecttype, "i": x.object_id, "h": x.hash, "g": x.generation} for x in written]
+        with translate_db_errors():
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    _REMEMBER,
+                    {"source": scope.source, "org": scope.organisatie, "rows": orjson.dumps(rows).decode()},
+                )
 
     async def _progress(self, conn: AsyncConnection, owner: Owner, batch: BatchCommit) -> None:
         if owner.kind == "connector":

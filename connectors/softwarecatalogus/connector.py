@@ -1,0 +1,193 @@
+"""Connector kind ``softwarecatalogus``: the live Softwarecatalogus, both ways.
+
+The catalogue runs on Conduction's OpenRegister (a Nextcloud app); what this relies on, from
+``ConductionNL/openregister``:
+
+- ``appinfo/routes.php``: ``GET|POST /api/objects/{register}/{schema}``,
+  ``GET|PUT|PATCH|DELETE /api/objects/{register}/{schema}/{id}`` under
+  ``/index.php/apps/openregister``; Nextcloud authenticates with basic auth (an app password);
+- ``website/docs/api/objects.md``: paging ``_limit`` and ``_page`` (or ``_offset``), the answer
+  ``{"results", "total", "page", "pages", "limit"}``, each object with its ``@self`` metadata
+  (``id``, ``register``, ``schema``, ``created``, ``updated``, ``owner``, ``organisation``, …);
+  ``_order`` sorts (``_order[@self.updated]=asc``, as the Solr notes in the repository list
+  for the metadata fields) and ``@self[updated][gte]=…`` filters on the update time (the
+  metadata filter syntax of its search docs, the one its incremental-sync design names);
+- ``lib/Settings/softwarecatalogus_register.json``: register ``voorzieningen``, schemas
+  ``organisatie``, ``module``, ``gebruik``, ``koppeling`` and their fields
+  (:mod:`connectors.softwarecatalogus.mapping`).
+
+Read: per schema, objects with ``@self.updated`` at or after the checkpoint (minus
+``overlapSeconds``) in update order, each page a batch; the checkpoint is the newest
+``@self.updated`` read per schema. Paging is by keyset like the Signalen connector: when a page
+moved the newest time on, the next page is asked for from that time again (page numbers over a
+list that moves skip an object whenever one already read is updated during the run). Objects
+read again (the overlap, the keyset restarts) are dropped by the runner's fingerprints. What is
+published: every organisatie, and the applicaties (modules), gebruik and koppelingen the
+connector's organisation owns (the hub's ownership rule: one organisation's connector changes
+only its own objects), as ``…vastgelegd.v1`` with the connector's source.
+
+Write: :mod:`connectors.softwarecatalogus.writeback` (no echo either way).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from functools import cached_property
+from pathlib import Path
+from typing import Any, ClassVar, Final
+
+import orjson
+from pydantic import BaseModel
+
+from connectors.base import Batch, Change, Connector, Record, RecordRejected, SourceRefused
+from connectors.http import ApiClient
+from connectors.registry import register
+from connectors.rest.connector import _since
+from connectors.softwarecatalogus.config import API_PATH, SoftwarecatalogusConfig
+from connectors.softwarecatalogus.mapping import SCHEMA_OF, Ids, landscape_data, to_landscape
+from connectors.softwarecatalogus.writeback import CONSUMES, WRITTEN_TYPES
+from connectors.softwarecatalogus.writeback import apply as apply_change
+from schemas.landscape import parse_derived_type
+from schemas.landscape.privacy import owner_of
+
+__all__ = ["READ_TYPES", "SoftwarecatalogusConnector"]
+
+#: Read in this order, so the organisations are in the hub before what refers to them.
+READ_TYPES: Final = ("organisatie", "applicatie", "gebruik", "koppeling")
+MAX_REQUESTS: Final = 100_000
+
+
+@register
+class SoftwarecatalogusConnector(Connector[SoftwarecatalogusConfig]):
+    """The Softwarecatalogus's register through OpenRegister's objects API (module docstring)."""
+
+    name: ClassVar[str] = "softwarecatalogus"
+    source: ClassVar[str] = "softwarecatalogus"
+    config_model: ClassVar[type[BaseModel]] = SoftwarecatalogusConfig
+    min_schedule_seconds: ClassVar[int] = 5
+    batch_size: ClassVar[int] = 1000
+    consumes: ClassVar[tuple[str, ...]] = CONSUMES
+
+    _writer: ApiClient | None = None
+
+    @cached_property
+    def ids(self) -> Ids:
+        return Ids({**self.config.organisaties, self.config.organisatie: self.context.organisatie})
+
+    @property
+    def objects_url(self) -> str:
+        return f"{self.config.url}{API_PATH}/{self.config.register}"
+
+    def client(self) -> ApiClient:
+        return ApiClient(self.context, self.config.auth, note=self.note)
+
+    def _params(self, since: str | None, page: int, limit: int) -> dict[str, str]:
+        params = {"_limit": str(limit), "_page": str(page), "_order[@self.updated]": "asc"}
+        if since is not None:
+            params["@self[updated][gte]"] = _since(since, self.config.overlapSeconds)
+        return params
+
+    def _ours(self, objecttype: str, raw: Mapping[str, Any]) -> bool:
+        """Whether the connector publishes ``raw``: organisaties always, the rest when its
+        organisation owns them (an object that does not map goes on, to be reported)."""
+        if objecttype == "organisatie":
+            return True
+        try:
+            owner = owner_of(objecttype, landscape_data(objecttype, raw, self.ids))
+        except RecordRejected:
+            return True
+        return owner in (None, self.context.organisatie)
+
+    async def _pages(
+        self, api: ApiClient, objecttype: str, since: str | None, limit: int | None = None
+    ) -> AsyncIterator[tuple[list[Record], str | None, int | None]]:
+        """Each page of one schema: its records, the newest ``@self.updated`` so far, ``total``."""
+        url = f"{self.objects_url}/{SCHEMA_OF[objecttype]}"
+        asked, last, page = since, since, 1
+        for _ in range(MAX_REQUESTS):
+            response = await api.request(
+                "GET", url, params=self._params(asked, page, limit or self.config.pageSize)
+            )
+            if response.status_code != 200:
+                raise api.failed(response, "the Softwarecatalogus")
+            try:
+                body = orjson.loads(response.content)
+                results, pages = body["results"], int(body.get("pages") or 1)
+                total = body.get("total")
+            except (ValueError, KeyError, TypeError) as e:
+                raise SourceRefused(
+                    "the Softwarecatalogus answered a page that is not an objects list"
+                ) from e
+            records = []
+            for raw in results if isinstance(results, list) else []:
+                if not isinstance(raw, dict):
+                    continue
+                meta = raw.get("@self")
+                stamp = meta.get("updated") if isinstance(meta, dict) else None
+                if isinstance(stamp, str) and (last is None or stamp > last):
+                    last = stamp  # ISO times of one server compare as text
+                if self._ours(objecttype, raw):
+                    records.append(Record({"objecttype": objecttype, "object": raw}))
+            yield records, last, total if isinstance(total, int) else None
+            if limit is not None or page >= pages or not results:
+                return
+            asked, page = (last, 1) if last != asked else (asked, page + 1)
+        raise SourceRefused(f"more than {MAX_REQUESTS} pages: is the catalogue's paging right?")
+
+    async def fetch(self, checkpoint: Mapping[str, Any] | None) -> AsyncIterator[Batch]:
+        marks: dict[str, Any] = dict((checkpoint or {}).get("updated") or {})
+        async with self.client() as api:
+            for objecttype in READ_TYPES:
+                async for records, last, _ in self._pages(api, objecttype, marks.get(objecttype)):
+                    marks[objecttype] = last
+                    yield Batch(records, {"updated": dict(marks)})
+        yield Batch([], {"updated": dict(marks)}, complete=True)
+
+    def map(self, record: Record) -> list[Change]:
+        objecttype, raw = record.data.get("objecttype"), record.data.get("object")
+        if objecttype not in SCHEMA_OF or not isinstance(raw, Mapping):
+            raise RecordRejected([("", "not a catalogue object")])
+        return [Change(to_landscape(str(objecttype), raw, self.ids))]
+
+    async def probe(self) -> dict[str, Any]:
+        async with self.client() as api:
+            async for records, _, total in self._pages(api, "organisatie", None, limit=1):
+                return {"reachable": True, "organisaties": total if total is not None else len(records)}
+        return {"reachable": True, "organisaties": 0}
+
+    def writes(self, event: Mapping[str, Any]) -> tuple[str, str] | None:
+        parsed = parse_derived_type(str(event.get("type", "")))
+        subject = event.get("subject")
+        if parsed is None or parsed[0] not in WRITTEN_TYPES or not isinstance(subject, str) or not subject:
+            return None
+        return parsed[0], subject
+
+    def written(self, outcome: Mapping[str, Any]) -> str | None:
+        value = outcome.get("fingerprint")
+        return value if isinstance(value, str) else None
+
+    def own_event(self, event: Mapping[str, Any]) -> bool:
+        """An event this connector published itself (its source is the connector's URN)."""
+        return str(event.get("source", "")).endswith(f":connector:{self.context.scope}")
+
+    async def apply(
+        self, event: Mapping[str, Any], *, seen: str | None = None
+    ) -> tuple[str, dict[str, Any], bool]:
+        if self.own_event(event):
+            raise SourceRefused("an event of this connector itself is never written back")
+        if self._writer is None:  # kept open between requests (keep-alive, rate-limit state)
+            self._writer = self.client()
+        return await apply_change(self._writer, self.objects_url, self.ids, event, seen)
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            await writer.aclose()
+
+    @classmethod
+    def sample_config(cls, directory: Path) -> dict[str, Any]:
+        return {
+            "url": "https://softwarecatalogus.example.org",
+            "auth": {"basic": {"username": "gemeente-voorbeeldstad", "password": "app-password"}},
+            "organisatie": "5b8e0a1c-3f7d-4c2e-9a61-0d4f2b7e8c13",
+        }

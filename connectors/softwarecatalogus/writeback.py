@@ -1,0 +1,119 @@
+"""Write-back to the Softwarecatalogus: an organisation's gebruik and koppelingen, as it.
+
+The connector consumes the hub's derived events of its own organisation
+(``nl.softwarecatalogus.{gebruik,koppeling}.{aangemaakt,gewijzigd,verwijderd}.v1``, whose
+``data`` is the object's whole public state) and brings the catalogue object in step:
+
+1. ``GET /objects/{register}/{schema}/{id}`` (404: not in the catalogue);
+2. no echo: when the catalogue object, read as landscape data, already equals the event's
+   (public fields), nothing is written (``…ongewijzigd``). That is the case for every change
+   that came from the catalogue itself (the hub derived it from this connector's read), and
+   for one the catalogue was given meanwhile; an object changed here since differs, and is
+   written;
+3. a conflict: when the catalogue object changed since this connector last read it (its
+   digest differs from the one the hub kept), the catalogue's version wins: it reaches the
+   hub with the next read, and this event, older or concurrent, is not written over it
+   (``…ongewijzigd`` with ``actie: conflict``). This also keeps a late echo of an earlier
+   catalogue version from overwriting a newer one;
+4. ``PUT`` the catalogue object with the hub's fields set (its other fields kept), or ``POST``
+   it (with its id) when absent; ``verwijderd``: ``DELETE`` when present;
+5. the outcome (``…bijgewerkt`` with the written object's ``fingerprint``, which the hub keeps
+   as what this connector read last: the next read of the object as written is unchanged, so
+   not re-imported).
+
+An event whose ``source`` is the connector's own is never written back (the connector refuses
+it before anything is asked of the catalogue). Network trouble, 5xx,
+401/403/408/429 raise :class:`SourceUnavailable` (retried on the delivery's schedule); another
+4xx is the catalogue refusing the object (``…geweigerd``, with its answer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+import httpx
+
+from connectors.base import RecordRejected, SourceRefused
+from connectors.http import ApiClient, excerpt
+from connectors.softwarecatalogus.mapping import SCHEMA_OF, Ids, catalogue_body, digest, public, to_landscape
+from schemas.landscape import parse_derived_type
+
+__all__ = ["BIJGEWERKT", "CONSUMES", "GEWEIGERD", "ONGEWIJZIGD", "apply"]
+
+WRITTEN_TYPES: Final = ("gebruik", "koppeling")
+CONSUMES: Final = tuple(
+    f"nl.softwarecatalogus.{t}.{verb}.v1"
+    for t in WRITTEN_TYPES
+    for verb in ("aangemaakt", "gewijzigd", "verwijderd")
+)
+BIJGEWERKT: Final = "nl.koppelhub.softwarecatalogus.bijgewerkt.v1"
+ONGEWIJZIGD: Final = "nl.koppelhub.softwarecatalogus.ongewijzigd.v1"
+GEWEIGERD: Final = "nl.koppelhub.softwarecatalogus.geweigerd.v1"
+
+Outcome = tuple[str, dict[str, Any], bool]
+
+
+def _transient(api: ApiClient, response: httpx.Response) -> bool:
+    if response.status_code >= 500 or response.status_code in (401, 403, 408, 429):
+        raise api.failed(response, "the Softwarecatalogus")
+    return False
+
+
+async def apply(
+    api: ApiClient, objects_url: str, ids: Ids, event: Mapping[str, Any], seen: str | None
+) -> Outcome:
+    """Apply one derived event (structured JSON) to the catalogue (see the module docstring);
+    ``seen``: the digest of the object as this connector read it last (None: never read)."""
+    parsed = parse_derived_type(str(event.get("type", "")))
+    if parsed is None or parsed[0] not in WRITTEN_TYPES:
+        raise SourceRefused(
+            f"softwarecatalogus writes back gebruik and koppelingen, not {event.get('type')!r}"
+        )
+    objecttype, verb = parsed
+    data = event.get("data")
+    object_id = str(event.get("subject") or "")
+    if not isinstance(data, Mapping) or not object_id:
+        raise SourceRefused("a derived event without the object's data or subject")
+    base = {"objecttype": objecttype, "id": object_id, "verzoek": event.get("id")}
+    url = f"{objects_url}/{SCHEMA_OF[objecttype]}/{object_id}"
+    response = await api.request("GET", url)
+    if response.status_code not in (200, 404) and not _transient(api, response):
+        return (
+            GEWEIGERD,
+            {**base, "reason": f"GET answered {response.status_code}: {excerpt(response)}"},
+            True,
+        )
+    current: dict[str, Any] | None = response.json() if response.status_code == 200 else None
+    if verb == "verwijderd":
+        if current is None:
+            return ONGEWIJZIGD, {**base, "actie": "geen"}, False
+        gone = await api.request("DELETE", url)
+        if gone.status_code not in (200, 204, 404) and not _transient(api, gone):
+            return GEWEIGERD, {**base, "reason": f"DELETE answered {gone.status_code}: {excerpt(gone)}"}, True
+        return BIJGEWERKT, {**base, "actie": "verwijderd"}, False
+    wanted = public(objecttype, dict(data))
+    if current is not None:
+        try:
+            model = to_landscape(objecttype, current, ids)
+        except RecordRejected:
+            model = None  # the catalogue's version does not even map: the hub's is written
+        if model is not None and public(objecttype, model.model_dump(mode="json")) == wanted:
+            return ONGEWIJZIGD, {**base, "actie": "geen"}, False
+        if model is not None and seen is not None and digest(model) != seen:
+            # Changed in the catalogue since the last read: that version reaches the hub with the
+            # next read and wins (writing this older event over it would lose it on both sides).
+            return ONGEWIJZIGD, {**base, "actie": "conflict"}, False
+    body = catalogue_body(objecttype, wanted, ids, current)
+    if current is None:
+        written = await api.request("POST", f"{objects_url}/{SCHEMA_OF[objecttype]}", json=body)
+    else:
+        written = await api.request("PUT", url, json=body)
+    if written.status_code not in (200, 201) and not _transient(api, written):
+        return GEWEIGERD, {**base, "reason": f"answered {written.status_code}: {excerpt(written)}"}, True
+    try:
+        fingerprint = digest(to_landscape(objecttype, written.json(), ids))
+    except (ValueError, RecordRejected):
+        fingerprint = None  # the next read publishes it once, as the catalogue keeps it
+    actie = "aangemaakt" if current is None else "bijgewerkt"
+    return BIJGEWERKT, {**base, "actie": actie, "fingerprint": fingerprint}, False
