@@ -22,8 +22,8 @@ class SoftwarecatalogusConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: str = Field(description="The Nextcloud base URL the catalogue runs on (http or https).")
-    register: str = Field(
-        "voorzieningen", min_length=1, description="The OpenRegister register (slug or id)."
+    registerId: str = Field(
+        "voorzieningen", min_length=1, description="The OpenRegister register: its slug or id."
     )
     auth: ApiAuth = Field(description="This organisation's credentials: basic (app password) or token.")
     organisatie: str = Field(

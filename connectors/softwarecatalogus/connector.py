@@ -76,15 +76,17 @@ class SoftwarecatalogusConnector(Connector[SoftwarecatalogusConfig]):
 
     @property
     def objects_url(self) -> str:
-        return f"{self.config.url}{API_PATH}/{self.config.register}"
+        return f"{self.config.url}{API_PATH}/{self.config.registerId}"
 
     def client(self) -> ApiClient:
         return ApiClient(self.context, self.config.auth, note=self.note)
 
-    def _params(self, since: str | None, page: int, limit: int) -> dict[str, str]:
+    def _params(self, since: str | None, page: int, limit: int, *, overlap: bool) -> dict[str, str]:
+        """One page's query; ``overlap``: ask ``overlapSeconds`` earlier (from a checkpoint a
+        previous run left, where an object saved meanwhile may carry an earlier time)."""
         params = {"_limit": str(limit), "_page": str(page), "_order[@self.updated]": "asc"}
         if since is not None:
-            params["@self[updated][gte]"] = _since(since, self.config.overlapSeconds)
+            params["@self[updated][gte]"] = _since(since, self.config.overlapSeconds if overlap else 0)
         return params
 
     def _ours(self, objecttype: str, raw: Mapping[str, Any]) -> bool:
@@ -105,9 +107,8 @@ class SoftwarecatalogusConnector(Connector[SoftwarecatalogusConfig]):
         url = f"{self.objects_url}/{SCHEMA_OF[objecttype]}"
         asked, last, page = since, since, 1
         for _ in range(MAX_REQUESTS):
-            response = await api.request(
-                "GET", url, params=self._params(asked, page, limit or self.config.pageSize)
-            )
+            query = self._params(asked, page, limit or self.config.pageSize, overlap=asked == since)
+            response = await api.request("GET", url, params=query)
             if response.status_code != 200:
                 raise api.failed(response, "the Softwarecatalogus")
             try:

@@ -108,18 +108,25 @@ class OpenRegisterFake:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    @web.middleware
-    async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
+    def _user(self, request: web.Request) -> str | None:
+        """The Nextcloud user the basic auth names, when its password is right."""
         header = request.headers.get("Authorization", "")
+        if not header.startswith("Basic "):
+            return None
         try:
             name, _, password = base64.b64decode(header.removeprefix("Basic ")).decode().partition(":")
         except ValueError:
-            name, password = "", ""
-        if not header.startswith("Basic ") or self.users.get(name, ("", ""))[0] != password or not password:
+            return None
+        known = self.users.get(name)
+        return name if known is not None and password and known[0] == password else None
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        name = self._user(request)
+        if name is None:
             return web.json_response({"message": "Current user is not logged in"}, status=401)
         if request.match_info.get("register") != self.register:
             return web.json_response({"message": "Register not found"}, status=404)
-        request["user"] = name
         self.requests.append((request.method, request.match_info["schema"], dict(request.query), name))
         response: web.StreamResponse = await handler(request)
         return response
@@ -164,7 +171,7 @@ class OpenRegisterFake:
 
     def _wrote(self, request: web.Request, object_id: str, body: dict[str, Any]) -> None:
         self.writes.append(
-            Write(request.method, request.match_info["schema"], object_id, request["user"], body)
+            Write(request.method, request.match_info["schema"], object_id, str(self._user(request)), body)
         )
         self._written.set()
 
@@ -172,10 +179,10 @@ class OpenRegisterFake:
         body = await self._body(request)
         if body is None:
             return web.json_response({"error": "Invalid JSON"}, status=400)
-        organisation = self.users[request["user"]][1]
+        organisation = self.users[str(self._user(request))][1]
         fields = {k: v for k, v in body.items() if k != "@self"}
         object_id = self.add(
-            request.match_info["schema"], fields, organisation=organisation, owner=request["user"]
+            request.match_info["schema"], fields, organisation=organisation, owner=str(self._user(request))
         )
         self._wrote(request, object_id, body)
         return web.json_response(self._objects(request)[object_id], status=201)

@@ -23,6 +23,7 @@ from schemas import CloudEvent
 from schemas.envelope import validate_event
 from schemas.landscape import validate_landscape_event
 from subscriptions.ssrf import NetworkPolicy
+from tests.support.openregister_fake import OpenRegisterFake
 from tests.support.signalen_fake import SignalenFake
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,6 +36,8 @@ def _web_sample(kind: str, config: dict[str, Any], servers: Servers) -> dict[str
         return {**config, "url": servers.signalen.url, "auth": {"token": servers.signalen.token}}
     if kind == "rest":
         return {**config, "url": servers.rest_url}
+    if kind == "softwarecatalogus":
+        return {**config, "url": servers.catalogue.url, "auth": {"basic": servers.catalogue_user}}
     return config
 
 
@@ -87,6 +90,8 @@ async def emitted(kind: str, directory: Path, servers: Servers) -> list[dict[str
 class Servers:
     signalen: SignalenFake
     rest_url: str
+    catalogue: OpenRegisterFake
+    catalogue_user: dict[str, str]
 
 
 @pytest.fixture
@@ -102,7 +107,13 @@ async def servers() -> AsyncIterator[Servers]:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
-    yield Servers(signalen, f"http://127.0.0.1:{runner.addresses[0][1]}/api/producten")
+    catalogue = await OpenRegisterFake().start()
+    own = "5b8e0a1c-3f7d-4c2e-9a61-0d4f2b7e8c13"  # the sample config's organisatie
+    catalogue.add("organisatie", {"id": own, "naam": "Gemeente Voorbeeldstad", "type": "Gemeente"})
+    catalogue.add("gebruik", {"afnemer": own, "module": "m-1", "status": "In productie"}, organisation=own)
+    user = catalogue.user("gemeente-voorbeeldstad", own)
+    yield Servers(signalen, f"http://127.0.0.1:{runner.addresses[0][1]}/api/producten", catalogue, user)
+    await catalogue.stop()
     await runner.cleanup()
     await signalen.stop()
 
