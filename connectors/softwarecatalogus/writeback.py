@@ -84,7 +84,16 @@ async def apply(
             {**base, "reason": f"GET answered {response.status_code}: {excerpt(response)}"},
             True,
         )
-    current: dict[str, Any] | None = response.json() if response.status_code == 200 else None
+    current: dict[str, Any] | None = None
+    if response.status_code == 200:
+        try:
+            current = response.json()
+        except ValueError:
+            current = None
+        if not isinstance(current, dict):
+            raise SourceRefused(
+                f"the Softwarecatalogus answered GET {object_id} with something not an object"
+            )
     if verb == "verwijderd":
         if current is None:
             return ONGEWIJZIGD, {**base, "actie": "geen"}, False

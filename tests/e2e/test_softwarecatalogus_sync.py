@@ -169,6 +169,8 @@ async def test_the_catalogue_and_the_hub_stay_in_step_both_ways_without_echo(
     catalogue.change("gebruik", gebruik, versie="2.0")
     status = await _run(client, auth, connector)
     assert status["eventsPublished"] == 6
+    asked = [q for m, s, q, _ in catalogue.requests if m == "GET" and s == "gebruik" and "_page" in q][-1]
+    assert "@self[updated][gte]" in asked  # incremental: only what changed since the last run
     now = await _get(client, auth, f"gebruik/{gebruik}")
     assert (now["versie"], now["status"]) == ("2.0", "Uit te faseren")
     (outcome,) = [r.json() for r in (await sink.wait_for(5))[4:]]  # the marker: it was handled

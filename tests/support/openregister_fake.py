@@ -48,6 +48,8 @@ class OpenRegisterFake:
         self.objects: dict[str, dict[str, dict[str, Any]]] = {}  # schema → id → object
         self.requests: list[tuple[str, str, dict[str, str], str]] = []  # method, schema, query, user
         self.writes: list[Write] = []
+        #: Answer every write with this status (e.g. 422 a validation error, 503 an outage).
+        self.refuse_writes: int | None = None
         self._tick = 0
         self._written = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -175,7 +177,16 @@ class OpenRegisterFake:
         )
         self._written.set()
 
+    def _refused(self) -> web.Response | None:
+        if self.refuse_writes is None:
+            return None
+        return web.json_response(
+            {"message": "Validation failed: status is not allowed"}, status=self.refuse_writes
+        )
+
     async def _create(self, request: web.Request) -> web.Response:
+        if (refused := self._refused()) is not None:
+            return refused
         body = await self._body(request)
         if body is None:
             return web.json_response({"error": "Invalid JSON"}, status=400)
@@ -188,6 +199,8 @@ class OpenRegisterFake:
         return web.json_response(self._objects(request)[object_id], status=201)
 
     async def _update(self, request: web.Request) -> web.Response:
+        if (refused := self._refused()) is not None:
+            return refused
         obj, body = self._found(request), await self._body(request)
         if obj is None:
             return web.json_response({"error": "Object not found"}, status=404)
