@@ -13,8 +13,8 @@ The connector consumes the hub's derived events of its own organisation
 3. a conflict: when the catalogue object changed since this connector last read it (its
    digest differs from the one the hub kept), the catalogue's version wins: it reaches the
    hub with the next read, and this event, older or concurrent, is not written over it
-   (``…ongewijzigd`` with ``actie: conflict``). This also keeps a late echo of an earlier
-   catalogue version from overwriting a newer one;
+   (``…ongewijzigd`` with ``actie: conflict``; a ``verwijderd`` is not applied either). This
+   also keeps a late echo of an earlier catalogue version from overwriting a newer one;
 4. ``PUT`` the catalogue object with the hub's fields set (its other fields kept), or ``POST``
    it (with its id) when absent; ``verwijderd``: ``DELETE`` when present;
 5. the outcome (``…bijgewerkt`` with the written object's ``fingerprint``, which the hub keeps
@@ -22,9 +22,10 @@ The connector consumes the hub's derived events of its own organisation
    not re-imported).
 
 An event whose ``source`` is the connector's own is never written back (the connector refuses
-it before anything is asked of the catalogue). Network trouble, 5xx,
-401/403/408/429 raise :class:`SourceUnavailable` (retried on the delivery's schedule); another
-4xx is the catalogue refusing the object (``…geweigerd``, with its answer).
+it before anything is asked of the catalogue). Network trouble, 5xx, 408 and 429 raise
+:class:`SourceUnavailable` (retried on the delivery's schedule); 401 and 403 (the
+organisation's credentials) :class:`SourceRefused` (the delivery ends dead with the reason);
+another 4xx is the catalogue refusing the object (``…geweigerd``, with its answer).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import httpx
 from connectors.base import RecordRejected, SourceRefused
 from connectors.http import ApiClient, excerpt
 from connectors.softwarecatalogus.mapping import SCHEMA_OF, Ids, catalogue_body, digest, public, to_landscape
-from schemas.landscape import parse_derived_type
+from schemas.landscape import LandscapeObject, parse_derived_type
 
 __all__ = ["BIJGEWERKT", "CONSUMES", "GEWEIGERD", "ONGEWIJZIGD", "apply"]
 
@@ -54,10 +55,17 @@ GEWEIGERD: Final = "nl.koppelhub.softwarecatalogus.geweigerd.v1"
 Outcome = tuple[str, dict[str, Any], bool]
 
 
-def _transient(api: ApiClient, response: httpx.Response) -> bool:
+def _unless_refused(api: ApiClient, response: httpx.Response) -> None:
+    """Raise for an answer that is not the catalogue refusing this object: 5xx, 408 and 429 are
+    retried (:class:`SourceUnavailable`); 401 and 403, the organisation's credentials, end the
+    delivery at once with the reason (:class:`SourceRefused`)."""
     if response.status_code >= 500 or response.status_code in (401, 403, 408, 429):
         raise api.failed(response, "the Softwarecatalogus")
-    return False
+
+
+def _refused(api: ApiClient, response: httpx.Response, what: str, base: dict[str, Any]) -> Outcome:
+    _unless_refused(api, response)
+    return GEWEIGERD, {**base, "reason": f"{what} answered {response.status_code}: {excerpt(response)}"}, True
 
 
 async def apply(
@@ -78,12 +86,8 @@ async def apply(
     base = {"objecttype": objecttype, "id": object_id, "verzoek": event.get("id")}
     url = f"{objects_url}/{SCHEMA_OF[objecttype]}/{object_id}"
     response = await api.request("GET", url)
-    if response.status_code not in (200, 404) and not _transient(api, response):
-        return (
-            GEWEIGERD,
-            {**base, "reason": f"GET answered {response.status_code}: {excerpt(response)}"},
-            True,
-        )
+    if response.status_code not in (200, 404):
+        return _refused(api, response, "GET", base)
     current: dict[str, Any] | None = None
     if response.status_code == 200:
         try:
@@ -94,32 +98,34 @@ async def apply(
             raise SourceRefused(
                 f"the Softwarecatalogus answered GET {object_id} with something not an object"
             )
-    if verb == "verwijderd":
-        if current is None:
-            return ONGEWIJZIGD, {**base, "actie": "geen"}, False
-        gone = await api.request("DELETE", url)
-        if gone.status_code not in (200, 204, 404) and not _transient(api, gone):
-            return GEWEIGERD, {**base, "reason": f"DELETE answered {gone.status_code}: {excerpt(gone)}"}, True
-        return BIJGEWERKT, {**base, "actie": "verwijderd"}, False
-    wanted = public(objecttype, dict(data))
+    model: LandscapeObject | None = None
     if current is not None:
         try:
             model = to_landscape(objecttype, current, ids)
         except RecordRejected:
             model = None  # the catalogue's version does not even map: the hub's is written
-        if model is not None and public(objecttype, model.model_dump(mode="json")) == wanted:
-            return ONGEWIJZIGD, {**base, "actie": "geen"}, False
-        if model is not None and seen is not None and digest(model) != seen:
-            # Changed in the catalogue since the last read: that version reaches the hub with the
-            # next read and wins (writing this older event over it would lose it on both sides).
-            return ONGEWIJZIGD, {**base, "actie": "conflict"}, False
+    # Changed in the catalogue since the last read: that version reaches the hub with the next
+    # read and wins (writing this older or concurrent event over it would lose it on both sides).
+    conflict = model is not None and seen is not None and digest(model) != seen
+    if verb == "verwijderd":
+        if current is None or conflict:
+            return ONGEWIJZIGD, {**base, "actie": "conflict" if conflict else "geen"}, False
+        gone = await api.request("DELETE", url)
+        if gone.status_code not in (200, 204, 404):
+            return _refused(api, gone, "DELETE", base)
+        return BIJGEWERKT, {**base, "actie": "verwijderd"}, False
+    wanted = public(objecttype, dict(data))
+    if model is not None and public(objecttype, model.model_dump(mode="json")) == wanted:
+        return ONGEWIJZIGD, {**base, "actie": "geen"}, False
+    if conflict:
+        return ONGEWIJZIGD, {**base, "actie": "conflict"}, False
     body = catalogue_body(objecttype, wanted, ids, current)
     if current is None:
         written = await api.request("POST", f"{objects_url}/{SCHEMA_OF[objecttype]}", json=body)
     else:
         written = await api.request("PUT", url, json=body)
-    if written.status_code not in (200, 201) and not _transient(api, written):
-        return GEWEIGERD, {**base, "reason": f"answered {written.status_code}: {excerpt(written)}"}, True
+    if written.status_code not in (200, 201):
+        return _refused(api, written, "PUT" if current else "POST", base)
     try:
         fingerprint = digest(to_landscape(objecttype, written.json(), ids))
     except (ValueError, RecordRejected):

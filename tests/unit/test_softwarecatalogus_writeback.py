@@ -196,3 +196,14 @@ async def test_a_refused_object_is_geweigerd_for_good_and_an_outage_is_retried(s
         await setup.deliver(derived("aangemaakt", gebruik(str(uuid.uuid4()), "Gepland"))) is Disposition.RETRY
     )
     assert len(setup.outcomes()) == 1  # no outcome for an attempt that will be retried
+
+
+async def test_credentials_the_catalogue_refuses_end_the_delivery_at_once(setup: Setup) -> None:
+    setup.fake.users["voorbeeldstad"] = ("an-app-password-since-revoked", GEM)
+
+    assert (
+        await setup.deliver(derived("aangemaakt", gebruik(str(uuid.uuid4()), "Gepland")))
+        is Disposition.PERMANENT
+    )
+
+    assert setup.fake.writes == [] and setup.outcomes() == []
