@@ -23,6 +23,8 @@ from schemas import CloudEvent
 from schemas.envelope import validate_event
 from schemas.landscape import validate_landscape_event
 from subscriptions.ssrf import NetworkPolicy
+from tests.support.hub_fake import TOKEN as HUB_TOKEN
+from tests.support.hub_fake import HubFake
 from tests.support.signalen_fake import SignalenFake
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,6 +37,9 @@ def _web_sample(kind: str, config: dict[str, Any], servers: Servers) -> dict[str
         return {**config, "url": servers.signalen.url, "auth": {"token": servers.signalen.token}}
     if kind == "rest":
         return {**config, "url": servers.rest_url}
+    if kind == "koppelhub":
+        hub = servers.koppelhub
+        return {**config, "url": hub.url, "auth": {"token": HUB_TOKEN}, "subscription": str(hub.subscription)}
     return config
 
 
@@ -52,6 +57,9 @@ async def emitted(kind: str, directory: Path, servers: Servers) -> list[dict[str
     events = []
     async for batch in connector.fetch(None):
         for record in batch.records:
+            if connector.relay:  # whole events from another hub, published as they are
+                events.append(dict(record.data))
+                continue
             if connector.passthrough:
                 item = connector.item(record)
                 attrs = connector.event(item, None)
@@ -87,6 +95,7 @@ async def emitted(kind: str, directory: Path, servers: Servers) -> list[dict[str
 class Servers:
     signalen: SignalenFake
     rest_url: str
+    koppelhub: HubFake
 
 
 @pytest.fixture
@@ -102,7 +111,16 @@ async def servers() -> AsyncIterator[Servers]:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
-    yield Servers(signalen, f"http://127.0.0.1:{runner.addresses[0][1]}/api/producten")
+    other_hub = await HubFake("urn:nld:oin:00000000000000000001:systeem:koppelhub").start()
+    other_hub.add(
+        {
+            "specversion": "1.0", "id": "e-1", "source": "urn:nld:oin:00000000000000000099:systeem:cmdb",
+            "type": "nl.softwarecatalogus.applicatie.vastgelegd.v1", "subject": "app-1",
+            "datacontenttype": "application/json", "data": {"id": "app-1", "naam": "Zaaksysteem"},
+        }
+    )  # fmt: skip
+    yield Servers(signalen, f"http://127.0.0.1:{runner.addresses[0][1]}/api/producten", other_hub)
+    await other_hub.stop()
     await runner.cleanup()
     await signalen.stop()
 
