@@ -195,6 +195,10 @@ class Connector(ABC, Generic[C]):
     withdrawable: ClassVar[frozenset[str] | None] = None
     #: Event types :meth:`apply` writes back by default (``writeBack: true``); empty: none.
     consumes: ClassVar[tuple[str, ...]] = ()
+    #: True: the connector publishes events about every organisation's objects, with the sources
+    #: they were published under (federation), past the owner checks other kinds keep; only a
+    #: principal with the right for all organisations may create or change one.
+    hub_wide: ClassVar[bool] = False
 
     def __init__(self, config: C, context: ConnectorContext) -> None:
         self.config = config

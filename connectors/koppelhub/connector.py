@@ -82,6 +82,7 @@ class KoppelhubConnector(Connector[KoppelhubConfig]):
     config_model: ClassVar[type[BaseModel]] = KoppelhubConfig
     min_schedule_seconds: ClassVar[int] = 5
     batch_size: ClassVar[int] = 1000
+    hub_wide: ClassVar[bool] = True
 
     @property
     def relay(self) -> bool:

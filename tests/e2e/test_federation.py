@@ -97,6 +97,12 @@ class Hub:
 
 
 @pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The connectors may reach the other hub on loopback."""
+    return settings.model_copy(update={"connectors": ConnectorSettings(allow_networks=["127.0.0.1/32"])})
+
+
+@pytest.fixture
 def second_database(infra: Infrastructure) -> Iterator[str]:
     name = f"t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(libpq_url(infra.database_url), autocommit=True) as conn:
@@ -212,3 +218,30 @@ async def test_two_hubs_that_follow_each_other_converge_take_nothing_back_and_go
     for hub, urn in ((a, URN_A), (b, URN_B)):
         derived = [e for e in await hub.archive() if e["type"].split(".")[3] not in INBOUND]
         assert derived and {e["source"] for e in derived} == {urn}, hub.name
+
+
+async def test_only_a_role_for_all_organisations_may_create_or_change_a_koppelhub_connector(
+    api_client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    made = await api_client.post(
+        "/api/v1/tokens",
+        json={"name": "beheer", "role": "gebruik-beheerder", "organisatie": ORG},
+        headers=auth,
+    )
+    assert made.status_code == 201, made.text
+    beheerder = {"Authorization": f"Bearer {made.json()['token']}"}
+    config = {"url": "http://127.0.0.1:9", "auth": {"token": "t"}, "subscription": str(uuid.uuid4())}
+    body = {"kind": "koppelhub", "organisatie": ORG, "config": config, "scheduleSeconds": 5, "enabled": False}
+
+    refused = await api_client.post("/api/v1/connectors", json=body, headers=beheerder)
+    created = await api_client.post("/api/v1/connectors", json=body, headers=auth)
+    assert created.status_code == 201, created.text
+    changed = await api_client.patch(
+        f"/api/v1/connectors/{created.json()['id']}",
+        json={"config": {"url": "http://127.0.0.1:10"}},
+        headers=beheerder,
+    )
+
+    for response in (refused, changed):
+        assert response.status_code == 403, response.text
+        assert "functioneel-beheerder" in response.json()["detail"]

@@ -21,6 +21,7 @@ from hub.adapters.memory import (
     InMemoryFingerprintStore,
 )
 from hub.adapters.memory.connectors import InMemoryImportStore
+from hub.errors import BrokerUnavailable
 from hub.ports import ConnectorRecord
 from hub.services.connectors import ConnectorRunner
 from hub.settings import ConnectorSettings
@@ -224,3 +225,21 @@ async def test_an_invalid_event_is_a_row_error_and_the_others_go_through(
     assert after.last_error is None
     assert sorted(e["id"] for e in follower.published()) == ["e-1", "e-3"]
     assert after.last_counts is not None and after.last_counts["invalid"] == 1
+
+
+async def test_a_page_the_log_did_not_acknowledge_leaves_the_checkpoint_where_it_was(
+    follower: Follower, fake: HubFake
+) -> None:
+    fake.add(vastgelegd(1), vastgelegd(2))
+    record = await follower.connector(fake)
+    first = await follower.run(record)
+    fake.add(vastgelegd(3), vastgelegd(4))
+    follower.log.unavailable = BrokerUnavailable("the broker is down")
+
+    failed = await follower.run(record)
+    follower.log.unavailable = None
+    again = await follower.run(record)
+
+    assert failed.last_error is not None and failed.checkpoint == first.checkpoint
+    assert again.last_error is None and again.last_counts is not None and again.last_counts["published"] == 2
+    assert sorted(e["id"] for e in follower.published()) == ["e-1", "e-2", "e-3", "e-4"]
