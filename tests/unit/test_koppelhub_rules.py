@@ -3,6 +3,7 @@ and how an event is marked so it never returns to a hub it was on."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -94,3 +95,71 @@ def test_a_chain_of_three_hubs_following_each_other_in_a_ring_stops_where_it_beg
     assert at_c is not None and via(at_c) == [A, B]
 
     assert relayed(at_c, here=A, there=C) is None
+
+
+@dataclass
+class Federation:
+    archive: dict[str, list[dict[str, Any]]]
+    per_round: list[int]  # events republished per round
+    duplicates: int = 0  # republished to a hub that already had the event (dedupe absorbed it)
+    echoes: int = 0  # republished to the hub the event was first published on
+
+
+def _federate(follows: dict[str, list[str]], published: dict[str, int]) -> Federation:
+    """Hubs as archives with the projector's dedupe on source+id, each following the hubs in
+    ``follows`` with one cursor per followed hub; rounds until a round republishes nothing."""
+    f = Federation({h: [] for h in follows}, [])
+    for hub, n in published.items():
+        f.archive[hub] += [event(id=f"{hub}-{i}", source=f"{hub}:import:org-1") for i in range(n)]
+    cursors = {(h, other): 0 for h, others in follows.items() for other in others}
+    while len(f.per_round) < 20:
+        republished = 0
+        for (here, there), at in cursors.items():
+            page = f.archive[there][at:]
+            cursors[(here, there)] = len(f.archive[there])
+            for e in page:
+                out = relayed(e, here=here, there=there)
+                if out is None:
+                    continue
+                republished += 1
+                f.echoes += out["source"].startswith(here + ":")
+                if any((x["source"], x["id"]) == (out["source"], out["id"]) for x in f.archive[here]):
+                    f.duplicates += 1
+                else:
+                    f.archive[here].append(out)
+        f.per_round.append(republished)
+        if republished == 0:
+            break
+    return f
+
+
+STAR = {"R": ["1", "2", "3"], "1": ["R"], "2": ["R"], "3": ["R"]}
+MESH = {h: [o for o in "1234" if o != h] for h in "1234"}
+RING = {"1": ["3"], "2": ["1"], "3": ["2"]}
+
+
+@pytest.mark.parametrize(
+    "follows", [pytest.param(STAR, id="star"), pytest.param(MESH, id="mesh"), pytest.param(RING, id="ring")]
+)
+def test_hubs_following_each_other_in_any_shape_converge_take_nothing_back_and_go_quiet(
+    follows: dict[str, list[str]],
+) -> None:
+    published = {h: 2 for h in follows}
+
+    f = _federate(follows, published)
+
+    everything = sorted((f"{h}:import:org-1", f"{h}-{i}") for h, n in published.items() for i in range(n))
+    for hub, events in f.archive.items():
+        assert sorted((e["source"], e["id"]) for e in events) == everything, hub
+    assert f.echoes == 0
+    assert f.per_round[-1] == 0 and len(f.per_round) <= len(follows) + 1
+
+
+@pytest.mark.parametrize("follows", [pytest.param(STAR, id="star"), pytest.param(RING, id="ring")])
+def test_in_a_star_or_a_ring_every_event_is_republished_once_per_hub_it_reaches(
+    follows: dict[str, list[str]],
+) -> None:
+    f = _federate(follows, {h: 2 for h in follows})
+
+    assert f.duplicates == 0
+    assert sum(f.per_round) == 2 * len(follows) * (len(follows) - 1)
