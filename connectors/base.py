@@ -169,6 +169,8 @@ class ConnectorContext:
     http_transport: httpx.AsyncBaseTransport | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
     limits: ImportLimits = field(default_factory=ImportLimits)
+    #: This hub's identity (KOPPELHUB_SOURCE_URN): federation skips events that came from it.
+    hub: str = ""
 
 
 C = TypeVar("C", bound=BaseModel)
@@ -193,6 +195,10 @@ class Connector(ABC, Generic[C]):
     withdrawable: ClassVar[frozenset[str] | None] = None
     #: Event types :meth:`apply` writes back by default (``writeBack: true``); empty: none.
     consumes: ClassVar[tuple[str, ...]] = ()
+    #: True: the connector publishes events about every organisation's objects, with the sources
+    #: they were published under (federation), past the owner checks other kinds keep; only a
+    #: principal with the right for all organisations may create or change one.
+    hub_wide: ClassVar[bool] = False
 
     def __init__(self, config: C, context: ConnectorContext) -> None:
         self.config = config
@@ -229,6 +235,13 @@ class Connector(ABC, Generic[C]):
     def passthrough(self) -> bool:
         """True: records become :class:`Item` events (:meth:`item`, :meth:`event`) rather than
         landscape objects (:meth:`map`); the runner keeps each item's published fields."""
+        return False
+
+    @property
+    def relay(self) -> bool:
+        """True: each record's ``data`` is a whole CloudEvent (structured JSON) that the runner
+        publishes as it is, with its own ``source`` and ``id`` (federation); no fingerprints are
+        kept, the projector's dedupe on source+id absorbs an event that arrives twice."""
         return False
 
     def item(self, record: Record) -> Item:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from connectors.ameff.connector import AmeffConnector
+from connectors.koppelhub.connector import KoppelhubConnector
 from connectors.registry import KINDS
 from connectors.rest.connector import RestConnector
 from connectors.signalen.connector import SignalenConnector
@@ -14,6 +15,7 @@ __all__ = [
     "AmeffConnector",
     "CsvConnector",
     "ExcelConnector",
+    "KoppelhubConnector",
     "RestConnector",
     "SignalenConnector",
     "SoftwarecatalogusConnector",

@@ -118,6 +118,21 @@ def _check_owner(principal: Principal, organisatie: str) -> None:
         )
 
 
+def _check_hub_wide(principal: Principal, kind: str) -> None:
+    """A hub-wide kind (``koppelhub``) republishes events of every organisation under their own
+    sources: whoever points one at a hub could speak for anyone, so only the right for all
+    organisations (functioneel-beheerder) may create or change one."""
+    cls = KINDS.get(kind)
+    if cls is not None and cls.hub_wide and not may(principal, Action.MANAGE_KOPPELINGEN, None):
+        raise forbidden(
+            principal,
+            Action.MANAGE_KOPPELINGEN,
+            f"a {kind} connector publishes events of every organisation: only a role that manages "
+            f"connectors for all organisations (functioneel-beheerder) may create or change one, "
+            f"not {principal.role.value}",
+        )
+
+
 async def _validated(kind: str, organisatie: str, config: dict[str, Any], ctx: ApiContext) -> dict[str, Any]:
     cls = KINDS.get(kind)
     if cls is None:
@@ -194,6 +209,7 @@ async def _check_location(location: str, ctx: ApiContext) -> None:
 @router.post("", status_code=201, summary="Create a connector")
 async def create_connector(body: ConnectorCreate, principal: ConnectorManager, ctx: Ctx) -> JSONResponse:
     _check_owner(principal, body.organisatie)
+    _check_hub_wide(principal, body.kind)
     config = await _validated(body.kind, body.organisatie, body.config, ctx)
     _check_schedule(body.kind, body.scheduleSeconds)
     record = await _store(ctx).create(
@@ -243,6 +259,7 @@ async def patch_connector(
     connector_id: uuid.UUID, body: ConnectorPatch, principal: ConnectorManager, ctx: Ctx
 ) -> dict[str, Any]:
     record = await _get(connector_id, principal, ctx)
+    _check_hub_wide(principal, record.kind)
     values: dict[str, Any] = {}
     if body.config is not None:
         values["config"] = await _validated(

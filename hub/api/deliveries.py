@@ -207,7 +207,13 @@ async def pull_events(
         raise ProblemError(
             400, "Invalid cursor", str(e), errors=[{"field": "after", "message": str(e)}]
         ) from e
-    # `next` is always given: at the end it is where to poll from later.
+    # `next` is always given: at the end it is where to poll from later. `hub` names this hub
+    # (its source URN), so a federation connector following it knows where events came from.
     owner = getattr(request.state, SUBSCRIPTION_STATE).organisatie  # set by owned_subscription
     items = [visible_event(e, owner) for e in page.events]  # private fields stay with their owner
-    return {"items": items, "next": encode_cursor("e", page.last_seq), "more": page.more}
+    return {
+        "items": items,
+        "next": encode_cursor("e", page.last_seq),
+        "more": page.more,
+        "hub": ctx.settings.source_urn,
+    }

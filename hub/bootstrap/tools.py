@@ -108,7 +108,7 @@ def connector_runner(
 def connector_contexts(settings: Settings) -> ConnectorContexts:
     """Contexts of connector instances, their requests guarded by KOPPELHUB_CONNECTORS_ALLOW_NETWORKS."""
     egress_ = egress(NetworkPolicy.parse(settings.connectors.allow_networks))
-    return ConnectorContexts(settings.connectors, settings.data_dir, egress_)
+    return ConnectorContexts(settings.connectors, settings.data_dir, egress_, settings.source_urn)
 
 
 @contextlib.asynccontextmanager

@@ -34,6 +34,7 @@ from hub.ports.metrics import NO_METRICS, Metrics
 from hub.services.imports import FORCE, ImportLifecycle, ImportSpec, import_connector, import_scope, owner
 from hub.services.ownership import Owners
 from hub.services.passthrough import PassThroughRun
+from hub.services.relay import RelayRun
 from hub.services.sync import Interrupted, Progress, SyncRun, Tally
 from hub.settings import ConnectorSettings
 from hub.tracing import tracer
@@ -56,6 +57,8 @@ class ConnectorContexts:
     settings: ConnectorSettings
     data_dir: Path
     egress: Egress | None = None
+    #: This hub's identity (its source URN), which federation connectors must not take back.
+    hub: str = ""
 
     def __call__(
         self, organisatie: str, scope: str, *, xml: bool = False, roots: tuple[Path, ...] = ()
@@ -69,6 +72,7 @@ class ConnectorContexts:
             egress=self.egress,
             max_bytes=min(s.max_xml_bytes, s.max_upload_bytes) if xml else s.max_upload_bytes,
             http_timeout_s=s.http_timeout_seconds,
+            hub=self.hub,
             limits=ImportLimits(
                 max_rows=s.import_max_rows,
                 max_cells=s.import_max_cells,
@@ -109,7 +113,7 @@ class ConnectorRunner:
         self.event_log, self.settings, self.hub_urn = event_log, settings, hub_urn
         self.data_dir = data_dir
         self.egress = egress
-        self.contexts = ConnectorContexts(settings, data_dir, egress)
+        self.contexts = ConnectorContexts(settings, data_dir, egress, hub_urn)
         #: The one path of every import (create → start → run → finish).
         self.lifecycle = ImportLifecycle(imports, self.uploads_dir, self._execute)
         self._stopping = asyncio.Event()
@@ -216,7 +220,18 @@ class ConnectorRunner:
             ctx = self.context(record.organisatie, str(record.id), xml=record.kind == "ameff")
             connector = create(record.kind, record.config, ctx)
             owner_ = Owner("connector", record.id)
-            if connector.passthrough:
+            if connector.relay:
+                relaying = RelayRun(
+                    connector,
+                    scope,
+                    owner_,
+                    self.fingerprints,
+                    self.event_log,
+                    max_event_bytes=self.settings.max_event_bytes,
+                    on_progress=self._check_stop,
+                )
+                tally = await relaying.execute(record.checkpoint)
+            elif connector.passthrough:
                 passing = PassThroughRun(
                     connector, scope, owner_, self.fingerprints, self.event_log, on_progress=self._check_stop
                 )

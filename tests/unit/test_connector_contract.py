@@ -23,6 +23,8 @@ from schemas import CloudEvent
 from schemas.envelope import validate_event
 from schemas.landscape import validate_landscape_event
 from subscriptions.ssrf import NetworkPolicy
+from tests.support.hub_fake import TOKEN as HUB_TOKEN
+from tests.support.hub_fake import HubFake
 from tests.support.openregister_fake import OpenRegisterFake
 from tests.support.signalen_fake import SignalenFake
 
@@ -38,6 +40,9 @@ def _web_sample(kind: str, config: dict[str, Any], servers: Servers) -> dict[str
         return {**config, "url": servers.rest_url}
     if kind == "softwarecatalogus":
         return {**config, "url": servers.catalogue.url, "auth": {"basic": servers.catalogue_user}}
+    if kind == "koppelhub":
+        hub = servers.koppelhub
+        return {**config, "url": hub.url, "auth": {"token": HUB_TOKEN}, "subscription": str(hub.subscription)}
     return config
 
 
@@ -55,6 +60,9 @@ async def emitted(kind: str, directory: Path, servers: Servers) -> list[dict[str
     events = []
     async for batch in connector.fetch(None):
         for record in batch.records:
+            if connector.relay:  # whole events from another hub, published as they are
+                events.append(dict(record.data))
+                continue
             if connector.passthrough:
                 item = connector.item(record)
                 attrs = connector.event(item, None)
@@ -92,6 +100,7 @@ class Servers:
     rest_url: str
     catalogue: OpenRegisterFake
     catalogue_user: dict[str, str]
+    koppelhub: HubFake
 
 
 @pytest.fixture
@@ -112,7 +121,17 @@ async def servers() -> AsyncIterator[Servers]:
     catalogue.add("organisatie", {"id": own, "naam": "Gemeente Voorbeeldstad", "type": "Gemeente"})
     catalogue.add("gebruik", {"afnemer": own, "module": "m-1", "status": "In productie"}, organisation=own)
     user = catalogue.user("gemeente-voorbeeldstad", own)
-    yield Servers(signalen, f"http://127.0.0.1:{runner.addresses[0][1]}/api/producten", catalogue, user)
+    other_hub = await HubFake("urn:nld:oin:00000000000000000001:systeem:koppelhub").start()
+    other_hub.add(
+        {
+            "specversion": "1.0", "id": "e-1", "source": "urn:nld:oin:00000000000000000099:systeem:cmdb",
+            "type": "nl.softwarecatalogus.applicatie.vastgelegd.v1", "subject": "app-1",
+            "datacontenttype": "application/json", "data": {"id": "app-1", "naam": "Zaaksysteem"},
+        }
+    )  # fmt: skip
+    rest_url = f"http://127.0.0.1:{runner.addresses[0][1]}/api/producten"
+    yield Servers(signalen, rest_url, catalogue, user, other_hub)
+    await other_hub.stop()
     await catalogue.stop()
     await runner.cleanup()
     await signalen.stop()

@@ -52,3 +52,14 @@ async def test_pull_with_a_forged_cursor_is_a_400_naming_after(
     )
     assert response.status_code == 400
     assert response.json()["errors"][0]["field"] == "after"
+
+
+async def test_a_pull_page_names_the_hub_that_answers_it(
+    client: httpx.AsyncClient, auth: dict[str, str], sink: WebhookSink
+) -> None:
+    sub = await subscribe(client, auth, sink.url)
+
+    response = await client.get(f"/api/v1/subscriptions/{sub['id']}/events", headers=auth)
+
+    assert response.status_code == 200, response.text
+    assert response.json()["hub"] == "urn:nld:oin:00000000000000000000:systeem:koppelhub"

@@ -1,0 +1,1 @@
+"""Connector kind ``koppelhub``: hub-to-hub federation (see :mod:`connectors.koppelhub.connector`)."""
