@@ -19,6 +19,7 @@ from connectors import kinds as _kinds  # noqa: F401 - registers every connector
 from connectors.base import ConnectorError
 from connectors.registry import KINDS, create, merge_config, public_config, stored_config
 from connectors.sources import is_url
+from hub.api.audit_trail import ChangeAudit
 from hub.api.auth import ConnectorManager, Principal, forbidden
 from hub.api.context import ApiContext, context
 from hub.api.problems import ProblemError, field_message
@@ -192,7 +193,9 @@ async def _check_location(location: str, ctx: ApiContext) -> None:
 
 
 @router.post("", status_code=201, summary="Create a connector")
-async def create_connector(body: ConnectorCreate, principal: ConnectorManager, ctx: Ctx) -> JSONResponse:
+async def create_connector(
+    body: ConnectorCreate, principal: ConnectorManager, ctx: Ctx, audit: ChangeAudit
+) -> JSONResponse:
     _check_owner(principal, body.organisatie)
     config = await _validated(body.kind, body.organisatie, body.config, ctx)
     _check_schedule(body.kind, body.scheduleSeconds)
@@ -202,6 +205,7 @@ async def create_connector(body: ConnectorCreate, principal: ConnectorManager, c
         config=config,
         schedule_seconds=body.scheduleSeconds,
         enabled=body.enabled,
+        audit=audit.change(201),
     )
     await sync_write_back(ctx.subscriptions, record)
     if ctx.wake_connectors:
@@ -240,7 +244,7 @@ async def get_connector(connector_id: uuid.UUID, principal: ConnectorManager, ct
 
 @router.patch("/{connector_id}", summary="Change config, schedule or enabled")
 async def patch_connector(
-    connector_id: uuid.UUID, body: ConnectorPatch, principal: ConnectorManager, ctx: Ctx
+    connector_id: uuid.UUID, body: ConnectorPatch, principal: ConnectorManager, ctx: Ctx, audit: ChangeAudit
 ) -> dict[str, Any]:
     record = await _get(connector_id, principal, ctx)
     values: dict[str, Any] = {}
@@ -255,15 +259,17 @@ async def patch_connector(
         values["enabled"] = body.enabled
     if not values:
         return connector_json(record)
-    updated = await _store(ctx).update(connector_id, **values)
+    updated = await _store(ctx).update(connector_id, audit=audit.change(200), **values)
     await sync_write_back(ctx.subscriptions, updated)
     return connector_json(updated)
 
 
 @router.delete("/{connector_id}", status_code=204, summary="Delete a connector")
-async def delete_connector(connector_id: uuid.UUID, principal: ConnectorManager, ctx: Ctx) -> Response:
+async def delete_connector(
+    connector_id: uuid.UUID, principal: ConnectorManager, ctx: Ctx, audit: ChangeAudit
+) -> Response:
     await _get(connector_id, principal, ctx)
-    await _store(ctx).delete(connector_id)
+    await _store(ctx).delete(connector_id, audit=audit.change(204))
     await remove_write_back(ctx.subscriptions, connector_id)
     return Response(status_code=204)
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from hub.api.audit_trail import ChangeAudit
 from hub.api.auth import SubscriptionManager
 from hub.api.context import ApiContext, context
 from hub.api.ownership import owned_subscription, subscription_owner
@@ -90,7 +91,11 @@ def _auth_columns(options: DeliveryOptions) -> dict[str, Any]:
 
 @router.post("", status_code=201, summary="Create a subscription; the response shows its secret once")
 async def create_subscription(
-    body: NewSubscription, principal: SubscriptionManager, ctx: Ctx, validate: Validate = None
+    body: NewSubscription,
+    principal: SubscriptionManager,
+    ctx: Ctx,
+    audit: ChangeAudit,
+    validate: Validate = None,
 ) -> JSONResponse:
     organisatie = subscription_owner(
         principal, body.organisatie, given="organisatie" in body.model_fields_set
@@ -118,6 +123,7 @@ async def create_subscription(
         handshake=checked.status,
         allowed_rate=checked.allowed_rate,
         organisatie=organisatie,
+        audit=audit.change(201),
     )
     location = {"Location": f"{router.prefix}/{record.id}"}  # also the audit trail's target
     return JSONResponse({**subscription_json(record), "secret": secret}, status_code=201, headers=location)
@@ -140,6 +146,7 @@ async def update_subscription(
     body: SubscriptionUpdate,
     _: SubscriptionManager,
     ctx: Ctx,
+    audit: ChangeAudit,
     validate: Validate = None,
 ) -> dict[str, Any]:
     given = body.given()
@@ -163,7 +170,9 @@ async def update_subscription(
                 changes |= {"sink": sink, "handshake": checked.status, "allowed_rate": checked.allowed_rate}
             else:
                 await check_reachable(ctx, sink, auth, validate=False)
-        record = await ctx.subscriptions.update(subscription_id, changes, enabled=body.enabled)
+        record = await ctx.subscriptions.update(
+            subscription_id, changes, enabled=body.enabled, audit=audit.change(200)
+        )
     except NotFound as e:
         raise ProblemError(404, "Not found", str(e)) from e
     return subscription_json(record)
@@ -172,11 +181,15 @@ async def update_subscription(
 @router.post(
     "/{subscription_id}/secret/rotate", summary="New signing secret; the old one signs during the grace"
 )
-async def rotate_secret(subscription_id: uuid.UUID, _: SubscriptionManager, ctx: Ctx) -> dict[str, Any]:
+async def rotate_secret(
+    subscription_id: uuid.UUID, _: SubscriptionManager, ctx: Ctx, audit: ChangeAudit
+) -> dict[str, Any]:
     secret = generate_secret()
     grace = ctx.settings.delivery.secret_grace_seconds
     try:
-        expires = await ctx.subscriptions.rotate_secret(subscription_id, secret, grace)
+        expires = await ctx.subscriptions.rotate_secret(
+            subscription_id, secret, grace, audit=audit.change(200)
+        )
     except NotFound as e:
         raise ProblemError(404, "Not found", str(e)) from e
     return {"secret": secret, "previousSecretExpiresAt": expires.isoformat()}
@@ -253,9 +266,11 @@ async def get_subscription(subscription_id: uuid.UUID, _: SubscriptionManager, c
 
 
 @router.delete("/{subscription_id}", status_code=204, summary="Delete a subscription and its queue")
-async def delete_subscription(subscription_id: uuid.UUID, _: SubscriptionManager, ctx: Ctx) -> Response:
+async def delete_subscription(
+    subscription_id: uuid.UUID, _: SubscriptionManager, ctx: Ctx, audit: ChangeAudit
+) -> Response:
     try:
-        await ctx.subscriptions.delete(subscription_id)
+        await ctx.subscriptions.delete(subscription_id, audit=audit.change(204))
     except NotFound as e:
         raise ProblemError(404, "Not found", str(e)) from e
     return Response(status_code=204)

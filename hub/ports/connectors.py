@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from hub.paging import Page
+from hub.ports.audit import AuditEntry
 
 Key = tuple[str, str]  # (objecttype, object id)
 
@@ -135,8 +136,17 @@ class ConnectorStore(Protocol):
     """ConnectorStore"""
 
     async def create(
-        self, *, kind: str, organisatie: str, config: dict[str, Any], schedule_seconds: int, enabled: bool
+        self,
+        *,
+        kind: str,
+        organisatie: str,
+        config: dict[str, Any],
+        schedule_seconds: int,
+        enabled: bool,
+        audit: AuditEntry | None = None,
     ) -> ConnectorRecord:
+        """A new connector; ``audit`` (as on every write here) is written in the same
+        transaction, its ``{id}`` the new connector's; a write that fails leaves none."""
         ...
 
     async def get(self, connector_id: uuid.UUID) -> ConnectorRecord:
@@ -145,11 +155,13 @@ class ConnectorStore(Protocol):
     async def all(self, *, organisatie: str | None = None) -> list[ConnectorRecord]:
         ...
 
-    async def update(self, connector_id: uuid.UUID, **values: Any) -> ConnectorRecord:
+    async def update(
+        self, connector_id: uuid.UUID, *, audit: AuditEntry | None = None, **values: Any
+    ) -> ConnectorRecord:
         """Change config, schedule or enabled; a changed config starts over (checkpoint cleared)."""
         ...
 
-    async def delete(self, connector_id: uuid.UUID) -> None:
+    async def delete(self, connector_id: uuid.UUID, *, audit: AuditEntry | None = None) -> None:
         ...
 
     async def request_run(self, connector_id: uuid.UUID) -> None:

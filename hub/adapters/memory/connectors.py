@@ -16,9 +16,11 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from hub.adapters.memory.audit import InMemoryAuditLog
 from hub.errors import NotFound
 from hub.paging import Page, decode_time_cursor, time_cursor
 from hub.ports import ConnectorRecord, ImportRecord
+from hub.ports.audit import AuditEntry
 from hub.ports.connectors import BatchCommit, Fingerprint, Key, Owner, RowError, SyncScope
 
 __all__ = [
@@ -74,11 +76,25 @@ def _connector(tables: InMemoryConnectorTables, connector_id: uuid.UUID) -> _Hel
 class InMemoryConnectorStore:
     """Connector instances: CRUD for the API, due-claims with leases for the runner."""
 
-    def __init__(self, tables: InMemoryConnectorTables, *, lease_seconds: float = 300.0) -> None:
+    def __init__(
+        self,
+        tables: InMemoryConnectorTables,
+        *,
+        lease_seconds: float = 300.0,
+        audit_log: InMemoryAuditLog | None = None,
+    ) -> None:
         self._t, self._lease = tables, timedelta(seconds=lease_seconds)
+        self._audit = audit_log or InMemoryAuditLog()  # the twin of the audit table
 
     async def create(
-        self, *, kind: str, organisatie: str, config: dict[str, Any], schedule_seconds: int, enabled: bool
+        self,
+        *,
+        kind: str,
+        organisatie: str,
+        config: dict[str, Any],
+        schedule_seconds: int,
+        enabled: bool,
+        audit: AuditEntry | None = None,
     ) -> ConnectorRecord:
         now = self._t.clock()
         record = ConnectorRecord(
@@ -100,6 +116,7 @@ class InMemoryConnectorStore:
             updated_at=now,
         )
         self._t.connectors[record.id] = _Held(record)
+        self._audit.append(audit, record.id)
         return record
 
     async def get(self, connector_id: uuid.UUID) -> ConnectorRecord:
@@ -112,18 +129,22 @@ class InMemoryConnectorStore:
             found = [r for r in found if r.organisatie == organisatie]
         return sorted(found, key=lambda r: (r.created_at, r.id))
 
-    async def update(self, connector_id: uuid.UUID, **values: Any) -> ConnectorRecord:
+    async def update(
+        self, connector_id: uuid.UUID, *, audit: AuditEntry | None = None, **values: Any
+    ) -> ConnectorRecord:
         """Change config, schedule or enabled; a changed config starts over (checkpoint cleared)."""
         held = _connector(self._t, connector_id)
         if "config" in values:
             values["checkpoint"] = None
         held.record = replace(held.record, **values, updated_at=self._t.clock())
+        self._audit.append(audit, connector_id)
         record: ConnectorRecord = held.record
         return record
 
-    async def delete(self, connector_id: uuid.UUID) -> None:
+    async def delete(self, connector_id: uuid.UUID, *, audit: AuditEntry | None = None) -> None:
         _connector(self._t, connector_id)
         del self._t.connectors[connector_id]
+        self._audit.append(audit, connector_id)
 
     async def request_run(self, connector_id: uuid.UUID) -> None:
         """Make the connector due now (the runner picks it up at its next poll)."""
@@ -175,8 +196,15 @@ class InMemoryConnectorStore:
 class InMemoryImportStore:
     """Uploaded imports: queue, claim with leases, status and row errors."""
 
-    def __init__(self, tables: InMemoryConnectorTables, *, lease_seconds: float = 300.0) -> None:
+    def __init__(
+        self,
+        tables: InMemoryConnectorTables,
+        *,
+        lease_seconds: float = 300.0,
+        audit_log: InMemoryAuditLog | None = None,
+    ) -> None:
         self._t, self._lease = tables, timedelta(seconds=lease_seconds)
+        self._audit = audit_log or InMemoryAuditLog()  # the twin of the audit table
 
     async def create(
         self,
@@ -308,8 +336,15 @@ class InMemoryImportStore:
 class InMemoryFingerprintStore:
     """What each source published last, and its owner's progress committed with it."""
 
-    def __init__(self, tables: InMemoryConnectorTables, *, lease_seconds: float = 300.0) -> None:
+    def __init__(
+        self,
+        tables: InMemoryConnectorTables,
+        *,
+        lease_seconds: float = 300.0,
+        audit_log: InMemoryAuditLog | None = None,
+    ) -> None:
         self._t, self._lease = tables, timedelta(seconds=lease_seconds)
+        self._audit = audit_log or InMemoryAuditLog()  # the twin of the audit table
 
     def _scope(self, scope: SyncScope) -> dict[Key, _Print]:
         return self._t.fingerprints.setdefault((scope.source, scope.organisatie), {})
