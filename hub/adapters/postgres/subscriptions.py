@@ -22,7 +22,7 @@ from hub.ports.audit import AuditEntry
 from hub.ports.subscriptions import CREATE_ONLY, UPDATABLE
 from subscriptions.lifecycle import ACTIVE, PAUSE_REASON, PAUSED
 
-_SECRET = ("secret", "owner", "previous_secret")
+_SECRET = ("secret", "previous_secret")
 _PUBLIC = [c for c in subscriptions.c if c.name not in _SECRET]
 
 __all__ = ["UPDATABLE", "PostgresSubscriptionStore"]
