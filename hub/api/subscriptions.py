@@ -18,6 +18,7 @@ from hub.errors import NotFound
 from hub.paging import BadCursor
 from hub.ports.subscriptions import SUBSCRIPTION_FILTERS, SubscriptionDetails, SubscriptionFilter
 from hub.services.access import Action, visible_organisations
+from hub.services.writeback_subscriptions import is_write_back
 from subscriptions.egress import client_ssl_context
 from subscriptions.filters import dump_filters
 from subscriptions.lifecycle import ACTIVE, DISABLED, PAUSED
@@ -129,6 +130,20 @@ async def create_subscription(
     return JSONResponse({**subscription_json(record), "secret": secret}, status_code=201, headers=location)
 
 
+def _refuse_write_back(current: SubscriptionDetails) -> None:
+    """A connector's write-back subscription is the hub's: its sink, selection, schedule and
+    life cycle follow the connector, so changing or deleting it here is a 409 that says where."""
+    if is_write_back(current):
+        connector = current.config.get("connector") or current.sink.removeprefix("connector:")
+        raise ProblemError(
+            409,
+            "Managed by its connector",
+            f"subscription {current.id} is connector {connector}'s write-back; the hub keeps its sink, "
+            f"selection, retry schedule and state in step with the connector: change "
+            f"config.writeBack or enabled with PATCH /api/v1/connectors/{connector}, or DELETE the connector",
+        )
+
+
 _DIRECT = (
     "source",
     "types",
@@ -161,6 +176,7 @@ async def update_subscription(
         changes["auth"] = _auth_columns(body)
     try:
         current = await ctx.subscriptions.get(subscription_id)
+        _refuse_write_back(current)
         if "sink" in given or "auth" in given:
             sink = body.sink or current.sink
             auth = changes.get("auth", dict(current.auth))
@@ -270,6 +286,7 @@ async def delete_subscription(
     subscription_id: uuid.UUID, _: SubscriptionManager, ctx: Ctx, audit: ChangeAudit
 ) -> Response:
     try:
+        _refuse_write_back(await ctx.subscriptions.get(subscription_id))
         await ctx.subscriptions.delete(subscription_id, audit=audit.change(204))
     except NotFound as e:
         raise ProblemError(404, "Not found", str(e)) from e
