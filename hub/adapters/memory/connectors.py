@@ -10,8 +10,9 @@ one run out by moving the clock.
 
 from __future__ import annotations
 
+import copy
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -48,6 +49,7 @@ class _Print:
     hash: str | None
     generation: int
     seen: uuid.UUID | None
+    data: dict[str, Any] | None = None  # pass-through items: the fields published last
 
 
 @dataclass
@@ -57,6 +59,12 @@ class InMemoryConnectorTables:
     imports: dict[uuid.UUID, _Held] = field(default_factory=dict)
     import_errors: dict[uuid.UUID, list[RowError]] = field(default_factory=dict)
     fingerprints: dict[tuple[str, str], dict[Key, _Print]] = field(default_factory=dict)
+
+
+def _copy(data: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A stored copy, as a JSON column would hold it: later changes to the caller's dict or to
+    what ``known`` returned do not reach the store."""
+    return None if data is None else copy.deepcopy(dict(data))
 
 
 def _import(tables: InMemoryConnectorTables, import_id: uuid.UUID) -> _Held:
@@ -196,15 +204,8 @@ class InMemoryConnectorStore:
 class InMemoryImportStore:
     """Uploaded imports: queue, claim with leases, status and row errors."""
 
-    def __init__(
-        self,
-        tables: InMemoryConnectorTables,
-        *,
-        lease_seconds: float = 300.0,
-        audit_log: InMemoryAuditLog | None = None,
-    ) -> None:
+    def __init__(self, tables: InMemoryConnectorTables, *, lease_seconds: float = 300.0) -> None:
         self._t, self._lease = tables, timedelta(seconds=lease_seconds)
-        self._audit = audit_log or InMemoryAuditLog()  # the twin of the audit table
 
     async def create(
         self,
@@ -336,27 +337,26 @@ class InMemoryImportStore:
 class InMemoryFingerprintStore:
     """What each source published last, and its owner's progress committed with it."""
 
-    def __init__(
-        self,
-        tables: InMemoryConnectorTables,
-        *,
-        lease_seconds: float = 300.0,
-        audit_log: InMemoryAuditLog | None = None,
-    ) -> None:
+    def __init__(self, tables: InMemoryConnectorTables, *, lease_seconds: float = 300.0) -> None:
         self._t, self._lease = tables, timedelta(seconds=lease_seconds)
-        self._audit = audit_log or InMemoryAuditLog()  # the twin of the audit table
 
     def _scope(self, scope: SyncScope) -> dict[Key, _Print]:
         return self._t.fingerprints.setdefault((scope.source, scope.organisatie), {})
 
-    async def known(self, scope: SyncScope, keys: Sequence[Key]) -> dict[Key, Fingerprint]:
+    async def known(
+        self, scope: SyncScope, keys: Sequence[Key], *, with_data: bool = False
+    ) -> dict[Key, Fingerprint]:
         prints = self._t.fingerprints.get((scope.source, scope.organisatie), {})
-        return {k: Fingerprint(prints[k].hash, prints[k].generation) for k in keys if k in prints}
+        return {
+            k: Fingerprint(prints[k].hash, prints[k].generation, _copy(prints[k].data) if with_data else None)
+            for k in keys
+            if k in prints
+        }
 
     async def commit(self, scope: SyncScope, owner: Owner, batch: BatchCommit) -> None:
         prints = self._scope(scope)
         for p in batch.published:
-            prints[(p.objecttype, p.object_id)] = _Print(p.hash, p.generation, batch.run)
+            prints[(p.objecttype, p.object_id)] = _Print(p.hash, p.generation, batch.run, _copy(p.data))
         if batch.seen and batch.run is not None:
             for key in batch.seen:
                 if key in prints:
