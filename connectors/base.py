@@ -252,10 +252,11 @@ class Connector(ABC, Generic[C]):
     async def close(self) -> None:
         """Release what :meth:`apply` kept open between calls (an HTTP pool). Default: nothing."""
 
-    async def apply(self, event: Mapping[str, Any]) -> tuple[str, dict[str, Any], bool]:
+    async def apply(self, event: Mapping[str, Any]) -> tuple[str, dict[str, Any], bool] | None:
         """Write-back: apply one hub event (structured JSON) to the source system; the outcome
-        event's ``(type, data, refused)``. :class:`SourceUnavailable`: try again later;
-        :class:`SourceRefused`: refused for good."""
+        event's ``(type, data, refused)``, or None when applied and the kind publishes no
+        outcome event. :class:`SourceUnavailable`: try again later; :class:`SourceRefused`:
+        refused for good."""
         raise NotImplementedError(f"connector kind {self.name!r} does not write back")
 
     @classmethod

@@ -145,13 +145,16 @@ class ConnectorSink:
     async def _apply(self, entry: _Open, event: Mapping[str, Any], started: float) -> DeliveryOutcome:
         record, connector = entry.record, entry.connector
         try:
-            kind, data, refused = await connector.apply(event)
+            result = await connector.apply(event)
         except SourceUnavailable as e:
             return self._outcome(started, Disposition.RETRY, f"unavailable: {e}")
         except (SourceRefused, NotImplementedError) as e:
             return self._outcome(started, Disposition.PERMANENT, f"refused: {e}")
         except ConnectorError as e:
             return self._outcome(started, Disposition.RETRY, f"error: {e}")
+        if result is None:  # applied; the kind publishes no outcome event (the generic rest sink)
+            return self._outcome(started, Disposition.DELIVERED)
+        kind, data, refused = result
         source = getattr(connector.config, "source", None) or import_source(
             self.hub_urn, "connector", str(record.id)
         )

@@ -55,8 +55,11 @@ def write_back_selection(kind: str, organisatie: str, config: dict[str, Any]) ->
     subscription filter; the API answers it with a 400."""
     cls = KINDS[kind]
     wb = getattr(cls.config_model.model_validate(config), "writeBack", None)
-    if not isinstance(wb, WriteBackConfig) or not cls.consumes:
+    if not isinstance(wb, WriteBackConfig):
         return None
+    types = wb.types or list(cls.consumes)
+    if not types:
+        raise ValueError("config.writeBack.types: name the event types this connector applies")
     try:
         extra = dump_filters(parse_filters(wb.filters))
     except ValueError as e:
@@ -67,7 +70,7 @@ def write_back_selection(kind: str, organisatie: str, config: dict[str, Any]) ->
             "set config.writeBack.organisaties (default: the connector's own organisatie)"
         )
     return {
-        "types": wb.types or list(cls.consumes),
+        "types": types,
         "source": wb.source,
         "filters": [organisatie_filter(write_back_organisaties(organisatie, config)), *extra],
         "retry_schedule": wb.retrySchedule,
