@@ -176,3 +176,36 @@ async def test_the_internal_write_back_subscription_cannot_be_changed_through_th
     assert patched.headers["content-type"] == "application/problem+json"
     assert f"PATCH /api/v1/connectors/{created.json()['id']}" in patched.json()["detail"]
     assert await app.subscriptions.get(uuid.UUID(sid)) == before
+
+
+async def test_a_rest_connector_with_write_back_gets_a_subscription_for_the_types_it_names(
+    app: App, fake: SignalenFake
+) -> None:
+    source = {"url": f"{fake.url}/zaken", "mapping": {"type": "nl.zaken.zaak.gewijzigd.v1", "fields": {}}}
+    write_back = {
+        "url": f"{fake.url}/api/zaken/{{subject}}",
+        "method": "PATCH",
+        "body": {"status": "data.state"},
+    }
+    body = {"kind": "rest", "organisatie": GEM_A, "scheduleSeconds": 3600, "enabled": False}
+
+    created = await app.http.post(
+        "/api/v1/connectors",
+        json={
+            **body,
+            "config": {**source, "writeBack": {**write_back, "types": ["nl.zaken.status-verzoek.v1"]}},
+        },
+        headers=app.beheerder_a,
+    )
+    untyped = await app.http.post(
+        "/api/v1/connectors",
+        json={**body, "config": {**source, "writeBack": write_back}},
+        headers=app.beheerder_a,
+    )
+
+    assert created.status_code == 201, created.text
+    subscription = await app.subscriptions.get(uuid.UUID(created.json()["writeBackSubscription"]))
+    assert subscription.types == ["nl.zaken.status-verzoek.v1"]
+    assert subscription.filters == [{"exact": {"organisatie": GEM_A}}]
+    assert subscription.sink == f"connector:{created.json()['id']}"
+    assert untyped.status_code == 400 and "types" in untyped.json()["detail"]
