@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -15,17 +16,19 @@ from hub.adapters.memory import (
     InMemoryConnectorStore,
     InMemoryConnectorTables,
     InMemoryDatabase,
+    InMemoryDeliveryStore,
     InMemorySubscriptionStore,
     InMemoryTokenStore,
 )
 from hub.adapters.memory.audit import InMemoryAuditLog
 from hub.adapters.postgres.audit import PostgresAuditLog
 from hub.adapters.postgres.connectors import PostgresConnectorStore
+from hub.adapters.postgres.deliveries import PostgresDeliveryStore
 from hub.adapters.postgres.engine import create_engine
 from hub.adapters.postgres.subscriptions import PostgresSubscriptionStore
 from hub.adapters.postgres.tokens import PostgresTokenStore
 from hub.errors import NotFound, PermanentError
-from hub.ports import ConnectorStore, SubscriptionStore
+from hub.ports import ConnectorStore, DeliveryStore, SubscriptionStore
 from hub.ports.audit import AuditEntry, AuditLog, AuditQuery
 from hub.ports.tokens import TokenStore
 
@@ -36,6 +39,7 @@ class Stores:
     subscriptions: SubscriptionStore
     connectors: ConnectorStore
     audit: AuditLog
+    deliveries: DeliveryStore
 
     async def targets(self) -> list[str]:
         """Every entry's target, oldest first."""
@@ -46,12 +50,13 @@ class Stores:
 @pytest.fixture(params=["memory", "postgres"])
 async def stores(request: pytest.FixtureRequest) -> AsyncIterator[Stores]:
     if request.param == "memory":
-        log = InMemoryAuditLog()
+        log, db = InMemoryAuditLog(), InMemoryDatabase()
         yield Stores(
             InMemoryTokenStore(log),
-            InMemorySubscriptionStore(InMemoryDatabase(), log),
+            InMemorySubscriptionStore(db, log),
             InMemoryConnectorStore(InMemoryConnectorTables(), audit_log=log),
             log,
+            InMemoryDeliveryStore(db, log),
         )
         return
     engine = create_engine(request.getfixturevalue("database_url"), pool_size=2)
@@ -61,6 +66,7 @@ async def stores(request: pytest.FixtureRequest) -> AsyncIterator[Stores]:
             PostgresSubscriptionStore(engine),
             PostgresConnectorStore(engine),
             PostgresAuditLog(engine),
+            PostgresDeliveryStore(engine),
         )
     finally:
         await engine.dispose()
@@ -122,3 +128,24 @@ async def test_a_change_that_fails_leaves_no_entry_and_a_write_without_one_adds_
             await write
 
     assert await stores.targets() == []
+
+
+async def test_delivery_operations_write_their_entry_with_them_and_none_when_they_fail(
+    stores: Stores,
+) -> None:
+    sid = await _subscription(stores)
+    s = f"/api/v1/subscriptions/{sid}"
+    since = datetime.now(UTC) - timedelta(days=1)
+    await stores.deliveries.replay(sid, since, None, audit=entry("POST replay", s))
+    await stores.deliveries.recover(sid, since, audit=entry("POST recover", s))
+    unknown = uuid.uuid4()
+    failing = [
+        stores.deliveries.retry(sid, unknown, audit=entry("POST retry", "d")),
+        stores.deliveries.replay(unknown, since, None, audit=entry("POST replay", "r")),
+        stores.deliveries.recover(unknown, since, audit=entry("POST recover", "r")),
+    ]
+    for write in failing:
+        with pytest.raises(NotFound):
+            await write
+
+    assert await stores.targets() == [s, s]
