@@ -14,7 +14,7 @@ A plain ASGI middleware outside the request guard, so it sees the guard's 401s a
   (:class:`PendingAudit`, the ``ChangeAudit`` dependency) and hands it to the store's write as
   ``audit=``, so a change that fails leaves no entry and a change that was made always has
   one; the recorder then writes no second entry for that call. Calls whose store takes no
-  entry yet (imports, a connector's run, the operators' DLQ redrive and rebuild) and refused
+  entry yet (a connector's run, the operators' DLQ redrive and rebuild) and refused
   or failed calls get their entry from the recorder, in a transaction of its own after the
   answer is made;
 - the last part of the answer is held until the entry is written: a caller who saw the answer
@@ -53,16 +53,17 @@ class PendingAudit:
     body: bytearray = field(default_factory=bytearray)
     drafted: bool = False
 
-    def change(self, status: int) -> AuditEntry | None:
+    def change(self, status: int, *, created: bool = False) -> AuditEntry | None:
         """The entry for this call's change, answered with ``status``, to pass to the store's
         write as ``audit=`` (None when no recorder runs). Once drafted, the recorder writes no
         entry of its own for a call that succeeds: the store wrote it with the change. A
-        create's target is ``{id}`` under the collection, which the store fills in."""
+        create's target (a 201, or ``created``: a 202 that queued a new object) is ``{id}``
+        under the collection, which the store fills in."""
         if self.scope is None:
             return None
         self.drafted = True
         path = self.scope["path"]
-        if self.scope["method"] == "POST" and status == 201:
+        if self.scope["method"] == "POST" and (status == 201 or created):
             target = f"{path.rstrip('/')}/{{id}}"
         else:
             route = self.scope.get("route")

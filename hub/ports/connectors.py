@@ -237,7 +237,9 @@ class ImportStore(Protocol):
         filename: str,
         path: str,
         options: dict[str, Any],
+        audit: AuditEntry | None = None,
     ) -> ImportRecord:
+        """Queue an import; ``audit`` (its ``{id}`` the import's) in the same transaction."""
         ...
 
     async def get(self, import_id: uuid.UUID) -> ImportRecord:

@@ -17,6 +17,7 @@ from hub.adapters.memory import (
     InMemoryConnectorTables,
     InMemoryDatabase,
     InMemoryDeliveryStore,
+    InMemoryImportStore,
     InMemorySubscriptionStore,
     InMemoryTokenStore,
 )
@@ -25,10 +26,11 @@ from hub.adapters.postgres.audit import PostgresAuditLog
 from hub.adapters.postgres.connectors import PostgresConnectorStore
 from hub.adapters.postgres.deliveries import PostgresDeliveryStore
 from hub.adapters.postgres.engine import create_engine
+from hub.adapters.postgres.imports import PostgresImportStore
 from hub.adapters.postgres.subscriptions import PostgresSubscriptionStore
 from hub.adapters.postgres.tokens import PostgresTokenStore
 from hub.errors import NotFound, PermanentError
-from hub.ports import ConnectorStore, DeliveryStore, SubscriptionStore
+from hub.ports import ConnectorStore, DeliveryStore, ImportStore, SubscriptionStore
 from hub.ports.audit import AuditEntry, AuditLog, AuditQuery
 from hub.ports.tokens import TokenStore
 
@@ -40,6 +42,7 @@ class Stores:
     connectors: ConnectorStore
     audit: AuditLog
     deliveries: DeliveryStore
+    imports: ImportStore
 
     async def targets(self) -> list[str]:
         """Every entry's target, oldest first."""
@@ -57,6 +60,7 @@ async def stores(request: pytest.FixtureRequest) -> AsyncIterator[Stores]:
             InMemoryConnectorStore(InMemoryConnectorTables(), audit_log=log),
             log,
             InMemoryDeliveryStore(db, log),
+            InMemoryImportStore(InMemoryConnectorTables(), audit_log=log),
         )
         return
     engine = create_engine(request.getfixturevalue("database_url"), pool_size=2)
@@ -67,6 +71,7 @@ async def stores(request: pytest.FixtureRequest) -> AsyncIterator[Stores]:
             PostgresConnectorStore(engine),
             PostgresAuditLog(engine),
             PostgresDeliveryStore(engine),
+            PostgresImportStore(engine),
         )
     finally:
         await engine.dispose()
@@ -149,3 +154,14 @@ async def test_delivery_operations_write_their_entry_with_them_and_none_when_the
             await write
 
     assert await stores.targets() == [s, s]
+
+
+async def test_an_import_is_queued_with_its_entry_and_a_refused_one_leaves_none(stores: Stores) -> None:
+    import_id = uuid.uuid4()
+    values = dict(import_id=import_id, organisatie="gem-a", objecttype="gebruik", mode="incremental",
+                  filename="a.csv", path="/tmp/a.csv", options={})  # fmt: skip
+    await stores.imports.create(**values, audit=entry("POST", "/api/v1/imports/{id}"))  # type: ignore[arg-type]
+    with pytest.raises(PermanentError):  # the same id again
+        await stores.imports.create(**values, audit=entry("POST", "/api/v1/imports/{id}"))  # type: ignore[arg-type]
+
+    assert await stores.targets() == [f"/api/v1/imports/{import_id}"]

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hub.adapters.memory.audit import InMemoryAuditLog
-from hub.errors import NotFound
+from hub.errors import NotFound, PermanentError
 from hub.paging import Page, decode_time_cursor, time_cursor
 from hub.ports import ConnectorRecord, ImportRecord
 from hub.ports.audit import AuditEntry
@@ -204,8 +204,15 @@ class InMemoryConnectorStore:
 class InMemoryImportStore:
     """Uploaded imports: queue, claim with leases, status and row errors."""
 
-    def __init__(self, tables: InMemoryConnectorTables, *, lease_seconds: float = 300.0) -> None:
+    def __init__(
+        self,
+        tables: InMemoryConnectorTables,
+        *,
+        lease_seconds: float = 300.0,
+        audit_log: InMemoryAuditLog | None = None,
+    ) -> None:
         self._t, self._lease = tables, timedelta(seconds=lease_seconds)
+        self._audit = audit_log or InMemoryAuditLog()  # the twin of the audit table
 
     async def create(
         self,
@@ -217,7 +224,10 @@ class InMemoryImportStore:
         filename: str,
         path: str,
         options: dict[str, Any],
+        audit: AuditEntry | None = None,
     ) -> ImportRecord:
+        if import_id in self._t.imports:  # the primary key, as in PostgreSQL
+            raise PermanentError(f"import {import_id} exists already")
         record = ImportRecord(
             id=import_id,
             organisatie=organisatie,
@@ -236,6 +246,7 @@ class InMemoryImportStore:
             finished_at=None,
         )
         self._t.imports[import_id] = _Held(record)
+        self._audit.append(audit, import_id)
         return record
 
     async def get(self, import_id: uuid.UUID) -> ImportRecord:
