@@ -296,11 +296,13 @@ async def delete_connector(
 
 
 @router.post("/{connector_id}/run", status_code=202, summary="Run a connector now")
-async def run_connector(connector_id: uuid.UUID, principal: ConnectorManager, ctx: Ctx) -> JSONResponse:
+async def run_connector(
+    connector_id: uuid.UUID, principal: ConnectorManager, ctx: Ctx, audit: ChangeAudit
+) -> JSONResponse:
     record = await _get(connector_id, principal, ctx)
     if not record.enabled:
         raise ProblemError(409, "Connector disabled", "enable the connector before running it")
-    await _store(ctx).request_run(connector_id)
+    await _store(ctx).request_run(connector_id, audit=audit.change(202))
     if ctx.wake_connectors:
         ctx.wake_connectors()
     return JSONResponse({"id": str(connector_id), "status": "due"}, status_code=202)

@@ -164,8 +164,8 @@ class ConnectorStore(Protocol):
     async def delete(self, connector_id: uuid.UUID, *, audit: AuditEntry | None = None) -> None:
         ...
 
-    async def request_run(self, connector_id: uuid.UUID) -> None:
-        """Make the connector due now (the runner picks it up at its next poll)."""
+    async def request_run(self, connector_id: uuid.UUID, *, audit: AuditEntry | None = None) -> None:
+        """Make the connector due now (the runner picks it up at its next poll); ``audit`` with it."""
         ...
 
     async def claim_due(self, limit: int) -> list[ConnectorRecord]:

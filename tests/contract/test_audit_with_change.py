@@ -109,10 +109,11 @@ async def test_every_change_has_its_entry_written_with_it_and_a_create_names_the
     )  # fmt: skip
     c = f"/api/v1/connectors/{connector.id}"
     await stores.connectors.update(connector.id, audit=entry("PATCH", c), schedule_seconds=7200)
+    await stores.connectors.request_run(connector.id, audit=entry("POST", c))
     await stores.connectors.delete(connector.id, audit=entry("DELETE", c))
 
     t = f"/api/v1/tokens/{token.id}"
-    assert await stores.targets() == [t, t, s, s, s, s, c, c, c]
+    assert await stores.targets() == [t, t, s, s, s, s, c, c, c, c]
 
 
 async def test_a_change_that_fails_leaves_no_entry_and_a_write_without_one_adds_none(stores: Stores) -> None:
@@ -127,6 +128,7 @@ async def test_a_change_that_fails_leaves_no_entry_and_a_write_without_one_adds_
         stores.subscriptions.delete(unknown, audit=entry("DELETE", "s")),
         stores.connectors.update(unknown, audit=entry("PATCH", "c"), schedule_seconds=60),
         stores.connectors.delete(unknown, audit=entry("DELETE", "c")),
+        stores.connectors.request_run(unknown, audit=entry("POST", "c")),
     ]
     for write in failing:
         with pytest.raises(NotFound):

@@ -154,9 +154,9 @@ class InMemoryConnectorStore:
         del self._t.connectors[connector_id]
         self._audit.append(audit, connector_id)
 
-    async def request_run(self, connector_id: uuid.UUID) -> None:
+    async def request_run(self, connector_id: uuid.UUID, *, audit: AuditEntry | None = None) -> None:
         """Make the connector due now (the runner picks it up at its next poll)."""
-        await self.update(connector_id, next_run_at=self._t.clock())
+        await self.update(connector_id, audit=audit, next_run_at=self._t.clock())
 
     async def claim_due(self, limit: int) -> list[ConnectorRecord]:
         """Enabled connectors whose time has come and that no runner holds, leased to this one."""

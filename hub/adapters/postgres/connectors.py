@@ -100,9 +100,9 @@ class PostgresConnectorStore:
                     raise NotFound(f"connector {connector_id} does not exist")
                 await record_in(conn, audit, connector_id)
 
-    async def request_run(self, connector_id: uuid.UUID) -> None:
+    async def request_run(self, connector_id: uuid.UUID, *, audit: AuditEntry | None = None) -> None:
         """Make the connector due now (the runner picks it up at its next poll)."""
-        await self.update(connector_id, next_run_at=func.now())
+        await self.update(connector_id, audit=audit, next_run_at=func.now())
 
     async def claim_due(self, limit: int) -> list[ConnectorRecord]:
         """Enabled connectors whose time has come and that no runner holds, leased to this one."""
