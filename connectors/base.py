@@ -267,11 +267,12 @@ class Connector(ABC, Generic[C]):
 
     async def apply(
         self, event: Mapping[str, Any], *, seen: str | None = None
-    ) -> tuple[str, dict[str, Any], bool]:
+    ) -> tuple[str, dict[str, Any], bool] | None:
         """Write-back: apply one hub event (structured JSON) to the source system; the outcome
-        event's ``(type, data, refused)``. :class:`SourceUnavailable`: try again later;
-        :class:`SourceRefused`: refused for good. ``seen``: for a kind whose :meth:`writes`
-        names the object, the digest of that object as this connector read it last."""
+        event's ``(type, data, refused)``, or None when applied and the kind publishes no
+        outcome event. :class:`SourceUnavailable`: try again later; :class:`SourceRefused`:
+        refused for good. ``seen``: for a kind whose :meth:`writes` names the object, the
+        digest of that object as this connector read it last."""
         raise NotImplementedError(f"connector kind {self.name!r} does not write back")
 
     def writes(self, event: Mapping[str, Any]) -> tuple[str, str] | None:

@@ -4,7 +4,10 @@ A connector kind that can apply hub events to its system (``Connector.consumes``
 offers ``writeBack`` in its config: ``true`` for the kind's own event types from the
 connector's own organisation, or an object that narrows or widens the selection like a
 subscription does (``types``, ``source``, ``filters``) and may set the delivery's own
-``retrySchedule``. The hub keeps one internal subscription per such connector (sink
+``retrySchedule``. Whose events it applies is ``organisaties`` alone (default: the
+connector's own; another only by a functioneel-beheerder, which the API checks): a filter on
+``organisatie`` is refused, so no filter can widen or silently empty that selection.
+The hub keeps one internal subscription per such connector (sink
 ``connector:<id>``) in step with this config (``hub.services.writeback_subscriptions``).
 """
 
@@ -28,7 +31,13 @@ class WriteBackConfig(BaseModel):
     source: str | None = Field(None, min_length=1, description="Only events with exactly this source.")
     filters: list[dict[str, Any]] = Field(
         default_factory=list,
-        description="Subscription filters, on top of the connector's own organisatie (always required).",
+        description="Subscription filters, on top of the organisatie selection (which no filter sets).",
+    )
+    organisaties: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="Organisations whose events are applied; unset: the connector's own. Another "
+        "organisation's only when a functioneel-beheerder sets it.",
     )
     retrySchedule: list[float] | None = Field(
         None, min_length=1, description="Seconds between attempts; unset: the global delivery schedule."

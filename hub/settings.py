@@ -232,6 +232,10 @@ class Settings(BaseSettings):
     oidc_organisation_claim: str = Field(
         default="organisatie", description="JWT claim naming the caller's organisatie."
     )
+    public_read: bool = Field(
+        default=False,
+        description="Landscape reads (public fields only) without a token, as a bezoeker.",
+    )
     audit_retention_days: float = Field(
         default=365, gt=0, description="Days the audit trail keeps an entry (the only way one leaves it)."
     )

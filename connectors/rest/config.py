@@ -13,6 +13,8 @@ from jmespath.exceptions import JMESPathError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from connectors.http import ApiAuth
+from connectors.rest.writeback import RestWriteBack
+from connectors.writeback import write_back_field
 
 __all__ = ["Incremental", "Mapping", "Paging", "RestConfig"]
 
@@ -114,8 +116,14 @@ class RestConfig(BaseModel):
     mapping: Mapping = Field(description="What each item becomes.")
     source: str | None = Field(None, description="CloudEvents source of pass-through events.")
     maxPages: int = Field(100_000, ge=1, description="A run stops with an error after this many pages.")
+    writeBack: RestWriteBack | None = Field(
+        None,
+        description="Apply hub events to this API: types, method, url template, body mapping "
+        "(connectors/rest/writeback.py); selected like a subscription, the connector's own organisatie.",
+    )
 
     _paths = field_validator("items")(_expression)
+    _write_back = field_validator("writeBack", mode="before")(write_back_field)
 
     @field_validator("url")
     @classmethod

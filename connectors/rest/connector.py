@@ -26,6 +26,7 @@ from connectors.http import ApiClient
 from connectors.ids import content_hash
 from connectors.registry import register
 from connectors.rest.config import RestConfig
+from connectors.rest.writeback import apply as apply_request
 from schemas.landscape import LandscapeDataError, LandscapeObject, validate_landscape_data, vastgelegd_type
 
 __all__ = ["RestConnector"]
@@ -61,9 +62,26 @@ class RestConnector(Connector[RestConfig]):
     min_schedule_seconds: ClassVar[int] = 5
     batch_size: ClassVar[int] = 1000
 
+    _writer: ApiClient | None = None
+
     @property
     def passthrough(self) -> bool:
         return self.config.mapping.type is not None
+
+    async def apply(self, event: Mapping[str, Any], *, seen: str | None = None) -> None:
+        """Write-back: ``event`` as one request to this API (:mod:`connectors.rest.writeback`);
+        no outcome event (the delivery log shows the outcome, a refusal its reason)."""
+        wb = self.config.writeBack
+        if wb is None:
+            raise SourceRefused("this rest connector has no writeBack")
+        if self._writer is None:  # kept open between requests (keep-alive, rate-limit state)
+            self._writer = ApiClient(self.context, self.config.auth, note=self.note)
+        await apply_request(self._writer, wb, self.config.headers, event)
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            await writer.aclose()
 
     @cached_property
     def _compiled(self) -> dict[str, ParsedResult]:

@@ -112,7 +112,10 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(console.router)
     app.add_exception_handler(console.SignIn, console.to_sign_in)
 
-    app.add_middleware(RequestGuard, authenticator=ctx.auth, limits=body_limits(ctx))
+    public_paths = landscape.PUBLIC_PATHS if ctx.settings.public_read else None
+    app.add_middleware(
+        RequestGuard, authenticator=ctx.auth, limits=body_limits(ctx), public_paths=public_paths
+    )
     if ctx.audit is not None:  # outside the guard: its 401s and 403s are recorded too
         app.add_middleware(AuditTrail, audit=ctx.audit)
     app.add_middleware(ApiVersionHeader)  # added last: outermost, so the guard's answers carry it too

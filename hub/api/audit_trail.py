@@ -10,18 +10,26 @@ A plain ASGI middleware outside the request guard, so it sees the guard's 401s a
   ``…/{id}/replay``; for a create, its ``Location``), the
   outcome, the request id (``X-Request-Id`` or a new one, echoed in the answer), the client
   address, and the names of the fields a change gave: never their values, so no secret;
+- a change's entry is written in the change's own transaction: the route drafts it
+  (:class:`PendingAudit`, the ``ChangeAudit`` dependency) and hands it to the store's write as
+  ``audit=``, so a change that fails leaves no entry and a change that was made always has
+  one; the recorder then writes no second entry for that call. Calls whose store takes no
+  entry yet (the operators' DLQ redrive and rebuild) and refused
+  or failed calls get their entry from the recorder, in a transaction of its own after the
+  answer is made;
 - the last part of the answer is held until the entry is written: a caller who saw the answer
-  knows it is in the trail. (The entry is its own transaction, written right after the
-  change's; a crash between the two loses the entry, not the change.)
+  knows it is in the trail.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Annotated, Any
 
 import structlog
+from fastapi import Depends, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.api.auth import PRINCIPAL_STATE
@@ -33,6 +41,43 @@ log = structlog.get_logger(__name__)
 MANAGEMENT = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 NOT_MANAGEMENT = frozenset({"/api/v1/events"})  # publishing is the flow, not its management
 _BODY_KEPT = 64 * 1024  # enough to name the fields of any management body
+AUDIT_STATE = "audit"  # where the recorder leaves the call's PendingAudit
+
+
+@dataclass
+class PendingAudit:
+    """The entry a management call's change carries into its store's transaction."""
+
+    scope: Scope | None
+    request_id: str = ""
+    body: bytearray = field(default_factory=bytearray)
+    drafted: bool = False
+
+    def change(self, status: int, *, created: bool = False) -> AuditEntry | None:
+        """The entry for this call's change, answered with ``status``, to pass to the store's
+        write as ``audit=`` (None when no recorder runs). Once drafted, the recorder writes no
+        entry of its own for a call that succeeds: the store wrote it with the change. A
+        create's target (a 201, or ``created``: a 202 that queued a new object) is ``{id}``
+        under the collection, which the store fills in."""
+        if self.scope is None:
+            return None
+        self.drafted = True
+        path = self.scope["path"]
+        if self.scope["method"] == "POST" and (status == 201 or created):
+            target = f"{path.rstrip('/')}/{{id}}"
+        else:
+            route = self.scope.get("route")
+            target = _target(getattr(route, "path", None) or path, path, "")
+        return _entry(self.scope, status, target, self.request_id, bytes(self.body))
+
+
+def pending_audit(request: Request) -> PendingAudit:
+    found = request.scope.get("state", {}).get(AUDIT_STATE)
+    return found if isinstance(found, PendingAudit) else PendingAudit(None)
+
+
+#: The route's handle on the audit entry of its change (see :class:`PendingAudit`).
+ChangeAudit = Annotated[PendingAudit, Depends(pending_audit)]
 
 
 def outcome_of(status: int) -> str:
@@ -53,7 +98,9 @@ class AuditTrail:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         request_id = headers.get("x-request-id", "")[:100] or str(uuid.uuid4())
         json_body = "json" in headers.get("content-type", "") and method in MANAGEMENT
-        body = bytearray()
+        pending = PendingAudit(scope, request_id)
+        scope.setdefault("state", {})[AUDIT_STATE] = pending
+        body = pending.body
         status, location, held = 0, "", None
 
         async def tee() -> Message:
@@ -80,8 +127,11 @@ class AuditTrail:
         try:
             await self.app(scope, tee, watch)
         finally:
-            if status and (
-                status in (401, 403) or (method in MANAGEMENT and scope["path"] not in NOT_MANAGEMENT)
+            written_with_change = pending.drafted and status < 400
+            if (
+                status
+                and not written_with_change
+                and (status in (401, 403) or (method in MANAGEMENT and scope["path"] not in NOT_MANAGEMENT))
             ):
                 await self._record(scope, method, status, location, request_id, bytes(body))
             if held is not None:
@@ -90,27 +140,34 @@ class AuditTrail:
     async def _record(
         self, scope: Scope, method: str, status: int, location: str, request_id: str, body: bytes
     ) -> None:
-        principal: Principal | None = scope.get("state", {}).get(PRINCIPAL_STATE)
         route = scope.get("route")
         template = getattr(route, "path", None) or scope["path"]
-        client = scope.get("client")
-        entry = AuditEntry(
-            action=f"{method} {template}",
-            target=_target(template, scope["path"], location if status == 201 else ""),
-            outcome=outcome_of(status),
-            status=status,
-            actor_name=principal.name if principal else None,
-            actor_role=principal.role.value if principal else None,
-            actor_organisatie=principal.organisation if principal else None,
-            actor_credential=principal.credential if principal else None,
-            request_id=request_id,
-            client=client[0] if client else None,
-            changes=_field_names(body),
-        )
+        target = _target(template, scope["path"], location if status == 201 else "")
+        entry = _entry(scope, status, target, request_id, body)
         try:
             await self.audit.record(entry)
         except Exception:
             log.exception("audit_record_failed", action=entry.action, target=entry.target)
+
+
+def _entry(scope: Scope, status: int, target: str, request_id: str, body: bytes) -> AuditEntry:
+    principal: Principal | None = scope.get("state", {}).get(PRINCIPAL_STATE)
+    route = scope.get("route")
+    template = getattr(route, "path", None) or scope["path"]
+    client = scope.get("client")
+    return AuditEntry(
+        action=f"{scope['method']} {template}",
+        target=target,
+        outcome=outcome_of(status),
+        status=status,
+        actor_name=principal.name if principal else None,
+        actor_role=principal.role.value if principal else None,
+        actor_organisatie=principal.organisation if principal else None,
+        actor_credential=principal.credential if principal else None,
+        request_id=request_id,
+        client=client[0] if client else None,
+        changes=_field_names(body),
+    )
 
 
 def _target(template: str, path: str, created: str) -> str:

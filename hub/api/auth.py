@@ -12,7 +12,7 @@ from fastapi import Depends, Request
 
 from hub.api.problems import ProblemError
 from hub.ports.credentials import BearerVerifier, CredentialRefused, NoKnownRole
-from hub.services.access import Action, Principal, Role, may_at_all
+from hub.services.access import VISITOR, Action, Principal, Role, may_at_all
 from hub.services.tokens import TOKEN_PREFIX, TokenLookup
 
 #: The admin token: a functioneel-beheerder for all organisations.
@@ -102,7 +102,13 @@ def require(*actions: Action) -> object:
                 raise ProblemError(401, "Unauthorized", str(e)) from e
             except NotPermitted as e:
                 raise ProblemError(403, "Forbidden", str(e)) from e
-        if not any(may_at_all(principal, action) for action in actions):
+        public_read = request.app.state.ctx.settings.public_read
+        if not any(may_at_all(principal, action, public_read=public_read) for action in actions):
+            if principal is VISITOR:  # no token given: what is missing is a token, not a role
+                raise ProblemError(
+                    401, "Unauthorized", "send Authorization: Bearer <token>; without a token only the "
+                    "public landscape can be read (KOPPELHUB_PUBLIC_READ)",
+                )  # fmt: skip
             raise forbidden(principal, actions[0])
         return principal
 

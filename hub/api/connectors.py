@@ -19,6 +19,7 @@ from connectors import kinds as _kinds  # noqa: F401 - registers every connector
 from connectors.base import ConnectorError
 from connectors.registry import KINDS, create, merge_config, public_config, stored_config
 from connectors.sources import is_url
+from hub.api.audit_trail import ChangeAudit
 from hub.api.auth import ConnectorManager, Principal, forbidden
 from hub.api.context import ApiContext, context
 from hub.api.problems import ProblemError, field_message
@@ -29,6 +30,7 @@ from hub.services.access import Action, may, visible_organisations
 from hub.services.writeback_subscriptions import (
     remove_write_back,
     sync_write_back,
+    write_back_organisaties,
     write_back_selection,
     write_back_subscription_id,
 )
@@ -106,6 +108,24 @@ def _store(ctx: ApiContext) -> ConnectorStore:
     if ctx.connectors is None:
         raise ProblemError(503, "Service unavailable", "connectors are not served by this process")
     return ctx.connectors
+
+
+def _check_write_back_reach(
+    principal: Principal, organisatie: str, config: dict[str, Any], before: dict[str, Any] | None
+) -> None:
+    """A connector applies only its own organisation's events unless someone who manages
+    koppelingen of the others (a functioneel-beheerder) named them in ``writeBack.organisaties``;
+    what such a one set stays when another caller changes something else."""
+    kept = write_back_organisaties(organisatie, before) if before is not None else [organisatie]
+    for other in write_back_organisaties(organisatie, config):
+        if other not in kept and not may(principal, Action.MANAGE_KOPPELINGEN, other):
+            raise forbidden(
+                principal,
+                Action.MANAGE_KOPPELINGEN,
+                f"the role {principal.role.value} may not let a connector of {organisatie!r} apply "
+                f"events of {other!r} (config.writeBack.organisaties); only a functioneel-beheerder "
+                "may, leave it unset for the connector's own organisatie",
+            )
 
 
 def _check_owner(principal: Principal, organisatie: str) -> None:
@@ -207,10 +227,13 @@ async def _check_location(location: str, ctx: ApiContext) -> None:
 
 
 @router.post("", status_code=201, summary="Create a connector")
-async def create_connector(body: ConnectorCreate, principal: ConnectorManager, ctx: Ctx) -> JSONResponse:
+async def create_connector(
+    body: ConnectorCreate, principal: ConnectorManager, ctx: Ctx, audit: ChangeAudit
+) -> JSONResponse:
     _check_owner(principal, body.organisatie)
     _check_hub_wide(principal, body.kind)
     config = await _validated(body.kind, body.organisatie, body.config, ctx)
+    _check_write_back_reach(principal, body.organisatie, config, None)
     _check_schedule(body.kind, body.scheduleSeconds)
     record = await _store(ctx).create(
         kind=body.kind,
@@ -218,6 +241,7 @@ async def create_connector(body: ConnectorCreate, principal: ConnectorManager, c
         config=config,
         schedule_seconds=body.scheduleSeconds,
         enabled=body.enabled,
+        audit=audit.change(201),
     )
     await sync_write_back(ctx.subscriptions, record)
     if ctx.wake_connectors:
@@ -256,7 +280,7 @@ async def get_connector(connector_id: uuid.UUID, principal: ConnectorManager, ct
 
 @router.patch("/{connector_id}", summary="Change config, schedule or enabled")
 async def patch_connector(
-    connector_id: uuid.UUID, body: ConnectorPatch, principal: ConnectorManager, ctx: Ctx
+    connector_id: uuid.UUID, body: ConnectorPatch, principal: ConnectorManager, ctx: Ctx, audit: ChangeAudit
 ) -> dict[str, Any]:
     record = await _get(connector_id, principal, ctx)
     _check_hub_wide(principal, record.kind)
@@ -265,6 +289,7 @@ async def patch_connector(
         values["config"] = await _validated(
             record.kind, record.organisatie, merge_config(record.kind, record.config, body.config), ctx
         )
+        _check_write_back_reach(principal, record.organisatie, values["config"], record.config)
     if body.scheduleSeconds is not None:
         _check_schedule(record.kind, body.scheduleSeconds)
         values["schedule_seconds"] = body.scheduleSeconds
@@ -272,25 +297,29 @@ async def patch_connector(
         values["enabled"] = body.enabled
     if not values:
         return connector_json(record)
-    updated = await _store(ctx).update(connector_id, **values)
+    updated = await _store(ctx).update(connector_id, audit=audit.change(200), **values)
     await sync_write_back(ctx.subscriptions, updated)
     return connector_json(updated)
 
 
 @router.delete("/{connector_id}", status_code=204, summary="Delete a connector")
-async def delete_connector(connector_id: uuid.UUID, principal: ConnectorManager, ctx: Ctx) -> Response:
+async def delete_connector(
+    connector_id: uuid.UUID, principal: ConnectorManager, ctx: Ctx, audit: ChangeAudit
+) -> Response:
     await _get(connector_id, principal, ctx)
-    await _store(ctx).delete(connector_id)
+    await _store(ctx).delete(connector_id, audit=audit.change(204))
     await remove_write_back(ctx.subscriptions, connector_id)
     return Response(status_code=204)
 
 
 @router.post("/{connector_id}/run", status_code=202, summary="Run a connector now")
-async def run_connector(connector_id: uuid.UUID, principal: ConnectorManager, ctx: Ctx) -> JSONResponse:
+async def run_connector(
+    connector_id: uuid.UUID, principal: ConnectorManager, ctx: Ctx, audit: ChangeAudit
+) -> JSONResponse:
     record = await _get(connector_id, principal, ctx)
     if not record.enabled:
         raise ProblemError(409, "Connector disabled", "enable the connector before running it")
-    await _store(ctx).request_run(connector_id)
+    await _store(ctx).request_run(connector_id, audit=audit.change(202))
     if ctx.wake_connectors:
         ctx.wake_connectors()
     return JSONResponse({"id": str(connector_id), "status": "due"}, status_code=202)

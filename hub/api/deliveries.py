@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from hub.api.audit_trail import ChangeAudit
 from hub.api.auth import SubscriptionManager
 from hub.api.context import ApiContext, context
 from hub.api.ownership import SUBSCRIPTION_STATE, owned_subscription
@@ -130,10 +131,10 @@ async def list_attempts(
     summary="Schedule one delivery (dead, failed or delivered) now, with a fresh retry schedule",
 )
 async def retry_delivery(
-    subscription_id: uuid.UUID, delivery_id: uuid.UUID, _: SubscriptionManager, ctx: Ctx
+    subscription_id: uuid.UUID, delivery_id: uuid.UUID, _: SubscriptionManager, ctx: Ctx, audit: ChangeAudit
 ) -> JSONResponse:
     try:
-        status = await _store(ctx).retry(subscription_id, delivery_id)
+        status = await _store(ctx).retry(subscription_id, delivery_id, audit=audit.change(202))
     except NotFound as e:
         raise _not_found(e) from e
     return JSONResponse({"id": str(delivery_id), "status": status}, status_code=202)
@@ -145,11 +146,15 @@ async def retry_delivery(
     summary="Redeliver every archived event in a time window that matches the subscription",
 )
 async def replay(
-    subscription_id: uuid.UUID, body: ReplayRequest, _: SubscriptionManager, ctx: Ctx
+    subscription_id: uuid.UUID, body: ReplayRequest, _: SubscriptionManager, ctx: Ctx, audit: ChangeAudit
 ) -> JSONResponse:
     try:
         count = await _store(ctx).replay(
-            subscription_id, body.since, body.until, only_undelivered=body.only_undelivered
+            subscription_id,
+            body.since,
+            body.until,
+            only_undelivered=body.only_undelivered,
+            audit=audit.change(202),
         )
     except NotFound as e:
         raise _not_found(e) from e
@@ -169,10 +174,10 @@ async def replay(
     summary="Retry every failed and dead delivery since a moment, each with a fresh schedule",
 )
 async def recover(
-    subscription_id: uuid.UUID, body: RecoverRequest, _: SubscriptionManager, ctx: Ctx
+    subscription_id: uuid.UUID, body: RecoverRequest, _: SubscriptionManager, ctx: Ctx, audit: ChangeAudit
 ) -> JSONResponse:
     try:
-        count = await _store(ctx).recover(subscription_id, body.since)
+        count = await _store(ctx).recover(subscription_id, body.since, audit=audit.change(202))
     except NotFound as e:
         raise _not_found(e) from e
     return JSONResponse({"count": count, "since": body.since.isoformat()}, status_code=202)

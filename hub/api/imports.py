@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
 from connectors.tabular.export import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE, template_csv, template_xlsx
+from hub.api.audit_trail import ChangeAudit
 from hub.api.auth import ConnectorManager
 from hub.api.context import ApiContext, context
 from hub.api.ownership import check_import_right
@@ -88,6 +89,7 @@ def import_json(r: ImportRecord, errors: list[dict[str, Any]], error_count: int)
 async def create_import(
     principal: ConnectorManager,
     ctx: Ctx,
+    audit: ChangeAudit,
     file: Annotated[UploadFile, File(description="CSV (UTF-8, , or ;), xlsx, or AMEFF XML")],
     objecttype: Annotated[str, Form(description="A landscape object type, or 'ameff'")],
     organisatie: Annotated[str, Form(min_length=1, description="id of the importing organisatie")],
@@ -135,7 +137,9 @@ async def create_import(
         raise ProblemError(
             400, "Empty file", "the uploaded file is empty", errors=[{"field": "file", "message": "is empty"}]
         )
-    record = await ImportLifecycle(_store(ctx), uploads).create(spec, import_id)
+    record = await ImportLifecycle(_store(ctx), uploads).create(
+        spec, import_id, audit=audit.change(202, created=True)
+    )
     if ctx.wake_connectors:
         ctx.wake_connectors()
     href = f"{router.prefix}/{record.id}"

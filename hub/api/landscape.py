@@ -7,6 +7,7 @@ that own them: a principal of the afnemer, or one with every organisation (the a
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -26,6 +27,16 @@ from schemas.landscape import OBJECT_TYPES
 from schemas.landscape.privacy import owner_of
 
 router = APIRouter(prefix="/api/v1", tags=["landscape"])
+
+#: What a bezoeker may ``GET`` without a token when ``KOPPELHUB_PUBLIC_READ=true``: the lists,
+#: objects and ``…/landschap`` of this router, nothing else. The request guard lets only these
+#: through without a token; ``Reader`` still asks the matrix, and private fields stay hidden
+#: (``item_json``).
+PUBLIC_PATHS = re.compile(
+    r"/api/v1/(?:(?:{})(?:/[^/]+)?|organisaties/[^/]+/landschap)".format(
+        "|".join(re.escape(c) for c in COLLECTIONS.values())
+    )
+)
 Ctx = Annotated[ApiContext, Depends(context)]
 
 _FILTER_DOCS = {

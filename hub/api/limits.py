@@ -6,7 +6,9 @@ plain ASGI middleware sits in front of the routes and, for every request:
 
 - under ``/api/``: checks the bearer token from the headers (the same check as
   :func:`hub.api.auth.authenticate_header`) and answers 401 without reading the body; the
-  principal is left in the request state, where the route's ``require`` takes it;
+  principal is left in the request state, where the route's ``require`` takes it. With
+  ``KOPPELHUB_PUBLIC_READ=true`` a ``GET`` of the public landscape paths without any
+  ``Authorization`` header is a :data:`~hub.services.access.VISITOR` (bezoeker) instead;
 - refuses a declared ``Content-Length`` above the limit of its route (413) unread;
 - counts the body as it arrives and answers 413 the moment it passes the limit, so chunked
   bodies and uploads are bounded too, before anything is buffered or spooled;
@@ -21,6 +23,7 @@ A refused request whose body was not read to the end ends its connection: the pr
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass, field
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -33,6 +36,7 @@ from hub.api.auth import (
     authenticate_header,
 )
 from hub.api.problems import problem
+from hub.services.access import VISITOR
 
 #: Paths whose every call needs a bearer token; the rest (/healthz, /readyz, /docs, ...) is public.
 PROTECTED_PREFIX = "/api/"
@@ -104,17 +108,36 @@ class _GuardedBody:
 class RequestGuard:
     """Authenticate under ``/api/`` and bound every request body (see the module docstring)."""
 
-    def __init__(self, app: ASGIApp, *, authenticator: TokenAuthenticator, limits: BodyLimits):
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        authenticator: TokenAuthenticator,
+        limits: BodyLimits,
+        public_paths: re.Pattern[str] | None = None,
+    ):
+        """``public_paths``: what a bezoeker may ``GET`` without a token (None: nothing)."""
         self.app = app
         self.authenticator = authenticator
         self.limits = limits
+        self.public_paths = public_paths
+
+    def _visitor(self, scope: Scope, headers: dict[str, str]) -> bool:
+        return (
+            self.public_paths is not None
+            and "authorization" not in headers
+            and scope["method"] in ("GET", "HEAD")
+            and self.public_paths.fullmatch(scope["path"]) is not None
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = _headers(scope)
-        if scope["path"].startswith(PROTECTED_PREFIX):
+        if scope["path"].startswith(PROTECTED_PREFIX) and self._visitor(scope, headers):
+            scope.setdefault("state", {})[PRINCIPAL_STATE] = VISITOR
+        elif scope["path"].startswith(PROTECTED_PREFIX):
             try:
                 principal = await authenticate_header(self.authenticator, headers.get("authorization", ""))
             except Unauthenticated as e:

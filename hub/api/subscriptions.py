@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from hub.api.audit_trail import ChangeAudit
 from hub.api.auth import SubscriptionManager
 from hub.api.context import ApiContext, context
 from hub.api.ownership import owned_subscription, subscription_owner
@@ -17,6 +18,7 @@ from hub.errors import NotFound
 from hub.paging import BadCursor
 from hub.ports.subscriptions import SUBSCRIPTION_FILTERS, SubscriptionDetails, SubscriptionFilter
 from hub.services.access import Action, visible_organisations
+from hub.services.writeback_subscriptions import is_write_back
 from subscriptions.egress import client_ssl_context
 from subscriptions.filters import dump_filters
 from subscriptions.lifecycle import ACTIVE, DISABLED, PAUSED
@@ -90,7 +92,11 @@ def _auth_columns(options: DeliveryOptions) -> dict[str, Any]:
 
 @router.post("", status_code=201, summary="Create a subscription; the response shows its secret once")
 async def create_subscription(
-    body: NewSubscription, principal: SubscriptionManager, ctx: Ctx, validate: Validate = None
+    body: NewSubscription,
+    principal: SubscriptionManager,
+    ctx: Ctx,
+    audit: ChangeAudit,
+    validate: Validate = None,
 ) -> JSONResponse:
     organisatie = subscription_owner(
         principal, body.organisatie, given="organisatie" in body.model_fields_set
@@ -118,9 +124,24 @@ async def create_subscription(
         handshake=checked.status,
         allowed_rate=checked.allowed_rate,
         organisatie=organisatie,
+        audit=audit.change(201),
     )
     location = {"Location": f"{router.prefix}/{record.id}"}  # also the audit trail's target
     return JSONResponse({**subscription_json(record), "secret": secret}, status_code=201, headers=location)
+
+
+def _refuse_write_back(current: SubscriptionDetails) -> None:
+    """A connector's write-back subscription is the hub's: its sink, selection, schedule and
+    life cycle follow the connector, so changing or deleting it here is a 409 that says where."""
+    if is_write_back(current):
+        connector = current.config.get("connector") or current.sink.removeprefix("connector:")
+        raise ProblemError(
+            409,
+            "Managed by its connector",
+            f"subscription {current.id} is connector {connector}'s write-back; the hub keeps its sink, "
+            f"selection, retry schedule and state in step with the connector: change "
+            f"config.writeBack or enabled with PATCH /api/v1/connectors/{connector}, or DELETE the connector",
+        )
 
 
 _DIRECT = (
@@ -140,6 +161,7 @@ async def update_subscription(
     body: SubscriptionUpdate,
     _: SubscriptionManager,
     ctx: Ctx,
+    audit: ChangeAudit,
     validate: Validate = None,
 ) -> dict[str, Any]:
     given = body.given()
@@ -154,6 +176,7 @@ async def update_subscription(
         changes["auth"] = _auth_columns(body)
     try:
         current = await ctx.subscriptions.get(subscription_id)
+        _refuse_write_back(current)
         if "sink" in given or "auth" in given:
             sink = body.sink or current.sink
             auth = changes.get("auth", dict(current.auth))
@@ -163,7 +186,9 @@ async def update_subscription(
                 changes |= {"sink": sink, "handshake": checked.status, "allowed_rate": checked.allowed_rate}
             else:
                 await check_reachable(ctx, sink, auth, validate=False)
-        record = await ctx.subscriptions.update(subscription_id, changes, enabled=body.enabled)
+        record = await ctx.subscriptions.update(
+            subscription_id, changes, enabled=body.enabled, audit=audit.change(200)
+        )
     except NotFound as e:
         raise ProblemError(404, "Not found", str(e)) from e
     return subscription_json(record)
@@ -172,11 +197,15 @@ async def update_subscription(
 @router.post(
     "/{subscription_id}/secret/rotate", summary="New signing secret; the old one signs during the grace"
 )
-async def rotate_secret(subscription_id: uuid.UUID, _: SubscriptionManager, ctx: Ctx) -> dict[str, Any]:
+async def rotate_secret(
+    subscription_id: uuid.UUID, _: SubscriptionManager, ctx: Ctx, audit: ChangeAudit
+) -> dict[str, Any]:
     secret = generate_secret()
     grace = ctx.settings.delivery.secret_grace_seconds
     try:
-        expires = await ctx.subscriptions.rotate_secret(subscription_id, secret, grace)
+        expires = await ctx.subscriptions.rotate_secret(
+            subscription_id, secret, grace, audit=audit.change(200)
+        )
     except NotFound as e:
         raise ProblemError(404, "Not found", str(e)) from e
     return {"secret": secret, "previousSecretExpiresAt": expires.isoformat()}
@@ -253,9 +282,12 @@ async def get_subscription(subscription_id: uuid.UUID, _: SubscriptionManager, c
 
 
 @router.delete("/{subscription_id}", status_code=204, summary="Delete a subscription and its queue")
-async def delete_subscription(subscription_id: uuid.UUID, _: SubscriptionManager, ctx: Ctx) -> Response:
+async def delete_subscription(
+    subscription_id: uuid.UUID, _: SubscriptionManager, ctx: Ctx, audit: ChangeAudit
+) -> Response:
     try:
-        await ctx.subscriptions.delete(subscription_id)
+        _refuse_write_back(await ctx.subscriptions.get(subscription_id))
+        await ctx.subscriptions.delete(subscription_id, audit=audit.change(204))
     except NotFound as e:
         raise ProblemError(404, "Not found", str(e)) from e
     return Response(status_code=204)

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from hub.api.audit_trail import ChangeAudit
 from hub.api.auth import Principal, require
 from hub.api.context import ApiContext, context
 from hub.api.problems import ProblemError
@@ -62,7 +63,7 @@ def _service(ctx: ApiContext) -> TokenService:
 
 
 @router.post("", status_code=201, summary="Create an API token (its secret is shown only here)")
-async def create_token(body: NewToken, principal: TokenManager, ctx: Ctx) -> JSONResponse:
+async def create_token(body: NewToken, principal: TokenManager, ctx: Ctx, audit: ChangeAudit) -> JSONResponse:
     try:
         record, secret = await _service(ctx).create(
             principal,
@@ -71,6 +72,7 @@ async def create_token(body: NewToken, principal: TokenManager, ctx: Ctx) -> JSO
             organisatie=body.organisatie,
             sources=body.sources,
             expires_at=body.expiresAt,
+            audit=audit.change(201),
         )
     except TokenRefused as e:
         title = "Forbidden" if e.status == 403 else "Invalid request"
@@ -88,9 +90,11 @@ async def list_tokens(principal: TokenManager, ctx: Ctx) -> dict[str, Any]:
 
 
 @router.delete("/{token_id}", status_code=204, summary="Revoke a token (refused everywhere within seconds)")
-async def revoke_token(token_id: uuid.UUID, principal: TokenManager, ctx: Ctx) -> Response:
+async def revoke_token(
+    token_id: uuid.UUID, principal: TokenManager, ctx: Ctx, audit: ChangeAudit
+) -> Response:
     try:
-        await _service(ctx).revoke(principal, token_id)
+        await _service(ctx).revoke(principal, token_id, audit=audit.change(204))
     except NotFound as e:
         raise ProblemError(404, "Not found", str(e)) from e
     return Response(status_code=204)

@@ -1,7 +1,13 @@
-"""The audit trail port: an append-only log of management actions and refused attempts."""
+"""The audit trail port: an append-only log of management actions and refused attempts.
+
+A change's entry is written in the same transaction as the change: the stores that hold
+management objects (tokens, subscriptions, connectors) take an ``audit=`` entry with each
+write, so a change that fails leaves no entry and a change that is made always has one.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,6 +34,11 @@ class AuditEntry:
     changes: list[str] = field(default_factory=list)
     time: datetime | None = None  # set by the store
     id: int | None = None  # set by the store
+
+    def about(self, object_id: object) -> AuditEntry:
+        """This entry for the object a change made: ``{id}`` in ``target`` becomes its id (a
+        create's entry is drafted before the store has given the object one)."""
+        return dataclasses.replace(self, target=self.target.replace("{id}", str(object_id)))
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from hub.paging import Page
+from hub.ports.audit import AuditEntry
 
 Key = tuple[str, str]  # (objecttype, object id)
 
@@ -141,8 +142,17 @@ class ConnectorStore(Protocol):
     """ConnectorStore"""
 
     async def create(
-        self, *, kind: str, organisatie: str, config: dict[str, Any], schedule_seconds: int, enabled: bool
+        self,
+        *,
+        kind: str,
+        organisatie: str,
+        config: dict[str, Any],
+        schedule_seconds: int,
+        enabled: bool,
+        audit: AuditEntry | None = None,
     ) -> ConnectorRecord:
+        """A new connector; ``audit`` (as on every write here) is written in the same
+        transaction, its ``{id}`` the new connector's; a write that fails leaves none."""
         ...
 
     async def get(self, connector_id: uuid.UUID) -> ConnectorRecord:
@@ -151,15 +161,17 @@ class ConnectorStore(Protocol):
     async def all(self, *, organisatie: str | None = None) -> list[ConnectorRecord]:
         ...
 
-    async def update(self, connector_id: uuid.UUID, **values: Any) -> ConnectorRecord:
+    async def update(
+        self, connector_id: uuid.UUID, *, audit: AuditEntry | None = None, **values: Any
+    ) -> ConnectorRecord:
         """Change config, schedule or enabled; a changed config starts over (checkpoint cleared)."""
         ...
 
-    async def delete(self, connector_id: uuid.UUID) -> None:
+    async def delete(self, connector_id: uuid.UUID, *, audit: AuditEntry | None = None) -> None:
         ...
 
-    async def request_run(self, connector_id: uuid.UUID) -> None:
-        """Make the connector due now (the runner picks it up at its next poll)."""
+    async def request_run(self, connector_id: uuid.UUID, *, audit: AuditEntry | None = None) -> None:
+        """Make the connector due now (the runner picks it up at its next poll); ``audit`` with it."""
         ...
 
     async def claim_due(self, limit: int) -> list[ConnectorRecord]:
@@ -231,7 +243,9 @@ class ImportStore(Protocol):
         filename: str,
         path: str,
         options: dict[str, Any],
+        audit: AuditEntry | None = None,
     ) -> ImportRecord:
+        """Queue an import; ``audit`` (its ``{id}`` the import's) in the same transaction."""
         ...
 
     async def get(self, import_id: uuid.UUID) -> ImportRecord:

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from hub.ports.audit import AuditEntry
+
 
 @dataclass(frozen=True)
 class ClaimedDelivery:
@@ -87,8 +89,13 @@ class Removed:
 class DeliveryStore(Protocol):
     """Operations on one subscription's deliveries and on the archive it matches."""
 
-    async def retry(self, subscription_id: uuid.UUID, delivery_id: uuid.UUID) -> str:
-        """Make one delivery due now with a fresh retry schedule; returns its new status."""
+    async def retry(
+        self, subscription_id: uuid.UUID, delivery_id: uuid.UUID, *, audit: AuditEntry | None = None
+    ) -> str:
+        """Make one delivery due now with a fresh retry schedule; returns its new status.
+
+        ``retry``, ``replay`` and ``recover`` write an ``audit`` entry in their own transaction
+        (none when they fail)."""
         ...
 
     async def attempts(self, subscription_id: uuid.UUID, delivery_id: uuid.UUID) -> list[dict[str, Any]]:
@@ -102,12 +109,15 @@ class DeliveryStore(Protocol):
         until: datetime | None,
         *,
         only_undelivered: bool = False,
+        audit: AuditEntry | None = None,
     ) -> int:
         """Queue a new delivery for every archived event (archived in [since, until)) that matches
         (``only_undelivered``: unless one of it was delivered or is still open)."""
         ...
 
-    async def recover(self, subscription_id: uuid.UUID, since: datetime) -> int:
+    async def recover(
+        self, subscription_id: uuid.UUID, since: datetime, *, audit: AuditEntry | None = None
+    ) -> int:
         """Make every failed and dead delivery created since ``since`` due now, each with a fresh
         retry schedule (a manual retry of each); returns how many."""
         ...

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from hub.paging import Page
+from hub.ports.audit import AuditEntry
 
 #: Columns a PATCH may set directly (API field names are mapped onto these by the route).
 UPDATABLE = frozenset(
@@ -123,9 +124,11 @@ class SubscriptionStore(Protocol):
         headers: dict[str, str],
         config: dict[str, Any],
         secret: str,
+        audit: AuditEntry | None = None,
         **options: Any,
     ) -> SubscriptionDetails:
-        """A new subscription; ``options`` are columns of :data:`UPDATABLE`, plus ``id`` for an
+        """A new subscription (and ``audit``, its ``{id}`` the new one's, in the same
+        transaction); ``options`` are columns of :data:`UPDATABLE`, plus ``id`` for an
         internal subscription whose id is derived from its owner (a connector's write-back);
         an ``id`` in use is a :class:`~hub.errors.PermanentError`."""
         ...
@@ -146,9 +149,17 @@ class SubscriptionStore(Protocol):
         ...
 
     async def update(
-        self, subscription_id: uuid.UUID, changes: Mapping[str, Any], *, enabled: bool | None = None
+        self,
+        subscription_id: uuid.UUID,
+        changes: Mapping[str, Any],
+        *,
+        enabled: bool | None = None,
+        audit: AuditEntry | None = None,
     ) -> SubscriptionDetails:
         """Apply ``changes`` (columns in :data:`UPDATABLE`) and the life-cycle switch.
+
+        Every write here takes an optional ``audit`` entry, written in the write's own
+        transaction: a write that fails (NotFound included) leaves none.
 
         ``enabled=False`` pauses: deliveries stay queued. ``enabled=True`` makes a paused or
         disabled subscription active again and every open delivery due now, in order (the one
@@ -157,7 +168,12 @@ class SubscriptionStore(Protocol):
         ...
 
     async def rotate_secret(
-        self, subscription_id: uuid.UUID, new_secret: str, grace_seconds: float
+        self,
+        subscription_id: uuid.UUID,
+        new_secret: str,
+        grace_seconds: float,
+        *,
+        audit: AuditEntry | None = None,
     ) -> datetime:
         """Make ``new_secret`` current; the old one also signs for ``grace_seconds``. Returns when
         the old one stops.
@@ -168,7 +184,7 @@ class SubscriptionStore(Protocol):
         """Sink, headers, auth and current secrets, for a test delivery."""
         ...
 
-    async def delete(self, subscription_id: uuid.UUID) -> None:
+    async def delete(self, subscription_id: uuid.UUID, *, audit: AuditEntry | None = None) -> None:
         ...
 
     async def deliveries(

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from hub.ports.audit import AuditEntry
+
 
 @dataclass(frozen=True)
 class TokenRecord:
@@ -34,7 +36,11 @@ class TokenStore(Protocol):
         expires_at: datetime | None,
         secret_hash: str,
         created_by: str | None,
-    ) -> TokenRecord: ...
+        audit: AuditEntry | None = None,
+    ) -> TokenRecord:
+        """A new token; ``audit`` (its ``{id}`` the new token's) is written with it, in one
+        transaction."""
+        ...
 
     async def find(self, secret_hash: str) -> TokenRecord | None:
         """The token with this hash, unless revoked (expiry is the caller's check)."""
@@ -48,6 +54,6 @@ class TokenStore(Protocol):
         """Tokens not revoked, oldest first: of ``organisatie``, or all when None."""
         ...
 
-    async def revoke(self, token_id: uuid.UUID) -> None:
-        """Mark revoked (idempotent); NotFound for an unknown id."""
+    async def revoke(self, token_id: uuid.UUID, *, audit: AuditEntry | None = None) -> None:
+        """Mark revoked (idempotent); NotFound for an unknown id (and then no ``audit`` entry)."""
         ...

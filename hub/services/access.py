@@ -20,6 +20,7 @@ __all__ = [
     "GRANTABLE",
     "MATRIX",
     "RECORD_ACTIONS",
+    "VISITOR",
     "Action",
     "Principal",
     "Role",
@@ -58,10 +59,11 @@ class Scope(StrEnum):
     OWN = "own"  # only objects of the caller's own organisation
     SOURCES = "sources"  # systeem: own organisation, and only the sources it is registered for
     ALL = "all"
+    PUBLIC = "public"  # all, but only when KOPPELHUB_PUBLIC_READ=true (a bezoeker's landscape reads)
 
 
 _FB, _GB, _GR, _AB, _VR, _BZ, _SY = Role
-_N, _O, _S, _A = Scope.NONE, Scope.OWN, Scope.SOURCES, Scope.ALL
+_N, _O, _S, _A, _P = Scope.NONE, Scope.OWN, Scope.SOURCES, Scope.ALL, Scope.PUBLIC
 
 #: Action → role → scope. Read it as the issue's table (✅ all, ✅ own, ❌).
 MATRIX: Final[dict[Action, dict[Role, Scope]]] = {
@@ -70,7 +72,7 @@ MATRIX: Final[dict[Action, dict[Role, Scope]]] = {
     Action.RECORD_GEBRUIK: {_FB: _A, _GB: _O, _GR: _N, _AB: _N, _VR: _N, _BZ: _N, _SY: _S},
     Action.RECORD_AANBOD: {_FB: _A, _GB: _O, _GR: _N, _AB: _O, _VR: _N, _BZ: _N, _SY: _S},
     Action.RECORD_GEMMA: {_FB: _A, _GB: _N, _GR: _N, _AB: _N, _VR: _N, _BZ: _N, _SY: _N},
-    Action.READ_LANDSCAPE: {_FB: _A, _GB: _A, _GR: _A, _AB: _A, _VR: _A, _BZ: _N, _SY: _A},
+    Action.READ_LANDSCAPE: {_FB: _A, _GB: _A, _GR: _A, _AB: _A, _VR: _A, _BZ: _P, _SY: _A},
     Action.READ_PRIVATE: {_FB: _A, _GB: _O, _GR: _O, _AB: _N, _VR: _N, _BZ: _N, _SY: _N},
     Action.OPERATE: {_FB: _A, _GB: _N, _GR: _N, _AB: _N, _VR: _N, _BZ: _N, _SY: _N},
     Action.READ_AUDIT: {_FB: _A, _GB: _O, _GR: _N, _AB: _N, _VR: _N, _BZ: _N, _SY: _N},
@@ -84,22 +86,31 @@ GRANTABLE: Final[dict[Role, frozenset[Role]]] = {
 }
 
 
-def scope(role: Role, action: Action) -> Scope:
-    return MATRIX[action][role]
+#: Who calls without a token: a bezoeker for no organisation. It gets only what the matrix
+#: gives :attr:`Scope.PUBLIC`, and only with ``KOPPELHUB_PUBLIC_READ=true``: the landscape's
+#: public fields (private fields are :attr:`Action.READ_PRIVATE`'s, which it never has).
+VISITOR: Final = Principal("bezoeker", Role.BEZOEKER, None, credential=None)
+
+
+def scope(role: Role, action: Action, *, public_read: bool = False) -> Scope:
+    """How far ``role``'s right to ``action`` reaches; :attr:`Scope.PUBLIC` is all when the
+    hub serves public reads (``public_read``), else none."""
+    reach = MATRIX[action][role]
+    if reach is Scope.PUBLIC:
+        return Scope.ALL if public_read else Scope.NONE
+    return reach
 
 
 def may_at_all(principal: Principal, action: Action, *, public_read: bool = False) -> bool:
     """Whether the role has the right for some organisation (the 403 check of a route)."""
-    if action is Action.READ_LANDSCAPE and public_read:
-        return True
-    return scope(principal.role, action) is not Scope.NONE
+    return scope(principal.role, action, public_read=public_read) is not Scope.NONE
 
 
 def may(principal: Principal, action: Action, organisation: str | None, *, public_read: bool = False) -> bool:
     """Whether ``principal`` may do ``action`` on something of ``organisation`` (None: a
     hub-wide object, which only a right for all reaches)."""
-    reach = scope(principal.role, action)
-    if reach is Scope.ALL or (action is Action.READ_LANDSCAPE and public_read):
+    reach = scope(principal.role, action, public_read=public_read)
+    if reach is Scope.ALL:
         return True
     if reach is Scope.NONE:
         return False
@@ -173,7 +184,13 @@ ACTION_TITLES: Final[dict[Action, str]] = {
     Action.OPERATE: "operator views (status, DLQ, metrics), rebuild",
     Action.READ_AUDIT: "audit log",
 }
-_MARKS: Final = {Scope.ALL: "✅ all", Scope.OWN: "✅ own", Scope.SOURCES: "✅ own sources", Scope.NONE: "❌"}
+_MARKS: Final = {
+    Scope.ALL: "✅ all",
+    Scope.OWN: "✅ own",
+    Scope.SOURCES: "✅ own sources",
+    Scope.NONE: "❌",
+    Scope.PUBLIC: "❌ unless `KOPPELHUB_PUBLIC_READ=true` (without a token)",
+}
 
 
 def matrix_table() -> str:

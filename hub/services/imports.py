@@ -31,6 +31,7 @@ from connectors.events import import_source
 from connectors.registry import create
 from hub.errors import KoppelhubError
 from hub.ports import ImportRecord, ImportStore
+from hub.ports.audit import AuditEntry
 from hub.ports.connectors import Owner, SyncScope
 from hub.services.sync import Interrupted, Progress, Tally
 
@@ -164,8 +165,11 @@ class ImportLifecycle:
     def __init__(self, store: ImportStore, uploads_dir: Path, execute: Execute | None = None) -> None:
         self.store, self.uploads_dir, self._execute = store, uploads_dir, execute
 
-    async def create(self, spec: ImportSpec, import_id: uuid.UUID | None = None) -> ImportRecord:
-        """Queue an import (``queued``): a connectors role claims and runs it."""
+    async def create(
+        self, spec: ImportSpec, import_id: uuid.UUID | None = None, *, audit: AuditEntry | None = None
+    ) -> ImportRecord:
+        """Queue an import (``queued``): a connectors role claims and runs it; ``audit`` is
+        written with it."""
         return await self.store.create(
             import_id=import_id or uuid.uuid4(),
             organisatie=spec.organisatie,
@@ -174,6 +178,7 @@ class ImportLifecycle:
             filename=spec.filename,
             path=str(spec.path),
             options=spec.options,
+            audit=audit,
         )
 
     async def start(self, spec: ImportSpec) -> uuid.UUID:

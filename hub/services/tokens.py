@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from hub.errors import NotFound, PermanentError
+from hub.ports.audit import AuditEntry
 from hub.ports.tokens import TokenRecord, TokenStore
 from hub.services.access import Action, Principal, Role, may, may_grant, visible_organisations
 
@@ -69,6 +70,7 @@ class TokenService:
         organisatie: str | None,
         sources: list[str],
         expires_at: datetime | None = None,
+        audit: AuditEntry | None = None,
     ) -> tuple[TokenRecord, str]:
         """The new token's record and its secret (shown to the creator once, never stored)."""
         try:
@@ -102,6 +104,7 @@ class TokenService:
             expires_at=expires_at,
             secret_hash=secret_hash(token),
             created_by=creator.credential or creator.name,
+            audit=audit,
         )
         return record, token
 
@@ -111,12 +114,14 @@ class TokenService:
             return await self.store.list(None)
         return [t for org in orgs for t in await self.store.list(org)]
 
-    async def revoke(self, viewer: Principal, token_id: uuid.UUID) -> TokenRecord:
+    async def revoke(
+        self, viewer: Principal, token_id: uuid.UUID, *, audit: AuditEntry | None = None
+    ) -> TokenRecord:
         """Revoke a token the viewer may manage; another organisation's is NotFound."""
         record = await self.store.get(token_id)
         if record.revoked_at is not None or not may(viewer, Action.MANAGE_TOKENS, record.organisatie):
             raise NotFound(f"token {token_id} does not exist")
-        await self.store.revoke(token_id)
+        await self.store.revoke(token_id, audit=audit)
         return record
 
 

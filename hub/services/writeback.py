@@ -159,8 +159,8 @@ class ConnectorSink:
         try:
             if key is not None and self.fingerprints is not None:
                 last = (await self.fingerprints.known(scope, [key])).get(key)
-            kind, data, refused = await connector.apply(event, seen=last.hash if last else None)
-            digest = connector.written(data) if key is not None else None
+            result = await connector.apply(event, seen=last.hash if last else None)
+            digest = connector.written(result[1]) if key is not None and result is not None else None
             if key is not None and digest is not None and self.fingerprints is not None:
                 # What was written is what this connector read last: its next read is no change.
                 generation = last.generation + 1 if last is not None else 0
@@ -173,6 +173,9 @@ class ConnectorSink:
             return self._outcome(started, Disposition.PERMANENT, f"refused: {e}")
         except ConnectorError as e:
             return self._outcome(started, Disposition.RETRY, f"error: {e}")
+        if result is None:  # applied; the kind publishes no outcome event (the generic rest sink)
+            return self._outcome(started, Disposition.DELIVERED)
+        kind, data, refused = result
         source = getattr(connector.config, "source", None) or import_source(
             self.hub_urn, "connector", str(record.id)
         )

@@ -4,8 +4,11 @@ A connector whose config asks for ``writeBack`` consumes hub events through one 
 the hub owns: sink ``connector:<connector id>``, protocol ``koppelhub-connector``, its id
 derived from the connector's (so it is found again without a lookup table, and the connector's
 API shows it). Its selection is the connector's ``writeBack`` (the kind's own event types by
-default) and always the connector's own organisatie; its retry schedule the connector's own or
-the global one. The dispatcher delivers it like any subscription (at least once, in order per
+default) and always an organisatie filter: the connector's own, or ``writeBack.organisaties``
+(which only a functioneel-beheerder may point elsewhere; ``hub.api.connectors`` checks). The
+``filters`` come on top and may not name ``organisatie``. Its retry schedule is the connector's
+own or the global one. The subscription is the hub's: its API refuses to change it
+(:func:`is_write_back`). The dispatcher delivers it like any subscription (at least once, in order per
 melding, ``dead`` plus an alert, the delivery log, retry and replay) through
 :class:`hub.services.writeback.ConnectorSink`.
 
@@ -24,11 +27,19 @@ from connectors.registry import KINDS
 from connectors.writeback import WriteBackConfig
 from hub.errors import NotFound
 from hub.ports import ConnectorRecord, SubscriptionDetails, SubscriptionStore
-from hub.services.writeback import PROTOCOL, connector_sink
+from hub.services.writeback import PROTOCOL, SINK_PREFIX, connector_sink
 from subscriptions.filters import dump_filters, parse_filters
 from subscriptions.signing import generate_secret
 
-__all__ = ["remove_write_back", "sync_write_back", "write_back_selection", "write_back_subscription_id"]
+__all__ = [
+    "is_write_back",
+    "organisatie_filter",
+    "remove_write_back",
+    "sync_write_back",
+    "write_back_organisaties",
+    "write_back_selection",
+    "write_back_subscription_id",
+]
 
 
 def write_back_subscription_id(connector_id: uuid.UUID) -> uuid.UUID:
@@ -44,18 +55,53 @@ def write_back_selection(kind: str, organisatie: str, config: dict[str, Any]) ->
     subscription filter; the API answers it with a 400."""
     cls = KINDS[kind]
     wb = getattr(cls.config_model.model_validate(config), "writeBack", None)
-    if not isinstance(wb, WriteBackConfig) or not cls.consumes:
+    if not isinstance(wb, WriteBackConfig):
         return None
+    types = wb.types or list(cls.consumes)
+    if not types:
+        raise ValueError("config.writeBack.types: name the event types this connector applies")
     try:
         extra = dump_filters(parse_filters(wb.filters))
     except ValueError as e:
         raise ValueError(f"config.writeBack.filters: {e}") from e
+    if _names_organisatie(extra):
+        raise ValueError(
+            "config.writeBack.filters: whose events a connector applies is not a filter's to say; "
+            "set config.writeBack.organisaties (default: the connector's own organisatie)"
+        )
     return {
-        "types": wb.types or list(cls.consumes),
+        "types": types,
         "source": wb.source,
-        "filters": [{"exact": {"organisatie": organisatie}}, *extra],
+        "filters": [organisatie_filter(write_back_organisaties(organisatie, config)), *extra],
         "retry_schedule": wb.retrySchedule,
     }
+
+
+def write_back_organisaties(organisatie: str, config: dict[str, Any]) -> list[str]:
+    """Whose events the connector applies: ``writeBack.organisaties`` or its own organisatie."""
+    wb = config.get("writeBack")
+    chosen = wb.get("organisaties") if isinstance(wb, dict) else None
+    return list(chosen) if chosen else [organisatie]
+
+
+def organisatie_filter(organisaties: list[str]) -> dict[str, Any]:
+    if len(organisaties) == 1:
+        return {"exact": {"organisatie": organisaties[0]}}
+    return {"any": [{"exact": {"organisatie": o}} for o in organisaties]}
+
+
+def _names_organisatie(found: Any) -> bool:
+    """Whether a (dumped) filter anywhere tests the ``organisatie`` attribute."""
+    if isinstance(found, dict):
+        return "organisatie" in found or any(_names_organisatie(v) for v in found.values())
+    if isinstance(found, list):
+        return any(_names_organisatie(v) for v in found)
+    return False
+
+
+def is_write_back(subscription: SubscriptionDetails) -> bool:
+    """A connector's internal write-back subscription (the hub's, not its caller's)."""
+    return subscription.protocol == PROTOCOL or subscription.sink.startswith(SINK_PREFIX)
 
 
 async def sync_write_back(

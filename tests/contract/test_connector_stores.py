@@ -229,6 +229,40 @@ async def test_row_errors_keep_their_order_across_commits_and_can_be_limited(sto
     assert [e async for e in stores.imports.stream_errors(import_id)] == everything
 
 
+async def test_pass_through_fingerprints_keep_the_fields_published_last(stores: Stores) -> None:
+    """What a pass-through run needs to name what changed (``wijzigingen``): the fields it
+    published last, read back with ``with_data``; replaced by the next publish, gone with a
+    withdrawal, and a copy (changing what was given or read does not change the store)."""
+    connector = await stores.connectors.create(
+        kind="rest", organisatie=ORG, config={}, schedule_seconds=60, enabled=False
+    )
+    owner, scope = Owner("connector", connector.id), SyncScope("urn:example:rest", ORG, "rest:1")
+    first = {"id": 7, "status": {"state": "m"}, "category": "afval"}
+    await stores.fingerprints.commit(scope, owner, BatchCommit(published=[
+        Published("melding", "7", "h1", 0, first), Published("melding", "8", "h2", 0, {"id": 8}),
+    ]))  # fmt: skip
+    first["status"]["state"] = "changed by the caller afterwards"  # type: ignore[index]
+    keys = [("melding", "7"), ("melding", "8")]
+
+    read = await stores.fingerprints.known(scope, keys, with_data=True)
+    read[("melding", "7")].data["category"] = "changed by the reader"  # type: ignore[index]
+    again = await stores.fingerprints.known(scope, keys, with_data=True)
+    plain = await stores.fingerprints.known(scope, keys)
+    await stores.fingerprints.commit(scope, owner, BatchCommit(published=[
+        Published("melding", "7", "h3", 1, {"id": 7, "status": {"state": "i"}}),
+        Published("melding", "8", None, 1, None),
+    ]))  # fmt: skip
+    after = await stores.fingerprints.known(scope, keys, with_data=True)
+
+    assert again[("melding", "7")].data == {"id": 7, "status": {"state": "m"}, "category": "afval"}
+    assert again[("melding", "8")].data == {"id": 8}
+    assert [f.data for f in plain.values()] == [None, None]
+    assert {k: (f.hash, f.generation, f.data) for k, f in after.items()} == {
+        ("melding", "7"): ("h3", 1, {"id": 7, "status": {"state": "i"}}),
+        ("melding", "8"): (None, 1, None),
+    }
+
+
 async def test_fingerprints_are_known_per_scope_with_their_generation(stores: Stores) -> None:
     import_id = await stores.queue()
     published = [Published("gebruik", "g-1", "h1", 0), Published("gebruik", "g-2", "h2", 3)]

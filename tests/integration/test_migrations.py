@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, pool
+from sqlalchemy import create_engine, inspect, pool
 
 import hub.adapters.postgres.landscape_tables  # noqa: F401  (registers the landscape tables)
 from hub.adapters.postgres import audit as _audit  # noqa: F401 - registers its table
@@ -33,6 +33,18 @@ def test_migrating_twice_changes_nothing(database_url: str) -> None:
     engine = create_engine(sqlalchemy_url(database_url), poolclass=pool.NullPool)
     try:
         with engine.connect() as conn:
-            assert MigrationContext.configure(conn).get_current_revision() == "0010"
+            assert MigrationContext.configure(conn).get_current_revision() == "0011"
     finally:
         engine.dispose()
+
+
+def test_subscriptions_have_no_owner_column_beside_their_organisatie(database_url: str) -> None:
+    """Ownership is ``organisatie`` alone: the ``owner`` column of migration 0001, never written
+    or read, is dropped (0011) so nobody mistakes it for a second owner."""
+    engine = create_engine(sqlalchemy_url(database_url), poolclass=pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            columns = {c["name"] for c in inspect(conn).get_columns("subscriptions")}
+    finally:
+        engine.dispose()
+    assert "organisatie" in columns and "owner" not in columns

@@ -187,3 +187,31 @@ async def test_a_token_without_a_known_role_is_forbidden_not_unauthenticated(iss
     with pytest.raises(Unauthenticated, match="expired"):
         await authenticate_header(auth, "Bearer " + issuer.token(exp=int(time.time()) - 60))
     assert (await authenticate_header(auth, "Bearer " + issuer.token())).organisation == "gem-a"
+
+
+async def test_a_verified_token_is_kept_at_most_a_minute_and_never_past_its_exp(issuer: Issuer) -> None:
+    """The signature check is paid once per token and minute, not per request: the same token
+    is answered with the principal verified before (the same object) until a minute has passed
+    or the token's ``exp``, whichever comes first; after that it is checked in full again."""
+    clock = {"now": time.time()}
+    check = OidcVerifier(OidcConfig(issuer.url, AUDIENCE), clock=lambda: clock["now"])
+    long_lived, short_lived = issuer.token(), issuer.token(exp=int(clock["now"]) + 20, sub="u-2")
+
+    first, short_first = await check.principal(long_lived), await check.principal(short_lived)
+    again, short_again = await check.principal(long_lived), await check.principal(short_lived)
+    clock["now"] += 30  # past the short token's exp (by this clock), within the minute
+    later, short_later = await check.principal(long_lived), await check.principal(short_lived)
+    clock["now"] += 31  # a minute after the first check
+    after_a_minute = await check.principal(long_lived)
+
+    assert again is first and short_again is short_first
+    assert later is first and short_later is not short_first  # checked again: its exp passed
+    assert after_a_minute is not first and after_a_minute == first
+
+
+async def test_a_refused_token_is_refused_again_not_kept(issuer: Issuer) -> None:
+    check = verifier(issuer)
+    wrong = issuer.token(aud="another-api")
+    for _ in range(2):
+        with pytest.raises(CredentialRefused, match="audience"):
+            await check.principal(wrong)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from hub.services.access import (
+    VISITOR,
     Action,
     Principal,
     Role,
@@ -122,3 +123,22 @@ def test_a_systeem_publishes_only_for_its_registered_sources(source: str, allowe
 def test_the_readme_shows_the_matrix_as_it_is() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert matrix_table() in readme
+
+
+@pytest.mark.parametrize(("role", "action", "target"), CASES)
+def test_public_read_gives_a_bezoeker_the_public_landscape_and_nobody_anything_else(
+    role: str, action: str, target: str
+) -> None:
+    """KOPPELHUB_PUBLIC_READ=true, table-driven: the bezoeker (a caller without a token) gains
+    ``landschap-raadplegen`` for every organisation and nothing else; no other role changes."""
+    principal = VISITOR if role == "bezoeker" else Principal("caller", Role(role), OWN, sources=("urn:sys",))
+    organisation = OWN if target == "own" else OTHER
+    own_ok, other_ok = EXPECTED[action]
+    if role == "bezoeker":
+        allowed = action == "landschap-raadplegen"
+        reach = allowed
+    else:
+        allowed = role in (own_ok if target == "own" else other_ok)
+        reach = role in own_ok
+    assert may(principal, Action(action), organisation, public_read=True) is allowed
+    assert may_at_all(principal, Action(action), public_read=True) is reach

@@ -16,7 +16,15 @@ class InMemoryAuditLog:
         self._clock = clock
 
     async def record(self, entry: AuditEntry) -> None:
-        self._entries.append(dataclasses.replace(entry, id=len(self._entries) + 1, time=self._clock()))
+        self.append(entry)
+
+    def append(self, entry: AuditEntry | None, object_id: object = None) -> None:
+        """A change's entry, appended by a twin store as the last step of the change, with no
+        ``await`` between: the twin's "same transaction" (a change that failed raised before)."""
+        if entry is None:
+            return
+        about = entry if object_id is None else entry.about(object_id)
+        self._entries.append(dataclasses.replace(about, id=len(self._entries) + 1, time=self._clock()))
 
     async def list(self, query: AuditQuery, *, limit: int, cursor: str | None) -> Page[AuditEntry]:
         after: int | None = None

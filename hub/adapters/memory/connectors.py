@@ -10,15 +10,18 @@ one run out by moving the clock.
 
 from __future__ import annotations
 
+import copy
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from hub.errors import NotFound
+from hub.adapters.memory.audit import InMemoryAuditLog
+from hub.errors import NotFound, PermanentError
 from hub.paging import Page, decode_time_cursor, time_cursor
 from hub.ports import ConnectorRecord, ImportRecord
+from hub.ports.audit import AuditEntry
 from hub.ports.connectors import BatchCommit, Fingerprint, Key, Owner, Published, RowError, SyncScope
 
 __all__ = [
@@ -46,6 +49,7 @@ class _Print:
     hash: str | None
     generation: int
     seen: uuid.UUID | None
+    data: dict[str, Any] | None = None  # pass-through items: the fields published last
 
 
 @dataclass
@@ -55,6 +59,12 @@ class InMemoryConnectorTables:
     imports: dict[uuid.UUID, _Held] = field(default_factory=dict)
     import_errors: dict[uuid.UUID, list[RowError]] = field(default_factory=dict)
     fingerprints: dict[tuple[str, str], dict[Key, _Print]] = field(default_factory=dict)
+
+
+def _copy(data: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A stored copy, as a JSON column would hold it: later changes to the caller's dict or to
+    what ``known`` returned do not reach the store."""
+    return None if data is None else copy.deepcopy(dict(data))
 
 
 def _import(tables: InMemoryConnectorTables, import_id: uuid.UUID) -> _Held:
@@ -74,11 +84,25 @@ def _connector(tables: InMemoryConnectorTables, connector_id: uuid.UUID) -> _Hel
 class InMemoryConnectorStore:
     """Connector instances: CRUD for the API, due-claims with leases for the runner."""
 
-    def __init__(self, tables: InMemoryConnectorTables, *, lease_seconds: float = 300.0) -> None:
+    def __init__(
+        self,
+        tables: InMemoryConnectorTables,
+        *,
+        lease_seconds: float = 300.0,
+        audit_log: InMemoryAuditLog | None = None,
+    ) -> None:
         self._t, self._lease = tables, timedelta(seconds=lease_seconds)
+        self._audit = audit_log or InMemoryAuditLog()  # the twin of the audit table
 
     async def create(
-        self, *, kind: str, organisatie: str, config: dict[str, Any], schedule_seconds: int, enabled: bool
+        self,
+        *,
+        kind: str,
+        organisatie: str,
+        config: dict[str, Any],
+        schedule_seconds: int,
+        enabled: bool,
+        audit: AuditEntry | None = None,
     ) -> ConnectorRecord:
         now = self._t.clock()
         record = ConnectorRecord(
@@ -100,6 +124,7 @@ class InMemoryConnectorStore:
             updated_at=now,
         )
         self._t.connectors[record.id] = _Held(record)
+        self._audit.append(audit, record.id)
         return record
 
     async def get(self, connector_id: uuid.UUID) -> ConnectorRecord:
@@ -112,22 +137,26 @@ class InMemoryConnectorStore:
             found = [r for r in found if r.organisatie == organisatie]
         return sorted(found, key=lambda r: (r.created_at, r.id))
 
-    async def update(self, connector_id: uuid.UUID, **values: Any) -> ConnectorRecord:
+    async def update(
+        self, connector_id: uuid.UUID, *, audit: AuditEntry | None = None, **values: Any
+    ) -> ConnectorRecord:
         """Change config, schedule or enabled; a changed config starts over (checkpoint cleared)."""
         held = _connector(self._t, connector_id)
         if "config" in values:
             values["checkpoint"] = None
         held.record = replace(held.record, **values, updated_at=self._t.clock())
+        self._audit.append(audit, connector_id)
         record: ConnectorRecord = held.record
         return record
 
-    async def delete(self, connector_id: uuid.UUID) -> None:
+    async def delete(self, connector_id: uuid.UUID, *, audit: AuditEntry | None = None) -> None:
         _connector(self._t, connector_id)
         del self._t.connectors[connector_id]
+        self._audit.append(audit, connector_id)
 
-    async def request_run(self, connector_id: uuid.UUID) -> None:
+    async def request_run(self, connector_id: uuid.UUID, *, audit: AuditEntry | None = None) -> None:
         """Make the connector due now (the runner picks it up at its next poll)."""
-        await self.update(connector_id, next_run_at=self._t.clock())
+        await self.update(connector_id, audit=audit, next_run_at=self._t.clock())
 
     async def claim_due(self, limit: int) -> list[ConnectorRecord]:
         """Enabled connectors whose time has come and that no runner holds, leased to this one."""
@@ -175,8 +204,15 @@ class InMemoryConnectorStore:
 class InMemoryImportStore:
     """Uploaded imports: queue, claim with leases, status and row errors."""
 
-    def __init__(self, tables: InMemoryConnectorTables, *, lease_seconds: float = 300.0) -> None:
+    def __init__(
+        self,
+        tables: InMemoryConnectorTables,
+        *,
+        lease_seconds: float = 300.0,
+        audit_log: InMemoryAuditLog | None = None,
+    ) -> None:
         self._t, self._lease = tables, timedelta(seconds=lease_seconds)
+        self._audit = audit_log or InMemoryAuditLog()  # the twin of the audit table
 
     async def create(
         self,
@@ -188,7 +224,10 @@ class InMemoryImportStore:
         filename: str,
         path: str,
         options: dict[str, Any],
+        audit: AuditEntry | None = None,
     ) -> ImportRecord:
+        if import_id in self._t.imports:  # the primary key, as in PostgreSQL
+            raise PermanentError(f"import {import_id} exists already")
         record = ImportRecord(
             id=import_id,
             organisatie=organisatie,
@@ -207,6 +246,7 @@ class InMemoryImportStore:
             finished_at=None,
         )
         self._t.imports[import_id] = _Held(record)
+        self._audit.append(audit, import_id)
         return record
 
     async def get(self, import_id: uuid.UUID) -> ImportRecord:
@@ -314,22 +354,28 @@ class InMemoryFingerprintStore:
     def _scope(self, scope: SyncScope) -> dict[Key, _Print]:
         return self._t.fingerprints.setdefault((scope.source, scope.organisatie), {})
 
-    async def known(self, scope: SyncScope, keys: Sequence[Key]) -> dict[Key, Fingerprint]:
+    async def known(
+        self, scope: SyncScope, keys: Sequence[Key], *, with_data: bool = False
+    ) -> dict[Key, Fingerprint]:
         prints = self._t.fingerprints.get((scope.source, scope.organisatie), {})
-        return {k: Fingerprint(prints[k].hash, prints[k].generation) for k in keys if k in prints}
+        return {
+            k: Fingerprint(prints[k].hash, prints[k].generation, _copy(prints[k].data) if with_data else None)
+            for k in keys
+            if k in prints
+        }
 
     async def remember(self, scope: SyncScope, written: Sequence[Published]) -> None:
         prints = self._scope(scope)
         for p in written:
             before = prints.get((p.objecttype, p.object_id))
             prints[(p.objecttype, p.object_id)] = _Print(
-                p.hash, p.generation, before.seen if before else None
+                p.hash, p.generation, before.seen if before else None, before.data if before else None
             )
 
     async def commit(self, scope: SyncScope, owner: Owner, batch: BatchCommit) -> None:
         prints = self._scope(scope)
         for p in batch.published:
-            prints[(p.objecttype, p.object_id)] = _Print(p.hash, p.generation, batch.run)
+            prints[(p.objecttype, p.object_id)] = _Print(p.hash, p.generation, batch.run, _copy(p.data))
         if batch.seen and batch.run is not None:
             for key in batch.seen:
                 if key in prints:

@@ -10,9 +10,11 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from hub.adapters.memory.audit import InMemoryAuditLog
 from hub.adapters.memory.database import DeliveryRow, InMemoryDatabase, SubscriptionRow
 from hub.errors import NotFound
 from hub.ports import AttemptResult, ClaimedDelivery, PulledPage
+from hub.ports.audit import AuditEntry
 from schemas import CloudEvent
 from schemas.hub_events import DELIVERY_DEAD, SUBSCRIPTION_DISABLED
 from subscriptions import lifecycle as lc
@@ -231,8 +233,9 @@ def _dead_data(r: AttemptResult) -> dict[str, Any]:
 class InMemoryDeliveryStore:
     """Operations on one subscription's deliveries and on the archive it matches."""
 
-    def __init__(self, db: InMemoryDatabase):
+    def __init__(self, db: InMemoryDatabase, audit_log: InMemoryAuditLog | None = None):
         self._db = db
+        self._audit = audit_log or InMemoryAuditLog()  # the twin of the audit table
 
     def _subscription(self, subscription_id: uuid.UUID) -> SubscriptionRow:
         row = self._db.subscriptions.get(subscription_id)
@@ -246,7 +249,9 @@ class InMemoryDeliveryStore:
             raise NotFound(f"delivery {delivery_id} of subscription {subscription_id} does not exist")
         return d
 
-    async def retry(self, subscription_id: uuid.UUID, delivery_id: uuid.UUID) -> str:
+    async def retry(
+        self, subscription_id: uuid.UUID, delivery_id: uuid.UUID, *, audit: AuditEntry | None = None
+    ) -> str:
         d = self._delivery(subscription_id, delivery_id)
         now = self._db.clock()
         d.status, d.next_attempt_at, d.retry_base, d.updated_at = lc.RETRY_STATUS, now, d.attempts, now
@@ -254,6 +259,7 @@ class InMemoryDeliveryStore:
             for e in self._db.deliveries_of(subscription_id):
                 if e.ordering_key == d.ordering_key and e.archive_seq > d.archive_seq:
                     e.next_attempt_at = lc.released(e.status, e.next_attempt_at, now)
+        self._audit.append(audit)
         return d.status
 
     async def attempts(self, subscription_id: uuid.UUID, delivery_id: uuid.UUID) -> list[dict[str, Any]]:
@@ -267,6 +273,7 @@ class InMemoryDeliveryStore:
         until: datetime | None,
         *,
         only_undelivered: bool = False,
+        audit: AuditEntry | None = None,
     ) -> int:
         selection = self._subscription(subscription_id).selection()
         statuses: dict[str, list[str]] = {}
@@ -282,15 +289,19 @@ class InMemoryDeliveryStore:
             ):
                 self._db.queue(subscription_id, row)
                 count += 1
+        self._audit.append(audit)
         return count
 
-    async def recover(self, subscription_id: uuid.UUID, since: datetime) -> int:
+    async def recover(
+        self, subscription_id: uuid.UUID, since: datetime, *, audit: AuditEntry | None = None
+    ) -> int:
         self._subscription(subscription_id)
         count = 0
         for d in sorted(self._db.deliveries_of(subscription_id), key=lambda d: d.archive_seq):
             if d.status in lc.RECOVERABLE and d.created_at >= since:
                 await self.retry(subscription_id, d.id)
                 count += 1
+        self._audit.append(audit)
         return count
 
     async def pull(self, subscription_id: uuid.UUID, *, after: int, limit: int) -> PulledPage:

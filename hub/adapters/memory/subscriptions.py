@@ -7,10 +7,12 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from hub.adapters.memory.audit import InMemoryAuditLog
 from hub.adapters.memory.database import InMemoryDatabase, SubscriptionRow
 from hub.errors import NotFound, PermanentError
 from hub.paging import BadCursor, Page, decode_cursor, encode_cursor
 from hub.ports import SigningTarget, SubscriptionDetails, SubscriptionFilter
+from hub.ports.audit import AuditEntry
 from hub.ports.subscriptions import CREATE_ONLY, UPDATABLE
 from subscriptions.lifecycle import ACTIVE, OPEN, PAUSE_REASON, PAUSED
 
@@ -48,8 +50,11 @@ def _details(row: SubscriptionRow) -> SubscriptionDetails:
 class InMemorySubscriptionStore:
     """Create, read, list and delete subscriptions; read their deliveries."""
 
-    def __init__(self, db: InMemoryDatabase):
+    def __init__(self, db: InMemoryDatabase, audit_log: InMemoryAuditLog | None = None):
+        """``audit_log``: where the ``audit=`` entries of writes go (the twin of the audit table
+        in the same database); a private one when the test does not read them."""
         self._db = db
+        self._audit = audit_log or InMemoryAuditLog()
 
     def _row(self, subscription_id: uuid.UUID) -> SubscriptionRow:
         row = self._db.subscriptions.get(subscription_id)
@@ -68,6 +73,7 @@ class InMemorySubscriptionStore:
         headers: dict[str, str],
         config: dict[str, Any],
         secret: str,
+        audit: AuditEntry | None = None,
         **options: Any,
     ) -> SubscriptionDetails:
         now = self._db.clock()
@@ -90,6 +96,7 @@ class InMemorySubscriptionStore:
             if name in UPDATABLE or name in CREATE_ONLY:
                 setattr(row, name, value if name != "auth" else value or {})
         self._db.subscriptions[row.id] = row
+        self._audit.append(audit, row.id)
         return _details(row)
 
     async def get(self, subscription_id: uuid.UUID) -> SubscriptionDetails:
@@ -120,7 +127,12 @@ class InMemorySubscriptionStore:
         return Page(items, next_cursor)
 
     async def update(
-        self, subscription_id: uuid.UUID, changes: Mapping[str, Any], *, enabled: bool | None = None
+        self,
+        subscription_id: uuid.UUID,
+        changes: Mapping[str, Any],
+        *,
+        enabled: bool | None = None,
+        audit: AuditEntry | None = None,
     ) -> SubscriptionDetails:
         """Apply ``changes`` and the life-cycle switch (see :class:`hub.ports.SubscriptionStore`)."""
         row = self._row(subscription_id)
@@ -137,16 +149,23 @@ class InMemorySubscriptionStore:
                 if d.status in OPEN:
                     d.next_attempt_at = d.updated_at = now
         row.updated_at = now
+        self._audit.append(audit, subscription_id)
         return _details(row)
 
     async def rotate_secret(
-        self, subscription_id: uuid.UUID, new_secret: str, grace_seconds: float
+        self,
+        subscription_id: uuid.UUID,
+        new_secret: str,
+        grace_seconds: float,
+        *,
+        audit: AuditEntry | None = None,
     ) -> datetime:
         row = self._row(subscription_id)
         now = self._db.clock()
         row.previous_secret, row.secret = row.secret, new_secret
         row.previous_secret_expires_at = now + timedelta(seconds=grace_seconds)
         row.updated_at = now
+        self._audit.append(audit, subscription_id)
         return row.previous_secret_expires_at
 
     async def signing_target(self, subscription_id: uuid.UUID) -> SigningTarget:
@@ -155,12 +174,13 @@ class InMemorySubscriptionStore:
         secrets = [row.secret] + ([previous] if previous else [])
         return SigningTarget(row.sink, secrets, row.headers, row.content_mode, dict(row.auth))
 
-    async def delete(self, subscription_id: uuid.UUID) -> None:
+    async def delete(self, subscription_id: uuid.UUID, *, audit: AuditEntry | None = None) -> None:
         self._row(subscription_id)
         del self._db.subscriptions[subscription_id]
         for d in self._db.deliveries_of(subscription_id):  # ON DELETE CASCADE
             del self._db.deliveries[d.id]
             self._db.attempts.pop(d.id, None)
+        self._audit.append(audit, subscription_id)
 
     async def deliveries(
         self, subscription_id: uuid.UUID, *, status: str | None, limit: int, cursor: str | None

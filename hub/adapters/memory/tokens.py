@@ -6,13 +6,16 @@ import dataclasses
 import uuid
 from datetime import UTC, datetime
 
+from hub.adapters.memory.audit import InMemoryAuditLog
 from hub.errors import NotFound
+from hub.ports.audit import AuditEntry
 from hub.ports.tokens import TokenRecord
 
 
 class InMemoryTokenStore:
-    def __init__(self) -> None:
+    def __init__(self, audit_log: InMemoryAuditLog | None = None) -> None:
         self._tokens: dict[uuid.UUID, tuple[TokenRecord, str]] = {}
+        self._audit = audit_log or InMemoryAuditLog()
 
     async def create(
         self,
@@ -24,6 +27,7 @@ class InMemoryTokenStore:
         expires_at: datetime | None,
         secret_hash: str,
         created_by: str | None,
+        audit: AuditEntry | None = None,
     ) -> TokenRecord:
         if any(h == secret_hash for _, h in self._tokens.values()):
             raise ValueError("duplicate secret hash")
@@ -31,6 +35,7 @@ class InMemoryTokenStore:
             uuid.uuid4(), name, role, organisatie, list(sources), expires_at, datetime.now(UTC), created_by
         )
         self._tokens[record.id] = (record, secret_hash)
+        self._audit.append(audit, record.id)
         return record
 
     async def find(self, secret_hash: str) -> TokenRecord | None:
@@ -51,9 +56,10 @@ class InMemoryTokenStore:
             if r.revoked_at is None and (organisatie is None or r.organisatie == organisatie)
         ]
 
-    async def revoke(self, token_id: uuid.UUID) -> None:
+    async def revoke(self, token_id: uuid.UUID, *, audit: AuditEntry | None = None) -> None:
         record, h = self._tokens.get(token_id, (None, ""))
         if record is None:
             raise NotFound(f"token {token_id} does not exist")
         if record.revoked_at is None:
             self._tokens[token_id] = (dataclasses.replace(record, revoked_at=datetime.now(UTC)), h)
+        self._audit.append(audit, token_id)

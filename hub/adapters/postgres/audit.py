@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, Table, Text, delete, func, insert, select
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub.adapters.postgres.errors import translate_db_errors
 from hub.adapters.postgres.tables import metadata
@@ -45,10 +45,9 @@ class PostgresAuditLog:
         self._engine = engine
 
     async def record(self, entry: AuditEntry) -> None:
-        values = {f: getattr(entry, f) for f in _FIELDS if f not in ("id", "time")}
         with translate_db_errors():
             async with self._engine.begin() as conn:
-                await conn.execute(insert(audit_log).values(**values))
+                await record_in(conn, entry)
 
     async def list(self, query: AuditQuery, *, limit: int, cursor: str | None) -> Page[AuditEntry]:
         c = audit_log.c
@@ -83,3 +82,13 @@ class PostgresAuditLog:
             async with self._engine.begin() as conn:
                 result = await conn.execute(delete(audit_log).where(audit_log.c.time < before))
         return int(result.rowcount or 0)
+
+
+async def record_in(conn: AsyncConnection, entry: AuditEntry | None, object_id: object = None) -> None:
+    """Write a change's entry on the change's own connection, inside its transaction: both are
+    committed together or neither (the stores call this as the last step of a write, with the
+    id of the object the write made or changed)."""
+    if entry is not None:
+        about = entry if object_id is None else entry.about(object_id)
+        values = {f: getattr(about, f) for f in _FIELDS if f not in ("id", "time")}
+        await conn.execute(insert(audit_log).values(**values))

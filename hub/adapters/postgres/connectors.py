@@ -8,10 +8,12 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from hub.adapters.postgres.audit import record_in
 from hub.adapters.postgres.connector_tables import connectors
 from hub.adapters.postgres.errors import translate_db_errors
 from hub.errors import NotFound
 from hub.ports import ConnectorRecord
+from hub.ports.audit import AuditEntry
 
 
 def _record(m: Any) -> ConnectorRecord:
@@ -24,7 +26,14 @@ class PostgresConnectorStore:
         self._lease = lease_seconds
 
     async def create(
-        self, *, kind: str, organisatie: str, config: dict[str, Any], schedule_seconds: int, enabled: bool
+        self,
+        *,
+        kind: str,
+        organisatie: str,
+        config: dict[str, Any],
+        schedule_seconds: int,
+        enabled: bool,
+        audit: AuditEntry | None = None,
     ) -> ConnectorRecord:
         with translate_db_errors():
             async with self._engine.begin() as conn:
@@ -41,6 +50,7 @@ class PostgresConnectorStore:
                         .returning(*connectors.c)
                     )
                 ).one()
+                await record_in(conn, audit, row.id)
         return _record(row._mapping)
 
     async def get(self, connector_id: uuid.UUID) -> ConnectorRecord:
@@ -61,7 +71,9 @@ class PostgresConnectorStore:
             async with self._engine.connect() as conn:
                 return [_record(r._mapping) for r in await conn.execute(query)]
 
-    async def update(self, connector_id: uuid.UUID, **values: Any) -> ConnectorRecord:
+    async def update(
+        self, connector_id: uuid.UUID, *, audit: AuditEntry | None = None, **values: Any
+    ) -> ConnectorRecord:
         """Change config, schedule or enabled; a changed config starts over (checkpoint cleared)."""
         if "config" in values:
             values["checkpoint"] = None
@@ -75,20 +87,22 @@ class PostgresConnectorStore:
                         .returning(*connectors.c)
                     )
                 ).one_or_none()
-        if row is None:
-            raise NotFound(f"connector {connector_id} does not exist")
+                if row is None:
+                    raise NotFound(f"connector {connector_id} does not exist")
+                await record_in(conn, audit, connector_id)
         return _record(row._mapping)
 
-    async def delete(self, connector_id: uuid.UUID) -> None:
+    async def delete(self, connector_id: uuid.UUID, *, audit: AuditEntry | None = None) -> None:
         with translate_db_errors():
             async with self._engine.begin() as conn:
                 result = await conn.execute(delete(connectors).where(connectors.c.id == connector_id))
-        if result.rowcount == 0:
-            raise NotFound(f"connector {connector_id} does not exist")
+                if result.rowcount == 0:
+                    raise NotFound(f"connector {connector_id} does not exist")
+                await record_in(conn, audit, connector_id)
 
-    async def request_run(self, connector_id: uuid.UUID) -> None:
+    async def request_run(self, connector_id: uuid.UUID, *, audit: AuditEntry | None = None) -> None:
         """Make the connector due now (the runner picks it up at its next poll)."""
-        await self.update(connector_id, next_run_at=func.now())
+        await self.update(connector_id, audit=audit, next_run_at=func.now())
 
     async def claim_due(self, limit: int) -> list[ConnectorRecord]:
         """Enabled connectors whose time has come and that no runner holds, leased to this one."""

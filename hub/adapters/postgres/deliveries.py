@@ -10,11 +10,13 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub.adapters.postgres.alerts import matchable
+from hub.adapters.postgres.audit import record_in
 from hub.adapters.postgres.errors import translate_db_errors
 from hub.adapters.postgres.projection import OUTBOX_CHANNEL
 from hub.adapters.postgres.tables import OPEN_SQL, deliveries, event_archive, sql_literals, subscriptions
 from hub.errors import NotFound
 from hub.ports import MatchableSubscription, PulledPage
+from hub.ports.audit import AuditEntry
 from subscriptions.lifecycle import RECOVERABLE, REPLAY_SKIPS, RETRY_STATUS
 from subscriptions.recipients import event_attributes, receives
 
@@ -82,7 +84,9 @@ class PostgresDeliveryStore:
             raise NotFound(f"subscription {subscription_id} does not exist")
         return matchable(subscription_id, row.source, row.types, row.filters, row.organisatie)
 
-    async def retry(self, subscription_id: uuid.UUID, delivery_id: uuid.UUID) -> str:
+    async def retry(
+        self, subscription_id: uuid.UUID, delivery_id: uuid.UUID, *, audit: AuditEntry | None = None
+    ) -> str:
         """Make one delivery due now with a fresh retry schedule; returns its new status."""
         with translate_db_errors():
             async with self._engine.begin() as conn:
@@ -97,6 +101,7 @@ class PostgresDeliveryStore:
                         {"subscription": subscription_id, "key": row.ordering_key, "seq": row.archive_seq},
                     )
                 await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL})
+                await record_in(conn, audit)
         return str(row.status)
 
     async def attempts(self, subscription_id: uuid.UUID, delivery_id: uuid.UUID) -> list[dict[str, Any]]:
@@ -125,6 +130,7 @@ class PostgresDeliveryStore:
         until: datetime | None,
         *,
         only_undelivered: bool = False,
+        audit: AuditEntry | None = None,
     ) -> int:
         """Queue a new delivery for every archived event (archived in [since, until)) that matches
         (``only_undelivered``: unless one of it was delivered or is still open)."""
@@ -170,9 +176,12 @@ class PostgresDeliveryStore:
                         count += len(new)
                 if count:
                     await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL})
+                await record_in(conn, audit)
         return count
 
-    async def recover(self, subscription_id: uuid.UUID, since: datetime) -> int:
+    async def recover(
+        self, subscription_id: uuid.UUID, since: datetime, *, audit: AuditEntry | None = None
+    ) -> int:
         """Make every failed and dead delivery created since ``since`` due now, each with a fresh
         retry schedule; what each held back of its key follows it (lifecycle.released)."""
         with translate_db_errors():
@@ -187,6 +196,7 @@ class PostgresDeliveryStore:
                     await conn.execute(_RELEASE, {"subscription": subscription_id, "key": key, "seq": seq})
                 if rows:
                     await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL})
+                await record_in(conn, audit)
         return len(rows)
 
     async def pull(self, subscription_id: uuid.UUID, *, after: int, limit: int) -> PulledPage:

@@ -9,11 +9,13 @@ from typing import Any
 from sqlalchemy import and_, delete, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from hub.adapters.postgres.audit import record_in
 from hub.adapters.postgres.connector_tables import import_errors, imports
 from hub.adapters.postgres.errors import translate_db_errors
 from hub.errors import NotFound
 from hub.paging import Page, decode_time_cursor, time_cursor
 from hub.ports import ImportRecord
+from hub.ports.audit import AuditEntry
 from hub.ports.connectors import RowError
 
 
@@ -36,6 +38,7 @@ class PostgresImportStore:
         filename: str,
         path: str,
         options: dict[str, Any],
+        audit: AuditEntry | None = None,
     ) -> ImportRecord:
         with translate_db_errors():
             async with self._engine.begin() as conn:
@@ -54,6 +57,7 @@ class PostgresImportStore:
                         .returning(*imports.c)
                     )
                 ).one()
+                await record_in(conn, audit, import_id)
         return _record(row._mapping)
 
     async def get(self, import_id: uuid.UUID) -> ImportRecord:

@@ -11,16 +11,18 @@ from sqlalchemy import and_, delete, insert, or_, select, text, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from hub.adapters.postgres.audit import record_in
 from hub.adapters.postgres.errors import translate_db_errors
 from hub.adapters.postgres.projection import OUTBOX_CHANNEL
 from hub.adapters.postgres.tables import OPEN_SQL, deliveries, subscriptions
 from hub.errors import NotFound
 from hub.paging import BadCursor, Page, decode_cursor, encode_cursor
 from hub.ports import SigningTarget, SubscriptionDetails, SubscriptionFilter
+from hub.ports.audit import AuditEntry
 from hub.ports.subscriptions import CREATE_ONLY, UPDATABLE
 from subscriptions.lifecycle import ACTIVE, PAUSE_REASON, PAUSED
 
-_SECRET = ("secret", "owner", "previous_secret")
+_SECRET = ("secret", "previous_secret")
 _PUBLIC = [c for c in subscriptions.c if c.name not in _SECRET]
 
 __all__ = ["UPDATABLE", "PostgresSubscriptionStore"]
@@ -85,6 +87,7 @@ class PostgresSubscriptionStore:
         headers: dict[str, str],
         config: dict[str, Any],
         secret: str,
+        audit: AuditEntry | None = None,
         **options: Any,
     ) -> SubscriptionDetails:
         with translate_db_errors():
@@ -106,6 +109,7 @@ class PostgresSubscriptionStore:
                         .returning(*_PUBLIC)
                     )
                 ).one()
+                await record_in(conn, audit, row.id)
         return _record(row)
 
     async def get(self, subscription_id: uuid.UUID) -> SubscriptionDetails:
@@ -155,7 +159,12 @@ class PostgresSubscriptionStore:
         return Page(items, next_cursor)
 
     async def update(
-        self, subscription_id: uuid.UUID, changes: Mapping[str, Any], *, enabled: bool | None = None
+        self,
+        subscription_id: uuid.UUID,
+        changes: Mapping[str, Any],
+        *,
+        enabled: bool | None = None,
+        audit: AuditEntry | None = None,
     ) -> SubscriptionDetails:
         """Apply ``changes`` (columns in :data:`UPDATABLE`) and the life-cycle switch.
 
@@ -194,10 +203,16 @@ class PostgresSubscriptionStore:
                         {"id": subscription_id},
                     )
                     await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL})
+                await record_in(conn, audit, subscription_id)
         return _record(row)
 
     async def rotate_secret(
-        self, subscription_id: uuid.UUID, new_secret: str, grace_seconds: float
+        self,
+        subscription_id: uuid.UUID,
+        new_secret: str,
+        grace_seconds: float,
+        *,
+        audit: AuditEntry | None = None,
     ) -> datetime:
         """Make ``new_secret`` current; the old one also signs for ``grace_seconds``. Returns when
         the old one stops."""
@@ -217,8 +232,9 @@ class PostgresSubscriptionStore:
                         statement, {"id": subscription_id, "secret": new_secret, "grace": grace_seconds}
                     )
                 ).scalar()
-        if expires is None:
-            raise NotFound(f"subscription {subscription_id} does not exist")
+                if expires is None:
+                    raise NotFound(f"subscription {subscription_id} does not exist")
+                await record_in(conn, audit, subscription_id)
         return expires
 
     async def signing_target(self, subscription_id: uuid.UUID) -> SigningTarget:
@@ -239,14 +255,15 @@ class PostgresSubscriptionStore:
         secrets = [row.secret] + ([row.previous_secret] if row.previous_secret else [])
         return SigningTarget(row.sink, secrets, row.headers, row.content_mode, row.auth or {})
 
-    async def delete(self, subscription_id: uuid.UUID) -> None:
+    async def delete(self, subscription_id: uuid.UUID, *, audit: AuditEntry | None = None) -> None:
         with translate_db_errors():
             async with self._engine.begin() as conn:
                 result = await conn.execute(
                     delete(subscriptions).where(subscriptions.c.id == subscription_id)
                 )
-        if result.rowcount == 0:
-            raise NotFound(f"subscription {subscription_id} does not exist")
+                if result.rowcount == 0:
+                    raise NotFound(f"subscription {subscription_id} does not exist")
+                await record_in(conn, audit, subscription_id)
 
     async def deliveries(
         self, subscription_id: uuid.UUID, *, status: str | None, limit: int, cursor: str | None

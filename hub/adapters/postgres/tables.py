@@ -80,7 +80,6 @@ subscriptions = Table(
     Column("secret", Text, nullable=False),
     Column("status", Text, nullable=False, server_default="active"),
     Column("status_reason", Text),
-    Column("owner", Text),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     # Delivery policy (migration 0004); NULL means "the global setting".

@@ -9,9 +9,11 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from hub.adapters.postgres.audit import record_in
 from hub.adapters.postgres.errors import translate_db_errors
 from hub.adapters.postgres.token_tables import api_tokens
 from hub.errors import NotFound
+from hub.ports.audit import AuditEntry
 from hub.ports.tokens import TokenRecord
 
 _COLUMNS = [c for c in api_tokens.c if c.name != "secret_hash"]
@@ -35,12 +37,14 @@ class PostgresTokenStore:
         expires_at: datetime | None,
         secret_hash: str,
         created_by: str | None,
+        audit: AuditEntry | None = None,
     ) -> TokenRecord:
         values: dict[str, Any] = dict(name=name, role=role, organisatie=organisatie, sources=sources)
         values |= dict(expires_at=expires_at, secret_hash=secret_hash, created_by=created_by)
         with translate_db_errors():
             async with self._engine.begin() as conn:
                 row = (await conn.execute(insert(api_tokens).values(**values).returning(*_COLUMNS))).one()
+                await record_in(conn, audit, row.id)
         return _record(row._mapping)
 
     async def find(self, secret_hash: str) -> TokenRecord | None:
@@ -69,7 +73,7 @@ class PostgresTokenStore:
                 rows = (await conn.execute(query.order_by(api_tokens.c.created_at, api_tokens.c.id))).all()
         return [_record(r._mapping) for r in rows]
 
-    async def revoke(self, token_id: uuid.UUID) -> None:
+    async def revoke(self, token_id: uuid.UUID, *, audit: AuditEntry | None = None) -> None:
         statement = (
             update(api_tokens)
             .where(api_tokens.c.id == token_id)
@@ -79,3 +83,4 @@ class PostgresTokenStore:
             async with self._engine.begin() as conn:
                 if (await conn.execute(statement)).rowcount == 0:
                     raise NotFound(f"token {token_id} does not exist")
+                await record_in(conn, audit, token_id)

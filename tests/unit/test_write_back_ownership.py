@@ -1,0 +1,211 @@
+"""Whose events a write-back connector applies, and who owns its internal subscription (issue
+13 §2): the connector's own organisation by default, another only when a functioneel-beheerder
+names it in ``writeBack.organisaties``; no ``writeBack`` filter can change that; and the
+internal subscription (sink ``connector:<id>``) cannot be changed or deleted through the
+subscriptions API (a 409 that says to use the connector). On the app wired with in-memory
+twins; the Signalen fake on loopback stands in for the connector's system."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from hub.adapters.egress import egress
+from hub.adapters.memory import (
+    InMemoryConnectorStore,
+    InMemoryConnectorTables,
+    InMemoryDatabase,
+    InMemoryEventLog,
+    InMemoryProjectionStore,
+    InMemoryRunStore,
+    InMemorySubscriptionStore,
+    InMemoryTokenStore,
+)
+from hub.api.app import create_app
+from hub.api.auth import ADMIN, TokenAuthenticator
+from hub.api.context import ApiContext
+from hub.services.access import Role
+from hub.services.connectors import ConnectorContexts
+from hub.services.tokens import TokenLookup, TokenService
+from hub.settings import ConnectorSettings, Settings
+from subscriptions.ssrf import NetworkPolicy
+from tests.support.signalen_fake import SignalenFake
+
+TOKEN = "test-admin-token"
+ADMIN_AUTH = {"Authorization": f"Bearer {TOKEN}"}
+GEM_A, GEM_B = "gem-a", "gem-b"
+
+
+@dataclass
+class App:
+    http: httpx.AsyncClient
+    subscriptions: InMemorySubscriptionStore
+    beheerder_a: dict[str, str]  # a gebruik-beheerder of gem-a
+
+
+async def _ready() -> dict[str, bool]:
+    return {"database": True}
+
+
+@pytest.fixture
+async def app(tmp_path: Path) -> AsyncIterator[App]:
+    settings = Settings(
+        data_dir=tmp_path, admin_token=TOKEN, connectors=ConnectorSettings(allow_networks=["127.0.0.1/32"])
+    )
+    tables, tokens = InMemoryConnectorTables(), InMemoryTokenStore()
+    subscriptions = InMemorySubscriptionStore(InMemoryDatabase())
+    service = TokenService(tokens)
+    ctx = ApiContext(
+        settings=settings,
+        event_log=InMemoryEventLog(),
+        subscriptions=subscriptions,
+        landscape=InMemoryProjectionStore(),  # type: ignore[arg-type]
+        network_policy=NetworkPolicy.parse("127.0.0.1/32"),
+        auth=TokenAuthenticator(TOKEN, tokens=TokenLookup(tokens)),
+        readiness=_ready,
+        connectors=InMemoryConnectorStore(tables),
+        runs=InMemoryRunStore(tables),
+        connector_context=ConnectorContexts(
+            settings.connectors, tmp_path, egress(NetworkPolicy.parse("127.0.0.1/32"))
+        ),
+        tokens=service,
+    )
+    _, secret = await service.create(
+        ADMIN, name="beheer-a", role=Role.GEBRUIK_BEHEERDER.value, organisatie=GEM_A, sources=[]
+    )
+    transport = httpx.ASGITransport(app=create_app(ctx))
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as http:
+        yield App(http, subscriptions, {"Authorization": f"Bearer {secret}"})
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[SignalenFake]:
+    f = await SignalenFake().start()
+    yield f
+    await f.stop()
+
+
+def _body(fake: SignalenFake, write_back: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "kind": "signalen",
+        "organisatie": GEM_A,
+        "scheduleSeconds": 3600,
+        "enabled": False,
+        "config": {"url": fake.url, "auth": {"token": fake.token}, "writeBack": write_back},
+    }
+
+
+async def test_only_a_functioneel_beheerder_lets_a_connector_apply_another_organisations_events(
+    app: App, fake: SignalenFake
+) -> None:
+    wide = {"organisaties": [GEM_A, GEM_B]}
+    refused = await app.http.post("/api/v1/connectors", json=_body(fake, wide), headers=app.beheerder_a)
+    own = await app.http.post("/api/v1/connectors", json=_body(fake, {}), headers=app.beheerder_a)
+    widened = await app.http.patch(
+        f"/api/v1/connectors/{own.json()['id']}",
+        json={"config": {"writeBack": wide}},
+        headers=app.beheerder_a,
+    )
+    granted = await app.http.post("/api/v1/connectors", json=_body(fake, wide), headers=ADMIN_AUTH)
+    # the beheerder may still change something else of the connector the functioneel-beheerder widened
+    kept = await app.http.patch(
+        f"/api/v1/connectors/{granted.json()['id']}",
+        json={"config": {"writeBack": {**wide, "types": ["nl.signalen.melding.status-verzoek.v1"]}}},
+        headers=app.beheerder_a,
+    )
+
+    assert [refused.status_code, own.status_code, widened.status_code] == [403, 201, 403]
+    assert GEM_B in refused.json()["detail"] and "functioneel-beheerder" in refused.json()["detail"]
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert (granted.status_code, kept.status_code) == (201, 200)
+    mine = await app.subscriptions.get(uuid.UUID(own.json()["writeBackSubscription"]))
+    theirs = await app.subscriptions.get(uuid.UUID(granted.json()["writeBackSubscription"]))
+    assert mine.filters == [{"exact": {"organisatie": GEM_A}}]
+    assert theirs.filters == [{"any": [{"exact": {"organisatie": GEM_A}}, {"exact": {"organisatie": GEM_B}}]}]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        [{"exact": {"organisatie": GEM_B}}],
+        [{"any": [{"exact": {"source": "urn:moon"}}, {"prefix": {"organisatie": "gem"}}]}],
+        [{"not": {"exact": {"organisatie": GEM_A}}}],
+    ],
+)
+async def test_a_write_back_filter_on_organisatie_is_a_400_that_names_writeback_organisaties(
+    app: App, fake: SignalenFake, bad: list[dict[str, Any]]
+) -> None:
+    response = await app.http.post(
+        "/api/v1/connectors", json=_body(fake, {"filters": bad}), headers=ADMIN_AUTH
+    )
+
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "config.writeBack.filters"
+    assert "config.writeBack.organisaties" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"sink": "https://evil.example/hook"},
+        {"types": ["nl.anything.v1"]},
+        {"filters": []},
+        {"retrySchedule": [1]},
+        {"enabled": False},
+    ],
+)
+async def test_the_internal_write_back_subscription_cannot_be_changed_through_the_subscriptions_api(
+    app: App, fake: SignalenFake, change: dict[str, Any]
+) -> None:
+    created = await app.http.post("/api/v1/connectors", json=_body(fake, {}), headers=ADMIN_AUTH)
+    sid = created.json()["writeBackSubscription"]
+    before = await app.subscriptions.get(uuid.UUID(sid))
+
+    patched = await app.http.patch(
+        f"/api/v1/subscriptions/{sid}?validate=false", json=change, headers=ADMIN_AUTH
+    )
+    deleted = await app.http.delete(f"/api/v1/subscriptions/{sid}", headers=ADMIN_AUTH)
+
+    assert (patched.status_code, deleted.status_code) == (409, 409)
+    assert patched.headers["content-type"] == "application/problem+json"
+    assert f"PATCH /api/v1/connectors/{created.json()['id']}" in patched.json()["detail"]
+    assert await app.subscriptions.get(uuid.UUID(sid)) == before
+
+
+async def test_a_rest_connector_with_write_back_gets_a_subscription_for_the_types_it_names(
+    app: App, fake: SignalenFake
+) -> None:
+    source = {"url": f"{fake.url}/zaken", "mapping": {"type": "nl.zaken.zaak.gewijzigd.v1", "fields": {}}}
+    write_back = {
+        "url": f"{fake.url}/api/zaken/{{subject}}",
+        "method": "PATCH",
+        "body": {"status": "data.state"},
+    }
+    body = {"kind": "rest", "organisatie": GEM_A, "scheduleSeconds": 3600, "enabled": False}
+
+    created = await app.http.post(
+        "/api/v1/connectors",
+        json={
+            **body,
+            "config": {**source, "writeBack": {**write_back, "types": ["nl.zaken.status-verzoek.v1"]}},
+        },
+        headers=app.beheerder_a,
+    )
+    untyped = await app.http.post(
+        "/api/v1/connectors",
+        json={**body, "config": {**source, "writeBack": write_back}},
+        headers=app.beheerder_a,
+    )
+
+    assert created.status_code == 201, created.text
+    subscription = await app.subscriptions.get(uuid.UUID(created.json()["writeBackSubscription"]))
+    assert subscription.types == ["nl.zaken.status-verzoek.v1"]
+    assert subscription.filters == [{"exact": {"organisatie": GEM_A}}]
+    assert subscription.sink == f"connector:{created.json()['id']}"
+    assert untyped.status_code == 400 and "types" in untyped.json()["detail"]
