@@ -238,6 +238,8 @@ def _number(value: float | None, unit: str) -> str:
         return "n/a"
     if unit in ("share", "x"):
         return f"{value:.2f}"
+    if float(value).is_integer() and abs(value) < 100:
+        return f"{value:.0f}"
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.1f}"
 
 
