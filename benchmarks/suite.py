@@ -10,7 +10,8 @@ the rest of the machine was; then prints the machine, that load, and every figur
 issue 17's floors and as a share of the raw limits each benchmark measured in the same run
 (:mod:`benchmarks.limits`). The output below the ``---`` line is what the README's
 Performance section shows. With ``--check`` a missed floor (or a benchmark that failed to run)
-exits 1.
+exits 1. ``--readme README.md`` also puts the summary into the README's Performance section
+(between its ``make bench`` markers): run it so on a quiet machine.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ from typing import Any
 from benchmarks.summary import Figure, LoadSampler, failed, figures, table
 
 BENCHMARKS = ("e2e", "fanout", "projection", "imports")
+#: The README's Performance section holds the last ``make bench`` summary between these lines.
+README_BEGIN = "<!-- make bench: begin (python -m benchmarks.suite --check --readme README.md) -->"
+README_END = "<!-- make bench: end -->"
 #: Small sizes for a smoke run (``--quick``).
 QUICK = {
     "e2e": ["--quick"],
@@ -72,6 +76,18 @@ def summarise(
     return "\n".join(lines), rows
 
 
+def write_readme(path: Path, summary: str) -> None:
+    """Put ``summary`` between :data:`README_BEGIN` and :data:`README_END` in ``path`` (the
+    README's Performance section), replacing what was there; ValueError when the markers are
+    missing."""
+    text = path.read_text()
+    begin, end = text.find(README_BEGIN), text.find(README_END)
+    if begin < 0 or end < begin:
+        raise ValueError(f"{path} has no {README_BEGIN!r} … {README_END!r} section")
+    head = text[: begin + len(README_BEGIN)]
+    path.write_text(f"{head}\n{summary.strip()}\n{text[end:]}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.suite",
@@ -84,6 +100,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.add_argument(f"--{name}-args", default="", metavar="ARGS", help=f"extra arguments for {name}")
     parser.add_argument("--check", action="store_true", help="exit 1 when a floor is missed")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write every result as JSON to FILE")
+    parser.add_argument(
+        "--readme",
+        type=Path,
+        metavar="FILE",
+        help="put the summary into FILE's make-bench section (the README; run it on a quiet machine)",
+    )
     args = parser.parse_args(argv)
     chosen = [n.strip() for n in args.only.split(",") if n.strip()]
     if unknown := set(chosen) - set(BENCHMARKS):
@@ -100,6 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("\n---\n" + text)
     if args.json is not None:
         args.json.write_text(json.dumps({"results": results, "codes": codes}, indent=2, default=str) + "\n")
+    if args.readme is not None:
+        write_readme(args.readme, text)
+        print(f"\n(the summary is now in {args.readme})")
     broken = [n for n, code in codes.items() if results.get(n) is None or code not in (0, 1)]
     return 1 if args.check and (failed(rows) or broken) else 0
 
