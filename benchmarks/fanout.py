@@ -49,7 +49,7 @@ from benchmarks.common import (
     wait_idle,
 )
 from benchmarks.limits import post_rate
-from benchmarks.summary import failed, table
+from benchmarks.summary import failed, figures, table
 from hub.settings import Settings
 
 SUBSCRIPTIONS = 10
@@ -230,11 +230,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         r = results.get(name)
         if r:
             cores = " ".join(f"{k} {v}" for k, v in r["cpu_cores"].items())
-            figures = [
+            cells = [
                 f"{r['deliveries']:,}", r["seconds"], f"{r['deliveries_per_s']:,}",
                 f"{r['per_subscription_per_s']:,}", r["latency_ms_p50"], r["latency_ms_p99"], cores,
             ]  # fmt: skip
-            print(f"| {name} | " + " | ".join(str(f) for f in figures) + " |")
+            print(f"| {name} | " + " | ".join(str(f) for f in cells) + " |")
     rows = figures("fanout", results)
     print("\n" + table(rows, results.get("limits")))
     if args.json is not None:

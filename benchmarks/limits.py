@@ -54,7 +54,7 @@ def ratio(figure: float | None, limit: Limit | dict[str, Any] | None) -> float |
     per_s = limit.per_s if isinstance(limit, Limit) else (limit or {}).get("per_s")
     if not figure or not per_s:
         return None
-    return round(figure / per_s, 3)
+    return round(figure / per_s, 4)
 
 
 def _body(i: int) -> bytes:

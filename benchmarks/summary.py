@@ -243,6 +243,10 @@ def _number(value: float | None, unit: str) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.1f}"
 
 
+def _percent(share: float) -> str:
+    return f"{share:.0%}" if share >= 0.1 else f"{share:.1%}"
+
+
 def table(rows: Sequence[Figure], limits: Mapping[str, Mapping[str, Any]] | None = None) -> str:
     """A Markdown table (it pastes into the README as it is) of figures, floors and ratios."""
     lines = ["| figure | measured | floor | share of raw limit (floor) | verdict |", "|---|---|---|---|---|"]
@@ -250,7 +254,7 @@ def table(rows: Sequence[Figure], limits: Mapping[str, Mapping[str, Any]] | None
         floor = "-" if f.floor is None else ("≤ " if f.ceiling else "≥ ") + _number(f.floor, f.unit)
         share = "-"
         if f.limit_name:
-            share = "n/a" if f.share is None else f"{f.share:.0%} of raw {f.limit_name}"
+            share = "n/a" if f.share is None else f"{_percent(f.share)} of raw {f.limit_name}"
             if f.share_floor is not None:
                 share += f" (≥ {f.share_floor:.0%})"
         verdict = ("PASS" if f.passed else "FAIL") if f.judged else ""
