@@ -38,9 +38,10 @@ from benchmarks.common import (
     systeem_token,
     wait_idle,
 )
+from benchmarks.limits import broker_rates, post_rate
+from benchmarks.summary import failed, figures
+from benchmarks.summary import table as summary_table
 
-FLOOR_DELIVERED_PER_S = 1000.0
-FLOOR_P99_MS = 250.0
 PHASES = ("batch", "structured", "latency")
 
 
@@ -171,30 +172,39 @@ class Bench:
         }  # fmt: skip
 
 
-def floors(results: dict[str, Any]) -> list[dict[str, Any]]:
-    e2e, lat = results.get("e2e_delivered", {}), results.get("latency", {})
-    delivered = e2e.get("events_per_s") if e2e.get("complete") else None
-    p99 = lat.get("p99_ms") if lat.get("complete") else None
-    rate = lat.get("offered_rate", 200.0)
-    return [
-        {"floor": f"delivered end to end >= {FLOOR_DELIVERED_PER_S:,.0f} events/s", "value": delivered,
-         "unit": "events/s", "pass": delivered is not None and delivered >= FLOOR_DELIVERED_PER_S},
-        {"floor": f"p99 < {FLOOR_P99_MS:.0f} ms at {rate:.0f} events/s offered", "value": p99,
-         "unit": "ms", "pass": p99 is not None and p99 < FLOOR_P99_MS},
-    ]  # fmt: skip
+async def measure_limits(hub: Hub, sink: Sink, args: argparse.Namespace) -> dict[str, Any]:
+    """The machine's raw rates in this run (benchmarks.limits): POSTs to the same sink, and
+    produce and consume on the hub's broker."""
+    requests = max(1_000, min(args.events, 20_000))
+    post = await post_rate([sink.url], requests=requests, concurrency=64)
+    bootstrap = json.loads((hub.data_dir / "broker.json").read_text())["bootstrap"]
+    produce, consume = await broker_rates(bootstrap, records=requests)
+    return {"post": post.as_dict(), "produce": produce.as_dict(), "consume": consume.as_dict()}
 
 
 def table(results: dict[str, Any]) -> str:
     rows = [("figure", "value")]
     if b := results.get("publish_batch"):
-        rows.append((f"publish, batch mode ({b['per_request']}/request, {b['connections']} connections)",
-                     f"{b['events_per_s']:,.0f} events/s accepted ({b['requests_per_s']:,.0f} requests/s)"))
+        rows.append(
+            (
+                f"publish, batch mode ({b['per_request']}/request, {b['connections']} connections)",
+                f"{b['events_per_s']:,.0f} events/s accepted ({b['requests_per_s']:,.0f} requests/s)",
+            )
+        )
     if s := results.get("publish_structured"):
-        rows.append((f"publish, structured mode ({s['connections']} concurrent)",
-                     f"{s['events_per_s']:,.0f} events/s accepted ({s['accepted']:,} events)"))
+        rows.append(
+            (
+                f"publish, structured mode ({s['connections']} concurrent)",
+                f"{s['events_per_s']:,.0f} events/s accepted ({s['accepted']:,} events)",
+            )
+        )
     if e := results.get("e2e_delivered"):
-        rows.append((f"end to end, {e['events']:,} batch events publish -> sink", f"{e['events_per_s']:,.0f} "
-                     f"events/s delivered ({e['delivered']:,} in {e['seconds']:.1f} s)"))
+        rows.append(
+            (
+                f"end to end, {e['events']:,} batch events publish -> sink",
+                f"{e['events_per_s']:,.0f} events/s delivered ({e['delivered']:,} in {e['seconds']:.1f} s)",
+            )
+        )
     if lat := results.get("latency"):
         ms = " / ".join(f"{lat[f'p{p}_ms']:.1f}" for p in (50, 95, 99, 100))
         rows += [
@@ -204,9 +214,6 @@ def table(results: dict[str, Any]) -> str:
             ("  of which publish -> 202 p50 / p99",
              f"{lat['publish_202_p50_ms']:.1f} / {lat['publish_202_p99_ms']:.1f} ms"),
         ]  # fmt: skip
-    for f in results.get("floors", []):
-        shown = "n/a" if f["value"] is None else f"{f['value']:,} {f['unit']}"
-        rows.append((f"floor: {f['floor']}", f"{shown}  {'PASS' if f['pass'] else 'FAIL'}"))
     width = max(len(r[0]) for r in rows)
     lines = [f"{a:<{width}}  {b}" for a, b in rows]
     lines.insert(1, "-" * max(len(line) for line in lines))
@@ -243,6 +250,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 for name in args.phases:
                     print(f"running {name} …", flush=True)
                     await getattr(bench, f"{name}_phase")()
+                if not args.no_limits:
+                    print("measuring the raw limits (POST to the sink, broker produce/consume) …", flush=True)
+                    results["limits"] = await measure_limits(hub, sink, args)
             finally:
                 results.update(bench.results)
         finally:
@@ -255,7 +265,6 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         await sink.stop()
     results["sink"] = {"requests": sink.requests, "duplicates": sink.duplicates}
-    results["floors"] = floors(results)
     return results
 
 
@@ -280,6 +289,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="publish with the admin token, or with a systeem API token (role checks per event)")  # fmt: skip
     add("--hub-env", action="append", default=[], metavar="KEY=VALUE",
         help="a setting for the hub, e.g. KOPPELHUB_WRITE_AHEAD=false (repeatable)")  # fmt: skip
+    add("--no-limits", action="store_true", help="skip measuring the raw limits (benchmarks.limits)")
     add("--check", action="store_true", help="exit 1 when a floor is missed")
     args = p.parse_args(argv)
     if unknown := set(args.phases) - set(PHASES):
@@ -296,7 +306,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (KeyboardInterrupt, asyncio.CancelledError):
         print("interrupted (the hub was stopped)", file=sys.stderr)
         return 130
+    rows = figures("e2e", results)
     print("\n" + "\n".join(cpu_lines(results)) + "\n\n" + table(results))
+    print("\n" + summary_table(rows, results.get("limits")))
     if args.profile_hub is not None and args.profile_hub.exists():
         print(f"\nhub profile ({args.profile_hub}), top 25 by own time (cProfile inflates Python time):")
         pstats.Stats(str(args.profile_hub), stream=sys.stdout).sort_stats("tottime").print_stats(25)
@@ -306,7 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(text)
         else:
             args.json.write_text(text + "\n")
-    return 1 if args.check and not all(f["pass"] for f in results["floors"]) else 0
+    return 1 if args.check and failed(rows) else 0
 
 
 if __name__ == "__main__":

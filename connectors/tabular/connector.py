@@ -14,9 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
-import hashlib
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
 from functools import partial
+from hashlib import sha256
 from itertools import islice
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from connectors.base import Batch, Change, Connector, Record, SourceRefused
 from connectors.registry import register
 from connectors.sources import fetch_configured
-from connectors.tabular.columns import columns, header_index, list_fields, row_object
+from connectors.tabular.columns import column_plan, columns, header_index, list_fields, row_object
 from connectors.tabular.export import template_xlsx
 from connectors.tabular.reader import Row, read_rows
 from schemas.landscape import OBJECT_TYPES
@@ -94,6 +94,7 @@ class _TabularConnector(Connector[Any]):
                 # The header and the organisation are part of every row's fingerprint.
                 shared = {
                     "index": index,
+                    "plan": column_plan(index, _LISTS[self.config.objecttype]),
                     "signature": "\x1f".join([self.context.organisatie, *index]),
                     "max_cell_bytes": self.context.limits.max_cell_bytes,
                 }
@@ -117,21 +118,29 @@ class _TabularConnector(Connector[Any]):
         return frozenset({self.config.objecttype})
 
     def fingerprint(self, record: Record) -> tuple[str, str, str] | None:
-        """The row as the file has it: its cells (trimmed) under this header, for this organisation."""
+        """The row as the file has it: its cells (trimmed) under this header, for this organisation.
+
+        Runs once per row of every import, unchanged rows included (then it is most of the
+        work): the cells are trimmed with one ``map`` when none is empty (a CSV cell is never
+        None; an xlsx one may be), and the digest is as it always was, so fingerprints stored
+        by earlier imports still match."""
         shared = record.data["shared"]
         cells = record.data["cells"]
         position = shared["index"].get("id", len(cells))
         object_id = (cells[position] or "").strip() if position < len(cells) else ""
         if not object_id:
             return None
-        text = "\x1f".join([(c or "").strip() for c in cells])
-        digest = hashlib.sha256(f"{shared['signature']}\x1e{text}".encode()).hexdigest()[:32]
+        try:
+            text = "\x1f".join(map(str.strip, cells))
+        except TypeError:  # an empty xlsx cell
+            text = "\x1f".join([(c or "").strip() for c in cells])
+        digest = sha256(f"{shared['signature']}\x1e{text}".encode()).hexdigest()[:32]
         return self.config.objecttype, object_id, digest
 
     def map(self, record: Record) -> list[Change]:
         return map_row(self.config.objecttype, self.context.organisatie, record)
 
-    def mapper(self) -> Callable[[Record], list[Change]]:
+    def mapper(self) -> Callable[[Record], list[Change]] | None:
         return partial(map_row, self.config.objecttype, self.context.organisatie)
 
 
@@ -153,6 +162,7 @@ def map_row(objecttype: str, organisatie: str, record: Record) -> list[Change]:
         record.data["cells"],
         organisatie,
         max_cell_bytes=shared.get("max_cell_bytes"),
+        plan=shared.get("plan"),
     )
     return [Change(obj)]
 
@@ -165,6 +175,17 @@ class CsvConnector(_TabularConnector):
     source = "CSV file (path or URL)"
     config_model = CsvConfig
     excel = False
+
+    def mapper(self) -> Callable[[Record], list[Change]] | None:
+        """None: CSV rows are mapped in the runner's process, never in the mapping worker.
+
+        Measured on 100,000 rows (benchmarks/imports.py): handing a batch of CSV rows to the
+        worker and its objects back cost the import process about as much CPU as mapping them
+        (pickling ~12 µs per row against ~7 µs to map), and the worker ~30 µs per row more, plus
+        a second interpreter of ~145 MB; in this process the import takes ~48 instead of ~78 µs
+        of CPU per row and ~180 instead of ~330 MB. Excel imports (not measured that way: reading
+        the xlsx dominates them) keep mapping large batches in the worker."""
+        return None
 
     @classmethod
     def sample_config(cls, directory: Path) -> dict[str, Any]:

@@ -1,5 +1,7 @@
-"""Large imports map in a worker process: the records it hands the event log are exactly those the
-in-process path makes, which are exactly the binding of the events ``vastgelegd_event`` makes."""
+"""Large Excel imports map in a worker process: the records it hands the event log are exactly
+those the in-process path makes, which are exactly the binding of the events
+``vastgelegd_event`` makes. CSV imports map in the runner's process (cheaper, see
+``CsvConnector.mapper``)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
+
+from openpyxl import Workbook
 
 from connectors.base import ConnectorContext
 from connectors.events import vastgelegd_event, vastgelegd_record
@@ -71,14 +75,25 @@ class CountingPool(ProcessPoolExecutor):
         return super().submit(fn, *args, **kwargs)
 
 
+def rows(n: int) -> list[list[str]]:
+    out = [["id", "afnemer", "applicatie", "status", "versie", "referentiecomponenten"]]
+    for i in range(n):
+        status = "in productie" if i % 97 == 5 else "In productie"  # some rows are invalid
+        out.append([f"g-{i}", ORG, f"app-ë{i % 7}", status, f"1.{i}", f"rc-{i % 3}|rc-9"])
+    out.append([f"g-{n - 1}", ORG, "app-other", "Gepland", "", ""])  # the same id again
+    return out
+
+
 def write(path: Path, n: int) -> Path:
+    if path.suffix == ".xlsx":
+        book = Workbook(write_only=True)
+        sheet = book.create_sheet()
+        for row in rows(n):
+            sheet.append(row)
+        book.save(path)
+        return path
     with path.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f, delimiter=";")
-        w.writerow(["id", "afnemer", "applicatie", "status", "versie", "referentiecomponenten"])
-        for i in range(n):
-            status = "in productie" if i % 97 == 5 else "In productie"  # some rows are invalid
-            w.writerow([f"g-{i}", ORG, f"app-ë{i % 7}", status, f"1.{i}", f"rc-{i % 3}|rc-9"])
-        w.writerow([f"g-{n - 1}", ORG, "app-other", "Gepland", "", ""])  # the same id again
+        csv.writer(f, delimiter=";").writerows(rows(n))
     return path
 
 
@@ -86,7 +101,8 @@ async def run(path: Path, pool: ProcessPoolExecutor | None) -> tuple[Tally, list
     ctx = ConnectorContext(
         organisatie=ORG, scope="import:org-1", work_dir=path.parent, file_roots=(path.parent,)
     )
-    connector = create("csv", {"location": str(path), "objecttype": "gebruik"}, ctx)
+    kind = "excel" if path.suffix == ".xlsx" else "csv"
+    connector = create(kind, {"location": str(path), "objecttype": "gebruik"}, ctx)
     connector.batch_size = 700  # type: ignore[misc]  # several batches, some pipelined
     store, log = MemoryStore(), MemoryLog()
     assert isinstance(log, RecordLog)
@@ -104,7 +120,7 @@ async def run(path: Path, pool: ProcessPoolExecutor | None) -> tuple[Tally, list
 
 
 async def test_mapping_in_a_worker_process_publishes_the_same_records(tmp_path: Path) -> None:
-    path = write(tmp_path / "g.csv", 3000)
+    path = write(tmp_path / "g.xlsx", 3000)
     inline = await run(path, None)
     with CountingPool() as pool:
         offloaded = await run(path, pool)
@@ -117,3 +133,54 @@ async def test_mapping_in_a_worker_process_publishes_the_same_records(tmp_path: 
     assert t1.sample_errors == t2.sample_errors and t1.per_type == t2.per_type
     assert records1 == records2
     assert store1.prints == store2.prints
+
+
+async def test_a_csv_import_maps_in_this_process_and_never_starts_the_worker(tmp_path: Path) -> None:
+    path = write(tmp_path / "g.csv", 3000)
+    inline = await run(path, None)
+    with CountingPool() as pool:
+        offered = await run(path, pool)
+
+    assert pool.submitted == 0
+    assert offered[0].counts() == inline[0].counts() and offered[0].published > 0
+    assert offered[1] == inline[1]
+
+
+def test_a_rows_object_is_serialised_as_the_event_data_would_be() -> None:
+    """map_records writes a row's own object with its model's JSON serialiser: the bytes must be
+    those of ``_dumps(model_dump(mode="json"))``, which the publish path writes (accents, quotes,
+    backslashes, tabs and separators in cells included)."""
+    from connectors.base import Record
+    from connectors.mapping import map_records
+    from connectors.tabular.columns import header_index
+    from connectors.tabular.connector import map_row
+    from schemas.envelope import _dumps
+
+    header = [
+        "id",
+        "afnemer",
+        "applicatie",
+        "status",
+        "versie",
+        "referentiecomponenten",
+        "interneAantekening",
+    ]
+    index = header_index("gebruik", header)
+    cells = [
+        "g-é",
+        ORG,
+        'app "ë" \\ \u2028 x',
+        "In productie",
+        "1.0 beta ☃",
+        "rc-2|rc-1|rc-2",
+        "a\tb\nc\x01 \x7f",
+    ]
+    record = Record({"shared": {"index": index}, "cells": cells}, 2)
+    [(objects, problems)] = map_records(
+        lambda r: map_row("gebruik", ORG, r), [(record, ("gebruik", "g-é", "d" * 32))]
+    )
+    assert problems is None
+    [(_, _, digest, data_json)] = objects
+    [change] = map_row("gebruik", ORG, record)
+    assert digest == "d" * 32
+    assert data_json == _dumps(change.object.model_dump(mode="json"))
