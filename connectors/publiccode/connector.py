@@ -1,0 +1,276 @@
+"""Connector kind ``publiccode``: software described in publiccode.yml files, as applicaties.
+
+Sources (exactly one): ``urls``, raw publiccode.yml URLs or repository URLs (the file is then
+read at the repository's ``publiccode.yml`` on its default branch: GitHub's raw host, else the
+GitLab/Gitea/Forgejo ``/-/raw/HEAD/`` path); or ``catalogue``, an Open Catalog API
+``GET /software`` list whose items carry the file in ``publiccodeYml``, paged by
+``links.next`` (relative or absolute). Every request goes through the REST kit's client
+(:class:`connectors.http.ApiClient`: the hub's SSRF-guarded egress, auth, 429/503 waits).
+
+Each file is parsed, validated and mapped (:mod:`connectors.publiccode.mapping`) into items the
+pass-through runner publishes when they changed since the last run: the aanbieder organisatie
+and the applicatie as ``…vastgelegd.v1`` (the projector makes them landscape objects) and every
+matched ``usedBy`` as ``nl.softwarecatalogus.gebruik.voorgesteld.v1``. An invalid file is one
+rejected record (its problems with their paths in the file) and publishes nothing; an unmatched
+``usedBy`` name is one rejected record naming it, so both are in the run's errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from connectors.base import (
+    Batch,
+    Change,
+    Connector,
+    Item,
+    Record,
+    RecordRejected,
+    SourceRefused,
+    SourceUnavailable,
+)
+from connectors.http import ApiAuth, ApiClient
+from connectors.ids import content_hash
+from connectors.publiccode.mapping import Mapped, Matching, map_document
+from connectors.publiccode.schema import PubliccodeProblem, load_yaml
+from connectors.registry import register
+from schemas.landscape import VOORGESTELD_TYPE, vastgelegd_type
+
+__all__ = ["PubliccodeConfig", "PubliccodeConnector", "raw_url"]
+
+PROPOSAL = "gebruikvoorstel"
+#: Files read at once, and files per batch (one batch: one publish and one checkpoint commit).
+CONCURRENCY = 8
+FILES_PER_BATCH = 200
+
+
+def _http(value: str) -> str:
+    if not value.lower().startswith(("http://", "https://")) or not urlsplit(value).hostname:
+        raise ValueError(f"must be an http(s) URL, got {value[:80]!r}")
+    return value
+
+
+class PubliccodeConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    urls: list[str] | None = Field(
+        None, max_length=100_000, description="publiccode.yml raw URLs or repository URLs."
+    )
+    catalogue: str | None = Field(
+        None, description="URL of an Open Catalog API software list (GET /software, links.next paging)."
+    )
+    aliases: dict[str, str] = Field(
+        default_factory=dict,
+        description="usedBy name → organisatie id of the municipality (exact names, and any aliases).",
+    )
+    organisaties: dict[str, str] = Field(
+        default_factory=dict,
+        description="organisation URI → id of the known organisatie it is (not published again).",
+    )
+    organisatieType: Literal["Leverancier", "Community", "Samenwerking", "Gemeente"] = Field(
+        "Leverancier", description="Type of an aanbieder the hub does not know yet."
+    )
+    auth: ApiAuth | None = Field(None, description="none, token, basic, apiKey, oauth2; mTLS; proxy.")
+    maxFileBytes: int = Field(
+        256 * 1024, ge=1024, le=4 * 1024 * 1024, description="A larger publiccode.yml is refused."
+    )
+    maxPages: int = Field(
+        10_000, ge=1, description="A catalogue run stops with an error after this many pages."
+    )
+
+    @field_validator("urls")
+    @classmethod
+    def _urls(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else [_http(u.strip()) for u in value]
+
+    @field_validator("catalogue")
+    @classmethod
+    def _catalogue(cls, value: str | None) -> str | None:
+        return None if value is None else _http(value)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PubliccodeConfig:
+        if (self.urls is None) == (self.catalogue is None):
+            raise ValueError("set exactly one of urls (publiccode.yml or repository URLs) and catalogue")
+        return self
+
+
+def raw_url(url: str) -> str:
+    """Where the publiccode.yml of ``url`` is: the URL itself when it names a ``.yml``/``.yaml``
+    file, else the file at the root of the repository's default branch."""
+    parts = urlsplit(url)
+    path = parts.path.rstrip("/").removesuffix(".git")
+    if path.lower().endswith((".yml", ".yaml")):
+        return url
+    if parts.hostname == "github.com":
+        return f"https://raw.githubusercontent.com{path}/HEAD/publiccode.yml"
+    return f"{parts.scheme}://{parts.netloc}{path}/-/raw/HEAD/publiccode.yml"
+
+
+def _rejected(where: str, problems: list[tuple[str, str]]) -> Record:
+    return Record(
+        {"rejected": [(path, f"{where}: {path + ': ' if path else ''}{m}") for path, m in problems]}
+    )
+
+
+def _records(mapped: Mapped, seen: set[tuple[str, str]], bron: str) -> list[Record]:
+    """The items of one file; an organisatie already emitted in this run is not emitted again
+    (the first file that names it wins, so a run is stable)."""
+    out = []
+    org = mapped.organisatie
+    if org is not None and ("organisatie", org.id) not in seen:
+        seen.add(("organisatie", org.id))
+        out.append(Record({"kind": "organisatie", "id": org.id, "fields": org.model_dump(mode="json")}))
+    app = mapped.applicatie
+    out.append(Record({"kind": "applicatie", "id": app.id, "fields": app.model_dump(mode="json")}))
+    for proposal in mapped.proposals:
+        key = content_hash([proposal.afnemer, proposal.applicatie])
+        out.append(
+            Record(
+                {"kind": PROPOSAL, "id": key, "fields": proposal.model_dump(mode="json", exclude_none=True)}
+            )
+        )
+    for name in mapped.unmatched:
+        message = f"usedBy {name!r} names no known municipality; add it to the connector's aliases"
+        out.append(Record({"rejected": [("usedBy", f"{bron}: {message}")]}))
+    return out
+
+
+@register
+class PubliccodeConnector(Connector[PubliccodeConfig]):
+    """Reads publiccode.yml files (see the module docstring and README "Connectors")."""
+
+    name: ClassVar[str] = "publiccode"
+    source: ClassVar[str] = "publiccode"
+    config_model: ClassVar[type[BaseModel]] = PubliccodeConfig
+    min_schedule_seconds: ClassVar[int] = 5
+    batch_size: ClassVar[int] = 1000
+
+    @property
+    def passthrough(self) -> bool:
+        return True
+
+    def _matching(self) -> Matching:
+        cfg = self.config
+        return Matching(cfg.aliases, cfg.organisaties, cfg.organisatieType)
+
+    def parse(self, raw: bytes, bron: str, seen: set[tuple[str, str]]) -> list[Record]:
+        """The records of one file's bytes (``bron``: where it was read, for reports and proposals)."""
+        try:
+            mapped = map_document(load_yaml(raw, self.config.maxFileBytes), bron, self._matching())
+        except PubliccodeProblem as e:
+            return [_rejected(bron, e.problems)]
+        return _records(mapped, seen, bron)
+
+    async def _read(self, api: ApiClient, url: str, gate: asyncio.Semaphore) -> tuple[str, bytes | None, str]:
+        """``(url, bytes, "")`` or ``(url, None, why)`` for a file that could not be read."""
+        where = raw_url(url)
+        async with gate:
+            try:
+                response = await api.request("GET", where)
+            except SourceUnavailable as e:
+                return where, None, str(e)
+        if response.status_code != 200:
+            return where, None, f"GET {where} answered {response.status_code}"
+        return where, response.content, ""
+
+    async def fetch(self, checkpoint: Mapping[str, Any] | None) -> AsyncIterator[Batch]:
+        async with ApiClient(self.context, self.config.auth, note=self.note) as api:
+            if self.config.catalogue is not None:
+                async for batch in self._catalogue(api, self.config.catalogue):
+                    yield batch
+                return
+            urls = self.config.urls or []
+            seen: set[tuple[str, str]] = set()
+            gate = asyncio.Semaphore(CONCURRENCY)
+            for start in range(0, len(urls), FILES_PER_BATCH):
+                chunk = urls[start : start + FILES_PER_BATCH]
+                read = await asyncio.gather(*(self._read(api, u, gate) for u in chunk))
+                records: list[Record] = []
+                for where, raw, why in read:
+                    records += (
+                        self.parse(raw, where, seen) if raw is not None else [_rejected(where, [("", why)])]
+                    )
+                yield Batch(records, None, complete=start + FILES_PER_BATCH >= len(urls))
+            if not urls:
+                yield Batch([], None, complete=True)
+
+    async def _catalogue(self, api: ApiClient, url: str) -> AsyncIterator[Batch]:
+        seen: set[tuple[str, str]] = set()
+        visited: set[str] = set()
+        next_url: str | None = url
+        for number in range(self.config.maxPages + 1):
+            if next_url is None:
+                return
+            if number == self.config.maxPages:
+                raise SourceRefused(
+                    f"more than maxPages ({self.config.maxPages}) pages: is the paging right?"
+                )
+            visited.add(next_url)
+            response = await api.request("GET", next_url)
+            if response.status_code != 200:
+                raise api.failed(response, "the catalogue")
+            try:
+                body = response.json()
+            except ValueError as e:
+                raise SourceRefused(f"catalogue page {number + 1} is not JSON") from e
+            items = body.get("data") if isinstance(body, dict) else None
+            if not isinstance(items, list):
+                raise SourceRefused(f"catalogue page {number + 1} has no list at 'data'")
+            records: list[Record] = []
+            for n, item in enumerate(items):
+                records += self._catalogue_item(item, str(response.url), number, n, seen)
+            href = (body.get("links") or {}).get("next") if isinstance(body.get("links"), dict) else None
+            next_url = str(response.url.join(href)) if isinstance(href, str) and href else None
+            if next_url is not None and next_url in visited:
+                raise SourceRefused("the catalogue's links.next points back to a page already read")
+            yield Batch(records, None, complete=next_url is None)
+
+    def _catalogue_item(
+        self, item: Any, page: str, number: int, n: int, seen: set[tuple[str, str]]
+    ) -> list[Record]:
+        where = f"{page} item {n + 1}"
+        if not isinstance(item, dict) or not isinstance(item.get("publiccodeYml"), str):
+            return [_rejected(where, [("publiccodeYml", "is missing or not a string")])]
+        url = item.get("url")
+        bron = url if isinstance(url, str) and url.lower().startswith(("http://", "https://")) else where
+        return self.parse(item["publiccodeYml"].encode(), bron, seen)
+
+    def map(self, record: Record) -> list[Change]:
+        raise NotImplementedError("publiccode publishes its items through the pass-through runner")
+
+    def item(self, record: Record) -> Item:
+        data = record.data
+        if "rejected" in data:
+            raise RecordRejected([(str(p), str(m)) for p, m in data["rejected"]])
+        fields = data["fields"]
+        return Item(str(data["kind"]), str(data["id"]), fields, content_hash(fields))
+
+    def event(self, item: Item, before: Mapping[str, Any] | None) -> dict[str, Any]:
+        if item.kind == PROPOSAL:
+            subject = str(item.fields["applicatie"])
+            return {
+                "type": VOORGESTELD_TYPE,
+                "subject": subject,
+                "partitionkey": subject,
+                "data": dict(item.fields),
+            }
+        return {
+            "type": vastgelegd_type(item.kind),
+            "subject": item.id,
+            "partitionkey": item.id,
+            "data": dict(item.fields),
+        }
+
+    @classmethod
+    def sample_config(cls, directory: Path) -> dict[str, Any]:
+        return {
+            "urls": ["https://github.com/leverancier/zaaksysteem"],
+            "aliases": {"Gemeente Voorbeeldstad": "org-1"},
+        }

@@ -1,0 +1,72 @@
+"""publiccode.yml sources on loopback for the ``publiccode`` connector's tests.
+
+A static file server (``files``: path → bytes, e.g. ``/raw/open-zaak.yml`` or a repository's
+``/org/repo/-/raw/HEAD/publiccode.yml``) and an Open Catalog API ``GET /software`` answering
+``{"data": [{"id", "url", "publiccodeYml", …}], "links": {"next": "?page[after]=…"}}`` pages of
+``page_size`` items, the shape of the Developers Italia catalogue API (its ``links.next`` is a
+relative query). Every request path is recorded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+__all__ = ["FIXTURES", "PubliccodeFake"]
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "publiccode"
+
+
+@dataclass
+class PubliccodeFake:
+    files: dict[str, bytes] = field(default_factory=dict)
+    #: The catalogue's items, in order: ``{"id", "url", "publiccodeYml"}``.
+    software: list[dict[str, Any]] = field(default_factory=list)
+    page_size: int = 2
+    requests: list[str] = field(default_factory=list)
+    url: str = ""
+    _runner: web.AppRunner | None = None
+
+    def fixture(self, name: str, path: str | None = None) -> str:
+        """Serve ``tests/fixtures/publiccode/<name>`` at ``path`` (default ``/raw/<name>``); its URL."""
+        where = path or f"/raw/{name}"
+        self.files[where] = (FIXTURES / name).read_bytes()
+        return f"{self.url}{where}"
+
+    def listed(self, name: str, url: str) -> None:
+        """List fixture ``name`` in the catalogue as the software at ``url``."""
+        text = (FIXTURES / name).read_text(encoding="utf-8")
+        self.software.append({"id": f"sw-{len(self.software) + 1}", "url": url, "publiccodeYml": text})
+
+    async def start(self) -> PubliccodeFake:
+        app = web.Application()
+        app.router.add_get("/software", self._software)
+        app.router.add_get("/{path:.*}", self._file)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _file(self, request: web.Request) -> web.Response:
+        self.requests.append(request.path)
+        body = self.files.get(request.path)
+        if body is None:
+            return web.Response(status=404, text="Not Found")
+        return web.Response(body=body, content_type="text/yaml")
+
+    async def _software(self, request: web.Request) -> web.Response:
+        self.requests.append(request.path_qs)
+        after = request.query.get("page[after]")
+        start = next((i + 1 for i, s in enumerate(self.software) if s["id"] == after), 0)
+        page = self.software[start : start + self.page_size]
+        more = start + self.page_size < len(self.software)
+        links = {"prev": None, "next": f"?page[after]={page[-1]['id']}" if more and page else None}
+        return web.json_response({"data": page, "links": links})
