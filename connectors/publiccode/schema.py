@@ -8,7 +8,9 @@ SchemaStore schema does too: ``organisation`` and ``fundedBy`` (v0.4+), ``descri
 only ``shortDescription`` (``genericName`` is deprecated) and a ``longDescription`` of at
 least 150 characters (not 500), ``platforms`` are free strings, and
 ``releaseDate`` is mandatory only once there is a ``softwareVersion``; ``categories`` is optional.
-Each overlay entry is one JSON pointer → value, applied once when the validator is compiled.
+Each overlay entry is one JSON pointer → value, applied once when the validators are compiled:
+``fastjsonschema``'s generated code for valid files (the common case), and ``jsonschema``'s
+:class:`Draft7Validator` to name every problem of an invalid one.
 
 YAML: one document, at most :data:`MAX_NODES` nodes after aliases are followed (an alias bomb
 within the byte limit is refused before validation walks it), scalars other than booleans and
@@ -25,10 +27,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Final
 
+import fastjsonschema
 import yaml
 from jsonschema import Draft7Validator
 
-__all__ = ["MAX_NODES", "OVERLAY", "PubliccodeProblem", "load_yaml", "problems", "validator"]
+__all__ = ["MAX_NODES", "OVERLAY", "PubliccodeProblem", "load_yaml", "problems", "schema", "validator"]
 
 SCHEMA_FILE: Final = Path(__file__).with_name("publiccode.schema.json")
 MAX_NODES: Final = 50_000
@@ -78,14 +81,26 @@ def _set(document: dict[str, Any], pointer: str, value: Any) -> None:
 
 
 @cache
-def validator() -> Draft7Validator:
-    """The publiccode.yml validator, compiled once per process (formats are not asserted)."""
-    schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
-    schema = copy.deepcopy(schema)
+def schema() -> dict[str, Any]:
+    """The vendored schema with :data:`OVERLAY` applied (checked against draft 7's metaschema)."""
+    document = copy.deepcopy(json.loads(SCHEMA_FILE.read_text(encoding="utf-8")))
     for pointer, value in OVERLAY.items():
-        _set(schema, pointer, value)
-    Draft7Validator.check_schema(schema)
-    return Draft7Validator(schema)
+        _set(document, pointer, value)
+    Draft7Validator.check_schema(document)
+    return document
+
+
+@cache
+def validator() -> Draft7Validator:
+    """The publiccode.yml validator that lists every problem (formats are not asserted)."""
+    return Draft7Validator(schema())
+
+
+@cache
+def _fast() -> Any:
+    """The same schema compiled to Python by ``fastjsonschema`` (about 20 times faster, but it
+    stops at the first problem): the fast path for the common case, a valid file."""
+    return fastjsonschema.compile(schema(), formats={"uri": ".*", "date": ".*", "email": ".*"})
 
 
 class _Loader(yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader):  # type: ignore[misc]
@@ -146,6 +161,11 @@ def problems(document: dict[str, Any]) -> list[tuple[str, str]]:
     """Every schema problem of ``document`` as ``(path in the file, message)``, sorted, at most
     :data:`MAX_PROBLEMS` (the path is where the problem is: ``legal`` for a missing
     ``legal.license``, named in the message)."""
+    try:
+        _fast()(document)
+        return []
+    except fastjsonschema.JsonSchemaException:
+        pass  # invalid: ask the validator that names every problem
     found = sorted(
         ((_path(e.absolute_path), _short(e.message)) for e in validator().iter_errors(document)),
         key=lambda p: p[0],
