@@ -12,7 +12,8 @@ pass-through runner publishes when they changed since the last run: the aanbiede
 and the applicatie as ``…vastgelegd.v1`` (the projector makes them landscape objects) and every
 matched ``usedBy`` as ``nl.softwarecatalogus.gebruik.voorgesteld.v1``. An invalid file is one
 rejected record (its problems with their paths in the file) and publishes nothing; an unmatched
-``usedBy`` name is one rejected record naming it, so both are in the run's errors.
+``usedBy`` name (neither the exact name of a municipality in the landscape nor one of the
+config's ``aliases``) is named in one rejected record per file, so both are in the run's errors.
 """
 
 from __future__ import annotations
@@ -136,8 +137,9 @@ def _records(mapped: Mapped, seen: set[tuple[str, str]], bron: str) -> list[Reco
                 {"kind": PROPOSAL, "id": key, "fields": proposal.model_dump(mode="json", exclude_none=True)}
             )
         )
-    for name in mapped.unmatched:
-        message = f"usedBy {name!r} names no known municipality; add it to the connector's aliases"
+    if mapped.unmatched:  # one report per file, however many names: a crawl repeats them every run
+        names = ", ".join(map(repr, mapped.unmatched))
+        message = f"usedBy {names} names no known municipality; add the names to the connector's aliases"
         out.append(Record({"rejected": [("usedBy", f"{bron}: {message}")]}))
     return out
 
@@ -156,14 +158,22 @@ class PubliccodeConnector(Connector[PubliccodeConfig]):
     def passthrough(self) -> bool:
         return True
 
-    def _matching(self) -> Matching:
-        cfg = self.config
-        return Matching(cfg.aliases, cfg.organisaties, cfg.organisatieType)
+    #: How names and URIs are matched in this run: the landscape's municipalities (read at the
+    #: start of each run) and the config's aliases over them.
+    matching: Matching | None = None
+
+    async def _load_matching(self) -> Matching:
+        cfg, lookup = self.config, self.context.gemeenten
+        names = dict(await lookup()) if lookup is not None else {}
+        self.matching = Matching({**names, **cfg.aliases}, cfg.organisaties, cfg.organisatieType)
+        return self.matching
 
     def parse(self, raw: bytes, bron: str, seen: set[tuple[str, str]]) -> list[Record]:
         """The records of one file's bytes (``bron``: where it was read, for reports and proposals)."""
+        cfg = self.config
+        matching = self.matching or Matching(cfg.aliases, cfg.organisaties, cfg.organisatieType)
         try:
-            mapped = map_document(load_yaml(raw, self.config.maxFileBytes), bron, self._matching())
+            mapped = map_document(load_yaml(raw, self.config.maxFileBytes), bron, matching)
         except PubliccodeProblem as e:
             return [_rejected(bron, e.problems)]
         return _records(mapped, seen, bron)
@@ -181,6 +191,7 @@ class PubliccodeConnector(Connector[PubliccodeConfig]):
         return where, response.content, ""
 
     async def fetch(self, checkpoint: Mapping[str, Any] | None) -> AsyncIterator[Batch]:
+        await self._load_matching()
         async with ApiClient(self.context, self.config.auth, note=self.note) as api:
             if self.config.catalogue is not None:
                 async for batch in self._catalogue(api, self.config.catalogue):

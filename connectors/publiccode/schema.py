@@ -83,7 +83,7 @@ def _set(document: dict[str, Any], pointer: str, value: Any) -> None:
 @cache
 def schema() -> dict[str, Any]:
     """The vendored schema with :data:`OVERLAY` applied (checked against draft 7's metaschema)."""
-    document = copy.deepcopy(json.loads(SCHEMA_FILE.read_text(encoding="utf-8")))
+    document: dict[str, Any] = copy.deepcopy(json.loads(SCHEMA_FILE.read_text(encoding="utf-8")))
     for pointer, value in OVERLAY.items():
         _set(document, pointer, value)
     Draft7Validator.check_schema(document)

@@ -1,6 +1,7 @@
 """publiccode.yml end to end: a ``publiccode`` connector made through the API reads a supplier's
-files from loopback, and the landscape then shows its applicaties with the right aanbieder,
-while the ``usedBy`` proposal stays a proposal (no gebruik is projected from it)."""
+files from loopback, and the landscape then shows its applicaties with the right aanbieder; the
+``usedBy`` name of a municipality in the landscape (its exact naam, no alias configured) reaches
+a subscriber as a gebruik proposal, and stays a proposal (no gebruik is projected from it)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,28 @@ import pytest
 
 from connectors.publiccode.mapping import applicatie_id
 from hub.settings import ConnectorSettings, Settings
-from tests.support.hub_api import eventually, publish
+from tests.support.hub_api import eventually, publish, subscribe
 from tests.support.publiccode_fake import PubliccodeFake
+from tests.support.sink import WebhookSink
 
 pytestmark = pytest.mark.e2e
 
 ORG = "org-voorbeeldstad"
 UTRECHT = "gm0344"
+CMDB = "urn:nld:oin:00000001001234567000:systeem:cmdb"
+VOORGESTELD = "nl.softwarecatalogus.gebruik.voorgesteld.v1"
+
+
+def landscape(objecttype: str, data: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {
+        "specversion": "1.0",
+        "id": str(uuid.uuid4()),
+        "source": CMDB,
+        "type": f"nl.softwarecatalogus.{objecttype}.vastgelegd.v1",
+        "subject": data["id"],
+        "data": data,
+        **extra,
+    }
 
 
 @pytest.fixture
@@ -41,13 +57,18 @@ async def _items(client: httpx.AsyncClient, auth: dict[str, str], collection: st
 
 
 async def test_a_suppliers_publiccode_files_become_its_applicaties_and_usedby_stays_a_proposal(
-    client: httpx.AsyncClient, auth: dict[str, str], fake: PubliccodeFake
+    client: httpx.AsyncClient, auth: dict[str, str], fake: PubliccodeFake, sink: WebhookSink
 ) -> None:
+    utrecht = {"id": UTRECHT, "naam": "Gemeente Utrecht", "type": "Gemeente"}
+    assert (await publish(client, auth, landscape("organisatie", utrecht))).status_code == 202
+
+    async def known() -> bool:
+        return any(o["id"] == UTRECHT for o in await _items(client, auth, "organisaties"))
+
+    await eventually(known, timeout=60, what="the municipality in the landscape")
+    await subscribe(client, auth, sink.url, types=[VOORGESTELD])
     fake.fixture("open-zaak.v0.7.yml", "/open-zaak/open-zaak/-/raw/HEAD/publiccode.yml")
-    config = {
-        "urls": [f"{fake.url}/open-zaak/open-zaak", fake.fixture("signalen-lib.v0.4.yml")],
-        "aliases": {"Gemeente Utrecht": UTRECHT},
-    }
+    config = {"urls": [f"{fake.url}/open-zaak/open-zaak", fake.fixture("signalen-lib.v0.4.yml")]}
     created = await client.post(
         "/api/v1/connectors",
         json={"kind": "publiccode", "organisatie": ORG, "config": config, "scheduleSeconds": 3600},
@@ -62,16 +83,16 @@ async def test_a_suppliers_publiccode_files_become_its_applicaties_and_usedby_st
 
     await eventually(ran, timeout=60, what="the connector's first run")
     app = applicatie_id("https://github.com/open-zaak/open-zaak")
+    (delivered,) = await sink.wait_for(1, timeout=60)
+    proposal = delivered.json()
+    assert (proposal["type"], proposal["data"]["afnemer"], proposal["data"]["applicatie"]) == (
+        VOORGESTELD,
+        UTRECHT,
+        app,
+    )
     # A marker in the proposal's partition (its key is the applicatie id), published after it.
-    marker = {
-        "specversion": "1.0",
-        "id": str(uuid.uuid4()),
-        "source": "urn:nld:oin:00000001001234567000:systeem:cmdb",
-        "type": "nl.softwarecatalogus.gebruik.vastgelegd.v1",
-        "subject": "marker-gebruik",
-        "partitionkey": app,
-        "data": {"id": "marker-gebruik", "afnemer": ORG, "applicatie": app, "status": "Gepland"},
-    }
+    marker_data = {"id": "marker-gebruik", "afnemer": ORG, "applicatie": app, "status": "Gepland"}
+    marker = landscape("gebruik", marker_data, partitionkey=app)
     assert (await publish(client, auth, marker)).status_code == 202
 
     async def projected() -> bool:
@@ -81,6 +102,7 @@ async def test_a_suppliers_publiccode_files_become_its_applicaties_and_usedby_st
     organisaties = {o["naam"]: o for o in await _items(client, auth, "organisaties")}
     applicaties = {a["naam"]: a for a in await _items(client, auth, "applicaties")}
     assert {n: (o["type"], o.get("website")) for n, o in organisaties.items()} == {
+        "Gemeente Utrecht": ("Gemeente", None),
         "Maykin Media": ("Leverancier", "https://www.maykinmedia.nl"),
         "Datapunt Amsterdam": ("Leverancier", None),
     }

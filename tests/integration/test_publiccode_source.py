@@ -83,8 +83,8 @@ async def test_a_first_run_publishes_each_aanbieder_applicatie_and_proposal_once
     messages = [e["message"] for e in run.errors]
     broken = [m for m in messages if "broken.yml" in m]
     assert [m.split(": ")[1] for m in broken] == ["developmentStatus", "legal", "softwareType"]
-    assert any("'Gemeente Nergensdorp' names no known municipality" in m for m in messages)
-    assert any("'Comune di Firenze' names no known municipality" in m for m in messages)
+    assert any("usedBy 'Gemeente Nergensdorp' names no known municipality" in m for m in messages)
+    assert any("usedBy 'Comune di Firenze' names no known municipality" in m for m in messages)
 
 
 async def test_a_second_run_publishes_nothing_and_an_edited_file_only_its_applicatie(

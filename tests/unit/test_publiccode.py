@@ -216,8 +216,8 @@ async def test_raw_and_repository_urls_are_read_and_an_invalid_or_missing_file_p
     assert any("broken.yml: legal: 'license' is a required property" in m for m in errors)
     assert any("broken.yml: softwareType:" in m for m in errors)
     assert any("gone.yml answered 404" in m for m in errors)
-    assert any("'Gemeente Nergensdorp' names no known municipality" in m for m in errors)
-    assert any("'Comune di Firenze' names no known municipality" in m for m in errors)
+    assert any("usedBy 'Gemeente Nergensdorp' names no known municipality" in m for m in errors)
+    assert any("usedBy 'Comune di Firenze' names no known municipality" in m for m in errors)
 
 
 async def test_the_open_catalog_api_is_read_page_by_page_along_links_next(
