@@ -15,9 +15,12 @@ runner's fingerprints then publish nothing):
   becomes a :class:`~schemas.landscape.GebruikVoorstel` (a proposal, never a gebruik: the
   municipality decides); the others are returned as unmatched for the run report.
 
-The landscape's applicatie has no fields (yet) for the licence text, descriptions, version,
-development status or landing URL: only what it holds is mapped (``licentietype`` is Open
-source, as every publiccode.yml declares an open licence in ``legal.license``).
+The applicatie also carries ``licentie`` (``legal.license``; ``licentietype`` is Open source,
+as every publiccode.yml declares an open licence), ``beschrijving`` (``description.nl``, else
+``en``, else the first language's ``shortDescription``, whitespace collapsed), ``versie``
+(``softwareVersion``), ``ontwikkelstatus`` (``developmentStatus``), ``website`` (``landingURL``)
+and ``broncode`` (``url``), each only when it is valid landscape data (an http(s) URL for the
+last two): an odd optional value is left out rather than costing the file.
 """
 
 from __future__ import annotations
@@ -145,6 +148,41 @@ def _proposal(data: dict[str, Any]) -> GebruikVoorstel:
         )
 
 
+def _short_description(doc: Mapping[str, Any]) -> str | None:
+    description = _section(doc, "description")
+    languages = [lang for lang in ("nl", "en") if lang in description] or list(description)[:1]
+    for lang in languages:
+        text = _text(_section(description, lang).get("shortDescription"))
+        if text:
+            return " ".join(text.split())
+    return None
+
+
+def _with_details(applicatie: Applicatie, doc: Mapping[str, Any]) -> Applicatie:
+    """``applicatie`` with each detail of the file that is valid landscape data."""
+    details = {
+        "licentie": _text(_section(doc, "legal").get("license")),
+        "beschrijving": _short_description(doc),
+        "versie": _text(doc.get("softwareVersion")),
+        "ontwikkelstatus": _text(doc.get("developmentStatus")),
+        "website": _text(doc.get("landingURL")),
+        "broncode": _text(doc.get("url")),
+    }
+    state = applicatie.model_dump()
+    given = {k: v for k, v in details.items() if v is not None}
+    try:
+        return Applicatie.model_validate({**state, **given})  # the common case: all valid
+    except ValidationError:
+        pass
+    for name, value in given.items():
+        try:
+            Applicatie.model_validate({**state, name: value})
+        except ValidationError:
+            continue
+        state[name] = value
+    return Applicatie.model_validate(state)
+
+
 def map_document(doc: Mapping[str, Any], bron: str | None, matching: Matching) -> Mapped:
     """The objects one publiccode.yml stands for; :class:`PubliccodeProblem` (schema paths)
     when it is not a valid publiccode.yml, or maps to no valid applicatie."""
@@ -162,6 +200,7 @@ def map_document(doc: Mapping[str, Any], bron: str | None, matching: Matching) -
     if aanbieder:
         data["aanbieder"] = aanbieder
     applicatie: Applicatie = _landscape("applicatie", data, "name")
+    applicatie = _with_details(applicatie, doc)
     proposals, unmatched = [], []
     for raw in dict.fromkeys(n.strip() for n in doc.get("usedBy") or [] if isinstance(n, str) and n.strip()):
         afnemer = matching.gemeenten.get(raw)

@@ -155,6 +155,14 @@ class Applicatie(LandscapeObject):
     type: Literal["Applicatie", "Systeemsoftware", "Suite", "Component"] | None = None
     licentietype: Literal["Open source", "Closed source"] | None = None
     referentiecomponenten: IdList = _ids("referentiecomponent")
+    licentie: Text | None = Field(None, description="the licence as an SPDX expression, e.g. 'EUPL-1.2'")
+    beschrijving: Text | None = Field(None, description="a short description, one sentence")
+    versie: Text | None = Field(None, description="the latest released version, e.g. '1.17.0'")
+    ontwikkelstatus: Text | None = Field(
+        None, description="development status, e.g. publiccode.yml's concept, development, beta, stable"
+    )
+    website: Url | None = Field(None, description="the product's landing page")
+    broncode: Url | None = Field(None, description="the source code repository")
 
 
 class Gebruik(LandscapeObject):

@@ -108,6 +108,13 @@ async def test_a_suppliers_publiccode_files_become_its_applicaties_and_usedby_st
     }
     assert applicaties["Open Zaak"]["id"] == app
     assert applicaties["Open Zaak"]["aanbieder"] == organisaties["Maykin Media"]["id"]
+    details = ("licentie", "versie", "ontwikkelstatus", "website")
+    assert [applicaties["Open Zaak"][d] for d in details] == [
+        "EUPL-1.2",
+        "1.17.0",
+        "stable",
+        "https://openzaak.org",
+    ]
     assert applicaties["signals-client"]["aanbieder"] == organisaties["Datapunt Amsterdam"]["id"]
     assert applicaties["signals-client"]["type"] == "Component"
     assert [g["id"] for g in await _items(client, auth, "gebruik")] == ["marker-gebruik"]

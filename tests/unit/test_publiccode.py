@@ -44,6 +44,26 @@ def test_a_v07_file_maps_to_its_applicatie_aanbieder_and_a_proposal_for_the_know
     assert mapped.unmatched == ["Gemeente Nergensdorp"]
 
 
+def test_the_applicatie_carries_licence_description_version_status_landing_page_and_repository() -> None:
+    app = map_document(doc("open-zaak.v0.7.yml"), None, MATCHING).applicatie
+
+    assert (app.licentie, app.versie, app.ontwikkelstatus) == ("EUPL-1.2", "1.17.0", "stable")
+    assert app.beschrijving == "Productiewaardige API's voor zaakgericht werken."  # nl before en
+    assert (app.website, app.broncode) == (
+        "https://openzaak.org",
+        "https://github.com/open-zaak/open-zaak.git",
+    )
+
+
+def test_an_odd_optional_detail_is_left_out_and_the_file_still_maps() -> None:
+    odd = {**doc("medusa.v0.2.yml"), "landingURL": "not a url", "url": "git://example.com/medusa.git"}
+
+    app = map_document(odd, None, MATCHING).applicatie
+
+    assert (app.website, app.broncode, app.licentie) == (None, None, "AGPL-3.0-or-later")
+    assert app.beschrijving == "Un editor di testo molto interessante."  # the only language
+
+
 def test_a_v02_file_is_valid_with_its_unquoted_version_and_date_and_the_copyright_owner_offers_it() -> None:
     mapped = map_document(doc("medusa.v0.2.yml"), None, MATCHING)
 
