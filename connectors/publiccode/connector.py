@@ -1,11 +1,14 @@
 """Connector kind ``publiccode``: software described in publiccode.yml files, as applicaties.
 
 Sources (exactly one): ``urls``, raw publiccode.yml URLs or repository URLs (the file is then
-read at the repository's ``publiccode.yml`` on its default branch: GitHub's raw host, else the
-GitLab/Gitea/Forgejo ``/-/raw/HEAD/`` path); or ``catalogue``, an Open Catalog API
+read at the repository's ``publiccode.yml`` on its default branch: GitHub's raw host, else
+GitLab's ``/-/raw/HEAD/`` path; for other forges list the raw file URL); or ``catalogue``, an Open Catalog API
 ``GET /software`` list whose items carry the file in ``publiccodeYml``, paged by
-``links.next`` (relative or absolute). Every request goes through the REST kit's client
-(:class:`connectors.http.ApiClient`: the hub's SSRF-guarded egress, auth, 429/503 waits).
+``links.next`` (relative or absolute); or ``repositories``, an organisation's repository list
+(a JSON array, ``html_url`` per item) paged by RFC 8288 ``Link: <…>; rel="next"``, each
+repository's file read as for ``urls`` (a repository without one, 404, is skipped). Every
+request goes through the REST kit's client (:class:`connectors.http.ApiClient`: the hub's
+SSRF-guarded egress, auth, 429/503 waits).
 
 Each file is parsed, validated and mapped (:mod:`connectors.publiccode.mapping`) into items the
 pass-through runner publishes when they changed since the last run: the aanbieder organisatie
@@ -66,6 +69,10 @@ class PubliccodeConfig(BaseModel):
     catalogue: str | None = Field(
         None, description="URL of an Open Catalog API software list (GET /software, links.next paging)."
     )
+    repositories: str | None = Field(
+        None,
+        description="URL of a JSON list of repositories (html_url or url per item), paged by RFC 8288 Link.",
+    )
     aliases: dict[str, str] = Field(
         default_factory=dict,
         description="usedBy name → organisatie id of the municipality (exact names, and any aliases).",
@@ -90,15 +97,17 @@ class PubliccodeConfig(BaseModel):
     def _urls(cls, value: list[str] | None) -> list[str] | None:
         return None if value is None else [_http(u.strip()) for u in value]
 
-    @field_validator("catalogue")
+    @field_validator("catalogue", "repositories")
     @classmethod
-    def _catalogue(cls, value: str | None) -> str | None:
+    def _list_url(cls, value: str | None) -> str | None:
         return None if value is None else _http(value)
 
     @model_validator(mode="after")
     def _one_source(self) -> PubliccodeConfig:
-        if (self.urls is None) == (self.catalogue is None):
-            raise ValueError("set exactly one of urls (publiccode.yml or repository URLs) and catalogue")
+        if sum(v is not None for v in (self.urls, self.catalogue, self.repositories)) != 1:
+            raise ValueError(
+                "set exactly one of urls (publiccode.yml or repository URLs), catalogue and repositories"
+            )
         return self
 
 
@@ -197,20 +206,67 @@ class PubliccodeConnector(Connector[PubliccodeConfig]):
                 async for batch in self._catalogue(api, self.config.catalogue):
                     yield batch
                 return
-            urls = self.config.urls or []
             seen: set[tuple[str, str]] = set()
-            gate = asyncio.Semaphore(CONCURRENCY)
+            if self.config.repositories is not None:
+                async for urls, last in self._repositories(api, self.config.repositories):
+                    records = await self._files(api, urls, seen, missing_ok=True)
+                    yield Batch(records, None, complete=last)
+                return
+            urls = self.config.urls or []
             for start in range(0, len(urls), FILES_PER_BATCH):
-                chunk = urls[start : start + FILES_PER_BATCH]
-                read = await asyncio.gather(*(self._read(api, u, gate) for u in chunk))
-                records: list[Record] = []
-                for where, raw, why in read:
-                    records += (
-                        self.parse(raw, where, seen) if raw is not None else [_rejected(where, [("", why)])]
-                    )
+                records = await self._files(api, urls[start : start + FILES_PER_BATCH], seen)
                 yield Batch(records, None, complete=start + FILES_PER_BATCH >= len(urls))
             if not urls:
                 yield Batch([], None, complete=True)
+
+    async def _files(
+        self, api: ApiClient, urls: list[str], seen: set[tuple[str, str]], *, missing_ok: bool = False
+    ) -> list[Record]:
+        """The records of the files at ``urls``, read :data:`CONCURRENCY` at a time; a file that
+        cannot be read is a rejected record, unless ``missing_ok`` and it answered 404 (a listed
+        repository without a publiccode.yml, the common case in an organisation's list)."""
+        gate = asyncio.Semaphore(CONCURRENCY)
+        read = await asyncio.gather(*(self._read(api, u, gate) for u in urls))
+        records: list[Record] = []
+        for where, raw, why in read:
+            if raw is not None:
+                records += self.parse(raw, where, seen)
+            elif not (missing_ok and why.endswith(" answered 404")):
+                records.append(_rejected(where, [("", why)]))
+        return records
+
+    async def _repositories(self, api: ApiClient, url: str) -> AsyncIterator[tuple[list[str], bool]]:
+        """Each page of a repository list (a JSON array; GitHub's, Gitea's and Forgejo's
+        ``/orgs/{org}/repos`` answer so) as the repositories' URLs, along ``Link: rel="next"``."""
+        visited: set[str] = set()
+        next_url: str | None = url
+        for number in range(self.config.maxPages + 1):
+            if next_url is None:
+                return
+            if number == self.config.maxPages:
+                raise SourceRefused(
+                    f"more than maxPages ({self.config.maxPages}) pages: is the paging right?"
+                )
+            visited.add(next_url)
+            response = await api.request("GET", next_url)
+            if response.status_code != 200:
+                raise api.failed(response, "the repository list")
+            try:
+                items = response.json()
+            except ValueError as e:
+                raise SourceRefused(f"repository list page {number + 1} is not JSON") from e
+            if not isinstance(items, list):
+                raise SourceRefused(f"repository list page {number + 1} is not a JSON array")
+            urls = []
+            for item in items:
+                found = (item.get("html_url") or item.get("url")) if isinstance(item, dict) else None
+                if isinstance(found, str) and found.lower().startswith(("http://", "https://")):
+                    urls.append(found)
+            href = response.links.get("next", {}).get("url")
+            next_url = str(response.url.join(href)) if href else None
+            if next_url is not None and next_url in visited:
+                raise SourceRefused("the repository list's next link points back to a page already read")
+            yield urls, next_url is None
 
     async def _catalogue(self, api: ApiClient, url: str) -> AsyncIterator[Batch]:
         seen: set[tuple[str, str]] = set()

@@ -4,7 +4,8 @@ A static file server (``files``: path → bytes, e.g. ``/raw/open-zaak.yml`` or 
 ``/org/repo/-/raw/HEAD/publiccode.yml``) and an Open Catalog API ``GET /software`` answering
 ``{"data": [{"id", "url", "publiccodeYml", …}], "links": {"next": "?page[after]=…"}}`` pages of
 ``page_size`` items, the shape of the Developers Italia catalogue API (its ``links.next`` is a
-relative query). Every request path is recorded.
+relative query), and an organisation's repository list ``/orgs/leverancier/repos`` as GitHub
+answers it (a JSON array, RFC 8288 ``Link`` paging). Every request path is recorded.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ class PubliccodeFake:
     #: The catalogue's items, in order: ``{"id", "url", "publiccodeYml"}``.
     software: list[dict[str, Any]] = field(default_factory=list)
     page_size: int = 2
+    #: Repository URLs the ``/orgs/leverancier/repos`` list names, ``page_size`` a page.
+    repositories: list[str] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
     url: str = ""
     _runner: web.AppRunner | None = None
@@ -44,6 +47,7 @@ class PubliccodeFake:
     async def start(self) -> PubliccodeFake:
         app = web.Application()
         app.router.add_get("/software", self._software)
+        app.router.add_get("/orgs/leverancier/repos", self._repos)
         app.router.add_get("/{path:.*}", self._file)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -61,6 +65,20 @@ class PubliccodeFake:
         if body is None:
             return web.Response(status=404, text="Not Found")
         return web.Response(body=body, content_type="text/yaml")
+
+    async def _repos(self, request: web.Request) -> web.Response:
+        """GitHub's shape: a JSON array, the next page in ``Link: <…>; rel="next"``."""
+        self.requests.append(request.path_qs)
+        page = int(request.query.get("page", "1"))
+        start = (page - 1) * self.page_size
+        items = [
+            {"name": u.rsplit("/", 1)[-1], "html_url": u}
+            for u in self.repositories[start : start + self.page_size]
+        ]
+        headers = {}
+        if start + self.page_size < len(self.repositories):
+            headers["Link"] = f'<{self.url}/orgs/leverancier/repos?page={page + 1}>; rel="next"'
+        return web.json_response(items, headers=headers)
 
     async def _software(self, request: web.Request) -> web.Response:
         self.requests.append(request.path_qs)

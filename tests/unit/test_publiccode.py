@@ -260,3 +260,23 @@ async def test_the_open_catalog_api_is_read_page_by_page_along_links_next(
     organisaties = [e["data"]["naam"] for e in events if e["type"].endswith("organisatie.vastgelegd.v1")]
     assert organisaties == ["Maykin Media", "City of Example", "Datapunt Amsterdam"]  # once per run
     assert sum("license" in m for m in errors) == 1
+
+
+async def test_an_organisations_repository_list_is_followed_along_its_link_header(
+    fake: PubliccodeFake, tmp_path: Path
+) -> None:
+    fake.fixture("open-zaak.v0.7.yml", "/leverancier/open-zaak/-/raw/HEAD/publiccode.yml")
+    fake.fixture("signalen-lib.v0.4.yml", "/leverancier/signals-client/-/raw/HEAD/publiccode.yml")
+    names = ("open-zaak", "zonder-publiccode", "signals-client")
+    fake.repositories = [f"{fake.url}/leverancier/{name}" for name in names]
+
+    events, errors = await _read(_connector({"repositories": f"{fake.url}/orgs/leverancier/repos"}, tmp_path))
+
+    assert [r for r in fake.requests if r.startswith("/orgs")] == [
+        "/orgs/leverancier/repos",
+        "/orgs/leverancier/repos?page=2",
+    ]
+    applicaties = [e["data"]["naam"] for e in events if e["type"].endswith("applicatie.vastgelegd.v1")]
+    assert applicaties == ["Open Zaak", "signals-client"]
+    assert "/leverancier/zonder-publiccode/-/raw/HEAD/publiccode.yml" in fake.requests
+    assert not any("zonder-publiccode" in m for m in errors)  # a repository without one: skipped
