@@ -14,7 +14,9 @@ Each file is parsed, validated and mapped (:mod:`connectors.publiccode.mapping`)
 pass-through runner publishes when they changed since the last run: the aanbieder organisatie
 and the applicatie as ``…vastgelegd.v1`` (the projector makes them landscape objects) and every
 matched ``usedBy`` as ``nl.softwarecatalogus.gebruik.voorgesteld.v1``. An invalid file is one
-rejected record (its problems with their paths in the file) and publishes nothing; an unmatched
+rejected record (its problems with their paths in the file) and publishes nothing, and so is a
+file read from a repository (a repository URL, a listed repository, a catalogue item's ``url``)
+whose ``url`` names another repository (a fork or mirror); an unmatched
 ``usedBy`` name (neither the exact name of a municipality in the landscape nor one of the
 config's ``aliases``) is named in one rejected record per file, so both are in the run's errors.
 """
@@ -41,7 +43,7 @@ from connectors.base import (
 )
 from connectors.http import ApiAuth, ApiClient
 from connectors.ids import content_hash
-from connectors.publiccode.mapping import Mapped, Matching, map_document
+from connectors.publiccode.mapping import Mapped, Matching, canonical_url, map_document
 from connectors.publiccode.schema import PubliccodeProblem, load_yaml
 from connectors.registry import register
 from schemas.landscape import VOORGESTELD_TYPE, vastgelegd_type
@@ -177,14 +179,23 @@ class PubliccodeConnector(Connector[PubliccodeConfig]):
         self.matching = Matching({**names, **cfg.aliases}, cfg.organisaties, cfg.organisatieType)
         return self.matching
 
-    def parse(self, raw: bytes, bron: str, seen: set[tuple[str, str]]) -> list[Record]:
-        """The records of one file's bytes (``bron``: where it was read, for reports and proposals)."""
+    def parse(
+        self, raw: bytes, bron: str, seen: set[tuple[str, str]], repository: str | None = None
+    ) -> list[Record]:
+        """The records of one file's bytes (``bron``: where it was read, for reports and
+        proposals). ``repository``: the repository the file was read from, when known; a file
+        whose ``url`` names another one is a fork or mirror (or a forgery) and is skipped, as
+        the standard asks ("forks and variants"): its ``url`` is the identity of the applicatie,
+        which only the original's repository may speak for."""
         cfg = self.config
         matching = self.matching or Matching(cfg.aliases, cfg.organisaties, cfg.organisatieType)
         try:
-            mapped = map_document(load_yaml(raw, self.config.maxFileBytes), bron, matching)
+            mapped = map_document(doc := load_yaml(raw, self.config.maxFileBytes), bron, matching)
         except PubliccodeProblem as e:
             return [_rejected(bron, e.problems)]
+        if repository is not None and canonical_url(str(doc["url"])) != canonical_url(repository):
+            why = f"{doc['url']!r} is not the repository it was read from ({repository!r}): a fork or mirror"
+            return [_rejected(bron, [("url", why + " that keeps the original's url is skipped")])]
         return _records(mapped, seen, bron)
 
     async def _read(self, api: ApiClient, url: str, gate: asyncio.Semaphore) -> tuple[str, bytes | None, str]:
@@ -228,9 +239,9 @@ class PubliccodeConnector(Connector[PubliccodeConfig]):
         gate = asyncio.Semaphore(CONCURRENCY)
         read = await asyncio.gather(*(self._read(api, u, gate) for u in urls))
         records: list[Record] = []
-        for where, raw, why in read:
+        for url, (where, raw, why) in zip(urls, read, strict=True):
             if raw is not None:
-                records += self.parse(raw, where, seen)
+                records += self.parse(raw, where, seen, url if where != url else None)
             elif not (missing_ok and why.endswith(" answered 404")):
                 records.append(_rejected(where, [("", why)]))
         return records
@@ -306,8 +317,8 @@ class PubliccodeConnector(Connector[PubliccodeConfig]):
         if not isinstance(item, dict) or not isinstance(item.get("publiccodeYml"), str):
             return [_rejected(where, [("publiccodeYml", "is missing or not a string")])]
         url = item.get("url")
-        bron = url if isinstance(url, str) and url.lower().startswith(("http://", "https://")) else where
-        return self.parse(item["publiccodeYml"].encode(), bron, seen)
+        repository = url if isinstance(url, str) and url.lower().startswith(("http://", "https://")) else None
+        return self.parse(item["publiccodeYml"].encode(), repository or where, seen, repository)
 
     def map(self, record: Record) -> list[Change]:
         raise NotImplementedError("publiccode publishes its items through the pass-through runner")

@@ -67,8 +67,9 @@ async def test_a_suppliers_publiccode_files_become_its_applicaties_and_usedby_st
 
     await eventually(known, timeout=60, what="the municipality in the landscape")
     await subscribe(client, auth, sink.url, types=[VOORGESTELD])
-    fake.fixture("open-zaak.v0.7.yml", "/open-zaak/open-zaak/-/raw/HEAD/publiccode.yml")
-    config = {"urls": [f"{fake.url}/open-zaak/open-zaak", fake.fixture("signalen-lib.v0.4.yml")]}
+    repository = f"{fake.url}/open-zaak/open-zaak"
+    fake.fixture("open-zaak.v0.7.yml", "/open-zaak/open-zaak/-/raw/HEAD/publiccode.yml", url=repository)
+    config = {"urls": [repository, fake.fixture("signalen-lib.v0.4.yml")]}
     created = await client.post(
         "/api/v1/connectors",
         json={"kind": "publiccode", "organisatie": ORG, "config": config, "scheduleSeconds": 3600},
@@ -82,7 +83,7 @@ async def test_a_suppliers_publiccode_files_become_its_applicaties_and_usedby_st
         return any(r["status"] == "succeeded" for r in runs.json()["items"])
 
     await eventually(ran, timeout=60, what="the connector's first run")
-    app = applicatie_id("https://github.com/open-zaak/open-zaak")
+    app = applicatie_id(repository)
     (delivered,) = await sink.wait_for(1, timeout=60)
     proposal = delivered.json()
     assert (proposal["type"], proposal["data"]["afnemer"], proposal["data"]["applicatie"]) == (

@@ -41,7 +41,8 @@ async def _connector(h: Harness, fake: PubliccodeFake) -> ConnectorRecord:
         fake.fixture("broken.yml"),
         fake.fixture("signalen-lib.v0.4.yml"),
     ]
-    fake.fixture("open-zaak.v0.7.yml", "/open-zaak/open-zaak/-/raw/HEAD/publiccode.yml")
+    repository = f"{fake.url}/open-zaak/open-zaak"
+    fake.fixture("open-zaak.v0.7.yml", "/open-zaak/open-zaak/-/raw/HEAD/publiccode.yml", url=repository)
     return await h.connectors.create(
         kind="publiccode",
         organisatie=ORG,

@@ -10,15 +10,22 @@ answers it (a JSON array, RFC 8288 ``Link`` paging). Every request path is recor
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-__all__ = ["FIXTURES", "PubliccodeFake"]
+__all__ = ["FIXTURES", "PubliccodeFake", "with_url"]
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "publiccode"
+
+
+def with_url(name: str, url: str | None) -> str:
+    """Fixture ``name``'s text, its ``url`` key replaced by ``url`` when given."""
+    text = (FIXTURES / name).read_text(encoding="utf-8")
+    return text if url is None else re.sub(r"^url: .*$", f"url: {url}", text, count=1, flags=re.MULTILINE)
 
 
 @dataclass
@@ -33,16 +40,21 @@ class PubliccodeFake:
     url: str = ""
     _runner: web.AppRunner | None = None
 
-    def fixture(self, name: str, path: str | None = None) -> str:
-        """Serve ``tests/fixtures/publiccode/<name>`` at ``path`` (default ``/raw/<name>``); its URL."""
+    def fixture(self, name: str, path: str | None = None, *, url: str | None = None) -> str:
+        """Serve ``tests/fixtures/publiccode/<name>`` at ``path`` (default ``/raw/<name>``), with
+        its ``url`` key set to ``url`` when given (the repository it is served from); its URL."""
         where = path or f"/raw/{name}"
-        self.files[where] = (FIXTURES / name).read_bytes()
+        self.files[where] = with_url(name, url).encode()
         return f"{self.url}{where}"
 
-    def listed(self, name: str, url: str) -> None:
-        """List fixture ``name`` in the catalogue as the software at ``url``."""
-        text = (FIXTURES / name).read_text(encoding="utf-8")
-        self.software.append({"id": f"sw-{len(self.software) + 1}", "url": url, "publiccodeYml": text})
+    def listed(self, name: str, url: str | None = None) -> None:
+        """List fixture ``name`` (as it is) in the catalogue as the software at ``url`` (default:
+        the file's own ``url``)."""
+        text = with_url(name, None)
+        own = re.search(r"^url: (.*)$", text, re.MULTILINE)
+        assert own is not None
+        entry = {"id": f"sw-{len(self.software) + 1}", "url": url or own.group(1), "publiccodeYml": text}
+        self.software.append(entry)
 
     async def start(self) -> PubliccodeFake:
         app = web.Application()

@@ -23,7 +23,7 @@ from schemas import CloudEvent
 from schemas.envelope import validate_event
 from schemas.landscape import VOORGESTELD_TYPE, validate_landscape_event, validate_proposal_data
 from subscriptions.ssrf import NetworkPolicy
-from tests.support.publiccode_fake import FIXTURES
+from tests.support.publiccode_fake import with_url
 from tests.support.signalen_fake import SignalenFake
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -105,7 +105,8 @@ async def servers() -> AsyncIterator[Servers]:
         return web.json_response({"results": [{"id": "app-1", "name": "Zaaksysteem"}]})
 
     async def publiccode(request: web.Request) -> web.Response:
-        return web.Response(body=(FIXTURES / "open-zaak.v0.7.yml").read_bytes(), content_type="text/yaml")
+        repository = f"http://{request.host}/leverancier/zaaksysteem"
+        return web.Response(text=with_url("open-zaak.v0.7.yml", repository), content_type="text/yaml")
 
     app = web.Application()
     app.router.add_get("/api/producten", products)

@@ -215,13 +215,14 @@ async def _read(connector: PubliccodeConnector) -> tuple[list[dict[str, Any]], l
 async def test_raw_and_repository_urls_are_read_and_an_invalid_or_missing_file_publishes_nothing(
     fake: PubliccodeFake, tmp_path: Path
 ) -> None:
+    repository = f"{fake.url}/open-zaak/open-zaak"
+    fake.fixture("open-zaak.v0.7.yml", "/open-zaak/open-zaak/-/raw/HEAD/publiccode.yml", url=repository)
     urls = [
-        fake.fixture("open-zaak.v0.7.yml", "/open-zaak/open-zaak/-/raw/HEAD/publiccode.yml"),
+        f"{repository}.git",  # a repository URL
         fake.fixture("medusa.v0.2.yml"),
         fake.fixture("broken.yml"),
         f"{fake.url}/raw/gone.yml",
     ]
-    urls[0] = f"{fake.url}/open-zaak/open-zaak.git"  # a repository URL
 
     events, errors = await _read(_connector({"urls": urls}, tmp_path))
 
@@ -250,7 +251,7 @@ async def test_the_open_catalog_api_is_read_page_by_page_along_links_next(
         "signalen-lib.v0.4.yml",
         "open-zaak.v0.7.yml",
     ):
-        fake.listed(name, f"https://git.example/{name}")
+        fake.listed(name)
 
     events, errors = await _read(_connector({"catalogue": f"{fake.url}/software"}, tmp_path))
 
@@ -265,8 +266,9 @@ async def test_the_open_catalog_api_is_read_page_by_page_along_links_next(
 async def test_an_organisations_repository_list_is_followed_along_its_link_header(
     fake: PubliccodeFake, tmp_path: Path
 ) -> None:
-    fake.fixture("open-zaak.v0.7.yml", "/leverancier/open-zaak/-/raw/HEAD/publiccode.yml")
-    fake.fixture("signalen-lib.v0.4.yml", "/leverancier/signals-client/-/raw/HEAD/publiccode.yml")
+    for name, repo in (("open-zaak.v0.7.yml", "open-zaak"), ("signalen-lib.v0.4.yml", "signals-client")):
+        url = f"{fake.url}/leverancier/{repo}"
+        fake.fixture(name, f"/leverancier/{repo}/-/raw/HEAD/publiccode.yml", url=url)
     names = ("open-zaak", "zonder-publiccode", "signals-client")
     fake.repositories = [f"{fake.url}/leverancier/{name}" for name in names]
 
@@ -280,3 +282,21 @@ async def test_an_organisations_repository_list_is_followed_along_its_link_heade
     assert applicaties == ["Open Zaak", "signals-client"]
     assert "/leverancier/zonder-publiccode/-/raw/HEAD/publiccode.yml" in fake.requests
     assert not any("zonder-publiccode" in m for m in errors)  # a repository without one: skipped
+
+
+async def test_a_fork_or_mirror_whose_url_names_another_repository_publishes_nothing(
+    fake: PubliccodeFake, tmp_path: Path
+) -> None:
+    """The url is the applicatie's identity: a copy elsewhere must not speak for the original."""
+    fake.fixture("open-zaak.v0.7.yml", "/mirror/open-zaak/-/raw/HEAD/publiccode.yml")  # url: github
+    fake.listed("medusa.v0.2.yml", f"{fake.url}/mirror/medusa")
+
+    from_urls, url_errors = await _read(_connector({"urls": [f"{fake.url}/mirror/open-zaak"]}, tmp_path))
+    listed, listed_errors = await _read(_connector({"catalogue": f"{fake.url}/software"}, tmp_path))
+
+    assert (from_urls, listed) == ([], [])
+    assert (
+        "url: 'https://github.com/open-zaak/open-zaak.git' is not the repository it was read from"
+        in url_errors[0]
+    )
+    assert "is not the repository it was read from" in listed_errors[0]
