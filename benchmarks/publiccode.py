@@ -51,6 +51,11 @@ SUPPLIERS = 200
 KNOWN = {f"Gemeente {i:03d}": f"gm{i:04d}" for i in range(100)}
 
 
+def repository(i: int) -> str:
+    """The repository of generated file ``i`` (its ``url``; the catalogue lists it there)."""
+    return f"https://git.example.org/leverancier-{i % SUPPLIERS}/pakket-{i:05d}"
+
+
 def generate(n: int) -> list[bytes]:
     """``n`` valid publiccode.yml files, each its own software."""
     template = (FIXTURES / "open-zaak.v0.7.yml").read_text(encoding="utf-8")
@@ -67,7 +72,7 @@ def generate(n: int) -> list[bytes]:
         used = "".join(f"  - Gemeente {(i + k) % 300:03d}\n" for k in range(3))
         text = (
             f'publiccodeYmlVersion: "0.7"\nname: Pakket {i:05d}\n'
-            f"url: https://git.example.org/leverancier-{s}/pakket-{i:05d}.git\n"
+            f"url: {repository(i)}.git\n"
             f"softwareVersion: 1.{i % 20}.0\nreleaseDate: 2025-01-{1 + i % 28:02d}\n"
             f"organisation:\n  uri: https://leverancier-{s}.example.nl\n  name: Leverancier {s}\n"
             f"{tail.replace('platforms:', 'usedBy:' + chr(10) + used + 'platforms:', 1)}"
@@ -89,7 +94,7 @@ def serve(n: int, conn: Connection) -> None:
         async def software(request: web.Request) -> web.Response:
             start = int(request.query.get("page[after]", "-1")) + 1
             page = [
-                {"id": str(i), "url": f"https://git.example.org/p/{i}", "publiccodeYml": texts[i]}
+                {"id": str(i), "url": repository(i), "publiccodeYml": texts[i]}
                 for i in range(start, min(start + 100, n))
             ]
             more = start + 100 < n
