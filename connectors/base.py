@@ -15,7 +15,7 @@ Errors, grouped by what the runner does about them:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
@@ -171,6 +171,10 @@ class ConnectorContext:
     limits: ImportLimits = field(default_factory=ImportLimits)
     #: This hub's identity (KOPPELHUB_SOURCE_URN): federation skips events that came from it.
     hub: str = ""
+    #: The landscape's municipalities, exact ``naam`` → organisatie id (names two share are
+    #: left out), read once per run by kinds that match names (publiccode ``usedBy``); None:
+    #: not available here.
+    gemeenten: Callable[[], Awaitable[Mapping[str, str]]] | None = None
 
 
 C = TypeVar("C", bound=BaseModel)

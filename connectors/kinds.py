@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from connectors.ameff.connector import AmeffConnector
 from connectors.koppelhub.connector import KoppelhubConnector
+from connectors.publiccode.connector import PubliccodeConnector
 from connectors.registry import KINDS
 from connectors.rest.connector import RestConnector
 from connectors.signalen.connector import SignalenConnector
@@ -16,6 +17,7 @@ __all__ = [
     "CsvConnector",
     "ExcelConnector",
     "KoppelhubConnector",
+    "PubliccodeConnector",
     "RestConnector",
     "SignalenConnector",
     "SoftwarecatalogusConnector",

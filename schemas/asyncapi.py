@@ -2,7 +2,8 @@
 
 Written to ``schemas/json/asyncapi.json`` by ``python -m schemas.generate`` (and stale-checked
 by ``--check`` like every schema file there); the API serves it at ``/asyncapi.json``. It
-lists every event type the hub takes in (``…vastgelegd.v1``, ``…ingetrokken.v1``) and every
+lists every event type the hub takes in (``…vastgelegd.v1``, ``…ingetrokken.v1``, the gebruik
+proposal ``…gebruik.voorgesteld.v1``) and every
 type it emits (derived ``…aangemaakt|gewijzigd|verwijderd.v1``, the ``nl.koppelhub.*`` alerts
 and test event), each message a CloudEvent whose ``data`` has the type's own schema. Types
 other systems publish freely (Signalen and other connector events) travel the same channel as
@@ -17,7 +18,14 @@ from pydantic import BaseModel
 
 from schemas.envelope import CloudEvent
 from schemas.hub_events import DELIVERY_DEAD, SUBSCRIPTION_DISABLED, SUBSCRIPTION_TEST
-from schemas.landscape import DERIVED_VERBS, INBOUND_VERBS, OBJECT_TYPES, Ingetrokken
+from schemas.landscape import (
+    DERIVED_VERBS,
+    INBOUND_VERBS,
+    OBJECT_TYPES,
+    VOORGESTELD_TYPE,
+    GebruikVoorstel,
+    Ingetrokken,
+)
 from schemas.landscape.events import event_type
 
 __all__ = ["ASYNCAPI_VERSION", "asyncapi_document"]
@@ -119,6 +127,12 @@ def asyncapi_document() -> dict[str, Any]:
             SUBSCRIPTION_TEST, "The signed test event a subscriber asks for.", {}
         ),
     }
+    inbound[_key(VOORGESTELD_TYPE)] = _message(
+        VOORGESTELD_TYPE,
+        "A source proposes a gebruik for an afnemer (a supplier's usedBy): delivered to "
+        "subscribers, never projected as a gebruik (the afnemer decides).",
+        _schemas(GebruikVoorstel, schemas),
+    )
     messages = {**inbound, **derived, **alerts}
 
     def refs(group: dict[str, Any], channel: str = "events") -> list[dict[str, str]]:

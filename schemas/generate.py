@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from schemas.asyncapi import asyncapi_document
 from schemas.envelope import CloudEvent
-from schemas.landscape import OBJECT_TYPES, Ingetrokken
+from schemas.landscape import OBJECT_TYPES, GebruikVoorstel, Ingetrokken
 
 __all__ = ["JSON_DIR", "REGISTRY", "main", "render", "stale_files", "write_all"]
 
@@ -30,6 +30,7 @@ REGISTRY: dict[str, type[BaseModel]] = {
     "cloudevent": CloudEvent,
     **OBJECT_TYPES,  # organisatie.schema.json, …: the data of each vastgelegd event
     "ingetrokken": Ingetrokken,  # the data of every ingetrokken event
+    "gebruikvoorstel": GebruikVoorstel,  # the data of nl.softwarecatalogus.gebruik.voorgesteld.v1
 }
 
 

@@ -3,7 +3,6 @@ the admin token, observability, migrations, the rebuild, the connectors role's r
 one factory: the process, ``koppelhub import``, tests and benchmarks) and the operator and
 token tools of the CLI."""
 
-
 from __future__ import annotations
 
 import asyncio
@@ -102,6 +101,7 @@ def connector_runner(
         runs=PostgresRunStore(engine),
         owners=PostgresLandscapeStore(engine).owners,
         metrics=metrics,
+        landscape=PostgresLandscapeStore(engine),
     )
 
 

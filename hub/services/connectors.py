@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import multiprocessing
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +28,7 @@ from connectors.base import ConnectorContext, ConnectorError, Egress, ImportLimi
 from connectors.events import import_source
 from connectors.registry import create
 from hub.errors import KoppelhubError
-from hub.ports import ConnectorRecord, ConnectorStore, EventLog, ImportRecord, ImportStore
+from hub.ports import ConnectorRecord, ConnectorStore, EventLog, ImportRecord, ImportStore, LandscapeReader
 from hub.ports.connectors import FingerprintStore, Owner, RunStore, SyncScope
 from hub.ports.metrics import NO_METRICS, Metrics
 from hub.services.imports import FORCE, ImportLifecycle, ImportSpec, import_connector, import_scope, owner
@@ -41,7 +41,29 @@ from hub.tracing import tracer
 
 log = structlog.get_logger(__name__)
 
-__all__ = ["ConnectorContexts", "ConnectorRunner", "Interrupted", "summary"]
+__all__ = ["ConnectorContexts", "ConnectorRunner", "Interrupted", "gemeente_names", "summary"]
+
+
+def gemeente_names(landscape: LandscapeReader) -> Callable[[], Awaitable[dict[str, str]]]:
+    """Reads the landscape's municipalities as exact ``naam`` → id (for
+    :attr:`ConnectorContext.gemeenten`); a name two of them share matches neither."""
+
+    async def read() -> dict[str, str]:
+        names: dict[str, str] = {}
+        shared: set[str] = set()
+        after: str | None = None
+        while True:
+            page = await landscape.list("organisatie", {"type": "Gemeente"}, after=after, limit=1000)
+            for item in page.items:
+                naam = str(item.state.get("naam") or "")
+                if naam in names and names[naam] != item.state["id"]:
+                    shared.add(naam)
+                names[naam] = str(item.state["id"])
+            if page.next_cursor is None:
+                return {n: i for n, i in names.items() if n and n not in shared}
+            after = page.next_cursor
+
+    return read
 
 
 def summary(tally: Tally) -> dict[str, Any]:
@@ -59,6 +81,7 @@ class ConnectorContexts:
     egress: Egress | None = None
     #: This hub's identity (its source URN), which federation connectors must not take back.
     hub: str = ""
+    gemeenten: Callable[[], Awaitable[Mapping[str, str]]] | None = None
 
     def __call__(
         self, organisatie: str, scope: str, *, xml: bool = False, roots: tuple[Path, ...] = ()
@@ -73,6 +96,7 @@ class ConnectorContexts:
             max_bytes=min(s.max_xml_bytes, s.max_upload_bytes) if xml else s.max_upload_bytes,
             http_timeout_s=s.http_timeout_seconds,
             hub=self.hub,
+            gemeenten=self.gemeenten,
             limits=ImportLimits(
                 max_rows=s.import_max_rows,
                 max_cells=s.import_max_cells,
@@ -105,6 +129,7 @@ class ConnectorRunner:
         runs: RunStore | None = None,
         owners: Owners | None = None,
         metrics: Metrics = NO_METRICS,
+        landscape: LandscapeReader | None = None,
     ) -> None:
         self.owners = owners  # the landscape's owner lookup: rows may not touch others' objects
         self.metrics = metrics
@@ -113,7 +138,8 @@ class ConnectorRunner:
         self.event_log, self.settings, self.hub_urn = event_log, settings, hub_urn
         self.data_dir = data_dir
         self.egress = egress
-        self.contexts = ConnectorContexts(settings, data_dir, egress, hub_urn)
+        names = gemeente_names(landscape) if landscape is not None else None
+        self.contexts = ConnectorContexts(settings, data_dir, egress, hub_urn, names)
         #: The one path of every import (create → start → run → finish).
         self.lifecycle = ImportLifecycle(imports, self.uploads_dir, self._execute)
         self._stopping = asyncio.Event()

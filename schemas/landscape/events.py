@@ -21,6 +21,7 @@ from schemas.envelope import CloudEvent, Problem
 from schemas.landscape.models import (
     OBJECT_TYPES,
     PATTERN_MESSAGES,
+    GebruikVoorstel,
     Ingetrokken,
     Koppeling,
     LandscapeObject,
@@ -33,6 +34,7 @@ __all__ = [
     "INBOUND_VERBS",
     "SEQUENCE_WIDTH",
     "TYPE_PREFIX",
+    "VOORGESTELD_TYPE",
     "FieldChange",
     "LandscapeDataError",
     "aangemaakt_type",
@@ -47,6 +49,7 @@ __all__ = [
     "unknown_type_problem",
     "validate_landscape_data",
     "validate_landscape_event",
+    "validate_proposal_data",
     "vastgelegd_type",
     "verwijderd_type",
 ]
@@ -99,9 +102,12 @@ def parse_derived_type(event_type: str) -> tuple[str, str] | None:
     return _DERIVED.get(event_type)
 
 
-#: Types in the landscape's namespace that are not about a landscape object's state (the
-#: catalogues issue adds ``nl.softwarecatalogus.gebruik.voorgesteld.v1`` here).
-OTHER_TYPES: frozenset[str] = frozenset()
+#: A gebruik *proposal* (:class:`~schemas.landscape.models.GebruikVoorstel`): validated at
+#: publish, delivered to subscribers, never projected (it is not a landscape object's state).
+VOORGESTELD_TYPE: Final = f"{TYPE_PREFIX}gebruik.voorgesteld.v1"
+
+#: Types in the landscape's namespace that are not about a landscape object's state.
+OTHER_TYPES: frozenset[str] = frozenset({VOORGESTELD_TYPE})
 
 
 def unknown_type_problem(event_type: str) -> str | None:
@@ -126,7 +132,7 @@ def unknown_type_problem(event_type: str) -> str | None:
         )
     else:
         why = "the only version is v1"
-    publishable = ", ".join(sorted(_INBOUND))
+    publishable = ", ".join(sorted({*_INBOUND, *OTHER_TYPES}))
     return (
         f"is not a type in the {TYPE_PREFIX!r} namespace, which belongs to the landscape: {why}. "
         f"Types a source may publish: {publishable}"
@@ -255,6 +261,21 @@ def validate_landscape_data(event_type: str, data: Any) -> LandscapeObject | Ing
         raise LandscapeDataError(problems) from e
 
 
+def validate_proposal_data(event_type: str, data: Any) -> GebruikVoorstel | None:
+    """Validate the ``data`` of a gebruik proposal (:data:`VOORGESTELD_TYPE`); None for any
+    other type. Raises :class:`LandscapeDataError` listing every problem found."""
+    if event_type != VOORGESTELD_TYPE:
+        return None
+    if not isinstance(data, Mapping):
+        raise LandscapeDataError(
+            [("data", f'must be a JSON object {{"afnemer", "applicatie", …}}, not {_kind(data)}')]
+        )
+    try:
+        return GebruikVoorstel.model_validate(data)
+    except ValidationError as e:
+        raise LandscapeDataError(_translate(e, GebruikVoorstel, "a gebruik proposal")) from e
+
+
 def _subject_problem(subject: str | None, object_id: str) -> tuple[str, str] | None:
     if subject is None:
         return ("subject", f"is required for a landscape event: set it to data.id ({object_id!r})")
@@ -273,7 +294,12 @@ def check_subject(subject: str | None, model: LandscapeObject | Ingetrokken) -> 
 
 
 def validate_landscape_event(event: CloudEvent) -> LandscapeObject | Ingetrokken | None:
-    """:func:`validate_landscape_data` plus :func:`check_subject`, every problem at once."""
+    """:func:`validate_landscape_data` plus :func:`check_subject`, every problem at once.
+
+    A gebruik proposal is validated too (:func:`validate_proposal_data`) and yields None: it
+    is not a landscape object, and its ``subject`` is free."""
+    if validate_proposal_data(event.type, event.data) is not None:
+        return None
     try:
         model = validate_landscape_data(event.type, event.data)
     except LandscapeDataError as e:

@@ -22,6 +22,7 @@ __all__ = [
     "PRIVATE_FIELDS",
     "Applicatie",
     "Gebruik",
+    "GebruikVoorstel",
     "Ingetrokken",
     "Koppeling",
     "LandscapeObject",
@@ -154,6 +155,14 @@ class Applicatie(LandscapeObject):
     type: Literal["Applicatie", "Systeemsoftware", "Suite", "Component"] | None = None
     licentietype: Literal["Open source", "Closed source"] | None = None
     referentiecomponenten: IdList = _ids("referentiecomponent")
+    licentie: Text | None = Field(None, description="the licence as an SPDX expression, e.g. 'EUPL-1.2'")
+    beschrijving: Text | None = Field(None, description="a short description, one sentence")
+    versie: Text | None = Field(None, description="the latest released version, e.g. '1.17.0'")
+    ontwikkelstatus: Text | None = Field(
+        None, description="development status, e.g. publiccode.yml's concept, development, beta, stable"
+    )
+    website: Url | None = Field(None, description="the product's landing page")
+    broncode: Url | None = Field(None, description="the source code repository")
 
 
 class Gebruik(LandscapeObject):
@@ -248,6 +257,35 @@ class Ingetrokken(BaseModel):
     )  # fmt: skip
 
     id: Id = Field(description="id of the object that no longer exists")
+
+
+class GebruikVoorstel(BaseModel):
+    """The data of ``nl.softwarecatalogus.gebruik.voorgesteld.v1``: someone other than the
+    afnemer (a supplier's publiccode.yml ``usedBy``, another catalogue) says the afnemer uses
+    the applicatie. A proposal, never a gebruik: a supplier may propose, a municipality decides,
+    so the projector does not store it; subscribers (the afnemer's own) receive it and may
+    record the gebruik themselves."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, field_title_generator=_title,
+        json_schema_extra={"examples": [{
+            "afnemer": "5b8e0a1c-3f7d-4c2e-9a61-0d4f2b7e8c13",
+            "applicatie": "0f6c2d9e-8b41-4a57-b3e2-6a1d9c4f7e20", "status": "In productie",
+            "versie": "1.17.0", "bron": "https://github.com/open-zaak/open-zaak/blob/main/publiccode.yaml",
+            "voorgesteldDoor": "9d2e4b7a-1c3f-4e8d-a5b6-7f0e1d2c3b4a",
+            "toelichting": "usedBy: Gemeente Voorbeeldstad",
+        }]},
+    )  # fmt: skip
+
+    afnemer: Id = Field(description="id of the organisatie said to use the applicatie")
+    applicatie: Id = Field(description="id of the applicatie said to be in use")
+    status: Literal["Verwerving", "Gepland", "In productie", "Uit te faseren", "Uitgefaseerd"] | None = Field(
+        None, description="the proposed status of the gebruik"
+    )
+    versie: Text | None = None
+    bron: Url | None = Field(None, description="where the proposal comes from, e.g. the publiccode.yml URL")
+    voorgesteldDoor: Id | None = Field(None, description="id of the organisatie that proposes it")
+    toelichting: Text | None = Field(None, description="why it is proposed, e.g. the name it was matched on")
 
 
 OBJECT_TYPES: Final[dict[str, type[LandscapeObject]]] = {

@@ -8,7 +8,7 @@ import pytest
 
 from hub.errors import PermanentError
 from schemas import validate_event
-from schemas.landscape import OBJECT_TYPES
+from schemas.landscape import OBJECT_TYPES, VOORGESTELD_TYPE
 from tests.contract.conftest import HUB, PUBLIC_URL, SOURCE_A, SOURCE_B, Harness, ingetrokken, vastgelegd
 
 ORG = {"id": "org-1", "naam": "Gemeente Voorbeeldstad", "type": "Gemeente"}
@@ -258,3 +258,22 @@ async def test_rebuild_reproduces_the_same_state_and_sends_nothing_again(landsca
     assert await landscape.delivered() == sent
     # The watermarks came back too: the stale assertion is still stale.
     assert await landscape.apply(vastgelegd("gebruik", USE, sequence="0002")) == []
+
+
+async def test_a_gebruik_proposal_is_never_projected_as_a_gebruik(landscape: Harness) -> None:
+    proposal = validate_event(
+        {
+            "specversion": "1.0",
+            "id": "proposal-1",
+            "source": SOURCE_A,
+            "type": VOORGESTELD_TYPE,
+            "subject": "app-1",
+            "data": {"afnemer": "org-1", "applicatie": "app-1", "status": "In productie"},
+        }
+    )
+    marker = vastgelegd("gebruik", USE)  # after the proposal, in the same batch: proves it was read
+
+    derived = await landscape.apply(proposal, marker)
+
+    assert [(e.type, e.subject) for e in derived] == [("nl.softwarecatalogus.gebruik.aangemaakt.v1", "use-1")]
+    assert [o.state["id"] for o in (await landscape.everything())["gebruik"]] == ["use-1"]

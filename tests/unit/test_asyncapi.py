@@ -63,6 +63,17 @@ def test_every_landscape_type_and_alert_has_a_message_with_its_data_schema() -> 
     assert "Organisatie" in doc["components"]["schemas"] and "CloudEvent" in doc["components"]["schemas"]
 
 
+def test_the_gebruik_proposal_is_documented_as_a_type_sources_publish() -> None:
+    doc = asyncapi_document()
+    proposal = "nl.softwarecatalogus.gebruik.voorgesteld.v1"
+    data = doc["components"]["messages"][proposal]["payload"]["allOf"][1]["properties"]["data"]
+    assert data == {"$ref": "#/components/schemas/GebruikVoorstel"}
+    assert doc["components"]["schemas"]["GebruikVoorstel"]["required"] == ["afnemer", "applicatie"]
+    assert {"$ref": f"#/channels/events/messages/{proposal}"} in doc["operations"]["publishLandscape"][
+        "messages"
+    ]
+
+
 def test_the_checked_in_document_is_current() -> None:
     assert (JSON_DIR / "asyncapi.json").exists()
     assert stale_files() == []

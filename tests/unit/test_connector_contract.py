@@ -21,11 +21,12 @@ from connectors.registry import create
 from hub.adapters.egress import egress
 from schemas import CloudEvent
 from schemas.envelope import validate_event
-from schemas.landscape import validate_landscape_event
+from schemas.landscape import VOORGESTELD_TYPE, validate_landscape_event, validate_proposal_data
 from subscriptions.ssrf import NetworkPolicy
 from tests.support.hub_fake import TOKEN as HUB_TOKEN
 from tests.support.hub_fake import HubFake
 from tests.support.openregister_fake import OpenRegisterFake
+from tests.support.publiccode_fake import with_url
 from tests.support.signalen_fake import SignalenFake
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,6 +44,8 @@ def _web_sample(kind: str, config: dict[str, Any], servers: Servers) -> dict[str
     if kind == "koppelhub":
         hub = servers.koppelhub
         return {**config, "url": hub.url, "auth": {"token": HUB_TOKEN}, "subscription": str(hub.subscription)}
+    if kind == "publiccode":
+        return {**config, "urls": [servers.publiccode_url]}
     return config
 
 
@@ -64,7 +67,10 @@ async def emitted(kind: str, directory: Path, servers: Servers) -> list[dict[str
                 events.append(dict(record.data))
                 continue
             if connector.passthrough:
-                item = connector.item(record)
+                try:
+                    item = connector.item(record)
+                except RecordRejected:
+                    continue
                 attrs = connector.event(item, None)
                 source = attrs.pop("source", "urn:nld:oin:00000000000000000000:systeem:test")
                 event = CloudEvent(
@@ -101,6 +107,7 @@ class Servers:
     catalogue: OpenRegisterFake
     catalogue_user: dict[str, str]
     koppelhub: HubFake
+    publiccode_url: str
 
 
 @pytest.fixture
@@ -111,8 +118,13 @@ async def servers() -> AsyncIterator[Servers]:
     async def products(request: web.Request) -> web.Response:
         return web.json_response({"results": [{"id": "app-1", "name": "Zaaksysteem"}]})
 
+    async def publiccode(request: web.Request) -> web.Response:
+        repository = f"http://{request.host}/leverancier/zaaksysteem"
+        return web.Response(text=with_url("open-zaak.v0.7.yml", repository), content_type="text/yaml")
+
     app = web.Application()
     app.router.add_get("/api/producten", products)
+    app.router.add_get("/leverancier/zaaksysteem/-/raw/HEAD/publiccode.yml", publiccode)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
@@ -129,8 +141,9 @@ async def servers() -> AsyncIterator[Servers]:
             "datacontenttype": "application/json", "data": {"id": "app-1", "naam": "Zaaksysteem"},
         }
     )  # fmt: skip
-    rest_url = f"http://127.0.0.1:{runner.addresses[0][1]}/api/producten"
-    yield Servers(signalen, rest_url, catalogue, user, other_hub)
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    publiccode = f"{base}/leverancier/zaaksysteem"
+    yield Servers(signalen, f"{base}/api/producten", catalogue, user, other_hub, publiccode)
     await other_hub.stop()
     await catalogue.stop()
     await runner.cleanup()
@@ -152,6 +165,9 @@ async def test_every_event_of_every_kind_is_a_valid_landscape_event(
         event = validate_event(raw)
         if not event.type.startswith("nl.softwarecatalogus."):
             continue  # a pass-through kind's own event type: a valid envelope is the contract
+        if event.type == VOORGESTELD_TYPE:
+            assert validate_proposal_data(event.type, event.data) is not None
+            continue
         assert validate_landscape_event(event) is not None
 
 

@@ -111,6 +111,12 @@ def test_templates_carry_every_column_and_an_example(tmp_path: Path) -> None:
         "type",
         "licentietype",
         "referentiecomponenten",
+        "licentie",
+        "beschrijving",
+        "versie",
+        "ontwikkelstatus",
+        "website",
+        "broncode",
     ]
 
 

@@ -1,0 +1,1 @@
+"""Connector kind ``publiccode``: publiccode.yml files as applicaties, aanbieders and gebruik proposals."""

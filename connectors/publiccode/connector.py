@@ -1,0 +1,354 @@
+"""Connector kind ``publiccode``: software described in publiccode.yml files, as applicaties.
+
+Sources (exactly one): ``urls``, raw publiccode.yml URLs or repository URLs (the file is then
+read at the repository's ``publiccode.yml`` on its default branch: GitHub's raw host, else
+GitLab's ``/-/raw/HEAD/`` path; for other forges list the raw file URL); or ``catalogue``, an Open Catalog API
+``GET /software`` list whose items carry the file in ``publiccodeYml``, paged by
+``links.next`` (relative or absolute); or ``repositories``, an organisation's repository list
+(a JSON array, ``html_url`` per item) paged by RFC 8288 ``Link: <…>; rel="next"``, each
+repository's file read as for ``urls`` (a repository without one, 404, is skipped). Every
+request goes through the REST kit's client (:class:`connectors.http.ApiClient`: the hub's
+SSRF-guarded egress, auth, 429/503 waits).
+
+Each file is parsed, validated and mapped (:mod:`connectors.publiccode.mapping`) into items the
+pass-through runner publishes when they changed since the last run: the aanbieder organisatie
+and the applicatie as ``…vastgelegd.v1`` (the projector makes them landscape objects) and every
+matched ``usedBy`` as ``nl.softwarecatalogus.gebruik.voorgesteld.v1``. An invalid file is one
+rejected record (its problems with their paths in the file) and publishes nothing, and so is a
+file read from a repository (a repository URL, a listed repository, a catalogue item's ``url``)
+whose ``url`` names another repository (a fork or mirror); an unmatched
+``usedBy`` name (neither the exact name of a municipality in the landscape nor one of the
+config's ``aliases``) is named in one rejected record per file, so both are in the run's errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from connectors.base import (
+    Batch,
+    Change,
+    Connector,
+    Item,
+    Record,
+    RecordRejected,
+    SourceRefused,
+    SourceUnavailable,
+)
+from connectors.http import ApiAuth, ApiClient
+from connectors.ids import content_hash
+from connectors.publiccode.mapping import Mapped, Matching, canonical_url, map_document
+from connectors.publiccode.schema import PubliccodeProblem, load_yaml
+from connectors.registry import register
+from schemas.landscape import VOORGESTELD_TYPE, vastgelegd_type
+
+__all__ = ["PubliccodeConfig", "PubliccodeConnector", "raw_url"]
+
+PROPOSAL = "gebruikvoorstel"
+#: Files read at once, and files per batch (one batch: one publish and one checkpoint commit).
+CONCURRENCY = 8
+FILES_PER_BATCH = 200
+
+
+def _http(value: str) -> str:
+    if not value.lower().startswith(("http://", "https://")) or not urlsplit(value).hostname:
+        raise ValueError(f"must be an http(s) URL, got {value[:80]!r}")
+    return value
+
+
+class PubliccodeConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    urls: list[str] | None = Field(
+        None, max_length=100_000, description="publiccode.yml raw URLs or repository URLs."
+    )
+    catalogue: str | None = Field(
+        None, description="URL of an Open Catalog API software list (GET /software, links.next paging)."
+    )
+    repositories: str | None = Field(
+        None,
+        description="URL of a JSON list of repositories (html_url or url per item), paged by RFC 8288 Link.",
+    )
+    aliases: dict[str, str] = Field(
+        default_factory=dict,
+        description="usedBy name → organisatie id of the municipality (exact names, and any aliases).",
+    )
+    organisaties: dict[str, str] = Field(
+        default_factory=dict,
+        description="organisation URI → id of the known organisatie it is (not published again).",
+    )
+    organisatieType: Literal["Leverancier", "Community", "Samenwerking", "Gemeente"] = Field(
+        "Leverancier", description="Type of an aanbieder the hub does not know yet."
+    )
+    auth: ApiAuth | None = Field(None, description="none, token, basic, apiKey, oauth2; mTLS; proxy.")
+    maxFileBytes: int = Field(
+        256 * 1024, ge=1024, le=4 * 1024 * 1024, description="A larger publiccode.yml is refused."
+    )
+    maxPages: int = Field(
+        10_000, ge=1, description="A catalogue run stops with an error after this many pages."
+    )
+
+    @field_validator("urls")
+    @classmethod
+    def _urls(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else [_http(u.strip()) for u in value]
+
+    @field_validator("catalogue", "repositories")
+    @classmethod
+    def _list_url(cls, value: str | None) -> str | None:
+        return None if value is None else _http(value)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PubliccodeConfig:
+        if sum(v is not None for v in (self.urls, self.catalogue, self.repositories)) != 1:
+            raise ValueError(
+                "set exactly one of urls (publiccode.yml or repository URLs), catalogue and repositories"
+            )
+        return self
+
+
+def raw_url(url: str) -> str:
+    """Where the publiccode.yml of ``url`` is: the URL itself when it names a ``.yml``/``.yaml``
+    file, else the file at the root of the repository's default branch."""
+    parts = urlsplit(url)
+    path = parts.path.rstrip("/").removesuffix(".git")
+    if path.lower().endswith((".yml", ".yaml")):
+        return url
+    if parts.hostname == "github.com":
+        return f"https://raw.githubusercontent.com{path}/HEAD/publiccode.yml"
+    return f"{parts.scheme}://{parts.netloc}{path}/-/raw/HEAD/publiccode.yml"
+
+
+def _rejected(where: str, problems: list[tuple[str, str]]) -> Record:
+    return Record(
+        {"rejected": [(path, f"{where}: {path + ': ' if path else ''}{m}") for path, m in problems]}
+    )
+
+
+def _records(mapped: Mapped, seen: set[tuple[str, str]], bron: str) -> list[Record]:
+    """The items of one file; an organisatie already emitted in this run is not emitted again
+    (the first file that names it wins, so a run is stable)."""
+    out = []
+    org = mapped.organisatie
+    if org is not None and ("organisatie", org.id) not in seen:
+        seen.add(("organisatie", org.id))
+        out.append(Record({"kind": "organisatie", "id": org.id, "fields": org.model_dump(mode="json")}))
+    app = mapped.applicatie
+    out.append(Record({"kind": "applicatie", "id": app.id, "fields": app.model_dump(mode="json")}))
+    for proposal in mapped.proposals:
+        key = content_hash([proposal.afnemer, proposal.applicatie])
+        out.append(
+            Record(
+                {"kind": PROPOSAL, "id": key, "fields": proposal.model_dump(mode="json", exclude_none=True)}
+            )
+        )
+    if mapped.unmatched:  # one report per file, however many names: a crawl repeats them every run
+        names = ", ".join(map(repr, mapped.unmatched))
+        message = f"usedBy {names} names no known municipality; add the names to the connector's aliases"
+        out.append(Record({"rejected": [("usedBy", f"{bron}: {message}")]}))
+    return out
+
+
+@register
+class PubliccodeConnector(Connector[PubliccodeConfig]):
+    """Reads publiccode.yml files (see the module docstring and README "Connectors")."""
+
+    name: ClassVar[str] = "publiccode"
+    source: ClassVar[str] = "publiccode"
+    config_model: ClassVar[type[BaseModel]] = PubliccodeConfig
+    min_schedule_seconds: ClassVar[int] = 5
+    batch_size: ClassVar[int] = 1000
+
+    @property
+    def passthrough(self) -> bool:
+        return True
+
+    #: How names and URIs are matched in this run: the landscape's municipalities (read at the
+    #: start of each run) and the config's aliases over them.
+    matching: Matching | None = None
+
+    async def _load_matching(self) -> Matching:
+        cfg, lookup = self.config, self.context.gemeenten
+        names = dict(await lookup()) if lookup is not None else {}
+        self.matching = Matching({**names, **cfg.aliases}, cfg.organisaties, cfg.organisatieType)
+        return self.matching
+
+    def parse(
+        self, raw: bytes, bron: str, seen: set[tuple[str, str]], repository: str | None = None
+    ) -> list[Record]:
+        """The records of one file's bytes (``bron``: where it was read, for reports and
+        proposals). ``repository``: the repository the file was read from, when known; a file
+        whose ``url`` names another one is a fork or mirror (or a forgery) and is skipped, as
+        the standard asks ("forks and variants"): its ``url`` is the identity of the applicatie,
+        which only the original's repository may speak for."""
+        cfg = self.config
+        matching = self.matching or Matching(cfg.aliases, cfg.organisaties, cfg.organisatieType)
+        try:
+            mapped = map_document(doc := load_yaml(raw, self.config.maxFileBytes), bron, matching)
+        except PubliccodeProblem as e:
+            return [_rejected(bron, e.problems)]
+        if repository is not None and canonical_url(str(doc["url"])) != canonical_url(repository):
+            why = f"{doc['url']!r} is not the repository it was read from ({repository!r}): a fork or mirror"
+            return [_rejected(bron, [("url", why + " that keeps the original's url is skipped")])]
+        return _records(mapped, seen, bron)
+
+    async def _read(self, api: ApiClient, url: str, gate: asyncio.Semaphore) -> tuple[str, bytes | None, str]:
+        """``(url, bytes, "")`` or ``(url, None, why)`` for a file that could not be read."""
+        where = raw_url(url)
+        async with gate:
+            try:
+                response = await api.request("GET", where)
+            except SourceUnavailable as e:
+                return where, None, str(e)
+        if response.status_code != 200:
+            return where, None, f"GET {where} answered {response.status_code}"
+        return where, response.content, ""
+
+    async def fetch(self, checkpoint: Mapping[str, Any] | None) -> AsyncIterator[Batch]:
+        await self._load_matching()
+        async with ApiClient(self.context, self.config.auth, note=self.note) as api:
+            if self.config.catalogue is not None:
+                async for batch in self._catalogue(api, self.config.catalogue):
+                    yield batch
+                return
+            seen: set[tuple[str, str]] = set()
+            if self.config.repositories is not None:
+                async for urls, last in self._repositories(api, self.config.repositories):
+                    records = await self._files(api, urls, seen, missing_ok=True)
+                    yield Batch(records, None, complete=last)
+                return
+            urls = self.config.urls or []
+            for start in range(0, len(urls), FILES_PER_BATCH):
+                records = await self._files(api, urls[start : start + FILES_PER_BATCH], seen)
+                yield Batch(records, None, complete=start + FILES_PER_BATCH >= len(urls))
+            if not urls:
+                yield Batch([], None, complete=True)
+
+    async def _files(
+        self, api: ApiClient, urls: list[str], seen: set[tuple[str, str]], *, missing_ok: bool = False
+    ) -> list[Record]:
+        """The records of the files at ``urls``, read :data:`CONCURRENCY` at a time; a file that
+        cannot be read is a rejected record, unless ``missing_ok`` and it answered 404 (a listed
+        repository without a publiccode.yml, the common case in an organisation's list)."""
+        gate = asyncio.Semaphore(CONCURRENCY)
+        read = await asyncio.gather(*(self._read(api, u, gate) for u in urls))
+        records: list[Record] = []
+        for url, (where, raw, why) in zip(urls, read, strict=True):
+            if raw is not None:
+                records += self.parse(raw, where, seen, url if where != url else None)
+            elif not (missing_ok and why.endswith(" answered 404")):
+                records.append(_rejected(where, [("", why)]))
+        return records
+
+    async def _repositories(self, api: ApiClient, url: str) -> AsyncIterator[tuple[list[str], bool]]:
+        """Each page of a repository list (a JSON array; GitHub's, Gitea's and Forgejo's
+        ``/orgs/{org}/repos`` answer so) as the repositories' URLs, along ``Link: rel="next"``."""
+        visited: set[str] = set()
+        next_url: str | None = url
+        for number in range(self.config.maxPages + 1):
+            if next_url is None:
+                return
+            if number == self.config.maxPages:
+                raise SourceRefused(
+                    f"more than maxPages ({self.config.maxPages}) pages: is the paging right?"
+                )
+            visited.add(next_url)
+            response = await api.request("GET", next_url)
+            if response.status_code != 200:
+                raise api.failed(response, "the repository list")
+            try:
+                items = response.json()
+            except ValueError as e:
+                raise SourceRefused(f"repository list page {number + 1} is not JSON") from e
+            if not isinstance(items, list):
+                raise SourceRefused(f"repository list page {number + 1} is not a JSON array")
+            urls = []
+            for item in items:
+                found = (item.get("html_url") or item.get("url")) if isinstance(item, dict) else None
+                if isinstance(found, str) and found.lower().startswith(("http://", "https://")):
+                    urls.append(found)
+            href = response.links.get("next", {}).get("url")
+            next_url = str(response.url.join(href)) if href else None
+            if next_url is not None and next_url in visited:
+                raise SourceRefused("the repository list's next link points back to a page already read")
+            yield urls, next_url is None
+
+    async def _catalogue(self, api: ApiClient, url: str) -> AsyncIterator[Batch]:
+        seen: set[tuple[str, str]] = set()
+        visited: set[str] = set()
+        next_url: str | None = url
+        for number in range(self.config.maxPages + 1):
+            if next_url is None:
+                return
+            if number == self.config.maxPages:
+                raise SourceRefused(
+                    f"more than maxPages ({self.config.maxPages}) pages: is the paging right?"
+                )
+            visited.add(next_url)
+            response = await api.request("GET", next_url)
+            if response.status_code != 200:
+                raise api.failed(response, "the catalogue")
+            try:
+                body = response.json()
+            except ValueError as e:
+                raise SourceRefused(f"catalogue page {number + 1} is not JSON") from e
+            items = body.get("data") if isinstance(body, dict) else None
+            if not isinstance(items, list):
+                raise SourceRefused(f"catalogue page {number + 1} has no list at 'data'")
+            records: list[Record] = []
+            for n, item in enumerate(items):
+                records += self._catalogue_item(item, str(response.url), number, n, seen)
+            href = (body.get("links") or {}).get("next") if isinstance(body.get("links"), dict) else None
+            next_url = str(response.url.join(href)) if isinstance(href, str) and href else None
+            if next_url is not None and next_url in visited:
+                raise SourceRefused("the catalogue's links.next points back to a page already read")
+            yield Batch(records, None, complete=next_url is None)
+
+    def _catalogue_item(
+        self, item: Any, page: str, number: int, n: int, seen: set[tuple[str, str]]
+    ) -> list[Record]:
+        where = f"{page} item {n + 1}"
+        if not isinstance(item, dict) or not isinstance(item.get("publiccodeYml"), str):
+            return [_rejected(where, [("publiccodeYml", "is missing or not a string")])]
+        url = item.get("url")
+        repository = url if isinstance(url, str) and url.lower().startswith(("http://", "https://")) else None
+        return self.parse(item["publiccodeYml"].encode(), repository or where, seen, repository)
+
+    def map(self, record: Record) -> list[Change]:
+        raise NotImplementedError("publiccode publishes its items through the pass-through runner")
+
+    def item(self, record: Record) -> Item:
+        data = record.data
+        if "rejected" in data:
+            raise RecordRejected([(str(p), str(m)) for p, m in data["rejected"]])
+        fields = data["fields"]
+        return Item(str(data["kind"]), str(data["id"]), fields, content_hash(fields))
+
+    def event(self, item: Item, before: Mapping[str, Any] | None) -> dict[str, Any]:
+        if item.kind == PROPOSAL:
+            subject = str(item.fields["applicatie"])
+            return {
+                "type": VOORGESTELD_TYPE,
+                "subject": subject,
+                "partitionkey": subject,
+                "data": dict(item.fields),
+            }
+        return {
+            "type": vastgelegd_type(item.kind),
+            "subject": item.id,
+            "partitionkey": item.id,
+            "data": dict(item.fields),
+        }
+
+    @classmethod
+    def sample_config(cls, directory: Path) -> dict[str, Any]:
+        return {
+            "urls": ["https://github.com/leverancier/zaaksysteem"],
+            "aliases": {"Gemeente Voorbeeldstad": "org-1"},
+        }

@@ -1,0 +1,110 @@
+"""The ``publiccode`` connector through the connector runner on the real broker and database,
+against publiccode.yml files on loopback (allow-listed): exact event counts, the run report
+naming the invalid file's schema paths and the unmatched ``usedBy`` names, nothing published
+by a second run, and only the changed file's applicatie after an edit."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator
+
+import pytest
+
+from hub.ports import ConnectorRecord
+from hub.settings import ConnectorSettings, Settings
+from schemas import CloudEvent
+from tests.support.connectors import ORG, Harness, harness
+from tests.support.publiccode_fake import PubliccodeFake
+
+pytestmark = pytest.mark.integration
+
+UTRECHT = "gm0344"
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[PubliccodeFake]:
+    f = await PubliccodeFake().start()
+    yield f
+    await f.stop()
+
+
+def loopback(settings: Settings) -> Settings:
+    return settings.model_copy(
+        update={"connectors": ConnectorSettings(allow_networks=["127.0.0.1/32"], backoff_seconds=60)}
+    )
+
+
+async def _connector(h: Harness, fake: PubliccodeFake) -> ConnectorRecord:
+    urls = [
+        f"{fake.url}/open-zaak/open-zaak.git",  # a repository URL
+        fake.fixture("medusa.v0.2.yml"),
+        fake.fixture("broken.yml"),
+        fake.fixture("signalen-lib.v0.4.yml"),
+    ]
+    repository = f"{fake.url}/open-zaak/open-zaak"
+    fake.fixture("open-zaak.v0.7.yml", "/open-zaak/open-zaak/-/raw/HEAD/publiccode.yml", url=repository)
+    return await h.connectors.create(
+        kind="publiccode",
+        organisatie=ORG,
+        schedule_seconds=5,
+        enabled=True,
+        config={"urls": urls, "aliases": {"Gemeente Utrecht": UTRECHT}},
+    )
+
+
+async def _run(h: Harness, connector: ConnectorRecord) -> ConnectorRecord:
+    await h.runner.run_connector(await h.connectors.get(connector.id))
+    return await h.connectors.get(connector.id)
+
+
+def _types(events: list[CloudEvent]) -> Counter[str]:
+    return Counter(e.type.removeprefix("nl.softwarecatalogus.") for e in events)
+
+
+async def test_a_first_run_publishes_each_aanbieder_applicatie_and_proposal_once_and_reports_the_rest(
+    settings: Settings, fake: PubliccodeFake
+) -> None:
+    async with harness(loopback(settings)) as h:
+        after = await _run(h, await _connector(h, fake))
+        events = await h.events()
+        assert h.runner.runs is not None
+        (run,) = await h.runner.runs.runs(after.id, limit=5)
+
+    assert after.last_error is None, after.last_error
+    assert _types(events) == {
+        "organisatie.vastgelegd.v1": 3,
+        "applicatie.vastgelegd.v1": 3,
+        "gebruik.voorgesteld.v1": 1,
+    }
+    assert all((e.model_extra or {}).get("organisatie") == ORG for e in events)
+    (proposal,) = [e for e in events if e.type.endswith("voorgesteld.v1")]
+    assert proposal.data["afnemer"] == UTRECHT and proposal.data["toelichting"] == "usedBy: Gemeente Utrecht"
+    assert run.status == "succeeded"
+    assert (run.counts["published"], run.counts["invalid"]) == (7, 3)
+    messages = [e["message"] for e in run.errors]
+    broken = [m for m in messages if "broken.yml" in m]
+    assert [m.split(": ")[1] for m in broken] == ["developmentStatus", "legal", "softwareType"]
+    assert any("usedBy 'Gemeente Nergensdorp' names no known municipality" in m for m in messages)
+    assert any("usedBy 'Comune di Firenze' names no known municipality" in m for m in messages)
+
+
+async def test_a_second_run_publishes_nothing_and_an_edited_file_only_its_applicatie(
+    settings: Settings, fake: PubliccodeFake
+) -> None:
+    async with harness(loopback(settings)) as h:
+        connector = await _connector(h, fake)
+        await _run(h, connector)
+        second = await _run(h, connector)
+        path = "/raw/medusa.v0.2.yml"
+        fake.files[path] = fake.files[path].replace(b"name: Medusa", b"name: Medusa Editor")
+        third = await _run(h, connector)
+        events = await h.events()
+
+    assert (second.last_counts or {}).get("published") == 0
+    assert (third.last_counts or {}).get("published") == 1
+    assert _types(events)["applicatie.vastgelegd.v1"] == 4
+    assert [e.data["naam"] for e in events if "Medusa" in str(e.data.get("naam"))] == [
+        "Medusa",
+        "Medusa Editor",
+    ]
+    assert len({e.id for e in events}) == len(events)
