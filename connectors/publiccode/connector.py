@@ -164,6 +164,9 @@ class PubliccodeConnector(Connector[PubliccodeConfig]):
     config_model: ClassVar[type[BaseModel]] = PubliccodeConfig
     min_schedule_seconds: ClassVar[int] = 5
     batch_size: ClassVar[int] = 1000
+    #: A publiccode.yml names any supplier as aanbieder and may propose gebruik for any
+    #: gemeente: a crawler is the functioneel-beheerder's, not one organisation's.
+    hub_wide: ClassVar[bool] = True
 
     @property
     def passthrough(self) -> bool:

@@ -220,8 +220,16 @@ async def test_two_hubs_that_follow_each_other_converge_take_nothing_back_and_go
         assert derived and {e["source"] for e in derived} == {urn}, hub.name
 
 
-async def test_only_a_role_for_all_organisations_may_create_or_change_a_koppelhub_connector(
-    api_client: httpx.AsyncClient, auth: dict[str, str]
+HUB_WIDE_CONFIGS = {
+    "koppelhub": {"url": "http://127.0.0.1:9", "auth": {"token": "t"}, "subscription": str(uuid.uuid4())},
+    # publiccode.yml files name any supplier as aanbieder and propose gebruik for any gemeente.
+    "publiccode": {"urls": ["http://127.0.0.1:9/publiccode.yml"]},
+}
+
+
+@pytest.mark.parametrize("kind", sorted(HUB_WIDE_CONFIGS))
+async def test_only_a_role_for_all_organisations_may_create_or_change_a_hub_wide_connector(
+    api_client: httpx.AsyncClient, auth: dict[str, str], kind: str
 ) -> None:
     made = await api_client.post(
         "/api/v1/tokens",
@@ -230,15 +238,15 @@ async def test_only_a_role_for_all_organisations_may_create_or_change_a_koppelhu
     )
     assert made.status_code == 201, made.text
     beheerder = {"Authorization": f"Bearer {made.json()['token']}"}
-    config = {"url": "http://127.0.0.1:9", "auth": {"token": "t"}, "subscription": str(uuid.uuid4())}
-    body = {"kind": "koppelhub", "organisatie": ORG, "config": config, "scheduleSeconds": 5, "enabled": False}
+    config = HUB_WIDE_CONFIGS[kind]
+    body = {"kind": kind, "organisatie": ORG, "config": config, "scheduleSeconds": 5, "enabled": False}
 
     refused = await api_client.post("/api/v1/connectors", json=body, headers=beheerder)
     created = await api_client.post("/api/v1/connectors", json=body, headers=auth)
     assert created.status_code == 201, created.text
     changed = await api_client.patch(
         f"/api/v1/connectors/{created.json()['id']}",
-        json={"config": {"url": "http://127.0.0.1:10"}},
+        json={"scheduleSeconds": 60},
         headers=beheerder,
     )
 
