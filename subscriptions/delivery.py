@@ -24,6 +24,8 @@ __all__ = [
     "DeliveryClient",
     "DeliveryTarget",
     "HandshakeResult",
+    "SharedEvent",
+    "encode",
     "encode_binary",
     "encode_structured",
     "interpret_handshake",
@@ -76,6 +78,30 @@ def encode_binary(event: Mapping[str, Any]) -> tuple[bytes, dict[str, str]]:
         body = json.dumps(event["data"], separators=(",", ":"), ensure_ascii=False).encode()
     headers["content-type"] = str(content_type or "application/json")
     return body, headers
+
+
+class SharedEvent(dict[str, Any]):
+    """An event that several deliveries send unchanged (one claim's fan-out to many
+    subscriptions): its wire body is encoded once per content mode, on first use, and kept on
+    it, so only the signature is computed per delivery. Never change it after the first send."""
+
+    __slots__ = ("bodies",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.bodies: dict[str, tuple[bytes, dict[str, str]]] = {}
+
+
+def encode(event: Mapping[str, Any], content_mode: str) -> tuple[bytes, dict[str, str]]:
+    """The body and content headers for ``content_mode``; kept on a :class:`SharedEvent`."""
+    encoder = encode_binary if content_mode == "binary" else encode_structured
+    if not isinstance(event, SharedEvent):
+        return encoder(event)
+    mode = "binary" if content_mode == "binary" else "structured"
+    found = event.bodies.get(mode)
+    if found is None:
+        found = event.bodies[mode] = encoder(event)
+    return found[0], dict(found[1])
 
 
 @dataclass(frozen=True)
@@ -143,8 +169,7 @@ class DeliveryClient:
         self, target: DeliveryTarget, event: Mapping[str, Any], msg_id: str, *, timeout_s: float | None = None
     ) -> DeliveryOutcome:
         """One signed attempt; never raises for network, HTTP or token problems."""
-        encode = encode_binary if target.content_mode == "binary" else encode_structured
-        body, content_headers = encode(event)
+        body, content_headers = encode(event, target.content_mode)
         headers = {
             **target.headers,
             **content_headers,

@@ -60,6 +60,6 @@ class ApiContext:
     metrics: ExposedMetrics = field(default_factory=NoMetricsExposed)
 
 
-def context(request: Request) -> ApiContext:
+async def context(request: Request) -> ApiContext:
     ctx: ApiContext = request.app.state.ctx
     return ctx

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from schemas.hub_events import DELIVERY_DEAD, SUBSCRIPTION_DISABLED
+from subscriptions.delivery import encode
 from tests.contract.delivery_harness import LEASE, DeliveryHarness, event, outcome
 
 
@@ -184,3 +185,18 @@ async def test_next_due_ignores_paused_subscriptions(stores: DeliveryHarness) ->
     await stores.subscriptions.update(sid, {}, enabled=False)
 
     assert await stores.outbox.next_due() is None
+
+
+async def test_one_events_deliveries_in_a_claim_share_one_body_encoded_once(stores: DeliveryHarness) -> None:
+    first, second = await stores.subscribe(), await stores.subscribe(content_mode="binary")
+    third = await stores.subscribe()
+    await stores.publish(event("k", n=1))
+
+    claimed = await stores.outbox.claim(10, LEASE, {first: 10, second: 10, third: 10})
+
+    assert len(claimed) == 3 and len({id(c.event) for c in claimed}) == 1
+    bodies = [encode(c.event, c.content_mode) for c in claimed]
+    assert bodies[0] == encode(dict(claimed[0].event), claimed[0].content_mode)
+    # encoded once per content mode, on the shared event: the same bytes object every time
+    structured = [b for (b, _), c in zip(bodies, claimed, strict=True) if c.content_mode == "structured"]
+    assert structured[0] is structured[1]

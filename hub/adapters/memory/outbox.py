@@ -18,6 +18,7 @@ from hub.ports.audit import AuditEntry
 from schemas import CloudEvent
 from schemas.hub_events import DELIVERY_DEAD, SUBSCRIPTION_DISABLED
 from subscriptions import lifecycle as lc
+from subscriptions.delivery import SharedEvent
 from subscriptions.options import redact_url
 from subscriptions.recipients import ORGANISATIE, event_attributes, receives
 
@@ -74,10 +75,13 @@ class InMemoryOutbox:
             if s.status != lc.ACTIVE:
                 continue
             picked.extend((s, d) for d in self._claimable(s, now)[: self._room(s, room or {})])
-        claimed = []
+        claimed: list[ClaimedDelivery] = []
+        shared: dict[int, SharedEvent] = {}
         for s, d in picked[:limit]:
             d.next_attempt_at = now + timedelta(seconds=lease_seconds)  # the lease
-            claimed.append(_claimed(s, d, self._db.event(d.archive_seq).event, now))
+            if d.archive_seq not in shared:  # one event object per claim, as PostgreSQL's
+                shared[d.archive_seq] = SharedEvent(self._db.event(d.archive_seq).event)
+            claimed.append(_claimed(s, d, shared[d.archive_seq], now))
         claimed.sort(key=lambda c: c.archive_seq)
         return claimed
 

@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.sql import Select
-from sqlalchemy.types import BigInteger, DateTime, Integer, Text, TypeEngine
+from sqlalchemy.types import BigInteger, DateTime, Float, Integer, Text, TypeEngine
 
 
 def _plain(type_: TypeEngine[Any]) -> TypeEngine[Any]:
@@ -28,7 +28,7 @@ def _plain(type_: TypeEngine[Any]) -> TypeEngine[Any]:
         return ARRAY(Text)
     if isinstance(type_, DateTime):
         return DateTime(timezone=True)
-    if isinstance(type_, BigInteger | Integer):
+    if isinstance(type_, BigInteger | Integer | Float):
         return type_
     if isinstance(type_, JSONB | UUID):
         return type_

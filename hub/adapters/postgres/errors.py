@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import orjson
+import psycopg
 from sqlalchemy import exc
 
 from hub.errors import PermanentError, RetriableError
@@ -45,4 +46,9 @@ def translate_db_errors() -> Iterator[None]:
         # keeps the events; treating those as poison would dead-letter every valid event.
         raise DatabaseUnavailable(str(e.orig or e)) from e
     except (exc.TimeoutError, exc.DisconnectionError) as e:
+        raise DatabaseUnavailable(str(e)) from e
+    except psycopg.Error as e:  # the driver's own calls (COPY), which SQLAlchemy does not wrap
+        data_error = isinstance(e, psycopg.DataError | psycopg.IntegrityError)  # also client-side
+        if data_error or (e.sqlstate or "")[:2] in ("22", "23", "54"):
+            raise DataRejected(str(e)) from e
         raise DatabaseUnavailable(str(e)) from e

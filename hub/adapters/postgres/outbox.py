@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 import psycopg
 import structlog
-from sqlalchemy import text
+from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.adapters.postgres.engine import libpq_url
@@ -20,6 +22,7 @@ from hub.adapters.postgres.projection import OUTBOX_CHANNEL
 from hub.adapters.postgres.tables import OPEN_SQL
 from hub.ports import ClaimedDelivery
 from hub.ports.delivery import AttemptResult
+from subscriptions.delivery import SharedEvent
 from subscriptions.lifecycle import ACTIVE
 
 __all__ = ["AttemptResult", "ClaimedDelivery", "OutboxListener", "PostgresOutbox"]
@@ -66,7 +69,7 @@ _CLAIM = text(
     FROM due, event_archive a, subscriptions s
     WHERE d.id = due.id AND a.seq = d.archive_seq AND s.id = d.subscription_id
     RETURNING d.id, d.subscription_id, d.attempts, d.retry_base, d.event_id, d.archive_seq, d.ordering_key,
-              a.event, s.sink, s.secret,
+              CAST(a.event AS text) AS event_json, s.sink, s.secret,
               CASE WHEN s.previous_secret_expires_at > now() THEN s.previous_secret END
                   AS previous_secret,
               s.headers, s.retry_schedule, s.ordering, s.max_concurrency,
@@ -81,6 +84,21 @@ _NEXT_DUE = text(
     WHERE d.{OPEN_SQL}
     """  # noqa: S608 (lifecycle constants, see tables.OPEN_SQL)
 )
+
+
+def _claimed(rows: Iterable[Row[Any]]) -> list[ClaimedDelivery]:
+    """One decoded :class:`SharedEvent` per archived event, shared by its deliveries: a fan-out
+    to ten subscriptions decodes the event once and encodes its body once, not ten times."""
+    events: dict[int, SharedEvent] = {}
+    claimed = []
+    for row in rows:
+        fields = dict(row._mapping)
+        text_ = fields.pop("event_json")
+        event = events.get(fields["archive_seq"])
+        if event is None:
+            event = events[fields["archive_seq"]] = SharedEvent(json.loads(text_))
+        claimed.append(ClaimedDelivery(event=event, **fields))
+    return claimed
 
 
 class PostgresOutbox:
@@ -115,7 +133,7 @@ class PostgresOutbox:
         with translate_db_errors():
             async with self._engine.begin() as conn:
                 rows = await conn.execute(_CLAIM, params)
-                claimed = [ClaimedDelivery(**row._mapping) for row in rows]
+                claimed = _claimed(rows)
         claimed.sort(key=lambda c: c.archive_seq)
         return claimed
 

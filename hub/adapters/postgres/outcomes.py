@@ -10,11 +10,13 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, insert, text, update
+import orjson
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.adapters.postgres.alerts import Alert, emit_alerts
-from hub.adapters.postgres.tables import OPEN_SQL, deliveries, delivery_attempts, sql_literals
+from hub.adapters.postgres.bulk import insert_rows
+from hub.adapters.postgres.tables import OPEN_SQL, delivery_attempts, sql_literals
 from hub.ports import AttemptResult
 from schemas.hub_events import DELIVERY_DEAD, SUBSCRIPTION_DISABLED
 from subscriptions.lifecycle import (
@@ -85,6 +87,20 @@ _FAILED_TOO_LONG = text(
     RETURNING id, sink
     """  # noqa: S608 (lifecycle constants, see tables.OPEN_SQL)
 )
+# Only the claim we made: a dispatcher whose lease ran out while it could not reach the
+# database must not overwrite what another one recorded since (attempts = attempt - 1).
+_RECORD_LIVING = text(
+    f"""
+    UPDATE deliveries d
+    SET status = r.status, attempts = r.attempt, next_attempt_at = r.next_at,
+        last_status_code = r.code, last_error = r.error, delivered_at = r.delivered_at,
+        updated_at = now()
+    FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
+        id uuid, status text, attempt int, next_at timestamptz, code int, error text,
+        delivered_at timestamptz)
+    WHERE d.id = r.id AND d.attempts = r.attempt - 1 AND d.{OPEN_SQL}
+    """  # noqa: S608 (lifecycle constants, see tables.OPEN_SQL)
+)
 _GONE = text(
     f"""
     UPDATE subscriptions SET status = '{DISABLED}', status_reason = :reason, updated_at = now()
@@ -92,6 +108,11 @@ _GONE = text(
     RETURNING id, sink
     """  # noqa: S608 (lifecycle constants, see tables.OPEN_SQL)
 )
+
+
+_ATTEMPT_COLUMNS = (
+    "delivery_id", "attempt", "started_at", "duration_ms", "status_code", "error", "response_excerpt",
+)  # fmt: skip
 
 
 def _attempt_row(r: AttemptResult) -> dict[str, Any]:
@@ -122,38 +143,30 @@ async def record_outcomes(
     results = [r for r in results if r.delivery_id in alive]
     if not results:
         return
-    await conn.execute(insert(delivery_attempts), [_attempt_row(r) for r in results])
+    # One statement each for the attempts and the deliveries, whatever the batch size: an
+    # executemany sent (and SQLAlchemy processed) one INSERT and one UPDATE per outcome.
+    await conn.execute(insert_rows(delivery_attempts, [_attempt_row(r) for r in results], _ATTEMPT_COLUMNS))
     living = [r for r in results if r.new_status != DEAD]
     if living:
         await conn.execute(
-            update(deliveries)
-            # Only the claim we made: a dispatcher whose lease ran out while it could not
-            # reach the database must not overwrite what another one recorded since.
-            .where(deliveries.c.id == bindparam("b_id"))
-            .where(deliveries.c.attempts == bindparam("b_attempt") - 1)
-            .where(text(OPEN_SQL))  # literal: executemany
-            .values(
-                status=bindparam("b_status"),
-                attempts=bindparam("b_attempt"),
-                next_attempt_at=bindparam("b_next"),
-                last_status_code=bindparam("b_code"),
-                last_error=bindparam("b_error"),
-                delivered_at=bindparam("b_delivered_at"),
-                updated_at=text("now()"),
-            ),
-            [
-                {
-                    "b_id": r.delivery_id,
-                    "b_status": r.new_status,
-                    "b_attempt": r.attempt,
-                    # A finished delivery keeps its last attempt time; the value is unused.
-                    "b_next": r.next_attempt_at or r.started_at,
-                    "b_code": r.status_code,
-                    "b_error": r.error,
-                    "b_delivered_at": r.started_at if r.new_status == DELIVERED else None,
-                }
-                for r in living
-            ],
+            _RECORD_LIVING,
+            {
+                "rows": orjson.dumps(
+                    [
+                        {
+                            "id": r.delivery_id,
+                            "status": r.new_status,
+                            "attempt": r.attempt,
+                            # A finished delivery keeps its last attempt time; the value is unused.
+                            "next_at": r.next_attempt_at or r.started_at,
+                            "code": r.status_code,
+                            "error": r.error,
+                            "delivered_at": r.started_at if r.new_status == DELIVERED else None,
+                        }
+                        for r in living
+                    ]
+                ).decode()
+            },
         )
     good = [r for r in living if r.new_status == DELIVERED]
     if good:
@@ -161,9 +174,7 @@ async def record_outcomes(
             _MADE_GOOD,
             {"subs": [r.subscription_id for r in good], "seqs": [r.archive_seq for r in good]},
         )
-    held = [
-        r for r in living if r.new_status == FAILED and r.ordering_key is not None and r.next_attempt_at
-    ]
+    held = [r for r in living if r.new_status == FAILED and r.ordering_key is not None and r.next_attempt_at]
     if held:
         await conn.execute(
             _HOLD_BACK,

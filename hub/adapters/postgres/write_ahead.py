@@ -3,11 +3,15 @@
 The embedded broker (Tansu, in memory) loses every record on a hard kill; PostgreSQL does
 not. With the write-ahead log on (the default with the embedded broker), :meth:`publish`
 first commits the accepted events to ``event_wal`` in PostgreSQL and only then sends them to
-the broker: the API answers 202 only after both, so an accepted event is on disk. At start,
+the broker: the API answers 202 only after both, so an accepted event is on disk. Concurrent
+requests share one commit (:class:`GroupCommit`): what arrives while a commit is in flight goes
+into the next one, one ``COPY`` and one commit for all of them, and each request goes on only
+after the commit that holds its rows. At start,
 before the API takes a request, :meth:`relay` sends the broker every row the projector has
 not recorded in ``processed_events`` (a broker that survived gets them twice: the projector's
 dedupe on ``source`` + ``id`` absorbs the overlap). :meth:`prune` deletes the rows that are
-projected; the process runs it every :data:`PRUNE_SECONDS`.
+projected; the process runs it every :data:`PRUNE_SECONDS`, but only while rows were written
+since the last prune that found nothing left (an idle hub sends PostgreSQL nothing).
 
 If PostgreSQL cannot take the rows, publish raises :class:`DatabaseUnavailable` (the API
 answers 503): never a 202 that only an in-memory log holds. If the broker then refuses, the
@@ -30,19 +34,23 @@ import structlog
 from sqlalchemy import delete, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.adapters.postgres.errors import translate_db_errors
+from hub.adapters.postgres.errors import DataRejected, translate_db_errors
 from hub.adapters.postgres.write_ahead_tables import dead_letter_log, event_wal
 from hub.ports import RecordLog
 from schemas import CloudEvent
 from schemas.bindings import KafkaRecord, to_kafka_record
 
-__all__ = ["PRUNE_SECONDS", "WriteAheadEventLog"]
+__all__ = ["PRUNE_SECONDS", "GroupCommit", "WriteAheadEventLog"]
 
 log = structlog.get_logger(__name__)
 
 #: How often projected rows are deleted from the write-ahead log.
 PRUNE_SECONDS = 2.0
 _CHUNK = 1_000
+#: Most rows one group commit takes; what is left waits for the next commit.
+GROUP_ROWS = 5_000
+_COPY = "COPY event_wal (source, event_id, key, value, header_names, header_values) FROM STDIN"
+_WalRow = tuple[str, str, bytes | None, bytes | None, list[str], list[bytes]]
 
 _UNPROJECTED = text(
     """
@@ -58,6 +66,8 @@ _PRUNE = text(
     WHERE p.source = w.source AND p.event_id = w.event_id
     """
 )
+
+_ANY_LEFT = text("SELECT EXISTS (SELECT 1 FROM event_wal)")
 
 
 class _Log(RecordLog, Protocol):
@@ -84,6 +94,84 @@ def _row(record: KafkaRecord) -> dict[str, Any]:
     }
 
 
+def _wal_row(source: str, event_id: str, record: KafkaRecord) -> _WalRow:
+    names, values = [name for name, _ in record.headers], [value for _, value in record.headers]
+    return (source, event_id, record.key, record.value, names, values)
+
+
+class GroupCommit:
+    """Write-ahead rows of concurrent requests in one ``COPY`` and one commit.
+
+    One commit (and one fsync) per request was the write-ahead's whole cost under load. Here a
+    request queues its rows and waits; one flusher at a time takes everything queued (up to
+    :data:`GROUP_ROWS` rows), copies it into ``event_wal`` and commits, then answers every
+    request in the group. Nothing waits for a timer: an idle hub commits a lone request at
+    once, a busy one coalesces what arrived during the previous commit. A request is answered
+    only after the commit that holds its rows, so the 202 still means "on disk". When a group
+    fails on its data (:class:`DataRejected`), its requests are committed one by one, so one
+    request's bad data never fails another's."""
+
+    def __init__(self, engine: AsyncEngine):
+        self._engine = engine
+        self._queue: list[tuple[list[_WalRow], asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self.commits = 0  # how many commits it took (the tests see the coalescing)
+
+    async def write(self, rows: list[_WalRow]) -> None:
+        """Return once ``rows`` are committed; raise what the commit raised."""
+        done = asyncio.get_running_loop().create_future()
+        self._queue.append((rows, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name="write-ahead-group-commit")
+        await done  # cancelled: the rows may still commit; the relay makes that at least once
+
+    async def _flush(self) -> None:
+        while self._queue:
+            group: list[tuple[list[_WalRow], asyncio.Future[None]]] = []
+            size = 0
+            while self._queue and (not group or size + len(self._queue[0][0]) <= GROUP_ROWS):
+                group.append(self._queue.pop(0))
+                size += len(group[-1][0])
+            try:
+                await self._commit([row for rows, _ in group for row in rows])
+            except DataRejected as e:
+                if len(group) == 1:
+                    _answer(group, e)
+                else:  # find the request whose data PostgreSQL refused; commit the others
+                    for one in group:
+                        try:
+                            await self._commit(one[0])
+                        except Exception as single:  # noqa: BLE001 - handed to its request
+                            _answer([one], single)
+                        else:
+                            _answer([one], None)
+            except Exception as e:  # noqa: BLE001 - every request in the group gets it (503)
+                _answer(group, e)
+            else:
+                _answer(group, None)
+
+    async def _commit(self, rows: list[_WalRow]) -> None:
+        with translate_db_errors():
+            async with self._engine.begin() as conn:
+                raw = await conn.get_raw_connection()
+                driver = raw.driver_connection
+                assert driver is not None
+                async with driver.cursor() as cursor, cursor.copy(_COPY) as copy:
+                    for row in rows:
+                        await copy.write_row(row)
+        self.commits += 1
+
+
+def _answer(group: list[tuple[list[_WalRow], asyncio.Future[None]]], error: BaseException | None) -> None:
+    for _, done in group:
+        if done.done():  # its request was cancelled meanwhile
+            continue
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)
+
+
 def _record(row: Any) -> KafkaRecord:
     return KafkaRecord(row.key, row.value, list(zip(row.header_names, row.header_values, strict=True)))
 
@@ -98,30 +186,23 @@ class WriteAheadEventLog:
 
     def __init__(self, engine: AsyncEngine, inner: _Log):
         self._engine, self._inner = engine, inner
+        self.group = GroupCommit(engine)
+        self._unpruned = True  # rows may be left from before this start
 
     async def publish(self, events: Sequence[CloudEvent]) -> None:
         records = [to_kafka_record(e) for e in events]
-        rows = [
-            {"source": e.source, "event_id": e.id, **_row(r)} for e, r in zip(events, records, strict=True)
-        ]
-        with translate_db_errors():
-            async with self._engine.begin() as conn:
-                await conn.execute(insert(event_wal), rows)
+        self._unpruned = True
+        await self.group.write([_wal_row(e.source, e.id, r) for e, r in zip(events, records, strict=True)])
         await self._inner.publish_records(records)
 
     async def publish_records(self, records: Sequence[KafkaRecord]) -> None:
         rows = [
-            {
-                "source": _header(r.headers, "ce_source") or "",
-                "event_id": _header(r.headers, "ce_id") or "",
-                **_row(r),
-            }
+            _wal_row(_header(r.headers, "ce_source") or "", _header(r.headers, "ce_id") or "", r)
             for r in records
         ]
         if rows:
-            with translate_db_errors():
-                async with self._engine.begin() as conn:
-                    await conn.execute(insert(event_wal), rows)
+            self._unpruned = True
+            await self.group.write(rows)
         await self._inner.publish_records(records)
 
     async def dead_letter(
@@ -198,12 +279,29 @@ class WriteAheadEventLog:
             async with self._engine.begin() as conn:
                 return (await conn.execute(_PRUNE)).rowcount
 
+    async def _prune_if_written(self) -> None:
+        """Prune while rows were written since a prune last left the table empty. The flag is
+        cleared before the DELETE, so a row written during it is seen next round; rows left
+        (not projected yet) keep it set."""
+        if not self._unpruned:
+            return
+        self._unpruned = False
+        try:
+            with translate_db_errors():
+                async with self._engine.begin() as conn:
+                    await conn.execute(_PRUNE)
+                    if (await conn.execute(_ANY_LEFT)).scalar():
+                        self._unpruned = True
+        except BaseException:
+            self._unpruned = True
+            raise
+
     async def run_pruner(self, stop: asyncio.Event) -> None:
         """Prune every :data:`PRUNE_SECONDS` until ``stop``; a database outage is waited out."""
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), PRUNE_SECONDS)
             try:
-                await self.prune()
+                await self._prune_if_written()
             except Exception as e:  # noqa: BLE001 - the next round tries again
                 log.warning("write_ahead_prune_failed", error=str(e))
