@@ -71,7 +71,7 @@ class PendingAudit:
         return _entry(self.scope, status, target, self.request_id, bytes(self.body))
 
 
-def pending_audit(request: Request) -> PendingAudit:
+async def pending_audit(request: Request) -> PendingAudit:
     found = request.scope.get("state", {}).get(AUDIT_STATE)
     return found if isinstance(found, PendingAudit) else PendingAudit(None)
 
