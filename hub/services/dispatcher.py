@@ -241,6 +241,8 @@ class Dispatcher:
             if outcome.status_code is not None:
                 span.set_attribute("http.response.status_code", outcome.status_code)
         self._metrics.delivery_attempted(result.new_status, outcome.duration_ms / 1000)
+        if result.new_status == DELIVERED and claimed.accepted_at is not None:
+            self._metrics.delivered_after((datetime.now(UTC) - claimed.accepted_at).total_seconds())
         log.info(
             "delivery_attempted" if result.new_status == DELIVERED else "delivery_failed",
             delivery_id=str(claimed.id),

@@ -75,7 +75,8 @@ class InMemoryOutbox:
         claimed = []
         for s, d in picked[:limit]:
             d.next_attempt_at = now + timedelta(seconds=lease_seconds)  # the lease
-            claimed.append(_claimed(s, d, self._db.event(d.archive_seq).event, now))
+            row = self._db.event(d.archive_seq)
+            claimed.append(_claimed(s, d, row.event, now, accepted_at=row.archived_at))
         claimed.sort(key=lambda c: c.archive_seq)
         return claimed
 
@@ -179,7 +180,15 @@ class InMemoryOutbox:
         return row.organisatie if row is not None else None
 
 
-def _claimed(s: SubscriptionRow, d: DeliveryRow, event: dict[str, Any], now: datetime) -> ClaimedDelivery:
+def _claimed(
+    s: SubscriptionRow,
+    d: DeliveryRow,
+    event: dict[str, Any],
+    now: datetime,
+    *,
+    accepted_at: datetime | None = None,
+) -> ClaimedDelivery:
+    """``accepted_at``: the twin has no log timestamp; its archive time (on its own clock) stands in."""
     rates = [r for r in (s.max_rate, s.allowed_rate) if r is not None]
     return ClaimedDelivery(
         id=d.id,
@@ -201,6 +210,7 @@ def _claimed(s: SubscriptionRow, d: DeliveryRow, event: dict[str, Any], now: dat
         content_mode=s.content_mode,
         auth=s.auth,
         organisatie=s.organisatie,
+        accepted_at=accepted_at,
     )
 
 
