@@ -68,6 +68,9 @@ def postmaster(pgdata: Path) -> int | None:
         pid = int((pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
     except (OSError, ValueError):
         return None
+    with contextlib.suppress(OSError):  # a reused pid is not our postmaster (Linux: /proc)
+        if b"postgres" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return None
     return pid if _alive(pid) else None
 
 
