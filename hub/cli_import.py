@@ -99,7 +99,10 @@ def import_command(
 async def _run(
     settings: Settings, infra: Infrastructure, spec: ImportSpec
 ) -> tuple[Tally, str | None, list[Any]]:
-    async with import_runner(settings, infra.kafka_bootstrap, infra.database_url) as runner:
+    embedded = not settings.kafka.bootstrap  # the broker keeps its log in memory: write ahead
+    async with import_runner(
+        settings, infra.kafka_bootstrap, infra.database_url, embedded_broker=embedded
+    ) as runner:
         lifecycle = runner.lifecycle
         import_id = await lifecycle.start(spec)
         total = await asyncio.to_thread(_estimate_rows, spec.path)

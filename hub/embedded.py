@@ -27,6 +27,7 @@ from typing import Any
 
 import structlog
 
+from hub import pg_watchdog
 from hub.errors import ConfigurationError
 from hub.settings import Settings
 
@@ -176,8 +177,11 @@ class EmbeddedPostgres:
     data_dir: Path
     url: str = ""
     _server: Any = field(default=None, repr=False)
+    _watchdog: Any = field(default=None, repr=False)
 
-    def start(self) -> str:
+    def start(self, *, follow_parent: bool = True) -> str:
+        """Start (or reuse) the server; with ``follow_parent`` it stops when this process dies
+        and nobody else uses it (:mod:`hub.pg_watchdog`)."""
         try:
             with warnings.catch_warnings():
                 # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, containers); harmless here.
@@ -190,11 +194,18 @@ class EmbeddedPostgres:
                 "KOPPELHUB_DATABASE_URL=postgresql://user:password@host:5432/koppelhub."
             ) from e
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        # pgserver reuses a postmaster already running on this folder and counts its users.
+        # pgserver reuses a postmaster already running on this folder and counts its users; a
+        # killed user is forgotten first, or the server would outlive every later clean exit.
+        orphan = pg_watchdog.postmaster(self.data_dir) if self.data_dir.exists() else None
+        live = pg_watchdog.forget_dead_users(self.data_dir)
+        if orphan is not None and not live:
+            log.info("embedded_postgres_orphan_reused", pid=orphan, data_dir=str(self.data_dir))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             self._server = get_server(str(self.data_dir.resolve()), cleanup_mode="stop")
         self.url = str(self._server.get_uri())
+        if follow_parent:
+            self._watchdog = pg_watchdog.follow(self.data_dir)
         log.info("embedded_postgres_ready", data_dir=str(self.data_dir))
         return self.url
 
@@ -211,6 +222,11 @@ class EmbeddedPostgres:
             self._server.cleanup()
             self._server = None
             log.info("embedded_postgres_released")
+        if self._watchdog is not None:  # released cleanly: the watchdog finds nothing to stop
+            self._watchdog.stdin.close()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._watchdog.wait(timeout=5)
+            self._watchdog = None
 
 
 @dataclass

@@ -22,6 +22,8 @@ HUB_TYPE_PREFIX = "nl.koppelhub."
 DELIVERY_DEAD = HUB_TYPE_PREFIX + "delivery.dead.v1"
 #: Alert: a subscription was disabled (its sink answered 410, or it failed for too long).
 SUBSCRIPTION_DISABLED = HUB_TYPE_PREFIX + "subscription.disabled.v1"
+#: The hub's alerts, as the console's overview lists them.
+ALERTS = (DELIVERY_DEAD, SUBSCRIPTION_DISABLED)
 #: The signed test event of ``POST /api/v1/subscriptions/{id}/test``.
 SUBSCRIPTION_TEST = HUB_TYPE_PREFIX + "subscription.test.v1"
 

@@ -48,11 +48,12 @@ def decode(
     value: bytes | None,
     headers: tuple[tuple[str, bytes], ...],
     max_bytes: int | None = None,
+    timestamp_ms: int | None = None,
 ) -> LogRecord:
     """A record with its CloudEvent, or with the reason it is not one: larger than
     ``max_bytes`` (not even decoded), not a valid CloudEvent, or unreadable for a reason nobody
     foresaw (logged; the projector parks it rather than die of it)."""
-    raw = LogRecord(topic, partition, offset, key, value, headers)
+    raw = LogRecord(topic, partition, offset, key, value, headers, timestamp_ms=timestamp_ms)
     if max_bytes is not None:
         size = len(value or b"") + len(key or b"") + sum(len(n) + len(v or b"") for n, v in headers)
         if size > max_bytes:
@@ -99,7 +100,10 @@ class KafkaLogConsumer:
         except KafkaError as e:
             raise RetriableError(f"cannot read the log: {e}") from e
         return [
-            decode(tp.topic, tp.partition, r.offset, r.key, r.value, tuple(r.headers), self._max_record_bytes)
+            decode(
+                *(tp.topic, tp.partition, r.offset, r.key, r.value, tuple(r.headers), self._max_record_bytes),
+                timestamp_ms=r.timestamp,
+            )
             for tp, records in batch.items()
             for r in records
         ]

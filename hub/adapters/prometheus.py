@@ -20,6 +20,8 @@ __all__ = ["MULTIPROC_ENV", "PrometheusMetrics", "multiprocess_dir"]
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: Seconds: webhook attempts and projector batches take milliseconds to tens of seconds.
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+#: End to end includes retries: from milliseconds up to the retry schedule's day-long waits.
+END_TO_END_BUCKETS = (*BUCKETS[2:], 60.0, 300.0, 900.0, 3600.0, 6 * 3600.0, 86_400.0)
 
 
 def multiprocess_dir(data_dir: Path) -> Path:
@@ -70,6 +72,12 @@ class PrometheusMetrics:
         self._delivery = Histogram(
             "koppelhub_delivery_seconds", "Time per delivery attempt", registry=r, buckets=BUCKETS
         )
+        self._end_to_end = Histogram(
+            "koppelhub_publish_to_delivery_seconds",
+            "Time from the log accepting an event to its delivery to a subscription (end to end)",
+            registry=r,
+            buckets=END_TO_END_BUCKETS,
+        )
         self._runs = Counter(
             "koppelhub_connector_runs", "Connector runs by kind and outcome", ["kind", "outcome"], registry=r
         )
@@ -101,6 +109,9 @@ class PrometheusMetrics:
     def delivery_attempted(self, outcome: str, seconds: float) -> None:
         self._deliveries.labels(outcome).inc()
         self._delivery.observe(seconds)
+
+    def delivered_after(self, seconds: float) -> None:
+        self._end_to_end.observe(max(0.0, seconds))  # clocks of two hosts may disagree a little
 
     def connector_run(self, kind: str, outcome: str) -> None:
         self._runs.labels(kind, outcome).inc()

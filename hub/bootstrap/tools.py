@@ -26,6 +26,7 @@ from hub.adapters.postgres.landscape import PostgresLandscapeStore
 from hub.adapters.postgres.operations import PostgresOperationsStore
 from hub.adapters.postgres.runs import PostgresRunStore
 from hub.adapters.postgres.tokens import PostgresTokenStore
+from hub.adapters.postgres.write_ahead import WriteAheadEventLog
 from hub.adapters.prometheus import PrometheusMetrics, multiprocess_dir
 from hub.adapters.tracing import configure_tracing
 from hub.ports import EventLog
@@ -113,17 +114,23 @@ def connector_contexts(settings: Settings) -> ConnectorContexts:
 
 @contextlib.asynccontextmanager
 async def import_runner(
-    settings: Settings, kafka_bootstrap: str, database_url: str
+    settings: Settings, kafka_bootstrap: str, database_url: str, *, embedded_broker: bool = False
 ) -> AsyncIterator[ConnectorRunner]:
     """A runner for ``koppelhub import``: its own small pool, the broker's topics ensured; closed
-    (mapping worker, producer, engine) on the way out."""
+    (mapping worker, producer, engine) on the way out.
+
+    It publishes as ``POST /events`` does: through the write-ahead log when ``run`` would
+    (KOPPELHUB_WRITE_AHEAD, or an embedded broker that keeps its log in memory), so a row the
+    import counted as published survives a power cut; the next ``run`` relays it."""
+    write_ahead = settings.write_ahead if settings.write_ahead is not None else embedded_broker
     engine = create_engine(database_url, pool_size=2)
     try:
         await ensure_topics(kafka_bootstrap, settings.kafka)
         event_log = KafkaEventLog(kafka_bootstrap, settings.kafka)
         await event_log.start()
         try:
-            runner = connector_runner(settings, engine, event_log)
+            publisher = WriteAheadEventLog(engine, event_log) if write_ahead else event_log
+            runner = connector_runner(settings, engine, publisher)
             try:
                 yield runner
             finally:

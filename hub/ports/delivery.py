@@ -34,6 +34,7 @@ class ClaimedDelivery:
     content_mode: str = "structured"
     auth: Mapping[str, Any] = field(default_factory=dict)
     organisatie: str | None = None  # the subscription's owner (None: hub-wide), for private fields
+    accepted_at: datetime | None = None  # when the log accepted the event (end-to-end time)
 
     @property
     def secrets(self) -> list[str]:

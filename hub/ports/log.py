@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from schemas import CloudEvent
@@ -17,6 +18,8 @@ class LoggedEvent:
     event: CloudEvent
     partition: int
     offset: int
+    #: When the log accepted it (the record's timestamp), for the end-to-end delivery time.
+    accepted_at: datetime | None = None
 
 
 class EventLog(Protocol):
@@ -54,6 +57,7 @@ class LogRecord:
     headers: tuple[tuple[str, bytes], ...]
     event: CloudEvent | None = None
     error: Exception | None = None
+    timestamp_ms: int | None = None  # the record's timestamp (CreateTime: set when published)
 
 
 #: A record may be this many times ``KOPPELHUB_MAX_EVENT_BYTES`` before it is handed over unread

@@ -32,6 +32,11 @@ class Metrics(Protocol):
         """One delivery attempt and what it made of the delivery (delivered, failed, dead)."""
         ...
 
+    def delivered_after(self, seconds: float) -> None:
+        """One delivery delivered ``seconds`` after the log accepted its event (end to end:
+        publish, projection, queueing, retries and the attempt)."""
+        ...
+
     def connector_run(self, kind: str, outcome: str) -> None:
         """One connector run ended (``ok`` or ``error``)."""
         ...
@@ -61,6 +66,9 @@ class NoMetrics:
         pass
 
     def delivery_attempted(self, outcome: str, seconds: float) -> None:
+        pass
+
+    def delivered_after(self, seconds: float) -> None:
         pass
 
     def connector_run(self, kind: str, outcome: str) -> None:

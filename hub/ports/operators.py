@@ -168,10 +168,25 @@ class StoreStatus:
     failed_imports: list[FailedImport]
 
 
+@dataclass(frozen=True)
+class RecentAlert:
+    """One of the hub's alert events (:data:`schemas.hub_events.ALERTS`) as archived."""
+
+    type: str
+    subject: str | None
+    time: datetime | None
+    data: dict[str, Any]
+
+
 class OperationsStore(Protocol):
     async def status(self, *, failing_limit: int = 50) -> StoreStatus:
         """Counts and the failing items (at most ``failing_limit`` of each kind, longest
         failing first)."""
+        ...
+
+    async def recent_alerts(self, *, limit: int = 10) -> list[RecentAlert]:
+        """The newest alert events the hub raised (dead deliveries, disabled subscriptions),
+        newest first, read from the archive where the alert was written with its cause."""
         ...
 
 

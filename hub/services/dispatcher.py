@@ -78,15 +78,19 @@ class RetryPolicy:
 
 
 def next_state(
-    claimed: ClaimedDelivery, outcome: DeliveryOutcome, policy: RetryPolicy, started: datetime
+    claimed: ClaimedDelivery,
+    outcome: DeliveryOutcome,
+    policy: RetryPolicy,
+    started: datetime,
+    now: datetime | None = None,
 ) -> AttemptResult:
-    """What an attempt's outcome makes of the delivery (pure)."""
+    """What an attempt's outcome makes of the delivery (pure; ``now``: when it ended)."""
     attempt = claimed.attempts + 1
     retry_in = None
     if outcome.disposition not in (Disposition.DELIVERED, Disposition.GONE, Disposition.PERMANENT):
         # A manual retry restarts the schedule: count from the attempts made since.
         retry_in = policy.delay(claimed, outcome, attempt - claimed.retry_base)
-    step = after_attempt(outcome.disposition, retry_in, datetime.now(UTC))
+    step = after_attempt(outcome.disposition, retry_in, now or datetime.now(UTC))
     return AttemptResult(
         delivery_id=claimed.id,
         subscription_id=claimed.subscription_id,
@@ -105,6 +109,10 @@ def next_state(
         archive_seq=claimed.archive_seq,
         ordering_key=_ordering_key(claimed),
     )
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 def _traceparent(event: Mapping[str, Any]) -> str | None:
@@ -132,8 +140,11 @@ class Dispatcher:
         lease_seconds: float = 60.0,
         poll_seconds: float = 1.0,
         metrics: Metrics = NO_METRICS,
+        clock: Callable[[], datetime] = _utcnow,
     ):
         self._metrics = metrics
+        #: The time retries are scheduled by; a test moves it (a day-long outage in a second).
+        self._clock = clock
         self._outbox = outbox
         self._client = client
         self._policy = policy
@@ -232,15 +243,17 @@ class Dispatcher:
                 content_mode=claimed.content_mode,
                 auth=claimed.auth or {},
             )
-            started = datetime.now(UTC)
+            started = self._clock()
             event = visible_event(claimed.event, claimed.organisatie)  # private fields stay with their owner
             msg_id = message_id(claimed.subscription_id, claimed.event_id)  # stable across re-sends
             outcome = await self._client.deliver(target, event, msg_id)
-            result = next_state(claimed, outcome, self._policy, started)
+            result = next_state(claimed, outcome, self._policy, started, self._clock())
             span.set_attribute("koppelhub.delivery.outcome", result.new_status)
             if outcome.status_code is not None:
                 span.set_attribute("http.response.status_code", outcome.status_code)
         self._metrics.delivery_attempted(result.new_status, outcome.duration_ms / 1000)
+        if result.new_status == DELIVERED and claimed.accepted_at is not None:
+            self._metrics.delivered_after((self._clock() - claimed.accepted_at).total_seconds())
         log.info(
             "delivery_attempted" if result.new_status == DELIVERED else "delivery_failed",
             delivery_id=str(claimed.id),
@@ -271,7 +284,7 @@ class Dispatcher:
         due = await self._retrying(self._outbox.next_due)
         if due is None:
             return self._poll
-        return min(self._poll, max(0.005, (due - datetime.now(UTC)).total_seconds()))
+        return min(self._poll, max(0.005, (due - self._clock()).total_seconds()))
 
     async def _retrying(self, call: Callable[[], Awaitable[T]], *, forever: bool = False) -> T | None:
         """Run a store call. A database outage waits a moment; claims then give up for this

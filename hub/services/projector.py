@@ -23,6 +23,7 @@ import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import structlog
 from opentelemetry import trace
@@ -204,7 +205,8 @@ class Projector:
             if record.event is None:  # not a CloudEvent, or too large to read
                 await self._dead_letter(record, record.error or ValueError("unreadable record"), parked)
                 continue
-            decoded.append((LoggedEvent(record.event, record.partition, record.offset), record))
+            item = LoggedEvent(record.event, record.partition, record.offset, _accepted(record))
+            decoded.append((item, record))
         logged = [item for item, _ in decoded]
         started = time.perf_counter()
         # An extension attribute is an attribute of the model: no dict of every attribute per event.
@@ -284,6 +286,12 @@ def _span_of(traceparent: str) -> SpanContext | None:
     span = trace.get_current_span(context_of(traceparent))
     context = span.get_span_context()
     return context if context.is_valid else None
+
+
+def _accepted(record: LogRecord) -> datetime | None:
+    """When the log accepted the record (its timestamp), archived for the end-to-end time."""
+    ms = record.timestamp_ms
+    return None if ms is None or ms < 0 else datetime.fromtimestamp(ms / 1000, UTC)
 
 
 def _origin(record: LogRecord) -> str:

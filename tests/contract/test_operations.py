@@ -29,6 +29,7 @@ from hub.ports import ConnectorStore, ImportStore, LoggedEvent, Outbox, Subscrip
 from hub.ports.operators import OperationsStore
 from hub.services.projector import apply_events
 from schemas import CloudEvent
+from schemas.hub_events import DELIVERY_DEAD
 from tests.contract.delivery_harness import HUB, event, outcome
 
 
@@ -165,3 +166,20 @@ async def test_running_failing_and_queued_connectors_and_failed_imports_are_coun
     assert s.imports == {"failed": 1, "queued": 1}
     [failed] = s.failed_imports
     assert (failed.id, failed.error) == (first.id, "bad header")
+
+
+async def test_the_newest_alerts_come_first_with_what_they_are_about(ops: Ops) -> None:
+    assert await ops.status.recent_alerts() == []
+    down = await ops.subscribe("https://down.example/hook")
+    first, second = event("a"), event("b")
+    await ops.publish([first, second])  # type: ignore[operator]
+    for _ in range(2):  # each delivery goes dead: one alert each, in the order they died
+        [claimed, *_] = await ops.outbox.claim(1, 60)
+        await ops.outbox.record([outcome(claimed, "dead", code=503)])
+
+    alerts = await ops.status.recent_alerts(limit=5)
+
+    assert [a.type for a in alerts] == [DELIVERY_DEAD, DELIVERY_DEAD]
+    assert {a.subject for a in alerts} == {str(down)}
+    assert [a.data["eventId"] for a in alerts] == [second.id, first.id]  # newest first
+    assert len(await ops.status.recent_alerts(limit=1)) == 1

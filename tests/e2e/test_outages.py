@@ -154,3 +154,34 @@ def test_a_killed_run_leaves_no_broker_behind(tmp_path: Path) -> None:
         proc.kill()
         proc.wait()
         assert gone(broker), "the embedded broker outlived its killed parent"
+
+
+def test_a_killed_run_leaves_no_postgresql_behind(tmp_path: Path) -> None:
+    with koppelhub_run(tmp_path) as (proc, _client):
+        postmaster = postmaster_pid(tmp_path)
+        proc.kill()
+        proc.wait()
+        assert gone(postmaster, within=30), "the embedded PostgreSQL outlived its killed parent"
+
+
+ORPHAN = """
+import os, signal, sys
+from pathlib import Path
+from hub.embedded import EmbeddedPostgres
+EmbeddedPostgres(Path(sys.argv[1]) / "postgres").start(follow_parent=False)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_run_after_a_killed_one_reuses_its_orphaned_postgresql_and_stops_it_on_exit(tmp_path: Path) -> None:
+    # A PostgreSQL whose starter was killed with nothing to stop it (an older hub, a killed watchdog).
+    orphaned = subprocess.run([sys.executable, "-c", ORPHAN, str(tmp_path)], check=False, timeout=120)
+    assert orphaned.returncode == -signal.SIGKILL
+    orphan = postmaster_pid(tmp_path)
+    assert not gone(orphan, within=0.5)
+
+    with koppelhub_run(tmp_path) as (proc, _client):
+        assert postmaster_pid(tmp_path) == orphan  # reused, not a second server on the same files
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=90) == 0
+    assert gone(orphan, within=30), "the orphaned PostgreSQL outlived the run that reused it"

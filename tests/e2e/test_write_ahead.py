@@ -12,6 +12,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 import psycopg
@@ -20,7 +21,8 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy import make_url
 
 from hub.adapters.postgres.engine import libpq_url
-from hub.bootstrap import ROLES, HubProcess
+from hub.bootstrap import ROLES, HubProcess, import_runner
+from hub.services.imports import import_spec
 from hub.settings import Settings
 from tests.conftest import ADMIN_TOKEN, database_url_for
 from tests.e2e.test_dead_letters import read_dlq
@@ -133,3 +135,27 @@ async def test_a_dead_letter_is_parked_again_after_the_broker_lost_its_log(setti
         [again] = await read_dlq(after, 1)
     assert again["_value"] == b"not a cloudevent" and "koppelhub_error" in again
     assert await _count(after, "SELECT count(*) FROM dead_letter_log") == 1
+
+
+async def test_rows_koppelhub_import_published_are_projected_after_the_broker_lost_its_log(
+    settings: Settings, tmp_path: Path
+) -> None:
+    before = durable(settings)
+    rows = "".join(f"g-{i};org-a;app-{i};In productie;1.{i}\r\n" for i in range(5))
+    source = tmp_path / "gebruik.csv"
+    source.write_bytes(("\ufeffid;afnemer;applicatie;status;versie\r\n" + rows).encode())
+    spec = import_spec("org-a", "gebruik", source)
+    assert before.kafka.bootstrap and before.database_url
+    async with import_runner(before, before.kafka.bootstrap, before.database_url) as runner:  # no projector
+        import_id = await runner.lifecycle.start(spec)
+        outcome = await runner.lifecycle.run(import_id, spec, claimed=False)
+    assert outcome.tally is not None and outcome.tally.counts()["published"] == 5
+
+    after = broker_lost_its_log(before)
+    archived = "SELECT count(*) FROM event_archive WHERE type = 'nl.softwarecatalogus.gebruik.vastgelegd.v1'"
+    async with running(after):
+
+        async def projected() -> bool:
+            return await _count(after, archived) == 5
+
+        await eventually(projected, what="the imported rows relayed and projected")

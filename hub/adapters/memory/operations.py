@@ -20,11 +20,14 @@ from hub.ports.operators import (
     LogStatus,
     PartitionLag,
     Position,
+    RecentAlert,
     Redriven,
     Skipped,
     StoreStatus,
 )
+from schemas import CloudEvent
 from schemas.bindings import KafkaRecord
+from schemas.hub_events import ALERTS
 from subscriptions.lifecycle import DEAD, DELIVERED, DISABLED, FAILED, OPEN, PENDING
 
 __all__ = ["InMemoryLogInspector", "InMemoryOperationsStore"]
@@ -103,6 +106,11 @@ class InMemoryOperationsStore:
                 for r in failed[:failing_limit]
             ],
         )
+
+    async def recent_alerts(self, *, limit: int = 10) -> list[RecentAlert]:
+        rows = [r for r in reversed(self._db.archive) if r.event.get("type") in ALERTS][:limit]
+        events = [CloudEvent.model_validate(r.event) for r in rows]
+        return [RecentAlert(e.type, e.subject, e.time, dict(e.data or {})) for e in events]
 
 
 class InMemoryLogInspector:

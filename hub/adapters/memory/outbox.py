@@ -79,9 +79,10 @@ class InMemoryOutbox:
         shared: dict[int, SharedEvent] = {}
         for s, d in picked[:limit]:
             d.next_attempt_at = now + timedelta(seconds=lease_seconds)  # the lease
+            row = self._db.event(d.archive_seq)
             if d.archive_seq not in shared:  # one event object per claim, as PostgreSQL's
-                shared[d.archive_seq] = SharedEvent(self._db.event(d.archive_seq).event)
-            claimed.append(_claimed(s, d, shared[d.archive_seq], now))
+                shared[d.archive_seq] = SharedEvent(row.event)
+            claimed.append(_claimed(s, d, shared[d.archive_seq], now, accepted_at=row.archived_at))
         claimed.sort(key=lambda c: c.archive_seq)
         return claimed
 
@@ -185,7 +186,15 @@ class InMemoryOutbox:
         return row.organisatie if row is not None else None
 
 
-def _claimed(s: SubscriptionRow, d: DeliveryRow, event: dict[str, Any], now: datetime) -> ClaimedDelivery:
+def _claimed(
+    s: SubscriptionRow,
+    d: DeliveryRow,
+    event: dict[str, Any],
+    now: datetime,
+    *,
+    accepted_at: datetime | None = None,
+) -> ClaimedDelivery:
+    """``accepted_at``: the twin has no log timestamp; its archive time (on its own clock) stands in."""
     rates = [r for r in (s.max_rate, s.allowed_rate) if r is not None]
     return ClaimedDelivery(
         id=d.id,
@@ -207,6 +216,7 @@ def _claimed(s: SubscriptionRow, d: DeliveryRow, event: dict[str, Any], now: dat
         content_mode=s.content_mode,
         auth=s.auth,
         organisatie=s.organisatie,
+        accepted_at=accepted_at,
     )
 
 

@@ -12,7 +12,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.adapters.postgres.tables import UNDELIVERED_SQL
-from hub.ports.operators import FailedImport, FailingConnector, FailingSubscription, StoreStatus
+from hub.ports.operators import FailedImport, FailingConnector, FailingSubscription, RecentAlert, StoreStatus
+from schemas.hub_events import ALERTS
 from subscriptions.lifecycle import DEAD, DELIVERED, DISABLED, FAILED, OPEN, PENDING
 
 __all__ = ["PostgresOperationsStore"]
@@ -77,6 +78,16 @@ _FAILED_IMPORTS = text(
 )
 
 
+# The newest alerts: a backward scan of the archive's seq among rows of the alert types
+# (ix_event_archive_type picks them out).
+_ALERTS = text(
+    """
+    SELECT type, subject, time, event -> 'data' AS data FROM event_archive
+    WHERE type = ANY(CAST(:types AS text[])) ORDER BY seq DESC LIMIT :limit
+    """
+)
+
+
 class PostgresOperationsStore:
     def __init__(self, engine: AsyncEngine):
         self._engine = engine
@@ -115,3 +126,8 @@ class PostgresOperationsStore:
             imports=imports,
             failed_imports=failed_imports,
         )
+
+    async def recent_alerts(self, *, limit: int = 10) -> list[RecentAlert]:
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(_ALERTS, {"types": list(ALERTS), "limit": limit})
+            return [RecentAlert(r.type, r.subject, r.time, r.data or {}) for r in rows]

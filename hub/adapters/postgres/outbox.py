@@ -69,7 +69,7 @@ _CLAIM = text(
     FROM due, event_archive a, subscriptions s
     WHERE d.id = due.id AND a.seq = d.archive_seq AND s.id = d.subscription_id
     RETURNING d.id, d.subscription_id, d.attempts, d.retry_base, d.event_id, d.archive_seq, d.ordering_key,
-              CAST(a.event AS text) AS event_json, s.sink, s.secret,
+              CAST(a.event AS text) AS event_json, a.accepted_at, s.sink, s.secret,
               CASE WHEN s.previous_secret_expires_at > now() THEN s.previous_secret END
                   AS previous_secret,
               s.headers, s.retry_schedule, s.ordering, s.max_concurrency,

@@ -26,9 +26,12 @@ _TAKE_SEQS = text(
 _PROCESSED = ("source", "event_id", "archive_seq")
 _ARCHIVED = (
     *("seq", "source", "event_id", "type", "subject", "time", "ordering_key", "event"),
-    *("kafka_partition", "kafka_offset"),
+    *("kafka_partition", "kafka_offset", "accepted_at"),
 )
 _QUEUED = ("subscription_id", "archive_seq", "event_id", "ordering_key")
+
+#: An event as read from the log: the event, its partition and offset, when the log accepted it.
+_Logged = tuple[CloudEvent, int | None, int | None, datetime | None]
 
 #: New outbox rows after which the projector refreshes the planner's statistics.
 ANALYZE_EVERY = 5_000
@@ -52,9 +55,12 @@ class PostgresProjectionUnitOfWork:
 
     async def record_new(self, batch: Sequence[LoggedEvent]) -> list[ArchivedEvent]:
         # The first occurrence of each source+id in the batch wins; later ones are duplicates.
-        first: dict[tuple[str, str], tuple[CloudEvent, int | None, int | None]] = {}
+        first: dict[tuple[str, str], _Logged] = {}
         for item in batch:
-            first.setdefault((item.event.source, item.event.id), (item.event, item.partition, item.offset))
+            first.setdefault(
+                (item.event.source, item.event.id),
+                (item.event, item.partition, item.offset, item.accepted_at),
+            )
         if not first:
             return []
         candidates = dict(zip(first, await self._take_seqs(len(first)), strict=True))
@@ -73,7 +79,7 @@ class PostgresProjectionUnitOfWork:
         # and its id is a function of that event's source and id.
         seqs = await self._take_seqs(len(events))
         return await self._insert_archive(
-            [(seq, (e, None, None)) for seq, e in zip(seqs, events, strict=True)]
+            [(seq, (e, None, None, None)) for seq, e in zip(seqs, events, strict=True)]
         )
 
     async def _take_seqs(self, n: int) -> list[int]:
@@ -81,9 +87,7 @@ class PostgresProjectionUnitOfWork:
         # (and with it per-key delivery order) follows the log even inside one batch.
         return sorted((await self._conn.execute(_TAKE_SEQS, {"n": n})).scalars()) if n else []
 
-    async def _insert_archive(
-        self, archived: list[tuple[int, tuple[CloudEvent, int | None, int | None]]]
-    ) -> list[ArchivedEvent]:
+    async def _insert_archive(self, archived: list[tuple[int, _Logged]]) -> list[ArchivedEvent]:
         if archived:
             rows = [_archive_row(seq, *item) for seq, item in archived]
             await self._conn.execute(insert_rows(event_archive, rows, _ARCHIVED))
@@ -138,7 +142,9 @@ class PostgresProjectionUnitOfWork:
         await self._conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL})
 
 
-def _archive_row(seq: int, event: CloudEvent, partition: int | None, offset: int | None) -> dict[str, Any]:
+def _archive_row(
+    seq: int, event: CloudEvent, partition: int | None, offset: int | None, accepted_at: datetime | None
+) -> dict[str, Any]:
     return {
         "seq": seq,
         "source": event.source,
@@ -150,6 +156,7 @@ def _archive_row(seq: int, event: CloudEvent, partition: int | None, offset: int
         "event": event.to_structured(),
         "kafka_partition": partition,
         "kafka_offset": offset,
+        "accepted_at": accepted_at,
     }
 
 

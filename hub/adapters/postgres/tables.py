@@ -61,6 +61,7 @@ event_archive = Table(
     Column("event", JSONB, nullable=False),
     Column("kafka_partition", Integer),
     Column("kafka_offset", BigInteger),
+    Column("accepted_at", DateTime(timezone=True)),  # migration 0013: the log record's timestamp
     Column("archived_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index("ix_event_archive_type", "type"),
     Index("ix_event_archive_archived_at", "archived_at"),

@@ -87,7 +87,9 @@ async def _status(ctx: ApiContext) -> dict[str, Any]:
 
 @router.get("")
 async def overview(request: Request, ctx: Ctx, _: SignedIn) -> Response:
-    return _page(request, "overview.html", status=await _status(ctx))
+    assert ctx.operations is not None, "wired by bootstrap"
+    alerts = await ctx.operations.recent_alerts(limit=10)
+    return _page(request, "overview.html", status=await _status(ctx), alerts=alerts)
 
 
 @router.get("/topics")
@@ -175,12 +177,18 @@ async def switch(
 
 
 @router.get("/connectors")
-async def connectors(request: Request, ctx: Ctx, _: SignedIn) -> Response:
+async def connectors(request: Request, ctx: Ctx, _: SignedIn, done: str | None = None) -> Response:
     records = await ctx.connectors.all() if ctx.connectors is not None else []
-    return _page(request, "connectors.html", status=await _status(ctx), connectors=records)
+    recent = (await ctx.imports.history(limit=20, cursor=None)).items if ctx.imports is not None else []
+    return _page(
+        request, "connectors.html", status=await _status(ctx), connectors=records, imports=recent, done=done
+    )
 
 
 @router.get("/landschap")
 async def landschap(request: Request, ctx: Ctx, _: SignedIn, organisatie: str | None = None) -> Response:
     found = await ctx.landscape.landschap(organisatie) if organisatie else None
     return _page(request, "landschap.html", organisatie=organisatie, landschap=found)
+
+
+from hub.api.console import actions as actions  # noqa: E402  (registers its routes on this router)
