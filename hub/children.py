@@ -49,6 +49,9 @@ WORK_ROLES: tuple[str, ...] = ("projector", "dispatcher")
 #: How long the children may take to start (open adapters, relay the write-ahead log).
 START_SECONDS = 120.0
 FIRST_BACKOFF_SECONDS, MAX_BACKOFF_SECONDS, STABLE_SECONDS = 0.5, 30.0, 60.0
+#: How long each group of children may stop when an embedded service died (no drain can
+#: work then, and their reconnect errors would otherwise flood the log).
+HURRY_SECONDS = 1.0
 #: How often the parent looks at its children and the embedded services.
 TEND_SECONDS = 0.5
 
@@ -137,16 +140,25 @@ class Children:
         log.info("child_started", roles=child.name, pid=child.proc.pid)
 
     def start(self) -> None:
-        """Start every child and return when each says it runs; raise if one does not."""
-        for child in self.children:
-            self._spawn(child)
+        """Start the work child, then the intake children, each group once the one before
+        said it runs (so an API that answers ``/readyz`` means every role runs, as in one
+        process); raise if one does not start."""
         deadline = time.monotonic() + START_SECONDS
-        for child in self.children:
-            if not self._wait_ready(child, deadline):
-                assert child.proc is not None
-                code = child.proc.poll()
-                why = f"exited with status {code}" if code is not None else "did not start in time"
-                raise RuntimeError(f"the {child.name} process {why}")
+        for group in (self._work(), self._intake()):
+            for child in group:
+                self._spawn(child)
+            for child in group:
+                if not self._wait_ready(child, deadline):
+                    assert child.proc is not None
+                    code = child.proc.poll()
+                    why = f"exited with status {code}" if code is not None else "did not start in time"
+                    raise RuntimeError(f"the {child.name} process {why}")
+
+    def _intake(self) -> list[Child]:
+        return [c for c in self.children if "api" in c.roles]
+
+    def _work(self) -> list[Child]:
+        return [c for c in self.children if "api" not in c.roles]
 
     @staticmethod
     def _wait_ready(child: Child, deadline: float) -> bool:
@@ -185,20 +197,24 @@ class Children:
             os.close(child.ready_fd)
         child.proc, child.ready_fd = None, None
 
-    def stop(self, limit: float) -> list[str]:
+    def stop(self, limit: float, *, services_died: bool = False) -> list[str]:
         """Stop the intake children, then the work child, each group within its share of
         ``limit``; returns the role groups that had to be killed.
 
         A work child that is down (between a crash and its restart) is started first and
-        waited for: only a running projector drains what the in-memory broker holds."""
+        waited for: only a running projector drains what the in-memory broker holds. When an
+        embedded service died, nothing can drain (the broker's log is gone, or the database
+        that takes it): the children get :data:`HURRY_SECONDS` each, and what they held is
+        kept as after a crash (the write-ahead log, leases)."""
         self.stopping = True
+        if services_died:
+            limit = min(limit, 2 * HURRY_SECONDS)
         deadline = time.monotonic() + limit
         killed: list[str] = []
-        intake = [c for c in self.children if "api" in c.roles]
-        work = [c for c in self.children if c not in intake]
-        killed += self._stop_group(intake, time.monotonic() + limit / 2)
+        killed += self._stop_group(self._intake(), time.monotonic() + limit / 2)
+        work = self._work()
         for child in work:
-            if child.proc is None or child.proc.poll() is not None:
+            if not services_died and (child.proc is None or child.proc.poll() is not None):
                 self._forget(child)
                 self._spawn(child)
         killed += self._stop_group(work, deadline)

@@ -126,14 +126,16 @@ def _run_children(
         _announce_children(children, settings, infra, listener, new_token)
         supervise(children, infra, died, stop)
     except RuntimeError as e:
-        raise click.ClickException(str(e)) from e
+        if not (gone := infra.dead()):
+            raise click.ClickException(str(e)) from e
+        died.extend(gone)  # a child could not start because the broker or database died
     finally:
         limit = settings.shutdown_timeout_seconds
         last_resort.arm(limit + LAST_RESORT_GRACE_SECONDS, died)
         click.echo("Koppelhub is stopping: intake closed, draining what was accepted…", err=True)
-        if killed := children.stop(limit):
+        if killed := children.stop(limit, services_died=bool(died)):
             click.echo(
-                f"Koppelhub stopped after {limit:g} s without finishing: {', '.join(killed)} left undone; "
+                f"Koppelhub stopped within {limit:g} s without finishing: {', '.join(killed)} left undone; "
                 "accepted events not yet projected are kept (write-ahead log or Kafka) and handled at "
                 "the next start, deliveries in flight are sent again",
                 err=True,
@@ -164,8 +166,11 @@ class LastResort:
     @staticmethod
     def _exit(seconds: float, died: list[str]) -> None:
         what = f"the embedded {' and '.join(died)} died; " if died else ""
-        sys.stderr.write(f"Koppelhub stopped: {what}closing took more than {seconds:g} s; exiting anyway\n")
-        sys.stderr.flush()
+        message = f"Koppelhub stopped: {what}closing took more than {seconds:g} s; exiting anyway\n"
+        # Never blocks: the main thread may itself hang on a full stderr pipe nobody reads.
+        with contextlib.suppress(OSError, ValueError):
+            os.set_blocking(sys.stderr.fileno(), False)
+            os.write(sys.stderr.fileno(), message.encode())
         os._exit(EXIT_EMBEDDED_DIED if died else 1)
 
 

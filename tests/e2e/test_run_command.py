@@ -50,17 +50,33 @@ def test_a_taken_http_port_is_refused_before_broker_and_database_start(tmp_path:
     assert not (tmp_path / "data").exists(), "broker, database or admin token were started or made"
 
 
+def gone(pid: int, within: float = 10.0) -> bool:
+    """Whether ``pid`` ends within ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def run_env(data_dir: Path, port: int, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KOPPELHUB_")}
-    return env | {
-        "KOPPELHUB_DATA_DIR": str(data_dir),
-        "KOPPELHUB_HTTP_PORT": str(port),
-        "KOPPELHUB_ADMIN_TOKEN": TOKEN,
-        "KOPPELHUB_LOG_LEVEL": "warning",
-        # Small batches keep the projector behind the publisher, so the SIGTERM lands with
-        # accepted events still only in the broker's memory.
-        "KOPPELHUB_PROJECTOR_BATCH_SIZE": "5",
-    } | extra
+    return (
+        env
+        | {
+            "KOPPELHUB_DATA_DIR": str(data_dir),
+            "KOPPELHUB_HTTP_PORT": str(port),
+            "KOPPELHUB_ADMIN_TOKEN": TOKEN,
+            "KOPPELHUB_LOG_LEVEL": "warning",
+            # Small batches keep the projector behind the publisher, so the SIGTERM lands with
+            # accepted events still only in the broker's memory.
+            "KOPPELHUB_PROJECTOR_BATCH_SIZE": "5",
+        }
+        | extra
+    )
 
 
 def publish(client: httpx.Client, batch: list[dict[str, object]]) -> None:
@@ -187,3 +203,55 @@ def test_a_killed_role_process_is_replaced_and_nothing_accepted_is_lost(tmp_path
             proc.wait()
     assert log.read_text().count('"child_restarted"') == 2, log.read_text()[-3000:]
     assert sorted(archived_ids(tmp_path / "data")) == sorted(e["id"] for e in accepted)
+
+
+def metric(text: str, name: str) -> float:
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
+
+
+def test_metrics_of_the_api_process_count_what_the_other_role_processes_did(tmp_path: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hub", "run"],
+        env=run_env(tmp_path, port, KOPPELHUB_WORKERS="2"),
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            wait_ready(client, proc)
+            publish(client, [event(f"key-{i % 7}", i) for i in range(200)])
+            # The projector runs in the other process; the API's /metrics must still see it.
+            deadline = time.monotonic() + 60
+            while metric(text := client.get("/metrics").text, "koppelhub_events_projected_total") < 200:
+                assert time.monotonic() < deadline, text
+                time.sleep(0.2)
+            assert metric(text, "koppelhub_events_projected_total") == 200
+            assert metric(text, 'koppelhub_events_published_total{mode="batch"}') == 200
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=120) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_killed_run_leaves_no_role_process_behind(tmp_path: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hub", "run"],
+        env=run_env(tmp_path, port, KOPPELHUB_WORKERS="2"),
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            wait_ready(client, proc)
+        children = [pid for _roles, pid in role_children(proc.pid)]
+        assert len(children) == 2
+        proc.kill()
+        proc.wait()
+        for pid in children:
+            assert gone(pid), f"role process {pid} outlived its killed parent"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
