@@ -249,8 +249,12 @@ class Settings(BaseSettings):
     )
 
     def worker_processes(self) -> int:
-        """``KOPPELHUB_WORKERS`` resolved: ``auto`` is the number of cores."""
-        return self.workers if isinstance(self.workers, int) else max(1, os.cpu_count() or 1)
+        """``KOPPELHUB_WORKERS`` resolved: ``auto`` is the number of cores this process may run
+        on (its CPU affinity: ``taskset``, a container's cpuset), not every core of the host."""
+        if isinstance(self.workers, int):
+            return self.workers
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        return max(1, cores or 1)
 
     publish_rate_limit: str | None = Field(
         default=None, description="Events each principal may publish, e.g. `1000/second`; unset: no limit."

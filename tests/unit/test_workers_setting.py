@@ -13,10 +13,10 @@ from hub.settings import Settings
 
 def test_workers_default_to_one_process_per_core(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KOPPELHUB_WORKERS", raising=False)
-    assert Settings().worker_processes() == (os.cpu_count() or 1)
+    assert Settings().worker_processes() == (len(os.sched_getaffinity(0)))
 
 
-@pytest.mark.parametrize(("value", "processes"), [("1", 1), ("3", 3), ("auto", os.cpu_count() or 1)])
+@pytest.mark.parametrize(("value", "processes"), [("1", 1), ("3", 3), ("auto", len(os.sched_getaffinity(0)))])
 def test_workers_are_read_from_the_environment(
     monkeypatch: pytest.MonkeyPatch, value: str, processes: int
 ) -> None:
