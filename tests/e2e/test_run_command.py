@@ -276,3 +276,49 @@ def test_a_killed_run_leaves_no_role_process_behind(tmp_path: Path) -> None:
         # PostgreSQL outlives a killed run by design (pgserver shares it): stop it (fast shutdown).
         with contextlib.suppress(OSError, ValueError):
             os.kill(int((tmp_path / "postgres" / "postmaster.pid").read_text().split()[0]), signal.SIGINT)
+
+
+def test_the_roles_still_run_apart_one_process_each_whatever_the_worker_count(settings: Settings) -> None:
+    port = free_port()
+    k = settings.kafka
+    env = {key: value for key, value in os.environ.items() if not key.startswith("KOPPELHUB_")} | {
+        "KOPPELHUB_DATA_DIR": str(settings.data_dir),
+        "KOPPELHUB_DATABASE_URL": str(settings.database_url),
+        "KOPPELHUB_KAFKA_BOOTSTRAP": str(k.bootstrap),
+        "KOPPELHUB_KAFKA_TOPIC": k.topic,
+        "KOPPELHUB_KAFKA_DLQ_TOPIC": k.dlq_topic,
+        "KOPPELHUB_KAFKA_CONSUMER_GROUP": k.consumer_group,
+        "KOPPELHUB_KAFKA_PARTITIONS": str(k.partitions),
+        "KOPPELHUB_KAFKA_SESSION_TIMEOUT_MS": str(k.session_timeout_ms),
+        "KOPPELHUB_KAFKA_HEARTBEAT_INTERVAL_MS": str(k.heartbeat_interval_ms),
+        "KOPPELHUB_PROJECTOR_MEMBERS": "1",
+        "KOPPELHUB_HTTP_PORT": str(port),
+        "KOPPELHUB_ADMIN_TOKEN": TOKEN,
+        "KOPPELHUB_LOG_LEVEL": "warning",
+        "KOPPELHUB_WORKERS": "4",  # a setting of `run` only
+    }
+    roles = [
+        subprocess.Popen([sys.executable, "-m", "hub", role], env=env, stdout=subprocess.DEVNULL)
+        for role in ("projector", "api")
+    ]
+    projector, api = roles
+    batch = [event(f"key-{i % 7}", i) for i in range(50)]
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            wait_ready(client, api)
+            publish(client, batch)
+        assert role_children(api.pid) == [] and role_children(projector.pid) == []
+        assert settings.database_url is not None
+        deadline = time.monotonic() + 60
+        with psycopg.connect(libpq_url(settings.database_url), autocommit=True) as conn:
+            while conn.execute("SELECT count(*) FROM event_archive").fetchone() != (len(batch),):
+                assert projector.poll() is None and time.monotonic() < deadline, "not projected"
+                time.sleep(0.2)
+        for proc in roles:
+            proc.send_signal(signal.SIGTERM)
+        assert [proc.wait(timeout=120) for proc in roles] == [0, 0]
+    finally:
+        for proc in roles:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
