@@ -14,12 +14,15 @@ import signal
 import socket
 import sys
 import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import click
 
 from hub.bootstrap import KAFKA_ROLES, ROLES, HubProcess, admin_token, observability
 from hub.bootstrap import migrate as migrate_schema
 from hub.bootstrap import rebuild as rebuild_landscape
+from hub.children import Children, stop_on_signals, supervise
 from hub.cli_import import import_command
 from hub.cli_operators import dlq, status
 from hub.cli_receive import receive_command
@@ -29,6 +32,8 @@ from hub.embedded import Infrastructure, provision
 from hub.errors import ConfigurationError, KoppelhubError
 from hub.logging import configure_logging
 from hub.settings import Settings
+
+T = TypeVar("T")
 
 
 def _settings() -> Settings:
@@ -51,8 +56,15 @@ EXIT_EMBEDDED_DIED = 75
 
 def _serve(roles: tuple[str, ...]) -> None:
     settings = _settings()
+    # `run` spreads its roles over child processes (hub/children.py) unless KOPPELHUB_WORKERS=1.
+    workers = settings.worker_processes() if roles == ROLES else 1
+    listener = None
     if "api" in roles:
-        _check_port(settings)  # before anything starts or is made: a taken port fails in a second
+        # Before anything starts or is made: a taken port fails in a second. The children
+        # share this socket; one process lets uvicorn bind it anew.
+        listener = _listen(settings)
+        if workers == 1:
+            listener.close()
     # Before prometheus-client is first imported: the roles of every process on this data dir
     # write their metrics there and the API's /metrics adds them up.
     observability(settings)
@@ -67,10 +79,14 @@ def _serve(roles: tuple[str, ...]) -> None:
             token, generated = admin_token(settings)  # made now, so the banner shows it once
             new_token = token if generated else None
         infra = _provision(settings, broker_needed=bool(KAFKA_ROLES & set(roles)))
+        died: list[str] = []
+        last_resort = LastResort()
         try:
             migrate_schema(infra.database_url)  # idempotent, serialised by an advisory lock
-            died: list[str] = []
-            asyncio.run(_run_process(settings, infra, roles, new_token, died, last_resort := LastResort()))
+            if workers > 1 and listener is not None:
+                _run_children(settings, infra, workers, listener, new_token, died, last_resort)
+            else:
+                run_loop(_run_process(settings, infra, roles, new_token, died, last_resort))
         except KoppelhubError as e:
             raise click.ClickException(str(e)) from e
         finally:
@@ -80,6 +96,51 @@ def _serve(roles: tuple[str, ...]) -> None:
         what = " and ".join(died)
         click.echo(f"Koppelhub stopped: the embedded {what} died; exiting for a restart", err=True)
         sys.exit(EXIT_EMBEDDED_DIED)
+
+
+def run_loop(main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` on uvloop (from ``uvicorn[standard]``) when it is installed, else asyncio's
+    own loop: every hub process runs its roles this way."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - a dependency; kept for platforms without wheels
+        return asyncio.run(main)
+    return uvloop.run(main)
+
+
+def _run_children(
+    settings: Settings,
+    infra: Infrastructure,
+    workers: int,
+    listener: socket.socket,
+    new_token: str | None,
+    died: list[str],
+    last_resort: LastResort,
+) -> None:
+    """``run`` as a parent of role processes (hub/children.py): start, tend, stop in order."""
+    stop = stop_on_signals()
+    write_ahead = settings.write_ahead if settings.write_ahead is not None else infra.broker is not None
+    children = Children(workers, listener, infra, write_ahead)
+    try:
+        children.start()
+        _announce_children(children, settings, infra, listener, new_token)
+        supervise(children, infra, died, stop)
+    except RuntimeError as e:
+        if not (gone := infra.dead()):
+            raise click.ClickException(str(e)) from e
+        died.extend(gone)  # a child could not start because the broker or database died
+    finally:
+        limit = settings.shutdown_timeout_seconds
+        last_resort.arm(limit + LAST_RESORT_GRACE_SECONDS, died)
+        click.echo("Koppelhub is stopping: intake closed, draining what was accepted…", err=True)
+        if killed := children.stop(limit, services_died=bool(died)):
+            click.echo(
+                f"Koppelhub stopped within {limit:g} s without finishing: {', '.join(killed)} left undone; "
+                "accepted events not yet projected are kept (write-ahead log or Kafka) and handled at "
+                "the next start, deliveries in flight are sent again",
+                err=True,
+            )
+        listener.close()
 
 
 #: How long after KOPPELHUB_SHUTDOWN_TIMEOUT_SECONDS a stopping ``run`` may still take to close.
@@ -105,8 +166,11 @@ class LastResort:
     @staticmethod
     def _exit(seconds: float, died: list[str]) -> None:
         what = f"the embedded {' and '.join(died)} died; " if died else ""
-        sys.stderr.write(f"Koppelhub stopped: {what}closing took more than {seconds:g} s; exiting anyway\n")
-        sys.stderr.flush()
+        message = f"Koppelhub stopped: {what}closing took more than {seconds:g} s; exiting anyway\n"
+        # Never blocks: the main thread may itself hang on a full stderr pipe nobody reads.
+        with contextlib.suppress(OSError, ValueError):
+            os.set_blocking(sys.stderr.fileno(), False)
+            os.write(sys.stderr.fileno(), message.encode())
         os._exit(EXIT_EMBEDDED_DIED if died else 1)
 
 
@@ -120,11 +184,12 @@ async def _watch(hub: HubProcess, infra: Infrastructure, died: list[str]) -> Non
         await asyncio.sleep(1.0)
 
 
-def _check_port(settings: Settings) -> None:
-    """Refuse at once when the API's port is taken, naming the setting that changes it."""
+def _listen(settings: Settings) -> socket.socket:
+    """The API's listening socket; refused at once when the port is taken, naming the setting
+    that changes it."""
     host, port = settings.http_host, settings.http_port
     try:
-        socket.create_server((host, port)).close()  # SO_REUSEADDR, as uvicorn binds
+        return socket.create_server((host, port), backlog=2048)  # SO_REUSEADDR, as uvicorn binds
     except OSError as e:
         raise click.ClickException(
             f"cannot listen on {host}:{port} ({e.strerror or e}): another program uses the port. "
@@ -139,16 +204,24 @@ async def _run_process(
     new_token: str | None,
     died: list[str],
     last_resort: LastResort,
+    *,
+    sockets: list[socket.socket] | None = None,
+    ready_fd: int | None = None,
 ) -> list[str]:
     hub = HubProcess(
         settings, infra.kafka_bootstrap, infra.database_url, roles, embedded_broker=infra.broker is not None
     )
+    hub.sockets = sockets
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, hub.stop_intake.set)
     await hub.start()
     await hub.wait_started()
-    _announce(hub, settings, infra, new_token=new_token)
+    if ready_fd is None:
+        _announce(hub, settings, infra, new_token=new_token)
+    else:  # a child of `run`: its parent announces once every child is up
+        os.write(ready_fd, b"ready")
+        os.close(ready_fd)
     watchdog = asyncio.create_task(_watch(hub, infra, died))
     await hub.wait()
     watchdog.cancel()
@@ -156,7 +229,8 @@ async def _run_process(
     # stopping the embedded services) waits on things a dead broker may never answer: the
     # process ends at the bound plus a grace period whatever is still waiting.
     last_resort.arm(settings.shutdown_timeout_seconds + LAST_RESORT_GRACE_SECONDS, died)
-    click.echo("Koppelhub is stopping: intake closed, draining what was accepted…", err=True)
+    if ready_fd is None:  # a child's parent says it once for all
+        click.echo("Koppelhub is stopping: intake closed, draining what was accepted…", err=True)
     limit = settings.shutdown_timeout_seconds
     try:
         await asyncio.wait_for(hub.shutdown(drain_timeout=limit / 2), timeout=limit)
@@ -191,6 +265,38 @@ def _announce(hub: HubProcess, settings: Settings, infra: Infrastructure, *, new
     sys.stdout.flush()
 
 
+def _announce_children(
+    children: Children,
+    settings: Settings,
+    infra: Infrastructure,
+    listener: socket.socket,
+    new_token: str | None,
+) -> None:
+    """The banner of a ``run`` whose roles are child processes (the same lines as one process)."""
+    groups = ", ".join(f"{c.name} (pid {c.proc.pid if c.proc else '?'})" for c in children.children)
+    base = f"http://{settings.http_host}:{listener.getsockname()[1]}"
+    lines = [
+        f"Koppelhub is running ({', '.join(ROLES)}) in {len(children.children)} processes.",
+        f"  API:      {base}/api/v1",
+        f"  Docs:     {base}/docs  (OpenAPI: {base}/openapi.json)",
+    ]
+    where = settings.data_dir / "admin-token"
+    if new_token:
+        lines.append(f"  Admin token (new, stored in {where}): {new_token}")
+    elif not settings.admin_token:
+        lines.append(f"  Admin token: in {where}")
+    broker = "embedded Tansu, in memory" if infra.broker else "external"
+    database = f"embedded PostgreSQL in {settings.data_dir / 'postgres'}" if infra.postgres else "external"
+    lines += [
+        f"  Kafka:    {infra.kafka_bootstrap} ({broker})",
+        f"  Database: {database}",
+        f"  Roles:    {groups} (KOPPELHUB_WORKERS)",
+        "Stop with Ctrl-C.",
+    ]
+    click.echo("\n".join(lines))
+    sys.stdout.flush()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Koppelhub: CloudEvents in, landscape in PostgreSQL, signed webhooks out."""
@@ -198,7 +304,8 @@ def main() -> None:
 
 @main.command()
 def run() -> None:
-    """Run every role in one process (embedded broker and database unless configured)."""
+    """Run every role (embedded broker and database unless configured), spread over
+    KOPPELHUB_WORKERS processes (default: one per core)."""
     _serve(ROLES)
 
 
@@ -224,6 +331,31 @@ def dispatcher() -> None:
 def connectors() -> None:
     """Run connectors on their schedules and queued imports (several may run side by side)."""
     _serve(("connectors",))
+
+
+@main.command("worker", hidden=True)
+@click.option("--roles", required=True, help="Comma-separated roles of this child.")
+@click.option("--listen-fd", type=int, default=None, help="The API socket the parent bound.")
+@click.option("--ready-fd", type=int, default=None, help="Where to write 'ready' once started.")
+def worker(roles: str, listen_fd: int | None, ready_fd: int | None) -> None:
+    """A child of ``koppelhub run`` (hub/children.py): the given roles on the parent's broker,
+    database and socket; the parent announces, migrates and owns the data dir."""
+    settings = _settings()
+    observability(settings)
+    wanted = tuple(r for r in ROLES if r in roles.split(","))
+    infra = _provision(settings, broker_needed=bool(KAFKA_ROLES & set(wanted)))
+    sockets = [socket.socket(fileno=listen_fd)] if listen_fd is not None else None
+    died: list[str] = []
+    last_resort = LastResort()
+    try:
+        run_loop(
+            _run_process(settings, infra, wanted, None, died, last_resort, sockets=sockets, ready_fd=ready_fd)
+        )
+    except KoppelhubError as e:
+        raise click.ClickException(str(e)) from e
+    finally:
+        infra.close()
+    last_resort.disarm()
 
 
 main.add_command(import_command)

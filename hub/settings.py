@@ -8,6 +8,7 @@ The README lists every variable; ``tests/unit/test_settings.py`` keeps the two i
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -246,6 +247,19 @@ class Settings(BaseSettings):
     shutdown_timeout_seconds: float = Field(
         default=60.0, gt=0, description="Longest a SIGTERM drain may take before the process exits anyway."
     )
+    workers: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        default="auto",
+        description="Processes `koppelhub run` spreads its roles over; auto: one per core, 1: one process.",
+    )
+
+    def worker_processes(self) -> int:
+        """``KOPPELHUB_WORKERS`` resolved: ``auto`` is the number of cores this process may run
+        on (its CPU affinity: ``taskset``, a container's cpuset), not every core of the host."""
+        if isinstance(self.workers, int):
+            return self.workers
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        return max(1, cores or 1)
+
     publish_rate_limit: str | None = Field(
         default=None, description="Events each principal may publish, e.g. `1000/second`; unset: no limit."
     )

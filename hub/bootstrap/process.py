@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import socket
 from collections.abc import Awaitable, Callable
 
 import uvicorn
@@ -93,6 +94,9 @@ class HubProcess(Supervisor):
         self.projector: Projector | None = None
         self.dispatcher: Dispatcher | None = None
         self.connector_runner: ConnectorRunner | None = None
+        #: Listening sockets the API serves on instead of binding its own (a child of a
+        #: multi-process ``run`` shares its parent's, hub/children.py).
+        self.sockets: list[socket.socket] | None = None
         #: One set of metrics per process, shared by its roles (summed across processes in
         #: multiprocess mode, see hub.adapters.prometheus).
         self.metrics = PrometheusMetrics()
@@ -295,4 +299,4 @@ def _wire_api(hub: HubProcess, w: Wiring) -> None:
         ),
     )
     server = w.server = QuietServer(config)
-    w.runs["api"] = lambda _signals: server.serve()
+    w.runs["api"] = lambda _signals: server.serve(sockets=hub.sockets)

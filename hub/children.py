@@ -1,0 +1,261 @@
+"""``koppelhub run`` on every core: the roles as supervised child processes.
+
+The parent (``run``) owns the data dir, the embedded broker and PostgreSQL, the migrations and
+the listening socket; it starts the roles as children, each a ``koppelhub worker`` with the
+broker and database addresses in its environment and the socket inherited:
+
+- **intake** children (``api`` and ``connectors``): ``KOPPELHUB_WORKERS - 1`` of them, all
+  accepting on the one socket the parent bound (the kernel spreads the connections);
+- one **work** child (``projector`` and ``dispatcher``): one consumer group and one outbox
+  drainer, so the drain below has one owner.
+
+Why this split: a publish costs the API most of its CPU and a projected, delivered event
+costs the projector and dispatcher theirs; the two halves meet only in Kafka and PostgreSQL.
+The connectors stay with the API, whose upload and run requests wake them in-process.
+
+A child that exits while the parent did not ask it to (a crashed role ends its process) is
+started again after a back-off (0.5 s, doubling to 30 s, reset after a minute of life) and
+logged. A SIGTERM or SIGINT stops them in the order the README promises: the intake children
+first (the API stops accepting, the connectors stop publishing), then the work child (the
+projector drains everything accepted into PostgreSQL, the dispatcher finishes in flight);
+the caller then stops the embedded services. Children get ``PR_SET_PDEATHSIG`` (SIGKILL):
+a killed parent leaves no child behind, as a killed single-process ``run`` leaves no role.
+Each child runs in its own session, so a terminal's Ctrl-C reaches only the parent, which
+then stops the children in order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import structlog
+
+from hub.embedded import Infrastructure
+
+log = structlog.get_logger(__name__)
+
+INTAKE_ROLES: tuple[str, ...] = ("api", "connectors")
+WORK_ROLES: tuple[str, ...] = ("projector", "dispatcher")
+#: How long the children may take to start (open adapters, relay the write-ahead log).
+START_SECONDS = 120.0
+FIRST_BACKOFF_SECONDS, MAX_BACKOFF_SECONDS, STABLE_SECONDS = 0.5, 30.0, 60.0
+#: How long each group of children may stop when an embedded service died (no drain can
+#: work then, and their reconnect errors would otherwise flood the log).
+HURRY_SECONDS = 1.0
+#: How often the parent looks at its children and the embedded services.
+TEND_SECONDS = 0.5
+
+
+def role_groups(workers: int) -> list[tuple[str, ...]]:
+    """The roles of each child for ``workers`` processes (at least two)."""
+    return [INTAKE_ROLES] * max(1, workers - 1) + [WORK_ROLES]
+
+
+def _death_signal(parent: int) -> Callable[[], None] | None:
+    """What a child runs before exec: die by SIGKILL with the parent (Linux ``prctl``), and
+    exit at once if the parent is already gone. Resolved in the parent: the forked child must
+    not import or look anything up."""
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig, sigkill = 1, int(signal.SIGKILL)
+
+    def set_death_signal() -> None:
+        prctl(pr_set_pdeathsig, sigkill)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return set_death_signal
+
+
+@dataclass
+class Child:
+    """One role group's process; ``proc`` is None between a crash and its restart."""
+
+    roles: tuple[str, ...]
+    proc: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    restart_at: float | None = None
+    failures: int = 0
+    ready_fd: int | None = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        return "+".join(self.roles)
+
+
+class Children:
+    """Starts, tends and stops the role children of one ``run``."""
+
+    def __init__(self, workers: int, listener: socket.socket, infra: Infrastructure, write_ahead: bool):
+        self.children = [Child(roles) for roles in role_groups(workers)]
+        self._listener = listener
+        self._env = os.environ | {
+            "KOPPELHUB_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
+            "KOPPELHUB_DATABASE_URL": infra.database_url,
+            # Resolved here: a child sees a configured broker and would turn it off.
+            "KOPPELHUB_WRITE_AHEAD": "true" if write_ahead else "false",
+            # The port the parent bound (KOPPELHUB_HTTP_PORT=0 picks one): derived events'
+            # dataref in the work child names it.
+            "KOPPELHUB_HTTP_PORT": str(listener.getsockname()[1]),
+        }
+        self._preexec = _death_signal(os.getpid())
+        self.stopping = False
+
+    def _spawn(self, child: Child) -> None:
+        """Start ``child``; it writes ``ready`` to a pipe once its roles run (and its signal
+        handlers are in place: a SIGTERM before that would end it without a drain)."""
+        fd = self._listener.fileno()
+        command = [sys.executable, "-m", "hub", "worker", "--roles", ",".join(child.roles)]
+        pass_fds = [fd] if "api" in child.roles else []
+        if "api" in child.roles:
+            command += ["--listen-fd", str(fd)]
+        read_end, write_end = os.pipe()
+        command += ["--ready-fd", str(write_end)]
+        pass_fds.append(write_end)
+        try:
+            child.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+                command,
+                env=self._env,
+                pass_fds=pass_fds,
+                preexec_fn=self._preexec,  # only prctl and getppid run in the child
+                start_new_session=True,
+            )
+        finally:
+            os.close(write_end)
+        child.ready_fd, child.started_at, child.restart_at = read_end, time.monotonic(), None
+        log.info("child_started", roles=child.name, pid=child.proc.pid)
+
+    def start(self) -> None:
+        """Start the work child, then the intake children, each group once the one before
+        said it runs (so an API that answers ``/readyz`` means every role runs, as in one
+        process); raise if one does not start."""
+        deadline = time.monotonic() + START_SECONDS
+        for group in (self._work(), self._intake()):
+            for child in group:
+                self._spawn(child)
+            for child in group:
+                if not self._wait_ready(child, deadline):
+                    assert child.proc is not None
+                    code = child.proc.poll()
+                    why = f"exited with status {code}" if code is not None else "did not start in time"
+                    raise RuntimeError(f"the {child.name} process {why}")
+
+    def _intake(self) -> list[Child]:
+        return [c for c in self.children if "api" in c.roles]
+
+    def _work(self) -> list[Child]:
+        return [c for c in self.children if "api" not in c.roles]
+
+    @staticmethod
+    def _wait_ready(child: Child, deadline: float) -> bool:
+        """Whether ``child`` said ``ready`` before ``deadline`` (at once: it said so before)."""
+        if child.ready_fd is None:
+            return child.proc is not None
+        try:
+            readable, _, _ = select.select([child.ready_fd], [], [], max(0.0, deadline - time.monotonic()))
+            said = os.read(child.ready_fd, 16) if readable else b""
+        except OSError:
+            said = b""
+        if readable or said:
+            os.close(child.ready_fd)
+            child.ready_fd = None
+        return said == b"ready"
+
+    def tend(self) -> None:
+        """Restart, after a back-off, each child that exited unasked (call it regularly)."""
+        now = time.monotonic()
+        for child in self.children:
+            if child.proc is not None and (code := child.proc.poll()) is not None:
+                lived = now - child.started_at
+                child.failures = 1 if lived >= STABLE_SECONDS else child.failures + 1
+                delay = min(MAX_BACKOFF_SECONDS, FIRST_BACKOFF_SECONDS * 2 ** (child.failures - 1))
+                log.error("child_exited", roles=child.name, pid=child.proc.pid, status=code, restart_in=delay)
+                self._forget(child)
+                child.restart_at = now + delay
+            due = child.restart_at is not None and now >= child.restart_at
+            if child.proc is None and due and not self.stopping:
+                self._spawn(child)
+                log.warning("child_restarted", roles=child.name, pid=child.proc.pid if child.proc else None)
+
+    @staticmethod
+    def _forget(child: Child) -> None:
+        if child.ready_fd is not None:
+            os.close(child.ready_fd)
+        child.proc, child.ready_fd = None, None
+
+    def stop(self, limit: float, *, services_died: bool = False) -> list[str]:
+        """Stop the intake children, then the work child, each group within its share of
+        ``limit``; returns the role groups that had to be killed.
+
+        A work child that is down (between a crash and its restart) is started first and
+        waited for: only a running projector drains what the in-memory broker holds. When an
+        embedded service died, nothing can drain (the broker's log is gone, or the database
+        that takes it): the children get :data:`HURRY_SECONDS` each, and what they held is
+        kept as after a crash (the write-ahead log, leases)."""
+        self.stopping = True
+        if services_died:
+            limit = min(limit, 2 * HURRY_SECONDS)
+        deadline = time.monotonic() + limit
+        killed: list[str] = []
+        killed += self._stop_group(self._intake(), time.monotonic() + limit / 2)
+        work = self._work()
+        for child in work:
+            if not services_died and (child.proc is None or child.proc.poll() is not None):
+                self._forget(child)
+                self._spawn(child)
+        killed += self._stop_group(work, deadline)
+        return killed
+
+    def _stop_group(self, group: list[Child], deadline: float) -> list[str]:
+        for child in group:
+            if child.proc is not None and child.proc.poll() is None and not self._wait_ready(child, deadline):
+                log.warning("child_not_ready_at_stop", roles=child.name, pid=child.proc.pid)
+        running = [c for c in group if c.proc is not None and c.proc.poll() is None]
+        for child in running:
+            assert child.proc is not None
+            with contextlib.suppress(ProcessLookupError):
+                child.proc.send_signal(signal.SIGTERM)
+        killed = []
+        for child in running:
+            assert child.proc is not None
+            try:
+                child.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.proc.kill()
+                child.proc.wait()
+                killed.append(child.name)
+            log.info("child_stopped", roles=child.name, pid=child.proc.pid, status=child.proc.returncode)
+        return killed
+
+
+def stop_on_signals() -> threading.Event:
+    """An event SIGINT and SIGTERM set, for the life of the parent (a second signal during
+    the ordered stop is absorbed, not fatal)."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def supervise(children: Children, infra: Infrastructure, died: list[str], stop: threading.Event) -> None:
+    """Tend the children until ``stop`` is set or an embedded service dies (its name is
+    appended to ``died``). The caller stops the children."""
+    while not stop.wait(TEND_SECONDS):
+        if gone := infra.dead():
+            died.extend(gone)
+            return
+        children.tend()

@@ -1,0 +1,38 @@
+"""KOPPELHUB_WORKERS: how many processes `koppelhub run` spreads its roles over, and which."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from pydantic import ValidationError
+
+from hub.children import role_groups
+from hub.settings import Settings
+
+
+def test_workers_default_to_one_process_per_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KOPPELHUB_WORKERS", raising=False)
+    assert Settings().worker_processes() == (len(os.sched_getaffinity(0)))
+
+
+@pytest.mark.parametrize(("value", "processes"), [("1", 1), ("3", 3), ("auto", len(os.sched_getaffinity(0)))])
+def test_workers_are_read_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, value: str, processes: int
+) -> None:
+    monkeypatch.setenv("KOPPELHUB_WORKERS", value)
+    assert Settings().worker_processes() == processes
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "many"])
+def test_a_worker_count_that_is_no_positive_number_or_auto_is_refused(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("KOPPELHUB_WORKERS", value)
+    with pytest.raises(ValidationError, match="workers"):
+        Settings()
+
+
+def test_every_process_beyond_the_first_serves_the_api_and_one_drains() -> None:
+    assert role_groups(2) == [("api", "connectors"), ("projector", "dispatcher")]
+    assert role_groups(4) == [("api", "connectors")] * 3 + [("projector", "dispatcher")]
