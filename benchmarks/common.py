@@ -150,6 +150,14 @@ def hub_command(profile: Path | None = None) -> list[str]:
 
 
 @dataclass
+def _is_hub_child(pid: int) -> bool:
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"worker" in argv or any(b"pg_watchdog" in a for a in argv)
+
+
 class Hub:
     """A ``koppelhub run`` process on embedded Tansu and PostgreSQL in a fresh data dir."""
 
@@ -181,7 +189,12 @@ class Hub:
         with contextlib.suppress(OSError, ValueError):
             postmaster = int((self.data_dir / "postgres" / "postmaster.pid").read_text().split()[0])
             postgres = [postmaster, *children(postmaster)]
-        return {"hub": [self.process.pid], "broker": spawned, "postgres": postgres, "bench": [os.getpid()]}
+        # `run` with KOPPELHUB_WORKERS > 1 spawns its roles as `koppelhub worker` children (and a
+        # PostgreSQL watchdog): they are the hub's CPU, the rest of its children is the broker.
+        roles = [p for p in spawned if _is_hub_child(p)]
+        broker = [p for p in spawned if p not in roles]
+        hub = [self.process.pid, *roles]
+        return {"hub": hub, "broker": broker, "postgres": postgres, "bench": [os.getpid()]}
 
     def log_tail(self, lines: int = 30) -> str:
         with contextlib.suppress(OSError):
