@@ -74,6 +74,8 @@ def run_env(data_dir: Path, port: int, **extra: str) -> dict[str, str]:
             # Small batches keep the projector behind the publisher, so the SIGTERM lands with
             # accepted events still only in the broker's memory.
             "KOPPELHUB_PROJECTOR_BATCH_SIZE": "5",
+            # 600 such batches must fit in the drain on a loaded CI machine too (60 s did not).
+            "KOPPELHUB_SHUTDOWN_TIMEOUT_SECONDS": "150",
         }
         | extra
     )
@@ -151,7 +153,7 @@ def test_sigterm_after_publishing_drains_every_accepted_event_into_postgresql(
         expected = [] if workers == "1" else ["api,connectors", "api,connectors", "projector,dispatcher"]
         assert roles == expected
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=120) == 0
+        assert proc.wait(timeout=200) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -246,7 +248,7 @@ def test_metrics_of_the_api_process_count_what_the_other_role_processes_did(tmp_
             assert metric(text, "koppelhub_events_projected_total") == 200
             assert metric(text, 'koppelhub_events_published_total{mode="batch"}') == 200
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=120) == 0
+        assert proc.wait(timeout=200) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
