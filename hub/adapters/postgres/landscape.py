@@ -158,7 +158,9 @@ class PostgresLandscapeStore:
                     table, field = LANDSCAPE_TABLES[objecttype], OWNER_FIELDS.get(objecttype)
                     column = FIELD_COLUMNS[objecttype][field] if field and field != "id" else "id"
                     owner = table.c[column]
-                    query = select(table.c.id, owner.label("owner")).where(table.c.id.in_(ids))
+                    # One bound array, not an IN list: 5,000 placeholders per import batch cost
+                    # a fifth of an import's CPU to render and for psycopg to parse.
+                    query = select(table.c.id, owner.label("owner")).where(table.c.id == _any(ids))
                     for row in await conn.execute(query):
                         found[(objecttype, row.id)] = row.owner if field else None
         return found
