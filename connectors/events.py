@@ -59,12 +59,20 @@ def _constant_headers(source: str, objecttype: str) -> tuple[tuple[str, bytes], 
 
 
 def vastgelegd_record(
-    source: str, scope: str, objecttype: str, object_id: str, data_json: bytes, digest: str, generation: int
+    source: str,
+    scope: str,
+    objecttype: str,
+    object_id: str,
+    data_json: bytes,
+    digest: str,
+    generation: int,
+    extra: tuple[tuple[str, bytes], ...] = (),
 ) -> KafkaRecord:
     """:func:`vastgelegd_event` written straight into the Kafka binding, from the object's data
     already serialised (``data_json``, as :func:`connectors.mapping.map_records` makes it): the
     same record as ``schemas.bindings.to_kafka_record(vastgelegd_event(...))``, without building
-    the event (an import makes one per row; a unit test holds the two equal)."""
+    the event (an import makes one per row; a unit test holds the two equal). ``extra`` headers
+    (extension attributes such as the organisatie stamp) are appended."""
     (src, typ) = _constant_headers(source, objecttype)
     subject = object_id.encode()
     headers = [
@@ -74,6 +82,7 @@ def vastgelegd_record(
         typ,
         ("ce_subject", subject),
         ("content-type", b"application/json"),
+        *extra,
     ]
     return KafkaRecord(key=subject, value=data_json, headers=headers)
 

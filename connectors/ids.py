@@ -26,6 +26,8 @@ def content_hash(data: Any) -> str:
 
 
 _NS_BYTES: Final = NAMESPACE.bytes
+#: A hex digit with its two top bits set to the RFC 4122 variant (10xx).
+_VARIANT: Final = {c: f"{(int(c, 16) & 0x3) | 0x8:x}" for c in "0123456789abcdef"}
 
 
 def event_id(scope: str, objecttype: str, object_id: str, digest: str | None, generation: int) -> str:
@@ -34,8 +36,7 @@ def event_id(scope: str, objecttype: str, object_id: str, digest: str | None, ge
     Exactly ``str(uuid.uuid5(NAMESPACE, name))``, without building UUID objects (an import
     makes one per row)."""
     name = f"{scope}\x1f{objecttype}\x1f{object_id}\x1f{digest or '-'}\x1f{generation}"
-    raw = bytearray(hashlib.sha1(_NS_BYTES + name.encode(), usedforsecurity=False).digest()[:16])
-    raw[6] = (raw[6] & 0x0F) | 0x50  # version 5
-    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    h = hashlib.sha1(_NS_BYTES + name.encode(), usedforsecurity=False).hexdigest()
+    # Version 5 in the 13th hex digit, the RFC 4122 variant in the top bits of the 17th.
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
+

@@ -17,7 +17,7 @@ from typing import Final
 from hub.ports.landscape import ObjectKey
 from schemas.bindings import KafkaRecord
 
-__all__ = ["CHECKED_TYPES", "Owners", "foreign_objects", "foreign_problem", "stamped"]
+__all__ = ["CHECKED_TYPES", "Owners", "foreign_objects", "foreign_problem", "organisatie_header", "stamped"]
 
 #: ``LandscapeReader.owners``: the stored owner of each key.
 Owners = Callable[[Collection[ObjectKey]], Awaitable[dict[ObjectKey, str | None]]]
@@ -48,5 +48,11 @@ def foreign_problem(key: ObjectKey, owner: str, organisatie: str) -> tuple[str, 
 def stamped(record: KafkaRecord, organisatie: str) -> KafkaRecord:
     """An import's or connector's event in the Kafka binding, with the extension attribute
     ``organisatie`` of the organisation it runs for (the recipients rule reads it)."""
-    record.headers.append(("ce_organisatie", organisatie.encode()))
+    record.headers.append(organisatie_header(organisatie))
     return record
+
+
+def organisatie_header(organisatie: str) -> tuple[str, bytes]:
+    """The Kafka header that stamps a record with the organisation it runs for (see
+    :func:`stamped`); an import makes it once per batch and passes it to the record builder."""
+    return ("ce_organisatie", organisatie.encode())

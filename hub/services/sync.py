@@ -40,7 +40,7 @@ from hub.ports.connectors import (
     RowError,
     SyncScope,
 )
-from hub.services.ownership import Owners, foreign_objects, foreign_problem, stamped
+from hub.services.ownership import Owners, foreign_objects, foreign_problem, organisatie_header
 from schemas.bindings import KafkaRecord, from_kafka_record
 from schemas.envelope import DEFAULT_MAX_EVENT_BYTES
 
@@ -136,17 +136,11 @@ class _Looked:
     """A batch read, fingerprinted and looked up, with the mapping of its changed records under way."""
 
     batch: Batch
-    prints: list[Print | None]
     looked: set[Key]
     known: dict[Key, Fingerprint]
+    unchanged: list[Key]  # rows skipped unmapped: their fingerprint is the one stored
+    changed: list[Record]  # the rows being mapped, in the order of ``mapping``'s outcomes
     mapping: asyncio.Future[list[Outcome]]
-
-
-def _unchanged_print(fp: Print | None, known: dict[Key, Fingerprint]) -> bool:
-    if fp is None:
-        return False
-    before = known.get((fp[0], fp[1]))
-    return before is not None and before.hash == fp[2]
 
 
 class SyncRun:
@@ -272,11 +266,16 @@ class SyncRun:
         when its fingerprint is unchanged."""
         looked = {(p[0], p[1]) for p in prints if p is not None}
         known = await self.store.known(self.scope, list(looked))
-        items = [
-            (r, fp)
-            for r, fp in zip(batch.records, prints, strict=True)
-            if self.force or not _unchanged_print(fp, known)
-        ]
+        items: list[tuple[Record, Print | None]] = []
+        unchanged: list[Key] = []
+        # Decided once here; _prepare takes the verdicts instead of looking every row up again.
+        for r, fp in zip(batch.records, prints, strict=True):
+            if fp is not None and not self.force:
+                before = known.get(key := (fp[0], fp[1]))
+                if before is not None and before.hash == fp[2]:
+                    unchanged.append(key)
+                    continue
+            items.append((r, fp))
         loop = asyncio.get_running_loop()
         if self.mapper is not None and self.executor is not None and len(items) >= self.offload_min:
             if self._pool is None:
@@ -290,64 +289,72 @@ class SyncRun:
                 outcomes += map_records(self.connector.map, items[start : start + LOOP_SLICE])
             mapping = loop.create_future()
             mapping.set_result(outcomes)
-        return _Looked(batch, prints, looked, known, mapping)
+        return _Looked(batch, looked, known, unchanged, [r for r, _ in items], mapping)
 
     async def _prepare(self, b: _Looked) -> _Pending:
-        """Take a batch's mapped records and keep what changed, as Kafka records."""
-        t, s = self.tally, self.scope
-        outcomes = iter(await b.mapping)
-        objects: dict[Key, tuple[bytes, str]] = {}
+        """Take a batch's mapped records and keep what changed, as Kafka records.
+
+        Runs once per batch with a loop per row: what is the same for the whole batch (scope,
+        size margin, the organisatie header) is computed here once, not per row."""
+        t, s, force = self.tally, self.scope, self.force
         pending = _Pending(checkpoint=b.batch.checkpoint, complete=b.batch.complete)
         seen, known, counts = pending.seen, b.known, Counter[tuple[str, str]]()
+        seen += b.unchanged
+        counts.update((k[0], "unchanged") for k in b.unchanged)
         valid: list[tuple[Record, list[MappedObject]]] = []
-        for n, (record, fp) in enumerate(zip(b.batch.records, b.prints, strict=True)):
+        margin, limit = len(s.source) + 512, self.max_event_bytes
+        for n, (record, (mapped, problems)) in enumerate(zip(b.changed, await b.mapping, strict=True)):
             if n and n % LOOP_SLICE == 0:
                 await asyncio.sleep(0)  # other tasks of the loop (API, projector) run in between
-            if fp is not None and not self.force:
-                before = known.get((fp[0], fp[1]))
-                if before is not None and before.hash == fp[2]:
-                    seen.append((fp[0], fp[1]))
-                    counts[fp[0], "unchanged"] += 1
-                    continue
-            mapped, problems = next(outcomes)
             if problems is None:
-                problems = self._too_large(mapped)
+                for m in mapped:  # the exact size only where the quick bound may break the limit
+                    if 2 * len(m[3]) + margin > limit:
+                        problems = self._too_large(mapped)
+                        break
             if problems is not None:
                 self._reject(record, problems, pending.errors)
                 continue
             valid.append((record, mapped))
         foreign = await foreign_objects(self.owners, s.organisatie, (m[:2] for _, ms in valid for m in ms))
+        objects: dict[Key, MappedObject] = {}
         for record, mapped in valid:
-            taken = [(k, foreign[k]) for k in ((m[0], m[1]) for m in mapped) if k in foreign]
-            if taken:
-                self._reject(record, [foreign_problem(k, o, s.organisatie) for k, o in taken], pending.errors)
-                continue
-            for objecttype, object_id, digest, data in mapped:
-                objects[(objecttype, object_id)] = (data, digest)
+            if foreign:
+                taken = [(k, foreign[k]) for k in ((m[0], m[1]) for m in mapped) if k in foreign]
+                if taken:
+                    problems = [foreign_problem(k, o, s.organisatie) for k, o in taken]
+                    self._reject(record, problems, pending.errors)
+                    continue
+            for m in mapped:
+                objects[(m[0], m[1])] = m
         t.read += len(b.batch.records)
         extra = [k for k in objects if k not in b.looked]
         if extra:
             known.update(await self.store.known(s, extra))
-        for n, ((objecttype, object_id), (data, digest)) in enumerate(objects.items()):
+        source, scope, records, published = s.source, s.key, pending.records, pending.published
+        stamp = (organisatie_header(s.organisatie),)
+        for n, (key, (objecttype, object_id, digest, data)) in enumerate(objects.items()):
             if n and n % LOOP_SLICE == 0:
                 await asyncio.sleep(0)
-            before = known.get((objecttype, object_id))
-            if before is not None and before.hash == digest and not self.force:
-                seen.append((objecttype, object_id))
+            before = known.get(key)
+            if before is None:
+                generation, what = 0, "created"
+            elif before.hash == digest and not force:
+                seen.append(key)
                 counts[objecttype, "unchanged"] += 1
                 continue
-            generation = 0 if before is None else before.generation + 1
-            counts[objecttype, "created" if before is None or before.hash is None else "updated"] += 1
-            kafka = vastgelegd_record(s.source, s.key, objecttype, object_id, data, digest, generation)
-            pending.records.append(stamped(kafka, s.organisatie))
-            pending.published.append(Published(objecttype, object_id, digest, generation))
+            else:
+                generation, what = before.generation + 1, "created" if before.hash is None else "updated"
+            counts[objecttype, what] += 1
+            kafka = vastgelegd_record(source, scope, objecttype, object_id, data, digest, generation, stamp)
+            records.append(kafka)
+            published.append(Published(objecttype, object_id, digest, generation))
         for (objecttype, what), n in counts.items():
             self.types_seen.add(objecttype)
             t.bump(objecttype, "found", n)
             t.bump(objecttype, what, n)
             if what == "unchanged":
                 t.unchanged += n
-        t.published += len(pending.records)
+        t.published += len(records)
         pending.snapshot = (t.read, t.counts(), {k: dict(v) for k, v in t.per_type.items()})
         return pending
 

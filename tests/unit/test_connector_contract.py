@@ -216,3 +216,9 @@ def test_event_ids_are_uuid5_of_scope_object_content_and_generation() -> None:
     name = "\x1f".join(["scope", "gebruik", "g-é", "-", "3"])
     assert event_id("scope", "gebruik", "g-é", None, 3) == str(uuid.uuid5(NAMESPACE, name))
     assert event_id("scope", "gebruik", "g-é", None, 3) != event_id("scope", "gebruik", "g-é", None, 4)
+    # Every value of the variant digit occurs among these (it is patched, not computed).
+    for n in range(2000):
+        digest = f"{n:032x}" if n % 3 else None
+        name = "\x1f".join(["import:org-1", "gebruik", f"g-{n}", digest or "-", str(n % 5)])
+        made = event_id("import:org-1", "gebruik", f"g-{n}", digest, n % 5)
+        assert made == str(uuid.uuid5(NAMESPACE, name))
