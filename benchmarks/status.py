@@ -3,6 +3,7 @@ deliveries (plus 100,000 delivered ones as history, 20 failing subscriptions wit
 
     .venv/bin/python -m benchmarks.status            # 50 calls after the set-up
     .venv/bin/python -m benchmarks.status --calls 200
+    .venv/bin/python -m benchmarks.status --explain  # also EXPLAIN ANALYZE each store query
 
 Starts ``koppelhub run`` (embedded Tansu and PostgreSQL, fresh data dir), publishes 1,000 events
 and waits until they are projected (the log has offsets to report), fills the tables with
@@ -51,8 +52,40 @@ SELECT d.id, 1, now() - interval '30 minutes', 12.5, 503, NULL
 UPDATE deliveries SET attempts = 1 WHERE id IN (SELECT delivery_id FROM delivery_attempts);
 """
 
+OUTBOX_0010 = """
+SELECT status, count(*) AS n, min(created_at) AS oldest
+  FROM deliveries WHERE status IN ('pending', 'failed', 'dead') GROUP BY status
+"""
 
-async def main(calls: int) -> dict[str, object]:
+
+def explain(conn: psycopg.Connection[tuple[object, ...]]) -> dict[str, float]:
+    """Execution time (ms, from EXPLAIN ANALYZE) of each statement of the store's status: on a
+    loaded machine a steadier figure than the endpoint's wall clock."""
+    from hub.adapters.postgres import operations
+
+    times: dict[str, float] = {}
+    for name in ("_OUTBOX_0010", *operations.STATUS_STATEMENTS):
+        if name == "_OUTBOX_0010":  # the outbox statement before the bounded counts, for comparison
+            plan = conn.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + OUTBOX_0010).fetchone()  # type: ignore[call-overload]
+            assert plan is not None
+            times[name] = round(float(plan[0][0]["Execution Time"]), 2)
+            continue
+        sql = (
+            str(getattr(operations, name))
+            .replace(":limit", "50")
+            .replace(":cap", str(operations.EXACT_UP_TO + 1))
+        )
+        best = float("inf")
+        for _ in range(5):
+            plan = conn.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql).fetchone()  # type: ignore[call-overload]
+            assert plan is not None
+            best = min(best, float(plan[0][0]["Execution Time"]))
+        times[name] = round(best, 2)
+    times["total"] = round(sum(t for n, t in times.items() if n != "_OUTBOX_0010"), 2)
+    return times
+
+
+async def main(calls: int, *, explained: bool = False) -> dict[str, object]:
     hub = await start_hub()
     try:
         # Events first, projected before any subscription exists: the log has offsets to
@@ -77,6 +110,7 @@ async def main(calls: int) -> dict[str, object]:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(SETUP)  # type: ignore[call-overload]
             conn.execute("VACUUM ANALYZE")  # as autovacuum would, soon after: index-only scans
+            db_ms = explain(conn) if explained else {}
         setup_s = time.monotonic() - started
         latencies: list[float] = []
         async with aiohttp.ClientSession(base_url=hub.base_url, headers=hub.auth) as http:
@@ -95,6 +129,7 @@ async def main(calls: int) -> dict[str, object]:
             "p50_ms": round(percentile(latencies, 50), 1),
             "p99_ms": round(percentile(latencies, 99), 1),
             "max_ms": round(max(latencies), 1),
+            "db_ms_best_of_5": db_ms,
             "outbox": doc["outbox"],
             "subscriptions": doc["subscriptions"]["byStatus"],  # type: ignore[index]
             "failing_listed": len(doc["subscriptions"]["failing"]),  # type: ignore[index]
@@ -108,4 +143,6 @@ async def main(calls: int) -> dict[str, object]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=50)
-    print(json.dumps(asyncio.run(main(parser.parse_args().calls)), indent=2))
+    parser.add_argument("--explain", action="store_true", help="EXPLAIN ANALYZE each store statement")
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(main(args.calls, explained=args.explain)), indent=2))

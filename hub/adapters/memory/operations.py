@@ -34,8 +34,9 @@ __all__ = ["InMemoryLogInspector", "InMemoryOperationsStore"]
 
 
 class InMemoryOperationsStore:
-    def __init__(self, db: InMemoryDatabase, tables: InMemoryConnectorTables):
+    def __init__(self, db: InMemoryDatabase, tables: InMemoryConnectorTables, *, exact_up_to: int = 10_000):
         self._db, self._t = db, tables
+        self._exact_up_to = exact_up_to  # above it a count is marked estimated (here: still exact)
 
     async def status(self, *, failing_limit: int = 50) -> StoreStatus:
         db, now = self._db, self._db.clock()
@@ -86,6 +87,7 @@ class InMemoryOperationsStore:
         )
         return StoreStatus(
             outbox={"pending": states[PENDING], "failed": states[FAILED], "dead": states[DEAD]},
+            estimated=tuple(s for s in (PENDING, FAILED, DEAD) if states[s] > self._exact_up_to),
             oldest_pending=min(open_rows, default=None),
             now=now,
             subscriptions=dict(Counter(s.status for s in db.subscriptions.values())),

@@ -8,24 +8,40 @@ subscriptions, 100,000 pending deliveries).
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.adapters.postgres.tables import UNDELIVERED_SQL
 from hub.ports.operators import FailedImport, FailingConnector, FailingSubscription, RecentAlert, StoreStatus
 from schemas.hub_events import ALERTS
 from subscriptions.lifecycle import DEAD, DELIVERED, DISABLED, FAILED, OPEN, PENDING
 
-__all__ = ["PostgresOperationsStore"]
+__all__ = ["EXACT_UP_TO", "PostgresOperationsStore"]
 
-# One index-only scan of the undelivered deliveries (migration 0010), per status.
+#: Up to this many deliveries of one status are counted; above it the status reports the
+#: planner's estimate (an operator reads "about 100,000 pending" the same as the exact figure,
+#: and counting them all costs a scan that grows with the backlog).
+EXACT_UP_TO = 10_000
+
+# Bounded whatever the backlog: each status is counted on the partial index of undelivered
+# deliveries (migration 0010) up to :cap rows, and the oldest open delivery is one probe of the
+# same index per open status (its (status, created_at) order gives min() as the first entry).
 _OUTBOX = text(
     f"""
-    SELECT status, count(*) AS n, min(created_at) AS oldest
-      FROM deliveries WHERE {UNDELIVERED_SQL}
-     GROUP BY status
-    """  # noqa: S608 (lifecycle constants, see tables.UNDELIVERED_SQL)
+    SELECT {
+        ", ".join(
+            f"(SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE status = '{s}' LIMIT :cap) c) AS {s}"
+            for s in (PENDING, FAILED, DEAD)
+        )
+    },
+           LEAST({", ".join(f"(SELECT min(created_at) FROM deliveries WHERE status = '{s}')" for s in OPEN)})
+               AS oldest
+    """  # noqa: S608 (lifecycle constants)
 )
+# The planner's row estimate of one status (pg_stats' frequency of the status times the table's
+# current size): what a count above the cap reports instead of counting every row.
+_ESTIMATE = "EXPLAIN (FORMAT JSON) SELECT 1 FROM deliveries WHERE status = '{}'"
 _SUBSCRIPTIONS = text("SELECT status, count(*) FROM subscriptions GROUP BY status")
 # Consecutive failures: the failed attempts since the subscription's newest delivered delivery
 # (found backwards on its archive order, so the look stops at the first success); the last
@@ -88,20 +104,36 @@ _ALERTS = text(
 )
 
 
+#: The statements of :meth:`PostgresOperationsStore.status`, by name (benchmarks/status.py
+#: EXPLAIN ANALYZEs each).
+STATUS_STATEMENTS = (
+    "_OUTBOX",
+    "_SUBSCRIPTIONS",
+    "_FAILING",
+    "_CONNECTORS",
+    "_FAILING_CONNECTORS",
+    "_IMPORTS",
+    "_FAILED_IMPORTS",
+)
+
+
 class PostgresOperationsStore:
-    def __init__(self, engine: AsyncEngine):
+    def __init__(self, engine: AsyncEngine, *, exact_up_to: int = EXACT_UP_TO):
         self._engine = engine
+        self._exact_up_to = exact_up_to
 
     async def status(self, *, failing_limit: int = 50) -> StoreStatus:
         limit = {"limit": failing_limit}
         async with self._engine.connect() as conn:
             now = (await conn.execute(text("SELECT now()"))).scalar_one()
-            counts = {PENDING: 0, FAILED: 0, DEAD: 0}
-            oldest = None
-            for r in await conn.execute(_OUTBOX):
-                counts[r.status] = r.n
-                if r.status in OPEN and r.oldest is not None:
-                    oldest = r.oldest if oldest is None else min(oldest, r.oldest)
+            row = (await conn.execute(_OUTBOX, {"cap": self._exact_up_to + 1})).one()
+            counts: dict[str, int] = {s: getattr(row, s) for s in (PENDING, FAILED, DEAD)}
+            oldest = row.oldest
+            estimated = tuple(s for s, n in counts.items() if n > self._exact_up_to)
+            for s in estimated:
+                plan = (await conn.exec_driver_sql(_ESTIMATE.format(s))).scalar_one()
+                plan = json.loads(plan) if isinstance(plan, str) else plan
+                counts[s] = max(int(plan[0]["Plan"]["Plan Rows"]), self._exact_up_to + 1)
             subs = {r[0]: r[1] for r in await conn.execute(_SUBSCRIPTIONS)}
             failing = [
                 FailingSubscription(
@@ -125,6 +157,7 @@ class PostgresOperationsStore:
             failing_connectors=failing_connectors,
             imports=imports,
             failed_imports=failed_imports,
+            estimated=estimated,
         )
 
     async def recent_alerts(self, *, limit: int = 10) -> list[RecentAlert]:
