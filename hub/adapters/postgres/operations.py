@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.ports.operators import FailedImport, FailingConnector, FailingSubscription, RecentAlert, StoreStatus
 from schemas.hub_events import ALERTS
-from subscriptions.lifecycle import DEAD, DELIVERED, DISABLED, FAILED, OPEN, PENDING
+from subscriptions.lifecycle import DEAD, DISABLED, FAILED, OPEN, PENDING
 
 __all__ = ["EXACT_UP_TO", "PostgresOperationsStore"]
 
@@ -43,29 +43,16 @@ _OUTBOX = text(
 # current size): what a count above the cap reports instead of counting every row.
 _ESTIMATE = "EXPLAIN (FORMAT JSON) SELECT 1 FROM deliveries WHERE status = '{}'"
 _SUBSCRIPTIONS = text("SELECT status, count(*) FROM subscriptions GROUP BY status")
-# Consecutive failures: the failed attempts since the subscription's newest delivered delivery
-# (found backwards on its archive order, so the look stops at the first success); the last
-# error is the newest of them.
+# The failing subscriptions with their health as the outcome recorder keeps it on the row
+# (consecutive_failures, last_error: migration 0009), not recounted from their attempts; in
+# the order of the partial index of failing subscriptions (migration 0016), so the look stops
+# at :limit rows.
 _FAILING = text(
     f"""
-    SELECT s.id, s.sink, s.status, s.status_reason, s.failing_since, a.n, a.last_error
-      FROM subscriptions s
-      LEFT JOIN LATERAL (
-          SELECT delivered_at AS at FROM deliveries
-           WHERE subscription_id = s.id AND status = '{DELIVERED}'
-           ORDER BY archive_seq DESC LIMIT 1
-      ) ok ON true
-      LEFT JOIN LATERAL (
-          SELECT count(*) AS n,
-                 (array_agg(coalesce(da.error, 'HTTP ' || da.status_code) ORDER BY da.started_at DESC))[1]
-                     AS last_error
-            FROM deliveries d JOIN delivery_attempts da ON da.delivery_id = d.id
-           WHERE d.subscription_id = s.id AND d.attempts > 0
-             AND (da.error IS NOT NULL OR da.status_code NOT BETWEEN 200 AND 299)
-             AND da.started_at > coalesce(ok.at, '-infinity')
-      ) a ON true
-     WHERE s.failing_since IS NOT NULL OR s.status = '{DISABLED}'
-     ORDER BY s.failing_since NULLS LAST, s.updated_at
+    SELECT id, sink, status, status_reason, failing_since, consecutive_failures AS n, last_error
+      FROM subscriptions
+     WHERE failing_since IS NOT NULL OR status = '{DISABLED}'
+     ORDER BY failing_since NULLS LAST, updated_at
      LIMIT :limit
     """  # noqa: S608 (lifecycle constants)
 )
