@@ -27,22 +27,19 @@ EXACT_UP_TO = 10_000
 # Bounded whatever the backlog: each status is counted on the partial index of undelivered
 # deliveries (migration 0010) up to :cap rows, and the oldest open delivery is one probe of the
 # same index per open status (its (status, created_at) order gives min() as the first entry).
-_OUTBOX = text(
-    f"""
+_OUTBOX_SQL = f"""
     SELECT {
-        ", ".join(
-            f"(SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE status = '{s}' LIMIT :cap) c) AS {s}"
-            for s in (PENDING, FAILED, DEAD)
-        )
-    },
+    ", ".join(
+        f"(SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE status = '{s}' LIMIT :cap) c) AS {s}"
+        for s in (PENDING, FAILED, DEAD)
+    )
+},
            LEAST({", ".join(f"(SELECT min(created_at) FROM deliveries WHERE status = '{s}')" for s in OPEN)})
                AS oldest
     """  # noqa: S608 (lifecycle constants)
-)
 # The planner's row estimate of one status (pg_stats' frequency of the status times the table's
 # current size): what a count above the cap reports instead of counting every row.
 _ESTIMATE = "EXPLAIN (FORMAT JSON) SELECT 1 FROM deliveries WHERE status = '{}'"
-_SUBSCRIPTIONS = text("SELECT status, count(*) FROM subscriptions GROUP BY status")
 # The failing subscriptions with their health as the outcome recorder keeps it on the row
 # (consecutive_failures, last_error: migration 0009), not recounted from their attempts; in
 # the order of the partial index of failing subscriptions (migration 0016), so the look stops
@@ -56,23 +53,37 @@ _FAILING = text(
      LIMIT :limit
     """  # noqa: S608 (lifecycle constants)
 )
-_CONNECTORS = text(
-    """
-    SELECT count(*) AS total,
-           count(*) FILTER (WHERE lease_until > now()) AS running,
-           count(*) FILTER (WHERE failures > 0) AS failing,
-           count(*) FILTER (WHERE enabled AND next_run_at <= now()
-                            AND (lease_until IS NULL OR lease_until <= now())) AS queued
+_CONNECTORS_SQL = """
+    SELECT json_build_object(
+               'total', count(*),
+               'running', count(*) FILTER (WHERE lease_until > now()),
+               'failing', count(*) FILTER (WHERE failures > 0),
+               'queued', count(*) FILTER (WHERE enabled AND next_run_at <= now()
+                                          AND (lease_until IS NULL OR lease_until <= now())))
       FROM connectors
     """
-)
 _FAILING_CONNECTORS = text(
     """
     SELECT id, kind, organisatie, failures, last_error, last_run_at FROM connectors
      WHERE failures > 0 ORDER BY failures DESC, last_run_at LIMIT :limit
     """
 )
-_IMPORTS = text("SELECT status, count(*) FROM imports GROUP BY status")
+
+# The counts in one row, one round trip (on a busy machine each statement of a status call is a
+# wait for the database's turn): now(), the outbox, and the small tables by status as JSON.
+_SUMMARY = text(
+    f"""
+    SELECT o.*, now() AS now,
+           CAST(({_CONNECTORS_SQL}) AS text) AS connectors,
+           CAST((SELECT coalesce(json_object_agg(status, n), '{{}}')
+                   FROM (SELECT status, count(*) AS n FROM subscriptions GROUP BY status) x) AS text)
+               AS subscriptions,
+           CAST((SELECT coalesce(json_object_agg(status, n), '{{}}')
+                   FROM (SELECT status, count(*) AS n FROM imports GROUP BY status) x) AS text)
+               AS imports
+      FROM ({_OUTBOX_SQL}) o
+    """  # noqa: S608 (lifecycle constants)
+)
 _FAILED_IMPORTS = text(
     """
     SELECT id, organisatie, objecttype, filename, error, finished_at FROM imports
@@ -93,15 +104,7 @@ _ALERTS = text(
 
 #: The statements of :meth:`PostgresOperationsStore.status`, by name (benchmarks/status.py
 #: EXPLAIN ANALYZEs each).
-STATUS_STATEMENTS = (
-    "_OUTBOX",
-    "_SUBSCRIPTIONS",
-    "_FAILING",
-    "_CONNECTORS",
-    "_FAILING_CONNECTORS",
-    "_IMPORTS",
-    "_FAILED_IMPORTS",
-)
+STATUS_STATEMENTS = ("_SUMMARY", "_FAILING", "_FAILING_CONNECTORS", "_FAILED_IMPORTS")
 
 
 class PostgresOperationsStore:
@@ -112,37 +115,32 @@ class PostgresOperationsStore:
     async def status(self, *, failing_limit: int = 50) -> StoreStatus:
         limit = {"limit": failing_limit}
         async with self._engine.connect() as conn:
-            now = (await conn.execute(text("SELECT now()"))).scalar_one()
-            row = (await conn.execute(_OUTBOX, {"cap": self._exact_up_to + 1})).one()
+            row = (await conn.execute(_SUMMARY, {"cap": self._exact_up_to + 1})).one()
             counts: dict[str, int] = {s: getattr(row, s) for s in (PENDING, FAILED, DEAD)}
-            oldest = row.oldest
             estimated = tuple(s for s, n in counts.items() if n > self._exact_up_to)
             for s in estimated:
                 plan = (await conn.exec_driver_sql(_ESTIMATE.format(s))).scalar_one()
                 plan = json.loads(plan) if isinstance(plan, str) else plan
                 counts[s] = max(int(plan[0]["Plan"]["Plan Rows"]), self._exact_up_to + 1)
-            subs = {r[0]: r[1] for r in await conn.execute(_SUBSCRIPTIONS)}
             failing = [
                 FailingSubscription(
                     r.id, r.sink, r.status, r.failing_since, r.n or 0, r.last_error, r.status_reason
                 )
                 for r in await conn.execute(_FAILING, limit)
             ]
-            c = (await conn.execute(_CONNECTORS)).one()
             failing_connectors = [
                 FailingConnector(*r) for r in await conn.execute(_FAILING_CONNECTORS, limit)
             ]
-            imports = {r[0]: r[1] for r in await conn.execute(_IMPORTS)}
             failed_imports = [FailedImport(*r) for r in await conn.execute(_FAILED_IMPORTS, limit)]
         return StoreStatus(
             outbox={"pending": counts[PENDING], "failed": counts[FAILED], "dead": counts[DEAD]},
-            oldest_pending=oldest,
-            now=now,
-            subscriptions=subs,
+            oldest_pending=row.oldest,
+            now=row.now,
+            subscriptions=json.loads(row.subscriptions),
             failing_subscriptions=failing,
-            connectors={"total": c.total, "running": c.running, "failing": c.failing, "queued": c.queued},
+            connectors=json.loads(row.connectors),
             failing_connectors=failing_connectors,
-            imports=imports,
+            imports=json.loads(row.imports),
             failed_imports=failed_imports,
             estimated=estimated,
         )
