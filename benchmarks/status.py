@@ -24,6 +24,7 @@ import psycopg
 
 from benchmarks.common import (
     BATCH,
+    CpuMeter,
     Publisher,
     describe_machine,
     machine_info,
@@ -107,13 +108,22 @@ async def main(calls: int, *, explained: bool = False) -> dict[str, object]:
         latencies: list[float] = []
         async with aiohttp.ClientSession(base_url=hub.base_url, headers=hub.auth) as http:
             doc: dict[str, object] = {}
+            meter = CpuMeter(hub.process_groups)
+            cpu_before: dict[str, float] = {}
             for n in range(calls + 3):
+                if n == 3:
+                    cpu_before = meter.sample()
                 t0 = time.perf_counter()
                 async with http.get("/api/v1/status") as r:
                     assert r.status == 200, await r.text()
                     doc = await r.json()
                 if n >= 3:  # the first calls warm connections and plans
                     latencies.append((time.perf_counter() - t0) * 1000)
+            cpu_after = meter.sample()
+        # CPU per call (the hub's idle loops included): steadier than latency on a busy machine
+        cpu_ms = {
+            k: round((cpu_after[k] - cpu_before[k]) / calls * 1000, 2) for k in ("hub", "broker", "postgres")
+        }
         return {
             "machine": describe_machine(machine_info()),
             "setup_seconds": round(setup_s, 1),
@@ -121,6 +131,7 @@ async def main(calls: int, *, explained: bool = False) -> dict[str, object]:
             "p50_ms": round(percentile(latencies, 50), 1),
             "p99_ms": round(percentile(latencies, 99), 1),
             "max_ms": round(max(latencies), 1),
+            "cpu_ms_per_call": cpu_ms,
             "db_ms_best_of_5": db_ms,
             "outbox": doc["outbox"],
             "subscriptions": doc["subscriptions"]["byStatus"],  # type: ignore[index]
