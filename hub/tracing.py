@@ -9,6 +9,7 @@ the projector and the dispatcher, and sent to the sink as the ``traceparent`` he
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cache, lru_cache
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -20,7 +21,12 @@ TRACEPARENT = "traceparent"
 _PROPAGATOR = TraceContextTextMapPropagator()
 
 
+@cache
 def tracer() -> trace.Tracer:
+    """The hub's tracer, got once: the SDK builds a new tracer (and its instrumentation scope)
+    on every ``get_tracer``, a fifth of a sampled attempt's tracing CPU (benchmarks/tracing.py).
+    Got before a provider is installed it is the API's proxy, which turns into the installed
+    provider's tracer on first use after."""
     return trace.get_tracer("koppelhub")
 
 
@@ -28,14 +34,24 @@ def context_of(carrier: Mapping[str, str] | str | None) -> Context | None:
     """The trace context in HTTP headers or a ``traceparent`` value; None when there is none."""
     if carrier is None:
         return None
-    headers = {TRACEPARENT: carrier} if isinstance(carrier, str) else carrier
-    if TRACEPARENT not in headers:
+    if isinstance(carrier, str):
+        return _context_of_traceparent(carrier)
+    if TRACEPARENT not in carrier:
         return None
-    return _PROPAGATOR.extract(headers)
+    return _PROPAGATOR.extract(carrier)
+
+
+@lru_cache(maxsize=4096)
+def _context_of_traceparent(traceparent: str) -> Context:
+    """One parse per event's traceparent, not one per delivery of it (an event fans out to every
+    matching subscription, and each attempt continues its trace). A Context is immutable."""
+    return _PROPAGATOR.extract({TRACEPARENT: traceparent})
 
 
 def current_traceparent() -> str | None:
-    """The ``traceparent`` of the current span (None when there is no valid trace)."""
-    carrier: dict[str, str] = {}
-    _PROPAGATOR.inject(carrier)
-    return carrier.get(TRACEPARENT)
+    """The ``traceparent`` of the current span (None when there is no valid trace), written as
+    the W3C propagator writes it, without its carrier dict and header regex per call."""
+    span = trace.get_current_span().get_span_context()
+    if not span.is_valid:
+        return None
+    return f"00-{span.trace_id:032x}-{span.span_id:016x}-{span.trace_flags:02x}"

@@ -12,7 +12,7 @@ from hub.api.auth import Operator
 from hub.api.context import ApiContext, context
 from hub.api.problems import ProblemError
 from hub.ports.operators import LogInspector, OperationsStore, Position, parse_position
-from hub.services.status import dead_letter_document, hub_status, redriven_document
+from hub.services.status import dead_letter_document, forget_log_status, hub_status, redriven_document
 
 router = APIRouter(prefix="/api/v1", tags=["operators"])
 
@@ -88,4 +88,5 @@ async def redrive(body: RedriveRequest, _: Operator, ctx: Ctx) -> JSONResponse:
     except ValueError as e:
         raise ProblemError(400, "Invalid position", str(e)) from e
     done = await log.redrive(positions)
+    forget_log_status(log)
     return JSONResponse(redriven_document(done), status_code=202)

@@ -166,6 +166,9 @@ class StoreStatus:
     failing_connectors: list[FailingConnector]
     imports: dict[str, int]  # by status
     failed_imports: list[FailedImport]
+    #: The outbox keys whose count is the planner's estimate, not a count: a status with more
+    #: rows than the store counts exactly (its ``exact_up_to``); the estimate is at least that.
+    estimated: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -8,22 +8,67 @@ When the broker cannot be read the store's half still answers and ``log`` says w
 from __future__ import annotations
 
 import asyncio
+import time
+import weakref
 from datetime import datetime
 from typing import Any
 
 from hub.errors import RetriableError
 from hub.ports.operators import DeadLetter, LogInspector, LogStatus, OperationsStore, Redriven, StoreStatus
 
-__all__ = ["dead_letter_document", "hub_status", "redriven_document", "status_document"]
+__all__ = [
+    "LOG_STATUS_TTL",
+    "dead_letter_document",
+    "forget_log_status",
+    "hub_status",
+    "redriven_document",
+    "shared_log_status",
+    "status_document",
+]
 
 
 def _time(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+#: How long one read of the log (end offsets, committed offsets, members, DLQ count: several
+#: broker round trips) serves the status calls that follow it.
+LOG_STATUS_TTL = 1.0
+
+# One entry per log inspector: when its read started (monotonic) and the read itself.
+_log_reads: weakref.WeakKeyDictionary[LogInspector, tuple[float, asyncio.Task[LogStatus]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def shared_log_status(log: LogInspector, *, ttl: float = LOG_STATUS_TTL) -> LogStatus:
+    """The log's status, read at most once per ``ttl`` seconds per inspector: concurrent status
+    calls await the one read in flight and the calls within ``ttl`` after it reuse its answer
+    (lag a second old is still the lag an operator acts on; the broker is spared a burst of
+    ListOffsets/OffsetFetch/DescribeGroups per dashboard refresh). A failed read is not kept."""
+    now = time.monotonic()
+    entry = _log_reads.get(log)
+    if entry is not None:
+        started, task = entry
+        fresh = now - started < ttl
+        if not task.done() or (fresh and not task.cancelled() and task.exception() is None):
+            return await asyncio.shield(task)
+    task = asyncio.ensure_future(log.status())
+    _log_reads[log] = (now, task)
+    return await asyncio.shield(task)
+
+
+def forget_log_status(log: LogInspector) -> None:
+    """Drop the kept read of ``log`` (after a redrive: the next status reads the log again)."""
+    _log_reads.pop(log, None)
+
+
 async def hub_status(log: LogInspector, store: OperationsStore) -> dict[str, Any]:
-    """Read both halves concurrently and assemble the document."""
-    log_part, store_part = await asyncio.gather(log.status(), store.status(), return_exceptions=True)
+    """Read both halves concurrently (the log's through :func:`shared_log_status`) and assemble
+    the document."""
+    log_part, store_part = await asyncio.gather(
+        shared_log_status(log), store.status(), return_exceptions=True
+    )
     if isinstance(store_part, BaseException):
         raise store_part
     if isinstance(log_part, RetriableError):
@@ -67,6 +112,8 @@ def status_document(
         **store.outbox,
         "oldestPending": _time(oldest),
         "oldestPendingAgeSeconds": round((store.now - oldest).total_seconds(), 3) if oldest else None,
+        # the counts that are the planner's estimate (a backlog above the store's exact limit)
+        "estimated": list(store.estimated),
     }
     doc["subscriptions"] = {
         "byStatus": store.subscriptions,

@@ -41,6 +41,7 @@ class Ops:
     connectors: ConnectorStore
     imports: ImportStore
     publish: object  # async (events) -> None
+    capped: OperationsStore  # the same summary, counting at most 2 deliveries of a status exactly
 
     async def subscribe(self, sink: str) -> uuid.UUID:
         created = await self.subscriptions.create(
@@ -71,6 +72,7 @@ async def ops(request: pytest.FixtureRequest) -> AsyncIterator[Ops]:
             InMemoryConnectorStore(tables),
             InMemoryImportStore(tables),
             memory_publish,
+            InMemoryOperationsStore(db, tables, exact_up_to=2),
         )
         return
     engine = create_engine(request.getfixturevalue("database_url"), pool_size=2)
@@ -87,6 +89,7 @@ async def ops(request: pytest.FixtureRequest) -> AsyncIterator[Ops]:
             PostgresConnectorStore(engine),
             PostgresImportStore(engine),
             pg_publish,
+            PostgresOperationsStore(engine, exact_up_to=2),
         )
     finally:
         await engine.dispose()
@@ -107,7 +110,7 @@ async def test_open_and_dead_deliveries_are_counted_and_the_failing_subscription
 
     s = await ops.status.status()
     assert s.outbox == {"pending": 6, "failed": 0, "dead": 0} and s.oldest_pending is not None
-    assert s.oldest_pending <= s.now
+    assert s.oldest_pending <= s.now and s.estimated == ()
     assert s.subscriptions == {"active": 2} and s.failing_subscriptions == []
 
     # One delivery per subscription and claim: the failing sink fails once, then for good.
@@ -132,6 +135,17 @@ async def test_open_and_dead_deliveries_are_counted_and_the_failing_subscription
         2,
     )
     assert f.failing_since is not None and f.last_error == "http_503"
+
+
+async def test_a_backlog_above_the_exact_limit_is_an_estimate_of_at_least_that_limit(ops: Ops) -> None:
+    await ops.subscribe("https://one.example/hook")
+    await ops.subscribe("https://two.example/hook")
+    await ops.publish([event("a"), event("b"), event("c")])  # type: ignore[operator]
+
+    s = await ops.capped.status()
+    assert s.estimated == ("pending",)
+    assert s.outbox["pending"] >= 3 and (s.outbox["failed"], s.outbox["dead"]) == (0, 0)
+    assert s.oldest_pending == (await ops.status.status()).oldest_pending
 
 
 async def test_running_failing_and_queued_connectors_and_failed_imports_are_counted(ops: Ops) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -68,7 +69,15 @@ async def test_status_lag_is_end_minus_committed_on_batched_records(
     busy = max(ends, key=lambda p: ends[p])
     await _commit(settings, {busy: ends[busy] - 5})
 
-    after = (await client.get("/api/v1/status", headers=auth)).json()
+    # The log's half of the status is read at most once a second (shared_log_status): the
+    # commit shows within that second.
+    async def committed_shows() -> bool:
+        nonlocal after
+        after = (await client.get("/api/v1/status", headers=auth)).json()
+        return any(p["partition"] == busy and p["committed"] is not None for p in after["log"]["partitions"])
+
+    after: dict[str, Any] = {}
+    await eventually(committed_shows, timeout=10, what="the commit in the status")
     part = next(p for p in after["log"]["partitions"] if p["partition"] == busy)
     assert (part["committed"], part["lag"]) == (ends[busy] - 5, 5)
     assert after["log"]["lag"] == 300 - ends[busy] + 5

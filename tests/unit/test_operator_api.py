@@ -114,6 +114,7 @@ async def test_status_reports_lag_against_the_groups_commits_and_the_dlq_count(a
         "dead": 0,
         "oldestPending": None,
         "oldestPendingAgeSeconds": None,
+        "estimated": [],
     }
     await member.stop()
 

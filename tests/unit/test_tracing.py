@@ -137,3 +137,21 @@ def test_an_otlp_exporter_is_installed_only_when_otel_variables_ask_for_one(
     clean = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     out = subprocess.run([sys.executable, "-c", CONFIGURE], env=clean | env, capture_output=True, check=True)
     assert out.stdout.decode().strip() == expected
+
+
+def test_the_traceparent_sent_on_is_the_one_the_w3c_propagator_writes() -> None:
+    """hub.tracing writes traceparent itself (no propagator carrier per attempt) and keeps one
+    parsed context per event's traceparent: both must agree with the propagator, sampled or not."""
+    from opentelemetry import trace
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    from hub.tracing import context_of, current_traceparent
+
+    for incoming in (CALLER, CALLER[:-2] + "00", "00-not-a-trace"):
+        for _ in range(2):  # the second time from the cache
+            span = trace.get_current_span(context_of(incoming))
+            with trace.use_span(span):
+                written: dict[str, str] = {}
+                TraceContextTextMapPropagator().inject(written)
+                assert current_traceparent() == written.get("traceparent")
+    assert current_traceparent() is None

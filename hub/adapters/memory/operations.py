@@ -28,14 +28,15 @@ from hub.ports.operators import (
 from schemas import CloudEvent
 from schemas.bindings import KafkaRecord
 from schemas.hub_events import ALERTS
-from subscriptions.lifecycle import DEAD, DELIVERED, DISABLED, FAILED, OPEN, PENDING
+from subscriptions.lifecycle import DEAD, DISABLED, FAILED, OPEN, PENDING
 
 __all__ = ["InMemoryLogInspector", "InMemoryOperationsStore"]
 
 
 class InMemoryOperationsStore:
-    def __init__(self, db: InMemoryDatabase, tables: InMemoryConnectorTables):
+    def __init__(self, db: InMemoryDatabase, tables: InMemoryConnectorTables, *, exact_up_to: int = 10_000):
         self._db, self._t = db, tables
+        self._exact_up_to = exact_up_to  # above it a count is marked estimated (here: still exact)
 
     async def status(self, *, failing_limit: int = 50) -> StoreStatus:
         db, now = self._db, self._db.clock()
@@ -46,25 +47,16 @@ class InMemoryOperationsStore:
             (s for s in db.subscriptions.values() if s.failing_since is not None or s.status == DISABLED),
             key=lambda s: (s.failing_since is None, s.failing_since or now, s.updated_at),
         )
-        for s in subs[:failing_limit]:
-            mine = db.deliveries_of(s.id)
-            delivered = [d for d in mine if d.status == DELIVERED]
-            since = max(delivered, key=lambda d: d.archive_seq).delivered_at if delivered else None
-            attempts = sorted(
-                (
-                    a
-                    for d in mine
-                    for a in db.attempts.get(d.id, [])
-                    if (a["error"] is not None or not 200 <= (a["status_code"] or 0) <= 299)
-                    and (since is None or a["started_at"] > since)
-                ),
-                key=lambda a: a["started_at"],
-            )
-            last = attempts[-1] if attempts else None
-            last_error = None if last is None else last["error"] or f"HTTP {last['status_code']}"
+        for s in subs[:failing_limit]:  # health as the outcome recorder keeps it on the row
             failing.append(
                 FailingSubscription(
-                    s.id, s.sink, s.status, s.failing_since, len(attempts), last_error, s.status_reason
+                    s.id,
+                    s.sink,
+                    s.status,
+                    s.failing_since,
+                    s.consecutive_failures,
+                    s.last_error,
+                    s.status_reason,
                 )
             )
         connectors = [h for h in self._t.connectors.values()]
@@ -86,6 +78,7 @@ class InMemoryOperationsStore:
         )
         return StoreStatus(
             outbox={"pending": states[PENDING], "failed": states[FAILED], "dead": states[DEAD]},
+            estimated=tuple(s for s in (PENDING, FAILED, DEAD) if states[s] > self._exact_up_to),
             oldest_pending=min(open_rows, default=None),
             now=now,
             subscriptions=dict(Counter(s.status for s in db.subscriptions.values())),

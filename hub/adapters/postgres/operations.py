@@ -8,68 +8,82 @@ subscriptions, 100,000 pending deliveries).
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.adapters.postgres.tables import UNDELIVERED_SQL
 from hub.ports.operators import FailedImport, FailingConnector, FailingSubscription, RecentAlert, StoreStatus
 from schemas.hub_events import ALERTS
-from subscriptions.lifecycle import DEAD, DELIVERED, DISABLED, FAILED, OPEN, PENDING
+from subscriptions.lifecycle import DEAD, DISABLED, FAILED, OPEN, PENDING
 
-__all__ = ["PostgresOperationsStore"]
+__all__ = ["EXACT_UP_TO", "PostgresOperationsStore"]
 
-# One index-only scan of the undelivered deliveries (migration 0010), per status.
-_OUTBOX = text(
-    f"""
-    SELECT status, count(*) AS n, min(created_at) AS oldest
-      FROM deliveries WHERE {UNDELIVERED_SQL}
-     GROUP BY status
-    """  # noqa: S608 (lifecycle constants, see tables.UNDELIVERED_SQL)
-)
-_SUBSCRIPTIONS = text("SELECT status, count(*) FROM subscriptions GROUP BY status")
-# Consecutive failures: the failed attempts since the subscription's newest delivered delivery
-# (found backwards on its archive order, so the look stops at the first success); the last
-# error is the newest of them.
+#: Up to this many deliveries of one status are counted; above it the status reports the
+#: planner's estimate (an operator reads "about 100,000 pending" the same as the exact figure,
+#: and counting them all costs a scan that grows with the backlog).
+EXACT_UP_TO = 10_000
+
+# Bounded whatever the backlog: each status is counted on the partial index of undelivered
+# deliveries (migration 0010) up to :cap rows, and the oldest open delivery is one probe of the
+# same index per open status (its (status, created_at) order gives min() as the first entry).
+_OUTBOX_SQL = f"""
+    SELECT {
+    ", ".join(
+        f"(SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE status = '{s}' LIMIT :cap) c) AS {s}"
+        for s in (PENDING, FAILED, DEAD)
+    )
+},
+           LEAST({", ".join(f"(SELECT min(created_at) FROM deliveries WHERE status = '{s}')" for s in OPEN)})
+               AS oldest
+    """  # noqa: S608 (lifecycle constants)
+# The planner's row estimate of one status (pg_stats' frequency of the status times the table's
+# current size): what a count above the cap reports instead of counting every row.
+_ESTIMATE = "EXPLAIN (FORMAT JSON) SELECT 1 FROM deliveries WHERE status = '{}'"
+# The failing subscriptions with their health as the outcome recorder keeps it on the row
+# (consecutive_failures, last_error: migration 0009), not recounted from their attempts; in
+# the order of the partial index of failing subscriptions (migration 0016), so the look stops
+# at :limit rows.
 _FAILING = text(
     f"""
-    SELECT s.id, s.sink, s.status, s.status_reason, s.failing_since, a.n, a.last_error
-      FROM subscriptions s
-      LEFT JOIN LATERAL (
-          SELECT delivered_at AS at FROM deliveries
-           WHERE subscription_id = s.id AND status = '{DELIVERED}'
-           ORDER BY archive_seq DESC LIMIT 1
-      ) ok ON true
-      LEFT JOIN LATERAL (
-          SELECT count(*) AS n,
-                 (array_agg(coalesce(da.error, 'HTTP ' || da.status_code) ORDER BY da.started_at DESC))[1]
-                     AS last_error
-            FROM deliveries d JOIN delivery_attempts da ON da.delivery_id = d.id
-           WHERE d.subscription_id = s.id AND d.attempts > 0
-             AND (da.error IS NOT NULL OR da.status_code NOT BETWEEN 200 AND 299)
-             AND da.started_at > coalesce(ok.at, '-infinity')
-      ) a ON true
-     WHERE s.failing_since IS NOT NULL OR s.status = '{DISABLED}'
-     ORDER BY s.failing_since NULLS LAST, s.updated_at
+    SELECT id, sink, status, status_reason, failing_since, consecutive_failures AS n, last_error
+      FROM subscriptions
+     WHERE failing_since IS NOT NULL OR status = '{DISABLED}'
+     ORDER BY failing_since NULLS LAST, updated_at
      LIMIT :limit
     """  # noqa: S608 (lifecycle constants)
 )
-_CONNECTORS = text(
-    """
-    SELECT count(*) AS total,
-           count(*) FILTER (WHERE lease_until > now()) AS running,
-           count(*) FILTER (WHERE failures > 0) AS failing,
-           count(*) FILTER (WHERE enabled AND next_run_at <= now()
-                            AND (lease_until IS NULL OR lease_until <= now())) AS queued
+_CONNECTORS_SQL = """
+    SELECT json_build_object(
+               'total', count(*),
+               'running', count(*) FILTER (WHERE lease_until > now()),
+               'failing', count(*) FILTER (WHERE failures > 0),
+               'queued', count(*) FILTER (WHERE enabled AND next_run_at <= now()
+                                          AND (lease_until IS NULL OR lease_until <= now())))
       FROM connectors
     """
-)
 _FAILING_CONNECTORS = text(
     """
     SELECT id, kind, organisatie, failures, last_error, last_run_at FROM connectors
      WHERE failures > 0 ORDER BY failures DESC, last_run_at LIMIT :limit
     """
 )
-_IMPORTS = text("SELECT status, count(*) FROM imports GROUP BY status")
+
+# The counts in one row, one round trip (on a busy machine each statement of a status call is a
+# wait for the database's turn): now(), the outbox, and the small tables by status as JSON.
+_SUMMARY = text(
+    f"""
+    SELECT o.*, now() AS now,
+           CAST(({_CONNECTORS_SQL}) AS text) AS connectors,
+           CAST((SELECT coalesce(json_object_agg(status, n), '{{}}')
+                   FROM (SELECT status, count(*) AS n FROM subscriptions GROUP BY status) x) AS text)
+               AS subscriptions,
+           CAST((SELECT coalesce(json_object_agg(status, n), '{{}}')
+                   FROM (SELECT status, count(*) AS n FROM imports GROUP BY status) x) AS text)
+               AS imports
+      FROM ({_OUTBOX_SQL}) o
+    """  # noqa: S608 (lifecycle constants)
+)
 _FAILED_IMPORTS = text(
     """
     SELECT id, organisatie, objecttype, filename, error, finished_at FROM imports
@@ -88,43 +102,47 @@ _ALERTS = text(
 )
 
 
+#: The statements of :meth:`PostgresOperationsStore.status`, by name (benchmarks/status.py
+#: EXPLAIN ANALYZEs each).
+STATUS_STATEMENTS = ("_SUMMARY", "_FAILING", "_FAILING_CONNECTORS", "_FAILED_IMPORTS")
+
+
 class PostgresOperationsStore:
-    def __init__(self, engine: AsyncEngine):
+    def __init__(self, engine: AsyncEngine, *, exact_up_to: int = EXACT_UP_TO):
         self._engine = engine
+        self._exact_up_to = exact_up_to
 
     async def status(self, *, failing_limit: int = 50) -> StoreStatus:
         limit = {"limit": failing_limit}
         async with self._engine.connect() as conn:
-            now = (await conn.execute(text("SELECT now()"))).scalar_one()
-            counts = {PENDING: 0, FAILED: 0, DEAD: 0}
-            oldest = None
-            for r in await conn.execute(_OUTBOX):
-                counts[r.status] = r.n
-                if r.status in OPEN and r.oldest is not None:
-                    oldest = r.oldest if oldest is None else min(oldest, r.oldest)
-            subs = {r[0]: r[1] for r in await conn.execute(_SUBSCRIPTIONS)}
+            row = (await conn.execute(_SUMMARY, {"cap": self._exact_up_to + 1})).one()
+            counts: dict[str, int] = {s: getattr(row, s) for s in (PENDING, FAILED, DEAD)}
+            estimated = tuple(s for s, n in counts.items() if n > self._exact_up_to)
+            for s in estimated:
+                plan = (await conn.exec_driver_sql(_ESTIMATE.format(s))).scalar_one()
+                plan = json.loads(plan) if isinstance(plan, str) else plan
+                counts[s] = max(int(plan[0]["Plan"]["Plan Rows"]), self._exact_up_to + 1)
             failing = [
                 FailingSubscription(
                     r.id, r.sink, r.status, r.failing_since, r.n or 0, r.last_error, r.status_reason
                 )
                 for r in await conn.execute(_FAILING, limit)
             ]
-            c = (await conn.execute(_CONNECTORS)).one()
             failing_connectors = [
                 FailingConnector(*r) for r in await conn.execute(_FAILING_CONNECTORS, limit)
             ]
-            imports = {r[0]: r[1] for r in await conn.execute(_IMPORTS)}
             failed_imports = [FailedImport(*r) for r in await conn.execute(_FAILED_IMPORTS, limit)]
         return StoreStatus(
             outbox={"pending": counts[PENDING], "failed": counts[FAILED], "dead": counts[DEAD]},
-            oldest_pending=oldest,
-            now=now,
-            subscriptions=subs,
+            oldest_pending=row.oldest,
+            now=row.now,
+            subscriptions=json.loads(row.subscriptions),
             failing_subscriptions=failing,
-            connectors={"total": c.total, "running": c.running, "failing": c.failing, "queued": c.queued},
+            connectors=json.loads(row.connectors),
             failing_connectors=failing_connectors,
-            imports=imports,
+            imports=json.loads(row.imports),
             failed_imports=failed_imports,
+            estimated=estimated,
         )
 
     async def recent_alerts(self, *, limit: int = 10) -> list[RecentAlert]:

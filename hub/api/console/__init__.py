@@ -20,7 +20,7 @@ from hub.api.context import ApiContext, context
 from hub.errors import NotFound
 from hub.ports.operators import Position, parse_position
 from hub.services.access import Action, may_at_all
-from hub.services.status import dead_letter_document, hub_status, redriven_document
+from hub.services.status import dead_letter_document, forget_log_status, hub_status, redriven_document
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -119,6 +119,7 @@ async def redrive(request: Request, ctx: Ctx, _: SignedIn, position: Annotated[s
     except ValueError:
         return _back("/dlq", redriven="0")
     done = redriven_document(await ctx.log_inspector.redrive(chosen))
+    forget_log_status(ctx.log_inspector)
     return _back("/dlq", redriven=str(len(done["redriven"])))
 
 
