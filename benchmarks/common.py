@@ -149,7 +149,6 @@ def hub_command(profile: Path | None = None) -> list[str]:
     return [sys.executable, "-c", "from hub.cli import main; main()", "run"]
 
 
-@dataclass
 def _is_hub_child(pid: int) -> bool:
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
@@ -158,6 +157,7 @@ def _is_hub_child(pid: int) -> bool:
     return b"worker" in argv or any(b"pg_watchdog" in a for a in argv)
 
 
+@dataclass
 class Hub:
     """A ``koppelhub run`` process on embedded Tansu and PostgreSQL in a fresh data dir."""
 
