@@ -156,6 +156,8 @@ class ApiClient:
         elif a.oauth2:
             o = a.oauth2
             flow = ClientCredentials(o.tokenUrl, o.clientId, o.clientSecret.get_secret_value(), o.scope)
+        self._transport, self._flow = transport, flow
+        self._timeout = httpx.Timeout(ctx.http_timeout_s).as_dict()
         self.http = httpx.AsyncClient(
             transport=transport,
             follow_redirects=False,
@@ -163,6 +165,7 @@ class ApiClient:
             trust_env=False,
             auth=flow,
         )
+        self._defaults = dict(self.http.headers)  # User-Agent, Accept, Accept-Encoding as httpx sends
 
     async def __aenter__(self) -> Self:
         return self
@@ -190,7 +193,10 @@ class ApiClient:
         headers = {**(await self._headers()), **kwargs.pop("headers", {})}
         self.requests += 1
         try:
-            response = await self.http.request(method, url, headers=headers, **kwargs)
+            if self._flow is None:
+                response = await self._direct(method, url, headers, kwargs)
+            else:  # basic and OAuth2 are httpx auth flows: the client runs them
+                response = await self.http.request(method, url, headers=headers, **kwargs)
         except httpx.HTTPError as e:
             self._keep({"request": f"{method} {url}", "error": type(e).__name__})
             raise SourceUnavailable(f"{method} {url}: {type(e).__name__}") from e
@@ -201,6 +207,29 @@ class ApiClient:
             self._note(response)
             after = retry_after(response.headers.get("retry-after"))
             raise Busy(response.status_code, after if after is not None else (reset or 1.0))
+        return response
+
+    async def _direct(
+        self, method: str, url: str, headers: dict[str, str], kwargs: dict[str, Any]
+    ) -> httpx.Response:
+        """The request straight to the transport. ``AsyncClient.request`` cost about half of a
+        write-back's HTTP CPU on top of the transport (merging the URL, headers and cookies into
+        a new request, then parsing every answer for cookies through :mod:`http.cookiejar`),
+        none of which a connector uses: the URLs are absolute, redirects are not followed, and
+        cookies are not kept (the egress uses aiohttp's ``DummyCookieJar`` too)."""
+        request = httpx.Request(
+            method,
+            url,
+            headers={**self._defaults, **headers},
+            extensions={"timeout": self._timeout},
+            **kwargs,
+        )
+        response = await self._transport.handle_async_request(request)
+        response.request = request
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
         return response
 
     def _keep(self, exchange: dict[str, Any]) -> None:

