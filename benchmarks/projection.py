@@ -184,6 +184,12 @@ def _groups(data_dir: Path) -> dict[str, list[int]]:
     return {"projector": [os.getpid()], "postgres": postgres, "broker": broker}
 
 
+def _micros(r: dict[str, Any], group: str) -> float:
+    """CPU per projected event of one group of processes, in µs: what a busy machine does not
+    blur (wall-clock figures are noise while others share the cores)."""
+    return float(r["cores"].get(group, 0.0)) * r["seconds"] / max(r["applied"], 1) * 1e6
+
+
 def report(r: dict[str, Any]) -> str:
     return "\n".join([
         f"machine: {describe_machine(r['machine'])}",
@@ -194,6 +200,7 @@ def report(r: dict[str, Any]) -> str:
         f"  {r['derived']:,} derived notifications, {r['derived_per_s']:,.0f}/s (archived, outbox row each)",
         "  cores used: " + ", ".join(f"{group} {cores:.2f}" for group, cores in r["cores"].items())
         + "  (other: load outside this benchmark; high means noisy figures)",
+        "  CPU per event: " + ", ".join(f"{g} {_micros(r, g):,.0f} µs" for g in ("projector", "postgres")),
         "  stored: " + ", ".join(f"{t} {n:,}" for t, n in r["stored"].items()),
         "", table(figures("projection", r), r.get("limits")),
     ])  # fmt: skip

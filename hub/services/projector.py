@@ -33,6 +33,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 from hub.errors import PermanentError, RetriableError
 from hub.ports import DeadLetters, LogConsumer, LoggedEvent, LogRecord, NewDelivery, ProjectionStore
 from hub.ports.metrics import NO_METRICS, Metrics
+from hub.services.collector import defer_full_collections
 from hub.services.landscape import DerivedEvents, project_landscape
 from hub.tracing import TRACEPARENT, context_of, tracer
 from subscriptions.recipients import recipients
@@ -158,7 +159,10 @@ class Projector:
                     await _pause(stop, 1.0)
                     continue
                 if batch:
-                    await self._handle_with_retry(consumer, batch, stop)
+                    # A batch keeps its records, events and rows alive across awaits: see
+                    # hub.services.collector for why full collections wait meanwhile.
+                    with defer_full_collections():
+                        await self._handle_with_retry(consumer, batch, stop)
                     continue
                 if drain is not None and drain.is_set():
                     drain_deadline = drain_deadline or time.monotonic() + drain_timeout

@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +39,7 @@ from hub.ports.connectors import (
     RowError,
     SyncScope,
 )
+from hub.services.collector import defer_full_collections
 from hub.services.ownership import Owners, foreign_objects, foreign_problem, organisatie_header
 from schemas.bindings import KafkaRecord, from_kafka_record
 from schemas.envelope import DEFAULT_MAX_EVENT_BYTES
@@ -54,31 +54,6 @@ OFFLOAD_MIN = 1000
 LOOP_SLICE = 1000
 
 Print = tuple[str, str, str]  # a record's (objecttype, object id, digest), see Connector.fingerprint
-
-FULL_COLLECTION_FACTOR = 10
-_running = 0  # runs in this process that defer full collections
-_thresholds = gc.get_threshold()
-
-
-@contextlib.contextmanager
-def _defer_full_collections() -> Iterator[None]:
-    """While a run is going, full (oldest-generation) collections are ten times rarer; young
-    ones run as usual. A run keeps thousands of rows per batch alive for a while, so they all
-    reach the oldest generation, and CPython then scanned every object of the process about once
-    per batch: 40 % of an import's CPU (benchmarks/imports.py). Rarer, not off: runs that
-    overlap without end (many connectors) must not keep cyclic garbage forever. Restored when
-    the last run ends."""
-    global _running, _thresholds
-    if _running == 0:
-        _thresholds = gc.get_threshold()
-        gc.set_threshold(_thresholds[0], _thresholds[1], _thresholds[2] * FULL_COLLECTION_FACTOR)
-    _running += 1
-    try:
-        yield
-    finally:
-        _running -= 1
-        if _running == 0:
-            gc.set_threshold(*_thresholds)
 
 
 @dataclass
@@ -184,7 +159,7 @@ class SyncRun:
 
     async def execute(self, checkpoint: dict[str, Any] | None) -> Tally:
         """Run to the end (see :meth:`_execute`), with full collections deferred."""
-        with _defer_full_collections():
+        with defer_full_collections():
             return await self._execute(checkpoint)
 
     async def _execute(self, checkpoint: dict[str, Any] | None) -> Tally:

@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
-from hub.adapters.postgres.bulk import upsert_rows
+from hub.adapters.postgres.bulk import rows_param, upsert_statement
 from hub.adapters.postgres.errors import translate_db_errors
 from hub.adapters.postgres.landscape_tables import FIELD_COLUMNS, LANDSCAPE_TABLES, landscape_watermarks
 from hub.adapters.postgres.tables import event_archive
@@ -111,13 +111,15 @@ class PostgresLandscapeUnitOfWork:
         for obj in changes.upserts.values():
             upserts[obj.objecttype].append(_to_row(obj))
         for objecttype, rows in upserts.items():
-            await self._conn.execute(upsert_rows(LANDSCAPE_TABLES[objecttype], rows, ["id"]))
+            await self._conn.execute(
+                upsert_statement(LANDSCAPE_TABLES[objecttype], ("id",)), rows_param(rows)
+            )
         if changes.watermarks:
             marks = [
                 {"objecttype": k[0], "object_id": k[1], "source": s, "sequence": m.sequence, "time": m.time}
                 for (k, s), m in changes.watermarks.items()
             ]
-            await self._conn.execute(upsert_rows(landscape_watermarks, marks, WATERMARK_KEY))
+            await self._conn.execute(upsert_statement(landscape_watermarks, WATERMARK_KEY), rows_param(marks))
 
 
 def _any(values: list[str]) -> ColumnElement[Any]:

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from hub.adapters.postgres.bulk import insert_rows
+from hub.adapters.postgres.bulk import insert_statement, rows_param
 from hub.adapters.postgres.errors import translate_db_errors
 from hub.adapters.postgres.landscape import PostgresLandscapeUnitOfWork
 from hub.adapters.postgres.tables import deliveries, event_archive, processed_events, subscriptions
@@ -29,6 +29,11 @@ _ARCHIVED = (
     *("kafka_partition", "kafka_offset", "accepted_at"),
 )
 _QUEUED = ("subscription_id", "archive_seq", "event_id", "ordering_key")
+_MARK = (
+    insert_statement(processed_events, _PROCESSED)
+    .on_conflict_do_nothing()
+    .returning(processed_events.c.source, processed_events.c.event_id)
+)
 
 #: An event as read from the log: the event, its partition and offset, when the log accepted it.
 _Logged = tuple[CloudEvent, int | None, int | None, datetime | None]
@@ -65,11 +70,7 @@ class PostgresProjectionUnitOfWork:
             return []
         candidates = dict(zip(first, await self._take_seqs(len(first)), strict=True))
         marks = [{"source": s, "event_id": i, "archive_seq": seq} for (s, i), seq in candidates.items()]
-        inserted = await self._conn.execute(
-            insert_rows(processed_events, marks, _PROCESSED)
-            .on_conflict_do_nothing()
-            .returning(processed_events.c.source, processed_events.c.event_id)
-        )
+        inserted = await self._conn.execute(_MARK, rows_param(marks))
         fresh = {(row.source, row.event_id) for row in inserted}
         archived = [(seq, first[key]) for key, seq in candidates.items() if key in fresh]
         return await self._insert_archive(archived)
@@ -90,7 +91,7 @@ class PostgresProjectionUnitOfWork:
     async def _insert_archive(self, archived: list[tuple[int, _Logged]]) -> list[ArchivedEvent]:
         if archived:
             rows = [_archive_row(seq, *item) for seq, item in archived]
-            await self._conn.execute(insert_rows(event_archive, rows, _ARCHIVED))
+            await self._conn.execute(insert_statement(event_archive, _ARCHIVED), rows_param(rows))
         return [ArchivedEvent(seq, item[0]) for seq, item in archived]
 
     async def subscriptions(self) -> Sequence[MatchableSubscription]:
@@ -137,7 +138,7 @@ class PostgresProjectionUnitOfWork:
             }
             for d in new
         ]
-        await self._conn.execute(insert_rows(deliveries, rows, _QUEUED))
+        await self._conn.execute(insert_statement(deliveries, _QUEUED), rows_param(rows))
         # Delivered to listeners only when this transaction commits.
         await self._conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL})
 
