@@ -42,7 +42,7 @@ _OUTBOX_SQL = f"""
 _ESTIMATE = "EXPLAIN (FORMAT JSON) SELECT 1 FROM deliveries WHERE status = '{}'"
 # The failing subscriptions with their health as the outcome recorder keeps it on the row
 # (consecutive_failures, last_error: migration 0009), not recounted from their attempts; in
-# the order of the partial index of failing subscriptions (migration 0016), so the look stops
+# the order of the partial index of failing subscriptions (migration 0014), so the look stops
 # at :limit rows.
 _FAILING = text(
     f"""

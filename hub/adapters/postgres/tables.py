@@ -100,7 +100,7 @@ subscriptions = Table(
     # Sink authentication and egress (OAuth2, client certificate, proxy): write-only secrets.
     Column("auth", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("organisatie", Text),  # migration 0007: the owning organisation; NULL: hub-wide
-    # The operator status's failing subscriptions, in its order (migration 0016).
+    # The operator status's failing subscriptions, in its order (migration 0014).
     Index(
         "ix_subscriptions_failing",
         "failing_since",

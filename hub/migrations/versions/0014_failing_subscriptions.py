@@ -3,7 +3,7 @@ them (longest failing first), so ``GET /api/v1/status`` reads its first rows and
 limit however many subscriptions the hub has. The failures in a row and the last error come
 from the subscription's own row (migration 0009), no longer recounted from the attempts.
 
-Revision ID: 0016
+Revision ID: 0014
 Revises: 0013
 Create Date: 2026-11-29
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0016"
+revision = "0014"
 down_revision = "0013"
 branch_labels = None
 depends_on = None
