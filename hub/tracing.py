@@ -9,12 +9,13 @@ the projector and the dispatcher, and sent to the sink as the ``traceparent`` he
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-__all__ = ["TRACEPARENT", "context_of", "current_traceparent", "tracer"]
+__all__ = ["TRACEPARENT", "context_of", "current_traceparent", "passed_on", "tracer", "tracing_on"]
 
 TRACEPARENT = "traceparent"
 _PROPAGATOR = TraceContextTextMapPropagator()
@@ -38,4 +39,19 @@ def current_traceparent() -> str | None:
     """The ``traceparent`` of the current span (None when there is no valid trace)."""
     carrier: dict[str, str] = {}
     _PROPAGATOR.inject(carrier)
+    return carrier.get(TRACEPARENT)
+
+
+def tracing_on() -> bool:
+    """Whether an SDK tracer provider is installed. Without one every span is a no-op, so a hot
+    path (one delivery attempt) may skip making spans and pass the context on with :func:`passed_on`."""
+    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+
+
+@lru_cache(maxsize=4096)
+def passed_on(traceparent: str) -> str | None:
+    """What :func:`current_traceparent` gives inside a no-op span continuing ``traceparent``: the
+    same trace and span id when it is valid, else None. Cached: a fan-out asks once per delivery."""
+    carrier: dict[str, str] = {}
+    _PROPAGATOR.inject(carrier, context=_PROPAGATOR.extract({TRACEPARENT: traceparent}))
     return carrier.get(TRACEPARENT)

@@ -297,3 +297,19 @@ async def test_an_event_sent_again_by_retry_replay_and_recover_keeps_its_webhook
     assert len(h.client.to("https://a.example/hook")) == 7
     assert mine == {message_id(sid, dead.event_id)}
     assert {s.msg_id for s in h.client.to("https://b.example/hook")} != mine  # per subscription
+
+
+async def test_the_sink_gets_the_events_trace_as_its_traceparent_header() -> None:
+    # With no SDK (the hub without OTEL_* variables) the attempt makes no span and passes the
+    # event's own context on; with one, its span continues the same trace.
+    h = hub()
+    await h.subscribe("https://a.example/hook")
+    own = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    h.publish(validate_event({**event("k1", 1).model_dump(mode="json", exclude_none=True), "traceparent": own}))
+    h.publish(event("k2", 2))  # no trace: no header
+
+    await h.run_until(lambda: len(h.client.sent) == 2)
+
+    by_n = {s.event["data"]["n"]: s.target.headers for s in h.client.sent}
+    assert by_n[1]["traceparent"].split("-")[1] == own.split("-")[1]
+    assert "traceparent" not in by_n[2]

@@ -137,3 +137,19 @@ def test_an_otlp_exporter_is_installed_only_when_otel_variables_ask_for_one(
     clean = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     out = subprocess.run([sys.executable, "-c", CONFIGURE], env=clean | env, capture_output=True, check=True)
     assert out.stdout.decode().strip() == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [OWN, CALLER.replace("-01", "-00"), OWN.upper(), "00-" + "0" * 32 + "-b7ad6b7169203331-01", "rubbish"],
+)
+def test_without_an_sdk_a_delivery_passes_on_what_a_no_op_span_would(value: str) -> None:
+    # The dispatcher skips the no-op span when no SDK is installed (hub.tracing.tracing_on) and
+    # sends passed_on(event traceparent) instead: it must be what the span would have given.
+    from opentelemetry.trace import NoOpTracer
+
+    from hub.tracing import context_of, current_traceparent, passed_on
+
+    with NoOpTracer().start_as_current_span("deliver attempt", context=context_of(value)):
+        expected = current_traceparent()
+    assert passed_on(value) == expected
