@@ -305,7 +305,8 @@ async def test_the_sink_gets_the_events_trace_as_its_traceparent_header() -> Non
     h = hub()
     await h.subscribe("https://a.example/hook")
     own = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-    h.publish(validate_event({**event("k1", 1).model_dump(mode="json", exclude_none=True), "traceparent": own}))
+    traced = {**event("k1", 1).model_dump(mode="json", exclude_none=True), "traceparent": own}
+    h.publish(validate_event(traced))
     h.publish(event("k2", 2))  # no trace: no header
 
     await h.run_until(lambda: len(h.client.sent) == 2)
@@ -313,3 +314,24 @@ async def test_the_sink_gets_the_events_trace_as_its_traceparent_header() -> Non
     by_n = {s.event["data"]["n"]: s.target.headers for s in h.client.sent}
     assert by_n[1]["traceparent"].split("-")[1] == own.split("-")[1]
     assert "traceparent" not in by_n[2]
+
+
+async def test_a_delivered_attempt_logs_at_debug_and_a_failed_one_at_info() -> None:
+    # One line per delivered attempt at the default level would cost more CPU than signing it;
+    # the delivery log has every attempt anyway.
+    import structlog
+
+    h = hub(schedule=[0.01])
+    ok = await h.subscribe("https://a.example/hook")
+    bad = await h.subscribe("https://b.example/hook")
+    h.client.scripts["https://b.example/hook"] = [500, 204]
+    h.publish(event("k1", 1))
+    with structlog.testing.capture_logs() as logs:
+        await h.run_until(lambda: h.status(ok) == ["delivered"] and h.status(bad) == ["delivered"])
+
+    levels = sorted((e["event"], e["log_level"]) for e in logs if e["event"].startswith("delivery_"))
+    assert levels == [
+        ("delivery_attempted", "debug"),
+        ("delivery_attempted", "debug"),
+        ("delivery_failed", "info"),
+    ]
