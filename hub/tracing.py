@@ -15,7 +15,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-__all__ = ["TRACEPARENT", "context_of", "current_traceparent", "tracer"]
+__all__ = ["TRACEPARENT", "context_of", "current_traceparent", "passed_on", "tracer", "tracing_on"]
 
 TRACEPARENT = "traceparent"
 _PROPAGATOR = TraceContextTextMapPropagator()
@@ -55,3 +55,18 @@ def current_traceparent() -> str | None:
     if not span.is_valid:
         return None
     return f"00-{span.trace_id:032x}-{span.span_id:016x}-{span.trace_flags:02x}"
+
+
+def tracing_on() -> bool:
+    """Whether an SDK tracer provider is installed. Without one every span is a no-op, so a hot
+    path (one delivery attempt) may skip making spans and pass the context on with :func:`passed_on`."""
+    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+
+
+@lru_cache(maxsize=4096)
+def passed_on(traceparent: str) -> str | None:
+    """What :func:`current_traceparent` gives inside a no-op span continuing ``traceparent``: the
+    same trace and span id when it is valid, else None. Cached: a fan-out asks once per delivery."""
+    carrier: dict[str, str] = {}
+    _PROPAGATOR.inject(carrier, context=_PROPAGATOR.extract({TRACEPARENT: traceparent}))
+    return carrier.get(TRACEPARENT)

@@ -48,6 +48,7 @@ EXCERPT_CHARS = 512
 # Enough bytes for EXCERPT_CHARS characters of UTF-8; the rest of a body is not read.
 _EXCERPT_BYTES = EXCERPT_CHARS * 4
 _USER_AGENT = "Koppelhub-Webhooks/1.0"
+_CHECKED_MAX = 4096  # sink URLs whose verdict is kept
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -167,6 +168,9 @@ class WebhookSender:
         self._user_agent = user_agent
         self._session: aiohttp.ClientSession | None = None
         self._resolver: GuardedResolver | None = None
+        # Parsed sink URL and the guard's verdict on it, per URL string: a subscription sends to
+        # the same sink every time, and neither the URL nor the policy changes.
+        self._checked: dict[str, tuple[URL, tuple[str, str] | None]] = {}
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -263,11 +267,16 @@ class WebhookSender:
         if self._session is None:
             raise RuntimeError("WebhookSender is not started; use 'async with'")
         started = time.perf_counter()
-        try:
-            target = URL(url)
-        except (ValueError, TypeError) as e:
-            return _refused(started, "invalid_url", str(e))
-        refusal = self._refusal(target)
+        checked = self._checked.get(url)
+        if checked is None:
+            try:
+                target = URL(url)
+            except (ValueError, TypeError) as e:
+                return _refused(started, "invalid_url", str(e))
+            if len(self._checked) >= _CHECKED_MAX:
+                self._checked.clear()
+            checked = self._checked[url] = (target, self._refusal(target))
+        target, refusal = checked
         if refusal is None and proxy is not None:
             # The proxy is what we connect to; aiohttp skips the resolver for its IP literals too.
             try:
@@ -283,7 +292,7 @@ class WebhookSender:
                 method,
                 target,
                 data=body,
-                headers=dict(headers),
+                headers=headers,
                 allow_redirects=False,
                 timeout=timeout,
                 proxy=proxy,

@@ -27,7 +27,7 @@ from hub.errors import RetriableError
 from hub.ports import Outbox
 from hub.ports.delivery import AttemptResult, ClaimedDelivery
 from hub.ports.metrics import NO_METRICS, Metrics
-from hub.tracing import TRACEPARENT, context_of, current_traceparent, tracer
+from hub.tracing import TRACEPARENT, context_of, current_traceparent, passed_on, tracer, tracing_on
 from schemas.landscape.privacy import visible_event
 from subscriptions.delivery import DeliveryTarget
 from subscriptions.flow import FlowControl
@@ -228,34 +228,29 @@ class Dispatcher:
     async def _attempt(self, claimed: ClaimedDelivery) -> AttemptResult:
         # The attempt continues the event's trace; the sink gets it as the traceparent header
         # (the event's own context when tracing is off), so a subscriber can join the trace.
-        parent = context_of(_traceparent(claimed.event))
-        with tracer().start_as_current_span("deliver attempt", context=parent, kind=SpanKind.CLIENT) as span:
-            span.set_attribute("koppelhub.subscription.id", str(claimed.subscription_id))
-            span.set_attribute("koppelhub.delivery.attempt", claimed.attempts + 1)
-            traceparent = current_traceparent()
-            headers = (
-                claimed.headers if traceparent is None else {**claimed.headers, TRACEPARENT: traceparent}
-            )
-            target = DeliveryTarget(
-                sink=claimed.sink,
-                secrets=claimed.secrets,
-                headers=headers,
-                content_mode=claimed.content_mode,
-                auth=claimed.auth or {},
-            )
-            started = self._clock()
-            event = visible_event(claimed.event, claimed.organisatie)  # private fields stay with their owner
-            msg_id = message_id(claimed.subscription_id, claimed.event_id)  # stable across re-sends
-            outcome = await self._client.deliver(target, event, msg_id)
-            result = next_state(claimed, outcome, self._policy, started, self._clock())
-            span.set_attribute("koppelhub.delivery.outcome", result.new_status)
-            if outcome.status_code is not None:
-                span.set_attribute("http.response.status_code", outcome.status_code)
+        # Without an SDK the span would be a no-op: skip making it, pass the event's context on.
+        carried = _traceparent(claimed.event)
+        if not tracing_on():
+            outcome, result = await self._send(claimed, passed_on(carried) if carried else None)
+        else:
+            parent = context_of(carried)
+            with tracer().start_as_current_span(
+                "deliver attempt", context=parent, kind=SpanKind.CLIENT
+            ) as span:
+                span.set_attribute("koppelhub.subscription.id", str(claimed.subscription_id))
+                span.set_attribute("koppelhub.delivery.attempt", claimed.attempts + 1)
+                outcome, result = await self._send(claimed, current_traceparent())
+                span.set_attribute("koppelhub.delivery.outcome", result.new_status)
+                if outcome.status_code is not None:
+                    span.set_attribute("http.response.status_code", outcome.status_code)
         self._metrics.delivery_attempted(result.new_status, outcome.duration_ms / 1000)
         if result.new_status == DELIVERED and claimed.accepted_at is not None:
             self._metrics.delivered_after((self._clock() - claimed.accepted_at).total_seconds())
-        log.info(
-            "delivery_attempted" if result.new_status == DELIVERED else "delivery_failed",
+        # A delivered attempt is recorded in the delivery log already; a line per delivery at
+        # info would cost more CPU than signing it, so it is debug. Failures stay at info.
+        delivered = result.new_status == DELIVERED
+        (log.debug if delivered else log.info)(
+            "delivery_attempted" if delivered else "delivery_failed",
             delivery_id=str(claimed.id),
             subscription_id=str(claimed.subscription_id),
             event_id=claimed.event_id,
@@ -265,6 +260,23 @@ class Dispatcher:
             outcome=result.new_status,
         )
         return result
+
+    async def _send(
+        self, claimed: ClaimedDelivery, traceparent: str | None
+    ) -> tuple[DeliveryOutcome, AttemptResult]:
+        headers = claimed.headers if traceparent is None else {**claimed.headers, TRACEPARENT: traceparent}
+        target = DeliveryTarget(
+            sink=claimed.sink,
+            secrets=claimed.secrets,
+            headers=headers,
+            content_mode=claimed.content_mode,
+            auth=claimed.auth or {},
+        )
+        started = self._clock()
+        event = visible_event(claimed.event, claimed.organisatie)  # private fields stay with their owner
+        msg_id = message_id(claimed.subscription_id, claimed.event_id)  # stable across re-sends
+        outcome = await self._client.deliver(target, event, msg_id)
+        return outcome, next_state(claimed, outcome, self._policy, started, self._clock())
 
     async def _record(self, results: list[AttemptResult]) -> None:
         await self._retrying(lambda: self._outbox.record(results), forever=True)

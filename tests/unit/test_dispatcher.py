@@ -297,3 +297,39 @@ async def test_an_event_sent_again_by_retry_replay_and_recover_keeps_its_webhook
     assert len(h.client.to("https://a.example/hook")) == 7
     assert mine == {message_id(sid, dead.event_id)}
     assert {s.msg_id for s in h.client.to("https://b.example/hook")} != mine  # per subscription
+
+
+async def test_the_sink_gets_the_events_trace_as_its_traceparent_header() -> None:
+    # With no SDK (the hub without OTEL_* variables) the attempt makes no span and passes the
+    # event's own context on; with one, its span continues the same trace.
+    h = hub()
+    await h.subscribe("https://a.example/hook")
+    own = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    traced = {**event("k1", 1).model_dump(mode="json", exclude_none=True), "traceparent": own}
+    h.publish(validate_event(traced))
+
+    await h.run_until(lambda: len(h.client.sent) == 1)
+
+    [sent] = h.client.sent
+    assert sent.target.headers["traceparent"].split("-")[1] == own.split("-")[1]
+
+
+async def test_a_delivered_attempt_logs_at_debug_and_a_failed_one_at_info() -> None:
+    # One line per delivered attempt at the default level would cost more CPU than signing it;
+    # the delivery log has every attempt anyway.
+    import structlog
+
+    h = hub(schedule=[0.01])
+    ok = await h.subscribe("https://a.example/hook")
+    bad = await h.subscribe("https://b.example/hook")
+    h.client.scripts["https://b.example/hook"] = [500, 204]
+    h.publish(event("k1", 1))
+    with structlog.testing.capture_logs() as logs:
+        await h.run_until(lambda: h.status(ok) == ["delivered"] and h.status(bad) == ["delivered"])
+
+    levels = sorted((e["event"], e["log_level"]) for e in logs if e["event"].startswith("delivery_"))
+    assert levels == [
+        ("delivery_attempted", "debug"),
+        ("delivery_attempted", "debug"),
+        ("delivery_failed", "info"),
+    ]

@@ -65,3 +65,14 @@ def test_no_alert_is_raised_about_hub_events_alone() -> None:
     assert not lc.alerts_disabled([DELIVERY_DEAD])
     assert lc.alerts_disabled([DELIVERY_DEAD, "nl.softwarecatalogus.gebruik.vastgelegd.v1"])
     assert lc.alerts_disabled([DELIVERY_DEAD], delivered_some=True)
+
+
+def test_the_webhook_id_is_the_name_based_uuid5_of_subscription_and_event() -> None:
+    # The id must stay what receivers already deduplicate on (uuid5), whatever computes it.
+    import uuid
+
+    from subscriptions.lifecycle import message_id
+
+    for event_id in ("e1", "évènement-ü", str(uuid.uuid4()), "x" * 300, ""):
+        sid = uuid.uuid4()
+        assert message_id(sid, event_id) == str(uuid.uuid5(sid, event_id))

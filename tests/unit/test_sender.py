@@ -229,6 +229,16 @@ async def test_default_policy_refuses_loopback_without_sending(sink: Sink) -> No
     assert sink.hits == {}
 
 
+async def test_a_refused_sink_stays_refused_on_every_attempt(sink: Sink) -> None:
+    # The guard's verdict is kept per sink URL (one parse and check per sink, not per attempt):
+    # what it kept must be the refusal, for every later attempt too.
+    async with WebhookSender(NetworkPolicy(), timeout_s=5.0) as guarded:
+        outcomes = [await guarded.post(sink.url("/ok"), BODY, {}) for _ in range(3)]
+    assert [o.error for o in outcomes] == ["ssrf_refused"] * 3
+    assert all("loopback" in (o.detail or "") for o in outcomes)
+    assert sink.hits == {}
+
+
 async def test_unusable_urls_are_refused(sender: WebhookSender) -> None:
     for url in ("ftp://127.0.0.1/x", "/relative", "http://[::1/x"):
         outcome = await sender.post(url, BODY, {})

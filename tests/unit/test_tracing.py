@@ -155,3 +155,17 @@ def test_the_traceparent_sent_on_is_the_one_the_w3c_propagator_writes() -> None:
                 TraceContextTextMapPropagator().inject(written)
                 assert current_traceparent() == written.get("traceparent")
     assert current_traceparent() is None
+@pytest.mark.parametrize(
+    "value",
+    [OWN, CALLER.replace("-01", "-00"), OWN.upper(), "00-" + "0" * 32 + "-b7ad6b7169203331-01", "rubbish"],
+)
+def test_without_an_sdk_a_delivery_passes_on_what_a_no_op_span_would(value: str) -> None:
+    # The dispatcher skips the no-op span when no SDK is installed (hub.tracing.tracing_on) and
+    # sends passed_on(event traceparent) instead: it must be what the span would have given.
+    from opentelemetry.trace import NoOpTracer
+
+    from hub.tracing import context_of, current_traceparent, passed_on
+
+    with NoOpTracer().start_as_current_span("deliver attempt", context=context_of(value)):
+        expected = current_traceparent()
+    assert passed_on(value) == expected
