@@ -36,7 +36,9 @@ from hub.embedded import EmbeddedPostgres
 ROOM = 16  # what one subscription may get per claim (its default concurrency)
 
 
-def fill_blocked_backlog(conn: Any, deliveries: int, keys: int, subscriptions: int, unkeyed: int = 0) -> None:
+def fill_blocked_backlog(
+    conn: Any, deliveries: int, keys: int, subscriptions: int, unkeyed: int = 0, *, lease_heads: bool = True
+) -> None:
     """``deliveries`` open deliveries over ``subscriptions`` (``ordering: key``) and ``keys``
     keys, every key's head leased; the first ``unkeyed`` events have no ordering key (due)."""
     events = max(1, deliveries // subscriptions)
@@ -62,6 +64,8 @@ def fill_blocked_backlog(conn: Any, deliveries: int, keys: int, subscriptions: i
             "FROM event_archive a CROSS JOIN subscriptions s"
         )
     )
+    if not lease_heads:
+        return
     # Every key's head in flight: leased as a claim leases it.
     conn.execute(
         text(
@@ -99,12 +103,19 @@ def claim_cost(conn: Any, params: Mapping[str, Any]) -> dict[str, float]:
 
 
 def run(
-    url: str, deliveries: int, keys: int, subscriptions: int, claims: int, unkeyed: int = 0
+    url: str,
+    deliveries: int,
+    keys: int,
+    subscriptions: int,
+    claims: int,
+    unkeyed: int = 0,
+    *,
+    lease_heads: bool = True,
 ) -> dict[str, Any]:
     migrate(url)
     engine = create_engine(sqlalchemy_url(url))
     with engine.begin() as conn:
-        fill_blocked_backlog(conn, deliveries, keys, subscriptions, unkeyed)
+        fill_blocked_backlog(conn, deliveries, keys, subscriptions, unkeyed, lease_heads=lease_heads)
     with engine.begin() as conn:
         conn.execute(text("ANALYZE deliveries"))
         conn.execute(text("ANALYZE event_archive"))
@@ -130,6 +141,7 @@ def run(
         "keys": keys,
         "subscriptions": subscriptions,
         "unkeyed_events": unkeyed,
+        "heads_leased": lease_heads,
         "claims": claims,
         "ms_per_claim_median": round(statistics.median(c["ms"] for c in costs), 2),
         "ms_per_claim_all": [round(c["ms"], 2) for c in costs],
@@ -148,12 +160,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--subscriptions", type=int, default=3)
     parser.add_argument("--claims", type=int, default=5)
     parser.add_argument("--unkeyed", type=int, default=0, help="events without an ordering key (due)")
+    parser.add_argument("--heads-due", action="store_true", help="do not lease the key heads (all due)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="claim-backlog-") as tmp:
         postgres = EmbeddedPostgres(Path(tmp) / "postgres")
         url = postgres.start()
         try:
-            result = run(url, args.deliveries, args.keys, args.subscriptions, args.claims, args.unkeyed)
+            result = run(
+                url,
+                args.deliveries,
+                args.keys,
+                args.subscriptions,
+                args.claims,
+                args.unkeyed,
+                lease_heads=not args.heads_due,
+            )
         finally:
             postgres.stop()
     print(json.dumps(result, indent=2))
