@@ -42,11 +42,11 @@ log = structlog.get_logger(__name__)
 # Both bounded, so a claim costs O(front + key heads), never O(backlog): the due front (the
 # first ``room * _FRONT`` due keyed rows, each asked "is an earlier one open?") finds due heads
 # at once when many keys are due (100,000 keys: scanning every head cost 8 s per claim), and
-# ``heads`` (at most ``_KEY_HEADS`` keys per subscription) finds the due heads hidden behind a
+# ``heads`` (at most ``_KEY_HEADS`` = 256 keys per subscription) finds the due heads hidden behind a
 # front of blocked rows. Beyond both, a key waits until the front moves (in-flight heads end).
 # Rows without an ordering key come from their own partial index (ix_deliveries_due_unkeyed).
 _FRONT = 8
-_KEY_HEADS = 1000
+_KEY_HEADS = 256
 _CLAIM = text(
     f"""
     WITH RECURSIVE room AS (
