@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from schemas import CloudEvent, validate_event
 from schemas.hub_events import DELIVERY_DEAD, SUBSCRIPTION_DISABLED
 from subscriptions.delivery import encode
 from tests.contract.delivery_harness import LEASE, DeliveryHarness, event, outcome
@@ -46,6 +47,37 @@ async def test_a_key_goes_in_order_unless_the_subscription_orders_none(stores: D
 
     by_sub = {sid: [c.event["data"]["n"] for c in claimed if c.subscription_id == sid] for sid in room}
     assert by_sub == {keyed: [1, 3], unordered: [1, 2, 3]}
+
+
+def unkeyed(n: int) -> CloudEvent:
+    """An event without subject or partitionkey: no ordering key, never held back."""
+    published = event(n=n).model_dump(mode="json", exclude_none=True)
+    published.pop("subject")
+    return validate_event(published)
+
+
+async def test_with_every_key_head_in_flight_a_claim_still_offers_new_keys_and_unkeyed_rows(
+    stores: DeliveryHarness,
+) -> None:
+    sid = await stores.subscribe()
+    await stores.publish(event("a", 1), event("a", 2), event("b", 3), event("b", 4))
+    heads = await stores.outbox.claim(10, LEASE, {sid: 10})
+    await stores.publish(event("a", 5), unkeyed(6), event("c", 7), event("c", 8), unkeyed(9))
+
+    claimed = await stores.outbox.claim(10, LEASE, {sid: 10})
+
+    assert [c.event["data"]["n"] for c in heads] == [1, 3]
+    assert [c.event["data"]["n"] for c in claimed] == [6, 7, 9]
+    assert [c.event["data"]["n"] for c in await stores.outbox.claim(10, LEASE, {sid: 1})] == []
+
+
+async def test_room_caps_keyed_and_unkeyed_rows_together_oldest_first(stores: DeliveryHarness) -> None:
+    sid = await stores.subscribe()
+    await stores.publish(event("a", 1), unkeyed(2), event("b", 3), unkeyed(4))
+
+    claimed = await stores.outbox.claim(10, LEASE, {sid: 3})
+
+    assert [c.event["data"]["n"] for c in claimed] == [1, 2, 3]
 
 
 async def test_room_caps_what_one_subscription_gets(stores: DeliveryHarness) -> None:

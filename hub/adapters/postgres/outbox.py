@@ -34,33 +34,86 @@ log = structlog.get_logger(__name__)
 # own due rows, at most ``room`` of them: what its concurrency cap and rate allow right now.
 # One subscription's backlog or slow sink therefore never fills a round for the others.
 # Per-key order (ordering = 'key'): a delivery is due only when no earlier delivery for the
-# same subscription and ordering key is still open (pending, failed-and-waiting, or claimed).
+# same subscription and ordering key is still open (pending, failed-and-waiting, or claimed),
+# i.e. only a key's head (its open delivery with the smallest archive_seq) can be due.
+# ``heads`` finds them by a loose index scan over ix_deliveries_open_by_key: one index probe
+# per key, whatever the backlog behind each head. Walking the due rows and asking each
+# "is an earlier one open?" cost O(backlog) per claim once every head was in flight (issue 16).
+# Both bounded, so a claim costs O(front + key heads), never O(backlog): the due front (the
+# first ``room * _FRONT`` due keyed rows, each asked "is an earlier one open?") finds due heads
+# at once when many keys are due (100,000 keys: scanning every head cost 8 s per claim), and
+# ``heads`` (at most ``_KEY_HEADS`` = 256 keys per subscription) finds the due heads hidden behind a
+# front of blocked rows. Beyond both, a key waits until the front moves (in-flight heads end).
+# Rows without an ordering key come from their own partial index (ix_deliveries_due_unkeyed).
+_FRONT = 8
+_KEY_HEADS = 256
 _CLAIM = text(
     f"""
-    WITH room AS (
+    WITH RECURSIVE room AS (
         SELECT * FROM unnest(CAST(:room_ids AS uuid[]), CAST(:room_sizes AS int[])) AS r(id, size)
+    ),
+    active AS (
+        SELECT s.*, COALESCE(r.size, LEAST(
+            COALESCE(s.max_concurrency, :default_concurrency),
+            GREATEST(1, floor(LEAST(s.max_rate, s.allowed_rate)))::int
+        )) AS room_size
+        FROM subscriptions s LEFT JOIN room r ON r.id = s.id
+        WHERE s.status = '{ACTIVE}'
+    ),
+    heads AS (
+        SELECT k.*, 1 AS n FROM active s CROSS JOIN LATERAL (
+            SELECT d.subscription_id, d.ordering_key, d.id, d.next_attempt_at FROM deliveries d
+            WHERE d.subscription_id = s.id AND d.{OPEN_SQL} AND d.ordering_key IS NOT NULL
+            ORDER BY d.ordering_key, d.archive_seq LIMIT 1
+        ) k
+        WHERE s.ordering <> 'none'
+        UNION ALL
+        SELECT k.*, h.n + 1 FROM heads h CROSS JOIN LATERAL (
+            SELECT d.subscription_id, d.ordering_key, d.id, d.next_attempt_at FROM deliveries d
+            WHERE d.subscription_id = h.subscription_id AND d.{OPEN_SQL}
+              AND d.ordering_key > h.ordering_key
+            ORDER BY d.ordering_key, d.archive_seq LIMIT 1
+        ) k
+        WHERE h.n < {_KEY_HEADS}
     ),
     due AS (
         SELECT p.id
-        FROM (SELECT * FROM subscriptions WHERE status = '{ACTIVE}' ORDER BY random()) s
-        LEFT JOIN room r ON r.id = s.id
+        FROM (SELECT * FROM active ORDER BY random()) s
         CROSS JOIN LATERAL (
-            SELECT d.id FROM deliveries d
-            WHERE d.subscription_id = s.id
-              AND d.{OPEN_SQL}
-              AND d.next_attempt_at <= now()
-              AND (s.ordering = 'none' OR d.ordering_key IS NULL OR NOT EXISTS (
-                    SELECT 1 FROM deliveries e
-                    WHERE e.subscription_id = d.subscription_id
-                      AND e.ordering_key = d.ordering_key
-                      AND e.{OPEN_SQL}
-                      AND e.archive_seq < d.archive_seq))
-            ORDER BY d.next_attempt_at, d.archive_seq
-            LIMIT COALESCE(r.size, LEAST(
-                COALESCE(s.max_concurrency, :default_concurrency),
-                GREATEST(1, floor(LEAST(s.max_rate, s.allowed_rate)))::int
-            ))
-            FOR UPDATE OF d SKIP LOCKED
+            SELECT c.id FROM (
+                SELECT * FROM (SELECT d.id, d.next_attempt_at, d.archive_seq FROM deliveries d
+                 WHERE s.ordering = 'none' AND d.subscription_id = s.id
+                   AND d.{OPEN_SQL} AND d.next_attempt_at <= now()
+                 ORDER BY d.next_attempt_at, d.archive_seq LIMIT s.room_size
+                 FOR UPDATE OF d SKIP LOCKED) AS unordered
+                UNION ALL
+                SELECT * FROM (SELECT d.id, d.next_attempt_at, d.archive_seq FROM deliveries d
+                 WHERE s.ordering <> 'none' AND d.subscription_id = s.id
+                   AND d.{OPEN_SQL} AND d.ordering_key IS NULL AND d.next_attempt_at <= now()
+                 ORDER BY d.next_attempt_at, d.archive_seq LIMIT s.room_size
+                 FOR UPDATE OF d SKIP LOCKED) AS unkeyed
+                UNION ALL
+                SELECT * FROM (SELECT d.id, d.next_attempt_at, d.archive_seq FROM deliveries d
+                 WHERE d.id IN (
+                    SELECT w.id FROM (
+                        SELECT e.id, e.ordering_key, e.archive_seq FROM deliveries e
+                        WHERE s.ordering <> 'none' AND e.subscription_id = s.id AND e.{OPEN_SQL}
+                          AND e.ordering_key IS NOT NULL AND e.next_attempt_at <= now()
+                        ORDER BY e.next_attempt_at, e.archive_seq LIMIT s.room_size * {_FRONT}
+                    ) w
+                    WHERE w.archive_seq = (  -- the key's head (a scalar probe per front row)
+                        SELECT f.archive_seq FROM deliveries f
+                        WHERE f.subscription_id = s.id AND f.ordering_key = w.ordering_key
+                          AND f.{OPEN_SQL}
+                        ORDER BY f.archive_seq LIMIT 1)
+                    UNION
+                    SELECT h.id FROM heads h WHERE h.subscription_id = s.id AND h.next_attempt_at <= now())
+                   AND d.{OPEN_SQL} AND d.next_attempt_at <= now()
+                 ORDER BY d.next_attempt_at, d.archive_seq LIMIT s.room_size
+                 FOR UPDATE OF d SKIP LOCKED) AS keyed
+            ) c
+            ORDER BY c.next_attempt_at, c.archive_seq
+            LIMIT s.room_size
         ) p
         LIMIT :limit
     )

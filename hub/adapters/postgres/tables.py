@@ -156,6 +156,15 @@ deliveries = Table(
         "archive_seq",
         postgresql_where=text(OPEN_SQL),
     ),
+    # The claim's due rows without an ordering key (``ordering: key`` subscriptions read their
+    # keyed rows' heads from ix_deliveries_open_by_key instead; migration 0014).
+    Index(
+        "ix_deliveries_due_unkeyed",
+        "subscription_id",
+        "next_attempt_at",
+        "archive_seq",
+        postgresql_where=text(f"{OPEN_SQL} AND ordering_key IS NULL"),
+    ),
     # Retention: "does a delivery still need this archived event?"
     Index("ix_deliveries_archive_seq", "archive_seq"),
     # Operator status (migration 0010): count what is not delivered, find the oldest open row.
