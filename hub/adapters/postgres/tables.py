@@ -157,7 +157,7 @@ deliveries = Table(
         postgresql_where=text(OPEN_SQL),
     ),
     # The claim's due rows without an ordering key (``ordering: key`` subscriptions read their
-    # keyed rows' heads from ix_deliveries_open_by_key instead; migration 0014).
+    # keyed rows' heads from ix_deliveries_open_by_key instead; migration 0015).
     Index(
         "ix_deliveries_due_unkeyed",
         "subscription_id",

@@ -6,8 +6,8 @@ each claim visited the whole backlog to find nothing. It now reads each key's he
 index scan over ``ix_deliveries_open_by_key`` and the due rows without an ordering key from
 this partial index, so a claim costs O(keys + claim size), not O(backlog).
 
-Revision ID: 0014
-Revises: 0013
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-11-29
 """
 
@@ -16,8 +16,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014"
-down_revision = "0013"
+revision = "0015"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
