@@ -48,6 +48,12 @@ class KafkaSettings(BaseSettings):
         description="Longest a consumer fetch waits for data. Tansu holds an empty fetch for about half "
         "of this even when data arrives, so it bounds publish-to-projection latency.",
     )
+    idle_poll_ms: int = Field(
+        default=1_000,
+        ge=10,
+        description="A projector member that read nothing for a second stops fetching and looks again "
+        "this often; a publish in the same process wakes it at once.",
+    )
 
 
 class DeliverySettings(BaseSettings):
