@@ -104,6 +104,10 @@ class LogWritten:
         self._events.append(event)
         return event
 
+    def unsubscribe(self, event: asyncio.Event) -> None:
+        if event in self._events:
+            self._events.remove(event)
+
     def notify(self) -> None:
         for event in self._events:
             event.set()

@@ -128,6 +128,7 @@ class KafkaLogConsumer:
         wake: LogWritten | None = None,
     ):
         self._max_record_bytes = max_record_bytes
+        self._wake = wake
         self._idling = _Idling(
             settings.fetch_max_wait_ms / 1000,
             settings.idle_poll_ms / 1000,
@@ -150,6 +151,8 @@ class KafkaLogConsumer:
             raise RetriableError(f"cannot join the consumer group: {e}") from e
 
     async def stop(self) -> None:
+        if self._wake is not None:
+            self._wake.unsubscribe(self._idling.wake)
         await self._consumer.stop()
 
     async def poll(self, *, max_records: int, timeout_s: float) -> list[LogRecord]:
