@@ -41,13 +41,24 @@ class KafkaSettings(BaseSettings):
     replication_factor: int = Field(default=1, ge=1, description="Replication factor for created topics.")
     consumer_group: str = Field(default="koppelhub-projector", description="Consumer group of the projector.")
     session_timeout_ms: int = Field(default=10_000, ge=1000, description="Consumer group session timeout.")
-    heartbeat_interval_ms: int = Field(default=1_000, ge=100, description="Consumer heartbeat interval.")
+    heartbeat_interval_ms: int = Field(
+        default=3_000,
+        ge=100,
+        description="Consumer heartbeat interval (Kafka's default; each member sends one per interval, "
+        "idle or not).",
+    )
     linger_ms: int = Field(default=2, ge=0, description="Producer linger: how long a send waits to batch.")
     fetch_max_wait_ms: int = Field(
         default=20,
         ge=0,
         description="Longest a consumer fetch waits for data. Tansu holds an empty fetch for about half "
         "of this even when data arrives, so it bounds publish-to-projection latency.",
+    )
+    idle_poll_ms: int = Field(
+        default=1_000,
+        ge=10,
+        description="A projector member that read nothing for a second stops fetching and looks again "
+        "this often; a publish in the same process wakes it at once.",
     )
 
 
@@ -118,7 +129,10 @@ class DeliverySettings(BaseSettings):
         description="How long a claimed delivery stays with one dispatcher before another may retry it.",
     )
     poll_seconds: float = Field(
-        default=1.0, gt=0, description="Longest wait between outbox polls when no NOTIFY arrives."
+        default=5.0,
+        gt=0,
+        description="Longest wait between outbox polls when no NOTIFY arrives (every change that makes "
+        "a delivery due sends one; retries wake at their due time, so this is only a safety net).",
     )
 
     _split = field_validator("retry_schedule", "allow_networks", mode="before")(_split_csv)

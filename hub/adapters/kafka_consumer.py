@@ -3,11 +3,15 @@
 Everything aiokafka-specific about reading the log lives here: the consumer's settings, the
 rebalance listener that tells an empty assignment from none yet, decoding records in the
 CloudEvents Kafka binding, the high-water marks behind :meth:`caught_up` (not
-``end_offsets()``, which Tansu gets wrong, INFRA.md), and the translation of driver errors.
+``end_offsets()``, which Tansu gets wrong, INFRA.md), the translation of driver errors, and
+idling (:class:`_Idling`): a member that read nothing for a while stops fetching.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 from collections.abc import Mapping
 from dataclasses import replace
 
@@ -15,7 +19,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
-from hub.adapters.kafka import make_consumer
+from hub.adapters.kafka import LogWritten, make_consumer
 from hub.errors import RecordTooLarge, RetriableError
 from hub.ports.log import LogRecord
 from hub.settings import KafkaSettings
@@ -68,8 +72,52 @@ def decode(
     return replace(raw, event=event)
 
 
+class _Idling:
+    """When a member goes quiet and when it looks again.
+
+    aiokafka fetches continuously, each fetch held by the broker for up to ``fetch_max_wait_ms``
+    (Tansu holds an empty fetch for about half of it even when data arrives, INFRA.md, so that
+    wait cannot simply grow). An idle hub therefore sent three fetches a second per partition
+    owner, which was most of its idle CPU and the broker's. Instead, a member that read nothing
+    for :attr:`quiet_after` seconds pauses its partitions (no fetches at all) and looks again
+    every ``look_every`` seconds, or at once when ``wake`` says this process wrote to the log.
+    A wake-up keeps the member fetching for another :attr:`quiet_after`, so what was written
+    before the wake-up is always fetched by a request sent after it.
+    """
+
+    def __init__(self, fetch_wait_s: float, look_every_s: float, wake: asyncio.Event | None) -> None:
+        self.quiet_after = max(1.0, 20 * fetch_wait_s)
+        self.look_every = look_every_s
+        self.look_for = max(0.05, 3 * fetch_wait_s)  # one fetch held to its limit, and its answer
+        self.wake = wake or asyncio.Event()
+        self.last_data = time.monotonic()
+        self.paused = False
+        self.next_look = 0.0
+
+    def keep_fetching(self) -> None:
+        self.paused = False
+        self.last_data = time.monotonic()
+
+    def quiet(self) -> bool:
+        return time.monotonic() - self.last_data > self.quiet_after
+
+    async def wait(self, timeout_s: float) -> bool:
+        """Wait for a wake-up or the next look, at most ``timeout_s``; True when it is time to
+        fetch (woken: the wake-up is used up here, and only here)."""
+        remaining = self.next_look - time.monotonic()
+        if not self.wake.is_set() and remaining > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), min(timeout_s, remaining))
+        if self.wake.is_set():
+            self.wake.clear()
+            self.keep_fetching()
+            return True
+        return time.monotonic() >= self.next_look
+
+
 class KafkaLogConsumer:
-    """A member of ``settings.consumer_group`` reading ``settings.topic``."""
+    """A member of ``settings.consumer_group`` reading ``settings.topic``; idle, it stops
+    fetching (:class:`_Idling`) until ``wake`` is set or ``settings.idle_poll_ms`` passed."""
 
     def __init__(
         self,
@@ -78,12 +126,24 @@ class KafkaLogConsumer:
         *,
         group_id: str | None = None,
         max_record_bytes: int | None = None,
+        wake: LogWritten | None = None,
     ):
         self._max_record_bytes = max_record_bytes
+        self._wake = wake
+        self._idling = _Idling(
+            settings.fetch_max_wait_ms / 1000,
+            settings.idle_poll_ms / 1000,
+            wake.subscribe() if wake is not None else None,
+        )
         self._membership = _Membership()
         self._consumer: AIOKafkaConsumer = make_consumer(
             bootstrap, settings, group_id=group_id, listener=self._membership
         )
+
+    @property
+    def fetching(self) -> bool:
+        """False while idle: the partitions are paused and no fetch is sent (:class:`_Idling`)."""
+        return not self._idling.paused
 
     async def start(self) -> None:
         try:
@@ -92,13 +152,33 @@ class KafkaLogConsumer:
             raise RetriableError(f"cannot join the consumer group: {e}") from e
 
     async def stop(self) -> None:
+        if self._wake is not None:
+            self._wake.unsubscribe(self._idling.wake)
         await self._consumer.stop()
 
     async def poll(self, *, max_records: int, timeout_s: float) -> list[LogRecord]:
+        idling = self._idling
+        looking = False
+        if idling.paused:
+            if self._consumer.assignment() - self._consumer.paused():
+                idling.keep_fetching()  # a rebalance brought partitions that are not paused
+            elif not await idling.wait(timeout_s):
+                return []
+            else:
+                looking = idling.paused  # a timed look, not a wake-up: one fetch, then idle again
+            self._consumer.resume(*self._consumer.paused())
         try:
-            batch = await self._consumer.getmany(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+            batch = await self._consumer.getmany(
+                timeout_ms=int((idling.look_for if looking else timeout_s) * 1000), max_records=max_records
+            )
         except KafkaError as e:
             raise RetriableError(f"cannot read the log: {e}") from e
+        if batch:
+            idling.keep_fetching()
+        elif looking or idling.quiet():
+            self._consumer.pause(*self._consumer.assignment())
+            idling.paused = True
+            idling.next_look = time.monotonic() + idling.look_every
         return [
             decode(
                 *(tp.topic, tp.partition, r.offset, r.key, r.value, tuple(r.headers), self._max_record_bytes),
@@ -121,6 +201,10 @@ class KafkaLogConsumer:
         return True
 
     async def caught_up(self) -> bool:
+        if self._idling.paused:  # the high-water marks are as old as the last fetch: fetch again
+            self._idling.keep_fetching()
+            self._consumer.resume(*self._consumer.paused())
+            return False
         assignment = self._consumer.assignment()
         if not assignment:
             return self._membership.assigned

@@ -172,9 +172,13 @@ async def _wire_write_ahead(hub: HubProcess, w: Wiring) -> None:
 def _wire_projector(hub: HubProcess, w: Wiring) -> None:
     s = hub.settings
     assert hub.engine is not None and hub.event_log is not None
+    event_log = hub.event_log
     projector = hub.projector = Projector(
         lambda: KafkaLogConsumer(
-            hub.kafka_bootstrap, s.kafka, max_record_bytes=max_record_bytes(s.max_event_bytes)
+            hub.kafka_bootstrap,
+            s.kafka,
+            max_record_bytes=max_record_bytes(s.max_event_bytes),
+            wake=event_log.written,  # what this process publishes is fetched at once
         ),
         PostgresProjectionStore(hub.engine),
         hub.wal or hub.event_log,  # dead letters kept in PostgreSQL too with the write-ahead log
