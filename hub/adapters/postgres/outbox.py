@@ -34,25 +34,20 @@ log = structlog.get_logger(__name__)
 # own due rows, at most ``room`` of them: what its concurrency cap and rate allow right now.
 # One subscription's backlog or slow sink therefore never fills a round for the others.
 # Per-key order (ordering = 'key'): a delivery is due only when no earlier delivery for the
-# same subscription and ordering key is still open (pending, failed-and-waiting, or claimed),
-# i.e. only a key's head (its open delivery with the smallest archive_seq) can be due.
-# ``heads`` finds them by a loose index scan over ix_deliveries_open_by_key: one index probe
-# per key, whatever the backlog behind each head. Walking the due rows and asking each
-# "is an earlier one open?" cost O(backlog) per claim once every head was in flight (issue 16).
-# Both bounded, so a claim costs O(front + key heads), never O(backlog): the due front (the
-# first ``room * _FRONT`` due keyed rows, each asked "is an earlier one open?") finds due heads
-# at once when many keys are due (100,000 keys: scanning every head cost 8 s per claim), and
-# ``heads`` (at most ``_KEY_HEADS`` = 256 keys per subscription) finds the due heads hidden behind a
-# front of blocked rows. Beyond both, a key waits until the front moves (in-flight heads end).
-# Rows without an ordering key come from their own partial index (ix_deliveries_due_unkeyed).
-_FRONT = 8
-_KEY_HEADS = 256
+# same subscription and ordering key is still open (pending, failed-and-waiting, or claimed).
+# The keyed scan walks the due rows oldest first and stops at ``room`` rows that pass; it looks
+# at no more than the first ``room * _WINDOW`` due rows (``window_end``, an index walk without
+# probes). Without that bound a claim behind in-flight key heads read the whole backlog to find
+# nothing (6 s per claim at 300,000 deliveries, issue 16); with it a key whose head lies past
+# the window waits until the window moves (the in-flight heads end). Rows without an ordering
+# key come from their own partial index (ix_deliveries_due_unkeyed), never behind keyed rows.
+_WINDOW = 16
 _CLAIM = text(
     f"""
-    WITH RECURSIVE room AS (
+    WITH room AS (
         SELECT * FROM unnest(CAST(:room_ids AS uuid[]), CAST(:room_sizes AS int[])) AS r(id, size)
     ),
-    active AS (
+    sized AS (
         SELECT s.*, COALESCE(r.size, LEAST(
             COALESCE(s.max_concurrency, :default_concurrency),
             GREATEST(1, floor(LEAST(s.max_rate, s.allowed_rate)))::int
@@ -60,21 +55,16 @@ _CLAIM = text(
         FROM subscriptions s LEFT JOIN room r ON r.id = s.id
         WHERE s.status = '{ACTIVE}'
     ),
-    heads AS (
-        SELECT k.*, 1 AS n FROM active s CROSS JOIN LATERAL (
-            SELECT d.subscription_id, d.ordering_key, d.id, d.next_attempt_at FROM deliveries d
-            WHERE d.subscription_id = s.id AND d.{OPEN_SQL} AND d.ordering_key IS NOT NULL
-            ORDER BY d.ordering_key, d.archive_seq LIMIT 1
-        ) k
-        WHERE s.ordering <> 'none'
-        UNION ALL
-        SELECT k.*, h.n + 1 FROM heads h CROSS JOIN LATERAL (
-            SELECT d.subscription_id, d.ordering_key, d.id, d.next_attempt_at FROM deliveries d
-            WHERE d.subscription_id = h.subscription_id AND d.{OPEN_SQL}
-              AND d.ordering_key > h.ordering_key
-            ORDER BY d.ordering_key, d.archive_seq LIMIT 1
-        ) k
-        WHERE h.n < {_KEY_HEADS}
+    active AS (  -- with window_end: the (next_attempt_at, archive_seq) of the window's last row
+        SELECT s.*, COALESCE(w.next_attempt_at, 'infinity') AS window_at,
+               COALESCE(w.archive_seq, 9223372036854775807) AS window_seq
+        FROM sized s LEFT JOIN LATERAL (
+            SELECT e.next_attempt_at, e.archive_seq FROM deliveries e
+            WHERE s.ordering <> 'none' AND e.subscription_id = s.id AND e.{OPEN_SQL}
+              AND e.next_attempt_at <= now()
+            ORDER BY e.next_attempt_at, e.archive_seq
+            OFFSET s.room_size * {_WINDOW} LIMIT 1
+        ) w ON true
     ),
     due AS (
         SELECT p.id
@@ -94,21 +84,14 @@ _CLAIM = text(
                  FOR UPDATE OF d SKIP LOCKED) AS unkeyed
                 UNION ALL
                 SELECT * FROM (SELECT d.id, d.next_attempt_at, d.archive_seq FROM deliveries d
-                 WHERE d.id IN (
-                    SELECT w.id FROM (
-                        SELECT e.id, e.ordering_key, e.archive_seq FROM deliveries e
-                        WHERE s.ordering <> 'none' AND e.subscription_id = s.id AND e.{OPEN_SQL}
-                          AND e.ordering_key IS NOT NULL AND e.next_attempt_at <= now()
-                        ORDER BY e.next_attempt_at, e.archive_seq LIMIT s.room_size * {_FRONT}
-                    ) w
-                    WHERE w.archive_seq = (  -- the key's head (a scalar probe per front row)
-                        SELECT f.archive_seq FROM deliveries f
-                        WHERE f.subscription_id = s.id AND f.ordering_key = w.ordering_key
-                          AND f.{OPEN_SQL}
-                        ORDER BY f.archive_seq LIMIT 1)
-                    UNION
-                    SELECT h.id FROM heads h WHERE h.subscription_id = s.id AND h.next_attempt_at <= now())
-                   AND d.{OPEN_SQL} AND d.next_attempt_at <= now()
+                 WHERE s.ordering <> 'none' AND d.subscription_id = s.id
+                   AND d.{OPEN_SQL} AND d.ordering_key IS NOT NULL AND d.next_attempt_at <= now()
+                   AND (d.next_attempt_at, d.archive_seq) <= (s.window_at, s.window_seq)
+                   AND d.archive_seq = (  -- its key's head: one index probe, never a join
+                        SELECT x.archive_seq FROM deliveries x
+                        WHERE x.subscription_id = d.subscription_id
+                          AND x.ordering_key = d.ordering_key AND x.{OPEN_SQL}
+                        ORDER BY x.archive_seq LIMIT 1)
                  ORDER BY d.next_attempt_at, d.archive_seq LIMIT s.room_size
                  FOR UPDATE OF d SKIP LOCKED) AS keyed
             ) c
