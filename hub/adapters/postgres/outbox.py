@@ -15,6 +15,7 @@ import structlog
 from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from hub.adapters.postgres.claims import CLAIM, CLAIM_HEADS
 from hub.adapters.postgres.engine import libpq_url
 from hub.adapters.postgres.errors import translate_db_errors
 from hub.adapters.postgres.outcomes import record_outcomes
@@ -28,90 +29,6 @@ from subscriptions.lifecycle import ACTIVE
 __all__ = ["AttemptResult", "ClaimedDelivery", "OutboxListener", "PostgresOutbox"]
 
 log = structlog.get_logger(__name__)
-
-# The claim executes :func:`subscriptions.lifecycle.is_due` and ``blocked_by`` set-based.
-# Fair claim: each active subscription (in random order, so none is always first) offers its
-# own due rows, at most ``room`` of them: what its concurrency cap and rate allow right now.
-# One subscription's backlog or slow sink therefore never fills a round for the others.
-# Per-key order (ordering = 'key'): a delivery is due only when no earlier delivery for the
-# same subscription and ordering key is still open (pending, failed-and-waiting, or claimed).
-# The keyed scan walks the due rows oldest first and stops at ``room`` rows that pass; it looks
-# at no more than the first ``room * _WINDOW`` due rows (``window_end``, an index walk without
-# probes). Without that bound a claim behind in-flight key heads read the whole backlog to find
-# nothing (6 s per claim at 300,000 deliveries, issue 16); with it a key whose head lies past
-# the window waits until the window moves (the in-flight heads end). Rows without an ordering
-# key come from their own partial index (ix_deliveries_due_unkeyed), never behind keyed rows.
-_WINDOW = 16
-_CLAIM = text(
-    f"""
-    WITH room AS (
-        SELECT * FROM unnest(CAST(:room_ids AS uuid[]), CAST(:room_sizes AS int[])) AS r(id, size)
-    ),
-    sized AS (
-        SELECT s.*, COALESCE(r.size, LEAST(
-            COALESCE(s.max_concurrency, :default_concurrency),
-            GREATEST(1, floor(LEAST(s.max_rate, s.allowed_rate)))::int
-        )) AS room_size
-        FROM subscriptions s LEFT JOIN room r ON r.id = s.id
-        WHERE s.status = '{ACTIVE}'
-    ),
-    active AS (  -- with window_end: the (next_attempt_at, archive_seq) of the window's last row
-        SELECT s.*, COALESCE(w.next_attempt_at, 'infinity') AS window_at,
-               COALESCE(w.archive_seq, 9223372036854775807) AS window_seq
-        FROM sized s LEFT JOIN LATERAL (
-            SELECT e.next_attempt_at, e.archive_seq FROM deliveries e
-            WHERE s.ordering <> 'none' AND e.subscription_id = s.id AND e.{OPEN_SQL}
-              AND e.next_attempt_at <= now()
-            ORDER BY e.next_attempt_at, e.archive_seq
-            OFFSET s.room_size * {_WINDOW} LIMIT 1
-        ) w ON true
-    ),
-    due AS (
-        SELECT p.id
-        FROM (SELECT * FROM active ORDER BY random()) s
-        CROSS JOIN LATERAL (
-            SELECT c.id FROM (
-                SELECT * FROM (SELECT d.id, d.next_attempt_at, d.archive_seq FROM deliveries d
-                 WHERE s.ordering = 'none' AND d.subscription_id = s.id
-                   AND d.{OPEN_SQL} AND d.next_attempt_at <= now()
-                 ORDER BY d.next_attempt_at, d.archive_seq LIMIT s.room_size
-                 FOR UPDATE OF d SKIP LOCKED) AS unordered
-                UNION ALL
-                SELECT * FROM (SELECT d.id, d.next_attempt_at, d.archive_seq FROM deliveries d
-                 WHERE s.ordering <> 'none' AND d.subscription_id = s.id
-                   AND d.{OPEN_SQL} AND d.ordering_key IS NULL AND d.next_attempt_at <= now()
-                 ORDER BY d.next_attempt_at, d.archive_seq LIMIT s.room_size
-                 FOR UPDATE OF d SKIP LOCKED) AS unkeyed
-                UNION ALL
-                SELECT * FROM (SELECT d.id, d.next_attempt_at, d.archive_seq FROM deliveries d
-                 WHERE s.ordering <> 'none' AND d.subscription_id = s.id
-                   AND d.{OPEN_SQL} AND d.ordering_key IS NOT NULL AND d.next_attempt_at <= now()
-                   AND (d.next_attempt_at, d.archive_seq) <= (s.window_at, s.window_seq)
-                   AND d.archive_seq = (  -- its key's head: one index probe, never a join
-                        SELECT x.archive_seq FROM deliveries x
-                        WHERE x.subscription_id = d.subscription_id
-                          AND x.ordering_key = d.ordering_key AND x.{OPEN_SQL}
-                        ORDER BY x.archive_seq LIMIT 1)
-                 ORDER BY d.next_attempt_at, d.archive_seq LIMIT s.room_size
-                 FOR UPDATE OF d SKIP LOCKED) AS keyed
-            ) c
-            ORDER BY c.next_attempt_at, c.archive_seq
-            LIMIT s.room_size
-        ) p
-        LIMIT :limit
-    )
-    UPDATE deliveries AS d
-    SET next_attempt_at = now() + make_interval(secs => :lease)
-    FROM due, event_archive a, subscriptions s
-    WHERE d.id = due.id AND a.seq = d.archive_seq AND s.id = d.subscription_id
-    RETURNING d.id, d.subscription_id, d.attempts, d.retry_base, d.event_id, d.archive_seq, d.ordering_key,
-              CAST(a.event AS text) AS event_json, a.accepted_at, s.sink, s.secret,
-              CASE WHEN s.previous_secret_expires_at > now() THEN s.previous_secret END
-                  AS previous_secret,
-              s.headers, s.retry_schedule, s.ordering, s.max_concurrency,
-              LEAST(s.max_rate, s.allowed_rate) AS max_rate, s.content_mode, s.auth, s.organisatie
-    """  # noqa: S608 (lifecycle constants, see tables.OPEN_SQL)
-)
 
 _NEXT_DUE = text(
     f"""
@@ -168,8 +85,10 @@ class PostgresOutbox:
         }
         with translate_db_errors():
             async with self._engine.begin() as conn:
-                rows = await conn.execute(_CLAIM, params)
-                claimed = _claimed(rows)
+                claimed = _claimed(await conn.execute(CLAIM, params))
+            if not claimed:  # the window may be stuck behind in-flight or retried key heads
+                async with self._engine.begin() as conn:
+                    claimed = _claimed(await conn.execute(CLAIM_HEADS, params))
         claimed.sort(key=lambda c: c.archive_seq)
         return claimed
 
