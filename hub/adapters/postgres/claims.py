@@ -17,6 +17,49 @@ from subscriptions.lifecycle import ACTIVE
 
 __all__ = ["CLAIM", "CLAIM_HEADS"]
 
+# Shared by both statements. Each subscription's room: what the dispatcher offered (its free
+# concurrency slots and rate tokens), else the subscription's own cap.
+_SIZED = f"""room AS (
+        SELECT * FROM unnest(CAST(:room_ids AS uuid[]), CAST(:room_sizes AS int[])) AS r(id, size)
+    ),
+    sized AS (
+        SELECT s.*, COALESCE(r.size, LEAST(
+            COALESCE(s.max_concurrency, :default_concurrency),
+            GREATEST(1, floor(LEAST(s.max_rate, s.allowed_rate)))::int
+        )) AS room_size
+        FROM subscriptions s LEFT JOIN room r ON r.id = s.id
+        WHERE s.status = '{ACTIVE}'
+    ),
+"""  # noqa: S608 (lifecycle constants)
+# A subscription without per-key order offers its oldest due rows; one with it, its due rows
+# without a key (their own partial index), beside the keyed heads each statement finds.
+_UNORDERED_AND_UNKEYED = f"""
+                SELECT * FROM (SELECT d.id, d.next_attempt_at, d.archive_seq FROM deliveries d
+                 WHERE s.ordering = 'none' AND d.subscription_id = s.id
+                   AND d.{OPEN_SQL} AND d.next_attempt_at <= now()
+                 ORDER BY d.next_attempt_at, d.archive_seq LIMIT s.room_size
+                 FOR UPDATE OF d SKIP LOCKED) AS unordered
+                UNION ALL
+                SELECT * FROM (SELECT d.id, d.next_attempt_at, d.archive_seq FROM deliveries d
+                 WHERE s.ordering <> 'none' AND d.subscription_id = s.id
+                   AND d.{OPEN_SQL} AND d.ordering_key IS NULL AND d.next_attempt_at <= now()
+                 ORDER BY d.next_attempt_at, d.archive_seq LIMIT s.room_size
+                 FOR UPDATE OF d SKIP LOCKED) AS unkeyed
+"""  # noqa: S608 (lifecycle constants, see tables.OPEN_SQL)
+# The claim itself: lease what ``due`` chose and return it with its event and subscription.
+_LEASE_AND_RETURN = """
+    UPDATE deliveries AS d
+    SET next_attempt_at = now() + make_interval(secs => :lease)
+    FROM due, event_archive a, subscriptions s
+    WHERE d.id = due.id AND a.seq = d.archive_seq AND s.id = d.subscription_id
+    RETURNING d.id, d.subscription_id, d.attempts, d.retry_base, d.event_id, d.archive_seq, d.ordering_key,
+              CAST(a.event AS text) AS event_json, a.accepted_at, s.sink, s.secret,
+              CASE WHEN s.previous_secret_expires_at > now() THEN s.previous_secret END
+                  AS previous_secret,
+              s.headers, s.retry_schedule, s.ordering, s.max_concurrency,
+              LEAST(s.max_rate, s.allowed_rate) AS max_rate, s.content_mode, s.auth, s.organisatie
+"""
+
 # The claim executes :func:`subscriptions.lifecycle.is_due` and ``blocked_by`` set-based.
 # Fair claim: each active subscription (in random order, so none is always first) offers its
 # own due rows, at most ``room`` of them: what its concurrency cap and rate allow right now.
@@ -32,17 +75,7 @@ __all__ = ["CLAIM", "CLAIM_HEADS"]
 _WINDOW = 16
 CLAIM = text(
     f"""
-    WITH room AS (
-        SELECT * FROM unnest(CAST(:room_ids AS uuid[]), CAST(:room_sizes AS int[])) AS r(id, size)
-    ),
-    sized AS (
-        SELECT s.*, COALESCE(r.size, LEAST(
-            COALESCE(s.max_concurrency, :default_concurrency),
-            GREATEST(1, floor(LEAST(s.max_rate, s.allowed_rate)))::int
-        )) AS room_size
-        FROM subscriptions s LEFT JOIN room r ON r.id = s.id
-        WHERE s.status = '{ACTIVE}'
-    ),
+    WITH {_SIZED}
     active AS (  -- with window_end: the (next_attempt_at, archive_seq) of the window's last row
         SELECT s.*, COALESCE(w.next_attempt_at, 'infinity') AS window_at,
                COALESCE(w.archive_seq, 9223372036854775807) AS window_seq
@@ -59,18 +92,7 @@ CLAIM = text(
         FROM (SELECT * FROM active ORDER BY random()) s
         CROSS JOIN LATERAL (
             SELECT c.id FROM (
-                SELECT * FROM (SELECT d.id, d.next_attempt_at, d.archive_seq FROM deliveries d
-                 WHERE s.ordering = 'none' AND d.subscription_id = s.id
-                   AND d.{OPEN_SQL} AND d.next_attempt_at <= now()
-                 ORDER BY d.next_attempt_at, d.archive_seq LIMIT s.room_size
-                 FOR UPDATE OF d SKIP LOCKED) AS unordered
-                UNION ALL
-                SELECT * FROM (SELECT d.id, d.next_attempt_at, d.archive_seq FROM deliveries d
-                 WHERE s.ordering <> 'none' AND d.subscription_id = s.id
-                   AND d.{OPEN_SQL} AND d.ordering_key IS NULL AND d.next_attempt_at <= now()
-                 ORDER BY d.next_attempt_at, d.archive_seq LIMIT s.room_size
-                 FOR UPDATE OF d SKIP LOCKED) AS unkeyed
-                UNION ALL
+{_UNORDERED_AND_UNKEYED}                UNION ALL
                 SELECT * FROM (SELECT d.id, d.next_attempt_at, d.archive_seq FROM deliveries d
                  WHERE s.ordering <> 'none' AND d.subscription_id = s.id
                    AND d.{OPEN_SQL} AND d.ordering_key IS NOT NULL AND d.next_attempt_at <= now()
@@ -88,17 +110,7 @@ CLAIM = text(
         ) p
         LIMIT :limit
     )
-    UPDATE deliveries AS d
-    SET next_attempt_at = now() + make_interval(secs => :lease)
-    FROM due, event_archive a, subscriptions s
-    WHERE d.id = due.id AND a.seq = d.archive_seq AND s.id = d.subscription_id
-    RETURNING d.id, d.subscription_id, d.attempts, d.retry_base, d.event_id, d.archive_seq, d.ordering_key,
-              CAST(a.event AS text) AS event_json, a.accepted_at, s.sink, s.secret,
-              CASE WHEN s.previous_secret_expires_at > now() THEN s.previous_secret END
-                  AS previous_secret,
-              s.headers, s.retry_schedule, s.ordering, s.max_concurrency,
-              LEAST(s.max_rate, s.allowed_rate) AS max_rate, s.content_mode, s.auth, s.organisatie
-    """  # noqa: S608 (lifecycle constants, see tables.OPEN_SQL)
+{_LEASE_AND_RETURN}    """  # noqa: S608 (lifecycle constants, see tables.OPEN_SQL)
 )
 
 
@@ -112,17 +124,8 @@ _FRONT = 8
 _KEY_HEADS = 256
 CLAIM_HEADS = text(
     f"""
-    WITH RECURSIVE room AS (
-        SELECT * FROM unnest(CAST(:room_ids AS uuid[]), CAST(:room_sizes AS int[])) AS r(id, size)
-    ),
-    active AS (
-        SELECT s.*, COALESCE(r.size, LEAST(
-            COALESCE(s.max_concurrency, :default_concurrency),
-            GREATEST(1, floor(LEAST(s.max_rate, s.allowed_rate)))::int
-        )) AS room_size
-        FROM subscriptions s LEFT JOIN room r ON r.id = s.id
-        WHERE s.status = '{ACTIVE}'
-    ),
+    WITH RECURSIVE {_SIZED}
+    active AS (SELECT * FROM sized),
     heads AS (
         SELECT k.*, 1 AS n FROM active s CROSS JOIN LATERAL (
             SELECT d.subscription_id, d.ordering_key, d.id, d.next_attempt_at FROM deliveries d
@@ -144,18 +147,7 @@ CLAIM_HEADS = text(
         FROM (SELECT * FROM active ORDER BY random()) s
         CROSS JOIN LATERAL (
             SELECT c.id FROM (
-                SELECT * FROM (SELECT d.id, d.next_attempt_at, d.archive_seq FROM deliveries d
-                 WHERE s.ordering = 'none' AND d.subscription_id = s.id
-                   AND d.{OPEN_SQL} AND d.next_attempt_at <= now()
-                 ORDER BY d.next_attempt_at, d.archive_seq LIMIT s.room_size
-                 FOR UPDATE OF d SKIP LOCKED) AS unordered
-                UNION ALL
-                SELECT * FROM (SELECT d.id, d.next_attempt_at, d.archive_seq FROM deliveries d
-                 WHERE s.ordering <> 'none' AND d.subscription_id = s.id
-                   AND d.{OPEN_SQL} AND d.ordering_key IS NULL AND d.next_attempt_at <= now()
-                 ORDER BY d.next_attempt_at, d.archive_seq LIMIT s.room_size
-                 FOR UPDATE OF d SKIP LOCKED) AS unkeyed
-                UNION ALL
+{_UNORDERED_AND_UNKEYED}                UNION ALL
                 SELECT * FROM (SELECT d.id, d.next_attempt_at, d.archive_seq FROM deliveries d
                  WHERE d.id IN (
                     SELECT w.id FROM (
@@ -180,16 +172,6 @@ CLAIM_HEADS = text(
         ) p
         LIMIT :limit
     )
-    UPDATE deliveries AS d
-    SET next_attempt_at = now() + make_interval(secs => :lease)
-    FROM due, event_archive a, subscriptions s
-    WHERE d.id = due.id AND a.seq = d.archive_seq AND s.id = d.subscription_id
-    RETURNING d.id, d.subscription_id, d.attempts, d.retry_base, d.event_id, d.archive_seq, d.ordering_key,
-              CAST(a.event AS text) AS event_json, a.accepted_at, s.sink, s.secret,
-              CASE WHEN s.previous_secret_expires_at > now() THEN s.previous_secret END
-                  AS previous_secret,
-              s.headers, s.retry_schedule, s.ordering, s.max_concurrency,
-              LEAST(s.max_rate, s.allowed_rate) AS max_rate, s.content_mode, s.auth, s.organisatie
-    """  # noqa: S608 (lifecycle constants, see tables.OPEN_SQL)
+{_LEASE_AND_RETURN}    """  # noqa: S608 (lifecycle constants, see tables.OPEN_SQL)
 )
 
