@@ -24,11 +24,12 @@ config's ``aliases``) is named in one rejected record per file, so both are in t
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from connectors.base import (
@@ -249,9 +250,11 @@ class PubliccodeConnector(Connector[PubliccodeConfig]):
                 records.append(_rejected(where, [("", why)]))
         return records
 
-    async def _repositories(self, api: ApiClient, url: str) -> AsyncIterator[tuple[list[str], bool]]:
-        """Each page of a repository list (a JSON array; GitHub's, Gitea's and Forgejo's
-        ``/orgs/{org}/repos`` answer so) as the repositories' URLs, along ``Link: rel="next"``."""
+    async def _pages(
+        self, api: ApiClient, url: str, what: str, next_of: Callable[[httpx.Response, Any], str | None]
+    ) -> AsyncIterator[tuple[int, httpx.Response, Any, bool]]:
+        """Each JSON page of a paged list (``what`` names it in errors) as ``(number, response,
+        body, last)``, following ``next_of``; at most ``maxPages``, never a page twice."""
         visited: set[str] = set()
         next_url: str | None = url
         for number in range(self.config.maxPages + 1):
@@ -264,11 +267,26 @@ class PubliccodeConnector(Connector[PubliccodeConfig]):
             visited.add(next_url)
             response = await api.request("GET", next_url)
             if response.status_code != 200:
-                raise api.failed(response, "the repository list")
+                raise api.failed(response, f"the {what}")
             try:
-                items = response.json()
+                body = response.json()
             except ValueError as e:
-                raise SourceRefused(f"repository list page {number + 1} is not JSON") from e
+                raise SourceRefused(f"{what} page {number + 1} is not JSON") from e
+            href = next_of(response, body)
+            next_url = str(response.url.join(href)) if href else None
+            if next_url is not None and next_url in visited:
+                raise SourceRefused(f"the {what}'s next link points back to a page already read")
+            yield number, response, body, next_url is None
+
+    async def _repositories(self, api: ApiClient, url: str) -> AsyncIterator[tuple[list[str], bool]]:
+        """Each page of a repository list (a JSON array; GitHub's, Gitea's and Forgejo's
+        ``/orgs/{org}/repos`` answer so) as the repositories' URLs, along ``Link: rel="next"``."""
+
+        def link_next(response: httpx.Response, _body: Any) -> str | None:
+            href = response.links.get("next", {}).get("url")
+            return href if isinstance(href, str) and href else None
+
+        async for number, _response, items, last in self._pages(api, url, "repository list", link_next):
             if not isinstance(items, list):
                 raise SourceRefused(f"repository list page {number + 1} is not a JSON array")
             urls = []
@@ -276,42 +294,25 @@ class PubliccodeConnector(Connector[PubliccodeConfig]):
                 found = (item.get("html_url") or item.get("url")) if isinstance(item, dict) else None
                 if isinstance(found, str) and found.lower().startswith(("http://", "https://")):
                     urls.append(found)
-            href = response.links.get("next", {}).get("url")
-            next_url = str(response.url.join(href)) if href else None
-            if next_url is not None and next_url in visited:
-                raise SourceRefused("the repository list's next link points back to a page already read")
-            yield urls, next_url is None
+            yield urls, last
 
     async def _catalogue(self, api: ApiClient, url: str) -> AsyncIterator[Batch]:
+        """Each page of an Open Catalog API ``/software`` list, along ``links.next``."""
         seen: set[tuple[str, str]] = set()
-        visited: set[str] = set()
-        next_url: str | None = url
-        for number in range(self.config.maxPages + 1):
-            if next_url is None:
-                return
-            if number == self.config.maxPages:
-                raise SourceRefused(
-                    f"more than maxPages ({self.config.maxPages}) pages: is the paging right?"
-                )
-            visited.add(next_url)
-            response = await api.request("GET", next_url)
-            if response.status_code != 200:
-                raise api.failed(response, "the catalogue")
-            try:
-                body = response.json()
-            except ValueError as e:
-                raise SourceRefused(f"catalogue page {number + 1} is not JSON") from e
+
+        def links_next(_response: httpx.Response, body: Any) -> str | None:
+            links = body.get("links") if isinstance(body, dict) else None
+            href = links.get("next") if isinstance(links, dict) else None
+            return href if isinstance(href, str) and href else None
+
+        async for number, response, body, last in self._pages(api, url, "catalogue", links_next):
             items = body.get("data") if isinstance(body, dict) else None
             if not isinstance(items, list):
                 raise SourceRefused(f"catalogue page {number + 1} has no list at 'data'")
             records: list[Record] = []
             for n, item in enumerate(items):
                 records += self._catalogue_item(item, str(response.url), number, n, seen)
-            href = (body.get("links") or {}).get("next") if isinstance(body.get("links"), dict) else None
-            next_url = str(response.url.join(href)) if isinstance(href, str) and href else None
-            if next_url is not None and next_url in visited:
-                raise SourceRefused("the catalogue's links.next points back to a page already read")
-            yield Batch(records, None, complete=next_url is None)
+            yield Batch(records, None, complete=last)
 
     def _catalogue_item(
         self, item: Any, page: str, number: int, n: int, seen: set[tuple[str, str]]
