@@ -29,7 +29,19 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 from connectors.base import ClientTls, ConnectorContext, SourceRefused, SourceUnavailable
 from connectors.oauth2 import ClientCredentials
 
-__all__ = ["ApiAuth", "ApiClient", "Busy", "OAuth2Config", "excerpt", "retry_after"]
+__all__ = ["ApiAuth", "ApiClient", "Busy", "OAuth2Config", "base_url", "excerpt", "http_url", "retry_after"]
+
+def http_url(value: str) -> str:
+    """Config validator: a URL a connector reads is http(s); anything else is refused at once."""
+    if not value.lower().startswith(("http://", "https://")):
+        raise ValueError("must be an http(s) URL")
+    return value
+
+
+def base_url(value: str) -> str:
+    """Config validator: an http(s) base URL that paths are appended to, without its trailing slash."""
+    return http_url(value).rstrip("/")
+
 
 EXCERPT_CHARS = 512
 #: Longest wait for one Retry-After / rate-limit reset; longer: the run fails and is retried later.

@@ -27,7 +27,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from connectors.base import Batch, Change, Connector, Record, SourceRefused
-from connectors.http import ApiAuth, ApiClient
+from connectors.http import ApiAuth, ApiClient, base_url
 from connectors.koppelhub.rules import relayed
 from connectors.registry import register
 
@@ -47,12 +47,7 @@ class KoppelhubConfig(BaseModel):
     )
     pageSize: int = Field(1000, ge=1, le=1000, description="Events per page (the pull API's limit is 1000).")
 
-    @field_validator("url")
-    @classmethod
-    def _http(cls, value: str) -> str:
-        if not value.lower().startswith(("http://", "https://")):
-            raise ValueError("must be an http(s) URL")
-        return value.rstrip("/")
+    _http = field_validator("url")(base_url)
 
 
 def _page(response: httpx.Response) -> tuple[list[Any], str, bool, str]:

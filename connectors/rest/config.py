@@ -12,7 +12,7 @@ import jmespath
 from jmespath.exceptions import JMESPathError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from connectors.http import ApiAuth
+from connectors.http import ApiAuth, http_url
 from connectors.rest.writeback import RestWriteBack
 from connectors.writeback import write_back_field
 
@@ -125,9 +125,4 @@ class RestConfig(BaseModel):
     _paths = field_validator("items")(_expression)
     _write_back = field_validator("writeBack", mode="before")(write_back_field)
 
-    @field_validator("url")
-    @classmethod
-    def _http(cls, value: str) -> str:
-        if not value.lower().startswith(("http://", "https://")):
-            raise ValueError("must be an http(s) URL")
-        return value
+    _http = field_validator("url")(http_url)

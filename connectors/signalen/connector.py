@@ -27,7 +27,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from connectors.base import Batch, Change, Connector, Item, Record, RecordRejected, SourceRefused
-from connectors.http import ApiAuth, ApiClient
+from connectors.http import ApiAuth, ApiClient, base_url
 from connectors.ids import content_hash
 from connectors.registry import register
 from connectors.signalen.writeback import VERZOEK
@@ -92,12 +92,7 @@ class SignalenConfig(BaseModel):
 
     _write_back = field_validator("writeBack", mode="before")(write_back_field)
 
-    @field_validator("url")
-    @classmethod
-    def _http(cls, value: str) -> str:
-        if not value.lower().startswith(("http://", "https://")):
-            raise ValueError("must be an http(s) URL")
-        return value.rstrip("/")
+    _http = field_validator("url")(base_url)
 
     @field_validator("fields")
     @classmethod

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from connectors.http import ApiAuth
+from connectors.http import ApiAuth, base_url
 from connectors.writeback import WriteBackConfig, write_back_field
 
 __all__ = ["API_PATH", "SoftwarecatalogusConfig"]
@@ -44,9 +44,4 @@ class SoftwarecatalogusConfig(BaseModel):
 
     _write_back = field_validator("writeBack", mode="before")(write_back_field)
 
-    @field_validator("url")
-    @classmethod
-    def _http(cls, value: str) -> str:
-        if not value.lower().startswith(("http://", "https://")):
-            raise ValueError("must be an http(s) URL")
-        return value.rstrip("/")
+    _http = field_validator("url")(base_url)
