@@ -72,11 +72,7 @@ class PassThroughRun:
             try:
                 item = self.connector.item(record)
             except RecordRejected as e:
-                t.invalid += 1
-                found = [RowError(record.row, column, message) for column, message in e.problems]
-                errors.extend(found)
-                for err in found[: max(0, 20 - len(t.sample_errors))]:
-                    t.sample_errors.append({"row": err.row, "column": err.column, "message": err.message})
+                errors.extend(t.reject(record.row, e.problems))
                 continue
             items[(item.kind, item.id)] = item
         return items

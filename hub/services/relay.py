@@ -31,10 +31,6 @@ from schemas.envelope import EnvelopeError, validate_event
 
 __all__ = ["RelayRun"]
 
-#: Error samples kept on the run (the first few), as the other runs keep them.
-SAMPLE_ERRORS = 20
-
-
 class RelayRun:
     def __init__(
         self,
@@ -84,11 +80,8 @@ class RelayRun:
                     )
                 event = validate_event(dict(raw))
             except (EnvelopeError, ValueError, TypeError) as e:
-                t.invalid += 1
-                error = RowError(record.row, "", f"event {raw.get('id')!r} from {raw.get('source')!r}: {e}")
-                errors.append(error)
-                if len(t.sample_errors) < SAMPLE_ERRORS:
-                    t.sample_errors.append({"row": error.row, "column": "", "message": error.message})
+                problem = f"event {raw.get('id')!r} from {raw.get('source')!r}: {e}"
+                errors += t.reject(record.row, [("", problem)])
                 continue
             events.append(event)
             t.bump(event.type, "found")

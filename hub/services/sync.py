@@ -56,6 +56,10 @@ LOOP_SLICE = 1000
 Print = tuple[str, str, str]  # a record's (objecttype, object id, digest), see Connector.fingerprint
 
 
+#: Row errors a run keeps on its record as samples (the first few); all go to the row report.
+SAMPLE_ERRORS = 20
+
+
 @dataclass
 class Tally:
     """Counts of one run: totals and, per object type, found/created/updated/unchanged/removed."""
@@ -68,6 +72,14 @@ class Tally:
     per_type: dict[str, dict[str, int]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     sample_errors: list[dict[str, Any]] = field(default_factory=list)  # the first few, for status views
+
+    def reject(self, row: int | None, problems: list[tuple[str, str]]) -> list[RowError]:
+        """Count one invalid record; its problems as row errors, the first few kept as samples."""
+        self.invalid += 1
+        found = [RowError(row, column, message) for column, message in problems]
+        for err in found[: max(0, SAMPLE_ERRORS - len(self.sample_errors))]:
+            self.sample_errors.append({"row": err.row, "column": err.column, "message": err.message})
+        return found
 
     def bump(self, objecttype: str, what: str, n: int = 1) -> None:
         row = self.per_type.setdefault(
@@ -203,12 +215,7 @@ class SyncRun:
         return self.tally
 
     def _reject(self, record: Record, problems: list[tuple[str, str]], errors: list[RowError]) -> None:
-        t = self.tally
-        t.invalid += 1
-        found = [RowError(record.row, column, message) for column, message in problems]
-        errors.extend(found)
-        for err in found[: max(0, 20 - len(t.sample_errors))]:
-            t.sample_errors.append({"row": err.row, "column": err.column, "message": err.message})
+        errors.extend(self.tally.reject(record.row, problems))
 
     def _too_large(self, mapped: list[MappedObject]) -> list[tuple[str, str]] | None:
         """The size problem of a record whose event would break the publish limit, if any."""
