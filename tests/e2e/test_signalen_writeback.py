@@ -132,7 +132,15 @@ async def test_a_verzoek_the_workflow_forbids_never_reaches_signalen_and_comes_b
     assert (outcome["data"]["from"], outcome["data"]["requested"]) == ("o", "b")
     assert outcome["data"]["reason"]
     assert fake.patches == []
-    (delivery,) = await _deliveries(client, auth, connector["writeBackSubscription"])
+
+    # The outcome event is published while the delivery is applied; its record is written just
+    # after, so the log is read until the delivery has left `pending`.
+    async def recorded() -> bool:
+        return any(d["status"] != "pending" for d in await _deliveries(client, auth, subscription))
+
+    subscription = connector["writeBackSubscription"]
+    await eventually(recorded, what="the refused write-back recorded in the delivery log")
+    (delivery,) = await _deliveries(client, auth, subscription)
     assert (delivery["status"], delivery["attempts"]) == ("dead", 1)  # refused for good: not retried
     assert "refused" in delivery["lastError"]
 
