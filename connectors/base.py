@@ -105,6 +105,9 @@ class Batch:
     records: list[Record]
     checkpoint: dict[str, Any] | None = None
     complete: bool = False
+    #: ``(objecttype, id)`` of objects the source still holds, listed without their content (an
+    #: id sweep): a full run counts them as read (not withdrawn) and publishes nothing for them.
+    present: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -291,6 +294,12 @@ class Connector(ABC, Generic[C]):
         outcome ``data``; None: nothing written."""
         return None
 
+    def removed(self, outcome: Mapping[str, Any]) -> bool:
+        """Whether :meth:`apply` deleted the object at the source (outcome ``data``): the hub then
+        records it as withdrawn for this connector, so the next full read does not withdraw it
+        again (that would echo the hub's own deletion back as the source's)."""
+        return False
+
     @classmethod
     def sample_config(cls, directory: Path) -> dict[str, Any]:
         """A valid config for the contract test; may write fixture files into ``directory``."""
@@ -304,3 +313,9 @@ class Connector(ABC, Generic[C]):
     def withdrawable_types(self) -> frozenset[str] | None:
         """Object types a full run may withdraw; None: every type it published."""
         return self.withdrawable
+
+    async def gone(self, keys: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Of ``keys`` (objects a full run did not read), those the source confirms are gone: only
+        they are withdrawn. Default: all of them (a file read whole is its own proof). A kind
+        whose complete read is pages over a list that may move asks the source for each."""
+        return keys

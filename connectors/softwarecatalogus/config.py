@@ -36,6 +36,12 @@ class SoftwarecatalogusConfig(BaseModel):
     overlapSeconds: float = Field(
         1.0, ge=0, description="Incremental reads ask this much before the checkpoint (@self.updated)."
     )
+    sweepEvery: int = Field(
+        1,
+        ge=0,
+        description="Every Nth run also lists every object's id (_fields=id) and withdraws what this "
+        "connector brought in that the catalogue no longer holds (deleted there); 1: every run, 0: never.",
+    )
     writeBack: WriteBackConfig | None = Field(
         None,
         description="true: write this organisation's gebruik and koppelingen changed in the hub to the "

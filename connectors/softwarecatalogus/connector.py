@@ -26,7 +26,19 @@ published: every organisatie, and the applicaties (modules), gebruik and koppeli
 connector's organisation owns (the hub's ownership rule: one organisation's connector changes
 only its own objects), as ``…vastgelegd.v1`` with the connector's source.
 
-Write: :mod:`connectors.softwarecatalogus.writeback` (no echo either way).
+Deletions: OpenRegister deletes softly (its "Object Deletion" docs page: the object gets
+``@self.deleted`` and "deleted objects are excluded from normal queries"; they are listed only
+by the trash view of ``lib/Controller/DeletedController.php``, across registers and until they
+are purged), so an incremental read never sees one. Every ``sweepEvery``-th run therefore also
+lists every object's id (``_fields=id``, the rendering option of ``website/docs/api/objects.md``)
+and counts those as read; an object this connector published that no sweep page listed is asked
+for by id (:meth:`SoftwarecatalogusConnector.gone`) and withdrawn (``…ingetrokken.v1`` with the
+connector's source) only when the catalogue answers 404 or 410 — a page that shifted under a
+concurrent change, an outage or a refusal withdraws nothing. Only this connector's fingerprints
+are candidates, so another source's objects are never withdrawn.
+
+Write: :mod:`connectors.softwarecatalogus.writeback` (no echo either way; an object it deletes
+in the catalogue is recorded as withdrawn for this connector, so no sweep withdraws it again).
 """
 
 from __future__ import annotations
@@ -44,7 +56,7 @@ from connectors.http import ApiClient
 from connectors.registry import register
 from connectors.rest.connector import _since
 from connectors.softwarecatalogus.config import API_PATH, SoftwarecatalogusConfig
-from connectors.softwarecatalogus.mapping import SCHEMA_OF, Ids, landscape_data, to_landscape
+from connectors.softwarecatalogus.mapping import SCHEMA_OF, Ids, catalogue_id, landscape_data, to_landscape
 from connectors.softwarecatalogus.writeback import CONSUMES, WRITTEN_TYPES
 from connectors.softwarecatalogus.writeback import apply as apply_change
 from schemas.landscape import parse_derived_type
@@ -55,6 +67,9 @@ __all__ = ["READ_TYPES", "SoftwarecatalogusConnector"]
 #: Read in this order, so the organisations are in the hub before what refers to them.
 READ_TYPES: Final = ("organisatie", "applicatie", "gebruik", "koppeling")
 MAX_REQUESTS: Final = 100_000
+#: Ids per page of a sweep (only ids are asked for, so a page is small).
+SWEEP_LIMIT: Final = 1000
+Key = tuple[str, str]
 
 
 @register
@@ -67,8 +82,16 @@ class SoftwarecatalogusConnector(Connector[SoftwarecatalogusConfig]):
     min_schedule_seconds: ClassVar[int] = 5
     batch_size: ClassVar[int] = 1000
     consumes: ClassVar[tuple[str, ...]] = CONSUMES
+    withdrawable: ClassVar[frozenset[str] | None] = frozenset(READ_TYPES)
 
     _writer: ApiClient | None = None
+    _sweeping = False
+
+    @property
+    def full(self) -> bool:
+        """Whether this run sweeps (decided by :meth:`fetch` before its first batch): only then
+        does the runner withdraw what the run did not read (and the sweep did not list)."""
+        return self._sweeping
 
     @cached_property
     def ids(self) -> Ids:
@@ -100,6 +123,50 @@ class SoftwarecatalogusConnector(Connector[SoftwarecatalogusConfig]):
             return True
         return owner in (None, self.context.organisatie)
 
+    @staticmethod
+    async def _list(api: ApiClient, url: str, query: dict[str, str]) -> tuple[Any, int, Any]:
+        """One list page: ``(results, pages, total)`` as the catalogue answered them."""
+        response = await api.request("GET", url, params=query)
+        if response.status_code != 200:
+            raise api.failed(response, "the Softwarecatalogus")
+        try:
+            body = orjson.loads(response.content)
+            return body["results"], int(body.get("pages") or 1), body.get("total")
+        except (ValueError, KeyError, TypeError) as e:
+            raise SourceRefused("the Softwarecatalogus answered a page that is not an objects list") from e
+
+    def _key(self, objecttype: str, object_id: str) -> Key:
+        """The hub's key of a catalogue object (organisations by their hub id)."""
+        return objecttype, self.ids.hub(object_id) if objecttype == "organisatie" else object_id
+
+    async def _sweep(self, api: ApiClient, objecttype: str) -> AsyncIterator[tuple[Key, ...]]:
+        """The keys of every object of one schema the catalogue lists now, a page at a time,
+        asked for by id only (``_fields=id``)."""
+        url = f"{self.objects_url}/{SCHEMA_OF[objecttype]}"
+        for page in range(1, MAX_REQUESTS + 1):
+            query = {"_fields": "id", "_limit": str(SWEEP_LIMIT), "_page": str(page)}
+            results, pages, _ = await self._list(api, url, query)
+            listed = results if isinstance(results, list) else []
+            found = [catalogue_id(r) for r in listed if isinstance(r, dict)]
+            yield tuple(self._key(objecttype, i) for i in found if i is not None)
+            if page >= pages or not results:
+                return
+        raise SourceRefused(f"more than {MAX_REQUESTS} pages: is the catalogue's paging right?")
+
+    async def gone(self, keys: list[Key]) -> list[Key]:
+        """Of the objects a sweep did not list, those the catalogue answers 404 or 410 for (its
+        deleted objects); any other answer keeps the object (asked again at the next sweep)."""
+        confirmed: list[Key] = []
+        async with self.client() as api:
+            for objecttype, object_id in keys:
+                if objecttype not in SCHEMA_OF:
+                    continue
+                them = self.ids.catalogue(object_id) if objecttype == "organisatie" else object_id
+                response = await api.request("GET", f"{self.objects_url}/{SCHEMA_OF[objecttype]}/{them}")
+                if response.status_code in (404, 410):
+                    confirmed.append((objecttype, object_id))
+        return confirmed
+
     async def _pages(
         self, api: ApiClient, objecttype: str, since: str | None, limit: int | None = None
     ) -> AsyncIterator[tuple[list[Record], str | None, int | None]]:
@@ -108,17 +175,7 @@ class SoftwarecatalogusConnector(Connector[SoftwarecatalogusConfig]):
         asked, last, page = since, since, 1
         for _ in range(MAX_REQUESTS):
             query = self._params(asked, page, limit or self.config.pageSize, overlap=asked == since)
-            response = await api.request("GET", url, params=query)
-            if response.status_code != 200:
-                raise api.failed(response, "the Softwarecatalogus")
-            try:
-                body = orjson.loads(response.content)
-                results, pages = body["results"], int(body.get("pages") or 1)
-                total = body.get("total")
-            except (ValueError, KeyError, TypeError) as e:
-                raise SourceRefused(
-                    "the Softwarecatalogus answered a page that is not an objects list"
-                ) from e
+            results, pages, total = await self._list(api, url, query)
             records = []
             for raw in results if isinstance(results, list) else []:
                 if not isinstance(raw, dict):
@@ -136,13 +193,22 @@ class SoftwarecatalogusConnector(Connector[SoftwarecatalogusConfig]):
         raise SourceRefused(f"more than {MAX_REQUESTS} pages: is the catalogue's paging right?")
 
     async def fetch(self, checkpoint: Mapping[str, Any] | None) -> AsyncIterator[Batch]:
+        """What changed since ``checkpoint`` (``updated``: the newest time read per type), then,
+        on a sweep run, every object's id; ``runs`` counts the runs since the last sweep."""
         marks: dict[str, Any] = dict((checkpoint or {}).get("updated") or {})
+        runs = int((checkpoint or {}).get("runs") or 0)
+        every = self.config.sweepEvery
+        self._sweeping = every > 0 and runs + 1 >= every
         async with self.client() as api:
             for objecttype in READ_TYPES:
                 async for records, last, _ in self._pages(api, objecttype, marks.get(objecttype)):
                     marks[objecttype] = last
-                    yield Batch(records, {"updated": dict(marks)})
-        yield Batch([], {"updated": dict(marks)}, complete=True)
+                    yield Batch(records, {"updated": dict(marks), "runs": runs})
+            if self._sweeping:
+                for objecttype in READ_TYPES:
+                    async for keys in self._sweep(api, objecttype):
+                        yield Batch([], {"updated": dict(marks), "runs": runs}, present=keys)
+        yield Batch([], {"updated": dict(marks), "runs": 0 if self._sweeping else runs + 1}, complete=True)
 
     def map(self, record: Record) -> list[Change]:
         objecttype, raw = record.data.get("objecttype"), record.data.get("object")
@@ -166,6 +232,9 @@ class SoftwarecatalogusConnector(Connector[SoftwarecatalogusConfig]):
     def written(self, outcome: Mapping[str, Any]) -> str | None:
         value = outcome.get("fingerprint")
         return value if isinstance(value, str) else None
+
+    def removed(self, outcome: Mapping[str, Any]) -> bool:
+        return outcome.get("actie") == "verwijderd"
 
     def own_event(self, event: Mapping[str, Any]) -> bool:
         """An event this connector published itself (its source is the connector's URN)."""

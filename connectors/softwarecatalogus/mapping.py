@@ -35,7 +35,17 @@ from schemas.landscape import LandscapeDataError, LandscapeObject, validate_land
 from schemas.landscape.models import PRIVATE_FIELDS
 from schemas.landscape.privacy import owner_of
 
-__all__ = ["SCHEMA_OF", "Ids", "catalogue_body", "digest", "landscape_data", "public", "ref", "to_landscape"]
+__all__ = [
+    "SCHEMA_OF",
+    "Ids",
+    "catalogue_body",
+    "catalogue_id",
+    "digest",
+    "landscape_data",
+    "public",
+    "ref",
+    "to_landscape",
+]
 
 #: Landscape object type → the catalogue's schema (slug) in the register.
 SCHEMA_OF: Final[dict[str, str]] = {
@@ -104,10 +114,16 @@ def _meta(raw: Mapping[str, Any]) -> Mapping[str, Any]:
     return meta if isinstance(meta, Mapping) else {}
 
 
+def catalogue_id(raw: Mapping[str, Any]) -> str | None:
+    """The catalogue's uuid of an object: its ``id``, else ``@self.id`` or ``@self.uuid``."""
+    meta = _meta(raw)
+    return ref(raw.get("id")) or ref(meta.get("id")) or ref(meta.get("uuid"))
+
+
 def landscape_data(objecttype: str, raw: Mapping[str, Any], ids: Ids) -> dict[str, Any]:
     """A catalogue object as landscape data (not yet validated); absent fields left out."""
     meta = _meta(raw)
-    object_id = ref(raw.get("id")) or ref(meta.get("id")) or ref(meta.get("uuid"))
+    object_id = catalogue_id(raw)
     if object_id is None:
         raise RecordRejected([("id", "a catalogue object without an id (neither id nor @self.id)")])
     data: dict[str, Any] = {"id": ids.hub(object_id) if objecttype == "organisatie" else object_id}

@@ -9,7 +9,9 @@ transaction. A crash between publish and commit repeats that batch with the same
 
 A ``full`` run that read its source to the end withdraws (``ingetrokken``) the objects of the
 withdrawable types that it did not read — unless no record at all was valid, which is far
-more likely a wrong file than an empty landscape.
+more likely a wrong file than an empty landscape. Objects a batch lists as ``present`` (an id
+sweep) count as read; of the rest, only those the connector confirms gone
+(:meth:`~connectors.base.Connector.gone`) are withdrawn.
 """
 
 from __future__ import annotations
@@ -282,6 +284,7 @@ class SyncRun:
         pending = _Pending(checkpoint=b.batch.checkpoint, complete=b.batch.complete)
         seen, known, counts = pending.seen, b.known, Counter[tuple[str, str]]()
         seen += b.unchanged
+        seen += b.batch.present
         counts.update((k[0], "unchanged") for k in b.unchanged)
         valid: list[tuple[Record, list[MappedObject]]] = []
         margin, limit = len(s.source) + 512, self.max_event_bytes
@@ -379,6 +382,11 @@ class SyncRun:
             page = await self.store.unseen(self.scope, self.run_id, chosen, after=after, limit=WITHDRAW_PAGE)
             if not page:
                 break
+            after = page[-1][0]
+            confirmed = set(await self.connector.gone([key for key, _ in page]))
+            page = [(key, gen) for key, gen in page if key in confirmed]
+            if not page:
+                continue
             s = self.scope
             events = [
                 ingetrokken_event(s.source, s.key, ot, oid, gen + 1).model_copy(
@@ -403,4 +411,3 @@ class SyncRun:
                     report=t.per_type,
                 ),
             )
-            after = page[-1][0]

@@ -161,8 +161,10 @@ class ConnectorSink:
                 last = (await self.fingerprints.known(scope, [key])).get(key)
             result = await connector.apply(event, seen=last.hash if last else None)
             digest = connector.written(result[1]) if key is not None and result is not None else None
-            if key is not None and digest is not None and self.fingerprints is not None:
-                # What was written is what this connector read last: its next read is no change.
+            removed = key is not None and result is not None and connector.removed(result[1])
+            if key is not None and (digest is not None or removed) and self.fingerprints is not None:
+                # What was written is what this connector read last: its next read is no change;
+                # what was deleted is withdrawn for it: its next sweep does not withdraw it again.
                 generation = last.generation + 1 if last is not None else 0
                 await self.fingerprints.remember(scope, [Published(key[0], key[1], digest, generation)])
         except KoppelhubError as e:

@@ -11,6 +11,12 @@ or ``_offset``); each object with its ``@self`` (``id``, ``register``, ``schema`
 organisation, which a created object gets as its ``@self.organisation`` (multitenancy).
 Schemas and fields as in ``lib/Settings/softwarecatalogus_register.json``.
 
+Deletion is soft, as OpenRegister's "Object Deletion" docs page and
+``lib/Controller/DeletedController.php`` have it: a deleted object gets ``@self.deleted``, leaves
+every list and answers 404 when asked for by id (only the trash view lists it, not faked here).
+``_fields`` (``website/docs/api/objects.md``, "Rendering") keeps only the named fields of each
+listed object, ``@self`` with them.
+
 Times are whole seconds from an epoch, one tick per change, in OpenRegister's ISO form.
 """
 
@@ -48,6 +54,10 @@ class OpenRegisterFake:
         self.objects: dict[str, dict[str, dict[str, Any]]] = {}  # schema → id → object
         self.requests: list[tuple[str, str, dict[str, str], str]] = []  # method, schema, query, user
         self.writes: list[Write] = []
+        self.deleted: dict[str, dict[str, dict[str, Any]]] = {}  # schema → id → soft-deleted object
+        #: Ids a list leaves out though the object is there (as a page that shifted under a
+        #: concurrent delete would); asked for by id they are found.
+        self.unlisted: set[str] = set()
         #: Answer every write with this status (e.g. 422 a validation error, 503 an outage).
         self.refuse_writes: int | None = None
         self._tick = 0
@@ -82,6 +92,12 @@ class OpenRegisterFake:
         obj = self.objects[schema][object_id]
         obj.update(fields)
         obj["@self"]["updated"] = self._now()
+
+    def delete(self, schema: str, object_id: str) -> None:
+        """Someone deletes the object in the catalogue itself (softly: ``@self.deleted`` set)."""
+        obj = self.objects[schema].pop(object_id)
+        obj["@self"]["deleted"] = self._now()
+        self.deleted.setdefault(schema, {})[object_id] = obj
 
     async def wait_writes(self, n: int, timeout: float = 30.0) -> list[Write]:
         async with asyncio.timeout(timeout):
@@ -138,7 +154,7 @@ class OpenRegisterFake:
 
     async def _list(self, request: web.Request) -> web.Response:
         q = request.query
-        chosen = list(self._objects(request).values())
+        chosen = [o for o in self._objects(request).values() if o["id"] not in self.unlisted]
         since = q.get("@self[updated][gte]")
         if since is not None:
             floor = datetime.fromisoformat(since)
@@ -151,6 +167,9 @@ class OpenRegisterFake:
         offset = int(q["_offset"]) if "_offset" in q else (page - 1) * limit
         pages = max(1, math.ceil(len(chosen) / limit))
         results = chosen[offset : offset + limit]
+        if "_fields" in q:
+            kept = {f.strip() for f in q["_fields"].split(",")} | {"@self"}
+            results = [{k: v for k, v in o.items() if k in kept} for o in results]
         return web.json_response(
             {"results": results, "total": len(chosen), "page": page, "pages": pages, "limit": limit}
         )
@@ -217,6 +236,6 @@ class OpenRegisterFake:
         obj = self._found(request)
         if obj is None:
             return web.json_response({"error": "Object not found"}, status=404)
-        del self._objects(request)[obj["id"]]
+        self.delete(request.match_info["schema"], obj["id"])
         self._wrote(request, obj["id"], {})
         return web.Response(status=204)
