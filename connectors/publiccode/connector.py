@@ -19,6 +19,15 @@ file read from a repository (a repository URL, a listed repository, a catalogue 
 whose ``url`` names another repository (a fork or mirror); an unmatched
 ``usedBy`` name (neither the exact name of a municipality in the landscape nor one of the
 config's ``aliases``) is named in one rejected record per file, so both are in the run's errors.
+
+Withdrawal: every source is a complete list, so a run that read it whole withdraws
+(``applicatie.ingetrokken.v1``, the connector's source) each applicatie it published before and
+did not find now: its repository left the ``catalogue``/``repositories`` list (or the ``urls``),
+or its file answered 404 or 410. A file that could not be read for now (5xx, 429, a timeout,
+any other answer) or that is invalid or a fork keeps its applicatie: it counts as ``present``
+(its id comes from the repository URL, the identity the fork rule enforces). When that id is not
+known (a raw file URL), the run withdraws nothing at all, and so does an empty list (more likely
+a broken source than no software). Aanbieders and proposals are never withdrawn.
 """
 
 from __future__ import annotations
@@ -44,7 +53,7 @@ from connectors.base import (
 )
 from connectors.http import ApiAuth, ApiClient
 from connectors.ids import content_hash
-from connectors.publiccode.mapping import Mapped, Matching, canonical_url, map_document
+from connectors.publiccode.mapping import Mapped, Matching, applicatie_id, canonical_url, map_document
 from connectors.publiccode.schema import PubliccodeProblem, load_yaml
 from connectors.registry import register
 from schemas.landscape import VOORGESTELD_TYPE, vastgelegd_type
@@ -55,6 +64,8 @@ PROPOSAL = "gebruikvoorstel"
 #: Files read at once, and files per batch (one batch: one publish and one checkpoint commit).
 CONCURRENCY = 8
 FILES_PER_BATCH = 200
+#: The answers that say a file is gone for good (its applicatie is withdrawn).
+GONE = (404, 410)
 
 
 def _http(value: str) -> str:
@@ -126,10 +137,19 @@ def raw_url(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{path}/-/raw/HEAD/publiccode.yml"
 
 
-def _rejected(where: str, problems: list[tuple[str, str]]) -> Record:
-    return Record(
-        {"rejected": [(path, f"{where}: {path + ': ' if path else ''}{m}") for path, m in problems]}
-    )
+def _rejected(where: str, problems: list[tuple[str, str]], repository: str | None = None) -> Record:
+    """A rejected record; ``repository``: the repository it stands for, whose applicatie is not
+    gone for it (an invalid file, a fork, a read that failed for now)."""
+    reported = [(path, f"{where}: {path + ': ' if path else ''}{m}") for path, m in problems]
+    if repository is None:
+        return Record({"rejected": reported})
+    return Record({"rejected": reported, "present": applicatie_id(repository)})
+
+
+def _batch(records: list[Record], complete: bool) -> Batch:
+    """A batch of ``records``; the applicaties of the rejected ones that name one are present."""
+    present = tuple(("applicatie", str(r.data["present"])) for r in records if "present" in r.data)
+    return Batch(records, None, complete=complete, present=present)
 
 
 def _records(mapped: Mapped, seen: set[tuple[str, str]], bron: str) -> list[Record]:
@@ -168,10 +188,19 @@ class PubliccodeConnector(Connector[PubliccodeConfig]):
     #: A publiccode.yml names any supplier as aanbieder and may propose gebruik for any
     #: gemeente: a crawler is the functioneel-beheerder's, not one organisation's.
     hub_wide: ClassVar[bool] = True
+    withdrawable: ClassVar[frozenset[str] | None] = frozenset({"applicatie"})
 
     @property
     def passthrough(self) -> bool:
         return True
+
+    @property
+    def full(self) -> bool:
+        """Every source is a complete list (module docstring, "Withdrawal")."""
+        return True
+
+    #: A file whose applicatie is unknown could not be read in this run: withdraw nothing.
+    _held = False
 
     #: How names and URIs are matched in this run: the landscape's municipalities (read at the
     #: start of each run) and the config's aliases over them.
@@ -196,43 +225,51 @@ class PubliccodeConnector(Connector[PubliccodeConfig]):
         try:
             mapped = map_document(doc := load_yaml(raw, self.config.maxFileBytes), bron, matching)
         except PubliccodeProblem as e:
-            return [_rejected(bron, e.problems)]
+            return [_rejected(bron, e.problems, repository)]
         if repository is not None and canonical_url(str(doc["url"])) != canonical_url(repository):
             why = f"{doc['url']!r} is not the repository it was read from ({repository!r}): a fork or mirror"
-            return [_rejected(bron, [("url", why + " that keeps the original's url is skipped")])]
+            return [_rejected(bron, [("url", why + " that keeps the original's url is skipped")], repository)]
         return _records(mapped, seen, bron)
 
-    async def _read(self, api: ApiClient, url: str, gate: asyncio.Semaphore) -> tuple[str, bytes | None, str]:
-        """``(url, bytes, "")`` or ``(url, None, why)`` for a file that could not be read."""
+    async def _read(
+        self, api: ApiClient, url: str, gate: asyncio.Semaphore
+    ) -> tuple[str, bytes | None, str, int | None]:
+        """``(url, bytes, "", 200)`` or ``(url, None, why, status)`` for a file that could not be
+        read (status None: no answer)."""
         where = raw_url(url)
         async with gate:
             try:
                 response = await api.request("GET", where)
             except SourceUnavailable as e:
-                return where, None, str(e)
+                return where, None, str(e), None
         if response.status_code != 200:
-            return where, None, f"GET {where} answered {response.status_code}"
-        return where, response.content, ""
+            return where, None, f"GET {where} answered {response.status_code}", response.status_code
+        return where, response.content, "", 200
 
     async def fetch(self, checkpoint: Mapping[str, Any] | None) -> AsyncIterator[Batch]:
+        """Each batch of files; the last is ``complete`` (a snapshot whose missing applicaties
+        are withdrawn) unless a file of unknown applicatie failed for now or the list was empty."""
         await self._load_matching()
+        self._held, listed = False, 0
         async with ApiClient(self.context, self.config.auth, note=self.note) as api:
             if self.config.catalogue is not None:
                 async for batch in self._catalogue(api, self.config.catalogue):
-                    yield batch
+                    listed += len(batch.records)
+                    yield _batch(batch.records, batch.complete and listed > 0)
                 return
             seen: set[tuple[str, str]] = set()
             if self.config.repositories is not None:
                 async for urls, last in self._repositories(api, self.config.repositories):
                     records = await self._files(api, urls, seen, missing_ok=True)
-                    yield Batch(records, None, complete=last)
+                    listed += len(urls)
+                    yield _batch(records, last and listed > 0 and not self._held)
                 return
             urls = self.config.urls or []
             for start in range(0, len(urls), FILES_PER_BATCH):
                 records = await self._files(api, urls[start : start + FILES_PER_BATCH], seen)
-                yield Batch(records, None, complete=start + FILES_PER_BATCH >= len(urls))
+                yield _batch(records, start + FILES_PER_BATCH >= len(urls) and not self._held)
             if not urls:
-                yield Batch([], None, complete=True)
+                yield Batch([], None)
 
     async def _files(
         self, api: ApiClient, urls: list[str], seen: set[tuple[str, str]], *, missing_ok: bool = False
@@ -243,11 +280,16 @@ class PubliccodeConnector(Connector[PubliccodeConfig]):
         gate = asyncio.Semaphore(CONCURRENCY)
         read = await asyncio.gather(*(self._read(api, u, gate) for u in urls))
         records: list[Record] = []
-        for url, (where, raw, why) in zip(urls, read, strict=True):
+        for url, (where, raw, why, status) in zip(urls, read, strict=True):
+            repository = url if where != url else None
             if raw is not None:
-                records += self.parse(raw, where, seen, url if where != url else None)
-            elif not (missing_ok and why.endswith(" answered 404")):
-                records.append(_rejected(where, [("", why)]))
+                records += self.parse(raw, where, seen, repository)
+            elif status in GONE:  # gone for good: its applicatie is withdrawn
+                if not missing_ok:
+                    records.append(_rejected(where, [("", why)]))
+            else:  # for now: its applicatie stays (or, unknown, nothing is withdrawn this run)
+                self._held = self._held or repository is None
+                records.append(_rejected(where, [("", why)], repository))
         return records
 
     async def _pages(

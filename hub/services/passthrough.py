@@ -10,6 +10,10 @@ are deterministic (scope, item, digest, generation), so a batch repeated after a
 absorbed by the projector's dedupe and never turns an item "new" twice.
 
 While batch N is published and committed, batch N+1 is read (one batch ahead, as imports do).
+
+A ``full`` connector with withdrawable kinds (publiccode: ``applicatie``) whose run read its
+source whole withdraws the items of those kinds it published before and did not read (nor list
+as ``present``) now, with the rule of :mod:`hub.services.withdrawal`.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from connectors.ids import event_id
 from hub.ports import EventLog, RecordLog
 from hub.ports.connectors import BatchCommit, FingerprintStore, Key, Owner, Published, RowError, SyncScope
 from hub.services.sync import Tally
+from hub.services.withdrawal import withdraw_unseen
 from schemas import CloudEvent
 from schemas.bindings import to_kafka_record
 
@@ -53,15 +58,21 @@ class PassThroughRun:
 
     async def execute(self, checkpoint: dict[str, Any] | None) -> Tally:
         inflight: asyncio.Task[None] | None = None
+        complete = False
         try:
             async for batch in self.connector.fetch(checkpoint):
                 prepared = await self._prepare(batch, inflight)
                 inflight = asyncio.create_task(self._deliver(*prepared))
+                complete = complete or batch.complete
                 if self.on_progress is not None:
                     self.on_progress(self.tally)
         finally:
             if inflight is not None:
                 await inflight  # what was published is recorded, whatever happened since
+        types = self.connector.withdrawable_types()
+        if complete and self.connector.full and types:
+            c, s, t = self.connector, self.scope, self.tally
+            await withdraw_unseen(c, s, self.owner, self.store, self.event_log, self.run_id, t, types)
         return self.tally
 
     def _items(self, batch: Batch, errors: list[RowError]) -> dict[Key, Item]:
@@ -79,9 +90,10 @@ class PassThroughRun:
 
     async def _prepare(
         self, batch: Batch, inflight: asyncio.Task[None] | None
-    ) -> tuple[Batch, list[CloudEvent], list[Published], list[RowError]]:
+    ) -> tuple[Batch, list[CloudEvent], list[Published], list[RowError], list[Key]]:
         errors: list[RowError] = []
         items = self._items(batch, errors)
+        seen = [*items, *batch.present] if self.connector.full else []
         if inflight is not None:
             await inflight  # the previous batch's fingerprints must be known before comparing
         known = await self.store.known(self.scope, list(items), with_data=True)
@@ -114,10 +126,15 @@ class PassThroughRun:
             t.bump(item.kind, "created" if before is None else "updated")
         t.read += len(batch.records)
         t.published += len(events)
-        return batch, events, published, errors
+        return batch, events, published, errors, seen
 
     async def _deliver(
-        self, batch: Batch, events: list[CloudEvent], published: list[Published], errors: list[RowError]
+        self,
+        batch: Batch,
+        events: list[CloudEvent],
+        published: list[Published],
+        errors: list[RowError],
+        seen: list[Key],
     ) -> None:
         if events:
             # Records grouped into one producer batch per partition (one acknowledgement each,
@@ -132,6 +149,7 @@ class PassThroughRun:
             self.owner,
             BatchCommit(
                 published=published,
+                seen=seen,
                 run=self.run_id,
                 checkpoint=batch.checkpoint,
                 events=len(events),

@@ -8,10 +8,9 @@ transaction. A crash between publish and commit repeats that batch with the same
 (same fingerprint generation), which the projector's dedupe absorbs.
 
 A ``full`` run that read its source to the end withdraws (``ingetrokken``) the objects of the
-withdrawable types that it did not read — unless no record at all was valid, which is far
-more likely a wrong file than an empty landscape. Objects a batch lists as ``present`` (an id
-sweep) count as read; of the rest, only those the connector confirms gone
-(:meth:`~connectors.base.Connector.gone`) are withdrawn.
+withdrawable types that it did not read (:mod:`hub.services.withdrawal`; objects a batch lists
+as ``present``, an id sweep, count as read) — unless no record at all was valid, which is far
+more likely a wrong file than an empty landscape.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from typing import Any
 import structlog
 
 from connectors.base import Batch, Connector, Record
-from connectors.events import ingetrokken_event, vastgelegd_record, vastgelegd_size
+from connectors.events import vastgelegd_record, vastgelegd_size
 from connectors.mapping import MappedObject, Outcome, map_records
 from hub.ports import EventLog, RecordLog
 from hub.ports.connectors import (
@@ -43,12 +42,12 @@ from hub.ports.connectors import (
 )
 from hub.services.collector import defer_full_collections
 from hub.services.ownership import Owners, foreign_objects, foreign_problem, organisatie_header
+from hub.services.withdrawal import withdraw_unseen
 from schemas.bindings import KafkaRecord, from_kafka_record
 from schemas.envelope import DEFAULT_MAX_EVENT_BYTES
 
 log = structlog.get_logger(__name__)
 
-WITHDRAW_PAGE = 5000
 #: Fewer records to map than this in a batch are mapped in this process, not in the worker.
 OFFLOAD_MIN = 1000
 #: Records handled on the event loop between two yields to its other tasks: a batch of 5,000
@@ -376,38 +375,7 @@ class SyncRun:
             log.warning("withdrawal_skipped", source=self.scope.source, reason="no valid record")
             return
         types = self.connector.withdrawable_types()
-        chosen = sorted(types if types is not None else self.types_seen)
-        after: Key | None = None
-        while True:
-            page = await self.store.unseen(self.scope, self.run_id, chosen, after=after, limit=WITHDRAW_PAGE)
-            if not page:
-                break
-            after = page[-1][0]
-            confirmed = set(await self.connector.gone([key for key, _ in page]))
-            page = [(key, gen) for key, gen in page if key in confirmed]
-            if not page:
-                continue
-            s = self.scope
-            events = [
-                ingetrokken_event(s.source, s.key, ot, oid, gen + 1).model_copy(
-                    update={"organisatie": s.organisatie}
-                )
-                for (ot, oid), gen in page
-            ]
-            await self.event_log.publish(events)
-            published = [Published(ot, oid, None, gen + 1) for (ot, oid), gen in page]
-            for (ot, _), _gen in page:
-                t.bump(ot, "removed")
-            t.withdrawn += len(page)
-            await self.store.commit(
-                s,
-                self.owner,
-                BatchCommit(
-                    published=published,
-                    run=self.run_id,
-                    events=len(events),
-                    rows_read=t.read,
-                    counts=t.counts(),
-                    report=t.per_type,
-                ),
-            )
+        chosen = types if types is not None else self.types_seen
+        await withdraw_unseen(
+            self.connector, self.scope, self.owner, self.store, self.event_log, self.run_id, t, chosen
+        )

@@ -108,3 +108,66 @@ async def test_a_second_run_publishes_nothing_and_an_edited_file_only_its_applic
         "Medusa Editor",
     ]
     assert len({e.id for e in events}) == len(events)
+
+
+def _applicaties(events: list[CloudEvent], verb: str) -> dict[str, str]:
+    """``naam`` (vastgelegd) or subject (ingetrokken) → subject of the applicatie events of ``verb``."""
+    chosen = [e for e in events if e.type == f"nl.softwarecatalogus.applicatie.{verb}.v1"]
+    return {str(e.data.get("naam") or e.subject): str(e.subject) for e in chosen}
+
+
+async def test_a_repository_that_leaves_the_list_or_whose_file_is_gone_is_withdrawn_once_an_outage_never(
+    settings: Settings, fake: PubliccodeFake
+) -> None:
+    names = {"open-zaak.v0.7.yml": "zaak", "medusa.v0.2.yml": "medusa", "signalen-lib.v0.4.yml": "signalen"}
+    for name, repo in names.items():
+        fake.repositories.append(f"{fake.url}/leverancier/{repo}")
+        fake.fixture(
+            name, f"/leverancier/{repo}/-/raw/HEAD/publiccode.yml", url=f"{fake.url}/leverancier/{repo}"
+        )
+    async with harness(loopback(settings)) as h:
+        connector = await h.connectors.create(
+            kind="publiccode", organisatie=ORG, schedule_seconds=5, enabled=True,
+            config={"repositories": f"{fake.url}/orgs/leverancier/repos"},
+        )  # fmt: skip
+        await _run(h, connector)
+        made = _applicaties(await h.events(), "vastgelegd")
+        assert sorted(made) == ["Medusa", "Open Zaak", "signals-client"]
+        fake.repositories.remove(f"{fake.url}/leverancier/medusa")  # left the list
+        fake.status["/leverancier/signalen/-/raw/HEAD/publiccode.yml"] = 410  # gone for good
+        fake.status["/leverancier/zaak/-/raw/HEAD/publiccode.yml"] = 500  # an outage: stays
+        second = await _run(h, connector)
+        withdrawn = [e for e in await h.events() if e.type.endswith(".ingetrokken.v1")]
+        third = await _run(h, connector)
+        after = await h.events()
+
+    assert second.last_error is None, second.last_error
+    assert sorted((e.type, e.subject) for e in withdrawn) == sorted(
+        ("nl.softwarecatalogus.applicatie.ingetrokken.v1", made[n]) for n in ("Medusa", "signals-client")
+    )
+    vastgelegd = next(e for e in after if e.subject == made["Medusa"])
+    assert {e.source for e in withdrawn} == {vastgelegd.source}  # the connector's own source
+    assert (third.last_counts or {}).get("published") == 0
+    assert len([e for e in after if e.type.endswith(".ingetrokken.v1")]) == 2  # once, not again
+
+
+async def test_a_raw_file_that_fails_for_now_holds_every_withdrawal_of_the_run(
+    settings: Settings, fake: PubliccodeFake
+) -> None:
+    urls = [fake.fixture("medusa.v0.2.yml"), fake.fixture("signalen-lib.v0.4.yml")]
+    async with harness(loopback(settings)) as h:
+        connector = await h.connectors.create(
+            kind="publiccode", organisatie=ORG, schedule_seconds=5, enabled=True, config={"urls": urls}
+        )
+        await _run(h, connector)
+        made = _applicaties(await h.events(), "vastgelegd")
+        fake.status["/raw/medusa.v0.2.yml"] = 503  # its applicatie's id is in the file: unknown now
+        del fake.files["/raw/signalen-lib.v0.4.yml"]  # 404: gone
+        await _run(h, connector)
+        held = [e for e in await h.events() if e.type.endswith(".ingetrokken.v1")]
+        del fake.status["/raw/medusa.v0.2.yml"]
+        await _run(h, connector)
+        withdrawn = [e for e in await h.events() if e.type.endswith(".ingetrokken.v1")]
+
+    assert held == []
+    assert [e.subject for e in withdrawn] == [made["signals-client"]]

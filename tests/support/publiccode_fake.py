@@ -37,6 +37,8 @@ class PubliccodeFake:
     #: Repository URLs the ``/orgs/leverancier/repos`` list names, ``page_size`` a page.
     repositories: list[str] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
+    #: Paths answered with this status instead (410: gone for good, 500: an outage).
+    status: dict[str, int] = field(default_factory=dict)
     url: str = ""
     _runner: web.AppRunner | None = None
 
@@ -73,6 +75,8 @@ class PubliccodeFake:
 
     async def _file(self, request: web.Request) -> web.Response:
         self.requests.append(request.path)
+        if request.path in self.status:
+            return web.Response(status=self.status[request.path], text="Unavailable or gone")
         body = self.files.get(request.path)
         if body is None:
             return web.Response(status=404, text="Not Found")
