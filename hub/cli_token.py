@@ -86,7 +86,12 @@ def token_command() -> None:
 @click.option("--name", required=True, help="What the token is for.")
 @click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
 @click.option("--organisatie", help="The organisation it acts for (required but for functioneel-beheerder).")
-@click.option("--source", "sources", multiple=True, help="systeem: a source value or prefix (repeatable).")
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    help="systeem: a source (prefix); federatie: a subscription id (repeatable).",
+)
 @click.option("--expires-at", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M:%S%z"]))
 def create(
     name: str, role: str, organisatie: str | None, sources: tuple[str, ...], expires_at: datetime | None

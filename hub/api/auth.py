@@ -117,6 +117,8 @@ def require(*actions: Action) -> object:
 
 Publisher = Annotated[Principal, require(*PUBLISH_ACTIONS)]
 SubscriptionManager = Annotated[Principal, require(Action.MANAGE_KOPPELINGEN)]
+#: A subscription's pull feed: its managers, and federatie tokens for the subscriptions they name.
+EventPuller = Annotated[Principal, require(Action.PULL_EVENTS)]
 ConnectorManager = Annotated[Principal, require(Action.MANAGE_KOPPELINGEN)]
 Reader = Annotated[Principal, require(Action.READ_LANDSCAPE)]
 #: Operator views: status, the dead-letter topic and its redrive (functioneel-beheerder).
@@ -126,6 +128,7 @@ __all__ = [
     "ADMIN",
     "PRINCIPAL_STATE",
     "ConnectorManager",
+    "EventPuller",
     "NotPermitted",
     "Operator",
     "Principal",

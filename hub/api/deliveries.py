@@ -10,13 +10,14 @@ from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from hub.api.audit_trail import ChangeAudit
-from hub.api.auth import SubscriptionManager
+from hub.api.auth import EventPuller, SubscriptionManager
 from hub.api.context import ApiContext, context
 from hub.api.ownership import SUBSCRIPTION_STATE, owned_subscription
 from hub.api.problems import ProblemError
 from hub.errors import NotFound
 from hub.paging import BadCursor, decode_cursor, encode_cursor
 from hub.ports import DeliveryStore
+from hub.services.access import pull_recipient
 from schemas.landscape.privacy import visible_event
 
 router = APIRouter(
@@ -199,7 +200,7 @@ def _after(cursor: str | None) -> int:
 async def pull_events(
     request: Request,
     subscription_id: uuid.UUID,
-    _: SubscriptionManager,
+    puller: EventPuller,
     ctx: Ctx,
     after: Annotated[str | None, Query(description="the `next` of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -214,7 +215,7 @@ async def pull_events(
         ) from e
     # `next` is always given: at the end it is where to poll from later. `hub` names this hub
     # (its source URN), so a federation connector following it knows where events came from.
-    owner = getattr(request.state, SUBSCRIPTION_STATE).organisatie  # set by owned_subscription
+    owner = pull_recipient(puller, getattr(request.state, SUBSCRIPTION_STATE).organisatie)
     items = [visible_event(e, owner) for e in page.events]  # private fields stay with their owner
     return {
         "items": items,

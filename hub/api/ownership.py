@@ -28,6 +28,7 @@ from hub.services.access import (
     may,
     may_at_all,
     may_publish_source,
+    may_pull,
     may_record,
     scope,
 )
@@ -162,9 +163,12 @@ async def owned_subscription(request: Request) -> None:
     raw = request.path_params.get("subscription_id")
     if raw is None:
         return
+    route = getattr(request.scope.get("route"), "path", "")
+    pull = request.method == "GET" and route.endswith("/{subscription_id}/events")  # the pull feed
+    action = Action.PULL_EVENTS if pull else Action.MANAGE_KOPPELINGEN
     principal: Principal | None = getattr(request.state, PRINCIPAL_STATE, None)
-    if principal is not None and not may_at_all(principal, Action.MANAGE_KOPPELINGEN):
-        raise forbidden(principal, Action.MANAGE_KOPPELINGEN)
+    if principal is not None and not may_at_all(principal, action):
+        raise forbidden(principal, action)
     try:
         subscription_id = uuid.UUID(str(raw))
     except ValueError:
@@ -173,7 +177,12 @@ async def owned_subscription(request: Request) -> None:
         found = await request.app.state.ctx.subscriptions.get(subscription_id)
     except NotFound as e:
         raise ProblemError(404, "Not found", str(e)) from e
-    if principal is None or not may(principal, Action.MANAGE_KOPPELINGEN, found.organisatie):
+    allowed = principal is not None and (
+        may_pull(principal, str(subscription_id), found.organisatie)
+        if pull
+        else may(principal, Action.MANAGE_KOPPELINGEN, found.organisatie)
+    )
+    if not allowed:
         raise ProblemError(404, "Not found", f"subscription {subscription_id} does not exist")
     setattr(request.state, SUBSCRIPTION_STATE, found)
 

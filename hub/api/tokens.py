@@ -32,14 +32,15 @@ class NewToken(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
-    role: str = Field(description="functioneel-beheerder, gebruik-beheerder, …, systeem")
+    role: str = Field(description="functioneel-beheerder, gebruik-beheerder, …, systeem, federatie")
     organisatie: str | None = Field(
         None, min_length=1, description="required except for functioneel-beheerder"
     )
     sources: list[Annotated[str, Field(min_length=1)]] = Field(
         default_factory=list,
         max_length=100,
-        description="systeem: source values or prefixes",
+        description="systeem: source values or prefixes it publishes; federatie: the ids of the "
+        "subscriptions whose pull feed it reads",
     )
     expiresAt: AwareDatetime | None = None
 

@@ -19,13 +19,17 @@ class Role(StrEnum):
     VNG_RAADPLEGER = "vng-raadpleger"
     BEZOEKER = "bezoeker"
     SYSTEEM = "systeem"
+    #: Another hub following this one: it may only read the pull feeds of the subscriptions
+    #: its token names (hub.services.access, ``events-ophalen``).
+    FEDERATIE = "federatie"
 
 
 @dataclass(frozen=True)
 class Principal:
     """Who calls: a role for an organisation (None: every organisation, functioneel-beheerder
-    only), the ``source`` values or prefixes a systeem may publish, and what identifies the
-    credential (token id or JWT subject) for the audit trail."""
+    only), the ``source`` values or prefixes a systeem may publish (for a federatie token: the
+    ids of the subscriptions whose pull feed it may read), and what identifies the credential
+    (token id or JWT subject) for the audit trail."""
 
     name: str
     role: Role = Role.FUNCTIONEEL_BEHEERDER

@@ -2,8 +2,11 @@
 
 The one owner of the Softwarecatalogus roles and their rights (issue 12, F008: "Externe
 koppelingen beheren" is allowed for a gebruik-beheerder for its own organisation and for a
-functioneel-beheerder for all; every other role is refused). Pure: routes and services ask
-:func:`may` (or :func:`scope`) and never compare role names themselves. The README shows
+functioneel-beheerder for all; every other role is refused). ``federatie`` is the hub's own
+least-privilege role for another hub that follows this one (issue 14): it may read the pull
+feeds of the subscriptions its token names, without private fields, and nothing else. Pure:
+routes and services ask :func:`may` (or :func:`scope`, :func:`may_pull`) and never compare role
+names themselves. The README shows
 :data:`MATRIX` as a table; ``tests/unit/test_access.py`` checks every role x action, each for
 the caller's own organisation and for another.
 """
@@ -30,7 +33,9 @@ __all__ = [
     "may_at_all",
     "may_grant",
     "may_publish_source",
+    "may_pull",
     "may_record",
+    "pull_recipient",
     "scope",
     "visible_organisations",
 ]
@@ -50,6 +55,7 @@ class Action(StrEnum):
     READ_PRIVATE = "private-velden-raadplegen"  # interneAantekening
     OPERATE = "hub-beheren"  # status, DLQ, metrics, rebuild
     READ_AUDIT = "audit-raadplegen"
+    PULL_EVENTS = "events-ophalen"  # a subscription's pull feed (GET …/subscriptions/{id}/events)
 
 
 class Scope(StrEnum):
@@ -60,22 +66,24 @@ class Scope(StrEnum):
     SOURCES = "sources"  # systeem: own organisation, and only the sources it is registered for
     ALL = "all"
     PUBLIC = "public"  # all, but only when KOPPELHUB_PUBLIC_READ=true (a bezoeker's landscape reads)
+    GRANTED = "granted"  # federatie: only the subscriptions its token names, whoever owns them
 
 
-_FB, _GB, _GR, _AB, _VR, _BZ, _SY = Role
-_N, _O, _S, _A, _P = Scope.NONE, Scope.OWN, Scope.SOURCES, Scope.ALL, Scope.PUBLIC
+_FB, _GB, _GR, _AB, _VR, _BZ, _SY, _FD = Role
+_N, _O, _S, _A, _P, _G = Scope.NONE, Scope.OWN, Scope.SOURCES, Scope.ALL, Scope.PUBLIC, Scope.GRANTED
 
 #: Action → role → scope. Read it as the issue's table (✅ all, ✅ own, ❌).
 MATRIX: Final[dict[Action, dict[Role, Scope]]] = {
-    Action.MANAGE_KOPPELINGEN: {_FB: _A, _GB: _O, _GR: _N, _AB: _N, _VR: _N, _BZ: _N, _SY: _N},
-    Action.MANAGE_TOKENS: {_FB: _A, _GB: _O, _GR: _N, _AB: _O, _VR: _N, _BZ: _N, _SY: _N},
-    Action.RECORD_GEBRUIK: {_FB: _A, _GB: _O, _GR: _N, _AB: _N, _VR: _N, _BZ: _N, _SY: _S},
-    Action.RECORD_AANBOD: {_FB: _A, _GB: _O, _GR: _N, _AB: _O, _VR: _N, _BZ: _N, _SY: _S},
-    Action.RECORD_GEMMA: {_FB: _A, _GB: _N, _GR: _N, _AB: _N, _VR: _N, _BZ: _N, _SY: _N},
-    Action.READ_LANDSCAPE: {_FB: _A, _GB: _A, _GR: _A, _AB: _A, _VR: _A, _BZ: _P, _SY: _A},
-    Action.READ_PRIVATE: {_FB: _A, _GB: _O, _GR: _O, _AB: _N, _VR: _N, _BZ: _N, _SY: _N},
-    Action.OPERATE: {_FB: _A, _GB: _N, _GR: _N, _AB: _N, _VR: _N, _BZ: _N, _SY: _N},
-    Action.READ_AUDIT: {_FB: _A, _GB: _O, _GR: _N, _AB: _N, _VR: _N, _BZ: _N, _SY: _N},
+    Action.MANAGE_KOPPELINGEN: {_FB: _A, _GB: _O, _GR: _N, _AB: _N, _VR: _N, _BZ: _N, _SY: _N, _FD: _N},
+    Action.MANAGE_TOKENS: {_FB: _A, _GB: _O, _GR: _N, _AB: _O, _VR: _N, _BZ: _N, _SY: _N, _FD: _N},
+    Action.RECORD_GEBRUIK: {_FB: _A, _GB: _O, _GR: _N, _AB: _N, _VR: _N, _BZ: _N, _SY: _S, _FD: _N},
+    Action.RECORD_AANBOD: {_FB: _A, _GB: _O, _GR: _N, _AB: _O, _VR: _N, _BZ: _N, _SY: _S, _FD: _N},
+    Action.RECORD_GEMMA: {_FB: _A, _GB: _N, _GR: _N, _AB: _N, _VR: _N, _BZ: _N, _SY: _N, _FD: _N},
+    Action.READ_LANDSCAPE: {_FB: _A, _GB: _A, _GR: _A, _AB: _A, _VR: _A, _BZ: _P, _SY: _A, _FD: _N},
+    Action.READ_PRIVATE: {_FB: _A, _GB: _O, _GR: _O, _AB: _N, _VR: _N, _BZ: _N, _SY: _N, _FD: _N},
+    Action.OPERATE: {_FB: _A, _GB: _N, _GR: _N, _AB: _N, _VR: _N, _BZ: _N, _SY: _N, _FD: _N},
+    Action.READ_AUDIT: {_FB: _A, _GB: _O, _GR: _N, _AB: _N, _VR: _N, _BZ: _N, _SY: _N, _FD: _N},
+    Action.PULL_EVENTS: {_FB: _A, _GB: _O, _GR: _N, _AB: _N, _VR: _N, _BZ: _N, _SY: _N, _FD: _G},
 }
 
 #: Which roles a token manager may hand out (tokens beheren: "own (roles …)").
@@ -108,13 +116,29 @@ def may_at_all(principal: Principal, action: Action, *, public_read: bool = Fals
 
 def may(principal: Principal, action: Action, organisation: str | None, *, public_read: bool = False) -> bool:
     """Whether ``principal`` may do ``action`` on something of ``organisation`` (None: a
-    hub-wide object, which only a right for all reaches)."""
+    hub-wide object, which only a right for all reaches). A :attr:`Scope.GRANTED` right names
+    objects, not organisations: only its own check (:func:`may_pull`) grants it."""
     reach = scope(principal.role, action, public_read=public_read)
     if reach is Scope.ALL:
         return True
-    if reach is Scope.NONE:
+    if reach in (Scope.NONE, Scope.GRANTED):
         return False
     return organisation is not None and organisation == principal.organisation
+
+
+def may_pull(principal: Principal, subscription: str, organisation: str | None) -> bool:
+    """Whether ``principal`` may read the pull feed of ``subscription`` (owned by
+    ``organisation``; None: hub-wide): a federatie token only for the subscription ids it names
+    (:attr:`Principal.sources`), the other roles by their reach."""
+    if scope(principal.role, Action.PULL_EVENTS) is Scope.GRANTED:
+        return subscription in principal.sources
+    return may(principal, Action.PULL_EVENTS, organisation)
+
+
+def pull_recipient(principal: Principal, owner: str | None) -> str | None:
+    """Whose private fields a pull feed read by ``principal`` shows: those of the subscription's
+    ``owner``, except to a reader by grant (another hub), which sees no private fields at all."""
+    return None if scope(principal.role, Action.PULL_EVENTS) is Scope.GRANTED else owner
 
 
 def may_publish_source(principal: Principal, source: str) -> bool:
@@ -183,6 +207,7 @@ ACTION_TITLES: Final[dict[Action, str]] = {
     Action.READ_PRIVATE: "private fields (`interneAantekening`)",
     Action.OPERATE: "operator views (status, DLQ, metrics), rebuild",
     Action.READ_AUDIT: "audit log",
+    Action.PULL_EVENTS: "a subscription's pull feed (`GET …/subscriptions/{id}/events`; federation)",
 }
 _MARKS: Final = {
     Scope.ALL: "✅ all",
@@ -190,6 +215,7 @@ _MARKS: Final = {
     Scope.SOURCES: "✅ own sources",
     Scope.NONE: "❌",
     Scope.PUBLIC: "❌ unless `KOPPELHUB_PUBLIC_READ=true` (without a token)",
+    Scope.GRANTED: "✅ the subscriptions its token names (no private fields)",
 }
 
 

@@ -55,6 +55,14 @@ def principal_of(record: TokenRecord) -> Principal:
     )
 
 
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
 class TokenService:
     """Create, list and revoke tokens for a principal, by the matrix (tokens beheren)."""
 
@@ -85,8 +93,11 @@ class TokenService:
             raise TokenRefused(
                 400, "sources", "a systeem token needs the sources (values or prefixes) it publishes"
             )
-        if sources and granted is not Role.SYSTEEM:
-            raise TokenRefused(400, "sources", "only a systeem token has sources")
+        if granted is Role.FEDERATIE and not (sources and all(map(_is_uuid, sources))):
+            why = "a federatie token needs the ids of the subscriptions whose pull feed it reads"
+            raise TokenRefused(400, "sources", why)
+        if sources and granted not in (Role.SYSTEEM, Role.FEDERATIE):
+            raise TokenRefused(400, "sources", "only a systeem or federatie token has sources")
         if expires_at is not None and expires_at <= datetime.now(UTC):
             raise TokenRefused(400, "expiresAt", "expiresAt must lie in the future")
         if not may_grant(creator, granted, organisatie):

@@ -158,7 +158,13 @@ async def hubs(
 
 
 async def follow(follower: Hub, followed: Hub) -> None:
-    config = {"url": followed.url, "auth": {"token": followed.auth["Authorization"].split()[1]},
+    """``follower`` follows ``followed`` with a federatie token of the followed hub, which may read
+    only the pull feed of the subscription it names (README "Federating a region")."""
+    token = {"name": f"hub {follower.name}", "role": "federatie", "organisatie": ORG,
+             "sources": [followed.subscription]}  # fmt: skip
+    made = await followed.http.post("/api/v1/tokens", json=token, headers=followed.auth)
+    assert made.status_code == 201, made.text
+    config = {"url": followed.url, "auth": {"token": made.json()["token"]},
               "subscription": followed.subscription}  # fmt: skip
     body = {"kind": "koppelhub", "organisatie": ORG, "config": config, "scheduleSeconds": 3600}
     response = await follower.http.post("/api/v1/connectors", json=body, headers=follower.auth)

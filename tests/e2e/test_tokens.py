@@ -2,7 +2,8 @@
 
 Two API processes share one database: a token revoked through one is refused by the other
 within 5 s. A systeem token of one municipality cannot overwrite another's gebruik, nor
-publish for a source it is not registered for."""
+publish for a source it is not registered for. A federatie token (another hub) reads only the
+pull feeds it names."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ import pytest
 
 from hub.bootstrap import HubProcess
 from hub.settings import Settings
-from tests.support.hub_api import eventually, landscape_event, publish
+from tests.support.hub_api import eventually, landscape_event, publish, subscribe
+from tests.support.sink import WebhookSink
 
 pytestmark = pytest.mark.e2e
 
@@ -136,3 +138,54 @@ async def test_a_systeem_cannot_overwrite_another_municipalitys_gebruik_nor_publ
     await eventually(own_stored, what="gem-b's own gebruik")  # the marker: earlier refusals are long past
     kept = (await client.get("/api/v1/gebruik/g-a", headers=auth)).json()
     assert kept["afnemer"] == "gem-a" and kept["versie"] == "3.1" and kept["interneAantekening"] == "privé"
+
+
+async def test_a_federatie_token_reads_only_the_pull_feeds_it_names_and_no_private_fields(
+    client: httpx.AsyncClient, auth: dict[str, str], sink: WebhookSink
+) -> None:
+    """Another hub's least privilege (issue 14): the pull feed of the subscriptions its token
+    names, hub-wide or an organisation's, without private fields; nothing else, not even a read
+    of the landscape or of the subscription itself."""
+    gebruik = "nl.softwarecatalogus.gebruik.vastgelegd.v1"
+    hub_wide = await subscribe(client, auth, sink.url, types=[gebruik], organisatie=None)
+    own = await subscribe(client, auth, sink.url, types=[gebruik], organisatie="gem-a")
+    other = await subscribe(client, auth, sink.url, types=[gebruik], organisatie=None)
+    for sources in ([], ["not-a-subscription-id"]):
+        refused = await create(
+            client, auth, name="regio", role="federatie", organisatie="regio", sources=sources
+        )
+        assert refused.status_code == 400 and refused.json()["errors"][0]["field"] == "sources", refused.text
+    made = await create(client, auth, name="regio-hub", role="federatie", organisatie="regio",
+                        sources=[hub_wide["id"], own["id"]])  # fmt: skip
+    assert made.status_code == 201, made.text
+    regio = bearer(made.json())
+    data = {"id": "g-fed", "afnemer": "gem-a", "applicatie": "app-1", "status": "In productie",
+            "interneAantekening": "alleen voor gem-a"}  # fmt: skip
+    assert (
+        await publish(client, auth, landscape_event("gebruik", "vastgelegd", data, organisatie="gem-a"))
+    ).status_code == 202
+
+    async def archived() -> bool:
+        page = await client.get(f"/api/v1/subscriptions/{own['id']}/events", headers=auth)
+        return [e["subject"] for e in page.json()["items"]] == ["g-fed"]
+
+    await eventually(archived, what="the gebruik in the archive")
+    (as_owner,) = (await client.get(f"/api/v1/subscriptions/{own['id']}/events", headers=auth)).json()[
+        "items"
+    ]
+    assert (
+        as_owner["data"]["interneAantekening"] == "alleen voor gem-a"
+    )  # the owner's feed, read by a manager
+    for granted in (hub_wide, own):
+        page = await client.get(f"/api/v1/subscriptions/{granted['id']}/events", headers=regio)
+        assert page.status_code == 200, page.text
+        (item,) = page.json()["items"]
+        assert item["subject"] == "g-fed" and "interneAantekening" not in item["data"]
+    assert (await client.get(f"/api/v1/subscriptions/{other['id']}/events", headers=regio)).status_code == 404
+    for method, path in [("GET", f"/api/v1/subscriptions/{hub_wide['id']}"), ("GET", "/api/v1/subscriptions"),
+                         ("GET", "/api/v1/applicaties"), ("GET", "/api/v1/tokens"),
+                         ("POST", f"/api/v1/subscriptions/{hub_wide['id']}/replay")]:  # fmt: skip
+        answer = await client.request(method, path, headers=regio, json={} if method == "POST" else None)
+        assert answer.status_code == 403, (method, path, answer.text)
+    published = await publish(client, regio, landscape_event("gebruik", "vastgelegd", {**data, "id": "g-2"}))
+    assert published.status_code == 403

@@ -17,6 +17,8 @@ from hub.services.access import (
     may_at_all,
     may_grant,
     may_publish_source,
+    may_pull,
+    pull_recipient,
 )
 
 OWN, OTHER = "gem-a", "gem-b"
@@ -42,14 +44,18 @@ EXPECTED: dict[str, tuple[set[str], set[str]]] = {
         {"functioneel-beheerder"},
     ),
     "gemma-vastleggen": ({"functioneel-beheerder"}, {"functioneel-beheerder"}),
-    "landschap-raadplegen": (set(ROLES) - {"bezoeker"}, set(ROLES) - {"bezoeker"}),
+    "landschap-raadplegen": (set(ROLES) - {"bezoeker", "federatie"}, set(ROLES) - {"bezoeker", "federatie"}),
     "private-velden-raadplegen": (
         {"functioneel-beheerder", "gebruik-beheerder", "gebruik-raadpleger"},
         {"functioneel-beheerder"},
     ),
     "hub-beheren": ({"functioneel-beheerder"}, {"functioneel-beheerder"}),
     "audit-raadplegen": ({"functioneel-beheerder", "gebruik-beheerder"}, {"functioneel-beheerder"}),
+    "events-ophalen": ({"functioneel-beheerder", "gebruik-beheerder"}, {"functioneel-beheerder"}),
 }
+#: Rights that name objects, not organisations (the token lists them): never by organisation,
+#: but held "at all" (the route is open to the role; the object decides).
+GRANTED: dict[str, set[str]] = {"events-ophalen": {"federatie"}}
 
 CASES = [(role, action, target) for action in EXPECTED for role in ROLES for target in ("own", "other")]
 
@@ -67,7 +73,7 @@ def test_every_role_and_action_for_its_own_and_another_organisation(
     allowed = own_ok if target == "own" else other_ok
     organisation = OWN if target == "own" else OTHER
     assert may(principal, Action(action), organisation) is (role in allowed)
-    assert may_at_all(principal, Action(action)) is (role in own_ok)
+    assert may_at_all(principal, Action(action)) is (role in own_ok | GRANTED.get(action, set()))
 
 
 def test_bezoeker_reads_the_landscape_only_when_public_read_is_on() -> None:
@@ -139,6 +145,36 @@ def test_public_read_gives_a_bezoeker_the_public_landscape_and_nobody_anything_e
         reach = allowed
     else:
         allowed = role in (own_ok if target == "own" else other_ok)
-        reach = role in own_ok
+        reach = role in own_ok | GRANTED.get(action, set())
     assert may(principal, Action(action), organisation, public_read=True) is allowed
     assert may_at_all(principal, Action(action), public_read=True) is reach
+
+
+SUB, OTHER_SUB = "5f0c2b9e-1c1d-4c3e-9b7a-0a1b2c3d4e5f", "9d8c7b6a-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
+
+
+@pytest.mark.parametrize(("role", "owner", "allowed"), [
+    ("federatie", None, True), ("federatie", OWN, True), ("federatie", OTHER, True),  # granted: any owner
+    ("functioneel-beheerder", None, True), ("functioneel-beheerder", OTHER, True),
+    ("gebruik-beheerder", OWN, True), ("gebruik-beheerder", None, False), ("gebruik-beheerder", OTHER, False),
+    ("vng-raadpleger", None, False), ("gebruik-raadpleger", OWN, False), ("systeem", OWN, False),
+    ("aanbod-beheerder", OWN, False), ("bezoeker", None, False),
+])  # fmt: skip
+def test_who_may_read_a_subscriptions_pull_feed(role: str, owner: str | None, allowed: bool) -> None:
+    """A federatie token reads exactly the subscriptions it names (``sources``), whoever owns
+    them, and no other; the other roles by their reach over the subscription's organisation."""
+    principal = Principal("caller", Role(role), OWN, sources=(SUB,))
+    assert may_pull(principal, SUB, owner) is allowed
+    if role == "federatie":
+        assert not may_pull(principal, OTHER_SUB, owner)
+
+
+def test_a_federatie_reader_never_sees_an_organisations_private_fields() -> None:
+    assert pull_recipient(Principal("hub-b", Role.FEDERATIE, OWN, sources=(SUB,)), OWN) is None
+    assert pull_recipient(Principal("b", Role.GEBRUIK_BEHEERDER, OWN), OWN) == OWN
+
+
+def test_a_federatie_token_is_handed_out_only_by_a_functioneel_beheerder() -> None:
+    assert may_grant(Principal("admin"), Role.FEDERATIE, OWN)
+    for granter in (Role.GEBRUIK_BEHEERDER, Role.AANBOD_BEHEERDER, Role.FEDERATIE):
+        assert not may_grant(Principal("m", granter, OWN, sources=(SUB,)), Role.FEDERATIE, OWN)
