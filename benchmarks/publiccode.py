@@ -10,7 +10,9 @@ changed (second run: nothing may be published).
 The files are variations of ``tests/fixtures/publiccode/open-zaak.v0.7.yml`` (their own name
 and url, one of 200 suppliers, usedBy names of which one in three is a known municipality). The
 server runs in a process of its own; ``urls`` reads one file per request (8 at a time),
-``catalogue`` reads an Open Catalog API ``/software`` list of 100 files a page. The runs go
+``catalogue`` reads an Open Catalog API ``/software`` list of 100 files a page. Files carry an
+``ETag`` and answer 304 to a matching ``If-None-Match``, so the ``urls`` second run is the
+conditional one (no file parsed). The runs go
 through the connectors role's runner (:meth:`ConnectorRunner.run_connector`) on the embedded
 broker and PostgreSQL. The machine is shared, so the figure that counts is CPU per file: this
 process's CPU time (``time.process_time``: HTTP client, parse, validate, map, publish, the
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import hashlib
 import multiprocessing
 import pstats
 import shutil
@@ -87,9 +90,14 @@ def serve(n: int, conn: Connection) -> None:
     async def main() -> None:
         files = generate(n)
         texts = [f.decode() for f in files]
+        etags = [f'"{hashlib.sha256(f).hexdigest()[:16]}"' for f in files]
 
         async def one(request: web.Request) -> web.Response:
-            return web.Response(body=files[int(request.match_info["i"])], content_type="text/yaml")
+            """A file with its ETag; 304 to a matching If-None-Match, as a forge's raw host."""
+            i = int(request.match_info["i"])
+            if request.headers.get("If-None-Match") == etags[i]:
+                return web.Response(status=304, headers={"ETag": etags[i]})
+            return web.Response(body=files[i], content_type="text/yaml", headers={"ETag": etags[i]})
 
         async def software(request: web.Request) -> web.Response:
             start = int(request.query.get("page[after]", "-1")) + 1

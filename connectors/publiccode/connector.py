@@ -28,6 +28,9 @@ any other answer) or that is invalid or a fork keeps its applicatie: it counts a
 (its id comes from the repository URL, the identity the fork rule enforces). When that id is not
 known (a raw file URL), the run withdraws nothing at all, and so does an empty list (more likely
 a broken source than no software). Aanbieders and proposals are never withdrawn.
+
+Files are read conditionally (:mod:`connectors.publiccode.validators`): a file that answers
+``304 Not Modified`` to the validators of the last run is unchanged and not parsed.
 """
 
 from __future__ import annotations
@@ -35,11 +38,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel
 
 from connectors.base import (
     Batch,
@@ -51,10 +54,12 @@ from connectors.base import (
     SourceRefused,
     SourceUnavailable,
 )
-from connectors.http import ApiAuth, ApiClient
+from connectors.http import ApiClient
 from connectors.ids import content_hash
+from connectors.publiccode.config import PubliccodeConfig
 from connectors.publiccode.mapping import Mapped, Matching, applicatie_id, canonical_url, map_document
 from connectors.publiccode.schema import PubliccodeProblem, load_yaml
+from connectors.publiccode.validators import Validators
 from connectors.registry import register
 from schemas.landscape import VOORGESTELD_TYPE, vastgelegd_type
 
@@ -66,63 +71,6 @@ CONCURRENCY = 8
 FILES_PER_BATCH = 200
 #: The answers that say a file is gone for good (its applicatie is withdrawn).
 GONE = (404, 410)
-
-
-def _http(value: str) -> str:
-    if not value.lower().startswith(("http://", "https://")) or not urlsplit(value).hostname:
-        raise ValueError(f"must be an http(s) URL, got {value[:80]!r}")
-    return value
-
-
-class PubliccodeConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    urls: list[str] | None = Field(
-        None, max_length=100_000, description="publiccode.yml raw URLs or repository URLs."
-    )
-    catalogue: str | None = Field(
-        None, description="URL of an Open Catalog API software list (GET /software, links.next paging)."
-    )
-    repositories: str | None = Field(
-        None,
-        description="URL of a JSON list of repositories (html_url or url per item), paged by RFC 8288 Link.",
-    )
-    aliases: dict[str, str] = Field(
-        default_factory=dict,
-        description="usedBy name → organisatie id of the municipality (exact names, and any aliases).",
-    )
-    organisaties: dict[str, str] = Field(
-        default_factory=dict,
-        description="organisation URI → id of the known organisatie it is (not published again).",
-    )
-    organisatieType: Literal["Leverancier", "Community", "Samenwerking", "Gemeente"] = Field(
-        "Leverancier", description="Type of an aanbieder the hub does not know yet."
-    )
-    auth: ApiAuth | None = Field(None, description="none, token, basic, apiKey, oauth2; mTLS; proxy.")
-    maxFileBytes: int = Field(
-        256 * 1024, ge=1024, le=4 * 1024 * 1024, description="A larger publiccode.yml is refused."
-    )
-    maxPages: int = Field(
-        10_000, ge=1, description="A catalogue run stops with an error after this many pages."
-    )
-
-    @field_validator("urls")
-    @classmethod
-    def _urls(cls, value: list[str] | None) -> list[str] | None:
-        return None if value is None else [_http(u.strip()) for u in value]
-
-    @field_validator("catalogue", "repositories")
-    @classmethod
-    def _list_url(cls, value: str | None) -> str | None:
-        return None if value is None else _http(value)
-
-    @model_validator(mode="after")
-    def _one_source(self) -> PubliccodeConfig:
-        if sum(v is not None for v in (self.urls, self.catalogue, self.repositories)) != 1:
-            raise ValueError(
-                "set exactly one of urls (publiccode.yml or repository URLs), catalogue and repositories"
-            )
-        return self
 
 
 def raw_url(url: str) -> str:
@@ -146,10 +94,12 @@ def _rejected(where: str, problems: list[tuple[str, str]], repository: str | Non
     return Record({"rejected": reported, "present": applicatie_id(repository)})
 
 
-def _batch(records: list[Record], complete: bool) -> Batch:
-    """A batch of ``records``; the applicaties of the rejected ones that name one are present."""
+def _batch(records: list[Record], complete: bool, checkpoint: dict[str, Any] | None = None) -> Batch:
+    """A batch of ``records``; the applicaties of the rejected ones that name one, and of the
+    unchanged files (304, left out), are present."""
     present = tuple(("applicatie", str(r.data["present"])) for r in records if "present" in r.data)
-    return Batch(records, None, complete=complete, present=present)
+    kept = [r for r in records if "unchanged" not in r.data]
+    return Batch(kept, checkpoint, complete=complete, present=present)
 
 
 def _records(mapped: Mapped, seen: set[tuple[str, str]], bron: str) -> list[Record]:
@@ -201,6 +151,8 @@ class PubliccodeConnector(Connector[PubliccodeConfig]):
 
     #: A file whose applicatie is unknown could not be read in this run: withdraw nothing.
     _held = False
+    #: This run's conditional reads (set by :meth:`fetch`).
+    _validators: Validators | None = None
 
     #: How names and URIs are matched in this run: the landscape's municipalities (read at the
     #: start of each run) and the config's aliases over them.
@@ -211,6 +163,11 @@ class PubliccodeConnector(Connector[PubliccodeConfig]):
         names = dict(await lookup()) if lookup is not None else {}
         self.matching = Matching({**names, **cfg.aliases}, cfg.organisaties, cfg.organisatieType)
         return self.matching
+
+    def _matching_digest(self) -> str:
+        """What a file maps to besides its bytes: a change reads every file whole again."""
+        m, cfg = self.matching or Matching(), self.config
+        return content_hash([dict(m.gemeenten), dict(m.organisaties), m.organisatie_type, cfg.maxFileBytes])
 
     def parse(
         self, raw: bytes, bron: str, seen: set[tuple[str, str]], repository: str | None = None
@@ -232,25 +189,24 @@ class PubliccodeConnector(Connector[PubliccodeConfig]):
         return _records(mapped, seen, bron)
 
     async def _read(
-        self, api: ApiClient, url: str, gate: asyncio.Semaphore
-    ) -> tuple[str, bytes | None, str, int | None]:
-        """``(url, bytes, "", 200)`` or ``(url, None, why, status)`` for a file that could not be
-        read (status None: no answer)."""
+        self, api: ApiClient, url: str, gate: asyncio.Semaphore, validators: Validators
+    ) -> tuple[str, httpx.Response | None, str, int | None]:
+        """``(where, response, why, status)`` of the file of ``url``, asked conditionally; no
+        response when there was no answer (``status`` None)."""
         where = raw_url(url)
         async with gate:
             try:
-                response = await api.request("GET", where)
+                response = await api.request("GET", where, headers=validators.headers(url))
             except SourceUnavailable as e:
                 return where, None, str(e), None
-        if response.status_code != 200:
-            return where, None, f"GET {where} answered {response.status_code}", response.status_code
-        return where, response.content, "", 200
+        return where, response, f"GET {where} answered {response.status_code}", response.status_code
 
     async def fetch(self, checkpoint: Mapping[str, Any] | None) -> AsyncIterator[Batch]:
         """Each batch of files; the last is ``complete`` (a snapshot whose missing applicaties
         are withdrawn) unless a file of unknown applicatie failed for now or the list was empty."""
         await self._load_matching()
         self._held, listed = False, 0
+        self._validators = validators = Validators.of(checkpoint, self._matching_digest())
         async with ApiClient(self.context, self.config.auth, note=self.note) as api:
             if self.config.catalogue is not None:
                 async for batch in self._catalogue(api, self.config.catalogue):
@@ -262,12 +218,14 @@ class PubliccodeConnector(Connector[PubliccodeConfig]):
                 async for urls, last in self._repositories(api, self.config.repositories):
                     records = await self._files(api, urls, seen, missing_ok=True)
                     listed += len(urls)
-                    yield _batch(records, last and listed > 0 and not self._held)
+                    now = validators.checkpoint() if last else None
+                    yield _batch(records, last and listed > 0 and not self._held, now)
                 return
             urls = self.config.urls or []
             for start in range(0, len(urls), FILES_PER_BATCH):
                 records = await self._files(api, urls[start : start + FILES_PER_BATCH], seen)
-                yield _batch(records, start + FILES_PER_BATCH >= len(urls) and not self._held)
+                last = start + FILES_PER_BATCH >= len(urls)
+                yield _batch(records, last and not self._held, validators.checkpoint() if last else None)
             if not urls:
                 yield Batch([], None)
 
@@ -277,13 +235,19 @@ class PubliccodeConnector(Connector[PubliccodeConfig]):
         """The records of the files at ``urls``, read :data:`CONCURRENCY` at a time; a file that
         cannot be read is a rejected record, unless ``missing_ok`` and it answered 404 (a listed
         repository without a publiccode.yml, the common case in an organisation's list)."""
-        gate = asyncio.Semaphore(CONCURRENCY)
-        read = await asyncio.gather(*(self._read(api, u, gate) for u in urls))
+        gate, validators = asyncio.Semaphore(CONCURRENCY), self._validators or Validators("")
+        read = await asyncio.gather(*(self._read(api, u, gate, validators) for u in urls))
         records: list[Record] = []
-        for url, (where, raw, why, status) in zip(urls, read, strict=True):
+        for url, (where, response, why, status) in zip(urls, read, strict=True):
             repository = url if where != url else None
-            if raw is not None:
-                records += self.parse(raw, where, seen, repository)
+            if status == 200 and response is not None:
+                found = self.parse(response.content, where, seen, repository)
+                app = next((str(r.data["id"]) for r in found if r.data.get("kind") == "applicatie"), None)
+                if app is not None:
+                    validators.remember(url, response, app)
+                records += found
+            elif status == 304 and (app := validators.unchanged(url)) is not None:
+                records.append(Record({"unchanged": True, "present": app}))  # not parsed
             elif status in GONE:  # gone for good: its applicatie is withdrawn
                 if not missing_ok:
                     records.append(_rejected(where, [("", why)]))

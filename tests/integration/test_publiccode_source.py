@@ -171,3 +171,27 @@ async def test_a_raw_file_that_fails_for_now_holds_every_withdrawal_of_the_run(
 
     assert held == []
     assert [e.subject for e in withdrawn] == [made["signals-client"]]
+
+
+async def test_an_unchanged_file_answers_304_to_the_validators_of_the_last_run_and_is_not_parsed(
+    settings: Settings, fake: PubliccodeFake
+) -> None:
+    async with harness(loopback(settings)) as h:
+        connector = await _connector(h, fake)
+        await _run(h, connector)
+        assert fake.not_modified == 0
+        second = await _run(h, connector)
+        # The three valid files answered 304 (broken.yml, invalid, is read and reported again).
+        assert fake.not_modified == 3
+        path = "/raw/medusa.v0.2.yml"
+        fake.files[path] = fake.files[path].replace(b"name: Medusa", b"name: Medusa Editor")
+        third = await _run(h, connector)
+        fourth = await _run(h, connector)
+        events = await h.events()
+
+    assert (second.last_counts or {}).get("published") == 0
+    assert (second.last_counts or {}).get("withdrawn") == 0  # a 304 keeps its applicatie
+    assert (third.last_counts or {}).get("published") == 1  # the edited file: 200, parsed
+    assert fake.not_modified == 3 + 2 + 3
+    assert (fourth.last_counts or {}).get("published") == 0
+    assert not [e for e in events if e.type.endswith(".ingetrokken.v1")]

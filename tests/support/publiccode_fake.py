@@ -5,11 +5,13 @@ A static file server (``files``: path → bytes, e.g. ``/raw/open-zaak.yml`` or 
 ``{"data": [{"id", "url", "publiccodeYml", …}], "links": {"next": "?page[after]=…"}}`` pages of
 ``page_size`` items, the shape of the Developers Italia catalogue API (its ``links.next`` is a
 relative query), and an organisation's repository list ``/orgs/leverancier/repos`` as GitHub
-answers it (a JSON array, RFC 8288 ``Link`` paging). Every request path is recorded.
+answers it (a JSON array, RFC 8288 ``Link`` paging). Every request path is recorded. Files carry
+a strong ``ETag`` and answer ``304`` to a matching ``If-None-Match``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +41,8 @@ class PubliccodeFake:
     requests: list[str] = field(default_factory=list)
     #: Paths answered with this status instead (410: gone for good, 500: an outage).
     status: dict[str, int] = field(default_factory=dict)
+    #: Files answered 304 Not Modified (their ``ETag`` sent back in ``If-None-Match``).
+    not_modified: int = 0
     url: str = ""
     _runner: web.AppRunner | None = None
 
@@ -80,7 +84,12 @@ class PubliccodeFake:
         body = self.files.get(request.path)
         if body is None:
             return web.Response(status=404, text="Not Found")
-        return web.Response(body=body, content_type="text/yaml")
+        # As a forge's raw host answers: a strong ETag of the content, and 304 when it matches.
+        etag = f'"{hashlib.sha256(body).hexdigest()[:16]}"'
+        if request.headers.get("If-None-Match") == etag:
+            self.not_modified += 1
+            return web.Response(status=304, headers={"ETag": etag})
+        return web.Response(body=body, content_type="text/yaml", headers={"ETag": etag})
 
     async def _repos(self, request: web.Request) -> web.Response:
         """GitHub's shape: a JSON array, the next page in ``Link: <…>; rel="next"``."""
