@@ -49,6 +49,7 @@ async def test_concurrent_publishes_share_commits_and_every_row_is_committed_bef
         assert len(await wal_ids(engine)) == 40
         assert wal.group.commits < 40  # coalesced: fewer commits than requests
     finally:
+        await wal.close()
         await engine.dispose()
 
 
@@ -68,6 +69,7 @@ async def test_one_requests_bad_data_fails_only_that_request_in_a_shared_commit(
         assert [type(r) for r in results] == [type(None)] * 2 + [DataRejected] + [type(None)] * 3
         assert sorted(await wal_ids(engine)) == sorted(e.id for e in good)
     finally:
+        await wal.close()
         await engine.dispose()
 
 
@@ -83,4 +85,5 @@ async def test_the_idle_pruner_sends_nothing_until_rows_are_written(database_url
         assert wal._unpruned is True
         assert len(await wal_ids(engine)) == 1
     finally:
+        await wal.close()
         await engine.dispose()
