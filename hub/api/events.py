@@ -10,14 +10,16 @@ import structlog
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from opentelemetry.trace import SpanKind
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from hub.api.auth import Publisher
+from hub.api.auth import Publisher, authorise_publisher
 from hub.api.context import ApiContext, context
 from hub.api.events_docs import PUBLISH_OPENAPI, PUBLISHED
 from hub.api.ownership import check_publish, stamp_events
-from hub.api.problems import ProblemError
+from hub.api.problems import ProblemError, on_hub_error, on_problem
 from hub.api.rate_limits import PublishRateLimiter
-from hub.errors import BrokerUnavailable, RetriableError
+from hub.errors import BrokerUnavailable, KoppelhubError, RetriableError
+from hub.services.access import Principal
 from hub.settings import Settings
 from hub.tracing import TRACEPARENT, context_of, current_traceparent, tracer
 from schemas import (
@@ -111,6 +113,39 @@ def _decode(request: Request, body: bytes, settings: Settings) -> list[CloudEven
 async def publish(
     request: Request, principal: Publisher, ctx: Annotated[ApiContext, Depends(context)]
 ) -> JSONResponse:
+    return await accept(request, principal, ctx)
+
+
+class PublishFastPath:
+    """``POST /api/v1/events`` past FastAPI's router, exception and dependency layers.
+
+    The hub's most frequent call paid more CPU for those layers than for its own work (a quarter
+    of a single-event publish). Plain ASGI, inside the request guard, the audit trail and the
+    ``API-Version`` header (it gets the guarded body and the principal the guard left): it runs
+    the route's own check (:data:`~hub.api.auth.authorise_publisher`) and :func:`accept`, and
+    answers their errors with the app's own problem handlers. Every other request, and any
+    other method on the path, goes to the application. The route above stays the documented
+    (OpenAPI) and the fallback entry; both give the same answers."""
+
+    def __init__(self, app: ASGIApp, ctx: ApiContext, path: str = router.prefix + "/events"):
+        self.app, self.ctx, self.path = app, ctx, path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        try:
+            response = await accept(request, await authorise_publisher(request), self.ctx)
+        except ProblemError as e:
+            response = await on_problem(request, e)
+        except KoppelhubError as e:
+            response = await on_hub_error(request, e)
+        await response(scope, receive, send)
+
+
+async def accept(request: Request, principal: Principal, ctx: ApiContext) -> JSONResponse:
+    """Everything ``POST /api/v1/events`` does once the caller may publish."""
     settings = ctx.settings
     limiter = _limiter(request, settings)
     await limiter.check_room(principal.name)
