@@ -87,3 +87,26 @@ async def test_the_idle_pruner_sends_nothing_until_rows_are_written(database_url
     finally:
         await wal.close()
         await engine.dispose()
+
+
+async def test_a_publish_after_the_database_dropped_the_group_connection_commits_at_once(
+    database_url: str,
+) -> None:
+    engine = create_engine(database_url, pool_size=2)
+    wal = WriteAheadEventLog(engine, InMemoryEventLog())
+    try:
+        first, second = cloud_event(n=1), cloud_event(n=2)
+        await wal.publish([first])
+        async with engine.connect() as conn:  # as a database restart or an idle-session timeout does
+            dropped = await conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE application_name = 'koppelhub-write-ahead'"
+                )
+            )
+            assert [r[0] for r in dropped] == [True]
+        await wal.publish([second])  # no 503: the group opens a new connection and commits
+        assert sorted(await wal_ids(engine)) == sorted([first.id, second.id])
+    finally:
+        await wal.close()
+        await engine.dispose()

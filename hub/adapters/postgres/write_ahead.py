@@ -52,6 +52,8 @@ _CHUNK = 1_000
 GROUP_ROWS = 5_000
 #: How long opening the group commit's connection may take.
 CONNECT_TIMEOUT_S = 10
+#: The group commit connection's name in ``pg_stat_activity``.
+APPLICATION_NAME = "koppelhub-write-ahead"
 #: Binary COPY with the column types given once: no per-row type lookup, no hex escaping of
 #: bytea (the text format's row writing was a third of a batch publish's CPU).
 _COPY = (
@@ -162,22 +164,37 @@ class GroupCommit:
     async def _commit(self, rows: list[_WalRow]) -> None:
         """One ``COPY`` on the group's own connection in autocommit: the statement is its own
         transaction, so a group costs one round trip of statements (no pool checkout with its
-        ping, no ``BEGIN``/``COMMIT``). After any failure the connection is closed and the next
-        group opens a new one."""
+        ping, no ``BEGIN``/``COMMIT``). After any failure the connection is closed; when a kept
+        connection turns out dropped (a database restart, an idle-session timeout), the group is
+        copied once more on a new one, as the pool's ping would have spared it. A row committed
+        just before the drop is then written twice: harmless, the relay is at least once and
+        the projector drops duplicates."""
         with translate_db_errors():
-            if self._conn is None or self._conn.closed:
-                self._conn = await psycopg.AsyncConnection.connect(
-                    self._conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
-                )
-            try:
-                async with self._conn.cursor() as cursor, cursor.copy(_COPY) as copy:
-                    copy.set_types(_COPY_TYPES)
-                    for row in rows:
-                        await copy.write_row(row)
-            except BaseException:
-                await self.close()
-                raise
+            while True:
+                kept = self._conn is not None and not self._conn.closed
+                try:
+                    await self._copy(rows)
+                    break
+                except psycopg.OperationalError:
+                    dropped = self._conn is not None and self._conn.broken
+                    await self.close()
+                    if not (kept and dropped):
+                        raise
+                except BaseException:
+                    await self.close()
+                    raise
         self.commits += 1
+
+    async def _copy(self, rows: list[_WalRow]) -> None:
+        if self._conn is None or self._conn.closed:
+            self._conn = await psycopg.AsyncConnection.connect(
+                self._conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
+                application_name=APPLICATION_NAME,
+            )  # fmt: skip
+        async with self._conn.cursor() as cursor, cursor.copy(_COPY) as copy:
+            copy.set_types(_COPY_TYPES)
+            for row in rows:
+                await copy.write_row(row)
 
     async def close(self) -> None:
         """Close the group's connection (the next commit would open another)."""
