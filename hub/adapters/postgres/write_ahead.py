@@ -59,7 +59,9 @@ APPLICATION_NAME = "koppelhub-write-ahead"
 _COPY = (
     "COPY event_wal (source, event_id, key, value, header_names, header_values) FROM STDIN (FORMAT BINARY)"
 )
-_COPY_TYPES = ["text", "text", "bytea", "bytea", "text[]", "bytea[]"]
+_COPY_TYPES = [  # their oids, looked up once
+    psycopg.adapters.types.get_oid(t) for t in ("text", "text", "bytea", "bytea", "text[]", "bytea[]")
+]
 _WalRow = tuple[str, str, bytes | None, bytes | None, list[str], list[bytes]]
 
 _UNPROJECTED = text(
