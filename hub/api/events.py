@@ -21,7 +21,7 @@ from hub.api.rate_limits import PublishRateLimiter
 from hub.errors import BrokerUnavailable, KoppelhubError, RetriableError
 from hub.services.access import Principal
 from hub.settings import Settings
-from hub.tracing import TRACEPARENT, context_of, current_traceparent, tracer
+from hub.tracing import TRACEPARENT, context_of, current_traceparent, tracer, tracing_on
 from schemas import (
     CloudEvent,
     EnvelopeError,
@@ -163,22 +163,19 @@ async def accept(request: Request, principal: Principal, ctx: ApiContext) -> JSO
     events = stamp_events(principal, events)
     await limiter.admit(principal.name, len(events))
     parent = context_of(request.headers) or context_of(getattr(events[0], TRACEPARENT, None))
-    with tracer().start_as_current_span("publish", context=parent, kind=SpanKind.PRODUCER) as span:
-        span.set_attribute("messaging.batch.message_count", len(events))
-        traceparent = current_traceparent()
-        traced = parent is not None or span.get_span_context().trace_flags.sampled
-        if traceparent is not None and traced:  # the events carry the trace on (distributed tracing)
-            events = [
-                e if getattr(e, TRACEPARENT, None) else e.model_copy(update={TRACEPARENT: traceparent})
-                for e in events
-            ]
-        try:
-            await ctx.event_log.publish(events)
-        except BrokerUnavailable as e:
-            raise ProblemError(503, "Event log unavailable", "Kafka did not acknowledge; retry later") from e
-        except RetriableError as e:  # the write-ahead log could not commit: nothing was accepted
-            detail = "the database is unavailable; retry later"
-            raise ProblemError(503, "Event log unavailable", detail) from e
+    if parent is None and not tracing_on():  # no trace to carry on, no SDK: the span would be a no-op
+        await _send(ctx, events)
+    else:
+        with tracer().start_as_current_span("publish", context=parent, kind=SpanKind.PRODUCER) as span:
+            span.set_attribute("messaging.batch.message_count", len(events))
+            traceparent = current_traceparent()
+            traced = parent is not None or span.get_span_context().trace_flags.sampled
+            if traceparent is not None and traced:  # the events carry the trace on (distributed tracing)
+                events = [
+                    e if getattr(e, TRACEPARENT, None) else e.model_copy(update={TRACEPARENT: traceparent})
+                    for e in events
+                ]
+            await _send(ctx, events)
     ctx.metrics.published(_mode(request), len(events))
     answer: dict[str, object] = {"accepted": [e.id for e in events]}
     warnings = _warnings(events, batch=_is_batch(request))
@@ -188,6 +185,16 @@ async def accept(request: Request, principal: Principal, ctx: ApiContext) -> JSO
         log.warning("publish_warned", warnings=warnings)
         answer["warnings"] = warnings
     return JSONResponse(answer, status_code=202)
+
+
+async def _send(ctx: ApiContext, events: list[CloudEvent]) -> None:
+    """Hand ``events`` to the event log; 503 when it could not take them."""
+    try:
+        await ctx.event_log.publish(events)
+    except BrokerUnavailable as e:
+        raise ProblemError(503, "Event log unavailable", "Kafka did not acknowledge; retry later") from e
+    except RetriableError as e:  # the write-ahead log could not commit: nothing was accepted
+        raise ProblemError(503, "Event log unavailable", "the database is unavailable; retry later") from e
 
 
 def _warnings(events: list[CloudEvent], *, batch: bool) -> list[dict[str, object]]:
