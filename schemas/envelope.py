@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, NoReturn
 
+import orjson
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -343,7 +344,17 @@ def _loads(body: bytes) -> Any:
 
 def _json_size(value: Any) -> int:
     """Bytes of the compact JSON form of decoded input, for the size limit. Tolerant: NaN,
-    Infinity and lone surrogates are counted here and refused by validation afterwards."""
+    Infinity and lone surrogates are counted here and refused by validation afterwards.
+
+    orjson first (a seventh of the standard library's time; it was a tenth of a batch
+    publish's CPU). It writes the same bytes but for one float form (``1e-7`` where the
+    standard library writes ``1e-07``), a byte less per such number. What it refuses (an
+    integer beyond 64 bits, a lone surrogate, nesting past 254 levels) is measured by the
+    standard library, as before."""
+    try:
+        return len(orjson.dumps(value))
+    except orjson.JSONEncodeError:
+        pass
     try:
         return len(_SIZE_ENCODER.encode(value).encode("utf-8", "surrogatepass"))
     except RecursionError as e:

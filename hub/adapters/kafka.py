@@ -30,6 +30,12 @@ SEND_TIMEOUT_S = 15.0
 #: Records per partition the producer sends together. aiokafka keeps one request in flight per
 #: broker, so with its default (16 KB) an import waited on ~1,000 round trips per 100 MB.
 MAX_BATCH_BYTES = 512 * 1024
+#: Up to this many records a publish appends to the producer's open batches (one future per
+#: record), so concurrent small requests share produce requests: aiokafka sends one request per
+#: broker at a time and takes one batch per partition into it, so a batch of its own per
+#: single-event request made 16 concurrent requests wait on several round trips. More records
+#: go as batches of their own (one future per batch).
+FEW_RECORDS = 16
 
 
 async def ensure_topics(bootstrap: str, settings: KafkaSettings) -> None:
@@ -167,26 +173,38 @@ class KafkaEventLog:
 
     async def publish_records(self, records: Sequence[KafkaRecord]) -> None:
         """Send records already in the CloudEvents binding and wait until the broker acknowledged
-        all of them. Records are grouped per partition (the default partitioner's murmur2, so a key
-        lands where :meth:`AIOKafkaProducer.send` would put it) into batches sent in order: one
+        all of them, each in the partition the default partitioner's murmur2 gives its key (where
+        :meth:`AIOKafkaProducer.send` would put it). Up to :data:`FEW_RECORDS` go into the
+        producer's open batches; more are grouped per partition into batches sent in order: one
         future per batch instead of one per record."""
         if not records:
             return
         topic = self._settings.topic
         try:
             partitions = sorted(await self._producer.partitions_for(topic))
-            per_partition: dict[int, list[KafkaRecord]] = {}
             choose = partition_for  # as aiokafka's DefaultPartitioner, at half its cost
-            for record in records:
-                p = choose(record.key, partitions, partitions)
-                per_partition.setdefault(p, []).append(record)
-            sends = [self._send_partition(topic, p, rs) for p, rs in per_partition.items()]
-            acks = [f for fs in await asyncio.gather(*sends) for f in fs]
+            if len(records) <= FEW_RECORDS:
+                acks = [await self._send_one(topic, choose(r.key, partitions, partitions), r)
+                        for r in records]  # fmt: skip
+            else:
+                per_partition: dict[int, list[KafkaRecord]] = {}
+                for record in records:
+                    p = choose(record.key, partitions, partitions)
+                    per_partition.setdefault(p, []).append(record)
+                sends = [self._send_partition(topic, p, rs) for p, rs in per_partition.items()]
+                acks = [f for fs in await asyncio.gather(*sends) for f in fs]
             await asyncio.wait_for(asyncio.gather(*acks), timeout=SEND_TIMEOUT_S)
         except (KafkaError, TimeoutError) as e:
             raise BrokerUnavailable(f"Kafka did not acknowledge: {e!r}") from e
         finally:
             self.written.notify()
+
+    async def _send_one(self, topic: str, partition: int, r: KafkaRecord) -> asyncio.Future[Any]:
+        """Append one record to the producer's open batch of its partition (shared with the
+        other requests' records sent meanwhile); its acknowledgement."""
+        send = self._producer.send
+        ack: asyncio.Future[Any] = await send(topic, r.value, r.key, partition=partition, headers=r.headers)
+        return ack
 
     async def _send_partition(
         self, topic: str, partition: int, records: Sequence[KafkaRecord]

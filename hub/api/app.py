@@ -113,6 +113,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.add_exception_handler(console.SignIn, console.to_sign_in)
 
     public_paths = landscape.PUBLIC_PATHS if ctx.settings.public_read else None
+    app.add_middleware(events.PublishFastPath, ctx=ctx)  # added first: innermost, inside the guard
     app.add_middleware(
         RequestGuard, authenticator=ctx.auth, limits=body_limits(ctx), public_paths=public_paths
     )

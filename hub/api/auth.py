@@ -6,6 +6,7 @@ checks (own organisation or another) are the routes' and services' own, through
 from __future__ import annotations
 
 import hmac
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -85,7 +86,12 @@ def forbidden(principal: Principal, action: Action, detail: str = "") -> Problem
 
 
 def require(*actions: Action) -> object:
-    """A route dependency: a valid token (else 401) whose role holds one of ``actions`` for
+    """A route dependency: :func:`requirement` of ``actions``."""
+    return Depends(requirement(*actions))
+
+
+def requirement(*actions: Action) -> Callable[[Request], Awaitable[Principal]]:
+    """The check of a request: a valid token (else 401) whose role holds one of ``actions`` for
     some organisation (else 403 naming the role and the first right).
 
     Under ``/api/`` the request guard authenticated before anyone read the body and left the
@@ -112,10 +118,12 @@ def require(*actions: Action) -> object:
             raise forbidden(principal, actions[0])
         return principal
 
-    return Depends(dependency)
+    return dependency
 
 
-Publisher = Annotated[Principal, require(*PUBLISH_ACTIONS)]
+#: The publish route's check; the publish fast path (hub/api/events.py) runs it too.
+authorise_publisher = requirement(*PUBLISH_ACTIONS)
+Publisher = Annotated[Principal, Depends(authorise_publisher)]
 SubscriptionManager = Annotated[Principal, require(Action.MANAGE_KOPPELINGEN)]
 #: A subscription's pull feed: its managers, and federatie tokens for the subscriptions they name.
 EventPuller = Annotated[Principal, require(Action.PULL_EVENTS)]

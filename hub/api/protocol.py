@@ -1,4 +1,4 @@
-"""uvicorn's h11 protocol with the connection timeouts it lacks.
+"""uvicorn's httptools protocol with the connection limits it lacks.
 
 uvicorn times out only a keep-alive connection after a response; a connection that never
 sends a byte, or sends its request head one byte a second, stays open for ever (finding:
@@ -9,6 +9,8 @@ so these limits live in the protocol, one instance per connection:
   moment it opens as well as after each response (uvicorn's keep-alive timer, armed earlier);
 - header: a request head must be complete within ``header_timeout`` of its first byte, or the
   connection gets a 408 and is closed;
+- head size: a request head larger than :data:`MAX_HEAD_BYTES` gets a 431 and the connection
+  is closed (llhttp, unlike h11, sets no limit of its own: it would buffer a head without end);
 - a response sent before the request body was read to the end (a refusal: 401, 413, 408)
   ends the connection with a lingering close, as nginx does: the hub half-closes (FIN), then
   discards what the client still sends for at most ``LINGER_BYTES`` and ``header_timeout``
@@ -18,6 +20,8 @@ so these limits live in the protocol, one instance per connection:
 - at most ``max_connections`` connections: one more is closed as soon as it opens.
 
 The body timeout is the request guard's (hub/api/limits.py): the application reads the body.
+
+httptools (llhttp, in C) rather than h11 (pure Python): h11 cost about 49 µs of CPU per request.
 """
 
 from __future__ import annotations
@@ -25,24 +29,34 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import h11
 import structlog
 from uvicorn.config import Config
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 log = structlog.get_logger(__name__)
 
 #: What a lingering close discards at most before it closes anyway.
 LINGER_BYTES = 64 * 1024 * 1024
+#: The largest request head (request line and headers), as h11's default under uvicorn.
+MAX_HEAD_BYTES = 16 * 1024
 
-_TIMEOUT_RESPONSE = (
-    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
-    b"connection: close\r\ncontent-length: 40\r\n\r\nthe request head did not arrive in time\n"
+
+def _plain(status: bytes, text: bytes) -> bytes:
+    return (
+        b"HTTP/1.1 " + status + b"\r\ncontent-type: text/plain; charset=utf-8\r\n"
+        b"connection: close\r\ncontent-length: " + str(len(text)).encode() + b"\r\n\r\n" + text
+    )
+
+
+_TIMEOUT_RESPONSE = _plain(b"408 Request Timeout", b"the request head did not arrive in time\n")
+_TOO_LARGE_RESPONSE = _plain(
+    b"431 Request Header Fields Too Large",
+    b"the request head is larger than %d bytes; send fewer or shorter headers\n" % MAX_HEAD_BYTES,
 )
 
 
-class GuardedH11Protocol(H11Protocol):
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
     """See the module docstring; build a configured class with :func:`guarded_protocol`."""
 
     idle_timeout: float = 5.0
@@ -59,6 +73,9 @@ class GuardedH11Protocol(H11Protocol):
         super().__init__(config, server_state, app_state, _loop)
         self.timeout_keep_alive = self.idle_timeout  # type: ignore[assignment]  # uvicorn types it int
         self._head_timer: asyncio.TimerHandle | None = None
+        self._head_started: float | None = None  # when the head in progress began (loop time)
+        self._head_bytes = 0  # bytes received while that head was in progress
+        self._in_body = False  # a head parsed, its body not yet to the end
         self._linger_left: int | None = None  # bytes a lingering close still discards
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -75,19 +92,37 @@ class GuardedH11Protocol(H11Protocol):
             if self._linger_left < 0:
                 self.transport.close()
             return
-        if self._head_timer is None and self.conn.their_state is h11.IDLE:
-            self._head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
         super().data_received(data)
-        if self.conn.their_state is not h11.IDLE:
-            self._cancel_head_timer()
+        if self._head_started is None or self.transport.is_closing():
+            return  # the common case: whole heads arrive in one read
+        self._head_bytes += len(data)
+        if self._head_bytes > MAX_HEAD_BYTES:
+            log.info("http_head_too_large", client=self.client, limit=MAX_HEAD_BYTES)
+            self.transport.write(_TOO_LARGE_RESPONSE)
+            self.transport.close()
+        elif self._head_timer is None:
+            deadline = self._head_started + self.header_timeout
+            self._head_timer = self.loop.call_at(deadline, self._head_timed_out)
+
+    # httptools' parser callbacks: a head begins, is complete; a message (head and body) ends.
+    def on_message_begin(self) -> None:
+        self._head_started, self._head_bytes = self.loop.time(), 0
+        super().on_message_begin()
+
+    def on_headers_complete(self) -> None:
+        self._head_started, self._in_body = None, True
+        self._cancel_head_timer()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._in_body = False
+        super().on_message_complete()
 
     def on_response_complete(self) -> None:
-        if self.conn.their_state is h11.SEND_BODY and not self.transport.is_closing():
+        if self._in_body and not self.transport.is_closing():
             self._linger()  # answered before the body was read: a refusal
             return
         super().on_response_complete()
-        if self.conn.their_state is h11.IDLE and self.conn.trailing_data[0] and self._head_timer is None:
-            self._head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
@@ -95,6 +130,7 @@ class GuardedH11Protocol(H11Protocol):
 
     def _linger(self) -> None:
         self._unset_keepalive_if_required()
+        self._cancel_head_timer()
         self._linger_left = LINGER_BYTES
         if self.transport.can_write_eof():
             self.transport.write_eof()  # the client reads the refusal, then end of stream
@@ -113,18 +149,22 @@ class GuardedH11Protocol(H11Protocol):
 
     def _head_timed_out(self) -> None:
         self._head_timer = None
-        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
-            log.info("http_head_timed_out", client=self.client, limit=self.header_timeout)
-            self.transport.write(_TIMEOUT_RESPONSE)
-            self.transport.close()
+        if self._head_started is None or self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete:  # a pipelined head waits
+            self._head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
+            return
+        log.info("http_head_timed_out", client=self.client, limit=self.header_timeout)
+        self.transport.write(_TIMEOUT_RESPONSE)
+        self.transport.close()
 
 
 def guarded_protocol(
     *, idle_timeout: float, header_timeout: float, max_connections: int
-) -> type[GuardedH11Protocol]:
+) -> type[GuardedHttpToolsProtocol]:
     """A protocol class with these limits, for ``uvicorn.Config(http=...)``."""
     return type(
-        "ConfiguredH11Protocol",
-        (GuardedH11Protocol,),
+        "ConfiguredHttpToolsProtocol",
+        (GuardedHttpToolsProtocol,),
         {"idle_timeout": idle_timeout, "header_timeout": header_timeout, "max_connections": max_connections},
     )

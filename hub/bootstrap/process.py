@@ -165,6 +165,7 @@ async def _wire_write_ahead(hub: HubProcess, w: Wiring) -> None:
     role starts, then keep the write-ahead log pruned (hub/adapters/postgres/write_ahead.py)."""
     assert hub.engine is not None and hub.event_log is not None
     wal = hub.wal = WriteAheadEventLog(hub.engine, hub.event_log)
+    w.closers.append(wal.close)
     await wal.relay()
     w.runs["write-ahead"] = lambda signals: wal.run_pruner(signals.stop_work)
 

@@ -135,6 +135,8 @@ async def import_runner(
                 yield runner
             finally:
                 await asyncio.to_thread(runner.close)
+                if isinstance(publisher, WriteAheadEventLog):
+                    await publisher.close()
         finally:
             await event_log.stop()
     finally:

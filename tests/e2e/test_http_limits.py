@@ -265,3 +265,24 @@ async def test_an_idle_keep_alive_connection_is_closed(hub: HubProcess) -> None:
         assert await asyncio.wait_for(reader.read(), timeout=6 * TIMEOUT) == b""
     finally:
         writer.close()
+
+
+async def test_a_request_head_over_16_kib_gets_a_431_and_is_closed(hub: HubProcess) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", hub.api_port)
+    try:
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: hub\r\nX-Big: " + b"a" * (64 * 1024))
+        answer = await asyncio.wait_for(reader.read(), timeout=5)  # read() returns at the close
+        assert answer.startswith(b"HTTP/1.1 431 "), answer[:100]
+    finally:
+        writer.close()
+
+
+async def test_a_pipelined_request_is_answered_after_the_first(hub: HubProcess) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", hub.api_port)
+    try:
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: hub\r\n\r\n" * 2)
+        answers = await asyncio.wait_for(reader.readuntil(b'{"status":"ok"}' * 1), timeout=5)
+        answers += await asyncio.wait_for(reader.readuntil(b'{"status":"ok"}'), timeout=5)
+        assert answers.count(b"HTTP/1.1 200 ") == 2
+    finally:
+        writer.close()

@@ -49,6 +49,7 @@ async def test_concurrent_publishes_share_commits_and_every_row_is_committed_bef
         assert len(await wal_ids(engine)) == 40
         assert wal.group.commits < 40  # coalesced: fewer commits than requests
     finally:
+        await wal.close()
         await engine.dispose()
 
 
@@ -68,6 +69,7 @@ async def test_one_requests_bad_data_fails_only_that_request_in_a_shared_commit(
         assert [type(r) for r in results] == [type(None)] * 2 + [DataRejected] + [type(None)] * 3
         assert sorted(await wal_ids(engine)) == sorted(e.id for e in good)
     finally:
+        await wal.close()
         await engine.dispose()
 
 
@@ -83,4 +85,28 @@ async def test_the_idle_pruner_sends_nothing_until_rows_are_written(database_url
         assert wal._unpruned is True
         assert len(await wal_ids(engine)) == 1
     finally:
+        await wal.close()
+        await engine.dispose()
+
+
+async def test_a_publish_after_the_database_dropped_the_group_connection_commits_at_once(
+    database_url: str,
+) -> None:
+    engine = create_engine(database_url, pool_size=2)
+    wal = WriteAheadEventLog(engine, InMemoryEventLog())
+    try:
+        first, second = cloud_event(n=1), cloud_event(n=2)
+        await wal.publish([first])
+        async with engine.connect() as conn:  # as a database restart or an idle-session timeout does
+            dropped = await conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE application_name = 'koppelhub-write-ahead'"
+                )
+            )
+            assert [r[0] for r in dropped] == [True]
+        await wal.publish([second])  # no 503: the group opens a new connection and commits
+        assert sorted(await wal_ids(engine)) == sorted([first.id, second.id])
+    finally:
+        await wal.close()
         await engine.dispose()

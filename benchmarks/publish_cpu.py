@@ -1,0 +1,118 @@
+"""CPU per publish request in the API process: what the publish floors are bounded by.
+
+    .venv/bin/python -m benchmarks.publish_cpu                       # 3,000 single, 200 batches of 100
+    .venv/bin/python -m benchmarks.publish_cpu --py-spy /tmp/api      # also py-spy profiles per phase
+
+Starts ``koppelhub run`` with ``KOPPELHUB_WORKERS=2`` (one api+connectors child, one
+projector+dispatcher child) and no subscription, then publishes structured events (16 in flight)
+and batches (4 in flight). It reports the CPU time of the api child (``/proc/<pid>/stat``) per
+request and per event: on a shared machine wall-clock rates say little, CPU per request says
+what one core could do. ``--py-spy DIR`` records the api child during each phase (py-spy must
+be installed; its ``--idle`` is off, so the profile is CPU only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+from benchmarks.common import BATCH, STRUCTURED, Hub, Publisher, _stat, children, make_event, start_hub
+
+
+def api_children(hub: Hub) -> list[int]:
+    """The pids of the children serving the API (``koppelhub worker --roles api,…``)."""
+    found = []
+    for pid in children(hub.process.pid):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"worker" in argv and any(a.startswith(b"api") for a in argv):
+            found.append(pid)
+    return found
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    return sum(s[1] for s in (_stat(p) for p in pids) if s is not None)
+
+
+async def phase(
+    hub: Hub, name: str, bodies: list[tuple[bytes, int]], mode: str, workers: int, spy: Path | None
+) -> dict[str, object]:
+    pids = api_children(hub)
+    recorder = None
+    if spy is not None and shutil.which("py-spy"):
+        out = spy / f"{name}.txt"
+        recorder = await asyncio.create_subprocess_exec(
+            "py-spy", "record", "--nonblocking", "-r", "200", "-f", "raw", "-o", str(out), "-p", str(pids[0]),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        await asyncio.sleep(1.0)
+    pub = Publisher(hub, workers)
+    cpu0, t0, load0 = cpu_seconds(pids), time.monotonic(), os.getloadavg()[0]
+    try:
+        accepted = await pub.post_all(bodies, mode, workers)
+    finally:
+        await pub.close()
+    seconds, cpu = time.monotonic() - t0, cpu_seconds(pids) - cpu0
+    if recorder is not None:
+        recorder.send_signal(signal.SIGINT)
+        await asyncio.wait_for(recorder.wait(), timeout=30)
+    events = sum(n for _, n in bodies)
+    result = {
+        "requests": len(bodies), "events": events, "accepted": accepted, "statuses": dict(pub.statuses),
+        "api_cpu_s": round(cpu, 3), "cpu_us_per_request": round(cpu / len(bodies) * 1e6),
+        "cpu_us_per_event": round(cpu / events * 1e6, 1), "wall_events_per_s": round(accepted / seconds),
+        "load_average_1m": round((load0 + os.getloadavg()[0]) / 2, 2),
+    }  # fmt: skip
+    print(f"{name}: {json.dumps(result)}", flush=True)
+    return result
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    hub = await start_hub(env={"KOPPELHUB_WORKERS": "2", **dict(kv.split("=", 1) for kv in args.hub_env)})
+    tag = uuid.uuid4().hex[:8]
+    try:
+        ten = range(10)
+        warm = [(json.dumps([make_event(f"{tag}-w{i}-{k}", k) for k in ten]).encode(), 10) for i in range(50)]
+        await phase(hub, "warm-up", warm, BATCH, 4, None)
+        for name in args.phases:
+            if name == "structured":
+                bodies = [(json.dumps(make_event(f"{tag}-s-{i}", i)).encode(), 1) for i in range(args.single)]
+                await phase(hub, name, bodies, STRUCTURED, 16, args.py_spy)
+            else:
+                n = args.batch_size
+                bodies = [
+                    (json.dumps([make_event(f"{tag}-b-{i}-{k}", k) for k in range(n)]).encode(), n)
+                    for i in range(args.batches)
+                ]
+                await phase(hub, name, bodies, BATCH, 4, args.py_spy)
+    finally:
+        await hub.stop()
+        hub.remove()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.publish_cpu", description=__doc__.split("\n\n")[0])
+    p.add_argument("--single", type=int, default=3000, help="structured requests (3,000)")
+    p.add_argument("--batches", type=int, default=200, help="batch requests (200)")
+    p.add_argument("--batch-size", type=int, default=100, help="events per batch (100)")
+    p.add_argument("--phases", default="structured,batch", type=lambda v: v.split(","))
+    p.add_argument("--py-spy", type=Path, metavar="DIR", help="py-spy raw profiles of the api child")
+    p.add_argument("--hub-env", action="append", default=[], metavar="KEY=VALUE")
+    args = p.parse_args(argv)
+    if args.py_spy is not None:
+        args.py_spy.mkdir(parents=True, exist_ok=True)
+    asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    main()
