@@ -224,8 +224,11 @@ class EmbeddedPostgres:
             log.info("embedded_postgres_released")
         if self._watchdog is not None:  # released cleanly: the watchdog finds nothing to stop
             self._watchdog.stdin.close()
-            with contextlib.suppress(subprocess.TimeoutExpired):
+            try:
                 self._watchdog.wait(timeout=5)
+            except subprocess.TimeoutExpired:  # a busy machine: released cleanly, so nothing is left for it
+                self._watchdog.kill()
+                self._watchdog.wait()
             self._watchdog = None
 
 
