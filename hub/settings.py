@@ -228,6 +228,9 @@ class Settings(BaseSettings):
     metrics_token: str | None = Field(
         default=None, description="Bearer token GET /metrics requires; unset: /metrics is open."
     )
+    metrics: bool = Field(
+        default=True, description="Count and time in Prometheus metrics; false: nothing is counted."
+    )
     source_urn: str = Field(
         default="urn:nld:oin:00000000000000000000:systeem:koppelhub",
         pattern=r"^urn:nld:\S+$",

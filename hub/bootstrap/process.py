@@ -36,10 +36,11 @@ from hub.adapters.postgres.write_ahead import WriteAheadEventLog
 from hub.adapters.prometheus import PrometheusMetrics
 from hub.api.app import create_app
 from hub.api.auth import TokenAuthenticator
-from hub.api.context import ApiContext
+from hub.api.context import ApiContext, NoMetricsExposed
 from hub.api.protocol import guarded_protocol
 from hub.bootstrap.tools import admin_token, connector_contexts, connector_runner, release_metrics
 from hub.ports import max_record_bytes
+from hub.ports.metrics import ExposedMetrics
 from hub.services.audit import run_audit_retention
 from hub.services.connectors import ConnectorRunner
 from hub.services.dispatcher import Dispatcher, RetryPolicy
@@ -98,8 +99,8 @@ class HubProcess(Supervisor):
         #: multi-process ``run`` shares its parent's, hub/children.py).
         self.sockets: list[socket.socket] | None = None
         #: One set of metrics per process, shared by its roles (summed across processes in
-        #: multiprocess mode, see hub.adapters.prometheus).
-        self.metrics = PrometheusMetrics()
+        #: multiprocess mode, see hub.adapters.prometheus); none with KOPPELHUB_METRICS=false.
+        self.metrics: ExposedMetrics = PrometheusMetrics() if settings.metrics else NoMetricsExposed()
 
     async def start(self) -> None:
         """Open adapters and start every role of this process as a task."""

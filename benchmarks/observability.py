@@ -1,0 +1,180 @@
+"""What metrics and tracing cost: ``benchmarks.e2e``'s batch phase with them off, then on.
+
+    .venv/bin/python -m benchmarks.observability                  # 20,000 events per run
+    .venv/bin/python -m benchmarks.observability --events 5000 --rounds 2
+
+Issue 15's bound: metrics and tracing switched on cost at most 5 % of end-to-end throughput.
+Each round starts ``koppelhub run`` three times in fresh data dirs, one sink and one
+subscription each, and publishes the same batches (``benchmarks.e2e``'s batch phase):
+
+- ``off``: ``KOPPELHUB_METRICS=false`` and ``OTEL_SDK_DISABLED=true``;
+- ``metrics``: the defaults (Prometheus, multiprocess files), no tracing;
+- ``metrics+tracing``: and the OpenTelemetry SDK exporting OTLP/HTTP to a collector stand-in
+  on loopback (a real HTTP server that decodes each request and counts its spans, then
+  discards them), every trace sampled (``parentbased_always_on``).
+
+It prints delivered events/s and the hub's CPU per delivered event (user+system time of the
+hub's processes from /proc, API and worker children included; not the broker's or
+PostgreSQL's) for each, and the cost of each against ``off``. On a machine shared with other
+work the throughput follows that load; the CPU per event is the comparable figure. Spans the
+collector received are counted, so a processor that dropped spans (and so saved their
+cost) shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from benchmarks import e2e
+from benchmarks.common import CpuMeter, Sink, describe_machine, machine_info, start_hub, subscribe, wait_idle
+
+OFF = {"KOPPELHUB_METRICS": "false", "OTEL_SDK_DISABLED": "true"}
+METRICS = {"OTEL_SDK_DISABLED": "true"}
+CONFIGS = ("off", "metrics", "metrics+tracing")
+
+
+class Collector(BaseHTTPRequestHandler):
+    """An OTLP/HTTP receiver that counts the spans in each export request and discards them."""
+
+    spans = 0
+    requests = 0
+    lock = threading.Lock()
+
+    def do_POST(self) -> None:
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+        body = self.rfile.read(int(self.headers.get("content-length", 0)))
+        request = ExportTraceServiceRequest.FromString(body)
+        n = sum(len(s.spans) for r in request.resource_spans for s in r.scope_spans)
+        with Collector.lock:
+            Collector.spans += n
+            Collector.requests += 1
+        self.send_response(200)
+        self.send_header("content-type", "application/x-protobuf")
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def hub_env(config: str, endpoint: str) -> dict[str, str]:
+    if config == "off":
+        return dict(OFF)
+    if config == "metrics":
+        return dict(METRICS)
+    return {
+        "OTEL_SDK_DISABLED": "false", "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        "OTEL_TRACES_SAMPLER": "parentbased_always_on", "OTEL_SERVICE_NAME": "koppelhub-bench",
+    }  # fmt: skip
+
+
+async def run_config(config: str, endpoint: str, sink: Sink, args: argparse.Namespace) -> dict[str, Any]:
+    """One hub with ``config``: warm up, the batch phase, and its hub CPU per delivered event."""
+    hub = await start_hub(env=hub_env(config, endpoint))
+    try:
+        await subscribe(hub, sink.url)
+        bench_args = e2e.parse_args(["--phases", "batch", "--events", str(args.events)])
+        bench = e2e.Bench(bench_args, hub, sink)
+        await bench.warm_up()
+        spans0 = Collector.spans
+        before = bench.meter.sample()
+        await bench.batch_phase()  # waits until the hub is idle again after the last delivery
+        after = bench.meter.sample()
+        await wait_idle(bench.meter)
+        await asyncio.sleep(6)  # the span processor's schedule delay (5 s): the last spans arrive
+        delivered = bench.results["e2e_delivered"]
+        hub_cpu = after["hub"] - before["hub"]
+        return {
+            "config": config, "events": args.events, "delivered": delivered["delivered"],
+            "events_per_s": delivered["events_per_s"], "seconds": delivered["seconds"],
+            "hub_cpu_s": round(hub_cpu, 3),
+            "hub_cpu_us_per_event": round(hub_cpu / max(1, delivered["delivered"]) * 1e6, 1),
+            "postgres_cpu_s": round(after["postgres"] - before["postgres"], 3),
+            "spans_received": Collector.spans - spans0,
+            "other_cores": delivered["cpu_cores"].get("other"),
+        }  # fmt: skip
+    finally:
+        await hub.stop()
+        hub.remove()
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Collector)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+    sink = await Sink().start()
+    runs: list[dict[str, Any]] = []
+    try:
+        for round_ in range(args.rounds):
+            for config in args.configs:
+                print(f"round {round_ + 1}: {config} …", flush=True)
+                started = time.monotonic()
+                runs.append(await run_config(config, endpoint, sink, args))
+                print(f"  {json.dumps(runs[-1])} ({time.monotonic() - started:.0f} s)", flush=True)
+    finally:
+        await sink.stop()
+        server.shutdown()
+    return {"machine": machine_info(), "runs": runs, "summary": summarise(runs)}
+
+
+def summarise(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Per config the median CPU per event and throughput, and each one's cost against off."""
+    out: dict[str, Any] = {}
+    for config in CONFIGS:
+        mine = sorted(r["hub_cpu_us_per_event"] for r in runs if r["config"] == config)
+        rates = sorted(r["events_per_s"] for r in runs if r["config"] == config)
+        if mine:
+            out[config] = {"hub_cpu_us_per_event": mine[len(mine) // 2], "events_per_s": rates[len(rates) // 2]}
+    if base := out.get("off"):
+        for figures in out.values():
+            figures["cpu_cost"] = round(figures["hub_cpu_us_per_event"] / base["hub_cpu_us_per_event"] - 1, 4)
+            figures["throughput_ratio"] = round(figures["events_per_s"] / base["events_per_s"], 3)
+    return out
+
+
+def table(summary: dict[str, Any]) -> str:
+    lines = [f"{'config':<17} {'delivered/s':>12} {'vs off':>7} {'hub CPU/event':>14} {'CPU cost':>9}"]
+    for config, f in summary.items():
+        lines.append(
+            f"{config:<17} {f['events_per_s']:>12,.0f} {f.get('throughput_ratio', 1):>7.3f} "
+            f"{f['hub_cpu_us_per_event']:>11,.0f} us {f.get('cpu_cost', 0) * 100:>+8.1f}%"
+        )
+    return "\n".join(lines)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.observability", description=__doc__.split("\n\n")[0])
+    p.add_argument("--events", type=int, default=20_000, help="events in each batch phase (20,000)")
+    p.add_argument("--rounds", type=int, default=1, help="times to run every config, interleaved (1)")
+    p.add_argument("--configs", type=lambda v: [c for c in v.split(",") if c], default=list(CONFIGS),
+                   help=f"comma-separated subset of {','.join(CONFIGS)}")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="also print the results as JSON")
+    args = p.parse_args(argv)
+    if unknown := set(args.configs) - set(CONFIGS):
+        p.error(f"unknown config(s): {', '.join(sorted(unknown))}")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    print(describe_machine(machine_info()), flush=True)
+    results = asyncio.run(main_async(args))
+    print("\n" + table(results["summary"]))
+    print("(hub CPU per delivered event: the hub's processes, /proc user+system; spans received: "
+          + ", ".join(f"{r['config']} {r['spans_received']:,}" for r in results["runs"]) + ")")  # fmt: skip
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
