@@ -31,6 +31,7 @@ import threading
 import time
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from benchmarks import e2e
@@ -46,13 +47,24 @@ class Collector(BaseHTTPRequestHandler):
 
     spans = 0
     requests = 0
+    undecodable = 0  # kept in /tmp/koppelhub-otlp-undecodable-<n>.bin to look at
     lock = threading.Lock()
 
     def do_POST(self) -> None:
+        from google.protobuf.message import DecodeError
         from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
         body = self.rfile.read(int(self.headers.get("content-length", 0)))
-        request = ExportTraceServiceRequest.FromString(body)
+        try:
+            request = ExportTraceServiceRequest.FromString(body)
+        except DecodeError:
+            with Collector.lock:
+                Collector.undecodable += 1
+                Path(f"/tmp/koppelhub-otlp-undecodable-{Collector.undecodable}.bin").write_bytes(body)
+            self.send_response(400)
+            self.send_header("content-length", "0")
+            self.end_headers()
+            return
         n = sum(len(s.spans) for r in request.resource_spans for s in r.scope_spans)
         with Collector.lock:
             Collector.spans += n
@@ -99,7 +111,7 @@ async def run_config(config: str, endpoint: str, sink: Sink, args: argparse.Name
             "hub_cpu_s": round(hub_cpu, 3),
             "hub_cpu_us_per_event": round(hub_cpu / max(1, delivered["delivered"]) * 1e6, 1),
             "postgres_cpu_s": round(after["postgres"] - before["postgres"], 3),
-            "spans_received": Collector.spans - spans0,
+            "spans_received": Collector.spans - spans0, "undecodable_requests": Collector.undecodable,
             "other_cores": delivered["cpu_cores"].get("other"),
         }  # fmt: skip
     finally:
