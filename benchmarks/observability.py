@@ -11,7 +11,8 @@ subscription each, and publishes the same batches (``benchmarks.e2e``'s batch ph
 - ``metrics``: the defaults (Prometheus, multiprocess files), no tracing;
 - ``metrics+tracing``: and the OpenTelemetry SDK exporting OTLP/HTTP to a collector stand-in
   on loopback (a real HTTP server that decodes each request and counts its spans, then
-  discards them), every trace sampled (``parentbased_always_on``).
+  discards them), every trace sampled (``parentbased_always_on``). The embedded Tansu broker
+  reads the same variables and exports its own metrics there (broker CPU, not the hub's).
 
 It prints delivered events/s and the hub's CPU per delivered event (user+system time of the
 hub's processes from /proc, API and worker children included; not the broker's or
@@ -55,6 +56,11 @@ class Collector(BaseHTTPRequestHandler):
         from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
         body = self.rfile.read(int(self.headers.get("content-length", 0)))
+        if not self.path.endswith("/v1/traces"):  # the embedded Tansu exports its metrics here too
+            self.send_response(200)
+            self.send_header("content-length", "0")
+            self.end_headers()
+            return
         try:
             request = ExportTraceServiceRequest.FromString(body)
         except DecodeError:
