@@ -95,8 +95,10 @@ def hub_env(config: str, endpoint: str) -> dict[str, str]:
     }  # fmt: skip
 
 
-async def run_config(config: str, endpoint: str, sink: Sink, args: argparse.Namespace) -> dict[str, Any]:
-    """One hub with ``config``: warm up, the batch phase, and its hub CPU per delivered event."""
+async def run_config(config: str, endpoint: str, args: argparse.Namespace) -> dict[str, Any]:
+    """One hub with ``config`` and a sink of its own: warm up, the batch phase, and its hub CPU
+    per delivered event."""
+    sink = await Sink().start()
     hub = await start_hub(env=hub_env(config, endpoint))
     try:
         await subscribe(hub, sink.url)
@@ -111,35 +113,44 @@ async def run_config(config: str, endpoint: str, sink: Sink, args: argparse.Name
         await asyncio.sleep(6)  # the span processor's schedule delay (5 s): the last spans arrive
         delivered = bench.results["e2e_delivered"]
         hub_cpu = after["hub"] - before["hub"]
+        spans = Collector.spans - spans0 if config == "metrics+tracing" else 0  # one tracing hub at a time
         return {
             "config": config, "events": args.events, "delivered": delivered["delivered"],
             "events_per_s": delivered["events_per_s"], "seconds": delivered["seconds"],
             "hub_cpu_s": round(hub_cpu, 3),
             "hub_cpu_us_per_event": round(hub_cpu / max(1, delivered["delivered"]) * 1e6, 1),
             "postgres_cpu_s": round(after["postgres"] - before["postgres"], 3),
-            "spans_received": Collector.spans - spans0, "undecodable_requests": Collector.undecodable,
+            "spans_received": spans, "undecodable_requests": Collector.undecodable,
             "other_cores": delivered["cpu_cores"].get("other"),
         }  # fmt: skip
     finally:
         await hub.stop()
         hub.remove()
+        await sink.stop()
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Collector)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     endpoint = f"http://127.0.0.1:{server.server_address[1]}"
-    sink = await Sink().start()
     runs: list[dict[str, Any]] = []
     try:
         for round_ in range(args.rounds):
+            if args.together:  # every config at once: each meets the same load from the rest
+                print(f"round {round_ + 1}: {', '.join(args.configs)} together …", flush=True)
+                started = time.monotonic()
+                together = await asyncio.gather(*(run_config(c, endpoint, args) for c in args.configs))
+                for run in together:
+                    print(f"  {json.dumps(run)}", flush=True)
+                print(f"  ({time.monotonic() - started:.0f} s)", flush=True)
+                runs.extend(together)
+                continue
             for config in args.configs:
                 print(f"round {round_ + 1}: {config} …", flush=True)
                 started = time.monotonic()
-                runs.append(await run_config(config, endpoint, sink, args))
+                runs.append(await run_config(config, endpoint, args))
                 print(f"  {json.dumps(runs[-1])} ({time.monotonic() - started:.0f} s)", flush=True)
     finally:
-        await sink.stop()
         server.shutdown()
     return {"machine": machine_info(), "runs": runs, "summary": summarise(runs)}
 
@@ -175,6 +186,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=1, help="times to run every config, interleaved (1)")
     p.add_argument("--configs", type=lambda v: [c for c in v.split(",") if c], default=list(CONFIGS),
                    help=f"comma-separated subset of {','.join(CONFIGS)}")  # fmt: skip
+    p.add_argument("--together", action="store_true",
+                   help="run a round's configs at once (fairer on a machine shared with others)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="also print the results as JSON")
     args = p.parse_args(argv)
     if unknown := set(args.configs) - set(CONFIGS):
