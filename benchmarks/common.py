@@ -86,6 +86,12 @@ def _stat(pid: int) -> tuple[int, float] | None:
     return int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICKS
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """CPU seconds (user+system) one process has used, None when it is gone."""
+    stat = _stat(pid)
+    return None if stat is None else stat[1]
+
+
 def children(parent: int) -> list[int]:
     found = []
     for entry in os.scandir("/proc"):
