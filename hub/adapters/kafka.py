@@ -9,7 +9,7 @@ the projector's dedupe on ``source``+``id`` absorbs the duplicates a retried sen
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
@@ -91,13 +91,20 @@ def make_consumer(
 
 
 class LogWritten:
-    """Tells this process's log consumers that it wrote to the event topic, so an idle one
-    fetches at once instead of at its next look (``hub.adapters.kafka_consumer``). Each consumer
-    subscribes its own event and clears only that one. Another process's writes are not heard
-    here: its consumers find them at their next look (``KOPPELHUB_KAFKA_IDLE_POLL_MS``)."""
+    """Tells log consumers that the event topic was written to, so an idle one fetches at once
+    instead of at its next look (``hub.adapters.kafka_consumer``). Each consumer subscribes
+    its own event and clears only that one.
+
+    :meth:`notify` is this process's write: it wakes this process's consumers and, through
+    :attr:`announce` when set, other processes' (``hub.adapters.postgres.notify``);
+    :meth:`heard` is another process's write, announced to this one: it wakes this
+    process's consumers only. Without an announcer, another process's writes are found at the
+    consumers' next look (``KOPPELHUB_KAFKA_IDLE_POLL_MS``)."""
 
     def __init__(self) -> None:
         self._events: list[asyncio.Event] = []
+        #: Tells other processes (set by the wiring when they may be listening).
+        self.announce: Callable[[], None] | None = None
 
     def subscribe(self) -> asyncio.Event:
         event = asyncio.Event()
@@ -109,6 +116,11 @@ class LogWritten:
             self._events.remove(event)
 
     def notify(self) -> None:
+        self.heard()
+        if self.announce is not None:
+            self.announce()
+
+    def heard(self) -> None:
         for event in self._events:
             event.set()
 

@@ -26,7 +26,7 @@ from hub.settings import KafkaSettings
 from schemas import EnvelopeError
 from schemas.bindings import from_kafka_record
 
-__all__ = ["KafkaLogConsumer"]
+__all__ = ["KafkaLogConsumer", "quiet_after_s"]
 
 log = structlog.get_logger(__name__)
 
@@ -72,6 +72,12 @@ def decode(
     return replace(raw, event=event)
 
 
+def quiet_after_s(settings: KafkaSettings) -> float:
+    """How long a member that read nothing keeps fetching before it idles (:class:`_Idling`);
+    also how long a woken member fetches at least (``hub.adapters.postgres.notify``)."""
+    return max(1.0, 20 * settings.fetch_max_wait_ms / 1000)
+
+
 class _Idling:
     """When a member goes quiet and when it looks again.
 
@@ -80,15 +86,17 @@ class _Idling:
     wait cannot simply grow). An idle hub therefore sent three fetches a second per partition
     owner, which was most of its idle CPU and the broker's. Instead, a member that read nothing
     for :attr:`quiet_after` seconds pauses its partitions (no fetches at all) and looks again
-    every ``look_every`` seconds, or at once when ``wake`` says this process wrote to the log.
+    every ``look_every`` seconds, or at once when ``wake`` says the log was written to (by this
+    process, or by another one that announced it through PostgreSQL).
     A wake-up keeps the member fetching for another :attr:`quiet_after`, so what was written
     before the wake-up is always fetched by a request sent after it.
     """
 
-    def __init__(self, fetch_wait_s: float, look_every_s: float, wake: asyncio.Event | None) -> None:
-        self.quiet_after = max(1.0, 20 * fetch_wait_s)
-        self.look_every = look_every_s
-        self.look_for = max(0.05, 3 * fetch_wait_s)  # one fetch held to its limit, and its answer
+    def __init__(self, settings: KafkaSettings, wake: asyncio.Event | None) -> None:
+        self.quiet_after = quiet_after_s(settings)
+        self.look_every = settings.idle_poll_ms / 1000
+        # one fetch held to its limit, and its answer
+        self.look_for = max(0.05, 3 * settings.fetch_max_wait_ms / 1000)
         self.wake = wake or asyncio.Event()
         self.last_data = time.monotonic()
         self.paused = False
@@ -130,11 +138,7 @@ class KafkaLogConsumer:
     ):
         self._max_record_bytes = max_record_bytes
         self._wake = wake
-        self._idling = _Idling(
-            settings.fetch_max_wait_ms / 1000,
-            settings.idle_poll_ms / 1000,
-            wake.subscribe() if wake is not None else None,
-        )
+        self._idling = _Idling(settings, wake.subscribe() if wake is not None else None)
         self._membership = _Membership()
         self._consumer: AIOKafkaConsumer = make_consumer(
             bootstrap, settings, group_id=group_id, listener=self._membership
@@ -144,6 +148,11 @@ class KafkaLogConsumer:
     def fetching(self) -> bool:
         """False while idle: the partitions are paused and no fetch is sent (:class:`_Idling`)."""
         return not self._idling.paused
+
+    @property
+    def assigned(self) -> bool:
+        """Whether the group has given this member its partitions yet (perhaps none)."""
+        return self._membership.assigned
 
     async def start(self) -> None:
         try:
