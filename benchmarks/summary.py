@@ -222,7 +222,9 @@ def _idle(r: Mapping[str, Any]) -> list[Figure]:
     if not idle:
         return []
     return [
-        Figure("idle", "idle `koppelhub run`, hub + broker", idle["together_pct"], "% of a core", IDLE_PCT, True),
+        Figure(
+            "idle", "idle `koppelhub run`, hub + broker", idle["together_pct"], "% of a core", IDLE_PCT, True
+        ),
         Figure("idle", "  of which the broker alone", idle["broker_pct"], "% of a core"),
         Figure("idle", "  PostgreSQL (not in the floor)", idle["postgres_pct"], "% of a core"),
     ]

@@ -101,6 +101,7 @@ class _Idling:
         self.last_data = time.monotonic()
         self.paused = False
         self.next_look = 0.0
+        self.never = False  # stop_idling: the caller stops or drains
 
     def keep_fetching(self) -> None:
         self.paused = False
@@ -109,13 +110,13 @@ class _Idling:
     def quiet(self) -> bool:
         return time.monotonic() - self.last_data > self.quiet_after
 
-    async def wait(self, timeout_s: float) -> bool:
-        """Wait for a wake-up or the next look, at most ``timeout_s``; True when it is time to
-        fetch (woken: the wake-up is used up here, and only here)."""
+    async def wait(self) -> bool:
+        """Wait for a wake-up or the next look; True when it is time to fetch (woken: the
+        wake-up is used up here, and only here)."""
         remaining = self.next_look - time.monotonic()
         if not self.wake.is_set() and remaining > 0:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), min(timeout_s, remaining))
+                await asyncio.wait_for(self.wake.wait(), remaining)
         if self.wake.is_set():
             self.wake.clear()
             self.keep_fetching()
@@ -125,7 +126,8 @@ class _Idling:
 
 class KafkaLogConsumer:
     """A member of ``settings.consumer_group`` reading ``settings.topic``; idle, it stops
-    fetching (:class:`_Idling`) until ``wake`` is set or ``settings.idle_poll_ms`` passed."""
+    fetching (:class:`_Idling`) until ``wake`` is set or ``settings.idle_poll_ms`` passed, and
+    meanwhile :meth:`poll` does not return (no timer runs in the process while it idles)."""
 
     def __init__(
         self,
@@ -171,7 +173,7 @@ class KafkaLogConsumer:
         if idling.paused:
             if self._consumer.assignment() - self._consumer.paused():
                 idling.keep_fetching()  # a rebalance brought partitions that are not paused
-            elif not await idling.wait(timeout_s):
+            elif not await idling.wait():
                 return []
             else:
                 looking = idling.paused  # a timed look, not a wake-up: one fetch, then idle again
@@ -184,7 +186,7 @@ class KafkaLogConsumer:
             raise RetriableError(f"cannot read the log: {e}") from e
         if batch:
             idling.keep_fetching()
-        elif looking or idling.quiet():
+        elif not idling.never and (looking or idling.quiet()):
             self._consumer.pause(*self._consumer.assignment())
             idling.paused = True
             idling.next_look = time.monotonic() + idling.look_every
@@ -196,6 +198,10 @@ class KafkaLogConsumer:
             for tp, records in batch.items()
             for r in records
         ]
+
+    def stop_idling(self) -> None:
+        self._idling.never = True
+        self._idling.wake.set()
 
     async def commit(self, positions: Mapping[int, int]) -> bool:
         if not positions:

@@ -61,11 +61,39 @@ class ChannelListener:
                     await conn.execute(f"LISTEN {self._channel}")
                     self.listening.set()
                     self._heard()  # something may have been sent while we were not listening
-                    async for _ in conn.notifies():
-                        self._heard()
+                    await self._hear(conn.pgconn)
             except psycopg.Error as e:
                 log.warning("listener_lost", channel=self._channel, error=str(e))
                 await asyncio.sleep(RECONNECT_SECONDS)
+
+    async def _hear(self, pgconn: psycopg.pq.abc.PGconn) -> None:
+        """Call back on every notification until the connection fails (raised).
+
+        Not ``AsyncConnection.notifies()``: it wakes every 100 ms to look for an interrupt
+        (psycopg's wait interval), which was most of an idle process's wake-ups. Here the
+        event loop watches the socket and nothing runs until the server sends something."""
+        loop = asyncio.get_running_loop()
+        lost: asyncio.Future[None] = loop.create_future()
+
+        def readable() -> None:
+            try:
+                pgconn.consume_input()
+            except psycopg.Error as e:
+                if not lost.done():
+                    lost.set_exception(e)
+                return
+            heard = False
+            while pgconn.notifies() is not None:
+                heard = True
+            if heard:
+                self._heard()
+
+        fd = pgconn.socket
+        loop.add_reader(fd, readable)
+        try:
+            await lost
+        finally:
+            loop.remove_reader(fd)
 
 
 class LogAnnouncer:
