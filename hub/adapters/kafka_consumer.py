@@ -90,6 +90,12 @@ class _Idling:
     process, or by another one that announced it through PostgreSQL).
     A wake-up keeps the member fetching for another :attr:`quiet_after`, so what was written
     before the wake-up is always fetched by a request sent after it.
+
+    Two rules keep this true on a starved machine, where one fetch or one batch may take longer
+    than the windows above: the quiet time counts from the poll after the last records (not
+    from their arrival, so a slow batch does not make the member idle at once), and a timed
+    look lasts until every partition has had a fetch answered since the look began (at most
+    :attr:`quiet_after`), not merely :attr:`look_for`.
     """
 
     def __init__(self, settings: KafkaSettings, wake: asyncio.Event | None) -> None:
@@ -102,9 +108,12 @@ class _Idling:
         self.paused = False
         self.next_look = 0.0
         self.never = False  # stop_idling: the caller stops or drains
+        self.fed = False  # the last poll returned records
+        self.look_began: float | None = None  # wall clock (aiokafka's fetch times), during a look
 
     def keep_fetching(self) -> None:
         self.paused = False
+        self.look_began = None
         self.last_data = time.monotonic()
 
     def quiet(self) -> bool:
@@ -170,13 +179,20 @@ class KafkaLogConsumer:
     async def poll(self, *, max_records: int, timeout_s: float) -> list[LogRecord]:
         idling = self._idling
         looking = False
+        if idling.fed:  # quiet counts from now, not from while the last records were applied
+            idling.keep_fetching()
+            idling.fed = False
         if idling.paused:
-            if self._consumer.assignment() - self._consumer.paused():
+            if idling.look_began is not None:
+                looking = True  # a look whose fetches were not all answered yet goes on
+            elif self._consumer.assignment() - self._consumer.paused():
                 idling.keep_fetching()  # a rebalance brought partitions that are not paused
             elif not await idling.wait():
                 return []
             else:
                 looking = idling.paused  # a timed look, not a wake-up: one fetch, then idle again
+                if looking:
+                    idling.look_began = time.time()
             self._consumer.resume(*self._consumer.paused())
         try:
             batch = await self._consumer.getmany(
@@ -186,9 +202,10 @@ class KafkaLogConsumer:
             raise RetriableError(f"cannot read the log: {e}") from e
         if batch:
             idling.keep_fetching()
-        elif not idling.never and (looking or idling.quiet()):
+            idling.fed = True
+        elif not idling.never and (looking or idling.quiet()) and not self._look_unanswered():
             self._consumer.pause(*self._consumer.assignment())
-            idling.paused = True
+            idling.paused, idling.look_began = True, None
             idling.next_look = time.monotonic() + idling.look_every
         return [
             decode(
@@ -198,6 +215,18 @@ class KafkaLogConsumer:
             for tp, records in batch.items()
             for r in records
         ]
+
+    def _look_unanswered(self) -> bool:
+        """During a timed look: whether a partition has had no fetch answered since the look
+        began (a busy machine; at most ``quiet_after`` long)."""
+        began = self._idling.look_began
+        if began is None or time.time() - began > self._idling.quiet_after:
+            return False
+        for tp in self._consumer.assignment():
+            answered = self._consumer.last_poll_timestamp(tp)
+            if answered is None or answered < began * 1000:
+                return True
+        return False
 
     def stop_idling(self) -> None:
         self._idling.never = True

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import pytest
 
 from hub.adapters.kafka import KafkaEventLog, ensure_topics
-from hub.adapters.kafka_consumer import KafkaLogConsumer
+from hub.adapters.kafka_consumer import KafkaLogConsumer, quiet_after_s
 from hub.embedded import Infrastructure
 from hub.ports import LogRecord
 from hub.settings import KafkaSettings
@@ -153,5 +153,23 @@ async def test_stop_idling_ends_an_idle_poll_at_once_and_the_member_fetches_from
         await other.publish([event(9)])  # no wake-up: only a member that fetches finds it
         got = await read(consumer, 1)
         assert [r.event.id for r in got if r.event] == ["e-9"]
+    finally:
+        await consumer.stop()
+
+
+async def test_a_member_whose_batch_took_longer_than_the_quiet_time_does_not_idle_at_its_next_poll(
+    infra: Infrastructure, logs: tuple[KafkaEventLog, KafkaEventLog]
+) -> None:
+    own, other = logs
+    consumer = KafkaLogConsumer(infra.kafka_bootstrap, own._settings, wake=own.written)
+    await consumer.start()
+    try:
+        await own.publish([event(1)])
+        await read(consumer, 1)
+        await asyncio.sleep(quiet_after_s(own._settings) + 0.5)  # applying the batch took that long
+        assert await consumer.poll(max_records=10, timeout_s=0.01) == []
+        assert consumer.fetching  # what was written meanwhile without a wake-up is still fetched
+        await other.publish([event(2)])
+        assert [r.event.id for r in await read(consumer, 1) if r.event] == ["e-2"]
     finally:
         await consumer.stop()
