@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.adapters.kafka import KafkaEventLog, ensure_topics
-from hub.adapters.kafka_consumer import KafkaLogConsumer, quiet_after_s
+from hub.adapters.kafka_consumer import KafkaLogConsumer
 from hub.adapters.kafka_operators import KafkaLogInspector
 from hub.adapters.oidc import OidcConfig, OidcVerifier
 from hub.adapters.postgres.audit import PostgresAuditLog
@@ -25,7 +25,7 @@ from hub.adapters.postgres.engine import create_engine
 from hub.adapters.postgres.fingerprints import PostgresFingerprintStore
 from hub.adapters.postgres.imports import PostgresImportStore
 from hub.adapters.postgres.landscape import PostgresLandscapeStore
-from hub.adapters.postgres.notify import LOG_CHANNEL, ChannelListener, LogAnnouncer
+from hub.adapters.postgres.notify import LOG_CHANNEL, ChannelListener
 from hub.adapters.postgres.operations import PostgresOperationsStore
 from hub.adapters.postgres.outbox import OutboxListener, PostgresOutbox
 from hub.adapters.postgres.projection import PostgresProjectionStore
@@ -39,7 +39,13 @@ from hub.api.app import create_app
 from hub.api.auth import TokenAuthenticator
 from hub.api.context import ApiContext
 from hub.api.protocol import guarded_protocol
-from hub.bootstrap.tools import admin_token, connector_contexts, connector_runner, release_metrics
+from hub.bootstrap.tools import (
+    admin_token,
+    announce_writes,
+    connector_contexts,
+    connector_runner,
+    release_metrics,
+)
 from hub.ports import max_record_bytes
 from hub.services.audit import run_audit_retention
 from hub.services.connectors import ConnectorRunner
@@ -179,8 +185,7 @@ async def _wire_announcer(hub: HubProcess, w: Wiring) -> None:
     """Tell the projectors of other processes (``run``'s children, or roles run apart) when
     this one wrote to the log, so that theirs can idle for long and still fetch at once."""
     assert hub.event_log is not None
-    announcer = LogAnnouncer(hub.database_url, every_s=quiet_after_s(hub.settings.kafka) / 2)
-    hub.event_log.written.announce = announcer.announce
+    announcer = announce_writes(hub.event_log, hub.database_url, hub.settings)
     w.closers.append(announcer.stop)
 
 
@@ -291,7 +296,9 @@ def _wire_api(hub: HubProcess, w: Wiring) -> None:
     w.runs["audit-retention"] = lambda signals: run_audit_retention(
         audit, signals.stop_work, days=s.audit_retention_days, interval_seconds=3600
     )
-    inspector = KafkaLogInspector(hub.kafka_bootstrap, s.kafka, hub.event_log.producer)
+    inspector = KafkaLogInspector(
+        hub.kafka_bootstrap, s.kafka, hub.event_log.producer, written=hub.event_log.written
+    )
     w.closers.append(inspector.close)
     readiness: Callable[[], Awaitable[dict[str, bool]]] = hub.readiness
     ctx = ApiContext(

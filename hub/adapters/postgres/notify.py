@@ -33,6 +33,8 @@ log = structlog.get_logger(__name__)
 LOG_CHANNEL = "koppelhub_log_written"
 #: Pause before a lost listening connection is opened again.
 RECONNECT_SECONDS = 1.0
+#: Longest an announcer's stop waits for a NOTIFY on its way.
+STOP_SECONDS = 2.0
 
 
 class ChannelListener:
@@ -140,8 +142,9 @@ class LogAnnouncer:
                 await conn.close()
 
     async def stop(self) -> None:
+        """Let a NOTIFY on its way go out (a one-off command stops right after its last write),
+        for at most :data:`STOP_SECONDS`, then close the connection."""
         if self._task is not None and not self._task.done():
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(self._task, STOP_SECONDS)
         await self._close()
