@@ -47,7 +47,7 @@ faults: $(STAMP)  ## the fault suite at full size: 100,000 events, power cuts at
 	KOPPELHUB_FAULT_EVENTS=$${KOPPELHUB_FAULT_EVENTS:-100000} KOPPELHUB_FAULT_KILLS=$${KOPPELHUB_FAULT_KILLS:-7} \
 		$(BIN)/pytest -q -s -p no:cacheprovider tests/faults
 
-bench: $(STAMP)  ## the four benchmarks with --check, one summary table (README "Performance")
+bench: $(STAMP)  ## the five benchmarks with --check, one summary table (README "Performance")
 	$(BIN)/python -m benchmarks.suite --check $(BENCH_ARGS)
 
 clean:

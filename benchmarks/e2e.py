@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import pstats
 import signal
 import sys
@@ -39,6 +40,7 @@ from benchmarks.common import (
     wait_idle,
 )
 from benchmarks.limits import broker_rates, post_rate
+from benchmarks.stages import stage_lines, stage_times
 from benchmarks.summary import failed, figures
 from benchmarks.summary import table as summary_table
 
@@ -169,6 +171,8 @@ class Bench:
             **{f"p{p}_ms": round(percentile(latency, p), 1) for p in (50, 95, 99, 100)},
             "publish_202_p50_ms": round(percentile(ack, 50), 1),
             "publish_202_p99_ms": round(percentile(ack, 99), 1), "cpu_cores": cpu,
+            "load_average": os.getloadavg(),
+            "stages": await stage_times(self.hub.data_dir, ids, sent, arrived),
         }  # fmt: skip
 
 
@@ -213,10 +217,13 @@ def table(results: dict[str, Any]) -> str:
             ("latency publish -> delivery p50 / p95 / p99 / max", f"{ms} ms"),
             ("  of which publish -> 202 p50 / p99",
              f"{lat['publish_202_p50_ms']:.1f} / {lat['publish_202_p99_ms']:.1f} ms"),
+            ("  load average (1, 5, 15 min) at its end", " / ".join(f"{x:.1f}" for x in lat["load_average"])),
         ]  # fmt: skip
     width = max(len(r[0]) for r in rows)
     lines = [f"{a:<{width}}  {b}" for a, b in rows]
     lines.insert(1, "-" * max(len(line) for line in lines))
+    if lat and lat.get("stages"):
+        lines += ["latency per stage (benchmarks/stages.py):", *stage_lines(lat["stages"])]
     return "\n".join(lines)
 
 

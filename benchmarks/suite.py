@@ -1,10 +1,10 @@
-"""``make bench``: the four benchmarks one after the other, then one summary table.
+"""``make bench``: the five benchmarks one after the other, then one summary table.
 
     .venv/bin/python -m benchmarks.suite --check          # make bench: full sizes
     .venv/bin/python -m benchmarks.suite --quick          # smoke run, small sizes (a few minutes)
     .venv/bin/python -m benchmarks.suite --only imports --imports-args="--rows 200000"
 
-Runs ``benchmarks.e2e``, ``.fanout``, ``.projection`` and ``.imports`` each in a process of its
+Runs ``benchmarks.e2e``, ``.fanout``, ``.projection``, ``.imports`` and ``.idle`` each in a process of its
 own with ``--check --json``, while :class:`~benchmarks.summary.LoadSampler` records how busy
 the rest of the machine was; then prints the machine, that load, and every figure against
 issue 17's floors and as a share of the raw limits each benchmark measured in the same run
@@ -30,7 +30,7 @@ from typing import Any
 
 from benchmarks.summary import Figure, LoadSampler, failed, figures, table
 
-BENCHMARKS = ("e2e", "fanout", "projection", "imports")
+BENCHMARKS = ("e2e", "fanout", "projection", "imports", "idle")
 #: The README's Performance section holds the last ``make bench`` summary between these lines.
 README_BEGIN = "<!-- make bench: begin (python -m benchmarks.suite --check --readme README.md) -->"
 README_END = "<!-- make bench: end -->"
@@ -40,6 +40,7 @@ QUICK = {
     "fanout": ["--quick", "--phases", "key,none,drain"],
     "projection": ["--events", "5000"],
     "imports": ["--rows", "20000"],
+    "idle": ["--seconds", "10"],
 }
 
 

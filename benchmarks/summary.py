@@ -32,6 +32,7 @@ PROJECTION = 8_000.0
 IMPORT_ROWS = 40_000.0
 IMPORT_PEAK_MB = 300.0
 IMPORT_SECOND_SPEEDUP = 3.0
+IDLE_PCT = 1.0  # idle `koppelhub run` with its broker, % of one core
 #: Floors as a share of the machine's raw rate (benchmarks.limits).
 FANOUT_OF_POST = 0.40
 PROJECTION_OF_INSERT = 0.40
@@ -216,11 +217,25 @@ def _imports(r: Mapping[str, Any]) -> list[Figure]:
     ]
 
 
+def _idle(r: Mapping[str, Any]) -> list[Figure]:
+    idle = r.get("idle")
+    if not idle:
+        return []
+    return [
+        Figure(
+            "idle", "idle `koppelhub run`, hub + broker", idle["together_pct"], "% of a core", IDLE_PCT, True
+        ),
+        Figure("idle", "  of which the broker alone", idle["broker_pct"], "% of a core"),
+        Figure("idle", "  PostgreSQL (not in the floor)", idle["postgres_pct"], "% of a core"),
+    ]
+
+
 FIGURES: dict[str, Callable[[Mapping[str, Any]], list[Figure]]] = {
     "e2e": _e2e,
     "fanout": _fanout,
     "projection": _projection,
     "imports": _imports,
+    "idle": _idle,
 }
 
 
@@ -236,7 +251,7 @@ def failed(rows: Sequence[Figure]) -> list[Figure]:
 def _number(value: float | None, unit: str) -> str:
     if value is None:
         return "n/a"
-    if unit in ("share", "x"):
+    if unit in ("share", "x") or unit.startswith("%"):
         return f"{value:.2f}"
     if float(value).is_integer() and abs(value) < 100:
         return f"{value:.0f}"

@@ -55,11 +55,11 @@ class KafkaSettings(BaseSettings):
         "of this even when data arrives, so it bounds publish-to-projection latency.",
     )
     idle_poll_ms: int = Field(
-        default=100,
+        default=5_000,
         ge=10,
         description="A projector member that read nothing for a second stops fetching and looks again "
-        "this often; a publish in the same process wakes it at once (other processes' publishes "
-        "wait for the look, so this bounds their latency).",
+        "this often; a write to the log wakes it at once (another process's through PostgreSQL "
+        "NOTIFY), so this look is only the safety net for a lost wake-up.",
     )
 
 

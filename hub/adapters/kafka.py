@@ -9,7 +9,7 @@ the projector's dedupe on ``source``+``id`` absorbs the duplicates a retried sen
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
@@ -36,6 +36,8 @@ MAX_BATCH_BYTES = 512 * 1024
 #: single-event request made 16 concurrent requests wait on several round trips. More records
 #: go as batches of their own (one future per batch).
 FEW_RECORDS = 16
+#: The consumers' background fetch routine's longest sleep (see :func:`make_consumer`).
+CONSUMER_TIMEOUT_MS = 2_000
 
 
 async def ensure_topics(bootstrap: str, settings: KafkaSettings) -> None:
@@ -91,19 +93,30 @@ def make_consumer(
         heartbeat_interval_ms=settings.heartbeat_interval_ms,
         max_poll_interval_ms=300_000,
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        # How often the background fetch routine looks around when nothing happens (200 ms by
+        # default): fetch answers, resumed partitions and rebalances wake it anyway, so the
+        # timer only woke an idle member five times a second (issue 17: idle CPU).
+        consumer_timeout_ms=CONSUMER_TIMEOUT_MS,
     )
     consumer.subscribe([settings.topic], listener=listener)
     return consumer
 
 
 class LogWritten:
-    """Tells this process's log consumers that it wrote to the event topic, so an idle one
-    fetches at once instead of at its next look (``hub.adapters.kafka_consumer``). Each consumer
-    subscribes its own event and clears only that one. Another process's writes are not heard
-    here: its consumers find them at their next look (``KOPPELHUB_KAFKA_IDLE_POLL_MS``)."""
+    """Tells log consumers that the event topic was written to, so an idle one fetches at once
+    instead of at its next look (``hub.adapters.kafka_consumer``). Each consumer subscribes
+    its own event and clears only that one.
+
+    :meth:`notify` is this process's write: it wakes this process's consumers and, through
+    :attr:`announce` when set, other processes' (``hub.adapters.postgres.notify``);
+    :meth:`heard` is another process's write, announced to this one: it wakes this
+    process's consumers only. Without an announcer, another process's writes are found at the
+    consumers' next look (``KOPPELHUB_KAFKA_IDLE_POLL_MS``)."""
 
     def __init__(self) -> None:
         self._events: list[asyncio.Event] = []
+        #: Tells other processes (set by the wiring when they may be listening).
+        self.announce: Callable[[], None] | None = None
 
     def subscribe(self) -> asyncio.Event:
         event = asyncio.Event()
@@ -115,6 +128,11 @@ class LogWritten:
             self._events.remove(event)
 
     def notify(self) -> None:
+        self.heard()
+        if self.announce is not None:
+            self.announce()
+
+    def heard(self) -> None:
         for event in self._events:
             event.set()
 

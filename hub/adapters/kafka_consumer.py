@@ -26,7 +26,7 @@ from hub.settings import KafkaSettings
 from schemas import EnvelopeError
 from schemas.bindings import from_kafka_record
 
-__all__ = ["KafkaLogConsumer"]
+__all__ = ["KafkaLogConsumer", "quiet_after_s"]
 
 log = structlog.get_logger(__name__)
 
@@ -72,6 +72,12 @@ def decode(
     return replace(raw, event=event)
 
 
+def quiet_after_s(settings: KafkaSettings) -> float:
+    """How long a member that read nothing keeps fetching before it idles (:class:`_Idling`);
+    also how long a woken member fetches at least (``hub.adapters.postgres.notify``)."""
+    return max(1.0, 20 * settings.fetch_max_wait_ms / 1000)
+
+
 class _Idling:
     """When a member goes quiet and when it looks again.
 
@@ -80,34 +86,46 @@ class _Idling:
     wait cannot simply grow). An idle hub therefore sent three fetches a second per partition
     owner, which was most of its idle CPU and the broker's. Instead, a member that read nothing
     for :attr:`quiet_after` seconds pauses its partitions (no fetches at all) and looks again
-    every ``look_every`` seconds, or at once when ``wake`` says this process wrote to the log.
+    every ``look_every`` seconds, or at once when ``wake`` says the log was written to (by this
+    process, or by another one that announced it through PostgreSQL).
     A wake-up keeps the member fetching for another :attr:`quiet_after`, so what was written
     before the wake-up is always fetched by a request sent after it.
+
+    Two rules keep this true on a starved machine, where one fetch or one batch may take longer
+    than the windows above: the quiet time counts from the poll after the last records (not
+    from their arrival, so a slow batch does not make the member idle at once), and a timed
+    look lasts until every partition has had a fetch answered since the look began (at most
+    :attr:`quiet_after`), not merely :attr:`look_for`.
     """
 
-    def __init__(self, fetch_wait_s: float, look_every_s: float, wake: asyncio.Event | None) -> None:
-        self.quiet_after = max(1.0, 20 * fetch_wait_s)
-        self.look_every = look_every_s
-        self.look_for = max(0.05, 3 * fetch_wait_s)  # one fetch held to its limit, and its answer
+    def __init__(self, settings: KafkaSettings, wake: asyncio.Event | None) -> None:
+        self.quiet_after = quiet_after_s(settings)
+        self.look_every = settings.idle_poll_ms / 1000
+        # one fetch held to its limit, and its answer
+        self.look_for = max(0.05, 3 * settings.fetch_max_wait_ms / 1000)
         self.wake = wake or asyncio.Event()
         self.last_data = time.monotonic()
         self.paused = False
         self.next_look = 0.0
+        self.never = False  # stop_idling: the caller stops or drains
+        self.fed = False  # the last poll returned records
+        self.look_began: float | None = None  # wall clock (aiokafka's fetch times), during a look
 
     def keep_fetching(self) -> None:
         self.paused = False
+        self.look_began = None
         self.last_data = time.monotonic()
 
     def quiet(self) -> bool:
         return time.monotonic() - self.last_data > self.quiet_after
 
-    async def wait(self, timeout_s: float) -> bool:
-        """Wait for a wake-up or the next look, at most ``timeout_s``; True when it is time to
-        fetch (woken: the wake-up is used up here, and only here)."""
+    async def wait(self) -> bool:
+        """Wait for a wake-up or the next look; True when it is time to fetch (woken: the
+        wake-up is used up here, and only here)."""
         remaining = self.next_look - time.monotonic()
         if not self.wake.is_set() and remaining > 0:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), min(timeout_s, remaining))
+                await asyncio.wait_for(self.wake.wait(), remaining)
         if self.wake.is_set():
             self.wake.clear()
             self.keep_fetching()
@@ -117,7 +135,8 @@ class _Idling:
 
 class KafkaLogConsumer:
     """A member of ``settings.consumer_group`` reading ``settings.topic``; idle, it stops
-    fetching (:class:`_Idling`) until ``wake`` is set or ``settings.idle_poll_ms`` passed."""
+    fetching (:class:`_Idling`) until ``wake`` is set or ``settings.idle_poll_ms`` passed, and
+    meanwhile :meth:`poll` does not return (no timer runs in the process while it idles)."""
 
     def __init__(
         self,
@@ -130,11 +149,7 @@ class KafkaLogConsumer:
     ):
         self._max_record_bytes = max_record_bytes
         self._wake = wake
-        self._idling = _Idling(
-            settings.fetch_max_wait_ms / 1000,
-            settings.idle_poll_ms / 1000,
-            wake.subscribe() if wake is not None else None,
-        )
+        self._idling = _Idling(settings, wake.subscribe() if wake is not None else None)
         self._membership = _Membership()
         self._consumer: AIOKafkaConsumer = make_consumer(
             bootstrap, settings, group_id=group_id, listener=self._membership
@@ -144,6 +159,11 @@ class KafkaLogConsumer:
     def fetching(self) -> bool:
         """False while idle: the partitions are paused and no fetch is sent (:class:`_Idling`)."""
         return not self._idling.paused
+
+    @property
+    def assigned(self) -> bool:
+        """Whether the group has given this member its partitions yet (perhaps none)."""
+        return self._membership.assigned
 
     async def start(self) -> None:
         try:
@@ -159,13 +179,20 @@ class KafkaLogConsumer:
     async def poll(self, *, max_records: int, timeout_s: float) -> list[LogRecord]:
         idling = self._idling
         looking = False
+        if idling.fed:  # quiet counts from now, not from while the last records were applied
+            idling.keep_fetching()
+            idling.fed = False
         if idling.paused:
-            if self._consumer.assignment() - self._consumer.paused():
+            if idling.look_began is not None:
+                looking = True  # a look whose fetches were not all answered yet goes on
+            elif self._consumer.assignment() - self._consumer.paused():
                 idling.keep_fetching()  # a rebalance brought partitions that are not paused
-            elif not await idling.wait(timeout_s):
+            elif not await idling.wait():
                 return []
             else:
                 looking = idling.paused  # a timed look, not a wake-up: one fetch, then idle again
+                if looking:
+                    idling.look_began = time.time()
             self._consumer.resume(*self._consumer.paused())
         try:
             batch = await self._consumer.getmany(
@@ -175,9 +202,10 @@ class KafkaLogConsumer:
             raise RetriableError(f"cannot read the log: {e}") from e
         if batch:
             idling.keep_fetching()
-        elif looking or idling.quiet():
+            idling.fed = True
+        elif not idling.never and (looking or idling.quiet()) and not self._look_unanswered():
             self._consumer.pause(*self._consumer.assignment())
-            idling.paused = True
+            idling.paused, idling.look_began = True, None
             idling.next_look = time.monotonic() + idling.look_every
         return [
             decode(
@@ -187,6 +215,22 @@ class KafkaLogConsumer:
             for tp, records in batch.items()
             for r in records
         ]
+
+    def _look_unanswered(self) -> bool:
+        """During a timed look: whether a partition has had no fetch answered since the look
+        began (a busy machine; at most ``quiet_after`` long)."""
+        began = self._idling.look_began
+        if began is None or time.time() - began > self._idling.quiet_after:
+            return False
+        for tp in self._consumer.assignment():
+            answered = self._consumer.last_poll_timestamp(tp)
+            if answered is None or answered < began * 1000:
+                return True
+        return False
+
+    def stop_idling(self) -> None:
+        self._idling.never = True
+        self._idling.wake.set()
 
     async def commit(self, positions: Mapping[int, int]) -> bool:
         if not positions:

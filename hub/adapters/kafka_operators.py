@@ -22,6 +22,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.protocol.group import MemberAssignment
 
+from hub.adapters.kafka import LogWritten
 from hub.errors import BrokerUnavailable
 from hub.ports.operators import (
     DeadLetter,
@@ -92,8 +93,17 @@ class KafkaLogInspector:
     """Looks at the events topic, the projector's group and the DLQ; redrives with ``producer``
     (the process's event-log producer: acks=all)."""
 
-    def __init__(self, bootstrap: str, settings: KafkaSettings, producer: AIOKafkaProducer):
+    def __init__(
+        self,
+        bootstrap: str,
+        settings: KafkaSettings,
+        producer: AIOKafkaProducer,
+        *,
+        written: LogWritten | None = None,
+    ):
         self._bootstrap, self._s, self._producer = bootstrap, settings, producer
+        #: Told after a redrive wrote to the event topic, so idle projector members fetch at once.
+        self._written = written
         # One reader and one admin client, started on first use and kept: a fresh pair cost
         # 35-50 ms per look (bootstrap and coordinator round trips). One look at a time.
         self._lock = asyncio.Lock()
@@ -296,6 +306,9 @@ class KafkaLogInspector:
                         done.skipped.append(Skipped(tp.partition, missing, "no such record in the DLQ"))
         except (KafkaError, TimeoutError) as e:
             raise BrokerUnavailable(f"cannot redrive: {e!r}") from e
+        finally:
+            if done.redriven and self._written is not None:
+                self._written.notify()
         for partition, offsets in sorted((wanted or {}).items()):
             done.skipped.extend(
                 Skipped(partition, o, "no such partition in the DLQ") for o in sorted(offsets)

@@ -25,6 +25,7 @@ from hub.adapters.postgres.engine import create_engine
 from hub.adapters.postgres.fingerprints import PostgresFingerprintStore
 from hub.adapters.postgres.imports import PostgresImportStore
 from hub.adapters.postgres.landscape import PostgresLandscapeStore
+from hub.adapters.postgres.notify import LOG_CHANNEL, ChannelListener
 from hub.adapters.postgres.operations import PostgresOperationsStore
 from hub.adapters.postgres.outbox import OutboxListener, PostgresOutbox
 from hub.adapters.postgres.projection import PostgresProjectionStore
@@ -38,7 +39,13 @@ from hub.api.app import create_app
 from hub.api.auth import TokenAuthenticator
 from hub.api.context import ApiContext, NoMetricsExposed
 from hub.api.protocol import guarded_protocol
-from hub.bootstrap.tools import admin_token, connector_contexts, connector_runner, release_metrics
+from hub.bootstrap.tools import (
+    admin_token,
+    announce_writes,
+    connector_contexts,
+    connector_runner,
+    release_metrics,
+)
 from hub.ports import max_record_bytes
 from hub.ports.metrics import ExposedMetrics
 from hub.services.audit import run_audit_retention
@@ -95,6 +102,10 @@ class HubProcess(Supervisor):
         self.projector: Projector | None = None
         self.dispatcher: Dispatcher | None = None
         self.connector_runner: ConnectorRunner | None = None
+        #: The projector's log consumers as they are made, and what wakes them when another
+        #: process writes to the log (tests look at both).
+        self.log_consumers: list[KafkaLogConsumer] = []
+        self.log_listener: ChannelListener | None = None
         #: Listening sockets the API serves on instead of binding its own (a child of a
         #: multi-process ``run`` shares its parent's, hub/children.py).
         self.sockets: list[socket.socket] | None = None
@@ -140,11 +151,12 @@ async def wire(hub: HubProcess) -> Wiring:
             await event_log.start()
             w.closers.append(event_log.stop)
             w.checks["broker"] = event_log.ping
+            await _wire_announcer(hub, w)
             if hub.write_ahead:
                 await _wire_write_ahead(hub, w)
         w.checks["database"] = lambda: _database_ok(engine)
         if "projector" in roles:
-            _wire_projector(hub, w)
+            await _wire_projector(hub, w)
         if "dispatcher" in roles:
             await _wire_dispatcher(hub, w)
         if "connectors" in roles:
@@ -171,17 +183,35 @@ async def _wire_write_ahead(hub: HubProcess, w: Wiring) -> None:
     w.runs["write-ahead"] = lambda signals: wal.run_pruner(signals.stop_work)
 
 
-def _wire_projector(hub: HubProcess, w: Wiring) -> None:
+async def _wire_announcer(hub: HubProcess, w: Wiring) -> None:
+    """Tell the projectors of other processes (``run``'s children, or roles run apart) when
+    this one wrote to the log, so that theirs can idle for long and still fetch at once."""
+    assert hub.event_log is not None
+    announcer = announce_writes(hub.event_log, hub.database_url, hub.settings)
+    w.closers.append(announcer.stop)
+
+
+async def _wire_projector(hub: HubProcess, w: Wiring) -> None:
     s = hub.settings
     assert hub.engine is not None and hub.event_log is not None
     event_log = hub.event_log
-    projector = hub.projector = Projector(
-        lambda: KafkaLogConsumer(
+    # Another process's write wakes this one's idle members, as this process's own does.
+    listener = hub.log_listener = ChannelListener(hub.database_url, LOG_CHANNEL, event_log.written.heard)
+    await listener.start()
+    w.closers.append(listener.stop)
+
+    def consumer() -> KafkaLogConsumer:
+        made = KafkaLogConsumer(
             hub.kafka_bootstrap,
             s.kafka,
             max_record_bytes=max_record_bytes(s.max_event_bytes),
-            wake=event_log.written,  # what this process publishes is fetched at once
-        ),
+            wake=event_log.written,
+        )
+        hub.log_consumers.append(made)
+        return made
+
+    projector = hub.projector = Projector(
+        consumer,
         PostgresProjectionStore(hub.engine),
         hub.wal or hub.event_log,  # dead letters kept in PostgreSQL too with the write-ahead log
         derive=DerivedEvents(s.source_urn, hub.public_url),
@@ -268,7 +298,9 @@ def _wire_api(hub: HubProcess, w: Wiring) -> None:
     w.runs["audit-retention"] = lambda signals: run_audit_retention(
         audit, signals.stop_work, days=s.audit_retention_days, interval_seconds=3600
     )
-    inspector = KafkaLogInspector(hub.kafka_bootstrap, s.kafka, hub.event_log.producer)
+    inspector = KafkaLogInspector(
+        hub.kafka_bootstrap, s.kafka, hub.event_log.producer, written=hub.event_log.written
+    )
     w.closers.append(inspector.close)
     readiness: Callable[[], Awaitable[dict[str, bool]]] = hub.readiness
     ctx = ApiContext(

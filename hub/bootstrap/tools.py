@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.adapters.egress import egress
 from hub.adapters.kafka import KafkaEventLog, ensure_topics
+from hub.adapters.kafka_consumer import quiet_after_s
 from hub.adapters.kafka_operators import KafkaLogInspector
 from hub.adapters.postgres.audit import PostgresAuditLog
 from hub.adapters.postgres.connectors import PostgresConnectorStore
@@ -23,6 +24,7 @@ from hub.adapters.postgres.engine import migrate as migrate_schema
 from hub.adapters.postgres.fingerprints import PostgresFingerprintStore
 from hub.adapters.postgres.imports import PostgresImportStore
 from hub.adapters.postgres.landscape import PostgresLandscapeStore
+from hub.adapters.postgres.notify import LogAnnouncer
 from hub.adapters.postgres.operations import PostgresOperationsStore
 from hub.adapters.postgres.runs import PostgresRunStore
 from hub.adapters.postgres.tokens import PostgresTokenStore
@@ -112,6 +114,15 @@ def connector_contexts(settings: Settings) -> ConnectorContexts:
     return ConnectorContexts(settings.connectors, settings.data_dir, egress_, settings.source_urn)
 
 
+def announce_writes(event_log: KafkaEventLog, database_url: str, settings: Settings) -> LogAnnouncer:
+    """Tell the projectors of other processes (``run``'s children, roles run apart, a running
+    hub when this is a one-off command) when ``event_log`` was written to, so theirs can idle
+    for long and still fetch at once; the caller stops the announcer."""
+    announcer = LogAnnouncer(database_url, every_s=quiet_after_s(settings.kafka) / 2)
+    event_log.written.announce = announcer.announce
+    return announcer
+
+
 @contextlib.asynccontextmanager
 async def import_runner(
     settings: Settings, kafka_bootstrap: str, database_url: str, *, embedded_broker: bool = False
@@ -128,6 +139,7 @@ async def import_runner(
         await ensure_topics(kafka_bootstrap, settings.kafka)
         event_log = KafkaEventLog(kafka_bootstrap, settings.kafka)
         await event_log.start()
+        announcer = announce_writes(event_log, database_url, settings)
         try:
             publisher = WriteAheadEventLog(engine, event_log) if write_ahead else event_log
             runner = connector_runner(settings, engine, publisher)
@@ -138,6 +150,7 @@ async def import_runner(
                 if isinstance(publisher, WriteAheadEventLog):
                     await publisher.close()
         finally:
+            await announcer.stop()
             await event_log.stop()
     finally:
         await engine.dispose()
@@ -163,13 +176,17 @@ async def operator_tools(
     try:
         event_log = KafkaEventLog(kafka_bootstrap, settings.kafka)
         await event_log.start()
+        announcer = announce_writes(event_log, database_url, settings)
         try:
-            inspector = KafkaLogInspector(kafka_bootstrap, settings.kafka, event_log.producer)
+            inspector = KafkaLogInspector(
+                kafka_bootstrap, settings.kafka, event_log.producer, written=event_log.written
+            )
             try:
                 yield inspector, PostgresOperationsStore(engine)
             finally:
                 await inspector.close()
         finally:
+            await announcer.stop()
             await event_log.stop()
     finally:
         await engine.dispose()

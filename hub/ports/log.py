@@ -87,8 +87,15 @@ class LogConsumer(Protocol):
 
     async def poll(self, *, max_records: int, timeout_s: float) -> list[LogRecord]:
         """The next records of this member's partitions, in log order per partition; empty when
-        none arrived within ``timeout_s``. Raises :class:`hub.errors.RetriableError` when the
-        log cannot be read."""
+        none arrived within ``timeout_s``. A member that idles (the Kafka adapter's stops
+        fetching after a quiet while) waits longer: until a write to the log wakes it, its next
+        look, or :meth:`stop_idling`. Raises :class:`hub.errors.RetriableError` when the log
+        cannot be read."""
+        ...
+
+    def stop_idling(self) -> None:
+        """End a poll that idles, at once, and never idle again (the projector stops or
+        drains: it must see its signals within ``timeout_s``)."""
         ...
 
     async def commit(self, positions: Mapping[int, int]) -> bool:

@@ -7,6 +7,7 @@ drain) never trusts the high-water marks of a paused member.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -15,7 +16,7 @@ from datetime import UTC, datetime
 import pytest
 
 from hub.adapters.kafka import KafkaEventLog, ensure_topics
-from hub.adapters.kafka_consumer import KafkaLogConsumer
+from hub.adapters.kafka_consumer import KafkaLogConsumer, quiet_after_s
 from hub.embedded import Infrastructure
 from hub.ports import LogRecord
 from hub.settings import KafkaSettings
@@ -133,5 +134,42 @@ async def test_caught_up_does_not_trust_an_idle_member_with_records_written_else
             assert time.monotonic() < deadline, f"read {len(got)} of 4, never caught up"
             got += await consumer.poll(max_records=100, timeout_s=0.2)
         assert sorted(r.event.id for r in got if r.event) == [f"e-{n}" for n in range(4)]
+    finally:
+        await consumer.stop()
+
+
+async def test_stop_idling_ends_an_idle_poll_at_once_and_the_member_fetches_from_then_on(
+    infra: Infrastructure, logs: tuple[KafkaEventLog, KafkaEventLog]
+) -> None:
+    own, other = logs
+    consumer = KafkaLogConsumer(infra.kafka_bootstrap, own._settings, wake=own.written)
+    await consumer.start()
+    try:
+        await until_idle(consumer)
+        idle_poll = asyncio.create_task(consumer.poll(max_records=10, timeout_s=0.2))
+        consumer.stop_idling()  # the projector's stop or drain; the next look is ten minutes away
+        assert await asyncio.wait_for(idle_poll, 20) == []
+        assert consumer.fetching
+        await other.publish([event(9)])  # no wake-up: only a member that fetches finds it
+        got = await read(consumer, 1)
+        assert [r.event.id for r in got if r.event] == ["e-9"]
+    finally:
+        await consumer.stop()
+
+
+async def test_a_member_whose_batch_took_longer_than_the_quiet_time_does_not_idle_at_its_next_poll(
+    infra: Infrastructure, logs: tuple[KafkaEventLog, KafkaEventLog]
+) -> None:
+    own, other = logs
+    consumer = KafkaLogConsumer(infra.kafka_bootstrap, own._settings, wake=own.written)
+    await consumer.start()
+    try:
+        await own.publish([event(1)])
+        await read(consumer, 1)
+        await asyncio.sleep(quiet_after_s(own._settings) + 0.5)  # applying the batch took that long
+        assert await consumer.poll(max_records=10, timeout_s=0.01) == []
+        assert consumer.fetching  # what was written meanwhile without a wake-up is still fetched
+        await other.publish([event(2)])
+        assert [r.event.id for r in await read(consumer, 1) if r.event] == ["e-2"]
     finally:
         await consumer.stop()

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-import psycopg
 import structlog
 from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.adapters.postgres.claims import CLAIM, CLAIM_HEADS
-from hub.adapters.postgres.engine import libpq_url
 from hub.adapters.postgres.errors import translate_db_errors
+from hub.adapters.postgres.notify import ChannelListener
 from hub.adapters.postgres.outcomes import record_outcomes
 from hub.adapters.postgres.projection import OUTBOX_CHANNEL
 from hub.adapters.postgres.tables import OPEN_SQL
@@ -108,34 +106,12 @@ class PostgresOutbox:
                 )
 
 
-class OutboxListener:
+class OutboxListener(ChannelListener):
     """Sets :attr:`wakeup` whenever the projector commits new deliveries (LISTEN/NOTIFY).
 
     A lost connection is re-opened after a pause; the dispatcher's poll interval covers the gap.
     """
 
     def __init__(self, database_url: str):
-        self._url = libpq_url(database_url)
         self.wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._listen(), name="outbox-listener")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _listen(self) -> None:
-        while True:
-            try:
-                async with await psycopg.AsyncConnection.connect(self._url, autocommit=True) as conn:
-                    await conn.execute(f"LISTEN {OUTBOX_CHANNEL}")
-                    self.wakeup.set()  # something may have arrived while we were not listening
-                    async for _ in conn.notifies():
-                        self.wakeup.set()
-            except psycopg.Error as e:
-                log.warning("outbox_listener_lost", error=str(e))
-                await asyncio.sleep(1.0)
+        super().__init__(database_url, OUTBOX_CHANNEL, self.wakeup.set)
