@@ -15,9 +15,9 @@ from hub.api.auth import Publisher
 from hub.api.context import ApiContext, context
 from hub.api.events_docs import PUBLISH_OPENAPI, PUBLISHED
 from hub.api.ownership import check_publish, stamp_events
-from hub.api.problems import ProblemError
+from hub.api.problems import STORAGE_FULL, ProblemError
 from hub.api.rate_limits import PublishRateLimiter
-from hub.errors import BrokerUnavailable, RetriableError
+from hub.errors import BrokerUnavailable, RetriableError, StorageFull
 from hub.settings import Settings
 from hub.tracing import TRACEPARENT, context_of, current_traceparent, tracer
 from schemas import (
@@ -141,6 +141,8 @@ async def publish(
             await ctx.event_log.publish(events)
         except BrokerUnavailable as e:
             raise ProblemError(503, "Event log unavailable", "Kafka did not acknowledge; retry later") from e
+        except StorageFull as e:  # the write-ahead log's disk is full: nothing was accepted
+            raise ProblemError(503, "Storage full", STORAGE_FULL, headers={"Retry-After": "30"}) from e
         except RetriableError as e:  # the write-ahead log could not commit: nothing was accepted
             detail = "the database is unavailable; retry later"
             raise ProblemError(503, "Event log unavailable", detail) from e

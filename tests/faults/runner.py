@@ -140,7 +140,11 @@ class Run:
             env=run_env(self.data_dir, self.port, **self.env),
             stdout=asyncio.subprocess.DEVNULL, stderr=self._stderr,
         )  # fmt: skip
-        await self.ready(within)
+        try:
+            await self.ready(within)
+        except BaseException:
+            await self.abandon()
+            raise
 
     async def ready(self, within: float = 180) -> None:
         assert self.proc is not None
