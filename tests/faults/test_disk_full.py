@@ -112,6 +112,7 @@ async def test_a_full_disk_answers_503_and_loses_nothing_acknowledged(tmp_path: 
                     if len(refusals) == 3:
                         break
             assert refusals, "the hub took every batch on a full disk"
+            on_full_disk = len(acked) - len(before)
             for refused in refusals:
                 assert refused.headers["content-type"].startswith("application/problem+json")
                 problem = refused.json()
@@ -143,4 +144,10 @@ async def test_a_full_disk_answers_503_and_loses_nothing_acknowledged(tmp_path: 
             await hub.abandon()
             await sink.stop()
         archived = archived_ids(data_dir)
+    print(  # pytest -s shows it
+        f"\nfull disk: {len(before)} events acknowledged before the fill, {on_full_disk} more taken on the "
+        f"full disk (free room in pages already written), then {len(refusals)} refusals: 503 "
+        f"{refusals[0].json()['title']!r}; after freeing space {len(wanted)} acknowledged, "
+        f"{len(set(archived) & wanted)} archived, {len(delivered(sink.delivered) & wanted)} delivered"
+    )
     assert sorted(archived) == sorted(wanted)  # every acknowledged event, once
