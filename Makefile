@@ -45,6 +45,7 @@ fuzz: $(STAMP)  ## a long schemathesis run against the live API (make test runs 
 
 faults: $(STAMP)  ## the fault suite at full size: 100,000 events, 12 kills (each kind twice) at random points (README figures)
 	KOPPELHUB_FAULT_EVENTS=$${KOPPELHUB_FAULT_EVENTS:-100000} KOPPELHUB_FAULT_KILLS=$${KOPPELHUB_FAULT_KILLS:-12} \
+		KOPPELHUB_FAULT_KEYS=$${KOPPELHUB_FAULT_KEYS:-1000} \
 		$(BIN)/pytest -q -s -p no:cacheprovider tests/faults
 
 bench: $(STAMP)  ## the four benchmarks with --check, one summary table (README "Performance")
