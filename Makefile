@@ -43,8 +43,9 @@ typecheck: $(STAMP)
 fuzz: $(STAMP)  ## a long schemathesis run against the live API (make test runs a bounded one)
 	KOPPELHUB_FUZZ_EXAMPLES=$${KOPPELHUB_FUZZ_EXAMPLES:-500} $(BIN)/pytest -q -p no:cacheprovider tests/fuzz/test_openapi_fuzz.py
 
-faults: $(STAMP)  ## the fault suite at full size: 100,000 events, power cuts at random points (README figures)
-	KOPPELHUB_FAULT_EVENTS=$${KOPPELHUB_FAULT_EVENTS:-100000} KOPPELHUB_FAULT_KILLS=$${KOPPELHUB_FAULT_KILLS:-7} \
+faults: $(STAMP)  ## the fault suite at full size: 100,000 events, 12 kills (each kind twice) at random points (README figures)
+	KOPPELHUB_FAULT_EVENTS=$${KOPPELHUB_FAULT_EVENTS:-100000} KOPPELHUB_FAULT_KILLS=$${KOPPELHUB_FAULT_KILLS:-12} \
+		KOPPELHUB_FAULT_KEYS=$${KOPPELHUB_FAULT_KEYS:-1000} \
 		$(BIN)/pytest -q -s -p no:cacheprovider tests/faults
 
 bench: $(STAMP)  ## the five benchmarks with --check, one summary table (README "Performance")

@@ -27,6 +27,11 @@ class ConfigurationError(KoppelhubError):
     """The process is configured in a way it cannot run with."""
 
 
+class StorageFull(RetriableError):
+    """The disk under the database is full (PostgreSQL's ``disk_full``, SQLSTATE 53100, or
+    ENOSPC): nothing of the failed call was kept; it can succeed once an operator frees space."""
+
+
 class BrokerUnavailable(RetriableError):
     """Kafka did not acknowledge in time or could not be reached."""
 

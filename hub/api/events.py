@@ -16,9 +16,9 @@ from hub.api.auth import Publisher, authorise_publisher
 from hub.api.context import ApiContext, context
 from hub.api.events_docs import PUBLISH_OPENAPI, PUBLISHED
 from hub.api.ownership import check_publish, stamp_events
-from hub.api.problems import ProblemError, on_hub_error, on_problem
+from hub.api.problems import STORAGE_FULL, ProblemError, on_hub_error, on_problem
 from hub.api.rate_limits import PublishRateLimiter
-from hub.errors import BrokerUnavailable, KoppelhubError, RetriableError
+from hub.errors import BrokerUnavailable, KoppelhubError, RetriableError, StorageFull
 from hub.services.access import Principal
 from hub.settings import Settings
 from hub.tracing import TRACEPARENT, context_of, current_traceparent, tracer, tracing_on
@@ -193,6 +193,8 @@ async def _send(ctx: ApiContext, events: list[CloudEvent]) -> None:
         await ctx.event_log.publish(events)
     except BrokerUnavailable as e:
         raise ProblemError(503, "Event log unavailable", "Kafka did not acknowledge; retry later") from e
+    except StorageFull as e:  # the write-ahead log's disk is full: nothing was accepted
+        raise ProblemError(503, "Storage full", STORAGE_FULL, headers={"Retry-After": "30"}) from e
     except RetriableError as e:  # the write-ahead log could not commit: nothing was accepted
         raise ProblemError(503, "Event log unavailable", "the database is unavailable; retry later") from e
 

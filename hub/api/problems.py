@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from hub.errors import NotFound, PermanentError, RetriableError
+from hub.errors import NotFound, PermanentError, RetriableError, StorageFull
 
 PROBLEM = "application/problem+json"
 PROBLEM_BASE = "urn:koppelhub:problem:"
@@ -61,6 +61,8 @@ PROBLEM_KINDS: dict[str, str] = {
     "Unsupported content mode": "send application/cloudevents+json, application/cloudevents-batch+json "
     "or binary mode (ce-* headers)",
     "Event log unavailable": "Kafka did not acknowledge; nothing was accepted, retry later",
+    "Storage full": "the database's disk is full; nothing was accepted: free disk space, then retry "
+    "(after Retry-After)",
     "Not available": "this process does not serve the call (e.g. operator views without a broker)",
     "Service unavailable": "a backing service is unavailable, or this process does not serve the call",
     "Not ready": "broker, database or a role of this process is not up yet",
@@ -116,10 +118,21 @@ async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
     return problem(exc.status_code, title, None if detail.lower() == title.lower() else detail)
 
 
+#: What a caller reads when the database's disk is full (README "Guarantees": a full disk).
+STORAGE_FULL = (
+    "the hub's database disk is full, so nothing of this request was accepted; "
+    "retry later (an operator must free disk space or grow the volume; the hub resumes by itself)"
+)
+
+
 async def on_hub_error(_: Request, exc: Exception) -> JSONResponse:
     """Errors from below the API: a store outage is a 503, refused data a 400 — never a 500."""
     if isinstance(exc, NotFound):
         return problem(404, "Not found", str(exc))
+    if isinstance(exc, StorageFull):
+        response = problem(503, "Storage full", STORAGE_FULL)
+        response.headers["Retry-After"] = "30"
+        return response
     if isinstance(exc, RetriableError):
         return problem(503, "Service unavailable", "a backing service is unavailable; retry later")
     if isinstance(exc, PermanentError):

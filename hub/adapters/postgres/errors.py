@@ -9,11 +9,28 @@ import orjson
 import psycopg
 from sqlalchemy import exc
 
-from hub.errors import PermanentError, RetriableError
+from hub.errors import PermanentError, RetriableError, StorageFull
 
 
 class DatabaseUnavailable(RetriableError):
     """PostgreSQL could not be reached or dropped the connection."""
+
+
+class DatabaseStorageFull(DatabaseUnavailable, StorageFull):
+    """PostgreSQL could not extend a file or write its WAL: its disk is full."""
+
+
+#: SQLSTATE ``disk_full``: PostgreSQL could not extend a table, index or temporary file.
+DISK_FULL = "53100"
+
+
+def _unavailable(error: BaseException, sqlstate: str | None) -> DatabaseUnavailable:
+    """The retriable error for ``error``: :class:`DatabaseStorageFull` when the disk is full
+    (SQLSTATE 53100, or "No space left on device" in a message that has no SQLSTATE, as a
+    failed WAL write reports it), else :class:`DatabaseUnavailable`."""
+    if sqlstate == DISK_FULL or "no space left on device" in str(error).lower():
+        return DatabaseStorageFull(str(error))
+    return DatabaseUnavailable(str(error))
 
 
 class DataRejected(PermanentError):
@@ -29,7 +46,8 @@ def translate_db_errors() -> Iterator[None]:
     and 54 (program limit exceeded: a value too large for ``jsonb`` or for an index entry, a
     document nested too deep); and orjson refusing a value while the adapter serialises rows
     (an integer beyond 64 bits, a lone surrogate, nesting beyond 254 levels). Everything else
-    from the driver is retriable."""
+    from the driver is retriable; a full disk as :class:`DatabaseStorageFull`, so the API can
+    tell the caller what to do."""
     try:
         yield
     except (exc.DataError, exc.IntegrityError) as e:
@@ -44,11 +62,11 @@ def translate_db_errors() -> Iterator[None]:
             raise DataRejected(str(e.orig)) from e
         # Outages, but also a missing migration or a revoked privilege: waiting and retrying
         # keeps the events; treating those as poison would dead-letter every valid event.
-        raise DatabaseUnavailable(str(e.orig or e)) from e
+        raise _unavailable(e.orig or e, getattr(e.orig, "sqlstate", None)) from e
     except (exc.TimeoutError, exc.DisconnectionError) as e:
         raise DatabaseUnavailable(str(e)) from e
     except psycopg.Error as e:  # the driver's own calls (COPY), which SQLAlchemy does not wrap
         data_error = isinstance(e, psycopg.DataError | psycopg.IntegrityError)  # also client-side
         if data_error or (e.sqlstate or "")[:2] in ("22", "23", "54"):
             raise DataRejected(str(e)) from e
-        raise DatabaseUnavailable(str(e)) from e
+        raise _unavailable(e, e.sqlstate) from e
