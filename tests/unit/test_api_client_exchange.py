@@ -155,7 +155,7 @@ async def test_the_direct_path_connects_to_the_checked_address_and_refuses_block
     try:
         with pytest.raises(SourceRefused, match=r"127\.0\.0\.1 is loopback"):
             await client.request("GET", f"http://localhost:{port}/x")
-        for literal in (INTERNAL, "2130706433"):
+        for literal in (INTERNAL, "2130706433", INTERNAL, "2130706433"):  # a kept verdict refuses too
             with pytest.raises(SourceRefused, match=r"loopback|canonical"):
                 await client.request("GET", f"http://{literal}:{port}/x")
     finally:
