@@ -32,7 +32,7 @@ from connectors.registry import register
 from connectors.signalen.writeback import VERZOEK
 from connectors.signalen.writeback import apply as apply_verzoek
 from connectors.writeback import WriteBackConfig, write_back_field
-from schemas.jsonbytes import orjson_agrees
+from schemas.jsonbytes import number_differs
 
 __all__ = ["AANGEMAAKT", "DEFAULT_FIELDS", "GEWIJZIGD", "SignalenConfig", "SignalenConnector", "digest"]
 
@@ -108,13 +108,13 @@ def digest(compared: Mapping[str, Any]) -> str:
     64-bit integers, bools, null, lists, objects; the same escapes), so the fingerprints stored
     by earlier runs still match. Where the two could differ the stdlib writes it: a float that
     ``repr`` writes in exponent form (``1e-07`` against orjson's ``1e-7``, ``1.5e-05`` against
-    ``0.000015``; :func:`schemas.jsonbytes.orjson_agrees`), and what orjson refuses (integers
-    beyond 64 bits)."""
+    ``0.000015``; :func:`schemas.jsonbytes.number_differs`), and what orjson refuses (integers
+    beyond 64 bits). A page holds no NaN and nothing but JSON types (a parser made it)."""
     try:
         raw = orjson.dumps(compared, option=orjson.OPT_SORT_KEYS)
     except TypeError:
         return content_hash(compared)
-    if not orjson_agrees(compared):
+    if number_differs(raw):
         return content_hash(compared)
     return hashlib.sha256(raw).hexdigest()[:32]
 

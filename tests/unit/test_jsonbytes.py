@@ -15,6 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from connectors.ids import content_hash
+from connectors.signalen.connector import digest
 from schemas import jsonbytes
 from schemas.envelope import CloudEvent
 from schemas.jsonbytes import dumps_compact
@@ -142,3 +144,17 @@ def test_an_event_body_keeps_its_bytes() -> None:
     )  # fmt: skip
     assert event.data_bytes() == stdlib(event.data)
     assert event.to_json_bytes() == stdlib(event.to_structured())
+
+
+parsed = st.recursive(  # what a JSON parser makes: no NaN, no infinities, no other types
+    st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=8), inner, max_size=5),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.dictionaries(st.text(max_size=8), parsed, max_size=6))
+def test_the_signalen_digest_equals_content_hash_for_parsed_data(value: dict[str, Any]) -> None:
+    assert digest(value) == content_hash(value)
