@@ -51,6 +51,7 @@ from hub.adapters.postgres.subscriptions import PostgresSubscriptionStore
 from hub.bootstrap import HubProcess, connector_runner
 from hub.cli import run_loop
 from hub.embedded import provision
+from hub.logging import configure_logging
 from hub.services.writeback_subscriptions import sync_write_back
 from hub.settings import ConnectorSettings, Settings
 from schemas import CloudEvent
@@ -103,7 +104,7 @@ async def sync(
         )  # fmt: skip
         out["connector"] = record
         for name in ("first", "second"):
-            profiler = cProfile.Profile() if profile and name == "first" else None
+            profiler = cProfile.Profile(time.thread_time) if profile and name == "first" else None
             started, cpu = time.perf_counter(), time.process_time()
             if profiler:
                 profiler.enable()
@@ -149,7 +150,7 @@ async def write_back(
     await hub.start()
     log = KafkaEventLog(bootstrap, settings.kafka)
     await log.start()
-    profiler = cProfile.Profile() if profile else None
+    profiler = cProfile.Profile(time.thread_time) if profile else None
     try:
         events = [
             CloudEvent(
@@ -181,6 +182,7 @@ async def write_back(
         if profiler:
             profiler.disable()
             pstats.Stats(profiler).sort_stats("cumulative").print_stats(60)
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(40)
     finally:
         await log.stop()
         await hub.shutdown(drain_timeout=15)
@@ -207,6 +209,7 @@ def main() -> None:
     args = parser.parse_args()
     data_dir = Path(tempfile.mkdtemp(prefix="koppelhub-bench-signalen-"))
     settings = Settings(data_dir=data_dir, connectors=ConnectorSettings(allow_networks=["127.0.0.1/32"]))
+    configure_logging(settings)  # as ``run`` does: info, so debug lines are not rendered per delivery
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
     fake = ctx.Process(target=serve_fake, args=(args.meldingen, child), daemon=True)

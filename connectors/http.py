@@ -15,6 +15,7 @@ diagnostics; errors themselves quote nothing the server sent.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -137,6 +138,46 @@ def _reset_in(headers: httpx.Headers) -> float | None:
     return max(0.0, value - time.time()) if value > 1e9 else value  # epoch seconds or a delay
 
 
+def _plain(url: str) -> bool:
+    """An absolute http(s) URL of printable ASCII without spaces: one httpx would send as it
+    is, so :meth:`ApiClient._direct` may pass it on without httpx's parser."""
+    return url.startswith(("http://", "https://")) and url.isascii() and url.isprintable() and " " not in url
+
+
+def _json_body(value: Any) -> bytes:
+    """A JSON body as httpx 0.28 encodes ``json=`` (compact, UTF-8, no NaN)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+class _Answer(httpx.Response):
+    """A response read whole by the egress; its :attr:`request` is built only when asked for
+    (error reports name the method and URL)."""
+
+    def __init__(
+        self,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        content: bytes,
+        method: str,
+        url: str,
+        sent: dict[str, str],
+        body: bytes | None,
+    ) -> None:
+        super().__init__(status, headers=headers, content=content)
+        self._asked = (method, url, sent, body)
+
+    @property
+    def request(self) -> httpx.Request:
+        if self._request is None:
+            method, url, sent, body = self._asked
+            self._request = httpx.Request(method, url, headers=sent, content=body)
+        return self._request
+
+    @request.setter
+    def request(self, value: httpx.Request) -> None:
+        self._request = value
+
+
 class ApiClient:
     """One connector's HTTP session (``async with``); see the module docstring."""
 
@@ -228,7 +269,21 @@ class ApiClient:
         write-back's HTTP CPU on top of the transport (merging the URL, headers and cookies into
         a new request, then parsing every answer for cookies through :mod:`http.cookiejar`),
         none of which a connector uses: the URLs are absolute, redirects are not followed, and
-        cookies are not kept (the egress uses aiohttp's ``DummyCookieJar`` too)."""
+        cookies are not kept (the egress uses aiohttp's ``DummyCookieJar`` too).
+
+        A request with at most a JSON body to a plain URL skips httpx's request and response
+        streaming too (:meth:`hub.adapters.egress.AiohttpTransport.exchange`): its URL parser
+        was a tenth of a write-back's hub CPU. The request is built only when asked for
+        (diagnostics), with the same bytes on the wire as httpx would send."""
+        exchange = getattr(self._transport, "exchange", None)
+        if exchange is not None and kwargs.keys() <= {"json"} and _plain(url):
+            sent = {**self._defaults, **headers}
+            body = None
+            if "json" in kwargs:
+                sent["Content-Type"] = "application/json"
+                body = _json_body(kwargs["json"])
+            status, raw, content = await exchange(method, url, list(sent.items()), body, self._timeout)
+            return _Answer(status, raw, content, method, url, sent, body)
         request = httpx.Request(
             method,
             url,
@@ -260,7 +315,16 @@ class ApiClient:
 
     async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         """One request, waiting out 429/503 (up to :data:`MAX_WAIT_S` each, ``attempts`` in
-        all); :class:`SourceUnavailable` when it stays busy or the network fails."""
+        all); :class:`SourceUnavailable` when it stays busy or the network fails. The first
+        attempt runs without tenacity (building its retry state per request was a twentieth of
+        a write-back's HTTP CPU); only a busy answer enters the retry loop."""
+        try:
+            return await self._attempt(method, url, kwargs)
+        except Busy as b:
+            busy = b
+        if self.attempts <= 1:
+            raise SourceUnavailable(f"{method} {url} answered {busy.status} {self.attempts} times") from busy
+        await asyncio.sleep(busy.wait_s)
 
         def wait(state: RetryCallState) -> float:
             error = state.outcome.exception() if state.outcome else None
@@ -270,19 +334,22 @@ class ApiClient:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception_type(Busy),
                 wait=wait,
-                stop=stop_after_attempt(self.attempts),
+                stop=stop_after_attempt(self.attempts - 1),
                 reraise=True,
             ):
                 with attempt:
-                    try:
-                        return await self._once(method, url, **dict(kwargs))
-                    except Busy as b:
-                        if b.wait_s > MAX_WAIT_S:
-                            raise SourceUnavailable(f"{method} {url}: busy for {b.wait_s:.0f} s") from b
-                        raise
+                    return await self._attempt(method, url, kwargs)
         except Busy as e:
             raise SourceUnavailable(f"{method} {url} answered {e.status} {self.attempts} times") from e
         raise AssertionError("AsyncRetrying either returns or raises")
+
+    async def _attempt(self, method: str, url: str, kwargs: dict[str, Any]) -> httpx.Response:
+        try:
+            return await self._once(method, url, **dict(kwargs))
+        except Busy as b:
+            if b.wait_s > MAX_WAIT_S:
+                raise SourceUnavailable(f"{method} {url}: busy for {b.wait_s:.0f} s") from b
+            raise
 
     def failed(self, response: httpx.Response, what: str) -> SourceUnavailable | SourceRefused:
         """The error for an unexpected answer (noted for diagnostics): 401/403 and other 4xx

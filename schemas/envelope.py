@@ -35,6 +35,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from schemas.jsonbytes import dumps_compact
 from schemas.limits import MAX_DATA_DEPTH, data_problem, text_problem
 
 __all__ = [
@@ -321,13 +322,12 @@ def _reject_constant(name: str) -> NoReturn:
 
 
 # Built once: json.dumps/json.loads with options build a new coder on every call.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 _SIZE_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 def _dumps(value: Any) -> bytes:
-    return _ENCODER.encode(value).encode()
+    return dumps_compact(value)  # the stdlib's bytes, at orjson's speed where they agree
 
 
 def _loads(body: bytes) -> Any:

@@ -31,6 +31,7 @@ MELDING: dict[str, Any] = {
         MELDING,
         {**MELDING, "z": 1e16, "a": 1e-7},  # exponent floats: the stdlib writes 1e+16
         {**MELDING, "big": 2**70},  # beyond 64 bits: orjson refuses
+        {**MELDING, "small": 1.5e-5, "tiny": -2.5e-9},  # orjson 0.000015, the stdlib 1.5e-05
         {**MELDING, "nested": {"b": {"d": 1, "c": 2}, "a": [{"y": 1, "x": 2}]}},
         {"ü": 1, "u": 2, "Z": 3, "a": 4, "é": 5},  # key order by code point
     ],
