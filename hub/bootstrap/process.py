@@ -249,7 +249,7 @@ async def _wire_dispatcher(hub: HubProcess, w: Wiring) -> None:
     # Internal ``connector:`` sinks (write-back) go to the connector, every other sink is a webhook.
     write_back = ConnectorSink(
         PostgresConnectorStore(hub.engine),
-        hub.event_log,
+        hub.wal or hub.event_log,  # an outcome event is as durable as a publish (the write-ahead log)
         connector_contexts(hub.settings),
         hub_urn=hub.settings.source_urn,
         fingerprints=PostgresFingerprintStore(hub.engine),
