@@ -15,7 +15,7 @@ from hub.api.auth import Publisher
 from hub.api.context import ApiContext, context
 from hub.api.events_docs import PUBLISH_OPENAPI, PUBLISHED
 from hub.api.ownership import check_publish, stamp_events
-from hub.api.problems import ProblemError
+from hub.api.problems import OUTAGE_RETRY_AFTER_SECONDS, ProblemError
 from hub.api.rate_limits import PublishRateLimiter
 from hub.errors import BrokerUnavailable, RetriableError
 from hub.settings import Settings
@@ -48,6 +48,8 @@ router = APIRouter(prefix="/api/v1", tags=["events"])
 
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
+
+RETRY_SOON = {"Retry-After": str(OUTAGE_RETRY_AFTER_SECONDS)}
 
 
 async def _body(request: Request, limit: int) -> bytes:
@@ -140,10 +142,12 @@ async def publish(
         try:
             await ctx.event_log.publish(events)
         except BrokerUnavailable as e:
-            raise ProblemError(503, "Event log unavailable", "Kafka did not acknowledge; retry later") from e
+            raise ProblemError(
+                503, "Event log unavailable", "Kafka did not acknowledge; retry later", headers=RETRY_SOON
+            ) from e
         except RetriableError as e:  # the write-ahead log could not commit: nothing was accepted
             detail = "the database is unavailable; retry later"
-            raise ProblemError(503, "Event log unavailable", detail) from e
+            raise ProblemError(503, "Event log unavailable", detail, headers=RETRY_SOON) from e
     ctx.metrics.published(_mode(request), len(events))
     answer: dict[str, object] = {"accepted": [e.id for e in events]}
     warnings = _warnings(events, batch=_is_batch(request))

@@ -1,0 +1,324 @@
+"""PostgreSQL and the broker restarted under a running ``koppelhub run`` (issue 16).
+
+A real ``koppelhub run`` on the embedded Tansu and PostgreSQL serves a publisher that publishes
+all the time, and a webhook sink subscribed to everything. Then PostgreSQL or the broker goes
+away and comes back under it. The hub must ride it out by itself, in the same process:
+
+- while the service is away, publish answers 202 (only when the write-ahead log committed) or
+  503 problem+json with ``Retry-After``: never anything else, never a 202 that is then lost;
+- afterwards every acknowledged event is archived once and delivered to the sink;
+- a SIGTERM still ends the process cleanly, and within its bound while a service hangs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import psycopg
+import pytest
+
+from hub.adapters.postgres.engine import libpq_url
+from hub.embedded import provision
+from hub.settings import Settings
+from tests.e2e.test_outages import broker_pid, postmaster_pid, run_env
+from tests.e2e.test_run_command import free_port
+from tests.support.hub_api import event, eventually
+from tests.support.sink import WebhookSink
+
+pytestmark = pytest.mark.e2e
+
+TOKEN = "restart-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+HUB_ENV = {
+    "KOPPELHUB_ADMIN_TOKEN": TOKEN,
+    "KOPPELHUB_DELIVERY_RETRY_SCHEDULE": "0.2,0.5,1,1,2,2,3,3,5,5,5,5,5,5,5,5,5,5",
+    "KOPPELHUB_DELIVERY_POLL_SECONDS": "0.2",
+    "KOPPELHUB_DELIVERY_ALLOW_NETWORKS": "127.0.0.0/8",
+    "KOPPELHUB_SHUTDOWN_TIMEOUT_SECONDS": "20",
+}
+KEYS = 7
+
+
+def pg_ctl(data_dir: Path, *args: str) -> None:
+    """The embedded cluster's own ``pg_ctl``, as the user pgserver runs it as (``restart``
+    reuses the options the server started with, and starts a stopped one)."""
+    from pgserver._commands import pg_ctl as run_pg_ctl
+
+    user = "pgserver" if os.geteuid() == 0 else None
+    run_pg_ctl(["-w", "-t", "60", *args], pgdata=data_dir / "postgres", user=user, timeout=90)
+
+
+def postgres_processes(data_dir: Path) -> list[psutil.Process]:
+    postmaster = psutil.Process(postmaster_pid(data_dir))
+    return [postmaster, *postmaster.children()]
+
+
+@dataclass
+class Publisher:
+    """Publishes small batches all the time and keeps what each answer was."""
+
+    url: str
+    acked: list[dict[str, Any]] = field(default_factory=list)
+    refused: list[httpx.Response] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    n: int = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        async with httpx.AsyncClient(base_url=self.url, timeout=30) as client:
+            while not stop.is_set():
+                batch = [event(f"key-{(self.n + i) % KEYS}", self.n + i) for i in range(5)]
+                self.n += len(batch)
+                try:
+                    response = await client.post(
+                        "/api/v1/events",
+                        content=json.dumps(batch),
+                        headers={**AUTH, "content-type": "application/cloudevents-batch+json"},
+                    )
+                except httpx.TransportError as e:
+                    self.unexpected.append(f"transport error: {e!r}")
+                    continue
+                if response.status_code == 202:
+                    self.acked.extend(batch)
+                elif response.status_code == 503:
+                    self.refused.append(response)
+                    await asyncio.sleep(0.1)
+                else:
+                    self.unexpected.append(f"{response.status_code}: {response.text[:300]}")
+                await asyncio.sleep(0.02)
+
+
+class Hub:
+    """One ``koppelhub run`` subprocess on a data dir."""
+
+    def __init__(self, data_dir: Path, **extra: str):
+        self.data_dir, self.port, self.extra = data_dir, free_port(), extra
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.err = data_dir / "run.err"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def spawn(self) -> None:
+        with self.err.open("wb") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "hub", "run"],
+                env=run_env(self.data_dir, self.port, **HUB_ENV, **self.extra),
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
+
+    async def start(self) -> None:
+        self.spawn()
+        await self.ready(within=90)
+
+    async def ready(self, within: float) -> None:
+        assert self.proc is not None
+        async with httpx.AsyncClient(base_url=self.url, timeout=5) as client:
+            async with asyncio.timeout(within):
+                while True:
+                    assert self.proc.poll() is None, f"koppelhub run exited: {self.stderr()}"
+                    with contextlib.suppress(httpx.TransportError):
+                        if (await client.get("/readyz")).status_code == 200:
+                            return
+                    await asyncio.sleep(0.1)
+
+    async def readyz(self) -> int:
+        async with httpx.AsyncClient(base_url=self.url, timeout=5) as client:
+            try:
+                return (await client.get("/readyz")).status_code
+            except httpx.TransportError:
+                return 0
+
+    def stderr(self) -> str:
+        return self.err.read_text(errors="replace")[-4000:]
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@asynccontextmanager
+async def serving(
+    tmp_path: Path, **extra: str
+) -> AsyncIterator[tuple[Hub, WebhookSink, Publisher, asyncio.Event]]:
+    """A running hub with a subscribed sink and a publisher already publishing."""
+    sink = await WebhookSink().start()
+    hub = Hub(tmp_path, **extra)
+    stop = asyncio.Event()
+    task: asyncio.Task[None] | None = None
+    try:
+        await hub.start()
+        async with httpx.AsyncClient(base_url=hub.url, timeout=30) as client:
+            response = await client.post("/api/v1/subscriptions", json={"sink": sink.url}, headers=AUTH)
+            assert response.status_code == 201, response.text
+        publisher = Publisher(hub.url)
+        task = asyncio.create_task(publisher.run(stop))
+        await eventually(lambda: _true(len(publisher.acked) >= 50), timeout=60, what="50 acknowledged")
+        yield hub, sink, publisher, stop
+    finally:
+        stop.set()
+        if task is not None:
+            with contextlib.suppress(Exception):
+                await task
+        hub.kill()
+        await sink.stop()
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+def archived_ids(data_dir: Path) -> list[str]:
+    infra = provision(Settings(data_dir=data_dir), broker_needed=False)
+    try:
+        with psycopg.connect(libpq_url(infra.database_url)) as conn:
+            return [row[0] for row in conn.execute("SELECT event_id FROM event_archive")]
+    finally:
+        infra.close()
+
+
+async def ride_out(
+    tmp_path: Path, outage: Callable[[Hub, Publisher], Awaitable[None]], **extra: str
+) -> tuple[Publisher, list[str]]:
+    """Run ``outage`` under a serving hub; then check the hub came back in the same process,
+    delivered every acknowledged event, and stops cleanly. Returns the publisher and what
+    was archived."""
+    async with serving(tmp_path, **extra) as (hub, sink, publisher, stop):
+        assert hub.proc is not None
+        await outage(hub, publisher)
+        await hub.ready(within=60)  # back by itself, in the same process
+        after = len(publisher.acked)
+        await eventually(
+            lambda: _true(len(publisher.acked) >= after + 50), timeout=60, what="publishing resumes"
+        )
+        stop.set()
+        await asyncio.sleep(0)
+        wanted = {e["id"] for e in publisher.acked}
+        await eventually(
+            lambda: _true(wanted <= {r.json()["id"] for r in sink.delivered}),
+            timeout=90,
+            what="every acknowledged event delivered",
+        )
+        hub.proc.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(hub.proc.wait, 60)
+        assert code == 0, hub.stderr()
+    archived = archived_ids(tmp_path)
+    assert {e["id"] for e in publisher.acked} <= set(archived), "an acknowledged event was lost"
+    assert len(archived) == len(set(archived)), "an event was archived twice"
+    assert not publisher.unexpected, publisher.unexpected[:5]  # only 202 or 503, never cut off
+    for response in publisher.refused:
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert int(response.headers["retry-after"]) >= 1
+    return publisher, archived
+
+
+async def refusals_while_away(hub: Hub, publisher: Publisher, *, at_least: int = 3) -> None:
+    """Wait until publish was refused a few times and ``/readyz`` says 503."""
+    before = len(publisher.refused)
+    await eventually(
+        lambda: _true(len(publisher.refused) >= before + at_least), timeout=30, what="503s while it is away"
+    )
+    assert await hub.readyz() == 503
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+async def test_postgresql_stopped_and_started_under_a_running_hub_is_ridden_out(
+    tmp_path: Path, workers: str
+) -> None:
+    async def outage(hub: Hub, publisher: Publisher) -> None:
+        await asyncio.to_thread(pg_ctl, tmp_path, "stop", "-m", "fast")
+        await refusals_while_away(hub, publisher)
+        await asyncio.to_thread(pg_ctl, tmp_path, "restart")  # starts it with its own options
+
+    publisher, _ = await ride_out(tmp_path, outage, KOPPELHUB_WORKERS=workers)
+    assert publisher.refused, "no publish was refused while PostgreSQL was away"
+
+
+async def test_postgresql_restarted_fast_under_a_running_hub_is_ridden_out(tmp_path: Path) -> None:
+    async def outage(_hub: Hub, _publisher: Publisher) -> None:
+        await asyncio.to_thread(pg_ctl, tmp_path, "restart", "-m", "fast")
+
+    await ride_out(tmp_path, outage)
+
+
+async def test_a_killed_embedded_postgresql_is_started_again_by_the_hub(tmp_path: Path) -> None:
+    async def outage(hub: Hub, publisher: Publisher) -> None:
+        old = postmaster_pid(tmp_path)
+        os.kill(old, signal.SIGKILL)
+        await refusals_while_away(hub, publisher, at_least=1)
+        await eventually(
+            lambda: _true(_running_postmaster(tmp_path) not in (None, old)),
+            timeout=60,
+            what="a new postmaster",
+        )
+
+    await ride_out(tmp_path, outage)
+
+
+def _running_postmaster(data_dir: Path) -> int | None:
+    with contextlib.suppress(OSError, ValueError, psutil.Error):
+        pid = postmaster_pid(data_dir)
+        return pid if psutil.pid_exists(pid) else None
+    return None
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+async def test_a_killed_embedded_broker_is_started_again_and_nothing_acknowledged_is_lost(
+    tmp_path: Path, workers: str
+) -> None:
+    async def outage(hub: Hub, publisher: Publisher) -> None:
+        old = broker_pid(tmp_path)
+        os.kill(old, signal.SIGKILL)
+        await eventually(
+            lambda: _true(_broker_running(tmp_path) not in (None, old)), timeout=60, what="a new broker"
+        )
+
+    # Small projector batches keep a backlog: the broker dies holding accepted, unprojected events.
+    await ride_out(tmp_path, outage, KOPPELHUB_WORKERS=workers, KOPPELHUB_PROJECTOR_BATCH_SIZE="5")
+
+
+def _broker_running(data_dir: Path) -> int | None:
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        pid = broker_pid(data_dir)
+        return pid if psutil.pid_exists(pid) else None
+    return None
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+async def test_a_sigterm_while_postgresql_hangs_stops_within_its_bound_and_says_what_it_left(
+    tmp_path: Path, workers: str
+) -> None:
+    async with serving(tmp_path, KOPPELHUB_WORKERS=workers) as (hub, _sink, _publisher, _stop):
+        assert hub.proc is not None
+        frozen = postgres_processes(tmp_path)
+        for p in frozen:
+            p.suspend()  # a database that answers nothing (a network partition, a hung disk)
+        try:
+            await asyncio.sleep(1)  # requests now wait on it
+            started = time.monotonic()
+            hub.proc.send_signal(signal.SIGTERM)
+            code = await asyncio.to_thread(hub.proc.wait, 60)
+            took = time.monotonic() - started
+        finally:
+            for p in frozen:
+                with contextlib.suppress(psutil.Error):
+                    p.resume()
+        assert took < 20 + 10 + 5, f"the drain took {took:.0f} s"  # the bound, its grace, a margin
+        assert code != 0
+        assert "left undone" in hub.stderr() or "exiting anyway" in hub.stderr(), hub.stderr()
