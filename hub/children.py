@@ -18,7 +18,9 @@ started again after a back-off (0.5 s, doubling to 30 s, reset after a minute of
 logged. A SIGTERM or SIGINT stops them in the order the README promises: the intake children
 first (the API stops accepting, the connectors stop publishing), then the work child (the
 projector drains everything accepted into PostgreSQL, the dispatcher finishes in flight);
-the caller then stops the embedded services. Children get ``PR_SET_PDEATHSIG`` (SIGKILL):
+the caller then stops the embedded services. A crashed embedded PostgreSQL is started again
+while the children wait for it; a dead embedded broker is started again on its port and the
+children with it (:meth:`Children.restart`, README "Outages"). Children get ``PR_SET_PDEATHSIG`` (SIGKILL):
 a killed parent leaves no child behind, as a killed single-process ``run`` leaves no role.
 Each child runs in its own session, so a terminal's Ctrl-C reaches only the parent, which
 then stops the children in order.

@@ -8,6 +8,10 @@ pgserver's own bookkeeping, and reuses them instead of starting new ones.
 
 Tansu keeps its log in memory (INFRA.md): whatever is accepted must be projected before the
 broker stops, which is why ``run`` drains the projector before it calls :meth:`close`.
+
+``run`` owns both: a broker that died is started again on its port
+(:meth:`EmbeddedBroker.restart`, then the roles relay the write-ahead log into it), a crashed
+PostgreSQL is started again on its folder (:meth:`EmbeddedPostgres.tend`); README "Outages".
 """
 
 from __future__ import annotations

@@ -15,8 +15,9 @@ since the last prune that found nothing left (an idle hub sends PostgreSQL nothi
 
 If PostgreSQL cannot take the rows, publish raises :class:`DatabaseUnavailable` (the API
 answers 503): never a 202 that only an in-memory log holds. If the broker then refuses, the
-API answers 503 too, but the rows stay and the next start relays them (at least once: a
-publisher that retries is deduplicated by the projector).
+API answers 503 too, but the rows stay and are relayed when the roles start again: at the
+next start, or when ``run`` started a dead embedded broker again (at least once: a publisher
+that retries is deduplicated by the projector).
 
 Dead letters go the same way: :meth:`dead_letter` keeps every parked record in
 ``dead_letter_log`` (and drops its write-ahead row: it will never be projected), and at start
