@@ -275,6 +275,7 @@ async def _run_process(
     )
     hub.sockets = sockets
     loop = asyncio.get_running_loop()
+
     def on_signal() -> None:
         if asked is not None:
             asked.set()

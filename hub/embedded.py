@@ -277,8 +277,10 @@ class EmbeddedPostgres:
 
     def moved(self) -> bool:
         """True when the server came back at another address than the roles use."""
-        return self._server is not None and self._server._postmaster_info is not None and (
-            str(self._server.get_uri()) != self.url
+        return (
+            self._server is not None
+            and self._server._postmaster_info is not None
+            and (str(self._server.get_uri()) != self.url)
         )
 
     def stop(self) -> None:

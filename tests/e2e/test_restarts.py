@@ -32,7 +32,7 @@ import psycopg
 import pytest
 
 from hub.adapters.postgres.engine import libpq_url
-from hub.embedded import EmbeddedPostgres, provision
+from hub.embedded import EmbeddedBroker, EmbeddedPostgres, provision
 from hub.settings import Settings
 from tests.e2e.test_outages import broker_pid, postmaster_pid, run_env
 from tests.e2e.test_run_command import free_port
@@ -231,11 +231,15 @@ async def ride_out(
     return publisher, archived
 
 
-async def refusals_while_away(hub: Hub, publisher: Publisher, *, at_least: int = 3) -> None:
+async def refusals_while_away(
+    hub: Hub, publisher: Publisher, *, at_least: int = 3, within: float = 30
+) -> None:
     """Wait until publish was refused a few times and ``/readyz`` says 503."""
     before = len(publisher.refused)
     await eventually(
-        lambda: _true(len(publisher.refused) >= before + at_least), timeout=30, what="503s while it is away"
+        lambda: _true(len(publisher.refused) >= before + at_least),
+        timeout=within,
+        what="503s while it is away",
     )
     assert await hub.readyz() == 503
 
@@ -271,6 +275,29 @@ async def test_an_external_postgresql_stopped_and_started_under_a_running_hub_is
         assert publisher.refused, "no publish was refused while PostgreSQL was away"
     finally:
         external.tend()  # follow the server that runs now, so this stops it
+        external.stop()
+
+
+async def test_an_external_broker_that_stops_answering_under_a_running_hub_is_ridden_out(
+    tmp_path: Path,
+) -> None:
+    # A broker the hub did not start (KOPPELHUB_KAFKA_BOOTSTRAP; the write-ahead log is off, so
+    # a 202 means the broker acknowledged): frozen, it times publishes out into 503s.
+    external = EmbeddedBroker(tmp_path / "external" / "broker.json", tmp_path / "external" / "broker.log")
+    bootstrap = external.start()
+    try:
+
+        async def outage(hub: Hub, publisher: Publisher) -> None:
+            frozen = psutil.Process(broker_pid(tmp_path / "external"))
+            frozen.suspend()
+            try:
+                await refusals_while_away(hub, publisher, at_least=1, within=60)
+            finally:
+                frozen.resume()
+
+        publisher, _ = await ride_out(tmp_path / "hub", outage, KOPPELHUB_KAFKA_BOOTSTRAP=bootstrap)
+        assert publisher.refused, "no publish was refused while the broker was away"
+    finally:
         external.stop()
 
 
