@@ -380,5 +380,5 @@ async def test_a_sigterm_while_a_service_hangs_stops_within_its_bound_and_says_w
         # KOPPELHUB_SHUTDOWN_TIMEOUT_SECONDS (20), then at most the last resort's grace (10 s).
         assert took < 20 + 10 + 3, f"the drain took {took:.0f} s"
         assert code != 0
-        err = hub.stderr()
-        assert "left undone" in err or "exiting anyway" in err, err
+        said = hub.err.read_text(errors="replace")
+        assert "left undone" in said, said[-3000:]  # said at the bound, whatever hangs after it
