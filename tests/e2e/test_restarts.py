@@ -76,6 +76,7 @@ class Publisher:
     url: str
     acked: list[dict[str, Any]] = field(default_factory=list)
     refused: list[httpx.Response] = field(default_factory=list)
+    refused_events: list[dict[str, Any]] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
     n: int = 0
 
@@ -97,6 +98,7 @@ class Publisher:
                     self.acked.extend(batch)
                 elif response.status_code == 503:
                     self.refused.append(response)
+                    self.refused_events.extend(batch)
                     await asyncio.sleep(0.1)
                 else:
                     self.unexpected.append(f"{response.status_code}: {response.text[:300]}")
@@ -297,6 +299,30 @@ async def test_an_external_broker_that_stops_answering_under_a_running_hub_is_ri
 
         publisher, _ = await ride_out(tmp_path / "hub", outage, KOPPELHUB_KAFKA_BOOTSTRAP=bootstrap)
         assert publisher.refused, "no publish was refused while the broker was away"
+    finally:
+        external.stop()
+
+
+async def test_what_an_external_broker_refused_is_relayed_once_it_is_back_without_a_restart(
+    tmp_path: Path,
+) -> None:
+    # With the write-ahead log on, a refused publish's rows are committed: once the broker is
+    # back they are relayed by the running hub (not only at its next start). This broker keeps
+    # its log in memory, so what it held unprojected is relayed too.
+    external = EmbeddedBroker(tmp_path / "external" / "broker.json", tmp_path / "external" / "broker.log")
+    bootstrap = external.start()
+    try:
+
+        async def outage(hub: Hub, publisher: Publisher) -> None:
+            os.kill(broker_pid(tmp_path / "external"), signal.SIGKILL)
+            await refusals_while_away(hub, publisher, at_least=1, within=60)
+            assert external.restart()
+
+        publisher, archived = await ride_out(
+            tmp_path / "hub", outage, KOPPELHUB_KAFKA_BOOTSTRAP=bootstrap, KOPPELHUB_WRITE_AHEAD="true"
+        )
+        refused = {e["id"] for e in publisher.refused_events}
+        assert refused and refused <= set(archived), "a refused publish was not relayed while running"
     finally:
         external.stop()
 
