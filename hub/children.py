@@ -18,7 +18,9 @@ started again after a back-off (0.5 s, doubling to 30 s, reset after a minute of
 logged. A SIGTERM or SIGINT stops them in the order the README promises: the intake children
 first (the API stops accepting, the connectors stop publishing), then the work child (the
 projector drains everything accepted into PostgreSQL, the dispatcher finishes in flight);
-the caller then stops the embedded services. Children get ``PR_SET_PDEATHSIG`` (SIGKILL):
+the caller then stops the embedded services. A crashed embedded PostgreSQL is started again
+while the children wait for it; a dead embedded broker is started again on its port and the
+children with it (:meth:`Children.restart`, README "Outages"). Children get ``PR_SET_PDEATHSIG`` (SIGKILL):
 a killed parent leaves no child behind, as a killed single-process ``run`` leaves no role.
 Each child runs in its own session, so a terminal's Ctrl-C reaches only the parent, which
 then stops the children in order.
@@ -52,6 +54,9 @@ FIRST_BACKOFF_SECONDS, MAX_BACKOFF_SECONDS, STABLE_SECONDS = 0.5, 30.0, 60.0
 #: How long each group of children may stop when an embedded service died (no drain can
 #: work then, and their reconnect errors would otherwise flood the log).
 HURRY_SECONDS = 1.0
+#: How long an intake child may take to answer what it has in flight when the embedded broker
+#: was started again: longer than a publish waits for the broker's acknowledgement (15 s).
+INTAKE_RESTART_SECONDS = 20.0
 #: How often the parent looks at its children and the embedded services.
 TEND_SECONDS = 0.5
 
@@ -220,6 +225,34 @@ class Children:
         killed += self._stop_group(work, deadline)
         return killed
 
+    def restart(self) -> bool:
+        """Start every child anew on an embedded broker that was started again (empty, at the
+        same address). The intake children first answer what they have in flight (the publish
+        lands in the new broker, or gets its 503) within :data:`INTAKE_RESTART_SECONDS`; the
+        work child stops at once (the broker's log is gone: there is nothing to drain; what it
+        held is kept as after a crash). They start as at a start: the write-ahead log is relayed
+        before the API takes a request, so an event accepted before the outage is in the new
+        log before any accepted after it. New connections wait meanwhile in the listening
+        socket the parent holds."""
+        self.stopping = True
+        self._stop_group(self._intake(), time.monotonic() + INTAKE_RESTART_SECONDS)
+        self._stop_group(self._work(), time.monotonic() + HURRY_SECONDS)
+        for child in self.children:
+            self._forget(child)
+            child.failures = 0
+        self.stopping = False
+        # As :meth:`start`, but a child that fails (the broker, just started, refused its relay)
+        # is left to :meth:`tend`, which starts it again after its back-off: each child relays
+        # before it takes work, so the order holds whichever comes up first.
+        deadline = time.monotonic() + START_SECONDS
+        for group in (self._work(), self._intake()):
+            for child in group:
+                self._spawn(child)
+            for child in group:
+                if not self._wait_ready(child, deadline):
+                    log.warning("child_not_restarted", roles=child.name)
+        return True
+
     def _stop_group(self, group: list[Child], deadline: float) -> list[str]:
         for child in group:
             if child.proc is not None and child.proc.poll() is None and not self._wait_ready(child, deadline):
@@ -251,11 +284,30 @@ def stop_on_signals() -> threading.Event:
     return stop
 
 
-def supervise(children: Children, infra: Infrastructure, died: list[str], stop: threading.Event) -> None:
-    """Tend the children until ``stop`` is set or an embedded service dies (its name is
-    appended to ``died``). The caller stops the children."""
+def supervise(
+    children: Children,
+    infra: Infrastructure,
+    died: list[str],
+    stop: threading.Event,
+    broker_back: Callable[[], bool],
+) -> None:
+    """Tend the children and the embedded services until ``stop`` is set or a service dies
+    that cannot be brought back (its name is appended to ``died``). A crashed embedded
+    PostgreSQL is started again while the children wait for it. A dead embedded broker is
+    started again on its port (``broker_back`` creates its topics at once, so what the API has
+    in flight lands there) and the children with it (:meth:`Children.restart`). The caller
+    stops the children."""
     while not stop.wait(TEND_SECONDS):
+        if infra.broker is not None and infra.broker.died():
+            log.error("embedded_broker_died", restarting=True)
+            if not infra.broker.restart():
+                died.append("broker")
+                return
+            broker_back()  # best effort: each child creates them too before it relays
+            children.restart()
+            log.warning("embedded_broker_restarted", bootstrap=infra.kafka_bootstrap)
         if gone := infra.dead():
             died.extend(gone)
             return
+        infra.tend()
         children.tend()

@@ -14,26 +14,29 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 import click
+import structlog
 
-from hub.bootstrap import KAFKA_ROLES, ROLES, HubProcess, admin_token, observability
+from hub.bootstrap import KAFKA_ROLES, ROLES, HubProcess, admin_token, create_topics, observability
 from hub.bootstrap import migrate as migrate_schema
 from hub.bootstrap import rebuild as rebuild_landscape
-from hub.children import Children, stop_on_signals, supervise
+from hub.children import INTAKE_RESTART_SECONDS, Children, stop_on_signals, supervise
 from hub.cli_import import import_command
 from hub.cli_operators import dlq, status
 from hub.cli_receive import receive_command
 from hub.cli_token import token_command
 from hub.datadir import own_data_dir
 from hub.embedded import Infrastructure, provision
-from hub.errors import ConfigurationError, KoppelhubError
+from hub.errors import ConfigurationError, KoppelhubError, RetriableError
 from hub.logging import configure_logging
 from hub.settings import Settings
 
 T = TypeVar("T")
+log = structlog.get_logger(__name__)
 
 
 def _settings() -> Settings:
@@ -63,8 +66,6 @@ def _serve(roles: tuple[str, ...]) -> None:
         # Before anything starts or is made: a taken port fails in a second. The children
         # share this socket; one process lets uvicorn bind it anew.
         listener = _listen(settings)
-        if workers == 1:
-            listener.close()
     # Before prometheus-client is first imported: the roles of every process on this data dir
     # write their metrics there and the API's /metrics adds them up.
     observability(settings)
@@ -86,16 +87,64 @@ def _serve(roles: tuple[str, ...]) -> None:
             if workers > 1 and listener is not None:
                 _run_children(settings, infra, workers, listener, new_token, died, last_resort)
             else:
-                run_loop(_run_process(settings, infra, roles, new_token, died, last_resort))
+                _run_single(settings, infra, roles, listener, new_token, died, last_resort)
         except KoppelhubError as e:
             raise click.ClickException(str(e)) from e
         finally:
             infra.close()
+            if listener is not None:
+                listener.close()
         last_resort.disarm()
     if died:
         what = " and ".join(died)
         click.echo(f"Koppelhub stopped: the embedded {what} died; exiting for a restart", err=True)
         sys.exit(EXIT_EMBEDDED_DIED)
+
+
+#: Failed starts of the roles in a row on an embedded broker started again, before ``run`` exits 75.
+MAX_FAILED_RESTARTS = 5
+
+
+def _run_single(
+    settings: Settings,
+    infra: Infrastructure,
+    roles: tuple[str, ...],
+    listener: socket.socket | None,
+    new_token: str | None,
+    died: list[str],
+    last_resort: LastResort,
+) -> None:
+    """Every role in this process. When the embedded broker died, :func:`_watch` started it
+    again: the roles are started anew on it, as at a start (the write-ahead log is relayed
+    before the API takes a request); new connections wait meanwhile in ``listener``, which
+    this process keeps (the API serves a copy of it each time)."""
+    token = new_token
+    asked = threading.Event()  # a SIGTERM or SIGINT: stop, never start the roles again
+    failed = -1  # failed starts in a row on a broker started again (-1: the first start)
+    while True:
+        sockets = [socket.socket(fileno=os.dup(listener.fileno()))] if listener is not None else None
+        try:
+            run_loop(
+                _run_process(settings, infra, roles, token, died, last_resort, sockets=sockets, asked=asked)
+            )
+            failed = 0
+        except RetriableError:
+            # The broker, just started again, refused the relay: try again, as a child would be.
+            if failed < 0 or failed >= MAX_FAILED_RESTARTS:
+                raise
+            failed += 1
+            died[:] = ["broker"]
+            time.sleep(failed)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: asked.set())
+        if asked.is_set() or died != ["broker"] or infra.broker is None:
+            return
+        if not infra.broker.restart():
+            return  # the caller exits 75
+        last_resort.disarm()
+        died.clear()
+        token = None
+        click.echo("Koppelhub: the embedded broker died and was started again; so are the roles", err=True)
 
 
 def run_loop(main: Coroutine[Any, Any, T]) -> T:
@@ -124,7 +173,8 @@ def _run_children(
     try:
         children.start()
         _announce_children(children, settings, infra, listener, new_token)
-        supervise(children, infra, died, stop)
+        topics = lambda: run_loop(create_topics(infra.kafka_bootstrap, settings))  # noqa: E731
+        supervise(children, infra, died, stop, topics)
     except RuntimeError as e:
         if not (gone := infra.dead()):
             raise click.ClickException(str(e)) from e
@@ -175,12 +225,23 @@ class LastResort:
 
 
 async def _watch(hub: HubProcess, infra: Infrastructure, died: list[str]) -> None:
-    """Stop the hub when an embedded service it started has died (README "Outages")."""
+    """Start a crashed embedded PostgreSQL again (the roles wait for it). When the embedded
+    broker died, start it again on its port and stop the roles, for the caller to start them
+    anew on it (README "Outages"); the API first answers what it has in flight."""
     while not hub.stop_intake.is_set():
+        broker = infra.broker
+        if broker is not None and broker.died():
+            log.error("embedded_broker_died", restarting=True)
+            if await asyncio.to_thread(broker.restart):
+                await create_topics(infra.kafka_bootstrap, hub.settings)
+            died.append("broker")  # still dead: the caller exits 75; else it starts the roles again
+            hub.stop_intake.set()
+            return
         if gone := infra.dead():
             died.extend(gone)
             hub.stop_intake.set()
             return
+        await asyncio.to_thread(infra.tend)
         await asyncio.sleep(1.0)
 
 
@@ -207,14 +268,21 @@ async def _run_process(
     *,
     sockets: list[socket.socket] | None = None,
     ready_fd: int | None = None,
+    asked: threading.Event | None = None,
 ) -> list[str]:
     hub = HubProcess(
         settings, infra.kafka_bootstrap, infra.database_url, roles, embedded_broker=infra.broker is not None
     )
     hub.sockets = sockets
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if asked is not None:
+            asked.set()
+        hub.stop_intake.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, hub.stop_intake.set)
+        loop.add_signal_handler(sig, on_signal)
     await hub.start()
     await hub.wait_started()
     if ready_fd is None:
@@ -225,13 +293,17 @@ async def _run_process(
     watchdog = asyncio.create_task(_watch(hub, infra, died))
     await hub.wait()
     watchdog.cancel()
+    died.extend(gone for gone in infra.dead() if gone not in died)  # a role may have seen it first
     # The drain below is bounded, but what follows it (the event loop cancelling what is left,
     # stopping the embedded services) waits on things a dead broker may never answer: the
     # process ends at the bound plus a grace period whatever is still waiting.
     last_resort.arm(settings.shutdown_timeout_seconds + LAST_RESORT_GRACE_SECONDS, died)
     if ready_fd is None:  # a child's parent says it once for all
         click.echo("Koppelhub is stopping: intake closed, draining what was accepted…", err=True)
-    limit = settings.shutdown_timeout_seconds
+    # With the embedded broker dead its log is gone: the API answers what it has in flight,
+    # the rest stops soon; what was accepted is in the write-ahead log, deliveries in flight
+    # are sent again.
+    limit = INTAKE_RESTART_SECONDS if died else settings.shutdown_timeout_seconds
     try:
         await asyncio.wait_for(hub.shutdown(drain_timeout=limit / 2), timeout=limit)
     except TimeoutError:

@@ -8,6 +8,10 @@ pgserver's own bookkeeping, and reuses them instead of starting new ones.
 
 Tansu keeps its log in memory (INFRA.md): whatever is accepted must be projected before the
 broker stops, which is why ``run`` drains the projector before it calls :meth:`close`.
+
+``run`` owns both: a broker that died is started again on its port
+(:meth:`EmbeddedBroker.restart`, then the roles relay the write-ahead log into it), a crashed
+PostgreSQL is started again on its folder (:meth:`EmbeddedPostgres.tend`); README "Outages".
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ from hub.settings import Settings
 log = structlog.get_logger(__name__)
 
 _BROKER_STATE = "broker.json"
+#: At most this many restarts of the embedded broker within the window; past it ``run`` exits
+#: 75 for its own supervisor (a broker that dies as soon as it starts is not for us to fix).
+MAX_RESTARTS, RESTART_WINDOW_SECONDS = 3, 60.0
 
 
 def _free_port() -> int:
@@ -104,6 +111,7 @@ class EmbeddedBroker:
     bootstrap: str = ""
     owned: bool = False
     _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    _restarts: list[float] = field(default_factory=list, repr=False)
 
     def start(self) -> str:
         reused = self._reuse()
@@ -111,7 +119,10 @@ class EmbeddedBroker:
             self.bootstrap = reused
             log.info("embedded_broker_reused", bootstrap=reused)
             return reused
-        port = _free_port()
+        self._spawn(_free_port())
+        return self.bootstrap
+
+    def _spawn(self, port: int) -> None:
         url = f"tcp://127.0.0.1:{port}"
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as out:
@@ -140,7 +151,26 @@ class EmbeddedBroker:
         self.owned = True
         self.state_file.write_text(json.dumps({"bootstrap": self.bootstrap, "pid": self._process.pid}))
         log.info("embedded_broker_started", bootstrap=self.bootstrap, pid=self._process.pid)
-        return self.bootstrap
+
+    def restart(self) -> bool:
+        """Start a broker again on the port of the one that died (the roles' clients keep their
+        address); False when that is not possible (not ours, or the port was taken meanwhile).
+        It starts empty: the write-ahead log relays what was accepted and not projected."""
+        if not self.owned or not self.bootstrap:
+            return False
+        if self._process is not None and self._process.poll() is None:
+            return True
+        now = time.monotonic()
+        self._restarts = [t for t in self._restarts if now - t < RESTART_WINDOW_SECONDS] + [now]
+        if len(self._restarts) > MAX_RESTARTS:  # it dies as soon as it starts: not ours to fix
+            log.error("embedded_broker_keeps_dying", restarts=MAX_RESTARTS, within=RESTART_WINDOW_SECONDS)
+            return False
+        try:
+            self._spawn(int(self.bootstrap.rpartition(":")[2]))
+        except (ConfigurationError, OSError) as e:
+            log.error("embedded_broker_restart_failed", error=str(e))
+            return False
+        return True
 
     def _reuse(self) -> str | None:
         try:
@@ -209,13 +239,49 @@ class EmbeddedPostgres:
         log.info("embedded_postgres_ready", data_dir=str(self.data_dir))
         return self.url
 
-    def died(self) -> bool:
-        """True when the postmaster of this folder is gone (its pid file names a dead process)."""
+    def crashed(self) -> bool:
+        """True when the postmaster died without its own shutdown: ``postmaster.pid`` names a
+        process that is gone (a SIGKILL, the OOM killer). A server stopped with ``pg_ctl``
+        removed that file: whoever stopped it starts it again (``pg_ctl restart``)."""
         try:
             pid = int((self.data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
         except (OSError, ValueError):
-            return self._server is not None
+            return False
         return not _pid_alive(pid)
+
+    def tend(self) -> None:
+        """Start the server again when it crashed, and follow a server started anew (by this
+        or by ``pg_ctl restart``) so the clean exit stops the one that runs now. The hub's
+        roles wait for the database meanwhile (README "Outages"); call this regularly."""
+        if self._server is None:
+            return
+        from pgserver.postgres_server import PostgresServer
+
+        running = pg_watchdog.postmaster(self.data_dir)
+        if running is None and not self.crashed():
+            return  # stopped on purpose (or restarting): wait for whoever stopped it
+        known = self._server._postmaster_info
+        if running is not None and known is not None and known.pid == running:
+            return
+        try:
+            with PostgresServer._lock, warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                self._server.ensure_postgres_running()  # reads the pid file; starts it when it crashed
+        except (subprocess.SubprocessError, OSError, AssertionError) as e:
+            log.warning("embedded_postgres_not_started", error=str(e)[:500])
+            return
+        url = str(self._server.get_uri())
+        if url != self.url:  # the roles hold the old address: only a restart of the hub helps
+            log.error("embedded_postgres_moved", url=url, was=self.url)
+        log.warning("embedded_postgres_back", pid=self._server.get_pid(), restarted=running is None)
+
+    def moved(self) -> bool:
+        """True when the server came back at another address than the roles use."""
+        return (
+            self._server is not None
+            and self._server._postmaster_info is not None
+            and (str(self._server.get_uri()) != self.url)
+        )
 
     def stop(self) -> None:
         if self._server is not None:
@@ -242,14 +308,19 @@ class Infrastructure:
     postgres: EmbeddedPostgres | None = None
 
     def dead(self) -> list[str]:
-        """The embedded services of this process that have exited (the hub then exits non-zero:
-        README "Outages")."""
+        """The embedded services of this process that have exited and that the hub cannot
+        bring back where its roles look for them (the hub then exits 75: README "Outages")."""
         died = []
         if self.broker is not None and self.broker.died():
             died.append("broker")
-        if self.postgres is not None and self.postgres.died():
+        if self.postgres is not None and self.postgres.moved():
             died.append("postgres")
         return died
+
+    def tend(self) -> None:
+        """Start a crashed embedded PostgreSQL again (blocking: up to pg_ctl's own timeout)."""
+        if self.postgres is not None:
+            self.postgres.tend()
 
     def close(self) -> None:
         if self.broker is not None:

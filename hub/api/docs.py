@@ -40,7 +40,8 @@ STATUS_TEXT: dict[int, str] = {
     409: "Conflict with the resource's state",
     413: "The body passes the limit of this call",
     415: "Unsupported content mode",
-    503: "A backing service (Kafka, PostgreSQL) is unavailable, or this process does not serve the call",
+    503: "A backing service (Kafka, PostgreSQL) is unavailable (`Retry-After` says when to try again), "
+    "or this process does not serve the call",
 }
 
 #: Statuses only some operations answer, by (method, path).

@@ -16,7 +16,7 @@ from hub.api.auth import Publisher, authorise_publisher
 from hub.api.context import ApiContext, context
 from hub.api.events_docs import PUBLISH_OPENAPI, PUBLISHED
 from hub.api.ownership import check_publish, stamp_events
-from hub.api.problems import STORAGE_FULL, ProblemError, on_hub_error, on_problem
+from hub.api.problems import OUTAGE_RETRY_AFTER_SECONDS, STORAGE_FULL, ProblemError, on_hub_error, on_problem
 from hub.api.rate_limits import PublishRateLimiter
 from hub.errors import BrokerUnavailable, KoppelhubError, RetriableError, StorageFull
 from hub.services.access import Principal
@@ -50,6 +50,8 @@ router = APIRouter(prefix="/api/v1", tags=["events"])
 
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
+
+RETRY_SOON = {"Retry-After": str(OUTAGE_RETRY_AFTER_SECONDS)}
 
 
 async def _body(request: Request, limit: int) -> bytes:
@@ -192,11 +194,14 @@ async def _send(ctx: ApiContext, events: list[CloudEvent]) -> None:
     try:
         await ctx.event_log.publish(events)
     except BrokerUnavailable as e:
-        raise ProblemError(503, "Event log unavailable", "Kafka did not acknowledge; retry later") from e
+        raise ProblemError(
+            503, "Event log unavailable", "Kafka did not acknowledge; retry later", headers=RETRY_SOON
+        ) from e
     except StorageFull as e:  # the write-ahead log's disk is full: nothing was accepted
         raise ProblemError(503, "Storage full", STORAGE_FULL, headers={"Retry-After": "30"}) from e
     except RetriableError as e:  # the write-ahead log could not commit: nothing was accepted
-        raise ProblemError(503, "Event log unavailable", "the database is unavailable; retry later") from e
+        detail = "the database is unavailable; retry later"
+        raise ProblemError(503, "Event log unavailable", detail, headers=RETRY_SOON) from e
 
 
 def _warnings(events: list[CloudEvent], *, batch: bool) -> list[dict[str, object]]:

@@ -94,6 +94,11 @@ class ProblemError(Exception):
         self.headers = headers or {}  # e.g. Retry-After on a 429
 
 
+#: ``Retry-After`` on a 503 for an outage of the broker or database: the hub rides those out by
+#: itself (README "Outages"), so a client may try again soon.
+OUTAGE_RETRY_AFTER_SECONDS = 2
+
+
 def problem(status: int, title: str, detail: str | None = None, **extra: Any) -> JSONResponse:
     body: dict[str, Any] = {"type": problem_type(title), "title": title, "status": status}
     if detail:
@@ -134,7 +139,9 @@ async def on_hub_error(_: Request, exc: Exception) -> JSONResponse:
         response.headers["Retry-After"] = "30"
         return response
     if isinstance(exc, RetriableError):
-        return problem(503, "Service unavailable", "a backing service is unavailable; retry later")
+        response = problem(503, "Service unavailable", "a backing service is unavailable; retry later")
+        response.headers["Retry-After"] = str(OUTAGE_RETRY_AFTER_SECONDS)
+        return response
     if isinstance(exc, PermanentError):
         return problem(400, "Request refused", str(exc)[:500])
     return problem(500, "Internal error")

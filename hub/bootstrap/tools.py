@@ -11,6 +11,7 @@ import os
 import secrets
 from collections.abc import AsyncIterator
 
+import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.adapters.egress import egress
@@ -31,6 +32,7 @@ from hub.adapters.postgres.tokens import PostgresTokenStore
 from hub.adapters.postgres.write_ahead import WriteAheadEventLog
 from hub.adapters.prometheus import PrometheusMetrics, multiprocess_dir
 from hub.adapters.tracing import configure_tracing
+from hub.errors import BrokerUnavailable
 from hub.ports import EventLog
 from hub.ports.audit import AuditLog
 from hub.ports.metrics import NO_METRICS, Metrics
@@ -190,3 +192,14 @@ async def operator_tools(
             await event_log.stop()
     finally:
         await engine.dispose()
+
+
+async def create_topics(bootstrap: str, settings: Settings) -> bool:
+    """Create the topics on an embedded broker started anew (it starts empty); False when it
+    does not answer."""
+    try:
+        await ensure_topics(bootstrap, settings.kafka)
+    except BrokerUnavailable as e:
+        structlog.get_logger(__name__).error("embedded_broker_topics_failed", error=str(e))
+        return False
+    return True

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -56,3 +60,24 @@ def test_a_process_that_needs_no_broker_starts_none(tmp_path: Path, infra: Infra
         assert not (tmp_path / "broker.json").exists()
     finally:
         provisioned.close()
+
+
+def test_a_dead_broker_is_started_again_on_its_port_but_not_when_it_keeps_dying(tmp_path: Path) -> None:
+    broker = EmbeddedBroker(tmp_path / "broker.json", tmp_path / "broker.log")
+    bootstrap = broker.start()
+    try:
+        for _ in range(3):
+            old = json.loads((tmp_path / "broker.json").read_text())["pid"]
+            os.kill(old, signal.SIGKILL)
+            while not broker.died():
+                time.sleep(0.01)
+            assert broker.restart()
+            assert broker.bootstrap == bootstrap  # the roles' clients keep their address
+            assert json.loads((tmp_path / "broker.json").read_text())["pid"] != old
+            assert not broker.died()
+        os.kill(json.loads((tmp_path / "broker.json").read_text())["pid"], signal.SIGKILL)
+        while not broker.died():
+            time.sleep(0.01)
+        assert not broker.restart(), "a fourth restart within a minute: `run` exits 75 instead"
+    finally:
+        broker.stop()

@@ -15,8 +15,9 @@ since the last prune that found nothing left (an idle hub sends PostgreSQL nothi
 
 If PostgreSQL cannot take the rows, publish raises :class:`DatabaseUnavailable` (the API
 answers 503): never a 202 that only an in-memory log holds. If the broker then refuses, the
-API answers 503 too, but the rows stay and the next start relays them (at least once: a
-publisher that retries is deduplicated by the projector).
+API answers 503 too, but the rows stay: the process that was refused relays what is not
+projected once the broker answers again (:meth:`relay_refused`, with the pruner), and every
+start relays it too (at least once: a publisher that retries is deduplicated by the projector).
 
 Dead letters go the same way: :meth:`dead_letter` keeps every parked record in
 ``dead_letter_log`` (and drops its write-ahead row: it will never be projected), and at start
@@ -37,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.adapters.postgres.errors import DataRejected, translate_db_errors
 from hub.adapters.postgres.write_ahead_tables import dead_letter_log, event_wal
+from hub.errors import RetriableError
 from hub.ports import RecordLog
 from schemas import CloudEvent
 from schemas.bindings import KafkaRecord, to_kafka_record
@@ -232,6 +234,7 @@ class WriteAheadEventLog:
         self._engine, self._inner = engine, inner
         self.group = GroupCommit(engine)
         self._unpruned = True  # rows may be left from before this start
+        self._unsent = False  # a publish the broker refused after its rows were committed
 
     async def close(self) -> None:
         """Close the group commit's connection."""
@@ -241,7 +244,7 @@ class WriteAheadEventLog:
         records = [to_kafka_record(e) for e in events]
         self._unpruned = True
         await self.group.write([_wal_row(e.source, e.id, r) for e, r in zip(events, records, strict=True)])
-        await self._inner.publish_records(records)
+        await self._send(records)
 
     async def publish_records(self, records: Sequence[KafkaRecord]) -> None:
         rows = [
@@ -251,7 +254,14 @@ class WriteAheadEventLog:
         if rows:
             self._unpruned = True
             await self.group.write(rows)
-        await self._inner.publish_records(records)
+        await self._send(records)
+
+    async def _send(self, records: Sequence[KafkaRecord]) -> None:
+        try:
+            await self._inner.publish_records(records)
+        except RetriableError:
+            self._unsent = True  # committed but refused: relayed once the broker answers again
+            raise
 
     async def dead_letter(
         self,
@@ -344,12 +354,29 @@ class WriteAheadEventLog:
             self._unpruned = True
             raise
 
+    async def relay_refused(self) -> int:
+        """When a publish was refused after its rows were committed, relay what is not projected
+        (those rows among it; the overlap is absorbed by the projector's dedupe) while the hub
+        runs, instead of at the next start. Returns how many events were relayed."""
+        if not self._unsent:
+            return 0
+        self._unsent = False
+        try:
+            relayed = await self.relay()
+        except BaseException:
+            self._unsent = True
+            raise
+        log.warning("write_ahead_refused_relayed", events=relayed)
+        return relayed
+
     async def run_pruner(self, stop: asyncio.Event) -> None:
-        """Prune every :data:`PRUNE_SECONDS` until ``stop``; a database outage is waited out."""
+        """Every :data:`PRUNE_SECONDS` until ``stop``: relay what the broker refused
+        (:meth:`relay_refused`), then prune; an outage is waited out."""
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), PRUNE_SECONDS)
             try:
+                await self.relay_refused()
                 await self._prune_if_written()
             except Exception as e:  # noqa: BLE001 - the next round tries again
                 log.warning("write_ahead_prune_failed", error=str(e))
