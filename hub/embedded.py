@@ -68,6 +68,17 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _await_exit(pid: int, within: float = 10.0) -> None:
+    """Wait until ``pid`` is gone; SIGKILL it when it is still there after ``within`` s."""
+    deadline = time.monotonic() + within
+    while _pid_alive(pid):
+        if time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+            return
+        time.sleep(0.05)
+
+
 def _death_signal() -> Callable[[], None] | None:
     """What the broker's child runs before exec: ``prctl(PR_SET_PDEATHSIG, SIGTERM)``, so the
     kernel stops the broker when the process that started it dies, a SIGKILL included, and a
@@ -149,7 +160,8 @@ class EmbeddedBroker:
             time.sleep(0.02)
         self.bootstrap = f"127.0.0.1:{port}"
         self.owned = True
-        self.state_file.write_text(json.dumps({"bootstrap": self.bootstrap, "pid": self._process.pid}))
+        state = {"bootstrap": self.bootstrap, "pid": self._process.pid, "owner": os.getpid()}
+        self.state_file.write_text(json.dumps(state))
         log.info("embedded_broker_started", bootstrap=self.bootstrap, pid=self._process.pid)
 
     def restart(self) -> bool:
@@ -178,7 +190,13 @@ class EmbeddedBroker:
         except (OSError, ValueError):
             return None
         host, _, port = str(state.get("bootstrap", "")).rpartition(":")
-        if _pid_alive(int(state.get("pid", 0) or 0)) and port.isdigit() and _port_open(host, int(port)):
+        pid, owner = int(state.get("pid", 0) or 0), int(state.get("owner", 0) or 0)
+        if pid and owner and not _pid_alive(owner):
+            # The run that started it was killed: the broker got its death signal and is on its
+            # way out (a supervisor that starts run again at once must not attach to it).
+            _await_exit(pid)
+            return None
+        if _pid_alive(pid) and port.isdigit() and _port_open(host, int(port)):
             return str(state["bootstrap"])
         return None
 

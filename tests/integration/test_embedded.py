@@ -6,6 +6,8 @@ import json
 import os
 import signal
 import socket
+import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -49,6 +51,33 @@ def test_a_stale_state_file_starts_a_new_broker(tmp_path: Path) -> None:
         assert broker.owned
     finally:
         broker.stop()
+
+
+def test_a_broker_whose_run_was_killed_is_not_reused_while_it_is_still_closing(tmp_path: Path) -> None:
+    """A supervisor that starts ``run`` again at once after a SIGKILL finds the old broker still
+    listening: its death signal (SIGTERM) has not ended it yet. Attaching to it lost the new
+    run its broker a moment later (the fault suite's "run" kill after a broker restart)."""
+    dead_owner = subprocess.Popen(["true"])  # a pid that is gone
+    dead_owner.wait()
+    dying = subprocess.Popen(["sleep", "60"])  # the old broker, still running
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    old = f"127.0.0.1:{listener.getsockname()[1]}"
+    state = {"bootstrap": old, "pid": dying.pid, "owner": dead_owner.pid}
+    (tmp_path / "broker.json").write_text(json.dumps(state))
+    threading.Timer(0.3, dying.terminate).start()  # its death signal arrives
+    broker = EmbeddedBroker(tmp_path / "broker.json", tmp_path / "broker.log")
+    try:
+        started = time.monotonic()
+        assert broker.start() != old
+        assert broker.owned
+        assert time.monotonic() - started >= 0.25, "it did not wait for the old broker to go"
+    finally:
+        broker.stop()
+        listener.close()
+        dying.kill()
+        dying.wait()
 
 
 def test_a_process_that_needs_no_broker_starts_none(tmp_path: Path, infra: Infrastructure) -> None:
