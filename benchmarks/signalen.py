@@ -18,7 +18,7 @@ when the fake has accepted every PATCH, and the fake's log proves the order per 
 How this maps onto ``koppelhub run`` (KOPPELHUB_WORKERS > 1): the sync runs in this process
 exactly as it does in a ``run`` child holding the ``connectors`` role, and the write-back runs
 the ``projector`` and ``dispatcher`` roles in this process, as ``run``'s one work child does
-(hub/children.py, ``WORK_ROLES``); both on uvloop (:func:`hub.cli.run_loop`), as every hub
+(hub/children.py, ``WORK_ROLES``); both on uvloop (:func:`hub.serve.run_loop`), as every hub
 process is. CPU is reported per item (this process's CPU time: the broker and PostgreSQL are
 children and are not counted; the write-back figure includes publishing the verzoeken, about
 a tenth of it), since wall-clock figures on a shared machine say little.
@@ -49,9 +49,9 @@ from hub.adapters.postgres.connectors import PostgresConnectorStore
 from hub.adapters.postgres.engine import create_engine, migrate
 from hub.adapters.postgres.subscriptions import PostgresSubscriptionStore
 from hub.bootstrap import HubProcess, connector_runner
-from hub.cli import run_loop
 from hub.embedded import provision
 from hub.logging import configure_logging
+from hub.serve import run_loop
 from hub.services.writeback_subscriptions import sync_write_back
 from hub.settings import ConnectorSettings, Settings
 from schemas import CloudEvent
