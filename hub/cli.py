@@ -126,4 +126,3 @@ def rebuild() -> None:
         raise click.ClickException(str(e)) from e
     finally:
         infra.close()
-

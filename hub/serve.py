@@ -310,24 +310,35 @@ async def run_process(
     return died
 
 
-
 def _announce(hub: HubProcess, settings: Settings, infra: Infrastructure, *, new_token: str | None) -> None:
     lines = [f"Koppelhub is running ({', '.join(hub.roles)})."]
     if hub.server is not None:
         base = f"http://{settings.http_host}:{hub.api_port}"
-        lines += [f"  API:      {base}/api/v1", f"  Docs:     {base}/docs  (OpenAPI: {base}/openapi.json)"]
-        where = settings.data_dir / "admin-token"
-        if new_token:
-            lines.append(f"  Admin token (new, stored in {where}): {new_token}")
-        elif not settings.admin_token:
-            lines.append(f"  Admin token: in {where}")
-    broker = "embedded Tansu, in memory" if infra.broker else "external"
-    database = f"embedded PostgreSQL in {settings.data_dir / 'postgres'}" if infra.postgres else "external"
+        lines += _api_lines(base, settings, new_token)
+    kafka, database = _service_lines(settings, infra)
     if hub.event_log is not None:  # a lone dispatcher does not use Kafka
-        lines.append(f"  Kafka:    {infra.kafka_bootstrap} ({broker})")
-    lines += [f"  Database: {database}", "Stop with Ctrl-C."]
+        lines.append(kafka)
+    lines += [database, "Stop with Ctrl-C."]
     click.echo("\n".join(lines))
     sys.stdout.flush()
+
+
+def _api_lines(base: str, settings: Settings, new_token: str | None) -> list[str]:
+    """The banner's API, docs and admin-token lines (one process or ``run``'s children)."""
+    lines = [f"  API:      {base}/api/v1", f"  Docs:     {base}/docs  (OpenAPI: {base}/openapi.json)"]
+    where = settings.data_dir / "admin-token"
+    if new_token:
+        lines.append(f"  Admin token (new, stored in {where}): {new_token}")
+    elif not settings.admin_token:
+        lines.append(f"  Admin token: in {where}")
+    return lines
+
+
+def _service_lines(settings: Settings, infra: Infrastructure) -> tuple[str, str]:
+    """The banner's Kafka and database lines."""
+    broker = "embedded Tansu, in memory" if infra.broker else "external"
+    database = f"embedded PostgreSQL in {settings.data_dir / 'postgres'}" if infra.postgres else "external"
+    return f"  Kafka:    {infra.kafka_bootstrap} ({broker})", f"  Database: {database}"
 
 
 def _announce_children(
@@ -342,19 +353,8 @@ def _announce_children(
     base = f"http://{settings.http_host}:{listener.getsockname()[1]}"
     lines = [
         f"Koppelhub is running ({', '.join(ROLES)}) in {len(children.children)} processes.",
-        f"  API:      {base}/api/v1",
-        f"  Docs:     {base}/docs  (OpenAPI: {base}/openapi.json)",
-    ]
-    where = settings.data_dir / "admin-token"
-    if new_token:
-        lines.append(f"  Admin token (new, stored in {where}): {new_token}")
-    elif not settings.admin_token:
-        lines.append(f"  Admin token: in {where}")
-    broker = "embedded Tansu, in memory" if infra.broker else "external"
-    database = f"embedded PostgreSQL in {settings.data_dir / 'postgres'}" if infra.postgres else "external"
-    lines += [
-        f"  Kafka:    {infra.kafka_bootstrap} ({broker})",
-        f"  Database: {database}",
+        *_api_lines(base, settings, new_token),
+        *_service_lines(settings, infra),
         f"  Roles:    {groups} (KOPPELHUB_WORKERS)",
         "Stop with Ctrl-C.",
     ]
