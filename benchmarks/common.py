@@ -66,6 +66,15 @@ def percentile(values: Sequence[float], p: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
+def write_json(path: Path, results: Any) -> None:
+    """A benchmark's ``--json FILE`` (``-``: standard output)."""
+    text = json.dumps(results, indent=2, default=str)
+    if str(path) == "-":
+        print(text)
+    else:
+        path.write_text(text + "\n")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -38,6 +38,7 @@ from benchmarks.common import (
     subscribe,
     systeem_token,
     wait_idle,
+    write_json,
 )
 from benchmarks.limits import broker_rates, post_rate
 from benchmarks.stages import stage_lines, stage_times
@@ -320,11 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\nhub profile ({args.profile_hub}), top 25 by own time (cProfile inflates Python time):")
         pstats.Stats(str(args.profile_hub), stream=sys.stdout).sort_stats("tottime").print_stats(25)
     if args.json is not None:
-        text = json.dumps(results, indent=2, default=str)
-        if str(args.json) == "-":
-            print(text)
-        else:
-            args.json.write_text(text + "\n")
+        write_json(args.json, results)
     return 1 if args.check and failed(rows) else 0
 
 

@@ -16,13 +16,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import Hub, _stat, describe_machine, machine_busy_seconds, machine_info, start_hub
+from benchmarks.common import (
+    Hub,
+    _stat,
+    describe_machine,
+    machine_busy_seconds,
+    machine_info,
+    start_hub,
+    write_json,
+)
 from benchmarks.summary import failed, figures
 from benchmarks.summary import table as summary_table
 
@@ -125,11 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = figures("idle", results)
     print("\n".join(lines(results)) + "\n\n" + summary_table(rows, None))
     if args.json is not None:
-        text = json.dumps(results, indent=2)
-        if str(args.json) == "-":
-            print(text)
-        else:
-            args.json.write_text(text + "\n")
+        write_json(args.json, results)
     return 1 if args.check and failed(rows) else 0
 
 

@@ -21,6 +21,7 @@ from hub.adapters.postgres.engine import libpq_url
 from hub.embedded import provision
 from hub.settings import Settings
 from tests.support.hub_api import event
+from tests.support.processes import role_children
 
 pytestmark = pytest.mark.e2e
 
@@ -110,22 +111,6 @@ def archived_ids(data_dir: Path) -> list[str]:
             return [row[0] for row in conn.execute("SELECT event_id FROM event_archive").fetchall()]
     finally:
         infra.close()
-
-
-def role_children(parent: int) -> list[tuple[str, int]]:
-    """The role processes of a multi-process ``run``: (roles, pid), roles as "api,connectors"."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if int(stat[stat.rindex(")") + 2 :].split()[1]) == parent and b"worker" in argv:
-            found.append((argv[argv.index(b"--roles") + 1].decode(), int(entry.name)))
-    return sorted(found)
 
 
 @pytest.mark.parametrize("workers", ["1", "3"])

@@ -43,6 +43,7 @@ import psycopg
 from hub.adapters.postgres.engine import libpq_url
 from hub.embedded import provision
 from hub.settings import Settings
+from tests.support.processes import role_children
 
 KINDS: tuple[str, ...] = ("work", "intake", "run", "power-cut", "broker", "postgres")
 #: What each kind kills, in the issue's words (for the printed figures).
@@ -100,22 +101,6 @@ def gone(pid: int, within: float = 30.0) -> bool:
     return False
 
 
-def role_children(parent: int) -> dict[str, int]:
-    """The role processes of a multi-process ``run``: roles ("api,connectors") → pid."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if int(stat[stat.rindex(")") + 2 :].split()[1]) == parent and b"worker" in argv:
-            found[argv[argv.index(b"--roles") + 1].decode()] = int(entry.name)
-    return found
-
-
 ROLES_OF = {"work": "projector,dispatcher", "intake": "api,connectors"}
 
 
@@ -164,10 +149,10 @@ class Run:
         assert self.proc is not None
         if kind in ROLES_OF:
             roles = ROLES_OF[kind]
-            before = role_children(self.proc.pid)[roles]
+            before = dict(role_children(self.proc.pid))[roles]
             os.kill(before, signal.SIGKILL)
             async with asyncio.timeout(120):
-                while role_children(self.proc.pid).get(roles) in (None, before):
+                while dict(role_children(self.proc.pid)).get(roles) in (None, before):
                     assert self.proc.returncode is None, "run ended after a role child was killed"
                     await asyncio.sleep(0.1)
             await self.ready()
