@@ -145,3 +145,15 @@ def test_processes_sharing_a_metrics_directory_add_up_to_true_totals(tmp_path: P
     got = samples(text.decode())
     assert got[("koppelhub_events_published_total", (("mode", "batch"),))] == 12
     assert got[("koppelhub_deliveries_total", (("outcome", "delivered"),))] == 2
+
+
+def test_metrics_switched_off_count_nothing_and_expose_nothing(tmp_path: Path) -> None:
+    """KOPPELHUB_METRICS=false (what benchmarks.observability compares against): the process's
+    roles get metrics that count nothing, and /metrics renders an empty exposition."""
+    from hub.bootstrap import HubProcess
+
+    off = HubProcess(Settings(data_dir=tmp_path, metrics=False), "127.0.0.1:1", "postgresql://unused")
+    off.metrics.delivery_attempted("delivered", 0.01)
+    assert off.metrics.exposition()[0] == b""
+    on = HubProcess(Settings(data_dir=tmp_path), "127.0.0.1:1", "postgresql://unused")
+    assert isinstance(on.metrics, PrometheusMetrics)
