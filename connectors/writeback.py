@@ -4,8 +4,8 @@ A connector kind that can apply hub events to its system (``Connector.consumes``
 offers ``writeBack`` in its config: ``true`` for the kind's own event types from the
 connector's own organisation, or an object that narrows or widens the selection like a
 subscription does (``types``, ``source``, ``filters``) and may set the delivery's own
-``retrySchedule``. Whose events it applies is ``organisaties`` alone (default: the
-connector's own; another only by a functioneel-beheerder, which the API checks): a filter on
+``retrySchedule`` and ``maxConcurrency``. Whose events it applies is ``organisaties`` alone
+(default: the connector's own; another only by a functioneel-beheerder, which the API checks): a filter on
 ``organisatie`` is refused, so no filter can widen or silently empty that selection.
 The hub keeps one internal subscription per such connector (sink
 ``connector:<id>``) in step with this config (``hub.services.writeback_subscriptions``).
@@ -41,6 +41,14 @@ class WriteBackConfig(BaseModel):
     )
     retrySchedule: list[float] | None = Field(
         None, min_length=1, description="Seconds between attempts; unset: the global delivery schedule."
+    )
+    maxConcurrency: int | None = Field(
+        None,
+        ge=1,
+        le=1000,
+        description="Requests to the system in flight at once (as a subscription's maxConcurrency); "
+        "unset: KOPPELHUB_DELIVERY_MAX_CONCURRENCY_PER_SUBSCRIPTION. Raise it only as far as the "
+        "system takes it.",
     )
 
 

@@ -49,7 +49,8 @@ def write_back_subscription_id(connector_id: uuid.UUID) -> uuid.UUID:
 
 def write_back_selection(kind: str, organisatie: str, config: dict[str, Any]) -> dict[str, Any] | None:
     """The subscription columns of a (validated) connector config's ``writeBack`` (``types``,
-    ``source``, ``filters``, ``retry_schedule``); None when it does not write back.
+    ``source``, ``filters``, ``retry_schedule``, ``max_concurrency``); None when it does not write
+    back.
 
     ``ValueError`` (naming ``config.writeBack.filters``) when a filter is not a valid
     subscription filter; the API answers it with a 400."""
@@ -74,6 +75,7 @@ def write_back_selection(kind: str, organisatie: str, config: dict[str, Any]) ->
         "source": wb.source,
         "filters": [organisatie_filter(write_back_organisaties(organisatie, config)), *extra],
         "retry_schedule": wb.retrySchedule,
+        "max_concurrency": wb.maxConcurrency,
     }
 
 
