@@ -58,20 +58,10 @@ def _port_open(host: str, port: int) -> bool:
     return True
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _await_exit(pid: int, within: float = 10.0) -> None:
     """Wait until ``pid`` is gone; SIGKILL it when it is still there after ``within`` s."""
     deadline = time.monotonic() + within
-    while _pid_alive(pid):
+    while pg_watchdog.alive(pid):
         if time.monotonic() > deadline:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
@@ -191,12 +181,12 @@ class EmbeddedBroker:
             return None
         host, _, port = str(state.get("bootstrap", "")).rpartition(":")
         pid, owner = int(state.get("pid", 0) or 0), int(state.get("owner", 0) or 0)
-        if pid and owner and not _pid_alive(owner):
+        if pid and owner and not pg_watchdog.alive(owner):
             # The run that started it was killed: the broker got its death signal and is on its
             # way out (a supervisor that starts run again at once must not attach to it).
             _await_exit(pid)
             return None
-        if _pid_alive(pid) and port.isdigit() and _port_open(host, int(port)):
+        if pg_watchdog.alive(pid) and port.isdigit() and _port_open(host, int(port)):
             return str(state["bootstrap"])
         return None
 
@@ -265,7 +255,7 @@ class EmbeddedPostgres:
             pid = int((self.data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
         except (OSError, ValueError):
             return False
-        return not _pid_alive(pid)
+        return not pg_watchdog.alive(pid)
 
     def tend(self) -> None:
         """Start the server again when it crashed, and follow a server started anew (by this

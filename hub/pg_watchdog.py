@@ -29,7 +29,8 @@ from pathlib import Path
 HANDLES = ".handle_pids.json"
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether a process with ``pid`` exists (one we may not signal counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -56,7 +57,7 @@ def forget_dead_users(pgdata: Path, *, gone: tuple[int, ...] = ()) -> list[int]:
             users = [int(p) for p in json.loads(path.read_text())]
         except (OSError, ValueError, TypeError):
             return []
-        live = [p for p in users if p not in gone and _alive(p)]
+        live = [p for p in users if p not in gone and alive(p)]
         if live != users:
             path.write_text(json.dumps(live))
         return live
@@ -71,7 +72,7 @@ def postmaster(pgdata: Path) -> int | None:
     with contextlib.suppress(OSError):  # a reused pid is not our postmaster (Linux: /proc)
         if b"postgres" not in Path(f"/proc/{pid}/cmdline").read_bytes():
             return None
-    return pid if _alive(pid) else None
+    return pid if alive(pid) else None
 
 
 def follow(pgdata: Path) -> subprocess.Popen[bytes]:
