@@ -215,3 +215,39 @@ async def test_a_503_is_retried_until_the_target_takes_it_and_order_per_key_hold
         sent = [r.json()["status"] for r in target.received if r.path == f"/api/zaken/{zaak}/status"]
         tries = len(sent) - len(later)
         assert tries >= 2 and sent == ["ontvangen"] * tries + later
+
+
+async def runs(
+    client: httpx.AsyncClient, auth: dict[str, str], connector: dict[str, Any]
+) -> list[dict[str, Any]]:
+    response = await client.get(f"/api/v1/connectors/{connector['id']}/runs", headers=auth)
+    assert response.status_code == 200, response.text
+    return list(response.json()["items"])
+
+
+async def test_a_rest_connector_that_only_writes_back_delivers_and_is_never_run(
+    client: httpx.AsyncClient, auth: dict[str, str], source: RestFake, sink: WebhookSink
+) -> None:
+    writes_only = await rest_connector(client, auth, {"writeBack": write_back(sink)})
+    # The marker: a polling connector created after it, due as early; once its run finished,
+    # the connectors role has had its chance to claim the other one too.
+    marker = await rest_connector(client, auth, polling(source))
+
+    async def marker_ran() -> bool:
+        return any(r["finishedAt"] for r in await runs(client, auth, marker))
+
+    await eventually(marker_ran, timeout=60, what="the polling connector's first run")
+    request = verzoek("zaak-9", "afgehandeld")
+    assert (await publish(client, auth, request)).status_code == 202
+    (got,) = await sink.wait_for(1)
+
+    assert (writes_only["polls"], writes_only["status"]["nextRunAt"]) == (False, None)
+    assert await runs(client, auth, writes_only) == []
+    shown = (await client.get(f"/api/v1/connectors/{writes_only['id']}", headers=auth)).json()
+    assert (shown["polls"], shown["status"]["lastRunAt"], shown["status"]["nextRunAt"]) == (False, None, None)
+    assert (got.method, got.path) == ("PATCH", "/api/zaken/zaak-9/status")
+    assert got.json() == {"status": "afgehandeld", "verzoek": request["id"]}
+    status = (await client.get("/api/v1/status", headers=auth)).json()
+    assert status["connectors"]["queued"] == 0  # never counted as waiting for a run
+    (delivery,) = await settled(client, auth, writes_only["writeBackSubscription"], 1)
+    assert delivery["status"] == "delivered"
