@@ -1,10 +1,8 @@
 """Connector instances: create, read, change, delete, run now. Each belongs to an organisation.
 
 Config is validated by the kind's own model; secret fields (``SecretStr``) are write-only:
-stored, shown as ``"********"``, and kept when a PATCH leaves them out. Whether the config
-reads a source on the schedule is the kind's to say (``Connector.polls``): a connector that
-only writes back (``polls: false``) is stored so that the runner never claims it, shows no
-``nextRunAt``, and has nothing to run or test.
+stored, shown as ``"********"``, and kept when a PATCH leaves them out. A connector that only
+writes back (``Connector.polls`` false) is never claimed and has nothing to run or test.
 """
 
 from __future__ import annotations
