@@ -201,6 +201,9 @@ async def _validated(
     url = getattr(model, "url", None)  # API kinds: checked again at every connection
     if isinstance(url, str):
         await _check_url(url, ctx)
+    target = getattr(getattr(model, "writeBack", None), "origin", None)  # the generic rest sink's host
+    if isinstance(target, str):
+        await _check_url(target, ctx, "config.writeBack.url")
     stored = stored_config(model)
     try:
         write_back_selection(kind, organisatie, stored)
@@ -216,13 +219,11 @@ def _under(path: Path, roots: list[Path]) -> bool:
     return path.is_absolute() and any(path.resolve().is_relative_to(r) for r in roots)
 
 
-async def _check_url(url: str, ctx: ApiContext) -> None:
+async def _check_url(url: str, ctx: ApiContext, field: str = "config.url") -> None:
     try:
         await check_sink(url, NetworkPolicy.parse(ctx.settings.connectors.allow_networks))
     except SinkRefused as e:
-        raise ProblemError(
-            400, "URL refused", str(e), errors=[{"field": "config.url", "message": str(e)}]
-        ) from e
+        raise ProblemError(400, "URL refused", str(e), errors=[{"field": field, "message": str(e)}]) from e
 
 
 async def _check_location(location: str, ctx: ApiContext) -> None:

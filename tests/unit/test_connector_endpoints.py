@@ -305,3 +305,13 @@ async def test_a_patch_that_drops_the_source_side_stops_the_polling_and_one_that
     assert emptied.status_code == 400 and "nothing to do" in emptied.json()["detail"]
     assert restored.json()["polls"] is True
     assert [str(c.id) for c in await InMemoryConnectorStore(app.tables).claim_due(10)] == [created["id"]]
+
+
+async def test_a_write_back_target_outside_the_connectors_allow_list_is_refused_when_saved(app: App) -> None:
+    response = await _rest(app, {"writeBack": {**WRITE_BACK, "url": "http://10.1.2.3/api/zaken/{subject}"}})
+
+    assert response.status_code == 400, response.text
+    problem = response.json()
+    assert problem["title"] == "URL refused"
+    assert problem["errors"][0]["field"] == "config.writeBack.url"
+    assert app.tables.connectors == {}
