@@ -207,6 +207,13 @@ class Connector(ABC, Generic[C]):
     #: principal with the right for all organisations may create or change one.
     hub_wide: ClassVar[bool] = False
 
+    @classmethod
+    def polls(cls, config: BaseModel) -> bool:
+        """Whether a connector with this (validated) ``config`` reads its source on the schedule,
+        so the runner claims it; False for one that only writes back (the store keeps it beside
+        the config and the claim skips it). Default: every config reads a source."""
+        return True
+
     def __init__(self, config: C, context: ConnectorContext) -> None:
         self.config = config
         self.context = context

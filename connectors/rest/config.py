@@ -105,15 +105,21 @@ class Mapping(BaseModel):
 
 
 class RestConfig(BaseModel):
+    """A source side (``url`` and ``mapping``, read on the schedule), a ``writeBack`` section
+    (hub events applied to the API), or both; a connector with only ``writeBack`` is never
+    scheduled to poll (:attr:`polls`)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(description="The list URL (http or https).")
+    url: str | None = Field(
+        None, description="The list URL (http or https); unset: the connector only writes back."
+    )
     items: str = Field("@", description="JMESPath of the list of items in a page, e.g. results.")
     paging: Paging = Field(default_factory=Paging, description="How pages follow each other.")
     incremental: Incremental | None = Field(None, description="Only items changed since the last run.")
     auth: ApiAuth | None = Field(None, description="none, token, basic, apiKey, oauth2; mTLS; proxy.")
     headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers (not secret).")
-    mapping: Mapping = Field(description="What each item becomes.")
+    mapping: Mapping | None = Field(None, description="What each item becomes (with url).")
     source: str | None = Field(None, description="CloudEvents source of pass-through events.")
     maxPages: int = Field(100_000, ge=1, description="A run stops with an error after this many pages.")
     writeBack: RestWriteBack | None = Field(
@@ -125,4 +131,43 @@ class RestConfig(BaseModel):
     _paths = field_validator("items")(_expression)
     _write_back = field_validator("writeBack", mode="before")(write_back_field)
 
-    _http = field_validator("url")(http_url)
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str | None) -> str | None:
+        return None if value is None else http_url(value)
+
+    @property
+    def polls(self) -> bool:
+        """Whether there is a source to read on the schedule (else it only writes back)."""
+        return self.url is not None
+
+    @model_validator(mode="after")
+    def _sides(self) -> RestConfig:
+        if (self.url is None) != (self.mapping is None):
+            missing = "mapping" if self.mapping is None else "url"
+            raise ValueError(
+                f"url and mapping go together ({missing} is missing): set both to read the API on "
+                "the schedule, or neither for a connector that only writes back (writeBack)"
+            )
+        if self.url is None and self.writeBack is None:
+            raise ValueError(
+                "nothing to do: set url and mapping to read the API, writeBack to apply hub events "
+                "to it, or both"
+            )
+        if self.url is None:
+            reading = [
+                name
+                for name, default in (
+                    ("items", "@"),
+                    ("paging", Paging()),
+                    ("incremental", None),
+                    ("source", None),
+                )
+                if getattr(self, name) != default
+            ]
+            if reading:
+                raise ValueError(
+                    f"{', '.join(reading)} only mean something when the connector reads the API: "
+                    "set url and mapping, or leave them out for a connector that only writes back"
+                )
+        return self

@@ -25,6 +25,7 @@ from connectors.base import Batch, Change, Connector, Item, Record, RecordReject
 from connectors.http import ApiClient
 from connectors.ids import content_hash
 from connectors.registry import register
+from connectors.rest.config import Mapping as RestMapping
 from connectors.rest.config import RestConfig
 from connectors.rest.writeback import apply as apply_request
 from schemas.landscape import LandscapeDataError, LandscapeObject, validate_landscape_data, vastgelegd_type
@@ -64,9 +65,21 @@ class RestConnector(Connector[RestConfig]):
 
     _writer: ApiClient | None = None
 
+    @classmethod
+    def polls(cls, config: BaseModel) -> bool:
+        """Only a config with a source side (``url`` and ``mapping``) is read on the schedule."""
+        return not isinstance(config, RestConfig) or config.polls
+
     @property
     def passthrough(self) -> bool:
-        return self.config.mapping.type is not None
+        return self.config.mapping is not None and self.config.mapping.type is not None
+
+    @property
+    def _mapping(self) -> RestMapping:
+        """The source side's mapping; a connector that only writes back has none and never runs."""
+        if self.config.mapping is None:
+            raise SourceRefused("this rest connector only writes back: it has no url and mapping to read")
+        return self.config.mapping
 
     async def apply(self, event: Mapping[str, Any], *, seen: str | None = None) -> None:
         """Write-back: ``event`` as one request to this API (:mod:`connectors.rest.writeback`);
@@ -85,7 +98,7 @@ class RestConnector(Connector[RestConfig]):
 
     @cached_property
     def _compiled(self) -> dict[str, ParsedResult]:
-        m = self.config.mapping
+        m = self._mapping
         paths = {f"field:{k}": v for k, v in m.fields.items()}
         paths.update(items=self.config.items, id=m.id)
         for name, path in (("subject", m.subject), ("time", m.time), ("sequence", m.sequence)):
@@ -151,6 +164,8 @@ class RestConnector(Connector[RestConfig]):
 
     async def fetch(self, checkpoint: Mapping[str, Any] | None) -> AsyncIterator[Batch]:
         cfg = self.config
+        if cfg.url is None:
+            raise SourceRefused("this rest connector only writes back: it has no url to read")
         since = (checkpoint or {}).get("since")
         validators: dict[str, Any] = {}
         url: str | None = cfg.url
@@ -200,7 +215,7 @@ class RestConnector(Connector[RestConfig]):
 
     def _fields(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         fields = {}
-        for name in self.config.mapping.fields:
+        for name in self._mapping.fields:
             value = self._search(f"field:{name}", raw)
             if value is not None:
                 fields[name] = value
@@ -209,11 +224,11 @@ class RestConnector(Connector[RestConfig]):
     def _id(self, raw: Mapping[str, Any]) -> str:
         value = self._search("id", raw)
         if value is None or value == "":
-            raise RecordRejected([("id", f"no id at {self.config.mapping.id!r}")])
+            raise RecordRejected([("id", f"no id at {self._mapping.id!r}")])
         return str(value)
 
     def map(self, record: Record) -> list[Change]:
-        cfg = self.config.mapping
+        cfg = self._mapping
         assert cfg.objecttype is not None
         data = {**self._fields(record.data), "id": self._id(record.data)}
         try:
@@ -226,7 +241,8 @@ class RestConnector(Connector[RestConfig]):
 
     def item(self, record: Record) -> Item:
         fields = self._fields(record.data)
-        assert self.config.mapping.type is not None
+        kind = self._mapping.type
+        assert kind is not None
         attributes: dict[str, Any] = {}
         for name in ("subject", "time", "sequence"):
             value = self._search(name, record.data) if name in self._compiled else None
@@ -240,11 +256,11 @@ class RestConnector(Connector[RestConfig]):
                 if value.tzinfo is None:
                     raise RecordRejected([("time", "needs a timezone")])
             attributes[name] = value if name == "time" else str(value)
-        return Item(self.config.mapping.type, self._id(record.data), fields, content_hash(fields), attributes)
+        return Item(kind, self._id(record.data), fields, content_hash(fields), attributes)
 
     def event(self, item: Item, before: Mapping[str, Any] | None) -> dict[str, Any]:
         attrs: dict[str, Any] = {
-            "type": self.config.mapping.type,
+            "type": self._mapping.type,
             "subject": item.id,
             "partitionkey": item.id,
             "data": dict(item.fields),
@@ -255,9 +271,12 @@ class RestConnector(Connector[RestConfig]):
         return attrs
 
     async def probe(self) -> dict[str, Any]:
+        url = self.config.url
+        if url is None:
+            raise SourceRefused("this rest connector only writes back: it has no url to read")
         async with ApiClient(self.context, self.config.auth, note=self.note) as api:
             response = await api.request(
-                "GET", self.config.url, params=self._first_params(None), headers=dict(self.config.headers)
+                "GET", url, params=self._first_params(None), headers=dict(self.config.headers)
             )
             if response.status_code != 200:
                 raise api.failed(response, "the source")

@@ -105,6 +105,14 @@ class RestWriteBack(WriteBackConfig):
             raise ValueError("body: a DELETE sends no body")
         return self
 
+    @property
+    def origin(self) -> str:
+        """The target's scheme and host (literal in the template): what the API checks against
+        the connectors' allow-list when the config is saved, as it does a source URL."""
+        literal = "".join(lit for lit, _ in _placeholders(self.url)[:1])
+        split = urlsplit(literal)
+        return f"{split.scheme}://{split.netloc}/"
+
     @cached_property
     def compiled(self) -> tuple[list[tuple[str, ParsedResult | None]], dict[str, ParsedResult]]:
         url = [(lit, jmespath.compile(e) if e is not None else None) for lit, e in _placeholders(self.url)]

@@ -1,7 +1,8 @@
 """Connector instances: create, read, change, delete, run now. Each belongs to an organisation.
 
 Config is validated by the kind's own model; secret fields (``SecretStr``) are write-only:
-stored, shown as ``"********"``, and kept when a PATCH leaves them out.
+stored, shown as ``"********"``, and kept when a PATCH leaves them out. A connector that only
+writes back (``Connector.polls`` false) is never claimed and has nothing to run or test.
 """
 
 from __future__ import annotations
@@ -72,12 +73,14 @@ def connector_json(c: ConnectorRecord) -> dict[str, Any]:
         "config": public_config(c.kind, c.config),
         "scheduleSeconds": c.schedule_seconds,
         "enabled": c.enabled,
+        # False: only writes back (its write-back subscription delivers); never run on the schedule.
+        "polls": c.polls,
         "status": {
             "lastRunAt": c.last_run_at.isoformat() if c.last_run_at else None,
             "lastSuccessAt": c.last_success_at.isoformat() if c.last_success_at else None,
             "lastError": c.last_error,
             "consecutiveFailures": c.failures,
-            "nextRunAt": c.next_run_at.isoformat() if c.enabled else None,
+            "nextRunAt": c.next_run_at.isoformat() if c.enabled and c.polls else None,
             "eventsPublished": c.events_published,
             "lastRun": c.last_counts,
             "checkpoint": c.checkpoint,
@@ -102,6 +105,20 @@ def _check_schedule(kind: str, seconds: int) -> None:
             f"scheduleSeconds {message}",
             errors=[{"field": "scheduleSeconds", "message": message}],
         )
+
+
+def _check_polls(record: ConnectorRecord, what: str) -> None:
+    """A connector that only writes back has no source to run or test (409, saying where its
+    work shows instead)."""
+    if record.polls:
+        return
+    raise ProblemError(
+        409,
+        "Connector only writes back",
+        f"connector {record.id} has no source to {what} (its config has no url and mapping): its "
+        f"write-back deliveries are in GET /api/v1/subscriptions/{write_back_subscription_id(record.id)}"
+        "/deliveries; add url and mapping to the config to read the API as well",
+    )
 
 
 def _store(ctx: ApiContext) -> ConnectorStore:
@@ -153,7 +170,10 @@ def _check_hub_wide(principal: Principal, kind: str) -> None:
         )
 
 
-async def _validated(kind: str, organisatie: str, config: dict[str, Any], ctx: ApiContext) -> dict[str, Any]:
+async def _validated(
+    kind: str, organisatie: str, config: dict[str, Any], ctx: ApiContext
+) -> tuple[dict[str, Any], bool]:
+    """The config as stored, and whether it polls (reads a source on the schedule)."""
     cls = KINDS.get(kind)
     if cls is None:
         raise ProblemError(
@@ -166,7 +186,7 @@ async def _validated(kind: str, organisatie: str, config: dict[str, Any], ctx: A
         model = cls.config_model.model_validate(config)
     except ValidationError as e:
         errors = [
-            {"field": "config." + ".".join(str(p) for p in err["loc"]), "message": field_message(err)}
+            {"field": ".".join(("config", *map(str, err["loc"]))), "message": field_message(err)}
             for err in e.errors(include_url=False)
         ]
         raise ProblemError(
@@ -181,6 +201,9 @@ async def _validated(kind: str, organisatie: str, config: dict[str, Any], ctx: A
     url = getattr(model, "url", None)  # API kinds: checked again at every connection
     if isinstance(url, str):
         await _check_url(url, ctx)
+    target = getattr(getattr(model, "writeBack", None), "origin", None)  # the generic rest sink's host
+    if isinstance(target, str):
+        await _check_url(target, ctx, "config.writeBack.url")
     stored = stored_config(model)
     try:
         write_back_selection(kind, organisatie, stored)
@@ -189,20 +212,18 @@ async def _validated(kind: str, organisatie: str, config: dict[str, Any], ctx: A
         raise ProblemError(
             400, "Invalid connector config", str(e), errors=[{"field": field, "message": message}]
         ) from e
-    return stored
+    return stored, cls.polls(model)
 
 
 def _under(path: Path, roots: list[Path]) -> bool:
     return path.is_absolute() and any(path.resolve().is_relative_to(r) for r in roots)
 
 
-async def _check_url(url: str, ctx: ApiContext) -> None:
+async def _check_url(url: str, ctx: ApiContext, field: str = "config.url") -> None:
     try:
         await check_sink(url, NetworkPolicy.parse(ctx.settings.connectors.allow_networks))
     except SinkRefused as e:
-        raise ProblemError(
-            400, "URL refused", str(e), errors=[{"field": "config.url", "message": str(e)}]
-        ) from e
+        raise ProblemError(400, "URL refused", str(e), errors=[{"field": field, "message": str(e)}]) from e
 
 
 async def _check_location(location: str, ctx: ApiContext) -> None:
@@ -232,7 +253,7 @@ async def create_connector(
 ) -> JSONResponse:
     _check_owner(principal, body.organisatie)
     _check_hub_wide(principal, body.kind)
-    config = await _validated(body.kind, body.organisatie, body.config, ctx)
+    config, polls = await _validated(body.kind, body.organisatie, body.config, ctx)
     _check_write_back_reach(principal, body.organisatie, config, None)
     _check_schedule(body.kind, body.scheduleSeconds)
     record = await _store(ctx).create(
@@ -241,6 +262,7 @@ async def create_connector(
         config=config,
         schedule_seconds=body.scheduleSeconds,
         enabled=body.enabled,
+        polls=polls,
         audit=audit.change(201),
     )
     await sync_write_back(ctx.subscriptions, record)
@@ -286,7 +308,7 @@ async def patch_connector(
     _check_hub_wide(principal, record.kind)
     values: dict[str, Any] = {}
     if body.config is not None:
-        values["config"] = await _validated(
+        values["config"], values["polls"] = await _validated(
             record.kind, record.organisatie, merge_config(record.kind, record.config, body.config), ctx
         )
         _check_write_back_reach(principal, record.organisatie, values["config"], record.config)
@@ -317,6 +339,7 @@ async def run_connector(
     connector_id: uuid.UUID, principal: ConnectorManager, ctx: Ctx, audit: ChangeAudit
 ) -> JSONResponse:
     record = await _get(connector_id, principal, ctx)
+    _check_polls(record, "run")
     if not record.enabled:
         raise ProblemError(409, "Connector disabled", "enable the connector before running it")
     await _store(ctx).request_run(connector_id, audit=audit.change(202))
@@ -365,6 +388,7 @@ async def list_runs(
 @router.post("/{connector_id}/test", summary="Check reachability and credentials, publishing nothing")
 async def test_connector(connector_id: uuid.UUID, principal: ConnectorManager, ctx: Ctx) -> JSONResponse:
     record = await _get(connector_id, principal, ctx)
+    _check_polls(record, "test")
     if ctx.connector_context is None:
         raise ProblemError(503, "Service unavailable", "connector tests are not served by this process")
     context_ = ctx.connector_context(record.organisatie, str(record.id))

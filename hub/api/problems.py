@@ -49,6 +49,8 @@ PROBLEM_KINDS: dict[str, str] = {
     "Method not allowed": "the path exists, the method does not",
     "Request timeout": "the request body did not arrive in time",
     "Connector disabled": "enable the connector before running it",
+    "Connector only writes back": "a connector without a source (only `writeBack`) has nothing to run or "
+    "test; its work is in its write-back subscription's delivery log",
     "Managed by its connector": "a connector's write-back subscription follows its connector: change "
     "`config.writeBack` or `enabled` with PATCH /api/v1/connectors/{id}",
     "Too many events": "the principal published more than KOPPELHUB_PUBLISH_RATE_LIMIT allows; wait for "

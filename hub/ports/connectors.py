@@ -116,6 +116,9 @@ class ConnectorRecord:
     events_published: int
     created_at: datetime
     updated_at: datetime
+    #: Whether the config reads a source on the schedule; False: it only writes back, and is
+    #: never claimed to run.
+    polls: bool = True
 
 
 @dataclass(frozen=True)
@@ -149,10 +152,12 @@ class ConnectorStore(Protocol):
         config: dict[str, Any],
         schedule_seconds: int,
         enabled: bool,
+        polls: bool = True,
         audit: AuditEntry | None = None,
     ) -> ConnectorRecord:
-        """A new connector; ``audit`` (as on every write here) is written in the same
-        transaction, its ``{id}`` the new connector's; a write that fails leaves none."""
+        """A new connector (``polls`` False: it only writes back and is never claimed); ``audit``
+        (as on every write here) is written in the same transaction, its ``{id}`` the new
+        connector's; a write that fails leaves none."""
         ...
 
     async def get(self, connector_id: uuid.UUID) -> ConnectorRecord:
@@ -164,7 +169,8 @@ class ConnectorStore(Protocol):
     async def update(
         self, connector_id: uuid.UUID, *, audit: AuditEntry | None = None, **values: Any
     ) -> ConnectorRecord:
-        """Change config, schedule or enabled; a changed config starts over (checkpoint cleared)."""
+        """Change config (with ``polls``), schedule or enabled; a changed config starts over
+        (checkpoint cleared)."""
         ...
 
     async def delete(self, connector_id: uuid.UUID, *, audit: AuditEntry | None = None) -> None:
@@ -175,7 +181,8 @@ class ConnectorStore(Protocol):
         ...
 
     async def claim_due(self, limit: int) -> list[ConnectorRecord]:
-        """Enabled connectors whose time has come and that no runner holds, leased to this one."""
+        """Enabled connectors that poll, whose time has come and that no runner holds, leased to
+        this one."""
         ...
 
     async def finish(

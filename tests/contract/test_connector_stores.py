@@ -412,3 +412,22 @@ async def test_only_the_newest_runs_of_a_connector_are_kept(stores: Stores) -> N
     kept = await stores.runs.runs(cid, limit=10)
 
     assert [r.id for r in kept] == made[:-4:-1]  # keep=3 in these stores
+
+
+async def test_a_connector_that_does_not_poll_is_never_claimed_until_a_config_change_makes_it_poll(
+    stores: Stores,
+) -> None:
+    writes_only = await stores.connectors.create(
+        kind="rest", organisatie="org-1", config={}, schedule_seconds=60, enabled=True, polls=False
+    )
+    due = await stores.connector()  # the marker: a claim round that took a polling one
+
+    claimed = await stores.connectors.claim_due(10)
+    await stores.connectors.request_run(writes_only.id)
+
+    assert [c.id for c in claimed] == [due]
+    assert writes_only.polls is False and (await stores.connectors.get(writes_only.id)).polls is False
+    assert await stores.connectors.claim_due(10) == []
+    changed = await stores.connectors.update(writes_only.id, config={"url": "u"}, polls=True)
+    assert changed.polls is True
+    assert [c.id for c in await stores.connectors.claim_due(10)] == [writes_only.id]

@@ -15,11 +15,25 @@ class Received:
     headers: dict[str, str]
     body: bytes
     method: str = "POST"
+    #: The request's path and query, e.g. ``/hook`` or ``/api/zaken/z-1/status``.
+    path: str = ""
 
     def json(self) -> Any:
         import json
 
         return json.loads(self.body)
+
+
+#: A status, or a status with headers, or a status with headers and a body.
+Answer = int | tuple[int, dict[str, str]] | tuple[int, dict[str, str], str]
+
+
+def _parts(answer: Answer) -> tuple[int, dict[str, str], str | None]:
+    if isinstance(answer, int):
+        return answer, {}, None
+    if len(answer) == 2:
+        return answer[0], answer[1], None
+    return answer[0], answer[1], answer[2]
 
 
 @dataclass
@@ -31,7 +45,7 @@ class WebhookSink:
     ``handshakes``, not in ``received``.
     """
 
-    responder: Callable[[int, Received], int | tuple[int, dict[str, str]]] = lambda n, r: 204
+    responder: Callable[[int, Received], Answer] = lambda n, r: 204
     delay: float = 0.0  # seconds the sink takes before it answers
     handshake_status: int = 200
     allowed_rate: int | None = None
@@ -59,7 +73,7 @@ class WebhookSink:
             await self._runner.cleanup()
 
     async def _handle(self, request: web.Request) -> web.Response:
-        got = Received(dict(request.headers), await request.read(), request.method)
+        got = Received(dict(request.headers), await request.read(), request.method, request.path_qs)
         if request.method == "OPTIONS":
             self.handshakes.append(got)
             headers = {}
@@ -72,12 +86,12 @@ class WebhookSink:
             await asyncio.sleep(self.delay)
         self.received.append(got)
         answer = self.responder(len(self.received), got)
-        status, headers = answer if isinstance(answer, tuple) else (answer, {})
+        status, headers, text = _parts(answer)
         if 200 <= status < 300:
             self.delivered.append(got)
         async with self._arrived:
             self._arrived.notify_all()
-        return web.Response(status=status, headers=headers)
+        return web.Response(status=status, headers=headers, text=text)
 
     async def wait_for(self, count: int, *, timeout: float = 30.0, delivered: bool = True) -> list[Received]:
         """Wait until ``count`` requests were accepted (2xx) or merely received."""

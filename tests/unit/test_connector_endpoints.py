@@ -199,3 +199,119 @@ async def test_a_write_back_filter_that_is_not_a_subscription_filter_is_a_400(
 
     assert response.status_code == 400
     assert response.json()["errors"][0]["field"] == "config.writeBack.filters"
+
+
+WRITE_BACK = {
+    "types": ["nl.zaken.status-verzoek.v1"],
+    "method": "PATCH",
+    "url": "http://127.0.0.1:9/api/zaken/{subject}/status",
+    "body": {"status": "data.state"},
+}
+
+
+async def _rest(app: App, config: dict[str, Any]) -> httpx.Response:
+    body = {"kind": "rest", "organisatie": ORG, "scheduleSeconds": 60, "config": config}
+    return await app.http.post("/api/v1/connectors", json=body, headers=AUTH)
+
+
+async def test_a_rest_connector_with_only_write_back_is_accepted_shown_as_not_polling_and_never_claimed(
+    app: App,
+) -> None:
+    response = await _rest(app, {"writeBack": WRITE_BACK})
+    polling = await _rest(
+        app, {"url": "http://127.0.0.1:9/zaken", "mapping": {"type": "nl.zaken.zaak.v1", "fields": {}}}
+    )
+
+    assert response.status_code == 201, response.text
+    created = response.json()
+    assert (created["polls"], created["status"]["nextRunAt"]) == (False, None)
+    assert (created["config"]["url"], created["config"]["mapping"]) == (None, None)
+    subscription = await app.subscriptions.get(uuid.UUID(created["writeBackSubscription"]))
+    assert subscription.sink == f"connector:{created['id']}" and subscription.status == "active"
+    assert polling.json()["polls"] is True and polling.json()["status"]["nextRunAt"] is not None
+    # Both are due now; the claim takes the polling one (the marker) and never the other.
+    claimed = await InMemoryConnectorStore(app.tables).claim_due(10)
+    assert [str(c.id) for c in claimed] == [polling.json()["id"]]
+    listed = await app.http.get("/api/v1/connectors", headers=AUTH)
+    assert [(c["id"], c["polls"]) for c in listed.json()["items"]] == [
+        (created["id"], False),
+        (polling.json()["id"], True),
+    ]
+
+
+async def test_running_or_testing_a_connector_that_only_writes_back_is_a_409_naming_its_deliveries(
+    app: App,
+) -> None:
+    created = (await _rest(app, {"writeBack": WRITE_BACK})).json()
+
+    run = await app.http.post(f"/api/v1/connectors/{created['id']}/run", headers=AUTH)
+    test = await app.http.post(f"/api/v1/connectors/{created['id']}/test", headers=AUTH)
+
+    for response in (run, test):
+        assert response.status_code == 409
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert response.json()["title"] == "Connector only writes back"
+        detail = response.json()["detail"]
+        assert f"/api/v1/subscriptions/{created['writeBackSubscription']}/deliveries" in detail
+
+
+@pytest.mark.parametrize(
+    ("config", "says"),
+    [
+        ({}, "nothing to do: set url and mapping to read the API, writeBack to apply hub events"),
+        ({"writeBack": False}, "nothing to do"),
+        ({"url": "http://127.0.0.1:9/zaken", "writeBack": WRITE_BACK}, "url and mapping go together"),
+        (
+            {"mapping": {"type": "nl.zaken.zaak.v1", "fields": {}}, "writeBack": WRITE_BACK},
+            "url and mapping go together (url is missing)",
+        ),
+        (
+            {
+                "writeBack": WRITE_BACK,
+                "paging": {"style": "page"},
+                "incremental": {"param": "a", "field": "b"},
+            },
+            "paging, incremental only mean something when the connector reads the API",
+        ),
+    ],
+)
+async def test_a_rest_connector_without_a_source_and_write_back_or_with_half_a_source_is_a_400(
+    app: App, config: dict[str, Any], says: str
+) -> None:
+    response = await _rest(app, config)
+
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    problem = response.json()
+    assert says in problem["detail"]
+    assert problem["errors"][0]["field"] == "config"
+    assert app.tables.connectors == {}
+
+
+async def test_a_patch_that_drops_the_source_side_stops_the_polling_and_one_that_drops_both_is_a_400(
+    app: App,
+) -> None:
+    source = {"url": "http://127.0.0.1:9/zaken", "mapping": {"type": "nl.zaken.zaak.v1", "fields": {}}}
+    created = (await _rest(app, {**source, "writeBack": WRITE_BACK})).json()
+    path = f"/api/v1/connectors/{created['id']}"
+
+    dropped = await app.http.patch(path, json={"config": {"url": None, "mapping": None}}, headers=AUTH)
+    emptied = await app.http.patch(path, json={"config": {"writeBack": False}}, headers=AUTH)
+    restored = await app.http.patch(path, json={"config": source}, headers=AUTH)
+
+    assert created["polls"] is True
+    assert dropped.status_code == 200, dropped.text
+    assert (dropped.json()["polls"], dropped.json()["status"]["nextRunAt"]) == (False, None)
+    assert emptied.status_code == 400 and "nothing to do" in emptied.json()["detail"]
+    assert restored.json()["polls"] is True
+    assert [str(c.id) for c in await InMemoryConnectorStore(app.tables).claim_due(10)] == [created["id"]]
+
+
+async def test_a_write_back_target_outside_the_connectors_allow_list_is_refused_when_saved(app: App) -> None:
+    response = await _rest(app, {"writeBack": {**WRITE_BACK, "url": "http://10.1.2.3/api/zaken/{subject}"}})
+
+    assert response.status_code == 400, response.text
+    problem = response.json()
+    assert problem["title"] == "URL refused"
+    assert problem["errors"][0]["field"] == "config.writeBack.url"
+    assert app.tables.connectors == {}

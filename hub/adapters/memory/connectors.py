@@ -102,6 +102,7 @@ class InMemoryConnectorStore:
         config: dict[str, Any],
         schedule_seconds: int,
         enabled: bool,
+        polls: bool = True,
         audit: AuditEntry | None = None,
     ) -> ConnectorRecord:
         now = self._t.clock()
@@ -122,6 +123,7 @@ class InMemoryConnectorStore:
             events_published=0,
             created_at=now,
             updated_at=now,
+            polls=polls,
         )
         self._t.connectors[record.id] = _Held(record)
         self._audit.append(audit, record.id)
@@ -159,13 +161,15 @@ class InMemoryConnectorStore:
         await self.update(connector_id, audit=audit, next_run_at=self._t.clock())
 
     async def claim_due(self, limit: int) -> list[ConnectorRecord]:
-        """Enabled connectors whose time has come and that no runner holds, leased to this one."""
+        """Enabled connectors that poll, whose time has come and that no runner holds, leased to
+        this one."""
         now = self._t.clock()
         due = sorted(
             (
                 h
                 for h in self._t.connectors.values()
                 if h.record.enabled
+                and h.record.polls
                 and h.record.next_run_at <= now
                 and (h.lease_until is None or h.lease_until < now)
             ),

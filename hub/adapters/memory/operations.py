@@ -65,6 +65,7 @@ class InMemoryOperationsStore:
             1
             for h in connectors
             if h.record.enabled
+            and h.record.polls
             and h.record.next_run_at <= now
             and (h.lease_until is None or h.lease_until <= now)
         )

@@ -33,6 +33,8 @@ connectors = Table(
     Column("config", JSONB, nullable=False),
     Column("schedule_seconds", Integer, nullable=False),
     Column("enabled", Boolean, nullable=False, server_default=text("true")),
+    # False: the config only writes back (migration 0016); the claim never takes it to poll.
+    Column("polls", Boolean, nullable=False, server_default=text("true")),
     Column("checkpoint", JSONB),
     Column("next_run_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("lease_until", DateTime(timezone=True)),

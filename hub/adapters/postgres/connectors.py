@@ -33,6 +33,7 @@ class PostgresConnectorStore:
         config: dict[str, Any],
         schedule_seconds: int,
         enabled: bool,
+        polls: bool = True,
         audit: AuditEntry | None = None,
     ) -> ConnectorRecord:
         with translate_db_errors():
@@ -46,6 +47,7 @@ class PostgresConnectorStore:
                             config=config,
                             schedule_seconds=schedule_seconds,
                             enabled=enabled,
+                            polls=polls,
                         )
                         .returning(*connectors.c)
                     )
@@ -105,7 +107,8 @@ class PostgresConnectorStore:
         await self.update(connector_id, audit=audit, next_run_at=func.now())
 
     async def claim_due(self, limit: int) -> list[ConnectorRecord]:
-        """Enabled connectors whose time has come and that no runner holds, leased to this one."""
+        """Enabled connectors that poll, whose time has come and that no runner holds, leased to
+        this one."""
         lease = text(f"now() + interval '{int(self._lease)} seconds'")
         with translate_db_errors():
             async with self._engine.begin() as conn:
@@ -115,6 +118,7 @@ class PostgresConnectorStore:
                             select(connectors.c.id)
                             .where(
                                 connectors.c.enabled,
+                                connectors.c.polls,
                                 connectors.c.next_run_at <= func.now(),
                                 (connectors.c.lease_until.is_(None))
                                 | (connectors.c.lease_until < func.now()),

@@ -58,7 +58,7 @@ _CONNECTORS_SQL = """
                'total', count(*),
                'running', count(*) FILTER (WHERE lease_until > now()),
                'failing', count(*) FILTER (WHERE failures > 0),
-               'queued', count(*) FILTER (WHERE enabled AND next_run_at <= now()
+               'queued', count(*) FILTER (WHERE enabled AND polls AND next_run_at <= now()
                                           AND (lease_until IS NULL OR lease_until <= now())))
       FROM connectors
     """
