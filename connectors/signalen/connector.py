@@ -145,6 +145,8 @@ class SignalenConnector(Connector[SignalenConfig]):
     min_schedule_seconds: ClassVar[int] = 5
     batch_size: ClassVar[int] = 1000
     consumes: ClassVar[tuple[str, ...]] = (VERZOEK,)
+    #: Fields come from pages orjson decoded (no NaN) and the fields published last (JSONB).
+    parsed_data: ClassVar[bool] = True
 
     _writer: ApiClient | None = None
 
