@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connectors.base import ConnectorContext, Item, Record
+from connectors.base import ConnectorContext, Record
 from connectors.events import passthrough_record
 from connectors.registry import create
 from schemas.bindings import KafkaRecord, to_kafka_record
@@ -26,6 +26,7 @@ from tests.unit.test_signalen_digest import MELDING
 ID = "0b6f1a0e-3c1d-5e8f-9a2b-4c5d6e7f8a9b"
 SOURCE = "urn:nl:koppelhub:test:connector:42"
 ORG = "org-1"
+WEST = timezone(-timedelta(hours=3))
 
 
 def through_the_event(attrs: dict[str, Any]) -> KafkaRecord:
@@ -76,10 +77,16 @@ def test_signalen_events_are_written_as_through_the_event(tmp_path: Path) -> Non
         {"type": "nl.x.y.v1", "subject": "7", "data": {"big": 2**70}},  # orjson refuses
         {"type": "nl.x.y.v1", "subject": "7", "partitionkey": "", "data": "text"},  # an empty key
         {"type": "nl.x.y.v1", "data": None},  # no key, no data: an empty value
-        {"type": "nl.x.y.v1", "sequence": "0001", "dataschema": "https://s.example.org/x.json",
-         "dataref": "https://x.example.org/7", "time": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
-         "subject": "7", "data": [1, 2.5, None]},  # fmt: skip
-        {"type": "nl.x.y.v1", "subject": "7", "time": datetime(2026, 1, 2, tzinfo=timezone(timedelta(hours=-3)))},
+        {
+            "type": "nl.x.y.v1",
+            "sequence": "0001",
+            "dataschema": "https://s.example.org/x.json",
+            "dataref": "https://x.example.org/7",
+            "time": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+            "subject": "7",
+            "data": [1, 2.5, None],
+        },
+        {"type": "nl.x.y.v1", "subject": "7", "time": datetime(2026, 1, 2, tzinfo=WEST)},
         # Not the plain shape: through the event itself.
         {"type": "nl.x.y.v1", "subject": "7", "retries": 3, "urgent": True, "data": {"a": 1}},
     ],
