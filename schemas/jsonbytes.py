@@ -119,8 +119,8 @@ def dumps_compact(value: Any) -> bytes:
 def dumps_parsed(value: Any) -> bytes:
     """:func:`dumps_compact` of ``value`` made by a JSON parser that refuses NaN and the
     infinities (orjson, PostgreSQL's JSONB; not the stdlib's ``json.loads``), with strings,
-    integers, booleans and None added by code: the same bytes, at about a fifth of its cost
-    for a Signalen melding (whose coordinates made :func:`orjson_agrees` walk every item).
+    integers, booleans and None added by code: the same bytes, 3.9 against 6.7 us for a melding
+    of the Signalen fake (whose coordinates made :func:`orjson_agrees` walk every item).
 
     Such a value holds only plain JSON types and finite floats, so the only difference left
     is a float's form, which :func:`number_differs` finds in orjson's output; then, as for
