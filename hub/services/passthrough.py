@@ -70,9 +70,9 @@ class PassThroughRun:
     async def execute(self, checkpoint: dict[str, Any] | None) -> Tally:
         """Run to the end (see :meth:`_execute`), with full collections deferred as a
         :class:`~hub.services.sync.SyncRun` does (:mod:`hub.services.collector`): a page of
-        meldingen is tens of thousands of objects kept alive while it is published, and the
-        full collections they set off cost a Signalen first sync 100 -> 83 us of CPU per melding
-        (``python -m benchmarks.signalen``)."""
+        meldingen is tens of thousands of objects kept alive while it is published, and
+        deferring the full collections they set off took a Signalen first sync from 100 to 83 us
+        of CPU per melding (``python -m benchmarks.signalen``)."""
         with defer_full_collections():
             return await self._execute(checkpoint)
 
