@@ -206,6 +206,11 @@ class Connector(ABC, Generic[C]):
     #: they were published under (federation), past the owner checks other kinds keep; only a
     #: principal with the right for all organisations may create or change one.
     hub_wide: ClassVar[bool] = False
+    #: Pass-through connectors: True when the ``data`` of :meth:`event` holds only what a JSON
+    #: parser that refuses NaN made (orjson; the fields published last, from JSONB) plus strings,
+    #: integers, booleans and None, so the runner may write it without walking it
+    #: (:func:`schemas.jsonbytes.dumps_parsed`). False: any JSON-like data.
+    parsed_data: ClassVar[bool] = False
 
     @classmethod
     def polls(cls, config: BaseModel) -> bool:

@@ -5,16 +5,27 @@ Pure: the runner calls these with the generation it read from the fingerprint st
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
 from functools import cache, lru_cache
 from typing import Any
 
 from connectors.ids import event_id
 from schemas import CloudEvent
-from schemas.bindings import KafkaRecord
-from schemas.envelope import _dumps
+from schemas.bindings import KafkaRecord, to_kafka_record
+from schemas.envelope import _dumps, _format_time
+from schemas.jsonbytes import dumps_compact, dumps_parsed
 from schemas.landscape import ingetrokken_type, vastgelegd_type
 
-__all__ = ["import_source", "ingetrokken_event", "vastgelegd_event", "vastgelegd_record", "vastgelegd_size"]
+__all__ = [
+    "import_source",
+    "ingetrokken_event",
+    "passthrough_event",
+    "passthrough_record",
+    "vastgelegd_event",
+    "vastgelegd_record",
+    "vastgelegd_size",
+]
 
 
 def import_source(hub_urn: str, kind: str, key: str) -> str:
@@ -124,3 +135,53 @@ def ingetrokken_event(
         subject=object_id,
         data={"id": object_id},
     )
+
+
+def passthrough_event(attrs: Mapping[str, Any], *, id: str, source: str, organisatie: str) -> CloudEvent:
+    """A pass-through connector's event: its :meth:`~connectors.base.Connector.event` attributes
+    plus what the runner adds (deterministic ``id``, ``source``, the ``organisatie`` stamp).
+    Built from validated parts (the contract test validates what connectors make)."""
+    return _event(id=id, source=source, organisatie=organisatie, **attrs)
+
+
+#: The attributes a pass-through event may carry besides ``type`` and ``data``, in the order the
+#: binding writes them (``schemas.envelope._ATTRIBUTE_FIELDS``): a string each, ``time`` a datetime.
+_PASSTHROUGH_TEXT = ("subject", "time", "dataschema", "dataref", "sequence", "partitionkey")
+_PASSTHROUGH_ATTRS = frozenset({"type", "data", *_PASSTHROUGH_TEXT})
+
+
+def passthrough_record(
+    attrs: Mapping[str, Any], *, id: str, source: str, organisatie: str, parsed: bool
+) -> KafkaRecord:
+    """:func:`passthrough_event` written straight into the Kafka binding: the same record as
+    ``schemas.bindings.to_kafka_record(passthrough_event(...))`` (a unit test holds the two
+    equal), without building the event and reading its attributes back (a model and two dicts
+    per event): 10.5 against 23.6 us for a melding of the Signalen fake (timeit, data included).
+    Attributes of another shape (an extension, a value of another type) go through the event.
+
+    ``parsed``: the data holds only what a JSON parser made plus strings, integers, booleans
+    and None (:attr:`connectors.base.Connector.parsed_data`), so it is written with
+    :func:`schemas.jsonbytes.dumps_parsed` (the same bytes, without walking the data)."""
+    kind = attrs.get("type")
+    if type(kind) is not str or not attrs.keys() <= _PASSTHROUGH_ATTRS:
+        return to_kafka_record(passthrough_event(attrs, id=id, source=source, organisatie=organisatie))
+    headers = [("ce_specversion", b"1.0"), ("ce_id", id.encode()), ("ce_source", source.encode())]
+    headers.append(("ce_type", kind.encode()))
+    for name in _PASSTHROUGH_TEXT:
+        value = attrs.get(name)
+        if value is None:
+            continue
+        if type(value) is datetime and name == "time":
+            value = _format_time(value)
+        elif type(value) is not str or name == "time":
+            return to_kafka_record(passthrough_event(attrs, id=id, source=source, organisatie=organisatie))
+        headers.append(("ce_" + name, value.encode()))
+    headers.append(("ce_organisatie", organisatie.encode()))
+    headers.append(("content-type", b"application/json"))
+    key = attrs.get("partitionkey")
+    key = attrs.get("subject") if key is None else key
+    data = attrs.get("data")
+    value = None if data is None else (dumps_parsed(data) if parsed else dumps_compact(data))
+    if key is None and value is None:
+        value = b""  # as to_kafka_record: Kafka needs a key or a value
+    return KafkaRecord(key=None if key is None else key.encode(), value=value, headers=headers)

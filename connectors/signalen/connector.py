@@ -145,6 +145,8 @@ class SignalenConnector(Connector[SignalenConfig]):
     min_schedule_seconds: ClassVar[int] = 5
     batch_size: ClassVar[int] = 1000
     consumes: ClassVar[tuple[str, ...]] = (VERZOEK,)
+    #: Fields come from pages orjson decoded (no NaN) and the fields published last (JSONB).
+    parsed_data: ClassVar[bool] = True
 
     _writer: ApiClient | None = None
 
@@ -212,15 +214,13 @@ class SignalenConnector(Connector[SignalenConfig]):
         melding_id = raw.get("id")
         if not isinstance(melding_id, int) or isinstance(melding_id, bool):
             raise RecordRejected([("id", "a melding without an integer id")])
-        fields: dict[str, Any] = {}
-        for name in self.config.fields:
-            if name not in raw:
-                continue
-            value = raw[name]
-            if name == "status" and isinstance(value, Mapping):
-                value = {k: value.get(k) for k in _STATUS_FIELDS}
-            fields[name] = value
-        compared = {k: v for k, v in fields.items() if k not in _NOT_COMPARED}
+        fields = {name: raw[name] for name in self.config.fields if name in raw}
+        status = fields.get("status")
+        if isinstance(status, Mapping):
+            fields["status"] = {k: status.get(k) for k in _STATUS_FIELDS}  # keeps its place
+        compared = fields.copy()
+        for name in _NOT_COMPARED:
+            compared.pop(name, None)
         return Item(KIND, str(melding_id), fields, digest(compared))
 
     def event(self, item: Item, before: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -1,0 +1,99 @@
+"""A pass-through run (:class:`hub.services.passthrough.PassThroughRun`) keeps the collector's
+bulk policy while it runs, and publishes through the log's records what it published through
+events, so a second run with nothing changed publishes nothing."""
+
+from __future__ import annotations
+
+import gc
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel
+
+from connectors.base import Batch, Change, Connector, ConnectorContext, Item, Record
+from hub.adapters.memory.connectors import InMemoryConnectorTables, InMemoryFingerprintStore
+from hub.adapters.memory.log import InMemoryEventLog
+from hub.ports.connectors import Owner, SyncScope
+from hub.services.collector import FULL_COLLECTION_FACTOR
+from hub.services.passthrough import PassThroughRun
+from schemas import CloudEvent
+from schemas.bindings import to_kafka_record
+
+SCOPE = SyncScope("urn:nl:koppelhub:test:connector:1", "org-1", "1")
+
+
+class Empty(BaseModel):
+    pass
+
+
+class Meldingen(Connector[Empty]):
+    """Two pages of items; notes the collector's thresholds while each page is read."""
+
+    name: ClassVar[str] = "test-meldingen"
+    source: ClassVar[str] = "test"
+    config_model: ClassVar[type[BaseModel]] = Empty
+    parsed_data: ClassVar[bool] = True
+    thresholds: ClassVar[list[tuple[int, int, int]]] = []
+
+    @property
+    def passthrough(self) -> bool:
+        return True
+
+    async def fetch(self, checkpoint: Mapping[str, Any] | None) -> AsyncIterator[Batch]:
+        for page in range(2):
+            self.thresholds.append(gc.get_threshold())
+            rows = [{"id": page * 10 + n, "state": "m", "x": 0.5} for n in range(3)]
+            yield Batch([Record(r) for r in rows], {"page": page}, complete=page == 1)
+
+    def item(self, record: Record) -> Item:
+        return Item("melding", str(record.data["id"]), dict(record.data), f"d{record.data['state']}")
+
+    def event(self, item: Item, before: Mapping[str, Any] | None) -> dict[str, Any]:
+        return {"type": "nl.test.v1", "subject": item.id, "partitionkey": item.id, "data": item.fields}
+
+    def map(self, record: Record) -> list[Change]:
+        raise NotImplementedError
+
+
+class EventsOnly:
+    """An event log that takes events only (not a RecordLog)."""
+
+    def __init__(self) -> None:
+        self.events: list[CloudEvent] = []
+
+    async def publish(self, events: Sequence[CloudEvent]) -> None:
+        self.events.extend(events)
+
+
+async def run(log: Any, store: InMemoryFingerprintStore, tmp_path: Path) -> PassThroughRun:
+    connector = Meldingen(Empty(), ConnectorContext(organisatie="org-1", scope="1", work_dir=tmp_path))
+    passing = PassThroughRun(connector, SCOPE, Owner("connector", uuid.uuid4()), store, log)
+    await passing.execute(None)
+    return passing
+
+
+async def test_a_pass_through_run_defers_full_collections_while_it_runs_and_restores_them(
+    tmp_path: Path,
+) -> None:
+    before = gc.get_threshold()
+    Meldingen.thresholds.clear()
+    await run(InMemoryEventLog(), InMemoryFingerprintStore(InMemoryConnectorTables()), tmp_path)
+    deferred = (before[0], before[1], before[2] * FULL_COLLECTION_FACTOR)
+    assert Meldingen.thresholds == [deferred, deferred]
+    assert gc.get_threshold() == before
+
+
+async def test_records_and_events_carry_the_same_events_and_a_second_run_publishes_nothing(
+    tmp_path: Path,
+) -> None:
+    log, events_only = InMemoryEventLog(), EventsOnly()
+    store = InMemoryFingerprintStore(InMemoryConnectorTables())
+    first = await run(log, store, tmp_path)
+    await run(events_only, InMemoryFingerprintStore(InMemoryConnectorTables()), tmp_path)
+    records = [r for partition in log.partitions for r in partition]
+    assert first.tally.published == len(records) == 6
+    assert sorted(records, key=repr) == sorted(map(to_kafka_record, events_only.events), key=repr)
+    second = await run(log, store, tmp_path)
+    assert (second.tally.published, second.tally.unchanged) == (0, 6)
