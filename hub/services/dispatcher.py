@@ -42,7 +42,7 @@ T = TypeVar("T")
 
 #: While an attempt runs: frees its place in the subscription's concurrency cap before the
 #: attempt ends. A sink whose requests to the target are done, but whose attempt still does the
-#: hub's own work, calls it (a write-back making its outcome event durable: about 40 % of each
+#: hub's own work, calls it (a write-back making its outcome event durable: 40-50 % of each
 #: attempt in benchmarks.signalen): the next delivery goes to the target meanwhile. The cap still bounds
 #: the requests the target has in flight, and the delivery is recorded only when the attempt
 #: ends, so per-key order and at-least-once are unchanged.
