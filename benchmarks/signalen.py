@@ -18,10 +18,12 @@ when the fake has accepted every PATCH, and the fake's log proves the order per 
 How this maps onto ``koppelhub run`` (KOPPELHUB_WORKERS > 1): the sync runs in this process
 exactly as it does in a ``run`` child holding the ``connectors`` role, and the write-back runs
 the ``projector`` and ``dispatcher`` roles in this process, as ``run``'s one work child does
-(hub/children.py, ``WORK_ROLES``); both on uvloop (:func:`hub.serve.run_loop`), as every hub
-process is. CPU is reported per item (this process's CPU time: the broker and PostgreSQL are
-children and are not counted; the write-back figure includes publishing the verzoeken, about
-a tenth of it), since wall-clock figures on a shared machine say little.
+(hub/children.py, ``WORK_ROLES``), with the write-ahead log on as ``run`` has it with the
+embedded broker (each outcome event committed to PostgreSQL before the broker gets it); both
+on uvloop (:func:`hub.serve.run_loop`), as every hub process is. CPU is reported per item
+(this process's CPU time: the broker and PostgreSQL are children and are not counted; the
+write-back figure includes publishing the verzoeken, about a tenth of it), since wall-clock
+figures on a shared machine say little.
 """
 
 from __future__ import annotations
@@ -146,7 +148,10 @@ async def write_back(
     )
     settings = settings.model_copy(update={"kafka": kafka})
     await ensure_topics(bootstrap, settings.kafka)
-    hub = HubProcess(settings, bootstrap, database_url, roles=("projector", "dispatcher"))
+    # embedded_broker: the write-ahead log on, as ``run`` has it with the embedded broker, so each
+    # outcome event is committed to PostgreSQL before it goes to the broker (as in production).
+    roles = ("projector", "dispatcher")
+    hub = HubProcess(settings, bootstrap, database_url, roles=roles, embedded_broker=True)
     await hub.start()
     log = KafkaEventLog(bootstrap, settings.kafka)
     await log.start()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -38,6 +39,14 @@ from subscriptions.sender import DeliveryOutcome, Disposition
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
+
+#: While an attempt runs: frees its place in the subscription's concurrency cap before the
+#: attempt ends. A sink whose requests to the target are done, but whose attempt still does the
+#: hub's own work, calls it (a write-back making its outcome event durable: 40-50 % of each
+#: attempt in benchmarks.signalen): the next delivery goes to the target meanwhile. The cap still bounds
+#: the requests the target has in flight, and the delivery is recorded only when the attempt
+#: ends, so per-key order and at-least-once are unchanged.
+free_slot: ContextVar[Callable[[], None]] = ContextVar("free_slot", default=lambda: None)
 
 
 class Client(Protocol):
@@ -178,14 +187,12 @@ class Dispatcher:
                         await self._retrying(partial(self._outbox.claim, room, self._lease, offered)) or []
                     )
                     self._track(claimed, offered)
-                    in_flight.update(asyncio.create_task(self._attempt(c)) for c in claimed)
+                    in_flight.update(asyncio.create_task(self._attempt_in_slot(c)) for c in claimed)
                     claimed_full = len(claimed) == room
                 done = {t for t in in_flight if t.done()}
                 if done:
                     in_flight -= done
-                    for t in done:
-                        unrecorded.append(t.result())
-                        self._flow.finished(unrecorded[-1].subscription_id)
+                    unrecorded.extend(t.result() for t in done)  # each freed its slot (_attempt_in_slot)
                 if recorder is not None and recorder.done():
                     await recorder  # re-raises what recording could not survive
                     recorder = None
@@ -224,6 +231,25 @@ class Dispatcher:
             counts[c.subscription_id] = (n + 1, c)
         for sid, (n, c) in counts.items():
             self._flow.claimed(sid, n, cap=c.max_concurrency, rate=c.max_rate, offered=offered.get(sid))
+
+    async def _attempt_in_slot(self, claimed: ClaimedDelivery) -> AttemptResult:
+        """One attempt; its slot is freed when it ends or, earlier, when the sink calls
+        :data:`free_slot` (then the loop is woken to claim the next delivery)."""
+        held = True
+
+        def free(early: bool) -> None:
+            nonlocal held
+            if held:
+                held = False
+                self._flow.finished(claimed.subscription_id)
+                if early:
+                    self._wakeup.set()
+
+        free_slot.set(lambda: free(True))  # this task's own context
+        try:
+            return await self._attempt(claimed)
+        finally:
+            free(False)
 
     async def _attempt(self, claimed: ClaimedDelivery) -> AttemptResult:
         # The attempt continues the event's trace; the sink gets it as the traceparent header

@@ -37,7 +37,7 @@ from connectors.registry import create
 from hub.errors import KoppelhubError, NotFound
 from hub.ports import ConnectorRecord, ConnectorStore, EventLog
 from hub.ports.connectors import Fingerprint, FingerprintStore, Published, SyncScope
-from hub.services.dispatcher import Client
+from hub.services.dispatcher import Client, free_slot
 from schemas import CloudEvent
 from subscriptions.delivery import DeliveryTarget
 from subscriptions.sender import DeliveryOutcome, Disposition
@@ -160,6 +160,9 @@ class ConnectorSink:
             if key is not None and self.fingerprints is not None:
                 last = (await self.fingerprints.known(scope, [key])).get(key)
             result = await connector.apply(event, seen=last.hash if last else None)
+            # Done with the target: what is left is the hub's own (the fingerprint, the outcome
+            # made durable), so the subscription's slot goes to the next request meanwhile.
+            free_slot.get()()
             digest = connector.written(result[1]) if key is not None and result is not None else None
             removed = key is not None and result is not None and connector.removed(result[1])
             if key is not None and (digest is not None or removed) and self.fingerprints is not None:

@@ -17,6 +17,7 @@ from hub.adapters.egress import egress
 from hub.adapters.memory import InMemoryEventLog
 from hub.errors import NotFound
 from hub.ports import ConnectorRecord
+from hub.services.dispatcher import free_slot
 from hub.services.writeback import ClientRouter, ConnectorSink, connector_sink
 from schemas.bindings import from_kafka_record
 from subscriptions.delivery import DeliveryTarget
@@ -127,6 +128,30 @@ async def test_a_request_the_workflow_forbids_never_reaches_signalen_and_is_gewe
     (event,) = outcomes(log)
     assert event.type == "nl.signalen.melding.status-geweigerd.v1"
     assert event.data["from"] == "o" and event.data["requested"] == "b"
+
+
+async def test_the_slot_is_freed_once_signalen_answered_and_before_the_outcome_is_published(
+    fake: SignalenFake, setup: tuple[ConnectorSink, InMemoryEventLog, str]
+) -> None:
+    sink, log, target = setup
+    (melding,) = fake.add(1)
+    freed_after: list[int] = []  # how many PATCHes Signalen had when the slot was freed
+    free_slot.set(lambda: freed_after.append(len(fake.patches)))
+    published_after: list[list[int]] = []
+    publish = log.publish
+
+    async def publishing(events: Any) -> None:
+        published_after.append(list(freed_after))
+        await publish(events)
+
+    log.publish = publishing  # type: ignore[method-assign]
+    outcome = await sink.deliver(
+        DeliveryTarget(sink=target, secrets=()), verzoek(melding, "closure requested", "klaar"), "m1"
+    )
+
+    assert outcome.disposition is Disposition.DELIVERED
+    assert freed_after == [2]  # after both PATCHes (m -> i -> closure requested), once
+    assert published_after == [[2]]  # the outcome went out after the slot was freed
 
 
 async def test_signalen_down_is_retried_and_applied_after_it_recovers(
