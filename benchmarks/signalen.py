@@ -8,7 +8,8 @@ nothing), then write-back of status changes through the whole hub path.
 
 The fake runs in a process of its own (as Signalen would: its JSON rendering is not the hub's
 cost). The sync runs as the ``connectors`` role does (:meth:`ConnectorRunner.run_connector`,
-built by :func:`hub.bootstrap.connector_runner`) on the embedded broker and PostgreSQL. The
+built by :func:`hub.bootstrap.connector_runner`) on the embedded broker and PostgreSQL, through
+the write-ahead log as ``run`` has it with the embedded broker. The
 write-back is measured end to end: ``--changes`` ``status-verzoek`` events (two per melding,
 ``m`` → ``i`` then ``i`` → ``b``) published to the broker, projected into the connector's
 write-back subscription, delivered by the dispatcher (its default concurrency, 16 per
@@ -48,6 +49,7 @@ from aiohttp import web
 from benchmarks.common import CpuMeter, children, describe_machine, machine_info
 from hub.adapters.kafka import KafkaEventLog, ensure_topics
 from hub.adapters.postgres.connectors import PostgresConnectorStore
+from hub.adapters.postgres.write_ahead import WriteAheadEventLog
 from hub.adapters.postgres.engine import create_engine, migrate
 from hub.adapters.postgres.subscriptions import PostgresSubscriptionStore
 from hub.bootstrap import HubProcess, connector_runner
@@ -96,7 +98,10 @@ async def sync(
     await ensure_topics(bootstrap, settings.kafka)
     log = KafkaEventLog(bootstrap, settings.kafka)
     await log.start()
-    runner = connector_runner(settings, engine, log)
+    # The write-ahead log on, as ``run``'s connectors role has it with the embedded broker: each
+    # page's events are committed to PostgreSQL before the broker gets them.
+    wal = WriteAheadEventLog(engine, log)
+    runner = connector_runner(settings, engine, wal)
     store = PostgresConnectorStore(engine)
     out: dict[str, Any] = {"meldingen": n}
     try:
@@ -127,6 +132,7 @@ async def sync(
         )
     finally:
         await asyncio.to_thread(runner.close)
+        await wal.close()
         await log.stop()
         await engine.dispose()
     return out
