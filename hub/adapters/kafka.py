@@ -211,7 +211,10 @@ class KafkaEventLog:
                     per_partition.setdefault(p, []).append(record)
                 sends = [self._send_partition(topic, p, rs) for p, rs in per_partition.items()]
                 acks = [f for fs in await asyncio.gather(*sends) for f in fs]
-            await asyncio.wait_for(asyncio.gather(*acks), timeout=SEND_TIMEOUT_S)
+            # A timeout scope rather than wait_for(gather(...)): no waiter future, no gathering
+            # future for the common single acknowledgement of a structured publish.
+            async with asyncio.timeout(SEND_TIMEOUT_S):
+                await (acks[0] if len(acks) == 1 else asyncio.gather(*acks))
         except (KafkaError, TimeoutError) as e:
             raise BrokerUnavailable(f"Kafka did not acknowledge: {e!r}") from e
         finally:

@@ -10,6 +10,7 @@ import structlog
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from opentelemetry.trace import SpanKind
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hub.api.auth import Publisher, authorise_publisher
@@ -32,6 +33,7 @@ from schemas import (
     parse_structured,
 )
 from schemas.hub_events import HUB_TYPE_PREFIX
+from schemas.jsonbytes import dumps_compact
 from schemas.landscape import (
     LandscapeDataError,
     ingetrokken_type,
@@ -55,29 +57,38 @@ RETRY_SOON = {"Retry-After": str(OUTAGE_RETRY_AFTER_SECONDS)}
 
 
 async def _body(request: Request, limit: int) -> bytes:
-    """Read the body, refusing (413) as soon as it passes the limit."""
+    """Read the body, refusing (413) as soon as it passes the limit.
+
+    Straight from ``receive`` (as Starlette's ``Request.stream`` does, without its async
+    generator): a single-event publish is one message, and the generator was 3 % of its CPU."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise ProblemError(413, "Request too large", f"the request is larger than {limit} bytes")
     chunks, size = [], 0
-    async for chunk in request.stream():
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        if message["type"] != "http.request":
+            continue
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise ProblemError(413, "Request too large", f"the request is larger than {limit} bytes")
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _parse(request: Request, body: bytes, settings: Settings) -> list[CloudEvent]:
+def _parse(request: Request, media_type: str, body: bytes, settings: Settings) -> list[CloudEvent]:
     """The request's events, checked as envelopes and as landscape data (EnvelopeError,
     EventTooLarge or ProblemError otherwise). Pure CPU: large bodies run it in a thread."""
-    events = _decode(request, body, settings)
-    _check_landscape_data(events, batch=_is_batch(request))
+    events = _decode(request, media_type, body, settings)
+    _check_landscape_data(events, batch=media_type == BATCH)
     return events
 
 
-def _decode(request: Request, body: bytes, settings: Settings) -> list[CloudEvent]:
-    media_type = _media_type(request)
+def _decode(request: Request, media_type: str, body: bytes, settings: Settings) -> list[CloudEvent]:
     max_event, max_extensions = settings.max_event_bytes, settings.max_extension_attributes
     if media_type == STRUCTURED:
         return [parse_structured(body, max_bytes=max_event, max_extensions=max_extensions)]
@@ -152,11 +163,13 @@ async def accept(request: Request, principal: Principal, ctx: ApiContext) -> JSO
     limiter = _limiter(request, settings)
     await limiter.check_room(principal.name)
     body = await _body(request, settings.max_request_bytes)
+    media_type = _media_type(request)
+    batch = media_type == BATCH
     try:
         if len(body) > settings.http_parse_offload_bytes:  # a worker thread: the event loop keeps serving
-            events = await asyncio.to_thread(_parse, request, body, settings)
+            events = await asyncio.to_thread(_parse, request, media_type, body, settings)
         else:
-            events = _parse(request, body, settings)
+            events = _parse(request, media_type, body, settings)
     except EventTooLarge as e:
         raise ProblemError(413, "Event too large", str(e), errors=_problems(e)) from e
     except EnvelopeError as e:
@@ -178,15 +191,15 @@ async def accept(request: Request, principal: Principal, ctx: ApiContext) -> JSO
                     for e in events
                 ]
             await _send(ctx, events)
-    ctx.metrics.published(_mode(request), len(events))
+    ctx.metrics.published(_mode(media_type), len(events))
     answer: dict[str, object] = {"accepted": [e.id for e in events]}
-    warnings = _warnings(events, batch=_is_batch(request))
+    warnings = _warnings(events, batch=batch)
     if warnings:
         for kind, count in Counter(str(w["kind"]) for w in warnings).items():
             ctx.metrics.publish_warned(kind, count)
         log.warning("publish_warned", warnings=warnings)
         answer["warnings"] = warnings
-    return JSONResponse(answer, status_code=202)
+    return CompactJSONResponse(answer, status_code=202)
 
 
 async def _send(ctx: ApiContext, events: list[CloudEvent]) -> None:
@@ -228,14 +241,18 @@ def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-def _mode(request: Request) -> str:
+def _mode(media_type: str) -> str:
     """The publish mode, as the metrics label it."""
-    media_type = _media_type(request)
     return "batch" if media_type == BATCH else "structured" if media_type == STRUCTURED else "binary"
 
 
-def _is_batch(request: Request) -> bool:
-    return _media_type(request) == BATCH
+class CompactJSONResponse(JSONResponse):
+    """A :class:`JSONResponse` with the same bytes, written by orjson where it agrees with the
+    standard library (:func:`schemas.jsonbytes.dumps_compact`): a batch's answer lists every
+    id, and ``json.dumps`` of it was 2 % of a publish's CPU."""
+
+    def render(self, content: object) -> bytes:
+        return dumps_compact(content)
 
 
 def _check_landscape_data(events: list[CloudEvent], *, batch: bool) -> None:

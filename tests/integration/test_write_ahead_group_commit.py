@@ -110,3 +110,31 @@ async def test_a_publish_after_the_database_dropped_the_group_connection_commits
     finally:
         await wal.close()
         await engine.dispose()
+
+
+async def test_the_rows_hold_every_record_byte_for_byte_as_it_was_sent(database_url: str) -> None:
+    """Key, value and header values are bytea (with NUL bytes and empty values among them):
+    what the relay would replay is what the broker was sent."""
+    engine = create_engine(database_url, pool_size=2)
+    inner = InMemoryEventLog()
+    wal = WriteAheadEventLog(engine, inner)
+    binary = parse_structured(
+        json.dumps({**event(n=1), "datacontenttype": "application/octet-stream", "data": None,
+                    "data_base64": "AAEC/wA=", "retries": 3, "urgent": True}).encode(),
+        max_bytes=1_000_000, max_extensions=20,
+    )  # fmt: skip
+    try:
+        await wal.publish([cloud_event(n=0), binary])
+        sent = [record for partition in inner.partitions for record in partition]
+        async with engine.connect() as conn:
+            rows = list(
+                await conn.execute(
+                    text("SELECT key, value, header_names, header_values FROM event_wal ORDER BY seq")
+                )
+            )
+        stored = [(r.key, r.value, list(zip(r.header_names, r.header_values, strict=True))) for r in rows]
+        assert sorted(stored, key=repr) == sorted(((r.key, r.value, r.headers) for r in sent), key=repr)
+        assert any(value == b"\x00\x01\x02\xff\x00" for _, value, _ in stored)
+    finally:
+        await wal.close()
+        await engine.dispose()

@@ -99,6 +99,23 @@ def test_record_layout_follows_the_kafka_binding() -> None:
     assert record.key == b"org-1"
 
 
+@pytest.mark.parametrize("event", ROUND_TRIPS.values(), ids=ROUND_TRIPS.keys())
+def test_record_headers_are_the_attributes_in_order_then_content_type_and_hints(event: CloudEvent) -> None:
+    """The record's headers, in order, as :meth:`CloudEvent.attributes` gives them (records
+    kept in the write-ahead log and relayed later must not change with the builder)."""
+    attrs = event.attributes()
+    content_type = attrs.pop("datacontenttype", None)
+    names = [name for name, _ in to_kafka_record(event).headers]
+    expected = ["ce_" + name for name in attrs] + (["content-type"] if content_type is not None else [])
+    assert names[: len(expected)] == expected
+    assert set(names[len(expected) :]) <= {DATA_HINT_HEADER, EXTTYPES_HEADER}
+    assert dict(to_kafka_record(event).headers) == {
+        **{"ce_" + k: v.encode() for k, v in attrs.items()},
+        **({"content-type": content_type.encode()} if content_type is not None else {}),
+        **{k: v for k, v in to_kafka_record(event).headers if k in (DATA_HINT_HEADER, EXTTYPES_HEADER)},
+    }
+
+
 @pytest.mark.parametrize(
     ("event", "key"),
     [

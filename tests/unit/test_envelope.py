@@ -19,6 +19,7 @@ from schemas import (
     parse_batch,
     parse_binary,
     parse_structured,
+    validate_event,
 )
 
 MAX = DEFAULT_MAX_EVENT_BYTES
@@ -401,3 +402,29 @@ def test_package_exports_exactly_its_public_api() -> None:
     )
     assert all(hasattr(schemas, name) for name in schemas.__all__)
     assert issubclass(EventTooLarge, EnvelopeError) and issubclass(EnvelopeError, ValueError)
+
+
+@pytest.mark.parametrize("length", [20, 600], ids=["kept", "too-long-to-keep"])
+def test_a_uri_is_judged_the_same_every_time_whatever_its_length(length: int) -> None:
+    """The URI check keeps its answers for attribute-length values: a repeated bad value is
+    refused each time with the same reason, a long one is checked without being kept."""
+    bad = "https://x.nl/" + "a b" * (length // 3)
+    good = "https://x.nl/" + "ab" * (length // 2)
+    for _ in range(2):
+        with pytest.raises(EnvelopeError) as exc:
+            validate_event(event(dataref=bad))
+        assert fields_of(exc) == [(None, "dataref")]
+        assert "is not a URI reference" in str(exc.value)
+        assert validate_event(event(dataref=good)).dataref == good
+
+
+@pytest.mark.parametrize(
+    ("content_type", "expected"),
+    [("application/json", True), ("application/vnd.x+json; charset=utf-8", True), ("text/plain", False),
+     (None, True), ("application/" + "x" * 600 + "+json", True), ("text/" + "x" * 600, False)],
+)  # fmt: skip
+def test_json_content_types_are_recognised_whatever_their_length(
+    content_type: str | None, expected: bool
+) -> None:
+    for _ in range(2):
+        assert schemas.is_json_content_type(content_type) is expected
