@@ -49,9 +49,9 @@ from aiohttp import web
 from benchmarks.common import CpuMeter, children, describe_machine, machine_info
 from hub.adapters.kafka import KafkaEventLog, ensure_topics
 from hub.adapters.postgres.connectors import PostgresConnectorStore
-from hub.adapters.postgres.write_ahead import WriteAheadEventLog
 from hub.adapters.postgres.engine import create_engine, migrate
 from hub.adapters.postgres.subscriptions import PostgresSubscriptionStore
+from hub.adapters.postgres.write_ahead import WriteAheadEventLog
 from hub.bootstrap import HubProcess, connector_runner
 from hub.embedded import provision
 from hub.logging import configure_logging
