@@ -169,3 +169,15 @@ def test_without_an_sdk_a_delivery_passes_on_what_a_no_op_span_would(value: str)
     with NoOpTracer().start_as_current_span("deliver attempt", context=context_of(value)):
         expected = current_traceparent()
     assert passed_on(value) == expected
+
+
+async def test_a_publish_makes_one_span_and_a_health_probe_none(
+    app: tuple[httpx.AsyncClient, InMemoryEventLog], spans: InMemorySpanExporter
+) -> None:
+    # FastAPI makes a server span per request (and three operation spans per routed call) as
+    # soon as an SDK is installed: a publish would be traced twice and every probe once.
+    client, _ = app
+    headers = {**AUTH, "content-type": "application/cloudevents+json", "traceparent": CALLER}
+    assert (await client.post("/api/v1/events", json=_event(1), headers=headers)).status_code == 202
+    assert (await client.get("/healthz")).status_code == 200
+    assert [s.name for s in spans.get_finished_spans()] == ["publish"]
