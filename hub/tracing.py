@@ -73,8 +73,16 @@ def traceparent_of(span: trace.Span) -> str | None:
 
 def tracing_on() -> bool:
     """Whether an SDK tracer provider is installed. Without one every span is a no-op, so a hot
-    path (one delivery attempt) may skip making spans and pass the context on with :func:`passed_on`."""
-    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+    path (one delivery attempt) may skip making spans and pass the context on with :func:`passed_on`.
+    Once installed a provider stays (OpenTelemetry sets it once), so a yes is kept: the check is an
+    environment lookup and an ABC isinstance, about 3 us, asked once per attempt."""
+    if not _Provider.installed:
+        _Provider.installed = not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+    return _Provider.installed
+
+
+class _Provider:
+    installed = False  # set by the first tracing_on() after an SDK provider was installed
 
 
 @lru_cache(maxsize=4096)
