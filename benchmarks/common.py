@@ -262,9 +262,15 @@ class Hub:
 
 
 async def start_hub(
-    *, token: str = "bench-admin-token", env: Mapping[str, str] | None = None, profile: Path | None = None
+    *,
+    token: str = "bench-admin-token",
+    env: Mapping[str, str] | None = None,
+    profile: Path | None = None,
+    cwd: Path = REPO,
 ) -> Hub:
-    """Start ``koppelhub run`` in a fresh temporary data dir and wait until it is ready."""
+    """Start ``koppelhub run`` in a fresh temporary data dir and wait until it is ready. Its
+    worker children run ``python -m hub`` in ``cwd``, so they import the hub found there first
+    (another checkout's, for a baseline, with that checkout also first on PYTHONPATH)."""
     workdir = Path(tempfile.mkdtemp(prefix="koppelhub-bench-"))
     port = free_port()
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("KOPPELHUB_")}
@@ -276,7 +282,7 @@ async def start_hub(
     log_path = workdir / "hub.log"
     log = _open_log(log_path)
     process = await asyncio.create_subprocess_exec(
-        *hub_command(profile), cwd=REPO, env=child_env, stdin=asyncio.subprocess.DEVNULL, stdout=log,
+        *hub_command(profile), cwd=cwd, env=child_env, stdin=asyncio.subprocess.DEVNULL, stdout=log,
         stderr=asyncio.subprocess.STDOUT, preexec_fn=_die_with_parent,
     )  # fmt: skip
     hub = Hub(workdir, port, token, process, log_path, log)

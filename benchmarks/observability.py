@@ -38,6 +38,7 @@ from typing import Any, ClassVar
 
 from benchmarks import e2e
 from benchmarks.common import (
+    REPO,
     Hub,
     Sink,
     cpu_seconds,
@@ -99,20 +100,25 @@ class Collector(BaseHTTPRequestHandler):
         pass
 
 
-def hub_env(config: str, endpoint: str, baseline: Path | None = None) -> dict[str, str]:
+def hub_env(
+    config: str, endpoint: str, baseline: Path | None = None, sampler: str = "parentbased_always_on"
+) -> dict[str, str]:
     """The hub's environment for ``config``; ``<config>@baseline`` runs the code in the
-    ``--baseline`` tree (first on PYTHONPATH, for the hub and its children)."""
+    ``--baseline`` tree (first on PYTHONPATH, for the hub and its children). ``sampler`` is
+    OTEL_TRACES_SAMPLER, with its argument after a colon (``parentbased_traceidratio:0.25``)."""
     name, at, _ = config.partition("@")
     if at:
         assert baseline is not None
-        return {**hub_env(name, endpoint), "PYTHONPATH": str(baseline)}
+        return {**hub_env(name, endpoint, sampler=sampler), "PYTHONPATH": str(baseline)}
     if config == "off":
         return dict(OFF)
     if config == "metrics":
         return dict(METRICS)
+    name, _, arg = sampler.partition(":")
     return {
         "OTEL_SDK_DISABLED": "false", "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
-        "OTEL_TRACES_SAMPLER": "parentbased_always_on", "OTEL_SERVICE_NAME": "koppelhub-bench",
+        "OTEL_TRACES_SAMPLER": name, "OTEL_SERVICE_NAME": "koppelhub-bench",
+        **({"OTEL_TRACES_SAMPLER_ARG": arg} if arg else {}),
     }  # fmt: skip
 
 
@@ -136,7 +142,9 @@ async def run_config(config: str, endpoint: str, args: argparse.Namespace) -> di
     sink = await Sink().start()
     endpoint = f"{endpoint}/{config.replace('@', '-').replace('+', '-')}"  # the spans of this hub
     traces = f"/{endpoint.split('/', 3)[3]}/v1/traces"
-    hub = await start_hub(env=hub_env(config, endpoint, args.baseline))
+    # A baseline's workers run `python -m hub` in its tree: its code, not this checkout's.
+    cwd = args.baseline if config.endswith("@baseline") else REPO
+    hub = await start_hub(env=hub_env(config, endpoint, args.baseline, args.sampler), cwd=cwd)
     try:
         await subscribe(hub, sink.url)
         bench_args = e2e.parse_args(["--phases", "batch", "--events", str(args.events)])
@@ -237,6 +245,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="run a round's configs at once (fairer on a machine shared with others)")  # fmt: skip
     p.add_argument("--baseline", type=Path, metavar="TREE",
                    help="a checkout (e.g. of main) whose code <config>@baseline runs")  # fmt: skip
+    p.add_argument("--sampler", default="parentbased_always_on", metavar="NAME[:ARG]",
+                   help="OTEL_TRACES_SAMPLER[:OTEL_TRACES_SAMPLER_ARG] of metrics+tracing "
+                   "(parentbased_always_on: every trace)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="also print the results as JSON")
     args = p.parse_args(argv)
     if any(c.endswith("@baseline") for c in args.configs) and args.baseline is None:

@@ -27,8 +27,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 MODES = {
     "off": {},
     "ratio_0.01": {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.01"},
+    "ratio_0.1": {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"},
     "always_on": {"OTEL_TRACES_SAMPLER": "parentbased_always_on"},
 }
+
+
+def _deferred(n: int) -> dict[str, str]:
+    """The batch processor holds every span of the run until the flush."""
+    return {"OTEL_BSP_SCHEDULE_DELAY": "3600000", "OTEL_BSP_MAX_QUEUE_SIZE": str(n + 1),
+            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": str(n)}  # fmt: skip
 
 
 class _Collector(BaseHTTPRequestHandler):
@@ -42,22 +49,31 @@ class _Collector(BaseHTTPRequestHandler):
         pass
 
 
-def _attempts(n: int, traced_events: bool) -> float:
+#: What the events carry: a sampled publish's context, an unsampled one's (flags 00: the
+#: parent-based sampler leaves the attempt out), or none (the sampler decides anew).
+CARRIED = {"sampled": "01", "unsampled": "00", "none": None}
+
+
+def _attempts(n: int, flags: str | None) -> float:
     """Process CPU seconds of ``n`` attempts' tracing steps (as hub.services.dispatcher)."""
     from opentelemetry.trace import SpanKind
 
-    from hub.tracing import TRACEPARENT, context_of, current_traceparent, tracer
+    from hub.tracing import TRACEPARENT, context_of, traceparent_of, tracer
 
-    parents = [f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01" for _ in range(100)]
+    parents = [f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-{flags}" for _ in range(100)]
     started = time.process_time()
     for i in range(n):
-        parent = context_of(parents[i % 100] if traced_events else None)
-        with tracer().start_as_current_span("deliver attempt", context=parent, kind=SpanKind.CLIENT) as span:
-            if span.is_recording():
-                span.set_attribute("koppelhub.subscription.id", "0c0ffee0-0000-4000-8000-000000000000")
-                span.set_attribute("koppelhub.delivery.attempt", 1)
+        with tracer().start_span(
+            "deliver attempt",
+            context=context_of(parents[i % 100] if flags else None),
+            kind=SpanKind.CLIENT,
+            attributes={
+                "koppelhub.subscription.id": "0c0ffee0-0000-4000-8000-000000000000",
+                "koppelhub.delivery.attempt": 1,
+            },
+        ) as span:
             headers = {"content-type": "application/json"}
-            if (tp := current_traceparent()) is not None:
+            if (tp := traceparent_of(span)) is not None:
                 headers = {**headers, TRACEPARENT: tp}
             if span.is_recording():
                 span.set_attribute("koppelhub.delivery.outcome", "delivered")
@@ -65,18 +81,23 @@ def _attempts(n: int, traced_events: bool) -> float:
     return time.process_time() - started
 
 
-def _child(n: int, traced_events: bool) -> None:
+def _child(n: int, flags: str | None) -> None:
+    """One mode in this interpreter: the attempts with their spans queued (the processor's
+    schedule set past the loop, so no export runs during it), then the export of them all."""
     from hub.adapters.tracing import configure_tracing
 
     installed = configure_tracing()
     from opentelemetry import trace
 
-    elapsed = _attempts(n, traced_events)
+    spans = _attempts(n, flags)
     flushed = time.process_time()
     if installed:
         trace.get_tracer_provider().force_flush()  # type: ignore[attr-defined]
-    elapsed += time.process_time() - flushed
-    print(json.dumps({"installed": installed, "cpu_us_per_attempt": round(elapsed / n * 1e6, 2)}))
+    export = time.process_time() - flushed
+    print(json.dumps({
+        "installed": installed, "cpu_us_per_attempt": round((spans + export) / n * 1e6, 2),
+        "span_us": round(spans / n * 1e6, 2), "export_us": round(export / n * 1e6, 2),
+    }))  # fmt: skip
 
 
 def main(n: int) -> dict[str, object]:
@@ -85,16 +106,16 @@ def main(n: int) -> dict[str, object]:
     endpoint = f"http://127.0.0.1:{server.server_address[1]}"
     out: dict[str, object] = {"attempts": n}
     try:
-        for traced_events in (True, False):
+        for carried, flags in CARRIED.items():
             for mode, env in MODES.items():
                 child_env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-                if mode != "off":
-                    child_env.update(env, OTEL_EXPORTER_OTLP_ENDPOINT=endpoint)
-                code = f"from benchmarks.tracing import _child; _child({n}, {traced_events})"
+                if mode != "off":  # every span queued until the flush: span and export apart
+                    child_env.update(env, OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, **_deferred(n))
+                code = f"from benchmarks.tracing import _child; _child({n}, {flags!r})"
                 done = subprocess.run(
                     [sys.executable, "-c", code], env=child_env, capture_output=True, text=True, check=True
                 )
-                key = f"{mode}{'' if traced_events else ' (events without traceparent)'}"
+                key = f"{mode} ({carried} traceparent)"
                 out[key] = json.loads(done.stdout.strip().splitlines()[-1])
     finally:
         server.shutdown()

@@ -91,6 +91,11 @@ def create_app(ctx: ApiContext) -> FastAPI:
         ),
         docs_url=None,  # install_docs serves them without a CDN
         redoc_url=None,
+        # FastAPI's own spans (a server span per request, three more per routed call) would
+        # double a publish's span (hub.api.events makes it) and trace every health probe and
+        # scrape: the hub's spans are its own (issue 15: publish, project batch, deliver
+        # attempt, connector run).
+        telemetry={"tracing": False},
     )
     install_docs(app)
     app.state.ctx = ctx

@@ -184,8 +184,12 @@ async def accept(request: Request, principal: Principal, ctx: ApiContext) -> JSO
         with tracer().start_as_current_span("publish", context=parent, kind=SpanKind.PRODUCER) as span:
             span.set_attribute("messaging.batch.message_count", len(events))
             traceparent = current_traceparent()
-            traced = parent is not None or span.get_span_context().trace_flags.sampled
-            if traceparent is not None and traced:  # the events carry the trace on (distributed tracing)
+            # The events carry the trace on (distributed tracing), sampled or not: the projector
+            # and the dispatcher follow this sampling decision (parent-based samplers), so a trace
+            # is whole or absent, and an unsampled publish's deliveries are not sampled anew
+            # (with a ratio r that sampled r + (1 - r) * r of the attempts, each in a trace of
+            # its own).
+            if traceparent is not None:
                 events = [
                     e if getattr(e, TRACEPARENT, None) else e.model_copy(update={TRACEPARENT: traceparent})
                     for e in events

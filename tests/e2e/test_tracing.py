@@ -56,7 +56,13 @@ async def test_a_subscriber_receives_the_publishers_trace_and_every_step_is_in_i
     in_trace = {
         n for n, ss in found.items() for s in ss if s.context and f"{s.context.trace_id:032x}" == TRACE
     }
-    assert {"publish", "project event", "deliver attempt"} <= in_trace
+    # The projection's span is the publish span's child: one "project batch" span per trace
+    # context in the projector's batch, not one per event.
+    assert {"publish", "project batch", "deliver attempt"} <= in_trace
+    [publish] = found["publish"]
+    assert publish.context is not None
+    parent = publish.context.span_id
+    projections = [s for s in found["project batch"] if s.parent and s.parent.span_id == parent]
+    assert [(s.attributes or {}).get("messaging.batch.message_count") for s in projections] == [1]
     [attempt] = found["deliver attempt"]
     assert attempt.context is not None and f"{attempt.context.span_id:016x}" == span_id  # the sink's parent
-    assert "project batch" in found

@@ -42,15 +42,20 @@ _SWITCH = Switch()
 _INSTALLED = False
 
 
-def recording() -> Iterator[InMemorySpanExporter]:
-    """For a ``spans`` fixture: the finished spans of one test (the SDK records only while
-    it runs)."""
+def installed() -> None:
+    """The test SDK, installed once; it samples nothing outside :func:`recording`."""
     global _INSTALLED
     if not _INSTALLED:
         provider = TracerProvider(sampler=ParentBased(_SWITCH, remote_parent_not_sampled=_SWITCH))
         provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
         trace.set_tracer_provider(provider)
         _INSTALLED = True
+
+
+def recording() -> Iterator[InMemorySpanExporter]:
+    """For a ``spans`` fixture: the finished spans of one test (the SDK records only while
+    it runs)."""
+    installed()
     _EXPORTER.clear()
     _SWITCH.on = True
     try:

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -25,7 +26,7 @@ from hub.api.auth import TokenAuthenticator
 from hub.api.context import ApiContext
 from hub.settings import Settings
 from subscriptions.ssrf import NetworkPolicy
-from tests.support.tracing import by_name, recording
+from tests.support.tracing import by_name, installed, recording
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER = f"00-{TRACE}-00f067aa0ba902b7-01"
@@ -44,6 +45,13 @@ async def _ready() -> dict[str, bool]:
 
 @pytest.fixture
 async def app(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, InMemoryEventLog]]:
+    async with client_of(tmp_path) as (client, log):
+        yield client, log
+
+
+@asynccontextmanager
+async def client_of(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, InMemoryEventLog]]:
+    """The in-memory app and its event log (also for a fresh interpreter without an SDK)."""
     log = InMemoryEventLog(partitions=1)
     db = InMemoryDatabase()
     ctx = ApiContext(
@@ -102,15 +110,44 @@ async def test_without_a_header_the_events_own_traceparent_is_the_parent(
     assert _carried(log) == [OWN]
 
 
-async def test_publishes_nobody_traces_leave_events_untouched(
+async def test_an_unsampled_publish_carries_its_unsampled_context_on(
     app: tuple[httpx.AsyncClient, InMemoryEventLog],
 ) -> None:
-    # No traceparent and no sampled span of our own (the test SDK samples nothing outside
-    # the spans fixture, like a hub without an exporter): the events stay as they came.
+    # An SDK that samples nothing here (outside the spans fixture): the events carry the
+    # publish's context with the sampled flag off, so the projector's and the dispatcher's
+    # parent-based samplers leave the whole trace out instead of sampling its deliveries anew.
+    installed()
     client, log = app
     headers = {**AUTH, "content-type": "application/cloudevents+json"}
     assert (await client.post("/api/v1/events", json=_event(1), headers=headers)).status_code == 202
-    assert _carried(log) == [None]
+    [carried] = _carried(log)
+    assert carried is not None
+    assert int(carried.split("-")[3], 16) & 1 == 0  # the sampled flag is off
+
+
+PUBLISH_WITHOUT_SDK = """
+import asyncio, json, tempfile
+from pathlib import Path
+from tests.unit.test_tracing import AUTH, _carried, _event, client_of
+
+async def main() -> None:
+    async with client_of(Path(tempfile.mkdtemp())) as (client, log):
+        headers = {**AUTH, "content-type": "application/cloudevents+json"}
+        assert (await client.post("/api/v1/events", json=_event(1), headers=headers)).status_code == 202
+        print(json.dumps(_carried(log)))
+
+asyncio.run(main())
+"""
+
+
+def test_without_an_sdk_publishes_nobody_traces_leave_events_untouched() -> None:
+    # A fresh interpreter: this one has the test SDK installed once any test recorded spans.
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-c", PUBLISH_WITHOUT_SDK], env=clean, cwd=root, capture_output=True, check=True
+    )
+    assert json.loads(out.stdout.decode().strip().splitlines()[-1]) == [None]
 
 
 CONFIGURE = (
@@ -169,3 +206,15 @@ def test_without_an_sdk_a_delivery_passes_on_what_a_no_op_span_would(value: str)
     with NoOpTracer().start_as_current_span("deliver attempt", context=context_of(value)):
         expected = current_traceparent()
     assert passed_on(value) == expected
+
+
+async def test_a_publish_makes_one_span_and_a_health_probe_none(
+    app: tuple[httpx.AsyncClient, InMemoryEventLog], spans: InMemorySpanExporter
+) -> None:
+    # FastAPI makes a server span per request (and three operation spans per routed call) as
+    # soon as an SDK is installed: a publish would be traced twice and every probe once.
+    client, _ = app
+    headers = {**AUTH, "content-type": "application/cloudevents+json", "traceparent": CALLER}
+    assert (await client.post("/api/v1/events", json=_event(1), headers=headers)).status_code == 202
+    assert (await client.get("/healthz")).status_code == 200
+    assert [s.name for s in spans.get_finished_spans()] == ["publish"]
