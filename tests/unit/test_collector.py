@@ -16,9 +16,3 @@ def test_the_start_up_heap_is_frozen_once_so_full_collections_skip_it() -> None:
     assert gc.get_freeze_count() == frozen  # a second call freezes nothing more
     assert len(made_later) == 100
 
-
-def test_full_collections_are_deferred_while_bulk_work_runs_and_restored_after() -> None:
-    before = gc.get_threshold()
-    with collector.defer_full_collections(), collector.defer_full_collections():
-        assert gc.get_threshold()[2] == before[2] * collector.FULL_COLLECTION_FACTOR
-    assert gc.get_threshold() == before
