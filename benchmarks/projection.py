@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import random
@@ -118,6 +119,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await ensure_topics(infra.kafka_bootstrap, kafka)
         events = make_events(args.events, args.changes)
         fill_seconds = await fill_topic(infra.kafka_bootstrap, kafka, events)
+        # The events now live in the topic only: kept here, they were a heap the projector's full
+        # collections scanned again and again (about 8 % of its CPU at 30,000 events), which a
+        # projector in `run` does not have.
+        total = len(events)
+        del events
+        gc.collect()
         engine = create_engine(infra.database_url)
         await PostgresSubscriptionStore(engine).create(
             sink="https://sink.example/hook", protocol="HTTP", source=settings.source_urn, types=None,
@@ -139,7 +146,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         first: float | None = None
         cpu_start = meter.sample()
         deadline = time.monotonic() + args.timeout
-        while projector.stats.applied < len(events) and time.monotonic() < deadline:
+        while projector.stats.applied < total and time.monotonic() < deadline:
             if first is None and projector.stats.batches:
                 first, cpu_start = time.monotonic(), meter.sample()
             await asyncio.sleep(0.01)
@@ -164,7 +171,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         infra.close()
     seconds = finished - (first or finished)
     return {
-        "events": len(events), "changes": args.changes, "applied": projector.stats.applied,
+        "events": total, "changes": args.changes, "applied": projector.stats.applied,
         "seconds": seconds, "fill_seconds": fill_seconds, "events_per_s": projector.stats.applied / seconds,
         "derived": derived, "derived_per_s": derived / seconds, "outbox": outbox, "stored": stored,
         "cores": cpu, "batch_size": args.batch_size, "batches": projector.stats.batches,

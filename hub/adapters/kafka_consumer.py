@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Mapping
-from dataclasses import replace
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -57,19 +56,28 @@ def decode(
     """A record with its CloudEvent, or with the reason it is not one: larger than
     ``max_bytes`` (not even decoded), not a valid CloudEvent, or unreadable for a reason nobody
     foresaw (logged; the projector parks it rather than die of it)."""
-    raw = LogRecord(topic, partition, offset, key, value, headers, timestamp_ms=timestamp_ms)
+    # One LogRecord per record, built once with its outcome (``dataclasses.replace`` on a
+    # record built up front cost about a quarter of this function's time).
+    error: Exception
     if max_bytes is not None:
         size = len(value or b"") + len(key or b"") + sum(len(n) + len(v or b"") for n, v in headers)
         if size > max_bytes:
-            return replace(raw, error=RecordTooLarge(f"record is {size} bytes, more than {max_bytes}"))
+            error = RecordTooLarge(f"record is {size} bytes, more than {max_bytes}")
+            return LogRecord(
+                topic, partition, offset, key, value, headers, error=error, timestamp_ms=timestamp_ms
+            )
     try:
-        event = from_kafka_record(key, value, list(headers))
+        event = from_kafka_record(key, value, headers)
     except EnvelopeError as e:
-        return replace(raw, error=e)
+        error = e
     except Exception as e:  # policy: one record never stops the projector
         log.exception("log_record_unreadable", origin=f"{topic}/{partition}/{offset}")
-        return replace(raw, error=e)
-    return replace(raw, event=event)
+        error = e
+    else:
+        return LogRecord(
+            topic, partition, offset, key, value, headers, event=event, timestamp_ms=timestamp_ms
+        )
+    return LogRecord(topic, partition, offset, key, value, headers, error=error, timestamp_ms=timestamp_ms)
 
 
 def quiet_after_s(settings: KafkaSettings) -> float:
@@ -207,11 +215,9 @@ class KafkaLogConsumer:
             self._consumer.pause(*self._consumer.assignment())
             idling.paused, idling.look_began = True, None
             idling.next_look = time.monotonic() + idling.look_every
-        return [
-            decode(
-                *(tp.topic, tp.partition, r.offset, r.key, r.value, tuple(r.headers), self._max_record_bytes),
-                timestamp_ms=r.timestamp,
-            )
+        limit = self._max_record_bytes
+        return [  # aiokafka hands the headers over as a tuple already
+            decode(tp.topic, tp.partition, r.offset, r.key, r.value, r.headers, limit, r.timestamp)
             for tp, records in batch.items()
             for r in records
         ]

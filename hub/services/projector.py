@@ -32,7 +32,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 from hub.errors import PermanentError, RetriableError
 from hub.ports import DeadLetters, LogConsumer, LoggedEvent, LogRecord, NewDelivery, ProjectionStore
 from hub.ports.metrics import NO_METRICS, Metrics
-from hub.services.collector import defer_full_collections
+from hub.services.collector import defer_full_collections, freeze_start_up_heap
 from hub.services.landscape import DerivedEvents, project_landscape
 from hub.tracing import TRACEPARENT, context_of, tracer, tracing_on
 from subscriptions.recipients import recipients
@@ -142,6 +142,7 @@ class Projector:
         Runs ``members`` consumers of the group side by side: while one waits for PostgreSQL,
         another decodes and validates its batch, so one process keeps both cores busy. Each
         partition still has one owner, so the events of one key stay in order."""
+        freeze_start_up_heap()
         watcher = asyncio.create_task(self._stop_idling_on(stop, drain), name="projector-stop-idling")
         try:
             await asyncio.gather(*(self._member(stop, drain, drain_timeout) for _ in range(self._members)))

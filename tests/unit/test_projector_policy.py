@@ -157,3 +157,14 @@ async def test_an_outage_is_not_retried_past_a_stop_and_nothing_is_committed() -
     store.failures.clear()
     await drain(log, store)
     assert archived(store) == ["a", "b"]
+
+
+async def test_a_projector_freezes_the_start_up_heap_before_it_applies_anything(monkeypatch: Any) -> None:
+    import hub.services.projector as projector_module
+
+    log, store = InMemoryEventLog(partitions=1), InMemoryProjectionStore()
+    await log.publish([event("e1")])
+    seen: list[int] = []  # events archived when the heap was frozen
+    monkeypatch.setattr(projector_module, "freeze_start_up_heap", lambda: seen.append(len(store.archive)))
+    await drain(log, store)
+    assert seen == [0] and archived(store) == ["e1"]

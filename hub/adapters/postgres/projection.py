@@ -1,4 +1,12 @@
-"""The projector's transaction in PostgreSQL: dedupe, archive, outbox, in one commit."""
+"""The projector's transaction in PostgreSQL: dedupe, archive, outbox, in one commit.
+
+The archive and outbox rows (plain inserts, no conflict to resolve) go in by binary ``COPY``
+on the transaction's own connection: psycopg writes each row in C with the column types given
+once, and PostgreSQL reads them without parsing a JSON array of every row
+(``jsonb_to_recordset``, :mod:`hub.adapters.postgres.bulk`) and then each event's JSON again.
+The dedupe marks keep their ``INSERT … ON CONFLICT DO NOTHING RETURNING``: that statement
+decides what is new, which a ``COPY`` cannot.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +16,16 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
+import orjson
+import psycopg
+from psycopg.types.json import set_json_dumps
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub.adapters.postgres.bulk import insert_statement, rows_param
 from hub.adapters.postgres.errors import translate_db_errors
 from hub.adapters.postgres.landscape import PostgresLandscapeUnitOfWork
-from hub.adapters.postgres.tables import deliveries, event_archive, processed_events, subscriptions
+from hub.adapters.postgres.tables import processed_events, subscriptions
 from hub.ports import ArchivedEvent, LoggedEvent, MatchableSubscription, NewDelivery
 from schemas import CloudEvent
 from subscriptions.filters import parse_filters
@@ -24,11 +35,18 @@ _TAKE_SEQS = text(
 )
 
 _PROCESSED = ("source", "event_id", "archive_seq")
-_ARCHIVED = (
-    *("seq", "source", "event_id", "type", "subject", "time", "ordering_key", "event"),
-    *("kafka_partition", "kafka_offset", "accepted_at"),
+_ARCHIVE_COPY = (
+    "COPY event_archive (seq, source, event_id, type, subject, time, ordering_key, event, "
+    "kafka_partition, kafka_offset, accepted_at) FROM STDIN (FORMAT BINARY)"
 )
-_QUEUED = ("subscription_id", "archive_seq", "event_id", "ordering_key")
+_ARCHIVE_TYPES = [
+    psycopg.adapters.types.get_oid(t)
+    for t in ("int8", *["text"] * 4, "timestamptz", "text", "jsonb", "int4", "int8", "timestamptz")
+]
+_QUEUE_COPY = (
+    "COPY deliveries (subscription_id, archive_seq, event_id, ordering_key) FROM STDIN (FORMAT BINARY)"
+)
+_QUEUE_TYPES = [psycopg.adapters.types.get_oid(t) for t in ("uuid", "int8", "text", "text")]
 _MARK = (
     insert_statement(processed_events, _PROCESSED)
     .on_conflict_do_nothing()
@@ -90,9 +108,21 @@ class PostgresProjectionUnitOfWork:
 
     async def _insert_archive(self, archived: list[tuple[int, _Logged]]) -> list[ArchivedEvent]:
         if archived:
-            rows = [_archive_row(seq, *item) for seq, item in archived]
-            await self._conn.execute(insert_statement(event_archive, _ARCHIVED), rows_param(rows))
+            await self._copy(
+                _ARCHIVE_COPY, _ARCHIVE_TYPES, [_archive_row(seq, *item) for seq, item in archived]
+            )
         return [ArchivedEvent(seq, item[0]) for seq, item in archived]
+
+    async def _copy(self, statement: str, types: list[int], rows: Sequence[tuple[Any, ...]]) -> None:
+        """``rows`` into a table by one binary ``COPY`` inside this transaction."""
+        raw = (await self._conn.get_raw_connection()).driver_connection
+        assert isinstance(raw, psycopg.AsyncConnection)
+        async with raw.cursor() as cursor:
+            set_json_dumps(orjson.dumps, cursor)  # the events' JSON in orjson's time, not json's
+            async with cursor.copy(statement) as copy:
+                copy.set_types(types)
+                for row in rows:
+                    await copy.write_row(row)
 
     async def subscriptions(self) -> Sequence[MatchableSubscription]:
         rows = await self._conn.execute(
@@ -129,36 +159,20 @@ class PostgresProjectionUnitOfWork:
         if not new:
             return
         self.deliveries_added += len(new)
-        rows = [
-            {
-                "subscription_id": str(d.subscription_id),
-                "archive_seq": d.archive_seq,
-                "event_id": d.event_id,
-                "ordering_key": d.ordering_key,
-            }
-            for d in new
-        ]
-        await self._conn.execute(insert_statement(deliveries, _QUEUED), rows_param(rows))
+        rows = [(d.subscription_id, d.archive_seq, d.event_id, d.ordering_key) for d in new]
+        await self._copy(_QUEUE_COPY, _QUEUE_TYPES, rows)
         # Delivered to listeners only when this transaction commits.
         await self._conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL})
 
 
 def _archive_row(
     seq: int, event: CloudEvent, partition: int | None, offset: int | None, accepted_at: datetime | None
-) -> dict[str, Any]:
-    return {
-        "seq": seq,
-        "source": event.source,
-        "event_id": event.id,
-        "type": event.type,
-        "subject": event.subject,
-        "time": event.time,
-        "ordering_key": event.key(),
-        "event": event.to_structured(),
-        "kafka_partition": partition,
-        "kafka_offset": offset,
-        "accepted_at": accepted_at,
-    }
+) -> tuple[Any, ...]:
+    """One row of :data:`_ARCHIVE_COPY`, in its column order."""
+    return (
+        *(seq, event.source, event.id, event.type, event.subject, event.time, event.key()),
+        *(event.to_structured(), partition, offset, accepted_at),
+    )
 
 
 class PostgresProjectionStore:
