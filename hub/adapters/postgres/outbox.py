@@ -40,14 +40,18 @@ _NEXT_DUE = text(
 def _claimed(result: Result[Any]) -> list[ClaimedDelivery]:
     """One decoded :class:`SharedEvent` per archived event, shared by its deliveries: a fan-out
     to ten subscriptions decodes the event once and encodes its body once, not ten times."""
-    names = [k for k in result.keys() if k != "event_json"]
+    names = list(result.keys())
+    at = names.index("event_json")
     events: dict[int, SharedEvent] = {}
     claimed = []
-    for row in result.mappings():
-        fields = {k: row[k] for k in names}
+    for row in result:
+        # Rows are tuples: zipping them with the names is several times cheaper than looking
+        # each column up by name (``row._mapping``), about 1 % of the work child's CPU.
+        fields = dict(zip(names, row, strict=True))
+        del fields["event_json"]
         event = events.get(fields["archive_seq"])
         if event is None:
-            event = events[fields["archive_seq"]] = SharedEvent(json.loads(row["event_json"]))
+            event = events[fields["archive_seq"]] = SharedEvent(json.loads(row[at]))
         claimed.append(ClaimedDelivery(event=event, **fields))
     return claimed
 
