@@ -236,7 +236,7 @@ async def _wire_dispatcher(hub: HubProcess, w: Wiring) -> None:
     w.closers.append(lambda: sender.__aexit__(None, None, None))
     # The outbox's own pool, without the ping per checkout: a claim and a batch of outcomes are
     # one statement each, and the ping made them two round trips (about 4 % of the work child's
-    # CPU in benchmarks.fanout). After a PostgreSQL restart one claim or recording fails
+    # py-spy samples in benchmarks.fanout). After a PostgreSQL restart one claim or recording fails
     # retriably and the dispatcher tries again (claims next round, outcomes until recorded).
     outbox_engine = create_engine(hub.database_url, pool_size=3, pre_ping=False)
     w.closers.append(outbox_engine.dispose)

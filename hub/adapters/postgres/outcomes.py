@@ -70,10 +70,10 @@ _FAILED_TOO_LONG = text(
     RETURNING id, sink
     """  # noqa: S608 (lifecycle constants, see tables.OPEN_SQL)
 )
-# What every batch records, in one statement (one round trip, and with only deliveries in the
+# What every batch records, in one statement (one round trip, and with only delivered attempts in the
 # batch its own transaction: see :func:`one_statement`). Before, it took five statements inside
 # BEGIN … COMMIT, seven round trips per batch; in the work child's profile of
-# benchmarks.fanout those round trips and their SQLAlchemy overhead were about 8 % of its CPU.
+# benchmarks.fanout those round trips and their SQLAlchemy overhead were about 8 % of its samples.
 # - ``alive``: a delivery deleted meanwhile (its subscription was deleted) has nothing left to
 #   record; KEY SHARE keeps the others from being deleted until the statement commits.
 # - ``logged``: the attempt log.
