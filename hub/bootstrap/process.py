@@ -234,8 +234,14 @@ async def _wire_dispatcher(hub: HubProcess, w: Wiring) -> None:
     )
     await sender.__aenter__()
     w.closers.append(lambda: sender.__aexit__(None, None, None))
+    # The outbox's own pool, without the ping per checkout: a claim and a batch of outcomes are
+    # one statement each, and the ping made them two round trips (about 4 % of the work child's
+    # py-spy samples in benchmarks.fanout). After a PostgreSQL restart one claim or recording fails
+    # retriably and the dispatcher tries again (claims next round, outcomes until recorded).
+    outbox_engine = create_engine(hub.database_url, pool_size=3, pre_ping=False)
+    w.closers.append(outbox_engine.dispose)
     outbox = PostgresOutbox(
-        hub.engine,
+        outbox_engine,
         source_urn=hub.settings.source_urn,
         disable_after_seconds=d.disable_after_seconds,
         default_concurrency=d.max_concurrency_per_subscription,

@@ -131,6 +131,22 @@ async def test_an_outcome_from_a_lost_lease_is_not_recorded(stores: DeliveryHarn
     assert len(await stores.deliveries.attempts(sid, c.id)) == 2  # the attempt log keeps both
 
 
+async def test_an_outcome_of_a_delivery_deleted_meanwhile_is_dropped_and_the_rest_of_its_batch_recorded(
+    stores: DeliveryHarness,
+) -> None:
+    gone = await stores.subscribe()
+    kept = await stores.subscribe(sink="https://other.example/hook")
+    await stores.publish(event())
+    claimed = await stores.outbox.claim(10, LEASE)
+    await stores.subscriptions.delete(gone)  # its deliveries go with it
+
+    await stores.outbox.record([outcome(c, "delivered", code=204) for c in claimed])
+
+    assert [d["status"] for d in await stores.log(kept)] == ["delivered"]
+    [mine] = [c for c in claimed if c.subscription_id == kept]
+    assert len(await stores.deliveries.attempts(kept, mine.id)) == 1
+
+
 async def test_a_dead_delivery_raises_an_alert_for_those_who_select_it_only(stores: DeliveryHarness) -> None:
     flow = await stores.subscribe(types=["nl.example.thing.changed.v1"])
     everything = await stores.subscribe()

@@ -27,10 +27,13 @@ def libpq_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """The process's one async engine."""
+def create_engine(url: str, *, pool_size: int = 10, pre_ping: bool = True) -> AsyncEngine:
+    """The process's async engine. ``pre_ping`` tests each connection with a round trip when it
+    is checked out, so a connection PostgreSQL dropped is replaced before it fails a statement;
+    without it the first statement on such a connection fails (retriable) and SQLAlchemy drops
+    the pool's older connections."""
     return create_async_engine(
-        sqlalchemy_url(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        sqlalchemy_url(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=pre_ping
     )
 
 

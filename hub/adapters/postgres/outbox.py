@@ -5,18 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import Row, text
+from sqlalchemy import Result, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.adapters.postgres.claims import CLAIM, CLAIM_HEADS
 from hub.adapters.postgres.errors import translate_db_errors
 from hub.adapters.postgres.notify import ChannelListener
-from hub.adapters.postgres.outcomes import record_outcomes
+from hub.adapters.postgres.outcomes import one_statement, record_outcomes
 from hub.adapters.postgres.projection import OUTBOX_CHANNEL
 from hub.adapters.postgres.tables import OPEN_SQL
 from hub.ports import ClaimedDelivery
@@ -37,17 +37,21 @@ _NEXT_DUE = text(
 )
 
 
-def _claimed(rows: Iterable[Row[Any]]) -> list[ClaimedDelivery]:
+def _claimed(result: Result[Any]) -> list[ClaimedDelivery]:
     """One decoded :class:`SharedEvent` per archived event, shared by its deliveries: a fan-out
     to ten subscriptions decodes the event once and encodes its body once, not ten times."""
+    names = list(result.keys())
+    at = names.index("event_json")
     events: dict[int, SharedEvent] = {}
     claimed = []
-    for row in rows:
-        fields = dict(row._mapping)
-        text_ = fields.pop("event_json")
+    for row in result:
+        # Rows are tuples: zipping them with the names is several times cheaper than looking
+        # each column up by name (``row._mapping``), about 1 % of the work child's CPU.
+        fields = dict(zip(names, row, strict=True))
+        del fields["event_json"]
         event = events.get(fields["archive_seq"])
         if event is None:
-            event = events[fields["archive_seq"]] = SharedEvent(json.loads(text_))
+            event = events[fields["archive_seq"]] = SharedEvent(json.loads(row[at]))
         claimed.append(ClaimedDelivery(event=event, **fields))
     return claimed
 
@@ -64,6 +68,9 @@ class PostgresOutbox:
         default_concurrency: int = 16,
     ):
         self._engine = engine
+        # Each claim and each batch of only delivered attempts is one statement: run as its own
+        # transaction, without BEGIN and COMMIT, it is one round trip instead of three.
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._source_urn = source_urn
         self._disable_after = disable_after_seconds
         self._default_concurrency = default_concurrency
@@ -82,10 +89,9 @@ class PostgresOutbox:
             "default_concurrency": self._default_concurrency,
         }
         with translate_db_errors():
-            async with self._engine.begin() as conn:
+            async with self._autocommit.connect() as conn:
                 claimed = _claimed(await conn.execute(CLAIM, params))
-            if not claimed:  # the window may be stuck behind in-flight or retried key heads
-                async with self._engine.begin() as conn:
+                if not claimed:  # the window may be stuck behind in-flight or retried key heads
                     claimed = _claimed(await conn.execute(CLAIM_HEADS, params))
         claimed.sort(key=lambda c: c.archive_seq)
         return claimed
@@ -100,7 +106,8 @@ class PostgresOutbox:
         if not results:
             return
         with translate_db_errors():
-            async with self._engine.begin() as conn:
+            engine = self._autocommit if one_statement(results) else self._engine
+            async with engine.begin() as conn:
                 await record_outcomes(
                     conn, results, source_urn=self._source_urn, disable_after_seconds=self._disable_after
                 )

@@ -1,0 +1,81 @@
+"""How many statements the dispatcher's PostgreSQL outbox sends, and in which transaction mode.
+
+A claim and a batch of delivered outcomes are one statement each, autocommitted: one round
+trip each (they were BEGIN, five statements and COMMIT for a batch, about 8 % of the work
+child's CPU in benchmarks.fanout). A batch with a failure needs more statements (hold-back,
+health) and keeps its one transaction. What each statement does is the contract suite's
+(tests/contract/test_outbox.py); this file pins the round trips.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy import event as sa_event
+
+from hub.adapters.postgres.engine import create_engine
+from hub.adapters.postgres.outbox import PostgresOutbox
+from hub.adapters.postgres.projection import PostgresProjectionStore
+from hub.adapters.postgres.subscriptions import PostgresSubscriptionStore
+from hub.ports import LoggedEvent
+from hub.services.projector import apply_events
+from tests.contract.delivery_harness import HUB, LEASE, event, outcome
+
+
+@pytest.fixture
+async def pg(database_url: str) -> AsyncIterator[dict[str, Any]]:
+    engine = create_engine(database_url, pool_size=2, pre_ping=False)
+    statements: list[tuple[str, str | None]] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append((statement, conn.get_execution_options().get("isolation_level")))
+
+    sa_event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        yield {"engine": engine, "statements": statements}
+    finally:
+        await engine.dispose()
+
+
+async def _claimed_three(pg: dict[str, Any]) -> tuple[PostgresOutbox, list[Any]]:
+    engine = pg["engine"]
+    sid = (
+        await PostgresSubscriptionStore(engine).create(
+            sink="https://sink.example/hook", protocol="HTTP", source=None, types=None, filters=[],
+            headers={}, config={}, secret="whsec_" + "A" * 32,
+        )
+    ).id  # fmt: skip
+    logged = [LoggedEvent(event(f"k{n}", n), 0, n) for n in range(3)]
+    await apply_events(PostgresProjectionStore(engine), logged, None)
+    outbox = PostgresOutbox(engine, source_urn=HUB)
+    pg["statements"].clear()
+    claimed = await outbox.claim(10, LEASE, {sid: 10})
+    assert len(claimed) == 3
+    return outbox, claimed
+
+
+async def test_a_claim_and_a_batch_of_delivered_outcomes_are_one_autocommitted_statement_each(
+    pg: dict[str, Any],
+) -> None:
+    outbox, claimed = await _claimed_three(pg)
+    [(_, claim_mode)] = pg["statements"]
+
+    pg["statements"].clear()
+    await outbox.record([outcome(c, "delivered", code=204) for c in claimed])
+
+    [(_, record_mode)] = pg["statements"]
+    assert (claim_mode, record_mode) == ("AUTOCOMMIT", "AUTOCOMMIT")
+
+
+async def test_a_batch_with_a_failed_outcome_is_recorded_in_one_transaction(pg: dict[str, Any]) -> None:
+    outbox, claimed = await _claimed_three(pg)
+
+    pg["statements"].clear()
+    await outbox.record(
+        [outcome(claimed[0], "failed"), *(outcome(c, "delivered", code=204) for c in claimed[1:])]
+    )
+
+    modes = {mode for _, mode in pg["statements"]}
+    assert len(pg["statements"]) > 1 and "AUTOCOMMIT" not in modes
