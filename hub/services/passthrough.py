@@ -15,7 +15,7 @@ An item whose event would break the limits every later stage has (KOPPELHUB_MAX_
 :func:`schemas.limits.data_problem`: U+0000, lone surrogates, 64-bit integers, NaN, nesting) is
 not published: it is a row error of the run naming the item and the reason, as a landscape
 sync's row is (:mod:`hub.services.publishable`), and the batch's other items go on. The data
-check of parsed data (:func:`schemas.limits.parsed_data_problem`) costs about 1.5 us of a
+check of parsed data (:func:`schemas.limits.parsed_data_problem`) costs about 2 us of a
 melding's ~80; the exact size is computed only where a sum of lengths says the event may come
 near the limit.
 
