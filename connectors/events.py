@@ -13,7 +13,7 @@ from typing import Any
 from connectors.ids import event_id
 from schemas import CloudEvent
 from schemas.bindings import KafkaRecord, to_kafka_record
-from schemas.envelope import _dumps, _format_time
+from schemas.envelope import _dumps, _format_time, _json_size
 from schemas.jsonbytes import dumps_compact, dumps_parsed
 from schemas.landscape import ingetrokken_type, vastgelegd_type
 
@@ -22,6 +22,7 @@ __all__ = [
     "ingetrokken_event",
     "passthrough_event",
     "passthrough_record",
+    "passthrough_size",
     "vastgelegd_event",
     "vastgelegd_record",
     "vastgelegd_size",
@@ -142,6 +143,14 @@ def passthrough_event(attrs: Mapping[str, Any], *, id: str, source: str, organis
     plus what the runner adds (deterministic ``id``, ``source``, the ``organisatie`` stamp).
     Built from validated parts (the contract test validates what connectors make)."""
     return _event(id=id, source=source, organisatie=organisatie, **attrs)
+
+
+def passthrough_size(attrs: Mapping[str, Any], *, id: str, source: str, organisatie: str) -> int:
+    """The size publish would measure for :func:`passthrough_event` (its compact structured
+    JSON, as ``schemas.bindings`` counts against KOPPELHUB_MAX_EVENT_BYTES). Builds the event:
+    for the few items :func:`hub.services.publishable.record_may_exceed` cannot clear."""
+    event = passthrough_event(attrs, id=id, source=source, organisatie=organisatie)
+    return _json_size(event.to_structured())
 
 
 #: The attributes a pass-through event may carry besides ``type`` and ``data``, in the order the

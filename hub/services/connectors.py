@@ -259,7 +259,13 @@ class ConnectorRunner:
                 tally = await relaying.execute(record.checkpoint)
             elif connector.passthrough:
                 passing = PassThroughRun(
-                    connector, scope, owner_, self.fingerprints, self.event_log, on_progress=self._check_stop
+                    connector,
+                    scope,
+                    owner_,
+                    self.fingerprints,
+                    self.event_log,
+                    on_progress=self._check_stop,
+                    max_event_bytes=self.settings.max_event_bytes,
                 )
                 tally = await passing.execute(record.checkpoint)
             else:

@@ -42,6 +42,7 @@ from hub.ports.connectors import (
 )
 from hub.services.collector import defer_full_collections
 from hub.services.ownership import Owners, foreign_objects, foreign_problem, organisatie_header
+from hub.services.publishable import ENVELOPE_MARGIN, size_problem
 from hub.services.withdrawal import withdraw_unseen
 from schemas.bindings import KafkaRecord, from_kafka_record
 from schemas.envelope import DEFAULT_MAX_EVENT_BYTES
@@ -56,6 +57,8 @@ LOOP_SLICE = 1000
 
 Print = tuple[str, str, str]  # a record's (objecttype, object id, digest), see Connector.fingerprint
 
+
+_FIX = "shorten its cells"  # what a too large landscape object's row needs
 
 #: Row errors a run keeps on its record as samples (the first few); all go to the row report.
 SAMPLE_ERRORS = 20
@@ -222,17 +225,11 @@ class SyncRun:
         """The size problem of a record whose event would break the publish limit, if any."""
         limit, source = self.max_event_bytes, self.scope.source
         for objecttype, object_id, _, data in mapped:
-            if 2 * len(data) + len(source) + 512 <= limit:
-                continue  # the envelope besides source, subject and data is far under 512 bytes
-            size = vastgelegd_size(source, objecttype, object_id, data, limit)
-            if size > limit:
-                return [
-                    (
-                        "",
-                        f"its event would be {size} bytes, more than the limit of {limit} bytes "
-                        "(KOPPELHUB_MAX_EVENT_BYTES); shorten its cells",
-                    )
-                ]
+            if 2 * len(data) + len(source) + ENVELOPE_MARGIN <= limit:
+                continue  # the subject (the id) is at most as long as the data
+            problem = size_problem(vastgelegd_size(source, objecttype, object_id, data, limit), limit, _FIX)
+            if problem is not None:
+                return [problem]
         return None
 
     async def _fingerprints(self, records: list[Record]) -> list[Print | None]:
@@ -286,7 +283,7 @@ class SyncRun:
         seen += b.batch.present
         counts.update((k[0], "unchanged") for k in b.unchanged)
         valid: list[tuple[Record, list[MappedObject]]] = []
-        margin, limit = len(s.source) + 512, self.max_event_bytes
+        margin, limit = len(s.source) + ENVELOPE_MARGIN, self.max_event_bytes
         for n, (record, (mapped, problems)) in enumerate(zip(b.changed, await b.mapping, strict=True)):
             if n and n % LOOP_SLICE == 0:
                 await asyncio.sleep(0)  # other tasks of the loop (API, projector) run in between

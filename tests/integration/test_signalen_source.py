@@ -154,3 +154,39 @@ async def test_a_melding_updated_on_a_page_already_read_during_a_run_skips_no_ot
     assert after.last_error is None, after.last_error
     created = sorted((e.subject or "" for e in events if e.type == AANGEMAAKT), key=int)
     assert created == [str(i) for i in range(1, 31)]  # melding 11 too, which page 2 of a shifted list skips
+
+
+async def test_a_melding_with_u0000_or_over_the_event_limit_is_a_run_error_and_the_others_are_published(
+    settings: Settings, fake: SignalenFake
+) -> None:
+    fake.add(2)
+    (nul,) = fake.add(body="Container vol\x00 naast de deur")  # PostgreSQL's jsonb cannot store U+0000
+    fake.add(2)
+    (large,) = fake.add(body="x" * 5000)  # its event is over the 4096 bytes set below
+    fake.add(2)
+    limited = Settings(
+        **{
+            **dict(settings),
+            "max_event_bytes": 4096,
+            "connectors": ConnectorSettings(allow_networks=["127.0.0.1/32"], backoff_seconds=60),
+        }
+    )
+    async with harness(limited) as h:
+        connector = await _connector(h, fake)
+        after = await _run(h, connector)
+        events = _signalen(await h.events())
+        (run,) = await h.runner.runs.runs(connector.id, limit=10) if h.runner.runs else [None]
+
+    # The good ones are published; the bad ones are not on the log at all, so the projector
+    # (the only writer of the dead-letter topic) has nothing of them to park there.
+    assert sorted(int(e.subject or 0) for e in events) == [1, 2, 4, 5, 7, 8]
+    assert after.last_error is None, after.last_error
+    assert after.checkpoint == {"updated_after": "2024-01-01T00:00:00.008000+00:00"}
+    assert after.last_counts is not None and after.last_counts["invalid"] == 2
+    assert after.last_counts["published"] == 6
+    # The run says it had errors, as a landscape sync's does: each bad melding by id and reason.
+    assert run is not None and run.status == "succeeded" and run.counts["invalid"] == 2
+    messages = sorted(e["message"] for e in run.errors)
+    assert messages[0].startswith(f"signalen.melding {nul}, data.text: contains U+0000"), messages
+    assert messages[1].startswith(f"signalen.melding {large}: its event would be "), messages
+    assert "more than the limit of 4096 bytes (KOPPELHUB_MAX_EVENT_BYTES)" in messages[1]

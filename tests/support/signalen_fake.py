@@ -36,6 +36,7 @@ _CATEGORIES = {"afval": "afval-naast-container", "wegen": "losse-stoeptegel", "g
 
 class Melding:
     __slots__ = (
+        "body",
         "created",
         "department",
         "id",
@@ -54,6 +55,7 @@ class Melding:
         self.main_slug, self.sub_slug = main, _CATEGORIES.get(main, f"{main}-overig")
         self.department = department
         self.created = self.updated = tick
+        self.body: str | None = None  # the melding's own text; "Melding <id>" when None
 
 
 @dataclass(frozen=True)
@@ -116,12 +118,21 @@ class SignalenFake:
         self._version += 1
         return self._tick
 
-    def add(self, n: int = 1, *, state: str = "m", main: str = "afval", department: str = "ASC") -> list[int]:
-        """Create ``n`` meldingen; their ids."""
+    def add(
+        self,
+        n: int = 1,
+        *,
+        state: str = "m",
+        main: str = "afval",
+        department: str = "ASC",
+        body: str | None = None,
+    ) -> list[int]:
+        """Create ``n`` meldingen (``body``: their text); their ids."""
         ids = []
         for _ in range(n):
             melding_id = len(self.meldingen) + 1
             self.meldingen[melding_id] = Melding(melding_id, self._next_tick(), state, main, department)
+            self.meldingen[melding_id].body = body
             ids.append(melding_id)
         return ids
 
@@ -142,7 +153,7 @@ class SignalenFake:
             "id": m.id,
             "signal_id": m.signal_id,
             "source": "online",
-            "text": f"Melding {m.id}",
+            "text": f"Melding {m.id}" if m.body is None else m.body,
             "text_extra": "",
             "status": {
                 "text": m.text,

@@ -9,9 +9,11 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from schemas import CloudEvent, EnvelopeError, from_kafka_record, parse_batch, parse_binary, parse_structured
-from schemas.limits import MAX_DATA_DEPTH, data_problem
+from schemas.limits import MAX_DATA_DEPTH, data_problem, parsed_data_problem
 
 MAX = 1_048_576
 ATTRS = {"specversion": "1.0", "id": "e-1", "source": "urn:nld:test", "type": "nl.test.event.v1"}
@@ -148,3 +150,32 @@ def test_extension_attributes_beyond_the_cap_are_refused_in_every_mode() -> None
     at_cap = {f"x{i}": "1" for i in range(32)}
     assert parse_binary(binary_headers(**at_cap), b"", max_bytes=MAX).model_extra == at_cap
     assert parse_structured(json.dumps({**ATTRS, **many}).encode(), max_bytes=MAX, max_extensions=1400)
+
+
+_any_text = st.text(st.characters(codec=None, exclude_categories=()))  # U+0000, lone surrogates
+_parsed = st.recursive(  # what a JSON parser makes, and what code adds (any text, any integer)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=-(2**63) - 2, max_value=2**64 + 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | _any_text
+    | st.sampled_from(["\\u0000", "x\x00", "[{[{", "\ud800"]),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(st.characters(codec=None, exclude_categories=()), max_size=4), inner)
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_parsed)
+def test_the_check_of_parsed_data_gives_the_verdict_of_data_problem(value: Any) -> None:
+    assert parsed_data_problem(value) == data_problem(value)
+
+
+@pytest.mark.parametrize("depth", [MAX_DATA_DEPTH - 1, MAX_DATA_DEPTH, MAX_DATA_DEPTH + 1, 300])
+def test_the_check_of_parsed_data_gives_the_verdict_of_data_problem_at_every_depth(depth: int) -> None:
+    for value in (nested(depth), [nested(depth)], {"s": "[" * 100, "t": nested(depth)}):
+        assert parsed_data_problem(value) == data_problem(value)

@@ -97,3 +97,52 @@ async def test_records_and_events_carry_the_same_events_and_a_second_run_publish
     assert sorted(records, key=repr) == sorted(map(to_kafka_record, events_only.events), key=repr)
     second = await run(log, store, tmp_path)
     assert (second.tally.published, second.tally.unchanged) == (0, 6)
+
+
+def _nested(depth: int) -> Any:
+    value: Any = "bodem"
+    for _ in range(depth):
+        value = {"in": value}
+    return value
+
+
+class BadMeldingen(Meldingen):
+    """One page: good items between a lone surrogate, an integer beyond 64 bits, data nested
+    70 deep and an item too large for an event of 4096 bytes."""
+
+    async def fetch(self, checkpoint: Mapping[str, Any] | None) -> AsyncIterator[Batch]:
+        rows: list[dict[str, Any]] = [
+            {"id": 1, "state": "m"},
+            {"id": 2, "state": "m", "text": "kapot \ud800"},
+            {"id": 3, "state": "m", "count": 2**70},
+            {"id": 4, "state": "m", "deep": _nested(70)},
+            {"id": 5, "state": "m", "text": "x" * 5000},
+            {"id": 6, "state": "m"},
+        ]
+        yield Batch([Record(r) for r in rows], {"page": 0}, complete=True)
+
+
+async def test_items_beyond_the_data_and_size_limits_are_row_errors_and_the_others_are_published(
+    tmp_path: Path,
+) -> None:
+    for log in (InMemoryEventLog(), EventsOnly()):
+        connector = BadMeldingen(Empty(), ConnectorContext(organisatie="org-1", scope="1", work_dir=tmp_path))
+        store = InMemoryFingerprintStore(InMemoryConnectorTables())
+        passing = PassThroughRun(
+            connector, SCOPE, Owner("connector", uuid.uuid4()), store, log, max_event_bytes=4096
+        )
+        tally = await passing.execute(None)
+        if isinstance(log, EventsOnly):
+            subjects = [e.subject for e in log.events]
+        else:
+            subjects = [r.key.decode() for p in log.partitions for r in p if r.key is not None]
+        assert sorted(subjects) == ["1", "6"]
+        assert (tally.published, tally.invalid) == (2, 4)
+        messages = [e["message"] for e in tally.sample_errors]
+        assert messages[0].startswith("melding 2, data.text: contains a lone UTF-16 surrogate")
+        assert messages[1].startswith("melding 3, data.count: integer 1180591620717411303424 is outside")
+        assert messages[2].startswith("melding 4, data.deep" + ".in" * 63 + ": nests deeper than 64 levels")
+        assert messages[3].startswith("melding 5: its event would be ")
+        # Only the good ones are known: a rejected item is read again when it changes.
+        known = await store.known(SCOPE, [("melding", str(n)) for n in range(1, 7)])
+        assert sorted(k[1] for k in known) == ["1", "6"]
