@@ -89,12 +89,17 @@ def verzoek(zaak: str, state: str, text: str | None = None) -> dict[str, Any]:
     }
 
 
+async def items(client: httpx.AsyncClient, auth: dict[str, str], path: str) -> list[dict[str, Any]]:
+    """The ``items`` of a list endpoint (a delivery log, a connector's runs)."""
+    response = await client.get(path, headers=auth)
+    assert response.status_code == 200, response.text
+    return list(response.json()["items"])
+
+
 async def deliveries(
     client: httpx.AsyncClient, auth: dict[str, str], subscription: str
 ) -> list[dict[str, Any]]:
-    response = await client.get(f"/api/v1/subscriptions/{subscription}/deliveries", headers=auth)
-    assert response.status_code == 200, response.text
-    return list(response.json()["items"])
+    return await items(client, auth, f"/api/v1/subscriptions/{subscription}/deliveries")
 
 
 async def settled(
@@ -220,9 +225,7 @@ async def test_a_503_is_retried_until_the_target_takes_it_and_order_per_key_hold
 async def runs(
     client: httpx.AsyncClient, auth: dict[str, str], connector: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    response = await client.get(f"/api/v1/connectors/{connector['id']}/runs", headers=auth)
-    assert response.status_code == 200, response.text
-    return list(response.json()["items"])
+    return await items(client, auth, f"/api/v1/connectors/{connector['id']}/runs")
 
 
 async def test_a_rest_connector_that_only_writes_back_delivers_and_is_never_run(
