@@ -38,6 +38,8 @@ from pydantic_core import PydanticCustomError
 
 from schemas.jsonbytes import dumps_compact
 from schemas.limits import MAX_DATA_DEPTH, data_problem, text_problem
+from schemas.uris import find_uri_problem, known_uri_problem
+from schemas.uris import show as _show
 
 __all__ = [
     "DEFAULT_MAX_EVENT_BYTES",
@@ -53,9 +55,6 @@ DEFAULT_MAX_EVENT_BYTES = 1_048_576
 
 _NAME_RE = re.compile(r"[a-z0-9]{1,20}")
 _TYPE_PATTERN = r"^[a-z0-9]+(?:-+[a-z0-9]+)*(?:\.[a-z0-9]+(?:-+[a-z0-9]+)*)+$"
-_URI_RE = re.compile(r"(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})+")
-_SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
-_URI_HEAD_RE = re.compile(r"[/?#]")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _RFC3339_RE = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})")
 _JSON_CT_RE = re.compile(r"\s*[a-z0-9!#$&^_.+-]+/(?:json|[a-z0-9!#$&^_.+-]+\+json)\s*(?:;.*)?", re.IGNORECASE)
@@ -99,50 +98,17 @@ def _describe(p: Problem) -> str:
     return f"{where}.{p.field}: {p.message}" if p.field else f"{where}: {p.message}"
 
 
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
 def _fail(reason: str, field: str = "") -> NoReturn:
     # The reason goes through ctx so braces in user input are never format fields.
     raise PydanticCustomError("cloudevent", "{reason}", {"reason": reason, "field": field})
 
 
 def _uri_problem(value: str, *, absolute: bool) -> str | None:
-    """Return why ``value`` is not an RFC 3986 URI(-reference), or None.
-
-    A publisher sends the same few ``source`` values over and over, and this check (three
-    regular expressions) was a quarter of an event's validation: the answers for values of an
-    attribute's length (:data:`MAX_ATTRIBUTE_LENGTH`) are kept (:func:`_known_uri_problem`)."""
+    """Why ``value`` is not an RFC 3986 URI(-reference), or None; the answers for values of an
+    attribute's length (:data:`MAX_ATTRIBUTE_LENGTH`) are kept (:mod:`schemas.uris`)."""
     if len(value) <= MAX_ATTRIBUTE_LENGTH:
-        return _known_uri_problem(value, absolute)
-    return _find_uri_problem(value, absolute)
-
-
-def _find_uri_problem(value: str, absolute: bool) -> str | None:
-    if not _URI_RE.fullmatch(value):
-        return (
-            f"{_show(value)} is not a URI reference (RFC 3986): spaces, control and "
-            "non-ASCII characters must be percent-encoded"
-        )
-    if value.count("#") > 1:
-        return f"{_show(value)} is not a URI reference: it has more than one '#'"
-    head = _URI_HEAD_RE.split(value, maxsplit=1)[0]
-    if ":" in head:
-        if not _SCHEME_RE.fullmatch(head.split(":", 1)[0]):
-            return (
-                f"{_show(value)} is not a URI reference: the part before ':' is not a "
-                "scheme (a relative reference cannot have ':' in its first segment)"
-            )
-    elif absolute:
-        return f"{_show(value)} is not an absolute URI: it needs a scheme, e.g. 'https:'"
-    return None
-
-
-#: At most this many checked URIs are kept (each at most 512 characters: well under 4 MB).
-_URI_CACHE_SIZE = 4096
-_known_uri_problem = functools.lru_cache(maxsize=_URI_CACHE_SIZE)(_find_uri_problem)
+        return known_uri_problem(value, absolute)
+    return find_uri_problem(value, absolute)
 
 
 def _format_time(value: datetime) -> str:
