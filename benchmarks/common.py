@@ -19,10 +19,10 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import aiohttp
 from aiohttp import web
@@ -32,6 +32,19 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 
 
 # --- the machine -----------------------------------------------------------------------------
+
+
+_T = TypeVar("_T")
+
+
+def run_interruptible(main: Coroutine[Any, Any, _T]) -> _T | None:
+    """``asyncio.run(main)``; None when Ctrl-C interrupted it (said on stderr: the benchmark's
+    hub was stopped on the way out), so a ``main`` can exit 130."""
+    try:
+        return asyncio.run(main)
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("interrupted (the hub was stopped)", file=sys.stderr)
+        return None
 
 
 def machine_info() -> dict[str, Any]:

@@ -34,6 +34,7 @@ from benchmarks.common import (
     machine_info,
     make_event,
     percentile,
+    run_interruptible,
     start_hub,
     subscribe,
     systeem_token,
@@ -309,10 +310,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        results = asyncio.run(main_async(args))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print("interrupted (the hub was stopped)", file=sys.stderr)
+    results = run_interruptible(main_async(args))
+    if results is None:
         return 130
     rows = figures("e2e", results)
     print("\n" + "\n".join(cpu_lines(results)) + "\n\n" + table(results))

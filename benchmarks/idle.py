@@ -27,6 +27,7 @@ from benchmarks.common import (
     describe_machine,
     machine_busy_seconds,
     machine_info,
+    run_interruptible,
     start_hub,
     write_json,
 )
@@ -124,10 +125,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        results = asyncio.run(main_async(args))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print("interrupted (the hub was stopped)", file=sys.stderr)
+    results = run_interruptible(main_async(args))
+    if results is None:
         return 130
     rows = figures("idle", results)
     print("\n".join(lines(results)) + "\n\n" + summary_table(rows, None))
