@@ -277,3 +277,19 @@ async def test_a_gebruik_proposal_is_never_projected_as_a_gebruik(landscape: Har
 
     assert [(e.type, e.subject) for e in derived] == [("nl.softwarecatalogus.gebruik.aangemaakt.v1", "use-1")]
     assert [o.state["id"] for o in (await landscape.everything())["gebruik"]] == ["use-1"]
+
+
+async def test_objects_with_quotes_braces_and_accents_in_their_ids_are_found_again(
+    landscape: Harness,
+) -> None:
+    odd = ['org "één"', "org\\{1,2}", "org 'x' [y]"]
+    await landscape.apply(*(vastgelegd("organisatie", {**ORG, "id": i}) for i in odd))
+
+    derived = await landscape.apply(
+        *(vastgelegd("organisatie", {**ORG, "id": i, "naam": "Hernoemd"}) for i in odd),
+        vastgelegd("applicatie", {**APP, "id": odd[0]}),
+    )
+
+    assert sorted((e.type.split(".")[-2], e.subject) for e in derived) == sorted(
+        [("gewijzigd", i) for i in odd] + [("aangemaakt", odd[0])]
+    )
