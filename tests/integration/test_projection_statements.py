@@ -59,7 +59,7 @@ async def test_archive_positions_follow_the_log_within_a_batch_and_a_duplicate_i
     assert done.new == 7
 
 
-async def test_a_redelivered_batch_takes_no_new_rows_and_the_next_batch_follows_it(
+async def test_a_redelivered_batch_takes_no_new_rows_and_only_the_new_events_of_a_mixed_one_are_archived(
     engine: AsyncEngine,
 ) -> None:
     store = PostgresProjectionStore(engine)
@@ -67,11 +67,13 @@ async def test_a_redelivered_batch_takes_no_new_rows_and_the_next_batch_follows_
     await apply_events(store, first, None)
 
     again = await apply_events(store, first, None)
-    later = await apply_events(store, [LoggedEvent(event("k", 9), 0, 3)], None)
+    fresh = [LoggedEvent(event("k", 9), 0, 3), LoggedEvent(event("k", 10), 0, 4)]
+    mixed = await apply_events(store, [first[1], fresh[0], first[2], fresh[1]], None)
 
-    assert (again.new, later.new) == (0, 1)
-    seqs = [r.seq for r in await _rows(engine, "SELECT seq FROM event_archive ORDER BY kafka_offset")]
-    assert len(seqs) == 4 and seqs == sorted(seqs)
+    assert (again.new, mixed.new) == (0, 2)
+    archived = await _rows(engine, "SELECT seq, event_id FROM event_archive ORDER BY kafka_offset")
+    assert [r.event_id for r in archived] == [e.event.id for e in first + fresh]
+    assert [r.seq for r in archived] == sorted(r.seq for r in archived)
 
 
 def test_the_outbox_is_analysed_every_few_thousand_rows_while_young_then_as_it_grows() -> None:

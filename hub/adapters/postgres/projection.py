@@ -61,7 +61,7 @@ _QUEUE_TYPES = [psycopg.adapters.types.get_oid(t) for t in ("uuid", "int8", "tex
 _MARK = (
     insert_statement(processed_events, _PROCESSED)
     .on_conflict_do_nothing()
-    .returning(processed_events.c.source, processed_events.c.event_id)
+    .returning(processed_events.c.archive_seq)  # what is new, by the position it was handed
 )
 
 #: An event as read from the log: the event, its partition and offset, when the log accepted it.
@@ -101,9 +101,8 @@ class PostgresProjectionUnitOfWork:
             return []
         candidates = dict(zip(first, await self._take_seqs(len(first)), strict=True))
         marks = [{"source": s, "event_id": i, "archive_seq": seq} for (s, i), seq in candidates.items()]
-        inserted = await self._conn.execute(_MARK, rows_param(marks))
-        fresh = {(row.source, row.event_id) for row in inserted}
-        archived = [(seq, first[key]) for key, seq in candidates.items() if key in fresh]
+        fresh = set((await self._conn.execute(_MARK, rows_param(marks))).scalars())
+        archived = [(seq, first[key]) for key, seq in candidates.items() if seq in fresh]
         return await self._insert_archive(archived)
 
     async def archive_derived(self, events: Sequence[CloudEvent]) -> list[ArchivedEvent]:
