@@ -47,7 +47,12 @@ class KafkaSettings(BaseSettings):
         description="Consumer heartbeat interval (Kafka's default; each member sends one per interval, "
         "idle or not).",
     )
-    linger_ms: int = Field(default=2, ge=0, description="Producer linger: how long a send waits to batch.")
+    linger_ms: int = Field(
+        default=0,
+        ge=0,
+        description="Producer linger: how long a send waits to batch (sends made while a produce "
+        "request is out share the next one anyway).",
+    )
     fetch_max_wait_ms: int = Field(
         default=20,
         ge=0,

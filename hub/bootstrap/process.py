@@ -210,9 +210,14 @@ async def _wire_projector(hub: HubProcess, w: Wiring) -> None:
         hub.log_consumers.append(made)
         return made
 
+    # The projector's own pool, without the ping per checkout: the ping was one more round trip
+    # before every batch's transaction, on the way of every event (issue 17: latency). After a
+    # PostgreSQL restart one transaction fails retriably and the projector applies it again.
+    projection_engine = create_engine(hub.database_url, pool_size=s.projector_members, pre_ping=False)
+    w.closers.append(projection_engine.dispose)
     projector = hub.projector = Projector(
         consumer,
-        PostgresProjectionStore(hub.engine),
+        PostgresProjectionStore(projection_engine),
         hub.wal or hub.event_log,  # dead letters kept in PostgreSQL too with the write-ahead log
         derive=DerivedEvents(s.source_urn, hub.public_url),
         batch_size=s.projector_batch_size,

@@ -335,6 +335,9 @@ class Dispatcher:
                 self.stats.failed += 1
 
     async def _idle_timeout(self) -> float:
+        """How long to wait for a NOTIFY: until the next due delivery, at most the poll."""
+        if self._wakeup.is_set():  # a NOTIFY came during the last claim: claim again at once,
+            return self._poll  # not after a round trip for the next due time
         due = await self._retrying(self._outbox.next_due)
         if due is None:
             return self._poll

@@ -171,6 +171,7 @@ class Projector:
         await consumer.start()
         self._started += 1
         drain_deadline: float | None = None
+        committing: asyncio.Task[bool] | None = None
         try:
             while not stop.is_set():
                 try:
@@ -183,7 +184,9 @@ class Projector:
                     # A batch keeps its records, events and rows alive across awaits: see
                     # hub.services.collector for why full collections wait meanwhile.
                     with defer_full_collections():
-                        await self._handle_with_retry(consumer, batch, stop)
+                        applied = await self._handle_with_retry(batch, stop)
+                    if applied:
+                        committing = await _commit_behind(consumer, committing, positions(batch))
                     continue
                 if drain is not None and drain.is_set():
                     drain_deadline = drain_deadline or time.monotonic() + drain_timeout
@@ -194,11 +197,14 @@ class Projector:
         finally:
             self._started -= 1
             self._live.remove(consumer)
-            await consumer.stop()
+            try:
+                if committing is not None:  # the last positions are committed before the member leaves
+                    await committing
+            finally:
+                await consumer.stop()
 
-    async def _handle_with_retry(
-        self, consumer: LogConsumer, batch: list[LogRecord], stop: asyncio.Event
-    ) -> None:
+    async def _handle_with_retry(self, batch: list[LogRecord], stop: asyncio.Event) -> bool:
+        """Apply ``batch``; False when the hub stops during an outage and it is left unapplied."""
         # Broker or database outages: keep the batch and try again; never commit past it.
         # Records parked in the DLQ by an earlier try are not parked (nor applied) again.
         parked: set[tuple[int, int]] = set()
@@ -220,8 +226,8 @@ class Projector:
                 raise
             # Stopping during an outage: leave the batch uncommitted; the next owner replays it.
             log.warning("projection_abandoned_on_stop", error=str(e)[:500])
-            return
-        await consumer.commit(positions(batch))
+            return False
+        return True
 
     async def _handle(self, batch: list[LogRecord], parked: set[tuple[int, int]]) -> None:
         decoded: list[tuple[LoggedEvent, LogRecord]] = []
@@ -331,6 +337,22 @@ def _accepted(record: LogRecord) -> datetime | None:
 
 def _origin(record: LogRecord) -> str:
     return f"{record.topic}/{record.partition}/{record.offset}"
+
+
+async def _commit_behind(
+    consumer: LogConsumer, committing: asyncio.Task[bool] | None, after: dict[int, int]
+) -> asyncio.Task[bool]:
+    """Commit ``after`` (positions of a batch whose transaction committed) in the background.
+
+    The member goes on reading and applying the next batch meanwhile: waiting for the broker's
+    answer put one offset-commit round trip between every two batches of a member, on the path
+    of every event that arrived during it (issue 17: latency). One commit per member is in
+    flight at a time, and each starts only after the one before it ended, so positions are
+    committed in order and never ahead of a durable projection; a crash before a commit
+    replays what the dedupe then skips, as before."""
+    if committing is not None:
+        await committing  # almost always done: it had a whole transaction's time
+    return asyncio.create_task(consumer.commit(after), name="projector-commit")
 
 
 async def _pause(stop: asyncio.Event, seconds: float) -> None:

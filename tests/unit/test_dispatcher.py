@@ -333,3 +333,42 @@ async def test_a_delivered_attempt_logs_at_debug_and_a_failed_one_at_info() -> N
         ("delivery_attempted", "debug"),
         ("delivery_failed", "info"),
     ]
+
+
+class NotifiedDuringClaims(SignallingOutbox):
+    """The in-memory outbox whose first ``notices`` claims each end with a NOTIFY (the
+    wake-up set while the claim runs), counting the claims and the look-ups of the next due time
+    made before the last such claim."""
+
+    def __init__(self, db: InMemoryDatabase, wakeup: asyncio.Event, notices: int):
+        super().__init__(db)
+        self.wakeup, self.notices, self.claims, self.due_lookups = wakeup, notices, 0, 0
+        self.all_noticed = asyncio.Event()
+
+    async def claim(self, limit: int, lease_seconds: float, room: Any = None) -> Any:
+        self.claims += 1
+        claimed = await super().claim(limit, lease_seconds, room)
+        if self.claims <= self.notices:
+            self.wakeup.set()
+        elif not self.all_noticed.is_set():
+            self.all_noticed.set()
+        return claimed
+
+    async def next_due(self) -> Any:
+        if not self.all_noticed.is_set():
+            self.due_lookups += 1
+        return await super().next_due()
+
+
+async def test_a_notify_that_arrives_during_a_claim_is_claimed_at_once_without_a_due_time_lookup() -> None:
+    db, wakeup = InMemoryDatabase(), asyncio.Event()
+    outbox = NotifiedDuringClaims(db, wakeup, notices=3)
+    policy = RetryPolicy(RetrySchedule.of([60.0]), slow_down_s=0)
+    dispatcher = Dispatcher(outbox, FakeClient(), policy, wakeup, poll_seconds=60, lease_seconds=30)
+    stop = asyncio.Event()
+    running = asyncio.create_task(dispatcher.run(stop))
+    async with asyncio.timeout(5):  # the poll (60 s) would time out: each NOTIFY woke it
+        await outbox.all_noticed.wait()
+    stop.set()
+    await running
+    assert outbox.claims == 4 and outbox.due_lookups == 0

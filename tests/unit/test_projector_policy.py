@@ -168,3 +168,63 @@ async def test_a_projector_freezes_the_start_up_heap_before_it_applies_anything(
     monkeypatch.setattr(projector_module, "freeze_start_up_heap", lambda: seen.append(len(store.archive)))
     await drain(log, store)
     assert seen == [0] and archived(store) == ["e1"]
+
+
+class HeldCommits:
+    """Members of ``log``'s group whose offset commits wait until :attr:`release` is set; they
+    record each commit's positions, and how many were in flight at once at most."""
+
+    def __init__(self, log: InMemoryEventLog):
+        self.log, self.release, self.calls = log, asyncio.Event(), asyncio.Queue[dict[int, int]]()
+        self.in_flight = self.most_in_flight = 0
+
+    def consumer(self) -> Any:
+        member = self.log.consumer(GROUP)
+        commit = member.commit
+
+        async def held(positions: Any) -> bool:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            self.calls.put_nowait(dict(positions))
+            try:
+                await self.release.wait()
+                return await commit(positions)
+            finally:
+                self.in_flight -= 1
+
+        member.commit = held  # type: ignore[method-assign]
+        return member
+
+
+class WatchedStore(InMemoryProjectionStore):
+    """The in-memory store, setting :attr:`applied` after each transaction."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.applied = asyncio.Event()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[InMemoryProjectionUnitOfWork]:
+        async with super().transaction() as uow:
+            yield uow
+        self.applied.set()
+
+
+async def test_a_member_applies_its_next_batch_while_the_broker_still_commits_the_last() -> None:
+    log, store = InMemoryEventLog(partitions=1), WatchedStore()
+    held = HeldCommits(log)
+    projector = Projector(held.consumer, store, log, derive=None, batch_size=50)
+    stop, drained = asyncio.Event(), asyncio.Event()
+    await log.publish([event("first")])
+    running = asyncio.create_task(projector.run(stop, drain=drained))
+    async with asyncio.timeout(5):
+        assert await held.calls.get() == {0: 1}  # the first batch's commit, held by the broker
+        store.applied.clear()
+        await log.publish([event("second")])
+        await store.applied.wait()  # applied although that commit hangs
+        assert archived(store) == ["first", "second"]
+        assert log.committed(GROUP) == {} and held.calls.empty()  # the next commit waits its turn
+        held.release.set()
+        drained.set()
+        await running
+    assert log.committed(GROUP) == {0: 2} and held.most_in_flight == 1
