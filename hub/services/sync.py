@@ -40,7 +40,7 @@ from hub.ports.connectors import (
     RowError,
     SyncScope,
 )
-from hub.services.collector import defer_full_collections
+from hub.services.collector import defer_full_collections, freeze_start_up_heap
 from hub.services.ownership import Owners, foreign_objects, foreign_problem, organisatie_header
 from hub.services.publishable import ENVELOPE_MARGIN, size_problem
 from hub.services.withdrawal import withdraw_unseen
@@ -175,6 +175,7 @@ class SyncRun:
 
     async def execute(self, checkpoint: dict[str, Any] | None) -> Tally:
         """Run to the end (see :meth:`_execute`), with full collections deferred."""
+        freeze_start_up_heap()
         with defer_full_collections():
             return await self._execute(checkpoint)
 

@@ -285,6 +285,30 @@ async def test_fingerprints_are_known_per_scope_with_their_generation(stores: St
     assert (record.rows_read, record.counts, record.report) == (2, {"read": 2}, {"gebruik": {"found": 2}})
 
 
+async def test_fingerprints_of_ids_with_json_and_sql_special_characters_are_found_and_touched(
+    stores: Stores,
+) -> None:
+    """Keys travel to PostgreSQL as JSON arrays: quotes, backslashes, non-ASCII and separators
+    in an id come back exactly, for the lookup, the commit and the seen mark alike."""
+    import_id = await stores.queue()
+    owner, run = Owner("import", import_id), uuid.uuid4()
+    odd = ['g "1"', "g\\2", "gë-3|x", "g,4;'", '["g", 5]']
+    await stores.fingerprints.commit(
+        SCOPE, owner, BatchCommit(published=[Published("gebruik", i, f"h{n}", n) for n, i in enumerate(odd)])
+    )
+    await stores.fingerprints.commit(
+        SCOPE, owner, BatchCommit(seen=[("gebruik", i) for i in odd[:3]], run=run)
+    )
+
+    known = await stores.fingerprints.known(SCOPE, [("gebruik", i) for i in [*odd, "g-absent"]])
+    unseen = await stores.fingerprints.unseen(SCOPE, run, ["gebruik"], after=None, limit=10)
+
+    assert {k: (f.hash, f.generation) for k, f in known.items()} == {
+        ("gebruik", i): (f"h{n}", n) for n, i in enumerate(odd)
+    }
+    assert sorted(k[1] for k, _ in unseen) == sorted(odd[3:])
+
+
 async def test_remembered_fingerprints_replace_published_ones_without_touching_progress(
     stores: Stores,
 ) -> None:

@@ -1,8 +1,11 @@
 """Source fingerprints and the progress that goes with them, in PostgreSQL.
 
-Bulk statements take one JSON parameter (``jsonb_to_recordset``, serialised with orjson) so a
-batch of thousands of rows is one round trip: psycopg's dumping of text arrays was a tenth of
-an import's CPU (benchmarks/imports.py).
+Bulk statements take one JSON parameter (serialised with orjson) so a batch of thousands of
+rows is one round trip: psycopg's dumping of text arrays was a tenth of an import's CPU
+(benchmarks/imports.py). The rows go as JSON arrays (``[type, id]``, read with
+``jsonb_array_elements``), straight from the key tuples: orjson writes a list of tuples in a
+fifth of the time it takes to build and write a list of ``{"t": .., "i": ..}`` objects
+(0.18 against 0.92 µs per key), which an import paid twice per row (lookup and commit).
 """
 
 from __future__ import annotations
@@ -24,11 +27,11 @@ from hub.ports.connectors import BatchCommit, Fingerprint, Key, Owner, Published
 # scope for each lookup (130 ms per 5,000 keys at 200,000 rows). LIMIT 1 (the key is unique)
 # keeps the lateral subquery from being flattened into that join.
 _KNOWN_SQL = """
-    SELECT k.t, k.i, f.hash, f.generation{data}
-    FROM jsonb_to_recordset(CAST(:keys AS jsonb)) AS k(t text, i text)
+    SELECT k.e ->> 0, k.e ->> 1, f.hash, f.generation{data}
+    FROM jsonb_array_elements(CAST(:keys AS jsonb)) AS k(e)
     CROSS JOIN LATERAL (
       SELECT hash, generation{data} FROM connector_fingerprints
-      WHERE source = :source AND organisatie = :org AND objecttype = k.t AND object_id = k.i
+      WHERE source = :source AND organisatie = :org AND objecttype = k.e ->> 0 AND object_id = k.e ->> 1
       LIMIT 1
     ) AS f
 """
@@ -37,8 +40,9 @@ _KNOWN_DATA = text(_KNOWN_SQL.format(data=", data"))
 _UPSERT = text("""
     INSERT INTO connector_fingerprints
       (source, organisatie, objecttype, object_id, hash, generation, seen, data)
-    SELECT :source, :org, t, i, h, g, :run, d
-    FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS k(t text, i text, h text, g int, d jsonb)
+    SELECT :source, :org, k.e ->> 0, k.e ->> 1, k.e ->> 2, CAST(k.e ->> 3 AS int), :run,
+      NULLIF(k.e -> 4, 'null')
+    FROM jsonb_array_elements(CAST(:rows AS jsonb)) AS k(e)
     ON CONFLICT ON CONSTRAINT pk_connector_fingerprints DO UPDATE
       SET hash = excluded.hash, generation = excluded.generation, seen = excluded.seen, updated_at = now(),
         data = excluded.data
@@ -52,8 +56,8 @@ _REMEMBER = text("""
 """)
 _TOUCH = text("""
     UPDATE connector_fingerprints f SET seen = :run
-    FROM jsonb_to_recordset(CAST(:keys AS jsonb)) AS k(t text, i text)
-    WHERE f.source = :source AND f.organisatie = :org AND f.objecttype = k.t AND f.object_id = k.i
+    FROM jsonb_array_elements(CAST(:keys AS jsonb)) AS k(e)
+    WHERE f.source = :source AND f.organisatie = :org AND f.objecttype = k.e ->> 0 AND f.object_id = k.e ->> 1
 """)
 _UNSEEN = text("""
     SELECT objecttype, object_id, generation FROM connector_fingerprints
@@ -86,7 +90,8 @@ def _json(value: Any) -> str | None:
 
 
 def _keys(keys: Sequence[Key]) -> str:
-    return orjson.dumps([{"t": t, "i": i} for t, i in keys]).decode()
+    """``[[type, id], ...]``: orjson writes the key tuples as they are."""
+    return orjson.dumps(keys if isinstance(keys, list) else list(keys)).decode()
 
 
 class PostgresFingerprintStore:
@@ -124,18 +129,9 @@ class PostgresFingerprintStore:
                         _UPSERT,
                         {
                             **base,
-                            "rows": orjson.dumps(
-                                [
-                                    {
-                                        "t": x.objecttype,
-                                        "i": x.object_id,
-                                        "h": x.hash,
-                                        "g": x.generation,
-                                        "d": x.data,
-                                    }
-                                    for x in p
-                                ]
-                            ).decode(),
+                            # [type, id, hash, generation, data]: a Published as a plain tuple
+                            # (orjson writes tuples, not named ones).
+                            "rows": orjson.dumps([tuple(x) for x in p]).decode(),
                         },
                     )
                 if batch.seen and batch.run is not None:
