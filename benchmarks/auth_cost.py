@@ -188,6 +188,8 @@ def e2e_rounds(rounds: int, e2e_argv: list[str]) -> dict[str, dict[str, list[flo
                 found[credential].setdefault(f"{label} API µs/event", []).append(
                     phase.get("api_cpu_us_per_event") or float("nan")
                 )
+                print(f"  {credential} {label}: {phase.get('events_per_s')} events/s, "
+                      f"API {phase.get('api_cpu_us_per_event')} µs/event", flush=True)  # fmt: skip
     return found
 
 
