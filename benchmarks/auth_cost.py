@@ -55,6 +55,7 @@ from hub.settings import Settings
 from subscriptions.ssrf import NetworkPolicy
 
 ADMIN_TOKEN = "bench-admin-token"
+SOURCE = "urn:nld:oin:00000001001234567000:systeem:bench"
 
 
 def _events(n: int) -> list[dict[str, Any]]:
@@ -62,7 +63,7 @@ def _events(n: int) -> list[dict[str, Any]]:
         {
             "specversion": "1.0",
             "id": str(uuid.uuid4()),
-            "source": "urn:nld:oin:00000001001234567000:systeem:bench",
+            "source": SOURCE,
             "type": "nl.bench.meting.gemeten.v1",
             "subject": f"m-{i}",
             "datacontenttype": "application/json",
@@ -88,6 +89,9 @@ async def main(requests: int, batch: int, alg: str) -> None:
     _, api_token = await service.create(
         ADMIN, name="bench", role="functioneel-beheerder", organisatie=None, sources=[]
     )
+    _, systeem_token = await service.create(  # also the source and ownership checks, and stamping
+        ADMIN, name="bench-systeem", role="systeem", organisatie="gm-bench", sources=[SOURCE]
+    )
     token_jwt = issuer.token(["functioneel-beheerder"])
     oidc = OidcVerifier(OidcConfig(issuer.issuer, AUDIENCE, issuer.jwks_url))
     auth = TokenAuthenticator(ADMIN_TOKEN, tokens=TokenLookup(tokens), oidc=oidc)
@@ -112,6 +116,7 @@ async def main(requests: int, batch: int, alg: str) -> None:
         credentials = {
             "admin token": ADMIN_TOKEN,
             "API token (kh_…)": api_token,
+            "systeem API token": systeem_token,
             f"OIDC JWT ({alg})": token_jwt,
         }
         rows = []
