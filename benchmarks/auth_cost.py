@@ -12,6 +12,14 @@ key) or ES256, signed in this process; its issuer's JWKS is served on loopback a
 (keys are cached per ``kid``), as with a real Keycloak.
 
     python -m benchmarks.auth_cost [--requests 300] [--batch 100] [--alg RS256]
+
+``--e2e`` measures the same on a real hub instead: ``benchmarks.e2e``'s batch and structured
+phases once per credential (the admin token, a systeem API token, an RS256 JWT of a loopback
+issuer), ``--rounds`` rounds with the credentials' order rotated each round, each run on a hub
+of its own. It prints the medians of events/s and of the API process's CPU per event, and the
+cost against the admin token; CPU per event is the figure that holds on a shared machine.
+
+    python -m benchmarks.auth_cost --e2e [--rounds 3] [e2e options, e.g. --events 10000]
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import statistics
 import tempfile
 import time
 import uuid
@@ -27,10 +36,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import jwt
-from aiohttp import web
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from benchmarks.common import run_interruptible
+from benchmarks.issuer import AUDIENCE, LoopbackIssuer
 from hub.adapters.memory import (
     InMemoryDatabase,
     InMemoryEventLog,
@@ -46,29 +54,8 @@ from hub.services.tokens import TokenLookup, TokenService
 from hub.settings import Settings
 from subscriptions.ssrf import NetworkPolicy
 
-ISSUER, AUDIENCE, ADMIN_TOKEN = "https://idp.bench.example/realms/hub", "koppelhub", "bench-admin-token"
-
-
-async def _jwks_server(public_jwk: dict[str, Any]) -> tuple[web.AppRunner, str]:
-    app = web.Application()
-    app.router.add_get("/jwks", lambda _: web.json_response({"keys": [public_jwk]}))
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, f"http://127.0.0.1:{port}/jwks"
-
-
-def _key(alg: str) -> tuple[Any, dict[str, Any]]:
-    private: Any = (
-        rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        if alg == "RS256"
-        else ec.generate_private_key(ec.SECP256R1())
-    )
-    algorithm = jwt.get_algorithm_by_name(alg)
-    public = json.loads(algorithm.to_jwk(private.public_key()))
-    return private, {**public, "kid": "bench-1", "alg": alg, "use": "sig"}
+ADMIN_TOKEN = "bench-admin-token"
+SOURCE = "urn:nld:oin:00000001001234567000:systeem:bench"
 
 
 def _events(n: int) -> list[dict[str, Any]]:
@@ -76,7 +63,7 @@ def _events(n: int) -> list[dict[str, Any]]:
         {
             "specversion": "1.0",
             "id": str(uuid.uuid4()),
-            "source": "urn:nld:oin:00000001001234567000:systeem:bench",
+            "source": SOURCE,
             "type": "nl.bench.meting.gemeten.v1",
             "subject": f"m-{i}",
             "datacontenttype": "application/json",
@@ -96,27 +83,18 @@ async def _cpu_per_call(calls: int, call: Callable[[], Awaitable[object]]) -> fl
 
 
 async def main(requests: int, batch: int, alg: str) -> None:
-    private, public_jwk = _key(alg)
-    runner, jwks_url = await _jwks_server(public_jwk)
+    issuer = await LoopbackIssuer(alg).start()
     tokens = InMemoryTokenStore()
     service = TokenService(tokens)
     _, api_token = await service.create(
         ADMIN, name="bench", role="functioneel-beheerder", organisatie=None, sources=[]
     )
-    now = int(time.time())
-    claims = {
-        "iss": ISSUER,
-        "aud": AUDIENCE,
-        "sub": "bench",
-        "exp": now + 3600,
-        "iat": now,
-        "roles": ["functioneel-beheerder"],
-        "preferred_username": "bench",
-    }
-    token_jwt = jwt.encode(claims, private, algorithm=alg, headers={"kid": "bench-1"})
-    auth = TokenAuthenticator(
-        ADMIN_TOKEN, tokens=TokenLookup(tokens), oidc=OidcVerifier(OidcConfig(ISSUER, AUDIENCE, jwks_url))
+    _, systeem_token = await service.create(  # also the source and ownership checks, and stamping
+        ADMIN, name="bench-systeem", role="systeem", organisatie="gm-bench", sources=[SOURCE]
     )
+    token_jwt = issuer.token(["functioneel-beheerder"])
+    oidc = OidcVerifier(OidcConfig(issuer.issuer, AUDIENCE, issuer.jwks_url))
+    auth = TokenAuthenticator(ADMIN_TOKEN, tokens=TokenLookup(tokens), oidc=oidc)
 
     async def ready() -> dict[str, bool]:
         return {"api": True}
@@ -138,6 +116,7 @@ async def main(requests: int, batch: int, alg: str) -> None:
         credentials = {
             "admin token": ADMIN_TOKEN,
             "API token (kh_…)": api_token,
+            "systeem API token": systeem_token,
             f"OIDC JWT ({alg})": token_jwt,
         }
         rows = []
@@ -173,7 +152,7 @@ async def main(requests: int, batch: int, alg: str) -> None:
                         await _cpu_per_call(requests * 3, publish_one),
                     )
                 )
-    await runner.cleanup()
+    await issuer.stop()
     print(
         f"CPU time per call (process_time), {requests} batches of {batch} events, "
         f"{requests * 3} single events"
@@ -187,6 +166,52 @@ async def main(requests: int, batch: int, alg: str) -> None:
         )
 
 
+E2E_CREDENTIALS = ("admin", "token", "jwt")
+_FIGURES = (("publish_batch", "batch"), ("publish_structured", "structured"))
+
+
+def e2e_rounds(rounds: int, e2e_argv: list[str]) -> dict[str, dict[str, list[float]]]:
+    """Per credential and figure, one value per round: ``benchmarks.e2e --phases batch,structured``
+    run ``rounds`` times per credential, the order rotated each round (admin, token, jwt; then
+    token, jwt, admin; …) so that a drift in the machine's load falls on each in turn."""
+    from benchmarks import e2e  # the hub-process benchmark; not needed by the in-memory one
+
+    found: dict[str, dict[str, list[float]]] = {c: {} for c in E2E_CREDENTIALS}
+    for r in range(rounds):
+        order = E2E_CREDENTIALS[r % 3 :] + E2E_CREDENTIALS[: r % 3]
+        for credential in order:
+            print(f"round {r + 1}/{rounds}: {credential}", flush=True)
+            args = e2e.parse_args(
+                ["--phases", "batch,structured", "--no-limits", "--credential", credential, *e2e_argv]
+            )
+            results = run_interruptible(e2e.main_async(args))
+            if results is None:
+                raise SystemExit(130)
+            for key, label in _FIGURES:
+                phase = results.get(key, {})
+                found[credential].setdefault(f"{label} events/s", []).append(phase.get("events_per_s", 0.0))
+                found[credential].setdefault(f"{label} API µs/event", []).append(
+                    phase.get("api_cpu_us_per_event") or float("nan")
+                )
+                print(f"  {credential} {label}: {phase.get('events_per_s')} events/s, "
+                      f"API {phase.get('api_cpu_us_per_event')} µs/event", flush=True)  # fmt: skip
+    return found
+
+
+def e2e_table(found: dict[str, dict[str, list[float]]]) -> str:
+    """Medians per credential, and each against the admin token's (CPU: + is dearer; events/s:
+    - is slower)."""
+    lines = ["| credential | figure | median | runs | vs admin |", "|---|---|---|---|---|"]
+    admin = found["admin"]
+    for credential, figures in found.items():
+        for name, values in figures.items():
+            median, base = statistics.median(values), statistics.median(admin[name])
+            cost = "" if credential == "admin" else f"{(median - base) / base:+.1%}"
+            runs = ", ".join(f"{v:,.0f}" for v in values)
+            lines.append(f"| {credential} | {name} | {median:,.0f} | {runs} | {cost} |")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -194,5 +219,12 @@ if __name__ == "__main__":
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--alg", choices=["RS256", "ES256"], default="RS256")
-    args = parser.parse_args()
-    asyncio.run(main(args.requests, args.batch, args.alg))
+    parser.add_argument("--e2e", action="store_true", help="measure on a real hub (benchmarks.e2e)")
+    parser.add_argument("--rounds", type=int, default=3, help="--e2e: runs per credential (3)")
+    args, rest = parser.parse_known_args()
+    if args.e2e:
+        print(e2e_table(e2e_rounds(args.rounds, rest)))
+    elif rest:
+        parser.error(f"unrecognised arguments: {' '.join(rest)}")
+    else:
+        asyncio.run(main(args.requests, args.batch, args.alg))

@@ -185,6 +185,15 @@ def _is_hub_child(pid: int) -> bool:
     return b"worker" in argv or any(b"pg_watchdog" in a for a in argv)
 
 
+def _roles(pid: int) -> list[str]:
+    """The roles of a ``koppelhub worker --roles a,b`` process (empty for any other)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return []
+    return argv[argv.index("--roles") + 1].split(",") if "--roles" in argv[:-1] else []
+
+
 @dataclass
 class Hub:
     """A ``koppelhub run`` process on embedded Tansu and PostgreSQL in a fresh data dir."""
@@ -223,6 +232,15 @@ class Hub:
         broker = [p for p in spawned if p not in roles]
         hub = [self.process.pid, *roles]
         return {"hub": hub, "broker": broker, "postgres": postgres, "bench": [os.getpid()]}
+
+    def api_pids(self) -> list[int]:
+        """The processes that answer the API: the ``api`` workers, or ``run`` itself when it
+        runs every role in one process (``KOPPELHUB_WORKERS=1``)."""
+        api = [p for p in children(self.process.pid) if "api" in _roles(p)]
+        return api or [self.process.pid]
+
+    def api_cpu_seconds(self) -> float:
+        return sum(s for s in (cpu_seconds(p) for p in self.api_pids()) if s is not None)
 
     def log_tail(self, lines: int = 30) -> str:
         with contextlib.suppress(OSError):

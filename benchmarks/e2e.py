@@ -41,6 +41,7 @@ from benchmarks.common import (
     wait_idle,
     write_json,
 )
+from benchmarks.issuer import LoopbackIssuer
 from benchmarks.limits import broker_rates, post_rate
 from benchmarks.stages import stage_lines, stage_times
 from benchmarks.summary import failed, figures
@@ -84,17 +85,19 @@ class Bench:
             bodies = [(json.dumps(make_event(c[0], n)).encode(), 1) for n, c in enumerate(chunks)]
         self.sink.expect(ids)
         pub = Publisher(self.hub, workers)
-        cpu0, t0 = self.meter.sample(), time.monotonic()
+        cpu0, api0, t0 = self.meter.sample(), self.hub.api_cpu_seconds(), time.monotonic()
         try:
             accepted = await pub.post_all(bodies, mode, workers)
         finally:
             await pub.close()
         seconds = time.monotonic() - t0
+        api_cpu = self.hub.api_cpu_seconds() - api0
         figures = {
             "events": len(ids), "per_request": per_request, "connections": workers, "accepted": accepted,
             "seconds": round(seconds, 3), "events_per_s": round(accepted / seconds, 1),
             "requests_per_s": round(len(bodies) / seconds, 1), "statuses": dict(pub.statuses),
             "cpu_cores": CpuMeter.usage(cpu0, self.meter.sample(), seconds),
+            "api_cpu_us_per_event": round(api_cpu / accepted * 1e6, 1) if accepted else None,
         }  # fmt: skip
         last = await self.settle(phase, ids, max(120.0, len(ids) / 100))
         return figures, t0, last
@@ -245,14 +248,18 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     assert main_task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)  # finally: stop the hub
     sink = await Sink().start()
+    issuer = await LoopbackIssuer().start() if args.credential == "jwt" else None
     try:
         started = time.monotonic()
-        hub = await start_hub(profile=args.profile_hub, env=dict(kv.split("=", 1) for kv in args.hub_env))
+        env = dict(kv.split("=", 1) for kv in args.hub_env) | (issuer.hub_env() if issuer else {})
+        hub = await start_hub(profile=args.profile_hub, env=env)
         print(f"hub ready in {time.monotonic() - started:.1f} s on {hub.base_url}, {hub.workdir}", flush=True)
         try:
             await subscribe(hub, sink.url)
-            if args.credential == "systeem":  # publish as a municipality's system: token lookup + checks
+            if args.credential == "token":  # publish as a municipality's system: token lookup + checks
                 hub.token = await systeem_token(hub)
+            elif issuer is not None:  # an OIDC identity: the JWT check (its result kept up to 60 s)
+                hub.token = issuer.token(["functioneel-beheerder"])
             bench = Bench(args, hub, sink)
             try:
                 await bench.warm_up()
@@ -273,6 +280,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 hub.remove()
     finally:
         await sink.stop()
+        if issuer is not None:
+            await issuer.stop()
     results["sink"] = {"requests": sink.requests, "duplicates": sink.duplicates}
     return results
 
@@ -294,8 +303,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help=f"comma-separated subset of {','.join(PHASES)} (all)")  # fmt: skip
     add("--profile-hub", type=Path, metavar="FILE", help="run the hub under cProfile, stats to FILE")
     add("--keep-data", action="store_true", help="keep the temporary data dir and hub.log")
-    add("--credential", choices=["admin", "systeem"], default="admin",
-        help="publish with the admin token, or with a systeem API token (role checks per event)")  # fmt: skip
+    add("--credential", choices=["admin", "token", "jwt", "systeem"], default="admin",
+        help="publish with the admin token, a systeem API token (role checks per event; 'systeem' is "
+             "its old name), or an RS256 JWT of a loopback OIDC issuer (functioneel-beheerder)")  # fmt: skip
     add("--hub-env", action="append", default=[], metavar="KEY=VALUE",
         help="a setting for the hub, e.g. KOPPELHUB_WRITE_AHEAD=false (repeatable)")  # fmt: skip
     add("--no-limits", action="store_true", help="skip measuring the raw limits (benchmarks.limits)")
@@ -303,6 +313,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if unknown := set(args.phases) - set(PHASES):
         p.error(f"unknown phase(s): {', '.join(sorted(unknown))}")
+    if args.credential == "systeem":
+        args.credential = "token"
     if args.quick:
         args.events, args.single_events, args.duration = min(args.events, 2_000), 300, 5.0
     return args

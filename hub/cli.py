@@ -15,6 +15,7 @@ import click
 from hub.bootstrap import KAFKA_ROLES, ROLES, observability
 from hub.bootstrap import migrate as migrate_schema
 from hub.bootstrap import rebuild as rebuild_landscape
+from hub.cli_actor import cli_entry
 from hub.cli_import import import_command
 from hub.cli_operators import dlq, status
 from hub.cli_receive import receive_command
@@ -111,13 +112,14 @@ def rebuild() -> None:
 
     The result equals the live projection; no notification is sent again. Runs in one
     transaction: readers see the old landscape until it commits, and a running projector
-    waits for it, then applies its next events on top.
+    waits for it, then applies its next events on top. Its audit entry (actor ``cli``, the
+    operating-system user) is written in that transaction.
     """
     settings = load_settings()
     infra = provision_for(settings, broker_needed=False)
     try:
         migrate_schema(infra.database_url)
-        result = asyncio.run(rebuild_landscape(infra.database_url))
+        result = asyncio.run(rebuild_landscape(infra.database_url, cli_entry("rebuild", "landscape")))
         click.echo(
             f"Landscape rebuilt from the archive: {result.created} created, {result.changed} changed, "
             f"{result.deleted} deleted, {result.unchanged} unchanged, {result.stale} stale."

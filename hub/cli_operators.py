@@ -10,10 +10,12 @@ from typing import Any, TypeVar
 
 import click
 
-from hub.bootstrap import operator_tools
+from hub.bootstrap import audit_trail, operator_tools
+from hub.cli_actor import cli_entry
 from hub.embedded import provision
 from hub.errors import ConfigurationError, KoppelhubError
 from hub.logging import configure_logging
+from hub.ports.audit import AuditEntry
 from hub.ports.operators import LogInspector, OperationsStore, Position, parse_position
 from hub.services.status import dead_letter_document, hub_status, redriven_document
 from hub.settings import Settings
@@ -23,9 +25,13 @@ __all__ = ["dlq", "status"]
 T = TypeVar("T")
 
 
-def _against_running_hub(work: Callable[[LogInspector, OperationsStore], Awaitable[T]]) -> T:
+def _against_running_hub(
+    work: Callable[[LogInspector, OperationsStore], Awaitable[T]], audit: AuditEntry | None = None
+) -> T:
     """Run ``work`` with the operator ports of the hub that runs for this data dir (or the
-    configured broker and database); refuses when only a fresh embedded broker would answer."""
+    configured broker and database); refuses when only a fresh embedded broker would answer.
+    ``audit``, for a change, is written once ``work`` is done: the change is a produce to Kafka,
+    with no database transaction to carry it (the API's redrive is recorded the same way)."""
     settings = Settings()
     configure_logging(settings)
     try:
@@ -41,7 +47,11 @@ def _against_running_hub(work: Callable[[LogInspector, OperationsStore], Awaitab
 
         async def run() -> T:
             async with operator_tools(settings, infra.kafka_bootstrap, infra.database_url) as (log, store):
-                return await work(log, store)
+                done = await work(log, store)
+            if audit is not None:
+                async with audit_trail(infra.database_url) as trail:
+                    await trail.record(audit)
+            return done
 
         return asyncio.run(run())
     except KoppelhubError as e:
@@ -150,7 +160,8 @@ def dlq_redrive(positions: tuple[str, ...], everything: bool) -> None:
     async def work(log: LogInspector, _store: OperationsStore) -> dict[str, Any]:
         return redriven_document(await log.redrive(chosen))
 
-    doc = _against_running_hub(work)
+    audit = cli_entry("dlq redrive", "/api/v1/dlq/redrive", ["all" if everything else "offsets"])
+    doc = _against_running_hub(work, audit)
     click.echo(f"Redriven: {len(doc['redriven'])} records.")
     for s in doc["skipped"]:
         click.echo(f"Skipped {s['partition']}:{s['offset']}: {s['reason']}", err=True)

@@ -1,8 +1,9 @@
 """``koppelhub token create|list|revoke``: API tokens from the command line.
 
-The operator at the hub's own machine acts as the admin (a functioneel-beheerder for all),
-through the same :class:`~hub.services.tokens.TokenService` as the API; the secret is printed
-once, on create.
+The operator at the hub's own machine acts as the admin (a functioneel-beheerder for all, see
+:mod:`hub.cli_actor`), through the same :class:`~hub.services.tokens.TokenService` as the API;
+the secret is printed once, on create. A create or revoke hands its audit entry to the token
+store, which writes it in the change's own transaction, as the API's calls do.
 """
 
 from __future__ import annotations
@@ -19,23 +20,21 @@ import click
 from hub.api.tokens import token_json
 from hub.bootstrap import migrate as migrate_schema
 from hub.bootstrap import token_service
+from hub.cli_actor import cli_entry, local_operator
 from hub.embedded import provision
 from hub.errors import ConfigurationError, KoppelhubError
 from hub.logging import configure_logging
-from hub.ports.audit import AuditEntry
 from hub.ports.tokens import TokenRecord
-from hub.services.access import Principal, Role
+from hub.services.access import Role
 from hub.services.tokens import TokenRefused, TokenService
 from hub.settings import Settings
 
 T = TypeVar("T")
-OPERATOR = Principal("koppelhub token (cli)", Role.FUNCTIONEEL_BEHEERDER, None, credential="cli")
+OPERATOR = local_operator()
 
 
-def _run(
-    work: Callable[[TokenService], Awaitable[T]], action: str = "", changes: list[str] | None = None
-) -> T:
-    """Run ``work`` on the hub's database; a change (``action``) goes into the audit trail."""
+def _run(work: Callable[[TokenService], Awaitable[T]]) -> T:
+    """Run ``work`` on the hub's database."""
     settings = Settings()
     configure_logging(settings)
     try:
@@ -46,11 +45,8 @@ def _run(
         migrate_schema(infra.database_url)
 
         async def go() -> T:
-            async with token_service(infra.database_url) as (service, audit):
-                done = await work(service)
-                if action:
-                    await audit.record(_entry(action, done, changes or []))
-                return done
+            async with token_service(infra.database_url) as service:
+                return await work(service)
 
         return asyncio.run(go())
     except TokenRefused as e:
@@ -59,22 +55,6 @@ def _run(
         raise click.ClickException(str(e)) from e
     finally:
         infra.close()
-
-
-def _entry(action: str, done: object, changes: list[str]) -> AuditEntry:
-    record = done[0] if isinstance(done, tuple) else done
-    target = f"/api/v1/tokens/{record.id}" if isinstance(record, TokenRecord) else "/api/v1/tokens"
-    return AuditEntry(
-        action=f"koppelhub token {action}",
-        target=target,
-        outcome="ok",
-        status=200,
-        actor_name=OPERATOR.name,
-        actor_role=OPERATOR.role.value,
-        actor_credential=OPERATOR.credential,
-        client="cli",
-        changes=changes,
-    )
 
 
 @click.group("token")
@@ -98,6 +78,10 @@ def create(
 ) -> None:
     """Create a token; its secret is printed once, here."""
 
+    given = ["name", "role"] + [f for f, v in (("organisatie", organisatie), ("sources", sources),
+                                                 ("expiresAt", expires_at)) if v]  # fmt: skip
+    audit = cli_entry("token create", "/api/v1/tokens/{id}", given)
+
     async def work(service: TokenService) -> tuple[TokenRecord, str]:
         return await service.create(
             OPERATOR,
@@ -106,11 +90,10 @@ def create(
             organisatie=organisatie,
             sources=list(sources),
             expires_at=expires_at,
+            audit=audit,
         )
 
-    given = ["name", "role"] + [f for f, v in (("organisatie", organisatie), ("sources", sources),
-                                                 ("expiresAt", expires_at)) if v]  # fmt: skip
-    record, secret = _run(work, "create", given)
+    record, secret = _run(work)
     click.echo(json.dumps(token_json(record) | {"token": secret}, indent=2))
 
 
@@ -125,5 +108,6 @@ def list_tokens() -> None:
 @click.argument("token_id", type=click.UUID)
 def revoke(token_id: uuid.UUID) -> None:
     """Revoke a token: every API process refuses it within seconds."""
-    _run(lambda service: service.revoke(OPERATOR, token_id), "revoke")
+    audit = cli_entry("token revoke", f"/api/v1/tokens/{token_id}")
+    _run(lambda service: service.revoke(OPERATOR, token_id, audit=audit))
     click.echo(f"Token {token_id} revoked.")

@@ -13,10 +13,9 @@ A plain ASGI middleware outside the request guard, so it sees the guard's 401s a
 - a change's entry is written in the change's own transaction: the route drafts it
   (:class:`PendingAudit`, the ``ChangeAudit`` dependency) and hands it to the store's write as
   ``audit=``, so a change that fails leaves no entry and a change that was made always has
-  one; the recorder then writes no second entry for that call. Calls whose store takes no
-  entry yet (the operators' DLQ redrive and rebuild) and refused
-  or failed calls get their entry from the recorder, in a transaction of its own after the
-  answer is made;
+  one; the recorder then writes no second entry for that call. Calls with no transaction to
+  carry an entry (the operators' DLQ redrive: a produce to Kafka) and refused or failed calls
+  get their entry from the recorder, in a transaction of its own after the answer is made;
 - the last part of the answer is held until the entry is written: a caller who saw the answer
   knows it is in the trail.
 """

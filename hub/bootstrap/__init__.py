@@ -18,6 +18,7 @@ from __future__ import annotations
 from hub.bootstrap.process import KAFKA_ROLES, ROLES, HubProcess, wire
 from hub.bootstrap.tools import (
     admin_token,
+    audit_trail,
     connector_contexts,
     connector_runner,
     create_topics,
@@ -36,6 +37,7 @@ __all__ = [
     "HubProcess",
     "QuietServer",
     "admin_token",
+    "audit_trail",
     "connector_contexts",
     "connector_runner",
     "create_topics",

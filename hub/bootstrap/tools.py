@@ -34,7 +34,7 @@ from hub.adapters.prometheus import PrometheusMetrics, multiprocess_dir
 from hub.adapters.tracing import configure_tracing
 from hub.errors import BrokerUnavailable
 from hub.ports import EventLog
-from hub.ports.audit import AuditLog
+from hub.ports.audit import AuditEntry, AuditLog
 from hub.ports.metrics import NO_METRICS, Metrics
 from hub.ports.operators import LogInspector, OperationsStore
 from hub.services.connectors import ConnectorContexts, ConnectorRunner
@@ -79,11 +79,12 @@ def migrate(database_url: str) -> None:
     migrate_schema(database_url)
 
 
-async def rebuild(database_url: str) -> ProjectionResult:
-    """Replay the event archive into emptied landscape tables (``koppelhub rebuild``)."""
+async def rebuild(database_url: str, audit: AuditEntry | None = None) -> ProjectionResult:
+    """Replay the event archive into emptied landscape tables (``koppelhub rebuild``); ``audit``
+    is written in the rebuild's transaction."""
     engine = create_engine(database_url)
     try:
-        return await rebuild_landscape(PostgresLandscapeStore(engine))
+        return await rebuild_landscape(PostgresLandscapeStore(engine), audit=audit)
     finally:
         await engine.dispose()
 
@@ -159,11 +160,23 @@ async def import_runner(
 
 
 @contextlib.asynccontextmanager
-async def token_service(database_url: str) -> AsyncIterator[tuple[TokenService, AuditLog]]:
-    """The token service and the audit trail on PostgreSQL, for ``koppelhub token``."""
+async def token_service(database_url: str) -> AsyncIterator[TokenService]:
+    """The token service on PostgreSQL, for ``koppelhub token`` (its store writes a change's
+    audit entry in the change's transaction)."""
     engine = create_engine(database_url, pool_size=1)
     try:
-        yield TokenService(PostgresTokenStore(engine)), PostgresAuditLog(engine)
+        yield TokenService(PostgresTokenStore(engine))
+    finally:
+        await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def audit_trail(database_url: str) -> AsyncIterator[AuditLog]:
+    """The audit trail on PostgreSQL, for a command whose change has no transaction of its own
+    to carry the entry (``koppelhub dlq redrive``: a produce to Kafka)."""
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        yield PostgresAuditLog(engine)
     finally:
         await engine.dispose()
 

@@ -8,6 +8,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from hub.ports.audit import AuditEntry
 from hub.ports.landscape import LandscapeUnitOfWork
 from hub.ports.log import LoggedEvent
 from schemas import CloudEvent
@@ -96,7 +97,8 @@ class Rebuild(Protocol):
 
 
 class RebuildableStore(Protocol):
-    def rebuilding(self) -> AbstractAsyncContextManager[Rebuild]:
-        """Empty the landscape in a transaction that commits when the block ends."""
+    def rebuilding(self, *, audit: AuditEntry | None = None) -> AbstractAsyncContextManager[Rebuild]:
+        """Empty the landscape in a transaction that commits when the block ends; ``audit`` is
+        written in that transaction (a rebuild that fails leaves no entry)."""
         ...
 

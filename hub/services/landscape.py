@@ -40,6 +40,7 @@ from hub.ports import (
     StoredObject,
     Watermark,
 )
+from hub.ports.audit import AuditEntry
 from schemas import CloudEvent
 from schemas.landscape import (
     PRIVATE_FIELDS,
@@ -239,11 +240,14 @@ def _apply(
         result.derived.append(derive.make(gewijzigd_type(key[0]), event, after, data))
 
 
-async def rebuild(store: RebuildableStore, *, chunk: int = 1000) -> ProjectionResult:
+async def rebuild(
+    store: RebuildableStore, *, chunk: int = 1000, audit: AuditEntry | None = None
+) -> ProjectionResult:
     """Empty the landscape and replay the archive into it. Derived events are not emitted
-    (subscribers heard of every change when it happened), so nothing is sent again."""
+    (subscribers heard of every change when it happened), so nothing is sent again. ``audit``
+    is written in the rebuild's transaction."""
     total = ProjectionResult()
-    async with store.rebuilding() as session:
+    async with store.rebuilding(audit=audit) as session:
         async for events in session.archive(chunk):
             result = await project_landscape(session.landscape, events, None)
             for name in ("created", "changed", "deleted", "unchanged", "stale"):

@@ -9,6 +9,7 @@ PostgreSQL per request, and a revocation is refused by every API process within 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import time
@@ -149,20 +150,32 @@ class TokenLookup:
     def __init__(self, store: TokenStore, *, cache_seconds: float = CACHE_SECONDS) -> None:
         self._store, self._ttl = store, cache_seconds
         self._cache: dict[str, _Cached] = {}
+        self._loading: dict[str, asyncio.Task[_Cached]] = {}
 
     async def principal(self, token: str) -> Principal | None:
+        """The token's principal. When the cached lookup has expired, the requests in flight
+        with the same token share one query: a publisher with 16 requests in flight asked
+        PostgreSQL 16 times every :data:`CACHE_SECONDS` (1 % of the API's CPU in the structured
+        publish benchmark), now once."""
         key = secret_hash(token)
-        now = time.monotonic()
         hit = self._cache.get(key)
-        if hit is None or hit.until < now:
-            record = await self._store.find(key)
-            if len(self._cache) >= _CACHE_MAX:
-                self._cache.clear()
-            hit = self._cache[key] = _Cached(
-                principal_of(record) if record else None,
-                record.expires_at if record else None,
-                now + self._ttl,
-            )
+        if hit is None or hit.until < time.monotonic():
+            loading = self._loading.get(key)
+            if loading is None:
+                loading = self._loading[key] = asyncio.create_task(self._load(key))
+                loading.add_done_callback(lambda _: self._loading.pop(key, None))
+            hit = await asyncio.shield(loading)  # a caller that gives up leaves it to the others
         if hit.expires_at is not None and hit.expires_at <= datetime.now(UTC):
             return None
         return hit.principal
+
+    async def _load(self, key: str) -> _Cached:
+        record = await self._store.find(key)
+        if len(self._cache) >= _CACHE_MAX:
+            self._cache.clear()
+        hit = self._cache[key] = _Cached(
+            principal_of(record) if record else None,
+            record.expires_at if record else None,
+            time.monotonic() + self._ttl,
+        )
+        return hit

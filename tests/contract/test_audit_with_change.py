@@ -18,6 +18,7 @@ from hub.adapters.memory import (
     InMemoryDatabase,
     InMemoryDeliveryStore,
     InMemoryImportStore,
+    InMemoryProjectionStore,
     InMemorySubscriptionStore,
     InMemoryTokenStore,
 )
@@ -27,12 +28,14 @@ from hub.adapters.postgres.connectors import PostgresConnectorStore
 from hub.adapters.postgres.deliveries import PostgresDeliveryStore
 from hub.adapters.postgres.engine import create_engine
 from hub.adapters.postgres.imports import PostgresImportStore
+from hub.adapters.postgres.landscape import PostgresLandscapeStore
 from hub.adapters.postgres.subscriptions import PostgresSubscriptionStore
 from hub.adapters.postgres.tokens import PostgresTokenStore
 from hub.errors import NotFound, PermanentError
-from hub.ports import ConnectorStore, DeliveryStore, ImportStore, SubscriptionStore
+from hub.ports import ConnectorStore, DeliveryStore, ImportStore, RebuildableStore, SubscriptionStore
 from hub.ports.audit import AuditEntry, AuditLog, AuditQuery
 from hub.ports.tokens import TokenStore
+from hub.services.landscape import rebuild
 
 
 @dataclass
@@ -43,6 +46,7 @@ class Stores:
     audit: AuditLog
     deliveries: DeliveryStore
     imports: ImportStore
+    landscape: RebuildableStore
 
     async def targets(self) -> list[str]:
         """Every entry's target, oldest first."""
@@ -61,6 +65,7 @@ async def stores(request: pytest.FixtureRequest) -> AsyncIterator[Stores]:
             log,
             InMemoryDeliveryStore(db, log),
             InMemoryImportStore(InMemoryConnectorTables(), audit_log=log),
+            InMemoryProjectionStore(audit_log=log),
         )
         return
     engine = create_engine(request.getfixturevalue("database_url"), pool_size=2)
@@ -72,6 +77,7 @@ async def stores(request: pytest.FixtureRequest) -> AsyncIterator[Stores]:
             PostgresAuditLog(engine),
             PostgresDeliveryStore(engine),
             PostgresImportStore(engine),
+            PostgresLandscapeStore(engine),
         )
     finally:
         await engine.dispose()
@@ -167,3 +173,14 @@ async def test_an_import_is_queued_with_its_entry_and_a_refused_one_leaves_none(
         await stores.imports.create(**values, audit=entry("POST", "/api/v1/imports/{id}"))  # type: ignore[arg-type]
 
     assert await stores.targets() == [f"/api/v1/imports/{import_id}"]
+
+
+async def test_a_rebuild_writes_its_entry_in_its_transaction_and_a_failed_one_leaves_none(
+    stores: Stores,
+) -> None:
+    await rebuild(stores.landscape, audit=entry("koppelhub rebuild", "landscape"))
+    with pytest.raises(RuntimeError):
+        async with stores.landscape.rebuilding(audit=entry("koppelhub rebuild", "failed")):
+            raise RuntimeError("the replay failed half-way")
+
+    assert await stores.targets() == ["landscape"]

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from hub.bootstrap import HubProcess
+from hub.cli_actor import os_user
 from hub.settings import Settings
 from tests.support.hub_api import SOURCE, eventually, landscape_event, publish, subscribe
 from tests.support.sink import WebhookSink
@@ -141,6 +142,13 @@ async def test_the_landscape_is_projected_announced_once_per_change_and_rebuilt_
     )
     assert done.returncode == 0, done.stderr
     assert "rebuilt" in done.stdout
+    trail = await client.get("/api/v1/audit", params={"action": "koppelhub rebuild"}, headers=auth)
+    [rebuilt] = trail.json()["items"]
+    assert (rebuilt["target"], rebuilt["outcome"], rebuilt["actor"]["credential"]) == (
+        "landscape",
+        "ok",
+        f"cli:{os_user()}",
+    )
 
     assert await _everything(client, auth) == before
     # The rebuild has committed and exited: anything it announced would be queued by now.

@@ -1,5 +1,6 @@
 """``koppelhub status`` and ``koppelhub dlq list|redrive`` against a broker and database, as an
-operator runs them next to a hub; and a clear refusal when no hub runs for the data dir."""
+operator runs them next to a hub (a redrive leaves an audit entry naming the operating-system
+user); and a clear refusal when no hub runs for the data dir."""
 
 from __future__ import annotations
 
@@ -11,7 +12,11 @@ import pytest
 from click.testing import CliRunner
 
 from hub.adapters.kafka import KafkaEventLog, ensure_topics
+from hub.adapters.postgres.audit import PostgresAuditLog
+from hub.adapters.postgres.engine import create_engine
 from hub.cli import main
+from hub.cli_actor import os_user
+from hub.ports.audit import AuditEntry, AuditQuery
 from hub.ports.log import LogRecord
 from hub.settings import Settings
 from schemas import validate_event
@@ -50,6 +55,16 @@ async def _park_one(settings: Settings) -> str:
     return parked.id
 
 
+async def _trail(settings: Settings, action: str) -> list[AuditEntry]:
+    assert settings.database_url
+    engine = create_engine(settings.database_url, pool_size=1)
+    try:
+        page = await PostgresAuditLog(engine).list(AuditQuery(action=action), limit=10, cursor=None)
+        return list(page.items)
+    finally:
+        await engine.dispose()
+
+
 def test_status_and_dlq_commands_read_and_redrive_the_running_hubs_log(settings: Settings) -> None:
     event_id = asyncio.run(_park_one(settings))
     runner = CliRunner()
@@ -70,6 +85,14 @@ def test_status_and_dlq_commands_read_and_redrive_the_running_hubs_log(settings:
 
     redriven = runner.invoke(main, ["dlq", "redrive", item["id"]], env=env)
     assert redriven.exit_code == 0 and "Redriven: 1 records." in redriven.output
+    [entry] = asyncio.run(_trail(settings, "koppelhub dlq redrive"))
+    assert (entry.target, entry.outcome, entry.actor_name, entry.actor_credential, entry.changes) == (
+        "/api/v1/dlq/redrive",
+        "ok",
+        "cli",
+        f"cli:{os_user()}",
+        ["offsets"],
+    )
     after = json.loads(runner.invoke(main, ["status", "--json"], env=env).output)
     assert sum(p["endOffset"] for p in after["log"]["partitions"]) == 1  # back on the events topic
 

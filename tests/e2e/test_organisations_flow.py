@@ -2,7 +2,8 @@
 
 Each manages only its own koppelingen and subscriptions, a systeem publishes only for its
 source, a municipality's subscriber receives its own events (private note included) and
-never another's meldingen or private fields; the functioneel-beheerder sees all."""
+never another's meldingen or private fields; the functioneel-beheerder sees all; the audit
+trail holds every change and refusal of the flow, and no secret."""
 
 from __future__ import annotations
 
@@ -103,6 +104,32 @@ async def test_two_municipalities_and_a_supplier_share_a_hub_and_none_sees_or_ch
         assert [e["id"] for e in pulled_b.json()["items"]] == [melding_b["id"]]
         stored = (await client.get("/api/v1/gebruik/g-a", headers=beheer_b)).json()
         assert stored["afnemer"] == "gem-a" and "interneAantekening" not in stored
+
+        # Every audit entry the flow produced, oldest first: who did what, with what outcome.
+        trail = await client.get("/api/v1/audit", params={"limit": 100}, headers=auth)
+        entries = list(reversed(trail.json()["items"]))
+        who = [(e["action"], e["outcome"], e["status"], e["actor"]["role"], e["actor"]["organisatie"])
+               for e in entries]  # fmt: skip
+        assert who == [
+            ("POST /api/v1/tokens", "ok", 201, "functioneel-beheerder", None),  # beheer_a
+            ("POST /api/v1/tokens", "ok", 201, "functioneel-beheerder", None),  # beheer_b
+            ("POST /api/v1/tokens", "ok", 201, "functioneel-beheerder", None),  # leverancier
+            ("POST /api/v1/tokens", "ok", 201, "gebruik-beheerder", "gem-a"),  # sys_a
+            ("POST /api/v1/tokens", "ok", 201, "gebruik-beheerder", "gem-b"),  # sys_b
+            ("POST /api/v1/subscriptions", "ok", 201, "gebruik-beheerder", "gem-a"),
+            ("POST /api/v1/subscriptions", "ok", 201, "gebruik-beheerder", "gem-b"),
+            ("POST /api/v1/subscriptions", "refused", 403, "gebruik-beheerder", "gem-b"),  # hub-wide
+            ("DELETE /api/v1/subscriptions/{subscription_id}", "failed", 404, "gebruik-beheerder", "gem-b"),
+            ("POST /api/v1/events", "refused", 403, "systeem", "gem-b"),  # for gem-a's source
+            ("POST /api/v1/events", "refused", 403, "aanbod-beheerder", "lev-x"),  # gem-a's gebruik
+        ]
+        assert entries[8]["target"] == f"/api/v1/subscriptions/{sub_a['id']}"
+        # gem-b's beheerder reads its own organisation's entries only; no secret is in the trail
+        own_b = (await client.get("/api/v1/audit", headers=beheer_b)).json()["items"]
+        assert own_b and {e["actor"]["organisatie"] for e in own_b} == {"gem-b"}
+        for secret in (beheer_a, beheer_b, leverancier, sys_a, sys_b, auth):
+            assert secret["Authorization"].removeprefix("Bearer ") not in trail.text
+        assert sub_a["secret"] not in trail.text
     finally:
         await sink_a.stop()
         await sink_b.stop()

@@ -1,6 +1,6 @@
 """``koppelhub token create|list|revoke`` from a terminal, on the hub's database: the token it
 prints works against the API, the list never shows a secret, a revoked token is refused, and
-both changes are in the audit trail."""
+both changes are in the audit trail, naming the operating-system user who ran the command."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import json
 import httpx
 import pytest
 
+from hub.cli_actor import os_user
 from hub.settings import Settings
 from tests.e2e.test_import_command import environment, koppelhub
 from tests.support.hub_api import eventually
@@ -47,4 +48,7 @@ async def test_a_token_made_on_the_command_line_works_until_it_is_revoked_there(
         ("koppelhub token revoke", []),
         ("koppelhub token create", ["name", "role", "organisatie", "sources"]),
     ]
+    operator = {"name": "cli", "role": "functioneel-beheerder", "organisatie": None,
+                "credential": f"cli:{os_user()}"}  # fmt: skip
+    assert all(e["actor"] == operator for e in trail.json()["items"])  # the OS user who ran it
     assert token["token"] not in trail.text

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+from hub.adapters.memory.audit import InMemoryAuditLog
 from hub.paging import Page
 from hub.ports import (
     ArchivedEvent,
@@ -23,6 +24,7 @@ from hub.ports import (
     StoredObject,
     Watermark,
 )
+from hub.ports.audit import AuditEntry
 from hub.ports.landscape import LIST_FILTERS, check_filters
 from schemas import CloudEvent
 from schemas.landscape import parse_inbound_type
@@ -112,9 +114,15 @@ def _matches(obj: StoredObject, filters: Mapping[str, str]) -> bool:
 class InMemoryProjectionStore:
     """Projection store and landscape reader in one object, like the database behind both."""
 
-    def __init__(self, subscriptions: Sequence[MatchableSubscription] = ()):
+    def __init__(
+        self,
+        subscriptions: Sequence[MatchableSubscription] = (),
+        *,
+        audit_log: InMemoryAuditLog | None = None,
+    ):
         self._state = _State()
         self.subscriptions = list(subscriptions)
+        self._audit = audit_log or InMemoryAuditLog()  # the rebuild's entries
 
     @property
     def archive(self) -> list[ArchivedEvent]:
@@ -131,11 +139,12 @@ class InMemoryProjectionStore:
         self._state = work
 
     @asynccontextmanager
-    async def rebuilding(self) -> AsyncIterator[InMemoryRebuild]:
+    async def rebuilding(self, *, audit: AuditEntry | None = None) -> AsyncIterator[InMemoryRebuild]:
         work = self._state.copy()
         work.objects, work.watermarks = {}, {}
         yield InMemoryRebuild(work)
         self._state = work
+        self._audit.append(audit)
 
     # -- LandscapeReader ------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
+from hub.adapters.postgres.audit import record_in
 from hub.adapters.postgres.bulk import rows_param, upsert_statement
 from hub.adapters.postgres.errors import translate_db_errors
 from hub.adapters.postgres.landscape_tables import FIELD_COLUMNS, LANDSCAPE_TABLES, landscape_watermarks
@@ -44,6 +45,7 @@ from hub.ports import (
     StoredObject,
     Watermark,
 )
+from hub.ports.audit import AuditEntry
 from hub.ports.landscape import LIST_FILTERS, check_filters
 from schemas import validate_event
 from schemas.landscape import OBJECT_TYPES, ingetrokken_type, vastgelegd_type
@@ -256,13 +258,15 @@ class PostgresLandscapeStore:
         )
 
     @asynccontextmanager
-    async def rebuilding(self) -> AsyncIterator[PostgresRebuild]:
+    async def rebuilding(self, *, audit: AuditEntry | None = None) -> AsyncIterator[PostgresRebuild]:
         """One transaction that empties the landscape tables; readers see the old state until it
-        commits. Projector transactions wait for it, then apply on top of the rebuilt state."""
+        commits. Projector transactions wait for it, then apply on top of the rebuilt state.
+        ``audit`` is written last, in the same transaction."""
         with translate_db_errors():
             async with self._engine.begin() as conn:
                 await conn.execute(text(f"TRUNCATE {', '.join(LANDSCAPE_TABLE_NAMES)}"))
                 yield PostgresRebuild(conn)
+                await record_in(conn, audit)
 
 
 class PostgresRebuild:

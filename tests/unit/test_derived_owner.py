@@ -1,0 +1,58 @@
+"""Derived landscape events carry the extension attribute ``organisatie`` of the organisation
+that owns the object (issue 12, "Ownership"): the ``afnemer`` of a gebruik, the ``aanbieder``
+of an applicatie, the ``organisatie`` of a koppeling and the organisatie itself; GEMMA objects
+(a referentiecomponent) have no owner and carry none, so a municipality subscribes to its own
+landscape with a plain filter on ``organisatie``."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from hub.adapters.memory import InMemoryProjectionStore
+from hub.ports import LoggedEvent
+from hub.services.landscape import DerivedEvents
+from hub.services.projector import apply_events
+from schemas import validate_event
+
+_ids = itertools.count()
+
+
+def _vastgelegd(objecttype: str, data: dict[str, Any]) -> LoggedEvent:
+    n = next(_ids)
+    event = validate_event({
+        "specversion": "1.0", "id": f"e-{n}", "source": "urn:x", "subject": data["id"],
+        "type": f"nl.softwarecatalogus.{objecttype}.vastgelegd.v1", "time": "2026-11-22T10:00:00Z",
+        "datacontenttype": "application/json", "data": data,
+    })  # fmt: skip
+    return LoggedEvent(event, 0, n)
+
+
+async def test_each_derived_event_carries_the_organisatie_that_owns_its_object() -> None:
+    store = InMemoryProjectionStore()
+    batch = [
+        _vastgelegd("organisatie", {"id": "gem-c", "naam": "Gemeente C", "type": "Gemeente"}),
+        _vastgelegd("applicatie", {"id": "app-1", "naam": "Open Zaak", "aanbieder": "lev-x"}),
+        _vastgelegd("gebruik", {"id": "g-1", "afnemer": "gem-a", "applicatie": "app-1", "status": "Gepland"}),
+        _vastgelegd(
+            "koppeling",
+            {
+                "id": "k-1",
+                "applicatieA": "app-1",
+                "applicatieB": "app-2",
+                "type": "api",
+                "organisatie": "gem-b",
+            },
+        ),
+        _vastgelegd("referentiecomponent", {"id": "rc-1", "naam": "Zaakregistratiecomponent"}),
+    ]
+    await apply_events(store, batch, DerivedEvents("urn:hub", lambda: "https://hub.example"))
+
+    derived = [a.event for a in store.archive if a.event.type.endswith(".aangemaakt.v1")]
+    assert {e.type.split(".")[2]: (e.model_extra or {}).get("organisatie") for e in derived} == {
+        "organisatie": "gem-c",
+        "applicatie": "lev-x",
+        "gebruik": "gem-a",
+        "koppeling": "gem-b",
+        "referentiecomponent": None,
+    }
