@@ -81,11 +81,13 @@ def make_consumer(
     *,
     group_id: str | None = None,
     listener: ConsumerRebalanceListener | None = None,
+    client_id: str | None = None,
 ) -> AIOKafkaConsumer:
     """A consumer-group member with manual commits, reading from the start for a new group;
     ``listener`` hears every assignment (also an empty one)."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
+        **({"client_id": client_id} if client_id else {}),
         group_id=group_id or settings.consumer_group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",  # "latest" may deliver old records on Tansu; earliest is exact

@@ -50,4 +50,3 @@ class MemberRegistry(Protocol):
         that died without :meth:`forget` stay until then: readers keep only those the broker
         still lists as members (``hub.services.status``)."""
         ...
-

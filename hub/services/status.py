@@ -10,11 +10,22 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
+from collections.abc import Awaitable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from hub.errors import RetriableError
-from hub.ports.operators import DeadLetter, LogInspector, LogStatus, OperationsStore, Redriven, StoreStatus
+from hub.ports.members import MemberRegistry, RecordedMember
+from hub.ports.operators import (
+    DeadLetter,
+    GroupMember,
+    LogInspector,
+    LogStatus,
+    OperationsStore,
+    Redriven,
+    StoreStatus,
+)
 
 __all__ = [
     "LOG_STATUS_TTL",
@@ -24,6 +35,7 @@ __all__ = [
     "redriven_document",
     "shared_log_status",
     "status_document",
+    "with_recorded_partitions",
 ]
 
 
@@ -63,11 +75,15 @@ def forget_log_status(log: LogInspector) -> None:
     _log_reads.pop(log, None)
 
 
-async def hub_status(log: LogInspector, store: OperationsStore) -> dict[str, Any]:
-    """Read both halves concurrently (the log's through :func:`shared_log_status`) and assemble
-    the document."""
-    log_part, store_part = await asyncio.gather(
-        shared_log_status(log), store.status(), return_exceptions=True
+async def hub_status(
+    log: LogInspector, store: OperationsStore, members: MemberRegistry | None = None
+) -> dict[str, Any]:
+    """Read both halves concurrently (the log's through :func:`shared_log_status`), with the
+    members' own records of their partitions where ``members`` is given, and assemble the
+    document."""
+    recorded: Awaitable[list[RecordedMember]] = members.recorded() if members else _nothing()
+    log_part, store_part, records = await asyncio.gather(
+        shared_log_status(log), store.status(), recorded, return_exceptions=True
     )
     if isinstance(store_part, BaseException):
         raise store_part
@@ -75,7 +91,49 @@ async def hub_status(log: LogInspector, store: OperationsStore) -> dict[str, Any
         return status_document(None, store_part, log_error=str(log_part))
     if isinstance(log_part, BaseException):
         raise log_part
-    return status_document(log_part, store_part)
+    if isinstance(records, RetriableError):  # the database hiccuped: the broker's view only
+        records = []
+    if isinstance(records, BaseException):
+        raise records
+    return status_document(with_recorded_partitions(log_part, records), store_part)
+
+
+async def _nothing() -> list[RecordedMember]:
+    return []
+
+
+def with_recorded_partitions(log: LogStatus, records: Sequence[RecordedMember]) -> LogStatus:
+    """``log`` with each live member's partitions, host and pid taken from its own record where
+    the broker reported none (Tansu never does).
+
+    The broker decides who is a member: a record whose consumer is not among the broker's live
+    members (it died without forgetting its record, or left after this look) is ignored, so a
+    member that left never shows. A record belongs to a member when the broker reports the
+    record's client id, or (Tansu reports none) when the member id is that client id followed
+    by the broker's dash-separated suffix; projector client ids are unique per consumer."""
+    mine = {r.client_id: r for r in records if r.group == log.group and r.topic == log.topic}
+    if not mine:
+        return log
+    members = []
+    for m in log.members:
+        r = _record_of(m, mine)
+        if r is not None and not m.partitions:
+            m = replace(
+                m, client_id=m.client_id or r.client_id, host=m.host or r.host, partitions=r.partitions
+            )
+        members.append(replace(m, pid=r.pid) if r is not None else m)
+    return replace(log, members=tuple(members))
+
+
+def _record_of(member: GroupMember, records: dict[str, RecordedMember]) -> RecordedMember | None:
+    if member.client_id:
+        return records.get(member.client_id)
+    prefix = member.member_id
+    found = records.get(prefix)
+    while found is None and "-" in prefix:
+        prefix = prefix.rsplit("-", 1)[0]
+        found = records.get(prefix)
+    return found
 
 
 def status_document(
@@ -88,6 +146,7 @@ def status_document(
         doc["log"] = {"error": log_error}
         doc["dlq"] = {"error": log_error}
     else:
+        lag_of = {p.partition: p.lag for p in log.partitions}
         doc["log"] = {
             "topic": log.topic,
             "group": log.group,
@@ -102,7 +161,10 @@ def status_document(
                     "memberId": m.member_id,
                     "clientId": m.client_id,
                     "host": m.host,
+                    "pid": m.pid,
                     "partitions": list(m.partitions),
+                    # the lag of the partitions it owns, so an operator sees which member is behind
+                    "lag": sum(lag_of.get(p, 0) for p in m.partitions),
                 }
                 for m in log.members
             ],

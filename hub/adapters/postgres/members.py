@@ -56,12 +56,16 @@ class PostgresMemberRegistry:
     async def forget(self, client_id: str) -> None:
         with translate_db_errors():
             async with self._engine.begin() as conn:
-                await conn.execute(delete(projector_members).where(projector_members.c.client_id == client_id))
+                await conn.execute(
+                    delete(projector_members).where(projector_members.c.client_id == client_id)
+                )
 
     async def recorded(self) -> list[RecordedMember]:
         with translate_db_errors():
             async with self._engine.connect() as conn:
-                rows = (await conn.execute(select(projector_members).order_by(projector_members.c.client_id))).all()
+                rows = (
+                    await conn.execute(select(projector_members).order_by(projector_members.c.client_id))
+                ).all()
         return [
             RecordedMember(
                 client_id=r.client_id,
