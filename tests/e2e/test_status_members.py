@@ -34,7 +34,7 @@ async def test_a_running_projector_shows_in_the_status_with_every_partition(
         seen[:] = await _members(client, auth)
         return len(seen) == 1 and seen[0]["partitions"] == everything
 
-    await eventually(one_member_owns_all, timeout=20, what=f"one member with {everything}, saw {seen}")
+    await eventually(one_member_owns_all, timeout=20, what=f"one member with {everything}")
     member = seen[0]
     assert member["memberId"].startswith(member["clientId"] + "-")
     assert member["host"] and isinstance(member["pid"], int)
@@ -76,7 +76,7 @@ async def test_two_projector_processes_split_the_partitions_and_the_survivor_tak
                 owned = [p for m in seen for p in m["partitions"]]
                 return len(seen) == 2 and sorted(owned) == everything and all(m["partitions"] for m in seen)
 
-            await eventually(split, timeout=30, what=f"two members splitting {everything}, saw {seen}")
+            await eventually(split, timeout=30, what=f"two members splitting {everything}")
             assert len({m["memberId"] for m in seen}) == 2
             assert len({m["clientId"] for m in seen}) == 2
 
@@ -90,7 +90,7 @@ async def test_two_projector_processes_split_the_partitions_and_the_survivor_tak
                 seen[:] = await _members(client, auth)
                 return len(seen) == 1 and seen[0]["partitions"] == everything
 
-            await eventually(survivor_owns_all, timeout=30, what=f"one member with {everything}, saw {seen}")
+            await eventually(survivor_owns_all, timeout=30, what=f"one member with {everything}")
             assert seen[0]["memberId"] in before  # the survivor, not a newcomer
             assert seen[0]["clientId"] != gone
     finally:

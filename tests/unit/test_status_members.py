@@ -13,6 +13,7 @@ from hub.adapters.memory import (
     InMemoryMemberRegistry,
 )
 from hub.adapters.memory.operations import InMemoryLogInspector, InMemoryOperationsStore
+from hub.cli_operators import render_status
 from hub.errors import RetriableError
 from hub.ports.members import RecordedMember
 from hub.ports.operators import GroupMember, LogStatus, PartitionLag
@@ -97,3 +98,33 @@ async def test_the_status_answers_with_the_brokers_view_when_the_records_cannot_
 
     members = await _status(BrokerView(_tansu(A)), Unreadable())
     assert [(m["memberId"], m["partitions"]) for m in members] == [(A + SUFFIX, [])]
+
+
+def test_koppelhub_status_prints_each_member_with_its_partitions_host_pid_and_lag() -> None:
+    doc = {
+        "log": {
+            "topic": TOPIC,
+            "group": GROUP,
+            "groupState": "Stable",
+            "lag": 8,
+            "partitions": [],
+            "members": [
+                {
+                    "memberId": A + SUFFIX,
+                    "clientId": A,
+                    "host": "web-1",
+                    "pid": 4242,
+                    "partitions": [0, 2],
+                    "lag": 5,
+                }
+            ],
+        },
+        "dlq": {"topic": "events.dlq", "records": 0},
+        "outbox": {"pending": 0, "failed": 0, "dead": 0, "oldestPendingAgeSeconds": None},
+        "subscriptions": {"byStatus": {}, "failing": []},
+        "connectors": {"total": 0, "running": 0, "failing": 0, "queued": 0, "failingConnectors": []},
+        "imports": {"running": 0, "queued": 0, "failed": 0, "failedImports": []},
+    }
+    assert (
+        f"  member {A + SUFFIX} (web-1 pid 4242): partitions [0, 2], lag 5" in render_status(doc).splitlines()
+    )
