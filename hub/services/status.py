@@ -126,6 +126,8 @@ def with_recorded_partitions(log: LogStatus, records: Sequence[RecordedMember]) 
 
 
 def _record_of(member: GroupMember, records: dict[str, RecordedMember]) -> RecordedMember | None:
+    """The record of ``member`` by its client id, or by the longest dash-separated start of its
+    member id that names a record (Tansu's member ids: the client id, a dash and a UUID)."""
     if member.client_id:
         return records.get(member.client_id)
     prefix = member.member_id
