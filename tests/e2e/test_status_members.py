@@ -10,6 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
+from hub.adapters.postgres.engine import create_engine
+from hub.adapters.postgres.members import PostgresMemberRegistry
 from hub.bootstrap import HubProcess
 from hub.settings import Settings
 from tests.support.hub_api import eventually
@@ -93,5 +95,12 @@ async def test_two_projector_processes_split_the_partitions_and_the_survivor_tak
             await eventually(survivor_owns_all, timeout=30, what=f"one member with {everything}")
             assert seen[0]["memberId"] in before  # the survivor, not a newcomer
             assert seen[0]["clientId"] != gone
+        # the stopped consumer forgot its record; the survivor's says what the status showed
+        engine = create_engine(settings.database_url, pool_size=1)
+        try:
+            rows = await PostgresMemberRegistry(engine).recorded()
+        finally:
+            await engine.dispose()
+        assert [(r.client_id, list(r.partitions)) for r in rows] == [(seen[0]["clientId"], everything)]
     finally:
         await api.shutdown(drain_timeout=5)
