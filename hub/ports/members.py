@@ -46,7 +46,7 @@ class MemberRegistry(Protocol):
         ...
 
     async def recorded(self) -> list[RecordedMember]:
-        """Every record, of every group and topic, ordered by client id. Records of consumers
-        that died without :meth:`forget` stay until then: readers keep only those the broker
-        still lists as members (``hub.services.status``)."""
+        """Every record, of every group and topic, ordered by client id. A consumer that died
+        leaves its record behind: readers keep only those the broker still lists as members,
+        and the status forgets the others after a while (``hub.services.status``)."""
         ...

@@ -12,7 +12,7 @@ import time
 import weakref
 from collections.abc import Awaitable, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from hub.errors import RetriableError
@@ -32,6 +32,7 @@ __all__ = [
     "dead_letter_document",
     "forget_log_status",
     "hub_status",
+    "orphaned_records",
     "redriven_document",
     "shared_log_status",
     "status_document",
@@ -95,7 +96,33 @@ async def hub_status(
         records = []
     if isinstance(records, BaseException):
         raise records
+    if members is not None:
+        await _forget_the_dead(members, orphaned_records(log_part, records, store_part.now))
     return status_document(with_recorded_partitions(log_part, records), store_part)
+
+
+#: A record the broker's members do not account for is deleted once it is this old: its
+#: consumer died without forgetting it (a member between revoke and assignment may be unlisted
+#: for a moment, and its assignment writes its record anew anyway).
+ORPHANED_AFTER = timedelta(minutes=1)
+
+
+def orphaned_records(log: LogStatus, records: Sequence[RecordedMember], now: datetime) -> list[str]:
+    """The client ids of this group's records that no live member owns and that were last
+    written more than :data:`ORPHANED_AFTER` before ``now`` (the store's clock)."""
+    mine = {r.client_id: r for r in records if r.group == log.group and r.topic == log.topic}
+    owned = {found.client_id for m in log.members if (found := _record_of(m, mine)) is not None}
+    return [c for c, r in mine.items() if c not in owned and now - r.updated_at > ORPHANED_AFTER]
+
+
+async def _forget_the_dead(members: MemberRegistry, client_ids: list[str]) -> None:
+    """Delete the records of consumers that died (rare: a crash); a failure is retried by the
+    next status call."""
+    for client_id in client_ids:
+        try:
+            await members.forget(client_id)
+        except RetriableError:
+            return
 
 
 async def _nothing() -> list[RecordedMember]:
@@ -108,9 +135,10 @@ def with_recorded_partitions(log: LogStatus, records: Sequence[RecordedMember]) 
 
     The broker decides who is a member: a record whose consumer is not among the broker's live
     members (it died without forgetting its record, or left after this look) is ignored, so a
-    member that left never shows. A record belongs to a member when the broker reports the
-    record's client id, or (Tansu reports none) when the member id is that client id followed
-    by the broker's dash-separated suffix; projector client ids are unique per consumer."""
+    member that left never shows (:func:`orphaned_records` finds the dead ones' records). A
+    record belongs to a member when the broker reports the record's client id, or (Tansu
+    reports none) when the member id is that client id followed by the broker's dash-separated
+    suffix; projector client ids are unique per consumer."""
     mine = {r.client_id: r for r in records if r.group == log.group and r.topic == log.topic}
     if not mine:
         return log

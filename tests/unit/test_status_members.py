@@ -4,6 +4,7 @@ records of consumers the broker no longer lists never show."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hub.adapters.memory import (
@@ -75,6 +76,20 @@ async def test_a_record_of_a_consumer_the_broker_no_longer_lists_never_shows() -
     await _report(registry, A + "-x", 1, group="another-group")  # not this group's
     members = await _status(BrokerView(_tansu(A)), registry)
     assert [(m["clientId"], m["partitions"]) for m in members] == [(A, [0, 1, 2])]
+
+
+async def test_the_status_forgets_records_no_live_member_owns_once_they_are_a_minute_old() -> None:
+    now = datetime.now(UTC)
+    written = [now - timedelta(minutes=5)]
+    registry = InMemoryMemberRegistry(clock=lambda: written[0])
+    await _report(registry, A, 0, 1, 2)  # live, recorded long ago
+    await _report(registry, B, 0, 1, 2)  # died long ago without forgetting its record
+    await _report(registry, B + "-x", 1, group="another-group")  # another group's: not judged here
+    written[0] = now - timedelta(seconds=5)
+    fresh = "koppelhub-projector-cccccccccccc"  # joining: recorded, not yet listed by this look
+    await _report(registry, fresh)
+    await _status(BrokerView(_tansu(A)), registry)
+    assert [r.client_id for r in await registry.recorded()] == [A, B + "-x", fresh]
 
 
 async def test_an_assignment_the_broker_reports_is_kept() -> None:
