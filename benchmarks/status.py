@@ -136,7 +136,7 @@ async def main(calls: int, *, explained: bool = False) -> dict[str, object]:
             "outbox": doc["outbox"],
             "subscriptions": doc["subscriptions"]["byStatus"],  # type: ignore[index]
             "failing_listed": len(doc["subscriptions"]["failing"]),  # type: ignore[index]
-            "log": {k: doc["log"][k] for k in ("lag", "partitions")},  # type: ignore[index]
+            "log": {k: doc["log"][k] for k in ("lag", "partitions", "members")},  # type: ignore[index]
         }
     finally:
         await hub.stop()

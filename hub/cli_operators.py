@@ -16,6 +16,7 @@ from hub.embedded import provision
 from hub.errors import ConfigurationError, KoppelhubError
 from hub.logging import configure_logging
 from hub.ports.audit import AuditEntry
+from hub.ports.members import MemberRegistry
 from hub.ports.operators import LogInspector, OperationsStore, Position, parse_position
 from hub.services.status import dead_letter_document, hub_status, redriven_document
 from hub.settings import Settings
@@ -26,7 +27,8 @@ T = TypeVar("T")
 
 
 def _against_running_hub(
-    work: Callable[[LogInspector, OperationsStore], Awaitable[T]], audit: AuditEntry | None = None
+    work: Callable[[LogInspector, OperationsStore, MemberRegistry], Awaitable[T]],
+    audit: AuditEntry | None = None,
 ) -> T:
     """Run ``work`` with the operator ports of the hub that runs for this data dir (or the
     configured broker and database); refuses when only a fresh embedded broker would answer.
@@ -46,8 +48,8 @@ def _against_running_hub(
             )
 
         async def run() -> T:
-            async with operator_tools(settings, infra.kafka_bootstrap, infra.database_url) as (log, store):
-                done = await work(log, store)
+            async with operator_tools(settings, infra.kafka_bootstrap, infra.database_url) as tools:
+                done = await work(*tools)
             if audit is not None:
                 async with audit_trail(infra.database_url) as trail:
                     await trail.record(audit)
@@ -81,7 +83,9 @@ def render_status(doc: dict[str, Any]) -> str:
             committed = "-" if p["committed"] is None else p["committed"]
             lines.append(f"  {p['partition']:>9}  {p['endOffset']:>10}  {committed:>10}  {p['lag']:>8}")
         for m in log["members"]:
-            lines.append(f"  member {m['memberId']} {m['host']}: partitions {m['partitions'] or '-'}")
+            where = f"{m['host']} pid {m['pid']}" if m.get("pid") is not None else m["host"] or "-"
+            owned = m["partitions"] or "-"
+            lines.append(f"  member {m['memberId']} ({where}): partitions {owned}, lag {m.get('lag', 0)}")
         lines.append(f"DLQ {doc['dlq']['topic']}: {doc['dlq']['records']} records")
     o = doc["outbox"]
     age = o["oldestPendingAgeSeconds"]
@@ -128,7 +132,7 @@ def dlq_list(after: str | None, limit: int, as_json: bool) -> None:
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--after") from e
 
-    async def work(log: LogInspector, _store: OperationsStore) -> dict[str, Any]:
+    async def work(log: LogInspector, _store: OperationsStore, _members: MemberRegistry) -> dict[str, Any]:
         page = await log.dead_letters(after=position, limit=limit)
         return {"items": [dead_letter_document(d) for d in page.items], "next": page.next}
 
@@ -157,7 +161,7 @@ def dlq_redrive(positions: tuple[str, ...], everything: bool) -> None:
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="POSITIONS") from e
 
-    async def work(log: LogInspector, _store: OperationsStore) -> dict[str, Any]:
+    async def work(log: LogInspector, _store: OperationsStore, _members: MemberRegistry) -> dict[str, Any]:
         return redriven_document(await log.redrive(chosen))
 
     audit = cli_entry("dlq redrive", "/api/v1/dlq/redrive", ["all" if everything else "offsets"])

@@ -81,11 +81,14 @@ def make_consumer(
     *,
     group_id: str | None = None,
     listener: ConsumerRebalanceListener | None = None,
+    client_id: str,
 ) -> AIOKafkaConsumer:
     """A consumer-group member with manual commits, reading from the start for a new group;
-    ``listener`` hears every assignment (also an empty one)."""
+    ``listener`` hears every assignment (also an empty one). ``client_id`` is the start of the
+    member id the broker gives it (``hub.ports.members``)."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
+        client_id=client_id,
         group_id=group_id or settings.consumer_group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",  # "latest" may deliver old records on Tansu; earliest is exact

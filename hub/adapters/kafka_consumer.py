@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
 import time
-from collections.abc import Mapping
+import uuid
+from collections.abc import Iterable, Mapping
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from hub.adapters.kafka import LogWritten, make_consumer
-from hub.errors import RecordTooLarge, RetriableError
+from hub.errors import KoppelhubError, RecordTooLarge, RetriableError
 from hub.ports.log import LogRecord
+from hub.ports.members import MemberRegistry
 from hub.settings import KafkaSettings
 from schemas import EnvelopeError
 from schemas.bindings import from_kafka_record
@@ -30,17 +34,54 @@ __all__ = ["KafkaLogConsumer", "quiet_after_s"]
 log = structlog.get_logger(__name__)
 
 
-class _Membership(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Whether the group has assigned this member its partitions yet (perhaps none)."""
+#: How long recording an assignment may hold up a rebalance before it is given up (logged).
+REPORT_TIMEOUT_S = 5.0
 
-    def __init__(self) -> None:
+
+class _Membership(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Whether the group has assigned this member its partitions yet (perhaps none), and, with
+    a ``registry``, the record of those partitions that the status reads: Tansu's description
+    of the group carries no assignment (``hub.ports.members``). An assignment is recorded as
+    given, a revoke as no partitions; the consumer forgets its record when it stops."""
+
+    def __init__(self, registry: MemberRegistry | None, client_id: str, group: str, topic: str) -> None:
         self.assigned = False
+        self._registry, self.client_id, self._group, self._topic = registry, client_id, group, topic
 
     async def on_partitions_revoked(self, revoked: object) -> None:
         self.assigned = False
+        await self._report(())
 
-    async def on_partitions_assigned(self, assigned: object) -> None:
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         self.assigned = True
+        await self._report(tuple(tp.partition for tp in assigned if tp.topic == self._topic))
+
+    async def _report(self, partitions: tuple[int, ...]) -> None:
+        """Record ``partitions``; a failure only costs the status its partitions (logged), never
+        the rebalance, which waits for this at most :data:`REPORT_TIMEOUT_S`."""
+        if self._registry is None:
+            return
+        try:
+            async with asyncio.timeout(REPORT_TIMEOUT_S):
+                await self._registry.record(
+                    client_id=self.client_id,
+                    group=self._group,
+                    topic=self._topic,
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
+                    partitions=partitions,
+                )
+        except (KoppelhubError, TimeoutError) as e:
+            log.warning("member_assignment_not_recorded", client_id=self.client_id, error=str(e))
+
+    async def forget(self) -> None:
+        if self._registry is None:
+            return
+        try:
+            async with asyncio.timeout(REPORT_TIMEOUT_S):
+                await self._registry.forget(self.client_id)
+        except (KoppelhubError, TimeoutError) as e:
+            log.warning("member_assignment_not_forgotten", client_id=self.client_id, error=str(e))
 
 
 def decode(
@@ -154,14 +195,24 @@ class KafkaLogConsumer:
         group_id: str | None = None,
         max_record_bytes: int | None = None,
         wake: LogWritten | None = None,
+        members: MemberRegistry | None = None,
     ):
         self._max_record_bytes = max_record_bytes
         self._wake = wake
         self._idling = _Idling(settings, wake.subscribe() if wake is not None else None)
-        self._membership = _Membership()
+        # A client id of its own, so the broker's member id (the client id and a suffix) names
+        # this consumer's record in ``members``.
+        client_id = f"koppelhub-projector-{uuid.uuid4().hex[:12]}"
+        group = group_id or settings.consumer_group
+        self._membership = _Membership(members, client_id, group, settings.topic)
         self._consumer: AIOKafkaConsumer = make_consumer(
-            bootstrap, settings, group_id=group_id, listener=self._membership
+            bootstrap, settings, group_id=group, listener=self._membership, client_id=client_id
         )
+
+    @property
+    def client_id(self) -> str:
+        """This consumer's Kafka client id, unique to it: the start of its member id."""
+        return self._membership.client_id
 
     @property
     def fetching(self) -> bool:
@@ -182,7 +233,10 @@ class KafkaLogConsumer:
     async def stop(self) -> None:
         if self._wake is not None:
             self._wake.unsubscribe(self._idling.wake)
-        await self._consumer.stop()
+        try:
+            await self._consumer.stop()
+        finally:
+            await self._membership.forget()  # after the leave: a revoke during stop records ()
 
     async def poll(self, *, max_records: int, timeout_s: float) -> list[LogRecord]:
         idling = self._idling

@@ -19,6 +19,7 @@ from hub.ports import (
     SubscriptionStore,
 )
 from hub.ports.audit import AuditLog
+from hub.ports.members import MemberRegistry
 from hub.ports.metrics import ExposedMetrics, NoMetrics
 from hub.ports.operators import LogInspector, OperationsStore
 from hub.services.tokens import TokenService
@@ -57,6 +58,8 @@ class ApiContext:
     #: Operator views (status, DLQ): the log as operators see it and the store's summary.
     log_inspector: LogInspector | None = None
     operations: OperationsStore | None = None
+    #: The projector members' records of their partitions (the status shows them on Tansu).
+    members: MemberRegistry | None = None
     metrics: ExposedMetrics = field(default_factory=NoMetricsExposed)
 
 

@@ -59,7 +59,7 @@ def _ports(ctx: ApiContext) -> tuple[LogInspector, OperationsStore]:
 @router.get("/status", summary="Lag, outbox, failing subscriptions, connectors, imports and the DLQ")
 async def status(_: Operator, ctx: Ctx) -> dict[str, Any]:
     log, store = _ports(ctx)
-    return await hub_status(log, store)
+    return await hub_status(log, store, ctx.members)
 
 
 @router.get("/dlq", summary="Dead-lettered records with their error, in (partition, offset) order")

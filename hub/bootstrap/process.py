@@ -25,6 +25,7 @@ from hub.adapters.postgres.engine import create_engine
 from hub.adapters.postgres.fingerprints import PostgresFingerprintStore
 from hub.adapters.postgres.imports import PostgresImportStore
 from hub.adapters.postgres.landscape import PostgresLandscapeStore
+from hub.adapters.postgres.members import PostgresMemberRegistry
 from hub.adapters.postgres.notify import LOG_CHANNEL, ChannelListener
 from hub.adapters.postgres.operations import PostgresOperationsStore
 from hub.adapters.postgres.outbox import OutboxListener, PostgresOutbox
@@ -200,12 +201,15 @@ async def _wire_projector(hub: HubProcess, w: Wiring) -> None:
     await listener.start()
     w.closers.append(listener.stop)
 
+    members = PostgresMemberRegistry(hub.engine)  # each member records its partitions (status on Tansu)
+
     def consumer() -> KafkaLogConsumer:
         made = KafkaLogConsumer(
             hub.kafka_bootstrap,
             s.kafka,
             max_record_bytes=max_record_bytes(s.max_event_bytes),
             wake=event_log.written,
+            members=members,
         )
         hub.log_consumers.append(made)
         return made
@@ -333,6 +337,7 @@ def _wire_api(hub: HubProcess, w: Wiring) -> None:
         log_inspector=inspector,
         metrics=hub.metrics,
         operations=PostgresOperationsStore(hub.engine),
+        members=PostgresMemberRegistry(hub.engine),
     )
     config = uvicorn.Config(
         create_app(ctx),

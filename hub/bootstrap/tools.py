@@ -25,6 +25,7 @@ from hub.adapters.postgres.engine import migrate as migrate_schema
 from hub.adapters.postgres.fingerprints import PostgresFingerprintStore
 from hub.adapters.postgres.imports import PostgresImportStore
 from hub.adapters.postgres.landscape import PostgresLandscapeStore
+from hub.adapters.postgres.members import PostgresMemberRegistry
 from hub.adapters.postgres.notify import LogAnnouncer
 from hub.adapters.postgres.operations import PostgresOperationsStore
 from hub.adapters.postgres.runs import PostgresRunStore
@@ -35,6 +36,7 @@ from hub.adapters.tracing import configure_tracing
 from hub.errors import BrokerUnavailable
 from hub.ports import EventLog
 from hub.ports.audit import AuditEntry, AuditLog
+from hub.ports.members import MemberRegistry
 from hub.ports.metrics import NO_METRICS, Metrics
 from hub.ports.operators import LogInspector, OperationsStore
 from hub.services.connectors import ConnectorContexts, ConnectorRunner
@@ -184,7 +186,7 @@ async def audit_trail(database_url: str) -> AsyncIterator[AuditLog]:
 @contextlib.asynccontextmanager
 async def operator_tools(
     settings: Settings, kafka_bootstrap: str, database_url: str
-) -> AsyncIterator[tuple[LogInspector, OperationsStore]]:
+) -> AsyncIterator[tuple[LogInspector, OperationsStore, MemberRegistry]]:
     """The operator ports for ``koppelhub status`` and ``koppelhub dlq`` against a running
     hub's broker and database (a small pool and a producer of their own)."""
     engine = create_engine(database_url, pool_size=2)
@@ -197,7 +199,7 @@ async def operator_tools(
                 kafka_bootstrap, settings.kafka, event_log.producer, written=event_log.written
             )
             try:
-                yield inspector, PostgresOperationsStore(engine)
+                yield inspector, PostgresOperationsStore(engine), PostgresMemberRegistry(engine)
             finally:
                 await inspector.close()
         finally:

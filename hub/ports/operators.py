@@ -31,13 +31,16 @@ class PartitionLag:
 
 @dataclass(frozen=True)
 class GroupMember:
-    """A member of the projector's consumer group and the partitions it owns (empty when the
-    broker does not report assignments: Tansu answers DescribeGroups without them)."""
+    """A member of the projector's consumer group and the partitions it owns. Tansu answers
+    DescribeGroups without assignments (nor client id and host): there the status fills them in
+    from the member's own record (``hub.ports.members``, ``hub.services.status``)."""
 
     member_id: str
     client_id: str
     host: str
     partitions: tuple[int, ...] = ()
+    #: The member's process id where the member recorded it (the broker does not report it).
+    pid: int | None = None
 
 
 @dataclass(frozen=True)

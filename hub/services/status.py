@@ -10,20 +10,33 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
-from datetime import datetime
+from collections.abc import Awaitable, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from hub.errors import RetriableError
-from hub.ports.operators import DeadLetter, LogInspector, LogStatus, OperationsStore, Redriven, StoreStatus
+from hub.ports.members import MemberRegistry, RecordedMember
+from hub.ports.operators import (
+    DeadLetter,
+    GroupMember,
+    LogInspector,
+    LogStatus,
+    OperationsStore,
+    Redriven,
+    StoreStatus,
+)
 
 __all__ = [
     "LOG_STATUS_TTL",
     "dead_letter_document",
     "forget_log_status",
     "hub_status",
+    "orphaned_records",
     "redriven_document",
     "shared_log_status",
     "status_document",
+    "with_recorded_partitions",
 ]
 
 
@@ -63,11 +76,15 @@ def forget_log_status(log: LogInspector) -> None:
     _log_reads.pop(log, None)
 
 
-async def hub_status(log: LogInspector, store: OperationsStore) -> dict[str, Any]:
-    """Read both halves concurrently (the log's through :func:`shared_log_status`) and assemble
-    the document."""
-    log_part, store_part = await asyncio.gather(
-        shared_log_status(log), store.status(), return_exceptions=True
+async def hub_status(
+    log: LogInspector, store: OperationsStore, members: MemberRegistry | None = None
+) -> dict[str, Any]:
+    """Read both halves concurrently (the log's through :func:`shared_log_status`), with the
+    members' own records of their partitions where ``members`` is given, and assemble the
+    document."""
+    recorded: Awaitable[list[RecordedMember]] = members.recorded() if members else _nothing()
+    log_part, store_part, records = await asyncio.gather(
+        shared_log_status(log), store.status(), recorded, return_exceptions=True
     )
     if isinstance(store_part, BaseException):
         raise store_part
@@ -75,7 +92,78 @@ async def hub_status(log: LogInspector, store: OperationsStore) -> dict[str, Any
         return status_document(None, store_part, log_error=str(log_part))
     if isinstance(log_part, BaseException):
         raise log_part
-    return status_document(log_part, store_part)
+    if isinstance(records, RetriableError):  # the database hiccuped: the broker's view only
+        records = []
+    if isinstance(records, BaseException):
+        raise records
+    if members is not None:
+        await _forget_the_dead(members, orphaned_records(log_part, records, store_part.now))
+    return status_document(with_recorded_partitions(log_part, records), store_part)
+
+
+#: A record the broker's members do not account for is deleted once it is this old: its
+#: consumer died without forgetting it (a member between revoke and assignment may be unlisted
+#: for a moment, and its assignment writes its record anew anyway).
+ORPHANED_AFTER = timedelta(minutes=1)
+
+
+def orphaned_records(log: LogStatus, records: Sequence[RecordedMember], now: datetime) -> list[str]:
+    """The client ids of this group's records that no live member owns and that were last
+    written more than :data:`ORPHANED_AFTER` before ``now`` (the store's clock)."""
+    mine = {r.client_id: r for r in records if r.group == log.group and r.topic == log.topic}
+    owned = {found.client_id for m in log.members if (found := _record_of(m, mine)) is not None}
+    return [c for c, r in mine.items() if c not in owned and now - r.updated_at > ORPHANED_AFTER]
+
+
+async def _forget_the_dead(members: MemberRegistry, client_ids: list[str]) -> None:
+    """Delete the records of consumers that died (rare: a crash); a failure is retried by the
+    next status call."""
+    for client_id in client_ids:
+        try:
+            await members.forget(client_id)
+        except RetriableError:
+            return
+
+
+async def _nothing() -> list[RecordedMember]:
+    return []
+
+
+def with_recorded_partitions(log: LogStatus, records: Sequence[RecordedMember]) -> LogStatus:
+    """``log`` with each live member's partitions, host and pid taken from its own record where
+    the broker reported none (Tansu never does).
+
+    The broker decides who is a member: a record whose consumer is not among the broker's live
+    members (it died without forgetting its record, or left after this look) is ignored, so a
+    member that left never shows (:func:`orphaned_records` finds the dead ones' records). A
+    record belongs to a member when the broker reports the record's client id, or (Tansu
+    reports none) when the member id is that client id followed by the broker's dash-separated
+    suffix; projector client ids are unique per consumer."""
+    mine = {r.client_id: r for r in records if r.group == log.group and r.topic == log.topic}
+    if not mine:
+        return log
+    members = []
+    for m in log.members:
+        r = _record_of(m, mine)
+        if r is not None and not m.partitions:
+            m = replace(
+                m, client_id=m.client_id or r.client_id, host=m.host or r.host, partitions=r.partitions
+            )
+        members.append(replace(m, pid=r.pid) if r is not None else m)
+    return replace(log, members=tuple(members))
+
+
+def _record_of(member: GroupMember, records: dict[str, RecordedMember]) -> RecordedMember | None:
+    """The record of ``member`` by its client id, or by the longest dash-separated start of its
+    member id that names a record (Tansu's member ids: the client id, a dash and a UUID)."""
+    if member.client_id:
+        return records.get(member.client_id)
+    prefix = member.member_id
+    found = records.get(prefix)
+    while found is None and "-" in prefix:
+        prefix = prefix.rsplit("-", 1)[0]
+        found = records.get(prefix)
+    return found
 
 
 def status_document(
@@ -88,6 +176,7 @@ def status_document(
         doc["log"] = {"error": log_error}
         doc["dlq"] = {"error": log_error}
     else:
+        lag_of = {p.partition: p.lag for p in log.partitions}
         doc["log"] = {
             "topic": log.topic,
             "group": log.group,
@@ -102,7 +191,10 @@ def status_document(
                     "memberId": m.member_id,
                     "clientId": m.client_id,
                     "host": m.host,
+                    "pid": m.pid,
                     "partitions": list(m.partitions),
+                    # the lag of the partitions it owns, so an operator sees which member is behind
+                    "lag": sum(lag_of.get(p, 0) for p in m.partitions),
                 }
                 for m in log.members
             ],

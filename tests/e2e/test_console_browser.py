@@ -87,9 +87,16 @@ async def test_an_operator_signs_in_sees_every_page_redrives_and_pauses(
     assert (await page.inner_text("#dlq-records")).strip() == "1"
     await _shot(page, "overview")
 
+    async def member_owns_all() -> bool:  # its record is written when the group assigns it
+        members = (await client.get("/api/v1/status", headers=auth)).json()["log"]["members"]
+        return [m["partitions"] for m in members] == [list(range(settings.kafka.partitions))]
+
+    await eventually(member_owns_all, what="the projector member with its partitions")
     await page.click("text=Topics")
     rows = await page.locator("#partitions tr").count()
     assert rows == 1 + settings.kafka.partitions
+    member = await page.locator("#members tr", has_text="koppelhub-projector-").inner_text()
+    assert ", ".join(str(p) for p in range(settings.kafka.partitions)) in member
     await _shot(page, "topics")
 
     await page.click("text=DLQ")

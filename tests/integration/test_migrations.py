@@ -10,6 +10,7 @@ from sqlalchemy import create_engine, inspect, pool
 import hub.adapters.postgres.landscape_tables  # noqa: F401  (registers the landscape tables)
 from hub.adapters.postgres import audit as _audit  # noqa: F401 - registers its table
 from hub.adapters.postgres import connector_tables as _connector_tables  # noqa: F401 - registers its tables
+from hub.adapters.postgres import members as _members  # noqa: F401 - registers its table
 from hub.adapters.postgres import token_tables as _token_tables  # noqa: F401 - registers its table
 from hub.adapters.postgres import write_ahead_tables as _write_ahead_tables  # noqa: F401 - registers its tables
 from hub.adapters.postgres.engine import migrate, sqlalchemy_url
@@ -33,7 +34,7 @@ def test_migrating_twice_changes_nothing(database_url: str) -> None:
     engine = create_engine(sqlalchemy_url(database_url), poolclass=pool.NullPool)
     try:
         with engine.connect() as conn:
-            assert MigrationContext.configure(conn).get_current_revision() == "0016"
+            assert MigrationContext.configure(conn).get_current_revision() == "0018"
     finally:
         engine.dispose()
 

@@ -105,7 +105,14 @@ async def test_status_reports_lag_against_the_groups_commits_and_the_dlq_count(a
         assert part["lag"] == part["endOffset"] - (committed.get(p) or 0)
     assert doc["log"]["lag"] == 12 - sum(committed.values()) and doc["log"]["lag"] < 12
     assert doc["log"]["members"] == [
-        {"memberId": "member-0", "clientId": "", "host": "", "partitions": [0, 1, 2]}
+        {
+            "memberId": "member-0",
+            "clientId": "",
+            "host": "",
+            "pid": None,
+            "partitions": [0, 1, 2],
+            "lag": doc["log"]["lag"],
+        }
     ]
     assert doc["dlq"] == {"topic": "events.dlq", "records": 1}
     assert doc["outbox"] == {

@@ -15,6 +15,7 @@ from hub.adapters.memory.connectors import (
 )
 from hub.adapters.memory.database import InMemoryDatabase
 from hub.adapters.memory.log import InMemoryEventLog, InMemoryLogConsumer
+from hub.adapters.memory.members import InMemoryMemberRegistry
 from hub.adapters.memory.outbox import InMemoryDeliveryStore, InMemoryOutbox
 from hub.adapters.memory.projection import InMemoryProjectionStore
 from hub.adapters.memory.runs import InMemoryRunStore
@@ -30,6 +31,7 @@ __all__ = [
     "InMemoryFingerprintStore",
     "InMemoryImportStore",
     "InMemoryLogConsumer",
+    "InMemoryMemberRegistry",
     "InMemoryOutbox",
     "InMemoryProjectionStore",
     "InMemoryRunStore",

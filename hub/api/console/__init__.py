@@ -82,7 +82,7 @@ async def logout() -> Response:
 
 async def _status(ctx: ApiContext) -> dict[str, Any]:
     assert ctx.log_inspector is not None and ctx.operations is not None, "wired by bootstrap"
-    return await hub_status(ctx.log_inspector, ctx.operations)
+    return await hub_status(ctx.log_inspector, ctx.operations, ctx.members)
 
 
 @router.get("")
