@@ -107,11 +107,12 @@ class Collector(BaseHTTPRequestHandler):
 
 
 def parse_config(config: str) -> tuple[str, str | None, bool]:
-    """``NAME[=SAMPLER][@baseline]``: the config's name, its own sampler (metrics+tracing only)
-    and whether it runs the ``--baseline`` tree."""
+    """``NAME[#TAG][=SAMPLER][@baseline]``: the config's name, its own sampler (metrics+tracing
+    only) and whether it runs the ``--baseline`` tree. A tag makes a second hub of the same config
+    (``off,off#2``: an A/A comparison shows what two hubs differ by with nothing changed)."""
     rest, at, _ = config.partition("@")
     name, eq, sampler = rest.partition("=")
-    return name, (sampler if eq else None), bool(at)
+    return name.partition("#")[0], (sampler if eq else None), bool(at)
 
 
 def hub_env(
@@ -165,7 +166,7 @@ class Running:
 async def start(config: str, endpoint: str, args: argparse.Namespace) -> Running:
     """A hub with ``config`` and a sink of its own, subscribed and warmed up."""
     sink = await Sink().start()
-    endpoint = f"{endpoint}/{config.replace('@', '-').replace('+', '-').replace('=', '-').replace(':', '-')}"
+    endpoint = f"{endpoint}/{''.join(c if c.isalnum() or c in '._' else '-' for c in config)}"
     traces = f"/{endpoint.split('/', 3)[3]}/v1/traces"
     # A baseline's workers run `python -m hub` in its tree: its code, not this checkout's.
     cwd = args.baseline if parse_config(config)[2] else REPO
