@@ -1,26 +1,29 @@
 """What metrics and tracing cost: ``benchmarks.e2e``'s batch phase with them off, then on.
 
-    .venv/bin/python -m benchmarks.observability                  # 20,000 events per run
-    .venv/bin/python -m benchmarks.observability --events 5000 --rounds 2
+    .venv/bin/python -m benchmarks.observability                  # 8 rounds of 5,000 events
+    .venv/bin/python -m benchmarks.observability --configs off,metrics+tracing=always_on
 
 Issue 15's bound: metrics and tracing switched on cost at most 5 % of end-to-end throughput.
-Each round starts ``koppelhub run`` three times in fresh data dirs, one sink and one
-subscription each, and publishes the same batches (``benchmarks.e2e``'s batch phase):
+One hub per config is started in a fresh data dir (one sink and one subscription each) and
+warmed up; then every round publishes ``--events`` fresh events to each hub in turn (the e2e
+batch phase, until the sink has every one and the hub is idle again), in an order that changes
+from round to round (:func:`benchmarks.paired.balanced_orders`):
 
 - ``off``: ``KOPPELHUB_METRICS=false`` and ``OTEL_SDK_DISABLED=true``;
 - ``metrics``: the defaults (Prometheus, multiprocess files), no tracing;
 - ``metrics+tracing``: and the OpenTelemetry SDK exporting OTLP/HTTP to a collector stand-in
   on loopback (a real HTTP server that decodes each request and counts its spans, then
-  discards them), every trace sampled (``parentbased_always_on``). The embedded Tansu broker
-  reads the same variables and exports its own metrics there (broker CPU, not the hub's).
+  discards them), sampled by ``--sampler`` (``parentbased_traceidratio:0.1``, the README's
+  production advice) or by its own (``metrics+tracing=parentbased_always_on``). The embedded
+  Tansu broker reads the same variables and exports its own metrics there (broker CPU, not the
+  hub's).
 
-It prints, as means over the rounds, delivered events/s and the hub's CPU per delivered
-event (user+system time of the hub's processes from /proc, API and worker children included;
-not the broker's or
-PostgreSQL's) for each, and the cost of each against ``off``. On a machine shared with other
-work the throughput follows that load; the CPU per event is the comparable figure. Spans the
-collector received are counted, so a processor that dropped spans (and so saved their
-cost) shows.
+Per config it prints the median and the spread of delivered events/s and of the hub's CPU per
+delivered event (user+system time of the hub's processes from /proc, API and worker children
+included; not the broker's or PostgreSQL's), and against ``off`` the paired cost: the median of
+the per-round ratios with a 95 % bootstrap interval, and whether that interval is within the
+5 % bound, over it, or undecided (:mod:`benchmarks.paired`). Spans the collector received are
+counted, so a processor that dropped spans (and so saved their cost) shows.
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ import asyncio
 import json
 import sys
 import threading
-import time
+import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
@@ -46,12 +50,14 @@ from benchmarks.common import (
     machine_info,
     start_hub,
     subscribe,
-    wait_idle,
 )
+from benchmarks.paired import balanced_orders, paired_cost, spread, verdict
 
 OFF = {"KOPPELHUB_METRICS": "false", "OTEL_SDK_DISABLED": "true"}
 METRICS = {"OTEL_SDK_DISABLED": "true"}
 CONFIGS = ("off", "metrics", "metrics+tracing")
+#: Issue 15: metrics and tracing switched on cost at most 5 %.
+BOUND = 0.05
 
 
 class Collector(BaseHTTPRequestHandler):
@@ -100,21 +106,31 @@ class Collector(BaseHTTPRequestHandler):
         pass
 
 
+def parse_config(config: str) -> tuple[str, str | None, bool]:
+    """``NAME[#TAG][=SAMPLER][@baseline]``: the config's name, its own sampler (metrics+tracing
+    only) and whether it runs the ``--baseline`` tree. A tag makes a second hub of the same config
+    (``off,off#2``: an A/A comparison shows what two hubs differ by with nothing changed)."""
+    rest, at, _ = config.partition("@")
+    name, eq, sampler = rest.partition("=")
+    return name.partition("#")[0], (sampler if eq else None), bool(at)
+
+
 def hub_env(
     config: str, endpoint: str, baseline: Path | None = None, sampler: str = "parentbased_always_on"
 ) -> dict[str, str]:
     """The hub's environment for ``config``; ``<config>@baseline`` runs the code in the
     ``--baseline`` tree (first on PYTHONPATH, for the hub and its children). ``sampler`` is
-    OTEL_TRACES_SAMPLER, with its argument after a colon (``parentbased_traceidratio:0.25``)."""
-    name, at, _ = config.partition("@")
-    if at:
+    OTEL_TRACES_SAMPLER, with its argument after a colon (``parentbased_traceidratio:0.25``),
+    unless the config names its own (``metrics+tracing=always_on``)."""
+    name, own, at_baseline = parse_config(config)
+    if at_baseline:
         assert baseline is not None
-        return {**hub_env(name, endpoint, sampler=sampler), "PYTHONPATH": str(baseline)}
-    if config == "off":
+        return {**hub_env(config.partition("@")[0], endpoint, sampler=sampler), "PYTHONPATH": str(baseline)}
+    if name == "off":
         return dict(OFF)
-    if config == "metrics":
+    if name == "metrics":
         return dict(METRICS)
-    name, _, arg = sampler.partition(":")
+    name, _, arg = (own or sampler).partition(":")
     return {
         "OTEL_SDK_DISABLED": "false", "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
         "OTEL_TRACES_SAMPLER": name, "OTEL_SERVICE_NAME": "koppelhub-bench",
@@ -136,99 +152,147 @@ def cpu_by_process(hub: Hub) -> dict[str, float]:
     return out
 
 
-async def run_config(config: str, endpoint: str, args: argparse.Namespace) -> dict[str, Any]:
-    """One hub with ``config`` and a sink of its own: warm up, the batch phase, and its hub CPU
-    per delivered event."""
+@dataclass
+class Running:
+    """One config's hub, its sink and subscription, kept for every round."""
+
+    config: str
+    hub: Hub
+    sink: Sink
+    bench: e2e.Bench
+    traces: str  # the collector path its spans arrive on
+
+
+async def start(config: str, endpoint: str, args: argparse.Namespace) -> Running:
+    """A hub with ``config`` and a sink of its own, subscribed and warmed up."""
     sink = await Sink().start()
-    endpoint = f"{endpoint}/{config.replace('@', '-').replace('+', '-')}"  # the spans of this hub
+    endpoint = f"{endpoint}/{''.join(c if c.isalnum() or c in '._' else '-' for c in config)}"
     traces = f"/{endpoint.split('/', 3)[3]}/v1/traces"
     # A baseline's workers run `python -m hub` in its tree: its code, not this checkout's.
-    cwd = args.baseline if config.endswith("@baseline") else REPO
-    hub = await start_hub(env=hub_env(config, endpoint, args.baseline, args.sampler), cwd=cwd)
+    cwd = args.baseline if parse_config(config)[2] else REPO
+    try:
+        hub = await start_hub(env=hub_env(config, endpoint, args.baseline, args.sampler), cwd=cwd)
+    except BaseException:
+        await sink.stop()
+        raise
+    running = Running(config, hub, sink, e2e.Bench(e2e.parse_args(
+        ["--phases", "batch", "--events", str(args.events)]), hub, sink), traces)  # fmt: skip
     try:
         await subscribe(hub, sink.url)
-        bench_args = e2e.parse_args(["--phases", "batch", "--events", str(args.events)])
-        bench = e2e.Bench(bench_args, hub, sink)
-        await bench.warm_up()
-        spans0 = Collector.by_path.get(traces, 0)
-        before, by_process0 = bench.meter.sample(), cpu_by_process(hub)
-        await bench.batch_phase()  # waits until the hub is idle again after the last delivery
-        after, by_process = bench.meter.sample(), cpu_by_process(hub)
-        await wait_idle(bench.meter)
-        await asyncio.sleep(6)  # the span processor's schedule delay (5 s): the last spans arrive
-        delivered = bench.results["e2e_delivered"]
-        hub_cpu = after["hub"] - before["hub"]
-        spans = Collector.by_path.get(traces, 0) - spans0
-        return {
-            "config": config, "events": args.events, "delivered": delivered["delivered"],
-            "events_per_s": delivered["events_per_s"], "seconds": delivered["seconds"],
-            "hub_cpu_s": round(hub_cpu, 3),
-            "hub_cpu_us_per_event": round(hub_cpu / max(1, delivered["delivered"]) * 1e6, 1),
-            "postgres_cpu_s": round(after["postgres"] - before["postgres"], 3),
-            "spans_received": spans,
-            "hub_cpu_us_per_event_by_process": {
-                k: round((v - by_process0.get(k, 0.0)) / max(1, delivered["delivered"]) * 1e6, 1)
-                for k, v in by_process.items()
-            }, "undecodable_requests": Collector.undecodable,
-            "other_cores": delivered["cpu_cores"].get("other"),
-        }  # fmt: skip
-    finally:
-        await hub.stop()
-        hub.remove()
-        await sink.stop()
+        await running.bench.warm_up()
+    except BaseException:
+        await stop(running)
+        raise
+    return running
+
+
+async def stop(running: Running) -> None:
+    await running.hub.stop()
+    running.hub.remove()
+    await running.sink.stop()
+
+
+async def measure(running: Running, round_: int) -> dict[str, Any]:
+    """One batch phase (``--events`` fresh events) on an idle hub: its hub CPU per delivered
+    event, from the first publish until the hub is idle again after the last delivery."""
+    bench = running.bench
+    bench.tag = f"r{round_}-{uuid.uuid4().hex[:8]}"  # fresh event ids every round
+    bench.results = {}
+    before, by_process0 = bench.meter.sample(), cpu_by_process(running.hub)
+    await bench.batch_phase()  # waits until the hub is idle again after the last delivery
+    after, by_process = bench.meter.sample(), cpu_by_process(running.hub)
+    delivered = bench.results["e2e_delivered"]
+    hub_cpu = after["hub"] - before["hub"]
+    n = max(1, delivered["delivered"])
+    return {
+        "config": running.config, "round": round_, "events": delivered["events"],
+        "delivered": delivered["delivered"], "events_per_s": delivered["events_per_s"],
+        "seconds": delivered["seconds"], "hub_cpu_s": round(hub_cpu, 3),
+        "hub_cpu_us_per_event": round(hub_cpu / n * 1e6, 1),
+        "postgres_cpu_s": round(after["postgres"] - before["postgres"], 3),
+        # Tansu reads the OTEL_* variables too and exports its own metrics: its CPU competes
+        # with the hub's for the machine, so it shows in the throughput, not in the hub's CPU.
+        "broker_cpu_us_per_event": round((after["broker"] - before["broker"]) / n * 1e6, 1),
+        "hub_cpu_us_per_event_by_process": {
+            k: round((v - by_process0.get(k, 0.0)) / n * 1e6, 1) for k, v in by_process.items()
+        }, "other_cores": delivered["cpu_cores"].get("other"),
+    }  # fmt: skip
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    """Every config's hub is started and warmed up once; then each round runs one batch phase on
+    each, one at a time, in :func:`balanced_orders`. Consecutive phases of different configs meet
+    about the same machine load, which the paired summary relies on."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), Collector)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     endpoint = f"http://127.0.0.1:{server.server_address[1]}"
     runs: list[dict[str, Any]] = []
+    hubs: dict[str, Running] = {}
+    spans: dict[str, int] = {}
     try:
-        for round_ in range(args.rounds):
-            if args.together:  # every config at once: each meets the same load from the rest
-                print(f"round {round_ + 1}: {', '.join(args.configs)} together …", flush=True)
-                started = time.monotonic()
-                together = await asyncio.gather(*(run_config(c, endpoint, args) for c in args.configs))
-                for run in together:
-                    print(f"  {json.dumps(run)}", flush=True)
-                print(f"  ({time.monotonic() - started:.0f} s)", flush=True)
-                runs.extend(together)
-                continue
-            for config in args.configs:
-                print(f"round {round_ + 1}: {config} …", flush=True)
-                started = time.monotonic()
-                runs.append(await run_config(config, endpoint, args))
-                print(f"  {json.dumps(runs[-1])} ({time.monotonic() - started:.0f} s)", flush=True)
+        for config in args.configs:
+            print(f"starting {config} …", flush=True)
+            hubs[config] = await start(config, endpoint, args)
+        spans0 = {c: Collector.by_path.get(r.traces, 0) for c, r in hubs.items()}
+        for round_, order in enumerate(balanced_orders(args.configs, args.rounds), 1):
+            for config in order:
+                runs.append(await measure(hubs[config], round_))
+                r = runs[-1]
+                print(f"round {round_}: {config:<40} {r['events_per_s']:>8,.0f}/s "
+                      f"{r['hub_cpu_us_per_event']:>7,.0f} us/event", flush=True)  # fmt: skip
+        await asyncio.sleep(6)  # the span processor's schedule delay (5 s): the last spans arrive
+        spans = {c: Collector.by_path.get(r.traces, 0) - spans0[c] for c, r in hubs.items()}
     finally:
+        for running in hubs.values():
+            await stop(running)
         server.shutdown()
-    return {"machine": machine_info(), "runs": runs, "summary": summarise(runs)}
+    return {
+        "machine": machine_info(), "runs": runs, "spans_received": spans,
+        "undecodable_requests": Collector.undecodable, "summary": summarise(runs, args.bound),
+    }  # fmt: skip
 
 
-def summarise(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Per config the mean CPU per event and throughput over the rounds, and each one's cost
-    against off (on a busy machine single runs differ by ±10 %: run several rounds)."""
+def summarise(runs: Sequence[dict[str, Any]], bound: float = BOUND) -> dict[str, Any]:
+    """Per config the median and range of its CPU per event and throughput over the rounds and,
+    against ``off`` (or the first config), the paired cost with its 95 % interval and verdict."""
+    configs = list(dict.fromkeys(r["config"] for r in runs))
+    by = {c: sorted((r for r in runs if r["config"] == c), key=lambda r: r["round"]) for c in configs}
+    reference = "off" if "off" in by else configs[0]
     out: dict[str, Any] = {}
-    for config in dict.fromkeys(r["config"] for r in runs):
-        mine = [r for r in runs if r["config"] == config]
-        if mine:
-            out[config] = {
-                "rounds": len(mine),
-                "hub_cpu_us_per_event": round(sum(r["hub_cpu_us_per_event"] for r in mine) / len(mine), 1),
-                "events_per_s": round(sum(r["events_per_s"] for r in mine) / len(mine), 1),
-            }
-    if base := out.get("off"):
-        for figures in out.values():
-            figures["cpu_cost"] = round(figures["hub_cpu_us_per_event"] / base["hub_cpu_us_per_event"] - 1, 4)
-            figures["throughput_ratio"] = round(figures["events_per_s"] / base["events_per_s"], 3)
+    for config, mine in by.items():
+        cpu = [r["hub_cpu_us_per_event"] for r in mine]
+        rate = [r["events_per_s"] for r in mine]
+        figures: dict[str, Any] = {"rounds": len(mine), "hub_cpu_us_per_event": spread(cpu),
+                                   "events_per_s": spread(rate), "broker_cpu_us_per_event":
+                                   spread([r["broker_cpu_us_per_event"] for r in mine])}  # fmt: skip
+        ref = by[reference]
+        if config != reference and len(ref) == len(mine):
+            cpu_cost = paired_cost(cpu, [r["hub_cpu_us_per_event"] for r in ref])
+            # Throughput lost: 1 - rate/rate_ref, as a cost (positive when slower).
+            slower = paired_cost([r["events_per_s"] for r in ref], rate)
+            figures |= {"reference": reference, "cpu_cost": cpu_cost, "cpu_verdict": verdict(cpu_cost, bound),
+                        "throughput_cost": slower, "throughput_verdict": verdict(slower, bound)}  # fmt: skip
+        out[config] = figures
     return out
 
 
-def table(summary: dict[str, Any]) -> str:
-    lines = [f"{'config':<17} {'delivered/s':>12} {'vs off':>7} {'hub CPU/event':>14} {'CPU cost':>9}"]
+def table(summary: dict[str, Any], bound: float = BOUND) -> str:
+    def cost(c: dict[str, Any] | None) -> str:
+        if c is None:
+            return f"{'(reference)':>26}"
+        return f"{c['median'] * 100:>+6.1f}% [{c['low'] * 100:+5.1f}, {c['high'] * 100:+5.1f}]"
+
+    lines = [
+        f"{'config':<40} {'delivered/s':>11} {'±':>5} {'hub CPU/event':>13} {'±':>5} "
+        f"{'CPU cost [95 %]':>26} {'throughput cost [95 %]':>26} {'broker':>9}  verdict (≤{bound:.0%})"
+    ]
     for config, f in summary.items():
+        rate, cpu = f["events_per_s"], f["hub_cpu_us_per_event"]
+        verdicts = f"CPU {f['cpu_verdict']}, throughput {f['throughput_verdict']}" if "cpu_cost" in f else ""
         lines.append(
-            f"{config:<17} {f['events_per_s']:>12,.0f} {f.get('throughput_ratio', 1):>7.3f} "
-            f"{f['hub_cpu_us_per_event']:>11,.0f} us {f.get('cpu_cost', 0) * 100:>+8.1f}%"
+            f"{config:<40} {rate['median']:>11,.0f} {rate['spread']:>5.0%} {cpu['median']:>10,.0f} us "
+            f"{cpu['spread']:>5.0%} {cost(f.get('cpu_cost'))} {cost(f.get('throughput_cost'))} "
+            f"{f['broker_cpu_us_per_event']['median']:>6,.0f} us  {verdicts}"
         )
     return "\n".join(lines)
 
@@ -237,23 +301,25 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks.observability", description=__doc__.split("\n\n")[0]
     )
-    p.add_argument("--events", type=int, default=20_000, help="events in each batch phase (20,000)")
-    p.add_argument("--rounds", type=int, default=1, help="times to run every config, interleaved (1)")
+    p.add_argument("--events", type=int, default=5_000, help="events in each round's batch phase (5,000)")
+    p.add_argument("--rounds", type=int, default=8, help="rounds, each config once per round (8)")
     p.add_argument("--configs", type=lambda v: [c for c in v.split(",") if c], default=list(CONFIGS),
-                   help=f"comma-separated, of {','.join(CONFIGS)} (also as <config>@baseline)")  # fmt: skip
-    p.add_argument("--together", action="store_true",
-                   help="run a round's configs at once (fairer on a machine shared with others)")  # fmt: skip
+                   help=f"comma-separated NAME[=SAMPLER][@baseline]; NAME: {','.join(CONFIGS)}")  # fmt: skip
     p.add_argument("--baseline", type=Path, metavar="TREE",
                    help="a checkout (e.g. of main) whose code <config>@baseline runs")  # fmt: skip
-    p.add_argument("--sampler", default="parentbased_always_on", metavar="NAME[:ARG]",
+    p.add_argument("--sampler", default="parentbased_traceidratio:0.1", metavar="NAME[:ARG]",
                    help="OTEL_TRACES_SAMPLER[:OTEL_TRACES_SAMPLER_ARG] of metrics+tracing "
-                   "(parentbased_always_on: every trace)")  # fmt: skip
+                   "(parentbased_traceidratio:0.1: one trace in ten, the README's advice)")  # fmt: skip
+    p.add_argument("--bound", type=float, default=BOUND, help="the cost bound judged (0.05)")
     p.add_argument("--json", action="store_true", help="also print the results as JSON")
     args = p.parse_args(argv)
-    if any(c.endswith("@baseline") for c in args.configs) and args.baseline is None:
+    parsed = [parse_config(c) for c in args.configs]
+    if any(at for _, _, at in parsed) and args.baseline is None:
         p.error("a <config>@baseline needs --baseline TREE")
-    if unknown := {c.removesuffix("@baseline") for c in args.configs} - set(CONFIGS):
+    if unknown := {name for name, _, _ in parsed} - set(CONFIGS):
         p.error(f"unknown config(s): {', '.join(sorted(unknown))}")
+    if len(set(args.configs)) != len(args.configs):
+        p.error("a config given twice")
     return args
 
 
@@ -261,14 +327,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     print(describe_machine(machine_info()), flush=True)
     results = asyncio.run(main_async(args))
-    print("\n" + table(results["summary"]))
-    received = [
-        f"{r['config']} {'-' if r['spans_received'] is None else r['spans_received']}"
-        for r in results["runs"]
-    ]
+    print("\n" + table(results["summary"], args.bound))
+    received = ", ".join(f"{c} {n}" for c, n in results["spans_received"].items())
     print(
-        "(hub CPU per delivered event: /proc user+system of the hub's processes; "
-        f"spans received: {', '.join(received)})"
+        "(hub CPU per delivered event: /proc user+system of the hub's processes; broker: Tansu's CPU per "
+        "event; ± the half range over the rounds; cost: median of the per-round ratios to the reference; "
+        f"spans received: {received})"
     )
     if args.json:
         print(json.dumps(results, indent=2))

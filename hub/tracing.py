@@ -19,6 +19,8 @@ __all__ = [
     "TRACEPARENT",
     "context_of",
     "current_traceparent",
+    "follow_unsampled_parents",
+    "left_out",
     "passed_on",
     "traceparent_of",
     "tracer",
@@ -83,6 +85,31 @@ def tracing_on() -> bool:
 
 class _Provider:
     installed = False  # set by the first tracing_on() after an SDK provider was installed
+    follows_parent = False  # set by follow_unsampled_parents()
+
+
+def follow_unsampled_parents(on: bool = True) -> None:
+    """Told by whoever installed the SDK that its sampler leaves out every span whose remote
+    parent was not sampled: every ``parentbased_*`` sampler ``OTEL_TRACES_SAMPLER`` names does
+    (the SDK's defaults), a sampler built in code need not."""
+    _Provider.follows_parent = on
+
+
+def left_out(traceparent: str | None) -> bool:
+    """Whether a span continuing ``traceparent`` would not be recorded anyway: its publish was
+    not sampled and the sampler follows that (:func:`follow_unsampled_parents`). Then a hot path
+    (one delivery attempt) skips the span and passes the context on with :func:`passed_on`: the
+    sampler's decision, a span id and a non-recording span are about 4 us per attempt, most of
+    the tracing cost of an event whose trace is left out (nine in ten under a 0.1 ratio)."""
+    return _Provider.follows_parent and traceparent is not None and _unsampled(traceparent)
+
+
+@lru_cache(maxsize=4096)
+def _unsampled(traceparent: str) -> bool:
+    """A valid trace context with the sampled flag off (an invalid one starts a new trace, which
+    the sampler decides anew)."""
+    context = trace.get_current_span(_context_of_traceparent(traceparent)).get_span_context()
+    return context.is_valid and not context.trace_flags.sampled
 
 
 @lru_cache(maxsize=4096)

@@ -26,9 +26,15 @@ def configure_tracing() -> bool:
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.sampling import ParentBased
+
+    from hub.tracing import follow_unsampled_parents
 
     resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", "koppelhub")})
-    provider = TracerProvider(resource=resource)
+    provider = TracerProvider(resource=resource)  # its sampler from OTEL_TRACES_SAMPLER
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
+    # A parentbased_* sampler from the environment keeps the SDK's default for an unsampled
+    # remote parent (leave the span out): the dispatcher may then skip such spans altogether.
+    follow_unsampled_parents(isinstance(provider.sampler, ParentBased))
     return True

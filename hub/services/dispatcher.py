@@ -29,7 +29,7 @@ from hub.errors import RetriableError
 from hub.ports import Outbox
 from hub.ports.delivery import AttemptResult, ClaimedDelivery
 from hub.ports.metrics import NO_METRICS, Metrics
-from hub.tracing import TRACEPARENT, context_of, passed_on, traceparent_of, tracer, tracing_on
+from hub.tracing import TRACEPARENT, context_of, left_out, passed_on, traceparent_of, tracer, tracing_on
 from schemas.landscape.privacy import visible_event
 from subscriptions.delivery import DeliveryTarget
 from subscriptions.flow import FlowControl
@@ -260,9 +260,10 @@ class Dispatcher:
     async def _attempt(self, claimed: ClaimedDelivery) -> AttemptResult:
         # The attempt continues the event's trace; the sink gets it as the traceparent header
         # (the event's own context when tracing is off), so a subscriber can join the trace.
-        # Without an SDK the span would be a no-op: skip making it, pass the event's context on.
+        # Without an SDK, or when the sampler leaves this trace out (its publish was not sampled),
+        # the span would not be recorded: skip making it, pass the event's context on.
         carried = _traceparent(claimed.event)
-        if not self._tracing:
+        if not self._tracing or left_out(carried):
             outcome, result = await self._send(claimed, passed_on(carried) if carried else None)
         else:
             # Not made current (no context attach/detach) and its attributes given at once, not

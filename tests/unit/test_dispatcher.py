@@ -372,3 +372,39 @@ async def test_a_notify_that_arrives_during_a_claim_is_claimed_at_once_without_a
     stop.set()
     await running
     assert outbox.claims == 4 and outbox.due_lookups == 0
+
+
+async def test_an_unsampled_trace_gets_no_attempt_span_when_the_sampler_follows_its_parent() -> None:
+    # Under a parentbased_* sampler (what OTEL_TRACES_SAMPLER configures) an attempt whose
+    # publish was not sampled would be a non-recording span: the dispatcher makes none and
+    # passes the event's context on as it came; a sampled publish still gets its span.
+    from hub.tracing import follow_unsampled_parents
+    from tests.support.tracing import by_name, recording
+
+    sampled = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    unsampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
+    spans = recording()
+    exporter = next(spans)  # the test SDK samples every span now, even of unsampled parents
+    follow_unsampled_parents()
+    try:
+        h = hub()
+        await h.subscribe("https://a.example/hook")
+        for n, traceparent in enumerate((sampled, unsampled), 1):
+            body = {
+                **event(f"k{n}", n).model_dump(mode="json", exclude_none=True),
+                "traceparent": traceparent,
+            }
+            h.publish(validate_event(body))
+        await h.run_until(lambda: len(h.client.sent) == 2)
+
+        headers = {
+            s.target.headers["traceparent"].split("-")[1]: s.target.headers["traceparent"]
+            for s in h.client.sent
+        }
+        assert headers[unsampled.split("-")[1]] == unsampled  # passed on as it came: no span of ours
+        [attempt] = by_name(exporter)["deliver attempt"]
+        assert attempt.parent is not None and f"{attempt.parent.span_id:016x}" == sampled.split("-")[2]
+        assert headers[sampled.split("-")[1]].split("-")[2] == f"{attempt.context.span_id:016x}"
+    finally:
+        follow_unsampled_parents(False)
+        spans.close()

@@ -128,7 +128,13 @@ WRITER = """
 from hub.adapters.prometheus import PrometheusMetrics
 m = PrometheusMetrics()
 m.published("batch", {n})
-m.delivery_attempted("delivered", 0.01)
+m.published("structured", 1)
+m.published("batch", 1)
+for i in range({n}):  # outcomes interleaved: each counted under its own label (cached children)
+    outcome = ("delivered", "failed", "delivered", "dead")[i % 4]
+    m.delivery_attempted(outcome, 0.01)
+    if outcome == "delivered":
+        m.delivered_after(0.5)
 """
 READER = """
 from hub.adapters.prometheus import PrometheusMetrics
@@ -143,8 +149,14 @@ def test_processes_sharing_a_metrics_directory_add_up_to_true_totals(tmp_path: P
         subprocess.run([sys.executable, "-c", WRITER.format(n=n)], env=env, check=True)
     text = subprocess.run([sys.executable, "-c", READER], env=env, check=True, capture_output=True).stdout
     got = samples(text.decode())
-    assert got[("koppelhub_events_published_total", (("mode", "batch"),))] == 12
-    assert got[("koppelhub_deliveries_total", (("outcome", "delivered"),))] == 2
+    assert got[("koppelhub_events_published_total", (("mode", "batch"),))] == 12 + 2
+    assert got[("koppelhub_events_published_total", (("mode", "structured"),))] == 2
+    # n = 5: d f d D d; n = 7: d f d D d f d
+    assert got[("koppelhub_deliveries_total", (("outcome", "delivered"),))] == 3 + 4
+    assert got[("koppelhub_deliveries_total", (("outcome", "failed"),))] == 1 + 2
+    assert got[("koppelhub_deliveries_total", (("outcome", "dead"),))] == 1 + 1
+    assert got[("koppelhub_delivery_seconds_count", ())] == 12
+    assert got[("koppelhub_publish_to_delivery_seconds_count", ())] == 7
 
 
 def test_metrics_switched_off_count_nothing_and_expose_nothing(tmp_path: Path) -> None:

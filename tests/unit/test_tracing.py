@@ -176,6 +176,40 @@ def test_an_otlp_exporter_is_installed_only_when_otel_variables_ask_for_one(
     assert out.stdout.decode().strip() == expected
 
 
+LEFT_OUT = (
+    "from hub.adapters.tracing import configure_tracing; from hub.tracing import left_out; "
+    "configure_tracing(); "
+    f"print(left_out({CALLER[:-2] + '00'!r}), left_out({CALLER!r}), left_out('rubbish'), left_out(None))"
+)
+
+
+@pytest.mark.parametrize(
+    ("sampler", "expected"),
+    [
+        ({}, "True False False False"),  # the SDK's default: parentbased_always_on
+        (
+            {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"},
+            "True False False False",
+        ),
+        (
+            {"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"},
+            "False False False False",
+        ),
+        ({"OTEL_TRACES_SAMPLER": "always_on"}, "False False False False"),
+    ],
+)
+def test_only_a_sampler_that_follows_the_parent_leaves_unsampled_traces_out(
+    sampler: dict[str, str], expected: str
+) -> None:
+    # The dispatcher skips the attempt's span only where the sampler would drop it anyway: an
+    # unsampled publish under a parentbased_* sampler; a sampler that decides anew still gets
+    # to decide, and an invalid context starts a trace of its own.
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env = clean | {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", **sampler}
+    out = subprocess.run([sys.executable, "-c", LEFT_OUT], env=env, capture_output=True, check=True)
+    assert out.stdout.decode().strip() == expected
+
+
 def test_the_traceparent_sent_on_is_the_one_the_w3c_propagator_writes() -> None:
     """hub.tracing writes traceparent itself (no propagator carrier per attempt) and keeps one
     parsed context per event's traceparent: both must agree with the propagator, sampled or not."""
