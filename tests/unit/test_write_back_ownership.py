@@ -16,29 +16,11 @@ from typing import Any
 import httpx
 import pytest
 
-from hub.adapters.egress import egress
-from hub.adapters.memory import (
-    InMemoryConnectorStore,
-    InMemoryConnectorTables,
-    InMemoryDatabase,
-    InMemoryEventLog,
-    InMemoryProjectionStore,
-    InMemoryRunStore,
-    InMemorySubscriptionStore,
-    InMemoryTokenStore,
-)
-from hub.api.app import create_app
-from hub.api.auth import ADMIN, TokenAuthenticator
-from hub.api.context import ApiContext
+from hub.adapters.memory import InMemorySubscriptionStore
 from hub.services.access import Role
-from hub.services.connectors import ConnectorContexts
-from hub.services.tokens import TokenLookup, TokenService
-from hub.settings import ConnectorSettings, Settings
-from subscriptions.ssrf import NetworkPolicy
+from tests.support.connector_app import ADMIN_AUTH, connector_app
 from tests.support.signalen_fake import SignalenFake
 
-TOKEN = "test-admin-token"
-ADMIN_AUTH = {"Authorization": f"Bearer {TOKEN}"}
 GEM_A, GEM_B = "gem-a", "gem-b"
 
 
@@ -49,39 +31,11 @@ class App:
     beheerder_a: dict[str, str]  # a gebruik-beheerder of gem-a
 
 
-async def _ready() -> dict[str, bool]:
-    return {"database": True}
-
-
 @pytest.fixture
 async def app(tmp_path: Path) -> AsyncIterator[App]:
-    settings = Settings(
-        data_dir=tmp_path, admin_token=TOKEN, connectors=ConnectorSettings(allow_networks=["127.0.0.1/32"])
-    )
-    tables, tokens = InMemoryConnectorTables(), InMemoryTokenStore()
-    subscriptions = InMemorySubscriptionStore(InMemoryDatabase())
-    service = TokenService(tokens)
-    ctx = ApiContext(
-        settings=settings,
-        event_log=InMemoryEventLog(),
-        subscriptions=subscriptions,
-        landscape=InMemoryProjectionStore(),  # type: ignore[arg-type]
-        network_policy=NetworkPolicy.parse("127.0.0.1/32"),
-        auth=TokenAuthenticator(TOKEN, tokens=TokenLookup(tokens)),
-        readiness=_ready,
-        connectors=InMemoryConnectorStore(tables),
-        runs=InMemoryRunStore(tables),
-        connector_context=ConnectorContexts(
-            settings.connectors, tmp_path, egress(NetworkPolicy.parse("127.0.0.1/32"))
-        ),
-        tokens=service,
-    )
-    _, secret = await service.create(
-        ADMIN, name="beheer-a", role=Role.GEBRUIK_BEHEERDER.value, organisatie=GEM_A, sources=[]
-    )
-    transport = httpx.ASGITransport(app=create_app(ctx))
-    async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as http:
-        yield App(http, subscriptions, {"Authorization": f"Bearer {secret}"})
+    async with connector_app(tmp_path) as made:
+        beheerder_a = await made.bearer(GEM_A, Role.GEBRUIK_BEHEERDER.value)
+        yield App(made.http, made.subscriptions, beheerder_a)
 
 
 @pytest.fixture

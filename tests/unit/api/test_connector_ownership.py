@@ -9,70 +9,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from hub.adapters.egress import egress
-from hub.adapters.memory import (
-    InMemoryConnectorStore,
-    InMemoryConnectorTables,
-    InMemoryDatabase,
-    InMemoryEventLog,
-    InMemoryProjectionStore,
-    InMemoryRunStore,
-    InMemorySubscriptionStore,
-    InMemoryTokenStore,
-)
-from hub.api.app import create_app
-from hub.api.auth import ADMIN, TokenAuthenticator
-from hub.api.context import ApiContext
-from hub.services.connectors import ConnectorContexts
-from hub.services.tokens import TokenLookup, TokenService
-from hub.settings import ConnectorSettings, Settings
-from subscriptions.ssrf import NetworkPolicy
+from tests.support.connector_app import ADMIN_AUTH, ConnectorApp, connector_app
 
-TOKEN = "test-admin-token"
-ADMIN_AUTH = {"Authorization": f"Bearer {TOKEN}"}
 SOURCE = {"url": "http://127.0.0.1:9/zaken", "mapping": {"type": "nl.zaken.zaak.gewijzigd.v1", "fields": {}}}
 
 
-async def _ready() -> dict[str, bool]:
-    return {"database": True}
-
-
 @pytest.fixture
-async def app(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, TokenService]]:
-    settings = Settings(
-        data_dir=tmp_path, admin_token=TOKEN, connectors=ConnectorSettings(allow_networks=["127.0.0.1/32"])
-    )
-    tables, tokens = InMemoryConnectorTables(), InMemoryTokenStore()
-    service = TokenService(tokens)
-    ctx = ApiContext(
-        settings=settings,
-        event_log=InMemoryEventLog(),
-        subscriptions=InMemorySubscriptionStore(InMemoryDatabase()),
-        landscape=InMemoryProjectionStore(),
-        network_policy=NetworkPolicy.parse("127.0.0.1/32"),
-        auth=TokenAuthenticator(TOKEN, tokens=TokenLookup(tokens)),
-        readiness=_ready,
-        connectors=InMemoryConnectorStore(tables),
-        runs=InMemoryRunStore(tables),
-        connector_context=ConnectorContexts(
-            settings.connectors, tmp_path, egress(NetworkPolicy.parse("127.0.0.1/32"))
-        ),
-        tokens=service,
-    )
-    transport = httpx.ASGITransport(app=create_app(ctx))
-    async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as http:
-        yield http, service
-
-
-async def _beheerder(
-    tokens: TokenService, organisatie: str, role: str = "gebruik-beheerder"
-) -> dict[str, str]:
-    _, secret = await tokens.create(ADMIN, name=f"{role} {organisatie}", role=role, organisatie=organisatie,
-                                    sources=[])  # fmt: skip
-    return {"Authorization": f"Bearer {secret}"}
+async def app(tmp_path: Path) -> AsyncIterator[ConnectorApp]:
+    async with connector_app(tmp_path) as made:
+        yield made
 
 
 def _connector(organisatie: str) -> dict[str, object]:
@@ -81,11 +28,11 @@ def _connector(organisatie: str) -> dict[str, object]:
 
 
 async def test_a_municipality_manages_only_its_own_connectors_and_never_learns_of_anothers(
-    app: tuple[httpx.AsyncClient, TokenService],
+    app: ConnectorApp,
 ) -> None:
-    http, tokens = app
-    beheer_a, beheer_b = await _beheerder(tokens, "gem-a"), await _beheerder(tokens, "gem-b")
-    raadpleger_a = await _beheerder(tokens, "gem-a", "gebruik-raadpleger")
+    http = app.http
+    beheer_a, beheer_b = await app.bearer("gem-a"), await app.bearer("gem-b")
+    raadpleger_a = await app.bearer("gem-a", "gebruik-raadpleger")
     made_a = await http.post("/api/v1/connectors", json=_connector("gem-a"), headers=beheer_a)
     made_b = await http.post("/api/v1/connectors", json=_connector("gem-b"), headers=beheer_b)
     assert (made_a.status_code, made_b.status_code) == (201, 201), made_a.text
