@@ -4,7 +4,10 @@
   discovery document (``<issuer>/.well-known/openid-configuration``), fetched once.
 - Keys are kept per ``kid``; a token with a ``kid`` not seen yet makes the JWKS client fetch
   the set again (a key rotation; at most once per cooldown), off the event loop; a kid still
-  unknown is refused.
+  unknown is refused. A kept key is trusted for :data:`KEY_SECONDS`; then the set is fetched
+  again, and a key the issuer no longer publishes (rotated out, or withdrawn after a leak) is
+  refused from then on. When the issuer cannot be reached then, the key is kept for another
+  period (logged): an issuer outage does not lock every caller out.
 - Only RS256 and ES256 are accepted (so ``alg=none`` and an HS256 token "signed" with the
   public key are refused), and ``exp``, ``iss`` and ``aud`` are required and checked, ``nbf``
   when present. A refusal says which check failed (:class:`~hub.ports.credentials.CredentialRefused`, a 401).
@@ -31,11 +34,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
+import structlog
 from jwt import PyJWK, PyJWKClient
 
 from hub.ports.credentials import CredentialRefused, NoKnownRole, Principal, Role
 
-__all__ = ["ALGORITHMS", "OidcConfig", "OidcVerifier"]
+__all__ = ["ALGORITHMS", "KEY_SECONDS", "OidcConfig", "OidcVerifier"]
+
+log = structlog.get_logger(__name__)
 
 ALGORITHMS = ["RS256", "ES256"]
 _FETCH_TIMEOUT_S = 5
@@ -43,6 +49,9 @@ _FETCH_TIMEOUT_S = 5
 VERIFIED_SECONDS = 60.0
 #: How many verified tokens are kept; the least recently used go first.
 VERIFIED_MAX = 10_000
+#: How long a fetched key is trusted before the issuer's set is asked again whether it still
+#: publishes it (PyJWKClient's own default lifespan of the set).
+KEY_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -82,11 +91,11 @@ class OidcVerifier:
     """Verifies bearer JWTs against the issuer's keys; see the module docstring."""
 
     def __init__(self, config: OidcConfig, *, clock: Callable[[], float] = time.time) -> None:
-        """``clock``: seconds since the epoch, for the verified-token cache only (the token's own
-        checks are PyJWT's, on the real clock)."""
+        """``clock``: seconds since the epoch, for the verified-token cache and the keys' trust
+        period only (the token's own checks are PyJWT's, on the real clock)."""
         self.config = config
         self._client: PyJWKClient | None = None
-        self._keys: dict[str, PyJWK] = {}
+        self._keys: dict[str, tuple[PyJWK, float]] = {}  # kid -> key, trusted until (clock)
         self._lock = asyncio.Lock()
         self._clock = clock
         self._verified: OrderedDict[bytes, tuple[Principal, float]] = OrderedDict()
@@ -125,26 +134,36 @@ class OidcVerifier:
 
     async def _key(self, kid: str) -> PyJWK:
         found = self._keys.get(kid)
-        if found is not None:
-            return found
-        async with self._lock:  # one fetch for a burst of tokens with a new kid
-            if kid not in self._keys:
-                self._keys[kid] = await asyncio.to_thread(self._fetch, kid)
-        return self._keys[kid]
+        if found is not None and found[1] > self._clock():
+            return found[0]
+        async with self._lock:  # one fetch for a burst of tokens with a new (or stale) kid
+            found = self._keys.get(kid)
+            if found is None or found[1] <= self._clock():
+                key = await asyncio.to_thread(self._fetch, kid, found[0] if found else None)
+                self._keys[kid] = (key, self._clock() + KEY_SECONDS)
+        return self._keys[kid][0]
 
-    def _fetch(self, kid: str) -> PyJWK:
-        """The key ``kid`` from the JWKS (refetched once when unknown). Blocking."""
+    def _fetch(self, kid: str, kept: PyJWK | None) -> PyJWK:
+        """The key ``kid`` from the JWKS (refetched once when unknown; fetched anew when
+        ``kept`` has been trusted for its period). Blocking."""
         if self._client is None:
             url = self.config.jwks_url or _discover(self.config.issuer)
             self._client = PyJWKClient(
                 url,
                 cache_keys=False,
-                lifespan=300,
+                lifespan=KEY_SECONDS,
                 timeout=_FETCH_TIMEOUT_S,
                 cooldown_duration=self.config.refetch_cooldown_seconds,
             )
         try:
+            if kept is not None:  # does the issuer still publish it?
+                self._client.get_jwk_set(refresh=True)
             return self._client.get_signing_key(kid)
+        except jwt.PyJWKClientConnectionError as e:
+            if kept is None:
+                raise CredentialRefused(f"the issuer's keys could not be fetched: {e}") from e
+            log.warning("oidc_keys_unreachable_key_kept", kid=kid, error=str(e))
+            return kept
         except jwt.PyJWKClientError as e:
             raise CredentialRefused(
                 f"the token's signing key (kid {kid!r}) is not among the issuer's keys: {e}"

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from hub.adapters.oidc import OidcConfig, OidcVerifier
+from hub.adapters.oidc import KEY_SECONDS, OidcConfig, OidcVerifier
 from hub.api.auth import NotPermitted, TokenAuthenticator, Unauthenticated, authenticate_header
 from hub.ports.credentials import CredentialRefused, NoKnownRole, Principal, Role
 
@@ -35,6 +35,7 @@ class Issuer:
     keys: dict[str, Any] = field(default_factory=dict)  # kid -> private key
     published: list[str] = field(default_factory=list)  # kids in the JWKS
     fetches: int = 0
+    failing: bool = False  # the JWKS answers 503
 
     def add_key(self, kid: str, kind: str = "rsa") -> None:
         self.keys[kid] = (
@@ -73,6 +74,8 @@ async def issuer() -> AsyncIterator[Issuer]:
 
     async def jwks(_: web.Request) -> web.Response:
         state.fetches += 1
+        if state.failing:
+            return web.Response(status=503)
         return web.json_response(state.jwks())
 
     app = web.Application()
@@ -218,3 +221,31 @@ async def test_a_refused_token_is_refused_again_not_kept(issuer: Issuer) -> None
     for _ in range(2):
         with pytest.raises(CredentialRefused, match="audience"):
             await check.principal(wrong)
+
+
+async def test_a_key_the_issuer_withdrew_is_refused_once_its_trust_period_has_passed(issuer: Issuer) -> None:
+    """A fetched key is not trusted for ever: after KEY_SECONDS the issuer's set is asked again,
+    and a key it no longer publishes (withdrawn after a leak) signs nothing any more; a key it
+    still publishes goes on working, and an issuer that cannot be reached then does not lock
+    the callers out (the key is kept for another period)."""
+    clock = {"now": time.time()}
+    check = OidcVerifier(
+        OidcConfig(issuer.url, AUDIENCE, refetch_cooldown_seconds=0.0), clock=lambda: clock["now"]
+    )
+    issuer.add_key("k2")
+    await check.principal(issuer.token("k1"))
+    await check.principal(issuer.token("k2"))
+    issuer.published.remove("k1")  # withdrawn
+
+    clock["now"] += KEY_SECONDS - 1  # still within the period: the kept key is used
+    assert (await check.principal(issuer.token("k1", sub="u-2"))).role is Role.GEBRUIK_BEHEERDER
+    clock["now"] += 2  # the period has passed: asked again
+    with pytest.raises(CredentialRefused, match="kid 'k1'"):
+        await check.principal(issuer.token("k1", sub="u-3"))
+    assert (await check.principal(issuer.token("k2", sub="u-3"))).role is Role.GEBRUIK_BEHEERDER
+
+    fetches = issuer.fetches
+    issuer.failing = True  # the issuer is down when k2's period ends
+    clock["now"] += KEY_SECONDS + 1
+    assert (await check.principal(issuer.token("k2", sub="u-4"))).role is Role.GEBRUIK_BEHEERDER
+    assert issuer.fetches > fetches  # it was asked
