@@ -34,7 +34,7 @@ __all__ = ["KafkaLogConsumer", "quiet_after_s"]
 log = structlog.get_logger(__name__)
 
 
-#: How long recording an assignment may hold up a rebalance before it is given up (logged).
+#: How long one write of a member's record may take before it is given up (logged).
 REPORT_TIMEOUT_S = 5.0
 
 
@@ -42,41 +42,59 @@ class _Membership(ConsumerRebalanceListener):  # type: ignore[misc]
     """Whether the group has assigned this member its partitions yet (perhaps none), and, with
     a ``registry``, the record of those partitions that the status reads: Tansu's description
     of the group carries no assignment (``hub.ports.members``). An assignment is recorded as
-    given, a revoke as no partitions; the consumer forgets its record when it stops."""
+    given, a revoke as no partitions; the consumer forgets its record when it stops.
+
+    The record is written by a task of its own, never inside the rebalance callback: a
+    PostgreSQL stall must not hold up the member's rejoin (and so the whole group's
+    rebalance). One writer at a time, always the latest partitions, so the record ends as the
+    last assignment said."""
 
     def __init__(self, registry: MemberRegistry | None, client_id: str, group: str, topic: str) -> None:
         self.assigned = False
         self._registry, self.client_id, self._group, self._topic = registry, client_id, group, topic
+        self._latest: tuple[int, ...] | None = None  # to be written
+        self._writer: asyncio.Task[None] | None = None
 
     async def on_partitions_revoked(self, revoked: object) -> None:
         self.assigned = False
-        await self._report(())
+        self._report(())
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         self.assigned = True
-        await self._report(tuple(tp.partition for tp in assigned if tp.topic == self._topic))
+        self._report(tuple(tp.partition for tp in assigned if tp.topic == self._topic))
 
-    async def _report(self, partitions: tuple[int, ...]) -> None:
-        """Record ``partitions``; a failure only costs the status its partitions (logged), never
-        the rebalance, which waits for this at most :data:`REPORT_TIMEOUT_S`."""
+    def _report(self, partitions: tuple[int, ...]) -> None:
         if self._registry is None:
             return
-        try:
-            async with asyncio.timeout(REPORT_TIMEOUT_S):
-                await self._registry.record(
-                    client_id=self.client_id,
-                    group=self._group,
-                    topic=self._topic,
-                    host=socket.gethostname(),
-                    pid=os.getpid(),
-                    partitions=partitions,
-                )
-        except (KoppelhubError, TimeoutError) as e:
-            log.warning("member_assignment_not_recorded", client_id=self.client_id, error=str(e))
+        self._latest = partitions
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write(self._registry), name="projector-member-record")
+
+    async def _write(self, registry: MemberRegistry) -> None:
+        """Write the latest partitions until none is left unwritten; a failure only costs the
+        status this member's partitions until the next assignment (logged)."""
+        while self._latest is not None:
+            partitions, self._latest = self._latest, None
+            try:
+                async with asyncio.timeout(REPORT_TIMEOUT_S):
+                    await registry.record(
+                        client_id=self.client_id,
+                        group=self._group,
+                        topic=self._topic,
+                        host=socket.gethostname(),
+                        pid=os.getpid(),
+                        partitions=partitions,
+                    )
+            except (KoppelhubError, TimeoutError) as e:
+                log.warning("member_assignment_not_recorded", client_id=self.client_id, error=str(e))
 
     async def forget(self) -> None:
+        """Delete the record, after any write still under way (so the delete comes last)."""
         if self._registry is None:
             return
+        self._latest = None
+        if self._writer is not None:
+            await self._writer
         try:
             async with asyncio.timeout(REPORT_TIMEOUT_S):
                 await self._registry.forget(self.client_id)
