@@ -1,6 +1,7 @@
-"""The HTTP API with the connector routes on in-memory stores, for tests of who may manage which
-connector (ownership, write-back): tokens are real API tokens of the in-memory token store, and
-the connectors' outbound calls may reach loopback only (where the fakes listen)."""
+"""The HTTP API with the connector routes on in-memory stores, for tests of the connector
+endpoints and of who may manage which connector (ownership, write-back): tokens are real API
+tokens of the in-memory token store, and the connectors' outbound calls may reach loopback only
+(where the fakes listen)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,8 @@ class ConnectorApp:
     http: httpx.AsyncClient
     tokens: TokenService
     subscriptions: InMemorySubscriptionStore
+    tables: InMemoryConnectorTables
+    runs: InMemoryRunStore
 
     async def bearer(self, organisatie: str, role: str = "gebruik-beheerder") -> dict[str, str]:
         """The Authorization header of a new API token of ``role`` for ``organisatie``."""
@@ -55,7 +58,7 @@ async def connector_app(data_dir: Path) -> AsyncIterator[ConnectorApp]:
         data_dir=data_dir, admin_token=ADMIN_TOKEN, connectors=ConnectorSettings(allow_networks=[LOOPBACK])
     )
     tables, tokens = InMemoryConnectorTables(), InMemoryTokenStore()
-    subscriptions = InMemorySubscriptionStore(InMemoryDatabase())
+    subscriptions, runs = InMemorySubscriptionStore(InMemoryDatabase()), InMemoryRunStore(tables)
     service = TokenService(tokens)
 
     async def ready() -> dict[str, bool]:
@@ -70,7 +73,7 @@ async def connector_app(data_dir: Path) -> AsyncIterator[ConnectorApp]:
         auth=TokenAuthenticator(ADMIN_TOKEN, tokens=TokenLookup(tokens)),
         readiness=ready,
         connectors=InMemoryConnectorStore(tables),
-        runs=InMemoryRunStore(tables),
+        runs=runs,
         connector_context=ConnectorContexts(
             settings.connectors, data_dir, egress(NetworkPolicy.parse(LOOPBACK))
         ),
@@ -78,4 +81,4 @@ async def connector_app(data_dir: Path) -> AsyncIterator[ConnectorApp]:
     )
     transport = httpx.ASGITransport(app=create_app(ctx))
     async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as http:
-        yield ConnectorApp(http, service, subscriptions)
+        yield ConnectorApp(http, service, subscriptions, tables, runs)

@@ -7,73 +7,26 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from hub.adapters.egress import egress
-from hub.adapters.memory import (
-    InMemoryConnectorStore,
-    InMemoryConnectorTables,
-    InMemoryDatabase,
-    InMemoryEventLog,
-    InMemoryFingerprintStore,
-    InMemoryProjectionStore,
-    InMemoryRunStore,
-    InMemorySubscriptionStore,
-)
-from hub.api.app import create_app
-from hub.api.auth import TokenAuthenticator
-from hub.api.context import ApiContext
+from hub.adapters.memory import InMemoryConnectorStore, InMemoryFingerprintStore
 from hub.ports.connectors import BatchCommit, Owner, SyncScope
-from hub.services.connectors import ConnectorContexts
-from hub.settings import ConnectorSettings, Settings
-from subscriptions.ssrf import NetworkPolicy
+from tests.support.connector_app import ADMIN_AUTH as AUTH
+from tests.support.connector_app import ConnectorApp as App
+from tests.support.connector_app import connector_app
 from tests.support.signalen_fake import SignalenFake
 
-TOKEN = "test-admin-token"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 ORG = "org-voorbeeldstad"
-
-
-@dataclass
-class App:
-    http: httpx.AsyncClient
-    tables: InMemoryConnectorTables
-    runs: InMemoryRunStore
-    subscriptions: InMemorySubscriptionStore
-
-
-async def _ready() -> dict[str, bool]:
-    return {"database": True}
 
 
 @pytest.fixture
 async def app(tmp_path: Path) -> AsyncIterator[App]:
-    connectors = ConnectorSettings(allow_networks=["127.0.0.1/32"])
-    settings = Settings(data_dir=tmp_path, admin_token=TOKEN, connectors=connectors)
-    tables, db = InMemoryConnectorTables(), InMemoryDatabase()
-    runs, subscriptions = InMemoryRunStore(tables), InMemorySubscriptionStore(db)
-    ctx = ApiContext(
-        settings=settings,
-        event_log=InMemoryEventLog(),
-        subscriptions=subscriptions,
-        landscape=InMemoryProjectionStore(),  # type: ignore[arg-type]
-        network_policy=NetworkPolicy.parse("127.0.0.1/32"),
-        auth=TokenAuthenticator(TOKEN),
-        readiness=_ready,
-        connectors=InMemoryConnectorStore(tables),
-        runs=runs,
-        connector_context=ConnectorContexts(
-            connectors, tmp_path, egress(NetworkPolicy.parse("127.0.0.1/32"))
-        ),
-    )
-    transport = httpx.ASGITransport(app=create_app(ctx))
-    async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as http:
-        yield App(http, tables, runs, subscriptions)
+    async with connector_app(tmp_path) as made:
+        yield made
 
 
 @pytest.fixture
