@@ -56,3 +56,27 @@ async def test_each_derived_event_carries_the_organisatie_that_owns_its_object()
         "koppeling": "gem-b",
         "referentiecomponent": None,
     }
+
+
+async def test_derived_events_of_one_type_share_no_attributes_of_each_other() -> None:
+    """Derived events are copies of one template per type (issue 17): an owned object's
+    ``organisatie``, data or subject must not carry over to the next event of that type, and
+    each copy is the valid CloudEvent full validation would build from its structured form."""
+    store = InMemoryProjectionStore()
+    batch = [
+        _vastgelegd("applicatie", {"id": "app-1", "naam": "Open Zaak", "aanbieder": "lev-x"}),
+        _vastgelegd("applicatie", {"id": "app-2", "naam": "Open Formulieren"}),
+        _vastgelegd("applicatie", {"id": "app-3", "naam": "Open Klant", "aanbieder": "lev-y"}),
+    ]
+    await apply_events(store, batch, DerivedEvents("urn:hub", lambda: "https://hub.example"))
+
+    derived = [a.event for a in store.archive if a.event.type.endswith(".aangemaakt.v1")]
+    assert [(e.subject, e.data["naam"], (e.model_extra or {}).get("organisatie")) for e in derived] == [
+        ("app-1", "Open Zaak", "lev-x"),
+        ("app-2", "Open Formulieren", None),
+        ("app-3", "Open Klant", "lev-y"),
+    ]
+    assert len({e.id for e in derived}) == 3
+    for event in derived:
+        assert validate_event(event.to_structured()) == event
+        assert event.dataref == f"https://hub.example/api/v1/applicaties/{event.subject}"
