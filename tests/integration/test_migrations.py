@@ -34,7 +34,7 @@ def test_migrating_twice_changes_nothing(database_url: str) -> None:
     engine = create_engine(sqlalchemy_url(database_url), poolclass=pool.NullPool)
     try:
         with engine.connect() as conn:
-            assert MigrationContext.configure(conn).get_current_revision() == "0018"
+            assert MigrationContext.configure(conn).get_current_revision() == "0020"
     finally:
         engine.dispose()
 
@@ -49,3 +49,29 @@ def test_subscriptions_have_no_owner_column_beside_their_organisatie(database_ur
     finally:
         engine.dispose()
     assert "organisatie" in columns and "owner" not in columns
+
+
+def test_the_projectors_text_keys_compare_bytewise_as_the_table_definitions_say(database_url: str) -> None:
+    """The dedupe, archive-type and watermark keys are ``COLLATE "C"`` (0020: a memcmp per
+    B-tree comparison instead of strcoll). Alembic's comparison ignores collations, so this
+    holds the migration and the table definitions together for them."""
+    keys = {
+        ("processed_events", "source"),
+        ("processed_events", "event_id"),
+        ("event_archive", "type"),
+        ("landscape_watermarks", "objecttype"),
+        ("landscape_watermarks", "object_id"),
+        ("landscape_watermarks", "source"),
+    }
+    engine = create_engine(sqlalchemy_url(database_url), poolclass=pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            migrated = {
+                (table, name): {c["name"]: getattr(c["type"], "collation", None) for c in inspect(conn).get_columns(table)}[name]
+                for table, name in keys
+            }
+    finally:
+        engine.dispose()
+    defined = {(table, name): getattr(metadata.tables[table].c[name].type, "collation", None) for table, name in keys}
+    assert migrated == dict.fromkeys(keys, "C")
+    assert defined == migrated

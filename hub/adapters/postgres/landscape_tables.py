@@ -79,9 +79,10 @@ LANDSCAPE_TABLES: Final = {objecttype: _table(objecttype) for objecttype in OBJE
 landscape_watermarks = Table(
     "landscape_watermarks",
     metadata,
-    Column("objecttype", Text, nullable=False),
-    Column("object_id", Text, nullable=False),
-    Column("source", Text, nullable=False),
+    # Byte order (migration 0020): a B-tree comparison is a memcmp, not strcoll, per event.
+    Column("objecttype", Text(collation="C"), nullable=False),
+    Column("object_id", Text(collation="C"), nullable=False),
+    Column("source", Text(collation="C"), nullable=False),
     Column("sequence", Text),
     Column("time", DateTime(timezone=True)),
     PrimaryKeyConstraint("objecttype", "object_id", "source", name="pk_landscape_watermarks"),

@@ -41,8 +41,9 @@ metadata = MetaData()
 processed_events = Table(
     "processed_events",
     metadata,
-    Column("source", Text, nullable=False),
-    Column("event_id", Text, nullable=False),
+    # Byte order (migration 0020): a B-tree comparison is a memcmp, not strcoll, per event.
+    Column("source", Text(collation="C"), nullable=False),
+    Column("event_id", Text(collation="C"), nullable=False),
     Column("archive_seq", BigInteger, nullable=False),
     Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("source", "event_id", name="pk_processed_events"),
@@ -54,7 +55,7 @@ event_archive = Table(
     Column("seq", BigInteger, Identity(always=False), primary_key=True),
     Column("source", Text, nullable=False),
     Column("event_id", Text, nullable=False),
-    Column("type", Text, nullable=False),
+    Column("type", Text(collation="C"), nullable=False),  # indexed: byte order (migration 0020)
     Column("subject", Text),
     Column("time", DateTime(timezone=True)),
     Column("ordering_key", Text),
