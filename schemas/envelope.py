@@ -20,7 +20,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, NoReturn
+from typing import Annotated, Any, Literal, NoReturn, Self
 
 import orjson
 from pydantic import (
@@ -249,13 +249,30 @@ class CloudEvent(BaseModel):
                 _fail("is not valid base64 (RFC 4648, standard alphabet with padding)")
         return value or None
 
-    def _context(self) -> dict[str, Any]:
+    @functools.cached_property
+    def _cached_context(self) -> dict[str, Any]:
+        """The context attributes (time as RFC 3339 text, extensions as given), computed once
+        per event: the projector asks every event for :meth:`to_structured` (to archive it) and
+        :meth:`attributes` (to match subscriptions), and building this dict was 14 % of its CPU
+        (py-spy, benchmarks.projection), half of that for the second time. The event is frozen,
+        so the dict stays true; :meth:`model_copy` drops it from a copy with changes (pydantic
+        copies ``__dict__``, cached values included). Never handed out: callers get copies."""
         out = {n: v for n in _ATTRIBUTE_FIELDS if (v := getattr(self, n)) is not None}
         if self.time is not None:
             out["time"] = _format_time(self.time)
         if self.__pydantic_extra__:
             out.update(self.__pydantic_extra__)
         return out
+
+    def _context(self) -> dict[str, Any]:
+        return self._cached_context.copy()
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """pydantic's copy, without the cached context when ``update`` changes anything."""
+        copied = super().model_copy(update=update, deep=deep)
+        if update:
+            copied.__dict__.pop("_cached_context", None)
+        return copied
 
     def attributes(self) -> dict[str, str]:
         """Every context attribute, extensions included, as canonical strings."""

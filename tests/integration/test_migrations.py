@@ -67,11 +67,15 @@ def test_the_projectors_text_keys_compare_bytewise_as_the_table_definitions_say(
     try:
         with engine.connect() as conn:
             migrated = {
-                (table, name): {c["name"]: getattr(c["type"], "collation", None) for c in inspect(conn).get_columns(table)}[name]
+                (table, name): {
+                    c["name"]: getattr(c["type"], "collation", None) for c in inspect(conn).get_columns(table)
+                }[name]
                 for table, name in keys
             }
     finally:
         engine.dispose()
-    defined = {(table, name): getattr(metadata.tables[table].c[name].type, "collation", None) for table, name in keys}
+    defined = {
+        (table, name): getattr(metadata.tables[table].c[name].type, "collation", None) for table, name in keys
+    }
     assert migrated == dict.fromkeys(keys, "C")
     assert defined == migrated

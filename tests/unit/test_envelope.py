@@ -428,3 +428,28 @@ def test_json_content_types_are_recognised_whatever_their_length(
 ) -> None:
     for _ in range(2):
         assert schemas.is_json_content_type(content_type) is expected
+
+
+def test_a_copy_with_changes_shows_its_own_attributes_after_the_original_was_read() -> None:
+    """An event's context attributes are computed once (issue 17); a ``model_copy`` with
+    changes (the publish API stamps ``traceparent``, a withdrawal its generation this way)
+    must show the changed attributes, not the original's cached ones."""
+    original = validate_event(event())
+    assert original.attributes()["subject"] == "gebruik/42"  # computed and cached here
+    changed = original.model_copy(update={"subject": "gebruik/43", "traceparent": "00-abc-def-01"})
+
+    assert changed.attributes()["subject"] == "gebruik/43"
+    assert changed.to_structured()["traceparent"] == "00-abc-def-01"
+    assert original.to_structured()["subject"] == "gebruik/42"
+    assert changed == validate_event(changed.to_structured())
+
+
+def test_reading_an_events_attributes_changes_neither_them_nor_its_equality() -> None:
+    """Callers get copies of the cached attributes: changing one changes no later answer, and
+    an event that was read equals one that was not."""
+    read, unread = validate_event(event()), validate_event(event())
+    read.attributes()["subject"] = "changed"
+    read.to_structured()["id"] = "changed"
+
+    assert read.attributes()["subject"] == "gebruik/42" and read.to_structured()["id"] == "evt-1"
+    assert read == unread and read.model_dump() == unread.model_dump()
