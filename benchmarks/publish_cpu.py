@@ -7,7 +7,10 @@ Starts ``koppelhub run`` with ``KOPPELHUB_WORKERS=2`` (one api+connectors child,
 projector+dispatcher child) and no subscription, then publishes structured events (16 in flight)
 and batches (4 in flight). It reports the CPU time of the api child (``/proc/<pid>/stat``) per
 request and per event: on a shared machine wall-clock rates say little, CPU per request says
-what one core could do. ``--py-spy DIR`` records the api child during each phase (py-spy must
+what one core could do. Beside it, per event, the CPU of the PostgreSQL backend of the
+write-ahead log's group commit (``application_name`` ``koppelhub-write-ahead``: the ``COPY``
+of every accepted event) and of all PostgreSQL processes (the projector's work included).
+``--py-spy DIR`` records the api child during each phase (py-spy must
 be installed; its ``--idle`` is off, so the profile is CPU only).
 """
 
@@ -24,7 +27,12 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
+import psycopg
+
 from benchmarks.common import BATCH, STRUCTURED, Hub, Publisher, _stat, children, make_event, start_hub
+
+#: The group commit's connection (hub.adapters.postgres.write_ahead.APPLICATION_NAME).
+WRITE_AHEAD_APPLICATION = "koppelhub-write-ahead"
 
 
 def api_children(hub: Hub) -> list[int]:
@@ -40,6 +48,16 @@ def api_children(hub: Hub) -> list[int]:
     return found
 
 
+def write_ahead_backends(hub: Hub) -> list[int]:
+    """The PostgreSQL backends of the write-ahead group commit (one per api child), found in
+    ``pg_stat_activity`` through the embedded server's socket; none without the write-ahead log."""
+    with psycopg.connect(host=str(hub.data_dir / "postgres"), user="postgres", dbname="postgres") as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = %s", [WRITE_AHEAD_APPLICATION]
+        ).fetchall()
+    return [int(pid) for (pid,) in rows]
+
+
 def cpu_seconds(pids: Sequence[int]) -> float:
     return sum(s[1] for s in (_stat(p) for p in pids) if s is not None)
 
@@ -48,6 +66,7 @@ async def phase(
     hub: Hub, name: str, bodies: list[tuple[bytes, int]], mode: str, workers: int, spy: Path | None
 ) -> dict[str, object]:
     pids = api_children(hub)
+    wal, postgres = write_ahead_backends(hub), hub.process_groups()["postgres"]
     recorder = None
     if spy is not None and shutil.which("py-spy"):
         out = spy / f"{name}.txt"
@@ -58,11 +77,13 @@ async def phase(
         await asyncio.sleep(1.0)
     pub = Publisher(hub, workers)
     cpu0, t0, load0 = cpu_seconds(pids), time.monotonic(), os.getloadavg()[0]
+    wal0, pg0 = cpu_seconds(wal), cpu_seconds(postgres)
     try:
         accepted = await pub.post_all(bodies, mode, workers)
     finally:
         await pub.close()
     seconds, cpu = time.monotonic() - t0, cpu_seconds(pids) - cpu0
+    wal_cpu, pg_cpu = cpu_seconds(wal) - wal0, cpu_seconds(postgres) - pg0
     if recorder is not None:
         recorder.send_signal(signal.SIGINT)
         await asyncio.wait_for(recorder.wait(), timeout=30)
@@ -70,7 +91,10 @@ async def phase(
     result = {
         "requests": len(bodies), "events": events, "accepted": accepted, "statuses": dict(pub.statuses),
         "api_cpu_s": round(cpu, 3), "cpu_us_per_request": round(cpu / len(bodies) * 1e6),
-        "cpu_us_per_event": round(cpu / events * 1e6, 1), "wall_events_per_s": round(accepted / seconds),
+        "cpu_us_per_event": round(cpu / events * 1e6, 1),
+        "write_ahead_backend_us_per_event": round(wal_cpu / events * 1e6, 1),
+        "postgres_us_per_event": round(pg_cpu / events * 1e6, 1),
+        "wall_events_per_s": round(accepted / seconds),
         "load_average_1m": round((load0 + os.getloadavg()[0]) / 2, 2),
     }  # fmt: skip
     print(f"{name}: {json.dumps(result)}", flush=True)

@@ -32,6 +32,7 @@ from fastapi import Depends, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.api.auth import PRINCIPAL_STATE
+from hub.api.limits import request_headers
 from hub.ports.audit import AuditEntry, AuditLog
 from hub.ports.credentials import Principal
 
@@ -94,7 +95,7 @@ class AuditTrail:
             await self.app(scope, receive, send)
             return
         method = scope["method"]
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        headers = request_headers(scope)
         request_id = headers.get("x-request-id", "")[:100] or str(uuid.uuid4())
         json_body = "json" in headers.get("content-type", "") and method in MANAGEMENT
         pending = PendingAudit(scope, request_id)

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from opentelemetry.trace import SpanKind
 from starlette.requests import ClientDisconnect
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from hub.api.auth import Publisher, authorise_publisher
 from hub.api.context import ApiContext, context
@@ -129,24 +129,25 @@ async def publish(
     return await accept(request, principal, ctx)
 
 
+#: The publish call's path.
+PUBLISH_PATH = router.prefix + "/events"
+
+
 class PublishFastPath:
     """``POST /api/v1/events`` past FastAPI's router, exception and dependency layers.
 
     The hub's most frequent call paid more CPU for those layers than for its own work (a quarter
-    of a single-event publish). Plain ASGI, inside the request guard, the audit trail and the
+    of a single-event publish). Plain ASGI, the end of the publish call's own chain
+    (:class:`hub.api.app.HubApp`), inside the request guard, the audit trail and the
     ``API-Version`` header (it gets the guarded body and the principal the guard left): it runs
     the route's own check (:data:`~hub.api.auth.authorise_publisher`) and :func:`accept`, and
-    answers their errors with the app's own problem handlers. Every other request, and any
-    other method on the path, goes to the application. The route above stays the documented
-    (OpenAPI) and the fallback entry; both give the same answers."""
+    answers their errors with the app's own problem handlers. The route above stays the
+    documented (OpenAPI) and the fallback entry; both give the same answers."""
 
-    def __init__(self, app: ASGIApp, ctx: ApiContext, path: str = router.prefix + "/events"):
-        self.app, self.ctx, self.path = app, ctx, path
+    def __init__(self, ctx: ApiContext):
+        self.ctx = ctx
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
         request = Request(scope, receive)
         try:
             response = await accept(request, await authorise_publisher(request), self.ctx)
