@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -150,18 +152,21 @@ def create_app(ctx: ApiContext) -> HubApp:
     app.add_exception_handler(console.SignIn, console.to_sign_in)
 
     public_paths = landscape.PUBLIC_PATHS if ctx.settings.public_read else None
-    limits = body_limits(ctx)
-    app.add_middleware(RequestGuard, authenticator=ctx.auth, limits=limits, public_paths=public_paths)
-    if ctx.audit is not None:  # outside the guard: its 401s and 403s are recorded too
-        app.add_middleware(AuditTrail, audit=ctx.audit)
-    app.add_middleware(ApiVersionHeader)  # added last: outermost, so the guard's answers carry it too
-    # The publish call's own chain (HubApp): the same middlewares in the same order.
-    front: ASGIApp = RequestGuard(
-        events.PublishFastPath(ctx), authenticator=ctx.auth, limits=limits, public_paths=public_paths
-    )
+    # The middlewares, innermost first: the guard, then the audit trail outside it (its 401s and
+    # 403s are recorded too), then API-Version outermost (the guard's answers carry it too). One
+    # list builds both the full stack and the publish call's own chain (HubApp), so the two
+    # cannot drift apart.
+    layers: list[tuple[Any, dict[str, Any]]] = [
+        (RequestGuard, {"authenticator": ctx.auth, "limits": body_limits(ctx), "public_paths": public_paths}),
+    ]
     if ctx.audit is not None:
-        front = AuditTrail(front, audit=ctx.audit)
-    app.publish_front = ApiVersionHeader(front)
+        layers.append((AuditTrail, {"audit": ctx.audit}))
+    layers.append((ApiVersionHeader, {}))
+    front: ASGIApp = events.PublishFastPath(ctx)
+    for layer, options in layers:
+        app.add_middleware(layer, **options)  # each added one wraps the ones before it
+        front = layer(front, **options)
+    app.publish_front = front
 
     @app.get("/healthz", tags=["operations"], summary="200 while the process lives")
     async def healthz() -> dict[str, str]:
