@@ -13,20 +13,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import orjson
 import psycopg
 from psycopg.types.json import set_json_dumps
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from hub.adapters.postgres.bulk import insert_statement, rows_param
 from hub.adapters.postgres.errors import translate_db_errors
 from hub.adapters.postgres.landscape import PostgresLandscapeUnitOfWork
-from hub.adapters.postgres.tables import processed_events, subscriptions
 from hub.ports import ArchivedEvent, LoggedEvent, MatchableSubscription, NewDelivery
 from schemas import CloudEvent
 from subscriptions.filters import parse_filters
@@ -45,7 +43,6 @@ _TAKE_SEQS = text(
     """
 )
 
-_PROCESSED = ("source", "event_id", "archive_seq")
 _ARCHIVE_COPY = (
     "COPY event_archive (seq, source, event_id, type, subject, time, ordering_key, event, "
     "kafka_partition, kafka_offset, accepted_at) FROM STDIN (FORMAT BINARY)"
@@ -58,10 +55,61 @@ _QUEUE_COPY = (
     "COPY deliveries (subscription_id, archive_seq, event_id, ordering_key) FROM STDIN (FORMAT BINARY)"
 )
 _QUEUE_TYPES = [psycopg.adapters.types.get_oid(t) for t in ("uuid", "int8", "text", "text")]
-_MARK = (
-    insert_statement(processed_events, _PROCESSED)
-    .on_conflict_do_nothing()
-    .returning(processed_events.c.archive_seq)  # what is new, by the position it was handed
+# What identifies the subscriptions' current state: their number and the sum of a 64-bit hash
+# of each one's id and ``updated_at`` (every change of what decides its recipients bumps it).
+# An insert, a delete or such an update changes the pair; unchanged, the list read last holds.
+_SUBS_HASH = "hashtextextended(s.id::text || ' ' || extract(epoch FROM s.updated_at)::text, 0)"
+# One round trip for what took three (issue 17: latency): the archive positions (sorted, so they
+# follow the log), the dedupe marks (what is new, by the position it was handed), and the
+# subscriptions' version, read under the same FOR KEY SHARE lock the list is read with (a DELETE
+# waits for this transaction's outbox rows; see :meth:`PostgresProjectionUnitOfWork.subscriptions`).
+_MARK = text(
+    f"""
+    WITH archive AS MATERIALIZED (
+        SELECT CAST(pg_get_serial_sequence('event_archive', 'seq') AS regclass) AS seq
+    ),
+    taken AS MATERIALIZED (
+        SELECT array_agg(t.v ORDER BY t.v) AS seqs
+        FROM (SELECT nextval(archive.seq) AS v FROM archive, generate_series(1, :n)) AS t
+    ),
+    marked AS (
+        INSERT INTO processed_events (source, event_id, archive_seq)
+        SELECT r.source, r.event_id, taken.seqs[r.ord]
+        FROM json_to_recordset(CAST(:rows AS json)) AS r(source text, event_id text, ord int), taken
+        ON CONFLICT DO NOTHING
+        RETURNING archive_seq
+    ),
+    subs AS MATERIALIZED (
+        SELECT count(*) AS n, COALESCE(sum({_SUBS_HASH}), 0) AS h
+        FROM (SELECT id, updated_at FROM subscriptions FOR KEY SHARE) AS s
+    )
+    SELECT taken.seqs, ARRAY(SELECT archive_seq FROM marked) AS fresh, subs.n, subs.h FROM taken, subs
+    """  # noqa: S608 (constant SQL)
+)
+
+# The list itself with its version (as :data:`_MARK` computes it), read when that changed.
+# FOR KEY SHARE: a DELETE waits for this transaction's outbox rows to commit (then cascades).
+_SUBSCRIPTIONS = text(
+    f"""
+    SELECT s.id, s.source, s.types, s.filters, s.organisatie, s.updated_at,
+           count(*) OVER () AS n, COALESCE(sum({_SUBS_HASH}) OVER (), 0) AS h
+    FROM (SELECT id, source, types, filters, organisatie, updated_at FROM subscriptions FOR KEY SHARE) AS s
+    """  # noqa: S608 (constant SQL)
+)
+
+#: Outbox rows of one transaction up to which they go in by :data:`_QUEUE_AND_WAKE` rather
+#: than by ``COPY`` and a NOTIFY (see :meth:`PostgresProjectionUnitOfWork.add_deliveries`).
+QUEUE_IN_ONE_STATEMENT = 256
+_QUEUE_AND_WAKE = text(
+    """
+    WITH queued AS (
+        INSERT INTO deliveries (subscription_id, archive_seq, event_id, ordering_key)
+        SELECT r.subscription_id, r.archive_seq, r.event_id, r.ordering_key
+        FROM json_to_recordset(CAST(:rows AS json))
+             AS r(subscription_id uuid, archive_seq bigint, event_id text, ordering_key text)
+    )
+    SELECT pg_notify(:channel, '')
+    """
 )
 
 #: An event as read from the log: the event, its partition and offset, when the log accepted it.
@@ -76,12 +124,23 @@ ANALYZE_GROWTH = 0.25
 OUTBOX_CHANNEL = "koppelhub_outbox"
 
 
+@dataclass
+class _Subscriptions:
+    """The store's subscriptions as last read, shared by its transactions: each one parsed once
+    per ``updated_at``, and the whole list with the version it was read at (see :data:`_MARK`)."""
+
+    parsed: dict[uuid.UUID, tuple[datetime, MatchableSubscription]] = field(default_factory=dict)
+    version: tuple[int, int] | None = None
+    listed: list[MatchableSubscription] = field(default_factory=list)
+
+
 class PostgresProjectionUnitOfWork:
     """One open transaction of the projector (see :class:`hub.ports.ProjectionUnitOfWork`)."""
 
-    def __init__(self, conn: AsyncConnection, cache: dict[uuid.UUID, tuple[datetime, MatchableSubscription]]):
+    def __init__(self, conn: AsyncConnection, known: _Subscriptions):
         self._conn = conn
-        self._cache = cache
+        self._known = known
+        self._version: tuple[int, int] | None = None  # the subscriptions' version :data:`_MARK` saw
         self._landscape = PostgresLandscapeUnitOfWork(conn)
         self.deliveries_added = 0
 
@@ -99,9 +158,11 @@ class PostgresProjectionUnitOfWork:
             )
         if not first:
             return []
-        candidates = dict(zip(first, await self._take_seqs(len(first)), strict=True))
-        marks = [{"source": s, "event_id": i, "archive_seq": seq} for (s, i), seq in candidates.items()]
-        fresh = set((await self._conn.execute(_MARK, rows_param(marks))).scalars())
+        marks = [{"source": s, "event_id": i, "ord": n} for n, (s, i) in enumerate(first, start=1)]
+        row = (await self._conn.execute(_MARK, {"n": len(first), "rows": orjson.dumps(marks).decode()})).one()
+        self._version = (row.n, row.h)
+        candidates = dict(zip(first, row.seqs, strict=True))
+        fresh = set(row.fresh)
         archived = [(seq, first[key]) for key, seq in candidates.items() if seq in fresh]
         return await self._insert_archive(archived)
 
@@ -137,21 +198,20 @@ class PostgresProjectionUnitOfWork:
                     await copy.write_row(row)
 
     async def subscriptions(self) -> Sequence[MatchableSubscription]:
-        rows = await self._conn.execute(
-            select(
-                subscriptions.c.id,
-                subscriptions.c.source,
-                subscriptions.c.types,
-                subscriptions.c.filters,
-                subscriptions.c.organisatie,
-                subscriptions.c.updated_at,
-            ).with_for_update(key_share=True)  # a DELETE waits for our outbox rows' commit
-        )
-        result: list[MatchableSubscription] = []
-        seen: set[uuid.UUID] = set()
-        for row in rows:
-            seen.add(row.id)
-            cached = self._cache.get(row.id)
+        """The list read last when :data:`_MARK` found the subscriptions' version unchanged
+        since (no round trip, nothing parsed: issue 17, latency), else read and parsed anew.
+
+        The version was read under FOR KEY SHARE, so no subscription in it can be deleted before
+        this transaction's outbox rows commit; one created or changed since is a new version
+        and read before the next batch is matched (tests/integration/test_projection_statements.py)."""
+        known = self._known
+        if self._version is not None and self._version == known.version:
+            return known.listed
+        listed: list[MatchableSubscription] = []
+        version: tuple[int, int] = (0, 0)
+        for row in await self._conn.execute(_SUBSCRIPTIONS):
+            version = (row.n, row.h)
+            cached = known.parsed.get(row.id)
             if cached is None or cached[0] != row.updated_at:
                 parsed = MatchableSubscription(
                     id=row.id,
@@ -160,20 +220,37 @@ class PostgresProjectionUnitOfWork:
                     filters=tuple(parse_filters(row.filters or [])),
                     organisatie=row.organisatie,
                 )
-                cached = (row.updated_at, parsed)
-                self._cache[row.id] = cached
-            result.append(cached[1])
-        for gone in set(self._cache) - seen:
-            del self._cache[gone]
-        return result
+                cached = known.parsed[row.id] = (row.updated_at, parsed)
+            listed.append(cached[1])
+        for gone in set(known.parsed) - {s.id for s in listed}:
+            del known.parsed[gone]
+        known.version, known.listed = version, listed
+        return listed
 
     async def add_deliveries(self, new: Sequence[NewDelivery]) -> None:
+        """Queue ``new`` and NOTIFY the dispatchers (delivered to them when this transaction
+        commits). Up to :data:`QUEUE_IN_ONE_STATEMENT` rows that is one statement, one round
+        trip; a binary ``COPY`` costs two (the COPY's start and its end) and the NOTIFY a third,
+        which at 200 events/s (a few events per batch) was longer than writing the rows. Larger
+        batches take the ``COPY``: there psycopg's C row writer saves more than two round trips."""
         if not new:
             return
         self.deliveries_added += len(new)
-        rows = [(d.subscription_id, d.archive_seq, d.event_id, d.ordering_key) for d in new]
-        await self._copy(_QUEUE_COPY, _QUEUE_TYPES, rows)
-        # Delivered to listeners only when this transaction commits.
+        if len(new) <= QUEUE_IN_ONE_STATEMENT:
+            rows = [
+                {"subscription_id": d.subscription_id, "archive_seq": d.archive_seq,
+                 "event_id": d.event_id, "ordering_key": d.ordering_key}
+                for d in new
+            ]  # fmt: skip
+            await self._conn.execute(
+                _QUEUE_AND_WAKE, {"rows": orjson.dumps(rows).decode(), "channel": OUTBOX_CHANNEL}
+            )
+            return
+        await self._copy(
+            _QUEUE_COPY,
+            _QUEUE_TYPES,
+            [(d.subscription_id, d.archive_seq, d.event_id, d.ordering_key) for d in new],
+        )
         await self._conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL})
 
 
@@ -220,7 +297,7 @@ class PostgresProjectionStore:
 
     def __init__(self, engine: AsyncEngine):
         self._engine = engine
-        self._cache: dict[uuid.UUID, tuple[datetime, MatchableSubscription]] = {}
+        self._subscriptions = _Subscriptions()
         self.analyze = AnalyzeSchedule()
 
     @asynccontextmanager
@@ -228,7 +305,7 @@ class PostgresProjectionStore:
         """Commit when the block ends normally, roll back when it raises."""
         with translate_db_errors():
             async with self._engine.begin() as conn:
-                uow = PostgresProjectionUnitOfWork(conn, self._cache)
+                uow = PostgresProjectionUnitOfWork(conn, self._subscriptions)
                 yield uow
             if self.analyze.added(uow.deliveries_added):
                 self.analyze.analysed(self.analyze.counted)  # other members: not now as well
