@@ -1,17 +1,19 @@
 """The projector's transaction in round trips (issue 17: latency), and what its cached list of
 subscriptions must still see.
 
-A batch takes its archive positions, dedupe marks and the subscriptions' version in one
-statement, reads the subscriptions only when that version changed, and queues a few outbox
-rows with their NOTIFY in one more (the archive's ``COPY`` is not a SQLAlchemy statement and
-is not counted here). The cache must never hide a subscription created, changed or deleted
-before the next batch: each test below changes one between two batches and looks at the
-second batch's outbox rows. What the projection decides is the contract suite's."""
+A batch of a few events takes its archive positions, dedupe marks, archive rows and the
+subscriptions' version in one statement, reads the subscriptions only when that version
+changed, and queues its outbox rows with their NOTIFY in one more; larger batches write the
+archive and outbox rows by ``COPY`` (not a SQLAlchemy statement, so not counted here). The
+cache must never hide a subscription created, changed or deleted before the next batch: each
+test below changes one between two batches and looks at the second batch's outbox rows. What
+the projection decides is the contract suite's."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -74,8 +76,10 @@ async def test_a_batch_whose_subscriptions_did_not_change_sends_a_statement_befo
 
     [first, second] = await _project(store, "a", "c", offset=2)
 
-    assert len(statements) == 2, statements  # marks + version; the outbox rows with their NOTIFY
-    assert "processed_events" in statements[0] and "FROM subscriptions" in statements[0]
+    assert len(statements) == 2, statements  # marks, archive, version; the outbox rows with their NOTIFY
+    assert all(
+        t in statements[0] for t in ("processed_events", "INSERT INTO event_archive", "FROM subscriptions")
+    )
     assert "INSERT INTO deliveries" in statements[1] and "pg_notify" in statements[1]
     assert len(await _receivers(engine, first)) == len(await _receivers(engine, second)) == 1
 
@@ -202,3 +206,31 @@ async def test_two_members_transactions_do_not_wait_for_each_other_on_the_subscr
         assert await _receivers(engine, meanwhile) == {sid}
     finally:
         await other_member.dispose()
+
+
+async def test_a_batch_too_large_for_one_statement_archives_the_same_rows_by_copy(
+    pg: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = pg["engine"]
+    await _subscribe(engine)
+    store = PostgresProjectionStore(engine)
+    accepted = datetime(2026, 11, 30, 8, 0, 0, 123456, tzinfo=UTC)
+
+    async def archive(n: int) -> list[Any]:
+        events = [event("k", 7), event("l", 8, partitionkey="x", time="2026-11-30T07:59:00.5+01:00"), event("k", 9)]
+        await apply_events(store, [LoggedEvent(e, 1, 10 + i, accepted) for i, e in enumerate(events)], None)
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                text(
+                    "SELECT type, subject, time, ordering_key, event - 'id' AS event, kafka_partition, "
+                    "kafka_offset, accepted_at FROM event_archive WHERE event_id = ANY(:ids) ORDER BY seq"
+                ),
+                {"ids": [e.id for e in events]},
+            )
+            return [tuple(r) for r in rows]
+
+    together = await archive(0)
+    monkeypatch.setattr(projection, "ARCHIVE_IN_ONE_STATEMENT", 2)
+    copied = await archive(1)
+
+    assert len(together) == 3 and together == copied
