@@ -216,8 +216,9 @@ async def test_a_batch_too_large_for_one_statement_archives_the_same_rows_by_cop
     store = PostgresProjectionStore(engine)
     accepted = datetime(2026, 11, 30, 8, 0, 0, 123456, tzinfo=UTC)
 
-    async def archive(n: int) -> list[Any]:
-        events = [event("k", 7), event("l", 8, partitionkey="x", time="2026-11-30T07:59:00.5+01:00"), event("k", 9)]
+    async def archive() -> list[Any]:
+        keyed = event("l", 8, partitionkey="x", time="2026-11-30T07:59:00.5+01:00")
+        events = [event("k", 7), keyed, event("k", 9)]
         await apply_events(store, [LoggedEvent(e, 1, 10 + i, accepted) for i, e in enumerate(events)], None)
         async with engine.connect() as conn:
             rows = await conn.execute(
@@ -229,8 +230,8 @@ async def test_a_batch_too_large_for_one_statement_archives_the_same_rows_by_cop
             )
             return [tuple(r) for r in rows]
 
-    together = await archive(0)
+    together = await archive()
     monkeypatch.setattr(projection, "ARCHIVE_IN_ONE_STATEMENT", 2)
-    copied = await archive(1)
+    copied = await archive()
 
     assert len(together) == 3 and together == copied
