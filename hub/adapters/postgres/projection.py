@@ -1,10 +1,17 @@
 """The projector's transaction in PostgreSQL: dedupe, archive, outbox, in one commit.
 
-The archive and outbox rows (plain inserts, no conflict to resolve) go in by binary ``COPY``
-on the transaction's own connection: psycopg writes each row in C with the column types given
-once, and PostgreSQL reads them without parsing a JSON array of every row
-(``jsonb_to_recordset``, :mod:`hub.adapters.postgres.bulk`) and then each event's JSON again.
-The dedupe marks keep their ``INSERT … ON CONFLICT DO NOTHING RETURNING``: that statement
+A batch of a few events (at 200 events/s, most batches) is four round trips: BEGIN; one
+statement for its archive positions, dedupe marks, archive rows and the subscriptions' version
+(:func:`_marks`); one for its outbox rows and their NOTIFY; COMMIT. It was ten, and at that
+rate the round trips, not the rows, were the transaction's time (issue 17: latency). The
+subscriptions are read again only when their version changed
+(:meth:`PostgresProjectionUnitOfWork.subscriptions`).
+
+Larger batches write the archive and outbox rows (plain inserts, no conflict to resolve) by
+binary ``COPY`` on the transaction's own connection: psycopg writes each row in C with the
+column types given once, and PostgreSQL reads them without parsing a JSON array of every row
+and then each event's JSON again; there that saves more than the COPY's two round trips. The
+dedupe marks are always an ``INSERT … ON CONFLICT DO NOTHING RETURNING``: that statement
 decides what is new, which a ``COPY`` cannot.
 """
 
