@@ -1,10 +1,17 @@
 """The projector's transaction in PostgreSQL: dedupe, archive, outbox, in one commit.
 
-The archive and outbox rows (plain inserts, no conflict to resolve) go in by binary ``COPY``
-on the transaction's own connection: psycopg writes each row in C with the column types given
-once, and PostgreSQL reads them without parsing a JSON array of every row
-(``jsonb_to_recordset``, :mod:`hub.adapters.postgres.bulk`) and then each event's JSON again.
-The dedupe marks keep their ``INSERT … ON CONFLICT DO NOTHING RETURNING``: that statement
+A batch of a few events (at 200 events/s, most batches) is four round trips: BEGIN; one
+statement for its archive positions, dedupe marks, archive rows and the subscriptions' version
+(:func:`_marks`); one for its outbox rows and their NOTIFY; COMMIT. It was ten, and at that
+rate the round trips, not the rows, were the transaction's time (issue 17: latency). The
+subscriptions are read again only when their version changed
+(:meth:`PostgresProjectionUnitOfWork.subscriptions`).
+
+Larger batches write the archive and outbox rows (plain inserts, no conflict to resolve) by
+binary ``COPY`` on the transaction's own connection: psycopg writes each row in C with the
+column types given once, and PostgreSQL reads them without parsing a JSON array of every row
+and then each event's JSON again; there that saves more than the COPY's two round trips. The
+dedupe marks are always an ``INSERT … ON CONFLICT DO NOTHING RETURNING``: that statement
 decides what is new, which a ``COPY`` cannot.
 """
 
@@ -13,20 +20,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import orjson
 import psycopg
 from psycopg.types.json import set_json_dumps
-from sqlalchemy import select, text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from hub.adapters.postgres.bulk import insert_statement, rows_param
 from hub.adapters.postgres.errors import translate_db_errors
 from hub.adapters.postgres.landscape import PostgresLandscapeUnitOfWork
-from hub.adapters.postgres.tables import processed_events, subscriptions
 from hub.ports import ArchivedEvent, LoggedEvent, MatchableSubscription, NewDelivery
 from schemas import CloudEvent
 from subscriptions.filters import parse_filters
@@ -45,7 +50,6 @@ _TAKE_SEQS = text(
     """
 )
 
-_PROCESSED = ("source", "event_id", "archive_seq")
 _ARCHIVE_COPY = (
     "COPY event_archive (seq, source, event_id, type, subject, time, ordering_key, event, "
     "kafka_partition, kafka_offset, accepted_at) FROM STDIN (FORMAT BINARY)"
@@ -58,10 +62,93 @@ _QUEUE_COPY = (
     "COPY deliveries (subscription_id, archive_seq, event_id, ordering_key) FROM STDIN (FORMAT BINARY)"
 )
 _QUEUE_TYPES = [psycopg.adapters.types.get_oid(t) for t in ("uuid", "int8", "text", "text")]
-_MARK = (
-    insert_statement(processed_events, _PROCESSED)
-    .on_conflict_do_nothing()
-    .returning(processed_events.c.archive_seq)  # what is new, by the position it was handed
+# What identifies the subscriptions' current state: their number and the sum of a 64-bit hash
+# of each one's id and ``updated_at`` (every change of what decides its recipients bumps it).
+# An insert, a delete or such an update changes the pair; unchanged, the list read last holds.
+_SUBS_HASH = "hashtextextended(s.id::text || ' ' || extract(epoch FROM s.updated_at)::text, 0)"
+#: Events of one batch up to which their archive rows go in with their marks (:func:`_marks`)
+#: rather than by ``COPY`` after them: two round trips fewer, the events' JSON parsed by
+#: PostgreSQL twice (the parameter, then the column) instead of once.
+ARCHIVE_IN_ONE_STATEMENT = 64
+_ARCHIVE_COLUMNS = (
+    "source, event_id, type, subject, time, ordering_key, event, kafka_partition, kafka_offset, accepted_at"
+)
+
+
+def _marks(with_archive: bool) -> TextClause:
+    """One round trip for what took three, or five with the archive rows (issue 17: latency):
+    the archive positions (sorted, so they follow the log), the dedupe marks (what is new, by
+    the position it was handed), and the subscriptions' version, read under the FOR KEY SHARE
+    lock the list is read with (a DELETE waits for this transaction's outbox rows; see
+    :meth:`PostgresProjectionUnitOfWork.subscriptions`); ``with_archive``, the new events'
+    archive rows too."""
+    columns = "source text, event_id text, ord int"
+    archived = ""
+    if with_archive:
+        columns += (
+            ", type text, subject text, time timestamptz, ordering_key text, event jsonb, "
+            "kafka_partition int, kafka_offset bigint, accepted_at timestamptz"
+        )
+        archived = f"""
+        , archived AS (
+            INSERT INTO event_archive (seq, {_ARCHIVE_COLUMNS})
+            SELECT m.archive_seq, {", ".join(f"r.{c}" for c in _ARCHIVE_COLUMNS.split(", "))}
+            FROM marked AS m JOIN input AS r ON m.archive_seq = r.seq
+        )"""  # noqa: S608 (constant SQL)
+    return text(
+        f"""
+        WITH archive AS MATERIALIZED (
+            SELECT CAST(pg_get_serial_sequence('event_archive', 'seq') AS regclass) AS seq
+        ),
+        taken AS MATERIALIZED (
+            SELECT array_agg(t.v ORDER BY t.v) AS seqs
+            FROM (SELECT nextval(archive.seq) AS v FROM archive, generate_series(1, :n)) AS t
+        ),
+        input AS MATERIALIZED (
+            SELECT r.*, taken.seqs[r.ord] AS seq
+            FROM json_to_recordset(CAST(:rows AS json)) AS r({columns}), taken
+        ),
+        marked AS (
+            INSERT INTO processed_events (source, event_id, archive_seq)
+            SELECT source, event_id, seq FROM input
+            ON CONFLICT DO NOTHING
+            RETURNING archive_seq
+        ){archived},
+        subs AS MATERIALIZED (
+            SELECT count(*) AS n, COALESCE(sum({_SUBS_HASH}), 0) AS h
+            FROM (SELECT id, updated_at FROM subscriptions FOR KEY SHARE) AS s
+        )
+        SELECT taken.seqs, ARRAY(SELECT archive_seq FROM marked) AS fresh, subs.n, subs.h FROM taken, subs
+        """  # noqa: S608 (constant SQL)
+    )
+
+
+_MARK = _marks(with_archive=False)
+_MARK_AND_ARCHIVE = _marks(with_archive=True)
+
+# The list itself with its version (as :data:`_MARK` computes it), read when that changed.
+# FOR KEY SHARE: a DELETE waits for this transaction's outbox rows to commit (then cascades).
+_SUBSCRIPTIONS = text(
+    f"""
+    SELECT s.id, s.source, s.types, s.filters, s.organisatie, s.updated_at,
+           count(*) OVER () AS n, COALESCE(sum({_SUBS_HASH}) OVER (), 0) AS h
+    FROM (SELECT id, source, types, filters, organisatie, updated_at FROM subscriptions FOR KEY SHARE) AS s
+    """  # noqa: S608 (constant SQL)
+)
+
+#: Outbox rows of one transaction up to which they go in by :data:`_QUEUE_AND_WAKE` rather
+#: than by ``COPY`` and a NOTIFY (see :meth:`PostgresProjectionUnitOfWork.add_deliveries`).
+QUEUE_IN_ONE_STATEMENT = 256
+_QUEUE_AND_WAKE = text(
+    """
+    WITH queued AS (
+        INSERT INTO deliveries (subscription_id, archive_seq, event_id, ordering_key)
+        SELECT r.subscription_id, r.archive_seq, r.event_id, r.ordering_key
+        FROM json_to_recordset(CAST(:rows AS json))
+             AS r(subscription_id uuid, archive_seq bigint, event_id text, ordering_key text)
+    )
+    SELECT pg_notify(:channel, '')
+    """
 )
 
 #: An event as read from the log: the event, its partition and offset, when the log accepted it.
@@ -76,12 +163,23 @@ ANALYZE_GROWTH = 0.25
 OUTBOX_CHANNEL = "koppelhub_outbox"
 
 
+@dataclass
+class _Subscriptions:
+    """The store's subscriptions as last read, shared by its transactions: each one parsed once
+    per ``updated_at``, and the whole list with the version it was read at (see :data:`_MARK`)."""
+
+    parsed: dict[uuid.UUID, tuple[datetime, MatchableSubscription]] = field(default_factory=dict)
+    version: tuple[int, int] | None = None
+    listed: list[MatchableSubscription] = field(default_factory=list)
+
+
 class PostgresProjectionUnitOfWork:
     """One open transaction of the projector (see :class:`hub.ports.ProjectionUnitOfWork`)."""
 
-    def __init__(self, conn: AsyncConnection, cache: dict[uuid.UUID, tuple[datetime, MatchableSubscription]]):
+    def __init__(self, conn: AsyncConnection, known: _Subscriptions):
         self._conn = conn
-        self._cache = cache
+        self._known = known
+        self._version: tuple[int, int] | None = None  # the subscriptions' version :data:`_MARK` saw
         self._landscape = PostgresLandscapeUnitOfWork(conn)
         self.deliveries_added = 0
 
@@ -99,10 +197,20 @@ class PostgresProjectionUnitOfWork:
             )
         if not first:
             return []
-        candidates = dict(zip(first, await self._take_seqs(len(first)), strict=True))
-        marks = [{"source": s, "event_id": i, "archive_seq": seq} for (s, i), seq in candidates.items()]
-        fresh = set((await self._conn.execute(_MARK, rows_param(marks))).scalars())
-        archived = [(seq, first[key]) for key, seq in candidates.items() if seq in fresh]
+        together = len(first) <= ARCHIVE_IN_ONE_STATEMENT
+        rows = [
+            {"source": s, "event_id": i, "ord": n, **(_archive_fields(*first[s, i]) if together else {})}
+            for n, (s, i) in enumerate(first, start=1)
+        ]
+        statement = _MARK_AND_ARCHIVE if together else _MARK
+        row = (
+            await self._conn.execute(statement, {"n": len(first), "rows": orjson.dumps(rows).decode()})
+        ).one()
+        self._version = (row.n, row.h)
+        fresh = set(row.fresh)
+        archived = [(seq, first[key]) for key, seq in zip(first, row.seqs, strict=True) if seq in fresh]
+        if together:
+            return [ArchivedEvent(seq, item[0]) for seq, item in archived]
         return await self._insert_archive(archived)
 
     async def archive_derived(self, events: Sequence[CloudEvent]) -> list[ArchivedEvent]:
@@ -137,21 +245,20 @@ class PostgresProjectionUnitOfWork:
                     await copy.write_row(row)
 
     async def subscriptions(self) -> Sequence[MatchableSubscription]:
-        rows = await self._conn.execute(
-            select(
-                subscriptions.c.id,
-                subscriptions.c.source,
-                subscriptions.c.types,
-                subscriptions.c.filters,
-                subscriptions.c.organisatie,
-                subscriptions.c.updated_at,
-            ).with_for_update(key_share=True)  # a DELETE waits for our outbox rows' commit
-        )
-        result: list[MatchableSubscription] = []
-        seen: set[uuid.UUID] = set()
-        for row in rows:
-            seen.add(row.id)
-            cached = self._cache.get(row.id)
+        """The list read last when :data:`_MARK` found the subscriptions' version unchanged
+        since (no round trip, nothing parsed: issue 17, latency), else read and parsed anew.
+
+        The version was read under FOR KEY SHARE, so no subscription in it can be deleted before
+        this transaction's outbox rows commit; one created or changed since is a new version
+        and read before the next batch is matched (tests/integration/test_projection_statements.py)."""
+        known = self._known
+        if self._version is not None and self._version == known.version:
+            return known.listed
+        listed: list[MatchableSubscription] = []
+        version: tuple[int, int] = (0, 0)
+        for row in await self._conn.execute(_SUBSCRIPTIONS):
+            version = (row.n, row.h)
+            cached = known.parsed.get(row.id)
             if cached is None or cached[0] != row.updated_at:
                 parsed = MatchableSubscription(
                     id=row.id,
@@ -160,20 +267,37 @@ class PostgresProjectionUnitOfWork:
                     filters=tuple(parse_filters(row.filters or [])),
                     organisatie=row.organisatie,
                 )
-                cached = (row.updated_at, parsed)
-                self._cache[row.id] = cached
-            result.append(cached[1])
-        for gone in set(self._cache) - seen:
-            del self._cache[gone]
-        return result
+                cached = known.parsed[row.id] = (row.updated_at, parsed)
+            listed.append(cached[1])
+        for gone in set(known.parsed) - {s.id for s in listed}:
+            del known.parsed[gone]
+        known.version, known.listed = version, listed
+        return listed
 
     async def add_deliveries(self, new: Sequence[NewDelivery]) -> None:
+        """Queue ``new`` and NOTIFY the dispatchers (delivered to them when this transaction
+        commits). Up to :data:`QUEUE_IN_ONE_STATEMENT` rows that is one statement, one round
+        trip; a binary ``COPY`` costs two (the COPY's start and its end) and the NOTIFY a third,
+        which at 200 events/s (a few events per batch) was longer than writing the rows. Larger
+        batches take the ``COPY``: there psycopg's C row writer saves more than two round trips."""
         if not new:
             return
         self.deliveries_added += len(new)
-        rows = [(d.subscription_id, d.archive_seq, d.event_id, d.ordering_key) for d in new]
-        await self._copy(_QUEUE_COPY, _QUEUE_TYPES, rows)
-        # Delivered to listeners only when this transaction commits.
+        if len(new) <= QUEUE_IN_ONE_STATEMENT:
+            rows = [
+                {"subscription_id": d.subscription_id, "archive_seq": d.archive_seq,
+                 "event_id": d.event_id, "ordering_key": d.ordering_key}
+                for d in new
+            ]  # fmt: skip
+            await self._conn.execute(
+                _QUEUE_AND_WAKE, {"rows": orjson.dumps(rows).decode(), "channel": OUTBOX_CHANNEL}
+            )
+            return
+        await self._copy(
+            _QUEUE_COPY,
+            _QUEUE_TYPES,
+            [(d.subscription_id, d.archive_seq, d.event_id, d.ordering_key) for d in new],
+        )
         await self._conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL})
 
 
@@ -185,6 +309,18 @@ def _archive_row(
         *(seq, event.source, event.id, event.type, event.subject, event.time, event.key()),
         *(event.to_structured(), partition, offset, accepted_at),
     )
+
+
+def _archive_fields(
+    event: CloudEvent, partition: int | None, offset: int | None, accepted_at: datetime | None
+) -> dict[str, Any]:
+    """An event's archive columns besides its source and id, for :data:`_MARK_AND_ARCHIVE`
+    (the same values as :func:`_archive_row`)."""
+    return {
+        "type": event.type, "subject": event.subject, "time": event.time, "ordering_key": event.key(),
+        "event": event.to_structured(), "kafka_partition": partition, "kafka_offset": offset,
+        "accepted_at": accepted_at,
+    }  # fmt: skip
 
 
 @dataclass
@@ -220,7 +356,7 @@ class PostgresProjectionStore:
 
     def __init__(self, engine: AsyncEngine):
         self._engine = engine
-        self._cache: dict[uuid.UUID, tuple[datetime, MatchableSubscription]] = {}
+        self._subscriptions = _Subscriptions()
         self.analyze = AnalyzeSchedule()
 
     @asynccontextmanager
@@ -228,7 +364,7 @@ class PostgresProjectionStore:
         """Commit when the block ends normally, roll back when it raises."""
         with translate_db_errors():
             async with self._engine.begin() as conn:
-                uow = PostgresProjectionUnitOfWork(conn, self._cache)
+                uow = PostgresProjectionUnitOfWork(conn, self._subscriptions)
                 yield uow
             if self.analyze.added(uow.deliveries_added):
                 self.analyze.analysed(self.analyze.counted)  # other members: not now as well
