@@ -60,11 +60,12 @@ class KafkaSettings(BaseSettings):
         "of this even when data arrives, so it bounds publish-to-projection latency.",
     )
     idle_poll_ms: int = Field(
-        default=5_000,
+        default=30_000,
         ge=10,
         description="A projector member that read nothing for a second stops fetching and looks again "
         "this often; a write to the log wakes it at once (another process's through PostgreSQL "
-        "NOTIFY), so this look is only the safety net for a lost wake-up.",
+        "NOTIFY, sent again after a lost listening connection), and so does a rebalance, so this "
+        "look is only the safety net for a lost wake-up or a record written around the hub.",
     )
 
 
