@@ -136,10 +136,11 @@ class DeliverySettings(BaseSettings):
         description="How long a claimed delivery stays with one dispatcher before another may retry it.",
     )
     poll_seconds: float = Field(
-        default=5.0,
+        default=30.0,
         gt=0,
         description="Longest wait between outbox polls when no NOTIFY arrives (every change that makes "
-        "a delivery due sends one; retries wake at their due time, so this is only a safety net).",
+        "a delivery due sends one, a listener that lost its connection wakes the dispatcher when it "
+        "is back, retries and leases wake it at their due time, so this is only a safety net).",
     )
 
     _split = field_validator("retry_schedule", "allow_networks", mode="before")(_split_csv)
