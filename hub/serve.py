@@ -220,7 +220,13 @@ class LastResort:
 async def _watch(hub: HubProcess, infra: Infrastructure, died: list[str]) -> None:
     """Start a crashed embedded PostgreSQL again (the roles wait for it). When the embedded
     broker died, start it again on its port and stop the roles, for the caller to start them
-    anew on it (README "Outages"); the API first answers what it has in flight."""
+    anew on it (README "Outages"); the API first answers what it has in flight.
+
+    A process that started neither (a child of ``run``, whose parent watches them, or a hub on
+    an external broker and database) has nothing to watch and returns at once: its loop handed
+    a no-op to a worker thread every second, one of an idle child's few wake-ups (issue 17)."""
+    if infra.broker is None and infra.postgres is None:
+        return
     while not hub.stop_intake.is_set():
         broker = infra.broker
         if broker is not None and broker.died():

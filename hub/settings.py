@@ -60,11 +60,12 @@ class KafkaSettings(BaseSettings):
         "of this even when data arrives, so it bounds publish-to-projection latency.",
     )
     idle_poll_ms: int = Field(
-        default=5_000,
+        default=30_000,
         ge=10,
         description="A projector member that read nothing for a second stops fetching and looks again "
         "this often; a write to the log wakes it at once (another process's through PostgreSQL "
-        "NOTIFY), so this look is only the safety net for a lost wake-up.",
+        "NOTIFY, sent again after a lost listening connection), and so does a rebalance, so this "
+        "look is only the safety net for a lost wake-up or a record written around the hub.",
     )
 
 
@@ -135,10 +136,11 @@ class DeliverySettings(BaseSettings):
         description="How long a claimed delivery stays with one dispatcher before another may retry it.",
     )
     poll_seconds: float = Field(
-        default=5.0,
+        default=30.0,
         gt=0,
         description="Longest wait between outbox polls when no NOTIFY arrives (every change that makes "
-        "a delivery due sends one; retries wake at their due time, so this is only a safety net).",
+        "a delivery due sends one, a listener that lost its connection wakes the dispatcher when it "
+        "is back, retries and leases wake it at their due time, so this is only a safety net).",
     )
 
     _split = field_validator("retry_schedule", "allow_networks", mode="before")(_split_csv)

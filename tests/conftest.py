@@ -114,6 +114,9 @@ def settings(tmp_path: Path, infra: Infrastructure, database_url: str) -> Settin
             partitions=3,
             session_timeout_ms=2000,
             heartbeat_interval_ms=200,
+            # Several tests write records around the hub (poison records, a raw producer): no
+            # wake-up announces those, an idle member finds them at its look.
+            idle_poll_ms=5_000,
         ),
         delivery=DeliverySettings(
             retry_schedule=[0.2, 0.4, 0.8],

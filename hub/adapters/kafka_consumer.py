@@ -47,11 +47,23 @@ class _Membership(ConsumerRebalanceListener):  # type: ignore[misc]
     The record is written by a task of its own, never inside the rebalance callback: a
     PostgreSQL stall must not hold up the member's rejoin (and so the whole group's
     rebalance). One writer at a time, always the latest partitions, so the record ends as the
-    last assignment said."""
+    last assignment said.
 
-    def __init__(self, registry: MemberRegistry | None, client_id: str, group: str, topic: str) -> None:
+    An assignment also wakes the member (``wake``): an idle member waits for a wake-up or its
+    next look, and partitions it was just given may hold records written before they moved
+    (announced to their former owner, not to it)."""
+
+    def __init__(
+        self,
+        registry: MemberRegistry | None,
+        client_id: str,
+        group: str,
+        topic: str,
+        wake: asyncio.Event | None = None,
+    ) -> None:
         self.assigned = False
         self._registry, self.client_id, self._group, self._topic = registry, client_id, group, topic
+        self._wake = wake or asyncio.Event()
         self._latest: tuple[int, ...] | None = None  # to be written
         self._writer: asyncio.Task[None] | None = None
 
@@ -61,6 +73,7 @@ class _Membership(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         self.assigned = True
+        self._wake.set()
         self._report(tuple(tp.partition for tp in assigned if tp.topic == self._topic))
 
     def _report(self, partitions: tuple[int, ...]) -> None:
@@ -222,7 +235,7 @@ class KafkaLogConsumer:
         # this consumer's record in ``members``.
         client_id = f"koppelhub-projector-{uuid.uuid4().hex[:12]}"
         group = group_id or settings.consumer_group
-        self._membership = _Membership(members, client_id, group, settings.topic)
+        self._membership = _Membership(members, client_id, group, settings.topic, wake=self._idling.wake)
         self._consumer: AIOKafkaConsumer = make_consumer(
             bootstrap, settings, group_id=group, listener=self._membership, client_id=client_id
         )

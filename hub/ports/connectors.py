@@ -191,6 +191,12 @@ class ConnectorStore(Protocol):
         this one."""
         ...
 
+    async def work_waiting(self) -> bool:
+        """Whether a claim would find something now: a connector :meth:`claim_due` takes, or an
+        import ``ImportStore.claim`` takes. A look without locks, so that the runner's poll
+        costs one statement when there is nothing to do (and claims only when there is)."""
+        ...
+
     async def finish(
         self,
         connector_id: uuid.UUID,

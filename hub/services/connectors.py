@@ -201,8 +201,13 @@ class ConnectorRunner:
             await asyncio.to_thread(self.close)
 
     async def _claim(self) -> None:
+        """Claim what is due, up to the free slots. An idle runner looks first (one statement,
+        :meth:`ConnectorStore.work_waiting`) and claims only when there is something: its poll
+        made two claim transactions every ``poll_seconds`` before (issue 17: idle CPU)."""
         free = self.settings.concurrency - len(self._tasks)
         try:
+            if free > 0 and not self._tasks and not await self.connectors.work_waiting():
+                return
             while free > 0:
                 record = await self.imports.claim()
                 if record is None:

@@ -455,3 +455,28 @@ async def test_a_connector_that_does_not_poll_is_never_claimed_until_a_config_ch
     changed = await stores.connectors.update(writes_only.id, config={"url": "u"}, polls=True)
     assert changed.polls is True
     assert [c.id for c in await stores.connectors.claim_due(10)] == [writes_only.id]
+
+
+async def test_work_waiting_says_whether_a_claim_would_find_a_due_connector_or_an_import(
+    stores: Stores,
+) -> None:
+    assert await stores.connectors.work_waiting() is False  # nothing at all
+    await stores.connector(enabled=False)
+    assert await stores.connectors.work_waiting() is False  # a disabled connector is never due
+
+    due = await stores.connector()
+    assert await stores.connectors.work_waiting() is True
+    assert [c.id for c in await stores.connectors.claim_due(10)] == [due]
+    assert await stores.connectors.work_waiting() is False  # held by this runner
+
+    queued = await stores.queue()
+    assert await stores.connectors.work_waiting() is True
+    claimed = await stores.imports.claim()
+    assert claimed is not None and claimed.id == queued
+    assert await stores.connectors.work_waiting() is False  # both held
+
+    await stores.expire_leases()  # their runner died: both can be claimed again
+    assert await stores.connectors.work_waiting() is True
+    assert (await stores.imports.claim()) is not None
+    assert [c.id for c in await stores.connectors.claim_due(10)] == [due]
+    assert await stores.connectors.work_waiting() is False

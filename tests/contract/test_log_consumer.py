@@ -57,7 +57,8 @@ async def log(request: pytest.FixtureRequest) -> AsyncIterator[Log]:
     kafka = KafkaEventLog(infra.kafka_bootstrap, settings)
     await kafka.start()
     try:
-        yield Log(kafka, lambda: KafkaLogConsumer(infra.kafka_bootstrap, settings))
+        # the hub wires it so: a write of this process wakes an idle member at once
+        yield Log(kafka, lambda: KafkaLogConsumer(infra.kafka_bootstrap, settings, wake=kafka.written))
     finally:
         await kafka.stop()
 

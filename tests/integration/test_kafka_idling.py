@@ -173,3 +173,36 @@ async def test_a_member_whose_batch_took_longer_than_the_quiet_time_does_not_idl
         assert [r.event.id for r in await read(consumer, 1) if r.event] == ["e-2"]
     finally:
         await consumer.stop()
+
+
+async def test_partitions_a_rebalance_gives_an_idle_member_are_fetched_without_waiting_for_its_look(
+    infra: Infrastructure, logs: tuple[KafkaEventLog, KafkaEventLog]
+) -> None:
+    own, other = logs
+    first = KafkaLogConsumer(infra.kafka_bootstrap, own._settings, wake=own.written)
+    second = KafkaLogConsumer(infra.kafka_bootstrap, own._settings)
+    got: dict[str, list[LogRecord]] = {"first": [], "second": []}
+
+    async def reading(name: str, consumer: KafkaLogConsumer) -> None:
+        while sum(map(len, got.values())) < 30:
+            got[name] += await consumer.poll(max_records=100, timeout_s=0.2)
+
+    await first.start()
+    readers: list[asyncio.Task[None]] = []
+    try:
+        await until_idle(first)  # it holds every partition; its next look is ten minutes away
+        readers.append(asyncio.create_task(reading("first", first)))  # waits in its idle poll
+        await other.publish([event(n) for n in range(30)])  # on every partition; no wake-up
+        await second.start()  # a rebalance: each member gets some of the partitions
+        readers.append(asyncio.create_task(reading("second", second)))
+        done, _ = await asyncio.wait(readers, timeout=20, return_when=asyncio.FIRST_COMPLETED)
+        assert done, f"read {len(got['first'])} + {len(got['second'])} of 30 records"
+        ids = sorted(r.event.id for rs in got.values() for r in rs if r.event)
+        assert ids == sorted(f"e-{n}" for n in range(30))
+        assert got["first"]  # the idle member read its new partitions, not only the newcomer
+    finally:
+        for r in readers:
+            r.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+        await second.stop()
+        await first.stop()

@@ -81,6 +81,18 @@ def _connector(tables: InMemoryConnectorTables, connector_id: uuid.UUID) -> _Hel
     return held
 
 
+def _due(held: _Held, now: datetime) -> bool:
+    """A connector ``claim_due`` takes: enabled, polling, due, not held."""
+    r, lease = held.record, held.lease_until
+    return bool(r.enabled and r.polls and r.next_run_at <= now and (lease is None or lease < now))
+
+
+def _claimable(held: _Held, now: datetime) -> bool:
+    """An import ``claim`` takes: queued, or its worker's lease ran out."""
+    status, lease = held.record.status, held.lease_until
+    return bool(status == "queued" or (status == "running" and lease is not None and lease < now))
+
+
 class InMemoryConnectorStore:
     """Connector instances: CRUD for the API, due-claims with leases for the runner."""
 
@@ -165,20 +177,18 @@ class InMemoryConnectorStore:
         this one."""
         now = self._t.clock()
         due = sorted(
-            (
-                h
-                for h in self._t.connectors.values()
-                if h.record.enabled
-                and h.record.polls
-                and h.record.next_run_at <= now
-                and (h.lease_until is None or h.lease_until < now)
-            ),
-            key=lambda h: h.record.next_run_at,
+            (h for h in self._t.connectors.values() if _due(h, now)), key=lambda h: h.record.next_run_at
         )[:limit]
         for held in due:
             held.lease_until = now + self._lease
             held.record = replace(held.record, last_run_at=now)
         return [h.record for h in due]
+
+    async def work_waiting(self) -> bool:
+        now = self._t.clock()
+        return any(_due(h, now) for h in self._t.connectors.values()) or any(
+            _claimable(h, now) for h in self._t.imports.values()
+        )
 
     async def finish(
         self,
@@ -278,12 +288,7 @@ class InMemoryImportStore:
 
         A re-claimed import starts over: its earlier errors are dropped."""
         now = self._t.clock()
-        ready = [
-            h
-            for h in self._t.imports.values()
-            if h.record.status == "queued"
-            or (h.record.status == "running" and h.lease_until is not None and h.lease_until < now)
-        ]
+        ready = [h for h in self._t.imports.values() if _claimable(h, now)]
         if not ready:
             return None
         held = min(ready, key=lambda h: h.record.created_at)

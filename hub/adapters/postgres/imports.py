@@ -23,6 +23,13 @@ def _record(m: Any) -> ImportRecord:
     return ImportRecord(**{f: m[f] for f in ImportRecord.__dataclass_fields__})
 
 
+#: An import :meth:`PostgresImportStore.claim` takes: queued, or its worker's lease ran out
+#: (also the runner's look for work, ``PostgresConnectorStore.work_waiting``).
+CLAIMABLE = (imports.c.status == "queued") | (
+    (imports.c.status == "running") & (imports.c.lease_until < func.now())
+)
+
+
 class PostgresImportStore:
     def __init__(self, engine: AsyncEngine, *, lease_seconds: float = 300.0) -> None:
         self._engine = engine
@@ -98,10 +105,7 @@ class PostgresImportStore:
                 row = (
                     await conn.execute(
                         select(imports.c.id)
-                        .where(
-                            (imports.c.status == "queued")
-                            | ((imports.c.status == "running") & (imports.c.lease_until < func.now()))
-                        )
+                        .where(CLAIMABLE)
                         .order_by(imports.c.created_at)
                         .limit(1)
                         .with_for_update(skip_locked=True)
