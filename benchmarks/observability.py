@@ -288,9 +288,11 @@ def table(summary: dict[str, Any], bound: float = BOUND) -> str:
     ]
     for config, f in summary.items():
         rate, cpu = f["events_per_s"], f["hub_cpu_us_per_event"]
-        verdicts = f"CPU {f['cpu_verdict']}, throughput {f['throughput_verdict']}" if "cpu_cost" in f else ""
+        verdicts = ""
         if f.get("aa"):
             verdicts = f"A/A: the method {f['cpu_verdict']} ±{bound / 2:.1%} (two identical hubs)"
+        elif "cpu_cost" in f:
+            verdicts = f"CPU {f['cpu_verdict']}, throughput {f['throughput_verdict']}"
         lines.append(
             f"{config:<40} {rate['median']:>11,.0f} {rate['spread']:>5.0%} {cpu['median']:>10,.0f} us "
             f"{cpu['spread']:>5.0%} {cost(f.get('cpu_cost'))} {cost(f.get('throughput_cost'))} "
