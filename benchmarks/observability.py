@@ -199,39 +199,56 @@ async def one_round(hubs: Sequence[Running], round_: int, *, together: bool) -> 
     return [await measure(h, round_) for h in hubs]
 
 
+async def started(
+    hubs: dict[str, Running], configs: Sequence[str], endpoint: str, args: argparse.Namespace
+) -> None:
+    """Start (and warm up) a hub for each of ``configs``, in that order, into ``hubs``."""
+    for config in configs:
+        hubs[config] = await start(config, endpoint, args)
+        print(f"started {config}: projector members' partitions {hubs[config].members}", flush=True)
+
+
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    """Every config's hub is started and warmed up once; then each round runs one batch phase on
-    each in :func:`balanced_orders`, all at once unless ``--apart``. The paired summary relies on
-    the phases of one round meeting the same machine: at once they do (an A/A pair then differs
-    by 1-3 %, on a machine at a load of 5-8); one after the other their seconds differ, and on
-    a shared machine so does the load (A/A pairs 10-20 % apart)."""
+    """Each round runs one batch phase on every config's hub in :func:`balanced_orders`, all at
+    once unless ``--apart``; with ``--fresh`` every round starts its hubs anew (fresh data dirs,
+    in the round's order) and stops them after, else each config's hub is kept for every round.
+    The paired summary relies on the phases of one round meeting the same machine: at once they
+    do (an A/A pair then differs by 1-3 %, on a machine at a load of 5-14); one after the other
+    their seconds differ, and on a shared machine so does the load (A/A pairs 10-20 % apart)."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), Collector)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     endpoint = f"http://127.0.0.1:{server.server_address[1]}"
     runs: list[dict[str, Any]] = []
     hubs: dict[str, Running] = {}
-    spans: dict[str, int] = {}
+    spans = dict.fromkeys(args.configs, 0)
+    members: dict[str, list[list[list[int]]]] = {c: [] for c in args.configs}
     try:
-        for config in args.configs:
-            print(f"starting {config} …", flush=True)
-            hubs[config] = await start(config, endpoint, args)
-            print(f"  projector members' partitions: {hubs[config].members}", flush=True)
-        spans0 = {c: Collector.by_path.get(r.traces, 0) for c, r in hubs.items()}
+        if not args.fresh:
+            await started(hubs, args.configs, endpoint, args)
         for round_, order in enumerate(balanced_orders(args.configs, args.rounds), 1):
+            if args.fresh:
+                await started(hubs, order, endpoint, args)
+            spans0 = {c: Collector.by_path.get(r.traces, 0) for c, r in hubs.items()}
             for r in await one_round([hubs[c] for c in order], round_, together=not args.apart):
                 runs.append(r)
                 print(f"round {round_}: {r['config']:<40} {r['events_per_s']:>8,.0f}/s "
                       f"{r['hub_cpu_us_per_event']:>7,.0f} us/event", flush=True)  # fmt: skip
-        await asyncio.sleep(6)  # the span processor's schedule delay (5 s): the last spans arrive
-        spans = {c: Collector.by_path.get(r.traces, 0) - spans0[c] for c, r in hubs.items()}
+            if args.fresh or round_ == args.rounds:
+                if not args.fresh:  # the span processor's schedule delay (5 s): the last spans arrive
+                    await asyncio.sleep(6)
+                for config, running in list(hubs.items()):
+                    if args.fresh:  # a stopped hub has flushed its spans
+                        await stop(hubs.pop(config))
+                    spans[config] += Collector.by_path.get(running.traces, 0) - spans0[config]
+                    members[config].append(running.members)
     finally:
         for running in hubs.values():
             await stop(running)
         server.shutdown()
     return {
-        "machine": machine_info(), "together": not args.apart, "runs": runs, "spans_received": spans,
-        "members": {c: r.members for c, r in hubs.items()},
-        "undecodable_requests": Collector.undecodable, "summary": summarise(runs, args.bound),
+        "machine": machine_info(), "together": not args.apart, "fresh": args.fresh, "runs": runs,
+        "spans_received": spans, "members": members, "undecodable_requests": Collector.undecodable,
+        "summary": summarise(runs, args.bound),
     }  # fmt: skip
 
 
@@ -318,6 +335,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--apart", action="store_true",
                    help="run each round's phases one after the other, not at once: each hub alone "
                    "on the machine (e2e's figure), but phases meet different loads")  # fmt: skip
+    p.add_argument("--fresh", action="store_true",
+                   help="start every round's hubs anew (fresh data dirs, in the round's order) "
+                   "instead of keeping one hub per config for every round")  # fmt: skip
     p.add_argument("--no-aa", dest="aa", action="store_false",
                    help=f"no second hub of the reference ({CONFIGS[0]}{AA}): no A/A check")  # fmt: skip
     p.add_argument("--json", action="store_true", help="also print the results as JSON")

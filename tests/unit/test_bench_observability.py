@@ -36,7 +36,7 @@ def test_the_cost_is_taken_against_the_mean_of_the_aa_pair_and_judged_when_the_p
     aa = summary["off#aa"]
     assert aa["cpu_cost"]["median"] == pytest.approx(0.02, abs=1e-3) and aa["cpu_verdict"] == "resolves"
     cost = summary["metrics+tracing"]["cpu_cost"]
-    assert cost["median"] == pytest.approx(1.04 / 1.01 - 1, abs=1e-3)  # against the pair's mean, not off alone
+    assert cost["median"] == pytest.approx(1.04 / 1.01 - 1, abs=1e-3)  # against the pair's mean
     assert summary["metrics+tracing"]["cpu_verdict"] == "within"
 
 
