@@ -31,8 +31,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -226,6 +228,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         if not args.fresh:
             await started(hubs, args.configs, endpoint, args)
         for round_, order in enumerate(balanced_orders(args.configs, args.rounds), 1):
+            print(f"round {round_} at {time.strftime('%H:%M:%S')}, load {os.getloadavg()[0]:.1f}", flush=True)
             if args.fresh:
                 await started(hubs, order, endpoint, args)
             spans0 = {c: Collector.by_path.get(r.traces, 0) for c, r in hubs.items()}
