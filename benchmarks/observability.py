@@ -31,16 +31,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass, field
+from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
+
+import aiohttp
 
 from benchmarks import e2e
+from benchmarks.collector import Collector
 from benchmarks.common import (
     REPO,
     Hub,
@@ -51,59 +56,15 @@ from benchmarks.common import (
     start_hub,
     subscribe,
 )
-from benchmarks.paired import balanced_orders, paired_cost, spread, verdict
+from benchmarks.paired import aa_resolves, balanced_orders, paired_cost, per_round_mean, spread, verdict
 
 OFF = {"KOPPELHUB_METRICS": "false", "OTEL_SDK_DISABLED": "true"}
 METRICS = {"OTEL_SDK_DISABLED": "true"}
 CONFIGS = ("off", "metrics", "metrics+tracing")
+#: The tag of the reference's second hub, added to every run unless --no-aa: the A/A pair.
+AA = "#aa"
 #: Issue 15: metrics and tracing switched on cost at most 5 %.
 BOUND = 0.05
-
-
-class Collector(BaseHTTPRequestHandler):
-    """An OTLP/HTTP receiver that counts the spans in each export request and discards them;
-    keep-alive, as an OpenTelemetry Collector is."""
-
-    protocol_version = "HTTP/1.1"
-
-    spans = 0
-    requests = 0
-    by_path: ClassVar[dict[str, int]] = {}  # spans per request path: each hub has its own
-    undecodable = 0  # kept in /tmp/koppelhub-otlp-undecodable-<n>.bin to look at
-    lock = threading.Lock()
-
-    def do_POST(self) -> None:
-        from google.protobuf.message import DecodeError
-        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
-        body = self.rfile.read(int(self.headers.get("content-length", 0)))
-        if not self.path.endswith("/v1/traces"):  # the embedded Tansu exports its metrics here too
-            self.send_response(200)
-            self.send_header("content-length", "0")
-            self.end_headers()
-            return
-        try:
-            request = ExportTraceServiceRequest.FromString(body)
-        except DecodeError:
-            with Collector.lock:
-                Collector.undecodable += 1
-                Path(f"/tmp/koppelhub-otlp-undecodable-{Collector.undecodable}.bin").write_bytes(body)
-            self.send_response(400)
-            self.send_header("content-length", "0")
-            self.end_headers()
-            return
-        n = sum(len(s.spans) for r in request.resource_spans for s in r.scope_spans)
-        with Collector.lock:
-            Collector.spans += n
-            Collector.by_path[self.path] = Collector.by_path.get(self.path, 0) + n
-            Collector.requests += 1
-        self.send_response(200)
-        self.send_header("content-type", "application/x-protobuf")
-        self.send_header("content-length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
 
 
 def parse_config(config: str) -> tuple[str, str | None, bool]:
@@ -161,6 +122,9 @@ class Running:
     sink: Sink
     bench: e2e.Bench
     traces: str  # the collector path its spans arrive on
+    #: The partitions of each projector member after the warm-up (from /api/v1/status): a hub
+    #: whose members split them unevenly would batch differently from its pair.
+    members: list[list[int]] = field(default_factory=list)
 
 
 async def start(config: str, endpoint: str, args: argparse.Namespace) -> Running:
@@ -180,10 +144,19 @@ async def start(config: str, endpoint: str, args: argparse.Namespace) -> Running
     try:
         await subscribe(hub, sink.url)
         await running.bench.warm_up()
+        running.members = await members(hub)
     except BaseException:
         await stop(running)
         raise
     return running
+
+
+async def members(hub: Hub) -> list[list[int]]:
+    """Each projector member's partitions, as ``GET /api/v1/status`` reports them."""
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{hub.base_url}/api/v1/status", headers=hub.auth) as r:
+            status = await r.json()
+    return sorted(sorted(m.get("partitions", [])) for m in status["log"]["members"])
 
 
 async def stop(running: Running) -> None:
@@ -219,59 +192,106 @@ async def measure(running: Running, round_: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
+async def one_round(hubs: Sequence[Running], round_: int, *, together: bool) -> list[dict[str, Any]]:
+    """One batch phase on each hub (in the order given): all at the same time (``together``),
+    so every hub meets the same machine from its first event to its last, or one after the
+    other (the e2e figure of a hub alone, but each phase meets the load of its own seconds)."""
+    if together:
+        return list(await asyncio.gather(*(measure(h, round_) for h in hubs)))
+    return [await measure(h, round_) for h in hubs]
+
+
+async def started(
+    hubs: dict[str, Running], configs: Sequence[str], endpoint: str, args: argparse.Namespace
+) -> None:
+    """Start (and warm up) a hub for each of ``configs``, in that order, into ``hubs``."""
+    for config in configs:
+        hubs[config] = await start(config, endpoint, args)
+        print(f"started {config}: projector members' partitions {hubs[config].members}", flush=True)
+
+
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    """Every config's hub is started and warmed up once; then each round runs one batch phase on
-    each, one at a time, in :func:`balanced_orders`. Consecutive phases of different configs meet
-    about the same machine load, which the paired summary relies on."""
+    """Each round runs one batch phase on every config's hub in :func:`balanced_orders`, all at
+    once unless ``--apart``; with ``--fresh`` every round starts its hubs anew (fresh data dirs,
+    in the round's order) and stops them after, else each config's hub is kept for every round.
+    The paired summary relies on the phases of one round meeting the same machine: at once they
+    do (an A/A pair then differs by 1-3 %, on a machine at a load of 5-14); one after the other
+    their seconds differ, and on a shared machine so does the load (A/A pairs 10-20 % apart)."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), Collector)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     endpoint = f"http://127.0.0.1:{server.server_address[1]}"
     runs: list[dict[str, Any]] = []
     hubs: dict[str, Running] = {}
-    spans: dict[str, int] = {}
+    spans = dict.fromkeys(args.configs, 0)
+    members: dict[str, list[list[list[int]]]] = {c: [] for c in args.configs}
     try:
-        for config in args.configs:
-            print(f"starting {config} …", flush=True)
-            hubs[config] = await start(config, endpoint, args)
-        spans0 = {c: Collector.by_path.get(r.traces, 0) for c, r in hubs.items()}
+        if not args.fresh:
+            await started(hubs, args.configs, endpoint, args)
         for round_, order in enumerate(balanced_orders(args.configs, args.rounds), 1):
-            for config in order:
-                runs.append(await measure(hubs[config], round_))
-                r = runs[-1]
-                print(f"round {round_}: {config:<40} {r['events_per_s']:>8,.0f}/s "
+            print(f"round {round_} at {time.strftime('%H:%M:%S')}, load {os.getloadavg()[0]:.1f}", flush=True)
+            if args.fresh:
+                await started(hubs, order, endpoint, args)
+            spans0 = {c: Collector.by_path.get(r.traces, 0) for c, r in hubs.items()}
+            for r in await one_round([hubs[c] for c in order], round_, together=not args.apart):
+                runs.append(r)
+                print(f"round {round_}: {r['config']:<40} {r['events_per_s']:>8,.0f}/s "
                       f"{r['hub_cpu_us_per_event']:>7,.0f} us/event", flush=True)  # fmt: skip
-        await asyncio.sleep(6)  # the span processor's schedule delay (5 s): the last spans arrive
-        spans = {c: Collector.by_path.get(r.traces, 0) - spans0[c] for c, r in hubs.items()}
+            if args.fresh or round_ == args.rounds:
+                if not args.fresh:  # the span processor's schedule delay (5 s): the last spans arrive
+                    await asyncio.sleep(6)
+                for config, running in list(hubs.items()):
+                    if args.fresh:  # a stopped hub has flushed its spans
+                        await stop(hubs.pop(config))
+                    spans[config] += Collector.by_path.get(running.traces, 0) - spans0[config]
+                    members[config].append(running.members)
     finally:
         for running in hubs.values():
             await stop(running)
         server.shutdown()
     return {
-        "machine": machine_info(), "runs": runs, "spans_received": spans,
-        "undecodable_requests": Collector.undecodable, "summary": summarise(runs, args.bound),
+        "machine": machine_info(), "together": not args.apart, "fresh": args.fresh, "runs": runs,
+        "spans_received": spans, "members": members, "undecodable_requests": Collector.undecodable,
+        "summary": summarise(runs, args.bound),
     }  # fmt: skip
 
 
 def summarise(runs: Sequence[dict[str, Any]], bound: float = BOUND) -> dict[str, Any]:
     """Per config the median and range of its CPU per event and throughput over the rounds and,
-    against ``off`` (or the first config), the paired cost with its 95 % interval and verdict."""
+    against ``off`` (or the first config), the paired cost with its 95 % interval and verdict.
+    With the reference's A/A pair (``off`` and ``off#aa``) the reference of each round is the
+    mean of the two, the A/A cost (``off#aa`` against ``off``) is the pair's own entry, and a
+    verdict is only given when that pair shows the method resolves the bound
+    (:func:`benchmarks.paired.aa_resolves`)."""
     configs = list(dict.fromkeys(r["config"] for r in runs))
     by = {c: sorted((r for r in runs if r["config"] == c), key=lambda r: r["round"]) for c in configs}
     reference = "off" if "off" in by else configs[0]
+    pair = by.get(reference + AA)
+    cpu_of = {c: [r["hub_cpu_us_per_event"] for r in mine] for c, mine in by.items()}
+    rate_of = {c: [r["events_per_s"] for r in mine] for c, mine in by.items()}
+    ref_cpu, ref_rate = cpu_of[reference], rate_of[reference]
+    aa: dict[str, Any] | None = None
+    if pair is not None and len(pair) == len(by[reference]):
+        aa = paired_cost(cpu_of[reference + AA], ref_cpu)
+        ref_cpu = per_round_mean(ref_cpu, cpu_of[reference + AA])
+        ref_rate = per_round_mean(ref_rate, rate_of[reference + AA])
     out: dict[str, Any] = {}
     for config, mine in by.items():
-        cpu = [r["hub_cpu_us_per_event"] for r in mine]
-        rate = [r["events_per_s"] for r in mine]
+        cpu, rate = cpu_of[config], rate_of[config]
         figures: dict[str, Any] = {"rounds": len(mine), "hub_cpu_us_per_event": spread(cpu),
                                    "events_per_s": spread(rate), "broker_cpu_us_per_event":
                                    spread([r["broker_cpu_us_per_event"] for r in mine])}  # fmt: skip
-        ref = by[reference]
-        if config != reference and len(ref) == len(mine):
-            cpu_cost = paired_cost(cpu, [r["hub_cpu_us_per_event"] for r in ref])
+        if config == reference + AA and aa is not None:
+            figures |= {"reference": reference, "aa": True, "cpu_cost": aa, "cpu_verdict":
+                        "resolves" if aa_resolves(aa, bound) else "too wide",
+                        "throughput_cost": paired_cost(rate_of[reference], rate)}  # fmt: skip
+        elif config != reference and len(ref_cpu) == len(mine):
+            cpu_cost = paired_cost(cpu, ref_cpu)
             # Throughput lost: 1 - rate/rate_ref, as a cost (positive when slower).
-            slower = paired_cost([r["events_per_s"] for r in ref], rate)
-            figures |= {"reference": reference, "cpu_cost": cpu_cost, "cpu_verdict": verdict(cpu_cost, bound),
-                        "throughput_cost": slower, "throughput_verdict": verdict(slower, bound)}  # fmt: skip
+            slower = paired_cost(ref_rate, rate)
+            figures |= {"reference": reference if aa is None else f"{reference}, {reference}{AA}",
+                        "cpu_cost": cpu_cost, "cpu_verdict": verdict(cpu_cost, bound, aa),
+                        "throughput_cost": slower,
+                        "throughput_verdict": verdict(slower, bound, aa)}  # fmt: skip
         out[config] = figures
     return out
 
@@ -288,7 +308,11 @@ def table(summary: dict[str, Any], bound: float = BOUND) -> str:
     ]
     for config, f in summary.items():
         rate, cpu = f["events_per_s"], f["hub_cpu_us_per_event"]
-        verdicts = f"CPU {f['cpu_verdict']}, throughput {f['throughput_verdict']}" if "cpu_cost" in f else ""
+        verdicts = ""
+        if f.get("aa"):
+            verdicts = f"A/A: the method {f['cpu_verdict']} ±{bound / 2:.1%} (two identical hubs)"
+        elif "cpu_cost" in f:
+            verdicts = f"CPU {f['cpu_verdict']}, throughput {f['throughput_verdict']}"
         lines.append(
             f"{config:<40} {rate['median']:>11,.0f} {rate['spread']:>5.0%} {cpu['median']:>10,.0f} us "
             f"{cpu['spread']:>5.0%} {cost(f.get('cpu_cost'))} {cost(f.get('throughput_cost'))} "
@@ -311,8 +335,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="OTEL_TRACES_SAMPLER[:OTEL_TRACES_SAMPLER_ARG] of metrics+tracing "
                    "(parentbased_traceidratio:0.1: one trace in ten, the README's advice)")  # fmt: skip
     p.add_argument("--bound", type=float, default=BOUND, help="the cost bound judged (0.05)")
+    p.add_argument("--apart", action="store_true",
+                   help="run each round's phases one after the other, not at once: each hub alone "
+                   "on the machine (e2e's figure), but phases meet different loads")  # fmt: skip
+    p.add_argument("--fresh", action="store_true",
+                   help="start every round's hubs anew (fresh data dirs, in the round's order) "
+                   "instead of keeping one hub per config for every round")  # fmt: skip
+    p.add_argument("--no-aa", dest="aa", action="store_false",
+                   help=f"no second hub of the reference ({CONFIGS[0]}{AA}): no A/A check")  # fmt: skip
     p.add_argument("--json", action="store_true", help="also print the results as JSON")
     args = p.parse_args(argv)
+    reference = "off" if "off" in args.configs else args.configs[0]
+    if args.aa and reference + AA not in args.configs:
+        args.configs.insert(args.configs.index(reference) + 1, reference + AA)
     parsed = [parse_config(c) for c in args.configs]
     if any(at for _, _, at in parsed) and args.baseline is None:
         p.error("a <config>@baseline needs --baseline TREE")

@@ -6,7 +6,8 @@ in time (one round) meet about the same load, so the ratio of a config to the re
 a round* is far steadier than either figure alone. The cost is the median of those per-round
 ratios, and its interval a percentile bootstrap of that median over the rounds: resampling rounds
 with replacement keeps each round's pairing. The verdict against a bound is only given when the
-whole interval is on one side of it."""
+whole interval is on one side of it, and only when an A/A comparison (a second hub of the
+reference config, nothing changed) shows that the method itself resolves the bound."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["balanced_orders", "paired_cost", "spread", "verdict"]
+__all__ = ["aa_resolves", "balanced_orders", "paired_cost", "per_round_mean", "spread", "verdict"]
 
 
 def balanced_orders(configs: Sequence[str], rounds: int) -> list[list[str]]:
@@ -58,9 +59,29 @@ def paired_cost(
     }  # fmt: skip
 
 
-def verdict(cost: dict[str, Any], bound: float) -> str:
+def per_round_mean(*runs: Sequence[float]) -> list[float]:
+    """Round by round, the mean of several hubs of one config: the reference a cost is taken
+    against when the reference config ran in two hubs (its A/A pair), so neither hub's own
+    offset decides the cost alone."""
+    if not runs or len({len(r) for r in runs}) != 1:
+        raise ValueError("one value per round for every hub")
+    return [statistics.fmean(values) for values in zip(*runs, strict=True)]
+
+
+def aa_resolves(aa: dict[str, Any], bound: float) -> bool:
+    """Whether an A/A cost (two identical hubs, nothing changed, by :func:`paired_cost`) shows
+    a method fine enough to judge ``bound``: its whole 95 % interval within half the bound
+    either side of zero. Two identical hubs that differ by more than that (a hub's own offset,
+    or pairs that do not meet the same machine) would decide a cost near the bound by chance."""
+    return -bound / 2 <= aa["low"] and aa["high"] <= bound / 2
+
+
+def verdict(cost: dict[str, Any], bound: float, aa: dict[str, Any] | None = None) -> str:
     """``within`` when the whole interval is at most ``bound``, ``over`` when all of it is above,
-    else ``undecided`` (more rounds, or a quieter machine)."""
+    else ``undecided`` (more rounds, or a quieter machine). With the run's A/A cost ``aa``, also
+    ``undecided`` whatever the interval when the A/A check fails (:func:`aa_resolves`)."""
+    if aa is not None and not aa_resolves(aa, bound):
+        return "undecided"
     if cost["high"] <= bound:
         return "within"
     if cost["low"] > bound:

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from benchmarks.paired import balanced_orders, paired_cost, spread, verdict
+from benchmarks.paired import aa_resolves, balanced_orders, paired_cost, per_round_mean, spread, verdict
 
 
 def test_balanced_orders_put_every_config_in_every_position_equally_often() -> None:
@@ -42,3 +42,23 @@ def test_spread_is_the_half_range_relative_to_the_median() -> None:
 def test_paired_cost_needs_one_value_per_round_of_each() -> None:
     with pytest.raises(ValueError):
         paired_cost([1.0, 2.0], [1.0])
+
+
+def test_a_cost_within_the_bound_is_undecided_when_the_aa_pair_differs_by_more_than_half_the_bound() -> None:
+    reference = [100.0] * 8
+    cost = paired_cost([102, 103, 101, 102, 103, 102, 101, 102], reference)
+    assert verdict(cost, 0.05) == "within"
+    steady = paired_cost([100, 101, 99, 100, 101, 100, 99, 100], reference)
+    assert aa_resolves(steady, 0.05) and verdict(cost, 0.05, aa=steady) == "within"
+    # Two identical hubs 4-6 % apart: the method cannot tell a 5 % cost from none.
+    apart = paired_cost([95, 104, 96, 105, 94, 106, 95, 104], reference)
+    assert not aa_resolves(apart, 0.05)
+    assert verdict(cost, 0.05, aa=apart) == "undecided"
+    over = paired_cost([110, 112, 109, 111, 110, 113, 108, 111], reference)
+    assert verdict(over, 0.05, aa=apart) == "undecided"
+
+
+def test_the_reference_of_two_hubs_is_their_mean_round_by_round() -> None:
+    assert per_round_mean([100, 200], [110, 180]) == [105, 190]
+    with pytest.raises(ValueError):
+        per_round_mean([1.0, 2.0], [1.0])
