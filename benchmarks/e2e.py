@@ -24,28 +24,29 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import (
-    BATCH,
-    STRUCTURED,
     CpuMeter,
-    Hub,
-    Publisher,
-    Sink,
     describe_machine,
     machine_info,
-    make_event,
     percentile,
     run_interruptible,
-    start_hub,
-    subscribe,
-    systeem_token,
-    wait_idle,
     write_json,
 )
+from benchmarks.hubprocess import Hub, start_hub
 from benchmarks.issuer import LoopbackIssuer
 from benchmarks.limits import broker_rates, post_rate
 from benchmarks.stages import stage_lines, stage_times
 from benchmarks.summary import failed, figures
 from benchmarks.summary import table as summary_table
+from benchmarks.traffic import (
+    BATCH,
+    STRUCTURED,
+    Publisher,
+    Sink,
+    make_event,
+    subscribe,
+    systeem_token,
+    wait_idle,
+)
 
 PHASES = ("batch", "structured", "latency")
 

@@ -33,23 +33,11 @@ from typing import Any
 
 import aiohttp
 
-from benchmarks.common import (
-    BATCH,
-    CpuMeter,
-    Hub,
-    Publisher,
-    Sink,
-    describe_machine,
-    free_port,
-    machine_info,
-    make_event,
-    percentile,
-    start_hub,
-    subscribe,
-    wait_idle,
-)
+from benchmarks.common import CpuMeter, describe_machine, free_port, machine_info, percentile
+from benchmarks.hubprocess import Hub, start_hub
 from benchmarks.limits import post_rate
 from benchmarks.summary import failed, figures, table
+from benchmarks.traffic import BATCH, Publisher, Sink, make_event, subscribe, wait_idle
 from hub.settings import Settings
 
 SUBSCRIPTIONS = 10

@@ -18,7 +18,8 @@ import time
 
 import aiohttp
 
-from benchmarks.common import percentile, start_hub
+from benchmarks.common import percentile
+from benchmarks.hubprocess import start_hub
 
 
 def batch(n: int) -> bytes:

@@ -22,15 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import (
-    Hub,
     _stat,
     describe_machine,
     machine_busy_seconds,
     machine_info,
     run_interruptible,
-    start_hub,
     write_json,
 )
+from benchmarks.hubprocess import Hub, start_hub
 from benchmarks.summary import failed, figures
 from benchmarks.summary import table as summary_table
 

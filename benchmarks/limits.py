@@ -4,7 +4,7 @@ A figure alone says little on a machine whose speed and load vary; the same figu
 of what the machine does with no hub in between says how much the hub itself costs:
 
 - :func:`post_rate`: raw aiohttp POSTs of a CloudEvent-sized body to the benchmark's own
-  webhook sinks (:class:`benchmarks.common.Sink`), from a separate process as the hub's
+  webhook sinks (:class:`benchmarks.traffic.Sink`), from a separate process as the hub's
   dispatcher is: the ceiling of deliveries (fan-out, end to end);
 - :func:`produce_rate` / :func:`consume_rate`: raw aiokafka produce (acks=all, batched) and
   consume (``getmany``) of ~1 KB records on the same broker: the ceiling of publish and

@@ -46,17 +46,10 @@ import aiohttp
 
 from benchmarks import e2e
 from benchmarks.collector import Collector
-from benchmarks.common import (
-    REPO,
-    Hub,
-    Sink,
-    cpu_seconds,
-    describe_machine,
-    machine_info,
-    start_hub,
-    subscribe,
-)
+from benchmarks.common import REPO, cpu_seconds, describe_machine, machine_info
+from benchmarks.hubprocess import Hub, start_hub
 from benchmarks.paired import aa_resolves, balanced_orders, paired_cost, per_round_mean, spread, verdict
+from benchmarks.traffic import Sink, subscribe
 
 OFF = {"KOPPELHUB_METRICS": "false", "OTEL_SDK_DISABLED": "true"}
 METRICS = {"OTEL_SDK_DISABLED": "true"}

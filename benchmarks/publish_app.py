@@ -27,7 +27,7 @@ from pathlib import Path
 
 from starlette.types import ASGIApp, Message
 
-from benchmarks.common import BATCH, STRUCTURED, make_event
+from benchmarks.traffic import BATCH, STRUCTURED, make_event
 from hub.adapters.memory import (
     InMemoryDatabase,
     InMemoryEventLog,

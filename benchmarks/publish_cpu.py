@@ -29,7 +29,9 @@ from pathlib import Path
 
 import psycopg
 
-from benchmarks.common import BATCH, STRUCTURED, Hub, Publisher, _stat, children, make_event, start_hub
+from benchmarks.common import _stat, children
+from benchmarks.hubprocess import Hub, start_hub
+from benchmarks.traffic import BATCH, STRUCTURED, Publisher, make_event
 
 #: The group commit's connection (hub.adapters.postgres.write_ahead.APPLICATION_NAME).
 WRITE_AHEAD_APPLICATION = "koppelhub-write-ahead"

@@ -22,16 +22,9 @@ import time
 import aiohttp
 import psycopg
 
-from benchmarks.common import (
-    BATCH,
-    CpuMeter,
-    Publisher,
-    describe_machine,
-    machine_info,
-    make_event,
-    percentile,
-    start_hub,
-)
+from benchmarks.common import CpuMeter, describe_machine, machine_info, percentile
+from benchmarks.hubprocess import start_hub
+from benchmarks.traffic import BATCH, Publisher, make_event
 
 SETUP = """
 INSERT INTO subscriptions (sink, secret, status, failing_since, consecutive_failures, last_error)

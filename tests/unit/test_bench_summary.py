@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from benchmarks.common import Sink
 from benchmarks.limits import post_rate
 from benchmarks.suite import README_BEGIN, README_END, summarise, write_readme
 from benchmarks.summary import failed, figures, table
+from benchmarks.traffic import Sink
 
 
 def limit(per_s: float) -> dict[str, Any]:
