@@ -12,6 +12,12 @@ B-tree work (0 of 349,707 updates HOT). Now:
 - ``ix_deliveries_due`` goes: only the next-due lookup read it, and that is one probe per
   subscription of ``ix_deliveries_due_by_subscription`` now. One index fewer on every insert.
 
+Measured (``benchmarks.fanout`` phases key/none/drain, 5,000 events x 10 subscriptions, three
+runs of each code alternating in both orders, medians, loaded machine): PostgreSQL CPU per
+delivery 158 -> 129 us (key), 173 -> 112 us (none), 261 -> 123 us (drain); 39-40 % of the
+outbox's updates HOT (0 before). The next-due lookup on 100,000 open deliveries: 34-54 ms ->
+10 ms (1,000 subscriptions) or 0.2-1.3 ms (10 subscriptions).
+
 Revision ID: 0019
 Revises: 0018
 Create Date: 2026-11-30
