@@ -2,7 +2,7 @@
 
 Fills a fresh embedded PostgreSQL (migrated to head) with ``--deliveries`` open deliveries
 over ``--subscriptions`` subscriptions (``ordering: key``) and ``--keys`` ordering keys, one
-archived event per delivery group, then leases every key's head (its ``next_attempt_at``
+archived event per delivery group, then leases every key's head (its ``leased_until``
 moves past now, as a claim does). Every other open delivery is then due but blocked by its
 key's head: the worst case of issue 16's 100k fault run. Runs the outbox's own claim SQL
 ``--claims`` times under ``EXPLAIN (ANALYZE, BUFFERS)``, each in a transaction that is rolled
@@ -69,7 +69,7 @@ def fill_blocked_backlog(
     # Every key's head in flight: leased as a claim leases it.
     conn.execute(
         text(
-            "UPDATE deliveries d SET next_attempt_at = now() + interval '10 minutes' FROM ("
+            "UPDATE deliveries d SET leased_until = now() + interval '10 minutes' FROM ("
             " SELECT DISTINCT ON (subscription_id, ordering_key) id FROM deliveries"
             " WHERE ordering_key IS NOT NULL"
             " ORDER BY subscription_id, ordering_key, archive_seq) h WHERE d.id = h.id"

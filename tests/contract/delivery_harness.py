@@ -160,7 +160,7 @@ async def stores(request: pytest.FixtureRequest) -> AsyncIterator[DeliveryHarnes
     async def pg_due() -> None:
         async with engine.begin() as conn:
             past = datetime.now(UTC) - timedelta(seconds=1)
-            await conn.execute(update(deliveries).values(next_attempt_at=past))
+            await conn.execute(update(deliveries).values(next_attempt_at=past, leased_until=None))
 
     def pg_outbox(seconds: float) -> PostgresOutbox:
         return PostgresOutbox(engine, source_urn=HUB, disable_after_seconds=seconds)

@@ -9,6 +9,7 @@ from schemas import CloudEvent, validate_event
 from schemas.hub_events import DELIVERY_DEAD, SUBSCRIPTION_DISABLED
 from subscriptions.delivery import encode
 from tests.contract.delivery_harness import LEASE, DeliveryHarness, event, outcome
+from tests.support.hub_api import eventually
 
 
 async def test_a_claim_carries_the_event_and_the_subscriptions_policy(stores: DeliveryHarness) -> None:
@@ -248,3 +249,50 @@ async def test_one_events_deliveries_in_a_claim_share_one_body_encoded_once(stor
     # encoded once per content mode, on the shared event: the same bytes object every time
     structured = [b for (b, _), c in zip(bodies, claimed, strict=True) if c.content_mode == "structured"]
     assert structured[0] is structured[1]
+
+
+async def test_a_failed_attempt_is_due_at_its_retry_time_though_its_lease_would_run_longer(
+    stores: DeliveryHarness,
+) -> None:
+    await stores.subscribe()
+    await stores.publish(event())
+    [c] = await stores.outbox.claim(10, LEASE)
+
+    await stores.outbox.record([outcome(c, "failed", retry_in=1.0)])
+
+    due = await stores.outbox.next_due()
+    assert due is not None and due < datetime.now(UTC) + timedelta(seconds=LEASE / 2)
+
+
+async def test_a_delivery_whose_lease_ran_out_is_claimed_again(stores: DeliveryHarness) -> None:
+    await stores.subscribe()
+    await stores.publish(event())
+    [c] = await stores.outbox.claim(10, 0.3)
+    assert await stores.outbox.claim(10, LEASE) == []  # leased for another 0.3 s
+
+    async def claimed_again() -> bool:
+        return [again.id for again in await stores.outbox.claim(10, LEASE)] == [c.id]
+
+    await eventually(claimed_again, timeout=10, what="the claim after the lease")
+
+
+async def test_a_manual_retry_of_a_delivery_in_flight_makes_it_due_at_once(stores: DeliveryHarness) -> None:
+    sid = await stores.subscribe()
+    await stores.publish(event())
+    [c] = await stores.outbox.claim(10, LEASE)
+
+    await stores.deliveries.retry(sid, c.id)
+
+    assert [again.id for again in await stores.outbox.claim(10, LEASE)] == [c.id]
+
+
+async def test_the_delivery_log_shows_a_claimed_delivery_due_at_its_leases_end(
+    stores: DeliveryHarness,
+) -> None:
+    sid = await stores.subscribe()
+    await stores.publish(event())
+    [c] = await stores.outbox.claim(10, LEASE)
+
+    [row] = await stores.log(sid)
+
+    assert row["id"] == c.id and row["next_attempt_at"] > datetime.now(UTC) + timedelta(seconds=LEASE - 10)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from hub.adapters.postgres.tables import OPEN_SQL
+from hub.adapters.postgres.tables import OPEN_SQL, unleased
 from subscriptions.lifecycle import ACTIVE
 
 __all__ = ["CLAIM", "CLAIM_HEADS"]
@@ -36,20 +36,22 @@ _SIZED = f"""room AS (
 _UNORDERED_AND_UNKEYED = f"""
                 SELECT * FROM (SELECT d.id, d.next_attempt_at, d.archive_seq FROM deliveries d
                  WHERE s.ordering = 'none' AND d.subscription_id = s.id
-                   AND d.{OPEN_SQL} AND d.next_attempt_at <= now()
+                   AND d.{OPEN_SQL} AND d.next_attempt_at <= now() AND {unleased("d")}
                  ORDER BY d.next_attempt_at, d.archive_seq LIMIT s.room_size
                  FOR UPDATE OF d SKIP LOCKED) AS unordered
                 UNION ALL
                 SELECT * FROM (SELECT d.id, d.next_attempt_at, d.archive_seq FROM deliveries d
                  WHERE s.ordering <> 'none' AND d.subscription_id = s.id
-                   AND d.{OPEN_SQL} AND d.ordering_key IS NULL AND d.next_attempt_at <= now()
+                   AND d.{OPEN_SQL} AND d.ordering_key IS NULL
+                   AND d.next_attempt_at <= now() AND {unleased("d")}
                  ORDER BY d.next_attempt_at, d.archive_seq LIMIT s.room_size
                  FOR UPDATE OF d SKIP LOCKED) AS unkeyed
 """  # noqa: S608 (lifecycle constants, see tables.OPEN_SQL)
-# The claim itself: lease what ``due`` chose and return it with its event and subscription.
+# The claim itself: lease what ``due`` chose and return it with its event and subscription. The
+# lease is the one column it sets, read by no index: a HOT update (migration 0019).
 _LEASE_AND_RETURN = """
     UPDATE deliveries AS d
-    SET next_attempt_at = now() + make_interval(secs => :lease)
+    SET leased_until = now() + make_interval(secs => :lease)
     FROM due, event_archive a, subscriptions s
     WHERE d.id = due.id AND a.seq = d.archive_seq AND s.id = d.subscription_id
     RETURNING d.id, d.subscription_id, d.attempts, d.retry_base, d.event_id, d.archive_seq, d.ordering_key,
@@ -82,7 +84,7 @@ CLAIM = text(
         FROM sized s LEFT JOIN LATERAL (
             SELECT e.next_attempt_at, e.archive_seq FROM deliveries e
             WHERE s.ordering <> 'none' AND e.subscription_id = s.id AND e.{OPEN_SQL}
-              AND e.next_attempt_at <= now()
+              AND e.next_attempt_at <= now() AND {unleased("e")}
             ORDER BY e.next_attempt_at, e.archive_seq
             OFFSET s.room_size * {_WINDOW} LIMIT 1
         ) w ON true
@@ -95,7 +97,8 @@ CLAIM = text(
 {_UNORDERED_AND_UNKEYED}                UNION ALL
                 SELECT * FROM (SELECT d.id, d.next_attempt_at, d.archive_seq FROM deliveries d
                  WHERE s.ordering <> 'none' AND d.subscription_id = s.id
-                   AND d.{OPEN_SQL} AND d.ordering_key IS NOT NULL AND d.next_attempt_at <= now()
+                   AND d.{OPEN_SQL} AND d.ordering_key IS NOT NULL
+                   AND d.next_attempt_at <= now() AND {unleased("d")}
                    AND (d.next_attempt_at, d.archive_seq) <= (s.window_at, s.window_seq)
                    AND d.archive_seq = (  -- its key's head: one index probe, never a join
                         SELECT x.archive_seq FROM deliveries x
@@ -154,6 +157,7 @@ CLAIM_HEADS = text(
                         SELECT e.id, e.ordering_key, e.archive_seq FROM deliveries e
                         WHERE s.ordering <> 'none' AND e.subscription_id = s.id AND e.{OPEN_SQL}
                           AND e.ordering_key IS NOT NULL AND e.next_attempt_at <= now()
+                          AND {unleased("e")}
                         ORDER BY e.next_attempt_at, e.archive_seq LIMIT s.room_size * {_FRONT}
                     ) w
                     WHERE w.archive_seq = (  -- the key's head (a scalar probe per front row)
@@ -163,7 +167,7 @@ CLAIM_HEADS = text(
                         ORDER BY f.archive_seq LIMIT 1)
                     UNION
                     SELECT h.id FROM heads h WHERE h.subscription_id = s.id AND h.next_attempt_at <= now())
-                   AND d.{OPEN_SQL} AND d.next_attempt_at <= now()
+                   AND d.{OPEN_SQL} AND d.next_attempt_at <= now() AND {unleased("d")}
                  ORDER BY d.next_attempt_at, d.archive_seq LIMIT s.room_size
                  FOR UPDATE OF d SKIP LOCKED) AS keyed
             ) c
@@ -174,4 +178,3 @@ CLAIM_HEADS = text(
     )
 {_LEASE_AND_RETURN}    """  # noqa: S608 (lifecycle constants, see tables.OPEN_SQL)
 )
-

@@ -24,11 +24,12 @@ _CHUNK = 1_000
 #: Archive rows one pull request looks at, at most: a sparse subscription still makes progress.
 PULL_SCAN_LIMIT = 10_000
 
-# Manual retry: RETRY_STATUS whatever the state, due now, the schedule restarting.
+# Manual retry: RETRY_STATUS whatever the state, due now (a lease ends), the schedule restarting.
 _RETRY = text(
     f"""
     UPDATE deliveries
-    SET status = '{RETRY_STATUS}', next_attempt_at = now(), retry_base = attempts, updated_at = now()
+    SET status = '{RETRY_STATUS}', next_attempt_at = now(), leased_until = NULL, retry_base = attempts,
+        updated_at = now()
     WHERE id = :delivery AND subscription_id = :subscription
     RETURNING id, status, ordering_key, archive_seq
     """  # noqa: S608 (lifecycle constants, see tables.OPEN_SQL)
@@ -36,9 +37,9 @@ _RETRY = text(
 # lifecycle.released: what the failed head held back follows it now, not at its old retry time.
 _RELEASE = text(
     f"""
-    UPDATE deliveries SET next_attempt_at = now()
+    UPDATE deliveries SET next_attempt_at = now(), leased_until = NULL
     WHERE subscription_id = :subscription AND ordering_key = :key AND archive_seq > :seq
-      AND {OPEN_SQL} AND next_attempt_at > now()
+      AND {OPEN_SQL} AND greatest(next_attempt_at, leased_until) > now()
     """  # noqa: S608 (lifecycle constants, see tables.OPEN_SQL)
 )
 
@@ -46,7 +47,8 @@ _RELEASE = text(
 _RECOVER = text(
     f"""
     UPDATE deliveries
-    SET status = '{RETRY_STATUS}', next_attempt_at = now(), retry_base = attempts, updated_at = now()
+    SET status = '{RETRY_STATUS}', next_attempt_at = now(), leased_until = NULL, retry_base = attempts,
+        updated_at = now()
     WHERE subscription_id = :subscription AND status IN ({sql_literals(RECOVERABLE)})
       AND created_at >= :since
     RETURNING ordering_key, archive_seq

@@ -36,21 +36,22 @@ _MAY_RECORD = f"attempts = :attempt - 1 AND {OPEN_SQL}"
 _DEAD = text(
     f"""
     UPDATE deliveries SET status = '{DEAD}', attempts = :attempt, last_status_code = :code,
-           last_error = :error, updated_at = now()
+           last_error = :error, leased_until = NULL, updated_at = now()
     WHERE id = :id AND {_MAY_RECORD}
     RETURNING id
     """  # noqa: S608 (lifecycle constants, see tables.OPEN_SQL)
 )
 # Later deliveries of a key whose head failed cannot go before it: move them out of the due
 # range until the head's next try, so claims do not walk past them again and again (a dead
-# sink with a deep backlog made every claim scan its whole queue).
+# sink with a deep backlog made every claim scan its whole queue). A row is due at the later of
+# next_attempt_at and its lease (migration 0019).
 _HOLD_BACK = text(
     f"""
-    UPDATE deliveries d SET next_attempt_at = v.next_at
+    UPDATE deliveries d SET next_attempt_at = v.next_at, leased_until = NULL
     FROM unnest(CAST(:subs AS uuid[]), CAST(:keys AS text[]), CAST(:seqs AS bigint[]),
                 CAST(:nexts AS timestamptz[])) AS v(sid, k, seq, next_at)
     WHERE d.subscription_id = v.sid AND d.ordering_key = v.k AND d.archive_seq > v.seq
-      AND d.{OPEN_SQL} AND d.next_attempt_at < v.next_at
+      AND d.{OPEN_SQL} AND greatest(d.next_attempt_at, d.leased_until) < v.next_at
     """  # noqa: S608 (lifecycle constants, see tables.OPEN_SQL)
 )
 _FAILING = text(
@@ -77,9 +78,9 @@ _FAILED_TOO_LONG = text(
 # - ``alive``: a delivery deleted meanwhile (its subscription was deleted) has nothing left to
 #   record; KEY SHARE keeps the others from being deleted until the statement commits.
 # - ``logged``: the attempt log.
-# - ``living``: the delivery's new state, only the claim we made: a dispatcher whose lease ran
-#   out while it could not reach the database must not overwrite what another one recorded
-#   since (attempts = attempt - 1). Dead ones go through :data:`_DEAD` (they raise alerts).
+# - ``living``: the delivery's new state (its lease ends), only the claim we made: a dispatcher
+#   whose lease ran out while it could not reach the database must not overwrite what another
+#   one recorded since (attempts = attempt - 1). Dead ones go through :data:`_DEAD` (they raise alerts).
 # - ``made_good`` (lifecycle.MADE_GOOD): a delivered event's dead deliveries to the same
 #   subscription (one archive row per event, so the same archive_seq: the indexed way there)
 #   are delivered too. It touches only dead rows, ``living`` only open ones: never one row twice.
@@ -104,7 +105,7 @@ _RECORD = text(
     living AS (
         UPDATE deliveries d
         SET status = r.status, attempts = r.attempt, next_attempt_at = coalesce(r.next_at, r.started_at),
-            last_status_code = r.code, last_error = r.error,
+            leased_until = NULL, last_status_code = r.code, last_error = r.error,
             delivered_at = CASE WHEN r.status = '{DELIVERED}' THEN r.started_at END, updated_at = now()
         FROM r
         WHERE d.id = r.id AND r.status <> '{DEAD}' AND d.attempts = r.attempt - 1 AND d.{OPEN_SQL}

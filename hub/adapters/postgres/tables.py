@@ -36,6 +36,13 @@ OPEN_SQL = f"status IN ({sql_literals(OPEN)})"
 UNDELIVERED = (*OPEN, DEAD)
 UNDELIVERED_SQL = f"status IN ({sql_literals(UNDELIVERED)})"
 
+
+def unleased(alias: str) -> str:
+    """No dispatcher holds a lease on the delivery ``alias`` (its claim is over or expired), as
+    SQL: with ``next_attempt_at <= now()`` what makes an open delivery due (migration 0019)."""
+    return f"({alias}.leased_until IS NULL OR {alias}.leased_until <= now())"
+
+
 metadata = MetaData()
 
 processed_events = Table(
@@ -133,13 +140,10 @@ deliveries = Table(
     Column("delivered_at", DateTime(timezone=True)),
     # Attempts before the last manual retry: the schedule restarts at attempts - retry_base.
     Column("retry_base", Integer, nullable=False, server_default="0"),
-    # The dispatcher's claim: due rows, oldest first.
-    Index(
-        "ix_deliveries_due",
-        "next_attempt_at",
-        "archive_seq",
-        postgresql_where=text(OPEN_SQL),
-    ),
+    # The claim's lease (migration 0019): an open delivery is due at the later of next_attempt_at
+    # and leased_until. No index or index predicate may read this column: then the claim, which
+    # sets only it, is a HOT update (no index entries), on the room fillfactor leaves in the page.
+    Column("leased_until", DateTime(timezone=True)),
     # Per-key order: "is an earlier delivery for this key still open?"
     Index(
         "ix_deliveries_open_by_key",
@@ -175,6 +179,7 @@ deliveries = Table(
         "created_at",
         postgresql_where=text(UNDELIVERED_SQL),
     ),
+    postgresql_with={"fillfactor": "70"},
 )
 
 delivery_attempts = Table(
