@@ -69,7 +69,9 @@ def _run(tree: Path, mode: str, n: int) -> dict[str, float]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     env.update(PYTHONPATH=str(tree), BENCH_N=str(n))
     if mode == "off":  # an exporter that is never reached: nothing is sampled
-        env.update(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9", OTEL_TRACES_SAMPLER="parentbased_always_off")
+        env.update(
+            OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9", OTEL_TRACES_SAMPLER="parentbased_always_off"
+        )
     done = subprocess.run([sys.executable, "-c", CHILD], env=env, cwd=tree, capture_output=True, text=True)
     if done.returncode:
         raise RuntimeError(done.stderr[-2000:])
@@ -92,14 +94,18 @@ def main(trees: dict[str, Path], rounds: int, n: int) -> dict[str, dict[str, flo
         for step in STEPS:
             off, nosdk = seen[(name, "off", step)], seen[(name, "nosdk", step)]
             row[f"{step} off"] = round(statistics.median(off), 2)
-            row[f"{step} off-nosdk"] = round(statistics.median(a - b for a, b in zip(off, nosdk, strict=True)), 2)
+            row[f"{step} off-nosdk"] = round(
+                statistics.median(a - b for a, b in zip(off, nosdk, strict=True)), 2
+            )
         out[name] = row
     return out
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--base", type=Path, required=True, help="the old tree (git archive main | tar -x -C DIR)")
+    parser.add_argument(
+        "--base", type=Path, required=True, help="the old tree (git archive main | tar -x -C DIR)"
+    )
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--events", type=int, default=2000)
     args = parser.parse_args()

@@ -66,7 +66,9 @@ async def test_an_unsampled_publish_gets_no_project_batch_span_when_the_sampler_
     follow_unsampled_parents()  # the test SDK samples every span now, even of unsampled parents
     try:
         log, store = InMemoryEventLog(partitions=1), InMemoryProjectionStore()
-        await log.publish([traced("s1", ONE), traced("n1", unsampled), traced("n2", unsampled), traced("u1", None)])
+        await log.publish(
+            [traced("s1", ONE), traced("n1", unsampled), traced("n2", unsampled), traced("u1", None)]
+        )
         projector = await drain(log, store)
     finally:
         follow_unsampled_parents(False)
