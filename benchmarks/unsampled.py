@@ -40,7 +40,11 @@ N = int(os.environ["BENCH_N"])
 
 async def main() -> dict[str, float]:
     headers = {**AUTH, "content-type": "application/cloudevents+json"}
-    async with client_of(Path(tempfile.mkdtemp())) as (client, log):
+    with tempfile.TemporaryDirectory(prefix="koppelhub-bench-unsampled-") as data_dir:
+        return await steps(Path(data_dir), headers)
+
+async def steps(data_dir: Path, headers: dict[str, str]) -> dict[str, float]:
+    async with client_of(data_dir) as (client, log):
         for n in range(50):  # warm up: imports, first-call caches
             await client.post("/api/v1/events", json=_event(-n), headers=headers)
         started = time.process_time()
