@@ -22,7 +22,7 @@ from hub.api.rate_limits import PublishRateLimiter
 from hub.errors import BrokerUnavailable, KoppelhubError, RetriableError, StorageFull
 from hub.services.access import Principal
 from hub.settings import Settings
-from hub.tracing import TRACEPARENT, context_of, current_traceparent, tracer, tracing_on
+from hub.tracing import TRACEPARENT, carry_trace, context_of, traceparent_of, tracer, tracing_on
 from schemas import (
     CloudEvent,
     EnvelopeError,
@@ -182,19 +182,17 @@ async def accept(request: Request, principal: Principal, ctx: ApiContext) -> JSO
     if parent is None and not tracing_on():  # no trace to carry on, no SDK: the span would be a no-op
         await _send(ctx, events)
     else:
-        with tracer().start_as_current_span("publish", context=parent, kind=SpanKind.PRODUCER) as span:
-            span.set_attribute("messaging.batch.message_count", len(events))
-            traceparent = current_traceparent()
+        # Not made current: nothing under it makes spans, and attach/detach is a context copy
+        # each. Its attribute only when recorded (a non-recording span drops it anyway).
+        with tracer().start_span("publish", context=parent, kind=SpanKind.PRODUCER) as span:
+            if span.is_recording():
+                span.set_attribute("messaging.batch.message_count", len(events))
             # The events carry the trace on (distributed tracing), sampled or not: the projector
             # and the dispatcher follow this sampling decision (parent-based samplers), so a trace
             # is whole or absent, and an unsampled publish's deliveries are not sampled anew
             # (with a ratio r that sampled r + (1 - r) * r of the attempts, each in a trace of
             # its own).
-            if traceparent is not None:
-                events = [
-                    e if getattr(e, TRACEPARENT, None) else e.model_copy(update={TRACEPARENT: traceparent})
-                    for e in events
-                ]
+            carry_trace(events, traceparent_of(span))
             await _send(ctx, events)
     ctx.metrics.published(_mode(media_type), len(events))
     answer: dict[str, object] = {"accepted": [e.id for e in events]}

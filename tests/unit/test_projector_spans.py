@@ -52,3 +52,27 @@ async def test_a_batch_has_one_project_batch_span_per_trace_as_the_child_of_its_
     for span in found["project batch"]:  # each continues its publish's trace, not a new one
         if span.parent is not None:
             assert span.context is not None and span.context.trace_id == span.parent.trace_id
+
+
+async def test_an_unsampled_publish_gets_no_project_batch_span_when_the_sampler_follows_its_parent(
+    spans: InMemorySpanExporter,
+) -> None:
+    # Under a parentbased_* sampler (what OTEL_TRACES_SAMPLER configures) the span of a publish
+    # that was not sampled would not be recorded: the projector makes none for it, while a
+    # sampled publish and the events without a trace context still get theirs.
+    from hub.tracing import follow_unsampled_parents
+
+    unsampled = "00-5bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
+    follow_unsampled_parents()  # the test SDK samples every span now, even of unsampled parents
+    try:
+        log, store = InMemoryEventLog(partitions=1), InMemoryProjectionStore()
+        await log.publish(
+            [traced("s1", ONE), traced("n1", unsampled), traced("n2", unsampled), traced("u1", None)]
+        )
+        projector = await drain(log, store)
+    finally:
+        follow_unsampled_parents(False)
+
+    assert projector.stats.applied == 4  # every event projected, its context still on it
+    parents = [f"{s.parent.trace_id:032x}" if s.parent else None for s in by_name(spans)["project batch"]]
+    assert sorted(parents, key=str) == sorted([ONE.split("-")[1], None], key=str)

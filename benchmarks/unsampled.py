@@ -1,0 +1,117 @@
+"""CPU that tracing costs per event when its trace is NOT sampled, step by step, two code trees.
+
+    .venv/bin/python -m benchmarks.unsampled --base /tmp/x15-cut-base --rounds 5
+
+Each step runs in a fresh interpreter per tree and mode (the tracer provider is set once per
+process): ``nosdk`` (no OTEL_* variables) and ``off`` (the SDK installed by
+``hub.adapters.tracing`` with ``parentbased_always_off``: nothing is sampled, every event still
+carries its trace context). Steps, process CPU (``time.process_time``) per event:
+
+- ``publish``: ``POST /api/v1/events`` (one structured event per request) on the in-memory app;
+- ``project``: the projector draining those events from the in-memory log (batches of 50);
+- ``deliver``: the dispatcher's tracing step per attempt (``left_out`` + ``passed_on``).
+
+The figure that matters is ``off - nosdk`` per step: what the SDK costs an unsampled event.
+Rounds alternate the trees in both orders (old-new, then new-old), and medians are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+CHILD = """
+import asyncio, json, os, tempfile, time
+from pathlib import Path
+if os.environ.get("OTEL_TRACES_SAMPLER"):
+    from hub.adapters.tracing import configure_tracing
+    assert configure_tracing()
+from hub.adapters.memory import InMemoryProjectionStore
+from hub.tracing import TRACEPARENT, left_out, passed_on
+from tests.unit.test_projector_policy import drain
+from tests.unit.test_tracing import AUTH, _event, client_of
+
+N = int(os.environ["BENCH_N"])
+
+async def main() -> dict[str, float]:
+    headers = {**AUTH, "content-type": "application/cloudevents+json"}
+    with tempfile.TemporaryDirectory(prefix="koppelhub-bench-unsampled-") as data_dir:
+        return await steps(Path(data_dir), headers)
+
+async def steps(data_dir: Path, headers: dict[str, str]) -> dict[str, float]:
+    async with client_of(data_dir) as (client, log):
+        for n in range(50):  # warm up: imports, first-call caches
+            await client.post("/api/v1/events", json=_event(-n), headers=headers)
+        started = time.process_time()
+        for n in range(N):
+            await client.post("/api/v1/events", json=_event(n), headers=headers)
+        publish = time.process_time() - started
+    records = len(log.partitions[0])  # the warm-up's too
+    started = time.process_time()
+    await drain(log, InMemoryProjectionStore())
+    project = (time.process_time() - started) * N / records
+    carried = [dict(r.headers).get("ce_" + TRACEPARENT, b"").decode() or None for r in log.partitions[0]]
+    started = time.process_time()
+    for tp in carried:
+        if tp is None or left_out(tp):
+            passed_on(tp) if tp else None
+    deliver = (time.process_time() - started) * N / records
+    return {k: v / N * 1e6 for k, v in (("publish", publish), ("project", project), ("deliver", deliver))}
+
+print(json.dumps(asyncio.run(main())))
+"""
+
+STEPS = ("publish", "project", "deliver")
+
+
+def _run(tree: Path, mode: str, n: int) -> dict[str, float]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env.update(PYTHONPATH=str(tree), BENCH_N=str(n))
+    if mode == "off":  # an exporter that is never reached: nothing is sampled
+        env.update(
+            OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9", OTEL_TRACES_SAMPLER="parentbased_always_off"
+        )
+    done = subprocess.run([sys.executable, "-c", CHILD], env=env, cwd=tree, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(done.stderr[-2000:])
+    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main(trees: dict[str, Path], rounds: int, n: int) -> dict[str, dict[str, float]]:
+    seen: dict[tuple[str, str, str], list[float]] = {}
+    names = list(trees)
+    for r in range(rounds):
+        order = names if r % 2 == 0 else names[::-1]  # both orders: the second one ran dearer before
+        for mode in ("nosdk", "off"):
+            for name in order:
+                for step, us in _run(trees[name], mode, n).items():
+                    seen.setdefault((name, mode, step), []).append(us)
+    out: dict[str, dict[str, float]] = {}
+    for name in names:
+        row: dict[str, float] = {}
+        for step in STEPS:
+            off, nosdk = seen[(name, "off", step)], seen[(name, "nosdk", step)]
+            row[f"{step} off"] = round(statistics.median(off), 2)
+            row[f"{step} off-nosdk"] = round(
+                statistics.median(a - b for a, b in zip(off, nosdk, strict=True)), 2
+            )
+        out[name] = row
+    return out
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--base", type=Path, required=True, help="the old tree (git archive main | tar -x -C DIR)"
+    )
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--events", type=int, default=2000)
+    args = parser.parse_args()
+    here = Path(__file__).resolve().parents[1]
+    print(json.dumps(main({"old": args.base, "new": here}, args.rounds, args.events), indent=2))
