@@ -80,15 +80,14 @@ def carry_trace(events: Sequence[CloudEvent], traceparent: str | None) -> None:
     """Give every event that carries no trace context of its own ``traceparent`` (the publish
     span's), as its CloudEvents distributed-tracing extension; an event's own is kept.
 
-    Set in place, as :func:`hub.api.ownership.stamp_events` sets the organisation: these are the
-    request's own events, parsed just now and seen by nobody else. A ``model_copy`` per event
-    was most of what an unsampled publish cost in tracing (benchmarks.unsampled)."""
+    Set in place (:meth:`CloudEvent.stamp`), as :func:`hub.api.ownership.stamp_events` sets the
+    organisation: these are the request's own events, parsed just now and seen by nobody else.
+    A ``model_copy`` per event was most of what an unsampled publish cost in tracing
+    (benchmarks.unsampled)."""
     if traceparent is None:
         return
     for event in events:
-        extra = event.__pydantic_extra__
-        if not extra.get(TRACEPARENT):
-            extra[TRACEPARENT] = traceparent
+        event.stamp(TRACEPARENT, traceparent)
 
 
 def tracing_on() -> bool:

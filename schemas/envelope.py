@@ -274,6 +274,18 @@ class CloudEvent(BaseModel):
             copied.__dict__.pop("_cached_context", None)
         return copied
 
+    def stamp(self, name: str, value: str) -> None:
+        """Set extension attribute ``name`` (never a core attribute) to ``value`` in place,
+        unless the event already has it.
+
+        Only for an event nobody else has seen yet (the publish call's own, just parsed): a
+        ``model_copy`` per event costs several µs on the publish path. Drops the cached context,
+        so what was read before the stamp is not what is written after it."""
+        extra = self.__pydantic_extra__
+        if not extra.get(name):
+            extra[name] = value
+            self.__dict__.pop("_cached_context", None)
+
     def attributes(self) -> dict[str, str]:
         """Every context attribute, extensions included, as canonical strings."""
         out = self._context()

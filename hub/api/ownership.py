@@ -147,9 +147,7 @@ def stamp_events(principal: Principal, events: list[CloudEvent]) -> list[CloudEv
     if org is None:
         return events
     for event in events:
-        extra = event.__pydantic_extra__
-        if not extra.get(ORGANISATIE):
-            extra[ORGANISATIE] = org
+        event.stamp(ORGANISATIE, org)
     return events
 
 

@@ -453,3 +453,20 @@ def test_reading_an_events_attributes_changes_neither_them_nor_its_equality() ->
 
     assert read.attributes()["subject"] == "gebruik/42" and read.to_structured()["id"] == "evt-1"
     assert read == unread and read.model_dump() == unread.model_dump()
+
+
+def test_a_stamp_shows_in_the_attributes_even_when_they_were_read_before_it() -> None:
+    """The publish call stamps ``organisatie`` and ``traceparent`` in place (no copy per event);
+    an event whose attributes were already read and cached must show the stamp, and an
+    attribute the event brought itself is kept."""
+    stamped = validate_event(event())
+    assert "organisatie" not in stamped.attributes()  # computed and cached here
+    stamped.stamp("organisatie", "00000001234567890000")
+
+    assert stamped.attributes()["organisatie"] == "00000001234567890000"
+    assert stamped.to_structured()["organisatie"] == "00000001234567890000"
+
+    own = validate_event({**event(), "traceparent": "00-" + "a" * 32 + "-" + "b" * 16 + "-01"})
+    own.attributes()
+    own.stamp("traceparent", "00-" + "c" * 32 + "-" + "d" * 16 + "-00")
+    assert own.attributes()["traceparent"] == "00-" + "a" * 32 + "-" + "b" * 16 + "-01"
