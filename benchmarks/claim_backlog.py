@@ -23,7 +23,7 @@ import json
 import statistics
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +83,18 @@ def _nodes(plan: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
         yield from _nodes(child)
 
 
+def claim_params(ids: Sequence[Any]) -> dict[str, Any]:
+    """The parameters of one :data:`CLAIM` over the subscriptions ``ids``, each with room for
+    :data:`ROOM` deliveries and a 60 s lease."""
+    return {
+        "limit": ROOM * len(ids),
+        "lease": 60.0,
+        "room_ids": list(ids),
+        "room_sizes": [ROOM] * len(ids),
+        "default_concurrency": ROOM,
+    }
+
+
 def claim_cost(conn: Any, params: Mapping[str, Any]) -> dict[str, float]:
     """One claim as :meth:`PostgresOutbox.claim` makes it (the windowed claim, and the key-heads
     fallback when that found nothing) under EXPLAIN ANALYZE: ms, rows claimed, rows read from
@@ -131,13 +143,7 @@ def run(
         ids = [row[0] for row in conn.execute(text("SELECT id FROM subscriptions"))]
         open_count = conn.execute(text("SELECT count(*) FROM deliveries")).scalar()
         conn.rollback()
-        params = {
-            "limit": ROOM * len(ids),
-            "lease": 60.0,
-            "room_ids": ids,
-            "room_sizes": [ROOM] * len(ids),
-            "default_concurrency": ROOM,
-        }
+        params = claim_params(ids)
         costs = []
         for _ in range(claims):
             with conn.begin() as tx:

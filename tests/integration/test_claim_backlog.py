@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy import create_engine, text
 
-from benchmarks.claim_backlog import claim_cost, fill_blocked_backlog
+from benchmarks.claim_backlog import claim_cost, claim_params, fill_blocked_backlog
 from hub.adapters.postgres.engine import sqlalchemy_url
 
 
@@ -18,13 +18,7 @@ def test_a_claim_behind_in_flight_key_heads_reads_the_heads_not_the_backlog(data
         with engine.connect() as conn:
             sid = conn.execute(text("SELECT id FROM subscriptions")).scalar_one()
             conn.rollback()
-            params = {
-                "limit": 16,
-                "lease": 60.0,
-                "room_ids": [sid],
-                "room_sizes": [16],
-                "default_concurrency": 16,
-            }
+            params = claim_params([sid])
             with conn.begin() as tx:
                 cost = claim_cost(conn, params)
                 tx.rollback()

@@ -9,7 +9,7 @@ import re
 
 from sqlalchemy import create_engine, text
 
-from benchmarks.claim_backlog import fill_blocked_backlog
+from benchmarks.claim_backlog import claim_params, fill_blocked_backlog
 from hub.adapters.postgres.claims import CLAIM
 from hub.adapters.postgres.engine import sqlalchemy_url
 from hub.adapters.postgres.subscriptions import _RESUME
@@ -30,13 +30,7 @@ def test_a_claim_changes_no_indexed_column_and_is_a_hot_update(database_url: str
             conn.rollback()
             with conn.begin() as tx:
                 upd0, hot0 = conn.execute(_UPDATES).one()  # this backend's counts not yet flushed
-                params = {
-                    "limit": 16,
-                    "lease": 60.0,
-                    "room_ids": [sid],
-                    "room_sizes": [16],
-                    "default_concurrency": 16,
-                }
+                params = claim_params([sid])
                 claimed = conn.execute(CLAIM, params).all()
                 updated, hot = (
                     n - n0 for n, n0 in zip(conn.execute(_UPDATES).one(), (upd0, hot0), strict=True)
