@@ -268,7 +268,7 @@ class EmbeddedPostgres:
         running = pg_watchdog.postmaster(self.data_dir)
         if running is None and not self.crashed():
             return  # stopped on purpose (or restarting): wait for whoever stopped it
-        known = self._server._postmaster_info
+        known = _known_postmaster(self._server)
         if running is not None and known is not None and known.pid == running:
             return
         try:
@@ -287,7 +287,7 @@ class EmbeddedPostgres:
         """True when the server came back at another address than the roles use."""
         return (
             self._server is not None
-            and self._server._postmaster_info is not None
+            and _known_postmaster(self._server) is not None
             and (str(self._server.get_uri()) != self.url)
         )
 
@@ -304,6 +304,15 @@ class EmbeddedPostgres:
                 self._watchdog.kill()
                 self._watchdog.wait()
             self._watchdog = None
+
+
+def _known_postmaster(server: Any) -> Any:
+    """The postmaster pgserver last started or found, or None before it has one: its public
+    ``get_postmaster_info()`` asserts that there is one rather than answering None."""
+    try:
+        return server.get_postmaster_info()
+    except AssertionError:
+        return None
 
 
 @dataclass
