@@ -3,6 +3,7 @@ traceparent attribute) and the event carries it on in the Kafka binding (ce_trac
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from hub.adapters.memory import (
@@ -226,6 +229,8 @@ def test_the_traceparent_sent_on_is_the_one_the_w3c_propagator_writes() -> None:
                 TraceContextTextMapPropagator().inject(written)
                 assert current_traceparent() == written.get("traceparent")
     assert current_traceparent() is None
+
+
 @pytest.mark.parametrize(
     "value",
     [OWN, CALLER.replace("-01", "-00"), OWN.upper(), "00-" + "0" * 32 + "-b7ad6b7169203331-01", "rubbish"],
@@ -252,3 +257,44 @@ async def test_a_publish_makes_one_span_and_a_health_probe_none(
     assert (await client.post("/api/v1/events", json=_event(1), headers=headers)).status_code == 202
     assert (await client.get("/healthz")).status_code == 200
     assert [s.name for s in spans.get_finished_spans()] == ["publish"]
+
+
+def _traceparents() -> Iterator[str]:
+    """Every mix of parts near what the hub writes, each part varied where the propagator is
+    strict (version, case, length, all-zero ids, flags, a trailing part, padding)."""
+    versions = ("00", "01", "ff", "0")
+    traces = (TRACE, "0" * 32, TRACE.upper(), TRACE[:31], TRACE + "0")
+    spans = ("00f067aa0ba902b7", "0" * 16, "00F067AA0BA902B7", "00f067aa0ba902b")
+    flags = ("00", "01", "02", "03", "0a", "ff", "0B", "0", "000")
+    ends = ("", "-", "-00", " ", "\n")
+    for parts in itertools.product(versions, traces, spans, flags):
+        for end in ends:
+            yield "-".join(parts) + end
+            yield end + "-".join(parts)
+
+
+def test_the_quick_look_at_a_traceparent_agrees_with_the_w3c_propagator() -> None:
+    """left_out and passed_on read a plain header without the propagator (hub.tracing._PLAIN):
+    for any text they must say what a span continuing the propagator's parse would."""
+    for value in _traceparents():
+        _agrees_with_the_propagator(value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.text(max_size=60) | st.text("0123456789abcdef-", min_size=50, max_size=60))
+def test_the_quick_look_at_any_text_agrees_with_the_w3c_propagator(value: str) -> None:
+    _agrees_with_the_propagator(value)
+
+
+def _agrees_with_the_propagator(value: str) -> None:
+    from opentelemetry import trace
+
+    from hub.tracing import context_of, follow_unsampled_parents, left_out, passed_on, traceparent_of
+
+    parsed = trace.get_current_span(context_of(value)).get_span_context()
+    follow_unsampled_parents()
+    try:
+        assert left_out(value) == (parsed.is_valid and not parsed.trace_flags.sampled), value
+    finally:
+        follow_unsampled_parents(False)
+    assert passed_on(value) == traceparent_of(trace.NonRecordingSpan(parsed)), value
