@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import gc
 import json
 import os
 import resource
@@ -30,6 +32,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +69,26 @@ def generate(path: Path, rows: int) -> None:
         out.write("".join(chunk))
 
 
+@contextlib.contextmanager
+def collector_cpu() -> Iterator[list[float]]:
+    """CPU seconds this process spends in the garbage collector while the block runs (one
+    float in the yielded list, filled in at the end): the share of an import's CPU that no
+    stage of :mod:`benchmarks.import_stages` shows."""
+    spent, started = [0.0], [0.0]
+
+    def callback(phase: str, _: dict[str, Any]) -> None:
+        if phase == "start":
+            started[0] = time.process_time()
+        else:
+            spent[0] += time.process_time() - started[0]
+
+    gc.callbacks.append(callback)
+    try:
+        yield spent
+    finally:
+        gc.callbacks.remove(callback)
+
+
 def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -100,7 +123,8 @@ async def run_imports(
             import_id = await runner.lifecycle.start(spec)
             worker_before = worker_usage(runner)[0]
             started, cpu = time.perf_counter(), time.process_time()
-            tally: Tally = await runner.execute_import(import_id, spec)
+            with collector_cpu() as gc_cpu:
+                tally: Tally = await runner.execute_import(import_id, spec)
             seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
             worker_cpu, worker_mb = worker_usage(runner)
             await imports.finish(import_id, error=None, counts=tally.counts(), report=tally.per_type)
@@ -109,6 +133,7 @@ async def run_imports(
                     "label": label,
                     "seconds": seconds,
                     "cpu": cpu,
+                    "gc_cpu": gc_cpu[0],
                     "peak_mb": peak_mb(),
                     "worker_cpu": worker_cpu - worker_before,
                     "worker_mb": worker_mb,
@@ -177,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['label']:28s} {r['seconds']:7.1f} s  {rate:9,.0f} rows/s  published {r['published']:,}  "
             f"unchanged {r['unchanged']:,}  invalid {r['invalid']:,}  peak RSS {r['peak_mb']:.0f} MB "
             f"+ worker {r['worker_mb']:.0f} MB  (CPU: import process {r['cpu']:.1f} s, "
-            f"mapping worker {r['worker_cpu']:.1f} s; {cpu_us:.1f} µs per row)"
+            f"mapping worker {r['worker_cpu']:.1f} s; {cpu_us:.1f} µs per row; garbage collector "
+            f"{r['gc_cpu']:.1f} s of the import process's)"
         )
     first, second = results
     summary = {"first": first, "second": second, "limits": limits, "rows": args.rows,
