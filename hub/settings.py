@@ -274,7 +274,7 @@ class Settings(BaseSettings):
     )
     workers: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
         default="auto",
-        description="API processes of `koppelhub run` plus one; auto: one per core, 1: every role in one process.",
+        description="API processes of `koppelhub run` plus one; auto: one per core, 1: all roles in one.",
     )
 
     work_processes: int = Field(
