@@ -89,7 +89,9 @@ class Hub:
         return {"Authorization": f"Bearer {self.token}"}
 
     def process_groups(self) -> dict[str, list[int]]:
-        """Pids per group for :class:`CpuMeter`: hub, broker (Tansu), postgres, bench."""
+        """Pids per group for :class:`CpuMeter`: hub (``run`` and its API children), work (its
+        projector and dispatcher children, ``KOPPELHUB_WORK_PROCESSES``), broker (Tansu),
+        postgres, bench. The work children apart: they bound the fan-out and projection phases."""
         spawned = children(self.process.pid)
         postgres: list[int] = []
         with contextlib.suppress(OSError, ValueError):
@@ -99,8 +101,9 @@ class Hub:
         # PostgreSQL watchdog): they are the hub's CPU, the rest of its children is the broker.
         roles = [p for p in spawned if _is_hub_child(p)]
         broker = [p for p in spawned if p not in roles]
-        hub = [self.process.pid, *roles]
-        return {"hub": hub, "broker": broker, "postgres": postgres, "bench": [os.getpid()]}
+        work = [p for p in roles if "projector" in _roles(p)]
+        hub = [self.process.pid, *(p for p in roles if p not in work)]
+        return {"hub": hub, "work": work, "broker": broker, "postgres": postgres, "bench": [os.getpid()]}
 
     def api_pids(self) -> list[int]:
         """The processes that answer the API: the ``api`` workers, or ``run`` itself when it

@@ -59,7 +59,7 @@ async def measure(hub: Hub, seconds: float, settle: float) -> dict[str, Any]:
     """Percent of a core per process over ``seconds``, after ``settle`` seconds of quiet."""
     await asyncio.sleep(settle)
     groups = hub.process_groups()
-    pids = [p for ps in (groups["hub"], groups["broker"], groups["postgres"]) for p in ps]
+    pids = [p for ps in (groups["hub"], groups["work"], groups["broker"], groups["postgres"]) for p in ps]
     names = {pid: _name(pid, hub, groups) for pid in pids}
     machine_before, before = machine_busy_seconds(), _cpu(pids)
     await asyncio.sleep(seconds)

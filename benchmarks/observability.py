@@ -95,7 +95,8 @@ def hub_env(
 def cpu_by_process(hub: Hub) -> dict[str, float]:
     """CPU seconds of each of the hub's processes, by its roles (``run`` for the parent)."""
     out: dict[str, float] = {}
-    for pid in hub.process_groups()["hub"]:
+    groups = hub.process_groups()
+    for pid in groups["hub"] + groups["work"]:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if Path(f"/proc/{pid}").exists() else []
         name = argv[argv.index(b"--roles") + 1].decode() if b"--roles" in argv else "run"
         if "pg_watchdog" in b" ".join(argv).decode(errors="replace"):
@@ -168,7 +169,7 @@ async def measure(running: Running, round_: int) -> dict[str, Any]:
     await bench.batch_phase()  # waits until the hub is idle again after the last delivery
     after, by_process = bench.meter.sample(), cpu_by_process(running.hub)
     delivered = bench.results["e2e_delivered"]
-    hub_cpu = after["hub"] - before["hub"]
+    hub_cpu = after["hub"] + after["work"] - before["hub"] - before["work"]
     n = max(1, delivered["delivered"])
     return {
         "config": running.config, "round": round_, "events": delivered["events"],

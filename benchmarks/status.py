@@ -117,6 +117,7 @@ async def main(calls: int, *, explained: bool = False) -> dict[str, object]:
         cpu_ms = {
             k: round((cpu_after[k] - cpu_before[k]) / calls * 1000, 2) for k in ("hub", "broker", "postgres")
         }
+        cpu_ms["hub"] += round((cpu_after["work"] - cpu_before["work"]) / calls * 1000, 2)  # every role
         return {
             "machine": describe_machine(machine_info()),
             "setup_seconds": round(setup_s, 1),

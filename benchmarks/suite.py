@@ -3,6 +3,7 @@
     .venv/bin/python -m benchmarks.suite --check          # make bench: full sizes
     .venv/bin/python -m benchmarks.suite --quick          # smoke run, small sizes (a few minutes)
     .venv/bin/python -m benchmarks.suite --only imports --imports-args="--rows 200000"
+    .venv/bin/python -m benchmarks.suite --hub-env KOPPELHUB_WORK_PROCESSES=2   # two work children
 
 Runs ``benchmarks.e2e``, ``.fanout``, ``.projection``, ``.imports`` and ``.idle`` each in a process of its
 own with ``--check --json``, while :class:`~benchmarks.summary.LoadSampler` records how busy
@@ -42,6 +43,9 @@ QUICK = {
     "imports": ["--rows", "20000"],
     "idle": ["--seconds", "10"],
 }
+#: How each benchmark that starts ``koppelhub run`` takes a hub setting (``--hub-env``); projection
+#: and imports run the projector and importer in their own process, without ``run``.
+HUB_ENV_FLAG = {"e2e": "--hub-env", "fanout": "--env", "idle": "--hub-env"}
 
 
 def run_one(name: str, extra: Sequence[str], out: Path) -> tuple[int, dict[str, Any] | None, float]:
@@ -89,6 +93,15 @@ def write_readme(path: Path, summary: str) -> None:
     path.write_text(f"{head}\n{summary.strip()}\n{text[end:]}")
 
 
+def arguments(name: str, args: argparse.Namespace) -> list[str]:
+    """The extra arguments of ``benchmarks.<name>``: the ``--quick`` sizes, its ``--<name>-args``
+    and each ``--hub-env`` setting under the flag that benchmark takes it by."""
+    extra = [*(QUICK[name] if args.quick else []), *shlex.split(getattr(args, f"{name}_args"))]
+    if name in HUB_ENV_FLAG:
+        extra += [arg for kv in args.hub_env for arg in (HUB_ENV_FLAG[name], kv)]
+    return extra
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.suite",
@@ -99,6 +112,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run, not figures")
     for name in BENCHMARKS:
         parser.add_argument(f"--{name}-args", default="", metavar="ARGS", help=f"extra arguments for {name}")
+    parser.add_argument(
+        "--hub-env",
+        action="append",
+        default=[],
+        metavar="KOPPELHUB_X=V",
+        help=f"hub setting for {', '.join(HUB_ENV_FLAG)} (they start `koppelhub run`), repeatable",
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 when a floor is missed")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write every result as JSON to FILE")
     parser.add_argument(
@@ -116,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     codes: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="koppelhub-bench-suite-") as tmp, LoadSampler() as sampler:
         for name in chosen:
-            extra = [*(QUICK[name] if args.quick else []), *shlex.split(getattr(args, f"{name}_args"))]
+            extra = arguments(name, args)
             codes[name], results[name], seconds = run_one(name, extra, Path(tmp) / f"{name}.json")
             print(f"=== {name}: exit {codes[name]} after {seconds:.0f} s", flush=True)
     text, rows = summarise(results, codes, sampler.describe())

@@ -182,7 +182,7 @@ class Sink:
 
 
 async def wait_idle(
-    meter: CpuMeter, *, groups: Sequence[str] = ("hub", "postgres"), below: float = 0.05,
+    meter: CpuMeter, *, groups: Sequence[str] = ("hub", "work", "postgres"), below: float = 0.05,
     window: float = 0.5, within: float = 20.0,
 ) -> float:  # fmt: skip
     """Wait until ``groups`` together use less than ``below`` cores over ``window``; returns seconds."""
@@ -191,7 +191,7 @@ async def wait_idle(
     while time.monotonic() - started < within:
         await asyncio.sleep(window)
         after = meter.sample()
-        if sum(after[g] - before[g] for g in groups) / window < below:
+        if sum(after.get(g, 0.0) - before.get(g, 0.0) for g in groups) / window < below:
             break
         before = after
     return time.monotonic() - started

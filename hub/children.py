@@ -6,8 +6,13 @@ broker and database addresses in its environment and the socket inherited:
 
 - **intake** children (``api`` and ``connectors``): ``KOPPELHUB_WORKERS - 1`` of them, all
   accepting on the one socket the parent bound (the kernel spreads the connections);
-- one **work** child (``projector`` and ``dispatcher``): one consumer group and one outbox
-  drainer, so the drain below has one owner.
+- **work** children (``projector`` and ``dispatcher``): ``KOPPELHUB_WORK_PROCESSES`` of them
+  (default one). Their projector members are members of the one consumer group (the group
+  splits the partitions among all of them; a rebalance replays uncommitted records, which the
+  dedupe skips), and their dispatchers share the outbox through ``SKIP LOCKED`` claims with a
+  lease. Per-key order holds across them because the claim takes only a key's head (its open
+  delivery with the smallest archive position) and never a leased one: one process's delivery
+  in flight keeps the key's next delivery from every other process.
 
 Why this split: a publish costs the API most of its CPU and a projected, delivered event
 costs the projector and dispatcher theirs; the two halves meet only in Kafka and PostgreSQL.
@@ -16,8 +21,10 @@ The connectors stay with the API, whose upload and run requests wake them in-pro
 A child that exits while the parent did not ask it to (a crashed role ends its process) is
 started again after a back-off (0.5 s, doubling to 30 s, reset after a minute of life) and
 logged. A SIGTERM or SIGINT stops them in the order the README promises: the intake children
-first (the API stops accepting, the connectors stop publishing), then the work child (the
-projector drains everything accepted into PostgreSQL, the dispatcher finishes in flight);
+first (the API stops accepting, the connectors stop publishing), then every work child at
+once (each projector drains the partitions its members hold into PostgreSQL; a partition a
+stopping member gives up is drained by the member that gets it; each dispatcher finishes what
+it has in flight);
 the caller then stops the embedded services. A crashed embedded PostgreSQL is started again
 while the children wait for it; a dead embedded broker is started again on its port and the
 children with it (:meth:`Children.restart`, README "Outages"). Children get ``PR_SET_PDEATHSIG`` (SIGKILL):
@@ -61,9 +68,10 @@ INTAKE_RESTART_SECONDS = 20.0
 TEND_SECONDS = 0.5
 
 
-def role_groups(workers: int) -> list[tuple[str, ...]]:
-    """The roles of each child for ``workers`` processes (at least two)."""
-    return [INTAKE_ROLES] * max(1, workers - 1) + [WORK_ROLES]
+def role_groups(workers: int, work: int = 1) -> list[tuple[str, ...]]:
+    """The roles of each child: ``workers - 1`` intake children (at least one) and ``work``
+    work children (``KOPPELHUB_WORKERS`` and ``KOPPELHUB_WORK_PROCESSES``)."""
+    return [INTAKE_ROLES] * max(1, workers - 1) + [WORK_ROLES] * max(1, work)
 
 
 def _death_signal(parent: int) -> Callable[[], None] | None:
@@ -105,8 +113,10 @@ class Child:
 class Children:
     """Starts, tends and stops the role children of one ``run``."""
 
-    def __init__(self, workers: int, listener: socket.socket, infra: Infrastructure, write_ahead: bool):
-        self.children = [Child(roles) for roles in role_groups(workers)]
+    def __init__(
+        self, workers: int, listener: socket.socket, infra: Infrastructure, write_ahead: bool, work: int = 1
+    ):
+        self.children = [Child(roles) for roles in role_groups(workers, work)]
         self._listener = listener
         self._env = os.environ | {
             "KOPPELHUB_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
@@ -114,7 +124,7 @@ class Children:
             # Resolved here: a child sees a configured broker and would turn it off.
             "KOPPELHUB_WRITE_AHEAD": "true" if write_ahead else "false",
             # The port the parent bound (KOPPELHUB_HTTP_PORT=0 picks one): derived events'
-            # dataref in the work child names it.
+            # dataref in the work children names it.
             "KOPPELHUB_HTTP_PORT": str(listener.getsockname()[1]),
         }
         self._preexec = _death_signal(os.getpid())
@@ -145,7 +155,7 @@ class Children:
         log.info("child_started", roles=child.name, pid=child.proc.pid)
 
     def start(self) -> None:
-        """Start the work child, then the intake children, each group once the one before
+        """Start the work children, then the intake children, each group once the one before
         said it runs (so an API that answers ``/readyz`` means every role runs, as in one
         process); raise if one does not start."""
         deadline = time.monotonic() + START_SECONDS
@@ -203,8 +213,9 @@ class Children:
         child.proc, child.ready_fd = None, None
 
     def stop(self, limit: float, *, services_died: bool = False) -> list[str]:
-        """Stop the intake children, then the work child, each group within its share of
-        ``limit``; returns the role groups that had to be killed.
+        """Stop the intake children, then the work children (all at once: their members drain
+        side by side), each group within its share of ``limit``; returns the role groups that
+        had to be killed.
 
         A work child that is down (between a crash and its restart) is started first and
         waited for: only a running projector drains what the in-memory broker holds. When an
@@ -229,7 +240,7 @@ class Children:
         """Start every child anew on an embedded broker that was started again (empty, at the
         same address). The intake children first answer what they have in flight (the publish
         lands in the new broker, or gets its 503) within :data:`INTAKE_RESTART_SECONDS`; the
-        work child stops at once (the broker's log is gone: there is nothing to drain; what it
+        work children stop at once (the broker's log is gone: there is nothing to drain; what it
         held is kept as after a crash). They start as at a start: the write-ahead log is relayed
         before the API takes a request, so an event accepted before the outage is in the new
         log before any accepted after it. New connections wait meanwhile in the listening

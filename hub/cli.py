@@ -34,7 +34,8 @@ def main() -> None:
 @main.command()
 def run() -> None:
     """Run every role (embedded broker and database unless configured), spread over
-    KOPPELHUB_WORKERS processes (default: one per core)."""
+    KOPPELHUB_WORKERS processes (default: one per core): KOPPELHUB_WORKERS - 1 for the API and
+    connectors, KOPPELHUB_WORK_PROCESSES (default 1) for the projector and dispatcher."""
     serve(ROLES)
 
 

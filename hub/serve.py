@@ -162,7 +162,7 @@ def _run_children(
     """``run`` as a parent of role processes (hub/children.py): start, tend, stop in order."""
     stop = stop_on_signals()
     write_ahead = settings.write_ahead if settings.write_ahead is not None else infra.broker is not None
-    children = Children(workers, listener, infra, write_ahead)
+    children = Children(workers, listener, infra, write_ahead, settings.work_processes)
     try:
         children.start()
         _announce_children(children, settings, infra, listener, new_token)
@@ -361,7 +361,7 @@ def _announce_children(
         f"Koppelhub is running ({', '.join(ROLES)}) in {len(children.children)} processes.",
         *_api_lines(base, settings, new_token),
         *_service_lines(settings, infra),
-        f"  Roles:    {groups} (KOPPELHUB_WORKERS)",
+        f"  Roles:    {groups} (KOPPELHUB_WORKERS, KOPPELHUB_WORK_PROCESSES)",
         "Stop with Ctrl-C.",
     ]
     click.echo("\n".join(lines))

@@ -274,7 +274,13 @@ class Settings(BaseSettings):
     )
     workers: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
         default="auto",
-        description="Processes `koppelhub run` spreads its roles over; auto: one per core, 1: one process.",
+        description="API processes of `koppelhub run` plus one; auto: one per core, 1: all roles in one.",
+    )
+
+    work_processes: int = Field(
+        default=1,
+        ge=1,
+        description="Projector and dispatcher processes of `koppelhub run` when KOPPELHUB_WORKERS > 1.",
     )
 
     def worker_processes(self) -> int:

@@ -21,7 +21,7 @@ from hub.adapters.postgres.engine import libpq_url
 from hub.embedded import provision
 from hub.settings import Settings
 from tests.support.hub_api import event
-from tests.support.processes import role_children
+from tests.support.processes import counted_by, role_children
 
 pytestmark = pytest.mark.e2e
 
@@ -113,14 +113,20 @@ def archived_ids(data_dir: Path) -> list[str]:
         infra.close()
 
 
-@pytest.mark.parametrize("workers", ["1", "3"])
+INTAKE, WORK = "api,connectors", "projector,dispatcher"
+
+
+@pytest.mark.parametrize(
+    ("workers", "work", "expected"),
+    [("1", "1", []), ("3", "1", [INTAKE, INTAKE, WORK]), ("2", "2", [INTAKE, WORK, WORK])],
+)
 def test_sigterm_after_publishing_drains_every_accepted_event_into_postgresql(
-    tmp_path: Path, workers: str
+    tmp_path: Path, workers: str, work: str, expected: list[str]
 ) -> None:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "hub", "run"],
-        env=run_env(tmp_path, port, KOPPELHUB_WORKERS=workers),
+        env=run_env(tmp_path, port, KOPPELHUB_WORKERS=workers, KOPPELHUB_WORK_PROCESSES=work),
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -134,9 +140,8 @@ def test_sigterm_after_publishing_drains_every_accepted_event_into_postgresql(
             wait_ready(client, proc)
             for start in range(0, len(batch), 500):  # spread over the API processes' connections
                 publish(client, batch[start : start + 500])
-        roles = [r for r, _pid in role_children(proc.pid)]
-        expected = [] if workers == "1" else ["api,connectors", "api,connectors", "projector,dispatcher"]
-        assert roles == expected
+        children = role_children(proc.pid)
+        assert [r for r, _pid in children] == expected
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=200) == 0
     finally:
@@ -150,15 +155,23 @@ def test_sigterm_after_publishing_drains_every_accepted_event_into_postgresql(
     # The broker is gone with its log; whatever was accepted must be in the archive now, once.
     archived = archived_ids(tmp_path)
     assert sorted(archived) == sorted(e["id"] for e in batch)
+    # With two work processes both projected: the drain had two owners, and lost nothing.
+    work_pids = [pid for roles, pid in children if roles == WORK]
+    projected = [
+        counted_by(pid, "koppelhub_events_projected_total", tmp_path / "metrics") for pid in work_pids
+    ]
+    assert len(work_pids) < 2 or all(projected), projected
 
 
-def test_a_killed_role_process_is_replaced_and_nothing_accepted_is_lost(tmp_path: Path) -> None:
+@pytest.mark.parametrize("work", ["1", "2"])
+def test_a_killed_role_process_is_replaced_and_nothing_accepted_is_lost(tmp_path: Path, work: str) -> None:
     port = free_port()
-    log = tmp_path / "run.log"  # a file, not a pipe: three processes' logs never block on it
+    log = tmp_path / "run.log"  # a file, not a pipe: the processes' logs never block on it
+    env = run_env(tmp_path / "data", port, KOPPELHUB_WORKERS="2", KOPPELHUB_WORK_PROCESSES=work)
     with log.open("w") as err_file:
         proc = subprocess.Popen(
             [sys.executable, "-m", "hub", "run"],
-            env=run_env(tmp_path / "data", port, KOPPELHUB_WORKERS="2", KOPPELHUB_LOG_LEVEL="info"),
+            env=env | {"KOPPELHUB_LOG_LEVEL": "info"},
             stdout=subprocess.DEVNULL,
             stderr=err_file,
         )
@@ -166,17 +179,25 @@ def test_a_killed_role_process_is_replaced_and_nothing_accepted_is_lost(tmp_path
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
             wait_ready(client, proc)
-            first = dict(role_children(proc.pid))
-            assert set(first) == {"api,connectors", "projector,dispatcher"}
-            for round_, killed in enumerate(["projector,dispatcher", "api,connectors"]):
+            first = role_children(proc.pid)
+            expected = [INTAKE] + [WORK] * int(work)
+            assert [roles for roles, _pid in first] == expected
+            # A work process, then the intake one; with two work processes the other one works on.
+            for round_, (killed, pid) in enumerate([first[-1], first[0]]):
                 batch = [event(f"key-{i % 7}", 10_000 * round_ + i) for i in range(1000)]
                 publish(client, batch)  # accepted, mostly not projected yet
                 accepted += batch
-                os.kill(first[killed], signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
                 deadline = time.monotonic() + 60
-                while dict(role_children(proc.pid)).get(killed) in (None, first[killed]):
+                while (
+                    pid in (now := dict((p, r) for r, p in role_children(proc.pid)))
+                    or sorted(now.values()) != expected
+                ):
                     assert time.monotonic() < deadline, f"the killed {killed} process was not replaced"
                     time.sleep(0.1)
+                survivors = {p for _r, p in first if p != pid}
+                assert survivors <= set(now), "a process that was not killed was started again"
+                first = role_children(proc.pid)
                 # The parent kept the API's socket: this publish waits for the new API process
                 # at worst, it is never refused.
                 after = [event(f"key-{i % 7}", 10_000 * round_ + 5_000 + i) for i in range(500)]
@@ -195,7 +216,7 @@ def test_a_killed_role_process_is_replaced_and_nothing_accepted_is_lost(tmp_path
     port = free_port()
     again = subprocess.Popen(
         [sys.executable, "-m", "hub", "run"],
-        env=run_env(tmp_path / "data", port, KOPPELHUB_WORKERS="2"),
+        env=env | {"KOPPELHUB_HTTP_PORT": str(port)},
         stdout=subprocess.DEVNULL,
     )
     try:

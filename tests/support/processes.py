@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 
@@ -19,3 +21,16 @@ def role_children(parent: int) -> list[tuple[str, int]]:
         if int(stat[stat.rindex(")") + 2 :].split()[1]) == parent and b"worker" in argv:
             found.append((argv[argv.index(b"--roles") + 1].decode(), int(entry.name)))
     return sorted(found)
+
+
+def counted_by(pid: int, sample: str, metrics_dir: Path) -> float:
+    """What process ``pid`` alone counted of the counter ``sample`` (summed over its labels): its
+    own file in prometheus-client's multiprocess directory (``<data dir>/metrics``), read
+    through that library's collector, as ``/metrics`` reads every process's files."""
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    with tempfile.TemporaryDirectory() as alone:
+        for own in metrics_dir.glob(f"counter_{pid}.db"):
+            shutil.copy(own, alone)
+        collected = MultiProcessCollector(None, path=alone).collect()  # type: ignore[no-untyped-call]
+        return sum(s.value for metric in collected for s in metric.samples if s.name == sample)

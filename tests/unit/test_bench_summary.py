@@ -3,13 +3,14 @@ and the raw POST probe (benchmarks/limits.py) on a few requests: nothing here is
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from benchmarks.limits import post_rate
-from benchmarks.suite import README_BEGIN, README_END, summarise, write_readme
+from benchmarks.suite import BENCHMARKS, README_BEGIN, README_END, arguments, summarise, write_readme
 from benchmarks.summary import failed, figures, table
 from benchmarks.traffic import Sink
 
@@ -96,3 +97,13 @@ async def test_the_raw_post_probe_reaches_every_sink_from_another_process() -> N
 
     assert measured.name == "post" and measured.items == 40 and measured.per_s > 0
     assert [s.requests for s in sinks] == [20, 20]
+
+
+def test_the_suite_passes_a_hub_setting_to_every_benchmark_that_starts_koppelhub_run() -> None:
+    args = argparse.Namespace(quick=False, hub_env=["KOPPELHUB_WORK_PROCESSES=2"])
+    for name in BENCHMARKS:
+        setattr(args, f"{name}_args", "--seconds 5" if name == "idle" else "")
+    assert arguments("fanout", args) == ["--env", "KOPPELHUB_WORK_PROCESSES=2"]
+    assert arguments("e2e", args) == ["--hub-env", "KOPPELHUB_WORK_PROCESSES=2"]
+    assert arguments("idle", args) == ["--seconds", "5", "--hub-env", "KOPPELHUB_WORK_PROCESSES=2"]
+    assert arguments("projection", args) == []  # runs its projector in its own process, no `run`

@@ -36,3 +36,21 @@ def test_a_worker_count_that_is_no_positive_number_or_auto_is_refused(
 def test_every_process_beyond_the_first_serves_the_api_and_one_drains() -> None:
     assert role_groups(2) == [("api", "connectors"), ("projector", "dispatcher")]
     assert role_groups(4) == [("api", "connectors")] * 3 + [("projector", "dispatcher")]
+
+
+def test_one_work_process_by_default_and_as_many_as_koppelhub_work_processes_says(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("KOPPELHUB_WORK_PROCESSES", raising=False)
+    assert Settings().work_processes == 1
+    monkeypatch.setenv("KOPPELHUB_WORK_PROCESSES", "3")
+    assert Settings().work_processes == 3
+    monkeypatch.setenv("KOPPELHUB_WORK_PROCESSES", "0")
+    with pytest.raises(ValidationError, match="work_processes"):
+        Settings()
+
+
+def test_work_processes_add_projector_and_dispatcher_children_beside_the_api_ones() -> None:
+    work = ("projector", "dispatcher")
+    assert role_groups(2, 2) == [("api", "connectors"), work, work]
+    assert role_groups(3, 3) == [("api", "connectors")] * 2 + [work] * 3
