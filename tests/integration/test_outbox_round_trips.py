@@ -5,7 +5,8 @@ trip each (they were BEGIN, five statements and COMMIT for a batch, about 8 % of
 child's CPU in benchmarks.fanout). A batch with a failure needs more statements (hold-back,
 health) and keeps its one transaction. What each statement does is the contract suite's
 (tests/contract/test_outbox.py); this file pins the round trips, and the decoded events the
-outbox keeps between claims (an event is decoded and its body encoded once, not per claim).
+outbox keeps between claims (an event is decoded and its body encoded once, not per claim) and
+within one (a subscription's JSON columns are decoded once, not per row).
 """
 
 from __future__ import annotations
@@ -43,12 +44,12 @@ async def pg(database_url: str) -> AsyncIterator[dict[str, Any]]:
         await engine.dispose()
 
 
-async def _subscription(engine: Any, n: int) -> Any:
+async def _subscription(engine: Any, n: int, headers: dict[str, str] | None = None, **options: Any) -> Any:
     store = PostgresSubscriptionStore(engine)
     return (
         await store.create(
             sink=f"https://sink{n}.example/hook", protocol="HTTP", source=None, types=None, filters=[],
-            headers={}, config={}, secret="whsec_" + "A" * 32,
+            headers=headers or {}, config={}, secret="whsec_" + "A" * 32, **options,
         )
     ).id  # fmt: skip
 
@@ -129,3 +130,18 @@ async def test_the_outbox_keeps_only_the_latest_decoded_events(
 
     assert await claim_again(last) is last.event
     assert await claim_again(first) is not first.event
+
+
+async def test_a_claims_rows_of_one_subscription_share_its_decoded_headers_schedule_and_auth(
+    pg: dict[str, Any],
+) -> None:
+    engine = pg["engine"]
+    sid = await _subscription(engine, 1, {"X-Team": "zaken"}, retry_schedule=[1.0, 2.0])
+    logged = [LoggedEvent(event(f"k{n}", n), 0, n) for n in range(2)]
+    await apply_events(PostgresProjectionStore(engine), logged, None)
+
+    first, second = await PostgresOutbox(engine, source_urn=HUB).claim(10, LEASE, {sid: 10})
+
+    assert (first.headers, first.retry_schedule) == ({"X-Team": "zaken"}, [1.0, 2.0])
+    assert first.headers is second.headers
+    assert first.retry_schedule is second.retry_schedule and first.auth is second.auth
