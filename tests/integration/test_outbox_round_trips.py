@@ -11,7 +11,9 @@ within one (a subscription's JSON columns are decoded once, not per row).
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -145,3 +147,23 @@ async def test_a_claims_rows_of_one_subscription_share_its_decoded_headers_sched
     assert (first.headers, first.retry_schedule) == ({"X-Team": "zaken"}, [1.0, 2.0])
     assert first.headers is second.headers
     assert first.retry_schedule is second.retry_schedule and first.auth is second.auth
+
+
+async def test_a_claim_decodes_each_distinct_json_value_of_its_subscriptions_once_json_null_too(
+    pg: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = pg["engine"]
+    sid = await _subscription(engine, 1, retry_schedule=None)  # stored as JSON null, as the API does
+    logged = [LoggedEvent(event(f"k{n}", n), 0, n) for n in range(3)]
+    await apply_events(PostgresProjectionStore(engine), logged, None)
+    decoded: list[str] = []
+
+    def loads(raw: str) -> Any:
+        decoded.append(raw)
+        return json.loads(raw)
+
+    monkeypatch.setattr(outbox_module, "json", SimpleNamespace(loads=loads))
+    claimed = await PostgresOutbox(engine, source_urn=HUB).claim(10, LEASE, {sid: 10})
+
+    assert [(c.headers, c.retry_schedule, c.auth) for c in claimed] == [({}, None, {})] * 3
+    assert sorted(raw for raw in decoded if not raw.startswith('{"')) == ["null", "{}"]

@@ -53,6 +53,7 @@ _NEXT_DUE = text(
 
 #: The claim's columns that hold JSON of the subscription, returned as text (claims.py).
 JSON_COLUMNS = ("headers", "retry_schedule", "auth")
+_UNDECODED = object()
 #: Decoded archive events kept across claims (archive rows never change; retention only deletes).
 _EVENTS_KEPT = 1024
 
@@ -83,8 +84,8 @@ def _claimed(result: Result[Any], events: dict[int, SharedEvent]) -> list[Claime
         for name in JSON_COLUMNS:
             raw = fields[name]
             if raw is not None:
-                value = decoded.get(raw)
-                if value is None:
+                value = decoded.get(raw, _UNDECODED)
+                if value is _UNDECODED:  # (not None: a JSON null decodes to None)
                     value = decoded[raw] = json.loads(raw)
                 fields[name] = value
         seq = fields["archive_seq"]
