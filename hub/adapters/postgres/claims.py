@@ -48,7 +48,9 @@ _UNORDERED_AND_UNKEYED = f"""
                  FOR UPDATE OF d SKIP LOCKED) AS unkeyed
 """  # noqa: S608 (lifecycle constants, see tables.OPEN_SQL)
 # The claim itself: lease what ``due`` chose and return it with its event and subscription. The
-# lease is the one column it sets, read by no index: a HOT update (migration 0019).
+# lease is the one column it sets, read by no index: a HOT update (migration 0019). The event and
+# the subscription's JSON columns come as text: the outbox decodes each distinct value once per
+# claim (outbox.JSON_COLUMNS), not once per row as the driver's jsonb loader would.
 _LEASE_AND_RETURN = """
     UPDATE deliveries AS d
     SET leased_until = now() + make_interval(secs => :lease)
@@ -58,8 +60,9 @@ _LEASE_AND_RETURN = """
               CAST(a.event AS text) AS event_json, a.accepted_at, s.sink, s.secret,
               CASE WHEN s.previous_secret_expires_at > now() THEN s.previous_secret END
                   AS previous_secret,
-              s.headers, s.retry_schedule, s.ordering, s.max_concurrency,
-              LEAST(s.max_rate, s.allowed_rate) AS max_rate, s.content_mode, s.auth, s.organisatie
+              CAST(s.headers AS text) AS headers, CAST(s.retry_schedule AS text) AS retry_schedule,
+              s.ordering, s.max_concurrency, LEAST(s.max_rate, s.allowed_rate) AS max_rate, s.content_mode,
+              CAST(s.auth AS text) AS auth, s.organisatie
 """
 
 # The claim executes :func:`subscriptions.lifecycle.is_due` and ``blocked_by`` set-based.
