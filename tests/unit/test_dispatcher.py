@@ -476,11 +476,20 @@ async def test_a_slot_freed_by_an_ended_attempt_is_used_before_that_attempt_is_r
     )  # fmt: skip
     outbox._db.publish([event("k1", 1), event("k2", 2)])
     outbox.gate.clear()  # no recording ends until both were sent
+    second_sent = asyncio.Event()
+    deliver = client.deliver
+
+    async def counting(*args: Any, **kwargs: Any) -> DeliveryOutcome:
+        outcome = await deliver(*args, **kwargs)
+        if len(client.sent) == 2:
+            second_sent.set()
+        return outcome
+
+    client.deliver = counting  # type: ignore[method-assign]
     stop = asyncio.Event()
     running = asyncio.create_task(dispatcher.run(stop))
     async with asyncio.timeout(5):
-        while len(client.sent) < 2:
-            await asyncio.sleep(0.001)
+        await second_sent.wait()
     outbox.gate.set()
     stop.set()
     await running
