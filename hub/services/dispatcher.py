@@ -187,6 +187,11 @@ class Dispatcher:
             while not (stop.is_set() and not in_flight and not unrecorded and recorder is None):
                 can_claim = not stop.is_set() and len(in_flight) <= self._concurrency // 2
                 claimed_full = False
+                # A recording that ended before this claim is seen by it; one that ends during
+                # it is not, so the loop claims once more then.
+                recorded_before = recorder is not None and recorder.done()
+                if recorded_before:
+                    settled = False  # an ended delivery lets its key's next one go
                 if can_claim and (self._wakeup.is_set() or not settled):
                     self._wakeup.clear()  # before the claim, so a NOTIFY during it is kept
                     self._tracing = tracing_on()
@@ -204,11 +209,12 @@ class Dispatcher:
                 if done:
                     in_flight -= done
                     unrecorded.extend(t.result() for t in done)  # each freed its slot (_attempt_in_slot)
-                recorded = recorder is not None and recorder.done()
-                if recorder is not None and recorded:
+                recorded = False  # during the claim: claim again
+                if recorder is not None and recorder.done():
                     await recorder  # re-raises what recording could not survive
                     recorder = None
-                    settled = False  # an ended delivery lets its key's next one go: claim
+                    if not recorded_before:
+                        settled, recorded = False, True
                 if unrecorded and recorder is None:
                     recorder = asyncio.create_task(self._record(unrecorded))
                     unrecorded = []
