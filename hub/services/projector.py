@@ -2,8 +2,9 @@
 
 Per batch it records every event as processed (a duplicate ``source``+``id`` changes
 nothing), archives the new ones and writes one outbox row per recipient, all in one
-transaction. Positions are committed only after that transaction committed, so a crash at
-any point replays records that the dedupe then skips. It reads through the
+transaction. Positions are committed only after that transaction committed and was made
+durable (:class:`_Committer`), so a crash at any point replays records that the dedupe then
+skips. It reads through the
 :class:`hub.ports.LogConsumer` port and never sees a driver.
 
 Error policy: only infrastructure errors (:class:`RetriableError`: broker or database
