@@ -217,7 +217,11 @@ async def _wire_projector(hub: HubProcess, w: Wiring) -> None:
     # The projector's own pool, without the ping per checkout: the ping was one more round trip
     # before every batch's transaction, on the way of every event (issue 17: latency). After a
     # PostgreSQL restart one transaction fails retriably and the projector applies it again.
-    projection_engine = create_engine(hub.database_url, pool_size=s.projector_members, pre_ping=False)
+    # Its commits do not wait for the disk: the projector makes them durable before it commits
+    # log positions past them (PostgresProjectionStore).
+    projection_engine = create_engine(
+        hub.database_url, pool_size=s.projector_members, pre_ping=False, synchronous_commit=False
+    )
     w.closers.append(projection_engine.dispose)
     projector = hub.projector = Projector(
         consumer,

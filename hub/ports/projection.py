@@ -71,6 +71,12 @@ class ProjectionUnitOfWork(Protocol):
 class ProjectionStore(Protocol):
     def transaction(self) -> AbstractAsyncContextManager[ProjectionUnitOfWork]: ...
 
+    async def durable(self) -> None:
+        """Return once every transaction committed before the call survives a crash of the
+        store. A commit may return before it is on disk (PostgreSQL's asynchronous commit):
+        the projector calls this before it commits log positions past those transactions."""
+        ...
+
 
 
 class DeadLetters(Protocol):

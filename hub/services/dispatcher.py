@@ -180,32 +180,45 @@ class Dispatcher:
         unrecorded: list[AttemptResult] = []
         recorder: asyncio.Task[None] | None = None
         stopper = asyncio.create_task(stop.wait())
+        # Whether the outbox may hold a due delivery that the last claim did not take: see
+        # :meth:`_claimed_everything`. Until then a claim could only find nothing.
+        settled = False
         try:
             while not (stop.is_set() and not in_flight and not unrecorded and recorder is None):
                 can_claim = not stop.is_set() and len(in_flight) <= self._concurrency // 2
                 claimed_full = False
-                if can_claim:
+                # A recording that ended before this claim is seen by it; one that ends during
+                # it is not, so the loop claims once more then.
+                recorded_before = recorder is not None and recorder.done()
+                if recorded_before:
+                    settled = False  # an ended delivery lets its key's next one go
+                if can_claim and (self._wakeup.is_set() or not settled):
                     self._wakeup.clear()  # before the claim, so a NOTIFY during it is kept
                     self._tracing = tracing_on()
                     room = min(self._batch_size, self._concurrency - len(in_flight))
                     offered = self._flow.room()
-                    claimed = (
-                        await self._retrying(partial(self._outbox.claim, room, self._lease, offered)) or []
-                    )
+                    answer = await self._retrying(partial(self._outbox.claim, room, self._lease, offered))
+                    claimed = answer or []
                     self._track(claimed, offered)
                     in_flight.update(asyncio.create_task(self._attempt_in_slot(c)) for c in claimed)
                     claimed_full = len(claimed) == room
+                    settled = (
+                        answer is not None and not claimed_full and self._claimed_everything(claimed, offered)
+                    )
                 done = {t for t in in_flight if t.done()}
                 if done:
                     in_flight -= done
                     unrecorded.extend(t.result() for t in done)  # each freed its slot (_attempt_in_slot)
+                recorded = False  # during the claim: claim again
                 if recorder is not None and recorder.done():
                     await recorder  # re-raises what recording could not survive
                     recorder = None
+                    if not recorded_before:
+                        settled, recorded = False, True
                 if unrecorded and recorder is None:
                     recorder = asyncio.create_task(self._record(unrecorded))
                     unrecorded = []
-                if done or claimed_full:
+                if done or claimed_full or recorded:
                     continue
                 # Wait only for what can change the next step: a finished attempt or recording
                 # always; a NOTIFY or the stop signal only while they would lead somewhere.
@@ -223,12 +236,33 @@ class Dispatcher:
                 throttle = self._flow.wake_in()
                 if throttle is not None and can_claim:
                     timeout = max(0.005, throttle if timeout is None else min(timeout, throttle))
-                await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                ended, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                if not ended:  # the poll, a due time or a throttled subscription's token
+                    settled = False
                 if waker is not None:
                     waker.cancel()
         finally:
             stopper.cancel()
             self.running = False
+
+    def _claimed_everything(self, claimed: list[ClaimedDelivery], offered: Mapping[Any, int]) -> bool:
+        """After a claim that was not full: whether it took every due delivery it may send.
+
+        It did unless a subscription's room bounded it: one that got all the room it was
+        offered, or one it was offered no room for (the claim applies that subscription's own
+        cap and rate then, which only the statement knows), or one left without room now.
+        Then the outbox holds nothing due for this dispatcher until one of these: a NOTIFY
+        (new deliveries, a retry or resume by an operator: it sets the wake-up), a recorded
+        outcome (the next delivery of its key becomes due, a window blocked by in-flight heads
+        moves), a due time, a token or the poll (a wait that times out). The loop claims again
+        only then. Before, it also claimed when an attempt ended and again when its recording
+        began: empty claims of two statements each (CLAIM and CLAIM_HEADS)."""
+        got: dict[Any, int] = {}
+        for c in claimed:
+            got[c.subscription_id] = got.get(c.subscription_id, 0) + 1
+        if any(n >= offered.get(sid, n) for sid, n in got.items()):
+            return False
+        return all(free > 0 for free in self._flow.room().values())
 
     def _track(self, claimed: list[ClaimedDelivery], offered: Mapping[Any, int]) -> None:
         counts: dict[Any, tuple[int, ClaimedDelivery]] = {}

@@ -2,8 +2,9 @@
 
 Per batch it records every event as processed (a duplicate ``source``+``id`` changes
 nothing), archives the new ones and writes one outbox row per recipient, all in one
-transaction. Positions are committed only after that transaction committed, so a crash at
-any point replays records that the dedupe then skips. It reads through the
+transaction. Positions are committed only after that transaction committed and was made
+durable (:class:`_Committer`), so a crash at any point replays records that the dedupe then
+skips. It reads through the
 :class:`hub.ports.LogConsumer` port and never sees a driver.
 
 Error policy: only infrastructure errors (:class:`RetriableError`: broker or database
@@ -29,7 +30,7 @@ import structlog
 from opentelemetry.trace import SpanKind
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
-from hub.errors import PermanentError, RetriableError
+from hub.errors import KoppelhubError, PermanentError, RetriableError
 from hub.ports import DeadLetters, LogConsumer, LoggedEvent, LogRecord, NewDelivery, ProjectionStore
 from hub.ports.metrics import NO_METRICS, Metrics
 from hub.services.collector import defer_full_collections, freeze_start_up_heap
@@ -171,7 +172,7 @@ class Projector:
         await consumer.start()
         self._started += 1
         drain_deadline: float | None = None
-        committing: asyncio.Task[bool] | None = None
+        committer = _Committer(consumer, self._store)
         try:
             while not stop.is_set():
                 try:
@@ -186,7 +187,7 @@ class Projector:
                     with defer_full_collections():
                         applied = await self._handle_with_retry(batch, stop)
                     if applied:
-                        committing = await _commit_behind(consumer, committing, positions(batch))
+                        committer.behind(positions(batch))
                     continue
                 if drain is not None and drain.is_set():
                     drain_deadline = drain_deadline or time.monotonic() + drain_timeout
@@ -198,8 +199,7 @@ class Projector:
             self._started -= 1
             self._live.remove(consumer)
             try:
-                if committing is not None:  # the last positions are committed before the member leaves
-                    await committing
+                await committer.done()  # the last positions are committed before the member leaves
             finally:
                 await consumer.stop()
 
@@ -344,20 +344,45 @@ def _origin(record: LogRecord) -> str:
     return f"{record.topic}/{record.partition}/{record.offset}"
 
 
-async def _commit_behind(
-    consumer: LogConsumer, committing: asyncio.Task[bool] | None, after: dict[int, int]
-) -> asyncio.Task[bool]:
-    """Commit ``after`` (positions of a batch whose transaction committed) in the background.
+class _Committer:
+    """Commits a member's log positions behind its batches, each only once the transactions
+    that applied the records before it are durable (:meth:`ProjectionStore.durable`: their
+    commits do not wait for the disk, issue 17: latency).
 
-    The member goes on reading and applying the next batch meanwhile: waiting for the broker's
-    answer put one offset-commit round trip between every two batches of a member, on the path
-    of every event that arrived during it (issue 17: latency). One commit per member is in
-    flight at a time, and each starts only after the one before it ended, so positions are
-    committed in order and never ahead of a durable projection; a crash before a commit
-    replays what the dedupe then skips, as before."""
-    if committing is not None:
-        await committing  # almost always done: it had a whole transaction's time
-    return asyncio.create_task(consumer.commit(after), name="projector-commit")
+    The member goes on reading and applying meanwhile: neither the store's flush nor the
+    broker's answer is on the path of the next event. One round (flush, then commit) runs at a
+    time; the positions of batches applied during a round go in the next one, together (the
+    latest per partition). So positions are committed in order and never ahead of a durable
+    projection; a crash before a commit replays what the dedupe then skips, as before. A flush
+    that fails (the store is away) keeps its positions for the next round."""
+
+    def __init__(self, consumer: LogConsumer, store: ProjectionStore) -> None:
+        self._consumer, self._store = consumer, store
+        self._pending: dict[int, int] = {}
+        self._round: asyncio.Task[None] | None = None
+
+    def behind(self, after: dict[int, int]) -> None:
+        """Commit ``after`` (positions past batches whose transactions committed) in time."""
+        self._pending.update(after)
+        if self._round is None or self._round.done():
+            self._round = asyncio.create_task(self._commit(), name="projector-commit")
+
+    async def _commit(self) -> None:
+        while self._pending:
+            after, self._pending = self._pending, {}
+            try:
+                await self._store.durable()
+            except KoppelhubError as e:
+                log.warning("projection_flush_failed", error=str(e)[:500])
+                self._pending = {**after, **self._pending}
+                return
+            await self._consumer.commit(after)
+
+    async def done(self) -> None:
+        """Wait for the round under way (it commits what was pending when it began, and what
+        came during it)."""
+        if self._round is not None:
+            await self._round
 
 
 async def _pause(stop: asyncio.Event, seconds: float) -> None:

@@ -408,3 +408,90 @@ async def test_an_unsampled_trace_gets_no_attempt_span_when_the_sampler_follows_
     finally:
         follow_unsampled_parents(False)
         spans.close()
+
+
+class Journal(SignallingOutbox):
+    """The in-memory outbox writing down each claim (with how many it took), each recording
+    and each look-up of the next due time, in order; a recording waits for :attr:`gate`."""
+
+    def __init__(self, db: InMemoryDatabase):
+        super().__init__(db)
+        self.steps: list[str] = []
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.looked_up = asyncio.Event()
+
+    async def claim(self, limit: int, lease_seconds: float, room: Any = None) -> Any:
+        claimed = await super().claim(limit, lease_seconds, room)
+        self.steps.append(f"claim {len(claimed)}")
+        return claimed
+
+    async def record(self, results: Sequence[AttemptResult]) -> None:
+        await self.gate.wait()
+        self.steps.append("record")
+        await super().record(results)
+
+    async def next_due(self) -> Any:
+        self.steps.append("next due")
+        self.looked_up.set()
+        return await super().next_due()
+
+
+def journalled() -> tuple[Journal, Dispatcher, FakeClient]:
+    db, client = InMemoryDatabase(), FakeClient()
+    outbox = Journal(db)
+    policy = RetryPolicy(RetrySchedule.of([60.0]), slow_down_s=0)
+    dispatcher = Dispatcher(outbox, client, policy, asyncio.Event(), poll_seconds=60, lease_seconds=30)
+    return outbox, dispatcher, client
+
+
+async def test_a_lone_event_costs_no_claim_that_can_only_find_nothing() -> None:
+    # The latency phase's case (issue 17): one event at a time. The claim after its attempt
+    # ends may find more (the subscription was idle: the claim gave it room for one); the claim
+    # after its recording may find its key's next event. A claim while the recording runs, or
+    # once more after an empty one, could find nothing: each was two statements in PostgreSQL.
+    outbox, dispatcher, client = journalled()
+    await InMemorySubscriptionStore(outbox._db).create(
+        sink="https://a.example/hook", protocol="HTTP", source=None, types=None, filters=[],
+        headers={}, config={}, secret="whsec_" + "A" * 32,
+    )  # fmt: skip
+    outbox._db.publish([event("k1", 1)])
+    stop = asyncio.Event()
+    running = asyncio.create_task(dispatcher.run(stop))
+    async with asyncio.timeout(5):  # the idle wait's look-up: the marker that the round ended
+        await outbox.looked_up.wait()
+    stop.set()
+    await running
+    assert numbers(client.sent) == [1]
+    assert outbox.steps == ["claim 1", "claim 0", "record", "claim 0", "next due"]
+
+
+async def test_a_slot_freed_by_an_ended_attempt_is_used_before_that_attempt_is_recorded() -> None:
+    # A subscription with one slot and two events on different keys: the second may go as
+    # soon as the first attempt ends, while the first outcome's recording still waits.
+    outbox, dispatcher, client = journalled()
+    await InMemorySubscriptionStore(outbox._db).create(
+        sink="https://a.example/hook", protocol="HTTP", source=None, types=None, filters=[],
+        headers={}, config={}, secret="whsec_" + "A" * 32, max_concurrency=1,
+    )  # fmt: skip
+    outbox._db.publish([event("k1", 1), event("k2", 2)])
+    outbox.gate.clear()  # no recording ends until both were sent
+    second_sent = asyncio.Event()
+    deliver = client.deliver
+
+    async def counting(*args: Any, **kwargs: Any) -> DeliveryOutcome:
+        outcome = await deliver(*args, **kwargs)
+        if len(client.sent) == 2:
+            second_sent.set()
+        return outcome
+
+    client.deliver = counting  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    running = asyncio.create_task(dispatcher.run(stop))
+    async with asyncio.timeout(5):
+        await second_sent.wait()
+    outbox.gate.set()
+    stop.set()
+    await running
+    assert numbers(client.sent) == [1, 2]
+    assert "record" not in outbox.steps[: outbox.steps.index("claim 1", 1)]

@@ -228,3 +228,56 @@ async def test_a_member_applies_its_next_batch_while_the_broker_still_commits_th
         drained.set()
         await running
     assert log.committed(GROUP) == {0: 2} and held.most_in_flight == 1
+
+
+class FlushingStore(InMemoryProjectionStore):
+    """The in-memory store standing in for one whose commits are asynchronous: :meth:`durable`
+    waits for :attr:`flushed` and writes down, each time, the events archived when it began;
+    its first ``failures`` flushes fail as an unreachable database does."""
+
+    def __init__(self, failures: int = 0) -> None:
+        super().__init__()
+        self.flushed, self.flushes, self.failures = asyncio.Event(), asyncio.Queue[list[str]](), failures
+
+    async def durable(self) -> None:
+        self.flushes.put_nowait(archived(self))
+        await self.flushed.wait()
+        if self.failures:
+            self.failures -= 1
+            raise RetriableError("database unreachable")
+
+
+async def test_positions_are_committed_only_after_the_store_made_their_transactions_durable() -> None:
+    log, store = InMemoryEventLog(partitions=1), FlushingStore()
+    stop, drained = asyncio.Event(), asyncio.Event()
+    await log.publish([event("first")])
+    running = asyncio.create_task(
+        Projector(lambda: log.consumer(GROUP), store, log, derive=None).run(stop, drain=drained)
+    )
+    async with asyncio.timeout(5):
+        assert await store.flushes.get() == ["first"]  # the flush after the batch's commit
+        await log.publish([event("second")])
+        assert log.committed(GROUP) == {}  # not before the flush returned
+        store.flushed.set()
+        drained.set()
+        await running
+    assert log.committed(GROUP) == {0: 2} and archived(store) == ["first", "second"]
+
+
+async def test_positions_whose_flush_failed_are_committed_after_the_next_flush() -> None:
+    # Two partitions, one event each: the first batch's position is committed although its
+    # own flush failed and no later batch of its partition comes.
+    log, store = InMemoryEventLog(partitions=2), FlushingStore(failures=1)
+    stop, drained = asyncio.Event(), asyncio.Event()
+    await log.publish([event("first", "a")])
+    running = asyncio.create_task(
+        Projector(lambda: log.consumer(GROUP), store, log, derive=None).run(stop, drain=drained)
+    )
+    async with asyncio.timeout(5):
+        assert await store.flushes.get() == ["first"]
+        store.flushed.set()  # this flush fails
+        await log.publish([event("second", "d")])
+        assert await store.flushes.get() == ["first", "second"]  # the next batch's flush
+        drained.set()
+        await running
+    assert log.committed(GROUP) == {1: 1, 0: 1}

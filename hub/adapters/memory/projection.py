@@ -132,6 +132,9 @@ class InMemoryProjectionStore:
     def deliveries(self) -> list[NewDelivery]:
         return list(self._state.deliveries)
 
+    async def durable(self) -> None:
+        """Nothing to wait for: a commit here is as durable as it ever gets."""
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[InMemoryProjectionUnitOfWork]:
         work = self._state.copy()

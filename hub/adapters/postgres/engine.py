@@ -27,13 +27,22 @@ def libpq_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def create_engine(url: str, *, pool_size: int = 10, pre_ping: bool = True) -> AsyncEngine:
+def create_engine(
+    url: str, *, pool_size: int = 10, pre_ping: bool = True, synchronous_commit: bool = True
+) -> AsyncEngine:
     """The process's async engine. ``pre_ping`` tests each connection with a round trip when it
     is checked out, so a connection PostgreSQL dropped is replaced before it fails a statement;
     without it the first statement on such a connection fails (retriable) and SQLAlchemy drops
-    the pool's older connections."""
+    the pool's older connections. ``synchronous_commit=False``: a commit returns before its
+    write-ahead log is on disk; only for a user that makes its commits durable itself before
+    anything relies on them (the projector's store: ``PostgresProjectionStore.durable``)."""
+    options = {} if synchronous_commit else {"options": "-c synchronous_commit=off"}
     return create_async_engine(
-        sqlalchemy_url(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=pre_ping
+        sqlalchemy_url(url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=pre_ping,
+        connect_args=options,
     )
 
 

@@ -140,8 +140,9 @@ class PostgresOutbox:
         return claimed
 
     async def next_due(self) -> datetime | None:
+        # One read: autocommitted, it is one round trip, not BEGIN, SELECT and ROLLBACK.
         with translate_db_errors():
-            async with self._engine.connect() as conn:
+            async with self._autocommit.connect() as conn:
                 due: datetime | None = (await conn.execute(_NEXT_DUE)).scalar()
                 return due
 
