@@ -9,7 +9,8 @@ and batches (4 in flight). It reports the CPU time of the api child (``/proc/<pi
 request and per event: on a shared machine wall-clock rates say little, CPU per request says
 what one core could do. Beside it, per event, the CPU of the PostgreSQL backend of the
 write-ahead log's group commit (``application_name`` ``koppelhub-write-ahead``: the ``COPY``
-of every accepted event) and of all PostgreSQL processes (the projector's work included).
+of every accepted event), of all PostgreSQL processes (the projector's work included) and of
+the broker (more, smaller produce requests cost it more).
 ``--py-spy DIR`` records the api child during each phase (py-spy must
 be installed; its ``--idle`` is off, so the profile is CPU only).
 """
@@ -68,7 +69,8 @@ async def phase(
     hub: Hub, name: str, bodies: list[tuple[bytes, int]], mode: str, workers: int, spy: Path | None
 ) -> dict[str, object]:
     pids = api_children(hub)
-    wal, postgres = write_ahead_backends(hub), hub.process_groups()["postgres"]
+    groups = hub.process_groups()
+    wal, postgres, broker = write_ahead_backends(hub), groups["postgres"], groups["broker"]
     recorder = None
     if spy is not None and shutil.which("py-spy"):
         out = spy / f"{name}.txt"
@@ -79,13 +81,14 @@ async def phase(
         await asyncio.sleep(1.0)
     pub = Publisher(hub, workers)
     cpu0, t0, load0 = cpu_seconds(pids), time.monotonic(), os.getloadavg()[0]
-    wal0, pg0 = cpu_seconds(wal), cpu_seconds(postgres)
+    wal0, pg0, broker0 = cpu_seconds(wal), cpu_seconds(postgres), cpu_seconds(broker)
     try:
         accepted = await pub.post_all(bodies, mode, workers)
     finally:
         await pub.close()
     seconds, cpu = time.monotonic() - t0, cpu_seconds(pids) - cpu0
     wal_cpu, pg_cpu = cpu_seconds(wal) - wal0, cpu_seconds(postgres) - pg0
+    broker_cpu = cpu_seconds(broker) - broker0
     if recorder is not None:
         recorder.send_signal(signal.SIGINT)
         await asyncio.wait_for(recorder.wait(), timeout=30)
@@ -96,6 +99,7 @@ async def phase(
         "cpu_us_per_event": round(cpu / events * 1e6, 1),
         "write_ahead_backend_us_per_event": round(wal_cpu / events * 1e6, 1),
         "postgres_us_per_event": round(pg_cpu / events * 1e6, 1),
+        "broker_us_per_event": round(broker_cpu / events * 1e6, 1),
         "wall_events_per_s": round(accepted / seconds),
         "load_average_1m": round((load0 + os.getloadavg()[0]) / 2, 2),
     }  # fmt: skip

@@ -1,7 +1,7 @@
 """The disk filling up under a running hub (issue 16): publish answers 503 problem+json that
 says the disk is full and what to do (never a 500, never a 202 that is then lost), what was
-acknowledged before is projected and delivered once space is freed, and the hub recovers by
-itself.
+acknowledged before is projected and delivered once space is freed (a refused request may be
+too: it may have reached the broker), and the hub recovers by itself.
 
 The hub's data dir (the embedded PostgreSQL's data and WAL with it) is a small tmpfs the test
 mounts and fills with a ballast file; without the right to mount (not root, no
@@ -89,6 +89,7 @@ async def test_a_full_disk_answers_503_and_loses_nothing_acknowledged(tmp_path: 
         hub = Run(data_dir, tmp_path / "run.log", **HUB_ENV)
         acked: list[dict[str, Any]] = []
         refusals: list[httpx.Response] = []
+        refused_ids: set[str] = set()
         try:
             await hub.start()
             async with httpx.AsyncClient(base_url=hub.url, timeout=30) as client:
@@ -109,6 +110,7 @@ async def test_a_full_disk_answers_503_and_loses_nothing_acknowledged(tmp_path: 
                     acked += batch
                 else:
                     refusals.append(response)
+                    refused_ids |= {e["id"] for e in batch}
                     if len(refusals) == 3:
                         break
             assert refusals, "the hub took every batch on a full disk"
@@ -150,4 +152,8 @@ async def test_a_full_disk_answers_503_and_loses_nothing_acknowledged(tmp_path: 
         f"{refusals[0].json()['title']!r}; after freeing space {len(wanted)} acknowledged, "
         f"{len(set(archived) & wanted)} archived, {len(delivered(sink.delivered) & wanted)} delivered"
     )
-    assert sorted(archived) == sorted(wanted)  # every acknowledged event, once
+    assert len(archived) == len(set(archived))  # nothing twice
+    # Every acknowledged event, and nothing the hub was not sent. A refused batch may be archived
+    # (the write-ahead commit and the broker's send run at once, so the request that met the full
+    # disk may have reached the broker; a 503 asks to retry, and the projector dedupes a retry).
+    assert wanted <= set(archived) <= wanted | refused_ids

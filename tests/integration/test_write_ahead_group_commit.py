@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+from collections.abc import Sequence
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 
 from hub.adapters.memory.log import InMemoryEventLog
 from hub.adapters.postgres.engine import create_engine
-from hub.adapters.postgres.errors import DataRejected
+from hub.adapters.postgres.errors import DatabaseUnavailable, DataRejected
 from hub.adapters.postgres.write_ahead import WriteAheadEventLog
+from hub.errors import BrokerUnavailable
 from schemas import CloudEvent, parse_structured
+from schemas.bindings import KafkaRecord
 from tests.support.hub_api import event
 
 pytestmark = pytest.mark.integration
@@ -138,3 +142,87 @@ async def test_the_rows_hold_every_record_byte_for_byte_as_it_was_sent(database_
     finally:
         await wal.close()
         await engine.dispose()
+
+
+class WatchedLog(InMemoryEventLog):
+    """The in-memory broker, telling the test when a send reached it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reached = asyncio.Event()
+
+    async def publish_records(self, records: Sequence[KafkaRecord]) -> None:
+        self.reached.set()
+        await super().publish_records(records)
+
+
+def sent_ids(log: InMemoryEventLog) -> list[str]:
+    return [dict(r.headers)["ce_id"].decode() for partition in log.partitions for r in partition]
+
+
+async def test_the_broker_send_starts_while_the_write_ahead_commit_still_waits_and_the_publish_waits_for_both(
+    database_url: str,
+) -> None:
+    """The two waits overlap (the commit held back by a lock on ``event_wal``): the record
+    reaches the broker before the commit, and the publish returns only once the row is on disk."""
+    engine = create_engine(database_url, pool_size=2)
+    inner = WatchedLog()
+    wal = WriteAheadEventLog(engine, inner)
+    e = cloud_event(n=1)
+    try:
+        async with engine.connect() as holder:
+            await holder.execute(text("LOCK TABLE event_wal IN SHARE MODE"))  # COPY waits for it
+            publishing = asyncio.create_task(wal.publish([e]))
+            await asyncio.wait_for(inner.reached.wait(), timeout=10)
+            assert sent_ids(inner) == [e.id]
+            assert not publishing.done()  # the commit is still held back: no answer yet
+            await holder.rollback()
+        await asyncio.wait_for(publishing, timeout=10)
+        assert await wal_ids(engine) == [e.id]
+    finally:
+        await wal.close()
+        await engine.dispose()
+
+
+async def test_a_refused_send_after_a_held_commit_keeps_the_rows_for_the_relay(database_url: str) -> None:
+    engine = create_engine(database_url, pool_size=2)
+    inner = InMemoryEventLog()
+    inner.unavailable = BrokerUnavailable("the broker refused")
+    wal = WriteAheadEventLog(engine, inner)
+    e = cloud_event(n=1)
+    try:
+        with pytest.raises(BrokerUnavailable):
+            await wal.publish([e])
+        assert await wal_ids(engine) == [e.id]
+        assert wal._unsent is True  # the pruner relays it once the broker answers again
+    finally:
+        await wal.close()
+        await engine.dispose()
+
+
+async def test_while_the_write_ahead_commits_fail_a_publish_sends_nothing_to_the_broker(
+    database_url: str,
+) -> None:
+    """Once a commit failed (the database away), publishes commit first again, so a refused
+    request (503) does not leave its events in the broker's memory; the first request of an
+    outage may still reach it, as any unanswered request may."""
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # bound, never listening: a connection is refused at once
+    nowhere = make_url(database_url).set(host="127.0.0.1", port=closed.getsockname()[1])
+    engine = create_engine(nowhere.render_as_string(hide_password=False), pool_size=1)
+    inner = WatchedLog()
+    wal = WriteAheadEventLog(engine, inner)
+    try:
+        with pytest.raises(DatabaseUnavailable):
+            await wal.publish([cloud_event(n=1)])  # the outage's first request
+        assert wal.group.failing
+        inner.reached.clear()
+        marker = cloud_event(n=2)
+        with pytest.raises(DatabaseUnavailable):
+            await wal.publish([marker])
+        assert not inner.reached.is_set()
+        assert marker.id not in sent_ids(inner)
+    finally:
+        await wal.close()
+        await engine.dispose()
+        closed.close()
