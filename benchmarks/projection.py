@@ -145,8 +145,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             finished = time.monotonic()
             seconds = finished - (first or finished)
             cpu = CpuMeter.usage(cpu_start, meter.sample(), seconds)
-            own = [round((b - a) / seconds, 2) if seconds > 0 else 0.0
-                   for a, b in zip(own_start, _cpu(runner.pids()), strict=True)]  # fmt: skip
+            own = [b - a for a, b in zip(own_start, _cpu(runner.pids()), strict=True)]
         finally:
             await runner.stop()
         stats, per_process = runner.totals(), runner.per_process()
@@ -154,7 +153,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             stored = {t: (await conn.execute(select(func.count()).select_from(table))).scalar_one()
                       for t, table in LANDSCAPE_TABLES.items()}  # fmt: skip
             outbox = (await conn.execute(select(func.count()).select_from(deliveries))).scalar_one()
-            archived = (await conn.execute(select(func.count()).select_from(event_archive))).scalar_one()
+            ours = select(func.count()).select_from(event_archive).where(event_archive.c.source == SOURCE)
+            archived = (await conn.execute(ours)).scalar_one()  # the derived ones have the hub's source
         await engine.dispose()
         limits: dict[str, Any] = {}
         if not args.no_limits:
@@ -172,7 +172,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "derived": stats["derived"], "derived_per_s": stats["derived"] / seconds if seconds > 0 else 0.0,
         "outbox": outbox, "stored": stored, "cores": cpu, "batch_size": args.batch_size,
         "batches": stats["batches"], "members": args.members, "processes": args.processes,
-        "per_process": [{**p, "cores": c} for p, c in zip(per_process, own, strict=True)],
+        "per_process": [
+            {**p, "cpu_seconds": c, "cores": round(c / seconds, 2) if seconds > 0 else 0.0}
+            for p, c in zip(per_process, own, strict=True)
+        ],
         "machine": machine_info(), "limits": limits,
     }  # fmt: skip
 
