@@ -2,13 +2,16 @@
 
 Fills a fresh topic on the embedded Tansu broker with ``--events`` landscape events (mixed
 object types; ``--changes`` of them re-assert an existing object with a new status or name),
-then runs the hub's own :class:`~hub.services.projector.Projector` on it, in this process,
-against the embedded PostgreSQL, with one subscription matching the derived events (so the
-outbox rows are written as in production; no dispatcher runs). Reports events/s projected
-and derived notifications/s, from the first batch to the last event applied.
+then runs the hub's own :class:`~hub.services.projector.Projector` on it, in this process
+(``--processes 1``) or in N child processes in one consumer group as ``koppelhub run`` with
+``KOPPELHUB_WORK_PROCESSES=N`` does (:mod:`benchmarks.projectors`), against the embedded
+PostgreSQL, with one subscription matching the derived events (so the outbox rows are written
+as in production; no dispatcher runs). Reports events/s projected and derived notifications/s,
+from the first batch to the last event applied (over all processes).
 
     .venv/bin/python -m benchmarks.projection            # 100,000 events, 10 % changes
     .venv/bin/python -m benchmarks.projection --events 20000 --check
+    .venv/bin/python -m benchmarks.projection --processes 2
 """
 
 from __future__ import annotations
