@@ -137,7 +137,10 @@ class Children:
         self._counters = [context.Array("q", len(COUNTERS)) for _ in range(processes)]
         self._processes = [
             context.Process(
-                target=_child, args=(job, counters, ready, self._go, self._stop), name=f"projector-{n + 1}"
+                target=_child,
+                args=(job, counters, ready, self._go, self._stop),
+                name=f"projector-{n + 1}",
+                daemon=True,  # gone with the benchmark, however it ends
             )
             for n, (counters, ready) in enumerate(zip(self._counters, self._ready, strict=True))
         ]
