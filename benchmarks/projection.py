@@ -2,13 +2,16 @@
 
 Fills a fresh topic on the embedded Tansu broker with ``--events`` landscape events (mixed
 object types; ``--changes`` of them re-assert an existing object with a new status or name),
-then runs the hub's own :class:`~hub.services.projector.Projector` on it, in this process,
-against the embedded PostgreSQL, with one subscription matching the derived events (so the
-outbox rows are written as in production; no dispatcher runs). Reports events/s projected
-and derived notifications/s, from the first batch to the last event applied.
+then runs the hub's own :class:`~hub.services.projector.Projector` on it, in this process
+(``--processes 1``) or in N child processes in one consumer group as ``koppelhub run`` with
+``KOPPELHUB_WORK_PROCESSES=N`` does (:mod:`benchmarks.projectors`), against the embedded
+PostgreSQL, with one subscription matching the derived events (so the outbox rows are written
+as in production; no dispatcher runs). Reports events/s projected and derived notifications/s,
+from the first batch to the last event applied (over all processes).
 
     .venv/bin/python -m benchmarks.projection            # 100,000 events, 10 % changes
     .venv/bin/python -m benchmarks.projection --events 20000 --check
+    .venv/bin/python -m benchmarks.projection --processes 2
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ import asyncio
 import contextlib
 import gc
 import json
-import os
 import random
 import shutil
 import sys
@@ -31,20 +33,17 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from benchmarks.common import CpuMeter, children, describe_machine, machine_info
+from benchmarks.common import CpuMeter, children, cpu_seconds, describe_machine, machine_info
 from benchmarks.limits import broker_rates, insert_rate
+from benchmarks.projectors import Job, projectors
 from benchmarks.summary import failed, figures, table
 from hub.adapters.kafka import KafkaEventLog, ensure_topics
-from hub.adapters.kafka_consumer import KafkaLogConsumer
 from hub.adapters.postgres.engine import create_engine, migrate
 from hub.adapters.postgres.landscape_tables import LANDSCAPE_TABLES
-from hub.adapters.postgres.projection import PostgresProjectionStore
 from hub.adapters.postgres.subscriptions import PostgresSubscriptionStore
-from hub.adapters.postgres.tables import deliveries
+from hub.adapters.postgres.tables import deliveries, event_archive
 from hub.embedded import provision
 from hub.logging import configure_logging
-from hub.services.landscape import DerivedEvents
-from hub.services.projector import Projector
 from hub.settings import KafkaSettings, Settings
 from schemas import CloudEvent, validate_event
 from subscriptions.signing import generate_secret
@@ -131,36 +130,34 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             sink="https://sink.example/hook", protocol="HTTP", source=settings.source_urn, types=None,
             filters=[], headers={}, config={}, secret=generate_secret(),
         )  # fmt: skip
-        dead_letters = KafkaEventLog(infra.kafka_bootstrap, kafka)
-        await dead_letters.start()
-        projector = Projector(
-            lambda: KafkaLogConsumer(infra.kafka_bootstrap, kafka),
-            PostgresProjectionStore(engine),
-            dead_letters,
-            derive=DerivedEvents(settings.source_urn, lambda: "http://127.0.0.1:8080"),
-            batch_size=args.batch_size,
-            members=args.members,
-        )
-        meter = CpuMeter(lambda: _groups(data_dir))
-        stop = asyncio.Event()
-        task = asyncio.create_task(projector.run(stop))
-        first: float | None = None
-        cpu_start = meter.sample()
-        deadline = time.monotonic() + args.timeout
-        while projector.stats.applied < total and time.monotonic() < deadline:
-            if first is None and projector.stats.batches:
-                first, cpu_start = time.monotonic(), meter.sample()
-            await asyncio.sleep(0.01)
-        finished = time.monotonic()
-        cpu = CpuMeter.usage(cpu_start, meter.sample(), finished - (first or finished))
-        stop.set()
-        await task
-        await dead_letters.stop()
+        job = Job(infra.database_url, infra.kafka_bootstrap, kafka, settings.source_urn, args.batch_size,
+                  args.members)  # fmt: skip
+        runner = projectors(job, args.processes)
+        await runner.start()
+        try:
+            meter = CpuMeter(lambda: _groups(data_dir, runner.pids()))
+            first: float | None = None
+            cpu_start, own_start = meter.sample(), _cpu(runner.pids())
+            deadline = time.monotonic() + args.timeout
+            while runner.totals()["applied"] < total and time.monotonic() < deadline and not runner.dead():
+                if first is None and runner.totals()["batches"]:
+                    first, cpu_start, own_start = time.monotonic(), meter.sample(), _cpu(runner.pids())
+                await asyncio.sleep(0.01)
+            if runner.dead():
+                raise RuntimeError("a projector exited before every event was applied; see its output above")
+            finished = time.monotonic()
+            seconds = finished - (first or finished)
+            cpu = CpuMeter.usage(cpu_start, meter.sample(), seconds)
+            own = [b - a for a, b in zip(own_start, _cpu(runner.pids()), strict=True)]
+        finally:
+            await runner.stop()
+        stats, per_process = runner.totals(), runner.per_process()
         async with engine.connect() as conn:
             stored = {t: (await conn.execute(select(func.count()).select_from(table))).scalar_one()
                       for t, table in LANDSCAPE_TABLES.items()}  # fmt: skip
             outbox = (await conn.execute(select(func.count()).select_from(deliveries))).scalar_one()
-        derived = projector.stats.derived
+            ours = select(func.count()).select_from(event_archive).where(event_archive.c.source == SOURCE)
+            archived = (await conn.execute(ours)).scalar_one()  # the derived ones have the hub's source
         await engine.dispose()
         limits: dict[str, Any] = {}
         if not args.no_limits:
@@ -171,18 +168,28 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         infra.close()
         shutil.rmtree(data_dir, ignore_errors=True)  # about 175 MB of broker and database per run
-    seconds = finished - (first or finished)
     return {
-        "events": total, "changes": args.changes, "applied": projector.stats.applied,
-        "seconds": seconds, "fill_seconds": fill_seconds, "events_per_s": projector.stats.applied / seconds,
-        "derived": derived, "derived_per_s": derived / seconds, "outbox": outbox, "stored": stored,
-        "cores": cpu, "batch_size": args.batch_size, "batches": projector.stats.batches,
-        "members": args.members, "machine": machine_info(), "limits": limits,
+        "events": total, "changes": args.changes, "applied": stats["applied"], "archived": archived,
+        "duplicates": stats["duplicates"], "seconds": seconds, "fill_seconds": fill_seconds,
+        "events_per_s": stats["applied"] / seconds if seconds > 0 else 0.0,
+        "derived": stats["derived"], "derived_per_s": stats["derived"] / seconds if seconds > 0 else 0.0,
+        "outbox": outbox, "stored": stored, "cores": cpu, "batch_size": args.batch_size,
+        "batches": stats["batches"], "members": args.members, "processes": args.processes,
+        "per_process": [
+            {**p, "cpu_seconds": c, "cores": round(c / seconds, 2) if seconds > 0 else 0.0}
+            for p, c in zip(per_process, own, strict=True)
+        ],
+        "machine": machine_info(), "limits": limits,
     }  # fmt: skip
 
 
-def _groups(data_dir: Path) -> dict[str, list[int]]:
-    """Pids per group: this process (the projector), PostgreSQL, the broker."""
+def _cpu(pids: list[int]) -> list[float]:
+    """CPU seconds of each projector process (0 for one gone)."""
+    return [cpu_seconds(pid) or 0.0 for pid in pids]
+
+
+def _groups(data_dir: Path, projectors: list[int]) -> dict[str, list[int]]:
+    """Pids per group: the projector process(es) (this one or the children), PostgreSQL, the broker."""
     postgres: list[int] = []
     with contextlib.suppress(OSError, ValueError):
         postmaster = int((data_dir / "postgres" / "postmaster.pid").read_text().split()[0])
@@ -190,7 +197,7 @@ def _groups(data_dir: Path) -> dict[str, list[int]]:
     broker: list[int] = []
     with contextlib.suppress(OSError, ValueError, KeyError):
         broker = [int(json.loads((data_dir / "broker.json").read_text())["pid"])]
-    return {"projector": [os.getpid()], "postgres": postgres, "broker": broker}
+    return {"projector": projectors, "postgres": postgres, "broker": broker}
 
 
 def _micros(r: dict[str, Any], group: str) -> float:
@@ -199,16 +206,36 @@ def _micros(r: dict[str, Any], group: str) -> float:
     return float(r["cores"].get(group, 0.0)) * r["seconds"] / max(r["applied"], 1) * 1e6
 
 
+def _processes(r: dict[str, Any]) -> str:
+    processes = r.get("processes", 1)
+    if processes == 1:
+        return f"{r['members']} consumers in this process"
+    return f"{processes} processes x {r['members']} consumers in one group"
+
+
+def _per_process_lines(r: dict[str, Any]) -> list[str]:
+    """One line per projector child (none for the in-process projector): how the group's
+    partitions and CPU split between them, and what a rebalance delivered twice."""
+    if r.get("processes", 1) == 1:
+        return []
+    return [
+        f"  projector {n}: {p['applied']:,} events applied, {p['duplicates']:,} seen again, "
+        f"{p['cores']:.2f} cores"
+        for n, p in enumerate(r["per_process"], 1)
+    ]
+
+
 def report(r: dict[str, Any]) -> str:
     return "\n".join([
         f"machine: {describe_machine(r['machine'])}",
         f"topic filled with {r['events']:,} events ({r['changes']:,} changes) in {r['fill_seconds']:.1f} s",
         f"projected {r['applied']:,} events in {r['seconds']:.2f} s ({r['batches']:,} batches of at most "
-        f"{r['batch_size']}, {r['members']} consumers):",
+        f"{r['batch_size']}, {_processes(r)}):",
         f"  {r['events_per_s']:,.0f} events/s projected",
         f"  {r['derived']:,} derived notifications, {r['derived_per_s']:,.0f}/s (archived, outbox row each)",
         "  cores used: " + ", ".join(f"{group} {cores:.2f}" for group, cores in r["cores"].items())
         + "  (other: load outside this benchmark; high means noisy figures)",
+        *_per_process_lines(r),
         "  CPU per event: " + ", ".join(f"{g} {_micros(r, g):,.0f} µs" for g in ("projector", "postgres")),
         "  stored: " + ", ".join(f"{t} {n:,}" for t, n in r["stored"].items()),
         "", table(figures("projection", r), r.get("limits")),
@@ -233,11 +260,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=Settings().projector_members,
         help="consumers (KOPPELHUB_PROJECTOR_MEMBERS)",
     )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=Settings().work_processes,
+        help="projector processes, each with --members consumers in the one group (KOPPELHUB_WORK_PROCESSES);"
+        " 1: the projector runs in this process",
+    )
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON to FILE")
     parser.add_argument("--no-limits", action="store_true", help="skip measuring the raw limits")
     parser.add_argument("--check", action="store_true", help="exit 1 when the floor is missed")
     args = parser.parse_args(argv)
+    if args.processes < 1:
+        parser.error("--processes must be at least 1")
     if args.changes is None:
         args.changes = args.events // 10
     result = asyncio.run(run(args))

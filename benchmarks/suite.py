@@ -4,6 +4,7 @@
     .venv/bin/python -m benchmarks.suite --quick          # smoke run, small sizes (a few minutes)
     .venv/bin/python -m benchmarks.suite --only imports --imports-args="--rows 200000"
     .venv/bin/python -m benchmarks.suite --hub-env KOPPELHUB_WORK_PROCESSES=2   # two work children
+    .venv/bin/python -m benchmarks.suite --only projection --projection-args="--processes 2"
 
 Runs ``benchmarks.e2e``, ``.fanout``, ``.projection``, ``.imports`` and ``.idle`` each in a process of its
 own with ``--check --json``, while :class:`~benchmarks.summary.LoadSampler` records how busy
@@ -44,8 +45,15 @@ QUICK = {
     "idle": ["--seconds", "10"],
 }
 #: How each benchmark that starts ``koppelhub run`` takes a hub setting (``--hub-env``); projection
-#: and imports run the projector and importer in their own process, without ``run``.
+#: and imports run the projector and importer without ``run``.
 HUB_ENV_FLAG = {"e2e": "--hub-env", "fanout": "--env", "idle": "--hub-env"}
+#: The hub settings ``benchmarks.projection`` mirrors with a flag of its own, so ``--hub-env
+#: KOPPELHUB_WORK_PROCESSES=2`` also runs its projector in two processes as ``run`` would.
+PROJECTION_FLAGS = {
+    "KOPPELHUB_WORK_PROCESSES": "--processes",
+    "KOPPELHUB_PROJECTOR_MEMBERS": "--members",
+    "KOPPELHUB_PROJECTOR_BATCH_SIZE": "--batch-size",
+}
 
 
 def run_one(name: str, extra: Sequence[str], out: Path) -> tuple[int, dict[str, Any] | None, float]:
@@ -95,10 +103,16 @@ def write_readme(path: Path, summary: str) -> None:
 
 def arguments(name: str, args: argparse.Namespace) -> list[str]:
     """The extra arguments of ``benchmarks.<name>``: the ``--quick`` sizes, its ``--<name>-args``
-    and each ``--hub-env`` setting under the flag that benchmark takes it by."""
+    and each ``--hub-env`` setting under the flag that benchmark takes it by (projection: the
+    settings of :data:`PROJECTION_FLAGS` as its own flags, the others do not apply to it)."""
     extra = [*(QUICK[name] if args.quick else []), *shlex.split(getattr(args, f"{name}_args"))]
     if name in HUB_ENV_FLAG:
         extra += [arg for kv in args.hub_env for arg in (HUB_ENV_FLAG[name], kv)]
+    if name == "projection":
+        settings = {key: value for key, _, value in (kv.partition("=") for kv in args.hub_env)}
+        extra += [
+            arg for key, flag in PROJECTION_FLAGS.items() if key in settings for arg in (flag, settings[key])
+        ]
     return extra
 
 

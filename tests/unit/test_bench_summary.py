@@ -106,4 +106,12 @@ def test_the_suite_passes_a_hub_setting_to_every_benchmark_that_starts_koppelhub
     assert arguments("fanout", args) == ["--env", "KOPPELHUB_WORK_PROCESSES=2"]
     assert arguments("e2e", args) == ["--hub-env", "KOPPELHUB_WORK_PROCESSES=2"]
     assert arguments("idle", args) == ["--seconds", "5", "--hub-env", "KOPPELHUB_WORK_PROCESSES=2"]
-    assert arguments("projection", args) == []  # runs its projector in its own process, no `run`
+    assert arguments("projection", args) == ["--processes", "2"]  # its own projector processes, no `run`
+
+
+def test_the_suite_gives_projection_only_the_hub_settings_it_has_a_flag_for() -> None:
+    settings = ["KOPPELHUB_PROJECTOR_MEMBERS=2", "KOPPELHUB_LOG_LEVEL=debug", "KOPPELHUB_WORK_PROCESSES=3"]
+    args = argparse.Namespace(quick=True, hub_env=settings, projection_args="--no-limits")
+    assert arguments("projection", args) == [
+        "--events", "5000", "--no-limits", "--processes", "3", "--members", "2",
+    ]  # fmt: skip
