@@ -218,9 +218,11 @@ async def _wire_projector(hub: HubProcess, w: Wiring) -> None:
     # before every batch's transaction, on the way of every event (issue 17: latency). After a
     # PostgreSQL restart one transaction fails retriably and the projector applies it again.
     # Its commits do not wait for the disk: the projector makes them durable before it commits
-    # log positions past them (PostgresProjectionStore).
+    # log positions past them (PostgresProjectionStore). Two connections per member: its
+    # batch's transaction and its flush run at the same time, and a pool smaller than that
+    # opens and closes a PostgreSQL backend (a process) for many flushes.
     projection_engine = create_engine(
-        hub.database_url, pool_size=s.projector_members, pre_ping=False, synchronous_commit=False
+        hub.database_url, pool_size=2 * s.projector_members, pre_ping=False, synchronous_commit=False
     )
     w.closers.append(projection_engine.dispose)
     projector = hub.projector = Projector(
