@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from hub.adapters.kafka import KafkaEventLog
 from hub.adapters.kafka_consumer import KafkaLogConsumer
-from hub.adapters.postgres.engine import create_engine
+from hub.adapters.postgres.engine import projection_engine
 from hub.adapters.postgres.projection import PostgresProjectionStore
 from hub.logging import configure_logging
 from hub.services.landscape import DerivedEvents
@@ -75,7 +75,7 @@ class InProcess:
 
     def __init__(self, job: Job) -> None:
         self._job = job
-        self._engine = create_engine(job.database_url)
+        self._engine = projection_engine(job.database_url, job.members)
         self._dead_letters = KafkaEventLog(job.bootstrap, job.kafka)
         self._projector = _projector(job, self._engine, self._dead_letters)
         self._stop = asyncio.Event()

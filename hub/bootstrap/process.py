@@ -1,7 +1,6 @@
 """The process wiring: :func:`wire` opens the adapters one process needs and builds the
 services of its roles; :class:`HubProcess` is that wiring run by the supervisor."""
 
-
 from __future__ import annotations
 
 import asyncio
@@ -21,7 +20,7 @@ from hub.adapters.oidc import OidcConfig, OidcVerifier
 from hub.adapters.postgres.audit import PostgresAuditLog
 from hub.adapters.postgres.connectors import PostgresConnectorStore
 from hub.adapters.postgres.deliveries import PostgresDeliveryStore
-from hub.adapters.postgres.engine import create_engine
+from hub.adapters.postgres.engine import create_engine, projection_engine
 from hub.adapters.postgres.fingerprints import PostgresFingerprintStore
 from hub.adapters.postgres.imports import PostgresImportStore
 from hub.adapters.postgres.landscape import PostgresLandscapeStore
@@ -67,7 +66,6 @@ from subscriptions.ssrf import NetworkPolicy
 ROLES = ("api", "projector", "dispatcher", "connectors")
 #: Roles that read or write Kafka (the dispatcher publishes the outcomes of connector write-backs).
 KAFKA_ROLES = frozenset({"api", "projector", "connectors", "dispatcher"})
-
 
 
 async def _database_ok(engine: AsyncEngine) -> bool:
@@ -214,20 +212,11 @@ async def _wire_projector(hub: HubProcess, w: Wiring) -> None:
         hub.log_consumers.append(made)
         return made
 
-    # The projector's own pool, without the ping per checkout: the ping was one more round trip
-    # before every batch's transaction, on the way of every event (issue 17: latency). After a
-    # PostgreSQL restart one transaction fails retriably and the projector applies it again.
-    # Its commits do not wait for the disk: the projector makes them durable before it commits
-    # log positions past them (PostgresProjectionStore). Two connections per member: its
-    # batch's transaction and its flush run at the same time, and a pool smaller than that
-    # opens and closes a PostgreSQL backend (a process) for many flushes.
-    projection_engine = create_engine(
-        hub.database_url, pool_size=2 * s.projector_members, pre_ping=False, synchronous_commit=False
-    )
-    w.closers.append(projection_engine.dispose)
+    projector_engine = projection_engine(hub.database_url, s.projector_members)
+    w.closers.append(projector_engine.dispose)
     projector = hub.projector = Projector(
         consumer,
-        PostgresProjectionStore(projection_engine),
+        PostgresProjectionStore(projector_engine),
         hub.wal or hub.event_log,  # dead letters kept in PostgreSQL too with the write-ahead log
         derive=DerivedEvents(s.source_urn, hub.public_url),
         batch_size=s.projector_batch_size,
