@@ -110,10 +110,15 @@ async def test_an_event_whose_deliveries_come_in_two_claims_is_decoded_and_encod
     assert isinstance(second.event, SharedEvent) and second.event.bodies["structured"][0] is body
 
 
-async def test_the_outbox_keeps_only_the_latest_decoded_events(
-    pg: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("bound", "value", "last_kept"),
+    [("_EVENTS_KEPT", 2, True), ("_EVENT_BYTES_KEPT", 1, False)],  # 1 byte: less than any event
+    ids=["count", "size"],
+)
+async def test_the_outbox_keeps_only_the_latest_decoded_events_within_its_count_and_size(
+    pg: dict[str, Any], monkeypatch: pytest.MonkeyPatch, bound: str, value: int, last_kept: bool
 ) -> None:
-    monkeypatch.setattr(outbox_module, "_EVENTS_KEPT", 2)
+    monkeypatch.setattr(outbox_module, bound, value)
     engine = pg["engine"]
     sub = await _subscription(engine, 1)
     logged = [LoggedEvent(event(f"k{n}", n), 0, n) for n in range(3)]
@@ -130,7 +135,7 @@ async def test_the_outbox_keeps_only_the_latest_decoded_events(
         assert again.id == claimed.id
         return again.event
 
-    assert await claim_again(last) is last.event
+    assert (await claim_again(last) is last.event) is last_kept
     assert await claim_again(first) is not first.event
 
 

@@ -54,19 +54,42 @@ _NEXT_DUE = text(
 #: The claim's columns that hold JSON of the subscription, returned as text (claims.py).
 JSON_COLUMNS = ("headers", "retry_schedule", "auth")
 _UNDECODED = object()
-#: Decoded archive events kept across claims (archive rows never change; retention only deletes).
+#: Decoded archive events kept across claims (archive rows never change; retention only deletes),
+#: at most this many and at most this much of their JSON text: an event may be as large as
+#: KOPPELHUB_MAX_EVENT_BYTES, and a kept one holds its decoded form and encoded bodies too.
 _EVENTS_KEPT = 1024
+_EVENT_BYTES_KEPT = 8 * 2**20
 
 
-def _claimed(result: Result[Any], events: dict[int, SharedEvent]) -> list[ClaimedDelivery]:
+class _KeptEvents:
+    """The decoded events of recent claims by ``archive_seq``, oldest out first (see _claimed)."""
+
+    def __init__(self) -> None:
+        self._events: dict[int, tuple[SharedEvent, int]] = {}
+        self._bytes = 0
+
+    def get(self, seq: int) -> SharedEvent | None:
+        kept = self._events.get(seq)
+        return None if kept is None else kept[0]
+
+    def add(self, seq: int, raw: str) -> SharedEvent:
+        event = SharedEvent(json.loads(raw))
+        self._events[seq] = (event, len(raw))
+        self._bytes += len(raw)
+        while len(self._events) > _EVENTS_KEPT or self._bytes > _EVENT_BYTES_KEPT:
+            self._bytes -= self._events.pop(next(iter(self._events)))[1]
+        return event
+
+
+def _claimed(result: Result[Any], events: _KeptEvents) -> list[ClaimedDelivery]:
     """One decoded :class:`SharedEvent` per archived event, shared by its deliveries: a fan-out
     to ten subscriptions decodes the event once and encodes its body once, not ten times.
 
     ``events`` keeps them across claims: one event's deliveries to ten subscriptions come in
     several claims (benchmarks.fanout, key phase: 4.3 claims per event, 62 rows per claim),
     and each claim decoded the JSON and encoded the body again. It holds the last
-    ``_EVENTS_KEPT`` events claimed (oldest out first): a fan-out's deliveries are claimed
-    close together, and a miss only costs a decode.
+    ``_EVENTS_KEPT`` events claimed, up to ``_EVENT_BYTES_KEPT`` of JSON (oldest out first): a
+    fan-out's deliveries are claimed close together, and a miss only costs a decode.
 
     The subscription's JSON columns (:data:`JSON_COLUMNS`) come as text and each distinct text
     is decoded once per claim: the driver's jsonb loader decoded them per row, two or three
@@ -91,9 +114,7 @@ def _claimed(result: Result[Any], events: dict[int, SharedEvent]) -> list[Claime
         seq = fields["archive_seq"]
         event = events.get(seq)
         if event is None:
-            if len(events) >= _EVENTS_KEPT:
-                del events[next(iter(events))]
-            event = events[seq] = SharedEvent(json.loads(row[at]))
+            event = events.add(seq, row[at])
         claimed.append(ClaimedDelivery(event=event, **fields))
     return claimed
 
@@ -116,7 +137,7 @@ class PostgresOutbox:
         self._source_urn = source_urn
         self._disable_after = disable_after_seconds
         self._default_concurrency = default_concurrency
-        self._events: dict[int, SharedEvent] = {}  # see _claimed
+        self._events = _KeptEvents()  # see _claimed
 
     async def claim(
         self, limit: int, lease_seconds: float, room: Mapping[uuid.UUID, int] | None = None
