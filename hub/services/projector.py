@@ -365,6 +365,8 @@ class _Committer:
         """Commit ``after`` (positions past batches whose transactions committed) in time."""
         self._pending.update(after)
         if self._round is None or self._round.done():
+            if self._round is not None:
+                self._round.result()  # re-raises what a round could not survive (not a failed flush)
             self._round = asyncio.create_task(self._commit(), name="projector-commit")
 
     async def _commit(self) -> None:

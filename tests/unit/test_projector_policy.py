@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import pytest
+
 from hub.adapters.memory import InMemoryEventLog, InMemoryProjectionStore
 from hub.adapters.memory.projection import InMemoryProjectionUnitOfWork
 from hub.errors import PermanentError, RetriableError
@@ -281,3 +283,29 @@ async def test_positions_whose_flush_failed_are_committed_after_the_next_flush()
         drained.set()
         await running
     assert log.committed(GROUP) == {1: 1, 0: 1}
+
+
+class BrokenFlushStore(InMemoryProjectionStore):
+    """The in-memory store whose first flush fails with an error no outage explains (a bug)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flushed = asyncio.Event()
+
+    async def durable(self) -> None:
+        if not self.flushed.is_set():
+            self.flushed.set()
+            raise RuntimeError("a bug in the flush")
+
+
+async def test_an_error_a_commit_round_could_not_survive_ends_the_member_at_its_next_batch() -> None:
+    # As awaiting the last commit did before commits ran in rounds: not lost in a task nobody awaits.
+    log, store = InMemoryEventLog(partitions=1), BrokenFlushStore()
+    await log.publish([event("first", "a")])
+    projector = Projector(lambda: log.consumer(GROUP), store, log, derive=None)
+    running = asyncio.create_task(projector.run(asyncio.Event()))
+    async with asyncio.timeout(5):
+        await store.flushed.wait()
+        await log.publish([event("second", "a")])
+        with pytest.raises(RuntimeError, match="a bug in the flush"):
+            await running
