@@ -1,7 +1,8 @@
-"""In-memory twins of the connector, import and fingerprint stores
-(contract: ``tests/contract/test_connector_stores.py``).
+"""In-memory twins of the connector and import stores (contract:
+``tests/contract/test_connector_stores.py``).
 
-They share one :class:`InMemoryConnectorTables`, as their PostgreSQL adapters share the
+They share one :class:`InMemoryConnectorTables` (``connector_tables``) with the fingerprint
+store's twin (``fingerprints``, re-exported here), as their PostgreSQL adapters share the
 ``connectors``, ``imports``, ``import_errors`` and ``connector_fingerprints`` tables: a
 fingerprint commit carries its owner's progress (a connector's checkpoint, an import's counts
 and row errors) in the same step. Leases are times on the tables' ``clock``, so a test can let
@@ -10,19 +11,20 @@ one run out by moving the clock.
 
 from __future__ import annotations
 
-import copy
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from hub.adapters.memory.audit import InMemoryAuditLog
+from hub.adapters.memory.connector_tables import Held, InMemoryConnectorTables
+from hub.adapters.memory.fingerprints import InMemoryFingerprintStore
 from hub.errors import NotFound, PermanentError
 from hub.paging import Page, decode_time_cursor, time_cursor
 from hub.ports import ConnectorRecord, ImportRecord
 from hub.ports.audit import AuditEntry
-from hub.ports.connectors import BatchCommit, Fingerprint, Key, Owner, Published, RowError, SyncScope
+from hub.ports.connectors import RowError
 
 __all__ = [
     "InMemoryConnectorStore",
@@ -32,62 +34,27 @@ __all__ = [
 ]
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass
-class _Held:
-    """A record with the lease the store keeps beside it (not part of the record)."""
-
-    record: Any
-    lease_until: datetime | None = None
-
-
-@dataclass
-class _Print:
-    hash: str | None
-    generation: int
-    seen: uuid.UUID | None
-    data: dict[str, Any] | None = None  # pass-through items: the fields published last
-
-
-@dataclass
-class InMemoryConnectorTables:
-    clock: Callable[[], datetime] = _now
-    connectors: dict[uuid.UUID, _Held] = field(default_factory=dict)
-    imports: dict[uuid.UUID, _Held] = field(default_factory=dict)
-    import_errors: dict[uuid.UUID, list[RowError]] = field(default_factory=dict)
-    fingerprints: dict[tuple[str, str], dict[Key, _Print]] = field(default_factory=dict)
-
-
-def _copy(data: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """A stored copy, as a JSON column would hold it: later changes to the caller's dict or to
-    what ``known`` returned do not reach the store."""
-    return None if data is None else copy.deepcopy(dict(data))
-
-
-def _import(tables: InMemoryConnectorTables, import_id: uuid.UUID) -> _Held:
+def _import(tables: InMemoryConnectorTables, import_id: uuid.UUID) -> Held:
     held = tables.imports.get(import_id)
     if held is None:
         raise NotFound(f"import {import_id} does not exist")
     return held
 
 
-def _connector(tables: InMemoryConnectorTables, connector_id: uuid.UUID) -> _Held:
+def _connector(tables: InMemoryConnectorTables, connector_id: uuid.UUID) -> Held:
     held = tables.connectors.get(connector_id)
     if held is None:
         raise NotFound(f"connector {connector_id} does not exist")
     return held
 
 
-def _due(held: _Held, now: datetime) -> bool:
+def _due(held: Held, now: datetime) -> bool:
     """A connector ``claim_due`` takes: enabled, polling, due, not held."""
     r, lease = held.record, held.lease_until
     return bool(r.enabled and r.polls and r.next_run_at <= now and (lease is None or lease < now))
 
 
-def _claimable(held: _Held, now: datetime) -> bool:
+def _claimable(held: Held, now: datetime) -> bool:
     """An import ``claim`` takes: queued, or its worker's lease ran out."""
     status, lease = held.record.status, held.lease_until
     return bool(status == "queued" or (status == "running" and lease is not None and lease < now))
@@ -137,7 +104,7 @@ class InMemoryConnectorStore:
             updated_at=now,
             polls=polls,
         )
-        self._t.connectors[record.id] = _Held(record)
+        self._t.connectors[record.id] = Held(record)
         self._audit.append(audit, record.id)
         return record
 
@@ -259,7 +226,7 @@ class InMemoryImportStore:
             started_at=None,
             finished_at=None,
         )
-        self._t.imports[import_id] = _Held(record)
+        self._t.imports[import_id] = Held(record)
         self._audit.append(audit, import_id)
         return record
 
@@ -352,73 +319,3 @@ class InMemoryImportStore:
     async def stream_errors(self, import_id: uuid.UUID) -> AsyncIterator[RowError]:
         for error in list(self._t.import_errors.get(import_id, [])):
             yield error
-
-
-class InMemoryFingerprintStore:
-    """What each source published last, and its owner's progress committed with it."""
-
-    def __init__(self, tables: InMemoryConnectorTables, *, lease_seconds: float = 300.0) -> None:
-        self._t, self._lease = tables, timedelta(seconds=lease_seconds)
-
-    def _scope(self, scope: SyncScope) -> dict[Key, _Print]:
-        return self._t.fingerprints.setdefault((scope.source, scope.organisatie), {})
-
-    async def known(
-        self, scope: SyncScope, keys: Sequence[Key], *, with_data: bool = False
-    ) -> dict[Key, Fingerprint]:
-        prints = self._t.fingerprints.get((scope.source, scope.organisatie), {})
-        return {
-            k: Fingerprint(prints[k].hash, prints[k].generation, _copy(prints[k].data) if with_data else None)
-            for k in keys
-            if k in prints
-        }
-
-    async def remember(self, scope: SyncScope, written: Sequence[Published]) -> None:
-        prints = self._scope(scope)
-        for p in written:
-            before = prints.get((p.objecttype, p.object_id))
-            prints[(p.objecttype, p.object_id)] = _Print(
-                p.hash, p.generation, before.seen if before else None, before.data if before else None
-            )
-
-    async def commit(self, scope: SyncScope, owner: Owner, batch: BatchCommit) -> None:
-        prints = self._scope(scope)
-        for p in batch.published:
-            prints[(p.objecttype, p.object_id)] = _Print(p.hash, p.generation, batch.run, _copy(p.data))
-        if batch.seen and batch.run is not None:
-            for key in batch.seen:
-                if key in prints:
-                    prints[key].seen = batch.run
-        lease_until = self._t.clock() + self._lease
-        if owner.kind == "connector":
-            held = self._t.connectors.get(owner.id)
-            if held is not None:
-                r = held.record
-                held.lease_until = lease_until
-                held.record = replace(
-                    r,
-                    checkpoint=batch.checkpoint if batch.checkpoint is not None else r.checkpoint,
-                    events_published=r.events_published + batch.events,
-                    updated_at=self._t.clock(),
-                )
-            return
-        held = self._t.imports.get(owner.id)
-        if held is not None:
-            held.lease_until = lease_until
-            held.record = replace(
-                held.record, rows_read=batch.rows_read, counts=dict(batch.counts), report=dict(batch.report)
-            )
-            if batch.errors:
-                self._t.import_errors.setdefault(owner.id, []).extend(batch.errors)
-
-    async def unseen(
-        self, scope: SyncScope, run: uuid.UUID, types: Sequence[str], *, after: Key | None, limit: int
-    ) -> list[tuple[Key, int]]:
-        prints = self._t.fingerprints.get((scope.source, scope.organisatie), {})
-        start = after or ("", "")
-        live = sorted(
-            (key, p.generation)
-            for key, p in prints.items()
-            if p.hash is not None and p.seen != run and key[0] in types and key > start
-        )
-        return live[:limit]
