@@ -11,7 +11,7 @@ imports it only inside :class:`PrometheusMetrics`, after the CLI has set the var
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -115,12 +115,19 @@ class PrometheusMetrics:
     def publish_warned(self, kind: str, count: int) -> None:
         self._warnings.labels(kind).inc(count)
 
-    def delivery_attempted(self, outcome: str, seconds: float) -> None:
-        child = self._by_outcome.get(outcome)
-        if child is None:
-            child = self._by_outcome[outcome] = self._deliveries.labels(outcome)
-        child.inc()
-        self._delivery.observe(seconds)
+    def attempts_recorded(self, outcomes: Mapping[str, int], seconds: Iterable[float]) -> None:
+        """One ``inc(n)`` per outcome: in multiprocess mode every ``inc`` is a locked write to
+        the process's mmap file, about 0.95 us, so a recording round of n attempts pays one
+        per outcome instead of n. prometheus-client has no way to observe many values at
+        once, so the histogram still takes one ``observe`` (two writes) per attempt."""
+        for outcome, count in outcomes.items():
+            child = self._by_outcome.get(outcome)
+            if child is None:
+                child = self._by_outcome[outcome] = self._deliveries.labels(outcome)
+            child.inc(count)
+        observe = self._delivery.observe
+        for s in seconds:
+            observe(s)
 
     def delivered_after(self, seconds: float) -> None:
         self._end_to_end.observe(max(0.0, seconds))  # clocks of two hosts may disagree a little

@@ -5,7 +5,7 @@ default where nothing is wired (tests, the CLI's one-off commands)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 
@@ -28,8 +28,11 @@ class Metrics(Protocol):
         mistakes the publish API answers with a warning rather than a refusal."""
         ...
 
-    def delivery_attempted(self, outcome: str, seconds: float) -> None:
-        """One delivery attempt and what it made of the delivery (delivered, failed, dead)."""
+    def attempts_recorded(self, outcomes: Mapping[str, int], seconds: Iterable[float]) -> None:
+        """Delivery attempts whose outcomes were just recorded, together: how many made the
+        delivery each outcome (delivered, failed, dead), and the time each attempt took. Given
+        per recording round rather than per attempt, so a counter moves once per outcome in a
+        round (one shared-memory write each in multiprocess mode) instead of once per attempt."""
         ...
 
     def delivered_after(self, seconds: float) -> None:
@@ -65,7 +68,7 @@ class NoMetrics:
     def publish_warned(self, kind: str, count: int) -> None:
         pass
 
-    def delivery_attempted(self, outcome: str, seconds: float) -> None:
+    def attempts_recorded(self, outcomes: Mapping[str, int], seconds: Iterable[float]) -> None:
         pass
 
     def delivered_after(self, seconds: float) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -317,7 +318,6 @@ class Dispatcher:
                     span.set_attribute("koppelhub.delivery.outcome", result.new_status)
                     if outcome.status_code is not None:
                         span.set_attribute("http.response.status_code", outcome.status_code)
-        self._metrics.delivery_attempted(result.new_status, outcome.duration_ms / 1000)
         if result.new_status == DELIVERED and claimed.accepted_at is not None:
             self._metrics.delivered_after((self._clock() - claimed.accepted_at).total_seconds())
         # A delivered attempt is recorded in the delivery log already; a line per delivery at
@@ -357,17 +357,18 @@ class Dispatcher:
 
     async def _record(self, results: list[AttemptResult]) -> None:
         await self._retrying(lambda: self._outbox.record(results), forever=True)
+        outcomes = Counter(r.new_status for r in results)
+        self.stats.attempts += len(results)
+        self.stats.delivered += outcomes[DELIVERED]
+        self.stats.dead += outcomes[DEAD]
+        self.stats.failed += len(results) - outcomes[DELIVERED] - outcomes[DEAD]
         for r in results:
-            self.stats.attempts += 1
-            if r.new_status == DELIVERED:
-                self.stats.delivered += 1
-            elif r.new_status == DEAD:
-                self.stats.dead += 1
+            if r.new_status == DEAD:
                 log.warning(
                     "delivery_dead", delivery_id=str(r.delivery_id), subscription_id=str(r.subscription_id)
                 )
-            else:
-                self.stats.failed += 1
+        # Counted per recording round, as recorded: one counter write per outcome, not per attempt.
+        self._metrics.attempts_recorded(outcomes, (r.duration_ms / 1000 for r in results))
 
     async def _idle_timeout(self) -> float:
         """How long to wait for a NOTIFY: until the next due delivery, at most the poll."""

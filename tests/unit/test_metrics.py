@@ -130,9 +130,9 @@ m = PrometheusMetrics()
 m.published("batch", {n})
 m.published("structured", 1)
 m.published("batch", 1)
-for i in range({n}):  # outcomes interleaved: each counted under its own label (cached children)
+for i in range({n}):  # rounds of one attempt: each outcome under its own label (cached children)
     outcome = ("delivered", "failed", "delivered", "dead")[i % 4]
-    m.delivery_attempted(outcome, 0.01)
+    m.attempts_recorded({{outcome: 1}}, [0.01])
     if outcome == "delivered":
         m.delivered_after(0.5)
 """
@@ -165,7 +165,7 @@ def test_metrics_switched_off_count_nothing_and_expose_nothing(tmp_path: Path) -
     from hub.bootstrap import HubProcess
 
     off = HubProcess(Settings(data_dir=tmp_path, metrics=False), "127.0.0.1:1", "postgresql://unused")
-    off.metrics.delivery_attempted("delivered", 0.01)
+    off.metrics.attempts_recorded({"delivered": 1}, [0.01])
     assert off.metrics.exposition()[0] == b""
     on = HubProcess(Settings(data_dir=tmp_path), "127.0.0.1:1", "postgresql://unused")
     assert isinstance(on.metrics, PrometheusMetrics)

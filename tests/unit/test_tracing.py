@@ -298,3 +298,34 @@ def _agrees_with_the_propagator(value: str) -> None:
     finally:
         follow_unsampled_parents(False)
     assert passed_on(value) == traceparent_of(trace.NonRecordingSpan(parsed)), value
+
+
+RESOURCE = """
+import time
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from hub.adapters.tracing import configure_tracing
+
+configure_tracing()
+resource = trace.get_tracer_provider().resource
+plain = Resource(resource.attributes, resource.schema_url)
+
+def cost(r: Resource) -> float:
+    started = time.process_time()
+    for _ in range(3000):
+        hash(r)
+    return time.process_time() - started
+
+print(resource.attributes["service.name"], resource == plain, hash(resource) == hash(plain),
+      cost(resource) * 5 < cost(plain))
+"""
+
+
+def test_the_exported_resource_is_the_sdks_own_hashed_once() -> None:
+    # The OTLP encoder hashes every exported span's resource; the SDK's hash JSON-encodes the
+    # attributes each time. The hub's resource is equal to the SDK's and hashes alike, but
+    # works its hash out once (in a loop over 50x cheaper; 5x is asserted).
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env = clean | {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", "OTEL_SERVICE_NAME": "hub-x"}
+    out = subprocess.run([sys.executable, "-c", RESOURCE], env=env, capture_output=True, check=True)
+    assert out.stdout.decode().split() == ["hub-x", "True", "True", "True"]

@@ -1,0 +1,87 @@
+"""CPU that the dispatcher's delivery metrics cost per attempt, two code trees, in process.
+
+    .venv/bin/python -m benchmarks.delivery_metrics --base /tmp/x15-span-base --rounds 3
+
+What the dispatcher tells :class:`hub.adapters.prometheus.PrometheusMetrics` per delivered
+attempt (``koppelhub_deliveries_total``, ``koppelhub_delivery_seconds``), in prometheus-client's
+multiprocess mode as the hub runs it (a fresh ``PROMETHEUS_MULTIPROC_DIR``): rounds of
+``--batch`` delivered attempts, reported per attempt (``attempts_recorded``: one call per
+recording round) or, in a tree from before it, one ``delivery_attempted`` call per attempt.
+Each tree runs in a fresh interpreter; rounds alternate the trees in both orders (old-new,
+then new-old), and the median of each tree's process CPU (``time.process_time``) per attempt is
+printed. ``koppelhub_publish_to_delivery_seconds`` (one observation per delivered delivery in
+both trees) is left out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+CHILD = """
+import json, os, statistics, time
+from hub.adapters.prometheus import PrometheusMetrics
+
+N, BATCH = int(os.environ["BENCH_N"]), int(os.environ["BENCH_BATCH"])
+m = PrometheusMetrics()
+seconds = [0.003] * BATCH
+
+def per_round() -> None:
+    for _ in range(N // BATCH):
+        m.attempts_recorded({"delivered": BATCH}, (s for s in seconds))
+
+def per_attempt() -> None:
+    for _ in range(N // BATCH):
+        for s in seconds:
+            m.delivery_attempted("delivered", s)
+
+run = per_round if hasattr(m, "attempts_recorded") else per_attempt
+run()  # warm up: the label's child and its place in the file
+times = []
+for _ in range(5):
+    started = time.process_time()
+    run()
+    times.append((time.process_time() - started) / N * 1e6)
+print(json.dumps(statistics.median(times)))
+"""
+
+
+def _run(tree: Path, n: int, batch: int) -> float:
+    with tempfile.TemporaryDirectory(prefix="koppelhub-bench-metrics-") as files:
+        env = {**os.environ, "PYTHONPATH": str(tree), "BENCH_N": str(n), "BENCH_BATCH": str(batch)}
+        env["PROMETHEUS_MULTIPROC_DIR"] = files
+        child = [sys.executable, "-c", CHILD]
+        done = subprocess.run(child, env=env, cwd=tree, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(done.stderr[-2000:])
+    us: float = json.loads(done.stdout.strip().splitlines()[-1])
+    return us
+
+
+def main(trees: dict[str, Path], rounds: int, n: int, batch: int) -> dict[str, float]:
+    seen: dict[str, list[float]] = {name: [] for name in trees}
+    names = list(trees)
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            seen[name].append(_run(trees[name], n, batch))
+    return {f"{name} us per attempt": round(statistics.median(us), 3) for name, us in seen.items()}
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--base", type=Path, help="an old tree to compare (git archive BRANCH | tar -x -C DIR)"
+    )
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--attempts", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=100, help="attempts per recording round (100)")
+    args = parser.parse_args()
+    here = Path(__file__).resolve().parents[1]
+    trees = {"old": args.base, "new": here} if args.base else {"new": here}
+    print(json.dumps(main(trees, args.rounds, args.attempts, args.batch), indent=2))
