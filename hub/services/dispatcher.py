@@ -121,6 +121,10 @@ def next_state(
     )
 
 
+def _freed(recording: asyncio.Task[bool]) -> bool:
+    return recording.exception() is not None or recording.result()  # failed: the loop re-raises it
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -178,7 +182,8 @@ class Dispatcher:
         # runs waits for the next one, so recording batches itself under load and never holds
         # up claiming and sending.
         unrecorded: list[AttemptResult] = []
-        recorder: asyncio.Task[None] | None = None
+        recorder: asyncio.Task[bool] | None = None  # its result: :meth:`_record`
+        claimed_while_recording = False
         stopper = asyncio.create_task(stop.wait())
         # Whether the outbox may hold a due delivery that the last claim did not take: see
         # :meth:`_claimed_everything`. Until then a claim could only find nothing.
@@ -187,13 +192,15 @@ class Dispatcher:
             while not (stop.is_set() and not in_flight and not unrecorded and recorder is None):
                 can_claim = not stop.is_set() and len(in_flight) <= self._concurrency // 2
                 claimed_full = False
-                # A recording that ended before this claim is seen by it; one that ends during
-                # it is not, so the loop claims once more then.
+                # A recording may free its key's next delivery: when the outbox saw one waiting
+                # (Outbox.record), or a claim ran meanwhile (its snapshot may have missed both).
+                # One that ended before this claim is seen by it; else the loop claims once more.
                 recorded_before = recorder is not None and recorder.done()
-                if recorded_before:
-                    settled = False  # an ended delivery lets its key's next one go
+                if recorder is not None and recorded_before and (claimed_while_recording or _freed(recorder)):
+                    settled = False
                 if can_claim and (self._wakeup.is_set() or not settled):
                     self._wakeup.clear()  # before the claim, so a NOTIFY during it is kept
+                    claimed_while_recording |= recorder is not None and not recorder.done()
                     self._tracing = tracing_on()
                     room = min(self._batch_size, self._concurrency - len(in_flight))
                     offered = self._flow.room()
@@ -211,13 +218,13 @@ class Dispatcher:
                     unrecorded.extend(t.result() for t in done)  # each freed its slot (_attempt_in_slot)
                 recorded = False  # during the claim: claim again
                 if recorder is not None and recorder.done():
-                    await recorder  # re-raises what recording could not survive
+                    freed = await recorder or claimed_while_recording  # re-raises what it could not survive
                     recorder = None
-                    if not recorded_before:
+                    if not recorded_before and freed:
                         settled, recorded = False, True
                 if unrecorded and recorder is None:
                     recorder = asyncio.create_task(self._record(unrecorded))
-                    unrecorded = []
+                    unrecorded, claimed_while_recording = [], False
                 if done or claimed_full or recorded:
                     continue
                 # Wait only for what can change the next step: a finished attempt or recording
@@ -355,8 +362,8 @@ class Dispatcher:
         outcome = await self._client.deliver(target, event, msg_id)
         return outcome, next_state(claimed, outcome, self._policy, started, self._clock())
 
-    async def _record(self, results: list[AttemptResult]) -> None:
-        await self._retrying(lambda: self._outbox.record(results), forever=True)
+    async def _record(self, results: list[AttemptResult]) -> bool:
+        freed = await self._retrying(lambda: self._outbox.record(results), forever=True)
         for r in results:
             self.stats.attempts += 1
             if r.new_status == DELIVERED:
@@ -368,6 +375,7 @@ class Dispatcher:
                 )
             else:
                 self.stats.failed += 1
+        return freed is not False
 
     async def _idle_timeout(self) -> float:
         """How long to wait for a NOTIFY: until the next due delivery, at most the poll."""

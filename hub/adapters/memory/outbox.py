@@ -94,10 +94,16 @@ class InMemoryOutbox:
         ]
         return min(due, default=None)
 
-    async def record(self, results: Sequence[AttemptResult]) -> None:
+    async def record(self, results: Sequence[AttemptResult]) -> bool:
         results = [r for r in results if r.delivery_id in self._db.deliveries]
         if not results:
-            return
+            return False
+        waiting = any(
+            d.ordering_key == r.ordering_key and d.archive_seq > r.archive_seq and d.status in lc.OPEN
+            for r in results
+            if r.ordering_key is not None
+            for d in self._db.deliveries_of(r.subscription_id)
+        )
         now = self._db.clock()
         for r in results:
             self._db.attempts.setdefault(r.delivery_id, []).append(_attempt(r))
@@ -122,6 +128,7 @@ class InMemoryOutbox:
                 self._make_good(r.subscription_id, r.archive_seq, now)
         alerts.extend(self._health(results, now))
         self._db.publish(alerts)
+        return waiting
 
     def _make_good(self, subscription_id: uuid.UUID, archive_seq: int, now: datetime) -> None:
         """lc.MADE_GOOD: the dead deliveries of the same event (archive row) to the subscription."""
