@@ -256,18 +256,18 @@ class Dispatcher:
         """After a claim that was not full: whether it took every due delivery it may send.
 
         It did unless a subscription's room bounded it: one that got all the room it was
-        offered, or one it was offered no room for (the claim applies that subscription's own
-        cap and rate then, which only the statement knows), or one left without room now.
-        Then the outbox holds nothing due for this dispatcher until one of these: a NOTIFY
-        (new deliveries, a retry or resume by an operator: it sets the wake-up), a recorded
-        outcome (the next delivery of its key becomes due, a window blocked by in-flight heads
-        moves), a due time, a token or the poll (a wait that times out). The loop claims again
-        only then. Before, it also claimed when an attempt ended and again when its recording
-        began: empty claims of two statements each (CLAIM and CLAIM_HEADS)."""
-        got: dict[Any, int] = {}
+        offered or, offered none (idle here), all the room the claim gives it
+        (:meth:`FlowControl.idle_room`), or one left without room now. Then the outbox holds
+        nothing due for this dispatcher until one of these: a NOTIFY (new deliveries, a retry or
+        resume by an operator: it sets the wake-up), a recording that freed a delivery (see
+        :meth:`run`), a due time, a token or the poll (a wait that times out). The loop claims
+        again only then; each empty claim was two statements (CLAIM and CLAIM_HEADS)."""
+        got: dict[Any, tuple[int, int]] = {}  # per subscription: claimed, the room it had
         for c in claimed:
-            got[c.subscription_id] = got.get(c.subscription_id, 0) + 1
-        if any(n >= offered.get(sid, n) for sid, n in got.items()):
+            sid = c.subscription_id
+            room = offered[sid] if sid in offered else self._flow.idle_room(c.max_concurrency, c.max_rate)
+            got[sid] = (got.get(sid, (0, 0))[0] + 1, room)
+        if any(n >= room for n, room in got.values()):
             return False
         return all(free > 0 for free in self._flow.room().values())
 

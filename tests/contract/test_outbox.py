@@ -105,6 +105,17 @@ async def test_a_delivered_attempt_is_recorded_and_frees_the_next_of_its_key(sto
     assert [(a["attempt"], a["status_code"]) for a in attempts] == [(1, 204)]
 
 
+async def test_an_idle_subscription_gets_its_cap_or_its_rates_burst(stores: DeliveryHarness) -> None:
+    # Idle: the dispatcher's room lists it not. Without a rate it got room 1 (GREATEST(1, NULL)).
+    plain, capped = await stores.subscribe(), await stores.subscribe(max_concurrency=3)
+    rated = await stores.subscribe(max_rate=2.5)
+    await stores.publish(*(event(f"k{n}", n) for n in range(5)))
+
+    claimed = await stores.outbox.claim(10, LEASE)
+
+    assert [sum(c.subscription_id == sid for c in claimed) for sid in (plain, capped, rated)] == [5, 3, 2]
+
+
 async def test_a_recording_says_whether_a_later_delivery_of_its_key_waits(stores: DeliveryHarness) -> None:
     # The dispatcher claims again after a recording only then (issue 17: no empty claims).
     keyed, unordered = await stores.subscribe(), await stores.subscribe(ordering="none")

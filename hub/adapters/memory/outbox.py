@@ -4,7 +4,6 @@ row by row where the PostgreSQL adapter runs it set-based."""
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -19,6 +18,7 @@ from schemas import CloudEvent
 from schemas.hub_events import DELIVERY_DEAD, SUBSCRIPTION_DISABLED
 from subscriptions import lifecycle as lc
 from subscriptions.delivery import SharedEvent
+from subscriptions.flow import FlowControl
 from subscriptions.options import redact_url
 from subscriptions.recipients import ORGANISATIE, event_attributes, receives
 
@@ -63,8 +63,7 @@ class InMemoryOutbox:
         if s.id in room:
             return max(0, room[s.id])
         rates = [r for r in (s.max_rate, s.allowed_rate) if r is not None]
-        by_rate = max(1, math.floor(min(rates))) if rates else 1
-        return min(s.max_concurrency or self._default_concurrency, by_rate)
+        return FlowControl(self._default_concurrency).idle_room(s.max_concurrency, min(rates, default=None))
 
     async def claim(
         self, limit: int, lease_seconds: float, room: Mapping[uuid.UUID, int] | None = None
