@@ -14,6 +14,7 @@ contract suite's."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -268,3 +269,21 @@ async def test_a_batch_too_large_for_one_statement_archives_the_same_rows_by_cop
     copied = await archive()
 
     assert len(together) == 3 and together == copied
+
+
+async def test_a_batch_applied_in_one_statement_wakes_the_dispatchers(pg: dict[str, Any]) -> None:
+    engine = pg["engine"]
+    await _subscribe(engine)
+    store = PostgresProjectionStore(engine)
+    await _project(store, "a", offset=0)  # reads the subscriptions once
+    async with await psycopg.AsyncConnection.connect(libpq_url(pg["url"]), autocommit=True) as listener:
+        await listener.execute(f"LISTEN {projection.OUTBOX_CHANNEL}")
+        statements = pg["statements"]
+        statements.clear()
+
+        await _project(store, "b", offset=1)
+
+        assert len(statements) == 1  # the batch went in one statement
+        async with asyncio.timeout(5):
+            notified = await anext(listener.notifies())
+    assert notified.channel == projection.OUTBOX_CHANNEL
