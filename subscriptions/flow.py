@@ -72,6 +72,12 @@ class FlowControl:
     clock: Callable[[], float] = time.monotonic
     _flows: dict[uuid.UUID, _Flow] = field(default_factory=dict)
 
+    def idle_room(self, cap: int | None, rate: float | None) -> int:
+        """What a claim gives a subscription that :meth:`room` did not list (idle here): its
+        cap, and no more than its rate's burst. The outbox applies it (claims.py ``sized``)."""
+        cap = cap or self.default_concurrency
+        return cap if rate is None else min(cap, max(1, math.floor(rate)))
+
     def room(self) -> dict[uuid.UUID, int]:
         """How many more deliveries each busy or rate-limited subscription may start now.
 

@@ -66,6 +66,7 @@ from hub.ports.projection import (
     ProjectionUnitOfWork,
     Rebuild,
     RebuildableStore,
+    Route,
 )
 from hub.ports.subscriptions import (
     SUBSCRIPTION_FILTERS,
@@ -117,6 +118,7 @@ __all__ = [
     "RecordLog",
     "Removed",
     "Retention",
+    "Route",
     "RowError",
     "RunRecord",
     "RunStore",

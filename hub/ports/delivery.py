@@ -75,7 +75,12 @@ class Outbox(Protocol):
     async def claim(
         self, limit: int, lease_seconds: float, room: Mapping[Any, int] | None = None
     ) -> list[ClaimedDelivery]: ...
-    async def record(self, results: list[AttemptResult]) -> None: ...
+    async def record(self, results: list[AttemptResult]) -> bool:
+        """Record attempts' outcomes; True when a recorded delivery's ordering key has an open
+        delivery after it (which the outcome may have made due: worth a claim), False when none
+        has (a claim now would find nothing the recording freed)."""
+        ...
+
     async def next_due(self) -> datetime | None: ...
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -68,8 +68,21 @@ class ProjectionUnitOfWork(Protocol):
         ...
 
 
+#: The subscriptions an event goes to, out of the given ones (the projector's rule,
+#: :func:`subscriptions.recipients.recipients`, handed to :meth:`ProjectionStore.apply_at_once`).
+Route = Callable[[Sequence[MatchableSubscription], CloudEvent], Iterable[uuid.UUID]]
+
+
 class ProjectionStore(Protocol):
     def transaction(self) -> AbstractAsyncContextManager[ProjectionUnitOfWork]: ...
+
+    async def apply_at_once(self, batch: Sequence[LoggedEvent], route: Route) -> tuple[int, int] | None:
+        """Apply a batch without landscape events as one transaction would (dedupe, archive,
+        one outbox row per subscription ``route`` gives for each new event, wake the
+        dispatchers), in one step: returns the new events and outbox rows. None when this store
+        cannot now (it does not know the subscriptions yet, they changed, the batch is too
+        large): then nothing was written and the projector takes :meth:`transaction`."""
+        ...
 
     async def durable(self) -> None:
         """Return once every transaction committed before the call survives a crash of the

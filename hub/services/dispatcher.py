@@ -122,6 +122,10 @@ def next_state(
     )
 
 
+def _freed(recording: asyncio.Task[bool]) -> bool:
+    return recording.exception() is not None or recording.result()  # failed: the loop re-raises it
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -179,7 +183,8 @@ class Dispatcher:
         # runs waits for the next one, so recording batches itself under load and never holds
         # up claiming and sending.
         unrecorded: list[AttemptResult] = []
-        recorder: asyncio.Task[None] | None = None
+        recorder: asyncio.Task[bool] | None = None  # its result: :meth:`_record`
+        claimed_while_recording = False
         stopper = asyncio.create_task(stop.wait())
         # Whether the outbox may hold a due delivery that the last claim did not take: see
         # :meth:`_claimed_everything`. Until then a claim could only find nothing.
@@ -188,13 +193,15 @@ class Dispatcher:
             while not (stop.is_set() and not in_flight and not unrecorded and recorder is None):
                 can_claim = not stop.is_set() and len(in_flight) <= self._concurrency // 2
                 claimed_full = False
-                # A recording that ended before this claim is seen by it; one that ends during
-                # it is not, so the loop claims once more then.
+                # A recording may free its key's next delivery: when the outbox saw one waiting
+                # (Outbox.record), or a claim ran meanwhile (its snapshot may have missed both).
+                # One that ended before this claim is seen by it; else the loop claims once more.
                 recorded_before = recorder is not None and recorder.done()
-                if recorded_before:
-                    settled = False  # an ended delivery lets its key's next one go
+                if recorder is not None and recorded_before and (claimed_while_recording or _freed(recorder)):
+                    settled = False
                 if can_claim and (self._wakeup.is_set() or not settled):
                     self._wakeup.clear()  # before the claim, so a NOTIFY during it is kept
+                    claimed_while_recording |= recorder is not None and not recorder.done()
                     self._tracing = tracing_on()
                     room = min(self._batch_size, self._concurrency - len(in_flight))
                     offered = self._flow.room()
@@ -212,13 +219,13 @@ class Dispatcher:
                     unrecorded.extend(t.result() for t in done)  # each freed its slot (_attempt_in_slot)
                 recorded = False  # during the claim: claim again
                 if recorder is not None and recorder.done():
-                    await recorder  # re-raises what recording could not survive
+                    freed = await recorder or claimed_while_recording  # re-raises what it could not survive
                     recorder = None
-                    if not recorded_before:
+                    if not recorded_before and freed:
                         settled, recorded = False, True
                 if unrecorded and recorder is None:
                     recorder = asyncio.create_task(self._record(unrecorded))
-                    unrecorded = []
+                    unrecorded, claimed_while_recording = [], False
                 if done or claimed_full or recorded:
                     continue
                 # Wait only for what can change the next step: a finished attempt or recording
@@ -250,18 +257,18 @@ class Dispatcher:
         """After a claim that was not full: whether it took every due delivery it may send.
 
         It did unless a subscription's room bounded it: one that got all the room it was
-        offered, or one it was offered no room for (the claim applies that subscription's own
-        cap and rate then, which only the statement knows), or one left without room now.
-        Then the outbox holds nothing due for this dispatcher until one of these: a NOTIFY
-        (new deliveries, a retry or resume by an operator: it sets the wake-up), a recorded
-        outcome (the next delivery of its key becomes due, a window blocked by in-flight heads
-        moves), a due time, a token or the poll (a wait that times out). The loop claims again
-        only then. Before, it also claimed when an attempt ended and again when its recording
-        began: empty claims of two statements each (CLAIM and CLAIM_HEADS)."""
-        got: dict[Any, int] = {}
+        offered or, offered none (idle here), all the room the claim gives it
+        (:meth:`FlowControl.idle_room`), or one left without room now. Then the outbox holds
+        nothing due for this dispatcher until one of these: a NOTIFY (new deliveries, a retry or
+        resume by an operator: it sets the wake-up), a recording that freed a delivery (see
+        :meth:`run`), a due time, a token or the poll (a wait that times out). The loop claims
+        again only then; each empty claim was two statements (CLAIM and CLAIM_HEADS)."""
+        got: dict[Any, tuple[int, int]] = {}  # per subscription: claimed, the room it had
         for c in claimed:
-            got[c.subscription_id] = got.get(c.subscription_id, 0) + 1
-        if any(n >= offered.get(sid, n) for sid, n in got.items()):
+            sid = c.subscription_id
+            room = offered[sid] if sid in offered else self._flow.idle_room(c.max_concurrency, c.max_rate)
+            got[sid] = (got.get(sid, (0, 0))[0] + 1, room)
+        if any(n >= room for n, room in got.values()):
             return False
         return all(free > 0 for free in self._flow.room().values())
 
@@ -355,8 +362,8 @@ class Dispatcher:
         outcome = await self._client.deliver(target, event, msg_id)
         return outcome, next_state(claimed, outcome, self._policy, started, self._clock())
 
-    async def _record(self, results: list[AttemptResult]) -> None:
-        await self._retrying(lambda: self._outbox.record(results), forever=True)
+    async def _record(self, results: list[AttemptResult]) -> bool:
+        freed = await self._retrying(lambda: self._outbox.record(results), forever=True)
         outcomes = Counter(r.new_status for r in results)
         self.stats.attempts += len(results)
         self.stats.delivered += outcomes[DELIVERED]
@@ -369,6 +376,7 @@ class Dispatcher:
                 )
         # Counted per recording round, as recorded: one counter write per outcome, not per attempt.
         self._metrics.attempts_recorded(outcomes, (r.duration_ms / 1000 for r in results))
+        return freed is not False
 
     async def _idle_timeout(self) -> float:
         """How long to wait for a NOTIFY: until the next due delivery, at most the poll."""

@@ -105,7 +105,7 @@ async def test_an_empty_hub_has_nothing_open_and_nothing_failing(ops: Ops) -> No
 
 async def test_open_and_dead_deliveries_are_counted_and_the_failing_subscription_named(ops: Ops) -> None:
     failing = await ops.subscribe("https://down.example/hook")
-    await ops.subscribe("https://up.example/hook")
+    up = await ops.subscribe("https://up.example/hook")
     await ops.publish([event("a"), event("b"), event("c")])  # type: ignore[operator]
 
     s = await ops.status.status()
@@ -115,7 +115,7 @@ async def test_open_and_dead_deliveries_are_counted_and_the_failing_subscription
 
     # One delivery per subscription and claim: the failing sink fails once, then for good.
     for status in ("failed", "dead"):
-        claimed = await ops.outbox.claim(10, 60)
+        claimed = await ops.outbox.claim(10, 60, {failing: 1, up: 1})
         await ops.outbox.record(
             [
                 outcome(c, status, code=503)

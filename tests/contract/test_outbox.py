@@ -105,6 +105,31 @@ async def test_a_delivered_attempt_is_recorded_and_frees_the_next_of_its_key(sto
     assert [(a["attempt"], a["status_code"]) for a in attempts] == [(1, 204)]
 
 
+async def test_an_idle_subscription_gets_its_cap_or_its_rates_burst(stores: DeliveryHarness) -> None:
+    # Idle: the dispatcher's room lists it not. Without a rate it got room 1 (GREATEST(1, NULL)).
+    plain, capped = await stores.subscribe(), await stores.subscribe(max_concurrency=3)
+    rated = await stores.subscribe(max_rate=2.5)
+    await stores.publish(*(event(f"k{n}", n) for n in range(5)))
+
+    claimed = await stores.outbox.claim(10, LEASE)
+
+    assert [sum(c.subscription_id == sid for c in claimed) for sid in (plain, capped, rated)] == [5, 3, 2]
+
+
+async def test_a_recording_says_whether_a_later_delivery_of_its_key_waits(stores: DeliveryHarness) -> None:
+    # The dispatcher claims again after a recording only then (issue 17: no empty claims).
+    keyed, unordered = await stores.subscribe(), await stores.subscribe(ordering="none")
+    await stores.publish(event("k", 1), event("k", 2), event("other", 3))
+    first, other = await stores.outbox.claim(10, LEASE, {keyed: 10, unordered: 0})
+    [loose] = await stores.outbox.claim(1, LEASE, {keyed: 0, unordered: 1})  # "k" 1, no key order
+
+    assert (first.event["data"]["n"], other.event["data"]["n"], loose.event["data"]["n"]) == (1, 3, 1)
+    assert await stores.outbox.record([outcome(other, "delivered", code=204)]) is False
+    assert await stores.outbox.record([outcome(loose, "delivered", code=204)]) is False
+    assert await stores.outbox.record([outcome(first, "delivered", code=204)]) is True
+    assert await stores.outbox.record([]) is False
+
+
 async def test_a_failed_head_holds_back_its_key_until_its_next_try(stores: DeliveryHarness) -> None:
     sid = await stores.subscribe()
     await stores.publish(event("k", 1), event("k", 2))

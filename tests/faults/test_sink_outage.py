@@ -76,10 +76,11 @@ class CountingOutbox(InMemoryOutbox):
         self.open += len(claimed)
         return claimed
 
-    async def record(self, results: Sequence[AttemptResult]) -> None:
-        await super().record(results)
+    async def record(self, results: Sequence[AttemptResult]) -> bool:
+        waiting = await super().record(results)
         self.open -= len(results)
         self.changed.set()
+        return waiting
 
 
 @dataclass

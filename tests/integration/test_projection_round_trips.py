@@ -1,16 +1,20 @@
-"""The projector's transaction in round trips (issue 17: latency), and what its cached list of
-subscriptions must still see.
+"""The projector's transaction in round trips (issue 17: latency, CPU per event), and what its
+cached list of subscriptions must still see.
 
-A batch of a few events takes its archive positions, dedupe marks, archive rows and the
-subscriptions' version in one statement, reads the subscriptions only when that version
-changed, and queues its outbox rows with their NOTIFY in one more; larger batches write the
-archive and outbox rows by ``COPY`` (not a SQLAlchemy statement, so not counted here). The
-cache must never hide a subscription created, changed or deleted before the next batch: each
-test below changes one between two batches and looks at the second batch's outbox rows. What
-the projection decides is the contract suite's."""
+A batch of plain events (no landscape events) is one autocommitted statement when the
+subscriptions' version is the one the store read last (:data:`projection_sql.AT_ONCE`), and
+writes nothing when it is not (then the transaction below). In a transaction, a batch of a few
+events takes its archive positions, dedupe marks, archive rows and the subscriptions' version in
+one statement, reads the subscriptions only when that version changed, and queues its outbox
+rows with their NOTIFY in one more; larger batches write the archive and outbox rows by ``COPY``
+(not a SQLAlchemy statement, so not counted here). The cache must never hide a subscription
+created, changed or deleted before the next batch: each test below changes one between two
+batches and looks at the second batch's outbox rows. What the projection decides is the
+contract suite's."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -36,9 +40,15 @@ from tests.contract.delivery_harness import event
 async def pg(database_url: str) -> AsyncIterator[dict[str, Any]]:
     engine = create_engine(database_url, pool_size=2, pre_ping=False)
     statements: list[str] = []
-    sa_event.listen(engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    modes: list[str | None] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+        modes.append(conn.get_execution_options().get("isolation_level"))
+
+    sa_event.listen(engine.sync_engine, "before_cursor_execute", seen)
     try:
-        yield {"engine": engine, "statements": statements, "url": database_url}
+        yield {"engine": engine, "statements": statements, "modes": modes, "url": database_url}
     finally:
         await engine.dispose()
 
@@ -65,7 +75,7 @@ async def _receivers(engine: AsyncEngine, event_id: str) -> set[uuid.UUID]:
         return {r.subscription_id for r in rows}
 
 
-async def test_a_batch_whose_subscriptions_did_not_change_sends_a_statement_before_its_archive_and_one_after(
+async def test_a_batch_of_plain_events_whose_subscriptions_did_not_change_is_one_autocommitted_statement(
     pg: dict[str, Any],
 ) -> None:
     engine, statements = pg["engine"], pg["statements"]
@@ -73,15 +83,39 @@ async def test_a_batch_whose_subscriptions_did_not_change_sends_a_statement_befo
     store = PostgresProjectionStore(engine)
     await _project(store, "a", "b", offset=0)  # reads the subscriptions once
     statements.clear()
+    pg["modes"].clear()
 
     [first, second] = await _project(store, "a", "c", offset=2)
+
+    assert len(statements) == 1, statements
+    assert all(
+        t in statements[0]
+        for t in ("processed_events", "INSERT INTO event_archive", "INSERT INTO deliveries", "pg_notify")
+    )
+    assert pg["modes"] == ["AUTOCOMMIT"]
+    assert len(await _receivers(engine, first)) == len(await _receivers(engine, second)) == 1
+
+
+async def test_a_transactions_batch_sends_a_statement_before_its_archive_and_one_after(
+    pg: dict[str, Any],
+) -> None:
+    engine, statements = pg["engine"], pg["statements"]
+    sid = await _subscribe(engine)
+    store = PostgresProjectionStore(engine)
+    await _project(store, "a", "b", offset=0)  # reads the subscriptions once
+    statements.clear()
+
+    async with store.transaction() as uow:
+        archived = await uow.record_new([LoggedEvent(event(k, 2 + n), 0, 2 + n) for n, k in enumerate("ac")])
+        assert [s.id for s in await uow.subscriptions()] == [sid]
+        await uow.add_deliveries([NewDelivery(sid, a.seq, a.event.id, "k") for a in archived])
 
     assert len(statements) == 2, statements  # marks, archive, version; the outbox rows with their NOTIFY
     assert all(
         t in statements[0] for t in ("processed_events", "INSERT INTO event_archive", "FROM subscriptions")
     )
     assert "INSERT INTO deliveries" in statements[1] and "pg_notify" in statements[1]
-    assert len(await _receivers(engine, first)) == len(await _receivers(engine, second)) == 1
+    assert [len(await _receivers(engine, a.event.id)) for a in archived] == [1, 1]
 
 
 async def test_a_subscription_created_between_two_batches_receives_the_second(pg: dict[str, Any]) -> None:
@@ -235,3 +269,21 @@ async def test_a_batch_too_large_for_one_statement_archives_the_same_rows_by_cop
     copied = await archive()
 
     assert len(together) == 3 and together == copied
+
+
+async def test_a_batch_applied_in_one_statement_wakes_the_dispatchers(pg: dict[str, Any]) -> None:
+    engine = pg["engine"]
+    await _subscribe(engine)
+    store = PostgresProjectionStore(engine)
+    await _project(store, "a", offset=0)  # reads the subscriptions once
+    async with await psycopg.AsyncConnection.connect(libpq_url(pg["url"]), autocommit=True) as listener:
+        await listener.execute(f"LISTEN {projection.OUTBOX_CHANNEL}")
+        statements = pg["statements"]
+        statements.clear()
+
+        await _project(store, "b", offset=1)
+
+        assert len(statements) == 1  # the batch went in one statement
+        async with asyncio.timeout(5):
+            notified = await anext(listener.notifies())
+    assert notified.channel == projection.OUTBOX_CHANNEL

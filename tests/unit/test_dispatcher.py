@@ -67,9 +67,10 @@ class SignallingOutbox(InMemoryOutbox):
         super().__init__(db, **options)
         self.recorded = asyncio.Event()
 
-    async def record(self, results: Sequence[AttemptResult]) -> None:
-        await super().record(results)
+    async def record(self, results: Sequence[AttemptResult]) -> bool:
+        waiting = await super().record(results)
         self.recorded.set()
+        return waiting
 
 
 @dataclass
@@ -242,8 +243,6 @@ async def test_resuming_a_disabled_subscription_delivers_what_waited_in_order() 
     await h.run_until(lambda: h.status(sid) == ["delivered", "delivered"])
 
     assert numbers(h.client.sent) == [1, 1, 2]
-
-
 
 
 async def test_a_stop_that_arrives_as_the_last_outcome_is_recorded_ends_the_run_cleanly() -> None:
@@ -426,10 +425,10 @@ class Journal(SignallingOutbox):
         self.steps.append(f"claim {len(claimed)}")
         return claimed
 
-    async def record(self, results: Sequence[AttemptResult]) -> None:
+    async def record(self, results: Sequence[AttemptResult]) -> bool:
         await self.gate.wait()
         self.steps.append("record")
-        await super().record(results)
+        return await super().record(results)
 
     async def next_due(self) -> Any:
         self.steps.append("next due")
@@ -446,10 +445,11 @@ def journalled() -> tuple[Journal, Dispatcher, FakeClient]:
 
 
 async def test_a_lone_event_costs_no_claim_that_can_only_find_nothing() -> None:
-    # The latency phase's case (issue 17): one event at a time. The claim after its attempt
-    # ends may find more (the subscription was idle: the claim gave it room for one); the claim
-    # after its recording may find its key's next event. A claim while the recording runs, or
-    # once more after an empty one, could find nothing: each was two statements in PostgreSQL.
+    # The latency phase's case (issue 17): one event at a time. A claim while the recording
+    # runs, once more after an empty one, after a claim that got less than the idle
+    # subscription's room (it was 1: such a claim seemed full), or after a recording that left
+    # no later delivery of its key waiting, could find nothing: each was two statements in
+    # PostgreSQL.
     outbox, dispatcher, client = journalled()
     await InMemorySubscriptionStore(outbox._db).create(
         sink="https://a.example/hook", protocol="HTTP", source=None, types=None, filters=[],
@@ -463,7 +463,27 @@ async def test_a_lone_event_costs_no_claim_that_can_only_find_nothing() -> None:
     stop.set()
     await running
     assert numbers(client.sent) == [1]
-    assert outbox.steps == ["claim 1", "claim 0", "record", "claim 0", "next due"]
+    assert outbox.steps == ["claim 1", "record", "next due"]
+
+
+async def test_a_keys_next_event_waiting_behind_a_recorded_one_is_claimed_after_that_recording() -> None:
+    # No poll (60 s) and no NOTIFY: only the recording's answer leads to the claim of event 2.
+    outbox, dispatcher, client = journalled()
+    await InMemorySubscriptionStore(outbox._db).create(
+        sink="https://a.example/hook", protocol="HTTP", source=None, types=None, filters=[],
+        headers={}, config={}, secret="whsec_" + "A" * 32,
+    )  # fmt: skip
+    outbox._db.publish([event("k1", 1), event("k1", 2)])
+    stop = asyncio.Event()
+    running = asyncio.create_task(dispatcher.run(stop))
+    async with asyncio.timeout(5):
+        while outbox.steps.count("record") < 2 or outbox.steps[-1] != "next due":
+            outbox.looked_up.clear()
+            await outbox.looked_up.wait()
+    stop.set()
+    await running
+    assert numbers(client.sent) == [1, 2]
+    assert outbox.steps[outbox.steps.index("record") + 1] == "claim 1"
 
 
 async def test_a_slot_freed_by_an_ended_attempt_is_used_before_that_attempt_is_recorded() -> None:

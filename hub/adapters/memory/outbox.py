@@ -4,7 +4,6 @@ row by row where the PostgreSQL adapter runs it set-based."""
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -19,6 +18,7 @@ from schemas import CloudEvent
 from schemas.hub_events import DELIVERY_DEAD, SUBSCRIPTION_DISABLED
 from subscriptions import lifecycle as lc
 from subscriptions.delivery import SharedEvent
+from subscriptions.flow import FlowControl
 from subscriptions.options import redact_url
 from subscriptions.recipients import ORGANISATIE, event_attributes, receives
 
@@ -63,8 +63,7 @@ class InMemoryOutbox:
         if s.id in room:
             return max(0, room[s.id])
         rates = [r for r in (s.max_rate, s.allowed_rate) if r is not None]
-        by_rate = max(1, math.floor(min(rates))) if rates else 1
-        return min(s.max_concurrency or self._default_concurrency, by_rate)
+        return FlowControl(self._default_concurrency).idle_room(s.max_concurrency, min(rates, default=None))
 
     async def claim(
         self, limit: int, lease_seconds: float, room: Mapping[uuid.UUID, int] | None = None
@@ -94,10 +93,16 @@ class InMemoryOutbox:
         ]
         return min(due, default=None)
 
-    async def record(self, results: Sequence[AttemptResult]) -> None:
+    async def record(self, results: Sequence[AttemptResult]) -> bool:
         results = [r for r in results if r.delivery_id in self._db.deliveries]
         if not results:
-            return
+            return False
+        waiting = any(
+            d.ordering_key == r.ordering_key and d.archive_seq > r.archive_seq and d.status in lc.OPEN
+            for r in results
+            if r.ordering_key is not None
+            for d in self._db.deliveries_of(r.subscription_id)
+        )
         now = self._db.clock()
         for r in results:
             self._db.attempts.setdefault(r.delivery_id, []).append(_attempt(r))
@@ -122,6 +127,7 @@ class InMemoryOutbox:
                 self._make_good(r.subscription_id, r.archive_seq, now)
         alerts.extend(self._health(results, now))
         self._db.publish(alerts)
+        return waiting
 
     def _make_good(self, subscription_id: uuid.UUID, archive_seq: int, now: datetime) -> None:
         """lc.MADE_GOOD: the dead deliveries of the same event (archive row) to the subscription."""

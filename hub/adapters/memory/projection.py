@@ -21,6 +21,7 @@ from hub.ports import (
     MatchableSubscription,
     NewDelivery,
     ObjectKey,
+    Route,
     StoredObject,
     Watermark,
 )
@@ -134,6 +135,20 @@ class InMemoryProjectionStore:
 
     async def durable(self) -> None:
         """Nothing to wait for: a commit here is as durable as it ever gets."""
+
+    async def apply_at_once(self, batch: Sequence[LoggedEvent], route: Route) -> tuple[int, int] | None:
+        """What the PostgreSQL store does in one statement, here in one :meth:`transaction` (so a
+        test's store whose transactions fail fails this as well)."""
+        async with self.transaction() as uow:
+            archived = await uow.record_new(batch)
+            listed = await uow.subscriptions()
+            new = [
+                NewDelivery(sid, a.seq, a.event.id, a.event.key())
+                for a in archived
+                for sid in route(listed, a.event)
+            ]
+            await uow.add_deliveries(new)
+        return len(archived), len(new)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[InMemoryProjectionUnitOfWork]:

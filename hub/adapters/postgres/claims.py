@@ -18,14 +18,16 @@ from subscriptions.lifecycle import ACTIVE
 __all__ = ["CLAIM", "CLAIM_HEADS"]
 
 # Shared by both statements. Each subscription's room: what the dispatcher offered (its free
-# concurrency slots and rate tokens), else the subscription's own cap.
+# concurrency slots and rate tokens), else the subscription's own cap and rate's burst
+# (subscriptions.flow.FlowControl.idle_room). Without a rate that is the cap: it was 1
+# (GREATEST(1, NULL)), so a lone event's claim seemed full and the dispatcher claimed again.
 _SIZED = f"""room AS (
         SELECT * FROM unnest(CAST(:room_ids AS uuid[]), CAST(:room_sizes AS int[])) AS r(id, size)
     ),
     sized AS (
         SELECT s.*, COALESCE(r.size, LEAST(
             COALESCE(s.max_concurrency, :default_concurrency),
-            GREATEST(1, floor(LEAST(s.max_rate, s.allowed_rate)))::int
+            GREATEST(1, floor(COALESCE(LEAST(s.max_rate, s.allowed_rate), :default_concurrency)))::int
         )) AS room_size
         FROM subscriptions s LEFT JOIN room r ON r.id = s.id
         WHERE s.status = '{ACTIVE}'

@@ -167,13 +167,13 @@ class PostgresOutbox:
                 due: datetime | None = (await conn.execute(_NEXT_DUE)).scalar()
                 return due
 
-    async def record(self, results: Sequence[AttemptResult]) -> None:
+    async def record(self, results: Sequence[AttemptResult]) -> bool:
         if not results:
-            return
+            return False
         with translate_db_errors():
             engine = self._autocommit if one_statement(results) else self._engine
             async with engine.begin() as conn:
-                await record_outcomes(
+                return await record_outcomes(
                     conn, results, source_urn=self._source_urn, disable_after_seconds=self._disable_after
                 )
 

@@ -1,11 +1,11 @@
 """The projector's transaction in PostgreSQL: dedupe, archive, outbox, in one commit.
 
-A batch of a few events (at 200 events/s, most batches) is four round trips: BEGIN; one
-statement for its archive positions, dedupe marks, archive rows and the subscriptions' version
-(:func:`_marks`); one for its outbox rows and their NOTIFY; COMMIT. It was ten, and at that
-rate the round trips, not the rows, were the transaction's time (issue 17: latency). The
-subscriptions are read again only when their version changed
-(:meth:`PostgresProjectionUnitOfWork.subscriptions`).
+A batch of a few events is four round trips: BEGIN; one statement for its archive positions,
+dedupe marks, archive rows and the subscriptions' version (:func:`projection_sql.marks`); one
+for its outbox rows and their NOTIFY; COMMIT. It was ten, and at 200 events/s the round trips,
+not the rows, were the transaction's time (issue 17: latency). The subscriptions are read again
+only when their version changed (:meth:`PostgresProjectionUnitOfWork.subscriptions`). A batch
+without landscape events takes one: :meth:`PostgresProjectionStore.apply_at_once`.
 
 Larger batches write the archive and outbox rows (plain inserts, no conflict to resolve) by
 binary ``COPY`` on the transaction's own connection: psycopg writes each row in C with the
@@ -27,12 +27,13 @@ from typing import Any
 import orjson
 import psycopg
 from psycopg.types.json import set_json_dumps
-from sqlalchemy import TextClause, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub.adapters.postgres.errors import translate_db_errors
 from hub.adapters.postgres.landscape import PostgresLandscapeUnitOfWork
-from hub.ports import ArchivedEvent, LoggedEvent, MatchableSubscription, NewDelivery
+from hub.adapters.postgres.projection_sql import AT_ONCE, SUBS_HASH, archive_fields, marks
+from hub.ports import ArchivedEvent, LoggedEvent, MatchableSubscription, NewDelivery, Route
 from schemas import CloudEvent
 from subscriptions.filters import parse_filters
 
@@ -62,76 +63,21 @@ _QUEUE_COPY = (
     "COPY deliveries (subscription_id, archive_seq, event_id, ordering_key) FROM STDIN (FORMAT BINARY)"
 )
 _QUEUE_TYPES = [psycopg.adapters.types.get_oid(t) for t in ("uuid", "int8", "text", "text")]
-# What identifies the subscriptions' current state: their number and the sum of a 64-bit hash
-# of each one's id and ``updated_at`` (every change of what decides its recipients bumps it).
-# An insert, a delete or such an update changes the pair; unchanged, the list read last holds.
-_SUBS_HASH = "hashtextextended(s.id::text || ' ' || extract(epoch FROM s.updated_at)::text, 0)"
-#: Events of one batch up to which their archive rows go in with their marks (:func:`_marks`)
+#: Events of one batch up to which their archive rows go in with their marks (:func:`projection_sql.marks`)
 #: rather than by ``COPY`` after them: two round trips fewer, the events' JSON parsed by
 #: PostgreSQL twice (the parameter, then the column) instead of once.
 ARCHIVE_IN_ONE_STATEMENT = 64
-_ARCHIVE_COLUMNS = (
-    "source, event_id, type, subject, time, ordering_key, event, kafka_partition, kafka_offset, accepted_at"
-)
 
 
-def _marks(with_archive: bool) -> TextClause:
-    """One round trip for what took three, or five with the archive rows (issue 17: latency):
-    the archive positions (sorted, so they follow the log), the dedupe marks (what is new, by
-    the position it was handed), and the subscriptions' version, read under the FOR KEY SHARE
-    lock the list is read with (a DELETE waits for this transaction's outbox rows; see
-    :meth:`PostgresProjectionUnitOfWork.subscriptions`); ``with_archive``, the new events'
-    archive rows too."""
-    columns = "source text, event_id text, ord int"
-    archived = ""
-    if with_archive:
-        columns += (
-            ", type text, subject text, time timestamptz, ordering_key text, event jsonb, "
-            "kafka_partition int, kafka_offset bigint, accepted_at timestamptz"
-        )
-        archived = f"""
-        , archived AS (
-            INSERT INTO event_archive (seq, {_ARCHIVE_COLUMNS})
-            SELECT m.archive_seq, {", ".join(f"r.{c}" for c in _ARCHIVE_COLUMNS.split(", "))}
-            FROM marked AS m JOIN input AS r ON m.archive_seq = r.seq
-        )"""  # noqa: S608 (constant SQL)
-    return text(
-        f"""
-        WITH archive AS MATERIALIZED (
-            SELECT CAST(pg_get_serial_sequence('event_archive', 'seq') AS regclass) AS seq
-        ),
-        taken AS MATERIALIZED (
-            SELECT array_agg(t.v ORDER BY t.v) AS seqs
-            FROM (SELECT nextval(archive.seq) AS v FROM archive, generate_series(1, :n)) AS t
-        ),
-        input AS MATERIALIZED (
-            SELECT r.*, taken.seqs[r.ord] AS seq
-            FROM json_to_recordset(CAST(:rows AS json)) AS r({columns}), taken
-        ),
-        marked AS (
-            INSERT INTO processed_events (source, event_id, archive_seq)
-            SELECT source, event_id, seq FROM input
-            ON CONFLICT DO NOTHING
-            RETURNING archive_seq
-        ){archived},
-        subs AS MATERIALIZED (
-            SELECT count(*) AS n, COALESCE(sum({_SUBS_HASH}), 0) AS h
-            FROM (SELECT id, updated_at FROM subscriptions FOR KEY SHARE) AS s
-        )
-        SELECT taken.seqs, ARRAY(SELECT archive_seq FROM marked) AS fresh, subs.n, subs.h FROM taken, subs
-        """  # noqa: S608 (constant SQL)
-    )
-
-
-_MARK = _marks(with_archive=False)
-_MARK_AND_ARCHIVE = _marks(with_archive=True)
+_MARK = marks(with_archive=False)
+_MARK_AND_ARCHIVE = marks(with_archive=True)
 
 # The list itself with its version (as :data:`_MARK` computes it), read when that changed.
 # FOR KEY SHARE: a DELETE waits for this transaction's outbox rows to commit (then cascades).
 _SUBSCRIPTIONS = text(
     f"""
     SELECT s.id, s.source, s.types, s.filters, s.organisatie, s.updated_at,
-           count(*) OVER () AS n, COALESCE(sum({_SUBS_HASH}) OVER (), 0) AS h
+           count(*) OVER () AS n, COALESCE(sum({SUBS_HASH}) OVER (), 0) AS h
     FROM (SELECT id, source, types, filters, organisatie, updated_at FROM subscriptions FOR KEY SHARE) AS s
     """  # noqa: S608 (constant SQL)
 )
@@ -188,18 +134,12 @@ class PostgresProjectionUnitOfWork:
         return self._landscape
 
     async def record_new(self, batch: Sequence[LoggedEvent]) -> list[ArchivedEvent]:
-        # The first occurrence of each source+id in the batch wins; later ones are duplicates.
-        first: dict[tuple[str, str], _Logged] = {}
-        for item in batch:
-            first.setdefault(
-                (item.event.source, item.event.id),
-                (item.event, item.partition, item.offset, item.accepted_at),
-            )
+        first = _first(batch)
         if not first:
             return []
         together = len(first) <= ARCHIVE_IN_ONE_STATEMENT
         rows = [
-            {"source": s, "event_id": i, "ord": n, **(_archive_fields(*first[s, i]) if together else {})}
+            {"source": s, "event_id": i, "ord": n, **(archive_fields(*first[s, i]) if together else {})}
             for n, (s, i) in enumerate(first, start=1)
         ]
         statement = _MARK_AND_ARCHIVE if together else _MARK
@@ -301,6 +241,16 @@ class PostgresProjectionUnitOfWork:
         await self._conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL})
 
 
+def _first(batch: Sequence[LoggedEvent]) -> dict[tuple[str, str], _Logged]:
+    """The first occurrence of each source+id in the batch wins; later ones are duplicates."""
+    first: dict[tuple[str, str], _Logged] = {}
+    for item in batch:
+        first.setdefault(
+            (item.event.source, item.event.id), (item.event, item.partition, item.offset, item.accepted_at)
+        )
+    return first
+
+
 def _archive_row(
     seq: int, event: CloudEvent, partition: int | None, offset: int | None, accepted_at: datetime | None
 ) -> tuple[Any, ...]:
@@ -309,18 +259,6 @@ def _archive_row(
         *(seq, event.source, event.id, event.type, event.subject, event.time, event.key()),
         *(event.to_structured(), partition, offset, accepted_at),
     )
-
-
-def _archive_fields(
-    event: CloudEvent, partition: int | None, offset: int | None, accepted_at: datetime | None
-) -> dict[str, Any]:
-    """An event's archive columns besides its source and id, for :data:`_MARK_AND_ARCHIVE`
-    (the same values as :func:`_archive_row`)."""
-    return {
-        "type": event.type, "subject": event.subject, "time": event.time, "ordering_key": event.key(),
-        "event": event.to_structured(), "kafka_partition": partition, "kafka_offset": offset,
-        "accepted_at": accepted_at,
-    }  # fmt: skip
 
 
 @dataclass
@@ -385,6 +323,30 @@ class PostgresProjectionStore:
             async with self._autocommit.connect() as conn:
                 await conn.execute(_FLUSH)
 
+    async def apply_at_once(self, batch: Sequence[LoggedEvent], route: Route) -> tuple[int, int] | None:
+        """One autocommitted statement (:data:`projection_sql.AT_ONCE`), routed
+        on the subscriptions as read last; None before they were read, for a batch larger than
+        the one-statement bounds, or when they changed since (nothing written then)."""
+        first, (version, listed) = _first(batch), (self._subscriptions.version, self._subscriptions.listed)
+        if version is None or not first or len(first) > ARCHIVE_IN_ONE_STATEMENT:
+            return None
+        rows = [
+            {"source": s, "event_id": i, "ord": n, **archive_fields(*logged),
+             "recipients": [str(sid) for sid in route(listed, logged[0])]}
+            for n, ((s, i), logged) in enumerate(first.items(), start=1)
+        ]  # fmt: skip
+        if sum(len(r["recipients"]) for r in rows) > QUEUE_IN_ONE_STATEMENT:
+            return None
+        params = {"n": len(first), "rows": orjson.dumps(rows).decode(), "channel": OUTBOX_CHANNEL}
+        with translate_db_errors():
+            async with self._autocommit.connect() as conn:
+                versioned = {**params, "subs_n": version[0], "subs_h": version[1]}
+                done = (await conn.execute(AT_ONCE, versioned)).one()
+        if not done.known:
+            return None
+        await self._analyse_after(done.queued)
+        return done.new, done.queued
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[PostgresProjectionUnitOfWork]:
         """Commit when the block ends normally, roll back when it raises."""
@@ -392,9 +354,12 @@ class PostgresProjectionStore:
             async with self._engine.begin() as conn:
                 uow = PostgresProjectionUnitOfWork(conn, self._subscriptions)
                 yield uow
-            if self.analyze.added(uow.deliveries_added):
-                self.analyze.analysed(self.analyze.counted)  # other members: not now as well
-                async with self._engine.connect() as conn:
-                    await conn.execute(text("ANALYZE deliveries"))
-                    self.analyze.analysed((await conn.execute(_ANALYZED_ROWS)).scalar_one())
-                    await conn.commit()
+            await self._analyse_after(uow.deliveries_added)
+
+    async def _analyse_after(self, deliveries_added: int) -> None:
+        if self.analyze.added(deliveries_added):
+            self.analyze.analysed(self.analyze.counted)  # other members: not now as well
+            async with self._engine.connect() as conn:
+                await conn.execute(text("ANALYZE deliveries"))
+                self.analyze.analysed((await conn.execute(_ANALYZED_ROWS)).scalar_one())
+                await conn.commit()
