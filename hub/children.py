@@ -97,20 +97,40 @@ def _death_signal(parent: int) -> Callable[[], None] | None:
 
 
 def _lowered(preexec: Callable[[], None] | None, nice: int) -> Callable[[], None] | None:
-    """``preexec`` followed by ``os.nice(nice)``: what a work child runs before exec
+    """``preexec``, then ``nice`` steps down in CPU priority: what a work child runs before exec
     (``KOPPELHUB_WORK_NICE``). On a machine the hub fills, the scheduler then gives the API the
     CPU first and the projector and dispatcher what is left: a publish keeps its answer time,
     and the work catches up when the load drops (with two work processes on two cores the
-    batch publish halved without it: issue 17). Relative to ``run``'s own priority, as the
-    intake children keep that; the priority is inherited by every thread the child starts."""
+    batch publish halved without it: issue 17).
+
+    Two steps, as Linux shares the CPU twice: between autogroups, then between the processes of
+    one. Each child runs in a session of its own (set up before this runs), and with
+    ``kernel.sched_autogroup_enabled`` (the default of most distributions) a new session is a new
+    autogroup at nice 0 whatever its one process's nice: ``os.nice`` alone changed nothing
+    against the API child. So the child also lowers its autogroup (``/proc/self/autogroup``,
+    lowering needs no privilege); without autogroups that file is absent and ``os.nice`` does
+    it. ``os.nice`` is relative to ``run``'s own priority, which the intake children keep, and
+    is inherited by every thread the child starts."""
     if nice <= 0:
         return preexec
-    lower = os.nice  # resolved here: the forked child looks nothing up
+    # Resolved here: the forked child looks nothing up.
+    lower, open_, write, close = os.nice, os.open, os.write, os.close
+    wronly, step = os.O_WRONLY, str(nice).encode()
 
     def lowered() -> None:
         if preexec is not None:
             preexec()
         lower(nice)
+        try:
+            fd = open_("/proc/self/autogroup", wronly)
+        except OSError:
+            return  # no autogroups: the process's own nice is what counts
+        try:
+            write(fd, step)
+        except OSError:
+            pass  # refused (an older kernel): the process's own nice still holds within its group
+        finally:
+            close(fd)
 
     return lowered
 

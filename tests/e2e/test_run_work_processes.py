@@ -97,6 +97,16 @@ def _nice(pid: int) -> int:
     return int(stat[stat.rindex(")") + 2 :].split()[16])
 
 
+def _autogroup_nice(pid: int) -> int | None:
+    """The nice value of ``pid``'s autogroup (``/proc/<pid>/autogroup``: "/autogroup-N nice M"),
+    None without autogroups. With them, the CPU is shared between autogroups first, so the
+    process's own nice alone does not lower it against a process of another session."""
+    try:
+        return int(Path(f"/proc/{pid}/autogroup").read_text().split()[-1])
+    except OSError:
+        return None
+
+
 @pytest.mark.parametrize(("setting", "steps"), [(None, 10), ("0", 0)])
 async def test_work_children_run_koppelhub_work_nice_steps_below_the_intake_children(
     tmp_path: Path, setting: str | None, steps: int
@@ -116,6 +126,9 @@ async def test_work_children_run_koppelhub_work_nice_steps_below_the_intake_chil
         # The intake children keep run's own priority; each work child is lowered from it.
         assert {roles: _nice(pid) for roles, pid in children if roles == INTAKE} == {INTAKE: own}
         assert [_nice(pid) for roles, pid in children if roles == WORK] == [min(19, own + steps)] * 2
+        if _autogroup_nice(proc.pid) is not None:  # each child is a session, so an autogroup, of its own
+            assert [_autogroup_nice(pid) for roles, pid in children if roles == INTAKE] == [0]
+            assert [_autogroup_nice(pid) for roles, pid in children if roles == WORK] == [steps] * 2
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 120) == 0
     finally:
