@@ -7,12 +7,14 @@ broker and database addresses in its environment and the socket inherited:
 - **intake** children (``api`` and ``connectors``): ``KOPPELHUB_WORKERS - 1`` of them, all
   accepting on the one socket the parent bound (the kernel spreads the connections);
 - **work** children (``projector`` and ``dispatcher``): ``KOPPELHUB_WORK_PROCESSES`` of them
-  (default one). Their projector members are members of the one consumer group (the group
-  splits the partitions among all of them; a rebalance replays uncommitted records, which the
-  dedupe skips), and their dispatchers share the outbox through ``SKIP LOCKED`` claims with a
-  lease. Per-key order holds across them because the claim takes only a key's head (its open
-  delivery with the smallest archive position) and never a leased one: one process's delivery
-  in flight keeps the key's next delivery from every other process.
+  (default one), each ``KOPPELHUB_WORK_NICE`` steps below the intake children's CPU priority
+  (:func:`_lowered`: when the machine is full, publishing goes first). Their projector
+  members are members of the one consumer group (the group splits the partitions among all of
+  them; a rebalance replays uncommitted records, which the dedupe skips), and their
+  dispatchers share the outbox through ``SKIP LOCKED`` claims with a lease. Per-key order holds
+  across them because the claim takes only a key's head (its open delivery with the smallest
+  archive position) and never a leased one: one process's delivery in flight keeps the key's
+  next delivery from every other process.
 
 Why this split: a publish costs the API most of its CPU and a projected, delivered event
 costs the projector and dispatcher theirs; the two halves meet only in Kafka and PostgreSQL.
@@ -94,6 +96,45 @@ def _death_signal(parent: int) -> Callable[[], None] | None:
     return set_death_signal
 
 
+def _lowered(preexec: Callable[[], None] | None, nice: int) -> Callable[[], None] | None:
+    """``preexec``, then ``nice`` steps down in CPU priority: what a work child runs before exec
+    (``KOPPELHUB_WORK_NICE``). On a machine the hub fills, the scheduler then gives the API the
+    CPU first and the projector and dispatcher what is left: a publish keeps its answer time,
+    and the work catches up when the load drops (with two work processes on two cores the
+    batch publish halved without it: issue 17).
+
+    Two steps, as Linux shares the CPU twice: between autogroups, then between the processes of
+    one. Each child runs in a session of its own (set up before this runs), and with
+    ``kernel.sched_autogroup_enabled`` (the default of most distributions) a new session is a new
+    autogroup at nice 0 whatever its one process's nice: ``os.nice`` alone changed nothing
+    against the API child. So the child also lowers its autogroup (``/proc/self/autogroup``,
+    lowering needs no privilege); without autogroups that file is absent and ``os.nice`` does
+    it. ``os.nice`` is relative to ``run``'s own priority, which the intake children keep, and
+    is inherited by every thread the child starts."""
+    if nice <= 0:
+        return preexec
+    # Resolved here: the forked child looks nothing up.
+    lower, open_, write, close = os.nice, os.open, os.write, os.close
+    wronly, step = os.O_WRONLY, str(nice).encode()
+
+    def lowered() -> None:
+        if preexec is not None:
+            preexec()
+        lower(nice)
+        try:
+            fd = open_("/proc/self/autogroup", wronly)
+        except OSError:
+            return  # no autogroups: the process's own nice is what counts
+        try:
+            write(fd, step)
+        except OSError:
+            pass  # refused (an older kernel): the process's own nice still holds within its group
+        finally:
+            close(fd)
+
+    return lowered
+
+
 @dataclass
 class Child:
     """One role group's process; ``proc`` is None between a crash and its restart."""
@@ -114,7 +155,13 @@ class Children:
     """Starts, tends and stops the role children of one ``run``."""
 
     def __init__(
-        self, workers: int, listener: socket.socket, infra: Infrastructure, write_ahead: bool, work: int = 1
+        self,
+        workers: int,
+        listener: socket.socket,
+        infra: Infrastructure,
+        write_ahead: bool,
+        work: int = 1,
+        work_nice: int = 0,
     ):
         self.children = [Child(roles) for roles in role_groups(workers, work)]
         self._listener = listener
@@ -128,6 +175,7 @@ class Children:
             "KOPPELHUB_HTTP_PORT": str(listener.getsockname()[1]),
         }
         self._preexec = _death_signal(os.getpid())
+        self._work_preexec = _lowered(self._preexec, work_nice)  # KOPPELHUB_WORK_NICE
         self.stopping = False
 
     def _spawn(self, child: Child) -> None:
@@ -146,7 +194,8 @@ class Children:
                 command,
                 env=self._env,
                 pass_fds=pass_fds,
-                preexec_fn=self._preexec,  # only prctl and getppid run in the child
+                # only prctl, getppid and (a work child) nice run in the child
+                preexec_fn=self._preexec if "api" in child.roles else self._work_preexec,
                 start_new_session=True,
             )
         finally:

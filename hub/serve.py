@@ -162,7 +162,7 @@ def _run_children(
     """``run`` as a parent of role processes (hub/children.py): start, tend, stop in order."""
     stop = stop_on_signals()
     write_ahead = settings.write_ahead if settings.write_ahead is not None else infra.broker is not None
-    children = Children(workers, listener, infra, write_ahead, settings.work_processes)
+    children = Children(workers, listener, infra, write_ahead, settings.work_processes, settings.work_nice)
     try:
         children.start()
         _announce_children(children, settings, infra, listener, new_token)

@@ -282,6 +282,13 @@ class Settings(BaseSettings):
         ge=1,
         description="Projector and dispatcher processes of `koppelhub run` when KOPPELHUB_WORKERS > 1.",
     )
+    work_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="Steps (nice) the projector and dispatcher processes of `koppelhub run` run below its "
+        "API processes' CPU priority; 0: the same priority.",
+    )
 
     def worker_processes(self) -> int:
         """``KOPPELHUB_WORKERS`` resolved: ``auto`` is the number of cores this process may run

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.test_run_command import TOKEN, WORK, free_port, run_env
+from tests.e2e.test_run_command import INTAKE, TOKEN, WORK, free_port, run_env
 from tests.support.hub_api import event, subscribe
 from tests.support.processes import counted_by, role_children
 from tests.support.sink import WebhookSink
@@ -89,3 +89,49 @@ async def test_two_work_processes_both_deliver_and_each_keys_deliveries_stay_in_
         published[str(sent["subject"])].append(sent["data"]["n"])  # type: ignore[index]
     # Each key's deliveries arrived in publish order, each once.
     assert arrived == published
+
+
+def _nice(pid: int) -> int:
+    """The nice value of process ``pid`` (field 19 of ``/proc/<pid>/stat``)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2 :].split()[16])
+
+
+def _autogroup_nice(pid: int) -> int | None:
+    """The nice value of ``pid``'s autogroup (``/proc/<pid>/autogroup``: "/autogroup-N nice M"),
+    None without autogroups. With them, the CPU is shared between autogroups first, so the
+    process's own nice alone does not lower it against a process of another session."""
+    try:
+        return int(Path(f"/proc/{pid}/autogroup").read_text().split()[-1])
+    except OSError:
+        return None
+
+
+@pytest.mark.parametrize(("setting", "steps"), [(None, 10), ("0", 0)])
+async def test_work_children_run_koppelhub_work_nice_steps_below_the_intake_children(
+    tmp_path: Path, setting: str | None, steps: int
+) -> None:
+    port = free_port()
+    extra = {"KOPPELHUB_WORK_NICE": setting} if setting is not None else {}
+    env = run_env(tmp_path, port, KOPPELHUB_WORKERS="2", KOPPELHUB_WORK_PROCESSES="2", **extra)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "hub", "run", env=env, stdout=asyncio.subprocess.DEVNULL
+    )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            await until_ready(client, proc)
+        children = role_children(proc.pid)
+        assert sorted(roles for roles, _ in children) == [INTAKE, WORK, WORK], children
+        own = _nice(proc.pid)
+        # The intake children keep run's own priority; each work child is lowered from it.
+        assert {roles: _nice(pid) for roles, pid in children if roles == INTAKE} == {INTAKE: own}
+        assert [_nice(pid) for roles, pid in children if roles == WORK] == [min(19, own + steps)] * 2
+        if _autogroup_nice(proc.pid) is not None:  # each child is a session, so an autogroup, of its own
+            assert [_autogroup_nice(pid) for roles, pid in children if roles == INTAKE] == [0]
+            assert [_autogroup_nice(pid) for roles, pid in children if roles == WORK] == [steps] * 2
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 120) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()

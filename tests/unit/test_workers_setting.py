@@ -54,3 +54,16 @@ def test_work_processes_add_projector_and_dispatcher_children_beside_the_api_one
     work = ("projector", "dispatcher")
     assert role_groups(2, 2) == [("api", "connectors"), work, work]
     assert role_groups(3, 3) == [("api", "connectors")] * 2 + [work] * 3
+
+
+def test_work_processes_run_ten_steps_below_the_api_by_default_and_as_koppelhub_work_nice_says(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("KOPPELHUB_WORK_NICE", raising=False)
+    assert Settings().work_nice == 10
+    monkeypatch.setenv("KOPPELHUB_WORK_NICE", "0")
+    assert Settings().work_nice == 0
+    for refused in ("-1", "20"):  # a raised priority needs privileges; 19 is the lowest there is
+        monkeypatch.setenv("KOPPELHUB_WORK_NICE", refused)
+        with pytest.raises(ValidationError, match="work_nice"):
+            Settings()
