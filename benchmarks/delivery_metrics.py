@@ -15,7 +15,6 @@ both trees) is left out.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -23,6 +22,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from benchmarks import paired
 
 CHILD = """
 import json, os, statistics, time
@@ -74,14 +75,9 @@ def main(trees: dict[str, Path], rounds: int, n: int, batch: int) -> dict[str, f
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--base", type=Path, help="an old tree to compare (git archive BRANCH | tar -x -C DIR)"
-    )
+    parser = paired.tree_parser(__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--attempts", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=100, help="attempts per recording round (100)")
     args = parser.parse_args()
-    here = Path(__file__).resolve().parents[1]
-    trees = {"old": args.base, "new": here} if args.base else {"new": here}
-    print(json.dumps(main(trees, args.rounds, args.attempts, args.batch), indent=2))
+    print(json.dumps(main(paired.trees(args.base), args.rounds, args.attempts, args.batch), indent=2))

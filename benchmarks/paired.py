@@ -11,12 +11,35 @@ reference config, nothing changed) shows that the method itself resolves the bou
 
 from __future__ import annotations
 
+import argparse
 import random
 import statistics
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-__all__ = ["aa_resolves", "balanced_orders", "paired_cost", "per_round_mean", "spread", "verdict"]
+__all__ = [
+    "aa_resolves", "balanced_orders", "paired_cost", "per_round_mean", "spread",
+    "tree_parser", "trees", "verdict",
+]  # fmt: skip
+#: This checkout: the "new" tree of an old/new comparison.
+HERE = Path(__file__).resolve().parents[1]
+
+
+def tree_parser(description: str, *, base_required: bool = False) -> argparse.ArgumentParser:
+    """The command line of the in-process old/new comparisons (``benchmarks.sampled``,
+    ``unsampled``, ``delivery_metrics``): ``--base``, an old tree to run beside this one."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(
+        "--base", type=Path, required=base_required,
+        help="an old tree to compare (git archive BRANCH | tar -x -C DIR)",
+    )  # fmt: skip
+    return parser
+
+
+def trees(base: Path | None) -> dict[str, Path]:
+    """The trees to measure by name: ``old`` (``--base``, when given) and ``new`` (this one)."""
+    return {"old": base, "new": HERE} if base else {"new": HERE}
 
 
 def balanced_orders(configs: Sequence[str], rounds: int) -> list[list[str]]:

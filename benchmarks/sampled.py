@@ -17,7 +17,6 @@ what a sampled event costs over one whose trace is left out.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -27,6 +26,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from benchmarks import paired
 from benchmarks.collector import Collector
 
 CHILD = """
@@ -231,13 +231,8 @@ def main(trees: dict[str, Path], rounds: int, n: int) -> dict[str, dict[str, flo
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--base", type=Path, help="an old tree to compare (git archive BRANCH | tar -x -C DIR)"
-    )
+    parser = paired.tree_parser(__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--events", type=int, default=3000)
     args = parser.parse_args()
-    here = Path(__file__).resolve().parents[1]
-    trees = {"old": args.base, "new": here} if args.base else {"new": here}
-    print(json.dumps(main(trees, args.rounds, args.events), indent=2))
+    print(json.dumps(main(paired.trees(args.base), args.rounds, args.events), indent=2))

@@ -19,13 +19,14 @@ any tree of the hub can be measured, with or without its tests.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
 import subprocess
 import sys
 from pathlib import Path
+
+from benchmarks import paired
 
 CHILD = """
 import asyncio, json, os, tempfile, time
@@ -139,12 +140,8 @@ def main(trees: dict[str, Path], rounds: int, n: int) -> dict[str, dict[str, flo
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--base", type=Path, required=True, help="the old tree (git archive main | tar -x -C DIR)"
-    )
+    parser = paired.tree_parser(__doc__.splitlines()[0], base_required=True)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--events", type=int, default=2000)
     args = parser.parse_args()
-    here = Path(__file__).resolve().parents[1]
-    print(json.dumps(main({"old": args.base, "new": here}, args.rounds, args.events), indent=2))
+    print(json.dumps(main(paired.trees(args.base), args.rounds, args.events), indent=2))

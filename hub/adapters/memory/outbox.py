@@ -40,7 +40,7 @@ class InMemoryOutbox:
         self._db = db
         self._source_urn = source_urn
         self._disable_after = disable_after_seconds
-        self._default_concurrency = default_concurrency
+        self._idle_room = FlowControl(default_concurrency).idle_room  # the rule claims.py's SQL applies
 
     def _claimable(self, s: SubscriptionRow, now: datetime) -> list[DeliveryRow]:
         mine = sorted(self._db.deliveries_of(s.id), key=lambda d: d.archive_seq)
@@ -63,7 +63,7 @@ class InMemoryOutbox:
         if s.id in room:
             return max(0, room[s.id])
         rates = [r for r in (s.max_rate, s.allowed_rate) if r is not None]
-        return FlowControl(self._default_concurrency).idle_room(s.max_concurrency, min(rates, default=None))
+        return self._idle_room(s.max_concurrency, min(rates, default=None))
 
     async def claim(
         self, limit: int, lease_seconds: float, room: Mapping[uuid.UUID, int] | None = None
