@@ -100,11 +100,14 @@ def _nice(pid: int) -> int:
 def _autogroup_nice(pid: int) -> int | None:
     """The nice value of ``pid``'s autogroup (``/proc/<pid>/autogroup``: "/autogroup-N nice M"),
     None without autogroups. With them, the CPU is shared between autogroups first, so the
-    process's own nice alone does not lower it against a process of another session."""
+    process's own nice alone does not lower it against a process of another session. The file is
+    absent on a kernel without autogroups, and empty for a process in a CPU cgroup of its own (a
+    container, as on the CI machine): the kernel then schedules by cgroup, not by autogroup."""
     try:
-        return int(Path(f"/proc/{pid}/autogroup").read_text().split()[-1])
+        fields = Path(f"/proc/{pid}/autogroup").read_text().split()
     except OSError:
         return None
+    return int(fields[-1]) if fields else None
 
 
 @pytest.mark.parametrize(("setting", "steps"), [(None, 10), ("0", 0)])
