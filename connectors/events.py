@@ -13,8 +13,8 @@ from typing import Any
 from connectors.ids import event_id
 from schemas import CloudEvent
 from schemas.bindings import KafkaRecord, to_kafka_record
-from schemas.envelope import _dumps, _format_time, _json_size
-from schemas.jsonbytes import dumps_compact, dumps_parsed
+from schemas.envelope import format_time
+from schemas.jsonbytes import dumps_compact, dumps_parsed, json_size
 from schemas.landscape import ingetrokken_type, vastgelegd_type
 
 __all__ = [
@@ -111,7 +111,7 @@ def _envelope_bytes(source: str, objecttype: str) -> int:
         "datacontenttype": "application/json",
         "data": None,
     }
-    return len(_dumps(probe)) - len(b'""null')
+    return len(dumps_compact(probe)) - len(b'""null')
 
 
 def vastgelegd_size(source: str, objecttype: str, object_id: str, data_json: bytes, limit: int) -> int:
@@ -122,7 +122,7 @@ def vastgelegd_size(source: str, objecttype: str, object_id: str, data_json: byt
     base = _envelope_bytes(source, objecttype) + len(data_json)
     if base + len(data_json) <= limit:
         return base
-    return base + len(_dumps(object_id))
+    return base + len(dumps_compact(object_id))
 
 
 def ingetrokken_event(
@@ -150,7 +150,7 @@ def passthrough_size(attrs: Mapping[str, Any], *, id: str, source: str, organisa
     JSON, as ``schemas.bindings`` counts against KOPPELHUB_MAX_EVENT_BYTES). Builds the event:
     for the few items :func:`hub.services.publishable.record_may_exceed` cannot clear."""
     event = passthrough_event(attrs, id=id, source=source, organisatie=organisatie)
-    return _json_size(event.to_structured())
+    return json_size(event.to_structured())
 
 
 #: The attributes a pass-through event may carry besides ``type`` and ``data``, in the order the
@@ -181,7 +181,7 @@ def passthrough_record(
         if value is None:
             continue
         if type(value) is datetime and name == "time":
-            value = _format_time(value)
+            value = format_time(value)
         elif type(value) is not str or name == "time":
             return to_kafka_record(passthrough_event(attrs, id=id, source=source, organisatie=organisatie))
         headers.append(("ce_" + name, value.encode()))

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 from connectors.base import Change, Record, RecordRejected
 from connectors.ids import content_hash
-from schemas.envelope import _dumps
+from schemas.jsonbytes import dumps_compact
 
 __all__ = ["MappedObject", "Mapper", "Outcome", "map_records"]
 
@@ -30,7 +30,7 @@ def map_records(mapper: Mapper, items: Sequence[tuple[Record, tuple[str, str, st
 
     An object that is the record's own fingerprinted object keeps the fingerprint digest and is
     serialised by its model's own serialiser straight to JSON bytes (the same bytes as
-    ``_dumps(obj.model_dump(mode="json"))``, a unit test holds them equal, at a third of the
+    ``dumps_compact(obj.model_dump(mode="json"))``, a unit test holds them equal, at a third of the
     cost: an import does this per row); any other gets :func:`connectors.ids.content_hash` of
     its data (as the runner always did)."""
     out: list[Outcome] = []
@@ -47,6 +47,6 @@ def map_records(mapper: Mapper, items: Sequence[tuple[Record, tuple[str, str, st
                 objects.append((obj.objecttype, obj.id, fp[2], obj.__pydantic_serializer__.to_json(obj)))
                 continue
             data = obj.model_dump(mode="json")
-            objects.append((obj.objecttype, obj.id, content_hash(data), _dumps(data)))
+            objects.append((obj.objecttype, obj.id, content_hash(data), dumps_compact(data)))
         out.append((objects, None))
     return out

@@ -47,12 +47,11 @@ from schemas.envelope import (
     EnvelopeError,
     EventTooLarge,
     Problem,
-    _format_time,
-    _json_size,
-    _loads,
+    format_time,
     is_json_content_type,
     validate_event,
 )
+from schemas.jsonbytes import json_size, loads_strict
 from schemas.limits import DEFAULT_MAX_EXTENSIONS
 
 __all__ = [
@@ -107,7 +106,7 @@ def to_kafka_record(event: CloudEvent) -> KafkaRecord:
     for name, header in _CE_HEADERS:
         value = fields[name]
         if value is not None and name != "datacontenttype":
-            headers.append((header, (_format_time(value) if name == "time" else value).encode()))
+            headers.append((header, (format_time(value) if name == "time" else value).encode()))
     typed: list[str] = []
     for name, value in (event.model_extra or {}).items():
         if isinstance(value, str):
@@ -186,7 +185,7 @@ def from_kafka_record(
             if hint == b"text":
                 attrs["data"] = value.decode()
             elif hint == b"json":
-                attrs["data"] = _loads(value)
+                attrs["data"] = loads_strict(value)
             elif hint == b"base64":
                 attrs["data_base64"] = base64.b64encode(value).decode("ascii")
             else:
@@ -223,7 +222,7 @@ def _check_one(raw: Any, index: int | None, max_bytes: int, max_extensions: int)
     if extensions > max_extensions:
         raise _too_many_extensions(extensions, max_extensions, index)
     try:
-        size = _json_size(raw)
+        size = json_size(raw)
     except ValueError as e:
         raise EnvelopeError([Problem(index, "", str(e))]) from e
     if size > max_bytes:
@@ -233,7 +232,7 @@ def _check_one(raw: Any, index: int | None, max_bytes: int, max_extensions: int)
 
 def _load_body(body: bytes) -> Any:
     try:
-        return _loads(body)
+        return loads_strict(body)
     except ValueError as e:
         raise EnvelopeError([Problem(None, "", f"body is not valid JSON: {e}")]) from e
 
@@ -325,7 +324,7 @@ def parse_binary(
     content_type = attrs.get("datacontenttype")
     if body and content_type is not None and is_json_content_type(content_type):
         try:
-            attrs["data"] = _loads(body)
+            attrs["data"] = loads_strict(body)
         except ValueError as e:
             problems.append(Problem(None, "data", f"body is {content_type} but not JSON: {e}"))
     elif body:

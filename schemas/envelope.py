@@ -15,14 +15,12 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, NoReturn, Self
 
-import orjson
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -37,7 +35,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from schemas.jsonbytes import dumps_compact
-from schemas.limits import MAX_DATA_DEPTH, data_problem, text_problem
+from schemas.limits import data_problem, text_problem
 from schemas.uris import find_uri_problem, known_uri_problem
 from schemas.uris import show as _show
 
@@ -47,6 +45,7 @@ __all__ = [
     "EnvelopeError",
     "EventTooLarge",
     "Problem",
+    "format_time",
     "is_json_content_type",
     "validate_event",
 ]
@@ -114,7 +113,8 @@ def _uri_problem(value: str, *, absolute: bool) -> str | None:
     return find_uri_problem(value, absolute)
 
 
-def _format_time(value: datetime) -> str:
+def format_time(value: datetime) -> str:
+    """``time`` as the envelope writes it: RFC 3339, UTC as ``Z``."""
     text = value.isoformat()
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
@@ -262,7 +262,7 @@ class CloudEvent(BaseModel):
         copies ``__dict__``, cached values included). Never handed out: callers get copies."""
         out = {n: v for n in _ATTRIBUTE_FIELDS if (v := getattr(self, n)) is not None}
         if self.time is not None:
-            out["time"] = _format_time(self.time)
+            out["time"] = format_time(self.time)
         if self.__pydantic_extra__:
             out.update(self.__pydantic_extra__)
         return out
@@ -312,7 +312,7 @@ class CloudEvent(BaseModel):
 
     def to_json_bytes(self) -> bytes:
         """Compact UTF-8 JSON of the structured form (``application/cloudevents+json``)."""
-        return _dumps(self.to_structured())
+        return dumps_compact(self.to_structured())
 
     def data_bytes(self, *, json_type: bool | None = None) -> bytes | None:
         """The payload as bytes, as it goes in a binary-mode body or Kafka value.
@@ -330,7 +330,7 @@ class CloudEvent(BaseModel):
             json_type = is_json_content_type(self.datacontenttype)
         if isinstance(self.data, str) and not json_type:
             return self.data.encode()
-        return _dumps(self.data)
+        return dumps_compact(self.data)
 
 
 def is_json_content_type(content_type: str | None) -> bool:
@@ -348,50 +348,6 @@ def is_json_content_type(content_type: str | None) -> bool:
 @functools.lru_cache(maxsize=256)
 def _known_json_content_type(content_type: str) -> bool:
     return _JSON_CT_RE.fullmatch(content_type) is not None
-
-
-def _reject_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-# Built once: json.dumps/json.loads with options build a new coder on every call.
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
-_SIZE_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-
-
-def _dumps(value: Any) -> bytes:
-    return dumps_compact(value)  # the stdlib's bytes, at orjson's speed where they agree
-
-
-def _loads(body: bytes) -> Any:
-    """Decode JSON text, which must be UTF-8 (RFC 8259); NaN and Infinity are refused.
-
-    Every failure is a ValueError, nesting too deep for the parser's recursion included.
-    (The standard library parser, not orjson: orjson turns integers beyond 64 bits into
-    floats silently, so such a value could not be refused with its path.)"""
-    try:
-        return _DECODER.decode(body.decode())
-    except RecursionError as e:
-        raise ValueError(f"nests too deep to parse (event data may nest {MAX_DATA_DEPTH} levels)") from e
-
-
-def _json_size(value: Any) -> int:
-    """Bytes of the compact JSON form of decoded input, for the size limit. Tolerant: NaN,
-    Infinity and lone surrogates are counted here and refused by validation afterwards.
-
-    orjson first (a seventh of the standard library's time; it was a tenth of a batch
-    publish's CPU). It writes the same bytes but for one float form (``1e-7`` where the
-    standard library writes ``1e-07``), a byte less per such number. What it refuses (an
-    integer beyond 64 bits, a lone surrogate, nesting past 254 levels) is measured by the
-    standard library, as before."""
-    try:
-        return len(orjson.dumps(value))
-    except orjson.JSONEncodeError:
-        pass
-    try:
-        return len(_SIZE_ENCODER.encode(value).encode("utf-8", "surrogatepass"))
-    except RecursionError as e:
-        raise ValueError("JSON nests too deep to measure") from e
 
 
 _MESSAGES = {

@@ -150,13 +150,13 @@ async def test_a_csv_import_maps_in_this_process_and_never_starts_the_worker(tmp
 
 def test_a_rows_object_is_serialised_as_the_event_data_would_be() -> None:
     """map_records writes a row's own object with its model's JSON serialiser: the bytes must be
-    those of ``_dumps(model_dump(mode="json"))``, which the publish path writes (accents, quotes,
+    those of ``dumps_compact(model_dump(mode="json"))``, which the publish path writes (accents, quotes,
     backslashes, tabs and separators in cells included)."""
     from connectors.base import Record
     from connectors.mapping import map_records
     from connectors.tabular.columns import header_index
     from connectors.tabular.connector import map_row
-    from schemas.envelope import _dumps
+    from schemas.jsonbytes import dumps_compact
 
     header = [
         "id",
@@ -185,7 +185,7 @@ def test_a_rows_object_is_serialised_as_the_event_data_would_be() -> None:
     [(_, _, digest, data_json)] = objects
     [change] = map_row("gebruik", ORG, record)
     assert digest == "d" * 32
-    assert data_json == _dumps(change.object.model_dump(mode="json"))
+    assert data_json == dumps_compact(change.object.model_dump(mode="json"))
 
 
 async def test_an_import_freezes_the_start_up_heap_before_it_reads_a_row(
