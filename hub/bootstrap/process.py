@@ -223,7 +223,12 @@ async def _wire_projector(hub: HubProcess, w: Wiring) -> None:
         members=s.projector_members,
         metrics=hub.metrics,
     )
-    w.runs["projector"] = lambda signals: projector.run(signals.stop_work, drain=signals.drain)
+    # The process's stop bound (KOPPELHUB_SHUTDOWN_TIMEOUT_SECONDS, of which the supervisor gives
+    # the drain half and then sets stop_work) ends a drain, not the projector's own 60 s default:
+    # with a bound above 120 s that default cut a drain short the process still had time for.
+    w.runs["projector"] = lambda signals: projector.run(
+        signals.stop_work, drain=signals.drain, drain_timeout=s.shutdown_timeout_seconds
+    )
     w.healthy["projector"] = lambda: projector.running
 
 
