@@ -166,6 +166,11 @@ class Dispatcher:
         self._flow = FlowControl(concurrency_per_subscription)
         self._wakeup = wakeup
         self._concurrency = concurrency
+        #: The most one claim takes (see :meth:`run`, ``can_claim``): a claim runs while the other
+        #: half is in flight. Claims of the whole concurrency were sent, answered and ended
+        #: together, so each next claim's round trip left every sink idle (issue 17: fan-out fell
+        #: 10-15 % once a claim gave an idle subscription its whole cap at once).
+        self._half = (concurrency + 1) // 2
         self._batch_size = batch_size
         self._lease = lease_seconds
         self._poll = poll_seconds
@@ -203,7 +208,7 @@ class Dispatcher:
                     self._wakeup.clear()  # before the claim, so a NOTIFY during it is kept
                     claimed_while_recording |= recorder is not None and not recorder.done()
                     self._tracing = tracing_on()
-                    room = min(self._batch_size, self._concurrency - len(in_flight))
+                    room = min(self._batch_size, self._concurrency - len(in_flight), self._half)
                     offered = self._flow.room()
                     answer = await self._retrying(partial(self._outbox.claim, room, self._lease, offered))
                     claimed = answer or []
