@@ -4,10 +4,11 @@ Claims run ``FOR UPDATE SKIP LOCKED`` with a lease, so several dispatchers share
 and a killed one's claims return to the pool when the lease ends (at-least-once). Per-key
 order comes from the claim itself: a delivery is due only when no earlier delivery for the
 same subscription and key is open (unless the subscription chose ``ordering: none``). Up to
-``concurrency`` attempts are in flight at once; each subscription gets at most its own
-concurrency cap and rate (:mod:`subscriptions.flow`), so a slow or dead sink holds its own
-slots, never another subscription's. New work arrives by LISTEN/NOTIFY, retries by their due
-time, with a poll as the safety net.
+``concurrency`` attempts are in flight at once, half of them per claim (the next claim runs
+while the last one's are sent); each subscription gets at most its own concurrency cap and
+rate (:mod:`subscriptions.flow`), so a slow or dead sink holds its own slots, never another
+subscription's. New work arrives by LISTEN/NOTIFY, retries by their due time, with a poll as
+the safety net.
 """
 
 from __future__ import annotations
