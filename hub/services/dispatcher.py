@@ -4,10 +4,11 @@ Claims run ``FOR UPDATE SKIP LOCKED`` with a lease, so several dispatchers share
 and a killed one's claims return to the pool when the lease ends (at-least-once). Per-key
 order comes from the claim itself: a delivery is due only when no earlier delivery for the
 same subscription and key is open (unless the subscription chose ``ordering: none``). Up to
-``concurrency`` attempts are in flight at once; each subscription gets at most its own
-concurrency cap and rate (:mod:`subscriptions.flow`), so a slow or dead sink holds its own
-slots, never another subscription's. New work arrives by LISTEN/NOTIFY, retries by their due
-time, with a poll as the safety net.
+``concurrency`` attempts are in flight at once, half of them per claim (the next claim runs
+while the last one's are sent); each subscription gets at most its own concurrency cap and
+rate (:mod:`subscriptions.flow`), so a slow or dead sink holds its own slots, never another
+subscription's. New work arrives by LISTEN/NOTIFY, retries by their due time, with a poll as
+the safety net.
 """
 
 from __future__ import annotations
@@ -30,13 +31,15 @@ from hub.errors import RetriableError
 from hub.ports import Outbox
 from hub.ports.delivery import AttemptResult, ClaimedDelivery
 from hub.ports.metrics import NO_METRICS, Metrics
+from hub.services.delivery_policy import RetryPolicy, next_state
 from hub.tracing import TRACEPARENT, context_of, left_out, passed_on, traceparent_of, tracer, tracing_on
 from schemas.landscape.privacy import visible_event
 from subscriptions.delivery import DeliveryTarget
 from subscriptions.flow import FlowControl
-from subscriptions.lifecycle import DEAD, DELIVERED, after_attempt, message_id
-from subscriptions.retry import RetrySchedule
-from subscriptions.sender import DeliveryOutcome, Disposition
+from subscriptions.lifecycle import DEAD, DELIVERED, message_id
+from subscriptions.sender import DeliveryOutcome
+
+__all__ = ["Client", "Dispatcher", "DispatcherStats", "RetryPolicy", "free_slot", "next_state"]
 
 log = structlog.get_logger(__name__)
 
@@ -65,63 +68,6 @@ class DispatcherStats:
     dead: int = 0
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """The global schedule (a subscription may bring its own delays) and its bounds."""
-
-    schedule: RetrySchedule
-    slow_down_s: float = 60.0  # least wait after a 429 or a timeout
-    retry_after_max_s: float = 86_400.0  # longest Retry-After honoured
-
-    def schedule_for(self, claimed: ClaimedDelivery) -> RetrySchedule:
-        if claimed.retry_schedule:
-            return self.schedule.with_delays(claimed.retry_schedule)
-        return self.schedule
-
-    def delay(self, claimed: ClaimedDelivery, outcome: DeliveryOutcome, attempts_made: int) -> float | None:
-        slow_down = outcome.status_code == 429 or outcome.error == "timeout"
-        return self.schedule_for(claimed).next_delay(
-            attempts_made,
-            retry_after_s=outcome.retry_after_s,
-            floor_s=self.slow_down_s if slow_down else 0.0,
-            retry_after_max_s=self.retry_after_max_s,
-        )
-
-
-def next_state(
-    claimed: ClaimedDelivery,
-    outcome: DeliveryOutcome,
-    policy: RetryPolicy,
-    started: datetime,
-    now: datetime | None = None,
-) -> AttemptResult:
-    """What an attempt's outcome makes of the delivery (pure; ``now``: when it ended)."""
-    attempt = claimed.attempts + 1
-    retry_in = None
-    if outcome.disposition not in (Disposition.DELIVERED, Disposition.GONE, Disposition.PERMANENT):
-        # A manual retry restarts the schedule: count from the attempts made since.
-        retry_in = policy.delay(claimed, outcome, attempt - claimed.retry_base)
-    step = after_attempt(outcome.disposition, retry_in, now or datetime.now(UTC))
-    return AttemptResult(
-        delivery_id=claimed.id,
-        subscription_id=claimed.subscription_id,
-        attempt=attempt,
-        started_at=started,
-        duration_ms=outcome.duration_ms,
-        status_code=outcome.status_code,
-        error=outcome.error,
-        response_excerpt=outcome.response_excerpt,
-        new_status=step.status,
-        next_attempt_at=step.next_attempt_at,
-        disable_reason=step.disable_reason,
-        event_id=claimed.event_id,
-        event_type=str(claimed.event.get("type", "")),
-        sink=claimed.sink,
-        archive_seq=claimed.archive_seq,
-        ordering_key=_ordering_key(claimed),
-    )
-
-
 def _freed(recording: asyncio.Task[bool]) -> bool:
     return recording.exception() is not None or recording.result()  # failed: the loop re-raises it
 
@@ -133,10 +79,6 @@ def _utcnow() -> datetime:
 def _traceparent(event: Mapping[str, Any]) -> str | None:
     value = event.get(TRACEPARENT)
     return value if isinstance(value, str) else None
-
-
-def _ordering_key(claimed: ClaimedDelivery) -> str | None:
-    return claimed.ordering_key if claimed.ordering == "key" else None
 
 
 class Dispatcher:
@@ -166,6 +108,11 @@ class Dispatcher:
         self._flow = FlowControl(concurrency_per_subscription)
         self._wakeup = wakeup
         self._concurrency = concurrency
+        #: The most one claim takes (see :meth:`run`, ``can_claim``): a claim runs while the other
+        #: half is in flight. Claims of the whole concurrency were sent, answered and ended
+        #: together, so each next claim's round trip left every sink idle (issue 17: fan-out fell
+        #: 10-15 % once a claim gave an idle subscription its whole cap at once).
+        self._half = (concurrency + 1) // 2
         self._batch_size = batch_size
         self._lease = lease_seconds
         self._poll = poll_seconds
@@ -203,7 +150,7 @@ class Dispatcher:
                     self._wakeup.clear()  # before the claim, so a NOTIFY during it is kept
                     claimed_while_recording |= recorder is not None and not recorder.done()
                     self._tracing = tracing_on()
-                    room = min(self._batch_size, self._concurrency - len(in_flight))
+                    room = min(self._batch_size, self._concurrency - len(in_flight), self._half)
                     offered = self._flow.room()
                     answer = await self._retrying(partial(self._outbox.claim, room, self._lease, offered))
                     claimed = answer or []
