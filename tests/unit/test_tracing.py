@@ -113,6 +113,21 @@ async def test_without_a_header_the_events_own_traceparent_is_the_parent(
     assert _carried(log) == [OWN]
 
 
+async def test_a_traceparent_extension_that_is_not_text_starts_a_trace_of_its_own(
+    app: tuple[httpx.AsyncClient, InMemoryEventLog], spans: InMemorySpanExporter
+) -> None:
+    # CloudEvents allows an integer extension, also one named traceparent; it is no W3C trace
+    # context, so the publish starts a trace of its own (it was a 500: the parent was looked
+    # up in the integer) and the event keeps its own value.
+    client, log = app
+    headers = {**AUTH, "content-type": "application/cloudevents+json"}
+    event = {**_event(1), "traceparent": 5}
+    assert (await client.post("/api/v1/events", json=event, headers=headers)).status_code == 202
+    [publish] = by_name(spans)["publish"]
+    assert publish.parent is None
+    assert _carried(log) == ["5"]
+
+
 async def test_an_unsampled_publish_carries_its_unsampled_context_on(
     app: tuple[httpx.AsyncClient, InMemoryEventLog],
 ) -> None:
