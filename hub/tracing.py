@@ -79,10 +79,13 @@ def traceparent_of(span: trace.Span) -> str | None:
 
 
 def carried(event: CloudEvent) -> str | None:
-    """The ``traceparent`` extension ``event`` carries, or None. Read from the model's extras
-    (pydantic's ``model_extra``): ``getattr(event, "traceparent", None)`` goes through pydantic's
-    ``__getattr__``, 1.9 us when the event has one and 5 us when it has none (an AttributeError
-    raised and caught), against 0.2 us here; the projector asks once per event."""
+    """The ``traceparent`` extension ``event`` carries, or None (also for a non-text extension
+    of that name: CloudEvents allows an integer, which is no trace context). Read from the
+    model's extras (pydantic's ``model_extra``), not ``getattr(event, "traceparent", None)``,
+    which goes through pydantic's ``__getattr__`` (an AttributeError raised and caught when the
+    event has none). Process CPU: the projector's count of a batch's trace contexts 0.89 ->
+    0.21 us per event (100 events sharing a traceparent); publish's look for a parent in an
+    event without one 2.2 -> 0.24 us per request."""
     value = (event.model_extra or {}).get(TRACEPARENT)
     return value if isinstance(value, str) else None
 
