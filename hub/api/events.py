@@ -22,7 +22,7 @@ from hub.api.rate_limits import PublishRateLimiter
 from hub.errors import BrokerUnavailable, KoppelhubError, RetriableError, StorageFull
 from hub.services.access import Principal
 from hub.settings import Settings
-from hub.tracing import TRACEPARENT, carry_trace, context_of, traceparent_of, tracer, tracing_on
+from hub.tracing import carried, carry_trace, context_of, traceparent_of, tracer, tracing_on
 from schemas import (
     CloudEvent,
     EnvelopeError,
@@ -178,7 +178,7 @@ async def accept(request: Request, principal: Principal, ctx: ApiContext) -> JSO
     await check_publish(principal, events, ctx.landscape)
     events = stamp_events(principal, events)
     await limiter.admit(principal.name, len(events))
-    parent = context_of(request.headers) or context_of(getattr(events[0], TRACEPARENT, None))
+    parent = context_of(request.headers) or context_of(carried(events[0]))
     if parent is None and not tracing_on():  # no trace to carry on, no SDK: the span would be a no-op
         await _send(ctx, events)
     else:

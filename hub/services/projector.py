@@ -45,7 +45,7 @@ from hub.ports.metrics import NO_METRICS, Metrics
 from hub.services.collector import defer_full_collections, freeze_start_up_heap
 from hub.services.landscape import DerivedEvents, project_landscape
 from hub.services.projector_commits import Committer
-from hub.tracing import TRACEPARENT, context_of, left_out, tracer, tracing_on
+from hub.tracing import carried, context_of, left_out, tracer, tracing_on
 from schemas import CloudEvent
 from schemas.landscape import parse_inbound_type
 from subscriptions.recipients import recipients
@@ -336,9 +336,8 @@ def _batch_spans(logged: Sequence[LoggedEvent]) -> Iterator[None]:
         yield
         return
     counts: dict[str | None, int] = {}
-    for item in logged:  # an extension attribute is an attribute of the model: no dict per event
-        tp = getattr(item.event, TRACEPARENT, None)
-        key = tp if isinstance(tp, str) else None
+    for item in logged:
+        key = carried(item.event)
         counts[key] = counts.get(key, 0) + 1
     # A publish that was not sampled, under a parent-based sampler: its span would not be
     # recorded, so it is not made (the sampler's call, a span id and a non-recording span per
