@@ -18,7 +18,7 @@ decides what is new, which a ``COPY`` cannot.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -93,7 +93,7 @@ _QUEUE_AND_WAKE = text(
         FROM json_to_recordset(CAST(:rows AS json))
              AS r(subscription_id uuid, archive_seq bigint, event_id text, ordering_key text)
     )
-    SELECT pg_notify(:channel, '')
+    SELECT pg_notify(:channel, :payload)
     """
 )
 
@@ -122,8 +122,9 @@ class _Subscriptions:
 class PostgresProjectionUnitOfWork:
     """One open transaction of the projector (see :class:`hub.ports.ProjectionUnitOfWork`)."""
 
-    def __init__(self, conn: AsyncConnection, known: _Subscriptions):
+    def __init__(self, conn: AsyncConnection, known: _Subscriptions, payload: Callable[[], str] = str):
         self._conn = conn
+        self._payload = payload  # of the NOTIFY (PostgresProjectionStore)
         self._known = known
         self._version: tuple[int, int] | None = None  # the subscriptions' version :data:`_MARK` saw
         self._landscape = PostgresLandscapeUnitOfWork(conn)
@@ -229,16 +230,16 @@ class PostgresProjectionUnitOfWork:
                  "event_id": d.event_id, "ordering_key": d.ordering_key}
                 for d in new
             ]  # fmt: skip
-            await self._conn.execute(
-                _QUEUE_AND_WAKE, {"rows": orjson.dumps(rows).decode(), "channel": OUTBOX_CHANNEL}
-            )
+            wake = {"channel": OUTBOX_CHANNEL, "payload": self._payload()}
+            await self._conn.execute(_QUEUE_AND_WAKE, {"rows": orjson.dumps(rows).decode(), **wake})
             return
         await self._copy(
             _QUEUE_COPY,
             _QUEUE_TYPES,
             [(d.subscription_id, d.archive_seq, d.event_id, d.ordering_key) for d in new],
         )
-        await self._conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL})
+        wake = {"channel": OUTBOX_CHANNEL, "payload": self._payload()}
+        await self._conn.execute(text("SELECT pg_notify(:channel, :payload)"), wake)
 
 
 def _first(batch: Sequence[LoggedEvent]) -> dict[tuple[str, str], _Logged]:
@@ -311,8 +312,11 @@ class PostgresProjectionStore:
     transaction). A delivery sent from a lost batch is sent again: at least once, as for any
     crash between a POST and its recording."""
 
-    def __init__(self, engine: AsyncEngine):
+    def __init__(self, engine: AsyncEngine, notify_payload: Callable[[], str] = str):
         self._engine = engine
+        #: The payload of its outbox NOTIFYs, asked per NOTIFY: which dispatchers wake
+        #: (hub/services/dispatcher_wakeup.py); empty (``str()``) wakes every one.
+        self._payload = notify_payload
         self._subscriptions = _Subscriptions()
         self.analyze = AnalyzeSchedule()
         # Autocommitted: the flush is one statement, one round trip.
@@ -337,7 +341,8 @@ class PostgresProjectionStore:
         ]  # fmt: skip
         if sum(len(r["recipients"]) for r in rows) > QUEUE_IN_ONE_STATEMENT:
             return None
-        params = {"n": len(first), "rows": orjson.dumps(rows).decode(), "channel": OUTBOX_CHANNEL}
+        params = {"n": len(first), "rows": orjson.dumps(rows).decode(), "channel": OUTBOX_CHANNEL,
+                  "payload": self._payload()}  # fmt: skip
         with translate_db_errors():
             async with self._autocommit.connect() as conn:
                 versioned = {**params, "subs_n": version[0], "subs_h": version[1]}
@@ -352,7 +357,7 @@ class PostgresProjectionStore:
         """Commit when the block ends normally, roll back when it raises."""
         with translate_db_errors():
             async with self._engine.begin() as conn:
-                uow = PostgresProjectionUnitOfWork(conn, self._subscriptions)
+                uow = PostgresProjectionUnitOfWork(conn, self._subscriptions, self._payload)
                 yield uow
             await self._analyse_after(uow.deliveries_added)
 

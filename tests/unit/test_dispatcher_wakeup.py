@@ -1,0 +1,51 @@
+"""The wake-up rule of a process that runs a projector beside a dispatcher
+(hub/services/dispatcher_wakeup.py), and the dispatcher's "would claim now" it asks."""
+
+from __future__ import annotations
+
+import asyncio
+
+from hub.adapters.memory import InMemoryDatabase, InMemoryOutbox
+from hub.services.dispatcher import Dispatcher, RetryPolicy
+from hub.services.dispatcher_wakeup import EVERYONE, Beside
+from subscriptions.retry import RetrySchedule
+from tests.unit.test_dispatcher import FakeClient
+
+
+def test_a_projector_names_its_process_while_its_dispatcher_would_claim_and_no_one_otherwise() -> None:
+    claiming = True
+    rule = Beside(lambda: claiming, writer="a")
+
+    assert rule.payload() == "a"
+    claiming = False  # full, stopping or not started: every dispatcher wakes, as before the rule
+    assert rule.payload() == EVERYONE
+
+
+def test_a_dispatcher_beside_a_projector_wakes_for_its_own_and_for_everyone_not_for_a_siblings() -> None:
+    rule = Beside(writer="b")
+
+    assert rule.wakes("b") and rule.wakes(EVERYONE)
+    assert not rule.wakes("a")
+
+
+def test_each_process_names_itself_differently() -> None:
+    assert Beside().writer != Beside().writer
+
+
+async def test_a_dispatcher_would_claim_while_it_runs_with_room_and_not_before_or_after() -> None:
+    outbox = InMemoryOutbox(InMemoryDatabase())
+    policy = RetryPolicy(RetrySchedule.of([1.0]))
+    dispatcher = Dispatcher(outbox, FakeClient(), policy, asyncio.Event(), poll_seconds=60)
+    rule = Beside(writer="a")
+    rule.beside(lambda: dispatcher.claiming)
+    assert rule.payload() == EVERYONE
+
+    stop = asyncio.Event()
+    running = asyncio.create_task(dispatcher.run(stop))
+    async with asyncio.timeout(10):
+        while rule.payload() != "a":  # until its loop has looked at its room once
+            await asyncio.sleep(0)
+    stop.set()
+    await running
+
+    assert rule.payload() == EVERYONE
