@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from contextlib import asynccontextmanager
 from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -40,7 +40,9 @@ class Sink:
     ) -> DeliveryOutcome:
         self.ids.append(str(event["id"]))
         self.arrived.set()
-        return DeliveryOutcome(disposition=Disposition.DELIVERED, status_code=204, error=None, duration_ms=1.0)
+        return DeliveryOutcome(
+            disposition=Disposition.DELIVERED, status_code=204, error=None, duration_ms=1.0
+        )
 
     async def until(self, ids: set[str]) -> None:
         async with asyncio.timeout(30):
@@ -86,7 +88,7 @@ async def _running(
     await listener.start()
     outbox, sink, stop = CountingOutbox(engine), Sink(), asyncio.Event()
     policy = RetryPolicy(RetrySchedule.of([1.0]))
-    dispatcher = Dispatcher(outbox, sink, policy, listener.wakeup, poll_seconds=poll_seconds, lease_seconds=30)
+    dispatcher = Dispatcher(outbox, sink, policy, listener.wakeup, poll_seconds=poll_seconds)
     try:
         await asyncio.wait_for(listener.listening.wait(), 20)
         running = asyncio.create_task(dispatcher.run(stop))

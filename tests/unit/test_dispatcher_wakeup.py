@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from hub.adapters.memory import InMemoryDatabase, InMemoryOutbox
+from hub.ports import ClaimedDelivery
 from hub.services.dispatcher import Dispatcher, RetryPolicy
 from hub.services.dispatcher_wakeup import EVERYONE, Beside
 from subscriptions.retry import RetrySchedule
@@ -32,8 +34,20 @@ def test_each_process_names_itself_differently() -> None:
     assert Beside().writer != Beside().writer
 
 
+class ClaimSeen(InMemoryOutbox):
+    """The in-memory outbox, announcing its first claim."""
+
+    def __init__(self) -> None:
+        super().__init__(InMemoryDatabase())
+        self.claimed = asyncio.Event()
+
+    async def claim(self, *args: Any, **kwargs: Any) -> list[ClaimedDelivery]:
+        self.claimed.set()
+        return await super().claim(*args, **kwargs)
+
+
 async def test_a_dispatcher_would_claim_while_it_runs_with_room_and_not_before_or_after() -> None:
-    outbox = InMemoryOutbox(InMemoryDatabase())
+    outbox = ClaimSeen()
     policy = RetryPolicy(RetrySchedule.of([1.0]))
     dispatcher = Dispatcher(outbox, FakeClient(), policy, asyncio.Event(), poll_seconds=60)
     rule = Beside(writer="a")
@@ -42,9 +56,8 @@ async def test_a_dispatcher_would_claim_while_it_runs_with_room_and_not_before_o
 
     stop = asyncio.Event()
     running = asyncio.create_task(dispatcher.run(stop))
-    async with asyncio.timeout(10):
-        while rule.payload() != "a":  # until its loop has looked at its room once
-            await asyncio.sleep(0)
+    await asyncio.wait_for(outbox.claimed.wait(), 10)  # its loop looked at its room
+    assert rule.payload() == "a"
     stop.set()
     await running
 
