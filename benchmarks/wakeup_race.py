@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +79,11 @@ def _event(n: int) -> LoggedEvent:
         "specversion": "1.0", "id": str(uuid.uuid4()), "type": "nl.example.thing.changed.v1",
         "source": "urn:nld:oin:00000001001234567000:systeem:bench", "subject": f"k{n}", "data": {"n": n},
     })  # fmt: skip
-    return LoggedEvent(e, 0, None)
+    return LoggedEvent(e, 0, n)
+
+
+def _claiming(dispatcher: Dispatcher) -> Callable[[], bool]:
+    return lambda: dispatcher.claiming
 
 
 async def _round(url: str, rule: bool, rate: float, seconds: float, pg_pid: int) -> dict[str, float]:
@@ -95,7 +99,7 @@ async def _round(url: str, rule: bool, rate: float, seconds: float, pg_pid: int)
         listeners.append(listener)
         d = Dispatcher(_Counted(engine), sink, RetryPolicy(RetrySchedule.of([1.0])), listener.wakeup)
         if r is not None:
-            r.beside(lambda d=d: d.claiming)
+            r.beside(_claiming(d))
         runs.append(asyncio.create_task(d.run(stop)))
     await asyncio.sleep(1.0)  # started and idle
     committed: dict[str, float] = {}

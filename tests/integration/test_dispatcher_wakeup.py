@@ -104,7 +104,7 @@ async def _running(
 
 async def _project(store: PostgresProjectionStore, *subjects: str) -> set[str]:
     events = [event(subject, n) for n, subject in enumerate(subjects)]
-    await apply_events(store, [LoggedEvent(e, 0, None) for e in events], None)
+    await apply_events(store, [LoggedEvent(e, 0, n) for n, e in enumerate(events)], None)
     return {e.id for e in events}
 
 
