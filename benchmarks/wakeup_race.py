@@ -92,14 +92,14 @@ async def _round(url: str, rule: bool, rate: float, seconds: float, pg_pid: int)
     rules = [Beside(writer="a"), Beside(writer="b")] if rule else [None, None]
     stores, listeners, runs = [], [], []
     for r in rules:
-        stores.append(PostgresProjectionStore(engine, r.payload if r else str))
+        stores.append(PostgresProjectionStore(engine, *((r.payload, r.committed) if r else ())))
         listener = OutboxListener(url, r.wakes if r else None)
         await listener.start()
         await listener.listening.wait()
         listeners.append(listener)
         d = Dispatcher(_Counted(engine), sink, RetryPolicy(RetrySchedule.of([1.0])), listener.wakeup)
         if r is not None:
-            r.beside(_claiming(d))
+            r.beside(_claiming(d), listener.wakeup.set)
         runs.append(asyncio.create_task(d.run(stop)))
     await asyncio.sleep(1.0)  # started and idle
     committed: dict[str, float] = {}

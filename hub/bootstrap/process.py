@@ -219,9 +219,15 @@ async def _wire_projector(hub: HubProcess, w: Wiring) -> None:
 
     projector_engine = projection_engine(hub.database_url, s.projector_members)
     w.closers.append(projector_engine.dispose)
+    beside = hub.wakeups  # None: its NOTIFYs wake every dispatcher (hub/services/dispatcher_wakeup.py)
+    store = (
+        PostgresProjectionStore(projector_engine, beside.payload, beside.committed)
+        if beside is not None
+        else PostgresProjectionStore(projector_engine)
+    )
     projector = hub.projector = Projector(
         consumer,
-        PostgresProjectionStore(projector_engine, hub.wakeups.payload if hub.wakeups else str),
+        store,
         hub.wal or hub.event_log,  # dead letters kept in PostgreSQL too with the write-ahead log
         derive=DerivedEvents(s.source_urn, hub.public_url),
         batch_size=s.projector_batch_size,
@@ -287,7 +293,7 @@ async def _wire_dispatcher(hub: HubProcess, w: Wiring) -> None:
         metrics=hub.metrics,
     )
     if hub.wakeups is not None:
-        hub.wakeups.beside(lambda: dispatcher.claiming)
+        hub.wakeups.beside(lambda: dispatcher.claiming, listener.wakeup.set)
     retention = PostgresRetention(hub.engine)
     w.runs["dispatcher"] = lambda signals: dispatcher.run(signals.stop_work)
     w.runs["retention"] = lambda signals: run_retention(

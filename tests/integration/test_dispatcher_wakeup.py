@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -81,14 +81,16 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 @asynccontextmanager
 async def _running(
-    database_url: str, engine: AsyncEngine, wanted: Callable[[str], bool], poll_seconds: float
+    database_url: str, engine: AsyncEngine, rule: Beside, poll_seconds: float
 ) -> AsyncIterator[tuple[CountingOutbox, Sink]]:
-    """A dispatcher on its own listener, started and idle after its first (empty) claim."""
-    listener = OutboxListener(database_url, wanted)
+    """A dispatcher beside a projector (``rule``) on its own listener, started and idle after
+    its first (empty) claim."""
+    listener = OutboxListener(database_url, rule.wakes)
     await listener.start()
     outbox, sink, stop = CountingOutbox(engine), Sink(), asyncio.Event()
     policy = RetryPolicy(RetrySchedule.of([1.0]))
     dispatcher = Dispatcher(outbox, sink, policy, listener.wakeup, poll_seconds=poll_seconds)
+    rule.beside(lambda: dispatcher.claiming, listener.wakeup.set)
     try:
         await asyncio.wait_for(listener.listening.wait(), 20)
         running = asyncio.create_task(dispatcher.run(stop))
@@ -111,9 +113,10 @@ async def _project(store: PostgresProjectionStore, *subjects: str) -> set[str]:
 async def test_a_dispatcher_beside_a_projector_skips_the_notify_of_a_sibling_whose_own_dispatcher_claims(
     database_url: str, engine: AsyncEngine
 ) -> None:
-    sibling = PostgresProjectionStore(engine, Beside(lambda: True, writer="a").payload)
+    a = Beside(lambda: True, writer="a")
+    sibling = PostgresProjectionStore(engine, a.payload, a.committed)
     anyone = PostgresProjectionStore(engine)  # a projector without a dispatcher beside it
-    async with _running(database_url, engine, Beside(writer="b").wakes, poll_seconds=3600) as (outbox, sink):
+    async with _running(database_url, engine, Beside(writer="b"), poll_seconds=3600) as (outbox, sink):
         assert outbox.claims == [[]]
         # One batch by the transaction, one by the single statement (the subscriptions known):
         # each NOTIFYs with the sibling's name. Nothing else may wake this dispatcher: its poll
@@ -131,10 +134,28 @@ async def test_a_dispatcher_beside_a_projector_skips_the_notify_of_a_sibling_who
 async def test_rows_whose_writers_dispatcher_never_claims_them_are_delivered_on_the_poll(
     database_url: str, engine: AsyncEngine
 ) -> None:
-    sibling = PostgresProjectionStore(engine, Beside(lambda: True, writer="a").payload)  # "a" is gone
-    async with _running(database_url, engine, Beside(writer="b").wakes, poll_seconds=0.2) as (outbox, sink):
+    a = Beside(lambda: True, writer="a")
+    sibling = PostgresProjectionStore(engine, a.payload, a.committed)  # "a" is gone
+    async with _running(database_url, engine, Beside(writer="b"), poll_seconds=0.2) as (outbox, sink):
         theirs = await _project(sibling, "k1")
 
         await sink.until(theirs)
 
         assert any(set(claim) == theirs for claim in outbox.claims)
+
+
+async def test_a_dispatcher_is_woken_in_the_process_by_its_own_projectors_commit_not_by_its_notify(
+    database_url: str, engine: AsyncEngine
+) -> None:
+    b = Beside(writer="b")
+    own = PostgresProjectionStore(engine, b.payload, b.committed)
+    async with _running(database_url, engine, b, poll_seconds=3600) as (outbox, sink):
+        # Its listener skips the NOTIFY naming this process and the poll is an hour: only the
+        # wake-up after the commit (Beside.committed) makes it claim. Once by the transaction,
+        # once by the single statement.
+        first = await _project(own, "k1")
+        await sink.until(first)
+        second = await _project(own, "k2")
+        await sink.until(second)
+
+        assert [set(claim) for claim in outbox.claims[1:] if claim] == [first, second]

@@ -23,11 +23,24 @@ def test_a_projector_names_its_process_while_its_dispatcher_would_claim_and_no_o
     assert rule.payload() == EVERYONE
 
 
-def test_a_dispatcher_beside_a_projector_wakes_for_its_own_and_for_everyone_not_for_a_siblings() -> None:
+def test_a_dispatcher_beside_a_projector_wakes_by_notify_only_for_everyone() -> None:
     rule = Beside(writer="b")
 
-    assert rule.wakes("b") and rule.wakes(EVERYONE)
-    assert not rule.wakes("a")
+    assert rule.wakes(EVERYONE)
+    assert not rule.wakes("a")  # the sibling's: its own dispatcher takes them
+    assert not rule.wakes("b")  # its own projector's: woken in the process (committed)
+
+
+def test_a_commit_its_projector_named_it_for_wakes_the_dispatcher_in_the_process() -> None:
+    woken: list[str] = []
+    rule = Beside(writer="b")
+    rule.beside(lambda: True, lambda: woken.append("b"))
+
+    rule.committed("a")
+    rule.committed(EVERYONE)  # every dispatcher wakes by the NOTIFY, this one too
+    assert woken == []
+    rule.committed("b")
+    assert woken == ["b"]
 
 
 def test_each_process_names_itself_differently() -> None:
@@ -51,7 +64,7 @@ async def test_a_dispatcher_would_claim_while_it_runs_with_room_and_not_before_o
     policy = RetryPolicy(RetrySchedule.of([1.0]))
     dispatcher = Dispatcher(outbox, FakeClient(), policy, asyncio.Event(), poll_seconds=60)
     rule = Beside(writer="a")
-    rule.beside(lambda: dispatcher.claiming)
+    rule.beside(lambda: dispatcher.claiming, lambda: None)
     assert rule.payload() == EVERYONE
 
     stop = asyncio.Event()
