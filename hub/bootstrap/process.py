@@ -51,6 +51,7 @@ from hub.ports.metrics import ExposedMetrics
 from hub.services.audit import run_audit_retention
 from hub.services.connectors import ConnectorRunner
 from hub.services.dispatcher import Dispatcher, RetryPolicy
+from hub.services.dispatcher_wakeup import Beside
 from hub.services.landscape import DerivedEvents
 from hub.services.projector import Projector
 from hub.services.retention import run_retention
@@ -105,6 +106,8 @@ class HubProcess(Supervisor):
         #: process writes to the log (tests look at both).
         self.log_consumers: list[KafkaLogConsumer] = []
         self.log_listener: ChannelListener | None = None
+        #: Which outbox NOTIFYs wake this process's dispatcher, when it runs beside a projector.
+        self.wakeups: Beside | None = None
         #: Listening sockets the API serves on instead of binding its own (a child of a
         #: multi-process ``run`` shares its parent's, hub/children.py).
         self.sockets: list[socket.socket] | None = None
@@ -154,6 +157,8 @@ async def wire(hub: HubProcess) -> Wiring:
             if hub.write_ahead:
                 await _wire_write_ahead(hub, w)
         w.checks["database"] = lambda: _database_ok(engine)
+        if {"projector", "dispatcher"} <= roles:  # a work process: hub/services/dispatcher_wakeup.py
+            hub.wakeups = Beside()
         if "projector" in roles:
             await _wire_projector(hub, w)
         if "dispatcher" in roles:
@@ -214,9 +219,15 @@ async def _wire_projector(hub: HubProcess, w: Wiring) -> None:
 
     projector_engine = projection_engine(hub.database_url, s.projector_members)
     w.closers.append(projector_engine.dispose)
+    beside = hub.wakeups  # None: its NOTIFYs wake every dispatcher (hub/services/dispatcher_wakeup.py)
+    store = (
+        PostgresProjectionStore(projector_engine, beside.payload, beside.committed)
+        if beside is not None
+        else PostgresProjectionStore(projector_engine)
+    )
     projector = hub.projector = Projector(
         consumer,
-        PostgresProjectionStore(projector_engine),
+        store,
         hub.wal or hub.event_log,  # dead letters kept in PostgreSQL too with the write-ahead log
         derive=DerivedEvents(s.source_urn, hub.public_url),
         batch_size=s.projector_batch_size,
@@ -235,7 +246,7 @@ async def _wire_projector(hub: HubProcess, w: Wiring) -> None:
 async def _wire_dispatcher(hub: HubProcess, w: Wiring) -> None:
     assert hub.engine is not None
     d = hub.settings.delivery
-    listener = OutboxListener(hub.database_url)
+    listener = OutboxListener(hub.database_url, hub.wakeups.wakes if hub.wakeups else None)
     await listener.start()
     w.closers.append(listener.stop)
     sender = WebhookSender(
@@ -286,6 +297,8 @@ async def _wire_dispatcher(hub: HubProcess, w: Wiring) -> None:
         poll_seconds=d.poll_seconds,
         metrics=hub.metrics,
     )
+    if hub.wakeups is not None:
+        hub.wakeups.beside(lambda: dispatcher.claiming, listener.wakeup.set)
     retention = PostgresRetention(hub.engine)
     w.runs["dispatcher"] = lambda signals: dispatcher.run(signals.stop_work)
     w.runs["retention"] = lambda signals: run_retention(

@@ -117,7 +117,7 @@ class Dispatcher:
         self._lease = lease_seconds
         self._poll = poll_seconds
         self.stats = DispatcherStats()
-        self.running = False
+        self.running = self.claiming = False  # claiming: would claim now (hub/services/dispatcher_wakeup.py)
         #: Whether an SDK tracer provider is installed, asked once per claim round: asking per
         #: attempt (an environment lookup inside OpenTelemetry) was 1.5 % of the work child's
         #: py-spy samples in benchmarks.fanout.
@@ -138,7 +138,7 @@ class Dispatcher:
         settled = False
         try:
             while not (stop.is_set() and not in_flight and not unrecorded and recorder is None):
-                can_claim = not stop.is_set() and len(in_flight) <= self._concurrency // 2
+                can_claim = self.claiming = not stop.is_set() and len(in_flight) <= self._concurrency // 2
                 claimed_full = False
                 # A recording may free its key's next delivery: when the outbox saw one waiting
                 # (Outbox.record), or a claim ran meanwhile (its snapshot may have missed both).
@@ -198,7 +198,7 @@ class Dispatcher:
                     waker.cancel()
         finally:
             stopper.cancel()
-            self.running = False
+            self.running = self.claiming = False
 
     def _claimed_everything(self, claimed: list[ClaimedDelivery], offered: Mapping[Any, int]) -> bool:
         """After a claim that was not full: whether it took every due delivery it may send.

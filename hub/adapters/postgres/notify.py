@@ -38,11 +38,18 @@ STOP_SECONDS = 2.0
 
 
 class ChannelListener:
-    """Calls ``heard`` for every notification on ``channel``, from a connection of its own."""
+    """Calls ``heard`` for every notification on ``channel``, from a connection of its own;
+    with ``wanted``, only for those whose payload it accepts (one call per burst either way)."""
 
-    def __init__(self, database_url: str, channel: str, heard: Callable[[], None]):
+    def __init__(
+        self,
+        database_url: str,
+        channel: str,
+        heard: Callable[[], None],
+        wanted: Callable[[str], bool] | None = None,
+    ):
         self._url = libpq_url(database_url)
-        self._channel, self._heard = channel, heard
+        self._channel, self._heard, self._wanted = channel, heard, wanted
         self._task: asyncio.Task[None] | None = None
         #: Set once the first LISTEN is in place (tests wait for it).
         self.listening = asyncio.Event()
@@ -84,9 +91,9 @@ class ChannelListener:
                 if not lost.done():
                     lost.set_exception(e)
                 return
-            heard = False
-            while pgconn.notifies() is not None:
-                heard = True
+            heard, wanted = False, self._wanted
+            while (notice := pgconn.notifies()) is not None:
+                heard = heard or wanted is None or wanted(notice.extra.decode())
             if heard:
                 self._heard()
 

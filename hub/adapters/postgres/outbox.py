@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -179,11 +179,13 @@ class PostgresOutbox:
 
 
 class OutboxListener(ChannelListener):
-    """Sets :attr:`wakeup` whenever the projector commits new deliveries (LISTEN/NOTIFY).
+    """Sets :attr:`wakeup` whenever the projector commits new deliveries (LISTEN/NOTIFY);
+    with ``wanted`` (:meth:`hub.services.dispatcher_wakeup.Beside.wakes`), only for the
+    NOTIFYs whose payload it accepts.
 
     A lost connection is re-opened after a pause; the dispatcher's poll interval covers the gap.
     """
 
-    def __init__(self, database_url: str):
+    def __init__(self, database_url: str, wanted: Callable[[str], bool] | None = None):
         self.wakeup = asyncio.Event()
-        super().__init__(database_url, OUTBOX_CHANNEL, self.wakeup.set)
+        super().__init__(database_url, OUTBOX_CHANNEL, self.wakeup.set, wanted)

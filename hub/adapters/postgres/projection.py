@@ -18,7 +18,7 @@ decides what is new, which a ``COPY`` cannot.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -93,7 +93,7 @@ _QUEUE_AND_WAKE = text(
         FROM json_to_recordset(CAST(:rows AS json))
              AS r(subscription_id uuid, archive_seq bigint, event_id text, ordering_key text)
     )
-    SELECT pg_notify(:channel, '')
+    SELECT pg_notify(:channel, :payload)
     """
 )
 
@@ -122,8 +122,10 @@ class _Subscriptions:
 class PostgresProjectionUnitOfWork:
     """One open transaction of the projector (see :class:`hub.ports.ProjectionUnitOfWork`)."""
 
-    def __init__(self, conn: AsyncConnection, known: _Subscriptions):
+    def __init__(self, conn: AsyncConnection, known: _Subscriptions, payload: Callable[[], str] = str):
         self._conn = conn
+        self._payload = payload  # of the NOTIFY (PostgresProjectionStore)
+        self.notified: str | None = None  # the payload of its NOTIFY, once it queued rows
         self._known = known
         self._version: tuple[int, int] | None = None  # the subscriptions' version :data:`_MARK` saw
         self._landscape = PostgresLandscapeUnitOfWork(conn)
@@ -229,16 +231,18 @@ class PostgresProjectionUnitOfWork:
                  "event_id": d.event_id, "ordering_key": d.ordering_key}
                 for d in new
             ]  # fmt: skip
-            await self._conn.execute(
-                _QUEUE_AND_WAKE, {"rows": orjson.dumps(rows).decode(), "channel": OUTBOX_CHANNEL}
-            )
+            wake = {"channel": OUTBOX_CHANNEL, "payload": self._payload()}
+            await self._conn.execute(_QUEUE_AND_WAKE, {"rows": orjson.dumps(rows).decode(), **wake})
+            self.notified = wake["payload"]
             return
         await self._copy(
             _QUEUE_COPY,
             _QUEUE_TYPES,
             [(d.subscription_id, d.archive_seq, d.event_id, d.ordering_key) for d in new],
         )
-        await self._conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL})
+        wake = {"channel": OUTBOX_CHANNEL, "payload": self._payload()}
+        await self._conn.execute(text("SELECT pg_notify(:channel, :payload)"), wake)
+        self.notified = wake["payload"]
 
 
 def _first(batch: Sequence[LoggedEvent]) -> dict[tuple[str, str], _Logged]:
@@ -311,8 +315,17 @@ class PostgresProjectionStore:
     transaction). A delivery sent from a lost batch is sent again: at least once, as for any
     crash between a POST and its recording."""
 
-    def __init__(self, engine: AsyncEngine):
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        notify_payload: Callable[[], str] = str,
+        committed: Callable[[str], None] = lambda payload: None,
+    ):
         self._engine = engine
+        #: The payload of its outbox NOTIFYs, asked per NOTIFY: which dispatchers wake
+        #: (hub/services/dispatcher_wakeup.py); empty (``str()``) wakes every one. ``committed``
+        #: hears that payload once the rows it announced are committed (the wake-up in process).
+        self._payload, self._committed = notify_payload, committed
         self._subscriptions = _Subscriptions()
         self.analyze = AnalyzeSchedule()
         # Autocommitted: the flush is one statement, one round trip.
@@ -337,13 +350,17 @@ class PostgresProjectionStore:
         ]  # fmt: skip
         if sum(len(r["recipients"]) for r in rows) > QUEUE_IN_ONE_STATEMENT:
             return None
-        params = {"n": len(first), "rows": orjson.dumps(rows).decode(), "channel": OUTBOX_CHANNEL}
+        payload = self._payload()
+        params = {"n": len(first), "rows": orjson.dumps(rows).decode(), "channel": OUTBOX_CHANNEL,
+                  "payload": payload}  # fmt: skip
         with translate_db_errors():
             async with self._autocommit.connect() as conn:
                 versioned = {**params, "subs_n": version[0], "subs_h": version[1]}
                 done = (await conn.execute(AT_ONCE, versioned)).one()
         if not done.known:
             return None
+        if done.queued:  # committed (autocommit)
+            self._committed(payload)
         await self._analyse_after(done.queued)
         return done.new, done.queued
 
@@ -352,8 +369,10 @@ class PostgresProjectionStore:
         """Commit when the block ends normally, roll back when it raises."""
         with translate_db_errors():
             async with self._engine.begin() as conn:
-                uow = PostgresProjectionUnitOfWork(conn, self._subscriptions)
+                uow = PostgresProjectionUnitOfWork(conn, self._subscriptions, self._payload)
                 yield uow
+            if uow.notified is not None:  # committed
+                self._committed(uow.notified)
             await self._analyse_after(uow.deliveries_added)
 
     async def _analyse_after(self, deliveries_added: int) -> None:

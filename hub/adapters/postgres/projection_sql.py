@@ -97,7 +97,8 @@ def marks(with_archive: bool) -> TextClause:
 # The parts as in :func:`marks` (positions in log order, marks, archive rows), each gated on
 # ``known``: the version the routes were decided on is still the subscriptions' version. The
 # outbox rows: one per new event and subscription in its ``recipients``; the NOTIFY only when
-# there are any (delivered to the dispatchers when the statement commits).
+# there are any (delivered to the dispatchers when the statement commits; its payload:
+# hub/services/dispatcher_wakeup.py).
 AT_ONCE = text(
     f"""
     WITH archive AS MATERIALIZED (
@@ -135,7 +136,7 @@ AT_ONCE = text(
              CROSS JOIN json_array_elements_text(r.recipients) AS t(id)
         RETURNING 1
     ),
-    woken AS (SELECT pg_notify(:channel, '') FROM (SELECT 1 FROM queued LIMIT 1) AS q)
+    woken AS (SELECT pg_notify(:channel, :payload) FROM (SELECT 1 FROM queued LIMIT 1) AS q)
     SELECT (SELECT count(*) FROM known) AS known, (SELECT count(*) FROM marked) AS new,
            (SELECT count(*) FROM queued) AS queued, (SELECT count(*) FROM woken) AS woken
     """  # noqa: S608 (constant SQL)
