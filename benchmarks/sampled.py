@@ -44,7 +44,8 @@ from hub.api.auth import TokenAuthenticator
 from hub.api.context import ApiContext
 from hub.logging import configure_logging
 from hub.ports.delivery import ClaimedDelivery
-from hub.services.dispatcher import Dispatcher, RetryPolicy
+from hub.services.delivery_policy import RetryPolicy
+from hub.services.dispatcher import Dispatcher
 from hub.services.projector import Projector
 from hub.settings import Settings
 from hub.tracing import TRACEPARENT

@@ -37,7 +37,8 @@ from hub.adapters.postgres.projection import PostgresProjectionStore
 from hub.adapters.postgres.subscriptions import PostgresSubscriptionStore
 from hub.embedded import EmbeddedPostgres
 from hub.ports import ClaimedDelivery, LoggedEvent
-from hub.services.dispatcher import Dispatcher, RetryPolicy
+from hub.services.delivery_policy import RetryPolicy
+from hub.services.dispatcher import Dispatcher
 from hub.services.dispatcher_wakeup import Beside
 from hub.services.projector import apply_events
 from schemas import validate_event

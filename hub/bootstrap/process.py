@@ -50,7 +50,8 @@ from hub.ports import max_record_bytes
 from hub.ports.metrics import ExposedMetrics
 from hub.services.audit import run_audit_retention
 from hub.services.connectors import ConnectorRunner
-from hub.services.dispatcher import Dispatcher, RetryPolicy
+from hub.services.delivery_policy import RetryPolicy
+from hub.services.dispatcher import Dispatcher
 from hub.services.dispatcher_wakeup import Beside
 from hub.services.landscape import DerivedEvents
 from hub.services.projector import Projector

@@ -39,7 +39,7 @@ from subscriptions.flow import FlowControl
 from subscriptions.lifecycle import DEAD, DELIVERED, message_id
 from subscriptions.sender import DeliveryOutcome
 
-__all__ = ["Client", "Dispatcher", "DispatcherStats", "RetryPolicy", "free_slot", "next_state"]
+__all__ = ["Client", "Dispatcher", "DispatcherStats", "free_slot"]
 
 log = structlog.get_logger(__name__)
 

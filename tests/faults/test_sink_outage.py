@@ -20,7 +20,8 @@ from typing import Any
 from hub.adapters.memory import InMemoryDatabase, InMemoryOutbox, InMemorySubscriptionStore
 from hub.adapters.memory.outbox import InMemoryDeliveryStore
 from hub.ports import AttemptResult, ClaimedDelivery
-from hub.services.dispatcher import Dispatcher, RetryPolicy
+from hub.services.delivery_policy import RetryPolicy
+from hub.services.dispatcher import Dispatcher
 from schemas import CloudEvent, validate_event
 from subscriptions.delivery import DeliveryTarget
 from subscriptions.lifecycle import message_id

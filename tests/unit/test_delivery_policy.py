@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from hub.ports.delivery import ClaimedDelivery
-from hub.services.dispatcher import RetryPolicy, next_state
+from hub.services.delivery_policy import RetryPolicy, next_state
 from subscriptions.delivery import encode_binary, encode_structured, interpret_handshake
 from subscriptions.retry import RetrySchedule
 from subscriptions.sender import DeliveryOutcome, Disposition

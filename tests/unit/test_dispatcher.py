@@ -15,7 +15,8 @@ from typing import Any
 
 from hub.adapters.memory import InMemoryDatabase, InMemoryOutbox, InMemorySubscriptionStore
 from hub.ports import AttemptResult
-from hub.services.dispatcher import Dispatcher, RetryPolicy
+from hub.services.delivery_policy import RetryPolicy
+from hub.services.dispatcher import Dispatcher
 from schemas import CloudEvent, validate_event
 from schemas.hub_events import DELIVERY_DEAD, SUBSCRIPTION_DISABLED
 from subscriptions.delivery import DeliveryTarget

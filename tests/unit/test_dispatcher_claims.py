@@ -7,7 +7,8 @@ import asyncio
 from typing import Any
 
 from hub.adapters.memory import InMemoryDatabase, InMemorySubscriptionStore
-from hub.services.dispatcher import Dispatcher, RetryPolicy
+from hub.services.delivery_policy import RetryPolicy
+from hub.services.dispatcher import Dispatcher
 from subscriptions.retry import RetrySchedule
 from subscriptions.sender import DeliveryOutcome
 from tests.unit.test_dispatcher import FakeClient, Journal, event, numbers

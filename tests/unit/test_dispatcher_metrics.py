@@ -11,7 +11,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from hub.adapters.prometheus import MULTIPROC_ENV, PrometheusMetrics
 from hub.ports.metrics import NoMetrics
-from hub.services.dispatcher import Dispatcher, RetryPolicy
+from hub.services.delivery_policy import RetryPolicy
+from hub.services.dispatcher import Dispatcher
 from subscriptions.retry import RetrySchedule
 from tests.unit.test_dispatcher import event, hub
 

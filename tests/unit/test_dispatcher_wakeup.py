@@ -8,7 +8,8 @@ from typing import Any
 
 from hub.adapters.memory import InMemoryDatabase, InMemoryOutbox
 from hub.ports import ClaimedDelivery
-from hub.services.dispatcher import Dispatcher, RetryPolicy
+from hub.services.delivery_policy import RetryPolicy
+from hub.services.dispatcher import Dispatcher
 from hub.services.dispatcher_wakeup import EVERYONE, Beside
 from subscriptions.retry import RetrySchedule
 from tests.unit.test_dispatcher import FakeClient

@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from hub.adapters.memory import InMemoryDatabase, InMemoryOutbox, InMemorySubscriptionStore
-from hub.services.dispatcher import Dispatcher, RetryPolicy, free_slot
+from hub.services.delivery_policy import RetryPolicy
+from hub.services.dispatcher import Dispatcher, free_slot
 from schemas import validate_event
 from subscriptions.delivery import DeliveryTarget
 from subscriptions.retry import RetrySchedule
