@@ -27,15 +27,14 @@ from pydantic import (
     Field,
     ValidationError,
     ValidationInfo,
-    ValidatorFunctionWrapHandler,
-    WrapValidator,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
+from schemas.extension_values import ExtensionValue, extension_problem
 from schemas.jsonbytes import dumps_compact
-from schemas.limits import data_problem, text_problem
+from schemas.limits import data_problem
 from schemas.uris import find_uri_problem, known_uri_problem
 from schemas.uris import show as _show
 
@@ -54,7 +53,6 @@ DEFAULT_MAX_EVENT_BYTES = 1_048_576
 
 _NAME_RE = re.compile(r"[a-z0-9]{1,20}")
 _TYPE_PATTERN = r"^[a-z0-9]+(?:-+[a-z0-9]+)*(?:\.[a-z0-9]+(?:-+[a-z0-9]+)*)+$"
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _RFC3339_RE = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})")
 _JSON_CT_RE = re.compile(r"\s*[a-z0-9!#$&^_.+-]+/(?:json|[a-z0-9!#$&^_.+-]+\+json)\s*(?:;.*)?", re.IGNORECASE)
 _ATTRIBUTE_FIELDS = (
@@ -66,7 +64,6 @@ _ATTRIBUTE_FIELDS = (
 #: it took an event off the one-set-comparison path (a regex per name, in every decode).
 _KNOWN = frozenset({*_ATTRIBUTE_FIELDS, "data", "data_base64", "traceparent", "tracestate"})
 _PRECHECKED: dict[str, bool] = {"prechecked": True}
-_INT32 = (-(2**31), 2**31 - 1)
 _TYPE_HINT = (
     "use two or more dot-separated segments of lowercase letters, digits and hyphens, "
     "e.g. 'nl.softwarecatalogus.gebruik.gewijzigd.v1'"
@@ -119,25 +116,6 @@ def format_time(value: datetime) -> str:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
-def _check_extension_value(value: Any, _handler: ValidatorFunctionWrapHandler) -> Any:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        if not _INT32[0] <= value <= _INT32[1]:
-            _fail("extension integers must fit in 32 bits (CloudEvents Integer)")
-        return value
-    if isinstance(value, str):
-        if _CONTROL_RE.search(value):
-            _fail("must not contain control characters")
-        problem = text_problem(value)
-        if problem:
-            _fail(problem)
-        return value
-    kind = "null" if value is None else type(value).__name__
-    _fail(f"extension values must be a string, integer or boolean, not {kind}")
-
-
-_ExtensionValue = Annotated[bool | int | str, WrapValidator(_check_extension_value)]
 # Checked in pydantic-core (Rust): non-empty, no control characters.
 #: Longest id, source, subject, partitionkey and sequence. They identify and order events and are
 #: indexed (the dedupe key is ``source`` + ``id``; PostgreSQL refuses an index entry beyond
@@ -177,7 +155,7 @@ class CloudEvent(BaseModel):
             "not": {"required": ["data", "data_base64"]},
         },
     )
-    __pydantic_extra__: dict[str, _ExtensionValue] = Field(init=False)
+    __pydantic_extra__: dict[str, ExtensionValue] = Field(init=False)
 
     specversion: Literal["1.0"]
     id: _Text
@@ -368,6 +346,8 @@ def _translate(exc: ValidationError, index: int | None) -> list[Problem]:
         field = str(ctx.get("field") or (loc[0] if loc else ""))
         if err["type"] == "cloudevent":
             message = str(ctx["reason"])
+        elif err["type"] == "extension_value":
+            message = extension_problem(err["input"])
         elif err["type"] == "string_pattern_mismatch":
             message = (
                 f"{_show(err['input'])} is not a reverse-DNS event type: {_TYPE_HINT}"
