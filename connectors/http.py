@@ -32,6 +32,7 @@ from connectors.oauth2 import ClientCredentials
 
 __all__ = ["ApiAuth", "ApiClient", "Busy", "OAuth2Config", "base_url", "excerpt", "http_url", "retry_after"]
 
+
 def http_url(value: str) -> str:
     """Config validator: a URL a connector reads is http(s); anything else is refused at once."""
     if not value.lower().startswith(("http://", "https://")):

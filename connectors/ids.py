@@ -39,4 +39,3 @@ def event_id(scope: str, objecttype: str, object_id: str, digest: str | None, ge
     h = hashlib.sha1(_NS_BYTES + name.encode(), usedforsecurity=False).hexdigest()
     # Version 5 in the 13th hex digit, the RFC 4122 variant in the top bits of the 17th.
     return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
-

@@ -82,5 +82,3 @@ def classify_exception(exc: BaseException) -> tuple[Disposition, str]:
     if isinstance(exc, ValueError):  # e.g. a header value aiohttp will not send
         return Disposition.REFUSED, "invalid_request"
     return Disposition.RETRY, "client_error"
-
-

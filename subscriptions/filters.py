@@ -113,9 +113,7 @@ class _AttributeFilter(_FilterBase):
         raise NotImplementedError
 
     def model_post_init(self, context: Any, /) -> None:
-        self._pairs = tuple(
-            (name.lower(), value) for name, value in self._attribute_values().items()
-        )
+        self._pairs = tuple((name.lower(), value) for name, value in self._attribute_values().items())
 
     @staticmethod
     def _compare(actual: str, expected: str) -> bool:
@@ -188,9 +186,7 @@ class SuffixFilter(_AttributeFilter):
 
 def _nested_list(dialect: str, value: Any) -> Any:
     if not isinstance(value, list | tuple):
-        raise ValueError(
-            f"filter dialect {dialect!r} takes an array of filters, got {type(value).__name__}"
-        )
+        raise ValueError(f"filter dialect {dialect!r} takes an array of filters, got {type(value).__name__}")
     if not value:
         raise ValueError(f"filter dialect {dialect!r} needs at least one nested filter")
     return value
@@ -254,8 +250,7 @@ def _check_filter_shape(value: Any) -> Any:
         return value
     if not isinstance(value, Mapping):
         raise ValueError(
-            f"a filter must be an object with one dialect key ({_SUPPORTED}), "
-            f"got {type(value).__name__}"
+            f"a filter must be an object with one dialect key ({_SUPPORTED}), got {type(value).__name__}"
         )
     keys = list(value)
     if not keys:
@@ -293,9 +288,7 @@ Filter = Annotated[
 for _model in (AllFilter, AnyFilter, NotFilter):
     _model.model_rebuild()
 
-_FILTER_LIST: TypeAdapter[list[Filter]] = TypeAdapter(
-    list[Filter], config=ConfigDict(title="filters")
-)
+_FILTER_LIST: TypeAdapter[list[Filter]] = TypeAdapter(list[Filter], config=ConfigDict(title="filters"))
 
 
 def parse_filters(raw: list[Any]) -> list[Filter]:
@@ -311,9 +304,7 @@ def parse_filters(raw: list[Any]) -> list[Filter]:
 
 def dump_filters(filters: Sequence[Filter]) -> list[dict[str, Any]]:
     """Serialize filters back to the spec's JSON shape (for storage and API responses)."""
-    dumped: list[dict[str, Any]] = _FILTER_LIST.dump_python(
-        list(filters), mode="json", by_alias=True
-    )
+    dumped: list[dict[str, Any]] = _FILTER_LIST.dump_python(list(filters), mode="json", by_alias=True)
     return dumped
 
 

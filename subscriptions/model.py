@@ -83,8 +83,7 @@ def validate_sink(value: str) -> str:
     if parts.username is not None or parts.password is not None:
         # Credentials in the URL end up in logs and listings; headers are the place.
         raise ValueError(
-            "sink must not contain credentials; use protocolsettings.headers "
-            "(e.g. Authorization) instead"
+            "sink must not contain credentials; use protocolsettings.headers (e.g. Authorization) instead"
         )
     return value
 

@@ -48,9 +48,7 @@ class RetrySchedule:
             raise ValueError(f"jitter must be a fraction in [0, 1), got {self.jitter!r}")
 
     @classmethod
-    def parse(
-        cls, text: str, *, jitter: float = 0.0, rng: random.Random | None = None
-    ) -> RetrySchedule:
+    def parse(cls, text: str, *, jitter: float = 0.0, rng: random.Random | None = None) -> RetrySchedule:
         """Parse comma-separated seconds, e.g. ``"5,30,120"`` (spaces allowed).
 
         Raises ``ValueError`` naming the bad entry for an empty schedule, an empty

@@ -324,9 +324,7 @@ def _refused(started: float, error: str, detail: str) -> DeliveryOutcome:
 def _failed(started: float, exc: BaseException) -> DeliveryOutcome:
     disposition, error = classify_exception(exc)
     detail = str(exc) or type(exc).__name__
-    if isinstance(exc, aiohttp.ClientConnectorDNSError) and isinstance(
-        exc.os_error, BlockedAddressError
-    ):
+    if isinstance(exc, aiohttp.ClientConnectorDNSError) and isinstance(exc.os_error, BlockedAddressError):
         detail = exc.os_error.reason
     return DeliveryOutcome(
         disposition=disposition,

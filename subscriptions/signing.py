@@ -76,9 +76,7 @@ def sign_many(secrets_: Sequence[str], msg_id: str, timestamp: int, body: bytes)
     return " ".join(sign(s, msg_id, timestamp, body) for s in secrets_)
 
 
-def webhook_headers(
-    secret: str | Sequence[str], msg_id: str, timestamp: int, body: bytes
-) -> dict[str, str]:
+def webhook_headers(secret: str | Sequence[str], msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
     """The three Standard Webhooks headers for one delivery attempt.
 
     ``secret`` is one secret or, during a rotation, several (every one signs).

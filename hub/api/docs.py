@@ -105,9 +105,7 @@ def _problem_response(status: int) -> dict[str, Any]:
 
 def build_openapi(app: FastAPI) -> dict[str, Any]:
     """FastAPI's document with security, real error responses and the Problem schema."""
-    doc = get_openapi(
-        title=app.title, version=app.version, description=app.description, routes=app.routes
-    )
+    doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
     components = doc.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
     for unused in ("HTTPValidationError", "ValidationError"):

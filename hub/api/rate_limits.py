@@ -60,7 +60,6 @@ class PublishRateLimiter:
         return ProblemError(
             429,
             "Too many events",
-            f"this principal may publish {self._item} (KOPPELHUB_PUBLISH_RATE_LIMIT); "
-            f"retry after {wait} s",
+            f"this principal may publish {self._item} (KOPPELHUB_PUBLISH_RATE_LIMIT); retry after {wait} s",
             headers={"Retry-After": str(wait)},
         )

@@ -146,7 +146,6 @@ class ImportRecord:
     finished_at: datetime | None
 
 
-
 class ConnectorStore(Protocol):
     """ConnectorStore"""
 
@@ -166,11 +165,9 @@ class ConnectorStore(Protocol):
         connector's; a write that fails leaves none."""
         ...
 
-    async def get(self, connector_id: uuid.UUID) -> ConnectorRecord:
-        ...
+    async def get(self, connector_id: uuid.UUID) -> ConnectorRecord: ...
 
-    async def all(self, *, organisatie: str | None = None) -> list[ConnectorRecord]:
-        ...
+    async def all(self, *, organisatie: str | None = None) -> list[ConnectorRecord]: ...
 
     async def update(
         self, connector_id: uuid.UUID, *, audit: AuditEntry | None = None, **values: Any
@@ -179,8 +176,7 @@ class ConnectorStore(Protocol):
         (checkpoint cleared)."""
         ...
 
-    async def delete(self, connector_id: uuid.UUID, *, audit: AuditEntry | None = None) -> None:
-        ...
+    async def delete(self, connector_id: uuid.UUID, *, audit: AuditEntry | None = None) -> None: ...
 
     async def request_run(self, connector_id: uuid.UUID, *, audit: AuditEntry | None = None) -> None:
         """Make the connector due now (the runner picks it up at its next poll); ``audit`` with it."""
@@ -228,8 +224,7 @@ class RunRecord:
 class RunStore(Protocol):
     """The history of connector runs, newest first."""
 
-    async def start_run(self, connector_id: uuid.UUID, checkpoint: dict[str, Any] | None) -> uuid.UUID:
-        ...
+    async def start_run(self, connector_id: uuid.UUID, checkpoint: dict[str, Any] | None) -> uuid.UUID: ...
 
     async def finish_run(
         self,
@@ -245,8 +240,7 @@ class RunStore(Protocol):
 
     async def runs(
         self, connector_id: uuid.UUID, *, limit: int, before: tuple[datetime, uuid.UUID] | None = None
-    ) -> list[RunRecord]:
-        ...
+    ) -> list[RunRecord]: ...
 
 
 class ImportStore(Protocol):
@@ -267,8 +261,7 @@ class ImportStore(Protocol):
         """Queue an import; ``audit`` (its ``{id}`` the import's) in the same transaction."""
         ...
 
-    async def get(self, import_id: uuid.UUID) -> ImportRecord:
-        ...
+    async def get(self, import_id: uuid.UUID) -> ImportRecord: ...
 
     async def history(
         self, *, limit: int, cursor: str | None, organisatie: str | None = None
@@ -300,17 +293,12 @@ class ImportStore(Protocol):
         error: str | None,
         counts: dict[str, Any] | None = None,
         report: dict[str, Any] | None = None,
-    ) -> None:
-        ...
+    ) -> None: ...
 
-    async def add_errors(self, import_id: uuid.UUID, errors: list[RowError]) -> None:
-        ...
+    async def add_errors(self, import_id: uuid.UUID, errors: list[RowError]) -> None: ...
 
-    async def errors(self, import_id: uuid.UUID, *, limit: int | None = None) -> list[RowError]:
-        ...
+    async def errors(self, import_id: uuid.UUID, *, limit: int | None = None) -> list[RowError]: ...
 
-    async def error_count(self, import_id: uuid.UUID) -> int:
-        ...
+    async def error_count(self, import_id: uuid.UUID) -> int: ...
 
-    def stream_errors(self, import_id: uuid.UUID) -> AsyncIterator[RowError]:
-        ...
+    def stream_errors(self, import_id: uuid.UUID) -> AsyncIterator[RowError]: ...

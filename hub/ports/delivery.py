@@ -91,7 +91,6 @@ class Removed:
     events: int = 0
 
 
-
 class DeliveryStore(Protocol):
     """Operations on one subscription's deliveries and on the archive it matches."""
 
@@ -136,5 +135,4 @@ class DeliveryStore(Protocol):
 class Retention(Protocol):
     """Removes old attempts, delivered deliveries and archive rows (never what a rebuild replays)."""
 
-    async def cleanup(self, *, attempt_seconds: float, archive_seconds: float) -> Removed:
-        ...
+    async def cleanup(self, *, attempt_seconds: float, archive_seconds: float) -> Removed: ...

@@ -148,5 +148,3 @@ def check_filters(objecttype: str, filters: Iterable[str]) -> None:
     unknown = set(filters) - LIST_FILTERS[objecttype].keys()
     if unknown:
         raise UnknownFilter(objecttype, unknown)
-
-

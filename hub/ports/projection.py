@@ -91,7 +91,6 @@ class ProjectionStore(Protocol):
         ...
 
 
-
 class DeadLetters(Protocol):
     async def dead_letter(
         self,
@@ -114,10 +113,8 @@ class Rebuild(Protocol):
         ...
 
 
-
 class RebuildableStore(Protocol):
     def rebuilding(self, *, audit: AuditEntry | None = None) -> AbstractAsyncContextManager[Rebuild]:
         """Empty the landscape in a transaction that commits when the block ends; ``audit`` is
         written in that transaction (a rebuild that fails leaves no entry)."""
         ...
-

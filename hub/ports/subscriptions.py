@@ -109,7 +109,6 @@ class SigningTarget:
     auth: dict[str, Any]
 
 
-
 class SubscriptionStore(Protocol):
     """Create, read, list and delete subscriptions; read their deliveries."""
 
@@ -133,8 +132,7 @@ class SubscriptionStore(Protocol):
         an ``id`` in use is a :class:`~hub.errors.PermanentError`."""
         ...
 
-    async def get(self, subscription_id: uuid.UUID) -> SubscriptionDetails:
-        ...
+    async def get(self, subscription_id: uuid.UUID) -> SubscriptionDetails: ...
 
     async def list(
         self,
@@ -184,8 +182,7 @@ class SubscriptionStore(Protocol):
         """Sink, headers, auth and current secrets, for a test delivery."""
         ...
 
-    async def delete(self, subscription_id: uuid.UUID, *, audit: AuditEntry | None = None) -> None:
-        ...
+    async def delete(self, subscription_id: uuid.UUID, *, audit: AuditEntry | None = None) -> None: ...
 
     async def deliveries(
         self, subscription_id: uuid.UUID, *, status: str | None, limit: int, cursor: str | None

@@ -31,6 +31,7 @@ from schemas.envelope import EnvelopeError, validate_event
 
 __all__ = ["RelayRun"]
 
+
 class RelayRun:
     def __init__(
         self,

@@ -15,4 +15,3 @@ def test_the_start_up_heap_is_frozen_once_so_full_collections_skip_it() -> None:
     collector.freeze_start_up_heap()
     assert gc.get_freeze_count() == frozen  # a second call freezes nothing more
     assert len(made_later) == 100
-

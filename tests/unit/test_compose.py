@@ -284,9 +284,7 @@ def test_postgres_is_version_16_or_newer(services: dict[str, dict[str, Any]]) ->
 def test_database_url_points_at_the_postgres_service(
     services: dict[str, dict[str, Any]],
 ) -> None:
-    pg_env = {
-        key: interpolate(value) for key, value in environment(services[POSTGRES_SERVICE]).items()
-    }
+    pg_env = {key: interpolate(value) for key, value in environment(services[POSTGRES_SERVICE]).items()}
 
     for name in (*ROLES, MIGRATE_SERVICE):
         url = urlsplit(interpolate(environment(services[name])["KOPPELHUB_DATABASE_URL"]))
@@ -487,8 +485,7 @@ def test_image_has_no_healthcheck_the_background_roles_would_fail() -> None:
 def test_build_context_keeps_what_pip_install_needs() -> None:
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     packages = [
-        pattern.rstrip("*")
-        for pattern in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
+        pattern.rstrip("*") for pattern in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
     ]
     needed = ["pyproject.toml", pyproject["project"]["readme"], *packages]
     ignored = [

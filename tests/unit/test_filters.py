@@ -136,9 +136,7 @@ def test_every_filter_in_the_list_must_hold_and_empty_list_matches_all() -> None
         ({"not": {"not": {"sql": "TRUE"}}}, "unsupported filter dialect 'sql'"),
     ],
 )
-def test_invalid_filters_are_rejected_with_a_message_naming_the_problem(
-    raw: Any, message: str
-) -> None:
+def test_invalid_filters_are_rejected_with_a_message_naming_the_problem(raw: Any, message: str) -> None:
     with pytest.raises(ValidationError) as info:
         parse_filters([raw])
     assert message in str(info.value)

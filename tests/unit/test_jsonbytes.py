@@ -49,10 +49,12 @@ scalars = (
 keys = st.text() | st.integers() | st.booleans() | st.none() | st.floats(allow_nan=False)
 json_like = st.recursive(
     scalars,
-    lambda inner: st.lists(inner, max_size=5)
-    | st.lists(inner, max_size=3).map(tuple)
-    | st.dictionaries(st.text(max_size=8), inner, max_size=5)
-    | st.dictionaries(keys, inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=5)
+        | st.lists(inner, max_size=3).map(tuple)
+        | st.dictionaries(st.text(max_size=8), inner, max_size=5)
+        | st.dictionaries(keys, inner, max_size=3)
+    ),
     max_leaves=30,
 )
 
@@ -147,8 +149,11 @@ def test_an_event_body_keeps_its_bytes() -> None:
 
 
 parsed = st.recursive(  # what a JSON parser makes: no NaN, no infinities, no other types
-    st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**64 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
     lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=8), inner, max_size=5),
     max_leaves=30,
 )

@@ -44,17 +44,21 @@ async def receiver(secret_file: Path) -> AsyncIterator[tuple[str, list[str]]]:
 async def _deliver(url: str, secret: str) -> int:
     body = json.dumps(EVENT).encode()
     headers = webhook_headers(secret, "msg-1", int(time.time()), body)
-    async with aiohttp.ClientSession() as session, session.post(
-        url, data=body, headers={**headers, "content-type": "application/cloudevents+json"}
-    ) as response:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            url, data=body, headers={**headers, "content-type": "application/cloudevents+json"}
+        ) as response,
+    ):
         return response.status
 
 
 async def test_the_handshake_is_answered_with_the_origin(receiver: tuple[str, list[str]]) -> None:
     url, printed = receiver
-    async with aiohttp.ClientSession() as session, session.options(
-        url, headers={"WebHook-Request-Origin": "koppelhub.example"}
-    ) as response:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.options(url, headers={"WebHook-Request-Origin": "koppelhub.example"}) as response,
+    ):
         assert response.status == 200
         assert response.headers["WebHook-Allowed-Origin"] == "koppelhub.example"
     assert printed == ["handshake from koppelhub.example: allowed"]

@@ -95,9 +95,7 @@ async def sender() -> AsyncIterator[WebhookSender]:
         yield s
 
 
-async def test_204_is_delivered_with_body_and_headers_intact(
-    sink: Sink, sender: WebhookSender
-) -> None:
+async def test_204_is_delivered_with_body_and_headers_intact(sink: Sink, sender: WebhookSender) -> None:
     secret = generate_secret()
     headers = {
         "Content-Type": "application/cloudevents+json",
@@ -121,9 +119,7 @@ async def test_204_is_delivered_with_body_and_headers_intact(
     Webhook(secret).verify(sink.bodies[0], dict(received))
 
 
-async def test_any_2xx_is_delivered_and_the_body_excerpted(
-    sink: Sink, sender: WebhookSender
-) -> None:
+async def test_any_2xx_is_delivered_and_the_body_excerpted(sink: Sink, sender: WebhookSender) -> None:
     outcome = await sender.post(sink.url("/created"), BODY, {})
     assert outcome.disposition is Disposition.DELIVERED
     assert outcome.status_code == 201
@@ -138,9 +134,7 @@ async def test_410_is_gone(sink: Sink, sender: WebhookSender) -> None:
     assert outcome.response_excerpt == "subscription removed"
 
 
-async def test_500_is_retried_with_a_512_character_excerpt(
-    sink: Sink, sender: WebhookSender
-) -> None:
+async def test_500_is_retried_with_a_512_character_excerpt(sink: Sink, sender: WebhookSender) -> None:
     outcome = await sender.post(sink.url("/fail"), BODY, {})
     assert outcome.disposition is Disposition.RETRY
     assert outcome.status_code == 500
