@@ -54,11 +54,6 @@ log = structlog.get_logger(__name__)
 
 #: How long one poll waits for records before the member looks at stop and drain again.
 POLL_SECONDS = 0.2
-#: How long a draining member stays caught up, reading on, before it trusts that answer. The
-#: answer compares its position with the high-water mark of its last fetch response; on a
-#: starved machine (a CI run) that response can predate the last publish acknowledged before
-#: the SIGTERM, and one look ended a drain with records of its partitions still unread.
-DRAIN_CONFIRM_SECONDS = 0.5
 
 
 @dataclass
@@ -201,7 +196,6 @@ class Projector:
         await consumer.start()
         self._started += 1
         drain_deadline: float | None = None
-        confirmed_at: float | None = None  # a caught-up answer is trusted from then on
         committer = Committer(consumer, self._store)
         try:
             while not stop.is_set():
@@ -212,7 +206,6 @@ class Projector:
                     await _pause(stop, 1.0)
                     continue
                 if batch:
-                    confirmed_at = None
                     # A batch keeps its records, events and rows alive across awaits: see
                     # hub.services.collector for why full collections wait meanwhile.
                     with defer_full_collections():
@@ -222,12 +215,8 @@ class Projector:
                     continue
                 if drain is not None and drain.is_set():
                     drain_deadline = drain_deadline or time.monotonic() + drain_timeout
-                    caught_up, now = await consumer.caught_up(), time.monotonic()
-                    if caught_up and confirmed_at is None:
-                        confirmed_at = now + DRAIN_CONFIRM_SECONDS
-                    elif not caught_up:
-                        confirmed_at = None
-                    if (confirmed_at is not None and now >= confirmed_at) or now > drain_deadline:
+                    caught_up = await consumer.caught_up()
+                    if caught_up or time.monotonic() > drain_deadline:
                         log.info("projector_drained", caught_up=caught_up)
                         return
         finally:

@@ -309,32 +309,3 @@ async def test_an_error_a_commit_round_could_not_survive_ends_the_member_at_its_
         await log.publish([event("second", "a")])
         with pytest.raises(RuntimeError, match="a bug in the flush"):
             await running
-
-
-async def test_a_drain_reads_on_after_a_first_caught_up_answer_that_predates_the_last_record() -> None:
-    """A caught-up answer compares the position with the high-water mark of the last fetch
-    response, which on a starved machine can predate the last acknowledged publish: the first
-    such answer must not end the drain while that record is still unread (a CI run lost 357 of
-    3,000 events from the archive this way)."""
-    log, store = InMemoryEventLog(partitions=1), InMemoryProjectionStore()
-    await log.publish([event("first")])
-
-    def consumer() -> Any:
-        made = log.consumer(GROUP)
-        answer = made.caught_up
-        stale = [True]
-
-        async def caught_up() -> bool:
-            if stale.pop() if stale else False:  # the stale answer: yes, while "late" is on its way
-                await log.publish([event("late")])
-                return True
-            return await answer()
-
-        made.caught_up = caught_up
-        return made
-
-    done = asyncio.Event()
-    done.set()
-    async with asyncio.timeout(10):
-        await Projector(consumer, store, log, derive=None).run(asyncio.Event(), drain=done)
-    assert archived(store) == ["first", "late"]
