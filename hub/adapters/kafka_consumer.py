@@ -36,6 +36,9 @@ log = structlog.get_logger(__name__)
 
 #: How long one write of a member's record may take before it is given up (logged).
 REPORT_TIMEOUT_S = 5.0
+#: How long :meth:`KafkaLogConsumer.caught_up` waits for a position (one being reset asks the
+#: broker): longer, and the member is not known to be caught up yet.
+POSITION_S = 0.5
 
 
 class _Membership(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -236,6 +239,8 @@ class KafkaLogConsumer:
         client_id = f"koppelhub-projector-{uuid.uuid4().hex[:12]}"
         group = group_id or settings.consumer_group
         self._membership = _Membership(members, client_id, group, settings.topic, wake=self._idling.wake)
+        # caught_up(since): the first answer of each partition after ``since`` (_answered_after)
+        self._first_answers: tuple[float | None, dict[TopicPartition, int]] = (None, {})
         self._consumer: AIOKafkaConsumer = make_consumer(
             bootstrap, settings, group_id=group, listener=self._membership, client_id=client_id
         )
@@ -335,7 +340,7 @@ class KafkaLogConsumer:
             return False
         return True
 
-    async def caught_up(self) -> bool:
+    async def caught_up(self, since: float | None = None) -> bool:
         if self._idling.paused:  # the high-water marks are as old as the last fetch: fetch again
             self._idling.keep_fetching()
             self._consumer.resume(*self._consumer.paused())
@@ -345,6 +350,27 @@ class KafkaLogConsumer:
             return self._membership.assigned
         for tp in assignment:
             highwater = self._consumer.highwater(tp)
-            if highwater is None or await self._consumer.position(tp) < highwater:
+            if highwater is None or (since is not None and not self._answered_after(tp, since)):
+                return False
+            try:
+                # A position being reset waits for the broker, up to the request timeout (40 s)
+                # and again: against a broker that is away that held a drain past its bound.
+                async with asyncio.timeout(POSITION_S):
+                    position = await self._consumer.position(tp)
+            except (TimeoutError, KafkaError):  # being reset, or no longer ours: not known
+                return False
+            if position < highwater:
                 return False
         return True
+
+    def _answered_after(self, tp: TopicPartition, since: float) -> bool:
+        """Whether the high-water mark of ``tp`` comes from a fetch sent after ``since``. A fetch
+        answered after then may have been sent before (its answer then predates a publish
+        acknowledged meanwhile), but aiokafka keeps one fetch per broker in flight: one answered
+        later than the first answer after ``since`` was sent after that answer."""
+        answered: int | None = self._consumer.last_poll_timestamp(tp)  # ms, when it was processed
+        if answered is None or answered < since * 1000:
+            return False
+        if self._first_answers[0] != since:
+            self._first_answers = (since, {})
+        return answered > self._first_answers[1].setdefault(tp, answered)

@@ -104,7 +104,9 @@ class LogConsumer(Protocol):
         commit and the projector's dedupe skips what was already applied."""
         ...
 
-    async def caught_up(self) -> bool:
+    async def caught_up(self, since: float | None = None) -> bool:
         """True once the group assigned this member its partitions (perhaps none) and it has
-        read each of them up to its end."""
+        read each of them up to its end. With ``since`` (a :func:`time.time`), only as the log
+        answered after then: an end the member learnt earlier may predate what was published
+        meanwhile (the projector's drain; False as long as the log answers nothing)."""
         ...
