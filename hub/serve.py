@@ -304,7 +304,9 @@ async def run_process(
     # are sent again.
     limit = INTAKE_RESTART_SECONDS if died else settings.shutdown_timeout_seconds
     try:
-        await asyncio.wait_for(hub.shutdown(drain_timeout=limit / 2), timeout=limit)
+        await asyncio.wait_for(
+            hub.shutdown(drain_timeout=limit / 2, log_gone="broker" in died), timeout=limit
+        )
     except TimeoutError:
         left = [name for name, task in hub.tasks.items() if not task.done()]
         click.echo(

@@ -150,15 +150,22 @@ class Supervisor:
             except Exception:  # noqa: BLE001, S110 - a crashed role was logged by _role_ended
                 pass
 
-    async def shutdown(self, *, drain_timeout: float = 60.0) -> None:
-        """Stop intake, drain what was accepted, finish in-flight deliveries, close adapters."""
+    async def shutdown(self, *, drain_timeout: float = 60.0, log_gone: bool = False) -> None:
+        """Stop intake, drain what was accepted, finish in-flight deliveries, close adapters.
+
+        With ``log_gone`` (the embedded broker died, and its log with it) there is nothing to
+        drain: the projector stops at once; what it had not projected is in the write-ahead log,
+        relayed when the roles start again."""
         if self.server is not None:
             self.server.should_exit = True
             await self._settle("api", 10)
         self._signals.stop_connectors.set()  # connectors publish too: stop them before the drain
         await self._settle("connectors", drain_timeout)
-        self._signals.drain.set()
-        await self._settle("projector", drain_timeout)
+        if log_gone:
+            log.warning("projector_not_drained", reason="the embedded broker died with its log")
+        else:
+            self._signals.drain.set()
+            await self._settle("projector", drain_timeout)
         self._signals.stop_work.set()
         for name, task in self._tasks.items():
             try:
