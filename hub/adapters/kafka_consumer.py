@@ -354,7 +354,7 @@ class KafkaLogConsumer:
                 return False
             try:
                 # A position being reset waits for the broker, up to the request timeout (40 s)
-                # and again: against a broker that is away that held a drain past its bound.
+                # and again: against a broker that is away that could hold a drain past its bound.
                 async with asyncio.timeout(POSITION_S):
                     position = await self._consumer.position(tp)
             except (TimeoutError, KafkaError):  # being reset, or no longer ours: not known

@@ -55,10 +55,8 @@ log = structlog.get_logger(__name__)
 #: How long one poll waits for records before the member looks at stop and drain again.
 POLL_SECONDS = 0.2
 #: How long a draining member with nothing to read waits for the log to answer it after the
-#: drain began. The end it learnt before may predate the last publish acknowledged before the
-#: SIGTERM (a CI run lost 357 of 3,000 events from the archive by trusting it); but a broker
-#: that died or hangs answers nothing, and then the member trusts that end as it did before
-#: (logged), not waiting for the drain's deadline.
+#: drain began: the end it knew may predate the last acknowledged publish (a CI run's drain left
+#: 357 of 3,000 events unarchived), but a dead or hung broker answers nothing (then: that end).
 DRAIN_UNANSWERED_SECONDS = 2.0
 
 
