@@ -348,9 +348,12 @@ class KafkaLogConsumer:
         assignment = self._consumer.assignment()
         if not assignment:
             return self._membership.assigned
+        # every partition's first answer after ``since`` is noted now, not one partition a call
+        if since is not None and not all([self._answered_after(tp, since) for tp in assignment]):
+            return False
         for tp in assignment:
             highwater = self._consumer.highwater(tp)
-            if highwater is None or (since is not None and not self._answered_after(tp, since)):
+            if highwater is None:
                 return False
             try:
                 # A position being reset waits for the broker, up to the request timeout (40 s)
