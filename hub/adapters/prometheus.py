@@ -17,7 +17,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MULTIPROC_ENV", "PrometheusMetrics", "multiprocess_dir"]
+__all__ = [
+    "BUCKETS",
+    "END_TO_END_BUCKETS",
+    "MULTIPROC_ENV",
+    "PrometheusMetrics",
+    "batch_observer",
+    "multiprocess_dir",
+]
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: Seconds: webhook attempts and projector batches take milliseconds to tens of seconds.
