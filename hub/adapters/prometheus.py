@@ -10,18 +10,75 @@ imports it only inside :class:`PrometheusMetrics`, after the CLI has set the var
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Iterable, Mapping
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MULTIPROC_ENV", "PrometheusMetrics", "multiprocess_dir"]
+__all__ = [
+    "BUCKETS",
+    "END_TO_END_BUCKETS",
+    "MULTIPROC_ENV",
+    "PrometheusMetrics",
+    "batch_observer",
+    "multiprocess_dir",
+]
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: Seconds: webhook attempts and projector batches take milliseconds to tens of seconds.
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 #: End to end includes retries: from milliseconds up to the retry schedule's day-long waits.
 END_TO_END_BUCKETS = (*BUCKETS[2:], 60.0, 300.0, 900.0, 3600.0, 6 * 3600.0, 86_400.0)
+
+
+def batch_observer(histogram: Any, buckets: Sequence[float]) -> Callable[[Iterable[float]], None] | None:
+    """What many ``histogram.observe(v)`` calls would add, written once per bucket hit and once
+    for the sum; None if this prometheus-client's histogram is not laid out as expected.
+
+    prometheus-client has no public batch observe, so this is the one place that reads a
+    histogram's private parts: ``_buckets`` (one value per upper bound, +Inf last, each
+    counting only its own observations; the exposition adds them up) and ``_sum``. In
+    multiprocess mode every value write is a locked write to the process's mmap file (~1 us);
+    a round of n attempts took 2n of them per histogram. ``tests/unit/test_metrics_batches.py``
+    fails if the layout changes or the renderings differ."""
+    bounds = (*buckets, math.inf)
+    parts: Any = getattr(histogram, "_buckets", None)
+    total: Any = getattr(histogram, "_sum", None)
+    if not isinstance(parts, list) or len(parts) != len(bounds):
+        return None
+    if not all(hasattr(value, "inc") for value in (*parts, total)):
+        return None
+
+    def observe_all(amounts: Iterable[float]) -> None:
+        counts = [0] * len(bounds)
+        added = 0.0
+        for amount in amounts:
+            counts[bisect_left(bounds, amount)] += 1  # the first bound >= amount, as observe
+            added += amount
+        if not any(counts):
+            return
+        total.inc(added)
+        for part, count in zip(parts, counts, strict=True):
+            if count:
+                part.inc(count)
+
+    return observe_all
+
+
+def _observer(histogram: Any, buckets: Sequence[float]) -> Callable[[Iterable[float]], None]:
+    """The histogram's batch observer or, if the library changed, one ``observe`` per value."""
+    batched = batch_observer(histogram, buckets)
+    if batched is not None:
+        return batched
+    observe = histogram.observe
+
+    def each(amounts: Iterable[float]) -> None:
+        for amount in amounts:
+            observe(amount)
+
+    return each
 
 
 def multiprocess_dir(data_dir: Path) -> Path:
@@ -98,6 +155,9 @@ class PrometheusMetrics:
         #: The label values are few (outcomes, publish modes), so the maps stay small.
         self._by_outcome: dict[str, Any] = {}
         self._by_mode: dict[str, Any] = {}
+        #: The per-attempt histograms, written once per recording round (see batch_observer).
+        self._observe_deliveries = _observer(self._delivery, BUCKETS)
+        self._observe_end_to_end = _observer(self._end_to_end, END_TO_END_BUCKETS)
 
     def published(self, mode: str, count: int) -> None:
         child = self._by_mode.get(mode)
@@ -115,22 +175,20 @@ class PrometheusMetrics:
     def publish_warned(self, kind: str, count: int) -> None:
         self._warnings.labels(kind).inc(count)
 
-    def attempts_recorded(self, outcomes: Mapping[str, int], seconds: Iterable[float]) -> None:
-        """One ``inc(n)`` per outcome: in multiprocess mode every ``inc`` is a locked write to
-        the process's mmap file, about 0.95 us, so a recording round of n attempts pays one
-        per outcome instead of n. prometheus-client has no way to observe many values at
-        once, so the histogram still takes one ``observe`` (two writes) per attempt."""
+    def attempts_recorded(
+        self, outcomes: Mapping[str, int], seconds: Iterable[float], delivered_after: Iterable[float] = ()
+    ) -> None:
+        """Per recording round: one ``inc(n)`` per outcome, and each histogram written once
+        per bucket the round's values fall in plus once for its sum (:func:`batch_observer`),
+        not one ``observe`` (two writes) per attempt."""
         for outcome, count in outcomes.items():
             child = self._by_outcome.get(outcome)
             if child is None:
                 child = self._by_outcome[outcome] = self._deliveries.labels(outcome)
             child.inc(count)
-        observe = self._delivery.observe
-        for s in seconds:
-            observe(s)
-
-    def delivered_after(self, seconds: float) -> None:
-        self._end_to_end.observe(max(0.0, seconds))  # clocks of two hosts may disagree a little
+        self._observe_deliveries(seconds)
+        # The clocks of two hosts may disagree a little: never a negative end to end.
+        self._observe_end_to_end(s if s > 0.0 else 0.0 for s in delivered_after)
 
     def connector_run(self, kind: str, outcome: str) -> None:
         self._runs.labels(kind, outcome).inc()

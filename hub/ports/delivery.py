@@ -62,6 +62,9 @@ class AttemptResult:
     sink: str = ""
     archive_seq: int = 0
     ordering_key: str | None = None  # set when the subscription orders by key
+    #: Delivered: seconds from the log accepting the event to this attempt's end (end to end);
+    #: None otherwise or when the acceptance time is unknown. For the metrics only.
+    delivered_after_s: float | None = None
 
 
 @dataclass(frozen=True)

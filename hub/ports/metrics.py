@@ -28,16 +28,15 @@ class Metrics(Protocol):
         mistakes the publish API answers with a warning rather than a refusal."""
         ...
 
-    def attempts_recorded(self, outcomes: Mapping[str, int], seconds: Iterable[float]) -> None:
+    def attempts_recorded(
+        self, outcomes: Mapping[str, int], seconds: Iterable[float], delivered_after: Iterable[float] = ()
+    ) -> None:
         """Delivery attempts whose outcomes were just recorded, together: how many made the
-        delivery each outcome (delivered, failed, dead), and the time each attempt took. Given
-        per recording round rather than per attempt, so a counter moves once per outcome in a
-        round (one shared-memory write each in multiprocess mode) instead of once per attempt."""
-        ...
-
-    def delivered_after(self, seconds: float) -> None:
-        """One delivery delivered ``seconds`` after the log accepted its event (end to end:
-        publish, projection, queueing, retries and the attempt)."""
+        delivery each outcome (delivered, failed, dead), the time each attempt took, and for
+        each delivered one how long after the log accepted its event (end to end: publish,
+        projection, queueing, retries and the attempt; none when that time is unknown). Given
+        per recording round rather than per attempt, so a counter or histogram moves once per
+        round (a few shared-memory writes in multiprocess mode) instead of once per attempt."""
         ...
 
     def connector_run(self, kind: str, outcome: str) -> None:
@@ -68,10 +67,9 @@ class NoMetrics:
     def publish_warned(self, kind: str, count: int) -> None:
         pass
 
-    def attempts_recorded(self, outcomes: Mapping[str, int], seconds: Iterable[float]) -> None:
-        pass
-
-    def delivered_after(self, seconds: float) -> None:
+    def attempts_recorded(
+        self, outcomes: Mapping[str, int], seconds: Iterable[float], delivered_after: Iterable[float] = ()
+    ) -> None:
         pass
 
     def connector_run(self, kind: str, outcome: str) -> None:

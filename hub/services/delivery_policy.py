@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from hub.ports.delivery import AttemptResult, ClaimedDelivery
-from subscriptions.lifecycle import after_attempt
+from subscriptions.lifecycle import DELIVERED, after_attempt
 from subscriptions.retry import RetrySchedule
 from subscriptions.sender import DeliveryOutcome, Disposition
 
@@ -51,7 +51,9 @@ def next_state(
     if outcome.disposition not in (Disposition.DELIVERED, Disposition.GONE, Disposition.PERMANENT):
         # A manual retry restarts the schedule: count from the attempts made since.
         retry_in = policy.delay(claimed, outcome, attempt - claimed.retry_base)
-    step = after_attempt(outcome.disposition, retry_in, now or datetime.now(UTC))
+    now = now or datetime.now(UTC)
+    step = after_attempt(outcome.disposition, retry_in, now)
+    accepted = claimed.accepted_at
     return AttemptResult(
         delivery_id=claimed.id,
         subscription_id=claimed.subscription_id,
@@ -69,6 +71,7 @@ def next_state(
         sink=claimed.sink,
         archive_seq=claimed.archive_seq,
         ordering_key=_ordering_key(claimed),
+        delivered_after_s=(now - accepted).total_seconds() if accepted and step.status == DELIVERED else None,
     )
 
 

@@ -272,8 +272,6 @@ class Dispatcher:
                     span.set_attribute("koppelhub.delivery.outcome", result.new_status)
                     if outcome.status_code is not None:
                         span.set_attribute("http.response.status_code", outcome.status_code)
-        if result.new_status == DELIVERED and claimed.accepted_at is not None:
-            self._metrics.delivered_after((self._clock() - claimed.accepted_at).total_seconds())
         # A delivered attempt is recorded in the delivery log already; a line per delivery at
         # info would cost more CPU than signing it, so it is debug (and its fields are not even
         # built unless debug is on). Failures stay at info.
@@ -321,8 +319,12 @@ class Dispatcher:
                 log.warning(
                     "delivery_dead", delivery_id=str(r.delivery_id), subscription_id=str(r.subscription_id)
                 )
-        # Counted per recording round, as recorded: one counter write per outcome, not per attempt.
-        self._metrics.attempts_recorded(outcomes, (r.duration_ms / 1000 for r in results))
+        # Counted per recording round, as recorded: a few metric writes per round, not per attempt.
+        self._metrics.attempts_recorded(
+            outcomes,
+            (r.duration_ms / 1000 for r in results),
+            (r.delivered_after_s for r in results if r.delivered_after_s is not None),
+        )
         return freed is not False
 
     async def _idle_timeout(self) -> float:

@@ -22,9 +22,13 @@ class Rounds(NoMetrics):
 
     def __init__(self) -> None:
         self.rounds: list[tuple[dict[str, int], list[float]]] = []
+        self.end_to_end: list[list[float]] = []
 
-    def attempts_recorded(self, outcomes: Mapping[str, int], seconds: Iterable[float]) -> None:
+    def attempts_recorded(
+        self, outcomes: Mapping[str, int], seconds: Iterable[float], delivered_after: Iterable[float] = ()
+    ) -> None:
         self.rounds.append((dict(outcomes), list(seconds)))
+        self.end_to_end.append(list(delivered_after))
 
 
 async def test_attempts_are_counted_once_per_recording_round_by_outcome_with_each_time() -> None:
@@ -46,6 +50,10 @@ async def test_attempts_are_counted_once_per_recording_round_by_outcome_with_eac
             total[outcome] = total.get(outcome, 0) + n
     assert total == {"delivered": 20, "failed": 1}
     assert any(sum(o.values()) > 1 for o, _ in rounds.rounds)  # a round counts many attempts at once
+    # End to end: one time per delivered attempt, given with its round, never per attempt.
+    for (outcomes, _), after in zip(rounds.rounds, rounds.end_to_end, strict=True):
+        assert len(after) == outcomes.get("delivered", 0)
+        assert all(0 <= s < 60 for s in after)
 
 
 def test_a_recording_round_adds_to_the_exposed_counters_and_histogram(

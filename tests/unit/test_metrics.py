@@ -132,9 +132,7 @@ m.published("structured", 1)
 m.published("batch", 1)
 for i in range({n}):  # rounds of one attempt: each outcome under its own label (cached children)
     outcome = ("delivered", "failed", "delivered", "dead")[i % 4]
-    m.attempts_recorded({{outcome: 1}}, [0.01])
-    if outcome == "delivered":
-        m.delivered_after(0.5)
+    m.attempts_recorded({{outcome: 1}}, [0.01], [0.5] if outcome == "delivered" else [])
 """
 READER = """
 from hub.adapters.prometheus import PrometheusMetrics
