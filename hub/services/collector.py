@@ -14,6 +14,14 @@ structures: about 190,000 objects in a projector process) is frozen once
 (:func:`freeze_start_up_heap`): a full collection then scans what the work created, not the
 start-up heap again, which made each of them cost about 100 ms (benchmarks/projection.py).
 Reference counting still frees frozen objects; only cyclic garbage among them would stay.
+
+Once frozen, young collections run every 20,000 net allocations instead of CPython's 700
+(:data:`YOUNG_THRESHOLD`): every pass walks what is alive of the young generation, and an
+event or a request keeps its objects alive across awaits, so at 700 the same objects were
+walked several times before they died. Measured in `koppelhub run` (benchmarks.e2e, with the
+collector timed by a ``gc.callbacks`` hook): the collector's share of the API child's CPU
+3.6-5.5 % -> 0.3-2.2 %, of the work child's 4.8 % -> 1.6 %. Cyclic garbage waits at most
+20,000 allocations longer (a few MB).
 """
 
 from __future__ import annotations
@@ -23,19 +31,24 @@ import gc
 from collections.abc import Iterator
 
 FULL_COLLECTION_FACTOR = 10
+YOUNG_THRESHOLD = 20_000
 _running = 0  # users in this process that defer full collections
 _thresholds = gc.get_threshold()
 _frozen = False
 
 
 def freeze_start_up_heap() -> None:
-    """Collect once, then move every object left to the permanent generation (``gc.freeze``),
-    the first time a process calls it; later calls do nothing."""
-    global _frozen
+    """Collect once, then move every object left to the permanent generation (``gc.freeze``)
+    and make young collections rarer (:data:`YOUNG_THRESHOLD`), the first time a process calls
+    it; later calls do nothing. Every hub process calls it when started."""
+    global _frozen, _thresholds
     if not _frozen:
         _frozen = True
         gc.collect()
         gc.freeze()
+        if _running:  # inside defer_full_collections: the thresholds it restores change too
+            _thresholds = (YOUNG_THRESHOLD, _thresholds[1], _thresholds[2])
+        gc.set_threshold(YOUNG_THRESHOLD)
 
 
 @contextlib.contextmanager
