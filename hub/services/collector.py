@@ -21,11 +21,12 @@ objects when it ends, and the young generation counts allocations minus frees: a
 walked objects that were about to die, at 20,000 most are gone before a pass. Bulk work keeps
 its objects (a batch of rows or events lives across awaits), so every pass walks all of them
 at either threshold, and at 20,000 they were no longer in the CPU's caches: the import's young
-passes cost 0.40-0.45 instead of 0.19 s per 100,000 rows. So inside
+passes cost 0.40-0.45 instead of 0.19 s per 100,000 rows (all passes 0.83-0.89 instead of 0.76 s). So inside
 :func:`defer_full_collections` the young threshold is CPython's again. Measured with a
 ``gc.callbacks`` hook (benchmarks.e2e, 2026-11-30, loaded machine): the collector's share of
-the API child's CPU 4.4-6.5 % -> 0.3-1.4 % (batch publish) and 3.7-4.6 % -> 0-2.2 %
-(structured). Cyclic garbage waits at most 20,000 allocations longer (a few MB).
+the API child's CPU 4.4-6.5 % -> 1.0-1.7 % (batch publish) and 3.7-4.6 % -> 0-2.1 %
+(structured), of the work child's 4.6-4.9 % -> 2.1-2.5 %. Cyclic garbage waits at most 20,000
+allocations longer: the API child's RSS 150 -> 170 MB, flat (README, "The garbage collector").
 """
 
 from __future__ import annotations
