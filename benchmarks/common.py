@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import socket
+import struct
 import sys
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
@@ -122,6 +123,16 @@ def machine_busy_seconds() -> float:
     return (sum(values[:8]) - idle) / _TICKS
 
 
+_GC_DIR = os.environ.get("GCSTATS_DIR")  # benchmarks/gchook: the collector's CPU per process
+
+
+def _gc_seconds(pid: int) -> float:
+    try:
+        return sum(struct.unpack_from("3d", Path(f"{_GC_DIR}/{pid}").read_bytes()))
+    except (OSError, struct.error):
+        return 0.0
+
+
 @dataclass
 class CpuMeter:
     """CPU seconds per process group: the hub (Python), its broker, PostgreSQL, this process."""
@@ -132,6 +143,8 @@ class CpuMeter:
         totals: dict[str, float] = {}
         for name, pids in self.groups().items():
             totals[name] = sum(s[1] for s in (_stat(p) for p in pids) if s is not None)
+            if _GC_DIR:
+                totals[f"gc:{name}"] = sum(_gc_seconds(p) for p in pids)
         totals["machine"] = machine_busy_seconds()
         return totals
 
@@ -139,6 +152,6 @@ class CpuMeter:
     def usage(before: Mapping[str, float], after: Mapping[str, float], seconds: float) -> dict[str, float]:
         """Cores used per group between two samples; ``other`` is load outside this benchmark."""
         used = {k: (after[k] - before.get(k, 0.0)) / seconds for k in after if seconds > 0}
-        ours = sum(v for k, v in used.items() if k != "machine")
+        ours = sum(v for k, v in used.items() if k != "machine" and not k.startswith("gc:"))
         used["other"] = max(0.0, used.pop("machine", 0.0) - ours)
-        return {k: round(v, 2) for k, v in used.items()}
+        return {k: round(v, 4 if k.startswith("gc:") else 2) for k, v in used.items()}

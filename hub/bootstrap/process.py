@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import socket
 from collections.abc import Awaitable, Callable
 
@@ -49,6 +48,7 @@ from hub.bootstrap.tools import (
 from hub.ports import max_record_bytes
 from hub.ports.metrics import ExposedMetrics
 from hub.services.audit import run_audit_retention
+from hub.services.collector import freeze_start_up_heap
 from hub.services.connectors import ConnectorRunner
 from hub.services.delivery_policy import RetryPolicy
 from hub.services.dispatcher import Dispatcher
@@ -121,8 +121,9 @@ class HubProcess(Supervisor):
         self.launch(await wire(self))
         # What start-up allocated (modules, settings, clients) stays for the life of the
         # process: keep it out of the collector's full passes, which otherwise walk it every
-        # time and paused the event loop for 50-170 ms under load (issue 9, /healthz stalls).
-        gc.freeze()
+        # time and paused the event loop for 50-170 ms under load (issue 9, /healthz stalls);
+        # young passes rarer too (hub.services.collector).
+        freeze_start_up_heap()
 
     @property
     def api_port(self) -> int:

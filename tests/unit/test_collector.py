@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import gc
 
+import pytest
+
 from hub.services import collector
+
+# CPython's (700, 10, 10) after the freeze, in bulk work
+IN_BULK_WORK = (collector.BULK_YOUNG_THRESHOLD, 10, 10 * collector.FULL_COLLECTION_FACTOR)
 
 
 def test_the_start_up_heap_is_frozen_once_so_full_collections_skip_it() -> None:
@@ -15,3 +20,34 @@ def test_the_start_up_heap_is_frozen_once_so_full_collections_skip_it() -> None:
     collector.freeze_start_up_heap()
     assert gc.get_freeze_count() == frozen  # a second call freezes nothing more
     assert len(made_later) == 100
+
+
+def test_young_collections_are_rare_after_start_up_but_as_cpython_makes_them_in_bulk_work(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    saved = gc.get_threshold()
+    monkeypatch.setattr(collector, "_frozen", False)
+    gc.set_threshold(700, 10, 10)
+    try:
+        collector.freeze_start_up_heap()
+        assert gc.get_threshold() == (collector.YOUNG_THRESHOLD, 10, 10)
+        with collector.defer_full_collections():
+            assert gc.get_threshold() == IN_BULK_WORK
+        assert gc.get_threshold() == (collector.YOUNG_THRESHOLD, 10, 10)
+    finally:
+        gc.set_threshold(*saved)
+
+
+def test_a_freeze_inside_bulk_work_takes_effect_when_the_bulk_work_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    saved = gc.get_threshold()
+    monkeypatch.setattr(collector, "_frozen", False)
+    gc.set_threshold(700, 10, 10)
+    try:
+        with collector.defer_full_collections():
+            collector.freeze_start_up_heap()
+            assert gc.get_threshold() == IN_BULK_WORK
+        assert gc.get_threshold() == (collector.YOUNG_THRESHOLD, 10, 10)
+    finally:
+        gc.set_threshold(*saved)

@@ -16,7 +16,7 @@ from connectors.base import Batch, Change, Connector, ConnectorContext, Item, Re
 from hub.adapters.memory.connectors import InMemoryConnectorTables, InMemoryFingerprintStore
 from hub.adapters.memory.log import InMemoryEventLog
 from hub.ports.connectors import Owner, SyncScope
-from hub.services.collector import FULL_COLLECTION_FACTOR
+from hub.services.collector import BULK_YOUNG_THRESHOLD, FULL_COLLECTION_FACTOR
 from hub.services.passthrough import PassThroughRun
 from schemas import CloudEvent
 from schemas.bindings import to_kafka_record
@@ -80,7 +80,7 @@ async def test_a_pass_through_run_defers_full_collections_while_it_runs_and_rest
     before = gc.get_threshold()
     Meldingen.thresholds.clear()
     await run(InMemoryEventLog(), InMemoryFingerprintStore(InMemoryConnectorTables()), tmp_path)
-    deferred = (before[0], before[1], before[2] * FULL_COLLECTION_FACTOR)
+    deferred = (BULK_YOUNG_THRESHOLD, before[1], before[2] * FULL_COLLECTION_FACTOR)
     assert Meldingen.thresholds == [deferred, deferred]
     assert gc.get_threshold() == before
 
