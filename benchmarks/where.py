@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -54,14 +55,15 @@ def spy(pid: int, out: Path, rate: int) -> subprocess.Popen[bytes]:
     )  # fmt: skip
 
 
+_LINE = re.compile(r":\d+\)$")
+
+
 def frames_of(stack: str) -> tuple[str, list[str]]:
-    """(thread, frames outermost first) of a raw py-spy line's stack, line numbers dropped."""
+    """(thread, frames outermost first) of a raw py-spy line's stack (``--threads``: its first
+    part is ``thread (TID): NAME``), each frame ``function (file)`` without its line number."""
     parts = stack.split(";")
     thread = parts[0] if parts and parts[0].startswith("thread") else ""
-    frames = [
-        p.rsplit(":", 1)[0] if p.rsplit(":", 1)[-1].isdigit() else p for p in parts[1 if thread else 0 :]
-    ]
-    return thread, frames
+    return thread, [_LINE.sub(")", p) for p in parts[1 if thread else 0 :]]
 
 
 def read_raw(path: Path) -> Counter[str]:
@@ -137,8 +139,7 @@ def by_thread(samples: Counter[str]) -> Counter[str]:
     out: Counter[str] = Counter()
     for stack, n in samples.items():
         thread, _ = frames_of(stack)
-        name = thread.split('"')[1] if '"' in thread else thread
-        out[name] += n
+        out[thread.partition(": ")[2] + " " + thread.partition(": ")[0][len("thread ") :]] += n
     return out
 
 
