@@ -28,6 +28,6 @@ def test_samples_become_cpu_per_event_by_their_share_of_the_process_cpu() -> Non
     run = {"s": Counter({MAIN: 300, EXPORT: 100}), "name": "work",
            "result": {"hub_cpu_us_per_event_by_process": {"work": 400.0}}}  # fmt: skip
     assert per_event([run], lambda r: by_thread(r["s"]), 200) == {
-        "MainThread (101)": 300.0,
-        "OtelBatchSpanRecordProcessor (102)": 100.0,
+        "MainThread": 300.0,
+        "OtelBatchSpanRecordProcessor": 100.0,
     }
