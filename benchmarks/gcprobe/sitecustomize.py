@@ -1,6 +1,7 @@
 """Loaded by every Python process started with this directory on PYTHONPATH (benchmarks.where):
 times each cyclic-GC collection by generation with ``gc.callbacks`` and writes the running
-totals (seconds ``genN_s`` and count ``genN_n``) to ``$GCPROBE_DIR/<pid>.json`` every half second."""
+totals (thread CPU seconds ``genN_s`` and count ``genN_n``) to ``$GCPROBE_DIR/<pid>.json``
+every half second in which something was collected."""
 
 import gc
 import json
@@ -23,11 +24,18 @@ if _dir:
 
     def _write() -> None:
         path = os.path.join(_dir, f"{os.getpid()}.json")
+        written: dict[str, float] = {}
         while True:
             time.sleep(0.5)
+            if _totals == written:  # nothing collected since: an idle process stays idle
+                continue
+            try:
+                written = dict(_totals)
+            except RuntimeError:  # a collection added a key meanwhile: next time
+                continue
             tmp = path + ".tmp"
             with open(tmp, "w") as f:
-                json.dump(_totals, f)
+                json.dump(written, f)
             os.replace(tmp, path)
 
     gc.callbacks.append(_callback)
