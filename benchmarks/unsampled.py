@@ -7,7 +7,8 @@ process): ``nosdk`` (no OTEL_* variables) and ``off`` (the SDK installed by
 ``hub.adapters.tracing`` with ``parentbased_always_off``: nothing is sampled, every event still
 carries its trace context). Steps, process CPU (``time.process_time``) per event:
 
-- ``publish``: ``POST /api/v1/events`` (one structured event per request) on the in-memory app;
+- ``publish``: ``POST /api/v1/events`` (one structured event per request, or ``--batch`` events
+  per batch request, which then share their publish's traceparent) on the in-memory app;
 - ``project``: the projector draining those events from the in-memory log (batches of 50);
 - ``deliver``: the dispatcher's tracing step per attempt (``left_out`` + ``passed_on``).
 
@@ -48,7 +49,9 @@ from hub.tracing import TRACEPARENT, left_out, passed_on
 from subscriptions.ssrf import NetworkPolicy
 
 N = int(os.environ["BENCH_N"])
+BATCH = int(os.environ.get("BENCH_BATCH", "1"))
 HEADERS = {"Authorization": "Bearer t", "content-type": "application/cloudevents+json"}
+BATCH_HEADERS = {**HEADERS, "content-type": "application/cloudevents-batch+json"}
 
 def event(n: int) -> dict[str, str]:
     return {"specversion": "1.0", "id": f"e{n}", "source": "urn:x", "type": "nl.test.thing.v1"}
@@ -82,8 +85,13 @@ async def steps(client: httpx.AsyncClient, log: InMemoryEventLog) -> dict[str, f
     for n in range(50):  # warm up: imports, first-call caches
         await client.post("/api/v1/events", json=event(-n), headers=HEADERS)
     started = time.process_time()
-    for n in range(N):
-        await client.post("/api/v1/events", json=event(n), headers=HEADERS)
+    if BATCH == 1:
+        for n in range(N):
+            await client.post("/api/v1/events", json=event(n), headers=HEADERS)
+    else:  # as benchmarks.e2e's batch phase: the events of a request share their traceparent
+        for b in range(N // BATCH):
+            events = [event(b * BATCH + i) for i in range(BATCH)]
+            await client.post("/api/v1/events", json=events, headers=BATCH_HEADERS)
     publish = time.process_time() - started
     records = len(log.partitions[0])  # the warm-up's too
     started = time.process_time()
@@ -103,9 +111,9 @@ print(json.dumps(asyncio.run(main())))
 STEPS = ("publish", "project", "deliver")
 
 
-def _run(tree: Path, mode: str, n: int) -> dict[str, float]:
+def _run(tree: Path, mode: str, n: int, batch: int = 1) -> dict[str, float]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    env.update(PYTHONPATH=str(tree), BENCH_N=str(n))
+    env.update(PYTHONPATH=str(tree), BENCH_N=str(n), BENCH_BATCH=str(batch))
     if mode == "off":  # an exporter that is never reached: nothing is sampled
         env.update(
             OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9", OTEL_TRACES_SAMPLER="parentbased_always_off"
@@ -117,14 +125,14 @@ def _run(tree: Path, mode: str, n: int) -> dict[str, float]:
     return result
 
 
-def main(trees: dict[str, Path], rounds: int, n: int) -> dict[str, dict[str, float]]:
+def main(trees: dict[str, Path], rounds: int, n: int, batch: int = 1) -> dict[str, dict[str, float]]:
     seen: dict[tuple[str, str, str], list[float]] = {}
     names = list(trees)
     for r in range(rounds):
         order = names if r % 2 == 0 else names[::-1]  # both orders: the second one ran dearer before
         for mode in ("nosdk", "off"):
             for name in order:
-                for step, us in _run(trees[name], mode, n).items():
+                for step, us in _run(trees[name], mode, n, batch).items():
                     seen.setdefault((name, mode, step), []).append(us)
     out: dict[str, dict[str, float]] = {}
     for name in names:
@@ -143,5 +151,7 @@ if __name__ == "__main__":
     parser = paired.tree_parser(__doc__.splitlines()[0], base_required=True)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--events", type=int, default=2000)
+    parser.add_argument("--batch", type=int, default=1,
+                        help="events per publish (1: structured; 100: as e2e's batch phase)")  # fmt: skip
     args = parser.parse_args()
-    print(json.dumps(main(paired.trees(args.base), args.rounds, args.events), indent=2))
+    print(json.dumps(main(paired.trees(args.base), args.rounds, args.events, args.batch), indent=2))
