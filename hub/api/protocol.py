@@ -43,6 +43,8 @@ log = structlog.get_logger(__name__)
 
 #: What a lingering close discards at most before it closes anyway.
 LINGER_BYTES = 64 * 1024 * 1024
+#: The largest body part a held response head is joined with (one copy of it).
+JOIN_BYTES = 64 * 1024
 #: The largest request head (request line and headers), as h11's default under uvicorn.
 MAX_HEAD_BYTES = 16 * 1024
 
@@ -79,8 +81,12 @@ class HeadWithBody(asyncio.Transport):
         head = self._head
         if head is not None:
             self._head = None
-            self._transport.write(head + data)
-        elif data[-4:] == b"\r\n\r\n":
+            if len(data) <= JOIN_BYTES:
+                self._transport.write(head + data)
+                return
+            self._transport.write(head)  # a large body is not copied to join it
+            self._transport.write(data)
+        elif data[:7] == b"HTTP/1." and data[-4:] == b"\r\n\r\n":
             self._head = bytes(data)
             self._loop.call_soon(self.flush)
         else:
@@ -168,6 +174,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
+        self._writer.flush()  # before anything below writes to the transport itself
         if self._in_body and not self.transport.is_closing():
             self._linger()  # answered before the body was read: a refusal
             return

@@ -11,7 +11,7 @@ from starlette.types import Receive, Scope, Send
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
-from hub.api.protocol import guarded_protocol
+from hub.api.protocol import JOIN_BYTES, guarded_protocol
 
 REQUEST = b"POST /api/v1/events HTTP/1.1\r\nhost: hub\r\ncontent-length: 2\r\n\r\n{}"
 
@@ -85,3 +85,19 @@ async def test_a_streamed_answers_head_leaves_before_its_late_body() -> None:
 
     assert [w[:12] for w in transport.writes] == [b"HTTP/1.1 200", b"late"]
     assert transport.writes[0].endswith(b"\r\n\r\n")
+
+
+async def test_a_large_body_follows_its_head_in_a_write_of_its_own() -> None:
+    body = b"x" * (JOIN_BYTES + 1)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        length = str(len(body)).encode()
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", length)]})
+        await send({"type": "http.response.body", "body": body})
+
+    transport = RecordingTransport()
+    await serve_one(app, transport)
+
+    assert len(transport.writes) == 2
+    assert transport.writes[0].startswith(b"HTTP/1.1 200") and transport.writes[1] == body
