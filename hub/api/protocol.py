@@ -19,11 +19,6 @@ so these limits live in the protocol, one instance per connection:
   see a reset instead of the refusal. The body is never buffered: memory stays flat;
 - at most ``max_connections`` connections: one more is closed as soon as it opens.
 
-And one cost: uvicorn writes a response's head and its body apart, two ``send()`` calls and two
-TCP segments for every answer; here the cycle writes through :class:`HeadWithBody`, so a head
-and a body sent in the same turn of the event loop (every answer but a streamed one) leave in
-one write.
-
 The body timeout is the request guard's (hub/api/limits.py): the application reads the body.
 
 httptools (llhttp, in C) rather than h11 (pure Python): h11 cost about 49 µs of CPU per request.
@@ -43,8 +38,6 @@ log = structlog.get_logger(__name__)
 
 #: What a lingering close discards at most before it closes anyway.
 LINGER_BYTES = 64 * 1024 * 1024
-#: The largest body part a held response head is joined with (one copy of it).
-JOIN_BYTES = 64 * 1024
 #: The largest request head (request line and headers), as h11's default under uvicorn.
 MAX_HEAD_BYTES = 16 * 1024
 
@@ -61,51 +54,6 @@ _TOO_LARGE_RESPONSE = _plain(
     b"431 Request Header Fields Too Large",
     b"the request head is larger than %d bytes; send fewer or shorter headers\n" % MAX_HEAD_BYTES,
 )
-
-
-class HeadWithBody(asyncio.Transport):
-    """A connection's transport as its response cycles see it: a response head (a write that ends
-    the head, ``CRLF CRLF``) is held until the next write, its body, and both leave in one
-    write; a head whose body does not follow in the same turn of the event loop leaves at the
-    end of that turn (a streamed answer's body may come much later). Everything else goes
-    straight to the transport, a held head first."""
-
-    __slots__ = ("_head", "_loop", "_transport")
-
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__()
-        self._transport, self._loop = transport, loop
-        self._head: bytes | None = None
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        head = self._head
-        if head is not None:
-            self._head = None
-            if len(data) <= JOIN_BYTES:
-                self._transport.write(head + data)
-                return
-            self._transport.write(head)  # a large body is not copied to join it
-            self._transport.write(data)
-        elif data[:7] == b"HTTP/1." and data[-4:] == b"\r\n\r\n":
-            self._head = bytes(data)
-            self._loop.call_soon(self.flush)
-        else:
-            self._transport.write(data)
-
-    def flush(self) -> None:
-        head, self._head = self._head, None
-        if head is not None and not self._transport.is_closing():
-            self._transport.write(head)
-
-    def close(self) -> None:
-        self.flush()
-        self._transport.close()
-
-    def is_closing(self) -> bool:
-        return self._transport.is_closing()
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return self._transport.get_extra_info(name, default)
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
@@ -132,7 +80,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._writer = HeadWithBody(transport, self.loop)
         if len(self.connections) > self.max_connections:
             log.warning("http_connection_refused", reason="too many connections", limit=self.max_connections)
             transport.close()
@@ -166,15 +113,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_started, self._in_body = None, True
         self._cancel_head_timer()
         super().on_headers_complete()
-        if self.cycle is not None:
-            self.cycle.transport = self._writer
 
     def on_message_complete(self) -> None:
         self._in_body = False
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
-        self._writer.flush()  # before anything below writes to the transport itself
         if self._in_body and not self.transport.is_closing():
             self._linger()  # answered before the body was read: a refusal
             return

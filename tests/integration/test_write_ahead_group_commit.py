@@ -15,7 +15,6 @@ from sqlalchemy import make_url, text
 from hub.adapters.memory.log import InMemoryEventLog
 from hub.adapters.postgres.engine import create_engine
 from hub.adapters.postgres.errors import DatabaseUnavailable, DataRejected
-from hub.adapters.postgres.group_commit import GroupCommit, WalRow, wal_row
 from hub.adapters.postgres.write_ahead import WriteAheadEventLog
 from hub.errors import BrokerUnavailable
 from schemas import CloudEvent, parse_structured
@@ -227,29 +226,3 @@ async def test_while_the_write_ahead_commits_fail_a_publish_sends_nothing_to_the
         await wal.close()
         await engine.dispose()
         closed.close()
-
-
-async def test_rows_queued_while_the_last_groups_broker_sends_are_out_wait_and_share_one_commit(
-    database_url: str,
-) -> None:
-    engine = create_engine(database_url, pool_size=1)
-    group = GroupCommit(engine)
-    loop = asyncio.get_running_loop()
-
-    def rows(n: int) -> list[WalRow]:
-        return [wal_row("bench", f"gate-{n}", KafkaRecord(b"k", b"v", [("ce_id", b"x")]))]
-
-    try:
-        first_sent: asyncio.Future[None] = loop.create_future()
-        await group.submit(rows(0), first_sent)  # committed; its send to the broker still out
-        later = []
-        for n in range(1, 4):  # one by one, each in a turn of the loop of its own
-            later.append(group.submit(rows(n), loop.create_future()))
-            await asyncio.sleep(0)
-        first_sent.set_result(None)  # the broker answered the first group
-        await asyncio.gather(*later)
-        assert group.commits == 2  # the three later requests in one commit, not one by one
-        assert len(await wal_ids(engine)) == 4
-    finally:
-        await group.close()
-        await engine.dispose()

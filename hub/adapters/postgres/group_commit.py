@@ -29,8 +29,6 @@ _COPY_TYPES = [  # their oids, looked up once
     psycopg.adapters.types.get_oid(t) for t in ("text", "text", "bytea", "bytea", "text[]", "bytea[]")
 ]
 WalRow = tuple[str, str, bytes | None, bytes | None, list[str], list[bytes]]
-#: A request's rows, its commit's answer, and (when it sends them to the broker too) its send.
-_Queued = tuple[list[WalRow], asyncio.Future[None], asyncio.Future[None] | None]
 
 
 def wal_row(source: str, event_id: str, record: KafkaRecord) -> WalRow:
@@ -45,14 +43,7 @@ class GroupCommit:
     request queues its rows and waits; one flusher at a time takes everything queued (up to
     :data:`GROUP_ROWS` rows), copies it into ``event_wal`` and commits, then answers every
     request in the group. Nothing waits for a timer: an idle hub commits a lone request at
-    once, a busy one coalesces what arrived during the previous commit and, when its requests
-    also send to the broker (``sent``), until the broker answered the previous group's sends. A
-    commit that started sooner would answer its requests no sooner (each waits for its broker
-    acknowledgement too, and aiokafka sends a broker's next records only once its produce
-    request in flight is answered) but would hold fewer of them, and a commit costs nearly the
-    same whatever its size (one row about 190 µs of the API's CPU and 140 µs of its PostgreSQL
-    backend's, four rows 215 and 165). With 16 structured publishes in flight a commit held 13.3
-    requests instead of 6.9 (``benchmarks.publish_cpu`` under strace). A request is answered
+    once, a busy one coalesces what arrived during the previous commit. A request is answered
     only after the commit that holds its rows, so the 202 still means "on disk". When a group
     fails on its data (:class:`DataRejected`), its requests are committed one by one, so one
     request's bad data never fails another's."""
@@ -60,24 +51,20 @@ class GroupCommit:
     def __init__(self, engine: AsyncEngine):
         self._conninfo = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         self._conn: psycopg.AsyncConnection[Any] | None = None
-        self._queue: list[_Queued] = []
-        #: The broker sends of the last group's requests (see the class docstring).
-        self._sending: list[asyncio.Future[None]] = []
+        self._queue: list[tuple[list[WalRow], asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self.commits = 0  # how many commits it took (the tests see the coalescing)
         #: The last commit failed for a reason other than its data (the database away, its disk
         #: full): the write-ahead log then commits before it sends (see ``WriteAheadEventLog``).
         self.failing = False
 
-    def submit(self, rows: list[WalRow], sent: asyncio.Future[None] | None = None) -> asyncio.Future[None]:
+    def submit(self, rows: list[WalRow]) -> asyncio.Future[None]:
         """Queue ``rows`` for the next commit; the future is done once they are committed, or
         holds what the commit raised. Not a coroutine: the caller goes on (to the broker's
         send) while the commit runs, without a task of its own. Cancelling the future does not
-        take the rows back: they may still commit (the relay makes that at least once).
-        ``sent``, when given, is done once the caller's send of these rows to the broker is over
-        (acknowledged or not); the next group's commit waits for it."""
+        take the rows back: they may still commit (the relay makes that at least once)."""
         done = asyncio.get_running_loop().create_future()
-        self._queue.append((rows, done, sent))
+        self._queue.append((rows, done))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush(), name="write-ahead-group-commit")
         return done
@@ -88,19 +75,13 @@ class GroupCommit:
 
     async def _flush(self) -> None:
         while self._queue:
-            if self._sending:  # the previous group's sends: see the class docstring
-                sending, self._sending = self._sending, []
-                await asyncio.wait(sending)
-            group: list[_Queued] = []
+            group: list[tuple[list[WalRow], asyncio.Future[None]]] = []
             size = 0
             while self._queue and (not group or size + len(self._queue[0][0]) <= GROUP_ROWS):
                 group.append(self._queue.pop(0))
                 size += len(group[-1][0])
-                sent = group[-1][2]
-                if sent is not None:
-                    self._sending.append(sent)
             try:
-                await self._commit([row for rows, _, _ in group for row in rows])
+                await self._commit([row for rows, _ in group for row in rows])
             except DataRejected as e:
                 if len(group) == 1:
                     _answer(group, e)
@@ -167,8 +148,8 @@ class GroupCommit:
                 await conn.close()
 
 
-def _answer(group: list[_Queued], error: BaseException | None) -> None:
-    for _, done, _ in group:
+def _answer(group: list[tuple[list[WalRow], asyncio.Future[None]]], error: BaseException | None) -> None:
+    for _, done in group:
         if done.done():  # its request was cancelled meanwhile
             continue
         if error is None:

@@ -149,10 +149,9 @@ class WriteAheadEventLog:
             await self.group.write(rows)
             await self._send(records)
             return
-        sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        committed = self.group.submit(rows, sent)
+        committed = self.group.submit(rows)
         try:
-            await self._send_then(records, sent)
+            await self._inner.publish_records(records)
         except RetriableError:
             await committed  # a failed commit is the answer: nothing to relay
             self._unsent = True  # committed but refused: relayed once the broker answers again
@@ -164,14 +163,6 @@ class WriteAheadEventLog:
         # The projector may have recorded these events before their rows committed, and a prune
         # meanwhile found nothing to delete: the next one deletes them.
         self._unpruned = True
-
-    async def _send_then(self, records: Sequence[KafkaRecord], sent: asyncio.Future[None]) -> None:
-        """Send ``records`` to the broker; then, answered or not, mark ``sent`` (the group
-        commit's next group waits for it)."""
-        try:
-            await self._inner.publish_records(records)
-        finally:
-            sent.set_result(None)
 
     async def _send(self, records: Sequence[KafkaRecord]) -> None:
         try:
