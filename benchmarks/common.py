@@ -124,13 +124,21 @@ def machine_busy_seconds() -> float:
 
 
 _GC_DIR = os.environ.get("GCSTATS_DIR")  # benchmarks/gchook: the collector's CPU per process
+#: benchmarks/gchook's FORMAT (not imported: importing that sitecustomize would hook this process)
+GC_FORMAT = "3d3q3q1q"  # seconds per generation, passes, collected, peak RSS (KiB)
+
+
+def gc_stats(directory: str | Path, pid: int) -> tuple[float | int, ...] | None:
+    """What benchmarks/gchook wrote for ``pid`` (:data:`GC_FORMAT`), or None when nothing is there."""
+    try:
+        return struct.unpack_from(GC_FORMAT, Path(f"{directory}/{pid}").read_bytes())
+    except (OSError, struct.error):
+        return None
 
 
 def _gc_seconds(pid: int) -> float:
-    try:
-        return sum(struct.unpack_from("3d", Path(f"{_GC_DIR}/{pid}").read_bytes()))
-    except (OSError, struct.error):
-        return 0.0
+    stats = gc_stats(_GC_DIR or "", pid)
+    return float(sum(stats[:3])) if stats else 0.0
 
 
 @dataclass

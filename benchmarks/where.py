@@ -7,9 +7,9 @@ and warmed up as ``benchmarks.observability --apart --fresh`` does; then ``py-sp
 --nonblocking`` runs on each of the hub's processes (``run`` and its API children, the
 work child) for the batch phase only. Samples are turned into CPU per delivered event (samples /
 rate / delivered; idle samples dropped) and summed per process role, per thread and per
-function (self and total). Every hub also runs with :mod:`benchmarks.gcprobe` on PYTHONPATH,
-which times each cyclic-GC collection by generation (``gc.callbacks``) and writes the totals
-for each process to a file. Prints per config the CPU per event by process (from /proc and from
+function (self and total). Every hub also runs with ``benchmarks/gchook`` on PYTHONPATH,
+which times each cyclic-GC collection by generation (``gc.callbacks``) and keeps the totals
+of each process in a file of its own. Prints per config the CPU per event by process (from /proc and from
 the samples), the GC time per event by generation, and the functions whose total differs most
 between the first config and each other.
 """
@@ -34,9 +34,10 @@ from typing import Any
 
 from benchmarks import observability
 from benchmarks.collector import Collector
+from benchmarks.common import gc_stats
 from benchmarks.paired import balanced_orders
 
-PROBE = Path(__file__).with_name("gcprobe")
+PROBE = Path(__file__).with_name("gchook")
 
 
 def role(pid: int) -> str:
@@ -77,8 +78,8 @@ def read_raw(path: Path) -> Counter[str]:
 
 
 async def one(config: str, endpoint: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    gcdir = Path(tempfile.mkdtemp(prefix="gcprobe-", dir=work))
-    os.environ["GCPROBE_DIR"] = str(gcdir)
+    gcdir = Path(tempfile.mkdtemp(prefix="gcstats-", dir=work))
+    os.environ["GCSTATS_DIR"] = str(gcdir)
     os.environ["PYTHONPATH"] = str(PROBE) + (
         os.pathsep + os.environ["BASE_PYTHONPATH"] if os.environ.get("BASE_PYTHONPATH") else ""
     )
@@ -108,16 +109,15 @@ async def one(config: str, endpoint: str, args: argparse.Namespace, work: Path) 
 
 def gc_totals(gcdir: Path, pids: dict[int, str]) -> dict[str, float]:
     """Seconds in collections of each generation and their count, summed over the processes of
-    each role."""
+    each role (benchmarks/gchook's files)."""
     out: dict[str, float] = defaultdict(float)
-    for f in gcdir.glob("*.json"):
-        name = pids.get(int(f.stem), "other")
-        try:
-            data = json.loads(f.read_text())
-        except (OSError, ValueError):
+    for f in gcdir.iterdir():
+        if not f.name.isdigit() or (stats := gc_stats(gcdir, int(f.name))) is None:
             continue
-        for k, v in data.items():
-            out[f"{name}:{k}"] += v
+        name = pids.get(int(f.name), "other")
+        for g in range(3):
+            out[f"{name}:gen{g}_s"] += stats[g]
+            out[f"{name}:gen{g}_n"] += stats[3 + g]
     return dict(out)
 
 

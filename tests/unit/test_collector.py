@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator
 
 import pytest
 
@@ -22,32 +23,28 @@ def test_the_start_up_heap_is_frozen_once_so_full_collections_skip_it() -> None:
     assert len(made_later) == 100
 
 
-def test_young_collections_are_rare_after_start_up_but_as_cpython_makes_them_in_bulk_work(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture
+def unfrozen_at_cpythons_thresholds(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A process not yet frozen, at CPython's thresholds; this process's own restored after."""
     saved = gc.get_threshold()
     monkeypatch.setattr(collector, "_frozen", False)
     gc.set_threshold(700, 10, 10)
-    try:
+    yield
+    gc.set_threshold(*saved)
+
+
+@pytest.mark.usefixtures("unfrozen_at_cpythons_thresholds")
+def test_young_collections_are_rare_after_start_up_but_as_cpython_makes_them_in_bulk_work() -> None:
+    collector.freeze_start_up_heap()
+    assert gc.get_threshold() == (collector.YOUNG_THRESHOLD, 10, 10)
+    with collector.defer_full_collections():
+        assert gc.get_threshold() == IN_BULK_WORK
+    assert gc.get_threshold() == (collector.YOUNG_THRESHOLD, 10, 10)
+
+
+@pytest.mark.usefixtures("unfrozen_at_cpythons_thresholds")
+def test_a_freeze_inside_bulk_work_takes_effect_when_the_bulk_work_ends() -> None:
+    with collector.defer_full_collections():
         collector.freeze_start_up_heap()
-        assert gc.get_threshold() == (collector.YOUNG_THRESHOLD, 10, 10)
-        with collector.defer_full_collections():
-            assert gc.get_threshold() == IN_BULK_WORK
-        assert gc.get_threshold() == (collector.YOUNG_THRESHOLD, 10, 10)
-    finally:
-        gc.set_threshold(*saved)
-
-
-def test_a_freeze_inside_bulk_work_takes_effect_when_the_bulk_work_ends(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    saved = gc.get_threshold()
-    monkeypatch.setattr(collector, "_frozen", False)
-    gc.set_threshold(700, 10, 10)
-    try:
-        with collector.defer_full_collections():
-            collector.freeze_start_up_heap()
-            assert gc.get_threshold() == IN_BULK_WORK
-        assert gc.get_threshold() == (collector.YOUNG_THRESHOLD, 10, 10)
-    finally:
-        gc.set_threshold(*saved)
+        assert gc.get_threshold() == IN_BULK_WORK
+    assert gc.get_threshold() == (collector.YOUNG_THRESHOLD, 10, 10)
