@@ -13,7 +13,11 @@ clean exit (each saw another "user" left). Two parts set that right:
   pipe whose write end only the starting process holds. The kernel closes that end however the
   process ends (SIGKILL included); the watchdog reads end-of-file, forgets the dead users and,
   when nobody is left, asks the postmaster for a fast shutdown (SIGINT): PostgreSQL's own clean
-  stop, which a power cut would only have made harder.
+  stop, which a power cut would only have made harder, and waits until it has stopped.
+
+pgserver attaches only to a postmaster that is ``ready`` and asserts otherwise, so a start
+that finds one on its way down (a watchdog's fast shutdown, a ``pg_ctl restart``) or up
+waits for it first (:func:`settle`).
 """
 
 from __future__ import annotations
@@ -24,9 +28,11 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 HANDLES = ".handle_pids.json"
+SETTLE_SECONDS = 60.0  # pg_ctl's own default wait for a start or a stop
 
 
 def alive(pid: int) -> bool:
@@ -75,6 +81,28 @@ def postmaster(pgdata: Path) -> int | None:
     return pid if alive(pid) else None
 
 
+def status(pgdata: Path) -> str | None:
+    """The state ``postmaster.pid`` gives for its running postmaster (``starting``,
+    ``stopping``, ``ready``, ``standby``), or None when none runs. The postmaster writes the
+    state line last; a file without it is one still starting."""
+    if postmaster(pgdata) is None:
+        return None
+    try:
+        lines = (pgdata / "postmaster.pid").read_text().split("\n")
+    except OSError:
+        return None
+    return lines[7].strip() if len(lines) > 7 and lines[7].strip() else "starting"
+
+
+def settle(pgdata: Path, within: float = SETTLE_SECONDS) -> str | None:
+    """Wait while a postmaster on ``pgdata`` is on its way up or down; returns the state it
+    settled on (None: none runs), or the state it still had after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while (state := status(pgdata)) not in (None, "ready") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return state
+
+
 def follow(pgdata: Path) -> subprocess.Popen[bytes]:
     """Start the watchdog for this process; keep the returned handle referenced for as long as
     this process lives (its stdin is the pipe whose end-of-file means "the starter is gone")."""
@@ -95,6 +123,7 @@ def main(argv: list[str]) -> int:
     pid = postmaster(pgdata)
     if pid is not None and not live:
         os.kill(pid, signal.SIGINT)  # fast shutdown: active sessions end, the data stays consistent
+        settle(pgdata)  # gone before the watchdog is: whoever waits for it may start it again
     return 0
 
 

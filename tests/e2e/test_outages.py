@@ -177,16 +177,71 @@ ORPHAN = """
 import os, signal, sys
 from pathlib import Path
 from hub.embedded import EmbeddedPostgres
-EmbeddedPostgres(Path(sys.argv[1]) / "postgres").start(follow_parent=False)
+print(EmbeddedPostgres(Path(sys.argv[1]) / "postgres").start(follow_parent=False), flush=True)
 os.kill(os.getpid(), signal.SIGKILL)
 """
 
 
+def orphaned_postgresql(data_dir: Path) -> tuple[int, str]:
+    """An embedded PostgreSQL whose starter was SIGKILLed: its postmaster's pid and URL."""
+    orphaned = subprocess.run(
+        [sys.executable, "-c", ORPHAN, str(data_dir)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert orphaned.returncode == -signal.SIGKILL, orphaned.stderr
+    return postmaster_pid(data_dir), orphaned.stdout.strip().splitlines()[-1]
+
+
+STARTER = """
+import sys
+from pathlib import Path
+from hub.embedded import EmbeddedPostgres
+postgres = EmbeddedPostgres(Path(sys.argv[1]) / "postgres")
+print("started", postgres.start(follow_parent=False), flush=True)
+postgres.stop()
+"""
+
+
+def test_a_start_that_finds_postgresql_on_its_way_down_waits_rather_than_failing(tmp_path: Path) -> None:
+    # A killed run's watchdog asks for a shutdown and a supervisor starts run again at once: the
+    # new start found the postmaster "stopping", and pgserver asserted it was ready (stop 25's CI).
+    # A session held open keeps a smart shutdown "stopping" for as long as the test needs.
+    orphan, url = orphaned_postgresql(tmp_path)
+    with psycopg.connect(url) as session:
+        os.kill(orphan, signal.SIGTERM)  # smart shutdown: waits for the open session
+        deadline = time.monotonic() + 30
+        while (tmp_path / "postgres" / "postmaster.pid").read_text().split("\n")[7] != "stopping":
+            assert time.monotonic() < deadline, "the postmaster never said it was stopping"
+            time.sleep(0.05)
+        starter = subprocess.Popen(
+            [sys.executable, "-c", STARTER, str(tmp_path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            assert starter.stdout is not None
+            said = []
+            for line in starter.stdout:  # the marker: it says it waits, while the session is open
+                said.append(line)
+                if "embedded_postgres_settling" in line or "started" in line:
+                    break
+            assert "embedded_postgres_settling" in said[-1] and "state=stopping" in said[-1], said
+            session.close()  # the old server ends; the start goes on with one of its own
+            rest = starter.communicate(timeout=120)[0]
+        finally:
+            starter.kill()
+    assert starter.returncode == 0, rest
+    assert "started postgresql://" in rest, rest
+    assert not (tmp_path / "postgres" / "postmaster.pid").exists()  # neither the old nor its own is left
+
+
 def test_a_run_after_a_killed_one_reuses_its_orphaned_postgresql_and_stops_it_on_exit(tmp_path: Path) -> None:
     # A PostgreSQL whose starter was killed with nothing to stop it (an older hub, a killed watchdog).
-    orphaned = subprocess.run([sys.executable, "-c", ORPHAN, str(tmp_path)], check=False, timeout=120)
-    assert orphaned.returncode == -signal.SIGKILL
-    orphan = postmaster_pid(tmp_path)
+    orphan = orphaned_postgresql(tmp_path)[0]
     assert not gone(orphan, within=0.5)
 
     with koppelhub_run(tmp_path) as (proc, _client):
