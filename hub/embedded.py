@@ -238,7 +238,13 @@ class EmbeddedPostgres:
         live = pg_watchdog.forget_dead_users(self.data_dir)
         if orphan is not None and not live:
             log.info("embedded_postgres_orphan_reused", pid=orphan, data_dir=str(self.data_dir))
-        self._settle("start")
+        if (state := self._settle()) not in (None, "ready"):
+            raise ConfigurationError(
+                f"The embedded PostgreSQL in {self.data_dir} is still {state} after "
+                f"{pg_watchdog.SETTLE_SECONDS:.0f} s (postmaster pid "
+                f"{pg_watchdog.postmaster(self.data_dir)}). Wait for it to finish, or stop it "
+                "(kill -INT <pid>), then start the hub again."
+            )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             self._server = get_server(str(self.data_dir.resolve()), cleanup_mode="stop")
@@ -308,23 +314,16 @@ class EmbeddedPostgres:
         # pgserver stops only the postmaster it last saw, and the watchdog was given 5 s: one
         # still on its way down would fail the next start on this folder (pgserver asserts it
         # is ready), so leave only once it is down (or up, when another user keeps it).
-        self._settle("stop")
+        self._settle()
 
-    def _settle(self, during: str) -> None:
-        """Wait while a postmaster on this folder is starting or stopping (bounded); a start
-        that finds it still so after the bound says what to do rather than fail in pgserver."""
+    def _settle(self) -> str | None:
+        """Wait (bounded) while a postmaster on this folder is starting or stopping, saying so
+        once; the state it settled on or still had (:func:`pg_watchdog.settle`)."""
         state = pg_watchdog.status(self.data_dir)
-        if state in (None, "ready"):
-            return
-        log.info("embedded_postgres_settling", state=state, during=during, data_dir=str(self.data_dir))
-        state = pg_watchdog.settle(self.data_dir)
-        if state not in (None, "ready") and during == "start":
-            raise ConfigurationError(
-                f"The embedded PostgreSQL in {self.data_dir} is still {state} after "
-                f"{pg_watchdog.SETTLE_SECONDS:.0f} s (postmaster pid "
-                f"{pg_watchdog.postmaster(self.data_dir)}). Wait for it to finish, or stop it "
-                "(kill -INT <pid>), then start the hub again."
-            )
+        if state not in (None, "ready"):
+            log.info("embedded_postgres_settling", state=state, data_dir=str(self.data_dir))
+            state = pg_watchdog.settle(self.data_dir)
+        return state
 
 
 def _known_postmaster(server: Any) -> Any:

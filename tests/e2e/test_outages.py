@@ -20,6 +20,7 @@ import httpx
 import psycopg
 import pytest
 
+from hub import pg_watchdog
 from hub.adapters.postgres.engine import libpq_url
 from hub.datadir import own_data_dir
 from hub.embedded import provision
@@ -213,7 +214,7 @@ def test_a_start_that_finds_postgresql_on_its_way_down_waits_rather_than_failing
     with psycopg.connect(url) as session:
         os.kill(orphan, signal.SIGTERM)  # smart shutdown: waits for the open session
         deadline = time.monotonic() + 30
-        while (tmp_path / "postgres" / "postmaster.pid").read_text().split("\n")[7] != "stopping":
+        while pg_watchdog.status(tmp_path / "postgres") != "stopping":
             assert time.monotonic() < deadline, "the postmaster never said it was stopping"
             time.sleep(0.05)
         starter = subprocess.Popen(
