@@ -10,10 +10,23 @@ from __future__ import annotations
 import math
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-__all__ = ["FlowControl", "TokenBucket"]
+__all__ = ["FlowControl", "TokenBucket", "claim_room"]
+
+
+def claim_room(cap: int) -> int:
+    """How many deliveries of a subscription this dispatcher may hold claimed at once: twice
+    its cap. At most ``cap`` of them are sent at a time (:class:`hub.services.send_gate.SendGate`);
+    the others wait in memory for a place, so one ends and the next starts without waiting for
+    the next claim (the sink never idles between claims).
+
+    With only the cap claimed, a freed place waited for the dispatcher's next claim to round
+    trip: one fast sink got its 16 places back about every 10 ms (benchmarks.e2e: 1,300-1,500
+    deliveries/s at 0.8 of a core, 7.6 rows a claim). A claimed delivery waits at most one
+    attempt (``KOPPELHUB_DELIVERY_TIMEOUT_SECONDS``) for its place, well within its lease."""
+    return 2 * cap
 
 
 class TokenBucket:
@@ -79,7 +92,8 @@ class FlowControl:
         return cap if rate is None else min(cap, max(1, math.floor(rate)))
 
     def room(self) -> dict[uuid.UUID, int]:
-        """How many more deliveries each busy or rate-limited subscription may start now.
+        """How many more deliveries each busy or rate-limited subscription may claim now
+        (:func:`claim_room`).
 
         Subscriptions not listed are idle here: the claim applies their own cap."""
         out: dict[uuid.UUID, int] = {}
@@ -87,11 +101,18 @@ class FlowControl:
             if flow.in_flight == 0 and (flow.bucket is None or flow.bucket.full):
                 del self._flows[sid]  # idle again: nothing to remember
                 continue
-            free = flow.cap - flow.in_flight
+            free = claim_room(flow.cap) - flow.in_flight
+            if free < max(1, flow.cap // 2):
+                free = 0
             if flow.bucket is not None:
                 free = min(free, flow.bucket.available())
             out[sid] = max(0, free)
         return out
+
+    def room_for(self, subscriptions: Iterable[uuid.UUID]) -> bool:
+        """Whether any of these subscriptions may claim a delivery now (an idle one may)."""
+        room = self.room()
+        return any(room.get(sid, 1) > 0 for sid in subscriptions)
 
     def claimed(
         self,

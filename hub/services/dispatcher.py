@@ -32,6 +32,7 @@ from hub.ports import Outbox
 from hub.ports.delivery import AttemptResult, ClaimedDelivery
 from hub.ports.metrics import NO_METRICS, Metrics
 from hub.services.delivery_policy import RetryPolicy, next_state
+from hub.services.send_gate import SendGate
 from hub.tracing import TRACEPARENT, context_of, left_out, passed_on, traceparent_of, tracer, tracing_on
 from schemas.landscape.privacy import visible_event
 from subscriptions.delivery import DeliveryTarget
@@ -106,6 +107,7 @@ class Dispatcher:
         self._client = client
         self._policy = policy
         self._flow = FlowControl(concurrency_per_subscription)
+        self._gate = SendGate()
         self._wakeup = wakeup
         self._concurrency = concurrency
         #: The most one claim takes (see :meth:`run`, ``can_claim``): a claim runs while the other
@@ -133,20 +135,22 @@ class Dispatcher:
         recorder: asyncio.Task[bool] | None = None  # its result: :meth:`_record`
         claimed_while_recording = False
         stopper = asyncio.create_task(stop.wait())
-        # Whether the outbox may hold a due delivery that the last claim did not take: see
-        # :meth:`_claimed_everything`. Until then a claim could only find nothing.
+        # Whether the outbox may hold a due delivery that the last claim did not take, but for
+        # the subscriptions in ``bounded``, whose room bounded it (:meth:`_bounded`): they are
+        # claimed for again once one of them has room. Until then a claim could only find nothing.
         settled = False
+        bounded: set[Any] = set()
         try:
             while not (stop.is_set() and not in_flight and not unrecorded and recorder is None):
                 can_claim = self.claiming = not stop.is_set() and len(in_flight) <= self._concurrency // 2
-                claimed_full = False
+                claimed_full = room_again = False
                 # A recording may free its key's next delivery: when the outbox saw one waiting
                 # (Outbox.record), or a claim ran meanwhile (its snapshot may have missed both).
                 # One that ended before this claim is seen by it; else the loop claims once more.
                 recorded_before = recorder is not None and recorder.done()
                 if recorder is not None and recorded_before and (claimed_while_recording or _freed(recorder)):
                     settled = False
-                if can_claim and (self._wakeup.is_set() or not settled):
+                if can_claim and (self._wakeup.is_set() or not settled or self._room_again(bounded)):
                     self._wakeup.clear()  # before the claim, so a NOTIFY during it is kept
                     claimed_while_recording |= recorder is not None and not recorder.done()
                     self._tracing = tracing_on()
@@ -157,9 +161,9 @@ class Dispatcher:
                     self._track(claimed, offered)
                     in_flight.update(asyncio.create_task(self._attempt_in_slot(c)) for c in claimed)
                     claimed_full = len(claimed) == room
-                    settled = (
-                        answer is not None and not claimed_full and self._claimed_everything(claimed, offered)
-                    )
+                    settled = answer is not None and not claimed_full
+                    bounded = self._bounded(claimed, offered) if settled else set()
+                    room_again = self._room_again(bounded)  # (what it claimed waits for a place)
                 done = {t for t in in_flight if t.done()}
                 if done:
                     in_flight -= done
@@ -173,7 +177,7 @@ class Dispatcher:
                 if unrecorded and recorder is None:
                     recorder = asyncio.create_task(self._record(unrecorded))
                     unrecorded, claimed_while_recording = [], False
-                if done or claimed_full or recorded:
+                if done or claimed_full or recorded or room_again:
                     continue
                 # Wait only for what can change the next step: a finished attempt or recording
                 # always; a NOTIFY or the stop signal only while they would lead somewhere.
@@ -200,24 +204,29 @@ class Dispatcher:
             stopper.cancel()
             self.running = self.claiming = False
 
-    def _claimed_everything(self, claimed: list[ClaimedDelivery], offered: Mapping[Any, int]) -> bool:
-        """After a claim that was not full: whether it took every due delivery it may send.
+    def _bounded(self, claimed: list[ClaimedDelivery], offered: Mapping[Any, int]) -> set[Any]:
+        """After a claim that was not full: the subscriptions whose room bounded it, which may
+        have more due deliveries than it took.
 
-        It did unless a subscription's room bounded it: one that got all the room it was
-        offered or, offered none (idle here), all the room the claim gives it
-        (:meth:`FlowControl.idle_room`), or one left without room now. Then the outbox holds
-        nothing due for this dispatcher until one of these: a NOTIFY (new deliveries, a retry or
-        resume by an operator: it sets the wake-up), a recording that freed a delivery (see
-        :meth:`run`), a due time, a token or the poll (a wait that times out). The loop claims
-        again only then; each empty claim was two statements (CLAIM and CLAIM_HEADS)."""
+        One that got all the room it was offered or, offered none (idle here), all the room the
+        claim gives it (:meth:`FlowControl.idle_room`), and one left without room now. The
+        outbox holds nothing else due for this dispatcher until one of these: a NOTIFY (new
+        deliveries, a retry or resume by an operator: it sets the wake-up), a recording that
+        freed a delivery (see :meth:`run`), a due time, a token or the poll (a wait that times
+        out). The loop claims again only then, or once one of these subscriptions has room
+        again (:meth:`FlowControl.room_for`): each empty claim was two statements (CLAIM and
+        CLAIM_HEADS)."""
         got: dict[Any, tuple[int, int]] = {}  # per subscription: claimed, the room it had
         for c in claimed:
             sid = c.subscription_id
             room = offered[sid] if sid in offered else self._flow.idle_room(c.max_concurrency, c.max_rate)
             got[sid] = (got.get(sid, (0, 0))[0] + 1, room)
-        if any(n >= room for n, room in got.values()):
-            return False
-        return all(free > 0 for free in self._flow.room().values())
+        bounded = {sid for sid, (n, room) in got.items() if n >= room}
+        bounded.update(sid for sid, free in self._flow.room().items() if free <= 0)
+        return bounded
+
+    def _room_again(self, bounded: set[Any]) -> bool:
+        return bool(bounded) and self._flow.room_for(bounded)
 
     def _track(self, claimed: list[ClaimedDelivery], offered: Mapping[Any, int]) -> None:
         counts: dict[Any, tuple[int, ClaimedDelivery]] = {}
@@ -228,15 +237,19 @@ class Dispatcher:
             self._flow.claimed(sid, n, cap=c.max_concurrency, rate=c.max_rate, offered=offered.get(sid))
 
     async def _attempt_in_slot(self, claimed: ClaimedDelivery) -> AttemptResult:
-        """One attempt; its slot is freed when it ends or, earlier, when the sink calls
-        :data:`free_slot` (then the loop is woken to claim the next delivery)."""
+        """One attempt, once its subscription has a place to send (:class:`SendGate`); its slot
+        is freed when it ends or, earlier, when the sink calls :data:`free_slot` (then the next
+        claimed delivery may send, and the loop is woken to claim one more)."""
+        sid = claimed.subscription_id
+        await self._gate.enter(sid, claimed.max_concurrency or self._flow.default_concurrency)
         held = True
 
         def free(early: bool) -> None:
             nonlocal held
             if held:
                 held = False
-                self._flow.finished(claimed.subscription_id)
+                self._gate.leave(sid)
+                self._flow.finished(sid)
                 if early:
                     self._wakeup.set()
 

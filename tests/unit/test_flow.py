@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from subscriptions.flow import FlowControl, TokenBucket
+from subscriptions.flow import FlowControl, TokenBucket, claim_room
 
 
 class FakeClock:
@@ -41,15 +41,28 @@ def test_a_slow_rate_still_allows_one_at_a_time() -> None:
     assert bucket.available() == 1
 
 
-def test_room_is_the_free_concurrency_of_busy_subscriptions() -> None:
+def test_room_is_twice_the_cap_less_what_busy_subscriptions_hold_claimed() -> None:
     flow = FlowControl(default_concurrency=16, clock=FakeClock())
     a, b = uuid.uuid4(), uuid.uuid4()
     flow.claimed(a, 3, cap=4, rate=None, offered=None)
     flow.claimed(b, 10, cap=None, rate=None, offered=None)
-    assert flow.room() == {a: 1, b: 6}
+    assert claim_room(4) == 8
+    assert flow.room() == {a: 5, b: 22}
     for _ in range(3):
         flow.finished(a)
-    assert flow.room() == {b: 6}  # idle again: the claim applies its own cap
+    assert flow.room() == {b: 22}  # idle again: the claim applies its own cap
+    assert flow.room_for([a])  # an idle subscription has room
+
+
+def test_a_busy_subscription_gets_room_again_only_in_half_a_cap() -> None:
+    flow = FlowControl(default_concurrency=16, clock=FakeClock())
+    sid = uuid.uuid4()
+    flow.claimed(sid, 25, cap=None, rate=None, offered=None)  # 16 sending, 9 waiting for a place
+    assert flow.room() == {sid: 0}  # 7 free: not yet
+    assert not flow.room_for([sid])
+    flow.finished(sid)
+    assert flow.room() == {sid: 8}
+    assert flow.room_for([sid])
 
 
 def test_room_of_a_rate_limited_subscription_follows_its_tokens_and_wakes_the_dispatcher() -> None:
@@ -75,7 +88,7 @@ def test_a_rate_change_takes_effect_at_the_next_claim() -> None:
     flow.claimed(sid, 1, cap=None, rate=1.0, offered=None)
     assert flow.room() == {sid: 0}
     flow.claimed(sid, 0, cap=None, rate=None, offered=None)
-    assert flow.room() == {sid: 14}
+    assert flow.room() == {sid: 30}
 
 
 def test_a_bucket_refuses_a_rate_that_is_not_positive() -> None:
