@@ -1,8 +1,8 @@
 """Flow control per subscription: a concurrency cap and a token-bucket rate limit (pure).
 
 The dispatcher asks :meth:`FlowControl.room` before each claim, so it only takes from the
-outbox what it may send now: claimed rows never wait in memory past their lease, and one
-subscription's cap never uses another's share.
+outbox what it may send now or, claiming ahead (:func:`claim_room`), right after what it is
+sending; one subscription's cap never uses another's share.
 """
 
 from __future__ import annotations
@@ -17,15 +17,16 @@ __all__ = ["FlowControl", "TokenBucket", "claim_room"]
 
 
 def claim_room(cap: int) -> int:
-    """How many deliveries of a subscription this dispatcher may hold claimed at once: twice
-    its cap. At most ``cap`` of them are sent at a time (:class:`hub.services.send_gate.SendGate`);
-    the others wait in memory for a place, so one ends and the next starts without waiting for
-    the next claim (the sink never idles between claims).
+    """How many deliveries of a subscription without a rate limit a dispatcher that claims
+    ahead may hold claimed at once: twice its cap. At most ``cap`` of them are sent at a time
+    (:class:`hub.services.send_gate.SendGate`); the others wait in memory for a place, so one
+    ends and the next starts without waiting for the next claim.
 
     With only the cap claimed, a freed place waited for the dispatcher's next claim to round
     trip: one fast sink got its 16 places back about every 10 ms (benchmarks.e2e: 1,300-1,500
-    deliveries/s at 0.8 of a core, 7.6 rows a claim). A claimed delivery waits at most one
-    attempt (``KOPPELHUB_DELIVERY_TIMEOUT_SECONDS``) for its place, well within its lease."""
+    deliveries/s at 0.8 of a core, 7.6 rows a claim). While the cap stays, a claimed delivery
+    waits at most one attempt (``KOPPELHUB_DELIVERY_TIMEOUT_SECONDS``) for its place, so the
+    dispatcher claims ahead only when a lease outlasts two attempts (hub/bootstrap/process.py)."""
     return 2 * cap
 
 
@@ -72,17 +73,20 @@ class TokenBucket:
 @dataclass
 class _Flow:
     cap: int
-    in_flight: int = 0
+    in_flight: int = 0  # claimed and not ended: sending, or waiting for a place to send
     bucket: TokenBucket | None = None
     throttled: bool = False
 
 
 @dataclass
 class FlowControl:
-    """In-flight counts and rate buckets of the subscriptions this dispatcher is sending for."""
+    """Claimed counts and rate buckets of the subscriptions this dispatcher is sending for;
+    ``ahead``: claim up to :func:`claim_room` of a subscription without a rate limit, else up
+    to its cap."""
 
     default_concurrency: int
     clock: Callable[[], float] = time.monotonic
+    ahead: bool = False
     _flows: dict[uuid.UUID, _Flow] = field(default_factory=dict)
 
     def idle_room(self, cap: int | None, rate: float | None) -> int:
@@ -92,8 +96,11 @@ class FlowControl:
         return cap if rate is None else min(cap, max(1, math.floor(rate)))
 
     def room(self) -> dict[uuid.UUID, int]:
-        """How many more deliveries each busy or rate-limited subscription may claim now
-        (:func:`claim_room`).
+        """How many more deliveries each busy or rate-limited subscription may claim now:
+        claiming ahead, what is left of :func:`claim_room` once half its cap is free (so a
+        claim takes at least that many, while the other claimed ones are sent), else its free
+        concurrency; never more than a rate-limited one's tokens (which are taken as it is
+        claimed, so it is not claimed ahead).
 
         Subscriptions not listed are idle here: the claim applies their own cap."""
         out: dict[uuid.UUID, int] = {}
@@ -101,9 +108,12 @@ class FlowControl:
             if flow.in_flight == 0 and (flow.bucket is None or flow.bucket.full):
                 del self._flows[sid]  # idle again: nothing to remember
                 continue
-            free = claim_room(flow.cap) - flow.in_flight
-            if free < max(1, flow.cap // 2):
-                free = 0
+            if self.ahead and flow.bucket is None:
+                free = claim_room(flow.cap) - flow.in_flight
+                if free < max(1, flow.cap // 2):
+                    free = 0
+            else:
+                free = flow.cap - flow.in_flight
             if flow.bucket is not None:
                 free = min(free, flow.bucket.available())
             out[sid] = max(0, free)

@@ -294,6 +294,8 @@ async def _wire_dispatcher(hub: HubProcess, w: Wiring) -> None:
         listener.wakeup,
         concurrency=d.concurrency,
         concurrency_per_subscription=d.max_concurrency_per_subscription,
+        # Claimed ahead, a delivery may wait one attempt for its place before its own attempt.
+        claim_ahead=d.lease_seconds > 2 * d.timeout_seconds,
         batch_size=d.batch_size,
         lease_seconds=d.lease_seconds,
         poll_seconds=d.poll_seconds,

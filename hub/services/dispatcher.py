@@ -7,8 +7,10 @@ same subscription and key is open (unless the subscription chose ``ordering: non
 ``concurrency`` attempts are in flight at once, half of them per claim (the next claim runs
 while the last one's are sent); each subscription gets at most its own concurrency cap and
 rate (:mod:`subscriptions.flow`), so a slow or dead sink holds its own slots, never another
-subscription's. New work arrives by LISTEN/NOTIFY, retries by their due time, with a poll as
-the safety net.
+subscription's. With ``claim_ahead`` a subscription may hold up to twice its cap claimed, the
+ones beyond the cap waiting for a place (:mod:`hub.services.send_gate`); they count against
+``concurrency`` only once they send, and claimed ones together stay under twice it. New work
+arrives by LISTEN/NOTIFY, retries by their due time, with a poll as the safety net.
 """
 
 from __future__ import annotations
@@ -94,6 +96,7 @@ class Dispatcher:
         *,
         concurrency: int = 160,
         concurrency_per_subscription: int = 16,
+        claim_ahead: bool = False,
         batch_size: int = 200,
         lease_seconds: float = 60.0,
         poll_seconds: float = 1.0,
@@ -106,7 +109,7 @@ class Dispatcher:
         self._outbox = outbox
         self._client = client
         self._policy = policy
-        self._flow = FlowControl(concurrency_per_subscription)
+        self._flow = FlowControl(concurrency_per_subscription, ahead=claim_ahead)
         self._gate = SendGate()
         self._wakeup = wakeup
         self._concurrency = concurrency
@@ -142,7 +145,14 @@ class Dispatcher:
         bounded: set[Any] = set()
         try:
             while not (stop.is_set() and not in_flight and not unrecorded and recorder is None):
-                can_claim = self.claiming = not stop.is_set() and len(in_flight) <= self._concurrency // 2
+                # What waits at the gate does not count against the concurrency (a slow sink's
+                # waiting deliveries must not hold back another subscription's claims).
+                sending = len(in_flight) - self._gate.waiting_total
+                can_claim = self.claiming = (
+                    not stop.is_set()
+                    and sending <= self._concurrency // 2
+                    and len(in_flight) < 2 * self._concurrency
+                )
                 claimed_full = room_again = False
                 # A recording may free its key's next delivery: when the outbox saw one waiting
                 # (Outbox.record), or a claim ran meanwhile (its snapshot may have missed both).
@@ -154,7 +164,12 @@ class Dispatcher:
                     self._wakeup.clear()  # before the claim, so a NOTIFY during it is kept
                     claimed_while_recording |= recorder is not None and not recorder.done()
                     self._tracing = tracing_on()
-                    room = min(self._batch_size, self._concurrency - len(in_flight), self._half)
+                    room = min(
+                        self._batch_size,
+                        self._concurrency - sending,
+                        self._half,
+                        2 * self._concurrency - len(in_flight),
+                    )
                     offered = self._flow.room()
                     answer = await self._retrying(partial(self._outbox.claim, room, self._lease, offered))
                     claimed = answer or []
@@ -241,20 +256,22 @@ class Dispatcher:
         is freed when it ends or, earlier, when the sink calls :data:`free_slot` (then the next
         claimed delivery may send, and the loop is woken to claim one more)."""
         sid = claimed.subscription_id
-        await self._gate.enter(sid, claimed.max_concurrency or self._flow.default_concurrency)
-        held = True
+        held, entered = True, False
 
         def free(early: bool) -> None:
             nonlocal held
             if held:
                 held = False
-                self._gate.leave(sid)
+                if entered:
+                    self._gate.leave(sid)
                 self._flow.finished(sid)
-                if early:
+                if early and self._flow.room_for((sid,)):
                     self._wakeup.set()
 
         free_slot.set(lambda: free(True))  # this task's own context
         try:
+            await self._gate.enter(sid, claimed.max_concurrency or self._flow.default_concurrency)
+            entered = True
             return await self._attempt(claimed)
         finally:
             free(False)

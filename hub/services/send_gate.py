@@ -22,6 +22,8 @@ class SendGate:
         self._sending: dict[uuid.UUID, int] = {}
         self._caps: dict[uuid.UUID, int] = {}
         self._waiting: dict[uuid.UUID, deque[asyncio.Future[None]]] = {}
+        #: Deliveries waiting for a place, all subscriptions together.
+        self.waiting_total = 0
 
     def sending(self, subscription_id: uuid.UUID) -> int:
         return self._sending.get(subscription_id, 0)
@@ -41,12 +43,15 @@ class SendGate:
             queue = self._waiting[subscription_id] = deque()
         place: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         queue.append(place)
+        self.waiting_total += 1
         try:
             await place
         except asyncio.CancelledError:
             if place.done() and not place.cancelled():
                 self.leave(subscription_id)  # given a place as it was cancelled: hand it on
             raise
+        finally:
+            self.waiting_total -= 1
 
     def leave(self, subscription_id: uuid.UUID) -> None:
         """Free a place taken by :meth:`enter`; the longest waiting delivery gets it."""

@@ -42,7 +42,7 @@ def test_a_slow_rate_still_allows_one_at_a_time() -> None:
 
 
 def test_room_is_twice_the_cap_less_what_busy_subscriptions_hold_claimed() -> None:
-    flow = FlowControl(default_concurrency=16, clock=FakeClock())
+    flow = FlowControl(default_concurrency=16, clock=FakeClock(), ahead=True)
     a, b = uuid.uuid4(), uuid.uuid4()
     flow.claimed(a, 3, cap=4, rate=None, offered=None)
     flow.claimed(b, 10, cap=None, rate=None, offered=None)
@@ -55,7 +55,7 @@ def test_room_is_twice_the_cap_less_what_busy_subscriptions_hold_claimed() -> No
 
 
 def test_a_busy_subscription_gets_room_again_only_in_half_a_cap() -> None:
-    flow = FlowControl(default_concurrency=16, clock=FakeClock())
+    flow = FlowControl(default_concurrency=16, clock=FakeClock(), ahead=True)
     sid = uuid.uuid4()
     flow.claimed(sid, 25, cap=None, rate=None, offered=None)  # 16 sending, 9 waiting for a place
     assert flow.room() == {sid: 0}  # 7 free: not yet
@@ -63,6 +63,26 @@ def test_a_busy_subscription_gets_room_again_only_in_half_a_cap() -> None:
     flow.finished(sid)
     assert flow.room() == {sid: 8}
     assert flow.room_for([sid])
+
+
+def test_without_claiming_ahead_room_is_the_free_concurrency() -> None:
+    flow = FlowControl(default_concurrency=16, clock=FakeClock())
+    a, b = uuid.uuid4(), uuid.uuid4()
+    flow.claimed(a, 3, cap=4, rate=None, offered=None)
+    flow.claimed(b, 15, cap=None, rate=None, offered=None)
+    assert flow.room() == {a: 1, b: 1}
+
+
+def test_a_rate_limited_subscription_is_not_claimed_ahead() -> None:
+    clock = FakeClock()
+    flow = FlowControl(default_concurrency=16, clock=clock, ahead=True)
+    sid = uuid.uuid4()
+    flow.claimed(sid, 4, cap=4, rate=100.0, offered=None)
+    assert flow.room() == {sid: 0}  # its cap is taken; tokens alone do not make room
+    clock.now += 1.0
+    assert flow.room() == {sid: 0}
+    flow.finished(sid)
+    assert flow.room() == {sid: 1}
 
 
 def test_room_of_a_rate_limited_subscription_follows_its_tokens_and_wakes_the_dispatcher() -> None:
@@ -82,7 +102,7 @@ def test_room_of_a_rate_limited_subscription_follows_its_tokens_and_wakes_the_di
 
 def test_a_rate_change_takes_effect_at_the_next_claim() -> None:
     clock = FakeClock()
-    flow = FlowControl(default_concurrency=16, clock=clock)
+    flow = FlowControl(default_concurrency=16, clock=clock, ahead=True)
     sid = uuid.uuid4()
     flow.claimed(sid, 1, cap=None, rate=10.0, offered=None)
     flow.claimed(sid, 1, cap=None, rate=1.0, offered=None)

@@ -152,7 +152,7 @@ async def test_a_place_freed_at_the_sink_goes_to_a_claimed_delivery_without_wait
     outbox = SlowClaims(db)
     sink = HeldSink()
     policy = RetryPolicy(RetrySchedule.of([0.05]), slow_down_s=0)
-    dispatcher = Dispatcher(outbox, sink, policy, asyncio.Event(), poll_seconds=0.02)
+    dispatcher = Dispatcher(outbox, sink, policy, asyncio.Event(), poll_seconds=0.02, claim_ahead=True)
     db.publish([_event(n) for n in range(6)])
     stop = asyncio.Event()
     task = asyncio.create_task(dispatcher.run(stop))
@@ -175,3 +175,57 @@ async def test_a_place_freed_at_the_sink_goes_to_a_claimed_delivery_without_wait
     assert sorted(sink.started) == list(range(6))
     assert sink.most == 2
     assert [d.status for d in db.deliveries_of(created.id)] == ["delivered"] * 6
+
+
+class SlowAndFast:
+    """Holds every request to ``slow`` sinks until the test ends; answers the others at once."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.fast = 0
+        self.fast_done = asyncio.Event()
+
+    async def deliver(
+        self, target: DeliveryTarget, event: Mapping[str, Any], msg_id: str, *, timeout_s: float | None = None
+    ) -> DeliveryOutcome:
+        if "slow" in target.sink:
+            await self.release.wait()
+        else:
+            self.fast += 1
+            if self.fast == 10:
+                self.fast_done.set()
+        return DeliveryOutcome(
+            disposition=Disposition.DELIVERED, status_code=204, error=None, duration_ms=1.0
+        )
+
+
+async def test_deliveries_waiting_for_a_slow_sinks_place_do_not_hold_back_another_subscription() -> None:
+    db = InMemoryDatabase()
+    store = InMemorySubscriptionStore(db)
+    for n in range(2):  # together 4 sending and 4 claimed ahead, of a concurrency of 10
+        await store.create(
+            sink=f"https://slow-{n}.example/hook", protocol="HTTP", source=None, types=None, filters=[],
+            headers={}, config={}, secret="whsec_" + "A" * 32, max_concurrency=2, ordering="none",
+        )  # fmt: skip
+    db.publish([_event(n) for n in range(10)])
+    client = SlowAndFast()
+    policy = RetryPolicy(RetrySchedule.of([0.05]), slow_down_s=0)
+    notified = asyncio.Event()  # the projector's NOTIFY
+    dispatcher = Dispatcher(
+        InMemoryOutbox(db), client, policy, notified, poll_seconds=0.02, concurrency=10, claim_ahead=True
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(dispatcher.run(stop))
+    try:
+        await asyncio.sleep(0.1)  # the slow sinks hold their places, more wait for them
+        await store.create(
+            sink="https://fast.example/hook", protocol="HTTP", source=None, types=None, filters=[],
+            headers={}, config={}, secret="whsec_" + "A" * 32,
+        )  # fmt: skip
+        db.publish([_event(n) for n in range(10, 20)])
+        notified.set()
+        await asyncio.wait_for(client.fast_done.wait(), timeout=5)
+    finally:
+        client.release.set()
+        stop.set()
+        await asyncio.wait_for(task, timeout=5)

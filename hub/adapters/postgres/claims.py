@@ -17,8 +17,8 @@ from subscriptions.lifecycle import ACTIVE
 
 __all__ = ["CLAIM", "CLAIM_HEADS"]
 
-# Shared by both statements. Each subscription's room: what the dispatcher offered (its free
-# concurrency slots and rate tokens), else the subscription's own cap and rate's burst
+# Shared by both statements. Each subscription's room: what the dispatcher offered (FlowControl.room:
+# its free concurrency or claim-ahead room, and rate tokens), else the subscription's own cap and rate's burst
 # (subscriptions.flow.FlowControl.idle_room). Without a rate that is the cap: it was 1
 # (GREATEST(1, NULL)), so a lone event's claim seemed full and the dispatcher claimed again.
 _SIZED = f"""room AS (
