@@ -85,6 +85,14 @@ def test_a_rate_limited_subscription_is_not_claimed_ahead() -> None:
     assert flow.room() == {sid: 1}
 
 
+def test_a_rate_limited_subscription_held_back_by_its_cap_is_not_throttled() -> None:
+    flow = FlowControl(default_concurrency=16, clock=FakeClock())
+    sid = uuid.uuid4()
+    flow.claimed(sid, 4, cap=4, rate=100.0, offered=4)  # tokens left, every place taken
+    assert flow.room() == {sid: 0}
+    assert flow.wake_in() is None  # an ended attempt wakes the dispatcher, not a token
+
+
 def test_room_of_a_rate_limited_subscription_follows_its_tokens_and_wakes_the_dispatcher() -> None:
     clock = FakeClock()
     flow = FlowControl(default_concurrency=16, clock=clock)
