@@ -215,11 +215,18 @@ async def ride_out(
         stop.set()
         await asyncio.sleep(0)
         wanted = {e["id"] for e in publisher.acked}
-        await eventually(
-            lambda: _true(wanted <= {r.json()["id"] for r in sink.delivered}),
-            timeout=90,
-            what="every acknowledged event delivered",
-        )
+        try:
+            await eventually(
+                lambda: _true(wanted <= {r.json()["id"] for r in sink.delivered}),
+                timeout=90,
+                what="every acknowledged event delivered",
+            )
+        except AssertionError as e:  # say what is missing and what the hub said (a rare flake)
+            missing = wanted - {r.json()["id"] for r in sink.delivered}
+            raise AssertionError(
+                f"{e}: {len(missing)} of {len(wanted)} missing, e.g. {sorted(missing)[:3]}; "
+                f"hub output, last part:\n{hub.stderr()[-4000:]}"
+            ) from e
         hub.proc.send_signal(signal.SIGTERM)
         code = await asyncio.to_thread(hub.proc.wait, 60)
         assert code == 0, hub.stderr()
