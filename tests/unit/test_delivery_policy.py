@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import random
 import uuid
 from datetime import UTC, datetime
@@ -11,7 +12,7 @@ import pytest
 
 from hub.ports.delivery import ClaimedDelivery
 from hub.services.delivery_policy import RetryPolicy, next_state
-from subscriptions.delivery import encode_binary, encode_structured, interpret_handshake
+from subscriptions.delivery import SharedEvent, encode, encode_binary, encode_structured, interpret_handshake
 from subscriptions.retry import RetrySchedule
 from subscriptions.sender import DeliveryOutcome, Disposition
 
@@ -113,6 +114,26 @@ def test_structured_mode_is_the_event_as_json() -> None:
     assert body == b'{"id":"1","data":{"a":1}}' and headers == {
         "content-type": "application/cloudevents+json"
     }
+
+
+#: Values where orjson and the standard library could write different text: exponent floats, an
+#: integer beyond 64 bits, text beyond ASCII, control characters and quotes.
+_AWKWARD = {
+    "tiny": 1.5e-05, "huge": 1e16, "plain": 0.25, "big": 123456789012345678901234567890,
+    "tekst": "Gemeente 's-Hertogenbosch \u2028 café \u0000 \"x\"\n", "lijst": [1e-7, -0.0, True, None],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("data", [{"a": 1}, _AWKWARD, {"n": [_AWKWARD, {"k": 2.5e20}]}])
+def test_a_body_is_the_bytes_the_standard_library_writes_shared_or_not(data: dict[str, object]) -> None:
+    """The body (and so what the signature covers) is ``json.dumps`` compact text whichever
+    encoder wrote it, for a plain event and for one shared by a fan-out's deliveries."""
+    event = {"id": "1", "type": "t.v1", "data": data}
+    expected = json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
+    assert encode_structured(event)[0] == expected
+    assert encode(SharedEvent(event), "structured")[0] == expected
+    data_only = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+    assert encode(SharedEvent(event), "binary")[0] == encode_binary(event)[0] == data_only
 
 
 def test_binary_mode_moves_attributes_to_headers_and_decodes_base64_data() -> None:
