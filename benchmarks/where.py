@@ -22,6 +22,7 @@ import json
 import os
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -185,6 +186,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+#: Frames of the instrumentation itself, as py-spy names their files (paths shortened to the
+#: import root): the OpenTelemetry API and SDK (``trace/``, ``context/``, ``attributes/``,
+#: ``util/instrumentation``), the OTLP exporter and its encoder (``http/trace_exporter``,
+#: ``common/``, ``_shared_internal`` is the batch span processor's thread, ``transport/``,
+#: protobuf and the requests stack it posts with), prometheus-client and the hub's own adapters.
+#: A sample counts when any frame of its stack is one: CPU the hub spends in them or under them.
+INSTRUMENTATION = re.compile(
+    r"\((?:trace/|context/|attributes/|util/instrumentation|http/trace_exporter|common/|_shared_internal|"
+    r"transport/|protobuf/|requests/|urllib3/|prometheus_client/|hub/adapters/prometheus\.py|hub/tracing\.py)"
+)
+
+
+def instrumentation_share(runs: list[dict[str, Any]]) -> list[tuple[float, float]]:
+    """Per run, (CPU us per delivered event, share of the hub's CPU) spent in or under the
+    instrumentation's frames (:data:`INSTRUMENTATION`), every process and thread of the hub.
+
+    A within-run figure: the machine's speed scales these samples and all the others alike, so
+    the share holds where throughput and CPU per event move 20-30 % from round to round (an
+    A/A pair cannot tell 5 % apart then). It is the direct cost only: what the instrumentation
+    makes the rest do (a larger event to encode, more garbage to collect: the gc lines) is not
+    in it."""
+    out = []
+    for r in runs:
+        by_process = r["result"]["hub_cpu_us_per_event_by_process"]
+        cpu = spent = 0.0
+        for name, samples in r["samples"].items():
+            total = sum(samples.values())
+            if not total:
+                continue
+            hit = sum(n for stack, n in samples.items() if INSTRUMENTATION.search(stack))
+            cpu += by_process.get(name, 0.0)
+            spent += by_process.get(name, 0.0) * hit / total
+        out.append((spent, spent / cpu if cpu else 0.0))
+    return out
+
+
 def fmt(gc: Mapping[str, float]) -> str:
     return " ".join(f"{k}={v:.2f}" for k, v in sorted(gc.items()))
 
@@ -229,6 +266,12 @@ def report(configs: list[str], runs: dict[str, list[dict[str, Any]]], args: argp
                 print(f"-- {kind}: {config} minus {ref}, largest increases")
                 for k, v in delta.most_common(args.top):
                     print(f"  {v:+7.2f}  ({a.get(k, 0):6.2f} -> {b.get(k, 0):6.2f})  {k}")
+    print("\n=== the instrumentation's own CPU (in or under its frames), per run ===")
+    for config in configs:
+        shares = instrumentation_share(runs[config])
+        median = statistics.median(share for _, share in shares) if shares else 0.0
+        print(f"{config}: median {median:.2%} of the hub's CPU; runs "
+              + ", ".join(f"{us:.1f} us/event ({share:.2%})" for us, share in shares))  # fmt: skip
     for config in configs:
         gc: Counter[str] = Counter()
         for r in runs[config]:
