@@ -19,7 +19,15 @@ from typing import Any, TypeVar
 import click
 import structlog
 
-from hub.bootstrap import KAFKA_ROLES, ROLES, HubProcess, admin_token, create_topics, observability
+from hub.bootstrap import (
+    KAFKA_ROLES,
+    ROLES,
+    HubProcess,
+    admin_token,
+    create_topics,
+    observability,
+    span_relay,
+)
 from hub.bootstrap import migrate as migrate_schema
 from hub.children import INTAKE_RESTART_SECONDS, Children, stop_on_signals, supervise
 from hub.datadir import own_data_dir
@@ -162,7 +170,16 @@ def _run_children(
     """``run`` as a parent of role processes (hub/children.py): start, tend, stop in order."""
     stop = stop_on_signals()
     write_ahead = settings.write_ahead if settings.write_ahead is not None else infra.broker is not None
-    children = Children(workers, listener, infra, write_ahead, settings.work_processes, settings.work_nice)
+    relay = span_relay()  # the children's spans, exported by this process (idle meanwhile)
+    children = Children(
+        workers,
+        listener,
+        infra,
+        write_ahead,
+        settings.work_processes,
+        settings.work_nice,
+        span_relay_fd=None if relay is None else relay.child_end.fileno(),
+    )
     try:
         children.start()
         _announce_children(children, settings, infra, listener, new_token)
@@ -184,6 +201,8 @@ def _run_children(
                 err=True,
             )
         listener.close()
+        if relay is not None:  # after the children: every span they sent is exported
+            relay.close()
 
 
 #: How long after KOPPELHUB_SHUTDOWN_TIMEOUT_SECONDS a stopping ``run`` may still take to close.

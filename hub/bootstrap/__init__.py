@@ -15,6 +15,7 @@ of the connectors role's runner (the process, ``koppelhub import``, tests and be
 
 from __future__ import annotations
 
+from hub.adapters.tracing import span_relay
 from hub.bootstrap.process import KAFKA_ROLES, ROLES, HubProcess, wire
 from hub.bootstrap.tools import (
     admin_token,
@@ -46,6 +47,7 @@ __all__ = [
     "observability",
     "operator_tools",
     "rebuild",
+    "span_relay",
     "token_service",
     "wire",
 ]
