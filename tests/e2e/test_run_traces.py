@@ -1,0 +1,122 @@
+"""``koppelhub run`` with an OTLP exporter configured: the spans of its API child (publish) and its
+work child (project batch, deliver attempt) reach the collector as one trace, with the service
+name the ``OTEL_*`` variables give, also those ended during the SIGTERM drain (the children's
+spans go to the parent, which exports them: hub/adapters/span_relay.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import httpx
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from tests.e2e.test_run_command import TOKEN, free_port, run_env
+from tests.e2e.test_run_work_processes import until_ready
+from tests.support.hub_api import event, subscribe
+from tests.support.sink import WebhookSink
+
+pytestmark = pytest.mark.e2e
+
+TRACE = "0af7651916cd43dd8448eb211c80319c"
+
+
+class OtlpReceiver(BaseHTTPRequestHandler):
+    """An OTLP/HTTP trace receiver, as an OpenTelemetry Collector's: decodes each protobuf
+    export request and keeps (service name, span name, trace id) of every span in it. The
+    embedded broker exports its own metrics to the same endpoint: any other path is answered
+    and ignored."""
+
+    spans: ClassVar[list[tuple[str, str, str]]] = []
+    lock = threading.Lock()
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("content-length", 0)))
+        if self.path == "/v1/traces":
+            request = ExportTraceServiceRequest.FromString(body)
+            with OtlpReceiver.lock:
+                for resource_spans in request.resource_spans:
+                    service = next(
+                        (
+                            a.value.string_value
+                            for a in resource_spans.resource.attributes
+                            if a.key == "service.name"
+                        ),
+                        "",
+                    )
+                    for scope in resource_spans.scope_spans:
+                        OtlpReceiver.spans.extend((service, s.name, s.trace_id.hex()) for s in scope.spans)
+        self.send_response(200)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def collector() -> Iterator[str]:
+    OtlpReceiver.spans = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), OtlpReceiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def in_trace() -> set[tuple[str, str]]:
+    with OtlpReceiver.lock:
+        return {(service, name) for service, name, trace in OtlpReceiver.spans if trace == TRACE}
+
+
+async def test_run_exports_one_trace_from_publish_to_delivery_across_its_processes(
+    tmp_path: Path, sink: WebhookSink, collector: str
+) -> None:
+    port = free_port()
+    env = run_env(
+        tmp_path,
+        port,
+        KOPPELHUB_WORKERS="2",
+        KOPPELHUB_DELIVERY_ALLOW_NETWORKS="127.0.0.0/8",
+        OTEL_EXPORTER_OTLP_ENDPOINT=collector,
+        OTEL_SERVICE_NAME="koppelhub-traced",
+        OTEL_TRACES_SAMPLER="parentbased_always_on",
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "hub", "run", env=env, stdout=asyncio.subprocess.DEVNULL
+    )
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            await until_ready(client, proc)
+            await subscribe(client, auth, sink.url)
+            response = await client.post(
+                "/api/v1/events",
+                content=json.dumps(event("traced", 1)),
+                headers={
+                    **auth,
+                    "content-type": "application/cloudevents+json",
+                    "traceparent": f"00-{TRACE}-b7ad6b7169203331-01",
+                },
+            )
+            assert response.status_code == 202, response.text
+            [received] = await sink.wait_for(1)
+            assert received.headers["traceparent"].split("-")[1] == TRACE
+        # At once: the attempt's span may end after the sink answered, so it is exported
+        # during the drain, by a parent that waits for its children's spans.
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 120) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    service = "koppelhub-traced"
+    assert {(service, "publish"), (service, "project batch"), (service, "deliver attempt")} <= in_trace()
