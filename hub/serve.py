@@ -34,6 +34,7 @@ from hub.datadir import own_data_dir
 from hub.embedded import Infrastructure, provision
 from hub.errors import ConfigurationError, KoppelhubError, RetriableError
 from hub.logging import configure_logging
+from hub.services.collector import freeze_start_up_heap
 from hub.settings import Settings
 
 T = TypeVar("T")
@@ -171,6 +172,10 @@ def _run_children(
     stop = stop_on_signals()
     write_ahead = settings.write_ahead if settings.write_ahead is not None else infra.broker is not None
     relay = span_relay()  # the children's spans, exported by this process (idle meanwhile)
+    if relay is not None:
+        # Spans made again and exported are this process's only steady garbage: its start-up
+        # heap is frozen as every role process's is (full collections were half its CPU).
+        freeze_start_up_heap()
     children = Children(
         workers,
         listener,
