@@ -39,6 +39,8 @@ from benchmarks.common import gc_stats
 from benchmarks.paired import balanced_orders
 
 PROBE = Path(__file__).with_name("gchook")
+#: The role of the process that projects and delivers (hub/children.py).
+WORK = "projector,dispatcher"
 
 
 def role(pid: int) -> str:
@@ -194,13 +196,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 #: A sample counts when any frame of its stack is one: CPU the hub spends in them or under them.
 INSTRUMENTATION = re.compile(
     r"\((?:trace/|context/|attributes/|util/instrumentation|http/trace_exporter|common/|_shared_internal|"
-    r"transport/|protobuf/|requests/|urllib3/|prometheus_client/|hub/adapters/prometheus\.py|hub/tracing\.py)"
+    r"transport/|protobuf/|requests/|urllib3/|prometheus_client/|hub/adapters/prometheus\.py|hub/tracing\.py|"
+    r"hub/adapters/span_relay\.py)"
 )
 
 
-def instrumentation_share(runs: list[dict[str, Any]]) -> list[tuple[float, float]]:
+def instrumentation_share(runs: list[dict[str, Any]], only: str | None = None) -> list[tuple[float, float]]:
     """Per run, (CPU us per delivered event, share of the hub's CPU) spent in or under the
-    instrumentation's frames (:data:`INSTRUMENTATION`), every process and thread of the hub.
+    instrumentation's frames (:data:`INSTRUMENTATION`), every process and thread of the hub, or
+    of the processes of role ``only`` (``projector,dispatcher``: the work process, whose CPU
+    bounds end-to-end throughput; ``run`` exports its children's spans).
 
     A within-run figure: the machine's speed scales these samples and all the others alike, so
     the share holds where throughput and CPU per event move 20-30 % from round to round (an
@@ -213,7 +218,7 @@ def instrumentation_share(runs: list[dict[str, Any]]) -> list[tuple[float, float
         cpu = spent = 0.0
         for name, samples in r["samples"].items():
             total = sum(samples.values())
-            if not total:
+            if not total or (only is not None and name != only):
                 continue
             hit = sum(n for stack, n in samples.items() if INSTRUMENTATION.search(stack))
             cpu += by_process.get(name, 0.0)
@@ -268,10 +273,11 @@ def report(configs: list[str], runs: dict[str, list[dict[str, Any]]], args: argp
                     print(f"  {v:+7.2f}  ({a.get(k, 0):6.2f} -> {b.get(k, 0):6.2f})  {k}")
     print("\n=== the instrumentation's own CPU (in or under its frames), per run ===")
     for config in configs:
-        shares = instrumentation_share(runs[config])
-        median = statistics.median(share for _, share in shares) if shares else 0.0
-        print(f"{config}: median {median:.2%} of the hub's CPU; runs "
-              + ", ".join(f"{us:.1f} us/event ({share:.2%})" for us, share in shares))  # fmt: skip
+        for only, of in ((None, "the hub's CPU"), (WORK, "the work process's CPU"), ("run", "run's CPU")):
+            shares = instrumentation_share(runs[config], only)
+            median = statistics.median(share for _, share in shares) if shares else 0.0
+            print(f"{config}: median {median:.2%} of {of}; runs "
+                  + ", ".join(f"{us:.1f} us/event ({share:.2%})" for us, share in shares))  # fmt: skip
     for config in configs:
         gc: Counter[str] = Counter()
         for r in runs[config]:

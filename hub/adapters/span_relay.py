@@ -25,6 +25,7 @@ import functools
 import marshal
 import socket
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
@@ -48,6 +49,8 @@ BATCH = 64
 DELAY = 0.5
 #: The socket buffer asked for (the kernel caps it at net.core.wmem_max / rmem_max).
 BUFFER = 4 * 1024 * 1024
+#: Seconds between two ``spans_dropped`` lines of one child (each says how many so far).
+WARN_EVERY = 10.0
 #: The largest datagram received: a batch that would be larger is split in the child.
 MAX_DATAGRAM = 192 * 1024
 
@@ -144,6 +147,7 @@ class RelaySpanProcessor(SpanProcessor):
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.sent = self.dropped = 0
+        self._warned_at = -WARN_EVERY
         self._thread = threading.Thread(target=self._timer, name="KoppelhubSpanRelay", daemon=True)
         self._thread.start()
 
@@ -188,7 +192,9 @@ class RelaySpanProcessor(SpanProcessor):
             self._sock.send(data)
         except OSError as e:  # full (BlockingIOError), too large, or the parent is gone
             self.dropped += len(spans)
-            log.warning("spans_dropped", count=len(spans), dropped=self.dropped, reason=type(e).__name__)
+            if (now := time.monotonic()) - self._warned_at >= WARN_EVERY:  # a line, not a flood
+                self._warned_at = now
+                log.warning("spans_dropped", count=len(spans), dropped=self.dropped, reason=type(e).__name__)
         else:
             self.sent += len(spans)
 
