@@ -46,12 +46,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import structlog
 
-from hub.adapters.tracing import RELAY_FD_ENV
 from hub.embedded import Infrastructure
 
 log = structlog.get_logger(__name__)
@@ -163,7 +162,7 @@ class Children:
         write_ahead: bool,
         work: int = 1,
         work_nice: int = 0,
-        span_relay_fd: int | None = None,
+        inherited: Mapping[str, int] | None = None,
     ):
         self.children = [Child(roles) for roles in role_groups(workers, work)]
         self._listener = listener
@@ -176,10 +175,10 @@ class Children:
             # dataref in the work children names it.
             "KOPPELHUB_HTTP_PORT": str(listener.getsockname()[1]),
         }
-        # The children's spans go to this process, which exports them (hub/adapters/span_relay.py).
-        self._span_relay_fd = span_relay_fd
-        if span_relay_fd is not None:
-            self._env[RELAY_FD_ENV] = str(span_relay_fd)
+        # Descriptors every child inherits, each named in its environment by the variable it is
+        # given under (the span relay's socket: hub/adapters/span_relay.py).
+        self._inherited = list((inherited or {}).values())
+        self._env |= {name: str(fd) for name, fd in (inherited or {}).items()}
         self._preexec = _death_signal(os.getpid())
         self._work_preexec = _lowered(self._preexec, work_nice)  # KOPPELHUB_WORK_NICE
         self.stopping = False
@@ -192,8 +191,7 @@ class Children:
         pass_fds = [fd] if "api" in child.roles else []
         if "api" in child.roles:
             command += ["--listen-fd", str(fd)]
-        if self._span_relay_fd is not None:
-            pass_fds.append(self._span_relay_fd)
+        pass_fds += self._inherited
         read_end, write_end = os.pipe()
         command += ["--ready-fd", str(write_end)]
         pass_fds.append(write_end)

@@ -21,6 +21,7 @@ import structlog
 
 from hub.bootstrap import (
     KAFKA_ROLES,
+    RELAY_FD_ENV,
     ROLES,
     HubProcess,
     admin_token,
@@ -183,7 +184,7 @@ def _run_children(
         write_ahead,
         settings.work_processes,
         settings.work_nice,
-        span_relay_fd=None if relay is None else relay.child_end.fileno(),
+        inherited=None if relay is None else {RELAY_FD_ENV: relay.child_end.fileno()},
     )
     try:
         children.start()

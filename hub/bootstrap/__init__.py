@@ -15,7 +15,7 @@ of the connectors role's runner (the process, ``koppelhub import``, tests and be
 
 from __future__ import annotations
 
-from hub.adapters.tracing import span_relay
+from hub.adapters.tracing import RELAY_FD_ENV, span_relay
 from hub.bootstrap.process import KAFKA_ROLES, ROLES, HubProcess, wire
 from hub.bootstrap.tools import (
     admin_token,
@@ -34,6 +34,7 @@ from hub.supervisor import QuietServer
 
 __all__ = [
     "KAFKA_ROLES",
+    "RELAY_FD_ENV",
     "ROLES",
     "HubProcess",
     "QuietServer",
