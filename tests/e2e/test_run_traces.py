@@ -5,22 +5,18 @@ spans go to the parent, which exports them: hub/adapters/span_relay.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import signal
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
 
-import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from tests.e2e.test_run_command import TOKEN, free_port, run_env
-from tests.e2e.test_run_work_processes import until_ready
+from tests.e2e.test_run_work_processes import hub_run
 from tests.support.hub_api import event, subscribe
 from tests.support.sink import WebhookSink
 
@@ -90,33 +86,22 @@ async def test_run_exports_one_trace_from_publish_to_delivery_across_its_process
         OTEL_SERVICE_NAME="koppelhub-traced",
         OTEL_TRACES_SAMPLER="parentbased_always_on",
     )
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "hub", "run", env=env, stdout=asyncio.subprocess.DEVNULL
-    )
     auth = {"Authorization": f"Bearer {TOKEN}"}
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-            await until_ready(client, proc)
-            await subscribe(client, auth, sink.url)
-            response = await client.post(
-                "/api/v1/events",
-                content=json.dumps(event("traced", 1)),
-                headers={
-                    **auth,
-                    "content-type": "application/cloudevents+json",
-                    "traceparent": f"00-{TRACE}-b7ad6b7169203331-01",
-                },
-            )
-            assert response.status_code == 202, response.text
-            [received] = await sink.wait_for(1)
-            assert received.headers["traceparent"].split("-")[1] == TRACE
-        # At once: the attempt's span may end after the sink answered, so it is exported
-        # during the drain, by a parent that waits for its children's spans.
-        proc.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(proc.wait(), 120) == 0
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+    # The block's end sends SIGTERM at once: the attempt's span may end after the sink answered,
+    # so it is exported during the drain, by a parent that waits for its children's spans.
+    async with hub_run(env, port, drain=120) as (_, client):
+        await subscribe(client, auth, sink.url)
+        response = await client.post(
+            "/api/v1/events",
+            content=json.dumps(event("traced", 1)),
+            headers={
+                **auth,
+                "content-type": "application/cloudevents+json",
+                "traceparent": f"00-{TRACE}-b7ad6b7169203331-01",
+            },
+        )
+        assert response.status_code == 202, response.text
+        [received] = await sink.wait_for(1)
+        assert received.headers["traceparent"].split("-")[1] == TRACE
     service = "koppelhub-traced"
     assert {(service, "publish"), (service, "project batch"), (service, "deliver attempt")} <= in_trace()

@@ -11,6 +11,7 @@ import signal
 import sys
 import time
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -37,6 +38,28 @@ async def until_ready(client: httpx.AsyncClient, proc: asyncio.subprocess.Proces
         await asyncio.sleep(0.1)
 
 
+@contextlib.asynccontextmanager
+async def hub_run(
+    env: dict[str, str], port: int, drain: float = 200
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, httpx.AsyncClient]]:
+    """``koppelhub run`` with ``env``, ready, and a client of its API; at the end of the block a
+    SIGTERM, which must end it with status 0 within ``drain`` seconds (killed if it does not,
+    or if the block failed)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "hub", "run", env=env, stdout=asyncio.subprocess.DEVNULL
+    )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            await until_ready(client, proc)
+            yield proc, client
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), drain) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
 async def test_two_work_processes_both_deliver_and_each_keys_deliveries_stay_in_order(
     tmp_path: Path, sink: WebhookSink
 ) -> None:
@@ -49,37 +72,26 @@ async def test_two_work_processes_both_deliver_and_each_keys_deliveries_stay_in_
         KOPPELHUB_PROJECTOR_BATCH_SIZE="64",
         KOPPELHUB_DELIVERY_ALLOW_NETWORKS="127.0.0.0/8",
     )
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "hub", "run", env=env, stdout=asyncio.subprocess.DEVNULL
-    )
     auth = {"Authorization": f"Bearer {TOKEN}"}
     # Event i is the (i // KEYS)-th of its key: each key's events are published in order.
     batch = [event(f"key-{i % KEYS}", i) for i in range(KEYS * PER_KEY)]
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-            await until_ready(client, proc)
-            work = [pid for roles, pid in role_children(proc.pid) if roles == WORK]
-            assert len(work) == 2, role_children(proc.pid)
-            await subscribe(client, auth, sink.url, ordering="key")
-            for start in range(0, len(batch), 500):
-                response = await client.post(
-                    "/api/v1/events",
-                    content=json.dumps(batch[start : start + 500]),
-                    headers={**auth, "content-type": "application/cloudevents-batch+json"},
-                )
-                assert response.status_code == 202, response.text
-            received = await sink.wait_for(len(batch), timeout=240)
-            # Both processes delivered (and projected): the work was shared, not merely started twice.
-            metrics = tmp_path / "metrics"
-            delivered = [counted_by(pid, "koppelhub_deliveries_total", metrics) for pid in work]
-            projected = [counted_by(pid, "koppelhub_events_projected_total", metrics) for pid in work]
-            assert all(delivered) and all(projected), (delivered, projected)
-        proc.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(proc.wait(), 200) == 0
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+    async with hub_run(env, port) as (proc, client):
+        work = [pid for roles, pid in role_children(proc.pid) if roles == WORK]
+        assert len(work) == 2, role_children(proc.pid)
+        await subscribe(client, auth, sink.url, ordering="key")
+        for start in range(0, len(batch), 500):
+            response = await client.post(
+                "/api/v1/events",
+                content=json.dumps(batch[start : start + 500]),
+                headers={**auth, "content-type": "application/cloudevents-batch+json"},
+            )
+            assert response.status_code == 202, response.text
+        received = await sink.wait_for(len(batch), timeout=240)
+        # Both processes delivered (and projected): the work was shared, not merely started twice.
+        metrics = tmp_path / "metrics"
+        delivered = [counted_by(pid, "koppelhub_deliveries_total", metrics) for pid in work]
+        projected = [counted_by(pid, "koppelhub_events_projected_total", metrics) for pid in work]
+        assert all(delivered) and all(projected), (delivered, projected)
     arrived: dict[str, list[int]] = defaultdict(list)
     for got in received:
         body = got.json()
@@ -117,12 +129,7 @@ async def test_work_children_run_koppelhub_work_nice_steps_below_the_intake_chil
     port = free_port()
     extra = {"KOPPELHUB_WORK_NICE": setting} if setting is not None else {}
     env = run_env(tmp_path, port, KOPPELHUB_WORKERS="2", KOPPELHUB_WORK_PROCESSES="2", **extra)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "hub", "run", env=env, stdout=asyncio.subprocess.DEVNULL
-    )
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-            await until_ready(client, proc)
+    async with hub_run(env, port, drain=120) as (proc, _):
         children = role_children(proc.pid)
         assert sorted(roles for roles, _ in children) == [INTAKE, WORK, WORK], children
         own = _nice(proc.pid)
@@ -132,9 +139,3 @@ async def test_work_children_run_koppelhub_work_nice_steps_below_the_intake_chil
         if _autogroup_nice(proc.pid) is not None:  # each child is a session, so an autogroup, of its own
             assert [_autogroup_nice(pid) for roles, pid in children if roles == INTAKE] == [0]
             assert [_autogroup_nice(pid) for roles, pid in children if roles == WORK] == [steps] * 2
-        proc.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(proc.wait(), 120) == 0
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
