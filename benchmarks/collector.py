@@ -1,13 +1,13 @@
 """The OTLP/HTTP collector stand-in of ``benchmarks.observability``: a real HTTP server on
 loopback that decodes each trace export request, counts its spans per request path (each hub
-exports to a path of its own) and discards them."""
+exports to a path of its own) and discards them (a subclass may keep them: :meth:`received`)."""
 
 from __future__ import annotations
 
 import threading
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 class Collector(BaseHTTPRequestHandler):
@@ -47,10 +47,15 @@ class Collector(BaseHTTPRequestHandler):
             Collector.spans += n
             Collector.by_path[self.path] = Collector.by_path.get(self.path, 0) + n
             Collector.requests += 1
+            self.received(request)
         self.send_response(200)
         self.send_header("content-type", "application/x-protobuf")
         self.send_header("content-length", "0")
         self.end_headers()
+
+    def received(self, request: Any) -> None:
+        """Each decoded export request (an ``ExportTraceServiceRequest``), under :attr:`lock`:
+        a subclass that wants the spans themselves keeps what it needs (the tests do)."""
 
     def log_message(self, format: str, *args: object) -> None:
         pass

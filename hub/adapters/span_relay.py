@@ -191,12 +191,16 @@ class RelaySpanProcessor(SpanProcessor):
         try:
             self._sock.send(data)
         except OSError as e:  # full (BlockingIOError), too large, or the parent is gone
-            self.dropped += len(spans)
-            if (now := time.monotonic()) - self._warned_at >= WARN_EVERY:  # a line, not a flood
-                self._warned_at = now
-                log.warning("spans_dropped", count=len(spans), dropped=self.dropped, reason=type(e).__name__)
+            with self._lock:  # the timer thread sends too: counts are not lost between them
+                self.dropped += len(spans)
+                dropped, warn = self.dropped, (now := time.monotonic()) - self._warned_at >= WARN_EVERY
+                if warn:  # a line, not a flood
+                    self._warned_at = now
+            if warn:
+                log.warning("spans_dropped", count=len(spans), dropped=dropped, reason=type(e).__name__)
         else:
-            self.sent += len(spans)
+            with self._lock:
+                self.sent += len(spans)
 
 
 class SpanRelay:

@@ -11,14 +11,14 @@ import os
 import signal
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import httpx
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from benchmarks.collector import Collector
 from tests.e2e.test_run_command import TOKEN, WORK, free_port, run_env
 from tests.e2e.test_run_work_processes import hub_run
 from tests.support.hub_api import event, eventually, subscribe
@@ -32,42 +32,24 @@ AFTER = "1af7651916cd43dd8448eb211c80319c"  # published after the work process w
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-class OtlpReceiver(BaseHTTPRequestHandler):
-    """An OTLP/HTTP trace receiver, as an OpenTelemetry Collector's: decodes each protobuf
-    export request and keeps (service name, span name, trace id) of every span in it. The
-    embedded broker exports its own metrics to the same endpoint: any other path is answered
-    and ignored."""
+class OtlpReceiver(Collector):
+    """The benchmarks' OTLP/HTTP collector stand-in (benchmarks/collector.py: decodes each
+    protobuf export request, answers the embedded broker's metrics on other paths), keeping
+    (service name, span name, trace id) of every span."""
 
-    spans: ClassVar[list[tuple[str, str, str]]] = []
-    lock = threading.Lock()
+    spans_seen: ClassVar[list[tuple[str, str, str]]] = []
 
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("content-length", 0)))
-        if self.path == "/v1/traces":
-            request = ExportTraceServiceRequest.FromString(body)
-            with OtlpReceiver.lock:
-                for resource_spans in request.resource_spans:
-                    service = next(
-                        (
-                            a.value.string_value
-                            for a in resource_spans.resource.attributes
-                            if a.key == "service.name"
-                        ),
-                        "",
-                    )
-                    for scope in resource_spans.scope_spans:
-                        OtlpReceiver.spans.extend((service, s.name, s.trace_id.hex()) for s in scope.spans)
-        self.send_response(200)
-        self.send_header("content-length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+    def received(self, request: Any) -> None:
+        for resource_spans in request.resource_spans:
+            attributes = resource_spans.resource.attributes
+            service = next((a.value.string_value for a in attributes if a.key == "service.name"), "")
+            for scope in resource_spans.scope_spans:
+                OtlpReceiver.spans_seen.extend((service, s.name, s.trace_id.hex()) for s in scope.spans)
 
 
 @pytest.fixture
 def collector() -> Iterator[str]:
-    OtlpReceiver.spans = []
+    OtlpReceiver.spans_seen = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), OtlpReceiver)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -77,7 +59,7 @@ def collector() -> Iterator[str]:
 
 def in_trace(trace_id: str = TRACE) -> set[tuple[str, str]]:
     with OtlpReceiver.lock:
-        return {(service, name) for service, name, trace in OtlpReceiver.spans if trace == trace_id}
+        return {(service, name) for service, name, trace in OtlpReceiver.spans_seen if trace == trace_id}
 
 
 def traced_env(tmp_path: Path, port: int, collector: str) -> dict[str, str]:
