@@ -340,6 +340,19 @@ class KafkaLogConsumer:
             return False
         return True
 
+    async def seek(self, positions: Mapping[int, int]) -> None:
+        if not positions:
+            return
+        topic = next(iter(self._consumer.subscription()))
+        assignment = self._consumer.assignment()
+        for p, offset in positions.items():
+            tp = TopicPartition(topic, p)
+            if tp in assignment:  # aiokafka drops what it fetched for ``tp`` before the seek
+                self._consumer.seek(tp, offset)
+        if self._idling.paused:  # read again now, not at the next look
+            self._idling.keep_fetching()
+            self._consumer.resume(*self._consumer.paused())
+
     async def caught_up(self, since: float | None = None) -> bool:
         if self._idling.paused:  # the high-water marks are as old as the last fetch: fetch again
             self._idling.keep_fetching()

@@ -104,6 +104,12 @@ class LogConsumer(Protocol):
         commit and the projector's dedupe skips what was already applied."""
         ...
 
+    async def seek(self, positions: Mapping[int, int]) -> None:
+        """Read each partition again from its offset, from the next :meth:`poll` on (the
+        projector's store lost transactions it had applied). A partition the group has moved
+        to another member meanwhile is left alone: its new owner reads from the last commit."""
+        ...
+
     async def caught_up(self, since: float | None = None) -> bool:
         """True once the group assigned this member its partitions (perhaps none) and it has
         read each of them up to its end. With ``since`` (a :func:`time.time`), only as the log

@@ -84,10 +84,15 @@ class ProjectionStore(Protocol):
         large): then nothing was written and the projector takes :meth:`transaction`."""
         ...
 
-    async def durable(self) -> None:
+    async def durable(self) -> str:
         """Return once every transaction committed before the call survives a crash of the
         store. A commit may return before it is on disk (PostgreSQL's asynchronous commit):
-        the projector calls this before it commits log positions past those transactions."""
+        the projector calls this before it commits log positions past those transactions.
+
+        Returns the store's incarnation: which run of the database answered (PostgreSQL: its
+        start time). A crash ends an incarnation and may take the last commits along, so a
+        transaction committed while an earlier incarnation ran is durable only if the answer
+        is still that incarnation; if not, the projector reads it again from the log."""
         ...
 
 

@@ -44,7 +44,7 @@ from hub.ports import (
 from hub.ports.metrics import NO_METRICS, Metrics
 from hub.services.collector import defer_full_collections, freeze_start_up_heap
 from hub.services.landscape import DerivedEvents, project_landscape
-from hub.services.projector_commits import Committer
+from hub.services.projector_commits import Committer, span
 from hub.tracing import carried, context_of, left_out, tracer, tracing_on
 from schemas import CloudEvent
 from schemas.landscape import parse_inbound_type
@@ -124,14 +124,6 @@ def _route(subs: Sequence[MatchableSubscription], event: CloudEvent) -> list[uui
     return [s.id for s in recipients(subs, event.attributes())]
 
 
-def positions(batch: Sequence[LogRecord]) -> dict[int, int]:
-    """Per partition, the position after the last record of ``batch``: what to commit."""
-    after: dict[int, int] = {}
-    for record in batch:
-        after[record.partition] = max(after.get(record.partition, 0), record.offset + 1)
-    return after
-
-
 class Projector:
     """``members`` consumer-group members applying the log to the store."""
 
@@ -203,8 +195,12 @@ class Projector:
         drain_began = 0.0  # wall clock: what the log answers after it counts (caught_up)
         unanswered: float | None = None  # since when the drain has waited for nothing to read
         committer = Committer(consumer, self._store)
+        await committer.begin()
         try:
             while not stop.is_set():
+                if (back := committer.rewind()) is not None:
+                    await consumer.seek(back)
+                read_during = committer.incarnation
                 try:
                     batch = await consumer.poll(max_records=self._batch_size, timeout_s=POLL_SECONDS)
                 except RetriableError as e:  # the broker is away: wait, then read on
@@ -218,7 +214,7 @@ class Projector:
                     with defer_full_collections():
                         applied = await self._handle_with_retry(batch, stop)
                     if applied:
-                        committer.behind(positions(batch))
+                        committer.behind(span(batch), read_during)
                     continue
                 if drain is not None and drain.is_set():
                     if drain_deadline is None:

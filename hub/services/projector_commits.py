@@ -4,16 +4,38 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Mapping, Sequence
 
 import structlog
 
 from hub.errors import KoppelhubError
-from hub.ports import LogConsumer, ProjectionStore
+from hub.ports import LogConsumer, LogRecord, ProjectionStore
 
 log = structlog.get_logger(__name__)
 
 #: How long a commit round gathers the positions of further batches before its flush.
 GATHER_SECONDS = 0.1
+
+#: Per partition: the offset of the first record not yet committed, and the position after the
+#: last one applied (what a commit marks read).
+Span = dict[int, tuple[int, int]]
+
+
+def span(batch: Sequence[LogRecord]) -> Span:
+    """Per partition, the first offset of ``batch`` and the position after its last record."""
+    out: Span = {}
+    for record in batch:
+        first, after = out.get(record.partition, (record.offset, 0))
+        out[record.partition] = (min(first, record.offset), max(after, record.offset + 1))
+    return out
+
+
+def _joined(earlier: Mapping[int, tuple[int, int]], later: Mapping[int, tuple[int, int]]) -> Span:
+    """Two spans as one: the first offset of the earlier, the position of the later."""
+    out = dict(earlier)
+    for p, (first, after) in later.items():
+        out[p] = (out[p][0], after) if p in out else (first, after)
+    return out
 
 
 class Committer:
@@ -28,6 +50,12 @@ class Committer:
     projection; a crash before a commit replays what the dedupe then skips, as before. A flush
     that fails (the store is away) keeps its positions for the next round.
 
+    A crash of the store may take its last commits along (the store's incarnation ends): a
+    batch read while an earlier incarnation ran may be lost even though a later flush
+    succeeds on the new one. Then nothing is committed; the member reads every uncommitted
+    batch again from its first record (:meth:`rewind`, before its next poll), and the dedupe
+    skips what did survive.
+
     A round first gathers for :data:`GATHER_SECONDS` (not when the member leaves: :meth:`done`).
     At a low rate each batch holds one event and a round without it took one batch: a flush (a
     commit that waits for the disk) and a broker commit per event, 200 of each per second at
@@ -36,30 +64,67 @@ class Committer:
 
     def __init__(self, consumer: LogConsumer, store: ProjectionStore) -> None:
         self._consumer, self._store = consumer, store
-        self._pending: dict[int, int] = {}
+        self._pending: Span = {}
+        #: The store's incarnations as known when the pending batches were read.
+        self._read_during: set[str | None] = set()
+        self._rewind: dict[int, int] | None = None
         self._round: asyncio.Task[None] | None = None
         self._leaving = asyncio.Event()
+        #: The incarnation the last flush answered (None: not known yet).
+        self.incarnation: str | None = None
 
-    def behind(self, after: dict[int, int]) -> None:
-        """Commit ``after`` (positions past batches whose transactions committed) in time."""
-        self._pending.update(after)
+    async def begin(self) -> None:
+        """Learn the store's incarnation before the first batch is read (if the store is away,
+        the first round learns it, and reads that round's batches again)."""
+        with contextlib.suppress(KoppelhubError):
+            self.incarnation = await self._store.durable()
+
+    def behind(self, applied: Span, read_during: str | None) -> None:
+        """Commit past ``applied`` (a batch whose transaction committed, read while the store's
+        incarnation was ``read_during``) in time."""
+        if self._rewind is not None:  # read before the rewind: it is read again
+            for p, (first, _) in applied.items():
+                self._rewind.setdefault(p, first)
+            return
+        self._pending = _joined(self._pending, applied)
+        self._read_during.add(read_during)
         if self._round is None or self._round.done():
             if self._round is not None:
                 self._round.result()  # re-raises what a round could not survive (not a failed flush)
             self._round = asyncio.create_task(self._commit(), name="projector-commit")
 
+    def rewind(self) -> dict[int, int] | None:
+        """Where to read again from (per partition), once, when the store lost an incarnation
+        since the batches were read; else None."""
+        back, self._rewind = self._rewind, None
+        return back
+
     async def _commit(self) -> None:
         while self._pending:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._leaving.wait(), GATHER_SECONDS)
-            after, self._pending = self._pending, {}
+            taken, read_during = self._pending, self._read_during
+            self._pending, self._read_during = {}, set()
             try:
-                await self._store.durable()
+                incarnation = await self._store.durable()
             except KoppelhubError as e:
                 log.warning("projection_flush_failed", error=str(e)[:500])
-                self._pending = {**after, **self._pending}
+                self._pending = _joined(taken, self._pending)
+                self._read_during |= read_during
                 return
-            await self._consumer.commit(after)
+            self.incarnation = incarnation
+            if read_during - {incarnation}:
+                lost = _joined(taken, self._pending)
+                self._pending, self._read_during = {}, set()
+                self._rewind = {p: first for p, (first, _) in lost.items()}
+                log.warning(
+                    "projection_read_again",
+                    reason="the database restarted since these batches were read: their commits "
+                    "may be lost with it; they are applied again (the dedupe skips what survived)",
+                    positions=self._rewind,
+                )
+                return
+            await self._consumer.commit({p: after for p, (_, after) in taken.items()})
 
     async def done(self) -> None:
         """Wait for the round under way, without gathering further (it commits what was pending

@@ -163,3 +163,18 @@ async def test_poll_returns_nothing_when_nothing_arrives(log: Log) -> None:
         assert await consumer.poll(max_records=10, timeout_s=0.3) == []
     finally:
         await consumer.stop()
+
+
+async def test_seek_reads_a_partition_again_from_an_offset_and_leaves_others_alone(log: Log) -> None:
+    await log.publisher.publish([event(n, "k") for n in range(4)])
+    consumer = log.member()
+    await consumer.start()
+    try:
+        records = await read(consumer, 4)
+        assert await consumer.poll(max_records=10, timeout_s=0.3) == []
+        # the projector's store lost what it applied from e-1 on; 99 is no partition of this member
+        await consumer.seek({records[1].partition: records[1].offset, 99: 0})
+        again = await read(consumer, 3)
+    finally:
+        await consumer.stop()
+    assert [r.event.id for r in again if r.event] == ["e-1", "e-2", "e-3"]

@@ -30,9 +30,13 @@ async def test_a_projection_commit_does_not_wait_for_the_disk_and_durable_flushe
         await apply_events(store, [LoggedEvent(event("k1", 1), 0, 1)], None)
         async with other.connect() as conn:
             after_commit = (await conn.execute(_LSN)).scalar()
-        await store.durable()
+        incarnation = await store.durable()
         async with other.connect() as conn:
             assert (await conn.execute(_FLUSHED_PAST, {"lsn": after_commit})).scalar() is True
+            started = (await conn.execute(text("SELECT CAST(pg_postmaster_start_time() AS text)"))).scalar()
+        # which run of the server made it durable: the same while it runs, another after a crash
+        assert incarnation == started
+        assert await store.durable() == incarnation
     finally:
         await hub_engine.dispose()
         await other.dispose()

@@ -20,8 +20,9 @@ class CountingStore(InMemoryProjectionStore):
         super().__init__()
         self.flushes = 0
 
-    async def durable(self) -> None:
+    async def durable(self) -> str:
         self.flushes += 1
+        return self.incarnation
 
 
 async def test_batches_applied_while_a_round_gathers_share_one_flush_and_one_commit_and_leaving_does_not_wait(
@@ -34,7 +35,7 @@ async def test_batches_applied_while_a_round_gathers_share_one_flush_and_one_com
     committer = Committer(consumer, store)
 
     for after in ({0: 1}, {0: 2}, {1: 5}, {0: 3}):  # one batch each, the round running between them
-        committer.behind(after)
+        committer.behind({p: (a - 1, a) for p, a in after.items()}, store.incarnation)
         for _ in range(5):
             await asyncio.sleep(0)
     assert (store.flushes, log.committed(GROUP)) == (0, {})  # still gathering

@@ -237,18 +237,22 @@ async def test_a_member_applies_its_next_batch_while_the_broker_still_commits_th
 class FlushingStore(InMemoryProjectionStore):
     """The in-memory store standing in for one whose commits are asynchronous: :meth:`durable`
     waits for :attr:`flushed` and writes down, each time, the events archived when it began;
-    its first ``failures`` flushes fail as an unreachable database does."""
+    its first ``failures`` flushes fail as an unreachable database does. A flush with nothing
+    applied yet (a member's first, learning the incarnation) returns at once."""
 
     def __init__(self, failures: int = 0) -> None:
         super().__init__()
         self.flushed, self.flushes, self.failures = asyncio.Event(), asyncio.Queue[list[str]](), failures
 
-    async def durable(self) -> None:
+    async def durable(self) -> str:
+        if not archived(self):
+            return self.incarnation
         self.flushes.put_nowait(archived(self))
         await self.flushed.wait()
         if self.failures:
             self.failures -= 1
             raise RetriableError("database unreachable")
+        return self.incarnation
 
 
 async def test_positions_are_committed_only_after_the_store_made_their_transactions_durable() -> None:
@@ -288,16 +292,18 @@ async def test_positions_whose_flush_failed_are_committed_after_the_next_flush()
 
 
 class BrokenFlushStore(InMemoryProjectionStore):
-    """The in-memory store whose first flush fails with an error no outage explains (a bug)."""
+    """The in-memory store whose first flush after a batch fails with an error no outage
+    explains (a bug)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.flushed = asyncio.Event()
 
-    async def durable(self) -> None:
-        if not self.flushed.is_set():
+    async def durable(self) -> str:
+        if archived(self) and not self.flushed.is_set():
             self.flushed.set()
             raise RuntimeError("a bug in the flush")
+        return self.incarnation
 
 
 async def test_an_error_a_commit_round_could_not_survive_ends_the_member_at_its_next_batch() -> None:

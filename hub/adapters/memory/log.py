@@ -155,5 +155,10 @@ class InMemoryLogConsumer:
         self._group.committed.update(positions)
         return True
 
+    async def seek(self, positions: Mapping[int, int]) -> None:
+        for p, offset in positions.items():
+            if p in self._positions:
+                self._positions[p] = offset
+
     async def caught_up(self, since: float | None = None) -> bool:
         return self._joined and not self._has_more()  # always as the log is now

@@ -121,7 +121,8 @@ class InMemoryProjectionStore:
         *,
         audit_log: InMemoryAuditLog | None = None,
     ):
-        self._state = _State()
+        self._state = self._durable = _State()
+        self.incarnation, self._crashes = "memory", 0
         self.subscriptions = list(subscriptions)
         self._audit = audit_log or InMemoryAuditLog()  # the rebuild's entries
 
@@ -133,8 +134,17 @@ class InMemoryProjectionStore:
     def deliveries(self) -> list[NewDelivery]:
         return list(self._state.deliveries)
 
-    async def durable(self) -> None:
-        """Nothing to wait for: a commit here is as durable as it ever gets."""
+    async def durable(self) -> str:
+        """Nothing to wait for; what was committed so far survives a :meth:`crash`."""
+        self._durable = self._state  # a commit swaps in a new state: this one stays as it is
+        return self.incarnation
+
+    def crash(self) -> None:
+        """What a crash of PostgreSQL with asynchronous commits may do (for tests): the commits
+        since the last :meth:`durable` are lost, and a new incarnation answers."""
+        self._state = self._durable.copy()
+        self._crashes += 1
+        self.incarnation = f"memory, after crash {self._crashes}"
 
     async def apply_at_once(self, batch: Sequence[LoggedEvent], route: Route) -> tuple[int, int] | None:
         """What the PostgreSQL store does in one statement, here in one :meth:`transaction` (so a

@@ -296,9 +296,11 @@ _ANALYZED_ROWS = text("SELECT reltuples FROM pg_class WHERE oid = CAST('deliveri
 #: Makes every commit before it durable: a transaction that writes to the write-ahead log (a
 #: message of a few bytes, no table) and commits with ``synchronous_commit`` on (for itself
 #: only) waits until the log is flushed past its commit, so past every earlier commit. (Only
-#: taking a transaction id is not enough: one that wrote nothing commits asynchronously.)
+#: taking a transaction id is not enough: one that wrote nothing commits asynchronously.) It
+#: answers the server's start time: the incarnation whose commits it made durable.
 _FLUSH = text(
-    "SELECT set_config('synchronous_commit', 'on', true), "
+    "SELECT CAST(pg_postmaster_start_time() AS text), "
+    "set_config('synchronous_commit', 'on', true), "
     "pg_logical_emit_message(true, 'koppelhub.projection.durable', '')"
 )
 
@@ -331,10 +333,11 @@ class PostgresProjectionStore:
         # Autocommitted: the flush is one statement, one round trip.
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
 
-    async def durable(self) -> None:
+    async def durable(self) -> str:
         with translate_db_errors():
             async with self._autocommit.connect() as conn:
-                await conn.execute(_FLUSH)
+                started: str = (await conn.execute(_FLUSH)).scalar_one()
+        return started
 
     async def apply_at_once(self, batch: Sequence[LoggedEvent], route: Route) -> tuple[int, int] | None:
         """One autocommitted statement (:data:`projection_sql.AT_ONCE`), routed
