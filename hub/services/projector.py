@@ -220,7 +220,10 @@ class Projector:
                     if drain_deadline is None:
                         drain_deadline, drain_began = time.monotonic() + drain_timeout, time.time()
                     unanswered = unanswered or time.monotonic()
-                    if await self._drained(consumer, drain_began, unanswered, drain_deadline):
+                    # Caught up counts once the commit round under way found nothing to read again.
+                    if await self._drained(consumer, drain_began, unanswered, drain_deadline) and (
+                        await committer.settled() or time.monotonic() > drain_deadline
+                    ):
                         return
         finally:
             self._started -= 1

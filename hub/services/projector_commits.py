@@ -126,6 +126,14 @@ class Committer:
                 return
             await self._consumer.commit({p: after for p, (_, after) in taken.items()})
 
+    async def settled(self) -> bool:
+        """Wait for the round under way, gathering no further (the member drains); False when
+        it found batches to read again (:meth:`rewind`)."""
+        self._leaving.set()
+        if self._round is not None:
+            await self._round
+        return self._rewind is None
+
     async def done(self) -> None:
         """Wait for the round under way, without gathering further (it commits what was pending
         when it began, and what came during it)."""
