@@ -28,6 +28,16 @@ def archived(store: InMemoryProjectionStore) -> list[str]:
     return [a.event.id for a in store.archive]
 
 
+def projecting(
+    log: InMemoryEventLog, store: InMemoryProjectionStore
+) -> tuple[asyncio.Task[None], asyncio.Event]:
+    """A projector running on the twins, and its drain (set it: the projector returns once it
+    has read everything published)."""
+    drained = asyncio.Event()
+    projector = Projector(lambda: log.consumer(GROUP), store, log, derive=None)
+    return asyncio.create_task(projector.run(asyncio.Event(), drain=drained)), drained
+
+
 class GatedStore(InMemoryProjectionStore):
     """A flush after something was applied waits for :attr:`gate` (set again per flush) until
     :meth:`open`, and says when it began (:attr:`flushing`); its first ``failures`` fail as an
@@ -59,11 +69,8 @@ class GatedStore(InMemoryProjectionStore):
 
 async def test_a_batch_the_crash_lost_is_read_again_though_the_flush_after_the_restart_succeeds() -> None:
     log, store = InMemoryEventLog(partitions=1), GatedStore()
-    stop, drained = asyncio.Event(), asyncio.Event()
     await log.publish([event("first")])
-    running = asyncio.create_task(
-        Projector(lambda: log.consumer(GROUP), store, log, derive=None).run(stop, drain=drained)
-    )
+    running, drained = projecting(log, store)
     async with asyncio.timeout(5):
         assert await store.flushing.get() == ["first"]  # applied, its commit not yet durable
         store.crash()  # PostgreSQL comes back without it
@@ -80,11 +87,8 @@ async def test_a_batch_the_crash_lost_is_read_again_though_the_flush_after_the_r
 
 async def test_a_batch_the_crash_lost_is_read_again_when_its_flush_failed_during_the_outage() -> None:
     log, store = InMemoryEventLog(partitions=1), GatedStore(failures=1)
-    stop, drained = asyncio.Event(), asyncio.Event()
     await log.publish([event("first")])
-    running = asyncio.create_task(
-        Projector(lambda: log.consumer(GROUP), store, log, derive=None).run(stop, drain=drained)
-    )
+    running, drained = projecting(log, store)
     async with asyncio.timeout(5):
         assert await store.flushing.get() == ["first"]
         store.crash()
@@ -104,11 +108,8 @@ async def test_a_drain_does_not_end_before_the_batches_the_crash_lost_are_applie
     # The drain finds the member caught up while the commit round under way has yet to learn
     # that the store lost "first" (found by tests/e2e/test_projection_crash.py).
     log, store = InMemoryEventLog(partitions=1), GatedStore()
-    stop, drained = asyncio.Event(), asyncio.Event()
     await log.publish([event("first")])
-    running = asyncio.create_task(
-        Projector(lambda: log.consumer(GROUP), store, log, derive=None).run(stop, drain=drained)
-    )
+    running, drained = projecting(log, store)
     async with asyncio.timeout(5):
         assert await store.flushing.get() == ["first"]
         store.crash()
@@ -121,11 +122,8 @@ async def test_a_drain_does_not_end_before_the_batches_the_crash_lost_are_applie
 
 async def test_a_restart_that_lost_nothing_reads_again_what_was_uncommitted_and_applies_it_once() -> None:
     log, store = InMemoryEventLog(partitions=2), GatedStore()
-    stop, drained = asyncio.Event(), asyncio.Event()
     await log.publish([event("first", "a"), event("other", "d")])
-    running = asyncio.create_task(
-        Projector(lambda: log.consumer(GROUP), store, log, derive=None).run(stop, drain=drained)
-    )
+    running, drained = projecting(log, store)
     async with asyncio.timeout(5):
         assert sorted(await store.flushing.get()) == ["first", "other"]
         await store.checkpoint()
