@@ -340,6 +340,9 @@ class KafkaLogConsumer:
             return False
         return True
 
+    def wake(self) -> None:
+        self._idling.wake.set()
+
     async def seek(self, positions: Mapping[int, int]) -> None:
         if not positions:
             return

@@ -104,6 +104,10 @@ class LogConsumer(Protocol):
         commit and the projector's dedupe skips what was already applied."""
         ...
 
+    def wake(self) -> None:
+        """End a poll that idles, once: it returns (perhaps empty) and idling goes on after."""
+        ...
+
     async def seek(self, positions: Mapping[int, int]) -> None:
         """Read each partition again from its offset, from the next :meth:`poll` on (the
         projector's store lost transactions it had applied). A partition the group has moved

@@ -89,10 +89,11 @@ class ProjectionStore(Protocol):
         store. A commit may return before it is on disk (PostgreSQL's asynchronous commit):
         the projector calls this before it commits log positions past those transactions.
 
-        Returns the store's incarnation: which run of the database answered (PostgreSQL: its
-        start time). A crash ends an incarnation and may take the last commits along, so a
-        transaction committed while an earlier incarnation ran is durable only if the answer
-        is still that incarnation; if not, the projector reads it again from the log."""
+        Returns the store's incarnation, which changes whenever a crash may have lost commits
+        (PostgreSQL: a token in an unlogged table, which crash recovery empties, also when
+        only one server process died and the postmaster stayed up). A transaction committed
+        after a flush that answered an incarnation is durable only if this answer is still
+        that incarnation; if not, the projector reads it again from the log."""
         ...
 
 

@@ -195,8 +195,8 @@ class Projector:
         drain_began = 0.0  # wall clock: what the log answers after it counts (caught_up)
         unanswered: float | None = None  # since when the drain has waited for nothing to read
         committer = Committer(consumer, self._store)
-        await committer.begin()
         try:
+            await committer.begin()
             while not stop.is_set():
                 if (back := committer.rewind()) is not None:
                     await consumer.seek(back)

@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import Mapping, Sequence
 
 import structlog
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from hub.errors import KoppelhubError
 from hub.ports import LogConsumer, LogRecord, ProjectionStore
@@ -31,10 +32,11 @@ def span(batch: Sequence[LogRecord]) -> Span:
 
 
 def _joined(earlier: Mapping[int, tuple[int, int]], later: Mapping[int, tuple[int, int]]) -> Span:
-    """Two spans as one: the first offset of the earlier, the position of the later."""
+    """Two spans as one: the first offset of either (a rebalance may have read a partition
+    again from an earlier one), the position of the later."""
     out = dict(earlier)
     for p, (first, after) in later.items():
-        out[p] = (out[p][0], after) if p in out else (first, after)
+        out[p] = (min(out[p][0], first), after) if p in out else (first, after)
     return out
 
 
@@ -48,7 +50,7 @@ class Committer:
     a time; the positions of batches applied during a round go in the next one, together (the
     latest per partition). So positions are committed in order and never ahead of a durable
     projection; a crash before a commit replays what the dedupe then skips, as before. A flush
-    that fails (the store is away) keeps its positions for the next round.
+    that fails (the store is away) is tried again, with back-off, until the member leaves.
 
     A crash of the store may take its last commits along (the store's incarnation ends): a
     batch read while an earlier incarnation ran may be lost even though a later flush
@@ -84,10 +86,13 @@ class Committer:
         incarnation was ``read_during``) in time."""
         if self._rewind is not None:  # read before the rewind: it is read again
             for p, (first, _) in applied.items():
-                self._rewind.setdefault(p, first)
+                self._rewind[p] = min(first, self._rewind.get(p, first))
             return
         self._pending = _joined(self._pending, applied)
         self._read_during.add(read_during)
+        self._start_round()
+
+    def _start_round(self) -> None:
         if self._round is None or self._round.done():
             if self._round is not None:
                 self._round.result()  # re-raises what a round could not survive (not a failed flush)
@@ -101,13 +106,12 @@ class Committer:
 
     async def _commit(self) -> None:
         while self._pending:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._leaving.wait(), GATHER_SECONDS)
+            await self._pause(GATHER_SECONDS)
             taken, read_during = self._pending, self._read_during
             self._pending, self._read_during = {}, set()
             try:
-                incarnation = await self._store.durable()
-            except KoppelhubError as e:
+                incarnation = await self._flush()
+            except KoppelhubError as e:  # the member leaves: what is pending stays uncommitted
                 log.warning("projection_flush_failed", error=str(e)[:500])
                 self._pending = _joined(taken, self._pending)
                 self._read_during |= read_during
@@ -119,24 +123,51 @@ class Committer:
                 self._rewind = {p: first for p, (first, _) in lost.items()}
                 log.warning(
                     "projection_read_again",
-                    reason="the database restarted since these batches were read: their commits "
-                    "may be lost with it; they are applied again (the dedupe skips what survived)",
+                    reason="the database crashed or restarted since these batches were read: their "
+                    "commits may be lost with it; they are applied again (the dedupe skips what survived)",
                     positions=self._rewind,
                 )
+                self._consumer.wake()  # an idle member reads them again now, not at its next look
                 return
             await self._consumer.commit({p: after for p, (_, after) in taken.items()})
 
+    async def _flush(self) -> str:
+        """The store's flush, tried again while the store is away (an idle member must still
+        learn that a crash lost what it applied), until the member leaves or drains."""
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(KoppelhubError),
+            stop=lambda _state: self._leaving.is_set(),
+            wait=wait_exponential(multiplier=0.5, max=5),
+            sleep=self._pause,
+            before_sleep=lambda state: log.warning(
+                "projection_flush_failed", error=str(state.outcome.exception() if state.outcome else "")[:500]
+            ),
+            reraise=True,
+        ):
+            with attempt:
+                return await self._store.durable()
+        raise AssertionError("unreachable: AsyncRetrying returns or raises")
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait ``seconds``, less when the member leaves or drains."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._leaving.wait(), seconds)
+
     async def settled(self) -> bool:
-        """Wait for the round under way, gathering no further (the member drains); False when
-        it found batches to read again (:meth:`rewind`)."""
+        """For a draining member: a round for what is pending, without gathering (from now on,
+        as when leaving); True once everything applied is committed, False when the member
+        must read on (batches to read again, :meth:`rewind`; or a flush failed: ask again)."""
         self._leaving.set()
+        if self._pending:
+            self._start_round()
         if self._round is not None:
             await self._round
-        return self._rewind is None
+        return self._rewind is None and not self._pending
 
     async def done(self) -> None:
-        """Wait for the round under way, without gathering further (it commits what was pending
-        when it began, and what came during it)."""
+        """Wait for the round under way, without gathering further. It commits what was pending
+        when it began and what came during it, unless its flush fails (the store is away) or
+        the batches must be read again: then the next owner reads them from the last commit."""
         self._leaving.set()
         if self._round is not None:
             await self._round

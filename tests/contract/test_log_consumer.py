@@ -166,15 +166,27 @@ async def test_poll_returns_nothing_when_nothing_arrives(log: Log) -> None:
 
 
 async def test_seek_reads_a_partition_again_from_an_offset_and_leaves_others_alone(log: Log) -> None:
-    await log.publisher.publish([event(n, "k") for n in range(4)])
+    await log.publisher.publish([event(n, key) for n in range(4) for key in ("a", "b")])
     consumer = log.member()
     await consumer.start()
     try:
-        records = await read(consumer, 4)
-        assert await consumer.poll(max_records=10, timeout_s=0.3) == []
-        # the projector's store lost what it applied from e-1 on; 99 is no partition of this member
-        await consumer.seek({records[1].partition: records[1].offset, 99: 0})
+        records = await read(consumer, 8)
+        # Idle: nothing read for a while (the Kafka member then stops fetching until its next
+        # look, 30 s away; the seek must not wait for it). Twice: the first idle poll uses up
+        # the wake-up the publish left.
+        deadline = time.monotonic() + 20
+        for _ in range(2):
+            assert await consumer.poll(max_records=10, timeout_s=0.5) == []
+            while getattr(consumer, "fetching", False):
+                assert time.monotonic() < deadline, "the member never idled"
+                assert await consumer.poll(max_records=10, timeout_s=0.5) == []
+        a = [r for r in records if r.event and r.event.subject == "a"]
+        # the projector's store lost what it applied of "a" from e-1 on; 99 is no partition here
+        await consumer.seek({a[1].partition: a[1].offset, 99: 0})
+        sought = time.monotonic()
         again = await read(consumer, 3)
+        assert time.monotonic() - sought < 10, "read again only at the idle member's next look"
     finally:
         await consumer.stop()
     assert [r.event.id for r in again if r.event] == ["e-1", "e-2", "e-3"]
+    assert {r.event.subject for r in again if r.event} == {"a"}  # "b"'s partition is not read again

@@ -2,19 +2,23 @@
 applies them again (tests/unit/test_projector_replay.py has the cases on the twins).
 
 A private embedded PostgreSQL whose WAL writer flushes only every 10 s, so the batch's commit
-is certainly lost when the postmaster is killed; the log is the in-memory one. Before the fix
-the flush after the restart succeeded and the positions past the lost batch were committed:
-"first" was never projected."""
+is certainly lost when a process of it is killed (the test checks that first); the log is the
+in-memory one. Two crashes: the postmaster killed (the hub starts it again), and only the WAL
+writer killed (the postmaster runs crash recovery and stays up, with its start time: an
+incarnation told by ``pg_postmaster_start_time()`` missed this one). Before the fix the flush
+after the crash succeeded and the positions past the lost batch were committed: "first" was
+never projected."""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.adapters.memory import InMemoryEventLog
@@ -62,7 +66,34 @@ async def archived(url: str) -> list[str]:
         await engine.dispose()
 
 
-async def test_a_batch_whose_commit_a_postgresql_crash_lost_is_projected_again(tmp_path: Path) -> None:
+async def reachable(url: str, within: float = 60) -> None:
+    """Wait until PostgreSQL answers (after its crash recovery)."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            await archived(url)
+            return
+        except (DBAPIError, OSError):
+            assert time.monotonic() < deadline, "PostgreSQL did not come back"
+            await asyncio.sleep(0.2)
+
+
+def kill(data_dir: Path, victim: str) -> None:
+    """SIGKILL the postmaster, or one of its server processes: then the postmaster itself runs
+    crash recovery and keeps running (and its start time)."""
+    postmaster = psutil.Process(postmaster_pid(data_dir))
+    if victim == "walwriter":
+        target = next(c for c in postmaster.children() if "walwriter" in " ".join(c.cmdline()))
+    else:
+        target = postmaster
+    target.kill()
+    assert gone(target.pid, 30)
+
+
+@pytest.mark.parametrize("victim", ["postmaster", "walwriter"])
+async def test_a_batch_whose_commit_a_postgresql_crash_lost_is_projected_again(
+    tmp_path: Path, victim: str
+) -> None:
     data = tmp_path / "postgres"
     pg = EmbeddedPostgres(data)
     url = await asyncio.to_thread(pg.start, follow_parent=False)
@@ -84,10 +115,9 @@ async def test_a_batch_whose_commit_a_postgresql_crash_lost_is_projected_again(t
         async with asyncio.timeout(120):
             await store.flushing.get()  # "first" is committed, not yet flushed
             assert await archived(url) == ["first"]
-            pid = postmaster_pid(tmp_path)
-            os.kill(pid, signal.SIGKILL)
-            assert await asyncio.to_thread(gone, pid, 30)
-            await asyncio.to_thread(pg.tend)  # started again, with crash recovery
+            await asyncio.to_thread(kill, tmp_path, victim)
+            await asyncio.to_thread(pg.tend)  # a dead postmaster is started again
+            await reachable(url)  # after crash recovery
             assert await archived(url) == [], "the crash did not lose the commit: this test proves nothing"
             store.gate.set()  # flushes now succeed (the first on a dead connection fails)
             await log.publish([event("second")])

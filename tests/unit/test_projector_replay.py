@@ -104,6 +104,24 @@ async def test_a_batch_the_crash_lost_is_read_again_when_its_flush_failed_during
     assert log.committed(GROUP) == {0: 2}
 
 
+async def test_an_idle_member_reads_again_what_the_crash_lost_without_a_further_batch() -> None:
+    # The flush during the outage fails; the round tries again until the store answers, so
+    # the loss is found although nothing more is published (found in review).
+    log, store = InMemoryEventLog(partitions=1), GatedStore(failures=1)
+    await log.publish([event("first")])
+    running, drained = projecting(log, store)
+    async with asyncio.timeout(10):
+        assert await store.flushing.get() == ["first"]
+        store.crash()
+        store.gate.set()  # this flush fails; the next, 0.5 s later, answers the new incarnation
+        assert await store.flushing.get() == ["first"]  # read again and applied again
+        store.open()
+        drained.set()
+        await running
+    assert archived(store) == ["first"]
+    assert log.committed(GROUP) == {0: 1}
+
+
 async def test_a_drain_does_not_end_before_the_batches_the_crash_lost_are_applied_again() -> None:
     # The drain finds the member caught up while the commit round under way has yet to learn
     # that the store lost "first" (found by tests/e2e/test_projection_crash.py).

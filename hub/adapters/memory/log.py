@@ -155,6 +155,9 @@ class InMemoryLogConsumer:
         self._group.committed.update(positions)
         return True
 
+    def wake(self) -> None:
+        """Nothing to do, as for :meth:`stop_idling`."""
+
     async def seek(self, positions: Mapping[int, int]) -> None:
         for p, offset in positions.items():
             if p in self._positions:

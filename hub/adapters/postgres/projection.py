@@ -297,12 +297,17 @@ _ANALYZED_ROWS = text("SELECT reltuples FROM pg_class WHERE oid = CAST('deliveri
 #: message of a few bytes, no table) and commits with ``synchronous_commit`` on (for itself
 #: only) waits until the log is flushed past its commit, so past every earlier commit. (Only
 #: taking a transaction id is not enough: one that wrote nothing commits asynchronously.) It
-#: answers the server's start time: the incarnation whose commits it made durable.
+#: answers the incarnation's token (migration 0021), None right after a crash emptied it.
 _FLUSH = text(
-    "SELECT CAST(pg_postmaster_start_time() AS text), "
+    "SELECT (SELECT CAST(token AS text) FROM projection_incarnation), "
     "set_config('synchronous_commit', 'on', true), "
     "pg_logical_emit_message(true, 'koppelhub.projection.durable', '')"
 )
+#: A new incarnation's token, once (several members may flush at once after a crash).
+_NEW_INCARNATION = text(
+    "INSERT INTO projection_incarnation (id, token) VALUES (true, :token) ON CONFLICT (id) DO NOTHING"
+)
+_INCARNATION = text("SELECT CAST(token AS text) FROM projection_incarnation")
 
 
 class PostgresProjectionStore:
@@ -336,8 +341,11 @@ class PostgresProjectionStore:
     async def durable(self) -> str:
         with translate_db_errors():
             async with self._autocommit.connect() as conn:
-                started: str = (await conn.execute(_FLUSH)).scalar_one()
-        return started
+                token: str | None = (await conn.execute(_FLUSH)).scalar_one()
+                if token is None:  # the first flush since the crash (or ever): a new incarnation
+                    await conn.execute(_NEW_INCARNATION, {"token": uuid.uuid4()})
+                    token = (await conn.execute(_INCARNATION)).scalar_one()
+        return token
 
     async def apply_at_once(self, batch: Sequence[LoggedEvent], route: Route) -> tuple[int, int] | None:
         """One autocommitted statement (:data:`projection_sql.AT_ONCE`), routed

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
+    CheckConstraint,
     Column,
     DateTime,
     Float,
@@ -18,6 +20,7 @@ from sqlalchemy import (
     Text,
     func,
     text,
+    true,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
@@ -54,6 +57,17 @@ processed_events = Table(
     Column("archive_seq", BigInteger, nullable=False),
     Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("source", "event_id", name="pk_processed_events"),
+)
+
+#: Unlogged: crash recovery empties it, so its token changes whenever a crash may have lost the
+#: projector's last asynchronous commits (migration 0021, ``PostgresProjectionStore.durable``).
+projection_incarnation = Table(
+    "projection_incarnation",
+    metadata,
+    Column("id", Boolean, primary_key=True, server_default=true()),
+    Column("token", UUID(as_uuid=True), nullable=False),
+    CheckConstraint("id", name="ck_projection_incarnation_one_row"),
+    prefixes=["UNLOGGED"],
 )
 
 event_archive = Table(
