@@ -15,6 +15,7 @@ import asyncio
 import time
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 from sqlalchemy import text
@@ -28,6 +29,8 @@ from hub.embedded import EmbeddedPostgres
 from hub.services.projector import Projector
 from schemas import CloudEvent
 from tests.e2e.test_outages import gone, postmaster_pid
+from tests.e2e.test_restarts import AUTH, Hub, Publisher, ride_out
+from tests.support.hub_api import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -128,3 +131,30 @@ async def test_a_batch_whose_commit_a_postgresql_crash_lost_is_projected_again(
         assert log.committed(GROUP) == {0: 2}
     finally:
         await asyncio.to_thread(pg.stop)
+
+
+async def test_a_hub_under_load_rides_out_a_crash_recovery_of_postgresql_without_a_restart(
+    tmp_path: Path,
+) -> None:
+    """The whole hub (`koppelhub run`, publishing all the time): one PostgreSQL server process
+    killed, the postmaster recovers by itself; every acknowledged event is archived once and
+    delivered (:func:`tests.e2e.test_restarts.ride_out`)."""
+
+    async def outage(hub: Hub, publisher: Publisher) -> None:
+        await eventually(lambda: projecting(hub), timeout=60, what="the projector committing")
+        postmaster = postmaster_pid(tmp_path)
+        await asyncio.to_thread(kill, tmp_path, "walwriter")
+        await hub.ready(within=60)
+        assert postmaster_pid(tmp_path) == postmaster  # recovered, not restarted
+
+    await ride_out(tmp_path, outage, KOPPELHUB_LOG_LEVEL="info")
+    said = (tmp_path / "run.err").read_text()
+    assert "projection_read_again" in said, "the crash found no batch in flight: this test proved little"
+
+
+async def projecting(hub: Hub) -> bool:
+    """The projector has committed log positions: it projects what is published (the group
+    settles a few seconds after the start)."""
+    async with httpx.AsyncClient(base_url=hub.url, timeout=5) as client:
+        status = (await client.get("/api/v1/status", headers=AUTH)).json()
+    return any(p["committed"] for p in status["log"]["partitions"])
