@@ -9,13 +9,16 @@ from collections.abc import Mapping, Sequence
 import structlog
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
-from hub.errors import KoppelhubError
+from hub.errors import KoppelhubError, RetriableError
 from hub.ports import LogConsumer, LogRecord, ProjectionStore
 
 log = structlog.get_logger(__name__)
 
 #: How long a commit round gathers the positions of further batches before its flush.
 GATHER_SECONDS = 0.1
+#: How long one flush may take (a wait for the disk, milliseconds as a rule) before it counts
+#: as failed: a database that answers nothing must not hold a stop or a drain past its bound.
+FLUSH_TIMEOUT_SECONDS = 10.0
 
 #: Per partition: the offset of the first record not yet committed, and the position after the
 #: last one applied (what a commit marks read).
@@ -50,7 +53,8 @@ class Committer:
     a time; the positions of batches applied during a round go in the next one, together (the
     latest per partition). So positions are committed in order and never ahead of a durable
     projection; a crash before a commit replays what the dedupe then skips, as before. A flush
-    that fails (the store is away) is tried again, with back-off, until the member leaves.
+    that fails (the store is away) is tried again, with back-off, until the member leaves or
+    drains.
 
     A crash of the store may take its last commits along (the store's incarnation ends): a
     batch read while an earlier incarnation ran may be lost even though a later flush
@@ -145,7 +149,11 @@ class Committer:
             reraise=True,
         ):
             with attempt:
-                return await self._store.durable()
+                try:
+                    async with asyncio.timeout(FLUSH_TIMEOUT_SECONDS):
+                        return await self._store.durable()
+                except TimeoutError as e:
+                    raise RetriableError(f"no answer to the flush within {FLUSH_TIMEOUT_SECONDS:g} s") from e
         raise AssertionError("unreachable: AsyncRetrying returns or raises")
 
     async def _pause(self, seconds: float) -> None:

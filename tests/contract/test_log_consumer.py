@@ -8,6 +8,7 @@ published has been read.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -165,21 +166,42 @@ async def test_poll_returns_nothing_when_nothing_arrives(log: Log) -> None:
         await consumer.stop()
 
 
+async def idle(consumer: LogConsumer) -> None:
+    """Poll until the member idles: the Kafka one stops fetching after a quiet while, until its
+    next look (30 s away) or a wake-up. Twice: the first idle poll uses up the wake-up the
+    test's own publish left."""
+    deadline = time.monotonic() + 20
+    for _ in range(2):
+        assert await consumer.poll(max_records=10, timeout_s=0.5) == []
+        while getattr(consumer, "fetching", False):
+            assert time.monotonic() < deadline, "the member never idled"
+            assert await consumer.poll(max_records=10, timeout_s=0.5) == []
+
+
+async def test_wake_ends_the_poll_of_an_idle_member_at_once(log: Log) -> None:
+    await log.publisher.publish([event(1, "a")])
+    consumer = log.member()
+    await consumer.start()
+    try:
+        await read(consumer, 1)
+        await idle(consumer)
+        polling = asyncio.create_task(consumer.poll(max_records=10, timeout_s=0.2))
+        await asyncio.sleep(0.5)  # the Kafka member waits for its next look
+        woken = time.monotonic()
+        consumer.wake()
+        assert await asyncio.wait_for(polling, 10) == []
+        assert time.monotonic() - woken < 5, "the poll waited for the next look"
+    finally:
+        await consumer.stop()
+
+
 async def test_seek_reads_a_partition_again_from_an_offset_and_leaves_others_alone(log: Log) -> None:
     await log.publisher.publish([event(n, key) for n in range(4) for key in ("a", "b")])
     consumer = log.member()
     await consumer.start()
     try:
         records = await read(consumer, 8)
-        # Idle: nothing read for a while (the Kafka member then stops fetching until its next
-        # look, 30 s away; the seek must not wait for it). Twice: the first idle poll uses up
-        # the wake-up the publish left.
-        deadline = time.monotonic() + 20
-        for _ in range(2):
-            assert await consumer.poll(max_records=10, timeout_s=0.5) == []
-            while getattr(consumer, "fetching", False):
-                assert time.monotonic() < deadline, "the member never idled"
-                assert await consumer.poll(max_records=10, timeout_s=0.5) == []
+        await idle(consumer)  # the seek must not wait for the next look
         a = [r for r in records if r.event and r.event.subject == "a"]
         # the projector's store lost what it applied of "a" from e-1 on; 99 is no partition here
         await consumer.seek({a[1].partition: a[1].offset, 99: 0})

@@ -34,9 +34,7 @@ async def test_a_projection_commit_does_not_wait_for_the_disk_and_durable_flushe
         incarnation = await store.durable()
         async with other.connect() as conn:
             assert (await conn.execute(_FLUSHED_PAST, {"lsn": after_commit})).scalar() is True
-            token = (
-                await conn.execute(text("SELECT CAST(token AS text) FROM projection_incarnation"))
-            ).scalar()
+            token = (await conn.execute(_TOKEN)).scalar()
         # the incarnation that made it durable (migration 0021): the same until a crash empties it
         assert incarnation == token
         assert await store.durable() == incarnation

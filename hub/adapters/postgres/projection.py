@@ -303,11 +303,12 @@ _FLUSH = text(
     "set_config('synchronous_commit', 'on', true), "
     "pg_logical_emit_message(true, 'koppelhub.projection.durable', '')"
 )
-#: A new incarnation's token, once (several members may flush at once after a crash).
+#: A new incarnation's token, or the one another member wrote first (several may flush at once
+#: after a crash): the conflict's no-op update returns the row that is there.
 _NEW_INCARNATION = text(
-    "INSERT INTO projection_incarnation (id, token) VALUES (true, :token) ON CONFLICT (id) DO NOTHING"
+    "INSERT INTO projection_incarnation (id, token) VALUES (true, :token) "
+    "ON CONFLICT (id) DO UPDATE SET id = EXCLUDED.id RETURNING CAST(token AS text)"
 )
-_INCARNATION = text("SELECT CAST(token AS text) FROM projection_incarnation")
 
 
 class PostgresProjectionStore:
@@ -343,8 +344,7 @@ class PostgresProjectionStore:
             async with self._autocommit.connect() as conn:
                 token: str | None = (await conn.execute(_FLUSH)).scalar_one()
                 if token is None:  # the first flush since the crash (or ever): a new incarnation
-                    await conn.execute(_NEW_INCARNATION, {"token": uuid.uuid4()})
-                    token = (await conn.execute(_INCARNATION)).scalar_one()
+                    token = (await conn.execute(_NEW_INCARNATION, {"token": uuid.uuid4()})).scalar_one()
         return token
 
     async def apply_at_once(self, batch: Sequence[LoggedEvent], route: Route) -> tuple[int, int] | None:

@@ -5,8 +5,9 @@ flush before it commits log positions past them (``PostgresProjectionStore.durab
 of PostgreSQL may lose the last commits; the flush after it then proves nothing about the
 batches read before it. ``pg_postmaster_start_time()`` does not tell such a crash apart: when
 one backend dies, the postmaster runs crash recovery and keeps its start time. Crash recovery
-always empties an unlogged table, so a token kept in one changes exactly when a crash may have
-lost commits; the flush reads it and writes a new one when it is gone.
+always empties an unlogged table (so does the promotion of a standby), so a token kept in one
+changes whenever a crash may have lost commits; the flush reads it and writes a new one when it
+is gone.
 
 Revision ID: 0021
 Revises: 0020
