@@ -15,7 +15,6 @@ import asyncio
 import time
 from pathlib import Path
 
-import httpx
 import psutil
 import pytest
 from sqlalchemy import text
@@ -29,7 +28,7 @@ from hub.embedded import EmbeddedPostgres
 from hub.services.projector import Projector
 from schemas import CloudEvent
 from tests.e2e.test_outages import gone, postmaster_pid
-from tests.e2e.test_restarts import AUTH, Hub, Publisher, ride_out
+from tests.e2e.test_restarts import Hub, Publisher, projecting, ride_out
 from tests.support.hub_api import eventually
 
 pytestmark = pytest.mark.e2e
@@ -152,11 +151,3 @@ async def test_a_hub_under_load_rides_out_a_crash_recovery_of_postgresql_without
     await ride_out(tmp_path, outage, KOPPELHUB_LOG_LEVEL="info")
     said = (tmp_path / "run.err").read_text()
     assert "projection_read_again" in said, "no batch was in flight at the crash: it tested little"
-
-
-async def projecting(hub: Hub) -> bool:
-    """The projector has committed log positions: it projects what is published (the group
-    settles a few seconds after the start)."""
-    async with httpx.AsyncClient(base_url=hub.url, timeout=5) as client:
-        status = (await client.get("/api/v1/status", headers=AUTH)).json()
-    return any(p["committed"] for p in status["log"]["partitions"])

@@ -240,6 +240,14 @@ async def ride_out(
     return publisher, archived
 
 
+async def projecting(hub: Hub) -> bool:
+    """The projector has committed log positions: it projects what is published (its group
+    settles a few seconds after the hub is ready). A crash before that finds nothing in flight."""
+    async with httpx.AsyncClient(base_url=hub.url, timeout=5) as client:
+        status = (await client.get("/api/v1/status", headers=AUTH)).json()
+    return any(p["committed"] for p in status["log"]["partitions"])
+
+
 async def refusals_while_away(
     hub: Hub, publisher: Publisher, *, at_least: int = 3, within: float = 30
 ) -> None:
@@ -343,6 +351,7 @@ async def test_postgresql_restarted_fast_under_a_running_hub_is_ridden_out(tmp_p
 
 async def test_a_killed_embedded_postgresql_is_started_again_by_the_hub(tmp_path: Path) -> None:
     async def outage(hub: Hub, publisher: Publisher) -> None:
+        await eventually(lambda: projecting(hub), timeout=60, what="the projector committing")
         old = postmaster_pid(tmp_path)
         os.kill(old, signal.SIGKILL)
         await refusals_while_away(hub, publisher, at_least=1)
