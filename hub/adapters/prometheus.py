@@ -120,6 +120,12 @@ class PrometheusMetrics:
         self._dlq = Counter(
             "koppelhub_dlq_records", "Records parked in the dead-letter topic by the projector", registry=r
         )
+        self._read_again = Counter(
+            "koppelhub_projection_read_again",
+            "Times a projector member read its uncommitted batches again because the database "
+            "crashed or restarted since it read them",
+            registry=r,
+        )
         self._deliveries = Counter(
             "koppelhub_deliveries",
             "Delivery attempts by what they made of the delivery",
@@ -171,6 +177,9 @@ class PrometheusMetrics:
 
     def dead_lettered(self) -> None:
         self._dlq.inc()
+
+    def read_again(self) -> None:
+        self._read_again.inc()
 
     def publish_warned(self, kind: str, count: int) -> None:
         self._warnings.labels(kind).inc(count)

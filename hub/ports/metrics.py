@@ -23,6 +23,11 @@ class Metrics(Protocol):
         """One record parked in the dead-letter topic."""
         ...
 
+    def read_again(self) -> None:
+        """A projector member reads its uncommitted batches again: the database crashed or
+        restarted since it read them, and their asynchronous commits may be lost."""
+        ...
+
     def publish_warned(self, kind: str, count: int) -> None:
         """``count`` events accepted with a warning of ``kind`` (e.g. ``sequence-not-padded``):
         mistakes the publish API answers with a warning rather than a refusal."""
@@ -62,6 +67,9 @@ class NoMetrics:
         pass
 
     def dead_lettered(self) -> None:
+        pass
+
+    def read_again(self) -> None:
         pass
 
     def publish_warned(self, kind: str, count: int) -> None:

@@ -194,7 +194,7 @@ class Projector:
         drain_deadline: float | None = None
         drain_began = 0.0  # wall clock: what the log answers after it counts (caught_up)
         unanswered: float | None = None  # since when the drain has waited for nothing to read
-        committer = Committer(consumer, self._store)
+        committer = Committer(consumer, self._store, self._metrics.read_again)
         try:
             await committer.begin()
             while not stop.is_set():

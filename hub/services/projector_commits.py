@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import structlog
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
@@ -68,8 +68,11 @@ class Committer:
     200 events/s, now at most 10. A crash replays up to that much more of the log, which the
     dedupe skips; nothing is committed earlier than before."""
 
-    def __init__(self, consumer: LogConsumer, store: ProjectionStore) -> None:
+    def __init__(
+        self, consumer: LogConsumer, store: ProjectionStore, read_again: Callable[[], None] = lambda: None
+    ) -> None:
         self._consumer, self._store = consumer, store
+        self._count_read_again = read_again  # the metric
         self._pending: Span = {}
         #: The store's incarnations as known when the pending batches were read.
         self._read_during: set[str | None] = set()
@@ -131,6 +134,7 @@ class Committer:
                     "commits may be lost with it; they are applied again (the dedupe skips what survived)",
                     positions=self._rewind,
                 )
+                self._count_read_again()
                 self._consumer.wake()  # an idle member reads them again now, not at its next look
                 return
             await self._consumer.commit({p: after for p, (_, after) in taken.items()})

@@ -42,6 +42,7 @@ NAMES = {
     "koppelhub_outbox_pending",
     "koppelhub_dlq_records",
     "koppelhub_connector_runs",
+    "koppelhub_projection_read_again",
 }
 
 

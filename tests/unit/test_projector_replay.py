@@ -11,6 +11,7 @@ import asyncio
 
 from hub.adapters.memory import InMemoryEventLog, InMemoryProjectionStore
 from hub.errors import RetriableError
+from hub.ports.metrics import NO_METRICS, Metrics, NoMetrics
 from hub.services.projector import Projector
 from hub.services.projector_commits import Committer
 from schemas import CloudEvent
@@ -28,13 +29,21 @@ def archived(store: InMemoryProjectionStore) -> list[str]:
     return [a.event.id for a in store.archive]
 
 
+class Counted(NoMetrics):
+    def __init__(self) -> None:
+        self.read_again_count = 0
+
+    def read_again(self) -> None:
+        self.read_again_count += 1
+
+
 def projecting(
-    log: InMemoryEventLog, store: InMemoryProjectionStore
+    log: InMemoryEventLog, store: InMemoryProjectionStore, metrics: Metrics = NO_METRICS
 ) -> tuple[asyncio.Task[None], asyncio.Event]:
     """A projector running on the twins, and its drain (set it: the projector returns once it
     has read everything published)."""
     drained = asyncio.Event()
-    projector = Projector(lambda: log.consumer(GROUP), store, log, derive=None)
+    projector = Projector(lambda: log.consumer(GROUP), store, log, derive=None, metrics=metrics)
     return asyncio.create_task(projector.run(asyncio.Event(), drain=drained)), drained
 
 
@@ -68,9 +77,9 @@ class GatedStore(InMemoryProjectionStore):
 
 
 async def test_a_batch_the_crash_lost_is_read_again_though_the_flush_after_the_restart_succeeds() -> None:
-    log, store = InMemoryEventLog(partitions=1), GatedStore()
+    log, store, metrics = InMemoryEventLog(partitions=1), GatedStore(), Counted()
     await log.publish([event("first")])
-    running, drained = projecting(log, store)
+    running, drained = projecting(log, store, metrics)
     async with asyncio.timeout(5):
         assert await store.flushing.get() == ["first"]  # applied, its commit not yet durable
         store.crash()  # PostgreSQL comes back without it
@@ -83,6 +92,7 @@ async def test_a_batch_the_crash_lost_is_read_again_though_the_flush_after_the_r
         await running
     assert archived(store) == ["first", "second"]
     assert log.committed(GROUP) == {0: 2}
+    assert metrics.read_again_count == 1  # koppelhub_projection_read_again_total
 
 
 async def test_a_batch_the_crash_lost_is_read_again_when_its_flush_failed_during_the_outage() -> None:
