@@ -83,10 +83,11 @@ class Committer:
         self.incarnation: str | None = None
 
     async def begin(self) -> None:
-        """Learn the store's incarnation before the first batch is read (if the store is away,
-        the first round learns it, and reads that round's batches again)."""
-        with contextlib.suppress(KoppelhubError):
-            self.incarnation = await self._store.durable()
+        """Learn the store's incarnation before the first batch is read (if the store is away
+        or does not answer, the first round learns it, and reads that round's batches again)."""
+        with contextlib.suppress(KoppelhubError, TimeoutError):
+            async with asyncio.timeout(FLUSH_TIMEOUT_SECONDS):
+                self.incarnation = await self._store.durable()
 
     def behind(self, applied: Span, read_during: str | None) -> None:
         """Commit past ``applied`` (a batch whose transaction committed, read while the store's

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from hub.adapters.memory import InMemoryEventLog, InMemoryProjectionStore
 from hub.errors import RetriableError
 from hub.ports.metrics import NO_METRICS, Metrics, NoMetrics
+from hub.services import projector_commits
 from hub.services.projector import Projector
 from hub.services.projector_commits import Committer
 from schemas import CloudEvent
@@ -181,3 +184,31 @@ async def test_a_batch_applied_before_the_member_rewound_is_read_again_too() -> 
     assert committer.rewind() == {0: 0, 1: 7}
     assert committer.rewind() is None  # once
     assert log.committed(GROUP) == {}
+
+
+class FirstFlushHangs(InMemoryProjectionStore):
+    """Its first flush (the member's, at its start) never answers, as a hung database."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flushes = 0
+
+    async def durable(self) -> str:
+        self.flushes += 1
+        if self.flushes == 1:
+            await asyncio.Event().wait()
+        return await super().durable()
+
+
+async def test_a_member_whose_first_flush_hangs_starts_reading_after_the_flush_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(projector_commits, "FLUSH_TIMEOUT_SECONDS", 0.2)
+    log, store = InMemoryEventLog(partitions=1), FirstFlushHangs()
+    await log.publish([event("first")])
+    running, drained = projecting(log, store)
+    drained.set()
+    async with asyncio.timeout(5):
+        await running
+    assert archived(store) == ["first"]
+    assert log.committed(GROUP) == {0: 1}  # its incarnation was not known: read again, applied once
