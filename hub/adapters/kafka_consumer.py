@@ -331,7 +331,7 @@ class KafkaLogConsumer:
     async def commit(self, positions: Mapping[int, int]) -> bool:
         if not positions:
             return True
-        topic = next(iter(self._consumer.subscription()))
+        topic = self._topic()
         try:
             await self._consumer.commit({TopicPartition(topic, p): o for p, o in positions.items()})
         except (CommitFailedError, KafkaError) as e:
@@ -340,13 +340,18 @@ class KafkaLogConsumer:
             return False
         return True
 
+    def _topic(self) -> str:
+        """The one topic this member subscribed to."""
+        topic: str = next(iter(self._consumer.subscription()))
+        return topic
+
     def wake(self) -> None:
         self._idling.wake.set()
 
     async def seek(self, positions: Mapping[int, int]) -> None:
         if not positions:
             return
-        topic = next(iter(self._consumer.subscription()))
+        topic = self._topic()
         assignment = self._consumer.assignment()
         for p, offset in positions.items():
             tp = TopicPartition(topic, p)

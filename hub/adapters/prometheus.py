@@ -123,7 +123,7 @@ class PrometheusMetrics:
         self._read_again = Counter(
             "koppelhub_projection_read_again",
             "Times a projector member read its uncommitted batches again because the database "
-            "crashed or restarted since it read them",
+            "went through crash recovery (or a failover) since it read them",
             registry=r,
         )
         self._deliveries = Counter(

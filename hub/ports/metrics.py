@@ -24,8 +24,9 @@ class Metrics(Protocol):
         ...
 
     def read_again(self) -> None:
-        """A projector member reads its uncommitted batches again: the database crashed or
-        restarted since it read them, and their asynchronous commits may be lost."""
+        """A projector member reads its uncommitted batches again: the database went through
+        crash recovery (or a failover) since it read them, and their asynchronous commits may
+        be lost. A clean restart loses nothing and does not count."""
         ...
 
     def publish_warned(self, kind: str, count: int) -> None:

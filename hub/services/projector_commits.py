@@ -131,8 +131,8 @@ class Committer:
                 self._rewind = {p: first for p, (first, _) in lost.items()}
                 log.warning(
                     "projection_read_again",
-                    reason="the database crashed or restarted since these batches were read: their "
-                    "commits may be lost with it; they are applied again (the dedupe skips what survived)",
+                    reason="the database went through crash recovery since these batches were read: "
+                    "their commits may be lost; they are applied again (the dedupe skips what survived)",
                     positions=self._rewind,
                 )
                 self._count_read_again()

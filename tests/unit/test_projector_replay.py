@@ -151,14 +151,14 @@ async def test_a_drain_does_not_end_before_the_batches_the_crash_lost_are_applie
     assert log.committed(GROUP) == {0: 1}
 
 
-async def test_a_restart_that_lost_nothing_reads_again_what_was_uncommitted_and_applies_it_once() -> None:
+async def test_a_crash_that_lost_nothing_reads_again_what_was_uncommitted_and_applies_it_once() -> None:
     log, store = InMemoryEventLog(partitions=2), GatedStore()
     await log.publish([event("first", "a"), event("other", "d")])
     running, drained = projecting(log, store)
     async with asyncio.timeout(5):
         assert sorted(await store.flushing.get()) == ["first", "other"]
         await store.checkpoint()
-        store.crash()  # a restart: a new incarnation, nothing lost
+        store.crash()  # everything was flushed: a new incarnation, nothing lost
         store.gate.set()
         assert sorted(await store.flushing.get()) == ["first", "other"]  # read again: dedupe
         store.open()
