@@ -30,7 +30,7 @@ from hub.bootstrap import (
     span_relay,
 )
 from hub.bootstrap import migrate as migrate_schema
-from hub.children import INTAKE_RESTART_SECONDS, Children, stop_on_signals, supervise
+from hub.children import HURRY_SECONDS, INTAKE_RESTART_SECONDS, Children, stop_on_signals, supervise
 from hub.datadir import own_data_dir
 from hub.embedded import Infrastructure, provision
 from hub.errors import ConfigurationError, KoppelhubError, RetriableError
@@ -244,7 +244,8 @@ class LastResort:
 
 async def _watch(hub: HubProcess, infra: Infrastructure, died: list[str]) -> None:
     """Start a crashed embedded PostgreSQL again (the roles wait for it). When the embedded
-    broker died, start it again on its port and stop the roles, for the caller to start them
+    broker died, end the projector's members (:meth:`Projector.log_lost`: they commit nothing
+    more), start the broker again on its port and stop the roles, for the caller to start them
     anew on it (README "Outages"); the API first answers what it has in flight.
 
     A process that started neither (a child of ``run``, whose parent watches them, or a hub on
@@ -256,6 +257,8 @@ async def _watch(hub: HubProcess, infra: Infrastructure, died: list[str]) -> Non
         broker = infra.broker
         if broker is not None and broker.died():
             log.error("embedded_broker_died", restarting=True)
+            if hub.projector is not None:  # before the broker is back: its members read the lost log
+                await hub.projector.log_lost(within=HURRY_SECONDS)
             if await asyncio.to_thread(broker.restart):
                 await create_topics(infra.kafka_bootstrap, hub.settings)
             died.append("broker")  # still dead: the caller exits 75; else it starts the roles again

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,18 +36,14 @@ from hub.ports import (
     LogConsumer,
     LoggedEvent,
     LogRecord,
-    MatchableSubscription,
-    NewDelivery,
     ProjectionStore,
 )
 from hub.ports.metrics import NO_METRICS, Metrics
 from hub.services.collector import defer_full_collections, freeze_start_up_heap
-from hub.services.landscape import DerivedEvents, project_landscape
+from hub.services.landscape import DerivedEvents
+from hub.services.projection import Applied, apply_events
 from hub.services.projector_commits import Committer, span
 from hub.tracing import carried, context_of, left_out, tracer, tracing_on
-from schemas import CloudEvent
-from schemas.landscape import parse_inbound_type
-from subscriptions.recipients import recipients
 
 log = structlog.get_logger(__name__)
 
@@ -69,59 +64,6 @@ class ProjectorStats:
     derived: int = 0
     deliveries: int = 0
     stale: int = 0
-
-
-@dataclass(frozen=True)
-class Applied:
-    """What one transaction did: events seen for the first time, events derived, outbox rows,
-    and stale landscape events ignored."""
-
-    new: int = 0
-    derived: int = 0
-    deliveries: int = 0
-    stale: int = 0
-
-    def __add__(self, other: Applied) -> Applied:
-        return Applied(
-            self.new + other.new,
-            self.derived + other.derived,
-            self.deliveries + other.deliveries,
-            self.stale + other.stale,
-        )
-
-
-async def apply_events(
-    store: ProjectionStore, batch: Sequence[LoggedEvent], derive: DerivedEvents | None
-) -> Applied:
-    """Apply one batch in one transaction: archive what is new, project the landscape events
-    among it, archive the derived events that follow (when ``derive`` is given), and queue one
-    delivery per recipient for all of them.
-
-    A batch without landscape events (nothing to project, nothing derived) goes to the store
-    in one step when it can (:meth:`ProjectionStore.apply_at_once`: one round trip instead of
-    four, issue 17), with the same rule for who receives what."""
-    if batch and not any(parse_inbound_type(item.event.type) for item in batch):
-        at_once = await store.apply_at_once(batch, _route)
-        if at_once is not None:
-            return Applied(new=at_once[0], deliveries=at_once[1])
-    async with store.transaction() as uow:
-        archived = await uow.record_new(batch)
-        fresh = len(archived)
-        projected = await project_landscape(uow.landscape, archived, derive)
-        if projected.derived:
-            archived += await uow.archive_derived(projected.derived)
-        subs = await uow.subscriptions()
-        new: list[NewDelivery] = []
-        for item in archived:
-            attrs = item.event.attributes()
-            key = item.event.key()
-            new.extend(NewDelivery(s.id, item.seq, item.event.id, key) for s in recipients(subs, attrs))
-        await uow.add_deliveries(new)
-    return Applied(fresh, len(archived) - fresh, len(new), projected.stale)
-
-
-def _route(subs: Sequence[MatchableSubscription], event: CloudEvent) -> list[uuid.UUID]:
-    return [s.id for s in recipients(subs, event.attributes())]
 
 
 class Projector:
@@ -148,6 +90,9 @@ class Projector:
         self._batch_size = batch_size
         self._live: list[LogConsumer] = []
         self._ending = False  # stop or drain was set: members no longer idle
+        self._lost = asyncio.Event()  # the log is gone (:meth:`log_lost`)
+        self._committers: list[Committer] = []
+        self._running: asyncio.Future[list[None]] | None = None  # the members, while they run
         self.stats = ProjectorStats()
 
     @property
@@ -165,10 +110,31 @@ class Projector:
         partition still has one owner, so the events of one key stay in order."""
         freeze_start_up_heap()
         watcher = asyncio.create_task(self._stop_idling_on(stop, drain), name="projector-stop-idling")
+        members = (self._member(stop, drain, drain_timeout) for _ in range(self._members))
+        self._running = asyncio.gather(*members)
         try:
-            await asyncio.gather(*(self._member(stop, drain, drain_timeout) for _ in range(self._members)))
+            await self._running
+            if self._lost.is_set():
+                await stop.wait()  # the role stays up, not ready, until the process stops
         finally:
             watcher.cancel()
+
+    async def log_lost(self, within: float) -> None:
+        """The log the members read is gone: the embedded broker died with its in-memory log,
+        and ``run`` starts it again at the same address, empty. The members commit nothing more,
+        not even a round under way, and leave (waited for up to ``within`` seconds). One that
+        lived on beside the new broker would rejoin the group there and commit its positions of
+        the old log, and the group would skip every record below them: events relayed from the
+        write-ahead log or published since, acknowledged and never projected (README "Outages")."""
+        self._lost.set()
+        self._ending = True
+        for committer in self._committers:
+            committer.abandon()
+        for consumer in self._live:
+            consumer.stop_idling()
+            consumer.wake()
+        if self._running is not None:
+            await asyncio.wait({self._running}, timeout=within)
 
     async def _stop_idling_on(self, stop: asyncio.Event, drain: asyncio.Event | None) -> None:
         """An idle member's poll waits for a write to the log, not for a timer: tell the members
@@ -186,7 +152,9 @@ class Projector:
 
     async def _member(self, stop: asyncio.Event, drain: asyncio.Event | None, drain_timeout: float) -> None:
         consumer = self._consumers()
+        committer = Committer(consumer, self._store, self._metrics.read_again)
         self._live.append(consumer)
+        self._committers.append(committer)
         if self._ending:
             consumer.stop_idling()
         await consumer.start()
@@ -194,10 +162,9 @@ class Projector:
         drain_deadline: float | None = None
         drain_began = 0.0  # wall clock: what the log answers after it counts (caught_up)
         unanswered: float | None = None  # since when the drain has waited for nothing to read
-        committer = Committer(consumer, self._store, self._metrics.read_again)
         try:
             await committer.begin()
-            while not stop.is_set():
+            while not stop.is_set() and not self._lost.is_set():
                 if (back := committer.rewind()) is not None:
                     await consumer.seek(back)
                 read_during = committer.incarnation
@@ -228,8 +195,12 @@ class Projector:
         finally:
             self._started -= 1
             self._live.remove(consumer)
+            self._committers.remove(committer)
             try:
-                await committer.done()  # the last positions are committed before the member leaves
+                if self._lost.is_set():
+                    committer.abandon()
+                else:
+                    await committer.done()  # the last positions are committed before the member leaves
             finally:
                 await consumer.stop()
 

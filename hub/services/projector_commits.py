@@ -79,6 +79,7 @@ class Committer:
         self._rewind: dict[int, int] | None = None
         self._round: asyncio.Task[None] | None = None
         self._leaving = asyncio.Event()
+        self._abandoned = False
         #: The incarnation the last flush answered (None: not known yet).
         self.incarnation: str | None = None
 
@@ -92,6 +93,8 @@ class Committer:
     def behind(self, applied: Span, read_during: str | None) -> None:
         """Commit past ``applied`` (a batch whose transaction committed, read while the store's
         incarnation was ``read_during``) in time."""
+        if self._abandoned:
+            return
         if self._rewind is not None:  # read before the rewind: it is read again
             for p, (first, _) in applied.items():
                 self._rewind[p] = min(first, self._rewind.get(p, first))
@@ -137,6 +140,8 @@ class Committer:
                 )
                 self._count_read_again()
                 self._consumer.wake()  # an idle member reads them again now, not at its next look
+                return
+            if self._abandoned:
                 return
             await self._consumer.commit({p: after for p, (_, after) in taken.items()})
 
@@ -184,3 +189,13 @@ class Committer:
         self._leaving.set()
         if self._round is not None:
             await self._round
+
+    def abandon(self) -> None:
+        """Commit nothing more, not even the round under way (its commit may be waiting in the
+        broker client for a coordinator): the log these positions belong to is gone
+        (:meth:`hub.services.projector.Projector.log_lost`)."""
+        self._abandoned = True
+        self._leaving.set()
+        self._pending, self._read_during = {}, set()
+        if self._round is not None:
+            self._round.cancel()

@@ -30,7 +30,8 @@ from hub.ports import (
     StoredObject,
 )
 from hub.services.landscape import DerivedEvents, rebuild
-from hub.services.projector import ProjectionStore, apply_events
+from hub.services.projection import apply_events
+from hub.services.projector import ProjectionStore
 from schemas import CloudEvent, validate_event
 from schemas.landscape import ingetrokken_type, vastgelegd_type
 from subscriptions.filters import parse_filters

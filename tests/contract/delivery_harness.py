@@ -28,7 +28,7 @@ from hub.adapters.postgres.projection import PostgresProjectionStore
 from hub.adapters.postgres.subscriptions import PostgresSubscriptionStore
 from hub.adapters.postgres.tables import deliveries
 from hub.ports import AttemptResult, ClaimedDelivery, DeliveryStore, LoggedEvent, Outbox, SubscriptionStore
-from hub.services.projector import apply_events
+from hub.services.projection import apply_events
 from schemas import CloudEvent, validate_event
 
 HUB = "urn:nld:oin:00000000000000000099:systeem:koppelhub-test"

@@ -27,7 +27,7 @@ from hub.adapters.postgres.projection import PostgresProjectionStore
 from hub.adapters.postgres.subscriptions import PostgresSubscriptionStore
 from hub.ports import ConnectorStore, ImportStore, LoggedEvent, Outbox, SubscriptionStore
 from hub.ports.operators import OperationsStore
-from hub.services.projector import apply_events
+from hub.services.projection import apply_events
 from schemas import CloudEvent
 from schemas.hub_events import DELIVERY_DEAD
 from tests.contract.delivery_harness import HUB, event, outcome

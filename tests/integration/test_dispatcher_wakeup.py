@@ -22,7 +22,7 @@ from hub.ports import ClaimedDelivery, LoggedEvent
 from hub.services.delivery_policy import RetryPolicy
 from hub.services.dispatcher import Dispatcher
 from hub.services.dispatcher_wakeup import Beside
-from hub.services.projector import apply_events
+from hub.services.projection import apply_events
 from subscriptions.delivery import DeliveryTarget
 from subscriptions.retry import RetrySchedule
 from subscriptions.sender import DeliveryOutcome, Disposition

@@ -26,7 +26,7 @@ from hub.adapters.postgres.outbox import PostgresOutbox
 from hub.adapters.postgres.projection import PostgresProjectionStore
 from hub.adapters.postgres.subscriptions import PostgresSubscriptionStore
 from hub.ports import LoggedEvent
-from hub.services.projector import apply_events
+from hub.services.projection import apply_events
 from subscriptions.delivery import SharedEvent, encode
 from tests.contract.delivery_harness import HUB, LEASE, event, outcome
 

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from hub.adapters.postgres.engine import create_engine
 from hub.adapters.postgres.projection import PostgresProjectionStore
 from hub.ports import LoggedEvent
-from hub.services.projector import apply_events
+from hub.services.projection import apply_events
 from tests.contract.delivery_harness import event
 
 _LSN = text("SELECT pg_current_wal_insert_lsn()")

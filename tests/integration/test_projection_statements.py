@@ -18,7 +18,7 @@ from hub.adapters.postgres.engine import create_engine
 from hub.adapters.postgres.projection import AnalyzeSchedule, PostgresProjectionStore
 from hub.adapters.postgres.subscriptions import PostgresSubscriptionStore
 from hub.ports import LoggedEvent
-from hub.services.projector import apply_events
+from hub.services.projection import apply_events
 from tests.contract.delivery_harness import event
 
 

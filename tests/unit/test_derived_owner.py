@@ -12,7 +12,7 @@ from typing import Any
 from hub.adapters.memory import InMemoryProjectionStore
 from hub.ports import LoggedEvent
 from hub.services.landscape import DerivedEvents
-from hub.services.projector import apply_events
+from hub.services.projection import apply_events
 from schemas import validate_event
 
 _ids = itertools.count()

@@ -15,7 +15,7 @@ from hub.api.ownership import check_publish
 from hub.api.problems import ProblemError
 from hub.ports import LoggedEvent
 from hub.services.access import Principal, Role
-from hub.services.projector import apply_events
+from hub.services.projection import apply_events
 from schemas import CloudEvent, validate_event
 
 GEM_A, GEM_B = "gem-a", "gem-b"

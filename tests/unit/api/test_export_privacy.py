@@ -25,7 +25,7 @@ from hub.api.auth import ADMIN, TokenAuthenticator
 from hub.api.context import ApiContext
 from hub.ports import LoggedEvent
 from hub.services.landscape import DerivedEvents
-from hub.services.projector import apply_events
+from hub.services.projection import apply_events
 from hub.services.tokens import TokenLookup, TokenService
 from schemas import validate_event
 from subscriptions.ssrf import NetworkPolicy

@@ -12,7 +12,7 @@ import pytest
 
 from hub.ports import LoggedEvent
 from hub.services.landscape import DerivedEvents
-from hub.services.projector import apply_events
+from hub.services.projection import apply_events
 from schemas import validate_event
 from tests.support.memory_app import MemoryApp
 
