@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import socket
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 import structlog
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from hub.adapters.kafka import LogWritten, make_consumer
-from hub.errors import KoppelhubError, RecordTooLarge, RetriableError
+from hub.adapters.kafka_membership import Membership
+from hub.errors import RecordTooLarge, RetriableError
 from hub.ports.log import LogRecord
 from hub.ports.members import MemberRegistry
 from hub.settings import KafkaSettings
@@ -34,88 +33,9 @@ __all__ = ["KafkaLogConsumer", "quiet_after_s"]
 log = structlog.get_logger(__name__)
 
 
-#: How long one write of a member's record may take before it is given up (logged).
-REPORT_TIMEOUT_S = 5.0
 #: How long :meth:`KafkaLogConsumer.caught_up` waits for a position (one being reset asks the
 #: broker): longer, and the member is not known to be caught up yet.
 POSITION_S = 0.5
-
-
-class _Membership(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Whether the group has assigned this member its partitions yet (perhaps none), and, with
-    a ``registry``, the record of those partitions that the status reads: Tansu's description
-    of the group carries no assignment (``hub.ports.members``). An assignment is recorded as
-    given, a revoke as no partitions; the consumer forgets its record when it stops.
-
-    The record is written by a task of its own, never inside the rebalance callback: a
-    PostgreSQL stall must not hold up the member's rejoin (and so the whole group's
-    rebalance). One writer at a time, always the latest partitions, so the record ends as the
-    last assignment said.
-
-    An assignment also wakes the member (``wake``): an idle member waits for a wake-up or its
-    next look, and partitions it was just given may hold records written before they moved
-    (announced to their former owner, not to it)."""
-
-    def __init__(
-        self,
-        registry: MemberRegistry | None,
-        client_id: str,
-        group: str,
-        topic: str,
-        wake: asyncio.Event | None = None,
-    ) -> None:
-        self.assigned = False
-        self._registry, self.client_id, self._group, self._topic = registry, client_id, group, topic
-        self._wake = wake or asyncio.Event()
-        self._latest: tuple[int, ...] | None = None  # to be written
-        self._writer: asyncio.Task[None] | None = None
-
-    async def on_partitions_revoked(self, revoked: object) -> None:
-        self.assigned = False
-        self._report(())
-
-    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        self.assigned = True
-        self._wake.set()
-        self._report(tuple(tp.partition for tp in assigned if tp.topic == self._topic))
-
-    def _report(self, partitions: tuple[int, ...]) -> None:
-        if self._registry is None:
-            return
-        self._latest = partitions
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write(self._registry), name="projector-member-record")
-
-    async def _write(self, registry: MemberRegistry) -> None:
-        """Write the latest partitions until none is left unwritten; a failure only costs the
-        status this member's partitions until the next assignment (logged)."""
-        while self._latest is not None:
-            partitions, self._latest = self._latest, None
-            try:
-                async with asyncio.timeout(REPORT_TIMEOUT_S):
-                    await registry.record(
-                        client_id=self.client_id,
-                        group=self._group,
-                        topic=self._topic,
-                        host=socket.gethostname(),
-                        pid=os.getpid(),
-                        partitions=partitions,
-                    )
-            except (KoppelhubError, TimeoutError) as e:
-                log.warning("member_assignment_not_recorded", client_id=self.client_id, error=str(e))
-
-    async def forget(self) -> None:
-        """Delete the record, after any write still under way (so the delete comes last)."""
-        if self._registry is None:
-            return
-        self._latest = None
-        if self._writer is not None:
-            await self._writer
-        try:
-            async with asyncio.timeout(REPORT_TIMEOUT_S):
-                await self._registry.forget(self.client_id)
-        except (KoppelhubError, TimeoutError) as e:
-            log.warning("member_assignment_not_forgotten", client_id=self.client_id, error=str(e))
 
 
 def decode(
@@ -238,7 +158,7 @@ class KafkaLogConsumer:
         # this consumer's record in ``members``.
         client_id = f"koppelhub-projector-{uuid.uuid4().hex[:12]}"
         group = group_id or settings.consumer_group
-        self._membership = _Membership(members, client_id, group, settings.topic, wake=self._idling.wake)
+        self._membership = Membership(members, client_id, group, settings.topic, wake=self._idling.wake)
         # caught_up(since): the first answer of each partition after ``since`` (_answered_after)
         self._first_answers: tuple[float | None, dict[TopicPartition, int]] = (None, {})
         self._consumer: AIOKafkaConsumer = make_consumer(
@@ -301,6 +221,7 @@ class KafkaLogConsumer:
         if batch:
             idling.keep_fetching()
             idling.fed = True
+            self._membership.handed({tp.partition: rs[-1].offset + 1 for tp, rs in batch.items() if rs})
         elif not idling.never and (looking or idling.quiet()) and not self._look_unanswered():
             self._consumer.pause(*self._consumer.assignment())
             idling.paused, idling.look_began = True, None
@@ -329,16 +250,45 @@ class KafkaLogConsumer:
         self._idling.wake.set()
 
     async def commit(self, positions: Mapping[int, int]) -> bool:
+        """Commit ``positions``, but none past the records handed over in the current assignment,
+        and give a commit up when a rebalance begins meanwhile (aiokafka's commit retries until a
+        coordinator answers, and would send what it holds under the member's next generation):
+        see :class:`hub.adapters.kafka_membership.Membership`. What is not committed is read
+        again by whoever owns the partition, and the dedupe skips it."""
         if not positions:
             return True
+        if beyond := self._membership.beyond(positions):
+            log.info(
+                "offset_commit_skipped",
+                positions=beyond,
+                reason="read before the group's last rebalance (or in a log the broker lost): "
+                "read again by the partition's owner",
+            )
+            positions = {p: after for p, after in positions.items() if p not in beyond}
+        ended = self._membership.ended
+        if not positions or ended.is_set():
+            return False
         topic = self._topic()
+        committing = asyncio.ensure_future(
+            self._consumer.commit({TopicPartition(topic, p): o for p, o in positions.items()})
+        )
+        rebalancing = asyncio.ensure_future(ended.wait())
         try:
-            await self._consumer.commit({TopicPartition(topic, p): o for p, o in positions.items()})
+            await asyncio.wait({committing, rebalancing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            rebalancing.cancel()
+            if not committing.done():
+                committing.cancel()  # a rebalance began, or the member left
+        if committing.cancelled():
+            log.warning("offset_commit_failed", error="a rebalance began during the commit")
+            return False
+        try:
+            committing.result()
         except (CommitFailedError, KafkaError) as e:
             # A rebalance took the partitions away; the new owner replays and dedupe skips.
             log.warning("offset_commit_failed", error=str(e))
             return False
-        return True
+        return not beyond
 
     def _topic(self) -> str:
         """The one topic this member subscribed to."""

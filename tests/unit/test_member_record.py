@@ -8,7 +8,7 @@ import asyncio
 
 from aiokafka import TopicPartition
 
-from hub.adapters.kafka_consumer import _Membership
+from hub.adapters.kafka_membership import Membership
 from hub.adapters.memory.members import InMemoryMemberRegistry
 
 
@@ -28,7 +28,7 @@ class HeldRegistry(InMemoryMemberRegistry):
 
 async def test_a_rebalance_does_not_wait_for_the_record_and_the_record_ends_as_the_last_assignment() -> None:
     registry = HeldRegistry()
-    membership = _Membership(registry, "koppelhub-projector-abc", "koppelhub-projector", "events")
+    membership = Membership(registry, "koppelhub-projector-abc", "koppelhub-projector", "events")
 
     async with asyncio.timeout(1):  # held writes: a callback that waited for them would time out
         await membership.on_partitions_assigned([TopicPartition("events", 0), TopicPartition("events", 3)])
@@ -44,7 +44,7 @@ async def test_a_rebalance_does_not_wait_for_the_record_and_the_record_ends_as_t
 
 async def test_the_latest_assignment_is_what_the_record_says() -> None:
     registry = HeldRegistry()
-    membership = _Membership(registry, "koppelhub-projector-abc", "koppelhub-projector", "events")
+    membership = Membership(registry, "koppelhub-projector-abc", "koppelhub-projector", "events")
     await membership.on_partitions_assigned([TopicPartition("events", 0)])
     await registry.writing.wait()
     await membership.on_partitions_assigned([TopicPartition("events", 1), TopicPartition("events", 4)])

@@ -40,7 +40,8 @@ async def test_a_projector_whose_log_is_lost_commits_nothing_more_not_even_the_r
         fresh.open()
         await log.publish([event("marker")])
         drained.set()
-        await Projector(lambda: log.consumer(GROUP), fresh, log, derive=None).run(asyncio.Event(), drain=drained)
+        successor = Projector(lambda: log.consumer(GROUP), fresh, log, derive=None)
+        await successor.run(asyncio.Event(), drain=drained)
         stop.set()
         await running
     assert archived(fresh) == ["first", "marker"]  # with the old position committed: ["marker"]
