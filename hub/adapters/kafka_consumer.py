@@ -1,7 +1,8 @@
 """Kafka adapter of the :class:`hub.ports.LogConsumer` port: one aiokafka consumer-group member.
 
 Everything aiokafka-specific about reading the log lives here: the consumer's settings, the
-rebalance listener that tells an empty assignment from none yet, decoding records in the
+rebalance listener (:class:`hub.adapters.kafka_membership.Membership`: it tells an empty
+assignment from none yet, and bounds what a member commits), decoding records in the
 CloudEvents Kafka binding, the high-water marks behind :meth:`caught_up` (not
 ``end_offsets()``, which Tansu gets wrong, INFRA.md), the translation of driver errors, and
 idling (:class:`_Idling`): a member that read nothing for a while stops fetching.
@@ -252,9 +253,13 @@ class KafkaLogConsumer:
     async def commit(self, positions: Mapping[int, int]) -> bool:
         """Commit ``positions``, but none past the records handed over in the current assignment,
         and give a commit up when a rebalance begins meanwhile (aiokafka's commit retries until a
-        coordinator answers, and would send what it holds under the member's next generation):
+        coordinator answers, and would send its old positions once the member has rejoined):
         see :class:`hub.adapters.kafka_membership.Membership`. What is not committed is read
-        again by whoever owns the partition, and the dedupe skips it."""
+        again by whoever owns the partition, and the dedupe skips it.
+
+        A second line of defence: a commit request already sent is not called back (aiokafka
+        shields it), so where the hub can, it stops its members before a broker that lost its
+        log is back (README "Outages")."""
         if not positions:
             return True
         if beyond := self._membership.beyond(positions):

@@ -17,7 +17,12 @@ so these limits live in the protocol, one instance per connection:
   seconds before it closes. Closing at once would reset the connection with the client's data
   unread, and a client that sends its whole body before reading (httpx, requests) would then
   see a reset instead of the refusal. The body is never buffered: memory stays flat;
-- at most ``max_connections`` connections: one more is closed as soon as it opens.
+- at most ``max_connections`` connections: one more is closed as soon as it opens;
+- a graceful stop closes an idle keep-alive connection only after :data:`SHUTDOWN_GRACE_SECONDS`,
+  not at once as uvicorn does: a request the client sent on it meanwhile (it cannot know the
+  hub is stopping) is answered, with ``Connection: close``, instead of finding its connection
+  closed with no answer (a publisher then cannot tell whether its events were accepted; a
+  test publishing through a restart of the API saw ``ReadError``).
 
 The body timeout is the request guard's (hub/api/limits.py): the application reads the body.
 
@@ -40,6 +45,9 @@ log = structlog.get_logger(__name__)
 LINGER_BYTES = 64 * 1024 * 1024
 #: The largest request head (request line and headers), as h11's default under uvicorn.
 MAX_HEAD_BYTES = 16 * 1024
+#: How long a stopping server keeps an idle keep-alive connection open for a request already
+#: on its way (loopback or a network round trip, well within).
+SHUTDOWN_GRACE_SECONDS = 0.5
 
 
 def _plain(status: bytes, text: bytes) -> bytes:
@@ -77,6 +85,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0  # bytes received while that head was in progress
         self._in_body = False  # a head parsed, its body not yet to the end
         self._linger_left: int | None = None  # bytes a lingering close still discards
+        self._stopping = False  # the server stops: every request from now on closes after its answer
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -113,6 +122,21 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_started, self._in_body = None, True
         self._cancel_head_timer()
         super().on_headers_complete()
+        if self._stopping and self.cycle is not None:
+            self.cycle.keep_alive = False
+
+    def shutdown(self) -> None:
+        """A graceful stop: a request under way closes its connection after its answer (as in
+        uvicorn); an idle connection closes after :data:`SHUTDOWN_GRACE_SECONDS` (see module)."""
+        self._stopping = True
+        if self.cycle is None or self.cycle.response_complete:
+            self.loop.call_later(SHUTDOWN_GRACE_SECONDS, self._close_if_idle)
+        else:
+            self.cycle.keep_alive = False
+
+    def _close_if_idle(self) -> None:
+        if self.cycle is None or self.cycle.response_complete:
+            self.transport.close()
 
     def on_message_complete(self) -> None:
         self._in_body = False

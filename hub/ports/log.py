@@ -101,7 +101,11 @@ class LogConsumer(Protocol):
     async def commit(self, positions: Mapping[int, int]) -> bool:
         """Mark each partition read up to (not including) its offset. False when the group had
         moved the partitions to another member meanwhile: that member replays from the last
-        commit and the projector's dedupe skips what was already applied."""
+        commit and the projector's dedupe skips what was already applied. No position past the
+        records this member was handed in its current assignment is committed (False): one read
+        before a rebalance is read again anyway, and may belong to a log the broker lost (an
+        in-memory broker started again holds a new log from offset 0, where such a position
+        would make the group skip every record below it)."""
         ...
 
     def wake(self) -> None:

@@ -103,7 +103,8 @@ class Projector:
         self, stop: asyncio.Event, *, drain: asyncio.Event | None = None, drain_timeout: float = 60.0
     ) -> None:
         """Consume until ``stop`` is set. When ``drain`` is set first, keep going until every
-        assigned partition is caught up (what was accepted is projected), then return.
+        assigned partition is caught up (what was accepted is projected), then return. After
+        :meth:`log_lost` only ``stop`` ends it (the process stops without a drain then).
 
         Runs ``members`` consumers of the group side by side: while one waits for PostgreSQL,
         another decodes and validates its batch, so one process keeps both cores busy. Each

@@ -178,8 +178,7 @@ class Committer:
         self._leaving.set()
         if self._pending:
             self._start_round()
-        if self._round is not None:
-            await self._round
+        await self._round_over()
         return self._rewind is None and not self._pending
 
     async def done(self) -> None:
@@ -187,8 +186,19 @@ class Committer:
         when it began and what came during it, unless its flush fails (the store is away) or
         the batches must be read again: then the next owner reads them from the last commit."""
         self._leaving.set()
-        if self._round is not None:
+        await self._round_over()
+
+    async def _round_over(self) -> None:
+        """Wait for the round under way (re-raising what it could not survive); one that
+        :meth:`abandon` cancelled just ends: its member was not cancelled."""
+        if self._round is None:
+            return
+        try:
             await self._round
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if not self._abandoned or (current is not None and current.cancelling()):
+                raise
 
     def abandon(self) -> None:
         """Commit nothing more, not even the round under way (its commit may be waiting in the

@@ -138,6 +138,28 @@ async def test_a_new_member_reads_from_the_last_commit(log: Log) -> None:
     assert [r.event.id for r in again if r.event] == ["e-3", "e-4", "e-5"]
 
 
+async def test_a_member_commits_no_position_past_the_records_it_was_handed(log: Log) -> None:
+    """Not a position it never read in its current assignment (one read before a rebalance, or
+    of a log the broker lost): whoever owns the partition reads those records again."""
+    await log.publisher.publish([event(n, "k") for n in range(3)])
+    first = log.member()
+    await first.start()
+    try:
+        p = (await read(first, 3))[0].partition
+        assert await first.commit({p: 6}) is False
+        assert await first.commit({p: 2}) is True
+    finally:
+        await first.stop()
+    await log.publisher.publish([event(n, "k") for n in range(3, 6)])
+    second = log.member()
+    await second.start()
+    try:
+        again = await read(second, 4)
+    finally:
+        await second.stop()
+    assert [r.event.id for r in again if r.event] == ["e-2", "e-3", "e-4", "e-5"]
+
+
 async def test_caught_up_once_everything_published_is_read(log: Log) -> None:
     consumer = log.member()
     await consumer.start()

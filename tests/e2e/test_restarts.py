@@ -394,9 +394,12 @@ async def test_a_projector_of_the_dead_broker_never_commits_into_the_new_one(
     A projector member that read the old log must not live on beside the new broker: it would
     rejoin the group there and commit its old positions, and the group would then skip every
     record below them (events relayed from the write-ahead log and published after the restart,
-    acknowledged but never projected; a CI run lost 16 of 110 so). Here an upload whose body
-    trickles in keeps the old API answering for 10 s after the broker is back, which gave the
-    old projector the time to do so."""
+    acknowledged but never projected; a CI run lost 16 of 110 so, while its API took 20 s to
+    answer what it had in flight). Here an upload whose body trickles in for 15 s keeps the old
+    API busy after the broker is back, as in that run. It widens the window, but does not force
+    the old member to commit in it: two local runs on the old code passed, so the rule itself is
+    proven by ``tests/unit/test_projector_log_lost.py`` and
+    ``tests/integration/test_kafka_log_lost.py``, which fail without it."""
 
     async def outage(hub: Hub, publisher: Publisher) -> None:
         await eventually(lambda: projecting(hub), timeout=60, what="the projector committing")

@@ -11,6 +11,7 @@ import pytest
 from hub.adapters.memory import InMemoryEventLog, InMemoryProjectionStore
 from hub.services import projector_commits
 from hub.services.projector_commits import Committer
+from tests.unit.test_projector_replay import event
 
 GROUP = "koppelhub-projector"
 
@@ -32,6 +33,9 @@ async def test_batches_applied_while_a_round_gathers_share_one_flush_and_one_com
     log, store = InMemoryEventLog(partitions=2), CountingStore()
     consumer = log.consumer(GROUP)
     await consumer.start()
+    await log.publish([event(f"e-{n}", f"k{n}") for n in range(40)])
+    handed = await consumer.poll(max_records=100, timeout_s=1)  # a member commits what it read
+    assert all(sum(r.partition == p for r in handed) >= 5 for p in (0, 1))
     committer = Committer(consumer, store)
 
     for after in ({0: 1}, {0: 2}, {1: 5}, {0: 3}):  # one batch each, the round running between them

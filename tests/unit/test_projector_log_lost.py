@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Mapping
 from types import SimpleNamespace
 from typing import Any, cast
 
 from hub.adapters.memory import InMemoryEventLog
+from hub.adapters.memory.log import InMemoryLogConsumer
 from hub.bootstrap import HubProcess
 from hub.children import Children, supervise
 from hub.embedded import Infrastructure
+from hub.ports import LogConsumer
 from hub.serve import _watch
 from hub.services.projector import Projector
 from tests.unit.test_projector_replay import GROUP, GatedStore, archived, event
@@ -45,6 +48,41 @@ async def test_a_projector_whose_log_is_lost_commits_nothing_more_not_even_the_r
         stop.set()
         await running
     assert archived(fresh) == ["first", "marker"]  # with the old position committed: ["marker"]
+
+
+class HeldCommit:
+    """A member whose commit waits for :attr:`gate`, as aiokafka's waits for a coordinator while
+    the broker is away (and then sends what it holds to whichever broker answers)."""
+
+    def __init__(self, inner: InMemoryLogConsumer) -> None:
+        self._inner, self.gate, self.waiting = inner, asyncio.Event(), asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def commit(self, positions: Mapping[int, int]) -> bool:
+        self.waiting.set()
+        await self.gate.wait()
+        return await self._inner.commit(positions)
+
+
+async def test_a_commit_waiting_for_the_broker_when_the_log_is_lost_is_never_sent() -> None:
+    log, store = InMemoryEventLog(partitions=1), GatedStore()
+    store.open()
+    await log.publish([event("first")])
+    member = HeldCommit(log.consumer(GROUP))
+    stop = asyncio.Event()
+    old = Projector(lambda: cast(LogConsumer, member), store, log, derive=None)
+    running = asyncio.create_task(old.run(stop))
+    async with asyncio.timeout(5):
+        await member.waiting.wait()  # flushed; its commit waits for the broker
+        await old.log_lost(within=5)
+        member.gate.set()  # the broker answers: a commit still waiting would now be sent
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert log.committed(GROUP) == {}
+        stop.set()
+        await running  # ends cleanly: the member was not cancelled, only its commit
 
 
 async def test_a_single_process_ends_its_projector_before_it_starts_the_dead_broker_again() -> None:

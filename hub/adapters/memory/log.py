@@ -88,7 +88,7 @@ class InMemoryEventLog:
         """Round-robin the partitions over the members; every member restarts its partitions
         from the group's commits, as a Kafka member does after a rebalance."""
         for member in group.members:
-            member._positions = {}
+            member._positions, member._handed = {}, {}
         for p in range(len(self.partitions)):
             if group.members:
                 owner = group.members[p % len(group.members)]
@@ -107,6 +107,8 @@ class InMemoryLogConsumer:
         self._log = log
         self._group = group
         self._positions: dict[int, int] = {}
+        #: Per partition, the position after the last record handed over in this assignment.
+        self._handed: dict[int, int] = {}
         self._joined = False
 
     async def start(self) -> None:
@@ -130,6 +132,8 @@ class InMemoryLogConsumer:
                 limit, at = self._max_record_bytes, position + i
                 out.append(decode(self._log.topic, p, at, r.key, r.value, tuple(r.headers), limit))
             self._positions[p] = position + len(records)
+            if records:
+                self._handed[p] = max(self._handed.get(p, 0), position + len(records))
             if len(out) >= max_records:
                 break
         return out
@@ -150,10 +154,9 @@ class InMemoryLogConsumer:
         return any(pos < len(self._log.partitions[p]) for p, pos in self._positions.items())
 
     async def commit(self, positions: Mapping[int, int]) -> bool:
-        if any(p not in self._positions for p in positions):
-            return False
-        self._group.committed.update(positions)
-        return True
+        allowed = {p: after for p, after in positions.items() if after <= self._handed.get(p, -1)}
+        self._group.committed.update(allowed)  # a partition moved away was handed nothing here
+        return len(allowed) == len(positions)
 
     def wake(self) -> None:
         """Nothing to do, as for :meth:`stop_idling`."""
