@@ -225,6 +225,7 @@ async def ride_out(
             missing = wanted - {r.json()["id"] for r in sink.delivered}
             raise AssertionError(
                 f"{e}: {len(missing)} of {len(wanted)} missing, e.g. {sorted(missing)[:3]}; "
+                f"{whereabouts(tmp_path, missing, extra.get('KOPPELHUB_DATABASE_URL'))}; "
                 f"hub output, last part:\n{hub.stderr()[-4000:]}"
             ) from e
         hub.proc.send_signal(signal.SIGTERM)
@@ -238,6 +239,34 @@ async def ride_out(
         assert response.headers["content-type"].startswith("application/problem+json")
         assert int(response.headers["retry-after"]) >= 1
     return publisher, archived
+
+
+def whereabouts(data_dir: Path, ids: set[str], database_url: str | None) -> str:
+    """Where undelivered events got to, for a failure message: archived (projected), still in
+    the write-ahead log (accepted, not projected), and their deliveries by status."""
+    where = (
+        libpq_url(database_url)
+        if database_url
+        else f"host={data_dir / 'postgres'} dbname=postgres user=postgres"
+    )
+    wanted = sorted(ids)
+    try:
+        with psycopg.connect(where, connect_timeout=5) as conn:
+            count = "SELECT count(*) FROM {} WHERE event_id = ANY(%s)"
+            archived = conn.execute(count.format("event_archive"), (wanted,)).fetchone()
+            in_wal = conn.execute(count.format("event_wal"), (wanted,)).fetchone()
+            deliveries = conn.execute(
+                "SELECT status, count(*), max(attempts), bool_or(leased_until > now()) FROM deliveries "
+                "WHERE event_id = ANY(%s) GROUP BY status",
+                (wanted,),
+            ).fetchall()
+            return (
+                f"of them archived: {archived and archived[0]}, "
+                f"in the write-ahead log: {in_wal and in_wal[0]}, "
+                f"deliveries (status, count, max attempts, any leased): {deliveries}"
+            )
+    except psycopg.Error as e:
+        return f"(the database could not say where they are: {e})"
 
 
 async def projecting(hub: Hub) -> bool:
