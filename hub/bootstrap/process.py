@@ -23,6 +23,7 @@ from hub.adapters.postgres.engine import create_engine, projection_engine
 from hub.adapters.postgres.fingerprints import PostgresFingerprintStore
 from hub.adapters.postgres.imports import PostgresImportStore
 from hub.adapters.postgres.landscape import PostgresLandscapeStore
+from hub.adapters.postgres.lease_holders import LeaseHolder
 from hub.adapters.postgres.members import PostgresMemberRegistry
 from hub.adapters.postgres.notify import LOG_CHANNEL, ChannelListener
 from hub.adapters.postgres.operations import PostgresOperationsStore
@@ -59,7 +60,7 @@ from hub.services.retention import run_retention
 from hub.services.tokens import TokenLookup, TokenService
 from hub.services.writeback import ClientRouter, ConnectorSink
 from hub.settings import Settings
-from hub.supervisor import QuietServer, Supervisor, Wiring
+from hub.supervisor import QuietServer, Signals, Supervisor, Wiring
 from subscriptions.delivery import DeliveryClient
 from subscriptions.retry import RetrySchedule
 from subscriptions.sender import WebhookSender
@@ -266,11 +267,14 @@ async def _wire_dispatcher(hub: HubProcess, w: Wiring) -> None:
     # allows, as a crash between a POST and its recording always did.
     outbox_engine = create_engine(hub.database_url, pool_size=3, pre_ping=False, synchronous_commit=False)
     w.closers.append(outbox_engine.dispose)
+    holder = LeaseHolder(hub.database_url)  # frees a dead dispatcher's leases at the start
+    w.closers.append(holder.close)
     outbox = PostgresOutbox(
         outbox_engine,
         source_urn=hub.settings.source_urn,
         disable_after_seconds=d.disable_after_seconds,
         default_concurrency=d.max_concurrency_per_subscription,
+        holder=holder.key,
     )
     policy = RetryPolicy(
         RetrySchedule.of(d.retry_schedule, jitter=d.retry_jitter),
@@ -304,7 +308,12 @@ async def _wire_dispatcher(hub: HubProcess, w: Wiring) -> None:
     if hub.wakeups is not None:
         hub.wakeups.beside(lambda: dispatcher.claiming, listener.wakeup.set)
     retention = PostgresRetention(hub.engine)
-    w.runs["dispatcher"] = lambda signals: dispatcher.run(signals.stop_work)
+
+    async def dispatching(signals: Signals) -> None:
+        await holder.start()
+        await dispatcher.run(signals.stop_work)
+
+    w.runs["dispatcher"] = dispatching
     w.runs["retention"] = lambda signals: run_retention(
         retention,
         signals.stop_work,

@@ -34,7 +34,7 @@ def test_migrating_twice_changes_nothing(database_url: str) -> None:
     engine = create_engine(sqlalchemy_url(database_url), poolclass=pool.NullPool)
     try:
         with engine.connect() as conn:
-            assert MigrationContext.configure(conn).get_current_revision() == "0021"
+            assert MigrationContext.configure(conn).get_current_revision() == "0022"
     finally:
         engine.dispose()
 

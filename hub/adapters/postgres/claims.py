@@ -55,7 +55,7 @@ _UNORDERED_AND_UNKEYED = f"""
 # claim (outbox.JSON_COLUMNS), not once per row as the driver's jsonb loader would.
 _LEASE_AND_RETURN = """
     UPDATE deliveries AS d
-    SET leased_until = now() + make_interval(secs => :lease)
+    SET leased_until = now() + make_interval(secs => :lease), leased_by = :holder
     FROM due, event_archive a, subscriptions s
     WHERE d.id = due.id AND a.seq = d.archive_seq AND s.id = d.subscription_id
     RETURNING d.id, d.subscription_id, d.attempts, d.retry_base, d.event_id, d.archive_seq, d.ordering_key,

@@ -129,8 +129,10 @@ class PostgresOutbox:
         source_urn: str = "urn:nld:oin:00000000000000000000:systeem:koppelhub",
         disable_after_seconds: float = 5 * 86_400.0,
         default_concurrency: int = 16,
+        holder: int | None = None,
     ):
         self._engine = engine
+        self._holder = holder  # written to the leases it takes (lease_holders.py)
         # Each claim and each batch of only delivered attempts is one statement: run as its own
         # transaction, without BEGIN and COMMIT, it is one round trip instead of three.
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
@@ -151,6 +153,7 @@ class PostgresOutbox:
             "room_ids": list(room),
             "room_sizes": [max(0, n) for n in room.values()],
             "default_concurrency": self._default_concurrency,
+            "holder": self._holder,
         }
         with translate_db_errors():
             async with self._autocommit.connect() as conn:

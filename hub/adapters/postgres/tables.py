@@ -158,6 +158,9 @@ deliveries = Table(
     # and leased_until. No index or index predicate may read this column: then the claim, which
     # sets only it, is a HOT update (no index entries), on the room fillfactor leaves in the page.
     Column("leased_until", DateTime(timezone=True)),
+    # Who holds the lease: the claiming dispatcher's key (migration 0022, lease_holders.py); no
+    # index either.
+    Column("leased_by", Integer),
     # Per-key order: "is an earlier delivery for this key still open?"
     Index(
         "ix_deliveries_open_by_key",
