@@ -34,7 +34,7 @@ log = structlog.get_logger(__name__)
 #: The first key of every dispatcher's advisory lock (pg_advisory_lock(int, int)): "KH".
 NAMESPACE = 0x4B48
 
-_HOLD = text("SELECT pg_advisory_lock(:ns, :key)")
+_HOLD = text("SELECT pg_try_advisory_lock(:ns, :key)")
 _FREE_ORPHANS = text(
     """
     UPDATE deliveries d SET leased_until = NULL
@@ -63,8 +63,10 @@ class LeaseHolder:
         try:
             with translate_db_errors():
                 self._session = await self._engine.connect()
-                await self._session.execute(_HOLD, {"ns": NAMESPACE, "key": self.key})
+                held = (await self._session.execute(_HOLD, {"ns": NAMESPACE, "key": self.key})).scalar()
                 await self._session.commit()  # the lock is the session's, not the transaction's
+                if not held:  # another session has this key (one in 2**31): its lock covers ours
+                    log.warning("lease_holder_key_taken", key=self.key)
                 async with self._engine.connect() as conn:
                     freed = (await conn.execute(_FREE_ORPHANS, {"ns": NAMESPACE, "key": self.key})).rowcount
                     await conn.commit()
