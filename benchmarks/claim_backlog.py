@@ -85,10 +85,11 @@ def _nodes(plan: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
 
 def claim_params(ids: Sequence[Any]) -> dict[str, Any]:
     """The parameters of one :data:`CLAIM` over the subscriptions ``ids``, each with room for
-    :data:`ROOM` deliveries and a 60 s lease."""
+    :data:`ROOM` deliveries and a 60 s lease, held by dispatcher key 7 (lease_holders.py)."""
     return {
         "limit": ROOM * len(ids),
         "lease": 60.0,
+        "holder": 7,
         "room_ids": list(ids),
         "room_sizes": [ROOM] * len(ids),
         "default_concurrency": ROOM,
