@@ -223,7 +223,9 @@ class KafkaLogConsumer:
             idling.keep_fetching()
             idling.fed = True
             self._membership.handed({tp.partition: rs[-1].offset + 1 for tp, rs in batch.items() if rs})
-        elif not idling.never and (looking or idling.quiet()) and not self._look_unanswered():
+        else:
+            await self._rewind_lost_logs()
+        if not batch and not idling.never and (looking or idling.quiet()) and not self._look_unanswered():
             self._consumer.pause(*self._consumer.assignment())
             idling.paused, idling.look_began = True, None
             idling.next_look = time.monotonic() + idling.look_every
@@ -233,6 +235,26 @@ class KafkaLogConsumer:
             for tp, records in batch.items()
             for r in records
         ]
+
+    async def _rewind_lost_logs(self) -> None:
+        """Read a partition from its start when its end lies below this member's position: the
+        broker lost the log (it keeps it in memory and was started again), and the member kept
+        its position, or a position of the old log was committed. Kafka answers such a fetch
+        "out of range" and aiokafka then starts from the earliest offset; Tansu answers nothing,
+        and the member would skip every record below its old position. The dedupe skips what
+        was applied before."""
+        for tp in self._consumer.assignment():
+            end = self._consumer.highwater(tp)
+            if end is None:
+                continue
+            try:
+                async with asyncio.timeout(POSITION_S):
+                    position = await self._consumer.position(tp)
+            except (TimeoutError, KafkaError):
+                continue
+            if position > end:
+                log.warning("log_lost_read_again", partition=tp.partition, position=position, end=end)
+                await self._consumer.seek_to_beginning(tp)
 
     def _look_unanswered(self) -> bool:
         """During a timed look: whether a partition has had no fetch answered since the look

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import OffsetAndMetadata
+
 from hub.adapters.kafka import KafkaEventLog, ensure_topics
 from hub.adapters.kafka_consumer import KafkaLogConsumer
 from hub.embedded import EmbeddedBroker, Infrastructure
@@ -50,8 +53,8 @@ async def test_a_member_never_commits_its_positions_of_a_lost_log_into_the_broke
             await ensure_topics(bootstrap, settings)
             await publish(bootstrap, settings, range(100, 103))
 
-            # The member rejoins the group in the new broker and reads the new log from its start
-            # (these three exist only there): it has a new assignment now.
+            # The member reads the new log from its start (these three exist only there): it
+            # rejoined the group in the new broker, or found its position past the new log's end.
             assert sorted(r.event.id for r in await read(member, 3, within=60) if r.event) == [
                 "e-100",
                 "e-101",
@@ -59,18 +62,50 @@ async def test_a_member_never_commits_its_positions_of_a_lost_log_into_the_broke
             ]
             # Its position of the old log is refused; before, the broker took it.
             assert await member.commit({0: 20}) is False
-            assert await member.commit({0: 3}) is True  # what it did read in the new log
         finally:
             await member.stop()
 
-        # The group's next member goes on from 3: nothing of the new log is skipped.
+        # The group's next member skips nothing of the new log.
         await publish(bootstrap, settings, range(200, 202))
         fresh = KafkaLogConsumer(bootstrap, settings)
         fresh.stop_idling()
         await fresh.start()
         try:
-            assert [r.event.id for r in await read(fresh, 2, within=60) if r.event] == ["e-200", "e-201"]
+            ids = [r.event.id for r in await read(fresh, 2, within=60) if r.event]
+            while "e-201" not in ids:
+                ids += [r.event.id for r in await read(fresh, 1, within=60) if r.event]
+            assert ids[-2:] == ["e-200", "e-201"] and ids[0] in ("e-100", "e-200")
         finally:
             await fresh.stop()
     finally:
         broker.stop()
+
+
+async def test_a_member_whose_position_lies_past_the_end_of_its_partition_reads_it_from_the_start(
+    infra: Infrastructure,
+) -> None:
+    """As when the broker lost its log and the member kept its old position, or one was
+    committed into the new log: Kafka answers such a fetch out of range and the member starts
+    from the earliest offset; Tansu answers nothing. A CI run of the external-broker restart
+    test left 14 acknowledged events unprojected so: in the write-ahead log, never archived."""
+    settings = settings_for(infra, NEVER_MS).model_copy(update={"partitions": 1})
+    await ensure_topics(infra.kafka_bootstrap, settings)
+    await publish(infra.kafka_bootstrap, settings, range(3))
+    # A position of an old, longer log in the group's commits (a raw client: the hub's own
+    # member refuses to commit past what it read).
+    raw = AIOKafkaConsumer(bootstrap_servers=infra.kafka_bootstrap, group_id=settings.consumer_group)
+    await raw.start()
+    try:
+        tp = TopicPartition(settings.topic, 0)
+        raw.assign([tp])
+        await raw.commit({tp: OffsetAndMetadata(20, "")})
+    finally:
+        await raw.stop()
+
+    member = KafkaLogConsumer(infra.kafka_bootstrap, settings)
+    member.stop_idling()
+    await member.start()
+    try:  # before: nothing, until the log grew past offset 20
+        assert [r.event.id for r in await read(member, 3) if r.event] == ["e-0", "e-1", "e-2"]
+    finally:
+        await member.stop()
