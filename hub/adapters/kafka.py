@@ -308,6 +308,11 @@ class KafkaEventLog:
         except (KafkaError, TimeoutError) as e:
             raise BrokerUnavailable(f"Kafka did not acknowledge: {e!r}") from e
 
+    async def ensure_topics(self) -> None:
+        """Create the event and dead-letter topics where the broker lacks them, as at start: a
+        broker that keeps its log in memory comes back from an outage without them."""
+        await ensure_topics(self._bootstrap, self._settings)
+
     async def dead_letter_topic_is_empty(self) -> bool:
         """True when the dead-letter topic holds no record (a broker that lost its log)."""
         consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False)

@@ -82,6 +82,8 @@ class _Log(RecordLog, Protocol):
 
     async def dead_letter_topic_is_empty(self) -> bool: ...
 
+    async def ensure_topics(self) -> None: ...
+
 
 def _row(record: KafkaRecord) -> dict[str, Any]:
     return {
@@ -270,6 +272,11 @@ class WriteAheadEventLog:
             return 0
         self._unsent = False
         try:
+            # A broker that keeps its log in memory came back without its topics: create them
+            # with the hub's partition count before the relay's sends create them with the
+            # broker's own, and before the look at the dead-letter topic's end waits for it (up
+            # to 40 s, and then every round relayed again and never pruned).
+            await self._inner.ensure_topics()
             relayed = await self.relay()
         except BaseException:
             self._unsent = True

@@ -1,0 +1,68 @@
+"""The running hub's relay after a broker that came back without its topics (Tansu in memory,
+started again at the same address), on the real broker, aiokafka and PostgreSQL.
+
+Such a broker creates a topic it lacks when it is sent to or looked at, with its own default
+partition count (Tansu: 4) instead of the hub's. The relay of a refused publish sent there, and
+looked at the dead-letter topic's end (to park the kept dead letters again in a topic that came
+back empty): here that took about 10 s; in an external-broker restart test's run it waited 40 s
+and failed (``write_ahead_prune_failed: cannot read the dead-letter topic``), so the pruner
+relayed again every round and never pruned. The relay now creates the topics first, as at start."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from types import SimpleNamespace
+
+from aiokafka.admin import AIOKafkaAdminClient
+
+from hub.adapters.kafka import KafkaEventLog, ensure_topics
+from hub.adapters.postgres.engine import create_engine
+from hub.adapters.postgres.write_ahead import WriteAheadEventLog
+from hub.embedded import EmbeddedBroker, Infrastructure
+from schemas.bindings import to_kafka_record
+from tests.integration.test_kafka_idling import NEVER_MS, event, settings_for
+
+
+async def test_a_relay_after_the_broker_lost_its_topics_creates_them_and_parks_the_kept_dead_letters(
+    tmp_path: Path, infra: Infrastructure, database_url: str
+) -> None:
+    broker = EmbeddedBroker(tmp_path / "broker.json", tmp_path / "broker.log")
+    bootstrap = broker.start()
+    engine = create_engine(database_url, pool_size=2)
+    settings = settings_for(infra, NEVER_MS).model_copy(update={"bootstrap": bootstrap})
+    log = KafkaEventLog(bootstrap, settings)
+    wal = WriteAheadEventLog(engine, log)
+    try:
+        await ensure_topics(bootstrap, settings)
+        await log.start()
+        await wal.publish([event(1)])  # accepted, not projected: relayed again
+        parked = to_kafka_record(event(2))
+        origin = SimpleNamespace(topic=settings.topic, partition=0, offset=7)
+        await wal.dead_letter(parked.key, parked.value, parked.headers, ValueError("bad"), origin)
+
+        assert broker._process is not None
+        broker._process.kill()
+        broker._process.wait()
+        assert broker.restart()  # same port, empty: no topics
+        wal._unsent = True  # what a publish refused meanwhile leaves (its own test: group commit)
+
+        assert await asyncio.wait_for(wal.relay_refused(), timeout=20) == 1
+
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            described = await admin.describe_topics([settings.topic, settings.dlq_topic])
+        finally:
+            await admin.close()
+        # Before: the broker's own partition count (4), and up to 40 s to get there.
+        assert {t["topic"]: (t["error_code"], len(t["partitions"])) for t in described} == {
+            settings.topic: (0, settings.partitions),
+            settings.dlq_topic: (0, settings.partitions),
+        }
+        assert await log.dead_letter_topic_is_empty() is False  # the kept dead letter, parked again
+    finally:
+        await log.stop()
+        await wal.close()
+        await engine.dispose()
+        broker.stop()
