@@ -44,6 +44,9 @@ class Limit:
     items: int
     seconds: float
     how: str
+    #: PostgreSQL's write-ahead log bytes per item (the insert limit only): what a row costs the
+    #: database to write, indexes included, to weigh another workload's writes against.
+    wal_per_item: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -217,6 +220,7 @@ async def insert_rate(database_url: str, *, rows: int = 50_000, batch: int = 100
         )
         await conn.commit()
         try:
+            wal_start = await wal_position(conn)
             started = time.perf_counter()
             for start in range(0, rows, batch):
                 async with conn.cursor() as cur:
@@ -229,6 +233,7 @@ async def insert_rate(database_url: str, *, rows: int = 50_000, batch: int = 100
                     )
                 await conn.commit()
             seconds = time.perf_counter() - started
+            wal = await wal_position(conn) - wal_start
         finally:
             await conn.execute(f"DROP TABLE IF EXISTS {table}")
             await conn.commit()
@@ -237,8 +242,23 @@ async def insert_rate(database_url: str, *, rows: int = 50_000, batch: int = 100
         round(rows / seconds, 1),
         rows,
         round(seconds, 3),
-        f"psycopg executemany, {batch} rows per transaction, jsonb ~300 B, primary key",
+        f"psycopg executemany, {batch} rows per transaction, jsonb ~300 B, primary key, "
+        f"{wal / rows:,.0f} B of WAL per row",
+        wal_per_item=round(wal / rows, 1),
     )
+
+
+#: The PostgreSQL cluster's current write-ahead log position in bytes. The difference of two is
+#: what the cluster wrote between them (every session's writes, indexes and full pages included).
+WAL_POSITION_SQL = "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn"
+
+
+async def wal_position(conn: Any) -> int:
+    """:data:`WAL_POSITION_SQL` on a psycopg async connection."""
+    cur = await conn.execute(WAL_POSITION_SQL)
+    row = await cur.fetchone()
+    await conn.commit()
+    return int(row[0])
 
 
 def _main(argv: Sequence[str] | None = None) -> int:

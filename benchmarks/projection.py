@@ -31,10 +31,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from benchmarks.common import CpuMeter, children, cpu_seconds, describe_machine, machine_info
-from benchmarks.limits import broker_rates, insert_rate
+from benchmarks.limits import WAL_POSITION_SQL, broker_rates, insert_rate
 from benchmarks.projectors import Job, projectors
 from benchmarks.summary import failed, figures, table
 from hub.adapters.kafka import KafkaEventLog, ensure_topics
@@ -133,6 +134,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         job = Job(infra.database_url, infra.kafka_bootstrap, kafka, settings.source_urn, args.batch_size,
                   args.members)  # fmt: skip
         runner = projectors(job, args.processes)
+        wal_start = await _wal(engine)
+        sizes_start = await _sizes(engine)
         await runner.start()
         try:
             meter = CpuMeter(lambda: _groups(data_dir, runner.pids()))
@@ -149,6 +152,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             seconds = finished - (first or finished)
             cpu = CpuMeter.usage(cpu_start, meter.sample(), seconds)
             own = [b - a for a, b in zip(own_start, _cpu(runner.pids()), strict=True)]
+            wal = await _wal(engine) - wal_start
+            sizes_end = await _sizes(engine)
         finally:
             await runner.stop()
         stats, per_process = runner.totals(), runner.per_process()
@@ -174,6 +179,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "events_per_s": stats["applied"] / seconds if seconds > 0 else 0.0,
         "derived": stats["derived"], "derived_per_s": stats["derived"] / seconds if seconds > 0 else 0.0,
         "outbox": outbox, "stored": stored, "cores": cpu, "batch_size": args.batch_size,
+        "wal_per_event": round(wal / max(stats["applied"], 1), 1),
+        "grown_per_event": _grown(sizes_start, sizes_end, stats["applied"]),
         "batches": stats["batches"], "members": args.members, "processes": args.processes,
         "per_process": [
             {**p, "cpu_seconds": c, "cores": round(c / seconds, 2) if seconds > 0 else 0.0}
@@ -181,6 +188,33 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         ],
         "machine": machine_info(), "limits": limits,
     }  # fmt: skip
+
+
+#: Every table and index of the hub's schema with its size on disk.
+_SIZES = text(
+    """
+    SELECT c.relname::text, c.relkind = 'i', pg_relation_size(c.oid)
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = 'public' AND c.relkind IN ('r', 'i')
+    """
+)
+
+
+async def _sizes(engine: AsyncEngine) -> dict[str, int]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(_SIZES)
+        return {f"{name}{' (index)' if index else ''}": size for name, index, size in rows}
+
+
+def _grown(before: dict[str, int], after: dict[str, int], events: int) -> dict[str, float]:
+    """Bytes each table and index grew per projected event, largest first (those that grew)."""
+    grown = {name: (size - before.get(name, 0)) / max(events, 1) for name, size in after.items()}
+    return dict(sorted(((n, round(b, 1)) for n, b in grown.items() if b > 0), key=lambda x: -x[1]))
+
+
+async def _wal(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return int((await conn.execute(text(WAL_POSITION_SQL))).scalar_one())
 
 
 def _cpu(pids: list[int]) -> list[float]:
@@ -225,6 +259,19 @@ def _per_process_lines(r: dict[str, Any]) -> list[str]:
     ]
 
 
+def _wal_lines(r: dict[str, Any]) -> list[str]:
+    """What PostgreSQL wrote per event, weighed in the raw insert's rows (the same cluster)."""
+    per_event, insert = r.get("wal_per_event"), (r.get("limits") or {}).get("insert") or {}
+    if not per_event:
+        return []
+    line = f"  PostgreSQL's write-ahead log per event: {per_event:,.0f} B"
+    if insert.get("wal_per_item"):
+        line += f", as much as {per_event / insert['wal_per_item']:.1f} rows of the raw insert"
+    grown = list((r.get("grown_per_event") or {}).items())
+    top = ", ".join(f"{name} {size:,.0f} B" for name, size in grown[:6])
+    return [line, f"  grown per event, tables and indexes: {top}, {len(grown) - 6} more"]
+
+
 def report(r: dict[str, Any]) -> str:
     return "\n".join([
         f"machine: {describe_machine(r['machine'])}",
@@ -238,6 +285,7 @@ def report(r: dict[str, Any]) -> str:
         *_per_process_lines(r),
         "  CPU per event: " + ", ".join(f"{g} {_micros(r, g):,.0f} µs" for g in ("projector", "postgres")),
         "  stored: " + ", ".join(f"{t} {n:,}" for t, n in r["stored"].items()),
+        *_wal_lines(r),
         "", table(figures("projection", r), r.get("limits")),
     ])  # fmt: skip
 

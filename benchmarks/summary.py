@@ -182,7 +182,25 @@ def _projection(r: Mapping[str, Any]) -> list[Figure]:
             limit_name="consume",
             share=ratio(value, _limit(r, "consume")),
         ),
+        Figure(
+            "projection",
+            "  against the raw insert of as many WAL bytes",
+            value,
+            "events/s",
+            limit_name="insert by WAL",
+            share=ratio(value, _insert_by_wal(r)),
+        ),
     ]
+
+
+def _insert_by_wal(r: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The raw insert's rate in events: its rows per second divided by the rows whose
+    write-ahead log one projected event writes as much as. What is left of the gap to it is the
+    projector's own, not the database's writes."""
+    insert, per_event = _limit(r, "insert"), r.get("wal_per_event")
+    if not insert or not insert.get("wal_per_item") or not per_event:
+        return None
+    return {"per_s": insert["per_s"] * insert["wal_per_item"] / per_event}
 
 
 def _imports(r: Mapping[str, Any]) -> list[Figure]:

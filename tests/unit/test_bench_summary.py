@@ -61,6 +61,19 @@ def test_an_import_is_judged_on_rate_memory_and_the_second_run() -> None:
     assert [r.value for r in rows if r.unit == "µs"] == [30.0]
 
 
+def test_a_projection_is_weighed_against_a_raw_insert_of_as_much_write_ahead_log() -> None:
+    insert = {**limit(20_000), "name": "insert", "wal_per_item": 500.0}
+    result = {"events": 100, "applied": 100, "events_per_s": 2_000, "wal_per_event": 4_000.0}
+    result["limits"] = {"insert": insert}
+    rows = {row.what.strip(): row for row in figures("projection", result)}
+
+    assert rows["projection, 100 landscape events"].share == 0.1  # of 20,000 rows/s
+    # One event writes as much as 8 raw rows: 2,500 events/s of raw insert, 80 % of it.
+    assert rows["against the raw insert of as many WAL bytes"].share == 0.8
+    assert rows["against the raw insert of as many WAL bytes"].passed  # informational: no floor
+    assert figures("projection", {**result, "wal_per_event": None})[-1].share is None
+
+
 def test_the_suite_summary_names_the_load_and_a_benchmark_that_gave_no_results() -> None:
     text, rows = summarise(
         {"fanout": fanout(1_000, 10_000), "imports": None}, {"fanout": 1, "imports": 2}, "busy"
