@@ -14,6 +14,8 @@ import json
 import uuid
 from typing import Any, Final
 
+from schemas.uuids import uuid5_text
+
 __all__ = ["NAMESPACE", "content_hash", "event_id"]
 
 NAMESPACE: Final = uuid.UUID("6f1c6b0e-3a57-5d0c-9a43-6b2c1f0e7d11")
@@ -26,16 +28,9 @@ def content_hash(data: Any) -> str:
 
 
 _NS_BYTES: Final = NAMESPACE.bytes
-#: A hex digit with its two top bits set to the RFC 4122 variant (10xx).
-_VARIANT: Final = {c: f"{(int(c, 16) & 0x3) | 0x8:x}" for c in "0123456789abcdef"}
 
 
 def event_id(scope: str, objecttype: str, object_id: str, digest: str | None, generation: int) -> str:
-    """The id of the event that brings ``object_id`` to content ``digest`` (None: withdrawn).
-
-    Exactly ``str(uuid.uuid5(NAMESPACE, name))``, without building UUID objects (an import
-    makes one per row)."""
-    name = f"{scope}\x1f{objecttype}\x1f{object_id}\x1f{digest or '-'}\x1f{generation}"
-    h = hashlib.sha1(_NS_BYTES + name.encode(), usedforsecurity=False).hexdigest()
-    # Version 5 in the 13th hex digit, the RFC 4122 variant in the top bits of the 17th.
-    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
+    """The id of the event that brings ``object_id`` to content ``digest`` (None: withdrawn):
+    ``str(uuid.uuid5(NAMESPACE, name))``, made without UUID objects (an import makes one per row)."""
+    return uuid5_text(_NS_BYTES, f"{scope}\x1f{objecttype}\x1f{object_id}\x1f{digest or '-'}\x1f{generation}")

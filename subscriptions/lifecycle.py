@@ -48,7 +48,6 @@ Pure: imports only the standard library and ``schemas``.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -56,6 +55,7 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from schemas.hub_events import is_hub_event
+from schemas.uuids import uuid5_text
 
 __all__ = [
     "ACTIVE",
@@ -200,13 +200,8 @@ def message_id(subscription_id: uuid.UUID, event_id: str) -> str:
     """The ``webhook-id`` of every delivery of ``event_id`` to one subscription: a name-based
     UUID (v5), the same however often and by whatever route the event is sent again.
 
-    Computed as :func:`uuid.uuid5` does (SHA-1 of namespace and name, version and variant bits
-    set) without building a UUID object: this runs once per delivery attempt."""
-    raw = bytearray(hashlib.sha1(subscription_id.bytes + event_id.encode()).digest()[:16])  # noqa: S324
-    raw[6] = (raw[6] & 0x0F) | 0x50  # version 5
-    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    Made by :func:`schemas.uuids.uuid5_text`: this runs once per delivery attempt."""
+    return uuid5_text(subscription_id.bytes, event_id)
 
 
 def needs_replay(statuses: Iterable[str], *, only_undelivered: bool) -> bool:

@@ -55,6 +55,7 @@ from schemas.landscape import (
     verwijderd_type,
 )
 from schemas.landscape.privacy import owner_of
+from schemas.uuids import uuid5_text
 
 log = structlog.get_logger(__name__)
 
@@ -65,7 +66,7 @@ log = structlog.get_logger(__name__)
 #: (a, b))`` equals one of two fields. Both store adapters interpret this one table.
 
 # Derived event ids are a function of the inbound event, so a replay never mints a new one.
-_DERIVED_NAMESPACE: Final = uuid.UUID("6f1c3a52-9a4e-4a8e-b7f2-3c0d5e8a1b94")
+_DERIVED_NAMESPACE: Final = uuid.UUID("6f1c3a52-9a4e-4a8e-b7f2-3c0d5e8a1b94").bytes
 
 
 class InvalidLandscapeEvent(PermanentError):
@@ -109,7 +110,7 @@ class DerivedEvents:
                 datacontenttype="application/json",
             )
         update: dict[str, Any] = {
-            "id": str(uuid.uuid5(_DERIVED_NAMESPACE, f"{cause.source}\n{cause.id}")),
+            "id": uuid5_text(_DERIVED_NAMESPACE, f"{cause.source}\n{cause.id}"),
             "subject": obj.id,
             "time": self.clock(),
             "dataref": self.dataref(obj.objecttype, obj.id),
