@@ -248,9 +248,11 @@ async def insert_rate(database_url: str, *, rows: int = 50_000, batch: int = 100
     )
 
 
-#: The PostgreSQL cluster's current write-ahead log position in bytes. The difference of two is
-#: what the cluster wrote between them (every session's writes, indexes and full pages included).
-WAL_POSITION_SQL = "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn"
+#: The PostgreSQL cluster's current write-ahead log insert position in bytes (the insert
+#: position: the hub commits with ``synchronous_commit=off``, so the write position can lag).
+#: The difference of two is what the cluster wrote between them: every session's writes,
+#: indexes and full pages included, autovacuum's too.
+WAL_POSITION_SQL = "SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn"
 
 
 async def wal_position(conn: Any) -> int:

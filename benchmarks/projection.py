@@ -269,7 +269,8 @@ def _wal_lines(r: dict[str, Any]) -> list[str]:
         line += f", as much as {per_event / insert['wal_per_item']:.1f} rows of the raw insert"
     grown = list((r.get("grown_per_event") or {}).items())
     top = ", ".join(f"{name} {size:,.0f} B" for name, size in grown[:6])
-    return [line, f"  grown per event, tables and indexes: {top}, {len(grown) - 6} more"]
+    more = f", {len(grown) - 6} more" if len(grown) > 6 else ""
+    return [line, f"  grown per event, tables and indexes: {top or 'none'}{more}"]
 
 
 def report(r: dict[str, Any]) -> str:

@@ -195,8 +195,9 @@ def _projection(r: Mapping[str, Any]) -> list[Figure]:
 
 def _insert_by_wal(r: Mapping[str, Any]) -> dict[str, Any] | None:
     """The raw insert's rate in events: its rows per second divided by the rows whose
-    write-ahead log one projected event writes as much as. What is left of the gap to it is the
-    projector's own, not the database's writes."""
+    write-ahead log one projected event writes as much as. Informational: it weighs the
+    projection's writes by their WAL bytes only (not its reads, lookups and conflict checks,
+    which write none), against an insert bound by CPU and round trips, not WAL bandwidth."""
     insert, per_event = _limit(r, "insert"), r.get("wal_per_event")
     if not insert or not insert.get("wal_per_item") or not per_event:
         return None

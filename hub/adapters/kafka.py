@@ -310,8 +310,12 @@ class KafkaEventLog:
 
     async def ensure_topics(self) -> None:
         """Create the event and dead-letter topics where the broker lacks them, as at start: a
-        broker that keeps its log in memory comes back from an outage without them."""
-        await ensure_topics(self._bootstrap, self._settings)
+        broker that keeps its log in memory comes back from an outage without them. Waits no
+        longer than a send (the admin client's own timeout is 40 s)."""
+        try:
+            await asyncio.wait_for(ensure_topics(self._bootstrap, self._settings), SEND_TIMEOUT_S)
+        except TimeoutError as e:
+            raise BrokerUnavailable(f"cannot create topics on {self._bootstrap}: no answer") from e
 
     async def dead_letter_topic_is_empty(self) -> bool:
         """True when the dead-letter topic holds no record (a broker that lost its log)."""

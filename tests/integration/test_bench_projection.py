@@ -30,9 +30,10 @@ def test_two_projector_processes_apply_every_event_once_and_report_each_ones_cpu
     assert r["applied"] == EVENTS
     assert r["outbox"] == r["derived"] == EVENTS
     assert sum(r["stored"].values()) == EVENTS - r["changes"]
-    # What PostgreSQL wrote per event, and where: the archive holds each event and its derived one.
-    assert r["wal_per_event"] > 0
-    assert next(iter(r["grown_per_event"])) == "event_archive"
+    # What PostgreSQL wrote per event, and where (the archive holds each event and its derived
+    # one: at least two rows of about 750 B; tables grow by whole 8 kB pages).
+    assert r["wal_per_event"] > 1_000
+    assert r["grown_per_event"]["event_archive"] > 1_000
     # Both children took part (6 partitions over 2 x 3 consumers) and each one's CPU is reported;
     # the projector group is their sum.
     children = r["per_process"]

@@ -80,3 +80,22 @@ async def test_derived_events_of_one_type_share_no_attributes_of_each_other() ->
     for event in derived:
         assert validate_event(event.to_structured()) == event
         assert event.dataref == f"https://hub.example/api/v1/applicaties/{event.subject}"
+
+
+async def test_a_derived_events_id_is_the_uuid5_of_its_cause_as_it_always_was() -> None:
+    """A subscriber dedupes on the derived event's id, and a projection replayed after a crash
+    derives the same ids again: the id of one cause must never change (pinned literal:
+    ``uuid.uuid5(UUID("6f1c3a52-…"), "urn:x\\ne-0")``, as the projector made it before
+    :func:`schemas.uuids.uuid5_text`)."""
+    store = InMemoryProjectionStore()
+    event = validate_event({
+        "specversion": "1.0", "id": "e-0", "source": "urn:x", "subject": "app-1",
+        "type": "nl.softwarecatalogus.applicatie.vastgelegd.v1", "time": "2026-11-22T10:00:00Z",
+        "datacontenttype": "application/json", "data": {"id": "app-1", "naam": "Open Zaak"},
+    })  # fmt: skip
+    await apply_events(
+        store, [LoggedEvent(event, 0, 0)], DerivedEvents("urn:hub", lambda: "https://hub.example")
+    )
+
+    derived = [a.event for a in store.archive if a.event.source == "urn:hub"]
+    assert [e.id for e in derived] == ["6573008f-394b-53a1-b9c1-e78fb1af3725"]

@@ -272,10 +272,10 @@ class WriteAheadEventLog:
             return 0
         self._unsent = False
         try:
-            # A broker that keeps its log in memory came back without its topics: create them
-            # with the hub's partition count before the relay's sends create them with the
-            # broker's own, and before the look at the dead-letter topic's end waits for it (up
-            # to 40 s, and then every round relayed again and never pruned).
+            # A broker that keeps its log in memory came back without its topics: create the
+            # ones it lacks with the hub's partition count (else the relay's sends create them
+            # with the broker's own), and before the look at the dead-letter topic's end waits
+            # for it (up to 40 s, and then every round relayed again and never pruned).
             await self._inner.ensure_topics()
             relayed = await self.relay()
         except BaseException:
