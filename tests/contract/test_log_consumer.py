@@ -234,3 +234,16 @@ async def test_seek_reads_a_partition_again_from_an_offset_and_leaves_others_alo
         await consumer.stop()
     assert [r.event.id for r in again if r.event] == ["e-1", "e-2", "e-3"]
     assert {r.event.subject for r in again if r.event} == {"a"}  # "b"'s partition is not read again
+
+
+async def test_parked_records_fill_the_dead_letter_topic_and_ensuring_the_topics_keeps_them(log: Log) -> None:
+    """What the write-ahead log's relay asks of the log it wraps (``_Log`` in
+    hub/adapters/postgres/write_ahead.py): park kept dead letters as they are, say whether the
+    dead-letter topic is empty, and create missing topics without touching existing ones."""
+    parking = log.publisher
+    assert isinstance(parking, InMemoryEventLog | KafkaEventLog)
+    await parking.ensure_topics()
+    assert await parking.dead_letter_topic_is_empty() is True
+    await parking.park_records([KafkaRecord(b"k", b"v", [("koppelhub_error", b"bad")])])
+    await parking.ensure_topics()
+    assert await parking.dead_letter_topic_is_empty() is False

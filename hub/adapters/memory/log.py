@@ -69,6 +69,20 @@ class InMemoryEventLog:
         extra = dead_letter_headers(error, origin)
         self.dead_letters.append(KafkaRecord(key, value or b"", [*headers, *extra]))
 
+    async def park_records(self, records: Sequence[KafkaRecord]) -> None:
+        """Put records on the dead-letter list as they are (the write-ahead log's relay)."""
+        if self.unavailable is not None:
+            raise self.unavailable
+        self.dead_letters.extend(records)
+
+    async def dead_letter_topic_is_empty(self) -> bool:
+        return not self.dead_letters
+
+    async def ensure_topics(self) -> None:
+        """Nothing to create: the twin's topics exist for as long as it does."""
+        if self.unavailable is not None:
+            raise self.unavailable
+
     def consumer(
         self, group_id: str = "koppelhub-projector", *, max_record_bytes: int | None = None
     ) -> InMemoryLogConsumer:
