@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.api import (
@@ -30,6 +31,7 @@ from hub.api.docs import install_docs
 from hub.api.limits import BodyLimits, RequestGuard
 from hub.api.problems import (
     ProblemError,
+    on_client_gone,
     on_http_error,
     on_hub_error,
     on_problem,
@@ -135,6 +137,7 @@ def create_app(ctx: ApiContext) -> HubApp:
     app.state.ctx = ctx
     app.add_exception_handler(ProblemError, on_problem)
     app.add_exception_handler(KoppelhubError, on_hub_error)
+    app.add_exception_handler(ClientDisconnect, on_client_gone)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.include_router(events.router)

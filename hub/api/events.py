@@ -17,7 +17,14 @@ from hub.api.auth import Publisher, authorise_publisher
 from hub.api.context import ApiContext, context
 from hub.api.events_docs import PUBLISH_OPENAPI, PUBLISHED
 from hub.api.ownership import check_publish, stamp_events
-from hub.api.problems import OUTAGE_RETRY_AFTER_SECONDS, STORAGE_FULL, ProblemError, on_hub_error, on_problem
+from hub.api.problems import (
+    OUTAGE_RETRY_AFTER_SECONDS,
+    STORAGE_FULL,
+    ProblemError,
+    on_client_gone,
+    on_hub_error,
+    on_problem,
+)
 from hub.api.rate_limits import PublishRateLimiter
 from hub.errors import BrokerUnavailable, KoppelhubError, RetriableError, StorageFull
 from hub.services.access import Principal
@@ -155,6 +162,8 @@ class PublishFastPath:
             response = await on_problem(request, e)
         except KoppelhubError as e:
             response = await on_hub_error(request, e)
+        except ClientDisconnect as e:
+            response = await on_client_gone(request, e)
         await response(scope, receive, send)
 
 

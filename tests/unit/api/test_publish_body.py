@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -64,3 +65,50 @@ async def test_the_202_is_the_bytes_json_dumps_writes(client: httpx.AsyncClient)
     assert response.content == expected.encode()
     assert response.headers["content-type"] == "application/json"
     assert response.headers["content-length"] == str(len(expected.encode()))
+
+
+async def _hang_up_mid_body(memory: MemoryApp, path: str, content_type: str) -> list[dict[str, Any]]:
+    """Drive the ASGI app as a server does for a client that sends part of its body and hangs
+    up: the server then answers ``receive`` with ``http.disconnect``."""
+    part = {"type": "http.request", "body": b'{"specversion": ', "more_body": True}
+    messages: list[dict[str, Any]] = [part]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    headers = [
+        (b"host", b"hub"),
+        (b"authorization", f"Bearer {ADMIN_TOKEN}".encode()),
+        (b"content-type", content_type.encode()),
+        (b"content-length", b"1000"),
+    ]
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+        "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"", "headers": headers,
+        "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8000),
+    }  # fmt: skip
+    await memory.app(scope, receive, send)  # type: ignore[arg-type]
+    return sent
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [("/api/v1/events", "application/cloudevents+json"), ("/api/v1/subscriptions", "application/json")],
+)
+async def test_a_client_that_hangs_up_mid_body_is_no_exception_and_nothing_is_published(
+    memory: MemoryApp, path: str, content_type: str
+) -> None:
+    # Before, on the publish path: starlette's ClientDisconnect went up to the server, which
+    # logged "Exception in ASGI application" with a traceback (seen in a broker-restart test's
+    # hub output). FastAPI's routes answer it as a body they could not parse.
+    sent = await _hang_up_mid_body(memory, path, content_type)
+
+    assert sent[0]["type"] == "http.response.start"
+    assert sent[0]["status"] == 400
+    if path == "/api/v1/events":
+        assert b"the client closed the connection" in b"".join(m.get("body", b"") for m in sent[1:])
+    assert memory.published() == []
