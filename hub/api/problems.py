@@ -49,6 +49,7 @@ PROBLEM_KINDS: dict[str, str] = {
     "Not found": "nothing with this id (or not visible to this token)",
     "Method not allowed": "the path exists, the method does not",
     "Request timeout": "the request body did not arrive in time",
+    "Request incomplete": "the client closed the connection before its body arrived; nothing was accepted",
     "Connector disabled": "enable the connector before running it",
     "Connector only writes back": "a connector without a source (only `writeBack`) has nothing to run or "
     "test; its work is in its write-back subscription's delivery log",
