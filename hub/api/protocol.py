@@ -8,10 +8,11 @@ so these limits live in the protocol, one instance per connection:
 - idle: a connection without a request in progress is closed after ``idle_timeout``, from the
   moment it opens as well as after each response (uvicorn's keep-alive timer, armed earlier);
 - header: a request head must be complete within ``header_timeout`` of its first byte, or the
-  connection gets a 408 and is closed;
+  connection gets a 408 and is closed (lingering, below);
 - head size: a request head larger than :data:`MAX_HEAD_BYTES` gets a 431 and the connection
-  is closed (llhttp, unlike h11, sets no limit of its own: it would buffer a head without end);
-- a response sent before the request body was read to the end (a refusal: 401, 413, 408)
+  is closed, lingering (llhttp, unlike h11, sets no limit of its own: it would buffer a head
+  without end);
+- a response sent before the request was read to the end (a refusal: 401, 413, 408, 431)
   ends the connection with a lingering close, as nginx does: the hub half-closes (FIN), then
   discards what the client still sends for at most ``LINGER_BYTES`` and ``header_timeout``
   seconds before it closes. Closing at once would reset the connection with the client's data
@@ -108,7 +109,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._head_bytes > MAX_HEAD_BYTES:
             log.info("http_head_too_large", client=self.client, limit=MAX_HEAD_BYTES)
             self.transport.write(_TOO_LARGE_RESPONSE)
-            self.transport.close()
+            self._linger()  # the client is still sending: a close now would reset before it reads
         elif self._head_timer is None:
             deadline = self._head_started + self.header_timeout
             self._head_timer = self.loop.call_at(deadline, self._head_timed_out)
@@ -180,7 +181,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return
         log.info("http_head_timed_out", client=self.client, limit=self.header_timeout)
         self.transport.write(_TIMEOUT_RESPONSE)
-        self.transport.close()
+        self._linger()  # the client is still sending: a close now would reset before it reads
 
 
 def guarded_protocol(
