@@ -306,22 +306,22 @@ class Children:
         """Start every child anew on an embedded broker that was started again (empty, at the
         same address). The work children stop at once, if :meth:`stop_work` has not stopped
         them yet (the broker's log is gone: there is nothing to drain; what it held is kept as
-        after a crash), and start again at once; meanwhile the intake children answer what they
-        have in flight (the publish lands in the new broker, or gets its 503) within
-        :data:`INTAKE_RESTART_SECONDS`, and start again after. New connections wait in the
-        listening socket the parent holds until a new intake child takes them: starting the work
-        children during the intake's answering, not after it, shortens that wait by a child's
-        start (on a slow machine it had reached 31 s, beyond a client's 30 s). Each child starts
-        as at a start: the write-ahead log is relayed before it takes work, so an event accepted
-        before the outage is in the new log before any accepted after it (only a publish in
-        flight when the broker died may land first)."""
+        after a crash). Then every child starts again at once, while the old intake children
+        answer what they have in flight (the publish lands in the new broker, or gets its 503)
+        within :data:`INTAKE_RESTART_SECONDS`: they all accept on the one listening socket the
+        parent holds, and a stopping one accepts no more. So a new connection waits for one
+        child's start, not for the old intake's answering as well (on a slow machine the two
+        together had reached 31 s, beyond a client's 30 s). Each child starts as at a start:
+        the write-ahead log is relayed before it takes work, so an event accepted before the
+        outage is in the new log before any accepted after it (only a publish in flight when
+        the broker died may land first; one that an old intake child answers later was sent
+        beside the new children's, not before them)."""
         self.stop_work()
         self.stopping = False
-        for child in self._work():
+        leaving = [self._detach(child) for child in self._intake()]
+        for child in self.children:
             self._renew(child)
-        self._stop_group(self._intake(), time.monotonic() + INTAKE_RESTART_SECONDS)
-        for child in self._intake():
-            self._renew(child)
+        self._stop_group(leaving, time.monotonic() + INTAKE_RESTART_SECONDS)
         # A child that fails (the broker, just started, refused its relay) is left to
         # :meth:`tend`, which starts it again after its back-off: each child relays before it
         # takes work, so the order holds whichever comes up first.
@@ -330,6 +330,13 @@ class Children:
             if not self._wait_ready(child, deadline):
                 log.warning("child_not_restarted", roles=child.name)
         return True
+
+    @staticmethod
+    def _detach(child: Child) -> Child:
+        """A child's running process, handed to a stand-in so that ``child`` can start anew."""
+        leaving = Child(child.roles, child.proc, child.started_at, ready_fd=child.ready_fd)
+        child.proc, child.ready_fd = None, None
+        return leaving
 
     def _renew(self, child: Child) -> None:
         self._forget(child)

@@ -158,6 +158,10 @@ class KafkaEventLog:
         self._producer = make_producer(bootstrap, settings)
         #: Set after every write to the event topic (acknowledged or not: some may have landed).
         self.written = LogWritten()
+        #: The highest offset acknowledged per partition of the event topic, and whether an
+        #: acknowledgement showed that the broker started a new log (:meth:`lost_log_seen`).
+        self._acked: dict[int, int] = {}
+        self._lost = False
 
     @property
     def producer(self) -> AIOKafkaProducer:
@@ -201,6 +205,7 @@ class KafkaEventLog:
         if not records:
             return
         topic = self._settings.topic
+        before = self._acked.copy()
         try:
             partitions = sorted(await self._producer.partitions_for(topic))
             choose = partition_for  # as aiokafka's DefaultPartitioner, at half its cost
@@ -222,6 +227,31 @@ class KafkaEventLog:
             raise BrokerUnavailable(f"Kafka did not acknowledge: {e!r}") from e
         finally:
             self.written.notify()
+        self._note(before, acks)
+
+    def _note(self, before: dict[int, int], acks: Sequence[asyncio.Future[Any]]) -> None:
+        """Keep each partition's highest acknowledged offset. A send made after offset ``n`` of
+        its partition was acknowledged lands above ``n`` in the same log: an acknowledgement at
+        or below it means the broker started a new one (a broker that keeps its log in memory
+        was started again, empty, at the same address), whether or not a publish was refused
+        in between."""
+        for ack in acks:
+            meta = ack.result()
+            partition, offset = meta.partition, meta.offset
+            if offset <= before.get(partition, -1):
+                if not self._lost:
+                    seen = before[partition]
+                    log.warning("kafka_log_lost_seen", partition=partition, offset=offset, acknowledged=seen)
+                self._lost = True
+                self._acked[partition] = offset
+            elif offset > self._acked.get(partition, -1):
+                self._acked[partition] = offset
+
+    def lost_log_seen(self) -> bool:
+        """Whether a publish's acknowledgement showed a new log since the last call
+        (:meth:`_note`); the write-ahead log then relays what the lost one held."""
+        seen, self._lost = self._lost, False
+        return seen
 
     async def _send_one(self, topic: str, partition: int, r: KafkaRecord) -> asyncio.Future[Any]:
         """Append one record to the producer's open batch of its partition (shared with the

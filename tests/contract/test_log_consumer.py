@@ -24,7 +24,7 @@ from hub.embedded import Infrastructure
 from hub.ports import LogConsumer, LogRecord, RecordLog
 from hub.settings import KafkaSettings
 from schemas import CloudEvent
-from schemas.bindings import KafkaRecord
+from schemas.bindings import KafkaRecord, to_kafka_record
 
 SOURCE = "urn:nld:oin:00000001001234567000:systeem:contract"
 
@@ -247,3 +247,15 @@ async def test_parked_records_fill_the_dead_letter_topic_and_ensuring_the_topics
     await parking.park_records([KafkaRecord(b"k", b"v", [("koppelhub_error", b"bad")])])
     await parking.ensure_topics()
     assert await parking.dead_letter_topic_is_empty() is False
+
+
+async def test_a_log_that_lives_on_is_never_seen_as_lost(log: Log) -> None:
+    """The relay also asks whether a publish's acknowledgement showed that the broker started
+    a new log (``lost_log_seen``): never while the log lives, however often each partition is
+    written to, record by record or in batches."""
+    publisher = log.publisher
+    assert isinstance(publisher, InMemoryEventLog | KafkaEventLog)
+    for n in range(3):
+        await publisher.publish_records([to_kafka_record(event(n, key)) for key in ("a", "b", "c")])
+        await publisher.publish_records([to_kafka_record(event(100 + n * 40 + i, "d")) for i in range(40)])
+    assert publisher.lost_log_seen() is False

@@ -83,6 +83,10 @@ class InMemoryEventLog:
         if self.unavailable is not None:
             raise self.unavailable
 
+    def lost_log_seen(self) -> bool:
+        """Never: the twin's log lives as long as it does."""
+        return False
+
     def consumer(
         self, group_id: str = "koppelhub-projector", *, max_record_bytes: int | None = None
     ) -> InMemoryLogConsumer:

@@ -84,6 +84,8 @@ class _Log(RecordLog, Protocol):
 
     async def ensure_topics(self) -> None: ...
 
+    def lost_log_seen(self) -> bool: ...
+
 
 def _row(record: KafkaRecord) -> dict[str, Any]:
     return {
@@ -265,9 +267,13 @@ class WriteAheadEventLog:
             raise
 
     async def relay_refused(self) -> int:
-        """When a publish was refused after its rows were committed, relay what is not projected
-        (those rows among it; the overlap is absorbed by the projector's dedupe) while the hub
+        """When a publish was refused after its rows were committed, or a publish's
+        acknowledgement showed that the broker lost its log (``lost_log_seen``: one that keeps
+        it in memory was started again), relay what is not projected (the refused rows, or what
+        the lost log held; the overlap is absorbed by the projector's dedupe) while the hub
         runs, instead of at the next start. Returns how many events were relayed."""
+        if self._inner.lost_log_seen():
+            self._unsent = True
         if not self._unsent:
             return 0
         self._unsent = False
