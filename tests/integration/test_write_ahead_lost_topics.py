@@ -11,6 +11,8 @@ relayed again every round and never pruned. The relay now creates the topics fir
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -21,6 +23,7 @@ from hub.adapters.postgres.engine import create_engine
 from hub.adapters.postgres.write_ahead import PRUNE_SECONDS, WriteAheadEventLog
 from hub.embedded import EmbeddedBroker, Infrastructure
 from hub.errors import BrokerUnavailable
+from hub.settings import KafkaSettings
 from schemas.bindings import to_kafka_record
 from tests.integration.test_kafka_idling import NEVER_MS, event, settings_for
 
@@ -28,24 +31,13 @@ from tests.integration.test_kafka_idling import NEVER_MS, event, settings_for
 async def test_a_relay_after_the_broker_lost_its_topics_creates_them_and_parks_the_kept_dead_letters(
     tmp_path: Path, infra: Infrastructure, database_url: str
 ) -> None:
-    broker = EmbeddedBroker(tmp_path / "broker.json", tmp_path / "broker.log")
-    bootstrap = broker.start()
-    engine = create_engine(database_url, pool_size=2)
-    settings = settings_for(infra, NEVER_MS).model_copy(update={"bootstrap": bootstrap})
-    log = KafkaEventLog(bootstrap, settings)
-    wal = WriteAheadEventLog(engine, log)
-    try:
-        await ensure_topics(bootstrap, settings)
-        await log.start()
+    async with _own_broker(tmp_path, infra, database_url) as (broker, log, wal, settings):
         await wal.publish([event(1)])  # accepted, not projected: relayed again
         parked = to_kafka_record(event(2))
         origin = SimpleNamespace(topic=settings.topic, partition=0, offset=7)
         await wal.dead_letter(parked.key, parked.value, parked.headers, ValueError("bad"), origin)
 
-        assert broker._process is not None
-        broker._process.kill()
-        broker._process.wait()
-        assert broker.restart()  # same port, empty: no topics
+        _restart_empty(broker)  # no topics
         wal._unsent = True  # what a publish refused meanwhile leaves (its own test: group commit)
         # A publish that reaches the new broker before the relay (the API goes on taking them)
         # has Tansu create the event topic on its own terms; the relay creates it again.
@@ -53,7 +45,7 @@ async def test_a_relay_after_the_broker_lost_its_topics_creates_them_and_parks_t
 
         assert await asyncio.wait_for(wal.relay_refused(), timeout=20) == 1  # event 1, not 3
 
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
         await admin.start()
         try:
             described = await admin.describe_topics([settings.topic, settings.dlq_topic])
@@ -65,11 +57,6 @@ async def test_a_relay_after_the_broker_lost_its_topics_creates_them_and_parks_t
             settings.dlq_topic: (0, settings.partitions),
         }
         assert await log.dead_letter_topic_is_empty() is False  # the kept dead letter, parked again
-    finally:
-        await log.stop()
-        await wal.close()
-        await engine.dispose()
-        broker.stop()
 
 
 async def test_a_broker_that_lost_its_log_without_refusing_a_publish_gets_what_it_held_relayed(
@@ -79,23 +66,12 @@ async def test_a_broker_that_lost_its_log_without_refusing_a_publish_gets_what_i
     the producer reached the new one within its send. The second publish's acknowledgement lies
     at or below an offset acknowledged before it was sent: a new log. The relay then sends what
     the lost log held and the projector had not recorded (before, it waited for the next start)."""
-    broker = EmbeddedBroker(tmp_path / "broker.json", tmp_path / "broker.log")
-    bootstrap = broker.start()
-    engine = create_engine(database_url, pool_size=2)
-    settings = settings_for(infra, NEVER_MS).model_copy(update={"bootstrap": bootstrap})
-    log = KafkaEventLog(bootstrap, settings)
-    wal = WriteAheadEventLog(engine, log)
-    try:
-        await ensure_topics(bootstrap, settings)
-        await log.start()
+    async with _own_broker(tmp_path, infra, database_url) as (broker, log, wal, _):
         await wal.publish([event(n) for n in range(1, 10)])  # accepted, never projected here
         await wal.publish([event(n) for n in range(10, 19)])
         assert log.lost_log_seen() is False  # the same log: each acknowledgement above the last
 
-        assert broker._process is not None
-        broker._process.kill()
-        broker._process.wait()
-        assert broker.restart()  # same port, empty
+        _restart_empty(broker)
         await wal.publish([event(n) for n in range(19, 28)])  # acknowledged by the new broker
         assert wal._unsent is False  # nothing was refused
 
@@ -106,11 +82,6 @@ async def test_a_broker_that_lost_its_log_without_refusing_a_publish_gets_what_i
         # ("UnknownError"; the store logs that the batch's object already exists).
         assert await asyncio.wait_for(_relayed_by_the_pruner(wal), timeout=30) == 27
         assert log.lost_log_seen() is False  # seen once, relayed once
-    finally:
-        await log.stop()
-        await wal.close()
-        await engine.dispose()
-        broker.stop()
 
 
 async def _relayed_by_the_pruner(wal: WriteAheadEventLog) -> int:
@@ -119,3 +90,34 @@ async def _relayed_by_the_pruner(wal: WriteAheadEventLog) -> int:
             return await wal.relay_refused()
         except BrokerUnavailable:
             await asyncio.sleep(PRUNE_SECONDS)
+
+
+@asynccontextmanager
+async def _own_broker(
+    tmp_path: Path, infra: Infrastructure, database_url: str
+) -> AsyncIterator[tuple[EmbeddedBroker, KafkaEventLog, WriteAheadEventLog, KafkaSettings]]:
+    """A Tansu of this test's own (it is killed and started again), its topics created as at
+    start, and the write-ahead log in front of it."""
+    broker = EmbeddedBroker(tmp_path / "broker.json", tmp_path / "broker.log")
+    bootstrap = broker.start()
+    engine = create_engine(database_url, pool_size=2)
+    settings = settings_for(infra, NEVER_MS).model_copy(update={"bootstrap": bootstrap})
+    log = KafkaEventLog(bootstrap, settings)
+    wal = WriteAheadEventLog(engine, log)
+    try:
+        await ensure_topics(bootstrap, settings)
+        await log.start()
+        yield broker, log, wal, settings
+    finally:
+        await log.stop()
+        await wal.close()
+        await engine.dispose()
+        broker.stop()
+
+
+def _restart_empty(broker: EmbeddedBroker) -> None:
+    """Kill the broker and start it again at the same port, with nothing in it."""
+    assert broker._process is not None
+    broker._process.kill()
+    broker._process.wait()
+    assert broker.restart()
