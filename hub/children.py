@@ -304,18 +304,16 @@ class Children:
 
     def restart(self) -> bool:
         """Start every child anew on an embedded broker that was started again (empty, at the
-        same address). The work children stop at once, if :meth:`stop_work` has not stopped
-        them yet (the broker's log is gone: there is nothing to drain; what it held is kept as
-        after a crash). Then every child starts again at once, while the old intake children
-        answer what they have in flight (the publish lands in the new broker, or gets its 503)
-        within :data:`INTAKE_RESTART_SECONDS`: they all accept on the one listening socket the
-        parent holds, and a stopping one accepts no more. So a new connection waits for one
-        child's start, not for the old intake's answering as well (on a slow machine the two
-        together had reached 31 s, beyond a client's 30 s). Each child starts as at a start:
-        the write-ahead log is relayed before it takes work, so an event accepted before the
-        outage is in the new log before any accepted after it (only a publish in flight when
-        the broker died may land first; one that an old intake child answers later was sent
-        beside the new children's, not before them)."""
+        same address). The work children stop at once if :meth:`stop_work` has not stopped them
+        (the broker's log is gone: nothing to drain; what it held is kept as after a crash).
+        Then every child starts at once, while the old intake children, which accept no more on
+        the listening socket they share with the new ones, answer what they have in flight (the
+        publish lands in the new broker, or gets its 503) within :data:`INTAKE_RESTART_SECONDS`.
+        A new connection waits for one child's start (on a slow machine it had waited 31 s for
+        the old intake's answers and two starts, beyond a client's 30 s). Each child relays the
+        write-ahead log before it takes work, so an event accepted before the outage is in the
+        new log before any accepted after it (only a publish in flight when the broker died may
+        land first; one an old intake child answers later was sent beside the new ones)."""
         self.stop_work()
         self.stopping = False
         leaving = [self._detach(child) for child in self._intake()]
