@@ -317,9 +317,13 @@ class Children:
         self.stop_work()
         self.stopping = False
         leaving = [self._detach(child) for child in self._intake()]
-        for child in self.children:
-            self._renew(child)
-        self._stop_group(leaving, time.monotonic() + INTAKE_RESTART_SECONDS)
+        try:
+            for child in self.children:
+                self._renew(child)
+        finally:  # a failed start too: the old intake children stop, and leave no pipe open
+            self._stop_group(leaving, time.monotonic() + INTAKE_RESTART_SECONDS)
+            for child in leaving:
+                self._forget(child)
         # A child that fails (the broker, just started, refused its relay) is left to
         # :meth:`tend`, which starts it again after its back-off: each child relays before it
         # takes work, so the order holds whichever comes up first.

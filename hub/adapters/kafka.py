@@ -158,10 +158,12 @@ class KafkaEventLog:
         self._producer = make_producer(bootstrap, settings)
         #: Set after every write to the event topic (acknowledged or not: some may have landed).
         self.written = LogWritten()
-        #: The highest offset acknowledged per partition of the event topic, and whether an
-        #: acknowledgement showed that the broker started a new log (:meth:`lost_log_seen`).
+        #: Per partition of the event topic, an offset the broker acknowledged (the highest
+        #: record's, or a batch's first); whether an acknowledgement showed that the broker
+        #: started a new log (:meth:`lost_log_seen`), and how many times it did (:meth:`_note`).
         self._acked: dict[int, int] = {}
         self._lost = False
+        self._logs = 0
 
     @property
     def producer(self) -> AIOKafkaProducer:
@@ -205,7 +207,7 @@ class KafkaEventLog:
         if not records:
             return
         topic = self._settings.topic
-        before = self._acked.copy()
+        before, logs = self._acked.copy(), self._logs
         try:
             partitions = sorted(await self._producer.partitions_for(topic))
             choose = partition_for  # as aiokafka's DefaultPartitioner, at half its cost
@@ -227,24 +229,29 @@ class KafkaEventLog:
             raise BrokerUnavailable(f"Kafka did not acknowledge: {e!r}") from e
         finally:
             self.written.notify()
-        self._note(before, acks)
+        self._note(before, logs, acks)
 
-    def _note(self, before: dict[int, int], acks: Sequence[asyncio.Future[Any]]) -> None:
-        """Keep each partition's highest acknowledged offset. A send made after offset ``n`` of
-        its partition was acknowledged lands above ``n`` in the same log: an acknowledgement at
-        or below it means the broker started a new one (a broker that keeps its log in memory
-        was started again, empty, at the same address), whether or not a publish was refused
-        in between."""
+    def _note(self, before: dict[int, int], logs: int, acks: Sequence[asyncio.Future[Any]]) -> None:
+        """Keep an acknowledged offset per partition. A send made after offset ``n`` of its
+        partition was acknowledged lands above ``n`` in the same log: an acknowledgement at or
+        below it means the broker started a new one (a broker that keeps its log in memory was
+        started again, empty, at the same address; an unclean leader election that truncated
+        it), whether or not a publish was refused in between. Then every partition is new: the
+        offsets kept are dropped, and those of publishes that began before are not kept."""
+        if logs != self._logs:
+            return  # began in the log before the one seen since: its offsets may be the old log's
         for ack in acks:
             meta = ack.result()
+            if meta is None or meta.offset < 0:
+                continue  # no offset to compare (a broker that does not say)
             partition, offset = meta.partition, meta.offset
-            if offset <= before.get(partition, -1):
-                if not self._lost:
-                    seen = before[partition]
-                    log.warning("kafka_log_lost_seen", partition=partition, offset=offset, acknowledged=seen)
-                self._lost = True
-                self._acked[partition] = offset
-            elif offset > self._acked.get(partition, -1):
+            seen = before.get(partition, -1)
+            if offset <= seen:
+                log.warning("kafka_log_lost_seen", partition=partition, offset=offset, acknowledged=seen)
+                self._lost, self._logs = True, self._logs + 1
+                self._acked = {partition: offset}
+                return
+            if offset > self._acked.get(partition, -1):
                 self._acked[partition] = offset
 
     def lost_log_seen(self) -> bool:

@@ -72,16 +72,20 @@ async def test_a_broker_that_lost_its_log_without_refusing_a_publish_gets_what_i
         assert log.lost_log_seen() is False  # the same log: each acknowledgement above the last
 
         _restart_empty(broker)
-        await wal.publish([event(n) for n in range(19, 28)])  # acknowledged by the new broker
+        # One record, acknowledged by the new broker in a partition (2 of 3, or 0 of the 4 that
+        # Tansu may give a topic it makes on a send) that had offsets in the lost log.
+        await wal.publish([event(19)])
         assert wal._unsent is False  # nothing was refused
 
-        # Every row the projector has not recorded: the 18 the lost log held, and the 9 the
-        # new one has already (absorbed by the projector's dedupe). Relayed as the pruner does,
+        # Every row the projector has not recorded: the 18 the lost log held, and the one the
+        # new log has already (absorbed by the projector's dedupe). Relayed as the pruner does,
         # every PRUNE_SECONDS until it goes through: for a second or two Tansu's memory store
         # refuses this producer's sends to a partition it has written to since the restart
         # ("UnknownError"; the store logs that the batch's object already exists).
-        assert await asyncio.wait_for(_relayed_by_the_pruner(wal), timeout=30) == 27
-        assert log.lost_log_seen() is False  # seen once, relayed once
+        assert await asyncio.wait_for(_relayed_by_the_pruner(wal), timeout=30) == 19
+        # Seen once, relayed once: the relay's own sends to the other partitions (their offsets
+        # of the lost log kept, they would look like a new log again) are not taken for one.
+        assert log.lost_log_seen() is False
 
 
 async def _relayed_by_the_pruner(wal: WriteAheadEventLog) -> int:

@@ -18,6 +18,8 @@ answers 503): never a 202 that only an in-memory log holds. If the broker refuse
 API answers 503 too, but the rows stay: the process that was refused relays what is not
 projected once the broker answers again (:meth:`relay_refused`, with the pruner), and every
 start relays it too (at least once: a publisher that retries is deduplicated by the projector).
+The pruner relays the same way when a publish's acknowledgement showed that the broker started
+a new log (an external broker that keeps its log in memory, started again between two publishes).
 
 Dead letters go the same way: :meth:`dead_letter` keeps every parked record in
 ``dead_letter_log`` (and drops its write-ahead row: it will never be projected), and at start
@@ -66,6 +68,8 @@ _PRUNE = text(
 )
 
 _ANY_LEFT = text("SELECT EXISTS (SELECT 1 FROM event_wal)")
+#: Held while one process parks the kept dead letters again (the migration's lock is ...001).
+_ONE_PARKER = text("SELECT pg_advisory_xact_lock(736525002)")
 
 
 class _Log(RecordLog, Protocol):
@@ -224,6 +228,15 @@ class WriteAheadEventLog:
         return relayed
 
     async def _relay_dead_letters(self) -> int:
+        """Park the kept dead letters again when the dead-letter topic is empty, one process at
+        a time: ``run``'s children start together after a broker restart, and each would find
+        the topic empty and park every kept dead letter once more."""
+        with translate_db_errors():
+            async with self._engine.begin() as lock:
+                await lock.execute(_ONE_PARKER)
+                return await self._park_kept()
+
+    async def _park_kept(self) -> int:
         if not await self._inner.dead_letter_topic_is_empty():
             return 0
         count, after = 0, 0
