@@ -20,7 +20,7 @@ import psutil
 import pytest
 
 from tests.e2e.test_outages import broker_pid
-from tests.e2e.test_restarts import TOKEN, Hub, Publisher, projecting, ride_out
+from tests.e2e.test_restarts import UPLOAD_HEAD, Hub, Publisher, projecting, ride_out
 from tests.support.hub_api import eventually
 
 pytestmark = pytest.mark.e2e
@@ -58,10 +58,7 @@ async def _upload_held_open(
     opened.set_result(writer.get_extra_info("sockname")[1])
     answer = asyncio.create_task(reader.read(1))  # done: the hub answered or closed it
     try:
-        writer.write(
-            b"POST /api/v1/events HTTP/1.1\r\nHost: hub\r\nContent-Type: application/cloudevents+json\r\n"
-            + f"Authorization: Bearer {TOKEN}\r\nContent-Length: 100000\r\n\r\n{{".encode()
-        )
+        writer.write(UPLOAD_HEAD)
         while not release.is_set():
             if answer.done():
                 cut.set()

@@ -444,15 +444,19 @@ async def test_a_projector_of_the_dead_broker_never_commits_into_the_new_one(
     await ride_out(tmp_path, outage, KOPPELHUB_WORKERS=workers, KOPPELHUB_PROJECTOR_BATCH_SIZE="5")
 
 
+#: A publish's head and the first byte of a 100,000-byte body: an upload the tests then trickle.
+UPLOAD_HEAD = (
+    b"POST /api/v1/events HTTP/1.1\r\nHost: hub\r\nContent-Type: application/cloudevents+json\r\n"
+    + f"Authorization: Bearer {TOKEN}\r\nContent-Length: 100000\r\n\r\n{{".encode()
+)
+
+
 async def _trickled_upload(port: int, *, seconds: float) -> None:
     """A publish whose body arrives a byte at a time over ``seconds``: a request in flight that
     a stopping API waits for (what it answers does not matter here)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        writer.write(
-            b"POST /api/v1/events HTTP/1.1\r\nHost: hub\r\nContent-Type: application/cloudevents+json\r\n"
-            + f"Authorization: Bearer {TOKEN}\r\nContent-Length: 100000\r\n\r\n{{".encode()
-        )
+        writer.write(UPLOAD_HEAD)
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             writer.write(b" ")

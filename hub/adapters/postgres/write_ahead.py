@@ -35,7 +35,7 @@ from typing import Any, Protocol
 
 import structlog
 from sqlalchemy import delete, insert, select, text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub.adapters.postgres.errors import translate_db_errors
 from hub.adapters.postgres.group_commit import GroupCommit, WalRow, wal_row
@@ -234,23 +234,16 @@ class WriteAheadEventLog:
         with translate_db_errors():
             async with self._engine.begin() as lock:
                 await lock.execute(_ONE_PARKER)
-                return await self._park_kept()
+                return await self._park_kept(lock)
 
-    async def _park_kept(self) -> int:
+    async def _park_kept(self, conn: AsyncConnection) -> int:
+        """Park the kept dead letters, read in chunks on ``conn`` (the one holding the lock)."""
         if not await self._inner.dead_letter_topic_is_empty():
             return 0
         count, after = 0, 0
         while True:
-            with translate_db_errors():
-                async with self._engine.connect() as conn:
-                    rows = list(
-                        await conn.execute(
-                            select(dead_letter_log)
-                            .where(dead_letter_log.c.seq > after)
-                            .order_by(dead_letter_log.c.seq)
-                            .limit(_CHUNK)
-                        )
-                    )
+            query = select(dead_letter_log).where(dead_letter_log.c.seq > after)
+            rows = list(await conn.execute(query.order_by(dead_letter_log.c.seq).limit(_CHUNK)))
             if not rows:
                 return count
             await self._inner.park_records([_record(r) for r in rows])
