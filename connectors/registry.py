@@ -1,7 +1,10 @@
 """Every connector kind by name; :func:`register` is how a kind joins.
 
 Secret config fields are ``SecretStr``, at any depth (``auth.token``): stored in clear, shown
-as ``"********"``, and kept when a change sends them back masked or leaves them out.
+as ``"********"``, and kept when a change sends them back masked or leaves them out. A password
+inside a URL (``auth.proxy``, e.g. an FSC outway's ``http://user:pass@outway:8080``) is a secret
+too: shown as ``***`` (``http://user:***@outway:8080``), and kept when a change sends the URL
+back as shown.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Any, TypeVar, get_args
 from pydantic import BaseModel, SecretStr
 
 from connectors.base import Connector, ConnectorContext
+from schemas.uris import redact_url
 
 __all__ = [
     "KINDS",
@@ -67,8 +71,18 @@ def _public(model: type[BaseModel], config: Mapping[str, Any]) -> dict[str, Any]
         elif key in nested and isinstance(value, Mapping):
             shown[key] = _public(nested[key], value)
         else:
-            shown[key] = value
+            shown[key] = _shown(value)
     return shown
+
+
+def _shown(value: Any) -> Any:
+    """``value`` as the API shows it: a URL's password masked, anything else as it is."""
+    if not isinstance(value, str) or "@" not in value:
+        return value
+    try:
+        return redact_url(value)
+    except ValueError:  # not a URL that can be taken apart (a bad port): hide all of it
+        return MASK
 
 
 def public_config(kind: str, config: Mapping[str, Any]) -> dict[str, Any]:
@@ -95,6 +109,8 @@ def _merge(model: type[BaseModel], stored: Mapping[str, Any], change: Mapping[st
     for key, value in change.items():
         if key in hidden and value == MASK:
             continue  # sent back as shown: keep the stored secret
+        if key not in hidden and value != stored.get(key) and value == _shown(stored.get(key)):
+            continue  # a URL sent back as shown, its password masked: keep the stored one
         if key in nested and isinstance(value, Mapping) and isinstance(stored.get(key), Mapping):
             merged[key] = _merge(nested[key], stored[key], value)
         else:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import math
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from schemas.uris import redact_url
 from subscriptions.filters import Filter
 from subscriptions.model import HttpProtocolSettings, SubscriptionCreate, check_types, validate_sink
 
@@ -26,23 +27,12 @@ __all__ = [
     "SinkAuth",
     "SubscriptionUpdate",
     "public_auth",
-    "redact_url",
 ]
 
 Ordering = Literal["key", "none"]
 ContentMode = Literal["structured", "binary"]
 _MAX_SCHEDULE = 30
 _MAX_DELAY = 7 * 86_400.0
-
-
-def redact_url(url: str) -> str:
-    """``url`` without a password, for listings and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class _Strict(BaseModel):

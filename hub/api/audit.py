@@ -11,7 +11,7 @@ from hub.api.context import ApiContext, context
 from hub.api.problems import ProblemError
 from hub.paging import BadCursor
 from hub.ports.audit import AuditEntry, AuditQuery
-from hub.services.access import Action, visible_organisations
+from hub.services.access import Action, listed_organisation
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 Ctx = Annotated[ApiContext, Depends(context)]
@@ -55,14 +55,13 @@ async def list_audit(
 ) -> dict[str, Any]:
     if ctx.audit is None:
         raise ProblemError(503, "Service unavailable", "the audit trail is not served by this process")
-    own = visible_organisations(principal, Action.READ_AUDIT)
     query = AuditQuery(
         since=_time("since", since),
         until=_time("until", until),
         actor=actor,
         action=action,
         target=target,
-        organisatie=None if own is None else (principal.organisation or ""),
+        organisatie=listed_organisation(principal, Action.READ_AUDIT),
     )
     try:
         page = await ctx.audit.list(query, limit=limit, cursor=cursor)

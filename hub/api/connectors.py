@@ -27,7 +27,7 @@ from hub.api.problems import ProblemError, field_message
 from hub.errors import NotFound
 from hub.paging import BadCursor, decode_cursor, encode_cursor
 from hub.ports import ConnectorRecord, ConnectorStore, RunRecord
-from hub.services.access import Action, may, visible_organisations
+from hub.services.access import Action, listed_organisation, may
 from hub.services.writeback_subscriptions import (
     remove_write_back,
     sync_write_back,
@@ -277,11 +277,7 @@ async def create_connector(
 async def list_connectors(
     principal: ConnectorManager, ctx: Ctx, organisatie: Annotated[str | None, Query()] = None
 ) -> dict[str, Any]:
-    org = (
-        organisatie
-        if visible_organisations(principal, Action.MANAGE_KOPPELINGEN) is None
-        else principal.organisation
-    )
+    org = listed_organisation(principal, Action.MANAGE_KOPPELINGEN, organisatie)
     return {"items": [connector_json(c) for c in await _store(ctx).all(organisatie=org)], "next": None}
 
 

@@ -29,7 +29,7 @@ from hub.api.problems import ProblemError, field_errors
 from hub.errors import NotFound
 from hub.paging import BadCursor
 from hub.ports import ImportRecord, ImportStore
-from hub.services.access import Action, may
+from hub.services.access import Action, listed_organisation, may
 from hub.services.imports import AMEFF, ImportLifecycle, check_options, import_spec
 from schemas.landscape import OBJECT_TYPES
 
@@ -161,7 +161,8 @@ async def list_imports(
     """Each item is an import as ``GET /imports/{id}`` shows it, without its row errors (their
     number is in ``errorCount`` there); an organisation's token sees its own imports only."""
     try:
-        page = await _store(ctx).history(limit=limit, cursor=cursor, organisatie=principal.organisation)
+        org = listed_organisation(principal, Action.MANAGE_KOPPELINGEN)
+        page = await _store(ctx).history(limit=limit, cursor=cursor, organisatie=org)
     except BadCursor as e:
         raise ProblemError(400, "Invalid cursor", str(e)) from e
     items = []

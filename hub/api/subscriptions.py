@@ -17,7 +17,7 @@ from hub.api.sinks import check_reachable, send_test_event
 from hub.errors import NotFound
 from hub.paging import BadCursor
 from hub.ports.subscriptions import SUBSCRIPTION_FILTERS, SubscriptionDetails, SubscriptionFilter
-from hub.services.access import Action, visible_organisations
+from hub.services.access import Action, listed_organisation
 from hub.services.writeback_subscriptions import is_write_back
 from subscriptions.egress import client_ssl_context
 from subscriptions.filters import dump_filters
@@ -261,11 +261,7 @@ async def list_subscriptions(
     organisatie: Annotated[str | None, Query(description=SUBSCRIPTION_FILTERS["organisatie"])] = None,
 ) -> dict[str, Any]:
     where = list_filter(request, status, sink)
-    everything = visible_organisations(principal, Action.MANAGE_KOPPELINGEN) is None
-    own = None if everything else principal.organisation or ""
-    if own is not None and organisatie is not None and organisatie != own:
-        return {"items": [], "next": None}  # another organisation's are never listed to this caller
-    owned_by = organisatie if own is None else own
+    owned_by = listed_organisation(principal, Action.MANAGE_KOPPELINGEN, organisatie)
     try:
         page = await ctx.subscriptions.list(limit=limit, cursor=cursor, where=where, owned_by=owned_by)
     except BadCursor as e:

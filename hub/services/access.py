@@ -173,6 +173,18 @@ def visible_organisations(principal: Principal, action: Action) -> Collection[st
     return [principal.organisation] if principal.organisation else []
 
 
+def listed_organisation(principal: Principal, action: Action, asked: str | None = None) -> str | None:
+    """The one organisation a store's list is narrowed to for ``action``, ``asked`` being the
+    caller's own filter (None: none). A principal that sees every organisation's gets ``asked``
+    (None: all); any other its own, and ``""``, which no object has, when it asked for another
+    or has none (the list then shows nothing, never everything)."""
+    visible = visible_organisations(principal, action)
+    if visible is None:
+        return asked
+    own = next(iter(visible), "")
+    return own if asked in (None, own) else ""
+
+
 #: Landscape object type → the right that records it (publish a ``vastgelegd``/``ingetrokken``
 #: event, import a file of them).
 RECORD_ACTIONS: Final[dict[str, Action]] = {

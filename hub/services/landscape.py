@@ -13,7 +13,9 @@ Rules (issue 3):
   unresolved) until the object is asserted again. The sources own their objects; the hub does
   not invent deletions they did not ask for.
 - A change of private fields only (``interneAantekening``) is stored but emits nothing: a
-  ``gewijzigd`` without its fields would still tell everyone that a private note changed.
+  ``gewijzigd`` without its fields would still tell everyone that a private note changed. For
+  the same reason it keeps the object's provenance, which the read API shows to everyone: the
+  provenance names the event that last changed the public fields (the archive keeps every one).
 """
 
 from __future__ import annotations
@@ -240,7 +242,12 @@ def _apply(
     if before is not None and before.state == state:
         result.unchanged += 1
         return
-    provenance = Provenance(event.source, event.id, event.time, mark.sequence, item.archived.seq)
+    diff = [] if before is None else changed_fields(before.state, state, ignore=PRIVATE_FIELDS[key[0]])
+    provenance = (
+        before.provenance  # private fields only: see the module's rules
+        if before is not None and not diff
+        else Provenance(event.source, event.id, event.time, mark.sequence, item.archived.seq)
+    )
     after = StoredObject(key[0], key[1], state, provenance)
     current.objects[key] = changes.upserts[key] = after
     changes.deletes.discard(key)
@@ -250,7 +257,6 @@ def _apply(
             result.derived.append(derive.make(aangemaakt_type(key[0]), event, after, public_state(after)))
         return
     result.changed += 1
-    diff = changed_fields(before.state, state, ignore=PRIVATE_FIELDS[key[0]])
     if derive and diff:
         data = {**public_state(after), "wijzigingen": [dict(c) for c in diff]}
         result.derived.append(derive.make(gewijzigd_type(key[0]), event, after, data))

@@ -103,6 +103,30 @@ async def test_a_change_of_private_fields_only_is_stored_but_not_announced(lands
     assert stored is not None and stored.state["interneAantekening"] == "verlengd tot 2028"
 
 
+async def test_a_change_of_private_fields_only_keeps_the_provenance_everyone_reads(
+    landscape: Harness,
+) -> None:
+    first = vastgelegd("gebruik", USE, sequence="0001")
+    await landscape.apply(first)
+
+    await landscape.apply(vastgelegd("gebruik", {**USE, "interneAantekening": "verlengd"}, sequence="0002"))
+
+    noted = await landscape.reader.get("gebruik", "use-1")
+    assert noted is not None and noted.state["interneAantekening"] == "verlengd"
+    # Every reader sees the provenance: a new event id, time or sequence would tell another
+    # organisation that this one changed its private note.
+    assert (noted.provenance.event_id, noted.provenance.sequence) == (first.id, "0001")
+    public = vastgelegd(
+        "gebruik", {**USE, "interneAantekening": "verlengd", "status": "In productie"}, sequence="0003"
+    )
+    await landscape.apply(public)
+    changed = await landscape.reader.get("gebruik", "use-1")
+    assert changed is not None and (changed.provenance.event_id, changed.provenance.sequence) == (
+        public.id,
+        "0003",
+    )
+
+
 async def test_an_older_sequence_from_the_same_source_is_stale(landscape: Harness) -> None:
     await landscape.apply(vastgelegd("gebruik", {**USE, "status": "In productie"}, sequence="0002"))
 

@@ -3,7 +3,8 @@
 Covers what the issue lists: RS256 and ES256 accepted; expired, wrong audience, wrong issuer,
 unknown kid (also after a rotation, which is picked up by refetching), ``alg=none`` and an
 HS256 token signed with the public key refused with a 401 naming the check; a token without a
-known role is a 403; the discovery document supplies the JWKS URL."""
+known role, or with a role that acts for one organisation and no organisation, is a 403; the
+discovery document supplies the JWKS URL."""
 
 from __future__ import annotations
 
@@ -193,6 +194,25 @@ async def test_a_token_without_a_known_role_is_forbidden_not_unauthenticated(iss
     with pytest.raises(Unauthenticated, match="expired"):
         await authenticate_header(auth, "Bearer " + issuer.token(exp=int(time.time()) - 60))
     assert (await authenticate_header(auth, "Bearer " + issuer.token())).organisation == "gem-a"
+
+
+async def test_a_role_that_acts_for_one_organisation_without_one_is_forbidden(issuer: Issuer) -> None:
+    """Without the claim such a principal would act for no organisation, which the lists read
+    as every organisation's (a functioneel-beheerder's scope)."""
+    for role in (r for r in Role if r.needs_organisation):
+        with pytest.raises(
+            NoKnownRole, match=f"'{role.value}' but names no organisatie in its 'organisatie'"
+        ):
+            await verifier(issuer).principal(issuer.token(roles=[role.value], organisatie=None))
+    with pytest.raises(NoKnownRole, match="no organisatie"):
+        await verifier(issuer).principal(issuer.token(organisatie=""))
+    auth = TokenAuthenticator("admin-secret", oidc=verifier(issuer))
+    with pytest.raises(NotPermitted, match="gebruik-beheerder"):
+        await authenticate_header(auth, "Bearer " + issuer.token(organisatie=None))
+    operator = await verifier(issuer).principal(
+        issuer.token(roles=["functioneel-beheerder"], organisatie=None)
+    )
+    assert (operator.role, operator.organisation) == (Role.FUNCTIONEEL_BEHEERDER, None)
 
 
 async def test_a_verified_token_is_kept_at_most_a_minute_and_never_past_its_exp(issuer: Issuer) -> None:

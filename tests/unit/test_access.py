@@ -12,6 +12,7 @@ from hub.services.access import (
     Action,
     Principal,
     Role,
+    listed_organisation,
     matrix_table,
     may,
     may_at_all,
@@ -87,6 +88,16 @@ def test_a_right_for_own_organisation_never_reaches_hub_wide_objects() -> None:
     beheerder = Principal("b", Role.GEBRUIK_BEHEERDER, OWN)
     assert not may(beheerder, Action.MANAGE_KOPPELINGEN, None)
     assert may(Principal("admin"), Action.MANAGE_KOPPELINGEN, None)
+
+
+def test_a_list_shows_one_organisation_and_never_everything_to_one_without_an_organisation() -> None:
+    manage = Action.MANAGE_KOPPELINGEN
+    admin, beheerder = Principal("admin"), Principal("b", Role.GEBRUIK_BEHEERDER, OWN)
+    assert (listed_organisation(admin, manage), listed_organisation(admin, manage, OTHER)) == (None, OTHER)
+    assert listed_organisation(beheerder, manage) == listed_organisation(beheerder, manage, OWN) == OWN
+    assert listed_organisation(beheerder, manage, OTHER) == ""  # another's: nothing, not its own
+    # A credential that should not exist (the token service and the OIDC check refuse it):
+    assert listed_organisation(Principal("x", Role.GEBRUIK_BEHEERDER, None), manage) == ""
 
 
 @pytest.mark.parametrize(

@@ -268,3 +268,33 @@ async def test_a_write_back_target_outside_the_connectors_allow_list_is_refused_
     assert problem["title"] == "URL refused"
     assert problem["errors"][0]["field"] == "config.writeBack.url"
     assert app.tables.connectors == {}
+
+
+async def test_a_proxy_password_is_write_only_shown_masked_and_kept_when_sent_back_as_shown(
+    app: App, fake: SignalenFake
+) -> None:
+    """An FSC outway's (or any proxy's) password in ``auth.proxy`` is a secret like the token."""
+    outway = "http://koppelhub:s3cret@outway.example:8443"
+    made = await _signalen(app, fake, auth={"token": fake.token, "proxy": outway})
+    path = f"/api/v1/connectors/{made['id']}"
+    shown = await app.http.get(path, headers=AUTH)
+    listed = await app.http.get("/api/v1/connectors", headers=AUTH)
+    for response in (shown, listed):
+        assert "s3cret" not in response.text
+    assert made["config"]["auth"]["proxy"] == "http://koppelhub:***@outway.example:8443"
+    assert "s3cret" not in str(made)
+
+    sent_back = await app.http.patch(path, json={"config": shown.json()["config"]}, headers=AUTH)
+    assert sent_back.status_code == 200, sent_back.text
+    stored = InMemoryConnectorStore(app.tables)
+    kept = (await stored.get(uuid.UUID(made["id"]))).config["auth"]
+    assert (kept["proxy"], kept["token"]) == (outway, fake.token)
+
+    new = "http://koppelhub:n1euw@outway.example:8443"
+    changed = await app.http.patch(
+        path,
+        json={"config": {**shown.json()["config"], "auth": {"token": "********", "proxy": new}}},
+        headers=AUTH,
+    )
+    assert changed.status_code == 200 and "n1euw" not in changed.text
+    assert (await stored.get(uuid.UUID(made["id"]))).config["auth"]["proxy"] == new

@@ -16,10 +16,10 @@ from hub.ports import AttemptResult, ClaimedDelivery, PulledPage
 from hub.ports.audit import AuditEntry
 from schemas import CloudEvent
 from schemas.hub_events import DELIVERY_DEAD, SUBSCRIPTION_DISABLED
+from schemas.uris import redact_url
 from subscriptions import lifecycle as lc
 from subscriptions.delivery import SharedEvent
 from subscriptions.flow import FlowControl
-from subscriptions.options import redact_url
 from subscriptions.recipients import ORGANISATIE, event_attributes, receives
 
 #: Archive rows one pull looks at, at most (as the PostgreSQL adapter).

@@ -18,6 +18,7 @@ from hub.adapters.postgres.alerts import Alert, emit_alerts
 from hub.adapters.postgres.tables import OPEN_SQL, sql_literals
 from hub.ports import AttemptResult
 from schemas.hub_events import DELIVERY_DEAD, SUBSCRIPTION_DISABLED
+from schemas.uris import redact_url
 from subscriptions.lifecycle import (
     ACTIVE,
     DEAD,
@@ -29,7 +30,6 @@ from subscriptions.lifecycle import (
     alerts_disabled,
     failing_reason,
 )
-from subscriptions.options import redact_url
 
 # may_record: only the claim that made the attempt, on a delivery still open.
 _MAY_RECORD = f"attempts = :attempt - 1 AND {OPEN_SQL}"
