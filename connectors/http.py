@@ -113,6 +113,14 @@ def _shown(url: httpx.URL) -> str:
     return str(url.copy_with(username=None, password=None))
 
 
+def _request(method: str, url: str) -> str:
+    """``method url`` for an error or the diagnostics: the URL without its credentials."""
+    try:
+        return f"{method} {_shown(httpx.URL(url))}"
+    except httpx.InvalidURL:
+        return f"{method} (a URL that is not valid)"
+
+
 def retry_after(value: str | None) -> float | None:
     """Seconds from a ``Retry-After`` value (delay-seconds or HTTP-date, RFC 9110 §10.2.3);
     None when absent or unparsable (not trusted)."""
@@ -252,8 +260,8 @@ class ApiClient:
             else:  # basic and OAuth2 are httpx auth flows: the client runs them
                 response = await self.http.request(method, url, headers=headers, **kwargs)
         except httpx.HTTPError as e:
-            self._keep({"request": f"{method} {url}", "error": type(e).__name__})
-            raise SourceUnavailable(f"{method} {url}: {type(e).__name__}") from e
+            self._keep({"request": _request(method, url), "error": type(e).__name__})
+            raise SourceUnavailable(f"{_request(method, url)}: {type(e).__name__}") from e
         reset = _reset_in(response.headers)
         if reset is not None:
             self._not_before = time.monotonic() + min(reset, MAX_WAIT_S)
@@ -324,7 +332,7 @@ class ApiClient:
         except Busy as b:
             busy = b
         if self.attempts <= 1:
-            raise SourceUnavailable(f"{method} {url} answered {busy.status} {self.attempts} times") from busy
+            raise self._still_busy(method, url, busy) from busy
         await asyncio.sleep(busy.wait_s)
 
         def wait(state: RetryCallState) -> float:
@@ -341,15 +349,18 @@ class ApiClient:
                 with attempt:
                     return await self._attempt(method, url, kwargs)
         except Busy as e:
-            raise SourceUnavailable(f"{method} {url} answered {e.status} {self.attempts} times") from e
+            raise self._still_busy(method, url, e) from e
         raise AssertionError("AsyncRetrying either returns or raises")
+
+    def _still_busy(self, method: str, url: str, busy: Busy) -> SourceUnavailable:
+        return SourceUnavailable(f"{_request(method, url)} answered {busy.status} {self.attempts} times")
 
     async def _attempt(self, method: str, url: str, kwargs: dict[str, Any]) -> httpx.Response:
         try:
             return await self._once(method, url, **dict(kwargs))
         except Busy as b:
             if b.wait_s > MAX_WAIT_S:
-                raise SourceUnavailable(f"{method} {url}: busy for {b.wait_s:.0f} s") from b
+                raise SourceUnavailable(f"{_request(method, url)}: busy for {b.wait_s:.0f} s") from b
             raise
 
     def failed(self, response: httpx.Response, what: str) -> SourceUnavailable | SourceRefused:

@@ -291,7 +291,12 @@ class ConnectorRunner:
             await self._finish_run(run_id, "interrupted", tally, None, None)
             bound.info("connector_run_interrupted")
             return
-        except (ConnectorError, KoppelhubError, ValidationError, KeyError) as e:
+        except ValidationError as e:  # never its input: a stored config's secrets, for one
+            error = "ValidationError: " + "; ".join(
+                f"{'.'.join(map(str, err['loc'])) or 'config'}: {err['msg']}"
+                for err in e.errors(include_url=False, include_input=False)
+            )
+        except (ConnectorError, KoppelhubError, KeyError) as e:
             error = f"{type(e).__name__}: {e}"
         except Exception as e:  # noqa: BLE001 - a bug in one connector must not stop the others
             bound.exception("connector_run_crashed")
