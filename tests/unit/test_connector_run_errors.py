@@ -9,14 +9,8 @@ from pathlib import Path
 
 from structlog.testing import capture_logs
 
+from hub.adapters import memory
 from hub.adapters.egress import egress
-from hub.adapters.memory import (
-    InMemoryConnectorStore,
-    InMemoryConnectorTables,
-    InMemoryEventLog,
-    InMemoryFingerprintStore,
-    InMemoryImportStore,
-)
 from hub.services.connectors import ConnectorRunner
 from hub.settings import ConnectorSettings
 from subscriptions.ssrf import NetworkPolicy
@@ -25,15 +19,31 @@ from tests.support.connector_app import LOOPBACK
 HERE = "urn:nld:oin:00000001001234567000:systeem:hub"
 
 
+def _runner(tmp_path: Path) -> tuple[memory.InMemoryConnectorStore, ConnectorRunner]:
+    """A runner on in-memory stores whose connectors may reach loopback only."""
+    tables = memory.InMemoryConnectorTables()
+    connectors = memory.InMemoryConnectorStore(tables)
+    stores = (
+        memory.InMemoryImportStore(tables),
+        memory.InMemoryFingerprintStore(tables),
+        memory.InMemoryEventLog(),
+    )
+    settings = ConnectorSettings(allow_networks=[LOOPBACK])
+    runner = ConnectorRunner(
+        connectors,
+        *stores,
+        settings,
+        hub_urn=HERE,
+        data_dir=tmp_path,
+        egress=egress(NetworkPolicy.parse(LOOPBACK)),
+    )
+    return connectors, runner
+
+
 async def test_a_stored_config_that_no_longer_validates_fails_the_run_without_its_secrets(
     tmp_path: Path,
 ) -> None:
-    tables = InMemoryConnectorTables()
-    connectors = InMemoryConnectorStore(tables)
-    runner = ConnectorRunner(
-        connectors, InMemoryImportStore(tables), InMemoryFingerprintStore(tables), InMemoryEventLog(),
-        ConnectorSettings(), hub_urn=HERE, data_dir=tmp_path,
-    )  # fmt: skip
+    connectors, runner = _runner(tmp_path)
     # Two auth schemes at once: refused by the model, so only a store written around the API
     # (or by an older version) holds it.
     auth = {"token": "t0ken-s3cret", "basic": {"username": "koppelhub", "password": "pw-s3cret"}}
@@ -56,13 +66,7 @@ async def test_a_stored_config_that_no_longer_validates_fails_the_run_without_it
 async def test_a_source_that_cannot_be_reached_is_named_without_the_credentials_in_its_url(
     tmp_path: Path,
 ) -> None:
-    tables = InMemoryConnectorTables()
-    connectors = InMemoryConnectorStore(tables)
-    runner = ConnectorRunner(
-        connectors, InMemoryImportStore(tables), InMemoryFingerprintStore(tables), InMemoryEventLog(),
-        ConnectorSettings(allow_networks=[LOOPBACK]), hub_urn=HERE, data_dir=tmp_path,
-        egress=egress(NetworkPolicy.parse(LOOPBACK)),
-    )  # fmt: skip
+    connectors, runner = _runner(tmp_path)
     record = await connectors.create(
         kind="rest", organisatie="org-1",
         config={"url": "http://koppelhub:pw-s3cret@127.0.0.1:9/zaken",
