@@ -24,6 +24,8 @@ __all__ = [
     "SubscriptionCreate",
     "SubscriptionStatus",
     "check_types",
+    "kept_headers",
+    "shown_headers",
     "subscription_matches",
     "validate_sink",
 ]
@@ -86,6 +88,29 @@ def validate_sink(value: str) -> str:
             "sink must not contain credentials; use protocolsettings.headers (e.g. Authorization) instead"
         )
     return value
+
+
+#: Header names whose values are credentials (the sink's own auth goes in headers: a sink URL
+#: may not carry any): write-only, shown as :data:`HIDDEN`.
+_CREDENTIAL_HEADER = re.compile(r"authorization|cookie|token|secret|password|api[-_]?key", re.IGNORECASE)
+HIDDEN = "***"
+
+
+def shown_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """``protocolsettings.headers`` as the API shows them: a credential's value as ``***``."""
+    return {name: HIDDEN if _CREDENTIAL_HEADER.search(name) else value for name, value in headers.items()}
+
+
+def kept_headers(sent: Mapping[str, str], stored: Mapping[str, str]) -> dict[str, str]:
+    """The headers a change sets: ``sent``, where a credential sent back as shown (``***``)
+    keeps its stored value (names compare case-insensitively)."""
+    before = {name.lower(): value for name, value in stored.items()}
+    return {
+        name: before[name.lower()]
+        if value == HIDDEN and _CREDENTIAL_HEADER.search(name) and name.lower() in before
+        else value
+        for name, value in sent.items()
+    }
 
 
 class HttpProtocolSettings(BaseModel):

@@ -22,6 +22,7 @@ from hub.services.writeback_subscriptions import is_write_back
 from subscriptions.egress import client_ssl_context
 from subscriptions.filters import dump_filters
 from subscriptions.lifecycle import ACTIVE, DISABLED, PAUSED
+from subscriptions.model import kept_headers, shown_headers
 from subscriptions.options import DeliveryOptions, NewSubscription, SubscriptionUpdate, public_auth
 from subscriptions.signing import generate_secret
 
@@ -43,7 +44,7 @@ def subscription_json(s: SubscriptionDetails) -> dict[str, Any]:
         "source": s.source,
         "types": s.types,
         "filters": s.filters,
-        "protocolsettings": {"headers": s.headers},
+        "protocolsettings": {"headers": shown_headers(s.headers)},
         "config": s.config,
         "status": s.status,
         "statusReason": s.status_reason,
@@ -177,6 +178,8 @@ async def update_subscription(
     try:
         current = await ctx.subscriptions.get(subscription_id)
         _refuse_write_back(current)
+        if "headers" in changes:
+            changes["headers"] = kept_headers(changes["headers"], current.headers)
         if "sink" in given or "auth" in given:
             sink = body.sink or current.sink
             auth = changes.get("auth", dict(current.auth))

@@ -130,3 +130,26 @@ async def test_sink_auth_secrets_are_write_only(
         assert secret not in text and "proxy-password" not in text
         assert shown["auth"]["oauth2"]["clientId"] == "hub"
         assert shown["auth"]["proxy"] == "http://user:***@127.0.0.1:3128"
+
+
+async def test_a_credential_in_the_headers_is_write_only_and_still_sent(
+    client: httpx.AsyncClient, auth: dict[str, str], sink: WebhookSink
+) -> None:
+    """A sink URL may not carry credentials (a 400 says to use the headers), so the headers
+    carry them: their values are shown as ``***`` and kept when a change sends that back."""
+    headers = {"Authorization": "Bearer sink-s3cret", "X-Api-Key": "key-s3cret", "X-Tenant": "a"}
+    sub = await subscribe(client, auth, sink.url, protocolsettings={"headers": headers})
+    path = f"/api/v1/subscriptions/{sub['id']}"
+    listed = await client.get("/api/v1/subscriptions", headers=auth)
+    for shown in (sub, (await client.get(path, headers=auth)).json(), listed.json()):
+        assert "s3cret" not in str(shown)
+    assert sub["protocolsettings"]["headers"] == {"Authorization": "***", "X-Api-Key": "***", "X-Tenant": "a"}
+
+    sent_back = {**sub["protocolsettings"]["headers"], "X-Tenant": "b"}
+    changed = await client.patch(path, json={"protocolsettings": {"headers": sent_back}}, headers=auth)
+    assert changed.status_code == 200 and changed.json()["protocolsettings"]["headers"]["X-Tenant"] == "b"
+    tested = await client.post(f"{path}/test", headers=auth)
+    assert tested.json()["delivered"] is True, tested.text
+    got = lower(sink.received[-1].headers)
+    assert (got["authorization"], got["x-api-key"]) == ("Bearer sink-s3cret", "key-s3cret")
+    assert got["x-tenant"] == "b"
