@@ -15,7 +15,7 @@ from typing import Any, TypeVar, get_args
 from pydantic import BaseModel, SecretStr
 
 from connectors.base import Connector, ConnectorContext
-from schemas.uris import redact_url
+from schemas.credentials import redact_url
 
 __all__ = [
     "KINDS",

@@ -4,8 +4,6 @@
 publisher sends the same few ``source`` values over and over, and this check (three regular
 expressions) was a quarter of an event's validation, so :func:`known_uri_problem` keeps the
 answers (:mod:`schemas.envelope` asks it for values of an attribute's length only).
-
-:func:`redact_url` is the one way a URL with a password in it (a sink's, a proxy's) is shown.
 """
 
 from __future__ import annotations
@@ -13,9 +11,8 @@ from __future__ import annotations
 import functools
 import re
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["find_uri_problem", "known_uri_problem", "redact_url", "show"]
+__all__ = ["find_uri_problem", "known_uri_problem", "show"]
 
 _URI_RE = re.compile(r"(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})+")
 _SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
@@ -52,15 +49,3 @@ def find_uri_problem(value: str, absolute: bool) -> str | None:
 
 
 known_uri_problem = functools.lru_cache(maxsize=_URI_CACHE_SIZE)(find_uri_problem)
-
-
-def redact_url(url: str) -> str:
-    """``url`` with its password, if it has one, shown as ``***``: for listings and logs.
-    ``ValueError`` when it names a port that is not one."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    host = f"[{host}]" if ":" in host else host  # an IPv6 address keeps its brackets
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))

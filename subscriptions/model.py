@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from schemas.credentials import is_credential_header
 from subscriptions.filters import Filter, matches_all, normalize_attributes
 
 __all__ = [
@@ -90,15 +91,14 @@ def validate_sink(value: str) -> str:
     return value
 
 
-#: Header names whose values are credentials (the sink's own auth goes in headers: a sink URL
-#: may not carry any): write-only, shown as :data:`HIDDEN`.
-_CREDENTIAL_HEADER = re.compile(r"authorization|cookie|token|secret|password|api[-_]?key", re.IGNORECASE)
+#: What a credential header's value is shown as (the sink's own auth goes in headers: a sink
+#: URL may not carry any).
 HIDDEN = "***"
 
 
 def shown_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """``protocolsettings.headers`` as the API shows them: a credential's value as ``***``."""
-    return {name: HIDDEN if _CREDENTIAL_HEADER.search(name) else value for name, value in headers.items()}
+    return {name: HIDDEN if is_credential_header(name) else value for name, value in headers.items()}
 
 
 def kept_headers(sent: Mapping[str, str], stored: Mapping[str, str]) -> dict[str, str]:
@@ -107,7 +107,7 @@ def kept_headers(sent: Mapping[str, str], stored: Mapping[str, str]) -> dict[str
     before = {name.lower(): value for name, value in stored.items()}
     return {
         name: before[name.lower()]
-        if value == HIDDEN and _CREDENTIAL_HEADER.search(name) and name.lower() in before
+        if value == HIDDEN and is_credential_header(name) and name.lower() in before
         else value
         for name, value in sent.items()
     }

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from schemas.uris import redact_url
+from schemas.credentials import redact_url
 from subscriptions.filters import Filter
 from subscriptions.model import HttpProtocolSettings, SubscriptionCreate, check_types, validate_sink
 

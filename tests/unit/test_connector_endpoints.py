@@ -298,3 +298,25 @@ async def test_a_proxy_password_is_write_only_shown_masked_and_kept_when_sent_ba
     )
     assert changed.status_code == 200 and "n1euw" not in changed.text
     assert (await stored.get(uuid.UUID(made["id"]))).config["auth"]["proxy"] == new
+
+
+@pytest.mark.parametrize(
+    ("config", "field"),
+    [
+        ({"url": "http://127.0.0.1:9/zaken", "mapping": {"type": "nl.zaken.zaak.v1", "fields": {}},
+          "headers": {"Authorization": "Bearer s3cret"}}, "config.headers"),
+        ({"writeBack": {**WRITE_BACK, "headers": {"X-Api-Key": "s3cret", "X-Bron": "koppelhub"}}},
+         "config.writeBack.headers"),
+    ],
+)  # fmt: skip
+async def test_a_credential_in_a_rest_connectors_headers_is_a_400_pointing_to_auth(
+    app: App, config: dict[str, Any], field: str
+) -> None:
+    """Headers are shown as they are; a credential there would not be write-only."""
+    response = await _rest(app, config)
+
+    assert response.status_code == 400, response.text
+    problem = response.json()
+    assert problem["errors"][0]["field"] == field and "set it in auth" in problem["errors"][0]["message"]
+    assert "s3cret" not in response.text
+    assert app.tables.connectors == {}

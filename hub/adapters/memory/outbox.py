@@ -15,8 +15,8 @@ from hub.errors import NotFound
 from hub.ports import AttemptResult, ClaimedDelivery, PulledPage
 from hub.ports.audit import AuditEntry
 from schemas import CloudEvent
+from schemas.credentials import redact_url
 from schemas.hub_events import DELIVERY_DEAD, SUBSCRIPTION_DISABLED
-from schemas.uris import redact_url
 from subscriptions import lifecycle as lc
 from subscriptions.delivery import SharedEvent
 from subscriptions.flow import FlowControl

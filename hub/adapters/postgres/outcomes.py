@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hub.adapters.postgres.alerts import Alert, emit_alerts
 from hub.adapters.postgres.tables import OPEN_SQL, sql_literals
 from hub.ports import AttemptResult
+from schemas.credentials import redact_url
 from schemas.hub_events import DELIVERY_DEAD, SUBSCRIPTION_DISABLED
-from schemas.uris import redact_url
 from subscriptions.lifecycle import (
     ACTIVE,
     DEAD,

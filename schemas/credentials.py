@@ -1,0 +1,32 @@
+"""What counts as a credential where the hub shows configuration: a password inside a URL (a
+proxy's, such as an FSC outway's) and the value of a header that carries one. Both are
+write-only: the API shows them masked and keeps the stored value when a change sends the mask
+back (``connectors.registry``, ``subscriptions.model``).
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit, urlunsplit
+
+__all__ = ["is_credential_header", "redact_url"]
+
+_CREDENTIAL_HEADER = re.compile(r"authorization|cookie|token|secret|password|api[-_]?key", re.IGNORECASE)
+
+
+def is_credential_header(name: str) -> bool:
+    """Whether a header of this name carries a credential (``Authorization``, ``Cookie``,
+    ``X-Api-Key``, ``X-Auth-Token``, …)."""
+    return _CREDENTIAL_HEADER.search(name) is not None
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password, if it has one, shown as ``***``: for listings and logs.
+    ``ValueError`` when it names a port that is not one."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host  # an IPv6 address keeps its brackets
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
