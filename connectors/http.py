@@ -29,7 +29,6 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 
 from connectors.base import ClientTls, ConnectorContext, SourceRefused, SourceUnavailable
 from connectors.oauth2 import ClientCredentials
-from schemas.credentials import is_credential_header
 
 __all__ = ["ApiAuth", "ApiClient", "Busy", "OAuth2Config", "base_url", "excerpt", "http_url", "retry_after"]
 
@@ -39,17 +38,6 @@ def http_url(value: str) -> str:
     if not value.lower().startswith(("http://", "https://")):
         raise ValueError("must be an http(s) URL")
     return value
-
-
-def plain_headers(headers: dict[str, str]) -> dict[str, str]:
-    """Config validator: extra request headers, which the API shows as they are; a credential
-    belongs in ``auth``, where it is write-only."""
-    if credentials := [name for name in headers if is_credential_header(name)]:
-        raise ValueError(
-            f"{', '.join(credentials)} would carry a credential, and headers are shown as they are: "
-            "set it in auth (token, basic, apiKey {header, value} or oauth2), where it is write-only"
-        )
-    return headers
 
 
 def base_url(value: str) -> str:

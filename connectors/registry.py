@@ -4,7 +4,8 @@ Secret config fields are ``SecretStr``, at any depth (``auth.token``): stored in
 as ``"********"``, and kept when a change sends them back masked or leaves them out. A password
 inside a URL (``auth.proxy``, e.g. an FSC outway's ``http://user:pass@outway:8080``) is a secret
 too: shown as ``***`` (``http://user:***@outway:8080``), and kept when a change sends the URL
-back as shown.
+back as shown; and so is the value of a credential header (``Authorization``, an API key, …) in
+a field named ``headers``, shown as ``"********"``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any, TypeVar, get_args
 from pydantic import BaseModel, SecretStr
 
 from connectors.base import Connector, ConnectorContext
-from schemas.credentials import redact_url
+from schemas.credentials import kept_headers, redact_url, shown_headers
 
 __all__ = [
     "KINDS",
@@ -31,6 +32,8 @@ __all__ = [
 KINDS: dict[str, type[Connector[Any]]] = {}
 K = TypeVar("K", bound=type[Connector[Any]])
 MASK = "********"
+#: A config field of extra request headers (``rest``: ``headers``, ``writeBack.headers``).
+HEADERS = "headers"
 
 
 def register(kind: K) -> K:
@@ -70,6 +73,8 @@ def _public(model: type[BaseModel], config: Mapping[str, Any]) -> dict[str, Any]
             shown[key] = MASK if value else None
         elif key in nested and isinstance(value, Mapping):
             shown[key] = _public(nested[key], value)
+        elif key == HEADERS and isinstance(value, Mapping):
+            shown[key] = shown_headers(value, MASK)
         else:
             shown[key] = _shown(value)
     return shown
@@ -111,6 +116,9 @@ def _merge(model: type[BaseModel], stored: Mapping[str, Any], change: Mapping[st
             continue  # sent back as shown: keep the stored secret
         if key not in hidden and value != stored.get(key) and value == _shown(stored.get(key)):
             continue  # a URL sent back as shown, its password masked: keep the stored one
+        if key == HEADERS and isinstance(value, Mapping) and isinstance(stored.get(key), Mapping):
+            merged[key] = kept_headers(value, stored[key], MASK)
+            continue
         if key in nested and isinstance(value, Mapping) and isinstance(stored.get(key), Mapping):
             merged[key] = _merge(nested[key], stored[key], value)
         else:

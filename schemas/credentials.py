@@ -7,9 +7,10 @@ back (``connectors.registry``, ``subscriptions.model``).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["is_credential_header", "redact_url"]
+__all__ = ["is_credential_header", "kept_headers", "redact_url", "shown_headers"]
 
 _CREDENTIAL_HEADER = re.compile(r"authorization|cookie|token|secret|password|api[-_]?key", re.IGNORECASE)
 
@@ -18,6 +19,23 @@ def is_credential_header(name: str) -> bool:
     """Whether a header of this name carries a credential (``Authorization``, ``Cookie``,
     ``X-Api-Key``, ``X-Auth-Token``, …)."""
     return _CREDENTIAL_HEADER.search(name) is not None
+
+
+def shown_headers(headers: Mapping[str, str], mask: str) -> dict[str, str]:
+    """Headers as the API shows them: a credential's value as ``mask``."""
+    return {name: mask if is_credential_header(name) else value for name, value in headers.items()}
+
+
+def kept_headers(sent: Mapping[str, str], stored: Mapping[str, str], mask: str) -> dict[str, str]:
+    """The headers a change sets: ``sent``, where a credential sent back as shown (``mask``)
+    keeps its stored value (names compare case-insensitively)."""
+    before = {name.lower(): value for name, value in stored.items()}
+    return {
+        name: before[name.lower()]
+        if value == mask and is_credential_header(name) and name.lower() in before
+        else value
+        for name, value in sent.items()
+    }
 
 
 def redact_url(url: str) -> str:

@@ -15,7 +15,6 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from schemas.credentials import is_credential_header
 from subscriptions.filters import Filter, matches_all, normalize_attributes
 
 __all__ = [
@@ -25,8 +24,6 @@ __all__ = [
     "SubscriptionCreate",
     "SubscriptionStatus",
     "check_types",
-    "kept_headers",
-    "shown_headers",
     "subscription_matches",
     "validate_sink",
 ]
@@ -89,28 +86,6 @@ def validate_sink(value: str) -> str:
             "sink must not contain credentials; use protocolsettings.headers (e.g. Authorization) instead"
         )
     return value
-
-
-#: What a credential header's value is shown as (the sink's own auth goes in headers: a sink
-#: URL may not carry any).
-HIDDEN = "***"
-
-
-def shown_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """``protocolsettings.headers`` as the API shows them: a credential's value as ``***``."""
-    return {name: HIDDEN if is_credential_header(name) else value for name, value in headers.items()}
-
-
-def kept_headers(sent: Mapping[str, str], stored: Mapping[str, str]) -> dict[str, str]:
-    """The headers a change sets: ``sent``, where a credential sent back as shown (``***``)
-    keeps its stored value (names compare case-insensitively)."""
-    before = {name.lower(): value for name, value in stored.items()}
-    return {
-        name: before[name.lower()]
-        if value == HIDDEN and is_credential_header(name) and name.lower() in before
-        else value
-        for name, value in sent.items()
-    }
 
 
 class HttpProtocolSettings(BaseModel):

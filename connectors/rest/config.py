@@ -12,7 +12,7 @@ import jmespath
 from jmespath.exceptions import JMESPathError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from connectors.http import ApiAuth, http_url, plain_headers
+from connectors.http import ApiAuth, http_url
 from connectors.rest.writeback import RestWriteBack
 from connectors.writeback import write_back_field
 
@@ -130,7 +130,6 @@ class RestConfig(BaseModel):
 
     _paths = field_validator("items")(_expression)
     _write_back = field_validator("writeBack", mode="before")(write_back_field)
-    _headers = field_validator("headers")(plain_headers)
 
     @field_validator("url")
     @classmethod

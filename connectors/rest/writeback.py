@@ -34,7 +34,7 @@ from jmespath.parser import ParsedResult
 from pydantic import Field, field_validator, model_validator
 
 from connectors.base import SourceRefused
-from connectors.http import ApiClient, plain_headers
+from connectors.http import ApiClient
 from connectors.writeback import WriteBackConfig
 
 __all__ = ["RestWriteBack", "apply"]
@@ -64,8 +64,6 @@ class RestWriteBack(WriteBackConfig):
         description="JSON body: field → JMESPath over the event (null results left out); none for DELETE.",
     )
     headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers (not secret).")
-
-    _headers = field_validator("headers")(plain_headers)
 
     @field_validator("url")
     @classmethod

@@ -19,10 +19,10 @@ from hub.paging import BadCursor
 from hub.ports.subscriptions import SUBSCRIPTION_FILTERS, SubscriptionDetails, SubscriptionFilter
 from hub.services.access import Action, listed_organisation
 from hub.services.writeback_subscriptions import is_write_back
+from schemas.credentials import kept_headers, shown_headers
 from subscriptions.egress import client_ssl_context
 from subscriptions.filters import dump_filters
 from subscriptions.lifecycle import ACTIVE, DISABLED, PAUSED
-from subscriptions.model import kept_headers, shown_headers
 from subscriptions.options import DeliveryOptions, NewSubscription, SubscriptionUpdate, public_auth
 from subscriptions.signing import generate_secret
 
@@ -30,6 +30,9 @@ router = APIRouter(
     prefix="/api/v1/subscriptions", tags=["subscriptions"], dependencies=[Depends(owned_subscription)]
 )
 
+#: What a credential header's value is shown as (as the auth's secrets; a sink URL may carry
+#: none, so a sink's credentials go in its headers).
+HIDDEN = "***"
 Ctx = Annotated[ApiContext, Depends(context)]
 Validate = Annotated[
     bool | None, Query(description="false: subscribe even when the sink cannot be reached now")
@@ -44,7 +47,7 @@ def subscription_json(s: SubscriptionDetails) -> dict[str, Any]:
         "source": s.source,
         "types": s.types,
         "filters": s.filters,
-        "protocolsettings": {"headers": shown_headers(s.headers)},
+        "protocolsettings": {"headers": shown_headers(s.headers, HIDDEN)},
         "config": s.config,
         "status": s.status,
         "statusReason": s.status_reason,
@@ -179,7 +182,7 @@ async def update_subscription(
         current = await ctx.subscriptions.get(subscription_id)
         _refuse_write_back(current)
         if "headers" in changes:
-            changes["headers"] = kept_headers(changes["headers"], current.headers)
+            changes["headers"] = kept_headers(changes["headers"], current.headers, HIDDEN)
         if "sink" in given or "auth" in given:
             sink = body.sink or current.sink
             auth = changes.get("auth", dict(current.auth))
