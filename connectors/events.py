@@ -13,7 +13,7 @@ from typing import Any
 from connectors.ids import event_id
 from schemas import CloudEvent
 from schemas.bindings import KafkaRecord, to_kafka_record
-from schemas.envelope import format_time
+from schemas.envelope import MAX_ATTRIBUTE_LENGTH, EnvelopeError, format_time, validate_event
 from schemas.jsonbytes import dumps_compact, dumps_parsed, json_size
 from schemas.landscape import ingetrokken_type, vastgelegd_type
 
@@ -157,6 +157,33 @@ def passthrough_size(attrs: Mapping[str, Any], *, id: str, source: str, organisa
 #: binding writes them (``schemas.envelope._ATTRIBUTE_FIELDS``): a string each, ``time`` a datetime.
 _PASSTHROUGH_TEXT = ("subject", "time", "dataschema", "dataref", "sequence", "partitionkey")
 _PASSTHROUGH_ATTRS = frozenset({"type", "data", *_PASSTHROUGH_TEXT})
+
+
+def passthrough_problem(attrs: Mapping[str, Any], *, id: str, source: str) -> tuple[str, str] | None:
+    """The first reason the envelope would refuse a pass-through event's attributes (the
+    attribute, the message), or None. They come from the source's data (a melding's
+    ``updated_at``, an item's id as ``subject``), and the event is built without validation:
+    unchecked, one the projector cannot read would be published, counted and dead-lettered. The
+    common case passes quick checks; anything else is validated as publish would."""
+    if all(_plain(name, attrs.get(name)) for name in _PASSTHROUGH_TEXT):
+        return None
+    raw = {k: v for k, v in attrs.items() if k != "data"} | {"specversion": "1.0", "id": id, "source": source}
+    try:
+        validate_event(raw)
+    except EnvelopeError as e:
+        return e.problems[0].field, e.problems[0].message
+    return None
+
+
+def _plain(name: str, value: Any) -> bool:
+    """Whether ``value`` is an attribute the envelope takes as it is, without a closer look."""
+    if value is None:
+        return True
+    if name == "time":  # aware, and in range once in UTC
+        return type(value) is datetime and value.utcoffset() is not None and 1 < value.year < 9999
+    if name in ("dataschema", "dataref"):
+        return False  # URIs: rare here, validated
+    return type(value) is str and 0 < len(value) <= MAX_ATTRIBUTE_LENGTH and value.isprintable()
 
 
 def passthrough_record(

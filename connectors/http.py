@@ -125,7 +125,7 @@ def retry_after(value: str | None) -> float | None:
     """Seconds from a ``Retry-After`` value (delay-seconds or HTTP-date, RFC 9110 §10.2.3);
     None when absent or unparsable (not trusted)."""
     text = (value or "").strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # "²".isdigit() is true too
         return float(int(text))
     try:
         when = parsedate_to_datetime(text)

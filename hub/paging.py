@@ -36,7 +36,7 @@ def decode_cursor(cursor: str, parts: int = 2) -> list[str | int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         values = json.loads(raw)
-    except (binascii.Error, ValueError) as e:
+    except (binascii.Error, ValueError, RecursionError) as e:  # a nested one: RecursionError
         raise BadCursor("the cursor is not one this API handed out") from e
     well_formed = isinstance(values, list) and len(values) == parts
     if not well_formed or not all(isinstance(v, str | int) for v in values):

@@ -209,7 +209,10 @@ class CloudEvent(BaseModel):
             _fail("must be an RFC 3339 timestamp string")
         if value.tzinfo is None or value.utcoffset() is None:
             _fail("must include a timezone (e.g. 'Z' or '+02:00')")
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:00:00+01:00: before year 1 in UTC (not a ValueError)
+            _fail(f"{_show(value.isoformat())} is out of range once in UTC (years 1 to 9999)")
 
     @field_validator("data")
     @classmethod

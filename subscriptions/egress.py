@@ -38,7 +38,7 @@ def client_ssl_context(
     if ca_certificate:
         try:
             context.load_verify_locations(cadata=ca_certificate)
-        except (ssl.SSLError, ValueError) as e:
+        except (ssl.SSLError, ValueError, TypeError) as e:  # TypeError: not ASCII
             raise ValueError("the CA certificate does not load as PEM") from e
     if certificate is None or private_key is None:
         return context

@@ -271,6 +271,8 @@ async def check_sink(url: str, policy: NetworkPolicy, resolver: Resolver | None 
         results = await resolver.resolve(host, port, family=socket.AF_UNSPEC)
     except OSError as e:
         raise SinkUnresolvable(f"sink host {host!r} does not resolve: {e}") from e
+    except UnicodeError as e:  # from the IDNA codec: an empty label, or one over 63 characters
+        raise SinkRefused(f"sink host {host!r} is not a valid host name: {e}") from e
     if not results:
         raise SinkUnresolvable(f"sink host {host!r} does not resolve")
     for result in results:

@@ -186,6 +186,6 @@ def _field_names(body: bytes) -> list[str]:
     """The top-level field names of a JSON body (never the values)."""
     try:
         parsed: Any = json.loads(body) if body else None
-    except ValueError:
+    except (ValueError, RecursionError):  # deeply nested JSON is a RecursionError
         return []
     return sorted(str(k) for k in parsed) if isinstance(parsed, dict) else []

@@ -216,6 +216,8 @@ async def _validated(
 
 
 def _under(path: Path, roots: list[Path]) -> bool:
+    if "\0" in str(path):  # no file has one; resolve() would raise
+        return False
     return path.is_absolute() and any(path.resolve().is_relative_to(r) for r in roots)
 
 

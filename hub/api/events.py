@@ -69,7 +69,7 @@ async def _body(request: Request, limit: int) -> bytes:
     Straight from ``receive`` (as Starlette's ``Request.stream`` does, without its async
     generator): a single-event publish is one message, and the generator was 3 % of its CPU."""
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise ProblemError(413, "Request too large", f"the request is larger than {limit} bytes")
     chunks, size = [], 0
     while True:

@@ -149,7 +149,7 @@ class RequestGuard:
             scope.setdefault("state", {})[PRINCIPAL_STATE] = principal
         limit = self.limits.limit_for(scope["path"])
         declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
+        if declared.isascii() and declared.isdigit() and int(declared) > limit:
             await _answer(send, 413, "Request too large", _too_large(limit))
             return
         body = _GuardedBody(receive, limit, self.limits)

@@ -35,7 +35,7 @@ from typing import Any
 import structlog
 
 from connectors.base import Batch, Connector, Item, RecordRejected
-from connectors.events import passthrough_event, passthrough_record, passthrough_size
+from connectors.events import passthrough_event, passthrough_problem, passthrough_record, passthrough_size
 from connectors.ids import event_id
 from hub.ports import EventLog, RecordLog
 from hub.ports.connectors import BatchCommit, FingerprintStore, Key, Owner, Published, RowError, SyncScope
@@ -156,7 +156,7 @@ class PassThroughRun:
             id_ = event_id(s.key, item.kind, item.id, item.digest, generation)
             # The limits every later stage has (see hub.services.publishable): the data first,
             # as a lone surrogate cannot even be written.
-            problem = check(attrs.get("data"))
+            problem = check(attrs.get("data")) or passthrough_problem(attrs, id=id_, source=source)
             if problem is None:
                 if as_records:
                     record = passthrough_record(attrs, id=id_, source=source, organisatie=org, parsed=parsed)

@@ -53,10 +53,9 @@ class ConnectorApp:
 
 
 @asynccontextmanager
-async def connector_app(data_dir: Path) -> AsyncIterator[ConnectorApp]:
-    settings = Settings(
-        data_dir=data_dir, admin_token=ADMIN_TOKEN, connectors=ConnectorSettings(allow_networks=[LOOPBACK])
-    )
+async def connector_app(data_dir: Path, file_roots: tuple[Path, ...] = ()) -> AsyncIterator[ConnectorApp]:
+    connectors = ConnectorSettings(allow_networks=[LOOPBACK], file_roots=list(file_roots))
+    settings = Settings(data_dir=data_dir, admin_token=ADMIN_TOKEN, connectors=connectors)
     tables, tokens = InMemoryConnectorTables(), InMemoryTokenStore()
     subscriptions, runs = InMemorySubscriptionStore(InMemoryDatabase()), InMemoryRunStore(tables)
     service = TokenService(tokens)

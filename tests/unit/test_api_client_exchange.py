@@ -19,7 +19,7 @@ import pytest
 from aiohttp import web
 
 from connectors.base import ConnectorContext, SourceRefused
-from connectors.http import ApiAuth, ApiClient
+from connectors.http import ApiAuth, ApiClient, retry_after
 from hub.adapters.egress import AiohttpTransport, egress
 from subscriptions.ssrf import NetworkPolicy
 from tests.unit.test_connector_client import INTERNAL, POLICY, PUBLIC, ScriptedResolver
@@ -167,3 +167,15 @@ async def test_the_direct_path_connects_to_the_checked_address_and_refuses_block
     finally:
         await named.aclose()
     assert seen.requests[0]["host"] == f"localhost:{port}"  # the name, not the address, as Host
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("120", 120.0), (" 7 ", 7.0), ("²", None), ("١٢", None), ("soon", None), (None, None)],
+)
+def test_a_retry_after_that_is_not_ascii_digits_or_a_date_is_not_trusted(
+    value: str | None, seconds: float | None
+) -> None:
+    """``"²".isdigit()`` is true and ``int("²")`` a ValueError: the run failed as an internal
+    error instead of waiting by its own schedule."""
+    assert retry_after(value) == seconds

@@ -5,7 +5,6 @@ called as a plain ASGI app to see each message it sends."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +50,10 @@ async def _ready() -> dict[str, bool]:
     return {"test": True}
 
 
-async def _redrive(app: Any, sent: list[Message], token: str) -> list[str]:
-    """``POST /api/v1/dlq/redrive {"all": true}``; what the app sent, in order."""
+async def _redrive(app: Any, sent: list[Message], token: str, body: bytes = b'{"all": true}') -> list[str]:
+    """``POST /api/v1/dlq/redrive {"all": true}`` (or ``body``); what the app sent, in order."""
     sent.clear()
-    path, body = "/api/v1/dlq/redrive", json.dumps({"all": True}).encode()
+    path = "/api/v1/dlq/redrive"
     scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
         "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
@@ -73,8 +72,7 @@ async def _redrive(app: Any, sent: list[Message], token: str) -> list[str]:
     return [_kind(m) for m in sent]
 
 
-async def test_a_dlq_redrive_is_in_the_trail_before_its_answers_last_byte(tmp_path: Path) -> None:
-    sent: list[Message] = []
+def _app(tmp_path: Path, sent: list[Message]) -> tuple[Any, WatchingTrail]:
     trail = WatchingTrail(sent)
     log = InMemoryEventLog(partitions=3)
     db = InMemoryDatabase()
@@ -90,7 +88,12 @@ async def test_a_dlq_redrive_is_in_the_trail_before_its_answers_last_byte(tmp_pa
         operations=InMemoryOperationsStore(db, InMemoryConnectorTables()),
         audit=trail,
     )
-    app = create_app(ctx)
+    return create_app(ctx), trail
+
+
+async def test_a_dlq_redrive_is_in_the_trail_before_its_answers_last_byte(tmp_path: Path) -> None:
+    sent: list[Message] = []
+    app, trail = _app(tmp_path, sent)
 
     assert await _redrive(app, sent, TOKEN) == ["http.response.start", "last body"]
     assert await _redrive(app, sent, "kh_not-a-token") == ["http.response.start", "last body"]
@@ -102,3 +105,17 @@ async def test_a_dlq_redrive_is_in_the_trail_before_its_answers_last_byte(tmp_pa
     ]
     # each entry was written after the answer started and before its last byte was sent
     assert trail.sent_when_recorded == [["http.response.start"], ["http.response.start"]]
+
+
+async def test_a_body_nested_too_deep_for_the_trails_field_names_still_gets_its_whole_answer(
+    tmp_path: Path,
+) -> None:
+    """The trail reads a body's top-level field names; JSON nested 3,000 deep made that read
+    raise (RecursionError) after the 400 had started, so its body was never sent."""
+    sent: list[Message] = []
+    app, trail = _app(tmp_path, sent)
+
+    assert await _redrive(app, sent, TOKEN, b"[" * 3000) == ["http.response.start", "last body"]
+    assert sent[0]["status"] in (400, 422)
+    [entry] = (await trail.list(AuditQuery(), limit=10, cursor=None)).items
+    assert (entry.action, entry.outcome, entry.changes) == ("POST /api/v1/dlq/redrive", "failed", [])

@@ -321,3 +321,13 @@ async def test_a_credential_header_of_a_rest_connector_is_write_only_and_kept_wh
     stored = (await InMemoryConnectorStore(app.tables).get(uuid.UUID(created.json()["id"]))).config
     assert stored["headers"] == {"X-Api-Key": "key-s3cret", "X-Bron": "hub"}
     assert stored["writeBack"]["headers"] == {"Authorization": "Bearer wb-s3cret"}
+
+
+async def test_a_file_location_with_a_nul_byte_is_a_400(tmp_path: Path) -> None:
+    """No file has one; checking it against the file roots raised a ValueError (a 500)."""
+    body = {"kind": "csv", "organisatie": ORG, "scheduleSeconds": 60,
+            "config": {"location": f"{tmp_path}/a\u0000b.csv", "objecttype": "gebruik"}}  # fmt: skip
+    async with connector_app(tmp_path, file_roots=(tmp_path,)) as made:
+        response = await made.http.post("/api/v1/connectors", json=body, headers=AUTH)
+    assert response.status_code == 400, response.text
+    assert response.json()["errors"][0]["field"] == "config.location"

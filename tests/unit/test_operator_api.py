@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
+from hub.adapters.kafka_operators import dead_letter_of
 from hub.adapters.memory import (
     InMemoryConnectorTables,
     InMemoryDatabase,
@@ -195,3 +196,23 @@ async def test_a_bad_redrive_request_is_a_400_that_says_what_to_send(
 async def test_a_bad_dlq_cursor_is_a_400(app: App) -> None:
     response = await app.client.get("/api/v1/dlq?after=" + str(uuid.uuid4()), headers=AUTH)
     assert response.status_code == 400 and "partition:offset" in response.json()["detail"]
+
+
+def test_a_parked_record_whose_time_is_out_of_range_is_listed_with_why_it_does_not_decode() -> None:
+    """The projector parks it (its time is valid RFC 3339, out of range once in UTC); listing the
+    DLQ decodes it again, and that must not fail the page."""
+    ce = {
+        "specversion": "1.0",
+        "id": "a",
+        "source": "urn:x",
+        "type": "nl.test.x",
+        "time": "0001-01-01T00:00:00+01:00",
+    }
+    headers = [(f"ce_{k}", v.encode()) for k, v in ce.items()] + [
+        ("koppelhub_error", b"event.time: out of range")
+    ]
+
+    parked = dead_letter_of(0, 5, None, None, b"", headers)
+
+    assert parked.event is None and parked.decode_error is not None and "out of range" in parked.decode_error
+    assert parked.error == "event.time: out of range"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -18,8 +19,8 @@ from hub.adapters.memory.log import InMemoryEventLog
 from hub.ports.connectors import Owner, SyncScope
 from hub.services.collector import BULK_YOUNG_THRESHOLD, FULL_COLLECTION_FACTOR
 from hub.services.passthrough import PassThroughRun
-from schemas import CloudEvent
-from schemas.bindings import to_kafka_record
+from schemas import CloudEvent, validate_event
+from schemas.bindings import from_kafka_record, to_kafka_record
 
 SCOPE = SyncScope("urn:nl:koppelhub:test:connector:1", "org-1", "1")
 
@@ -146,3 +147,55 @@ async def test_items_beyond_the_data_and_size_limits_are_row_errors_and_the_othe
         # Only the good ones are known: a rejected item is read again when it changes.
         known = await store.known(SCOPE, [("melding", str(n)) for n in range(1, 7)])
         assert sorted(k[1] for k in known) == ["1", "6"]
+
+
+class BadAttributes(Meldingen):
+    """One page whose items make envelope attributes the projector cannot read: a ``time``
+    without a timezone (a melding's ``updated_at`` as some sources send it), one out of range
+    once in UTC, a newline and 513 characters in the id that becomes ``subject``."""
+
+    times: ClassVar[dict[str, datetime | None]] = {
+        "1": datetime(2024, 5, 1, 12, tzinfo=UTC),
+        "2": datetime(2024, 5, 1, 12),
+        "3": datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1))),
+        "a\nb": None,
+        "x" * 513: None,
+        "6": None,
+    }
+
+    async def fetch(self, checkpoint: Mapping[str, Any] | None) -> AsyncIterator[Batch]:
+        yield Batch([Record({"id": key}) for key in self.times], {"page": 0}, complete=True)
+
+    def item(self, record: Record) -> Item:
+        return Item("melding", record.data["id"], dict(record.data), f"d{record.data['id']}")
+
+    def event(self, item: Item, before: Mapping[str, Any] | None) -> dict[str, Any]:
+        return {"type": "nl.test.v1", "subject": item.id, "time": self.times[item.id], "data": item.fields}
+
+
+async def test_items_whose_attributes_the_envelope_refuses_are_row_errors_not_published_events(
+    tmp_path: Path,
+) -> None:
+    """Unchecked, they were published and counted, then dead-lettered by the projector."""
+    for log in (InMemoryEventLog(), EventsOnly()):
+        connector = BadAttributes(
+            Empty(), ConnectorContext(organisatie="org-1", scope="1", work_dir=tmp_path)
+        )
+        store = InMemoryFingerprintStore(InMemoryConnectorTables())
+        passing = PassThroughRun(connector, SCOPE, Owner("connector", uuid.uuid4()), store, log)
+        tally = await passing.execute(None)
+        if isinstance(log, EventsOnly):
+            published = [e.to_structured() for e in log.events]
+        else:
+            published = [
+                from_kafka_record(r.key, r.value, r.headers).to_structured()
+                for p in log.partitions
+                for r in p
+            ]
+        assert sorted(e["subject"] for e in published) == ["1", "6"]
+        for event in published:
+            assert validate_event(event)  # the projector reads every one
+        assert (tally.published, tally.invalid) == (2, 4)
+        messages = " ".join(e["message"] for e in tally.sample_errors)
+        assert "timezone" in messages and "out of range" in messages
+        assert "control characters" in messages and "512" in messages

@@ -268,3 +268,13 @@ async def test_the_injected_resolver_is_what_the_connection_uses(server: Countin
     assert outcome.status_code == 204
     assert server.hits == 1
     assert resolver.hosts == ["rebind.example"]
+
+
+@pytest.mark.parametrize("host", ["a" * 64 + ".example.org", "a..example.org"])
+async def test_a_host_that_is_not_a_host_name_is_refused_not_merely_unresolvable(host: str) -> None:
+    """The system resolver's IDNA codec raises a UnicodeError for a label over 63 characters or
+    an empty one (it escaped as a 500); such a sink never resolves, so even validate=false
+    refuses it."""
+    with pytest.raises(SinkRefused, match="not a valid host name") as refused:
+        await check_sink(f"http://{host}/hook", DEFAULT)
+    assert not isinstance(refused.value, SinkUnresolvable)

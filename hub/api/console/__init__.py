@@ -160,7 +160,8 @@ async def replay(
 ) -> Response:
     assert ctx.deliveries is not None
     try:
-        start = datetime.fromisoformat(since).replace(tzinfo=UTC)
+        given = datetime.fromisoformat(since)
+        start = given.replace(tzinfo=UTC) if given.tzinfo is None else given  # the form's is UTC
     except ValueError:
         return _back(f"/subscriptions/{subscription_id}", done="bad-time")
     count = await ctx.deliveries.replay(subscription_id, start, None)

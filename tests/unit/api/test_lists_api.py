@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 
 import httpx
@@ -113,3 +114,14 @@ async def test_imports_list_newest_first_with_status_and_counts(
     assert [i["id"] for i in items] == made[::-1]
     assert (items[-1]["status"], items[-1]["counts"]["published"]) == ("done", 2)
     assert items[0]["status"] == "queued" and rest.json()["next"] is None
+
+
+async def test_a_cursor_this_api_did_not_hand_out_is_a_400_however_it_is_made(
+    client: httpx.AsyncClient,
+) -> None:
+    """Deeply nested JSON in a cursor made the decoder recurse until Python stopped it (a 500)."""
+    nested = base64.urlsafe_b64encode(b"[" * 2000).decode()
+    for path in ("/api/v1/subscriptions", "/api/v1/organisaties", "/api/v1/gebruik"):
+        response = await client.get(path, params={"cursor": nested}, headers=AUTH)
+        assert response.status_code == 400, (path, response.text)
+        assert response.headers["content-type"] == "application/problem+json"

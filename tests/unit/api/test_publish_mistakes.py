@@ -3,6 +3,8 @@ landscape's namespace is refused, an unpadded sequence is accepted with a visibl
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -80,3 +82,32 @@ async def test_a_padded_or_non_numeric_sequence_gets_no_warning(
 
     assert response.status_code == 202, response.text
     assert "warnings" not in response.json()
+
+
+@pytest.mark.parametrize("time", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+async def test_a_time_out_of_range_in_utc_is_a_400_in_every_mode(
+    client: httpx.AsyncClient, time: str
+) -> None:
+    """Valid RFC 3339 whose UTC moment falls outside years 1-9999 (it was a 500)."""
+    structured = event("key-1", time=time)
+    single = await client.post(
+        "/api/v1/events",
+        content=json.dumps(structured),
+        headers={**AUTH, "content-type": "application/cloudevents+json"},
+    )
+    batch = await publish(client, AUTH, event("key-2"), structured)
+    binary_headers = {k: v for k, v in structured.items() if k not in ("data", "datacontenttype")}
+    binary = await client.post(
+        "/api/v1/events",
+        content=b"{}",
+        headers={
+            **AUTH,
+            "content-type": "application/json",
+            **{f"ce-{k}": str(v) for k, v in binary_headers.items()},
+        },
+    )
+
+    for response in (single, batch, binary):
+        assert response.status_code == 400, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert any(p["field"] == "time" and "out of range" in p["message"] for p in response.json()["errors"])

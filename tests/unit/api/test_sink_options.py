@@ -97,6 +97,11 @@ async def test_an_unreachable_sink_is_a_400_on_create_unless_validate_is_false(
             "auth.clientCertificate.certificate",
         ),
         ({"auth": {"proxy": "socks5://x"}}, "auth.proxy"),
+        # Not ASCII: ssl raised a TypeError (a 500) where a bad PEM raises an SSLError.
+        (
+            {"auth": {"caCertificate": "-----BEGIN CERTIFICATE-----\nMIIé\n-----END CERTIFICATE-----\n"}},
+            "auth.caCertificate",
+        ),
         ({"enabled": None}, "enabled"),
         ({"sink": None}, "sink"),
     ],
@@ -153,3 +158,14 @@ async def test_a_credential_in_the_headers_is_write_only_and_still_sent(
     got = lower(sink.received[-1].headers)
     assert (got["authorization"], got["x-api-key"]) == ("Bearer sink-s3cret", "key-s3cret")
     assert got["x-tenant"] == "b"
+
+
+@pytest.mark.parametrize("host", ["a" * 64 + ".example.org", "a..example.org"])
+async def test_a_sink_host_that_is_not_a_host_name_is_a_400_even_unvalidated(
+    client: httpx.AsyncClient, auth: dict[str, str], host: str
+) -> None:
+    """A label over 63 characters or an empty one: the IDNA codec raised a UnicodeError (a 500)."""
+    body = {"sink": f"http://{host}/hook", "validate": False}
+    response = await client.post("/api/v1/subscriptions", json=body, headers=auth)
+    assert response.status_code == 400, response.text
+    assert "not a valid host name" in response.json()["detail"]
