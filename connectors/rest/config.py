@@ -118,7 +118,9 @@ class RestConfig(BaseModel):
     paging: Paging = Field(default_factory=Paging, description="How pages follow each other.")
     incremental: Incremental | None = Field(None, description="Only items changed since the last run.")
     auth: ApiAuth | None = Field(None, description="none, token, basic, apiKey, oauth2; mTLS; proxy.")
-    headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers (not secret).")
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="Extra request headers (a credential's value is write-only)."
+    )
     mapping: Mapping | None = Field(None, description="What each item becomes (with url).")
     source: str | None = Field(None, description="CloudEvents source of pass-through events.")
     maxPages: int = Field(100_000, ge=1, description="A run stops with an error after this many pages.")

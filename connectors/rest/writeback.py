@@ -63,7 +63,9 @@ class RestWriteBack(WriteBackConfig):
         None,
         description="JSON body: field → JMESPath over the event (null results left out); none for DELETE.",
     )
-    headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers (not secret).")
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="Extra request headers (a credential's value is write-only)."
+    )
 
     @field_validator("url")
     @classmethod
