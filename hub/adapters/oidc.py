@@ -18,9 +18,9 @@
   not kept.
 - The roles claim (default ``roles``) names Softwarecatalogus roles; the first known one in
   the matrix's order is the principal's role. A valid token without one is
-  :class:`NoKnownRole` (a 403): who it is is known, what it may do is nothing. So is a token
-  whose role acts for one organisation (all but functioneel-beheerder) and that names none in
-  the organisation claim (default ``organisatie``).
+  :class:`NoKnownRole` (a 403): who it is is known, what it may do is nothing. A token whose
+  role has rights for its own organisation and that names none in the organisation claim
+  (default ``organisatie``) is a 403 too, from the API's header check.
 """
 
 from __future__ import annotations
@@ -204,12 +204,6 @@ class OidcVerifier:
             )
         claimed = claims.get(self.config.organisation_claim)
         organisation = claimed if isinstance(claimed, str) and claimed else None
-        if organisation is None and roles[0].needs_organisation:
-            # Else the principal would act for no organisation, which the lists and rights
-            # read as every organisation (the functioneel-beheerder's scope).
-            raise NoKnownRole(
-                f"the token of {name!r} has the role {roles[0].value!r} but names no organisatie in "
-                f"its {self.config.organisation_claim!r} claim; every role but "
-                f"{Role.FUNCTIONEEL_BEHEERDER.value} acts for one organisatie"
-            )
+        # Without one, a role with rights for its own organisation is refused by the API's
+        # header check (hub.api.auth.authenticate_header), which knows the rights.
         return Principal(name, roles[0], organisation, credential=f"jwt:{subject}")

@@ -13,7 +13,7 @@ from fastapi import Depends, Request
 
 from hub.api.problems import ProblemError
 from hub.ports.credentials import BearerVerifier, CredentialRefused, NoKnownRole
-from hub.services.access import VISITOR, Action, Principal, Role, may_at_all
+from hub.services.access import VISITOR, Action, Principal, Role, acts_for_its_organisation, may_at_all
 from hub.services.tokens import TOKEN_PREFIX, TokenLookup
 
 #: The admin token: a functioneel-beheerder for all organisations.
@@ -66,6 +66,13 @@ async def authenticate_header(authenticator: TokenAuthenticator, header: str) ->
         raise NotPermitted(str(e)) from e
     if principal is None:
         raise Unauthenticated("the bearer token is not valid")
+    if principal.organisation is None and acts_for_its_organisation(principal.role):
+        # Else its rights for its own organisation would reach every organisation's objects.
+        raise NotPermitted(
+            f"the credential of {principal.name!r} has the role {principal.role.value} but names no "
+            "organisatie, and that role acts for its own (an OIDC token names it in the claim "
+            "KOPPELHUB_OIDC_ORGANISATION_CLAIM names)"
+        )
     return principal
 
 

@@ -23,12 +23,6 @@ class Role(StrEnum):
     #: its token names (hub.services.access, ``events-ophalen``).
     FEDERATIE = "federatie"
 
-    @property
-    def needs_organisation(self) -> bool:
-        """Whether a credential of this role must name the organisation it acts for: every role
-        but functioneel-beheerder, the one role that may act for every organisation."""
-        return self is not Role.FUNCTIONEEL_BEHEERDER
-
 
 @dataclass(frozen=True)
 class Principal:
@@ -52,8 +46,7 @@ class CredentialRefused(Exception):
 
 
 class NoKnownRole(Exception):
-    """A valid token that names none of the hub's roles, or a role without the organisation it
-    needs (:attr:`Role.needs_organisation`): who it is is known, what it may do is nothing (403)."""
+    """A valid token that names none of the hub's roles (403)."""
 
 
 class BearerVerifier(Protocol):

@@ -173,6 +173,12 @@ def visible_organisations(principal: Principal, action: Action) -> Collection[st
     return [principal.organisation] if principal.organisation else []
 
 
+def acts_for_its_organisation(role: Role) -> bool:
+    """Whether a right of ``role`` reaches only its own organisation's objects (or sources), so
+    that a principal of it without an organisation would be read as one of every organisation."""
+    return any(MATRIX[action][role] in (Scope.OWN, Scope.SOURCES) for action in MATRIX)
+
+
 def listed_organisation(principal: Principal, action: Action, asked: str | None = None) -> str | None:
     """The one organisation a store's list is narrowed to for ``action``, ``asked`` being the
     caller's own filter (None: none). A principal that sees every organisation's gets ``asked``

@@ -88,7 +88,7 @@ class TokenService:
             raise TokenRefused(
                 400, "role", f"unknown role {role!r}; roles: {[r.value for r in Role]}"
             ) from None
-        if organisatie is None and granted.needs_organisation:
+        if organisatie is None and granted is not Role.FUNCTIONEEL_BEHEERDER:
             raise TokenRefused(400, "organisatie", f"a {role} token needs an organisatie")
         if granted is Role.SYSTEEM and not sources:
             raise TokenRefused(

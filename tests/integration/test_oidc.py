@@ -3,7 +3,7 @@
 Covers what the issue lists: RS256 and ES256 accepted; expired, wrong audience, wrong issuer,
 unknown kid (also after a rotation, which is picked up by refetching), ``alg=none`` and an
 HS256 token signed with the public key refused with a 401 naming the check; a token without a
-known role, or with a role that acts for one organisation and no organisation, is a 403; the
+known role, or with rights for its own organisation and no organisation, is a 403; the
 discovery document supplies the JWKS URL."""
 
 from __future__ import annotations
@@ -196,23 +196,19 @@ async def test_a_token_without_a_known_role_is_forbidden_not_unauthenticated(iss
     assert (await authenticate_header(auth, "Bearer " + issuer.token())).organisation == "gem-a"
 
 
-async def test_a_role_that_acts_for_one_organisation_without_one_is_forbidden(issuer: Issuer) -> None:
-    """Without the claim such a principal would act for no organisation, which the lists read
-    as every organisation's (a functioneel-beheerder's scope)."""
-    for role in (r for r in Role if r.needs_organisation):
-        with pytest.raises(
-            NoKnownRole, match=f"'{role.value}' but names no organisatie in its 'organisatie'"
-        ):
-            await verifier(issuer).principal(issuer.token(roles=[role.value], organisatie=None))
-    with pytest.raises(NoKnownRole, match="no organisatie"):
-        await verifier(issuer).principal(issuer.token(organisatie=""))
+async def test_a_role_with_rights_for_its_own_organisation_without_one_is_forbidden(issuer: Issuer) -> None:
+    """Without the claim such a principal would act for no organisation, which the lists and
+    rights read as every organisation's (a functioneel-beheerder's scope). Roles whose rights
+    reach every organisation or none (vng-raadpleger, bezoeker) need no organisation."""
     auth = TokenAuthenticator("admin-secret", oidc=verifier(issuer))
-    with pytest.raises(NotPermitted, match="gebruik-beheerder"):
-        await authenticate_header(auth, "Bearer " + issuer.token(organisatie=None))
-    operator = await verifier(issuer).principal(
-        issuer.token(roles=["functioneel-beheerder"], organisatie=None)
-    )
-    assert (operator.role, operator.organisation) == (Role.FUNCTIONEEL_BEHEERDER, None)
+    for role in ("gebruik-beheerder", "gebruik-raadpleger", "aanbod-beheerder", "systeem"):
+        for claim in (None, ""):
+            token = issuer.token(roles=[role], organisatie=claim)
+            with pytest.raises(NotPermitted, match=f"the role {role} but names no organisatie"):
+                await authenticate_header(auth, "Bearer " + token)
+    for role in ("functioneel-beheerder", "vng-raadpleger", "bezoeker"):
+        found = await authenticate_header(auth, "Bearer " + issuer.token(roles=[role], organisatie=None))
+        assert (found.role.value, found.organisation) == (role, None)
 
 
 async def test_a_verified_token_is_kept_at_most_a_minute_and_never_past_its_exp(issuer: Issuer) -> None:

@@ -18,6 +18,7 @@ from fastapi.templating import Jinja2Templates
 from hub.api.auth import Principal
 from hub.api.context import ApiContext, context
 from hub.errors import NotFound
+from hub.ports.credentials import NoKnownRole
 from hub.ports.operators import Position, parse_position
 from hub.services.access import Action, may_at_all
 from hub.services.status import dead_letter_document, forget_log_status, hub_status, redriven_document
@@ -34,7 +35,10 @@ class SignIn(Exception):
 
 async def _principal(request: Request, ctx: Ctx) -> Principal:
     token = request.cookies.get(COOKIE, "")
-    principal = await ctx.auth.authenticate(token) if token else None
+    try:
+        principal = await ctx.auth.authenticate(token) if token else None
+    except NoKnownRole:
+        principal = None
     if principal is None or not may_at_all(principal, Action.OPERATE):
         raise SignIn
     return principal
@@ -65,7 +69,10 @@ async def login_form(request: Request, error: str | None = None) -> HTMLResponse
 
 @router.post("/login")
 async def login(ctx: Ctx, token: Annotated[str, Form()]) -> Response:
-    principal = await ctx.auth.authenticate(token.strip())
+    try:
+        principal = await ctx.auth.authenticate(token.strip())
+    except NoKnownRole:  # a valid OIDC token without a role of the hub's
+        principal = None
     if principal is None or not may_at_all(principal, Action.OPERATE):
         return _back("/login", error="that token is not valid for the console")
     response = _back("")
