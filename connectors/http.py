@@ -260,8 +260,9 @@ class ApiClient:
             else:  # basic and OAuth2 are httpx auth flows: the client runs them
                 response = await self.http.request(method, url, headers=headers, **kwargs)
         except httpx.HTTPError as e:
-            self._keep({"request": _request(method, url), "error": type(e).__name__})
-            raise SourceUnavailable(f"{_request(method, url)}: {type(e).__name__}") from e
+            request = _request(method, url)
+            self._keep({"request": request, "error": type(e).__name__})
+            raise SourceUnavailable(f"{request}: {type(e).__name__}") from e
         reset = _reset_in(response.headers)
         if reset is not None:
             self._not_before = time.monotonic() + min(reset, MAX_WAIT_S)

@@ -10,7 +10,11 @@ import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["is_credential_header", "kept_headers", "redact_url", "shown_headers"]
+__all__ = ["HIDDEN", "is_credential_header", "kept_headers", "redact_url", "shown_headers"]
+
+#: How a subscription's secrets are shown: a URL's password, a credential header, the OAuth2
+#: client secret (connectors show theirs as ``connectors.registry.MASK``).
+HIDDEN = "***"
 
 _CREDENTIAL_HEADER = re.compile(r"authorization|cookie|token|secret|password|api[-_]?key", re.IGNORECASE)
 
@@ -46,5 +50,5 @@ def redact_url(url: str) -> str:
         return url
     host = parts.hostname or ""
     host = f"[{host}]" if ":" in host else host  # an IPv6 address keeps its brackets
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    netloc = f"{parts.username}:{HIDDEN}@{host}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit(parts._replace(netloc=netloc))

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from schemas.credentials import redact_url
+from schemas.credentials import HIDDEN, redact_url
 from subscriptions.filters import Filter
 from subscriptions.model import HttpProtocolSettings, SubscriptionCreate, check_types, validate_sink
 
@@ -123,7 +123,7 @@ def public_auth(stored: dict[str, Any]) -> dict[str, Any]:
             "clientId": oauth2.get("client_id"),
             "scope": oauth2.get("scope"),
             "audience": oauth2.get("audience"),
-            "clientSecret": "***",
+            "clientSecret": HIDDEN,
         }
     if stored.get("client_certificate"):
         out["clientCertificate"] = {"configured": True}

@@ -19,7 +19,7 @@ from hub.paging import BadCursor
 from hub.ports.subscriptions import SUBSCRIPTION_FILTERS, SubscriptionDetails, SubscriptionFilter
 from hub.services.access import Action, listed_organisation
 from hub.services.writeback_subscriptions import is_write_back
-from schemas.credentials import kept_headers, shown_headers
+from schemas.credentials import HIDDEN, kept_headers, shown_headers
 from subscriptions.egress import client_ssl_context
 from subscriptions.filters import dump_filters
 from subscriptions.lifecycle import ACTIVE, DISABLED, PAUSED
@@ -30,9 +30,6 @@ router = APIRouter(
     prefix="/api/v1/subscriptions", tags=["subscriptions"], dependencies=[Depends(owned_subscription)]
 )
 
-#: What a credential header's value is shown as (as the auth's secrets; a sink URL may carry
-#: none, so a sink's credentials go in its headers).
-HIDDEN = "***"
 Ctx = Annotated[ApiContext, Depends(context)]
 Validate = Annotated[
     bool | None, Query(description="false: subscribe even when the sink cannot be reached now")

@@ -173,10 +173,17 @@ def visible_organisations(principal: Principal, action: Action) -> Collection[st
     return [principal.organisation] if principal.organisation else []
 
 
+#: The roles with a right that reaches only their own organisation's objects (or sources): a
+#: principal of one without an organisation would be read as one of every organisation. Derived
+#: from the matrix once, as the API's header check asks it per request.
+_OWN_ORGANISATION_ROLES: Final = frozenset(
+    role for role in Role if any(MATRIX[action][role] in (Scope.OWN, Scope.SOURCES) for action in MATRIX)
+)
+
+
 def acts_for_its_organisation(role: Role) -> bool:
-    """Whether a right of ``role`` reaches only its own organisation's objects (or sources), so
-    that a principal of it without an organisation would be read as one of every organisation."""
-    return any(MATRIX[action][role] in (Scope.OWN, Scope.SOURCES) for action in MATRIX)
+    """Whether a right of ``role`` reaches only its own organisation's objects (or sources)."""
+    return role in _OWN_ORGANISATION_ROLES
 
 
 def listed_organisation(principal: Principal, action: Action, asked: str | None = None) -> str | None:
