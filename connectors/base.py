@@ -37,8 +37,10 @@ __all__ = [
     "Item",
     "Record",
     "RecordRejected",
+    "Rejected",
     "SourceRefused",
     "SourceUnavailable",
+    "objects_in",
 ]
 
 
@@ -95,6 +97,31 @@ class Item:
     attributes: Mapping[str, Any] = field(default_factory=dict)
 
 
+class Rejected(NamedTuple):
+    """A record rejected while it was read, before any mapping: where it stood and why."""
+
+    row: int | None
+    problems: list[tuple[str, str]]
+
+
+_JSON_KINDS = {str: "a string", int: "a number", float: "a number", bool: "a boolean", list: "an array"}
+
+
+def objects_in(items: list[Any], where: str) -> tuple[list[Record], tuple[Rejected, ...]]:
+    """The records of a page of a JSON API's list (``where``: "page 2"): its objects, and each
+    other item (a string, a number, null) as :class:`Rejected`, so that nothing a source lists
+    is dropped without a row error."""
+    records: list[Record] = []
+    rejected: list[Rejected] = []
+    for n, item in enumerate(items, 1):
+        if isinstance(item, dict):
+            records.append(Record(item))
+        else:
+            kind = "null" if item is None else _JSON_KINDS.get(type(item), type(item).__name__)
+            rejected.append(Rejected(None, [("", f"{where}, item {n}: {kind}, not a JSON object")]))
+    return records, tuple(rejected)
+
+
 @dataclass(frozen=True)
 class Batch:
     """Records read together, and the checkpoint that holds once they are all published.
@@ -109,6 +136,9 @@ class Batch:
     #: ``(objecttype, id)`` of objects the source still holds, listed without their content (an
     #: id sweep): a full run counts them as read (not withdrawn) and publishes nothing for them.
     present: tuple[tuple[str, str], ...] = ()
+    #: What the source listed among its records that is not one (a string in a list of objects):
+    #: the runner counts each as read and invalid, with its problems in the row report.
+    rejected: tuple[Rejected, ...] = ()
 
 
 @dataclass(frozen=True)

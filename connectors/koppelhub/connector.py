@@ -17,6 +17,7 @@ since loop prevention depends on every hub having its own name.
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -26,7 +27,7 @@ import httpx
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from connectors.base import Batch, Change, Connector, Record, SourceRefused
+from connectors.base import Batch, Change, Connector, Record, SourceRefused, objects_in
 from connectors.http import ApiAuth, ApiClient, base_url
 from connectors.koppelhub.rules import relayed
 from connectors.registry import register
@@ -109,7 +110,7 @@ class KoppelhubConnector(Connector[KoppelhubConfig]):
         after = (checkpoint or {}).get("after")
         here = self.context.hub
         async with ApiClient(self.context, self.config.auth, note=self.note) as api:
-            while True:
+            for number in itertools.count(1):
                 params = {"limit": str(self.config.pageSize), **({"after": after} if after else {})}
                 response = await api.request("GET", self.events_url(), params=params)
                 if response.status_code != 200:
@@ -120,13 +121,10 @@ class KoppelhubConnector(Connector[KoppelhubConfig]):
                         f"the other hub calls itself {there!r}, which is this hub's own name: give "
                         "each hub its own KOPPELHUB_SOURCE_URN (and never let a hub follow itself)"
                     )
-                records = [
-                    Record(event)
-                    for item in items
-                    if isinstance(item, dict) and (event := relayed(item, here=here, there=there))
-                ]
-                if records or cursor != after:
-                    yield Batch(records, {"after": cursor}, complete=not more)
+                pulled, rejected = objects_in(items, f"page {number}")
+                records = [Record(e) for r in pulled if (e := relayed(r.data, here=here, there=there))]
+                if records or rejected or cursor != after:
+                    yield Batch(records, {"after": cursor}, complete=not more, rejected=rejected)
                 after = cursor
                 if not more:
                     return

@@ -215,8 +215,8 @@ class PubliccodeConnector(Connector[PubliccodeConfig]):
                 return
             seen: set[tuple[str, str]] = set()
             if self.config.repositories is not None:
-                async for urls, last in self._repositories(api, self.config.repositories):
-                    records = await self._files(api, urls, seen, missing_ok=True)
+                async for urls, unread, last in self._repositories(api, self.config.repositories):
+                    records = unread + await self._files(api, urls, seen, missing_ok=True)
                     listed += len(urls)
                     now = validators.checkpoint() if last else None
                     yield _batch(records, last and listed > 0 and not self._held, now)
@@ -284,9 +284,13 @@ class PubliccodeConnector(Connector[PubliccodeConfig]):
                 raise SourceRefused(f"the {what}'s next link points back to a page already read")
             yield number, response, body, next_url is None
 
-    async def _repositories(self, api: ApiClient, url: str) -> AsyncIterator[tuple[list[str], bool]]:
+    async def _repositories(
+        self, api: ApiClient, url: str
+    ) -> AsyncIterator[tuple[list[str], list[Record], bool]]:
         """Each page of a repository list (a JSON array; GitHub's, Gitea's and Forgejo's
-        ``/orgs/{org}/repos`` answer so) as the repositories' URLs, along ``Link: rel="next"``."""
+        ``/orgs/{org}/repos`` answer so) as the repositories' URLs, along ``Link: rel="next"``,
+        and a rejected record for each item that names no repository (which, unknown, holds
+        back this run's withdrawals)."""
 
         def link_next(response: httpx.Response, _body: Any) -> str | None:
             href = response.links.get("next", {}).get("url")
@@ -295,12 +299,16 @@ class PubliccodeConnector(Connector[PubliccodeConfig]):
         async for number, _response, items, last in self._pages(api, url, "repository list", link_next):
             if not isinstance(items, list):
                 raise SourceRefused(f"repository list page {number + 1} is not a JSON array")
-            urls = []
-            for item in items:
+            urls, unread = [], []
+            for n, item in enumerate(items, 1):
                 found = (item.get("html_url") or item.get("url")) if isinstance(item, dict) else None
                 if isinstance(found, str) and found.lower().startswith(("http://", "https://")):
                     urls.append(found)
-            yield urls, last
+                else:
+                    self._held = True
+                    problem = "names no repository (no http(s) html_url or url)"
+                    unread.append(_rejected(f"repository list page {number + 1}, item {n}", [("", problem)]))
+            yield urls, unread, last
 
     async def _catalogue(self, api: ApiClient, url: str) -> AsyncIterator[Batch]:
         """Each page of an Open Catalog API ``/software`` list, along ``links.next``."""

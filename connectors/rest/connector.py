@@ -21,7 +21,7 @@ import jmespath
 from jmespath.parser import ParsedResult
 from pydantic import BaseModel
 
-from connectors.base import Batch, Change, Connector, Item, Record, RecordRejected, SourceRefused
+from connectors.base import Batch, Change, Connector, Item, Record, RecordRejected, SourceRefused, objects_in
 from connectors.http import ApiClient
 from connectors.ids import content_hash
 from connectors.registry import register
@@ -207,11 +207,11 @@ class RestConnector(Connector[RestConfig]):
                     raise SourceRefused("the next page link points back to a page already read")
                 seen_urls.add(current)
                 params = next_params
-                records = [Record(i) for i in items if isinstance(i, dict)]
+                records, rejected = objects_in(items, f"page {number + 1}")
                 # The first page's validators hold only for a run read to its end: kept earlier,
                 # a run that failed halfway would be answered 304 next time and never resume.
                 checkpoint_ = {"since": since, **(validators if url is None else {})}
-                yield Batch(records, checkpoint_, complete=url is None)
+                yield Batch(records, checkpoint_, complete=url is None, rejected=rejected)
 
     def _fields(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         fields = {}

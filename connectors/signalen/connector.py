@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from connectors.base import Batch, Change, Connector, Item, Record, RecordRejected, SourceRefused
+from connectors.base import Batch, Change, Connector, Item, Record, RecordRejected, SourceRefused, objects_in
 from connectors.http import ApiAuth, ApiClient, base_url
 from connectors.ids import content_hash
 from connectors.registry import register
@@ -180,8 +180,9 @@ class SignalenConnector(Connector[SignalenConfig]):
         async with self.client() as api:
             url: str | None = self.signals_url()
             params: list[tuple[str, str]] | None = self._params(checkpoint)
-            asked = last
+            asked, number = last, 0
             while url:
+                number += 1
                 response = await api.request("GET", url, params=params)
                 if response.status_code != 200:
                     raise api.failed(response, "Signalen")
@@ -189,9 +190,11 @@ class SignalenConnector(Connector[SignalenConfig]):
                     page = orjson.loads(response.content)  # a page of 1,000: 4x the stdlib's speed
                     results = page["results"]
                     url = (page.get("_links", {}).get("next") or {}).get("href")
+                    if not isinstance(results, list):
+                        raise TypeError("results is not a list")
                 except (ValueError, KeyError, TypeError, AttributeError) as e:
                     raise SourceRefused("Signalen answered a page that is not its HAL list") from e
-                records = [Record(r, row=None) for r in results if isinstance(r, dict)]
+                records, rejected = objects_in(results, f"page {number}")
                 for r in records:
                     stamp = r.data.get("updated_at")
                     if isinstance(stamp, str) and (last is None or stamp > last):
@@ -200,7 +203,7 @@ class SignalenConnector(Connector[SignalenConfig]):
                     url, params, asked = self.signals_url(), self._params({"updated_after": last}), last
                 else:
                     params = None  # next.href carries every parameter
-                yield Batch(records, {"updated_after": last}, complete=url is None)
+                yield Batch(records, {"updated_after": last}, complete=url is None, rejected=rejected)
 
     async def probe(self) -> dict[str, Any]:
         async with self.client() as api:

@@ -51,7 +51,16 @@ from typing import Any, ClassVar, Final
 import orjson
 from pydantic import BaseModel
 
-from connectors.base import Batch, Change, Connector, Record, RecordRejected, SourceRefused
+from connectors.base import (
+    Batch,
+    Change,
+    Connector,
+    Record,
+    RecordRejected,
+    Rejected,
+    SourceRefused,
+    objects_in,
+)
 from connectors.http import ApiClient
 from connectors.registry import register
 from connectors.rest.connector import _since
@@ -131,6 +140,8 @@ class SoftwarecatalogusConnector(Connector[SoftwarecatalogusConfig]):
             raise api.failed(response, "the Softwarecatalogus")
         try:
             body = orjson.loads(response.content)
+            if not isinstance(body["results"], list):
+                raise TypeError("results is not a list")
             return body["results"], int(body.get("pages") or 1), body.get("total")
         except (ValueError, KeyError, TypeError) as e:
             raise SourceRefused("the Softwarecatalogus answered a page that is not an objects list") from e
@@ -146,8 +157,7 @@ class SoftwarecatalogusConnector(Connector[SoftwarecatalogusConfig]):
         for page in range(1, MAX_REQUESTS + 1):
             query = {"_fields": "id", "_limit": str(SWEEP_LIMIT), "_page": str(page)}
             results, pages, _ = await self._list(api, url, query)
-            listed = results if isinstance(results, list) else []
-            found = [catalogue_id(r) for r in listed if isinstance(r, dict)]
+            found = [catalogue_id(r) for r in results if isinstance(r, dict)]  # gone() asks for the rest
             yield tuple(self._key(objecttype, i) for i in found if i is not None)
             if page >= pages or not results:
                 return
@@ -169,24 +179,24 @@ class SoftwarecatalogusConnector(Connector[SoftwarecatalogusConfig]):
 
     async def _pages(
         self, api: ApiClient, objecttype: str, since: str | None, limit: int | None = None
-    ) -> AsyncIterator[tuple[list[Record], str | None, int | None]]:
-        """Each page of one schema: its records, the newest ``@self.updated`` so far, ``total``."""
+    ) -> AsyncIterator[tuple[list[Record], tuple[Rejected, ...], str | None, int | None]]:
+        """Each page of one schema: its records, what it listed that is not an object, the newest
+        ``@self.updated`` so far, ``total``."""
         url = f"{self.objects_url}/{SCHEMA_OF[objecttype]}"
         asked, last, page = since, since, 1
         for _ in range(MAX_REQUESTS):
             query = self._params(asked, page, limit or self.config.pageSize, overlap=asked == since)
             results, pages, total = await self._list(api, url, query)
             records = []
-            for raw in results if isinstance(results, list) else []:
-                if not isinstance(raw, dict):
-                    continue
+            listed, rejected = objects_in(results, f"{SCHEMA_OF[objecttype]} page {page}")
+            for raw in (r.data for r in listed):
                 meta = raw.get("@self")
                 stamp = meta.get("updated") if isinstance(meta, dict) else None
                 if isinstance(stamp, str) and (last is None or stamp > last):
                     last = stamp  # ISO times of one server compare as text
                 if self._ours(objecttype, raw):
                     records.append(Record({"objecttype": objecttype, "object": raw}))
-            yield records, last, total if isinstance(total, int) else None
+            yield records, rejected, last, total if isinstance(total, int) else None
             if limit is not None or page >= pages or not results:
                 return
             asked, page = (last, 1) if last != asked else (asked, page + 1)
@@ -201,9 +211,9 @@ class SoftwarecatalogusConnector(Connector[SoftwarecatalogusConfig]):
         self._sweeping = every > 0 and runs + 1 >= every
         async with self.client() as api:
             for objecttype in READ_TYPES:
-                async for records, last, _ in self._pages(api, objecttype, marks.get(objecttype)):
+                async for records, rejected, last, _ in self._pages(api, objecttype, marks.get(objecttype)):
                     marks[objecttype] = last
-                    yield Batch(records, {"updated": dict(marks), "runs": runs})
+                    yield Batch(records, {"updated": dict(marks), "runs": runs}, rejected=rejected)
             if self._sweeping:
                 for objecttype in READ_TYPES:
                     async for keys in self._sweep(api, objecttype):
@@ -218,7 +228,7 @@ class SoftwarecatalogusConnector(Connector[SoftwarecatalogusConfig]):
 
     async def probe(self) -> dict[str, Any]:
         async with self.client() as api:
-            async for records, _, total in self._pages(api, "organisatie", None, limit=1):
+            async for records, _, _, total in self._pages(api, "organisatie", None, limit=1):
                 return {"reachable": True, "organisaties": total if total is not None else len(records)}
         return {"reachable": True, "organisaties": 0}
 

@@ -182,6 +182,7 @@ class PassThroughRun:
         if rejected and seen:  # not read as it is now, as a rejected row of a landscape sync
             seen = [k for k in seen if k not in rejected]
         t.read += len(batch.records)
+        errors += t.unreadable(batch.rejected)
         t.published += len(events) + len(records)
         return batch, Outgoing(events, records), published, errors, seen
 

@@ -87,6 +87,7 @@ class RelayRun:
             events.append(event)
             t.bump(event.type, "found")
         t.read += len(batch.records)
+        errors += t.unreadable(batch.rejected)
         t.published += len(events)
         return events, errors
 

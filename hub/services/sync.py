@@ -26,7 +26,7 @@ from typing import Any
 
 import structlog
 
-from connectors.base import Batch, Connector, Record
+from connectors.base import Batch, Connector, Record, Rejected
 from connectors.events import vastgelegd_record, vastgelegd_size
 from connectors.mapping import MappedObject, Outcome, map_records
 from hub.ports import EventLog, RecordLog
@@ -84,6 +84,12 @@ class Tally:
         for err in found[: max(0, SAMPLE_ERRORS - len(self.sample_errors))]:
             self.sample_errors.append({"row": err.row, "column": err.column, "message": err.message})
         return found
+
+    def unreadable(self, rejected: tuple[Rejected, ...]) -> list[RowError]:
+        """Count what a source listed that is not a record (:attr:`Batch.rejected`) as read and
+        invalid; its problems as row errors."""
+        self.read += len(rejected)
+        return [e for r in rejected for e in self.reject(r.row, r.problems)]
 
     def bump(self, objecttype: str, what: str, n: int = 1) -> None:
         row = self.per_type.setdefault(
@@ -309,6 +315,7 @@ class SyncRun:
             for m in mapped:
                 objects[(m[0], m[1])] = m
         t.read += len(b.batch.records)
+        pending.errors += t.unreadable(b.batch.rejected)
         extra = [k for k in objects if k not in b.looked]
         if extra:
             known.update(await self.store.known(s, extra))

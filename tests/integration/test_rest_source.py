@@ -1,7 +1,8 @@
 """The ``rest`` connector on the real broker and database against a supplier API on loopback
 (allow-listed): every paging style reads every item once, a 429 is waited out for its
 Retry-After, a second run sends the first page's validators and a 304 publishes nothing, and a
-run that fails halfway keeps the checkpoint of the last acknowledged page and resumes from it."""
+run that fails halfway keeps the checkpoint of the last acknowledged page and resumes from it;
+an item that is not an object is a row error, not dropped."""
 
 from __future__ import annotations
 
@@ -129,3 +130,21 @@ async def test_a_run_that_fails_halfway_keeps_the_checkpoint_of_the_last_acknowl
     assert fake.requests[3].query.get("updated_after") == "2026-01-01T00:00:20+00:00"
     products = _products(events)
     assert sorted(products, key=lambda s: int(s[2:])) == [f"p-{i}" for i in range(1, 31)]  # each once
+
+
+async def test_an_item_that_is_not_an_object_is_a_row_error_and_the_others_are_published(
+    settings: Settings, fake: RestFake
+) -> None:
+    fake.add(3)
+    fake.items.insert(1, 42)  # type: ignore[arg-type]  # a supplier's list with a number in it
+    async with harness(loopback(settings)) as h:
+        after = await _run(h, await _connector(h, fake))
+        events = await h.events()
+
+    assert after.last_error is None, after.last_error
+    assert sorted(_products(events)) == ["p-1", "p-2", "p-3"]
+    assert after.last_counts is not None
+    assert (after.last_counts["read"], after.last_counts["invalid"]) == (4, 1)
+    assert [e["message"] for e in after.last_counts["errors"]] == [
+        "page 1, item 2: a number, not a JSON object"
+    ]

@@ -227,6 +227,26 @@ async def test_an_invalid_event_is_a_row_error_and_the_others_go_through(
     assert after.last_counts is not None and after.last_counts["invalid"] == 1
 
 
+async def test_an_item_of_a_page_that_is_not_an_object_is_a_row_error_saying_where_it_stood(
+    follower: Follower, fake: HubFake
+) -> None:
+    fake.add(vastgelegd(1))
+    fake.add_encoded([b'"an event?"', b"null"])
+    fake.add(vastgelegd(2))
+    record = await follower.connector(fake, page=2)
+
+    after = await follower.run(record)
+
+    assert after.last_error is None
+    assert sorted(e["id"] for e in follower.published()) == ["e-1", "e-2"]
+    assert after.last_counts is not None
+    assert (after.last_counts["read"], after.last_counts["invalid"]) == (4, 2)
+    assert [e["message"] for e in after.last_counts["errors"]] == [
+        "page 1, item 2: a string, not a JSON object",
+        "page 2, item 1: null, not a JSON object",
+    ]
+
+
 async def test_a_page_the_log_did_not_acknowledge_leaves_the_checkpoint_where_it_was(
     follower: Follower, fake: HubFake
 ) -> None:

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
-from connectors.base import Batch, Change, Connector, ConnectorContext, Item, Record
+from connectors.base import Batch, Change, Connector, ConnectorContext, Item, Record, objects_in
 from hub.adapters.memory.connectors import InMemoryConnectorTables, InMemoryFingerprintStore
 from hub.adapters.memory.log import InMemoryEventLog
 from hub.ports.connectors import Owner, SyncScope
@@ -199,3 +199,36 @@ async def test_items_whose_attributes_the_envelope_refuses_are_row_errors_not_pu
         messages = " ".join(e["message"] for e in tally.sample_errors)
         assert "timezone" in messages and "out of range" in messages
         assert "control characters" in messages and "512" in messages
+
+
+class ListedNonObjects(Meldingen):
+    """One page of a JSON list with two items that are not objects among two meldingen."""
+
+    async def fetch(self, checkpoint: Mapping[str, Any] | None) -> AsyncIterator[Batch]:
+        records, rejected = objects_in(
+            [{"id": 1, "state": "m"}, "2", None, {"id": 4, "state": "m"}], "page 1"
+        )
+        yield Batch(records, {"page": 0}, complete=True, rejected=rejected)
+
+
+async def test_what_a_page_lists_that_is_not_an_object_is_a_row_error_saying_where_it_stood(
+    tmp_path: Path,
+) -> None:
+    connector = ListedNonObjects(Empty(), ConnectorContext(organisatie="org-1", scope="1", work_dir=tmp_path))
+    log = InMemoryEventLog()
+    passing = PassThroughRun(
+        connector,
+        SCOPE,
+        Owner("connector", uuid.uuid4()),
+        InMemoryFingerprintStore(InMemoryConnectorTables()),
+        log,
+    )
+
+    tally = await passing.execute(None)
+
+    assert sorted(r.key for p in log.partitions for r in p) == [b"1", b"4"]
+    assert (tally.read, tally.published, tally.invalid) == (4, 2, 2)
+    assert [e["message"] for e in tally.sample_errors] == [
+        "page 1, item 2: a string, not a JSON object",
+        "page 1, item 3: null, not a JSON object",
+    ]

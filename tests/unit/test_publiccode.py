@@ -284,6 +284,25 @@ async def test_an_organisations_repository_list_is_followed_along_its_link_heade
     assert not any("zonder-publiccode" in m for m in errors)  # a repository without one: skipped
 
 
+async def test_an_item_of_a_repository_list_that_names_no_repository_is_rejected_and_holds_withdrawals(
+    fake: PubliccodeFake, tmp_path: Path
+) -> None:
+    url = f"{fake.url}/leverancier/open-zaak"
+    fake.fixture("open-zaak.v0.7.yml", "/leverancier/open-zaak/-/raw/HEAD/publiccode.yml", url=url)
+    fake.repositories = [url, ""]  # the second is listed without a URL
+    connector = _connector({"repositories": f"{fake.url}/orgs/leverancier/repos"}, tmp_path)
+
+    events, errors = await _read(connector)
+    batches = [b async for b in connector.fetch(None)]
+
+    assert [e["data"]["naam"] for e in events if e["type"].endswith("applicatie.vastgelegd.v1")] == [
+        "Open Zaak"
+    ]
+    assert "repository list page 1, item 2: names no repository (no http(s) html_url or url)" in errors
+    # Which applicatie the item stood for is unknown: a full run withdraws nothing this time.
+    assert not any(b.complete for b in batches)
+
+
 async def test_a_fork_or_mirror_whose_url_names_another_repository_publishes_nothing(
     fake: PubliccodeFake, tmp_path: Path
 ) -> None:

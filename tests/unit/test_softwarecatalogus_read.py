@@ -1,6 +1,7 @@
 """Reading the Softwarecatalogus (the connector's fetch and probe) against the OpenRegister fake
 on loopback: keyset paging that misses nothing while the list moves, incremental reads from the
-checkpoint with the overlap, only the organisation's own objects, and the probe."""
+checkpoint with the overlap, only the organisation's own objects, and the probe; a list page of
+the wrong shape fails the run, and an item that is not an object is a row error."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
-from connectors.base import Batch, ConnectorContext
+from connectors.base import Batch, ConnectorContext, SourceRefused
 from connectors.registry import create
 from connectors.softwarecatalogus.connector import SoftwarecatalogusConnector
 from hub.adapters.egress import egress
@@ -111,3 +113,39 @@ async def test_the_probe_reads_one_organisatie_and_reports_the_total(
 
     assert await connector(fake, tmp_path).probe() == {"reachable": True, "organisaties": 3}
     assert [q["_limit"] for _, _, q, _ in fake.requests] == ["1"]
+
+
+class OddCatalogue(OpenRegisterFake):
+    """A catalogue whose every list page answers ``results`` as set."""
+
+    results: Any = None
+
+    async def _list(self, request: web.Request) -> web.Response:
+        return web.json_response({"results": self.results, "total": 1, "page": 1, "pages": 1, "limit": 20})
+
+
+async def test_a_list_page_whose_results_are_not_a_list_fails_the_run(tmp_path: Path) -> None:
+    odd = await OddCatalogue().start()
+    odd.results = {"id": str(uuid.uuid4())}
+    try:
+        with pytest.raises(SourceRefused, match="not an objects list"):
+            [b async for b in connector(odd, tmp_path).fetch(None)]
+    finally:
+        await odd.stop()
+
+
+async def test_an_item_of_a_list_page_that_is_not_an_object_is_rejected_saying_where_it_stood(
+    tmp_path: Path,
+) -> None:
+    odd = await OddCatalogue().start()
+    odd.results = ["x", 7]
+    try:
+        first, *_ = [b async for b in connector(odd, tmp_path).fetch(None)]
+    finally:
+        await odd.stop()
+
+    assert first.records == []
+    assert [r.problems for r in first.rejected] == [
+        [("", "organisatie page 1, item 1: a string, not a JSON object")],
+        [("", "organisatie page 1, item 2: a number, not a JSON object")],
+    ]
