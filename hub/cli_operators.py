@@ -12,7 +12,7 @@ import click
 
 from hub.bootstrap import audit_trail, operator_tools
 from hub.cli_actor import cli_entry
-from hub.embedded import provision
+from hub.embedded import embedded_broker_running, provision
 from hub.errors import ConfigurationError, KoppelhubError
 from hub.logging import configure_logging
 from hub.ports.audit import AuditEntry
@@ -36,16 +36,19 @@ def _against_running_hub(
     with no database transaction to carry it (the API's redrive is recorded the same way)."""
     settings = Settings()
     configure_logging(settings)
+    no_hub = click.ClickException(
+        f"no Koppelhub runs for the data dir {settings.data_dir}: start `koppelhub run` first, "
+        "set KOPPELHUB_DATA_DIR to the running hub's data dir, or set KOPPELHUB_KAFKA_BOOTSTRAP."
+    )
+    if not settings.kafka.bootstrap and not embedded_broker_running(settings.data_dir):
+        raise no_hub  # before provision, which would start a broker only to find it empty
     try:
         infra = provision(settings)
     except ConfigurationError as e:
         raise click.ClickException(str(e)) from e
     try:
-        if infra.broker is not None and infra.broker.owned:
-            raise click.ClickException(
-                f"no Koppelhub runs for the data dir {settings.data_dir}: start `koppelhub run` first, "
-                "set KOPPELHUB_DATA_DIR to the running hub's data dir, or set KOPPELHUB_KAFKA_BOOTSTRAP."
-            )
+        if infra.broker is not None and infra.broker.owned:  # the hub stopped meanwhile
+            raise no_hub
 
         async def run() -> T:
             async with operator_tools(settings, infra.kafka_bootstrap, infra.database_url) as tools:

@@ -109,3 +109,4 @@ def test_status_refuses_when_no_hub_runs_for_the_data_dir(settings: Settings, tm
     result = CliRunner().invoke(main, ["status"], env=env)
     assert result.exit_code == 1
     assert "no Koppelhub runs for the data dir" in result.output and "koppelhub run" in result.output
+    assert not (tmp_path / "fresh" / "broker.log").exists()  # refused without starting a broker
