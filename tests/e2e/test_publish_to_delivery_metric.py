@@ -12,7 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from hub.bootstrap import HubProcess
-from tests.support.hub_api import event, subscribe_in_store
+from tests.support.hub_api import event, eventually, subscribe_in_store
 from tests.support.sink import Received, WebhookSink
 
 pytestmark = pytest.mark.e2e
@@ -35,7 +35,15 @@ async def test_the_end_to_end_time_covers_the_retry_and_is_observed_once_per_del
 
     delivered: list[Received] = await sink.wait_for(1)
     assert json.loads(delivered[0].body)["id"] == sent["id"]
-    got = _samples((await client.get("/metrics")).text)
+    got: dict[str, float] = {}
+
+    async def recorded() -> bool:  # the sink has it before the dispatcher records its outcome
+        got.update(_samples((await client.get("/metrics")).text))
+        return got.get("koppelhub_delivery_seconds_count") == 2 and bool(
+            got.get("koppelhub_publish_to_delivery_seconds_count")
+        )
+
+    await eventually(recorded, what="both attempts recorded")
     elapsed = time.monotonic() - before
 
     assert got["koppelhub_publish_to_delivery_seconds_count"] == 1  # the failed attempt is not counted

@@ -416,10 +416,12 @@ async def test_a_killed_embedded_broker_is_started_again_and_nothing_acknowledge
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
-async def test_a_projector_of_the_dead_broker_never_commits_into_the_new_one(
+async def test_a_broker_killed_while_an_upload_holds_the_old_api_loses_nothing(
     tmp_path: Path, workers: str
 ) -> None:
-    """The broker's log is gone with it, and the new one at the same address starts at offset 0.
+    """What a projector member of the dead broker must never do, here as the run that caught it
+    did it: nothing lost, nothing archived twice. The broker's log is gone with it, and the new
+    one at the same address starts at offset 0.
     A projector member that read the old log must not live on beside the new broker: it would
     rejoin the group there and commit its old positions, and the group would then skip every
     record below them (events relayed from the write-ahead log and published after the restart,

@@ -20,6 +20,7 @@ def fresh_collector(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """As in a new process: nothing frozen by this module yet, CPython's thresholds."""
     saved = gc.get_threshold()
     monkeypatch.setattr(collector, "_frozen", False)
+    gc.unfreeze()  # what an earlier test froze in this process: back in the oldest generation
     gc.set_threshold(700, 10, 10)
     yield
     gc.set_threshold(*saved)
@@ -29,6 +30,7 @@ async def test_a_started_hub_process_freezes_its_heap_and_collects_the_young_gen
     settings: Settings, fresh_collector: None
 ) -> None:
     assert settings.kafka.bootstrap and settings.database_url
+    assert gc.get_freeze_count() == 0
     process = HubProcess(settings, settings.kafka.bootstrap, settings.database_url, roles=("api",))
     await process.start()
     try:

@@ -10,6 +10,7 @@ import socket
 from collections.abc import Sequence
 
 import pytest
+from sqlalchemy import event as sa_event
 from sqlalchemy import make_url, text
 
 from hub.adapters.memory.log import InMemoryEventLog
@@ -79,14 +80,22 @@ async def test_one_requests_bad_data_fails_only_that_request_in_a_shared_commit(
 
 async def test_the_idle_pruner_sends_nothing_until_rows_are_written(database_url: str) -> None:
     engine = create_engine(database_url, pool_size=2)
+    statements: list[str] = []
+    sa_event.listen(engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
     wal = WriteAheadEventLog(engine, InMemoryEventLog())
     try:
         await wal._prune_if_written()  # the first round after a start looks once
-        assert wal._unpruned is False
+        looked = len(statements)
+        await wal._prune_if_written()  # idle: nothing written since
+        await wal._prune_if_written()
+        idle = len(statements) - looked
         await wal.publish([cloud_event()])
-        assert wal._unpruned is True
-        await wal._prune_if_written()  # not projected yet: the row stays and the flag with it
-        assert wal._unpruned is True
+        written = len(statements)
+        await wal._prune_if_written()  # not projected yet: the row stays, and is looked at again
+        await wal._prune_if_written()
+
+        assert looked > 0 and idle == 0
+        assert len(statements) - written >= 4  # a prune and a look, twice
         assert len(await wal_ids(engine)) == 1
     finally:
         await wal.close()

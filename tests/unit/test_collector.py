@@ -13,7 +13,9 @@ from hub.services import collector
 IN_BULK_WORK = (collector.BULK_YOUNG_THRESHOLD, 10, 10 * collector.FULL_COLLECTION_FACTOR)
 
 
+@pytest.mark.usefixtures("unfrozen_at_cpythons_thresholds")
 def test_the_start_up_heap_is_frozen_once_so_full_collections_skip_it() -> None:
+    assert gc.get_freeze_count() == 0
     collector.freeze_start_up_heap()
     frozen = gc.get_freeze_count()
     assert frozen > 0  # what lived at start-up is in the permanent generation
@@ -28,6 +30,7 @@ def unfrozen_at_cpythons_thresholds(monkeypatch: pytest.MonkeyPatch) -> Iterator
     """A process not yet frozen, at CPython's thresholds; this process's own restored after."""
     saved = gc.get_threshold()
     monkeypatch.setattr(collector, "_frozen", False)
+    gc.unfreeze()  # what an earlier test froze in this process: back in the oldest generation
     gc.set_threshold(700, 10, 10)
     yield
     gc.set_threshold(*saved)

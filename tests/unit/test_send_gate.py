@@ -182,13 +182,17 @@ class SlowAndFast:
 
     def __init__(self) -> None:
         self.release = asyncio.Event()
-        self.fast = 0
+        self.fast = self.slow = 0
         self.fast_done = asyncio.Event()
+        self.slow_held = asyncio.Event()  # set once both slow sinks hold their two places
 
     async def deliver(
         self, target: DeliveryTarget, event: Mapping[str, Any], msg_id: str, *, timeout_s: float | None = None
     ) -> DeliveryOutcome:
         if "slow" in target.sink:
+            self.slow += 1
+            if self.slow == 4:
+                self.slow_held.set()
             await self.release.wait()
         else:
             self.fast += 1
@@ -217,7 +221,7 @@ async def test_deliveries_waiting_for_a_slow_sinks_place_do_not_hold_back_anothe
     stop = asyncio.Event()
     task = asyncio.create_task(dispatcher.run(stop))
     try:
-        await asyncio.sleep(0.1)  # the slow sinks hold their places, more wait for them
+        await asyncio.wait_for(client.slow_held.wait(), timeout=5)  # more wait for their places
         await store.create(
             sink="https://fast.example/hook", protocol="HTTP", source=None, types=None, filters=[],
             headers={}, config={}, secret="whsec_" + "A" * 32,
