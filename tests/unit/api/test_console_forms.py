@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 
-import httpx
 import pytest
 
 from schemas import validate_event
@@ -17,32 +17,39 @@ from tests.support.hub_api import subscribe
 from tests.support.memory_app import ADMIN_TOKEN, MemoryApp
 from tests.support.sink import WebhookSink
 
-
-async def _sign_in(client: httpx.AsyncClient) -> None:
-    response = await client.post("/console/login", data={"token": ADMIN_TOKEN})
-    assert response.status_code == 303 and response.headers["location"] == "/console", response.text
+EVENT = {"specversion": "1.0", "id": "e-1", "source": "urn:nld:test", "type": "nl.test.thing.v1"}
 
 
-def _event(n: int) -> dict[str, object]:
-    return {"specversion": "1.0", "id": f"e-{n}", "source": "urn:nld:test", "type": "nl.test.thing.v1"}
+@dataclass
+class Replay:
+    subscription: uuid.UUID
+    post: Callable[[str], Awaitable[str]]
 
 
-async def test_a_replay_from_a_time_with_an_offset_starts_at_that_instant(
-    memory: MemoryApp, auth: dict[str, str], sink: WebhookSink
-) -> None:
+@pytest.fixture
+async def replay(memory: MemoryApp, auth: dict[str, str], sink: WebhookSink) -> Replay:
+    """A subscription with one event archived now, an operator signed in to the console, and
+    its replay form to post a ``since`` to (the redirect's location back)."""
     sub = await subscribe(memory.client, auth, sink.url)
-    memory.database.publish([validate_event(_event(1))])  # archived now
-    await _sign_in(memory.client)
+    memory.database.publish([validate_event(EVENT)])
+    signed_in = await memory.client.post("/console/login", data={"token": ADMIN_TOKEN})
+    assert signed_in.status_code == 303 and signed_in.headers["location"] == "/console", signed_in.text
+    page = f"/console/subscriptions/{sub['id']}"
+
+    async def post(since: str) -> str:
+        response = await memory.client.post(f"{page}/replay", data={"since": since})
+        assert response.status_code == 303, response.text
+        return response.headers["location"].removeprefix(page)
+
+    return Replay(uuid.UUID(sub["id"]), post)
+
+
+async def test_a_replay_from_a_time_with_an_offset_starts_at_that_instant(replay: Replay) -> None:
     # Half an hour ago, written in UTC+02:00: read as UTC it would be an hour and a half ahead,
     # after the event, and replay nothing.
     since = (datetime.now(UTC) - timedelta(minutes=30)).astimezone(timezone(timedelta(hours=2)))
 
-    response = await memory.client.post(
-        f"/console/subscriptions/{sub['id']}/replay", data={"since": since.isoformat(timespec="seconds")}
-    )
-
-    assert response.status_code == 303
-    assert response.headers["location"] == f"/console/subscriptions/{sub['id']}?done=replayed-1"
+    assert await replay.post(since.isoformat(timespec="seconds")) == "?done=replayed-1"
 
 
 @pytest.fixture
@@ -56,36 +63,16 @@ def amsterdam(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.mark.usefixtures("amsterdam")
-async def test_a_replay_from_a_time_without_an_offset_takes_it_as_utc(
-    memory: MemoryApp, auth: dict[str, str], sink: WebhookSink
-) -> None:
-    sub = await subscribe(memory.client, auth, sink.url)
-    memory.database.publish([validate_event(_event(1))])
-    await _sign_in(memory.client)
+async def test_a_replay_from_a_time_without_an_offset_takes_it_as_utc(replay: Replay) -> None:
     later = (datetime.now(UTC) + timedelta(minutes=1)).replace(tzinfo=None)  # the form's own field
     earlier = later - timedelta(minutes=2)
 
-    after = await memory.client.post(
-        f"/console/subscriptions/{sub['id']}/replay", data={"since": later.isoformat(timespec="minutes")}
-    )
-    before = await memory.client.post(
-        f"/console/subscriptions/{sub['id']}/replay", data={"since": earlier.isoformat(timespec="minutes")}
-    )
-
-    assert after.headers["location"].endswith("?done=replayed-0")
-    assert before.headers["location"].endswith("?done=replayed-1")
+    assert await replay.post(later.isoformat(timespec="minutes")) == "?done=replayed-0"
+    assert await replay.post(earlier.isoformat(timespec="minutes")) == "?done=replayed-1"
 
 
 async def test_a_replay_from_a_time_that_is_not_one_says_so_and_replays_nothing(
-    memory: MemoryApp, auth: dict[str, str], sink: WebhookSink
+    replay: Replay, memory: MemoryApp
 ) -> None:
-    sub = await subscribe(memory.client, auth, sink.url)
-    memory.database.publish([validate_event(_event(1))])
-    await _sign_in(memory.client)
-
-    response = await memory.client.post(
-        f"/console/subscriptions/{sub['id']}/replay", data={"since": "yesterday"}
-    )
-
-    assert response.headers["location"] == f"/console/subscriptions/{sub['id']}?done=bad-time"
-    assert len(memory.database.deliveries_of(uuid.UUID(sub["id"]))) == 1  # only the delivery publish queued
+    assert await replay.post("yesterday") == "?done=bad-time"
+    assert len(memory.database.deliveries_of(replay.subscription)) == 1  # only the one publish queued
