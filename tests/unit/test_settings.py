@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -24,10 +25,17 @@ def environment_names() -> list[str]:
     return names
 
 
-def test_every_setting_is_documented_in_the_readme() -> None:
-    readme = README.read_text()
-    missing = [n for n in environment_names() if f"`{n}`" not in readme]
-    assert missing == []
+def settings_table() -> set[str]:
+    """The names in the first column of the README's "Settings" table."""
+    section = README.read_text().split("\n## Settings\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1] for line in section.splitlines() if line.startswith("| `")]
+    return {name for cell in rows for name in re.findall(r"`([A-Z0-9_]+)`", cell)}
+
+
+def test_every_setting_is_in_the_readmes_settings_table_and_every_name_there_is_a_setting() -> None:
+    names, listed = set(environment_names()), settings_table()
+    assert sorted(names - listed) == []
+    assert sorted(n for n in listed - names if n.startswith("KOPPELHUB_")) == []
 
 
 def test_settings_come_from_flat_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
