@@ -184,11 +184,12 @@ class SoftwarecatalogusConnector(Connector[SoftwarecatalogusConfig]):
         ``@self.updated`` so far, ``total``."""
         url = f"{self.objects_url}/{SCHEMA_OF[objecttype]}"
         asked, last, page = since, since, 1
-        for _ in range(MAX_REQUESTS):
+        for read in range(1, MAX_REQUESTS + 1):
             query = self._params(asked, page, limit or self.config.pageSize, overlap=asked == since)
             results, pages, total = await self._list(api, url, query)
             records = []
-            listed, rejected = objects_in(results, f"{SCHEMA_OF[objecttype]} page {page}")
+            # Named by the pages read so far: keyset paging starts at _page=1 again and again.
+            listed, rejected = objects_in(results, f"{SCHEMA_OF[objecttype]} page {read}")
             for raw in (r.data for r in listed):
                 meta = raw.get("@self")
                 stamp = meta.get("updated") if isinstance(meta, dict) else None

@@ -178,6 +178,9 @@ class SyncRun:
         self.run_id = uuid.uuid4()
         self.tally = Tally()
         self.types_seen: set[str] = set()
+        #: Whether the source listed what it holds by id (Batch.present, a sweep): then a run
+        #: whose records were all invalid still knows what is gone.
+        self.swept = False
 
     async def execute(self, checkpoint: dict[str, Any] | None) -> Tally:
         """Run to the end (see :meth:`_execute`), with full collections deferred."""
@@ -288,6 +291,7 @@ class SyncRun:
         seen, known, counts = pending.seen, b.known, Counter[tuple[str, str]]()
         seen += b.unchanged
         seen += b.batch.present
+        self.swept = self.swept or bool(b.batch.present)
         counts.update((k[0], "unchanged") for k in b.unchanged)
         valid: list[tuple[Record, list[MappedObject]]] = []
         margin, limit = len(s.source) + ENVELOPE_MARGIN, self.max_event_bytes
@@ -375,7 +379,7 @@ class SyncRun:
 
     async def _withdraw(self) -> None:
         t = self.tally
-        if t.read > 0 and t.invalid == t.read:
+        if t.read > 0 and t.invalid == t.read and not self.swept:
             t.notes.append("no record was valid, so nothing was withdrawn")
             log.warning("withdrawal_skipped", source=self.scope.source, reason="no valid record")
             return

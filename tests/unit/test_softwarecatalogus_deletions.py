@@ -194,3 +194,20 @@ async def test_a_gebruik_the_hub_deleted_in_the_catalogue_is_not_withdrawn_again
     assert [(w.method, w.id) for w in hub.fake.writes] == [("DELETE", made["gebruik"])]
 
     assert [e.type for e in await hub.run()] == []  # the hub's own deletion is not echoed back
+
+
+async def test_a_sweep_withdraws_what_is_gone_even_when_every_record_read_was_invalid(hub: Hub) -> None:
+    """The guard "no record was valid, so nothing is withdrawn" is for a source that lists only
+    what it has now; a sweep listed every id, and each withdrawal is confirmed by a 404."""
+    made = landscape(hub.fake)
+    await hub.run()
+    # Everything read again (the overlap) is no longer valid:
+    hub.fake.change("organisatie", LEV, type="Onbekend")
+    hub.fake.change("organisatie", GEM, type="Onbekend")
+    hub.fake.change("gebruik", made["gebruik"], status="Kapot")
+    hub.fake.change("module", made["applicatie"], naam="")
+    hub.fake.delete("koppeling", made["koppeling"])
+
+    withdrawn = await hub.run()
+
+    assert kinds(withdrawn) == [("nl.softwarecatalogus.koppeling.ingetrokken.v1", made["koppeling"])]
