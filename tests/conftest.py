@@ -10,7 +10,9 @@ group, so tests cannot see each other's events.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack, contextmanager
@@ -51,14 +53,23 @@ def containers() -> Iterator[tuple[str, str]]:
 
 
 @pytest.fixture(scope="session")
-def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infrastructure]:
+def infra() -> Iterator[Infrastructure]:
     """Once per session, so once per pytest-xdist worker: each worker has its own broker and
     PostgreSQL under its own temporary folder (or its own subfolder of
-    ``KOPPELHUB_TEST_DATA_DIR``), and nothing is shared between workers."""
+    ``KOPPELHUB_TEST_DATA_DIR``), and nothing is shared between workers.
+
+    The folder is not under pytest's temporary root: each pytest session that starts sets that
+    root to mode 0700, which locks the embedded PostgreSQL (it runs as its own user) out of the
+    data dir of a session still running. A second pytest run beside ``make test`` stopped its
+    PostgreSQL so ("could not open file …/global/pg_control: Permission denied")."""
     given = os.environ.get("KOPPELHUB_TEST_DATA_DIR")
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    data_dir = Path(given) / worker if given else tmp_path_factory.mktemp("koppelhub")
     with ExitStack() as stack:
+        if given:
+            data_dir = Path(given) / worker
+        else:
+            data_dir = Path(tempfile.mkdtemp(prefix=f"koppelhub-test-{worker}-"))
+            stack.callback(shutil.rmtree, data_dir, ignore_errors=True)  # after the services stop
         settings = Settings(data_dir=data_dir)
         if os.environ.get("KOPPELHUB_TEST_CONTAINERS") == "1" and docker_answers():
             bootstrap, url = stack.enter_context(containers())
