@@ -12,8 +12,10 @@ import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import httpx
 import jwt
 import pytest
 from aiohttp import web
@@ -21,9 +23,19 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
+from hub.adapters.memory import (
+    InMemoryDatabase,
+    InMemoryEventLog,
+    InMemoryProjectionStore,
+    InMemorySubscriptionStore,
+)
 from hub.adapters.oidc import KEY_SECONDS, OidcConfig, OidcVerifier
+from hub.api.app import create_app
 from hub.api.auth import NotPermitted, TokenAuthenticator, Unauthenticated, authenticate_header
+from hub.api.context import ApiContext
 from hub.ports.credentials import CredentialRefused, NoKnownRole, Principal, Role
+from hub.settings import Settings
+from subscriptions.ssrf import NetworkPolicy
 
 AUDIENCE = "koppelhub"
 
@@ -265,3 +277,39 @@ async def test_a_key_the_issuer_withdrew_is_refused_once_its_trust_period_has_pa
     clock["now"] += KEY_SECONDS + 1
     assert (await check.principal(issuer.token("k2", sub="u-4"))).role is Role.GEBRUIK_BEHEERDER
     assert issuer.fetches > fetches  # it was asked
+
+
+async def test_the_console_sends_an_expired_or_roleless_token_to_sign_in_and_takes_a_valid_one(
+    issuer: Issuer, tmp_path: Path
+) -> None:
+    """The console reads its token from a form and a cookie, not a header: an expired token
+    there, or one without a role of the hub's, is a way back to the sign-in page (was a 500)."""
+    ctx = ApiContext(
+        settings=Settings(data_dir=tmp_path, admin_token="admin-secret"),
+        event_log=InMemoryEventLog(),
+        subscriptions=InMemorySubscriptionStore(InMemoryDatabase()),
+        landscape=InMemoryProjectionStore([]),
+        network_policy=NetworkPolicy.parse([]),
+        auth=TokenAuthenticator("admin-secret", oidc=verifier(issuer)),
+        readiness=_ready,
+    )
+    expired = issuer.token(roles=["functioneel-beheerder"], exp=int(time.time()) - 60)
+    roleless = issuer.token(roles=[])
+    own_without_one = issuer.token(roles=["gebruik-beheerder"], organisatie=None)
+    transport = httpx.ASGITransport(app=create_app(ctx))
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+        for token in (expired, roleless, own_without_one):
+            signed_in = await client.post("/console/login", data={"token": token})
+            assert signed_in.status_code == 303 and "/console/login?error=" in signed_in.headers["location"]
+            client.cookies.set("koppelhub_console", token, path="/console")
+            page = await client.get("/console/subscriptions")
+            assert page.status_code == 303 and page.headers["location"] == "/console/login"
+            client.cookies.clear()
+        valid = await client.post(
+            "/console/login", data={"token": issuer.token(roles=["functioneel-beheerder"])}
+        )
+        assert valid.status_code == 303 and valid.headers["location"] == "/console"
+
+
+async def _ready() -> dict[str, bool]:
+    return {"test": True}

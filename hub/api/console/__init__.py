@@ -15,10 +15,9 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from hub.api.auth import Principal
+from hub.api.auth import NotPermitted, Principal, Unauthenticated, authenticate_header
 from hub.api.context import ApiContext, context
 from hub.errors import NotFound
-from hub.ports.credentials import NoKnownRole
 from hub.ports.operators import Position, parse_position
 from hub.services.access import Action, may_at_all
 from hub.services.status import dead_letter_document, forget_log_status, hub_status, redriven_document
@@ -33,13 +32,20 @@ class SignIn(Exception):
     """No valid operator token in the cookie: go to the sign-in page (:func:`to_sign_in`)."""
 
 
-async def _principal(request: Request, ctx: Ctx) -> Principal:
-    token = request.cookies.get(COOKIE, "")
+async def _operator(ctx: ApiContext, token: str) -> Principal | None:
+    """The operator ``token`` stands for, through the API's one credential check; None for any
+    token that is not an operator's (unknown, expired, without a role of the hub's, without the
+    organisation its role needs, or without the operator right)."""
     try:
-        principal = await ctx.auth.authenticate(token) if token else None
-    except NoKnownRole:
-        principal = None
-    if principal is None or not may_at_all(principal, Action.OPERATE):
+        principal = await authenticate_header(ctx.auth, f"Bearer {token}")
+    except (Unauthenticated, NotPermitted):
+        return None
+    return principal if may_at_all(principal, Action.OPERATE) else None
+
+
+async def _principal(request: Request, ctx: Ctx) -> Principal:
+    principal = await _operator(ctx, request.cookies.get(COOKIE, ""))
+    if principal is None:
         raise SignIn
     return principal
 
@@ -69,11 +75,7 @@ async def login_form(request: Request, error: str | None = None) -> HTMLResponse
 
 @router.post("/login")
 async def login(ctx: Ctx, token: Annotated[str, Form()]) -> Response:
-    try:
-        principal = await ctx.auth.authenticate(token.strip())
-    except NoKnownRole:  # a valid OIDC token without a role of the hub's
-        principal = None
-    if principal is None or not may_at_all(principal, Action.OPERATE):
+    if await _operator(ctx, token.strip()) is None:
         return _back("/login", error="that token is not valid for the console")
     response = _back("")
     response.set_cookie(COOKIE, token.strip(), httponly=True, samesite="strict", path="/console")
