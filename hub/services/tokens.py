@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from hub.errors import NotFound, PermanentError
 from hub.ports.audit import AuditEntry
 from hub.ports.tokens import TokenRecord, TokenStore
-from hub.services.access import Action, Principal, Role, may, may_grant, visible_organisations
+from hub.services.access import Action, Principal, Role, may_grant, visible_organisations
 
 __all__ = [
     "CACHE_SECONDS",
@@ -121,20 +121,35 @@ class TokenService:
         return record, token
 
     async def list(self, viewer: Principal) -> list[TokenRecord]:
+        """The tokens the viewer manages: of the organisations it reaches, with the roles it may
+        hand out (a gebruik-beheerder does not see an aanbod-beheerder's token of its own
+        organisation, nor a functioneel-beheerder's bound to it)."""
         orgs = visible_organisations(viewer, Action.MANAGE_TOKENS)
         if orgs is None:
-            return await self.store.list(None)
-        return [t for org in orgs for t in await self.store.list(org)]
+            listed = await self.store.list(None)
+        else:
+            listed = [t for org in orgs for t in await self.store.list(org)]
+        return [t for t in listed if _manages(viewer, t)]
 
     async def revoke(
         self, viewer: Principal, token_id: uuid.UUID, *, audit: AuditEntry | None = None
     ) -> TokenRecord:
-        """Revoke a token the viewer may manage; another organisation's is NotFound."""
+        """Revoke a token the viewer manages (:meth:`list`); any other is NotFound."""
         record = await self.store.get(token_id)
-        if record.revoked_at is not None or not may(viewer, Action.MANAGE_TOKENS, record.organisatie):
+        if record.revoked_at is not None or not _manages(viewer, record):
             raise NotFound(f"token {token_id} does not exist")
         await self.store.revoke(token_id, audit=audit)
         return record
+
+
+def _manages(viewer: Principal, record: TokenRecord) -> bool:
+    """Whether ``viewer`` manages ``record``: it could have created it (tokens beheren, "own
+    (roles …)"). A role no longer known is managed by those who may hand out every role."""
+    try:
+        role = Role(record.role)
+    except ValueError:
+        return may_grant(viewer, Role.FUNCTIONEEL_BEHEERDER, None)
+    return may_grant(viewer, role, record.organisatie)
 
 
 @dataclass
