@@ -10,7 +10,11 @@ transaction. A crash between publish and commit repeats that batch with the same
 A ``full`` run that read its source to the end withdraws (``ingetrokken``) the objects of the
 withdrawable types that it did not read (:mod:`hub.services.withdrawal`; objects a batch lists
 as ``present``, an id sweep, count as read) — unless no record at all was valid, which is far
-more likely a wrong file than an empty landscape.
+more likely a wrong file than an empty landscape. An invalid record is read too: the object it
+names (its fingerprint key, or the objects it mapped to) is not withdrawn, and a record whose
+object cannot be told (no id, or an item that is no record at all) holds back every withdrawal
+of the run, unless the source listed what it holds by id (a sweep): a row with a typo must not
+withdraw the object it stands for.
 """
 
 from __future__ import annotations
@@ -181,6 +185,9 @@ class SyncRun:
         #: Whether the source listed what it holds by id (Batch.present, a sweep): then a run
         #: whose records were all invalid still knows what is gone.
         self.swept = False
+        #: Where the first invalid record that names no object stood: it may stand for any
+        #: object, so the run withdraws nothing (see the module docstring).
+        self.unknown_invalid: str | None = None
 
     async def execute(self, checkpoint: dict[str, Any] | None) -> Tally:
         """Run to the end (see :meth:`_execute`), with full collections deferred."""
@@ -228,8 +235,23 @@ class SyncRun:
             await self._withdraw()
         return self.tally
 
-    def _reject(self, record: Record, problems: list[tuple[str, str]], errors: list[RowError]) -> None:
-        errors.extend(self.tally.reject(record.row, problems))
+    def _reject(
+        self,
+        record: Record,
+        problems: list[tuple[str, str]],
+        pending: _Pending,
+        mapped: list[MappedObject] | None = None,
+    ) -> None:
+        """Count ``record`` invalid, and keep the objects it names from being withdrawn."""
+        pending.errors.extend(self.tally.reject(record.row, problems))
+        if mapped:
+            pending.seen.extend((m[0], m[1]) for m in mapped)
+            return
+        named = self.connector.fingerprint(record)
+        if named is not None:
+            pending.seen.append((named[0], named[1]))
+        elif self.unknown_invalid is None:
+            self.unknown_invalid = "a record" if record.row is None else f"row {record.row}"
 
     def _too_large(self, mapped: list[MappedObject]) -> list[tuple[str, str]] | None:
         """The size problem of a record whose event would break the publish limit, if any."""
@@ -304,7 +326,7 @@ class SyncRun:
                         problems = self._too_large(mapped)
                         break
             if problems is not None:
-                self._reject(record, problems, pending.errors)
+                self._reject(record, problems, pending, mapped)
                 continue
             valid.append((record, mapped))
         foreign = await foreign_objects(self.owners, s.organisatie, (m[:2] for _, ms in valid for m in ms))
@@ -314,12 +336,15 @@ class SyncRun:
                 taken = [(k, foreign[k]) for k in ((m[0], m[1]) for m in mapped) if k in foreign]
                 if taken:
                     problems = [foreign_problem(k, o, s.organisatie) for k, o in taken]
-                    self._reject(record, problems, pending.errors)
+                    self._reject(record, problems, pending, mapped)
                     continue
             for m in mapped:
                 objects[(m[0], m[1])] = m
         t.read += len(b.batch.records)
         pending.errors += t.unreadable(b.batch.rejected)
+        if b.batch.rejected and self.unknown_invalid is None:
+            first = b.batch.rejected[0].row
+            self.unknown_invalid = "an item that is not a record" if first is None else f"item {first}"
         extra = [k for k in objects if k not in b.looked]
         if extra:
             known.update(await self.store.known(s, extra))
@@ -382,6 +407,13 @@ class SyncRun:
         if t.read > 0 and t.invalid == t.read and not self.swept:
             t.notes.append("no record was valid, so nothing was withdrawn")
             log.warning("withdrawal_skipped", source=self.scope.source, reason="no valid record")
+            return
+        if self.unknown_invalid is not None and not self.swept:
+            t.notes.append(
+                f"{self.unknown_invalid} could not be read as an object (see the errors), so nothing "
+                "was withdrawn: correct it and run again"
+            )
+            log.warning("withdrawal_skipped", source=self.scope.source, reason="invalid, no object")
             return
         types = self.connector.withdrawable_types()
         chosen = types if types is not None else self.types_seen
