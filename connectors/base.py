@@ -244,6 +244,14 @@ class Connector(ABC, Generic[C]):
     parsed_data: ClassVar[bool] = False
 
     @classmethod
+    def records(cls, config: BaseModel) -> frozenset[str]:
+        """The landscape object types a connector with this (validated) ``config`` records
+        (publishes ``vastgelegd``/``ingetrokken`` events of): whoever creates or changes it needs
+        the right to record each (as for an import of them). Default: none (pass-through,
+        write-back only, or a hub-wide kind, which needs the right for all organisations)."""
+        return frozenset()
+
+    @classmethod
     def polls(cls, config: BaseModel) -> bool:
         """Whether a connector with this (validated) ``config`` reads its source on the schedule,
         so the runner claims it; False for one that only writes back (the store keeps it beside

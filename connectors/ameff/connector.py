@@ -125,6 +125,12 @@ class AmeffConnector(Connector[AmeffConfig]):
     source = "ArchiMate exchange file (path or URL)"
     config_model = AmeffConfig
 
+    @classmethod
+    def records(cls, config: BaseModel) -> frozenset[str]:
+        """As an AMEFF import: gebruik and koppelingen, or GEMMA referentiecomponenten."""
+        gemma = isinstance(config, AmeffConfig) and config.gemma
+        return frozenset({"referentiecomponent"} if gemma else {"gebruik", "koppeling"})
+
     def withdrawable_types(self) -> frozenset[str] | None:
         return frozenset({"referentiecomponent"} if self.config.gemma else {"gebruik", "koppeling"})
 

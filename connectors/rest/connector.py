@@ -66,6 +66,11 @@ class RestConnector(Connector[RestConfig]):
     _writer: ApiClient | None = None
 
     @classmethod
+    def records(cls, config: BaseModel) -> frozenset[str]:
+        mapping = config.mapping if isinstance(config, RestConfig) else None
+        return frozenset({mapping.objecttype}) if mapping and mapping.objecttype else frozenset()
+
+    @classmethod
     def polls(cls, config: BaseModel) -> bool:
         """Only a config with a source side (``url`` and ``mapping``) is read on the schedule."""
         return not isinstance(config, RestConfig) or config.polls

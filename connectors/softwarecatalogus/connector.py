@@ -96,6 +96,10 @@ class SoftwarecatalogusConnector(Connector[SoftwarecatalogusConfig]):
     _writer: ApiClient | None = None
     _sweeping = False
 
+    @classmethod
+    def records(cls, config: BaseModel) -> frozenset[str]:
+        return frozenset(READ_TYPES)
+
     @property
     def full(self) -> bool:
         """Whether this run sweeps (decided by :meth:`fetch` before its first batch): only then

@@ -140,6 +140,10 @@ class _TabularConnector(Connector[Any]):
     def map(self, record: Record) -> list[Change]:
         return map_row(self.config.objecttype, self.context.organisatie, record)
 
+    @classmethod
+    def records(cls, config: BaseModel) -> frozenset[str]:
+        return frozenset({config.objecttype}) if isinstance(config, FileConfig) else frozenset()
+
     def mapper(self) -> Callable[[Record], list[Change]] | None:
         return partial(map_row, self.config.objecttype, self.context.organisatie)
 

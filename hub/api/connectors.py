@@ -23,6 +23,7 @@ from connectors.sources import is_url
 from hub.api.audit_trail import ChangeAudit
 from hub.api.auth import ConnectorManager, Principal, forbidden
 from hub.api.context import ApiContext, context
+from hub.api.ownership import check_recording_right
 from hub.api.problems import ProblemError, field_message
 from hub.errors import NotFound
 from hub.paging import BadCursor, decode_cursor, encode_cursor
@@ -171,9 +172,10 @@ def _check_hub_wide(principal: Principal, kind: str) -> None:
 
 
 async def _validated(
-    kind: str, organisatie: str, config: dict[str, Any], ctx: ApiContext
+    kind: str, organisatie: str, config: dict[str, Any], ctx: ApiContext, principal: Principal
 ) -> tuple[dict[str, Any], bool]:
-    """The config as stored, and whether it polls (reads a source on the schedule)."""
+    """The config as stored, and whether it polls (reads a source on the schedule); 403 when
+    ``principal`` may not record what it publishes."""
     cls = KINDS.get(kind)
     if cls is None:
         raise ProblemError(
@@ -195,6 +197,7 @@ async def _validated(
             "; ".join(f"{x['field']}: {x['message']}" for x in errors),
             errors=errors,
         ) from e
+    check_recording_right(principal, organisatie, cls.records(model))
     location = getattr(model, "location", None)
     if isinstance(location, str):
         await _check_location(location, ctx)
@@ -255,7 +258,7 @@ async def create_connector(
 ) -> JSONResponse:
     _check_owner(principal, body.organisatie)
     _check_hub_wide(principal, body.kind)
-    config, polls = await _validated(body.kind, body.organisatie, body.config, ctx)
+    config, polls = await _validated(body.kind, body.organisatie, body.config, ctx, principal)
     _check_write_back_reach(principal, body.organisatie, config, None)
     _check_schedule(body.kind, body.scheduleSeconds)
     record = await _store(ctx).create(
@@ -306,9 +309,9 @@ async def patch_connector(
     _check_hub_wide(principal, record.kind)
     values: dict[str, Any] = {}
     if body.config is not None:
-        values["config"], values["polls"] = await _validated(
-            record.kind, record.organisatie, merge_config(record.kind, record.config, body.config), ctx
-        )
+        merged = merge_config(record.kind, record.config, body.config)
+        config, polls = await _validated(record.kind, record.organisatie, merged, ctx, principal)
+        values["config"], values["polls"] = config, polls
         _check_write_back_reach(principal, record.organisatie, values["config"], record.config)
     if body.scheduleSeconds is not None:
         _check_schedule(record.kind, body.scheduleSeconds)

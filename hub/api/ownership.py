@@ -12,7 +12,7 @@ functioneel-beheerder) skips the per-event checks: they cost nothing on its publ
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from fastapi import Request
 
@@ -65,6 +65,22 @@ def check_import_right(principal: Principal, organisatie: str, objecttype: str, 
     action = Action.RECORD_GEMMA if gemma else RECORD_ACTIONS.get(objecttype, Action.RECORD_GEBRUIK)
     if not may(principal, action, organisatie):
         raise forbidden(principal, action)
+
+
+def check_recording_right(principal: Principal, organisatie: str, objecttypes: Iterable[str]) -> None:
+    """403 unless ``principal`` may record every one of ``objecttypes`` for ``organisatie``: a
+    connector that publishes them needs what an import of them needs (its creator's rights are
+    checked when it is created or changed, as the runs publish without a principal)."""
+    for objecttype in sorted(objecttypes):
+        action = RECORD_ACTIONS.get(objecttype, Action.RECORD_GEBRUIK)
+        if not may(principal, action, organisatie):
+            raise forbidden(
+                principal,
+                action,
+                f"a connector that records {objecttype} objects for {organisatie!r} needs the right "
+                f"{action.value}, which the role {principal.role.value} lacks there; ask a "
+                "functioneel-beheerder",
+            )
 
 
 async def check_publish(

@@ -65,3 +65,38 @@ async def test_a_municipality_manages_only_its_own_connectors_and_never_learns_o
 
     assert (await http.patch(path_a, json={"scheduleSeconds": 600}, headers=beheer_a)).status_code == 200
     assert (await http.delete(path_a, headers=beheer_a)).status_code == 204
+
+
+@pytest.mark.parametrize(
+    ("kind", "config"),
+    [
+        ("csv", {"location": "http://127.0.0.1:9/rc.csv", "objecttype": "referentiecomponent"}),
+        ("ameff", {"location": "http://127.0.0.1:9/gemma.xml", "gemma": True}),
+        ("rest", {"url": "http://127.0.0.1:9/s", "mapping": {"objecttype": "standaard", "fields": {}}}),
+    ],
+)
+async def test_a_connector_that_records_what_its_creator_may_not_record_is_a_403_as_the_import_is(
+    app: ConnectorApp, kind: str, config: dict[str, object]
+) -> None:
+    beheer_a = await app.bearer("gem-a")
+    body = {"kind": kind, "organisatie": "gem-a", "scheduleSeconds": 3600, "enabled": False, "config": config}
+
+    refused = await app.http.post("/api/v1/connectors", json=body, headers=beheer_a)
+    allowed = await app.http.post("/api/v1/connectors", json=body, headers=ADMIN_AUTH)
+
+    assert refused.status_code == 403, refused.text
+    assert "gemma-vastleggen" in refused.json()["detail"], refused.text
+    assert allowed.status_code == 201, allowed.text
+    path = f"/api/v1/connectors/{allowed.json()['id']}"
+    # Nor may the organisation's own beheerder turn a gebruik connector into one of them.
+    gebruik = {**body, "config": {"location": "http://127.0.0.1:9/g.csv", "objecttype": "gebruik"}}
+    if kind == "csv":
+        made = await app.http.post("/api/v1/connectors", json=gebruik, headers=beheer_a)
+        assert made.status_code == 201, made.text
+        changed = await app.http.patch(
+            f"/api/v1/connectors/{made.json()['id']}",
+            json={"config": {"objecttype": "standaard"}},
+            headers=beheer_a,
+        )
+        assert changed.status_code == 403, changed.text
+    assert (await app.http.get(path, headers=ADMIN_AUTH)).status_code == 200
