@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Collection, Iterable
 from typing import Final
 
+from connectors.mapping import OWN_ONLY
 from hub.ports.landscape import ObjectKey
 from schemas.bindings import KafkaRecord
 
@@ -22,7 +23,7 @@ __all__ = ["CHECKED_TYPES", "Owners", "foreign_objects", "foreign_problem", "org
 #: ``LandscapeReader.owners``: the stored owner of each key.
 Owners = Callable[[Collection[ObjectKey]], Awaitable[dict[ObjectKey, str | None]]]
 
-CHECKED_TYPES: Final = frozenset({"gebruik", "applicatie", "koppeling"})
+CHECKED_TYPES: Final = OWN_ONLY
 
 
 async def foreign_objects(

@@ -188,6 +188,8 @@ class SyncRun:
         #: Where the first invalid record that names no object stood: it may stand for any
         #: object, so the run withdraws nothing (see the module docstring).
         self.unknown_invalid: str | None = None
+        #: The organisation whose objects alone this run records (None: a hub-wide kind).
+        self._own = None if connector.hub_wide else scope.organisatie
 
     async def execute(self, checkpoint: dict[str, Any] | None) -> Tally:
         """Run to the end (see :meth:`_execute`), with full collections deferred."""
@@ -292,13 +294,13 @@ class SyncRun:
         if self.mapper is not None and self.executor is not None and len(items) >= self.offload_min:
             if self._pool is None:
                 self._pool = self.executor()
-            mapping = loop.run_in_executor(self._pool, map_records, self.mapper, items)
+            mapping = loop.run_in_executor(self._pool, map_records, self.mapper, items, self._own)
         else:
             outcomes: list[Outcome] = []
             for start in range(0, len(items), LOOP_SLICE):
                 if start:
                     await asyncio.sleep(0)  # let acknowledgements of the previous batch in
-                outcomes += map_records(self.connector.map, items[start : start + LOOP_SLICE])
+                outcomes += map_records(self.connector.map, items[start : start + LOOP_SLICE], self._own)
             mapping = loop.create_future()
             mapping.set_result(outcomes)
         return _Looked(batch, looked, known, unchanged, [r for r, _ in items], mapping)
