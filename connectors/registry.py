@@ -81,7 +81,10 @@ def _public(model: type[BaseModel], config: Mapping[str, Any]) -> dict[str, Any]
 
 
 def _shown(value: Any) -> Any:
-    """``value`` as the API shows it: a URL's password masked, anything else as it is."""
+    """``value`` as the API shows it: a URL's password masked (also in a list of them, as
+    publiccode's ``urls``), anything else as it is."""
+    if isinstance(value, list):
+        return [_shown(item) for item in value]
     if not isinstance(value, str) or "@" not in value:
         return value
     try:
@@ -116,6 +119,11 @@ def _merge(model: type[BaseModel], stored: Mapping[str, Any], change: Mapping[st
             continue  # sent back as shown: keep the stored secret
         if key not in hidden and value != stored.get(key) and value == _shown(stored.get(key)):
             continue  # a URL sent back as shown, its password masked: keep the stored one
+        if isinstance(value, list) and isinstance(stored.get(key), list):
+            # URLs sent back as shown among new ones: each keeps its stored password.
+            before = {_shown(item): item for item in stored[key] if isinstance(item, str)}
+            merged[key] = [before.get(item, item) if isinstance(item, str) else item for item in value]
+            continue
         if key == HEADERS and isinstance(value, Mapping) and isinstance(stored.get(key), Mapping):
             merged[key] = kept_headers(value, stored[key], MASK)
             continue

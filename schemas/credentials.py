@@ -16,12 +16,16 @@ __all__ = ["HIDDEN", "is_credential_header", "kept_headers", "redact_url", "show
 #: client secret (connectors show theirs as ``connectors.registry.MASK``).
 HIDDEN = "***"
 
-_CREDENTIAL_HEADER = re.compile(r"authorization|cookie|token|secret|password|api[-_]?key", re.IGNORECASE)
+#: Broad on purpose: a header wrongly taken for a credential is only write-only, a credential
+#: missed is shown to everyone who may read the configuration.
+_CREDENTIAL_HEADER = re.compile(
+    r"auth|cookie|token|secret|passw|pwd|key|credential|signature|session", re.IGNORECASE
+)
 
 
 def is_credential_header(name: str) -> bool:
     """Whether a header of this name carries a credential (``Authorization``, ``Cookie``,
-    ``X-Api-Key``, ``X-Auth-Token``, …)."""
+    ``X-Api-Key``, ``X-Auth-Token``, ``Ocp-Apim-Subscription-Key``, ``X-Functions-Key``, …)."""
     return _CREDENTIAL_HEADER.search(name) is not None
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "Ordering",
     "SinkAuth",
     "SubscriptionUpdate",
+    "kept_auth",
     "public_auth",
 ]
 
@@ -132,6 +133,21 @@ def public_auth(stored: dict[str, Any]) -> dict[str, Any]:
     if stored.get("proxy"):
         out["proxy"] = redact_url(stored["proxy"])
     return out
+
+
+def kept_auth(sent: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
+    """The sink auth a change stores (both in stored form): a secret sent back as
+    :func:`public_auth` shows it (the client secret as ``***``, the proxy with its password
+    masked) keeps the stored value, so reading a subscription and sending it back changes
+    nothing."""
+    kept = dict(sent)
+    oauth2, before = sent.get("oauth2"), stored.get("oauth2") or {}
+    if oauth2 and oauth2.get("client_secret") == HIDDEN and before.get("client_secret"):
+        kept["oauth2"] = {**oauth2, "client_secret": before["client_secret"]}
+    proxy, proxied = sent.get("proxy"), stored.get("proxy")
+    if proxy and proxied and proxy != proxied and proxy == redact_url(proxied):
+        kept["proxy"] = proxied
+    return kept
 
 
 class DeliveryOptions(_Strict):

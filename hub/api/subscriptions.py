@@ -23,7 +23,7 @@ from schemas.credentials import HIDDEN, kept_headers, shown_headers
 from subscriptions.egress import client_ssl_context
 from subscriptions.filters import dump_filters
 from subscriptions.lifecycle import ACTIVE, DISABLED, PAUSED
-from subscriptions.options import DeliveryOptions, NewSubscription, SubscriptionUpdate, public_auth
+from subscriptions.options import DeliveryOptions, NewSubscription, SubscriptionUpdate, kept_auth, public_auth
 from subscriptions.signing import generate_secret
 
 router = APIRouter(
@@ -180,6 +180,8 @@ async def update_subscription(
         _refuse_write_back(current)
         if "headers" in changes:
             changes["headers"] = kept_headers(changes["headers"], current.headers, HIDDEN)
+        if "auth" in changes:
+            changes["auth"] = kept_auth(changes["auth"], dict(current.auth))
         if "sink" in given or "auth" in given:
             sink = body.sink or current.sink
             auth = changes.get("auth", dict(current.auth))

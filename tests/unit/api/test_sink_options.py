@@ -5,12 +5,15 @@ tests/e2e/test_sink_options.py."""
 from __future__ import annotations
 
 import base64
+import uuid
 from typing import Any
 
 import httpx
 import pytest
 
+from hub.adapters.memory import InMemorySubscriptionStore
 from tests.support.hub_api import subscribe
+from tests.support.memory_app import MemoryApp
 from tests.support.sink import WebhookSink
 
 
@@ -135,6 +138,30 @@ async def test_sink_auth_secrets_are_write_only(
         assert secret not in text and "proxy-password" not in text
         assert shown["auth"]["oauth2"]["clientId"] == "hub"
         assert shown["auth"]["proxy"] == "http://user:***@127.0.0.1:3128"
+
+
+async def test_sink_auth_sent_back_as_shown_keeps_its_secrets(
+    memory: MemoryApp, auth: dict[str, str], sink: WebhookSink
+) -> None:
+    client = memory.client
+    oauth2 = {"tokenUrl": sink.url + "/token", "clientId": "hub", "clientSecret": "c-s3cret"}
+    body = {"auth": {"oauth2": oauth2, "proxy": "http://user:p-s3cret@127.0.0.1:3128"}}
+    created = await client.post(
+        "/api/v1/subscriptions", json={"sink": sink.url, "validate": False, **body}, headers=auth
+    )
+    path = f"/api/v1/subscriptions/{created.json()['id']}"
+    shown = (await client.get(path, headers=auth)).json()
+
+    sent_back = await client.patch(path, json={"auth": shown["auth"]}, headers=auth)
+
+    assert sent_back.status_code == 200, sent_back.text
+    stored = await InMemorySubscriptionStore(memory.database).get(uuid.UUID(created.json()["id"]))
+    assert stored.auth["oauth2"]["client_secret"] == "c-s3cret"
+    assert stored.auth["proxy"] == "http://user:p-s3cret@127.0.0.1:3128"
+    changed = {**shown["auth"], "oauth2": {**shown["auth"]["oauth2"], "clientSecret": "n1euw"}}
+    assert (await client.patch(path, json={"auth": changed}, headers=auth)).status_code == 200
+    stored = await InMemorySubscriptionStore(memory.database).get(uuid.UUID(created.json()["id"]))
+    assert stored.auth["oauth2"]["client_secret"] == "n1euw"
 
 
 async def test_a_credential_in_the_headers_is_write_only_and_still_sent(
