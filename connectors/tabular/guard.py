@@ -13,6 +13,9 @@ is refused having inflated nothing, or one chunk past a limit.
    scan. A DTD (billion laughs) is refused.
 
 A 208 KB file holding one 200 MB inline string is refused by (2) after inflating 4 MiB of it.
+
+A part zipfile cannot unpack (encrypted, or an unknown compression method) is refused from the
+directory too, with what to do, rather than failing half-way through openpyxl.
 """
 
 from __future__ import annotations
@@ -29,6 +32,14 @@ __all__ = ["MAX_UNIT_ELEMENTS", "check_xlsx"]
 #: Elements a row (or an element outside ``sheetData``) may have: 16,384 columns of 4 each.
 MAX_UNIT_ELEMENTS: Final = 65_536
 _CHUNK: Final = 64 * 1024
+#: The compression methods zipfile unpacks (Excel writes the first two).
+_METHODS: Final = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA})
+#: The method number of WinZip's AES encryption.
+_AES: Final = 99
+#: How an OLE compound file begins: an old .xls workbook, or an xlsx saved with a password
+#: (Excel wraps the encrypted zip in one).
+_COMPOUND_FILE: Final = bytes.fromhex("d0cf11e0a1b11ae1")
+_ENCRYPTED: Final = "the file is encrypted: save it without a password"
 
 
 class _NotASheet(Exception):
@@ -128,14 +139,43 @@ def _scan(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limits: ImportLimits)
         raise SourceRefused(f"the file is not an xlsx workbook: {e}") from e
 
 
+def _not_a_zip(path: Path, error: Exception) -> SourceRefused:
+    with path.open("rb") as f:
+        if f.read(len(_COMPOUND_FILE)) == _COMPOUND_FILE:
+            return SourceRefused(
+                "the file is an encrypted workbook or an old .xls file, not an xlsx workbook: "
+                "save it as an Excel workbook (.xlsx) without a password"
+            )
+    return SourceRefused(f"the file is not an xlsx workbook: {error}")
+
+
+def _check_unpackable(info: zipfile.ZipInfo) -> None:
+    """Refuse a part zipfile would not unpack (it raises RuntimeError or NotImplementedError
+    only when the part is opened, somewhere inside openpyxl)."""
+    if info.flag_bits & 0x1 or info.compress_type == _AES:
+        raise SourceRefused(_ENCRYPTED)
+    if info.compress_type not in _METHODS:
+        raise SourceRefused(
+            f"the xlsx part {info.filename!r} is compressed with method {info.compress_type}, which the "
+            "hub cannot unpack: save the workbook again from your spreadsheet program"
+        )
+
+
 def check_xlsx(path: Path, limits: ImportLimits) -> None:
-    """:class:`SourceRefused` when ``path`` is not a zip or breaks a limit (see the module doc)."""
+    """:class:`SourceRefused` when ``path`` is not a zip, holds a part zipfile cannot unpack or
+    breaks a limit (see the module doc)."""
     try:
         archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as e:
+    except zipfile.BadZipFile as e:
+        raise _not_a_zip(path, e) from e
+    # NotImplementedError: a zip version zipfile does not read; UnicodeDecodeError: a part name
+    # not in the encoding its entry declares.
+    except (OSError, NotImplementedError, UnicodeDecodeError) as e:
         raise SourceRefused(f"the file is not an xlsx workbook: {e}") from e
     with archive:
         infos = archive.infolist()
+        for info in infos:
+            _check_unpackable(info)
         total = sum(i.file_size for i in infos)
         if total > limits.max_unzipped_bytes:
             raise SourceRefused(
