@@ -33,7 +33,7 @@ from benchmarks.imports import ORG, generate
 from connectors.base import ImportLimits, Record
 from connectors.events import vastgelegd_record
 from connectors.mapping import map_records
-from connectors.tabular.columns import column_plan, header_index, list_fields
+from connectors.tabular.columns import column_plan, header_index, header_shape, list_fields
 from connectors.tabular.connector import CsvConnector, map_row
 from connectors.tabular.reader import read_csv
 from hub.adapters.partitioner import partition_for
@@ -91,6 +91,7 @@ def stages(path: Path, repeat: int) -> list[tuple[str, float]]:
     shared = {
         "index": index,
         "plan": column_plan(index, list_fields("gebruik")),
+        "shape": header_shape(index),
         "signature": "\x1f".join([ORG, *index]),
         "max_cell_bytes": ImportLimits().max_cell_bytes,
     }

@@ -1,5 +1,7 @@
 """Spreadsheet columns ↔ landscape objects: columns are the model's field names, list fields
-are separated by ``|``, an empty cell is an absent value.
+are separated by ``|``, an empty cell is an absent value. A value no column takes (past the
+header's last name, or under a column without a name) makes its row invalid rather than being
+dropped; trailing empty cells, which spreadsheets leave behind, are no value.
 
 The importing organisation fills the ownership fields a row leaves empty (``afnemer`` of a
 gebruik, ``organisatie`` of a koppeling); a gebruik of another afnemer is refused, since an
@@ -26,10 +28,12 @@ from schemas.landscape import (
 __all__ = [
     "LIST_SEPARATOR",
     "Plan",
+    "Shape",
     "column_plan",
     "columns",
     "example_row",
     "header_index",
+    "header_shape",
     "list_fields",
     "row_object",
 ]
@@ -37,6 +41,8 @@ __all__ = [
 LIST_SEPARATOR: Final = "|"
 #: Per column of a header: ``(name, position, is a list field)`` (:func:`column_plan`).
 Plan = tuple[tuple[str, int, bool], ...]
+#: A header's cells up to its last name, and the positions before that without one (:func:`header_shape`).
+Shape = tuple[int, tuple[int, ...]]
 _OWNER_FIELD: Final = {"gebruik": "afnemer", "koppeling": "organisatie"}
 
 
@@ -88,18 +94,22 @@ def row_object(
     *,
     max_cell_bytes: int | None = None,
     plan: Plan | None = None,
+    shape: Shape | None = None,
 ) -> LandscapeObject:
     """The object one row stands for; :class:`RecordRejected` naming each bad column (a cell of
-    more than ``max_cell_bytes`` UTF-8 bytes is one).
+    more than ``max_cell_bytes`` UTF-8 bytes is one) and each value no column takes.
 
     Runs once per row of an import (a million rows: every microsecond here is a second), so the
-    columns are walked from a ``plan`` made once per file (:func:`plan`; made here when not
-    given) and the model's validator is called directly; a row it refuses is validated again
-    the documented way (:func:`~schemas.landscape.validate_landscape_data`), which words the
-    problems."""
+    columns are walked from a ``plan`` and the header's ``shape`` made once per file
+    (:func:`column_plan`, :func:`header_shape`; made here when not given) and the model's
+    validator is called directly; a row it refuses is validated again the documented way
+    (:func:`~schemas.landscape.validate_landscape_data`), which words the problems."""
     data: dict[str, Any] = {}
-    too_large: list[tuple[str, str]] | None = None
+    problems: list[tuple[str, str]] | None = None  # values no column takes, cells too large
     width = len(cells)
+    named, unnamed = shape if shape is not None else header_shape(index)
+    if width > named or unnamed:  # else every cell is under a named column
+        problems = _stray_values(cells, named, unnamed)
     # A cell of at most max_cell_bytes / 4 characters cannot exceed max_cell_bytes in UTF-8.
     quarter = max_cell_bytes // 4 if max_cell_bytes is not None else None
     for name, position, is_list in plan if plan is not None else column_plan(index, lists):
@@ -112,14 +122,14 @@ def row_object(
         if quarter is not None and len(text) > quarter:
             problem = _cell_too_large(name, text, max_cell_bytes)
             if problem is not None:
-                too_large = [*(too_large or []), problem]
+                problems = [*(problems or []), problem]
                 continue
         if is_list:
             data[name] = [part for raw in text.split(LIST_SEPARATOR) if (part := raw.strip())]
         else:
             data[name] = text
-    if too_large:
-        raise RecordRejected(too_large)
+    if problems:
+        raise RecordRejected(problems)
     owner = _OWNER_FIELD.get(objecttype)
     if owner is not None:
         data.setdefault(owner, organisatie)
@@ -134,6 +144,42 @@ def row_object(
         model = _validated_or_rejected(objecttype, data)
     assert isinstance(model, LandscapeObject)
     return model
+
+
+def header_shape(index: dict[str, int]) -> Shape:
+    """How many cells a header spans up to its last named column, and the positions before that
+    without a name: where :func:`row_object` looks for values no column takes."""
+    named = max(index.values(), default=-1) + 1
+    taken = set(index.values())
+    return named, tuple(p for p in range(named) if p not in taken)
+
+
+def _stray_values(
+    cells: Sequence[str | None], named: int, unnamed: tuple[int, ...]
+) -> list[tuple[str, str]] | None:
+    """The problems of a row with values no column takes (None: it has none)."""
+    problems: list[tuple[str, str]] = []
+    last = len(cells)
+    while last > named and not (cells[last - 1] or "").strip():
+        last -= 1  # trailing empty cells are no value
+    if last > named:
+        problems.append(
+            (
+                "",
+                f"the row has {last} cells, the header {named}: a value past the header's last column "
+                "is not imported; remove it, or quote a value that holds the delimiter",
+            )
+        )
+    blank = [str(p + 1) for p in unnamed if p < len(cells) and (cells[p] or "").strip()]
+    if blank:
+        problems.append(
+            (
+                "",
+                f"a value under a column without a name (column {', '.join(blank)}): "
+                "name the column in the header, or remove the value",
+            )
+        )
+    return problems or None
 
 
 def column_plan(index: dict[str, int], lists: frozenset[str]) -> Plan:

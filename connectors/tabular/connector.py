@@ -26,7 +26,14 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from connectors.base import Batch, Change, Connector, Record, SourceRefused
 from connectors.registry import register
 from connectors.sources import fetch_configured
-from connectors.tabular.columns import column_plan, columns, header_index, list_fields, row_object
+from connectors.tabular.columns import (
+    column_plan,
+    columns,
+    header_index,
+    header_shape,
+    list_fields,
+    row_object,
+)
 from connectors.tabular.export import template_xlsx
 from connectors.tabular.reader import Row, read_rows
 from schemas.landscape import OBJECT_TYPES
@@ -95,6 +102,7 @@ class _TabularConnector(Connector[Any]):
                 shared = {
                     "index": index,
                     "plan": column_plan(index, _LISTS[self.config.objecttype]),
+                    "shape": header_shape(index),
                     "signature": "\x1f".join([self.context.organisatie, *index]),
                     "max_cell_bytes": self.context.limits.max_cell_bytes,
                 }
@@ -167,6 +175,7 @@ def map_row(objecttype: str, organisatie: str, record: Record) -> list[Change]:
         organisatie,
         max_cell_bytes=shared.get("max_cell_bytes"),
         plan=shared.get("plan"),
+        shape=shared.get("shape"),
     )
     return [Change(obj)]
 

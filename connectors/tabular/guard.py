@@ -1,6 +1,10 @@
 """An xlsx file checked before openpyxl opens it, so a zip bomb or a sheet built to exhaust memory
 is refused having inflated nothing, or one chunk past a limit.
 
+0. The zip's end record, before :mod:`zipfile` reads the central directory (it lists every
+   entry, ~500 bytes of memory each): at most ``max_entries`` (:data:`MAX_ENTRIES`) entries,
+   and a directory no larger than that many entries take (zipfile reads the directory by its
+   declared size, not its count, so the size bounds the work when the count lies).
 1. The zip's central directory: the total inflated size of the parts may be at most
    ``max_unzipped_bytes``, and a part other than a worksheet (openpyxl reads shared strings,
    styles and the workbook whole) at most ``max_part_bytes``. The declared sizes can be trusted:
@@ -13,6 +17,9 @@ is refused having inflated nothing, or one chunk past a limit.
    scan. A DTD (billion laughs) is refused.
 
 A 208 KB file holding one 200 MB inline string is refused by (2) after inflating 4 MiB of it.
+
+A part zipfile cannot unpack (encrypted, or an unknown compression method) is refused from the
+directory too, with what to do, rather than failing half-way through openpyxl.
 """
 
 from __future__ import annotations
@@ -24,11 +31,25 @@ from xml.parsers import expat
 
 from connectors.base import ImportLimits, SourceRefused
 
-__all__ = ["MAX_UNIT_ELEMENTS", "check_xlsx"]
+__all__ = ["MAX_ENTRIES", "MAX_UNIT_ELEMENTS", "check_xlsx"]
 
 #: Elements a row (or an element outside ``sheetData``) may have: 16,384 columns of 4 each.
 MAX_UNIT_ELEMENTS: Final = 65_536
 _CHUNK: Final = 64 * 1024
+#: Zip entries a workbook may have: an xlsx has a few dozen parts (a few hundred with many images).
+MAX_ENTRIES: Final = 10_000
+#: Central directory bytes allowed per entry: a workbook's entries take 60-130.
+_ENTRY_BYTES: Final = 128
+#: Where the end record, as zipfile reads it, holds the entry count and the directory size.
+_END_ENTRIES, _END_DIRECTORY_SIZE = 4, 5
+#: The compression methods zipfile unpacks (Excel writes the first two).
+_METHODS: Final = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA})
+#: The method number of WinZip's AES encryption.
+_AES: Final = 99
+#: How an OLE compound file begins: an old .xls workbook, or an xlsx saved with a password
+#: (Excel wraps the encrypted zip in one).
+_COMPOUND_FILE: Final = bytes.fromhex("d0cf11e0a1b11ae1")
+_ENCRYPTED: Final = "the file is encrypted: save it without a password"
 
 
 class _NotASheet(Exception):
@@ -128,14 +149,65 @@ def _scan(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limits: ImportLimits)
         raise SourceRefused(f"the file is not an xlsx workbook: {e}") from e
 
 
-def check_xlsx(path: Path, limits: ImportLimits) -> None:
-    """:class:`SourceRefused` when ``path`` is not a zip or breaks a limit (see the module doc)."""
+def _not_a_zip(path: Path, error: Exception) -> SourceRefused:
+    with path.open("rb") as f:
+        if f.read(len(_COMPOUND_FILE)) == _COMPOUND_FILE:
+            return SourceRefused(
+                "the file is an encrypted workbook or an old .xls file, not an xlsx workbook: "
+                "save it as an Excel workbook (.xlsx) without a password"
+            )
+    return SourceRefused(f"the file is not an xlsx workbook: {error}")
+
+
+def _check_unpackable(info: zipfile.ZipInfo) -> None:
+    """Refuse a part zipfile would not unpack (it raises RuntimeError or NotImplementedError
+    only when the part is opened, somewhere inside openpyxl)."""
+    if info.flag_bits & 0x1 or info.compress_type == _AES:
+        raise SourceRefused(_ENCRYPTED)
+    if info.compress_type not in _METHODS:
+        raise SourceRefused(
+            f"the xlsx part {info.filename!r} is compressed with method {info.compress_type}, which the "
+            "hub cannot unpack: save the workbook again from your spreadsheet program"
+        )
+
+
+def _check_directory(path: Path, max_entries: int) -> None:
+    """Refuse a zip whose end record declares more than ``max_entries`` entries, or a central
+    directory larger than they take; read with zipfile's own reader of that record, so these
+    are the figures :class:`zipfile.ZipFile` then uses."""
+    with path.open("rb") as f:
+        end = zipfile._EndRecData(f)  # type: ignore[attr-defined]  # no public reader of the record
+    if not end:
+        return  # not a zip: zipfile.ZipFile says so
+    entries, size = end[_END_ENTRIES], end[_END_DIRECTORY_SIZE]
+    if entries > max_entries:
+        raise SourceRefused(
+            f"the file has {entries} zip entries; an xlsx workbook has a few dozen parts and an import "
+            f"reads at most {max_entries}: save it again from your spreadsheet program, or as CSV"
+        )
+    if size > max_entries * _ENTRY_BYTES:
+        raise SourceRefused(
+            f"the file's zip directory is {size} bytes, more than a workbook of at most {max_entries} "
+            "parts has: save it again from your spreadsheet program, or as CSV"
+        )
+
+
+def check_xlsx(path: Path, limits: ImportLimits, *, max_entries: int = MAX_ENTRIES) -> None:
+    """:class:`SourceRefused` when ``path`` is not a zip, holds a part zipfile cannot unpack or
+    breaks a limit (see the module doc)."""
     try:
+        _check_directory(path, max_entries)
         archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as e:
+    except zipfile.BadZipFile as e:
+        raise _not_a_zip(path, e) from e
+    # NotImplementedError: a zip version zipfile does not read; UnicodeDecodeError: a part name
+    # not in the encoding its entry declares.
+    except (OSError, NotImplementedError, UnicodeDecodeError) as e:
         raise SourceRefused(f"the file is not an xlsx workbook: {e}") from e
     with archive:
         infos = archive.infolist()
+        for info in infos:
+            _check_unpackable(info)
         total = sum(i.file_size for i in infos)
         if total > limits.max_unzipped_bytes:
             raise SourceRefused(

@@ -16,14 +16,20 @@ from __future__ import annotations
 
 import csv
 import io
+import zlib
 from collections.abc import Generator, Iterator
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, Final, cast
+from zipfile import BadZipFile
 
 from connectors.base import ImportLimits, SourceRefused
 from connectors.tabular.formulas import restore
 from connectors.tabular.guard import check_xlsx
+
+if TYPE_CHECKING:
+    from openpyxl import Workbook
+    from openpyxl.workbook.workbook import _WorksheetLike  # the stubs' type of book.worksheets
 
 __all__ = ["Row", "cell_text", "detect_delimiter", "read_csv", "read_rows", "read_xlsx"]
 
@@ -144,35 +150,92 @@ def cell_text(value: object) -> str | None:
 
 
 def read_xlsx(path: Path, sheet: str | None = None, limits: ImportLimits | None = None) -> Generator[Row]:
-    """Rows of the first (or the named) sheet of an xlsx workbook; the header is row 1."""
-    from zipfile import BadZipFile
+    """Rows of the first (or the named) worksheet of an xlsx workbook; the header is row 1.
 
-    from openpyxl import load_workbook
-    from openpyxl.utils.exceptions import InvalidFileException
-
+    A workbook openpyxl cannot read (damaged XML or structure, a chart sheet named) is
+    :class:`SourceRefused` with what to do."""
     lim = limits or ImportLimits()
     check_xlsx(path, lim)
+    book = _open_workbook(path)
     try:
-        book = load_workbook(path, read_only=True, data_only=True)
-    except (InvalidFileException, BadZipFile, OSError, KeyError, ValueError) as e:
-        raise SourceRefused(f"the file is not an xlsx workbook: {e}") from e
-    try:
-        if sheet is not None and sheet not in book.sheetnames:
-            raise SourceRefused(f"the workbook has no sheet {sheet!r}; it has {book.sheetnames}")
-        ws = book[sheet] if sheet is not None else book.worksheets[0]
+        ws = _worksheet(book, sheet)
         # Rows as the file has them: not padded to the size the sheet declares (a dimension of
         # A1:XFD1048576 would make every row 16,384 cells and add empty rows up to the millionth).
         ws.reset_dimensions()
         counter = _Counter(lim)
-        for number, values in enumerate(ws.iter_rows(values_only=True), start=1):
+        for number, values in enumerate(_sheet_rows(ws), start=1):
             counter.row(number, len(values))
             cells = [cell_text(v) for v in values]
             if any(c is not None and c.strip() for c in cells):
                 yield number, cells
-    except (BadZipFile, ValueError) as e:
-        raise SourceRefused(f"the workbook could not be read: {e}") from e
     finally:
         book.close()
+
+
+_SAVE_AGAIN: Final = "open it in your spreadsheet program and save it again"
+
+
+def _open_workbook(path: Path) -> Workbook:
+    from openpyxl import load_workbook
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    try:
+        return load_workbook(path, read_only=True, data_only=True)
+    except (InvalidFileException, BadZipFile, KeyError) as e:  # KeyError: a part it needs is missing
+        raise SourceRefused(f"the file is not an xlsx workbook: {e}") from e
+    except SyntaxError as e:  # xml.etree's ParseError and lxml's XMLSyntaxError both are one
+        raise SourceRefused(f"a part of the workbook is not well-formed XML ({e}): {_SAVE_AGAIN}") from e
+    # TypeError: openpyxl's check of an attribute; zlib.error, EOFError: a damaged part
+    except (ValueError, TypeError, OSError, EOFError, zlib.error) as e:
+        raise SourceRefused(f"the workbook could not be read ({_cause(e)}): {_SAVE_AGAIN}") from e
+
+
+def _cause(error: Exception) -> str:
+    """What went wrong: openpyxl wraps a ValueError in one naming the file's path on this host."""
+    cause = error.__cause__ if isinstance(error.__cause__, Exception) else error
+    return f"{type(cause).__name__}: {cause}"
+
+
+def _worksheet(book: Workbook, sheet: str | None) -> _WorksheetLike:
+    worksheets = book.worksheets  # read-only worksheets; the chart sheets are book.chartsheets
+    if sheet is None:
+        if not worksheets:
+            charts = [c.title for c in book.chartsheets]
+            only = f" (only the chart sheet(s) {charts})" if charts else ""
+            raise SourceRefused(
+                f"the workbook has no worksheets{only}: put the rows on a worksheet (if it has one, "
+                f"the file is damaged: {_SAVE_AGAIN})"
+            )
+        return worksheets[0]
+    for ws in worksheets:
+        if ws.title == sheet:
+            return ws
+    names = [ws.title for ws in worksheets]
+    if sheet in book.sheetnames:
+        raise SourceRefused(f"sheet {sheet!r} is a chart, not a worksheet; the worksheets are {names}")
+    raise SourceRefused(f"the workbook has no sheet {sheet!r}; it has {book.sheetnames}")
+
+
+def _sheet_rows(ws: _WorksheetLike) -> Iterator[tuple[object, ...]]:
+    """openpyxl's rows of ``ws``, the ways it fails on a damaged sheet refused with the reason."""
+    rows = ws.iter_rows(values_only=True)
+    while True:
+        try:
+            values = next(rows)
+        except StopIteration:
+            return
+        except SyntaxError as e:  # xml.etree's ParseError
+            raise SourceRefused(f"sheet {ws.title!r} is not well-formed XML ({e}): {_SAVE_AGAIN}") from e
+        except IndexError as e:  # a cell's shared string is looked up by its number
+            raise SourceRefused(
+                f"sheet {ws.title!r} has a cell that refers to a shared string the workbook does not "
+                f"have: {_SAVE_AGAIN}"
+            ) from e
+        # KeyError, TypeError: openpyxl's checks of an element; zlib.error, EOFError, BadZipFile:
+        # a damaged part
+        except (KeyError, TypeError, ValueError, BadZipFile, EOFError, zlib.error) as e:
+            raise SourceRefused(f"sheet {ws.title!r} could not be read ({_cause(e)}): {_SAVE_AGAIN}") from e
+        yield values
 
 
 def read_rows(

@@ -46,8 +46,10 @@ def _store(ctx: ApiContext) -> ImportStore:
 
 
 def _safe_name(name: str | None) -> str:
-    base = Path(name or "upload").name
-    return re.sub(r"[^A-Za-z0-9._-]", "_", base)[:100] or "upload"
+    """The client's file name as one plain name in the import's folder; ``upload`` when nothing
+    of it is left, or only ``.`` or ``..``, which would name a folder (a 500)."""
+    base = re.sub(r"[^A-Za-z0-9._-]", "_", Path(name or "").name)[:100]
+    return "upload" if base in ("", ".", "..") else base
 
 
 async def _save(upload: UploadFile, target: Path, limit: int) -> int:

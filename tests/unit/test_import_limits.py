@@ -21,6 +21,7 @@ from connectors.ameff.parse import parse_ameff
 from connectors.base import ConnectorContext, ImportLimits, SourceRefused
 from connectors.kinds import KINDS  # noqa: F401 - registers every connector kind
 from connectors.registry import create
+from connectors.tabular.guard import check_xlsx
 from connectors.tabular.reader import read_rows
 from hub.ports.connectors import BatchCommit, Fingerprint, Key, Owner, RowError, SyncScope
 from hub.services.sync import SyncRun
@@ -65,6 +66,31 @@ def test_an_xlsx_over_the_unzipped_limit_is_refused_from_its_directory(tmp_path:
     limits = ImportLimits(max_unzipped_bytes=2 * 1024 * 1024)
     with pytest.raises(SourceRefused, match="KOPPELHUB_CONNECTORS_IMPORT_MAX_UNZIPPED_BYTES"):
         list(read_rows(path, excel=True, limits=limits))
+
+
+def test_an_xlsx_with_more_zip_entries_than_a_workbook_has_is_refused(tmp_path: Path) -> None:
+    """Listing 300,000 empty entries (a 25.6 MB file) cost 152 MB and 4 s before any check."""
+    with pytest.raises(SourceRefused, match=r"51 zip entries; .* at most 50"):
+        check_xlsx(bombs.many_entries(tmp_path / "51.xlsx", 51), ImportLimits(), max_entries=50)
+    check_xlsx(bombs.many_entries(tmp_path / "50.xlsx", 50), ImportLimits(), max_entries=50)
+
+
+def test_the_entry_count_is_read_from_the_end_record_before_the_directory(tmp_path: Path) -> None:
+    """A small workbook whose end record declares 20,000 entries: refused at the default limit,
+    from the record alone (its directory holds a dozen)."""
+    plain = bombs.workbook(tmp_path / "plain.xlsx", [["g-1", ORG, "app-1", "In productie", "", "", ""]])
+    path = bombs.declaring(plain, tmp_path / "declared.xlsx", entries=20_000)
+    with pytest.raises(SourceRefused, match=r"20000 zip entries; .* at most 10000"):
+        list(read_rows(path, excel=True))
+
+
+def test_a_directory_larger_than_its_declared_entries_allow_is_refused(tmp_path: Path) -> None:
+    """zipfile reads the central directory by its declared size, not its count: an end record
+    that understates the count does not let a large directory through."""
+    many = bombs.many_entries(tmp_path / "many.xlsx", 200)
+    path = bombs.declaring(many, tmp_path / "understated.xlsx", entries=1)
+    with pytest.raises(SourceRefused, match=r"zip directory is \d+ bytes"):
+        check_xlsx(path, ImportLimits(), max_entries=50)
 
 
 def test_a_csv_row_longer_than_the_row_limit_is_refused(tmp_path: Path) -> None:
