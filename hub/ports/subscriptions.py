@@ -28,12 +28,15 @@ UPDATABLE = frozenset(
         "auth",
         "handshake",
         "allowed_rate",
+        #: The owning organisation: the API sets it once, at create; only a connector's
+        #: write-back subscription follows its connector's ``writeBack.organisaties``.
+        "organisatie",
     }
 )
 
 
-#: Columns set when a subscription is created and never changed: the owning organisation.
-CREATE_ONLY = frozenset({"organisatie", "id"})
+#: Columns set when a subscription is created and never changed by a store update.
+CREATE_ONLY = frozenset({"id"})
 
 
 @dataclass(frozen=True)

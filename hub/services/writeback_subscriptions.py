@@ -121,6 +121,11 @@ async def sync_write_back(
         if existing is not None:
             await remove_write_back(subscriptions, record.id)
         return None
+    # The connector's organisation owns it (its beheerder sees its deliveries and alerts), unless
+    # a functioneel-beheerder had it apply other organisations' events too: then it is hub-wide,
+    # as an organisation's subscription receives only that organisation's events.
+    organisaties = write_back_organisaties(record.organisatie, record.config)
+    selection["organisatie"] = record.organisatie if organisaties == [record.organisatie] else None
     if existing is None:
         created = await subscriptions.create(
             id=sid,

@@ -84,6 +84,28 @@ async def test_only_a_functioneel_beheerder_lets_a_connector_apply_another_organ
     assert theirs.filters == [{"any": [{"exact": {"organisatie": GEM_A}}, {"exact": {"organisatie": GEM_B}}]}]
 
 
+async def test_the_write_back_subscription_is_its_connectors_organisations_until_it_applies_others(
+    app: App, fake: SignalenFake
+) -> None:
+    own = await app.http.post("/api/v1/connectors", json=_body(fake, {}), headers=app.beheerder_a)
+    sid = own.json()["writeBackSubscription"]
+
+    deliveries = await app.http.get(f"/api/v1/subscriptions/{sid}/deliveries", headers=app.beheerder_a)
+    listed = await app.http.get("/api/v1/subscriptions", headers=app.beheerder_a)
+    assert deliveries.status_code == 200, deliveries.text
+    assert sid in [s["id"] for s in listed.json()["items"]]
+    assert (await app.subscriptions.get(uuid.UUID(sid))).organisatie == GEM_A
+
+    wide = {"config": {"writeBack": {"organisaties": [GEM_A, GEM_B]}}}
+    widened = await app.http.patch(f"/api/v1/connectors/{own.json()['id']}", json=wide, headers=ADMIN_AUTH)
+    assert widened.status_code == 200, widened.text
+    assert (await app.subscriptions.get(uuid.UUID(sid))).organisatie is None  # gem-b's events too
+    back = {"config": {"writeBack": {"organisaties": [GEM_A]}}}
+    narrowed = await app.http.patch(f"/api/v1/connectors/{own.json()['id']}", json=back, headers=ADMIN_AUTH)
+    assert narrowed.status_code == 200, narrowed.text
+    assert (await app.subscriptions.get(uuid.UUID(sid))).organisatie == GEM_A
+
+
 @pytest.mark.parametrize(
     "bad",
     [
