@@ -5,8 +5,9 @@ external entities and external references; nothing is fetched from the network. 
 read incrementally and every XML element is dropped from the tree once read (the records it
 makes are kept), so memory follows what the landscape keeps, not the file: an element left in
 its parent, even cleared, costs ~100 bytes, and a 60 MB file of diagram nodes held gigabytes.
-A file of more than ``max_elements`` XML elements, or one ``element``/``relationship`` of more
-than :data:`MAX_RECORD_ELEMENTS`, is refused. A file that is not well-formed raises
+A file of more than ``max_elements`` XML elements, one ``element``/``relationship`` of more
+than :data:`MAX_RECORD_ELEMENTS`, or XML elements nested more than :data:`MAX_DEPTH` deep (each
+open ancestor stays in memory until it ends) is refused. A file that is not well-formed raises
 :class:`SourceRefused` with line and column, before anything is published, since the whole
 file is read before the first event is made.
 
@@ -31,6 +32,7 @@ from defusedxml.ElementTree import iterparse
 from connectors.base import SourceRefused
 
 __all__ = [
+    "MAX_DEPTH",
     "MAX_PROBLEMS",
     "MAX_RECORD_ELEMENTS",
     "UNREADABLE",
@@ -49,6 +51,9 @@ KEPT_RELATIONSHIPS: Final = frozenset({"Flow", "Serving", "Triggering", "Associa
 #: XML elements one element, relationship or property definition may hold (its name,
 #: documentation and properties are read from its subtree, so it is kept until it ends).
 MAX_RECORD_ELEMENTS: Final = 10_000
+#: How deep XML elements may nest. An exchange file nests about 10 deep (model, views, view,
+#: nested diagram nodes); every open ancestor is held until it ends, so depth is memory.
+MAX_DEPTH: Final = 64
 #: Problems reported one by one; past them, only counted.
 MAX_PROBLEMS: Final = 1_000
 _RECORDS: Final = ("element", "relationship", "propertyDefinition")
@@ -214,6 +219,11 @@ def _parse(path: Path, max_elements: int) -> AmeffModel:
                     raise SourceRefused(
                         f"the AMEFF file has more than {max_elements} XML elements "
                         "(KOPPELHUB_CONNECTORS_MAX_XML_ELEMENTS); refused to protect the hub's memory"
+                    )
+                if len(stack) >= MAX_DEPTH:
+                    raise SourceRefused(
+                        f"the file nests XML elements more than {MAX_DEPTH} deep; an ArchiMate "
+                        "exchange file nests about 10: refused to protect the hub's memory"
                     )
                 if not ns:
                     if _local(elem.tag) != "model" or not elem.tag.startswith(_NS_PREFIX):
