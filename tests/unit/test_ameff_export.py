@@ -4,12 +4,13 @@ as the same landscape."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from lxml import etree
 
 from connectors.ameff.export import export_ameff
 from connectors.landschap import Landschap
-from schemas.landscape import Applicatie, Gebruik, Koppeling
+from schemas.landscape import Applicatie, Gebruik, Koppeling, validate_landscape_data, vastgelegd_type
 from tests.support.ameff import archimate_schema, map_file, sample
 
 LANDSCHAP = Landschap(
@@ -139,3 +140,32 @@ def test_export_then_import_into_another_organisation_reproduces_the_landscape(t
 
     assert {k.organisatie for k in links} == {"org-2"}
     assert sorted(map(link_key, links), key=repr) == sorted(map(link_key, LANDSCHAP.koppelingen), key=repr)
+
+
+def test_characters_xml_cannot_hold_are_exported_as_replacement_characters() -> None:
+    def stored(objecttype: str, data: dict[str, object]) -> Any:
+        return validate_landscape_data(vastgelegd_type(objecttype), data)  # as validation accepts it
+
+    landschap = Landschap(
+        organisatie="org-1",
+        applicaties=[stored("applicatie", {"id": "app-1", "naam": "A\ufffe", "aanbieder": "lev\uffff"})],
+        gebruik=[
+            stored(
+                "gebruik",
+                {
+                    "id": "g-1",
+                    "afnemer": "org-1",
+                    "applicatie": "app-1",
+                    "status": "Gepland",
+                    "versie": "1.0\uffff",
+                },
+            )
+        ],
+    )
+    schema = archimate_schema()
+
+    document = etree.fromstring(export_ameff(landschap))
+
+    assert schema.validate(document), schema.error_log
+    texts = {t for t in document.itertext() if t.strip()}
+    assert {"A\ufffd", "lev\ufffd", "1.0\ufffd"} <= texts
