@@ -229,6 +229,7 @@ def test_a_rows_fingerprint_is_the_digest_earlier_imports_stored(tmp_path: Path)
     import hashlib
 
     from connectors.base import ConnectorContext, Record
+    from connectors.kinds import KINDS  # noqa: F401 - registers the csv kind, also when run alone
     from connectors.registry import create
 
     ctx = ConnectorContext(organisatie="org-1", scope="s", work_dir=tmp_path, file_roots=(tmp_path,))
