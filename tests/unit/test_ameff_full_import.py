@@ -5,17 +5,22 @@ reported as a row error, and nothing is withdrawn for what could not be read."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from pathlib import Path
 
+from connectors.ameff.export import export_ameff
 from connectors.base import ConnectorContext
 from connectors.kinds import KINDS  # noqa: F401 - registers every connector kind
+from connectors.landschap import Landschap
 from connectors.registry import create
 from hub.adapters.memory import InMemoryConnectorTables, InMemoryEventLog, InMemoryFingerprintStore
 from hub.ports.connectors import BatchCommit, Owner, RowError, SyncScope
+from hub.ports.landscape import ObjectKey
 from hub.services.ownership import Owners
 from hub.services.sync import SyncRun, Tally
 from schemas import CloudEvent
 from schemas.bindings import from_kafka_record
+from schemas.landscape import Applicatie, Gebruik, Koppeling
 
 ORG = "org-1"
 SCOPE = SyncScope("urn:nl:koppelhub:test:import:org-1/ameff", ORG, "import:org-1/ameff")
@@ -150,3 +155,37 @@ async def test_a_relationship_to_an_unknown_element_is_a_row_error_and_keeps_its
     assert [(e.column, e.message) for e in imports.errors] == [
         ("relationship r1", "target 'B' is not an element of the model")
     ]
+
+
+async def test_an_export_imported_by_another_organisation_uses_the_applicaties_it_does_not_own(
+    tmp_path: Path,
+) -> None:
+    zaak = Applicatie(id="app-zaak", naam="Zaaksysteem", aanbieder="leverancier-x")
+    dms = Applicatie(id="app-dms", naam="DMS")  # nobody's: an import may record it
+    exported = Landschap(
+        "org-0",
+        gebruik=[
+            Gebruik(id="g-1", afnemer="org-0", applicatie="app-zaak", status="In productie"),
+            Gebruik(id="g-2", afnemer="org-0", applicatie="app-dms", status="Gepland"),
+        ],
+        applicaties=[zaak, dms],
+        koppelingen=[
+            Koppeling(
+                id="k-1", applicatieA="app-zaak", applicatieB="app-dms", type="api", organisatie="org-0"
+            )
+        ],
+    )
+
+    async def owners(keys: Collection[ObjectKey]) -> dict[ObjectKey, str | None]:
+        stored = {("applicatie", "app-zaak"): "leverancier-x", ("applicatie", "app-dms"): None}
+        return {k: stored[k] for k in keys if k in stored}
+
+    imports = Imports(tmp_path, owners)
+
+    tally = await imports.run(export_ameff(exported))
+
+    assert (tally.invalid, tally.published) == (0, 4), imports.errors
+    recorded = {(e.type.split(".")[2], e.subject) for e in imports.events()}
+    assert ("applicatie", "app-zaak") not in recorded and ("applicatie", "app-dms") in recorded
+    usage = [e.data for e in imports.events() if e.type.split(".")[2] == "gebruik"]
+    assert sorted((g["afnemer"], g["applicatie"]) for g in usage) == [(ORG, "app-dms"), (ORG, "app-zaak")]
