@@ -3,7 +3,9 @@
 The whole file is parsed (safely, see :mod:`connectors.ameff.parse`) before the first record
 is yielded, so a malformed or hostile file publishes nothing. By default a run is ``full``:
 gebruik and koppelingen that disappeared from the file since the last run are withdrawn.
-Applicaties are never withdrawn by an AMEFF import: other organisations may use them.
+Applicaties are never withdrawn by an AMEFF import: other organisations may use them. What the
+file has but the import cannot read is yielded as :class:`~connectors.base.Rejected` (a row
+error naming the element or relationship), which keeps the run from withdrawing anything.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from connectors.ameff.mapping import (
     gemma_change,
     relationship_change,
 )
-from connectors.ameff.parse import AmeffModel, parse_ameff
-from connectors.base import Batch, Change, Connector, Record
+from connectors.ameff.parse import AmeffModel, AmeffRelationship, duplicate, parse_ameff
+from connectors.base import Batch, Change, Connector, Record, Rejected
 from connectors.registry import register
 from connectors.sources import fetch_configured
 
@@ -86,35 +88,64 @@ def map_record(d: Mapping[str, Any], organisatie: str, *, gemma: bool, guid_prop
     ]
 
 
-def ameff_records(model: AmeffModel, organisatie: str, gemma: bool) -> list[Record]:
-    """One record per component and per relationship between components (or a voorziening)."""
+def ameff_records(model: AmeffModel, organisatie: str, gemma: bool) -> tuple[list[Record], list[Rejected]]:
+    """One record per component and per relationship between components (or a voorziening),
+    and, as :class:`Rejected`, what the import would read but cannot: what the parser could
+    not read (:attr:`AmeffModel.problems`), a component whose identifier is not its own, a
+    relationship to an identifier the model does not have. A model with elements of which
+    none is read is rejected as a whole (a wrong file is far likelier than an empty landscape):
+    a full run then withdraws nothing."""
     records: list[Record] = []
+    rejected = [Rejected(None, [problem]) for problem in model.problems]
+    if model.unreported:
+        more = f"{model.unreported} more elements or relationships could not be read (as those above)"
+        rejected.append(Rejected(None, [("model", more)]))
     ends: dict[str, tuple[str, str]] = {}
     for el in model.elements.values():
+        if el.identifier in model.duplicates:
+            rejected.append(Rejected(None, [(f"element {el.identifier}", duplicate(el.identifier))]))
+            continue
         props = model.named(el.properties)
         if el.type == "ApplicationComponent":
             records.append(Record({"element": el.identifier, "name": el.name, "props": props}))
             ends[el.identifier] = (applicatie_id(organisatie, el.identifier, props), "applicatie")
         elif props.get(KOPPELHUB_SOORT.casefold()) == VOORZIENING and el.name:
             ends[el.identifier] = (el.name, "voorziening")
-    if gemma:
-        return records
-    for rel in model.relationships:
-        source, target = ends.get(rel.source), ends.get(rel.target)
-        if source and target and "applicatie" in (source[1], target[1]):
-            records.append(
-                Record(
-                    {
-                        "relationship": rel.identifier,
-                        "kind": rel.type,
-                        "directed": rel.is_directed,
-                        "source": source,
-                        "target": target,
-                        "props": model.named(rel.properties),
-                    }
+    if not gemma:
+        for rel in model.relationships:
+            problem = _dangling(model, rel)
+            if problem is not None:
+                rejected.append(Rejected(None, [(f"relationship {rel.identifier}", problem)]))
+                continue
+            source, target = ends.get(rel.source), ends.get(rel.target)
+            if source and target and "applicatie" in (source[1], target[1]):
+                records.append(
+                    Record(
+                        {
+                            "relationship": rel.identifier,
+                            "kind": rel.type,
+                            "directed": rel.is_directed,
+                            "source": source,
+                            "target": target,
+                            "props": model.named(rel.properties),
+                        }
+                    )
                 )
-            )
-    return records
+    if not records and not rejected and model.counts:
+        seen = ", ".join(f"{n} {kind}" for kind, n in sorted(model.counts.items()))
+        problem = f"it has no ApplicationComponent, only {seen}: nothing to import; is it the right file?"
+        rejected.append(Rejected(None, [("model", problem)]))
+    return records, rejected
+
+
+def _dangling(model: AmeffModel, rel: AmeffRelationship) -> str | None:
+    """Why ``rel`` names no end the model has, if it does not."""
+    for side, ref in (("source", rel.source), ("target", rel.target)):
+        if ref in model.duplicates:
+            return f"{side} {ref!r} names more than one element or relationship of the model"
+        if ref not in model.types:
+            return f"{side} {ref!r} is not an element of the model"
+    return None
 
 
 @register
@@ -147,17 +178,24 @@ class AmeffConnector(Connector[AmeffConfig]):
                 max_bytes=self.context.max_bytes,
                 max_elements=self.context.limits.max_xml_elements,
             )
-            records = await asyncio.to_thread(
+            records, rejected = await asyncio.to_thread(
                 ameff_records, model, self.context.organisatie, self.config.gemma
             )
             del model
             # In batches (the last one carries the checkpoint): a large model is mapped, published
-            # and committed a batch at a time, not as one list of every event.
+            # and committed a batch at a time, not as one list of every event. What could not be
+            # read is reported as rejected items (row errors), which keeps a full run from
+            # withdrawing what they may stand for.
             size = self.batch_size
-            for start in range(0, max(len(records) - size, 0), size):
-                yield Batch(records[start : start + size])
-            last = max(len(records) - size, 0)
-            yield Batch(records[last:], mark, complete=True)
+            batches = [Batch(records[start : start + size]) for start in range(0, len(records), size)]
+            batches += [
+                Batch([], rejected=tuple(rejected[start : start + size]))
+                for start in range(0, len(rejected), size)
+            ]
+            last = batches.pop() if batches else Batch([])
+            for batch in batches:
+                yield batch
+            yield Batch(last.records, mark, complete=True, rejected=last.rejected)
         finally:
             local.discard()
 

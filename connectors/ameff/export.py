@@ -14,7 +14,8 @@ Input: a :class:`connectors.landschap.Landschap`. Output: UTF-8 XML bytes with
 
 :mod:`connectors.ameff.mapping` reads exactly these back, so an export imported into another
 organisation gives the same applicaties and the same gebruik and koppelingen for it.
-``interneAantekening`` stays private and is not exported.
+``interneAantekening`` stays private and is not exported. Characters XML 1.0 cannot hold
+are written as U+FFFD (:mod:`connectors.xmltext`), so the file is well-formed whatever is stored.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from connectors.ameff.mapping import KOPPELHUB_ID, KOPPELHUB_SOORT, UNKNOWN_DIRE
 from connectors.ids import NAMESPACE
 from connectors.landschap import Landschap
 from connectors.tabular.columns import LIST_SEPARATOR
+from connectors.xmltext import xml_text
 from schemas.landscape import Applicatie, Gebruik
 
 __all__ = ["ARCHIMATE_NS", "export_ameff"]
@@ -50,7 +52,7 @@ class _Writer:
         self.definitions: dict[str, str] = {}  # name -> identifier
 
     def text(self, parent: ET.Element, tag: str, value: str) -> None:
-        ET.SubElement(parent, _q(tag), {_XML_LANG: "nl"}).text = value
+        ET.SubElement(parent, _q(tag), {_XML_LANG: "nl"}).text = xml_text(value)
 
     def properties(self, parent: ET.Element, values: Iterable[tuple[str, str | None]]) -> None:
         present = [(n, v) for n, v in values if v]

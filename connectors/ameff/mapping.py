@@ -6,7 +6,10 @@
   named ``status``/``gebruiksstatus`` and ``versie``; else ``In productie``). The applicatie id
   is the ``Koppelhub id`` property when the file has one (files this hub exported), else a
   uuid5 of the organisation and the file-local identifier. AMEFF ``documentation`` has no
-  field in the applicatie model (extra fields are refused), so it is not carried.
+  field in the applicatie model (extra fields are refused), so it is not carried. A component
+  with a ``Koppelhub id`` whose ``aanbieder`` is another organisation is that organisation's
+  applicatie (a file this hub exported for someone else): only the gebruik of it is made, the
+  applicatie is referenced, not republished (an import may not change another's applicatie).
 - ``Flow``, ``Serving``, ``Triggering`` between components → ``koppeling`` from source (A) to
   target (B), ``AnaarB``; ``Association`` → ``bi-directioneel`` unless ``isDirected="true"``.
   A ``richting`` property overrides (``BnaarA`` then names the target A; ``onbekend``: none).
@@ -77,18 +80,15 @@ def applicatie_id(organisatie: str, identifier: str, props: dict[str, str]) -> s
 
 
 def component_changes(organisatie: str, identifier: str, name: str, props: dict[str, str]) -> list[Change]:
-    """An applicatie and its gebruik by ``organisatie``."""
+    """An applicatie and its gebruik by ``organisatie``; only the gebruik when the component is
+    the hub's applicatie of another organisation (see the module docstring)."""
     where = f"element {identifier}"
     if not name:
         raise RecordRejected([(where, "an ApplicationComponent needs a <name>")])
     app_id = applicatie_id(organisatie, identifier, props)
-    data: dict[str, Any] = {"id": app_id, "naam": name}
-    for field in ("aanbieder", "type", "licentietype"):
-        if props.get(field.casefold()):
-            data[field] = props[field.casefold()]
-    if props.get("referentiecomponenten"):
-        data["referentiecomponenten"] = _list(props["referentiecomponenten"])
-    applicatie = _build("applicatie", data, where)
+    aanbieder = props.get("aanbieder")
+    foreign = bool(props.get(KOPPELHUB_ID.casefold())) and aanbieder not in (None, "", organisatie)
+    changes = [] if foreign else [Change(_applicatie(app_id, name, props, where))]
     status = next((props[n] for n in _STATUS_NAMES if props.get(n) in _GEBRUIK_STATUS), "In productie")
     usage: dict[str, Any] = {
         "id": _uuid("ameff-gebruik", organisatie, app_id),
@@ -100,7 +100,17 @@ def component_changes(organisatie: str, identifier: str, name: str, props: dict[
         usage["versie"] = props["versie"]
     if props.get("gebruik referentiecomponenten"):
         usage["referentiecomponenten"] = _list(props["gebruik referentiecomponenten"])
-    return [Change(applicatie), Change(_build("gebruik", usage, where))]
+    return [*changes, Change(_build("gebruik", usage, where))]
+
+
+def _applicatie(app_id: str, name: str, props: dict[str, str], where: str) -> LandscapeObject:
+    data: dict[str, Any] = {"id": app_id, "naam": name}
+    for field in ("aanbieder", "type", "licentietype"):
+        if props.get(field.casefold()):
+            data[field] = props[field.casefold()]
+    if props.get("referentiecomponenten"):
+        data["referentiecomponenten"] = _list(props["referentiecomponenten"])
+    return _build("applicatie", data, where)
 
 
 def relationship_change(

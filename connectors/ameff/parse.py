@@ -5,10 +5,18 @@ external entities and external references; nothing is fetched from the network. 
 read incrementally and every XML element is dropped from the tree once read (the records it
 makes are kept), so memory follows what the landscape keeps, not the file: an element left in
 its parent, even cleared, costs ~100 bytes, and a 60 MB file of diagram nodes held gigabytes.
-A file of more than ``max_elements`` XML elements, or one ``element``/``relationship`` of more
-than :data:`MAX_RECORD_ELEMENTS`, is refused. A file that is not well-formed raises
+A file of more than ``max_elements`` XML elements, one ``element``/``relationship`` of more
+than :data:`MAX_RECORD_ELEMENTS`, or XML elements nested more than :data:`MAX_DEPTH` deep (each
+open ancestor stays in memory until it ends) is refused. A file that is not well-formed raises
 :class:`SourceRefused` with line and column, before anything is published, since the whole
 file is read before the first event is made.
+
+``xsi:type`` is a QName: it is resolved with the namespace prefixes in scope, so
+``xsi:type="am:ApplicationComponent"`` under ``xmlns:am="…archimate/3.0/"`` reads as
+``xsi:type="ApplicationComponent"`` under the default namespace. A type in another namespace
+is not an ArchiMate type. What cannot be read (no or a foreign type, a component or relationship
+without an identifier, an identifier given twice) is kept in :attr:`AmeffModel.problems`, so
+the import reports it instead of dropping it.
 """
 
 from __future__ import annotations
@@ -23,7 +31,17 @@ from defusedxml.ElementTree import iterparse
 
 from connectors.base import SourceRefused
 
-__all__ = ["MAX_RECORD_ELEMENTS", "AmeffElement", "AmeffModel", "AmeffRelationship", "parse_ameff"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_PROBLEMS",
+    "MAX_RECORD_ELEMENTS",
+    "UNREADABLE",
+    "AmeffElement",
+    "AmeffModel",
+    "AmeffRelationship",
+    "duplicate",
+    "parse_ameff",
+]
 
 _NS_PREFIX: Final = "{http://www.opengroup.org/xsd/archimate/"
 _XSI_TYPE: Final = "{http://www.w3.org/2001/XMLSchema-instance}type"
@@ -33,7 +51,16 @@ KEPT_RELATIONSHIPS: Final = frozenset({"Flow", "Serving", "Triggering", "Associa
 #: XML elements one element, relationship or property definition may hold (its name,
 #: documentation and properties are read from its subtree, so it is kept until it ends).
 MAX_RECORD_ELEMENTS: Final = 10_000
+#: How deep XML elements may nest. An exchange file nests about 10 deep (model, views, view,
+#: nested diagram nodes); every open ancestor is held until it ends, so depth is memory.
+MAX_DEPTH: Final = 64
+#: Problems reported one by one; past them, only counted.
+MAX_PROBLEMS: Final = 1_000
 _RECORDS: Final = ("element", "relationship", "propertyDefinition")
+#: Stands for the type of an element or relationship whose xsi:type is not an ArchiMate type.
+UNREADABLE: Final = "?"
+#: What the import reads, or might (an unreadable type may stand for a component).
+_KEPT: Final = KEPT_ELEMENTS | KEPT_RELATIONSHIPS | {UNREADABLE}
 
 
 @dataclass
@@ -57,12 +84,30 @@ class AmeffRelationship:
 
 @dataclass
 class AmeffModel:
-    """What the import uses of a model; ``property_names`` maps definition ids to names."""
+    """What the import uses of a model; ``property_names`` maps definition ids to names.
+
+    ``elements`` and ``relationships`` are the kept ones (the first with an identifier);
+    ``types`` has the type of every element and relationship identifier in the file (kept or
+    not, :data:`UNREADABLE` when its xsi:type is no ArchiMate type), so a relationship's end can
+    be told apart from a typo; ``duplicates`` are identifiers given to more than one of them
+    where one is kept; ``problems`` are ``(where, message)`` of what could not be read, the
+    first :data:`MAX_PROBLEMS` of them (``unreported`` counts the rest: a hostile file of a
+    million unreadable elements must not cost a million messages)."""
 
     elements: dict[str, AmeffElement] = field(default_factory=dict)
     relationships: list[AmeffRelationship] = field(default_factory=list)
     property_names: dict[str, str] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)  # every element/relationship type seen
+    types: dict[str, str] = field(default_factory=dict)
+    duplicates: set[str] = field(default_factory=set)
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    unreported: int = 0
+
+    def problem(self, where: str, message: str) -> None:
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append((where, message))
+        else:
+            self.unreported += 1
 
     def named(self, properties: dict[str, str]) -> dict[str, str]:
         """Properties keyed by their definition's name (case-folded) and by their ref id."""
@@ -122,22 +167,63 @@ def parse_ameff(path: Path, *, max_bytes: int, max_elements: int = 5_000_000) ->
         raise SourceRefused(f"the file was refused as unsafe XML: {e}") from e
 
 
+class _Namespaces:
+    """The namespace prefixes in scope while the file is read (iterparse ``start-ns``)."""
+
+    def __init__(self) -> None:
+        self.uris: dict[str, list[str]] = {}  # prefix ('' the default) -> URIs, innermost last
+        self.declared: list[tuple[str, ...]] = []  # per open XML element, the prefixes it declared
+        self.pending: tuple[str, ...] = ()  # declared by the XML element about to start
+
+    def declare(self, prefix: str, uri: str) -> None:
+        self.uris.setdefault(prefix, []).append(uri)
+        self.pending += (prefix,)
+
+    def open(self) -> None:
+        self.declared.append(self.pending)  # mostly the one empty tuple: nothing to allocate
+        self.pending = ()
+
+    def close(self) -> None:
+        for prefix in self.declared.pop():
+            self.uris[prefix].pop()
+
+    def resolve(self, qname: str) -> tuple[str | None, str]:
+        """``(namespace URI, local name)`` of ``qname``; URI None for an undeclared prefix,
+        '' for an unprefixed name without a default namespace."""
+        prefix, _, local = qname.rpartition(":")
+        uris = self.uris.get(prefix)
+        if uris:
+            return uris[-1], local
+        return ("" if not prefix else None), local
+
+
 def _parse(path: Path, max_elements: int) -> AmeffModel:
     model = AmeffModel()
     ns = ""
+    scope = _Namespaces()
     stack: list[Element] = []
     record = 0  # depth of the element/relationship/propertyDefinition being read; 0: none
     inside = 0  # XML elements in it so far
     count = 0
     records: frozenset[str] = frozenset()
     with path.open("rb") as source:
-        for event, elem in iterparse(source, events=("start", "end"), forbid_dtd=True):
+        events = ("start", "end", "start-ns")
+        for event, item in iterparse(source, events=events, forbid_dtd=True):
+            if event == "start-ns":
+                scope.declare(*item)
+                continue
+            elem: Element = item
             if event == "start":
                 count += 1
                 if count > max_elements:
                     raise SourceRefused(
                         f"the AMEFF file has more than {max_elements} XML elements "
                         "(KOPPELHUB_CONNECTORS_MAX_XML_ELEMENTS); refused to protect the hub's memory"
+                    )
+                if len(stack) >= MAX_DEPTH:
+                    raise SourceRefused(
+                        f"the file nests XML elements more than {MAX_DEPTH} deep; an ArchiMate "
+                        "exchange file nests about 10: refused to protect the hub's memory"
                     )
                 if not ns:
                     if _local(elem.tag) != "model" or not elem.tag.startswith(_NS_PREFIX):
@@ -148,6 +234,7 @@ def _parse(path: Path, max_elements: int) -> AmeffModel:
                     ns = elem.tag[: elem.tag.index("}") + 1]
                     records = frozenset(f"{ns}{name}" for name in _RECORDS)
                 stack.append(elem)
+                scope.open()
                 if record:
                     inside += 1
                     if inside > MAX_RECORD_ELEMENTS:
@@ -161,10 +248,12 @@ def _parse(path: Path, max_elements: int) -> AmeffModel:
             depth = len(stack)
             stack.pop()
             if record and depth > record:
+                scope.close()
                 continue  # part of the record being read: read when it ends
             if depth == record:
-                _read(model, ns, elem)
+                _read(model, ns, elem, scope)
                 record = 0
+            scope.close()
             if stack:
                 # Read: drop it from the tree. Its earlier siblings went the same way, so it is
                 # first among the few the parser has added since (it runs a chunk ahead).
@@ -172,26 +261,78 @@ def _parse(path: Path, max_elements: int) -> AmeffModel:
     return model
 
 
-def _read(model: AmeffModel, ns: str, elem: Element) -> None:
+def _type(elem: Element, ns: str, scope: _Namespaces) -> tuple[str, str | None]:
+    """The ArchiMate type of an element or relationship, or :data:`UNREADABLE` and why."""
+    qname = " ".join(elem.get(_XSI_TYPE, "").split())
+    if not qname:
+        return UNREADABLE, "has no xsi:type, so its ArchiMate type is unknown"
+    uri, local = scope.resolve(qname)
+    if uri is None:
+        return UNREADABLE, f"xsi:type {qname!r} uses a namespace prefix that is not declared"
+    # An unprefixed type without a default namespace is taken as ArchiMate's, as the file is.
+    if uri and f"{{{uri}}}" != ns:
+        return UNREADABLE, (
+            f"xsi:type {qname!r} is in the namespace {uri!r}, not ArchiMate's ({ns[1:-1]}), "
+            "so it is not an ArchiMate type"
+        )
+    return local, None
+
+
+def _identify(model: AmeffModel, elem: Element, kind: str, where: str) -> str | None:
+    """The identifier of an element or relationship read, its type noted in ``model.types``.
+    None when it has none, or when an earlier one has it too (then, where the import would read
+    either, the identifier is a duplicate and this one a problem)."""
+    identifier = elem.get("identifier")
+    if not identifier:
+        if kind in KEPT_ELEMENTS or kind in KEPT_RELATIONSHIPS:
+            model.problem(where, f"has no identifier; the import needs one for every {kind}")
+        return None
+    earlier = model.types.get(identifier)
+    if earlier is None:
+        model.types[identifier] = kind
+        return identifier
+    if _KEPT.intersection((kind, earlier)):
+        model.duplicates.add(identifier)
+        model.problem(where, duplicate(identifier))
+    return None
+
+
+def duplicate(identifier: str) -> str:
+    """The problem of each element or relationship whose identifier another one has too."""
+    return (
+        f"the identifier {identifier!r} is given to more than one element or relationship; "
+        "an identifier names one: none of them is imported"
+    )
+
+
+def _read(model: AmeffModel, ns: str, elem: Element, scope: _Namespaces) -> None:
     """Take what the landscape uses of one element, relationship or property definition."""
     tag = elem.tag
     if tag == f"{ns}element":
-        kind = _local(elem.get(_XSI_TYPE, ""))
+        kind, problem = _type(elem, ns, scope)
         model.counts[kind] = model.counts.get(kind, 0) + 1
-        identifier = elem.get("identifier")
-        if kind in KEPT_ELEMENTS and identifier:
+        name = _text(elem, ns, "name") or ""
+        where = f"element {elem.get('identifier') or repr(name)}"
+        identifier = _identify(model, elem, kind, where)
+        if problem is not None:
+            model.problem(where, problem)
+        elif kind in KEPT_ELEMENTS and identifier:
             model.elements[identifier] = AmeffElement(
-                identifier,
-                kind,
-                _text(elem, ns, "name") or "",
-                _text(elem, ns, "documentation"),
-                _properties(elem, ns),
+                identifier, kind, name, _text(elem, ns, "documentation"), _properties(elem, ns)
             )
     elif tag == f"{ns}relationship":
-        kind = _local(elem.get(_XSI_TYPE, ""))
+        kind, problem = _type(elem, ns, scope)
         model.counts[kind] = model.counts.get(kind, 0) + 1
-        ident, src, dst = elem.get("identifier"), elem.get("source"), elem.get("target")
-        if kind in KEPT_RELATIONSHIPS and ident and src and dst:
+        src, dst = elem.get("source"), elem.get("target")
+        where = f"relationship {elem.get('identifier') or f'from {src!r} to {dst!r}'}"
+        ident = _identify(model, elem, kind, where)
+        if problem is not None:
+            model.problem(where, problem)
+        elif kind in KEPT_RELATIONSHIPS and ident:
+            if not (src and dst):
+                missing = " and no ".join(a for a, v in (("source", src), ("target", dst)) if not v)
+                model.problem(where, f"has no {missing}; a relationship of type {kind} needs both")
+                return
             directed = elem.get("isDirected")
             model.relationships.append(
                 AmeffRelationship(
@@ -204,6 +345,6 @@ def _read(model: AmeffModel, ns: str, elem: Element) -> None:
                 )
             )
     elif tag == f"{ns}propertyDefinition":
-        ident, name = elem.get("identifier"), _text(elem, ns, "name")
-        if ident and name:
-            model.property_names[ident] = name
+        definition, label = elem.get("identifier"), _text(elem, ns, "name")
+        if definition and label:
+            model.property_names[definition] = label

@@ -1,6 +1,7 @@
 """CSV and xlsx files of landscape objects: import templates and the gebruik export.
 
-The files have exactly the columns the import reads, so an export imports back unchanged.
+The files have exactly the columns the import reads, so an export imports back unchanged
+(except, in xlsx, characters XML cannot hold: :mod:`connectors.xmltext`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Iterable
 from connectors.landschap import Landschap
 from connectors.tabular.columns import LIST_SEPARATOR, columns, example_row
 from connectors.tabular.formulas import is_formula_like, neutralise
+from connectors.xmltext import xml_text
 from schemas.landscape import LandscapeObject
 
 __all__ = [
@@ -47,7 +49,8 @@ def _csv(rows: Iterable[list[str]]) -> bytes:
 
 
 def _xlsx(title: str, rows: Iterable[list[str]]) -> bytes:
-    """Formula-like cells written as explicit string cells, never as formulas."""
+    """Formula-like cells written as explicit string cells, never as formulas; characters an
+    xlsx (XML) cannot hold written as U+FFFD (:func:`connectors.xmltext.xml_text`)."""
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
 
@@ -57,6 +60,7 @@ def _xlsx(title: str, rows: Iterable[list[str]]) -> bytes:
     def cell(text: str) -> object:
         if text == "":
             return None
+        text = xml_text(text)
         if not is_formula_like(text):
             return text
         written = WriteOnlyCell(sheet, value=text)

@@ -16,6 +16,7 @@ from connectors.ameff.parse import parse_ameff
 from connectors.base import SourceRefused
 from connectors.tabular.formulas import is_formula_like, neutralise, restore
 from connectors.tabular.reader import read_csv, read_xlsx
+from connectors.xmltext import xml_text
 from schemas import EnvelopeError, EventTooLarge, parse_batch, parse_structured
 from subscriptions.filters import dump_filters, matches_all, parse_filters
 
@@ -168,3 +169,16 @@ def test_the_ameff_parser_parses_or_refuses_any_file(text: str) -> None:
 def test_a_neutralised_cell_is_never_formula_like_and_restores_exactly(cell: str) -> None:
     assert not is_formula_like(neutralise(cell))
     assert restore(neutralise(cell)) == cell
+
+
+@PROPERTY
+@given(st.text(alphabet=st.characters(codec=None, exclude_categories=())))
+def test_any_text_made_xml_text_is_written_and_read_back_by_an_xml_parser(text: str) -> None:
+    from xml.etree import ElementTree as ET
+
+    safe = xml_text(text)
+    element = ET.Element("v")
+    element.text = safe
+    read = ET.fromstring(ET.tostring(element)).text or ""
+    assert read == safe.replace("\r\n", "\n").replace("\r", "\n")  # XML's line-end normalisation
+    assert xml_text(safe) == safe and len(safe) == len(text)

@@ -40,11 +40,13 @@ def archimate_schema() -> etree.XMLSchema:
 def map_file(
     path: Path, organisatie: str, *, gemma: bool = False, guid_property: str = "Object ID"
 ) -> tuple[list[Change], list[str]]:
-    """Parse and map an AMEFF file as the ameff connector does; returns changes and rejections."""
+    """Parse and map an AMEFF file as the ameff connector does; returns changes and rejections
+    (what could not be read, then records that failed to map), each as ``where: why``."""
     model = parse_ameff(path, max_bytes=50_000_000)
     changes: list[Change] = []
-    rejected: list[str] = []
-    for record in ameff_records(model, organisatie, gemma):
+    records, unread = ameff_records(model, organisatie, gemma)
+    rejected = [f"{where}: {why}" for r in unread for where, why in r.problems]
+    for record in records:
         try:
             changes.extend(map_record(record.data, organisatie, gemma=gemma, guid_property=guid_property))
         except RecordRejected as e:

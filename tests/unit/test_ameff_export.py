@@ -4,12 +4,13 @@ as the same landscape."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from lxml import etree
 
 from connectors.ameff.export import export_ameff
 from connectors.landschap import Landschap
-from schemas.landscape import Applicatie, Gebruik, Koppeling
+from schemas.landscape import Applicatie, Gebruik, Koppeling, validate_landscape_data, vastgelegd_type
 from tests.support.ameff import archimate_schema, map_file, sample
 
 LANDSCHAP = Landschap(
@@ -116,8 +117,9 @@ def test_export_then_import_into_another_organisation_reproduces_the_landscape(t
 
     assert rejected == []
     used = {g.applicatie for g in LANDSCHAP.gebruik}
+    # app-zaak is lev-1's: org-2 uses it by its id (below) and leaves it as lev-1 has it.
     assert sorted(apps, key=lambda a: a.id) == sorted(
-        (a for a in LANDSCHAP.applicaties if a.id in used), key=lambda a: a.id
+        (a for a in LANDSCHAP.applicaties if a.id in used and a.aanbieder is None), key=lambda a: a.id
     )
 
     def usage_key(g: Gebruik) -> tuple[object, ...]:
@@ -139,3 +141,49 @@ def test_export_then_import_into_another_organisation_reproduces_the_landscape(t
 
     assert {k.organisatie for k in links} == {"org-2"}
     assert sorted(map(link_key, links), key=repr) == sorted(map(link_key, LANDSCHAP.koppelingen), key=repr)
+
+
+def test_the_aanbieder_importing_an_export_records_its_applicatie_and_another_only_uses_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "landschap.xml"
+    path.write_bytes(export_ameff(LANDSCHAP))
+
+    by_aanbieder, _ = map_file(path, "lev-1")
+    by_other, _ = map_file(path, "org-2")
+
+    zaak = next(a for a in LANDSCHAP.applicaties if a.id == "app-zaak")
+    assert [c.object for c in by_aanbieder if c.object == zaak] == [zaak]
+    assert [
+        c.object for c in by_other if isinstance(c.object, Applicatie) and c.object.id == "app-zaak"
+    ] == []
+    assert any(isinstance(c.object, Gebruik) and c.object.applicatie == "app-zaak" for c in by_other)
+
+
+def test_characters_xml_cannot_hold_are_exported_as_replacement_characters() -> None:
+    def stored(objecttype: str, data: dict[str, object]) -> Any:
+        return validate_landscape_data(vastgelegd_type(objecttype), data)  # as validation accepts it
+
+    landschap = Landschap(
+        organisatie="org-1",
+        applicaties=[stored("applicatie", {"id": "app-1", "naam": "A\ufffe", "aanbieder": "lev\uffff"})],
+        gebruik=[
+            stored(
+                "gebruik",
+                {
+                    "id": "g-1",
+                    "afnemer": "org-1",
+                    "applicatie": "app-1",
+                    "status": "Gepland",
+                    "versie": "1.0\uffff",
+                },
+            )
+        ],
+    )
+    schema = archimate_schema()
+
+    document = etree.fromstring(export_ameff(landschap))
+
+    assert schema.validate(document), schema.error_log
+    texts = {t for t in document.itertext() if t.strip()}
+    assert {"A\ufffd", "lev\ufffd", "1.0\ufffd"} <= texts

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.ameff.parse import parse_ameff
+from connectors.ameff.parse import MAX_PROBLEMS, parse_ameff
 from connectors.base import SourceRefused
 from schemas.landscape import Applicatie, Gebruik, Koppeling, Referentiecomponent
 from tests.support.ameff import map_file, sample
@@ -181,3 +181,73 @@ def test_a_file_that_is_not_archimate_is_refused(tmp_path: Path) -> None:
     path.write_text("<html><body/></html>")
     with pytest.raises(SourceRefused, match="not an ArchiMate exchange file"):
         parse_ameff(path, max_bytes=1_000_000)
+
+
+def test_a_prefixed_archimate_namespace_maps_as_the_default_one(tmp_path: Path) -> None:
+    body = (
+        f"<elements>{component('a', 'A')}{component('b', 'B')}</elements>"
+        '<relationships><relationship identifier="r" source="a" target="b" xsi:type="Flow"/></relationships>'
+    )
+    default = map_file(model(tmp_path, body), "org-1")
+    am = body.replace("<", "<am:").replace("<am:/", "</am:").replace('xsi:type="', 'xsi:type="am:')
+    head = HEAD.replace("<model xmlns=", "<am:model xmlns:am=")
+    path = tmp_path / "prefixed.xml"
+    path.write_text(head + am + "</am:model>\n", encoding="utf-8")
+
+    assert map_file(path, "org-1") == default and len(default[0]) == 5
+
+
+def test_identifiers_given_twice_reject_every_component_that_has_them(tmp_path: Path) -> None:
+    body = (
+        f"<elements>{component('a', 'Eerste')}{component('a', 'Tweede')}{component('b', 'B')}</elements>"
+        '<relationships><relationship identifier="r" source="a" target="b" xsi:type="Flow"/></relationships>'
+    )
+
+    changes, rejected = map_file(model(tmp_path, body), "org-1")
+
+    assert [a.naam for a in by_type(changes, Applicatie)] == ["B"]
+    assert sorted(rejected) == [
+        "element a: the identifier 'a' is given to more than one element or relationship; an identifier "
+        "names one: none of them is imported",
+    ] * 2 + ["relationship r: source 'a' names more than one element or relationship of the model"]
+
+
+def test_what_has_no_identifier_source_or_target_is_reported(tmp_path: Path) -> None:
+    body = (
+        '<elements><element xsi:type="ApplicationComponent"><name>Zonder id</name></element>'
+        f"{component('a', 'A')}</elements>"
+        '<relationships><relationship source="a" target="a" xsi:type="Flow"/>'
+        '<relationship identifier="r" source="a" xsi:type="Serving"/></relationships>'
+    )
+
+    changes, rejected = map_file(model(tmp_path, body), "org-1")
+
+    assert [a.naam for a in by_type(changes, Applicatie)] == ["A"]
+    assert rejected == [
+        "element 'Zonder id': has no identifier; the import needs one for every ApplicationComponent",
+        "relationship from 'a' to 'a': has no identifier; the import needs one for every Flow",
+        "relationship r: has no target; a relationship of type Serving needs both",
+    ]
+
+
+def test_a_relationship_to_an_element_the_landscape_does_not_hold_is_no_error(tmp_path: Path) -> None:
+    body = (
+        '<elements><element identifier="x" xsi:type="BusinessActor"><name>Burger</name></element>'
+        f"{component('a', 'A')}</elements>"
+        '<relationships><relationship identifier="r" source="a" target="x" xsi:type="Serving"/>'
+        '<relationship identifier="r2" source="r" target="a" xsi:type="Association"/></relationships>'
+    )
+
+    changes, rejected = map_file(model(tmp_path, body), "org-1")
+
+    assert rejected == [] and by_type(changes, Koppeling) == []
+
+
+def test_past_a_thousand_unreadable_elements_the_rest_is_counted_in_one_error(tmp_path: Path) -> None:
+    untyped = "".join(f'<element identifier="e{i}"><name>X</name></element>' for i in range(MAX_PROBLEMS + 5))
+
+    _, rejected = map_file(model(tmp_path, f"<elements>{untyped}</elements>"), "org-1")
+
+    assert len(rejected) == MAX_PROBLEMS + 1
+    assert rejected[0] == "element e0: has no xsi:type, so its ArchiMate type is unknown"
+    assert rejected[-1] == "model: 5 more elements or relationships could not be read (as those above)"

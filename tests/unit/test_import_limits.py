@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from connectors.ameff.parse import parse_ameff
+from connectors.ameff.parse import MAX_DEPTH, parse_ameff
 from connectors.base import ConnectorContext, ImportLimits, SourceRefused
 from connectors.kinds import KINDS  # noqa: F401 - registers every connector kind
 from connectors.registry import create
@@ -240,3 +240,28 @@ def test_an_ameff_file_is_read_in_memory_that_follows_the_landscape_not_the_file
         tracemalloc.stop()
     assert (len(model.elements), len(model.relationships)) == (1_000, 999)
     assert peak < 24 * 1024 * 1024, f"peak {peak / 1e6:.0f} MB"
+
+
+def test_an_ameff_file_nesting_deeper_than_the_cap_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "deep.xml"
+    depth = MAX_DEPTH + 36  # 100 levels: a million cost 275 MB, as every open ancestor is held
+    path.write_text(
+        '<model xmlns="http://www.opengroup.org/xsd/archimate/3.0/">'
+        + "<a>" * depth
+        + "</a>" * depth
+        + "</model>"
+    )
+    with pytest.raises(SourceRefused, match=f"nests XML elements more than {MAX_DEPTH} deep; an ArchiMate"):
+        parse_ameff(path, max_bytes=1 << 20)
+
+
+def test_an_ameff_file_nesting_as_deep_as_the_cap_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "deep.xml"
+    inner = MAX_DEPTH - 1  # under the model root
+    path.write_text(
+        '<model xmlns="http://www.opengroup.org/xsd/archimate/3.0/">'
+        + "<a>" * inner
+        + "</a>" * inner
+        + "</model>"
+    )
+    assert parse_ameff(path, max_bytes=1 << 20).counts == {}

@@ -13,7 +13,7 @@ from connectors.landschap import Landschap
 from connectors.tabular.columns import header_index, list_fields, row_object
 from connectors.tabular.export import export_gebruik_csv, export_gebruik_xlsx, template_csv, template_xlsx
 from connectors.tabular.reader import cell_text, detect_delimiter, read_csv, read_xlsx
-from schemas.landscape import Gebruik
+from schemas.landscape import Gebruik, validate_landscape_data, vastgelegd_type
 
 
 def test_semicolons_are_detected_outside_quotes() -> None:
@@ -245,3 +245,27 @@ def test_a_rows_fingerprint_is_the_digest_earlier_imports_stored(tmp_path: Path)
             str(cells[0]).strip(),
             expected,
         )
+
+
+def test_an_xlsx_export_writes_characters_xml_cannot_hold_as_replacement_characters(tmp_path: Path) -> None:
+    stored = [
+        validate_landscape_data(
+            vastgelegd_type("gebruik"),
+            {"id": f"g-{i}", "afnemer": "org-1", "applicatie": "a-1", "status": "Gepland", **fields},
+        )
+        for i, fields in enumerate(
+            [
+                {"interneAantekening": "regel 1\x0bregel 2"},  # a vertical tab, as Word pastes it
+                {"interneAantekening": "a\x00b"},
+                {"versie": "1.0\ufffe"},
+            ]
+        )
+    ]
+    path = tmp_path / "g.xlsx"
+
+    path.write_bytes(export_gebruik_xlsx(Landschap("org-1", gebruik=stored)))  # type: ignore[arg-type]
+
+    sheet = load_workbook(path).active
+    assert sheet is not None
+    rows = [(row[4], row[6]) for row in sheet.iter_rows(min_row=2, values_only=True)]
+    assert rows == [(None, "regel 1\ufffdregel 2"), (None, "a\ufffdb"), ("1.0\ufffd", None)]
