@@ -4,7 +4,9 @@ A plain ASGI middleware outside the request guard, so it sees the guard's 401s a
 
 - recorded: every ``POST``/``PUT``/``PATCH``/``DELETE`` under ``/api/`` but publishing events
   (tokens, subscriptions, connectors, imports, replay, redelivery, secret rotation, and the
-  operators' calls as they land), and every 401 or 403 of any call;
+  operators' calls as they land), every action of the console (a form ``POST`` under
+  ``/console/``: retry, replay, pause, resume, redrive, run now, test event; signing in and
+  out are not changes), and every 401 or 403 of any call;
 - each entry holds the actor (name, role, organisatie, token id or JWT subject), the action
   (method and route), the target (the object's path, also for its sub-resources such as
   ``…/{id}/replay``; for a create, its ``Location``), the
@@ -39,7 +41,8 @@ from hub.ports.credentials import Principal
 log = structlog.get_logger(__name__)
 
 MANAGEMENT = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-NOT_MANAGEMENT = frozenset({"/api/v1/events"})  # publishing is the flow, not its management
+NOT_MANAGEMENT = frozenset({"/api/v1/events", "/console/login", "/console/logout"})  # not changes
+_RECORDED = ("/api/", "/console/")
 _BODY_KEPT = 64 * 1024  # enough to name the fields of any management body
 AUDIT_STATE = "audit"  # where the recorder leaves the call's PendingAudit
 
@@ -91,7 +94,7 @@ class AuditTrail:
         self.app, self.audit = app, audit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+        if scope["type"] != "http" or not scope["path"].startswith(_RECORDED):
             await self.app(scope, receive, send)
             return
         method = scope["method"]
@@ -172,14 +175,27 @@ def _entry(scope: Scope, status: int, target: str, request_id: str, body: bytes)
 
 def _target(template: str, path: str, created: str) -> str:
     """The object a call concerns: its path up to the route's first id (``…/subscriptions/{id}``
-    also for ``…/{id}/replay``), a created object's ``Location``, else the path itself."""
+    also for ``…/{id}/replay``), a created object's ``Location``, else the path itself. A
+    console action's object is named by its API path, so the trail of one object shows what
+    was done to it by either."""
     parts = template.split("/")
     first = next((i for i, p in enumerate(parts) if p.startswith("{")), None)
     if first is not None:
-        return "/".join(path.split("/")[: first + 1])
+        return _api_path("/".join(path.split("/")[: first + 1]))
     if created:
         return "/" + created.split("://", 1)[-1].split("/", 1)[-1] if "://" in created else created
-    return path
+    return _api_path(path)
+
+
+def _api_path(target: str) -> str:
+    """A console path as the API's (``/console/subscriptions/<id>`` is
+    ``/api/v1/subscriptions/<id>``); an API path as it is."""
+    if not target.startswith("/console/"):
+        return target
+    rest = target.removeprefix("/console/")
+    if rest.startswith("test-event/"):
+        rest = "subscriptions/" + rest.removeprefix("test-event/")
+    return "/api/v1/" + rest
 
 
 def _field_names(body: bytes) -> list[str]:

@@ -29,6 +29,7 @@ from hub.adapters.memory import (
 from hub.api.app import create_app
 from hub.api.auth import TokenAuthenticator
 from hub.api.context import ApiContext
+from hub.ports.audit import AuditLog
 from hub.settings import DeliverySettings, Settings
 from schemas.bindings import KafkaRecord
 from subscriptions.ssrf import NetworkPolicy
@@ -68,7 +69,8 @@ class MemoryApp:
 
 
 @asynccontextmanager
-async def memory_app(settings: Settings) -> AsyncIterator[MemoryApp]:
+async def memory_app(settings: Settings, audit: AuditLog | None = None) -> AsyncIterator[MemoryApp]:
+    """The app on in-memory stores; with ``audit``, the audit trail's recorder and reader too."""
     database = InMemoryDatabase()
     event_log = InMemoryEventLog(partitions=3)
     landscape = InMemoryProjectionStore()
@@ -85,6 +87,7 @@ async def memory_app(settings: Settings) -> AsyncIterator[MemoryApp]:
         auth=TokenAuthenticator(settings.admin_token or ADMIN_TOKEN),
         readiness=ready,
         deliveries=InMemoryDeliveryStore(database),
+        audit=audit,
     )
     app = create_app(ctx)
     transport = httpx.ASGITransport(app=app)

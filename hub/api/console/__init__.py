@@ -15,12 +15,13 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from hub.api.auth import NotPermitted, Principal, Unauthenticated, authenticate_header
+from hub.api.auth import PRINCIPAL_STATE, NotPermitted, Principal, Unauthenticated, authenticate_header
 from hub.api.context import ApiContext, context
 from hub.errors import NotFound
 from hub.ports.operators import Position, parse_position
 from hub.services.access import Action, may_at_all
 from hub.services.status import dead_letter_document, forget_log_status, hub_status, redriven_document
+from hub.services.writeback_subscriptions import is_write_back
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -47,6 +48,7 @@ async def _principal(request: Request, ctx: Ctx) -> Principal:
     principal = await _operator(ctx, request.cookies.get(COOKIE, ""))
     if principal is None:
         raise SignIn
+    request.scope.setdefault("state", {})[PRINCIPAL_STATE] = principal  # the audit trail's actor
     return principal
 
 
@@ -183,7 +185,12 @@ async def switch(
 ) -> Response:
     if action not in ("pause", "resume"):
         return _back("/subscriptions")
-    await ctx.subscriptions.update(subscription_id, {}, enabled=action == "resume")
+    try:
+        if is_write_back(await ctx.subscriptions.get(subscription_id)):  # as the API's 409
+            return _back(f"/subscriptions/{subscription_id}", done="managed-by-its-connector")
+        await ctx.subscriptions.update(subscription_id, {}, enabled=action == "resume")
+    except NotFound:
+        return _back("/subscriptions")
     return _back("/subscriptions")
 
 

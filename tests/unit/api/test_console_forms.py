@@ -12,9 +12,12 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from hub.adapters.memory import InMemorySubscriptionStore
+from hub.adapters.memory.audit import InMemoryAuditLog
+from hub.settings import Settings
 from schemas import validate_event
 from tests.support.hub_api import subscribe
-from tests.support.memory_app import ADMIN_TOKEN, MemoryApp
+from tests.support.memory_app import ADMIN_TOKEN, MemoryApp, memory_app
 from tests.support.sink import WebhookSink
 
 EVENT = {"specversion": "1.0", "id": "e-1", "source": "urn:nld:test", "type": "nl.test.thing.v1"}
@@ -76,3 +79,55 @@ async def test_a_replay_from_a_time_that_is_not_one_says_so_and_replays_nothing(
 ) -> None:
     assert await replay.post("yesterday") == "?done=bad-time"
     assert len(memory.database.deliveries_of(replay.subscription)) == 1  # only the one publish queued
+
+
+async def test_a_console_action_is_in_the_audit_trail_under_its_object_with_the_operator(
+    settings: Settings, sink: WebhookSink
+) -> None:
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    async with memory_app(settings, audit=InMemoryAuditLog()) as memory:
+        sub = await subscribe(memory.client, auth, sink.url)
+        memory.database.publish([validate_event(EVENT)])
+        await memory.client.post("/console/login", data={"token": ADMIN_TOKEN})
+        page = f"/console/subscriptions/{sub['id']}"
+        since = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
+        for path, form in [(f"{page}/replay", {"since": since}), (f"{page}/pause", {}),
+                           (f"/console/test-event/{sub['id']}", {})]:  # fmt: skip
+            assert (await memory.client.post(path, data=form)).status_code == 303
+
+        target = f"/api/v1/subscriptions/{sub['id']}"
+        trail = await memory.client.get("/api/v1/audit", params={"target": target}, headers=auth)
+        signed_in = await memory.client.get(
+            "/api/v1/audit", params={"action": "POST /console/login"}, headers=auth
+        )
+
+    assert trail.status_code == 200, trail.text
+    console = [e for e in trail.json()["items"] if e["action"].startswith("POST /console")]
+    assert sorted(e["action"] for e in console) == [
+        "POST /console/subscriptions/{subscription_id}/replay",
+        "POST /console/subscriptions/{subscription_id}/{action}",
+        "POST /console/test-event/{subscription_id}",
+    ]
+    assert {(e["actor"]["role"], e["target"]) for e in console} == {("functioneel-beheerder", target)}
+    assert signed_in.json()["items"] == []  # signing in is no change
+
+
+async def test_the_console_does_not_pause_a_connectors_write_back_subscription(memory: MemoryApp) -> None:
+    store = InMemorySubscriptionStore(memory.database)
+    connector = uuid.uuid4()
+    made = await store.create(
+        sink=f"connector:{connector}",
+        protocol="koppelhub-connector",
+        source=None,
+        types=["nl.signalen.melding.status-verzoek.v1"],
+        filters=[],
+        headers={},
+        config={"connector": str(connector)},
+        secret="whsec_" + "A" * 43,
+    )
+    await memory.client.post("/console/login", data={"token": ADMIN_TOKEN})
+
+    paused = await memory.client.post(f"/console/subscriptions/{made.id}/pause")
+
+    assert paused.headers["location"] == f"/console/subscriptions/{made.id}?done=managed-by-its-connector"
+    assert (await store.get(made.id)).status == "active"
