@@ -84,18 +84,26 @@ def check_recording_right(principal: Principal, organisatie: str, objecttypes: I
 
 
 async def check_publish(
-    principal: Principal, events: Sequence[CloudEvent], landscape: LandscapeReader
+    principal: Principal, events: Sequence[CloudEvent], landscape: LandscapeReader, hub_source: str = ""
 ) -> None:
-    """403 naming every event ``principal`` may not publish, and why."""
-    if _unbound(principal):
-        return
-    keys = {_key(e) for e in events if parse_inbound_type(e.type) is not None}
-    stored = await landscape.owners(keys) if keys else {}  # one lookup for the whole batch
+    """403 naming every event ``principal`` may not publish, and why. No caller publishes under
+    ``hub_source`` (KOPPELHUB_SOURCE_URN) or a source below it: those are the hub's own (its
+    alerts and derived events, its connectors and imports), and an event posing as one could
+    pass for an alert, or take the source and id of a connector's next event (ids are derived
+    from content), which the projector's dedupe would then drop as already seen."""
     errors: list[dict[str, object]] = []
-    for index, event in enumerate(events):
-        reason = _refusal(principal, event, stored)
-        if reason:
-            errors.append({"index": index, "field": reason[0], "message": reason[1]})
+    if hub_source:
+        for index, event in enumerate(events):
+            if event.source == hub_source or event.source.startswith(hub_source + ":"):
+                why = f"source {event.source!r} is this hub's own (KOPPELHUB_SOURCE_URN); publish under yours"
+                errors.append({"index": index, "field": "source", "message": why})
+    if not _unbound(principal):
+        keys = {_key(e) for e in events if parse_inbound_type(e.type) is not None}
+        stored = await landscape.owners(keys) if keys else {}  # one lookup for the whole batch
+        for index, event in enumerate(events):
+            reason = _refusal(principal, event, stored)
+            if reason:
+                errors.append({"index": index, "field": reason[0], "message": reason[1]})
     if errors:
         summary = "; ".join(f"event {e['index']}: {e['message']}" for e in errors)
         raise ProblemError(403, "Forbidden", summary, errors=errors)

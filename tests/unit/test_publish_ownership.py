@@ -93,3 +93,21 @@ async def test_a_systeem_publishes_only_for_its_registered_source_and_the_403_na
         posing = landscape("gebruik", "vastgelegd", gebruik(GEM_B), source=other)
         await check_publish(systeem, [posing], store)
     assert refused.value.status == 403 and other in str(refused.value.detail)
+
+
+HUB = "urn:nld:oin:00000000000000000000:systeem:koppelhub"
+
+
+@pytest.mark.parametrize("source", [HUB, f"{HUB}:connector:{uuid.uuid4()}", f"{HUB}:import:{GEM_B}"])
+@pytest.mark.parametrize("principal", [GB_B, Principal("admin")])
+async def test_nobody_publishes_under_the_hubs_own_source(source: str, principal: Principal) -> None:
+    posing = landscape("gebruik", "vastgelegd", gebruik(GEM_B, id="g-b"), source=source)
+    another = landscape("gebruik", "vastgelegd", gebruik(GEM_B, id="g-b"), source=HUB + "-x")
+
+    with pytest.raises(ProblemError) as refused:
+        await check_publish(principal, [posing], InMemoryProjectionStore(), HUB)
+    await check_publish(principal, [another], InMemoryProjectionStore(), HUB)  # only starts alike
+
+    assert refused.value.status == 403
+    [error] = refused.value.extra["errors"]
+    assert error["field"] == "source" and "KOPPELHUB_SOURCE_URN" in str(error["message"])
