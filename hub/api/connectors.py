@@ -23,7 +23,7 @@ from connectors.sources import is_url
 from hub.api.audit_trail import ChangeAudit
 from hub.api.auth import ConnectorManager, Principal, forbidden
 from hub.api.context import ApiContext, context
-from hub.api.ownership import check_recording_right
+from hub.api.ownership import check_recording_right, check_write_back_reach
 from hub.api.problems import ProblemError, field_message
 from hub.errors import NotFound
 from hub.paging import BadCursor, decode_cursor, encode_cursor
@@ -32,7 +32,6 @@ from hub.services.access import Action, listed_organisation, may
 from hub.services.writeback_subscriptions import (
     remove_write_back,
     sync_write_back,
-    write_back_organisaties,
     write_back_selection,
     write_back_subscription_id,
 )
@@ -126,24 +125,6 @@ def _store(ctx: ApiContext) -> ConnectorStore:
     if ctx.connectors is None:
         raise ProblemError(503, "Service unavailable", "connectors are not served by this process")
     return ctx.connectors
-
-
-def _check_write_back_reach(
-    principal: Principal, organisatie: str, config: dict[str, Any], before: dict[str, Any] | None
-) -> None:
-    """A connector applies only its own organisation's events unless someone who manages
-    koppelingen of the others (a functioneel-beheerder) named them in ``writeBack.organisaties``;
-    what such a one set stays when another caller changes something else."""
-    kept = write_back_organisaties(organisatie, before) if before is not None else [organisatie]
-    for other in write_back_organisaties(organisatie, config):
-        if other not in kept and not may(principal, Action.MANAGE_KOPPELINGEN, other):
-            raise forbidden(
-                principal,
-                Action.MANAGE_KOPPELINGEN,
-                f"the role {principal.role.value} may not let a connector of {organisatie!r} apply "
-                f"events of {other!r} (config.writeBack.organisaties); only a functioneel-beheerder "
-                "may, leave it unset for the connector's own organisatie",
-            )
 
 
 def _check_owner(principal: Principal, organisatie: str) -> None:
@@ -259,7 +240,7 @@ async def create_connector(
     _check_owner(principal, body.organisatie)
     _check_hub_wide(principal, body.kind)
     config, polls = await _validated(body.kind, body.organisatie, body.config, ctx, principal)
-    _check_write_back_reach(principal, body.organisatie, config, None)
+    check_write_back_reach(principal, body.organisatie, config, None)
     _check_schedule(body.kind, body.scheduleSeconds)
     record = await _store(ctx).create(
         kind=body.kind,
@@ -312,7 +293,7 @@ async def patch_connector(
         merged = merge_config(record.kind, record.config, body.config)
         config, polls = await _validated(record.kind, record.organisatie, merged, ctx, principal)
         values["config"], values["polls"] = config, polls
-        _check_write_back_reach(principal, record.organisatie, values["config"], record.config)
+        check_write_back_reach(principal, record.organisatie, values["config"], record.config)
     if body.scheduleSeconds is not None:
         _check_schedule(record.kind, body.scheduleSeconds)
         values["schedule_seconds"] = body.scheduleSeconds

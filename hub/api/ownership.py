@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from fastapi import Request
 
@@ -32,6 +33,7 @@ from hub.services.access import (
     may_record,
     scope,
 )
+from hub.services.writeback_subscriptions import write_back_organisaties
 from schemas import CloudEvent
 from schemas.landscape import parse_inbound_type
 from schemas.landscape.privacy import owner_of
@@ -221,3 +223,35 @@ def subscription_owner(principal: Principal, requested: str | None, *, given: bo
             f"the role {principal.role.value} may not create a subscription {whose}",
         )
     return organisatie
+
+
+def check_write_back_reach(
+    principal: Principal, organisatie: str, config: dict[str, Any], before: dict[str, Any] | None
+) -> None:
+    """A connector applies only its own organisation's events unless someone who manages
+    koppelingen of the others (a functioneel-beheerder) named them in ``writeBack.organisaties``;
+    what such a one set stays when another caller changes something else, but neither which of
+    those events it applies (``writeBack``) nor where (``url``) is changed by a caller without
+    the right for them."""
+    kept = write_back_organisaties(organisatie, before) if before is not None else [organisatie]
+    if before is not None and (config.get("writeBack"), config.get("url")) != (
+        before.get("writeBack"),
+        before.get("url"),
+    ):
+        if others := [o for o in kept if not may(principal, Action.MANAGE_KOPPELINGEN, o)]:
+            raise forbidden(
+                principal,
+                Action.MANAGE_KOPPELINGEN,
+                f"this connector applies events of {others} too (config.writeBack.organisaties, set "
+                f"by a functioneel-beheerder): the role {principal.role.value} may not change which "
+                "of them it applies or where (config.writeBack, config.url); ask a functioneel-beheerder",
+            )
+    for other in write_back_organisaties(organisatie, config):
+        if other not in kept and not may(principal, Action.MANAGE_KOPPELINGEN, other):
+            raise forbidden(
+                principal,
+                Action.MANAGE_KOPPELINGEN,
+                f"the role {principal.role.value} may not let a connector of {organisatie!r} apply "
+                f"events of {other!r} (config.writeBack.organisaties); only a functioneel-beheerder "
+                "may, leave it unset for the connector's own organisatie",
+            )

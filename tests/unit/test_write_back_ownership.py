@@ -67,17 +67,29 @@ async def test_only_a_functioneel_beheerder_lets_a_connector_apply_another_organ
         headers=app.beheerder_a,
     )
     granted = await app.http.post("/api/v1/connectors", json=_body(fake, wide), headers=ADMIN_AUTH)
-    # the beheerder may still change something else of the connector the functioneel-beheerder widened
+    # the beheerder may still change something else of the connector the functioneel-beheerder
+    # widened, but not which of gem-b's events it applies, nor where
     kept = await app.http.patch(
         f"/api/v1/connectors/{granted.json()['id']}",
-        json={"config": {"writeBack": {**wide, "types": ["nl.signalen.melding.status-verzoek.v1"]}}},
+        json={"scheduleSeconds": 600, "config": {"writeBack": wide}},
         headers=app.beheerder_a,
     )
+    retyped, moved = [
+        await app.http.patch(
+            f"/api/v1/connectors/{granted.json()['id']}", json=change, headers=app.beheerder_a
+        )
+        for change in (
+            {"config": {"writeBack": {**wide, "types": ["nl.signalen.melding.status-verzoek.v1"]}}},
+            {"config": {"url": fake.url.rstrip("/") + "/elders/"}},
+        )
+    ]
 
     assert [refused.status_code, own.status_code, widened.status_code] == [403, 201, 403]
     assert GEM_B in refused.json()["detail"] and "functioneel-beheerder" in refused.json()["detail"]
     assert refused.headers["content-type"] == "application/problem+json"
-    assert (granted.status_code, kept.status_code) == (201, 200)
+    assert (granted.status_code, kept.status_code) == (201, 200), kept.text
+    assert (retyped.status_code, moved.status_code) == (403, 403), (retyped.text, moved.text)
+    assert GEM_B in retyped.json()["detail"] and "functioneel-beheerder" in moved.json()["detail"]
     mine = await app.subscriptions.get(uuid.UUID(own.json()["writeBackSubscription"]))
     theirs = await app.subscriptions.get(uuid.UUID(granted.json()["writeBackSubscription"]))
     assert mine.filters == [{"exact": {"organisatie": GEM_A}}]
