@@ -46,7 +46,7 @@ from hub.bootstrap import connector_runner
 from hub.embedded import provision
 from hub.services.connectors import ConnectorRunner
 from hub.services.imports import ImportSpec
-from hub.services.sync import Tally
+from hub.services.sync_rows import Tally
 from hub.settings import Settings
 
 ORG = "org-benchmark"

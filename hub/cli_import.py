@@ -19,7 +19,7 @@ from hub.embedded import Infrastructure, embedded_broker_running, provision
 from hub.errors import ConfigurationError, KoppelhubError
 from hub.logging import configure_logging
 from hub.services.imports import AMEFF, ImportSpec, import_spec
-from hub.services.sync import Tally
+from hub.services.sync_rows import Tally
 from hub.settings import Settings
 from schemas.landscape import OBJECT_TYPES
 

@@ -35,7 +35,8 @@ from hub.services.imports import FORCE, ImportLifecycle, ImportSpec, import_conn
 from hub.services.ownership import Owners
 from hub.services.passthrough import PassThroughRun
 from hub.services.relay import RelayRun
-from hub.services.sync import Interrupted, Progress, SyncRun, Tally
+from hub.services.sync import SyncRun
+from hub.services.sync_rows import Interrupted, Progress, Tally
 from hub.settings import ConnectorSettings
 from hub.tracing import tracer
 

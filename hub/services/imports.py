@@ -33,7 +33,7 @@ from hub.errors import KoppelhubError
 from hub.ports import ImportRecord, ImportStore
 from hub.ports.audit import AuditEntry
 from hub.ports.connectors import Owner, SyncScope
-from hub.services.sync import Interrupted, Progress, Tally
+from hub.services.sync_rows import Interrupted, Progress, Tally
 
 log = structlog.get_logger(__name__)
 

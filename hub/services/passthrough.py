@@ -41,7 +41,7 @@ from hub.ports import EventLog, RecordLog
 from hub.ports.connectors import BatchCommit, FingerprintStore, Key, Owner, Published, RowError, SyncScope
 from hub.services.collector import defer_full_collections
 from hub.services.publishable import record_may_exceed, size_problem
-from hub.services.sync import Tally
+from hub.services.sync_rows import Tally
 from hub.services.withdrawal import withdraw_unseen
 from schemas import CloudEvent
 from schemas.bindings import KafkaRecord

@@ -24,7 +24,7 @@ import orjson
 from connectors.base import Batch, Connector
 from hub.ports import EventLog, RecordLog
 from hub.ports.connectors import BatchCommit, FingerprintStore, Owner, RowError, SyncScope
-from hub.services.sync import Progress, Tally
+from hub.services.sync_rows import Progress, Tally
 from schemas import CloudEvent
 from schemas.bindings import to_kafka_record
 from schemas.envelope import EnvelopeError, validate_event

@@ -30,7 +30,7 @@ from typing import Any
 
 import structlog
 
-from connectors.base import Batch, Connector, Record, Rejected
+from connectors.base import Batch, Connector, Record
 from connectors.events import vastgelegd_record, vastgelegd_size
 from connectors.mapping import MappedObject, Outcome, map_records
 from hub.ports import EventLog, RecordLog
@@ -47,6 +47,7 @@ from hub.ports.connectors import (
 from hub.services.collector import defer_full_collections, freeze_start_up_heap
 from hub.services.ownership import Owners, foreign_objects, foreign_problem, organisatie_header
 from hub.services.publishable import ENVELOPE_MARGIN, size_problem
+from hub.services.sync_rows import Progress, Tally, repeated
 from hub.services.withdrawal import withdraw_unseen
 from schemas.bindings import KafkaRecord, from_kafka_record
 from schemas.envelope import DEFAULT_MAX_EVENT_BYTES
@@ -63,60 +64,6 @@ Print = tuple[str, str, str]  # a record's (objecttype, object id, digest), see 
 
 
 _FIX = "shorten its cells"  # what a too large landscape object's row needs
-
-#: Row errors a run keeps on its record as samples (the first few); all go to the row report.
-SAMPLE_ERRORS = 20
-
-
-@dataclass
-class Tally:
-    """Counts of one run: totals and, per object type, found/created/updated/unchanged/removed."""
-
-    read: int = 0
-    published: int = 0
-    unchanged: int = 0
-    invalid: int = 0
-    withdrawn: int = 0
-    per_type: dict[str, dict[str, int]] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    sample_errors: list[dict[str, Any]] = field(default_factory=list)  # the first few, for status views
-
-    def reject(self, row: int | None, problems: list[tuple[str, str]]) -> list[RowError]:
-        """Count one invalid record; its problems as row errors, the first few kept as samples."""
-        self.invalid += 1
-        found = [RowError(row, column, message) for column, message in problems]
-        for err in found[: max(0, SAMPLE_ERRORS - len(self.sample_errors))]:
-            self.sample_errors.append({"row": err.row, "column": err.column, "message": err.message})
-        return found
-
-    def unreadable(self, rejected: tuple[Rejected, ...]) -> list[RowError]:
-        """Count what a source listed that is not a record (:attr:`Batch.rejected`) as read and
-        invalid; its problems as row errors."""
-        self.read += len(rejected)
-        return [e for r in rejected for e in self.reject(r.row, r.problems)]
-
-    def bump(self, objecttype: str, what: str, n: int = 1) -> None:
-        row = self.per_type.setdefault(
-            objecttype, {"found": 0, "created": 0, "updated": 0, "unchanged": 0, "removed": 0}
-        )
-        row[what] += n
-
-    def counts(self) -> dict[str, int]:
-        return {
-            "read": self.read,
-            "published": self.published,
-            "unchanged": self.unchanged,
-            "invalid": self.invalid,
-            "withdrawn": self.withdrawn,
-        }
-
-
-Progress = Callable[[Tally], None]
-
-
-class Interrupted(Exception):
-    """Raised by a progress hook when the process is stopping: the run ends at a batch boundary
-    (everything committed so far stays)."""
 
 
 @dataclass
@@ -333,6 +280,7 @@ class SyncRun:
             valid.append((record, mapped))
         foreign = await foreign_objects(self.owners, s.organisatie, (m[:2] for _, ms in valid for m in ms))
         objects: dict[Key, MappedObject] = {}
+        unchanged, rows = set(b.unchanged), dict[Key, int | None]()
         for record, mapped in valid:
             if foreign:
                 taken = [(k, foreign[k]) for k in ((m[0], m[1]) for m in mapped) if k in foreign]
@@ -340,8 +288,12 @@ class SyncRun:
                     problems = [foreign_problem(k, o, s.organisatie) for k, o in taken]
                     self._reject(record, problems, pending, mapped)
                     continue
+            if again := repeated(mapped, objects, unchanged, rows):
+                self._reject(record, again, pending, mapped)
+                continue
             for m in mapped:
-                objects[(m[0], m[1])] = m
+                objects[key := (m[0], m[1])] = m
+                rows.setdefault(key, record.row)
         t.read += len(b.batch.records)
         pending.errors += t.unreadable(b.batch.rejected)
         if b.batch.rejected and self.unknown_invalid is None:

@@ -21,7 +21,7 @@ from hub.ports import EventLog
 from hub.ports.connectors import BatchCommit, FingerprintStore, Key, Owner, Published, SyncScope
 
 if TYPE_CHECKING:
-    from hub.services.sync import Tally
+    from hub.services.sync_rows import Tally
 
 __all__ = ["WITHDRAW_PAGE", "withdraw_unseen"]
 

@@ -17,7 +17,8 @@ from hub.adapters.memory import InMemoryConnectorTables, InMemoryEventLog, InMem
 from hub.ports.connectors import BatchCommit, Owner, RowError, SyncScope
 from hub.ports.landscape import ObjectKey
 from hub.services.ownership import Owners
-from hub.services.sync import SyncRun, Tally
+from hub.services.sync import SyncRun
+from hub.services.sync_rows import Tally
 from schemas import CloudEvent
 from schemas.bindings import from_kafka_record
 from schemas.landscape import Applicatie, Gebruik, Koppeling

@@ -12,7 +12,7 @@ import pytest
 from connectors.base import SourceRefused
 from hub.adapters.memory import InMemoryConnectorTables, InMemoryImportStore
 from hub.services.imports import AMEFF, ImportLifecycle, ImportSpec, import_spec
-from hub.services.sync import Interrupted, Progress, Tally
+from hub.services.sync_rows import Interrupted, Progress, Tally
 
 
 def lifecycle(tmp_path: Path, outcome: BaseException | Tally) -> ImportLifecycle:

@@ -13,7 +13,8 @@ from connectors.kinds import KINDS  # noqa: F401 - registers every connector kin
 from connectors.registry import create
 from hub.adapters.memory import InMemoryConnectorTables, InMemoryEventLog, InMemoryFingerprintStore
 from hub.ports.connectors import Owner, SyncScope
-from hub.services.sync import SyncRun, Tally
+from hub.services.sync import SyncRun
+from hub.services.sync_rows import Tally
 from schemas.bindings import from_kafka_record
 
 ORG = "org-1"
@@ -39,6 +40,11 @@ class Imports:
         connector = create("csv", {"location": str(path), "objecttype": "gebruik", "mode": "full"}, ctx)
         run = SyncRun(connector, SCOPE, Owner("import", uuid.uuid4()), self.store, self.log)
         return await run.execute(None)
+
+    def published(self, object_id: str) -> list[dict[str, object]]:
+        """The data of every ``vastgelegd`` event published for ``object_id``, in order."""
+        events = [from_kafka_record(r.key, r.value, r.headers) for p in self.log.partitions for r in p]
+        return [e.data for e in events if e.subject == object_id and e.type.endswith(".vastgelegd.v1")]
 
     def withdrawn(self) -> list[str]:
         events = [from_kafka_record(r.key, r.value, r.headers) for p in self.log.partitions for r in p]
