@@ -98,7 +98,9 @@ async def test_a_systeem_publishes_only_for_its_registered_source_and_the_403_na
 HUB = "urn:nld:oin:00000000000000000000:systeem:koppelhub"
 
 
-@pytest.mark.parametrize("source", [HUB, f"{HUB}:connector:{uuid.uuid4()}", f"{HUB}:import:{GEM_B}"])
+@pytest.mark.parametrize(
+    "source", [HUB, f"{HUB}:connector:0b7f6c1e-3d2a-4c55-9e61-7a1f0c2d9b34", f"{HUB}:import:{GEM_B}"]
+)
 @pytest.mark.parametrize("principal", [GB_B, Principal("admin")])
 async def test_nobody_publishes_under_the_hubs_own_source(source: str, principal: Principal) -> None:
     posing = landscape("gebruik", "vastgelegd", gebruik(GEM_B, id="g-b"), source=source)
