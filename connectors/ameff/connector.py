@@ -113,7 +113,9 @@ def ameff_records(model: AmeffModel, organisatie: str, gemma: bool) -> tuple[lis
             ends[el.identifier] = (el.name, "voorziening")
     if not gemma:
         for rel in model.relationships:
-            problem = _dangling(model, rel)
+            problem = (
+                duplicate(rel.identifier) if rel.identifier in model.duplicates else _dangling(model, rel)
+            )
             if problem is not None:
                 rejected.append(Rejected(None, [(f"relationship {rel.identifier}", problem)]))
                 continue

@@ -10,6 +10,9 @@
   with a ``Koppelhub id`` whose ``aanbieder`` is another organisation is that organisation's
   applicatie (a file this hub exported for someone else): only the gebruik of it is made, the
   applicatie is referenced, not republished (an import may not change another's applicatie).
+  Without a ``Koppelhub id`` (a file from an architecture tool), such a component is the
+  importer's own description of a product: its applicatie is recorded without that
+  ``aanbieder`` (nobody's, as an organisation records only its own objects), not refused.
 - ``Flow``, ``Serving``, ``Triggering`` between components → ``koppeling`` from source (A) to
   target (B), ``AnaarB``; ``Association`` → ``bi-directioneel`` unless ``isDirected="true"``.
   A ``richting`` property overrides (``BnaarA`` then names the target A; ``onbekend``: none).
@@ -87,7 +90,10 @@ def component_changes(organisatie: str, identifier: str, name: str, props: dict[
         raise RecordRejected([(where, "an ApplicationComponent needs a <name>")])
     app_id = applicatie_id(organisatie, identifier, props)
     aanbieder = props.get("aanbieder")
-    foreign = bool(props.get(KOPPELHUB_ID.casefold())) and aanbieder not in (None, "", organisatie)
+    another = aanbieder not in (None, "", organisatie)
+    foreign = another and bool(props.get(KOPPELHUB_ID.casefold()))
+    if another and not foreign:  # recorded as nobody's (see the module docstring)
+        props = {k: v for k, v in props.items() if k != "aanbieder"}
     changes = [] if foreign else [Change(_applicatie(app_id, name, props, where))]
     status = next((props[n] for n in _STATUS_NAMES if props.get(n) in _GEBRUIK_STATUS), "In productie")
     usage: dict[str, Any] = {

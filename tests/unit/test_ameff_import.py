@@ -212,6 +212,19 @@ def test_identifiers_given_twice_reject_every_component_that_has_them(tmp_path: 
     ] * 2 + ["relationship r: source 'a' names more than one element or relationship of the model"]
 
 
+def test_a_relationship_identifier_given_twice_imports_neither_relationship(tmp_path: Path) -> None:
+    body = (
+        f"<elements>{component('a', 'A')}{component('b', 'B')}</elements>"
+        '<relationships><relationship identifier="r" source="a" target="b" xsi:type="Flow"/>'
+        '<relationship identifier="r" source="b" target="a" xsi:type="Flow"/></relationships>'
+    )
+
+    changes, rejected = map_file(model(tmp_path, body), "org-1")
+
+    assert by_type(changes, Koppeling) == []
+    assert [r.split(":")[0] for r in rejected] == ["relationship r"] * 2
+
+
 def test_what_has_no_identifier_source_or_target_is_reported(tmp_path: Path) -> None:
     body = (
         '<elements><element xsi:type="ApplicationComponent"><name>Zonder id</name></element>'

@@ -34,3 +34,16 @@ def test_its_own_unowned_and_hub_wide_objects_map() -> None:
     assert _outcome(Applicatie(id="a-1", naam="X")) is None  # no aanbieder: nobody's
     theirs = Koppeling(id="k-1", applicatieA="a", applicatieB="b", type="api", organisatie="gem-b")
     assert _outcome(theirs, organisatie=None) is None  # a hub-wide kind
+
+
+def test_an_architecture_tools_component_of_another_aanbieder_is_recorded_as_nobodys() -> None:
+    from connectors.ameff.mapping import component_changes
+
+    def mapper(record: Record) -> list[Change]:
+        return component_changes("gem-a", "c-1", "Zaaksysteem", dict(record.data))
+
+    [(objects, problems)] = map_records(mapper, [(Record({"aanbieder": "centric"}), None)], "gem-a")
+
+    assert problems is None  # not refused: the gebruik is gem-a's, the applicatie nobody's
+    assert [o[0] for o in objects] == ["applicatie", "gebruik"]
+    assert b"centric" not in objects[0][3]
