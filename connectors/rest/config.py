@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from connectors.http import ApiAuth, http_url
 from connectors.rest.writeback import RestWriteBack
 from connectors.writeback import write_back_field
+from schemas.landscape import parse_inbound_type
 
 __all__ = ["Incremental", "Mapping", "Paging", "RestConfig"]
 
@@ -101,6 +102,9 @@ class Mapping(BaseModel):
     def _one_target(self) -> Mapping:
         if (self.objecttype is None) == (self.type is None):
             raise ValueError("set exactly one of objecttype (landscape) and type (pass-through event)")
+        if self.type is not None and parse_inbound_type(self.type) is not None:
+            # Passed through, it would skip the rights and owner checks a landscape object gets.
+            raise ValueError(f"{self.type} is a landscape event type: map to it with objecttype instead")
         return self
 
 

@@ -100,3 +100,17 @@ async def test_a_connector_that_records_what_its_creator_may_not_record_is_a_403
         )
         assert changed.status_code == 403, changed.text
     assert (await app.http.get(path, headers=ADMIN_AUTH)).status_code == 200
+
+
+async def test_a_rest_connector_may_not_pass_landscape_events_through_past_the_rights_checks(
+    app: ConnectorApp,
+) -> None:
+    mapping = {"type": "nl.softwarecatalogus.referentiecomponent.vastgelegd.v1", "fields": {}}
+    body = {"kind": "rest", "organisatie": "gem-a", "scheduleSeconds": 3600, "enabled": False,
+            "config": {"url": "http://127.0.0.1:9/s", "mapping": mapping}}  # fmt: skip
+
+    refused = await app.http.post("/api/v1/connectors", json=body, headers=ADMIN_AUTH)
+
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["errors"][0]["field"].startswith("config.mapping")
+    assert "objecttype" in refused.json()["detail"]
