@@ -45,6 +45,13 @@ NOT_MANAGEMENT = frozenset({"/api/v1/events", "/console/login", "/console/logout
 _RECORDED = ("/api/", "/console/")
 _BODY_KEPT = 64 * 1024  # enough to name the fields of any management body
 AUDIT_STATE = "audit"  # where the recorder leaves the call's PendingAudit
+_ANSWERED = "audit_status"  # what a console action that answers a redirect stood for
+
+
+def refused(request: Request, status: int) -> None:
+    """For a console action that answers with a redirect whatever happened: the status its API
+    call would have had (404, 409, …), so its audit entry's outcome says it was not done."""
+    request.scope.setdefault("state", {})[_ANSWERED] = status
 
 
 @dataclass
@@ -155,6 +162,7 @@ class AuditTrail:
 
 def _entry(scope: Scope, status: int, target: str, request_id: str, body: bytes) -> AuditEntry:
     principal: Principal | None = scope.get("state", {}).get(PRINCIPAL_STATE)
+    status = scope.get("state", {}).get(_ANSWERED, status)
     route = scope.get("route")
     template = getattr(route, "path", None) or scope["path"]
     client = scope.get("client")

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from hub.api.audit_trail import refused
 from hub.api.auth import PRINCIPAL_STATE, NotPermitted, Principal, Unauthenticated, authenticate_header
 from hub.api.context import ApiContext, context
 from hub.errors import NotFound
@@ -161,6 +162,7 @@ async def retry(
     try:
         await ctx.deliveries.retry(subscription_id, delivery_id)
     except NotFound:
+        refused(request, 404)
         return _back(f"/subscriptions/{subscription_id}", done="not-found")
     return _back(f"/subscriptions/{subscription_id}", done="retry")
 
@@ -174,22 +176,32 @@ async def replay(
         given = datetime.fromisoformat(since)
         start = given.replace(tzinfo=UTC) if given.tzinfo is None else given  # the form's is UTC
     except ValueError:
+        refused(request, 400)
         return _back(f"/subscriptions/{subscription_id}", done="bad-time")
     count = await ctx.deliveries.replay(subscription_id, start, None)
     return _back(f"/subscriptions/{subscription_id}", done=f"replayed-{count}")
 
 
-@router.post("/subscriptions/{subscription_id}/{action}")
-async def switch(
-    request: Request, ctx: Ctx, _: SignedIn, subscription_id: uuid.UUID, action: str
+@router.post("/subscriptions/{subscription_id}/pause")
+async def pause(request: Request, ctx: Ctx, _: SignedIn, subscription_id: uuid.UUID) -> Response:
+    return await _switch(request, ctx, subscription_id, enabled=False)
+
+
+@router.post("/subscriptions/{subscription_id}/resume")
+async def resume(request: Request, ctx: Ctx, _: SignedIn, subscription_id: uuid.UUID) -> Response:
+    return await _switch(request, ctx, subscription_id, enabled=True)
+
+
+async def _switch(
+    request: Request, ctx: ApiContext, subscription_id: uuid.UUID, *, enabled: bool
 ) -> Response:
-    if action not in ("pause", "resume"):
-        return _back("/subscriptions")
     try:
         if is_write_back(await ctx.subscriptions.get(subscription_id)):  # as the API's 409
+            refused(request, 409)
             return _back(f"/subscriptions/{subscription_id}", done="managed-by-its-connector")
-        await ctx.subscriptions.update(subscription_id, {}, enabled=action == "resume")
+        await ctx.subscriptions.update(subscription_id, {}, enabled=enabled)
     except NotFound:
+        refused(request, 404)
         return _back("/subscriptions")
     return _back("/subscriptions")
 

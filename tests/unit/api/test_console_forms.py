@@ -91,8 +91,9 @@ async def test_a_console_action_is_in_the_audit_trail_under_its_object_with_the_
         await memory.client.post("/console/login", data={"token": ADMIN_TOKEN})
         page = f"/console/subscriptions/{sub['id']}"
         since = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
+        gone = f"{page}/deliveries/{uuid.uuid4()}/retry"
         for path, form in [(f"{page}/replay", {"since": since}), (f"{page}/pause", {}),
-                           (f"/console/test-event/{sub['id']}", {})]:  # fmt: skip
+                           (f"/console/test-event/{sub['id']}", {}), (gone, {})]:  # fmt: skip
             assert (await memory.client.post(path, data=form)).status_code == 303
 
         target = f"/api/v1/subscriptions/{sub['id']}"
@@ -103,10 +104,11 @@ async def test_a_console_action_is_in_the_audit_trail_under_its_object_with_the_
 
     assert trail.status_code == 200, trail.text
     console = [e for e in trail.json()["items"] if e["action"].startswith("POST /console")]
-    assert sorted(e["action"] for e in console) == [
-        "POST /console/subscriptions/{subscription_id}/replay",
-        "POST /console/subscriptions/{subscription_id}/{action}",
-        "POST /console/test-event/{subscription_id}",
+    assert sorted((e["action"], e["outcome"]) for e in console) == [
+        ("POST /console/subscriptions/{subscription_id}/deliveries/{delivery_id}/retry", "failed"),  # gone
+        ("POST /console/subscriptions/{subscription_id}/pause", "ok"),
+        ("POST /console/subscriptions/{subscription_id}/replay", "ok"),
+        ("POST /console/test-event/{subscription_id}", "ok"),
     ]
     assert {(e["actor"]["role"], e["target"]) for e in console} == {("functioneel-beheerder", target)}
     assert signed_in.json()["items"] == []  # signing in is no change
