@@ -87,6 +87,7 @@ class _Looked:
     looked: set[Key]
     known: dict[Key, Fingerprint]
     unchanged: list[Key]  # rows skipped unmapped: their fingerprint is the one stored
+    skipped: dict[Key, int | None]  # where each of them is (its first row)
     changed: list[Record]  # the rows being mapped, in the order of ``mapping``'s outcomes
     mapping: asyncio.Future[list[Outcome]]
 
@@ -229,12 +230,14 @@ class SyncRun:
         known = await self.store.known(self.scope, list(looked))
         items: list[tuple[Record, Print | None]] = []
         unchanged: list[Key] = []
+        skipped: dict[Key, int | None] = {}  # the row of each, for a row error naming it
         # Decided once here; _prepare takes the verdicts instead of looking every row up again.
         for r, fp in zip(batch.records, prints, strict=True):
             if fp is not None and not self.force:
                 before = known.get(key := (fp[0], fp[1]))
                 if before is not None and before.hash == fp[2]:
                     unchanged.append(key)
+                    skipped.setdefault(key, r.row)
                     continue
             items.append((r, fp))
         loop = asyncio.get_running_loop()
@@ -250,7 +253,7 @@ class SyncRun:
                 outcomes += map_records(self.connector.map, items[start : start + LOOP_SLICE], self._own)
             mapping = loop.create_future()
             mapping.set_result(outcomes)
-        return _Looked(batch, looked, known, unchanged, [r for r, _ in items], mapping)
+        return _Looked(batch, looked, known, unchanged, skipped, [r for r, _ in items], mapping)
 
     async def _prepare(self, b: _Looked) -> _Pending:
         """Take a batch's mapped records and keep what changed, as Kafka records.
@@ -280,7 +283,7 @@ class SyncRun:
             valid.append((record, mapped))
         foreign = await foreign_objects(self.owners, s.organisatie, (m[:2] for _, ms in valid for m in ms))
         objects: dict[Key, MappedObject] = {}
-        unchanged, rows = set(b.unchanged), dict[Key, int | None]()
+        rows = dict(b.skipped)
         for record, mapped in valid:
             if foreign:
                 taken = [(k, foreign[k]) for k in ((m[0], m[1]) for m in mapped) if k in foreign]
@@ -288,7 +291,7 @@ class SyncRun:
                     problems = [foreign_problem(k, o, s.organisatie) for k, o in taken]
                     self._reject(record, problems, pending, mapped)
                     continue
-            if again := repeated(mapped, objects, unchanged, rows):
+            if again := repeated(mapped, objects, b.skipped, rows):
                 self._reject(record, again, pending, mapped)
                 continue
             for m in mapped:

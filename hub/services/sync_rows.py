@@ -71,22 +71,23 @@ class Interrupted(Exception):
 def repeated(
     mapped: list[MappedObject],
     objects: dict[Key, MappedObject],
-    unchanged: set[Key],
+    unchanged: dict[Key, int | None],
     rows: dict[Key, int | None],
 ) -> list[tuple[str, str]]:
     """The problems of a record that gives an object another record of its batch gave already,
-    with other content (a file with an id twice): the first is kept, this one is a row error,
-    not a silent overwrite. The same object given twice alike is no problem."""
+    with other content (a file with an id twice), instead of a silent overwrite: the row the hub
+    already holds (unchanged) is kept, else the first. The same object given twice alike is no
+    problem."""
     problems = []
     for objecttype, object_id, digest, _ in mapped:
         key = (objecttype, object_id)
         before = objects.get(key)
         if key in unchanged or (before is not None and before[2] != digest):
             row = rows.get(key)
-            where = (
-                f"row {row}" if row is not None else "another row" if key in unchanged else "another record"
+            where = f"row {row}" if row is not None else "another row"
+            kept = "as the hub holds it" if key in unchanged else "the first"
+            message = (
+                f"{objecttype} {object_id!r} is on {where} too, with other content; that one is kept ({kept})"
             )
-            problems.append(
-                ("id", f"{objecttype} {object_id!r} is on {where} too, with other content; that one is kept")
-            )
+            problems.append(("id", message))
     return problems
