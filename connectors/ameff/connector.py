@@ -145,7 +145,7 @@ def _dangling(model: AmeffModel, rel: AmeffRelationship) -> str | None:
     for side, ref in (("source", rel.source), ("target", rel.target)):
         if ref in model.duplicates:
             return f"{side} {ref!r} names more than one element or relationship of the model"
-        if ref not in model.types:
+        if not model.has(ref):
             return f"{side} {ref!r} is not an element of the model"
     return None
 
