@@ -93,8 +93,8 @@ class AmeffModel:
     relationship's, so that a relationship's end can be told apart from a typo (:meth:`has`):
     a 20 MB file of 200,000 groupings keeps 15.5 MB after the parse so, 34.5 MB with every
     identifier and its type (tracemalloc, 2026-12-02); ``duplicates`` are identifiers given to
-    more than one of them
-    where one is kept; ``problems`` are ``(where, message)`` of what could not be read, the
+    more than one of them where one is kept; ``problems`` are ``(where, message)`` of what could
+    not be read, the
     first :data:`MAX_PROBLEMS` of them (``unreported`` counts the rest: a hostile file of a
     million unreadable elements must not cost a million messages)."""
 
