@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from connectors.http import ApiAuth, http_url
 from connectors.rest.writeback import RestWriteBack
 from connectors.writeback import write_back_field
-from schemas.landscape import parse_inbound_type
+from schemas.hub_events import HUB_TYPE_PREFIX
+from schemas.landscape.events import TYPE_PREFIX
 
 __all__ = ["Incremental", "Mapping", "Paging", "RestConfig"]
 
@@ -102,9 +103,14 @@ class Mapping(BaseModel):
     def _one_target(self) -> Mapping:
         if (self.objecttype is None) == (self.type is None):
             raise ValueError("set exactly one of objecttype (landscape) and type (pass-through event)")
-        if self.type is not None and parse_inbound_type(self.type) is not None:
-            # Passed through, it would skip the rights and owner checks a landscape object gets.
-            raise ValueError(f"{self.type} is a landscape event type: map to it with objecttype instead")
+        if self.type is not None and self.type.startswith((TYPE_PREFIX, HUB_TYPE_PREFIX)):
+            # Passed through, a landscape event would skip the rights, owner and data checks a
+            # landscape object gets, and a derived or hub event would pose as the hub's own.
+            raise ValueError(
+                f"{self.type} is in the landscape's or the hub's namespace ({TYPE_PREFIX}…, "
+                f"{HUB_TYPE_PREFIX}…): for a landscape object use objecttype; a pass-through type "
+                "is your own (e.g. nl.leverancier.product.gewijzigd.v1)"
+            )
         return self
 
 

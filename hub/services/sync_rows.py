@@ -84,7 +84,9 @@ def repeated(
         before = objects.get(key)
         if key in unchanged or (before is not None and before[2] != digest):
             row = rows.get(key)
-            where = f"row {row}" if row is not None else "another row"
+            where = (
+                f"row {row}" if row is not None else "another row" if key in unchanged else "another record"
+            )
             kept = "as the hub holds it" if key in unchanged else "the first"
             message = (
                 f"{objecttype} {object_id!r} is on {where} too, with other content; that one is kept ({kept})"

@@ -96,10 +96,12 @@ def test_existing_write_back_subscriptions_get_their_connectors_organisation(inf
     url = database_url_for(infra.database_url, name)
     try:
         migrate(url, "0022")
-        own, wide, plain = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+        own, wide = uuid.uuid4(), uuid.uuid4()
+        shapes: list[object] = [{"organisaties": None}, {"organisaties": []}, {"organisaties": ["gem-a"]}]
+        mine = {uuid.uuid4(): shape for shape in [*shapes, {"types": ["x.v1"]}]}  # the last: no organisaties
         with psycopg.connect(libpq_url(url), autocommit=True) as conn:
             for connector, write_back in [(own, True), (wide, {"organisaties": ["gem-a", "gem-b"]}),
-                                          (plain, {"organisaties": None})]:  # fmt: skip
+                                          *mine.items()]:  # fmt: skip
                 conn.execute(
                     "INSERT INTO connectors (id, kind, organisatie, config, schedule_seconds) "
                     "VALUES (%s, 'signalen', 'gem-a', %s, 60)",
@@ -119,7 +121,7 @@ def test_existing_write_back_subscriptions_get_their_connectors_organisation(inf
 
         with psycopg.connect(libpq_url(url)) as conn:
             owners = dict(conn.execute("SELECT id, organisatie FROM subscriptions").fetchall())
-        assert owners.pop(own) == "gem-a" and owners.pop(plain) == "gem-a"
+        assert [owners.pop(c) for c in (own, *mine)] == ["gem-a"] * 5
         assert owners.pop(wide) is None
         assert list(owners.values()) == [None]  # a subscription that is no connector's: as it was
     finally:

@@ -129,6 +129,7 @@ async def redrive(request: Request, ctx: Ctx, _: SignedIn, position: Annotated[s
     try:
         chosen: list[Position] | None = None if position == "all" else [parse_position(position)]
     except ValueError:
+        refused(request, 400)
         return _back("/dlq", redriven="0")
     done = redriven_document(await ctx.log_inspector.redrive(chosen))
     forget_log_status(ctx.log_inspector)

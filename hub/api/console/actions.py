@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.responses import Response
 
+from hub.api.audit_trail import refused
 from hub.api.auth import Principal
 from hub.api.console import Ctx, SignedIn, _back, _page, router
 from hub.api.imports import ERRORS_SHOWN
@@ -38,15 +39,20 @@ def _may(action: Action) -> object:
 
 @router.post("/test-event/{subscription_id}")
 async def test_event(
-    ctx: Ctx, subscription_id: uuid.UUID, principal: Annotated[Principal, _may(Action.MANAGE_KOPPELINGEN)]
+    request: Request,
+    ctx: Ctx,
+    subscription_id: uuid.UUID,
+    principal: Annotated[Principal, _may(Action.MANAGE_KOPPELINGEN)],
 ) -> Response:
     """Send the signed test event now (as ``POST /api/v1/subscriptions/{id}/test``) and show
     what the sink answered on the subscription's page."""
     try:
         details = await ctx.subscriptions.get(subscription_id)
     except NotFound:
+        refused(request, 404)
         return _back("/subscriptions")
     if not may(principal, Action.MANAGE_KOPPELINGEN, details.organisatie):
+        refused(request, 404)
         return _back("/subscriptions")
     _, outcome = await send_test_event(ctx, subscription_id)
     if outcome.delivered:
@@ -59,18 +65,25 @@ async def test_event(
 
 @router.post("/connectors/{connector_id}/run")
 async def run_now(
-    ctx: Ctx, connector_id: uuid.UUID, principal: Annotated[Principal, _may(Action.MANAGE_KOPPELINGEN)]
+    request: Request,
+    ctx: Ctx,
+    connector_id: uuid.UUID,
+    principal: Annotated[Principal, _may(Action.MANAGE_KOPPELINGEN)],
 ) -> Response:
     """Mark the connector due now (as ``POST /api/v1/connectors/{id}/run``)."""
     if ctx.connectors is None:
+        refused(request, 503)
         return _back("/connectors", done="connectors+are+not+served+by+this+process")
     try:
         record = await ctx.connectors.get(connector_id)
     except NotFound:
+        refused(request, 404)
         return _back("/connectors", done="no+such+connector")
     if not may(principal, Action.MANAGE_KOPPELINGEN, record.organisatie):
+        refused(request, 404)
         return _back("/connectors", done="no+such+connector")
     if not record.enabled:
+        refused(request, 409)
         return _back("/connectors", done=f"connector+{connector_id}+is+disabled:+enable+it+first")
     await ctx.connectors.request_run(connector_id)
     if ctx.wake_connectors:

@@ -102,10 +102,19 @@ async def test_a_connector_that_records_what_its_creator_may_not_record_is_a_403
     assert (await app.http.get(path, headers=ADMIN_AUTH)).status_code == 200
 
 
+@pytest.mark.parametrize(
+    "passed",
+    [
+        "nl.softwarecatalogus.referentiecomponent.vastgelegd.v1",  # past the rights checks
+        "nl.softwarecatalogus.applicatie.gewijzigd.v1",  # a derived event: the hub's own
+        "nl.softwarecatalogus.gebruik.voorgesteld.v1",  # its data unchecked
+        "nl.koppelhub.delivery.dead.v1",  # an alert
+    ],
+)
 async def test_a_rest_connector_may_not_pass_landscape_events_through_past_the_rights_checks(
-    app: ConnectorApp,
+    app: ConnectorApp, passed: str
 ) -> None:
-    mapping = {"type": "nl.softwarecatalogus.referentiecomponent.vastgelegd.v1", "fields": {}}
+    mapping = {"type": passed, "fields": {}}
     body = {"kind": "rest", "organisatie": "gem-a", "scheduleSeconds": 3600, "enabled": False,
             "config": {"url": "http://127.0.0.1:9/s", "mapping": mapping}}  # fmt: skip
 
