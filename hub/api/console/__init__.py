@@ -58,7 +58,9 @@ SignedIn = Annotated[Principal, Depends(_principal)]
 
 
 async def to_sign_in(request: Request, exc: Exception) -> Response:
-    """The app's handler of :class:`SignIn`: every console page shares one way to sign in."""
+    """The app's handler of :class:`SignIn`: every console page shares one way to sign in. An
+    action posted without signing in is in the audit trail as refused (a 401), not as done."""
+    refused(request, 401)
     return RedirectResponse("/console/login", status_code=303)
 
 

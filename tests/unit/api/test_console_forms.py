@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 
+import httpx
 import pytest
 
 from hub.adapters.memory import InMemorySubscriptionStore
@@ -133,3 +134,21 @@ async def test_the_console_does_not_pause_a_connectors_write_back_subscription(m
 
     assert paused.headers["location"] == f"/console/subscriptions/{made.id}?done=managed-by-its-connector"
     assert (await store.get(made.id)).status == "active"
+
+
+async def test_a_console_action_posted_without_signing_in_is_in_the_trail_as_refused(
+    settings: Settings, sink: WebhookSink
+) -> None:
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    async with memory_app(settings, audit=InMemoryAuditLog()) as memory:
+        sub = await subscribe(memory.client, auth, sink.url)
+        transport = httpx.ASGITransport(app=memory.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as anonymous:
+            tried = await anonymous.post(f"/console/subscriptions/{sub['id']}/pause")
+        trail = await memory.client.get(
+            "/api/v1/audit", params={"target": f"/api/v1/subscriptions/{sub['id']}"}, headers=auth
+        )
+
+    assert (tried.status_code, tried.headers["location"]) == (303, "/console/login")
+    [entry] = [e for e in trail.json()["items"] if e["action"].startswith("POST /console")]
+    assert (entry["outcome"], entry["status"], entry["actor"]["name"]) == ("refused", 401, None)
