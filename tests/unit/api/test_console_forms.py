@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import httpx
 import pytest
@@ -82,35 +83,51 @@ async def test_a_replay_from_a_time_that_is_not_one_says_so_and_replays_nothing(
     assert len(memory.database.deliveries_of(replay.subscription)) == 1  # only the one publish queued
 
 
-async def test_a_console_action_is_in_the_audit_trail_under_its_object_with_the_operator(
-    settings: Settings, sink: WebhookSink
-) -> None:
-    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+@dataclass
+class Audited:
+    """The app with an audit trail, and a subscription with one event archived."""
+
+    memory: MemoryApp
+    subscription: str
+
+    async def console_entries(self, auth: dict[str, str]) -> list[dict[str, Any]]:
+        """The trail's console entries about the subscription (by its API path)."""
+        target = f"/api/v1/subscriptions/{self.subscription}"
+        trail = await self.memory.client.get("/api/v1/audit", params={"target": target}, headers=auth)
+        assert trail.status_code == 200, trail.text
+        return [e for e in trail.json()["items"] if e["action"].startswith("POST /console")]
+
+
+@pytest.fixture
+async def audited(settings: Settings, auth: dict[str, str], sink: WebhookSink) -> AsyncIterator[Audited]:
     async with memory_app(settings, audit=InMemoryAuditLog()) as memory:
         sub = await subscribe(memory.client, auth, sink.url)
         memory.database.publish([validate_event(EVENT)])
-        await memory.client.post("/console/login", data={"token": ADMIN_TOKEN})
-        page = f"/console/subscriptions/{sub['id']}"
-        since = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
-        gone = f"{page}/deliveries/{uuid.uuid4()}/retry"
-        for path, form in [(f"{page}/replay", {"since": since}), (f"{page}/pause", {}),
-                           (f"/console/test-event/{sub['id']}", {}), (gone, {})]:  # fmt: skip
-            assert (await memory.client.post(path, data=form)).status_code == 303
+        yield Audited(memory, sub["id"])
 
-        target = f"/api/v1/subscriptions/{sub['id']}"
-        trail = await memory.client.get("/api/v1/audit", params={"target": target}, headers=auth)
-        signed_in = await memory.client.get(
-            "/api/v1/audit", params={"action": "POST /console/login"}, headers=auth
-        )
 
-    assert trail.status_code == 200, trail.text
-    console = [e for e in trail.json()["items"] if e["action"].startswith("POST /console")]
+async def test_a_console_action_is_in_the_audit_trail_under_its_object_with_the_operator(
+    audited: Audited, auth: dict[str, str]
+) -> None:
+    client, sid = audited.memory.client, audited.subscription
+    await client.post("/console/login", data={"token": ADMIN_TOKEN})
+    page = f"/console/subscriptions/{sid}"
+    since = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
+    gone = f"{page}/deliveries/{uuid.uuid4()}/retry"
+    for path, form in [(f"{page}/replay", {"since": since}), (f"{page}/pause", {}),
+                       (f"/console/test-event/{sid}", {}), (gone, {})]:  # fmt: skip
+        assert (await client.post(path, data=form)).status_code == 303
+
+    console = await audited.console_entries(auth)
+    signed_in = await client.get("/api/v1/audit", params={"action": "POST /console/login"}, headers=auth)
+
     assert sorted((e["action"], e["outcome"]) for e in console) == [
         ("POST /console/subscriptions/{subscription_id}/deliveries/{delivery_id}/retry", "failed"),  # gone
         ("POST /console/subscriptions/{subscription_id}/pause", "ok"),
         ("POST /console/subscriptions/{subscription_id}/replay", "ok"),
         ("POST /console/test-event/{subscription_id}", "ok"),
     ]
+    target = f"/api/v1/subscriptions/{sid}"
     assert {(e["actor"]["role"], e["target"]) for e in console} == {("functioneel-beheerder", target)}
     assert signed_in.json()["items"] == []  # signing in is no change
 
@@ -137,18 +154,13 @@ async def test_the_console_does_not_pause_a_connectors_write_back_subscription(m
 
 
 async def test_a_console_action_posted_without_signing_in_is_in_the_trail_as_refused(
-    settings: Settings, sink: WebhookSink
+    audited: Audited, auth: dict[str, str]
 ) -> None:
-    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-    async with memory_app(settings, audit=InMemoryAuditLog()) as memory:
-        sub = await subscribe(memory.client, auth, sink.url)
-        transport = httpx.ASGITransport(app=memory.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as anonymous:
-            tried = await anonymous.post(f"/console/subscriptions/{sub['id']}/pause")
-        trail = await memory.client.get(
-            "/api/v1/audit", params={"target": f"/api/v1/subscriptions/{sub['id']}"}, headers=auth
-        )
+    transport = httpx.ASGITransport(app=audited.memory.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as anonymous:
+        tried = await anonymous.post(f"/console/subscriptions/{audited.subscription}/pause")
+
+    [entry] = await audited.console_entries(auth)
 
     assert (tried.status_code, tried.headers["location"]) == (303, "/console/login")
-    [entry] = [e for e in trail.json()["items"] if e["action"].startswith("POST /console")]
     assert (entry["outcome"], entry["status"], entry["actor"]["name"]) == ("refused", 401, None)
