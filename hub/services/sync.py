@@ -88,7 +88,7 @@ class _Looked:
     known: dict[Key, Fingerprint]
     unchanged: list[Key]  # rows skipped unmapped: their fingerprint is the one stored
     skipped: dict[Key, int | None]  # where each of them is (its first row)
-    changed: list[Record]  # the rows being mapped, in the order of ``mapping``'s outcomes
+    changed: list[tuple[Record, Print | None]]  # the rows being mapped (with their fingerprint), in order
     mapping: asyncio.Future[list[Outcome]]
 
 
@@ -191,13 +191,14 @@ class SyncRun:
         problems: list[tuple[str, str]],
         pending: _Pending,
         mapped: list[MappedObject] | None = None,
+        named: Print | None = None,
     ) -> None:
-        """Count ``record`` invalid, and keep the objects it names from being withdrawn."""
+        """Count ``record`` invalid, and keep the objects it names (those it ``mapped`` to, else
+        its fingerprint's) from being withdrawn."""
         pending.errors.extend(self.tally.reject(record.row, problems))
         if mapped:
             pending.seen.extend((m[0], m[1]) for m in mapped)
             return
-        named = self.connector.fingerprint(record)
         if named is not None:
             pending.seen.append((named[0], named[1]))
         elif self.unknown_invalid is None:
@@ -253,7 +254,7 @@ class SyncRun:
                 outcomes += map_records(self.connector.map, items[start : start + LOOP_SLICE], self._own)
             mapping = loop.create_future()
             mapping.set_result(outcomes)
-        return _Looked(batch, looked, known, unchanged, skipped, [r for r, _ in items], mapping)
+        return _Looked(batch, looked, known, unchanged, skipped, items, mapping)
 
     async def _prepare(self, b: _Looked) -> _Pending:
         """Take a batch's mapped records and keep what changed, as Kafka records.
@@ -269,7 +270,7 @@ class SyncRun:
         counts.update((k[0], "unchanged") for k in b.unchanged)
         valid: list[tuple[Record, list[MappedObject]]] = []
         margin, limit = len(s.source) + ENVELOPE_MARGIN, self.max_event_bytes
-        for n, (record, (mapped, problems)) in enumerate(zip(b.changed, await b.mapping, strict=True)):
+        for n, ((record, fp), (mapped, problems)) in enumerate(zip(b.changed, await b.mapping, strict=True)):
             if n and n % LOOP_SLICE == 0:
                 await asyncio.sleep(0)  # other tasks of the loop (API, projector) run in between
             if problems is None:
@@ -278,7 +279,7 @@ class SyncRun:
                         problems = self._too_large(mapped)
                         break
             if problems is not None:
-                self._reject(record, problems, pending, mapped)
+                self._reject(record, problems, pending, mapped, fp)
                 continue
             valid.append((record, mapped))
         foreign = await foreign_objects(self.owners, s.organisatie, (m[:2] for _, ms in valid for m in ms))
