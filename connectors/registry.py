@@ -16,13 +16,14 @@ from typing import Any, TypeVar, get_args
 from pydantic import BaseModel, SecretStr
 
 from connectors.base import Connector, ConnectorContext
-from schemas.credentials import kept_headers, redact_url, shown_headers
+from schemas.credentials import is_credential_header, kept_headers, moved_secrets, redact_url, shown_headers
 
 __all__ = [
     "KINDS",
     "MASK",
     "create",
     "merge_config",
+    "moved_config_secrets",
     "public_config",
     "register",
     "secret_fields",
@@ -137,3 +138,43 @@ def _merge(model: type[BaseModel], stored: Mapping[str, Any], change: Mapping[st
 def merge_config(kind: str, stored: Mapping[str, Any], change: Mapping[str, Any]) -> dict[str, Any]:
     """A PATCH's config over the stored one: nested objects merged, masked secrets kept."""
     return _merge(KINDS[kind].config_model, stored, change)
+
+
+def _secrets(model: type[BaseModel], config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Every secret in ``config`` by its dotted path: ``SecretStr`` fields and credential headers
+    (a URL's password goes only to that URL's own host, so it is not among them)."""
+    hidden, nested = secret_fields(model), _nested(model)
+    found: dict[str, Any] = {}
+    for key, value in config.items():
+        path = f"{prefix}{key}"
+        if key in hidden and value:
+            found[path] = value
+        elif key in nested and isinstance(value, Mapping):
+            found |= _secrets(nested[key], value, f"{path}.")
+        elif key == HEADERS and isinstance(value, Mapping):
+            found |= {f"{path}.{name}": v for name, v in value.items() if is_credential_header(name)}
+    return found
+
+
+def _oauth2(config: Any) -> Any:
+    """The ``oauth2`` object of a config, at any depth (``auth.oauth2``), or ``None``."""
+    if not isinstance(config, Mapping):
+        return None
+    if isinstance(config.get("oauth2"), Mapping):
+        return config["oauth2"]
+    return next((found for v in config.values() if (found := _oauth2(v)) is not None), None)
+
+
+def moved_config_secrets(
+    kind: str, stored: Mapping[str, Any], change: Mapping[str, Any], merged: Mapping[str, Any]
+) -> str | None:
+    """Why a PATCH's ``merged`` config may not keep stored secrets the ``change`` did not give
+    again, or ``None``: the OAuth2 client secret stays with its token URL, every other secret
+    with the hosts of the rest of the config (``schemas.credentials.moved_secrets``)."""
+    model = KINDS[kind].config_model
+    before, given = _secrets(model, stored), _secrets(model, change)
+    after = _secrets(model, merged)
+    kept = sorted(path for path, value in after.items() if before.get(path) == value != given.get(path))
+    own = [path for path in kept if ".oauth2." in f".{path}"]
+    rest = [path for path in kept if path not in own]
+    return moved_secrets(rest, stored, merged) or moved_secrets(own, _oauth2(stored), _oauth2(merged))

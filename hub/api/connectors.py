@@ -18,7 +18,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from connectors import kinds as _kinds  # noqa: F401 - registers every connector kind
 from connectors.base import ConnectorError
-from connectors.registry import KINDS, create, merge_config, public_config, stored_config
+from connectors.registry import (
+    KINDS,
+    create,
+    merge_config,
+    moved_config_secrets,
+    public_config,
+    stored_config,
+)
 from connectors.sources import is_url
 from hub.api.audit_trail import ChangeAudit
 from hub.api.auth import ConnectorManager, Principal, forbidden
@@ -291,6 +298,8 @@ async def patch_connector(
     values: dict[str, Any] = {}
     if body.config is not None:
         merged = merge_config(record.kind, record.config, body.config)
+        if moved := moved_config_secrets(record.kind, record.config, body.config, merged):
+            raise ProblemError(400, "Secrets stay with their host", moved)
         config, polls = await _validated(record.kind, record.organisatie, merged, ctx, principal)
         values["config"], values["polls"] = config, polls
         check_write_back_reach(principal, record.organisatie, values["config"], record.config)

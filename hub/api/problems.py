@@ -41,6 +41,9 @@ PROBLEM_KINDS: dict[str, str] = {
     "Sink unreachable": "the sink does not resolve now; `validate=false` subscribes anyway",
     "Sink handshake failed": "the sink refused the CloudEvents webhook handshake; `validate=false` skips it",
     "Address refused": "a URL in the sink's auth resolves to a blocked network",
+    "Secrets stay with their host": "a change points a stored secret (a credential header, a client "
+    "secret, a connector's token or password) at another host: send it again in the same change, or "
+    "remove it",
     "Empty file": "the uploaded file is empty",
     "Request refused": "the store refused the request as it stands",
     "Unauthorized": "no valid bearer token: send `Authorization: Bearer <token>`",

@@ -23,7 +23,14 @@ from schemas.credentials import HIDDEN, kept_headers, shown_headers
 from subscriptions.egress import client_ssl_context
 from subscriptions.filters import dump_filters
 from subscriptions.lifecycle import ACTIVE, DISABLED, PAUSED
-from subscriptions.options import DeliveryOptions, NewSubscription, SubscriptionUpdate, kept_auth, public_auth
+from subscriptions.options import (
+    DeliveryOptions,
+    NewSubscription,
+    SubscriptionUpdate,
+    kept_auth,
+    moved_sink_secrets,
+    public_auth,
+)
 from subscriptions.signing import generate_secret
 
 router = APIRouter(
@@ -178,6 +185,14 @@ async def update_subscription(
     try:
         current = await ctx.subscriptions.get(subscription_id)
         _refuse_write_back(current)
+        moved = moved_sink_secrets(
+            (current.sink, dict(current.headers), dict(current.auth)),
+            str(body.sink or current.sink),
+            changes.get("headers"),
+            changes.get("auth"),
+        )
+        if moved:
+            raise ProblemError(400, "Secrets stay with their host", moved)
         if "headers" in changes:
             changes["headers"] = kept_headers(changes["headers"], current.headers, HIDDEN)
         if "auth" in changes:

@@ -1,0 +1,187 @@
+"""A stored secret stays with the host it was given for: a change that points a subscription's
+sink or a connector's URL (or an OAuth2 token URL) at another host must give the secrets going
+there again; otherwise whoever may change the configuration, but may not read its secrets,
+could have them sent to a host of their choosing. On the in-memory apps; sinks and the Signalen
+fake are real local servers."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from hub.adapters.memory import InMemoryConnectorStore, InMemorySubscriptionStore
+from schemas.credentials import moved_secrets, origin
+from tests.support.connector_app import ADMIN_AUTH, connector_app
+from tests.support.connector_app import ConnectorApp as App
+from tests.support.hub_api import subscribe
+from tests.support.memory_app import MemoryApp
+from tests.support.signalen_fake import SignalenFake
+from tests.support.sink import WebhookSink
+
+MOVED = "Secrets stay with their host"
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://Sink.Example/hook", "https://sink.example:443"),
+        ("http://sink.example:80/a?b=1", "http://sink.example:80"),
+        ("http://user:pw@127.0.0.1:8080/x", "http://127.0.0.1:8080"),
+        ("/var/lib/koppelhub/a.csv", None),
+        ("ftp://sink.example/a", None),
+        ("http://sink.example:99999", None),
+    ],
+)
+def test_the_origin_of_a_url_is_its_scheme_host_and_port(url: str, expected: str | None) -> None:
+    assert origin(url) == expected
+
+
+def test_a_secret_may_follow_a_change_of_path_but_not_of_host() -> None:
+    before = {"url": "https://api.example/v1", "auth": {"proxy": "http://outway:8080"}}
+    assert moved_secrets(["auth.token"], before, {**before, "url": "https://api.example:443/v2"}) is None
+    assert moved_secrets([], before, {**before, "url": "https://evil.example/v1"}) is None
+    why = moved_secrets(["auth.token"], before, {**before, "url": "https://evil.example/v1"})
+    assert why is not None and "https://evil.example:443" in why and "auth.token" in why
+    # A proxy's URL carries its own password: changing it moves no other secret.
+    assert moved_secrets(["auth.token"], before, {**before, "auth": {"proxy": "http://elders:8080"}}) is None
+
+
+@pytest.fixture
+async def other_sink() -> AsyncIterator[WebhookSink]:
+    receiver = await WebhookSink().start()
+    yield receiver
+    await receiver.stop()
+
+
+async def test_a_sink_moved_to_another_host_needs_its_credential_headers_again(
+    memory: MemoryApp, auth: dict[str, str], sink: WebhookSink, other_sink: WebhookSink
+) -> None:
+    client = memory.client
+    headers = {"Authorization": "Bearer sink-s3cret", "X-Tenant": "a"}
+    sub = await subscribe(client, auth, sink.url, protocolsettings={"headers": headers})
+    path = f"/api/v1/subscriptions/{sub['id']}"
+    store = InMemorySubscriptionStore(memory.database)
+
+    for change in (
+        {"sink": other_sink.url},
+        {"sink": other_sink.url, "protocolsettings": {"headers": sub["protocolsettings"]["headers"]}},
+    ):
+        refused = await client.patch(path, json=change, headers=auth)
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["title"] == MOVED
+        assert "protocolsettings.headers.Authorization" in refused.json()["detail"]
+        assert "s3cret" not in refused.text
+        assert (await store.get(uuid.UUID(sub["id"]))).sink == sink.url
+
+    same_host = await client.patch(path, json={"sink": sink.url + "/elders"}, headers=auth)
+    assert same_host.status_code == 200, same_host.text
+
+    given = {"Authorization": "Bearer other-s3cret", "X-Tenant": "a"}
+    moved = await client.patch(
+        path, json={"sink": other_sink.url, "protocolsettings": {"headers": given}}, headers=auth
+    )
+    assert moved.status_code == 200, moved.text
+    tested = await client.post(f"{path}/test", headers=auth)
+    assert tested.json()["delivered"] is True, tested.text
+    assert {k.lower(): v for k, v in other_sink.received[-1].headers.items()}["authorization"] == (
+        "Bearer other-s3cret"
+    )
+    dropped = await client.patch(
+        path, json={"sink": sink.url, "protocolsettings": {"headers": {"X-Tenant": "a"}}}, headers=auth
+    )
+    assert dropped.status_code == 200, dropped.text
+
+
+async def test_an_oauth2_client_secret_stays_with_its_token_url(
+    memory: MemoryApp, auth: dict[str, str], sink: WebhookSink, other_sink: WebhookSink
+) -> None:
+    client = memory.client
+    oauth2 = {"tokenUrl": sink.url + "/token", "clientId": "hub", "clientSecret": "c-s3cret"}
+    created = await client.post(
+        "/api/v1/subscriptions",
+        json={"sink": sink.url, "validate": False, "auth": {"oauth2": oauth2}},
+        headers=auth,
+    )
+    path = f"/api/v1/subscriptions/{created.json()['id']}"
+    shown = created.json()["auth"]["oauth2"]
+
+    elsewhere = {**shown, "tokenUrl": other_sink.url + "/token"}
+    refused = await client.patch(path, json={"auth": {"oauth2": elsewhere}}, headers=auth)
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["title"] == MOVED and "auth.oauth2.clientSecret" in refused.json()["detail"]
+
+    # The sink may move: the client secret goes to the token URL, not to the sink.
+    moved_sink = await client.patch(path, json={"sink": other_sink.url, "validate": False}, headers=auth)
+    assert moved_sink.status_code == 200, moved_sink.text
+    given = await client.patch(
+        path, json={"auth": {"oauth2": {**elsewhere, "clientSecret": "n1euw"}}}, headers=auth
+    )
+    assert given.status_code == 200, given.text
+    stored = await InMemorySubscriptionStore(memory.database).get(uuid.UUID(created.json()["id"]))
+    assert stored.auth["oauth2"]["client_secret"] == "n1euw"
+
+
+@pytest.fixture
+async def app(tmp_path: Path) -> AsyncIterator[App]:
+    async with connector_app(tmp_path) as made:
+        yield made
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[SignalenFake]:
+    f = await SignalenFake().start()
+    yield f
+    await f.stop()
+
+
+async def test_a_connector_pointed_at_another_host_needs_its_secrets_again(
+    app: App, fake: SignalenFake
+) -> None:
+    body = {"kind": "signalen", "organisatie": "org-voorbeeldstad", "scheduleSeconds": 3600, "enabled": False,
+            "config": {"url": fake.url, "auth": {"token": "sig-s3cret"}}}  # fmt: skip
+    created = await app.http.post("/api/v1/connectors", json=body, headers=ADMIN_AUTH)
+    assert created.status_code == 201, created.text
+    path = f"/api/v1/connectors/{created.json()['id']}"
+    store = InMemoryConnectorStore(app.tables)
+    elsewhere = "http://localhost:9/signals"
+
+    for config in ({"url": elsewhere}, {"url": elsewhere, "auth": {"token": "********"}}):
+        refused = await app.http.patch(path, json={"config": config}, headers=ADMIN_AUTH)
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["title"] == MOVED and "auth.token" in refused.json()["detail"]
+        assert (await store.get(uuid.UUID(created.json()["id"]))).config["url"] == fake.url
+
+    given = await app.http.patch(
+        path, json={"config": {"url": elsewhere, "auth": {"token": "new-s3cret"}}}, headers=ADMIN_AUTH
+    )
+    assert given.status_code == 200, given.text
+    stored = (await store.get(uuid.UUID(created.json()["id"]))).config
+    assert (stored["url"], stored["auth"]["token"]) == (elsewhere, "new-s3cret")
+
+
+async def test_a_connectors_oauth2_client_secret_stays_with_its_token_url(
+    app: App, fake: SignalenFake
+) -> None:
+    oauth2 = {"tokenUrl": fake.url + "/token", "clientId": "hub", "clientSecret": "c-s3cret"}
+    body = {"kind": "signalen", "organisatie": "org-voorbeeldstad", "scheduleSeconds": 3600, "enabled": False,
+            "config": {"url": fake.url, "auth": {"oauth2": oauth2}}}  # fmt: skip
+    created = await app.http.post("/api/v1/connectors", json=body, headers=ADMIN_AUTH)
+    assert created.status_code == 201, created.text
+    path = f"/api/v1/connectors/{created.json()['id']}"
+    shown = created.json()["config"]["auth"]["oauth2"]
+
+    refused = await app.http.patch(
+        path,
+        json={"config": {"auth": {"oauth2": {**shown, "tokenUrl": "http://localhost:9/token"}}}},
+        headers=ADMIN_AUTH,
+    )
+    assert refused.status_code == 400, refused.text
+    assert "auth.oauth2.clientSecret" in refused.json()["detail"]
+    # The API may move on its own: the client secret goes to the token URL only.
+    moved_api = await app.http.patch(
+        path, json={"config": {"url": "http://localhost:9/signals"}}, headers=ADMIN_AUTH
+    )
+    assert moved_api.status_code == 200, moved_api.text
