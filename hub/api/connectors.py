@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -26,9 +25,9 @@ from connectors.registry import (
     public_config,
     stored_config,
 )
-from connectors.sources import is_url
 from hub.api.audit_trail import ChangeAudit
 from hub.api.auth import ConnectorManager, Principal, forbidden
+from hub.api.connector_locations import check_folder_owner, check_location, check_url
 from hub.api.context import ApiContext, context
 from hub.api.ownership import check_recording_right, check_write_back_reach
 from hub.api.problems import ProblemError, field_message
@@ -42,7 +41,6 @@ from hub.services.writeback_subscriptions import (
     write_back_selection,
     write_back_subscription_id,
 )
-from subscriptions.ssrf import NetworkPolicy, SinkRefused, check_sink
 
 router = APIRouter(prefix="/api/v1/connectors", tags=["connectors"])
 Ctx = Annotated[ApiContext, Depends(context)]
@@ -188,13 +186,14 @@ async def _validated(
     check_recording_right(principal, organisatie, cls.records(model))
     location = getattr(model, "location", None)
     if isinstance(location, str):
-        await _check_location(location, ctx)
+        await check_location(location, ctx)
+        await check_folder_owner(location, organisatie, ctx)
     url = getattr(model, "url", None)  # API kinds: checked again at every connection
     if isinstance(url, str):
-        await _check_url(url, ctx)
+        await check_url(url, ctx)
     target = getattr(getattr(model, "writeBack", None), "origin", None)  # the generic rest sink's host
     if isinstance(target, str):
-        await _check_url(target, ctx, "config.writeBack.url")
+        await check_url(target, ctx, "config.writeBack.url")
     stored = stored_config(model)
     try:
         write_back_selection(kind, organisatie, stored)
@@ -204,40 +203,6 @@ async def _validated(
             400, "Invalid connector config", str(e), errors=[{"field": field, "message": message}]
         ) from e
     return stored, cls.polls(model)
-
-
-def _under(path: Path, roots: list[Path]) -> bool:
-    if "\0" in str(path):  # no file has one; resolve() would raise
-        return False
-    return path.is_absolute() and any(path.resolve().is_relative_to(r) for r in roots)
-
-
-async def _check_url(url: str, ctx: ApiContext, field: str = "config.url") -> None:
-    try:
-        await check_sink(url, NetworkPolicy.parse(ctx.settings.connectors.allow_networks))
-    except SinkRefused as e:
-        raise ProblemError(400, "URL refused", str(e), errors=[{"field": field, "message": str(e)}]) from e
-
-
-async def _check_location(location: str, ctx: ApiContext) -> None:
-    c = ctx.settings.connectors
-    if is_url(location):
-        try:
-            await check_sink(location, NetworkPolicy.parse(c.allow_networks))
-        except SinkRefused as e:
-            raise ProblemError(
-                400, "Location refused", str(e), errors=[{"field": "config.location", "message": str(e)}]
-            ) from e
-        return
-    roots = [r.resolve() for r in c.file_roots]
-    if not _under(Path(location), roots):
-        message = (
-            "must be an http(s) URL or an absolute path under KOPPELHUB_CONNECTORS_FILE_ROOTS "
-            f"({', '.join(map(str, roots)) or 'none configured'})"
-        )
-        raise ProblemError(
-            400, "Location refused", message, errors=[{"field": "config.location", "message": message}]
-        )
 
 
 @router.post("", status_code=201, summary="Create a connector")

@@ -53,7 +53,9 @@ class ConnectorApp:
 
 
 @asynccontextmanager
-async def connector_app(data_dir: Path, file_roots: tuple[Path, ...] = ()) -> AsyncIterator[ConnectorApp]:
+async def connector_app(
+    data_dir: Path, file_roots: tuple[Path, ...] = (), landscape: InMemoryProjectionStore | None = None
+) -> AsyncIterator[ConnectorApp]:
     connectors = ConnectorSettings(allow_networks=[LOOPBACK], file_roots=list(file_roots))
     settings = Settings(data_dir=data_dir, admin_token=ADMIN_TOKEN, connectors=connectors)
     tables, tokens = InMemoryConnectorTables(), InMemoryTokenStore()
@@ -67,7 +69,7 @@ async def connector_app(data_dir: Path, file_roots: tuple[Path, ...] = ()) -> As
         settings=settings,
         event_log=InMemoryEventLog(),
         subscriptions=subscriptions,
-        landscape=InMemoryProjectionStore(),
+        landscape=landscape or InMemoryProjectionStore(),
         network_policy=NetworkPolicy.parse(LOOPBACK),
         auth=TokenAuthenticator(ADMIN_TOKEN, tokens=TokenLookup(tokens)),
         readiness=ready,
