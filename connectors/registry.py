@@ -152,29 +152,18 @@ def _secrets(model: type[BaseModel], config: Mapping[str, Any], prefix: str = ""
         elif key in nested and isinstance(value, Mapping):
             found |= _secrets(nested[key], value, f"{path}.")
         elif key == HEADERS and isinstance(value, Mapping):
-            found |= {f"{path}.{name}": v for name, v in value.items() if is_credential_header(name)}
+            # by lower-case name, as kept_headers matches a header sent back masked
+            found |= {f"{path}.{name.lower()}": v for name, v in value.items() if is_credential_header(name)}
     return found
-
-
-def _oauth2(config: Any) -> Any:
-    """The ``oauth2`` object of a config, at any depth (``auth.oauth2``), or ``None``."""
-    if not isinstance(config, Mapping):
-        return None
-    if isinstance(config.get("oauth2"), Mapping):
-        return config["oauth2"]
-    return next((found for v in config.values() if (found := _oauth2(v)) is not None), None)
 
 
 def moved_config_secrets(
     kind: str, stored: Mapping[str, Any], change: Mapping[str, Any], merged: Mapping[str, Any]
 ) -> str | None:
-    """Why a PATCH's ``merged`` config may not keep stored secrets the ``change`` did not give
-    again, or ``None``: the OAuth2 client secret stays with its token URL, every other secret
-    with the hosts of the rest of the config (``schemas.credentials.moved_secrets``)."""
+    """Why a PATCH's ``merged`` config (validated) may not keep stored secrets the ``change``
+    did not give again, or ``None`` (``schemas.credentials.moved_secrets``)."""
     model = KINDS[kind].config_model
     before, given = _secrets(model, stored), _secrets(model, change)
     after = _secrets(model, merged)
     kept = sorted(path for path, value in after.items() if before.get(path) == value != given.get(path))
-    own = [path for path in kept if ".oauth2." in f".{path}"]
-    rest = [path for path in kept if path not in own]
-    return moved_secrets(rest, stored, merged) or moved_secrets(own, _oauth2(stored), _oauth2(merged))
+    return moved_secrets(kept, stored, merged)

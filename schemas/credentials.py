@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 __all__ = [
     "HIDDEN",
     "is_credential_header",
+    "kept_credentials",
     "kept_headers",
     "moved_secrets",
     "origin",
@@ -68,43 +69,60 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+#: Anything that names a scheme: a value a client might send a request to.
+_SCHEMED = re.compile(r"^\s*[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+
+
 def origin(url: str) -> str | None:
-    """``scheme://host:port`` of an http(s) URL (the port written out), ``None`` for anything
-    else: where a credential given with that URL may be sent."""
+    """``scheme://host:port`` of a URL (the port written out), where a credential given with it
+    may be sent; ``None`` for a value that is no URL (a path, a name). Fails closed: a value
+    that names a scheme but does not parse (``http://h:+443``, which an HTTP client may still
+    send to) is its own origin, the whole value, so that a change to it counts as a new host."""
+    if not _SCHEMED.match(url):
+        return None
     try:
-        parts = urlsplit(url)
-        port = parts.port
+        parts = urlsplit(url.strip())
+        port, host = parts.port, parts.hostname
     except ValueError:
-        return None
+        return url
     scheme = parts.scheme.lower()
-    if scheme not in ("http", "https") or not parts.hostname:
-        return None
-    return f"{scheme}://{parts.hostname.lower()}:{port or (443 if scheme == 'https' else 80)}"
+    if not host:
+        return url
+    host = f"[{host}]" if ":" in host else host  # an IPv6 address keeps its brackets
+    default = {"https": 443, "http": 80}.get(scheme)
+    return f"{scheme}://{host}:{port or default}"
 
 
-#: Config keys whose URLs are not where the secrets beside them go: a proxy's URL carries its
-#: own password, and an OAuth2 token URL is where the client secret goes (checked on its own).
-_OWN_DESTINATION = frozenset({"proxy", "oauth2"})
-
-
-def origins(value: Any, skip: frozenset[str] = _OWN_DESTINATION) -> set[str]:
-    """The origins of every http(s) URL in ``value`` (strings, lists and mappings at any depth),
-    leaving out the values of the keys in ``skip``."""
+def origins(value: Any) -> set[str]:
+    """The origins of every URL in ``value`` (strings, lists and mappings at any depth): the
+    hosts a configuration sends requests to, its proxy's and token URL's included."""
     if isinstance(value, str):
         found = origin(value)
         return {found} if found else set()
     if isinstance(value, Mapping):
-        return set().union(*(origins(v, skip) for k, v in value.items() if k not in skip))
+        return set().union(*(origins(v) for v in value.values()))
     if isinstance(value, list):
-        return set().union(*(origins(v, skip) for v in value))
+        return set().union(*(origins(v) for v in value))
     return set()
+
+
+def kept_credentials(sent: Mapping[str, str] | None, stored: Mapping[str, str], mask: str) -> list[str]:
+    """The stored credential headers a change keeps without giving them again (lower-case
+    names): all of them when it leaves the headers as they are (``sent`` is ``None``), else
+    those it sends back as ``mask`` (as :func:`kept_headers` keeps them)."""
+    before = {name.lower() for name in stored if is_credential_header(name)}
+    if sent is None:
+        return sorted(before)
+    return sorted(name.lower() for name, value in sent.items() if value == mask and name.lower() in before)
 
 
 def moved_secrets(kept: list[str], before: Any, after: Any) -> str | None:
     """Why a change may not keep the stored secrets ``kept`` (their names), or ``None``: a
     secret stays with the hosts it was given for (as a browser drops ``Authorization`` on a
-    redirect to another origin), so a change that points them at a new origin (any http(s) URL
-    of ``after`` whose origin ``before`` lacks) must give them again."""
+    redirect to another origin), so a change that sends requests to a new origin (any URL of
+    ``after`` whose origin ``before`` lacks: a sink, an API, a token URL, a proxy) must give
+    them again. Every secret is bound to every host of its configuration: an OAuth2 client
+    secret mints the access tokens the API or sink gets, and a proxy sees what passes it."""
     new = sorted(origins(after) - origins(before))
     if not kept or not new:
         return None

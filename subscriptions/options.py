@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from schemas.credentials import HIDDEN, is_credential_header, moved_secrets, redact_url
+from schemas.credentials import HIDDEN, kept_credentials, moved_secrets, redact_url
 from subscriptions.filters import Filter
 from subscriptions.model import HttpProtocolSettings, SubscriptionCreate, check_types, validate_sink
 
@@ -152,30 +152,33 @@ def kept_auth(sent: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
 
 
 def moved_sink_secrets(
-    stored: tuple[str, dict[str, str], dict[str, Any]],
+    *,
+    stored: Any,
     sink: str,
     sent_headers: dict[str, str] | None,
     sent_auth: dict[str, Any] | None,
 ) -> str | None:
-    """Why a change may not keep a subscription's stored secrets, or ``None``: a credential
-    header goes to the sink, the OAuth2 client secret to its token URL, and one sent back
-    masked (or, for the headers, not sent at all) may not follow a move of that URL to another
-    host (``schemas.credentials.moved_secrets``). ``stored`` is (sink, headers, auth) as stored,
-    ``sent_*`` the change's own, ``None`` when it leaves them as they are."""
-    stored_sink, stored_headers, stored_auth = stored
-    before = {name.lower() for name in stored_headers if is_credential_header(name)}
-    if sent_headers is None:
-        kept = sorted(name for name in stored_headers if name.lower() in before)
-    else:
-        kept = sorted(name for name, v in sent_headers.items() if v == HIDDEN and name.lower() in before)
-    why = moved_secrets([f"protocolsettings.headers.{name}" for name in kept], stored_sink, sink)
-    oauth2, before_oauth2 = (sent_auth or {}).get("oauth2") or {}, stored_auth.get("oauth2") or {}
-    masked = oauth2.get("client_secret") == HIDDEN
-    if why is None and masked and before_oauth2.get("client_secret"):
-        why = moved_secrets(
-            ["auth.oauth2.clientSecret"], before_oauth2.get("token_url"), oauth2.get("token_url")
-        )
-    return why
+    """Why a change may not keep a subscription's stored secrets, or ``None``: credential
+    headers and the OAuth2 client secret kept without being given again (headers not sent or
+    sent back as ``***``; auth not sent or its client secret sent back so) may not follow the
+    sink, the token URL or the proxy to another host (``schemas.credentials.moved_secrets``).
+    ``stored`` is the stored subscription (``sink``, ``headers``, ``auth``); ``sent_*`` are
+    the change's own, ``None`` when it leaves them as they are."""
+    stored_auth: dict[str, Any] = dict(stored.auth)
+    kept = [
+        f"protocolsettings.headers.{name}" for name in kept_credentials(sent_headers, stored.headers, HIDDEN)
+    ]
+    secret = (stored_auth.get("oauth2") or {}).get("client_secret")
+    sent_secret = ((sent_auth or {}).get("oauth2") or {}).get("client_secret")
+    if secret and (sent_auth is None or sent_secret == HIDDEN):
+        kept.append("auth.oauth2.clientSecret")
+    after_auth = stored_auth if sent_auth is None else sent_auth
+    return moved_secrets(kept, _destinations(stored.sink, stored_auth), _destinations(sink, after_auth))
+
+
+def _destinations(sink: str, auth: dict[str, Any]) -> list[str]:
+    """Where a subscription's requests go: its sink, its token URL and its proxy."""
+    return [url for url in (sink, (auth.get("oauth2") or {}).get("token_url"), auth.get("proxy")) if url]
 
 
 class DeliveryOptions(_Strict):

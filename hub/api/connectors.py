@@ -263,9 +263,9 @@ async def patch_connector(
     values: dict[str, Any] = {}
     if body.config is not None:
         merged = merge_config(record.kind, record.config, body.config)
-        if moved := moved_config_secrets(record.kind, record.config, body.config, merged):
-            raise ProblemError(400, "Secrets stay with their host", moved)
         config, polls = await _validated(record.kind, record.organisatie, merged, ctx, principal)
+        if moved := moved_config_secrets(record.kind, record.config, body.config, config):
+            raise ProblemError(400, "Secrets stay with their host", moved)
         values["config"], values["polls"] = config, polls
         check_write_back_reach(principal, record.organisatie, values["config"], record.config)
     if body.scheduleSeconds is not None:

@@ -186,10 +186,10 @@ async def update_subscription(
         current = await ctx.subscriptions.get(subscription_id)
         _refuse_write_back(current)
         moved = moved_sink_secrets(
-            (current.sink, dict(current.headers), dict(current.auth)),
-            str(body.sink or current.sink),
-            changes.get("headers"),
-            changes.get("auth"),
+            stored=current,
+            sink=str(body.sink or current.sink),
+            sent_headers=changes.get("headers"),
+            sent_auth=changes.get("auth"),
         )
         if moved:
             raise ProblemError(400, "Secrets stay with their host", moved)

@@ -30,9 +30,12 @@ MOVED = "Secrets stay with their host"
         ("https://Sink.Example/hook", "https://sink.example:443"),
         ("http://sink.example:80/a?b=1", "http://sink.example:80"),
         ("http://user:pw@127.0.0.1:8080/x", "http://127.0.0.1:8080"),
+        ("http://[::1]:8080/x", "http://[::1]:8080"),
         ("/var/lib/koppelhub/a.csv", None),
-        ("ftp://sink.example/a", None),
-        ("http://sink.example:99999", None),
+        ("urn:nld:oin:00000001:systeem", None),
+        # Fails closed: what does not parse (an HTTP client may still send to it) is its own origin.
+        ("http://127.0.0.1:+8080/token", "http://127.0.0.1:+8080/token"),
+        ("http://sink.example:99999", "http://sink.example:99999"),
     ],
 )
 def test_the_origin_of_a_url_is_its_scheme_host_and_port(url: str, expected: str | None) -> None:
@@ -45,8 +48,8 @@ def test_a_secret_may_follow_a_change_of_path_but_not_of_host() -> None:
     assert moved_secrets([], before, {**before, "url": "https://evil.example/v1"}) is None
     why = moved_secrets(["auth.token"], before, {**before, "url": "https://evil.example/v1"})
     assert why is not None and "https://evil.example:443" in why and "auth.token" in why
-    # A proxy's URL carries its own password: changing it moves no other secret.
-    assert moved_secrets(["auth.token"], before, {**before, "auth": {"proxy": "http://elders:8080"}}) is None
+    # What passes a proxy is seen by it: another proxy is another host.
+    assert moved_secrets(["auth.token"], before, {**before, "auth": {"proxy": "http://elders:8080"}})
 
 
 @pytest.fixture
@@ -72,7 +75,7 @@ async def test_a_sink_moved_to_another_host_needs_its_credential_headers_again(
         refused = await client.patch(path, json=change, headers=auth)
         assert refused.status_code == 400, refused.text
         assert refused.json()["title"] == MOVED
-        assert "protocolsettings.headers.Authorization" in refused.json()["detail"]
+        assert "protocolsettings.headers.authorization" in refused.json()["detail"]
         assert "s3cret" not in refused.text
         assert (await store.get(uuid.UUID(sub["id"]))).sink == sink.url
 
@@ -113,15 +116,26 @@ async def test_an_oauth2_client_secret_stays_with_its_token_url(
     assert refused.status_code == 400, refused.text
     assert refused.json()["title"] == MOVED and "auth.oauth2.clientSecret" in refused.json()["detail"]
 
-    # The sink may move: the client secret goes to the token URL, not to the sink.
+    # Nor may the sink move with it kept: the access tokens it mints would follow.
     moved_sink = await client.patch(path, json={"sink": other_sink.url, "validate": False}, headers=auth)
-    assert moved_sink.status_code == 200, moved_sink.text
+    assert moved_sink.status_code == 400, moved_sink.text
     given = await client.patch(
         path, json={"auth": {"oauth2": {**elsewhere, "clientSecret": "n1euw"}}}, headers=auth
     )
     assert given.status_code == 200, given.text
     stored = await InMemorySubscriptionStore(memory.database).get(uuid.UUID(created.json()["id"]))
     assert stored.auth["oauth2"]["client_secret"] == "n1euw"
+
+
+async def test_a_subscriptions_secrets_do_not_follow_a_new_proxy(
+    memory: MemoryApp, auth: dict[str, str], sink: WebhookSink, other_sink: WebhookSink
+) -> None:
+    headers = {"Authorization": "Bearer sink-s3cret"}
+    sub = await subscribe(memory.client, auth, sink.url, protocolsettings={"headers": headers})
+    path = f"/api/v1/subscriptions/{sub['id']}"
+    refused = await memory.client.patch(path, json={"auth": {"proxy": other_sink.url}}, headers=auth)
+    assert refused.status_code == 400, refused.text
+    assert "protocolsettings.headers.authorization" in refused.json()["detail"]
 
 
 @pytest.fixture
@@ -180,8 +194,50 @@ async def test_a_connectors_oauth2_client_secret_stays_with_its_token_url(
     )
     assert refused.status_code == 400, refused.text
     assert "auth.oauth2.clientSecret" in refused.json()["detail"]
-    # The API may move on its own: the client secret goes to the token URL only.
+    # Nor may the API move with it kept: the access tokens it mints would follow.
     moved_api = await app.http.patch(
         path, json={"config": {"url": "http://localhost:9/signals"}}, headers=ADMIN_AUTH
     )
-    assert moved_api.status_code == 200, moved_api.text
+    assert moved_api.status_code == 400, moved_api.text
+
+
+async def test_a_connectors_secret_does_not_follow_a_new_proxy(app: App, fake: SignalenFake) -> None:
+    body = {"kind": "signalen", "organisatie": "org-voorbeeldstad", "scheduleSeconds": 3600, "enabled": False,
+            "config": {"url": fake.url, "auth": {"token": "sig-s3cret"}}}  # fmt: skip
+    created = await app.http.post("/api/v1/connectors", json=body, headers=ADMIN_AUTH)
+    change = {"auth": {"token": "********", "proxy": "http://localhost:9"}}  # a proxy sees the token
+    refused = await app.http.patch(
+        f"/api/v1/connectors/{created.json()['id']}", json={"config": change}, headers=ADMIN_AUTH
+    )
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["title"] == MOVED and "auth.token" in refused.json()["detail"]
+
+
+async def test_a_token_url_that_does_not_parse_counts_as_another_host(app: App, fake: SignalenFake) -> None:
+    """``urlsplit`` refuses a port written ``+9``; an HTTP client may still send to it."""
+    oauth2 = {"tokenUrl": fake.url + "/token", "clientId": "hub", "clientSecret": "c-s3cret"}
+    body = {"kind": "signalen", "organisatie": "org-voorbeeldstad", "scheduleSeconds": 3600, "enabled": False,
+            "config": {"url": fake.url, "auth": {"oauth2": oauth2}}}  # fmt: skip
+    created = await app.http.post("/api/v1/connectors", json=body, headers=ADMIN_AUTH)
+    odd = {**oauth2, "tokenUrl": "http://127.0.0.1:+9/token", "clientSecret": "********"}
+    refused = await app.http.patch(
+        f"/api/v1/connectors/{created.json()['id']}",
+        json={"config": {"auth": {"oauth2": odd}}},
+        headers=ADMIN_AUTH,
+    )
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["title"] == MOVED, refused.text
+
+
+async def test_a_connectors_header_sent_back_masked_in_another_case_is_still_kept(app: App) -> None:
+    source = {"url": "http://127.0.0.1:9/zaken", "mapping": {"type": "nl.zaken.zaak.v1", "fields": {}}}
+    body = {"kind": "rest", "organisatie": "org-voorbeeldstad", "scheduleSeconds": 3600, "enabled": False,
+            "config": {**source, "headers": {"Authorization": "Bearer hdr-s3cret"}}}  # fmt: skip
+    created = await app.http.post("/api/v1/connectors", json=body, headers=ADMIN_AUTH)
+    assert created.status_code == 201, created.text
+    change = {"url": "http://localhost:9/zaken", "headers": {"authorization": "********"}}
+    refused = await app.http.patch(
+        f"/api/v1/connectors/{created.json()['id']}", json={"config": change}, headers=ADMIN_AUTH
+    )
+    assert refused.status_code == 400, refused.text
+    assert "headers.authorization" in refused.json()["detail"]
