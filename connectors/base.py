@@ -209,6 +209,10 @@ class ConnectorContext:
     #: left out), read once per run by kinds that match names (publiccode ``usedBy``); None:
     #: not available here.
     gemeenten: Callable[[], Awaitable[Mapping[str, str]]] | None = None
+    #: Whether an id is an organisation the landscape knows: a folder directly under a file
+    #: root named after one is that organisation's (``connectors.sources.foreign_folder``);
+    #: None: not known here, the check made when the connector was saved stands.
+    is_organisatie: Callable[[str], Awaitable[bool]] | None = None
 
 
 C = TypeVar("C", bound=BaseModel)

@@ -13,7 +13,7 @@ import asyncio
 import hashlib
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from pydantic import SecretStr
 from connectors.base import ConnectorContext, SourceRefused, SourceUnavailable
 from connectors.client import connector_client
 
-__all__ = ["LocalFile", "fetch_configured", "fetch_location", "is_url"]
+__all__ = ["LocalFile", "fetch_configured", "fetch_location", "foreign_folder", "is_url", "within"]
 
 _CHUNK = 1 << 20
 
@@ -46,7 +46,10 @@ def is_url(location: str) -> bool:
     return location.lower().startswith(("http://", "https://"))
 
 
-def _within(path: Path, roots: Sequence[Path]) -> bool:
+def within(path: Path, roots: Sequence[Path]) -> bool:
+    """Whether ``path`` is an absolute path inside one of ``roots`` (links and ``..`` resolved)."""
+    if not path.is_absolute() or "\0" in str(path):  # no file has a NUL; resolve() would raise
+        return False
     resolved = path.resolve()
     return any(resolved.is_relative_to(root.resolve()) for root in roots)
 
@@ -70,7 +73,7 @@ async def fetch_location(
     if is_url(location):
         return await _download(location, ctx, authorization)
     path = Path(location)
-    if not path.is_absolute() or not _within(path, roots):
+    if not within(path, roots):
         allowed = ", ".join(str(r) for r in roots) or "none configured"
         raise SourceRefused(f"{location!r} is not a file under an allowed directory ({allowed})")
     return await asyncio.to_thread(_local_file, path, ctx.max_bytes)
@@ -80,9 +83,35 @@ async def fetch_configured(
     location: str, authorization: SecretStr | None, ctx: ConnectorContext
 ) -> LocalFile:
     """:func:`fetch_location` for a connector config's ``location`` and write-only
-    ``authorization``, within the context's allowed file roots."""
+    ``authorization``, within the context's allowed file roots and outside other
+    organisations' folders (:func:`foreign_folder`)."""
+    if ctx.is_organisatie is not None:
+        refused = await foreign_folder(location, ctx.file_roots, ctx.organisatie, ctx.is_organisatie)
+        if refused:
+            raise SourceRefused(refused)
     token = authorization.get_secret_value() if authorization else None
     return await fetch_location(location, ctx, ctx.file_roots, authorization=token)
+
+
+async def foreign_folder(
+    location: str, roots: Sequence[Path], organisatie: str, is_organisatie: Callable[[str], Awaitable[bool]]
+) -> str | None:
+    """Why ``organisatie``'s connector may not read the local ``location``, or ``None``: the
+    file roots are shared, so a folder directly under one named after an organisation the hub
+    knows holds that organisation's files, which another organisation's connector may not
+    read (its row errors would show their content). Files elsewhere under the roots are shared."""
+    if is_url(location) or "\0" in location:
+        return None
+    path = await asyncio.to_thread(Path(location).resolve)
+    for root in roots:
+        root = await asyncio.to_thread(root.resolve)
+        parts = path.relative_to(root).parts if path.is_relative_to(root) else ()
+        if len(parts) > 1 and parts[0] != organisatie and await is_organisatie(parts[0]):
+            return (
+                f"{root / parts[0]} holds organisation {parts[0]}'s files; a connector of {organisatie} "
+                f"reads its own folder ({root / organisatie}) or files outside organisations' folders"
+            )
+    return None
 
 
 def _local_file(path: Path, limit: int) -> LocalFile:

@@ -359,7 +359,7 @@ def _wire_api(hub: HubProcess, w: Wiring) -> None:
         connectors=PostgresConnectorStore(hub.engine),
         imports=PostgresImportStore(hub.engine),
         runs=PostgresRunStore(hub.engine),
-        connector_context=connector_contexts(s),
+        connector_context=connector_contexts(s, PostgresLandscapeStore(hub.engine)),
         wake_connectors=hub.connector_runner.wake if hub.connector_runner else None,
         deliveries=PostgresDeliveryStore(hub.engine),
         tokens=TokenService(tokens),

@@ -34,12 +34,12 @@ from hub.adapters.postgres.write_ahead import WriteAheadEventLog
 from hub.adapters.prometheus import PrometheusMetrics, multiprocess_dir
 from hub.adapters.tracing import configure_tracing
 from hub.errors import BrokerUnavailable
-from hub.ports import EventLog
+from hub.ports import EventLog, LandscapeReader
 from hub.ports.audit import AuditEntry, AuditLog
 from hub.ports.members import MemberRegistry
 from hub.ports.metrics import NO_METRICS, Metrics
 from hub.ports.operators import LogInspector, OperationsStore
-from hub.services.connectors import ConnectorContexts, ConnectorRunner
+from hub.services.connectors import ConnectorContexts, ConnectorRunner, organisatie_known
 from hub.services.landscape import ProjectionResult
 from hub.services.landscape import rebuild as rebuild_landscape
 from hub.services.tokens import TokenService
@@ -113,10 +113,14 @@ def connector_runner(
     )
 
 
-def connector_contexts(settings: Settings) -> ConnectorContexts:
-    """Contexts of connector instances, their requests guarded by KOPPELHUB_CONNECTORS_ALLOW_NETWORKS."""
+def connector_contexts(settings: Settings, landscape: LandscapeReader | None = None) -> ConnectorContexts:
+    """Contexts of connector instances, their requests guarded by KOPPELHUB_CONNECTORS_ALLOW_NETWORKS;
+    with ``landscape``, their local files kept out of other organisations' folders."""
     egress_ = egress(NetworkPolicy.parse(settings.connectors.allow_networks))
-    return ConnectorContexts(settings.connectors, settings.data_dir, egress_, settings.source_urn)
+    known = organisatie_known(landscape) if landscape is not None else None
+    return ConnectorContexts(
+        settings.connectors, settings.data_dir, egress_, settings.source_urn, is_organisatie=known
+    )
 
 
 def announce_writes(event_log: KafkaEventLog, database_url: str, settings: Settings) -> LogAnnouncer:

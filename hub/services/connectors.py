@@ -42,7 +42,24 @@ from hub.tracing import tracer
 
 log = structlog.get_logger(__name__)
 
-__all__ = ["ConnectorContexts", "ConnectorRunner", "Interrupted", "gemeente_names", "summary"]
+__all__ = [
+    "ConnectorContexts",
+    "ConnectorRunner",
+    "Interrupted",
+    "gemeente_names",
+    "organisatie_known",
+    "summary",
+]
+
+
+def organisatie_known(landscape: LandscapeReader) -> Callable[[str], Awaitable[bool]]:
+    """Whether the landscape knows an organisation of this id (for
+    :attr:`ConnectorContext.is_organisatie`)."""
+
+    async def known(organisatie: str) -> bool:
+        return await landscape.get("organisatie", organisatie) is not None
+
+    return known
 
 
 def gemeente_names(landscape: LandscapeReader) -> Callable[[], Awaitable[dict[str, str]]]:
@@ -83,6 +100,7 @@ class ConnectorContexts:
     #: This hub's identity (its source URN), which federation connectors must not take back.
     hub: str = ""
     gemeenten: Callable[[], Awaitable[Mapping[str, str]]] | None = None
+    is_organisatie: Callable[[str], Awaitable[bool]] | None = None
 
     def __call__(
         self, organisatie: str, scope: str, *, xml: bool = False, roots: tuple[Path, ...] = ()
@@ -98,6 +116,7 @@ class ConnectorContexts:
             http_timeout_s=s.http_timeout_seconds,
             hub=self.hub,
             gemeenten=self.gemeenten,
+            is_organisatie=self.is_organisatie,
             limits=ImportLimits(
                 max_rows=s.import_max_rows,
                 max_cells=s.import_max_cells,
@@ -140,7 +159,8 @@ class ConnectorRunner:
         self.data_dir = data_dir
         self.egress = egress
         names = gemeente_names(landscape) if landscape is not None else None
-        self.contexts = ConnectorContexts(settings, data_dir, egress, hub_urn, names)
+        known = organisatie_known(landscape) if landscape is not None else None
+        self.contexts = ConnectorContexts(settings, data_dir, egress, hub_urn, names, known)
         #: The one path of every import (create → start → run → finish).
         self.lifecycle = ImportLifecycle(imports, self.uploads_dir, self._execute)
         self._stopping = asyncio.Event()

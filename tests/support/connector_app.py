@@ -26,7 +26,7 @@ from hub.adapters.memory import (
 from hub.api.app import create_app
 from hub.api.auth import ADMIN, TokenAuthenticator
 from hub.api.context import ApiContext
-from hub.services.connectors import ConnectorContexts
+from hub.services.connectors import ConnectorContexts, organisatie_known
 from hub.services.tokens import TokenLookup, TokenService
 from hub.settings import ConnectorSettings, Settings
 from subscriptions.ssrf import NetworkPolicy
@@ -59,6 +59,7 @@ async def connector_app(
     connectors = ConnectorSettings(allow_networks=[LOOPBACK], file_roots=list(file_roots))
     settings = Settings(data_dir=data_dir, admin_token=ADMIN_TOKEN, connectors=connectors)
     tables, tokens = InMemoryConnectorTables(), InMemoryTokenStore()
+    landscape = landscape or InMemoryProjectionStore()
     subscriptions, runs = InMemorySubscriptionStore(InMemoryDatabase()), InMemoryRunStore(tables)
     service = TokenService(tokens)
 
@@ -69,14 +70,17 @@ async def connector_app(
         settings=settings,
         event_log=InMemoryEventLog(),
         subscriptions=subscriptions,
-        landscape=landscape or InMemoryProjectionStore(),
+        landscape=landscape,
         network_policy=NetworkPolicy.parse(LOOPBACK),
         auth=TokenAuthenticator(ADMIN_TOKEN, tokens=TokenLookup(tokens)),
         readiness=ready,
         connectors=InMemoryConnectorStore(tables),
         runs=runs,
         connector_context=ConnectorContexts(
-            settings.connectors, data_dir, egress(NetworkPolicy.parse(LOOPBACK))
+            settings.connectors,
+            data_dir,
+            egress(NetworkPolicy.parse(LOOPBACK)),
+            is_organisatie=organisatie_known(landscape),
         ),
         tokens=service,
     )

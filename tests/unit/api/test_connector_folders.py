@@ -69,3 +69,28 @@ async def test_a_connector_may_not_read_another_organisations_folder(tmp_path: P
         )
         assert moved.status_code == 403, moved.text
         assert len(app.tables.connectors) == 3
+
+
+async def test_a_connector_made_before_the_organisation_was_known_stops_reading_its_folder(
+    tmp_path: Path,
+) -> None:
+    """Checked again where the file is opened (the runner and ``/test`` share the context)."""
+    root = tmp_path / "files"
+    (root / "gem-c").mkdir(parents=True)
+    (root / "gem-c" / "gebruik.csv").write_text("id,afnemer,applicatie,status\n")
+    landscape = await _with_organisations("gem-a")
+    async with connector_app(tmp_path, file_roots=(root,), landscape=landscape) as app:
+        made = await app.http.post(
+            "/api/v1/connectors", json=_csv("gem-a", root / "gem-c" / "gebruik.csv"), headers=ADMIN_AUTH
+        )
+        assert made.status_code == 201, made.text  # gem-c is nobody yet: a shared folder
+        path = f"/api/v1/connectors/{made.json()['id']}/test"
+        before = await app.http.post(path, headers=ADMIN_AUTH)
+        assert before.json()["ok"] is True, before.text
+
+        await apply_events(
+            landscape, [_organisatie("gem-c", 1)], DerivedEvents("urn:hub", lambda: "https://hub")
+        )
+        after = await app.http.post(path, headers=ADMIN_AUTH)
+        assert after.json()["ok"] is False, after.text
+        assert "gem-c's files" in after.json()["problem"]
