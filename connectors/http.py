@@ -22,9 +22,10 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any, Self
+from urllib.parse import urlsplit
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from connectors.base import ClientTls, ConnectorContext, SourceRefused, SourceUnavailable
@@ -57,6 +58,23 @@ class OAuth2Config(BaseModel):
     clientId: str
     clientSecret: SecretStr
     scope: str | None = None
+
+    @field_validator("tokenUrl")
+    @classmethod
+    def _token_url(cls, value: str) -> str:
+        """An http(s) URL that parses, without credentials: the client's go in ``clientId`` and
+        ``clientSecret`` (an HTTP client refuses a request with both)."""
+        http_url(value)
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises for a port that is not one
+        except ValueError as e:
+            raise ValueError(f"is not a valid URL: {e}") from e
+        if not parts.hostname:
+            raise ValueError("must name a host")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("may not carry credentials: give them as clientId and clientSecret")
+        return value
 
 
 class BasicAuth(BaseModel):

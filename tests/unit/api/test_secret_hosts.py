@@ -213,20 +213,34 @@ async def test_a_connectors_secret_does_not_follow_a_new_proxy(app: App, fake: S
     assert refused.json()["title"] == MOVED and "auth.token" in refused.json()["detail"]
 
 
-async def test_a_token_url_that_does_not_parse_counts_as_another_host(app: App, fake: SignalenFake) -> None:
+async def test_a_url_that_does_not_parse_counts_as_another_host(app: App, fake: SignalenFake) -> None:
     """``urlsplit`` refuses a port written ``+9``; an HTTP client may still send to it."""
-    oauth2 = {"tokenUrl": fake.url + "/token", "clientId": "hub", "clientSecret": "c-s3cret"}
-    body = {"kind": "signalen", "organisatie": "org-voorbeeldstad", "scheduleSeconds": 3600, "enabled": False,
-            "config": {"url": fake.url, "auth": {"oauth2": oauth2}}}  # fmt: skip
+    body = {"kind": "publiccode", "organisatie": "org-voorbeeldstad", "scheduleSeconds": 3600,
+            "enabled": False,
+            "config": {"urls": [fake.url + "/publiccode.yml"], "auth": {"token": "pc-s3cret"}}}  # fmt: skip
     created = await app.http.post("/api/v1/connectors", json=body, headers=ADMIN_AUTH)
-    odd = {**oauth2, "tokenUrl": "http://127.0.0.1:+9/token", "clientSecret": "********"}
-    refused = await app.http.patch(
-        f"/api/v1/connectors/{created.json()['id']}",
-        json={"config": {"auth": {"oauth2": odd}}},
-        headers=ADMIN_AUTH,
-    )
+    assert created.status_code == 201, created.text
+    odd = {"urls": ["http://127.0.0.1:+9/publiccode.yml"]}
+    path = f"/api/v1/connectors/{created.json()['id']}"
+    refused = await app.http.patch(path, json={"config": odd}, headers=ADMIN_AUTH)
     assert refused.status_code == 400, refused.text
     assert refused.json()["title"] == MOVED, refused.text
+
+
+@pytest.mark.parametrize(
+    "token_url",
+    ["http://hub:s3cret@127.0.0.1:9/token", "http://x[@127.0.0.1:9/token", "http://127.0.0.1:+9/token"],
+    ids=["credentials", "unparsable", "odd-port"],
+)
+async def test_a_token_url_with_credentials_or_that_does_not_parse_is_a_400(app: App, token_url: str) -> None:
+    """Credentials in it beside the client's made every request fail inside the HTTP client (a 500)."""
+    oauth2 = {"tokenUrl": token_url, "clientId": "hub", "clientSecret": "c-s3cret"}
+    body = {"kind": "signalen", "organisatie": "org-voorbeeldstad", "scheduleSeconds": 3600, "enabled": False,
+            "config": {"url": "http://127.0.0.1:9", "auth": {"oauth2": oauth2}}}  # fmt: skip
+    refused = await app.http.post("/api/v1/connectors", json=body, headers=ADMIN_AUTH)
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["errors"][0]["field"] == "config.auth.oauth2.tokenUrl"
+    assert "s3cret" not in refused.text
 
 
 async def test_a_connectors_header_sent_back_masked_in_another_case_is_still_kept(app: App) -> None:
