@@ -71,6 +71,8 @@ def redact_url(url: str) -> str:
 
 #: Anything that names a scheme: a value a client might send a request to.
 _SCHEMED = re.compile(r"^\s*[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+#: The user information of such a value (``user:password@``), up to its path.
+_USERINFO = re.compile(r"^(\s*[a-z][a-z0-9+.-]*://)[^/?#]*@", re.IGNORECASE)
 
 
 def origin(url: str) -> str | None:
@@ -80,14 +82,15 @@ def origin(url: str) -> str | None:
     send to) is its own origin, the whole value, so that a change to it counts as a new host."""
     if not _SCHEMED.match(url):
         return None
+    unparsed = _USERINFO.sub(r"\1", url)  # named in messages: never with a password
     try:
         parts = urlsplit(url.strip())
         port, host = parts.port, parts.hostname
     except ValueError:
-        return url
+        return unparsed
     scheme = parts.scheme.lower()
     if not host:
-        return url
+        return unparsed
     host = f"[{host}]" if ":" in host else host  # an IPv6 address keeps its brackets
     default = {"https": 443, "http": 80}.get(scheme)
     return f"{scheme}://{host}:{port or default}"

@@ -35,6 +35,7 @@ MOVED = "Secrets stay with their host"
         ("urn:nld:oin:00000001:systeem", None),
         # Fails closed: what does not parse (an HTTP client may still send to it) is its own origin.
         ("http://127.0.0.1:+8080/token", "http://127.0.0.1:+8080/token"),
+        ("http://hub:s3cret@127.0.0.1:+8080/token", "http://127.0.0.1:+8080/token"),  # named without it
         ("http://sink.example:99999", "http://sink.example:99999"),
     ],
 )
