@@ -25,6 +25,7 @@ from hub.services.access import (
     RECORD_ACTIONS,
     Action,
     Principal,
+    Role,
     Scope,
     may,
     may_at_all,
@@ -32,6 +33,7 @@ from hub.services.access import (
     may_pull,
     may_record,
     scope,
+    source_under,
 )
 from hub.services.writeback_subscriptions import write_back_organisaties
 from schemas import CloudEvent
@@ -86,19 +88,26 @@ def check_recording_right(principal: Principal, organisatie: str, objecttypes: I
 
 
 async def check_publish(
-    principal: Principal, events: Sequence[CloudEvent], landscape: LandscapeReader, hub_source: str = ""
+    principal: Principal,
+    events: Sequence[CloudEvent],
+    landscape: LandscapeReader,
+    hub_source: str = "",
+    registered: Sequence[tuple[str, str]] = (),
 ) -> None:
     """403 naming every event ``principal`` may not publish, and why. No caller publishes under
     ``hub_source`` (KOPPELHUB_SOURCE_URN) or a source below it: those are the hub's own (its
     alerts and derived events, its connectors and imports), and an event posing as one could
     pass for an alert, or take the source and id of a connector's next event (ids are derived
-    from content), which the projector's dedupe would then drop as already seen."""
+    from content), which the projector's dedupe would then drop as already seen. For the same
+    reason a source ``registered`` to another organisation's systeem token (source,
+    organisatie) is that organisation's: another organisation's principal may not publish under
+    it (a systeem token is bound to its own sources already)."""
     errors: list[dict[str, object]] = []
-    if hub_source:
-        for index, event in enumerate(events):
-            if event.source == hub_source or event.source.startswith(hub_source + ":"):
-                why = f"source {event.source!r} is this hub's own (KOPPELHUB_SOURCE_URN); publish under yours"
-                errors.append({"index": index, "field": "source", "message": why})
+    others = _others_sources(principal, registered)
+    for index, event in enumerate(events):
+        why = _taken_source(event.source, hub_source, others)
+        if why:
+            errors.append({"index": index, "field": "source", "message": why})
     if not _unbound(principal):
         keys = {_key(e) for e in events if parse_inbound_type(e.type) is not None}
         stored = await landscape.owners(keys) if keys else {}  # one lookup for the whole batch
@@ -109,6 +118,29 @@ async def check_publish(
     if errors:
         summary = "; ".join(f"event {e['index']}: {e['message']}" for e in errors)
         raise ProblemError(403, "Forbidden", summary, errors=errors)
+
+
+def _others_sources(principal: Principal, registered: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The registered (source, organisatie) pairs ``principal`` may not publish under: those of
+    other organisations, for a principal bound to one that is no systeem (a systeem is bound to
+    its own sources, a hub-wide principal to none)."""
+    mine = principal.organisation
+    if mine is None or principal.role is Role.SYSTEEM or _unbound(principal):
+        return []
+    return [(prefix, organisatie) for prefix, organisatie in registered if organisatie != mine]
+
+
+def _taken_source(source: str, hub_source: str, others: Sequence[tuple[str, str]]) -> str | None:
+    """Why ``source`` is not the publisher's to publish under, or ``None``."""
+    if hub_source and (source == hub_source or source.startswith(hub_source + ":")):
+        return f"source {source!r} is this hub's own (KOPPELHUB_SOURCE_URN); publish under yours"
+    for prefix, organisatie in others:
+        if source_under(source, prefix):
+            return (
+                f"source {source!r} is registered to a systeem of organisation {organisatie!r}; "
+                "publish under a source of your own organisation"
+            )
+    return None
 
 
 def _key(event: CloudEvent) -> tuple[str, str]:

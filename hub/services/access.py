@@ -37,6 +37,7 @@ __all__ = [
     "may_record",
     "pull_recipient",
     "scope",
+    "source_under",
     "visible_organisations",
 ]
 
@@ -146,10 +147,10 @@ def may_publish_source(principal: Principal, source: str) -> bool:
     other roles are not bound to sources."""
     if principal.role is not Role.SYSTEEM:
         return True
-    return any(_under(source, registered) for registered in principal.sources)
+    return any(source_under(source, registered) for registered in principal.sources)
 
 
-def _under(source: str, registered: str) -> bool:
+def source_under(source: str, registered: str) -> bool:
     """``source`` is ``registered`` or lies under it (``registered`` + ``:`` or ``/`` …): a
     prefix ``…:sys1`` does not cover ``…:sys10``."""
     if source == registered:

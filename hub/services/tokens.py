@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from hub.errors import NotFound, PermanentError
 from hub.ports.audit import AuditEntry
 from hub.ports.tokens import TokenRecord, TokenStore
-from hub.services.access import Action, Principal, Role, may_grant, visible_organisations
+from hub.services.access import Action, Principal, Role, may_grant, source_under, visible_organisations
 
 __all__ = [
     "CACHE_SECONDS",
@@ -67,8 +67,26 @@ def _is_uuid(value: str) -> bool:
 class TokenService:
     """Create, list and revoke tokens for a principal, by the matrix (tokens beheren)."""
 
-    def __init__(self, store: TokenStore) -> None:
+    def __init__(self, store: TokenStore, *, cache_seconds: float = CACHE_SECONDS) -> None:
         self.store = store
+        self._ttl = cache_seconds
+        self._registered: tuple[float, tuple[tuple[str, str], ...]] = (-1.0, ())
+
+    async def registered_sources(self) -> tuple[tuple[str, str], ...]:
+        """(source, organisatie) of every systeem token that is not revoked: such a source is
+        its organisation's (``hub.api.ownership.check_publish``). Read through a cache of
+        :data:`CACHE_SECONDS`, as tokens are: a token made or revoked counts that much later."""
+        until, registered = self._registered
+        if until < time.monotonic():
+            records = await self.store.list(None)
+            registered = tuple(
+                (source, r.organisatie)
+                for r in records
+                if r.role == Role.SYSTEEM.value and r.organisatie is not None
+                for source in r.sources
+            )
+            self._registered = (time.monotonic() + self._ttl, registered)
+        return registered
 
     async def create(
         self,
@@ -99,6 +117,8 @@ class TokenService:
             raise TokenRefused(400, "sources", why)
         if sources and granted not in (Role.SYSTEEM, Role.FEDERATIE):
             raise TokenRefused(400, "sources", "only a systeem or federatie token has sources")
+        if granted is Role.SYSTEEM:
+            await self._check_sources_free(sources, organisatie)
         if expires_at is not None and expires_at <= datetime.now(UTC):
             raise TokenRefused(400, "expiresAt", "expiresAt must lie in the future")
         if not may_grant(creator, granted, organisatie):
@@ -119,6 +139,22 @@ class TokenService:
             audit=audit,
         )
         return record, token
+
+    async def _check_sources_free(self, sources: list[str], organisatie: str | None) -> None:
+        """400 when a source overlaps one registered to another organisation's systeem: a
+        registered source is that organisation's (``registered_sources``)."""
+        for record in await self.store.list(None):
+            if record.role != Role.SYSTEEM.value or record.organisatie == organisatie:
+                continue
+            for source in sources:
+                taken = next(
+                    (r for r in record.sources if source_under(source, r) or source_under(r, source)), None
+                )
+                if taken is not None:
+                    raise TokenRefused(
+                        400, "sources", f"source {source!r} overlaps {taken!r}, registered to a systeem of "
+                        f"organisation {record.organisatie!r}; register a source of your own organisation",
+                    )  # fmt: skip
 
     async def list(self, viewer: Principal) -> list[TokenRecord]:
         """The tokens the viewer manages: of the organisations it reaches, with the roles it may

@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 
-from hub.adapters.memory import InMemoryProjectionStore
+from hub.adapters.memory import InMemoryProjectionStore, InMemoryTokenStore
 from hub.api.ownership import check_publish
 from hub.api.problems import ProblemError
 from hub.ports import LoggedEvent
 from hub.services.access import Principal, Role
 from hub.services.projection import apply_events
+from hub.services.tokens import TokenRefused, TokenService
 from schemas import CloudEvent, validate_event
 
 GEM_A, GEM_B = "gem-a", "gem-b"
@@ -113,3 +114,46 @@ async def test_nobody_publishes_under_the_hubs_own_source(source: str, principal
     assert refused.value.status == 403
     [error] = refused.value.extra["errors"]
     assert error["field"] == "source" and "KOPPELHUB_SOURCE_URN" in str(error["message"])
+
+
+async def test_a_source_registered_to_another_organisations_systeem_is_that_organisations() -> None:
+    """Else gem-a's beheerder could take the source and the next id of gem-b's zaaksysteem,
+    and the projector's dedupe would drop the real event as already seen."""
+    tokens = TokenService(InMemoryTokenStore())
+    admin = Principal("admin")
+    await tokens.create(admin, name="zaaksysteem", role="systeem", organisatie=GEM_B, sources=[SOURCE])
+    revoked, _ = await tokens.create(
+        admin, name="oud", role="systeem", organisatie=GEM_B, sources=["urn:nld:gem-b:oud"]
+    )
+    await tokens.revoke(admin, revoked.id)
+    registered = await TokenService(tokens.store).registered_sources()
+    assert registered == ((SOURCE, GEM_B),)
+
+    gb_a = Principal("gem-a beheerder", Role.GEBRUIK_BEHEERDER, GEM_A)
+    store = await store_with_gem_a()
+    for source in (SOURCE, SOURCE + ":sub"):
+        posing = landscape("gebruik", "vastgelegd", {**gebruik(GEM_A), "id": "g-a2"}, source=source)
+        with pytest.raises(ProblemError) as refused:
+            await check_publish(gb_a, [posing], store, "", registered)
+        [error] = refused.value.extra["errors"]
+        assert error["field"] == "source" and GEM_B in str(error["message"])
+    for source in (SOURCE + "x", "urn:nld:gem-b:oud", "urn:nld:gem-a:cmdb"):  # not registered (any more)
+        await check_publish(
+            gb_a, [landscape("gebruik", "vastgelegd", gebruik(GEM_A), source=source)], store, "", registered
+        )
+    # Its own organisation's principals and the hub-wide ones may.
+    await check_publish(
+        GB_B, [landscape("gebruik", "vastgelegd", gebruik(GEM_B, id="g-b"))], store, "", registered
+    )
+    await check_publish(admin, [landscape("gebruik", "vastgelegd", gebruik(GEM_B))], store, "", registered)
+
+
+async def test_a_systeem_token_may_not_register_another_organisations_source() -> None:
+    tokens, admin = TokenService(InMemoryTokenStore()), Principal("admin")
+    await tokens.create(admin, name="zaaksysteem", role="systeem", organisatie=GEM_B, sources=[SOURCE])
+    for overlapping in (SOURCE, SOURCE + ":sub", "urn:nld:gem-b"):
+        with pytest.raises(TokenRefused) as refused:
+            await tokens.create(admin, name="x", role="systeem", organisatie=GEM_A, sources=[overlapping])
+        assert refused.value.status == 400 and GEM_B in str(refused.value)
+    await tokens.create(admin, name="ook", role="systeem", organisatie=GEM_B, sources=[SOURCE + ":sub"])
+    await tokens.create(admin, name="eigen", role="systeem", organisatie=GEM_A, sources=["urn:nld:gem-a"])
