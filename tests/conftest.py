@@ -25,6 +25,7 @@ from sqlalchemy import make_url
 from hub.adapters.postgres.engine import libpq_url, migrate
 from hub.embedded import Infrastructure, provision
 from hub.settings import DeliverySettings, KafkaSettings, Settings
+from tests.support.signalen_fake import SignalenFake
 from tests.support.sink import WebhookSink
 
 TEMPLATE_DB = "koppelhub_template"
@@ -144,6 +145,14 @@ async def sink() -> AsyncIterator[WebhookSink]:
     receiver = await WebhookSink().start()
     yield receiver
     await receiver.stop()
+
+
+@pytest.fixture
+async def signalen() -> AsyncIterator[SignalenFake]:
+    """A Signalen fake (a real HTTP server on loopback) with its default meldingen."""
+    fake = await SignalenFake().start()
+    yield fake
+    await fake.stop()
 
 
 @pytest.fixture

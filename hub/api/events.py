@@ -184,7 +184,7 @@ async def accept(request: Request, principal: Principal, ctx: ApiContext) -> JSO
         raise ProblemError(413, "Event too large", str(e), errors=_problems(e)) from e
     except EnvelopeError as e:
         raise ProblemError(400, "Invalid CloudEvent", _summary(e), errors=_problems(e)) from e
-    registered = await ctx.tokens.registered_sources() if ctx.tokens is not None else ()
+    registered = ctx.tokens.registered_sources if ctx.tokens is not None else None
     await check_publish(principal, events, ctx.landscape, settings.source_urn, registered)
     events = stamp_events(principal, events)
     await limiter.admit(principal.name, len(events))

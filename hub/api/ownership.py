@@ -12,7 +12,7 @@ functioneel-beheerder) skips the per-event checks: they cost nothing on its publ
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from fastapi import Request
@@ -92,18 +92,19 @@ async def check_publish(
     events: Sequence[CloudEvent],
     landscape: LandscapeReader,
     hub_source: str = "",
-    registered: Sequence[tuple[str, str]] = (),
+    registered: Callable[[], Awaitable[Sequence[tuple[str, str]]]] | None = None,
 ) -> None:
     """403 naming every event ``principal`` may not publish, and why. No caller publishes under
     ``hub_source`` (KOPPELHUB_SOURCE_URN) or a source below it: those are the hub's own (its
     alerts and derived events, its connectors and imports), and an event posing as one could
     pass for an alert, or take the source and id of a connector's next event (ids are derived
     from content), which the projector's dedupe would then drop as already seen. For the same
-    reason a source ``registered`` to another organisation's systeem token (source,
-    organisatie) is that organisation's: another organisation's principal may not publish under
-    it (a systeem token is bound to its own sources already)."""
+    reason a source registered to another organisation's systeem token (``registered`` reads
+    the (source, organisatie) pairs, only when the principal is bound by them) is that
+    organisation's: another organisation's principal may not publish under it (a systeem token
+    is bound to its own sources already)."""
     errors: list[dict[str, object]] = []
-    others = _others_sources(principal, registered)
+    others = await _others_sources(principal, registered)
     for index, event in enumerate(events):
         why = _taken_source(event.source, hub_source, others)
         if why:
@@ -120,14 +121,16 @@ async def check_publish(
         raise ProblemError(403, "Forbidden", summary, errors=errors)
 
 
-def _others_sources(principal: Principal, registered: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+async def _others_sources(
+    principal: Principal, registered: Callable[[], Awaitable[Sequence[tuple[str, str]]]] | None
+) -> list[tuple[str, str]]:
     """The registered (source, organisatie) pairs ``principal`` may not publish under: those of
     other organisations, for a principal bound to one that is no systeem (a systeem is bound to
-    its own sources, a hub-wide principal to none)."""
+    its own sources, a hub-wide principal to none: for them nothing is read)."""
     mine = principal.organisation
-    if mine is None or principal.role is Role.SYSTEEM or _unbound(principal):
+    if registered is None or mine is None or principal.role is Role.SYSTEEM or _unbound(principal):
         return []
-    return [(prefix, organisatie) for prefix, organisatie in registered if organisatie != mine]
+    return [(prefix, organisatie) for prefix, organisatie in await registered() if organisatie != mine]
 
 
 def _taken_source(source: str, hub_source: str, others: Sequence[tuple[str, str]]) -> str | None:

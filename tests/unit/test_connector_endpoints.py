@@ -29,20 +29,15 @@ async def app(tmp_path: Path) -> AsyncIterator[App]:
         yield made
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[SignalenFake]:
-    f = await SignalenFake().start()
-    yield f
-    await f.stop()
-
-
-async def _signalen(app: App, fake: SignalenFake, token: str | None = None, **config: Any) -> dict[str, Any]:
+async def _signalen(
+    app: App, signalen: SignalenFake, token: str | None = None, **config: Any
+) -> dict[str, Any]:
     body = {
         "kind": "signalen",
         "organisatie": ORG,
         "scheduleSeconds": 3600,
         "enabled": False,
-        "config": {"url": fake.url, "auth": {"token": token or fake.token}, **config},
+        "config": {"url": signalen.url, "auth": {"token": token or signalen.token}, **config},
     }
     response = await app.http.post("/api/v1/connectors", json=body, headers=AUTH)
     assert response.status_code == 201, response.text
@@ -50,9 +45,9 @@ async def _signalen(app: App, fake: SignalenFake, token: str | None = None, **co
 
 
 async def test_runs_are_listed_newest_first_with_counts_errors_and_checkpoints_and_page(
-    app: App, fake: SignalenFake
+    app: App, signalen: SignalenFake
 ) -> None:
-    cid = uuid.UUID((await _signalen(app, fake))["id"])
+    cid = uuid.UUID((await _signalen(app, signalen))["id"])
     first = await app.runs.start_run(cid, None)
     scope = SyncScope("urn:x", ORG, str(cid))
     committed = BatchCommit(checkpoint={"updated_after": "t1"})  # as a committed batch sets it
@@ -86,8 +81,8 @@ async def test_runs_of_an_unknown_connector_or_with_a_foreign_cursor_are_problem
     assert missing.headers["content-type"].startswith("application/problem+json")
 
 
-async def test_a_cursor_this_api_did_not_hand_out_is_a_400(app: App, fake: SignalenFake) -> None:
-    cid = (await _signalen(app, fake))["id"]
+async def test_a_cursor_this_api_did_not_hand_out_is_a_400(app: App, signalen: SignalenFake) -> None:
+    cid = (await _signalen(app, signalen))["id"]
 
     response = await app.http.get(f"/api/v1/connectors/{cid}/runs?after=not-a-cursor", headers=AUTH)
 
@@ -97,22 +92,22 @@ async def test_a_cursor_this_api_did_not_hand_out_is_a_400(app: App, fake: Signa
 
 
 async def test_the_test_endpoint_reaches_signalen_with_the_token_and_publishes_nothing(
-    app: App, fake: SignalenFake
+    app: App, signalen: SignalenFake
 ) -> None:
-    fake.add(3)
-    cid = (await _signalen(app, fake))["id"]
+    signalen.add(3)
+    cid = (await _signalen(app, signalen))["id"]
 
     response = await app.http.post(f"/api/v1/connectors/{cid}/test", headers=AUTH)
 
     assert response.status_code == 200, response.text
     assert response.json() == {"ok": True, "found": {"reachable": True, "count": 3}}
-    assert len(fake.requests) == 1 and fake.patches == []
+    assert len(signalen.requests) == 1 and signalen.patches == []
 
 
 async def test_the_test_endpoint_names_a_refused_token_with_the_last_exchange_and_no_secret(
-    app: App, fake: SignalenFake
+    app: App, signalen: SignalenFake
 ) -> None:
-    cid = (await _signalen(app, fake, token="wrong-token"))["id"]
+    cid = (await _signalen(app, signalen, token="wrong-token"))["id"]
 
     response = await app.http.post(f"/api/v1/connectors/{cid}/test", headers=AUTH)
 
@@ -125,9 +120,9 @@ async def test_the_test_endpoint_names_a_refused_token_with_the_last_exchange_an
 
 
 async def test_a_connector_with_write_back_gets_its_subscription_and_disabling_pauses_it(
-    app: App, fake: SignalenFake
+    app: App, signalen: SignalenFake
 ) -> None:
-    created = await _signalen(app, fake, writeBack={"filters": [{"exact": {"source": "urn:moon"}}]})
+    created = await _signalen(app, signalen, writeBack={"filters": [{"exact": {"source": "urn:moon"}}]})
     sid = uuid.UUID(created["writeBackSubscription"])
 
     paused = await app.subscriptions.get(sid)  # the connector was created disabled
@@ -140,12 +135,12 @@ async def test_a_connector_with_write_back_gets_its_subscription_and_disabling_p
 
 
 async def test_a_write_back_filter_that_is_not_a_subscription_filter_is_a_400(
-    app: App, fake: SignalenFake
+    app: App, signalen: SignalenFake
 ) -> None:
     body = {
         "kind": "signalen",
         "organisatie": ORG,
-        "config": {"url": fake.url, "auth": {"token": "t"}, "writeBack": {"filters": [{"exactly": {}}]}},
+        "config": {"url": signalen.url, "auth": {"token": "t"}, "writeBack": {"filters": [{"exactly": {}}]}},
     }
 
     response = await app.http.post("/api/v1/connectors", json=body, headers=AUTH)
@@ -271,11 +266,11 @@ async def test_a_write_back_target_outside_the_connectors_allow_list_is_refused_
 
 
 async def test_a_proxy_password_is_write_only_shown_masked_and_kept_when_sent_back_as_shown(
-    app: App, fake: SignalenFake
+    app: App, signalen: SignalenFake
 ) -> None:
     """An FSC outway's (or any proxy's) password in ``auth.proxy`` is a secret like the token."""
     outway = "http://koppelhub:s3cret@outway.example:8443"
-    made = await _signalen(app, fake, auth={"token": fake.token, "proxy": outway})
+    made = await _signalen(app, signalen, auth={"token": signalen.token, "proxy": outway})
     path = f"/api/v1/connectors/{made['id']}"
     shown = await app.http.get(path, headers=AUTH)
     listed = await app.http.get("/api/v1/connectors", headers=AUTH)
@@ -288,7 +283,7 @@ async def test_a_proxy_password_is_write_only_shown_masked_and_kept_when_sent_ba
     assert sent_back.status_code == 200, sent_back.text
     stored = InMemoryConnectorStore(app.tables)
     kept = (await stored.get(uuid.UUID(made["id"]))).config["auth"]
-    assert (kept["proxy"], kept["token"]) == (outway, fake.token)
+    assert (kept["proxy"], kept["token"]) == (outway, signalen.token)
 
     new = "http://koppelhub:n1euw@outway.example:8443"
     changed = await app.http.patch(

@@ -126,8 +126,8 @@ async def test_a_source_registered_to_another_organisations_systeem_is_that_orga
         admin, name="oud", role="systeem", organisatie=GEM_B, sources=["urn:nld:gem-b:oud"]
     )
     await tokens.revoke(admin, revoked.id)
-    registered = await TokenService(tokens.store).registered_sources()
-    assert registered == ((SOURCE, GEM_B),)
+    registered = TokenService(tokens.store).registered_sources
+    assert await registered() == ((SOURCE, GEM_B),)
 
     gb_a = Principal("gem-a beheerder", Role.GEBRUIK_BEHEERDER, GEM_A)
     store = await store_with_gem_a()

@@ -145,18 +145,11 @@ async def app(tmp_path: Path) -> AsyncIterator[App]:
         yield made
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[SignalenFake]:
-    f = await SignalenFake().start()
-    yield f
-    await f.stop()
-
-
 async def test_a_connector_pointed_at_another_host_needs_its_secrets_again(
-    app: App, fake: SignalenFake
+    app: App, signalen: SignalenFake
 ) -> None:
     body = {"kind": "signalen", "organisatie": "org-voorbeeldstad", "scheduleSeconds": 3600, "enabled": False,
-            "config": {"url": fake.url, "auth": {"token": "sig-s3cret"}}}  # fmt: skip
+            "config": {"url": signalen.url, "auth": {"token": "sig-s3cret"}}}  # fmt: skip
     created = await app.http.post("/api/v1/connectors", json=body, headers=ADMIN_AUTH)
     assert created.status_code == 201, created.text
     path = f"/api/v1/connectors/{created.json()['id']}"
@@ -167,7 +160,7 @@ async def test_a_connector_pointed_at_another_host_needs_its_secrets_again(
         refused = await app.http.patch(path, json={"config": config}, headers=ADMIN_AUTH)
         assert refused.status_code == 400, refused.text
         assert refused.json()["title"] == MOVED and "auth.token" in refused.json()["detail"]
-        assert (await store.get(uuid.UUID(created.json()["id"]))).config["url"] == fake.url
+        assert (await store.get(uuid.UUID(created.json()["id"]))).config["url"] == signalen.url
 
     given = await app.http.patch(
         path, json={"config": {"url": elsewhere, "auth": {"token": "new-s3cret"}}}, headers=ADMIN_AUTH
@@ -178,11 +171,11 @@ async def test_a_connector_pointed_at_another_host_needs_its_secrets_again(
 
 
 async def test_a_connectors_oauth2_client_secret_stays_with_its_token_url(
-    app: App, fake: SignalenFake
+    app: App, signalen: SignalenFake
 ) -> None:
-    oauth2 = {"tokenUrl": fake.url + "/token", "clientId": "hub", "clientSecret": "c-s3cret"}
+    oauth2 = {"tokenUrl": signalen.url + "/token", "clientId": "hub", "clientSecret": "c-s3cret"}
     body = {"kind": "signalen", "organisatie": "org-voorbeeldstad", "scheduleSeconds": 3600, "enabled": False,
-            "config": {"url": fake.url, "auth": {"oauth2": oauth2}}}  # fmt: skip
+            "config": {"url": signalen.url, "auth": {"oauth2": oauth2}}}  # fmt: skip
     created = await app.http.post("/api/v1/connectors", json=body, headers=ADMIN_AUTH)
     assert created.status_code == 201, created.text
     path = f"/api/v1/connectors/{created.json()['id']}"
@@ -202,9 +195,9 @@ async def test_a_connectors_oauth2_client_secret_stays_with_its_token_url(
     assert moved_api.status_code == 400, moved_api.text
 
 
-async def test_a_connectors_secret_does_not_follow_a_new_proxy(app: App, fake: SignalenFake) -> None:
+async def test_a_connectors_secret_does_not_follow_a_new_proxy(app: App, signalen: SignalenFake) -> None:
     body = {"kind": "signalen", "organisatie": "org-voorbeeldstad", "scheduleSeconds": 3600, "enabled": False,
-            "config": {"url": fake.url, "auth": {"token": "sig-s3cret"}}}  # fmt: skip
+            "config": {"url": signalen.url, "auth": {"token": "sig-s3cret"}}}  # fmt: skip
     created = await app.http.post("/api/v1/connectors", json=body, headers=ADMIN_AUTH)
     change = {"auth": {"token": "********", "proxy": "http://localhost:9"}}  # a proxy sees the token
     refused = await app.http.patch(
@@ -214,11 +207,12 @@ async def test_a_connectors_secret_does_not_follow_a_new_proxy(app: App, fake: S
     assert refused.json()["title"] == MOVED and "auth.token" in refused.json()["detail"]
 
 
-async def test_a_url_that_does_not_parse_counts_as_another_host(app: App, fake: SignalenFake) -> None:
+async def test_a_url_that_does_not_parse_counts_as_another_host(app: App, signalen: SignalenFake) -> None:
     """``urlsplit`` refuses a port written ``+9``; an HTTP client may still send to it."""
     body = {"kind": "publiccode", "organisatie": "org-voorbeeldstad", "scheduleSeconds": 3600,
             "enabled": False,
-            "config": {"urls": [fake.url + "/publiccode.yml"], "auth": {"token": "pc-s3cret"}}}  # fmt: skip
+            "config": {"urls": [signalen.url + "/publiccode.yml"],
+                       "auth": {"token": "pc-s3cret"}}}  # fmt: skip
     created = await app.http.post("/api/v1/connectors", json=body, headers=ADMIN_AUTH)
     assert created.status_code == 201, created.text
     odd = {"urls": ["http://127.0.0.1:+9/publiccode.yml"]}
