@@ -6,6 +6,7 @@ back (``connectors.registry``, ``subscriptions.model``).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -21,6 +22,7 @@ __all__ = [
     "origins",
     "redact_url",
     "shown_headers",
+    "trusted_cas",
 ]
 
 #: How a subscription's secrets are shown: a URL's password, a credential header, the OAuth2
@@ -119,19 +121,51 @@ def kept_credentials(sent: Mapping[str, str] | None, stored: Mapping[str, str], 
     return sorted(name.lower() for name, value in sent.items() if value == mask and name.lower() in before)
 
 
+#: Where a configuration names CA certificates to trust besides the system's (a subscription's
+#: stored auth, a connector's ``auth``).
+_CA_KEYS = frozenset({"caCertificate", "ca_certificate"})
+
+
+def trusted_cas(value: Any) -> set[str]:
+    """The CA certificates ``value`` trusts besides the system's (a PEM value under a
+    ``caCertificate`` key at any depth), each named by the SHA-256 of its text (whitespace
+    dropped) as ``CA certificate sha256:<16 hex>``: whoever holds such a CA's key can answer for
+    any host, so a new one is a new destination too."""
+    if isinstance(value, Mapping):
+        found: set[str] = set()
+        for key, item in value.items():
+            if key in _CA_KEYS and isinstance(item, str) and item.strip():
+                digest = hashlib.sha256("".join(item.split()).encode()).hexdigest()[:16]
+                found.add(f"CA certificate sha256:{digest}")
+            else:
+                found |= trusted_cas(item)
+        return found
+    if isinstance(value, list):
+        return set().union(*(trusted_cas(v) for v in value))
+    return set()
+
+
 def moved_secrets(kept: list[str], before: Any, after: Any) -> str | None:
     """Why a change may not keep the stored secrets ``kept`` (their names), or ``None``: a
     secret stays with the hosts it was given for (as a browser drops ``Authorization`` on a
     redirect to another origin), so a change that sends requests to a new origin (any URL of
-    ``after`` whose origin ``before`` lacks: a sink, an API, a token URL, a proxy) must give
-    them again. Every secret is bound to every host of its configuration: an OAuth2 client
-    secret mints the access tokens the API or sink gets, and a proxy sees what passes it."""
-    new = sorted(origins(after) - origins(before))
-    if not kept or not new:
+    ``after`` whose origin ``before`` lacks: a sink, an API, a token URL, a proxy) or that
+    trusts a new CA certificate (which can vouch for a host of its holder's choosing, for any
+    name) must give them again. Every secret is bound to every host of its configuration: an
+    OAuth2 client secret mints the access tokens the API or sink gets, and a proxy sees what
+    passes it."""
+    hosts = sorted(origins(after) - origins(before))
+    cas = sorted(trusted_cas(after) - trusted_cas(before))
+    if not kept or not (hosts or cas):
         return None
     them = "it" if len(kept) == 1 else "them"
+    sends, trusts = f"sends requests to {', '.join(hosts)}", f"trusts {', '.join(cas)}"
+    if hosts and cas:
+        what = f"{sends} and {trusts}, which"
+    else:
+        what = f"{sends}, a host" if hosts else f"{trusts}, a certificate authority"
     return (
-        f"the change sends requests to {', '.join(new)}, a host the stored {', '.join(kept)} "
+        f"the change {what} the stored {', '.join(kept)} "
         f"{'was' if len(kept) == 1 else 'were'} not given for: send {them} again in the same change "
         f"(the hub keeps {them} write-only), or remove {them}"
     )

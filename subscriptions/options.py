@@ -161,7 +161,8 @@ def moved_sink_secrets(
     """Why a change may not keep a subscription's stored secrets, or ``None``: credential
     headers and the OAuth2 client secret kept without being given again (headers not sent or
     sent back as ``***``; auth not sent or its client secret sent back so) may not follow the
-    sink, the token URL or the proxy to another host (``schemas.credentials.moved_secrets``).
+    sink, the token URL or the proxy to another host, nor a new ``caCertificate``
+    (``schemas.credentials.moved_secrets``).
     ``stored`` is the stored subscription (``sink``, ``headers``, ``auth``); ``sent_*`` are
     the change's own, ``None`` when it leaves them as they are."""
     stored_auth: dict[str, Any] = dict(stored.auth)
@@ -176,9 +177,11 @@ def moved_sink_secrets(
     return moved_secrets(kept, _destinations(stored.sink, stored_auth), _destinations(sink, after_auth))
 
 
-def _destinations(sink: str, auth: dict[str, Any]) -> list[str]:
-    """Where a subscription's requests go: its sink, its token URL and its proxy."""
-    return [url for url in (sink, (auth.get("oauth2") or {}).get("token_url"), auth.get("proxy")) if url]
+def _destinations(sink: str, auth: dict[str, Any]) -> dict[str, Any]:
+    """Where a subscription's requests go (its sink, its token URL and its proxy) and the CA it
+    trusts for them besides the system's."""
+    token_url = (auth.get("oauth2") or {}).get("token_url")
+    return {"urls": [sink, token_url, auth.get("proxy")], "ca_certificate": auth.get("ca_certificate")}
 
 
 class DeliveryOptions(_Strict):

@@ -42,8 +42,8 @@ PROBLEM_KINDS: dict[str, str] = {
     "Sink handshake failed": "the sink refused the CloudEvents webhook handshake; `validate=false` skips it",
     "Address refused": "a URL in the sink's auth resolves to a blocked network",
     "Secrets stay with their host": "a change points a stored secret (a credential header, a client "
-    "secret, a connector's token or password) at another host: send it again in the same change, or "
-    "remove it",
+    "secret, a connector's token or password) at another host or a new CA certificate: send it again "
+    "in the same change, or remove it",
     "Empty file": "the uploaded file is empty",
     "Request refused": "the store refused the request as it stands",
     "Unauthorized": "no valid bearer token: send `Authorization: Bearer <token>`",

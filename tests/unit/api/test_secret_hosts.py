@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from hub.adapters.memory import InMemoryConnectorStore, InMemorySubscriptionStore
 from schemas.credentials import moved_secrets, origin
@@ -51,6 +56,39 @@ def test_a_secret_may_follow_a_change_of_path_but_not_of_host() -> None:
     assert why is not None and "https://evil.example:443" in why and "auth.token" in why
     # What passes a proxy is seen by it: another proxy is another host.
     assert moved_secrets(["auth.token"], before, {**before, "auth": {"proxy": "http://elders:8080"}})
+
+
+def ca_certificate(name: str) -> str:
+    """A self-signed CA certificate (PEM), as an operator of a private CA would give one."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    built = (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    return built.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def test_a_secret_does_not_follow_a_new_ca_certificate() -> None:
+    """Whoever holds a trusted CA's key can answer for the same host name: a new one is a new
+    destination, one taken away or written again is not."""
+    ours, theirs = ca_certificate("ours"), ca_certificate("theirs")
+    before = {"url": "https://api.example/v1", "auth": {"caCertificate": ours}}
+    why = moved_secrets(["auth.token"], before, {**before, "auth": {"caCertificate": theirs}})
+    assert why is not None and "CA certificate sha256:" in why and "auth.token" in why
+    assert "BEGIN CERTIFICATE" not in why
+    assert moved_secrets(["auth.token"], {"url": before["url"]}, before)  # a CA where none was
+    elsewhere = {"url": "https://evil.example", "auth": {"caCertificate": theirs}}
+    both = moved_secrets(["auth.token"], before, elsewhere)
+    assert both is not None and "https://evil.example:443 and trusts CA certificate" in both
+    rewrapped = {**before, "auth": {"caCertificate": ours.replace("\n", "\r\n")}}
+    assert moved_secrets(["auth.token"], before, rewrapped) is None
+    assert moved_secrets(["auth.token"], before, {**before, "auth": {}}) is None
+    assert moved_secrets([], before, {**before, "auth": {"caCertificate": theirs}}) is None
 
 
 @pytest.fixture
@@ -137,6 +175,33 @@ async def test_a_subscriptions_secrets_do_not_follow_a_new_proxy(
     refused = await memory.client.patch(path, json={"auth": {"proxy": other_sink.url}}, headers=auth)
     assert refused.status_code == 400, refused.text
     assert "protocolsettings.headers.authorization" in refused.json()["detail"]
+
+
+async def test_a_subscriptions_secrets_do_not_follow_a_new_ca_certificate(
+    memory: MemoryApp, auth: dict[str, str], sink: WebhookSink
+) -> None:
+    headers = {"Authorization": "Bearer sink-s3cret"}
+    ours = ca_certificate("ours")
+    body = {"sink": sink.url, "protocolsettings": {"headers": headers}, "auth": {"caCertificate": ours}}
+    created = await memory.client.post("/api/v1/subscriptions", json=body, headers=auth)
+    assert created.status_code == 201, created.text
+    sub = created.json()
+    path = f"/api/v1/subscriptions/{sub['id']}"
+    store = InMemorySubscriptionStore(memory.database)
+
+    theirs = {"caCertificate": ca_certificate("theirs")}
+    refused = await memory.client.patch(path, json={"auth": theirs}, headers=auth)
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["title"] == MOVED
+    assert "protocolsettings.headers.authorization" in refused.json()["detail"]
+    assert (await store.get(uuid.UUID(sub["id"]))).auth["ca_certificate"] == ours
+
+    same = await memory.client.patch(path, json={"auth": sub["auth"]}, headers=auth)
+    assert same.status_code == 200, same.text
+    given = {"protocolsettings": {"headers": {"Authorization": "Bearer n1euw"}}, "auth": theirs}
+    accepted = await memory.client.patch(path, json=given, headers=auth)
+    assert accepted.status_code == 200, accepted.text
+    assert (await store.get(uuid.UUID(sub["id"]))).auth["ca_certificate"] == theirs["caCertificate"]
 
 
 @pytest.fixture
@@ -250,3 +315,28 @@ async def test_a_connectors_header_sent_back_masked_in_another_case_is_still_kep
     )
     assert refused.status_code == 400, refused.text
     assert "headers.authorization" in refused.json()["detail"]
+
+
+async def test_a_connectors_secret_does_not_follow_a_new_ca_certificate(
+    app: App, signalen: SignalenFake
+) -> None:
+    ours = ca_certificate("ours")
+    config = {"url": signalen.url, "auth": {"token": "sig-s3cret", "caCertificate": ours}}
+    body = {"kind": "signalen", "organisatie": "org-voorbeeldstad", "scheduleSeconds": 3600, "enabled": False,
+            "config": config}  # fmt: skip
+    created = await app.http.post("/api/v1/connectors", json=body, headers=ADMIN_AUTH)
+    assert created.status_code == 201, created.text
+    path = f"/api/v1/connectors/{created.json()['id']}"
+    theirs = ca_certificate("theirs")
+    refused = await app.http.patch(
+        path, json={"config": {"auth": {"token": "********", "caCertificate": theirs}}}, headers=ADMIN_AUTH
+    )
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["title"] == MOVED and "auth.token" in refused.json()["detail"]
+    stored = (await InMemoryConnectorStore(app.tables).get(uuid.UUID(created.json()["id"]))).config
+    assert stored["auth"]["caCertificate"] == ours
+
+    given = await app.http.patch(
+        path, json={"config": {"auth": {"token": "n1euw", "caCertificate": theirs}}}, headers=ADMIN_AUTH
+    )
+    assert given.status_code == 200, given.text
