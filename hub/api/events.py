@@ -184,8 +184,8 @@ async def accept(request: Request, principal: Principal, ctx: ApiContext) -> JSO
         raise ProblemError(413, "Event too large", str(e), errors=_problems(e)) from e
     except EnvelopeError as e:
         raise ProblemError(400, "Invalid CloudEvent", _summary(e), errors=_problems(e)) from e
-    registered = ctx.tokens.registered_sources if ctx.tokens is not None else None
-    await check_publish(principal, events, ctx.landscape, settings.source_urn, registered)
+    owners = ctx.tokens.source_owners if ctx.tokens is not None else None
+    await check_publish(principal, events, ctx.landscape, settings.source_urn, owners)
     events = stamp_events(principal, events)
     await limiter.admit(principal.name, len(events))
     parent = context_of(request.headers) or context_of(carried(events[0]))

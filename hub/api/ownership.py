@@ -35,6 +35,7 @@ from hub.services.access import (
     scope,
     source_under,
 )
+from hub.services.source_owners import SourceOwner
 from hub.services.writeback_subscriptions import write_back_organisaties
 from schemas import CloudEvent
 from schemas.landscape import parse_inbound_type
@@ -92,19 +93,19 @@ async def check_publish(
     events: Sequence[CloudEvent],
     landscape: LandscapeReader,
     hub_source: str = "",
-    registered: Callable[[], Awaitable[Sequence[tuple[str, str]]]] | None = None,
+    owners: Callable[[], Awaitable[Sequence[SourceOwner]]] | None = None,
 ) -> None:
     """403 naming every event ``principal`` may not publish, and why. No caller publishes under
     ``hub_source`` (KOPPELHUB_SOURCE_URN) or a source below it: those are the hub's own (its
     alerts and derived events, its connectors and imports), and an event posing as one could
     pass for an alert, or take the source and id of a connector's next event (ids are derived
     from content), which the projector's dedupe would then drop as already seen. For the same
-    reason a source registered to another organisation's systeem token (``registered`` reads
-    the (source, organisatie) pairs, only when the principal is bound by them) is that
-    organisation's: another organisation's principal may not publish under it (a systeem token
-    is bound to its own sources already)."""
+    reason a source another organisation owns (``owners`` reads them, only when the principal
+    is bound by them: a systeem token's registered source, or one naming the organisation's OIN
+    or KvK number, ``hub.services.source_owners``) is not another organisation's principal's to
+    publish under (a systeem token is bound to its own sources already)."""
     errors: list[dict[str, object]] = []
-    others = await _others_sources(principal, registered)
+    others = await _others_sources(principal, owners)
     for index, event in enumerate(events):
         why = _taken_source(event.source, hub_source, others)
         if why:
@@ -122,27 +123,27 @@ async def check_publish(
 
 
 async def _others_sources(
-    principal: Principal, registered: Callable[[], Awaitable[Sequence[tuple[str, str]]]] | None
-) -> list[tuple[str, str]]:
-    """The registered (source, organisatie) pairs ``principal`` may not publish under: those of
-    other organisations, for a principal bound to one that is no systeem (a systeem is bound to
-    its own sources, a hub-wide principal to none: for them nothing is read)."""
+    principal: Principal, owners: Callable[[], Awaitable[Sequence[SourceOwner]]] | None
+) -> list[SourceOwner]:
+    """The owned source prefixes ``principal`` may not publish under: those of other
+    organisations (and not of its own too: two organisaties that give the same number share
+    it), for a principal bound to one that is no systeem (a systeem is bound to its own sources,
+    a hub-wide principal to none: for them nothing is read)."""
     mine = principal.organisation
-    if registered is None or mine is None or principal.role is Role.SYSTEEM or _unbound(principal):
+    if owners is None or mine is None or principal.role is Role.SYSTEEM or _unbound(principal):
         return []
-    return [(prefix, organisatie) for prefix, organisatie in await registered() if organisatie != mine]
+    owned = await owners()
+    own = {owner.prefix for owner in owned if owner.organisatie == mine}
+    return [owner for owner in owned if owner.organisatie != mine and owner.prefix not in own]
 
 
-def _taken_source(source: str, hub_source: str, others: Sequence[tuple[str, str]]) -> str | None:
+def _taken_source(source: str, hub_source: str, others: Sequence[SourceOwner]) -> str | None:
     """Why ``source`` is not the publisher's to publish under, or ``None``."""
     if hub_source and (source == hub_source or source.startswith(hub_source + ":")):
         return f"source {source!r} is this hub's own (KOPPELHUB_SOURCE_URN); publish under yours"
-    for prefix, organisatie in others:
-        if source_under(source, prefix):
-            return (
-                f"source {source!r} is registered to a systeem of organisation {organisatie!r}; "
-                "publish under a source of your own organisation"
-            )
+    for owner in others:
+        if source_under(source, owner.prefix):
+            return f"source {source!r} {owner.why}; publish under a source of your own organisation"
     return None
 
 

@@ -362,7 +362,7 @@ def _wire_api(hub: HubProcess, w: Wiring) -> None:
         connector_context=connector_contexts(s, PostgresLandscapeStore(hub.engine)),
         wake_connectors=hub.connector_runner.wake if hub.connector_runner else None,
         deliveries=PostgresDeliveryStore(hub.engine),
-        tokens=TokenService(tokens),
+        tokens=TokenService(tokens, landscape=PostgresLandscapeStore(hub.engine)),
         audit=audit,
         log_inspector=inspector,
         metrics=hub.metrics,

@@ -171,7 +171,7 @@ async def token_service(database_url: str) -> AsyncIterator[TokenService]:
     audit entry in the change's transaction)."""
     engine = create_engine(database_url, pool_size=1)
     try:
-        yield TokenService(PostgresTokenStore(engine))
+        yield TokenService(PostgresTokenStore(engine), landscape=PostgresLandscapeStore(engine))
     finally:
         await engine.dispose()
 

@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from hub.errors import NotFound, PermanentError
+from hub.ports import LandscapeReader
 from hub.ports.audit import AuditEntry
 from hub.ports.tokens import TokenRecord, TokenStore
 from hub.services.access import Action, Principal, Role, may_grant, source_under, visible_organisations
+from hub.services.source_owners import SourceOwner, organisation_sources
 
 __all__ = [
     "CACHE_SECONDS",
@@ -64,29 +66,50 @@ def _is_uuid(value: str) -> bool:
     return True
 
 
+#: How a source registered to a systeem token is its organisation's (in a refusal's message).
+_REGISTERED = "is registered to a systeem of organisation {!r}"
+
+
 class TokenService:
     """Create, list and revoke tokens for a principal, by the matrix (tokens beheren)."""
 
-    def __init__(self, store: TokenStore, *, cache_seconds: float = CACHE_SECONDS) -> None:
+    def __init__(
+        self,
+        store: TokenStore,
+        *,
+        cache_seconds: float = CACHE_SECONDS,
+        landscape: LandscapeReader | None = None,
+    ) -> None:
         self.store = store
         self._ttl = cache_seconds
-        self._registered: tuple[float, tuple[tuple[str, str], ...]] = (-1.0, ())
+        #: Where the organisaties' numbers are read (``hub.services.source_owners``); None: only
+        #: the tokens' registrations reserve sources.
+        self.landscape = landscape
+        self._owners: tuple[float, tuple[SourceOwner, ...]] = (-1.0, ())
 
-    async def registered_sources(self) -> tuple[tuple[str, str], ...]:
-        """(source, organisatie) of every systeem token that is not revoked: such a source is
-        its organisation's (``hub.api.ownership.check_publish``). Read through a cache of
-        :data:`CACHE_SECONDS`, as tokens are: a token made or revoked counts that much later."""
-        until, registered = self._registered
+    async def source_owners(self) -> tuple[SourceOwner, ...]:
+        """Every source prefix an organisation owns (``hub.services.source_owners``): the
+        sources of every systeem token that is not revoked, and those the organisaties' OIN and
+        KvK numbers name. Read through a cache of :data:`CACHE_SECONDS`, as tokens are: a token
+        made or revoked, or an organisatie's number, counts that much later."""
+        until, owners = self._owners
         if until < time.monotonic():
-            records = await self.store.list(None)
-            registered = tuple(
-                (source, r.organisatie)
-                for r in records
-                if r.role == Role.SYSTEEM.value and r.organisatie is not None
-                for source in r.sources
+            owners = (*await self._registered(), *await self._numbered())
+            self._owners = (time.monotonic() + self._ttl, owners)
+        return owners
+
+    async def _registered(self) -> list[SourceOwner]:
+        return [
+            SourceOwner(
+                source, r.organisatie, f"is registered to a systeem of organisation {r.organisatie!r}"
             )
-            self._registered = (time.monotonic() + self._ttl, registered)
-        return registered
+            for r in await self.store.list(None)
+            if r.role == Role.SYSTEEM.value and r.organisatie is not None
+            for source in r.sources
+        ]
+
+    async def _numbered(self) -> list[SourceOwner]:
+        return await organisation_sources(self.landscape) if self.landscape is not None else []
 
     async def create(
         self,
@@ -141,19 +164,16 @@ class TokenService:
         return record, token
 
     async def _check_sources_free(self, sources: list[str], organisatie: str | None) -> None:
-        """400 when a source overlaps one registered to another organisation's systeem: a
-        registered source is that organisation's (``registered_sources``)."""
-        for record in await self.store.list(None):
-            if record.role != Role.SYSTEEM.value or record.organisatie == organisatie:
+        """400 when a source overlaps one another organisation owns (a systeem token's, or one
+        its OIN or KvK number names: :meth:`source_owners`, read afresh)."""
+        for owner in (*await self._registered(), *await self._numbered()):
+            if owner.organisatie == organisatie:
                 continue
             for source in sources:
-                taken = next(
-                    (r for r in record.sources if source_under(source, r) or source_under(r, source)), None
-                )
-                if taken is not None:
+                if source_under(source, owner.prefix) or source_under(owner.prefix, source):
                     raise TokenRefused(
-                        400, "sources", f"source {source!r} overlaps {taken!r}, registered to a systeem of "
-                        f"organisation {record.organisatie!r}; register a source of your own organisation",
+                        400, "sources", f"source {source!r} overlaps {owner.prefix!r}, which {owner.why}; "
+                        "register a source of your own organisation",
                     )  # fmt: skip
 
     async def list(self, viewer: Principal) -> list[TokenRecord]:

@@ -61,7 +61,7 @@ async def connector_app(
     tables, tokens = InMemoryConnectorTables(), InMemoryTokenStore()
     landscape = landscape or InMemoryProjectionStore()
     subscriptions, runs = InMemorySubscriptionStore(InMemoryDatabase()), InMemoryRunStore(tables)
-    service = TokenService(tokens)
+    service = TokenService(tokens, landscape=landscape)
 
     async def ready() -> dict[str, bool]:
         return {"database": True}

@@ -126,8 +126,8 @@ async def test_a_source_registered_to_another_organisations_systeem_is_that_orga
         admin, name="oud", role="systeem", organisatie=GEM_B, sources=["urn:nld:gem-b:oud"]
     )
     await tokens.revoke(admin, revoked.id)
-    registered = TokenService(tokens.store).registered_sources
-    assert await registered() == ((SOURCE, GEM_B),)
+    registered = TokenService(tokens.store).source_owners
+    assert [(o.prefix, o.organisatie) for o in await registered()] == [(SOURCE, GEM_B)]
 
     gb_a = Principal("gem-a beheerder", Role.GEBRUIK_BEHEERDER, GEM_A)
     store = await store_with_gem_a()
@@ -157,3 +157,68 @@ async def test_a_systeem_token_may_not_register_another_organisations_source() -
         assert refused.value.status == 400 and GEM_B in str(refused.value)
     await tokens.create(admin, name="ook", role="systeem", organisatie=GEM_B, sources=[SOURCE + ":sub"])
     await tokens.create(admin, name="eigen", role="systeem", organisatie=GEM_A, sources=["urn:nld:gem-a"])
+
+
+OIN_A, OIN_B = "00000001001234567000", "00000001009876543000"
+
+
+async def store_with_numbered_organisaties() -> InMemoryProjectionStore:
+    """gem-a and gem-b with their OIN; gem-b with a KvK number too."""
+    store = await store_with_gem_a()
+    organisaties = [
+        {"id": GEM_A, "naam": "Gemeente A", "type": "Gemeente", "oin": OIN_A},
+        {"id": GEM_B, "naam": "Gemeente B", "type": "Gemeente", "oin": OIN_B, "kvkNummer": "12345678"},
+    ]
+    events = [landscape("organisatie", "vastgelegd", data, source="urn:nld:beheer") for data in organisaties]
+    await apply_events(store, [LoggedEvent(e, 0, 10 + n) for n, e in enumerate(events)], None)
+    return store
+
+
+async def test_a_source_naming_another_organisations_oin_or_kvk_number_is_that_organisations() -> None:
+    """The NL GOV profile names a source after its organisation (urn:nld:oin:<OIN>:systeem:…):
+    such a source is the organisation's before any systeem token registers it, or gem-a's
+    beheerder could take the source and next ids of gem-b's systems."""
+    store = await store_with_numbered_organisaties()
+    owners = TokenService(InMemoryTokenStore(), landscape=store).source_owners
+    gb_a = Principal("gem-a beheerder", Role.GEBRUIK_BEHEERDER, GEM_A)
+    for source in (
+        f"urn:nld:oin:{OIN_B}:systeem:zaken",
+        f"urn:nld:oin:{OIN_B}",
+        "urn:nld:kvknr:12345678:crm",
+    ):
+        posing = landscape("gebruik", "vastgelegd", {**gebruik(GEM_A), "id": "g-a2"}, source=source)
+        with pytest.raises(ProblemError) as refused:
+            await check_publish(gb_a, [posing], store, "", owners)
+        [error] = refused.value.extra["errors"]
+        assert error["field"] == "source" and GEM_B in str(error["message"]), error
+        assert "OIN" in str(error["message"]) or "KvK" in str(error["message"])
+    # Its own number, a number nobody has, and another number that merely starts the same way.
+    for source in (
+        f"urn:nld:oin:{OIN_A}:systeem:cmdb",
+        "urn:nld:oin:00000001000000000001:x",
+        f"urn:nld:oin:{OIN_B}9",
+    ):
+        await check_publish(
+            gb_a, [landscape("gebruik", "vastgelegd", gebruik(GEM_A), source=source)], store, "", owners
+        )
+    gb_b = Principal("gem-b beheerder", Role.GEBRUIK_BEHEERDER, GEM_B)
+    own = landscape(
+        "gebruik", "vastgelegd", gebruik(GEM_B, id="g-b"), source=f"urn:nld:oin:{OIN_B}:systeem:z"
+    )
+    await check_publish(gb_b, [own], store, "", owners)
+    await check_publish(Principal("admin"), [own], store, "", owners)
+
+
+async def test_a_systeem_token_may_not_register_a_source_naming_another_organisations_number() -> None:
+    store = await store_with_numbered_organisaties()
+    tokens, admin = TokenService(InMemoryTokenStore(), landscape=store), Principal("admin")
+    for taken in (f"urn:nld:oin:{OIN_B}:systeem:zaken", "urn:nld:kvknr:12345678", "urn:nld:oin"):
+        with pytest.raises(TokenRefused) as refused:
+            await tokens.create(admin, name="x", role="systeem", organisatie=GEM_A, sources=[taken])
+        assert refused.value.status == 400 and GEM_B in str(refused.value)
+    await tokens.create(
+        admin, name="eigen", role="systeem", organisatie=GEM_A, sources=[f"urn:nld:oin:{OIN_A}"]
+    )
+    await tokens.create(
+        admin, name="zaken", role="systeem", organisatie=GEM_B, sources=[f"urn:nld:oin:{OIN_B}:systeem:zaken"]
+    )
