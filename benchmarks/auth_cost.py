@@ -85,7 +85,7 @@ async def _cpu_per_call(calls: int, call: Callable[[], Awaitable[object]]) -> fl
 async def main(requests: int, batch: int, alg: str) -> None:
     issuer = await LoopbackIssuer(alg).start()
     tokens = InMemoryTokenStore()
-    service = TokenService(tokens)
+    service = TokenService(tokens, landscape=None)
     _, api_token = await service.create(
         ADMIN, name="bench", role="functioneel-beheerder", organisatie=None, sources=[]
     )

@@ -6,6 +6,8 @@ back (``connectors.registry``, ``subscriptions.model``).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import re
 from collections.abc import Mapping
@@ -124,19 +126,34 @@ def kept_credentials(sent: Mapping[str, str] | None, stored: Mapping[str, str], 
 #: Where a configuration names CA certificates to trust besides the system's (a subscription's
 #: stored auth, a connector's ``auth``).
 _CA_KEYS = frozenset({"caCertificate", "ca_certificate"})
+#: Any PEM block: OpenSSL reads ``X509 CERTIFICATE`` blocks as certificates too, so every label counts.
+_PEM_BLOCK = re.compile(r"-----BEGIN ([^-]*)-----(.*?)-----END \1-----", re.DOTALL)
+
+
+def _certificates(pem: str) -> set[str]:
+    """Each certificate of a PEM bundle, as the SHA-256 of its DER (of its text when that is no
+    base64): the order of a bundle, line breaks and text around the blocks change nothing."""
+    found = set()
+    for _, block in _PEM_BLOCK.findall(pem):
+        text = "".join(block.split())
+        try:
+            der = base64.b64decode(text, validate=True)
+        except binascii.Error:
+            der = text.encode()
+        found.add(hashlib.sha256(der).hexdigest())
+    return found
 
 
 def trusted_cas(value: Any) -> set[str]:
-    """The CA certificates ``value`` trusts besides the system's (a PEM value under a
-    ``caCertificate`` key at any depth), each named by the SHA-256 of its text (whitespace
-    dropped) as ``CA certificate sha256:<16 hex>``: whoever holds such a CA's key can answer for
-    any host, so a new one is a new destination too."""
+    """The CA certificates ``value`` trusts besides the system's (each certificate of a PEM
+    value under a ``caCertificate`` key at any depth), by the SHA-256 of each one's DER: whoever
+    holds such a CA's key can answer for any host, so a new one is a new destination too. A
+    value there without a PEM certificate trusts nothing (a client cannot load it)."""
     if isinstance(value, Mapping):
         found: set[str] = set()
         for key, item in value.items():
-            if key in _CA_KEYS and isinstance(item, str) and item.strip():
-                digest = hashlib.sha256("".join(item.split()).encode()).hexdigest()[:16]
-                found.add(f"CA certificate sha256:{digest}")
+            if key in _CA_KEYS and isinstance(item, str):
+                found |= _certificates(item)
             else:
                 found |= trusted_cas(item)
         return found
@@ -159,7 +176,8 @@ def moved_secrets(kept: list[str], before: Any, after: Any) -> str | None:
     if not kept or not (hosts or cas):
         return None
     them = "it" if len(kept) == 1 else "them"
-    sends, trusts = f"sends requests to {', '.join(hosts)}", f"trusts {', '.join(cas)}"
+    named = ", ".join(f"CA certificate sha256:{digest[:16]}…" for digest in cas)
+    sends, trusts = f"sends requests to {', '.join(hosts)}", f"trusts {named}"
     if hosts and cas:
         what = f"{sends} and {trusts}, which"
     else:

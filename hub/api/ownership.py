@@ -33,9 +33,8 @@ from hub.services.access import (
     may_pull,
     may_record,
     scope,
-    source_under,
 )
-from hub.services.source_owners import SourceOwner
+from hub.services.source_owners import SourceIndex, canonical_source, number_sources
 from hub.services.writeback_subscriptions import write_back_organisaties
 from schemas import CloudEvent
 from schemas.landscape import parse_inbound_type
@@ -93,7 +92,7 @@ async def check_publish(
     events: Sequence[CloudEvent],
     landscape: LandscapeReader,
     hub_source: str = "",
-    owners: Callable[[], Awaitable[Sequence[SourceOwner]]] | None = None,
+    owners: Callable[[], Awaitable[SourceIndex]] | None = None,
 ) -> None:
     """403 naming every event ``principal`` may not publish, and why. No caller publishes under
     ``hub_source`` (KOPPELHUB_SOURCE_URN) or a source below it: those are the hub's own (its
@@ -103,47 +102,61 @@ async def check_publish(
     reason a source another organisation owns (``owners`` reads them, only when the principal
     is bound by them: a systeem token's registered source, or one naming the organisation's OIN
     or KvK number, ``hub.services.source_owners``) is not another organisation's principal's to
-    publish under (a systeem token is bound to its own sources already)."""
+    publish under, and an organisatie may not give another organisation's number."""
     errors: list[dict[str, object]] = []
-    others = await _others_sources(principal, owners)
-    for index, event in enumerate(events):
-        why = _taken_source(event.source, hub_source, others)
+    index = await owners() if owners is not None and _bound_by_sources(principal) else None
+    for position, event in enumerate(events):
+        why = _taken_source(principal, event.source, hub_source, index)
         if why:
-            errors.append({"index": index, "field": "source", "message": why})
+            errors.append({"index": position, "field": "source", "message": why})
     if not _unbound(principal):
         keys = {_key(e) for e in events if parse_inbound_type(e.type) is not None}
         stored = await landscape.owners(keys) if keys else {}  # one lookup for the whole batch
-        for index, event in enumerate(events):
-            reason = _refusal(principal, event, stored)
+        for position, event in enumerate(events):
+            reason = _refusal(principal, event, stored) or _taken_number(event, index)
             if reason:
-                errors.append({"index": index, "field": reason[0], "message": reason[1]})
+                errors.append({"index": position, "field": reason[0], "message": reason[1]})
     if errors:
         summary = "; ".join(f"event {e['index']}: {e['message']}" for e in errors)
         raise ProblemError(403, "Forbidden", summary, errors=errors)
 
 
-async def _others_sources(
-    principal: Principal, owners: Callable[[], Awaitable[Sequence[SourceOwner]]] | None
-) -> list[SourceOwner]:
-    """The owned source prefixes ``principal`` may not publish under: those of other
-    organisations (and not of its own too: two organisaties that give the same number share
-    it), for a principal bound to one that is no systeem (a systeem is bound to its own sources,
-    a hub-wide principal to none: for them nothing is read)."""
-    mine = principal.organisation
-    if owners is None or mine is None or principal.role is Role.SYSTEEM or _unbound(principal):
-        return []
-    owned = await owners()
-    own = {owner.prefix for owner in owned if owner.organisatie == mine}
-    return [owner for owner in owned if owner.organisatie != mine and owner.prefix not in own]
+def _bound_by_sources(principal: Principal) -> bool:
+    """Whether other organisations' sources bind ``principal``: one bound to an organisation
+    (a hub-wide principal publishes under any; nothing is read for it)."""
+    return principal.organisation is not None and not _unbound(principal)
 
 
-def _taken_source(source: str, hub_source: str, others: Sequence[SourceOwner]) -> str | None:
-    """Why ``source`` is not the publisher's to publish under, or ``None``."""
-    if hub_source and (source == hub_source or source.startswith(hub_source + ":")):
-        return f"source {source!r} is this hub's own (KOPPELHUB_SOURCE_URN); publish under yours"
-    for owner in others:
-        if source_under(source, owner.prefix):
+def _taken_source(
+    principal: Principal, source: str, hub_source: str, index: SourceIndex | None
+) -> str | None:
+    """Why ``source`` is not the publisher's to publish under, or ``None``. A systeem is bound
+    to its registered sources already (:func:`may_publish_source`); the numbers bind it too, so
+    a registration made before an organisatie gave its number does not keep that number's
+    sources."""
+    if hub_source:
+        canonical, hub = canonical_source(source), canonical_source(hub_source)
+        if canonical == hub or canonical.startswith(hub + ":"):
+            return f"source {source!r} is this hub's own (KOPPELHUB_SOURCE_URN); publish under yours"
+    if index is None:
+        return None
+    mine, systeem = principal.organisation, principal.role is Role.SYSTEEM
+    for owner in index.owners_of(source):
+        if owner.organisatie != mine and (owner.numbered or not systeem):
             return f"source {source!r} {owner.why}; publish under a source of your own organisation"
+    return None
+
+
+def _taken_number(event: CloudEvent, index: SourceIndex | None) -> tuple[str, str] | None:
+    """Why an organisatie's data may not give its ``oin`` or ``kvkNummer``: another organisatie
+    has it (else one organisation could take another's sources by giving its number)."""
+    if index is None or parse_inbound_type(event.type) != ("organisatie", "vastgelegd"):
+        return None
+    data = event.data if isinstance(event.data, dict) else {}
+    for source in number_sources(data):
+        for owner in index.owners_of(source):
+            if owner.numbered and owner.organisatie != data.get("id"):
+                return "data", f"organisatie {data.get('id')!r} gives {source!r}, which {owner.why}"
     return None
 
 

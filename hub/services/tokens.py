@@ -21,8 +21,8 @@ from hub.errors import NotFound, PermanentError
 from hub.ports import LandscapeReader
 from hub.ports.audit import AuditEntry
 from hub.ports.tokens import TokenRecord, TokenStore
-from hub.services.access import Action, Principal, Role, may_grant, source_under, visible_organisations
-from hub.services.source_owners import SourceOwner, organisation_sources
+from hub.services.access import Action, Principal, Role, may_grant, visible_organisations
+from hub.services.source_owners import SourceIndex, SourceOwner, organisation_sources
 
 __all__ = [
     "CACHE_SECONDS",
@@ -77,32 +77,37 @@ class TokenService:
         self,
         store: TokenStore,
         *,
+        landscape: LandscapeReader | None,
         cache_seconds: float = CACHE_SECONDS,
-        landscape: LandscapeReader | None = None,
     ) -> None:
         self.store = store
         self._ttl = cache_seconds
-        #: Where the organisaties' numbers are read (``hub.services.source_owners``); None: only
-        #: the tokens' registrations reserve sources.
+        #: Where the organisaties' numbers are read (``hub.services.source_owners``). Given on
+        #: purpose (``None`` only where no landscape exists: then only the tokens' registrations
+        #: reserve sources).
         self.landscape = landscape
-        self._owners: tuple[float, tuple[SourceOwner, ...]] = (-1.0, ())
+        self._owners: tuple[float, SourceIndex] = (-1.0, SourceIndex())
+        self._reading = asyncio.Lock()
 
-    async def source_owners(self) -> tuple[SourceOwner, ...]:
+    async def source_owners(self) -> SourceIndex:
         """Every source prefix an organisation owns (``hub.services.source_owners``): the
         sources of every systeem token that is not revoked, and those the organisaties' OIN and
         KvK numbers name. Read through a cache of :data:`CACHE_SECONDS`, as tokens are: a token
-        made or revoked, or an organisatie's number, counts that much later."""
+        made or revoked, or an organisatie's number, counts that much later. Requests that find
+        it stale share one read."""
         until, owners = self._owners
-        if until < time.monotonic():
-            owners = (*await self._registered(), *await self._numbered())
-            self._owners = (time.monotonic() + self._ttl, owners)
+        if until >= time.monotonic():
+            return owners
+        async with self._reading:
+            until, owners = self._owners
+            if until < time.monotonic():
+                owners = SourceIndex.of((*await self._registered(), *await self._numbered()))
+                self._owners = (time.monotonic() + self._ttl, owners)
         return owners
 
     async def _registered(self) -> list[SourceOwner]:
         return [
-            SourceOwner(
-                source, r.organisatie, f"is registered to a systeem of organisation {r.organisatie!r}"
-            )
+            SourceOwner(source, r.organisatie, _REGISTERED.format(r.organisatie))
             for r in await self.store.list(None)
             if r.role == Role.SYSTEEM.value and r.organisatie is not None
             for source in r.sources
@@ -166,15 +171,14 @@ class TokenService:
     async def _check_sources_free(self, sources: list[str], organisatie: str | None) -> None:
         """400 when a source overlaps one another organisation owns (a systeem token's, or one
         its OIN or KvK number names: :meth:`source_owners`, read afresh)."""
-        for owner in (*await self._registered(), *await self._numbered()):
-            if owner.organisatie == organisatie:
-                continue
-            for source in sources:
-                if source_under(source, owner.prefix) or source_under(owner.prefix, source):
-                    raise TokenRefused(
-                        400, "sources", f"source {source!r} overlaps {owner.prefix!r}, which {owner.why}; "
-                        "register a source of your own organisation",
-                    )  # fmt: skip
+        owners = SourceIndex.of((*await self._registered(), *await self._numbered()))
+        for source in sources:
+            taken = next((o for o in owners.overlapping(source) if o.organisatie != organisatie), None)
+            if taken is not None:
+                raise TokenRefused(
+                    400, "sources", f"source {source!r} overlaps {taken.prefix!r}, which {taken.why}; "
+                    "register a source of your own organisation",
+                )  # fmt: skip
 
     async def list(self, viewer: Principal) -> list[TokenRecord]:
         """The tokens the viewer manages: of the organisations it reaches, with the roles it may

@@ -40,7 +40,7 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[TokenStore]:
 async def test_a_created_token_is_found_by_its_secret_only_and_carries_its_principal(
     store: TokenStore,
 ) -> None:
-    service = TokenService(store)
+    service = TokenService(store, landscape=None)
     record, secret = await service.create(
         GB_A, name="zaaksysteem", role="systeem", organisatie="gem-a", sources=["urn:gem-a:zaken"]
     )
@@ -56,7 +56,7 @@ async def test_a_created_token_is_found_by_its_secret_only_and_carries_its_princ
 async def test_only_the_hash_of_the_secret_is_stored(database_url: str) -> None:
     engine = create_engine(database_url, pool_size=1)
     try:
-        _, secret = await TokenService(PostgresTokenStore(engine)).create(
+        _, secret = await TokenService(PostgresTokenStore(engine), landscape=None).create(
             ADMIN, name="ops", role="functioneel-beheerder", organisatie=None, sources=[]
         )
         async with engine.connect() as conn:
@@ -68,7 +68,7 @@ async def test_only_the_hash_of_the_secret_is_stored(database_url: str) -> None:
 
 
 async def test_a_revoked_token_is_refused_once_the_cache_time_passed(store: TokenStore) -> None:
-    service = TokenService(store)
+    service = TokenService(store, landscape=None)
     record, secret = await service.create(
         GB_A, name="raadpleger", role="gebruik-raadpleger", organisatie="gem-a", sources=[]
     )
@@ -82,7 +82,7 @@ async def test_a_revoked_token_is_refused_once_the_cache_time_passed(store: Toke
 async def test_another_organisations_token_is_not_found_and_lists_show_only_ones_own(
     store: TokenStore,
 ) -> None:
-    service = TokenService(store)
+    service = TokenService(store, landscape=None)
     a, _ = await service.create(GB_A, name="a", role="gebruik-raadpleger", organisatie="gem-a", sources=[])
     b, _ = await service.create(GB_B, name="b", role="gebruik-raadpleger", organisatie="gem-b", sources=[])
     with pytest.raises(NotFound):
@@ -94,7 +94,7 @@ async def test_another_organisations_token_is_not_found_and_lists_show_only_ones
 
 
 async def test_an_expired_token_is_refused(store: TokenStore) -> None:
-    service = TokenService(store)
+    service = TokenService(store, landscape=None)
     soon = datetime.now(UTC) + timedelta(seconds=0.05)
     _, secret = await service.create(
         GB_A, name="x", role="gebruik-raadpleger", organisatie="gem-a", sources=[], expires_at=soon
@@ -126,7 +126,7 @@ async def test_a_token_the_creator_may_not_hand_out_or_that_is_incomplete_is_ref
     field: str,
 ) -> None:
     with pytest.raises(TokenRefused) as refused:
-        await TokenService(store).create(
+        await TokenService(store, landscape=None).create(
             creator, name="n", role=role, organisatie=organisatie, sources=sources
         )
     assert (refused.value.status, refused.value.field) == (status, field)

@@ -68,7 +68,7 @@ async def _app(tmp_path: Path, crashing: bool) -> AsyncIterator[App]:
         auth=TokenAuthenticator(TOKEN),
         readiness=_ready,
         connectors=InMemoryConnectorStore(InMemoryConnectorTables(), audit_log=trail),
-        tokens=TokenService(InMemoryTokenStore(trail)),
+        tokens=TokenService(InMemoryTokenStore(trail), landscape=None),
         audit=CrashingRecorder() if crashing else trail,
     )
     transport = httpx.ASGITransport(app=create_app(ctx))

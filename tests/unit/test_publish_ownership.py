@@ -119,15 +119,15 @@ async def test_nobody_publishes_under_the_hubs_own_source(source: str, principal
 async def test_a_source_registered_to_another_organisations_systeem_is_that_organisations() -> None:
     """Else gem-a's beheerder could take the source and the next id of gem-b's zaaksysteem,
     and the projector's dedupe would drop the real event as already seen."""
-    tokens = TokenService(InMemoryTokenStore())
+    tokens = TokenService(InMemoryTokenStore(), landscape=None)
     admin = Principal("admin")
     await tokens.create(admin, name="zaaksysteem", role="systeem", organisatie=GEM_B, sources=[SOURCE])
     revoked, _ = await tokens.create(
         admin, name="oud", role="systeem", organisatie=GEM_B, sources=["urn:nld:gem-b:oud"]
     )
     await tokens.revoke(admin, revoked.id)
-    registered = TokenService(tokens.store).source_owners
-    assert [(o.prefix, o.organisatie) for o in await registered()] == [(SOURCE, GEM_B)]
+    registered = TokenService(tokens.store, landscape=None).source_owners
+    assert [(o.prefix, o.organisatie) for o in (await registered()).owners] == [(SOURCE, GEM_B)]
 
     gb_a = Principal("gem-a beheerder", Role.GEBRUIK_BEHEERDER, GEM_A)
     store = await store_with_gem_a()
@@ -149,7 +149,7 @@ async def test_a_source_registered_to_another_organisations_systeem_is_that_orga
 
 
 async def test_a_systeem_token_may_not_register_another_organisations_source() -> None:
-    tokens, admin = TokenService(InMemoryTokenStore()), Principal("admin")
+    tokens, admin = TokenService(InMemoryTokenStore(), landscape=None), Principal("admin")
     await tokens.create(admin, name="zaaksysteem", role="systeem", organisatie=GEM_B, sources=[SOURCE])
     for overlapping in (SOURCE, SOURCE + ":sub", "urn:nld:gem-b"):
         with pytest.raises(TokenRefused) as refused:
@@ -177,20 +177,22 @@ async def store_with_numbered_organisaties() -> InMemoryProjectionStore:
 async def test_a_source_naming_another_organisations_oin_or_kvk_number_is_that_organisations() -> None:
     """The NL GOV profile names a source after its organisation (urn:nld:oin:<OIN>:systeem:…):
     such a source is the organisation's before any systeem token registers it, or gem-a's
-    beheerder could take the source and next ids of gem-b's systems."""
+    beheerder could take the source and next ids of gem-b's systems; written another way (a URN
+    is case-insensitive, %30 is 0, a ?= or # part is no part of it) too."""
     store = await store_with_numbered_organisaties()
     owners = TokenService(InMemoryTokenStore(), landscape=store).source_owners
     gb_a = Principal("gem-a beheerder", Role.GEBRUIK_BEHEERDER, GEM_A)
-    for source in (
-        f"urn:nld:oin:{OIN_B}:systeem:zaken",
-        f"urn:nld:oin:{OIN_B}",
-        "urn:nld:kvknr:12345678:crm",
-    ):
+    taken = (
+        f"urn:nld:oin:{OIN_B}:systeem:zaken", f"urn:nld:oin:{OIN_B}", "urn:nld:kvknr:12345678:crm",
+        f"URN:NLD:OIN:{OIN_B}:systeem:zaken", f"urn:nld:oin:%30{OIN_B[1:]}:x", f"urn:nld:oin:{OIN_B}?=x",
+        f"urn:nld:oin:{OIN_B}#x", "URN:NLD:KVKNR:12345678",
+    )  # fmt: skip
+    for source in taken:
         posing = landscape("gebruik", "vastgelegd", {**gebruik(GEM_A), "id": "g-a2"}, source=source)
         with pytest.raises(ProblemError) as refused:
             await check_publish(gb_a, [posing], store, "", owners)
         [error] = refused.value.extra["errors"]
-        assert error["field"] == "source" and GEM_B in str(error["message"]), error
+        assert error["field"] == "source" and GEM_B in str(error["message"]), (source, error)
         assert "OIN" in str(error["message"]) or "KvK" in str(error["message"])
     # Its own number, a number nobody has, and another number that merely starts the same way.
     for source in (
@@ -209,13 +211,78 @@ async def test_a_source_naming_another_organisations_oin_or_kvk_number_is_that_o
     await check_publish(Principal("admin"), [own], store, "", owners)
 
 
+async def test_an_organisatie_may_not_give_another_organisations_number() -> None:
+    """Else gem-a could give gem-b's OIN as its own and publish under gem-b's sources."""
+    store = await store_with_numbered_organisaties()
+    owners = TokenService(InMemoryTokenStore(), landscape=store).source_owners
+    ob_a = Principal("gem-a beheerder", Role.GEBRUIK_BEHEERDER, GEM_A)
+    for numbers in ({"oin": OIN_B}, {"kvkNummer": "12345678"}):
+        squat = landscape(
+            "organisatie",
+            "vastgelegd",
+            {"id": GEM_A, "naam": "A", "type": "Gemeente", **numbers},
+            source="urn:a",
+        )
+        with pytest.raises(ProblemError) as refused:
+            await check_publish(ob_a, [squat], store, "", owners)
+        [error] = refused.value.extra["errors"]
+        assert error["field"] == "data" and GEM_B in str(error["message"]), error
+    own = landscape("organisatie", "vastgelegd", {"id": GEM_A, "naam": "A", "type": "Gemeente", "oin": OIN_A})
+    await check_publish(ob_a, [own], store, "", owners)
+
+
+async def test_a_number_two_organisaties_give_is_neithers() -> None:
+    """Data that got in another way (a hub-wide import) gives two organisaties one OIN: both are
+    refused under it until it is corrected, so giving a number never takes its sources."""
+    store = await store_with_numbered_organisaties()
+    squat = landscape(
+        "organisatie", "vastgelegd", {"id": GEM_A, "naam": "A", "type": "Gemeente", "oin": OIN_B}
+    )
+    await apply_events(store, [LoggedEvent(squat, 0, 20)], None)
+    owners = TokenService(InMemoryTokenStore(), landscape=store).source_owners
+    for organisatie, other in ((GEM_A, GEM_B), (GEM_B, GEM_A)):
+        principal = Principal(f"{organisatie} beheerder", Role.GEBRUIK_BEHEERDER, organisatie)
+        event = landscape(
+            "gebruik",
+            "vastgelegd",
+            gebruik(organisatie, id=f"g-{organisatie}"),
+            source=f"urn:nld:oin:{OIN_B}:z",
+        )
+        with pytest.raises(ProblemError) as refused:
+            await check_publish(principal, [event], store, "", owners)
+        assert other in str(refused.value.extra["errors"][0]["message"])
+
+
+async def test_a_systeem_is_bound_by_the_numbers_whenever_it_was_registered() -> None:
+    """A systeem token registered for a source before an organisatie gave the number it names
+    may not keep publishing under it."""
+    store = await store_with_gem_a()
+    tokens, admin = TokenService(InMemoryTokenStore(), landscape=store), Principal("admin")
+    early = f"urn:nld:oin:{OIN_B}:systeem:zaken"
+    record, _ = await tokens.create(admin, name="vroeg", role="systeem", organisatie=GEM_A, sources=[early])
+    systeem = Principal("vroeg", Role.SYSTEEM, GEM_A, tuple(record.sources))
+    event = landscape("gebruik", "vastgelegd", gebruik(GEM_A), source=early)
+    await check_publish(systeem, [event], store, "", tokens.source_owners)  # nobody gives OIN_B yet
+
+    numbered = await store_with_numbered_organisaties()
+    owners = TokenService(tokens.store, landscape=numbered).source_owners
+    with pytest.raises(ProblemError) as refused:
+        await check_publish(systeem, [event], numbered, "", owners)
+    assert GEM_B in str(refused.value.extra["errors"][0]["message"])
+
+
 async def test_a_systeem_token_may_not_register_a_source_naming_another_organisations_number() -> None:
     store = await store_with_numbered_organisaties()
     tokens, admin = TokenService(InMemoryTokenStore(), landscape=store), Principal("admin")
-    for taken in (f"urn:nld:oin:{OIN_B}:systeem:zaken", "urn:nld:kvknr:12345678", "urn:nld:oin"):
+    for taken in (
+        f"urn:nld:oin:{OIN_B}:systeem:zaken",
+        "urn:nld:kvknr:12345678",
+        "urn:nld:oin",
+        f"URN:NLD:OIN:{OIN_B}",
+    ):
         with pytest.raises(TokenRefused) as refused:
             await tokens.create(admin, name="x", role="systeem", organisatie=GEM_A, sources=[taken])
-        assert refused.value.status == 400 and GEM_B in str(refused.value)
+        assert refused.value.status == 400 and GEM_B in str(refused.value), taken
     await tokens.create(
         admin, name="eigen", role="systeem", organisatie=GEM_A, sources=[f"urn:nld:oin:{OIN_A}"]
     )

@@ -26,7 +26,7 @@ class CountingStore(InMemoryTokenStore):
 
 async def test_requests_in_flight_with_one_token_share_one_lookup_and_the_next_expiry_asks_again() -> None:
     store = CountingStore()
-    _, secret = await TokenService(store).create(
+    _, secret = await TokenService(store, landscape=None).create(
         ADMIN, name="zaken", role="systeem", organisatie="gem-a", sources=["urn:gem-a"]
     )
     lookup = TokenLookup(store, cache_seconds=0.0)  # every call finds the cache expired
@@ -44,7 +44,7 @@ async def test_requests_in_flight_with_one_token_share_one_lookup_and_the_next_e
 
 async def test_a_request_that_gives_up_does_not_cancel_the_lookup_the_others_wait_for() -> None:
     store = CountingStore()
-    _, secret = await TokenService(store).create(
+    _, secret = await TokenService(store, landscape=None).create(
         ADMIN, name="zaken", role="systeem", organisatie="gem-a", sources=["urn:gem-a"]
     )
     lookup = TokenLookup(store, cache_seconds=60.0)

@@ -38,7 +38,7 @@ async def _tokens(service: TokenService) -> dict[str, object]:
 async def test_a_token_manager_lists_only_the_roles_it_may_hand_out_of_its_own_organisation(
     role: Role, listed: set[str]
 ) -> None:
-    service = TokenService(InMemoryTokenStore())
+    service = TokenService(InMemoryTokenStore(), landscape=None)
     await _tokens(service)
     manager = Principal("beheer", role, "gem-a", credential="m")
 
@@ -47,7 +47,7 @@ async def test_a_token_manager_lists_only_the_roles_it_may_hand_out_of_its_own_o
 
 
 async def test_a_token_manager_cannot_revoke_a_token_of_a_role_it_may_not_hand_out() -> None:
-    service = TokenService(InMemoryTokenStore())
+    service = TokenService(InMemoryTokenStore(), landscape=None)
     made = await _tokens(service)
     aanbod = Principal("aanbod", Role.AANBOD_BEHEERDER, "gem-a", credential="m")
     gebruik = Principal("gebruik", Role.GEBRUIK_BEHEERDER, "gem-a", credential="m")

@@ -70,11 +70,11 @@ async def app(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, TokenSer
         network_policy=NetworkPolicy.parse("127.0.0.1/32"),
         auth=TokenAuthenticator(settings.admin_token or "", tokens=TokenLookup(tokens)),
         readiness=_ready,
-        tokens=TokenService(tokens),
+        tokens=TokenService(tokens, landscape=landscape),
     )
     transport = httpx.ASGITransport(app=create_app(ctx))
     async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as client:
-        yield client, TokenService(tokens)
+        yield client, TokenService(tokens, landscape=landscape)
 
 
 def _text(response: httpx.Response, fmt: str) -> str:

@@ -96,7 +96,7 @@ class Front:
 @pytest.fixture
 async def front(tmp_path: Path) -> Front:
     tokens = InMemoryTokenStore()
-    _, reader = await TokenService(tokens).create(
+    _, reader = await TokenService(tokens, landscape=None).create(
         ADMIN, name="reader", role="gebruik-raadpleger", organisatie="gm0001", sources=[]
     )
     audit = InMemoryAuditLog()

@@ -91,6 +91,30 @@ def test_a_secret_does_not_follow_a_new_ca_certificate() -> None:
     assert moved_secrets([], before, {**before, "auth": {"caCertificate": theirs}}) is None
 
 
+def test_a_ca_bundle_is_compared_certificate_by_certificate() -> None:
+    """Reordered, trimmed, or with text around its blocks, a bundle trusts nothing new; one more
+    certificate in it (under any PEM label OpenSSL reads as one) does. A value under that name
+    with no certificate in it (a mapping's JMESPath) trusts nothing."""
+    first, second, third = (ca_certificate(name) for name in ("first", "second", "third"))
+    before = {"url": "https://api.example/v1", "auth": {"caCertificate": first + second}}
+
+    def after(bundle: str) -> dict[str, object]:
+        return {**before, "auth": {"caCertificate": bundle}}
+
+    for same in (second + first, first, f"# our CAs\n{second}\n{first}"):
+        assert moved_secrets(["auth.token"], before, after(same)) is None
+    assert moved_secrets(["auth.token"], before, after(first + second + third))
+    old_label = third.replace("BEGIN CERTIFICATE", "BEGIN X509 CERTIFICATE").replace(
+        "END CERTIFICATE", "END X509 CERTIFICATE"
+    )
+    assert moved_secrets(["auth.token"], before, after(first + old_label))
+    fields = {**before, "mapping": {"fields": {"caCertificate": "certificaat.ca"}}}
+    assert (
+        moved_secrets(["auth.token"], fields, {**fields, "mapping": {"fields": {"caCertificate": "x"}}})
+        is None
+    )
+
+
 @pytest.fixture
 async def other_sink() -> AsyncIterator[WebhookSink]:
     receiver = await WebhookSink().start()
