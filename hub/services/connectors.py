@@ -35,6 +35,7 @@ from hub.services.imports import FORCE, ImportLifecycle, ImportSpec, import_conn
 from hub.services.ownership import Owners
 from hub.services.passthrough import PassThroughRun
 from hub.services.relay import RelayRun
+from hub.services.source_owners import read_numbers
 from hub.services.sync import SyncRun
 from hub.services.sync_rows import Interrupted, Progress, Tally
 from hub.settings import ConnectorSettings
@@ -152,6 +153,8 @@ class ConnectorRunner:
         landscape: LandscapeReader | None = None,
     ) -> None:
         self.owners = owners  # the landscape's owner lookup: rows may not touch others' objects
+        #: The organisaties' numbers: an organisatie row may not give another's.
+        self.numbers = read_numbers(landscape) if landscape is not None else None
         self.metrics = metrics
         self.connectors, self.imports, self.fingerprints = connectors, imports, fingerprints
         self.runs = runs
@@ -305,6 +308,7 @@ class ConnectorRunner:
                     executor=self.mapping_pool,
                     max_event_bytes=self.settings.max_event_bytes,
                     owners=self.owners,
+                    numbers=self.numbers,
                 )
                 tally = await self._sync(run, record.checkpoint)
         except Interrupted:
@@ -395,6 +399,7 @@ class ConnectorRunner:
             executor=self.mapping_pool,
             max_event_bytes=self.settings.max_event_bytes,
             owners=self.owners,
+            numbers=self.numbers,
             force=bool(spec.options.get(FORCE)),
         )
         return await self._sync(run, None)

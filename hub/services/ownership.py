@@ -6,7 +6,9 @@ the ``organisatie`` of a koppeling: :func:`schemas.landscape.privacy.owner_of`) 
 error, so a typo in the organisatie of an import cannot move another municipality's data.
 Organisatie and GEMMA objects are not checked here: an import names other organisations (its
 suppliers) and GEMMA objects have no owner; who may import them at all is the matrix's
-question (:func:`hub.api.ownership.check_import_right`).
+question (:func:`hub.api.ownership.check_import_right`). An organisatie row may not give the
+``oin`` or ``kvkNummer`` another organisatie has (:func:`taken_numbers`), as a publish may not:
+a number names the sources of one organisation (:mod:`hub.services.source_owners`).
 """
 
 from __future__ import annotations
@@ -14,16 +16,30 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Collection, Iterable
 from typing import Final
 
-from connectors.mapping import OWN_ONLY
+import orjson
+
+from connectors.mapping import OWN_ONLY, MappedObject
 from hub.ports.landscape import ObjectKey
+from hub.services.source_owners import NUMBERED, SourceIndex
 from schemas.bindings import KafkaRecord
 
-__all__ = ["CHECKED_TYPES", "Owners", "foreign_objects", "foreign_problem", "organisatie_header", "stamped"]
+__all__ = [
+    "CHECKED_TYPES",
+    "Numbers",
+    "Owners",
+    "foreign_objects",
+    "foreign_problem",
+    "organisatie_header",
+    "stamped",
+    "taken_numbers",
+]
 
 #: ``LandscapeReader.owners``: the stored owner of each key.
 Owners = Callable[[Collection[ObjectKey]], Awaitable[dict[ObjectKey, str | None]]]
 
 CHECKED_TYPES: Final = OWN_ONLY
+#: The organisaties' numbers as owned sources (``TokenService.source_owners`` or a fresh read).
+Numbers = Callable[[], Awaitable[SourceIndex]]
 
 
 async def foreign_objects(
@@ -44,6 +60,34 @@ def foreign_problem(key: ObjectKey, owner: str, organisatie: str) -> tuple[str, 
         f"{key[0]} {key[1]!r} belongs to organisatie {owner!r}, not to {organisatie!r}: an import "
         "changes only its own organisation's objects (check the organisatie of the import)",
     )
+
+
+async def taken_numbers(
+    numbers: Numbers | None, mapped: Iterable[MappedObject]
+) -> dict[ObjectKey, list[tuple[str, str]]]:
+    """Among ``mapped``, the organisaties that give an ``oin`` or ``kvkNummer`` another
+    organisatie has, with their row errors (column, message). The numbers are read only when an
+    organisatie with one is among them."""
+    given = []
+    for objecttype, object_id, _, data in mapped:
+        if objecttype == "organisatie":
+            state = orjson.loads(data)
+            given += [(object_id, column, namespace + value, label)
+                      for column, namespace, label in NUMBERED
+                      if isinstance(value := state.get(column), str) and value]  # fmt: skip
+    if numbers is None or not given:
+        return {}
+    index = await numbers()
+    taken: dict[ObjectKey, list[tuple[str, str]]] = {}
+    for object_id, column, source, label in given:
+        other = next((o for o in index.owners_of(source) if o.numbered and o.organisatie != object_id), None)
+        if other is not None:
+            message = (
+                f"{label} {source.rsplit(':', 1)[-1]} is organisatie {other.organisatie!r}'s: a number names "
+                "one organisation (correct the row, or that organisatie first)"
+            )
+            taken.setdefault(("organisatie", object_id), []).append((column, message))
+    return taken
 
 
 def stamped(record: KafkaRecord, organisatie: str) -> KafkaRecord:

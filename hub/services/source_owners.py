@@ -28,7 +28,7 @@ from __future__ import annotations
 import functools
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
@@ -42,6 +42,7 @@ __all__ = [
     "number_sources",
     "numbered_sources",
     "organisation_sources",
+    "read_numbers",
 ]
 
 #: The organisatie fields that name it in a source, the URN namespace of each (NL GOV), and its name.
@@ -167,3 +168,13 @@ async def organisation_sources(landscape: LandscapeReader) -> list[SourceOwner]:
         if page.next_cursor is None:
             return owners
         after = page.next_cursor
+
+
+def read_numbers(landscape: LandscapeReader) -> Callable[[], Awaitable[SourceIndex]]:
+    """The organisaties' numbers as owned sources, read afresh at each call (for a connector
+    run or an import, which asks once per batch that has organisaties with numbers)."""
+
+    async def read() -> SourceIndex:
+        return SourceIndex.of(await organisation_sources(landscape))
+
+    return read

@@ -45,7 +45,14 @@ from hub.ports.connectors import (
     SyncScope,
 )
 from hub.services.collector import defer_full_collections, freeze_start_up_heap
-from hub.services.ownership import Owners, foreign_objects, foreign_problem, organisatie_header
+from hub.services.ownership import (
+    Numbers,
+    Owners,
+    foreign_objects,
+    foreign_problem,
+    organisatie_header,
+    taken_numbers,
+)
 from hub.services.publishable import ENVELOPE_MARGIN, size_problem
 from hub.services.sync_rows import Progress, Tally, repeated
 from hub.services.withdrawal import withdraw_unseen
@@ -117,9 +124,11 @@ class SyncRun:
         offload_min: int = OFFLOAD_MIN,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         owners: Owners | None = None,
+        numbers: Numbers | None = None,
         force: bool = False,
     ) -> None:
         self.owners, self.force = owners, force  # force: publish every row, whatever the fingerprints
+        self.numbers = numbers  # the organisaties' numbers: a row may not give another's
         self.connector, self.scope, self.owner = connector, scope, owner
         self.store, self.event_log = store, event_log
         self.on_progress = on_progress
@@ -283,13 +292,15 @@ class SyncRun:
                 continue
             valid.append((record, mapped))
         foreign = await foreign_objects(self.owners, s.organisatie, (m[:2] for _, ms in valid for m in ms))
+        numbered = await taken_numbers(self.numbers, (m for _, ms in valid for m in ms))
         objects: dict[Key, MappedObject] = {}
         rows = dict(b.skipped)
         for record, mapped in valid:
-            if foreign:
-                taken = [(k, foreign[k]) for k in ((m[0], m[1]) for m in mapped) if k in foreign]
-                if taken:
-                    problems = [foreign_problem(k, o, s.organisatie) for k, o in taken]
+            if foreign or numbered:
+                keys = [(m[0], m[1]) for m in mapped]
+                problems = [foreign_problem(k, foreign[k], s.organisatie) for k in keys if k in foreign]
+                problems += [problem for k in keys for problem in numbered.get(k, ())]
+                if problems:
                     self._reject(record, problems, pending, mapped)
                     continue
             if again := repeated(mapped, objects, b.skipped, rows):

@@ -5,6 +5,8 @@ re-publishes rows whatever the fingerprints say."""
 
 from __future__ import annotations
 
+import random
+
 import httpx
 import pytest
 
@@ -76,3 +78,35 @@ async def test_an_import_for_another_organisation_is_refused_and_anothers_import
     )
     assert (await client.get(f"/api/v1/imports/{theirs['id']}", headers=beheer_b)).status_code == 404
     assert (await client.get(f"/api/v1/imports/{own['id']}", headers=beheer_b)).status_code == 200
+
+
+async def test_an_organisatie_row_may_not_give_another_organisaties_oin(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    """An OIN names one organisation's sources (urn:nld:oin:<OIN>:…): an import that gives it
+    to another organisatie is a row error, as such a publish is a 403."""
+    taken, free = (f"{random.randrange(10**19, 10**20)}" for _ in range(2))
+    owner = {
+        "specversion": "1.0", "id": f"org-{taken}", "source": "urn:nld:beheer",
+        "type": "nl.softwarecatalogus.organisatie.vastgelegd.v1", "subject": f"gem-{taken}",
+        "data": {"id": f"gem-{taken}", "naam": "Gemeente B", "type": "Gemeente", "oin": taken},
+    }  # fmt: skip
+    published = await client.post(
+        "/api/v1/events", json=owner, headers={**auth, "content-type": "application/cloudevents+json"}
+    )
+    assert published.status_code == 202, published.text
+
+    async def stored() -> bool:
+        return (await client.get(f"/api/v1/organisaties/gem-{taken}", headers=auth)).status_code == 200
+
+    await eventually(stored, what="the organisatie that has the OIN")
+    csv = (
+        f"id;naam;type;oin\r\nlev-{free};Leverancier X;Leverancier;{taken}\r\n"
+        f"lev-{taken};Leverancier Y;Leverancier;{free}\r\n"
+    )
+    done = await run_import(
+        client, auth, csv.encode(), "o.csv", objecttype="organisatie", organisatie="gem-a"
+    )
+    assert done["counts"]["published"] == 1 and done["counts"]["invalid"] == 1, done
+    [error] = done["errors"]
+    assert error["column"] == "oin" and f"gem-{taken}" in error["message"], error
