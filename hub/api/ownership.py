@@ -153,7 +153,7 @@ def _taken_number(event: CloudEvent, index: SourceIndex | None) -> tuple[str, st
     if index is None or parse_inbound_type(event.type) != ("organisatie", "vastgelegd"):
         return None
     data = event.data if isinstance(event.data, dict) else {}
-    for source in number_sources(data):
+    for _, source, _ in number_sources(data):
         for owner in index.owners_of(source):
             if owner.numbered and owner.organisatie != data.get("id"):
                 return "data", f"organisatie {data.get('id')!r} gives {source!r}, which {owner.why}"

@@ -20,7 +20,7 @@ import orjson
 
 from connectors.mapping import OWN_ONLY, MappedObject
 from hub.ports.landscape import ObjectKey
-from hub.services.source_owners import NUMBERED, SourceIndex
+from hub.services.source_owners import SourceIndex, number_sources
 from schemas.bindings import KafkaRecord
 
 __all__ = [
@@ -68,13 +68,12 @@ async def taken_numbers(
     """Among ``mapped``, the organisaties that give an ``oin`` or ``kvkNummer`` another
     organisatie has, with their row errors (column, message). The numbers are read only when an
     organisatie with one is among them."""
-    given = []
-    for objecttype, object_id, _, data in mapped:
-        if objecttype == "organisatie":
-            state = orjson.loads(data)
-            given += [(object_id, column, namespace + value, label)
-                      for column, namespace, label in NUMBERED
-                      if isinstance(value := state.get(column), str) and value]  # fmt: skip
+    given = [
+        (object_id, *found)
+        for objecttype, object_id, _, data in mapped
+        if objecttype == "organisatie"
+        for found in number_sources(orjson.loads(data))
+    ]
     if numbers is None or not given:
         return {}
     index = await numbers()

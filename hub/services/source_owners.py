@@ -28,7 +28,7 @@ from __future__ import annotations
 import functools
 import re
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
@@ -136,25 +136,22 @@ class SourceIndex:
                 yield from found
 
 
+def number_sources(data: Mapping[str, object]) -> list[tuple[str, str, str]]:
+    """``(field, source, label)`` for each number an organisatie's ``data`` gives: the source
+    prefix it names (``urn:nld:oin:<oin>``), and the field and its name for messages."""
+    return [
+        (number_field, namespace + value, label)
+        for number_field, namespace, label in NUMBERED
+        if isinstance(value := data.get(number_field), str) and value
+    ]
+
+
 def numbered_sources(organisaties: Iterable[StoredObject]) -> list[SourceOwner]:
     """The source prefixes the ``oin`` and ``kvkNummer`` of these organisaties name."""
-    owners = []
-    for organisatie in organisaties:
-        for number_field, namespace, label in NUMBERED:
-            number = organisatie.state.get(number_field)
-            if isinstance(number, str) and number:
-                why = f"names the {label} of organisation {organisatie.id!r}"
-                owners.append(SourceOwner(namespace + number, organisatie.id, why, numbered=True))
-    return owners
-
-
-def number_sources(data: Mapping[str, object]) -> Sequence[str]:
-    """The sources an organisatie's data would reserve by its numbers (to refuse giving another
-    organisation's number: :func:`hub.api.ownership.check_publish`)."""
     return [
-        namespace + value
-        for key, namespace, _ in NUMBERED
-        if isinstance(value := data.get(key), str) and value
+        SourceOwner(source, o.id, f"names the {label} of organisation {o.id!r}", numbered=True)
+        for o in organisaties
+        for _, source, label in number_sources(o.state)
     ]
 
 
