@@ -15,22 +15,17 @@ from subscriptions.ssrf import NetworkPolicy, SinkRefused, check_sink
 __all__ = ["check_folder_owner", "check_location", "check_url"]
 
 
-async def check_url(url: str, ctx: ApiContext, field: str = "config.url") -> None:
+async def check_url(url: str, ctx: ApiContext, field: str = "config.url", title: str = "URL refused") -> None:
     try:
         await check_sink(url, NetworkPolicy.parse(ctx.settings.connectors.allow_networks))
     except SinkRefused as e:
-        raise ProblemError(400, "URL refused", str(e), errors=[{"field": field, "message": str(e)}]) from e
+        raise ProblemError(400, title, str(e), errors=[{"field": field, "message": str(e)}]) from e
 
 
 async def check_location(location: str, ctx: ApiContext) -> None:
     c = ctx.settings.connectors
     if is_url(location):
-        try:
-            await check_sink(location, NetworkPolicy.parse(c.allow_networks))
-        except SinkRefused as e:
-            raise ProblemError(
-                400, "Location refused", str(e), errors=[{"field": "config.location", "message": str(e)}]
-            ) from e
+        await check_url(location, ctx, "config.location", "Location refused")
         return
     roots = [r.resolve() for r in c.file_roots]
     if not within(Path(location), roots):

@@ -54,6 +54,7 @@ from hub.services.ownership import (
     taken_numbers,
 )
 from hub.services.publishable import ENVELOPE_MARGIN, size_problem
+from hub.services.source_owners import SourceIndex
 from hub.services.sync_rows import Progress, Tally, repeated
 from hub.services.withdrawal import withdraw_unseen
 from schemas.bindings import KafkaRecord, from_kafka_record
@@ -128,7 +129,8 @@ class SyncRun:
         force: bool = False,
     ) -> None:
         self.owners, self.force = owners, force  # force: publish every row, whatever the fingerprints
-        self.numbers = numbers  # the organisaties' numbers: a row may not give another's
+        self._read_numbers = numbers  # the organisaties' numbers: a row may not give another's
+        self._numbers: SourceIndex | None = None  # read at the first batch that asks, once a run
         self.connector, self.scope, self.owner = connector, scope, owner
         self.store, self.event_log = store, event_log
         self.on_progress = on_progress
@@ -292,7 +294,8 @@ class SyncRun:
                 continue
             valid.append((record, mapped))
         foreign = await foreign_objects(self.owners, s.organisatie, (m[:2] for _, ms in valid for m in ms))
-        numbered = await taken_numbers(self.numbers, (m for _, ms in valid for m in ms))
+        numbers = self._numbers_once if self._read_numbers is not None else None
+        numbered = await taken_numbers(numbers, (m for _, ms in valid for m in ms))
         objects: dict[Key, MappedObject] = {}
         rows = dict(b.skipped)
         for record, mapped in valid:
@@ -370,6 +373,14 @@ class SyncRun:
                 errors=pending.errors,
             ),
         )
+
+    async def _numbers_once(self) -> SourceIndex:
+        """The organisaties' numbers, read once a run: a connector's pages would each read every
+        organisatie again (what this run publishes is not projected before it ends anyway)."""
+        if self._numbers is None:
+            assert self._read_numbers is not None
+            self._numbers = await self._read_numbers()
+        return self._numbers
 
     async def _withdraw(self) -> None:
         t = self.tally
