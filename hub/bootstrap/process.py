@@ -184,7 +184,10 @@ async def _wire_write_ahead(hub: HubProcess, w: Wiring) -> None:
     """Relay what was accepted but never projected (the embedded broker lost it) before any
     role starts, then keep the write-ahead log pruned (hub/adapters/postgres/write_ahead.py)."""
     assert hub.engine is not None and hub.event_log is not None
-    wal = hub.wal = WriteAheadEventLog(hub.engine, hub.event_log)
+    # Its own inspector: looks at the log only when a row is overdue (write_ahead_overdue.py).
+    inspector = KafkaLogInspector(hub.kafka_bootstrap, hub.settings.kafka, hub.event_log.producer)
+    w.closers.append(inspector.close)
+    wal = hub.wal = WriteAheadEventLog(hub.engine, hub.event_log, inspector=inspector)
     w.closers.append(wal.close)
     await wal.relay()
     w.runs["write-ahead"] = lambda signals: wal.run_pruner(signals.stop_work)

@@ -20,6 +20,8 @@ projected once the broker answers again (:meth:`relay_refused`, with the pruner)
 start relays it too (at least once: a publisher that retries is deduplicated by the projector).
 The pruner relays the same way when a publish's acknowledgement showed that the broker started
 a new log (an external broker that keeps its log in memory, started again between two publishes).
+And while rows are left, it sends again those the projector read past without projecting them
+(a member that kept a position of a lost log: :mod:`hub.adapters.postgres.write_ahead_overdue`).
 
 Dead letters go the same way: :meth:`dead_letter` keeps every parked record in
 ``dead_letter_log`` (and drops its write-ahead row: it will never be projected), and at start
@@ -39,9 +41,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub.adapters.postgres.errors import translate_db_errors
 from hub.adapters.postgres.group_commit import GroupCommit, WalRow, wal_row
+from hub.adapters.postgres.write_ahead_overdue import OverdueRows
 from hub.adapters.postgres.write_ahead_tables import dead_letter_log, event_wal
 from hub.errors import RetriableError
 from hub.ports import RecordLog
+from hub.ports.operators import LogInspector
 from schemas import CloudEvent
 from schemas.bindings import KafkaRecord, to_kafka_record
 
@@ -112,8 +116,14 @@ def _header(headers: Sequence[tuple[str, bytes]], name: str) -> str | None:
 class WriteAheadEventLog:
     """An event log that commits to PostgreSQL before it sends to the broker (see module)."""
 
-    def __init__(self, engine: AsyncEngine, inner: _Log):
+    def __init__(self, engine: AsyncEngine, inner: _Log, *, inspector: LogInspector | None = None):
         self._engine, self._inner = engine, inner
+        #: Rows the projector passed by, sent again (none without an inspector to read the log).
+        self._passed_by = (
+            OverdueRows(engine, inspector, lambda rows: inner.publish_records([_record(r) for r in rows]))
+            if inspector is not None
+            else None
+        )
         self.group = GroupCommit(engine)
         self._unpruned = True  # rows may be left from before this start
         self._unsent = False  # a publish the broker refused after its rows were committed
@@ -298,12 +308,15 @@ class WriteAheadEventLog:
 
     async def run_pruner(self, stop: asyncio.Event) -> None:
         """Every :data:`PRUNE_SECONDS` until ``stop``: relay what the broker refused
-        (:meth:`relay_refused`), then prune; an outage is waited out."""
+        (:meth:`relay_refused`), then prune, then, while rows are left, look for rows the
+        projector passed by (:class:`OverdueRows`); an outage is waited out."""
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), PRUNE_SECONDS)
             try:
                 await self.relay_refused()
                 await self._prune_if_written()
+                if self._passed_by is not None and self._unpruned:
+                    await self._passed_by.relay()
             except Exception as e:  # noqa: BLE001 - the next round tries again
                 log.warning("write_ahead_prune_failed", error=str(e))
