@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import structlog
@@ -41,11 +42,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub.adapters.postgres.errors import translate_db_errors
 from hub.adapters.postgres.group_commit import GroupCommit, WalRow, wal_row
-from hub.adapters.postgres.write_ahead_overdue import OverdueRows
+from hub.adapters.postgres.write_ahead_overdue import LogEnds, OverdueRows
 from hub.adapters.postgres.write_ahead_tables import dead_letter_log, event_wal
 from hub.errors import RetriableError
 from hub.ports import RecordLog
-from hub.ports.operators import LogInspector
 from schemas import CloudEvent
 from schemas.bindings import KafkaRecord, to_kafka_record
 
@@ -56,14 +56,17 @@ log = structlog.get_logger(__name__)
 #: How often projected rows are deleted from the write-ahead log.
 PRUNE_SECONDS = 2.0
 _CHUNK = 1_000
+#: The rows not projected with ``seq`` in (``after``, ``through``] and accepted before ``cutoff``.
 _UNPROJECTED = text(
     """
     SELECT w.seq, w.key, w.value, w.header_names, w.header_values FROM event_wal w
-    WHERE w.seq > :after AND NOT EXISTS (
+    WHERE w.seq > :after AND w.seq <= :through AND w.accepted_at < :cutoff AND NOT EXISTS (
         SELECT 1 FROM processed_events p WHERE p.source = w.source AND p.event_id = w.event_id)
     ORDER BY w.seq LIMIT :limit
     """
 )
+_ALL_SEQS = 2**63 - 1
+_NEVER = datetime.max.replace(tzinfo=UTC)
 _PRUNE = text(
     """
     DELETE FROM event_wal w USING processed_events p
@@ -116,11 +119,11 @@ def _header(headers: Sequence[tuple[str, bytes]], name: str) -> str | None:
 class WriteAheadEventLog:
     """An event log that commits to PostgreSQL before it sends to the broker (see module)."""
 
-    def __init__(self, engine: AsyncEngine, inner: _Log, *, inspector: LogInspector | None = None):
+    def __init__(self, engine: AsyncEngine, inner: _Log, *, inspector: LogEnds | None = None):
         self._engine, self._inner = engine, inner
         #: Rows the projector passed by, sent again (none without an inspector to read the log).
         self._passed_by = (
-            OverdueRows(engine, inspector, lambda rows: inner.publish_records([_record(r) for r in rows]))
+            OverdueRows(engine, inspector, self.relay_unprojected, self._log_lost)
             if inspector is not None
             else None
         )
@@ -224,18 +227,24 @@ class WriteAheadEventLog:
         """Send the broker what was accepted but not projected, in acceptance order; park the
         kept dead letters again when the dead-letter topic came back empty. Returns how many
         events were relayed."""
-        relayed, after = 0, 0
-        while True:
-            with translate_db_errors():
-                async with self._engine.connect() as conn:
-                    rows = list(await conn.execute(_UNPROJECTED, {"after": after, "limit": _CHUNK}))
-            if not rows:
-                break
-            await self._inner.publish_records([_record(r) for r in rows])
-            relayed, after = relayed + len(rows), rows[-1].seq
+        relayed = await self.relay_unprojected()
         parked = await self._relay_dead_letters()
         log.info("write_ahead_relayed", events=relayed, dead_letters=parked)
         return relayed
+
+    async def relay_unprojected(self, *, through: int = _ALL_SEQS, cutoff: datetime | None = None) -> int:
+        """Send the broker the rows the projector has not recorded (those up to ``through``,
+        accepted before ``cutoff``, when given), in acceptance order; how many were sent."""
+        relayed, after = 0, 0
+        bounds = {"through": through, "cutoff": cutoff or _NEVER, "limit": _CHUNK}
+        while True:
+            with translate_db_errors():
+                async with self._engine.connect() as conn:
+                    rows = list(await conn.execute(_UNPROJECTED, {"after": after, **bounds}))
+            if not rows:
+                return relayed
+            await self._inner.publish_records([_record(r) for r in rows])
+            relayed, after = relayed + len(rows), rows[-1].seq
 
     async def _relay_dead_letters(self) -> int:
         """Park the kept dead letters again when the dead-letter topic is empty, one process at
@@ -282,6 +291,11 @@ class WriteAheadEventLog:
             self._unpruned = True
             raise
 
+    def _log_lost(self) -> None:
+        """The broker's log was seen lost another way (:class:`OverdueRows`): relay as after a
+        refusal, topics first."""
+        self._unsent = True
+
     async def relay_refused(self) -> int:
         """When a publish was refused after its rows were committed, or a publish's
         acknowledgement showed that the broker lost its log (``lost_log_seen``: one that keeps
@@ -316,7 +330,7 @@ class WriteAheadEventLog:
             try:
                 await self.relay_refused()
                 await self._prune_if_written()
-                if self._passed_by is not None and self._unpruned:
-                    await self._passed_by.relay()
             except Exception as e:  # noqa: BLE001 - the next round tries again
                 log.warning("write_ahead_prune_failed", error=str(e))
+            if self._passed_by is not None and self._unpruned:
+                await self._passed_by.look()

@@ -11,121 +11,135 @@ the group can tell; the write-ahead log can.
 
 :class:`OverdueRows` looks every :data:`LOOK_EVERY_S`, only while rows are left after a prune:
 when the oldest row not projected was accepted more than :data:`OVERDUE_S` ago, it notes the
-end of every partition; once the projector's group has committed up to those ends, the rows
-accepted before that time and still not projected were passed by, and are sent again. A
-backlog is not mistaken for loss: its rows are projected by the time the group reaches the ends
-noted. The look reads the log with the operators' inspector (the fetch's high-water marks, not
-``ListOffsets``: INFRA.md), started on first use, so a hub with nothing overdue never makes one.
+end of every partition; once the projector's group has committed up to those ends (it commits
+only what it recorded), the rows accepted before that time and still not projected were passed
+by, and are sent again. A backlog is not mistaken for loss: its rows are projected by the time
+the group reaches the ends noted. A partition that ends below its end noted means the log was
+lost again: that is the refused relay's to handle (topics first). The look reads the log with
+the operators' inspector (the fetch's high-water marks, not ``ListOffsets``: INFRA.md), started
+on first use, so a hub with nothing overdue never makes one; a look that gets no answer within
+:data:`LOOK_TIMEOUT_S` is given up (logged) and the pruner goes on.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Protocol
 
 import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.adapters.postgres.errors import translate_db_errors
-from hub.ports.operators import LogInspector
+from hub.ports.operators import LogStatus
 
-__all__ = ["LOOK_EVERY_S", "OVERDUE_S", "OverdueRows"]
+__all__ = ["LOOK_EVERY_S", "LOOK_TIMEOUT_S", "OVERDUE_S", "LogEnds", "OverdueRows", "RelayRows"]
 
 log = structlog.get_logger(__name__)
 
-#: A row this long accepted and not projected is looked into. Longer than a send may wait for its
-#: acknowledgement (``hub.adapters.kafka.SEND_TIMEOUT_S``): such a row's send has been answered,
-#: so it is in the log below the ends noted, or was refused (and relayed by the refused relay).
-OVERDUE_S = 20.0
+#: A row this long accepted and not projected is looked into: twice what a send waits for its
+#: acknowledgement (``hub.adapters.kafka.SEND_TIMEOUT_S``), so its send has almost surely been
+#: answered (in the log below the ends noted, or refused and relayed by the refused relay). One
+#: that lands later all the same is sent twice, and the projector's dedupe absorbs it.
+OVERDUE_S = 30.0
 #: At most one look at the log per this many seconds.
 LOOK_EVERY_S = 5.0
-_CHUNK = 1_000
+#: A look that takes longer is given up: the pruner and the refused relay go on meanwhile.
+LOOK_TIMEOUT_S = 10.0
 
 _OLDEST = text(
     """
     SELECT w.accepted_at < now() - make_interval(secs => :overdue) AS overdue,
-           now() - make_interval(secs => :overdue) AS cutoff
+           now() - make_interval(secs => :overdue) AS cutoff,
+           (SELECT max(seq) FROM event_wal) AS through
     FROM event_wal w
     WHERE NOT EXISTS (
         SELECT 1 FROM processed_events p WHERE p.source = w.source AND p.event_id = w.event_id)
     ORDER BY w.seq LIMIT 1
     """
 )
-_PASSED_BY = text(
-    """
-    SELECT w.seq, w.key, w.value, w.header_names, w.header_values FROM event_wal w
-    WHERE w.seq > :after AND w.accepted_at < :cutoff AND NOT EXISTS (
-        SELECT 1 FROM processed_events p WHERE p.source = w.source AND p.event_id = w.event_id)
-    ORDER BY w.seq LIMIT :limit
-    """
-)
 
 
 @dataclass(frozen=True)
 class _Mark:
-    """Rows accepted before ``cutoff`` are in the log below ``ends`` (per partition)."""
+    """Rows up to ``through`` accepted before ``cutoff`` are in the log below ``ends``."""
 
     cutoff: datetime
+    through: int
     ends: dict[int, int]
 
 
+class LogEnds(Protocol):
+    """What a look needs of :class:`hub.ports.operators.LogInspector`: the partitions' ends and
+    the projector group's commits."""
+
+    async def status(self) -> LogStatus: ...
+
+
+class RelayRows(Protocol):
+    """Sends the rows not projected up to ``through`` (a ``seq``) and accepted before
+    ``cutoff``; returns how many it sent."""
+
+    def __call__(self, *, through: int, cutoff: datetime) -> Awaitable[int]: ...
+
+
 class OverdueRows:
-    """Finds the rows the projector passed by, and has ``send`` send them again (see module)."""
+    """Finds the rows the projector passed by and has ``relay`` send them again; calls
+    ``log_lost`` when the log was lost again (see module)."""
 
     def __init__(
-        self,
-        engine: AsyncEngine,
-        inspector: LogInspector,
-        send: Callable[[Sequence[Any]], Awaitable[None]],
+        self, engine: AsyncEngine, inspector: LogEnds, relay: RelayRows, log_lost: Callable[[], None]
     ) -> None:
-        self._engine, self._inspector, self._send = engine, inspector, send
+        self._engine, self._inspector, self._relay, self._log_lost = engine, inspector, relay, log_lost
         self._mark: _Mark | None = None
         self._next_look = 0.0
 
-    async def relay(self) -> int:
-        """One look, when one is due: how many rows were sent again (0 mostly)."""
+    async def look(self) -> int:
+        """One look, when one is due: how many rows were sent again (0 mostly). Never raises
+        for a broker or database that does not answer: logged, and the next look tries again."""
         now = time.monotonic()
         if now < self._next_look:
             return 0
         self._next_look = now + LOOK_EVERY_S
+        try:
+            async with asyncio.timeout(LOOK_TIMEOUT_S):
+                return await self._look()
+        except Exception as e:  # noqa: BLE001 - the next look tries again
+            log.warning("write_ahead_look_failed", error=str(e) or type(e).__name__)
+            return 0
+
+    async def _look(self) -> int:
         if self._mark is None:
             self._mark = await self._note()
             return 0
+        mark = self._mark
         status = await self._inspector.status()
         ends = {p.partition: (p.end_offset, p.committed or 0) for p in status.partitions}
-        mark = self._mark
-        lost = any(p not in ends or ends[p][0] < end for p, end in mark.ends.items())
-        if not lost and any(ends[p][1] < end for p, end in mark.ends.items()):
-            return 0  # the projector has not read that far yet
-        # Read past the ends noted, or the log was lost since (a partition ends below them).
+        if any(p in ends and ends[p][0] < end for p, end in mark.ends.items()):
+            self._mark = None  # a new log: the refused relay sends everything not projected
+            self._log_lost()
+            return 0
+        if any(p not in ends or ends[p][1] < end for p, end in mark.ends.items()):
+            return 0  # the projector has not read that far yet (or the broker did not say)
+        relayed = await self._relay(through=mark.through, cutoff=mark.cutoff)
         self._mark = None
-        relayed = await self._relay_before(mark.cutoff)
         if relayed:
-            log.warning("write_ahead_passed_by_relayed", events=relayed, log_lost=lost)
+            log.warning("write_ahead_passed_by_relayed", events=relayed)
         return relayed
 
     async def _note(self) -> _Mark | None:
-        """A mark when the oldest row not projected is overdue, else None."""
+        """A mark when the oldest row not projected is overdue and the broker names the
+        partitions, else None."""
         with translate_db_errors():
             async with self._engine.connect() as conn:
                 oldest = (await conn.execute(_OLDEST, {"overdue": OVERDUE_S})).first()
         if oldest is None or not oldest.overdue:
             return None
         status = await self._inspector.status()
-        return _Mark(oldest.cutoff, {p.partition: p.end_offset for p in status.partitions})
-
-    async def _relay_before(self, cutoff: datetime) -> int:
-        relayed, after = 0, 0
-        while True:
-            with translate_db_errors():
-                async with self._engine.connect() as conn:
-                    params = {"after": after, "cutoff": cutoff, "limit": _CHUNK}
-                    rows = list(await conn.execute(_PASSED_BY, params))
-            if not rows:
-                return relayed
-            await self._send(rows)
-            relayed, after = relayed + len(rows), rows[-1].seq
+        if not status.partitions:
+            return None  # a broker back without its topics yet: look again
+        return _Mark(oldest.cutoff, oldest.through, {p.partition: p.end_offset for p in status.partitions})
