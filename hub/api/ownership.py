@@ -34,7 +34,7 @@ from hub.services.access import (
     may_record,
     scope,
 )
-from hub.services.source_owners import SourceIndex, canonical_source, number_sources
+from hub.services.source_owners import SourceIndex, canonical_source
 from hub.services.writeback_subscriptions import write_back_organisaties
 from schemas import CloudEvent
 from schemas.landscape import parse_inbound_type
@@ -153,10 +153,8 @@ def _taken_number(event: CloudEvent, index: SourceIndex | None) -> tuple[str, st
     if index is None or parse_inbound_type(event.type) != ("organisatie", "vastgelegd"):
         return None
     data = event.data if isinstance(event.data, dict) else {}
-    for _, source, _ in number_sources(data):
-        for owner in index.owners_of(source):
-            if owner.numbered and owner.organisatie != data.get("id"):
-                return "data", f"organisatie {data.get('id')!r} gives {source!r}, which {owner.why}"
+    for _, source, _, holder in index.taken_numbers(data.get("id"), data):
+        return "data", f"organisatie {data.get('id')!r} gives {source!r}, which {holder.why}"
     return None
 
 

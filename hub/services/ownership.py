@@ -68,22 +68,18 @@ async def taken_numbers(
     """Among ``mapped``, the organisaties that give an ``oin`` or ``kvkNummer`` another
     organisatie has, with their row errors (column, message). The numbers are read only when an
     organisatie with one is among them."""
-    given = [
-        (object_id, *found)
-        for objecttype, object_id, _, data in mapped
-        if objecttype == "organisatie"
-        for found in number_sources(orjson.loads(data))
-    ]
+    organisaties = [(key, orjson.loads(data)) for kind, key, _, data in mapped if kind == "organisatie"]
+    given = [(object_id, fields) for object_id, fields in organisaties if number_sources(fields)]
     if numbers is None or not given:
         return {}
     index = await numbers()
     taken: dict[ObjectKey, list[tuple[str, str]]] = {}
-    for object_id, column, source, label in given:
-        other = next((o for o in index.owners_of(source) if o.numbered and o.organisatie != object_id), None)
-        if other is not None:
+    for object_id, fields in given:
+        for column, source, label, holder in index.taken_numbers(object_id, fields):
+            number = source.rsplit(":", 1)[-1]
             message = (
-                f"{label} {source.rsplit(':', 1)[-1]} is organisatie {other.organisatie!r}'s: a number names "
-                "one organisation (correct the row, or that organisatie first)"
+                f"{label} {number} is organisatie {holder.organisatie!r}'s: a number names one "
+                "organisation (correct the row, or that organisatie first)"
             )
             taken.setdefault(("organisatie", object_id), []).append((column, message))
     return taken

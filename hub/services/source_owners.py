@@ -126,6 +126,17 @@ class SourceIndex:
         for prefix in _prefixes(canonical_source(source)):
             yield from by_prefix.get(prefix, ())
 
+    def taken_numbers(
+        self, organisatie: object, data: Mapping[str, object]
+    ) -> Iterator[tuple[str, str, str, SourceOwner]]:
+        """``(field, source, label, holder)`` for each number organisatie ``organisatie``'s
+        ``data`` gives (:func:`number_sources`) that another organisatie has: a number names one
+        organisation's sources, so none may give another's (publish and imports alike)."""
+        for number_field, source, label in number_sources(data):
+            holders = (o for o in self.owners_of(source) if o.numbered and o.organisatie != organisatie)
+            if (holder := next(holders, None)) is not None:
+                yield number_field, source, label, holder
+
     def overlapping(self, source: str) -> Iterator[SourceOwner]:
         """The owners of every prefix that covers ``source`` or lies under it (for a
         registration: ``urn:nld:oin`` overlaps every OIN's source)."""

@@ -101,9 +101,13 @@ class TokenService:
         async with self._reading:
             until, owners = self._owners
             if until < time.monotonic():
-                owners = SourceIndex.of((*await self._registered(), *await self._numbered()))
+                owners = await self._read_owners()
                 self._owners = (time.monotonic() + self._ttl, owners)
         return owners
+
+    async def _read_owners(self) -> SourceIndex:
+        """The owned sources as they stand: the systeem tokens' registrations and the numbers."""
+        return SourceIndex.of((*await self._registered(), *await self._numbered()))
 
     async def _registered(self) -> list[SourceOwner]:
         return [
@@ -171,7 +175,7 @@ class TokenService:
     async def _check_sources_free(self, sources: list[str], organisatie: str | None) -> None:
         """400 when a source overlaps one another organisation owns (a systeem token's, or one
         its OIN or KvK number names: :meth:`source_owners`, read afresh)."""
-        owners = SourceIndex.of((*await self._registered(), *await self._numbered()))
+        owners = await self._read_owners()
         for source in sources:
             taken = next((o for o in owners.overlapping(source) if o.organisatie != organisatie), None)
             if taken is not None:
