@@ -109,6 +109,10 @@ class LandscapeReader(Protocol):
         :func:`schemas.landscape.privacy.owner_of`); objects not stored are left out."""
         ...
 
+    async def objects(self, keys: Collection[ObjectKey]) -> dict[ObjectKey, StoredObject]:
+        """The stored objects among ``keys``, by key; objects not stored are left out."""
+        ...
+
 
 COLLECTIONS: Final = {
     "organisatie": "organisaties",

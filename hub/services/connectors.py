@@ -153,6 +153,8 @@ class ConnectorRunner:
         landscape: LandscapeReader | None = None,
     ) -> None:
         self.owners = owners  # the landscape's owner lookup: rows may not touch others' objects
+        #: The landscape's objects: another organisatie stays as its own source stated it.
+        self.stored = landscape.objects if landscape is not None else None
         #: The organisaties' numbers: an organisatie row may not give another's.
         self.numbers = read_numbers(landscape) if landscape is not None else None
         self.metrics = metrics
@@ -309,6 +311,7 @@ class ConnectorRunner:
                     max_event_bytes=self.settings.max_event_bytes,
                     owners=self.owners,
                     numbers=self.numbers,
+                    stored=self.stored,
                 )
                 tally = await self._sync(run, record.checkpoint)
         except Interrupted:
@@ -400,6 +403,7 @@ class ConnectorRunner:
             max_event_bytes=self.settings.max_event_bytes,
             owners=self.owners,
             numbers=self.numbers,
+            stored=self.stored,
             force=bool(spec.options.get(FORCE)),
         )
         return await self._sync(run, None)

@@ -4,11 +4,14 @@ An import (or connector) runs for one organisation. A row whose object the hub a
 for another organisation (the ``afnemer`` of a gebruik, the ``aanbieder`` of an applicatie,
 the ``organisatie`` of a koppeling: :func:`schemas.landscape.privacy.owner_of`) is a row
 error, so a typo in the organisatie of an import cannot move another municipality's data.
-Organisatie and GEMMA objects are not checked here: an import names other organisations (its
-suppliers) and GEMMA objects have no owner; who may import them at all is the matrix's
-question (:func:`hub.api.ownership.check_import_right`). An organisatie row may not give the
-``oin`` or ``kvkNummer`` another organisatie has (:func:`taken_numbers`), as a publish may not:
-a number names the sources of one organisation (:mod:`hub.services.source_owners`).
+GEMMA objects have no owner; who may import them at all is the matrix's question
+(:func:`hub.api.ownership.check_import_right`). An import names other organisaties (its
+suppliers): it may make one the hub does not hold and keep up what it made, but an organisatie
+another source stated since (its own administrators' publish, another organisation's import) is
+theirs: a row that would change it is a row error and a full run does not withdraw it
+(:func:`taken_over`, :func:`kept_from_withdrawal`). An organisatie row may not give the ``oin``
+or ``kvkNummer`` another organisatie has (:func:`taken_numbers`), as a publish may not: a number
+names the sources of one organisation (:mod:`hub.services.source_owners`).
 """
 
 from __future__ import annotations
@@ -19,23 +22,29 @@ from typing import Final
 import orjson
 
 from connectors.mapping import OWN_ONLY, MappedObject
-from hub.ports.landscape import ObjectKey
+from hub.ports.landscape import ObjectKey, StoredObject
 from hub.services.source_owners import SourceIndex, number_sources
 from schemas.bindings import KafkaRecord
+from schemas.landscape.privacy import owner_of
 
 __all__ = [
     "CHECKED_TYPES",
     "Numbers",
     "Owners",
+    "Stored",
     "foreign_objects",
     "foreign_problem",
+    "kept_from_withdrawal",
     "organisatie_header",
     "stamped",
     "taken_numbers",
+    "taken_over",
 ]
 
 #: ``LandscapeReader.owners``: the stored owner of each key.
 Owners = Callable[[Collection[ObjectKey]], Awaitable[dict[ObjectKey, str | None]]]
+#: ``LandscapeReader.objects``: the stored objects among the keys.
+Stored = Callable[[Collection[ObjectKey]], Awaitable[dict[ObjectKey, StoredObject]]]
 
 CHECKED_TYPES: Final = OWN_ONLY
 #: The organisaties' numbers as owned sources (``TokenService.source_owners`` or a fresh read).
@@ -60,6 +69,53 @@ def foreign_problem(key: ObjectKey, owner: str, organisatie: str) -> tuple[str, 
         f"{key[0]} {key[1]!r} belongs to organisatie {owner!r}, not to {organisatie!r}: an import "
         "changes only its own organisation's objects (check the organisatie of the import)",
     )
+
+
+def _theirs(stored: StoredObject, organisatie: str, source: str) -> bool:
+    """Whether ``stored`` is another organisation's as another source last stated it: then a
+    run of ``source`` for ``organisatie`` may not change or withdraw it. The one rule of both
+    :func:`taken_over` and :func:`kept_from_withdrawal`."""
+    owner = owner_of(stored.objecttype, stored.state)
+    return owner is not None and owner != organisatie and stored.provenance.source != source
+
+
+async def taken_over(
+    stored: Stored | None, organisatie: str, source: str, mapped: Iterable[MappedObject]
+) -> dict[ObjectKey, tuple[str, str]]:
+    """Among ``mapped``, the organisaties other than ``organisatie`` that the hub holds as another
+    source last stated them and that the row would change, with their row errors (column,
+    message). A row that states one as it is stored changes nothing (the projector keeps an
+    identical state and its provenance), so a supplier list that names a registered supplier
+    as it is still imports."""
+    others = {(key, data) for kind, key, _, data in mapped if kind == "organisatie" and key != organisatie}
+    if stored is None or not others:
+        return {}
+    found = await stored([("organisatie", key) for key, _ in others])
+    problems: dict[ObjectKey, tuple[str, str]] = {}
+    for key, data in others:
+        held = found.get(("organisatie", key))
+        if held is None or not _theirs(held, organisatie, source) or held.state == orjson.loads(data):
+            continue
+        problems[held.key] = (
+            "id",
+            f"organisatie {key!r} is recorded by another source (its own administrators or another "
+            f"organisation): an import of {organisatie!r} makes the organisaties it names when the hub "
+            "does not hold them and changes only those it made (state it as the hub holds it, or leave "
+            "the row out)",
+        )
+    return problems
+
+
+async def kept_from_withdrawal(
+    stored: Stored | None, organisatie: str, source: str, keys: Collection[ObjectKey]
+) -> set[ObjectKey]:
+    """Among ``keys`` a full run of ``source`` no longer read, the objects it may not withdraw:
+    another organisation's, as another source stated them since (a supplier the import made,
+    since recorded by the supplier itself)."""
+    if stored is None or not keys:
+        return set()
+    found = await stored(keys)
+    return {key for key, held in found.items() if _theirs(held, organisatie, source)}
 
 
 async def taken_numbers(

@@ -48,10 +48,12 @@ from hub.services.collector import defer_full_collections, freeze_start_up_heap
 from hub.services.ownership import (
     Numbers,
     Owners,
+    Stored,
     foreign_objects,
     foreign_problem,
     organisatie_header,
     taken_numbers,
+    taken_over,
 )
 from hub.services.publishable import ENVELOPE_MARGIN, size_problem
 from hub.services.source_owners import SourceIndex
@@ -126,9 +128,11 @@ class SyncRun:
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         owners: Owners | None = None,
         numbers: Numbers | None = None,
+        stored: Stored | None = None,
         force: bool = False,
     ) -> None:
         self.owners, self.force = owners, force  # force: publish every row, whatever the fingerprints
+        self.stored = stored  # the landscape's objects: another organisatie's stays as its source left it
         self._read_numbers = numbers  # the organisaties' numbers: a row may not give another's
         self._numbers: SourceIndex | None = None  # read at the first batch that asks, once a run
         self.connector, self.scope, self.owner = connector, scope, owner
@@ -296,12 +300,14 @@ class SyncRun:
         foreign = await foreign_objects(self.owners, s.organisatie, (m[:2] for _, ms in valid for m in ms))
         numbers = self._numbers_once if self._read_numbers is not None else None
         numbered = await taken_numbers(numbers, (m for _, ms in valid for m in ms))
+        taken = await taken_over(self.stored, s.organisatie, s.source, (m for _, ms in valid for m in ms))
         objects: dict[Key, MappedObject] = {}
         rows = dict(b.skipped)
         for record, mapped in valid:
-            if foreign or numbered:
+            if foreign or numbered or taken:
                 keys = [(m[0], m[1]) for m in mapped]
                 problems = [foreign_problem(k, foreign[k], s.organisatie) for k in keys if k in foreign]
+                problems += [taken[k] for k in keys if k in taken]
                 problems += [problem for k in keys for problem in numbered.get(k, ())]
                 if problems:
                     self._reject(record, problems, pending, mapped)
@@ -397,6 +403,5 @@ class SyncRun:
             return
         types = self.connector.withdrawable_types()
         chosen = types if types is not None else self.types_seen
-        await withdraw_unseen(
-            self.connector, self.scope, self.owner, self.store, self.event_log, self.run_id, t, chosen
-        )
+        run, s, log_ = self.run_id, self.scope, self.event_log
+        await withdraw_unseen(self.connector, s, self.owner, self.store, log_, run, t, chosen, self.stored)

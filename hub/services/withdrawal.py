@@ -19,6 +19,7 @@ from connectors.base import Connector
 from connectors.events import ingetrokken_event
 from hub.ports import EventLog
 from hub.ports.connectors import BatchCommit, FingerprintStore, Key, Owner, Published, SyncScope
+from hub.services.ownership import Stored, kept_from_withdrawal
 
 if TYPE_CHECKING:
     from hub.services.sync_rows import Tally
@@ -37,8 +38,12 @@ async def withdraw_unseen(
     run: uuid.UUID,
     tally: Tally,
     types: Collection[str],
+    stored: Stored | None = None,
 ) -> None:
-    """Withdraw what ``run`` did not read of ``types`` (see the module docstring)."""
+    """Withdraw what ``run`` did not read of ``types`` (see the module docstring). With
+    ``stored`` (the landscape's objects), another organisation's object that another source
+    stated since is not withdrawn, only forgotten by this scope
+    (:func:`hub.services.ownership.kept_from_withdrawal`)."""
     t, s = tally, scope
     after: Key | None = None
     while True:
@@ -50,15 +55,21 @@ async def withdraw_unseen(
         page = [(key, gen) for key, gen in page if key in confirmed]
         if not page:
             continue
+        kept = await kept_from_withdrawal(stored, s.organisatie, s.source, [key for key, _ in page])
         stamp = {"organisatie": s.organisatie}
         events = [
             ingetrokken_event(s.source, s.key, ot, oid, gen + 1).model_copy(update=stamp)
             for (ot, oid), gen in page
+            if (ot, oid) not in kept
         ]
-        await event_log.publish(events)
-        for (ot, _), _gen in page:
-            t.bump(ot, "removed")
-        t.withdrawn += len(page)
+        if kept:
+            t.notes.append(_kept_note(kept))
+        if events:
+            await event_log.publish(events)
+        for key, _gen in page:
+            if key not in kept:
+                t.bump(key[0], "removed")
+        t.withdrawn += len(events)
         await store.commit(
             s,
             owner,
@@ -71,3 +82,13 @@ async def withdraw_unseen(
                 report=t.per_type,
             ),
         )
+
+
+def _kept_note(kept: Collection[Key]) -> str:
+    """The run report's note on what it did not withdraw (the first five named)."""
+    named = ", ".join(f"{objecttype} {object_id!r}" for objecttype, object_id in sorted(kept)[:5])
+    more = ", …" if len(kept) > 5 else ""
+    return (
+        f"{len(kept)} object(s) of other organisations no longer read were not withdrawn: another "
+        f"source recorded them since ({named}{more})"
+    )

@@ -104,3 +104,13 @@ async def test_owners_names_the_owning_organisation_of_each_stored_object(filled
         ("koppeling", "k-2"): None,
         ("organisatie", "org-2"): "org-2",
     }
+
+
+async def test_objects_gives_each_stored_object_as_get_does(filled: Harness) -> None:
+    keys = [("organisatie", "org-2"), ("gebruik", "g-1"), ("koppeling", "k-3"), ("gebruik", "nope")]
+    found = await filled.reader.objects(keys)
+    assert set(found) == {("organisatie", "org-2"), ("gebruik", "g-1"), ("koppeling", "k-3")}
+    for (objecttype, object_id), stored in found.items():
+        assert stored == await filled.reader.get(objecttype, object_id)
+    assert found["organisatie", "org-2"].state["naam"] == "Leverancier B"
+    assert await filled.reader.objects([]) == {}

@@ -110,3 +110,71 @@ async def test_an_organisatie_row_may_not_give_another_organisaties_oin(
     assert done["counts"]["published"] == 1 and done["counts"]["invalid"] == 1, done
     [error] = done["errors"]
     assert error["column"] == "oin" and f"gem-{taken}" in error["message"], error
+
+
+async def test_an_import_changes_only_the_organisaties_it_made_and_withdraws_none_another_source_stated(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    """An import names its suppliers: it makes the ones the hub does not hold and keeps up what
+    it made, but a supplier that recorded itself (or that another source stated since) is its
+    own: a row that would change it is a row error, stating it as stored is fine, and a full run
+    that no longer lists it does not withdraw it."""
+    n = random.randrange(10**9)
+    own, made = f"lev-own-{n}", f"lev-made-{n}"
+
+    async def organisatie(object_id: str) -> dict[str, object] | None:
+        found = await client.get(f"/api/v1/organisaties/{object_id}", headers=auth)
+        return dict(found.json()) if found.status_code == 200 else None
+
+    async def publish_itself(object_id: str, naam: str) -> None:
+        event = {
+            "specversion": "1.0", "id": f"self-{object_id}-{naam}", "source": f"urn:nld:{object_id}",
+            "type": "nl.softwarecatalogus.organisatie.vastgelegd.v1", "subject": object_id,
+            "data": {"id": object_id, "naam": naam, "type": "Leverancier"},
+        }  # fmt: skip
+        headers = {**auth, "content-type": "application/cloudevents+json"}
+        assert (await client.post("/api/v1/events", json=event, headers=headers)).status_code == 202
+
+        async def stored() -> bool:
+            return ((await organisatie(object_id)) or {}).get("naam") == naam
+
+        await eventually(stored, what=f"{object_id} as it stated itself")
+
+    def csv(*rows: tuple[str, str]) -> bytes:
+        return ("id;naam;type\r\n" + "".join(f"{i};{naam};Leverancier\r\n" for i, naam in rows)).encode()
+
+    async def imported(*rows: tuple[str, str], mode: str = "incremental") -> dict[str, object]:
+        return await run_import(
+            client, auth, csv(*rows), "o.csv", objecttype="organisatie", organisatie="gem-a", mode=mode
+        )
+
+    await publish_itself(own, "Eigen Naam B.V.")
+    first = await imported((own, "Andere Naam"), (made, "Gemaakt"))
+    assert first["counts"] == {**first["counts"], "published": 1, "invalid": 1}, first
+    [error] = first["errors"]
+    assert error["column"] == "id" and f"organisatie {own!r} is recorded by another source" in error["message"]
+
+    async def made_stored() -> bool:
+        return ((await organisatie(made)) or {}).get("naam") == "Gemaakt"
+
+    await eventually(made_stored, what="the supplier the import made")
+    again = await imported((own, "Eigen Naam B.V."), (made, "Gemaakt en hernoemd"))
+    assert again["counts"] == {**again["counts"], "published": 2, "invalid": 0}, again
+
+    async def renamed() -> bool:
+        return ((await organisatie(made)) or {}).get("naam") == "Gemaakt en hernoemd"
+
+    await eventually(renamed, what="the supplier the import made, renamed by it")
+    assert ((await organisatie(own)) or {})["naam"] == "Eigen Naam B.V."
+
+    await publish_itself(made, "Zelf Geregistreerd")  # the supplier the import made records itself
+    full = await imported((own, "Eigen Naam B.V."), mode="full")
+    assert full["counts"] == {**full["counts"], "withdrawn": 0, "invalid": 0}, full
+    marker = await imported((own, "Eigen Naam B.V."), (f"lev-marker-{n}", "Marker"))
+
+    async def marker_stored() -> bool:
+        return await organisatie(f"lev-marker-{n}") is not None
+
+    await eventually(marker_stored, what="an organisatie imported after the full run")  # projected after it
+    assert marker["counts"]["published"] == 1
+    assert ((await organisatie(made)) or {}).get("naam") == "Zelf Geregistreerd"

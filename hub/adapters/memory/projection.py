@@ -183,6 +183,9 @@ class InMemoryProjectionStore:
         stored = ((k, self._state.objects.get(k)) for k in keys)
         return {k: owner_of(k[0], obj.state) for k, obj in stored if obj is not None}
 
+    async def objects(self, keys: Collection[ObjectKey]) -> dict[ObjectKey, StoredObject]:
+        return {k: obj for k in keys if (obj := self._state.objects.get(k)) is not None}
+
     async def list(
         self, objecttype: str, filters: Mapping[str, str], *, after: str | None, limit: int
     ) -> Page[StoredObject]:
