@@ -98,10 +98,10 @@ async def taken_over(
             continue
         problems[held.key] = (
             "id",
-            f"organisatie {key!r} is recorded by another source (its own administrators or another "
-            f"organisation): an import of {organisatie!r} makes the organisaties it names when the hub "
-            "does not hold them and changes only those it made (state it as the hub holds it, or leave "
-            "the row out)",
+            f"organisatie {key!r} is recorded by another source ({held.provenance.source!r}, as the "
+            f"landscape shows): an import of {organisatie!r} makes the organisaties it names when the "
+            "hub does not hold them and changes only those it made (state it as the hub holds it, or "
+            "leave the row out)",
         )
     return problems
 

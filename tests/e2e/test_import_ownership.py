@@ -152,7 +152,8 @@ async def test_an_import_changes_only_the_organisaties_it_made_and_withdraws_non
     first = await imported((own, "Andere Naam"), (made, "Gemaakt"))
     assert first["counts"] == {**first["counts"], "published": 1, "invalid": 1}, first
     [error] = first["errors"]
-    assert error["column"] == "id" and f"organisatie {own!r} is recorded by another source" in error["message"]
+    assert error["column"] == "id", error
+    assert f"organisatie {own!r} is recorded by another source ('urn:nld:{own}'" in error["message"]
 
     async def made_stored() -> bool:
         return ((await organisatie(made)) or {}).get("naam") == "Gemaakt"
