@@ -77,6 +77,7 @@ def import_json(r: ImportRecord, errors: list[dict[str, Any]], error_count: int)
         "progress": {"rowsRead": r.rows_read},
         "counts": {k: r.counts.get(k, 0) for k in ("read", "published", "unchanged", "invalid", "withdrawn")},
         "report": r.report,
+        "notes": list(r.counts.get("notes", ())),
         "error": r.error,
         "errors": errors,
         "errorCount": error_count,

@@ -221,7 +221,9 @@ class ImportLifecycle:
                 with contextlib.suppress(KoppelhubError):
                     await asyncio.shield(self.store.finish(import_id, error="interrupted"))
             raise
-        await self.store.finish(import_id, error=None, counts=tally.counts(), report=tally.per_type)
+        # The run's notes (what it did not do, and why) go with its counts, as a connector run's do.
+        counts = {**tally.counts(), "notes": tally.notes} if tally.notes else tally.counts()
+        await self.store.finish(import_id, error=None, counts=counts, report=tally.per_type)
         _discard_upload(spec.path, self.uploads_dir)
         bound.info("import_completed", **tally.counts())
         return ImportOutcome(tally=tally)

@@ -171,6 +171,11 @@ async def test_an_import_changes_only_the_organisaties_it_made_and_withdraws_non
     await publish_itself(made, "Zelf Geregistreerd")  # the supplier the import made records itself
     full = await imported((own, "Eigen Naam B.V."), mode="full")
     assert full["counts"] == {**full["counts"], "withdrawn": 0, "invalid": 0}, full
+    assert full["notes"] == [
+        "1 object(s) of other organisations no longer read were not withdrawn: another source recorded "
+        f"them since (organisatie {made!r})"
+    ]
+    assert first["notes"] == []
     marker = await imported((own, "Eigen Naam B.V."), (f"lev-marker-{n}", "Marker"))
 
     async def marker_stored() -> bool:
