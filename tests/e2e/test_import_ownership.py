@@ -176,6 +176,10 @@ async def test_an_import_changes_only_the_organisaties_it_made_and_withdraws_non
         f"them since (organisatie {made!r})"
     ]
     assert first["notes"] == []
+    signed_in = {"Cookie": "koppelhub_console=" + auth["Authorization"].removeprefix("Bearer ")}
+    page = await client.get(f"/console/imports/{full['id']}", headers=signed_in)
+    assert page.status_code == 200 and "another source recorded them since" in page.text, page.text
+    assert "notes" not in page.text.split("Counts", 1)[1].split("</tr>", 1)[0]  # not among the counts
     marker = await imported((own, "Eigen Naam B.V."), (f"lev-marker-{n}", "Marker"))
 
     async def marker_stored() -> bool:
