@@ -297,6 +297,7 @@ class ConnectorRunner:
                     self.event_log,
                     on_progress=self._check_stop,
                     max_event_bytes=self.settings.max_event_bytes,
+                    stored=self.stored,
                 )
                 tally = await passing.execute(record.checkpoint)
             else:

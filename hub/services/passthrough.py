@@ -40,6 +40,7 @@ from connectors.ids import event_id
 from hub.ports import EventLog, RecordLog
 from hub.ports.connectors import BatchCommit, FingerprintStore, Key, Owner, Published, RowError, SyncScope
 from hub.services.collector import defer_full_collections
+from hub.services.ownership import Stored
 from hub.services.publishable import record_may_exceed, size_problem
 from hub.services.sync_rows import Tally
 from hub.services.withdrawal import withdraw_unseen
@@ -74,8 +75,10 @@ class PassThroughRun:
         *,
         on_progress: Progress | None = None,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        stored: Stored | None = None,
     ) -> None:
         self.connector, self.scope, self.owner = connector, scope, owner
+        self.stored = stored  # the landscape's objects: another organisation's, stated since, stays
         self.store, self.event_log = store, event_log
         self.on_progress = on_progress
         self.max_event_bytes = max_event_bytes
@@ -107,7 +110,9 @@ class PassThroughRun:
         types = self.connector.withdrawable_types()
         if complete and self.connector.full and types:
             c, s, t = self.connector, self.scope, self.tally
-            await withdraw_unseen(c, s, self.owner, self.store, self.event_log, self.run_id, t, types)
+            await withdraw_unseen(
+                c, s, self.owner, self.store, self.event_log, self.run_id, t, types, self.stored
+            )
         return self.tally
 
     def _items(self, batch: Batch, errors: list[RowError]) -> dict[Key, Item]:
