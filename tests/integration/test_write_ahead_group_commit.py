@@ -14,13 +14,14 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import make_url, text
 
 from hub.adapters.memory.log import InMemoryEventLog
+from hub.adapters.postgres import write_ahead
 from hub.adapters.postgres.engine import create_engine
 from hub.adapters.postgres.errors import DatabaseUnavailable, DataRejected
 from hub.adapters.postgres.write_ahead import WriteAheadEventLog
 from hub.errors import BrokerUnavailable
 from schemas import CloudEvent, parse_structured
 from schemas.bindings import KafkaRecord
-from tests.support.hub_api import event
+from tests.support.hub_api import event, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -99,6 +100,43 @@ async def test_the_idle_pruner_sends_nothing_until_rows_are_written(database_url
         assert len(await wal_ids(engine)) == 1
     finally:
         await wal.close()
+        await engine.dispose()
+
+
+async def test_a_pruner_that_left_the_table_empty_prunes_what_another_process_left_there_later(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``koppelhub import`` (or a process that stopped) may leave rows after this process saw
+    the table empty: the pruner looks again every REVISIT_SECONDS, not only after its own writes."""
+    monkeypatch.setattr(write_ahead, "PRUNE_SECONDS", 0.02)
+    monkeypatch.setattr(write_ahead, "REVISIT_SECONDS", 0.2)
+    engine = create_engine(database_url, pool_size=2)
+    mine = WriteAheadEventLog(engine, InMemoryEventLog())
+    other = WriteAheadEventLog(engine, InMemoryEventLog())  # another process's, whose pruner is not running
+    stop = asyncio.Event()
+    pruner = asyncio.create_task(mine.run_pruner(stop))
+    left = cloud_event()
+
+    async def seen_empty() -> bool:  # its first round after the start looks once, and finds it so
+        return not mine._unpruned
+
+    async def pruned() -> bool:
+        return left.id not in await wal_ids(engine)
+
+    try:
+        await eventually(seen_empty, timeout=10, what="the first prune")
+        await other.publish([left])
+        async with engine.begin() as conn:  # projected since
+            await conn.execute(
+                text("INSERT INTO processed_events (source, event_id, archive_seq) VALUES (:s, :i, 0)"),
+                {"s": left.source, "i": left.id},
+            )
+        await eventually(pruned, timeout=10, what="the other process's projected row pruned")
+    finally:
+        stop.set()
+        await pruner
+        await mine.close()
+        await other.close()
         await engine.dispose()
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -55,6 +56,10 @@ log = structlog.get_logger(__name__)
 
 #: How often projected rows are deleted from the write-ahead log.
 PRUNE_SECONDS = 2.0
+#: How often a process whose own writes left the table empty looks at it again: rows another
+#: process left there (``koppelhub import`` during an outage, a process that stopped) are then
+#: pruned or relayed while this one runs, not only at the next start. One indexed statement.
+REVISIT_SECONDS = 60.0
 _CHUNK = 1_000
 #: The rows not projected with ``seq`` in (``after``, ``through``] and accepted before ``cutoff``.
 _UNPROJECTED = text(
@@ -323,10 +328,15 @@ class WriteAheadEventLog:
     async def run_pruner(self, stop: asyncio.Event) -> None:
         """Every :data:`PRUNE_SECONDS` until ``stop``: relay what the broker refused
         (:meth:`relay_refused`), then prune, then, while rows are left, look for rows the
-        projector passed by (:class:`OverdueRows`); an outage is waited out."""
+        projector passed by (:class:`OverdueRows`); an outage is waited out. Every
+        :data:`REVISIT_SECONDS` the table is looked at again even when this process left it
+        empty (rows of other processes)."""
+        revisit = time.monotonic() + REVISIT_SECONDS
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), PRUNE_SECONDS)
+            if time.monotonic() >= revisit:
+                self._unpruned, revisit = True, time.monotonic() + REVISIT_SECONDS
             try:
                 await self.relay_refused()
                 await self._prune_if_written()
