@@ -7,9 +7,9 @@ error, so a typo in the organisatie of an import cannot move another municipalit
 GEMMA objects have no owner; who may import them at all is the matrix's question
 (:func:`hub.api.ownership.check_import_right`). An import names other organisaties (its
 suppliers): it may make one the hub does not hold and keep up what it made, but an organisatie
-another source stated since (its own administrators' publish, another organisation's import) is
-theirs: a row that would change it is a row error and a full run does not withdraw it
-(:func:`taken_over`, :func:`kept_from_withdrawal`). An organisatie row may not give the ``oin``
+another source stated since (its own administrators' publish, another import or connector) is
+left as that source states it: not published, not withdrawn, named in the run's notes
+(:class:`OthersKept`, :func:`kept_from_withdrawal`). An organisatie row may not give the ``oin``
 or ``kvkNummer`` another organisatie has (:func:`taken_numbers`), as a publish may not: a number
 names the sources of one organisation (:mod:`hub.services.source_owners`).
 """
@@ -17,6 +17,7 @@ names the sources of one organisation (:mod:`hub.services.source_owners`).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection, Iterable
+from dataclasses import dataclass, field
 from typing import Final
 
 import orjson
@@ -29,7 +30,9 @@ from schemas.landscape.privacy import owner_of
 
 __all__ = [
     "CHECKED_TYPES",
+    "NAMED_OF_OTHERS",
     "Numbers",
+    "OthersKept",
     "Owners",
     "Stored",
     "foreign_objects",
@@ -38,7 +41,6 @@ __all__ = [
     "organisatie_header",
     "stamped",
     "taken_numbers",
-    "taken_over",
 ]
 
 #: ``LandscapeReader.owners``: the stored owner of each key.
@@ -71,39 +73,53 @@ def foreign_problem(key: ObjectKey, owner: str, organisatie: str) -> tuple[str, 
     )
 
 
+#: The object types a run names of other organisations: its suppliers and their applicaties.
+#: A gebruik or koppeling of a run is always its own organisation's (:data:`CHECKED_TYPES`).
+NAMED_OF_OTHERS: Final = frozenset({"organisatie", "applicatie"})
+
+
 def _theirs(stored: StoredObject, organisatie: str, source: str) -> bool:
     """Whether ``stored`` is another organisation's as another source last stated it: then a
-    run of ``source`` for ``organisatie`` may not change or withdraw it. The one rule of both
-    :func:`taken_over` and :func:`kept_from_withdrawal`."""
+    run of ``source`` for ``organisatie`` leaves it as it is. The one rule of both
+    :class:`OthersKept` and :func:`kept_from_withdrawal`."""
     owner = owner_of(stored.objecttype, stored.state)
     return owner is not None and owner != organisatie and stored.provenance.source != source
 
 
-async def taken_over(
-    stored: Stored | None, organisatie: str, source: str, mapped: Iterable[MappedObject]
-) -> dict[ObjectKey, tuple[str, str]]:
-    """Among ``mapped``, the organisaties other than ``organisatie`` that the hub holds as another
-    source last stated them and that the row would change, with their row errors (column,
-    message). A row that states one as it is stored changes nothing (the projector keeps an
-    identical state and its provenance), so a supplier list that names a registered supplier
-    as it is still imports."""
-    others = {(key, data) for kind, key, _, data in mapped if kind == "organisatie" and key != organisatie}
-    if stored is None or not others:
-        return {}
-    found = await stored([("organisatie", key) for key, _ in others])
-    problems: dict[ObjectKey, tuple[str, str]] = {}
-    for key, data in others:
-        held = found.get(("organisatie", key))
-        if held is None or not _theirs(held, organisatie, source) or held.state == orjson.loads(data):
-            continue
-        problems[held.key] = (
-            "id",
-            f"organisatie {key!r} is recorded by another source ({held.provenance.source!r}, as the "
-            f"landscape shows): an import of {organisatie!r} makes the organisaties it names when the "
-            "hub does not hold them and changes only those it made (state it as the hub holds it, or "
-            "leave the row out)",
+@dataclass
+class OthersKept:
+    """The organisaties other than its own that a run named but leaves as another source states
+    them (the organisation's own publish, another import or connector): not published, not
+    withdrawn, named in the run's note. An import names its suppliers, and a supplier that
+    states itself is its own; what the import made and nobody restated since, it keeps up.
+    Not publishing them at all (rather than a row that restates one as stored) also keeps an
+    import from putting back a state the projector has not yet replaced with the supplier's own."""
+
+    #: Object id → the source that states it, in the order first found.
+    named: dict[str, str] = field(default_factory=dict)
+
+    async def find(
+        self, stored: Stored | None, organisatie: str, source: str, mapped: Iterable[MappedObject]
+    ) -> set[ObjectKey]:
+        """Among ``mapped``, the organisaties another source states (one read for the batch)."""
+        keys = {("organisatie", m[1]) for m in mapped if m[0] == "organisatie" and m[1] != organisatie}
+        if stored is None or not keys:
+            return set()
+        theirs = {k: held for k, held in (await stored(keys)).items() if _theirs(held, organisatie, source)}
+        for (_, object_id), held in theirs.items():
+            self.named.setdefault(object_id, held.provenance.source)
+        return set(theirs)
+
+    def note(self) -> str | None:
+        """The run report's note (the first five named), None when there is none."""
+        if not self.named:
+            return None
+        first = ", ".join(f"{i!r} ({src})" for i, src in list(self.named.items())[:5])
+        more = f" and {len(self.named) - 5} more" if len(self.named) > 5 else ""
+        return (
+            f"{len(self.named)} organisatie(s) the rows name are recorded by another source and were "
+            f"left as it states them: {first}{more}; a run changes only the organisaties it made"
         )
-    return problems
 
 
 async def kept_from_withdrawal(
@@ -111,10 +127,11 @@ async def kept_from_withdrawal(
 ) -> set[ObjectKey]:
     """Among ``keys`` a full run of ``source`` no longer read, the objects it may not withdraw:
     another organisation's, as another source stated them since (a supplier the import made,
-    since recorded by the supplier itself)."""
-    if stored is None or not keys:
+    since recorded by the supplier itself). Only :data:`NAMED_OF_OTHERS` are looked up."""
+    named = [k for k in keys if k[0] in NAMED_OF_OTHERS]
+    if stored is None or not named:
         return set()
-    found = await stored(keys)
+    found = await stored(named)
     return {key for key, held in found.items() if _theirs(held, organisatie, source)}
 
 

@@ -47,13 +47,13 @@ from hub.ports.connectors import (
 from hub.services.collector import defer_full_collections, freeze_start_up_heap
 from hub.services.ownership import (
     Numbers,
+    OthersKept,
     Owners,
     Stored,
     foreign_objects,
     foreign_problem,
     organisatie_header,
     taken_numbers,
-    taken_over,
 )
 from hub.services.publishable import ENVELOPE_MARGIN, size_problem
 from hub.services.source_owners import SourceIndex
@@ -133,6 +133,7 @@ class SyncRun:
     ) -> None:
         self.owners, self.force = owners, force  # force: publish every row, whatever the fingerprints
         self.stored = stored  # the landscape's objects: another organisatie's stays as its source left it
+        self.others = OthersKept()
         self._read_numbers = numbers  # the organisaties' numbers: a row may not give another's
         self._numbers: SourceIndex | None = None  # read at the first batch that asks, once a run
         self.connector, self.scope, self.owner = connector, scope, owner
@@ -198,6 +199,8 @@ class SyncRun:
                 await inflight  # what was published is recorded, whatever happened since
         if complete and self.connector.full:
             await self._withdraw()
+        if note := self.others.note():
+            self.tally.notes.append(note)
         return self.tally
 
     def _reject(
@@ -297,21 +300,25 @@ class SyncRun:
                 self._reject(record, problems, pending, mapped, fp)
                 continue
             valid.append((record, mapped))
-        foreign = await foreign_objects(self.owners, s.organisatie, (m[:2] for _, ms in valid for m in ms))
+        flat = [m for _, ms in valid for m in ms]
+        foreign = await foreign_objects(self.owners, s.organisatie, (m[:2] for m in flat))
         numbers = self._numbers_once if self._read_numbers is not None else None
-        numbered = await taken_numbers(numbers, (m for _, ms in valid for m in ms))
-        taken = await taken_over(self.stored, s.organisatie, s.source, (m for _, ms in valid for m in ms))
+        numbered = await taken_numbers(numbers, flat)
+        kept = await self.others.find(self.stored, s.organisatie, s.source, flat)  # left as they are
         objects: dict[Key, MappedObject] = {}
         rows = dict(b.skipped)
         for record, mapped in valid:
-            if foreign or numbered or taken:
+            if foreign or numbered:
                 keys = [(m[0], m[1]) for m in mapped]
                 problems = [foreign_problem(k, foreign[k], s.organisatie) for k in keys if k in foreign]
-                problems += [taken[k] for k in keys if k in taken]
                 problems += [problem for k in keys for problem in numbered.get(k, ())]
                 if problems:
                     self._reject(record, problems, pending, mapped)
                     continue
+            if kept and (left := [m for m in mapped if (m[0], m[1]) in kept]):
+                seen += [(m[0], m[1]) for m in left]
+                counts.update((m[0], "unchanged") for m in left)
+                mapped = [m for m in mapped if (m[0], m[1]) not in kept]
             if again := repeated(mapped, objects, b.skipped, rows):
                 self._reject(record, again, pending, mapped)
                 continue

@@ -108,6 +108,7 @@ async def test_owners_names_the_owning_organisation_of_each_stored_object(filled
 
 async def test_objects_gives_each_stored_object_as_get_does(filled: Harness) -> None:
     keys = [("organisatie", "org-2"), ("gebruik", "g-1"), ("koppeling", "k-3"), ("gebruik", "nope")]
+    keys += [("melding", "m-1")]  # a connector's own kind, never in the landscape
     found = await filled.reader.objects(keys)
     assert set(found) == {("organisatie", "org-2"), ("gebruik", "g-1"), ("koppeling", "k-3")}
     for (objecttype, object_id), stored in found.items():

@@ -112,13 +112,13 @@ async def test_an_organisatie_row_may_not_give_another_organisaties_oin(
     assert error["column"] == "oin" and f"gem-{taken}" in error["message"], error
 
 
-async def test_an_import_changes_only_the_organisaties_it_made_and_withdraws_none_another_source_stated(
+async def test_an_import_changes_only_the_organisaties_it_made_and_leaves_the_others_as_their_source_states(
     client: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
     """An import names its suppliers: it makes the ones the hub does not hold and keeps up what
     it made, but a supplier that recorded itself (or that another source stated since) is its
-    own: a row that would change it is a row error, stating it as stored is fine, and a full run
-    that no longer lists it does not withdraw it."""
+    own: the import leaves it as it is (publishes nothing for it, names it in its notes), and a
+    full run that no longer lists it does not withdraw it."""
     n = random.randrange(10**9)
     own, made = f"lev-own-{n}", f"lev-made-{n}"
 
@@ -150,32 +150,33 @@ async def test_an_import_changes_only_the_organisaties_it_made_and_withdraws_non
 
     await publish_itself(own, "Eigen Naam B.V.")
     first = await imported((own, "Andere Naam"), (made, "Gemaakt"))
-    assert first["counts"] == {**first["counts"], "published": 1, "invalid": 1}, first
-    [error] = first["errors"]
-    assert error["column"] == "id", error
-    assert f"organisatie {own!r} is recorded by another source ('urn:nld:{own}'" in error["message"]
+    assert first["counts"] == {**first["counts"], "published": 1, "unchanged": 1, "invalid": 0}, first
+    assert first["notes"] == [
+        f"1 organisatie(s) the rows name are recorded by another source and were left as it states "
+        f"them: {own!r} (urn:nld:{own}); a run changes only the organisaties it made"
+    ]
 
     async def made_stored() -> bool:
         return ((await organisatie(made)) or {}).get("naam") == "Gemaakt"
 
     await eventually(made_stored, what="the supplier the import made")
-    again = await imported((own, "Eigen Naam B.V."), (made, "Gemaakt en hernoemd"))
-    assert again["counts"] == {**again["counts"], "published": 2, "invalid": 0}, again
+    again = await imported((own, "Andere Naam"), (made, "Gemaakt en hernoemd"))
+    assert again["counts"] == {**again["counts"], "published": 1, "unchanged": 1, "invalid": 0}, again
 
     async def renamed() -> bool:
         return ((await organisatie(made)) or {}).get("naam") == "Gemaakt en hernoemd"
 
     await eventually(renamed, what="the supplier the import made, renamed by it")
-    assert ((await organisatie(own)) or {})["naam"] == "Eigen Naam B.V."
+    assert ((await organisatie(own)) or {})["naam"] == "Eigen Naam B.V."  # published only for `made`
 
     await publish_itself(made, "Zelf Geregistreerd")  # the supplier the import made records itself
     full = await imported((own, "Eigen Naam B.V."), mode="full")
     assert full["counts"] == {**full["counts"], "withdrawn": 0, "invalid": 0}, full
-    assert full["notes"] == [
+    assert full["notes"][0] == (
         "1 object(s) of other organisations no longer read were not withdrawn: another source recorded "
         f"them since (organisatie {made!r})"
-    ]
-    assert first["notes"] == []
+    )
+    assert len(full["notes"]) == 2 and repr(own) in full["notes"][1]  # and `own` left as it is
     signed_in = {"Cookie": "koppelhub_console=" + auth["Authorization"].removeprefix("Bearer ")}
     page = await client.get(f"/console/imports/{full['id']}", headers=signed_in)
     assert page.status_code == 200 and "another source recorded them since" in page.text, page.text

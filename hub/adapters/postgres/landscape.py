@@ -222,7 +222,8 @@ class PostgresLandscapeStore:
         with translate_db_errors():
             async with self._engine.connect() as conn:
                 for objecttype, ids in _by_type(keys).items():
-                    table = LANDSCAPE_TABLES[objecttype]
+                    if (table := LANDSCAPE_TABLES.get(objecttype)) is None:
+                        continue  # not a landscape type (a connector's own kind): not stored here
                     for row in await conn.execute(select(table).where(table.c.id.in_(_json_ids(ids)))):
                         found[(objecttype, row.id)] = _to_object(objecttype, row)
         return found
