@@ -16,7 +16,7 @@ names the sources of one organisation (:mod:`hub.services.source_owners`).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -35,6 +35,7 @@ __all__ = [
     "OthersKept",
     "Owners",
     "Stored",
+    "first_named",
     "foreign_objects",
     "foreign_problem",
     "kept_from_withdrawal",
@@ -114,12 +115,17 @@ class OthersKept:
         """The run report's note (the first five named), None when there is none."""
         if not self.named:
             return None
-        first = ", ".join(f"{i!r} ({src})" for i, src in list(self.named.items())[:5])
-        more = f" and {len(self.named) - 5} more" if len(self.named) > 5 else ""
+        named = first_named([f"{i!r} ({src})" for i, src in self.named.items()])
         return (
             f"{len(self.named)} organisatie(s) the rows name are recorded by another source and were "
-            f"left as it states them: {first}{more}; a run changes only the organisaties it made"
+            f"left as it states them: {named}; a run changes only the organisaties it made"
         )
+
+
+def first_named(names: Sequence[str], shown: int = 5) -> str:
+    """A run note's list: the first ``shown`` of ``names``, and how many more there are."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 async def kept_from_withdrawal(

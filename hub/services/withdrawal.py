@@ -19,7 +19,7 @@ from connectors.base import Connector
 from connectors.events import ingetrokken_event
 from hub.ports import EventLog
 from hub.ports.connectors import BatchCommit, FingerprintStore, Key, Owner, Published, SyncScope
-from hub.services.ownership import Stored, kept_from_withdrawal
+from hub.services.ownership import Stored, first_named, kept_from_withdrawal
 
 if TYPE_CHECKING:
     from hub.services.sync_rows import Tally
@@ -86,9 +86,8 @@ async def withdraw_unseen(
 
 def _kept_note(kept: Collection[Key]) -> str:
     """The run report's note on what it did not withdraw (the first five named)."""
-    named = ", ".join(f"{objecttype} {object_id!r}" for objecttype, object_id in sorted(kept)[:5])
-    more = ", …" if len(kept) > 5 else ""
+    named = first_named([f"{objecttype} {object_id!r}" for objecttype, object_id in sorted(kept)])
     return (
         f"{len(kept)} object(s) of other organisations no longer read were not withdrawn: another "
-        f"source recorded them since ({named}{more})"
+        f"source recorded them since ({named})"
     )

@@ -16,9 +16,11 @@ from connectors.registry import create
 from hub.adapters.memory import InMemoryConnectorTables, InMemoryEventLog, InMemoryFingerprintStore
 from hub.ports.connectors import BatchCommit, Owner, Published, SyncScope
 from hub.ports.landscape import ObjectKey, Provenance, StoredObject
+from hub.services.ownership import first_named
 from hub.services.sync_rows import Tally
 from hub.services.withdrawal import withdraw_unseen
 from schemas.bindings import from_kafka_record
+from schemas.landscape.privacy import OWNER_FIELDS
 
 ORG = "gem-a"
 SCOPE = SyncScope("urn:nl:koppelhub:test:import:gem-a", ORG, "import:gem-a")
@@ -30,12 +32,14 @@ PUBLISHED: dict[ObjectKey, tuple[str, str] | None] = {
     ("organisatie", "lev-made"): ("lev-made", SCOPE.source),  # as this import made it: withdrawn
     ("organisatie", ORG): (ORG, "urn:nld:gem-a:zaken"),  # its own organisatie: withdrawn
     ("gebruik", "g-1"): (ORG, "urn:nld:gem-a:zaken"),  # its own gebruik, from another source too
+    ("applicatie", "app-self"): ("lev-self", "urn:nld:lev-self"),  # the aanbieder stated it: kept
+    ("applicatie", "app-made"): ("lev-made", SCOPE.source),  # as this import made it: withdrawn
     ("organisatie", "lev-gone"): None,  # gone already: withdrawn (the projector ignores it)
 }
 
 
 def stored_as(key: ObjectKey, owner: str, source: str) -> StoredObject:
-    field = "id" if key[0] == "organisatie" else "afnemer"
+    field = OWNER_FIELDS[key[0]]
     state: dict[str, Any] = {"id": key[1], field: owner}
     return StoredObject(key[0], key[1], state, Provenance(source, "e-1", None, None, 1))
 
@@ -63,17 +67,18 @@ async def test_a_full_run_keeps_only_another_organisations_object_another_source
     tmp_path: Path,
 ) -> None:
     store, log, connector = await published_all(tmp_path)
-    tally, run, types = Tally(), uuid.uuid4(), {"organisatie", "gebruik"}
+    tally, run, types = Tally(), uuid.uuid4(), {"organisatie", "gebruik", "applicatie"}
 
     await withdraw_unseen(connector, SCOPE, OWNER, store, log, run, tally, types, landscape)
 
     events = [from_kafka_record(r.key, r.value, r.headers) for p in log.partitions for r in p]
-    assert sorted(e.subject or "" for e in events) == sorted(["lev-made", ORG, "g-1", "lev-gone"])
+    withdrawn = ["lev-made", ORG, "g-1", "lev-gone", "app-made"]
+    assert sorted(e.subject or "" for e in events) == sorted(withdrawn)
     assert {e.type.rsplit(".", 2)[-2] for e in events} == {"ingetrokken"}
-    assert tally.withdrawn == 4
+    assert tally.withdrawn == len(withdrawn)
     assert tally.notes == [
-        "1 object(s) of other organisations no longer read were not withdrawn: another source "
-        "recorded them since (organisatie 'lev-self')"
+        "2 object(s) of other organisations no longer read were not withdrawn: another source "
+        "recorded them since (applicatie 'app-self', organisatie 'lev-self')"
     ]
     # Forgotten by the scope: the next full run has nothing left to withdraw, and says nothing.
     again = Tally()
@@ -84,6 +89,11 @@ async def test_a_full_run_keeps_only_another_organisations_object_another_source
 
 async def test_without_the_landscape_a_full_run_withdraws_all_it_no_longer_read(tmp_path: Path) -> None:
     store, log, connector = await published_all(tmp_path)
-    tally, types = Tally(), {"organisatie", "gebruik"}
+    tally, types = Tally(), {"organisatie", "gebruik", "applicatie"}
     await withdraw_unseen(connector, SCOPE, OWNER, store, log, uuid.uuid4(), tally, types)
     assert tally.withdrawn == len(PUBLISHED) and tally.notes == []
+
+
+def test_a_run_note_names_the_first_five_and_counts_the_rest() -> None:
+    assert first_named(["a", "b"]) == "a, b"
+    assert first_named([f"o{i}" for i in range(7)]) == "o0, o1, o2, o3, o4 and 2 more"
