@@ -277,7 +277,7 @@ def test_a_killed_run_leaves_no_role_process_behind(tmp_path: Path) -> None:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
             wait_ready(client, proc)
         children = [pid for _roles, pid in role_children(proc.pid)]
-        assert len(children) == 2
+        assert len(children) == 3  # intake, work, spare dispatcher
         proc.kill()
         proc.wait()
         for pid in children:
