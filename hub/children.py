@@ -7,8 +7,10 @@ broker and database addresses in its environment and the socket inherited:
 - **intake** children (``api`` and ``connectors``): ``KOPPELHUB_WORKERS - 1`` of them, all
   accepting on the one socket the parent bound (the kernel spreads the connections);
 - **work** children (``projector`` and ``dispatcher``): ``KOPPELHUB_WORK_PROCESSES`` of them
-  (default one), each ``KOPPELHUB_WORK_NICE`` steps below the intake children's CPU priority
-  (:func:`_lowered`: when the machine is full, publishing goes first). Their projector
+  (default one), and ``KOPPELHUB_DISPATCH_PROCESSES`` **dispatch** children (``dispatcher``
+  alone, default one) that take the deliveries the work children's dispatchers have no room for
+  (:mod:`hub.services.dispatcher_wakeup`); each ``KOPPELHUB_WORK_NICE`` steps below the intake
+  children's CPU priority (:func:`_lowered`: when the machine is full, publishing goes first). Their projector
   members are members of the one consumer group (the group splits the partitions among all of
   them; a rebalance replays uncommitted records, which the dedupe skips), and their
   dispatchers share the outbox through ``SKIP LOCKED`` claims with a lease. Per-key order holds
@@ -56,6 +58,7 @@ from hub.embedded import Infrastructure
 log = structlog.get_logger(__name__)
 
 INTAKE_ROLES: tuple[str, ...] = ("api", "connectors")
+DISPATCH_ROLES: tuple[str, ...] = ("dispatcher",)
 WORK_ROLES: tuple[str, ...] = ("projector", "dispatcher")
 #: How long the children may take to start (open adapters, relay the write-ahead log).
 START_SECONDS = 120.0
@@ -70,10 +73,12 @@ INTAKE_RESTART_SECONDS = 20.0
 TEND_SECONDS = 0.5
 
 
-def role_groups(workers: int, work: int = 1) -> list[tuple[str, ...]]:
-    """The roles of each child: ``workers - 1`` intake children (at least one) and ``work``
-    work children (``KOPPELHUB_WORKERS`` and ``KOPPELHUB_WORK_PROCESSES``)."""
-    return [INTAKE_ROLES] * max(1, workers - 1) + [WORK_ROLES] * max(1, work)
+def role_groups(workers: int, work: int = 1, dispatch: int = 0) -> list[tuple[str, ...]]:
+    """The roles of each child: ``workers - 1`` intake children (at least one), ``work`` work
+    children and ``dispatch`` dispatch children (``KOPPELHUB_WORKERS``,
+    ``KOPPELHUB_WORK_PROCESSES``, ``KOPPELHUB_DISPATCH_PROCESSES``)."""
+    intake, working = [INTAKE_ROLES] * max(1, workers - 1), [WORK_ROLES] * max(1, work)
+    return intake + working + [DISPATCH_ROLES] * max(0, dispatch)
 
 
 def _death_signal(parent: int) -> Callable[[], None] | None:
@@ -163,8 +168,9 @@ class Children:
         work: int = 1,
         work_nice: int = 0,
         inherited: Mapping[str, int] | None = None,
+        dispatch: int = 0,
     ):
-        self.children = [Child(roles) for roles in role_groups(workers, work)]
+        self.children = [Child(roles) for roles in role_groups(workers, work, dispatch)]
         self._listener = listener
         self._env = os.environ | {
             "KOPPELHUB_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
@@ -191,6 +197,8 @@ class Children:
         pass_fds = [fd] if "api" in child.roles else []
         if "api" in child.roles:
             command += ["--listen-fd", str(fd)]
+        if child.roles == DISPATCH_ROLES:
+            command.append("--spare")
         pass_fds += self._inherited
         read_end, write_end = os.pipe()
         command += ["--ready-fd", str(write_end)]

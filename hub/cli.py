@@ -35,7 +35,8 @@ def main() -> None:
 def run() -> None:
     """Run every role (embedded broker and database unless configured), spread over
     KOPPELHUB_WORKERS processes (default: one per core): KOPPELHUB_WORKERS - 1 for the API and
-    connectors, KOPPELHUB_WORK_PROCESSES (default 1) for the projector and dispatcher."""
+    connectors, KOPPELHUB_WORK_PROCESSES (default 1) for the projector and dispatcher, and
+    KOPPELHUB_DISPATCH_PROCESSES (default 1) dispatchers for what they have no room for."""
     serve(ROLES)
 
 
@@ -67,7 +68,8 @@ def connectors() -> None:
 @click.option("--roles", required=True, help="Comma-separated roles of this child.")
 @click.option("--listen-fd", type=int, default=None, help="The API socket the parent bound.")
 @click.option("--ready-fd", type=int, default=None, help="Where to write 'ready' once started.")
-def worker(roles: str, listen_fd: int | None, ready_fd: int | None) -> None:
+@click.option("--spare", is_flag=True, help="A spare dispatcher (KOPPELHUB_DISPATCH_PROCESSES).")
+def worker(roles: str, listen_fd: int | None, ready_fd: int | None, spare: bool) -> None:
     """A child of ``koppelhub run`` (hub/children.py): the given roles on the parent's broker,
     database and socket; the parent announces, migrates and owns the data dir."""
     settings = load_settings()
@@ -77,10 +79,11 @@ def worker(roles: str, listen_fd: int | None, ready_fd: int | None) -> None:
     sockets = [socket.socket(fileno=listen_fd)] if listen_fd is not None else None
     died: list[str] = []
     last_resort = LastResort()
+    process = run_process(
+        settings, infra, wanted, None, died, last_resort, sockets=sockets, ready_fd=ready_fd, spare=spare
+    )
     try:
-        run_loop(
-            run_process(settings, infra, wanted, None, died, last_resort, sockets=sockets, ready_fd=ready_fd)
-        )
+        run_loop(process)
     except KoppelhubError as e:
         raise click.ClickException(str(e)) from e
     finally:

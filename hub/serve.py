@@ -185,6 +185,7 @@ def _run_children(
         settings.work_processes,
         settings.work_nice,
         inherited=None if relay is None else {RELAY_FD_ENV: relay.child_end.fileno()},
+        dispatch=settings.dispatch_processes,
     )
     try:
         children.start()
@@ -296,10 +297,12 @@ async def run_process(
     sockets: list[socket.socket] | None = None,
     ready_fd: int | None = None,
     asked: threading.Event | None = None,
+    spare: bool = False,
 ) -> list[str]:
     hub = HubProcess(
         settings, infra.kafka_bootstrap, infra.database_url, roles, embedded_broker=infra.broker is not None
     )
+    hub.spare = spare
     hub.sockets = sockets
     loop = asyncio.get_running_loop()
 
@@ -391,7 +394,7 @@ def _announce_children(
         f"Koppelhub is running ({', '.join(ROLES)}) in {len(children.children)} processes.",
         *_api_lines(base, settings, new_token),
         *_service_lines(settings, infra),
-        f"  Roles:    {groups} (KOPPELHUB_WORKERS, KOPPELHUB_WORK_PROCESSES)",
+        f"  Roles:    {groups} (KOPPELHUB_WORKERS, KOPPELHUB_WORK_PROCESSES, KOPPELHUB_DISPATCH_PROCESSES)",
         "Stop with Ctrl-C.",
     ]
     click.echo("\n".join(lines))

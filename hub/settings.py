@@ -282,6 +282,12 @@ class Settings(BaseSettings):
         ge=1,
         description="Projector and dispatcher processes of `koppelhub run` when KOPPELHUB_WORKERS > 1.",
     )
+    dispatch_processes: int = Field(
+        default=1,
+        ge=0,
+        description="Dispatcher-only processes of `koppelhub run` when KOPPELHUB_WORKERS > 1: they take "
+        "the deliveries the projector and dispatcher processes have no room for.",
+    )
     work_nice: int = Field(
         default=10,
         ge=0,

@@ -89,6 +89,13 @@ class FlowControl:
     ahead: bool = False
     _flows: dict[uuid.UUID, _Flow] = field(default_factory=dict)
 
+    @staticmethod
+    def own_limits(cap: int | None, rate: float | None) -> bool:
+        """Whether a subscription limits its sink itself (``maxConcurrency``, ``maxRate`` or the
+        sink's ``WebHook-Allowed-Rate``): a spare dispatcher leaves it to the others, so that
+        its limits are kept by one dispatcher as set (claims.py ``sized``, ``:spare``)."""
+        return cap is not None or rate is not None
+
     def idle_room(self, cap: int | None, rate: float | None) -> int:
         """What a claim gives a subscription that :meth:`room` did not list (idle here): its
         cap, and no more than its rate's burst. The outbox applies it (claims.py ``sized``)."""

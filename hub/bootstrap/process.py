@@ -53,7 +53,7 @@ from hub.services.collector import freeze_start_up_heap
 from hub.services.connectors import ConnectorRunner
 from hub.services.delivery_policy import RetryPolicy
 from hub.services.dispatcher import Dispatcher
-from hub.services.dispatcher_wakeup import Beside
+from hub.services.dispatcher_wakeup import Beside, wakes
 from hub.services.landscape import DerivedEvents
 from hub.services.projector import Projector
 from hub.services.retention import run_retention
@@ -110,6 +110,10 @@ class HubProcess(Supervisor):
         self.log_listener: ChannelListener | None = None
         #: Which outbox NOTIFYs wake this process's dispatcher, when it runs beside a projector.
         self.wakeups: Beside | None = None
+        #: A spare dispatcher (a dispatch child of ``run``, hub/services/dispatcher_wakeup.py):
+        #: it wakes only when a work process's dispatcher has no room, and leaves the
+        #: subscriptions that limit their sink to those.
+        self.spare = False
         #: Listening sockets the API serves on instead of binding its own (a child of a
         #: multi-process ``run`` shares its parent's, hub/children.py).
         self.sockets: list[socket.socket] | None = None
@@ -252,7 +256,7 @@ async def _wire_projector(hub: HubProcess, w: Wiring) -> None:
 async def _wire_dispatcher(hub: HubProcess, w: Wiring) -> None:
     assert hub.engine is not None
     d = hub.settings.delivery
-    listener = OutboxListener(hub.database_url, hub.wakeups.wakes if hub.wakeups else None)
+    listener = OutboxListener(hub.database_url, wakes if hub.wakeups or hub.spare else None)
     await listener.start()
     w.closers.append(listener.stop)
     sender = WebhookSender(
@@ -278,6 +282,7 @@ async def _wire_dispatcher(hub: HubProcess, w: Wiring) -> None:
         disable_after_seconds=d.disable_after_seconds,
         default_concurrency=d.max_concurrency_per_subscription,
         holder=holder.key,
+        spare=hub.spare,
     )
     policy = RetryPolicy(
         RetrySchedule.of(d.retry_schedule, jitter=d.retry_jitter),

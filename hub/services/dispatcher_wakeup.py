@@ -11,17 +11,19 @@ event from 2.7-3.4 to 4.4-4.6 ms).
 process in the NOTIFY's payload (:meth:`Beside.payload`) and, once the rows are committed,
 wakes that dispatcher itself, in the process (:meth:`Beside.committed`: no round trip through
 PostgreSQL, so it claims before a sibling's claim could take the rows). Every dispatcher beside
-a projector of its own skips a named NOTIFY (:meth:`Beside.wakes`). When its dispatcher would
+a projector of its own skips a named NOTIFY (:func:`wakes`). When its dispatcher would
 not claim now (full, stopping, not started), the payload is empty and every dispatcher wakes by
-the NOTIFY, as before. A dispatcher without a projector beside it (``koppelhub dispatcher``, the
-roles run apart) has no rule and wakes for every NOTIFY, named or not, and so does every
-dispatcher for the NOTIFYs of the API (a retry, a resume: empty payloads).
-
-What this may cost, never more: rows whose dispatcher cannot take them after all (it filled up
-between the payload and the commit) wait until it has room again or another dispatcher's next
-claim, at the latest its poll (``KOPPELHUB_DELIVERY_POLL_SECONDS``). A wake-up is only a hint:
-any claim takes any due row, in per-key order (the claim SQL), so which dispatcher claims a row
-never changes what is delivered or in which order.
+the NOTIFY, as before. A dispatcher without a projector beside it wakes for every NOTIFY,
+named or not (``koppelhub dispatcher``, the roles run apart), except a **spare** one: a dispatch
+child of ``run`` (``KOPPELHUB_DISPATCH_PROCESSES``, ``koppelhub worker --spare``). It skips the
+named NOTIFYs, whose rows the named process claims at once, and wakes for the rest, which a work
+process's projector sends exactly when its own dispatcher has no room (a backlog, a fan-out, a
+slow sink): at low rates it sleeps, under load it takes what the work processes cannot. It
+claims no delivery of a subscription that limits its sink itself (``maxConcurrency``,
+``maxRate``, ``WebHook-Allowed-Rate``: :meth:`subscriptions.flow.FlowControl.own_limits`),
+since each dispatcher keeps those limits for itself and a sink would get them twice. Why a
+spare dispatcher and not a second work process, with the figures: README "Roles and scaling".
+Every dispatcher wakes for the NOTIFYs of the API (a retry, a resume: empty payloads).
 """
 
 from __future__ import annotations
@@ -58,8 +60,9 @@ class Beside:
         if payload == self.writer:
             self._wake()
 
-    def wakes(self, payload: str) -> bool:
-        """Whether a NOTIFY with ``payload`` wakes this process's dispatcher: only one for
-        everyone; its own projector's named ones wake it in the process (:meth:`committed`),
-        and a sibling's named ones wake the sibling's."""
-        return payload == EVERYONE
+
+def wakes(payload: str) -> bool:
+    """Whether a NOTIFY with ``payload`` wakes a dispatcher: only one for everyone. A named one
+    wakes the named process's dispatcher in that process (:meth:`Beside.committed`); the others,
+    a sibling work process's and every dispatch child, skip it."""
+    return payload == EVERYONE

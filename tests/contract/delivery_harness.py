@@ -45,6 +45,7 @@ class DeliveryHarness:
     _row: Any  # async (delivery id) -> dict
     _make_due: Any  # async () -> None: every open delivery due now (time travel)
     outbox_disabling_after: Any  # (seconds) -> Outbox: one whose failure limit is ``seconds``
+    spare_outbox: Outbox  # a spare dispatcher's (KOPPELHUB_DISPATCH_PROCESSES)
     _offsets: itertools.count[int] = field(default_factory=itertools.count)
 
     async def subscribe(self, **options: Any) -> uuid.UUID:
@@ -142,6 +143,7 @@ async def stores(request: pytest.FixtureRequest) -> AsyncIterator[DeliveryHarnes
             memory_row,
             memory_due,
             memory_outbox,
+            InMemoryOutbox(db, source_urn=HUB, spare=True),
         )
         return
 
@@ -174,6 +176,7 @@ async def stores(request: pytest.FixtureRequest) -> AsyncIterator[DeliveryHarnes
             pg_row,
             pg_due,
             pg_outbox,
+            PostgresOutbox(engine, source_urn=HUB, spare=True),
         )
     finally:
         await engine.dispose()

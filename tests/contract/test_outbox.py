@@ -116,6 +116,22 @@ async def test_an_idle_subscription_gets_its_cap_or_its_rates_burst(stores: Deli
     assert [sum(c.subscription_id == sid for c in claimed) for sid in (plain, capped, rated)] == [5, 3, 2]
 
 
+async def test_a_spare_dispatcher_claims_only_for_subscriptions_that_do_not_limit_their_sink(
+    stores: DeliveryHarness,
+) -> None:
+    # maxConcurrency and maxRate are kept by each dispatcher for itself: a spare one
+    # (KOPPELHUB_DISPATCH_PROCESSES) leaves them to the work processes' dispatchers.
+    plain, capped = await stores.subscribe(), await stores.subscribe(max_concurrency=3)
+    rated = await stores.subscribe(max_rate=2.5)
+    await stores.publish(*(event(f"k{n}", n) for n in range(5)))
+
+    spared = await stores.spare_outbox.claim(20, LEASE)
+    claimed = await stores.outbox.claim(20, LEASE)
+
+    assert {c.subscription_id for c in spared} == {plain} and len(spared) == 5
+    assert [sum(c.subscription_id == sid for c in claimed) for sid in (plain, capped, rated)] == [0, 3, 2]
+
+
 async def test_a_recording_says_whether_a_later_delivery_of_its_key_waits(stores: DeliveryHarness) -> None:
     # The dispatcher claims again after a recording only then (issue 17: no empty claims).
     keyed, unordered = await stores.subscribe(), await stores.subscribe(ordering="none")

@@ -113,20 +113,25 @@ def archived_ids(data_dir: Path) -> list[str]:
         infra.close()
 
 
-INTAKE, WORK = "api,connectors", "projector,dispatcher"
+INTAKE, WORK, DISPATCH = "api,connectors", "projector,dispatcher", "dispatcher"
 
 
 @pytest.mark.parametrize(
-    ("workers", "work", "expected"),
-    [("1", "1", []), ("3", "1", [INTAKE, INTAKE, WORK]), ("2", "2", [INTAKE, WORK, WORK])],
+    ("workers", "work", "dispatch", "expected"),
+    [
+        ("1", "1", "1", []),
+        ("3", "1", "1", [INTAKE, INTAKE, DISPATCH, WORK]),
+        ("2", "2", "0", [INTAKE, WORK, WORK]),
+    ],
 )
 def test_sigterm_after_publishing_drains_every_accepted_event_into_postgresql(
-    tmp_path: Path, workers: str, work: str, expected: list[str]
+    tmp_path: Path, workers: str, work: str, dispatch: str, expected: list[str]
 ) -> None:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "hub", "run"],
-        env=run_env(tmp_path, port, KOPPELHUB_WORKERS=workers, KOPPELHUB_WORK_PROCESSES=work),
+        env=run_env(tmp_path, port, KOPPELHUB_WORKERS=workers, KOPPELHUB_WORK_PROCESSES=work)
+        | {"KOPPELHUB_DISPATCH_PROCESSES": dispatch},
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -180,7 +185,7 @@ def test_a_killed_role_process_is_replaced_and_nothing_accepted_is_lost(tmp_path
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
             wait_ready(client, proc)
             first = role_children(proc.pid)
-            expected = [INTAKE] + [WORK] * int(work)
+            expected = [INTAKE, DISPATCH] + [WORK] * int(work)
             assert [roles for roles, _pid in first] == expected
             # A work process, then the intake one; with two work processes the other one works on.
             for round_, (killed, pid) in enumerate([first[-1], first[0]]):
@@ -272,7 +277,7 @@ def test_a_killed_run_leaves_no_role_process_behind(tmp_path: Path) -> None:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
             wait_ready(client, proc)
         children = [pid for _roles, pid in role_children(proc.pid)]
-        assert len(children) == 2
+        assert len(children) == 3  # intake, work, spare dispatcher
         proc.kill()
         proc.wait()
         for pid in children:

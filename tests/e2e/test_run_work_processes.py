@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.test_run_command import INTAKE, TOKEN, WORK, free_port, run_env
+from tests.e2e.test_run_command import DISPATCH, INTAKE, TOKEN, WORK, free_port, run_env
 from tests.support.hub_api import event, subscribe
 from tests.support.processes import counted_by, role_children
 from tests.support.sink import WebhookSink
@@ -131,11 +131,13 @@ async def test_work_children_run_koppelhub_work_nice_steps_below_the_intake_chil
     env = run_env(tmp_path, port, KOPPELHUB_WORKERS="2", KOPPELHUB_WORK_PROCESSES="2", **extra)
     async with hub_run(env, port, drain=120) as (proc, _):
         children = role_children(proc.pid)
-        assert sorted(roles for roles, _ in children) == [INTAKE, WORK, WORK], children
+        assert sorted(roles for roles, _ in children) == [INTAKE, DISPATCH, WORK, WORK], children
         own = _nice(proc.pid)
-        # The intake children keep run's own priority; each work child is lowered from it.
+        # The intake children keep run's own priority; each work and dispatch child is lowered from it.
         assert {roles: _nice(pid) for roles, pid in children if roles == INTAKE} == {INTAKE: own}
-        assert [_nice(pid) for roles, pid in children if roles == WORK] == [min(19, own + steps)] * 2
+        lowered = [_nice(pid) for roles, pid in children if roles in (WORK, DISPATCH)]
+        assert lowered == [min(19, own + steps)] * 3
         if _autogroup_nice(proc.pid) is not None:  # each child is a session, so an autogroup, of its own
             assert [_autogroup_nice(pid) for roles, pid in children if roles == INTAKE] == [0]
-            assert [_autogroup_nice(pid) for roles, pid in children if roles == WORK] == [steps] * 2
+            lowered = [_autogroup_nice(pid) for roles, pid in children if roles in (WORK, DISPATCH)]
+            assert lowered == [steps] * 3

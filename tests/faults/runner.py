@@ -1,8 +1,9 @@
 """The fault suite's runner: one real ``koppelhub run`` on a data dir, and the kills it takes.
 
 ``koppelhub run`` (``KOPPELHUB_WORKERS`` auto, two processes or more) is a parent that owns the
-embedded broker and PostgreSQL and two kinds of role child: the *work* child (projector and
-dispatcher in one process) and the *intake* children (API and connectors in one process). A
+embedded broker and PostgreSQL and three kinds of role child: the *work* child (projector and
+dispatcher in one process), the *intake* children (API and connectors in one process) and the
+*spare* dispatcher (``KOPPELHUB_DISPATCH_PROCESSES``). A
 SIGKILL of "the projector" is therefore a SIGKILL of the work child, which takes the dispatcher
 with it, and a SIGKILL of "the API" takes the connectors role with it. The kinds below are the
 processes there are:
@@ -12,6 +13,7 @@ kind       SIGKILLed                                               brought back 
 ========== ======================================================= =====================
 work       the projector + dispatcher child                        ``run`` (restarts it)
 intake     the API + connectors child                              ``run`` (restarts it)
+spare      the spare dispatcher child                              ``run`` (restarts it)
 run        the ``run`` parent (children die with it, broker and     the test (a new run)
            PostgreSQL are stopped by their watchdogs)
 power-cut  ``run``, the broker and PostgreSQL at once               the test (a new run)
@@ -45,11 +47,12 @@ from hub.embedded import provision
 from hub.settings import Settings
 from tests.support.processes import role_children
 
-KINDS: tuple[str, ...] = ("work", "intake", "run", "power-cut", "broker", "postgres")
+KINDS: tuple[str, ...] = ("work", "intake", "spare", "run", "power-cut", "broker", "postgres")
 #: What each kind kills, in the issue's words (for the printed figures).
 KILLED = {
     "work": "projector+dispatcher process",
     "intake": "API+connectors process",
+    "spare": "spare dispatcher process",
     "run": "whole run",
     "power-cut": "run+broker+PostgreSQL",
     "broker": "broker",
@@ -101,7 +104,7 @@ def gone(pid: int, within: float = 30.0) -> bool:
     return False
 
 
-ROLES_OF = {"work": "projector,dispatcher", "intake": "api,connectors"}
+ROLES_OF = {"work": "projector,dispatcher", "intake": "api,connectors", "spare": "dispatcher"}
 
 
 class Run:

@@ -1,7 +1,9 @@
 """Which outbox NOTIFY wakes which dispatcher (hub/services/dispatcher_wakeup.py), on the real
 PostgreSQL: a dispatcher beside a projector of its own does not claim for rows whose writer's
 own dispatcher takes them (with two work processes the loser of that race made an empty claim
-per commit, issue 17), and still delivers them on its poll when nobody else does."""
+per commit, issue 17), and still delivers them on its poll when nobody else does; a dispatcher
+without a projector (a dispatch child of ``run``) sleeps while the work process's own dispatcher
+takes its rows and claims once that one has no room."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from hub.adapters.postgres.subscriptions import PostgresSubscriptionStore
 from hub.ports import ClaimedDelivery, LoggedEvent
 from hub.services.delivery_policy import RetryPolicy
 from hub.services.dispatcher import Dispatcher
-from hub.services.dispatcher_wakeup import Beside
+from hub.services.dispatcher_wakeup import Beside, wakes
 from hub.services.projection import apply_events
 from subscriptions.delivery import DeliveryTarget
 from subscriptions.retry import RetrySchedule
@@ -82,16 +84,17 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 @asynccontextmanager
 async def _running(
-    database_url: str, engine: AsyncEngine, rule: Beside, poll_seconds: float
+    database_url: str, engine: AsyncEngine, rule: Beside | None, poll_seconds: float
 ) -> AsyncIterator[tuple[CountingOutbox, Sink]]:
-    """A dispatcher beside a projector (``rule``) on its own listener, started and idle after
-    its first (empty) claim."""
-    listener = OutboxListener(database_url, rule.wakes)
+    """A dispatcher beside a projector (``rule``; None: a dispatcher alone) on its own listener,
+    started and idle after its first (empty) claim."""
+    listener = OutboxListener(database_url, wakes)
     await listener.start()
     outbox, sink, stop = CountingOutbox(engine), Sink(), asyncio.Event()
     policy = RetryPolicy(RetrySchedule.of([1.0]))
     dispatcher = Dispatcher(outbox, sink, policy, listener.wakeup, poll_seconds=poll_seconds)
-    rule.beside(lambda: dispatcher.claiming, listener.wakeup.set)
+    if rule is not None:
+        rule.beside(lambda: dispatcher.claiming, listener.wakeup.set)
     try:
         await asyncio.wait_for(listener.listening.wait(), 20)
         running = asyncio.create_task(dispatcher.run(stop))
@@ -160,3 +163,20 @@ async def test_a_dispatcher_is_woken_in_the_process_by_its_own_projectors_commit
         await sink.until(second)
 
         assert [set(claim) for claim in outbox.claims[1:] if claim] == [first, second]
+
+
+async def test_a_spare_dispatcher_sleeps_while_the_work_processs_dispatcher_claims_and_claims_once_it_is_full(
+    database_url: str, engine: AsyncEngine
+) -> None:
+    room = True
+    work = Beside(lambda: room, writer="a")
+    projector = PostgresProjectionStore(engine, work.payload, work.committed)  # "a" delivers nothing here
+    async with _running(database_url, engine, None, poll_seconds=3600) as (outbox, sink):
+        named = await _project(projector, "k1")  # NOTIFY naming "a": the dispatch child sleeps
+        room = False  # "a"'s dispatcher is full: its projector's next NOTIFY is for everyone
+        marker = await _project(projector, "k2")
+
+        await sink.until(named | marker)
+
+        # Woken once, by the second commit; its claim took the first one's row with it.
+        assert len(outbox.claims) == 2 and set(outbox.claims[1]) == named | marker

@@ -10,7 +10,7 @@ from hub.adapters.memory import InMemoryDatabase, InMemoryOutbox
 from hub.ports import ClaimedDelivery
 from hub.services.delivery_policy import RetryPolicy
 from hub.services.dispatcher import Dispatcher
-from hub.services.dispatcher_wakeup import EVERYONE, Beside
+from hub.services.dispatcher_wakeup import EVERYONE, Beside, wakes
 from subscriptions.retry import RetrySchedule
 from tests.unit.test_dispatcher import FakeClient
 
@@ -24,12 +24,10 @@ def test_a_projector_names_its_process_while_its_dispatcher_would_claim_and_no_o
     assert rule.payload() == EVERYONE
 
 
-def test_a_dispatcher_beside_a_projector_wakes_by_notify_only_for_everyone() -> None:
-    rule = Beside(writer="b")
-
-    assert rule.wakes(EVERYONE)
-    assert not rule.wakes("a")  # the sibling's: its own dispatcher takes them
-    assert not rule.wakes("b")  # its own projector's: woken in the process (committed)
+def test_a_dispatcher_wakes_by_notify_only_for_everyone() -> None:
+    assert wakes(EVERYONE)
+    assert not wakes("a")  # a sibling's or, for a dispatch child, a work process's: its dispatcher takes them
+    assert not wakes("b")  # its own projector's: woken in the process (committed)
 
 
 def test_a_commit_its_projector_named_it_for_wakes_the_dispatcher_in_the_process() -> None:

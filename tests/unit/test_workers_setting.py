@@ -56,6 +56,24 @@ def test_work_processes_add_projector_and_dispatcher_children_beside_the_api_one
     assert role_groups(3, 3) == [("api", "connectors")] * 2 + [work] * 3
 
 
+def test_one_dispatch_process_by_default_and_as_many_as_koppelhub_dispatch_processes_says(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("KOPPELHUB_DISPATCH_PROCESSES", raising=False)
+    assert Settings().dispatch_processes == 1
+    monkeypatch.setenv("KOPPELHUB_DISPATCH_PROCESSES", "0")
+    assert Settings().dispatch_processes == 0
+    monkeypatch.setenv("KOPPELHUB_DISPATCH_PROCESSES", "-1")
+    with pytest.raises(ValidationError, match="dispatch_processes"):
+        Settings()
+
+
+def test_dispatch_processes_add_dispatcher_children_after_the_work_ones() -> None:
+    work, dispatch = ("projector", "dispatcher"), ("dispatcher",)
+    assert role_groups(2, 1, 1) == [("api", "connectors"), work, dispatch]
+    assert role_groups(3, 2, 2) == [("api", "connectors")] * 2 + [work] * 2 + [dispatch] * 2
+
+
 def test_work_processes_run_ten_steps_below_the_api_by_default_and_as_koppelhub_work_nice_says(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

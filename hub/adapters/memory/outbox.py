@@ -26,6 +26,11 @@ from subscriptions.recipients import ORGANISATIE, event_attributes, receives
 PULL_SCAN_LIMIT = 10_000
 
 
+def _rate(s: SubscriptionRow) -> float | None:
+    """The lower of a subscription's ``maxRate`` and its sink's ``WebHook-Allowed-Rate``."""
+    return min((r for r in (s.max_rate, s.allowed_rate) if r is not None), default=None)
+
+
 class InMemoryOutbox:
     """Outbox operations for the dispatcher."""
 
@@ -36,8 +41,10 @@ class InMemoryOutbox:
         source_urn: str = "urn:nld:oin:00000000000000000000:systeem:koppelhub",
         disable_after_seconds: float = 5 * 86_400.0,
         default_concurrency: int = 16,
+        spare: bool = False,
     ):
         self._db = db
+        self._spare = spare
         self._source_urn = source_urn
         self._disable_after = disable_after_seconds
         self._idle_room = FlowControl(default_concurrency).idle_room  # the rule claims.py's SQL applies
@@ -62,8 +69,7 @@ class InMemoryOutbox:
     def _room(self, s: SubscriptionRow, room: Mapping[uuid.UUID, int]) -> int:
         if s.id in room:
             return max(0, room[s.id])
-        rates = [r for r in (s.max_rate, s.allowed_rate) if r is not None]
-        return self._idle_room(s.max_concurrency, min(rates, default=None))
+        return self._idle_room(s.max_concurrency, _rate(s))
 
     async def claim(
         self, limit: int, lease_seconds: float, room: Mapping[uuid.UUID, int] | None = None
@@ -71,7 +77,7 @@ class InMemoryOutbox:
         now = self._db.clock()
         picked: list[tuple[SubscriptionRow, DeliveryRow]] = []
         for s in list(self._db.subscriptions.values()):
-            if s.status != lc.ACTIVE:
+            if s.status != lc.ACTIVE or (self._spare and FlowControl.own_limits(s.max_concurrency, _rate(s))):
                 continue
             picked.extend((s, d) for d in self._claimable(s, now)[: self._room(s, room or {})])
         claimed: list[ClaimedDelivery] = []
@@ -201,7 +207,6 @@ def _claimed(
     accepted_at: datetime | None = None,
 ) -> ClaimedDelivery:
     """``accepted_at``: the twin has no log timestamp; its archive time (on its own clock) stands in."""
-    rates = [r for r in (s.max_rate, s.allowed_rate) if r is not None]
     return ClaimedDelivery(
         id=d.id,
         subscription_id=s.id,
@@ -218,7 +223,7 @@ def _claimed(
         retry_schedule=s.retry_schedule,
         ordering=s.ordering,
         max_concurrency=s.max_concurrency,
-        max_rate=min(rates) if rates else None,
+        max_rate=_rate(s),
         content_mode=s.content_mode,
         auth=s.auth,
         organisatie=s.organisatie,

@@ -21,6 +21,8 @@ __all__ = ["CLAIM", "CLAIM_HEADS"]
 # its free concurrency or claim-ahead room, and rate tokens), else the subscription's own cap and rate's burst
 # (subscriptions.flow.FlowControl.idle_room). Without a rate that is the cap: it was 1
 # (GREATEST(1, NULL)), so a lone event's claim seemed full and the dispatcher claimed again.
+# A spare dispatcher (``:spare``) offers no subscription that limits its sink itself
+# (subscriptions.flow.FlowControl.own_limits).
 _SIZED = f"""room AS (
         SELECT * FROM unnest(CAST(:room_ids AS uuid[]), CAST(:room_sizes AS int[])) AS r(id, size)
     ),
@@ -30,7 +32,8 @@ _SIZED = f"""room AS (
             GREATEST(1, floor(COALESCE(LEAST(s.max_rate, s.allowed_rate), :default_concurrency)))::int
         )) AS room_size
         FROM subscriptions s LEFT JOIN room r ON r.id = s.id
-        WHERE s.status = '{ACTIVE}'
+        WHERE s.status = '{ACTIVE}' AND NOT (CAST(:spare AS boolean) AND (
+            s.max_concurrency IS NOT NULL OR s.max_rate IS NOT NULL OR s.allowed_rate IS NOT NULL))
     ),
 """  # noqa: S608 (lifecycle constants)
 # A subscription without per-key order offers its oldest due rows; one with it, its due rows

@@ -130,8 +130,10 @@ class PostgresOutbox:
         disable_after_seconds: float = 5 * 86_400.0,
         default_concurrency: int = 16,
         holder: int | None = None,
+        spare: bool = False,
     ):
         self._engine = engine
+        self._spare = spare  # a spare dispatcher's: no subscription that limits its sink itself
         self._holder = holder  # written to the leases it takes (lease_holders.py)
         # Each claim and each batch of only delivered attempts is one statement: run as its own
         # transaction, without BEGIN and COMMIT, it is one round trip instead of three.
@@ -154,6 +156,7 @@ class PostgresOutbox:
             "room_sizes": [max(0, n) for n in room.values()],
             "default_concurrency": self._default_concurrency,
             "holder": self._holder,
+            "spare": self._spare,
         }
         with translate_db_errors():
             async with self._autocommit.connect() as conn:
@@ -183,7 +186,7 @@ class PostgresOutbox:
 
 class OutboxListener(ChannelListener):
     """Sets :attr:`wakeup` whenever the projector commits new deliveries (LISTEN/NOTIFY);
-    with ``wanted`` (:meth:`hub.services.dispatcher_wakeup.Beside.wakes`), only for the
+    with ``wanted`` (:func:`hub.services.dispatcher_wakeup.wakes`), only for the
     NOTIFYs whose payload it accepts.
 
     A lost connection is re-opened after a pause; the dispatcher's poll interval covers the gap.
