@@ -90,7 +90,8 @@ class Hub:
 
     def process_groups(self) -> dict[str, list[int]]:
         """Pids per group for :class:`CpuMeter`: hub (``run`` and its API children), work (its
-        projector and dispatcher children, ``KOPPELHUB_WORK_PROCESSES``), broker (Tansu),
+        projector and dispatcher children, ``KOPPELHUB_WORK_PROCESSES``, and its spare dispatchers,
+        ``KOPPELHUB_DISPATCH_PROCESSES``), broker (Tansu),
         postgres, bench. The work children apart: they bound the fan-out and projection phases."""
         spawned = children(self.process.pid)
         postgres: list[int] = []
@@ -101,7 +102,7 @@ class Hub:
         # PostgreSQL watchdog): they are the hub's CPU, the rest of its children is the broker.
         roles = [p for p in spawned if _is_hub_child(p)]
         broker = [p for p in spawned if p not in roles]
-        work = [p for p in roles if "projector" in _roles(p)]
+        work = [p for p in roles if "dispatcher" in _roles(p) or "projector" in _roles(p)]
         hub = [self.process.pid, *(p for p in roles if p not in work)]
         return {"hub": hub, "work": work, "broker": broker, "postgres": postgres, "bench": [os.getpid()]}
 
