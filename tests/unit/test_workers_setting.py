@@ -38,15 +38,22 @@ def test_every_process_beyond_the_first_serves_the_api_and_one_drains() -> None:
     assert role_groups(4) == [("api", "connectors")] * 3 + [("projector", "dispatcher")]
 
 
-def test_one_work_process_by_default_and_as_many_as_koppelhub_work_processes_says(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize(
+    ("variable", "field", "default", "other", "refused"),
+    [
+        ("KOPPELHUB_WORK_PROCESSES", "work_processes", 1, 3, 0),
+        ("KOPPELHUB_DISPATCH_PROCESSES", "dispatch_processes", 1, 0, -1),
+    ],
+)
+def test_one_work_and_one_dispatch_process_by_default_and_as_many_as_their_settings_say(
+    monkeypatch: pytest.MonkeyPatch, variable: str, field: str, default: int, other: int, refused: int
 ) -> None:
-    monkeypatch.delenv("KOPPELHUB_WORK_PROCESSES", raising=False)
-    assert Settings().work_processes == 1
-    monkeypatch.setenv("KOPPELHUB_WORK_PROCESSES", "3")
-    assert Settings().work_processes == 3
-    monkeypatch.setenv("KOPPELHUB_WORK_PROCESSES", "0")
-    with pytest.raises(ValidationError, match="work_processes"):
+    monkeypatch.delenv(variable, raising=False)
+    assert getattr(Settings(), field) == default
+    monkeypatch.setenv(variable, str(other))
+    assert getattr(Settings(), field) == other
+    monkeypatch.setenv(variable, str(refused))
+    with pytest.raises(ValidationError, match=field):
         Settings()
 
 
@@ -54,18 +61,6 @@ def test_work_processes_add_projector_and_dispatcher_children_beside_the_api_one
     work = ("projector", "dispatcher")
     assert role_groups(2, 2) == [("api", "connectors"), work, work]
     assert role_groups(3, 3) == [("api", "connectors")] * 2 + [work] * 3
-
-
-def test_one_dispatch_process_by_default_and_as_many_as_koppelhub_dispatch_processes_says(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.delenv("KOPPELHUB_DISPATCH_PROCESSES", raising=False)
-    assert Settings().dispatch_processes == 1
-    monkeypatch.setenv("KOPPELHUB_DISPATCH_PROCESSES", "0")
-    assert Settings().dispatch_processes == 0
-    monkeypatch.setenv("KOPPELHUB_DISPATCH_PROCESSES", "-1")
-    with pytest.raises(ValidationError, match="dispatch_processes"):
-        Settings()
 
 
 def test_dispatch_processes_add_dispatcher_children_after_the_work_ones() -> None:
