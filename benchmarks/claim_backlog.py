@@ -85,7 +85,8 @@ def _nodes(plan: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
 
 def claim_params(ids: Sequence[Any]) -> dict[str, Any]:
     """The parameters of one :data:`CLAIM` over the subscriptions ``ids``, each with room for
-    :data:`ROOM` deliveries and a 60 s lease, held by dispatcher key 7 (lease_holders.py)."""
+    :data:`ROOM` deliveries and a 60 s lease, held by dispatcher key 7 (lease_holders.py), a
+    work process's dispatcher (not a spare one)."""
     return {
         "limit": ROOM * len(ids),
         "lease": 60.0,
@@ -93,6 +94,7 @@ def claim_params(ids: Sequence[Any]) -> dict[str, Any]:
         "room_ids": list(ids),
         "room_sizes": [ROOM] * len(ids),
         "default_concurrency": ROOM,
+        "spare": False,
     }
 
 
