@@ -17,9 +17,9 @@ the NOTIFY, as before. A dispatcher without a projector beside it wakes for ever
 named or not (``koppelhub dispatcher``, the roles run apart), except a **spare** one: a dispatch
 child of ``run`` (``KOPPELHUB_DISPATCH_PROCESSES``, ``koppelhub worker --spare``). It skips the
 named NOTIFYs, whose rows the named process claims at once, and wakes for the rest, which a work
-process's projector sends exactly when its own dispatcher has no room (a backlog, a fan-out, a
-slow sink): at low rates it sleeps, under load it takes what the work processes cannot. It
-claims no delivery of a subscription that limits its sink itself (``maxConcurrency``,
+process's projector sends exactly when its own dispatcher has no room (more than half its
+concurrency sending: a backlog): at low rates it sleeps, under load it takes what the work
+processes cannot. It claims no delivery of a subscription that limits its sink itself (``maxConcurrency``,
 ``maxRate``, ``WebHook-Allowed-Rate``: :meth:`subscriptions.flow.FlowControl.own_limits`),
 since each dispatcher keeps those limits for itself and a sink would get them twice. Why a
 spare dispatcher and not a second work process, with the figures: README "Roles and scaling".
