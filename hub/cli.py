@@ -79,11 +79,20 @@ def worker(roles: str, listen_fd: int | None, ready_fd: int | None, spare: bool)
     sockets = [socket.socket(fileno=listen_fd)] if listen_fd is not None else None
     died: list[str] = []
     last_resort = LastResort()
-    process = run_process(
-        settings, infra, wanted, None, died, last_resort, sockets=sockets, ready_fd=ready_fd, spare=spare
-    )
     try:
-        run_loop(process)
+        run_loop(
+            run_process(
+                settings,
+                infra,
+                wanted,
+                None,
+                died,
+                last_resort,
+                sockets=sockets,
+                ready_fd=ready_fd,
+                spare=spare,
+            )
+        )
     except KoppelhubError as e:
         raise click.ClickException(str(e)) from e
     finally:
