@@ -152,10 +152,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             seconds = finished - (first or finished)
             cpu = CpuMeter.usage(cpu_start, meter.sample(), seconds)
             own = [b - a for a, b in zip(own_start, _cpu(runner.pids()), strict=True)]
-            wal = await _wal(engine) - wal_start
+            wal = (await _wal(engine))[0] - wal_start[0]
             sizes_end = await _sizes(engine)
         finally:
             await runner.stop()
+        fpi = (await _wal(engine))[1] - wal_start[1]  # after the stop: its processes' statistics flushed
         stats, per_process = runner.totals(), runner.per_process()
         async with engine.connect() as conn:
             stored = {t: (await conn.execute(select(func.count()).select_from(table))).scalar_one()
@@ -180,6 +181,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "derived": stats["derived"], "derived_per_s": stats["derived"] / seconds if seconds > 0 else 0.0,
         "outbox": outbox, "stored": stored, "cores": cpu, "batch_size": args.batch_size,
         "wal_per_event": round(wal / max(stats["applied"], 1), 1),
+        "fpi_per_event": round(fpi / max(stats["applied"], 1), 3),
         "grown_per_event": _grown(sizes_start, sizes_end, stats["applied"]),
         "batches": stats["batches"], "members": args.members, "processes": args.processes,
         "per_process": [
@@ -212,9 +214,12 @@ def _grown(before: dict[str, int], after: dict[str, int], events: int) -> dict[s
     return dict(sorted(((n, round(b, 1)) for n, b in grown.items() if b > 0), key=lambda x: -x[1]))
 
 
-async def _wal(engine: AsyncEngine) -> int:
+async def _wal(engine: AsyncEngine) -> tuple[int, int]:
+    """The write-ahead log's position and how many full-page images it holds so far (a page's
+    first change after a checkpoint is logged whole: ``pg_stat_wal``)."""
     async with engine.connect() as conn:
-        return int((await conn.execute(text(WAL_POSITION_SQL))).scalar_one())
+        position = int((await conn.execute(text(WAL_POSITION_SQL))).scalar_one())
+        return position, int((await conn.execute(text("SELECT wal_fpi FROM pg_stat_wal"))).scalar_one())
 
 
 def _cpu(pids: list[int]) -> list[float]:
@@ -267,6 +272,8 @@ def _wal_lines(r: dict[str, Any]) -> list[str]:
     line = f"  PostgreSQL's write-ahead log per event: {per_event:,.0f} B"
     if insert.get("wal_per_item"):
         line += f", as much as {per_event / insert['wal_per_item']:.1f} rows of the raw insert"
+    if (fpi := r.get("fpi_per_event")) is not None:
+        line += f"; {fpi:.2f} full-page images per event"
     grown = list((r.get("grown_per_event") or {}).items())
     top = ", ".join(f"{name} {size:,.0f} B" for name, size in grown[:6])
     more = f", {len(grown) - 6} more" if len(grown) > 6 else ""
