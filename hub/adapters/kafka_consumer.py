@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -37,6 +37,10 @@ log = structlog.get_logger(__name__)
 #: How long :meth:`KafkaLogConsumer.caught_up` waits for a position (one being reset asks the
 #: broker): longer, and the member is not known to be caught up yet.
 POSITION_S = 0.5
+#: While records flow, how often a member looks at its partitions that returned none for a
+#: position past their end (:meth:`KafkaLogConsumer._rewind_lost_logs`); a poll that returned
+#: nothing looks every time.
+REWIND_LOOK_S = 1.0
 
 
 def decode(
@@ -162,6 +166,7 @@ class KafkaLogConsumer:
         self._membership = Membership(members, client_id, group, settings.topic, wake=self._idling.wake)
         # caught_up(since): the first answer of each partition after ``since`` (_answered_after)
         self._first_answers: tuple[float | None, dict[TopicPartition, int]] = (None, {})
+        self._rewound_at = 0.0  # the last look for a lost log while records flowed (monotonic)
         self._consumer: AIOKafkaConsumer = make_consumer(
             bootstrap, settings, group_id=group, listener=self._membership, client_id=client_id
         )
@@ -223,6 +228,9 @@ class KafkaLogConsumer:
             idling.keep_fetching()
             idling.fed = True
             self._membership.handed({tp.partition: rs[-1].offset + 1 for tp, rs in batch.items() if rs})
+            if time.monotonic() - self._rewound_at >= REWIND_LOOK_S:
+                self._rewound_at = time.monotonic()
+                await self._rewind_lost_logs(skip=batch.keys())
         else:
             await self._rewind_lost_logs()
         if not batch and not idling.never and (looking or idling.quiet()) and not self._look_unanswered():
@@ -236,14 +244,15 @@ class KafkaLogConsumer:
             for r in records
         ]
 
-    async def _rewind_lost_logs(self) -> None:
+    async def _rewind_lost_logs(self, skip: Collection[TopicPartition] = ()) -> None:
         """Read a partition from its start when its end lies below this member's position: the
         broker lost the log (it keeps it in memory and was started again), and the member kept
         its position, or a position of the old log was committed. Kafka answers such a fetch
         "out of range" and aiokafka then starts from the earliest offset; Tansu answers nothing,
         and the member would skip every record below its old position. The dedupe skips what
-        was applied before."""
-        for tp in self._consumer.assignment():
+        was applied before. ``skip``: partitions that just returned records (they are fine);
+        the others are looked at while records flow on those too, not only once none do."""
+        for tp in self._consumer.assignment() - set(skip):
             end = self._consumer.highwater(tp)
             if end is None:
                 continue

@@ -9,15 +9,20 @@ a commit when a rebalance begins under it (``hub.adapters.kafka_membership.Membe
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import itertools
+import time
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
 from hub.adapters.kafka import KafkaEventLog, ensure_topics
 from hub.adapters.kafka_consumer import KafkaLogConsumer
 from hub.embedded import EmbeddedBroker, Infrastructure
 from hub.settings import KafkaSettings
+from schemas.bindings import to_kafka_record
 from tests.integration.test_kafka_idling import NEVER_MS, event, read, settings_for
 
 
@@ -109,3 +114,60 @@ async def test_a_member_whose_position_lies_past_the_end_of_its_partition_reads_
         assert [r.event.id for r in await read(member, 3) if r.event] == ["e-0", "e-1", "e-2"]
     finally:
         await member.stop()
+
+
+async def test_a_partition_past_its_end_is_read_from_the_start_while_records_flow_on_another(
+    infra: Infrastructure,
+) -> None:
+    """The same, with records flowing on the member's other partition all the while: before, the
+    look for a lost log ran only on a poll that returned nothing, so the lost partition waited
+    until the others were drained (a busy hub: for as long as it stayed busy)."""
+    settings = settings_for(infra, NEVER_MS).model_copy(update={"partitions": 2})
+    await ensure_topics(infra.kafka_bootstrap, settings)
+    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap)
+    await producer.start()
+
+    async def send(n: int, partition: int) -> None:
+        record = to_kafka_record(event(n))
+        await producer.send_and_wait(
+            settings.topic, record.value, key=record.key, headers=record.headers, partition=partition
+        )
+
+    async def flow() -> None:  # partition 1 never runs dry while the member reads
+        for n in itertools.count(1_000):
+            await send(n, 1)
+            await asyncio.sleep(0.005)
+
+    flowing: asyncio.Task[None] | None = None
+    try:
+        for n in range(3):
+            await send(n, 0)
+        raw = AIOKafkaConsumer(bootstrap_servers=infra.kafka_bootstrap, group_id=settings.consumer_group)
+        await raw.start()
+        try:  # partition 0 holds 3 records; the group's position there is 20
+            tp = TopicPartition(settings.topic, 0)
+            raw.assign([tp])
+            await raw.commit({tp: OffsetAndMetadata(20, "")})
+        finally:
+            await raw.stop()
+        flowing = asyncio.create_task(flow())
+        member = KafkaLogConsumer(infra.kafka_bootstrap, settings)
+        member.stop_idling()
+        await member.start()
+        try:
+            ids: list[str] = []
+            deadline = time.monotonic() + 30
+            while not {"e-0", "e-1", "e-2"} <= set(ids):
+                assert time.monotonic() < deadline, f"partition 0 unread after {len(ids)} records"
+                # a long wait per poll: as partition 1 keeps getting records, none returns empty
+                got = await member.poll(max_records=20, timeout_s=10)
+                assert got, f"a poll returned nothing after {len(ids)} records"
+                ids += [r.event.id for r in got if r.event]
+        finally:
+            await member.stop()
+    finally:
+        if flowing is not None:
+            flowing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flowing
+        await producer.stop()
