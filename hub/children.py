@@ -10,13 +10,13 @@ broker and database addresses in its environment and the socket inherited:
   (default one), and ``KOPPELHUB_DISPATCH_PROCESSES`` **dispatch** children (``dispatcher``
   alone, default one) that take the deliveries the work children's dispatchers have no room for
   (:mod:`hub.services.dispatcher_wakeup`); each ``KOPPELHUB_WORK_NICE`` steps below the intake
-  children's CPU priority (:func:`_lowered`: when the machine is full, publishing goes first). Their projector
-  members are members of the one consumer group (the group splits the partitions among all of
-  them; a rebalance replays uncommitted records, which the dedupe skips), and their
-  dispatchers share the outbox through ``SKIP LOCKED`` claims with a lease. Per-key order holds
-  across them because the claim takes only a key's head (its open delivery with the smallest
-  archive position) and never a leased one: one process's delivery in flight keeps the key's
-  next delivery from every other process.
+  children's CPU priority (:func:`hub.child_exec.lowered`: when the machine is full, publishing
+  goes first). Their projector members are members of the one consumer group (the group splits
+  the partitions among all of them; a rebalance replays uncommitted records, which the dedupe
+  skips), and their dispatchers share the outbox through ``SKIP LOCKED`` claims with a lease.
+  Per-key order holds across them because the claim takes only a key's head (its open delivery
+  with the smallest archive position) and never a leased one: one process's delivery in flight
+  keeps the key's next delivery from every other process.
 
 Why this split: a publish costs the API most of its CPU and a projected, delivered event
 costs the projector and dispatcher theirs; the two halves meet only in Kafka and PostgreSQL.
@@ -53,6 +53,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from hub.child_exec import death_signal, lowered
 from hub.embedded import Infrastructure
 
 log = structlog.get_logger(__name__)
@@ -79,65 +80,6 @@ def role_groups(workers: int, work: int = 1, dispatch: int = 0) -> list[tuple[st
     ``KOPPELHUB_WORK_PROCESSES``, ``KOPPELHUB_DISPATCH_PROCESSES``)."""
     intake, working = [INTAKE_ROLES] * max(1, workers - 1), [WORK_ROLES] * max(1, work)
     return intake + working + [DISPATCH_ROLES] * max(0, dispatch)
-
-
-def _death_signal(parent: int) -> Callable[[], None] | None:
-    """What a child runs before exec: die by SIGKILL with the parent (Linux ``prctl``), and
-    exit at once if the parent is already gone. Resolved in the parent: the forked child must
-    not import or look anything up."""
-    try:
-        import ctypes
-
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    pr_set_pdeathsig, sigkill = 1, int(signal.SIGKILL)
-
-    def set_death_signal() -> None:
-        prctl(pr_set_pdeathsig, sigkill)
-        if os.getppid() != parent:
-            os._exit(1)
-
-    return set_death_signal
-
-
-def _lowered(preexec: Callable[[], None] | None, nice: int) -> Callable[[], None] | None:
-    """``preexec``, then ``nice`` steps down in CPU priority: what a work child runs before exec
-    (``KOPPELHUB_WORK_NICE``). On a machine the hub fills, the scheduler then gives the API the
-    CPU first and the projector and dispatcher what is left: a publish keeps its answer time,
-    and the work catches up when the load drops (with two work processes on two cores the
-    batch publish halved without it: issue 17).
-
-    Two steps, as Linux shares the CPU twice: between autogroups, then between the processes of
-    one. Each child runs in a session of its own (set up before this runs), and with
-    ``kernel.sched_autogroup_enabled`` (the default of most distributions) a new session is a new
-    autogroup at nice 0 whatever its one process's nice: ``os.nice`` alone changed nothing
-    against the API child. So the child also lowers its autogroup (``/proc/self/autogroup``,
-    lowering needs no privilege); without autogroups that file is absent and ``os.nice`` does
-    it. ``os.nice`` is relative to ``run``'s own priority, which the intake children keep, and
-    is inherited by every thread the child starts."""
-    if nice <= 0:
-        return preexec
-    # Resolved here: the forked child looks nothing up.
-    lower, open_, write, close = os.nice, os.open, os.write, os.close
-    wronly, step = os.O_WRONLY, str(nice).encode()
-
-    def lowered() -> None:
-        if preexec is not None:
-            preexec()
-        lower(nice)
-        try:
-            fd = open_("/proc/self/autogroup", wronly)
-        except OSError:
-            return  # no autogroups: the process's own nice is what counts
-        try:
-            write(fd, step)
-        except OSError:
-            pass  # refused (an older kernel): the process's own nice still holds within its group
-        finally:
-            close(fd)
-
-    return lowered
 
 
 @dataclass
@@ -185,8 +127,8 @@ class Children:
         # given under (the span relay's socket: hub/adapters/span_relay.py).
         self._inherited = list((inherited or {}).values())
         self._env |= {name: str(fd) for name, fd in (inherited or {}).items()}
-        self._preexec = _death_signal(os.getpid())
-        self._work_preexec = _lowered(self._preexec, work_nice)  # KOPPELHUB_WORK_NICE
+        self._preexec = death_signal(signal.SIGKILL, parent=os.getpid())
+        self._work_preexec = lowered(self._preexec, work_nice)  # KOPPELHUB_WORK_NICE
         self.stopping = False
 
     def _spawn(self, child: Child) -> None:

@@ -24,7 +24,6 @@ import socket
 import subprocess
 import time
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from typing import Any
 import structlog
 
 from hub import pg_watchdog
+from hub.child_exec import death_signal
 from hub.errors import ConfigurationError
 from hub.settings import Settings
 
@@ -67,25 +67,6 @@ def _await_exit(pid: int, within: float = 10.0) -> None:
                 os.kill(pid, signal.SIGKILL)
             return
         time.sleep(0.05)
-
-
-def _death_signal() -> Callable[[], None] | None:
-    """What the broker's child runs before exec: ``prctl(PR_SET_PDEATHSIG, SIGTERM)``, so the
-    kernel stops the broker when the process that started it dies, a SIGKILL included, and a
-    killed ``koppelhub run`` leaves no orphaned broker (Linux; elsewhere None). Resolved here,
-    in the parent: the forked child must not import or look up anything."""
-    try:
-        import ctypes
-
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    pr_set_pdeathsig, sigterm = 1, int(signal.SIGTERM)
-
-    def set_death_signal() -> None:
-        prctl(pr_set_pdeathsig, sigterm)
-
-    return set_death_signal
 
 
 def tansu_binary() -> Path:
@@ -141,7 +122,7 @@ class EmbeddedBroker:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # a Ctrl-C reaches us, and we stop the broker last
-                preexec_fn=_death_signal(),
+                preexec_fn=death_signal(signal.SIGTERM),  # a killed run leaves no orphaned broker
             )
         deadline = time.monotonic() + 10
         while not _port_open("127.0.0.1", port):
