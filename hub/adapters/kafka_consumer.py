@@ -253,17 +253,21 @@ class KafkaLogConsumer:
         was applied before. ``skip``: partitions that just returned records (they are fine);
         the others are looked at while records flow on those too, not only once none do."""
         for tp in self._consumer.assignment() - set(skip):
+            # A rebalance during an earlier partition's await may have taken this one: then
+            # aiokafka's highwater asserts and its seek raises; the next look sees the new set.
+            if tp not in self._consumer.assignment():
+                continue
             end = self._consumer.highwater(tp)
             if end is None:
                 continue
             try:
                 async with asyncio.timeout(POSITION_S):
                     position = await self._consumer.position(tp)
+                if position > end:
+                    log.warning("log_lost_read_again", partition=tp.partition, position=position, end=end)
+                    await self._consumer.seek_to_beginning(tp)
             except (TimeoutError, KafkaError):
-                continue
-            if position > end:
-                log.warning("log_lost_read_again", partition=tp.partition, position=position, end=end)
-                await self._consumer.seek_to_beginning(tp)
+                continue  # not assigned any more, or the coordinator erred: the next look tries again
 
     def _look_unanswered(self) -> bool:
         """During a timed look: whether a partition has had no fetch answered since the look
